@@ -1,0 +1,172 @@
+//! The engine's inputs (what the log holds), its outputs (events) and its typed rejections.
+
+use crate::types::{AccountId, JobId, JobSpec, ProviderSpec, Sig, TaskId, TaskReport, Time};
+use serde::{Deserialize, Serialize};
+
+/// A body signed by an account. The signature covers [`Signed::signing_bytes`]: a domain tag naming
+/// the body type, the signer, the nonce and the body, all postcard-encoded — canonical because the
+/// encoding of a typed value is unique.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Signed<T> {
+    pub signer: AccountId,
+    /// Strictly increasing per signer: a request whose nonce is not above the last one seen is a replay.
+    pub nonce: u64,
+    pub body: T,
+    pub signature: Sig,
+}
+
+/// A type that may be signed. The domain keeps a signature over one type from being valid for another.
+pub trait SignedBody: Serialize {
+    const DOMAIN: &'static str;
+}
+
+impl<T: SignedBody> Signed<T> {
+    /// The exact bytes the signature is over.
+    pub fn signing_bytes(signer: &AccountId, nonce: u64, body: &T) -> Vec<u8> {
+        // postcard only fails on a writer error or an unsupported type; neither happens for our
+        // plain data into a Vec, and an empty result would make every signature check fail.
+        postcard::to_stdvec(&(T::DOMAIN, signer, nonce, body)).unwrap_or_default()
+    }
+}
+
+/// State changes an account asks for. These enter the log signed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    /// Register (or re-register, updating the spec) the signer as a provider.
+    RegisterProvider(ProviderSpec),
+    /// The signing provider leaves; its tasks in flight go back to the queue.
+    LeaveProvider,
+    /// Submit a job owned by the signer.
+    SubmitJob(JobSpec),
+    /// Results of tasks the signing provider ran.
+    ReportResults(Vec<TaskReport>),
+    /// The job's owner gives up on it.
+    CancelJob(JobId),
+}
+
+impl SignedBody for Action {
+    const DOMAIN: &'static str = "gridmint/v1/action";
+}
+
+/// Decisions that depend on timing, made by the coordinator (the leader) and logged so that replay
+/// never re-decides them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LeaderCommand {
+    /// Hand these queued tasks to this provider.
+    AssignTasks {
+        provider: AccountId,
+        tasks: Vec<TaskId>,
+    },
+    /// The provider missed its heartbeat deadline.
+    ProviderLost { provider: AccountId },
+    /// The job is past its deadline.
+    ExpireJob { job: JobId },
+}
+
+/// One input to the state machine.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Input {
+    Signed(Signed<Action>),
+    Leader(LeaderCommand),
+}
+
+/// A log entry: an input with the time the leader accepted it at.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entry {
+    pub time: Time,
+    pub input: Input,
+}
+
+/// What happened as a result of an input.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "event")]
+pub enum Event {
+    ProviderRegistered {
+        provider: AccountId,
+        /// Tasks it had in flight before re-registering, now queued again.
+        requeued: Vec<TaskId>,
+    },
+    ProviderLeft {
+        provider: AccountId,
+        requeued: Vec<TaskId>,
+    },
+    ProviderLost {
+        provider: AccountId,
+        requeued: Vec<TaskId>,
+    },
+    JobSubmitted {
+        job: JobId,
+        owner: AccountId,
+        tasks: u32,
+    },
+    TasksAssigned {
+        provider: AccountId,
+        tasks: Vec<TaskId>,
+    },
+    TaskCompleted {
+        task: TaskId,
+        provider: AccountId,
+        fuel_used: u64,
+    },
+    TaskAttemptFailed {
+        task: TaskId,
+        provider: AccountId,
+        reason: String,
+        attempts: u32,
+    },
+    /// A report for a task the provider no longer holds (it was declared lost, the job ended…).
+    ReportIgnored {
+        task: TaskId,
+        provider: AccountId,
+        reason: String,
+    },
+    ReduceQueued {
+        job: JobId,
+    },
+    JobCompleted {
+        job: JobId,
+    },
+    JobFailed {
+        job: JobId,
+        reason: String,
+    },
+}
+
+/// Why an input was refused. A rejected input changes nothing and is never logged.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "rejection", content = "detail")]
+pub enum Rejection {
+    #[error("nonce {got} is not above the last nonce {last} of this account (replayed request?)")]
+    StaleNonce { got: u64, last: u64 },
+    #[error("unknown provider {0}")]
+    UnknownProvider(AccountId),
+    #[error("provider {0} is not active")]
+    ProviderInactive(AccountId),
+    #[error("unknown job {0}")]
+    UnknownJob(JobId),
+    #[error("unknown task {0}")]
+    UnknownTask(TaskId),
+    #[error("job {0} has already ended")]
+    JobEnded(JobId),
+    #[error("only the owner of job {0} may do that")]
+    NotJobOwner(JobId),
+    #[error("task {0} is not queued")]
+    TaskNotQueued(TaskId),
+    #[error("task {task} does not fit provider: {why}")]
+    TaskDoesNotFit { task: TaskId, why: String },
+    #[error("task {0} is listed twice")]
+    DuplicateTask(TaskId),
+    #[error("invalid provider spec: {0}")]
+    InvalidProviderSpec(String),
+    #[error("invalid job spec: {0}")]
+    InvalidJobSpec(String),
+    #[error("empty request: {0}")]
+    Empty(&'static str),
+    #[error("job {job} is not past its deadline {deadline}")]
+    NotExpired { job: JobId, deadline: u64 },
+    #[error("limit exceeded: {0}")]
+    TooLarge(String),
+}

@@ -1,0 +1,25 @@
+//! Gridmint's engine: the deterministic state machine that holds all network state.
+//!
+//! An [`Entry`] (an input plus the time the leader accepted it) goes in through [`State::apply`];
+//! [`Event`]s or a typed [`Rejection`] come out. The engine reads no clock, no random source, no
+//! socket and no file, and does not panic on any input: the same entries always give the same state,
+//! byte for byte, and the same [`State::hash`]. Persistence, replication and simulation are all built
+//! on that one property.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::arithmetic_side_effects,
+        clippy::indexing_slicing,
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic
+    )
+)]
+
+pub mod command;
+pub mod state;
+pub mod types;
+
+pub use command::{Action, Entry, Event, Input, LeaderCommand, Rejection, Signed, SignedBody};
+pub use state::{EngineConfig, Job, JobStatus, Provider, ProviderStatus, State, Task, TaskState};
+pub use types::*;

@@ -1,0 +1,818 @@
+//! The network state and the one function that changes it: [`State::apply`].
+//!
+//! `apply` validates an input completely before it mutates anything, so a rejected input leaves the
+//! state — and its hash — exactly as it was. Every collection is ordered (`BTreeMap`/`BTreeSet`), so
+//! the postcard encoding of the state, and hence [`State::hash`], is a pure function of the inputs.
+
+use crate::command::{Action, Entry, Event, Input, LeaderCommand, Rejection, Signed};
+use crate::types::{
+    AccountId, Aggregate, Hash, InputFile, JobId, JobSpec, Limits, OutputSource, ProviderSpec,
+    TaskDescriptor, TaskId, TaskOutcome, TaskReport, TaskSpec, Time, part_name, valid_file_name,
+};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Bounds on what one job may ask for. Part of the state so that replay uses the rules in force.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EngineConfig {
+    pub max_tasks_per_job: u32,
+    pub max_args_bytes_per_task: u64,
+    pub max_fuel: u64,
+    pub max_memory_bytes: u64,
+    pub max_wall_ms: u64,
+    /// Failed runs of one task before its job fails (BOINC's max_error_results).
+    pub max_attempts: u32,
+    pub max_tasks_per_assignment: u32,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            max_tasks_per_job: 1_000_000,
+            max_args_bytes_per_task: 64 * 1024,
+            max_fuel: 1_000_000_000_000,
+            max_memory_bytes: 4 << 30,
+            max_wall_ms: 24 * 3600 * 1000,
+            max_attempts: 3,
+            max_tasks_per_assignment: 4096,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Account {
+    /// Highest nonce used in a logged action.
+    pub nonce: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProviderStatus {
+    Active,
+    Lost,
+    Left,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProviderStats {
+    pub tasks_completed: u64,
+    pub tasks_failed: u64,
+    pub fuel_used: u64,
+    pub times_lost: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Provider {
+    pub id: AccountId,
+    pub spec: ProviderSpec,
+    pub status: ProviderStatus,
+    pub registered_at: Time,
+    pub running: BTreeSet<TaskId>,
+    pub stats: ProviderStats,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "state")]
+pub enum TaskState {
+    Queued,
+    Running { provider: AccountId, since: Time },
+    Done,
+    Failed,
+    /// The job ended before this task finished.
+    Dropped,
+}
+
+/// The accepted result of a task.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskResult {
+    pub provider: AccountId,
+    pub output_hash: Hash,
+    pub output_size: u64,
+    pub fuel_used: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Task {
+    pub state: TaskState,
+    /// Runs that ended in failure.
+    pub failures: u32,
+    pub result: Option<TaskResult>,
+    pub last_error: Option<String>,
+}
+
+impl Task {
+    fn new() -> Task {
+        Task {
+            state: TaskState::Queued,
+            failures: 0,
+            result: None,
+            last_error: None,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "status")]
+pub enum JobStatus {
+    /// Map tasks in progress.
+    Running,
+    /// All map tasks done; the reduce task is queued or running.
+    Reducing,
+    Completed,
+    Failed { reason: String },
+    Cancelled,
+}
+
+impl JobStatus {
+    pub fn is_finished(&self) -> bool {
+        matches!(
+            self,
+            JobStatus::Completed | JobStatus::Failed { .. } | JobStatus::Cancelled
+        )
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Job {
+    pub id: JobId,
+    pub owner: AccountId,
+    pub spec: JobSpec,
+    pub submitted_at: Time,
+    pub finished_at: Option<Time>,
+    pub status: JobStatus,
+    /// Map tasks in order, then the reduce task once it exists.
+    pub tasks: Vec<Task>,
+    pub maps_done: u32,
+}
+
+impl Job {
+    fn map_count(&self) -> usize {
+        self.spec.tasks.len()
+    }
+
+    /// The job's output: the ordered hashes to concatenate, or the reduce output. `None` until the
+    /// job has completed.
+    pub fn output_parts(&self) -> Option<Vec<Hash>> {
+        if self.status != JobStatus::Completed {
+            return None;
+        }
+        match self.spec.aggregate {
+            Aggregate::Concat => self
+                .tasks
+                .iter()
+                .map(|t| t.result.as_ref().map(|r| r.output_hash))
+                .collect(),
+            Aggregate::Reduce(_) => self
+                .tasks
+                .get(self.map_count())
+                .and_then(|t| t.result.as_ref())
+                .map(|r| vec![r.output_hash]),
+        }
+    }
+}
+
+/// The whole network state.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct State {
+    pub config: EngineConfig,
+    /// Time of the latest applied input (never decreases).
+    pub now: Time,
+    /// Number of inputs applied.
+    pub applied: u64,
+    pub accounts: BTreeMap<AccountId, Account>,
+    pub providers: BTreeMap<AccountId, Provider>,
+    pub jobs: BTreeMap<JobId, Job>,
+    pub next_job: JobId,
+    /// Queued tasks, in dispatch order (oldest job first, then task order).
+    pub queue: BTreeSet<TaskId>,
+}
+
+type Applied = Result<Vec<Event>, Rejection>;
+
+impl State {
+    pub fn new(config: EngineConfig) -> State {
+        State {
+            config,
+            next_job: 1,
+            ..State::default()
+        }
+    }
+
+    /// BLAKE3 over the canonical encoding of the whole state.
+    pub fn hash(&self) -> Hash {
+        let bytes = postcard::to_stdvec(self).unwrap_or_default();
+        Hash::of(&bytes)
+    }
+
+    /// Applies one log entry. On `Err` nothing has changed.
+    pub fn apply(&mut self, entry: &Entry) -> Applied {
+        let now = self.now.max(entry.time);
+        let events = match &entry.input {
+            Input::Signed(signed) => self.apply_signed(signed, now)?,
+            Input::Leader(cmd) => self.apply_leader(cmd, now)?,
+        };
+        self.now = now;
+        self.applied = self.applied.saturating_add(1);
+        Ok(events)
+    }
+
+    fn apply_signed(&mut self, signed: &Signed<Action>, now: Time) -> Applied {
+        let last = self
+            .accounts
+            .get(&signed.signer)
+            .map_or(0, |account| account.nonce);
+        if signed.nonce <= last {
+            return Err(Rejection::StaleNonce {
+                got: signed.nonce,
+                last,
+            });
+        }
+        let who = signed.signer;
+        let events = match &signed.body {
+            Action::RegisterProvider(spec) => self.register(who, spec, now)?,
+            Action::LeaveProvider => self.provider_gone(who, ProviderStatus::Left)?,
+            Action::SubmitJob(spec) => self.submit(who, spec, now)?,
+            Action::ReportResults(reports) => self.report(who, reports, now)?,
+            Action::CancelJob(job) => self.cancel(who, *job, now)?,
+        };
+        self.accounts.entry(who).or_default().nonce = signed.nonce;
+        Ok(events)
+    }
+
+    fn apply_leader(&mut self, cmd: &LeaderCommand, now: Time) -> Applied {
+        match cmd {
+            LeaderCommand::AssignTasks { provider, tasks } => self.assign(*provider, tasks, now),
+            LeaderCommand::ProviderLost { provider } => {
+                self.provider_gone(*provider, ProviderStatus::Lost)
+            }
+            LeaderCommand::ExpireJob { job } => self.expire(*job, now),
+        }
+    }
+
+    // ----- providers -----
+
+    fn register(&mut self, who: AccountId, spec: &ProviderSpec, now: Time) -> Applied {
+        if spec.slots == 0 || spec.slots > 1024 {
+            return Err(Rejection::InvalidProviderSpec(
+                "slots must be between 1 and 1024".into(),
+            ));
+        }
+        if spec.cores == 0 || spec.memory_bytes == 0 {
+            return Err(Rejection::InvalidProviderSpec(
+                "cores and memory must be positive".into(),
+            ));
+        }
+        if spec.region.len() > 64 || spec.gpu.as_ref().is_some_and(|g| g.len() > 256) {
+            return Err(Rejection::InvalidProviderSpec(
+                "region or gpu description too long".into(),
+            ));
+        }
+        let requeued = match self.providers.get_mut(&who) {
+            Some(provider) => {
+                provider.spec = spec.clone();
+                provider.status = ProviderStatus::Active;
+                std::mem::take(&mut provider.running)
+            }
+            None => {
+                self.providers.insert(
+                    who,
+                    Provider {
+                        id: who,
+                        spec: spec.clone(),
+                        status: ProviderStatus::Active,
+                        registered_at: now,
+                        running: BTreeSet::new(),
+                        stats: ProviderStats::default(),
+                    },
+                );
+                BTreeSet::new()
+            }
+        };
+        let requeued = self.requeue(requeued);
+        Ok(vec![Event::ProviderRegistered {
+            provider: who,
+            requeued,
+        }])
+    }
+
+    fn provider_gone(&mut self, who: AccountId, status: ProviderStatus) -> Applied {
+        let provider = self
+            .providers
+            .get_mut(&who)
+            .ok_or(Rejection::UnknownProvider(who))?;
+        if provider.status != ProviderStatus::Active {
+            return Err(Rejection::ProviderInactive(who));
+        }
+        provider.status = status;
+        if status == ProviderStatus::Lost {
+            provider.stats.times_lost = provider.stats.times_lost.saturating_add(1);
+        }
+        let running = std::mem::take(&mut provider.running);
+        let requeued = self.requeue(running);
+        Ok(vec![match status {
+            ProviderStatus::Left => Event::ProviderLeft {
+                provider: who,
+                requeued,
+            },
+            _ => Event::ProviderLost {
+                provider: who,
+                requeued,
+            },
+        }])
+    }
+
+    /// Puts running tasks back in the queue (tasks of ended jobs are simply dropped).
+    fn requeue(&mut self, tasks: BTreeSet<TaskId>) -> Vec<TaskId> {
+        let mut out = Vec::new();
+        for id in tasks {
+            let Some(job) = self.jobs.get_mut(&id.job) else {
+                continue;
+            };
+            if job.status.is_finished() {
+                continue;
+            }
+            if let Some(task) = job.tasks.get_mut(id.index as usize)
+                && matches!(task.state, TaskState::Running { .. })
+            {
+                task.state = TaskState::Queued;
+                self.queue.insert(id);
+                out.push(id);
+            }
+        }
+        out
+    }
+
+    // ----- jobs -----
+
+    fn validate_limits(&self, limits: &Limits, what: &str) -> Result<(), Rejection> {
+        let c = &self.config;
+        let bad = |why: String| Err(Rejection::InvalidJobSpec(format!("{what}: {why}")));
+        if limits.fuel == 0 || limits.fuel > c.max_fuel {
+            return bad(format!("fuel must be between 1 and {}", c.max_fuel));
+        }
+        if limits.memory_bytes == 0 || limits.memory_bytes > c.max_memory_bytes {
+            return bad(format!(
+                "memory must be between 1 and {} bytes",
+                c.max_memory_bytes
+            ));
+        }
+        if limits.wall_ms == 0 || limits.wall_ms > c.max_wall_ms {
+            return bad(format!("wall time must be between 1 and {} ms", c.max_wall_ms));
+        }
+        Ok(())
+    }
+
+    fn validate_job(&self, spec: &JobSpec, now: Time) -> Result<(), Rejection> {
+        let bad = |why: String| Err(Rejection::InvalidJobSpec(why));
+        if spec.tasks.is_empty() {
+            return bad("a job needs at least one task".into());
+        }
+        if spec.tasks.len() > self.config.max_tasks_per_job as usize {
+            return bad(format!(
+                "{} tasks exceed the limit of {}",
+                spec.tasks.len(),
+                self.config.max_tasks_per_job
+            ));
+        }
+        if spec.deadline <= now {
+            return bad("deadline is already past".into());
+        }
+        self.validate_limits(&spec.limits, "task limits")?;
+        if let Aggregate::Reduce(reduce) = &spec.aggregate {
+            self.validate_limits(&reduce.limits, "reduce limits")?;
+            let bytes: usize = reduce.args.iter().map(String::len).sum();
+            if bytes as u64 > self.config.max_args_bytes_per_task {
+                return bad("reduce arguments too large".into());
+            }
+        }
+        if let OutputSource::File(name) = &spec.output
+            && !valid_file_name(name)
+        {
+            return bad(format!("output file name {name:?} is not a plain file name"));
+        }
+        for (i, task) in spec.tasks.iter().enumerate() {
+            let bytes: usize = task
+                .args
+                .iter()
+                .map(String::len)
+                .chain(task.env.iter().map(|(k, v)| k.len().saturating_add(v.len())))
+                .sum();
+            if bytes as u64 > self.config.max_args_bytes_per_task {
+                return bad(format!("task {i}: arguments and environment too large"));
+            }
+            let mut names = BTreeSet::new();
+            for input in &task.inputs {
+                if !valid_file_name(&input.name) {
+                    return bad(format!(
+                        "task {i}: input name {:?} is not a plain file name",
+                        input.name
+                    ));
+                }
+                if !names.insert(input.name.as_str()) {
+                    return bad(format!("task {i}: input {:?} listed twice", input.name));
+                }
+            }
+            if task.env.iter().any(|(k, _)| k.is_empty() || k.contains('=')) {
+                return bad(format!("task {i}: invalid environment variable name"));
+            }
+        }
+        Ok(())
+    }
+
+    fn submit(&mut self, owner: AccountId, spec: &JobSpec, now: Time) -> Applied {
+        self.validate_job(spec, now)?;
+        let id = self.next_job;
+        let next = id
+            .checked_add(1)
+            .ok_or(Rejection::TooLarge("job ids exhausted".into()))?;
+        let count = u32::try_from(spec.tasks.len())
+            .map_err(|_| Rejection::TooLarge("too many tasks".into()))?;
+        self.next_job = next;
+        let tasks = (0..count).map(|_| Task::new()).collect();
+        self.queue.extend((0..count).map(|index| TaskId { job: id, index }));
+        self.jobs.insert(
+            id,
+            Job {
+                id,
+                owner,
+                spec: spec.clone(),
+                submitted_at: now,
+                finished_at: None,
+                status: JobStatus::Running,
+                tasks,
+                maps_done: 0,
+            },
+        );
+        Ok(vec![Event::JobSubmitted {
+            job: id,
+            owner,
+            tasks: count,
+        }])
+    }
+
+    fn cancel(&mut self, who: AccountId, id: JobId, now: Time) -> Applied {
+        let job = self.jobs.get(&id).ok_or(Rejection::UnknownJob(id))?;
+        if job.owner != who {
+            return Err(Rejection::NotJobOwner(id));
+        }
+        if job.status.is_finished() {
+            return Err(Rejection::JobEnded(id));
+        }
+        self.finish_job(id, JobStatus::Cancelled, now);
+        Ok(vec![])
+    }
+
+    fn expire(&mut self, id: JobId, now: Time) -> Applied {
+        let job = self.jobs.get(&id).ok_or(Rejection::UnknownJob(id))?;
+        if job.status.is_finished() {
+            return Err(Rejection::JobEnded(id));
+        }
+        if now <= job.spec.deadline {
+            return Err(Rejection::NotExpired {
+                job: id,
+                deadline: job.spec.deadline,
+            });
+        }
+        let reason = format!(
+            "deadline passed with {} of {} tasks done",
+            job.maps_done,
+            job.map_count()
+        );
+        self.finish_job(id, JobStatus::Failed { reason: reason.clone() }, now);
+        Ok(vec![Event::JobFailed { job: id, reason }])
+    }
+
+    /// Ends a job: unfinished tasks are dropped from the queue and from providers.
+    fn finish_job(&mut self, id: JobId, status: JobStatus, now: Time) {
+        let Some(job) = self.jobs.get_mut(&id) else {
+            return;
+        };
+        for (index, task) in job.tasks.iter_mut().enumerate() {
+            let task_id = TaskId {
+                job: id,
+                index: u32::try_from(index).unwrap_or(u32::MAX),
+            };
+            match &task.state {
+                TaskState::Queued => {
+                    self.queue.remove(&task_id);
+                    task.state = TaskState::Dropped;
+                }
+                TaskState::Running { provider, .. } => {
+                    if let Some(p) = self.providers.get_mut(provider) {
+                        p.running.remove(&task_id);
+                    }
+                    task.state = TaskState::Dropped;
+                }
+                TaskState::Done | TaskState::Failed | TaskState::Dropped => {}
+            }
+        }
+        job.status = status;
+        job.finished_at = Some(now);
+    }
+
+    // ----- tasks -----
+
+    /// Whether `provider` can run task `id` (resource fit and price).
+    pub fn fits(&self, provider: &Provider, id: TaskId) -> Result<(), String> {
+        let job = self.jobs.get(&id.job).ok_or("unknown job")?;
+        let limits = self.task_limits(job, id.index).ok_or("unknown task")?;
+        if limits.memory_bytes > provider.spec.memory_bytes {
+            return Err(format!(
+                "needs {} bytes of memory, provider has {}",
+                limits.memory_bytes, provider.spec.memory_bytes
+            ));
+        }
+        if provider.spec.price_per_fuel > job.spec.max_price {
+            return Err(format!(
+                "provider asks {} per fuel, job pays at most {}",
+                provider.spec.price_per_fuel, job.spec.max_price
+            ));
+        }
+        Ok(())
+    }
+
+    fn task_limits(&self, job: &Job, index: u32) -> Option<Limits> {
+        let index = index as usize;
+        if index < job.map_count() {
+            Some(job.spec.limits)
+        } else if index == job.map_count() && index < job.tasks.len() {
+            match &job.spec.aggregate {
+                Aggregate::Reduce(r) => Some(r.limits),
+                Aggregate::Concat => None,
+            }
+        } else {
+            None
+        }
+    }
+
+    fn assign(&mut self, who: AccountId, tasks: &[TaskId], now: Time) -> Applied {
+        let provider = self
+            .providers
+            .get(&who)
+            .ok_or(Rejection::UnknownProvider(who))?;
+        if provider.status != ProviderStatus::Active {
+            return Err(Rejection::ProviderInactive(who));
+        }
+        if tasks.is_empty() {
+            return Err(Rejection::Empty("no tasks to assign"));
+        }
+        if tasks.len() > self.config.max_tasks_per_assignment as usize {
+            return Err(Rejection::TooLarge(format!(
+                "{} tasks in one assignment",
+                tasks.len()
+            )));
+        }
+        let mut seen = BTreeSet::new();
+        for id in tasks {
+            if !seen.insert(*id) {
+                return Err(Rejection::DuplicateTask(*id));
+            }
+            if !self.queue.contains(id) {
+                return Err(Rejection::TaskNotQueued(*id));
+            }
+            self.fits(provider, *id)
+                .map_err(|why| Rejection::TaskDoesNotFit { task: *id, why })?;
+        }
+        for id in tasks {
+            self.queue.remove(id);
+            if let Some(task) = self
+                .jobs
+                .get_mut(&id.job)
+                .and_then(|j| j.tasks.get_mut(id.index as usize))
+            {
+                task.state = TaskState::Running {
+                    provider: who,
+                    since: now,
+                };
+            }
+        }
+        if let Some(p) = self.providers.get_mut(&who) {
+            p.running.extend(tasks.iter().copied());
+        }
+        Ok(vec![Event::TasksAssigned {
+            provider: who,
+            tasks: tasks.to_vec(),
+        }])
+    }
+
+    fn report(&mut self, who: AccountId, reports: &[TaskReport], now: Time) -> Applied {
+        if !self.providers.contains_key(&who) {
+            return Err(Rejection::UnknownProvider(who));
+        }
+        if reports.is_empty() {
+            return Err(Rejection::Empty("no results to report"));
+        }
+        let mut seen = BTreeSet::new();
+        for r in reports {
+            if !seen.insert(r.task) {
+                return Err(Rejection::DuplicateTask(r.task));
+            }
+            let job = self
+                .jobs
+                .get(&r.task.job)
+                .ok_or(Rejection::UnknownJob(r.task.job))?;
+            if r.task.index as usize >= job.tasks.len() {
+                return Err(Rejection::UnknownTask(r.task));
+            }
+        }
+        let mut events = Vec::new();
+        for r in reports {
+            self.report_one(who, r, now, &mut events);
+        }
+        Ok(events)
+    }
+
+    fn report_one(&mut self, who: AccountId, r: &TaskReport, now: Time, events: &mut Vec<Event>) {
+        let id = r.task;
+        let held = self.providers.get(&who).is_some_and(|p| p.running.contains(&id));
+        if !held {
+            events.push(Event::ReportIgnored {
+                task: id,
+                provider: who,
+                reason: "task is not assigned to this provider".into(),
+            });
+            return;
+        }
+        if let Some(p) = self.providers.get_mut(&who) {
+            p.running.remove(&id);
+        }
+        let max_attempts = self.config.max_attempts;
+        let Some(job) = self.jobs.get_mut(&id.job) else {
+            return;
+        };
+        let map_count = job.map_count();
+        let Some(task) = job.tasks.get_mut(id.index as usize) else {
+            return;
+        };
+        if r.outcome == TaskOutcome::Success {
+            task.state = TaskState::Done;
+            task.result = Some(TaskResult {
+                provider: who,
+                output_hash: r.output_hash,
+                output_size: r.output_size,
+                fuel_used: r.fuel_used,
+            });
+            if let Some(p) = self.providers.get_mut(&who) {
+                p.stats.tasks_completed = p.stats.tasks_completed.saturating_add(1);
+                p.stats.fuel_used = p.stats.fuel_used.saturating_add(r.fuel_used);
+            }
+            events.push(Event::TaskCompleted {
+                task: id,
+                provider: who,
+                fuel_used: r.fuel_used,
+            });
+            if (id.index as usize) < map_count {
+                job.maps_done = job.maps_done.saturating_add(1);
+                if job.maps_done as usize == map_count {
+                    self.maps_finished(id.job, now, events);
+                }
+            } else {
+                self.finish_job(id.job, JobStatus::Completed, now);
+                events.push(Event::JobCompleted { job: id.job });
+            }
+            return;
+        }
+        task.failures = task.failures.saturating_add(1);
+        let reason = r.outcome.to_string();
+        task.last_error = Some(reason.clone());
+        let failures = task.failures;
+        if let Some(p) = self.providers.get_mut(&who) {
+            p.stats.tasks_failed = p.stats.tasks_failed.saturating_add(1);
+        }
+        events.push(Event::TaskAttemptFailed {
+            task: id,
+            provider: who,
+            reason: reason.clone(),
+            attempts: failures,
+        });
+        if failures >= max_attempts {
+            task.state = TaskState::Failed;
+            let reason = format!("task {id} failed {failures} times; last: {reason}");
+            self.finish_job(id.job, JobStatus::Failed { reason: reason.clone() }, now);
+            events.push(Event::JobFailed { job: id.job, reason });
+        } else {
+            task.state = TaskState::Queued;
+            self.queue.insert(id);
+        }
+    }
+
+    fn maps_finished(&mut self, id: JobId, now: Time, events: &mut Vec<Event>) {
+        let Some(job) = self.jobs.get_mut(&id) else {
+            return;
+        };
+        match job.spec.aggregate {
+            Aggregate::Concat => {
+                self.finish_job(id, JobStatus::Completed, now);
+                events.push(Event::JobCompleted { job: id });
+            }
+            Aggregate::Reduce(_) => {
+                let index = u32::try_from(job.tasks.len()).unwrap_or(u32::MAX);
+                job.tasks.push(Task::new());
+                job.status = JobStatus::Reducing;
+                self.queue.insert(TaskId { job: id, index });
+                events.push(Event::ReduceQueued { job: id });
+            }
+        }
+    }
+
+    // ----- queries -----
+
+    /// Everything a provider needs to run task `id`.
+    pub fn task_descriptor(&self, id: TaskId) -> Option<TaskDescriptor> {
+        let job = self.jobs.get(&id.job)?;
+        let index = id.index as usize;
+        let seed = {
+            let mut h = blake3::Hasher::new();
+            h.update(b"gridmint/seed");
+            h.update(&id.job.to_le_bytes());
+            h.update(&id.index.to_le_bytes());
+            let bytes = h.finalize();
+            let mut first = [0u8; 8];
+            first.copy_from_slice(bytes.as_bytes().get(..8)?);
+            u64::from_le_bytes(first)
+        };
+        if let Some(spec) = job.spec.tasks.get(index) {
+            let TaskSpec {
+                args,
+                env,
+                stdin,
+                inputs,
+            } = spec.clone();
+            return Some(TaskDescriptor {
+                task: id,
+                module: job.spec.module,
+                args,
+                env,
+                stdin,
+                inputs,
+                output: job.spec.output.clone(),
+                limits: job.spec.limits,
+                seed,
+            });
+        }
+        let Aggregate::Reduce(reduce) = &job.spec.aggregate else {
+            return None;
+        };
+        if index != job.map_count() || index >= job.tasks.len() {
+            return None;
+        }
+        let inputs = job
+            .tasks
+            .iter()
+            .take(job.map_count())
+            .enumerate()
+            .map(|(i, t)| {
+                t.result.as_ref().map(|r| InputFile {
+                    name: part_name(i),
+                    hash: r.output_hash,
+                })
+            })
+            .collect::<Option<Vec<_>>>()?;
+        Some(TaskDescriptor {
+            task: id,
+            module: reduce.module,
+            args: reduce.args.clone(),
+            env: Vec::new(),
+            stdin: None,
+            inputs,
+            output: OutputSource::Stdout,
+            limits: reduce.limits,
+            seed,
+        })
+    }
+
+    /// Tasks, in queue order, that `provider` could take now: at most `max`, and never more than its
+    /// free slots. The scheduling policy lives here; the leader logs its choice as `AssignTasks`.
+    pub fn pick_tasks(&self, provider: AccountId, max: u32) -> Vec<TaskId> {
+        let Some(p) = self.providers.get(&provider) else {
+            return Vec::new();
+        };
+        if p.status != ProviderStatus::Active {
+            return Vec::new();
+        }
+        let free = (p.spec.slots as usize).saturating_sub(p.running.len());
+        let want = free
+            .min(max as usize)
+            .min(self.config.max_tasks_per_assignment as usize);
+        self.queue
+            .iter()
+            .filter(|id| self.fits(p, **id).is_ok())
+            .take(want)
+            .copied()
+            .collect()
+    }
+
+    /// Jobs that are unfinished and past their deadline.
+    pub fn expired_jobs(&self, now: Time) -> Vec<JobId> {
+        self.jobs
+            .values()
+            .filter(|j| !j.status.is_finished() && now > j.spec.deadline)
+            .map(|j| j.id)
+            .collect()
+    }
+
+    /// Highest nonce an account has used in a logged action.
+    pub fn nonce(&self, account: &AccountId) -> u64 {
+        self.accounts.get(account).map_or(0, |a| a.nonce)
+    }
+}

@@ -1,0 +1,303 @@
+//! Plain data the engine is made of: identities, content hashes, specs of providers, jobs and tasks.
+//!
+//! Everything here is `serde`-serialisable. Binary encodings (postcard, used for signing, the log and
+//! the state hash) see raw bytes; human-readable ones (JSON on the wire) see lower-case hex.
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::fmt;
+
+/// Milliseconds since the Unix epoch. Time only enters the engine as an input.
+pub type Time = u64;
+/// Token amounts in base units. Checked arithmetic only.
+pub type Amount = u128;
+/// Sequential job number, assigned by the engine.
+pub type JobId = u64;
+
+macro_rules! byte_id {
+    ($(#[$doc:meta])* $name:ident, $len:expr) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub struct $name(pub [u8; $len]);
+
+        impl $name {
+            /// Lower-case hex form.
+            pub fn to_hex(&self) -> String {
+                hex::encode(self.0)
+            }
+            /// Parses the lower- or upper-case hex form.
+            pub fn from_hex(s: &str) -> Result<Self, hex::FromHexError> {
+                let mut out = [0u8; $len];
+                hex::decode_to_slice(s, &mut out)?;
+                Ok(Self(out))
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.to_hex())
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                let hex = self.to_hex();
+                write!(f, "{}({})", stringify!($name), hex.get(..12).unwrap_or(&hex))
+            }
+        }
+
+        impl std::str::FromStr for $name {
+            type Err = hex::FromHexError;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                Self::from_hex(s)
+            }
+        }
+
+        impl Serialize for $name {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                if s.is_human_readable() {
+                    s.serialize_str(&self.to_hex())
+                } else {
+                    // A tuple of bytes: fixed size, no length prefix.
+                    use serde::ser::SerializeTuple;
+                    let mut t = s.serialize_tuple($len)?;
+                    for b in &self.0 {
+                        t.serialize_element(b)?;
+                    }
+                    t.end()
+                }
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                if d.is_human_readable() {
+                    let s = String::deserialize(d)?;
+                    Self::from_hex(&s).map_err(|e| {
+                        serde::de::Error::custom(format!(
+                            "invalid {} (expected {} hex characters): {e}",
+                            stringify!($name),
+                            $len * 2
+                        ))
+                    })
+                } else {
+                    struct V;
+                    impl<'de> serde::de::Visitor<'de> for V {
+                        type Value = [u8; $len];
+                        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                            write!(f, "{} bytes", $len)
+                        }
+                        fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                            self,
+                            mut seq: A,
+                        ) -> Result<Self::Value, A::Error> {
+                            let mut out = [0u8; $len];
+                            for (i, slot) in out.iter_mut().enumerate() {
+                                *slot = seq
+                                    .next_element()?
+                                    .ok_or_else(|| serde::de::Error::invalid_length(i, &self))?;
+                            }
+                            Ok(out)
+                        }
+                    }
+                    d.deserialize_tuple($len, V).map(Self)
+                }
+            }
+        }
+    };
+}
+
+byte_id!(
+    /// An account: the 32-byte ed25519 public key that owns it. Providers and requesters alike.
+    AccountId,
+    32
+);
+byte_id!(
+    /// A BLAKE3 content hash: modules, inputs and outputs are addressed by it.
+    Hash,
+    32
+);
+byte_id!(
+    /// An ed25519 signature. The engine stores signatures (they are the audit trail) but never checks
+    /// them: the shell verifies before anything enters the log, and chain verification re-checks.
+    Sig,
+    64
+);
+
+impl Hash {
+    /// BLAKE3 of `bytes`.
+    pub fn of(bytes: &[u8]) -> Hash {
+        Hash(*blake3::hash(bytes).as_bytes())
+    }
+}
+
+/// A task inside a job. `index` counts the job's map tasks from 0; the reduce task, if the job has one,
+/// has index `tasks.len()`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct TaskId {
+    pub job: JobId,
+    pub index: u32,
+}
+
+impl fmt::Display for TaskId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", self.job, self.index)
+    }
+}
+
+/// What a provider declares about itself when it registers.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProviderSpec {
+    /// Concurrent task slots the provider offers (normally its core count).
+    pub slots: u32,
+    pub cores: u32,
+    pub memory_bytes: u64,
+    /// Free-form GPU description ("NVIDIA H100 80GB"), if any.
+    pub gpu: Option<String>,
+    /// Result of the benchmark kernel: kernel iterations per millisecond (higher is faster).
+    pub benchmark_score: u64,
+    pub region: String,
+    /// Asking price, in base units per unit of fuel.
+    pub price_per_fuel: Amount,
+}
+
+/// Resource limits for one task run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Limits {
+    /// Wasm fuel (roughly: instructions) the task may burn.
+    pub fuel: u64,
+    /// Linear memory the task may grow to, in bytes.
+    pub memory_bytes: u64,
+    /// Wall-clock bound for one run, in milliseconds (a safety net; payment is by fuel).
+    pub wall_ms: u64,
+}
+
+/// A file visible to the guest under `name` (a plain file name), with the content of blob `hash`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InputFile {
+    pub name: String,
+    pub hash: Hash,
+}
+
+/// One map task of a job.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskSpec {
+    pub args: Vec<String>,
+    #[serde(default)]
+    pub env: Vec<(String, String)>,
+    #[serde(default)]
+    pub stdin: Option<Hash>,
+    #[serde(default)]
+    pub inputs: Vec<InputFile>,
+}
+
+/// Where a task's result comes from.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutputSource {
+    Stdout,
+    /// A file the guest writes in its working directory.
+    File(String),
+}
+
+/// How the outputs of a job's tasks become the job's output.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Aggregate {
+    /// The outputs, concatenated in task order.
+    Concat,
+    /// One more task, run once every map task is done: `module` sees every map output as an input
+    /// file named `part-00000`, `part-00001`, … (task order) and its stdout is the job's output.
+    Reduce(ReduceSpec),
+}
+
+/// The reduce step of a job.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReduceSpec {
+    pub module: Hash,
+    #[serde(default)]
+    pub args: Vec<String>,
+    pub limits: Limits,
+}
+
+/// Everything a requester says about a job.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobSpec {
+    pub module: Hash,
+    pub tasks: Vec<TaskSpec>,
+    pub limits: Limits,
+    /// Absolute deadline; past it the job fails and unfinished work is dropped.
+    pub deadline: Time,
+    /// The most the requester pays per unit of fuel.
+    pub max_price: Amount,
+    pub output: OutputSource,
+    pub aggregate: Aggregate,
+}
+
+/// How a task run ended, as the provider reports it (mirrors the sandbox's outcome).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskOutcome {
+    /// Exited with status 0: the output is the result.
+    Success,
+    /// Exited with a non-zero status.
+    Exit(i32),
+    Trap(String),
+    OutOfFuel,
+    Timeout,
+    MemoryLimit,
+    OutputTooLarge,
+}
+
+impl fmt::Display for TaskOutcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TaskOutcome::Success => f.write_str("success"),
+            TaskOutcome::Exit(code) => write!(f, "exited with status {code}"),
+            TaskOutcome::Trap(msg) => write!(f, "trapped: {msg}"),
+            TaskOutcome::OutOfFuel => f.write_str("ran out of fuel"),
+            TaskOutcome::Timeout => f.write_str("hit its wall-clock limit"),
+            TaskOutcome::MemoryLimit => f.write_str("hit its memory limit"),
+            TaskOutcome::OutputTooLarge => f.write_str("produced too much output"),
+        }
+    }
+}
+
+/// A provider's report on one task it ran.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskReport {
+    pub task: TaskId,
+    pub outcome: TaskOutcome,
+    pub output_hash: Hash,
+    pub output_size: u64,
+    pub fuel_used: u64,
+}
+
+/// What a provider needs to run a task: derived from the job by [`crate::State::task_descriptor`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskDescriptor {
+    pub task: TaskId,
+    pub module: Hash,
+    pub args: Vec<String>,
+    pub env: Vec<(String, String)>,
+    pub stdin: Option<Hash>,
+    pub inputs: Vec<InputFile>,
+    pub output: OutputSource,
+    pub limits: Limits,
+    /// Seeds the guest's random source: the same on every provider, so replicas agree.
+    pub seed: u64,
+}
+
+/// The name a reduce task sees for map output `index`.
+pub fn part_name(index: usize) -> String {
+    format!("part-{index:05}")
+}
+
+/// A name a guest may see a file under: non-empty, no path separators, not `.`/`..`, printable.
+pub fn valid_file_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 255
+        && name != "."
+        && name != ".."
+        && !name.contains(['/', '\\', '\0'])
+        && !name.chars().any(char::is_control)
+}
