@@ -1,0 +1,209 @@
+//! Typed HTTP client for the coordinator, used by providers and the CLI.
+
+use crate::auth::Identity;
+use crate::wire::{
+    AccountView, ActionResponse, BlobStored, ErrorBody, FetchResponse, HEADER_NONCE,
+    HEADER_SIGNATURE, HEADER_SIGNER, HeartbeatResponse, JobView, ProviderView, Request, StatusView,
+};
+use bytes::Bytes;
+use engine::{AccountId, Action, Hash, JobId};
+use serde::de::DeserializeOwned;
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The coordinator answered with an error status.
+    #[error("{url}: {status} {}: {}", body.error, body.detail)]
+    Api {
+        url: String,
+        status: u16,
+        body: ErrorBody,
+    },
+    #[error("{url}: {source}")]
+    Transport {
+        url: String,
+        #[source]
+        source: reqwest::Error,
+    },
+    #[error("{url}: unexpected response: {msg}")]
+    Decode { url: String, msg: String },
+}
+
+impl ClientError {
+    /// The HTTP status, if the coordinator answered at all.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            ClientError::Api { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
+    /// The coordinator could not be reached (as opposed to refusing the request).
+    pub fn is_unreachable(&self) -> bool {
+        matches!(self, ClientError::Transport { .. })
+    }
+}
+
+/// A coordinator at `base` (e.g. `http://127.0.0.1:7070`).
+#[derive(Clone, Debug)]
+pub struct Client {
+    base: String,
+    http: reqwest::Client,
+}
+
+impl Client {
+    pub fn new(base: &str) -> Client {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .timeout(Duration::from_secs(120))
+            .pool_max_idle_per_host(16)
+            .build()
+            .expect("an HTTP client with only timeouts set always builds");
+        Client {
+            base: base.trim_end_matches('/').to_string(),
+            http,
+        }
+    }
+
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    async fn send(&self, url: String, req: reqwest::RequestBuilder) -> Result<Bytes, ClientError> {
+        let resp = req.send().await.map_err(|source| ClientError::Transport {
+            url: url.clone(),
+            source,
+        })?;
+        let status = resp.status();
+        let body = resp.bytes().await.map_err(|source| ClientError::Transport {
+            url: url.clone(),
+            source,
+        })?;
+        if status.is_success() {
+            return Ok(body);
+        }
+        let body = serde_json::from_slice::<ErrorBody>(&body).unwrap_or_else(|_| ErrorBody {
+            error: "http".into(),
+            detail: String::from_utf8_lossy(&body).into_owned(),
+        });
+        Err(ClientError::Api {
+            url,
+            status: status.as_u16(),
+            body,
+        })
+    }
+
+    async fn json<T: DeserializeOwned>(
+        &self,
+        url: String,
+        req: reqwest::RequestBuilder,
+    ) -> Result<T, ClientError> {
+        let body = self.send(url.clone(), req).await?;
+        serde_json::from_slice(&body).map_err(|e| ClientError::Decode {
+            url,
+            msg: e.to_string(),
+        })
+    }
+
+    async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
+        let url = self.url(path);
+        self.json(url.clone(), self.http.get(&url)).await
+    }
+
+    async fn post<B: serde::Serialize, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<T, ClientError> {
+        let url = self.url(path);
+        self.json(url.clone(), self.http.post(&url).json(body)).await
+    }
+
+    pub async fn status(&self) -> Result<StatusView, ClientError> {
+        self.get("/v1/status").await
+    }
+
+    /// Uploads `bytes` (idempotent: an existing blob is simply acknowledged) and returns its hash.
+    pub async fn put_blob(&self, who: &Identity, bytes: Bytes) -> Result<Hash, ClientError> {
+        let hash = Hash::of(&bytes);
+        let signed = who.sign(Request::PutBlob {
+            hash,
+            size: bytes.len() as u64,
+        });
+        let url = self.url(&format!("/v1/blobs/{hash}"));
+        let req = self
+            .http
+            .put(&url)
+            .header(HEADER_SIGNER, signed.signer.to_hex())
+            .header(HEADER_NONCE, signed.nonce.to_string())
+            .header(HEADER_SIGNATURE, signed.signature.to_hex())
+            .body(bytes);
+        let stored: BlobStored = self.json(url, req).await?;
+        Ok(stored.hash)
+    }
+
+    /// Downloads a blob and checks its hash.
+    pub async fn get_blob(&self, hash: Hash) -> Result<Bytes, ClientError> {
+        let url = self.url(&format!("/v1/blobs/{hash}"));
+        let bytes = self.send(url.clone(), self.http.get(&url)).await?;
+        if Hash::of(&bytes) != hash {
+            return Err(ClientError::Decode {
+                url,
+                msg: "blob content does not match its hash".into(),
+            });
+        }
+        Ok(bytes)
+    }
+
+    /// Signs and submits a logged action.
+    pub async fn action(&self, who: &Identity, action: Action) -> Result<ActionResponse, ClientError> {
+        self.post("/v1/actions", &who.sign(action)).await
+    }
+
+    pub async fn fetch(
+        &self,
+        who: &Identity,
+        max: u32,
+        wait: Duration,
+    ) -> Result<FetchResponse, ClientError> {
+        let wait_ms = u32::try_from(wait.as_millis()).unwrap_or(u32::MAX);
+        self.post("/v1/work/fetch", &who.sign(Request::Fetch { max, wait_ms }))
+            .await
+    }
+
+    pub async fn heartbeat(&self, who: &Identity) -> Result<HeartbeatResponse, ClientError> {
+        self.post("/v1/work/heartbeat", &who.sign(Request::Heartbeat))
+            .await
+    }
+
+    pub async fn job(&self, id: JobId, with_tasks: bool) -> Result<JobView, ClientError> {
+        let path = if with_tasks {
+            format!("/v1/jobs/{id}?tasks=true")
+        } else {
+            format!("/v1/jobs/{id}")
+        };
+        self.get(&path).await
+    }
+
+    /// The aggregated output of a completed job.
+    pub async fn job_output(&self, id: JobId) -> Result<Bytes, ClientError> {
+        let url = self.url(&format!("/v1/jobs/{id}/output"));
+        self.send(url.clone(), self.http.get(&url)).await
+    }
+
+    pub async fn providers(&self) -> Result<Vec<ProviderView>, ClientError> {
+        self.get("/v1/providers").await
+    }
+
+    pub async fn provider(&self, id: AccountId) -> Result<ProviderView, ClientError> {
+        self.get(&format!("/v1/providers/{id}")).await
+    }
+
+    pub async fn account(&self, id: AccountId) -> Result<AccountView, ClientError> {
+        self.get(&format!("/v1/accounts/{id}")).await
+    }
+}

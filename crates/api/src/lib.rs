@@ -1,0 +1,9 @@
+//! Everything the coordinator, providers and the CLI agree on: identities and request signing
+//! ([`auth`]), the JSON shapes of the HTTP API ([`wire`]) and a typed client for it ([`client`]).
+
+pub mod auth;
+pub mod client;
+pub mod wire;
+
+pub use auth::{AuthError, Identity, verify};
+pub use client::{Client, ClientError};

@@ -1,0 +1,163 @@
+//! JSON shapes of the coordinator's HTTP API (`/v1/...`).
+//!
+//! | method and path               | body                   | answer               |
+//! |-------------------------------|------------------------|----------------------|
+//! | `GET  /v1/status`             |                        | [`StatusView`]       |
+//! | `PUT  /v1/blobs/{hash}`       | bytes, signed headers  | [`BlobStored`]       |
+//! | `GET  /v1/blobs/{hash}`       |                        | bytes                |
+//! | `POST /v1/actions`            | `Signed<Action>`       | [`ActionResponse`]   |
+//! | `POST /v1/work/fetch`         | `Signed<Request>`      | [`FetchResponse`]    |
+//! | `POST /v1/work/heartbeat`     | `Signed<Request>`      | [`HeartbeatResponse`]|
+//! | `GET  /v1/jobs/{id}`          |                        | [`JobView`]          |
+//! | `GET  /v1/jobs/{id}/output`   |                        | bytes                |
+//! | `GET  /v1/providers`          |                        | `Vec<ProviderView>`  |
+//! | `GET  /v1/providers/{id}`     |                        | [`ProviderView`]     |
+//! | `GET  /v1/accounts/{id}`      |                        | [`AccountView`]      |
+//!
+//! Errors are [`ErrorBody`] with a 4xx status (a 5xx is a bug).
+
+use engine::{
+    AccountId, Event, Hash, JobId, JobStatus, ProviderSpec, ProviderStatus, SignedBody,
+    TaskDescriptor, TaskId, Time, state::ProviderStats,
+};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Header names carrying the signature of a blob upload (the body is raw bytes, so the signed
+/// [`Request::PutBlob`] travels in headers).
+pub const HEADER_SIGNER: &str = "x-gridmint-signer";
+pub const HEADER_NONCE: &str = "x-gridmint-nonce";
+pub const HEADER_SIGNATURE: &str = "x-gridmint-signature";
+
+/// Signed requests that are not logged: they ask for something or prove liveness.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Request {
+    /// A provider asks for up to `max` tasks, waiting up to `wait_ms` for work to appear.
+    Fetch { max: u32, wait_ms: u32 },
+    /// A provider is alive.
+    Heartbeat,
+    /// Store a blob of `size` bytes whose BLAKE3 hash is `hash`.
+    PutBlob { hash: Hash, size: u64 },
+}
+
+impl SignedBody for Request {
+    const DOMAIN: &'static str = "gridmint/v1/request";
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// Short machine-readable kind, e.g. `bad_signature`, `rejected`, `not_found`.
+    pub error: String,
+    /// Human-readable explanation.
+    pub detail: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlobStored {
+    pub hash: Hash,
+    pub size: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActionResponse {
+    /// Position of the accepted action in the command log (1-based).
+    pub seq: u64,
+    pub events: Vec<Event>,
+}
+
+impl ActionResponse {
+    /// The id of the job a `SubmitJob` created.
+    pub fn submitted_job(&self) -> Option<JobId> {
+        self.events.iter().find_map(|e| match e {
+            Event::JobSubmitted { job, .. } => Some(*job),
+            _ => None,
+        })
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FetchResponse {
+    pub tasks: Vec<TaskDescriptor>,
+    /// How often the provider must heartbeat.
+    pub heartbeat_interval_ms: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeartbeatResponse {
+    pub heartbeat_interval_ms: u64,
+    /// Silence longer than this and the provider is declared lost.
+    pub heartbeat_timeout_ms: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusView {
+    pub now: Time,
+    /// Inputs in the command log.
+    pub log_length: u64,
+    pub state_hash: Hash,
+    pub providers_active: u64,
+    pub providers_total: u64,
+    pub jobs_total: u64,
+    pub jobs_unfinished: u64,
+    pub tasks_queued: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskView {
+    pub task: TaskId,
+    /// `queued`, `running`, `done`, `failed` or `dropped`.
+    pub state: String,
+    pub provider: Option<AccountId>,
+    pub failures: u32,
+    pub last_error: Option<String>,
+    pub output_hash: Option<Hash>,
+    pub fuel_used: Option<u64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobView {
+    pub id: JobId,
+    pub owner: AccountId,
+    #[serde(flatten)]
+    pub status: JobStatus,
+    /// Map tasks plus the reduce task once it exists.
+    pub tasks_total: u64,
+    pub tasks_done: u64,
+    pub tasks_running: u64,
+    pub tasks_queued: u64,
+    pub submitted_at: Time,
+    pub finished_at: Option<Time>,
+    pub deadline: Time,
+    /// Total fuel of accepted results.
+    pub fuel_used: u64,
+    /// Accepted results per provider.
+    pub tasks_per_provider: BTreeMap<AccountId, u64>,
+    /// Blobs whose concatenation is the job's output, once completed.
+    pub output: Option<Vec<Hash>>,
+    /// Per-task detail, only with `?tasks=true`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tasks: Vec<TaskView>,
+}
+
+impl JobView {
+    pub fn is_finished(&self) -> bool {
+        self.status.is_finished()
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProviderView {
+    pub id: AccountId,
+    pub spec: ProviderSpec,
+    pub status: ProviderStatus,
+    pub registered_at: Time,
+    pub running: u64,
+    pub stats: ProviderStats,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountView {
+    pub id: AccountId,
+    pub nonce: u64,
+}

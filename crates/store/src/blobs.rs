@@ -1,0 +1,93 @@
+//! Content-addressed blob storage: files named by their BLAKE3 hash under `<data-dir>/blobs/`.
+//!
+//! Writes go to a temporary file that is fsync'd and renamed into place, so a blob is either absent
+//! or complete, and durable once `put` returns.
+
+use crate::StoreError;
+use engine::Hash;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+#[derive(Clone, Debug)]
+pub struct BlobStore {
+    dir: PathBuf,
+}
+
+impl BlobStore {
+    pub fn open(dir: &Path) -> Result<BlobStore, StoreError> {
+        std::fs::create_dir_all(dir).map_err(|source| StoreError::Io {
+            path: dir.display().to_string(),
+            source,
+        })?;
+        Ok(BlobStore {
+            dir: dir.to_path_buf(),
+        })
+    }
+
+    /// Where blob `hash` lives (whether or not it exists).
+    pub fn path(&self, hash: &Hash) -> PathBuf {
+        self.dir.join(hash.to_hex())
+    }
+
+    pub fn contains(&self, hash: &Hash) -> bool {
+        self.path(hash).is_file()
+    }
+
+    /// Size of blob `hash`, if present.
+    pub fn size(&self, hash: &Hash) -> Option<u64> {
+        std::fs::metadata(self.path(hash)).ok().map(|m| m.len())
+    }
+
+    /// Stores `bytes` and returns their hash. Storing an existing blob is a no-op.
+    pub fn put(&self, bytes: &[u8]) -> Result<Hash, StoreError> {
+        let hash = Hash::of(bytes);
+        let path = self.path(&hash);
+        if path.is_file() {
+            return Ok(hash);
+        }
+        let io = |source| StoreError::Io {
+            path: path.display().to_string(),
+            source,
+        };
+        let mut tmp = tempfile::NamedTempFile::new_in(&self.dir).map_err(io)?;
+        tmp.write_all(bytes).map_err(io)?;
+        tmp.as_file().sync_all().map_err(io)?;
+        tmp.persist(&path).map_err(|e| io(e.error))?;
+        if let Ok(dir) = std::fs::File::open(&self.dir) {
+            // Make the rename itself durable.
+            let _ = dir.sync_all();
+        }
+        Ok(hash)
+    }
+
+    pub fn get(&self, hash: &Hash) -> Result<Option<Vec<u8>>, StoreError> {
+        let path = self.path(hash);
+        match std::fs::read(&path) {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(source) => Err(StoreError::Io {
+                path: path.display().to_string(),
+                source,
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn put_get_round_trip_and_idempotence() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(dir.path()).unwrap();
+        let h = store.put(b"hello").unwrap();
+        assert_eq!(h, Hash::of(b"hello"));
+        assert_eq!(store.put(b"hello").unwrap(), h);
+        assert_eq!(store.get(&h).unwrap().as_deref(), Some(&b"hello"[..]));
+        assert_eq!(store.size(&h), Some(5));
+        assert!(store.get(&Hash::of(b"other")).unwrap().is_none());
+        // No temporary files left behind.
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+}

@@ -1,0 +1,34 @@
+//! Durability for the coordinator: the command log ([`CommandLog`], SQLite by default), state
+//! snapshots that bound replay time, and a content-addressed blob store ([`BlobStore`]).
+//!
+//! The log is the source of truth: the engine's state is whatever replaying it gives. An entry is
+//! durable (fsync'd) when [`CommandLog::append`] returns, and only then is it acknowledged.
+
+mod blobs;
+mod log;
+
+pub use blobs::BlobStore;
+pub use log::{CommandLog, MemoryLog, SqliteLog, recover};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("sqlite {path}: {source}")]
+    Sqlite {
+        path: String,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("log entry {seq} is corrupt: {msg}")]
+    Corrupt { seq: u64, msg: String },
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("replaying log entry {seq} was rejected: {rejection}")]
+    Replay {
+        seq: u64,
+        rejection: engine::Rejection,
+    },
+}
