@@ -1,0 +1,68 @@
+//! The one error type of the HTTP API: every failure maps to a status and `{ "error", "detail" }`.
+
+use api::wire::ErrorBody;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use engine::Rejection;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    BadSignature(String),
+    #[error("{0}")]
+    Replay(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    TooLarge(String),
+    #[error("{0}")]
+    InvalidModule(String),
+    #[error("{0}")]
+    Rejected(Rejection),
+    #[error("{0}")]
+    Conflict(String),
+    /// The coordinator could not make an accepted command durable; nothing was acknowledged.
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+impl From<Rejection> for ApiError {
+    fn from(r: Rejection) -> Self {
+        match r {
+            Rejection::StaleNonce { .. } => ApiError::Replay(r.to_string()),
+            Rejection::UnknownJob(_) | Rejection::UnknownProvider(_) => {
+                ApiError::NotFound(r.to_string())
+            }
+            other => ApiError::Rejected(other),
+        }
+    }
+}
+
+impl ApiError {
+    fn parts(&self) -> (StatusCode, &'static str) {
+        match self {
+            ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
+            ApiError::BadSignature(_) => (StatusCode::UNAUTHORIZED, "bad_signature"),
+            ApiError::Replay(_) => (StatusCode::CONFLICT, "replayed"),
+            ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            ApiError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
+            ApiError::InvalidModule(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_module"),
+            ApiError::Rejected(_) => (StatusCode::UNPROCESSABLE_ENTITY, "rejected"),
+            ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, kind) = self.parts();
+        let body = ErrorBody {
+            error: kind.to_string(),
+            detail: self.to_string(),
+        };
+        (status, axum::Json(body)).into_response()
+    }
+}

@@ -1,0 +1,197 @@
+//! The coordinator: an axum HTTP server that is the shell around the engine.
+//!
+//! It checks signatures and nonces, admits commands (blobs present, modules valid), makes the
+//! leader's timing decisions (which provider gets which task, who is lost, which job expired),
+//! commits every accepted command to the durable log before answering, and serves read-only views.
+//! Providers only ever dial in to it; it never connects to them.
+
+mod error;
+mod node;
+mod routes;
+mod views;
+
+pub use error::ApiError;
+pub use node::now_ms;
+
+use engine::{EngineConfig, Input, LeaderCommand, ProviderStatus, State};
+use node::Node;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+use store::{BlobStore, SqliteLog};
+use tokio::sync::Notify;
+
+/// How a coordinator runs. Every field has a default that works on a laptop.
+#[derive(Clone, Debug)]
+pub struct CoordinatorConfig {
+    /// Holds `gridmint.sqlite` (the command log and snapshots) and `blobs/`.
+    pub data_dir: PathBuf,
+    /// How often providers are asked to heartbeat.
+    pub heartbeat_interval: Duration,
+    /// Silence after which a provider is declared lost and its tasks requeued.
+    pub heartbeat_timeout: Duration,
+    /// Largest blob (module, input, output) accepted.
+    pub max_blob_bytes: u64,
+    /// Largest JSON request body accepted.
+    pub max_request_bytes: usize,
+    /// Longest a work fetch may wait for work to appear.
+    pub max_fetch_wait: Duration,
+    /// Take a state snapshot every this many log entries.
+    pub snapshot_every: u64,
+    pub engine: EngineConfig,
+}
+
+impl CoordinatorConfig {
+    pub fn new(data_dir: PathBuf) -> CoordinatorConfig {
+        CoordinatorConfig {
+            data_dir,
+            heartbeat_interval: Duration::from_secs(2),
+            heartbeat_timeout: Duration::from_secs(10),
+            max_blob_bytes: 64 << 20,
+            max_request_bytes: 64 << 20,
+            max_fetch_wait: Duration::from_secs(10),
+            snapshot_every: 10_000,
+            engine: EngineConfig::default(),
+        }
+    }
+}
+
+pub(crate) struct Shared {
+    node: Mutex<Node>,
+    blobs: BlobStore,
+    config: CoordinatorConfig,
+    /// Woken whenever tasks may have been queued.
+    work: Notify,
+}
+
+impl Shared {
+    fn node(&self) -> MutexGuard<'_, Node> {
+        // A panic while holding the lock is a bug; the state it guards is still consistent because
+        // `Node::commit` never leaves a half-applied command behind.
+        self.node.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// A coordinator serving on a socket; dropped or [`Running::shutdown`] stops it.
+pub struct Running {
+    pub addr: SocketAddr,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Running {
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stops serving and waits for the server to finish.
+    pub async fn shutdown(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        let _ = (&mut self.task).await;
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// Opens the data dir, replays the log and starts serving on `listen`.
+pub async fn start(config: CoordinatorConfig, listen: SocketAddr) -> anyhow::Result<Running> {
+    use anyhow::Context;
+    let log = SqliteLog::open(&config.data_dir)
+        .with_context(|| format!("opening the command log in {}", config.data_dir.display()))?;
+    let blobs = BlobStore::open(&config.data_dir.join("blobs"))?;
+    let started = Instant::now();
+    let node = Node::open(
+        Box::new(log),
+        State::new(config.engine.clone()),
+        config.snapshot_every,
+    )
+    .context("rebuilding state from the command log")?;
+    tracing::info!(
+        entries = node.log_len(),
+        state_hash = %node.state.hash(),
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "state recovered"
+    );
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("binding {listen}"))?;
+    let addr = listener.local_addr()?;
+    let shared = Arc::new(Shared {
+        node: Mutex::new(node),
+        blobs,
+        config,
+        work: Notify::new(),
+    });
+    let app = routes::router(shared.clone());
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let timers = tokio::spawn(timers(shared.clone()));
+    let task = tokio::spawn(async move {
+        let served = axum::serve(listener, app)
+            .with_graceful_shutdown(async {
+                let _ = rx.await;
+            })
+            .await;
+        if let Err(e) = served {
+            tracing::error!(error = %e, "server failed");
+        }
+        timers.abort();
+    });
+    tracing::info!(%addr, "coordinator listening");
+    Ok(Running {
+        addr,
+        shutdown: Some(tx),
+        task,
+    })
+}
+
+/// The leader's clock-driven decisions: declare silent providers lost, expire jobs past deadline.
+async fn timers(shared: Arc<Shared>) {
+    let period = (shared.config.heartbeat_timeout / 4).clamp(
+        Duration::from_millis(20),
+        Duration::from_secs(1),
+    );
+    let mut tick = tokio::time::interval(period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let mut node = shared.node();
+        let now = Instant::now();
+        let lost: Vec<_> = node
+            .state
+            .providers
+            .values()
+            .filter(|p| p.status == ProviderStatus::Active)
+            .filter(|p| now.duration_since(node.last_seen(&p.id)) > shared.config.heartbeat_timeout)
+            .map(|p| p.id)
+            .collect();
+        let mut requeued = false;
+        for provider in lost {
+            match node.commit(Input::Leader(LeaderCommand::ProviderLost { provider })) {
+                Ok(_) => {
+                    tracing::warn!(%provider, "provider missed its heartbeat deadline: lost");
+                    requeued = true;
+                }
+                Err(e) => tracing::error!(%provider, error = %e, "could not declare provider lost"),
+            }
+        }
+        for job in node.state.expired_jobs(now_ms()) {
+            match node.commit(Input::Leader(LeaderCommand::ExpireJob { job })) {
+                Ok(_) => tracing::warn!(job, "job passed its deadline"),
+                Err(e) => tracing::error!(job, error = %e, "could not expire job"),
+            }
+        }
+        drop(node);
+        if requeued {
+            shared.work.notify_waiters();
+        }
+    }
+}

@@ -1,0 +1,352 @@
+//! HTTP routes under `/v1` (the table is in `api::wire`). Handlers parse and authenticate, then hand
+//! the engine a command through `Node::commit`; they hold the node lock only briefly.
+
+use crate::error::ApiError;
+use crate::{Shared, views};
+use api::wire::{
+    AccountView, ActionResponse, BlobStored, FetchResponse, HEADER_NONCE, HEADER_SIGNATURE,
+    HEADER_SIGNER, HeartbeatResponse, JobView, ProviderView, Request, StatusView,
+};
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use engine::{
+    AccountId, Action, Aggregate, Hash, Input, JobId, JobSpec, LeaderCommand, ProviderStatus, Sig,
+    Signed,
+};
+use serde::de::DeserializeOwned;
+use std::sync::Arc;
+use std::time::Duration;
+
+type S = State<Arc<Shared>>;
+type ApiResult<T> = Result<T, ApiError>;
+
+pub fn router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route("/v1/status", get(status))
+        .route("/v1/blobs/{hash}", get(get_blob).put(put_blob))
+        .route("/v1/actions", post(action))
+        .route("/v1/work/fetch", post(fetch))
+        .route("/v1/work/heartbeat", post(heartbeat))
+        .route("/v1/jobs/{id}", get(job))
+        .route("/v1/jobs/{id}/output", get(job_output))
+        .route("/v1/providers", get(providers))
+        .route("/v1/providers/{id}", get(provider))
+        .route("/v1/accounts/{id}", get(account))
+        .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
+        // Bodies are read by the handlers themselves, with their own limits and JSON errors.
+        .layer(axum::extract::DefaultBodyLimit::disable())
+        .with_state(shared)
+}
+
+fn parse_json<T: DeserializeOwned>(body: &[u8]) -> ApiResult<T> {
+    serde_json::from_slice(body).map_err(|e| ApiError::BadRequest(format!("malformed JSON: {e}")))
+}
+
+async fn read_body(body: Body, limit: usize) -> ApiResult<Bytes> {
+    axum::body::to_bytes(body, limit)
+        .await
+        .map_err(|_| ApiError::TooLarge(format!("request body exceeds {limit} bytes")))
+}
+
+fn parse_id<T: std::str::FromStr>(what: &str, s: &str) -> ApiResult<T> {
+    s.parse()
+        .map_err(|_| ApiError::BadRequest(format!("{what} {s:?} is malformed")))
+}
+
+fn authenticate<T: engine::SignedBody>(signed: &Signed<T>) -> ApiResult<()> {
+    api::verify(signed).map_err(|e| ApiError::BadSignature(e.to_string()))
+}
+
+async fn status(State(shared): S) -> Json<StatusView> {
+    let node = shared.node();
+    Json(views::status(&node.state, node.log_len()))
+}
+
+async fn get_blob(State(shared): S, Path(hash): Path<String>) -> ApiResult<impl IntoResponse> {
+    let hash: Hash = parse_id("blob hash", &hash)?;
+    let blobs = shared.blobs.clone();
+    let bytes = tokio::task::spawn_blocking(move || blobs.get(&hash))
+        .await
+        .map_err(|e| ApiError::Unavailable(e.to_string()))?
+        .map_err(|e| ApiError::Unavailable(e.to_string()))?
+        .ok_or_else(|| ApiError::NotFound(format!("no blob {hash}")))?;
+    Ok(([(header::CONTENT_TYPE, "application/octet-stream")], bytes))
+}
+
+fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> ApiResult<&'a str> {
+    headers
+        .get(name)
+        .ok_or_else(|| ApiError::BadSignature(format!("missing header {name}")))?
+        .to_str()
+        .map_err(|_| ApiError::BadRequest(format!("header {name} is not text")))
+}
+
+/// Blob uploads are content-addressed and idempotent, so a replayed upload changes nothing: they are
+/// signed (only key holders may store data, and the signature binds the hash and size) but not
+/// nonce-checked, which lets a client upload in parallel.
+async fn put_blob(
+    State(shared): S,
+    Path(hash): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<impl IntoResponse> {
+    let hash: Hash = parse_id("blob hash", &hash)?;
+    let limit = shared.config.max_blob_bytes;
+    if let Some(len) = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        && len > limit
+    {
+        return Err(ApiError::TooLarge(format!(
+            "blob of {len} bytes exceeds the limit of {limit}"
+        )));
+    }
+    let signer: AccountId = parse_id("signer", header_str(&headers, HEADER_SIGNER)?)?;
+    let nonce: u64 = parse_id("nonce", header_str(&headers, HEADER_NONCE)?)?;
+    let signature: Sig = parse_id("signature", header_str(&headers, HEADER_SIGNATURE)?)?;
+    let bytes = read_body(body, usize::try_from(limit).unwrap_or(usize::MAX)).await?;
+    let signed = Signed {
+        signer,
+        nonce,
+        body: Request::PutBlob {
+            hash,
+            size: bytes.len() as u64,
+        },
+        signature,
+    };
+    authenticate(&signed)?;
+    let actual = Hash::of(&bytes);
+    if actual != hash {
+        return Err(ApiError::BadRequest(format!(
+            "content hashes to {actual}, not {hash}"
+        )));
+    }
+    let blobs = shared.blobs.clone();
+    let size = bytes.len() as u64;
+    tokio::task::spawn_blocking(move || blobs.put(&bytes))
+        .await
+        .map_err(|e| ApiError::Unavailable(e.to_string()))?
+        .map_err(|e| ApiError::Unavailable(format!("could not store blob: {e}")))?;
+    Ok((StatusCode::CREATED, Json(BlobStored { hash, size })))
+}
+
+/// Checks that a module blob is present and is valid WebAssembly.
+fn admit_module(shared: &Shared, hash: &Hash, what: &str) -> ApiResult<()> {
+    let bytes = shared
+        .blobs
+        .get(hash)
+        .map_err(|e| ApiError::Unavailable(e.to_string()))?
+        .ok_or_else(|| ApiError::NotFound(format!("{what} {hash} has not been uploaded")))?;
+    wasmparser::validate(&bytes)
+        .map(|_| ())
+        .map_err(|e| ApiError::InvalidModule(format!("{what} {hash} is not valid WebAssembly: {e}")))
+}
+
+/// Everything a job refers to must already be stored, so that providers can always fetch it.
+fn admit_job(shared: &Shared, spec: &JobSpec) -> ApiResult<()> {
+    admit_module(shared, &spec.module, "module")?;
+    if let Aggregate::Reduce(reduce) = &spec.aggregate {
+        admit_module(shared, &reduce.module, "reduce module")?;
+    }
+    for (i, task) in spec.tasks.iter().enumerate() {
+        let blobs = task.inputs.iter().map(|f| f.hash).chain(task.stdin);
+        for hash in blobs {
+            if !shared.blobs.contains(&hash) {
+                return Err(ApiError::NotFound(format!(
+                    "task {i}: input blob {hash} has not been uploaded"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn action(State(shared): S, body: Body) -> ApiResult<Json<ActionResponse>> {
+    let bytes = read_body(body, shared.config.max_request_bytes).await?;
+    let signed: Signed<Action> = parse_json(&bytes)?;
+    authenticate(&signed)?;
+    if let Action::SubmitJob(spec) = &signed.body {
+        let shared = shared.clone();
+        let spec = spec.clone();
+        tokio::task::spawn_blocking(move || admit_job(&shared, &spec))
+            .await
+            .map_err(|e| ApiError::Unavailable(e.to_string()))??;
+    }
+    let who = signed.signer;
+    let nonce = signed.nonce;
+    let (seq, events) = {
+        let mut node = shared.node();
+        node.check_nonce(&who, nonce)?;
+        let out = node.commit(Input::Signed(signed))?;
+        node.seen(who, nonce);
+        out
+    };
+    shared.work.notify_waiters();
+    Ok(Json(ActionResponse { seq, events }))
+}
+
+/// An unlogged signed request: authenticated, nonce-checked and counted as a sign of life.
+fn admit_request(shared: &Shared, signed: &Signed<Request>) -> ApiResult<()> {
+    authenticate(signed)?;
+    let mut node = shared.node();
+    node.check_nonce(&signed.signer, signed.nonce)?;
+    node.seen(signed.signer, signed.nonce);
+    match node.state.providers.get(&signed.signer) {
+        None => Err(ApiError::NotFound(format!(
+            "provider {} is not registered",
+            signed.signer
+        ))),
+        Some(p) if p.status != ProviderStatus::Active => Err(ApiError::Conflict(format!(
+            "provider {} is not active (it left or was declared lost); register again",
+            signed.signer
+        ))),
+        Some(_) => Ok(()),
+    }
+}
+
+async fn heartbeat(State(shared): S, body: Body) -> ApiResult<Json<HeartbeatResponse>> {
+    let bytes = read_body(body, 64 * 1024).await?;
+    let signed: Signed<Request> = parse_json(&bytes)?;
+    if signed.body != Request::Heartbeat {
+        return Err(ApiError::BadRequest("expected a heartbeat request".into()));
+    }
+    admit_request(&shared, &signed)?;
+    Ok(Json(HeartbeatResponse {
+        heartbeat_interval_ms: shared.config.heartbeat_interval.as_millis() as u64,
+        heartbeat_timeout_ms: shared.config.heartbeat_timeout.as_millis() as u64,
+    }))
+}
+
+/// Batched work fetch with long polling: answers at once when tasks are available, otherwise waits
+/// (at most a heartbeat interval) for work to be queued.
+async fn fetch(State(shared): S, body: Body) -> ApiResult<Json<FetchResponse>> {
+    let bytes = read_body(body, 64 * 1024).await?;
+    let signed: Signed<Request> = parse_json(&bytes)?;
+    let Request::Fetch { max, wait_ms } = signed.body else {
+        return Err(ApiError::BadRequest("expected a fetch request".into()));
+    };
+    admit_request(&shared, &signed)?;
+    let who = signed.signer;
+    let heartbeat_interval_ms = shared.config.heartbeat_interval.as_millis() as u64;
+    let wait = Duration::from_millis(u64::from(wait_ms))
+        .min(shared.config.max_fetch_wait)
+        .min(shared.config.heartbeat_interval);
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        let notified = shared.work.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        {
+            let mut node = shared.node();
+            node.seen(who, signed.nonce);
+            let picks = node.state.pick_tasks(who, max);
+            if !picks.is_empty() {
+                node.commit(Input::Leader(LeaderCommand::AssignTasks {
+                    provider: who,
+                    tasks: picks.clone(),
+                }))?;
+                let tasks = picks
+                    .iter()
+                    .filter_map(|t| node.state.task_descriptor(*t))
+                    .collect();
+                return Ok(Json(FetchResponse {
+                    tasks,
+                    heartbeat_interval_ms,
+                }));
+            }
+        }
+        if tokio::time::timeout_at(deadline, notified).await.is_err() {
+            return Ok(Json(FetchResponse {
+                tasks: Vec::new(),
+                heartbeat_interval_ms,
+            }));
+        }
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct JobQuery {
+    #[serde(default)]
+    tasks: bool,
+}
+
+async fn job(
+    State(shared): S,
+    Path(id): Path<String>,
+    Query(q): Query<JobQuery>,
+) -> ApiResult<Json<JobView>> {
+    let id: JobId = parse_id("job id", &id)?;
+    let node = shared.node();
+    let job = node
+        .state
+        .jobs
+        .get(&id)
+        .ok_or_else(|| ApiError::NotFound(format!("unknown job {id}")))?;
+    Ok(Json(views::job(job, q.tasks)))
+}
+
+async fn job_output(State(shared): S, Path(id): Path<String>) -> ApiResult<impl IntoResponse> {
+    let id: JobId = parse_id("job id", &id)?;
+    let parts = {
+        let node = shared.node();
+        let job = node
+            .state
+            .jobs
+            .get(&id)
+            .ok_or_else(|| ApiError::NotFound(format!("unknown job {id}")))?;
+        job.output_parts().ok_or_else(|| {
+            ApiError::Conflict(format!(
+                "job {id} has no output: it is {}",
+                match &job.status {
+                    engine::JobStatus::Failed { reason } => format!("failed ({reason})"),
+                    other => format!("{other:?}").to_lowercase(),
+                }
+            ))
+        })?
+    };
+    let blobs = shared.blobs.clone();
+    let out = tokio::task::spawn_blocking(move || -> ApiResult<Vec<u8>> {
+        let mut out = Vec::new();
+        for hash in parts {
+            let bytes = blobs
+                .get(&hash)
+                .map_err(|e| ApiError::Unavailable(e.to_string()))?
+                .ok_or_else(|| ApiError::Unavailable(format!("output blob {hash} is missing")))?;
+            out.extend_from_slice(&bytes);
+        }
+        Ok(out)
+    })
+    .await
+    .map_err(|e| ApiError::Unavailable(e.to_string()))??;
+    Ok(([(header::CONTENT_TYPE, "application/octet-stream")], out))
+}
+
+async fn providers(State(shared): S) -> Json<Vec<ProviderView>> {
+    let node = shared.node();
+    Json(node.state.providers.values().map(views::provider).collect())
+}
+
+async fn provider(State(shared): S, Path(id): Path<String>) -> ApiResult<Json<ProviderView>> {
+    let id: AccountId = parse_id("provider id", &id)?;
+    let node = shared.node();
+    let p = node
+        .state
+        .providers
+        .get(&id)
+        .ok_or_else(|| ApiError::NotFound(format!("unknown provider {id}")))?;
+    Ok(Json(views::provider(p)))
+}
+
+async fn account(State(shared): S, Path(id): Path<String>) -> ApiResult<Json<AccountView>> {
+    let id: AccountId = parse_id("account id", &id)?;
+    let node = shared.node();
+    Ok(Json(AccountView {
+        id,
+        nonce: node.state.nonce(&id),
+    }))
+}

@@ -1,0 +1,106 @@
+//! Read-only views of engine state, as served by the API.
+
+use api::wire::{JobView, ProviderView, StatusView, TaskView};
+use engine::{Job, JobStatus, Provider, ProviderStatus, State, TaskId, TaskState};
+use std::collections::BTreeMap;
+
+pub fn status(state: &State, log_length: u64) -> StatusView {
+    StatusView {
+        now: state.now,
+        log_length,
+        state_hash: state.hash(),
+        providers_active: state
+            .providers
+            .values()
+            .filter(|p| p.status == ProviderStatus::Active)
+            .count() as u64,
+        providers_total: state.providers.len() as u64,
+        jobs_total: state.jobs.len() as u64,
+        jobs_unfinished: state
+            .jobs
+            .values()
+            .filter(|j| !j.status.is_finished())
+            .count() as u64,
+        tasks_queued: state.queue.len() as u64,
+    }
+}
+
+pub fn job(job: &Job, with_tasks: bool) -> JobView {
+    let mut per_provider: BTreeMap<_, u64> = BTreeMap::new();
+    let (mut done, mut running, mut queued, mut fuel) = (0, 0, 0, 0u64);
+    for task in &job.tasks {
+        match task.state {
+            TaskState::Done => done += 1,
+            TaskState::Running { .. } => running += 1,
+            TaskState::Queued => queued += 1,
+            TaskState::Failed | TaskState::Dropped => {}
+        }
+        if let Some(r) = &task.result {
+            *per_provider.entry(r.provider).or_default() += 1;
+            fuel = fuel.saturating_add(r.fuel_used);
+        }
+    }
+    let total = match (&job.status, &job.spec.aggregate) {
+        // The reduce task is counted from the start so that progress never goes backwards.
+        (JobStatus::Running, engine::Aggregate::Reduce(_)) => job.tasks.len() + 1,
+        _ => job.tasks.len(),
+    };
+    let tasks = if with_tasks {
+        job.tasks
+            .iter()
+            .enumerate()
+            .map(|(i, t)| TaskView {
+                task: TaskId {
+                    job: job.id,
+                    index: i as u32,
+                },
+                state: match t.state {
+                    TaskState::Queued => "queued",
+                    TaskState::Running { .. } => "running",
+                    TaskState::Done => "done",
+                    TaskState::Failed => "failed",
+                    TaskState::Dropped => "dropped",
+                }
+                .into(),
+                provider: match (&t.state, &t.result) {
+                    (TaskState::Running { provider, .. }, _) => Some(*provider),
+                    (_, Some(r)) => Some(r.provider),
+                    _ => None,
+                },
+                failures: t.failures,
+                last_error: t.last_error.clone(),
+                output_hash: t.result.as_ref().map(|r| r.output_hash),
+                fuel_used: t.result.as_ref().map(|r| r.fuel_used),
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    JobView {
+        id: job.id,
+        owner: job.owner,
+        status: job.status.clone(),
+        tasks_total: total as u64,
+        tasks_done: done,
+        tasks_running: running,
+        tasks_queued: queued,
+        submitted_at: job.submitted_at,
+        finished_at: job.finished_at,
+        deadline: job.spec.deadline,
+        fuel_used: fuel,
+        tasks_per_provider: per_provider,
+        output: job.output_parts(),
+        tasks,
+    }
+}
+
+pub fn provider(p: &Provider) -> ProviderView {
+    ProviderView {
+        id: p.id,
+        spec: p.spec.clone(),
+        status: p.status,
+        registered_at: p.registered_at,
+        running: p.running.len() as u64,
+        stats: p.stats.clone(),
+    }
+}

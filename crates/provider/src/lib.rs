@@ -1,0 +1,287 @@
+//! The provider agent: loads or creates its key, benchmarks itself, registers, then pulls tasks in
+//! batches over outbound HTTP, runs them concurrently in the sandbox and reports signed results.
+//!
+//! It never listens on a socket, so it works behind NAT with no port forwarding. One control loop
+//! sends every signed request in order (so nonces arrive increasing); task runs happen on worker
+//! tasks and report back over a channel. On shutdown it leaves, which hands tasks in flight back
+//! to the queue at once instead of waiting for the heartbeat deadline.
+
+mod work;
+
+use anyhow::Context;
+use api::{Client, ClientError, Identity};
+use engine::{AccountId, Action, ProviderSpec, TaskId, TaskReport};
+use sandbox::{Sandbox, SandboxConfig, TaskRun};
+use std::collections::HashSet;
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use store::BlobStore;
+use tokio::sync::mpsc;
+
+/// The benchmark kernel (guests/bench.c), run at start-up to measure speed.
+pub const BENCH_WASM: &[u8] = include_bytes!("../../../guests/bench.wasm");
+const BENCH_ITERATIONS: u64 = 2_000_000;
+
+/// How a provider runs. Defaults describe this machine.
+#[derive(Clone, Debug)]
+pub struct ProviderConfig {
+    pub coordinator: String,
+    /// Holds `provider.key` and the `blobs/` cache.
+    pub data_dir: PathBuf,
+    /// Concurrent task slots (default: the number of cores).
+    pub slots: u32,
+    pub memory_bytes: u64,
+    pub gpu: Option<String>,
+    pub region: String,
+    pub price_per_fuel: u128,
+    /// Longest a work fetch waits for work when the provider is idle.
+    pub fetch_wait: Duration,
+}
+
+impl ProviderConfig {
+    pub fn new(coordinator: &str, data_dir: PathBuf) -> ProviderConfig {
+        ProviderConfig {
+            coordinator: coordinator.to_string(),
+            data_dir,
+            slots: cores(),
+            memory_bytes: total_memory().unwrap_or(4 << 30),
+            gpu: None,
+            region: "local".into(),
+            price_per_fuel: 1,
+            fetch_wait: Duration::from_secs(1),
+        }
+    }
+
+    pub fn key_path(&self) -> PathBuf {
+        self.data_dir.join("provider.key")
+    }
+}
+
+pub fn cores() -> u32 {
+    std::thread::available_parallelism()
+        .map(|n| u32::try_from(n.get()).unwrap_or(1))
+        .unwrap_or(1)
+}
+
+/// Total memory from /proc/meminfo (Linux), in bytes.
+pub fn total_memory() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    kib.checked_mul(1024)
+}
+
+/// Runs the benchmark kernel and returns its speed in kernel iterations per millisecond.
+pub fn benchmark(sandbox: &Sandbox) -> anyhow::Result<u64> {
+    let module = sandbox.prepare(BENCH_WASM)?;
+    let task = TaskRun {
+        args: vec![BENCH_ITERATIONS.to_string()],
+        ..TaskRun::default()
+    };
+    let start = Instant::now();
+    let report = sandbox.run(&module, &task)?;
+    let elapsed = start.elapsed();
+    anyhow::ensure!(
+        report.outcome == sandbox::Outcome::Exited(0),
+        "benchmark kernel failed: {:?}",
+        report.outcome
+    );
+    let micros = elapsed.as_micros().max(1);
+    Ok(u64::try_from(u128::from(BENCH_ITERATIONS) * 1000 / micros).unwrap_or(u64::MAX))
+}
+
+/// What a provider did before it stopped.
+#[derive(Clone, Debug, Default)]
+pub struct Summary {
+    pub id: Option<AccountId>,
+    pub tasks_run: u64,
+    pub tasks_failed: u64,
+}
+
+/// Runs a provider until `shutdown` resolves, then leaves gracefully.
+pub async fn run(config: ProviderConfig, shutdown: impl Future<Output = ()>) -> anyhow::Result<Summary> {
+    let identity = Arc::new(
+        Identity::load_or_create(&config.key_path())
+            .with_context(|| format!("provider key in {}", config.data_dir.display()))?,
+    );
+    let blobs = BlobStore::open(&config.data_dir.join("blobs"))?;
+    let sandbox = Arc::new(Sandbox::new(SandboxConfig::default())?);
+    let score = {
+        let sandbox = sandbox.clone();
+        tokio::task::spawn_blocking(move || benchmark(&sandbox)).await??
+    };
+    let client = Client::new(&config.coordinator);
+    let spec = ProviderSpec {
+        slots: config.slots.max(1),
+        cores: cores(),
+        memory_bytes: config.memory_bytes,
+        gpu: config.gpu.clone(),
+        benchmark_score: score,
+        region: config.region.clone(),
+        price_per_fuel: config.price_per_fuel,
+    };
+    let worker = work::Worker::new(client.clone(), identity.clone(), sandbox, blobs);
+    let mut agent = Agent {
+        client,
+        identity,
+        spec,
+        worker,
+        summary: Summary::default(),
+    };
+    tokio::pin!(shutdown);
+    tokio::select! {
+        result = agent.serve(&config) => result?,
+        () = &mut shutdown => {}
+    }
+    agent.leave().await;
+    Ok(agent.summary)
+}
+
+struct Agent {
+    client: Client,
+    identity: Arc<Identity>,
+    spec: ProviderSpec,
+    worker: work::Worker,
+    summary: Summary,
+}
+
+impl Agent {
+    /// Registers, retrying while the coordinator is unreachable.
+    async fn register(&mut self) -> anyhow::Result<()> {
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            match self
+                .client
+                .action(&self.identity, Action::RegisterProvider(self.spec.clone()))
+                .await
+            {
+                Ok(_) => {
+                    tracing::info!(
+                        provider = %self.identity.id(),
+                        slots = self.spec.slots,
+                        benchmark = self.spec.benchmark_score,
+                        coordinator = self.client.base(),
+                        "registered"
+                    );
+                    self.summary.id = Some(self.identity.id());
+                    return Ok(());
+                }
+                Err(e) if e.is_unreachable() => {
+                    tracing::warn!(error = %e, "coordinator unreachable; retrying");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(2));
+                }
+                Err(e) => return Err(e).context("registering"),
+            }
+        }
+    }
+
+    /// The control loop. Returns only on an unrecoverable error.
+    async fn serve(&mut self, config: &ProviderConfig) -> anyhow::Result<()> {
+        self.register().await?;
+        let (done_tx, mut done_rx) = mpsc::unbounded_channel::<TaskReport>();
+        let mut in_flight: HashSet<TaskId> = HashSet::new();
+        let mut pending: Vec<TaskReport> = Vec::new();
+        let mut heartbeat_every = Duration::from_secs(2);
+        let mut last_contact = Instant::now();
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            while let Ok(report) = done_rx.try_recv() {
+                in_flight.remove(&report.task);
+                pending.push(report);
+            }
+            let result: Result<(), ClientError> = async {
+                if !pending.is_empty() {
+                    self.client
+                        .action(&self.identity, Action::ReportResults(pending.clone()))
+                        .await?;
+                    last_contact = Instant::now();
+                    for r in pending.drain(..) {
+                        if r.outcome == engine::TaskOutcome::Success {
+                            self.summary.tasks_run += 1;
+                        } else {
+                            self.summary.tasks_failed += 1;
+                        }
+                    }
+                }
+                let free = self.spec.slots.saturating_sub(in_flight.len() as u32);
+                if free > 0 {
+                    let wait = if in_flight.is_empty() {
+                        config.fetch_wait
+                    } else {
+                        Duration::ZERO
+                    };
+                    let resp = self.client.fetch(&self.identity, free, wait).await?;
+                    last_contact = Instant::now();
+                    heartbeat_every = Duration::from_millis(resp.heartbeat_interval_ms.max(50));
+                    for task in resp.tasks {
+                        in_flight.insert(task.task);
+                        self.worker.spawn(task, done_tx.clone());
+                    }
+                    if in_flight.is_empty() {
+                        // Idle: the fetch's long poll was the wait.
+                        return Ok(());
+                    }
+                }
+                // Busy: wait for a task to finish, heart-beating while we wait.
+                let due = last_contact + heartbeat_every;
+                tokio::select! {
+                    Some(report) = done_rx.recv() => {
+                        in_flight.remove(&report.task);
+                        pending.push(report);
+                    }
+                    () = tokio::time::sleep_until(due.into()) => {
+                        self.client.heartbeat(&self.identity).await?;
+                        last_contact = Instant::now();
+                    }
+                }
+                Ok(())
+            }
+            .await;
+            match result {
+                Ok(()) => backoff = Duration::from_millis(100),
+                Err(e) if e.is_unreachable() => {
+                    tracing::warn!(error = %e, "coordinator unreachable; retrying");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(2));
+                }
+                Err(e) if matches!(e.status(), Some(404 | 409)) => {
+                    // Unknown or declared lost (e.g. after a long pause or a coordinator whose
+                    // data was reset): our tasks were requeued elsewhere, so drop them and
+                    // register again.
+                    tracing::warn!(error = %e, "coordinator no longer knows us as active; re-registering");
+                    pending.clear();
+                    in_flight.clear();
+                    self.worker.abandon_all();
+                    self.register().await?;
+                }
+                Err(e) if e.status() == Some(422) => {
+                    // The coordinator refused a report (a bug on one side): keep serving.
+                    tracing::error!(error = %e, "request rejected; dropping it");
+                    pending.clear();
+                }
+                Err(e) => return Err(e).context("talking to the coordinator"),
+            }
+        }
+    }
+
+    /// Leaves the network: tasks in flight go back to the queue now.
+    async fn leave(&mut self) {
+        self.worker.abandon_all();
+        if self.summary.id.is_none() {
+            return;
+        }
+        match tokio::time::timeout(
+            Duration::from_secs(5),
+            self.client.action(&self.identity, Action::LeaveProvider),
+        )
+        .await
+        {
+            Ok(Ok(_)) => tracing::info!(provider = %self.identity.id(), "left the network"),
+            Ok(Err(e)) => tracing::warn!(error = %e, "could not leave cleanly"),
+            Err(_) => tracing::warn!("leaving timed out"),
+        }
+    }
+}

@@ -1,0 +1,182 @@
+//! Running one task: fetch the module and inputs (cached by hash), run in the sandbox, upload the
+//! output, and produce the report the control loop sends.
+
+use api::{Client, Identity};
+use bytes::Bytes;
+use engine::{Hash, TaskDescriptor, TaskOutcome, TaskReport};
+use sandbox::{Outcome, Prepared, Sandbox, TaskRun};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use store::BlobStore;
+use tokio::sync::mpsc::UnboundedSender;
+use tokio::task::AbortHandle;
+
+#[derive(Clone)]
+pub struct Worker {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    client: Client,
+    identity: Arc<Identity>,
+    sandbox: Arc<Sandbox>,
+    blobs: BlobStore,
+    modules: Mutex<HashMap<Hash, Prepared>>,
+    running: Mutex<Vec<AbortHandle>>,
+}
+
+impl Worker {
+    pub fn new(client: Client, identity: Arc<Identity>, sandbox: Arc<Sandbox>, blobs: BlobStore) -> Worker {
+        Worker {
+            inner: Arc::new(Inner {
+                client,
+                identity,
+                sandbox,
+                blobs,
+                modules: Mutex::new(HashMap::new()),
+                running: Mutex::new(Vec::new()),
+            }),
+        }
+    }
+
+    /// Starts running `task`; its report arrives on `done`.
+    pub fn spawn(&self, task: TaskDescriptor, done: UnboundedSender<TaskReport>) {
+        let inner = self.inner.clone();
+        let handle = tokio::spawn(async move {
+            let id = task.task;
+            let report = inner.execute(task).await;
+            tracing::debug!(task = %id, outcome = %report.outcome, fuel = report.fuel_used, "task finished");
+            let _ = done.send(report);
+        });
+        let mut running = self.inner.running.lock().unwrap_or_else(|p| p.into_inner());
+        running.retain(|h| !h.is_finished());
+        running.push(handle.abort_handle());
+    }
+
+    /// Stops every task in flight (their runs are handed back to the coordinator).
+    pub fn abandon_all(&self) {
+        let mut running = self.inner.running.lock().unwrap_or_else(|p| p.into_inner());
+        for h in running.drain(..) {
+            h.abort();
+        }
+    }
+}
+
+fn failure(task: &TaskDescriptor, why: String) -> TaskReport {
+    TaskReport {
+        task: task.task,
+        outcome: TaskOutcome::Trap(why),
+        output_hash: Hash::of(&[]),
+        output_size: 0,
+        fuel_used: 0,
+    }
+}
+
+impl Inner {
+    /// A blob from the local cache, downloading it on a miss.
+    async fn blob(&self, hash: Hash) -> Result<Bytes, String> {
+        let blobs = self.blobs.clone();
+        if let Ok(Ok(Some(bytes))) = tokio::task::spawn_blocking(move || blobs.get(&hash)).await {
+            return Ok(Bytes::from(bytes));
+        }
+        let mut last = String::new();
+        for attempt in 0..3u32 {
+            match self.client.get_blob(hash).await {
+                Ok(bytes) => {
+                    let blobs = self.blobs.clone();
+                    let copy = bytes.clone();
+                    tokio::task::spawn_blocking(move || blobs.put(&copy))
+                        .await
+                        .map_err(|e| e.to_string())?
+                        .map_err(|e| e.to_string())?;
+                    return Ok(bytes);
+                }
+                Err(e) => {
+                    last = e.to_string();
+                    tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
+                }
+            }
+        }
+        Err(format!("could not fetch blob {hash}: {last}"))
+    }
+
+    async fn module(&self, hash: Hash) -> Result<Prepared, String> {
+        if let Some(m) = self.modules.lock().unwrap_or_else(|p| p.into_inner()).get(&hash) {
+            return Ok(m.clone());
+        }
+        let bytes = self.blob(hash).await?;
+        let sandbox = self.sandbox.clone();
+        let prepared = tokio::task::spawn_blocking(move || sandbox.prepare(&bytes))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?;
+        self.modules
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(hash, prepared.clone());
+        Ok(prepared)
+    }
+
+    async fn execute(&self, task: TaskDescriptor) -> TaskReport {
+        match self.try_execute(&task).await {
+            Ok(report) => report,
+            Err(why) => failure(&task, why),
+        }
+    }
+
+    async fn try_execute(&self, task: &TaskDescriptor) -> Result<TaskReport, String> {
+        let module = self.module(task.module).await?;
+        let mut inputs = Vec::with_capacity(task.inputs.len());
+        for input in &task.inputs {
+            self.blob(input.hash).await?;
+            inputs.push((input.name.clone(), self.blobs.path(&input.hash)));
+        }
+        let stdin = match task.stdin {
+            Some(hash) => self.blob(hash).await?.to_vec(),
+            None => Vec::new(),
+        };
+        let run = TaskRun {
+            args: task.args.clone(),
+            env: task.env.clone(),
+            stdin,
+            inputs,
+            output: match &task.output {
+                engine::OutputSource::Stdout => sandbox::OutputSource::Stdout,
+                engine::OutputSource::File(name) => sandbox::OutputSource::File(name.clone()),
+            },
+            fuel_limit: task.limits.fuel,
+            memory_limit_bytes: task.limits.memory_bytes,
+            wall_limit: Duration::from_millis(task.limits.wall_ms),
+            seed: task.seed,
+        };
+        let sandbox = self.sandbox.clone();
+        let report = tokio::task::spawn_blocking(move || sandbox.run(&module, &run))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?;
+        let outcome = match report.outcome {
+            Outcome::Exited(0) => TaskOutcome::Success,
+            Outcome::Exited(code) => TaskOutcome::Exit(code),
+            Outcome::Trap(msg) => TaskOutcome::Trap(msg),
+            Outcome::OutOfFuel => TaskOutcome::OutOfFuel,
+            Outcome::Timeout => TaskOutcome::Timeout,
+            Outcome::MemoryLimit => TaskOutcome::MemoryLimit,
+            Outcome::OutputTooLarge => TaskOutcome::OutputTooLarge,
+        };
+        let output_hash = Hash(report.output_hash);
+        if outcome == TaskOutcome::Success {
+            self.client
+                .put_blob(&self.identity, Bytes::from(report.output.clone()))
+                .await
+                .map_err(|e| format!("could not upload output: {e}"))?;
+        }
+        Ok(TaskReport {
+            task: task.task,
+            outcome,
+            output_hash,
+            output_size: report.output.len() as u64,
+            fuel_used: report.fuel_used,
+        })
+    }
+}

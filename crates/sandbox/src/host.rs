@@ -1,0 +1,366 @@
+//! Per-run host state and the host-side pieces that make a run deterministic and
+//! contained: the frozen clocks, the seeded random sources, the resource limiter that
+//! remembers why it refused, the epoch watchdog (wall clock + disk quota), the fuel
+//! charge per host call and a non-blocking `poll_oneoff`.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use rand_chacha::rand_core::SeedableRng;
+use rand_chacha::{ChaCha8Rng, ChaCha20Rng};
+use wasmtime::{
+    CallHook, Caller, Extern, Linker, ResourceLimiter, StoreContextMut, StoreLimits, Trap,
+    UpdateDeadline,
+};
+use wasmtime_wasi::p1::WasiP1Ctx;
+use wasmtime_wasi::{HostMonotonicClock, HostWallClock, WasiCtxBuilder};
+
+use crate::workdir::{DiskQuota, exceeds_quota};
+use crate::{HOSTCALL_FUEL, VIRTUAL_UNIX_TIME_SECS};
+
+/// Everything a [`wasmtime::Store`] carries for one run.
+pub(crate) struct HostState {
+    pub(crate) wasi: WasiP1Ctx,
+    pub(crate) limiter: Limiter,
+    pub(crate) watchdog: Watchdog,
+}
+
+/// Wraps [`StoreLimits`] (built with `trap_on_grow_failure(true)`) and records whether
+/// it ever refused a memory or table growth, so a refusal is classified by a flag
+/// rather than by parsing an error message.
+pub(crate) struct Limiter {
+    inner: StoreLimits,
+    pub(crate) refused: bool,
+}
+
+impl Limiter {
+    pub(crate) fn new(inner: StoreLimits) -> Self {
+        Limiter {
+            inner,
+            refused: false,
+        }
+    }
+}
+
+impl ResourceLimiter for Limiter {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let verdict = self.inner.memory_growing(current, desired, maximum);
+        if !matches!(verdict, Ok(true)) {
+            self.refused = true;
+        }
+        verdict
+    }
+
+    fn memory_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.refused = true;
+        self.inner.memory_grow_failed(error)
+    }
+
+    fn table_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let verdict = self.inner.table_growing(current, desired, maximum);
+        if !matches!(verdict, Ok(true)) {
+            self.refused = true;
+        }
+        verdict
+    }
+
+    fn table_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.refused = true;
+        self.inner.table_grow_failed(error)
+    }
+
+    fn instances(&self) -> usize {
+        self.inner.instances()
+    }
+
+    fn tables(&self) -> usize {
+        self.inner.tables()
+    }
+
+    fn memories(&self) -> usize {
+        self.inner.memories()
+    }
+}
+
+/// Called by the engine on every epoch tick while the guest runs: enforces the wall
+/// limit and, every few ticks, the working-directory quota.
+pub(crate) struct Watchdog {
+    start: Instant,
+    wall_limit: Duration,
+    workdir: Option<(PathBuf, DiskQuota)>,
+    ticks: u64,
+    pub(crate) timed_out: bool,
+    pub(crate) disk_exceeded: bool,
+}
+
+/// The working directory is measured on every this many epoch ticks.
+const DISK_CHECK_EVERY_TICKS: u64 = 5;
+
+impl Watchdog {
+    pub(crate) fn new(wall_limit: Duration, workdir: Option<(PathBuf, DiskQuota)>) -> Self {
+        Watchdog {
+            start: Instant::now(),
+            wall_limit,
+            workdir,
+            ticks: 0,
+            timed_out: false,
+            disk_exceeded: false,
+        }
+    }
+
+    /// Restarts the wall clock (called right before instantiation).
+    pub(crate) fn start(&mut self) {
+        self.start = Instant::now();
+    }
+
+    pub(crate) fn on_tick(&mut self) -> UpdateDeadline {
+        if self.start.elapsed() >= self.wall_limit {
+            self.timed_out = true;
+            return UpdateDeadline::Interrupt;
+        }
+        self.ticks = self.ticks.wrapping_add(1);
+        if self.ticks.is_multiple_of(DISK_CHECK_EVERY_TICKS)
+            && let Some((dir, quota)) = &self.workdir
+            && exceeds_quota(dir, *quota)
+        {
+            self.disk_exceeded = true;
+            return UpdateDeadline::Interrupt;
+        }
+        UpdateDeadline::Continue(1)
+    }
+}
+
+/// The store's call hook: charges [`HOSTCALL_FUEL`] on every call into the host,
+/// trapping with [`Trap::OutOfFuel`] when not enough is left. (Fuel has just been
+/// written back to the store at that point, so the charge is exact.)
+pub(crate) fn charge_hostcall(
+    mut cx: StoreContextMut<'_, HostState>,
+    hook: CallHook,
+) -> wasmtime::Result<()> {
+    if let CallHook::CallingHost = hook {
+        let fuel = cx.get_fuel()?;
+        match fuel.checked_sub(HOSTCALL_FUEL) {
+            Some(left) => cx.set_fuel(left)?,
+            None => {
+                cx.set_fuel(0)?;
+                return Err(Trap::OutOfFuel.into());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A wall clock frozen at [`VIRTUAL_UNIX_TIME_SECS`].
+struct FixedWallClock;
+
+impl HostWallClock for FixedWallClock {
+    fn resolution(&self) -> Duration {
+        Duration::from_nanos(1)
+    }
+
+    fn now(&self) -> Duration {
+        Duration::from_secs(VIRTUAL_UNIX_TIME_SECS)
+    }
+}
+
+/// A monotonic clock that never advances.
+struct FixedMonotonicClock;
+
+impl HostMonotonicClock for FixedMonotonicClock {
+    fn resolution(&self) -> u64 {
+        1
+    }
+
+    fn now(&self) -> u64 {
+        1_000_000_000
+    }
+}
+
+/// Installs the frozen clocks and the random sources derived from `seed` (independent
+/// streams for secure random, insecure random and the insecure seed).
+pub(crate) fn make_deterministic(builder: &mut WasiCtxBuilder, seed: u64) {
+    let seed = seed.to_le_bytes();
+    let secure = blake3::derive_key("gridmint sandbox 2025 secure random", &seed);
+    let insecure = blake3::derive_key("gridmint sandbox 2025 insecure random", &seed);
+    let insecure_seed = blake3::derive_key("gridmint sandbox 2025 insecure seed", &seed);
+    let mut seed_bytes = [0u8; 16];
+    seed_bytes.copy_from_slice(&insecure_seed[..16]);
+    builder
+        .wall_clock(FixedWallClock)
+        .monotonic_clock(FixedMonotonicClock)
+        .secure_random(ChaCha20Rng::from_seed(secure))
+        .insecure_random(ChaCha8Rng::from_seed(insecure))
+        .insecure_random_seed(u128::from_le_bytes(seed_bytes));
+}
+
+/// Fuel charged per `poll_oneoff` subscription, so that a huge subscription array
+/// is not free host work.
+const POLL_FUEL_PER_SUBSCRIPTION: u64 = 32;
+
+const ERRNO_SUCCESS: i32 = 0;
+const ERRNO_FAULT: i32 = 21;
+const ERRNO_INVAL: i32 = 28;
+const SUBSCRIPTION_SIZE: usize = 48;
+const EVENT_SIZE: usize = 32;
+
+/// Replaces wasmtime-wasi's `poll_oneoff`, which really sleeps (a guest could block
+/// its host thread past the wall limit, where epoch interruption cannot reach it).
+/// Under the frozen virtual clock every clock subscription has already expired and
+/// every fd (stdin/out are in-memory, files never block) is ready, so all
+/// subscriptions fire at once: `sleep` returns immediately and deterministically.
+pub(crate) fn add_virtual_poll(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
+    linker.allow_shadowing(true);
+    linker.func_wrap(
+        "wasi_snapshot_preview1",
+        "poll_oneoff",
+        |mut caller: Caller<'_, HostState>,
+         subs: i32,
+         events: i32,
+         nsubscriptions: i32,
+         nevents: i32|
+         -> wasmtime::Result<i32> {
+            let n = nsubscriptions.cast_unsigned();
+            let cost = u64::from(n).saturating_mul(POLL_FUEL_PER_SUBSCRIPTION);
+            let fuel = caller.get_fuel()?;
+            if fuel < cost {
+                caller.set_fuel(0)?;
+                return Err(Trap::OutOfFuel.into());
+            }
+            caller.set_fuel(fuel - cost)?;
+            if n == 0 {
+                return Ok(ERRNO_INVAL);
+            }
+            let Some(Extern::Memory(memory)) = caller.get_export("memory") else {
+                return Err(wasmtime::Error::msg("missing required memory export"));
+            };
+            let mem = memory.data_mut(&mut caller);
+            Ok(poll_all_ready(
+                mem,
+                subs.cast_unsigned(),
+                events.cast_unsigned(),
+                n,
+                nevents.cast_unsigned(),
+            ))
+        },
+    )?;
+    linker.allow_shadowing(false);
+    Ok(())
+}
+
+/// Reads `n` subscriptions at `subs` and writes one "ready" event per subscription at
+/// `events`, then the count at `nevents`. Returns a WASI errno.
+fn poll_all_ready(mem: &mut [u8], subs: u32, events: u32, n: u32, nevents: u32) -> i32 {
+    let (Ok(subs), Ok(events), Ok(n), Ok(nevents)) = (
+        usize::try_from(subs),
+        usize::try_from(events),
+        usize::try_from(n),
+        usize::try_from(nevents),
+    ) else {
+        return ERRNO_FAULT;
+    };
+    let mut fired = Vec::with_capacity(n.min(4096));
+    for i in 0..n {
+        let Some(at) = i
+            .checked_mul(SUBSCRIPTION_SIZE)
+            .and_then(|off| subs.checked_add(off))
+        else {
+            return ERRNO_FAULT;
+        };
+        let Some(sub) = at
+            .checked_add(SUBSCRIPTION_SIZE)
+            .and_then(|end| mem.get(at..end))
+        else {
+            return ERRNO_FAULT;
+        };
+        let (Some(userdata), Some(&tag)) = (read_u64(sub, 0), sub.get(8)) else {
+            return ERRNO_FAULT;
+        };
+        if tag > 2 {
+            return ERRNO_INVAL;
+        }
+        fired.push((userdata, tag));
+    }
+    for (i, (userdata, tag)) in fired.into_iter().enumerate() {
+        let Some(at) = i
+            .checked_mul(EVENT_SIZE)
+            .and_then(|off| events.checked_add(off))
+        else {
+            return ERRNO_FAULT;
+        };
+        let mut event = [0u8; EVENT_SIZE];
+        event[..8].copy_from_slice(&userdata.to_le_bytes());
+        // error (u16 at 8) stays 0 = success; type (u8 at 10) = subscription tag;
+        // fd_readwrite.nbytes (u64 at 16) and flags (u16 at 24) stay 0.
+        event[10] = tag;
+        if !write_bytes(mem, at, &event) {
+            return ERRNO_FAULT;
+        }
+    }
+    let count = u32::try_from(n).unwrap_or(u32::MAX).to_le_bytes();
+    if !write_bytes(mem, nevents, &count) {
+        return ERRNO_FAULT;
+    }
+    ERRNO_SUCCESS
+}
+
+fn read_u64(mem: &[u8], at: usize) -> Option<u64> {
+    let bytes = mem.get(at..at.checked_add(8)?)?;
+    Some(u64::from_le_bytes(bytes.try_into().ok()?))
+}
+
+fn write_bytes(mem: &mut [u8], at: usize, bytes: &[u8]) -> bool {
+    match at
+        .checked_add(bytes.len())
+        .and_then(|end| mem.get_mut(at..end))
+    {
+        Some(dst) => {
+            dst.copy_from_slice(bytes);
+            true
+        }
+        None => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn poll_fires_every_subscription() {
+        let mut mem = vec![0u8; 1024];
+        // Two subscriptions at 0: a clock (tag 0) and an fd_read (tag 1).
+        mem[..8].copy_from_slice(&7u64.to_le_bytes());
+        mem[48..56].copy_from_slice(&9u64.to_le_bytes());
+        mem[56] = 1;
+        assert_eq!(poll_all_ready(&mut mem, 0, 512, 2, 1000), ERRNO_SUCCESS);
+        assert_eq!(read_u64(&mem, 512), Some(7));
+        assert_eq!(mem[522], 0);
+        assert_eq!(read_u64(&mem, 544), Some(9));
+        assert_eq!(mem[554], 1);
+        assert_eq!(&mem[1000..1004], &2u32.to_le_bytes());
+    }
+
+    #[test]
+    fn poll_rejects_out_of_bounds_and_bad_tags() {
+        let mut mem = vec![0u8; 128];
+        assert_eq!(poll_all_ready(&mut mem, 100, 0, 1, 0), ERRNO_FAULT);
+        assert_eq!(poll_all_ready(&mut mem, 0, 120, 1, 0), ERRNO_FAULT);
+        assert_eq!(poll_all_ready(&mut mem, 0, 48, 1, 126), ERRNO_FAULT);
+        assert_eq!(
+            poll_all_ready(&mut mem, u32::MAX - 10, 0, u32::MAX, 0),
+            ERRNO_FAULT
+        );
+        mem[8] = 3;
+        assert_eq!(poll_all_ready(&mut mem, 0, 48, 1, 0), ERRNO_INVAL);
+    }
+}

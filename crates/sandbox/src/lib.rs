@@ -1,0 +1,183 @@
+//! Deterministic, metered, contained execution of WASI preview-1 modules.
+//!
+//! This is the only crate in Gridmint that knows `wasmtime`. A [`Sandbox`] owns one
+//! engine (fuel metering, NaN canonicalization, no threads, no relaxed SIMD, epoch
+//! interruption) plus a cache of compiled modules; [`Sandbox::prepare`] validates and
+//! compiles a module once per BLAKE3 hash, and [`Sandbox::run`] executes it against a
+//! [`TaskRun`] and returns a [`RunReport`].
+//!
+//! What a guest sees: `argv = ["task", args..]`, exactly the declared env vars, the
+//! declared stdin bytes, a fixed virtual clock (2025-01-01T00:00:00Z, monotonic clock
+//! frozen), random sources seeded from [`TaskRun::seed`], and — only when the task has
+//! inputs or a file output — a fresh temporary directory preopened as `/` holding
+//! copies of the declared input files. Nothing else of the host is visible.
+//!
+//! Every guest failure is an [`Outcome`], never an `Err` and never a panic: `Err` is
+//! reserved for a bad module ([`SandboxError::InvalidModule`]), a malformed task
+//! ([`SandboxError::InvalidTask`]) and host-side problems ([`SandboxError::Setup`]).
+
+mod host;
+mod sandbox;
+mod workdir;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub use crate::sandbox::{Prepared, Sandbox};
+
+/// Bytes of guest stderr kept in [`RunReport::stderr`]; later writes fail with `EIO`.
+pub const STDERR_CAPTURE_BYTES: usize = 64 * 1024;
+
+/// The guest may write at most `DISK_QUOTA_FACTOR * max_output_bytes` bytes (plus the
+/// size of its inputs) into its working directory, in at most [`MAX_WORKDIR_ENTRIES`]
+/// files and directories; exceeding either is reported as [`Outcome::OutputTooLarge`].
+pub const DISK_QUOTA_FACTOR: u64 = 4;
+
+/// Most files plus directories a guest may have in its working directory at once.
+pub const MAX_WORKDIR_ENTRIES: u64 = 4096;
+
+/// Fuel charged for every call from the guest into the host (any WASI function),
+/// on top of the guest's own instructions: a host call costs the host about as
+/// much as a thousand wasm instructions, and fuel is what the guest pays for.
+pub const HOSTCALL_FUEL: u64 = 1000;
+
+/// The instant the guest's wall clock is frozen at: 2025-01-01T00:00:00Z, in seconds
+/// since the Unix epoch.
+pub const VIRTUAL_UNIX_TIME_SECS: u64 = 1_735_689_600;
+
+/// Engine-wide settings; one per [`Sandbox`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SandboxConfig {
+    /// Cap on the captured stdout and on the declared output file. Larger output is
+    /// reported as [`Outcome::OutputTooLarge`] with an empty output.
+    pub max_output_bytes: u64,
+    /// Granularity of the wall-clock bound: the engine epoch advances once per tick and
+    /// a running guest is checked against [`TaskRun::wall_limit`] on every tick.
+    pub epoch_tick: Duration,
+    /// Use wasmtime's pooling instance allocator instead of on-demand allocation.
+    /// Default `true`: measured 10–50 % less per-run overhead on small guests. It
+    /// reserves (not commits) address space for 128 instances up front, and more than
+    /// 128 concurrent runs on one sandbox fail with [`SandboxError::Setup`].
+    pub pooling: bool,
+}
+
+impl Default for SandboxConfig {
+    fn default() -> Self {
+        SandboxConfig {
+            max_output_bytes: 16 * 1024 * 1024,
+            epoch_tick: Duration::from_millis(10),
+            pooling: true,
+        }
+    }
+}
+
+/// One execution of a prepared module.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskRun {
+    /// `argv[1..]`; `argv[0]` is always `"task"`.
+    pub args: Vec<String>,
+    /// The guest's complete environment (nothing is inherited from the host).
+    pub env: Vec<(String, String)>,
+    /// Bytes the guest reads from stdin.
+    pub stdin: Vec<u8>,
+    /// `(name visible to the guest, host path to copy from)`. Names must be plain file
+    /// names; the guest sees `/<name>`. Files are copied, never linked.
+    pub inputs: Vec<(String, PathBuf)>,
+    /// Where the result comes from.
+    pub output: OutputSource,
+    /// Fuel (roughly: wasm instructions) the guest may consume.
+    pub fuel_limit: u64,
+    /// Cap on the guest's linear memory, initial size included.
+    pub memory_limit_bytes: u64,
+    /// Wall-clock bound on instantiation plus `_start`.
+    pub wall_limit: Duration,
+    /// Seeds the guest's secure and insecure random sources.
+    pub seed: u64,
+}
+
+impl Default for TaskRun {
+    /// No args, env, stdin or inputs; stdout output; 10^10 fuel, 256 MiB, 60 s, seed 0.
+    fn default() -> Self {
+        TaskRun {
+            args: Vec::new(),
+            env: Vec::new(),
+            stdin: Vec::new(),
+            inputs: Vec::new(),
+            output: OutputSource::Stdout,
+            fuel_limit: 10_000_000_000,
+            memory_limit_bytes: 256 * 1024 * 1024,
+            wall_limit: Duration::from_secs(60),
+            seed: 0,
+        }
+    }
+}
+
+/// Where a task's result bytes come from.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum OutputSource {
+    /// Everything the guest wrote to stdout.
+    #[default]
+    Stdout,
+    /// The file with this plain name in the guest's `/` after it finished.
+    File(String),
+}
+
+/// What one run produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunReport {
+    /// How the guest ended.
+    pub outcome: Outcome,
+    /// The result bytes (see [`OutputSource`]). Whatever the guest produced before it
+    /// ended, for every outcome except [`Outcome::Timeout`] (timing-dependent, so
+    /// dropped) and [`Outcome::OutputTooLarge`]: for those it is empty.
+    pub output: Vec<u8>,
+    /// BLAKE3 of `output`.
+    pub output_hash: [u8; 32],
+    /// `fuel_limit - fuel left`, for every outcome. Exact for [`Outcome::Exited`] and
+    /// [`Outcome::OutOfFuel`] (= `fuel_limit`). Wasmtime only writes the fuel counter
+    /// back at calls, returns and `unreachable`, so after any other trap (including
+    /// [`Outcome::MemoryLimit`]) it is the fuel used up to the guest's last call or
+    /// return: still deterministic, but a lower bound. Meaningless for
+    /// [`Outcome::Timeout`].
+    pub fuel_used: u64,
+    /// Host time spent instantiating and running the guest.
+    pub wall_time: Duration,
+    /// The first [`STDERR_CAPTURE_BYTES`] of the guest's stderr; diagnostics only, not
+    /// part of the output hash.
+    pub stderr: Vec<u8>,
+}
+
+/// How a guest run ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The guest returned from `_start` (0) or called `proc_exit(n)`. 0 is success.
+    Exited(i32),
+    /// The guest trapped (or a host call failed fatally); the message says why. A task
+    /// with [`OutputSource::File`] that exits 0 without leaving that file as a regular
+    /// file gets `Trap("declared output file missing")` or
+    /// `Trap("declared output file is not a regular file")`.
+    Trap(String),
+    /// The fuel limit was exhausted.
+    OutOfFuel,
+    /// The wall-clock limit passed.
+    Timeout,
+    /// The guest tried to use more linear memory (or table space) than allowed.
+    MemoryLimit,
+    /// The guest wrote more than `max_output_bytes` to stdout (stdout tasks), its
+    /// output file is larger than that, or it exceeded its working-directory quota.
+    OutputTooLarge,
+}
+
+/// Why a module could not be prepared or a task could not be started.
+#[derive(Debug, thiserror::Error)]
+pub enum SandboxError {
+    /// The bytes are not a valid WASI preview-1 command module.
+    #[error("invalid module: {0}")]
+    InvalidModule(String),
+    /// The task description is malformed (for example a file name that is not plain).
+    #[error("invalid task: {0}")]
+    InvalidTask(String),
+    /// A host-side problem: temp dir, missing input file, thread spawn, engine setup.
+    #[error("sandbox setup failed: {0}")]
+    Setup(String),
+}

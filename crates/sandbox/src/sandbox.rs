@@ -1,0 +1,423 @@
+//! [`Sandbox`]: the engine, the WASI linker, the compiled-module cache, the epoch
+//! ticker thread, and one guest run from store creation to outcome classification.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use wasmtime::{
+    Config, Engine, ExternType, InstanceAllocationStrategy, InstancePre, Linker, Module, OptLevel,
+    PoolConcurrencyLimitError, PoolingAllocationConfig, Store, StoreLimitsBuilder, Trap,
+    WasmFeatures,
+};
+use wasmtime_wasi::p2::pipe::{MemoryInputPipe, MemoryOutputPipe};
+use wasmtime_wasi::{FsPerms, I32Exit, WasiCtxBuilder};
+
+use crate::host::{
+    HostState, Limiter, Watchdog, add_virtual_poll, charge_hostcall, make_deterministic,
+};
+use crate::workdir::{DiskQuota, OutputFile, WorkDir, validate_task};
+use crate::{
+    DISK_QUOTA_FACTOR, MAX_WORKDIR_ENTRIES, Outcome, OutputSource, RunReport, STDERR_CAPTURE_BYTES,
+    SandboxConfig, SandboxError, TaskRun,
+};
+
+/// Compiled modules kept in memory; the least recently used one is evicted beyond this.
+const MODULE_CACHE_CAPACITY: usize = 64;
+/// Most table elements a guest may have (each costs a pointer of host memory).
+const MAX_TABLE_ELEMENTS: usize = 1 << 20;
+/// Instance slots of the pooling allocator (concurrent runs beyond this fail with
+/// [`SandboxError::Setup`]).
+const POOL_SLOTS: u32 = 128;
+/// The largest linear memory a pooled slot can hold (all of wasm32).
+const POOL_MAX_MEMORY_BYTES: usize = 4 << 30;
+/// Shortest accepted epoch tick.
+const MIN_EPOCH_TICK: Duration = Duration::from_millis(1);
+
+/// Runs WASI preview-1 modules deterministically; cheap to share (`Send + Sync`, put
+/// it in an `Arc`). Dropping it stops its epoch ticker thread.
+pub struct Sandbox {
+    engine: Engine,
+    linker: Linker<HostState>,
+    config: SandboxConfig,
+    cache: Mutex<ModuleCache>,
+    compiled: AtomicU64,
+    /// Held only for its `Drop`: stops the epoch thread with the sandbox.
+    _ticker: Ticker,
+}
+
+/// A validated, compiled module ready to instantiate; cheap to clone.
+#[derive(Clone)]
+pub struct Prepared {
+    inner: Arc<PreparedInner>,
+}
+
+struct PreparedInner {
+    pre: InstancePre<HostState>,
+    hash: [u8; 32],
+}
+
+impl Prepared {
+    /// BLAKE3 of the module's bytes.
+    pub fn hash(&self) -> [u8; 32] {
+        self.inner.hash
+    }
+
+    /// Whether both handles share one compilation (the cache returned the same entry).
+    pub fn ptr_eq(a: &Prepared, b: &Prepared) -> bool {
+        Arc::ptr_eq(&a.inner, &b.inner)
+    }
+}
+
+impl std::fmt::Debug for Prepared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Prepared")
+            .field("hash", &blake3::Hash::from_bytes(self.inner.hash).to_hex())
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Default)]
+struct ModuleCache {
+    entries: HashMap<[u8; 32], (Prepared, u64)>,
+    clock: u64,
+}
+
+impl ModuleCache {
+    fn get(&mut self, hash: &[u8; 32]) -> Option<Prepared> {
+        self.clock = self.clock.wrapping_add(1);
+        let clock = self.clock;
+        self.entries.get_mut(hash).map(|(prepared, used)| {
+            *used = clock;
+            prepared.clone()
+        })
+    }
+
+    /// Inserts `prepared` unless another thread got there first; returns the entry.
+    fn insert(&mut self, prepared: Prepared) -> Prepared {
+        if let Some(existing) = self.get(&prepared.inner.hash) {
+            return existing;
+        }
+        if self.entries.len() >= MODULE_CACHE_CAPACITY
+            && let Some(oldest) = self
+                .entries
+                .iter()
+                .min_by_key(|(_, (_, used))| *used)
+                .map(|(hash, _)| *hash)
+        {
+            self.entries.remove(&oldest);
+        }
+        self.entries
+            .insert(prepared.inner.hash, (prepared.clone(), self.clock));
+        prepared
+    }
+}
+
+/// Background thread advancing the engine epoch once per tick until dropped.
+struct Ticker {
+    stop: Option<mpsc::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Ticker {
+    fn spawn(engine: Engine, tick: Duration) -> Result<Ticker, SandboxError> {
+        let (stop, stopped) = mpsc::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("sandbox-epoch".into())
+            .spawn(move || {
+                // Dropping the sender (Ticker::drop) disconnects and ends the loop.
+                while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(tick) {
+                    engine.increment_epoch();
+                }
+            })
+            .map_err(|e| SandboxError::Setup(format!("cannot spawn epoch thread: {e}")))?;
+        Ok(Ticker {
+            stop: Some(stop),
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for Ticker {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn setup_err(what: &str) -> impl FnOnce(wasmtime::Error) -> SandboxError + '_ {
+    move |e| SandboxError::Setup(format!("{what}: {e:#}"))
+}
+
+impl Sandbox {
+    /// Builds the engine (fuel, NaN canonicalization, no threads, no relaxed SIMD,
+    /// epoch interruption, optimised Cranelift), the WASI p1 linker and the ticker.
+    pub fn new(config: SandboxConfig) -> Result<Sandbox, SandboxError> {
+        let mut wasm = Config::new();
+        wasm.consume_fuel(true)
+            .epoch_interruption(true)
+            .cranelift_nan_canonicalization(true)
+            .cranelift_opt_level(OptLevel::Speed)
+            // `wasm_threads(false)`: the `threads` crate feature is off, so disable the
+            // proposal through the feature flags directly.
+            .wasm_features(WasmFeatures::THREADS, false)
+            .wasm_relaxed_simd(false)
+            .wasm_component_model(false);
+        if config.pooling {
+            let mut pool = PoolingAllocationConfig::default();
+            pool.total_core_instances(POOL_SLOTS)
+                .total_memories(POOL_SLOTS)
+                .total_tables(POOL_SLOTS)
+                .max_memories_per_module(1)
+                .max_tables_per_module(1)
+                .table_elements(MAX_TABLE_ELEMENTS)
+                .max_memory_size(POOL_MAX_MEMORY_BYTES);
+            wasm.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        }
+        let engine = Engine::new(&wasm).map_err(setup_err("cannot create engine"))?;
+
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |s: &mut HostState| &mut s.wasi)
+            .map_err(setup_err("cannot link wasi"))?;
+        add_virtual_poll(&mut linker).map_err(setup_err("cannot link poll_oneoff"))?;
+
+        let ticker = Ticker::spawn(engine.clone(), config.epoch_tick.max(MIN_EPOCH_TICK))?;
+        Ok(Sandbox {
+            engine,
+            linker,
+            config,
+            cache: Mutex::new(ModuleCache::default()),
+            compiled: AtomicU64::new(0),
+            _ticker: ticker,
+        })
+    }
+
+    /// The configuration this sandbox was built with.
+    pub fn config(&self) -> &SandboxConfig {
+        &self.config
+    }
+
+    /// How many modules this sandbox has compiled (cache hits do not count).
+    pub fn modules_compiled(&self) -> u64 {
+        self.compiled.load(Ordering::Relaxed)
+    }
+
+    /// Validates and compiles a WASI preview-1 command module (binary format only),
+    /// cached by the BLAKE3 hash of its bytes. The module must export `_start: [] -> []`
+    /// and import nothing but `wasi_snapshot_preview1` functions.
+    pub fn prepare(&self, wasm: &[u8]) -> Result<Prepared, SandboxError> {
+        let hash = *blake3::hash(wasm).as_bytes();
+        if let Some(hit) = self.lock_cache().get(&hash) {
+            return Ok(hit);
+        }
+        let invalid = |e: wasmtime::Error| SandboxError::InvalidModule(format!("{e:#}"));
+        let module = Module::from_binary(&self.engine, wasm).map_err(invalid)?;
+        match module.get_export("_start") {
+            Some(ExternType::Func(ty)) if ty.params().len() == 0 && ty.results().len() == 0 => {}
+            Some(_) => {
+                return Err(SandboxError::InvalidModule(
+                    "export `_start` is not a function of type [] -> []".into(),
+                ));
+            }
+            None => {
+                return Err(SandboxError::InvalidModule(
+                    "module does not export `_start`".into(),
+                ));
+            }
+        }
+        let pre = self.linker.instantiate_pre(&module).map_err(invalid)?;
+        self.compiled.fetch_add(1, Ordering::Relaxed);
+        let prepared = Prepared {
+            inner: Arc::new(PreparedInner { pre, hash }),
+        };
+        Ok(self.lock_cache().insert(prepared))
+    }
+
+    /// [`Sandbox::prepare`] then [`Sandbox::run`].
+    pub fn run_bytes(&self, wasm: &[u8], task: &TaskRun) -> Result<RunReport, SandboxError> {
+        let prepared = self.prepare(wasm)?;
+        self.run(&prepared, task)
+    }
+
+    /// Runs a prepared module once. Every guest failure is an [`Outcome`]; `Err` only
+    /// for a malformed task ([`SandboxError::InvalidTask`]) or a host-side problem
+    /// ([`SandboxError::Setup`]: temp dir, unreadable input, exhausted instance pool).
+    /// Safe to call from many threads at once.
+    ///
+    /// Blocking and CPU-bound: call it from a plain thread or inside
+    /// `tokio::task::spawn_blocking`, never directly on an async task (wasmtime-wasi
+    /// blocks on the ambient tokio runtime for host calls and would panic there).
+    pub fn run(&self, module: &Prepared, task: &TaskRun) -> Result<RunReport, SandboxError> {
+        validate_task(task)?;
+        let max_output = self.config.max_output_bytes;
+        let needs_dir = !task.inputs.is_empty() || matches!(task.output, OutputSource::File(_));
+        let workdir = if needs_dir {
+            Some(WorkDir::create(&task.inputs)?)
+        } else {
+            None
+        };
+
+        // Stdout keeps one byte more than allowed so that overflow is observable; when
+        // full, further writes fail with EIO, so the host never buffers more.
+        let stdout_cap = match task.output {
+            OutputSource::Stdout => {
+                usize::try_from(max_output.saturating_add(1)).unwrap_or(usize::MAX)
+            }
+            OutputSource::File(_) => STDERR_CAPTURE_BYTES,
+        };
+        let stdout = MemoryOutputPipe::new(stdout_cap);
+        let stderr = MemoryOutputPipe::new(STDERR_CAPTURE_BYTES);
+        let mut wasi = WasiCtxBuilder::new();
+        wasi.allow_blocking_current_thread(true)
+            .stdin(MemoryInputPipe::new(task.stdin.clone()))
+            .stdout(stdout.clone())
+            .stderr(stderr.clone())
+            .arg("task")
+            .args(&task.args)
+            .envs(&task.env);
+        make_deterministic(&mut wasi, task.seed);
+        let mut watched_dir = None;
+        if let Some(dir) = &workdir {
+            wasi.preopened_dir(dir.path(), "/", FsPerms::ReadWrite)
+                .map_err(setup_err("cannot preopen the working directory"))?;
+            let quota = DiskQuota {
+                max_bytes: max_output
+                    .saturating_mul(DISK_QUOTA_FACTOR)
+                    .saturating_add(dir.input_bytes()),
+                max_entries: MAX_WORKDIR_ENTRIES,
+            };
+            watched_dir = Some((dir.path().to_path_buf(), quota));
+        }
+
+        let limits = StoreLimitsBuilder::new()
+            .memory_size(usize::try_from(task.memory_limit_bytes).unwrap_or(usize::MAX))
+            .table_elements(MAX_TABLE_ELEMENTS)
+            .instances(1)
+            .tables(1)
+            .memories(1)
+            .trap_on_grow_failure(true)
+            .build();
+        let state = HostState {
+            wasi: wasi.build_p1(),
+            limiter: Limiter::new(limits),
+            watchdog: Watchdog::new(task.wall_limit, watched_dir.clone()),
+        };
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|s| &mut s.limiter);
+        store
+            .set_fuel(task.fuel_limit)
+            .map_err(setup_err("cannot set fuel"))?;
+        store.call_hook(charge_hostcall);
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(|mut cx| Ok(cx.data_mut().watchdog.on_tick()));
+
+        let started = Instant::now();
+        store.data_mut().watchdog.start();
+        let result = module
+            .inner
+            .pre
+            .instantiate(&mut store)
+            .and_then(|instance| instance.get_typed_func::<(), ()>(&mut store, "_start"))
+            .and_then(|start| start.call(&mut store, ()));
+        let wall_time = started.elapsed();
+
+        let fuel_left = store.get_fuel().unwrap_or(0);
+        let fuel_used = task.fuel_limit.saturating_sub(fuel_left);
+        if let Err(e) = &result
+            && e.downcast_ref::<PoolConcurrencyLimitError>().is_some()
+        {
+            return Err(SandboxError::Setup(format!("instance pool exhausted: {e}")));
+        }
+        let mut outcome = classify(result, store.data());
+        drop(store);
+
+        let stdout = stdout.contents().to_vec();
+        let stderr = stderr.contents().to_vec();
+        let mut output: Vec<u8> = Vec::new();
+        match &task.output {
+            OutputSource::Stdout => {
+                output = stdout;
+                if output.len() as u64 > max_output {
+                    outcome = Outcome::OutputTooLarge;
+                }
+            }
+            OutputSource::File(name) => {
+                if let Some(dir) = &workdir {
+                    match dir.read_output(name, max_output) {
+                        OutputFile::Data(data) => output = data,
+                        OutputFile::TooLarge => outcome = Outcome::OutputTooLarge,
+                        OutputFile::Missing if outcome == Outcome::Exited(0) => {
+                            outcome = Outcome::Trap("declared output file missing".into());
+                        }
+                        OutputFile::NotRegular if outcome == Outcome::Exited(0) => {
+                            outcome =
+                                Outcome::Trap("declared output file is not a regular file".into());
+                        }
+                        OutputFile::Missing | OutputFile::NotRegular => {}
+                    }
+                }
+            }
+        }
+        if let Some((dir, quota)) = &watched_dir
+            && crate::workdir::exceeds_quota(dir, *quota)
+        {
+            outcome = Outcome::OutputTooLarge;
+        }
+        if matches!(outcome, Outcome::OutputTooLarge | Outcome::Timeout) {
+            output.clear();
+        }
+        let output_hash = *blake3::hash(&output).as_bytes();
+        Ok(RunReport {
+            outcome,
+            output,
+            output_hash,
+            fuel_used,
+            wall_time,
+            stderr,
+        })
+    }
+
+    fn lock_cache(&self) -> std::sync::MutexGuard<'_, ModuleCache> {
+        self.cache.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl std::fmt::Debug for Sandbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sandbox")
+            .field("config", &self.config)
+            .field("modules_compiled", &self.modules_compiled())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Turns the result of instantiate + `_start` into an [`Outcome`]. Flags recorded by
+/// the host (limiter refusal, watchdog) win over the error value they caused.
+fn classify(result: wasmtime::Result<()>, state: &HostState) -> Outcome {
+    let Err(error) = result else {
+        return Outcome::Exited(0);
+    };
+    if state.watchdog.disk_exceeded {
+        return Outcome::OutputTooLarge;
+    }
+    if state.limiter.refused {
+        return Outcome::MemoryLimit;
+    }
+    if state.watchdog.timed_out {
+        return Outcome::Timeout;
+    }
+    if let Some(exit) = error.downcast_ref::<I32Exit>() {
+        return Outcome::Exited(exit.0);
+    }
+    match error.downcast_ref::<Trap>() {
+        Some(Trap::OutOfFuel) => Outcome::OutOfFuel,
+        Some(Trap::Interrupt) => Outcome::Timeout,
+        Some(trap) => Outcome::Trap(trap.to_string()),
+        None => Outcome::Trap(error.root_cause().to_string()),
+    }
+}

@@ -1,0 +1,968 @@
+//! Integration tests for `sandbox`: small WAT guests exercise every outcome, the
+//! visibility rules, determinism, caching and concurrency; the C guests under
+//! `guests/` are used too when they have been built.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use sandbox::{
+    HOSTCALL_FUEL, Outcome, OutputSource, Prepared, RunReport, Sandbox, SandboxConfig,
+    SandboxError, TaskRun, VIRTUAL_UNIX_TIME_SECS,
+};
+
+/// Imports every WASI function the test guests use, a two-page memory and helpers:
+/// `$write(fd, ptr, len) -> errno`, `$strlen(ptr)`, `$argv(i) -> ptr` (argv copied to
+/// 0x200/0x400), `$open(path_ptr, path_len, oflags, rights) -> fd` (exits with the
+/// errno on failure). Scratch: iovec at 0x100, out-params at 0x108..0x120, data from
+/// 0x2000.
+const PRELUDE: &str = r#"
+  (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_read" (func $fd_read (param i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "proc_exit" (func $proc_exit (param i32)))
+  (import "wasi_snapshot_preview1" "args_sizes_get" (func $args_sizes_get (param i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "args_get" (func $args_get (param i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "environ_sizes_get" (func $environ_sizes_get (param i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "environ_get" (func $environ_get (param i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "path_open" (func $path_open (param i32 i32 i32 i32 i32 i64 i64 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "path_symlink" (func $path_symlink (param i32 i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "random_get" (func $random_get (param i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "clock_time_get" (func $clock_time_get (param i32 i64 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "poll_oneoff" (func $poll_oneoff (param i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 2)
+  (func $write (param $fd i32) (param $ptr i32) (param $len i32) (result i32)
+    (i32.store (i32.const 0x100) (local.get $ptr))
+    (i32.store (i32.const 0x104) (local.get $len))
+    (call $fd_write (local.get $fd) (i32.const 0x100) (i32.const 1) (i32.const 0x108)))
+  (func $strlen (param $p i32) (result i32) (local $n i32)
+    (block $done (loop $l
+      (br_if $done (i32.eqz (i32.load8_u (i32.add (local.get $p) (local.get $n)))))
+      (local.set $n (i32.add (local.get $n) (i32.const 1)))
+      (br $l)))
+    (local.get $n))
+  (func $argv (param $i i32) (result i32)
+    (drop (call $args_sizes_get (i32.const 0x110) (i32.const 0x114)))
+    (drop (call $args_get (i32.const 0x200) (i32.const 0x400)))
+    (i32.load (i32.add (i32.const 0x200) (i32.mul (local.get $i) (i32.const 4)))))
+  (func $open (param $p i32) (param $len i32) (param $oflags i32) (param $rights i64) (result i32)
+    (local $err i32)
+    (local.set $err (call $path_open (i32.const 3) (i32.const 0) (local.get $p) (local.get $len)
+      (local.get $oflags) (local.get $rights) (i64.const 0) (i32.const 0) (i32.const 0x118)))
+    (if (local.get $err) (then (call $proc_exit (local.get $err))))
+    (i32.load (i32.const 0x118)))
+  (func $copy_to_stdout (param $fd i32) (local $n i32)
+    (loop $l
+      (i32.store (i32.const 0x100) (i32.const 0x2000))
+      (i32.store (i32.const 0x104) (i32.const 0x8000))
+      (if (call $fd_read (local.get $fd) (i32.const 0x100) (i32.const 1) (i32.const 0x108))
+        (then (call $proc_exit (i32.const 99))))
+      (local.set $n (i32.load (i32.const 0x108)))
+      (if (local.get $n) (then
+        (drop (call $write (i32.const 1) (i32.const 0x2000) (local.get $n)))
+        (br $l)))))
+"#;
+
+const RIGHT_FD_READ: i64 = 0x2;
+const RIGHT_FD_WRITE: i64 = 0x40;
+const OFLAGS_CREAT_TRUNC: i32 = 1 | 8;
+
+/// A module made of [`PRELUDE`] plus `body` (which must define `_start`).
+fn guest(body: &str) -> Vec<u8> {
+    wat::parse_str(format!("(module {PRELUDE} {body})")).expect("test WAT must parse")
+}
+
+fn hello() -> Vec<u8> {
+    guest(
+        r#"(data (i32.const 0x2000) "hello\n")
+           (func (export "_start") (drop (call $write (i32.const 1) (i32.const 0x2000) (i32.const 6))))"#,
+    )
+}
+
+/// Prints argv, "|", environ, "|", stdin.
+fn show() -> Vec<u8> {
+    guest(
+        r#"(data (i32.const 0x10) "|")
+           (func (export "_start")
+             (drop (call $args_sizes_get (i32.const 0x110) (i32.const 0x114)))
+             (drop (call $args_get (i32.const 0x200) (i32.const 0x400)))
+             (drop (call $write (i32.const 1) (i32.const 0x400) (i32.load (i32.const 0x114))))
+             (drop (call $write (i32.const 1) (i32.const 0x10) (i32.const 1)))
+             (drop (call $environ_sizes_get (i32.const 0x110) (i32.const 0x114)))
+             (drop (call $environ_get (i32.const 0x200) (i32.const 0x400)))
+             (drop (call $write (i32.const 1) (i32.const 0x400) (i32.load (i32.const 0x114))))
+             (drop (call $write (i32.const 1) (i32.const 0x10) (i32.const 1)))
+             (call $copy_to_stdout (i32.const 0)))"#,
+    )
+}
+
+/// Opens argv[1] under the preopen for reading and copies it to stdout; exits with
+/// the errno if the open fails.
+fn cat() -> Vec<u8> {
+    guest(&format!(
+        r#"(func (export "_start") (local $p i32)
+             (local.set $p (call $argv (i32.const 1)))
+             (call $copy_to_stdout
+               (call $open (local.get $p) (call $strlen (local.get $p)) (i32.const 0) (i64.const {RIGHT_FD_READ}))))"#
+    ))
+}
+
+/// Creates (truncating) file argv[1] and writes argv[2] into it.
+fn write_file() -> Vec<u8> {
+    guest(&format!(
+        r#"(func (export "_start") (local $p i32) (local $fd i32) (local $c i32)
+             (local.set $p (call $argv (i32.const 1)))
+             (local.set $fd (call $open (local.get $p) (call $strlen (local.get $p))
+               (i32.const {OFLAGS_CREAT_TRUNC}) (i64.const {RIGHT_FD_WRITE})))
+             (local.set $c (call $argv (i32.const 2)))
+             (if (call $write (local.get $fd) (local.get $c) (call $strlen (local.get $c)))
+               (then (call $proc_exit (i32.const 98)))))"#
+    ))
+}
+
+/// 16 random bytes, the realtime and monotonic clocks, then a little arithmetic
+/// (including a NaN-producing float op) — 40 bytes on stdout.
+fn entropy() -> Vec<u8> {
+    guest(
+        r#"(func (export "_start") (local $i i32) (local $acc i64)
+             (drop (call $random_get (i32.const 0x2000) (i32.const 16)))
+             (drop (call $clock_time_get (i32.const 0) (i64.const 1) (i32.const 0x2010)))
+             (drop (call $clock_time_get (i32.const 1) (i64.const 1) (i32.const 0x2018)))
+             (loop $l
+               (local.set $acc (i64.add (i64.mul (local.get $acc) (i64.const 6364136223846793005))
+                                        (i64.extend_i32_u (local.get $i))))
+               (local.set $i (i32.add (local.get $i) (i32.const 1)))
+               (br_if $l (i32.lt_u (local.get $i) (i32.const 1000))))
+             (i64.store (i32.const 0x2020) (local.get $acc))
+             (f64.store (i32.const 0x2028) (f64.div (f64.const 0) (f64.const 0)))
+             (drop (call $write (i32.const 1) (i32.const 0x2000) (i32.const 48))))"#,
+    )
+}
+
+fn spin() -> Vec<u8> {
+    guest(r#"(func (export "_start") (loop $l (br $l)))"#)
+}
+
+fn sandbox() -> Sandbox {
+    Sandbox::new(SandboxConfig::default()).expect("sandbox")
+}
+
+fn task() -> TaskRun {
+    TaskRun {
+        fuel_limit: 50_000_000,
+        memory_limit_bytes: 16 << 20,
+        wall_limit: Duration::from_secs(30),
+        ..TaskRun::default()
+    }
+}
+
+fn run(sb: &Sandbox, wasm: &[u8], task: &TaskRun) -> RunReport {
+    sb.run_bytes(wasm, task).expect("run")
+}
+
+/// The sandbox must still run a good module correctly after `report`.
+fn assert_still_healthy(sb: &Sandbox) {
+    let report = run(sb, &hello(), &task());
+    assert_eq!(report.outcome, Outcome::Exited(0));
+    assert_eq!(report.output, b"hello\n");
+}
+
+fn host_file(dir: &Path, name: &str, contents: &[u8]) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, contents).unwrap();
+    path
+}
+
+#[test]
+fn sandbox_and_prepared_are_send_and_sync() {
+    fn check<T: Send + Sync>() {}
+    check::<Sandbox>();
+    check::<Prepared>();
+    check::<RunReport>();
+}
+
+#[test]
+fn normal_module_exits_zero_with_stdout() {
+    let sb = sandbox();
+    let report = run(&sb, &hello(), &task());
+    assert_eq!(report.outcome, Outcome::Exited(0));
+    assert_eq!(report.output, b"hello\n");
+    assert_eq!(report.output_hash, *blake3::hash(b"hello\n").as_bytes());
+    assert!(report.fuel_used > 0 && report.fuel_used < task().fuel_limit);
+    assert!(report.stderr.is_empty());
+}
+
+#[test]
+fn exit_code_propagates() {
+    let sb = sandbox();
+    let wasm = guest(r#"(func (export "_start") (call $proc_exit (i32.const 3)))"#);
+    let report = run(&sb, &wasm, &task());
+    assert_eq!(report.outcome, Outcome::Exited(3));
+    assert!(report.fuel_used > 0);
+}
+
+#[test]
+fn stderr_is_captured_but_not_hashed() {
+    let sb = sandbox();
+    let wasm = guest(
+        r#"(data (i32.const 0x2000) "oops")
+           (func (export "_start") (drop (call $write (i32.const 2) (i32.const 0x2000) (i32.const 4))))"#,
+    );
+    let report = run(&sb, &wasm, &task());
+    assert_eq!(report.outcome, Outcome::Exited(0));
+    assert_eq!(report.stderr, b"oops");
+    assert!(report.output.is_empty());
+    assert_eq!(report.output_hash, *blake3::hash(b"").as_bytes());
+}
+
+#[test]
+fn args_env_and_stdin_are_exactly_what_the_task_declares() {
+    let sb = sandbox();
+    let task = TaskRun {
+        args: vec!["a".into(), "bc".into()],
+        env: vec![("K".into(), "v".into()), ("X".into(), "1=2".into())],
+        stdin: b"from stdin".to_vec(),
+        ..task()
+    };
+    let report = run(&sb, &show(), &task);
+    assert_eq!(report.outcome, Outcome::Exited(0));
+    assert_eq!(
+        report.output,
+        b"task\0a\0bc\0|K=v\0X=1=2\0|from stdin".to_vec(),
+        "{:?}",
+        String::from_utf8_lossy(&report.output)
+    );
+
+    // Nothing of the host leaks in when the task declares nothing.
+    let report = run(&sb, &show(), &self::task());
+    assert_eq!(report.output, b"task\0||".to_vec());
+}
+
+#[test]
+fn declared_input_is_readable_and_nothing_else_is() {
+    let sb = sandbox();
+    let host = tempfile::tempdir().unwrap();
+    let input = host_file(host.path(), "data.txt", b"input bytes");
+    host_file(host.path(), "secret", b"do not read");
+    let with_input = |path: &str| TaskRun {
+        args: vec![path.into()],
+        inputs: vec![("in.txt".into(), input.clone())],
+        ..task()
+    };
+    let wasm = cat();
+
+    let report = run(&sb, &wasm, &with_input("in.txt"));
+    assert_eq!(report.outcome, Outcome::Exited(0));
+    assert_eq!(report.output, b"input bytes");
+
+    const ENOENT: i32 = 44;
+    const ENOTCAPABLE: i32 = 76;
+    const EPERM: i32 = 63;
+    const EBADF: i32 = 8;
+    // Host files outside the working directory are unreachable.
+    let report = run(&sb, &wasm, &with_input("etc/passwd"));
+    assert_eq!(report.outcome, Outcome::Exited(ENOENT));
+    for escape in ["../secret", "../../../../etc/passwd", "/etc/passwd"] {
+        let report = run(&sb, &wasm, &with_input(escape));
+        assert!(
+            matches!(report.outcome, Outcome::Exited(e) if e == ENOTCAPABLE || e == EPERM),
+            "{escape}: {:?}",
+            report.outcome
+        );
+        assert!(report.output.is_empty());
+    }
+    // Without inputs or a file output there is no preopened directory at all.
+    let report = run(
+        &sb,
+        &wasm,
+        &TaskRun {
+            args: vec!["in.txt".into()],
+            ..task()
+        },
+    );
+    assert_eq!(report.outcome, Outcome::Exited(EBADF));
+}
+
+#[test]
+fn output_file_is_captured_and_inputs_are_copies() {
+    let sb = sandbox();
+    let host = tempfile::tempdir().unwrap();
+    let input = host_file(host.path(), "orig.txt", b"original");
+    let task = TaskRun {
+        args: vec!["in.txt".into(), "changed by guest".into()],
+        inputs: vec![("in.txt".into(), input.clone())],
+        output: OutputSource::File("in.txt".into()),
+        ..task()
+    };
+    let report = run(&sb, &write_file(), &task);
+    assert_eq!(report.outcome, Outcome::Exited(0));
+    assert_eq!(report.output, b"changed by guest");
+    assert_eq!(
+        report.output_hash,
+        *blake3::hash(b"changed by guest").as_bytes()
+    );
+    assert_eq!(std::fs::read(&input).unwrap(), b"original");
+
+    let task = TaskRun {
+        args: vec!["out.txt".into(), "result".into()],
+        output: OutputSource::File("out.txt".into()),
+        ..self::task()
+    };
+    let report = run(&sb, &write_file(), &task);
+    assert_eq!(report.outcome, Outcome::Exited(0));
+    assert_eq!(report.output, b"result");
+}
+
+#[test]
+fn missing_or_planted_output_file_is_a_trap() {
+    let sb = sandbox();
+    let task = TaskRun {
+        output: OutputSource::File("out.txt".into()),
+        ..task()
+    };
+    let report = run(&sb, &hello(), &task);
+    assert_eq!(
+        report.outcome,
+        Outcome::Trap("declared output file missing".into())
+    );
+    assert!(report.output.is_empty());
+
+    // A symlink to a host file must not be followed when reading the output back.
+    let wasm = guest(
+        r#"(data (i32.const 0x2000) "../../../../../../etc/passwd")
+           (data (i32.const 0x2100) "out.txt")
+           (func (export "_start")
+             (drop (call $path_symlink (i32.const 0x2000) (i32.const 28) (i32.const 3)
+                                       (i32.const 0x2100) (i32.const 7))))"#,
+    );
+    let report = run(&sb, &wasm, &task);
+    assert!(matches!(report.outcome, Outcome::Trap(_)), "{report:?}");
+    assert!(report.output.is_empty());
+}
+
+#[test]
+fn bad_task_file_names_are_rejected() {
+    let sb = sandbox();
+    let prepared = sb.prepare(&hello()).unwrap();
+    let host = tempfile::tempdir().unwrap();
+    let input = host_file(host.path(), "x", b"x");
+    for name in ["", ".", "..", "../x", "a/b", "/abs"] {
+        let task = TaskRun {
+            inputs: vec![(name.into(), input.clone())],
+            ..task()
+        };
+        assert!(
+            matches!(sb.run(&prepared, &task), Err(SandboxError::InvalidTask(_))),
+            "{name:?}"
+        );
+        let task = TaskRun {
+            output: OutputSource::File(name.into()),
+            ..self::task()
+        };
+        assert!(
+            matches!(sb.run(&prepared, &task), Err(SandboxError::InvalidTask(_))),
+            "{name:?}"
+        );
+    }
+    let twice = TaskRun {
+        inputs: vec![("a".into(), input.clone()), ("a".into(), input.clone())],
+        ..task()
+    };
+    assert!(matches!(
+        sb.run(&prepared, &twice),
+        Err(SandboxError::InvalidTask(_))
+    ));
+    let missing = TaskRun {
+        inputs: vec![("a".into(), host.path().join("nope"))],
+        ..task()
+    };
+    assert!(matches!(
+        sb.run(&prepared, &missing),
+        Err(SandboxError::Setup(_))
+    ));
+}
+
+#[test]
+fn runs_are_deterministic_and_seeded() {
+    let sb = sandbox();
+    let wasm = entropy();
+    let first = run(&sb, &wasm, &task());
+    let second = run(&sb, &wasm, &task());
+    assert_eq!(first.outcome, Outcome::Exited(0));
+    assert_eq!(first.output.len(), 48);
+    assert_eq!(first.output, second.output);
+    assert_eq!(first.output_hash, second.output_hash);
+    assert_eq!(first.fuel_used, second.fuel_used);
+
+    // A fresh sandbox gives the same bytes and fuel too.
+    let other = run(&sandbox(), &wasm, &task());
+    assert_eq!(first.output_hash, other.output_hash);
+    assert_eq!(first.fuel_used, other.fuel_used);
+
+    // The clocks are frozen at the virtual time.
+    let realtime = u64::from_le_bytes(first.output[16..24].try_into().unwrap());
+    assert_eq!(realtime, VIRTUAL_UNIX_TIME_SECS * 1_000_000_000);
+    // NaN is canonical.
+    let nan = u64::from_le_bytes(first.output[40..48].try_into().unwrap());
+    assert_eq!(nan, 0x7ff8_0000_0000_0000);
+
+    // The seed drives the random bytes (and only those).
+    let reseeded = run(&sb, &wasm, &TaskRun { seed: 1, ..task() });
+    assert_ne!(first.output[..16], reseeded.output[..16]);
+    assert_eq!(first.output[16..], reseeded.output[16..]);
+    assert_eq!(first.fuel_used, reseeded.fuel_used);
+}
+
+#[test]
+fn sleeping_returns_at_once_under_virtual_time() {
+    let sb = sandbox();
+    // One relative monotonic-clock subscription of 10 s, then a loop (which checks
+    // the epoch deadline): a host that really slept would report Timeout.
+    let wasm = guest(
+        r#"(func (export "_start") (local $i i32)
+             (i64.store (i32.const 0x2000) (i64.const 7))
+             (i32.store8 (i32.const 0x2008) (i32.const 0))
+             (i32.store (i32.const 0x2010) (i32.const 1))
+             (i64.store (i32.const 0x2018) (i64.const 10000000000))
+             (if (call $poll_oneoff (i32.const 0x2000) (i32.const 0x3000) (i32.const 1) (i32.const 0x120))
+               (then (call $proc_exit (i32.const 1))))
+             (if (i32.ne (i32.load (i32.const 0x120)) (i32.const 1)) (then (call $proc_exit (i32.const 2))))
+             (if (i64.ne (i64.load (i32.const 0x3000)) (i64.const 7)) (then (call $proc_exit (i32.const 3))))
+             (loop $l
+               (local.set $i (i32.add (local.get $i) (i32.const 1)))
+               (br_if $l (i32.lt_u (local.get $i) (i32.const 100)))))"#,
+    );
+    let report = run(
+        &sb,
+        &wasm,
+        &TaskRun {
+            wall_limit: Duration::from_secs(2),
+            ..task()
+        },
+    );
+    assert_eq!(report.outcome, Outcome::Exited(0));
+    assert!(report.wall_time < Duration::from_secs(2));
+}
+
+/// Calls `args_sizes_get` `n` times.
+fn host_calls(n: u32) -> Vec<u8> {
+    guest(&format!(
+        r#"(func (export "_start") (local $i i32)
+             (loop $l
+               (drop (call $args_sizes_get (i32.const 0x110) (i32.const 0x114)))
+               (local.set $i (i32.add (local.get $i) (i32.const 1)))
+               (br_if $l (i32.lt_u (local.get $i) (i32.const {n})))))"#
+    ))
+}
+
+#[test]
+fn host_calls_cost_fuel() {
+    let sb = sandbox();
+    let ten = run(&sb, &host_calls(10), &task());
+    let twenty = run(&sb, &host_calls(20), &task());
+    assert_eq!(ten.outcome, Outcome::Exited(0));
+    assert_eq!(twenty.outcome, Outcome::Exited(0));
+    let per_call = (twenty.fuel_used - ten.fuel_used) / 10;
+    assert!(
+        (HOSTCALL_FUEL..HOSTCALL_FUEL + 50).contains(&per_call),
+        "{per_call}"
+    );
+    // A guest that only makes host calls still runs out of fuel.
+    let short = TaskRun {
+        fuel_limit: 5 * HOSTCALL_FUEL,
+        ..task()
+    };
+    let report = run(&sb, &host_calls(1_000_000), &short);
+    assert_eq!(report.outcome, Outcome::OutOfFuel);
+    assert_eq!(report.fuel_used, short.fuel_limit);
+}
+
+#[test]
+fn infinite_loop_runs_out_of_fuel() {
+    let sb = sandbox();
+    let task = TaskRun {
+        fuel_limit: 5_000_000,
+        ..task()
+    };
+    let report = run(&sb, &spin(), &task);
+    assert_eq!(report.outcome, Outcome::OutOfFuel);
+    assert_eq!(report.fuel_used, task.fuel_limit);
+    assert!(report.output.is_empty());
+    assert_still_healthy(&sb);
+}
+
+#[test]
+fn infinite_loop_with_huge_fuel_times_out() {
+    let sb = sandbox();
+    let task = TaskRun {
+        fuel_limit: u64::MAX,
+        wall_limit: Duration::from_millis(200),
+        ..task()
+    };
+    let report = run(&sb, &spin(), &task);
+    assert_eq!(report.outcome, Outcome::Timeout);
+    assert!(report.wall_time >= Duration::from_millis(200));
+    assert_still_healthy(&sb);
+}
+
+#[test]
+fn memory_bomb_hits_the_memory_limit() {
+    let sb = sandbox();
+    let bomb = guest(
+        r#"(func (export "_start")
+             (loop $l (br_if $l (i32.ne (memory.grow (i32.const 1)) (i32.const -1)))))"#,
+    );
+    let task = TaskRun {
+        memory_limit_bytes: 4 << 20,
+        ..task()
+    };
+    let report = run(&sb, &bomb, &task);
+    assert_eq!(report.outcome, Outcome::MemoryLimit);
+    assert_eq!(run(&sb, &bomb, &task).fuel_used, report.fuel_used);
+    assert_still_healthy(&sb);
+
+    // An initial memory above the limit fails at instantiation.
+    let big = wat::parse_str(r#"(module (memory (export "memory") 256) (func (export "_start")))"#)
+        .unwrap();
+    let report = run(&sb, &big, &task);
+    assert_eq!(report.outcome, Outcome::MemoryLimit);
+    // ... and the same module is fine with room to spare.
+    let roomy = TaskRun {
+        memory_limit_bytes: 32 << 20,
+        ..task
+    };
+    assert_eq!(run(&sb, &big, &roomy).outcome, Outcome::Exited(0));
+    assert_still_healthy(&sb);
+}
+
+/// Writes 64 KiB chunks to stdout; stops at the first failed write and exits 0 if
+/// `stop_on_error`, otherwise ignores errors forever.
+fn stdout_flood(stop_on_error: bool) -> Vec<u8> {
+    let on_error = if stop_on_error { "(return)" } else { "(nop)" };
+    guest(&format!(
+        r#"(func (export "_start")
+             (loop $l
+               (if (call $write (i32.const 1) (i32.const 0x2000) (i32.const 0x10000))
+                 (then {on_error}))
+               (br $l)))"#
+    ))
+}
+
+#[test]
+fn huge_stdout_is_output_too_large_and_bounded_on_the_host() {
+    let sb = Sandbox::new(SandboxConfig {
+        max_output_bytes: 1 << 20,
+        ..SandboxConfig::default()
+    })
+    .unwrap();
+    // The guest stops by itself once a write fails: so the host refused to buffer
+    // beyond the cap (otherwise this would loop until fuel runs out).
+    let report = run(&sb, &stdout_flood(true), &task());
+    assert_eq!(report.outcome, Outcome::OutputTooLarge);
+    assert!(report.output.is_empty());
+    assert_eq!(report.output_hash, *blake3::hash(b"").as_bytes());
+    assert!(report.fuel_used < task().fuel_limit);
+
+    // A guest ignoring the write errors burns its fuel but is still OutputTooLarge.
+    let report = run(&sb, &stdout_flood(false), &task());
+    assert_eq!(report.outcome, Outcome::OutputTooLarge);
+    assert!(report.output.is_empty());
+
+    // Exactly at the cap is fine.
+    let exact = guest(
+        r#"(func (export "_start") (local $i i32)
+             (loop $l
+               (drop (call $write (i32.const 1) (i32.const 0x2000) (i32.const 0x10000)))
+               (local.set $i (i32.add (local.get $i) (i32.const 1)))
+               (br_if $l (i32.lt_u (local.get $i) (i32.const 16)))))"#,
+    );
+    let report = run(&sb, &exact, &task());
+    assert_eq!(report.outcome, Outcome::Exited(0));
+    assert_eq!(report.output.len(), 1 << 20);
+    assert_still_healthy(&sb);
+}
+
+/// Creates `out.bin` and writes 64 KiB chunks into it: `chunks` of them, or forever.
+fn disk_writer(chunks: Option<u32>) -> Vec<u8> {
+    let stop = match chunks {
+        Some(n) => format!("(br_if $l (i32.lt_u (local.get $i) (i32.const {n})))"),
+        None => "(br $l)".to_string(),
+    };
+    guest(&format!(
+        r#"(data (i32.const 0x1800) "out.bin")
+           (func (export "_start") (local $fd i32) (local $i i32)
+             (local.set $fd (call $open (i32.const 0x1800) (i32.const 7)
+               (i32.const {OFLAGS_CREAT_TRUNC}) (i64.const {RIGHT_FD_WRITE})))
+             (loop $l
+               (drop (call $write (local.get $fd) (i32.const 0x2000) (i32.const 0x10000)))
+               (local.set $i (i32.add (local.get $i) (i32.const 1)))
+               {stop}))"#
+    ))
+}
+
+#[test]
+fn disk_bomb_is_stopped_by_the_working_directory_quota() {
+    // max_output 256 KiB => quota 1 MiB of files.
+    let sb = Sandbox::new(SandboxConfig {
+        max_output_bytes: 256 << 10,
+        ..SandboxConfig::default()
+    })
+    .unwrap();
+    let task = TaskRun {
+        output: OutputSource::File("result.txt".into()),
+        ..task()
+    };
+    // 2 MiB written, then a normal exit: caught by the check after the run.
+    let report = run(&sb, &disk_writer(Some(32)), &task);
+    assert_eq!(report.outcome, Outcome::OutputTooLarge);
+    // Within the quota is fine (the declared output is simply missing here).
+    let report = run(&sb, &disk_writer(Some(8)), &task);
+    assert_eq!(
+        report.outcome,
+        Outcome::Trap("declared output file missing".into())
+    );
+    // Writing forever is interrupted by the watchdog long before the wall limit.
+    let forever = TaskRun {
+        fuel_limit: u64::MAX,
+        ..task
+    };
+    let report = run(&sb, &disk_writer(None), &forever);
+    assert_eq!(report.outcome, Outcome::OutputTooLarge);
+    assert!(report.wall_time < forever.wall_limit);
+    assert_still_healthy(&sb);
+}
+
+#[test]
+fn output_file_over_the_cap_is_output_too_large() {
+    let sb = Sandbox::new(SandboxConfig {
+        max_output_bytes: 100 << 10,
+        ..SandboxConfig::default()
+    })
+    .unwrap();
+    let task = TaskRun {
+        output: OutputSource::File("out.bin".into()),
+        ..task()
+    };
+    let report = run(&sb, &disk_writer(Some(2)), &task);
+    assert_eq!(report.outcome, Outcome::OutputTooLarge);
+    assert!(report.output.is_empty());
+    let report = run(&sb, &disk_writer(Some(1)), &task);
+    assert_eq!(report.outcome, Outcome::Exited(0));
+    assert_eq!(report.output.len(), 64 << 10);
+}
+
+#[test]
+fn traps_are_reported_with_their_reason() {
+    let sb = sandbox();
+    let wasm = guest(r#"(func (export "_start") (unreachable))"#);
+    let report = run(&sb, &wasm, &task());
+    assert!(
+        matches!(&report.outcome, Outcome::Trap(msg) if msg.contains("unreachable")),
+        "{:?}",
+        report.outcome
+    );
+    let wasm = guest(
+        r#"(func (export "_start") (drop (i32.div_u (i32.const 1) (i32.load (i32.const 0)))))"#,
+    );
+    let report = run(&sb, &wasm, &task());
+    assert!(
+        matches!(&report.outcome, Outcome::Trap(msg) if msg.contains("divide by zero")),
+        "{:?}",
+        report.outcome
+    );
+    let wasm = guest(r#"(func $f (export "_start") (call $f))"#);
+    let report = run(&sb, &wasm, &task());
+    assert!(
+        matches!(&report.outcome, Outcome::Trap(_)),
+        "{:?}",
+        report.outcome
+    );
+    // An exit status outside WASI's range is a trap, not an exit.
+    let wasm = guest(r#"(func (export "_start") (call $proc_exit (i32.const 200)))"#);
+    assert!(matches!(run(&sb, &wasm, &task()).outcome, Outcome::Trap(_)));
+    assert_still_healthy(&sb);
+}
+
+#[test]
+fn invalid_modules_are_rejected() {
+    let sb = sandbox();
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("garbage", b"definitely not wasm".to_vec()),
+        ("empty", Vec::new()),
+        (
+            "text format",
+            b"(module (func (export \"_start\")))".to_vec(),
+        ),
+        ("truncated", hello()[..hello().len() / 2].to_vec()),
+        (
+            "non-wasi import",
+            wat::parse_str(
+                r#"(module (import "env" "steal" (func)) (memory (export "memory") 1)
+                   (func (export "_start")))"#,
+            )
+            .unwrap(),
+        ),
+        (
+            "wasi import with the wrong type",
+            wat::parse_str(
+                r#"(module (import "wasi_snapshot_preview1" "fd_write" (func (param i32)))
+                   (memory (export "memory") 1) (func (export "_start")))"#,
+            )
+            .unwrap(),
+        ),
+        (
+            "no _start",
+            wat::parse_str(r#"(module (memory (export "memory") 1))"#).unwrap(),
+        ),
+        (
+            "_start with params",
+            wat::parse_str(r#"(module (func (export "_start") (param i32)))"#).unwrap(),
+        ),
+        (
+            "threads",
+            wat::parse_str(
+                r#"(module (memory (export "memory") 1 1 shared) (func (export "_start")))"#,
+            )
+            .unwrap(),
+        ),
+    ];
+    for (name, bytes) in cases {
+        let err = sb.prepare(&bytes).expect_err(name);
+        assert!(
+            matches!(err, SandboxError::InvalidModule(_)),
+            "{name}: {err:?}"
+        );
+        assert!(sb.run_bytes(&bytes, &task()).is_err(), "{name}");
+    }
+    assert_eq!(sb.modules_compiled(), 0);
+    assert_still_healthy(&sb);
+}
+
+#[test]
+fn preparing_the_same_bytes_twice_hits_the_cache() {
+    let sb = sandbox();
+    let a = sb.prepare(&hello()).unwrap();
+    let b = sb.prepare(&hello()).unwrap();
+    assert!(Prepared::ptr_eq(&a, &b));
+    assert_eq!(a.hash(), *blake3::hash(&hello()).as_bytes());
+    assert_eq!(sb.modules_compiled(), 1);
+    let c = sb.prepare(&spin()).unwrap();
+    assert!(!Prepared::ptr_eq(&a, &c));
+    assert_eq!(sb.modules_compiled(), 2);
+    run(&sb, &hello(), &task());
+    assert_eq!(sb.modules_compiled(), 2);
+}
+
+#[test]
+fn concurrent_runs_agree() {
+    let sb = Arc::new(sandbox());
+    let prepared = sb.prepare(&entropy()).unwrap();
+    let expected = sb.run(&prepared, &task()).unwrap();
+    let threads: Vec<_> = (0..6)
+        .map(|i| {
+            let sb = Arc::clone(&sb);
+            let prepared = prepared.clone();
+            std::thread::spawn(move || {
+                (0..4)
+                    .map(|j| {
+                        if (i + j) % 3 == 0 {
+                            // Hostile neighbours must not disturb the others.
+                            let spin = TaskRun {
+                                fuel_limit: 1_000_000,
+                                ..task()
+                            };
+                            let r = sb.run_bytes(&self::spin(), &spin).unwrap();
+                            assert_eq!(r.outcome, Outcome::OutOfFuel);
+                        }
+                        sb.run(&prepared, &task()).unwrap()
+                    })
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    for thread in threads {
+        for report in thread.join().unwrap() {
+            assert_eq!(report.outcome, Outcome::Exited(0));
+            assert_eq!(report.output_hash, expected.output_hash);
+            assert_eq!(report.fuel_used, expected.fuel_used);
+        }
+    }
+}
+
+#[test]
+fn pooling_and_on_demand_allocation_run_the_same() {
+    let pooled = Sandbox::new(SandboxConfig {
+        pooling: true,
+        ..SandboxConfig::default()
+    })
+    .unwrap();
+    let plain = Sandbox::new(SandboxConfig {
+        pooling: false,
+        ..SandboxConfig::default()
+    })
+    .unwrap();
+    let a = run(&pooled, &entropy(), &task());
+    let b = run(&plain, &entropy(), &task());
+    assert_eq!(a.outcome, Outcome::Exited(0));
+    assert_eq!(a.output_hash, b.output_hash);
+    assert_eq!(a.fuel_used, b.fuel_used);
+    let bomb = TaskRun {
+        memory_limit_bytes: 1 << 20,
+        ..task()
+    };
+    let grow = guest(
+        r#"(func (export "_start")
+             (loop $l (br_if $l (i32.ne (memory.grow (i32.const 1)) (i32.const -1)))))"#,
+    );
+    for sb in [&pooled, &plain] {
+        assert_eq!(run(sb, &grow, &bomb).outcome, Outcome::MemoryLimit);
+        assert_still_healthy(sb);
+    }
+}
+
+/// The repository's C guests, when they have been built.
+fn repo_guest(path: &str) -> Option<Vec<u8>> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../guests");
+    std::fs::read(root.join(path)).ok()
+}
+
+#[test]
+fn c_guests_behave_when_present() {
+    let sb = sandbox();
+    let big = TaskRun {
+        fuel_limit: 500_000_000,
+        memory_limit_bytes: 64 << 20,
+        wall_limit: Duration::from_secs(20),
+        ..TaskRun::default()
+    };
+    if let Some(wasm) = repo_guest("noop.wasm") {
+        let report = run(&sb, &wasm, &big);
+        assert_eq!(report.outcome, Outcome::Exited(0));
+        assert!(report.output.is_empty());
+    }
+    if let Some(wasm) = repo_guest("pi.wasm") {
+        let task = TaskRun {
+            args: vec!["10000".into(), "7".into()],
+            ..big.clone()
+        };
+        let a = run(&sb, &wasm, &task);
+        let b = run(&sandbox(), &wasm, &task);
+        assert_eq!(a.outcome, Outcome::Exited(0), "{a:?}");
+        assert!(a.output.ends_with(b" 10000\n"), "{a:?}");
+        assert_eq!((a.output_hash, a.fuel_used), (b.output_hash, b.fuel_used));
+    }
+    if let Some(wasm) = repo_guest("inspect.wasm") {
+        let host = tempfile::tempdir().unwrap();
+        let input = host_file(host.path(), "input.txt", b"hi");
+        host_file(host.path(), "secret", b"nope");
+        let task = TaskRun {
+            args: vec!["one".into()],
+            env: vec![("K".into(), "v".into())],
+            stdin: b"12345".to_vec(),
+            inputs: vec![("input.txt".into(), input)],
+            seed: 42,
+            ..big.clone()
+        };
+        let a = run(&sb, &wasm, &task);
+        let b = run(&sb, &wasm, &task);
+        assert_eq!(a.outcome, Outcome::Exited(0), "{a:?}");
+        assert_eq!((a.output_hash, a.fuel_used), (b.output_hash, b.fuel_used));
+        let text = String::from_utf8(a.output).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        let rand = lines.iter().find(|l| l.starts_with("rand ")).copied();
+        assert_eq!(
+            lines
+                .iter()
+                .filter(|l| !l.starts_with("rand "))
+                .copied()
+                .collect::<Vec<_>>(),
+            [
+                "arg[0]=task",
+                "arg[1]=one",
+                "env K=v",
+                "file input.txt 2",
+                "stdin 5",
+                &format!("time {VIRTUAL_UNIX_TIME_SECS}"),
+                "open /etc/passwd: denied",
+                "open ../secret: denied",
+            ],
+            "{text}"
+        );
+        let other_seed = run(
+            &sb,
+            &wasm,
+            &TaskRun {
+                seed: 43,
+                ..task.clone()
+            },
+        );
+        let other = String::from_utf8(other_seed.output).unwrap();
+        assert!(
+            rand.is_some_and(|r| r.len() == 21 && !other.contains(r)),
+            "{text}"
+        );
+
+        let write = TaskRun {
+            env: vec![("WRITE_OUT".into(), "written".into())],
+            output: OutputSource::File("out.txt".into()),
+            ..task
+        };
+        let report = run(&sb, &wasm, &write);
+        assert_eq!(report.outcome, Outcome::Exited(0), "{report:?}");
+        assert_eq!(report.output, b"written");
+    }
+    let hostile = [
+        (
+            "hostile/spin.wasm",
+            Outcome::OutOfFuel,
+            OutputSource::Stdout,
+        ),
+        (
+            "hostile/membomb.wasm",
+            Outcome::MemoryLimit,
+            OutputSource::Stdout,
+        ),
+        (
+            "hostile/bigout.wasm",
+            Outcome::OutputTooLarge,
+            OutputSource::Stdout,
+        ),
+        (
+            "hostile/exit3.wasm",
+            Outcome::Exited(3),
+            OutputSource::Stdout,
+        ),
+        (
+            "hostile/diskbomb.wasm",
+            Outcome::OutputTooLarge,
+            OutputSource::File("out.txt".into()),
+        ),
+    ];
+    for (path, expected, output) in hostile {
+        if let Some(wasm) = repo_guest(path) {
+            let task = TaskRun {
+                output,
+                fuel_limit: u64::MAX,
+                wall_limit: Duration::from_secs(20),
+                ..big.clone()
+            };
+            let task = if expected == Outcome::OutOfFuel {
+                big.clone()
+            } else {
+                task
+            };
+            let report = run(&sb, &wasm, &task);
+            assert_eq!(report.outcome, expected, "{path}: {report:?}");
+            assert_still_healthy(&sb);
+        }
+    }
+    if let Some(wasm) = repo_guest("hostile/exit3.wasm") {
+        assert_eq!(run(&sb, &wasm, &big).output, b"bye\n");
+    }
+    if let Some(wasm) = repo_guest("hostile/trap.wasm") {
+        let report = run(&sb, &wasm, &big);
+        assert!(
+            matches!(&report.outcome, Outcome::Trap(m) if m.contains("unreachable")),
+            "{report:?}"
+        );
+    }
+}
