@@ -121,8 +121,8 @@ fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 
 /// Checks that `signed.signature` is `signed.signer`'s signature over the canonical bytes.
 pub fn verify<T: SignedBody>(signed: &Signed<T>) -> Result<(), AuthError> {
-    let key = VerifyingKey::from_bytes(&signed.signer.0)
-        .map_err(|_| AuthError::BadKey(signed.signer))?;
+    let key =
+        VerifyingKey::from_bytes(&signed.signer.0).map_err(|_| AuthError::BadKey(signed.signer))?;
     let bytes = Signed::<T>::signing_bytes(&signed.signer, signed.nonce, &signed.body);
     let signature = Signature::from_bytes(&signed.signature.0);
     key.verify_strict(&bytes, &signature)
@@ -144,7 +144,10 @@ mod tests {
 
         let mut other_body = signed.clone();
         other_body.body = Action::CancelJob(8);
-        assert!(matches!(verify(&other_body), Err(AuthError::BadSignature(_))));
+        assert!(matches!(
+            verify(&other_body),
+            Err(AuthError::BadSignature(_))
+        ));
 
         let mut other_nonce = signed.clone();
         other_nonce.nonce += 1;

@@ -79,10 +79,13 @@ impl Client {
             source,
         })?;
         let status = resp.status();
-        let body = resp.bytes().await.map_err(|source| ClientError::Transport {
-            url: url.clone(),
-            source,
-        })?;
+        let body = resp
+            .bytes()
+            .await
+            .map_err(|source| ClientError::Transport {
+                url: url.clone(),
+                source,
+            })?;
         if status.is_success() {
             return Ok(body);
         }
@@ -120,7 +123,8 @@ impl Client {
         body: &B,
     ) -> Result<T, ClientError> {
         let url = self.url(path);
-        self.json(url.clone(), self.http.post(&url).json(body)).await
+        self.json(url.clone(), self.http.post(&url).json(body))
+            .await
     }
 
     pub async fn status(&self) -> Result<StatusView, ClientError> {
@@ -160,7 +164,11 @@ impl Client {
     }
 
     /// Signs and submits a logged action.
-    pub async fn action(&self, who: &Identity, action: Action) -> Result<ActionResponse, ClientError> {
+    pub async fn action(
+        &self,
+        who: &Identity,
+        action: Action,
+    ) -> Result<ActionResponse, ClientError> {
         self.post("/v1/actions", &who.sign(action)).await
     }
 

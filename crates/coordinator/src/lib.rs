@@ -155,10 +155,8 @@ pub async fn start(config: CoordinatorConfig, listen: SocketAddr) -> anyhow::Res
 
 /// The leader's clock-driven decisions: declare silent providers lost, expire jobs past deadline.
 async fn timers(shared: Arc<Shared>) {
-    let period = (shared.config.heartbeat_timeout / 4).clamp(
-        Duration::from_millis(20),
-        Duration::from_secs(1),
-    );
+    let period = (shared.config.heartbeat_timeout / 4)
+        .clamp(Duration::from_millis(20), Duration::from_secs(1));
     let mut tick = tokio::time::interval(period);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {

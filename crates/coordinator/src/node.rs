@@ -35,7 +35,11 @@ pub fn now_ms() -> Time {
 
 impl Node {
     /// Rebuilds the state from `log` (snapshot + replay).
-    pub fn open(log: Box<dyn CommandLog>, fresh: State, snapshot_every: u64) -> anyhow::Result<Node> {
+    pub fn open(
+        log: Box<dyn CommandLog>,
+        fresh: State,
+        snapshot_every: u64,
+    ) -> anyhow::Result<Node> {
         let state = recover(log.as_ref(), fresh.clone())?;
         Ok(Node {
             state,
@@ -75,7 +79,9 @@ impl Node {
                     Ok(state) => self.state = state,
                     Err(e2) => tracing::error!(error = %e2, "rebuilding from the log failed"),
                 }
-                Err(ApiError::Unavailable(format!("could not write the command log: {e}")))
+                Err(ApiError::Unavailable(format!(
+                    "could not write the command log: {e}"
+                )))
             }
         }
     }

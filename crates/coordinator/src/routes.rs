@@ -142,9 +142,9 @@ fn admit_module(shared: &Shared, hash: &Hash, what: &str) -> ApiResult<()> {
         .get(hash)
         .map_err(|e| ApiError::Unavailable(e.to_string()))?
         .ok_or_else(|| ApiError::NotFound(format!("{what} {hash} has not been uploaded")))?;
-    wasmparser::validate(&bytes)
-        .map(|_| ())
-        .map_err(|e| ApiError::InvalidModule(format!("{what} {hash} is not valid WebAssembly: {e}")))
+    wasmparser::validate(&bytes).map(|_| ()).map_err(|e| {
+        ApiError::InvalidModule(format!("{what} {hash} is not valid WebAssembly: {e}"))
+    })
 }
 
 /// Everything a job refers to must already be stored, so that providers can always fetch it.

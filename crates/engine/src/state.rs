@@ -75,7 +75,10 @@ pub struct Provider {
 #[serde(rename_all = "snake_case", tag = "state")]
 pub enum TaskState {
     Queued,
-    Running { provider: AccountId, since: Time },
+    Running {
+        provider: AccountId,
+        since: Time,
+    },
     Done,
     Failed,
     /// The job ended before this task finished.
@@ -119,7 +122,9 @@ pub enum JobStatus {
     /// All map tasks done; the reduce task is queued or running.
     Reducing,
     Completed,
-    Failed { reason: String },
+    Failed {
+        reason: String,
+    },
     Cancelled,
 }
 
@@ -357,7 +362,10 @@ impl State {
             ));
         }
         if limits.wall_ms == 0 || limits.wall_ms > c.max_wall_ms {
-            return bad(format!("wall time must be between 1 and {} ms", c.max_wall_ms));
+            return bad(format!(
+                "wall time must be between 1 and {} ms",
+                c.max_wall_ms
+            ));
         }
         Ok(())
     }
@@ -388,14 +396,20 @@ impl State {
         if let OutputSource::File(name) = &spec.output
             && !valid_file_name(name)
         {
-            return bad(format!("output file name {name:?} is not a plain file name"));
+            return bad(format!(
+                "output file name {name:?} is not a plain file name"
+            ));
         }
         for (i, task) in spec.tasks.iter().enumerate() {
             let bytes: usize = task
                 .args
                 .iter()
                 .map(String::len)
-                .chain(task.env.iter().map(|(k, v)| k.len().saturating_add(v.len())))
+                .chain(
+                    task.env
+                        .iter()
+                        .map(|(k, v)| k.len().saturating_add(v.len())),
+                )
                 .sum();
             if bytes as u64 > self.config.max_args_bytes_per_task {
                 return bad(format!("task {i}: arguments and environment too large"));
@@ -412,7 +426,11 @@ impl State {
                     return bad(format!("task {i}: input {:?} listed twice", input.name));
                 }
             }
-            if task.env.iter().any(|(k, _)| k.is_empty() || k.contains('=')) {
+            if task
+                .env
+                .iter()
+                .any(|(k, _)| k.is_empty() || k.contains('='))
+            {
                 return bad(format!("task {i}: invalid environment variable name"));
             }
         }
@@ -429,7 +447,8 @@ impl State {
             .map_err(|_| Rejection::TooLarge("too many tasks".into()))?;
         self.next_job = next;
         let tasks = (0..count).map(|_| Task::new()).collect();
-        self.queue.extend((0..count).map(|index| TaskId { job: id, index }));
+        self.queue
+            .extend((0..count).map(|index| TaskId { job: id, index }));
         self.jobs.insert(
             id,
             Job {
@@ -478,7 +497,13 @@ impl State {
             job.maps_done,
             job.map_count()
         );
-        self.finish_job(id, JobStatus::Failed { reason: reason.clone() }, now);
+        self.finish_job(
+            id,
+            JobStatus::Failed {
+                reason: reason.clone(),
+            },
+            now,
+        );
         Ok(vec![Event::JobFailed { job: id, reason }])
     }
 
@@ -624,7 +649,10 @@ impl State {
 
     fn report_one(&mut self, who: AccountId, r: &TaskReport, now: Time, events: &mut Vec<Event>) {
         let id = r.task;
-        let held = self.providers.get(&who).is_some_and(|p| p.running.contains(&id));
+        let held = self
+            .providers
+            .get(&who)
+            .is_some_and(|p| p.running.contains(&id));
         if !held {
             events.push(Event::ReportIgnored {
                 task: id,
@@ -688,8 +716,17 @@ impl State {
         if failures >= max_attempts {
             task.state = TaskState::Failed;
             let reason = format!("task {id} failed {failures} times; last: {reason}");
-            self.finish_job(id.job, JobStatus::Failed { reason: reason.clone() }, now);
-            events.push(Event::JobFailed { job: id.job, reason });
+            self.finish_job(
+                id.job,
+                JobStatus::Failed {
+                    reason: reason.clone(),
+                },
+                now,
+            );
+            events.push(Event::JobFailed {
+                job: id.job,
+                reason,
+            });
         } else {
             task.state = TaskState::Queued;
             self.queue.insert(id);

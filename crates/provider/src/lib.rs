@@ -101,7 +101,10 @@ pub struct Summary {
 }
 
 /// Runs a provider until `shutdown` resolves, then leaves gracefully.
-pub async fn run(config: ProviderConfig, shutdown: impl Future<Output = ()>) -> anyhow::Result<Summary> {
+pub async fn run(
+    config: ProviderConfig,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<Summary> {
     let identity = Arc::new(
         Identity::load_or_create(&config.key_path())
             .with_context(|| format!("provider key in {}", config.data_dir.display()))?,

@@ -27,7 +27,12 @@ struct Inner {
 }
 
 impl Worker {
-    pub fn new(client: Client, identity: Arc<Identity>, sandbox: Arc<Sandbox>, blobs: BlobStore) -> Worker {
+    pub fn new(
+        client: Client,
+        identity: Arc<Identity>,
+        sandbox: Arc<Sandbox>,
+        blobs: BlobStore,
+    ) -> Worker {
         Worker {
             inner: Arc::new(Inner {
                 client,
@@ -102,7 +107,12 @@ impl Inner {
     }
 
     async fn module(&self, hash: Hash) -> Result<Prepared, String> {
-        if let Some(m) = self.modules.lock().unwrap_or_else(|p| p.into_inner()).get(&hash) {
+        if let Some(m) = self
+            .modules
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&hash)
+        {
             return Ok(m.clone());
         }
         let bytes = self.blob(hash).await?;

@@ -230,9 +230,7 @@ impl CommandLog for MemoryLog {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use engine::{
-        AccountId, Action, EngineConfig, Input, ProviderSpec, Sig, Signed,
-    };
+    use engine::{AccountId, Action, EngineConfig, Input, ProviderSpec, Sig, Signed};
 
     fn register(n: u8, nonce: u64) -> Entry {
         Entry {
@@ -314,7 +312,10 @@ mod tests {
         log.append(&[register(1, 1), register(1, 1)]).unwrap();
         match recover(&log, State::new(EngineConfig::default())) {
             Err(StoreError::Replay { seq: 2, .. }) => {}
-            other => panic!("expected replay failure at 2, got {:?}", other.map(|s| s.hash())),
+            other => panic!(
+                "expected replay failure at 2, got {:?}",
+                other.map(|s| s.hash())
+            ),
         }
     }
 }

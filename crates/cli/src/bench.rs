@@ -1,0 +1,799 @@
+//! `gridmint bench`: measures, side by side in one run, what running work on Gridmint costs.
+//!
+//! 1. **CPU kernel** — `guests/bench.c` compiled natively with `gcc -O2` (at bench time, in a
+//!    temp dir) vs `guests/bench.wasm` in the Gridmint [`Sandbox`] vs the same module in bare
+//!    wasmtime ([`sandbox::baseline`]); rounds interleaved native/sandbox/bare, medians and
+//!    ratios reported, checksums checked to agree.
+//! 2. **Per-task instantiation** — `guests/noop.wasm` prepared once, then many runs through
+//!    [`Sandbox::run`] with the pooling allocator and without it (and bare wasmtime for
+//!    reference), interleaved run by run.
+//! 3. **End to end** — a real coordinator (durable, fsync'd SQLite log in a temp dir) and two
+//!    in-process providers over loopback HTTP: no-op tasks per second for one big job, and the
+//!    submit→completed latency of single-task jobs.
+//!
+//! Goals are printed beside the numbers, never asserted (timings are not tests). Progress goes
+//! to stderr; the table (or, with `--json`, one JSON object) to stdout. Every guest and the C
+//! source are embedded, so the command works from any directory.
+
+use anyhow::{Context, bail, ensure};
+use api::{Client, Identity};
+use bytes::Bytes;
+use engine::{Action, Aggregate, JobSpec, JobStatus, Limits, OutputSource, TaskSpec};
+use sandbox::baseline::Baseline;
+use sandbox::{Outcome, Sandbox, SandboxConfig, TaskRun};
+use serde_json::json;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+const BENCH_WASM: &[u8] = include_bytes!("../../../guests/bench.wasm");
+const NOOP_WASM: &[u8] = include_bytes!("../../../guests/noop.wasm");
+const BENCH_C: &str = include_str!("../../../guests/bench.c");
+
+/// Goal: sandboxed kernel time over native time.
+const GOAL_OVER_NATIVE: f64 = 1.3;
+/// Goal: sandboxed kernel time over bare-wasmtime time.
+const GOAL_OVER_BARE: f64 = 1.02;
+/// Goal: median microseconds per no-op run with a cached module.
+const GOAL_INSTANTIATE_US: f64 = 50.0;
+/// In-process providers of the end-to-end measurement.
+const PROVIDERS: usize = 2;
+/// How often the end-to-end measurement polls the job.
+const POLL: Duration = Duration::from_millis(2);
+
+#[derive(clap::Args, Debug)]
+pub struct BenchArgs {
+    /// fewer rounds, for a quick look
+    #[arg(long)]
+    pub quick: bool,
+    /// print one JSON object instead of the table
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// How much of everything to do.
+#[derive(Clone, Copy, Debug)]
+struct Plan {
+    kernel_iterations: u64,
+    kernel_rounds: usize,
+    noop_runs: usize,
+    e2e_tasks: usize,
+    latency_samples: usize,
+}
+
+impl Plan {
+    fn new(quick: bool) -> Plan {
+        if quick {
+            Plan {
+                kernel_iterations: 20_000_000,
+                kernel_rounds: 2,
+                noop_runs: 500,
+                e2e_tasks: 500,
+                latency_samples: 3,
+            }
+        } else {
+            Plan {
+                kernel_iterations: 100_000_000,
+                kernel_rounds: 5,
+                noop_runs: 2000,
+                e2e_tasks: 2000,
+                latency_samples: 5,
+            }
+        }
+    }
+}
+
+pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    let plan = Plan::new(args.quick);
+    let cores = provider::cores();
+    eprintln!(
+        "bench: {} mode, {cores} cores; kernel {} iterations x {} rounds, {} no-op runs, {} end-to-end tasks",
+        if args.quick { "quick" } else { "full" },
+        plan.kernel_iterations,
+        plan.kernel_rounds,
+        plan.noop_runs,
+        plan.e2e_tasks,
+    );
+
+    // The sandbox blocks on host calls: keep it off the async workers.
+    let (kernel, instantiation) = tokio::task::spawn_blocking(move || {
+        let kernel = kernel_bench(&plan)?;
+        let instantiation = instantiation_bench(&plan)?;
+        anyhow::Ok((kernel, instantiation))
+    })
+    .await
+    .context("benchmark thread panicked")??;
+    let e2e = end_to_end_bench(&plan, cores).await?;
+
+    let report = Report {
+        quick: args.quick,
+        cores,
+        kernel,
+        instantiation,
+        e2e,
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report.to_json())?);
+    } else {
+        print!("{}", report.table());
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// 1. CPU kernel
+
+struct KernelResult {
+    iterations: u64,
+    rounds: usize,
+    checksum: String,
+    /// `Err(why)` when the native row was skipped.
+    native: Result<Vec<Duration>, String>,
+    sandbox: Vec<Duration>,
+    bare: Vec<Duration>,
+    sandbox_fuel: u64,
+}
+
+/// The natively compiled kernel, or why there is none.
+struct Native {
+    _dir: tempfile::TempDir,
+    exe: std::path::PathBuf,
+}
+
+fn compile_native() -> anyhow::Result<Result<Native, String>> {
+    let dir = tempfile::tempdir().context("creating a temp dir for the native build")?;
+    let src = dir.path().join("bench.c");
+    let exe = dir.path().join("bench");
+    std::fs::write(&src, BENCH_C).context("writing bench.c")?;
+    let out = match Command::new("gcc")
+        .arg("-O2")
+        .arg("-o")
+        .arg(&exe)
+        .arg(&src)
+        .output()
+    {
+        Ok(out) => out,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(Err("gcc not found".into()));
+        }
+        Err(e) => return Ok(Err(format!("cannot run gcc: {e}"))),
+    };
+    if !out.status.success() {
+        return Ok(Err(format!(
+            "gcc -O2 failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    Ok(Ok(Native { _dir: dir, exe }))
+}
+
+fn kernel_bench(plan: &Plan) -> anyhow::Result<KernelResult> {
+    let iterations = plan.kernel_iterations.to_string();
+    eprintln!("kernel: compiling guests/bench.c with gcc -O2");
+    let native = compile_native()?;
+    if let Err(why) = &native {
+        eprintln!("kernel: {why}; skipping the native row");
+    }
+
+    eprintln!("kernel: compiling bench.wasm for the sandbox and for bare wasmtime");
+    let sandbox = Sandbox::new(SandboxConfig::default())?;
+    let prepared = sandbox.prepare(BENCH_WASM)?;
+    let task = TaskRun {
+        args: vec![iterations.clone()],
+        fuel_limit: 1_000_000_000_000,
+        wall_limit: Duration::from_secs(600),
+        ..TaskRun::default()
+    };
+    let baseline = Baseline::new()?;
+    let bare_module = baseline.compile(BENCH_WASM)?;
+    let bare_args = [iterations.clone()];
+
+    let mut outputs: Vec<(&str, Vec<u8>)> = Vec::new();
+    let mut native_times = Vec::new();
+    let mut sandbox_times = Vec::new();
+    let mut bare_times = Vec::new();
+    let mut sandbox_fuel = 0;
+    for round in 1..=plan.kernel_rounds {
+        if let Ok(native) = &native {
+            let start = Instant::now();
+            let out = Command::new(&native.exe)
+                .arg(&iterations)
+                .output()
+                .context("running the native kernel")?;
+            let took = start.elapsed();
+            ensure!(
+                out.status.success(),
+                "native kernel failed ({}): {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            );
+            eprintln!("kernel: round {round}: native  {:8.1} ms", ms(took));
+            native_times.push(took);
+            outputs.push(("native", out.stdout));
+        }
+
+        let start = Instant::now();
+        let report = sandbox.run(&prepared, &task)?;
+        let took = start.elapsed();
+        ensure!(
+            report.outcome == Outcome::Exited(0),
+            "sandboxed kernel failed: {:?}; stderr: {}",
+            report.outcome,
+            String::from_utf8_lossy(&report.stderr)
+        );
+        eprintln!("kernel: round {round}: sandbox {:8.1} ms", ms(took));
+        sandbox_times.push(took);
+        sandbox_fuel = report.fuel_used;
+        outputs.push(("sandbox", report.output));
+
+        let start = Instant::now();
+        let report = baseline.run(&bare_module, &bare_args)?;
+        let took = start.elapsed();
+        ensure!(
+            report.exit_code == 0,
+            "bare-wasmtime kernel exited {}",
+            report.exit_code
+        );
+        eprintln!("kernel: round {round}: bare    {:8.1} ms", ms(took));
+        bare_times.push(took);
+        outputs.push(("bare wasmtime", report.stdout));
+    }
+
+    let (_, first) = outputs.first().context("no kernel rounds ran")?;
+    if let Some((who, other)) = outputs.iter().find(|(_, out)| out != first) {
+        bail!(
+            "CHECKSUM MISMATCH: {} printed {:?} but {who} printed {:?}",
+            outputs[0].0,
+            String::from_utf8_lossy(first),
+            String::from_utf8_lossy(other)
+        );
+    }
+    let text = String::from_utf8_lossy(first);
+    let checksum = text
+        .trim()
+        .strip_prefix("checksum ")
+        .with_context(|| format!("unexpected kernel output {text:?}"))?
+        .to_string();
+    eprintln!(
+        "kernel: all {} runs printed checksum {checksum}",
+        outputs.len()
+    );
+
+    Ok(KernelResult {
+        iterations: plan.kernel_iterations,
+        rounds: plan.kernel_rounds,
+        checksum,
+        native: native.map(|_| native_times),
+        sandbox: sandbox_times,
+        bare: bare_times,
+        sandbox_fuel,
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// 2. Per-task instantiation
+
+/// Per-run times of one way of running the no-op module.
+struct RunTimes {
+    /// Around the whole call (`Sandbox::run` / `Baseline::run`).
+    call: Vec<Duration>,
+    /// Instantiation plus `_start` only, as the runner reports it.
+    inner: Vec<Duration>,
+}
+
+impl RunTimes {
+    fn new(n: usize) -> RunTimes {
+        RunTimes {
+            call: Vec::with_capacity(n),
+            inner: Vec::with_capacity(n),
+        }
+    }
+
+    fn json(&self) -> serde_json::Value {
+        json!({
+            "mean_us": us(mean(&self.call)),
+            "p50_us": us(median(&self.call)),
+            "p99_us": us(percentile(&self.call, 0.99)),
+            "instantiate_start_p50_us": us(median(&self.inner)),
+        })
+    }
+}
+
+struct InstantiationResult {
+    runs: usize,
+    pooling: RunTimes,
+    on_demand: RunTimes,
+    bare: RunTimes,
+}
+
+fn instantiation_bench(plan: &Plan) -> anyhow::Result<InstantiationResult> {
+    eprintln!(
+        "instantiation: {} no-op runs each (pooling, on-demand, bare wasmtime), interleaved",
+        plan.noop_runs
+    );
+    let pooled = Sandbox::new(SandboxConfig::default())?;
+    let on_demand = Sandbox::new(SandboxConfig {
+        pooling: false,
+        ..SandboxConfig::default()
+    })?;
+    let baseline = Baseline::new()?;
+    let pooled_module = pooled.prepare(NOOP_WASM)?;
+    let on_demand_module = on_demand.prepare(NOOP_WASM)?;
+    let bare_module = baseline.compile(NOOP_WASM)?;
+    let task = TaskRun::default();
+
+    let run_sandbox = |sandbox: &Sandbox, module, times: Option<&mut RunTimes>| {
+        let start = Instant::now();
+        let report = sandbox.run(module, &task)?;
+        let took = start.elapsed();
+        ensure!(
+            report.outcome == Outcome::Exited(0),
+            "no-op run failed: {:?}",
+            report.outcome
+        );
+        if let Some(times) = times {
+            times.call.push(took);
+            times.inner.push(report.wall_time);
+        }
+        anyhow::Ok(())
+    };
+    let run_bare = |times: Option<&mut RunTimes>| {
+        let start = Instant::now();
+        let report = baseline.run(&bare_module, &[])?;
+        let took = start.elapsed();
+        ensure!(
+            report.exit_code == 0,
+            "bare no-op exited {}",
+            report.exit_code
+        );
+        if let Some(times) = times {
+            times.call.push(took);
+            times.inner.push(report.elapsed);
+        }
+        anyhow::Ok(())
+    };
+
+    // Warm up: first-touch page faults, pool slots, allocator caches.
+    for _ in 0..(plan.noop_runs / 10).max(20) {
+        run_sandbox(&pooled, &pooled_module, None)?;
+        run_sandbox(&on_demand, &on_demand_module, None)?;
+        run_bare(None)?;
+    }
+    let mut result = InstantiationResult {
+        runs: plan.noop_runs,
+        pooling: RunTimes::new(plan.noop_runs),
+        on_demand: RunTimes::new(plan.noop_runs),
+        bare: RunTimes::new(plan.noop_runs),
+    };
+    for _ in 0..plan.noop_runs {
+        run_sandbox(&pooled, &pooled_module, Some(&mut result.pooling))?;
+        run_sandbox(&on_demand, &on_demand_module, Some(&mut result.on_demand))?;
+        run_bare(Some(&mut result.bare))?;
+    }
+    eprintln!(
+        "instantiation: p50 pooling {:.1} µs, on-demand {:.1} µs, bare {:.1} µs",
+        us(median(&result.pooling.call)),
+        us(median(&result.on_demand.call)),
+        us(median(&result.bare.call)),
+    );
+    Ok(result)
+}
+
+// ---------------------------------------------------------------------------------------------
+// 3. End to end
+
+struct EndToEndResult {
+    providers: usize,
+    slots: u32,
+    tasks: usize,
+    elapsed: Duration,
+    tasks_per_provider: Vec<u64>,
+    latencies: Vec<Duration>,
+}
+
+async fn end_to_end_bench(plan: &Plan, cores: u32) -> anyhow::Result<EndToEndResult> {
+    let coordinator_dir = tempfile::tempdir().context("creating the coordinator's temp dir")?;
+    let running = coordinator::start(
+        coordinator::CoordinatorConfig::new(coordinator_dir.path().to_path_buf()),
+        "127.0.0.1:0".parse()?,
+    )
+    .await
+    .context("starting the coordinator")?;
+    let url = running.url();
+    eprintln!("end-to-end: coordinator on {url}; starting {PROVIDERS} providers x {cores} slots");
+
+    let mut provider_dirs = Vec::new();
+    let mut stops = Vec::new();
+    let mut providers = Vec::new();
+    for _ in 0..PROVIDERS {
+        let dir = tempfile::tempdir().context("creating a provider's temp dir")?;
+        let mut config = provider::ProviderConfig::new(&url, dir.path().to_path_buf());
+        config.slots = cores;
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        providers.push(tokio::spawn(provider::run(config, async {
+            let _ = stopped.await;
+        })));
+        stops.push(stop);
+        provider_dirs.push(dir);
+    }
+
+    let result = drive_end_to_end(plan, &url, cores).await;
+
+    eprintln!("end-to-end: stopping providers and coordinator");
+    drop(stops);
+    for handle in providers {
+        match tokio::time::timeout(Duration::from_secs(10), handle).await {
+            Ok(Ok(Ok(_))) => {}
+            Ok(Ok(Err(e))) => eprintln!("end-to-end: a provider stopped with an error: {e:#}"),
+            Ok(Err(e)) => eprintln!("end-to-end: a provider task failed: {e}"),
+            Err(_) => eprintln!("end-to-end: a provider did not stop within 10 s"),
+        }
+    }
+    running.shutdown().await;
+    drop(provider_dirs);
+    drop(coordinator_dir);
+    result
+}
+
+async fn drive_end_to_end(plan: &Plan, url: &str, cores: u32) -> anyhow::Result<EndToEndResult> {
+    let client = Client::new(url);
+    let waiting = Instant::now();
+    loop {
+        let status = client.status().await?;
+        if status.providers_active >= PROVIDERS as u64 {
+            break;
+        }
+        ensure!(
+            waiting.elapsed() < Duration::from_secs(60),
+            "only {} of {PROVIDERS} providers registered within 60 s",
+            status.providers_active
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    eprintln!(
+        "end-to-end: {PROVIDERS} providers registered after {:.1} s (each benchmarks itself first)",
+        waiting.elapsed().as_secs_f64()
+    );
+
+    let requester = Identity::generate();
+    let module = client
+        .put_blob(&requester, Bytes::from_static(NOOP_WASM))
+        .await
+        .context("uploading noop.wasm")?;
+    let spec = |tasks: usize| JobSpec {
+        module,
+        tasks: vec![TaskSpec::default(); tasks],
+        limits: Limits {
+            fuel: 1_000_000,
+            memory_bytes: 16 << 20,
+            wall_ms: 10_000,
+        },
+        deadline: coordinator::now_ms() + 10 * 60 * 1000,
+        max_price: 1,
+        output: OutputSource::Stdout,
+        aggregate: Aggregate::Concat,
+    };
+
+    // Warm-up job: providers download and compile the module on first use.
+    run_job(&client, &requester, spec(1)).await?;
+
+    let mut latencies = Vec::with_capacity(plan.latency_samples);
+    for i in 1..=plan.latency_samples {
+        let (took, _) = run_job(&client, &requester, spec(1)).await?;
+        eprintln!(
+            "end-to-end: single-task job {i}/{}: {:.1} ms",
+            plan.latency_samples,
+            ms(took)
+        );
+        latencies.push(took);
+    }
+
+    eprintln!(
+        "end-to-end: submitting a job of {} no-op tasks",
+        plan.e2e_tasks
+    );
+    let (elapsed, view) = run_job(&client, &requester, spec(plan.e2e_tasks)).await?;
+    ensure!(
+        view.tasks_done == plan.e2e_tasks as u64,
+        "job completed with {} of {} tasks done",
+        view.tasks_done,
+        plan.e2e_tasks
+    );
+    let tasks_per_provider: Vec<u64> = view.tasks_per_provider.values().copied().collect();
+    eprintln!(
+        "end-to-end: {} tasks in {:.2} s ({:.0} tasks/s), per provider {tasks_per_provider:?}",
+        plan.e2e_tasks,
+        elapsed.as_secs_f64(),
+        plan.e2e_tasks as f64 / elapsed.as_secs_f64()
+    );
+    Ok(EndToEndResult {
+        providers: PROVIDERS,
+        slots: cores,
+        tasks: plan.e2e_tasks,
+        elapsed,
+        tasks_per_provider,
+        latencies,
+    })
+}
+
+/// Submits `spec` and polls until the job completes; returns submit→completed time.
+async fn run_job(
+    client: &Client,
+    requester: &Identity,
+    spec: JobSpec,
+) -> anyhow::Result<(Duration, api::wire::JobView)> {
+    let start = Instant::now();
+    let response = client
+        .action(requester, Action::SubmitJob(spec))
+        .await
+        .context("submitting the job")?;
+    let job = response
+        .submitted_job()
+        .context("SubmitJob was accepted but reported no job id")?;
+    loop {
+        let view = client.job(job, false).await?;
+        match &view.status {
+            JobStatus::Completed => return Ok((start.elapsed(), view)),
+            JobStatus::Failed { reason } => bail!("job {job} failed: {reason}"),
+            JobStatus::Cancelled => bail!("job {job} was cancelled"),
+            JobStatus::Running | JobStatus::Reducing => {}
+        }
+        ensure!(
+            start.elapsed() < Duration::from_secs(300),
+            "job {job} not completed after 300 s ({} of {} tasks done)",
+            view.tasks_done,
+            view.tasks_total
+        );
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Report
+
+struct Report {
+    quick: bool,
+    cores: u32,
+    kernel: KernelResult,
+    instantiation: InstantiationResult,
+    e2e: EndToEndResult,
+}
+
+impl Report {
+    fn native_median(&self) -> Option<Duration> {
+        self.kernel.native.as_ref().ok().map(|t| median(t))
+    }
+
+    fn over_native(&self) -> Option<f64> {
+        self.native_median()
+            .map(|n| median(&self.kernel.sandbox).as_secs_f64() / n.as_secs_f64())
+    }
+
+    fn over_bare(&self) -> f64 {
+        median(&self.kernel.sandbox).as_secs_f64() / median(&self.kernel.bare).as_secs_f64()
+    }
+
+    fn tasks_per_second(&self) -> f64 {
+        self.e2e.tasks as f64 / self.e2e.elapsed.as_secs_f64()
+    }
+
+    fn table(&self) -> String {
+        use std::fmt::Write;
+        let k = &self.kernel;
+        let i = &self.instantiation;
+        let e = &self.e2e;
+        let mut s = String::new();
+        let _ = writeln!(
+            s,
+            "gridmint bench ({} mode, {} cores)\n",
+            if self.quick { "quick" } else { "full" },
+            self.cores
+        );
+        let _ = writeln!(
+            s,
+            "1. CPU kernel: guests/bench.c, {} iterations, median of {} interleaved rounds",
+            k.iterations, k.rounds
+        );
+        match &k.native {
+            Ok(times) => {
+                let _ = writeln!(s, "   native (gcc -O2)    {:>9.1} ms", ms(median(times)));
+            }
+            Err(why) => {
+                let _ = writeln!(s, "   native (gcc -O2)    skipped: {why}");
+            }
+        }
+        let _ = writeln!(
+            s,
+            "   Gridmint sandbox    {:>9.1} ms",
+            ms(median(&k.sandbox))
+        );
+        let _ = writeln!(s, "   bare wasmtime       {:>9.1} ms", ms(median(&k.bare)));
+        match self.over_native() {
+            Some(r) => {
+                let _ = writeln!(
+                    s,
+                    "   sandbox / native    {r:>9.3}x    goal <= {GOAL_OVER_NATIVE:.2}x  {}",
+                    verdict(r <= GOAL_OVER_NATIVE)
+                );
+            }
+            None => {
+                let _ = writeln!(
+                    s,
+                    "   sandbox / native          n/a    goal <= {GOAL_OVER_NATIVE:.2}x"
+                );
+            }
+        }
+        let r = self.over_bare();
+        let _ = writeln!(
+            s,
+            "   sandbox / bare      {r:>9.3}x    goal <= {GOAL_OVER_BARE:.2}x  {}",
+            verdict(r <= GOAL_OVER_BARE)
+        );
+        let _ = writeln!(
+            s,
+            "   checksum {} (all runs agree); sandbox fuel {} ({:.1}/iteration)\n",
+            k.checksum,
+            k.sandbox_fuel,
+            k.sandbox_fuel as f64 / k.iterations as f64
+        );
+
+        let _ = writeln!(
+            s,
+            "2. Per-task instantiation: guests/noop.wasm, cached module, {} runs each",
+            i.runs
+        );
+        let _ = writeln!(
+            s,
+            "                        mean µs   p50 µs   p99 µs   instantiate+_start p50 µs"
+        );
+        for (name, t) in [
+            ("sandbox, pooling", &i.pooling),
+            ("sandbox, on-demand", &i.on_demand),
+            ("bare wasmtime", &i.bare),
+        ] {
+            let _ = writeln!(
+                s,
+                "   {name:<19} {:>8.1} {:>8.1} {:>8.1} {:>12.1}",
+                us(mean(&t.call)),
+                us(median(&t.call)),
+                us(percentile(&t.call, 0.99)),
+                us(median(&t.inner)),
+            );
+        }
+        let p50 = us(median(&i.pooling.call));
+        let _ = writeln!(
+            s,
+            "   goal: sandbox (pooling) p50 <= {GOAL_INSTANTIATE_US:.0} µs  {}\n",
+            verdict(p50 <= GOAL_INSTANTIATE_US)
+        );
+
+        let _ = writeln!(
+            s,
+            "3. End to end: coordinator (fsync'd SQLite log) + {} providers x {} slots, loopback HTTP",
+            e.providers, e.slots
+        );
+        let _ = writeln!(
+            s,
+            "   throughput          {:>9.0} tasks/s  ({} no-op tasks in {:.2} s; per provider {:?})",
+            self.tasks_per_second(),
+            e.tasks,
+            e.elapsed.as_secs_f64(),
+            e.tasks_per_provider
+        );
+        let _ = writeln!(
+            s,
+            "   latency             {:>9.1} ms p50   (single-task job submit->completed; {} samples, {:.1}..{:.1} ms)",
+            ms(median(&e.latencies)),
+            e.latencies.len(),
+            ms(e.latencies.iter().min().copied().unwrap_or_default()),
+            ms(e.latencies.iter().max().copied().unwrap_or_default()),
+        );
+        s
+    }
+
+    fn to_json(&self) -> serde_json::Value {
+        let k = &self.kernel;
+        let i = &self.instantiation;
+        let e = &self.e2e;
+        json!({
+            "mode": if self.quick { "quick" } else { "full" },
+            "cores": self.cores,
+            "kernel": {
+                "iterations": k.iterations,
+                "rounds": k.rounds,
+                "checksum": k.checksum,
+                "native_ms": self.native_median().map(ms),
+                "native_skipped": k.native.as_ref().err(),
+                "sandbox_ms": ms(median(&k.sandbox)),
+                "bare_ms": ms(median(&k.bare)),
+                "native_rounds_ms": k.native.as_ref().ok().map(|t| t.iter().copied().map(ms).collect::<Vec<_>>()),
+                "sandbox_rounds_ms": k.sandbox.iter().copied().map(ms).collect::<Vec<_>>(),
+                "bare_rounds_ms": k.bare.iter().copied().map(ms).collect::<Vec<_>>(),
+                "sandbox_over_native": self.over_native(),
+                "sandbox_over_bare": self.over_bare(),
+                "goal_sandbox_over_native": GOAL_OVER_NATIVE,
+                "goal_sandbox_over_bare": GOAL_OVER_BARE,
+                "sandbox_fuel": k.sandbox_fuel,
+            },
+            "instantiation": {
+                "runs": i.runs,
+                "pooling": i.pooling.json(),
+                "on_demand": i.on_demand.json(),
+                "bare_wasmtime": i.bare.json(),
+                "goal_p50_us": GOAL_INSTANTIATE_US,
+            },
+            "end_to_end": {
+                "providers": e.providers,
+                "slots_per_provider": e.slots,
+                "tasks": e.tasks,
+                "seconds": e.elapsed.as_secs_f64(),
+                "tasks_per_second": self.tasks_per_second(),
+                "tasks_per_provider": e.tasks_per_provider,
+                "latency_p50_ms": ms(median(&e.latencies)),
+                "latency_ms": e.latencies.iter().copied().map(ms).collect::<Vec<_>>(),
+            },
+        })
+    }
+}
+
+fn verdict(met: bool) -> &'static str {
+    if met { "(met)" } else { "(missed)" }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+fn us(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e6
+}
+
+fn mean(times: &[Duration]) -> Duration {
+    match u32::try_from(times.len()) {
+        Ok(0) | Err(_) => Duration::ZERO,
+        Ok(n) => times.iter().sum::<Duration>() / n,
+    }
+}
+
+/// The median (mean of the two middle values for an even count).
+fn median(times: &[Duration]) -> Duration {
+    let mut sorted = times.to_vec();
+    sorted.sort_unstable();
+    match sorted.len() {
+        0 => Duration::ZERO,
+        n if n % 2 == 1 => sorted[n / 2],
+        n => (sorted[n / 2 - 1] + sorted[n / 2]) / 2,
+    }
+}
+
+/// The nearest-rank percentile `q` (0..=1).
+fn percentile(times: &[Duration], q: f64) -> Duration {
+    let mut sorted = times.to_vec();
+    sorted.sort_unstable();
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    sorted[rank - 1]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(ms: u64) -> Vec<Duration> {
+        vec![Duration::from_millis(ms)]
+    }
+
+    #[test]
+    fn statistics() {
+        let t: Vec<Duration> = [5, 1, 4, 2, 3].map(Duration::from_millis).to_vec();
+        assert_eq!(median(&t), Duration::from_millis(3));
+        assert_eq!(median(&t[..4]), Duration::from_micros(3000));
+        assert_eq!(mean(&t), Duration::from_millis(3));
+        assert_eq!(percentile(&t, 0.99), Duration::from_millis(5));
+        assert_eq!(percentile(&t, 0.5), Duration::from_millis(3));
+        assert_eq!(median(&[]), Duration::ZERO);
+        assert_eq!(median(&d(7)), Duration::from_millis(7));
+    }
+}

@@ -1,0 +1,198 @@
+//! `gridmint demo`: a whole network on loopback in one process — a coordinator with a durable
+//! SQLite log, three providers talking to it over real HTTP, and a requester running the pi and
+//! Mandelbrot example jobs.
+
+use crate::jobspec::{self, Embedded};
+use crate::requester;
+use anyhow::Context;
+use api::{Client, Identity};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::Instant;
+
+#[derive(clap::Args, Debug)]
+pub struct DemoArgs {
+    /// Keep the network's data here (default: a temporary directory, removed at exit)
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Where to write the rendered image
+    #[arg(long, default_value = "gridmint-demo.png")]
+    pub out: PathBuf,
+    /// Number of providers to start
+    #[arg(long, default_value_t = 3)]
+    pub providers: u32,
+    /// Print a JSON summary instead of text
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The example specs and every file they name, compiled into the binary.
+fn embedded() -> Embedded {
+    Embedded(HashMap::from([
+        (
+            "../guests/pi.wasm",
+            &include_bytes!("../../../guests/pi.wasm")[..],
+        ),
+        (
+            "../guests/mandel.wasm",
+            &include_bytes!("../../../guests/mandel.wasm")[..],
+        ),
+        (
+            "../guests/png.wasm",
+            &include_bytes!("../../../guests/png.wasm")[..],
+        ),
+    ]))
+}
+const PI_SPEC: &str = include_str!("../../../examples/pi.toml");
+const MANDELBROT_SPEC: &str = include_str!("../../../examples/mandelbrot.toml");
+
+/// Sums `<hits> <samples>` lines into a pi estimate.
+pub fn pi_estimate(output: &str) -> anyhow::Result<(f64, u64, u64)> {
+    let (mut hits, mut samples) = (0u64, 0u64);
+    for line in output.lines() {
+        let mut parts = line.split_whitespace();
+        let (Some(h), Some(s), None) = (parts.next(), parts.next(), parts.next()) else {
+            anyhow::bail!("unexpected pi output line {line:?}");
+        };
+        hits = hits.checked_add(h.parse()?).context("hit count overflow")?;
+        samples = samples
+            .checked_add(s.parse()?)
+            .context("sample count overflow")?;
+    }
+    anyhow::ensure!(samples > 0, "pi job produced no samples");
+    Ok((4.0 * hits as f64 / samples as f64, hits, samples))
+}
+
+pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let temp;
+    let data_dir = match &args.data_dir {
+        Some(dir) => dir.clone(),
+        None => {
+            temp = tempfile::tempdir().context("creating a temporary data dir")?;
+            temp.path().to_path_buf()
+        }
+    };
+    let say = |msg: String| {
+        if !args.json {
+            println!("{msg}");
+        }
+    };
+
+    let config = coordinator::CoordinatorConfig::new(data_dir.join("coordinator"));
+    let coord = coordinator::start(config, "127.0.0.1:0".parse()?).await?;
+    let url = coord.url();
+    say(format!(
+        "coordinator listening on {url} (data in {})",
+        data_dir.display()
+    ));
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut providers = Vec::new();
+    for i in 1..=args.providers {
+        let mut cfg = provider::ProviderConfig::new(&url, data_dir.join(format!("provider-{i}")));
+        cfg.slots = 1;
+        let mut rx = stop_rx.clone();
+        providers.push(tokio::spawn(provider::run(cfg, async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        })));
+    }
+
+    let client = Client::new(&url);
+    let me = Identity::load_or_create(&data_dir.join("requester.key"))?;
+    let files = embedded();
+
+    // Jobs are submitted right away; providers register as they finish their benchmark.
+    let pi_job =
+        jobspec::load(PI_SPEC, &files, coordinator::now_ms()).context("examples/pi.toml")?;
+    let pi_tasks = pi_job.spec.tasks.len();
+    let pi_id = requester::submit(&client, &me, pi_job).await?;
+    say(format!(
+        "submitted job {pi_id}: Monte Carlo pi, {pi_tasks} tasks"
+    ));
+    let pi_view = requester::wait(&client, pi_id, !args.json).await?;
+    anyhow::ensure!(
+        pi_view.status == engine::JobStatus::Completed,
+        "{}",
+        requester::describe(&pi_view)
+    );
+    let pi_out = client.job_output(pi_id).await?;
+    let (pi, hits, samples) = pi_estimate(&String::from_utf8_lossy(&pi_out))?;
+    say(format!(
+        "pi ~= {pi:.6} ({hits} hits of {samples} samples, error {:.2e})",
+        (pi - std::f64::consts::PI).abs()
+    ));
+
+    let render = jobspec::load(MANDELBROT_SPEC, &files, coordinator::now_ms())
+        .context("examples/mandelbrot.toml")?;
+    let render_tasks = render.spec.tasks.len();
+    let render_id = requester::submit(&client, &me, render).await?;
+    say(format!(
+        "submitted job {render_id}: Mandelbrot 512x512, {render_tasks} tiles + PNG reduce"
+    ));
+    let render_view = requester::wait(&client, render_id, !args.json).await?;
+    anyhow::ensure!(
+        render_view.status == engine::JobStatus::Completed,
+        "{}",
+        requester::describe(&render_view)
+    );
+    let png = client.job_output(render_id).await?;
+    std::fs::write(&args.out, &png).with_context(|| format!("writing {}", args.out.display()))?;
+    say(format!(
+        "wrote {} ({} bytes)",
+        args.out.display(),
+        png.len()
+    ));
+
+    let views = client.providers().await?;
+    stop_tx.send(true).ok();
+    for p in providers {
+        p.await.context("provider task panicked")??;
+    }
+    coord.shutdown().await;
+
+    if args.json {
+        let summary = serde_json::json!({
+            "pi": pi,
+            "pi_hits": hits,
+            "pi_samples": samples,
+            "image": args.out,
+            "image_bytes": png.len(),
+            "jobs": [pi_view, render_view],
+            "providers": views,
+            "elapsed_ms": started.elapsed().as_millis() as u64,
+        });
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+    } else {
+        println!("work done per provider:");
+        println!(
+            "  {:<16} {:>6} {:>16} {:>10}",
+            "provider", "tasks", "fuel", "bench"
+        );
+        for v in &views {
+            println!(
+                "  {:<16} {:>6} {:>16} {:>10}",
+                format!("{}…", &v.id.to_hex()[..12]),
+                v.stats.tasks_completed,
+                v.stats.fuel_used,
+                v.spec.benchmark_score
+            );
+        }
+        println!("done in {:.1}s", started.elapsed().as_secs_f64());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pi_estimate_sums_lines() {
+        let (pi, hits, samples) = pi_estimate("785 1000\n786 1000\n").unwrap();
+        assert_eq!((hits, samples), (1571, 2000));
+        assert!((pi - 3.142).abs() < 1e-9);
+        assert!(pi_estimate("").is_err());
+        assert!(pi_estimate("1 2 3\n").is_err());
+    }
+}

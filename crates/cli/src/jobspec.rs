@@ -1,0 +1,572 @@
+//! Job spec files (TOML) and their translation into an engine [`JobSpec`] plus the blobs to upload.
+//!
+//! ```toml
+//! module = "../guests/pi.wasm"   # path relative to this file
+//! fuel = 2_000_000_000           # fuel limit per task
+//! memory = "64MiB"               # memory limit per task
+//! timeout = "60s"                # wall-clock limit per task run
+//! deadline = "10m"               # job deadline, from submission
+//! max_price = 1                  # base units per unit of fuel
+//! output = "stdout"              # or { file = "out.txt" }
+//!
+//! [tasks]                        # a template expanded over a range or a grid of tiles...
+//! range = [0, 16]
+//! args = ["1000000", "{i}"]
+//!
+//! # [[task]]                     # ...or an explicit list
+//! # args = ["shard.txt"]
+//! # inputs = ["data/shard.txt"]
+//!
+//! [aggregate]
+//! kind = "concat"                # or "reduce" with module, args, fuel, memory, timeout
+//! ```
+
+use anyhow::{Context, anyhow, bail, ensure};
+use bytes::Bytes;
+use engine::{
+    Aggregate, Hash, InputFile, JobSpec, Limits, OutputSource, ReduceSpec, TaskSpec, Time,
+    valid_file_name,
+};
+use serde::Deserialize;
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobFile {
+    /// Path of the task module (`.wasm`).
+    pub module: String,
+    /// Fuel limit per task.
+    #[serde(default = "default_fuel")]
+    pub fuel: u64,
+    /// Memory limit per task: a byte count or a string such as "64MiB".
+    #[serde(default = "default_memory")]
+    pub memory: Size,
+    /// Wall-clock limit per task run.
+    #[serde(default = "default_timeout")]
+    pub timeout: String,
+    /// Deadline of the whole job, counted from submission.
+    #[serde(default = "default_deadline")]
+    pub deadline: String,
+    /// The most the job pays per unit of fuel, in base units.
+    #[serde(default = "default_price")]
+    pub max_price: u128,
+    #[serde(default)]
+    pub output: OutputFile,
+    pub tasks: Option<Template>,
+    #[serde(default)]
+    pub task: Vec<TaskFile>,
+    #[serde(default)]
+    pub aggregate: AggregateFile,
+}
+
+fn default_fuel() -> u64 {
+    10_000_000_000
+}
+fn default_memory() -> Size {
+    Size::Text("256MiB".into())
+}
+fn default_timeout() -> String {
+    "60s".into()
+}
+fn default_deadline() -> String {
+    "1h".into()
+}
+fn default_price() -> u128 {
+    1
+}
+
+#[derive(Debug, Deserialize, Clone)]
+#[serde(untagged)]
+pub enum Size {
+    Bytes(u64),
+    Text(String),
+}
+
+impl Size {
+    pub fn bytes(&self) -> anyhow::Result<u64> {
+        match self {
+            Size::Bytes(n) => Ok(*n),
+            Size::Text(s) => parse_size(s),
+        }
+    }
+}
+
+/// "64MiB", "1 GiB", "512k", "1000" → bytes.
+pub fn parse_size(s: &str) -> anyhow::Result<u64> {
+    let s = s.trim();
+    let split = s
+        .find(|c: char| !c.is_ascii_digit() && c != '_')
+        .unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let num: u64 = num
+        .replace('_', "")
+        .parse()
+        .with_context(|| format!("size {s:?} does not start with a number"))?;
+    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" => 1_000,
+        "kib" => 1 << 10,
+        "m" | "mb" => 1_000_000,
+        "mib" => 1 << 20,
+        "g" | "gb" => 1_000_000_000,
+        "gib" => 1 << 30,
+        other => bail!("unknown size unit {other:?} in {s:?} (use B, KiB, MiB, GiB, KB, MB, GB)"),
+    };
+    num.checked_mul(mult)
+        .ok_or_else(|| anyhow!("size {s:?} is too large"))
+}
+
+fn parse_duration(what: &str, s: &str) -> anyhow::Result<Duration> {
+    humantime::parse_duration(s)
+        .with_context(|| format!("{what} {s:?} is not a duration like \"30s\""))
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(untagged)]
+pub enum OutputFile {
+    #[default]
+    #[serde(skip)]
+    Default,
+    Named(String),
+    File {
+        file: String,
+    },
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Template {
+    /// `[start, end)`: one task per index `i`.
+    pub range: Option<[u64; 2]>,
+    /// One task per tile of an image.
+    pub grid: Option<Grid>,
+    #[serde(default)]
+    pub args: Vec<String>,
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    #[serde(default)]
+    pub inputs: Vec<InputEntry>,
+}
+
+#[derive(Debug, Deserialize, Clone, Copy)]
+#[serde(deny_unknown_fields)]
+pub struct Grid {
+    pub width: u32,
+    pub height: u32,
+    pub tile: u32,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TaskFile {
+    #[serde(default)]
+    pub args: Vec<String>,
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    #[serde(default)]
+    pub inputs: Vec<InputEntry>,
+    pub stdin: Option<String>,
+}
+
+/// An input file: a path (visible under its file name) or `{ name, path }`.
+#[derive(Debug, Deserialize, Clone)]
+#[serde(untagged)]
+pub enum InputEntry {
+    Path(String),
+    Named { name: String, path: String },
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct AggregateFile {
+    #[serde(default)]
+    pub kind: AggregateKind,
+    pub module: Option<String>,
+    #[serde(default)]
+    pub args: Vec<String>,
+    pub fuel: Option<u64>,
+    pub memory: Option<Size>,
+    pub timeout: Option<String>,
+}
+
+#[derive(Debug, Deserialize, Default, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum AggregateKind {
+    #[default]
+    Concat,
+    Reduce,
+}
+
+/// A job ready to submit: the spec and every blob it refers to.
+pub struct LoadedJob {
+    pub spec: JobSpec,
+    pub blobs: Vec<Bytes>,
+}
+
+/// Reads the files a job spec refers to. Paths are as written in the spec.
+pub trait Files {
+    fn read(&self, path: &str) -> anyhow::Result<Bytes>;
+}
+
+/// Files relative to a directory on disk (the spec file's own).
+pub struct Dir(pub PathBuf);
+
+impl Files for Dir {
+    fn read(&self, path: &str) -> anyhow::Result<Bytes> {
+        let full = self.0.join(path);
+        std::fs::read(&full)
+            .map(Bytes::from)
+            .with_context(|| format!("reading {}", full.display()))
+    }
+}
+
+/// Files embedded in the binary, by the path the spec names them with.
+pub struct Embedded(pub HashMap<&'static str, &'static [u8]>);
+
+impl Files for Embedded {
+    fn read(&self, path: &str) -> anyhow::Result<Bytes> {
+        self.0
+            .get(path)
+            .map(|b| Bytes::from_static(b))
+            .ok_or_else(|| anyhow!("no embedded file {path}"))
+    }
+}
+
+/// Loads a spec file from disk.
+pub fn load_path(path: &Path, now: Time) -> anyhow::Result<LoadedJob> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading job spec {}", path.display()))?;
+    let dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();
+    load(&text, &Dir(dir), now).with_context(|| format!("job spec {}", path.display()))
+}
+
+struct Blobs<'a> {
+    files: &'a dyn Files,
+    by_path: HashMap<String, Hash>,
+    blobs: Vec<Bytes>,
+}
+
+impl Blobs<'_> {
+    fn add(&mut self, path: &str) -> anyhow::Result<Hash> {
+        if let Some(h) = self.by_path.get(path) {
+            return Ok(*h);
+        }
+        let bytes = self.files.read(path)?;
+        let hash = Hash::of(&bytes);
+        if !self.blobs.iter().any(|b| Hash::of(b) == hash) {
+            self.blobs.push(bytes);
+        }
+        self.by_path.insert(path.to_string(), hash);
+        Ok(hash)
+    }
+
+    fn inputs(&mut self, entries: &[InputEntry]) -> anyhow::Result<Vec<InputFile>> {
+        entries
+            .iter()
+            .map(|e| {
+                let (name, path) = match e {
+                    InputEntry::Path(p) => {
+                        let name = Path::new(p)
+                            .file_name()
+                            .and_then(|n| n.to_str())
+                            .ok_or_else(|| anyhow!("input path {p:?} has no file name"))?;
+                        (name.to_string(), p.as_str())
+                    }
+                    InputEntry::Named { name, path } => (name.clone(), path.as_str()),
+                };
+                ensure!(
+                    valid_file_name(&name),
+                    "input name {name:?} is not a plain file name"
+                );
+                Ok(InputFile {
+                    name,
+                    hash: self.add(path)?,
+                })
+            })
+            .collect()
+    }
+}
+
+fn substitute(template: &str, vars: &[(&str, u64)]) -> String {
+    let mut out = template.to_string();
+    for (name, value) in vars {
+        out = out.replace(&format!("{{{name}}}"), &value.to_string());
+    }
+    out
+}
+
+/// Parses spec `text`, reading referenced files through `files`.
+pub fn load(text: &str, files: &dyn Files, now: Time) -> anyhow::Result<LoadedJob> {
+    let file: JobFile = toml::from_str(text).context("parsing TOML")?;
+    let mut blobs = Blobs {
+        files,
+        by_path: HashMap::new(),
+        blobs: Vec::new(),
+    };
+    let module = blobs.add(&file.module).context("module")?;
+    let limits = Limits {
+        fuel: file.fuel,
+        memory_bytes: file.memory.bytes()?,
+        wall_ms: parse_duration("timeout", &file.timeout)?.as_millis() as u64,
+    };
+    let deadline =
+        now.saturating_add(parse_duration("deadline", &file.deadline)?.as_millis() as u64);
+    let output = match &file.output {
+        OutputFile::Default => OutputSource::Stdout,
+        OutputFile::Named(s) if s == "stdout" => OutputSource::Stdout,
+        OutputFile::Named(s) => {
+            bail!("output must be \"stdout\" or {{ file = \"name\" }}, not {s:?}")
+        }
+        OutputFile::File { file } => OutputSource::File(file.clone()),
+    };
+
+    let mut tasks = Vec::new();
+    match (&file.tasks, file.task.is_empty()) {
+        (Some(_), false) => bail!("use either [tasks] (a template) or [[task]] entries, not both"),
+        (None, true) => bail!("no tasks: add a [tasks] template or [[task]] entries"),
+        (None, false) => {
+            for t in &file.task {
+                tasks.push(TaskSpec {
+                    args: t.args.clone(),
+                    env: t.env.clone().into_iter().collect(),
+                    stdin: t.stdin.as_deref().map(|p| blobs.add(p)).transpose()?,
+                    inputs: blobs.inputs(&t.inputs)?,
+                });
+            }
+        }
+        (Some(tpl), true) => {
+            let inputs = blobs.inputs(&tpl.inputs)?;
+            let env: Vec<_> = tpl.env.clone().into_iter().collect();
+            let mut push = |vars: &[(&str, u64)]| {
+                tasks.push(TaskSpec {
+                    args: tpl.args.iter().map(|a| substitute(a, vars)).collect(),
+                    env: env
+                        .iter()
+                        .map(|(k, v)| (k.clone(), substitute(v, vars)))
+                        .collect(),
+                    stdin: None,
+                    inputs: inputs.clone(),
+                });
+            };
+            match (tpl.range, tpl.grid) {
+                (Some([start, end]), None) => {
+                    ensure!(start < end, "range [{start}, {end}] is empty");
+                    ensure!(end - start <= 10_000_000, "range is too large");
+                    for i in start..end {
+                        push(&[("i", i)]);
+                    }
+                }
+                (None, Some(g)) => {
+                    ensure!(
+                        g.width > 0 && g.height > 0 && g.tile > 0,
+                        "grid sizes must be positive"
+                    );
+                    let mut i = 0;
+                    for y in (0..g.height).step_by(g.tile as usize) {
+                        for x in (0..g.width).step_by(g.tile as usize) {
+                            let w = g.tile.min(g.width - x);
+                            let h = g.tile.min(g.height - y);
+                            push(&[
+                                ("i", i),
+                                ("x", x.into()),
+                                ("y", y.into()),
+                                ("w", w.into()),
+                                ("h", h.into()),
+                                ("width", g.width.into()),
+                                ("height", g.height.into()),
+                            ]);
+                            i += 1;
+                        }
+                    }
+                }
+                _ => bail!(
+                    "[tasks] needs exactly one of range = [start, end] or grid = {{ width, height, tile }}"
+                ),
+            }
+        }
+    }
+
+    let aggregate = match file.aggregate.kind {
+        AggregateKind::Concat => {
+            ensure!(
+                file.aggregate.module.is_none(),
+                "aggregate kind \"concat\" takes no module (did you mean kind = \"reduce\"?)"
+            );
+            Aggregate::Concat
+        }
+        AggregateKind::Reduce => {
+            let a = &file.aggregate;
+            let path = a
+                .module
+                .as_deref()
+                .ok_or_else(|| anyhow!("aggregate kind \"reduce\" needs a module"))?;
+            Aggregate::Reduce(ReduceSpec {
+                module: blobs.add(path).context("reduce module")?,
+                args: a.args.clone(),
+                limits: Limits {
+                    fuel: a.fuel.unwrap_or(limits.fuel),
+                    memory_bytes: match &a.memory {
+                        Some(m) => m.bytes()?,
+                        None => limits.memory_bytes,
+                    },
+                    wall_ms: match &a.timeout {
+                        Some(t) => parse_duration("aggregate timeout", t)?.as_millis() as u64,
+                        None => limits.wall_ms,
+                    },
+                },
+            })
+        }
+    };
+
+    Ok(LoadedJob {
+        spec: JobSpec {
+            module,
+            tasks,
+            limits,
+            deadline,
+            max_price: file.max_price,
+            output,
+            aggregate,
+        },
+        blobs: blobs.blobs,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn files() -> Embedded {
+        Embedded(HashMap::from([
+            ("m.wasm", &b"\0asm\x01\0\0\0"[..]),
+            ("r.wasm", &b"\0asm\x01\0\0\0r"[..]),
+            ("data/a.txt", &b"hello"[..]),
+        ]))
+    }
+
+    #[test]
+    fn range_template_expands_args() {
+        let job = load(
+            r#"module = "m.wasm"
+               [tasks]
+               range = [2, 5]
+               args = ["x{i}", "{i}"]"#,
+            &files(),
+            1000,
+        )
+        .unwrap();
+        let args: Vec<_> = job.spec.tasks.iter().map(|t| t.args.clone()).collect();
+        assert_eq!(
+            args,
+            vec![vec!["x2", "2"], vec!["x3", "3"], vec!["x4", "4"]]
+        );
+        assert_eq!(job.spec.deadline, 1000 + 3_600_000);
+        assert_eq!(job.spec.aggregate, Aggregate::Concat);
+        assert_eq!(job.blobs.len(), 1);
+    }
+
+    #[test]
+    fn grid_covers_the_image_with_edge_tiles() {
+        let job = load(
+            r#"module = "m.wasm"
+               [tasks]
+               grid = { width = 300, height = 200, tile = 128 }
+               args = ["{width}", "{height}", "{x}", "{y}", "{w}", "{h}"]"#,
+            &files(),
+            0,
+        )
+        .unwrap();
+        assert_eq!(job.spec.tasks.len(), 6);
+        assert_eq!(
+            job.spec.tasks[2].args,
+            ["300", "200", "256", "0", "44", "128"]
+        );
+        assert_eq!(
+            job.spec.tasks[5].args,
+            ["300", "200", "256", "128", "44", "72"]
+        );
+    }
+
+    #[test]
+    fn explicit_tasks_with_inputs_and_reduce() {
+        let job = load(
+            r#"module = "m.wasm"
+               memory = "16MiB"
+               output = { file = "out.txt" }
+               [[task]]
+               args = ["a.txt"]
+               inputs = ["data/a.txt", { name = "b", path = "data/a.txt" }]
+               [aggregate]
+               kind = "reduce"
+               module = "r.wasm"
+               args = ["9"]
+               fuel = 5"#,
+            &files(),
+            0,
+        )
+        .unwrap();
+        let t = &job.spec.tasks[0];
+        assert_eq!(t.inputs[0].name, "a.txt");
+        assert_eq!(t.inputs[1].name, "b");
+        assert_eq!(t.inputs[0].hash, Hash::of(b"hello"));
+        assert_eq!(job.spec.limits.memory_bytes, 16 << 20);
+        assert_eq!(job.spec.output, OutputSource::File("out.txt".into()));
+        match &job.spec.aggregate {
+            Aggregate::Reduce(r) => {
+                assert_eq!(r.limits.fuel, 5);
+                assert_eq!(r.limits.memory_bytes, 16 << 20);
+                assert_eq!(r.args, ["9"]);
+            }
+            other => panic!("expected reduce, got {other:?}"),
+        }
+        // m.wasm, a.txt (once, though named twice), r.wasm
+        assert_eq!(job.blobs.len(), 3);
+    }
+
+    #[test]
+    fn mistakes_are_reported_clearly() {
+        let cases = [
+            ("module = \"m.wasm\"", "no tasks"),
+            ("module = \"nope.wasm\"\n[tasks]\nrange=[0,1]", "nope.wasm"),
+            (
+                "module = \"m.wasm\"\nmemory = \"12 parsecs\"\n[tasks]\nrange=[0,1]",
+                "unknown size unit",
+            ),
+            (
+                "module = \"m.wasm\"\ntimeout = \"soon\"\n[tasks]\nrange=[0,1]",
+                "timeout",
+            ),
+            ("module = \"m.wasm\"\n[tasks]\nrange=[3,3]", "empty"),
+            ("module = \"m.wasm\"\n[tasks]\nargs=[]", "exactly one of"),
+            (
+                "module = \"m.wasm\"\n[tasks]\nrange=[0,1]\n[aggregate]\nkind=\"reduce\"",
+                "needs a module",
+            ),
+            (
+                "module = \"m.wasm\"\nbogus = 1\n[tasks]\nrange=[0,1]",
+                "bogus",
+            ),
+        ];
+        for (text, want) in cases {
+            let err = match load(text, &files(), 0) {
+                Ok(_) => panic!("{text:?} should fail"),
+                Err(e) => format!("{e:#}"),
+            };
+            assert!(
+                err.contains(want),
+                "{text:?}: {err:?} should mention {want:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("64MiB").unwrap(), 64 << 20);
+        assert_eq!(parse_size("1 GiB").unwrap(), 1 << 30);
+        assert_eq!(parse_size("1_000").unwrap(), 1000);
+        assert!(parse_size("MiB").is_err());
+        assert!(parse_size("99999999999GiB").is_err());
+    }
+}

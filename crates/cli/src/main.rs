@@ -1,0 +1,333 @@
+//! `gridmint`: the one binary — demo, coordinator, provider, job submission, keys and benchmarks.
+
+mod bench;
+mod demo;
+mod jobspec;
+mod requester;
+
+use anyhow::Context;
+use api::{Client, Identity};
+use clap::{Parser, Subcommand};
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "gridmint",
+    version,
+    about = "Gridmint: an open compute-sharing network"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run a coordinator and three providers on loopback, compute pi and render an image
+    Demo(demo::DemoArgs),
+    /// Run a coordinator: the HTTP API, the engine and its durable command log
+    Coordinator(CoordinatorArgs),
+    /// Run a provider that pulls tasks from a coordinator and runs them in the sandbox
+    Provider(ProviderArgs),
+    /// Submit jobs and look at them
+    #[command(subcommand)]
+    Job(JobCommand),
+    /// Show (creating it if needed) the requester's account id, or a provider's with --data-dir
+    Keys(KeysArgs),
+    /// Measure the sandbox against native code and bare wasmtime, and end-to-end task throughput
+    Bench(bench::BenchArgs),
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s).map_err(|e| format!("{e} (expected e.g. \"10s\" or \"500ms\")"))
+}
+
+fn parse_size(s: &str) -> Result<u64, String> {
+    jobspec::parse_size(s).map_err(|e| format!("{e:#}"))
+}
+
+#[derive(clap::Args, Debug)]
+struct CoordinatorArgs {
+    /// Address to listen on
+    #[arg(long, default_value = "127.0.0.1:7070")]
+    listen: SocketAddr,
+    /// Directory for the command log and blobs
+    #[arg(long, default_value = "gridmint-data/coordinator")]
+    data_dir: PathBuf,
+    /// How often providers heartbeat
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    heartbeat_interval: Duration,
+    /// Silence after which a provider is declared lost and its tasks requeued
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    heartbeat_timeout: Duration,
+    /// Largest blob (module, input, output) accepted
+    #[arg(long, default_value = "64MiB", value_parser = parse_size)]
+    max_blob_size: u64,
+}
+
+#[derive(clap::Args, Debug)]
+struct ProviderArgs {
+    /// Coordinator URL
+    #[arg(long, env = "GRIDMINT_COORDINATOR")]
+    coordinator: String,
+    /// Directory for the provider's key and blob cache
+    #[arg(long, default_value = "gridmint-data/provider")]
+    data_dir: PathBuf,
+    /// Concurrent task slots (default: number of cores)
+    #[arg(long)]
+    slots: Option<u32>,
+    /// Region label used for scheduling
+    #[arg(long, default_value = "local")]
+    region: String,
+    /// Asking price in base units per unit of fuel
+    #[arg(long, default_value_t = 1)]
+    price: u128,
+    /// Memory offered to tasks (default: the machine's total)
+    #[arg(long, value_parser = parse_size)]
+    memory: Option<u64>,
+    /// GPU description, if any
+    #[arg(long)]
+    gpu: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+enum JobCommand {
+    /// Submit a job spec (TOML)
+    Submit {
+        file: PathBuf,
+        #[arg(
+            long,
+            env = "GRIDMINT_COORDINATOR",
+            default_value = "http://127.0.0.1:7070"
+        )]
+        coordinator: String,
+        /// Wait for the job to finish, showing progress; exit non-zero if it fails
+        #[arg(long)]
+        wait: bool,
+        /// With --wait: write the job's output here
+        #[arg(long, requires = "wait")]
+        out: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a job's state
+    Status {
+        id: u64,
+        #[arg(
+            long,
+            env = "GRIDMINT_COORDINATOR",
+            default_value = "http://127.0.0.1:7070"
+        )]
+        coordinator: String,
+        /// Include every task
+        #[arg(long)]
+        tasks: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Download a completed job's aggregated output
+    Results {
+        id: u64,
+        #[arg(
+            long,
+            env = "GRIDMINT_COORDINATOR",
+            default_value = "http://127.0.0.1:7070"
+        )]
+        coordinator: String,
+        /// Output file ("-" for stdout)
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+#[derive(clap::Args, Debug)]
+struct KeysArgs {
+    /// A provider's data dir: show its key instead of the requester's
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    #[arg(long)]
+    json: bool,
+}
+
+fn init_tracing(default: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate()).expect("installing a SIGTERM handler");
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Demo(args) => {
+            init_tracing("warn");
+            demo::run(args).await
+        }
+        Command::Coordinator(args) => {
+            init_tracing("info");
+            let mut config = coordinator::CoordinatorConfig::new(args.data_dir);
+            config.heartbeat_interval = args.heartbeat_interval;
+            config.heartbeat_timeout = args.heartbeat_timeout;
+            config.max_blob_bytes = args.max_blob_size;
+            let running = coordinator::start(config, args.listen).await?;
+            println!("listening on {}", running.url());
+            std::io::stdout().flush()?;
+            shutdown_signal().await;
+            running.shutdown().await;
+            Ok(())
+        }
+        Command::Provider(args) => {
+            init_tracing("info");
+            let mut config = provider::ProviderConfig::new(&args.coordinator, args.data_dir);
+            if let Some(slots) = args.slots {
+                config.slots = slots;
+            }
+            if let Some(memory) = args.memory {
+                config.memory_bytes = memory;
+            }
+            config.region = args.region;
+            config.price_per_fuel = args.price;
+            config.gpu = args.gpu;
+            let summary = provider::run(config, shutdown_signal()).await?;
+            tracing::info!(
+                tasks_run = summary.tasks_run,
+                tasks_failed = summary.tasks_failed,
+                "provider stopped"
+            );
+            Ok(())
+        }
+        Command::Job(cmd) => {
+            init_tracing("warn");
+            job(cmd).await
+        }
+        Command::Keys(args) => {
+            let path = match &args.data_dir {
+                Some(dir) => dir.join("provider.key"),
+                None => requester::requester_key_path(),
+            };
+            let id = Identity::load_or_create(&path)?.id();
+            if args.json {
+                println!(
+                    "{}",
+                    serde_json::json!({ "account": id, "path": path.display().to_string() })
+                );
+            } else {
+                println!("{id}");
+            }
+            Ok(())
+        }
+        Command::Bench(args) => {
+            init_tracing("warn");
+            bench::run(args).await
+        }
+    }
+}
+
+async fn job(cmd: JobCommand) -> anyhow::Result<()> {
+    match cmd {
+        JobCommand::Submit {
+            file,
+            coordinator,
+            wait,
+            out,
+            json,
+        } => {
+            let client = Client::new(&coordinator);
+            let me = requester::requester_identity()?;
+            let loaded = jobspec::load_path(&file, coordinator::now_ms())?;
+            let tasks = loaded.spec.tasks.len();
+            let id = requester::submit(&client, &me, loaded).await?;
+            if !wait {
+                if json {
+                    println!("{}", serde_json::json!({ "job": id, "tasks": tasks }));
+                } else {
+                    println!("{id}");
+                }
+                return Ok(());
+            }
+            if !json {
+                eprintln!("submitted job {id} ({tasks} tasks) to {coordinator}");
+            }
+            let view = requester::wait(&client, id, !json).await?;
+            let completed = view.status == engine::JobStatus::Completed;
+            if completed && let Some(path) = &out {
+                let bytes = client.job_output(id).await?;
+                write_out(path, &bytes)?;
+            }
+            if json {
+                let mut value = serde_json::to_value(&view)?;
+                value["job"] = id.into();
+                println!("{value}");
+            } else {
+                eprintln!("{}", requester::describe(&view));
+            }
+            anyhow::ensure!(completed, "{}", requester::describe(&view));
+            Ok(())
+        }
+        JobCommand::Status {
+            id,
+            coordinator,
+            tasks,
+            json,
+        } => {
+            let view = Client::new(&coordinator).job(id, tasks).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&view)?);
+                return Ok(());
+            }
+            println!("{}", requester::describe(&view));
+            for (provider, n) in &view.tasks_per_provider {
+                println!("  provider {provider}: {n} tasks");
+            }
+            for t in &view.tasks {
+                println!(
+                    "  task {:<8} {:<8} failures {} {}",
+                    t.task.to_string(),
+                    t.state,
+                    t.failures,
+                    t.last_error.as_deref().unwrap_or("")
+                );
+            }
+            Ok(())
+        }
+        JobCommand::Results {
+            id,
+            coordinator,
+            out,
+        } => {
+            let bytes = Client::new(&coordinator).job_output(id).await?;
+            write_out(&out, &bytes)
+        }
+    }
+}
+
+fn write_out(path: &std::path::Path, bytes: &[u8]) -> anyhow::Result<()> {
+    if path.as_os_str() == "-" {
+        std::io::stdout().write_all(bytes)?;
+        return Ok(());
+    }
+    std::fs::write(path, bytes).with_context(|| format!("writing {}", path.display()))
+}
