@@ -66,6 +66,8 @@ pub enum LeaderCommand {
 }
 
 /// One input to the state machine.
+// Most inputs are signed actions, so boxing the large variant would only add an allocation.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Input {

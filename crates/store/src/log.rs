@@ -140,8 +140,7 @@ impl CommandLog for SqliteLog {
             })
             .map_err(|e| self.err(e))?;
         let mut out = Vec::new();
-        let mut expect = after + 1;
-        for row in rows {
+        for (expect, row) in (after + 1..).zip(rows) {
             let (seq, bytes) = row.map_err(|e| self.err(e))?;
             if seq != expect {
                 return Err(StoreError::Corrupt {
@@ -154,7 +153,6 @@ impl CommandLog for SqliteLog {
                 msg: e.to_string(),
             })?;
             out.push(entry);
-            expect += 1;
         }
         Ok(out)
     }
