@@ -6,7 +6,7 @@ use crate::wire::{
     HEADER_SIGNATURE, HEADER_SIGNER, HeartbeatResponse, JobView, ProviderView, Request, StatusView,
 };
 use bytes::Bytes;
-use engine::{AccountId, Action, Hash, JobId};
+use engine::{AccountId, Action, Hash, JobId, TaskId};
 use serde::de::DeserializeOwned;
 use std::time::Duration;
 
@@ -177,10 +177,11 @@ impl Client {
         who: &Identity,
         max: u32,
         wait: Duration,
+        held: Vec<TaskId>,
     ) -> Result<FetchResponse, ClientError> {
         let wait_ms = u32::try_from(wait.as_millis()).unwrap_or(u32::MAX);
-        self.post("/v1/work/fetch", &who.sign(Request::Fetch { max, wait_ms }))
-            .await
+        let body = Request::Fetch { max, wait_ms, held };
+        self.post("/v1/work/fetch", &who.sign(body)).await
     }
 
     pub async fn heartbeat(&self, who: &Identity) -> Result<HeartbeatResponse, ClientError> {

@@ -33,8 +33,14 @@ pub const HEADER_SIGNATURE: &str = "x-gridmint-signature";
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Request {
-    /// A provider asks for up to `max` tasks, waiting up to `wait_ms` for work to appear.
-    Fetch { max: u32, wait_ms: u32 },
+    /// A provider asks for up to `max` tasks, waiting up to `wait_ms` for work to appear. `held`
+    /// lists the tasks it is running or has results for: any task assigned to it but not held (an
+    /// answer lost to a crash or a network failure) is delivered again.
+    Fetch {
+        max: u32,
+        wait_ms: u32,
+        held: Vec<TaskId>,
+    },
     /// A provider is alive.
     Heartbeat,
     /// Store a blob of `size` bytes whose BLAKE3 hash is `hash`.

@@ -227,7 +227,12 @@ async fn heartbeat(State(shared): S, body: Body) -> ApiResult<Json<HeartbeatResp
 async fn fetch(State(shared): S, body: Body) -> ApiResult<Json<FetchResponse>> {
     let bytes = read_body(body, 64 * 1024).await?;
     let signed: Signed<Request> = parse_json(&bytes)?;
-    let Request::Fetch { max, wait_ms } = signed.body else {
+    let Request::Fetch {
+        max,
+        wait_ms,
+        ref held,
+    } = signed.body
+    else {
         return Err(ApiError::BadRequest("expected a fetch request".into()));
     };
     admit_request(&shared, &signed)?;
@@ -244,6 +249,31 @@ async fn fetch(State(shared): S, body: Body) -> ApiResult<Json<FetchResponse>> {
         {
             let mut node = shared.node();
             node.seen(who, signed.nonce);
+            // Tasks assigned to this provider that it does not know it holds: deliver again.
+            let held: std::collections::HashSet<_> = held.iter().collect();
+            let orphans: Vec<_> = node
+                .state
+                .providers
+                .get(&who)
+                .map(|p| {
+                    p.running
+                        .iter()
+                        .filter(|t| !held.contains(t))
+                        .copied()
+                        .collect()
+                })
+                .unwrap_or_default();
+            if !orphans.is_empty() {
+                tracing::info!(provider = %who, tasks = orphans.len(), "re-delivering assigned tasks");
+                let tasks = orphans
+                    .iter()
+                    .filter_map(|t| node.state.task_descriptor(*t))
+                    .collect();
+                return Ok(Json(FetchResponse {
+                    tasks,
+                    heartbeat_interval_ms,
+                }));
+            }
             let picks = node.state.pick_tasks(who, max);
             if !picks.is_empty() {
                 node.commit(Input::Leader(LeaderCommand::AssignTasks {

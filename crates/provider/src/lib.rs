@@ -216,12 +216,14 @@ impl Agent {
                     } else {
                         Duration::ZERO
                     };
-                    let resp = self.client.fetch(&self.identity, free, wait).await?;
+                    let held = in_flight.iter().copied().collect();
+                    let resp = self.client.fetch(&self.identity, free, wait, held).await?;
                     last_contact = Instant::now();
                     heartbeat_every = Duration::from_millis(resp.heartbeat_interval_ms.max(50));
                     for task in resp.tasks {
-                        in_flight.insert(task.task);
-                        self.worker.spawn(task, done_tx.clone());
+                        if in_flight.insert(task.task) {
+                            self.worker.spawn(task, done_tx.clone());
+                        }
                     }
                     if in_flight.is_empty() {
                         // Idle: the fetch's long poll was the wait.

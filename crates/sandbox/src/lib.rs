@@ -16,6 +16,7 @@
 //! reserved for a bad module ([`SandboxError::InvalidModule`]), a malformed task
 //! ([`SandboxError::InvalidTask`]) and host-side problems ([`SandboxError::Setup`]).
 
+pub mod baseline;
 mod host;
 mod sandbox;
 mod workdir;
