@@ -125,7 +125,9 @@ pub struct TaskView {
 pub struct JobView {
     pub id: JobId,
     pub owner: AccountId,
-    #[serde(flatten)]
+    /// `"status": "running" | "reducing" | "completed" | "failed" | "cancelled"`, and `"reason"`
+    /// when failed.
+    #[serde(flatten, with = "job_status_json")]
     pub status: JobStatus,
     /// Map tasks plus the reduce task once it exists.
     pub tasks_total: u64,
@@ -166,4 +168,56 @@ pub struct ProviderView {
 pub struct AccountView {
     pub id: AccountId,
     pub nonce: u64,
+}
+
+/// The JSON shape of a job's status in [`JobView`]: flat `status` and `reason` fields, easier for
+/// clients than the engine's own (externally tagged) encoding.
+mod job_status_json {
+    use engine::JobStatus;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    #[derive(Serialize, Deserialize)]
+    #[serde(rename_all = "snake_case")]
+    enum Kind {
+        Running,
+        Reducing,
+        Completed,
+        Failed,
+        Cancelled,
+    }
+
+    #[derive(Serialize, Deserialize)]
+    struct Repr {
+        status: Kind,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    }
+
+    pub fn serialize<S: Serializer>(status: &JobStatus, s: S) -> Result<S::Ok, S::Error> {
+        let (kind, reason) = match status {
+            JobStatus::Running => (Kind::Running, None),
+            JobStatus::Reducing => (Kind::Reducing, None),
+            JobStatus::Completed => (Kind::Completed, None),
+            JobStatus::Failed { reason } => (Kind::Failed, Some(reason.clone())),
+            JobStatus::Cancelled => (Kind::Cancelled, None),
+        };
+        Repr {
+            status: kind,
+            reason,
+        }
+        .serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<JobStatus, D::Error> {
+        let repr = Repr::deserialize(d)?;
+        Ok(match repr.status {
+            Kind::Running => JobStatus::Running,
+            Kind::Reducing => JobStatus::Reducing,
+            Kind::Completed => JobStatus::Completed,
+            Kind::Failed => JobStatus::Failed {
+                reason: repr.reason.unwrap_or_default(),
+            },
+            Kind::Cancelled => JobStatus::Cancelled,
+        })
+    }
 }

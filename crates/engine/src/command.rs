@@ -166,7 +166,7 @@ pub enum Rejection {
     #[error("invalid job spec: {0}")]
     InvalidJobSpec(String),
     #[error("empty request: {0}")]
-    Empty(&'static str),
+    Empty(String),
     #[error("job {job} is not past its deadline {deadline}")]
     NotExpired { job: JobId, deadline: u64 },
     #[error("limit exceeded: {0}")]

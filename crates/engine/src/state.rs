@@ -72,7 +72,9 @@ pub struct Provider {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case", tag = "state")]
+// Externally tagged (serde's default): postcard, used for snapshots, cannot decode internally
+// tagged enums.
+#[serde(rename_all = "snake_case")]
 pub enum TaskState {
     Queued,
     Running {
@@ -115,7 +117,7 @@ impl Task {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case", tag = "status")]
+#[serde(rename_all = "snake_case")]
 pub enum JobStatus {
     /// Map tasks in progress.
     Running,
@@ -579,7 +581,14 @@ impl State {
             return Err(Rejection::ProviderInactive(who));
         }
         if tasks.is_empty() {
-            return Err(Rejection::Empty("no tasks to assign"));
+            return Err(Rejection::Empty("no tasks to assign".into()));
+        }
+        let free = (provider.spec.slots as usize).saturating_sub(provider.running.len());
+        if tasks.len() > free {
+            return Err(Rejection::TooLarge(format!(
+                "{} tasks for a provider with {free} free slots",
+                tasks.len()
+            )));
         }
         if tasks.len() > self.config.max_tasks_per_assignment as usize {
             return Err(Rejection::TooLarge(format!(
@@ -625,7 +634,7 @@ impl State {
             return Err(Rejection::UnknownProvider(who));
         }
         if reports.is_empty() {
-            return Err(Rejection::Empty("no results to report"));
+            return Err(Rejection::Empty("no results to report".into()));
         }
         let mut seen = BTreeSet::new();
         for r in reports {

@@ -1,0 +1,688 @@
+//! Property tests over random command sequences.
+//!
+//! Each case drives a fresh [`State`] with four provider registrations and then up to 60 random
+//! steps — providers (re-)registering, leaving and getting lost, jobs being submitted, assigned (what
+//! `pick_tasks` offers, queued tasks chosen at random, or a random and mostly invalid list),
+//! reported on, expired and cancelled — with nonces that are sometimes stale and a clock that
+//! sometimes goes backwards. After every step it checks that a rejection changed nothing, that
+//! events agree with the change, and that the state's structural invariants hold; at the end, that
+//! replaying the accepted entries on a fresh state gives the same events and the same hash, and that
+//! the state survives a JSON round trip.
+
+use crate::support::{acct, entry, hash, signed, tid};
+use engine::{
+    AccountId, Action, Aggregate, EngineConfig, Entry, Event, Input, JobSpec, JobStatus,
+    LeaderCommand, Limits, OutputSource, ProviderSpec, ProviderStatus, ReduceSpec, Rejection,
+    State, TaskId, TaskOutcome, TaskReport, TaskSpec, TaskState, Time,
+};
+use proptest::prelude::*;
+use proptest::sample::select;
+use proptest::test_runner::FileFailurePersistence;
+use std::collections::{BTreeMap, BTreeSet};
+
+const MIB: u64 = 1 << 20;
+
+/// Which task a report is about.
+#[derive(Clone, Debug)]
+enum Pick {
+    /// The n-th (modulo) task the reporting provider holds; a random one if it holds none.
+    Held(u8),
+    /// Job (modulo one past the last id, so 0 and the next id are unknown) and index (0..7).
+    Any(u8, u8),
+}
+
+#[derive(Clone, Debug)]
+enum Op {
+    Register {
+        p: u8,
+        slots: u32,
+        memory: u64,
+        price: u128,
+    },
+    Leave {
+        p: u8,
+    },
+    Lost {
+        p: u8,
+    },
+    Submit {
+        owner: u8,
+        tasks: usize,
+        reduce: bool,
+        memory: u64,
+        reduce_memory: u64,
+        max_price: u128,
+        deadline_in: i64,
+    },
+    /// Assign what `pick_tasks` offers (an empty pick is sent as an empty, invalid, list).
+    AssignPicked {
+        p: u8,
+        max: u32,
+    },
+    AssignRandom {
+        p: u8,
+        tasks: Vec<(u8, u8)>,
+    },
+    /// Assign queued tasks (the n-th, modulo, of the queue): valid unless they do not fit, are
+    /// listed twice or exceed the provider's free slots.
+    AssignQueued {
+        p: u8,
+        picks: Vec<u8>,
+    },
+    Report {
+        /// Whether the reporter is (the p-th, modulo) one of the providers that hold tasks, if any.
+        holder: bool,
+        p: u8,
+        reports: Vec<(Pick, TaskOutcome)>,
+    },
+    Expire {
+        job: u8,
+    },
+    Cancel {
+        by_owner: bool,
+        who: u8,
+        job: u8,
+    },
+}
+
+#[derive(Clone, Debug)]
+enum Nonce {
+    Next,
+    /// The last nonce minus this: always a replay.
+    Stale(u64),
+    /// Skips ahead by this much.
+    Skip(u64),
+}
+
+#[derive(Clone, Debug)]
+struct Step {
+    op: Op,
+    /// Added to the previous entry's time (not the state's): may go backwards.
+    dt: i64,
+    nonce: Nonce,
+}
+
+fn provider(p: u8) -> AccountId {
+    acct(1 + p % 4)
+}
+
+fn requester(n: u8) -> AccountId {
+    // Mostly dedicated requesters; sometimes a provider submits too.
+    [acct(11), acct(12), acct(13), acct(1), acct(2)][n as usize % 5]
+}
+
+fn outcome() -> impl Strategy<Value = TaskOutcome> {
+    prop_oneof![
+        8 => Just(TaskOutcome::Success),
+        1 => Just(TaskOutcome::Exit(1)),
+        1 => Just(TaskOutcome::OutOfFuel),
+        1 => Just(TaskOutcome::Trap("unreachable".into())),
+    ]
+}
+
+fn pick() -> impl Strategy<Value = Pick> {
+    prop_oneof![
+        6 => any::<u8>().prop_map(Pick::Held),
+        1 => (any::<u8>(), any::<u8>()).prop_map(|(j, i)| Pick::Any(j, i)),
+    ]
+}
+
+/// Provider `p` (re-)registers; one spec in ten is invalid (no slots).
+fn register(p: impl Strategy<Value = u8>) -> impl Strategy<Value = Op> {
+    (
+        p,
+        prop_oneof![9 => 1..=4u32, 1 => Just(0u32)],
+        select(vec![32 * MIB, 128 * MIB, 1024 * MIB]),
+        0..4u128,
+    )
+        .prop_map(|(p, slots, memory, price)| Op::Register {
+            p,
+            slots,
+            memory,
+            price,
+        })
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        2 => register(0..4u8),
+        1 => (0..4u8).prop_map(|p| Op::Leave { p }),
+        1 => (0..4u8).prop_map(|p| Op::Lost { p }),
+        4 => (
+            any::<u8>(),
+            prop_oneof![6 => 1..=2usize, 3 => 3..=5usize, 1 => Just(0usize)],
+            any::<bool>(),
+            select(vec![16 * MIB, 64 * MIB, 256 * MIB]),
+            select(vec![16 * MIB, 512 * MIB]),
+            prop_oneof![3 => Just(10u128), 1 => 0..4u128],
+            prop_oneof![9 => 1..400i64, 1 => -20..=0i64],
+        )
+            .prop_map(
+                |(owner, tasks, reduce, memory, reduce_memory, max_price, deadline_in)| {
+                    Op::Submit {
+                        owner,
+                        tasks,
+                        reduce,
+                        memory,
+                        reduce_memory,
+                        max_price,
+                        deadline_in,
+                    }
+                }
+            ),
+        8 => (0..4u8, prop_oneof![9 => 1..6u32, 1 => Just(0u32)])
+            .prop_map(|(p, max)| Op::AssignPicked { p, max }),
+        1 => (0..4u8, proptest::collection::vec((any::<u8>(), any::<u8>()), 0..4))
+            .prop_map(|(p, tasks)| Op::AssignRandom { p, tasks }),
+        2 => (0..4u8, proptest::collection::vec(any::<u8>(), 1..4))
+            .prop_map(|(p, picks)| Op::AssignQueued { p, picks }),
+        10 => (
+            prop_oneof![4 => Just(true), 1 => Just(false)],
+            0..4u8,
+            prop_oneof![
+                9 => proptest::collection::vec((pick(), outcome()), 1..3),
+                1 => Just(vec![]),
+            ]
+        )
+            .prop_map(|(holder, p, reports)| Op::Report { holder, p, reports }),
+        1 => any::<u8>().prop_map(|job| Op::Expire { job }),
+        1 => (any::<bool>(), any::<u8>(), any::<u8>())
+            .prop_map(|(by_owner, who, job)| Op::Cancel { by_owner, who, job }),
+    ]
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    step_with(op())
+}
+
+fn step_with(op: impl Strategy<Value = Op>) -> impl Strategy<Value = Step> {
+    (
+        op,
+        prop_oneof![8 => 0..30i64, 1 => -60..0i64],
+        prop_oneof![
+            8 => Just(Nonce::Next),
+            1 => (0..3u64).prop_map(Nonce::Stale),
+            1 => (1..5u64).prop_map(Nonce::Skip),
+        ],
+    )
+        .prop_map(|(op, dt, nonce)| Step { op, dt, nonce })
+}
+
+/// A job id drawn from `sel`: usually an existing job, sometimes 0 or the next id (both unknown).
+fn job_id(s: &State, sel: u8) -> u64 {
+    u64::from(sel) % (s.next_job + 1)
+}
+
+fn random_task(s: &State, job: u8, index: u8) -> TaskId {
+    tid(job_id(s, job), u32::from(index % 7))
+}
+
+fn job_spec(
+    tasks: usize,
+    reduce: bool,
+    memory: u64,
+    reduce_memory: u64,
+    max_price: u128,
+    deadline: Time,
+) -> JobSpec {
+    let limits = Limits {
+        fuel: 1000,
+        memory_bytes: memory,
+        wall_ms: 1000,
+    };
+    JobSpec {
+        module: hash(0xAA),
+        tasks: (0..tasks)
+            .map(|i| TaskSpec {
+                args: vec![i.to_string()],
+                ..TaskSpec::default()
+            })
+            .collect(),
+        limits,
+        deadline,
+        max_price,
+        output: OutputSource::Stdout,
+        aggregate: if reduce {
+            Aggregate::Reduce(ReduceSpec {
+                module: hash(0xBB),
+                args: vec![],
+                limits: Limits {
+                    memory_bytes: reduce_memory,
+                    ..limits
+                },
+            })
+        } else {
+            Aggregate::Concat
+        },
+    }
+}
+
+/// What a step turned into.
+struct Built {
+    entry: Entry,
+    /// For a signed action, whether its nonce is stale by construction.
+    stale: bool,
+    /// For `AssignPicked`, what `pick_tasks` offered.
+    picked: Option<Vec<TaskId>>,
+}
+
+fn build(s: &State, step: &Step, time: Time) -> Built {
+    let mut picked = None;
+    let action = |who: AccountId, body: Action| (who, body);
+    let signed_body: Result<(AccountId, Action), LeaderCommand> = match &step.op {
+        Op::Register {
+            p,
+            slots,
+            memory,
+            price,
+        } => Ok(action(
+            provider(*p),
+            Action::RegisterProvider(ProviderSpec {
+                slots: *slots,
+                cores: 4,
+                memory_bytes: *memory,
+                gpu: None,
+                benchmark_score: 1,
+                region: "r".into(),
+                price_per_fuel: *price,
+            }),
+        )),
+        Op::Leave { p } => Ok(action(provider(*p), Action::LeaveProvider)),
+        Op::Lost { p } => Err(LeaderCommand::ProviderLost {
+            provider: provider(*p),
+        }),
+        Op::Submit {
+            owner,
+            tasks,
+            reduce,
+            memory,
+            reduce_memory,
+            max_price,
+            deadline_in,
+        } => {
+            let deadline = s.now.max(time).saturating_add_signed(*deadline_in);
+            Ok(action(
+                requester(*owner),
+                Action::SubmitJob(job_spec(
+                    *tasks,
+                    *reduce,
+                    *memory,
+                    *reduce_memory,
+                    *max_price,
+                    deadline,
+                )),
+            ))
+        }
+        Op::AssignPicked { p, max } => {
+            let tasks = s.pick_tasks(provider(*p), *max);
+            picked = Some(tasks.clone());
+            Err(LeaderCommand::AssignTasks {
+                provider: provider(*p),
+                tasks,
+            })
+        }
+        Op::AssignRandom { p, tasks } => Err(LeaderCommand::AssignTasks {
+            provider: provider(*p),
+            tasks: tasks.iter().map(|(j, i)| random_task(s, *j, *i)).collect(),
+        }),
+        Op::AssignQueued { p, picks } => {
+            let queue: Vec<TaskId> = s.queue.iter().copied().collect();
+            let tasks = if queue.is_empty() {
+                vec![]
+            } else {
+                picks
+                    .iter()
+                    .map(|k| queue[*k as usize % queue.len()])
+                    .collect()
+            };
+            Err(LeaderCommand::AssignTasks {
+                provider: provider(*p),
+                tasks,
+            })
+        }
+        Op::Report { holder, p, reports } => {
+            let holders: Vec<AccountId> = s
+                .providers
+                .values()
+                .filter(|p| !p.running.is_empty())
+                .map(|p| p.id)
+                .collect();
+            let who = if *holder && !holders.is_empty() {
+                holders[*p as usize % holders.len()]
+            } else {
+                provider(*p)
+            };
+            let held: Vec<TaskId> = s
+                .providers
+                .get(&who)
+                .map(|p| p.running.iter().copied().collect())
+                .unwrap_or_default();
+            let reports = reports
+                .iter()
+                .enumerate()
+                .map(|(n, (pick, outcome))| {
+                    let task = match pick {
+                        Pick::Held(k) if !held.is_empty() => held[*k as usize % held.len()],
+                        Pick::Held(k) => random_task(s, *k, *k),
+                        Pick::Any(j, i) => random_task(s, *j, *i),
+                    };
+                    TaskReport {
+                        task,
+                        outcome: outcome.clone(),
+                        // Outputs differ between tasks and attempts.
+                        output_hash: hash(n as u8 ^ (s.applied as u8)),
+                        output_size: 8,
+                        fuel_used: 10,
+                    }
+                })
+                .collect();
+            Ok(action(who, Action::ReportResults(reports)))
+        }
+        Op::Expire { job } => Err(LeaderCommand::ExpireJob {
+            job: job_id(s, *job),
+        }),
+        Op::Cancel { by_owner, who, job } => {
+            let job = job_id(s, *job);
+            let who = match s.jobs.get(&job) {
+                Some(j) if *by_owner => j.owner,
+                _ => requester(*who),
+            };
+            Ok(action(who, Action::CancelJob(job)))
+        }
+    };
+    let (input, stale) = match signed_body {
+        Ok((who, body)) => {
+            let last = s.nonce(&who);
+            let (nonce, stale) = match step.nonce {
+                Nonce::Next => (last + 1, false),
+                Nonce::Stale(back) => (last.saturating_sub(back), true),
+                Nonce::Skip(by) => (last + 1 + by, false),
+            };
+            (signed(who, nonce, body), stale)
+        }
+        Err(cmd) => (Input::Leader(cmd), false),
+    };
+    Built {
+        entry: entry(time, input),
+        stale,
+        picked,
+    }
+}
+
+/// Everything that must hold of any reachable state.
+fn check_invariants(s: &State) -> Result<(), TestCaseError> {
+    let max_attempts = s.config.max_attempts;
+    prop_assert_eq!(
+        s.next_job,
+        s.jobs.len() as u64 + 1,
+        "job ids are 1..next_job"
+    );
+    let mut queued = BTreeSet::new();
+    let mut running: BTreeMap<AccountId, BTreeSet<TaskId>> = BTreeMap::new();
+    for (&id, job) in &s.jobs {
+        prop_assert_eq!(job.id, id);
+        let maps = job.spec.tasks.len();
+        let finished = job.status.is_finished();
+        prop_assert_eq!(finished, job.finished_at.is_some(), "job {}", id);
+        let is_reduce = matches!(job.spec.aggregate, Aggregate::Reduce(_));
+        let done_maps = job
+            .tasks
+            .iter()
+            .take(maps)
+            .filter(|t| t.state == TaskState::Done)
+            .count();
+        prop_assert_eq!(job.maps_done as usize, done_maps, "job {} maps_done", id);
+        // The reduce task exists exactly when every map is done.
+        let has_reduce_task = job.tasks.len() == maps + 1;
+        prop_assert!(job.tasks.len() == maps || (is_reduce && has_reduce_task));
+        prop_assert_eq!(
+            has_reduce_task,
+            is_reduce && done_maps == maps,
+            "job {}",
+            id
+        );
+        match &job.status {
+            JobStatus::Running => prop_assert!(done_maps < maps, "job {} running", id),
+            JobStatus::Reducing => prop_assert!(has_reduce_task, "job {} reducing", id),
+            JobStatus::Completed => {
+                prop_assert!(job.tasks.iter().all(|t| t.state == TaskState::Done));
+                let parts = job.output_parts();
+                let expected = if is_reduce { 1 } else { maps };
+                prop_assert_eq!(parts.map(|p| p.len()), Some(expected), "job {}", id);
+            }
+            JobStatus::Failed { .. } | JobStatus::Cancelled => {
+                prop_assert_eq!(job.output_parts(), None)
+            }
+        }
+        let failed_tasks = job
+            .tasks
+            .iter()
+            .filter(|t| t.state == TaskState::Failed)
+            .count();
+        prop_assert!(
+            failed_tasks <= 1,
+            "job {} has {} failed tasks",
+            id,
+            failed_tasks
+        );
+        if failed_tasks == 1 {
+            prop_assert!(
+                matches!(job.status, JobStatus::Failed { .. }),
+                "job {} has a failed task",
+                id
+            );
+        }
+        for (index, task) in job.tasks.iter().enumerate() {
+            let t = tid(id, index as u32);
+            match &task.state {
+                TaskState::Queued => {
+                    prop_assert!(!finished, "{} queued in a finished job", t);
+                    queued.insert(t);
+                }
+                TaskState::Running { provider, since } => {
+                    prop_assert!(!finished, "{} running in a finished job", t);
+                    prop_assert!(*since <= s.now);
+                    running.entry(*provider).or_default().insert(t);
+                }
+                TaskState::Done => {}
+                TaskState::Failed => prop_assert_eq!(task.failures, max_attempts),
+                TaskState::Dropped => prop_assert!(finished, "{} dropped in a live job", t),
+            }
+            prop_assert_eq!(
+                task.result.is_some(),
+                task.state == TaskState::Done,
+                "{} result",
+                t
+            );
+            prop_assert!(task.failures <= max_attempts);
+            prop_assert_eq!(task.last_error.is_some(), task.failures > 0);
+            if matches!(task.state, TaskState::Queued | TaskState::Running { .. }) {
+                let d = s.task_descriptor(t);
+                prop_assert!(d.is_some(), "no descriptor for live task {}", t);
+                prop_assert_eq!(d.map(|d| d.task), Some(t));
+            }
+        }
+    }
+    prop_assert_eq!(&s.queue, &queued, "queue vs queued tasks");
+    for (&pid, p) in &s.providers {
+        prop_assert_eq!(p.id, pid);
+        let expected = running.remove(&pid).unwrap_or_default();
+        prop_assert_eq!(&p.running, &expected, "provider {:?} running set", pid);
+        if p.status != ProviderStatus::Active {
+            prop_assert!(p.running.is_empty(), "inactive {:?} runs tasks", pid);
+        }
+        prop_assert!(
+            p.running.len() <= p.spec.slots as usize,
+            "provider {:?} runs {} tasks on {} slots",
+            pid,
+            p.running.len(),
+            p.spec.slots
+        );
+    }
+    prop_assert!(
+        running.is_empty(),
+        "tasks running on unknown providers: {:?}",
+        running
+    );
+    Ok(())
+}
+
+fn config() -> EngineConfig {
+    EngineConfig {
+        // Two failures fail a job: reachable within a short sequence.
+        max_attempts: 2,
+        ..EngineConfig::default()
+    }
+}
+
+fn run(steps: &[Step]) -> Result<(), TestCaseError> {
+    let mut s = State::new(config());
+    let mut log: Vec<(Entry, Vec<Event>)> = Vec::new();
+    let mut time: Time = 1000;
+    for step in steps {
+        time = time.saturating_add_signed(step.dt);
+        let built = build(&s, step, time);
+        let before = s.clone();
+        let before_hash = s.hash();
+        match s.apply(&built.entry) {
+            Err(rejection) => {
+                prop_assert_eq!(s.hash(), before_hash, "{} changed the hash", rejection);
+                prop_assert!(s == before, "{} changed the state", rejection);
+                if built.stale {
+                    prop_assert!(
+                        matches!(rejection, Rejection::StaleNonce { .. }),
+                        "stale nonce rejected as {}",
+                        rejection
+                    );
+                }
+                if let Some(picked) = &built.picked {
+                    prop_assert!(
+                        picked.is_empty(),
+                        "pick_tasks offered {:?}, assigning it was rejected: {}",
+                        picked,
+                        rejection
+                    );
+                }
+            }
+            Ok(events) => {
+                prop_assert!(!built.stale, "stale nonce accepted: {:?}", built.entry);
+                prop_assert_eq!(s.applied, before.applied + 1);
+                prop_assert_eq!(s.now, before.now.max(built.entry.time));
+                if let Input::Signed(signed) = &built.entry.input {
+                    prop_assert_eq!(s.nonce(&signed.signer), signed.nonce);
+                }
+                check_events(&before, &s, &built.entry, &events)?;
+                log.push((built.entry, events));
+            }
+        }
+        prop_assert!(s.now >= before.now, "time went backwards");
+        check_invariants(&s)?;
+    }
+
+    let mut replayed = State::new(config());
+    for (entry, events) in &log {
+        let again = replayed.apply(entry);
+        prop_assert_eq!(again.as_ref(), Ok(events), "replaying {:?}", entry);
+    }
+    prop_assert_eq!(replayed.hash(), s.hash());
+    prop_assert!(replayed == s);
+
+    // Snapshots: the state survives JSON unchanged.
+    let text = serde_json::to_string(&s).map_err(|e| TestCaseError::fail(e.to_string()))?;
+    let back: State =
+        serde_json::from_str(&text).map_err(|e| TestCaseError::fail(e.to_string()))?;
+    prop_assert_eq!(back.hash(), s.hash());
+    Ok(())
+}
+
+/// Events agree with the state change they describe.
+fn check_events(
+    before: &State,
+    after: &State,
+    entry: &Entry,
+    events: &[Event],
+) -> Result<(), TestCaseError> {
+    for event in events {
+        match event {
+            Event::TasksAssigned { provider, tasks } => {
+                for t in tasks {
+                    prop_assert!(before.queue.contains(t));
+                    prop_assert!(after.providers[provider].running.contains(t));
+                }
+            }
+            Event::JobSubmitted { job, tasks, .. } => {
+                prop_assert_eq!(*job, before.next_job);
+                prop_assert_eq!(*tasks as usize, after.jobs[job].tasks.len());
+            }
+            Event::TaskCompleted { task, provider, .. }
+            | Event::TaskAttemptFailed { task, provider, .. } => {
+                prop_assert!(before.providers[provider].running.contains(task));
+                prop_assert!(!after.providers[provider].running.contains(task));
+            }
+            Event::ReportIgnored { task, provider, .. } => {
+                prop_assert!(!after.providers[provider].running.contains(task));
+            }
+            Event::JobCompleted { job } => {
+                prop_assert_eq!(&after.jobs[job].status, &JobStatus::Completed)
+            }
+            Event::JobFailed { job, .. } => {
+                prop_assert!(
+                    matches!(after.jobs[job].status, JobStatus::Failed { .. }),
+                    "job {} failed",
+                    job
+                )
+            }
+            Event::ReduceQueued { job } => {
+                prop_assert_eq!(&after.jobs[job].status, &JobStatus::Reducing)
+            }
+            Event::ProviderRegistered { provider, requeued }
+            | Event::ProviderLeft { provider, requeued }
+            | Event::ProviderLost { provider, requeued } => {
+                let held = before
+                    .providers
+                    .get(provider)
+                    .map(|p| p.running.clone())
+                    .unwrap_or_default();
+                let requeued: BTreeSet<_> = requeued.iter().copied().collect();
+                prop_assert_eq!(&requeued, &held, "requeued = what {:?} held", provider);
+                prop_assert!(requeued.iter().all(|t| after.queue.contains(t)));
+            }
+        }
+    }
+    if let Input::Signed(signed) = &entry.input
+        && let Action::ReportResults(reports) = &signed.body
+    {
+        let per_report = events
+            .iter()
+            .filter(|e| {
+                matches!(
+                    e,
+                    Event::TaskCompleted { .. }
+                        | Event::TaskAttemptFailed { .. }
+                        | Event::ReportIgnored { .. }
+                )
+            })
+            .count();
+        prop_assert_eq!(per_report, reports.len(), "one event per report");
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: 256,
+        // Next to this file, inside `tests/`.
+        failure_persistence: Some(Box::new(FileFailurePersistence::WithSource("regressions"))),
+        ..ProptestConfig::default()
+    })]
+
+    #[test]
+    fn random_command_sequences_keep_invariants_and_replay(
+        // Every provider tries to register first, so that most cases get to assignments.
+        prologue in [0u8, 1, 2, 3].map(|p| step_with(register(Just(p)))),
+        steps in proptest::collection::vec(step(), 0..60),
+    ) {
+        let all: Vec<Step> = prologue.into_iter().chain(steps).collect();
+        run(&all)?;
+    }
+}

@@ -1,0 +1,10 @@
+//! Scenario tests: one input sequence per branch of the engine, asserting the exact events and the
+//! resulting state; every rejection is also checked to leave the state and its hash unchanged.
+
+mod assign;
+mod descriptor;
+mod jobs;
+mod lifecycle;
+mod nonces;
+mod providers;
+mod reports;

@@ -1,0 +1,279 @@
+//! Builders and a small driver shared by the engine's integration tests.
+//!
+//! Specs come with defaults that are valid and that fit each other (the default provider can run the
+//! default job's tasks at the default price), so a test only spells out what it is about.
+//! [`World`] applies entries with the next nonce of each signer and checks, for every rejection, that
+//! the state (and its hash) did not change.
+
+use engine::{
+    AccountId, Action, Aggregate, EngineConfig, Entry, Event, Hash, Input, InputFile, Job, JobSpec,
+    LeaderCommand, Limits, OutputSource, Provider, ProviderSpec, ReduceSpec, Rejection, Sig,
+    Signed, State, Task, TaskId, TaskOutcome, TaskReport, TaskSpec, TaskState, Time,
+};
+
+/// The account whose key is `n` repeated.
+pub fn acct(n: u8) -> AccountId {
+    AccountId([n; 32])
+}
+
+/// A content hash whose bytes are all `n`.
+pub fn hash(n: u8) -> Hash {
+    Hash([n; 32])
+}
+
+/// Task `index` of job `job`.
+pub fn tid(job: u64, index: u32) -> TaskId {
+    TaskId { job, index }
+}
+
+/// A provider with 4 slots, 1 GiB of memory, asking 1 per fuel.
+pub fn provider_spec() -> ProviderSpec {
+    ProviderSpec {
+        slots: 4,
+        cores: 4,
+        memory_bytes: 1 << 30,
+        gpu: None,
+        benchmark_score: 100,
+        region: "eu-west".into(),
+        price_per_fuel: 1,
+    }
+}
+
+/// Limits well inside the default engine configuration: 64 MiB, fits [`provider_spec`].
+pub fn limits() -> Limits {
+    Limits {
+        fuel: 1_000_000,
+        memory_bytes: 64 << 20,
+        wall_ms: 10_000,
+    }
+}
+
+/// The deadline of [`job_spec`]: far in the future of every scenario.
+pub const DEADLINE: Time = 1_000_000;
+
+/// A Concat job of `n` map tasks, task `i` run with argument `task-i`, paying at most 10 per fuel.
+pub fn job_spec(n: usize) -> JobSpec {
+    JobSpec {
+        module: hash(0xAA),
+        tasks: (0..n)
+            .map(|i| TaskSpec {
+                args: vec![format!("task-{i}")],
+                ..TaskSpec::default()
+            })
+            .collect(),
+        limits: limits(),
+        deadline: DEADLINE,
+        max_price: 10,
+        output: OutputSource::Stdout,
+        aggregate: Aggregate::Concat,
+    }
+}
+
+/// The reduce step used by reduce jobs: module `0xBB`, argument `sum`.
+pub fn reduce_spec() -> ReduceSpec {
+    ReduceSpec {
+        module: hash(0xBB),
+        args: vec!["sum".into()],
+        limits: Limits {
+            fuel: 2_000_000,
+            memory_bytes: 128 << 20,
+            wall_ms: 20_000,
+        },
+    }
+}
+
+/// [`job_spec`] with a reduce step.
+pub fn reduce_job_spec(n: usize) -> JobSpec {
+    JobSpec {
+        aggregate: Aggregate::Reduce(reduce_spec()),
+        ..job_spec(n)
+    }
+}
+
+/// A file input named `name` with content hash `hash(h)`.
+pub fn input(name: &str, h: u8) -> InputFile {
+    InputFile {
+        name: name.into(),
+        hash: hash(h),
+    }
+}
+
+/// An action signed (with a dummy signature: the engine does not check them) by `who`.
+pub fn signed(who: AccountId, nonce: u64, body: Action) -> Input {
+    Input::Signed(Signed {
+        signer: who,
+        nonce,
+        body,
+        signature: Sig([0; 64]),
+    })
+}
+
+/// A log entry at `time`.
+pub fn entry(time: Time, input: Input) -> Entry {
+    Entry { time, input }
+}
+
+/// A successful report whose output hash is `hash(out)` and which used `fuel` fuel.
+pub fn success(task: TaskId, out: u8, fuel: u64) -> TaskReport {
+    TaskReport {
+        task,
+        outcome: TaskOutcome::Success,
+        output_hash: hash(out),
+        output_size: 100,
+        fuel_used: fuel,
+    }
+}
+
+/// A report with outcome `outcome` and no useful output.
+pub fn failure(task: TaskId, outcome: TaskOutcome) -> TaskReport {
+    TaskReport {
+        task,
+        outcome,
+        output_hash: hash(0),
+        output_size: 0,
+        fuel_used: 7,
+    }
+}
+
+/// A state plus the clock of the next entry. Actions are signed with the signer's next nonce.
+pub struct World {
+    pub state: State,
+    pub time: Time,
+}
+
+impl World {
+    /// A fresh state with the default configuration, at time 1000.
+    pub fn new() -> World {
+        World::with_config(EngineConfig::default())
+    }
+
+    pub fn with_config(config: EngineConfig) -> World {
+        World {
+            state: State::new(config),
+            time: 1000,
+        }
+    }
+
+    /// Applies `input` at the current time.
+    pub fn apply(&mut self, input: Input) -> Result<Vec<Event>, Rejection> {
+        self.state.apply(&entry(self.time, input))
+    }
+
+    /// Applies `input`, which must be rejected without changing anything; returns the rejection.
+    #[track_caller]
+    pub fn reject(&mut self, input: Input) -> Rejection {
+        let before = self.state.clone();
+        let hash = self.state.hash();
+        let rejection = match self.apply(input.clone()) {
+            Ok(events) => panic!("{input:?} was accepted with events {events:?}"),
+            Err(rejection) => rejection,
+        };
+        assert_eq!(
+            self.state.hash(),
+            hash,
+            "rejection {rejection} changed the hash"
+        );
+        assert_eq!(
+            self.state, before,
+            "rejection {rejection} changed the state"
+        );
+        rejection
+    }
+
+    /// Applies `input`, which must be accepted; returns its events.
+    #[track_caller]
+    pub fn accept(&mut self, input: Input) -> Vec<Event> {
+        match self.apply(input.clone()) {
+            Ok(events) => events,
+            Err(rejection) => panic!("{input:?} was rejected: {rejection}"),
+        }
+    }
+
+    /// `who` signs `action` with its next nonce.
+    pub fn action(&self, who: AccountId, action: Action) -> Input {
+        signed(who, self.state.nonce(&who) + 1, action)
+    }
+
+    /// `who` does `action` with its next nonce; it must be accepted.
+    #[track_caller]
+    pub fn act(&mut self, who: AccountId, action: Action) -> Vec<Event> {
+        let input = self.action(who, action);
+        self.accept(input)
+    }
+
+    /// `who` does `action` with its next nonce; it must be rejected without changing anything.
+    #[track_caller]
+    pub fn act_rejected(&mut self, who: AccountId, action: Action) -> Rejection {
+        let input = self.action(who, action);
+        self.reject(input)
+    }
+
+    /// The leader issues `cmd`; it must be accepted.
+    #[track_caller]
+    pub fn lead(&mut self, cmd: LeaderCommand) -> Vec<Event> {
+        self.accept(Input::Leader(cmd))
+    }
+
+    /// The leader issues `cmd`; it must be rejected without changing anything.
+    #[track_caller]
+    pub fn lead_rejected(&mut self, cmd: LeaderCommand) -> Rejection {
+        self.reject(Input::Leader(cmd))
+    }
+
+    /// Registers `who` with `spec`.
+    #[track_caller]
+    pub fn register(&mut self, who: AccountId, spec: ProviderSpec) -> Vec<Event> {
+        self.act(who, Action::RegisterProvider(spec))
+    }
+
+    /// `owner` submits `spec`; returns the new job's id.
+    #[track_caller]
+    pub fn submit(&mut self, owner: AccountId, spec: JobSpec) -> u64 {
+        match self.act(owner, Action::SubmitJob(spec)).as_slice() {
+            [Event::JobSubmitted { job, .. }] => *job,
+            other => panic!("unexpected events for a submission: {other:?}"),
+        }
+    }
+
+    /// The leader assigns `tasks` to `provider`; it must be accepted.
+    #[track_caller]
+    pub fn assign(&mut self, provider: AccountId, tasks: &[TaskId]) -> Vec<Event> {
+        self.lead(LeaderCommand::AssignTasks {
+            provider,
+            tasks: tasks.to_vec(),
+        })
+    }
+
+    /// `provider` reports `reports`; it must be accepted.
+    #[track_caller]
+    pub fn report(&mut self, provider: AccountId, reports: Vec<TaskReport>) -> Vec<Event> {
+        self.act(provider, Action::ReportResults(reports))
+    }
+
+    pub fn job(&self, id: u64) -> &Job {
+        &self.state.jobs[&id]
+    }
+
+    pub fn task(&self, id: TaskId) -> &Task {
+        &self.job(id.job).tasks[id.index as usize]
+    }
+
+    pub fn provider(&self, id: AccountId) -> &Provider {
+        &self.state.providers[&id]
+    }
+
+    /// The queue, in dispatch order.
+    pub fn queue(&self) -> Vec<TaskId> {
+        self.state.queue.iter().copied().collect()
+    }
+
+    /// The tasks `id` runs, in order.
+    pub fn running(&self, id: AccountId) -> Vec<TaskId> {
+        self.provider(id).running.iter().copied().collect()
+    }
+
+    /// The state of task `id`.
+    pub fn task_state(&self, id: TaskId) -> TaskState {
+        self.task(id).state.clone()
+    }
+}
