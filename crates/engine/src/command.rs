@@ -135,6 +135,9 @@ pub enum Event {
         job: JobId,
         reason: String,
     },
+    JobCancelled {
+        job: JobId,
+    },
 }
 
 /// Why an input was refused. A rejected input changes nothing and is never logged.

@@ -394,6 +394,9 @@ impl State {
             if bytes as u64 > self.config.max_args_bytes_per_task {
                 return bad("reduce arguments too large".into());
             }
+            if reduce.args.iter().any(|a| a.contains('\0')) {
+                return bad("reduce arguments may not contain NUL".into());
+            }
         }
         if let OutputSource::File(name) = &spec.output
             && !valid_file_name(name)
@@ -434,6 +437,15 @@ impl State {
                 .any(|(k, _)| k.is_empty() || k.contains('='))
             {
                 return bad(format!("task {i}: invalid environment variable name"));
+            }
+            let mut strings = task
+                .args
+                .iter()
+                .chain(task.env.iter().flat_map(|(k, v)| [k, v]));
+            if strings.any(|s| s.contains('\0')) {
+                return bad(format!(
+                    "task {i}: arguments and environment may not contain NUL"
+                ));
             }
         }
         Ok(())
@@ -480,7 +492,7 @@ impl State {
             return Err(Rejection::JobEnded(id));
         }
         self.finish_job(id, JobStatus::Cancelled, now);
-        Ok(vec![])
+        Ok(vec![Event::JobCancelled { job: id }])
     }
 
     fn expire(&mut self, id: JobId, now: Time) -> Applied {
@@ -635,6 +647,12 @@ impl State {
         }
         if reports.is_empty() {
             return Err(Rejection::Empty("no results to report".into()));
+        }
+        if reports.len() > self.config.max_tasks_per_assignment as usize {
+            return Err(Rejection::TooLarge(format!(
+                "{} results in one report",
+                reports.len()
+            )));
         }
         let mut seen = BTreeSet::new();
         for r in reports {

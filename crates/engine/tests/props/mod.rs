@@ -632,6 +632,9 @@ fn check_events(
                     job
                 )
             }
+            Event::JobCancelled { job } => {
+                prop_assert_eq!(&after.jobs[job].status, &JobStatus::Cancelled)
+            }
             Event::ReduceQueued { job } => {
                 prop_assert_eq!(&after.jobs[job].status, &JobStatus::Reducing)
             }

@@ -303,7 +303,10 @@ fn only_the_owner_may_cancel_an_unfinished_job() {
 
     w.time = 3000;
     // There is no cancellation event: the effect shows in the state only.
-    assert_eq!(w.act(acct(9), Action::CancelJob(job)), vec![]);
+    assert_eq!(
+        w.act(acct(9), Action::CancelJob(job)),
+        vec![Event::JobCancelled { job }]
+    );
     let j = w.job(job);
     assert_eq!(j.status, JobStatus::Cancelled);
     assert_eq!(j.finished_at, Some(3000));
