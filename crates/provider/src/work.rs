@@ -1,7 +1,7 @@
 //! Running one task: fetch the module and inputs (cached by hash), run in the sandbox, upload the
 //! output, and produce the report the control loop sends.
 
-use api::{Client, Identity};
+use api::{Client, ClientError, Identity};
 use bytes::Bytes;
 use engine::{Hash, TaskDescriptor, TaskOutcome, TaskReport};
 use sandbox::{Outcome, Prepared, Sandbox, TaskRun};
@@ -68,6 +68,30 @@ impl Worker {
     }
 }
 
+/// Retries `op` while the coordinator is unreachable (a restart, a network blip), for up to
+/// [`OUTAGE_PATIENCE`]: an outage is not the task's fault and must not count as a failed run.
+async fn retry_unreachable<T, F, Fut>(mut op: F) -> Result<T, ClientError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, ClientError>>,
+{
+    let start = std::time::Instant::now();
+    let mut backoff = Duration::from_millis(50);
+    loop {
+        match op().await {
+            Err(e) if e.is_unreachable() && start.elapsed() < OUTAGE_PATIENCE => {
+                tracing::debug!(error = %e, "coordinator unreachable; retrying");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(2));
+            }
+            other => return other,
+        }
+    }
+}
+
+/// How long a task waits out an unreachable coordinator before giving up on a transfer.
+const OUTAGE_PATIENCE: Duration = Duration::from_secs(120);
+
 fn failure(task: &TaskDescriptor, why: String) -> TaskReport {
     TaskReport {
         task: task.task,
@@ -85,25 +109,16 @@ impl Inner {
         if let Ok(Ok(Some(bytes))) = tokio::task::spawn_blocking(move || blobs.get(&hash)).await {
             return Ok(Bytes::from(bytes));
         }
-        let mut last = String::new();
-        for attempt in 0..3u32 {
-            match self.client.get_blob(hash).await {
-                Ok(bytes) => {
-                    let blobs = self.blobs.clone();
-                    let copy = bytes.clone();
-                    tokio::task::spawn_blocking(move || blobs.put(&copy))
-                        .await
-                        .map_err(|e| e.to_string())?
-                        .map_err(|e| e.to_string())?;
-                    return Ok(bytes);
-                }
-                Err(e) => {
-                    last = e.to_string();
-                    tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
-                }
-            }
-        }
-        Err(format!("could not fetch blob {hash}: {last}"))
+        let bytes = retry_unreachable(|| self.client.get_blob(hash))
+            .await
+            .map_err(|e| format!("could not fetch blob {hash}: {e}"))?;
+        let blobs = self.blobs.clone();
+        let copy = bytes.clone();
+        tokio::task::spawn_blocking(move || blobs.put(&copy))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?;
+        Ok(bytes)
     }
 
     async fn module(&self, hash: Hash) -> Result<Prepared, String> {
@@ -175,11 +190,15 @@ impl Inner {
             Outcome::OutputTooLarge => TaskOutcome::OutputTooLarge,
         };
         let output_hash = Hash(report.output_hash);
+        let mut outcome = outcome;
         if outcome == TaskOutcome::Success {
-            self.client
-                .put_blob(&self.identity, Bytes::from(report.output.clone()))
-                .await
-                .map_err(|e| format!("could not upload output: {e}"))?;
+            let output = Bytes::from(report.output.clone());
+            match retry_unreachable(|| self.client.put_blob(&self.identity, output.clone())).await {
+                Ok(_) => {}
+                // The coordinator's blob limit is below the sandbox's output cap.
+                Err(e) if e.status() == Some(413) => outcome = TaskOutcome::OutputTooLarge,
+                Err(e) => return Err(format!("could not upload output: {e}")),
+            }
         }
         Ok(TaskReport {
             task: task.task,

@@ -1,0 +1,152 @@
+//! The requester's commands against a live network: `job submit --wait --out`, `job status`,
+//! `job results`, `GRIDMINT_COORDINATOR`, and their exit codes.
+
+use crate::support::{World, failure_reason, guest, pi_output, pi_spec, toml_path};
+use api::wire::JobView;
+use engine::JobStatus;
+
+fn trap_spec() -> String {
+    format!(
+        r#"module = {module}
+fuel = 100_000_000
+memory = "64MiB"
+timeout = "20s"
+deadline = "10m"
+max_price = 1
+output = "stdout"
+
+[tasks]
+range = [0, 2]
+args = ["{{i}}"]
+
+[aggregate]
+kind = "concat"
+"#,
+        module = toml_path(&guest("hostile/trap.wasm")),
+    )
+}
+
+#[test]
+fn submit_wait_exit_codes_and_outputs() {
+    let w = World::new();
+    let c = w.coordinator(&[]);
+    let _p = w.provider(&c, 2);
+    let out_dir = w.dir("out");
+
+    // A failing job: non-zero exit, no output file.
+    let bad = w.write("trap.toml", trap_spec());
+    let bad_out = out_dir.join("bad.out");
+    w.cli(&[
+        "job",
+        "submit",
+        bad.to_str().unwrap(),
+        "--coordinator",
+        &c.url,
+        "--wait",
+        "--out",
+        bad_out.to_str().unwrap(),
+    ])
+    .fails();
+    assert!(
+        !bad_out.exists(),
+        "a failed job wrote {}",
+        bad_out.display()
+    );
+
+    // A good job, with the coordinator from the environment: exit 0, exact output.
+    let good = w.write("pi.toml", pi_spec(100_000, 4));
+    let good_out = out_dir.join("good.out");
+    w.cli_env(
+        &[
+            "job",
+            "submit",
+            good.to_str().unwrap(),
+            "--wait",
+            "--out",
+            good_out.to_str().unwrap(),
+        ],
+        &[("GRIDMINT_COORDINATOR", &c.url)],
+    )
+    .ok();
+    let written = std::fs::read_to_string(&good_out).expect("--out file written");
+    assert_eq!(written, pi_output(100_000, 4));
+
+    // Without --json, submit prints the job id.
+    let ran = w
+        .cli(&[
+            "job",
+            "submit",
+            good.to_str().unwrap(),
+            "--coordinator",
+            &c.url,
+        ])
+        .ok();
+    let id: u64 = ran
+        .stdout
+        .trim()
+        .parse()
+        .unwrap_or_else(|e| panic!("job submit printed {:?}, not a job id: {e}", ran.stdout));
+    let view = c.http.wait_completed(id);
+    assert_eq!(c.http.output(id), pi_output(100_000, 4).as_bytes());
+    assert_eq!(view.tasks_total, 4);
+
+    // A failed job by id: status says failed (JSON and human), results refuse.
+    let failed = w.submit(&c.url, &bad);
+    let view = c.http.wait_job(failed);
+    assert!(failure_reason(&view).contains("trapped"), "{view:?}");
+    let json = w
+        .cli(&[
+            "job",
+            "status",
+            &failed.to_string(),
+            "--coordinator",
+            &c.url,
+            "--json",
+        ])
+        .ok();
+    let parsed: JobView = serde_json::from_str(json.stdout.trim())
+        .unwrap_or_else(|e| panic!("job status --json is not a JobView ({e}): {}", json.stdout));
+    assert_eq!(parsed.id, failed);
+    assert!(
+        matches!(parsed.status, JobStatus::Failed { .. }),
+        "{parsed:?}"
+    );
+    let human = w
+        .cli(&[
+            "job",
+            "status",
+            &failed.to_string(),
+            "--coordinator",
+            &c.url,
+        ])
+        .ok();
+    assert!(
+        human.stdout.to_lowercase().contains("failed"),
+        "human status does not say failed: {}",
+        human.stdout
+    );
+    let results_out = out_dir.join("failed-results.out");
+    w.cli(&[
+        "job",
+        "results",
+        &failed.to_string(),
+        "--coordinator",
+        &c.url,
+        "--out",
+        results_out.to_str().unwrap(),
+    ])
+    .fails();
+    assert!(!results_out.exists());
+
+    // Unknown job: non-zero.
+    w.cli(&["job", "status", "999", "--coordinator", &c.url, "--json"])
+        .fails();
+    // No coordinator listening: non-zero, not a hang.
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let nowhere = format!("http://{closed}");
+    w.cli(&["job", "status", "1", "--coordinator", &nowhere, "--json"])
+        .fails();
+}

@@ -1,0 +1,179 @@
+//! Hostile guests are contained: each such job fails with a reason naming the cause, after the
+//! allowed attempts, and the very same provider process then runs a normal job correctly.
+
+use crate::support::{World, failure_reason, guest, pi_output, pi_spec, toml_path};
+use engine::{JobStatus, ProviderStatus};
+
+/// One single-task job running `module` with the given limits.
+fn single_task(module: &str, fuel: u64, memory: &str, timeout: &str, output: &str) -> String {
+    format!(
+        r#"module = {module}
+fuel = {fuel}
+memory = "{memory}"
+timeout = "{timeout}"
+deadline = "10m"
+max_price = 1
+output = {output}
+
+[[task]]
+args = []
+
+[aggregate]
+kind = "concat"
+"#,
+        module = toml_path(&guest(module)),
+    )
+}
+
+/// What each hostile job is, and what its failure reason must mention.
+struct Case {
+    name: &'static str,
+    spec: String,
+    cause: &'static str,
+}
+
+#[test]
+fn hostile_guests_fail_with_their_cause_and_the_provider_keeps_serving() {
+    const BIG_FUEL: u64 = 1_000_000_000_000;
+    let cases = [
+        Case {
+            name: "spin, small fuel",
+            spec: single_task(
+                "hostile/spin.wasm",
+                20_000_000,
+                "64MiB",
+                "60s",
+                r#""stdout""#,
+            ),
+            cause: "fuel",
+        },
+        Case {
+            name: "spin, short timeout",
+            spec: single_task(
+                "hostile/spin.wasm",
+                BIG_FUEL,
+                "64MiB",
+                "500ms",
+                r#""stdout""#,
+            ),
+            cause: "wall-clock",
+        },
+        Case {
+            name: "membomb",
+            spec: single_task(
+                "hostile/membomb.wasm",
+                300_000_000,
+                "16MiB",
+                "20s",
+                r#""stdout""#,
+            ),
+            cause: "memory",
+        },
+        Case {
+            name: "bigout",
+            spec: single_task(
+                "hostile/bigout.wasm",
+                BIG_FUEL,
+                "64MiB",
+                "20s",
+                r#""stdout""#,
+            ),
+            cause: "output",
+        },
+        Case {
+            name: "trap",
+            spec: single_task(
+                "hostile/trap.wasm",
+                100_000_000,
+                "64MiB",
+                "20s",
+                r#""stdout""#,
+            ),
+            cause: "trapped",
+        },
+        Case {
+            name: "exit3",
+            spec: single_task(
+                "hostile/exit3.wasm",
+                100_000_000,
+                "64MiB",
+                "20s",
+                r#""stdout""#,
+            ),
+            cause: "status 3",
+        },
+        Case {
+            name: "diskbomb",
+            spec: single_task(
+                "hostile/diskbomb.wasm",
+                BIG_FUEL,
+                "64MiB",
+                "20s",
+                r#"{ file = "out.txt" }"#,
+            ),
+            cause: "output",
+        },
+    ];
+
+    let w = World::new();
+    let mut c = w.coordinator(&[]);
+    let mut p = w.provider(&c, 2);
+
+    let jobs: Vec<_> = cases
+        .iter()
+        .enumerate()
+        .map(|(i, case)| {
+            let spec = w.write(&format!("hostile-{i}.toml"), &case.spec);
+            (case, w.submit(&c.url, &spec))
+        })
+        .collect();
+
+    for (case, job) in &jobs {
+        let view = c.http.wait_job(*job);
+        let reason = failure_reason(&view);
+        assert!(
+            reason.contains(case.cause),
+            "{}: reason {reason:?} does not mention {:?}",
+            case.name,
+            case.cause
+        );
+        let detail = c.http.job_with_tasks(*job);
+        let task = detail.tasks.first().expect("per-task detail");
+        assert_eq!(task.state, "failed", "{}: {task:?}", case.name);
+        assert_eq!(
+            task.failures, 3,
+            "{}: the task should be tried 3 times: {task:?}",
+            case.name
+        );
+        let last = task.last_error.as_deref().unwrap_or_default();
+        assert!(
+            last.contains(case.cause),
+            "{}: last error {last:?}",
+            case.name
+        );
+        assert!(
+            view.output.is_none(),
+            "{}: a failed job has output",
+            case.name
+        );
+    }
+
+    // The same provider process survived all of it and still does correct work.
+    assert!(p.proc.alive(), "the provider died:\n{}", p.proc.logs());
+    let spec = w.write("pi.toml", pi_spec(100_000, 4));
+    let job = w.submit(&c.url, &spec);
+    let view = c.http.wait_completed(job);
+    assert_eq!(view.status, JobStatus::Completed);
+    assert_eq!(view.tasks_per_provider.get(&p.id), Some(&4), "{view:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&c.http.output(job)),
+        pi_output(100_000, 4)
+    );
+
+    let me = c.http.provider(p.id).expect("provider listed");
+    assert_eq!(me.status, ProviderStatus::Active);
+    assert_eq!(me.stats.tasks_failed, 3 * cases.len() as u64, "{me:?}");
+    assert_eq!(me.stats.tasks_completed, 4, "{me:?}");
+    assert_eq!(me.stats.times_lost, 0, "{me:?}");
+    assert!(p.proc.alive() && c.proc.alive());
+}

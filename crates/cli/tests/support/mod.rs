@@ -1,0 +1,714 @@
+//! Shared machinery for the end-to-end tests: a per-test [`World`] (temp dirs, an isolated
+//! `GRIDMINT_HOME`, a small async runtime for HTTP), guards that kill the `gridmint` processes they
+//! spawned, helpers to start a coordinator and providers, submit jobs and poll with a deadline, and
+//! known answers computed natively (pi, word count).
+
+pub mod proxy;
+
+use api::wire::{ErrorBody, JobView, ProviderView, StatusView};
+use api::{Client, ClientError, Identity};
+use engine::{AccountId, Hash, JobId, JobStatus, ProviderStatus};
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// The binary under test.
+pub const GRIDMINT: &str = env!("CARGO_BIN_EXE_gridmint");
+
+/// How often state is polled.
+pub const POLL_EVERY: Duration = Duration::from_millis(50);
+/// The longest any single wait in a test may take.
+pub const WAIT: Duration = Duration::from_secs(60);
+
+/// Absolute path of a committed guest module, e.g. `guest("pi.wasm")` or `guest("hostile/spin.wasm")`.
+pub fn guest(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../guests")
+        .join(name)
+}
+
+/// A path as a TOML basic string (JSON string escapes are valid TOML escapes).
+pub fn toml_path(path: &Path) -> String {
+    serde_json::to_string(&path.display().to_string()).expect("a string serialises")
+}
+
+/// Polls `f` every [`POLL_EVERY`] until it returns `Some`, panicking after `timeout`.
+pub fn poll<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        std::thread::sleep(POLL_EVERY);
+    }
+}
+
+/// The last `max` bytes of a log file, for failure messages.
+fn tail(path: &Path, max: usize) -> String {
+    let mut text = String::new();
+    if let Ok(mut f) = File::open(path) {
+        let _ = f.read_to_string(&mut text);
+    }
+    let cut = text.len().saturating_sub(max);
+    let start = (cut..=text.len())
+        .find(|&i| text.is_char_boundary(i))
+        .unwrap_or(text.len());
+    text[start..].to_string()
+}
+
+/// A spawned process that is killed (SIGKILL) and reaped when dropped.
+pub struct Proc {
+    pub name: String,
+    child: Option<Child>,
+    /// Where its stderr goes.
+    pub log: PathBuf,
+}
+
+impl Proc {
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, Child::id)
+    }
+
+    /// Whether the process is still running.
+    pub fn alive(&mut self) -> bool {
+        match &mut self.child {
+            Some(c) => matches!(c.try_wait(), Ok(None)),
+            None => false,
+        }
+    }
+
+    /// SIGKILL now and reap.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Sends SIGTERM (through `/usr/bin/kill`, to stay free of `unsafe`).
+    pub fn terminate(&mut self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.pid().to_string()])
+            .status()
+            .expect("running kill -TERM");
+        assert!(status.success(), "kill -TERM {} failed", self.pid());
+    }
+
+    /// Waits for the process to exit on its own, up to `timeout`.
+    pub fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
+        let name = self.name.clone();
+        let child = self.child.as_mut().expect("process already reaped");
+        let status = poll(&format!("{name} to exit"), timeout, || {
+            child.try_wait().expect("try_wait")
+        });
+        self.child = None;
+        status
+    }
+
+    /// Its stderr so far (the tail).
+    pub fn logs(&self) -> String {
+        tail(&self.log, 8000)
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill();
+        if std::thread::panicking() {
+            eprintln!(
+                "----- {} (stderr: {}) -----\n{}",
+                self.name,
+                self.log.display(),
+                tail(&self.log, 6000)
+            );
+        }
+    }
+}
+
+/// The result of a finished CLI command.
+#[derive(Debug)]
+pub struct Ran {
+    pub args: Vec<String>,
+    pub status: ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Ran {
+    /// Panics (showing the command's output) unless it exited 0.
+    pub fn ok(self) -> Ran {
+        assert!(
+            self.status.success(),
+            "`gridmint {}` failed with {}\nstdout:\n{}\nstderr:\n{}",
+            self.args.join(" "),
+            self.status,
+            self.stdout,
+            self.stderr
+        );
+        self
+    }
+
+    /// Panics (showing the command's output) if it exited 0.
+    pub fn fails(self) -> Ran {
+        assert!(
+            !self.status.success(),
+            "`gridmint {}` should have failed but exited 0\nstdout:\n{}\nstderr:\n{}",
+            self.args.join(" "),
+            self.stdout,
+            self.stderr
+        );
+        self
+    }
+
+    /// Stdout parsed as one JSON value.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(self.stdout.trim()).unwrap_or_else(|e| {
+            panic!(
+                "`gridmint {}` printed no JSON ({e}):\n{}",
+                self.args.join(" "),
+                self.stdout
+            )
+        })
+    }
+}
+
+/// One test's sandbox: its temp dir, its `GRIDMINT_HOME` and an async runtime for HTTP calls.
+pub struct World {
+    root: tempfile::TempDir,
+    rt: Arc<tokio::runtime::Runtime>,
+    counter: AtomicU32,
+}
+
+impl Default for World {
+    fn default() -> Self {
+        World::new()
+    }
+}
+
+impl World {
+    pub fn new() -> World {
+        let root = tempfile::Builder::new()
+            .prefix("gridmint-e2e-")
+            .tempdir()
+            .expect("creating a temp dir");
+        std::fs::create_dir_all(root.path().join("home")).expect("creating GRIDMINT_HOME");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("building a tokio runtime");
+        World {
+            root,
+            rt: Arc::new(rt),
+            counter: AtomicU32::new(0),
+        }
+    }
+
+    pub fn root(&self) -> &Path {
+        self.root.path()
+    }
+
+    /// The isolated `GRIDMINT_HOME` every spawned command gets.
+    pub fn home(&self) -> PathBuf {
+        self.root().join("home")
+    }
+
+    /// A fresh directory under the test's root.
+    pub fn dir(&self, name: &str) -> PathBuf {
+        let n = self.counter.fetch_add(1, Ordering::Relaxed);
+        let dir = self.root().join(format!("{name}-{n}"));
+        std::fs::create_dir_all(&dir).expect("creating a test dir");
+        dir
+    }
+
+    /// Writes `contents` to `name` under the root and returns the path.
+    pub fn write(&self, name: &str, contents: impl AsRef<[u8]>) -> PathBuf {
+        let path = self.root().join(name);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).expect("creating parent dir");
+        }
+        std::fs::write(&path, contents).expect("writing a test file");
+        path
+    }
+
+    /// `gridmint` with the test's environment: isolated home, no inherited coordinator URL.
+    pub fn command(&self) -> Command {
+        let mut cmd = Command::new(GRIDMINT);
+        cmd.env("GRIDMINT_HOME", self.home())
+            .env_remove("GRIDMINT_COORDINATOR")
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    fn log_file(&self, name: &str) -> (PathBuf, File) {
+        let n = self.counter.fetch_add(1, Ordering::Relaxed);
+        let path = self.root().join(format!("{name}-{n}.log"));
+        let file = File::create(&path).expect("creating a log file");
+        (path, file)
+    }
+
+    /// Runs `gridmint ARGS` to completion (at most [`WAIT`] plus a margin).
+    pub fn cli(&self, args: &[&str]) -> Ran {
+        self.cli_env(args, &[])
+    }
+
+    /// Like [`World::cli`] with extra environment variables.
+    pub fn cli_env(&self, args: &[&str], env: &[(&str, &str)]) -> Ran {
+        let (out_path, out) = self.log_file("cli-stdout");
+        let (err_path, err) = self.log_file("cli-stderr");
+        let mut cmd = self.command();
+        cmd.args(args).stdout(out).stderr(err);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().expect("spawning gridmint");
+        let mut proc = Proc {
+            name: format!("gridmint {}", args.join(" ")),
+            child: Some(child),
+            log: err_path.clone(),
+        };
+        let status = proc.wait_exit(WAIT + Duration::from_secs(30));
+        Ran {
+            args: args.iter().map(|s| s.to_string()).collect(),
+            status,
+            stdout: std::fs::read_to_string(&out_path).unwrap_or_default(),
+            stderr: std::fs::read_to_string(&err_path).unwrap_or_default(),
+        }
+    }
+
+    /// A blocking view of the coordinator at `url`.
+    pub fn http(&self, url: &str) -> Http {
+        Http {
+            client: Client::new(url),
+            rt: self.rt.clone(),
+        }
+    }
+
+    /// Runs a future on the test's runtime.
+    pub fn block_on<F: std::future::Future>(&self, fut: F) -> F::Output {
+        self.rt.block_on(fut)
+    }
+
+    /// Starts `gridmint coordinator` on `127.0.0.1:0` with a fresh data dir.
+    pub fn coordinator(&self, extra: &[&str]) -> Coordinator {
+        let data_dir = self.dir("coordinator");
+        self.coordinator_at(&data_dir, "127.0.0.1:0", extra)
+    }
+
+    /// Starts `gridmint coordinator --listen LISTEN --data-dir DATA_DIR EXTRA...` and waits for its
+    /// `listening on http://…` line.
+    pub fn coordinator_at(&self, data_dir: &Path, listen: &str, extra: &[&str]) -> Coordinator {
+        let (log, err) = self.log_file("coordinator");
+        let mut cmd = self.command();
+        cmd.arg("coordinator")
+            .args(["--listen", listen, "--data-dir"])
+            .arg(data_dir)
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(err);
+        let mut child = cmd.spawn().expect("spawning gridmint coordinator");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let mut proc = Proc {
+            name: format!("coordinator {listen}"),
+            child: Some(child),
+            log,
+        };
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut reader = BufReader::new(stdout);
+            let mut first = String::new();
+            let read = reader.read_line(&mut first);
+            let _ = tx.send(read.map(|_| first));
+            // Keep draining so the coordinator never blocks on a full pipe.
+            let _ = std::io::copy(&mut reader, &mut std::io::sink());
+        });
+        let first = match rx.recv_timeout(WAIT) {
+            Ok(Ok(line)) => line,
+            other => {
+                let alive = proc.alive();
+                panic!(
+                    "coordinator printed no first line ({other:?}); running: {alive}\nstderr:\n{}",
+                    proc.logs()
+                )
+            }
+        };
+        let url = first
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| {
+                panic!(
+                    "coordinator's first stdout line is {first:?}, expected `listening on http://127.0.0.1:PORT`\nstderr:\n{}",
+                    proc.logs()
+                )
+            })
+            .trim_end_matches('/')
+            .to_string();
+        let port: u16 = url
+            .strip_prefix("http://127.0.0.1:")
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("coordinator URL {url:?} is not http://127.0.0.1:PORT"));
+        assert_ne!(port, 0, "coordinator reported port 0");
+        if listen != "127.0.0.1:0" {
+            assert_eq!(
+                format!("127.0.0.1:{port}"),
+                listen,
+                "coordinator ignored --listen"
+            );
+        }
+        let http = self.http(&url);
+        Coordinator {
+            proc,
+            url,
+            port,
+            data_dir: data_dir.to_path_buf(),
+            http,
+        }
+    }
+
+    /// Restarts a coordinator on `data_dir` and `port` (retrying while the port is still taken).
+    pub fn coordinator_restart(&self, data_dir: &Path, port: u16, extra: &[&str]) -> Coordinator {
+        let listen = format!("127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let attempt = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                self.coordinator_at(data_dir, &listen, extra)
+            }));
+            match attempt {
+                Ok(c) => return c,
+                Err(e) if Instant::now() >= deadline => std::panic::resume_unwind(e),
+                Err(_) => std::thread::sleep(Duration::from_millis(200)),
+            }
+        }
+    }
+
+    /// Creates (or loads) the provider key in a fresh data dir, without starting anything.
+    pub fn provider_dir(&self) -> (PathBuf, AccountId) {
+        let dir = self.dir("provider");
+        let id = Identity::load_or_create(&dir.join("provider.key"))
+            .expect("creating a provider key")
+            .id();
+        (dir, id)
+    }
+
+    /// Starts `gridmint provider --coordinator URL --data-dir DIR --slots SLOTS` and waits until
+    /// the coordinator lists it as active.
+    pub fn provider(&self, coordinator: &Coordinator, slots: u32) -> Provider {
+        let (dir, id) = self.provider_dir();
+        let p = self.provider_in(&coordinator.url, &dir, id, slots);
+        p.wait_active(&coordinator.http);
+        p
+    }
+
+    /// Starts a provider on an existing data dir (its key decides `id`); does not wait.
+    pub fn provider_in(&self, url: &str, dir: &Path, id: AccountId, slots: u32) -> Provider {
+        let (log, err) = self.log_file("provider");
+        let mut cmd = self.command();
+        cmd.arg("provider")
+            .args(["--coordinator", url, "--data-dir"])
+            .arg(dir)
+            .args(["--slots", &slots.to_string()])
+            .stdout(Stdio::null())
+            .stderr(err);
+        let child = cmd.spawn().expect("spawning gridmint provider");
+        Provider {
+            proc: Proc {
+                name: format!("provider {}", &id.to_hex()[..12]),
+                child: Some(child),
+                log,
+            },
+            id,
+        }
+    }
+
+    /// `gridmint job submit SPEC --coordinator URL --json`, returning the job id.
+    pub fn submit(&self, url: &str, spec: &Path) -> JobId {
+        let spec = spec.to_str().expect("utf-8 path");
+        let ran = self
+            .cli(&["job", "submit", spec, "--coordinator", url, "--json"])
+            .ok();
+        let json = ran.json();
+        json.get("job")
+            .and_then(serde_json::Value::as_u64)
+            .unwrap_or_else(|| panic!("`job submit --json` printed no numeric \"job\": {json}"))
+    }
+
+    /// `gridmint job results ID --coordinator URL --out PATH`, returning the bytes written.
+    pub fn results(&self, url: &str, job: JobId) -> Vec<u8> {
+        let out = self.dir("results").join("output");
+        let out_s = out.to_str().expect("utf-8 path");
+        self.cli(&[
+            "job",
+            "results",
+            &job.to_string(),
+            "--coordinator",
+            url,
+            "--out",
+            out_s,
+        ])
+        .ok();
+        std::fs::read(&out).expect("`job results --out` wrote no file")
+    }
+}
+
+/// A running `gridmint coordinator`.
+pub struct Coordinator {
+    pub proc: Proc,
+    pub url: String,
+    pub port: u16,
+    pub data_dir: PathBuf,
+    pub http: Http,
+}
+
+/// A running `gridmint provider`.
+pub struct Provider {
+    pub proc: Proc,
+    pub id: AccountId,
+}
+
+impl Provider {
+    /// Waits until the coordinator lists this provider as active.
+    pub fn wait_active(&self, http: &Http) {
+        poll(
+            &format!("provider {} to register", self.id),
+            WAIT,
+            || match http.provider(self.id) {
+                Some(p) if p.status == ProviderStatus::Active => Some(()),
+                _ => None,
+            },
+        );
+    }
+}
+
+/// Blocking calls to one coordinator, through the typed client.
+pub struct Http {
+    pub client: Client,
+    rt: Arc<tokio::runtime::Runtime>,
+}
+
+impl Http {
+    pub fn block_on<F: std::future::Future>(&self, fut: F) -> F::Output {
+        self.rt.block_on(fut)
+    }
+
+    pub fn status(&self) -> StatusView {
+        self.block_on(self.client.status())
+            .unwrap_or_else(|e| panic!("GET /v1/status: {e}"))
+    }
+
+    pub fn try_job(&self, id: JobId) -> Result<JobView, ClientError> {
+        self.block_on(self.client.job(id, false))
+    }
+
+    pub fn job(&self, id: JobId) -> JobView {
+        self.try_job(id)
+            .unwrap_or_else(|e| panic!("GET /v1/jobs/{id}: {e}"))
+    }
+
+    pub fn job_with_tasks(&self, id: JobId) -> JobView {
+        self.block_on(self.client.job(id, true))
+            .unwrap_or_else(|e| panic!("GET /v1/jobs/{id}?tasks=true: {e}"))
+    }
+
+    pub fn output(&self, id: JobId) -> Vec<u8> {
+        self.block_on(self.client.job_output(id))
+            .unwrap_or_else(|e| panic!("GET /v1/jobs/{id}/output: {e}"))
+            .to_vec()
+    }
+
+    pub fn providers(&self) -> Vec<ProviderView> {
+        self.block_on(self.client.providers())
+            .unwrap_or_else(|e| panic!("GET /v1/providers: {e}"))
+    }
+
+    /// The provider's view, or `None` if the coordinator does not know it (or is unreachable).
+    pub fn provider(&self, id: AccountId) -> Option<ProviderView> {
+        self.block_on(self.client.provider(id)).ok()
+    }
+
+    /// Polls the job until it has finished (tolerating an unreachable coordinator meanwhile).
+    pub fn wait_job(&self, id: JobId) -> JobView {
+        self.wait_job_for(id, WAIT)
+    }
+
+    pub fn wait_job_for(&self, id: JobId, timeout: Duration) -> JobView {
+        let mut last = None;
+        let waited = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            poll(&format!("job {id} to finish"), timeout, || {
+                match self.try_job(id) {
+                    Ok(view) if view.is_finished() => return Some(view),
+                    Ok(view) => last = Some(format!("{view:?}")),
+                    Err(e) if e.is_unreachable() => last = Some(e.to_string()),
+                    Err(e) => panic!("GET /v1/jobs/{id}: {e}"),
+                }
+                None
+            })
+        }));
+        waited.unwrap_or_else(|e| {
+            eprintln!("job {id}: last seen {last:?}");
+            if let Ok(detail) = self.block_on(self.client.job(id, true)) {
+                eprintln!("job {id} tasks: {:#?}", detail.tasks);
+            }
+            if let Ok(providers) = self.block_on(self.client.providers()) {
+                eprintln!("providers: {providers:#?}");
+            }
+            std::panic::resume_unwind(e)
+        })
+    }
+
+    /// Waits for the job and asserts that it completed with every task counted exactly once.
+    pub fn wait_completed(&self, id: JobId) -> JobView {
+        let view = self.wait_job(id);
+        assert_completed(&view);
+        view
+    }
+}
+
+/// The job completed, and its counters agree: every task done once, every result attributed once.
+pub fn assert_completed(view: &JobView) {
+    assert_eq!(
+        view.status,
+        JobStatus::Completed,
+        "job {} did not complete: {view:?}",
+        view.id
+    );
+    assert_eq!(view.tasks_done, view.tasks_total, "{view:?}");
+    assert_eq!(view.tasks_running, 0, "{view:?}");
+    assert_eq!(view.tasks_queued, 0, "{view:?}");
+    let attributed: u64 = view.tasks_per_provider.values().sum();
+    assert_eq!(
+        attributed, view.tasks_total,
+        "results attributed to providers do not add up: {view:?}"
+    );
+    assert!(
+        view.output.is_some(),
+        "completed job has no output: {view:?}"
+    );
+    assert!(view.finished_at.is_some(), "{view:?}");
+}
+
+/// The failure reason of a failed job, or a panic saying what it was instead.
+pub fn failure_reason(view: &JobView) -> &str {
+    match &view.status {
+        JobStatus::Failed { reason } => reason,
+        other => panic!("job {} should have failed but is {other:?}", view.id),
+    }
+}
+
+/// The error body of a non-2xx response, checked to be `{ "error", "detail" }`.
+pub fn error_body(bytes: &[u8]) -> ErrorBody {
+    serde_json::from_slice(bytes).unwrap_or_else(|e| {
+        panic!(
+            "error response is not {{\"error\",\"detail\"}} JSON ({e}): {}",
+            String::from_utf8_lossy(bytes)
+        )
+    })
+}
+
+/// The BLAKE3 hash the coordinator addresses `bytes` by.
+pub fn hash_of(bytes: &[u8]) -> Hash {
+    Hash::of(bytes)
+}
+
+// ----- known answers -----
+
+fn splitmix64(state: &mut u64) -> u64 {
+    *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+fn unit(state: &mut u64) -> f64 {
+    (splitmix64(state) >> 11) as f64 * (1.0 / 9_007_199_254_740_992.0)
+}
+
+/// What `pi.wasm <samples> <seed>` prints (a native port of guests/pi.c).
+pub fn pi_line(samples: u64, seed: u64) -> String {
+    let mut state = seed;
+    let mut hits = 0u64;
+    for _ in 0..samples {
+        let x = unit(&mut state);
+        let y = unit(&mut state);
+        if x * x + y * y <= 1.0 {
+            hits += 1;
+        }
+    }
+    format!("{hits} {samples}\n")
+}
+
+/// The concatenated output of a pi job with `args = [samples, "{i}"]` over `range = [0, tasks]`.
+pub fn pi_output(samples: u64, tasks: u64) -> String {
+    (0..tasks).map(|seed| pi_line(samples, seed)).collect()
+}
+
+/// A pi job spec over `range = [0, tasks]` with args `[samples, "{i}"]`.
+pub fn pi_spec(samples: u64, tasks: u64) -> String {
+    format!(
+        r#"module = {module}
+fuel = 50_000_000_000
+memory = "64MiB"
+timeout = "60s"
+deadline = "10m"
+max_price = 1
+output = "stdout"
+
+[tasks]
+range = [0, {tasks}]
+args = ["{samples}", "{{i}}"]
+
+[aggregate]
+kind = "concat"
+"#,
+        module = toml_path(&guest("pi.wasm")),
+    )
+}
+
+/// Word counts as wc_map + wc_reduce compute them: words are maximal runs of ASCII letters,
+/// lowercased; lines `word\tcount\n` sorted by count descending, then word ascending.
+pub fn word_count(texts: &[&str]) -> String {
+    let mut counts: BTreeMap<String, u64> = BTreeMap::new();
+    for text in texts {
+        for word in text
+            .split(|c: char| !c.is_ascii_alphabetic())
+            .filter(|w| !w.is_empty())
+        {
+            *counts.entry(word.to_ascii_lowercase()).or_default() += 1;
+        }
+    }
+    let mut rows: Vec<(String, u64)> = counts.into_iter().collect();
+    rows.sort_by(|a, b| {
+        b.1.cmp(&a.1)
+            .then_with(|| a.0.as_bytes().cmp(b.0.as_bytes()))
+    });
+    rows.iter().map(|(w, c)| format!("{w}\t{c}\n")).collect()
+}
+
+#[test]
+fn known_answers_are_self_consistent() {
+    // pi: 4·hits/samples ≈ π, and seeds give different streams.
+    let a = pi_line(100_000, 0);
+    let b = pi_line(100_000, 1);
+    assert_ne!(a, b);
+    let hits: f64 = a.split(' ').next().unwrap().parse().unwrap();
+    assert!(
+        (4.0 * hits / 100_000.0 - std::f64::consts::PI).abs() < 0.05,
+        "{a}"
+    );
+    // word count: case folding, separators, ordering.
+    assert_eq!(
+        word_count(&["The cat, the HAT; a3b", "cat"]),
+        "cat\t2\nthe\t2\na\t1\nb\t1\nhat\t1\n"
+    );
+}

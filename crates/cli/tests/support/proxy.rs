@@ -1,0 +1,136 @@
+//! A TCP relay between a provider and its coordinator that can be told to lose answers: while
+//! "dropping", the first bytes of any response close the client's connection instead of being
+//! passed on, so the request has reached (and been acted on by) the coordinator but the caller
+//! never learns the outcome — the network failure a crash between commit and reply looks like.
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+pub struct LossyProxy {
+    pub url: String,
+    dropping: Arc<AtomicBool>,
+    dropped: Arc<AtomicU64>,
+    fetches: Arc<AtomicU64>,
+    stop: Arc<AtomicBool>,
+    addr: std::net::SocketAddr,
+}
+
+impl LossyProxy {
+    /// Relays `127.0.0.1:<new port>` to `upstream` (`host:port`).
+    pub fn start(upstream: &str) -> LossyProxy {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("binding the proxy");
+        let addr = listener.local_addr().expect("proxy address");
+        let dropping = Arc::new(AtomicBool::new(false));
+        let dropped = Arc::new(AtomicU64::new(0));
+        let fetches = Arc::new(AtomicU64::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let upstream = upstream.to_string();
+        let counters = Counters {
+            dropping: dropping.clone(),
+            dropped: dropped.clone(),
+            fetches: fetches.clone(),
+        };
+        let s = stop.clone();
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                if s.load(Ordering::SeqCst) {
+                    return;
+                }
+                let Ok(client) = client else { continue };
+                let Ok(server) = TcpStream::connect(&upstream) else {
+                    continue;
+                };
+                relay(client, server, counters.clone());
+            }
+        });
+        LossyProxy {
+            url: format!("http://{addr}"),
+            dropping,
+            dropped,
+            fetches,
+            stop,
+            addr,
+        }
+    }
+
+    /// Starts or stops losing responses.
+    pub fn drop_responses(&self, on: bool) {
+        self.dropping.store(on, Ordering::SeqCst);
+    }
+
+    /// How many work fetches were passed on to the coordinator so far.
+    pub fn fetches(&self) -> u64 {
+        self.fetches.load(Ordering::SeqCst)
+    }
+
+    /// How many responses were lost so far.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for LossyProxy {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        // Wake the accept loop so that it sees `stop`.
+        let _ = TcpStream::connect(self.addr);
+    }
+}
+
+#[derive(Clone)]
+struct Counters {
+    dropping: Arc<AtomicBool>,
+    dropped: Arc<AtomicU64>,
+    fetches: Arc<AtomicU64>,
+}
+
+fn relay(client: TcpStream, server: TcpStream, counters: Counters) {
+    let Counters {
+        dropping,
+        dropped,
+        fetches,
+    } = counters;
+    let (Ok(mut c_read), Ok(mut s_write)) = (client.try_clone(), server.try_clone()) else {
+        return;
+    };
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 16 * 1024];
+        loop {
+            match c_read.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    // A request's head arrives in one write; count work fetches by their line.
+                    if buf[..n].starts_with(b"POST /v1/work/fetch ") {
+                        fetches.fetch_add(1, Ordering::SeqCst);
+                    }
+                    if s_write.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+        let _ = s_write.shutdown(Shutdown::Write);
+    });
+    let (mut s_read, mut c_write) = (server, client);
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 16 * 1024];
+        loop {
+            match s_read.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    if dropping.load(Ordering::SeqCst) {
+                        dropped.fetch_add(1, Ordering::SeqCst);
+                        break;
+                    }
+                    if c_write.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+        let _ = c_write.shutdown(Shutdown::Both);
+        let _ = s_read.shutdown(Shutdown::Both);
+    });
+}
