@@ -1,0 +1,152 @@
+//! A "bare wasmtime" runner, for benchmarks only: the yardstick the [`Sandbox`]'s
+//! overhead is measured against.
+//!
+//! [`Baseline`] runs a WASI preview-1 command module the way `wasmtime run` would with
+//! stock settings: `Config::default()` (optimised Cranelift, no fuel, no epoch
+//! interruption, no NaN canonicalization, the default on-demand allocator), a plain
+//! WASI p1 context with the same `argv` as the sandbox (`["task", args..]`), nothing
+//! inherited from the host, empty stdin, and stdout/stderr captured in memory. No
+//! limits, no determinism, no containment beyond wasm's own: never run untrusted code
+//! with it. It lives in this crate because only `sandbox` may depend on `wasmtime`.
+//!
+//! [`Sandbox`]: crate::Sandbox
+
+use std::time::{Duration, Instant};
+
+use wasmtime::{Config, Engine, InstancePre, Linker, Module, Store};
+use wasmtime_wasi::p1::WasiP1Ctx;
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{I32Exit, WasiCtxBuilder};
+
+use crate::{STDERR_CAPTURE_BYTES, SandboxError};
+
+/// Most stdout bytes a baseline run keeps (further writes fail).
+const STDOUT_CAPTURE_BYTES: usize = 16 * 1024 * 1024;
+
+/// A stock wasmtime engine plus a WASI p1 linker.
+pub struct Baseline {
+    engine: Engine,
+    linker: Linker<WasiP1Ctx>,
+}
+
+/// A module compiled by a [`Baseline`] and pre-linked against WASI; cheap to clone.
+#[derive(Clone)]
+pub struct BaselineModule {
+    pre: InstancePre<WasiP1Ctx>,
+}
+
+impl std::fmt::Debug for BaselineModule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BaselineModule").finish_non_exhaustive()
+    }
+}
+
+/// What one baseline run produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BaselineReport {
+    /// 0 when `_start` returned, `n` after `proc_exit(n)`.
+    pub exit_code: i32,
+    /// Everything the guest wrote to stdout (up to 16 MiB).
+    pub stdout: Vec<u8>,
+    /// Host time spent instantiating the module and running `_start`.
+    pub elapsed: Duration,
+}
+
+impl Baseline {
+    /// A `Config::default()` engine and a WASI p1 linker.
+    pub fn new() -> Result<Baseline, SandboxError> {
+        let engine = Engine::new(&Config::default())
+            .map_err(|e| SandboxError::Setup(format!("cannot create engine: {e:#}")))?;
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |ctx: &mut WasiP1Ctx| ctx)
+            .map_err(|e| SandboxError::Setup(format!("cannot link wasi: {e:#}")))?;
+        Ok(Baseline { engine, linker })
+    }
+
+    /// Compiles `wasm` (binary or text) and links it against WASI.
+    pub fn compile(&self, wasm: &[u8]) -> Result<BaselineModule, SandboxError> {
+        let invalid = |e: wasmtime::Error| SandboxError::InvalidModule(format!("{e:#}"));
+        let module = Module::new(&self.engine, wasm).map_err(invalid)?;
+        let pre = self.linker.instantiate_pre(&module).map_err(invalid)?;
+        Ok(BaselineModule { pre })
+    }
+
+    /// Instantiates `module` in a fresh store and runs `_start` with `argv = ["task",
+    /// args..]`. A guest trap is reported as [`SandboxError::Setup`] (the baseline has
+    /// no outcome classification; a benchmark guest is expected to exit cleanly).
+    ///
+    /// Blocking: call it from a plain thread or `spawn_blocking`, not on an async task.
+    pub fn run(
+        &self,
+        module: &BaselineModule,
+        args: &[String],
+    ) -> Result<BaselineReport, SandboxError> {
+        let stdout = MemoryOutputPipe::new(STDOUT_CAPTURE_BYTES);
+        let stderr = MemoryOutputPipe::new(STDERR_CAPTURE_BYTES);
+        let mut wasi = WasiCtxBuilder::new();
+        wasi.allow_blocking_current_thread(true)
+            .stdout(stdout.clone())
+            .stderr(stderr.clone())
+            .arg("task")
+            .args(args);
+        let mut store = Store::new(&self.engine, wasi.build_p1());
+
+        let started = Instant::now();
+        let result = module
+            .pre
+            .instantiate(&mut store)
+            .and_then(|instance| instance.get_typed_func::<(), ()>(&mut store, "_start"))
+            .and_then(|start| start.call(&mut store, ()));
+        let elapsed = started.elapsed();
+        drop(store);
+
+        let exit_code = match result {
+            Ok(()) => 0,
+            Err(e) => match e.downcast_ref::<I32Exit>() {
+                Some(exit) => exit.0,
+                None => {
+                    return Err(SandboxError::Setup(format!(
+                        "baseline guest failed: {e:#}; stderr: {}",
+                        String::from_utf8_lossy(&stderr.contents())
+                    )));
+                }
+            },
+        };
+        Ok(BaselineReport {
+            exit_code,
+            stdout: stdout.contents().to_vec(),
+            elapsed,
+        })
+    }
+}
+
+impl std::fmt::Debug for Baseline {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Baseline").finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runs_a_wasi_command_and_captures_stdout() {
+        let wat = r#"(module
+            (import "wasi_snapshot_preview1" "fd_write"
+                (func $fd_write (param i32 i32 i32 i32) (result i32)))
+            (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+            (memory (export "memory") 1)
+            (data (i32.const 16) "hi\n")
+            (func (export "_start")
+                (i32.store (i32.const 0) (i32.const 16))
+                (i32.store (i32.const 4) (i32.const 3))
+                (drop (call $fd_write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))
+                (call $exit (i32.const 7))))"#;
+        let baseline = Baseline::new().unwrap();
+        let module = baseline.compile(wat.as_bytes()).unwrap();
+        let report = baseline.run(&module, &[]).unwrap();
+        assert_eq!(report.exit_code, 7);
+        assert_eq!(report.stdout, b"hi\n");
+    }
+}
