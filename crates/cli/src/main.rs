@@ -98,12 +98,8 @@ enum JobCommand {
     /// Submit a job spec (TOML)
     Submit {
         file: PathBuf,
-        #[arg(
-            long,
-            env = "GRIDMINT_COORDINATOR",
-            default_value = "http://127.0.0.1:7070"
-        )]
-        coordinator: String,
+        #[command(flatten)]
+        coordinator: CoordinatorUrl,
         /// Wait for the job to finish, showing progress; exit non-zero if it fails
         #[arg(long)]
         wait: bool,
@@ -116,12 +112,8 @@ enum JobCommand {
     /// Show a job's state
     Status {
         id: u64,
-        #[arg(
-            long,
-            env = "GRIDMINT_COORDINATOR",
-            default_value = "http://127.0.0.1:7070"
-        )]
-        coordinator: String,
+        #[command(flatten)]
+        coordinator: CoordinatorUrl,
         /// Include every task
         #[arg(long)]
         tasks: bool,
@@ -131,16 +123,24 @@ enum JobCommand {
     /// Download a completed job's aggregated output
     Results {
         id: u64,
-        #[arg(
-            long,
-            env = "GRIDMINT_COORDINATOR",
-            default_value = "http://127.0.0.1:7070"
-        )]
-        coordinator: String,
+        #[command(flatten)]
+        coordinator: CoordinatorUrl,
         /// Output file ("-" for stdout)
         #[arg(long)]
         out: PathBuf,
     },
+}
+
+/// Where the coordinator is.
+#[derive(clap::Args, Debug)]
+struct CoordinatorUrl {
+    /// Coordinator URL
+    #[arg(
+        long = "coordinator",
+        env = "GRIDMINT_COORDINATOR",
+        default_value = "http://127.0.0.1:7070"
+    )]
+    url: String,
 }
 
 #[derive(clap::Args, Debug)]
@@ -255,7 +255,7 @@ async fn job(cmd: JobCommand) -> anyhow::Result<()> {
             out,
             json,
         } => {
-            let client = Client::new(&coordinator);
+            let client = Client::new(&coordinator.url);
             let me = requester::requester_identity()?;
             let loaded = jobspec::load_path(&file, coordinator::now_ms())?;
             let tasks = loaded.spec.tasks.len();
@@ -269,7 +269,7 @@ async fn job(cmd: JobCommand) -> anyhow::Result<()> {
                 return Ok(());
             }
             if !json {
-                eprintln!("submitted job {id} ({tasks} tasks) to {coordinator}");
+                eprintln!("submitted job {id} ({tasks} tasks) to {}", coordinator.url);
             }
             let view = requester::wait(&client, id, !json).await?;
             let completed = view.status == engine::JobStatus::Completed;
@@ -293,7 +293,7 @@ async fn job(cmd: JobCommand) -> anyhow::Result<()> {
             tasks,
             json,
         } => {
-            let view = Client::new(&coordinator).job(id, tasks).await?;
+            let view = Client::new(&coordinator.url).job(id, tasks).await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&view)?);
                 return Ok(());
@@ -318,7 +318,7 @@ async fn job(cmd: JobCommand) -> anyhow::Result<()> {
             coordinator,
             out,
         } => {
-            let bytes = Client::new(&coordinator).job_output(id).await?;
+            let bytes = Client::new(&coordinator.url).job_output(id).await?;
             write_out(&out, &bytes)
         }
     }

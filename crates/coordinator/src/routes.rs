@@ -263,24 +263,21 @@ async fn fetch(State(shared): S, body: Body) -> ApiResult<Json<FetchResponse>> {
                         .collect()
                 })
                 .unwrap_or_default();
-            if !orphans.is_empty() {
+            let deliver = if !orphans.is_empty() {
                 tracing::info!(provider = %who, tasks = orphans.len(), "re-delivering assigned tasks");
-                let tasks = orphans
-                    .iter()
-                    .filter_map(|t| node.state.task_descriptor(*t))
-                    .collect();
-                return Ok(Json(FetchResponse {
-                    tasks,
-                    heartbeat_interval_ms,
-                }));
-            }
-            let picks = node.state.pick_tasks(who, max);
-            if !picks.is_empty() {
-                node.commit(Input::Leader(LeaderCommand::AssignTasks {
-                    provider: who,
-                    tasks: picks.clone(),
-                }))?;
-                let tasks = picks
+                orphans
+            } else {
+                let picks = node.state.pick_tasks(who, max);
+                if !picks.is_empty() {
+                    node.commit(Input::Leader(LeaderCommand::AssignTasks {
+                        provider: who,
+                        tasks: picks.clone(),
+                    }))?;
+                }
+                picks
+            };
+            if !deliver.is_empty() {
+                let tasks = deliver
                     .iter()
                     .filter_map(|t| node.state.task_descriptor(*t))
                     .collect();
