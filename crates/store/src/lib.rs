@@ -2,7 +2,8 @@
 //! snapshots that bound replay time, and a content-addressed blob store ([`BlobStore`]).
 //!
 //! The log is the source of truth: the engine's state is whatever replaying it gives. An entry is
-//! durable (fsync'd) when [`CommandLog::append`] returns, and only then is it acknowledged.
+//! durable (fsync'd) when [`CommandLog::append`] returns, and only then is it acknowledged. Signed
+//! blocks over the log ([`CommandLog::append_block`]) live in the same database.
 
 mod blobs;
 mod log;
@@ -20,6 +21,10 @@ pub enum StoreError {
     },
     #[error("log entry {seq} is corrupt: {msg}")]
     Corrupt { seq: u64, msg: String },
+    #[error("block {height} is corrupt: {msg}")]
+    CorruptBlock { height: u64, msg: String },
+    #[error("block {height} does not follow the last block {last}")]
+    BlockOutOfOrder { height: u64, last: u64 },
     #[error("{path}: {source}")]
     Io {
         path: String,

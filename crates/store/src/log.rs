@@ -1,7 +1,8 @@
-//! The command log: an append-only sequence of engine [`Entry`]s, numbered from 1.
+//! The command log: an append-only sequence of engine [`Entry`]s, numbered from 1, and the signed
+//! [`Block`]s that batch it into a hash chain (see `engine::chain`), kept in the same database.
 
 use crate::StoreError;
-use engine::{Entry, State};
+use engine::{Block, Entry, State};
 use rusqlite::{Connection, OptionalExtension, params};
 use std::path::{Path, PathBuf};
 
@@ -20,6 +21,15 @@ pub trait CommandLog: Send {
     fn save_snapshot(&mut self, seq: u64, state: &State) -> Result<(), StoreError>;
     /// The newest snapshot, as `(seq, state)`.
     fn latest_snapshot(&self) -> Result<Option<(u64, State)>, StoreError>;
+    /// The stored bytes of up to `limit` entries with sequence number `> after`, in order and
+    /// undecoded: what the chain's Merkle roots are computed over.
+    fn raw_entries(&self, after: u64, limit: usize) -> Result<Vec<(u64, Vec<u8>)>, StoreError>;
+    /// Appends `block` durably. Its height must be the last block's plus one (1 for the first).
+    fn append_block(&mut self, block: &Block) -> Result<(), StoreError>;
+    /// Up to `limit` blocks with height `> after`, in order.
+    fn blocks_after(&self, after: u64, limit: usize) -> Result<Vec<Block>, StoreError>;
+    /// The block with the greatest height.
+    fn last_block(&self) -> Result<Option<Block>, StoreError>;
 }
 
 /// Rebuilds the engine from the newest snapshot plus the entries after it.
@@ -66,6 +76,10 @@ impl SqliteLog {
              CREATE TABLE IF NOT EXISTS snapshots (
                  seq   INTEGER PRIMARY KEY,
                  state BLOB NOT NULL
+             );
+             CREATE TABLE IF NOT EXISTS blocks (
+                 height INTEGER PRIMARY KEY,
+                 block  BLOB NOT NULL
              );",
         )
         .map_err(err)?;
@@ -74,6 +88,55 @@ impl SqliteLog {
             .map_err(err)?;
         let len = from_sql(len);
         Ok(SqliteLog { conn, path, len })
+    }
+
+    /// Opens an existing `<dir>/gridmint.sqlite` read-only, for inspection and verification while
+    /// (or after) a coordinator uses it: creates nothing, changes nothing. Writing through it fails.
+    pub fn open_read_only(dir: &Path) -> Result<SqliteLog, StoreError> {
+        use rusqlite::OpenFlags;
+        let path = dir.join("gridmint.sqlite");
+        if !path.is_file() {
+            return Err(StoreError::Io {
+                path: path.display().to_string(),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    "no command log here (is this a coordinator's data dir?)",
+                ),
+            });
+        }
+        let err = |source| StoreError::Sqlite {
+            path: path.display().to_string(),
+            source,
+        };
+        let conn = Connection::open_with_flags(
+            &path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(err)?;
+        let len: i64 = conn
+            .query_row("SELECT COALESCE(MAX(seq), 0) FROM log", [], |r| r.get(0))
+            .map_err(err)?;
+        let len = from_sql(len);
+        Ok(SqliteLog { conn, path, len })
+    }
+
+    /// Whether the blocks table exists (a log written before blocks existed has none).
+    fn has_blocks_table(&self) -> Result<bool, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'blocks'",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|n| n > 0)
+            .map_err(|e| self.err(e))
+    }
+
+    fn decode_block(height: u64, bytes: &[u8]) -> Result<Block, StoreError> {
+        postcard::from_bytes(bytes).map_err(|e| StoreError::CorruptBlock {
+            height,
+            msg: e.to_string(),
+        })
     }
 
     fn err(&self, source: rusqlite::Error) -> StoreError {
@@ -191,6 +254,76 @@ impl CommandLog for SqliteLog {
         })
         .transpose()
     }
+
+    fn raw_entries(&self, after: u64, limit: usize) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT seq, entry FROM log WHERE seq > ?1 ORDER BY seq LIMIT ?2")
+            .map_err(|e| self.err(e))?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = stmt
+            .query_map(params![to_sql(after), limit], |r| {
+                Ok((from_sql(r.get(0)?), r.get::<_, Vec<u8>>(1)?))
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
+    }
+
+    fn append_block(&mut self, block: &Block) -> Result<(), StoreError> {
+        let height = block.header.height;
+        let last = self.last_block()?.map_or(0, |b| b.header.height);
+        if Some(height) != last.checked_add(1) {
+            return Err(StoreError::BlockOutOfOrder { height, last });
+        }
+        self.conn
+            .execute(
+                "INSERT INTO blocks (height, block) VALUES (?1, ?2)",
+                params![to_sql(height), encode(block)],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    fn blocks_after(&self, after: u64, limit: usize) -> Result<Vec<Block>, StoreError> {
+        if !self.has_blocks_table()? {
+            return Ok(Vec::new());
+        }
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT height, block FROM blocks WHERE height > ?1 ORDER BY height LIMIT ?2",
+            )
+            .map_err(|e| self.err(e))?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = stmt
+            .query_map(params![to_sql(after), limit], |r| {
+                Ok((from_sql(r.get(0)?), r.get::<_, Vec<u8>>(1)?))
+            })
+            .map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (height, bytes) = row.map_err(|e| self.err(e))?;
+            out.push(Self::decode_block(height, &bytes)?);
+        }
+        Ok(out)
+    }
+
+    fn last_block(&self) -> Result<Option<Block>, StoreError> {
+        if !self.has_blocks_table()? {
+            return Ok(None);
+        }
+        let row: Option<(u64, Vec<u8>)> = self
+            .conn
+            .query_row(
+                "SELECT height, block FROM blocks ORDER BY height DESC LIMIT 1",
+                [],
+                |r| Ok((from_sql(r.get(0)?), r.get(1)?)),
+            )
+            .optional()
+            .map_err(|e| self.err(e))?;
+        row.map(|(height, bytes)| Self::decode_block(height, &bytes))
+            .transpose()
+    }
 }
 
 /// In-memory log, for unit tests only.
@@ -198,6 +331,7 @@ impl CommandLog for SqliteLog {
 pub struct MemoryLog {
     entries: Vec<Entry>,
     snapshot: Option<(u64, State)>,
+    blocks: Vec<Block>,
 }
 
 impl CommandLog for MemoryLog {
@@ -222,6 +356,39 @@ impl CommandLog for MemoryLog {
 
     fn latest_snapshot(&self) -> Result<Option<(u64, State)>, StoreError> {
         Ok(self.snapshot.clone())
+    }
+
+    fn raw_entries(&self, after: u64, limit: usize) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+        let start = usize::try_from(after).unwrap_or(usize::MAX);
+        Ok((after + 1..)
+            .zip(self.entries.get(start..).unwrap_or_default())
+            .take(limit)
+            .map(|(seq, entry)| (seq, encode(entry)))
+            .collect())
+    }
+
+    fn append_block(&mut self, block: &Block) -> Result<(), StoreError> {
+        let height = block.header.height;
+        let last = self.blocks.last().map_or(0, |b| b.header.height);
+        if Some(height) != last.checked_add(1) {
+            return Err(StoreError::BlockOutOfOrder { height, last });
+        }
+        self.blocks.push(block.clone());
+        Ok(())
+    }
+
+    fn blocks_after(&self, after: u64, limit: usize) -> Result<Vec<Block>, StoreError> {
+        Ok(self
+            .blocks
+            .iter()
+            .filter(|b| b.header.height > after)
+            .take(limit)
+            .cloned()
+            .collect())
+    }
+
+    fn last_block(&self) -> Result<Option<Block>, StoreError> {
+        Ok(self.blocks.last().cloned())
     }
 }
 
@@ -301,6 +468,99 @@ mod tests {
             Err(StoreError::Corrupt { seq: 2, .. }) => {}
             other => panic!("expected corrupt entry 2, got {other:?}"),
         }
+    }
+
+    fn block(height: u64, last_seq: u64) -> Block {
+        Block {
+            header: engine::BlockHeader {
+                height,
+                prev_hash: engine::Hash([height as u8; 32]),
+                time: 1000 + height,
+                first_seq: last_seq,
+                last_seq,
+                commands_root: engine::Hash([1; 32]),
+                state_hash: engine::Hash([2; 32]),
+                validator: AccountId([3; 32]),
+            },
+            signature: Sig([4; 64]),
+        }
+    }
+
+    fn blocks_and_raw_entries(log: &mut dyn CommandLog) {
+        assert_eq!(log.last_block().unwrap(), None);
+        log.append(&[register(1, 1), register(2, 1), register(3, 1)])
+            .unwrap();
+        let raw = log.raw_entries(1, 10).unwrap();
+        assert_eq!(raw.len(), 2);
+        assert_eq!(raw[0].0, 2);
+        assert_eq!(raw[0].1, postcard::to_stdvec(&register(2, 1)).unwrap());
+        assert_eq!(log.raw_entries(0, 1).unwrap().len(), 1);
+        assert!(log.raw_entries(3, 10).unwrap().is_empty());
+
+        // Heights must run 1, 2, 3…: a gap or a repeat is refused.
+        assert!(matches!(
+            log.append_block(&block(2, 1)),
+            Err(StoreError::BlockOutOfOrder { height: 2, last: 0 })
+        ));
+        log.append_block(&block(1, 1)).unwrap();
+        log.append_block(&block(2, 3)).unwrap();
+        assert!(log.append_block(&block(2, 3)).is_err());
+        assert_eq!(log.last_block().unwrap(), Some(block(2, 3)));
+        assert_eq!(
+            log.blocks_after(0, 10).unwrap(),
+            vec![block(1, 1), block(2, 3)]
+        );
+        assert_eq!(log.blocks_after(1, 10).unwrap(), vec![block(2, 3)]);
+        assert_eq!(log.blocks_after(0, 1).unwrap(), vec![block(1, 1)]);
+        assert!(log.blocks_after(2, 10).unwrap().is_empty());
+    }
+
+    #[test]
+    fn memory_log_keeps_blocks() {
+        blocks_and_raw_entries(&mut MemoryLog::default());
+    }
+
+    #[test]
+    fn sqlite_log_keeps_blocks_and_opens_read_only() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let mut log = SqliteLog::open(dir.path()).unwrap();
+            blocks_and_raw_entries(&mut log);
+        }
+        let mut ro = SqliteLog::open_read_only(dir.path()).unwrap();
+        assert_eq!(ro.len(), 3);
+        assert_eq!(ro.last_block().unwrap(), Some(block(2, 3)));
+        assert_eq!(ro.raw_entries(0, 10).unwrap().len(), 3);
+        // Nothing can be written through it.
+        assert!(ro.append(&[register(4, 1)]).is_err());
+        assert!(ro.append_block(&block(3, 3)).is_err());
+        let log = SqliteLog::open(dir.path()).unwrap();
+        assert_eq!(log.len(), 3);
+
+        // A damaged block is reported with its height.
+        log.conn
+            .execute("UPDATE blocks SET block = x'01' WHERE height = 2", [])
+            .unwrap();
+        match ro.blocks_after(0, 10) {
+            Err(StoreError::CorruptBlock { height: 2, .. }) => {}
+            other => panic!("expected corrupt block 2, got {other:?}"),
+        }
+
+        let missing = tempfile::tempdir().unwrap();
+        assert!(SqliteLog::open_read_only(missing.path()).is_err());
+        assert!(!missing.path().join("gridmint.sqlite").exists());
+    }
+
+    #[test]
+    fn a_log_from_before_blocks_reads_as_having_none() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let log = SqliteLog::open(dir.path()).unwrap();
+            log.conn.execute("DROP TABLE blocks", []).unwrap();
+        }
+        let ro = SqliteLog::open_read_only(dir.path()).unwrap();
+        assert_eq!(ro.last_block().unwrap(), None);
+        assert!(ro.blocks_after(0, 10).unwrap().is_empty());
     }
 
     #[test]
