@@ -90,6 +90,12 @@ impl Identity {
     /// Signs `body` with the next nonce.
     pub fn sign<T: SignedBody>(&self, body: T) -> Signed<T> {
         let nonce = self.next_nonce.fetch_add(1, Ordering::Relaxed);
+        self.sign_with_nonce(nonce, body)
+    }
+
+    /// Signs `body` with a nonce the caller chooses, leaving the counter alone: for bodies whose
+    /// nonce is fixed by their content (a block header is signed with its height as the nonce).
+    pub fn sign_with_nonce<T: SignedBody>(&self, nonce: u64, body: T) -> Signed<T> {
         let bytes = Signed::<T>::signing_bytes(&self.id, nonce, &body);
         let signature = Sig(self.key.sign(&bytes).to_bytes());
         Signed {

@@ -2,11 +2,12 @@
 
 use crate::auth::Identity;
 use crate::wire::{
-    AccountView, ActionResponse, BlobStored, ErrorBody, FetchResponse, HEADER_NONCE,
-    HEADER_SIGNATURE, HEADER_SIGNER, HeartbeatResponse, JobView, ProviderView, Request, StatusView,
+    AccountView, ActionResponse, BlobStored, ChainView, ErrorBody, FetchResponse, HEADER_NONCE,
+    HEADER_SIGNATURE, HEADER_SIGNER, HeartbeatResponse, JobView, ProviderView, RawEntry, Request,
+    StatusView,
 };
 use bytes::Bytes;
-use engine::{AccountId, Action, Hash, JobId, TaskId};
+use engine::{AccountId, Action, Block, Hash, JobId, TaskId};
 use serde::de::DeserializeOwned;
 use std::time::Duration;
 
@@ -214,5 +215,22 @@ impl Client {
 
     pub async fn account(&self, id: AccountId) -> Result<AccountView, ClientError> {
         self.get(&format!("/v1/accounts/{id}")).await
+    }
+
+    /// Where the chain stands: height, tip, genesis hash, validator, unsealed entries.
+    pub async fn chain(&self) -> Result<ChainView, ClientError> {
+        self.get("/v1/chain").await
+    }
+
+    /// Up to `limit` blocks from height `from` on (at most [`crate::wire::CHAIN_PAGE_MAX`]).
+    pub async fn chain_blocks(&self, from: u64, limit: u32) -> Result<Vec<Block>, ClientError> {
+        self.get(&format!("/v1/chain/blocks?from={from}&limit={limit}"))
+            .await
+    }
+
+    /// The stored bytes of up to `limit` log entries from `from` on.
+    pub async fn chain_entries(&self, from: u64, limit: u32) -> Result<Vec<RawEntry>, ClientError> {
+        self.get(&format!("/v1/chain/entries?from={from}&limit={limit}"))
+            .await
     }
 }

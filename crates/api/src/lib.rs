@@ -1,7 +1,9 @@
 //! Everything the coordinator, providers and the CLI agree on: identities and request signing
-//! ([`auth`]), the JSON shapes of the HTTP API ([`wire`]) and a typed client for it ([`client`]).
+//! ([`auth`]), offline verification of the block chain ([`chain`]), the JSON shapes of the HTTP
+//! API ([`wire`]) and a typed client for it ([`client`]).
 
 pub mod auth;
+pub mod chain;
 pub mod client;
 pub mod wire;
 

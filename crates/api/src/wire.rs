@@ -13,6 +13,12 @@
 //! | `GET  /v1/providers`          |                        | `Vec<ProviderView>`  |
 //! | `GET  /v1/providers/{id}`     |                        | [`ProviderView`]     |
 //! | `GET  /v1/accounts/{id}`      |                        | [`AccountView`]      |
+//! | `GET  /v1/chain`              |                        | [`ChainView`]        |
+//! | `GET  /v1/chain/blocks`       | `?from=H&limit=N`      | `Vec<Block>`         |
+//! | `GET  /v1/chain/entries`      | `?from=SEQ&limit=N`    | `Vec<RawEntry>`      |
+//!
+//! The chain pages start at `from` (default 1) and hold at most `limit` items (default and cap
+//! [`CHAIN_PAGE_MAX`]); an empty page means there is nothing more.
 //!
 //! Errors are [`ErrorBody`] with a 4xx status (a 5xx is a bug).
 
@@ -220,4 +226,51 @@ mod job_status_json {
             Kind::Cancelled => JobStatus::Cancelled,
         })
     }
+}
+
+/// The most blocks or entries one chain page holds.
+pub const CHAIN_PAGE_MAX: u32 = 1000;
+
+/// Where the coordinator's chain stands.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChainView {
+    /// Height of the last block (0: no block yet).
+    pub height: u64,
+    /// Hash of the last block's header (the genesis hash when there is none).
+    pub tip_hash: Hash,
+    /// Hash of the state before any entry: block 1's previous hash.
+    pub genesis_hash: Hash,
+    /// The account whose key signs the blocks.
+    pub validator: AccountId,
+    /// Entries in the command log.
+    pub log_length: u64,
+    /// Last entry covered by a block.
+    pub sealed_seq: u64,
+    /// Entries after the last block, not sealed yet.
+    pub unsealed: u64,
+}
+
+/// One log entry exactly as stored: its postcard bytes, hex-encoded, so that a remote verifier
+/// checks the very bytes the Merkle roots are over.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RawEntry {
+    pub seq: u64,
+    pub bytes_hex: String,
+}
+
+/// `?from=&limit=` of the chain pages.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChainPage {
+    #[serde(default = "first")]
+    pub from: u64,
+    #[serde(default = "page_max")]
+    pub limit: u32,
+}
+
+fn first() -> u64 {
+    1
+}
+
+fn page_max() -> u32 {
+    CHAIN_PAGE_MAX
 }

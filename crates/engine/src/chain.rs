@@ -14,6 +14,7 @@
 use crate::command::{Entry, SignedBody};
 use crate::state::State;
 use crate::types::{AccountId, Hash, Sig, Time};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 /// Domain tag of the header hash (distinct from the signing domain).
@@ -113,6 +114,27 @@ impl Block {
     /// The header's hash: what the next block links to.
     pub fn hash(&self) -> Hash {
         self.header.hash()
+    }
+}
+
+/// Why stored bytes are not the one valid encoding of a value.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    #[error("does not decode: {0}")]
+    Malformed(String),
+    /// They decode, but re-encoding gives other bytes (trailing bytes, an overlong integer…).
+    #[error("decodes but is not in canonical encoding")]
+    NotCanonical,
+}
+
+/// Decodes postcard `bytes`, accepting only the canonical encoding: the one that encoding the value
+/// gives back. Hashes and signatures are over bytes, so two encodings of one value must not pass.
+pub fn decode_canonical<T: Serialize + DeserializeOwned>(bytes: &[u8]) -> Result<T, DecodeError> {
+    let value: T =
+        postcard::from_bytes(bytes).map_err(|e| DecodeError::Malformed(e.to_string()))?;
+    match postcard::to_stdvec(&value) {
+        Ok(again) if again == bytes => Ok(value),
+        _ => Err(DecodeError::NotCanonical),
     }
 }
 
@@ -240,6 +262,31 @@ mod tests {
             entry_leaf(&entry),
             b3(&[b"leaf", &postcard::to_stdvec(&entry).unwrap()])
         );
+    }
+
+    #[test]
+    fn only_canonical_encodings_decode() {
+        let entry = Entry {
+            time: 300,
+            input: Input::Leader(LeaderCommand::ExpireJob { job: 1 }),
+        };
+        let bytes = postcard::to_stdvec(&entry).unwrap();
+        assert_eq!(decode_canonical::<Entry>(&bytes), Ok(entry));
+        let mut trailing = bytes.clone();
+        trailing.push(0);
+        assert_eq!(
+            decode_canonical::<Entry>(&trailing),
+            Err(DecodeError::NotCanonical)
+        );
+        // 300 is the varint [0xac, 0x02]; [0xac, 0x82, 0x00] is an overlong form of it.
+        assert_eq!(&bytes[..2], &[0xac, 0x02]);
+        let mut overlong = vec![0xac, 0x82, 0x00];
+        overlong.extend_from_slice(&bytes[2..]);
+        assert!(decode_canonical::<Entry>(&overlong).is_err());
+        assert!(matches!(
+            decode_canonical::<Entry>(&bytes[..bytes.len() - 1]),
+            Err(DecodeError::Malformed(_))
+        ));
     }
 
     #[test]

@@ -21,7 +21,7 @@ pub mod command;
 pub mod state;
 pub mod types;
 
-pub use chain::{Block, BlockHeader, entry_leaf, genesis_hash, merkle_root};
+pub use chain::{Block, BlockHeader, decode_canonical, entry_leaf, genesis_hash, merkle_root};
 pub use command::{Action, Entry, Event, Input, LeaderCommand, Rejection, Signed, SignedBody};
 pub use state::{EngineConfig, Job, JobStatus, Provider, ProviderStatus, State, Task, TaskState};
 pub use types::*;

@@ -133,10 +133,18 @@ impl SqliteLog {
     }
 
     fn decode_block(height: u64, bytes: &[u8]) -> Result<Block, StoreError> {
-        postcard::from_bytes(bytes).map_err(|e| StoreError::CorruptBlock {
-            height,
-            msg: e.to_string(),
-        })
+        let block: Block =
+            engine::decode_canonical(bytes).map_err(|e| StoreError::CorruptBlock {
+                height,
+                msg: e.to_string(),
+            })?;
+        if block.header.height != height {
+            return Err(StoreError::CorruptBlock {
+                height,
+                msg: format!("stored as height {height} but says {}", block.header.height),
+            });
+        }
+        Ok(block)
     }
 
     fn err(&self, source: rusqlite::Error) -> StoreError {
