@@ -1,6 +1,7 @@
 //! `gridmint`: the one binary — demo, coordinator, provider, job submission, keys and benchmarks.
 
 mod bench;
+mod chain;
 mod demo;
 mod jobspec;
 mod requester;
@@ -39,6 +40,9 @@ enum Command {
     Keys(KeysArgs),
     /// Measure the sandbox against native code and bare wasmtime, and end-to-end task throughput
     Bench(bench::BenchArgs),
+    /// Verify and show the coordinator's signed chain of blocks over its command log
+    #[command(subcommand)]
+    Chain(chain::ChainCommand),
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -66,6 +70,12 @@ struct CoordinatorArgs {
     /// Largest blob (module, input, output) accepted
     #[arg(long, default_value = "64MiB", value_parser = parse_size)]
     max_blob_size: u64,
+    /// Snapshot the state every this many log entries (bounds replay time at start)
+    #[arg(long, default_value_t = 10_000)]
+    snapshot_every: u64,
+    /// How often new log entries are sealed into a signed block
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    block_interval: Duration,
 }
 
 #[derive(clap::Args, Debug)]
@@ -106,6 +116,14 @@ enum JobCommand {
         /// With --wait: write the job's output here
         #[arg(long, requires = "wait")]
         out: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Cancel a job you own: queued and running tasks are dropped
+    Cancel {
+        id: u64,
+        #[command(flatten)]
+        coordinator: CoordinatorUrl,
         #[arg(long)]
         json: bool,
     },
@@ -192,6 +210,8 @@ async fn main() -> anyhow::Result<()> {
             config.heartbeat_interval = args.heartbeat_interval;
             config.heartbeat_timeout = args.heartbeat_timeout;
             config.max_blob_bytes = args.max_blob_size;
+            config.block_interval = args.block_interval;
+            config.snapshot_every = args.snapshot_every;
             let running = coordinator::start(config, args.listen).await?;
             println!("listening on {}", running.url());
             std::io::stdout().flush()?;
@@ -243,6 +263,10 @@ async fn main() -> anyhow::Result<()> {
             init_tracing("warn");
             bench::run(args).await
         }
+        Command::Chain(cmd) => {
+            init_tracing("warn");
+            chain::run(cmd).await
+        }
     }
 }
 
@@ -285,6 +309,24 @@ async fn job(cmd: JobCommand) -> anyhow::Result<()> {
                 eprintln!("{}", requester::describe(&view));
             }
             anyhow::ensure!(completed, "{}", requester::describe(&view));
+            Ok(())
+        }
+        JobCommand::Cancel {
+            id,
+            coordinator,
+            json,
+        } => {
+            let client = Client::new(&coordinator.url);
+            let me = requester::requester_identity()?;
+            let resp = client
+                .action(&me, engine::Action::CancelJob(id))
+                .await
+                .with_context(|| format!("cancelling job {id}"))?;
+            if json {
+                println!("{}", serde_json::to_string(&resp)?);
+            } else {
+                println!("job {id} cancelled");
+            }
             Ok(())
         }
         JobCommand::Status {

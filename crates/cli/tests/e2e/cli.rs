@@ -150,3 +150,38 @@ fn submit_wait_exit_codes_and_outputs() {
     w.cli(&["job", "status", "1", "--coordinator", &nowhere, "--json"])
         .fails();
 }
+
+#[test]
+fn only_the_owner_can_cancel_and_a_cancelled_job_stays_cancelled() {
+    let w = World::new();
+    // No provider: the job stays queued until cancelled.
+    let c = w.coordinator(&[]);
+    let spec = w.write("pi.toml", pi_spec(1000, 4));
+    let job = w.submit(&c.url, &spec);
+    let id = job.to_string();
+
+    let other_home = w.dir("other-home");
+    let other = w.cli_env(
+        &["job", "cancel", &id, "--coordinator", &c.url],
+        &[("GRIDMINT_HOME", other_home.to_str().unwrap())],
+    );
+    let other = other.fails();
+    assert!(
+        other.stderr.contains("owner"),
+        "refusal should say only the owner may cancel: {}",
+        other.stderr
+    );
+    assert_eq!(c.http.job(job).status, JobStatus::Running);
+
+    w.cli(&["job", "cancel", &id, "--coordinator", &c.url]).ok();
+    let view = c.http.job(job);
+    assert_eq!(view.status, JobStatus::Cancelled);
+    assert_eq!(view.tasks_queued, 0);
+    assert_eq!(c.http.status().tasks_queued, 0);
+
+    // Cancelling again is refused; the output of a cancelled job does not exist.
+    w.cli(&["job", "cancel", &id, "--coordinator", &c.url])
+        .fails();
+    w.cli(&["job", "results", &id, "--coordinator", &c.url, "--out", "-"])
+        .fails();
+}

@@ -16,7 +16,8 @@ const CRASH_TASKS: u64 = 30;
 #[test]
 fn coordinator_killed_mid_job_recovers_from_its_log() {
     let w = World::new();
-    let c = w.coordinator(&[]);
+    // Frequent snapshots: the restart below recovers from a snapshot plus the log after it.
+    let c = w.coordinator(&["--snapshot-every", "5"]);
     let p1 = w.provider(&c, 1);
     let p2 = w.provider(&c, 1);
     let spec = w.write("pi.toml", pi_spec(CRASH_SAMPLES, CRASH_TASKS));
@@ -40,7 +41,7 @@ fn coordinator_killed_mid_job_recovers_from_its_log() {
         "a provider died with the coordinator"
     );
 
-    let c = w.coordinator_restart(&data_dir, port, &[]);
+    let c = w.coordinator_restart(&data_dir, port, &["--snapshot-every", "5"]);
     // Everything acknowledged before the crash is still there.
     let recovered = c.http.job(job);
     assert!(
