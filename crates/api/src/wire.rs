@@ -258,6 +258,20 @@ pub struct RawEntry {
     pub bytes_hex: String,
 }
 
+impl RawEntry {
+    pub fn new(seq: u64, bytes: &[u8]) -> RawEntry {
+        RawEntry {
+            seq,
+            bytes_hex: hex::encode(bytes),
+        }
+    }
+
+    /// The stored bytes.
+    pub fn bytes(&self) -> Result<Vec<u8>, hex::FromHexError> {
+        hex::decode(&self.bytes_hex)
+    }
+}
+
 /// `?from=&limit=` of the chain pages.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChainPage {

@@ -150,6 +150,16 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         p.await.context("provider task panicked")??;
     }
     coord.shutdown().await;
+    // The coordinator sealed its last block on shutdown: check the whole chain offline.
+    let chain = crate::chain::verify(
+        &crate::chain::Source {
+            data_dir: Some(data_dir.join("coordinator")),
+            coordinator: None,
+        },
+        None,
+    )
+    .await
+    .context("verifying the demo's chain")?;
 
     if args.json {
         let summary = serde_json::json!({
@@ -160,6 +170,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             "image_bytes": png.len(),
             "jobs": [pi_view, render_view],
             "providers": views,
+            "chain": chain,
             "elapsed_ms": started.elapsed().as_millis() as u64,
         });
         println!("{}", serde_json::to_string_pretty(&summary)?);
@@ -178,6 +189,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
                 v.spec.benchmark_score
             );
         }
+        println!("{}", crate::chain::summary(&chain));
         println!("done in {:.1}s", started.elapsed().as_secs_f64());
     }
     Ok(())

@@ -2,7 +2,8 @@
 //!
 //! It checks signatures and nonces, admits commands (blobs present, modules valid), makes the
 //! leader's timing decisions (which provider gets which task, who is lost, which job expired),
-//! commits every accepted command to the durable log before answering, and serves read-only views.
+//! commits every accepted command to the durable log before answering, seals the log into signed
+//! blocks (every `block_interval` and on shutdown), and serves read-only views.
 //! Providers only ever dial in to it; it never connects to them.
 
 mod error;
@@ -25,7 +26,8 @@ use tokio::sync::Notify;
 /// How a coordinator runs. Every field has a default that works on a laptop.
 #[derive(Clone, Debug)]
 pub struct CoordinatorConfig {
-    /// Holds `gridmint.sqlite` (the command log and snapshots) and `blobs/`.
+    /// Holds `gridmint.sqlite` (the command log, snapshots and blocks), `validator.key` (signs the
+    /// blocks) and `blobs/`.
     pub data_dir: PathBuf,
     /// How often providers are asked to heartbeat.
     pub heartbeat_interval: Duration,
@@ -39,6 +41,8 @@ pub struct CoordinatorConfig {
     pub max_fetch_wait: Duration,
     /// Take a state snapshot every this many log entries.
     pub snapshot_every: u64,
+    /// How often entries committed since the last block are sealed into a new block.
+    pub block_interval: Duration,
     pub engine: EngineConfig,
 }
 
@@ -52,6 +56,7 @@ impl CoordinatorConfig {
             max_request_bytes: 64 << 20,
             max_fetch_wait: Duration::from_secs(10),
             snapshot_every: 10_000,
+            block_interval: Duration::from_secs(1),
             engine: EngineConfig::default(),
         }
     }
@@ -108,16 +113,24 @@ pub async fn start(config: CoordinatorConfig, listen: SocketAddr) -> anyhow::Res
     let log = SqliteLog::open(&config.data_dir)
         .with_context(|| format!("opening the command log in {}", config.data_dir.display()))?;
     let blobs = BlobStore::open(&config.data_dir.join("blobs"))?;
+    let key_path = config.data_dir.join("validator.key");
+    let validator = api::Identity::load_or_create(&key_path)
+        .with_context(|| format!("loading the validator key {}", key_path.display()))?;
     let started = Instant::now();
     let node = Node::open(
         Box::new(log),
         State::new(config.engine.clone()),
         config.snapshot_every,
+        validator,
     )
     .context("rebuilding state from the command log")?;
+    let chain = node.chain_view();
     tracing::info!(
         entries = node.log_len(),
         state_hash = %node.state.hash(),
+        height = chain.height,
+        unsealed = chain.unsealed,
+        validator = %chain.validator,
         elapsed_ms = started.elapsed().as_millis() as u64,
         "state recovered"
     );
@@ -134,6 +147,7 @@ pub async fn start(config: CoordinatorConfig, listen: SocketAddr) -> anyhow::Res
     let app = routes::router(shared.clone());
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let timers = tokio::spawn(timers(shared.clone()));
+    let sealer = tokio::spawn(sealer(shared.clone()));
     let task = tokio::spawn(async move {
         let served = axum::serve(listener, app)
             .with_graceful_shutdown(async {
@@ -144,6 +158,13 @@ pub async fn start(config: CoordinatorConfig, listen: SocketAddr) -> anyhow::Res
             tracing::error!(error = %e, "server failed");
         }
         timers.abort();
+        sealer.abort();
+        // Wait until both are gone: nothing commits any more.
+        let _ = timers.await;
+        let _ = sealer.await;
+        // Seal the rest so the chain ends at the last entry. Dropping `shared` then closes the
+        // log, which checkpoints and removes SQLite's write-ahead log.
+        seal(&shared);
     });
     tracing::info!(%addr, "coordinator listening");
     Ok(Running {
@@ -151,6 +172,33 @@ pub async fn start(config: CoordinatorConfig, listen: SocketAddr) -> anyhow::Res
         shutdown: Some(tx),
         task,
     })
+}
+
+/// Seals the entries committed since the last block, logging the outcome.
+fn seal(shared: &Shared) {
+    let mut node = shared.node();
+    match node.seal() {
+        Ok(Some(block)) => tracing::debug!(
+            height = block.height,
+            entries = block.entries(),
+            state_hash = %block.state_hash,
+            "block sealed"
+        ),
+        Ok(None) => {}
+        // The entries stay durable in the log; the next attempt seals them.
+        Err(e) => tracing::error!(error = format!("{e:#}"), "sealing a block failed"),
+    }
+}
+
+/// Seals a block every `block_interval` when there is something to seal.
+async fn sealer(shared: Arc<Shared>) {
+    let period = shared.config.block_interval.max(Duration::from_millis(10));
+    let mut tick = tokio::time::interval(period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        seal(&shared);
+    }
 }
 
 /// The leader's clock-driven decisions: declare silent providers lost, expire jobs past deadline.

@@ -4,8 +4,9 @@
 use crate::error::ApiError;
 use crate::{Shared, views};
 use api::wire::{
-    AccountView, ActionResponse, BlobStored, FetchResponse, HEADER_NONCE, HEADER_SIGNATURE,
-    HEADER_SIGNER, HeartbeatResponse, JobView, ProviderView, Request, StatusView,
+    AccountView, ActionResponse, BlobStored, CHAIN_PAGE_MAX, ChainPage, ChainView, FetchResponse,
+    HEADER_NONCE, HEADER_SIGNATURE, HEADER_SIGNER, HeartbeatResponse, JobView, ProviderView,
+    RawEntry, Request, StatusView,
 };
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, State};
@@ -36,6 +37,9 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/v1/providers", get(providers))
         .route("/v1/providers/{id}", get(provider))
         .route("/v1/accounts/{id}", get(account))
+        .route("/v1/chain", get(chain))
+        .route("/v1/chain/blocks", get(chain_blocks))
+        .route("/v1/chain/entries", get(chain_entries))
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
         // Bodies are read by the handlers themselves, with their own limits and JSON errors.
         .layer(axum::extract::DefaultBodyLimit::disable())
@@ -376,4 +380,49 @@ async fn account(State(shared): S, Path(id): Path<String>) -> ApiResult<Json<Acc
         id,
         nonce: node.state.nonce(&id),
     }))
+}
+
+async fn chain(State(shared): S) -> Json<ChainView> {
+    Json(shared.node().chain_view())
+}
+
+/// `?from=&limit=` of a chain page, as `(after, limit)`: `from` 0 reads as 1, `limit` is capped.
+fn chain_page(
+    page: Result<Query<ChainPage>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<(u64, usize)> {
+    let Query(page) = page.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let limit = page.limit.clamp(1, CHAIN_PAGE_MAX);
+    Ok((
+        page.from.saturating_sub(1),
+        usize::try_from(limit).unwrap_or(1),
+    ))
+}
+
+async fn chain_blocks(
+    State(shared): S,
+    page: Result<Query<ChainPage>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Json<Vec<engine::Block>>> {
+    let (after, limit) = chain_page(page)?;
+    let blocks = shared
+        .node()
+        .blocks_after(after, limit)
+        .map_err(|e| ApiError::Unavailable(e.to_string()))?;
+    Ok(Json(blocks))
+}
+
+async fn chain_entries(
+    State(shared): S,
+    page: Result<Query<ChainPage>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Json<Vec<RawEntry>>> {
+    let (after, limit) = chain_page(page)?;
+    let entries = shared
+        .node()
+        .raw_entries(after, limit)
+        .map_err(|e| ApiError::Unavailable(e.to_string()))?;
+    Ok(Json(
+        entries
+            .iter()
+            .map(|(seq, bytes)| RawEntry::new(*seq, bytes))
+            .collect(),
+    ))
 }

@@ -91,7 +91,9 @@ impl SqliteLog {
     }
 
     /// Opens an existing `<dir>/gridmint.sqlite` read-only, for inspection and verification while
-    /// (or after) a coordinator uses it: creates nothing, changes nothing. Writing through it fails.
+    /// (or after) a coordinator uses it: changes nothing, and writing through it fails. A log with
+    /// no `-wal` file beside it (its coordinator stopped) is opened immutable, creating no files;
+    /// a coordinator that starts on it while it is open is not seen.
     pub fn open_read_only(dir: &Path) -> Result<SqliteLog, StoreError> {
         use rusqlite::OpenFlags;
         let path = dir.join("gridmint.sqlite");
@@ -108,11 +110,19 @@ impl SqliteLog {
             path: path.display().to_string(),
             source,
         };
-        let conn = Connection::open_with_flags(
-            &path,
-            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .map_err(err)?;
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+            | OpenFlags::SQLITE_OPEN_URI;
+        // With no write-ahead log beside it, nobody is writing and everything is in the main file
+        // (a coordinator checkpoints and removes the log when it stops): open it immutable, so
+        // that SQLite does not even create `-wal`/`-shm` files. Otherwise read through the WAL.
+        let wal = dir.join("gridmint.sqlite-wal");
+        let uri = format!(
+            "file:{}{}",
+            uri_path(&path),
+            if wal.exists() { "" } else { "?immutable=1" }
+        );
+        let conn = Connection::open_with_flags(uri, flags).map_err(err)?;
         let len: i64 = conn
             .query_row("SELECT COALESCE(MAX(seq), 0) FROM log", [], |r| r.get(0))
             .map_err(err)?;
@@ -153,6 +163,19 @@ impl SqliteLog {
             source,
         }
     }
+}
+
+/// `path` for a `file:` URI: everything but unreserved characters and `/` percent-encoded.
+fn uri_path(path: &Path) -> String {
+    let mut out = String::new();
+    for b in path.to_string_lossy().bytes() {
+        if b.is_ascii_alphanumeric() || b"/-_.~".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 /// SQLite integers are signed; sequence numbers never come near `i64::MAX`.
@@ -542,13 +565,16 @@ mod tests {
         // Nothing can be written through it.
         assert!(ro.append(&[register(4, 1)]).is_err());
         assert!(ro.append_block(&block(3, 3)).is_err());
-        let log = SqliteLog::open(dir.path()).unwrap();
-        assert_eq!(log.len(), 3);
-
-        // A damaged block is reported with its height.
-        log.conn
-            .execute("UPDATE blocks SET block = x'01' WHERE height = 2", [])
-            .unwrap();
+        drop(ro);
+        {
+            let log = SqliteLog::open(dir.path()).unwrap();
+            assert_eq!(log.len(), 3);
+            // A damaged block is reported with its height.
+            log.conn
+                .execute("UPDATE blocks SET block = x'01' WHERE height = 2", [])
+                .unwrap();
+        }
+        let ro = SqliteLog::open_read_only(dir.path()).unwrap();
         match ro.blocks_after(0, 10) {
             Err(StoreError::CorruptBlock { height: 2, .. }) => {}
             other => panic!("expected corrupt block 2, got {other:?}"),
@@ -557,6 +583,43 @@ mod tests {
         let missing = tempfile::tempdir().unwrap();
         assert!(SqliteLog::open_read_only(missing.path()).is_err());
         assert!(!missing.path().join("gridmint.sqlite").exists());
+    }
+
+    #[test]
+    fn read_only_open_of_a_closed_log_leaves_no_files_behind() {
+        let root = tempfile::tempdir().unwrap();
+        // Characters that mean something in a URI.
+        let dir = root.path().join("a dir?x=1#%");
+        SqliteLog::open(&dir)
+            .unwrap()
+            .append(&[register(1, 1)])
+            .unwrap();
+        let names = || {
+            let mut v: Vec<_> = std::fs::read_dir(&dir)
+                .unwrap()
+                .map(|e| e.unwrap().file_name().into_string().unwrap())
+                .collect();
+            v.sort();
+            v
+        };
+        assert_eq!(names(), ["gridmint.sqlite"]);
+        let ro = SqliteLog::open_read_only(&dir).unwrap();
+        assert_eq!(ro.raw_entries(0, 10).unwrap().len(), 1);
+        assert_eq!(ro.last_block().unwrap(), None);
+        drop(ro);
+        assert_eq!(names(), ["gridmint.sqlite"]);
+    }
+
+    #[test]
+    fn read_only_open_sees_what_a_live_writer_has_committed() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut writer = SqliteLog::open(dir.path()).unwrap();
+        writer.append(&[register(1, 1)]).unwrap();
+        let ro = SqliteLog::open_read_only(dir.path()).unwrap();
+        writer.append(&[register(2, 1)]).unwrap();
+        writer.append_block(&block(1, 2)).unwrap();
+        assert_eq!(ro.raw_entries(0, 10).unwrap().len(), 2);
+        assert_eq!(ro.last_block().unwrap(), Some(block(1, 2)));
     }
 
     #[test]
