@@ -1,5 +1,6 @@
 //! The end-to-end scenarios, one module per area.
 
+mod chain;
 mod cli;
 mod hostile;
 mod http;
