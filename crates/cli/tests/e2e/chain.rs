@@ -3,7 +3,7 @@
 //! data dir without changing a file; one flipped byte in a stored entry or block makes it fail
 //! naming that block. Sealing picks up where it left off after a `kill -9`.
 
-use crate::support::{Coordinator, Ran, WAIT, World, pi_spec, poll};
+use crate::support::{Coordinator, Ran, WAIT, World, error_body, pi_spec, poll};
 use api::wire::ChainView;
 use std::path::Path;
 
@@ -123,6 +123,28 @@ fn chain_verifies_live_and_offline_and_a_flipped_byte_names_its_block() {
         .ok()
         .json();
     assert_eq!(shown["header"]["first_seq"], 1, "{shown}");
+
+    // The raw pages: entries as stored, and bad paging parameters as a JSON 400.
+    let entries = c
+        .http
+        .block_on(c.http.client.chain_entries(1, 2))
+        .expect("GET /v1/chain/entries");
+    assert_eq!(entries.iter().map(|e| e.seq).collect::<Vec<_>>(), [1, 2]);
+    assert!(
+        entries
+            .iter()
+            .all(|e| e.bytes().is_ok_and(|b| !b.is_empty()))
+    );
+    for query in ["blocks?from=x", "entries?limit=-1"] {
+        let (status, body) = c.http.block_on(async {
+            let resp = reqwest::get(format!("{}/v1/chain/{query}", c.url))
+                .await
+                .unwrap();
+            (resp.status().as_u16(), resp.bytes().await.unwrap())
+        });
+        assert_eq!(status, 400, "{query}");
+        assert_eq!(error_body(&body).error, "bad_request", "{query}");
+    }
 
     // Stop everything gracefully: the coordinator seals its last entries on the way out.
     p.proc.terminate();
