@@ -2,8 +2,10 @@
 //!
 //! 1. **CPU kernel** — `guests/bench.c` compiled natively with `gcc -O2` (at bench time, in a
 //!    temp dir) vs `guests/bench.wasm` in the Gridmint [`Sandbox`] vs the same module in bare
-//!    wasmtime ([`sandbox::baseline`]); rounds interleaved native/sandbox/bare, medians and
-//!    ratios reported, checksums checked to agree.
+//!    wasmtime ([`sandbox::baseline`]), both with stock settings and with the sandbox's fuel,
+//!    epoch and NaN-canonicalization settings (which separates the cost of determinism from the
+//!    cost of the harness); rounds interleaved, medians and ratios reported, checksums checked
+//!    to agree.
 //! 2. **Per-task instantiation** — `guests/noop.wasm` prepared once, then many runs through
 //!    [`Sandbox::run`] with the pooling allocator and without it (and bare wasmtime for
 //!    reference), interleaved run by run.
@@ -130,6 +132,8 @@ struct KernelResult {
     native: Result<Vec<Duration>, String>,
     sandbox: Vec<Duration>,
     bare: Vec<Duration>,
+    /// Bare wasmtime with the sandbox's fuel, epoch and NaN settings.
+    bare_same: Vec<Duration>,
     sandbox_fuel: u64,
 }
 
@@ -186,12 +190,15 @@ fn kernel_bench(plan: &Plan) -> anyhow::Result<KernelResult> {
     };
     let baseline = Baseline::new()?;
     let bare_module = baseline.compile(BENCH_WASM)?;
+    let same = Baseline::with_sandbox_settings()?;
+    let same_module = same.compile(BENCH_WASM)?;
     let bare_args = [iterations.clone()];
 
     let mut outputs: Vec<(&str, Vec<u8>)> = Vec::new();
     let mut native_times = Vec::new();
     let mut sandbox_times = Vec::new();
     let mut bare_times = Vec::new();
+    let mut same_times = Vec::new();
     let mut sandbox_fuel = 0;
     for round in 1..=plan.kernel_rounds {
         if let Ok(native) = &native {
@@ -237,6 +244,18 @@ fn kernel_bench(plan: &Plan) -> anyhow::Result<KernelResult> {
         eprintln!("kernel: round {round}: bare    {:8.1} ms", ms(took));
         bare_times.push(took);
         outputs.push(("bare wasmtime", report.stdout));
+
+        let start = Instant::now();
+        let report = same.run(&same_module, &bare_args)?;
+        let took = start.elapsed();
+        ensure!(
+            report.exit_code == 0,
+            "bare-wasmtime (sandbox settings) kernel exited {}",
+            report.exit_code
+        );
+        eprintln!("kernel: round {round}: bare+settings {:8.1} ms", ms(took));
+        same_times.push(took);
+        outputs.push(("bare wasmtime with sandbox settings", report.stdout));
     }
 
     let (_, first) = outputs.first().context("no kernel rounds ran")?;
@@ -266,6 +285,7 @@ fn kernel_bench(plan: &Plan) -> anyhow::Result<KernelResult> {
         native: native.map(|_| native_times),
         sandbox: sandbox_times,
         bare: bare_times,
+        bare_same: same_times,
         sandbox_fuel,
     })
 }
@@ -573,6 +593,11 @@ impl Report {
         median(&self.kernel.sandbox).as_secs_f64() / median(&self.kernel.bare).as_secs_f64()
     }
 
+    /// The harness alone: sandbox over bare wasmtime compiled with the same settings.
+    fn over_bare_same(&self) -> f64 {
+        median(&self.kernel.sandbox).as_secs_f64() / median(&self.kernel.bare_same).as_secs_f64()
+    }
+
     fn tasks_per_second(&self) -> f64 {
         self.e2e.tasks as f64 / self.e2e.elapsed.as_secs_f64()
     }
@@ -608,6 +633,11 @@ impl Report {
             ms(median(&k.sandbox))
         );
         let _ = writeln!(s, "   bare wasmtime       {:>9.1} ms", ms(median(&k.bare)));
+        let _ = writeln!(
+            s,
+            "   bare, same settings {:>9.1} ms   (fuel + epoch + NaN canonicalization)",
+            ms(median(&k.bare_same))
+        );
         match self.over_native() {
             Some(r) => {
                 let _ = writeln!(
@@ -627,6 +657,12 @@ impl Report {
         let _ = writeln!(
             s,
             "   sandbox / bare      {r:>9.3}x    goal <= {GOAL_OVER_BARE:.2}x  {}",
+            verdict(r <= GOAL_OVER_BARE)
+        );
+        let r = self.over_bare_same();
+        let _ = writeln!(
+            s,
+            "   sandbox / bare, same settings {r:>5.3}x    (the harness alone: goal <= {GOAL_OVER_BARE:.2}x  {})",
             verdict(r <= GOAL_OVER_BARE)
         );
         let _ = writeln!(
@@ -706,6 +742,8 @@ impl Report {
                 "native_skipped": k.native.as_ref().err(),
                 "sandbox_ms": ms(median(&k.sandbox)),
                 "bare_ms": ms(median(&k.bare)),
+                "bare_same_settings_ms": ms(median(&k.bare_same)),
+                "sandbox_over_bare_same_settings": self.over_bare_same(),
                 "native_rounds_ms": k.native.as_ref().ok().map(|t| t.iter().copied().map(ms).collect::<Vec<_>>()),
                 "sandbox_rounds_ms": k.sandbox.iter().copied().map(ms).collect::<Vec<_>>(),
                 "bare_rounds_ms": k.bare.iter().copied().map(ms).collect::<Vec<_>>(),

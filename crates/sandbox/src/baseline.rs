@@ -27,6 +27,8 @@ const STDOUT_CAPTURE_BYTES: usize = 16 * 1024 * 1024;
 pub struct Baseline {
     engine: Engine,
     linker: Linker<WasiP1Ctx>,
+    /// Fuel metering and epoch checks are compiled in (see [`Baseline::with_sandbox_settings`]).
+    metered: bool,
 }
 
 /// A module compiled by a [`Baseline`] and pre-linked against WASI; cheap to clone.
@@ -55,12 +57,34 @@ pub struct BaselineReport {
 impl Baseline {
     /// A `Config::default()` engine and a WASI p1 linker.
     pub fn new() -> Result<Baseline, SandboxError> {
-        let engine = Engine::new(&Config::default())
+        Baseline::build(&Config::default(), false)
+    }
+
+    /// Bare wasmtime with the code-generation settings the sandbox's guarantees need — fuel
+    /// metering, epoch interruption and NaN canonicalization — but none of the sandbox's own
+    /// machinery (limits, virtual clocks, work directory, outcome classification). Set side by side
+    /// with [`Baseline::new`] and the sandbox, it separates the cost of determinism from the cost of
+    /// the harness.
+    pub fn with_sandbox_settings() -> Result<Baseline, SandboxError> {
+        let mut config = Config::default();
+        config
+            .consume_fuel(true)
+            .epoch_interruption(true)
+            .cranelift_nan_canonicalization(true);
+        Baseline::build(&config, true)
+    }
+
+    fn build(config: &Config, metered: bool) -> Result<Baseline, SandboxError> {
+        let engine = Engine::new(config)
             .map_err(|e| SandboxError::Setup(format!("cannot create engine: {e:#}")))?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |ctx: &mut WasiP1Ctx| ctx)
             .map_err(|e| SandboxError::Setup(format!("cannot link wasi: {e:#}")))?;
-        Ok(Baseline { engine, linker })
+        Ok(Baseline {
+            engine,
+            linker,
+            metered,
+        })
     }
 
     /// Compiles `wasm` (binary or text) and links it against WASI.
@@ -90,6 +114,13 @@ impl Baseline {
             .arg("task")
             .args(args);
         let mut store = Store::new(&self.engine, wasi.build_p1());
+        if self.metered {
+            // Checks compiled in, never triggered: no epoch ticker runs for a baseline engine.
+            store
+                .set_fuel(u64::MAX / 2)
+                .map_err(|e| SandboxError::Setup(format!("cannot set fuel: {e:#}")))?;
+            store.set_epoch_deadline(u64::MAX / 2);
+        }
 
         let started = Instant::now();
         let result = module
