@@ -2,6 +2,7 @@
 
 mod bench;
 mod chain;
+mod config;
 mod demo;
 mod jobspec;
 mod requester;
@@ -55,27 +56,30 @@ fn parse_size(s: &str) -> Result<u64, String> {
 
 #[derive(clap::Args, Debug)]
 struct CoordinatorArgs {
-    /// Address to listen on
-    #[arg(long, default_value = "127.0.0.1:7070")]
-    listen: SocketAddr,
-    /// Directory for the command log and blobs
-    #[arg(long, default_value = "gridmint-data/coordinator")]
-    data_dir: PathBuf,
-    /// How often providers heartbeat
-    #[arg(long, default_value = "2s", value_parser = parse_duration)]
-    heartbeat_interval: Duration,
-    /// Silence after which a provider is declared lost and its tasks requeued
-    #[arg(long, default_value = "10s", value_parser = parse_duration)]
-    heartbeat_timeout: Duration,
-    /// Largest blob (module, input, output) accepted
-    #[arg(long, default_value = "64MiB", value_parser = parse_size)]
-    max_blob_size: u64,
-    /// Snapshot the state every this many log entries (bounds replay time at start)
-    #[arg(long, default_value_t = 10_000)]
-    snapshot_every: u64,
-    /// How often new log entries are sealed into a signed block
-    #[arg(long, default_value = "1s", value_parser = parse_duration)]
-    block_interval: Duration,
+    /// TOML file with any of the settings below (flags win over it); see examples/coordinator.toml
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:7070]
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+    /// Directory for the command log, blobs and validator key [default: gridmint-data/coordinator]
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// How often providers heartbeat [default: 2s]
+    #[arg(long, value_parser = parse_duration)]
+    heartbeat_interval: Option<Duration>,
+    /// Silence after which a provider is declared lost and its tasks requeued [default: 10s]
+    #[arg(long, value_parser = parse_duration)]
+    heartbeat_timeout: Option<Duration>,
+    /// Largest blob (module, input, output) accepted [default: 64MiB]
+    #[arg(long, value_parser = parse_size)]
+    max_blob_size: Option<u64>,
+    /// Snapshot the state every this many log entries (bounds replay time at start) [default: 10000]
+    #[arg(long)]
+    snapshot_every: Option<u64>,
+    /// How often new log entries are sealed into a signed block [default: 1s]
+    #[arg(long, value_parser = parse_duration)]
+    block_interval: Option<Duration>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -206,13 +210,19 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Coordinator(args) => {
             init_tracing("info");
-            let mut config = coordinator::CoordinatorConfig::new(args.data_dir);
-            config.heartbeat_interval = args.heartbeat_interval;
-            config.heartbeat_timeout = args.heartbeat_timeout;
-            config.max_blob_bytes = args.max_blob_size;
-            config.block_interval = args.block_interval;
-            config.snapshot_every = args.snapshot_every;
-            let running = coordinator::start(config, args.listen).await?;
+            let settings = config::coordinator(
+                args.config.as_deref(),
+                config::CoordinatorFlags {
+                    listen: args.listen,
+                    data_dir: args.data_dir,
+                    heartbeat_interval: args.heartbeat_interval,
+                    heartbeat_timeout: args.heartbeat_timeout,
+                    max_blob_size: args.max_blob_size,
+                    snapshot_every: args.snapshot_every,
+                    block_interval: args.block_interval,
+                },
+            )?;
+            let running = coordinator::start(settings.config, settings.listen).await?;
             println!("listening on {}", running.url());
             std::io::stdout().flush()?;
             shutdown_signal().await;

@@ -1,0 +1,233 @@
+//! `gridmint coordinator --config FILE`: a coordinator's settings as TOML. Every setting can also be
+//! given as a flag, and a flag wins over the file; anything in neither gets the default that works
+//! on a laptop. `examples/coordinator.toml` lists every key.
+
+use crate::jobspec::Size;
+use anyhow::{Context, bail};
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The file. Paths in it are relative to the file's own directory.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CoordinatorFile {
+    /// Address to listen on ("127.0.0.1:7070").
+    pub listen: Option<SocketAddr>,
+    /// Directory for the command log, blobs and the validator key ("gridmint-data/coordinator").
+    pub data_dir: Option<PathBuf>,
+    /// How often providers heartbeat ("2s").
+    pub heartbeat_interval: Option<String>,
+    /// Silence after which a provider is declared lost and its tasks requeued ("10s").
+    pub heartbeat_timeout: Option<String>,
+    /// Largest blob (module, input, output) accepted ("64MiB").
+    pub max_blob_size: Option<Size>,
+    /// Snapshot the state every this many log entries (10000).
+    pub snapshot_every: Option<u64>,
+    /// How often new log entries are sealed into a signed block ("1s").
+    pub block_interval: Option<String>,
+}
+
+/// Settings as given on the command line (`None`: not given).
+#[derive(Debug, Default)]
+pub struct CoordinatorFlags {
+    pub listen: Option<SocketAddr>,
+    pub data_dir: Option<PathBuf>,
+    pub heartbeat_interval: Option<Duration>,
+    pub heartbeat_timeout: Option<Duration>,
+    pub max_blob_size: Option<u64>,
+    pub snapshot_every: Option<u64>,
+    pub block_interval: Option<Duration>,
+}
+
+/// The settings in force.
+#[derive(Debug)]
+pub struct CoordinatorSettings {
+    pub listen: SocketAddr,
+    pub config: coordinator::CoordinatorConfig,
+}
+
+fn duration(key: &str, value: &Option<String>) -> anyhow::Result<Option<Duration>> {
+    value
+        .as_deref()
+        .map(|s| {
+            humantime::parse_duration(s)
+                .with_context(|| format!("{key} = {s:?} is not a duration like \"10s\""))
+        })
+        .transpose()
+}
+
+/// Reads `path` (if any) and merges: flag, then file, then default.
+pub fn coordinator(
+    path: Option<&Path>,
+    flags: CoordinatorFlags,
+) -> anyhow::Result<CoordinatorSettings> {
+    let (file, base) = match path {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading config {}", path.display()))?;
+            let file = parse(&text).with_context(|| format!("config {}", path.display()))?;
+            (
+                file,
+                path.parent().map(Path::to_path_buf).unwrap_or_default(),
+            )
+        }
+        None => (CoordinatorFile::default(), PathBuf::new()),
+    };
+    let data_dir = flags
+        .data_dir
+        .or_else(|| file.data_dir.as_ref().map(|d| base.join(d)))
+        .unwrap_or_else(|| PathBuf::from("gridmint-data/coordinator"));
+    let mut config = coordinator::CoordinatorConfig::new(data_dir);
+    let pick = |flag: Option<Duration>, key: &str, value: &Option<String>, default: Duration| {
+        anyhow::Ok(match flag {
+            Some(d) => d,
+            None => duration(key, value)?.unwrap_or(default),
+        })
+    };
+    config.heartbeat_interval = pick(
+        flags.heartbeat_interval,
+        "heartbeat_interval",
+        &file.heartbeat_interval,
+        config.heartbeat_interval,
+    )?;
+    config.heartbeat_timeout = pick(
+        flags.heartbeat_timeout,
+        "heartbeat_timeout",
+        &file.heartbeat_timeout,
+        config.heartbeat_timeout,
+    )?;
+    config.block_interval = pick(
+        flags.block_interval,
+        "block_interval",
+        &file.block_interval,
+        config.block_interval,
+    )?;
+    config.max_blob_bytes = match (flags.max_blob_size, &file.max_blob_size) {
+        (Some(n), _) => n,
+        (None, Some(size)) => size.bytes().context("max_blob_size")?,
+        (None, None) => config.max_blob_bytes,
+    };
+    config.snapshot_every = flags
+        .snapshot_every
+        .or(file.snapshot_every)
+        .unwrap_or(config.snapshot_every);
+    if config.heartbeat_timeout <= config.heartbeat_interval {
+        bail!(
+            "heartbeat timeout ({:?}) must be longer than the heartbeat interval ({:?})",
+            config.heartbeat_timeout,
+            config.heartbeat_interval
+        );
+    }
+    if config.snapshot_every == 0 {
+        bail!("snapshot_every must be at least 1");
+    }
+    let listen = flags
+        .listen
+        .or(file.listen)
+        .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 7070)));
+    Ok(CoordinatorSettings { listen, config })
+}
+
+fn parse(text: &str) -> anyhow::Result<CoordinatorFile> {
+    toml::from_str(text).context("parsing TOML")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &Path, text: &str) -> PathBuf {
+        let path = dir.join("coordinator.toml");
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    #[test]
+    fn defaults_without_file_or_flags() {
+        let s = coordinator(None, CoordinatorFlags::default()).unwrap();
+        assert_eq!(s.listen, "127.0.0.1:7070".parse().unwrap());
+        assert_eq!(
+            s.config.data_dir,
+            PathBuf::from("gridmint-data/coordinator")
+        );
+        assert_eq!(s.config.heartbeat_timeout, Duration::from_secs(10));
+    }
+
+    #[test]
+    fn file_sets_values_and_flags_win() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(
+            dir.path(),
+            r#"listen = "0.0.0.0:9000"
+               data_dir = "state"
+               heartbeat_interval = "500ms"
+               heartbeat_timeout = "3s"
+               max_blob_size = "1MiB"
+               snapshot_every = 50
+               block_interval = "250ms""#,
+        );
+        let s = coordinator(Some(&path), CoordinatorFlags::default()).unwrap();
+        assert_eq!(s.listen, "0.0.0.0:9000".parse().unwrap());
+        assert_eq!(s.config.data_dir, dir.path().join("state"));
+        assert_eq!(s.config.heartbeat_interval, Duration::from_millis(500));
+        assert_eq!(s.config.heartbeat_timeout, Duration::from_secs(3));
+        assert_eq!(s.config.max_blob_bytes, 1 << 20);
+        assert_eq!(s.config.snapshot_every, 50);
+        assert_eq!(s.config.block_interval, Duration::from_millis(250));
+
+        let flags = CoordinatorFlags {
+            listen: Some("127.0.0.1:1".parse().unwrap()),
+            heartbeat_timeout: Some(Duration::from_secs(60)),
+            max_blob_size: Some(7),
+            ..CoordinatorFlags::default()
+        };
+        let s = coordinator(Some(&path), flags).unwrap();
+        assert_eq!(s.listen, "127.0.0.1:1".parse().unwrap());
+        assert_eq!(s.config.heartbeat_timeout, Duration::from_secs(60));
+        assert_eq!(s.config.max_blob_bytes, 7);
+        // Not overridden: still from the file.
+        assert_eq!(s.config.heartbeat_interval, Duration::from_millis(500));
+    }
+
+    #[test]
+    fn mistakes_name_the_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let cases = [
+            ("heartbeat_timeout = \"soon\"", "heartbeat_timeout"),
+            ("max_blob_size = \"3 parsecs\"", "unknown size unit"),
+            ("listen = \"nowhere\"", "listen"),
+            ("snapshot_evry = 5", "snapshot_evry"),
+            ("heartbeat_interval = \"20s\"", "must be longer"),
+            ("snapshot_every = 0", "at least 1"),
+        ];
+        for (text, want) in cases {
+            let path = write(dir.path(), text);
+            let err = format!(
+                "{:#}",
+                coordinator(Some(&path), CoordinatorFlags::default()).unwrap_err()
+            );
+            assert!(
+                err.contains(want),
+                "{text:?}: {err:?} should mention {want:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_example_file_parses_and_matches_the_defaults() {
+        let path = Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../examples/coordinator.toml"
+        ));
+        let s = coordinator(Some(path), CoordinatorFlags::default()).unwrap();
+        let d = coordinator(None, CoordinatorFlags::default()).unwrap();
+        assert_eq!(s.listen, d.listen);
+        assert_eq!(s.config.heartbeat_interval, d.config.heartbeat_interval);
+        assert_eq!(s.config.heartbeat_timeout, d.config.heartbeat_timeout);
+        assert_eq!(s.config.max_blob_bytes, d.config.max_blob_bytes);
+        assert_eq!(s.config.snapshot_every, d.config.snapshot_every);
+        assert_eq!(s.config.block_interval, d.config.block_interval);
+    }
+}
