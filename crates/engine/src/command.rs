@@ -1,6 +1,9 @@
 //! The engine's inputs (what the log holds), its outputs (events) and its typed rejections.
 
-use crate::types::{AccountId, JobId, JobSpec, ProviderSpec, Sig, TaskId, TaskReport, Time};
+use crate::ledger::SlashEvidence;
+use crate::types::{
+    AccountId, Amount, JobId, JobSpec, ProviderSpec, Sig, TaskId, TaskReport, Time,
+};
 use serde::{Deserialize, Serialize};
 
 /// A body signed by an account. The signature covers [`Signed::signing_bytes`]: a domain tag naming
@@ -43,6 +46,14 @@ pub enum Action {
     ReportResults(Vec<TaskReport>),
     /// The job's owner gives up on it.
     CancelJob(JobId),
+    /// Move tokens from the signer's balance to `to`.
+    Transfer { to: AccountId, amount: Amount },
+    /// Development networks only: credit the signer the faucet amount.
+    Faucet,
+    /// Bond `amount` of the signer's balance as provider stake.
+    Stake { amount: Amount },
+    /// Start unbonding `amount` of the signer's stake; it is released after the unbonding delay.
+    Unstake { amount: Amount },
 }
 
 impl SignedBody for Action {
@@ -63,6 +74,8 @@ pub enum LeaderCommand {
     ProviderLost { provider: AccountId },
     /// The job is past its deadline.
     ExpireJob { job: JobId },
+    /// The account's unbonding delay has passed: its unbonded stake returns to its balance.
+    ReleaseStake { account: AccountId },
 }
 
 /// One input to the state machine.
@@ -138,6 +151,59 @@ pub enum Event {
     JobCancelled {
         job: JobId,
     },
+    Transferred {
+        from: AccountId,
+        to: AccountId,
+        amount: Amount,
+    },
+    FaucetPaid {
+        to: AccountId,
+        amount: Amount,
+    },
+    /// The job's worst-case cost left its owner's balance.
+    EscrowLocked {
+        job: JobId,
+        owner: AccountId,
+        amount: Amount,
+    },
+    /// An accepted result was paid from the job's escrow: `amount` to the provider and `fee` to
+    /// the treasury.
+    TaskPaid {
+        task: TaskId,
+        provider: AccountId,
+        amount: Amount,
+        fee: Amount,
+    },
+    /// What a finished job's escrow still held went back to its owner.
+    EscrowRefunded {
+        job: JobId,
+        owner: AccountId,
+        amount: Amount,
+    },
+    Staked {
+        account: AccountId,
+        amount: Amount,
+        /// Bonded stake after this.
+        bonded: Amount,
+    },
+    UnbondingStarted {
+        account: AccountId,
+        amount: Amount,
+        release_at: Time,
+    },
+    StakeReleased {
+        account: AccountId,
+        amount: Amount,
+    },
+    /// A provider lost `amount` of stake for a wrong result.
+    Slashed {
+        provider: AccountId,
+        amount: Amount,
+        to_requester: Amount,
+        to_treasury: Amount,
+        burned: Amount,
+        evidence: SlashEvidence,
+    },
 }
 
 /// Why an input was refused. A rejected input changes nothing and is never logged.
@@ -174,4 +240,18 @@ pub enum Rejection {
     NotExpired { job: JobId, deadline: u64 },
     #[error("limit exceeded: {0}")]
     TooLarge(String),
+    #[error("insufficient funds: needs {need} base units, {available} available")]
+    InsufficientFunds { need: Amount, available: Amount },
+    #[error("insufficient stake: {bonded} base units bonded, {need} needed")]
+    InsufficientStake { bonded: Amount, need: Amount },
+    #[error("invalid amount: {0}")]
+    InvalidAmount(String),
+    #[error("this network has no faucet")]
+    FaucetDisabled,
+    #[error("faucet refused: {0}")]
+    FaucetRefused(String),
+    #[error("stake is locked: {0}")]
+    StakeLocked(String),
+    #[error("account {0} has no unbonded stake due for release")]
+    NothingToRelease(AccountId),
 }

@@ -18,10 +18,15 @@
 
 pub mod chain;
 pub mod command;
+pub mod ledger;
 pub mod state;
 pub mod types;
 
 pub use chain::{Block, BlockHeader, decode_canonical, entry_leaf, genesis_hash, merkle_root};
 pub use command::{Action, Entry, Event, Input, LeaderCommand, Rejection, Signed, SignedBody};
+pub use ledger::{
+    BASE_UNITS_PER_TOKEN, DECIMALS, Escrow, FaucetParams, Genesis, LedgerParams, SlashEvidence,
+    SlashParams, Supply, TOKEN_SYMBOL, Tokens, Unbonding, parse_tokens, tokens,
+};
 pub use state::{EngineConfig, Job, JobStatus, Provider, ProviderStatus, State, Task, TaskState};
 pub use types::*;

@@ -5,9 +5,11 @@
 //! the postcard encoding of the state, and hence [`State::hash`], is a pure function of the inputs.
 
 use crate::command::{Action, Entry, Event, Input, LeaderCommand, Rejection, Signed};
+use crate::ledger::{Escrow, LedgerParams, Supply, Unbonding};
 use crate::types::{
-    AccountId, Aggregate, Hash, InputFile, JobId, JobSpec, Limits, OutputSource, ProviderSpec,
-    TaskDescriptor, TaskId, TaskOutcome, TaskReport, TaskSpec, Time, part_name, valid_file_name,
+    AccountId, Aggregate, Amount, Hash, InputFile, JobId, JobSpec, Limits, OutputSource,
+    ProviderSpec, TaskDescriptor, TaskId, TaskOutcome, TaskReport, TaskSpec, Time, part_name,
+    valid_file_name,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -43,6 +45,12 @@ impl Default for EngineConfig {
 pub struct Account {
     /// Highest nonce used in a logged action.
     pub nonce: u64,
+    /// Spendable tokens, in base units.
+    pub balance: Amount,
+    /// Stake bonded as a provider: slashable, and needed to be given work.
+    pub bonded: Amount,
+    /// Stake on its way back to the balance, still slashable until released.
+    pub unbonding: Vec<Unbonding>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -59,6 +67,11 @@ pub struct ProviderStats {
     pub tasks_failed: u64,
     pub fuel_used: u64,
     pub times_lost: u64,
+    /// Paid for accepted results, after fees.
+    pub earned: Amount,
+    pub times_slashed: u64,
+    /// Stake lost to slashing.
+    pub slashed: Amount,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -150,6 +163,7 @@ pub struct Job {
     /// Map tasks in order, then the reduce task once it exists.
     pub tasks: Vec<Task>,
     pub maps_done: u32,
+    pub escrow: Escrow,
 }
 
 impl Job {
@@ -179,9 +193,12 @@ impl Job {
 }
 
 /// The whole network state.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct State {
     pub config: EngineConfig,
+    /// The economic rules, fixed at genesis.
+    pub ledger: LedgerParams,
+    pub supply: Supply,
     /// Time of the latest applied input (never decreases).
     pub now: Time,
     /// Number of inputs applied.
@@ -197,11 +214,20 @@ pub struct State {
 type Applied = Result<Vec<Event>, Rejection>;
 
 impl State {
+    /// A network with `config`, no tokens, no fees and no stake requirement. Real networks start
+    /// from [`State::from_genesis`].
     pub fn new(config: EngineConfig) -> State {
         State {
             config,
+            ledger: LedgerParams::free(),
+            supply: Supply::default(),
+            now: 0,
+            applied: 0,
+            accounts: BTreeMap::new(),
+            providers: BTreeMap::new(),
+            jobs: BTreeMap::new(),
             next_job: 1,
-            ..State::default()
+            queue: BTreeSet::new(),
         }
     }
 
@@ -241,6 +267,10 @@ impl State {
             Action::SubmitJob(spec) => self.submit(who, spec, now)?,
             Action::ReportResults(reports) => self.report(who, reports, now)?,
             Action::CancelJob(job) => self.cancel(who, *job, now)?,
+            Action::Transfer { to, amount } => self.transfer(who, *to, *amount)?,
+            Action::Faucet => self.faucet(who)?,
+            Action::Stake { amount } => self.stake(who, *amount)?,
+            Action::Unstake { amount } => self.unstake(who, *amount, now)?,
         };
         self.accounts.entry(who).or_default().nonce = signed.nonce;
         Ok(events)
@@ -253,6 +283,7 @@ impl State {
                 self.provider_gone(*provider, ProviderStatus::Lost)
             }
             LeaderCommand::ExpireJob { job } => self.expire(*job, now),
+            LeaderCommand::ReleaseStake { account } => self.release(*account, now),
         }
     }
 
@@ -273,6 +304,12 @@ impl State {
             return Err(Rejection::InvalidProviderSpec(
                 "region or gpu description too long".into(),
             ));
+        }
+        if !self.has_min_stake(&who) {
+            return Err(Rejection::InsufficientStake {
+                bonded: self.bonded(&who),
+                need: self.ledger.min_stake,
+            });
         }
         let requeued = match self.providers.get_mut(&who) {
             Some(provider) => {
@@ -459,6 +496,8 @@ impl State {
             .ok_or(Rejection::TooLarge("job ids exhausted".into()))?;
         let count = u32::try_from(spec.tasks.len())
             .map_err(|_| Rejection::TooLarge("too many tasks".into()))?;
+        let cost = self.check_escrow(&owner, spec)?;
+        self.debit(&owner, cost)?;
         self.next_job = next;
         let tasks = (0..count).map(|_| Task::new()).collect();
         self.queue
@@ -474,13 +513,24 @@ impl State {
                 status: JobStatus::Running,
                 tasks,
                 maps_done: 0,
+                escrow: Escrow {
+                    locked: cost,
+                    ..Escrow::default()
+                },
             },
         );
-        Ok(vec![Event::JobSubmitted {
-            job: id,
-            owner,
-            tasks: count,
-        }])
+        Ok(vec![
+            Event::JobSubmitted {
+                job: id,
+                owner,
+                tasks: count,
+            },
+            Event::EscrowLocked {
+                job: id,
+                owner,
+                amount: cost,
+            },
+        ])
     }
 
     fn cancel(&mut self, who: AccountId, id: JobId, now: Time) -> Applied {
@@ -491,8 +541,9 @@ impl State {
         if job.status.is_finished() {
             return Err(Rejection::JobEnded(id));
         }
-        self.finish_job(id, JobStatus::Cancelled, now);
-        Ok(vec![Event::JobCancelled { job: id }])
+        let mut events = vec![Event::JobCancelled { job: id }];
+        self.finish_job(id, JobStatus::Cancelled, now, &mut events)?;
+        Ok(events)
     }
 
     fn expire(&mut self, id: JobId, now: Time) -> Applied {
@@ -511,20 +562,25 @@ impl State {
             job.maps_done,
             job.map_count()
         );
-        self.finish_job(
-            id,
-            JobStatus::Failed {
-                reason: reason.clone(),
-            },
-            now,
-        );
-        Ok(vec![Event::JobFailed { job: id, reason }])
+        let mut events = vec![Event::JobFailed {
+            job: id,
+            reason: reason.clone(),
+        }];
+        self.finish_job(id, JobStatus::Failed { reason }, now, &mut events)?;
+        Ok(events)
     }
 
-    /// Ends a job: unfinished tasks are dropped from the queue and from providers.
-    fn finish_job(&mut self, id: JobId, status: JobStatus, now: Time) {
+    /// Ends a job: unfinished tasks are dropped from the queue and from providers, and what the
+    /// escrow still holds goes back to the owner.
+    fn finish_job(
+        &mut self,
+        id: JobId,
+        status: JobStatus,
+        now: Time,
+        events: &mut Vec<Event>,
+    ) -> Result<(), Rejection> {
         let Some(job) = self.jobs.get_mut(&id) else {
-            return;
+            return Ok(());
         };
         for (index, task) in job.tasks.iter_mut().enumerate() {
             let task_id = TaskId {
@@ -547,6 +603,8 @@ impl State {
         }
         job.status = status;
         job.finished_at = Some(now);
+        events.extend(self.refund(id)?);
+        Ok(())
     }
 
     // ----- tasks -----
@@ -561,6 +619,13 @@ impl State {
                 limits.memory_bytes, provider.spec.memory_bytes
             ));
         }
+        if !self.has_min_stake(&provider.id) {
+            return Err(format!(
+                "provider has {} bonded, below the minimum stake {}",
+                self.bonded(&provider.id),
+                self.ledger.min_stake
+            ));
+        }
         if provider.spec.price_per_fuel > job.spec.max_price {
             return Err(format!(
                 "provider asks {} per fuel, job pays at most {}",
@@ -568,6 +633,11 @@ impl State {
             ));
         }
         Ok(())
+    }
+
+    /// The fuel limit of task `index` of `job` (0 for a task that does not exist).
+    pub(crate) fn task_fuel_limit(&self, job: &Job, index: u32) -> u64 {
+        self.task_limits(job, index).map_or(0, |l| l.fuel)
     }
 
     fn task_limits(&self, job: &Job, index: u32) -> Option<Limits> {
@@ -669,12 +739,18 @@ impl State {
         }
         let mut events = Vec::new();
         for r in reports {
-            self.report_one(who, r, now, &mut events);
+            self.report_one(who, r, now, &mut events)?;
         }
         Ok(events)
     }
 
-    fn report_one(&mut self, who: AccountId, r: &TaskReport, now: Time, events: &mut Vec<Event>) {
+    fn report_one(
+        &mut self,
+        who: AccountId,
+        r: &TaskReport,
+        now: Time,
+        events: &mut Vec<Event>,
+    ) -> Result<(), Rejection> {
         let id = r.task;
         let held = self
             .providers
@@ -686,18 +762,18 @@ impl State {
                 provider: who,
                 reason: "task is not assigned to this provider".into(),
             });
-            return;
+            return Ok(());
         }
         if let Some(p) = self.providers.get_mut(&who) {
             p.running.remove(&id);
         }
         let max_attempts = self.config.max_attempts;
         let Some(job) = self.jobs.get_mut(&id.job) else {
-            return;
+            return Ok(());
         };
         let map_count = job.map_count();
         let Some(task) = job.tasks.get_mut(id.index as usize) else {
-            return;
+            return Ok(());
         };
         if r.outcome == TaskOutcome::Success {
             task.state = TaskState::Done;
@@ -707,6 +783,13 @@ impl State {
                 output_size: r.output_size,
                 fuel_used: r.fuel_used,
             });
+            let is_map = (id.index as usize) < map_count;
+            let maps_finished = if is_map {
+                job.maps_done = job.maps_done.saturating_add(1);
+                job.maps_done as usize == map_count
+            } else {
+                false
+            };
             if let Some(p) = self.providers.get_mut(&who) {
                 p.stats.tasks_completed = p.stats.tasks_completed.saturating_add(1);
                 p.stats.fuel_used = p.stats.fuel_used.saturating_add(r.fuel_used);
@@ -716,16 +799,14 @@ impl State {
                 provider: who,
                 fuel_used: r.fuel_used,
             });
-            if (id.index as usize) < map_count {
-                job.maps_done = job.maps_done.saturating_add(1);
-                if job.maps_done as usize == map_count {
-                    self.maps_finished(id.job, now, events);
-                }
-            } else {
-                self.finish_job(id.job, JobStatus::Completed, now);
+            events.extend(self.pay(id.job, id, who, r.fuel_used)?);
+            if maps_finished {
+                self.maps_finished(id.job, now, events)?;
+            } else if !is_map {
                 events.push(Event::JobCompleted { job: id.job });
+                self.finish_job(id.job, JobStatus::Completed, now, events)?;
             }
-            return;
+            return Ok(());
         }
         task.failures = task.failures.saturating_add(1);
         let reason = r.outcome.to_string();
@@ -743,31 +824,31 @@ impl State {
         if failures >= max_attempts {
             task.state = TaskState::Failed;
             let reason = format!("task {id} failed {failures} times; last: {reason}");
-            self.finish_job(
-                id.job,
-                JobStatus::Failed {
-                    reason: reason.clone(),
-                },
-                now,
-            );
             events.push(Event::JobFailed {
                 job: id.job,
-                reason,
+                reason: reason.clone(),
             });
+            self.finish_job(id.job, JobStatus::Failed { reason }, now, events)?;
         } else {
             task.state = TaskState::Queued;
             self.queue.insert(id);
         }
+        Ok(())
     }
 
-    fn maps_finished(&mut self, id: JobId, now: Time, events: &mut Vec<Event>) {
+    fn maps_finished(
+        &mut self,
+        id: JobId,
+        now: Time,
+        events: &mut Vec<Event>,
+    ) -> Result<(), Rejection> {
         let Some(job) = self.jobs.get_mut(&id) else {
-            return;
+            return Ok(());
         };
         match job.spec.aggregate {
             Aggregate::Concat => {
-                self.finish_job(id, JobStatus::Completed, now);
                 events.push(Event::JobCompleted { job: id });
+                self.finish_job(id, JobStatus::Completed, now, events)?;
             }
             Aggregate::Reduce(_) => {
                 let index = u32::try_from(job.tasks.len()).unwrap_or(u32::MAX);
@@ -777,6 +858,7 @@ impl State {
                 events.push(Event::ReduceQueued { job: id });
             }
         }
+        Ok(())
     }
 
     // ----- queries -----

@@ -11,9 +11,10 @@
 
 use crate::support::{acct, entry, hash, signed, tid};
 use engine::{
-    AccountId, Action, Aggregate, EngineConfig, Entry, Event, Input, JobSpec, JobStatus,
-    LeaderCommand, Limits, OutputSource, ProviderSpec, ProviderStatus, ReduceSpec, Rejection,
-    State, TaskId, TaskOutcome, TaskReport, TaskSpec, TaskState, Time,
+    AccountId, Action, Aggregate, EngineConfig, Entry, Event, FaucetParams, Genesis, Input,
+    JobSpec, JobStatus, LeaderCommand, LedgerParams, Limits, OutputSource, ProviderSpec,
+    ProviderStatus, ReduceSpec, Rejection, SlashParams, State, TaskId, TaskOutcome, TaskReport,
+    TaskSpec, TaskState, Time,
 };
 use proptest::prelude::*;
 use proptest::sample::select;
@@ -83,6 +84,25 @@ enum Op {
         who: u8,
         job: u8,
     },
+    Transfer {
+        from: u8,
+        to: u8,
+        amount: u128,
+    },
+    Faucet {
+        who: u8,
+    },
+    Stake {
+        who: u8,
+        amount: u128,
+    },
+    Unstake {
+        who: u8,
+        amount: u128,
+    },
+    Release {
+        who: u8,
+    },
 }
 
 #[derive(Clone, Debug)]
@@ -109,6 +129,72 @@ fn provider(p: u8) -> AccountId {
 fn requester(n: u8) -> AccountId {
     // Mostly dedicated requesters; sometimes a provider submits too.
     [acct(11), acct(12), acct(13), acct(1), acct(2)][n as usize % 5]
+}
+
+/// Any account the ledger operations pick from: providers, requesters and the treasury.
+fn anyone(n: u8) -> AccountId {
+    [
+        acct(1),
+        acct(2),
+        acct(3),
+        acct(4),
+        acct(11),
+        acct(12),
+        acct(13),
+        TREASURY,
+    ][n as usize % 8]
+}
+
+const TREASURY: AccountId = AccountId([0xEE; 32]);
+/// The minimum stake of the test network.
+const MIN_STAKE: u128 = 50;
+
+/// A network with fees, stake and a faucet, and uneven initial wealth: requester 11 is rich,
+/// 12 can afford a few jobs, 13 starts with nothing; providers start with enough to stake.
+fn genesis() -> Genesis {
+    let mut allocations = BTreeMap::new();
+    allocations.insert(acct(11), 10_000_000);
+    allocations.insert(acct(12), 40_000);
+    for p in 1..=4 {
+        allocations.insert(acct(p), 200);
+    }
+    Genesis {
+        params: LedgerParams {
+            chain_id: "props".into(),
+            treasury: TREASURY,
+            fee_bps: 700,
+            min_stake: MIN_STAKE,
+            slash: SlashParams {
+                fraction_bps: 5_000,
+                requester_bps: 5_000,
+                treasury_bps: 2_500,
+            },
+            unbonding_delay_ms: 40,
+            faucet: Some(FaucetParams { amount: 30_000 }),
+        },
+        allocations,
+        engine: config(),
+    }
+}
+
+fn amount() -> impl Strategy<Value = u128> {
+    prop_oneof![
+        4 => 1..100u128,
+        2 => 100..50_000u128,
+        1 => Just(0u128),
+        1 => Just(u128::MAX),
+    ]
+}
+
+fn ledger_op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        2 => (any::<u8>(), any::<u8>(), amount())
+            .prop_map(|(from, to, amount)| Op::Transfer { from, to, amount }),
+        1 => any::<u8>().prop_map(|who| Op::Faucet { who }),
+        2 => (0..4u8, amount()).prop_map(|(who, amount)| Op::Stake { who, amount }),
+        1 => (0..4u8, amount()).prop_map(|(who, amount)| Op::Unstake { who, amount }),
+        1 => any::<u8>().prop_map(|who| Op::Release { who }),
+    ]
 }
 
 fn outcome() -> impl Strategy<Value = TaskOutcome> {
@@ -188,6 +274,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => any::<u8>().prop_map(|job| Op::Expire { job }),
         1 => (any::<bool>(), any::<u8>(), any::<u8>())
             .prop_map(|(by_owner, who, job)| Op::Cancel { by_owner, who, job }),
+        3 => ledger_op(),
     ]
 }
 
@@ -389,6 +476,21 @@ fn build(s: &State, step: &Step, time: Time) -> Built {
             };
             Ok(action(who, Action::CancelJob(job)))
         }
+        Op::Transfer { from, to, amount } => Ok(action(
+            anyone(*from),
+            Action::Transfer {
+                to: anyone(*to),
+                amount: *amount,
+            },
+        )),
+        Op::Faucet { who } => Ok(action(anyone(*who), Action::Faucet)),
+        Op::Stake { who, amount } => Ok(action(provider(*who), Action::Stake { amount: *amount })),
+        Op::Unstake { who, amount } => {
+            Ok(action(provider(*who), Action::Unstake { amount: *amount }))
+        }
+        Op::Release { who } => Err(LeaderCommand::ReleaseStake {
+            account: anyone(*who),
+        }),
     };
     let (input, stale) = match signed_body {
         Ok((who, body)) => {
@@ -535,8 +637,12 @@ fn config() -> EngineConfig {
     }
 }
 
+fn fresh() -> State {
+    State::from_genesis(&genesis()).expect("valid genesis")
+}
+
 fn run(steps: &[Step]) -> Result<(), TestCaseError> {
-    let mut s = State::new(config());
+    let mut s = fresh();
     let mut log: Vec<(Entry, Vec<Event>)> = Vec::new();
     let mut time: Time = 1000;
     for step in steps {
@@ -572,6 +678,7 @@ fn run(steps: &[Step]) -> Result<(), TestCaseError> {
                     prop_assert_eq!(s.nonce(&signed.signer), signed.nonce);
                 }
                 check_events(&before, &s, &built.entry, &events)?;
+                check_money(&before, &s, &events)?;
                 log.push((built.entry, events));
             }
         }
@@ -579,7 +686,7 @@ fn run(steps: &[Step]) -> Result<(), TestCaseError> {
         check_invariants(&s)?;
     }
 
-    let mut replayed = State::new(config());
+    let mut replayed = fresh();
     for (entry, events) in &log {
         let again = replayed.apply(entry);
         prop_assert_eq!(again.as_ref(), Ok(events), "replaying {:?}", entry);
@@ -592,6 +699,48 @@ fn run(steps: &[Step]) -> Result<(), TestCaseError> {
     let back: State =
         serde_json::from_str(&text).map_err(|e| TestCaseError::fail(e.to_string()))?;
     prop_assert_eq!(back.hash(), s.hash());
+    Ok(())
+}
+
+/// The ledger's laws: supply is conserved except by the faucet; escrow never pays out more than it
+/// locked and is empty once its job ends; no provider without the minimum stake holds work.
+fn check_money(before: &State, after: &State, events: &[Event]) -> Result<(), TestCaseError> {
+    let total_before = before.check_supply().map_err(TestCaseError::fail)?;
+    let total_after = after.check_supply().map_err(TestCaseError::fail)?;
+    let minted: u128 = events
+        .iter()
+        .map(|e| match e {
+            Event::FaucetPaid { amount, .. } => *amount,
+            _ => 0,
+        })
+        .sum();
+    prop_assert_eq!(total_after, total_before + minted, "supply changed");
+    prop_assert_eq!(after.supply.burned, 0);
+    for job in after.jobs.values() {
+        let e = &job.escrow;
+        prop_assert!(
+            e.paid + e.refunded <= e.locked,
+            "job {} overpaid: {:?}",
+            job.id,
+            e
+        );
+        prop_assert!(e.fees <= e.paid);
+        if job.status.is_finished() {
+            prop_assert_eq!(e.held(), 0, "job {} ended holding escrow", job.id);
+        } else {
+            prop_assert_eq!(e.refunded, 0);
+        }
+    }
+    for p in after.providers.values() {
+        if !p.running.is_empty() {
+            prop_assert!(
+                after.bonded(&p.id) >= MIN_STAKE
+                    || before.providers[&p.id].running.len() >= p.running.len(),
+                "{:?} was given work without the minimum stake",
+                p.id
+            );
+        }
+    }
     Ok(())
 }
 
@@ -650,6 +799,54 @@ fn check_events(
                 prop_assert_eq!(&requeued, &held, "requeued = what {:?} held", provider);
                 prop_assert!(requeued.iter().all(|t| after.queue.contains(t)));
             }
+            Event::Transferred { from, to, amount } => {
+                prop_assert!(*amount > 0 && from != to);
+                prop_assert_eq!(after.balance(from), before.balance(from) - amount);
+                prop_assert_eq!(after.balance(to), before.balance(to) + amount);
+            }
+            Event::FaucetPaid { to, amount } => {
+                prop_assert!(before.balance(to) < *amount, "faucet filled a full account");
+            }
+            Event::EscrowLocked { job, amount, .. } => {
+                prop_assert_eq!(after.jobs[job].escrow.locked, *amount);
+                prop_assert_eq!(Some(*amount), State::job_cost(&after.jobs[job].spec));
+            }
+            Event::TaskPaid {
+                task,
+                provider,
+                amount,
+                fee,
+            } => {
+                let job = &after.jobs[&task.job];
+                let price = after.providers[provider]
+                    .spec
+                    .price_per_fuel
+                    .min(job.spec.max_price);
+                // Every report in these tests claims 10 fuel, within every limit.
+                prop_assert_eq!(amount + fee, 10 * price, "{} paid", task);
+                prop_assert_eq!(*fee, (amount + fee) * 700 / 10_000);
+            }
+            Event::EscrowRefunded { job, amount, .. } => {
+                let j = &after.jobs[job];
+                prop_assert!(j.status.is_finished());
+                prop_assert_eq!(j.escrow.refunded, *amount);
+            }
+            Event::Staked {
+                account, bonded, ..
+            } => prop_assert_eq!(after.bonded(account), *bonded),
+            Event::UnbondingStarted {
+                account,
+                amount,
+                release_at,
+            } => {
+                prop_assert_eq!(after.bonded(account), before.bonded(account) - amount);
+                prop_assert_eq!(*release_at, after.now + 40);
+            }
+            Event::StakeReleased { account, amount } => {
+                prop_assert_eq!(after.balance(account), before.balance(account) + amount);
+                prop_assert_eq!(after.releasable(account, after.now), 0);
+            }
+            Event::Slashed { .. } => prop_assert!(false, "nothing here slashes"),
         }
     }
     if let Input::Signed(signed) = &entry.input
@@ -681,11 +878,21 @@ proptest! {
 
     #[test]
     fn random_command_sequences_keep_invariants_and_replay(
-        // Every provider tries to register first, so that most cases get to assignments.
-        prologue in [0u8, 1, 2, 3].map(|p| step_with(register(Just(p)))),
+        // Every provider stakes and tries to register first, so that most cases get to
+        // assignments.
+        prologue in [0u8, 1, 2, 3].map(|p| {
+            (
+                step_with(Just(Op::Stake { who: p, amount: 60 })),
+                step_with(register(Just(p))),
+            )
+        }),
         steps in proptest::collection::vec(step(), 0..60),
     ) {
-        let all: Vec<Step> = prologue.into_iter().chain(steps).collect();
+        let all: Vec<Step> = prologue
+            .into_iter()
+            .flat_map(|(stake, register)| [stake, register])
+            .chain(steps)
+            .collect();
         run(&all)?;
     }
 }

@@ -4,6 +4,7 @@
 mod assign;
 mod descriptor;
 mod jobs;
+mod ledger;
 mod lifecycle;
 mod nonces;
 mod providers;

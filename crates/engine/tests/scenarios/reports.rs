@@ -75,6 +75,10 @@ fn successes_complete_a_concat_job_with_parts_in_task_order() {
             tasks_failed: 0,
             fuel_used: 40,
             times_lost: 0,
+            // 40 fuel at the provider's price of 1, no fee on this network.
+            earned: 40,
+            times_slashed: 0,
+            slashed: 0,
         }
     );
     assert_eq!(w.provider(acct(2)).stats.tasks_completed, 1);
