@@ -47,13 +47,23 @@ pub enum Action {
     /// The job's owner gives up on it.
     CancelJob(JobId),
     /// Move tokens from the signer's balance to `to`.
-    Transfer { to: AccountId, amount: Amount },
+    Transfer {
+        to: AccountId,
+        #[serde(with = "crate::types::amount")]
+        amount: Amount,
+    },
     /// Development networks only: credit the signer the faucet amount.
     Faucet,
     /// Bond `amount` of the signer's balance as provider stake.
-    Stake { amount: Amount },
+    Stake {
+        #[serde(with = "crate::types::amount")]
+        amount: Amount,
+    },
     /// Start unbonding `amount` of the signer's stake; it is released after the unbonding delay.
-    Unstake { amount: Amount },
+    Unstake {
+        #[serde(with = "crate::types::amount")]
+        amount: Amount,
+    },
 }
 
 impl SignedBody for Action {
@@ -154,16 +164,19 @@ pub enum Event {
     Transferred {
         from: AccountId,
         to: AccountId,
+        #[serde(with = "crate::types::amount")]
         amount: Amount,
     },
     FaucetPaid {
         to: AccountId,
+        #[serde(with = "crate::types::amount")]
         amount: Amount,
     },
     /// The job's worst-case cost left its owner's balance.
     EscrowLocked {
         job: JobId,
         owner: AccountId,
+        #[serde(with = "crate::types::amount")]
         amount: Amount,
     },
     /// An accepted result was paid from the job's escrow: `amount` to the provider and `fee` to
@@ -171,36 +184,49 @@ pub enum Event {
     TaskPaid {
         task: TaskId,
         provider: AccountId,
+        #[serde(with = "crate::types::amount")]
         amount: Amount,
+        #[serde(with = "crate::types::amount")]
         fee: Amount,
     },
     /// What a finished job's escrow still held went back to its owner.
     EscrowRefunded {
         job: JobId,
         owner: AccountId,
+        #[serde(with = "crate::types::amount")]
         amount: Amount,
     },
     Staked {
         account: AccountId,
+        #[serde(with = "crate::types::amount")]
         amount: Amount,
         /// Bonded stake after this.
+        #[serde(with = "crate::types::amount")]
         bonded: Amount,
     },
     UnbondingStarted {
         account: AccountId,
+        #[serde(with = "crate::types::amount")]
         amount: Amount,
         release_at: Time,
     },
     StakeReleased {
         account: AccountId,
+        #[serde(with = "crate::types::amount")]
         amount: Amount,
     },
     /// A provider lost `amount` of stake for a wrong result.
     Slashed {
         provider: AccountId,
+        /// The owner of the job the wrong result was for.
+        requester: AccountId,
+        #[serde(with = "crate::types::amount")]
         amount: Amount,
+        #[serde(with = "crate::types::amount")]
         to_requester: Amount,
+        #[serde(with = "crate::types::amount")]
         to_treasury: Amount,
+        #[serde(with = "crate::types::amount")]
         burned: Amount,
         evidence: SlashEvidence,
     },
@@ -241,9 +267,19 @@ pub enum Rejection {
     #[error("limit exceeded: {0}")]
     TooLarge(String),
     #[error("insufficient funds: needs {need} base units, {available} available")]
-    InsufficientFunds { need: Amount, available: Amount },
+    InsufficientFunds {
+        #[serde(with = "crate::types::amount")]
+        need: Amount,
+        #[serde(with = "crate::types::amount")]
+        available: Amount,
+    },
     #[error("insufficient stake: {bonded} base units bonded, {need} needed")]
-    InsufficientStake { bonded: Amount, need: Amount },
+    InsufficientStake {
+        #[serde(with = "crate::types::amount")]
+        bonded: Amount,
+        #[serde(with = "crate::types::amount")]
+        need: Amount,
+    },
     #[error("invalid amount: {0}")]
     InvalidAmount(String),
     #[error("this network has no faucet")]

@@ -682,12 +682,37 @@ impl State {
         }
         Ok(vec![Event::Slashed {
             provider,
+            requester,
             amount,
             to_requester,
             to_treasury,
             burned,
             evidence,
         }])
+    }
+
+    /// The accounts whose balance or stake `event` changes: what an account's history lists.
+    pub fn event_accounts(&self, event: &Event) -> Vec<AccountId> {
+        match event {
+            Event::Transferred { from, to, .. } => vec![*from, *to],
+            Event::FaucetPaid { to, .. } => vec![*to],
+            Event::EscrowLocked { owner, .. } | Event::EscrowRefunded { owner, .. } => {
+                vec![*owner]
+            }
+            Event::TaskPaid { provider, fee, .. } if *fee > 0 => {
+                vec![*provider, self.ledger.treasury]
+            }
+            Event::TaskPaid { provider, .. } => vec![*provider],
+            Event::Staked { account, .. }
+            | Event::UnbondingStarted { account, .. }
+            | Event::StakeReleased { account, .. } => vec![*account],
+            Event::Slashed {
+                provider,
+                requester,
+                ..
+            } => vec![*provider, *requester, self.ledger.treasury],
+            _ => Vec::new(),
+        }
     }
 
     /// Whether `who` has the bonded stake a provider needs to be given work.
@@ -813,6 +838,7 @@ mod tests {
             events,
             vec![Event::Slashed {
                 provider,
+                requester,
                 amount,
                 to_requester: tokens(100),
                 to_treasury: tokens(50),

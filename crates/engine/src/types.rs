@@ -301,3 +301,46 @@ pub fn valid_file_name(name: &str) -> bool {
         && !name.contains(['/', '\\', '\0'])
         && !name.chars().any(char::is_control)
 }
+
+/// Serde for token amounts in events, rejections and ledger views: a decimal string of base units
+/// in human-readable formats (JSON numbers lose precision above 2^53 in many clients, and serde
+/// cannot buffer a `u128` inside a tagged enum), a plain `u128` in binary ones. Numbers are
+/// accepted on input too.
+pub mod amount {
+    use super::Amount;
+    use serde::{Deserializer, Serializer};
+    use std::fmt;
+
+    pub fn serialize<S: Serializer>(value: &Amount, s: S) -> Result<S::Ok, S::Error> {
+        if s.is_human_readable() {
+            s.collect_str(value)
+        } else {
+            s.serialize_u128(*value)
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Amount, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = Amount;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an amount in base units (a decimal string or an integer)")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Amount, E> {
+                v.parse()
+                    .map_err(|_| E::custom(format!("{v:?} is not an amount in base units")))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Amount, E> {
+                Ok(Amount::from(v))
+            }
+            fn visit_u128<E: serde::de::Error>(self, v: u128) -> Result<Amount, E> {
+                Ok(v)
+            }
+        }
+        if d.is_human_readable() {
+            d.deserialize_any(V)
+        } else {
+            d.deserialize_u128(V)
+        }
+    }
+}

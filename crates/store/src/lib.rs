@@ -9,7 +9,7 @@ mod blobs;
 mod log;
 
 pub use blobs::BlobStore;
-pub use log::{CommandLog, MemoryLog, SqliteLog, recover};
+pub use log::{CommandLog, HistoryRow, MemoryLog, SqliteLog, recover};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -31,6 +31,8 @@ pub enum StoreError {
         #[source]
         source: std::io::Error,
     },
+    #[error("this log already has a genesis")]
+    GenesisSet,
     #[error("replaying log entry {seq} was rejected: {rejection}")]
     Replay {
         seq: u64,

@@ -2,7 +2,7 @@
 //! [`Block`]s that batch it into a hash chain (see `engine::chain`), kept in the same database.
 
 use crate::StoreError;
-use engine::{Block, Entry, State};
+use engine::{AccountId, Block, Entry, Event, Genesis, State, Time};
 use rusqlite::{Connection, OptionalExtension, params};
 use std::path::{Path, PathBuf};
 
@@ -30,6 +30,33 @@ pub trait CommandLog: Send {
     fn blocks_after(&self, after: u64, limit: usize) -> Result<Vec<Block>, StoreError>;
     /// The block with the greatest height.
     fn last_block(&self) -> Result<Option<Block>, StoreError>;
+    /// Appends one entry like [`CommandLog::append`], and in the same transaction indexes
+    /// `history`: the accounts each of its events concerns, for [`CommandLog::history`].
+    fn append_with_history(
+        &mut self,
+        entry: &Entry,
+        history: &[(AccountId, Event)],
+    ) -> Result<u64, StoreError>;
+    /// Up to `limit` history rows of `account` from entries with seq `< before`, newest first.
+    fn history(
+        &self,
+        account: &AccountId,
+        before: u64,
+        limit: usize,
+    ) -> Result<Vec<HistoryRow>, StoreError>;
+    /// The genesis the log starts from, once set.
+    fn genesis(&self) -> Result<Option<Genesis>, StoreError>;
+    /// Records the genesis of a new log. Refused once set (a log has one genesis).
+    fn set_genesis(&mut self, genesis: &Genesis) -> Result<(), StoreError>;
+}
+
+/// One event in an account's history.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct HistoryRow {
+    /// The log entry that caused it.
+    pub seq: u64,
+    pub time: Time,
+    pub event: Event,
 }
 
 /// Rebuilds the engine from the newest snapshot plus the entries after it.
@@ -80,7 +107,19 @@ impl SqliteLog {
              CREATE TABLE IF NOT EXISTS blocks (
                  height INTEGER PRIMARY KEY,
                  block  BLOB NOT NULL
-             );",
+             );
+             CREATE TABLE IF NOT EXISTS meta (
+                 key   TEXT PRIMARY KEY,
+                 value BLOB NOT NULL
+             );
+             CREATE TABLE IF NOT EXISTS history (
+                 account BLOB NOT NULL,
+                 seq     INTEGER NOT NULL,
+                 idx     INTEGER NOT NULL,
+                 time    INTEGER NOT NULL,
+                 event   BLOB NOT NULL,
+                 PRIMARY KEY (account, seq, idx)
+             ) WITHOUT ROWID;",
         )
         .map_err(err)?;
         let len: i64 = conn
@@ -128,6 +167,18 @@ impl SqliteLog {
             .map_err(err)?;
         let len = from_sql(len);
         Ok(SqliteLog { conn, path, len })
+    }
+
+    /// Whether `table` exists (a log written by an older version may lack one).
+    fn has_table(&self, table: &str) -> Result<bool, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = ?1",
+                params![table],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|n| n > 0)
+            .map_err(|e| self.err(e))
     }
 
     /// Whether the blocks table exists (a log written before blocks existed has none).
@@ -355,6 +406,117 @@ impl CommandLog for SqliteLog {
         row.map(|(height, bytes)| Self::decode_block(height, &bytes))
             .transpose()
     }
+
+    fn append_with_history(
+        &mut self,
+        entry: &Entry,
+        history: &[(AccountId, Event)],
+    ) -> Result<u64, StoreError> {
+        let path = self.path.display().to_string();
+        let err = |source| StoreError::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        let seq = self.len + 1;
+        let tx = self.conn.transaction().map_err(err)?;
+        tx.prepare_cached("INSERT INTO log (seq, entry) VALUES (?1, ?2)")
+            .and_then(|mut stmt| stmt.execute(params![to_sql(seq), encode(entry)]))
+            .map_err(err)?;
+        {
+            let mut stmt = tx
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO history (account, seq, idx, time, event)
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                )
+                .map_err(err)?;
+            for (idx, (account, event)) in history.iter().enumerate() {
+                stmt.execute(params![
+                    &account.0[..],
+                    to_sql(seq),
+                    i64::try_from(idx).unwrap_or(i64::MAX),
+                    to_sql(entry.time),
+                    // JSON: events are internally tagged, which postcard cannot decode.
+                    serde_json::to_vec(event).unwrap_or_default()
+                ])
+                .map_err(err)?;
+            }
+        }
+        tx.commit().map_err(err)?;
+        self.len = seq;
+        Ok(seq)
+    }
+
+    fn history(
+        &self,
+        account: &AccountId,
+        before: u64,
+        limit: usize,
+    ) -> Result<Vec<HistoryRow>, StoreError> {
+        if !self.has_table("history")? {
+            return Ok(Vec::new());
+        }
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT seq, time, event FROM history WHERE account = ?1 AND seq < ?2
+                 ORDER BY seq DESC, idx DESC LIMIT ?3",
+            )
+            .map_err(|e| self.err(e))?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = stmt
+            .query_map(params![&account.0[..], to_sql(before), limit], |r| {
+                Ok((
+                    from_sql(r.get(0)?),
+                    from_sql(r.get(1)?),
+                    r.get::<_, Vec<u8>>(2)?,
+                ))
+            })
+            .map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (seq, time, bytes) = row.map_err(|e| self.err(e))?;
+            let event = serde_json::from_slice(&bytes).map_err(|e| StoreError::Corrupt {
+                seq,
+                msg: format!("history row: {e}"),
+            })?;
+            out.push(HistoryRow { seq, time, event });
+        }
+        Ok(out)
+    }
+
+    fn genesis(&self) -> Result<Option<Genesis>, StoreError> {
+        if !self.has_table("meta")? {
+            return Ok(None);
+        }
+        let bytes: Option<Vec<u8>> = self
+            .conn
+            .query_row("SELECT value FROM meta WHERE key = 'genesis'", [], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map_err(|e| self.err(e))?;
+        bytes
+            .map(|b| {
+                postcard::from_bytes(&b).map_err(|e| StoreError::Corrupt {
+                    seq: 0,
+                    msg: format!("genesis: {e}"),
+                })
+            })
+            .transpose()
+    }
+
+    fn set_genesis(&mut self, genesis: &Genesis) -> Result<(), StoreError> {
+        if self.genesis()?.is_some() {
+            return Err(StoreError::GenesisSet);
+        }
+        self.conn
+            .execute(
+                "INSERT INTO meta (key, value) VALUES ('genesis', ?1)",
+                params![encode(genesis)],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
 }
 
 /// In-memory log, for unit tests only.
@@ -363,6 +525,8 @@ pub struct MemoryLog {
     entries: Vec<Entry>,
     snapshot: Option<(u64, State)>,
     blocks: Vec<Block>,
+    history: Vec<(AccountId, HistoryRow)>,
+    genesis: Option<Genesis>,
 }
 
 impl CommandLog for MemoryLog {
@@ -420,6 +584,51 @@ impl CommandLog for MemoryLog {
 
     fn last_block(&self) -> Result<Option<Block>, StoreError> {
         Ok(self.blocks.last().cloned())
+    }
+
+    fn append_with_history(
+        &mut self,
+        entry: &Entry,
+        history: &[(AccountId, Event)],
+    ) -> Result<u64, StoreError> {
+        let seq = self.append(std::slice::from_ref(entry))?;
+        for (account, event) in history {
+            let row = HistoryRow {
+                seq,
+                time: entry.time,
+                event: event.clone(),
+            };
+            self.history.push((*account, row));
+        }
+        Ok(seq)
+    }
+
+    fn history(
+        &self,
+        account: &AccountId,
+        before: u64,
+        limit: usize,
+    ) -> Result<Vec<HistoryRow>, StoreError> {
+        Ok(self
+            .history
+            .iter()
+            .rev()
+            .filter(|(a, row)| a == account && row.seq < before)
+            .take(limit)
+            .map(|(_, row)| row.clone())
+            .collect())
+    }
+
+    fn genesis(&self) -> Result<Option<Genesis>, StoreError> {
+        Ok(self.genesis.clone())
+    }
+
+    fn set_genesis(&mut self, genesis: &Genesis) -> Result<(), StoreError> {
+        if self.genesis.is_some() {
+            return Err(StoreError::GenesisSet);
+        }
+        self.genesis = Some(genesis.clone());
+        Ok(())
     }
 }
 
@@ -485,6 +694,62 @@ mod tests {
         let state = recover(&log, State::new(EngineConfig::default())).unwrap();
         assert_eq!(state.providers.len(), 5);
         assert_eq!(state.nonce(&AccountId([1; 32])), 2);
+    }
+
+    fn history_and_genesis(log: &mut dyn CommandLog) {
+        let (a, b) = (AccountId([1; 32]), AccountId([2; 32]));
+        assert_eq!(log.genesis().unwrap(), None);
+        let genesis = engine::Genesis::dev(a);
+        log.set_genesis(&genesis).unwrap();
+        assert!(matches!(
+            log.set_genesis(&genesis),
+            Err(StoreError::GenesisSet)
+        ));
+        assert_eq!(log.genesis().unwrap(), Some(genesis));
+        let paid = |to: AccountId, amount| Event::FaucetPaid { to, amount };
+        for n in 1..=3u64 {
+            let rows = [(a, paid(a, u128::from(n))), (b, paid(b, 10))];
+            let seq = log.append_with_history(&register(3, n), &rows).unwrap();
+            assert_eq!(seq, n);
+        }
+        log.append_with_history(&register(3, 4), &[]).unwrap();
+        assert_eq!(log.len(), 4);
+        let rows = log.history(&a, u64::MAX, 10).unwrap();
+        let seqs: Vec<u64> = rows.iter().map(|r| r.seq).collect();
+        assert_eq!(seqs, vec![3, 2, 1], "newest first");
+        assert_eq!(rows[0].event, paid(a, 3));
+        assert_eq!(rows[0].time, 1003);
+        let page: Vec<u64> = log
+            .history(&a, 3, 1)
+            .unwrap()
+            .iter()
+            .map(|r| r.seq)
+            .collect();
+        assert_eq!(page, vec![2]);
+        assert!(
+            log.history(&AccountId([9; 32]), u64::MAX, 10)
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn memory_log_keeps_history_and_genesis() {
+        history_and_genesis(&mut MemoryLog::default());
+    }
+
+    #[test]
+    fn sqlite_log_keeps_history_and_genesis_across_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        history_and_genesis(&mut SqliteLog::open(dir.path()).unwrap());
+        let log = SqliteLog::open_read_only(dir.path()).unwrap();
+        assert_eq!(
+            log.history(&AccountId([2; 32]), u64::MAX, 10)
+                .unwrap()
+                .len(),
+            3
+        );
+        assert!(log.genesis().unwrap().is_some());
     }
 
     #[test]

@@ -167,6 +167,26 @@ fn events_and_rejections_round_trip_through_json() {
             job: 1,
             reason: "why".into(),
         },
+        Event::TaskPaid {
+            task: tid(1, 0),
+            provider: acct(2),
+            amount: u128::MAX,
+            fee: 7,
+        },
+        Event::Slashed {
+            provider: acct(1),
+            requester: acct(2),
+            amount: 4,
+            to_requester: 2,
+            to_treasury: 1,
+            burned: 1,
+            evidence: engine::SlashEvidence {
+                task: tid(1, 0),
+                wrong_output: hash(1),
+                agreed_output: hash(2),
+                agreeing: vec![acct(3)],
+            },
+        },
     ];
     for e in events {
         let text = serde_json::to_string(&e).unwrap();
@@ -174,6 +194,24 @@ fn events_and_rejections_round_trip_through_json() {
     }
     let v = serde_json::to_value(Event::ReduceQueued { job: 9 }).unwrap();
     assert_eq!(v, json!({"event": "reduce_queued", "job": 9}));
+    // Amounts are decimal strings of base units in JSON, exact at any size.
+    let v = serde_json::to_value(Event::FaucetPaid {
+        to: acct(1),
+        amount: u128::MAX,
+    })
+    .unwrap();
+    assert_eq!(v["amount"], json!(u128::MAX.to_string()));
+    let paid: Event = serde_json::from_value(json!({
+        "event": "faucet_paid", "to": acct(1).to_hex(), "amount": 12
+    }))
+    .unwrap();
+    assert_eq!(
+        paid,
+        Event::FaucetPaid {
+            to: acct(1),
+            amount: 12
+        }
+    );
 
     let rejections = vec![
         Rejection::StaleNonce { got: 1, last: 2 },
@@ -183,6 +221,11 @@ fn events_and_rejections_round_trip_through_json() {
             why: "memory".into(),
         },
         Rejection::Empty("no tasks to assign".into()),
+        Rejection::InsufficientFunds {
+            need: u128::MAX,
+            available: 3,
+        },
+        Rejection::FaucetDisabled,
     ];
     for r in rejections {
         // `Rejection::Empty` holds a `&'static str`, so a `Rejection` only deserializes from
