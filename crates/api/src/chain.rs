@@ -400,6 +400,19 @@ mod tests {
         ProviderSpec, TaskId, TaskOutcome, TaskReport, TaskSpec,
     };
 
+    /// The state the test chains start from: a network without fees or stake on which the keys
+    /// `[n; 32]`, n in 1..=9, are funded.
+    fn initial() -> State {
+        State::from_genesis(&engine::Genesis {
+            params: engine::LedgerParams::free(),
+            allocations: (1..=9u8)
+                .map(|n| (Identity::from_secret([n; 32]).id(), 1u128 << 90))
+                .collect(),
+            engine: EngineConfig::default(),
+        })
+        .expect("a valid genesis")
+    }
+
     /// A coordinator in miniature: applies entries, keeps their bytes, seals signed blocks.
     struct Chain {
         state: State,
@@ -412,7 +425,7 @@ mod tests {
 
     impl Chain {
         fn new() -> Chain {
-            let state = State::new(EngineConfig::default());
+            let state = initial();
             Chain {
                 genesis: genesis_hash(&state),
                 state,
@@ -454,12 +467,7 @@ mod tests {
         }
 
         fn verify(&self) -> Result<ChainReport, ChainError> {
-            verify_chain(
-                State::new(EngineConfig::default()),
-                None,
-                &self.blocks,
-                self.entries.clone(),
-            )
+            verify_chain(initial(), None, &self.blocks, self.entries.clone())
         }
     }
 
@@ -597,13 +605,8 @@ mod tests {
                 for bit in [0x01u8, 0x80] {
                     let mut entries = c.entries.clone();
                     entries[i].1[pos] ^= bit;
-                    let err = verify_chain(
-                        State::new(EngineConfig::default()),
-                        None,
-                        &c.blocks,
-                        entries,
-                    )
-                    .expect_err("a flipped bit went unnoticed");
+                    let err = verify_chain(initial(), None, &c.blocks, entries)
+                        .expect_err("a flipped bit went unnoticed");
                     assert_eq!(err.height(), Some(height), "entry {seq} byte {pos}: {err}");
                     assert!(err.to_string().starts_with(&format!("block {height}: ")));
                     checked += 1;
@@ -617,13 +620,7 @@ mod tests {
     fn specific_entry_damage_is_named() {
         let c = sample();
         let run = |entries: Vec<(u64, Vec<u8>)>| {
-            verify_chain(
-                State::new(EngineConfig::default()),
-                None,
-                &c.blocks,
-                entries,
-            )
-            .unwrap_err()
+            verify_chain(initial(), None, &c.blocks, entries).unwrap_err()
         };
         // Truncated: does not decode.
         let mut entries = c.entries.clone();
@@ -720,13 +717,8 @@ mod tests {
                     };
                     let mut blocks = c.blocks.clone();
                     blocks[i] = block;
-                    let err = verify_chain(
-                        State::new(EngineConfig::default()),
-                        None,
-                        &blocks,
-                        c.entries.clone(),
-                    )
-                    .expect_err("a flipped bit in a block went unnoticed");
+                    let err = verify_chain(initial(), None, &blocks, c.entries.clone())
+                        .expect_err("a flipped bit in a block went unnoticed");
                     assert_eq!(
                         err.height(),
                         Some(height),
@@ -745,13 +737,7 @@ mod tests {
         let tamper = |f: &dyn Fn(&mut BlockHeader)| {
             let mut blocks = c.blocks.clone();
             f(&mut blocks[1].header);
-            verify_chain(
-                State::new(EngineConfig::default()),
-                None,
-                &blocks,
-                c.entries.clone(),
-            )
-            .unwrap_err()
+            verify_chain(initial(), None, &blocks, c.entries.clone()).unwrap_err()
         };
         for err in [
             tamper(&|h| h.state_hash.0[0] ^= 1),
@@ -770,13 +756,7 @@ mod tests {
         }
         let mut blocks = c.blocks.clone();
         blocks[2].signature.0[10] ^= 4;
-        let err = verify_chain(
-            State::new(EngineConfig::default()),
-            None,
-            &blocks,
-            c.entries.clone(),
-        )
-        .unwrap_err();
+        let err = verify_chain(initial(), None, &blocks, c.entries.clone()).unwrap_err();
         assert_eq!(
             err.to_string(),
             format!(
@@ -798,13 +778,7 @@ mod tests {
             let mut next = blocks[2].header.clone();
             next.prev_hash = blocks[1].hash();
             blocks[2] = sign_block(&c.validator, next);
-            verify_chain(
-                State::new(EngineConfig::default()),
-                None,
-                &blocks,
-                c.entries.clone(),
-            )
-            .unwrap_err()
+            verify_chain(initial(), None, &blocks, c.entries.clone()).unwrap_err()
         };
         let err = run(&|h| h.state_hash.0[0] ^= 1);
         assert_eq!(err.at, Location::Block(2));
@@ -839,13 +813,7 @@ mod tests {
     fn reordered_dropped_or_repeated_blocks_are_caught() {
         let c = sample();
         let run = |blocks: Vec<Block>| {
-            verify_chain(
-                State::new(EngineConfig::default()),
-                None,
-                &blocks,
-                c.entries.clone(),
-            )
-            .unwrap_err()
+            verify_chain(initial(), None, &blocks, c.entries.clone()).unwrap_err()
         };
         let b = &c.blocks;
         let err = run(vec![b[0].clone(), b[2].clone(), b[1].clone()]);
@@ -869,13 +837,7 @@ mod tests {
         assert!(matches!(err.kind, ChainErrorKind::PrevHash { .. }), "{err}");
 
         // Dropping the last block is not an error: its entries become the unsealed tail.
-        let report = verify_chain(
-            State::new(EngineConfig::default()),
-            None,
-            &b[..2],
-            c.entries.clone(),
-        )
-        .unwrap();
+        let report = verify_chain(initial(), None, &b[..2], c.entries.clone()).unwrap();
         assert_eq!((report.blocks, report.tail_entries), (2, 5));
     }
 
@@ -884,13 +846,8 @@ mod tests {
         let c = sample();
         // Pinned to another validator.
         let other = Identity::from_secret([7; 32]);
-        let err = verify_chain(
-            State::new(EngineConfig::default()),
-            Some(other.id()),
-            &c.blocks,
-            c.entries.clone(),
-        )
-        .unwrap_err();
+        let err =
+            verify_chain(initial(), Some(other.id()), &c.blocks, c.entries.clone()).unwrap_err();
         assert_eq!(err.at, Location::Block(1));
         assert!(
             matches!(err.kind, ChainErrorKind::WrongValidator { .. }),
@@ -898,7 +855,7 @@ mod tests {
         );
         // Pinned to the right one.
         verify_chain(
-            State::new(EngineConfig::default()),
+            initial(),
             Some(c.validator.id()),
             &c.blocks,
             c.entries.clone(),
@@ -909,13 +866,7 @@ mod tests {
         let mut header = blocks[1].header.clone();
         header.validator = other.id();
         blocks[1] = sign_block(&other, header);
-        let err = verify_chain(
-            State::new(EngineConfig::default()),
-            None,
-            &blocks,
-            c.entries.clone(),
-        )
-        .unwrap_err();
+        let err = verify_chain(initial(), None, &blocks, c.entries.clone()).unwrap_err();
         assert_eq!(err.at, Location::Block(2));
         assert_eq!(
             err.kind,
@@ -929,13 +880,7 @@ mod tests {
         let mut header = blocks[0].header.clone();
         header.time += 1;
         blocks[0] = sign_block(&other, header);
-        let err = verify_chain(
-            State::new(EngineConfig::default()),
-            None,
-            &blocks,
-            c.entries.clone(),
-        )
-        .unwrap_err();
+        let err = verify_chain(initial(), None, &blocks, c.entries.clone()).unwrap_err();
         assert_eq!(err.kind, ChainErrorKind::BadSignature(c.validator.id()));
     }
 
@@ -958,13 +903,7 @@ mod tests {
         // Entry 9 again as entry 11: a replayed nonce.
         let again = entries[8].1.clone();
         entries.push((11, again));
-        let err = verify_chain(
-            State::new(EngineConfig::default()),
-            None,
-            &c.blocks,
-            entries,
-        )
-        .unwrap_err();
+        let err = verify_chain(initial(), None, &c.blocks, entries).unwrap_err();
         assert_eq!(err.at, Location::Tail { after: 3 });
         assert_eq!(err.height(), None);
         assert!(
@@ -980,7 +919,7 @@ mod tests {
     #[test]
     fn incremental_tail_continues_across_calls() {
         let c = sample();
-        let mut v = Verifier::new(State::new(EngineConfig::default()), None);
+        let mut v = Verifier::new(initial(), None);
         let mut rest = c.entries.as_slice();
         for block in &c.blocks {
             let n = block.header.entries() as usize;

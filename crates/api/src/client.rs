@@ -2,12 +2,12 @@
 
 use crate::auth::Identity;
 use crate::wire::{
-    AccountView, ActionResponse, BlobStored, ChainView, ErrorBody, FetchResponse, HEADER_NONCE,
-    HEADER_SIGNATURE, HEADER_SIGNER, HeartbeatResponse, JobView, ProviderView, RawEntry, Request,
-    StatusView,
+    AccountView, ActionResponse, BatchOutcome, BlobStored, ChainView, ErrorBody, FetchResponse,
+    HEADER_NONCE, HEADER_SIGNATURE, HEADER_SIGNER, HeartbeatResponse, HistoryPage, JobView,
+    NetworkView, ProviderView, RawEntry, Request, StatusView,
 };
 use bytes::Bytes;
-use engine::{AccountId, Action, Block, Hash, JobId, TaskId};
+use engine::{AccountId, Action, Block, Genesis, Hash, JobId, Signed, TaskId};
 use serde::de::DeserializeOwned;
 use std::time::Duration;
 
@@ -173,6 +173,39 @@ impl Client {
         self.post("/v1/actions", &who.sign(action)).await
     }
 
+    /// Signs `actions` (with consecutive nonces) and submits them as one batch: see
+    /// [`Client::action_batch`].
+    pub async fn actions(
+        &self,
+        who: &Identity,
+        actions: Vec<Action>,
+    ) -> Result<Vec<BatchOutcome>, ClientError> {
+        let signed: Vec<Signed<Action>> = actions.into_iter().map(|a| who.sign(a)).collect();
+        self.action_batch(&signed).await
+    }
+
+    /// Submits pre-signed actions (at most [`ACTION_BATCH_MAX`](crate::wire::ACTION_BATCH_MAX)) as one batch, committed in
+    /// order with one fsync. The answer has one outcome per action, in order; an action refused
+    /// is an [`BatchOutcome::Refused`], not an error of the call.
+    pub async fn action_batch(
+        &self,
+        actions: &[Signed<Action>],
+    ) -> Result<Vec<BatchOutcome>, ClientError> {
+        let path = "/v1/actions/batch";
+        let outcomes: Vec<BatchOutcome> = self.post(path, &actions).await?;
+        if outcomes.len() != actions.len() {
+            return Err(ClientError::Decode {
+                url: self.url(path),
+                msg: format!(
+                    "{} outcomes for a batch of {} actions",
+                    outcomes.len(),
+                    actions.len()
+                ),
+            });
+        }
+        Ok(outcomes)
+    }
+
     pub async fn fetch(
         &self,
         who: &Identity,
@@ -215,6 +248,28 @@ impl Client {
 
     pub async fn account(&self, id: AccountId) -> Result<AccountView, ClientError> {
         self.get(&format!("/v1/accounts/{id}")).await
+    }
+
+    /// Up to `limit` history items of `id` from entries before `before` (newest first).
+    pub async fn history(
+        &self,
+        id: AccountId,
+        before: Option<u64>,
+        limit: u32,
+    ) -> Result<HistoryPage, ClientError> {
+        let before = before.map(|b| format!("&before={b}")).unwrap_or_default();
+        self.get(&format!("/v1/accounts/{id}/history?limit={limit}{before}"))
+            .await
+    }
+
+    /// The network's token, rules and supply.
+    pub async fn network(&self) -> Result<NetworkView, ClientError> {
+        self.get("/v1/network").await
+    }
+
+    /// The genesis the coordinator's chain starts from.
+    pub async fn genesis(&self) -> Result<Genesis, ClientError> {
+        self.get("/v1/chain/genesis").await
     }
 
     /// Where the chain stands: height, tip, genesis hash, validator, unsealed entries.

@@ -6,6 +6,7 @@
 //! | `PUT  /v1/blobs/{hash}`       | bytes, signed headers  | [`BlobStored`]       |
 //! | `GET  /v1/blobs/{hash}`       |                        | bytes                |
 //! | `POST /v1/actions`            | `Signed<Action>`       | [`ActionResponse`]   |
+//! | `POST /v1/actions/batch`      | `Vec<Signed<Action>>`  | `Vec<`[`BatchOutcome`]`>` |
 //! | `POST /v1/work/fetch`         | `Signed<Request>`      | [`FetchResponse`]    |
 //! | `POST /v1/work/heartbeat`     | `Signed<Request>`      | [`HeartbeatResponse`]|
 //! | `GET  /v1/jobs/{id}`          |                        | [`JobView`]          |
@@ -13,6 +14,9 @@
 //! | `GET  /v1/providers`          |                        | `Vec<ProviderView>`  |
 //! | `GET  /v1/providers/{id}`     |                        | [`ProviderView`]     |
 //! | `GET  /v1/accounts/{id}`      |                        | [`AccountView`]      |
+//! | `GET  /v1/accounts/{id}/history` | `?before=SEQ&limit=N` | [`HistoryPage`]     |
+//! | `GET  /v1/network`            |                        | [`NetworkView`]      |
+//! | `GET  /v1/chain/genesis`      |                        | `Genesis`            |
 //! | `GET  /v1/chain`              |                        | [`ChainView`]        |
 //! | `GET  /v1/chain/blocks`       | `?from=H&limit=N`      | `Vec<Block>`         |
 //! | `GET  /v1/chain/entries`      | `?from=SEQ&limit=N`    | `Vec<RawEntry>`      |
@@ -20,10 +24,18 @@
 //! The chain pages start at `from` (default 1) and hold at most `limit` items (default and cap
 //! [`CHAIN_PAGE_MAX`]); an empty page means there is nothing more.
 //!
-//! Errors are [`ErrorBody`] with a 4xx status (a 5xx is a bug).
+//! A batch holds at most [`ACTION_BATCH_MAX`] actions (413 beyond). Its actions are checked and
+//! committed in order, as if posted one by one, but made durable together (one fsync); the answer
+//! has one [`BatchOutcome`] per action, in order, with status 200 even when some were refused.
+//!
+//! Token amounts are decimal strings of base units (10^9 per token) so that no client loses
+//! precision; prices per fuel are plain numbers.
+//!
+//! Errors are [`ErrorBody`] with a 4xx status (a 5xx is a bug). An engine rejection's `error` is
+//! the rejection's name (`insufficient_funds`, `faucet_disabled`, …).
 
 use engine::{
-    AccountId, Event, Hash, JobId, JobStatus, ProviderSpec, ProviderStatus, SignedBody,
+    AccountId, Amount, Event, Hash, JobId, JobStatus, ProviderSpec, ProviderStatus, SignedBody,
     TaskDescriptor, TaskId, Time, state::ProviderStats,
 };
 use serde::{Deserialize, Serialize};
@@ -85,6 +97,27 @@ impl ActionResponse {
             Event::JobSubmitted { job, .. } => Some(*job),
             _ => None,
         })
+    }
+}
+
+/// The most actions one `POST /v1/actions/batch` may carry.
+pub const ACTION_BATCH_MAX: usize = 4096;
+
+/// What became of one action of a batch: accepted like a single action (`{seq, events}`), or
+/// refused with the error a single action would have got (`{error, detail}`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum BatchOutcome {
+    Accepted(ActionResponse),
+    Refused(ErrorBody),
+}
+
+impl BatchOutcome {
+    pub fn into_result(self) -> Result<ActionResponse, ErrorBody> {
+        match self {
+            BatchOutcome::Accepted(r) => Ok(r),
+            BatchOutcome::Refused(e) => Err(e),
+        }
     }
 }
 
@@ -173,7 +206,101 @@ pub struct ProviderView {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AccountView {
     pub id: AccountId,
+    /// Highest nonce used in a logged action.
     pub nonce: u64,
+    /// Spendable.
+    #[serde(with = "engine::types::amount")]
+    pub balance: Amount,
+    /// Bonded as provider stake.
+    #[serde(with = "engine::types::amount")]
+    pub bonded: Amount,
+    /// Unstaked, waiting out the unbonding delay (still slashable).
+    pub unbonding: Vec<UnbondingView>,
+    /// Locked in the escrow of the account's unfinished jobs.
+    #[serde(with = "engine::types::amount")]
+    pub in_escrow: Amount,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnbondingView {
+    #[serde(with = "engine::types::amount")]
+    pub amount: Amount,
+    pub release_at: Time,
+}
+
+/// A page of an account's history, newest first.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryPage {
+    pub account: AccountId,
+    pub items: Vec<HistoryItem>,
+    /// Pass as `before` for the next (older) page; `None` when this is the last.
+    pub next_before: Option<u64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryItem {
+    /// The log entry that caused it.
+    pub seq: u64,
+    pub time: Time,
+    pub event: Event,
+}
+
+/// `?before=&limit=` of the history pages.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryQuery {
+    #[serde(default)]
+    pub before: Option<u64>,
+    #[serde(default = "history_page")]
+    pub limit: u32,
+}
+
+/// The most history items one page holds.
+pub const HISTORY_PAGE_MAX: u32 = 500;
+
+fn history_page() -> u32 {
+    50
+}
+
+/// The network's token and economic rules, and where its supply is.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetworkView {
+    pub chain_id: String,
+    pub token: String,
+    pub decimals: u32,
+    pub genesis_hash: Hash,
+    pub treasury: AccountId,
+    pub fee_bps: u32,
+    #[serde(with = "engine::types::amount")]
+    pub min_stake: Amount,
+    pub slash_fraction_bps: u32,
+    pub slash_requester_bps: u32,
+    pub slash_treasury_bps: u32,
+    pub unbonding_delay_ms: u64,
+    /// The faucet's amount per request; absent without a faucet.
+    #[serde(default, with = "optional_amount")]
+    pub faucet: Option<Amount>,
+    #[serde(with = "engine::types::amount")]
+    pub supply_genesis: Amount,
+    #[serde(with = "engine::types::amount")]
+    pub supply_minted: Amount,
+    #[serde(with = "engine::types::amount")]
+    pub supply_burned: Amount,
+}
+
+mod optional_amount {
+    use engine::Amount;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    #[derive(Serialize, Deserialize)]
+    struct Wrap(#[serde(with = "engine::types::amount")] Amount);
+
+    pub fn serialize<S: Serializer>(v: &Option<Amount>, s: S) -> Result<S::Ok, S::Error> {
+        v.map(Wrap).serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Amount>, D::Error> {
+        Ok(Option::<Wrap>::deserialize(d)?.map(|w| w.0))
+    }
 }
 
 /// The JSON shape of a job's status in [`JobView`]: flat `status` and `reason` fields, easier for
@@ -287,4 +414,30 @@ fn first() -> u64 {
 
 fn page_max() -> u32 {
     CHAIN_PAGE_MAX
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batch_outcomes_read_back_as_what_they_were() {
+        let accepted = BatchOutcome::Accepted(ActionResponse {
+            seq: 7,
+            events: vec![Event::Transferred {
+                from: AccountId([1; 32]),
+                to: AccountId([2; 32]),
+                amount: 5,
+            }],
+        });
+        let refused = BatchOutcome::Refused(ErrorBody {
+            error: "insufficient_funds".into(),
+            detail: "needs 5, has 0".into(),
+        });
+        let json = serde_json::to_value([&accepted, &refused]).unwrap();
+        assert_eq!(json[0]["seq"], 7);
+        assert_eq!(json[1]["error"], "insufficient_funds");
+        let back: Vec<BatchOutcome> = serde_json::from_value(json).unwrap();
+        assert_eq!(back, [accepted, refused]);
+    }
 }

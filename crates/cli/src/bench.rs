@@ -12,11 +12,15 @@
 //! 3. **End to end** — a real coordinator (durable, fsync'd SQLite log in a temp dir) and two
 //!    in-process providers over loopback HTTP: no-op tasks per second for one big job, and the
 //!    submit→completed latency of single-task jobs.
+//! 4. **Ledger** — signed transfers committed per second on one core (batch signature check and
+//!    group commit into an fsync'd SQLite log) next to raw ed25519-dalek batch verification of
+//!    the same signatures, rounds interleaved ([`ledger_bench`]; alone with `--only ledger`).
 //!
 //! Goals are printed beside the numbers, never asserted (timings are not tests). Progress goes
 //! to stderr; the table (or, with `--json`, one JSON object) to stdout. Every guest and the C
 //! source are embedded, so the command works from any directory.
 
+use crate::ledger_bench::{self, TransferBench};
 use anyhow::{Context, bail, ensure};
 use api::{Client, Identity};
 use bytes::Bytes;
@@ -50,6 +54,16 @@ pub struct BenchArgs {
     /// print one JSON object instead of the table
     #[arg(long)]
     pub json: bool,
+    /// run only this section
+    #[arg(long, value_enum, value_name = "SECTION")]
+    pub only: Option<Section>,
+}
+
+/// A section that can be run alone.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Section {
+    /// signed transfers committed per second vs raw ed25519 batch verification
+    Ledger,
 }
 
 /// How much of everything to do.
@@ -87,6 +101,23 @@ impl Plan {
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let plan = Plan::new(args.quick);
     let cores = provider::cores();
+    let quick = args.quick;
+    let run_ledger =
+        move || tokio::task::spawn_blocking(move || ledger_bench::transfer_bench(quick));
+    if args.only == Some(Section::Ledger) {
+        let ledger = run_ledger().await.context("benchmark thread panicked")??;
+        if args.json {
+            let json = json!({
+                "mode": if args.quick { "quick" } else { "full" },
+                "cores": cores,
+                "ledger": ledger.to_json(),
+            });
+            println!("{}", serde_json::to_string_pretty(&json)?);
+        } else {
+            print!("{}", ledger.table(4));
+        }
+        return Ok(());
+    }
     eprintln!(
         "bench: {} mode, {cores} cores; kernel {} iterations x {} rounds, {} no-op runs, {} end-to-end tasks",
         if args.quick { "quick" } else { "full" },
@@ -104,6 +135,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     })
     .await
     .context("benchmark thread panicked")??;
+    let ledger = run_ledger().await.context("benchmark thread panicked")??;
     let e2e = end_to_end_bench(&plan, cores).await?;
 
     let report = Report {
@@ -112,6 +144,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         kernel,
         instantiation,
         e2e,
+        ledger,
     };
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report.to_json())?);
@@ -413,12 +446,12 @@ struct EndToEndResult {
 
 async fn end_to_end_bench(plan: &Plan, cores: u32) -> anyhow::Result<EndToEndResult> {
     let coordinator_dir = tempfile::tempdir().context("creating the coordinator's temp dir")?;
-    let running = coordinator::start(
-        coordinator::CoordinatorConfig::new(coordinator_dir.path().to_path_buf()),
-        "127.0.0.1:0".parse()?,
-    )
-    .await
-    .context("starting the coordinator")?;
+    let mut config = coordinator::CoordinatorConfig::new(coordinator_dir.path().to_path_buf());
+    // A development network: providers stake from its faucet, the requester pays from it.
+    config.genesis = coordinator::GenesisChoice::Dev;
+    let running = coordinator::start(config, "127.0.0.1:0".parse()?)
+        .await
+        .context("starting the coordinator")?;
     let url = running.url();
     eprintln!("end-to-end: coordinator on {url}; starting {PROVIDERS} providers x {cores} slots");
 
@@ -476,6 +509,10 @@ async fn drive_end_to_end(plan: &Plan, url: &str, cores: u32) -> anyhow::Result<
     );
 
     let requester = Identity::generate();
+    client
+        .action(&requester, engine::Action::Faucet)
+        .await
+        .context("funding the requester from the faucet")?;
     let module = client
         .put_blob(&requester, Bytes::from_static(NOOP_WASM))
         .await
@@ -577,6 +614,7 @@ struct Report {
     kernel: KernelResult,
     instantiation: InstantiationResult,
     e2e: EndToEndResult,
+    ledger: TransferBench,
 }
 
 impl Report {
@@ -724,6 +762,8 @@ impl Report {
             ms(e.latencies.iter().min().copied().unwrap_or_default()),
             ms(e.latencies.iter().max().copied().unwrap_or_default()),
         );
+        let _ = writeln!(s);
+        s.push_str(&self.ledger.table(4));
         s
     }
 
@@ -770,6 +810,7 @@ impl Report {
                 "latency_p50_ms": ms(median(&e.latencies)),
                 "latency_ms": e.latencies.iter().copied().map(ms).collect::<Vec<_>>(),
             },
+            "ledger": self.ledger.to_json(),
         })
     }
 }

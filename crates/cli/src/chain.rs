@@ -8,9 +8,9 @@ use anyhow::Context;
 use api::Client;
 use api::chain::{ChainError, ChainErrorKind, ChainReport, Verifier};
 use api::wire::{CHAIN_PAGE_MAX, ChainView};
-use engine::{AccountId, Block, EngineConfig, State, genesis_hash};
+use engine::{AccountId, Block, State, genesis_hash};
 use std::collections::VecDeque;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, UNIX_EPOCH};
 use store::{CommandLog, SqliteLog, StoreError};
 
@@ -25,6 +25,9 @@ pub enum ChainCommand {
         /// with --coordinator, the validator the coordinator names)
         #[arg(long)]
         validator: Option<AccountId>,
+        /// Replay from this genesis file instead of the one the data dir or coordinator records
+        #[arg(long)]
+        genesis: Option<PathBuf>,
         #[arg(long)]
         json: bool,
     },
@@ -56,9 +59,10 @@ pub async fn run(cmd: ChainCommand) -> anyhow::Result<()> {
         ChainCommand::Verify {
             source,
             validator,
+            genesis,
             json,
         } => {
-            let verified = verify(&source, validator).await;
+            let verified = verify(&source, validator, genesis.as_deref()).await;
             match (&verified, json) {
                 (Ok(report), true) => {
                     let mut value = serde_json::to_value(report)?;
@@ -118,10 +122,20 @@ pub fn summary(report: &ChainReport) -> String {
     )
 }
 
-/// The state before any entry. A genesis file will replace this; until then every coordinator
-/// starts from the default engine configuration.
-fn initial_state() -> State {
-    State::new(EngineConfig::default())
+/// The state before any entry: built from `genesis` when given (a genesis file the verifier
+/// trusts), else from the genesis the data dir or coordinator records.
+async fn initial_state(chain: &Chain, genesis: Option<&Path>) -> anyhow::Result<State> {
+    let genesis = match (genesis, chain) {
+        (Some(path), _) => crate::genesis::load(path)?,
+        (None, Chain::Local(log)) => log
+            .genesis()?
+            .context("the data dir records no genesis (written by an older gridmint?)")?,
+        (None, Chain::Remote { client, .. }) => client
+            .genesis()
+            .await
+            .with_context(|| format!("{}: fetching the genesis", client.base()))?,
+    };
+    State::from_genesis(&genesis).map_err(|e| anyhow::anyhow!("invalid genesis: {e}"))
 }
 
 /// A chain to read: a data dir's SQLite file (read-only) or a coordinator.
@@ -245,15 +259,19 @@ impl Entries {
 }
 
 /// Verifies the whole chain of `source` from genesis.
-pub async fn verify(source: &Source, validator: Option<AccountId>) -> anyhow::Result<ChainReport> {
+pub async fn verify(
+    source: &Source,
+    validator: Option<AccountId>,
+    genesis: Option<&Path>,
+) -> anyhow::Result<ChainReport> {
     let chain = Chain::open(source).await?;
-    let initial = initial_state();
+    let initial = initial_state(&chain, genesis).await?;
     let mut validator = validator;
     if let Chain::Remote { view, client } = &chain {
         let ours = genesis_hash(&initial);
         anyhow::ensure!(
             view.genesis_hash == ours,
-            "{}: the coordinator's genesis hash {} is not this verifier's {ours} (another engine configuration?)",
+            "{}: the coordinator's genesis hash {} is not the hash {ours} of the genesis it serves or was given",
             client.base(),
             view.genesis_hash
         );

@@ -27,6 +27,10 @@ pub struct CoordinatorFile {
     pub snapshot_every: Option<u64>,
     /// How often new log entries are sealed into a signed block ("1s").
     pub block_interval: Option<String>,
+    /// Start a development network with a faucet (false).
+    pub dev: Option<bool>,
+    /// Genesis file of a new network.
+    pub genesis: Option<PathBuf>,
 }
 
 /// Settings as given on the command line (`None`: not given).
@@ -39,6 +43,8 @@ pub struct CoordinatorFlags {
     pub max_blob_size: Option<u64>,
     pub snapshot_every: Option<u64>,
     pub block_interval: Option<Duration>,
+    pub dev: bool,
+    pub genesis: Option<PathBuf>,
 }
 
 /// The settings in force.
@@ -123,6 +129,19 @@ pub fn coordinator(
     if config.snapshot_every == 0 {
         bail!("snapshot_every must be at least 1");
     }
+    let genesis_file = flags
+        .genesis
+        .clone()
+        .or_else(|| file.genesis.as_ref().map(|g| base.join(g)));
+    let dev = flags.dev || (flags.genesis.is_none() && file.dev.unwrap_or(false));
+    config.genesis = match (dev, genesis_file) {
+        (true, Some(_)) if !flags.dev => bail!("dev = true and genesis are both set; pick one"),
+        (true, _) => coordinator::GenesisChoice::Dev,
+        (false, Some(path)) => {
+            coordinator::GenesisChoice::Given(Box::new(crate::genesis::load(&path)?))
+        }
+        (false, None) => coordinator::GenesisChoice::Stored,
+    };
     let listen = flags
         .listen
         .or(file.listen)

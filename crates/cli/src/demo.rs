@@ -6,6 +6,7 @@ use crate::jobspec::{self, Embedded};
 use crate::requester;
 use anyhow::Context;
 use api::{Client, Identity};
+use engine::Tokens;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -79,7 +80,8 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         }
     };
 
-    let config = coordinator::CoordinatorConfig::new(data_dir.join("coordinator"));
+    let mut config = coordinator::CoordinatorConfig::new(data_dir.join("coordinator"));
+    config.genesis = coordinator::GenesisChoice::Dev;
     let coord = coordinator::start(config, "127.0.0.1:0".parse()?).await?;
     let url = coord.url();
     say(format!(
@@ -101,6 +103,16 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let client = Client::new(&url);
     let me = Identity::load_or_create(&data_dir.join("requester.key"))?;
     let files = embedded();
+    let network = client.network().await?;
+    let treasury_before = client.account(network.treasury).await?.balance;
+    let funded = crate::wallet::faucet_if_needed(&client, &me, engine::tokens(500)).await?;
+    say(format!(
+        "development network {:?}: requester {}… holds {}{}",
+        network.chain_id,
+        &me.id().to_hex()[..12],
+        Tokens(client.account(me.id()).await?.balance),
+        if funded { " (from the faucet)" } else { "" }
+    ));
 
     // Jobs are submitted right away; providers register as they finish their benchmark.
     let pi_job =
@@ -145,6 +157,12 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     ));
 
     let views = client.providers().await?;
+    let money = Money::of(&client, &me, &[pi_id, render_id]).await?;
+    let fees = client
+        .account(network.treasury)
+        .await?
+        .balance
+        .saturating_sub(treasury_before);
     stop_tx.send(true).ok();
     for p in providers {
         p.await.context("provider task panicked")??;
@@ -156,6 +174,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             data_dir: Some(data_dir.join("coordinator")),
             coordinator: None,
         },
+        None,
         None,
     )
     .await
@@ -171,28 +190,74 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             "jobs": [pi_view, render_view],
             "providers": views,
             "chain": chain,
+            "escrow_locked": money.locked.to_string(),
+            "paid_to_providers": money.paid_net.to_string(),
+            "fees": fees.to_string(),
+            "refunded": money.refunded.to_string(),
             "elapsed_ms": started.elapsed().as_millis() as u64,
         });
         println!("{}", serde_json::to_string_pretty(&summary)?);
     } else {
-        println!("work done per provider:");
+        println!("work done and earned per provider:");
         println!(
-            "  {:<16} {:>6} {:>16} {:>10}",
-            "provider", "tasks", "fuel", "bench"
+            "  {:<16} {:>6} {:>16} {:>10} {:>22}",
+            "provider", "tasks", "fuel", "bench", "earned"
         );
         for v in &views {
             println!(
-                "  {:<16} {:>6} {:>16} {:>10}",
+                "  {:<16} {:>6} {:>16} {:>10} {:>22}",
                 format!("{}…", &v.id.to_hex()[..12]),
                 v.stats.tasks_completed,
                 v.stats.fuel_used,
-                v.spec.benchmark_score
+                v.spec.benchmark_score,
+                Tokens(v.stats.earned).to_string()
             );
         }
+        println!(
+            "requester: locked {} in escrow; providers were paid {}, the treasury collected {} in fees ({}%), {} was refunded",
+            Tokens(money.locked),
+            Tokens(money.paid_net),
+            Tokens(fees),
+            f64::from(network.fee_bps) / 100.0,
+            Tokens(money.refunded)
+        );
         println!("{}", crate::chain::summary(&chain));
         println!("done in {:.1}s", started.elapsed().as_secs_f64());
     }
     Ok(())
+}
+
+/// Where the requester's money went for some jobs, from its account history.
+struct Money {
+    locked: u128,
+    /// Paid to providers after fees.
+    paid_net: u128,
+    refunded: u128,
+}
+
+impl Money {
+    async fn of(client: &Client, me: &Identity, jobs: &[u64]) -> anyhow::Result<Money> {
+        let mut money = Money {
+            locked: 0,
+            paid_net: 0,
+            refunded: 0,
+        };
+        for item in crate::wallet::full_history(client, me.id()).await? {
+            match item.event {
+                engine::Event::EscrowLocked { job, amount, .. } if jobs.contains(&job) => {
+                    money.locked = money.locked.saturating_add(amount);
+                }
+                engine::Event::EscrowRefunded { job, amount, .. } if jobs.contains(&job) => {
+                    money.refunded = money.refunded.saturating_add(amount);
+                }
+                _ => {}
+            }
+        }
+        for provider in client.providers().await? {
+            money.paid_net = money.paid_net.saturating_add(provider.stats.earned);
+        }
+        Ok(money)
+    }
 }
 
 #[cfg(test)]

@@ -4,8 +4,11 @@ mod bench;
 mod chain;
 mod config;
 mod demo;
+mod genesis;
 mod jobspec;
+mod ledger_bench;
 mod requester;
+mod wallet;
 
 use anyhow::Context;
 use api::{Client, Identity};
@@ -44,6 +47,9 @@ enum Command {
     /// Verify and show the coordinator's signed chain of blocks over its command log
     #[command(subcommand)]
     Chain(chain::ChainCommand),
+    /// Balances, transfers, history, staking and the dev faucet
+    #[command(subcommand)]
+    Wallet(wallet::WalletCommand),
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -80,6 +86,13 @@ struct CoordinatorArgs {
     /// How often new log entries are sealed into a signed block [default: 1s]
     #[arg(long, value_parser = parse_duration)]
     block_interval: Option<Duration>,
+    /// Start a development network: a faucet, a 5% fee, a 100 GRID minimum stake, the validator
+    /// as treasury (only when the data dir is new, or was started with --dev before)
+    #[arg(long, conflicts_with = "genesis")]
+    dev: bool,
+    /// Start a new network from this genesis file (see examples/genesis.toml)
+    #[arg(long)]
+    genesis: Option<PathBuf>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -220,6 +233,8 @@ async fn main() -> anyhow::Result<()> {
                     max_blob_size: args.max_blob_size,
                     snapshot_every: args.snapshot_every,
                     block_interval: args.block_interval,
+                    dev: args.dev,
+                    genesis: args.genesis,
                 },
             )?;
             let running = coordinator::start(settings.config, settings.listen).await?;
@@ -276,6 +291,10 @@ async fn main() -> anyhow::Result<()> {
         Command::Chain(cmd) => {
             init_tracing("warn");
             chain::run(cmd).await
+        }
+        Command::Wallet(cmd) => {
+            init_tracing("warn");
+            wallet::run(cmd).await
         }
     }
 }

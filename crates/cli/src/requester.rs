@@ -40,7 +40,16 @@ pub async fn submit(client: &Client, who: &Identity, job: LoadedJob) -> anyhow::
     let resp = client
         .action(who, Action::SubmitJob(job.spec))
         .await
-        .context("submitting the job")?;
+        .map_err(|e| {
+            let hint = if e.status() == Some(402) {
+                "\nthe job's worst-case cost (tasks × fuel limit × max_price) is locked in escrow \
+                 when it is submitted; fund the account (`gridmint wallet faucet` on a --dev \
+                 network) or lower fuel/max_price"
+            } else {
+                ""
+            };
+            anyhow::anyhow!("submitting the job: {e}{hint}")
+        })?;
     resp.submitted_job()
         .context("the coordinator accepted the job but reported no job id")
 }

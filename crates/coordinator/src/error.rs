@@ -49,20 +49,38 @@ impl ApiError {
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
             ApiError::InvalidModule(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_module"),
-            ApiError::Rejected(_) => (StatusCode::UNPROCESSABLE_ENTITY, "rejected"),
+            ApiError::Rejected(r) => match r {
+                Rejection::InsufficientFunds { .. } => {
+                    (StatusCode::PAYMENT_REQUIRED, "insufficient_funds")
+                }
+                Rejection::InsufficientStake { .. } => {
+                    (StatusCode::PAYMENT_REQUIRED, "insufficient_stake")
+                }
+                Rejection::FaucetDisabled => (StatusCode::FORBIDDEN, "faucet_disabled"),
+                Rejection::FaucetRefused(_) => (StatusCode::TOO_MANY_REQUESTS, "faucet_refused"),
+                Rejection::StakeLocked(_) => (StatusCode::CONFLICT, "stake_locked"),
+                Rejection::InvalidAmount(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_amount"),
+                _ => (StatusCode::UNPROCESSABLE_ENTITY, "rejected"),
+            },
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
         }
     }
 }
 
+impl ApiError {
+    /// The JSON body this error is answered with.
+    pub fn body(&self) -> ErrorBody {
+        ErrorBody {
+            error: self.parts().1.to_string(),
+            detail: self.to_string(),
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let (status, kind) = self.parts();
-        let body = ErrorBody {
-            error: kind.to_string(),
-            detail: self.to_string(),
-        };
-        (status, axum::Json(body)).into_response()
+        let (status, _) = self.parts();
+        (status, axum::Json(self.body())).into_response()
     }
 }

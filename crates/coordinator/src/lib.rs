@@ -6,6 +6,7 @@
 //! blocks (every `block_interval` and on shutdown), and serves read-only views.
 //! Providers only ever dial in to it; it never connects to them.
 
+pub mod bench_support;
 mod error;
 mod node;
 mod routes;
@@ -14,7 +15,7 @@ mod views;
 pub use error::ApiError;
 pub use node::now_ms;
 
-use engine::{EngineConfig, Input, LeaderCommand, ProviderStatus, State};
+use engine::{Genesis, Input, LeaderCommand, ProviderStatus, State};
 use node::Node;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -22,6 +23,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use store::{BlobStore, SqliteLog};
 use tokio::sync::Notify;
+
+/// Signers whose decoded keys are kept for batch signature checks (about 200 bytes each).
+const KEY_CACHE: usize = 1 << 16;
 
 /// How a coordinator runs. Every field has a default that works on a laptop.
 #[derive(Clone, Debug)]
@@ -43,7 +47,19 @@ pub struct CoordinatorConfig {
     pub snapshot_every: u64,
     /// How often entries committed since the last block are sealed into a new block.
     pub block_interval: Duration,
-    pub engine: EngineConfig,
+    /// The network's genesis: needed to start a new data dir, checked against an existing one.
+    pub genesis: GenesisChoice,
+}
+
+/// Which genesis a coordinator starts from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum GenesisChoice {
+    /// The one recorded in the data dir; a new data dir cannot start this way.
+    Stored,
+    /// A development network ([`Genesis::dev`]) whose treasury is the validator's account.
+    Dev,
+    /// This genesis (from a file).
+    Given(Box<Genesis>),
 }
 
 impl CoordinatorConfig {
@@ -57,7 +73,7 @@ impl CoordinatorConfig {
             max_fetch_wait: Duration::from_secs(10),
             snapshot_every: 10_000,
             block_interval: Duration::from_secs(1),
-            engine: EngineConfig::default(),
+            genesis: GenesisChoice::Stored,
         }
     }
 }
@@ -65,7 +81,10 @@ impl CoordinatorConfig {
 pub(crate) struct Shared {
     node: Mutex<Node>,
     blobs: BlobStore,
+    genesis: Genesis,
     config: CoordinatorConfig,
+    /// Decoded keys of recent signers, for batch signature checks.
+    keys: api::KeyCache,
     /// Woken whenever tasks may have been queued.
     work: Notify,
 }
@@ -110,20 +129,18 @@ impl Drop for Running {
 /// Opens the data dir, replays the log and starts serving on `listen`.
 pub async fn start(config: CoordinatorConfig, listen: SocketAddr) -> anyhow::Result<Running> {
     use anyhow::Context;
-    let log = SqliteLog::open(&config.data_dir)
+    let mut log = SqliteLog::open(&config.data_dir)
         .with_context(|| format!("opening the command log in {}", config.data_dir.display()))?;
     let blobs = BlobStore::open(&config.data_dir.join("blobs"))?;
     let key_path = config.data_dir.join("validator.key");
     let validator = api::Identity::load_or_create(&key_path)
         .with_context(|| format!("loading the validator key {}", key_path.display()))?;
+    let genesis = resolve_genesis(&mut log, &config.genesis, &validator)?;
+    let fresh =
+        State::from_genesis(&genesis).map_err(|e| anyhow::anyhow!("invalid genesis: {e}"))?;
     let started = Instant::now();
-    let node = Node::open(
-        Box::new(log),
-        State::new(config.engine.clone()),
-        config.snapshot_every,
-        validator,
-    )
-    .context("rebuilding state from the command log")?;
+    let node = Node::open(Box::new(log), fresh, config.snapshot_every, validator)
+        .context("rebuilding state from the command log")?;
     let chain = node.chain_view();
     tracing::info!(
         entries = node.log_len(),
@@ -141,7 +158,9 @@ pub async fn start(config: CoordinatorConfig, listen: SocketAddr) -> anyhow::Res
     let shared = Arc::new(Shared {
         node: Mutex::new(node),
         blobs,
+        genesis,
         config,
+        keys: api::KeyCache::new(KEY_CACHE),
         work: Notify::new(),
     });
     let app = routes::router(shared.clone());
@@ -172,6 +191,43 @@ pub async fn start(config: CoordinatorConfig, listen: SocketAddr) -> anyhow::Res
         shutdown: Some(tx),
         task,
     })
+}
+
+/// The genesis to run with: the data dir's, which must agree with the one asked for, or (for a new
+/// data dir) the one asked for, recorded before anything else happens.
+fn resolve_genesis(
+    log: &mut SqliteLog,
+    choice: &GenesisChoice,
+    validator: &api::Identity,
+) -> anyhow::Result<Genesis> {
+    use store::CommandLog;
+    let wanted = match choice {
+        GenesisChoice::Stored => None,
+        GenesisChoice::Dev => Some(Genesis::dev(validator.id())),
+        GenesisChoice::Given(g) => Some((**g).clone()),
+    };
+    match (log.genesis()?, wanted) {
+        (Some(stored), Some(wanted)) if stored != wanted => anyhow::bail!(
+            "this data dir belongs to network {:?} with a different genesis than the one given; \
+             start it without --dev/--genesis, or use a new data dir",
+            stored.params.chain_id
+        ),
+        (Some(stored), _) => Ok(stored),
+        (None, _) if !log.is_empty() => anyhow::bail!(
+            "this data dir's log has no genesis (written by an older gridmint); use a new data dir"
+        ),
+        (None, Some(wanted)) => {
+            wanted
+                .validate()
+                .map_err(|e| anyhow::anyhow!("invalid genesis: {e}"))?;
+            log.set_genesis(&wanted)?;
+            Ok(wanted)
+        }
+        (None, None) => anyhow::bail!(
+            "a new network needs a genesis: start with --dev for a development network (with a \
+             faucet) or --genesis FILE (see examples/genesis.toml)"
+        ),
+    }
 }
 
 /// Seals the entries committed since the last block, logging the outcome.
@@ -233,6 +289,12 @@ async fn timers(shared: Arc<Shared>) {
             match node.commit(Input::Leader(LeaderCommand::ExpireJob { job })) {
                 Ok(_) => tracing::warn!(job, "job passed its deadline"),
                 Err(e) => tracing::error!(job, error = %e, "could not expire job"),
+            }
+        }
+        for account in node.state.releasable_accounts(now_ms()) {
+            match node.commit(Input::Leader(LeaderCommand::ReleaseStake { account })) {
+                Ok(_) => tracing::info!(%account, "unbonded stake released"),
+                Err(e) => tracing::error!(%account, error = %e, "could not release stake"),
             }
         }
         drop(node);

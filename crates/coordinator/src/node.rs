@@ -1,5 +1,6 @@
 //! The node: the engine state, its durable log and the soft state (liveness, nonces of unlogged
-//! requests) that stays out of the log. All changes go through [`Node::commit`]; [`Node::seal`]
+//! requests) that stays out of the log. All changes go through [`Node::commit`] (one input) or
+//! [`Node::commit_batch`] (a group commit: many inputs, one durable transaction); [`Node::seal`]
 //! batches the entries committed since the last block into the next signed block.
 
 use crate::error::ApiError;
@@ -39,6 +40,18 @@ pub struct Node {
     genesis: Hash,
     /// Header of the newest block.
     last_block: Option<BlockHeader>,
+}
+
+/// What committing one input gave: its seq and events, or why it was refused.
+pub type Committed = Result<(u64, Vec<Event>), ApiError>;
+
+/// A group of inputs applied to the state but not yet durable ([`Node::apply_batch`]); only
+/// [`Node::append_staged`] may follow, with nothing in between.
+pub(crate) struct Staged {
+    /// Per input, in order: its events if the engine accepted it.
+    outcomes: Vec<Result<Vec<Event>, ApiError>>,
+    /// The accepted inputs' entries with their history rows, in order.
+    entries: Vec<(Entry, Vec<(AccountId, Event)>)>,
 }
 
 /// Wall-clock time in milliseconds: read here, in the shell, and passed into the engine.
@@ -160,6 +173,21 @@ impl Node {
         Ok(Some(block.header))
     }
 
+    /// Up to `limit` history rows of `account` from entries before `before`, newest first.
+    pub fn history(
+        &self,
+        account: &AccountId,
+        before: u64,
+        limit: usize,
+    ) -> Result<Vec<store::HistoryRow>, StoreError> {
+        self.log.history(account, before, limit)
+    }
+
+    /// The genesis hash.
+    pub fn genesis_hash(&self) -> Hash {
+        self.genesis
+    }
+
     /// Where the chain stands.
     pub fn chain_view(&self) -> ChainView {
         let log_length = self.log.len();
@@ -195,7 +223,8 @@ impl Node {
             input,
         };
         let events = self.state.apply(&entry)?;
-        match self.log.append(std::slice::from_ref(&entry)) {
+        let history = self.history_rows(&events);
+        match self.log.append_with_history(&entry, &history) {
             Ok(seq) => {
                 if seq % self.snapshot_every == 0
                     && let Err(e) = self.log.save_snapshot(seq, &self.state)
@@ -217,6 +246,98 @@ impl Node {
                 )))
             }
         }
+    }
+
+    /// Group commit: applies `inputs` in order, as [`Node::commit`] would one by one (signed
+    /// inputs nonce-checked as by [`Node::check_nonce`]; a refused input changes nothing), then
+    /// makes all the accepted ones durable in one transaction before returning. One result per
+    /// input, in order. If that transaction fails, the state is rebuilt from the log and every
+    /// accepted input is answered `Unavailable`.
+    pub fn commit_batch(&mut self, inputs: Vec<Input>) -> Vec<Committed> {
+        let staged = self.apply_batch(inputs);
+        self.append_staged(staged)
+    }
+
+    /// The first half of [`Node::commit_batch`]: applies every input, makes nothing durable.
+    pub(crate) fn apply_batch(&mut self, inputs: Vec<Input>) -> Staged {
+        let time = now_ms();
+        let mut staged = Staged {
+            outcomes: Vec::with_capacity(inputs.len()),
+            entries: Vec::with_capacity(inputs.len()),
+        };
+        for input in inputs {
+            if let Input::Signed(signed) = &input
+                && let Err(e) = self.check_nonce(&signed.signer, signed.nonce)
+            {
+                staged.outcomes.push(Err(e));
+                continue;
+            }
+            let entry = Entry { time, input };
+            match self.state.apply(&entry) {
+                Ok(events) => {
+                    let history = self.history_rows(&events);
+                    staged.outcomes.push(Ok(events));
+                    staged.entries.push((entry, history));
+                }
+                Err(rejection) => staged.outcomes.push(Err(rejection.into())),
+            }
+        }
+        staged
+    }
+
+    /// The second half of [`Node::commit_batch`]: one durable append of everything staged.
+    pub(crate) fn append_staged(&mut self, staged: Staged) -> Vec<Committed> {
+        let Staged { outcomes, entries } = staged;
+        let appended = if entries.is_empty() {
+            Ok(self.log.len())
+        } else {
+            self.log.append_batch_with_history(&entries)
+        };
+        match appended {
+            Ok(last) => {
+                let before = last.saturating_sub(entries.len() as u64);
+                if last / self.snapshot_every > before / self.snapshot_every
+                    && let Err(e) = self.log.save_snapshot(last, &self.state)
+                {
+                    tracing::warn!(error = %e, seq = last, "snapshot failed");
+                }
+                let mut seq = before;
+                outcomes
+                    .into_iter()
+                    .map(|o| {
+                        o.map(|events| {
+                            seq += 1;
+                            (seq, events)
+                        })
+                    })
+                    .collect()
+            }
+            Err(e) => {
+                tracing::error!(error = %e, entries = entries.len(), "command log group append failed; rebuilding state from the log");
+                match recover(self.log.as_ref(), self.fresh.clone()) {
+                    Ok(state) => self.state = state,
+                    Err(e2) => tracing::error!(error = %e2, "rebuilding from the log failed"),
+                }
+                let detail = format!("could not write the command log: {e}");
+                outcomes
+                    .into_iter()
+                    .map(|o| o.and_then(|_| Err(ApiError::Unavailable(detail.clone()))))
+                    .collect()
+            }
+        }
+    }
+
+    /// The history rows of `events`: each event under every account it concerns.
+    fn history_rows(&self, events: &[Event]) -> Vec<(AccountId, Event)> {
+        events
+            .iter()
+            .flat_map(|e| {
+                self.state
+                    .event_accounts(e)
+                    .into_iter()
+                    .map(move |a| (a, e.clone()))
+            })
+            .collect()
     }
 
     /// Replay protection for every signed request: the nonce must exceed any nonce seen from the
@@ -278,6 +399,228 @@ mod tests {
             2,
             Identity::from_secret([key; 32]),
         )
+    }
+
+    fn funded(accounts: &[&Identity]) -> engine::Genesis {
+        let mut genesis = engine::Genesis::dev(AccountId([9; 32]));
+        for who in accounts {
+            genesis.allocations.insert(who.id(), engine::tokens(100));
+        }
+        genesis
+    }
+
+    fn transfer(from: &Identity, nonce: u64, to: &Identity, n: u64) -> Input {
+        Input::Signed(from.sign_with_nonce(
+            nonce,
+            Action::Transfer {
+                to: to.id(),
+                amount: engine::tokens(n),
+            },
+        ))
+    }
+
+    #[test]
+    fn a_group_commit_applies_in_order_refuses_singly_and_survives_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b, poor, soft) = (
+            Identity::from_secret([1; 32]),
+            Identity::from_secret([2; 32]),
+            Identity::from_secret([3; 32]),
+            Identity::from_secret([4; 32]),
+        );
+        let genesis = funded(&[&a, &b, &soft]);
+        let fresh = State::from_genesis(&genesis).unwrap();
+        let open = |fresh: State| {
+            Node::open(
+                Box::new(SqliteLog::open(dir.path()).unwrap()),
+                fresh,
+                4,
+                Identity::from_secret([5; 32]),
+            )
+            .unwrap()
+        };
+        let mut node = open(fresh.clone());
+        node.commit(transfer(&a, 1, &b, 1)).unwrap();
+        // `soft` sent an unlogged request with nonce 50: a logged action must go above it too.
+        node.seen(soft.id(), 50);
+        let results = node.commit_batch(vec![
+            transfer(&a, 2, &b, 10),
+            transfer(&poor, 1, &a, 1),  // no funds
+            transfer(&a, 2, &b, 10),    // the same nonce again
+            transfer(&b, 1, &a, 105),   // only possible with the 10 received just before
+            transfer(&soft, 40, &a, 1), // below its soft nonce
+            transfer(&a, 3, &a, 1),     // to itself
+            transfer(&soft, 51, &b, 1),
+            Input::Leader(engine::LeaderCommand::ReleaseStake { account: a.id() }),
+        ]);
+        let seqs: Vec<Option<u64>> = results
+            .iter()
+            .map(|r| r.as_ref().ok().map(|(seq, _)| *seq))
+            .collect();
+        assert_eq!(
+            seqs,
+            [Some(2), None, None, Some(3), None, None, Some(4), None]
+        );
+        let kinds: Vec<&str> = results
+            .iter()
+            .filter_map(|r| r.as_ref().err())
+            .map(|e| match e {
+                ApiError::Rejected(engine::Rejection::InsufficientFunds { .. }) => "funds",
+                ApiError::Rejected(engine::Rejection::InvalidAmount(_)) => "amount",
+                ApiError::Replay(_) => "replay",
+                _ => "other",
+            })
+            .collect();
+        assert_eq!(kinds, ["funds", "replay", "replay", "amount", "other"]);
+        assert_eq!(
+            results[3].as_ref().unwrap().1,
+            [Event::Transferred {
+                from: b.id(),
+                to: a.id(),
+                amount: engine::tokens(105)
+            }]
+        );
+        assert_eq!(node.log_len(), 4);
+        assert_eq!(node.state.balance(&a.id()), engine::tokens(100 - 11 + 105));
+        assert_eq!(
+            node.state.balance(&b.id()),
+            engine::tokens(100 + 11 - 105 + 1)
+        );
+        assert_eq!(node.state.nonce(&a.id()), 2);
+        node.state.check_supply().unwrap();
+        let history: Vec<u64> = node
+            .history(&b.id(), u64::MAX, 10)
+            .unwrap()
+            .iter()
+            .map(|r| r.seq)
+            .collect();
+        assert_eq!(history, [4, 3, 2, 1]);
+        // Nothing accepted: nothing appended.
+        let refused = node.commit_batch(vec![transfer(&poor, 2, &a, 1)]);
+        assert!(refused[0].is_err());
+        assert_eq!(node.log_len(), 4);
+        let hash = node.state.hash();
+        drop(node);
+
+        // The batch crossed seq 4, a multiple of snapshot_every: the restart starts from there.
+        let log = SqliteLog::open_read_only(dir.path()).unwrap();
+        assert_eq!(log.latest_snapshot().unwrap().map(|(seq, _)| seq), Some(4));
+        assert_eq!(recover(&log, fresh.clone()).unwrap().hash(), hash);
+        let mut replayed = fresh.clone();
+        for entry in log.read_after(0).unwrap() {
+            replayed.apply(&entry).unwrap();
+        }
+        assert_eq!(replayed.hash(), hash, "the log alone gives the same state");
+        drop(log);
+        let node = open(fresh);
+        assert_eq!(node.state.hash(), hash);
+        assert_eq!(node.log_len(), 4);
+    }
+
+    /// A log whose group appends fail while `fail` is set.
+    struct Flaky {
+        log: store::MemoryLog,
+        fail: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    }
+
+    impl CommandLog for Flaky {
+        fn append(&mut self, entries: &[Entry]) -> Result<u64, StoreError> {
+            self.log.append(entries)
+        }
+        fn len(&self) -> u64 {
+            self.log.len()
+        }
+        fn read_after(&self, after: u64) -> Result<Vec<Entry>, StoreError> {
+            self.log.read_after(after)
+        }
+        fn save_snapshot(&mut self, seq: u64, state: &State) -> Result<(), StoreError> {
+            self.log.save_snapshot(seq, state)
+        }
+        fn latest_snapshot(&self) -> Result<Option<(u64, State)>, StoreError> {
+            self.log.latest_snapshot()
+        }
+        fn raw_entries(&self, after: u64, limit: usize) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+            self.log.raw_entries(after, limit)
+        }
+        fn append_block(&mut self, block: &Block) -> Result<(), StoreError> {
+            self.log.append_block(block)
+        }
+        fn blocks_after(&self, after: u64, limit: usize) -> Result<Vec<Block>, StoreError> {
+            self.log.blocks_after(after, limit)
+        }
+        fn last_block(&self) -> Result<Option<Block>, StoreError> {
+            self.log.last_block()
+        }
+        fn append_with_history(
+            &mut self,
+            entry: &Entry,
+            history: &[(AccountId, Event)],
+        ) -> Result<u64, StoreError> {
+            self.log.append_with_history(entry, history)
+        }
+        fn append_batch_with_history(
+            &mut self,
+            entries: &[(Entry, Vec<(AccountId, Event)>)],
+        ) -> Result<u64, StoreError> {
+            if self.fail.load(std::sync::atomic::Ordering::SeqCst) {
+                return Err(StoreError::Io {
+                    path: "flaky".into(),
+                    source: std::io::Error::other("disk full"),
+                });
+            }
+            self.log.append_batch_with_history(entries)
+        }
+        fn history(
+            &self,
+            account: &AccountId,
+            before: u64,
+            limit: usize,
+        ) -> Result<Vec<store::HistoryRow>, StoreError> {
+            self.log.history(account, before, limit)
+        }
+        fn genesis(&self) -> Result<Option<engine::Genesis>, StoreError> {
+            self.log.genesis()
+        }
+        fn set_genesis(&mut self, genesis: &engine::Genesis) -> Result<(), StoreError> {
+            self.log.set_genesis(genesis)
+        }
+    }
+
+    #[test]
+    fn a_failed_group_append_fails_the_batch_and_leaves_the_state_as_the_log_says() {
+        let (a, b) = (
+            Identity::from_secret([1; 32]),
+            Identity::from_secret([2; 32]),
+        );
+        let fresh = State::from_genesis(&funded(&[&a])).unwrap();
+        let fail = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let log = Flaky {
+            log: store::MemoryLog::default(),
+            fail: fail.clone(),
+        };
+        let mut node =
+            Node::open(Box::new(log), fresh, 100, Identity::from_secret([5; 32])).unwrap();
+        assert!(node.commit_batch(vec![transfer(&a, 1, &b, 1)])[0].is_ok());
+        let hash = node.state.hash();
+        fail.store(true, std::sync::atomic::Ordering::SeqCst);
+        let results = node.commit_batch(vec![
+            transfer(&a, 2, &b, 1),
+            transfer(&b, 1, &a, 1000),
+            transfer(&a, 3, &b, 1),
+        ]);
+        assert!(matches!(results[0], Err(ApiError::Unavailable(_))));
+        assert!(matches!(results[1], Err(ApiError::Rejected(_))));
+        assert!(matches!(results[2], Err(ApiError::Unavailable(_))));
+        assert_eq!(
+            node.state.hash(),
+            hash,
+            "the state is back to what the log holds"
+        );
+        assert_eq!(node.log_len(), 1);
+        // The same nonces are still free once the log works again.
+        fail.store(false, std::sync::atomic::Ordering::SeqCst);
+        let results = node.commit_batch(vec![transfer(&a, 2, &b, 1)]);
+        assert_eq!(results[0].as_ref().map(|(seq, _)| *seq).ok(), Some(2));
     }
 
     #[test]

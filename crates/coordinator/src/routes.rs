@@ -4,9 +4,10 @@
 use crate::error::ApiError;
 use crate::{Shared, views};
 use api::wire::{
-    AccountView, ActionResponse, BlobStored, CHAIN_PAGE_MAX, ChainPage, ChainView, FetchResponse,
-    HEADER_NONCE, HEADER_SIGNATURE, HEADER_SIGNER, HeartbeatResponse, JobView, ProviderView,
-    RawEntry, Request, StatusView,
+    ACTION_BATCH_MAX, AccountView, ActionResponse, BatchOutcome, BlobStored, CHAIN_PAGE_MAX,
+    ChainPage, ChainView, FetchResponse, HEADER_NONCE, HEADER_SIGNATURE, HEADER_SIGNER,
+    HISTORY_PAGE_MAX, HeartbeatResponse, HistoryItem, HistoryPage, HistoryQuery, JobView,
+    NetworkView, ProviderView, RawEntry, Request, StatusView,
 };
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, State};
@@ -30,6 +31,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/v1/status", get(status))
         .route("/v1/blobs/{hash}", get(get_blob).put(put_blob))
         .route("/v1/actions", post(action))
+        .route("/v1/actions/batch", post(action_batch))
         .route("/v1/work/fetch", post(fetch))
         .route("/v1/work/heartbeat", post(heartbeat))
         .route("/v1/jobs/{id}", get(job))
@@ -37,6 +39,9 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/v1/providers", get(providers))
         .route("/v1/providers/{id}", get(provider))
         .route("/v1/accounts/{id}", get(account))
+        .route("/v1/accounts/{id}/history", get(history))
+        .route("/v1/network", get(network))
+        .route("/v1/chain/genesis", get(genesis))
         .route("/v1/chain", get(chain))
         .route("/v1/chain/blocks", get(chain_blocks))
         .route("/v1/chain/entries", get(chain_entries))
@@ -49,6 +54,9 @@ pub fn router(shared: Arc<Shared>) -> Router {
 fn parse_json<T: DeserializeOwned>(body: &[u8]) -> ApiResult<T> {
     serde_json::from_slice(body).map_err(|e| ApiError::BadRequest(format!("malformed JSON: {e}")))
 }
+
+/// How far past the blob limit an oversized upload is read before it is refused.
+const DRAIN_OVERSIZED: u64 = 16 << 20;
 
 async fn read_body(body: Body, limit: usize) -> ApiResult<Bytes> {
     axum::body::to_bytes(body, limit)
@@ -106,6 +114,10 @@ async fn put_blob(
         .and_then(|v| v.parse::<u64>().ok())
         && len > limit
     {
+        // Read (and drop) a moderately oversized body before answering: a client still writing
+        // it when the connection closes sees a broken pipe instead of this 413.
+        let cap = usize::try_from(limit.saturating_add(DRAIN_OVERSIZED)).unwrap_or(usize::MAX);
+        let _ = axum::body::to_bytes(body, cap).await;
         return Err(ApiError::TooLarge(format!(
             "blob of {len} bytes exceeds the limit of {limit}"
         )));
@@ -192,6 +204,88 @@ async fn action(State(shared): S, body: Body) -> ApiResult<Json<ActionResponse>>
     };
     shared.work.notify_waiters();
     Ok(Json(ActionResponse { seq, events }))
+}
+
+/// Many actions in one request, committed as one group (one fsync): each is authenticated (in a
+/// batch signature check: see `api::verify_batch` for how it can differ from the single check),
+/// admitted and committed as `POST /v1/actions` would, in order, and gets its own outcome.
+/// Signatures and admission are checked off the async workers and outside the node lock.
+async fn action_batch(State(shared): S, body: Body) -> ApiResult<Json<Vec<BatchOutcome>>> {
+    let bytes = read_body(body, shared.config.max_request_bytes).await?;
+    let batch: Vec<Signed<Action>> = parse_json(&bytes)?;
+    if batch.len() > ACTION_BATCH_MAX {
+        return Err(ApiError::TooLarge(format!(
+            "a batch of {} actions exceeds the limit of {ACTION_BATCH_MAX}",
+            batch.len()
+        )));
+    }
+    let checked = {
+        let shared = shared.clone();
+        tokio::task::spawn_blocking(move || admit_batch(&shared, batch))
+            .await
+            .map_err(|e| ApiError::Unavailable(e.to_string()))?
+    };
+    let mut outcomes: Vec<Option<crate::node::Committed>> = Vec::with_capacity(checked.len());
+    let mut inputs = Vec::new();
+    let mut signers = Vec::new();
+    for item in checked {
+        match item {
+            Ok(signed) => {
+                signers.push((signed.signer, signed.nonce));
+                inputs.push(Input::Signed(signed));
+                outcomes.push(None);
+            }
+            Err(e) => outcomes.push(Some(Err(e))),
+        }
+    }
+    let committed = if inputs.is_empty() {
+        Vec::new()
+    } else {
+        let mut node = shared.node();
+        let committed = node.commit_batch(inputs);
+        for ((who, nonce), result) in signers.iter().zip(&committed) {
+            if result.is_ok() {
+                node.seen(*who, *nonce);
+            }
+        }
+        committed
+    };
+    let any_accepted = committed.iter().any(Result::is_ok);
+    let mut committed = committed.into_iter();
+    let answer = outcomes
+        .into_iter()
+        .map(|outcome| {
+            let result = outcome.or_else(|| committed.next()).unwrap_or_else(|| {
+                Err(ApiError::Unavailable(
+                    "the commit answered fewer inputs than it was given".into(),
+                ))
+            });
+            match result {
+                Ok((seq, events)) => BatchOutcome::Accepted(ActionResponse { seq, events }),
+                Err(e) => BatchOutcome::Refused(e.body()),
+            }
+        })
+        .collect();
+    if any_accepted {
+        shared.work.notify_waiters();
+    }
+    Ok(Json(answer))
+}
+
+/// Authentication (one batch signature check) and admission of each action of a batch.
+fn admit_batch(shared: &Shared, batch: Vec<Signed<Action>>) -> Vec<ApiResult<Signed<Action>>> {
+    let verdicts = api::verify_batch(&batch, &shared.keys);
+    batch
+        .into_iter()
+        .zip(verdicts)
+        .map(|(signed, verdict)| {
+            verdict.map_err(|e| ApiError::BadSignature(e.to_string()))?;
+            if let Action::SubmitJob(spec) = &signed.body {
+                admit_job(shared, spec)?;
+            }
+            Ok(signed)
+        })
+        .collect()
 }
 
 /// An unlogged signed request: authenticated, nonce-checked and counted as a sign of life.
@@ -376,10 +470,55 @@ async fn provider(State(shared): S, Path(id): Path<String>) -> ApiResult<Json<Pr
 async fn account(State(shared): S, Path(id): Path<String>) -> ApiResult<Json<AccountView>> {
     let id: AccountId = parse_id("account id", &id)?;
     let node = shared.node();
-    Ok(Json(AccountView {
-        id,
-        nonce: node.state.nonce(&id),
+    Ok(Json(views::account(&node.state, id)))
+}
+
+async fn history(
+    State(shared): S,
+    Path(id): Path<String>,
+    query: Result<Query<HistoryQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Json<HistoryPage>> {
+    let id: AccountId = parse_id("account id", &id)?;
+    let Query(q) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let limit = q.limit.clamp(1, HISTORY_PAGE_MAX);
+    let rows = shared
+        .node()
+        .history(&id, q.before.unwrap_or(u64::MAX), limit as usize)
+        .map_err(|e| ApiError::Unavailable(e.to_string()))?;
+    // Rows of one entry share a seq: a page boundary inside an entry would lose rows, so a full
+    // page ends before its oldest entry, unless that entry alone fills the page.
+    let full = rows.len() == limit as usize;
+    let oldest = rows.last().map(|r| r.seq);
+    let mut items: Vec<HistoryItem> = rows
+        .into_iter()
+        .map(|r| HistoryItem {
+            seq: r.seq,
+            time: r.time,
+            event: r.event,
+        })
+        .collect();
+    let next_before = match (full, oldest) {
+        (true, Some(oldest)) if items.iter().any(|i| i.seq != oldest) => {
+            items.retain(|i| i.seq != oldest);
+            Some(oldest + 1)
+        }
+        (true, Some(oldest)) => Some(oldest),
+        _ => None,
+    };
+    Ok(Json(HistoryPage {
+        account: id,
+        items,
+        next_before,
     }))
+}
+
+async fn network(State(shared): S) -> Json<NetworkView> {
+    let node = shared.node();
+    Json(views::network(&node.state, node.genesis_hash()))
+}
+
+async fn genesis(State(shared): S) -> Json<engine::Genesis> {
+    Json(shared.genesis.clone())
 }
 
 async fn chain(State(shared): S) -> Json<ChainView> {
@@ -425,4 +564,102 @@ async fn chain_entries(
             .map(|(seq, bytes)| RawEntry::new(*seq, bytes))
             .collect(),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{CoordinatorConfig, GenesisChoice};
+    use api::wire::{ACTION_BATCH_MAX, BatchOutcome};
+    use api::{Client, Identity};
+    use engine::{
+        AccountId, Action, Aggregate, Genesis, Hash, JobSpec, Limits, OutputSource, TaskSpec,
+        tokens,
+    };
+
+    fn outcome(o: &BatchOutcome) -> Result<u64, String> {
+        o.clone().into_result().map(|r| r.seq).map_err(|e| e.error)
+    }
+
+    #[tokio::test]
+    async fn a_batch_of_actions_is_checked_admitted_and_committed_action_by_action() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (Identity::generate(), Identity::generate());
+        let mut genesis = Genesis::dev(AccountId([9; 32]));
+        genesis.allocations.insert(a.id(), tokens(100));
+        let mut config = CoordinatorConfig::new(dir.path().to_path_buf());
+        config.genesis = GenesisChoice::Given(Box::new(genesis));
+        let running = crate::start(config, "127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap();
+        let client = Client::new(&running.url());
+        let pay = |n| Action::Transfer {
+            to: b.id(),
+            amount: tokens(n),
+        };
+
+        let good = a.sign(pay(10));
+        let mut forged = a.sign(pay(1));
+        forged.body = pay(50);
+        let too_much = b.sign(Action::Transfer {
+            to: a.id(),
+            amount: tokens(20),
+        });
+        // A job whose module was never uploaded fails admission, as it would on its own.
+        let job = a.sign(Action::SubmitJob(JobSpec {
+            module: Hash([7; 32]),
+            tasks: vec![TaskSpec::default()],
+            limits: Limits {
+                fuel: 1000,
+                memory_bytes: 1 << 20,
+                wall_ms: 1000,
+            },
+            deadline: crate::now_ms() + 60_000,
+            max_price: 1,
+            output: OutputSource::Stdout,
+            aggregate: Aggregate::Concat,
+        }));
+        let replayed = good.clone();
+        let after = a.sign(pay(5));
+        let outcomes = client
+            .action_batch(&[good, forged, too_much, job, replayed, after])
+            .await
+            .unwrap();
+        let got: Vec<Result<u64, String>> = outcomes.iter().map(outcome).collect();
+        let refused = |e: &str| Err(e.to_string());
+        assert_eq!(
+            got,
+            [
+                Ok(1),
+                refused("bad_signature"),
+                refused("insufficient_funds"),
+                refused("not_found"),
+                refused("replayed"),
+                Ok(2)
+            ]
+        );
+        assert_eq!(client.account(b.id()).await.unwrap().balance, tokens(15));
+
+        // Signed by the client; the nonce of the refused action above is not used up.
+        let back = client
+            .actions(
+                &b,
+                vec![Action::Transfer {
+                    to: a.id(),
+                    amount: tokens(15),
+                }],
+            )
+            .await
+            .unwrap();
+        assert_eq!(outcome(&back[0]), Ok(3));
+        assert_eq!(client.account(a.id()).await.unwrap().balance, tokens(100));
+        assert_eq!(client.status().await.unwrap().log_length, 3);
+
+        let empty = client.action_batch(&[]).await.unwrap();
+        assert!(empty.is_empty());
+        let too_many: Vec<_> = (0..=ACTION_BATCH_MAX).map(|_| a.sign(pay(1))).collect();
+        let err = client.action_batch(&too_many).await.unwrap_err();
+        assert_eq!(err.status(), Some(413), "{err}");
+        assert_eq!(client.status().await.unwrap().log_length, 3);
+        running.shutdown().await;
+    }
 }

@@ -1,7 +1,12 @@
 //! Read-only views of engine state, as served by the API.
 
-use api::wire::{JobView, ProviderView, StatusView, TaskView};
-use engine::{Job, JobStatus, Provider, ProviderStatus, State, TaskId, TaskState};
+use api::wire::{
+    AccountView, JobView, NetworkView, ProviderView, StatusView, TaskView, UnbondingView,
+};
+use engine::{
+    AccountId, DECIMALS, Hash, Job, JobStatus, Provider, ProviderStatus, State, TOKEN_SYMBOL,
+    TaskId, TaskState,
+};
 use std::collections::BTreeMap;
 
 pub fn status(state: &State, log_length: u64) -> StatusView {
@@ -102,5 +107,50 @@ pub fn provider(p: &Provider) -> ProviderView {
         registered_at: p.registered_at,
         running: p.running.len() as u64,
         stats: p.stats.clone(),
+    }
+}
+
+pub fn account(state: &State, id: AccountId) -> AccountView {
+    let account = state.accounts.get(&id).cloned().unwrap_or_default();
+    let in_escrow = state
+        .jobs
+        .values()
+        .filter(|j| j.owner == id)
+        .fold(0u128, |sum, j| sum.saturating_add(j.escrow.held()));
+    AccountView {
+        id,
+        nonce: account.nonce,
+        balance: account.balance,
+        bonded: account.bonded,
+        unbonding: account
+            .unbonding
+            .iter()
+            .map(|u| UnbondingView {
+                amount: u.amount,
+                release_at: u.release_at,
+            })
+            .collect(),
+        in_escrow,
+    }
+}
+
+pub fn network(state: &State, genesis_hash: Hash) -> NetworkView {
+    let p = &state.ledger;
+    NetworkView {
+        chain_id: p.chain_id.clone(),
+        token: TOKEN_SYMBOL.into(),
+        decimals: DECIMALS,
+        genesis_hash,
+        treasury: p.treasury,
+        fee_bps: p.fee_bps,
+        min_stake: p.min_stake,
+        slash_fraction_bps: p.slash.fraction_bps,
+        slash_requester_bps: p.slash.requester_bps,
+        slash_treasury_bps: p.slash.treasury_bps,
+        unbonding_delay_ms: p.unbonding_delay_ms,
+        faucet: p.faucet.as_ref().map(|f| f.amount),
+        supply_genesis: state.supply.genesis,
+        supply_minted: state.supply.minted,
+        supply_burned: state.supply.burned,
     }
 }

@@ -10,7 +10,7 @@ mod work;
 
 use anyhow::Context;
 use api::{Client, ClientError, Identity};
-use engine::{AccountId, Action, ProviderSpec, TaskId, TaskReport};
+use engine::{AccountId, Action, ProviderSpec, TaskId, TaskReport, Tokens};
 use sandbox::{Sandbox, SandboxConfig, TaskRun};
 use std::collections::HashSet;
 use std::future::Future;
@@ -151,10 +151,56 @@ struct Agent {
 }
 
 impl Agent {
-    /// Registers, retrying while the coordinator is unreachable.
+    /// Bonds what is missing of the network's minimum stake from the balance, first asking the
+    /// faucet for it on a development network.
+    async fn ensure_stake(&self) -> anyhow::Result<()> {
+        let me = self.identity.id();
+        let network = self.client.network().await?;
+        let account = self.client.account(me).await?;
+        let need = network.min_stake.saturating_sub(account.bonded);
+        if need == 0 {
+            return Ok(());
+        }
+        let mut balance = account.balance;
+        if balance < need && network.faucet.is_some() {
+            let resp = self.client.action(&self.identity, Action::Faucet).await?;
+            for event in &resp.events {
+                if let engine::Event::FaucetPaid { amount, .. } = event {
+                    balance = balance.saturating_add(*amount);
+                    tracing::info!(amount = %Tokens(*amount), "funded by the faucet");
+                }
+            }
+        }
+        anyhow::ensure!(
+            balance >= need,
+            "provider {me} needs {} more bonded stake (minimum {}) but holds {}; send it tokens and \
+             run `gridmint wallet stake --data-dir <provider data dir> AMOUNT`",
+            Tokens(need),
+            Tokens(network.min_stake),
+            Tokens(balance)
+        );
+        self.client
+            .action(&self.identity, Action::Stake { amount: need })
+            .await?;
+        tracing::info!(staked = %Tokens(need), "bonded the minimum stake");
+        Ok(())
+    }
+
+    /// Stakes if needed and registers, retrying while the coordinator is unreachable.
     async fn register(&mut self) -> anyhow::Result<()> {
         let mut backoff = Duration::from_millis(100);
         loop {
+            if let Err(e) = self.ensure_stake().await {
+                match e.downcast_ref::<ClientError>() {
+                    Some(c) if c.is_unreachable() => {
+                        tracing::warn!(error = %c, "coordinator unreachable; retrying");
+                        tokio::time::sleep(backoff).await;
+                        backoff = (backoff * 2).min(Duration::from_secs(2));
+                        continue;
+                    }
+                    _ => return Err(e).context("staking"),
+                }
+            }
             match self
                 .client
                 .action(&self.identity, Action::RegisterProvider(self.spec.clone()))

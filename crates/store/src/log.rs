@@ -37,6 +37,13 @@ pub trait CommandLog: Send {
         entry: &Entry,
         history: &[(AccountId, Event)],
     ) -> Result<u64, StoreError>;
+    /// Group commit: appends `entries` in order, each with its history rows (as
+    /// [`CommandLog::append_with_history`] does for one), all in one durable transaction, so that
+    /// one fsync covers them all. Returns the new length; on error nothing was appended.
+    fn append_batch_with_history(
+        &mut self,
+        entries: &[(Entry, Vec<(AccountId, Event)>)],
+    ) -> Result<u64, StoreError>;
     /// Up to `limit` history rows of `account` from entries with seq `< before`, newest first.
     fn history(
         &self,
@@ -112,14 +119,17 @@ impl SqliteLog {
                  key   TEXT PRIMARY KEY,
                  value BLOB NOT NULL
              );
+             -- Rows go in in log order (cheap appends); the index serves per-account pages.
+             -- (Clustering the table itself by account made every group commit rewrite a page
+             -- per account: measured twice as slow.)
              CREATE TABLE IF NOT EXISTS history (
                  account BLOB NOT NULL,
                  seq     INTEGER NOT NULL,
                  idx     INTEGER NOT NULL,
                  time    INTEGER NOT NULL,
-                 event   BLOB NOT NULL,
-                 PRIMARY KEY (account, seq, idx)
-             ) WITHOUT ROWID;",
+                 event   BLOB NOT NULL
+             );
+             CREATE INDEX IF NOT EXISTS history_by_account ON history (account, seq, idx);",
         )
         .map_err(err)?;
         let len: i64 = conn
@@ -236,6 +246,42 @@ fn to_sql(seq: u64) -> i64 {
 
 fn from_sql(seq: i64) -> u64 {
     u64::try_from(seq).unwrap_or(0)
+}
+
+fn sqlite_err(path: &Path, source: rusqlite::Error) -> StoreError {
+    StoreError::Sqlite {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+/// Inserts entry `seq` and its history rows inside the caller's transaction.
+fn insert_entry(
+    tx: &rusqlite::Transaction<'_>,
+    seq: u64,
+    entry: &Entry,
+    history: &[(AccountId, Event)],
+) -> Result<(), rusqlite::Error> {
+    tx.prepare_cached("INSERT INTO log (seq, entry) VALUES (?1, ?2)")?
+        .execute(params![to_sql(seq), encode(entry)])?;
+    if history.is_empty() {
+        return Ok(());
+    }
+    let mut stmt = tx.prepare_cached(
+        "INSERT INTO history (account, seq, idx, time, event)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?;
+    for (idx, (account, event)) in history.iter().enumerate() {
+        stmt.execute(params![
+            &account.0[..],
+            to_sql(seq),
+            i64::try_from(idx).unwrap_or(i64::MAX),
+            to_sql(entry.time),
+            // JSON: events are internally tagged, which postcard cannot decode.
+            serde_json::to_vec(event).unwrap_or_default()
+        ])?;
+    }
+    Ok(())
 }
 
 fn encode<T: serde::Serialize>(value: &T) -> Vec<u8> {
@@ -412,36 +458,31 @@ impl CommandLog for SqliteLog {
         entry: &Entry,
         history: &[(AccountId, Event)],
     ) -> Result<u64, StoreError> {
-        let path = self.path.display().to_string();
-        let err = |source| StoreError::Sqlite {
-            path: path.clone(),
-            source,
-        };
         let seq = self.len + 1;
-        let tx = self.conn.transaction().map_err(err)?;
-        tx.prepare_cached("INSERT INTO log (seq, entry) VALUES (?1, ?2)")
-            .and_then(|mut stmt| stmt.execute(params![to_sql(seq), encode(entry)]))
-            .map_err(err)?;
-        {
-            let mut stmt = tx
-                .prepare_cached(
-                    "INSERT OR IGNORE INTO history (account, seq, idx, time, event)
-                     VALUES (?1, ?2, ?3, ?4, ?5)",
-                )
-                .map_err(err)?;
-            for (idx, (account, event)) in history.iter().enumerate() {
-                stmt.execute(params![
-                    &account.0[..],
-                    to_sql(seq),
-                    i64::try_from(idx).unwrap_or(i64::MAX),
-                    to_sql(entry.time),
-                    // JSON: events are internally tagged, which postcard cannot decode.
-                    serde_json::to_vec(event).unwrap_or_default()
-                ])
-                .map_err(err)?;
-            }
+        let tx = self
+            .conn
+            .transaction()
+            .map_err(|e| sqlite_err(&self.path, e))?;
+        insert_entry(&tx, seq, entry, history).map_err(|e| sqlite_err(&self.path, e))?;
+        tx.commit().map_err(|e| sqlite_err(&self.path, e))?;
+        self.len = seq;
+        Ok(seq)
+    }
+
+    fn append_batch_with_history(
+        &mut self,
+        entries: &[(Entry, Vec<(AccountId, Event)>)],
+    ) -> Result<u64, StoreError> {
+        let mut seq = self.len;
+        let tx = self
+            .conn
+            .transaction()
+            .map_err(|e| sqlite_err(&self.path, e))?;
+        for (entry, history) in entries {
+            seq += 1;
+            insert_entry(&tx, seq, entry, history).map_err(|e| sqlite_err(&self.path, e))?;
         }
-        tx.commit().map_err(err)?;
+        tx.commit().map_err(|e| sqlite_err(&self.path, e))?;
         self.len = seq;
         Ok(seq)
     }
@@ -603,6 +644,16 @@ impl CommandLog for MemoryLog {
         Ok(seq)
     }
 
+    fn append_batch_with_history(
+        &mut self,
+        entries: &[(Entry, Vec<(AccountId, Event)>)],
+    ) -> Result<u64, StoreError> {
+        for (entry, history) in entries {
+            self.append_with_history(entry, history)?;
+        }
+        Ok(self.len())
+    }
+
     fn history(
         &self,
         account: &AccountId,
@@ -750,6 +801,74 @@ mod tests {
             3
         );
         assert!(log.genesis().unwrap().is_some());
+    }
+
+    fn batch_with_history(log: &mut dyn CommandLog) {
+        let (a, b) = (AccountId([1; 32]), AccountId([2; 32]));
+        let paid = |to: AccountId, amount| Event::FaucetPaid { to, amount };
+        log.append(&[register(9, 1)]).unwrap();
+        assert_eq!(log.append_batch_with_history(&[]).unwrap(), 1);
+        let batch = vec![
+            (register(3, 1), vec![(a, paid(a, 1)), (b, paid(b, 2))]),
+            (register(3, 2), vec![]),
+            (register(3, 3), vec![(a, paid(a, 3))]),
+        ];
+        assert_eq!(log.append_batch_with_history(&batch).unwrap(), 4);
+        assert_eq!(log.len(), 4);
+        let stored: Vec<Entry> = log.read_after(1).unwrap();
+        let appended: Vec<Entry> = batch.iter().map(|(e, _)| e.clone()).collect();
+        assert_eq!(stored, appended);
+        let rows = log.history(&a, u64::MAX, 10).unwrap();
+        let seqs: Vec<(u64, Time)> = rows.iter().map(|r| (r.seq, r.time)).collect();
+        assert_eq!(
+            seqs,
+            vec![(4, 1003), (2, 1001)],
+            "each row carries its own entry's seq"
+        );
+        assert_eq!(rows[0].event, paid(a, 3));
+        assert_eq!(log.history(&b, u64::MAX, 10).unwrap()[0].seq, 2);
+    }
+
+    #[test]
+    fn memory_log_appends_a_batch_with_history() {
+        batch_with_history(&mut MemoryLog::default());
+    }
+
+    #[test]
+    fn sqlite_log_appends_a_batch_with_history_atomically() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let mut log = SqliteLog::open(dir.path()).unwrap();
+            batch_with_history(&mut log);
+            // Entry 6 is taken behind the log's back: a batch for 5..=7 fails at its second entry
+            // and must leave nothing of itself behind, history included.
+            log.conn
+                .execute("INSERT INTO log (seq, entry) VALUES (6, x'00')", [])
+                .unwrap();
+            let c = AccountId([7; 32]);
+            let batch = vec![
+                (
+                    register(4, 1),
+                    vec![(c, Event::FaucetPaid { to: c, amount: 1 })],
+                ),
+                (register(4, 2), vec![]),
+                (register(4, 3), vec![]),
+            ];
+            assert!(log.append_batch_with_history(&batch).is_err());
+            assert_eq!(log.len(), 4);
+            assert!(log.history(&c, u64::MAX, 10).unwrap().is_empty());
+            log.conn
+                .execute("DELETE FROM log WHERE seq = 6", [])
+                .unwrap();
+            assert_eq!(log.append_batch_with_history(&batch).unwrap(), 7);
+        }
+        let log = SqliteLog::open(dir.path()).unwrap();
+        assert_eq!(log.len(), 7);
+        assert_eq!(log.read_after(0).unwrap().len(), 7);
+        assert_eq!(
+            log.history(&AccountId([7; 32]), u64::MAX, 10).unwrap()[0].seq,
+            5
+        );
     }
 
     #[test]

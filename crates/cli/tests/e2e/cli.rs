@@ -31,6 +31,7 @@ fn submit_wait_exit_codes_and_outputs() {
     let w = World::new();
     let c = w.coordinator(&[]);
     let _p = w.provider(&c, 2);
+    w.fund_requester(&c.url);
     let out_dir = w.dir("out");
 
     // A failing job: non-zero exit, no output file.

@@ -113,6 +113,8 @@ fn bad_requests_are_refused_with_their_status_and_change_nothing() {
         base: c.url.clone(),
     };
     let me = Identity::generate();
+    w.block_on(c.http.client.action(&me, Action::Faucet))
+        .expect("the dev faucet funds the requester");
     let s0 = c.http.status();
 
     // Malformed JSON.

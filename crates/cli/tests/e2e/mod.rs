@@ -6,4 +6,5 @@ mod hostile;
 mod http;
 mod jobs;
 mod keys;
+mod ledger;
 mod recovery;

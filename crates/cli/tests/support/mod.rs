@@ -307,16 +307,19 @@ impl World {
     }
 
     /// Starts `gridmint coordinator --listen LISTEN --data-dir DATA_DIR EXTRA...` and waits for its
-    /// `listening on http://…` line.
+    /// `listening on http://…` line. The network is a development one (`--dev`, with a faucet)
+    /// unless `extra` names a `--genesis`.
     pub fn coordinator_at(&self, data_dir: &Path, listen: &str, extra: &[&str]) -> Coordinator {
         let (log, err) = self.log_file("coordinator");
         let mut cmd = self.command();
         cmd.arg("coordinator")
             .args(["--listen", listen, "--data-dir"])
             .arg(data_dir)
-            .args(extra)
-            .stdout(Stdio::piped())
-            .stderr(err);
+            .args(extra);
+        if !extra.contains(&"--genesis") {
+            cmd.arg("--dev");
+        }
+        cmd.stdout(Stdio::piped()).stderr(err);
         let mut child = cmd.spawn().expect("spawning gridmint coordinator");
         let stdout = child.stdout.take().expect("piped stdout");
         let mut proc = Proc {
@@ -431,8 +434,16 @@ impl World {
         }
     }
 
-    /// `gridmint job submit SPEC --coordinator URL --json`, returning the job id.
+    /// `gridmint wallet faucet` for the requester key: tops it up on a dev network (refused, and
+    /// ignored, when it already holds the faucet amount).
+    pub fn fund_requester(&self, url: &str) {
+        self.cli(&["wallet", "faucet", "--coordinator", url]);
+    }
+
+    /// `gridmint job submit SPEC --coordinator URL --json` after [`World::fund_requester`],
+    /// returning the job id.
     pub fn submit(&self, url: &str, spec: &Path) -> JobId {
+        self.fund_requester(url);
         let spec = spec.to_str().expect("utf-8 path");
         let ran = self
             .cli(&["job", "submit", spec, "--coordinator", url, "--json"])
@@ -653,11 +664,13 @@ pub fn pi_output(samples: u64, tasks: u64) -> String {
     (0..tasks).map(|seed| pi_line(samples, seed)).collect()
 }
 
-/// A pi job spec over `range = [0, tasks]` with args `[samples, "{i}"]`.
+/// A pi job spec over `range = [0, tasks]` with args `[samples, "{i}"]`. The fuel limit allows
+/// 1,000 per sample (the guest needs well under that), so the escrow stays within what the dev
+/// faucet gives.
 pub fn pi_spec(samples: u64, tasks: u64) -> String {
     format!(
         r#"module = {module}
-fuel = 50_000_000_000
+fuel = {fuel}
 memory = "64MiB"
 timeout = "60s"
 deadline = "10m"
@@ -672,6 +685,7 @@ args = ["{samples}", "{{i}}"]
 kind = "concat"
 "#,
         module = toml_path(&guest("pi.wasm")),
+        fuel = samples * 1000 + 100_000_000,
     )
 }
 

@@ -1,0 +1,155 @@
+//! `gridmint coordinator --genesis FILE`: a network's genesis as TOML. `examples/genesis.toml`
+//! documents every key. Amounts are in tokens (`"1000"`, `"0.5"`, `"1500 base"` for base units),
+//! fractions in basis points (1 bp = 0.01%).
+
+use anyhow::{Context, bail};
+use engine::{
+    AccountId, EngineConfig, FaucetParams, Genesis, LedgerParams, SlashParams, parse_tokens,
+};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::Path;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GenesisFile {
+    chain_id: String,
+    treasury: AccountId,
+    fee_bps: u32,
+    min_stake: String,
+    unbonding_delay: String,
+    slash: SlashFile,
+    #[serde(default)]
+    faucet: Option<FaucetFile>,
+    #[serde(default)]
+    allocations: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SlashFile {
+    fraction_bps: u32,
+    requester_bps: u32,
+    treasury_bps: u32,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FaucetFile {
+    amount: String,
+}
+
+fn tokens(key: &str, value: &str) -> anyhow::Result<u128> {
+    parse_tokens(value).map_err(|e| anyhow::anyhow!("{key}: {e}"))
+}
+
+/// Parses a genesis file's text.
+pub fn parse(text: &str) -> anyhow::Result<Genesis> {
+    let file: GenesisFile = toml::from_str(text).context("parsing TOML")?;
+    let unbonding = humantime::parse_duration(&file.unbonding_delay).with_context(|| {
+        format!(
+            "unbonding_delay = {:?} is not a duration like \"7d\"",
+            file.unbonding_delay
+        )
+    })?;
+    let mut allocations = BTreeMap::new();
+    for (account, amount) in &file.allocations {
+        let id: AccountId = account.parse().map_err(|e| {
+            anyhow::anyhow!("allocations: {account:?} is not an account id (64 hex digits): {e}")
+        })?;
+        let amount = tokens(&format!("allocations.{account}"), amount)?;
+        if allocations.insert(id, amount).is_some() {
+            bail!("allocations: {account} is listed twice");
+        }
+    }
+    let genesis = Genesis {
+        params: LedgerParams {
+            chain_id: file.chain_id,
+            treasury: file.treasury,
+            fee_bps: file.fee_bps,
+            min_stake: tokens("min_stake", &file.min_stake)?,
+            slash: SlashParams {
+                fraction_bps: file.slash.fraction_bps,
+                requester_bps: file.slash.requester_bps,
+                treasury_bps: file.slash.treasury_bps,
+            },
+            unbonding_delay_ms: u64::try_from(unbonding.as_millis())
+                .context("unbonding_delay is too long")?,
+            faucet: file
+                .faucet
+                .map(|f| {
+                    anyhow::Ok(FaucetParams {
+                        amount: tokens("faucet.amount", &f.amount)?,
+                    })
+                })
+                .transpose()?,
+        },
+        allocations,
+        engine: EngineConfig::default(),
+    };
+    genesis.validate().map_err(|e| anyhow::anyhow!(e))?;
+    Ok(genesis)
+}
+
+/// Reads and parses a genesis file.
+pub fn load(path: &Path) -> anyhow::Result<Genesis> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading genesis {}", path.display()))?;
+    parse(&text).with_context(|| format!("genesis {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use engine::tokens;
+
+    #[test]
+    fn the_example_parses() {
+        let path = Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../examples/genesis.toml"
+        ));
+        let g = load(path).unwrap();
+        assert_eq!(g.params.chain_id, "gridmint-example");
+        assert_eq!(g.params.fee_bps, 200);
+        assert_eq!(g.params.min_stake, tokens(500));
+        assert_eq!(g.params.unbonding_delay_ms, 7 * 24 * 3600 * 1000);
+        assert_eq!(g.params.faucet, None);
+        assert_eq!(g.allocations.len(), 2);
+        assert_eq!(
+            g.allocations.values().sum::<u128>(),
+            tokens(1_000_000) + tokens(250_000) + 500_000_000
+        );
+    }
+
+    #[test]
+    fn mistakes_name_the_key() {
+        let base = r#"chain_id = "x"
+treasury = "0000000000000000000000000000000000000000000000000000000000000001"
+fee_bps = 100
+min_stake = "10"
+unbonding_delay = "1h"
+[slash]
+fraction_bps = 1000
+requester_bps = 5000
+treasury_bps = 5000
+"#;
+        assert!(parse(base).is_ok());
+        let cases = [
+            (base.replace("fee_bps = 100", "fee_bps = 10001"), "fee_bps"),
+            (base.replace("\"10\"", "\"ten\""), "min_stake"),
+            (base.replace("\"1h\"", "\"soon\""), "unbonding_delay"),
+            (
+                base.replace("treasury_bps = 5000", "treasury_bps = 5001"),
+                "slash",
+            ),
+            (format!("{base}[allocations]\nzz = \"1\"\n"), "allocations"),
+            (format!("{base}[faucet]\namount = \"0\"\n"), "faucet.amount"),
+            (format!("{base}bogus = 1\n"), "bogus"),
+        ];
+        for (text, want) in cases {
+            let err = format!("{:#}", parse(&text).unwrap_err());
+            assert!(err.contains(want), "{err:?} should mention {want:?}");
+        }
+    }
+}

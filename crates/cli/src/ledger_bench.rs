@@ -1,0 +1,319 @@
+//! `gridmint bench`, ledger section: signed transfers committed per second on one core, next to
+//! raw ed25519-dalek batch verification on the same core, measured side by side in one run.
+//!
+//! - **Raw**: `ed25519_dalek::verify_batch` over exactly the messages (the transfers' signing
+//!   bytes), signatures and already-decoded keys that the commit path then gets: the ceiling for
+//!   any path that checks every signature.
+//! - **Commit path**: the same pre-signed transfers through `api::verify_batch` (one batch check
+//!   per group, keys from the coordinator's key cache) and `Node::commit_batch` (nonce checks,
+//!   `State::apply`, history rows, one fsync'd `synchronous=FULL` SQLite transaction per group)
+//!   into a real log in a temp dir: what `POST /v1/actions/batch` does, minus HTTP and JSON.
+//!
+//! The transfers: `group` accounts funded at genesis, each sending one base unit to the next in
+//! every group, with nonces 1, 2, 3… from group to group. So a group has as many distinct signers
+//! as transfers (the realistic shape for a busy ledger, and no shortcut for the batch check), and
+//! signers recur across groups, so the key cache is warm as it is on a coordinator whose accounts
+//! are known (a warm-up round sees every account first). Everything runs on the calling thread;
+//! rounds alternate which side goes first, and medians are reported.
+
+use anyhow::{Context, ensure};
+use api::{Identity, KeyCache};
+use coordinator::bench_support::{BenchNode, CommitTimes};
+use ed25519_dalek::{Signature, VerifyingKey};
+use engine::{Action, Genesis, Input, Signed, tokens};
+use serde_json::json;
+use std::time::{Duration, Instant};
+
+/// Goal: committed transfers per second over raw batch-verified signatures per second.
+pub const GOAL_RATIO: f64 = 0.80;
+
+/// Transfers per group commit (and distinct senders).
+const GROUP: usize = 1024;
+
+/// Both sides' timings.
+#[derive(Clone, Debug)]
+pub struct TransferBench {
+    /// Transfers per round (on each side).
+    pub transfers: usize,
+    /// Transfers per group commit and per batch check.
+    pub group: usize,
+    pub rounds: usize,
+    /// Length of one transfer's signing bytes: the message each signature covers.
+    pub message_bytes: usize,
+    /// Per round: `ed25519_dalek::verify_batch` over all the round's signatures.
+    pub raw: Vec<Duration>,
+    /// Per round: the round's transfers verified and committed.
+    pub commit: Vec<Duration>,
+    /// Over all measured rounds: where the commit path's time went.
+    pub verify: Duration,
+    pub apply: Duration,
+    pub append: Duration,
+}
+
+/// The median (mean of the two middle values for an even count).
+fn median(times: &[Duration]) -> Duration {
+    let mut sorted = times.to_vec();
+    sorted.sort_unstable();
+    match sorted.len() {
+        0 => Duration::ZERO,
+        n if n % 2 == 1 => sorted[n / 2],
+        n => (sorted[n / 2 - 1] + sorted[n / 2]) / 2,
+    }
+}
+
+impl TransferBench {
+    pub fn raw_per_second(&self) -> f64 {
+        self.transfers as f64 / median(&self.raw).as_secs_f64()
+    }
+
+    pub fn committed_per_second(&self) -> f64 {
+        self.transfers as f64 / median(&self.commit).as_secs_f64()
+    }
+
+    pub fn ratio(&self) -> f64 {
+        self.committed_per_second() / self.raw_per_second()
+    }
+
+    /// Microseconds per committed transfer of `total` over the measured rounds.
+    fn per_transfer_us(&self, total: Duration) -> f64 {
+        total.as_secs_f64() * 1e6 / (self.transfers * self.rounds) as f64
+    }
+
+    /// Commit-path time outside verify, apply and append (building inputs, checking results).
+    fn other(&self) -> Duration {
+        let all: Duration = self.commit.iter().sum();
+        all.saturating_sub(self.verify + self.apply + self.append)
+    }
+
+    /// The section of `gridmint bench`'s table.
+    pub fn table(&self, number: u32) -> String {
+        use std::fmt::Write;
+        let mut s = String::new();
+        let ratio = self.ratio();
+        let _ = writeln!(
+            s,
+            "{number}. Ledger: {} pre-signed transfers per round between {} funded accounts, \
+             median of {} interleaved rounds, 1 thread",
+            self.transfers, self.group, self.rounds
+        );
+        let _ = writeln!(
+            s,
+            "   signed transfers committed/s (1 core, group commit of {}) {:>9.0}",
+            self.group,
+            self.committed_per_second()
+        );
+        let _ = writeln!(
+            s,
+            "   ed25519 batch verify/s (1 core)                            {:>9.0}   ({}-byte messages, batches of {})",
+            self.raw_per_second(),
+            self.message_bytes,
+            self.group
+        );
+        let _ = writeln!(
+            s,
+            "   ratio, goal >= {GOAL_RATIO:.2}                                      {ratio:>9.3}   {}",
+            if ratio >= GOAL_RATIO {
+                "(met)"
+            } else {
+                "(missed)"
+            }
+        );
+        let _ = writeln!(
+            s,
+            "   per committed transfer: verify {:.1} µs, apply {:.1} µs, append {:.1} µs (fsync'd SQLite, entry + history rows), other {:.1} µs; raw verify {:.1} µs",
+            self.per_transfer_us(self.verify),
+            self.per_transfer_us(self.apply),
+            self.per_transfer_us(self.append),
+            self.per_transfer_us(self.other()),
+            1e6 / self.raw_per_second(),
+        );
+        s
+    }
+
+    pub fn to_json(&self) -> serde_json::Value {
+        let ms = |d: &Duration| d.as_secs_f64() * 1e3;
+        json!({
+            "transfers_per_round": self.transfers,
+            "group_commit": self.group,
+            "rounds": self.rounds,
+            "message_bytes": self.message_bytes,
+            "committed_per_second": self.committed_per_second(),
+            "batch_verify_per_second": self.raw_per_second(),
+            "ratio": self.ratio(),
+            "goal_ratio": GOAL_RATIO,
+            "commit_rounds_ms": self.commit.iter().map(ms).collect::<Vec<_>>(),
+            "raw_rounds_ms": self.raw.iter().map(ms).collect::<Vec<_>>(),
+            "per_transfer_us": {
+                "verify": self.per_transfer_us(self.verify),
+                "apply": self.per_transfer_us(self.apply),
+                "append": self.per_transfer_us(self.append),
+                "other": self.per_transfer_us(self.other()),
+                "raw_verify": 1e6 / self.raw_per_second(),
+            },
+        })
+    }
+}
+
+/// One group, ready for both sides.
+struct Group {
+    signed: Vec<Signed<Action>>,
+    messages: Vec<Vec<u8>>,
+    signatures: Vec<Signature>,
+    keys: Vec<VerifyingKey>,
+}
+
+/// Runs the measurement; `quick` does fewer and shorter rounds.
+pub fn transfer_bench(quick: bool) -> anyhow::Result<TransferBench> {
+    let (groups_per_round, rounds) = if quick { (4, 3) } else { (16, 5) };
+    let senders: Vec<Identity> = (0..GROUP)
+        .map(|i| {
+            let mut secret = [0x5a; 32];
+            secret[..8].copy_from_slice(&(i as u64).to_le_bytes());
+            Identity::from_secret(secret)
+        })
+        .collect();
+    let verifying: Vec<VerifyingKey> = senders
+        .iter()
+        .map(|s| VerifyingKey::from_bytes(&s.id().0))
+        .collect::<Result<_, _>>()
+        .context("decoding a sender's key")?;
+    let mut genesis = Genesis::dev(senders[0].id());
+    for s in &senders {
+        genesis.allocations.insert(s.id(), tokens(1_000));
+    }
+
+    // One warm-up round, then the measured ones.
+    let total_groups = groups_per_round * (rounds + 1);
+    eprintln!(
+        "ledger: signing {} transfers ({} groups of {GROUP})",
+        total_groups * GROUP,
+        total_groups
+    );
+    let mut groups: Vec<Group> = (0..total_groups)
+        .map(|g| {
+            let nonce = g as u64 + 1;
+            let signed: Vec<Signed<Action>> = senders
+                .iter()
+                .enumerate()
+                .map(|(i, from)| {
+                    let to = senders[(i + 1) % GROUP].id();
+                    from.sign_with_nonce(nonce, Action::Transfer { to, amount: 1 })
+                })
+                .collect();
+            let messages = signed
+                .iter()
+                .map(|s| Signed::signing_bytes(&s.signer, s.nonce, &s.body))
+                .collect();
+            let signatures = signed
+                .iter()
+                .map(|s| Signature::from_bytes(&s.signature.0))
+                .collect();
+            Group {
+                signed,
+                messages,
+                signatures,
+                keys: verifying.clone(),
+            }
+        })
+        .collect();
+    let message_bytes = groups[0].messages[0].len();
+
+    let dir = tempfile::tempdir().context("creating a temp dir for the command log")?;
+    let mut node = BenchNode::open(dir.path(), &genesis)?;
+    let keys = KeyCache::new(GROUP * 2);
+
+    let raw_side = |groups: &[Group]| -> anyhow::Result<Duration> {
+        let start = Instant::now();
+        for g in groups {
+            let messages: Vec<&[u8]> = g.messages.iter().map(Vec::as_slice).collect();
+            ed25519_dalek::verify_batch(&messages, &g.signatures, &g.keys)
+                .map_err(|e| anyhow::anyhow!("raw batch verification failed: {e}"))?;
+        }
+        Ok(start.elapsed())
+    };
+    let mut commit_side = |groups: Vec<Vec<Signed<Action>>>,
+                           times: &mut (Duration, CommitTimes)|
+     -> anyhow::Result<Duration> {
+        let start = Instant::now();
+        for group in groups {
+            let verify_start = Instant::now();
+            let verdicts = api::verify_batch(&group, &keys);
+            times.0 += verify_start.elapsed();
+            let inputs = group
+                .into_iter()
+                .zip(verdicts)
+                .map(|(signed, verdict)| verdict.map(|()| Input::Signed(signed)))
+                .collect::<Result<Vec<_>, _>>()
+                .context("a pre-signed transfer failed verification")?;
+            let (results, commit) = node.commit_batch(inputs);
+            times.1.apply += commit.apply;
+            times.1.append += commit.append;
+            if let Some(Err(e)) = results.iter().find(|r| r.is_err()) {
+                anyhow::bail!("a transfer was not committed: {e}");
+            }
+        }
+        Ok(start.elapsed())
+    };
+
+    let mut raw = Vec::with_capacity(rounds);
+    let mut commit = Vec::with_capacity(rounds);
+    let mut spent = (Duration::ZERO, CommitTimes::default());
+    for round in 0..=rounds {
+        let these: Vec<Group> = groups.drain(..groups_per_round).collect();
+        let (raw_took, commit_took, order);
+        let mut times = (Duration::ZERO, CommitTimes::default());
+        let signed = |these: &[Group]| these.iter().map(|g| g.signed.clone()).collect();
+        if round % 2 == 0 {
+            raw_took = raw_side(&these)?;
+            commit_took = commit_side(signed(&these), &mut times)?;
+            order = "raw first";
+        } else {
+            commit_took = commit_side(signed(&these), &mut times)?;
+            raw_took = raw_side(&these)?;
+            order = "commit first";
+        }
+        let n = (groups_per_round * GROUP) as f64;
+        eprintln!(
+            "ledger: {} {round}: committed {:>7.0}/s, raw batch verify {:>7.0}/s ({order})",
+            if round == 0 { "warm-up" } else { "round" },
+            n / commit_took.as_secs_f64(),
+            n / raw_took.as_secs_f64(),
+        );
+        if round > 0 {
+            raw.push(raw_took);
+            commit.push(commit_took);
+            spent.0 += times.0;
+            spent.1.apply += times.1.apply;
+            spent.1.append += times.1.append;
+        }
+    }
+
+    // Every transfer landed, and every account sent as much as it received.
+    let committed = (total_groups * GROUP) as u64;
+    ensure!(
+        node.log_len() == committed,
+        "the log holds {} entries, not {committed}",
+        node.log_len()
+    );
+    node.state()
+        .check_supply()
+        .map_err(|e| anyhow::anyhow!("supply not conserved: {e}"))?;
+    ensure!(
+        senders
+            .iter()
+            .all(|s| node.state().balance(&s.id()) == tokens(1_000)),
+        "balances moved although every account sent and received alike"
+    );
+
+    Ok(TransferBench {
+        transfers: groups_per_round * GROUP,
+        group: GROUP,
+        rounds,
+        message_bytes,
+        raw,
+        commit,
+        verify: spent.0,
+        apply: spent.1.apply,
+        append: spent.1.append,
+    })
+}

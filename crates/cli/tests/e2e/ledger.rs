@@ -1,0 +1,294 @@
+//! The token ledger through real processes: a `--dev` network whose providers stake from the
+//! faucet and earn for their results while the requester's escrow is charged and refunded; the
+//! `wallet` commands; refusals that change nothing; a network from a genesis file, which has no
+//! faucet; and a data dir that refuses a different genesis.
+
+use crate::support::*;
+use engine::{AccountId, tokens};
+use std::time::Duration;
+
+/// `gridmint wallet ARGS --coordinator URL --json`, parsed.
+fn wallet(w: &World, url: &str, args: &[&str]) -> serde_json::Value {
+    let mut all = vec!["wallet"];
+    all.extend_from_slice(args);
+    all.extend_from_slice(&["--coordinator", url, "--json"]);
+    w.cli(&all).ok().json()
+}
+
+/// An amount field of a JSON view (a decimal string of base units).
+fn amount(v: &serde_json::Value, key: &str) -> u128 {
+    v[key]
+        .as_str()
+        .unwrap_or_else(|| panic!("{key} is not a string in {v}"))
+        .parse()
+        .unwrap()
+}
+
+fn balance(w: &World, url: &str, who: &AccountId) -> serde_json::Value {
+    wallet(w, url, &["balance", &who.to_hex()])
+}
+
+#[test]
+fn a_dev_network_pays_providers_charges_escrow_and_refunds_the_rest() {
+    let w = World::new();
+    let c = w.coordinator(&[]);
+    let network = w.block_on(c.http.client.network()).unwrap();
+    assert_eq!(network.faucet, Some(tokens(1_000)));
+    let (provider_dir, provider_id) = w.provider_dir();
+    let p = w.provider_in(&c.url, &provider_dir, provider_id, 2);
+    p.wait_active(&c.http);
+
+    // The provider bonded the minimum stake from the faucet before registering.
+    let pv = balance(&w, &c.url, &p.id);
+    assert_eq!(amount(&pv, "bonded"), network.min_stake);
+    assert_eq!(amount(&pv, "balance"), tokens(1_000) - network.min_stake);
+
+    // The requester: nothing until the faucet, which then refuses a full account.
+    let me = w.cli(&["keys", "--json"]).ok().json()["account"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mine = wallet(&w, &c.url, &["balance"]);
+    assert_eq!(mine["id"], me.as_str());
+    assert_eq!(amount(&mine, "balance"), 0);
+    let paid = wallet(&w, &c.url, &["faucet"]);
+    assert_eq!(paid["events"][0]["event"], "faucet_paid");
+    let refused = w
+        .cli(&["wallet", "faucet", "--coordinator", &c.url])
+        .fails();
+    assert!(
+        refused.stderr.contains("faucet_refused"),
+        "{}",
+        refused.stderr
+    );
+
+    // Transfers: to a fresh account, visible in both histories; an overdraft is refused.
+    let friend = AccountId([0x42; 32]);
+    wallet(&w, &c.url, &["transfer", &friend.to_hex(), "12.5"]);
+    assert_eq!(
+        amount(&balance(&w, &c.url, &friend), "balance"),
+        12_500_000_000
+    );
+    let status = c.http.status();
+    let overdraft = w
+        .cli(&[
+            "wallet",
+            "transfer",
+            &friend.to_hex(),
+            "1000000",
+            "--coordinator",
+            &c.url,
+        ])
+        .fails();
+    assert!(overdraft.stderr.contains("402"), "{}", overdraft.stderr);
+    assert_eq!(
+        c.http.status().log_length,
+        status.log_length,
+        "a refusal was logged"
+    );
+    let history = wallet(&w, &c.url, &["history", &friend.to_hex()]);
+    assert_eq!(history[0]["event"]["event"], "transferred");
+    assert_eq!(history[0]["event"]["amount"], "12500000000");
+    let text = w
+        .cli(&["wallet", "history", "--coordinator", &c.url])
+        .ok()
+        .stdout;
+    assert!(text.contains("-12.5 GRID  transfer to 424242"), "{text}");
+    assert!(text.contains("+1000 GRID  faucet"), "{text}");
+
+    // A job: its worst case is locked, each result paid at the provider's price less the 5% fee,
+    // and the rest comes back when it completes.
+    // (Topped up first: `submit` asks the faucet too, which would blur the arithmetic.)
+    w.fund_requester(&c.url);
+    let before = amount(&wallet(&w, &c.url, &["balance"]), "balance");
+    assert_eq!(before, tokens(2_000) - 12_500_000_000);
+    let spec = w.write("pi.toml", pi_spec(10_000, 4));
+    let job = w.submit(&c.url, &spec);
+    let view = c.http.wait_completed(job);
+    let mine = wallet(&w, &c.url, &["balance"]);
+    assert_eq!(amount(&mine, "in_escrow"), 0);
+    let spent = before - amount(&mine, "balance");
+    let fuel = u128::from(view.fuel_used);
+    assert_eq!(spent, fuel, "charged fuel × price 1");
+    let pv = balance(&w, &c.url, &p.id);
+    let earned = amount(&pv, "balance") - (tokens(1_000) - network.min_stake);
+    let treasury = amount(&balance(&w, &c.url, &network.treasury), "balance");
+    assert_eq!(
+        earned + treasury,
+        spent,
+        "the provider and the treasury got what was spent"
+    );
+    assert!(
+        treasury > 0 && treasury * 100 <= spent * 5,
+        "fee {treasury} of {spent}"
+    );
+    let history = wallet(&w, &c.url, &["history"]);
+    let kinds: Vec<&str> = history
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["event"]["event"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds[..2],
+        ["escrow_refunded", "escrow_locked"],
+        "{kinds:?}"
+    );
+
+    // Stake: an active provider cannot drop below the minimum; extra stake unbonds.
+    let dir = provider_dir.to_str().unwrap();
+    let locked = w
+        .cli(&[
+            "wallet",
+            "unstake",
+            "1",
+            "--data-dir",
+            dir,
+            "--coordinator",
+            &c.url,
+        ])
+        .fails();
+    assert!(locked.stderr.contains("stake_locked"), "{}", locked.stderr);
+    wallet(&w, &c.url, &["stake", "5", "--data-dir", dir]);
+    let unbonding = wallet(&w, &c.url, &["unstake", "5", "--data-dir", dir]);
+    assert_eq!(unbonding["events"][0]["event"], "unbonding_started");
+    let pv = balance(&w, &c.url, &p.id);
+    assert_eq!(amount(&pv, "bonded"), network.min_stake);
+    assert_eq!(amount(&pv["unbonding"][0], "amount"), tokens(5));
+
+    // The supply is what genesis and the faucet made: nothing burned, nothing lost.
+    let network = w.block_on(c.http.client.network()).unwrap();
+    assert_eq!(network.supply_minted, tokens(3_000));
+    assert_eq!(network.supply_burned, 0);
+
+    // The whole chain replays to the same balances offline.
+    drop(p);
+    let mut c = c;
+    c.proc.terminate();
+    c.proc.wait_exit(WAIT);
+    let data_dir = c.data_dir.clone();
+    let verified = w
+        .cli(&[
+            "chain",
+            "verify",
+            "--data-dir",
+            data_dir.to_str().unwrap(),
+            "--json",
+        ])
+        .ok()
+        .json();
+    assert_eq!(verified["ok"], true);
+}
+
+#[test]
+fn a_genesis_file_network_has_no_faucet_and_refuses_unfunded_jobs() {
+    let w = World::new();
+    let key = w.dir("rich").join("key");
+    let rich = api::Identity::load_or_create(&key).unwrap();
+    let treasury = AccountId([0x77; 32]);
+    let genesis = w.write(
+        "genesis.toml",
+        format!(
+            r#"chain_id = "e2e"
+treasury = "{treasury}"
+fee_bps = 100
+min_stake = "50"
+unbonding_delay = "1h"
+[slash]
+fraction_bps = 1000
+requester_bps = 5000
+treasury_bps = 5000
+[allocations]
+"{rich}" = "500"
+"#,
+            rich = rich.id()
+        ),
+    );
+    let c = w.coordinator(&["--genesis", genesis.to_str().unwrap()]);
+    let network = w.block_on(c.http.client.network()).unwrap();
+    assert_eq!(network.chain_id, "e2e");
+    assert_eq!(network.faucet, None);
+    assert_eq!(network.supply_genesis, tokens(500));
+
+    let s0 = c.http.status();
+    let faucet = w
+        .cli(&["wallet", "faucet", "--coordinator", &c.url])
+        .fails();
+    assert!(
+        faucet.stderr.contains("faucet_disabled"),
+        "{}",
+        faucet.stderr
+    );
+    // The requester has nothing: its job is refused with the cost it would lock.
+    let spec = w.write("pi.toml", pi_spec(10_000, 2));
+    let submit = w
+        .cli(&[
+            "job",
+            "submit",
+            spec.to_str().unwrap(),
+            "--coordinator",
+            &c.url,
+        ])
+        .fails();
+    assert!(
+        submit.stderr.contains("insufficient_funds"),
+        "{}",
+        submit.stderr
+    );
+    assert!(submit.stderr.contains("escrow"), "{}", submit.stderr);
+    let s1 = c.http.status();
+    assert_eq!(
+        (s1.log_length, s1.state_hash),
+        (s0.log_length, s0.state_hash)
+    );
+
+    // Funded by the allocation's owner, the same job is accepted.
+    let me = w.cli(&["keys", "--json"]).ok().json()["account"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    w.cli(&[
+        "wallet",
+        "transfer",
+        &me,
+        "100",
+        "--key",
+        key.to_str().unwrap(),
+        "--coordinator",
+        &c.url,
+    ])
+    .ok();
+    w.cli(&[
+        "job",
+        "submit",
+        spec.to_str().unwrap(),
+        "--coordinator",
+        &c.url,
+    ])
+    .ok();
+
+    // A provider without stake on a network without a faucet cannot register, and says why.
+    let (dir, id) = w.provider_dir();
+    let mut lonely = w.provider_in(&c.url, &dir, id, 1);
+    let status = lonely.proc.wait_exit(Duration::from_secs(30));
+    assert!(!status.success());
+    let logs = lonely.proc.logs();
+    assert!(logs.contains("wallet stake"), "{logs}");
+
+    // The data dir keeps its genesis: --dev (a different one) is refused.
+    let mut c = c;
+    c.proc.terminate();
+    c.proc.wait_exit(WAIT);
+    let data_dir = c.data_dir.clone();
+    let ran = w
+        .cli(&[
+            "coordinator",
+            "--dev",
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            data_dir.to_str().unwrap(),
+        ])
+        .fails();
+    assert!(ran.stderr.contains("different genesis"), "{}", ran.stderr);
+}
