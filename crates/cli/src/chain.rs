@@ -46,7 +46,7 @@ pub enum ChainCommand {
 #[derive(clap::Args, Debug, Clone)]
 #[group(required = true, multiple = false)]
 pub struct Source {
-    /// A coordinator's data dir, read offline without changing anything
+    /// A coordinator's data dir (or a demo's), read offline without changing anything
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
     /// A running coordinator's URL
@@ -148,6 +148,15 @@ impl Chain {
     async fn open(source: &Source) -> anyhow::Result<Chain> {
         match (&source.data_dir, &source.coordinator) {
             (Some(dir), _) => {
+                // A `gridmint demo --data-dir DIR` keeps its coordinator in DIR/coordinator.
+                let nested = dir.join("coordinator");
+                let dir = if !dir.join("gridmint.sqlite").exists()
+                    && nested.join("gridmint.sqlite").exists()
+                {
+                    &nested
+                } else {
+                    dir
+                };
                 let log = SqliteLog::open_read_only(dir)
                     .with_context(|| format!("opening the chain in {}", dir.display()))?;
                 Ok(Chain::Local(log))

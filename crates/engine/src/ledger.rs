@@ -41,6 +41,7 @@ pub struct SlashParams {
 pub struct FaucetParams {
     /// Credited per request. A request is refused while the caller's balance is already at least
     /// this much, so the faucet tops accounts up rather than filling them without bound.
+    #[serde(with = "crate::types::amount")]
     pub amount: Amount,
 }
 
@@ -54,6 +55,7 @@ pub struct LedgerParams {
     /// Protocol fee, in basis points of each task payment, taken out of the payment.
     pub fee_bps: u32,
     /// Bonded stake a provider needs to register and to be given work.
+    #[serde(with = "crate::types::amount")]
     pub min_stake: Amount,
     pub slash: SlashParams,
     /// How long unstaked tokens stay slashable before they can be released.
@@ -158,10 +160,13 @@ impl Genesis {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Supply {
     /// Allocated at genesis.
+    #[serde(with = "crate::types::amount")]
     pub genesis: Amount,
     /// Created by the faucet since.
+    #[serde(with = "crate::types::amount")]
     pub minted: Amount,
     /// Destroyed by slashing since.
+    #[serde(with = "crate::types::amount")]
     pub burned: Amount,
 }
 
@@ -177,6 +182,7 @@ impl Supply {
 /// Stake on its way out: still slashable until `release_at`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Unbonding {
+    #[serde(with = "crate::types::amount")]
     pub amount: Amount,
     pub release_at: Time,
 }
@@ -185,12 +191,16 @@ pub struct Unbonding {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Escrow {
     /// The worst-case cost, taken from the owner at submission.
+    #[serde(with = "crate::types::amount")]
     pub locked: Amount,
     /// Paid out for accepted results (provider share and fee together).
+    #[serde(with = "crate::types::amount")]
     pub paid: Amount,
     /// The part of `paid` that went to the treasury as fees.
+    #[serde(with = "crate::types::amount")]
     pub fees: Amount,
     /// Returned to the owner when the job ended.
+    #[serde(with = "crate::types::amount")]
     pub refunded: Amount,
 }
 

@@ -46,8 +46,10 @@ pub struct Account {
     /// Highest nonce used in a logged action.
     pub nonce: u64,
     /// Spendable tokens, in base units.
+    #[serde(with = "crate::types::amount")]
     pub balance: Amount,
     /// Stake bonded as a provider: slashable, and needed to be given work.
+    #[serde(with = "crate::types::amount")]
     pub bonded: Amount,
     /// Stake on its way back to the balance, still slashable until released.
     pub unbonding: Vec<Unbonding>,
@@ -68,9 +70,11 @@ pub struct ProviderStats {
     pub fuel_used: u64,
     pub times_lost: u64,
     /// Paid for accepted results, after fees.
+    #[serde(with = "crate::types::amount")]
     pub earned: Amount,
     pub times_slashed: u64,
     /// Stake lost to slashing.
+    #[serde(with = "crate::types::amount")]
     pub slashed: Amount,
 }
 

@@ -2,6 +2,7 @@
 
 mod chain;
 mod cli;
+mod demo;
 mod hostile;
 mod http;
 mod jobs;

@@ -1,0 +1,72 @@
+//! `gridmint demo` as a new user runs it: the whole network in one process, ending with each
+//! provider's earnings, the fees and the refund, and a chain that verifies again afterwards from
+//! the kept data dir.
+
+use crate::support::*;
+
+fn amount(v: &serde_json::Value) -> u128 {
+    v.as_str()
+        .unwrap_or_else(|| panic!("{v} is not an amount string"))
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn the_demo_pays_its_providers_and_its_chain_verifies_afterwards() {
+    let w = World::new();
+    let data = w.dir("demo");
+    let png = w.dir("out").join("demo.png");
+    let summary = w
+        .cli(&[
+            "demo",
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--out",
+            png.to_str().unwrap(),
+            "--json",
+        ])
+        .ok()
+        .json();
+    let pi = summary["pi"].as_f64().unwrap();
+    assert!((pi - std::f64::consts::PI).abs() < 0.01, "pi = {pi}");
+    assert!(std::fs::read(&png).unwrap().starts_with(b"\x89PNG"));
+
+    let locked = amount(&summary["escrow_locked"]);
+    let paid = amount(&summary["paid_to_providers"]);
+    let fees = amount(&summary["fees"]);
+    let refunded = amount(&summary["refunded"]);
+    assert!(paid > 0 && fees > 0 && refunded > 0);
+    assert_eq!(paid + fees + refunded, locked, "escrow fully accounted for");
+    // 5% of every payment, rounded down per task.
+    let gross = paid + fees;
+    assert!(
+        fees <= gross / 20 && fees + 64 >= gross / 20,
+        "fees {fees} of {gross}"
+    );
+    let earned: u128 = summary["providers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            let e = amount(&p["stats"]["earned"]);
+            assert!(e > 0, "a provider earned nothing: {p}");
+            e
+        })
+        .sum();
+    assert_eq!(earned, paid);
+    assert_eq!(summary["chain"]["ok"], serde_json::Value::Null);
+
+    // The data is kept: the chain verifies again, offline, from the same --data-dir.
+    let verified = w
+        .cli(&[
+            "chain",
+            "verify",
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--json",
+        ])
+        .ok()
+        .json();
+    assert_eq!(verified["ok"], true);
+    assert_eq!(verified["state_hash"], summary["chain"]["state_hash"]);
+}
