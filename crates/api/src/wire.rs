@@ -182,6 +182,8 @@ pub struct JobView {
     pub tasks_per_provider: BTreeMap<AccountId, u64>,
     /// Blobs whose concatenation is the job's output, once completed.
     pub output: Option<Vec<Hash>>,
+    /// What the job locked, paid (fees included), and refunded.
+    pub escrow: engine::Escrow,
     /// Per-task detail, only with `?tasks=true`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tasks: Vec<TaskView>,

@@ -4,7 +4,7 @@ use crate::jobspec::LoadedJob;
 use anyhow::Context;
 use api::wire::JobView;
 use api::{Client, Identity};
-use engine::{Action, JobId, JobStatus};
+use engine::{Action, JobId, JobStatus, Tokens};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -88,13 +88,21 @@ pub async fn wait(client: &Client, id: JobId, progress: bool) -> anyhow::Result<
 
 /// One line describing how a finished job ended.
 pub fn describe(view: &JobView) -> String {
+    let e = &view.escrow;
+    let money = format!(
+        "; paid {} (fees {}), refunded {} of the {} locked",
+        Tokens(e.paid),
+        Tokens(e.fees),
+        Tokens(e.refunded),
+        Tokens(e.locked)
+    );
     match &view.status {
         JobStatus::Completed => format!(
-            "job {} completed: {} tasks, {} fuel",
+            "job {} completed: {} tasks, {} fuel{money}",
             view.id, view.tasks_done, view.fuel_used
         ),
-        JobStatus::Failed { reason } => format!("job {} failed: {reason}", view.id),
-        JobStatus::Cancelled => format!("job {} was cancelled", view.id),
+        JobStatus::Failed { reason } => format!("job {} failed: {reason}{money}", view.id),
+        JobStatus::Cancelled => format!("job {} was cancelled{money}", view.id),
         JobStatus::Running | JobStatus::Reducing => format!(
             "job {} is {}: {}/{} tasks done, {} running, {} queued",
             view.id,

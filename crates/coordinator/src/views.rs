@@ -95,6 +95,7 @@ pub fn job(job: &Job, with_tasks: bool) -> JobView {
         fuel_used: fuel,
         tasks_per_provider: per_provider,
         output: job.output_parts(),
+        escrow: job.escrow.clone(),
         tasks,
     }
 }

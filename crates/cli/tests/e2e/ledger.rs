@@ -110,6 +110,14 @@ fn a_dev_network_pays_providers_charges_escrow_and_refunds_the_rest() {
     let spent = before - amount(&mine, "balance");
     let fuel = u128::from(view.fuel_used);
     assert_eq!(spent, fuel, "charged fuel × price 1");
+    let escrow = &view.escrow;
+    assert_eq!(escrow.paid, spent);
+    assert_eq!(escrow.locked, escrow.paid + escrow.refunded);
+    assert_eq!(
+        escrow.locked,
+        4 * (10_000 * 1000 + 100_000_000),
+        "tasks × fuel limit × 1"
+    );
     let pv = balance(&w, &c.url, &p.id);
     let earned = amount(&pv, "balance") - (tokens(1_000) - network.min_stake);
     let treasury = amount(&balance(&w, &c.url, &network.treasury), "balance");
