@@ -835,7 +835,7 @@ fn mean(times: &[Duration]) -> Duration {
 }
 
 /// The median (mean of the two middle values for an even count).
-fn median(times: &[Duration]) -> Duration {
+pub(crate) fn median(times: &[Duration]) -> Duration {
     let mut sorted = times.to_vec();
     sorted.sort_unstable();
     match sorted.len() {

@@ -16,6 +16,7 @@
 //! are known (a warm-up round sees every account first). Everything runs on the calling thread;
 //! rounds alternate which side goes first, and medians are reported.
 
+use crate::bench::median;
 use anyhow::{Context, ensure};
 use api::{Identity, KeyCache};
 use coordinator::bench_support::{BenchNode, CommitTimes};
@@ -48,17 +49,6 @@ pub struct TransferBench {
     pub verify: Duration,
     pub apply: Duration,
     pub append: Duration,
-}
-
-/// The median (mean of the two middle values for an even count).
-fn median(times: &[Duration]) -> Duration {
-    let mut sorted = times.to_vec();
-    sorted.sort_unstable();
-    match sorted.len() {
-        0 => Duration::ZERO,
-        n if n % 2 == 1 => sorted[n / 2],
-        n => (sorted[n / 2 - 1] + sorted[n / 2]) / 2,
-    }
 }
 
 impl TransferBench {
