@@ -409,6 +409,7 @@ mod tests {
                 .map(|n| (Identity::from_secret([n; 32]).id(), 1u128 << 90))
                 .collect(),
             engine: EngineConfig::default(),
+            verification: Default::default(),
         })
         .expect("a valid genesis")
     }
@@ -480,6 +481,7 @@ mod tests {
             benchmark_score: 100,
             region: "local".into(),
             price_per_fuel: 1,
+            operator: None,
         }
     }
 
@@ -501,6 +503,10 @@ mod tests {
             max_price: 10,
             output: OutputSource::Stdout,
             aggregate: Aggregate::Concat,
+            redundancy: engine::Redundancy::Fixed {
+                quorum: 1,
+                max_results: 1,
+            },
         }
     }
 

@@ -153,7 +153,12 @@ pub struct TaskView {
     pub task: TaskId,
     /// `queued`, `running`, `done`, `failed` or `dropped`.
     pub state: String,
-    pub provider: Option<AccountId>,
+    /// Who returned the accepted result, or who is running a replica now.
+    pub providers: Vec<AccountId>,
+    /// Replicas waiting for a provider.
+    pub queued: u32,
+    /// Every run of the task: provider, start time, and how it ended.
+    pub runs: Vec<engine::Run>,
     pub failures: u32,
     pub last_error: Option<String>,
     pub output_hash: Option<Hash>,
@@ -178,8 +183,12 @@ pub struct JobView {
     pub deadline: Time,
     /// Total fuel of accepted results.
     pub fuel_used: u64,
-    /// Accepted results per provider.
+    /// Accepted results per provider (a result confirmed by three providers counts for each).
     pub tasks_per_provider: BTreeMap<AccountId, u64>,
+    pub redundancy: engine::Redundancy,
+    /// Runs that ended with a result or a failure, over all tasks: with `tasks_done`, the job's
+    /// mean executions per task.
+    pub executions: u64,
     /// Blobs whose concatenation is the job's output, once completed.
     pub output: Option<Vec<Hash>>,
     /// What the job locked, paid (fees included), and refunded.
@@ -203,6 +212,12 @@ pub struct ProviderView {
     pub registered_at: Time,
     pub running: u64,
     pub stats: ProviderStats,
+    pub reputation: engine::Reputation,
+    /// Whether its results are accepted alone under the adaptive policy.
+    pub trusted: bool,
+    /// Bonded stake.
+    #[serde(with = "engine::types::amount")]
+    pub bonded: Amount,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -529,6 +529,12 @@ async fn drive_end_to_end(plan: &Plan, url: &str, cores: u32) -> anyhow::Result<
         max_price: 1,
         output: OutputSource::Stdout,
         aggregate: Aggregate::Concat,
+        // Task overhead: one run per task. Verification replicas multiply runs by the policy's
+        // redundancy, which the verification tests measure instead.
+        redundancy: engine::Redundancy::Fixed {
+            quorum: 1,
+            max_results: 1,
+        },
     };
 
     // Warm-up job: providers download and compile the module on first use.

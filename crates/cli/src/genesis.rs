@@ -4,7 +4,8 @@
 
 use anyhow::{Context, bail};
 use engine::{
-    AccountId, EngineConfig, FaucetParams, Genesis, LedgerParams, SlashParams, parse_tokens,
+    AccountId, EngineConfig, FaucetParams, Genesis, LedgerParams, SlashParams, VerifyParams,
+    parse_tokens,
 };
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -23,6 +24,8 @@ struct GenesisFile {
     faucet: Option<FaucetFile>,
     #[serde(default)]
     allocations: BTreeMap<String, String>,
+    #[serde(default)]
+    verification: Option<VerifyParams>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -86,6 +89,7 @@ pub fn parse(text: &str) -> anyhow::Result<Genesis> {
         },
         allocations,
         engine: EngineConfig::default(),
+        verification: file.verification.unwrap_or_default(),
     };
     genesis.validate().map_err(|e| anyhow::anyhow!(e))?;
     Ok(genesis)

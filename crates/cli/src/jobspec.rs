@@ -19,13 +19,18 @@
 //!
 //! [aggregate]
 //! kind = "concat"                # or "reduce" with module, args, fuel, memory, timeout
+//!
+//! [redundancy]                   # how results are verified (default: the network's adaptive policy)
+//! policy = "fixed"               # "adaptive", or "fixed" with:
+//! quorum = 2                     #   matching results needed
+//! max_results = 3                #   most results collected before the task fails
 //! ```
 
 use anyhow::{Context, anyhow, bail, ensure};
 use bytes::Bytes;
 use engine::{
-    Aggregate, Hash, InputFile, JobSpec, Limits, OutputSource, ReduceSpec, TaskSpec, Time,
-    valid_file_name,
+    Aggregate, Hash, InputFile, JobSpec, Limits, OutputSource, ReduceSpec, Redundancy, TaskSpec,
+    Time, valid_file_name,
 };
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap};
@@ -59,6 +64,48 @@ pub struct JobFile {
     pub task: Vec<TaskFile>,
     #[serde(default)]
     pub aggregate: AggregateFile,
+    #[serde(default)]
+    pub redundancy: RedundancyFile,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RedundancyFile {
+    #[serde(default)]
+    pub policy: PolicyKind,
+    pub quorum: Option<u32>,
+    pub max_results: Option<u32>,
+}
+
+#[derive(Debug, Deserialize, Default, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum PolicyKind {
+    #[default]
+    Adaptive,
+    Fixed,
+}
+
+impl RedundancyFile {
+    fn to_spec(&self) -> anyhow::Result<Redundancy> {
+        match self.policy {
+            PolicyKind::Adaptive => {
+                ensure!(
+                    self.quorum.is_none() && self.max_results.is_none(),
+                    "redundancy policy \"adaptive\" takes no quorum or max_results (the network sets them; did you mean policy = \"fixed\"?)"
+                );
+                Ok(Redundancy::Adaptive)
+            }
+            PolicyKind::Fixed => {
+                let quorum = self
+                    .quorum
+                    .ok_or_else(|| anyhow!("redundancy policy \"fixed\" needs a quorum"))?;
+                Ok(Redundancy::Fixed {
+                    quorum,
+                    max_results: self.max_results.unwrap_or(quorum),
+                })
+            }
+        }
+    }
 }
 
 fn default_fuel() -> u64 {
@@ -429,6 +476,7 @@ pub fn load(text: &str, files: &dyn Files, now: Time) -> anyhow::Result<LoadedJo
             max_price: file.max_price,
             output,
             aggregate,
+            redundancy: file.redundancy.to_spec()?,
         },
         blobs: blobs.blobs,
     })

@@ -7,6 +7,7 @@ mod demo;
 mod genesis;
 mod jobspec;
 mod ledger_bench;
+mod provider_cmd;
 mod requester;
 mod wallet;
 
@@ -35,7 +36,8 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Run a coordinator: the HTTP API, the engine and its durable command log
     Coordinator(CoordinatorArgs),
-    /// Run a provider that pulls tasks from a coordinator and runs them in the sandbox
+    /// Run a provider that pulls tasks from a coordinator and runs them in the sandbox, or show
+    /// one (`provider info ID`)
     Provider(ProviderArgs),
     /// Submit jobs and look at them
     #[command(subcommand)]
@@ -96,7 +98,10 @@ struct CoordinatorArgs {
 }
 
 #[derive(clap::Args, Debug)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 struct ProviderArgs {
+    #[command(subcommand)]
+    command: Option<provider_cmd::ProviderCommand>,
     /// Coordinator URL
     #[arg(long, env = "GRIDMINT_COORDINATOR")]
     coordinator: String,
@@ -118,6 +123,17 @@ struct ProviderArgs {
     /// GPU description, if any
     #[arg(long)]
     gpu: Option<String>,
+    /// The operator account this machine belongs to: replicas of one task never go to two
+    /// providers of the same operator (default: the provider's own key)
+    #[arg(long)]
+    operator: Option<engine::AccountId>,
+    /// For tests and demos: return a wrong output with this probability (0 to 1). The provider
+    /// will lose verification quorums and be slashed
+    #[arg(long, value_parser = provider_cmd::parse_rate)]
+    faulty: Option<f64>,
+    /// With --faulty: every colluding provider returns the same wrong output for a task
+    #[arg(long, requires = "faulty")]
+    collude: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -244,6 +260,12 @@ async fn main() -> anyhow::Result<()> {
             running.shutdown().await;
             Ok(())
         }
+        Command::Provider(ProviderArgs {
+            command: Some(cmd), ..
+        }) => {
+            init_tracing("warn");
+            provider_cmd::run(cmd).await
+        }
         Command::Provider(args) => {
             init_tracing("info");
             let mut config = provider::ProviderConfig::new(&args.coordinator, args.data_dir);
@@ -256,6 +278,11 @@ async fn main() -> anyhow::Result<()> {
             config.region = args.region;
             config.price_per_fuel = args.price;
             config.gpu = args.gpu;
+            config.operator = args.operator;
+            config.faulty = args.faulty.map(|rate| provider::Faulty {
+                rate,
+                collude: args.collude,
+            });
             let summary = provider::run(config, shutdown_signal()).await?;
             tracing::info!(
                 tasks_run = summary.tasks_run,

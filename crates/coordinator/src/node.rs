@@ -389,6 +389,7 @@ mod tests {
             benchmark_score: 1,
             region: "local".into(),
             price_per_fuel: 1,
+            operator: None,
         })))
     }
 

@@ -453,7 +453,13 @@ async fn job_output(State(shared): S, Path(id): Path<String>) -> ApiResult<impl 
 
 async fn providers(State(shared): S) -> Json<Vec<ProviderView>> {
     let node = shared.node();
-    Json(node.state.providers.values().map(views::provider).collect())
+    Json(
+        node.state
+            .providers
+            .values()
+            .map(|p| views::provider(&node.state, p))
+            .collect(),
+    )
 }
 
 async fn provider(State(shared): S, Path(id): Path<String>) -> ApiResult<Json<ProviderView>> {
@@ -464,7 +470,7 @@ async fn provider(State(shared): S, Path(id): Path<String>) -> ApiResult<Json<Pr
         .providers
         .get(&id)
         .ok_or_else(|| ApiError::NotFound(format!("unknown provider {id}")))?;
-    Ok(Json(views::provider(p)))
+    Ok(Json(views::provider(&node.state, p)))
 }
 
 async fn account(State(shared): S, Path(id): Path<String>) -> ApiResult<Json<AccountView>> {
@@ -617,6 +623,7 @@ mod tests {
             max_price: 1,
             output: OutputSource::Stdout,
             aggregate: Aggregate::Concat,
+            redundancy: Default::default(),
         }));
         let replayed = good.clone();
         let after = a.sign(pay(5));

@@ -4,8 +4,8 @@ use api::wire::{
     AccountView, JobView, NetworkView, ProviderView, StatusView, TaskView, UnbondingView,
 };
 use engine::{
-    AccountId, DECIMALS, Hash, Job, JobStatus, Provider, ProviderStatus, State, TOKEN_SYMBOL,
-    TaskId, TaskState,
+    AccountId, DECIMALS, Hash, Job, JobStatus, Provider, ProviderStatus, RunOutcome, State,
+    TOKEN_SYMBOL, TaskId, TaskState,
 };
 use std::collections::BTreeMap;
 
@@ -33,15 +33,19 @@ pub fn status(state: &State, log_length: u64) -> StatusView {
 pub fn job(job: &Job, with_tasks: bool) -> JobView {
     let mut per_provider: BTreeMap<_, u64> = BTreeMap::new();
     let (mut done, mut running, mut queued, mut fuel) = (0, 0, 0, 0u64);
+    let mut executions = 0u64;
     for task in &job.tasks {
         match task.state {
             TaskState::Done => done += 1,
-            TaskState::Running { .. } => running += 1,
+            TaskState::Running => running += 1,
             TaskState::Queued => queued += 1,
             TaskState::Failed | TaskState::Dropped => {}
         }
+        executions += task.executions() as u64;
         if let Some(r) = &task.result {
-            *per_provider.entry(r.provider).or_default() += 1;
+            for p in &r.providers {
+                *per_provider.entry(*p).or_default() += 1;
+            }
             fuel = fuel.saturating_add(r.fuel_used);
         }
     }
@@ -61,17 +65,23 @@ pub fn job(job: &Job, with_tasks: bool) -> JobView {
                 },
                 state: match t.state {
                     TaskState::Queued => "queued",
-                    TaskState::Running { .. } => "running",
+                    TaskState::Running => "running",
                     TaskState::Done => "done",
                     TaskState::Failed => "failed",
                     TaskState::Dropped => "dropped",
                 }
                 .into(),
-                provider: match (&t.state, &t.result) {
-                    (TaskState::Running { provider, .. }, _) => Some(*provider),
-                    (_, Some(r)) => Some(r.provider),
-                    _ => None,
+                providers: match &t.result {
+                    Some(r) => r.providers.clone(),
+                    None => t
+                        .runs
+                        .iter()
+                        .filter(|r| r.outcome == RunOutcome::Running)
+                        .map(|r| r.provider)
+                        .collect(),
                 },
+                queued: t.queued,
+                runs: t.runs.clone(),
                 failures: t.failures,
                 last_error: t.last_error.clone(),
                 output_hash: t.result.as_ref().map(|r| r.output_hash),
@@ -94,14 +104,19 @@ pub fn job(job: &Job, with_tasks: bool) -> JobView {
         deadline: job.spec.deadline,
         fuel_used: fuel,
         tasks_per_provider: per_provider,
+        redundancy: job.spec.redundancy,
+        executions,
         output: job.output_parts(),
         escrow: job.escrow.clone(),
         tasks,
     }
 }
 
-pub fn provider(p: &Provider) -> ProviderView {
+pub fn provider(state: &State, p: &Provider) -> ProviderView {
     ProviderView {
+        reputation: p.reputation.clone(),
+        trusted: state.is_trusted(&p.id),
+        bonded: state.bonded(&p.id),
         id: p.id,
         spec: p.spec.clone(),
         status: p.status,

@@ -2,7 +2,7 @@
 
 use crate::ledger::SlashEvidence;
 use crate::types::{
-    AccountId, Amount, JobId, JobSpec, ProviderSpec, Sig, TaskId, TaskReport, Time,
+    AccountId, Amount, Hash, JobId, JobSpec, ProviderSpec, Sig, TaskId, TaskReport, Time,
 };
 use serde::{Deserialize, Serialize};
 
@@ -135,6 +135,37 @@ pub enum Event {
         task: TaskId,
         provider: AccountId,
         fuel_used: u64,
+    },
+    /// A replica of the task was drawn for re-execution although its provider is trusted.
+    SpotCheck {
+        task: TaskId,
+        provider: AccountId,
+    },
+    /// More replicas of a task were queued to verify its results.
+    ReplicasQueued {
+        task: TaskId,
+        /// Replicas now waiting for a provider.
+        queued: u32,
+        reason: String,
+    },
+    /// A result was accepted: `providers` returned it, and share one payment.
+    TaskAccepted {
+        task: TaskId,
+        output_hash: Hash,
+        fuel_used: u64,
+        providers: Vec<AccountId>,
+    },
+    /// A result lost its quorum: not paid, its provider slashed (a `Slashed` event follows).
+    ResultRejected {
+        task: TaskId,
+        provider: AccountId,
+        output_hash: Hash,
+        agreed_output: Hash,
+    },
+    /// No quorum can form for the task any more; its job fails.
+    TaskFailed {
+        task: TaskId,
+        reason: String,
     },
     TaskAttemptFailed {
         task: TaskId,

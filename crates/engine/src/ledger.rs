@@ -13,6 +13,7 @@
 use crate::command::{Event, Rejection};
 use crate::state::{EngineConfig, State};
 use crate::types::{AccountId, Amount, Hash, JobId, JobSpec, TaskId, Time};
+use crate::verify::VerifyParams;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -111,6 +112,9 @@ pub struct Genesis {
     /// Initial balances.
     pub allocations: BTreeMap<AccountId, Amount>,
     pub engine: EngineConfig,
+    /// Redundancy, trust and spot-check rules.
+    #[serde(default)]
+    pub verification: VerifyParams,
 }
 
 impl Genesis {
@@ -119,6 +123,7 @@ impl Genesis {
             params: LedgerParams::dev(treasury),
             allocations: BTreeMap::new(),
             engine: EngineConfig::default(),
+            verification: VerifyParams::default(),
         }
     }
 
@@ -145,6 +150,7 @@ impl Genesis {
                 ));
             }
         }
+        self.verification.validate()?;
         if p.faucet.as_ref().is_some_and(|f| f.amount == 0) {
             return Err("faucet.amount must be positive".into());
         }
@@ -307,6 +313,7 @@ impl State {
         genesis.validate()?;
         let mut state = State::new(genesis.engine.clone());
         state.ledger = genesis.params.clone();
+        state.verify = genesis.verification.clone();
         for (account, amount) in &genesis.allocations {
             state.accounts.entry(*account).or_default().balance = *amount;
             state.supply.genesis = state
@@ -560,15 +567,18 @@ impl State {
         Ok(cost)
     }
 
-    /// Pays the provider of an accepted result from the job's escrow: `fuel × price` (the
-    /// provider's price, never above the job's maximum), of which the protocol fee goes to the
-    /// treasury. Never pays more than the escrow holds.
+    /// Pays one of the `share` providers of an accepted result from the job's escrow: `fuel ×
+    /// price / share` (the provider's price, never above the job's maximum), of which the protocol
+    /// fee goes to the treasury. The requester pays each task once however many replicas
+    /// confirmed it; the confirming providers split that payment. Never pays more than the escrow
+    /// holds.
     pub(crate) fn pay(
         &mut self,
         job: JobId,
         task: TaskId,
         provider: AccountId,
         fuel: u64,
+        share: u32,
     ) -> Result<Option<Event>, Rejection> {
         let Some(j) = self.jobs.get(&job) else {
             return Ok(None);
@@ -581,6 +591,8 @@ impl State {
             .min(j.spec.max_price);
         let gross = Amount::from(fuel.min(limit))
             .checked_mul(price)
+            .ok_or_else(|| overflow("payment"))?
+            .checked_div(Amount::from(share.max(1)))
             .ok_or_else(|| overflow("payment"))?
             .min(j.escrow.held());
         let fee = bps_of(gross, self.ledger.fee_bps).ok_or_else(|| overflow("fee"))?;
@@ -634,9 +646,8 @@ impl State {
     /// hook the verification rules call when a result loses its quorum. Takes
     /// `slash.fraction_bps` of its stake (bonded first, then unbonding, newest first) and splits
     /// it between the wronged requester, the treasury and a burn. A provider left with less than
-    /// the minimum stake gets no more work until it stakes again.
-    // The verification rules (quorum voting) are its caller; until they land only tests call it.
-    #[cfg_attr(not(test), allow(dead_code))]
+    /// the minimum stake gets no more work until it stakes again. Called by
+    /// [`crate::verify`] when a result loses its quorum.
     pub(crate) fn slash(
         &mut self,
         provider: AccountId,
@@ -812,6 +823,7 @@ mod tests {
             benchmark_score: 1,
             region: "r".into(),
             price_per_fuel: 1,
+            operator: None,
         };
         act(&mut s, provider, Action::RegisterProvider(spec));
         let limits = Limits {
@@ -830,6 +842,7 @@ mod tests {
                 max_price: 1,
                 output: OutputSource::Stdout,
                 aggregate: Aggregate::Concat,
+                redundancy: Default::default(),
             }),
         );
         let supply_before = s.check_supply().unwrap();

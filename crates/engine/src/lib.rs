@@ -21,6 +21,7 @@ pub mod command;
 pub mod ledger;
 pub mod state;
 pub mod types;
+pub mod verify;
 
 pub use chain::{Block, BlockHeader, decode_canonical, entry_leaf, genesis_hash, merkle_root};
 pub use command::{Action, Entry, Event, Input, LeaderCommand, Rejection, Signed, SignedBody};
@@ -30,3 +31,4 @@ pub use ledger::{
 };
 pub use state::{EngineConfig, Job, JobStatus, Provider, ProviderStatus, State, Task, TaskState};
 pub use types::*;
+pub use verify::{MAX_RESULTS, MAX_SCORE, Reputation, Run, RunOutcome, VerifyParams};

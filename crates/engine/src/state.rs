@@ -8,9 +8,10 @@ use crate::command::{Action, Entry, Event, Input, LeaderCommand, Rejection, Sign
 use crate::ledger::{Escrow, LedgerParams, Supply, Unbonding};
 use crate::types::{
     AccountId, Aggregate, Amount, Hash, InputFile, JobId, JobSpec, Limits, OutputSource,
-    ProviderSpec, TaskDescriptor, TaskId, TaskOutcome, TaskReport, TaskSpec, Time, part_name,
-    valid_file_name,
+    ProviderSpec, Redundancy, TaskDescriptor, TaskId, TaskOutcome, TaskReport, TaskSpec, Time,
+    part_name, valid_file_name,
 };
+use crate::verify::{MAX_RESULTS, Reputation, Run, RunOutcome, VerifyParams};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -86,6 +87,14 @@ pub struct Provider {
     pub registered_at: Time,
     pub running: BTreeSet<TaskId>,
     pub stats: ProviderStats,
+    pub reputation: Reputation,
+}
+
+impl Provider {
+    /// The account that operates this provider (itself unless it declared one).
+    pub fn operator(&self) -> AccountId {
+        self.spec.operator_of(self.id)
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -93,11 +102,11 @@ pub struct Provider {
 // tagged enums.
 #[serde(rename_all = "snake_case")]
 pub enum TaskState {
+    /// Waiting for a provider to take a replica.
     Queued,
-    Running {
-        provider: AccountId,
-        since: Time,
-    },
+    /// At least one replica is running (more may be queued).
+    Running,
+    /// A result was accepted.
     Done,
     Failed,
     /// The job ended before this task finished.
@@ -107,7 +116,8 @@ pub enum TaskState {
 /// The accepted result of a task.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TaskResult {
-    pub provider: AccountId,
+    /// The providers whose matching results were accepted (one when accepted alone).
+    pub providers: Vec<AccountId>,
     pub output_hash: Hash,
     pub output_size: u64,
     pub fuel_used: u64,
@@ -120,16 +130,33 @@ pub struct Task {
     pub failures: u32,
     pub result: Option<TaskResult>,
     pub last_error: Option<String>,
+    /// Every run of the task, in the order they were assigned.
+    pub runs: Vec<Run>,
+    /// Replicas waiting in the queue for a provider.
+    pub queued: u32,
+    /// The spot-check draw picked this task's lone trusted result for re-execution.
+    pub spot_check: bool,
 }
 
 impl Task {
-    fn new() -> Task {
+    fn new(queued: u32) -> Task {
         Task {
             state: TaskState::Queued,
             failures: 0,
             result: None,
             last_error: None,
+            runs: Vec::new(),
+            queued,
+            spot_check: false,
         }
+    }
+
+    /// Runs that ended with a result or a failure (cancelled and abandoned runs excluded).
+    pub fn executions(&self) -> usize {
+        self.runs
+            .iter()
+            .filter(|r| matches!(r.outcome, RunOutcome::Returned { .. } | RunOutcome::Failed))
+            .count()
     }
 }
 
@@ -202,6 +229,8 @@ pub struct State {
     pub config: EngineConfig,
     /// The economic rules, fixed at genesis.
     pub ledger: LedgerParams,
+    /// The verification rules, fixed at genesis.
+    pub verify: VerifyParams,
     pub supply: Supply,
     /// Time of the latest applied input (never decreases).
     pub now: Time,
@@ -211,8 +240,12 @@ pub struct State {
     pub providers: BTreeMap<AccountId, Provider>,
     pub jobs: BTreeMap<JobId, Job>,
     pub next_job: JobId,
-    /// Queued tasks, in dispatch order (oldest job first, then task order).
+    /// Tasks with replicas waiting for a provider, in dispatch order (oldest job first, then task
+    /// order).
     pub queue: BTreeSet<TaskId>,
+    /// The part of `queue` whose waiting replicas are re-executions of a task already run
+    /// (confirmations, spot checks, disputes): trusted providers take these first.
+    pub recheck: BTreeSet<TaskId>,
 }
 
 type Applied = Result<Vec<Event>, Rejection>;
@@ -224,6 +257,7 @@ impl State {
         State {
             config,
             ledger: LedgerParams::free(),
+            verify: VerifyParams::default(),
             supply: Supply::default(),
             now: 0,
             applied: 0,
@@ -232,6 +266,7 @@ impl State {
             jobs: BTreeMap::new(),
             next_job: 1,
             queue: BTreeSet::new(),
+            recheck: BTreeSet::new(),
         }
     }
 
@@ -267,7 +302,7 @@ impl State {
         let who = signed.signer;
         let events = match &signed.body {
             Action::RegisterProvider(spec) => self.register(who, spec, now)?,
-            Action::LeaveProvider => self.provider_gone(who, ProviderStatus::Left)?,
+            Action::LeaveProvider => self.provider_gone(who, ProviderStatus::Left, now)?,
             Action::SubmitJob(spec) => self.submit(who, spec, now)?,
             Action::ReportResults(reports) => self.report(who, reports, now)?,
             Action::CancelJob(job) => self.cancel(who, *job, now)?,
@@ -284,7 +319,7 @@ impl State {
         match cmd {
             LeaderCommand::AssignTasks { provider, tasks } => self.assign(*provider, tasks, now),
             LeaderCommand::ProviderLost { provider } => {
-                self.provider_gone(*provider, ProviderStatus::Lost)
+                self.provider_gone(*provider, ProviderStatus::Lost, now)
             }
             LeaderCommand::ExpireJob { job } => self.expire(*job, now),
             LeaderCommand::ReleaseStake { account } => self.release(*account, now),
@@ -331,19 +366,25 @@ impl State {
                         registered_at: now,
                         running: BTreeSet::new(),
                         stats: ProviderStats::default(),
+                        reputation: Reputation::default(),
                     },
                 );
                 BTreeSet::new()
             }
         };
-        let requeued = self.requeue(requeued);
-        Ok(vec![Event::ProviderRegistered {
-            provider: who,
-            requeued,
-        }])
+        let mut events = Vec::new();
+        let requeued = self.requeue(who, requeued, now, &mut events)?;
+        events.insert(
+            0,
+            Event::ProviderRegistered {
+                provider: who,
+                requeued,
+            },
+        );
+        Ok(events)
     }
 
-    fn provider_gone(&mut self, who: AccountId, status: ProviderStatus) -> Applied {
+    fn provider_gone(&mut self, who: AccountId, status: ProviderStatus, now: Time) -> Applied {
         let provider = self
             .providers
             .get_mut(&who)
@@ -356,21 +397,33 @@ impl State {
             provider.stats.times_lost = provider.stats.times_lost.saturating_add(1);
         }
         let running = std::mem::take(&mut provider.running);
-        let requeued = self.requeue(running);
-        Ok(vec![match status {
-            ProviderStatus::Left => Event::ProviderLeft {
-                provider: who,
-                requeued,
+        let mut events = Vec::new();
+        let requeued = self.requeue(who, running, now, &mut events)?;
+        events.insert(
+            0,
+            match status {
+                ProviderStatus::Left => Event::ProviderLeft {
+                    provider: who,
+                    requeued,
+                },
+                _ => Event::ProviderLost {
+                    provider: who,
+                    requeued,
+                },
             },
-            _ => Event::ProviderLost {
-                provider: who,
-                requeued,
-            },
-        }])
+        );
+        Ok(events)
     }
 
-    /// Puts running tasks back in the queue (tasks of ended jobs are simply dropped).
-    fn requeue(&mut self, tasks: BTreeSet<TaskId>) -> Vec<TaskId> {
+    /// Abandons `who`'s runs of `tasks` and queues replacement replicas (tasks of ended jobs are
+    /// simply dropped). Returns the tasks whose run was abandoned.
+    fn requeue(
+        &mut self,
+        who: AccountId,
+        tasks: BTreeSet<TaskId>,
+        now: Time,
+        events: &mut Vec<Event>,
+    ) -> Result<Vec<TaskId>, Rejection> {
         let mut out = Vec::new();
         for id in tasks {
             let Some(job) = self.jobs.get_mut(&id.job) else {
@@ -379,15 +432,21 @@ impl State {
             if job.status.is_finished() {
                 continue;
             }
-            if let Some(task) = job.tasks.get_mut(id.index as usize)
-                && matches!(task.state, TaskState::Running { .. })
-            {
-                task.state = TaskState::Queued;
-                self.queue.insert(id);
+            let Some(task) = job.tasks.get_mut(id.index as usize) else {
+                continue;
+            };
+            let run = task
+                .runs
+                .iter_mut()
+                .rev()
+                .find(|r| r.provider == who && r.outcome == RunOutcome::Running);
+            if let Some(run) = run {
+                run.outcome = RunOutcome::Abandoned;
                 out.push(id);
+                self.settle(id, now, events)?;
             }
         }
-        out
+        Ok(out)
     }
 
     // ----- jobs -----
@@ -429,6 +488,16 @@ impl State {
             return bad("deadline is already past".into());
         }
         self.validate_limits(&spec.limits, "task limits")?;
+        if let Redundancy::Fixed {
+            quorum,
+            max_results,
+        } = spec.redundancy
+            && (quorum == 0 || max_results < quorum || max_results > MAX_RESULTS)
+        {
+            return bad(format!(
+                "fixed redundancy needs 1 <= quorum <= max_results <= {MAX_RESULTS}"
+            ));
+        }
         if let Aggregate::Reduce(reduce) = &spec.aggregate {
             self.validate_limits(&reduce.limits, "reduce limits")?;
             let bytes: usize = reduce.args.iter().map(String::len).sum();
@@ -503,7 +572,8 @@ impl State {
         let cost = self.check_escrow(&owner, spec)?;
         self.debit(&owner, cost)?;
         self.next_job = next;
-        let tasks = (0..count).map(|_| Task::new()).collect();
+        let first = Self::initial_replicas(spec.redundancy);
+        let tasks = (0..count).map(|_| Task::new(first)).collect();
         self.queue
             .extend((0..count).map(|index| TaskId { job: id, index }));
         self.jobs.insert(
@@ -535,6 +605,15 @@ impl State {
                 amount: cost,
             },
         ])
+    }
+
+    /// Replicas a new task starts with: the quorum of a fixed policy; one under the adaptive
+    /// policy, which queues more once it sees who took the first.
+    fn initial_replicas(redundancy: Redundancy) -> u32 {
+        match redundancy {
+            Redundancy::Fixed { quorum, .. } => quorum,
+            Redundancy::Adaptive => 1,
+        }
     }
 
     fn cancel(&mut self, who: AccountId, id: JobId, now: Time) -> Applied {
@@ -576,7 +655,7 @@ impl State {
 
     /// Ends a job: unfinished tasks are dropped from the queue and from providers, and what the
     /// escrow still holds goes back to the owner.
-    fn finish_job(
+    pub(crate) fn finish_job(
         &mut self,
         id: JobId,
         status: JobStatus,
@@ -591,18 +670,19 @@ impl State {
                 job: id,
                 index: u32::try_from(index).unwrap_or(u32::MAX),
             };
-            match &task.state {
-                TaskState::Queued => {
-                    self.queue.remove(&task_id);
-                    task.state = TaskState::Dropped;
-                }
-                TaskState::Running { provider, .. } => {
-                    if let Some(p) = self.providers.get_mut(provider) {
+            self.queue.remove(&task_id);
+            self.recheck.remove(&task_id);
+            task.queued = 0;
+            for run in &mut task.runs {
+                if run.outcome == RunOutcome::Running {
+                    run.outcome = RunOutcome::Cancelled;
+                    if let Some(p) = self.providers.get_mut(&run.provider) {
                         p.running.remove(&task_id);
                     }
-                    task.state = TaskState::Dropped;
                 }
-                TaskState::Done | TaskState::Failed | TaskState::Dropped => {}
+            }
+            if matches!(task.state, TaskState::Queued | TaskState::Running) {
+                task.state = TaskState::Dropped;
             }
         }
         job.status = status;
@@ -613,10 +693,28 @@ impl State {
 
     // ----- tasks -----
 
-    /// Whether `provider` can run task `id` (resource fit and price).
+    /// Whether `provider` can run task `id` (resource fit, price, and no replica of the task
+    /// already with it or its operator).
     pub fn fits(&self, provider: &Provider, id: TaskId) -> Result<(), String> {
         let job = self.jobs.get(&id.job).ok_or("unknown job")?;
         let limits = self.task_limits(job, id.index).ok_or("unknown task")?;
+        let task = job.tasks.get(id.index as usize).ok_or("unknown task")?;
+        let operator = provider.operator();
+        for run in task.runs.iter().filter(|r| r.counts()) {
+            if run.provider == provider.id {
+                return Err("the provider already ran a replica of this task".into());
+            }
+            let other = self
+                .providers
+                .get(&run.provider)
+                .map_or(run.provider, Provider::operator);
+            if other == operator {
+                return Err(format!(
+                    "provider {} of the same operator {operator} ran a replica of this task",
+                    run.provider
+                ));
+            }
+        }
         if limits.memory_bytes > provider.spec.memory_bytes {
             return Err(format!(
                 "needs {} bytes of memory, provider has {}",
@@ -693,26 +791,29 @@ impl State {
             self.fits(provider, *id)
                 .map_err(|why| Rejection::TaskDoesNotFit { task: *id, why })?;
         }
+        if let Some(p) = self.providers.get_mut(&who) {
+            p.running.extend(tasks.iter().copied());
+        }
+        let mut events = vec![Event::TasksAssigned {
+            provider: who,
+            tasks: tasks.to_vec(),
+        }];
         for id in tasks {
-            self.queue.remove(id);
             if let Some(task) = self
                 .jobs
                 .get_mut(&id.job)
                 .and_then(|j| j.tasks.get_mut(id.index as usize))
             {
-                task.state = TaskState::Running {
+                task.queued = task.queued.saturating_sub(1);
+                task.runs.push(Run {
                     provider: who,
-                    since: now,
-                };
+                    started: now,
+                    outcome: RunOutcome::Running,
+                });
             }
+            self.settle(*id, now, &mut events)?;
         }
-        if let Some(p) = self.providers.get_mut(&who) {
-            p.running.extend(tasks.iter().copied());
-        }
-        Ok(vec![Event::TasksAssigned {
-            provider: who,
-            tasks: tasks.to_vec(),
-        }])
+        Ok(events)
     }
 
     fn report(&mut self, who: AccountId, reports: &[TaskReport], now: Time) -> Applied {
@@ -772,27 +873,27 @@ impl State {
             p.running.remove(&id);
         }
         let max_attempts = self.config.max_attempts;
-        let Some(job) = self.jobs.get_mut(&id.job) else {
+        let Some(task) = self
+            .jobs
+            .get_mut(&id.job)
+            .and_then(|j| j.tasks.get_mut(id.index as usize))
+        else {
             return Ok(());
         };
-        let map_count = job.map_count();
-        let Some(task) = job.tasks.get_mut(id.index as usize) else {
+        let Some(run) = task
+            .runs
+            .iter_mut()
+            .rev()
+            .find(|run| run.provider == who && run.outcome == RunOutcome::Running)
+        else {
             return Ok(());
         };
+        let started = run.started;
         if r.outcome == TaskOutcome::Success {
-            task.state = TaskState::Done;
-            task.result = Some(TaskResult {
-                provider: who,
+            run.outcome = RunOutcome::Returned {
                 output_hash: r.output_hash,
                 output_size: r.output_size,
                 fuel_used: r.fuel_used,
-            });
-            let is_map = (id.index as usize) < map_count;
-            let maps_finished = if is_map {
-                job.maps_done = job.maps_done.saturating_add(1);
-                job.maps_done as usize == map_count
-            } else {
-                false
             };
             if let Some(p) = self.providers.get_mut(&who) {
                 p.stats.tasks_completed = p.stats.tasks_completed.saturating_add(1);
@@ -803,15 +904,10 @@ impl State {
                 provider: who,
                 fuel_used: r.fuel_used,
             });
-            events.extend(self.pay(id.job, id, who, r.fuel_used)?);
-            if maps_finished {
-                self.maps_finished(id.job, now, events)?;
-            } else if !is_map {
-                events.push(Event::JobCompleted { job: id.job });
-                self.finish_job(id.job, JobStatus::Completed, now, events)?;
-            }
-            return Ok(());
+            self.maybe_spot_check(id, who, started, events);
+            return self.settle(id, now, events);
         }
+        run.outcome = RunOutcome::Failed;
         task.failures = task.failures.saturating_add(1);
         let reason = r.outcome.to_string();
         task.last_error = Some(reason.clone());
@@ -826,21 +922,25 @@ impl State {
             attempts: failures,
         });
         if failures >= max_attempts {
-            task.state = TaskState::Failed;
+            if let Some(task) = self
+                .jobs
+                .get_mut(&id.job)
+                .and_then(|j| j.tasks.get_mut(id.index as usize))
+            {
+                task.state = TaskState::Failed;
+            }
             let reason = format!("task {id} failed {failures} times; last: {reason}");
             events.push(Event::JobFailed {
                 job: id.job,
                 reason: reason.clone(),
             });
-            self.finish_job(id.job, JobStatus::Failed { reason }, now, events)?;
+            self.finish_job(id.job, JobStatus::Failed { reason }, now, events)
         } else {
-            task.state = TaskState::Queued;
-            self.queue.insert(id);
+            self.settle(id, now, events)
         }
-        Ok(())
     }
 
-    fn maps_finished(
+    pub(crate) fn maps_finished(
         &mut self,
         id: JobId,
         now: Time,
@@ -856,7 +956,8 @@ impl State {
             }
             Aggregate::Reduce(_) => {
                 let index = u32::try_from(job.tasks.len()).unwrap_or(u32::MAX);
-                job.tasks.push(Task::new());
+                job.tasks
+                    .push(Task::new(Self::initial_replicas(job.spec.redundancy)));
                 job.status = JobStatus::Reducing;
                 self.queue.insert(TaskId { job: id, index });
                 events.push(Event::ReduceQueued { job: id });
@@ -931,8 +1032,10 @@ impl State {
         })
     }
 
-    /// Tasks, in queue order, that `provider` could take now: at most `max`, and never more than its
-    /// free slots. The scheduling policy lives here; the leader logs its choice as `AssignTasks`.
+    /// Tasks that `provider` could take now: at most `max`, and never more than its free slots.
+    /// Tasks come in queue order, except that a trusted provider takes re-executions
+    /// (confirmations, spot checks, disputes) first, since its result settles them with fewer
+    /// runs. The scheduling policy lives here; the leader logs its choice as `AssignTasks`.
     pub fn pick_tasks(&self, provider: AccountId, max: u32) -> Vec<TaskId> {
         let Some(p) = self.providers.get(&provider) else {
             return Vec::new();
@@ -944,12 +1047,33 @@ impl State {
         let want = free
             .min(max as usize)
             .min(self.config.max_tasks_per_assignment as usize);
-        self.queue
-            .iter()
-            .filter(|id| self.fits(p, **id).is_ok())
-            .take(want)
-            .copied()
-            .collect()
+        let mut out = Vec::with_capacity(want.min(64));
+        if want == 0 {
+            return out;
+        }
+        let recheck_first = self.is_trusted(&provider) && !self.recheck.is_empty();
+        if recheck_first {
+            for id in &self.recheck {
+                if out.len() >= want {
+                    return out;
+                }
+                if self.fits(p, *id).is_ok() {
+                    out.push(*id);
+                }
+            }
+        }
+        for id in &self.queue {
+            if out.len() >= want {
+                break;
+            }
+            if recheck_first && self.recheck.contains(id) {
+                continue;
+            }
+            if self.fits(p, *id).is_ok() {
+                out.push(*id);
+            }
+        }
+        out
     }
 
     /// Jobs that are unfinished and past their deadline.

@@ -158,6 +158,18 @@ pub struct ProviderSpec {
     pub region: String,
     /// Asking price, in base units per unit of fuel.
     pub price_per_fuel: Amount,
+    /// The account that runs this machine, if not the provider's own key: replicas of one task
+    /// never go to two providers of the same operator. A claim can only restrict its maker (it
+    /// keeps the claimant away from that operator's replicas), so it needs no proof.
+    #[serde(default)]
+    pub operator: Option<AccountId>,
+}
+
+impl ProviderSpec {
+    /// The operator of provider `id` with this spec: the declared one, or the provider itself.
+    pub fn operator_of(&self, id: AccountId) -> AccountId {
+        self.operator.unwrap_or(id)
+    }
 }
 
 /// Resource limits for one task run.
@@ -231,6 +243,25 @@ pub struct JobSpec {
     pub max_price: Amount,
     pub output: OutputSource,
     pub aggregate: Aggregate,
+    /// How the job's results are verified.
+    #[serde(default)]
+    pub redundancy: Redundancy,
+}
+
+/// How many independent runs back a task's result before it is accepted and paid. Replicas of one
+/// task always run on distinct providers of distinct operators.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Redundancy {
+    /// The network's policy ([`crate::VerifyParams`]): a trusted provider's result is accepted
+    /// alone unless drawn for a spot check; other results need matching results from other
+    /// providers worth `quorum_weight`, a trusted provider's counting double; a disagreement
+    /// queues further replicas until a quorum forms or `max_results` is reached.
+    #[default]
+    Adaptive,
+    /// BOINC-style fixed voting: `quorum` matching results out of at most `max_results`
+    /// successful runs (`quorum` = 1 trusts the first result).
+    Fixed { quorum: u32, max_results: u32 },
 }
 
 /// How a task run ended, as the provider reports it (mirrors the sandbox's outcome).

@@ -38,6 +38,19 @@ pub struct ProviderConfig {
     pub price_per_fuel: u128,
     /// Longest a work fetch waits for work when the provider is idle.
     pub fetch_wait: Duration,
+    /// The operator account this machine belongs to, if not the provider's own key.
+    pub operator: Option<AccountId>,
+    /// For tests and demos only: return wrong results on purpose.
+    pub faulty: Option<Faulty>,
+}
+
+/// A deliberately faulty provider: after each successful run it returns a wrong output with
+/// probability `rate` (reporting the honest fuel, so only the output differs). Colluders all
+/// return the same wrong output for a task, so their results agree with each other.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Faulty {
+    pub rate: f64,
+    pub collude: bool,
 }
 
 impl ProviderConfig {
@@ -51,6 +64,8 @@ impl ProviderConfig {
             region: "local".into(),
             price_per_fuel: 1,
             fetch_wait: Duration::from_secs(1),
+            operator: None,
+            faulty: None,
         }
     }
 
@@ -124,8 +139,22 @@ pub async fn run(
         benchmark_score: score,
         region: config.region.clone(),
         price_per_fuel: config.price_per_fuel,
+        operator: config.operator,
     };
-    let worker = work::Worker::new(client.clone(), identity.clone(), sandbox, blobs);
+    if let Some(f) = config.faulty {
+        tracing::warn!(
+            rate = f.rate,
+            collude = f.collude,
+            "faulty mode: this provider returns wrong results on purpose and will be slashed"
+        );
+    }
+    let worker = work::Worker::new(
+        client.clone(),
+        identity.clone(),
+        sandbox,
+        blobs,
+        config.faulty,
+    );
     let mut agent = Agent {
         client,
         identity,

@@ -1,6 +1,7 @@
 //! Running one task: fetch the module and inputs (cached by hash), run in the sandbox, upload the
 //! output, and produce the report the control loop sends.
 
+use crate::Faulty;
 use api::{Client, ClientError, Identity};
 use bytes::Bytes;
 use engine::{Hash, TaskDescriptor, TaskOutcome, TaskReport};
@@ -24,6 +25,7 @@ struct Inner {
     blobs: BlobStore,
     modules: Mutex<HashMap<Hash, Prepared>>,
     running: Mutex<Vec<AbortHandle>>,
+    faulty: Option<Faulty>,
 }
 
 impl Worker {
@@ -32,6 +34,7 @@ impl Worker {
         identity: Arc<Identity>,
         sandbox: Arc<Sandbox>,
         blobs: BlobStore,
+        faulty: Option<Faulty>,
     ) -> Worker {
         Worker {
             inner: Arc::new(Inner {
@@ -41,6 +44,7 @@ impl Worker {
                 blobs,
                 modules: Mutex::new(HashMap::new()),
                 running: Mutex::new(Vec::new()),
+                faulty,
             }),
         }
     }
@@ -189,10 +193,18 @@ impl Inner {
             Outcome::MemoryLimit => TaskOutcome::MemoryLimit,
             Outcome::OutputTooLarge => TaskOutcome::OutputTooLarge,
         };
-        let output_hash = Hash(report.output_hash);
+        let mut output_hash = Hash(report.output_hash);
+        let mut output = report.output;
         let mut outcome = outcome;
+        if outcome == TaskOutcome::Success
+            && let Some(wrong) = self.faulty.and_then(|f| f.lie(task.task, output_hash))
+        {
+            tracing::debug!(task = %task.task, "faulty mode: returning a wrong output");
+            output = wrong;
+            output_hash = Hash::of(&output);
+        }
         if outcome == TaskOutcome::Success {
-            let output = Bytes::from(report.output.clone());
+            let output = Bytes::from(output.clone());
             match retry_unreachable(|| self.client.put_blob(&self.identity, output.clone())).await {
                 Ok(_) => {}
                 // The coordinator's blob limit is below the sandbox's output cap.
@@ -204,8 +216,27 @@ impl Inner {
             task: task.task,
             outcome,
             output_hash,
-            output_size: report.output.len() as u64,
+            output_size: output.len() as u64,
             fuel_used: report.fuel_used,
+        })
+    }
+}
+
+impl Faulty {
+    /// The wrong output to return instead of the honest one (`correct`), if this run lies.
+    fn lie(&self, task: engine::TaskId, correct: Hash) -> Option<Vec<u8>> {
+        use std::hash::BuildHasher;
+        let draw = std::collections::hash_map::RandomState::new().hash_one((task, correct));
+        // A uniform draw in [0, 1): the top 53 bits as a fraction.
+        let uniform = (draw >> 11) as f64 / (1u64 << 53) as f64;
+        if uniform >= self.rate {
+            return None;
+        }
+        Some(if self.collude {
+            // Every colluder derives the same wrong answer from the task's honest output.
+            format!("colluders' answer to {task}: {correct}\n").into_bytes()
+        } else {
+            format!("faulty answer {draw:016x}\n").into_bytes()
         })
     }
 }

@@ -702,6 +702,7 @@ mod tests {
                     benchmark_score: 10,
                     region: "local".into(),
                     price_per_fuel: 1,
+                    operator: None,
                 }),
                 signature: Sig([0; 64]),
             }),

@@ -23,7 +23,7 @@ args = ["{{i}}"]
 kind = "concat"
 "#,
         module = toml_path(&guest("hostile/trap.wasm")),
-    )
+    ) + crate::support::SINGLE_RUN
 }
 
 #[test]

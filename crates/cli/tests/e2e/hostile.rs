@@ -22,7 +22,7 @@ args = []
 kind = "concat"
 "#,
         module = toml_path(&guest(module)),
-    )
+    ) + crate::support::SINGLE_RUN
 }
 
 /// What each hostile job is, and what its failure reason must mention.

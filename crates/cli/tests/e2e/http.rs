@@ -79,6 +79,10 @@ fn job_spec(module: engine::Hash) -> JobSpec {
         max_price: 1,
         output: OutputSource::Stdout,
         aggregate: Aggregate::Concat,
+        redundancy: engine::Redundancy::Fixed {
+            quorum: 1,
+            max_results: 1,
+        },
     }
 }
 

@@ -62,7 +62,7 @@ timeout = "60s"
 "#,
             map = toml_path(&guest("wc_map.wasm")),
             reduce = toml_path(&guest("wc_reduce.wasm")),
-        ),
+        ) + crate::support::SINGLE_RUN,
     );
 
     let job = w.submit(&c.url, &spec);

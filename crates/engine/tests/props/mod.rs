@@ -13,8 +13,8 @@ use crate::support::{acct, entry, hash, signed, tid};
 use engine::{
     AccountId, Action, Aggregate, EngineConfig, Entry, Event, FaucetParams, Genesis, Input,
     JobSpec, JobStatus, LeaderCommand, LedgerParams, Limits, OutputSource, ProviderSpec,
-    ProviderStatus, ReduceSpec, Rejection, SlashParams, State, TaskId, TaskOutcome, TaskReport,
-    TaskSpec, TaskState, Time,
+    ProviderStatus, ReduceSpec, Redundancy, Rejection, RunOutcome, SlashParams, State, TaskId,
+    TaskOutcome, TaskReport, TaskSpec, TaskState, Time, VerifyParams,
 };
 use proptest::prelude::*;
 use proptest::sample::select;
@@ -54,6 +54,7 @@ enum Op {
         reduce_memory: u64,
         max_price: u128,
         deadline_in: i64,
+        redundancy: u8,
     },
     /// Assign what `pick_tasks` offers (an empty pick is sent as an empty, invalid, list).
     AssignPicked {
@@ -74,7 +75,8 @@ enum Op {
         /// Whether the reporter is (the p-th, modulo) one of the providers that hold tasks, if any.
         holder: bool,
         p: u8,
-        reports: Vec<(Pick, TaskOutcome)>,
+        /// What to report on, how the run ended, and whether a successful run lies about its output.
+        reports: Vec<(Pick, TaskOutcome, bool)>,
     },
     Expire {
         job: u8,
@@ -174,6 +176,13 @@ fn genesis() -> Genesis {
         },
         allocations,
         engine: config(),
+        // Trust comes after one verified result and a third of lone results are spot-checked,
+        // so that short sequences reach every branch.
+        verification: VerifyParams {
+            trust_after: 1,
+            spot_check_bps: 3_000,
+            ..VerifyParams::default()
+        },
     }
 }
 
@@ -242,9 +251,10 @@ fn op() -> impl Strategy<Value = Op> {
             select(vec![16 * MIB, 512 * MIB]),
             prop_oneof![3 => Just(10u128), 1 => 0..4u128],
             prop_oneof![9 => 1..400i64, 1 => -20..=0i64],
+            any::<u8>(),
         )
             .prop_map(
-                |(owner, tasks, reduce, memory, reduce_memory, max_price, deadline_in)| {
+                |(owner, tasks, reduce, memory, reduce_memory, max_price, deadline_in, redundancy)| {
                     Op::Submit {
                         owner,
                         tasks,
@@ -253,6 +263,7 @@ fn op() -> impl Strategy<Value = Op> {
                         reduce_memory,
                         max_price,
                         deadline_in,
+                        redundancy,
                     }
                 }
             ),
@@ -266,7 +277,7 @@ fn op() -> impl Strategy<Value = Op> {
             prop_oneof![4 => Just(true), 1 => Just(false)],
             0..4u8,
             prop_oneof![
-                9 => proptest::collection::vec((pick(), outcome()), 1..3),
+                9 => proptest::collection::vec((pick(), outcome(), prop_oneof![4 => Just(false), 1 => Just(true)]), 1..3),
                 1 => Just(vec![]),
             ]
         )
@@ -304,6 +315,21 @@ fn random_task(s: &State, job: u8, index: u8) -> TaskId {
     tid(job_id(s, job), u32::from(index % 7))
 }
 
+/// Trust-the-first, 2-of-3 voting, or (most often) the adaptive policy.
+fn redundancy_of(n: u8) -> Redundancy {
+    match n % 4 {
+        0 => Redundancy::Fixed {
+            quorum: 1,
+            max_results: 1,
+        },
+        1 => Redundancy::Fixed {
+            quorum: 2,
+            max_results: 3,
+        },
+        _ => Redundancy::Adaptive,
+    }
+}
+
 fn job_spec(
     tasks: usize,
     reduce: bool,
@@ -329,6 +355,7 @@ fn job_spec(
         deadline,
         max_price,
         output: OutputSource::Stdout,
+        redundancy: Redundancy::Adaptive,
         aggregate: if reduce {
             Aggregate::Reduce(ReduceSpec {
                 module: hash(0xBB),
@@ -372,6 +399,8 @@ fn build(s: &State, step: &Step, time: Time) -> Built {
                 benchmark_score: 1,
                 region: "r".into(),
                 price_per_fuel: *price,
+                // Providers 1 and 2 share an operator.
+                operator: (*p % 4 < 2).then_some(acct(30)),
             }),
         )),
         Op::Leave { p } => Ok(action(provider(*p), Action::LeaveProvider)),
@@ -386,19 +415,21 @@ fn build(s: &State, step: &Step, time: Time) -> Built {
             reduce_memory,
             max_price,
             deadline_in,
+            redundancy,
         } => {
             let deadline = s.now.max(time).saturating_add_signed(*deadline_in);
-            Ok(action(
-                requester(*owner),
-                Action::SubmitJob(job_spec(
+            let spec = JobSpec {
+                redundancy: redundancy_of(*redundancy),
+                ..job_spec(
                     *tasks,
                     *reduce,
                     *memory,
                     *reduce_memory,
                     *max_price,
                     deadline,
-                )),
-            ))
+                )
+            };
+            Ok(action(requester(*owner), Action::SubmitJob(spec)))
         }
         Op::AssignPicked { p, max } => {
             let tasks = s.pick_tasks(provider(*p), *max);
@@ -447,7 +478,7 @@ fn build(s: &State, step: &Step, time: Time) -> Built {
             let reports = reports
                 .iter()
                 .enumerate()
-                .map(|(n, (pick, outcome))| {
+                .map(|(n, (pick, outcome, wrong))| {
                     let task = match pick {
                         Pick::Held(k) if !held.is_empty() => held[*k as usize % held.len()],
                         Pick::Held(k) => random_task(s, *k, *k),
@@ -456,8 +487,12 @@ fn build(s: &State, step: &Step, time: Time) -> Built {
                     TaskReport {
                         task,
                         outcome: outcome.clone(),
-                        // Outputs differ between tasks and attempts.
-                        output_hash: hash(n as u8 ^ (s.applied as u8)),
+                        // Honest outputs agree per task; a wrong one differs from everything.
+                        output_hash: if *wrong {
+                            hash(0x80 | (n as u8 ^ (s.applied as u8)))
+                        } else {
+                            hash((task.job as u8).wrapping_mul(8) ^ task.index as u8 & 0x7F)
+                        },
                         output_size: 8,
                         fuel_used: 10,
                     }
@@ -576,19 +611,70 @@ fn check_invariants(s: &State) -> Result<(), TestCaseError> {
         }
         for (index, task) in job.tasks.iter().enumerate() {
             let t = tid(id, index as u32);
+            let live = task
+                .runs
+                .iter()
+                .filter(|r| r.outcome == RunOutcome::Running)
+                .count();
+            let open = matches!(task.state, TaskState::Queued | TaskState::Running);
+            prop_assert_eq!(
+                task.queued > 0,
+                open && s.queue.contains(&t),
+                "{} queued",
+                t
+            );
+            if task.queued > 0 {
+                queued.insert(t);
+            }
+            prop_assert!(!s.recheck.contains(&t) || (task.queued > 0 && !task.runs.is_empty()));
+            for r in &task.runs {
+                prop_assert!(r.started <= s.now);
+                if r.outcome == RunOutcome::Running {
+                    prop_assert!(
+                        running.entry(r.provider).or_default().insert(t),
+                        "{} runs twice on one provider",
+                        t
+                    );
+                }
+            }
+            // No provider or operator holds two counted runs of a task.
+            let counted: Vec<AccountId> = task
+                .runs
+                .iter()
+                .filter(|r| r.counts())
+                .map(|r| r.provider)
+                .collect();
+            let operators: BTreeSet<AccountId> =
+                counted.iter().map(|p| s.providers[p].operator()).collect();
+            prop_assert_eq!(
+                operators.len(),
+                counted.len(),
+                "{} replicas share an operator",
+                t
+            );
             match &task.state {
                 TaskState::Queued => {
                     prop_assert!(!finished, "{} queued in a finished job", t);
-                    queued.insert(t);
+                    prop_assert_eq!(live, 0);
+                    prop_assert!(task.queued > 0, "{} queued with nothing queued", t);
                 }
-                TaskState::Running { provider, since } => {
+                TaskState::Running => {
                     prop_assert!(!finished, "{} running in a finished job", t);
-                    prop_assert!(*since <= s.now);
-                    running.entry(*provider).or_default().insert(t);
+                    prop_assert!(live > 0);
                 }
-                TaskState::Done => {}
-                TaskState::Failed => prop_assert_eq!(task.failures, max_attempts),
-                TaskState::Dropped => prop_assert!(finished, "{} dropped in a live job", t),
+                TaskState::Done => {
+                    prop_assert_eq!(live, 0);
+                    let r = task.result.as_ref().expect("done has a result");
+                    for p in &r.providers {
+                        let agreed = task.runs.iter().any(|run| run.provider == *p && matches!(run.outcome, RunOutcome::Returned { output_hash, .. } if output_hash == r.output_hash));
+                        prop_assert!(agreed, "{} accepted a result {:?} did not return", t, p);
+                    }
+                }
+                TaskState::Failed => prop_assert_eq!(live, 0),
+                TaskState::Dropped => {
+                    prop_assert!(finished, "{} dropped in a live job", t);
+                    prop_assert_eq!(live, 0);
+                }
             }
             prop_assert_eq!(
                 task.result.is_some(),
@@ -598,7 +684,7 @@ fn check_invariants(s: &State) -> Result<(), TestCaseError> {
             );
             prop_assert!(task.failures <= max_attempts);
             prop_assert_eq!(task.last_error.is_some(), task.failures > 0);
-            if matches!(task.state, TaskState::Queued | TaskState::Running { .. }) {
+            if open {
                 let d = s.task_descriptor(t);
                 prop_assert!(d.is_some(), "no descriptor for live task {}", t);
                 prop_assert_eq!(d.map(|d| d.task), Some(t));
@@ -606,6 +692,7 @@ fn check_invariants(s: &State) -> Result<(), TestCaseError> {
         }
     }
     prop_assert_eq!(&s.queue, &queued, "queue vs queued tasks");
+    prop_assert!(s.recheck.is_subset(&s.queue));
     for (&pid, p) in &s.providers {
         prop_assert_eq!(p.id, pid);
         let expected = running.remove(&pid).unwrap_or_default();
@@ -714,8 +801,19 @@ fn check_money(before: &State, after: &State, events: &[Event]) -> Result<(), Te
             _ => 0,
         })
         .sum();
-    prop_assert_eq!(total_after, total_before + minted, "supply changed");
-    prop_assert_eq!(after.supply.burned, 0);
+    let burned: u128 = events
+        .iter()
+        .map(|e| match e {
+            Event::Slashed { burned, .. } => *burned,
+            _ => 0,
+        })
+        .sum();
+    prop_assert_eq!(
+        total_after + burned,
+        total_before + minted,
+        "supply changed"
+    );
+    prop_assert_eq!(after.supply.burned, before.supply.burned + burned);
     for job in after.jobs.values() {
         let e = &job.escrow;
         prop_assert!(
@@ -796,8 +894,21 @@ fn check_events(
                     .map(|p| p.running.clone())
                     .unwrap_or_default();
                 let requeued: BTreeSet<_> = requeued.iter().copied().collect();
-                prop_assert_eq!(&requeued, &held, "requeued = what {:?} held", provider);
-                prop_assert!(requeued.iter().all(|t| after.queue.contains(t)));
+                prop_assert!(
+                    requeued.is_subset(&held),
+                    "requeued is part of what {:?} held",
+                    provider
+                );
+                for t in &requeued {
+                    let task = &after.jobs[&t.job].tasks[t.index as usize];
+                    prop_assert!(
+                        task.runs
+                            .iter()
+                            .any(|r| r.provider == *provider && r.outcome == RunOutcome::Abandoned),
+                        "{} requeued without an abandoned run",
+                        t
+                    );
+                }
             }
             Event::Transferred { from, to, amount } => {
                 prop_assert!(*amount > 0 && from != to);
@@ -822,8 +933,14 @@ fn check_events(
                     .spec
                     .price_per_fuel
                     .min(job.spec.max_price);
-                // Every report in these tests claims 10 fuel, within every limit.
-                prop_assert_eq!(amount + fee, 10 * price, "{} paid", task);
+                // Every report in these tests claims 10 fuel, within every limit; the agreeing
+                // providers share one payment.
+                let share = job.tasks[task.index as usize]
+                    .result
+                    .as_ref()
+                    .map_or(0, |r| r.providers.len()) as u128;
+                prop_assert!(share > 0, "{} paid without a result", task);
+                prop_assert_eq!(amount + fee, 10 * price / share, "{} paid", task);
                 prop_assert_eq!(*fee, (amount + fee) * 700 / 10_000);
             }
             Event::EscrowRefunded { job, amount, .. } => {
@@ -846,7 +963,66 @@ fn check_events(
                 prop_assert_eq!(after.balance(account), before.balance(account) + amount);
                 prop_assert_eq!(after.releasable(account, after.now), 0);
             }
-            Event::Slashed { .. } => prop_assert!(false, "nothing here slashes"),
+            Event::Slashed {
+                provider,
+                amount,
+                evidence,
+                ..
+            } => {
+                prop_assert!(
+                    *amount
+                        <= before.bonded(provider)
+                            + before.accounts.get(provider).map_or(0, |a| a
+                                .unbonding
+                                .iter()
+                                .map(|u| u.amount)
+                                .sum())
+                );
+                prop_assert_ne!(evidence.wrong_output, evidence.agreed_output);
+                prop_assert!(!evidence.agreeing.contains(provider));
+                let result = after.jobs[&evidence.task.job].tasks[evidence.task.index as usize]
+                    .result
+                    .clone();
+                prop_assert_eq!(result.map(|r| r.output_hash), Some(evidence.agreed_output));
+            }
+            Event::ResultRejected {
+                task,
+                provider,
+                output_hash,
+                agreed_output,
+            } => {
+                prop_assert_ne!(output_hash, agreed_output);
+                prop_assert!(after.providers[provider].reputation.streak == 0);
+                prop_assert_eq!(
+                    after.jobs[&task.job].tasks[task.index as usize]
+                        .state
+                        .clone(),
+                    TaskState::Done
+                );
+            }
+            Event::TaskAccepted {
+                task, providers, ..
+            } => {
+                let t = &after.jobs[&task.job].tasks[task.index as usize];
+                prop_assert_eq!(t.state.clone(), TaskState::Done);
+                prop_assert_eq!(t.result.as_ref().map(|r| &r.providers), Some(providers));
+                let policy = after.jobs[&task.job].spec.redundancy;
+                if let Redundancy::Fixed { quorum, .. } = policy {
+                    prop_assert!(providers.len() >= quorum as usize);
+                }
+            }
+            Event::SpotCheck { task, .. } => {
+                prop_assert!(after.jobs[&task.job].tasks[task.index as usize].spot_check);
+            }
+            Event::ReplicasQueued { .. } => {}
+            Event::TaskFailed { task, .. } => {
+                prop_assert_eq!(
+                    after.jobs[&task.job].tasks[task.index as usize]
+                        .state
+                        .clone(),
+                    TaskState::Failed
+                );
+            }
         }
     }
     if let Input::Signed(signed) = &entry.input

@@ -31,12 +31,13 @@ fn assign_moves_tasks_from_the_queue_to_the_provider() {
     assert_eq!(w.queue(), vec![tid(job, 1)]);
     assert_eq!(w.running(acct(1)), vec![tid(job, 0), tid(job, 2)]);
     for i in [0, 2] {
+        assert_eq!(w.task_state(tid(job, i)), TaskState::Running);
+        let runs = &w.task(tid(job, i)).runs;
         assert_eq!(
-            w.task_state(tid(job, i)),
-            TaskState::Running {
-                provider: acct(1),
-                since: 2000,
-            }
+            runs.iter()
+                .map(|r| (r.provider, r.started))
+                .collect::<Vec<_>>(),
+            vec![(acct(1), 2000)]
         );
     }
     assert_eq!(w.task_state(tid(job, 1)), TaskState::Queued);

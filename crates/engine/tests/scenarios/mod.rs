@@ -9,3 +9,4 @@ mod lifecycle;
 mod nonces;
 mod providers;
 mod reports;
+mod verify;

@@ -32,7 +32,7 @@ fn successes_complete_a_concat_job_with_parts_in_task_order() {
     assert_eq!(
         w.task(tid(job, 2)).result,
         Some(TaskResult {
-            provider: acct(1),
+            providers: vec![acct(1)],
             output_hash: hash(0x22),
             output_size: 100,
             fuel_used: 30,

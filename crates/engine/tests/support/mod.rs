@@ -8,8 +8,8 @@
 use engine::{
     AccountId, Action, Aggregate, Amount, EngineConfig, Entry, Event, Genesis, Hash, Input,
     InputFile, Job, JobSpec, LeaderCommand, LedgerParams, Limits, OutputSource, Provider,
-    ProviderSpec, ReduceSpec, Rejection, Sig, Signed, State, Task, TaskId, TaskOutcome, TaskReport,
-    TaskSpec, TaskState, Time,
+    ProviderSpec, ReduceSpec, Redundancy, Rejection, Sig, Signed, State, Task, TaskId, TaskOutcome,
+    TaskReport, TaskSpec, TaskState, Time,
 };
 
 /// The account whose key is `n` repeated.
@@ -37,6 +37,7 @@ pub fn provider_spec() -> ProviderSpec {
         benchmark_score: 100,
         region: "eu-west".into(),
         price_per_fuel: 1,
+        operator: None,
     }
 }
 
@@ -67,8 +68,16 @@ pub fn job_spec(n: usize) -> JobSpec {
         max_price: 10,
         output: OutputSource::Stdout,
         aggregate: Aggregate::Concat,
+        redundancy: SINGLE,
     }
 }
+
+/// Trust the first result: what the scenarios about other things use, so one provider finishes a
+/// job. The verification scenarios set the policy they are about.
+pub const SINGLE: Redundancy = Redundancy::Fixed {
+    quorum: 1,
+    max_results: 1,
+};
 
 /// The reduce step used by reduce jobs: module `0xBB`, argument `sum`.
 pub fn reduce_spec() -> ReduceSpec {
@@ -144,11 +153,25 @@ pub const RICH: Amount = 1 << 80;
 /// Scenario tests about scheduling are not about money: unless [`World::money_events`] is set, the
 /// ledger's events (escrow, payments, refunds, transfers, stake) are left out of what `accept` and
 /// the helpers built on it return. The ledger scenarios set it and assert those events exactly; the
-/// property tests see every event.
+/// property tests see every event. Likewise the verification events (a result accepted, replicas
+/// queued, a spot check, a rejected result) appear only with [`World::verify_events`], which the
+/// verification scenarios set.
 pub struct World {
     pub state: State,
     pub time: Time,
     pub money_events: bool,
+    pub verify_events: bool,
+}
+
+/// Whether `event` is one of the verification rules'.
+pub fn is_verify_event(event: &Event) -> bool {
+    matches!(
+        event,
+        Event::TaskAccepted { .. }
+            | Event::ReplicasQueued { .. }
+            | Event::SpotCheck { .. }
+            | Event::ResultRejected { .. }
+    )
 }
 
 /// Whether `event` is one of the ledger's.
@@ -179,6 +202,7 @@ impl World {
             params: LedgerParams::free(),
             allocations: (1..=20).map(|n| (acct(n), RICH)).collect(),
             engine: config,
+            verification: Default::default(),
         })
     }
 
@@ -187,6 +211,7 @@ impl World {
             state: State::from_genesis(genesis).expect("valid genesis"),
             time: 1000,
             money_events: false,
+            verify_events: false,
         }
     }
 
@@ -220,8 +245,11 @@ impl World {
     #[track_caller]
     pub fn accept(&mut self, input: Input) -> Vec<Event> {
         match self.apply(input.clone()) {
-            Ok(events) if self.money_events => events,
-            Ok(events) => events.into_iter().filter(|e| !is_money_event(e)).collect(),
+            Ok(events) => events
+                .into_iter()
+                .filter(|e| self.money_events || !is_money_event(e))
+                .filter(|e| self.verify_events || !is_verify_event(e))
+                .collect(),
             Err(rejection) => panic!("{input:?} was rejected: {rejection}"),
         }
     }

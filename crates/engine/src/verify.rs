@@ -1,0 +1,510 @@
+//! Verification: redundancy policies, quorums, reputation, and what a lost quorum costs.
+//!
+//! Honest execution is deterministic (the sandbox guarantees it), so honest runs of a task agree
+//! exactly on output hash, output size and fuel. Every run of a task is a [`Run`]; results that
+//! agree form a group, and a group is accepted once its *weight* reaches the task's threshold:
+//!
+//! - [`Redundancy::Fixed`]`{ quorum, max_results }`: every result weighs 1, the threshold is
+//!   `quorum`, and at most `max_results` successful runs are collected.
+//! - [`Redundancy::Adaptive`] (the default): a result weighs [`VerifyParams::trusted_weight`] when
+//!   its provider is *trusted* (at least [`VerifyParams::trust_after`] consecutive verified
+//!   results since it last lost a quorum) and 1 otherwise; the threshold is
+//!   [`VerifyParams::quorum_weight`]. One exception makes trust pay: a trusted provider's result
+//!   that is the task's only run is accepted alone, unless the spot-check draw
+//!   ([`VerifyParams::spot_check_bps`]) picks it for re-execution.
+//!
+//! After every change to a task (a replica assigned, a result or failure reported, a provider
+//! lost) [`State::settle`] either accepts a group or keeps enough replicas queued for a quorum
+//! still to form, counting running replicas as if they will agree with the leading group and
+//! queued ones as weighing 1. When no quorum can form any more (`max_results` reached) the task
+//! fails with a reason that says so.
+//!
+//! Accepting a group pays its members *one* execution, shared equally (each gets `1/m` of what it
+//! would be paid alone), and every result that disagrees is rejected: not paid, its provider
+//! slashed through [`State::slash`] with the evidence, and its reputation cut.
+
+use crate::command::{Event, Rejection};
+use crate::ledger::{BPS, SlashEvidence};
+use crate::state::{JobStatus, State, TaskResult, TaskState};
+use crate::types::{AccountId, Hash, Redundancy, TaskId, Time};
+use serde::{Deserialize, Serialize};
+
+/// The network's verification rules, fixed at genesis.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct VerifyParams {
+    /// Consecutive verified results after which a provider is trusted (BOINC's adaptive
+    /// replication uses the same idea).
+    pub trust_after: u32,
+    /// Share of a trusted provider's lone results re-executed anyway, in basis points.
+    pub spot_check_bps: u32,
+    /// Weight of matching results a task needs under the adaptive policy.
+    pub quorum_weight: u32,
+    /// Weight of a trusted provider's result (a new provider's weighs 1).
+    pub trusted_weight: u32,
+    /// Most successful runs one task may collect under the adaptive policy.
+    pub max_results: u32,
+}
+
+impl Default for VerifyParams {
+    /// Trust after 5 verified results in a row; 10% spot checks; a quorum weighs 3, so three new
+    /// providers, or a trusted one and a new one, must agree — two colluding newcomers never
+    /// suffice; at most 7 results per task.
+    fn default() -> Self {
+        VerifyParams {
+            trust_after: 5,
+            spot_check_bps: 1_000,
+            quorum_weight: 3,
+            trusted_weight: 2,
+            max_results: 7,
+        }
+    }
+}
+
+impl VerifyParams {
+    /// Checks that the rules make sense; the message names the offending field.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.spot_check_bps > BPS {
+            return Err(format!(
+                "verification.spot_check_bps {} is above {BPS}",
+                self.spot_check_bps
+            ));
+        }
+        if self.quorum_weight == 0 || self.trusted_weight == 0 {
+            return Err("verification.quorum_weight and trusted_weight must be positive".into());
+        }
+        if self.max_results == 0 || self.max_results > MAX_RESULTS {
+            return Err(format!(
+                "verification.max_results must be between 1 and {MAX_RESULTS}"
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The most successful runs any policy may collect for one task.
+pub const MAX_RESULTS: u32 = 32;
+/// Reputation scores run from 0 to this.
+pub const MAX_SCORE: u32 = 1_000;
+
+/// A provider's standing, changed only by the rules in this module.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reputation {
+    /// 0 to [`MAX_SCORE`]: each verified result closes a tenth of the gap to the maximum; each
+    /// lost quorum divides it by four.
+    pub score: u32,
+    /// Verified results since the provider last lost a quorum.
+    pub streak: u32,
+    /// Results confirmed by matching results of other providers.
+    pub verified: u64,
+    /// Results accepted without re-execution (trusted and not spot-checked, or a job that asked
+    /// for no redundancy).
+    pub accepted_alone: u64,
+    /// Results that lost a quorum.
+    pub rejected: u64,
+}
+
+/// One run of a task on one provider.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Run {
+    pub provider: AccountId,
+    pub started: Time,
+    pub outcome: RunOutcome,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunOutcome {
+    Running,
+    /// A successful run's signed result.
+    Returned {
+        output_hash: Hash,
+        output_size: u64,
+        fuel_used: u64,
+    },
+    /// The run ended in failure (the reason is the task's `last_error`).
+    Failed,
+    /// The provider was lost or left while running it.
+    Abandoned,
+    /// The task was settled (or its job ended) while this run was still going.
+    Cancelled,
+}
+
+impl Run {
+    /// Running, or returned a result: what keeps this provider (and its operator) off further
+    /// replicas of the task.
+    pub fn counts(&self) -> bool {
+        matches!(
+            self.outcome,
+            RunOutcome::Running | RunOutcome::Returned { .. }
+        )
+    }
+}
+
+/// What results of a task agree on.
+type Key = (Hash, u64, u64);
+
+/// A task's position, computed by [`State::tally`].
+struct Tally {
+    /// Groups of matching results, in order of first arrival: key, members, weight.
+    groups: Vec<(Key, Vec<AccountId>, u32)>,
+    running: u32,
+    running_weight: u32,
+    returned: u32,
+    threshold: u32,
+    max_results: u32,
+}
+
+impl State {
+    /// Whether `provider`'s results count as trusted under the adaptive policy.
+    pub fn is_trusted(&self, provider: &AccountId) -> bool {
+        self.providers
+            .get(provider)
+            .is_some_and(|p| p.reputation.streak >= self.verify.trust_after)
+    }
+
+    fn weight(&self, policy: Redundancy, provider: &AccountId) -> u32 {
+        match policy {
+            Redundancy::Fixed { .. } => 1,
+            Redundancy::Adaptive if self.is_trusted(provider) => self.verify.trusted_weight,
+            Redundancy::Adaptive => 1,
+        }
+    }
+
+    fn tally(&self, id: TaskId) -> Option<Tally> {
+        let job = self.jobs.get(&id.job)?;
+        let task = job.tasks.get(id.index as usize)?;
+        let policy = job.spec.redundancy;
+        let mut tally = Tally {
+            groups: Vec::new(),
+            running: 0,
+            running_weight: 0,
+            returned: 0,
+            threshold: 0,
+            max_results: 0,
+        };
+        for run in &task.runs {
+            let w = self.weight(policy, &run.provider);
+            match &run.outcome {
+                RunOutcome::Running => {
+                    tally.running = tally.running.saturating_add(1);
+                    tally.running_weight = tally.running_weight.saturating_add(w);
+                }
+                RunOutcome::Returned {
+                    output_hash,
+                    output_size,
+                    fuel_used,
+                } => {
+                    tally.returned = tally.returned.saturating_add(1);
+                    let key = (*output_hash, *output_size, *fuel_used);
+                    match tally.groups.iter_mut().find(|(k, _, _)| *k == key) {
+                        Some((_, members, weight)) => {
+                            members.push(run.provider);
+                            *weight = weight.saturating_add(w);
+                        }
+                        None => tally.groups.push((key, vec![run.provider], w)),
+                    }
+                }
+                RunOutcome::Failed | RunOutcome::Abandoned | RunOutcome::Cancelled => {}
+            }
+        }
+        (tally.threshold, tally.max_results) = match policy {
+            Redundancy::Fixed {
+                quorum,
+                max_results,
+            } => (quorum, max_results),
+            Redundancy::Adaptive => {
+                let counted: Vec<_> = task.runs.iter().filter(|r| r.counts()).collect();
+                let lone = match counted.as_slice() {
+                    [only] => !task.spot_check && self.is_trusted(&only.provider),
+                    _ => false,
+                };
+                let threshold = if lone {
+                    self.verify.trusted_weight
+                } else {
+                    self.verify.quorum_weight
+                };
+                (threshold, self.verify.max_results)
+            }
+        };
+        Some(tally)
+    }
+
+    /// Whether the spot-check draw picks `provider`'s lone result for task `id`, run since
+    /// `started`. The draw hashes the chain id, the task, the provider and the time the leader
+    /// assigned the run, so replay repeats it and the provider cannot steer it — but anyone who
+    /// follows the chain can compute it (see ARCHITECTURE.md, Verification).
+    pub fn spot_check_drawn(&self, id: TaskId, provider: &AccountId, started: Time) -> bool {
+        let mut h = blake3::Hasher::new();
+        h.update(b"gridmint/spot-check");
+        h.update(self.ledger.chain_id.as_bytes());
+        h.update(&id.job.to_le_bytes());
+        h.update(&id.index.to_le_bytes());
+        h.update(&provider.0);
+        h.update(&started.to_le_bytes());
+        let bytes = h.finalize();
+        let mut first = [0u8; 8];
+        if let Some(b) = bytes.as_bytes().get(..8) {
+            first.copy_from_slice(b);
+        }
+        let draw = u64::from_le_bytes(first)
+            .checked_rem(u64::from(BPS))
+            .unwrap_or(0);
+        draw < u64::from(self.verify.spot_check_bps)
+    }
+
+    /// Draws the spot check for a result that just arrived, when it would otherwise be accepted
+    /// alone.
+    pub(crate) fn maybe_spot_check(
+        &mut self,
+        id: TaskId,
+        provider: AccountId,
+        started: Time,
+        events: &mut Vec<Event>,
+    ) {
+        let Some(job) = self.jobs.get(&id.job) else {
+            return;
+        };
+        if job.spec.redundancy != Redundancy::Adaptive {
+            return;
+        }
+        let Some(task) = job.tasks.get(id.index as usize) else {
+            return;
+        };
+        let alone = task.runs.iter().filter(|r| r.counts()).count() == 1;
+        if !alone || task.spot_check || !self.is_trusted(&provider) {
+            return;
+        }
+        if self.spot_check_drawn(id, &provider, started)
+            && let Some(task) = self
+                .jobs
+                .get_mut(&id.job)
+                .and_then(|j| j.tasks.get_mut(id.index as usize))
+        {
+            task.spot_check = true;
+            events.push(Event::SpotCheck { task: id, provider });
+        }
+    }
+
+    /// Brings task `id` up to date after a change: accepts a group that reached the threshold,
+    /// or keeps enough replicas queued for a quorum to form, or fails the task (and its job)
+    /// when none can form any more.
+    pub(crate) fn settle(
+        &mut self,
+        id: TaskId,
+        now: Time,
+        events: &mut Vec<Event>,
+    ) -> Result<(), Rejection> {
+        let open = self
+            .jobs
+            .get(&id.job)
+            .filter(|j| !j.status.is_finished())
+            .and_then(|j| j.tasks.get(id.index as usize))
+            .is_some_and(|t| matches!(t.state, TaskState::Queued | TaskState::Running));
+        if !open {
+            return Ok(());
+        }
+        let Some(tally) = self.tally(id) else {
+            return Ok(());
+        };
+        let winner = tally
+            .groups
+            .iter()
+            .filter(|(_, _, w)| *w >= tally.threshold)
+            .max_by_key(|(_, _, w)| *w)
+            .cloned();
+        if let Some((key, members, _)) = winner {
+            return self.accept(id, key, members, tally.groups, now, events);
+        }
+        let best = tally.groups.iter().map(|(_, _, w)| *w).max().unwrap_or(0);
+        let need = tally
+            .threshold
+            .saturating_sub(best)
+            .saturating_sub(tally.running_weight);
+        let room = tally
+            .max_results
+            .saturating_sub(tally.returned)
+            .saturating_sub(tally.running);
+        let queued = need.min(room);
+        if queued == 0 && tally.running == 0 {
+            let agreement = tally
+                .groups
+                .iter()
+                .map(|(_, m, _)| m.len())
+                .max()
+                .unwrap_or(0);
+            let reason = format!(
+                "task {id}: no quorum after {} results ({} distinct outputs, at most {agreement} agreeing; weight {best} of {} needed)",
+                tally.returned,
+                tally.groups.len(),
+                tally.threshold
+            );
+            events.push(Event::TaskFailed {
+                task: id,
+                reason: reason.clone(),
+            });
+            if let Some(task) = self
+                .jobs
+                .get_mut(&id.job)
+                .and_then(|j| j.tasks.get_mut(id.index as usize))
+            {
+                task.state = TaskState::Failed;
+                task.last_error = Some(reason.clone());
+            }
+            events.push(Event::JobFailed {
+                job: id.job,
+                reason: reason.clone(),
+            });
+            return self.finish_job(id.job, JobStatus::Failed { reason }, now, events);
+        }
+        let Some(task) = self
+            .jobs
+            .get_mut(&id.job)
+            .and_then(|j| j.tasks.get_mut(id.index as usize))
+        else {
+            return Ok(());
+        };
+        // A re-execution of a task some provider is running or has answered (a retry after a
+        // failure or a lost provider is not one).
+        let replica = task.runs.iter().any(Run::counts);
+        if replica && queued > task.queued {
+            events.push(Event::ReplicasQueued {
+                task: id,
+                queued,
+                reason: if tally.groups.len() > 1 {
+                    "results disagree".into()
+                } else if task.spot_check {
+                    "spot check".into()
+                } else {
+                    "result needs confirmation".into()
+                },
+            });
+        }
+        task.queued = queued;
+        task.state = if tally.running > 0 {
+            TaskState::Running
+        } else {
+            TaskState::Queued
+        };
+        if queued > 0 {
+            self.queue.insert(id);
+            if replica {
+                self.recheck.insert(id);
+            } else {
+                self.recheck.remove(&id);
+            }
+        } else {
+            self.queue.remove(&id);
+            self.recheck.remove(&id);
+        }
+        Ok(())
+    }
+
+    /// Accepts the result `key` agreed on by `members`: pays them one execution between them,
+    /// rejects and slashes every disagreeing result, cancels replicas still running, and moves
+    /// the job on.
+    fn accept(
+        &mut self,
+        id: TaskId,
+        key: Key,
+        members: Vec<AccountId>,
+        groups: Vec<(Key, Vec<AccountId>, u32)>,
+        now: Time,
+        events: &mut Vec<Event>,
+    ) -> Result<(), Rejection> {
+        let (output_hash, output_size, fuel_used) = key;
+        let losers: Vec<(AccountId, Hash)> = groups
+            .iter()
+            .filter(|(k, _, _)| *k != key)
+            .flat_map(|((hash, _, _), m, _)| m.iter().map(move |p| (*p, *hash)))
+            .collect();
+        let verified = members.len() > 1;
+        let Some(job) = self.jobs.get_mut(&id.job) else {
+            return Ok(());
+        };
+        let map_count = job.spec.tasks.len();
+        let Some(task) = job.tasks.get_mut(id.index as usize) else {
+            return Ok(());
+        };
+        task.state = TaskState::Done;
+        task.queued = 0;
+        task.result = Some(TaskResult {
+            providers: members.clone(),
+            output_hash,
+            output_size,
+            fuel_used,
+        });
+        let mut cancelled = Vec::new();
+        for run in &mut task.runs {
+            if run.outcome == RunOutcome::Running {
+                run.outcome = RunOutcome::Cancelled;
+                cancelled.push(run.provider);
+            }
+        }
+        let is_map = (id.index as usize) < map_count;
+        let maps_finished = if is_map {
+            job.maps_done = job.maps_done.saturating_add(1);
+            job.maps_done as usize == map_count
+        } else {
+            false
+        };
+        self.queue.remove(&id);
+        self.recheck.remove(&id);
+        for p in cancelled {
+            if let Some(p) = self.providers.get_mut(&p) {
+                p.running.remove(&id);
+            }
+        }
+        events.push(Event::TaskAccepted {
+            task: id,
+            output_hash,
+            fuel_used,
+            providers: members.clone(),
+        });
+        let share = u32::try_from(members.len()).unwrap_or(u32::MAX);
+        for member in &members {
+            if let Some(p) = self.providers.get_mut(member) {
+                let r = &mut p.reputation;
+                if verified {
+                    r.verified = r.verified.saturating_add(1);
+                    r.streak = r.streak.saturating_add(1);
+                    let gap = MAX_SCORE.saturating_sub(r.score);
+                    r.score = r.score.saturating_add((gap / 10).max(1)).min(MAX_SCORE);
+                } else {
+                    r.accepted_alone = r.accepted_alone.saturating_add(1);
+                }
+            }
+            events.extend(self.pay(id.job, id, *member, fuel_used, share)?);
+        }
+        for (loser, wrong) in losers {
+            events.push(Event::ResultRejected {
+                task: id,
+                provider: loser,
+                output_hash: wrong,
+                agreed_output: output_hash,
+            });
+            if let Some(p) = self.providers.get_mut(&loser) {
+                let r = &mut p.reputation;
+                r.rejected = r.rejected.saturating_add(1);
+                r.streak = 0;
+                r.score /= 4;
+            }
+            events.extend(self.slash(
+                loser,
+                SlashEvidence {
+                    task: id,
+                    wrong_output: wrong,
+                    agreed_output: output_hash,
+                    agreeing: members.clone(),
+                },
+            )?);
+        }
+        if maps_finished {
+            self.maps_finished(id.job, now, events)?;
+        } else if !is_map {
+            events.push(Event::JobCompleted { job: id.job });
+            self.finish_job(id.job, JobStatus::Completed, now, events)?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,516 @@
+//! Verification: every branch of the redundancy policies, the reputation rules and what a lost
+//! quorum costs. Each test drives real inputs through `State::apply` on a network with stake, a
+//! fee and slashing, and checks the events, the payments and the supply.
+
+use crate::support::*;
+use engine::{
+    AccountId, Action, Event, Genesis, JobStatus, LedgerParams, ProviderSpec, Redundancy,
+    Rejection, RunOutcome, SlashParams, TaskId, TaskOutcome, TaskState, VerifyParams,
+};
+
+const TREASURY: AccountId = AccountId([0xEE; 32]);
+const STAKE: u128 = 1_000;
+/// Fuel every honest run of the test tasks burns; the providers ask 1 per fuel, so one execution
+/// costs 100, of which the 10% fee is 10.
+const FUEL: u64 = 100;
+const ADAPTIVE: Redundancy = Redundancy::Adaptive;
+
+/// A network with a 10% fee, a minimum stake of [`STAKE`], slashes of half the stake (half of it
+/// to the requester, a quarter to the treasury, the rest burned) and `verification`; accounts 1
+/// to 9 are providers with stake, account 10 is the requester.
+fn world(verification: VerifyParams) -> World {
+    let mut w = World::with_genesis(&Genesis {
+        params: LedgerParams {
+            chain_id: "verify".into(),
+            treasury: TREASURY,
+            fee_bps: 1_000,
+            min_stake: STAKE,
+            slash: SlashParams {
+                fraction_bps: 5_000,
+                requester_bps: 5_000,
+                treasury_bps: 2_500,
+            },
+            unbonding_delay_ms: 50,
+            faucet: None,
+        },
+        allocations: (1..=10).map(|n| (acct(n), 1_000_000_000)).collect(),
+        engine: Default::default(),
+        verification,
+    });
+    w.verify_events = true;
+    w.money_events = true;
+    for n in 1..=9 {
+        w.act(acct(n), Action::Stake { amount: STAKE });
+        w.register(acct(n), provider_spec());
+    }
+    w
+}
+
+fn params(trust_after: u32, spot_check_bps: u32) -> VerifyParams {
+    VerifyParams {
+        trust_after,
+        spot_check_bps,
+        ..VerifyParams::default()
+    }
+}
+
+const REQUESTER: AccountId = AccountId([10; 32]);
+
+fn submit(w: &mut World, tasks: usize, redundancy: Redundancy) -> u64 {
+    w.submit(
+        REQUESTER,
+        engine::JobSpec {
+            redundancy,
+            ..job_spec(tasks)
+        },
+    )
+}
+
+/// `who` runs `task` (assigned now) and reports output `out`.
+fn run(w: &mut World, who: u8, task: TaskId, out: u8) -> Vec<Event> {
+    w.assign(acct(who), &[task]);
+    w.report(acct(who), vec![success(task, out, FUEL)])
+}
+
+fn paid(events: &[Event]) -> Vec<(AccountId, u128)> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::TaskPaid {
+                provider,
+                amount,
+                fee,
+                ..
+            } => Some((*provider, amount + fee)),
+            _ => None,
+        })
+        .collect()
+}
+
+fn slashed(events: &[Event]) -> Vec<AccountId> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Slashed { provider, .. } => Some(*provider),
+            _ => None,
+        })
+        .collect()
+}
+
+fn accepted(events: &[Event]) -> Option<Vec<AccountId>> {
+    events.iter().find_map(|e| match e {
+        Event::TaskAccepted { providers, .. } => Some(providers.clone()),
+        _ => None,
+    })
+}
+
+/// Makes `who` trusted under `trust_after` = 1 by having it confirm a fixed 2-of-2 task with
+/// provider 9.
+fn make_trusted(w: &mut World, who: u8) {
+    let job = submit(
+        w,
+        1,
+        Redundancy::Fixed {
+            quorum: 2,
+            max_results: 2,
+        },
+    );
+    run(w, who, tid(job, 0), 1);
+    run(w, 9, tid(job, 0), 1);
+    assert!(w.state.is_trusted(&acct(who)));
+}
+
+/// One row per fixed-policy outcome: who reports what, in order, and what must follow.
+#[test]
+fn fixed_voting_accepts_a_quorum_rejects_the_minority_and_fails_without_one() {
+    struct Row {
+        name: &'static str,
+        quorum: u32,
+        max_results: u32,
+        /// (provider, output) in report order.
+        reports: &'static [(u8, u8)],
+        /// Accepted output's agreeing providers, or `None` if the task must fail.
+        accepted: Option<&'static [u8]>,
+        slashed: &'static [u8],
+    }
+    let rows = [
+        Row {
+            name: "quorum of one trusts the first result",
+            quorum: 1,
+            max_results: 1,
+            reports: &[(1, 7)],
+            accepted: Some(&[1]),
+            slashed: &[],
+        },
+        Row {
+            name: "two agreeing results form a 2-of-3 quorum",
+            quorum: 2,
+            max_results: 3,
+            reports: &[(1, 7), (2, 7)],
+            accepted: Some(&[1, 2]),
+            slashed: &[],
+        },
+        Row {
+            name: "a disagreement queues a third replica that decides",
+            quorum: 2,
+            max_results: 3,
+            reports: &[(1, 7), (2, 8), (3, 7)],
+            accepted: Some(&[1, 3]),
+            slashed: &[2],
+        },
+        Row {
+            name: "no quorum within max_results fails the task",
+            quorum: 2,
+            max_results: 3,
+            reports: &[(1, 7), (2, 8), (3, 9)],
+            accepted: None,
+            slashed: &[],
+        },
+        Row {
+            name: "three of five outvote two colluders",
+            quorum: 3,
+            max_results: 5,
+            reports: &[(1, 6), (2, 6), (3, 7), (4, 7), (5, 7)],
+            accepted: Some(&[3, 4, 5]),
+            slashed: &[1, 2],
+        },
+    ];
+    for row in rows {
+        let mut w = world(params(5, 0));
+        let job = submit(
+            &mut w,
+            1,
+            Redundancy::Fixed {
+                quorum: row.quorum,
+                max_results: row.max_results,
+            },
+        );
+        let task = tid(job, 0);
+        assert_eq!(w.task(task).queued, row.quorum, "{}", row.name);
+        let supply = w.state.check_supply().unwrap();
+        let requester_before = w.state.balance(&REQUESTER);
+        let mut events = Vec::new();
+        for &(who, out) in row.reports {
+            assert!(
+                w.state.pick_tasks(acct(who), 1).contains(&task),
+                "{}: provider {who} is offered a replica",
+                row.name
+            );
+            events.extend(run(&mut w, who, task, out));
+        }
+        let total_burned: u128 = events
+            .iter()
+            .map(|e| match e {
+                Event::Slashed { burned, .. } => *burned,
+                _ => 0,
+            })
+            .sum();
+        assert_eq!(
+            w.state.check_supply().unwrap() + total_burned,
+            supply,
+            "{}",
+            row.name
+        );
+        let expect_slashed: Vec<_> = row.slashed.iter().map(|n| acct(*n)).collect();
+        assert_eq!(slashed(&events), expect_slashed, "{}", row.name);
+        for p in &expect_slashed {
+            assert_eq!(w.state.bonded(p), STAKE / 2, "{}", row.name);
+            assert_eq!(w.provider(*p).reputation.rejected, 1);
+        }
+        match row.accepted {
+            Some(members) => {
+                let members: Vec<_> = members.iter().map(|n| acct(*n)).collect();
+                assert_eq!(accepted(&events), Some(members.clone()), "{}", row.name);
+                assert_eq!(w.job(job).status, JobStatus::Completed, "{}", row.name);
+                // One execution's price, shared by the quorum.
+                let share = 100 / members.len() as u128;
+                let expect: Vec<_> = members.iter().map(|p| (*p, share)).collect();
+                assert_eq!(paid(&events), expect, "{}", row.name);
+                let verified = members.len() > 1;
+                for p in &members {
+                    let r = &w.provider(*p).reputation;
+                    assert_eq!(
+                        (r.verified, r.accepted_alone),
+                        (u64::from(verified), u64::from(!verified))
+                    );
+                }
+                // The requester paid one execution, got the rest of its escrow back, and half
+                // of every slash.
+                let back = expect_slashed.len() as u128 * STAKE / 2 / 2;
+                let escrow = &w.job(job).escrow;
+                assert_eq!(escrow.paid, share * members.len() as u128, "{}", row.name);
+                assert_eq!(
+                    w.state.balance(&REQUESTER),
+                    requester_before + escrow.locked - escrow.paid + back,
+                    "{}",
+                    row.name
+                );
+            }
+            None => {
+                assert_eq!(w.task_state(task), TaskState::Failed);
+                let JobStatus::Failed { reason } = &w.job(job).status else {
+                    panic!("{}: job did not fail", row.name);
+                };
+                assert!(reason.contains("no quorum after 3 results"), "{reason}");
+                assert!(paid(&events).is_empty());
+                assert_eq!(
+                    w.state.balance(&REQUESTER),
+                    requester_before + w.job(job).escrow.locked
+                );
+            }
+        }
+        assert!(w.queue().is_empty(), "{}", row.name);
+    }
+}
+
+/// One row per adaptive-policy branch, on a network where trust comes after `trust_after`
+/// verified results and spot checks happen `spot_check_bps` of the time.
+#[test]
+fn adaptive_policy_replicates_new_providers_and_trusts_proven_ones() {
+    // New providers: the first replica's taker is new, so two more are queued at once.
+    let mut w = world(params(5, 0));
+    let job = submit(&mut w, 1, ADAPTIVE);
+    let task = tid(job, 0);
+    assert_eq!(w.task(task).queued, 1);
+    let events = w.assign(acct(1), &[task]);
+    assert!(events.contains(&Event::ReplicasQueued {
+        task,
+        queued: 2,
+        reason: "result needs confirmation".into(),
+    }));
+    // A provider never gets a second replica of a task it holds.
+    assert!(!w.state.pick_tasks(acct(1), 4).contains(&task));
+    assert!(matches!(
+        w.lead_rejected(engine::LeaderCommand::AssignTasks {
+            provider: acct(1),
+            tasks: vec![task]
+        }),
+        Rejection::TaskDoesNotFit { .. }
+    ));
+    w.report(acct(1), vec![success(task, 7, FUEL)]);
+    assert_eq!(w.task_state(task), TaskState::Queued);
+    let events = run(&mut w, 2, task, 7);
+    assert_eq!(
+        accepted(&events),
+        None,
+        "two new providers are not a quorum"
+    );
+    let events = run(&mut w, 3, task, 7);
+    assert_eq!(accepted(&events), Some(vec![acct(1), acct(2), acct(3)]));
+    assert_eq!(
+        paid(&events),
+        vec![(acct(1), 33), (acct(2), 33), (acct(3), 33)]
+    );
+    assert_eq!(w.task(task).executions(), 3);
+
+    // Trusted and not drawn for a spot check: accepted alone, paid in full.
+    let mut w = world(params(1, 0));
+    make_trusted(&mut w, 1);
+    let job = submit(&mut w, 1, ADAPTIVE);
+    let task = tid(job, 0);
+    let events = w.assign(acct(1), &[task]);
+    assert!(
+        !events
+            .iter()
+            .any(|e| matches!(e, Event::ReplicasQueued { .. })),
+        "a trusted taker needs no replica"
+    );
+    let events = w.report(acct(1), vec![success(task, 7, FUEL)]);
+    assert_eq!(accepted(&events), Some(vec![acct(1)]));
+    assert_eq!(paid(&events), vec![(acct(1), 100)]);
+    assert_eq!(w.provider(acct(1)).reputation.accepted_alone, 1);
+
+    // Trusted but drawn for a spot check: one more replica; a new provider's agreement (weight
+    // 2 + 1) settles it and both share the payment.
+    let mut w = world(params(1, 10_000));
+    make_trusted(&mut w, 1);
+    let job = submit(&mut w, 1, ADAPTIVE);
+    let task = tid(job, 0);
+    let events = run(&mut w, 1, task, 7);
+    assert!(events.contains(&Event::SpotCheck {
+        task,
+        provider: acct(1)
+    }));
+    assert!(events.contains(&Event::ReplicasQueued {
+        task,
+        queued: 1,
+        reason: "spot check".into()
+    }));
+    let events = run(&mut w, 2, task, 7);
+    assert_eq!(accepted(&events), Some(vec![acct(1), acct(2)]));
+    assert_eq!(paid(&events), vec![(acct(1), 50), (acct(2), 50)]);
+
+    // Spot check catches a trusted cheater: it loses to two new providers, is slashed, loses its
+    // trust and its score drops to a quarter.
+    let mut w = world(params(1, 10_000));
+    make_trusted(&mut w, 1);
+    let score = w.provider(acct(1)).reputation.score;
+    let job = submit(&mut w, 1, ADAPTIVE);
+    let task = tid(job, 0);
+    run(&mut w, 1, task, 6);
+    let events = run(&mut w, 2, task, 7);
+    assert!(events.contains(&Event::ReplicasQueued {
+        task,
+        queued: 1,
+        reason: "results disagree".into()
+    }));
+    run(&mut w, 3, task, 7);
+    let events = run(&mut w, 4, task, 7);
+    assert_eq!(accepted(&events), Some(vec![acct(2), acct(3), acct(4)]));
+    assert_eq!(slashed(&events), vec![acct(1)]);
+    let r = &w.provider(acct(1)).reputation;
+    assert_eq!((r.streak, r.score, r.rejected), (0, score / 4, 1));
+    assert!(!w.state.is_trusted(&acct(1)));
+
+    // Two colluding newcomers agree on a wrong output: weight 2 is not a quorum, so honest
+    // replicas are queued until the right output reaches 3, and both colluders are slashed.
+    let mut w = world(params(5, 0));
+    let job = submit(&mut w, 1, ADAPTIVE);
+    let task = tid(job, 0);
+    run(&mut w, 1, task, 6);
+    run(&mut w, 2, task, 6);
+    let events = run(&mut w, 3, task, 7);
+    assert_eq!(accepted(&events), None);
+    // One more replica could complete either output's quorum: queue the fewest that might.
+    assert_eq!(w.task(task).queued, 1);
+    run(&mut w, 4, task, 7);
+    assert_eq!(w.task(task).queued, 1);
+    let events = run(&mut w, 5, task, 7);
+    assert_eq!(accepted(&events), Some(vec![acct(3), acct(4), acct(5)]));
+    assert_eq!(slashed(&events), vec![acct(1), acct(2)]);
+    assert_eq!(w.job(job).output_parts(), Some(vec![hash(7)]));
+
+    // Endless disagreement fails the task once max_results results are in.
+    let mut w = world(VerifyParams {
+        max_results: 4,
+        ..params(5, 0)
+    });
+    let job = submit(&mut w, 1, ADAPTIVE);
+    let task = tid(job, 0);
+    for (who, out) in [(1, 1), (2, 2), (3, 3)] {
+        run(&mut w, who, task, out);
+    }
+    let events = run(&mut w, 4, task, 4);
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, Event::TaskFailed { reason, .. } if reason.contains("no quorum after 4 results")))
+    );
+    assert!(matches!(w.job(job).status, JobStatus::Failed { .. }));
+    assert!(slashed(&events).is_empty(), "no quorum, no evidence");
+}
+
+#[test]
+fn a_trusted_taker_withdraws_replicas_and_late_replicas_are_cancelled() {
+    let mut w = world(params(1, 0));
+    make_trusted(&mut w, 4);
+    let job = submit(&mut w, 1, ADAPTIVE);
+    let task = tid(job, 0);
+    w.assign(acct(1), &[task]);
+    assert_eq!(w.task(task).queued, 2);
+    // The trusted provider takes a recheck replica first and its weight covers the rest.
+    assert_eq!(w.state.pick_tasks(acct(4), 4), vec![task]);
+    w.assign(acct(4), &[task]);
+    assert_eq!(w.task(task).queued, 0);
+    assert!(w.queue().is_empty());
+    w.report(acct(4), vec![success(task, 7, FUEL)]);
+    let events = w.report(acct(1), vec![success(task, 7, FUEL)]);
+    assert_eq!(accepted(&events), Some(vec![acct(1), acct(4)]));
+
+    // A lost provider's replica is abandoned and queued again for someone else.
+    let job = submit(
+        &mut w,
+        1,
+        Redundancy::Fixed {
+            quorum: 2,
+            max_results: 2,
+        },
+    );
+    let task = tid(job, 0);
+    w.assign(acct(5), &[task]);
+    w.assign(acct(6), &[task]);
+    assert!(w.queue().is_empty());
+    let events = w.lead(engine::LeaderCommand::ProviderLost { provider: acct(5) });
+    assert!(matches!(&events[0], Event::ProviderLost { requeued, .. } if requeued == &vec![task]));
+    assert_eq!(w.task(task).queued, 1);
+    assert_eq!(w.task(task).runs[0].outcome, RunOutcome::Abandoned);
+    run(&mut w, 7, task, 3);
+    let events = w.report(acct(6), vec![success(task, 3, FUEL)]);
+    // Members are listed in the order their runs were assigned.
+    assert_eq!(accepted(&events), Some(vec![acct(6), acct(7)]));
+}
+
+#[test]
+fn replicas_never_go_to_two_providers_of_one_operator() {
+    let mut w = world(params(5, 0));
+    let operator = acct(42);
+    for n in [1, 2] {
+        w.register(
+            acct(n),
+            ProviderSpec {
+                operator: Some(operator),
+                ..provider_spec()
+            },
+        );
+    }
+    let job = submit(
+        &mut w,
+        1,
+        Redundancy::Fixed {
+            quorum: 2,
+            max_results: 2,
+        },
+    );
+    let task = tid(job, 0);
+    w.assign(acct(1), &[task]);
+    assert!(w.state.pick_tasks(acct(2), 4).is_empty());
+    let rejection = w.lead_rejected(engine::LeaderCommand::AssignTasks {
+        provider: acct(2),
+        tasks: vec![task],
+    });
+    assert!(
+        matches!(&rejection, Rejection::TaskDoesNotFit { why, .. } if why.contains("same operator")),
+        "{rejection}"
+    );
+    assert_eq!(w.state.pick_tasks(acct(3), 4), vec![task]);
+    // A failed run does not keep the provider off a retry.
+    let mut w = world(params(5, 0));
+    let job = submit(
+        &mut w,
+        1,
+        Redundancy::Fixed {
+            quorum: 1,
+            max_results: 1,
+        },
+    );
+    let task = tid(job, 0);
+    w.assign(acct(1), &[task]);
+    w.report(acct(1), vec![failure(task, TaskOutcome::Exit(1))]);
+    assert_eq!(w.state.pick_tasks(acct(1), 4), vec![task]);
+}
+
+#[test]
+fn reputation_rises_with_verified_work_and_trust_cuts_replication() {
+    let mut w = world(params(3, 0));
+    let mut executions = Vec::new();
+    let mut scores = Vec::new();
+    // Providers 1 to 3 work through single-task jobs, always honestly.
+    for round in 0..6 {
+        let job = submit(&mut w, 1, ADAPTIVE);
+        let task = tid(job, 0);
+        let mut who = 1;
+        while w.job(job).status != JobStatus::Completed {
+            assert!(
+                w.state.pick_tasks(acct(who), 1).contains(&task),
+                "round {round}"
+            );
+            run(&mut w, who, task, 7);
+            who += 1;
+        }
+        executions.push(w.task(task).executions());
+        scores.push(w.provider(acct(1)).reputation.score);
+    }
+    // Three runs per task until provider 1 is trusted after 3 verified results; alone after.
+    assert_eq!(executions, vec![3, 3, 3, 1, 1, 1]);
+    assert_eq!(scores, vec![100, 190, 271, 271, 271, 271]);
+}
