@@ -103,8 +103,9 @@ struct ProviderArgs {
     #[command(subcommand)]
     command: Option<provider_cmd::ProviderCommand>,
     /// Coordinator URL
-    #[arg(long, env = "GRIDMINT_COORDINATOR")]
-    coordinator: String,
+    // Optional in the type only: clap requires it unless a subcommand (`info`) is given.
+    #[arg(long, env = "GRIDMINT_COORDINATOR", required = true)]
+    coordinator: Option<String>,
     /// Directory for the provider's key and blob cache
     #[arg(long, default_value = "gridmint-data/provider")]
     data_dir: PathBuf,
@@ -268,7 +269,8 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Provider(args) => {
             init_tracing("info");
-            let mut config = provider::ProviderConfig::new(&args.coordinator, args.data_dir);
+            let url = args.coordinator.context("--coordinator is required")?;
+            let mut config = provider::ProviderConfig::new(&url, args.data_dir);
             if let Some(slots) = args.slots {
                 config.slots = slots;
             }

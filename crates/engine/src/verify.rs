@@ -31,7 +31,7 @@ use serde::{Deserialize, Serialize};
 
 /// The network's verification rules, fixed at genesis.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct VerifyParams {
     /// Consecutive verified results after which a provider is trusted (BOINC's adaptive
     /// replication uses the same idea).

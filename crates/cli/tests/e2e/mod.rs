@@ -9,3 +9,4 @@ mod jobs;
 mod keys;
 mod ledger;
 mod recovery;
+mod verify;

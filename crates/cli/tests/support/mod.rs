@@ -413,14 +413,34 @@ impl World {
         p
     }
 
+    /// [`World::provider`] with extra flags (`--faulty 1.0 --collude`, `--operator ID`, ...).
+    pub fn provider_with(&self, coordinator: &Coordinator, slots: u32, extra: &[&str]) -> Provider {
+        let (dir, id) = self.provider_dir();
+        let p = self.spawn_provider(&coordinator.url, &dir, id, slots, extra);
+        p.wait_active(&coordinator.http);
+        p
+    }
+
     /// Starts a provider on an existing data dir (its key decides `id`); does not wait.
     pub fn provider_in(&self, url: &str, dir: &Path, id: AccountId, slots: u32) -> Provider {
+        self.spawn_provider(url, dir, id, slots, &[])
+    }
+
+    fn spawn_provider(
+        &self,
+        url: &str,
+        dir: &Path,
+        id: AccountId,
+        slots: u32,
+        extra: &[&str],
+    ) -> Provider {
         let (log, err) = self.log_file("provider");
         let mut cmd = self.command();
         cmd.arg("provider")
             .args(["--coordinator", url, "--data-dir"])
             .arg(dir)
             .args(["--slots", &slots.to_string()])
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(err);
         let child = cmd.spawn().expect("spawning gridmint provider");

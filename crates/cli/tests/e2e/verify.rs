@@ -1,0 +1,161 @@
+//! Verification with real processes: five honest providers and two colluders that always return
+//! the same wrong output (`--faulty 1.0 --collude`) on a development network. Every job must
+//! complete with the right output, both cheaters must be slashed and end poorer than they
+//! started, and honest providers must need less replication as their reputation grows.
+
+use crate::support::{Coordinator, World, pi_output, pi_spec_verified};
+use api::wire::ProviderView;
+use engine::{AccountId, Amount, JobStatus};
+
+const JOBS: u64 = 4;
+const TASKS: u64 = 8;
+const SAMPLES: u64 = 20_000;
+
+/// Balance, bonded and unbonding stake together.
+fn worth(c: &Coordinator, id: AccountId) -> Amount {
+    let a = c.http.block_on(c.http.client.account(id)).expect("account");
+    a.balance + a.bonded + a.unbonding.iter().map(|u| u.amount).sum::<Amount>()
+}
+
+fn view(c: &Coordinator, id: AccountId) -> ProviderView {
+    c.http.provider(id).expect("provider view")
+}
+
+fn grid(amount: i128) -> String {
+    format!("{:.3} GRID", amount as f64 / 1e9)
+}
+
+#[test]
+fn colluders_are_outvoted_slashed_and_honest_providers_earn_trust() {
+    let w = World::new();
+    let c = w.coordinator(&[]);
+    let honest: Vec<_> = (0..5).map(|_| w.provider(&c, 1)).collect();
+    let cheats: Vec<_> = (0..2)
+        .map(|_| w.provider_with(&c, 1, &["--faulty", "1.0", "--collude"]))
+        .collect();
+    // Each provider took 1,000 GRID from the faucet and bonded the minimum stake out of it.
+    let start: Vec<(AccountId, bool, Amount)> = honest
+        .iter()
+        .map(|p| (p.id, false))
+        .chain(cheats.iter().map(|p| (p.id, true)))
+        .map(|(id, cheat)| (id, cheat, worth(&c, id)))
+        .collect();
+
+    let spec = w.write("pi.toml", pi_spec_verified(SAMPLES, TASKS));
+    let expected = pi_output(SAMPLES, TASKS);
+    let mut executions = Vec::new();
+    for round in 0..JOBS {
+        let job = w.submit(&c.url, &spec);
+        let v = c.http.wait_job(job);
+        assert_eq!(v.status, JobStatus::Completed, "job {round}: {v:?}");
+        assert_eq!(
+            String::from_utf8(c.http.output(job)).unwrap(),
+            expected,
+            "job {round} accepted a wrong result"
+        );
+        executions.push(v.executions as f64 / v.tasks_done as f64);
+    }
+
+    let mut lines = Vec::new();
+    for (id, cheat, before) in &start {
+        let v = view(&c, *id);
+        let net = worth(&c, *id) as i128 - *before as i128;
+        lines.push(format!(
+            "{} {}: net {}, earned {}, slashed {} ({}x), reputation {} (streak {}, verified {}, alone {}, rejected {}), trusted {}",
+            if *cheat { "colluder" } else { "honest  " },
+            &id.to_hex()[..12],
+            grid(net),
+            grid(v.stats.earned as i128),
+            grid(v.stats.slashed as i128),
+            v.stats.times_slashed,
+            v.reputation.score,
+            v.reputation.streak,
+            v.reputation.verified,
+            v.reputation.accepted_alone,
+            v.reputation.rejected,
+            v.trusted,
+        ));
+        if *cheat {
+            assert!(v.stats.times_slashed >= 1, "colluder {id} was not slashed");
+            assert!(net < 0, "colluder {id} ended with {} more", grid(net));
+            assert_eq!(v.stats.earned, 0, "colluder {id} was paid");
+            assert!(!v.trusted);
+        } else {
+            assert_eq!(v.stats.times_slashed, 0, "honest {id} was slashed");
+            assert!(net > 0, "honest {id} earned nothing");
+        }
+    }
+    eprintln!(
+        "wrong results accepted: 0 of {}; mean executions per task, job by job: {executions:.2?}\n{}",
+        JOBS * TASKS,
+        lines.join("\n")
+    );
+    let trusted = honest.iter().filter(|p| view(&c, p.id).trusted).count();
+    assert!(
+        trusted >= 3,
+        "only {trusted} honest providers became trusted"
+    );
+    let (first, last) = (executions[0], executions[executions.len() - 1]);
+    assert!(
+        first >= 3.0,
+        "new providers' results are confirmed by 3: {executions:?}"
+    );
+    assert!(
+        last < first * 0.7,
+        "replication did not fall as trust grew: {executions:?}"
+    );
+
+    // `provider info`, for people and for scripts.
+    let colluder = cheats[0].id.to_hex();
+    let text = w
+        .cli(&["provider", "info", &colluder, "--coordinator", &c.url])
+        .ok()
+        .stdout;
+    assert!(text.contains("not trusted"), "{text}");
+    assert!(text.contains("rejected"), "{text}");
+    let empty = w.dir("not-a-provider");
+    let missing = w
+        .cli(&[
+            "provider",
+            "info",
+            "--data-dir",
+            empty.to_str().unwrap(),
+            "--coordinator",
+            &c.url,
+        ])
+        .fails();
+    assert!(
+        missing.stderr.contains("no provider key"),
+        "{}",
+        missing.stderr
+    );
+    let json = w
+        .cli(&[
+            "provider",
+            "info",
+            &honest[0].id.to_hex(),
+            "--coordinator",
+            &c.url,
+            "--json",
+        ])
+        .json();
+    assert!(
+        json["reputation"]["verified"].as_u64().unwrap() > 0,
+        "{json}"
+    );
+    assert_eq!(json["stats"]["times_slashed"], 0);
+    let unknown = w
+        .cli(&[
+            "provider",
+            "info",
+            &"ab".repeat(32),
+            "--coordinator",
+            &c.url,
+        ])
+        .fails();
+    assert!(
+        unknown.stderr.contains("unknown provider"),
+        "{}",
+        unknown.stderr
+    );
+}
