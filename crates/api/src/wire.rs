@@ -302,6 +302,8 @@ pub struct NetworkView {
     pub supply_minted: Amount,
     #[serde(with = "engine::types::amount")]
     pub supply_burned: Amount,
+    /// Redundancy, trust and spot-check rules.
+    pub verification: engine::VerifyParams,
 }
 
 mod optional_amount {

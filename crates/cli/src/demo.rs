@@ -198,21 +198,38 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         });
         println!("{}", serde_json::to_string_pretty(&summary)?);
     } else {
-        println!("work done and earned per provider:");
+        for v in [&pi_view, &render_view] {
+            println!(
+                "job {}: {} tasks in {} runs ({:.2} per task, {})",
+                v.id,
+                v.tasks_done,
+                v.executions,
+                v.executions as f64 / v.tasks_done.max(1) as f64,
+                requester::redundancy(v.redundancy)
+            );
+        }
+        println!("work done, reputation and earnings per provider:");
         println!(
-            "  {:<16} {:>6} {:>16} {:>10} {:>22}",
-            "provider", "tasks", "fuel", "bench", "earned"
+            "  {:<16} {:>5} {:>14} {:>8} {:>9} {:>7} {:>20}",
+            "provider", "runs", "fuel", "bench", "verified", "trusted", "earned"
         );
         for v in &views {
             println!(
-                "  {:<16} {:>6} {:>16} {:>10} {:>22}",
+                "  {:<16} {:>5} {:>14} {:>8} {:>9} {:>7} {:>20}",
                 format!("{}…", &v.id.to_hex()[..12]),
                 v.stats.tasks_completed,
                 v.stats.fuel_used,
                 v.spec.benchmark_score,
+                v.reputation.verified,
+                if v.trusted { "yes" } else { "no" },
                 Tokens(v.stats.earned).to_string()
             );
         }
+        println!(
+            "  (results of new providers are confirmed by three providers, who share one payment; \
+             trusted after {} verified results in a row, a provider's results run alone, with spot checks)",
+            network.verification.trust_after
+        );
         println!(
             "requester: locked {} in escrow; providers were paid {}, the treasury collected {} in fees ({}%), {} was refunded",
             Tokens(money.locked),

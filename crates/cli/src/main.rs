@@ -403,12 +403,31 @@ async fn job(cmd: JobCommand) -> anyhow::Result<()> {
                 println!("  provider {provider}: {n} tasks");
             }
             for t in &view.tasks {
+                let runs: Vec<String> = t
+                    .runs
+                    .iter()
+                    .map(|r| {
+                        let outcome = match &r.outcome {
+                            engine::RunOutcome::Running => "running".to_string(),
+                            engine::RunOutcome::Returned { output_hash, .. } => {
+                                format!("returned {}", &output_hash.to_hex()[..12])
+                            }
+                            other => format!("{other:?}").to_lowercase(),
+                        };
+                        format!("{} {outcome}", &r.provider.to_hex()[..12])
+                    })
+                    .collect();
                 println!(
-                    "  task {:<8} {:<8} failures {} {}",
+                    "  task {:<8} {:<8} failures {} {}{}",
                     t.task.to_string(),
                     t.state,
                     t.failures,
-                    t.last_error.as_deref().unwrap_or("")
+                    t.last_error.as_deref().unwrap_or(""),
+                    if runs.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" runs: {}", runs.join(", "))
+                    }
                 );
             }
             Ok(())

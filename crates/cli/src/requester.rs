@@ -87,6 +87,21 @@ pub async fn wait(client: &Client, id: JobId, progress: bool) -> anyhow::Result<
 }
 
 /// One line describing how a finished job ended.
+/// A job's verification policy, in words.
+pub fn redundancy(r: engine::Redundancy) -> String {
+    match r {
+        engine::Redundancy::Adaptive => "adaptive verification".into(),
+        engine::Redundancy::Fixed {
+            quorum: 1,
+            max_results: 1,
+        } => "no verification".into(),
+        engine::Redundancy::Fixed {
+            quorum,
+            max_results,
+        } => format!("{quorum} matching of at most {max_results}"),
+    }
+}
+
 pub fn describe(view: &JobView) -> String {
     let e = &view.escrow;
     let money = format!(
@@ -98,8 +113,13 @@ pub fn describe(view: &JobView) -> String {
     );
     match &view.status {
         JobStatus::Completed => format!(
-            "job {} completed: {} tasks, {} fuel{money}",
-            view.id, view.tasks_done, view.fuel_used
+            "job {} completed: {} tasks in {} runs ({:.2} per task, {}), {} fuel{money}",
+            view.id,
+            view.tasks_done,
+            view.executions,
+            view.executions as f64 / view.tasks_done.max(1) as f64,
+            redundancy(view.redundancy),
+            view.fuel_used
         ),
         JobStatus::Failed { reason } => format!("job {} failed: {reason}{money}", view.id),
         JobStatus::Cancelled => format!("job {} was cancelled{money}", view.id),

@@ -367,10 +367,17 @@ async fn fetch(State(shared): S, body: Body) -> ApiResult<Json<FetchResponse>> {
             } else {
                 let picks = node.state.pick_tasks(who, max);
                 if !picks.is_empty() {
-                    node.commit(Input::Leader(LeaderCommand::AssignTasks {
+                    let (_, events) = node.commit(Input::Leader(LeaderCommand::AssignTasks {
                         provider: who,
                         tasks: picks.clone(),
                     }))?;
+                    // A new provider's replica calls for confirmations: wake other fetchers.
+                    if events
+                        .iter()
+                        .any(|e| matches!(e, engine::Event::ReplicasQueued { .. }))
+                    {
+                        shared.work.notify_waiters();
+                    }
                 }
                 picks
             };

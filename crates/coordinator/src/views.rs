@@ -168,5 +168,6 @@ pub fn network(state: &State, genesis_hash: Hash) -> NetworkView {
         supply_genesis: state.supply.genesis,
         supply_minted: state.supply.minted,
         supply_burned: state.supply.burned,
+        verification: state.verify.clone(),
     }
 }

@@ -890,10 +890,29 @@ impl State {
         };
         let started = run.started;
         if r.outcome == TaskOutcome::Success {
+            let policy = self
+                .jobs
+                .get(&id.job)
+                .map_or(Redundancy::Adaptive, |j| j.spec.redundancy);
+            let weight = self.weight(policy, &who);
+            let Some(run) = self
+                .jobs
+                .get_mut(&id.job)
+                .and_then(|j| j.tasks.get_mut(id.index as usize))
+                .and_then(|t| {
+                    t.runs
+                        .iter_mut()
+                        .rev()
+                        .find(|run| run.provider == who && run.outcome == RunOutcome::Running)
+                })
+            else {
+                return Ok(());
+            };
             run.outcome = RunOutcome::Returned {
                 output_hash: r.output_hash,
                 output_size: r.output_size,
                 fuel_used: r.fuel_used,
+                weight,
             };
             if let Some(p) = self.providers.get_mut(&who) {
                 p.stats.tasks_completed = p.stats.tasks_completed.saturating_add(1);

@@ -116,11 +116,14 @@ pub struct Run {
 #[serde(rename_all = "snake_case")]
 pub enum RunOutcome {
     Running,
-    /// A successful run's signed result.
+    /// A successful run's signed result, and what it weighs: its provider's credibility when it
+    /// arrived. Frozen then, so that a task's standing changes only through inputs about the
+    /// task itself.
     Returned {
         output_hash: Hash,
         output_size: u64,
         fuel_used: u64,
+        weight: u32,
     },
     /// The run ended in failure (the reason is the task's `last_error`).
     Failed,
@@ -163,7 +166,7 @@ impl State {
             .is_some_and(|p| p.reputation.streak >= self.verify.trust_after)
     }
 
-    fn weight(&self, policy: Redundancy, provider: &AccountId) -> u32 {
+    pub(crate) fn weight(&self, policy: Redundancy, provider: &AccountId) -> u32 {
         match policy {
             Redundancy::Fixed { .. } => 1,
             Redundancy::Adaptive if self.is_trusted(provider) => self.verify.trusted_weight,
@@ -184,9 +187,9 @@ impl State {
             max_results: 0,
         };
         for run in &task.runs {
-            let w = self.weight(policy, &run.provider);
             match &run.outcome {
                 RunOutcome::Running => {
+                    let w = self.weight(policy, &run.provider);
                     tally.running = tally.running.saturating_add(1);
                     tally.running_weight = tally.running_weight.saturating_add(w);
                 }
@@ -194,7 +197,9 @@ impl State {
                     output_hash,
                     output_size,
                     fuel_used,
+                    weight: w,
                 } => {
+                    let w = *w;
                     tally.returned = tally.returned.saturating_add(1);
                     let key = (*output_hash, *output_size, *fuel_used);
                     match tally.groups.iter_mut().find(|(k, _, _)| *k == key) {
@@ -216,7 +221,15 @@ impl State {
             Redundancy::Adaptive => {
                 let counted: Vec<_> = task.runs.iter().filter(|r| r.counts()).collect();
                 let lone = match counted.as_slice() {
-                    [only] => !task.spot_check && self.is_trusted(&only.provider),
+                    [only] => {
+                        !task.spot_check
+                            && match only.outcome {
+                                RunOutcome::Returned { weight, .. } => {
+                                    weight >= self.verify.trusted_weight
+                                }
+                                _ => self.is_trusted(&only.provider),
+                            }
+                    }
                     _ => false,
                 };
                 let threshold = if lone {

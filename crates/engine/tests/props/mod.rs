@@ -39,6 +39,8 @@ enum Op {
         slots: u32,
         memory: u64,
         price: u128,
+        /// Declares operator 30, which other providers may share.
+        shared_operator: bool,
     },
     Leave {
         p: u8,
@@ -229,12 +231,14 @@ fn register(p: impl Strategy<Value = u8>) -> impl Strategy<Value = Op> {
         prop_oneof![9 => 1..=4u32, 1 => Just(0u32)],
         select(vec![32 * MIB, 128 * MIB, 1024 * MIB]),
         0..4u128,
+        prop_oneof![5 => Just(false), 1 => Just(true)],
     )
-        .prop_map(|(p, slots, memory, price)| Op::Register {
+        .prop_map(|(p, slots, memory, price, shared_operator)| Op::Register {
             p,
             slots,
             memory,
             price,
+            shared_operator,
         })
 }
 
@@ -267,13 +271,13 @@ fn op() -> impl Strategy<Value = Op> {
                     }
                 }
             ),
-        8 => (0..4u8, prop_oneof![9 => 1..6u32, 1 => Just(0u32)])
+        14 => (0..4u8, prop_oneof![9 => 1..6u32, 1 => Just(0u32)])
             .prop_map(|(p, max)| Op::AssignPicked { p, max }),
         1 => (0..4u8, proptest::collection::vec((any::<u8>(), any::<u8>()), 0..4))
             .prop_map(|(p, tasks)| Op::AssignRandom { p, tasks }),
         2 => (0..4u8, proptest::collection::vec(any::<u8>(), 1..4))
             .prop_map(|(p, picks)| Op::AssignQueued { p, picks }),
-        10 => (
+        16 => (
             prop_oneof![4 => Just(true), 1 => Just(false)],
             0..4u8,
             prop_oneof![
@@ -389,6 +393,7 @@ fn build(s: &State, step: &Step, time: Time) -> Built {
             slots,
             memory,
             price,
+            shared_operator,
         } => Ok(action(
             provider(*p),
             Action::RegisterProvider(ProviderSpec {
@@ -399,8 +404,7 @@ fn build(s: &State, step: &Step, time: Time) -> Built {
                 benchmark_score: 1,
                 region: "r".into(),
                 price_per_fuel: *price,
-                // Providers 1 and 2 share an operator.
-                operator: (*p % 4 < 2).then_some(acct(30)),
+                operator: shared_operator.then_some(acct(30)),
             }),
         )),
         Op::Leave { p } => Ok(action(provider(*p), Action::LeaveProvider)),
@@ -1062,7 +1066,7 @@ proptest! {
                 step_with(register(Just(p))),
             )
         }),
-        steps in proptest::collection::vec(step(), 0..60),
+        steps in proptest::collection::vec(step(), 0..90),
     ) {
         let all: Vec<Step> = prologue
             .into_iter()
@@ -1070,5 +1074,151 @@ proptest! {
             .chain(steps)
             .collect();
         run(&all)?;
+    }
+}
+
+/// One step of the verification property: provider `p` (of seven) fetches work, reports what it
+/// holds, or disappears and comes back; or the requester submits a job.
+#[derive(Clone, Debug)]
+enum VStep {
+    Fetch { p: u8, max: u32 },
+    ReportAll { p: u8 },
+    Lost { p: u8 },
+    Register { p: u8 },
+    Submit { tasks: usize, policy: u8 },
+}
+
+fn vstep() -> impl Strategy<Value = VStep> {
+    prop_oneof![
+        8 => (0..7u8, 1..4u32).prop_map(|(p, max)| VStep::Fetch { p, max }),
+        8 => (0..7u8).prop_map(|p| VStep::ReportAll { p }),
+        1 => (0..7u8).prop_map(|p| VStep::Lost { p }),
+        1 => (0..7u8).prop_map(|p| VStep::Register { p }),
+        2 => (1..4usize, any::<u8>()).prop_map(|(tasks, policy)| VStep::Submit { tasks, policy }),
+    ]
+}
+
+fn vprovider(p: u8) -> AccountId {
+    acct(40 + p % 7)
+}
+
+/// The honest output of a task, and the one colluders agree on.
+fn honest_output(t: TaskId) -> engine::Hash {
+    hash((t.job as u8).wrapping_mul(16) ^ t.index as u8 & 0x7F)
+}
+
+fn colluders_output(t: TaskId) -> engine::Hash {
+    hash(0x80 | (t.job as u8).wrapping_mul(16) ^ t.index as u8)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: 128,
+        failure_persistence: Some(Box::new(FileFailurePersistence::WithSource("regressions"))),
+        ..ProptestConfig::default()
+    })]
+
+    /// Seven providers, of which `colluders` (at most two) always return the same wrong output,
+    /// under any interleaving of fetches, reports, losses and submissions: no job ever accepts a
+    /// wrong result under the adaptive policy or 3-of-5 voting, every accepted colluder result
+    /// is impossible, every colluder result that meets an accepted honest one is rejected and
+    /// slashed, and the requester never pays more than one execution per task.
+    #[test]
+    fn colluding_minorities_never_get_a_wrong_result_accepted(
+        colluders in proptest::sample::subsequence(vec![0u8, 1, 2, 3, 4, 5, 6], 0..=2),
+        steps in proptest::collection::vec(vstep(), 1..150),
+    ) {
+        let mut allocations = BTreeMap::new();
+        for p in 0..7 {
+            allocations.insert(vprovider(p), 1_000);
+        }
+        allocations.insert(acct(11), 100_000_000);
+        let genesis = Genesis {
+            verification: VerifyParams { trust_after: 2, spot_check_bps: 5_000, ..VerifyParams::default() },
+            allocations,
+            ..genesis()
+        };
+        let mut s = State::from_genesis(&genesis).expect("valid genesis");
+        let mut time: Time = 1000;
+        let mut nonce = 0u64;
+        let mut next = |s: &State, who: AccountId| { nonce = nonce.max(s.nonce(&who)) + 1; nonce };
+        let cheat: BTreeSet<AccountId> = colluders.iter().map(|p| vprovider(*p)).collect();
+        let apply = |s: &mut State, input: Input, time: Time| -> Result<(), TestCaseError> {
+            let before = s.clone();
+            if let Ok(events) = s.apply(&entry(time, input.clone())) {
+                check_money(&before, s, &events)?;
+                check_events(&before, s, &entry(time, input), &events)?;
+                for e in &events {
+                    match e {
+                        Event::TaskAccepted { task, output_hash, providers, .. } => {
+                            prop_assert_eq!(*output_hash, honest_output(*task), "wrong result accepted for {}", task);
+                            prop_assert!(providers.iter().all(|p| !cheat.contains(p)));
+                        }
+                        Event::ResultRejected { provider, .. } => prop_assert!(cheat.contains(provider)),
+                        _ => {}
+                    }
+                }
+            }
+            check_invariants(s)?;
+            Ok(())
+        };
+        for p in 0..7 {
+            let who = vprovider(p);
+            let n = next(&s, who);
+            apply(&mut s, signed(who, n, Action::Stake { amount: 100 }), time)?;
+            let n = next(&s, who);
+            apply(&mut s, signed(who, n, Action::RegisterProvider(ProviderSpec {
+                slots: 2, cores: 2, memory_bytes: 1 << 30, gpu: None, benchmark_score: 1,
+                region: "r".into(), price_per_fuel: 1, operator: None,
+            })), time)?;
+        }
+        for step in &steps {
+            time += 5;
+            let input = match step {
+                VStep::Fetch { p, max } => {
+                    let tasks = s.pick_tasks(vprovider(*p), *max);
+                    if tasks.is_empty() { continue; }
+                    Input::Leader(LeaderCommand::AssignTasks { provider: vprovider(*p), tasks })
+                }
+                VStep::ReportAll { p } => {
+                    let who = vprovider(*p);
+                    let held: Vec<TaskId> = s.providers[&who].running.iter().copied().collect();
+                    if held.is_empty() { continue; }
+                    let reports = held.iter().map(|t| TaskReport {
+                        task: *t,
+                        outcome: TaskOutcome::Success,
+                        output_hash: if cheat.contains(&who) { colluders_output(*t) } else { honest_output(*t) },
+                        output_size: 8,
+                        fuel_used: 10,
+                    }).collect();
+                    signed(who, next(&s, who), Action::ReportResults(reports))
+                }
+                VStep::Lost { p } => Input::Leader(LeaderCommand::ProviderLost { provider: vprovider(*p) }),
+                VStep::Register { p } => {
+                    let who = vprovider(*p);
+                    let spec = s.providers[&who].spec.clone();
+                    signed(who, next(&s, who), Action::RegisterProvider(spec))
+                }
+                VStep::Submit { tasks, policy } => {
+                    let redundancy = if policy % 3 == 0 {
+                        Redundancy::Fixed { quorum: 3, max_results: 5 }
+                    } else {
+                        Redundancy::Adaptive
+                    };
+                    let spec = JobSpec { redundancy, ..job_spec(*tasks, false, MIB, MIB, 10, 1_000_000) };
+                    signed(acct(11), next(&s, acct(11)), Action::SubmitJob(spec))
+                }
+            };
+            apply(&mut s, input, time)?;
+        }
+        // Every job that ended well carries honest outputs only.
+        for job in s.jobs.values() {
+            if job.status == JobStatus::Completed {
+                for (i, t) in job.tasks.iter().enumerate() {
+                    let id = tid(job.id, i as u32);
+                    prop_assert_eq!(t.result.as_ref().map(|r| r.output_hash), Some(honest_output(id)));
+                }
+            }
+        }
     }
 }
