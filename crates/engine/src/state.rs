@@ -799,11 +799,7 @@ impl State {
             tasks: tasks.to_vec(),
         }];
         for id in tasks {
-            if let Some(task) = self
-                .jobs
-                .get_mut(&id.job)
-                .and_then(|j| j.tasks.get_mut(id.index as usize))
-            {
+            if let Some(task) = self.task_mut(*id) {
                 task.queued = task.queued.saturating_sub(1);
                 task.runs.push(Run {
                     provider: who,
@@ -873,11 +869,7 @@ impl State {
             p.running.remove(&id);
         }
         let max_attempts = self.config.max_attempts;
-        let Some(task) = self
-            .jobs
-            .get_mut(&id.job)
-            .and_then(|j| j.tasks.get_mut(id.index as usize))
-        else {
+        let Some(task) = self.task_mut(id) else {
             return Ok(());
         };
         let Some(run) = task
@@ -895,17 +887,12 @@ impl State {
                 .get(&id.job)
                 .map_or(Redundancy::Adaptive, |j| j.spec.redundancy);
             let weight = self.weight(policy, &who);
-            let Some(run) = self
-                .jobs
-                .get_mut(&id.job)
-                .and_then(|j| j.tasks.get_mut(id.index as usize))
-                .and_then(|t| {
-                    t.runs
-                        .iter_mut()
-                        .rev()
-                        .find(|run| run.provider == who && run.outcome == RunOutcome::Running)
-                })
-            else {
+            let Some(run) = self.task_mut(id).and_then(|t| {
+                t.runs
+                    .iter_mut()
+                    .rev()
+                    .find(|run| run.provider == who && run.outcome == RunOutcome::Running)
+            }) else {
                 return Ok(());
             };
             run.outcome = RunOutcome::Returned {
@@ -941,11 +928,7 @@ impl State {
             attempts: failures,
         });
         if failures >= max_attempts {
-            if let Some(task) = self
-                .jobs
-                .get_mut(&id.job)
-                .and_then(|j| j.tasks.get_mut(id.index as usize))
-            {
+            if let Some(task) = self.task_mut(id) {
                 task.state = TaskState::Failed;
             }
             let reason = format!("task {id} failed {failures} times; last: {reason}");
@@ -1093,6 +1076,13 @@ impl State {
             }
         }
         out
+    }
+
+    /// Task `id`, for changing it.
+    pub(crate) fn task_mut(&mut self, id: TaskId) -> Option<&mut Task> {
+        self.jobs
+            .get_mut(&id.job)
+            .and_then(|j| j.tasks.get_mut(id.index as usize))
     }
 
     /// Jobs that are unfinished and past their deadline.

@@ -289,10 +289,7 @@ impl State {
             return;
         }
         if self.spot_check_drawn(id, &provider, started)
-            && let Some(task) = self
-                .jobs
-                .get_mut(&id.job)
-                .and_then(|j| j.tasks.get_mut(id.index as usize))
+            && let Some(task) = self.task_mut(id)
         {
             task.spot_check = true;
             events.push(Event::SpotCheck { task: id, provider });
@@ -356,11 +353,7 @@ impl State {
                 task: id,
                 reason: reason.clone(),
             });
-            if let Some(task) = self
-                .jobs
-                .get_mut(&id.job)
-                .and_then(|j| j.tasks.get_mut(id.index as usize))
-            {
+            if let Some(task) = self.task_mut(id) {
                 task.state = TaskState::Failed;
                 task.last_error = Some(reason.clone());
             }
@@ -370,11 +363,7 @@ impl State {
             });
             return self.finish_job(id.job, JobStatus::Failed { reason }, now, events);
         }
-        let Some(task) = self
-            .jobs
-            .get_mut(&id.job)
-            .and_then(|j| j.tasks.get_mut(id.index as usize))
-        else {
+        let Some(task) = self.task_mut(id) else {
             return Ok(());
         };
         // A re-execution of a task some provider is running or has answered (a retry after a

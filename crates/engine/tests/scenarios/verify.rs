@@ -14,6 +14,10 @@ const STAKE: u128 = 1_000;
 /// costs 100, of which the 10% fee is 10.
 const FUEL: u64 = 100;
 const ADAPTIVE: Redundancy = Redundancy::Adaptive;
+const TWO_OF_TWO: Redundancy = Redundancy::Fixed {
+    quorum: 2,
+    max_results: 2,
+};
 
 /// A network with a 10% fee, a minimum stake of [`STAKE`], slashes of half the stake (half of it
 /// to the requester, a quarter to the treasury, the rest burned) and `verification`; accounts 1
@@ -107,14 +111,7 @@ fn accepted(events: &[Event]) -> Option<Vec<AccountId>> {
 /// Makes `who` trusted under `trust_after` = 1 by having it confirm a fixed 2-of-2 task with
 /// provider 9.
 fn make_trusted(w: &mut World, who: u8) {
-    let job = submit(
-        w,
-        1,
-        Redundancy::Fixed {
-            quorum: 2,
-            max_results: 2,
-        },
-    );
+    let job = submit(w, 1, TWO_OF_TWO);
     run(w, who, tid(job, 0), 1);
     run(w, 9, tid(job, 0), 1);
     assert!(w.state.is_trusted(&acct(who)));
@@ -418,14 +415,7 @@ fn a_trusted_taker_withdraws_replicas_and_late_replicas_are_cancelled() {
     assert_eq!(accepted(&events), Some(vec![acct(1), acct(4)]));
 
     // A lost provider's replica is abandoned and queued again for someone else.
-    let job = submit(
-        &mut w,
-        1,
-        Redundancy::Fixed {
-            quorum: 2,
-            max_results: 2,
-        },
-    );
+    let job = submit(&mut w, 1, TWO_OF_TWO);
     let task = tid(job, 0);
     w.assign(acct(5), &[task]);
     w.assign(acct(6), &[task]);
@@ -453,14 +443,7 @@ fn replicas_never_go_to_two_providers_of_one_operator() {
             },
         );
     }
-    let job = submit(
-        &mut w,
-        1,
-        Redundancy::Fixed {
-            quorum: 2,
-            max_results: 2,
-        },
-    );
+    let job = submit(&mut w, 1, TWO_OF_TWO);
     let task = tid(job, 0);
     w.assign(acct(1), &[task]);
     assert!(w.state.pick_tasks(acct(2), 4).is_empty());
