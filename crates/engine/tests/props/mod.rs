@@ -495,7 +495,7 @@ fn build(s: &State, step: &Step, time: Time) -> Built {
                         output_hash: if *wrong {
                             hash(0x80 | (n as u8 ^ (s.applied as u8)))
                         } else {
-                            hash((task.job as u8).wrapping_mul(8) ^ task.index as u8 & 0x7F)
+                            hash(((task.job as u8).wrapping_mul(8) ^ task.index as u8) & 0x7F)
                         },
                         output_size: 8,
                         fuel_used: 10,
@@ -641,19 +641,19 @@ fn check_invariants(s: &State) -> Result<(), TestCaseError> {
                     );
                 }
             }
-            // No provider or operator holds two counted runs of a task.
+            // No provider holds two counted runs of a task (operators: see `TasksAssigned`, as a
+            // provider may declare another operator later).
             let counted: Vec<AccountId> = task
                 .runs
                 .iter()
                 .filter(|r| r.counts())
                 .map(|r| r.provider)
                 .collect();
-            let operators: BTreeSet<AccountId> =
-                counted.iter().map(|p| s.providers[p].operator()).collect();
+            let distinct: BTreeSet<&AccountId> = counted.iter().collect();
             prop_assert_eq!(
-                operators.len(),
+                distinct.len(),
                 counted.len(),
-                "{} replicas share an operator",
+                "{} runs twice on a provider",
                 t
             );
             match &task.state {
@@ -687,7 +687,11 @@ fn check_invariants(s: &State) -> Result<(), TestCaseError> {
                 t
             );
             prop_assert!(task.failures <= max_attempts);
-            prop_assert_eq!(task.last_error.is_some(), task.failures > 0);
+            // A task that failed for lack of a quorum says why without a failed run.
+            prop_assert_eq!(
+                task.last_error.is_some(),
+                task.failures > 0 || task.state == TaskState::Failed
+            );
             if open {
                 let d = s.task_descriptor(t);
                 prop_assert!(d.is_some(), "no descriptor for live task {}", t);
@@ -859,6 +863,16 @@ fn check_events(
                 for t in tasks {
                     prop_assert!(before.queue.contains(t));
                     prop_assert!(after.providers[provider].running.contains(t));
+                    // The new replica's operator runs no other replica of the task.
+                    let task = &after.jobs[&t.job].tasks[t.index as usize];
+                    let mine = after.providers[provider].operator();
+                    let others = task
+                        .runs
+                        .iter()
+                        .filter(|r| r.counts() && r.provider != *provider)
+                        .filter(|r| after.providers[&r.provider].operator() == mine)
+                        .count();
+                    prop_assert_eq!(others, 0, "{} replicas share an operator", t);
                 }
             }
             Event::JobSubmitted { job, tasks, .. } => {
@@ -1104,11 +1118,11 @@ fn vprovider(p: u8) -> AccountId {
 
 /// The honest output of a task, and the one colluders agree on.
 fn honest_output(t: TaskId) -> engine::Hash {
-    hash((t.job as u8).wrapping_mul(16) ^ t.index as u8 & 0x7F)
+    hash(((t.job as u8).wrapping_mul(16) ^ t.index as u8) & 0x7F)
 }
 
 fn colluders_output(t: TaskId) -> engine::Hash {
-    hash(0x80 | (t.job as u8).wrapping_mul(16) ^ t.index as u8)
+    hash(((t.job as u8).wrapping_mul(16) ^ t.index as u8) | 0x80)
 }
 
 proptest! {
