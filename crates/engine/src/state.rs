@@ -869,6 +869,12 @@ impl State {
             p.running.remove(&id);
         }
         let max_attempts = self.config.max_attempts;
+        // What a successful result weighs: its provider's credibility now, frozen in the run.
+        let policy = self
+            .jobs
+            .get(&id.job)
+            .map_or(Redundancy::Adaptive, |j| j.spec.redundancy);
+        let weight = self.weight(policy, &who);
         let Some(task) = self.task_mut(id) else {
             return Ok(());
         };
@@ -882,19 +888,6 @@ impl State {
         };
         let started = run.started;
         if r.outcome == TaskOutcome::Success {
-            let policy = self
-                .jobs
-                .get(&id.job)
-                .map_or(Redundancy::Adaptive, |j| j.spec.redundancy);
-            let weight = self.weight(policy, &who);
-            let Some(run) = self.task_mut(id).and_then(|t| {
-                t.runs
-                    .iter_mut()
-                    .rev()
-                    .find(|run| run.provider == who && run.outcome == RunOutcome::Running)
-            }) else {
-                return Ok(());
-            };
             run.outcome = RunOutcome::Returned {
                 output_hash: r.output_hash,
                 output_size: r.output_size,
