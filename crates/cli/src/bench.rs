@@ -57,6 +57,9 @@ pub struct BenchArgs {
     /// run only this section
     #[arg(long, value_enum, value_name = "SECTION")]
     pub only: Option<Section>,
+    /// no-op tasks in the end-to-end throughput job (default: 2000, or 500 with --quick)
+    #[arg(long, value_name = "N")]
+    pub tasks: Option<usize>,
 }
 
 /// A section that can be run alone.
@@ -64,6 +67,8 @@ pub struct BenchArgs {
 pub enum Section {
     /// signed transfers committed per second vs raw ed25519 batch verification
     Ledger,
+    /// no-op tasks per second and single-task latency through a real coordinator and providers
+    E2e,
 }
 
 /// How much of everything to do.
@@ -99,7 +104,11 @@ impl Plan {
 }
 
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
-    let plan = Plan::new(args.quick);
+    let mut plan = Plan::new(args.quick);
+    if let Some(tasks) = args.tasks {
+        ensure!(tasks > 0, "--tasks must be positive");
+        plan.e2e_tasks = tasks;
+    }
     let cores = provider::cores();
     let quick = args.quick;
     let run_ledger =
@@ -115,6 +124,20 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             println!("{}", serde_json::to_string_pretty(&json)?);
         } else {
             print!("{}", ledger.table(4));
+        }
+        return Ok(());
+    }
+    if args.only == Some(Section::E2e) {
+        let e2e = end_to_end_bench(&plan, cores).await?;
+        if args.json {
+            let json = json!({
+                "mode": if args.quick { "quick" } else { "full" },
+                "cores": cores,
+                "end_to_end": e2e.json(),
+            });
+            println!("{}", serde_json::to_string_pretty(&json)?);
+        } else {
+            print!("{}", e2e.table());
         }
         return Ok(());
     }
@@ -642,15 +665,10 @@ impl Report {
         median(&self.kernel.sandbox).as_secs_f64() / median(&self.kernel.bare_same).as_secs_f64()
     }
 
-    fn tasks_per_second(&self) -> f64 {
-        self.e2e.tasks as f64 / self.e2e.elapsed.as_secs_f64()
-    }
-
     fn table(&self) -> String {
         use std::fmt::Write;
         let k = &self.kernel;
         let i = &self.instantiation;
-        let e = &self.e2e;
         let mut s = String::new();
         let _ = writeln!(
             s,
@@ -747,27 +765,7 @@ impl Report {
             verdict(p50 <= GOAL_INSTANTIATE_US)
         );
 
-        let _ = writeln!(
-            s,
-            "3. End to end: coordinator (fsync'd SQLite log) + {} providers x {} slots, loopback HTTP",
-            e.providers, e.slots
-        );
-        let _ = writeln!(
-            s,
-            "   throughput          {:>9.0} tasks/s  ({} no-op tasks in {:.2} s; per provider {:?})",
-            self.tasks_per_second(),
-            e.tasks,
-            e.elapsed.as_secs_f64(),
-            e.tasks_per_provider
-        );
-        let _ = writeln!(
-            s,
-            "   latency             {:>9.1} ms p50   (single-task job submit->completed; {} samples, {:.1}..{:.1} ms)",
-            ms(median(&e.latencies)),
-            e.latencies.len(),
-            ms(e.latencies.iter().min().copied().unwrap_or_default()),
-            ms(e.latencies.iter().max().copied().unwrap_or_default()),
-        );
+        s.push_str(&self.e2e.table());
         let _ = writeln!(s);
         s.push_str(&self.ledger.table(4));
         s
@@ -776,7 +774,6 @@ impl Report {
     fn to_json(&self) -> serde_json::Value {
         let k = &self.kernel;
         let i = &self.instantiation;
-        let e = &self.e2e;
         json!({
             "mode": if self.quick { "quick" } else { "full" },
             "cores": self.cores,
@@ -806,17 +803,54 @@ impl Report {
                 "bare_wasmtime": i.bare.json(),
                 "goal_p50_us": GOAL_INSTANTIATE_US,
             },
-            "end_to_end": {
-                "providers": e.providers,
-                "slots_per_provider": e.slots,
-                "tasks": e.tasks,
-                "seconds": e.elapsed.as_secs_f64(),
-                "tasks_per_second": self.tasks_per_second(),
-                "tasks_per_provider": e.tasks_per_provider,
-                "latency_p50_ms": ms(median(&e.latencies)),
-                "latency_ms": e.latencies.iter().copied().map(ms).collect::<Vec<_>>(),
-            },
+            "end_to_end": self.e2e.json(),
             "ledger": self.ledger.to_json(),
+        })
+    }
+}
+
+impl EndToEndResult {
+    fn tasks_per_second(&self) -> f64 {
+        self.tasks as f64 / self.elapsed.as_secs_f64()
+    }
+
+    fn table(&self) -> String {
+        use std::fmt::Write;
+        let mut s = String::new();
+        let _ = writeln!(
+            s,
+            "3. End to end: coordinator (fsync'd SQLite log) + {} providers x {} slots, loopback HTTP",
+            self.providers, self.slots
+        );
+        let _ = writeln!(
+            s,
+            "   throughput          {:>9.0} tasks/s  ({} no-op tasks in {:.2} s; per provider {:?})",
+            self.tasks_per_second(),
+            self.tasks,
+            self.elapsed.as_secs_f64(),
+            self.tasks_per_provider
+        );
+        let _ = writeln!(
+            s,
+            "   latency             {:>9.1} ms p50   (single-task job submit->completed; {} samples, {:.1}..{:.1} ms)",
+            ms(median(&self.latencies)),
+            self.latencies.len(),
+            ms(self.latencies.iter().min().copied().unwrap_or_default()),
+            ms(self.latencies.iter().max().copied().unwrap_or_default()),
+        );
+        s
+    }
+
+    fn json(&self) -> serde_json::Value {
+        json!({
+            "providers": self.providers,
+            "slots_per_provider": self.slots,
+            "tasks": self.tasks,
+            "seconds": self.elapsed.as_secs_f64(),
+            "tasks_per_second": self.tasks_per_second(),
+            "tasks_per_provider": self.tasks_per_provider,
+            "latency_p50_ms": ms(median(&self.latencies)),
+            "latency_ms": self.latencies.iter().copied().map(ms).collect::<Vec<_>>(),
         })
     }
 }
