@@ -2,12 +2,13 @@
 
 use crate::auth::Identity;
 use crate::wire::{
-    AccountView, ActionResponse, BatchOutcome, BlobStored, ChainView, ErrorBody, FetchResponse,
-    HEADER_NONCE, HEADER_SIGNATURE, HEADER_SIGNER, HeartbeatResponse, HistoryPage, JobView,
-    NetworkView, ProviderView, RawEntry, Request, StatusView,
+    AccountView, ActionResponse, BatchOutcome, BlobStored, ChainView, ErrorBody, Exchange,
+    ExchangeResponse, FetchResponse, HEADER_NONCE, HEADER_SIGNATURE, HEADER_SIGNER,
+    HeartbeatResponse, HistoryPage, JobView, NetworkView, ProviderView, RawEntry, Request,
+    StatusView,
 };
 use bytes::Bytes;
-use engine::{AccountId, Action, Block, Genesis, Hash, JobId, Signed, TaskId};
+use engine::{AccountId, Action, Block, Genesis, Hash, JobId, Signed, TaskId, TaskReport};
 use serde::de::DeserializeOwned;
 use std::time::Duration;
 
@@ -212,10 +213,32 @@ impl Client {
         max: u32,
         wait: Duration,
         held: Vec<TaskId>,
+        cached: Vec<Hash>,
     ) -> Result<FetchResponse, ClientError> {
         let wait_ms = u32::try_from(wait.as_millis()).unwrap_or(u32::MAX);
-        let body = Request::Fetch { max, wait_ms, held };
+        let body = Request::Fetch {
+            max,
+            wait_ms,
+            held,
+            cached,
+        };
         self.post("/v1/work/fetch", &who.sign(body)).await
+    }
+
+    /// Reports `results` (if any) and fetches up to `max` tasks, in one round trip
+    /// (`POST /v1/work/exchange`; see [`Client::fetch`] for the other arguments).
+    pub async fn exchange(
+        &self,
+        who: &Identity,
+        results: Vec<TaskReport>,
+        fetch: Request,
+    ) -> Result<ExchangeResponse, ClientError> {
+        let report = (!results.is_empty()).then(|| who.sign(Action::ReportResults(results)));
+        let body = Exchange {
+            report,
+            fetch: who.sign(fetch),
+        };
+        self.post("/v1/work/exchange", &body).await
     }
 
     pub async fn heartbeat(&self, who: &Identity) -> Result<HeartbeatResponse, ClientError> {
@@ -230,6 +253,12 @@ impl Client {
             format!("/v1/jobs/{id}")
         };
         self.get(&path).await
+    }
+
+    /// Job `id`, once it has finished or `wait` has passed, whichever is first (a long poll).
+    pub async fn job_wait(&self, id: JobId, wait: Duration) -> Result<JobView, ClientError> {
+        self.get(&format!("/v1/jobs/{id}?wait_ms={}", wait.as_millis()))
+            .await
     }
 
     /// The aggregated output of a completed job.

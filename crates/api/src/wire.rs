@@ -8,8 +8,9 @@
 //! | `POST /v1/actions`            | `Signed<Action>`       | [`ActionResponse`]   |
 //! | `POST /v1/actions/batch`      | `Vec<Signed<Action>>`  | `Vec<`[`BatchOutcome`]`>` |
 //! | `POST /v1/work/fetch`         | `Signed<Request>`      | [`FetchResponse`]    |
+//! | `POST /v1/work/exchange`      | [`Exchange`]           | [`ExchangeResponse`] |
 //! | `POST /v1/work/heartbeat`     | `Signed<Request>`      | [`HeartbeatResponse`]|
-//! | `GET  /v1/jobs/{id}`          |                        | [`JobView`]          |
+//! | `GET  /v1/jobs/{id}`          | `?tasks=true`, `?wait_ms=N` (long poll until finished) | [`JobView`] |
 //! | `GET  /v1/jobs/{id}/output`   |                        | bytes                |
 //! | `GET  /v1/providers`          |                        | `Vec<ProviderView>`  |
 //! | `GET  /v1/providers/{id}`     |                        | [`ProviderView`]     |
@@ -35,8 +36,8 @@
 //! the rejection's name (`insufficient_funds`, `faucet_disabled`, …).
 
 use engine::{
-    AccountId, Amount, Event, Hash, JobId, JobStatus, ProviderSpec, ProviderStatus, SignedBody,
-    TaskDescriptor, TaskId, Time, state::ProviderStats,
+    AccountId, Action, Amount, Event, Hash, JobId, JobStatus, ProviderSpec, ProviderStatus, Signed,
+    SignedBody, TaskDescriptor, TaskId, Time, state::ProviderStats,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -58,6 +59,10 @@ pub enum Request {
         max: u32,
         wait_ms: u32,
         held: Vec<TaskId>,
+        /// Blobs (modules, inputs) the provider holds locally, at most [`FETCH_CACHED_MAX`]: the
+        /// scheduler prefers giving it tasks that use them.
+        #[serde(default)]
+        cached: Vec<Hash>,
     },
     /// A provider is alive.
     Heartbeat,
@@ -100,6 +105,9 @@ impl ActionResponse {
     }
 }
 
+/// The most cached blobs a fetch may list.
+pub const FETCH_CACHED_MAX: usize = 1024;
+
 /// The most actions one `POST /v1/actions/batch` may carry.
 pub const ACTION_BATCH_MAX: usize = 4096;
 
@@ -125,6 +133,24 @@ impl BatchOutcome {
 pub struct FetchResponse {
     pub tasks: Vec<TaskDescriptor>,
     /// How often the provider must heartbeat.
+    pub heartbeat_interval_ms: u64,
+}
+
+/// `POST /v1/work/exchange`: a provider's report of finished tasks and its next fetch, in one
+/// round trip. The report is signed before the fetch (its nonce is the lower).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Exchange {
+    /// A `ReportResults` action, if anything finished.
+    pub report: Option<Signed<Action>>,
+    /// A `Request::Fetch`.
+    pub fetch: Signed<Request>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExchangeResponse {
+    /// The log position of the report, if one came.
+    pub reported: Option<u64>,
+    pub tasks: Vec<TaskDescriptor>,
     pub heartbeat_interval_ms: u64,
 }
 

@@ -43,8 +43,6 @@ const GOAL_OVER_BARE: f64 = 1.02;
 const GOAL_INSTANTIATE_US: f64 = 50.0;
 /// In-process providers of the end-to-end measurement.
 const PROVIDERS: usize = 2;
-/// How often the end-to-end measurement polls the job.
-const POLL: Duration = Duration::from_millis(2);
 
 #[derive(clap::Args, Debug)]
 pub struct BenchArgs {
@@ -558,6 +556,7 @@ async fn drive_end_to_end(plan: &Plan, url: &str, cores: u32) -> anyhow::Result<
             quorum: 1,
             max_results: 1,
         },
+        requirements: Default::default(),
     };
 
     // Warm-up job: providers download and compile the module on first use.
@@ -602,7 +601,7 @@ async fn drive_end_to_end(plan: &Plan, url: &str, cores: u32) -> anyhow::Result<
     })
 }
 
-/// Submits `spec` and polls until the job completes; returns submit→completed time.
+/// Submits `spec` and waits (long poll) until the job completes; returns submit→completed time.
 async fn run_job(
     client: &Client,
     requester: &Identity,
@@ -617,7 +616,7 @@ async fn run_job(
         .submitted_job()
         .context("SubmitJob was accepted but reported no job id")?;
     loop {
-        let view = client.job(job, false).await?;
+        let view = client.job_wait(job, Duration::from_secs(5)).await?;
         match &view.status {
             JobStatus::Completed => return Ok((start.elapsed(), view)),
             JobStatus::Failed { reason } => bail!("job {job} failed: {reason}"),
@@ -630,7 +629,6 @@ async fn run_job(
             view.tasks_done,
             view.tasks_total
         );
-        tokio::time::sleep(POLL).await;
     }
 }
 

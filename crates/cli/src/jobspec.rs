@@ -66,6 +66,22 @@ pub struct JobFile {
     pub aggregate: AggregateFile,
     #[serde(default)]
     pub redundancy: RedundancyFile,
+    /// What a provider must have, and where the data lives.
+    #[serde(default)]
+    pub requirements: RequirementsFile,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RequirementsFile {
+    /// Least number of cores.
+    #[serde(default)]
+    pub cores: u32,
+    /// Only providers with a GPU.
+    #[serde(default)]
+    pub gpu: bool,
+    /// Region where the job's data lives: providers there are preferred.
+    pub region: Option<String>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -477,6 +493,11 @@ pub fn load(text: &str, files: &dyn Files, now: Time) -> anyhow::Result<LoadedJo
             output,
             aggregate,
             redundancy: file.redundancy.to_spec()?,
+            requirements: engine::Requirements {
+                cores: file.requirements.cores,
+                gpu: file.requirements.gpu,
+                region: file.requirements.region.clone(),
+            },
         },
         blobs: blobs.blobs,
     })

@@ -257,7 +257,8 @@ async fn sealer(shared: Arc<Shared>) {
     }
 }
 
-/// The leader's clock-driven decisions: declare silent providers lost, expire jobs past deadline.
+/// The leader's clock-driven decisions: declare silent providers lost, time out unreported runs,
+/// expire jobs past deadline.
 async fn timers(shared: Arc<Shared>) {
     let period = (shared.config.heartbeat_timeout / 4)
         .clamp(Duration::from_millis(20), Duration::from_secs(1));
@@ -283,6 +284,19 @@ async fn timers(shared: Arc<Shared>) {
                     requeued = true;
                 }
                 Err(e) => tracing::error!(%provider, error = %e, "could not declare provider lost"),
+            }
+        }
+        for (provider, tasks) in node.state.overdue_runs(now_ms()) {
+            let n = tasks.len();
+            match node.commit(Input::Leader(LeaderCommand::TimeOutRuns {
+                provider,
+                tasks,
+            })) {
+                Ok(_) => {
+                    tracing::warn!(%provider, runs = n, "runs not reported by their deadline: timed out");
+                    requeued = true;
+                }
+                Err(e) => tracing::error!(%provider, error = %e, "could not time out runs"),
             }
         }
         for job in node.state.expired_jobs(now_ms()) {

@@ -12,7 +12,8 @@ use engine::{
     AccountId, Block, BlockHeader, Entry, Event, Hash, Input, State, Time, genesis_hash,
     merkle_root,
 };
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
 use std::time::Instant;
 use store::{CommandLog, StoreError, recover};
 
@@ -31,6 +32,12 @@ pub struct Node {
     pub state: State,
     log: Box<dyn CommandLog>,
     soft: HashMap<AccountId, Soft>,
+    /// Blobs each provider said it holds in its latest fetch (soft: for the scheduler).
+    pub cached: HashMap<AccountId, HashSet<Hash>>,
+    /// Providers waiting in a fetch for work right now (soft: for the scheduler).
+    pub idle: BTreeSet<AccountId>,
+    /// Woken whenever a job finishes (for long polls on jobs).
+    pub jobs_finished: Arc<tokio::sync::Notify>,
     /// Liveness grace after start: providers known from the log count as seen at this instant.
     started: Instant,
     snapshot_every: u64,
@@ -47,6 +54,7 @@ pub type Committed = Result<(u64, Vec<Event>), ApiError>;
 
 /// A group of inputs applied to the state but not yet durable ([`Node::apply_batch`]); only
 /// [`Node::append_staged`] may follow, with nothing in between.
+#[derive(Default)]
 pub(crate) struct Staged {
     /// Per input, in order: its events if the engine accepted it.
     outcomes: Vec<Result<Vec<Event>, ApiError>>,
@@ -105,6 +113,9 @@ impl Node {
             state,
             log,
             soft: HashMap::new(),
+            cached: HashMap::new(),
+            idle: BTreeSet::new(),
+            jobs_finished: Arc::new(tokio::sync::Notify::new()),
             started: Instant::now(),
             snapshot_every: snapshot_every.max(1),
             genesis: genesis_hash(&fresh),
@@ -226,6 +237,7 @@ impl Node {
         let history = self.history_rows(&events);
         match self.log.append_with_history(&entry, &history) {
             Ok(seq) => {
+                self.announce(&events);
                 if seq % self.snapshot_every == 0
                     && let Err(e) = self.log.save_snapshot(seq, &self.state)
                 {
@@ -260,29 +272,39 @@ impl Node {
 
     /// The first half of [`Node::commit_batch`]: applies every input, makes nothing durable.
     pub(crate) fn apply_batch(&mut self, inputs: Vec<Input>) -> Staged {
-        let time = now_ms();
         let mut staged = Staged {
             outcomes: Vec::with_capacity(inputs.len()),
             entries: Vec::with_capacity(inputs.len()),
         };
+        let time = now_ms();
         for input in inputs {
-            if let Input::Signed(signed) = &input
-                && let Err(e) = self.check_nonce(&signed.signer, signed.nonce)
-            {
-                staged.outcomes.push(Err(e));
-                continue;
-            }
-            let entry = Entry { time, input };
-            match self.state.apply(&entry) {
-                Ok(events) => {
-                    let history = self.history_rows(&events);
-                    staged.outcomes.push(Ok(events));
-                    staged.entries.push((entry, history));
-                }
-                Err(rejection) => staged.outcomes.push(Err(rejection.into())),
-            }
+            self.stage(&mut staged, time, input);
         }
         staged
+    }
+
+    /// Applies one more input to a group being staged, at `time`; returns whether the engine
+    /// accepted it.
+    pub(crate) fn stage(&mut self, staged: &mut Staged, time: Time, input: Input) -> bool {
+        if let Input::Signed(signed) = &input
+            && let Err(e) = self.check_nonce(&signed.signer, signed.nonce)
+        {
+            staged.outcomes.push(Err(e));
+            return false;
+        }
+        let entry = Entry { time, input };
+        match self.state.apply(&entry) {
+            Ok(events) => {
+                let history = self.history_rows(&events);
+                staged.outcomes.push(Ok(events));
+                staged.entries.push((entry, history));
+                true
+            }
+            Err(rejection) => {
+                staged.outcomes.push(Err(rejection.into()));
+                false
+            }
+        }
     }
 
     /// The second half of [`Node::commit_batch`]: one durable append of everything staged.
@@ -300,6 +322,9 @@ impl Node {
                     && let Err(e) = self.log.save_snapshot(last, &self.state)
                 {
                     tracing::warn!(error = %e, seq = last, "snapshot failed");
+                }
+                for events in outcomes.iter().flatten() {
+                    self.announce(events);
                 }
                 let mut seq = before;
                 outcomes
@@ -324,6 +349,18 @@ impl Node {
                     .map(|o| o.and_then(|_| Err(ApiError::Unavailable(detail.clone()))))
                     .collect()
             }
+        }
+    }
+
+    /// Wakes the long polls waiting for a job when durable `events` finished one.
+    fn announce(&self, events: &[Event]) {
+        if events.iter().any(|e| {
+            matches!(
+                e,
+                Event::JobCompleted { .. } | Event::JobFailed { .. } | Event::JobCancelled { .. }
+            )
+        }) {
+            self.jobs_finished.notify_waiters();
         }
     }
 

@@ -5,9 +5,9 @@ use crate::error::ApiError;
 use crate::{Shared, views};
 use api::wire::{
     ACTION_BATCH_MAX, AccountView, ActionResponse, BatchOutcome, BlobStored, CHAIN_PAGE_MAX,
-    ChainPage, ChainView, FetchResponse, HEADER_NONCE, HEADER_SIGNATURE, HEADER_SIGNER,
-    HISTORY_PAGE_MAX, HeartbeatResponse, HistoryItem, HistoryPage, HistoryQuery, JobView,
-    NetworkView, ProviderView, RawEntry, Request, StatusView,
+    ChainPage, ChainView, Exchange, ExchangeResponse, FetchResponse, HEADER_NONCE,
+    HEADER_SIGNATURE, HEADER_SIGNER, HISTORY_PAGE_MAX, HeartbeatResponse, HistoryItem, HistoryPage,
+    HistoryQuery, JobView, NetworkView, ProviderView, RawEntry, Request, StatusView,
 };
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, State};
@@ -17,7 +17,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use engine::{
     AccountId, Action, Aggregate, Hash, Input, JobId, JobSpec, LeaderCommand, ProviderStatus, Sig,
-    Signed,
+    Signed, TaskId,
 };
 use serde::de::DeserializeOwned;
 use std::sync::Arc;
@@ -33,6 +33,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/v1/actions", post(action))
         .route("/v1/actions/batch", post(action_batch))
         .route("/v1/work/fetch", post(fetch))
+        .route("/v1/work/exchange", post(exchange))
         .route("/v1/work/heartbeat", post(heartbeat))
         .route("/v1/jobs/{id}", get(job))
         .route("/v1/jobs/{id}/output", get(job_output))
@@ -291,9 +292,17 @@ fn admit_batch(shared: &Shared, batch: Vec<Signed<Action>>) -> Vec<ApiResult<Sig
 /// An unlogged signed request: authenticated, nonce-checked and counted as a sign of life.
 fn admit_request(shared: &Shared, signed: &Signed<Request>) -> ApiResult<()> {
     authenticate(signed)?;
+    admit_request_checked(shared, signed, true)
+}
+
+/// [`admit_request`] for a request whose signature was checked; `mark`: record its nonce as
+/// seen now (an exchange records it after its report's).
+fn admit_request_checked(shared: &Shared, signed: &Signed<Request>, mark: bool) -> ApiResult<()> {
     let mut node = shared.node();
     node.check_nonce(&signed.signer, signed.nonce)?;
-    node.seen(signed.signer, signed.nonce);
+    if mark {
+        node.seen(signed.signer, signed.nonce);
+    }
     match node.state.providers.get(&signed.signer) {
         None => Err(ApiError::NotFound(format!(
             "provider {} is not registered",
@@ -325,87 +334,228 @@ async fn heartbeat(State(shared): S, body: Body) -> ApiResult<Json<HeartbeatResp
 async fn fetch(State(shared): S, body: Body) -> ApiResult<Json<FetchResponse>> {
     let bytes = read_body(body, 64 * 1024).await?;
     let signed: Signed<Request> = parse_json(&bytes)?;
+    let (_, response) = serve_fetch(&shared, signed, None).await?;
+    Ok(Json(response))
+}
+
+/// A provider's report and its next fetch in one round trip (and one group commit). The report is
+/// signed first, so its nonce is the lower; it is applied first. A refused report refuses the
+/// whole exchange and changes nothing.
+async fn exchange(State(shared): S, body: Body) -> ApiResult<Json<ExchangeResponse>> {
+    let bytes = read_body(body, shared.config.max_request_bytes).await?;
+    let ex: Exchange = parse_json(&bytes)?;
+    if let Some(report) = &ex.report {
+        if !matches!(report.body, engine::Action::ReportResults(_)) {
+            return Err(ApiError::BadRequest(
+                "an exchange carries a ReportResults action".into(),
+            ));
+        }
+        if report.signer != ex.fetch.signer {
+            return Err(ApiError::BadRequest(
+                "the report and the fetch of an exchange must have one signer".into(),
+            ));
+        }
+        authenticate(report)?;
+    }
+    let (reported, response) = serve_fetch(&shared, ex.fetch, ex.report).await?;
+    Ok(Json(ExchangeResponse {
+        reported,
+        tasks: response.tasks,
+        heartbeat_interval_ms: response.heartbeat_interval_ms,
+    }))
+}
+
+async fn serve_fetch(
+    shared: &Shared,
+    signed: Signed<Request>,
+    report: Option<Signed<engine::Action>>,
+) -> ApiResult<(Option<u64>, FetchResponse)> {
     let Request::Fetch {
         max,
         wait_ms,
         ref held,
+        ref cached,
     } = signed.body
     else {
         return Err(ApiError::BadRequest("expected a fetch request".into()));
     };
-    admit_request(&shared, &signed)?;
+    if cached.len() > api::wire::FETCH_CACHED_MAX {
+        return Err(ApiError::TooLarge(format!(
+            "{} cached blobs listed; at most {} allowed",
+            cached.len(),
+            api::wire::FETCH_CACHED_MAX
+        )));
+    }
+    authenticate(&signed)?;
     let who = signed.signer;
+    let mut report = report;
+    if let Some(r) = &report {
+        // Admission checks the fetch's nonce against the report's: check the report's first.
+        shared.node().check_nonce(&who, r.nonce)?;
+        if signed.nonce <= r.nonce {
+            return Err(ApiError::Replay(
+                "the fetch of an exchange must be signed after its report".into(),
+            ));
+        }
+    }
+    admit_request_checked(shared, &signed, report.is_none())?;
+    shared
+        .node()
+        .cached
+        .insert(who, cached.iter().copied().collect());
     let heartbeat_interval_ms = shared.config.heartbeat_interval.as_millis() as u64;
     let wait = Duration::from_millis(u64::from(wait_ms))
         .min(shared.config.max_fetch_wait)
         .min(shared.config.heartbeat_interval);
     let deadline = tokio::time::Instant::now() + wait;
-    loop {
+    let held: std::collections::HashSet<_> = held.iter().copied().collect();
+    let mut reported = None;
+    let tasks = loop {
         let notified = shared.work.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
-        {
-            let mut node = shared.node();
-            node.seen(who, signed.nonce);
-            // Tasks assigned to this provider that it does not know it holds: deliver again.
-            let held: std::collections::HashSet<_> = held.iter().collect();
-            let orphans: Vec<_> = node
-                .state
-                .providers
-                .get(&who)
-                .map(|p| {
-                    p.running
-                        .iter()
-                        .filter(|t| !held.contains(t))
-                        .copied()
-                        .collect()
-                })
-                .unwrap_or_default();
-            let deliver = if !orphans.is_empty() {
-                tracing::info!(provider = %who, tasks = orphans.len(), "re-delivering assigned tasks");
-                orphans
-            } else {
-                let picks = node.state.pick_tasks(who, max);
-                if !picks.is_empty() {
-                    let (_, events) = node.commit(Input::Leader(LeaderCommand::AssignTasks {
-                        provider: who,
-                        tasks: picks.clone(),
-                    }))?;
-                    // A new provider's replica calls for confirmations: wake other fetchers.
-                    if events
-                        .iter()
-                        .any(|e| matches!(e, engine::Event::ReplicasQueued { .. }))
-                    {
-                        shared.work.notify_waiters();
-                    }
-                }
-                picks
+        let delivery = deliver(shared, who, signed.nonce, max, &held, report.take())?;
+        reported = reported.or(delivery.reported);
+        if !delivery.tasks.is_empty() {
+            break delivery.tasks;
+        }
+        shared.node().idle.insert(who);
+        let woken = tokio::time::timeout_at(deadline, notified).await.is_ok();
+        shared.node().idle.remove(&who);
+        if !woken {
+            break Vec::new();
+        }
+    };
+    Ok((
+        reported,
+        FetchResponse {
+            tasks,
+            heartbeat_interval_ms,
+        },
+    ))
+}
+
+/// What one attempt of a fetch gave: the seq of the report that came with it, and the tasks.
+struct Delivery {
+    reported: Option<u64>,
+    tasks: Vec<engine::TaskDescriptor>,
+}
+
+/// One attempt of a fetch: tasks assigned to `who` that it does not know it holds (an answer
+/// lost to a crash or a network failure), or else what the scheduler picks for it now. The
+/// report that came with the fetch (if any) is applied first, so its freed slots count, and the
+/// report and the assignment become durable together, in one group commit, before the answer.
+fn deliver(
+    shared: &Shared,
+    who: AccountId,
+    nonce: u64,
+    max: u32,
+    held: &std::collections::HashSet<TaskId>,
+    report: Option<Signed<engine::Action>>,
+) -> ApiResult<Delivery> {
+    let mut node = shared.node();
+    let mut staged = crate::node::Staged::default();
+    let time = crate::now_ms();
+    let reporting = report.is_some();
+    if let Some(report) = report {
+        let nonce = report.nonce;
+        if !node.stage(&mut staged, time, Input::Signed(report)) {
+            return match node.append_staged(staged).pop() {
+                Some(Err(e)) => Err(e),
+                _ => Err(ApiError::Unavailable(
+                    "the report was neither accepted nor refused".into(),
+                )),
             };
-            if !deliver.is_empty() {
-                let tasks = deliver
-                    .iter()
-                    .filter_map(|t| node.state.task_descriptor(*t))
-                    .collect();
-                return Ok(Json(FetchResponse {
-                    tasks,
-                    heartbeat_interval_ms,
-                }));
-            }
         }
-        if tokio::time::timeout_at(deadline, notified).await.is_err() {
-            return Ok(Json(FetchResponse {
-                tasks: Vec::new(),
-                heartbeat_interval_ms,
-            }));
-        }
+        node.seen(who, nonce);
     }
+    node.seen(who, nonce);
+    let orphans: Vec<_> = node
+        .state
+        .providers
+        .get(&who)
+        .map(|p| {
+            p.running
+                .iter()
+                .filter(|t| !held.contains(t))
+                .copied()
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut queued_replicas = false;
+    let deliver = if !orphans.is_empty() {
+        tracing::info!(provider = %who, tasks = orphans.len(), "re-delivering assigned tasks");
+        orphans
+    } else {
+        let picks = {
+            let node = &*node;
+            let idle: Vec<AccountId> = node
+                .idle
+                .iter()
+                .filter(|p| **p != who)
+                .take(64)
+                .copied()
+                .collect();
+            let cached = |p: &AccountId, h: &engine::Hash| {
+                node.cached.get(p).is_some_and(|set| set.contains(h))
+            };
+            let ctx = engine::Dispatch {
+                now: time,
+                cached: &cached,
+                idle: &idle,
+            };
+            node.state.pick_tasks(who, max, &ctx)
+        };
+        if !picks.is_empty() {
+            let assign = Input::Leader(LeaderCommand::AssignTasks {
+                provider: who,
+                tasks: picks.clone(),
+            });
+            node.stage(&mut staged, time, assign);
+        }
+        picks
+    };
+    let mut committed = node.append_staged(staged).into_iter();
+    let reported = if reporting {
+        Some(committed.next().transpose()?.map(|(seq, _)| seq))
+    } else {
+        None
+    };
+    let mut tasks = Vec::new();
+    if let Some(assigned) = committed.next() {
+        let (_, events) = assigned?;
+        // A new provider's replica calls for confirmations: wake other fetchers.
+        queued_replicas = events
+            .iter()
+            .any(|e| matches!(e, engine::Event::ReplicasQueued { .. }));
+    }
+    if !deliver.is_empty() {
+        tasks = deliver
+            .iter()
+            .filter_map(|t| node.state.task_descriptor(*t))
+            .collect();
+    }
+    drop(node);
+    if queued_replicas || reporting {
+        shared.work.notify_waiters();
+    }
+    Ok(Delivery {
+        reported: reported.flatten(),
+        tasks,
+    })
 }
 
 #[derive(serde::Deserialize)]
 struct JobQuery {
     #[serde(default)]
     tasks: bool,
+    /// Wait up to this long for the job to finish before answering.
+    #[serde(default)]
+    wait_ms: u64,
 }
+
+/// The longest a job long poll may wait.
+const MAX_JOB_WAIT: Duration = Duration::from_secs(60);
 
 async fn job(
     State(shared): S,
@@ -413,13 +563,25 @@ async fn job(
     Query(q): Query<JobQuery>,
 ) -> ApiResult<Json<JobView>> {
     let id: JobId = parse_id("job id", &id)?;
-    let node = shared.node();
-    let job = node
-        .state
-        .jobs
-        .get(&id)
-        .ok_or_else(|| ApiError::NotFound(format!("unknown job {id}")))?;
-    Ok(Json(views::job(job, q.tasks)))
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(q.wait_ms).min(MAX_JOB_WAIT);
+    loop {
+        let finished = shared.node().jobs_finished.clone();
+        let notified = finished.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        {
+            let node = shared.node();
+            let job = node
+                .state
+                .jobs
+                .get(&id)
+                .ok_or_else(|| ApiError::NotFound(format!("unknown job {id}")))?;
+            if job.status.is_finished() || tokio::time::Instant::now() >= deadline {
+                return Ok(Json(views::job(job, q.tasks)));
+            }
+        }
+        let _ = tokio::time::timeout_at(deadline, notified).await;
+    }
 }
 
 async fn job_output(State(shared): S, Path(id): Path<String>) -> ApiResult<impl IntoResponse> {
@@ -631,6 +793,7 @@ mod tests {
             output: OutputSource::Stdout,
             aggregate: Aggregate::Concat,
             redundancy: Default::default(),
+            requirements: Default::default(),
         }));
         let replayed = good.clone();
         let after = a.sign(pay(5));

@@ -86,6 +86,12 @@ pub enum LeaderCommand {
     ExpireJob { job: JobId },
     /// The account's unbonding delay has passed: its unbonded stake returns to its balance.
     ReleaseStake { account: AccountId },
+    /// The provider has not reported these runs by their deadline: each counts as a failed
+    /// attempt and the task is queued again.
+    TimeOutRuns {
+        provider: AccountId,
+        tasks: Vec<TaskId>,
+    },
 }
 
 /// One input to the state machine.
@@ -295,6 +301,10 @@ pub enum Rejection {
     Empty(String),
     #[error("job {job} is not past its deadline {deadline}")]
     NotExpired { job: JobId, deadline: u64 },
+    #[error(
+        "task {task} is not overdue on this provider (not running there, or due at {deadline})"
+    )]
+    NotOverdue { task: TaskId, deadline: u64 },
     #[error("limit exceeded: {0}")]
     TooLarge(String),
     #[error("insufficient funds: needs {need} base units, {available} available")]

@@ -843,6 +843,7 @@ mod tests {
                 output: OutputSource::Stdout,
                 aggregate: Aggregate::Concat,
                 redundancy: Default::default(),
+                requirements: Default::default(),
             }),
         );
         let supply_before = s.check_supply().unwrap();
@@ -888,7 +889,7 @@ mod tests {
         )
         .unwrap();
         assert!(s.bonded(&provider) < tokens(100));
-        assert!(s.pick_tasks(provider, 1).is_empty());
+        assert!(s.pick(provider, 1).is_empty());
         let assign = s.apply(&Entry {
             time: 11,
             input: Input::Leader(LeaderCommand::AssignTasks {

@@ -19,6 +19,7 @@
 pub mod chain;
 pub mod command;
 pub mod ledger;
+pub mod schedule;
 pub mod state;
 pub mod types;
 pub mod verify;
@@ -29,6 +30,7 @@ pub use ledger::{
     BASE_UNITS_PER_TOKEN, DECIMALS, Escrow, FaucetParams, Genesis, LedgerParams, SlashEvidence,
     SlashParams, Supply, TOKEN_SYMBOL, Tokens, Unbonding, parse_tokens, tokens,
 };
+pub use schedule::{Dispatch, ScheduleParams};
 pub use state::{EngineConfig, Job, JobStatus, Provider, ProviderStatus, State, Task, TaskState};
 pub use types::*;
 pub use verify::{MAX_RESULTS, MAX_SCORE, Reputation, Run, RunOutcome, VerifyParams};

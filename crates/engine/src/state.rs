@@ -6,6 +6,7 @@
 
 use crate::command::{Action, Entry, Event, Input, LeaderCommand, Rejection, Signed};
 use crate::ledger::{Escrow, LedgerParams, Supply, Unbonding};
+use crate::schedule::ScheduleParams;
 use crate::types::{
     AccountId, Aggregate, Amount, Hash, InputFile, JobId, JobSpec, Limits, OutputSource,
     ProviderSpec, Redundancy, TaskDescriptor, TaskId, TaskOutcome, TaskReport, TaskSpec, Time,
@@ -26,6 +27,9 @@ pub struct EngineConfig {
     /// Failed runs of one task before its job fails (BOINC's max_error_results).
     pub max_attempts: u32,
     pub max_tasks_per_assignment: u32,
+    /// The scheduler's tunables.
+    #[serde(default)]
+    pub schedule: ScheduleParams,
 }
 
 impl Default for EngineConfig {
@@ -38,6 +42,7 @@ impl Default for EngineConfig {
             max_wall_ms: 24 * 3600 * 1000,
             max_attempts: 3,
             max_tasks_per_assignment: 4096,
+            schedule: ScheduleParams::default(),
         }
     }
 }
@@ -74,6 +79,9 @@ pub struct ProviderStats {
     #[serde(with = "crate::types::amount")]
     pub earned: Amount,
     pub times_slashed: u64,
+    /// Runs it did not report by their deadline.
+    #[serde(default)]
+    pub tasks_timed_out: u64,
     /// Stake lost to slashing.
     #[serde(with = "crate::types::amount")]
     pub slashed: Amount,
@@ -194,6 +202,8 @@ pub struct Job {
     /// Map tasks in order, then the reduce task once it exists.
     pub tasks: Vec<Task>,
     pub maps_done: u32,
+    /// Fuel of the accepted map results (their mean is the job's task cost estimate).
+    pub fuel_accepted: u64,
     pub escrow: Escrow,
 }
 
@@ -246,6 +256,10 @@ pub struct State {
     /// The part of `queue` whose waiting replicas are re-executions of a task already run
     /// (confirmations, spot checks, disputes): trusted providers take these first.
     pub recheck: BTreeSet<TaskId>,
+    /// Fair-share accounting: the estimated fuel of the tasks dispatched for each requester.
+    /// A requester that starts submitting again is brought up to the least service of those
+    /// with queued work, so idle time banks no credit.
+    pub service: BTreeMap<AccountId, u64>,
 }
 
 type Applied = Result<Vec<Event>, Rejection>;
@@ -267,6 +281,7 @@ impl State {
             next_job: 1,
             queue: BTreeSet::new(),
             recheck: BTreeSet::new(),
+            service: BTreeMap::new(),
         }
     }
 
@@ -323,6 +338,7 @@ impl State {
             }
             LeaderCommand::ExpireJob { job } => self.expire(*job, now),
             LeaderCommand::ReleaseStake { account } => self.release(*account, now),
+            LeaderCommand::TimeOutRuns { provider, tasks } => self.time_out(*provider, tasks, now),
         }
     }
 
@@ -488,6 +504,14 @@ impl State {
             return bad("deadline is already past".into());
         }
         self.validate_limits(&spec.limits, "task limits")?;
+        if spec
+            .requirements
+            .region
+            .as_ref()
+            .is_some_and(|r| r.is_empty() || r.len() > 64)
+        {
+            return bad("requirements.region must be 1 to 64 characters".into());
+        }
         if let Redundancy::Fixed {
             quorum,
             max_results,
@@ -572,6 +596,15 @@ impl State {
         let cost = self.check_escrow(&owner, spec)?;
         self.debit(&owner, cost)?;
         self.next_job = next;
+        let least = self
+            .queued_jobs()
+            .filter_map(|j| self.jobs.get(&j))
+            .map(|j| self.service_of(&j.owner))
+            .min();
+        if let Some(least) = least {
+            let service = self.service.entry(owner).or_default();
+            *service = (*service).max(least);
+        }
         let first = Self::initial_replicas(spec.redundancy);
         let tasks = (0..count).map(|_| Task::new(first)).collect();
         self.queue
@@ -587,6 +620,7 @@ impl State {
                 status: JobStatus::Running,
                 tasks,
                 maps_done: 0,
+                fuel_accepted: 0,
                 escrow: Escrow {
                     locked: cost,
                     ..Escrow::default()
@@ -693,9 +727,17 @@ impl State {
 
     // ----- tasks -----
 
-    /// Whether `provider` can run task `id` (resource fit, price, and no replica of the task
-    /// already with it or its operator).
+    /// Whether `provider` may run task `id`: the job's rules ([`State::job_rules`]) and the
+    /// task's ([`State::fits_task`]).
     pub fn fits(&self, provider: &Provider, id: TaskId) -> Result<(), String> {
+        let job = self.jobs.get(&id.job).ok_or("unknown job")?;
+        self.job_rules(provider, job)?;
+        self.fits_task(provider, id)
+    }
+
+    /// The task-level rules: the task's memory (a reduce task has its own limits), and no
+    /// replica of the task already with the provider or its operator.
+    pub fn fits_task(&self, provider: &Provider, id: TaskId) -> Result<(), String> {
         let job = self.jobs.get(&id.job).ok_or("unknown job")?;
         let limits = self.task_limits(job, id.index).ok_or("unknown task")?;
         let task = job.tasks.get(id.index as usize).ok_or("unknown task")?;
@@ -719,19 +761,6 @@ impl State {
             return Err(format!(
                 "needs {} bytes of memory, provider has {}",
                 limits.memory_bytes, provider.spec.memory_bytes
-            ));
-        }
-        if !self.has_min_stake(&provider.id) {
-            return Err(format!(
-                "provider has {} bonded, below the minimum stake {}",
-                self.bonded(&provider.id),
-                self.ledger.min_stake
-            ));
-        }
-        if provider.spec.price_per_fuel > job.spec.max_price {
-            return Err(format!(
-                "provider asks {} per fuel, job pays at most {}",
-                provider.spec.price_per_fuel, job.spec.max_price
             ));
         }
         Ok(())
@@ -767,10 +796,11 @@ impl State {
         if tasks.is_empty() {
             return Err(Rejection::Empty("no tasks to assign".into()));
         }
-        let free = (provider.spec.slots as usize).saturating_sub(provider.running.len());
+        let held = provider.running.len();
+        let free = self.capacity(provider).saturating_sub(held);
         if tasks.len() > free {
             return Err(Rejection::TooLarge(format!(
-                "{} tasks for a provider with {free} free slots",
+                "{} tasks for a provider with room for {free} more",
                 tasks.len()
             )));
         }
@@ -798,12 +828,32 @@ impl State {
             provider: who,
             tasks: tasks.to_vec(),
         }];
-        for id in tasks {
+        let slots = u64::from(self.providers.get(&who).map_or(1, |p| p.spec.slots.max(1)));
+        let grace = self.config.schedule.timeout_grace_ms;
+        for (i, id) in tasks.iter().enumerate() {
+            // Tasks queued ahead of this one on the provider, per slot, each up to the wall limit.
+            let waves = u64::try_from(held.saturating_add(i))
+                .unwrap_or(u64::MAX)
+                .checked_div(slots)
+                .unwrap_or(0)
+                .saturating_add(1);
+            let cost = self.jobs.get(&id.job).map(|job| {
+                let wall = self.task_limits(job, id.index).map_or(0, |l| l.wall_ms);
+                (job.owner, self.fuel_estimate(job), wall)
+            });
+            let Some((owner, fuel, wall_ms)) = cost else {
+                continue;
+            };
+            let service = self.service.entry(owner).or_default();
+            *service = service.saturating_add(fuel);
             if let Some(task) = self.task_mut(*id) {
                 task.queued = task.queued.saturating_sub(1);
                 task.runs.push(Run {
                     provider: who,
                     started: now,
+                    deadline: now
+                        .saturating_add(wall_ms.saturating_mul(waves))
+                        .saturating_add(grace),
                     outcome: RunOutcome::Running,
                 });
             }
@@ -868,7 +918,6 @@ impl State {
         if let Some(p) = self.providers.get_mut(&who) {
             p.running.remove(&id);
         }
-        let max_attempts = self.config.max_attempts;
         // What a successful result weighs: its provider's credibility now, frozen in the run.
         let policy = self
             .jobs
@@ -907,8 +956,24 @@ impl State {
             return self.settle(id, now, events);
         }
         run.outcome = RunOutcome::Failed;
+        self.attempt_failed(id, who, r.outcome.to_string(), now, events)
+    }
+
+    /// Counts a failed attempt of task `id` by `who` (its run already marked failed): the task
+    /// is queued again, or its job fails once `max_attempts` attempts have failed.
+    fn attempt_failed(
+        &mut self,
+        id: TaskId,
+        who: AccountId,
+        reason: String,
+        now: Time,
+        events: &mut Vec<Event>,
+    ) -> Result<(), Rejection> {
+        let max_attempts = self.config.max_attempts;
+        let Some(task) = self.task_mut(id) else {
+            return Ok(());
+        };
         task.failures = task.failures.saturating_add(1);
-        let reason = r.outcome.to_string();
         task.last_error = Some(reason.clone());
         let failures = task.failures;
         if let Some(p) = self.providers.get_mut(&who) {
@@ -933,6 +998,96 @@ impl State {
         } else {
             self.settle(id, now, events)
         }
+    }
+
+    /// Fails `who`'s runs of `tasks` that are past their deadline ([`LeaderCommand::TimeOutRuns`]).
+    fn time_out(&mut self, who: AccountId, tasks: &[TaskId], now: Time) -> Applied {
+        let provider = self
+            .providers
+            .get(&who)
+            .ok_or(Rejection::UnknownProvider(who))?;
+        if tasks.is_empty() {
+            return Err(Rejection::Empty("no runs to time out".into()));
+        }
+        if tasks.len() > self.config.max_tasks_per_assignment as usize {
+            return Err(Rejection::TooLarge(format!(
+                "{} runs in one time-out",
+                tasks.len()
+            )));
+        }
+        let mut seen = BTreeSet::new();
+        for id in tasks {
+            if !seen.insert(*id) {
+                return Err(Rejection::DuplicateTask(*id));
+            }
+            let deadline = self.running_run(who, *id).map_or(0, |r| r.deadline);
+            if !provider.running.contains(id) || deadline >= now {
+                return Err(Rejection::NotOverdue {
+                    task: *id,
+                    deadline,
+                });
+            }
+        }
+        let mut events = Vec::new();
+        for id in tasks {
+            // An earlier time-out in this list may have failed the job and dropped this run.
+            let held = self
+                .providers
+                .get_mut(&who)
+                .is_some_and(|p| p.running.remove(id));
+            let Some(run) = self.task_mut(*id).and_then(|t| {
+                t.runs
+                    .iter_mut()
+                    .rev()
+                    .find(|r| r.provider == who && r.outcome == RunOutcome::Running)
+            }) else {
+                continue;
+            };
+            if !held {
+                continue;
+            }
+            run.outcome = RunOutcome::Failed;
+            let waited = now.saturating_sub(run.started);
+            if let Some(p) = self.providers.get_mut(&who) {
+                p.stats.tasks_timed_out = p.stats.tasks_timed_out.saturating_add(1);
+            }
+            let reason = format!("timed out: provider {who} did not report within {waited} ms");
+            self.attempt_failed(*id, who, reason, now, &mut events)?;
+        }
+        Ok(events)
+    }
+
+    /// `who`'s run of task `id` that is still running, if any.
+    fn running_run(&self, who: AccountId, id: TaskId) -> Option<&Run> {
+        self.jobs
+            .get(&id.job)?
+            .tasks
+            .get(id.index as usize)?
+            .runs
+            .iter()
+            .rev()
+            .find(|r| r.provider == who && r.outcome == RunOutcome::Running)
+    }
+
+    /// Runs past their deadline at `now`, per provider ([`LeaderCommand::TimeOutRuns`]).
+    pub fn overdue_runs(&self, now: Time) -> Vec<(AccountId, Vec<TaskId>)> {
+        self.providers
+            .values()
+            .filter(|p| p.status == ProviderStatus::Active)
+            .filter_map(|p| {
+                let late: Vec<TaskId> = p
+                    .running
+                    .iter()
+                    .filter(|id| {
+                        self.running_run(p.id, **id)
+                            .is_some_and(|r| r.deadline < now)
+                    })
+                    .take(self.config.max_tasks_per_assignment as usize)
+                    .copied()
+                    .collect();
+                (!late.is_empty()).then_some((p.id, late))
+            })
+            .collect()
     }
 
     pub(crate) fn maps_finished(
@@ -1025,50 +1180,6 @@ impl State {
             limits: reduce.limits,
             seed,
         })
-    }
-
-    /// Tasks that `provider` could take now: at most `max`, and never more than its free slots.
-    /// Tasks come in queue order, except that a trusted provider takes re-executions
-    /// (confirmations, spot checks, disputes) first, since its result settles them with fewer
-    /// runs. The scheduling policy lives here; the leader logs its choice as `AssignTasks`.
-    pub fn pick_tasks(&self, provider: AccountId, max: u32) -> Vec<TaskId> {
-        let Some(p) = self.providers.get(&provider) else {
-            return Vec::new();
-        };
-        if p.status != ProviderStatus::Active {
-            return Vec::new();
-        }
-        let free = (p.spec.slots as usize).saturating_sub(p.running.len());
-        let want = free
-            .min(max as usize)
-            .min(self.config.max_tasks_per_assignment as usize);
-        let mut out = Vec::with_capacity(want.min(64));
-        if want == 0 {
-            return out;
-        }
-        let recheck_first = self.is_trusted(&provider) && !self.recheck.is_empty();
-        if recheck_first {
-            for id in &self.recheck {
-                if out.len() >= want {
-                    return out;
-                }
-                if self.fits(p, *id).is_ok() {
-                    out.push(*id);
-                }
-            }
-        }
-        for id in &self.queue {
-            if out.len() >= want {
-                break;
-            }
-            if recheck_first && self.recheck.contains(id) {
-                continue;
-            }
-            if self.fits(p, *id).is_ok() {
-                out.push(*id);
-            }
-        }
-        out
     }
 
     /// Task `id`, for changing it.

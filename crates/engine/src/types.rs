@@ -246,6 +246,23 @@ pub struct JobSpec {
     /// How the job's results are verified.
     #[serde(default)]
     pub redundancy: Redundancy,
+    /// What a provider must have, and where the job's data lives.
+    #[serde(default)]
+    pub requirements: Requirements,
+}
+
+/// What a job needs of a provider beyond memory (in [`Limits`]) and price.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Requirements {
+    /// Least number of cores (0: any).
+    #[serde(default)]
+    pub cores: u32,
+    /// Only providers that declare a GPU.
+    #[serde(default)]
+    pub gpu: bool,
+    /// The region where the job's data lives: providers there are preferred (not required).
+    #[serde(default)]
+    pub region: Option<String>,
 }
 
 /// How many independent runs back a task's result before it is accepted and paid. Replicas of one

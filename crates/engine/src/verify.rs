@@ -109,6 +109,9 @@ pub struct Reputation {
 pub struct Run {
     pub provider: AccountId,
     pub started: Time,
+    /// When the run times out if its provider has not reported: the wall limit for each task
+    /// queued ahead of it per slot, plus `timeout_grace_ms`.
+    pub deadline: Time,
     pub outcome: RunOutcome,
 }
 
@@ -446,6 +449,7 @@ impl State {
         let is_map = (id.index as usize) < map_count;
         let maps_finished = if is_map {
             job.maps_done = job.maps_done.saturating_add(1);
+            job.fuel_accepted = job.fuel_accepted.saturating_add(fuel_used);
             job.maps_done as usize == map_count
         } else {
             false

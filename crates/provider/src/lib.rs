@@ -23,6 +23,9 @@ use tokio::sync::mpsc;
 /// The benchmark kernel (guests/bench.c), run at start-up to measure speed.
 pub const BENCH_WASM: &[u8] = include_bytes!("../../../guests/bench.wasm");
 const BENCH_ITERATIONS: u64 = 2_000_000;
+/// Tasks per slot a provider offers to queue locally beyond its slots (the coordinator's
+/// `queue_per_slot` caps it, and fills it only with short tasks).
+const LOCAL_QUEUE_PER_SLOT: u32 = 64;
 
 /// How a provider runs. Defaults describe this machine.
 #[derive(Clone, Debug)]
@@ -42,6 +45,9 @@ pub struct ProviderConfig {
     pub operator: Option<AccountId>,
     /// For tests and demos only: return wrong results on purpose.
     pub faulty: Option<Faulty>,
+    /// For tests only: take tasks and never run or report them (while staying alive), to
+    /// exercise the coordinator's run timeouts.
+    pub stall: bool,
 }
 
 /// A deliberately faulty provider: after each successful run it returns a wrong output with
@@ -66,6 +72,7 @@ impl ProviderConfig {
             fetch_wait: Duration::from_secs(1),
             operator: None,
             faulty: None,
+            stall: false,
         }
     }
 
@@ -148,12 +155,16 @@ pub async fn run(
             "faulty mode: this provider returns wrong results on purpose and will be slashed"
         );
     }
+    if config.stall {
+        tracing::warn!("stall mode: this provider takes tasks and never reports them");
+    }
     let worker = work::Worker::new(
         client.clone(),
         identity.clone(),
         sandbox,
         blobs,
         config.faulty,
+        config.slots.max(1),
     );
     let mut agent = Agent {
         client,
@@ -260,58 +271,70 @@ impl Agent {
     async fn serve(&mut self, config: &ProviderConfig) -> anyhow::Result<()> {
         self.register().await?;
         let (done_tx, mut done_rx) = mpsc::unbounded_channel::<TaskReport>();
+        // Tasks assigned to us that we have not reported yet: running, waiting for a slot, or
+        // finished and about to be reported.
         let mut in_flight: HashSet<TaskId> = HashSet::new();
         let mut pending: Vec<TaskReport> = Vec::new();
         let mut heartbeat_every = Duration::from_secs(2);
         let mut last_contact = Instant::now();
         let mut backoff = Duration::from_millis(100);
+        // The most tasks to ask for: the slots and a local queue (the coordinator decides how
+        // much of it to fill, from how long the tasks are expected to take).
+        let ask = self.spec.slots.saturating_mul(1 + LOCAL_QUEUE_PER_SLOT);
         loop {
             while let Ok(report) = done_rx.try_recv() {
-                in_flight.remove(&report.task);
                 pending.push(report);
             }
             let result: Result<(), ClientError> = async {
-                if !pending.is_empty() {
-                    self.client
-                        .action(&self.identity, Action::ReportResults(pending.clone()))
+                // Report what finished and ask for more in one round trip (an exchange).
+                let room = ask.saturating_sub(in_flight.len() as u32);
+                let fetch = room > 0 && !(config.stall && !in_flight.is_empty());
+                if pending.is_empty() && !fetch {
+                    // Nothing to say: wait below for a result or the heartbeat.
+                } else {
+                    let wait = if in_flight.is_empty() && pending.is_empty() {
+                        config.fetch_wait
+                    } else {
+                        Duration::ZERO
+                    };
+                    let request = api::wire::Request::Fetch {
+                        max: room,
+                        wait_ms: u32::try_from(wait.as_millis()).unwrap_or(u32::MAX),
+                        held: in_flight.iter().copied().collect(),
+                        cached: self.worker.cached(),
+                    };
+                    let resp = self
+                        .client
+                        .exchange(&self.identity, pending.clone(), request)
                         .await?;
                     last_contact = Instant::now();
                     for r in pending.drain(..) {
+                        in_flight.remove(&r.task);
                         if r.outcome == engine::TaskOutcome::Success {
                             self.summary.tasks_run += 1;
                         } else {
                             self.summary.tasks_failed += 1;
                         }
                     }
-                }
-                let free = self.spec.slots.saturating_sub(in_flight.len() as u32);
-                if free > 0 {
-                    let wait = if in_flight.is_empty() {
-                        config.fetch_wait
-                    } else {
-                        Duration::ZERO
-                    };
-                    let held = in_flight.iter().copied().collect();
-                    let resp = self.client.fetch(&self.identity, free, wait, held).await?;
-                    last_contact = Instant::now();
                     heartbeat_every = Duration::from_millis(resp.heartbeat_interval_ms.max(50));
                     for task in resp.tasks {
-                        if in_flight.insert(task.task) {
+                        if in_flight.insert(task.task) && !config.stall {
                             self.worker.spawn(task, done_tx.clone());
                         }
                     }
                     if in_flight.is_empty() {
-                        // Idle: the fetch's long poll was the wait.
                         return Ok(());
                     }
                 }
-                // Busy: wait for a task to finish, heart-beating while we wait.
+                while let Ok(report) = done_rx.try_recv() {
+                    pending.push(report);
+                }
+                if !pending.is_empty() {
+                    return Ok(());
+                }
                 let due = last_contact + heartbeat_every;
                 tokio::select! {
-                    Some(report) = done_rx.recv() => {
-                        in_flight.remove(&report.task);
-                        pending.push(report);
-                    }
+                    Some(report) = done_rx.recv() => pending.push(report),
                     () = tokio::time::sleep_until(due.into()) => {
                         self.client.heartbeat(&self.identity).await?;
                         last_contact = Instant::now();
@@ -328,9 +351,6 @@ impl Agent {
                     backoff = (backoff * 2).min(Duration::from_secs(2));
                 }
                 Err(e) if matches!(e.status(), Some(404 | 409)) => {
-                    // Unknown or declared lost (e.g. after a long pause or a coordinator whose
-                    // data was reset): our tasks were requeued elsewhere, so drop them and
-                    // register again.
                     tracing::warn!(error = %e, "coordinator no longer knows us as active; re-registering");
                     pending.clear();
                     in_flight.clear();
@@ -338,16 +358,16 @@ impl Agent {
                     self.register().await?;
                 }
                 Err(e) if e.status() == Some(422) => {
-                    // The coordinator refused a report (a bug on one side): keep serving.
                     tracing::error!(error = %e, "request rejected; dropping it");
-                    pending.clear();
+                    for r in pending.drain(..) {
+                        in_flight.remove(&r.task);
+                    }
                 }
                 Err(e) => return Err(e).context("talking to the coordinator"),
             }
         }
     }
 
-    /// Leaves the network: tasks in flight go back to the queue now.
     async fn leave(&mut self) {
         self.worker.abandon_all();
         if self.summary.id.is_none() {

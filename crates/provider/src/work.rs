@@ -6,7 +6,7 @@ use api::{Client, ClientError, Identity};
 use bytes::Bytes;
 use engine::{Hash, TaskDescriptor, TaskOutcome, TaskReport};
 use sandbox::{Outcome, Prepared, Sandbox, TaskRun};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use store::BlobStore;
@@ -26,7 +26,19 @@ struct Inner {
     modules: Mutex<HashMap<Hash, Prepared>>,
     running: Mutex<Vec<AbortHandle>>,
     faulty: Option<Faulty>,
+    /// One permit per slot: tasks beyond the slots wait here, in the order they came.
+    slots: Arc<tokio::sync::Semaphore>,
+    /// Blobs this provider holds (modules and inputs it fetched), newest last, for the
+    /// scheduler's data affinity.
+    local: Mutex<Vec<Hash>>,
+    /// Outputs the coordinator already has (uploaded before by us): not uploaded again.
+    uploaded: Mutex<HashSet<Hash>>,
 }
+
+/// How many held blobs a fetch lists.
+const CACHED_LISTED: usize = 256;
+/// How many uploaded output hashes are remembered.
+const UPLOADED_REMEMBERED: usize = 4096;
 
 impl Worker {
     pub fn new(
@@ -35,6 +47,7 @@ impl Worker {
         sandbox: Arc<Sandbox>,
         blobs: BlobStore,
         faulty: Option<Faulty>,
+        slots: u32,
     ) -> Worker {
         Worker {
             inner: Arc::new(Inner {
@@ -45,6 +58,9 @@ impl Worker {
                 modules: Mutex::new(HashMap::new()),
                 running: Mutex::new(Vec::new()),
                 faulty,
+                slots: Arc::new(tokio::sync::Semaphore::new(slots.max(1) as usize)),
+                local: Mutex::new(Vec::new()),
+                uploaded: Mutex::new(HashSet::new()),
             }),
         }
     }
@@ -54,6 +70,9 @@ impl Worker {
         let inner = self.inner.clone();
         let handle = tokio::spawn(async move {
             let id = task.task;
+            let Ok(_slot) = inner.slots.clone().acquire_owned().await else {
+                return;
+            };
             let report = inner.execute(task).await;
             tracing::debug!(task = %id, outcome = %report.outcome, fuel = report.fuel_used, "task finished");
             let _ = done.send(report);
@@ -64,7 +83,18 @@ impl Worker {
     }
 
     /// Stops every task in flight (their runs are handed back to the coordinator).
+    /// Blobs held locally (most recent first), for the scheduler.
+    pub fn cached(&self) -> Vec<Hash> {
+        let local = self.inner.local.lock().unwrap_or_else(|p| p.into_inner());
+        local.iter().rev().take(CACHED_LISTED).copied().collect()
+    }
+
     pub fn abandon_all(&self) {
+        self.inner
+            .uploaded
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
         let mut running = self.inner.running.lock().unwrap_or_else(|p| p.into_inner());
         for h in running.drain(..) {
             h.abort();
@@ -107,6 +137,18 @@ fn failure(task: &TaskDescriptor, why: String) -> TaskReport {
 }
 
 impl Inner {
+    /// Notes that this provider holds `hash` (for the scheduler's data affinity).
+    fn held(&self, hash: Hash) {
+        let mut local = self.local.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(at) = local.iter().position(|h| *h == hash) {
+            local.remove(at);
+        }
+        local.push(hash);
+        if local.len() > CACHED_LISTED {
+            local.remove(0);
+        }
+    }
+
     /// A blob from the local cache, downloading it on a miss.
     async fn blob(&self, hash: Hash) -> Result<Bytes, String> {
         let blobs = self.blobs.clone();
@@ -135,6 +177,7 @@ impl Inner {
             return Ok(m.clone());
         }
         let bytes = self.blob(hash).await?;
+        self.held(hash);
         let sandbox = self.sandbox.clone();
         let prepared = tokio::task::spawn_blocking(move || sandbox.prepare(&bytes))
             .await
@@ -159,6 +202,7 @@ impl Inner {
         let mut inputs = Vec::with_capacity(task.inputs.len());
         for input in &task.inputs {
             self.blob(input.hash).await?;
+            self.held(input.hash);
             inputs.push((input.name.clone(), self.blobs.path(&input.hash)));
         }
         let stdin = match task.stdin {
@@ -203,10 +247,21 @@ impl Inner {
             output = wrong;
             output_hash = Hash::of(&output);
         }
-        if outcome == TaskOutcome::Success {
+        let known = self
+            .uploaded
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(&output_hash);
+        if outcome == TaskOutcome::Success && !known {
             let output = Bytes::from(output.clone());
             match retry_unreachable(|| self.client.put_blob(&self.identity, output.clone())).await {
-                Ok(_) => {}
+                Ok(_) => {
+                    let mut uploaded = self.uploaded.lock().unwrap_or_else(|p| p.into_inner());
+                    if uploaded.len() >= UPLOADED_REMEMBERED {
+                        uploaded.clear();
+                    }
+                    uploaded.insert(output_hash);
+                }
                 // The coordinator's blob limit is below the sandbox's output cap.
                 Err(e) if e.status() == Some(413) => outcome = TaskOutcome::OutputTooLarge,
                 Err(e) => return Err(format!("could not upload output: {e}")),

@@ -83,6 +83,12 @@ enum Op {
     Expire {
         job: u8,
     },
+    /// Time out the provider's overdue runs (`all`), or some of its runs whether due or not.
+    TimeOut {
+        p: u8,
+        all: bool,
+        picks: Vec<u8>,
+    },
     Cancel {
         by_owner: bool,
         who: u8,
@@ -287,6 +293,8 @@ fn op() -> impl Strategy<Value = Op> {
         )
             .prop_map(|(holder, p, reports)| Op::Report { holder, p, reports }),
         1 => any::<u8>().prop_map(|job| Op::Expire { job }),
+        2 => (0..4u8, any::<bool>(), proptest::collection::vec(any::<u8>(), 1..3))
+            .prop_map(|(p, all, picks)| Op::TimeOut { p, all, picks }),
         1 => (any::<bool>(), any::<u8>(), any::<u8>())
             .prop_map(|(by_owner, who, job)| Op::Cancel { by_owner, who, job }),
         3 => ledger_op(),
@@ -345,7 +353,8 @@ fn job_spec(
     let limits = Limits {
         fuel: 1000,
         memory_bytes: memory,
-        wall_ms: 1000,
+        // Short, so that runs become overdue within a sequence.
+        wall_ms: 20,
     };
     JobSpec {
         module: hash(0xAA),
@@ -360,6 +369,7 @@ fn job_spec(
         max_price,
         output: OutputSource::Stdout,
         redundancy: Redundancy::Adaptive,
+        requirements: Default::default(),
         aggregate: if reduce {
             Aggregate::Reduce(ReduceSpec {
                 module: hash(0xBB),
@@ -436,7 +446,7 @@ fn build(s: &State, step: &Step, time: Time) -> Built {
             Ok(action(requester(*owner), Action::SubmitJob(spec)))
         }
         Op::AssignPicked { p, max } => {
-            let tasks = s.pick_tasks(provider(*p), *max);
+            let tasks = s.pick(provider(*p), *max);
             picked = Some(tasks.clone());
             Err(LeaderCommand::AssignTasks {
                 provider: provider(*p),
@@ -507,6 +517,30 @@ fn build(s: &State, step: &Step, time: Time) -> Built {
         Op::Expire { job } => Err(LeaderCommand::ExpireJob {
             job: job_id(s, *job),
         }),
+        Op::TimeOut { p, all, picks } => {
+            let who = provider(*p);
+            let held: Vec<TaskId> = s
+                .providers
+                .get(&who)
+                .map(|p| p.running.iter().copied().collect())
+                .unwrap_or_default();
+            let tasks = if *all {
+                s.overdue_runs(time)
+                    .into_iter()
+                    .find(|(p, _)| *p == who)
+                    .map(|(_, t)| t)
+                    .unwrap_or_default()
+            } else {
+                picks
+                    .iter()
+                    .filter_map(|i| held.get(usize::from(*i) % held.len().max(1)).copied())
+                    .collect()
+            };
+            Err(LeaderCommand::TimeOutRuns {
+                provider: who,
+                tasks,
+            })
+        }
         Op::Cancel { by_owner, who, job } => {
             let job = job_id(s, *job);
             let who = match s.jobs.get(&job) {
@@ -709,8 +743,8 @@ fn check_invariants(s: &State) -> Result<(), TestCaseError> {
             prop_assert!(p.running.is_empty(), "inactive {:?} runs tasks", pid);
         }
         prop_assert!(
-            p.running.len() <= p.spec.slots as usize,
-            "provider {:?} runs {} tasks on {} slots",
+            p.running.len() <= s.capacity(p),
+            "provider {:?} holds {} tasks with {} slots",
             pid,
             p.running.len(),
             p.spec.slots
@@ -728,6 +762,11 @@ fn config() -> EngineConfig {
     EngineConfig {
         // Two failures fail a job: reachable within a short sequence.
         max_attempts: 2,
+        // Runs time out once their wall limit (20 ms per task ahead of them) has passed.
+        schedule: engine::ScheduleParams {
+            timeout_grace_ms: 0,
+            ..Default::default()
+        },
         ..EngineConfig::default()
     }
 }
@@ -1190,7 +1229,7 @@ proptest! {
             time += 5;
             let input = match step {
                 VStep::Fetch { p, max } => {
-                    let tasks = s.pick_tasks(vprovider(*p), *max);
+                    let tasks = s.pick(vprovider(*p), *max);
                     if tasks.is_empty() { continue; }
                     Input::Leader(LeaderCommand::AssignTasks { provider: vprovider(*p), tasks })
                 }

@@ -163,16 +163,17 @@ fn price_equal_to_max_price_fits() {
         },
     );
     let job = w.submit(acct(9), job_spec(1));
-    assert_eq!(w.state.pick_tasks(acct(1), 1), vec![tid(job, 0)]);
+    assert_eq!(w.state.pick(acct(1), 1), vec![tid(job, 0)]);
     w.assign(acct(1), &[tid(job, 0)]);
 }
 
-/// A provider declares how many tasks it runs at once; an assignment beyond its free slots must not
-/// be accepted, just as one beyond its memory is not. (Which rejection is the engine's choice; the
-/// state must be unchanged, which `lead_rejected` checks.)
+/// A provider declares how many tasks it runs at once, and may queue `queue_per_slot` more per
+/// slot; an assignment beyond that must not be accepted, just as one beyond its memory is not.
+/// (Which rejection is the engine's choice; the state must be unchanged, which `lead_rejected`
+/// checks.) Here without a local queue, so the capacity is the slots.
 #[test]
-fn assign_beyond_free_slots_is_rejected() {
-    let mut w = World::new();
+fn assign_beyond_capacity_is_rejected() {
+    let mut w = no_local_queue();
     w.register(
         acct(1),
         ProviderSpec {
@@ -195,9 +196,16 @@ fn assign_beyond_free_slots_is_rejected() {
     assert_eq!(w.running(acct(1)), vec![tid(job, 0), tid(job, 1)]);
 }
 
+/// A world whose providers hold no more tasks than their slots.
+fn no_local_queue() -> World {
+    let mut config = EngineConfig::default();
+    config.schedule.queue_per_slot = 0;
+    World::with_config(config)
+}
+
 #[test]
 fn pick_tasks_respects_free_slots_and_max() {
-    let mut w = World::new();
+    let mut w = no_local_queue();
     w.register(
         acct(1),
         ProviderSpec {
@@ -206,22 +214,19 @@ fn pick_tasks_respects_free_slots_and_max() {
         },
     );
     let job = w.submit(acct(9), job_spec(5));
-    assert_eq!(w.state.pick_tasks(acct(1), 0), vec![]);
+    assert_eq!(w.state.pick(acct(1), 0), vec![]);
+    assert_eq!(w.state.pick(acct(1), 2), vec![tid(job, 0), tid(job, 1)]);
     assert_eq!(
-        w.state.pick_tasks(acct(1), 2),
-        vec![tid(job, 0), tid(job, 1)]
-    );
-    assert_eq!(
-        w.state.pick_tasks(acct(1), 100),
+        w.state.pick(acct(1), 100),
         vec![tid(job, 0), tid(job, 1), tid(job, 2)]
     );
     w.assign(acct(1), &[tid(job, 1), tid(job, 3)]);
-    assert_eq!(w.state.pick_tasks(acct(1), 100), vec![tid(job, 0)]);
+    assert_eq!(w.state.pick(acct(1), 100), vec![tid(job, 0)]);
     w.assign(acct(1), &[tid(job, 0)]);
-    assert_eq!(w.state.pick_tasks(acct(1), 100), vec![]);
+    assert_eq!(w.state.pick(acct(1), 100), vec![]);
     // A finished task frees its slot.
     w.report(acct(1), vec![success(tid(job, 3), 3, 1)]);
-    assert_eq!(w.state.pick_tasks(acct(1), 100), vec![tid(job, 2)]);
+    assert_eq!(w.state.pick(acct(1), 100), vec![tid(job, 2)]);
 }
 
 #[test]
@@ -232,10 +237,7 @@ fn pick_tasks_respects_max_tasks_per_assignment() {
     });
     w.register(acct(1), provider_spec());
     let job = w.submit(acct(9), job_spec(4));
-    assert_eq!(
-        w.state.pick_tasks(acct(1), 10),
-        vec![tid(job, 0), tid(job, 1)]
-    );
+    assert_eq!(w.state.pick(acct(1), 10), vec![tid(job, 0), tid(job, 1)]);
 }
 
 #[test]
@@ -271,21 +273,18 @@ fn pick_tasks_skips_what_does_not_fit_and_keeps_queue_order() {
     let ok2 = w.submit(acct(8), job_spec(1));
     assert_eq!(w.queue().len(), 7);
     assert_eq!(
-        w.state.pick_tasks(acct(1), 10),
+        w.state.pick(acct(1), 10),
         vec![tid(ok1, 0), tid(ok1, 1), tid(ok2, 0)]
     );
-    assert_eq!(
-        w.state.pick_tasks(acct(1), 2),
-        vec![tid(ok1, 0), tid(ok1, 1)]
-    );
+    assert_eq!(w.state.pick(acct(1), 2), vec![tid(ok1, 0), tid(ok1, 1)]);
     // Whatever it picks is assignable.
-    let picked = w.state.pick_tasks(acct(1), 10);
+    let picked = w.state.pick(acct(1), 10);
     w.assign(acct(1), &picked);
     assert_eq!(
         w.queue(),
         vec![tid(big, 0), tid(big, 1), tid(cheap, 0), tid(cheap, 1)]
     );
-    assert_eq!(w.state.pick_tasks(acct(1), 10), vec![]);
+    assert_eq!(w.state.pick(acct(1), 10), vec![]);
 }
 
 #[test]
@@ -303,12 +302,12 @@ fn pick_tasks_puts_requeued_tasks_of_older_jobs_first() {
     let second = w.submit(acct(9), job_spec(2));
     w.assign(acct(1), &[tid(first, 0), tid(first, 1)]);
     assert_eq!(
-        w.state.pick_tasks(acct(2), 10),
+        w.state.pick(acct(2), 10),
         vec![tid(second, 0), tid(second, 1)]
     );
     w.lead(LeaderCommand::ProviderLost { provider: acct(1) });
     assert_eq!(
-        w.state.pick_tasks(acct(2), 10),
+        w.state.pick(acct(2), 10),
         vec![tid(first, 0), tid(first, 1)]
     );
 }
@@ -318,7 +317,7 @@ fn pick_tasks_for_unknown_or_inactive_provider_is_empty() {
     let mut w = World::new();
     w.register(acct(1), provider_spec());
     w.submit(acct(9), job_spec(2));
-    assert_eq!(w.state.pick_tasks(acct(2), 10), vec![]);
+    assert_eq!(w.state.pick(acct(2), 10), vec![]);
     w.act(acct(1), engine::Action::LeaveProvider);
-    assert_eq!(w.state.pick_tasks(acct(1), 10), vec![]);
+    assert_eq!(w.state.pick(acct(1), 10), vec![]);
 }

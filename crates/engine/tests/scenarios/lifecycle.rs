@@ -84,7 +84,7 @@ fn reduce_runs_after_the_maps_over_their_outputs() {
         })
     );
 
-    assert_eq!(w.state.pick_tasks(acct(1), 1), vec![reduce]);
+    assert_eq!(w.state.pick(acct(1), 1), vec![reduce]);
     w.assign(acct(1), &[reduce]);
     w.time = 5000;
     let events = w.report(acct(1), vec![success(reduce, 0xEE, 99)]);
@@ -128,7 +128,7 @@ fn reduce_task_uses_the_reduce_limits_for_fit() {
     let job = w.submit(acct(9), reduce_job_spec(1));
     w.assign(acct(1), &[tid(job, 0)]);
     w.report(acct(1), vec![success(tid(job, 0), 1, 1)]);
-    assert_eq!(w.state.pick_tasks(acct(1), 4), vec![]);
+    assert_eq!(w.state.pick(acct(1), 4), vec![]);
     assert!(matches!(
         w.lead_rejected(LeaderCommand::AssignTasks {
             provider: acct(1),
@@ -137,7 +137,7 @@ fn reduce_task_uses_the_reduce_limits_for_fit() {
         Rejection::TaskDoesNotFit { task, .. } if task == tid(job, 1)
     ));
     w.register(acct(2), provider_spec());
-    assert_eq!(w.state.pick_tasks(acct(2), 4), vec![tid(job, 1)]);
+    assert_eq!(w.state.pick(acct(2), 4), vec![tid(job, 1)]);
 }
 
 #[test]

@@ -120,7 +120,7 @@ fn reregistering_requeues_running_tasks_and_updates_the_spec() {
         assert_eq!(w.task_state(tid(job, i)), TaskState::Queued);
     }
     // Lowering the slots takes effect for the next pick.
-    assert_eq!(w.state.pick_tasks(acct(1), 10), vec![tid(job, 0)]);
+    assert_eq!(w.state.pick(acct(1), 10), vec![tid(job, 0)]);
 }
 
 #[test]
@@ -215,7 +215,7 @@ fn lost_or_departed_provider_requeues_its_tasks_once() {
                 "{how:?} then {again:?}"
             );
         }
-        assert!(w.state.pick_tasks(acct(1), 10).is_empty());
+        assert!(w.state.pick(acct(1), 10).is_empty());
         assert_eq!(
             w.lead_rejected(LeaderCommand::AssignTasks {
                 provider: acct(1),

@@ -79,6 +79,7 @@ fn successes_complete_a_concat_job_with_parts_in_task_order() {
             earned: 40,
             times_slashed: 0,
             slashed: 0,
+            tasks_timed_out: 0,
         }
     );
     assert_eq!(w.provider(acct(2)).stats.tasks_completed, 1);

@@ -189,7 +189,7 @@ fn fixed_voting_accepts_a_quorum_rejects_the_minority_and_fails_without_one() {
         let mut events = Vec::new();
         for &(who, out) in row.reports {
             assert!(
-                w.state.pick_tasks(acct(who), 1).contains(&task),
+                w.state.pick(acct(who), 1).contains(&task),
                 "{}: provider {who} is offered a replica",
                 row.name
             );
@@ -276,7 +276,7 @@ fn adaptive_policy_replicates_new_providers_and_trusts_proven_ones() {
         reason: "result needs confirmation".into(),
     }));
     // A provider never gets a second replica of a task it holds.
-    assert!(!w.state.pick_tasks(acct(1), 4).contains(&task));
+    assert!(!w.state.pick(acct(1), 4).contains(&task));
     assert!(matches!(
         w.lead_rejected(engine::LeaderCommand::AssignTasks {
             provider: acct(1),
@@ -406,7 +406,7 @@ fn a_trusted_taker_withdraws_replicas_and_late_replicas_are_cancelled() {
     w.assign(acct(1), &[task]);
     assert_eq!(w.task(task).queued, 2);
     // The trusted provider takes a recheck replica first and its weight covers the rest.
-    assert_eq!(w.state.pick_tasks(acct(4), 4), vec![task]);
+    assert_eq!(w.state.pick(acct(4), 4), vec![task]);
     w.assign(acct(4), &[task]);
     assert_eq!(w.task(task).queued, 0);
     assert!(w.queue().is_empty());
@@ -446,7 +446,7 @@ fn replicas_never_go_to_two_providers_of_one_operator() {
     let job = submit(&mut w, 1, TWO_OF_TWO);
     let task = tid(job, 0);
     w.assign(acct(1), &[task]);
-    assert!(w.state.pick_tasks(acct(2), 4).is_empty());
+    assert!(w.state.pick(acct(2), 4).is_empty());
     let rejection = w.lead_rejected(engine::LeaderCommand::AssignTasks {
         provider: acct(2),
         tasks: vec![task],
@@ -455,7 +455,7 @@ fn replicas_never_go_to_two_providers_of_one_operator() {
         matches!(&rejection, Rejection::TaskDoesNotFit { why, .. } if why.contains("same operator")),
         "{rejection}"
     );
-    assert_eq!(w.state.pick_tasks(acct(3), 4), vec![task]);
+    assert_eq!(w.state.pick(acct(3), 4), vec![task]);
     // A failed run does not keep the provider off a retry.
     let mut w = world(params(5, 0));
     let job = submit(
@@ -469,7 +469,7 @@ fn replicas_never_go_to_two_providers_of_one_operator() {
     let task = tid(job, 0);
     w.assign(acct(1), &[task]);
     w.report(acct(1), vec![failure(task, TaskOutcome::Exit(1))]);
-    assert_eq!(w.state.pick_tasks(acct(1), 4), vec![task]);
+    assert_eq!(w.state.pick(acct(1), 4), vec![task]);
 }
 
 #[test]
@@ -483,10 +483,7 @@ fn reputation_rises_with_verified_work_and_trust_cuts_replication() {
         let task = tid(job, 0);
         let mut who = 1;
         while w.job(job).status != JobStatus::Completed {
-            assert!(
-                w.state.pick_tasks(acct(who), 1).contains(&task),
-                "round {round}"
-            );
+            assert!(w.state.pick(acct(who), 1).contains(&task), "round {round}");
             run(&mut w, who, task, 7);
             who += 1;
         }

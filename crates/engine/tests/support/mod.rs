@@ -69,6 +69,7 @@ pub fn job_spec(n: usize) -> JobSpec {
         output: OutputSource::Stdout,
         aggregate: Aggregate::Concat,
         redundancy: SINGLE,
+        requirements: Default::default(),
     }
 }
 

@@ -1,0 +1,521 @@
+//! The scheduling policy: which queued tasks a provider that asks for work should get.
+//!
+//! [`State::pick_tasks`] is pure: the leader passes in what it knows and the engine does not
+//! (the time, which blobs providers hold, which providers are waiting for work) as a
+//! [`Dispatch`], and logs the choice as `AssignTasks`, so replay never re-decides it. The rules
+//! and the reasons for their weights are in `docs/scheduling.md`.
+//!
+//! In short, for a provider `p` asking for up to `max` tasks:
+//!
+//! 1. **Hard filters** ([`State::fits_job`], [`State::fits`]): memory, cores and GPU
+//!    requirements; `p`'s price within the job's `max_price`; `p` bonded at least the minimum
+//!    stake; no second replica of a task on `p` or its operator; and, once the job's task cost is
+//!    known, `p` able to finish a task before the job's deadline.
+//! 2. **Job order** ([`State::job_score`]): urgent jobs (deadline within `urgent_ms`) first, then
+//!    fair share between requesters (the requester with the least service gets the next task;
+//!    requesters within one quantum of the least count as equal), then data affinity (`p` holds
+//!    the module) and proximity (`p` is in the job's data region), then the older job.
+//! 3. **Hold** ([`State::holds`]): a young, non-urgent job is held back from `p` when a provider
+//!    waiting for work right now is clearly better suited to it (speed, reputation, price,
+//!    proximity, cache: [`State::suitability`]) — for at most `hold_ms` after submission.
+//! 4. **How many** ([`State::batch_size`]): the free slots, plus — for short tasks — a local
+//!    queue of up to `prefetch_ms` of estimated work per slot (at most `queue_per_slot` tasks per
+//!    slot), so a fast provider is not idle while its report and next fetch cross the network.
+//! 5. Trusted providers take re-executions (`recheck`) first: their results settle them sooner.
+
+use crate::state::{Job, Provider, ProviderStatus, State};
+use crate::types::{AccountId, Hash, JobId, TaskId, Time};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// The scheduler's tunables, fixed at genesis (`[scheduling]` in a genesis file).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ScheduleParams {
+    /// Tasks a provider may hold beyond its slots, per slot (its local queue).
+    pub queue_per_slot: u32,
+    /// Estimated work per slot a provider is given beyond its free slots, in milliseconds.
+    pub prefetch_ms: u64,
+    /// How long after submission a job's tasks may be held back for a better-suited provider.
+    pub hold_ms: u64,
+    /// A waiting provider must be this much more suitable (percent) for a job to be held.
+    pub hold_margin_pct: u32,
+    /// A job whose deadline is closer than this is urgent: it goes first and is never held.
+    pub urgent_ms: u64,
+    /// A run is timed out when its provider has not reported this long after the run's wall
+    /// limit (times the number of tasks queued ahead of it per slot) has passed.
+    pub timeout_grace_ms: u64,
+}
+
+impl Default for ScheduleParams {
+    fn default() -> Self {
+        ScheduleParams {
+            queue_per_slot: 64,
+            prefetch_ms: 20,
+            hold_ms: 250,
+            hold_margin_pct: 125,
+            urgent_ms: 60_000,
+            timeout_grace_ms: 10_000,
+        }
+    }
+}
+
+/// Fuel a provider burns per millisecond per benchmark point: the benchmark kernel costs about
+/// 67 fuel per iteration and the score is iterations per millisecond.
+pub const FUEL_PER_BENCHMARK_POINT: u64 = 67;
+/// Fixed cost of one task beyond its fuel (instantiation, reporting), in microseconds.
+pub const TASK_OVERHEAD_US: u64 = 50;
+
+/// Job-order weights ([`State::job_score`]). Urgency outweighs everything else together, fair
+/// share outweighs the locality terms together, so locality only breaks fairness ties.
+pub const W_URGENT: u64 = 8_000;
+pub const W_FAIR: u64 = 4_000;
+pub const W_CACHED: u64 = 1_000;
+pub const W_NEAR: u64 = 600;
+pub const W_INPUTS: u64 = 300;
+
+/// Suitability weights ([`State::suitability`]), out of 1000.
+pub const S_SPEED: u64 = 400;
+pub const S_REPUTATION: u64 = 200;
+pub const S_PRICE: u64 = 150;
+pub const S_NEAR: u64 = 150;
+pub const S_CACHED: u64 = 100;
+
+/// What the leader knows at the moment of a fetch that the state does not: never logged.
+pub struct Dispatch<'a> {
+    pub now: Time,
+    /// Whether a provider holds a blob (module or input) locally.
+    pub cached: &'a dyn Fn(&AccountId, &Hash) -> bool,
+    /// Other providers waiting for work right now.
+    pub idle: &'a [AccountId],
+}
+
+fn nothing_cached(_: &AccountId, _: &Hash) -> bool {
+    false
+}
+
+impl Dispatch<'static> {
+    /// A dispatch at `now` with no cache knowledge and nobody else waiting.
+    pub fn at(now: Time) -> Dispatch<'static> {
+        Dispatch {
+            now,
+            cached: &nothing_cached,
+            idle: &[],
+        }
+    }
+}
+
+/// A job with queued tasks, as the policy sees it for one provider.
+struct Candidate {
+    job: JobId,
+    owner: AccountId,
+    score: u64,
+    est_us: u64,
+    exhausted: bool,
+}
+
+impl State {
+    /// Tasks that `provider` should take now, at most `max`: see the module documentation.
+    pub fn pick_tasks(&self, provider: AccountId, max: u32, ctx: &Dispatch<'_>) -> Vec<TaskId> {
+        let Some(p) = self.providers.get(&provider) else {
+            return Vec::new();
+        };
+        if p.status != ProviderStatus::Active || !self.has_min_stake(&provider) {
+            return Vec::new();
+        }
+        let capacity = self.capacity(p).saturating_sub(p.running.len());
+        let limit = capacity
+            .min(max as usize)
+            .min(self.config.max_tasks_per_assignment as usize);
+        let mut out = Vec::new();
+        if limit == 0 {
+            return out;
+        }
+        // Re-executions first for a trusted provider.
+        if self.is_trusted(&provider) {
+            let free = (p.spec.slots as usize).saturating_sub(p.running.len());
+            for id in &self.recheck {
+                if out.len() >= free.min(limit) {
+                    break;
+                }
+                if self.fits(p, *id).is_ok() {
+                    out.push(*id);
+                }
+            }
+        }
+        let mut candidates: Vec<Candidate> = self
+            .queued_jobs()
+            .filter_map(|job| self.jobs.get(&job))
+            .filter(|job| self.fits_job(p, job, ctx.now).is_ok())
+            .filter(|job| !self.holds(p, job, ctx))
+            .map(|job| Candidate {
+                job: job.id,
+                owner: job.owner,
+                score: 0,
+                est_us: self.est_us(p, job),
+                exhausted: false,
+            })
+            .collect();
+        if candidates.is_empty() {
+            return out;
+        }
+        // Service so far per requester, updated as this batch is handed out.
+        let mut service: BTreeMap<AccountId, u64> = candidates
+            .iter()
+            .map(|c| (c.owner, self.service_of(&c.owner)))
+            .collect();
+        let mut want: Option<usize> = None;
+        loop {
+            let least = service.values().copied().min().unwrap_or(0);
+            for c in candidates.iter_mut() {
+                if let Some(job) = self.jobs.get(&c.job) {
+                    let behind = service.get(&c.owner).copied().unwrap_or(0);
+                    c.score = self.job_score(p, job, behind, least, ctx);
+                }
+            }
+            let Some(best) = candidates
+                .iter_mut()
+                .filter(|c| !c.exhausted)
+                .max_by(|a, b| a.score.cmp(&b.score).then(b.job.cmp(&a.job)))
+            else {
+                break;
+            };
+            // The batch size follows the best job's task length.
+            let want = *want.get_or_insert_with(|| self.batch_size(p, best.est_us).min(limit));
+            if out.len() >= want {
+                break;
+            }
+            let owners = service.len().max(1);
+            let chunk = want.saturating_sub(out.len()).div_ceil(owners).max(1);
+            let before = out.len();
+            self.take_from_job(p, best.job, chunk, &mut out, ctx);
+            let taken = out.len().saturating_sub(before);
+            if taken < chunk {
+                best.exhausted = true;
+            }
+            if let Some(job) = self.jobs.get(&best.job) {
+                let cost = self
+                    .fuel_estimate(job)
+                    .saturating_mul(u64::try_from(taken).unwrap_or(u64::MAX));
+                let entry = service.entry(best.owner).or_default();
+                *entry = entry.saturating_add(cost);
+            }
+        }
+        out
+    }
+
+    /// [`State::pick_tasks`] at the state's time, knowing no caches and no waiting providers.
+    pub fn pick(&self, provider: AccountId, max: u32) -> Vec<TaskId> {
+        self.pick_tasks(provider, max, &Dispatch::at(self.now))
+    }
+
+    /// Most tasks `p` may hold at once: its slots plus its local queue.
+    pub fn capacity(&self, p: &Provider) -> usize {
+        let slots = p.spec.slots as usize;
+        let per_slot = self.config.schedule.queue_per_slot as usize;
+        slots.saturating_add(slots.saturating_mul(per_slot))
+    }
+
+    /// Jobs with replicas waiting in the queue, oldest first.
+    pub(crate) fn queued_jobs(&self) -> impl Iterator<Item = JobId> + '_ {
+        let mut next = self.queue.first().map(|t| t.job);
+        std::iter::from_fn(move || {
+            let job = next?;
+            next = job.checked_add(1).and_then(|after| {
+                self.queue
+                    .range(
+                        TaskId {
+                            job: after,
+                            index: 0,
+                        }..,
+                    )
+                    .next()
+                    .map(|t| t.job)
+            });
+            Some(job)
+        })
+    }
+
+    /// Appends up to `n` of `job`'s queued tasks that `p` may run to `out`, those whose inputs
+    /// `p` already holds first.
+    fn take_from_job(
+        &self,
+        p: &Provider,
+        job: JobId,
+        n: usize,
+        out: &mut Vec<TaskId>,
+        ctx: &Dispatch<'_>,
+    ) {
+        let range = TaskId { job, index: 0 }..=TaskId {
+            job,
+            index: u32::MAX,
+        };
+        let has_inputs = self
+            .jobs
+            .get(&job)
+            .is_some_and(|j| j.spec.tasks.iter().any(|t| !t.inputs.is_empty()));
+        let start = out.len();
+        // Only re-executions picked first and tasks picked for their inputs can come up twice.
+        let mut seen: BTreeSet<TaskId> = out.iter().copied().collect();
+        let mut fits = |id: &TaskId, out: &mut Vec<TaskId>| {
+            if out.len().saturating_sub(start) < n
+                && (seen.is_empty() || !seen.contains(id))
+                && self.fits_task(p, *id).is_ok()
+            {
+                if has_inputs || !seen.is_empty() {
+                    seen.insert(*id);
+                }
+                out.push(*id);
+            }
+        };
+        if has_inputs {
+            // Data affinity: look a little way into the job for tasks whose inputs are already
+            // on the provider.
+            let local = self.queue.range(range.clone()).take(256).filter(|id| {
+                self.task_inputs(id)
+                    .is_some_and(|hs| !hs.is_empty() && hs.iter().all(|h| (ctx.cached)(&p.id, h)))
+            });
+            for id in local {
+                fits(id, out);
+            }
+        }
+        for id in self.queue.range(range) {
+            if out.len().saturating_sub(start) >= n {
+                break;
+            }
+            fits(id, out);
+        }
+    }
+
+    fn task_inputs(&self, id: &TaskId) -> Option<Vec<Hash>> {
+        let job = self.jobs.get(&id.job)?;
+        let task = job.spec.tasks.get(id.index as usize)?;
+        Some(task.inputs.iter().map(|i| i.hash).collect())
+    }
+
+    /// The job-level filters of the policy: the rules ([`State::job_rules`]) and, once the job's
+    /// task cost is known, whether `p` could finish a task before the job's deadline.
+    pub fn fits_job(&self, p: &Provider, job: &Job, now: Time) -> Result<(), String> {
+        self.job_rules(p, job)?;
+        if job.fuel_accepted > 0 {
+            let finish = now.saturating_add(self.est_us(p, job) / 1000);
+            if finish > job.spec.deadline {
+                return Err("the provider is too slow to finish a task before the deadline".into());
+            }
+        }
+        Ok(())
+    }
+
+    /// The job-level rules every assignment must meet: requirements, memory, price and stake.
+    pub fn job_rules(&self, p: &Provider, job: &Job) -> Result<(), String> {
+        let need = &job.spec.requirements;
+        if need.cores > p.spec.cores {
+            return Err(format!(
+                "needs {} cores, provider has {}",
+                need.cores, p.spec.cores
+            ));
+        }
+        if need.gpu && p.spec.gpu.is_none() {
+            return Err("needs a GPU, provider declares none".into());
+        }
+        if job.spec.limits.memory_bytes > p.spec.memory_bytes {
+            return Err(format!(
+                "needs {} bytes of memory, provider has {}",
+                job.spec.limits.memory_bytes, p.spec.memory_bytes
+            ));
+        }
+        if p.spec.price_per_fuel > job.spec.max_price {
+            return Err(format!(
+                "provider asks {} per fuel, job pays at most {}",
+                p.spec.price_per_fuel, job.spec.max_price
+            ));
+        }
+        if !self.has_min_stake(&p.id) {
+            return Err(format!(
+                "provider has {} bonded, below the minimum stake {}",
+                self.bonded(&p.id),
+                self.ledger.min_stake
+            ));
+        }
+        Ok(())
+    }
+
+    /// Fuel one of `job`'s tasks is expected to burn: the mean of its accepted results, or its
+    /// fuel limit until there are any.
+    pub fn fuel_estimate(&self, job: &Job) -> u64 {
+        match u64::from(job.maps_done) {
+            0 => job.spec.limits.fuel,
+            done => job.fuel_accepted / done,
+        }
+    }
+
+    /// Expected time for `p` to run one of `job`'s tasks, in microseconds.
+    pub fn est_us(&self, p: &Provider, job: &Job) -> u64 {
+        let per_ms = p
+            .spec
+            .benchmark_score
+            .saturating_mul(FUEL_PER_BENCHMARK_POINT)
+            .max(1);
+        let fuel_us = self.fuel_estimate(job).saturating_mul(1000) / per_ms;
+        TASK_OVERHEAD_US.saturating_add(fuel_us)
+    }
+
+    /// Tasks to give `p` now when each is expected to take `est_us`: its free slots plus up to
+    /// `prefetch_ms` of work per slot, within its local queue.
+    pub fn batch_size(&self, p: &Provider, est_us: u64) -> usize {
+        let slots = p.spec.slots as usize;
+        let free = slots.saturating_sub(p.running.len());
+        let queued = p.running.len().saturating_sub(slots);
+        let per_slot = self
+            .config
+            .schedule
+            .prefetch_ms
+            .saturating_mul(1000)
+            .checked_div(est_us.max(1))
+            .unwrap_or(0);
+        let ahead = usize::try_from(per_slot)
+            .unwrap_or(usize::MAX)
+            .min(self.config.schedule.queue_per_slot as usize)
+            .saturating_mul(slots)
+            .saturating_sub(queued);
+        free.saturating_add(ahead)
+            .min(self.capacity(p).saturating_sub(p.running.len()))
+    }
+
+    /// Service requesters have received: the estimated fuel of the tasks dispatched for them.
+    pub fn service_of(&self, owner: &AccountId) -> u64 {
+        self.service.get(owner).copied().unwrap_or(0)
+    }
+
+    /// Whether `job`'s deadline is within `urgent_ms` of `now`.
+    pub fn is_urgent(&self, job: &Job, now: Time) -> bool {
+        job.spec.deadline.saturating_sub(now) < self.config.schedule.urgent_ms
+    }
+
+    /// How much `job` should go to `p` next, given its owner's service `behind` and the least
+    /// service among requesters with queued work.
+    fn job_score(
+        &self,
+        p: &Provider,
+        job: &Job,
+        behind: u64,
+        least: u64,
+        ctx: &Dispatch<'_>,
+    ) -> u64 {
+        let mut score = 0u64;
+        if self.is_urgent(job, ctx.now) {
+            // Earliest deadline first among urgent jobs.
+            let left = job.spec.deadline.saturating_sub(ctx.now);
+            let closeness = self
+                .config
+                .schedule
+                .urgent_ms
+                .saturating_sub(left)
+                .saturating_mul(999)
+                .checked_div(self.config.schedule.urgent_ms.max(1))
+                .unwrap_or(0);
+            score = score.saturating_add(W_URGENT).saturating_add(closeness);
+        }
+        // One quantum: a full batch of this job for this provider.
+        let quantum = self
+            .fuel_estimate(job)
+            .saturating_mul(u64::from(p.spec.slots.max(1)))
+            .max(1);
+        if behind.saturating_sub(least) <= quantum {
+            score = score.saturating_add(W_FAIR);
+        }
+        if (ctx.cached)(&p.id, &job.spec.module) {
+            score = score.saturating_add(W_CACHED);
+        }
+        if self.near(p, job) == Some(true) {
+            score = score.saturating_add(W_NEAR);
+        }
+        if job
+            .spec
+            .tasks
+            .iter()
+            .take(16)
+            .any(|t| !t.inputs.is_empty() && t.inputs.iter().all(|i| (ctx.cached)(&p.id, &i.hash)))
+        {
+            score = score.saturating_add(W_INPUTS);
+        }
+        score
+    }
+
+    /// Whether `p` is in the region where `job`'s data lives (`None`: the job names none).
+    fn near(&self, p: &Provider, job: &Job) -> Option<bool> {
+        job.spec
+            .requirements
+            .region
+            .as_ref()
+            .map(|r| *r == p.spec.region)
+    }
+
+    /// How well `q` suits `job`, out of 1000, relative to the fastest of `peers`: speed 400,
+    /// reputation 200, price 150, proximity 150, holding the module 100.
+    pub fn suitability(&self, q: &Provider, job: &Job, fastest: u64, ctx: &Dispatch<'_>) -> u64 {
+        let speed = q
+            .spec
+            .benchmark_score
+            .min(fastest)
+            .saturating_mul(S_SPEED)
+            .checked_div(fastest)
+            .unwrap_or(S_SPEED);
+        let reputation = u64::from(q.reputation.score).saturating_mul(S_REPUTATION)
+            / u64::from(crate::MAX_SCORE);
+        let price = if job.spec.max_price == 0 {
+            S_PRICE
+        } else {
+            let left = job.spec.max_price.saturating_sub(q.spec.price_per_fuel);
+            u64::try_from(left.saturating_mul(u128::from(S_PRICE)) / job.spec.max_price)
+                .unwrap_or(S_PRICE)
+        };
+        let near = match self.near(q, job) {
+            Some(true) | None => S_NEAR,
+            Some(false) => 0,
+        };
+        let cached = if (ctx.cached)(&q.id, &job.spec.module) {
+            S_CACHED
+        } else {
+            0
+        };
+        speed
+            .saturating_add(reputation)
+            .saturating_add(price)
+            .saturating_add(near)
+            .saturating_add(cached)
+    }
+
+    /// Whether `job` is held back from `p` for a waiting provider that suits it clearly better.
+    pub fn holds(&self, p: &Provider, job: &Job, ctx: &Dispatch<'_>) -> bool {
+        let s = &self.config.schedule;
+        if ctx.idle.is_empty()
+            || self.is_urgent(job, ctx.now)
+            || ctx.now >= job.submitted_at.saturating_add(s.hold_ms)
+        {
+            return false;
+        }
+        let others: Vec<&Provider> = ctx
+            .idle
+            .iter()
+            .filter(|q| **q != p.id)
+            .take(64)
+            .filter_map(|q| self.providers.get(q))
+            .filter(|q| {
+                q.status == ProviderStatus::Active && q.running.len() < q.spec.slots as usize
+            })
+            .filter(|q| self.fits_job(q, job, ctx.now).is_ok())
+            .collect();
+        let fastest = others
+            .iter()
+            .map(|q| q.spec.benchmark_score)
+            .chain(std::iter::once(p.spec.benchmark_score))
+            .max()
+            .unwrap_or(0);
+        let mine = self.suitability(p, job, fastest, ctx);
+        let bar = mine.saturating_mul(u64::from(s.hold_margin_pct)) / 100;
+        others
+            .iter()
+            .any(|q| self.suitability(q, job, fastest, ctx) > bar)
+    }
+}
