@@ -507,6 +507,7 @@ mod tests {
                 quorum: 1,
                 max_results: 1,
             },
+            requirements: Default::default(),
         }
     }
 

@@ -83,6 +83,7 @@ fn job_spec(module: engine::Hash) -> JobSpec {
             quorum: 1,
             max_results: 1,
         },
+        requirements: Default::default(),
     }
 }
 
