@@ -53,7 +53,7 @@ impl Default for ScheduleParams {
             queue_per_slot: 64,
             prefetch_ms: 20,
             hold_ms: 250,
-            hold_margin_pct: 125,
+            hold_margin_pct: 120,
             urgent_ms: 60_000,
             timeout_grace_ms: 10_000,
         }
@@ -173,10 +173,17 @@ impl State {
                     c.score = self.job_score(p, job, behind, least, ctx);
                 }
             }
+            // Ties go to the less-served requester, then to the older job.
+            let served = |c: &Candidate| service.get(&c.owner).copied().unwrap_or(0);
             let Some(best) = candidates
                 .iter_mut()
                 .filter(|c| !c.exhausted)
-                .max_by(|a, b| a.score.cmp(&b.score).then(b.job.cmp(&a.job)))
+                .max_by(|a, b| {
+                    a.score
+                        .cmp(&b.score)
+                        .then(served(b).cmp(&served(a)))
+                        .then(b.job.cmp(&a.job))
+                })
             else {
                 break;
             };

@@ -101,8 +101,12 @@ fn relay(client: TcpStream, server: TcpStream, counters: Counters) {
             match c_read.read(&mut buf) {
                 Ok(0) | Err(_) => break,
                 Ok(n) => {
-                    // A request's head arrives in one write; count work fetches by their line.
-                    if buf[..n].starts_with(b"POST /v1/work/fetch ") {
+                    // A request's head arrives in one write; count work fetches (alone or in an
+                    // exchange with a report) by their line.
+                    let head = &buf[..n];
+                    if head.starts_with(b"POST /v1/work/fetch ")
+                        || head.starts_with(b"POST /v1/work/exchange ")
+                    {
                         fetches.fetch_add(1, Ordering::SeqCst);
                     }
                     if s_write.write_all(&buf[..n]).is_err() {

@@ -9,4 +9,5 @@ mod lifecycle;
 mod nonces;
 mod providers;
 mod reports;
+mod schedule;
 mod verify;
