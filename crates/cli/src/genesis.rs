@@ -26,6 +26,8 @@ struct GenesisFile {
     allocations: BTreeMap<String, String>,
     #[serde(default)]
     verification: Option<VerifyParams>,
+    /// The scheduler's tunables.
+    scheduling: Option<engine::ScheduleParams>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -88,7 +90,10 @@ pub fn parse(text: &str) -> anyhow::Result<Genesis> {
                 .transpose()?,
         },
         allocations,
-        engine: EngineConfig::default(),
+        engine: EngineConfig {
+            schedule: file.scheduling.unwrap_or_default(),
+            ..EngineConfig::default()
+        },
         verification: file.verification.unwrap_or_default(),
     };
     genesis.validate().map_err(|e| anyhow::anyhow!(e))?;

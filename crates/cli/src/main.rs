@@ -135,6 +135,10 @@ struct ProviderArgs {
     /// With --faulty: every colluding provider returns the same wrong output for a task
     #[arg(long, requires = "faulty")]
     collude: bool,
+    /// For tests: take tasks and never run or report them while staying alive (the coordinator
+    /// times the runs out)
+    #[arg(long)]
+    stall: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -169,6 +173,18 @@ enum JobCommand {
         /// Include every task
         #[arg(long)]
         tasks: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// What a job delivered, task by task: accepted outputs, failures, unfinished tasks and the
+    /// escrow (the partial-results report of a failed or expired job)
+    Report {
+        id: u64,
+        #[command(flatten)]
+        coordinator: CoordinatorUrl,
+        /// Write each accepted task output to DIR/task-<index>
+        #[arg(long, value_name = "DIR")]
+        out_dir: Option<PathBuf>,
         #[arg(long)]
         json: bool,
     },
@@ -281,6 +297,7 @@ async fn main() -> anyhow::Result<()> {
             config.price_per_fuel = args.price;
             config.gpu = args.gpu;
             config.operator = args.operator;
+            config.stall = args.stall;
             config.faulty = args.faulty.map(|rate| provider::Faulty {
                 rate,
                 collude: args.collude,
@@ -429,6 +446,21 @@ async fn job(cmd: JobCommand) -> anyhow::Result<()> {
                         format!(" runs: {}", runs.join(", "))
                     }
                 );
+            }
+            Ok(())
+        }
+        JobCommand::Report {
+            id,
+            coordinator,
+            out_dir,
+            json,
+        } => {
+            let client = Client::new(&coordinator.url);
+            let report = requester::report(&client, id, out_dir.as_deref()).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", report.table());
             }
             Ok(())
         }

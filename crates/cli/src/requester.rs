@@ -138,3 +138,161 @@ pub fn describe(view: &JobView) -> String {
         ),
     }
 }
+
+/// What a job delivered, task by task: `gridmint job report`. For a job that failed or passed
+/// its deadline this is the partial-results report: the accepted outputs, what failed and why,
+/// what was dropped unfinished, and what the escrow paid and refunded.
+#[derive(Debug, serde::Serialize)]
+pub struct Report {
+    pub job: u64,
+    #[serde(serialize_with = "status_fields", rename = "status")]
+    pub status: JobStatus,
+    /// Why the job failed, if it did.
+    pub reason: Option<String>,
+    pub tasks_total: u64,
+    pub done: Vec<DoneTask>,
+    pub failed: Vec<FailedTask>,
+    /// Tasks the job ended without (queued or running when it failed, expired or was cancelled).
+    pub unfinished: Vec<engine::TaskId>,
+    pub escrow: engine::Escrow,
+}
+
+/// A job status as its name: `running`, `reducing`, `completed`, `failed` or `cancelled`.
+fn status_fields<S: serde::Serializer>(status: &JobStatus, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(match status {
+        JobStatus::Running => "running",
+        JobStatus::Reducing => "reducing",
+        JobStatus::Completed => "completed",
+        JobStatus::Failed { .. } => "failed",
+        JobStatus::Cancelled => "cancelled",
+    })
+}
+
+#[derive(Debug, serde::Serialize)]
+pub struct DoneTask {
+    pub task: engine::TaskId,
+    pub output_hash: engine::Hash,
+    pub fuel_used: u64,
+    /// Where the output was written, with `--out-dir`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file: Option<std::path::PathBuf>,
+}
+
+#[derive(Debug, serde::Serialize)]
+pub struct FailedTask {
+    pub task: engine::TaskId,
+    pub failures: u32,
+    pub error: Option<String>,
+}
+
+/// Builds job `id`'s report; with `out_dir`, writes each accepted output to
+/// `out_dir/task-<index>`.
+pub async fn report(
+    client: &Client,
+    id: u64,
+    out_dir: Option<&std::path::Path>,
+) -> anyhow::Result<Report> {
+    let view = client.job(id, true).await?;
+    if let Some(dir) = out_dir {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let mut report = Report {
+        job: id,
+        status: view.status.clone(),
+        reason: match &view.status {
+            JobStatus::Failed { reason } => Some(reason.clone()),
+            _ => None,
+        },
+        tasks_total: view.tasks_total,
+        done: Vec::new(),
+        failed: Vec::new(),
+        unfinished: Vec::new(),
+        escrow: view.escrow.clone(),
+    };
+    for t in &view.tasks {
+        match (t.state.as_str(), t.output_hash) {
+            ("done", Some(hash)) => {
+                let file = match out_dir {
+                    Some(dir) => {
+                        let bytes = client.get_blob(hash).await.with_context(|| {
+                            format!("downloading the output of task {}", t.task)
+                        })?;
+                        let path = dir.join(format!("task-{}", t.task.index));
+                        std::fs::write(&path, &bytes)
+                            .with_context(|| format!("writing {}", path.display()))?;
+                        Some(path)
+                    }
+                    None => None,
+                };
+                report.done.push(DoneTask {
+                    task: t.task,
+                    output_hash: hash,
+                    fuel_used: t.fuel_used.unwrap_or(0),
+                    file,
+                });
+            }
+            ("failed", _) => report.failed.push(FailedTask {
+                task: t.task,
+                failures: t.failures,
+                error: t.last_error.clone(),
+            }),
+            _ => report.unfinished.push(t.task),
+        }
+    }
+    Ok(report)
+}
+
+impl Report {
+    pub fn table(&self) -> String {
+        use std::fmt::Write;
+        let mut s = String::new();
+        let status = match &self.status {
+            JobStatus::Failed { reason } => format!("failed: {reason}"),
+            other => format!("{other:?}").to_lowercase(),
+        };
+        let _ = writeln!(s, "job {}: {status}", self.job);
+        let _ = writeln!(
+            s,
+            "  {} of {} tasks done, {} failed, {} unfinished",
+            self.done.len(),
+            self.tasks_total,
+            self.failed.len(),
+            self.unfinished.len()
+        );
+        let e = &self.escrow;
+        let _ = writeln!(
+            s,
+            "  escrow: {} locked, {} paid (fees {}), {} refunded",
+            Tokens(e.locked),
+            Tokens(e.paid),
+            Tokens(e.fees),
+            Tokens(e.refunded)
+        );
+        for d in &self.done {
+            let _ = writeln!(
+                s,
+                "  done       task {:<8} output {} fuel {}{}",
+                d.task.to_string(),
+                d.output_hash,
+                d.fuel_used,
+                d.file
+                    .as_ref()
+                    .map(|f| format!(" -> {}", f.display()))
+                    .unwrap_or_default()
+            );
+        }
+        for f in &self.failed {
+            let _ = writeln!(
+                s,
+                "  failed     task {:<8} after {} failures: {}",
+                f.task.to_string(),
+                f.failures,
+                f.error.as_deref().unwrap_or("?")
+            );
+        }
+        for t in &self.unfinished {
+            let _ = writeln!(s, "  unfinished task {t}");
+        }
+        s
+    }
+}

@@ -9,4 +9,5 @@ mod jobs;
 mod keys;
 mod ledger;
 mod recovery;
+mod schedule;
 mod verify;
