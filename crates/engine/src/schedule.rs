@@ -352,7 +352,7 @@ impl State {
     pub fn fuel_estimate(&self, job: &Job) -> u64 {
         match u64::from(job.maps_done) {
             0 => job.spec.limits.fuel,
-            done => job.fuel_accepted / done,
+            done => job.fuel_accepted.checked_div(done).unwrap_or(0),
         }
     }
 
@@ -363,7 +363,11 @@ impl State {
             .benchmark_score
             .saturating_mul(FUEL_PER_BENCHMARK_POINT)
             .max(1);
-        let fuel_us = self.fuel_estimate(job).saturating_mul(1000) / per_ms;
+        let fuel_us = self
+            .fuel_estimate(job)
+            .saturating_mul(1000)
+            .checked_div(per_ms)
+            .unwrap_or(u64::MAX);
         TASK_OVERHEAD_US.saturating_add(fuel_us)
     }
 
@@ -468,15 +472,15 @@ impl State {
             .saturating_mul(S_SPEED)
             .checked_div(fastest)
             .unwrap_or(S_SPEED);
-        let reputation = u64::from(q.reputation.score).saturating_mul(S_REPUTATION)
-            / u64::from(crate::MAX_SCORE);
-        let price = if job.spec.max_price == 0 {
-            S_PRICE
-        } else {
-            let left = job.spec.max_price.saturating_sub(q.spec.price_per_fuel);
-            u64::try_from(left.saturating_mul(u128::from(S_PRICE)) / job.spec.max_price)
-                .unwrap_or(S_PRICE)
-        };
+        let reputation = u64::from(q.reputation.score)
+            .saturating_mul(S_REPUTATION)
+            .checked_div(u64::from(crate::MAX_SCORE))
+            .unwrap_or(0);
+        let left = job.spec.max_price.saturating_sub(q.spec.price_per_fuel);
+        let price = left
+            .saturating_mul(u128::from(S_PRICE))
+            .checked_div(job.spec.max_price)
+            .map_or(S_PRICE, |p| u64::try_from(p).unwrap_or(S_PRICE));
         let near = match self.near(q, job) {
             Some(true) | None => S_NEAR,
             Some(false) => 0,

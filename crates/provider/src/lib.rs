@@ -288,10 +288,9 @@ impl Agent {
             let result: Result<(), ClientError> = async {
                 // Report what finished and ask for more in one round trip (an exchange).
                 let room = ask.saturating_sub(in_flight.len() as u32);
-                let fetch = room > 0 && !(config.stall && !in_flight.is_empty());
-                if pending.is_empty() && !fetch {
-                    // Nothing to say: wait below for a result or the heartbeat.
-                } else {
+                // A stalling provider (a test tool) takes work only while it holds none.
+                let fetch = room > 0 && (!config.stall || in_flight.is_empty());
+                if !pending.is_empty() || fetch {
                     let wait = if in_flight.is_empty() && pending.is_empty() {
                         config.fetch_wait
                     } else {

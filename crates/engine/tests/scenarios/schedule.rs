@@ -448,7 +448,7 @@ fn short_tasks_are_prefetched_long_ones_are_not() {
             ..spec(Kind::Fast)
         },
     );
-    let job = w.submit(acct(9), job_spec(1000));
+    w.submit(acct(9), job_spec(1000));
     // Unknown cost: the fuel limit (1M fuel at 67k fuel/ms ≈ 15 ms) → one per slot free, plus
     // one more per slot within 20 ms.
     let first = w.state.pick(acct(1), 1000);
