@@ -87,7 +87,7 @@ impl Plan {
                 kernel_rounds: 2,
                 noop_runs: 500,
                 e2e_tasks: 500,
-                latency_samples: 3,
+                latency_samples: 20,
             }
         } else {
             Plan {
@@ -95,7 +95,7 @@ impl Plan {
                 kernel_rounds: 5,
                 noop_runs: 2000,
                 e2e_tasks: 2000,
-                latency_samples: 5,
+                latency_samples: 50,
             }
         }
     }
@@ -565,11 +565,13 @@ async fn drive_end_to_end(plan: &Plan, url: &str, cores: u32) -> anyhow::Result<
     let mut latencies = Vec::with_capacity(plan.latency_samples);
     for i in 1..=plan.latency_samples {
         let (took, _) = run_job(&client, &requester, spec(1)).await?;
-        eprintln!(
-            "end-to-end: single-task job {i}/{}: {:.1} ms",
-            plan.latency_samples,
-            ms(took)
-        );
+        if i % 10 == 0 || i == plan.latency_samples {
+            eprintln!(
+                "end-to-end: single-task job {i}/{}: {:.1} ms",
+                plan.latency_samples,
+                ms(took)
+            );
+        }
         latencies.push(took);
     }
 
