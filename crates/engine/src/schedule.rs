@@ -257,10 +257,13 @@ impl State {
             job,
             index: u32::MAX,
         };
-        let has_inputs = self
-            .jobs
-            .get(&job)
-            .is_some_and(|j| j.spec.tasks.iter().any(|t| !t.inputs.is_empty()));
+        // Whether the job's tasks read inputs, judged by its next few queued tasks.
+        let has_inputs = self.queue.range(range.clone()).take(8).any(|id| {
+            self.jobs
+                .get(&id.job)
+                .and_then(|j| j.spec.tasks.get(id.index as usize))
+                .is_some_and(|t| !t.inputs.is_empty())
+        });
         let start = out.len();
         // Only re-executions picked first and tasks picked for their inputs can come up twice.
         let mut seen: BTreeSet<TaskId> = out.iter().copied().collect();

@@ -26,6 +26,10 @@ const BENCH_ITERATIONS: u64 = 2_000_000;
 /// Tasks per slot a provider offers to queue locally beyond its slots (the coordinator's
 /// `queue_per_slot` caps it, and fills it only with short tasks).
 const LOCAL_QUEUE_PER_SLOT: u32 = 64;
+/// Results reported in one exchange before the local queue runs dry, at most.
+const REPORT_BATCH: usize = 256;
+/// The longest a finished result waits to be batched with others before it is reported.
+const REPORT_DELAY: Duration = Duration::from_millis(5);
 
 /// How a provider runs. Defaults describe this machine.
 #[derive(Clone, Debug)]
@@ -281,23 +285,32 @@ impl Agent {
         // The most tasks to ask for: the slots and a local queue (the coordinator decides how
         // much of it to fill, from how long the tasks are expected to take).
         let ask = self.spec.slots.saturating_mul(1 + LOCAL_QUEUE_PER_SLOT);
+        let mut starved = false;
+        let mut pending_since = Instant::now();
         loop {
-            while let Ok(report) = done_rx.try_recv() {
-                pending.push(report);
-            }
             let result: Result<(), ClientError> = async {
-                // Report what finished and ask for more in one round trip (an exchange).
+                // Report what finished and ask for more in one round trip (an exchange) when
+                // idle, when the local queue has run dry (only running tasks left), when many
+                // results wait, or when the oldest has waited REPORT_DELAY. In between, results
+                // accumulate, so one exchange (one fsync on the coordinator) covers many tasks.
+                let slots = self.spec.slots as usize;
+                let unfinished = in_flight.len().saturating_sub(pending.len());
                 let room = ask.saturating_sub(in_flight.len() as u32);
                 // A stalling provider (a test tool) takes work only while it holds none.
-                let fetch = room > 0 && (!config.stall || in_flight.is_empty());
-                if !pending.is_empty() || fetch {
-                    let wait = if in_flight.is_empty() && pending.is_empty() {
+                let may_fetch = room > 0 && (!config.stall || in_flight.is_empty());
+                let refill = may_fetch && !starved && unfinished <= slots;
+                let flush = !pending.is_empty()
+                    && (unfinished <= slots
+                        || pending.len() >= REPORT_BATCH
+                        || pending_since.elapsed() >= REPORT_DELAY);
+                if in_flight.is_empty() || refill || flush {
+                    let wait = if in_flight.is_empty() {
                         config.fetch_wait
                     } else {
                         Duration::ZERO
                     };
                     let request = api::wire::Request::Fetch {
-                        max: room,
+                        max: if may_fetch { room } else { 0 },
                         wait_ms: u32::try_from(wait.as_millis()).unwrap_or(u32::MAX),
                         held: in_flight.iter().copied().collect(),
                         cached: self.worker.cached(),
@@ -316,6 +329,8 @@ impl Agent {
                         }
                     }
                     heartbeat_every = Duration::from_millis(resp.heartbeat_interval_ms.max(50));
+                    // Nothing more for now while we still work: ask again after a result.
+                    starved = resp.tasks.is_empty() && !in_flight.is_empty();
                     for task in resp.tasks {
                         if in_flight.insert(task.task) && !config.stall {
                             self.worker.spawn(task, done_tx.clone());
@@ -325,18 +340,37 @@ impl Agent {
                         return Ok(());
                     }
                 }
+                let mut got = false;
                 while let Ok(report) = done_rx.try_recv() {
+                    got = true;
+                    if pending.is_empty() {
+                        pending_since = Instant::now();
+                    }
                     pending.push(report);
                 }
-                if !pending.is_empty() {
+                if got {
+                    starved = false;
                     return Ok(());
                 }
                 let due = last_contact + heartbeat_every;
+                let flush_at = if pending.is_empty() {
+                    due
+                } else {
+                    (pending_since + REPORT_DELAY).min(due)
+                };
                 tokio::select! {
-                    Some(report) = done_rx.recv() => pending.push(report),
-                    () = tokio::time::sleep_until(due.into()) => {
-                        self.client.heartbeat(&self.identity).await?;
-                        last_contact = Instant::now();
+                    Some(report) = done_rx.recv() => {
+                        if pending.is_empty() {
+                            pending_since = Instant::now();
+                        }
+                        pending.push(report);
+                        starved = false;
+                    }
+                    () = tokio::time::sleep_until(flush_at.into()) => {
+                        if pending.is_empty() && Instant::now() >= due {
+                            self.client.heartbeat(&self.identity).await?;
+                            last_contact = Instant::now();
+                        }
                     }
                 }
                 Ok(())
