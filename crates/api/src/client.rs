@@ -4,7 +4,7 @@ use crate::auth::Identity;
 use crate::wire::{
     AccountView, ActionResponse, BatchOutcome, BlobStored, ChainView, ErrorBody, Exchange,
     ExchangeResponse, FetchResponse, HEADER_NONCE, HEADER_SIGNATURE, HEADER_SIGNER,
-    HeartbeatResponse, HistoryPage, JobView, NetworkView, ProviderView, RawEntry, Request,
+    HeartbeatResponse, HistoryPage, JobView, NetworkView, Ping, ProviderView, RawEntry, Request,
     StatusView,
 };
 use bytes::Bytes;
@@ -241,6 +241,15 @@ impl Client {
         self.post("/v1/work/exchange", &body).await
     }
 
+    /// A heartbeat proved by a session token instead of a signature.
+    pub async fn ping(
+        &self,
+        provider: AccountId,
+        token: Hash,
+    ) -> Result<HeartbeatResponse, ClientError> {
+        self.post("/v1/work/ping", &Ping { provider, token }).await
+    }
+
     pub async fn heartbeat(&self, who: &Identity) -> Result<HeartbeatResponse, ClientError> {
         self.post("/v1/work/heartbeat", &who.sign(Request::Heartbeat))
             .await
@@ -316,5 +325,57 @@ impl Client {
     pub async fn chain_entries(&self, from: u64, limit: u32) -> Result<Vec<RawEntry>, ClientError> {
         self.get(&format!("/v1/chain/entries?from={from}&limit={limit}"))
             .await
+    }
+}
+
+/// Sends UDP heartbeats ([`crate::wire::UDP_MAGIC`]) to a coordinator: the datagram port is the
+/// HTTP port of its URL.
+pub struct UdpPinger {
+    socket: tokio::net::UdpSocket,
+}
+
+impl UdpPinger {
+    /// A socket connected to the coordinator at `base` (`http://host:port`).
+    pub async fn connect(base: &str) -> std::io::Result<UdpPinger> {
+        let bad = |why: &str| std::io::Error::new(std::io::ErrorKind::InvalidInput, why.to_string());
+        let url = reqwest::Url::parse(base).map_err(|e| bad(&e.to_string()))?;
+        let host = url.host_str().ok_or_else(|| bad("no host in the URL"))?;
+        let port = url
+            .port_or_known_default()
+            .ok_or_else(|| bad("no port in the URL"))?;
+        let target = tokio::net::lookup_host((host, port))
+            .await?
+            .next()
+            .ok_or_else(|| bad("the host resolves to no address"))?;
+        let local = if target.is_ipv4() {
+            "0.0.0.0:0"
+        } else {
+            "[::]:0"
+        };
+        let socket = tokio::net::UdpSocket::bind(local).await?;
+        socket.connect(target).await?;
+        Ok(UdpPinger { socket })
+    }
+
+    /// Sends `ping` and waits up to `wait` for the answer (`None`: no answer in time).
+    pub async fn ping(
+        &self,
+        ping: &crate::wire::Ping,
+        wait: Duration,
+    ) -> std::io::Result<Option<crate::wire::PingAck>> {
+        self.socket.send(&ping.to_datagram()).await?;
+        let mut buf = [0u8; 16];
+        let answer = async {
+            loop {
+                let n = self.socket.recv(&mut buf).await?;
+                if let Some(ack) = buf.get(..n).and_then(crate::wire::PingAck::from_datagram) {
+                    return Ok::<_, std::io::Error>(ack);
+                }
+            }
+        };
+        match tokio::time::timeout(wait, answer).await {
+            Ok(ack) => ack.map(Some),
+            Err(_) => Ok(None),
+        }
     }
 }

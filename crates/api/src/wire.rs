@@ -10,6 +10,7 @@
 //! | `POST /v1/work/fetch`         | `Signed<Request>`      | [`FetchResponse`]    |
 //! | `POST /v1/work/exchange`      | [`Exchange`]           | [`ExchangeResponse`] |
 //! | `POST /v1/work/heartbeat`     | `Signed<Request>`      | [`HeartbeatResponse`]|
+//! | `POST /v1/work/ping`          | [`Ping`]               | [`HeartbeatResponse`]|
 //! | `GET  /v1/jobs/{id}`          | `?tasks=true`, `?wait_ms=N` (long poll until finished) | [`JobView`] |
 //! | `GET  /v1/jobs/{id}/output`   |                        | bytes                |
 //! | `GET  /v1/providers`          |                        | `Vec<ProviderView>`  |
@@ -134,6 +135,9 @@ pub struct FetchResponse {
     pub tasks: Vec<TaskDescriptor>,
     /// How often the provider must heartbeat.
     pub heartbeat_interval_ms: u64,
+    /// Token for cheap heartbeats ([`Ping`]).
+    #[serde(default)]
+    pub session: Option<Hash>,
 }
 
 /// `POST /v1/work/exchange`: a provider's report of finished tasks and its next fetch, in one
@@ -152,6 +156,9 @@ pub struct ExchangeResponse {
     pub reported: Option<u64>,
     pub tasks: Vec<TaskDescriptor>,
     pub heartbeat_interval_ms: u64,
+    /// Token for cheap heartbeats ([`Ping`]).
+    #[serde(default)]
+    pub session: Option<Hash>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -159,6 +166,80 @@ pub struct HeartbeatResponse {
     pub heartbeat_interval_ms: u64,
     /// Silence longer than this and the provider is declared lost.
     pub heartbeat_timeout_ms: u64,
+    /// Token for cheap heartbeats ([`Ping`]), after a signed heartbeat.
+    #[serde(default)]
+    pub session: Option<Hash>,
+}
+
+/// UDP heartbeats: the coordinator also listens for datagrams on its HTTP port number. A ping is
+/// [`UDP_MAGIC`] followed by the provider id and its session token (67 bytes); the answer is
+/// [`UDP_MAGIC`] followed by one [`PingAck`] byte. No connection, no HTTP, no signature: the
+/// cheapest proof of life, for fleets of many idle providers. Providers fall back to
+/// `POST /v1/work/ping` when no answer comes (UDP blocked) and to a signed heartbeat when the
+/// token is refused.
+pub const UDP_MAGIC: [u8; 3] = *b"GM1";
+
+/// Length of a UDP ping.
+pub const UDP_PING_LEN: usize = 3 + 32 + 32;
+
+/// The coordinator's answer to a UDP ping.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PingAck {
+    Alive = 0,
+    /// The token is not this provider's on this coordinator run: send a signed heartbeat.
+    BadToken = 1,
+    /// The provider is not registered or not active: register again.
+    NotActive = 2,
+}
+
+impl Ping {
+    pub fn to_datagram(&self) -> [u8; UDP_PING_LEN] {
+        let mut out = [0u8; UDP_PING_LEN];
+        let (magic, rest) = out.split_at_mut(3);
+        magic.copy_from_slice(&UDP_MAGIC);
+        let (id, token) = rest.split_at_mut(32);
+        id.copy_from_slice(&self.provider.0);
+        token.copy_from_slice(&self.token.0);
+        out
+    }
+
+    pub fn from_datagram(bytes: &[u8]) -> Option<Ping> {
+        if bytes.len() != UDP_PING_LEN || bytes.get(..3)? != UDP_MAGIC {
+            return None;
+        }
+        Some(Ping {
+            provider: AccountId(bytes.get(3..35)?.try_into().ok()?),
+            token: Hash(bytes.get(35..67)?.try_into().ok()?),
+        })
+    }
+}
+
+impl PingAck {
+    pub fn to_datagram(self) -> [u8; 4] {
+        let [a, b, c] = UDP_MAGIC;
+        [a, b, c, self as u8]
+    }
+
+    pub fn from_datagram(bytes: &[u8]) -> Option<PingAck> {
+        match bytes {
+            [a, b, c, code] if [*a, *b, *c] == UDP_MAGIC => match code {
+                0 => Some(PingAck::Alive),
+                1 => Some(PingAck::BadToken),
+                2 => Some(PingAck::NotActive),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+}
+
+/// `POST /v1/work/ping`: a heartbeat proved by the session token the coordinator handed out in
+/// answer to the provider's last signed request, instead of a signature. Refused (401) after a
+/// coordinator restart: send a signed heartbeat to get a new token.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ping {
+    pub provider: AccountId,
+    pub token: Hash,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

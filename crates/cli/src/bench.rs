@@ -58,6 +58,9 @@ pub struct BenchArgs {
     /// no-op tasks in the end-to-end throughput job (default: 2000, or 500 with --quick)
     #[arg(long, value_name = "N")]
     pub tasks: Option<usize>,
+    /// simulated providers of the heartbeat section (default: 100000, or 10000 with --quick)
+    #[arg(long, value_name = "N")]
+    pub providers: Option<usize>,
 }
 
 /// A section that can be run alone.
@@ -67,6 +70,8 @@ pub enum Section {
     Ledger,
     /// no-op tasks per second and single-task latency through a real coordinator and providers
     E2e,
+    /// a coordinator's CPU and memory with many registered providers heartbeating every 30 s
+    Heartbeats,
 }
 
 /// How much of everything to do.
@@ -122,6 +127,24 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             println!("{}", serde_json::to_string_pretty(&json)?);
         } else {
             print!("{}", ledger.table(4));
+        }
+        return Ok(());
+    }
+    if args.only == Some(Section::Heartbeats) {
+        let providers = args
+            .providers
+            .unwrap_or(if args.quick { 10_000 } else { 100_000 });
+        let window = Duration::from_secs(if args.quick { 10 } else { 30 });
+        let result = crate::heartbeat_bench::run(providers, window).await?;
+        if args.json {
+            let json = json!({
+                "mode": if args.quick { "quick" } else { "full" },
+                "cores": cores,
+                "heartbeats": result.json(),
+            });
+            println!("{}", serde_json::to_string_pretty(&json)?);
+        } else {
+            print!("{}", result.table());
         }
         return Ok(());
     }
@@ -855,7 +878,7 @@ impl EndToEndResult {
     }
 }
 
-fn verdict(met: bool) -> &'static str {
+pub(crate) fn verdict(met: bool) -> &'static str {
     if met { "(met)" } else { "(missed)" }
 }
 

@@ -24,8 +24,9 @@ use std::time::{Duration, Instant};
 use store::{BlobStore, SqliteLog};
 use tokio::sync::Notify;
 
-/// Signers whose decoded keys are kept for batch signature checks (about 200 bytes each).
-const KEY_CACHE: usize = 1 << 16;
+/// Signers whose checked keys are kept for batch signature checks (the recent ones matter; a
+/// fleet of idle providers should not keep 64 bytes each resident).
+const KEY_CACHE: usize = 1 << 13;
 
 /// How a coordinator runs. Every field has a default that works on a laptop.
 #[derive(Clone, Debug)]
@@ -87,6 +88,8 @@ pub(crate) struct Shared {
     keys: api::KeyCache,
     /// Woken whenever tasks may have been queued.
     work: Notify,
+    /// Session tokens for cheap heartbeats.
+    sessions: api::Sessions,
 }
 
 impl Shared {
@@ -162,7 +165,18 @@ pub async fn start(config: CoordinatorConfig, listen: SocketAddr) -> anyhow::Res
         config,
         keys: api::KeyCache::new(KEY_CACHE),
         work: Notify::new(),
+        sessions: api::Sessions::new(),
     });
+    match std::net::UdpSocket::bind(addr) {
+        Ok(socket) => {
+            let weak = Arc::downgrade(&shared);
+            std::thread::Builder::new()
+                .name("udp-heartbeats".into())
+                .spawn(move || udp_heartbeats(socket, weak))
+                .context("starting the UDP heartbeat thread")?;
+        }
+        Err(e) => tracing::warn!(%addr, error = %e, "no UDP heartbeats: cannot bind"),
+    }
     let app = routes::router(shared.clone());
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let timers = tokio::spawn(timers(shared.clone()));
@@ -257,25 +271,75 @@ async fn sealer(shared: Arc<Shared>) {
     }
 }
 
+/// Answers UDP pings (see [`api::wire::UDP_MAGIC`]) on a thread of its own until the coordinator
+/// is gone: a session-token check and a liveness update per datagram, no HTTP, no async wakeups.
+fn udp_heartbeats(socket: std::net::UdpSocket, shared: std::sync::Weak<Shared>) {
+    use api::wire::{Ping, PingAck};
+    if let Err(e) = socket.set_read_timeout(Some(Duration::from_millis(250))) {
+        tracing::warn!(error = %e, "UDP heartbeats disabled");
+        return;
+    }
+    let mut buf = [0u8; 128];
+    loop {
+        let received = socket.recv_from(&mut buf);
+        let Some(shared) = shared.upgrade() else {
+            return;
+        };
+        let Ok((n, from)) = received else {
+            continue;
+        };
+        let Some(ping) = buf.get(..n).and_then(Ping::from_datagram) else {
+            continue;
+        };
+        let ack = if !shared.sessions.check(&ping.provider, &ping.token) {
+            PingAck::BadToken
+        } else {
+            let mut node = shared.node();
+            let active = node
+                .state
+                .providers
+                .get(&ping.provider)
+                .is_some_and(|p| p.status == ProviderStatus::Active);
+            if active {
+                node.seen(ping.provider, 0);
+                PingAck::Alive
+            } else {
+                PingAck::NotActive
+            }
+        };
+        let _ = socket.send_to(&ack.to_datagram(), from);
+    }
+}
+
 /// The leader's clock-driven decisions: declare silent providers lost, time out unreported runs,
 /// expire jobs past deadline.
 async fn timers(shared: Arc<Shared>) {
     let period = (shared.config.heartbeat_timeout / 4)
         .clamp(Duration::from_millis(20), Duration::from_secs(1));
+    // Looking for silent providers visits every provider: do it an eighth of the timeout apart
+    // (a provider is declared lost at most that late), not every tick.
+    let liveness_every = (shared.config.heartbeat_timeout / 8).max(period);
+    let mut last_liveness = Instant::now();
     let mut tick = tokio::time::interval(period);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
         let mut node = shared.node();
         let now = Instant::now();
-        let lost: Vec<_> = node
-            .state
-            .providers
-            .values()
-            .filter(|p| p.status == ProviderStatus::Active)
-            .filter(|p| now.duration_since(node.last_seen(&p.id)) > shared.config.heartbeat_timeout)
-            .map(|p| p.id)
-            .collect();
+        let lost: Vec<_> = if now.duration_since(last_liveness) >= liveness_every {
+            last_liveness = now;
+            node.state
+                .providers
+                .values()
+                .filter(|p| p.status == ProviderStatus::Active)
+                .filter(|p| {
+                    now.duration_since(node.last_seen(&p.id)) > shared.config.heartbeat_timeout
+                })
+                .map(|p| p.id)
+                .collect()
+        } else {
+            Vec::new()
+        };
         let mut requeued = false;
         for provider in lost {
             match node.commit(Input::Leader(LeaderCommand::ProviderLost { provider })) {

@@ -34,6 +34,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/v1/actions/batch", post(action_batch))
         .route("/v1/work/fetch", post(fetch))
         .route("/v1/work/exchange", post(exchange))
+        .route("/v1/work/ping", post(ping))
         .route("/v1/work/heartbeat", post(heartbeat))
         .route("/v1/jobs/{id}", get(job))
         .route("/v1/jobs/{id}/output", get(job_output))
@@ -326,6 +327,37 @@ async fn heartbeat(State(shared): S, body: Body) -> ApiResult<Json<HeartbeatResp
     Ok(Json(HeartbeatResponse {
         heartbeat_interval_ms: shared.config.heartbeat_interval.as_millis() as u64,
         heartbeat_timeout_ms: shared.config.heartbeat_timeout.as_millis() as u64,
+        session: Some(shared.sessions.token(&signed.signer)),
+    }))
+}
+
+/// A heartbeat proved by a session token ([`api::Sessions`]): no signature to check.
+async fn ping(State(shared): S, body: Body) -> ApiResult<Json<HeartbeatResponse>> {
+    let bytes = read_body(body, 4 * 1024).await?;
+    let ping: api::wire::Ping = parse_json(&bytes)?;
+    if !shared.sessions.check(&ping.provider, &ping.token) {
+        return Err(ApiError::BadSignature(
+            "session token not valid on this coordinator (it may have restarted): send a signed heartbeat"
+                .into(),
+        ));
+    }
+    {
+        let mut node = shared.node();
+        match node.state.providers.get(&ping.provider) {
+            Some(p) if p.status == ProviderStatus::Active => {}
+            _ => {
+                return Err(ApiError::Conflict(format!(
+                    "provider {} is not active; register again",
+                    ping.provider
+                )));
+            }
+        }
+        node.seen(ping.provider, 0);
+    }
+    Ok(Json(HeartbeatResponse {
+        heartbeat_interval_ms: shared.config.heartbeat_interval.as_millis() as u64,
+        heartbeat_timeout_ms: shared.config.heartbeat_timeout.as_millis() as u64,
+        session: None,
     }))
 }
 
@@ -362,6 +394,7 @@ async fn exchange(State(shared): S, body: Body) -> ApiResult<Json<ExchangeRespon
         reported,
         tasks: response.tasks,
         heartbeat_interval_ms: response.heartbeat_interval_ms,
+        session: response.session,
     }))
 }
 
@@ -431,6 +464,7 @@ async fn serve_fetch(
         FetchResponse {
             tasks,
             heartbeat_interval_ms,
+            session: Some(shared.sessions.token(&who)),
         },
     ))
 }

@@ -30,6 +30,8 @@ const LOCAL_QUEUE_PER_SLOT: u32 = 64;
 const REPORT_BATCH: usize = 256;
 /// The longest a finished result waits to be batched with others before it is reported.
 const REPORT_DELAY: Duration = Duration::from_millis(5);
+/// How long a UDP heartbeat waits for its answer before the provider switches to HTTP.
+const UDP_WAIT: Duration = Duration::from_millis(500);
 
 /// How a provider runs. Defaults describe this machine.
 #[derive(Clone, Debug)]
@@ -287,6 +289,10 @@ impl Agent {
         let ask = self.spec.slots.saturating_mul(1 + LOCAL_QUEUE_PER_SLOT);
         let mut starved = false;
         let mut pending_since = Instant::now();
+        // Token for cheap heartbeats, from the last answer to a signed request.
+        let mut session: Option<engine::Hash> = None;
+        // UDP heartbeats, while the coordinator answers them.
+        let mut udp = api::UdpPinger::connect(self.client.base()).await.ok();
         loop {
             let result: Result<(), ClientError> = async {
                 // Report what finished and ask for more in one round trip (an exchange) when
@@ -329,6 +335,7 @@ impl Agent {
                         }
                     }
                     heartbeat_every = Duration::from_millis(resp.heartbeat_interval_ms.max(50));
+                    session = resp.session.or(session);
                     // Nothing more for now while we still work: ask again after a result.
                     starved = resp.tasks.is_empty() && !in_flight.is_empty();
                     for task in resp.tasks {
@@ -368,7 +375,8 @@ impl Agent {
                     }
                     () = tokio::time::sleep_until(flush_at.into()) => {
                         if pending.is_empty() && Instant::now() >= due {
-                            self.client.heartbeat(&self.identity).await?;
+                            let resp = self.heartbeat(session, &mut udp).await?;
+                            session = resp.or(session);
                             last_contact = Instant::now();
                         }
                     }
@@ -399,6 +407,45 @@ impl Agent {
                 Err(e) => return Err(e).context("talking to the coordinator"),
             }
         }
+    }
+
+    /// One heartbeat, as cheap as the coordinator allows: a UDP ping with the session token, or
+    /// (no answer: UDP blocked) the same over HTTP, or (no token, or refused: the coordinator
+    /// restarted) a signed heartbeat, whose answer carries a new token (returned).
+    async fn heartbeat(
+        &self,
+        session: Option<engine::Hash>,
+        udp: &mut Option<api::UdpPinger>,
+    ) -> Result<Option<engine::Hash>, ClientError> {
+        let me = self.identity.id();
+        if let Some(token) = session {
+            let ping = api::wire::Ping {
+                provider: me,
+                token,
+            };
+            if let Some(pinger) = udp.as_ref() {
+                match pinger.ping(&ping, UDP_WAIT).await {
+                    Ok(Some(api::wire::PingAck::Alive)) => return Ok(None),
+                    Ok(Some(api::wire::PingAck::NotActive)) => {
+                        // Let the signed heartbeat give the coordinator's answer (409/404).
+                        return self.client.heartbeat(&self.identity).await.map(|r| r.session);
+                    }
+                    Ok(Some(api::wire::PingAck::BadToken)) => {
+                        return self.client.heartbeat(&self.identity).await.map(|r| r.session);
+                    }
+                    Ok(None) | Err(_) => {
+                        tracing::debug!("no answer to a UDP heartbeat; using HTTP from now on");
+                        *udp = None;
+                    }
+                }
+            }
+            match self.client.ping(me, token).await {
+                Ok(_) => return Ok(None),
+                Err(e) if e.status() == Some(401) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        self.client.heartbeat(&self.identity).await.map(|r| r.session)
     }
 
     async fn leave(&mut self) {
