@@ -337,7 +337,8 @@ pub struct UdpPinger {
 impl UdpPinger {
     /// A socket connected to the coordinator at `base` (`http://host:port`).
     pub async fn connect(base: &str) -> std::io::Result<UdpPinger> {
-        let bad = |why: &str| std::io::Error::new(std::io::ErrorKind::InvalidInput, why.to_string());
+        let bad =
+            |why: &str| std::io::Error::new(std::io::ErrorKind::InvalidInput, why.to_string());
         let url = reqwest::Url::parse(base).map_err(|e| bad(&e.to_string()))?;
         let host = url.host_str().ok_or_else(|| bad("no host in the URL"))?;
         let port = url

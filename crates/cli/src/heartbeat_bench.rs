@@ -283,8 +283,14 @@ pub async fn run(providers: usize, window: Duration) -> anyhow::Result<Heartbeat
     };
     let stake = tokens(100);
     for (what, make) in [
-        ("faucet", Box::new(|_: &Identity| Action::Faucet) as Box<dyn Fn(&Identity) -> Action>),
-        ("stake", Box::new(move |_: &Identity| Action::Stake { amount: stake })),
+        (
+            "faucet",
+            Box::new(|_: &Identity| Action::Faucet) as Box<dyn Fn(&Identity) -> Action>,
+        ),
+        (
+            "stake",
+            Box::new(move |_: &Identity| Action::Stake { amount: stake }),
+        ),
         (
             "register",
             Box::new(move |_: &Identity| Action::RegisterProvider(spec.clone())),
@@ -307,7 +313,9 @@ pub async fn run(providers: usize, window: Duration) -> anyhow::Result<Heartbeat
         let mut got = vec![None; chunk.len()];
         while let Some(done) = set.join_next().await {
             let (i, resp) = done?;
-            let token = resp?.session.context("a signed heartbeat gave no session token")?;
+            let token = resp?
+                .session
+                .context("a signed heartbeat gave no session token")?;
             if let Some(slot) = got.get_mut(i) {
                 *slot = Some(token);
             }
@@ -337,14 +345,8 @@ pub async fn run(providers: usize, window: Duration) -> anyhow::Result<Heartbeat
         "heartbeats: UDP: {udp_pings} pings, {udp_errors} unanswered; now over HTTP for {:.0} s",
         http_window(window).as_secs_f64()
     );
-    let (http_window, http_pings, http_errors, http_cpu) = ping_fleet(
-        pid,
-        &fleet,
-        http_window(window),
-        Transport::Http,
-        &client,
-    )
-    .await?;
+    let (http_window, http_pings, http_errors, http_cpu) =
+        ping_fleet(pid, &fleet, http_window(window), Transport::Http, &client).await?;
     let rss_after = rss(pid)?;
     let status = client.status().await?;
     ensure!(

@@ -428,10 +428,18 @@ impl Agent {
                     Ok(Some(api::wire::PingAck::Alive)) => return Ok(None),
                     Ok(Some(api::wire::PingAck::NotActive)) => {
                         // Let the signed heartbeat give the coordinator's answer (409/404).
-                        return self.client.heartbeat(&self.identity).await.map(|r| r.session);
+                        return self
+                            .client
+                            .heartbeat(&self.identity)
+                            .await
+                            .map(|r| r.session);
                     }
                     Ok(Some(api::wire::PingAck::BadToken)) => {
-                        return self.client.heartbeat(&self.identity).await.map(|r| r.session);
+                        return self
+                            .client
+                            .heartbeat(&self.identity)
+                            .await
+                            .map(|r| r.session);
                     }
                     Ok(None) | Err(_) => {
                         tracing::debug!("no answer to a UDP heartbeat; using HTTP from now on");
@@ -445,7 +453,10 @@ impl Agent {
                 Err(e) => return Err(e),
             }
         }
-        self.client.heartbeat(&self.identity).await.map(|r| r.session)
+        self.client
+            .heartbeat(&self.identity)
+            .await
+            .map(|r| r.session)
     }
 
     async fn leave(&mut self) {

@@ -6,12 +6,13 @@ use api::{Client, ClientError, Identity};
 use bytes::Bytes;
 use engine::{Hash, TaskDescriptor, TaskOutcome, TaskReport};
 use sandbox::{Outcome, Prepared, Sandbox, TaskRun};
+use std::collections::VecDeque;
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 use store::BlobStore;
 use tokio::sync::mpsc::UnboundedSender;
-use tokio::task::AbortHandle;
 
 #[derive(Clone)]
 pub struct Worker {
@@ -24,10 +25,13 @@ struct Inner {
     sandbox: Arc<Sandbox>,
     blobs: BlobStore,
     modules: Mutex<HashMap<Hash, Prepared>>,
-    running: Mutex<Vec<AbortHandle>>,
     faulty: Option<Faulty>,
-    /// One permit per slot: tasks beyond the slots wait here, in the order they came.
-    slots: Arc<tokio::sync::Semaphore>,
+    /// Tasks waiting for a slot, in the order they came, with the generation they belong to.
+    queue: Mutex<VecDeque<Queued>>,
+    ready: Condvar,
+    /// Bumped by [`Worker::abandon_all`]: queued and running tasks of older generations are
+    /// dropped without a report.
+    generation: AtomicU64,
     /// Blobs this provider holds (modules and inputs it fetched), newest last, for the
     /// scheduler's data affinity.
     local: Mutex<Vec<Hash>>,
@@ -49,55 +53,110 @@ impl Worker {
         faulty: Option<Faulty>,
         slots: u32,
     ) -> Worker {
-        Worker {
+        let worker = Worker {
             inner: Arc::new(Inner {
                 client,
                 identity,
                 sandbox,
                 blobs,
                 modules: Mutex::new(HashMap::new()),
-                running: Mutex::new(Vec::new()),
                 faulty,
-                slots: Arc::new(tokio::sync::Semaphore::new(slots.max(1) as usize)),
+                queue: Mutex::new(VecDeque::new()),
+                ready: Condvar::new(),
+                generation: AtomicU64::new(0),
                 local: Mutex::new(Vec::new()),
                 uploaded: Mutex::new(HashSet::new()),
             }),
+        };
+        // One thread per slot runs tasks back to back: a short task costs no thread hand-off.
+        let runtime = tokio::runtime::Handle::current();
+        for lane in 0..slots.max(1) {
+            let inner = Arc::downgrade(&worker.inner);
+            let runtime = runtime.clone();
+            let spawned = std::thread::Builder::new()
+                .name(format!("slot-{lane}"))
+                .spawn(move || run_lane(&inner, &runtime));
+            if let Err(e) = spawned {
+                tracing::error!(error = %e, "could not start a slot thread");
+            }
         }
+        worker
     }
 
-    /// Starts running `task`; its report arrives on `done`.
+    /// Queues `task` for the next free slot; its report arrives on `done`.
     pub fn spawn(&self, task: TaskDescriptor, done: UnboundedSender<TaskReport>) {
-        let inner = self.inner.clone();
-        let handle = tokio::spawn(async move {
-            let id = task.task;
-            let Ok(_slot) = inner.slots.clone().acquire_owned().await else {
-                return;
-            };
-            let report = inner.execute(task).await;
-            tracing::debug!(task = %id, outcome = %report.outcome, fuel = report.fuel_used, "task finished");
-            let _ = done.send(report);
+        let generation = self.inner.generation.load(Ordering::SeqCst);
+        let mut queue = self.inner.queue.lock().unwrap_or_else(|p| p.into_inner());
+        queue.push_back(Queued {
+            generation,
+            task,
+            done,
         });
-        let mut running = self.inner.running.lock().unwrap_or_else(|p| p.into_inner());
-        running.retain(|h| !h.is_finished());
-        running.push(handle.abort_handle());
+        drop(queue);
+        self.inner.ready.notify_one();
     }
 
-    /// Stops every task in flight (their runs are handed back to the coordinator).
     /// Blobs held locally (most recent first), for the scheduler.
     pub fn cached(&self) -> Vec<Hash> {
         let local = self.inner.local.lock().unwrap_or_else(|p| p.into_inner());
         local.iter().rev().take(CACHED_LISTED).copied().collect()
     }
 
+    /// Drops every task in flight without reporting it (their runs are handed back to the
+    /// coordinator): queued ones are removed, running ones finish unreported.
     pub fn abandon_all(&self) {
         self.inner
             .uploaded
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clear();
-        let mut running = self.inner.running.lock().unwrap_or_else(|p| p.into_inner());
-        for h in running.drain(..) {
-            h.abort();
+        self.inner.generation.fetch_add(1, Ordering::SeqCst);
+        self.inner
+            .queue
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+    }
+}
+
+/// A task waiting for a slot.
+struct Queued {
+    generation: u64,
+    task: TaskDescriptor,
+    done: UnboundedSender<TaskReport>,
+}
+
+/// A slot's thread: takes queued tasks in order and runs each to its report, until the worker
+/// is gone.
+fn run_lane(inner: &std::sync::Weak<Inner>, runtime: &tokio::runtime::Handle) {
+    loop {
+        let Some(strong) = inner.upgrade() else {
+            return;
+        };
+        let next = {
+            let queue = strong.queue.lock().unwrap_or_else(|p| p.into_inner());
+            let (mut queue, _) = strong
+                .ready
+                .wait_timeout_while(queue, Duration::from_secs(1), |q| q.is_empty())
+                .unwrap_or_else(|p| p.into_inner());
+            queue.pop_front()
+        };
+        let Some(Queued {
+            generation,
+            task,
+            done,
+        }) = next
+        else {
+            continue;
+        };
+        if generation != strong.generation.load(Ordering::SeqCst) {
+            continue;
+        }
+        let id = task.task;
+        let report = strong.execute(&task, runtime);
+        tracing::debug!(task = %id, outcome = %report.outcome, fuel = report.fuel_used, "task finished");
+        if generation == strong.generation.load(Ordering::SeqCst) {
+            let _ = done.send(report);
         }
     }
 }
@@ -190,14 +249,22 @@ impl Inner {
         Ok(prepared)
     }
 
-    async fn execute(&self, task: TaskDescriptor) -> TaskReport {
-        match self.try_execute(&task).await {
-            Ok(report) => report,
-            Err(why) => failure(&task, why),
-        }
+    /// Runs `task` to its report on the calling thread (a slot's): the downloads and the upload
+    /// on `runtime`, the sandbox between them outside any async context (WASI's synchronous
+    /// host calls block on the runtime themselves).
+    fn execute(&self, task: &TaskDescriptor, runtime: &tokio::runtime::Handle) -> TaskReport {
+        let report = runtime
+            .block_on(self.prepare(task))
+            .and_then(|(module, run)| {
+                let _entered = runtime.enter();
+                let report = self.sandbox.run(&module, &run).map_err(|e| e.to_string())?;
+                runtime.block_on(self.finish(task, report))
+            });
+        report.unwrap_or_else(|why| failure(task, why))
     }
 
-    async fn try_execute(&self, task: &TaskDescriptor) -> Result<TaskReport, String> {
+    /// The module and the run of `task`, with its inputs downloaded.
+    async fn prepare(&self, task: &TaskDescriptor) -> Result<(Prepared, TaskRun), String> {
         let module = self.module(task.module).await?;
         let mut inputs = Vec::with_capacity(task.inputs.len());
         for input in &task.inputs {
@@ -223,11 +290,15 @@ impl Inner {
             wall_limit: Duration::from_millis(task.limits.wall_ms),
             seed: task.seed,
         };
-        let sandbox = self.sandbox.clone();
-        let report = tokio::task::spawn_blocking(move || sandbox.run(&module, &run))
-            .await
-            .map_err(|e| e.to_string())?
-            .map_err(|e| e.to_string())?;
+        Ok((module, run))
+    }
+
+    /// The report of `task` from its sandbox run, with the output uploaded.
+    async fn finish(
+        &self,
+        task: &TaskDescriptor,
+        report: sandbox::RunReport,
+    ) -> Result<TaskReport, String> {
         let outcome = match report.outcome {
             Outcome::Exited(0) => TaskOutcome::Success,
             Outcome::Exited(code) => TaskOutcome::Exit(code),
