@@ -15,7 +15,8 @@ mod wallet;
 use anyhow::Context;
 use api::{Client, Identity};
 
-/// mimalloc rather than the system allocator: a coordinator's large, short-lived buffers (state
+/// mimalloc (without transparent huge pages, whose zeroing on every re-use cost more CPU than the
+/// whole sandbox) rather than the system allocator: a coordinator's large, short-lived buffers (state
 /// snapshots, batches) would otherwise stay resident under glibc's adaptive mmap threshold, which
 /// more than doubled its memory per registered provider (measured by `bench --only heartbeats`).
 #[global_allocator]
