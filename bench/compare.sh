@@ -128,9 +128,22 @@ log "gridmint $GRIDMINT_VERSION, git $GIT_REV, binary built $BUILT (snapshot tak
 
 # ---------------------------------------------------------------- 3. rounds
 
+# Leftovers of the previous run (Ray's raylet, GCS and workers take a moment to exit after
+# ray.shutdown) would take CPU from the next system: wait for them (at most 10 s), then give
+# every run the same second of quiet.
+settle() {
+    local waited=0
+    while pgrep -f "raylet|gcs_server|ray::|dask_noop|distributed" >/dev/null 2>&1 && [[ $waited -lt 20 ]]; do
+        sleep 0.5
+        waited=$((waited + 1))
+    done
+    sleep 1
+}
+
 # run_one SYSTEM TAG TASKS LATENCY_SAMPLES WARMUP_TASKS -> $WORK/SYSTEM-TAG.json
 run_one() {
     local sys="$1" tag="$2" tasks="$3" lat="$4" warm="$5"
+    settle
     local out="$WORK/$sys-$tag.json" err="$WORK/$sys-$tag.log" rc=0
     local -a cmd
     case "$sys" in
