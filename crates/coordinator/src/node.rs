@@ -260,6 +260,48 @@ impl Node {
         }
     }
 
+    /// Commits `input` (a job submission) and, in the same durable transaction, assigns its tasks
+    /// to the providers waiting for work right now, as their fetches would: one fsync less
+    /// between a submission and its first results. The waiting fetches, once woken, deliver the
+    /// tasks assigned to them.
+    pub fn commit_and_dispatch(&mut self, input: Input) -> Result<(u64, Vec<Event>), ApiError> {
+        let time = now_ms();
+        let mut staged = Staged::default();
+        if self.stage(&mut staged, time, input) {
+            let waiting: Vec<AccountId> = self.idle.iter().copied().collect();
+            for provider in &waiting {
+                let picks = {
+                    let others: Vec<AccountId> = waiting
+                        .iter()
+                        .filter(|p| *p != provider)
+                        .take(64)
+                        .copied()
+                        .collect();
+                    let cached = |p: &AccountId, h: &Hash| {
+                        self.cached.get(p).is_some_and(|set| set.contains(h))
+                    };
+                    let ctx = engine::Dispatch {
+                        now: time,
+                        cached: &cached,
+                        idle: &others,
+                    };
+                    self.state.pick_tasks(*provider, u32::MAX, &ctx)
+                };
+                if !picks.is_empty() {
+                    let assign = Input::Leader(engine::LeaderCommand::AssignTasks {
+                        provider: *provider,
+                        tasks: picks,
+                    });
+                    self.stage(&mut staged, time, assign);
+                }
+            }
+        }
+        self.append_staged(staged)
+            .into_iter()
+            .next()
+            .unwrap_or_else(|| Err(ApiError::Unavailable("nothing was committed".into())))
+    }
+
     /// Group commit: applies `inputs` in order, as [`Node::commit`] would one by one (signed
     /// inputs nonce-checked as by [`Node::check_nonce`]; a refused input changes nothing), then
     /// makes all the accepted ones durable in one transaction before returning. One result per

@@ -197,10 +197,15 @@ async fn action(State(shared): S, body: Body) -> ApiResult<Json<ActionResponse>>
     }
     let who = signed.signer;
     let nonce = signed.nonce;
+    let submits = matches!(signed.body, Action::SubmitJob(_));
     let (seq, events) = {
         let mut node = shared.node();
         node.check_nonce(&who, nonce)?;
-        let out = node.commit(Input::Signed(signed))?;
+        let out = if submits {
+            node.commit_and_dispatch(Input::Signed(signed))?
+        } else {
+            node.commit(Input::Signed(signed))?
+        };
         node.seen(who, nonce);
         out
     };
@@ -452,9 +457,10 @@ async fn serve_fetch(
         if !delivery.tasks.is_empty() {
             break delivery.tasks;
         }
-        shared.node().idle.insert(who);
+        // Listed as waiting while parked; the guard unlists it even if the client goes away.
+        let parked = Parked::new(shared, who);
         let woken = tokio::time::timeout_at(deadline, notified).await.is_ok();
-        shared.node().idle.remove(&who);
+        drop(parked);
         if !woken {
             break Vec::new();
         }
@@ -467,6 +473,25 @@ async fn serve_fetch(
             session: Some(shared.sessions.token(&who)),
         },
     ))
+}
+
+/// A provider listed in [`crate::node::Node::idle`] while its fetch waits for work.
+struct Parked<'a> {
+    shared: &'a Shared,
+    who: AccountId,
+}
+
+impl<'a> Parked<'a> {
+    fn new(shared: &'a Shared, who: AccountId) -> Parked<'a> {
+        shared.node().idle.insert(who);
+        Parked { shared, who }
+    }
+}
+
+impl Drop for Parked<'_> {
+    fn drop(&mut self) {
+        self.shared.node().idle.remove(&self.who);
+    }
 }
 
 /// What one attempt of a fetch gave: the seq of the report that came with it, and the tasks.
@@ -518,7 +543,7 @@ fn deliver(
         .unwrap_or_default();
     let mut queued_replicas = false;
     let deliver = if !orphans.is_empty() {
-        tracing::info!(provider = %who, tasks = orphans.len(), "re-delivering assigned tasks");
+        tracing::debug!(provider = %who, tasks = orphans.len(), "delivering tasks assigned while it waited (or lost in transit)");
         orphans
     } else {
         let picks = {
