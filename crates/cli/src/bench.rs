@@ -118,17 +118,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         move || tokio::task::spawn_blocking(move || ledger_bench::transfer_bench(quick));
     if args.only == Some(Section::Ledger) {
         let ledger = run_ledger().await.context("benchmark thread panicked")??;
-        if args.json {
-            let json = json!({
-                "mode": if args.quick { "quick" } else { "full" },
-                "cores": cores,
-                "ledger": ledger.to_json(),
-            });
-            println!("{}", serde_json::to_string_pretty(&json)?);
-        } else {
-            print!("{}", ledger.table(4));
-        }
-        return Ok(());
+        return print_section(&args, cores, "ledger", ledger.to_json(), ledger.table(4));
     }
     if args.only == Some(Section::Heartbeats) {
         let providers = args
@@ -136,31 +126,11 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             .unwrap_or(if args.quick { 10_000 } else { 100_000 });
         let window = Duration::from_secs(if args.quick { 10 } else { 30 });
         let result = crate::heartbeat_bench::run(providers, window).await?;
-        if args.json {
-            let json = json!({
-                "mode": if args.quick { "quick" } else { "full" },
-                "cores": cores,
-                "heartbeats": result.json(),
-            });
-            println!("{}", serde_json::to_string_pretty(&json)?);
-        } else {
-            print!("{}", result.table());
-        }
-        return Ok(());
+        return print_section(&args, cores, "heartbeats", result.json(), result.table());
     }
     if args.only == Some(Section::E2e) {
         let e2e = end_to_end_bench(&plan, cores).await?;
-        if args.json {
-            let json = json!({
-                "mode": if args.quick { "quick" } else { "full" },
-                "cores": cores,
-                "end_to_end": e2e.json(),
-            });
-            println!("{}", serde_json::to_string_pretty(&json)?);
-        } else {
-            print!("{}", e2e.table());
-        }
-        return Ok(());
+        return print_section(&args, cores, "end_to_end", e2e.json(), e2e.table());
     }
     eprintln!(
         "bench: {} mode, {cores} cores; kernel {} iterations x {} rounds, {} no-op runs, {} end-to-end tasks",
@@ -194,6 +164,27 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string_pretty(&report.to_json())?);
     } else {
         print!("{}", report.table());
+    }
+    Ok(())
+}
+
+/// Prints one section run alone: `{mode, cores, KEY: json}` with `--json`, else its table.
+fn print_section(
+    args: &BenchArgs,
+    cores: u32,
+    key: &str,
+    json: serde_json::Value,
+    table: String,
+) -> anyhow::Result<()> {
+    if args.json {
+        let mut out = json!({
+            "mode": if args.quick { "quick" } else { "full" },
+            "cores": cores,
+        });
+        out[key] = json;
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else {
+        print!("{table}");
     }
     Ok(())
 }

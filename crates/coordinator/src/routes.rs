@@ -630,11 +630,7 @@ async fn job(
         notified.as_mut().enable();
         {
             let node = shared.node();
-            let job = node
-                .state
-                .jobs
-                .get(&id)
-                .ok_or_else(|| ApiError::NotFound(format!("unknown job {id}")))?;
+            let job = job_of(&node, id)?;
             if job.status.is_finished() || tokio::time::Instant::now() >= deadline {
                 return Ok(Json(views::job(job, q.tasks)));
             }
@@ -643,15 +639,19 @@ async fn job(
     }
 }
 
+/// Job `id`, or a 404 naming it.
+fn job_of(node: &crate::node::Node, id: JobId) -> ApiResult<&engine::Job> {
+    node.state
+        .jobs
+        .get(&id)
+        .ok_or_else(|| ApiError::NotFound(format!("unknown job {id}")))
+}
+
 async fn job_output(State(shared): S, Path(id): Path<String>) -> ApiResult<impl IntoResponse> {
     let id: JobId = parse_id("job id", &id)?;
     let parts = {
         let node = shared.node();
-        let job = node
-            .state
-            .jobs
-            .get(&id)
-            .ok_or_else(|| ApiError::NotFound(format!("unknown job {id}")))?;
+        let job = job_of(&node, id)?;
         job.output_parts().ok_or_else(|| {
             ApiError::Conflict(format!(
                 "job {id} has no output: it is {}",

@@ -426,15 +426,10 @@ impl Agent {
             if let Some(pinger) = udp.as_ref() {
                 match pinger.ping(&ping, UDP_WAIT).await {
                     Ok(Some(api::wire::PingAck::Alive)) => return Ok(None),
-                    Ok(Some(api::wire::PingAck::NotActive)) => {
-                        // Let the signed heartbeat give the coordinator's answer (409/404).
-                        return self
-                            .client
-                            .heartbeat(&self.identity)
-                            .await
-                            .map(|r| r.session);
-                    }
-                    Ok(Some(api::wire::PingAck::BadToken)) => {
+                    // A restarted coordinator (a new token needed) or one that no longer
+                    // knows us as active: a signed heartbeat gets the token, or the 404/409 that
+                    // makes the control loop register again.
+                    Ok(Some(api::wire::PingAck::BadToken | api::wire::PingAck::NotActive)) => {
                         return self
                             .client
                             .heartbeat(&self.identity)
