@@ -17,6 +17,9 @@ use std::sync::Arc;
 use std::time::Instant;
 use store::{CommandLog, StoreError, recover};
 
+/// Most waiting providers a submission assigns tasks to in its own commit.
+const EAGER_MAX: usize = 64;
+
 /// Entries read from the log per query while sealing.
 const SEAL_PAGE: usize = 4096;
 
@@ -268,7 +271,9 @@ impl Node {
         let time = now_ms();
         let mut staged = Staged::default();
         if self.stage(&mut staged, time, input) {
-            let waiting: Vec<AccountId> = self.idle.iter().copied().collect();
+            // A bounded number: each pick costs a pass over the queued jobs, under the lock.
+            // Other waiting providers are woken and fetch as usual.
+            let waiting: Vec<AccountId> = self.idle.iter().take(EAGER_MAX).copied().collect();
             for provider in &waiting {
                 let picks = {
                     let others: Vec<AccountId> = waiting

@@ -293,7 +293,7 @@ fn op() -> impl Strategy<Value = Op> {
         )
             .prop_map(|(holder, p, reports)| Op::Report { holder, p, reports }),
         1 => any::<u8>().prop_map(|job| Op::Expire { job }),
-        2 => (0..4u8, any::<bool>(), proptest::collection::vec(any::<u8>(), 1..3))
+        4 => (0..4u8, any::<bool>(), proptest::collection::vec(any::<u8>(), 1..3))
             .prop_map(|(p, all, picks)| Op::TimeOut { p, all, picks }),
         1 => (any::<bool>(), any::<u8>(), any::<u8>())
             .prop_map(|(by_owner, who, job)| Op::Cancel { by_owner, who, job }),
