@@ -102,15 +102,19 @@ pub fn redundancy(r: engine::Redundancy) -> String {
     }
 }
 
-pub fn describe(view: &JobView) -> String {
-    let e = &view.escrow;
-    let money = format!(
-        "; paid {} (fees {}), refunded {} of the {} locked",
+/// What a job's escrow paid and refunded: "paid X (fees Y), refunded Z of the W locked".
+fn escrow_summary(e: &engine::Escrow) -> String {
+    format!(
+        "paid {} (fees {}), refunded {} of the {} locked",
         Tokens(e.paid),
         Tokens(e.fees),
         Tokens(e.refunded),
         Tokens(e.locked)
-    );
+    )
+}
+
+pub fn describe(view: &JobView) -> String {
+    let money = format!("; {}", escrow_summary(&view.escrow));
     match &view.status {
         JobStatus::Completed => format!(
             "job {} completed: {} tasks in {} runs ({:.2} per task, {}), {} fuel{money}",
@@ -259,15 +263,7 @@ impl Report {
             self.failed.len(),
             self.unfinished.len()
         );
-        let e = &self.escrow;
-        let _ = writeln!(
-            s,
-            "  escrow: {} locked, {} paid (fees {}), {} refunded",
-            Tokens(e.locked),
-            Tokens(e.paid),
-            Tokens(e.fees),
-            Tokens(e.refunded)
-        );
+        let _ = writeln!(s, "  escrow: {}", escrow_summary(&self.escrow));
         for d in &self.done {
             let _ = writeln!(
                 s,

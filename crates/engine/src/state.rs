@@ -870,20 +870,12 @@ impl State {
         if !self.providers.contains_key(&who) {
             return Err(Rejection::UnknownProvider(who));
         }
-        if reports.is_empty() {
-            return Err(Rejection::Empty("no results to report".into()));
-        }
-        if reports.len() > self.config.max_tasks_per_assignment as usize {
-            return Err(Rejection::TooLarge(format!(
-                "{} results in one report",
-                reports.len()
-            )));
-        }
-        let mut seen = BTreeSet::new();
+        self.check_task_list(
+            reports.iter().map(|r| r.task),
+            "no results to report",
+            "results in one report",
+        )?;
         for r in reports {
-            if !seen.insert(r.task) {
-                return Err(Rejection::DuplicateTask(r.task));
-            }
             let job = self
                 .jobs
                 .get(&r.task.job)
@@ -1004,26 +996,41 @@ impl State {
         }
     }
 
+    /// A list of tasks in one input: not empty (else `Empty(empty)`), within
+    /// `max_tasks_per_assignment` (else "N `what`"), and without a task listed twice.
+    fn check_task_list(
+        &self,
+        ids: impl ExactSizeIterator<Item = TaskId>,
+        empty: &str,
+        what: &str,
+    ) -> Result<(), Rejection> {
+        if ids.len() == 0 {
+            return Err(Rejection::Empty(empty.into()));
+        }
+        if ids.len() > self.config.max_tasks_per_assignment as usize {
+            return Err(Rejection::TooLarge(format!("{} {what}", ids.len())));
+        }
+        let mut seen = BTreeSet::new();
+        for id in ids {
+            if !seen.insert(id) {
+                return Err(Rejection::DuplicateTask(id));
+            }
+        }
+        Ok(())
+    }
+
     /// Fails `who`'s runs of `tasks` that are past their deadline ([`LeaderCommand::TimeOutRuns`]).
     fn time_out(&mut self, who: AccountId, tasks: &[TaskId], now: Time) -> Applied {
         let provider = self
             .providers
             .get(&who)
             .ok_or(Rejection::UnknownProvider(who))?;
-        if tasks.is_empty() {
-            return Err(Rejection::Empty("no runs to time out".into()));
-        }
-        if tasks.len() > self.config.max_tasks_per_assignment as usize {
-            return Err(Rejection::TooLarge(format!(
-                "{} runs in one time-out",
-                tasks.len()
-            )));
-        }
-        let mut seen = BTreeSet::new();
+        self.check_task_list(
+            tasks.iter().copied(),
+            "no runs to time out",
+            "runs in one time-out",
+        )?;
         for id in tasks {
-            if !seen.insert(*id) {
-                return Err(Rejection::DuplicateTask(*id));
-            }
             let deadline = self.running_run(who, *id).map_or(0, |r| r.deadline);
             if !provider.running.contains(id) || deadline >= now {
                 return Err(Rejection::NotOverdue {
