@@ -10,6 +10,7 @@ mod jobspec;
 mod ledger_bench;
 mod provider_cmd;
 mod requester;
+mod sim_cmd;
 mod wallet;
 
 use anyhow::Context;
@@ -62,6 +63,8 @@ enum Command {
     /// Balances, transfers, history, staking and the dev faucet
     #[command(subcommand)]
     Wallet(wallet::WalletCommand),
+    /// Simulate a whole network in virtual time, the real engine deciding (see docs/simulation.md)
+    Sim(sim_cmd::SimArgs),
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -352,6 +355,7 @@ async fn main() -> anyhow::Result<()> {
             init_tracing("warn");
             wallet::run(cmd).await
         }
+        Command::Sim(args) => tokio::task::block_in_place(|| sim_cmd::run(args)),
     }
 }
 

@@ -143,11 +143,21 @@ impl State {
                 }
             }
         }
+        // The waiting providers the hold rule compares against, looked up once per pick.
+        let mut waiting: Option<Vec<&Provider>> = None;
         let mut candidates: Vec<Candidate> = self
             .queued_jobs()
             .filter_map(|job| self.jobs.get(&job))
             .filter(|job| self.fits_job(p, job, ctx.now).is_ok())
-            .filter(|job| !self.holds(p, job, ctx))
+            .filter(|job| {
+                !self.may_hold(job, ctx)
+                    || !self.held_for(
+                        p,
+                        job,
+                        ctx,
+                        waiting.get_or_insert_with(|| self.waiting(p, ctx)),
+                    )
+            })
             .map(|job| Candidate {
                 job: job.id,
                 owner: job.owner,
@@ -502,22 +512,40 @@ impl State {
 
     /// Whether `job` is held back from `p` for a waiting provider that suits it clearly better.
     pub fn holds(&self, p: &Provider, job: &Job, ctx: &Dispatch<'_>) -> bool {
-        let s = &self.config.schedule;
-        if ctx.idle.is_empty()
-            || self.is_urgent(job, ctx.now)
-            || ctx.now >= job.submitted_at.saturating_add(s.hold_ms)
-        {
-            return false;
-        }
-        let others: Vec<&Provider> = ctx
-            .idle
+        self.may_hold(job, ctx) && self.held_for(p, job, ctx, &self.waiting(p, ctx))
+    }
+
+    /// Whether `job` is young and not urgent, with somebody waiting: only then can it be held.
+    fn may_hold(&self, job: &Job, ctx: &Dispatch<'_>) -> bool {
+        !ctx.idle.is_empty()
+            && !self.is_urgent(job, ctx.now)
+            && ctx.now
+                < job
+                    .submitted_at
+                    .saturating_add(self.config.schedule.hold_ms)
+    }
+
+    /// The first 64 waiting providers other than `p` that are active, staked and have a free
+    /// slot: the job-independent part of the hold rule's comparison set.
+    fn waiting(&self, p: &Provider, ctx: &Dispatch<'_>) -> Vec<&Provider> {
+        ctx.idle
             .iter()
             .filter(|q| **q != p.id)
             .take(64)
             .filter_map(|q| self.providers.get(q))
             .filter(|q| {
-                q.status == ProviderStatus::Active && q.running.len() < q.spec.slots as usize
+                q.status == ProviderStatus::Active
+                    && q.running.len() < q.spec.slots as usize
+                    && self.has_min_stake(&q.id)
             })
+            .collect()
+    }
+
+    /// The hold rule for one job against the waiting providers (see [`State::holds`]).
+    fn held_for(&self, p: &Provider, job: &Job, ctx: &Dispatch<'_>, waiting: &[&Provider]) -> bool {
+        let others: Vec<&Provider> = waiting
+            .iter()
+            .copied()
             .filter(|q| self.fits_job(q, job, ctx.now).is_ok())
             .collect();
         let fastest = others
@@ -527,7 +555,7 @@ impl State {
             .max()
             .unwrap_or(0);
         let mine = self.suitability(p, job, fastest, ctx);
-        let bar = mine.saturating_mul(u64::from(s.hold_margin_pct)) / 100;
+        let bar = mine.saturating_mul(u64::from(self.config.schedule.hold_margin_pct)) / 100;
         others
             .iter()
             .any(|q| self.suitability(q, job, fastest, ctx) > bar)

@@ -1,0 +1,558 @@
+//! Running a configuration: one run, or the sweep its `[experiment]` asks for, with the table,
+//! the JSON and the plots of each.
+
+use crate::config::{Behaviour, ExperimentConfig, PolicyConfig, SimConfig};
+use crate::plot::{self, Series};
+use crate::report::{Summary, thousands, tokens_f64};
+use crate::world::World;
+use crate::{SimError, etc};
+use serde::Serialize;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+pub struct Options {
+    /// Where plots go; `None`: no plots.
+    pub out_dir: Option<PathBuf>,
+    /// Show a progress bar on stderr (hidden anyway when stderr is not a terminal).
+    pub progress: bool,
+}
+
+/// What a configuration produced.
+pub struct Output {
+    pub table: String,
+    pub json: serde_json::Value,
+    pub plots: Vec<PathBuf>,
+}
+
+/// What a run measured besides its summary: the series the plots draw.
+pub struct RunData {
+    /// (seconds, utilization 0–1) per bucket.
+    pub utilization: Vec<(f64, f64)>,
+    /// Per class: each provider's net earnings (earned − slashed), tokens.
+    pub net_per_provider: Vec<(String, Vec<f64>)>,
+    /// Per class: (seconds, mean cumulative net earnings per provider, tokens).
+    pub net_over_time: Vec<(String, Vec<(f64, f64)>)>,
+}
+
+/// Runs `cfg` once.
+pub fn run_once(cfg: &SimConfig, progress: bool) -> Result<(Summary, RunData), SimError> {
+    let started = Instant::now();
+    let mut world = World::new(cfg, progress)?;
+    world.run()?;
+    let wall = started.elapsed().as_secs_f64();
+    let summary = Summary::of(cfg, &mut world, wall);
+    let m = &world.metrics;
+    let earnings = world.provider_earnings();
+    let net_per_provider = cfg
+        .classes
+        .iter()
+        .zip(earnings)
+        .map(|(c, per)| {
+            let nets = per
+                .iter()
+                .map(|(e, s)| tokens_f64(*e) - tokens_f64(*s))
+                .collect();
+            (c.name.clone(), nets)
+        })
+        .collect();
+    let net_over_time = cfg
+        .classes
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let n = m.class_providers[i].max(1) as f64;
+            let points = m
+                .samples
+                .iter()
+                .map(|s| {
+                    let net = tokens_f64(s.earned[i]) - tokens_f64(s.slashed[i]);
+                    (s.time as f64 / 1000.0, net / n)
+                })
+                .collect();
+            (c.name.clone(), points)
+        })
+        .collect();
+    let data = RunData {
+        utilization: m.timeline.utilization(m.end),
+        net_per_provider,
+        net_over_time,
+    };
+    Ok((summary, data))
+}
+
+/// Runs a configuration file's run or experiment.
+pub fn run_config(cfg: &SimConfig, opts: &Options) -> Result<Output, SimError> {
+    if let Some(dir) = &opts.out_dir {
+        std::fs::create_dir_all(dir).map_err(|source| SimError::Io {
+            path: dir.display().to_string(),
+            source,
+        })?;
+    }
+    match &cfg.experiment {
+        None => single(cfg, opts),
+        Some(ExperimentConfig::Verification {
+            saboteur_fractions,
+            policies,
+        }) => verification(cfg, opts, saboteur_fractions, policies),
+        Some(ExperimentConfig::Churn { crash_per_hour }) => churn(cfg, opts, crash_per_hour),
+        Some(ExperimentConfig::Economics) => economics(cfg, opts),
+        Some(ExperimentConfig::Scheduling(sched)) => scheduling(cfg, opts, sched),
+    }
+}
+
+fn json<T: Serialize>(value: &T) -> serde_json::Value {
+    serde_json::to_value(value).unwrap_or(serde_json::Value::Null)
+}
+
+/// The two plots every run has: utilization over time, and the earnings distribution.
+fn run_plots(dir: &Path, cfg: &SimConfig, data: &RunData) -> Result<Vec<PathBuf>, SimError> {
+    let util = dir.join("utilization.png");
+    plot::line_chart(
+        &util,
+        &format!("{}: utilization over time", cfg.name),
+        "virtual time (s)",
+        "busy slots / live slots (%)",
+        &[Series {
+            name: "utilization".into(),
+            points: data
+                .utilization
+                .iter()
+                .map(|(t, u)| (*t, u * 100.0))
+                .collect(),
+            dashed: false,
+        }],
+    )?;
+    let earn = dir.join("earnings.png");
+    plot::histogram(
+        &earn,
+        &format!("{}: net earnings per provider", cfg.name),
+        "earned minus slashed (tokens)",
+        "providers",
+        &data.net_per_provider,
+        40,
+    )?;
+    Ok(vec![util, earn])
+}
+
+fn single(cfg: &SimConfig, opts: &Options) -> Result<Output, SimError> {
+    let (summary, data) = run_once(cfg, opts.progress)?;
+    let plots = match &opts.out_dir {
+        Some(dir) => run_plots(dir, cfg, &data)?,
+        None => Vec::new(),
+    };
+    Ok(Output {
+        table: summary.table(),
+        json: json(&summary),
+        plots,
+    })
+}
+
+/// The error rate of m-first voting when each result is independently a colluders' shared wrong
+/// answer with probability `p`: the wrong answer reaches `m` votes before the right one, i.e.
+/// the m-th wrong vote comes while at most m−1 right ones have:
+/// ε(m, p) = Σ_{j=0}^{m−1} C(m−1+j, j) · p^m · (1−p)^j.
+pub fn voting_error(m: u32, p: f64) -> f64 {
+    let m = i32::try_from(m).unwrap_or(i32::MAX);
+    let mut total = 0.0;
+    let mut binom = 1.0; // C(m-1+j, j)
+    for j in 0..m {
+        if j > 0 {
+            binom = binom * f64::from(m - 1 + j) / f64::from(j);
+        }
+        total += binom * p.powi(m) * (1.0 - p).powi(j);
+    }
+    total
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct VerificationRow {
+    pub policy: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub m: Option<u32>,
+    pub f: f64,
+    pub wrong_rate: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub analytic_wrong_rate: Option<f64>,
+    pub mean_executions: f64,
+    pub tasks_accepted: u64,
+    pub wrong_accepted: u64,
+    pub cheaters_net_tokens: f64,
+}
+
+/// A copy of `cfg` whose saboteur classes together have share `f` and honest ones `1 − f`.
+fn with_saboteurs(cfg: &SimConfig, f: f64) -> Result<SimConfig, SimError> {
+    let mut c = cfg.clone();
+    let total = |b: Behaviour| -> f64 {
+        cfg.classes
+            .iter()
+            .filter(|c| c.behaviour == b)
+            .map(|c| c.share.max(0.0))
+            .sum()
+    };
+    let (bad, good) = (total(Behaviour::Saboteur), total(Behaviour::Honest));
+    if bad <= 0.0 || good <= 0.0 || !(0.0..=1.0).contains(&f) {
+        return Err(SimError::Config(
+            "a saboteur fraction sweep needs an honest and a saboteur class with positive shares, \
+             and fractions within 0..=1"
+                .into(),
+        ));
+    }
+    for class in &mut c.classes {
+        class.share = match class.behaviour {
+            Behaviour::Saboteur => class.share.max(0.0) / bad * f,
+            Behaviour::Honest => class.share.max(0.0) / good * (1.0 - f),
+        };
+    }
+    Ok(c)
+}
+
+fn verification(
+    cfg: &SimConfig,
+    opts: &Options,
+    fractions: &[f64],
+    policies: &[PolicyConfig],
+) -> Result<Output, SimError> {
+    // The closed form applies to one class of colluders (each result wrong with f·wrong_rate).
+    let saboteurs: Vec<_> = cfg
+        .classes
+        .iter()
+        .filter(|c| c.behaviour == Behaviour::Saboteur)
+        .collect();
+    let colluding_rate = match saboteurs.as_slice() {
+        [one] if one.collude => Some(one.wrong_rate),
+        _ => None,
+    };
+    let mut rows = Vec::new();
+    for policy in policies {
+        for &f in fractions {
+            let mut c = with_saboteurs(cfg, f)?;
+            c.workload.policy = *policy;
+            let (s, _) = run_once(&c, opts.progress)?;
+            let m = match policy {
+                PolicyConfig::Voting { m } => Some(*m),
+                _ => None,
+            };
+            rows.push(VerificationRow {
+                policy: match policy {
+                    PolicyConfig::Voting { .. } => "voting".into(),
+                    other => other.name(),
+                },
+                m,
+                f,
+                wrong_rate: s.accepted_wrong_rate,
+                analytic_wrong_rate: m.zip(colluding_rate).map(|(m, s)| voting_error(m, f * s)),
+                mean_executions: s.mean_executions,
+                tasks_accepted: s.tasks_accepted,
+                wrong_accepted: s.wrong_accepted,
+                cheaters_net_tokens: s.cheaters_net_tokens,
+            });
+        }
+    }
+    let mut table = String::new();
+    let _ = writeln!(
+        table,
+        "{:<10}{:>4}{:>7}{:>13}{:>13}{:>12}{:>11}{:>9}{:>16}",
+        "policy",
+        "m",
+        "f",
+        "wrong rate",
+        "analytic",
+        "executions",
+        "accepted",
+        "wrong",
+        "cheaters' net"
+    );
+    for r in &rows {
+        let _ = writeln!(
+            table,
+            "{:<10}{:>4}{:>7.2}{:>13.6}{:>13}{:>12.3}{:>11}{:>9}{:>16.3}",
+            r.policy,
+            r.m.map_or("-".into(), |m| m.to_string()),
+            r.f,
+            r.wrong_rate,
+            r.analytic_wrong_rate
+                .map_or("-".into(), |a| format!("{a:.6}")),
+            r.mean_executions,
+            thousands(r.tasks_accepted),
+            thousands(r.wrong_accepted),
+            r.cheaters_net_tokens
+        );
+    }
+    let mut plots = Vec::new();
+    if let Some(dir) = &opts.out_dir {
+        let mut wrong = Vec::new();
+        let mut execs = Vec::new();
+        for policy in policies {
+            let mine: Vec<&VerificationRow> =
+                rows.iter().filter(|r| label(r) == policy.name()).collect();
+            wrong.push(Series {
+                name: format!("{} (simulated)", policy.name()),
+                points: mine.iter().map(|r| (r.f, r.wrong_rate)).collect(),
+                dashed: false,
+            });
+            if mine.iter().all(|r| r.analytic_wrong_rate.is_some()) && !mine.is_empty() {
+                wrong.push(Series {
+                    name: format!("{} (closed form)", policy.name()),
+                    points: mine
+                        .iter()
+                        .filter_map(|r| r.analytic_wrong_rate.map(|a| (r.f, a)))
+                        .collect(),
+                    dashed: true,
+                });
+            }
+            execs.push(Series {
+                name: policy.name(),
+                points: mine.iter().map(|r| (r.f, r.mean_executions)).collect(),
+                dashed: false,
+            });
+        }
+        let p1 = dir.join("wrong-rate.png");
+        plot::line_chart(
+            &p1,
+            "accepted wrong results against the saboteur fraction",
+            "saboteur fraction f",
+            "wrong results / accepted results",
+            &wrong,
+        )?;
+        let p2 = dir.join("executions.png");
+        plot::line_chart(
+            &p2,
+            "redundancy against the saboteur fraction",
+            "saboteur fraction f",
+            "executions per task",
+            &execs,
+        )?;
+        plots = vec![p1, p2];
+    }
+    Ok(Output {
+        table,
+        json: json(&rows),
+        plots,
+    })
+}
+
+fn label(r: &VerificationRow) -> String {
+    match r.m {
+        Some(m) => format!("voting m={m}"),
+        None => r.policy.clone(),
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ChurnRow {
+    pub crash_per_hour: f64,
+    pub jobs_completed: u64,
+    pub jobs_failed: u64,
+    pub job_time_mean_s: f64,
+    pub job_time_p99_s: f64,
+    pub makespan_s: f64,
+    pub crashes: u64,
+    pub mean_executions: f64,
+    pub utilization: f64,
+}
+
+fn churn(cfg: &SimConfig, opts: &Options, rates: &[f64]) -> Result<Output, SimError> {
+    let mut rows = Vec::new();
+    for &rate in rates {
+        let mut c = cfg.clone();
+        c.churn.crash_per_hour = rate;
+        c.validate()?;
+        let (s, _) = run_once(&c, opts.progress)?;
+        rows.push(ChurnRow {
+            crash_per_hour: rate,
+            jobs_completed: s.jobs_completed,
+            jobs_failed: s.jobs_failed,
+            job_time_mean_s: s.job_time_mean_s,
+            job_time_p99_s: s.job_time_p99_s,
+            makespan_s: s.makespan_s,
+            crashes: s.crashes,
+            mean_executions: s.mean_executions,
+            utilization: s.utilization,
+        });
+    }
+    let mut table = String::new();
+    let _ = writeln!(
+        table,
+        "{:>14}{:>11}{:>8}{:>15}{:>14}{:>13}{:>9}{:>12}{:>13}",
+        "crashes/hour",
+        "completed",
+        "failed",
+        "job mean (s)",
+        "job p99 (s)",
+        "makespan (s)",
+        "crashes",
+        "executions",
+        "utilization"
+    );
+    for r in &rows {
+        let _ = writeln!(
+            table,
+            "{:>13.0}%{:>11}{:>8}{:>15.1}{:>14.1}{:>13.1}{:>9}{:>12.3}{:>12.1}%",
+            r.crash_per_hour * 100.0,
+            thousands(r.jobs_completed),
+            thousands(r.jobs_failed),
+            r.job_time_mean_s,
+            r.job_time_p99_s,
+            r.makespan_s,
+            thousands(r.crashes),
+            r.mean_executions,
+            r.utilization * 100.0
+        );
+    }
+    let mut plots = Vec::new();
+    if let Some(dir) = &opts.out_dir {
+        let path = dir.join("job-time.png");
+        let categories: Vec<String> = rows
+            .iter()
+            .map(|r| format!("{:.0}% crash/h", r.crash_per_hour * 100.0))
+            .collect();
+        plot::grouped_bars(
+            &path,
+            "job completion time against the crash rate",
+            "seconds (virtual)",
+            &categories,
+            &[
+                (
+                    "mean".to_string(),
+                    rows.iter().map(|r| r.job_time_mean_s).collect(),
+                ),
+                (
+                    "p99".to_string(),
+                    rows.iter().map(|r| r.job_time_p99_s).collect(),
+                ),
+            ],
+        )?;
+        plots.push(path);
+    }
+    Ok(Output {
+        table,
+        json: json(&rows),
+        plots,
+    })
+}
+
+fn economics(cfg: &SimConfig, opts: &Options) -> Result<Output, SimError> {
+    let (summary, data) = run_once(cfg, opts.progress)?;
+    let mut plots = Vec::new();
+    if let Some(dir) = &opts.out_dir {
+        plots = run_plots(dir, cfg, &data)?;
+        let path = dir.join("earnings-over-time.png");
+        let series: Vec<Series> = data
+            .net_over_time
+            .iter()
+            .map(|(name, points)| Series {
+                name: name.clone(),
+                points: points.clone(),
+                dashed: false,
+            })
+            .collect();
+        plot::line_chart(
+            &path,
+            "cumulative net earnings per provider, by class",
+            "virtual time (s)",
+            "earned minus slashed (tokens per provider)",
+            &series,
+        )?;
+        plots.push(path);
+    }
+    let value = serde_json::json!({
+        "summary": json(&summary),
+        "net_over_time": data.net_over_time.iter().map(|(class, points)| {
+            serde_json::json!({ "class": class, "points": points })
+        }).collect::<Vec<_>>(),
+    });
+    Ok(Output {
+        table: summary.table(),
+        json: value,
+        plots,
+    })
+}
+
+fn scheduling(
+    cfg: &SimConfig,
+    opts: &Options,
+    sched: &etc::SchedulingConfig,
+) -> Result<Output, SimError> {
+    let rows = etc::run(sched, cfg.seed)?;
+    let mut table = String::new();
+    let _ = writeln!(
+        table,
+        "{:<10}{:<14}{:>16}{:>16}",
+        "instance", "policy", "makespan (s)", "vs min-min"
+    );
+    for r in &rows {
+        let _ = writeln!(
+            table,
+            "{:<10}{:<14}{:>16.1}{:>15.3}x",
+            r.instance,
+            r.policy,
+            r.makespan / 1000.0,
+            r.relative_to_min_min
+        );
+    }
+    let mut plots = Vec::new();
+    if let Some(dir) = &opts.out_dir {
+        let mut categories: Vec<String> = Vec::new();
+        let mut policies: Vec<String> = Vec::new();
+        for r in &rows {
+            if !categories.contains(&r.instance) {
+                categories.push(r.instance.clone());
+            }
+            if !policies.contains(&r.policy) {
+                policies.push(r.policy.clone());
+            }
+        }
+        let series: Vec<(String, Vec<f64>)> = policies
+            .iter()
+            .map(|p| {
+                let values = categories
+                    .iter()
+                    .map(|c| {
+                        rows.iter()
+                            .find(|r| &r.policy == p && &r.instance == c)
+                            .map_or(0.0, |r| r.relative_to_min_min)
+                    })
+                    .collect();
+                (p.clone(), values)
+            })
+            .collect();
+        let path = dir.join("makespan.png");
+        plot::grouped_bars(
+            &path,
+            "makespan relative to min-min (Braun et al. ETC instances)",
+            "makespan / min-min makespan",
+            &categories,
+            &series,
+        )?;
+        plots.push(path);
+    }
+    Ok(Output {
+        table,
+        json: json(&rows),
+        plots,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn voting_error_closed_form() {
+        // m = 1: the first result decides.
+        assert!((voting_error(1, 0.2) - 0.2).abs() < 1e-12);
+        // m = 2: p²(3 − 2p).
+        let p: f64 = 0.3;
+        assert!((voting_error(2, p) - p * p * (3.0 - 2.0 * p)).abs() < 1e-12);
+        // Symmetry at one half, and nothing wrong without saboteurs.
+        for m in 1..6 {
+            assert!((voting_error(m, 0.5) - 0.5).abs() < 1e-12);
+            assert_eq!(voting_error(m, 0.0), 0.0);
+        }
+        // m = 3 by enumeration of the orders in which votes arrive.
+        let q: f64 = 0.1;
+        let brute = q.powi(3) * (1.0 + 3.0 * (1.0 - q) + 6.0 * (1.0 - q).powi(2));
+        assert!((voting_error(3, q) - brute).abs() < 1e-12);
+    }
+}

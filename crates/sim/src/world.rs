@@ -1,0 +1,909 @@
+//! The discrete-event loop. Virtual time, simulated providers and requesters around the real
+//! engine: every registration, submission, assignment, report, time-out and loss enters
+//! [`engine::State::apply`] as the coordinator would log it, and every scheduling decision is
+//! [`engine::State::pick_tasks`]. What the engine does not do — run tasks, cross the network,
+//! crash — is simulated here.
+//!
+//! The model of one provider follows the real agent: it fetches work, runs what it is given on
+//! its slots in order (the rest waits in its local queue), and reports finished tasks in one
+//! exchange with the coordinator (report and next fetch together) at a time; results that finish
+//! while an exchange is on its way wait for the next. A fetch that finds nothing while the
+//! provider holds no task is parked (the long poll) and answered when work is queued. Messages
+//! take half the provider's region round trip each way. A crashed provider sends nothing more;
+//! the leader declares it lost one heartbeat timeout later, as the coordinator's liveness scan
+//! would. Signatures are not simulated: the engine does not check them (the coordinator does),
+//! so inputs carry a zero signature and correct nonces.
+
+use crate::SimError;
+use crate::config::{Behaviour, PolicyConfig, SimConfig};
+use crate::dist::{Draw, keyed_unit};
+use crate::metrics::Metrics;
+use crate::queue::EventQueue;
+use engine::{
+    AccountId, Action, Aggregate, Entry, Event, Genesis, Hash, Input, JobId, JobSpec,
+    LeaderCommand, Limits, OutputSource, ProviderSpec, Redundancy, Requirements, Sig, Signed,
+    State, TaskId, TaskOutcome, TaskReport, TaskSpec, Time, tokens,
+};
+use indicatif::{ProgressBar, ProgressStyle};
+use std::collections::VecDeque;
+
+const BANK: AccountId = AccountId([0xBA; 32]);
+const TREASURY: AccountId = AccountId([0x7E; 32]);
+const MODULE: Hash = Hash([0x5A; 32]);
+
+/// The simulated providers' keys carry their index, so an engine event maps back to a provider
+/// without a lookup table.
+pub fn provider_id(index: u32) -> AccountId {
+    let mut b = [0u8; 32];
+    b[..4].copy_from_slice(b"prov");
+    b[4..8].copy_from_slice(&index.to_be_bytes());
+    AccountId(b)
+}
+
+pub fn provider_index(id: &AccountId) -> Option<usize> {
+    let (tag, rest) = id.0.split_first_chunk::<4>()?;
+    if tag != b"prov" {
+        return None;
+    }
+    let (index, _) = rest.split_first_chunk::<4>()?;
+    Some(u32::from_be_bytes(*index) as usize)
+}
+
+fn requester_id(index: u32) -> AccountId {
+    let mut b = [0u8; 32];
+    b[..4].copy_from_slice(b"reqr");
+    b[4..8].copy_from_slice(&index.to_be_bytes());
+    AccountId(b)
+}
+
+/// What an honest run of `task` outputs (bit-identical on every honest provider).
+pub fn correct_hash(task: TaskId) -> Hash {
+    let mut b = [0u8; 32];
+    b[0] = 1;
+    b[1..9].copy_from_slice(&task.job.to_be_bytes());
+    b[9..13].copy_from_slice(&task.index.to_be_bytes());
+    Hash(b)
+}
+
+/// A wrong output: shared by colluders, otherwise particular to the provider.
+fn wrong_hash(task: TaskId, provider: Option<u32>) -> Hash {
+    let mut h = correct_hash(task);
+    match provider {
+        None => h.0[0] = 2,
+        Some(p) => {
+            h.0[0] = 3;
+            h.0[13..17].copy_from_slice(&p.to_be_bytes());
+        }
+    }
+    h
+}
+
+/// One simulated machine.
+struct Prov {
+    class: u16,
+    region: u16,
+    slots: u32,
+    /// Benchmark score: fuel per millisecond is this times 67.
+    score: u64,
+    alive: bool,
+    /// Left for good.
+    gone: bool,
+    /// Bumped at every crash, leave and rejoin; events of an older epoch are void.
+    epoch: u32,
+    nonce: u64,
+    /// Assigned, not started.
+    queue: VecDeque<TaskId>,
+    busy: u32,
+    /// An exchange is on its way (or parked at the coordinator).
+    in_flight: bool,
+    parked: bool,
+    /// Finished, not yet reported.
+    pending: Vec<TaskReport>,
+    /// When it last crashed or left.
+    down_at: Time,
+}
+
+enum Kind {
+    /// The next job of the workload is submitted.
+    Arrival,
+    /// The coordinator's answer reaches the provider.
+    Assign {
+        p: u32,
+        epoch: u32,
+        tasks: Vec<TaskId>,
+    },
+    /// A slot finishes a task.
+    Done {
+        p: u32,
+        epoch: u32,
+        task: TaskId,
+        started: Time,
+    },
+    /// A provider's report and next fetch reach the coordinator.
+    Exchange {
+        p: u32,
+        epoch: u32,
+        reports: Vec<TaskReport>,
+    },
+    Crash {
+        p: u32,
+        epoch: u32,
+    },
+    Leave {
+        p: u32,
+        epoch: u32,
+    },
+    /// The heartbeat timeout after a crash.
+    Lost {
+        p: u32,
+        epoch: u32,
+    },
+    Rejoin {
+        p: u32,
+    },
+    /// A new provider arrives.
+    Join,
+    /// The leader's timer: overdue runs, expired jobs.
+    Timer,
+    /// Look again at parked providers (a hold may have lapsed).
+    Wake,
+}
+
+/// What the simulation remembers of a job (indexed by job id − 1).
+struct JobMeta {
+    submitted: Time,
+    mean_fuel: f64,
+}
+
+pub struct World<'a> {
+    cfg: &'a SimConfig,
+    pub state: State,
+    draw: Draw,
+    queue: EventQueue<Kind>,
+    now: Time,
+    provs: Vec<Prov>,
+    parked: VecDeque<u32>,
+    jobs: Vec<JobMeta>,
+    requester_nonce: Vec<u64>,
+    bank_nonce: u64,
+    tasks_submitted: u64,
+    jobs_submitted: u64,
+    jobs_finished: u64,
+    last_submit: Time,
+    wake_scheduled: bool,
+    work_added: bool,
+    alive_slots: u64,
+    pub metrics: Metrics,
+    pub events: u64,
+    progress: ProgressBar,
+}
+
+/// Fuel per millisecond per benchmark point (see `engine::schedule`).
+const FUEL_PER_POINT: u64 = engine::schedule::FUEL_PER_BENCHMARK_POINT;
+
+impl<'a> World<'a> {
+    pub fn new(cfg: &'a SimConfig, progress: bool) -> Result<World<'a>, SimError> {
+        let n = &cfg.network;
+        let mut genesis = Genesis::dev(TREASURY);
+        genesis.params.chain_id = "gridmint-sim".into();
+        genesis.params.fee_bps = n.fee_bps;
+        genesis.params.min_stake = tokens(n.min_stake);
+        genesis.params.slash.fraction_bps = n.slash_bps;
+        genesis.params.faucet = None;
+        genesis.verification = n.verification.clone();
+        genesis.engine.schedule = n.scheduling.clone();
+        // The bank funds joining providers; requesters can pay for everything they submit.
+        let plenty: u128 = 1 << 100;
+        genesis.allocations.insert(BANK, plenty);
+        for r in 0..cfg.workload.requesters {
+            genesis.allocations.insert(requester_id(r), plenty);
+        }
+        let state = State::from_genesis(&genesis).map_err(SimError::Config)?;
+        let bar = if progress {
+            let bar = ProgressBar::new(cfg.workload.tasks);
+            bar.set_style(
+                ProgressStyle::with_template(
+                    "{spinner} {msg} [{bar:30}] {pos}/{len} tasks settled ({elapsed}, eta {eta})",
+                )
+                .map_err(|e| SimError::Config(e.to_string()))?
+                .progress_chars("=> "),
+            );
+            bar
+        } else {
+            ProgressBar::hidden()
+        };
+        Ok(World {
+            cfg,
+            state,
+            draw: Draw::new(cfg.seed),
+            queue: EventQueue::new(),
+            now: 0,
+            provs: Vec::new(),
+            parked: VecDeque::new(),
+            jobs: Vec::new(),
+            requester_nonce: vec![0; cfg.workload.requesters as usize],
+            bank_nonce: 0,
+            tasks_submitted: 0,
+            jobs_submitted: 0,
+            jobs_finished: 0,
+            last_submit: 0,
+            wake_scheduled: false,
+            work_added: false,
+            alive_slots: 0,
+            metrics: Metrics::new(cfg.classes.len()),
+            events: 0,
+            progress: bar,
+        })
+    }
+
+    fn at(&mut self, time: Time, kind: Kind) {
+        self.queue.push(time, kind);
+    }
+
+    fn apply(&mut self, input: Input) -> Result<Vec<Event>, SimError> {
+        let entry = Entry {
+            time: self.now,
+            input,
+        };
+        match self.state.apply(&entry) {
+            Ok(events) => {
+                self.metrics.inputs += 1;
+                self.absorb(&events);
+                Ok(events)
+            }
+            Err(rejection) => Err(SimError::Rejected {
+                at_ms: self.now,
+                input: format!("{:?}", entry.input).chars().take(200).collect(),
+                rejection,
+            }),
+        }
+    }
+
+    fn signed(signer: AccountId, nonce: &mut u64, body: Action) -> Input {
+        *nonce += 1;
+        Input::Signed(Signed {
+            signer,
+            nonce: *nonce,
+            body,
+            signature: Sig([0; 64]),
+        })
+    }
+
+    fn bank(&mut self, body: Action) -> Result<(), SimError> {
+        let input = Self::signed(BANK, &mut self.bank_nonce, body);
+        self.apply(input).map(|_| ())
+    }
+
+    fn as_provider(&mut self, p: u32, body: Action) -> Result<Vec<Event>, SimError> {
+        let prov = &mut self.provs[p as usize];
+        let input = Self::signed(provider_id(p), &mut prov.nonce, body);
+        self.apply(input)
+    }
+
+    /// Runs to the end: every job finished, or `max_time_s`.
+    pub fn run(&mut self) -> Result<(), SimError> {
+        for _ in 0..self.cfg.providers.count {
+            self.join()?;
+        }
+        let c = &self.cfg.churn;
+        if c.join_per_hour > 0.0 {
+            let mean = 3_600_000.0 / (c.join_per_hour * self.cfg.providers.count as f64);
+            let t = self.draw.exp(mean) as Time;
+            self.at(t, Kind::Join);
+        }
+        self.at(0, Kind::Arrival);
+        self.at(self.cfg.network.timer_s * 1000, Kind::Timer);
+        let limit = match self.cfg.max_time_s {
+            0 => Time::MAX,
+            s => s.saturating_mul(1000),
+        };
+        while let Some((time, kind)) = self.queue.pop() {
+            if time > limit {
+                self.now = limit;
+                break;
+            }
+            self.now = time;
+            self.events += 1;
+            self.handle(kind)?;
+            if !self.metrics.restake.is_empty() {
+                self.restake()?;
+            }
+            if self.work_added {
+                self.work_added = false;
+                self.wake()?;
+            }
+            if self.events.is_multiple_of(4096) {
+                self.progress
+                    .set_message(format!("t={:.0}s", self.now as f64 / 1000.0));
+            }
+            if self.finished() {
+                break;
+            }
+        }
+        self.metrics.timeline.capacity(self.now, self.alive_slots);
+        self.metrics.end = self.now;
+        self.progress.finish_and_clear();
+        Ok(())
+    }
+
+    fn finished(&self) -> bool {
+        self.tasks_submitted >= self.cfg.workload.tasks && self.jobs_finished == self.jobs_submitted
+    }
+
+    fn handle(&mut self, kind: Kind) -> Result<(), SimError> {
+        match kind {
+            Kind::Arrival => self.arrival(),
+            Kind::Assign { p, epoch, tasks } => {
+                self.assigned(p, epoch, tasks);
+                Ok(())
+            }
+            Kind::Done {
+                p,
+                epoch,
+                task,
+                started,
+            } => {
+                self.done(p, epoch, task, started);
+                Ok(())
+            }
+            Kind::Exchange { p, epoch, reports } => self.exchange(p, epoch, reports),
+            Kind::Crash { p, epoch } => self.crash(p, epoch),
+            Kind::Leave { p, epoch } => self.leave(p, epoch),
+            Kind::Lost { p, epoch } => {
+                let prov = &self.provs[p as usize];
+                if prov.epoch == epoch && !prov.alive {
+                    self.apply(Input::Leader(LeaderCommand::ProviderLost {
+                        provider: provider_id(p),
+                    }))?;
+                }
+                Ok(())
+            }
+            Kind::Rejoin { p } => self.rejoin(p),
+            Kind::Join => {
+                self.join()?;
+                let mean =
+                    3_600_000.0 / (self.cfg.churn.join_per_hour * self.cfg.providers.count as f64);
+                let t = self.now + self.draw.exp(mean).max(1.0) as Time;
+                self.at(t, Kind::Join);
+                Ok(())
+            }
+            Kind::Timer => self.timer(),
+            Kind::Wake => {
+                self.wake_scheduled = false;
+                self.work_added = true;
+                Ok(())
+            }
+        }
+    }
+
+    // ---- requesters ----------------------------------------------------------------------
+
+    fn arrival(&mut self) -> Result<(), SimError> {
+        let w = &self.cfg.workload;
+        let left = w.tasks - self.tasks_submitted;
+        if left == 0 {
+            return Ok(());
+        }
+        let count = self
+            .draw
+            .range(w.tasks_per_job.min, w.tasks_per_job.max)
+            .min(left);
+        let mean_fuel = self.draw.log_normal(w.fuel.median, w.fuel.sigma).max(1.0);
+        let owner = (self.jobs_submitted % u64::from(w.requesters)) as u32;
+        let redundancy = match w.policy {
+            PolicyConfig::Adaptive => Redundancy::Adaptive,
+            PolicyConfig::Voting { m } => Redundancy::Fixed {
+                quorum: m,
+                max_results: 2 * m - 1,
+            },
+            PolicyConfig::Single => Redundancy::Fixed {
+                quorum: 1,
+                max_results: 1,
+            },
+        };
+        let spec = JobSpec {
+            module: MODULE,
+            tasks: vec![TaskSpec::default(); count as usize],
+            limits: Limits {
+                fuel: (mean_fuel * 1.5).ceil() as u64 + 1,
+                memory_bytes: w.memory_bytes,
+                wall_ms: self.cfg.workload.deadline_s.saturating_mul(1000).max(1000),
+            },
+            deadline: self.now + w.deadline_s * 1000,
+            max_price: u128::from(w.max_price),
+            output: OutputSource::Stdout,
+            aggregate: Aggregate::Concat,
+            redundancy,
+            requirements: Requirements::default(),
+        };
+        let nonce = &mut self.requester_nonce[owner as usize];
+        let input = Self::signed(requester_id(owner), nonce, Action::SubmitJob(spec));
+        self.apply(input)?;
+        self.jobs.push(JobMeta {
+            submitted: self.now,
+            mean_fuel,
+        });
+        self.jobs_submitted += 1;
+        self.tasks_submitted += count;
+        self.last_submit = self.now;
+        if self.tasks_submitted < w.tasks {
+            let gap = (self.draw.exp(w.mean_interarrival_s * 1000.0)) as Time;
+            self.at(self.now + gap, Kind::Arrival);
+        }
+        Ok(())
+    }
+
+    /// The fuel task `id` burns: within ±50% of its job's mean, fixed per task.
+    fn task_fuel(&self, id: TaskId) -> u64 {
+        let mean = self
+            .jobs
+            .get((id.job - 1) as usize)
+            .map_or(1.0, |j| j.mean_fuel);
+        let u = keyed_unit(self.cfg.seed, (id.job << 32) | u64::from(id.index));
+        (mean * (0.5 + u)).max(1.0) as u64
+    }
+
+    // ---- providers -----------------------------------------------------------------------
+
+    fn join(&mut self) -> Result<(), SimError> {
+        let cfg = self.cfg;
+        let class = self
+            .draw
+            .weighted(&cfg.classes.iter().map(|c| c.share).collect::<Vec<_>>());
+        let region = self
+            .draw
+            .weighted(&cfg.regions.iter().map(|r| r.share).collect::<Vec<_>>());
+        let c = &cfg.classes[class];
+        let slots = c.slots[self.draw.range(0, c.slots.len() as u64 - 1) as usize];
+        let score = self.draw.log_normal(c.speed.median, c.speed.sigma).max(1.0) as u64;
+        let p = u32::try_from(self.provs.len())
+            .map_err(|_| SimError::Config("too many providers".into()))?;
+        self.provs.push(Prov {
+            class: class as u16,
+            region: region as u16,
+            slots,
+            score,
+            alive: true,
+            gone: false,
+            epoch: 0,
+            nonce: 0,
+            queue: VecDeque::new(),
+            busy: 0,
+            in_flight: false,
+            parked: false,
+            pending: Vec::new(),
+            down_at: 0,
+        });
+        self.metrics.class_providers[class] += 1;
+        let id = provider_id(p);
+        let stake = tokens(cfg.network.stake);
+        self.bank(Action::Transfer {
+            to: id,
+            amount: stake,
+        })?;
+        self.as_provider(p, Action::Stake { amount: stake })?;
+        let spec = self.spec(p);
+        self.as_provider(p, Action::RegisterProvider(spec))?;
+        self.came_up(p);
+        Ok(())
+    }
+
+    fn spec(&self, p: u32) -> ProviderSpec {
+        let prov = &self.provs[p as usize];
+        let c = &self.cfg.classes[prov.class as usize];
+        ProviderSpec {
+            slots: prov.slots,
+            cores: prov.slots,
+            memory_bytes: 16 << 30,
+            gpu: None,
+            benchmark_score: prov.score,
+            region: self.cfg.regions[prov.region as usize].name.clone(),
+            price_per_fuel: u128::from(c.price),
+            operator: None,
+        }
+    }
+
+    /// A provider is up (joined or rejoined): count its slots, draw its fate, fetch work.
+    fn came_up(&mut self, p: u32) {
+        let slots = u64::from(self.provs[p as usize].slots);
+        self.metrics.timeline.capacity(self.now, self.alive_slots);
+        self.alive_slots += slots;
+        let epoch = self.provs[p as usize].epoch;
+        let c = &self.cfg.churn;
+        if c.crash_per_hour > 0.0 {
+            let t = self.now + self.draw.exp(3_600_000.0 / c.crash_per_hour) as Time;
+            self.at(t, Kind::Crash { p, epoch });
+        }
+        if c.leave_per_hour > 0.0 {
+            let t = self.now + self.draw.exp(3_600_000.0 / c.leave_per_hour) as Time;
+            self.at(t, Kind::Leave { p, epoch });
+        }
+        self.send(p, Vec::new());
+    }
+
+    fn half_rtt(&self, p: u32) -> Time {
+        let region = self.provs[p as usize].region as usize;
+        self.cfg.regions[region].rtt_ms / 2
+    }
+
+    /// The provider sends an exchange: its reports and a fetch.
+    fn send(&mut self, p: u32, reports: Vec<TaskReport>) {
+        let t = self.now + self.half_rtt(p);
+        let prov = &mut self.provs[p as usize];
+        prov.in_flight = true;
+        let epoch = prov.epoch;
+        self.at(t, Kind::Exchange { p, epoch, reports });
+    }
+
+    fn assigned(&mut self, p: u32, epoch: u32, tasks: Vec<TaskId>) {
+        let prov = &mut self.provs[p as usize];
+        if prov.epoch != epoch || !prov.alive {
+            return;
+        }
+        prov.in_flight = false;
+        prov.queue.extend(tasks);
+        self.start(p);
+        let prov = &mut self.provs[p as usize];
+        if !prov.pending.is_empty() {
+            let reports = std::mem::take(&mut prov.pending);
+            self.send(p, reports);
+        }
+    }
+
+    /// Starts queued tasks on free slots.
+    fn start(&mut self, p: u32) {
+        loop {
+            let prov = &mut self.provs[p as usize];
+            if prov.busy >= prov.slots {
+                return;
+            }
+            let Some(task) = prov.queue.pop_front() else {
+                return;
+            };
+            prov.busy += 1;
+            let per_ms = prov.score.saturating_mul(FUEL_PER_POINT).max(1);
+            let epoch = prov.epoch;
+            let fuel = self.task_fuel(task);
+            let run_ms = fuel.div_ceil(per_ms).max(1);
+            let started = self.now;
+            self.at(
+                self.now + run_ms,
+                Kind::Done {
+                    p,
+                    epoch,
+                    task,
+                    started,
+                },
+            );
+        }
+    }
+
+    fn done(&mut self, p: u32, epoch: u32, task: TaskId, started: Time) {
+        let now = self.now;
+        let prov = &mut self.provs[p as usize];
+        if prov.epoch != epoch || !prov.alive {
+            // It crashed or left while running this: the slot was busy until then.
+            let end = prov.down_at.clamp(started, now);
+            self.metrics.timeline.busy(started, end);
+            return;
+        }
+        self.metrics.timeline.busy(started, now);
+        prov.busy -= 1;
+        let c = &self.cfg.classes[prov.class as usize];
+        let output_hash = if c.behaviour == Behaviour::Saboteur
+            && keyed_unit(
+                self.cfg.seed ^ 0xBAD,
+                (u64::from(p) << 40) ^ (task.job << 20) ^ u64::from(task.index),
+            ) < c.wrong_rate
+        {
+            wrong_hash(task, if c.collude { None } else { Some(p) })
+        } else {
+            correct_hash(task)
+        };
+        let fuel_used = self.task_fuel(task);
+        let prov = &mut self.provs[p as usize];
+        prov.pending.push(TaskReport {
+            task,
+            outcome: TaskOutcome::Success,
+            output_hash,
+            output_size: 8,
+            fuel_used,
+        });
+        self.start(p);
+        let prov = &mut self.provs[p as usize];
+        if !prov.in_flight {
+            let reports = std::mem::take(&mut prov.pending);
+            self.send(p, reports);
+        }
+    }
+
+    /// The coordinator applies a provider's report and answers its fetch (or parks it).
+    fn exchange(&mut self, p: u32, epoch: u32, reports: Vec<TaskReport>) -> Result<(), SimError> {
+        let prov = &self.provs[p as usize];
+        if prov.epoch != epoch || !prov.alive {
+            return Ok(());
+        }
+        if !reports.is_empty() {
+            self.as_provider(p, Action::ReportResults(reports))?;
+        }
+        let idle = self.idle_sample();
+        let tasks = self.pick(p, &idle)?;
+        if tasks.is_empty() {
+            let holds_none = self
+                .state
+                .providers
+                .get(&provider_id(p))
+                .is_none_or(|e| e.running.is_empty());
+            if holds_none && self.provs[p as usize].pending.is_empty() {
+                self.provs[p as usize].parked = true;
+                self.parked.push_back(p);
+                return Ok(());
+            }
+        }
+        let t = self.now + self.half_rtt(p);
+        self.at(t, Kind::Assign { p, epoch, tasks });
+        Ok(())
+    }
+
+    /// Up to 64 parked providers: the waiting providers the hold rule compares against.
+    fn idle_sample(&self) -> Vec<AccountId> {
+        self.parked
+            .iter()
+            .filter(|p| self.provs[**p as usize].parked)
+            .take(64)
+            .map(|p| provider_id(*p))
+            .collect()
+    }
+
+    /// The engine's choice for `p`, logged as `AssignTasks`.
+    fn pick(&mut self, p: u32, idle: &[AccountId]) -> Result<Vec<TaskId>, SimError> {
+        let dispatch = engine::Dispatch {
+            now: self.now,
+            cached: &|_, _| false,
+            idle,
+        };
+        let tasks = self.state.pick_tasks(provider_id(p), u32::MAX, &dispatch);
+        if !tasks.is_empty() {
+            self.apply(Input::Leader(LeaderCommand::AssignTasks {
+                provider: provider_id(p),
+                tasks: tasks.clone(),
+            }))?;
+        }
+        Ok(tasks)
+    }
+
+    /// Work was queued: offer it to parked providers, oldest first, until the queue is empty or
+    /// every parked provider has been asked once.
+    fn wake(&mut self) -> Result<(), SimError> {
+        if self.state.queue.is_empty() || self.parked.is_empty() {
+            return Ok(());
+        }
+        let idle = self.idle_sample();
+        let mut tries = self.parked.len();
+        while tries > 0 && !self.state.queue.is_empty() {
+            tries -= 1;
+            let Some(p) = self.parked.pop_front() else {
+                break;
+            };
+            let prov = &self.provs[p as usize];
+            if !prov.parked || !prov.alive {
+                continue;
+            }
+            if !self.state.has_min_stake(&provider_id(p)) {
+                // Slashed out of work for good: stop asking.
+                self.provs[p as usize].parked = false;
+                continue;
+            }
+            let tasks = self.pick(p, &idle)?;
+            if tasks.is_empty() {
+                self.parked.push_back(p);
+                continue;
+            }
+            let prov = &mut self.provs[p as usize];
+            prov.parked = false;
+            let epoch = prov.epoch;
+            let t = self.now + self.half_rtt(p);
+            self.at(t, Kind::Assign { p, epoch, tasks });
+        }
+        // A young job may be held for a better provider: look again when holds lapse.
+        let hold = self.cfg.network.scheduling.hold_ms;
+        if !self.state.queue.is_empty()
+            && !self.parked.is_empty()
+            && !self.wake_scheduled
+            && self.now < self.last_submit + hold
+        {
+            self.wake_scheduled = true;
+            self.at(self.last_submit + hold, Kind::Wake);
+        }
+        Ok(())
+    }
+
+    fn went_down(&mut self, p: u32) {
+        let now = self.now;
+        let slots = u64::from(self.provs[p as usize].slots);
+        self.metrics.timeline.capacity(now, self.alive_slots);
+        self.alive_slots -= slots;
+        let prov = &mut self.provs[p as usize];
+        prov.alive = false;
+        prov.epoch += 1;
+        prov.down_at = now;
+        prov.queue.clear();
+        prov.pending.clear();
+        prov.busy = 0;
+        prov.in_flight = false;
+        prov.parked = false;
+    }
+
+    fn crash(&mut self, p: u32, epoch: u32) -> Result<(), SimError> {
+        let prov = &self.provs[p as usize];
+        if prov.epoch != epoch || !prov.alive {
+            return Ok(());
+        }
+        self.went_down(p);
+        self.metrics.crashes += 1;
+        let epoch = self.provs[p as usize].epoch;
+        let timeout = self.cfg.network.heartbeat_timeout_s * 1000;
+        self.at(self.now + timeout, Kind::Lost { p, epoch });
+        let back = self.cfg.churn.rejoin_after_s;
+        if back > 0 {
+            self.at(self.now + back * 1000, Kind::Rejoin { p });
+        }
+        Ok(())
+    }
+
+    fn leave(&mut self, p: u32, epoch: u32) -> Result<(), SimError> {
+        let prov = &self.provs[p as usize];
+        if prov.epoch != epoch || !prov.alive {
+            return Ok(());
+        }
+        self.as_provider(p, Action::LeaveProvider)?;
+        self.went_down(p);
+        self.provs[p as usize].gone = true;
+        Ok(())
+    }
+
+    fn rejoin(&mut self, p: u32) -> Result<(), SimError> {
+        let prov = &mut self.provs[p as usize];
+        if prov.alive || prov.gone {
+            return Ok(());
+        }
+        prov.alive = true;
+        prov.epoch += 1;
+        let spec = self.spec(p);
+        self.as_provider(p, Action::RegisterProvider(spec))?;
+        self.came_up(p);
+        Ok(())
+    }
+
+    // ---- the leader's timer and the bookkeeping -----------------------------------------
+
+    fn timer(&mut self) -> Result<(), SimError> {
+        for (provider, tasks) in self.state.overdue_runs(self.now) {
+            self.apply(Input::Leader(LeaderCommand::TimeOutRuns {
+                provider,
+                tasks,
+            }))?;
+        }
+        for job in self.state.expired_jobs(self.now) {
+            self.apply(Input::Leader(LeaderCommand::ExpireJob { job }))?;
+        }
+        self.metrics.sample(self.now);
+        self.work_added = true;
+        let every = self.cfg.network.timer_s * 1000;
+        self.at(self.now + every, Kind::Timer);
+        Ok(())
+    }
+
+    /// Reads the engine's events into the metrics and notes when work was queued.
+    fn absorb(&mut self, events: &[Event]) {
+        let now = self.now;
+        for event in events {
+            match event {
+                Event::TaskAccepted {
+                    task, output_hash, ..
+                } => {
+                    let submitted = self
+                        .jobs
+                        .get((task.job - 1) as usize)
+                        .map_or(now, |j| j.submitted);
+                    self.metrics
+                        .accepted(now - submitted, *output_hash != correct_hash(*task));
+                    self.progress.inc(1);
+                }
+                Event::TaskFailed { .. } => {
+                    self.metrics.tasks_failed += 1;
+                    self.progress.inc(1);
+                }
+                Event::TaskPaid {
+                    provider, amount, ..
+                } => {
+                    if let Some(p) = provider_index(provider) {
+                        let class = self.provs[p].class as usize;
+                        self.metrics.class_earned[class] += *amount;
+                    }
+                }
+                Event::Slashed {
+                    provider, amount, ..
+                } => {
+                    if let Some(p) = provider_index(provider) {
+                        let class = self.provs[p].class as usize;
+                        self.metrics.class_slashed[class] += *amount;
+                        self.metrics.slashes += 1;
+                        if self.cfg.network.restake {
+                            self.metrics.restake.push(p as u32);
+                        }
+                    }
+                }
+                Event::JobCompleted { job } => self.job_over(*job, true),
+                Event::JobFailed { job, .. } | Event::JobCancelled { job } => {
+                    self.job_over(*job, false)
+                }
+                Event::JobSubmitted { .. }
+                | Event::ReplicasQueued { .. }
+                | Event::TaskAttemptFailed { .. } => self.work_added = true,
+                Event::ProviderLost { requeued, .. }
+                | Event::ProviderLeft { requeued, .. }
+                | Event::ProviderRegistered { requeued, .. }
+                    if !requeued.is_empty() =>
+                {
+                    self.work_added = true
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn job_over(&mut self, job: JobId, completed: bool) {
+        self.jobs_finished += 1;
+        let submitted = self
+            .jobs
+            .get((job - 1) as usize)
+            .map_or(self.now, |j| j.submitted);
+        self.metrics.job_over(self.now - submitted, completed);
+    }
+
+    /// Slashed saboteurs bond again from the bank (`network.restake`).
+    pub fn restake(&mut self) -> Result<(), SimError> {
+        let due = std::mem::take(&mut self.metrics.restake);
+        for p in due {
+            let id = provider_id(p);
+            let need = self
+                .state
+                .ledger
+                .min_stake
+                .saturating_sub(self.state.bonded(&id));
+            if need == 0 {
+                continue;
+            }
+            self.bank(Action::Transfer {
+                to: id,
+                amount: need,
+            })?;
+            self.as_provider(p, Action::Stake { amount: need })?;
+        }
+        Ok(())
+    }
+
+    /// Per class: each provider's earnings and slashes at the end, from the engine's records.
+    pub fn provider_earnings(&self) -> Vec<Vec<(u128, u128)>> {
+        let mut out = vec![Vec::new(); self.cfg.classes.len()];
+        for (i, prov) in self.provs.iter().enumerate() {
+            if let Some(e) = self.state.providers.get(&provider_id(i as u32)) {
+                out[prov.class as usize].push((e.stats.earned, e.stats.slashed));
+            }
+        }
+        out
+    }
+
+    pub fn provider_count(&self) -> usize {
+        self.provs.len()
+    }
+
+    pub fn tasks_submitted(&self) -> u64 {
+        self.tasks_submitted
+    }
+
+    pub fn jobs_submitted(&self) -> u64 {
+        self.jobs_submitted
+    }
+}
