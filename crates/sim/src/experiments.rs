@@ -180,29 +180,43 @@ pub struct VerificationRow {
     pub cheaters_net_tokens: f64,
 }
 
-/// A copy of `cfg` whose saboteur classes together have share `f` and honest ones `1 − f`.
+/// A copy of `cfg` whose saboteur classes together have share `f` and honest ones `1 − f`
+/// (split among the classes of a kind by their shares, or equally when those are all zero).
 fn with_saboteurs(cfg: &SimConfig, f: f64) -> Result<SimConfig, SimError> {
-    let mut c = cfg.clone();
-    let total = |b: Behaviour| -> f64 {
-        cfg.classes
+    let kinds = [Behaviour::Saboteur, Behaviour::Honest];
+    if !(0.0..=1.0).contains(&f)
+        || kinds
             .iter()
-            .filter(|c| c.behaviour == b)
-            .map(|c| c.share.max(0.0))
-            .sum()
-    };
-    let (bad, good) = (total(Behaviour::Saboteur), total(Behaviour::Honest));
-    if bad <= 0.0 || good <= 0.0 || !(0.0..=1.0).contains(&f) {
+            .any(|b| cfg.classes.iter().all(|c| c.behaviour != *b))
+    {
         return Err(SimError::Config(
-            "a saboteur fraction sweep needs an honest and a saboteur class with positive shares, \
-             and fractions within 0..=1"
+            "a saboteur fraction sweep needs an honest and a saboteur class, and fractions \
+             within 0..=1"
                 .into(),
         ));
     }
-    for class in &mut c.classes {
-        class.share = match class.behaviour {
-            Behaviour::Saboteur => class.share.max(0.0) / bad * f,
-            Behaviour::Honest => class.share.max(0.0) / good * (1.0 - f),
+    let mut c = cfg.clone();
+    for kind in kinds {
+        let target = if kind == Behaviour::Saboteur {
+            f
+        } else {
+            1.0 - f
         };
+        let of_kind = |cl: &&crate::config::ClassConfig| cl.behaviour == kind;
+        let total: f64 = cfg
+            .classes
+            .iter()
+            .filter(of_kind)
+            .map(|cl| cl.share.max(0.0))
+            .sum();
+        let count = cfg.classes.iter().filter(of_kind).count() as f64;
+        for class in c.classes.iter_mut().filter(|cl| cl.behaviour == kind) {
+            class.share = if total > 0.0 {
+                class.share.max(0.0) / total * target
+            } else {
+                target / count
+            };
+        }
     }
     Ok(c)
 }

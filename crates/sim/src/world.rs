@@ -158,7 +158,11 @@ struct JobMeta {
 pub struct World<'a> {
     cfg: &'a SimConfig,
     pub state: State,
-    draw: Draw,
+    /// Separate streams, so that changing one part (say, the crash rate) leaves the others'
+    /// draws — the fleet, the workload — exactly as they were.
+    fleet_draw: Draw,
+    work_draw: Draw,
+    churn_draw: Draw,
     queue: EventQueue<Kind>,
     now: Time,
     provs: Vec<Prov>,
@@ -215,7 +219,9 @@ impl<'a> World<'a> {
         Ok(World {
             cfg,
             state,
-            draw: Draw::new(cfg.seed),
+            fleet_draw: Draw::new(cfg.seed),
+            work_draw: Draw::new(cfg.seed ^ 0x574F_524B),
+            churn_draw: Draw::new(cfg.seed ^ 0x4348_5552),
             queue: EventQueue::new(),
             now: 0,
             provs: Vec::new(),
@@ -288,7 +294,7 @@ impl<'a> World<'a> {
         let c = &self.cfg.churn;
         if c.join_per_hour > 0.0 {
             let mean = 3_600_000.0 / (c.join_per_hour * self.cfg.providers.count as f64);
-            let t = self.draw.exp(mean) as Time;
+            let t = self.churn_draw.exp(mean) as Time;
             self.at(t, Kind::Join);
         }
         self.at(0, Kind::Arrival);
@@ -363,7 +369,7 @@ impl<'a> World<'a> {
                 self.join()?;
                 let mean =
                     3_600_000.0 / (self.cfg.churn.join_per_hour * self.cfg.providers.count as f64);
-                let t = self.now + self.draw.exp(mean).max(1.0) as Time;
+                let t = self.now + self.churn_draw.exp(mean).max(1.0) as Time;
                 self.at(t, Kind::Join);
                 Ok(())
             }
@@ -385,10 +391,15 @@ impl<'a> World<'a> {
             return Ok(());
         }
         let count = self
-            .draw
+            .work_draw
             .range(w.tasks_per_job.min, w.tasks_per_job.max)
             .min(left);
-        let mean_fuel = self.draw.log_normal(w.fuel.median, w.fuel.sigma).max(1.0);
+        // The fuel limit (1.5 × the mean) stays within the engine's bound.
+        let most = self.state.config.max_fuel as f64 / 1.5 - 1.0;
+        let mean_fuel = self
+            .work_draw
+            .log_normal(w.fuel.median, w.fuel.sigma)
+            .clamp(1.0, most);
         let owner = (self.jobs_submitted % u64::from(w.requesters)) as u32;
         let redundancy = match w.policy {
             PolicyConfig::Adaptive => Redundancy::Adaptive,
@@ -405,7 +416,7 @@ impl<'a> World<'a> {
             module: MODULE,
             tasks: vec![TaskSpec::default(); count as usize],
             limits: Limits {
-                fuel: (mean_fuel * 1.5).ceil() as u64 + 1,
+                fuel: ((mean_fuel * 1.5).ceil() as u64 + 1).min(self.state.config.max_fuel),
                 memory_bytes: w.memory_bytes,
                 wall_ms: self.cfg.workload.deadline_s.saturating_mul(1000).max(1000),
             },
@@ -427,7 +438,7 @@ impl<'a> World<'a> {
         self.tasks_submitted += count;
         self.last_submit = self.now;
         if self.tasks_submitted < w.tasks {
-            let gap = (self.draw.exp(w.mean_interarrival_s * 1000.0)) as Time;
+            let gap = (self.work_draw.exp(w.mean_interarrival_s * 1000.0)) as Time;
             self.at(self.now + gap, Kind::Arrival);
         }
         Ok(())
@@ -448,14 +459,14 @@ impl<'a> World<'a> {
     fn join(&mut self) -> Result<(), SimError> {
         let cfg = self.cfg;
         let class = self
-            .draw
+            .fleet_draw
             .weighted(&cfg.classes.iter().map(|c| c.share).collect::<Vec<_>>());
         let region = self
-            .draw
+            .fleet_draw
             .weighted(&cfg.regions.iter().map(|r| r.share).collect::<Vec<_>>());
         let c = &cfg.classes[class];
-        let slots = c.slots[self.draw.range(0, c.slots.len() as u64 - 1) as usize];
-        let score = self.draw.log_normal(c.speed.median, c.speed.sigma).max(1.0) as u64;
+        let slots = c.slots[self.fleet_draw.range(0, c.slots.len() as u64 - 1) as usize];
+        let score = self.fleet_draw.log_normal(c.speed.median, c.speed.sigma).max(1.0) as u64;
         let p = u32::try_from(self.provs.len())
             .map_err(|_| SimError::Config("too many providers".into()))?;
         self.provs.push(Prov {
@@ -511,11 +522,11 @@ impl<'a> World<'a> {
         let epoch = self.provs[p as usize].epoch;
         let c = &self.cfg.churn;
         if c.crash_per_hour > 0.0 {
-            let t = self.now + self.draw.exp(3_600_000.0 / c.crash_per_hour) as Time;
+            let t = self.now + self.churn_draw.exp(3_600_000.0 / c.crash_per_hour) as Time;
             self.at(t, Kind::Crash { p, epoch });
         }
         if c.leave_per_hour > 0.0 {
-            let t = self.now + self.draw.exp(3_600_000.0 / c.leave_per_hour) as Time;
+            let t = self.now + self.churn_draw.exp(3_600_000.0 / c.leave_per_hour) as Time;
             self.at(t, Kind::Leave { p, epoch });
         }
         self.send(p, Vec::new());
