@@ -58,7 +58,8 @@ pub struct BenchArgs {
     /// no-op tasks in the end-to-end throughput job (default: 2000, or 500 with --quick)
     #[arg(long, value_name = "N")]
     pub tasks: Option<usize>,
-    /// simulated providers of the heartbeat section (default: 100000, or 10000 with --quick)
+    /// simulated providers of the heartbeat and sim sections (default: 100000, or 10000 with
+    /// --quick)
     #[arg(long, value_name = "N")]
     pub providers: Option<usize>,
 }
@@ -72,6 +73,8 @@ pub enum Section {
     E2e,
     /// a coordinator's CPU and memory with many registered providers heartbeating every 30 s
     Heartbeats,
+    /// the simulator on sim/experiments/scale-100k.toml (--providers and --tasks override it)
+    Sim,
 }
 
 /// How much of everything to do.
@@ -127,6 +130,10 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         let window = Duration::from_secs(if args.quick { 10 } else { 30 });
         let result = crate::heartbeat_bench::run(providers, window).await?;
         return print_section(&args, cores, "heartbeats", result.json(), result.table());
+    }
+    if args.only == Some(Section::Sim) {
+        let (json, table) = tokio::task::block_in_place(|| sim_bench(&args))?;
+        return print_section(&args, cores, "sim", json, table);
     }
     if args.only == Some(Section::E2e) {
         let e2e = end_to_end_bench(&plan, cores).await?;
@@ -929,4 +936,77 @@ mod tests {
         assert_eq!(median(&[]), Duration::ZERO);
         assert_eq!(median(&d(7)), Duration::from_millis(7));
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The simulator at scale
+
+/// The scale run of `sim/experiments/scale-100k.toml`, timed from configuration to summary
+/// (state hash included), with the process's peak memory.
+fn sim_bench(args: &BenchArgs) -> anyhow::Result<(serde_json::Value, String)> {
+    let mut cfg = sim::SimConfig::parse(include_str!("../../../sim/experiments/scale-100k.toml"))?;
+    cfg.providers.count = args.providers.map_or(
+        if args.quick {
+            10_000
+        } else {
+            cfg.providers.count
+        },
+        |n| n as u64,
+    );
+    cfg.workload.tasks = args.tasks.map_or(
+        if args.quick {
+            100_000
+        } else {
+            cfg.workload.tasks
+        },
+        |n| n as u64,
+    );
+    cfg.validate()?;
+    let started = Instant::now();
+    let (summary, _) = sim::experiments::run_once(&cfg, false)?;
+    let wall = started.elapsed().as_secs_f64();
+    let peak_mib = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kb| kb / 1024.0);
+    let meets = summary.providers >= 100_000 && summary.tasks >= 1_000_000;
+    let goal = if !meets {
+        "goal applies to 100k providers, 1M tasks"
+    } else if wall < 60.0 {
+        "goal < 60 s   (met)"
+    } else {
+        "goal < 60 s   (NOT met)"
+    };
+    let table = format!(
+        "simulator: {} providers, {} tasks, seed {}\n\
+         wall time            {wall:>10.1} s      {goal}\n\
+         virtual makespan     {:>10.1} s\n\
+         engine inputs        {:>10.0} /s     ({} in all)\n\
+         events               {:>10.0} /s     ({} in all)\n\
+         peak memory          {peak_mib:>10.0} MiB\n",
+        summary.providers,
+        summary.tasks,
+        summary.seed,
+        summary.makespan_s,
+        summary.engine_inputs as f64 / wall,
+        summary.engine_inputs,
+        summary.events as f64 / wall,
+        summary.events,
+    );
+    let json = json!({
+        "providers": summary.providers,
+        "tasks": summary.tasks,
+        "wall_s": wall,
+        "makespan_s": summary.makespan_s,
+        "engine_inputs": summary.engine_inputs,
+        "events": summary.events,
+        "peak_mib": peak_mib,
+        "state_hash": summary.state_hash,
+    });
+    Ok((json, table))
 }

@@ -317,6 +317,11 @@ impl State {
     /// task cost is known, whether `p` could finish a task before the job's deadline.
     pub fn fits_job(&self, p: &Provider, job: &Job, now: Time) -> Result<(), String> {
         self.job_rules(p, job)?;
+        self.fast_enough(p, job, now)
+    }
+
+    /// Once the job's task cost is known: whether `p` could finish a task before its deadline.
+    fn fast_enough(&self, p: &Provider, job: &Job, now: Time) -> Result<(), String> {
         if job.fuel_accepted > 0 {
             let finish = now.saturating_add(self.est_us(p, job) / 1000);
             if finish > job.spec.deadline {
@@ -328,6 +333,19 @@ impl State {
 
     /// The job-level rules every assignment must meet: requirements, memory, price and stake.
     pub fn job_rules(&self, p: &Provider, job: &Job) -> Result<(), String> {
+        self.requirements_met(p, job)?;
+        if !self.has_min_stake(&p.id) {
+            return Err(format!(
+                "provider has {} bonded, below the minimum stake {}",
+                self.bonded(&p.id),
+                self.ledger.min_stake
+            ));
+        }
+        Ok(())
+    }
+
+    /// The job's requirements, memory and price against `p`'s spec (stake aside).
+    fn requirements_met(&self, p: &Provider, job: &Job) -> Result<(), String> {
         let need = &job.spec.requirements;
         if need.cores > p.spec.cores {
             return Err(format!(
@@ -348,13 +366,6 @@ impl State {
             return Err(format!(
                 "provider asks {} per fuel, job pays at most {}",
                 p.spec.price_per_fuel, job.spec.max_price
-            ));
-        }
-        if !self.has_min_stake(&p.id) {
-            return Err(format!(
-                "provider has {} bonded, below the minimum stake {}",
-                self.bonded(&p.id),
-                self.ledger.min_stake
             ));
         }
         Ok(())
@@ -546,7 +557,10 @@ impl State {
         let others: Vec<&Provider> = waiting
             .iter()
             .copied()
-            .filter(|q| self.fits_job(q, job, ctx.now).is_ok())
+            // Stake was checked once for all jobs in `waiting`.
+            .filter(|q| {
+                self.requirements_met(q, job).is_ok() && self.fast_enough(q, job, ctx.now).is_ok()
+            })
             .collect();
         let fastest = others
             .iter()

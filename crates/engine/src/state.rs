@@ -15,6 +15,7 @@ use crate::types::{
 use crate::verify::{MAX_RESULTS, Reputation, Run, RunOutcome, VerifyParams};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write as _;
 
 /// Bounds on what one job may ask for. Part of the state so that replay uses the rules in force.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -287,11 +288,15 @@ impl State {
 
     /// BLAKE3 over the canonical encoding of the whole state.
     pub fn hash(&self) -> Hash {
-        // Streamed into the hasher: the encoding of a large state is never held in memory.
+        // Streamed into the hasher through a 64 KiB buffer: the encoding of a large state is
+        // never held in memory, and the hasher sees large writes (postcard writes field by
+        // field, and a call per field cost more than the hashing itself).
         let mut hasher = blake3::Hasher::new();
-        if postcard::to_io(self, &mut hasher).is_err() {
+        let mut buffered = std::io::BufWriter::with_capacity(1 << 16, &mut hasher);
+        if postcard::to_io(self, &mut buffered).is_err() || buffered.flush().is_err() {
             return Hash::of(&[]);
         }
+        drop(buffered);
         Hash(*hasher.finalize().as_bytes())
     }
 

@@ -214,7 +214,7 @@ pub enum PolicyConfig {
     /// The network's adaptive policy.
     #[default]
     Adaptive,
-    /// m-first voting: accepted when `m` results agree (at most 2m−1 results).
+    /// m-first voting: accepted when `m` results agree (up to the engine's 32 results).
     Voting { m: u32 },
     /// One run, trusted.
     Single,

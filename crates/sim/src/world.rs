@@ -403,9 +403,11 @@ impl<'a> World<'a> {
         let owner = (self.jobs_submitted % u64::from(w.requesters)) as u32;
         let redundancy = match w.policy {
             PolicyConfig::Adaptive => Redundancy::Adaptive,
+            // m-first voting collects results until m agree; with two answers (the right one
+            // and the colluders') that takes at most 2m − 1, with several wrong ones more.
             PolicyConfig::Voting { m } => Redundancy::Fixed {
                 quorum: m,
-                max_results: 2 * m - 1,
+                max_results: engine::MAX_RESULTS,
             },
             PolicyConfig::Single => Redundancy::Fixed {
                 quorum: 1,
@@ -466,7 +468,10 @@ impl<'a> World<'a> {
             .weighted(&cfg.regions.iter().map(|r| r.share).collect::<Vec<_>>());
         let c = &cfg.classes[class];
         let slots = c.slots[self.fleet_draw.range(0, c.slots.len() as u64 - 1) as usize];
-        let score = self.fleet_draw.log_normal(c.speed.median, c.speed.sigma).max(1.0) as u64;
+        let score = self
+            .fleet_draw
+            .log_normal(c.speed.median, c.speed.sigma)
+            .max(1.0) as u64;
         let p = u32::try_from(self.provs.len())
             .map_err(|_| SimError::Config("too many providers".into()))?;
         self.provs.push(Prov {

@@ -10,4 +10,5 @@ mod keys;
 mod ledger;
 mod recovery;
 mod schedule;
+mod sim;
 mod verify;
