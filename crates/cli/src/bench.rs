@@ -917,27 +917,6 @@ fn percentile(times: &[Duration], q: f64) -> Duration {
     sorted[rank - 1]
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn d(ms: u64) -> Vec<Duration> {
-        vec![Duration::from_millis(ms)]
-    }
-
-    #[test]
-    fn statistics() {
-        let t: Vec<Duration> = [5, 1, 4, 2, 3].map(Duration::from_millis).to_vec();
-        assert_eq!(median(&t), Duration::from_millis(3));
-        assert_eq!(median(&t[..4]), Duration::from_micros(3000));
-        assert_eq!(mean(&t), Duration::from_millis(3));
-        assert_eq!(percentile(&t, 0.99), Duration::from_millis(5));
-        assert_eq!(percentile(&t, 0.5), Duration::from_millis(3));
-        assert_eq!(median(&[]), Duration::ZERO);
-        assert_eq!(median(&d(7)), Duration::from_millis(7));
-    }
-}
-
 // ---------------------------------------------------------------------------------------------
 // The simulator at scale
 
@@ -1009,4 +988,25 @@ fn sim_bench(args: &BenchArgs) -> anyhow::Result<(serde_json::Value, String)> {
         "state_hash": summary.state_hash,
     });
     Ok((json, table))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(ms: u64) -> Vec<Duration> {
+        vec![Duration::from_millis(ms)]
+    }
+
+    #[test]
+    fn statistics() {
+        let t: Vec<Duration> = [5, 1, 4, 2, 3].map(Duration::from_millis).to_vec();
+        assert_eq!(median(&t), Duration::from_millis(3));
+        assert_eq!(median(&t[..4]), Duration::from_micros(3000));
+        assert_eq!(mean(&t), Duration::from_millis(3));
+        assert_eq!(percentile(&t, 0.99), Duration::from_millis(5));
+        assert_eq!(percentile(&t, 0.5), Duration::from_millis(3));
+        assert_eq!(median(&[]), Duration::ZERO);
+        assert_eq!(median(&d(7)), Duration::from_millis(7));
+    }
 }

@@ -23,8 +23,7 @@ wrong_rate = 0.5
 tasks = 1_000
 tasks_per_job = { min = 100, max = 200 }
 fuel = { median = 2e10 }
-"#
-        .to_string(),
+"#,
     );
     let out = w.dir("plots");
     let cfg_s = cfg.to_str().unwrap();
@@ -61,7 +60,7 @@ fuel = { median = 2e10 }
     );
     assert_eq!(v["classes"].as_array().unwrap().len(), 2);
 
-    let bad = w.write("bad.toml", "[workload]\ntasks = \"many\"\n".to_string());
+    let bad = w.write("bad.toml", "[workload]\ntasks = \"many\"\n");
     let refused = w.cli(&["sim", bad.to_str().unwrap(), "--quiet"]).fails();
     assert!(
         refused.stderr.contains("invalid simulation config"),
