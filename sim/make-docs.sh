@@ -104,11 +104,12 @@ C(m − 1 + j, j) ways (the last is wrong), so
     ε(m, p) = Σ_{j=0}^{m−1} C(m − 1 + j, j) · p^m · (1 − p)^j
 
 (Sarmenta 2002). For m = 2 this is p²(3 − 2p); ε(m, ½) = ½ for every m. The formula assumes
-results are drawn independently of who already voted — random assignment. The engine does not
-assign at random: trusted providers (a streak of verified results, which a colluder loses
-whenever it is outvoted) take re-executions first, and the hold rule prefers reputable waiting
-providers, so tie-breaking votes come mostly from honest providers while colluders are a
-minority. Compare the two columns with that in mind.
+every vote is an independent draw from the whole fleet. The engine's assignment is not such a
+draw: the replicas of a task go to distinct providers (and operators); re-executions that break
+a tie go first to trusted providers (a streak of verified results, which a colluder loses each
+time it is outvoted); and the hold rule prefers reputable waiting providers for young jobs.
+Any of these can move the simulated rate away from the closed form; the closed form is the
+baseline of random assignment, the simulated column what this engine does.
 
 \`\`\`
 $(table verification)
