@@ -87,14 +87,13 @@
     )
 )]
 
+use crate::dist::Draw;
 use engine::schedule::FUEL_PER_BENCHMARK_POINT;
 use engine::{
     AccountId, Action, Aggregate, Dispatch, EngineConfig, Entry, Event, Hash, Input, JobId,
     JobSpec, LeaderCommand, Limits, OutputSource, ProviderSpec, Redundancy, Rejection,
     Requirements, Sig, Signed, State, TaskId, TaskOutcome, TaskReport, TaskSpec, Time,
 };
-use rand_chacha::ChaCha8Rng;
-use rand_chacha::rand_core::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, VecDeque};
 
@@ -426,14 +425,9 @@ impl Etc {
     }
 }
 
-/// Uniform in `[0, 1)` from the top 53 bits of one draw.
-fn unit(rng: &mut ChaCha8Rng) -> f64 {
-    (rng.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
-}
-
 /// Uniform in `[lo, hi)`.
-fn uniform(rng: &mut ChaCha8Rng, lo: f64, hi: f64) -> f64 {
-    lo + (hi - lo) * unit(rng)
+fn uniform(rng: &mut Draw, lo: f64, hi: f64) -> f64 {
+    lo + (hi - lo) * rng.unit()
 }
 
 /// SplitMix64's finaliser: a well-mixed 64-bit value from any input.
@@ -466,7 +460,7 @@ pub fn generate(
         .ok_or_else(|| EtcError::Matrix("too many entries".into()))?;
     let phi_b = class.task.task_range();
     let phi_r = class.machine.machine_range();
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut rng = Draw::new(seed);
     let mut values = Vec::with_capacity(len);
     for _ in 0..tasks {
         let tau = uniform(&mut rng, 1.0, phi_b);
@@ -631,14 +625,12 @@ pub fn olb(etc: &Etc) -> Schedule {
 }
 
 /// Each task to a uniformly random machine drawn from `rng`.
-pub fn random_assignment(etc: &Etc, rng: &mut ChaCha8Rng) -> Schedule {
+pub fn random_assignment(etc: &Etc, rng: &mut Draw) -> Schedule {
     let machines = etc.machines() as u64;
     let mut ready = vec![0.0; etc.machines()];
     let mut assignment = Vec::with_capacity(etc.tasks());
     for row in etc.rows() {
-        // Lemire's multiply-shift (a 64 × 64-bit product never wraps in 128 bits): bias below
-        // machines / 2^64.
-        let m = (u128::from(rng.next_u64()).wrapping_mul(u128::from(machines)) >> 64) as usize;
+        let m = rng.range(0, machines.saturating_sub(1)) as usize;
         if let (Some(r), Some(e)) = (ready.get_mut(m), row.get(m)) {
             *r += e;
         }
@@ -1114,7 +1106,7 @@ pub fn run(cfg: &SchedulingConfig, seed: u64) -> Result<Vec<SchedulingRow>, EtcE
                 cfg.machines,
                 derive_seed(seed, ci, trial, 0),
             )?;
-            let mut rng = ChaCha8Rng::seed_from_u64(derive_seed(seed, ci, trial, 1));
+            let mut rng = Draw::new(derive_seed(seed, ci, trial, 1));
             let random = (0..RANDOM_DRAWS)
                 .map(|_| random_assignment(&etc, &mut rng).makespan)
                 .sum::<f64>()
@@ -1210,7 +1202,7 @@ mod tests {
         for (k, c) in EtcClass::ALL.iter().enumerate() {
             let etc = generate(*c, 96, 6, k as u64).unwrap();
             let lb = etc.lower_bound();
-            let mut rng = ChaCha8Rng::seed_from_u64(1);
+            let mut rng = Draw::new(1);
             for s in [
                 min_min(&etc),
                 max_min(&etc),

@@ -661,8 +661,13 @@ impl<'a> World<'a> {
         Ok(())
     }
 
-    /// Up to 64 parked providers: the waiting providers the hold rule compares against.
+    /// Up to 64 parked providers: the waiting providers the hold rule compares against. None
+    /// once the newest job is past `hold_ms`: no job can be held then, and the engine would not
+    /// look at them.
     fn idle_sample(&self) -> Vec<AccountId> {
+        if self.now >= self.last_submit + self.cfg.network.scheduling.hold_ms {
+            return Vec::new();
+        }
         self.parked
             .iter()
             .filter(|p| self.provs[**p as usize].parked)
