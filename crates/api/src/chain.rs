@@ -16,8 +16,8 @@
 use crate::auth::{Identity, verify};
 use engine::chain::{DecodeError, leaf};
 use engine::{
-    AccountId, Block, BlockHeader, Entry, Hash, Input, Rejection, Signed, State, Time,
-    decode_canonical, genesis_hash, merkle_root,
+    AccountId, Block, BlockHeader, Entry, Hash, Input, Rejection, Sig, Signed, State, Time,
+    ValidatorSet, decode_canonical, genesis_hash, merkle_root,
 };
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -40,6 +40,18 @@ pub fn block_signature_ok(block: &Block) -> bool {
         nonce: block.header.height,
         body: block.header.clone(),
         signature: block.signature,
+    })
+    .is_ok()
+}
+
+/// Whether `signature` is `signer`'s signature over `header` (the [`sign_block`] scheme): one
+/// signature of a block's quorum certificate.
+pub fn header_signed_by(header: &BlockHeader, signer: AccountId, signature: Sig) -> bool {
+    verify(&Signed {
+        signer,
+        nonce: header.height,
+        body: header.clone(),
+        signature,
     })
     .is_ok()
 }
@@ -98,6 +110,15 @@ pub enum ChainErrorKind {
     StateHash { expected: Hash, got: Hash },
     #[error("stored block is corrupt: {0}")]
     CorruptBlock(String),
+    #[error("signed by {0}, which is not a validator of this network")]
+    NotAValidator(AccountId),
+    #[error(
+        "no quorum certificate: signed by validators holding {power} of {total} voting power; a block is final with more than half"
+    )]
+    NoQuorum { power: u64, total: u64 },
+    /// Tokens were created or destroyed outside the rules (the supply equation fails).
+    #[error("token supply is not conserved: {0}")]
+    Supply(String),
     #[error("too many blocks")]
     Overflow,
     /// Reading the chain failed (the store or the coordinator), so it could not be checked.
@@ -139,8 +160,13 @@ pub struct ChainReport {
     pub sealed_state_hash: Hash,
     /// The state hash after replaying every entry, the tail included.
     pub state_hash: Hash,
-    /// The validator that signed every block.
+    /// The validator that signed every block (a single coordinator's chain).
     pub validator: Option<AccountId>,
+    /// A validator set's chain: the blocks after the last one with a quorum certificate (not
+    /// final yet: their signatures are still being gathered). Their entries are replayed like
+    /// the unsealed tail's and counted in `tail_entries`.
+    #[serde(default)]
+    pub uncertified_blocks: u64,
 }
 
 /// Verifies a chain incrementally: [`Verifier::block`] for each block in order, then
@@ -150,6 +176,8 @@ pub struct Verifier {
     state: State,
     genesis: Hash,
     validator: Option<AccountId>,
+    /// A validator set's chain: blocks are final by quorum certificate, not by one signature.
+    set: Option<ValidatorSet>,
     height: u64,
     tip: Hash,
     time: Time,
@@ -169,6 +197,7 @@ impl Verifier {
             state: initial,
             genesis,
             validator,
+            set: None,
             height: 0,
             tip: genesis,
             time: 0,
@@ -179,8 +208,56 @@ impl Verifier {
         }
     }
 
+    /// Starts at genesis for the chain of a validator set: each block must carry a quorum
+    /// certificate ([`Verifier::certified_block`]) from `set`; the header names the proposer.
+    pub fn with_validators(initial: State, set: ValidatorSet) -> Verifier {
+        let mut v = Verifier::new(initial, None);
+        v.set = Some(set);
+        v
+    }
+
     pub fn genesis_hash(&self) -> Hash {
         self.genesis
+    }
+
+    /// Checks the next block of a validator set's chain: `signatures` (signer, signature) must
+    /// all be members' valid signatures of its header, together holding more than half of the
+    /// voting power; then everything [`Verifier::block`] checks but the single signature.
+    pub fn certified_block(
+        &mut self,
+        block: &Block,
+        signatures: &[(AccountId, Sig)],
+        entries: &[(u64, Vec<u8>)],
+    ) -> Result<(), ChainError> {
+        let at = self.next_location();
+        let fail = |kind| ChainError { at, kind };
+        let set = self.set.as_ref().ok_or(fail(ChainErrorKind::Source(
+            "a certified block, but no validator set to check it against".into(),
+        )))?;
+        for (signer, signature) in signatures {
+            if set.get(signer).is_none() {
+                return Err(fail(ChainErrorKind::NotAValidator(*signer)));
+            }
+            if !header_signed_by(&block.header, *signer, *signature) {
+                return Err(fail(ChainErrorKind::BadSignature(*signer)));
+            }
+        }
+        let signers: Vec<&AccountId> = signatures.iter().map(|(s, _)| s).collect();
+        if !set.is_quorum(signers.iter().copied()) {
+            let mut seen: Vec<&AccountId> = Vec::new();
+            let mut power = 0u64;
+            for s in signers {
+                if !seen.contains(&s) {
+                    seen.push(s);
+                    power = power.saturating_add(set.get(s).map_or(0, |(_, v)| v.power));
+                }
+            }
+            return Err(fail(ChainErrorKind::NoQuorum {
+                power,
+                total: set.total_power(),
+            }));
+        }
+        self.check(block, entries, false)
     }
 
     /// Height of the last block verified.
@@ -201,6 +278,24 @@ impl Verifier {
     /// Checks the next block. `entries` are the stored bytes of the log entries it covers, as
     /// `(seq, bytes)` in order; a missing or extra entry is an error.
     pub fn block(&mut self, block: &Block, entries: &[(u64, Vec<u8>)]) -> Result<(), ChainError> {
+        if self.set.is_some() {
+            return Err(ChainError {
+                at: self.next_location(),
+                kind: ChainErrorKind::Source(
+                    "a validator set's block needs its quorum certificate".into(),
+                ),
+            });
+        }
+        self.check(block, entries, true)
+    }
+
+    /// [`Verifier::block`]; `signed`: also check the block's own signature and validator.
+    fn check(
+        &mut self,
+        block: &Block,
+        entries: &[(u64, Vec<u8>)],
+        signed: bool,
+    ) -> Result<(), ChainError> {
         let height = self.height.checked_add(1).ok_or(ChainError {
             at: Location::Block(self.height),
             kind: ChainErrorKind::Overflow,
@@ -213,17 +308,19 @@ impl Verifier {
         if h.height != height {
             return Err(fail(ChainErrorKind::Height { got: h.height }));
         }
-        match self.validator {
-            Some(expected) if expected != h.validator => {
-                return Err(fail(ChainErrorKind::WrongValidator {
-                    expected,
-                    got: h.validator,
-                }));
+        if signed {
+            match self.validator {
+                Some(expected) if expected != h.validator => {
+                    return Err(fail(ChainErrorKind::WrongValidator {
+                        expected,
+                        got: h.validator,
+                    }));
+                }
+                _ => {}
             }
-            _ => {}
-        }
-        if !block_signature_ok(block) {
-            return Err(fail(ChainErrorKind::BadSignature(h.validator)));
+            if !block_signature_ok(block) {
+                return Err(fail(ChainErrorKind::BadSignature(h.validator)));
+            }
         }
         if h.prev_hash != self.tip {
             return Err(fail(ChainErrorKind::PrevHash {
@@ -300,7 +397,12 @@ impl Verifier {
                 got: state_hash,
             }));
         }
-        self.validator = Some(h.validator);
+        if let Err(e) = self.state.check_supply() {
+            return Err(fail(ChainErrorKind::Supply(e)));
+        }
+        if signed {
+            self.validator = Some(h.validator);
+        }
         self.height = height;
         self.tip = h.hash();
         self.time = h.time;
@@ -349,6 +451,7 @@ impl Verifier {
             sealed_state_hash: self.sealed_state,
             state_hash: self.state.hash(),
             validator: self.validator,
+            uncertified_blocks: 0,
         }
     }
 }

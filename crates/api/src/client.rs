@@ -29,6 +29,9 @@ pub enum ClientError {
     },
     #[error("{url}: unexpected response: {msg}")]
     Decode { url: String, msg: String },
+    /// A validator that is not the leader answered: the leader is at `leader`.
+    #[error("{url}: not the leader; the leader is {leader}")]
+    Leader { url: String, leader: String },
 }
 
 impl ClientError {
@@ -41,17 +44,31 @@ impl ClientError {
     }
 
     /// The coordinator could not be reached (as opposed to refusing the request).
+    /// A validator set with no leader right now counts as unreachable too: try again shortly.
     pub fn is_unreachable(&self) -> bool {
-        matches!(self, ClientError::Transport { .. })
+        match self {
+            ClientError::Transport { .. } | ClientError::Leader { .. } => true,
+            ClientError::Api { body, .. } => body.error == "not_leader",
+            _ => false,
+        }
     }
 }
 
-/// A coordinator at `base` (e.g. `http://127.0.0.1:7070`).
+/// A coordinator at `base` (e.g. `http://127.0.0.1:7070`), or a validator set: `base` may list
+/// several URLs separated by commas. Requests go to the current one; a validator that is not the
+/// leader points writes to the leader (`x-gridmint-leader`), which becomes the current one, and
+/// a validator that cannot be reached is replaced by the next in the list. A signed write resent
+/// after a failure is never applied twice: its nonce is spent once it is.
 #[derive(Clone, Debug)]
 pub struct Client {
-    base: String,
+    bases: std::sync::Arc<Vec<String>>,
+    /// The URL requests go to now (shared by clones).
+    current: std::sync::Arc<std::sync::Mutex<String>>,
     http: reqwest::Client,
 }
+
+/// How long a client keeps trying other validators before it gives up on a request.
+const FAILOVER_FOR: Duration = Duration::from_secs(15);
 
 impl Client {
     pub fn new(base: &str) -> Client {
@@ -59,20 +76,115 @@ impl Client {
             .connect_timeout(Duration::from_secs(5))
             .timeout(Duration::from_secs(120))
             .pool_max_idle_per_host(16)
+            // Redirects to the leader are followed here, so the client learns where it is.
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .expect("an HTTP client with only timeouts set always builds");
+        let bases: Vec<String> = base
+            .split(',')
+            .map(|b| b.trim().trim_end_matches('/').to_string())
+            .filter(|b| !b.is_empty())
+            .collect();
+        let first = bases.first().cloned().unwrap_or_default();
         Client {
-            base: base.trim_end_matches('/').to_string(),
+            bases: std::sync::Arc::new(bases),
+            current: std::sync::Arc::new(std::sync::Mutex::new(first)),
             http,
         }
     }
 
-    pub fn base(&self) -> &str {
-        &self.base
+    /// The URL requests go to now.
+    pub fn base(&self) -> String {
+        self.current
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Every URL this client was given.
+    pub fn bases(&self) -> &[String] {
+        &self.bases
+    }
+
+    fn set_base(&self, base: &str) {
+        *self.current.lock().unwrap_or_else(|p| p.into_inner()) =
+            base.trim_end_matches('/').to_string();
+    }
+
+    /// Moves on to the URL after `failed` in the list.
+    fn rotate(&self, failed: &str) {
+        let i = self.bases.iter().position(|b| b == failed);
+        let next = match i {
+            Some(i) => self.bases.get((i + 1) % self.bases.len()),
+            None => self.bases.first(),
+        };
+        if let Some(next) = next {
+            self.set_base(next);
+        }
     }
 
     fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
+        format!("{}{path}", self.base())
+    }
+
+    /// Sends the request `build` makes for a full URL to the current validator, following the
+    /// leader and failing over as described on [`Client`].
+    async fn send_to(
+        &self,
+        path: &str,
+        build: impl Fn(&str) -> reqwest::RequestBuilder,
+    ) -> Result<Bytes, ClientError> {
+        let deadline = tokio::time::Instant::now() + FAILOVER_FOR;
+        let mut hops = 0u32;
+        // What a validator said, if one answered: more telling than a refused connection.
+        let mut answered: Option<ClientError> = None;
+        loop {
+            let base = self.base();
+            let url = format!("{base}{path}");
+            let result = self.send(url.clone(), build(&url)).await;
+            let retry = match &result {
+                Err(ClientError::Leader { leader, .. }) => {
+                    self.set_base(leader);
+                    true
+                }
+                Err(ClientError::Api { body, .. }) if body.error == "not_leader" => {
+                    // An election is under way: ask another validator shortly.
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    self.rotate(&base);
+                    true
+                }
+                Err(ClientError::Transport { .. }) if self.bases.len() > 1 => {
+                    self.rotate(&base);
+                    true
+                }
+                _ => false,
+            };
+            hops += 1;
+            if !retry || tokio::time::Instant::now() >= deadline || hops > 64 {
+                let result = match (result, answered) {
+                    (Err(ClientError::Transport { .. }), Some(said)) => Err(said),
+                    (result, _) => result,
+                };
+                return match result {
+                    Err(ClientError::Leader { url, leader }) => Err(ClientError::Api {
+                        url,
+                        status: 307,
+                        body: ErrorBody {
+                            error: "not_leader".into(),
+                            detail: format!("the leader is {leader}"),
+                        },
+                    }),
+                    other => other,
+                };
+            }
+            if let Err(e @ ClientError::Api { .. }) = result {
+                answered = Some(e);
+            } else if matches!(result, Err(ClientError::Transport { .. })) && hops.is_multiple_of(4)
+            {
+                // Every validator in the list failed in a row: wait before the next round.
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+        }
     }
 
     async fn send(&self, url: String, req: reqwest::RequestBuilder) -> Result<Bytes, ClientError> {
@@ -81,6 +193,11 @@ impl Client {
             source,
         })?;
         let status = resp.status();
+        let leader = resp
+            .headers()
+            .get(crate::wire::HEADER_LEADER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
         let body = resp
             .bytes()
             .await
@@ -90,6 +207,9 @@ impl Client {
             })?;
         if status.is_success() {
             return Ok(body);
+        }
+        if let Some(leader) = leader {
+            return Err(ClientError::Leader { url, leader });
         }
         let body = serde_json::from_slice::<ErrorBody>(&body).unwrap_or_else(|_| ErrorBody {
             error: "http".into(),
@@ -104,19 +224,18 @@ impl Client {
 
     async fn json<T: DeserializeOwned>(
         &self,
-        url: String,
-        req: reqwest::RequestBuilder,
+        path: &str,
+        build: impl Fn(&str) -> reqwest::RequestBuilder,
     ) -> Result<T, ClientError> {
-        let body = self.send(url.clone(), req).await?;
+        let body = self.send_to(path, build).await?;
         serde_json::from_slice(&body).map_err(|e| ClientError::Decode {
-            url,
+            url: self.url(path),
             msg: e.to_string(),
         })
     }
 
     async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
-        let url = self.url(path);
-        self.json(url.clone(), self.http.get(&url)).await
+        self.json(path, |url| self.http.get(url)).await
     }
 
     async fn post<B: serde::Serialize, T: DeserializeOwned>(
@@ -124,9 +243,17 @@ impl Client {
         path: &str,
         body: &B,
     ) -> Result<T, ClientError> {
-        let url = self.url(path);
-        self.json(url.clone(), self.http.post(&url).json(body))
-            .await
+        let bytes = serde_json::to_vec(body).map_err(|e| ClientError::Decode {
+            url: self.url(path),
+            msg: format!("encoding the request: {e}"),
+        })?;
+        self.json(path, |url| {
+            self.http
+                .post(url)
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(bytes.clone())
+        })
+        .await
     }
 
     pub async fn status(&self) -> Result<StatusView, ClientError> {
@@ -140,25 +267,27 @@ impl Client {
             hash,
             size: bytes.len() as u64,
         });
-        let url = self.url(&format!("/v1/blobs/{hash}"));
-        let req = self
-            .http
-            .put(&url)
-            .header(HEADER_SIGNER, signed.signer.to_hex())
-            .header(HEADER_NONCE, signed.nonce.to_string())
-            .header(HEADER_SIGNATURE, signed.signature.to_hex())
-            .body(bytes);
-        let stored: BlobStored = self.json(url, req).await?;
+        let path = format!("/v1/blobs/{hash}");
+        let stored: BlobStored = self
+            .json(&path, |url| {
+                self.http
+                    .put(url)
+                    .header(HEADER_SIGNER, signed.signer.to_hex())
+                    .header(HEADER_NONCE, signed.nonce.to_string())
+                    .header(HEADER_SIGNATURE, signed.signature.to_hex())
+                    .body(bytes.clone())
+            })
+            .await?;
         Ok(stored.hash)
     }
 
     /// Downloads a blob and checks its hash.
     pub async fn get_blob(&self, hash: Hash) -> Result<Bytes, ClientError> {
-        let url = self.url(&format!("/v1/blobs/{hash}"));
-        let bytes = self.send(url.clone(), self.http.get(&url)).await?;
+        let path = format!("/v1/blobs/{hash}");
+        let bytes = self.send_to(&path, |url| self.http.get(url)).await?;
         if Hash::of(&bytes) != hash {
             return Err(ClientError::Decode {
-                url,
+                url: self.url(&path),
                 msg: "blob content does not match its hash".into(),
             });
         }
@@ -272,8 +401,8 @@ impl Client {
 
     /// The aggregated output of a completed job.
     pub async fn job_output(&self, id: JobId) -> Result<Bytes, ClientError> {
-        let url = self.url(&format!("/v1/jobs/{id}/output"));
-        self.send(url.clone(), self.http.get(&url)).await
+        let path = format!("/v1/jobs/{id}/output");
+        self.send_to(&path, |url| self.http.get(url)).await
     }
 
     pub async fn providers(&self) -> Result<Vec<ProviderView>, ClientError> {
@@ -318,6 +447,21 @@ impl Client {
     /// Up to `limit` blocks from height `from` on (at most [`crate::wire::CHAIN_PAGE_MAX`]).
     pub async fn chain_blocks(&self, from: u64, limit: u32) -> Result<Vec<Block>, ClientError> {
         self.get(&format!("/v1/chain/blocks?from={from}&limit={limit}"))
+            .await
+    }
+
+    /// The network's validator set (empty for a single coordinator).
+    pub async fn chain_validators(&self) -> Result<engine::ValidatorSet, ClientError> {
+        self.get("/v1/chain/validators").await
+    }
+
+    /// The signatures this validator holds of blocks `from..from + limit`.
+    pub async fn chain_signatures(
+        &self,
+        from: u64,
+        limit: u32,
+    ) -> Result<Vec<crate::wire::BlockSignature>, ClientError> {
+        self.get(&format!("/v1/chain/signatures?from={from}&limit={limit}"))
             .await
     }
 

@@ -22,6 +22,11 @@
 //! | `GET  /v1/chain`              |                        | [`ChainView`]        |
 //! | `GET  /v1/chain/blocks`       | `?from=H&limit=N`      | `Vec<Block>`         |
 //! | `GET  /v1/chain/entries`      | `?from=SEQ&limit=N`    | `Vec<RawEntry>`      |
+//! | `GET  /v1/chain/validators`   |                        | `ValidatorSet`       |
+//! | `GET  /v1/chain/signatures`   | `?from=H&limit=N` (blocks) | `Vec<`[`BlockSignature`]`>` |
+//!
+//! Writes (`/v1/actions*`, `/v1/work/*`) go to the leader of a validator set: another validator
+//! answers `307` with `Location` and [`HEADER_LEADER`] (or `503 not_leader` during an election).
 //!
 //! The chain pages start at `from` (default 1) and hold at most `limit` items (default and cap
 //! [`CHAIN_PAGE_MAX`]); an empty page means there is nothing more.
@@ -46,6 +51,17 @@ use std::collections::BTreeMap;
 /// Header names carrying the signature of a blob upload (the body is raw bytes, so the signed
 /// [`Request::PutBlob`] travels in headers).
 pub const HEADER_SIGNER: &str = "x-gridmint-signer";
+/// One validator's signature of one block: part of the block's quorum certificate
+/// (`GET /v1/chain/signatures?from=H&limit=N`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlockSignature {
+    pub height: u64,
+    pub validator: AccountId,
+    pub signature: engine::Sig,
+}
+
+/// On an answer from a validator that is not the leader: where the leader is.
+pub const HEADER_LEADER: &str = "x-gridmint-leader";
 pub const HEADER_NONCE: &str = "x-gridmint-nonce";
 pub const HEADER_SIGNATURE: &str = "x-gridmint-signature";
 
@@ -253,6 +269,20 @@ pub struct StatusView {
     pub jobs_total: u64,
     pub jobs_unfinished: u64,
     pub tasks_queued: u64,
+    /// The answering validator's account.
+    #[serde(default)]
+    pub validator: Option<AccountId>,
+    /// `coordinator` (a single one), `leader` or `follower` (or `candidate` during an election).
+    #[serde(default)]
+    pub role: String,
+    /// The current leader's account and address, when known.
+    #[serde(default)]
+    pub leader: Option<AccountId>,
+    #[serde(default)]
+    pub leader_url: Option<String>,
+    /// The consensus term (0 for a single coordinator).
+    #[serde(default)]
+    pub term: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

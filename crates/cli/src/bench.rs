@@ -75,11 +75,14 @@ pub enum Section {
     Heartbeats,
     /// the simulator on sim/experiments/scale-100k.toml (--providers and --tasks override it)
     Sim,
+    /// one coordinator vs three validators (separate processes): no-op tasks/s, latency,
+    /// signed transfers/s, and failover time after the leader is killed
+    Validators,
 }
 
 /// How much of everything to do.
 #[derive(Clone, Copy, Debug)]
-struct Plan {
+pub(crate) struct Plan {
     kernel_iterations: u64,
     kernel_rounds: usize,
     noop_runs: usize,
@@ -88,7 +91,7 @@ struct Plan {
 }
 
 impl Plan {
-    fn new(quick: bool) -> Plan {
+    pub(crate) fn new(quick: bool) -> Plan {
         if quick {
             Plan {
                 kernel_iterations: 20_000_000,
@@ -134,6 +137,10 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     if args.only == Some(Section::Sim) {
         let (json, table) = tokio::task::block_in_place(|| sim_bench(&args))?;
         return print_section(&args, cores, "sim", json, table);
+    }
+    if args.only == Some(Section::Validators) {
+        let result = crate::validators_bench::run(&plan, cores, args.quick).await?;
+        return print_section(&args, cores, "validators", result.json(), result.table());
     }
     if args.only == Some(Section::E2e) {
         let e2e = end_to_end_bench(&plan, cores).await?;
@@ -477,13 +484,13 @@ fn instantiation_bench(plan: &Plan) -> anyhow::Result<InstantiationResult> {
 // ---------------------------------------------------------------------------------------------
 // 3. End to end
 
-struct EndToEndResult {
+pub(crate) struct EndToEndResult {
     providers: usize,
     slots: u32,
     tasks: usize,
     elapsed: Duration,
     tasks_per_provider: Vec<u64>,
-    latencies: Vec<Duration>,
+    pub(crate) latencies: Vec<Duration>,
 }
 
 async fn end_to_end_bench(plan: &Plan, cores: u32) -> anyhow::Result<EndToEndResult> {
@@ -495,14 +502,27 @@ async fn end_to_end_bench(plan: &Plan, cores: u32) -> anyhow::Result<EndToEndRes
         .await
         .context("starting the coordinator")?;
     let url = running.url();
-    eprintln!("end-to-end: coordinator on {url}; starting {PROVIDERS} providers x {cores} slots");
+    let result = end_to_end_against(plan, &url, cores).await;
+    eprintln!("end-to-end: stopping the coordinator");
+    running.shutdown().await;
+    drop(coordinator_dir);
+    result
+}
 
+/// Starts [`PROVIDERS`] in-process providers against `url` (one coordinator, or a
+/// comma-separated list of validators), runs [`drive_end_to_end`] and stops them.
+pub(crate) async fn end_to_end_against(
+    plan: &Plan,
+    url: &str,
+    cores: u32,
+) -> anyhow::Result<EndToEndResult> {
+    eprintln!("end-to-end: {url}; starting {PROVIDERS} providers x {cores} slots");
     let mut provider_dirs = Vec::new();
     let mut stops = Vec::new();
     let mut providers = Vec::new();
     for _ in 0..PROVIDERS {
         let dir = tempfile::tempdir().context("creating a provider's temp dir")?;
-        let mut config = provider::ProviderConfig::new(&url, dir.path().to_path_buf());
+        let mut config = provider::ProviderConfig::new(url, dir.path().to_path_buf());
         config.slots = cores;
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         providers.push(tokio::spawn(provider::run(config, async {
@@ -512,9 +532,9 @@ async fn end_to_end_bench(plan: &Plan, cores: u32) -> anyhow::Result<EndToEndRes
         provider_dirs.push(dir);
     }
 
-    let result = drive_end_to_end(plan, &url, cores).await;
+    let result = drive_end_to_end(plan, url, cores).await;
 
-    eprintln!("end-to-end: stopping providers and coordinator");
+    eprintln!("end-to-end: stopping providers");
     drop(stops);
     for handle in providers {
         match tokio::time::timeout(Duration::from_secs(10), handle).await {
@@ -524,9 +544,7 @@ async fn end_to_end_bench(plan: &Plan, cores: u32) -> anyhow::Result<EndToEndRes
             Err(_) => eprintln!("end-to-end: a provider did not stop within 10 s"),
         }
     }
-    running.shutdown().await;
     drop(provider_dirs);
-    drop(coordinator_dir);
     result
 }
 
@@ -831,7 +849,7 @@ impl Report {
 }
 
 impl EndToEndResult {
-    fn tasks_per_second(&self) -> f64 {
+    pub(crate) fn tasks_per_second(&self) -> f64 {
         self.tasks as f64 / self.elapsed.as_secs_f64()
     }
 
@@ -880,7 +898,7 @@ pub(crate) fn verdict(met: bool) -> &'static str {
     if met { "(met)" } else { "(missed)" }
 }
 
-fn ms(d: Duration) -> f64 {
+pub(crate) fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 

@@ -8,7 +8,7 @@ use anyhow::Context;
 use api::Client;
 use api::chain::{ChainError, ChainErrorKind, ChainReport, Verifier};
 use api::wire::{CHAIN_PAGE_MAX, ChainView};
-use engine::{AccountId, Block, State, genesis_hash};
+use engine::{AccountId, Block, Sig, State, ValidatorSet, genesis_hash};
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, UNIX_EPOCH};
@@ -110,11 +110,19 @@ pub async fn run(cmd: ChainCommand) -> anyhow::Result<()> {
 /// One line: what the demo and `chain verify` print.
 pub fn summary(report: &ChainReport) -> String {
     format!(
-        "chain verified: {} blocks, {} entries{}, state hash {}",
+        "chain verified: {} blocks{}, {} entries{}, state hash {}",
         report.blocks,
+        if report.uncertified_blocks > 0 {
+            format!(
+                " (+{} still gathering their quorum certificates)",
+                report.uncertified_blocks
+            )
+        } else {
+            String::new()
+        },
         report.entries,
         if report.tail_entries > 0 {
-            format!(" ({} unsealed)", report.tail_entries)
+            format!(" ({} unsealed or not final)", report.tail_entries)
         } else {
             String::new()
         },
@@ -195,6 +203,39 @@ impl Chain {
                 let from = after.saturating_add(1);
                 let limit = u32::try_from(limit).unwrap_or(CHAIN_PAGE_MAX);
                 Ok(client.chain_blocks(from, limit).await?)
+            }
+        }
+    }
+
+    /// The validator set (empty: a single coordinator's chain).
+    async fn validators(&self) -> anyhow::Result<ValidatorSet> {
+        match self {
+            Chain::Local(log) => Ok(store::validators(log)?),
+            Chain::Remote { client, .. } => Ok(client.chain_validators().await?),
+        }
+    }
+
+    /// The signatures held of blocks `from..=to`.
+    async fn signatures(&self, from: u64, to: u64) -> anyhow::Result<Vec<(u64, AccountId, Sig)>> {
+        match self {
+            Chain::Local(log) => Ok(log.signatures(from, to)?),
+            Chain::Remote { client, .. } => {
+                let mut out = Vec::new();
+                let mut next = from;
+                while next <= to {
+                    let limit = u32::try_from(to - next + 1)
+                        .unwrap_or(CHAIN_PAGE_MAX)
+                        .min(CHAIN_PAGE_MAX);
+                    out.extend(
+                        client
+                            .chain_signatures(next, limit)
+                            .await?
+                            .into_iter()
+                            .map(|s| (s.height, s.validator, s.signature)),
+                    );
+                    next = next.saturating_add(u64::from(limit));
+                }
+                Ok(out)
             }
         }
     }
@@ -286,20 +327,64 @@ pub async fn verify(
         );
         validator = validator.or(Some(view.validator));
     }
-    let mut verifier = Verifier::new(initial, validator);
+    let set = chain.validators().await?;
+    let certified = !set.validators.is_empty();
+    let mut verifier = if certified {
+        Verifier::with_validators(initial, set.clone())
+    } else {
+        Verifier::new(initial, validator)
+    };
     let mut entries = Entries {
         buf: VecDeque::new(),
         read: 0,
         exhausted: false,
     };
+    // A validator set's chain is final up to its last block with a quorum certificate; blocks
+    // after it are still gathering signatures and are replayed like the unsealed tail. A block
+    // without a certificate before a certified one is an error.
+    let mut uncertified: Vec<Block> = Vec::new();
+    let mut after = 0u64;
     loop {
-        let blocks = chain.blocks(verifier.height(), chain.block_page()).await?;
-        if blocks.is_empty() {
+        let blocks = chain.blocks(after, chain.block_page()).await?;
+        let Some(last) = blocks.last() else {
             break;
-        }
+        };
+        after = last.header.height;
+        let signatures = if certified {
+            chain
+                .signatures(blocks[0].header.height, last.header.height)
+                .await?
+        } else {
+            Vec::new()
+        };
         for block in &blocks {
+            if !certified {
+                let covered = entries.through(&chain, block.header.last_seq).await?;
+                verifier.block(block, &covered)?;
+                continue;
+            }
+            let sigs: Vec<(AccountId, Sig)> = signatures
+                .iter()
+                .filter(|(h, _, _)| *h == block.header.height)
+                .map(|(_, v, s)| (*v, *s))
+                .collect();
+            if !set.is_quorum(sigs.iter().map(|(v, _)| v)) {
+                uncertified.push(block.clone());
+                continue;
+            }
+            if let Some(first) = uncertified.first() {
+                // A later block is final but this one is not: check it to name what is missing.
+                let covered = entries.through(&chain, first.header.last_seq).await?;
+                let sigs: Vec<(AccountId, Sig)> = signatures
+                    .iter()
+                    .filter(|(h, _, _)| *h == first.header.height)
+                    .map(|(_, v, s)| (*v, *s))
+                    .collect();
+                verifier.certified_block(first, &sigs, &covered)?;
+                anyhow::bail!("block {} has no quorum certificate", first.header.height);
+            }
             let covered = entries.through(&chain, block.header.last_seq).await?;
-            verifier.block(block, &covered)?;
+            verifier.certified_block(block, &sigs, &covered)?;
         }
     }
     let rest: Vec<_> = entries.buf.drain(..).collect();
@@ -308,7 +393,9 @@ pub async fn verify(
         let page: Vec<_> = entries.buf.drain(..).collect();
         verifier.tail(&page)?;
     }
-    Ok(verifier.finish())
+    let mut report = verifier.finish();
+    report.uncertified_blocks = uncertified.len() as u64;
+    Ok(report)
 }
 
 fn format_time(ms: u64) -> String {

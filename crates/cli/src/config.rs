@@ -138,7 +138,9 @@ pub fn coordinator(
         (true, Some(_)) if !flags.dev => bail!("dev = true and genesis are both set; pick one"),
         (true, _) => coordinator::GenesisChoice::Dev,
         (false, Some(path)) => {
-            coordinator::GenesisChoice::Given(Box::new(crate::genesis::load(&path)?))
+            let (genesis, validators) = crate::genesis::load_network(&path)?;
+            config.validators = Some(validators);
+            coordinator::GenesisChoice::Given(Box::new(genesis))
         }
         (false, None) => coordinator::GenesisChoice::Stored,
     };

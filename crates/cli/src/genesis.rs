@@ -4,8 +4,8 @@
 
 use anyhow::{Context, bail};
 use engine::{
-    AccountId, EngineConfig, FaucetParams, Genesis, LedgerParams, SlashParams, VerifyParams,
-    parse_tokens,
+    AccountId, EngineConfig, FaucetParams, Genesis, LedgerParams, SlashParams, Validator,
+    ValidatorSet, VerifyParams, parse_tokens,
 };
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -28,6 +28,22 @@ struct GenesisFile {
     verification: Option<VerifyParams>,
     /// The scheduler's tunables.
     scheduling: Option<engine::ScheduleParams>,
+    /// The validator set; none: a single coordinator.
+    #[serde(default)]
+    validators: Vec<ValidatorFile>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ValidatorFile {
+    account: AccountId,
+    #[serde(default = "one")]
+    power: u64,
+    address: String,
+}
+
+fn one() -> u64 {
+    1
 }
 
 #[derive(Debug, Deserialize)]
@@ -49,8 +65,29 @@ fn tokens(key: &str, value: &str) -> anyhow::Result<u128> {
 }
 
 /// Parses a genesis file's text.
+#[cfg(test)]
 pub fn parse(text: &str) -> anyhow::Result<Genesis> {
+    parse_network(text).map(|(genesis, _)| genesis)
+}
+
+/// Parses a genesis file's text: the genesis and the validator set (empty for a single
+/// coordinator).
+pub fn parse_network(text: &str) -> anyhow::Result<(Genesis, ValidatorSet)> {
     let file: GenesisFile = toml::from_str(text).context("parsing TOML")?;
+    let validators = ValidatorSet {
+        validators: file
+            .validators
+            .iter()
+            .map(|v| Validator {
+                account: v.account,
+                power: v.power,
+                address: v.address.trim_end_matches('/').to_string(),
+            })
+            .collect(),
+    };
+    validators
+        .validate()
+        .map_err(|e| anyhow::anyhow!("validators: {e}"))?;
     let unbonding = humantime::parse_duration(&file.unbonding_delay).with_context(|| {
         format!(
             "unbonding_delay = {:?} is not a duration like \"7d\"",
@@ -97,14 +134,19 @@ pub fn parse(text: &str) -> anyhow::Result<Genesis> {
         verification: file.verification.unwrap_or_default(),
     };
     genesis.validate().map_err(|e| anyhow::anyhow!(e))?;
-    Ok(genesis)
+    Ok((genesis, validators))
 }
 
 /// Reads and parses a genesis file.
 pub fn load(path: &Path) -> anyhow::Result<Genesis> {
+    load_network(path).map(|(genesis, _)| genesis)
+}
+
+/// Reads and parses a genesis file with its validator set.
+pub fn load_network(path: &Path) -> anyhow::Result<(Genesis, ValidatorSet)> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("reading genesis {}", path.display()))?;
-    parse(&text).with_context(|| format!("genesis {}", path.display()))
+    parse_network(&text).with_context(|| format!("genesis {}", path.display()))
 }
 
 #[cfg(test)]

@@ -338,7 +338,7 @@ pub async fn run(providers: usize, window: Duration) -> anyhow::Result<Heartbeat
         .map(|id| id.id())
         .zip(tokens_of.iter().copied())
         .collect();
-    let udp = pinger_socket(client.base()).await?;
+    let udp = pinger_socket(&client.base()).await?;
     let (udp_window, udp_pings, udp_errors, udp_cpu) =
         ping_fleet(pid, &fleet, window, Transport::Udp(&udp), &client).await?;
     eprintln!(

@@ -11,6 +11,7 @@ mod ledger_bench;
 mod provider_cmd;
 mod requester;
 mod sim_cmd;
+mod validators_bench;
 mod wallet;
 
 use anyhow::Context;
@@ -229,12 +230,24 @@ struct KeysArgs {
     /// A provider's data dir: show its key instead of the requester's
     #[arg(long)]
     data_dir: Option<PathBuf>,
+    /// With --data-dir: the coordinator's or validator's key there (created if missing), for
+    /// writing a genesis validator set
+    #[arg(long, requires = "data_dir")]
+    validator: bool,
     #[arg(long)]
     json: bool,
 }
 
 fn init_tracing(default: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+    let wanted = std::env::var("RUST_LOG").unwrap_or_else(|_| default.to_string());
+    // The consensus engine logs every vote and append at `info`: only its warnings, unless
+    // RUST_LOG asks for it by name.
+    let wanted = if wanted.contains("openraft") {
+        wanted
+    } else {
+        format!("{wanted},openraft=warn")
+    };
+    let filter = tracing_subscriber::EnvFilter::try_new(&wanted)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -329,6 +342,7 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Keys(args) => {
             let path = match &args.data_dir {
+                Some(dir) if args.validator => dir.join("validator.key"),
                 Some(dir) => dir.join("provider.key"),
                 None => requester::requester_key_path(),
             };

@@ -26,6 +26,10 @@ pub enum ApiError {
     /// The coordinator could not make an accepted command durable; nothing was acknowledged.
     #[error("{0}")]
     Unavailable(String),
+    /// This validator is not the leader, which alone takes writes; `leader` is where it is, when
+    /// known (also in the `x-gridmint-leader` header).
+    #[error("this validator is not the leader{}", match leader { Some(l) => format!("; the leader is {l}"), None => "; no leader is elected right now, retry shortly".into() })]
+    NotLeader { leader: Option<String> },
 }
 
 impl From<Rejection> for ApiError {
@@ -64,6 +68,7 @@ impl ApiError {
             },
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            ApiError::NotLeader { .. } => (StatusCode::SERVICE_UNAVAILABLE, "not_leader"),
         }
     }
 }
@@ -81,6 +86,16 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, _) = self.parts();
-        (status, axum::Json(self.body())).into_response()
+        let mut response = (status, axum::Json(self.body())).into_response();
+        if let ApiError::NotLeader {
+            leader: Some(leader),
+        } = &self
+            && let Ok(value) = axum::http::HeaderValue::from_str(leader)
+        {
+            response
+                .headers_mut()
+                .insert(api::wire::HEADER_LEADER, value);
+        }
+        response
     }
 }

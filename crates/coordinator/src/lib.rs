@@ -7,16 +7,23 @@
 //! Providers only ever dial in to it; it never connects to them.
 
 pub mod bench_support;
+pub mod consensus;
 mod error;
 mod node;
+mod peers;
+pub mod proposal;
+pub mod raft;
 mod routes;
 mod views;
 
 pub use error::ApiError;
 pub use node::now_ms;
+pub use raft::RaftTiming;
 
-use engine::{Genesis, Input, LeaderCommand, ProviderStatus, State};
+use consensus::Consensus;
+use engine::{Genesis, Input, LeaderCommand, ProviderStatus, State, ValidatorSet};
 use node::Node;
+use proposal::Proposal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -50,6 +57,12 @@ pub struct CoordinatorConfig {
     pub block_interval: Duration,
     /// The network's genesis: needed to start a new data dir, checked against an existing one.
     pub genesis: GenesisChoice,
+    /// The network's validator set (from the genesis file): `None` takes the one recorded in the
+    /// data dir. An empty set is a single coordinator; otherwise this coordinator's key must be
+    /// a member, and it runs as that validator.
+    pub validators: Option<ValidatorSet>,
+    /// Timing of the consensus engine (validators only).
+    pub raft: RaftTiming,
 }
 
 /// Which genesis a coordinator starts from.
@@ -75,19 +88,25 @@ impl CoordinatorConfig {
             snapshot_every: 10_000,
             block_interval: Duration::from_secs(1),
             genesis: GenesisChoice::Stored,
+            validators: None,
+            raft: RaftTiming::default(),
         }
     }
 }
 
 pub(crate) struct Shared {
-    node: Mutex<Node>,
+    node: Arc<Mutex<Node>>,
+    /// Orders and executes proposals: this coordinator alone, or the validator set.
+    consensus: Arc<dyn Consensus>,
+    /// The validator set and how to reach the other members (blobs).
+    peers: peers::Peers,
     blobs: BlobStore,
     genesis: Genesis,
     config: CoordinatorConfig,
     /// Decoded keys of recent signers, for batch signature checks.
     keys: api::KeyCache,
     /// Woken whenever tasks may have been queued.
-    work: Notify,
+    work: Arc<Notify>,
     /// Session tokens for cheap heartbeats.
     sessions: api::Sessions,
 }
@@ -103,6 +122,8 @@ impl Shared {
 /// A coordinator serving on a socket; dropped or [`Running::shutdown`] stops it.
 pub struct Running {
     pub addr: SocketAddr,
+    /// This coordinator's validator account (its key signs the blocks).
+    pub validator: engine::AccountId,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -129,7 +150,8 @@ impl Drop for Running {
     }
 }
 
-/// Opens the data dir, replays the log and starts serving on `listen`.
+/// Opens the data dir, replays the log and starts serving on `listen`: as a single coordinator,
+/// or as a member of the genesis validator set when there is one.
 pub async fn start(config: CoordinatorConfig, listen: SocketAddr) -> anyhow::Result<Running> {
     use anyhow::Context;
     let mut log = SqliteLog::open(&config.data_dir)
@@ -139,11 +161,29 @@ pub async fn start(config: CoordinatorConfig, listen: SocketAddr) -> anyhow::Res
     let validator = api::Identity::load_or_create(&key_path)
         .with_context(|| format!("loading the validator key {}", key_path.display()))?;
     let genesis = resolve_genesis(&mut log, &config.genesis, &validator)?;
+    let validators = resolve_validators(&mut log, config.validators.as_ref())?;
+    let position = if validators.validators.is_empty() {
+        None
+    } else {
+        let (i, _) = validators.get(&validator.id()).with_context(|| {
+            format!(
+                "this data dir's validator key {} is not in the network's validator set",
+                validator.id()
+            )
+        })?;
+        Some(i)
+    };
     let fresh =
         State::from_genesis(&genesis).map_err(|e| anyhow::anyhow!("invalid genesis: {e}"))?;
     let started = Instant::now();
-    let node = Node::open(Box::new(log), fresh, config.snapshot_every, validator)
+    // A second handle on the same key: the node signs blocks, the validator signs its messages.
+    let key = Arc::new(
+        api::Identity::load_or_create(&key_path)
+            .with_context(|| format!("loading the validator key {}", key_path.display()))?,
+    );
+    let mut node = Node::open(Box::new(log), fresh, config.snapshot_every, validator)
         .context("rebuilding state from the command log")?;
+    node.replicated = position.is_some();
     let chain = node.chain_view();
     tracing::info!(
         entries = node.log_len(),
@@ -158,13 +198,44 @@ pub async fn start(config: CoordinatorConfig, listen: SocketAddr) -> anyhow::Res
         .await
         .with_context(|| format!("binding {listen}"))?;
     let addr = listener.local_addr()?;
+    let node = Arc::new(Mutex::new(node));
+    let work = Arc::new(Notify::new());
+    let validators = Arc::new(validators);
+    let mut replicated = None;
+    let consensus: Arc<dyn Consensus> = match position {
+        None => Arc::new(consensus::Solo::new(node.clone(), key.id())),
+        Some(me) => {
+            let raft_db =
+                store::RaftDb::open(&config.data_dir).context("opening the consensus log")?;
+            let r = Arc::new(
+                raft::start(
+                    raft::Member {
+                        set: validators.clone(),
+                        me,
+                        key: key.clone(),
+                    },
+                    &genesis.params.chain_id,
+                    &config.raft,
+                    raft_db,
+                    node.clone(),
+                    work.clone(),
+                )
+                .await?,
+            );
+            replicated = Some(r.clone());
+            r
+        }
+    };
+    let peers = peers::Peers::new(validators.clone(), key.clone())?;
     let shared = Arc::new(Shared {
-        node: Mutex::new(node),
+        node,
+        consensus,
+        peers,
         blobs,
         genesis,
         config,
         keys: api::KeyCache::new(KEY_CACHE),
-        work: Notify::new(),
+        work,
         sessions: api::Sessions::new(),
     });
     match std::net::UdpSocket::bind(addr) {
@@ -177,10 +248,23 @@ pub async fn start(config: CoordinatorConfig, listen: SocketAddr) -> anyhow::Res
         }
         Err(e) => tracing::warn!(%addr, error = %e, "no UDP heartbeats: cannot bind"),
     }
-    let app = routes::router(shared.clone());
+    let mut app = routes::router(shared.clone());
+    if let Some(r) = &replicated {
+        app = app
+            .merge(raft::network::router(raft::network::PeerState {
+                raft: r.handle(),
+                set: validators.clone(),
+            }))
+            .merge(peers::router(shared.clone()));
+    }
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let timers = tokio::spawn(timers(shared.clone()));
     let sealer = tokio::spawn(sealer(shared.clone()));
+    let certifier = replicated
+        .is_some()
+        .then(|| tokio::spawn(peers::certifier(shared.clone())));
+    let validator_id = key.id();
+    tracing::info!(%addr, role = shared.consensus.role().name, "coordinator listening");
     let task = tokio::spawn(async move {
         let served = axum::serve(listener, app)
             .with_graceful_shutdown(async {
@@ -192,19 +276,60 @@ pub async fn start(config: CoordinatorConfig, listen: SocketAddr) -> anyhow::Res
         }
         timers.abort();
         sealer.abort();
+        if let Some(c) = certifier {
+            c.abort();
+        }
         // Wait until both are gone: nothing commits any more.
         let _ = timers.await;
         let _ = sealer.await;
-        // Seal the rest so the chain ends at the last entry. Dropping `shared` then closes the
-        // log, which checkpoints and removes SQLite's write-ahead log.
-        seal(&shared);
+        match &replicated {
+            // A validator's blocks are sealed where the log says so, never on its own.
+            Some(r) => r.shutdown().await,
+            // Seal the rest so the chain ends at the last entry. Dropping `shared` then closes
+            // the log, which checkpoints and removes SQLite's write-ahead log.
+            None => seal_now(&shared),
+        }
     });
-    tracing::info!(%addr, "coordinator listening");
     Ok(Running {
         addr,
+        validator: validator_id,
         shutdown: Some(tx),
         task,
     })
+}
+
+/// The validator set to run with: the data dir's, which must agree with the one given, or (for a
+/// data dir that has none) the one given, recorded. A data dir with neither is a single
+/// coordinator.
+fn resolve_validators(
+    log: &mut SqliteLog,
+    given: Option<&ValidatorSet>,
+) -> anyhow::Result<ValidatorSet> {
+    use store::CommandLog;
+    let stored = if log.meta("validators")?.is_some() {
+        Some(store::validators(log)?)
+    } else {
+        None
+    };
+    match (stored, given) {
+        (Some(stored), Some(given)) if &stored != given => anyhow::bail!(
+            "this data dir belongs to a network with a different validator set than the genesis \
+             given; start it without --genesis, or use a new data dir"
+        ),
+        (Some(stored), _) => Ok(stored),
+        (None, Some(given)) if !given.validators.is_empty() => {
+            given
+                .validate()
+                .map_err(|e| anyhow::anyhow!("invalid validator set: {e}"))?;
+            anyhow::ensure!(
+                log.is_empty(),
+                "this data dir already holds a single coordinator's log; a validator needs a new one"
+            );
+            store::set_validators(log, given)?;
+            Ok(given.clone())
+        }
+        (None, _) => Ok(ValidatorSet::default()),
+    }
 }
 
 /// The genesis to run with: the data dir's, which must agree with the one asked for, or (for a new
@@ -244,30 +369,45 @@ fn resolve_genesis(
     }
 }
 
-/// Seals the entries committed since the last block, logging the outcome.
-fn seal(shared: &Shared) {
-    let mut node = shared.node();
-    match node.seal() {
-        Ok(Some(block)) => tracing::debug!(
-            height = block.height,
-            entries = block.entries(),
-            state_hash = %block.state_hash,
-            "block sealed"
-        ),
+/// Seals the entries committed since the last block at once (a single coordinator stopping).
+fn seal_now(shared: &Shared) {
+    match shared.node().seal() {
+        Ok(Some(block)) => log_sealed(&block),
         Ok(None) => {}
         // The entries stay durable in the log; the next attempt seals them.
         Err(e) => tracing::error!(error = format!("{e:#}"), "sealing a block failed"),
     }
 }
 
-/// Seals a block every `block_interval` when there is something to seal.
+fn log_sealed(block: &engine::BlockHeader) {
+    tracing::debug!(
+        height = block.height,
+        entries = block.entries(),
+        state_hash = %block.state_hash,
+        "block sealed"
+    );
+}
+
+/// The leader proposes a block every `block_interval` when there is something to seal; every
+/// member seals it where it falls in the log, so their blocks cover the same entries.
 async fn sealer(shared: Arc<Shared>) {
     let period = shared.config.block_interval.max(Duration::from_millis(10));
     let mut tick = tokio::time::interval(period);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        seal(&shared);
+        if !shared.consensus.role().leader || shared.node().chain_view().unsealed == 0 {
+            continue;
+        }
+        let seal = Proposal::Seal {
+            time: now_ms(),
+            proposer: shared.consensus.role().validator,
+        };
+        match shared.consensus.propose(seal).await {
+            Ok(proposal::Outcome::Sealed(Some(block))) => log_sealed(&block),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "sealing a block failed"),
+        }
     }
 }
 
@@ -312,7 +452,7 @@ fn udp_heartbeats(socket: std::net::UdpSocket, shared: std::sync::Weak<Shared>) 
 }
 
 /// The leader's clock-driven decisions: declare silent providers lost, time out unreported runs,
-/// expire jobs past deadline.
+/// expire jobs past deadline, release unbonded stake. One proposal per tick for all of them.
 async fn timers(shared: Arc<Shared>) {
     let period = (shared.config.heartbeat_timeout / 4)
         .clamp(Duration::from_millis(20), Duration::from_secs(1));
@@ -322,60 +462,106 @@ async fn timers(shared: Arc<Shared>) {
     let mut last_liveness = Instant::now();
     let mut tick = tokio::time::interval(period);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut leading = false;
     loop {
         tick.tick().await;
-        let mut node = shared.node();
-        let now = Instant::now();
-        let lost: Vec<_> = if now.duration_since(last_liveness) >= liveness_every {
-            last_liveness = now;
-            node.state
-                .providers
-                .values()
-                .filter(|p| p.status == ProviderStatus::Active)
-                .filter(|p| {
-                    now.duration_since(node.last_seen(&p.id)) > shared.config.heartbeat_timeout
-                })
-                .map(|p| p.id)
-                .collect()
-        } else {
-            Vec::new()
+        let leader = shared.consensus.role().leader;
+        if leader && !leading {
+            // A new leader has heard from nobody yet: every provider gets a full timeout.
+            shared.node().reset_liveness();
+        }
+        leading = leader;
+        if !leader {
+            continue;
+        }
+        let inputs: Vec<Input> =
+            {
+                let node = shared.node();
+                let now = Instant::now();
+                let lost: Vec<_> = if now.duration_since(last_liveness) >= liveness_every {
+                    last_liveness = now;
+                    node.state
+                        .providers
+                        .values()
+                        .filter(|p| p.status == ProviderStatus::Active)
+                        .filter(|p| {
+                            now.duration_since(node.last_seen(&p.id))
+                                > shared.config.heartbeat_timeout
+                        })
+                        .map(|p| p.id)
+                        .collect()
+                } else {
+                    Vec::new()
+                };
+                let time = now_ms();
+                let mut inputs: Vec<Input> = lost
+                    .into_iter()
+                    .map(|provider| Input::Leader(LeaderCommand::ProviderLost { provider }))
+                    .collect();
+                inputs.extend(node.state.overdue_runs(time).into_iter().map(
+                    |(provider, tasks)| {
+                        Input::Leader(LeaderCommand::TimeOutRuns { provider, tasks })
+                    },
+                ));
+                inputs.extend(
+                    node.state
+                        .expired_jobs(time)
+                        .into_iter()
+                        .map(|job| Input::Leader(LeaderCommand::ExpireJob { job })),
+                );
+                inputs.extend(
+                    node.state
+                        .releasable_accounts(time)
+                        .into_iter()
+                        .map(|account| Input::Leader(LeaderCommand::ReleaseStake { account })),
+                );
+                inputs
+            };
+        if inputs.is_empty() {
+            continue;
+        }
+        let commands = inputs.clone();
+        let outcome = shared
+            .consensus
+            .propose(Proposal::Inputs {
+                time: now_ms(),
+                inputs,
+            })
+            .await;
+        let results = match outcome {
+            Ok(proposal::Outcome::Committed(results)) => results,
+            Ok(_) => continue,
+            Err(e) => {
+                tracing::error!(error = %e, "could not commit the timers' decisions");
+                continue;
+            }
         };
         let mut requeued = false;
-        for provider in lost {
-            match node.commit(Input::Leader(LeaderCommand::ProviderLost { provider })) {
-                Ok(_) => {
+        for (command, result) in commands.iter().zip(results) {
+            let Input::Leader(command) = command else {
+                continue;
+            };
+            match (command, result) {
+                (LeaderCommand::ProviderLost { provider }, Ok(_)) => {
                     tracing::warn!(%provider, "provider missed its heartbeat deadline: lost");
                     requeued = true;
                 }
-                Err(e) => tracing::error!(%provider, error = %e, "could not declare provider lost"),
-            }
-        }
-        for (provider, tasks) in node.state.overdue_runs(now_ms()) {
-            let n = tasks.len();
-            match node.commit(Input::Leader(LeaderCommand::TimeOutRuns {
-                provider,
-                tasks,
-            })) {
-                Ok(_) => {
-                    tracing::warn!(%provider, runs = n, "runs not reported by their deadline: timed out");
+                (LeaderCommand::TimeOutRuns { provider, tasks }, Ok(_)) => {
+                    tracing::warn!(%provider, runs = tasks.len(), "runs not reported by their deadline: timed out");
                     requeued = true;
                 }
-                Err(e) => tracing::error!(%provider, error = %e, "could not time out runs"),
+                (LeaderCommand::ExpireJob { job }, Ok(_)) => {
+                    tracing::warn!(job, "job passed its deadline");
+                }
+                (LeaderCommand::ReleaseStake { account }, Ok(_)) => {
+                    tracing::info!(%account, "unbonded stake released");
+                }
+                (command, Err(e)) => {
+                    tracing::error!(?command, error = ?e, "a timer decision was refused");
+                }
+                _ => {}
             }
         }
-        for job in node.state.expired_jobs(now_ms()) {
-            match node.commit(Input::Leader(LeaderCommand::ExpireJob { job })) {
-                Ok(_) => tracing::warn!(job, "job passed its deadline"),
-                Err(e) => tracing::error!(job, error = %e, "could not expire job"),
-            }
-        }
-        for account in node.state.releasable_accounts(now_ms()) {
-            match node.commit(Input::Leader(LeaderCommand::ReleaseStake { account })) {
-                Ok(_) => tracing::info!(%account, "unbonded stake released"),
-                Err(e) => tracing::error!(%account, error = %e, "could not release stake"),
-            }
-        }
-        drop(node);
         if requeued {
             shared.work.notify_waiters();
         }

@@ -4,6 +4,7 @@
 //! batches the entries committed since the last block into the next signed block.
 
 use crate::error::ApiError;
+use crate::proposal::Refusal;
 use anyhow::Context;
 use api::Identity;
 use api::wire::ChainView;
@@ -16,9 +17,6 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Instant;
 use store::{CommandLog, StoreError, recover};
-
-/// Most waiting providers a submission assigns tasks to in its own commit.
-const EAGER_MAX: usize = 64;
 
 /// Entries read from the log per query while sealing.
 const SEAL_PAGE: usize = 4096;
@@ -50,6 +48,11 @@ pub struct Node {
     genesis: Hash,
     /// Header of the newest block.
     last_block: Option<BlockHeader>,
+    /// A validator of a set (not a single coordinator): it checks every signed input's
+    /// signature when it is applied (it must not trust the leader's admission checks; a single
+    /// coordinator checks at admission), its blocks name the leader that proposed them, and it
+    /// keeps every validator's signature of each block (the quorum certificate).
+    pub replicated: bool,
 }
 
 /// What committing one input gave: its seq and events, or why it was refused.
@@ -60,7 +63,7 @@ pub type Committed = Result<(u64, Vec<Event>), ApiError>;
 #[derive(Default)]
 pub(crate) struct Staged {
     /// Per input, in order: its events if the engine accepted it.
-    outcomes: Vec<Result<Vec<Event>, ApiError>>,
+    outcomes: Vec<Result<Vec<Event>, Refusal>>,
     /// The accepted inputs' entries with their history rows, in order.
     entries: Vec<(Entry, Vec<(AccountId, Event)>)>,
 }
@@ -90,8 +93,10 @@ impl Node {
             .context("reading the last block")?
             .map(|b| b.header);
         if let Some(last) = &last_block {
+            // A validator's blocks name their proposer; a single coordinator's, itself.
+            let replicated = !store::validators(log.as_ref())?.validators.is_empty();
             anyhow::ensure!(
-                last.validator == validator.id(),
+                replicated || last.validator == validator.id(),
                 "block {} was signed by validator {}, but the validator key is {}",
                 last.height,
                 last.validator,
@@ -125,6 +130,7 @@ impl Node {
             fresh,
             validator,
             last_block,
+            replicated: false,
         })
     }
 
@@ -141,6 +147,18 @@ impl Node {
     /// Does nothing when there is nothing to seal. The state is exactly "after the last entry"
     /// because the caller holds the node.
     pub fn seal(&mut self) -> anyhow::Result<Option<BlockHeader>> {
+        self.seal_at(now_ms(), self.validator.id())
+    }
+
+    /// [`Node::seal`] at a given time (raised to the state's time), naming `proposer` in the
+    /// header: what every validator does at a `Seal` proposal, so their headers agree. A
+    /// validator of a set also records its own signature as the first of the block's quorum
+    /// certificate.
+    pub fn seal_at(
+        &mut self,
+        time: Time,
+        proposer: AccountId,
+    ) -> anyhow::Result<Option<BlockHeader>> {
         let after = self.sealed_seq();
         let len = self.log.len();
         if len <= after {
@@ -174,15 +192,22 @@ impl Node {
         let header = BlockHeader::next(
             self.last_block.as_ref(),
             self.genesis,
-            now_ms().max(self.state.now),
+            time.max(self.state.now),
             seq,
             merkle_root(&leaves),
             self.state.hash(),
-            self.validator.id(),
+            proposer,
         )
         .context("no next block height")?;
         let block = api::chain::sign_block(&self.validator, header);
         self.log.append_block(&block)?;
+        if self.replicated {
+            self.log.add_signatures(&[(
+                block.header.height,
+                self.validator.id(),
+                block.signature,
+            )])?;
+        }
         self.last_block = Some(block.header.clone());
         Ok(Some(block.header))
     }
@@ -218,6 +243,28 @@ impl Node {
             sealed_seq,
             unsealed: log_length.saturating_sub(sealed_seq),
         }
+    }
+
+    /// The signatures of blocks `from..=to` this validator holds.
+    pub fn signatures(
+        &self,
+        from: u64,
+        to: u64,
+    ) -> Result<Vec<(u64, AccountId, engine::Sig)>, StoreError> {
+        self.log.signatures(from, to)
+    }
+
+    /// Stores other validators' signatures of blocks (checked by the caller).
+    pub fn add_signatures(
+        &mut self,
+        signatures: &[(u64, AccountId, engine::Sig)],
+    ) -> Result<(), StoreError> {
+        self.log.add_signatures(signatures)
+    }
+
+    /// This validator's account.
+    pub fn validator_id(&self) -> AccountId {
+        self.validator.id()
     }
 
     /// Up to `limit` blocks with height `> after`.
@@ -263,50 +310,6 @@ impl Node {
         }
     }
 
-    /// Commits `input` (a job submission) and, in the same durable transaction, assigns its tasks
-    /// to the providers waiting for work right now, as their fetches would: one fsync less
-    /// between a submission and its first results. The waiting fetches, once woken, deliver the
-    /// tasks assigned to them.
-    pub fn commit_and_dispatch(&mut self, input: Input) -> Result<(u64, Vec<Event>), ApiError> {
-        let time = now_ms();
-        let mut staged = Staged::default();
-        if self.stage(&mut staged, time, input) {
-            // A bounded number: each pick costs a pass over the queued jobs, under the lock.
-            // Other waiting providers are woken and fetch as usual.
-            let waiting: Vec<AccountId> = self.idle.iter().take(EAGER_MAX).copied().collect();
-            for provider in &waiting {
-                let picks = {
-                    let others: Vec<AccountId> = waiting
-                        .iter()
-                        .filter(|p| *p != provider)
-                        .take(64)
-                        .copied()
-                        .collect();
-                    let cached = |p: &AccountId, h: &Hash| {
-                        self.cached.get(p).is_some_and(|set| set.contains(h))
-                    };
-                    let ctx = engine::Dispatch {
-                        now: time,
-                        cached: &cached,
-                        idle: &others,
-                    };
-                    self.state.pick_tasks(*provider, u32::MAX, &ctx)
-                };
-                if !picks.is_empty() {
-                    let assign = Input::Leader(engine::LeaderCommand::AssignTasks {
-                        provider: *provider,
-                        tasks: picks,
-                    });
-                    self.stage(&mut staged, time, assign);
-                }
-            }
-        }
-        self.append_staged(staged)
-            .into_iter()
-            .next()
-            .unwrap_or_else(|| Err(ApiError::Unavailable("nothing was committed".into())))
-    }
-
     /// Group commit: applies `inputs` in order, as [`Node::commit`] would one by one (signed
     /// inputs nonce-checked as by [`Node::check_nonce`]; a refused input changes nothing), then
     /// makes all the accepted ones durable in one transaction before returning. One result per
@@ -325,6 +328,12 @@ impl Node {
         };
         let time = now_ms();
         for input in inputs {
+            if let Input::Signed(signed) = &input
+                && let Err(e) = self.check_nonce(&signed.signer, signed.nonce)
+            {
+                staged.outcomes.push(Err(Refusal::Replay(e.to_string())));
+                continue;
+            }
             self.stage(&mut staged, time, input);
         }
         staged
@@ -332,11 +341,17 @@ impl Node {
 
     /// Applies one more input to a group being staged, at `time`; returns whether the engine
     /// accepted it.
+    /// Soft nonces are not checked here (that would make execution depend on what one node
+    /// saw): callers check them first.
     pub(crate) fn stage(&mut self, staged: &mut Staged, time: Time, input: Input) -> bool {
-        if let Input::Signed(signed) = &input
-            && let Err(e) = self.check_nonce(&signed.signer, signed.nonce)
+        if self.replicated
+            && let Input::Signed(signed) = &input
+            && let Err(e) = api::verify(signed)
         {
-            staged.outcomes.push(Err(e));
+            // The same on every validator: a forged input is refused everywhere alike.
+            staged
+                .outcomes
+                .push(Err(Refusal::BadSignature(e.to_string())));
             return false;
         }
         let entry = Entry { time, input };
@@ -348,7 +363,7 @@ impl Node {
                 true
             }
             Err(rejection) => {
-                staged.outcomes.push(Err(rejection.into()));
+                staged.outcomes.push(Err(Refusal::Rejected(rejection)));
                 false
             }
         }
@@ -356,11 +371,24 @@ impl Node {
 
     /// The second half of [`Node::commit_batch`]: one durable append of everything staged.
     pub(crate) fn append_staged(&mut self, staged: Staged) -> Vec<Committed> {
+        self.append_staged_marked(staged, None)
+            .into_iter()
+            .map(|r| r.map_err(ApiError::from))
+            .collect()
+    }
+
+    /// [`Node::append_staged`] that also sets `meta[marker.0] = marker.1` in the same
+    /// transaction (only when something is appended: a marker records how far the log got).
+    pub(crate) fn append_staged_marked(
+        &mut self,
+        staged: Staged,
+        marker: Option<(&str, &[u8])>,
+    ) -> crate::proposal::Results {
         let Staged { outcomes, entries } = staged;
-        let appended = if entries.is_empty() {
-            Ok(self.log.len())
-        } else {
-            self.log.append_batch_with_history(&entries)
+        let appended = match (entries.is_empty(), marker) {
+            (true, _) => Ok(self.log.len()),
+            (false, Some((key, value))) => self.log.append_batch_marked(&entries, key, value),
+            (false, None) => self.log.append_batch_with_history(&entries),
         };
         match appended {
             Ok(last) => {
@@ -393,7 +421,7 @@ impl Node {
                 let detail = format!("could not write the command log: {e}");
                 outcomes
                     .into_iter()
-                    .map(|o| o.and_then(|_| Err(ApiError::Unavailable(detail.clone()))))
+                    .map(|o| o.and_then(|_| Err(Refusal::Unavailable(detail.clone()))))
                     .collect()
             }
         }
@@ -448,6 +476,17 @@ impl Node {
         });
         soft.last_seen = now;
         soft.nonce = soft.nonce.max(nonce);
+    }
+
+    /// Starts the liveness grace again: every provider counts as heard from now (a validator
+    /// that just became leader has heard from nobody).
+    pub fn reset_liveness(&mut self) {
+        self.started = Instant::now();
+    }
+
+    /// A value the command log's database keeps beside the log.
+    pub fn log_meta(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.log.meta(key)
     }
 
     /// When `who` was last heard from (the coordinator's start for providers not heard from since).
@@ -654,6 +693,33 @@ mod tests {
                 });
             }
             self.log.append_batch_with_history(entries)
+        }
+        fn append_batch_marked(
+            &mut self,
+            entries: &[(Entry, Vec<(AccountId, Event)>)],
+            key: &str,
+            value: &[u8],
+        ) -> Result<u64, StoreError> {
+            self.log.append_batch_marked(entries, key, value)
+        }
+        fn meta(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+            self.log.meta(key)
+        }
+        fn set_meta(&mut self, key: &str, value: &[u8]) -> Result<(), StoreError> {
+            self.log.set_meta(key, value)
+        }
+        fn add_signatures(
+            &mut self,
+            signatures: &[(u64, AccountId, engine::Sig)],
+        ) -> Result<(), StoreError> {
+            self.log.add_signatures(signatures)
+        }
+        fn signatures(
+            &self,
+            from: u64,
+            to: u64,
+        ) -> Result<Vec<(u64, AccountId, engine::Sig)>, StoreError> {
+            self.log.signatures(from, to)
         }
         fn history(
             &self,

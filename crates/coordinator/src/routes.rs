@@ -2,6 +2,7 @@
 //! the engine a command through `Node::commit`; they hold the node lock only briefly.
 
 use crate::error::ApiError;
+use crate::proposal::{Outcome, Proposal};
 use crate::{Shared, views};
 use api::wire::{
     ACTION_BATCH_MAX, AccountView, ActionResponse, BatchOutcome, BlobStored, CHAIN_PAGE_MAX,
@@ -16,8 +17,7 @@ use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use engine::{
-    AccountId, Action, Aggregate, Hash, Input, JobId, JobSpec, LeaderCommand, ProviderStatus, Sig,
-    Signed, TaskId,
+    AccountId, Action, Aggregate, Hash, Input, JobId, JobSpec, ProviderStatus, Sig, Signed, TaskId,
 };
 use serde::de::DeserializeOwned;
 use std::sync::Arc;
@@ -27,15 +27,22 @@ type S = State<Arc<Shared>>;
 type ApiResult<T> = Result<T, ApiError>;
 
 pub fn router(shared: Arc<Shared>) -> Router {
-    Router::new()
-        .route("/v1/status", get(status))
-        .route("/v1/blobs/{hash}", get(get_blob).put(put_blob))
+    // Writes and work exchanges go to the leader: another validator redirects them there.
+    let writes = Router::new()
         .route("/v1/actions", post(action))
         .route("/v1/actions/batch", post(action_batch))
         .route("/v1/work/fetch", post(fetch))
         .route("/v1/work/exchange", post(exchange))
         .route("/v1/work/ping", post(ping))
         .route("/v1/work/heartbeat", post(heartbeat))
+        .route_layer(axum::middleware::from_fn_with_state(
+            shared.clone(),
+            leader_only,
+        ));
+    Router::new()
+        .merge(writes)
+        .route("/v1/status", get(status))
+        .route("/v1/blobs/{hash}", get(get_blob).put(put_blob))
         .route("/v1/jobs/{id}", get(job))
         .route("/v1/jobs/{id}/output", get(job_output))
         .route("/v1/providers", get(providers))
@@ -47,10 +54,45 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/v1/chain", get(chain))
         .route("/v1/chain/blocks", get(chain_blocks))
         .route("/v1/chain/entries", get(chain_entries))
+        .route("/v1/chain/validators", get(chain_validators))
+        .route("/v1/chain/signatures", get(chain_signatures))
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
         // Bodies are read by the handlers themselves, with their own limits and JSON errors.
         .layer(axum::extract::DefaultBodyLimit::disable())
         .with_state(shared)
+}
+
+/// Lets a request through on the leader; elsewhere answers `307` to the same path on the leader
+/// (with `x-gridmint-leader`), or `503 not_leader` while no leader is known.
+async fn leader_only(
+    State(shared): S,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let role = shared.consensus.role();
+    if role.leader {
+        return next.run(request).await;
+    }
+    match role.leader_url {
+        Some(leader) => {
+            let path = request
+                .uri()
+                .path_and_query()
+                .map_or("/", |p| p.as_str())
+                .to_string();
+            let location = format!("{}{path}", leader.trim_end_matches('/'));
+            let mut response = ApiError::NotLeader {
+                leader: Some(leader),
+            }
+            .into_response();
+            *response.status_mut() = StatusCode::TEMPORARY_REDIRECT;
+            if let Ok(value) = header::HeaderValue::from_str(&location) {
+                response.headers_mut().insert(header::LOCATION, value);
+            }
+            response
+        }
+        None => ApiError::NotLeader { leader: None }.into_response(),
+    }
 }
 
 fn parse_json<T: DeserializeOwned>(body: &[u8]) -> ApiResult<T> {
@@ -76,12 +118,14 @@ fn authenticate<T: engine::SignedBody>(signed: &Signed<T>) -> ApiResult<()> {
 }
 
 async fn status(State(shared): S) -> Json<StatusView> {
+    let role = shared.consensus.role();
     let node = shared.node();
-    Json(views::status(&node.state, node.log_len()))
+    Json(views::status(&node.state, node.log_len(), &role))
 }
 
 async fn get_blob(State(shared): S, Path(hash): Path<String>) -> ApiResult<impl IntoResponse> {
     let hash: Hash = parse_id("blob hash", &hash)?;
+    crate::peers::ensure_blob(&shared, hash).await;
     let blobs = shared.blobs.clone();
     let bytes = tokio::task::spawn_blocking(move || blobs.get(&hash))
         .await
@@ -146,10 +190,12 @@ async fn put_blob(
     }
     let blobs = shared.blobs.clone();
     let size = bytes.len() as u64;
-    tokio::task::spawn_blocking(move || blobs.put(&bytes))
+    let stored = bytes.clone();
+    tokio::task::spawn_blocking(move || blobs.put(&stored))
         .await
         .map_err(|e| ApiError::Unavailable(e.to_string()))?
         .map_err(|e| ApiError::Unavailable(format!("could not store blob: {e}")))?;
+    shared.peers.replicate_blob(hash, bytes).await?;
     Ok((StatusCode::CREATED, Json(BlobStored { hash, size })))
 }
 
@@ -184,11 +230,50 @@ fn admit_job(shared: &Shared, spec: &JobSpec) -> ApiResult<()> {
     Ok(())
 }
 
+/// Fetches the blobs `spec` names that this validator lacks from the others (an upload is
+/// acknowledged once a majority holds it, not necessarily this one).
+async fn gather_blobs(shared: &Shared, spec: &JobSpec) {
+    if !shared.peers.replicated() {
+        return;
+    }
+    for hash in job_blobs(spec) {
+        crate::peers::ensure_blob(shared, hash).await;
+    }
+}
+
+/// Every blob a job refers to: modules, inputs, stdin.
+fn job_blobs(spec: &JobSpec) -> Vec<Hash> {
+    let mut blobs = vec![spec.module];
+    if let Aggregate::Reduce(reduce) = &spec.aggregate {
+        blobs.push(reduce.module);
+    }
+    for task in &spec.tasks {
+        blobs.extend(task.inputs.iter().map(|f| f.hash).chain(task.stdin));
+    }
+    blobs.sort();
+    blobs.dedup();
+    blobs
+}
+
+/// The results of a committed proposal of plain inputs.
+fn committed(outcome: Outcome) -> ApiResult<Vec<crate::node::Committed>> {
+    match outcome {
+        Outcome::Committed(results) => Ok(results
+            .into_iter()
+            .map(|r| r.map_err(ApiError::from))
+            .collect()),
+        _ => Err(ApiError::Unavailable(
+            "the proposal was answered with another kind of outcome".into(),
+        )),
+    }
+}
+
 async fn action(State(shared): S, body: Body) -> ApiResult<Json<ActionResponse>> {
     let bytes = read_body(body, shared.config.max_request_bytes).await?;
     let signed: Signed<Action> = parse_json(&bytes)?;
     authenticate(&signed)?;
     if let Action::SubmitJob(spec) = &signed.body {
+        gather_blobs(&shared, spec).await;
         let shared = shared.clone();
         let spec = spec.clone();
         tokio::task::spawn_blocking(move || admit_job(&shared, &spec))
@@ -197,18 +282,33 @@ async fn action(State(shared): S, body: Body) -> ApiResult<Json<ActionResponse>>
     }
     let who = signed.signer;
     let nonce = signed.nonce;
-    let submits = matches!(signed.body, Action::SubmitJob(_));
-    let (seq, events) = {
-        let mut node = shared.node();
+    let time = crate::now_ms();
+    let proposal = {
+        let node = shared.node();
         node.check_nonce(&who, nonce)?;
-        let out = if submits {
-            node.commit_and_dispatch(Input::Signed(signed))?
-        } else {
-            node.commit(Input::Signed(signed))?
-        };
-        node.seen(who, nonce);
-        out
+        match &signed.body {
+            // A submission assigns its tasks to the providers waiting right now in the same
+            // commit, as their fetches would.
+            Action::SubmitJob(spec) => {
+                let waiting = node.waiting(None, &job_blobs(spec));
+                Proposal::Submit {
+                    time,
+                    input: Box::new(Input::Signed(signed)),
+                    waiting,
+                }
+            }
+            _ => Proposal::Inputs {
+                time,
+                inputs: vec![Input::Signed(signed)],
+            },
+        }
     };
+    let outcome = shared.consensus.propose(proposal).await?;
+    let (seq, events) = committed(outcome)?
+        .into_iter()
+        .next()
+        .unwrap_or_else(|| Err(ApiError::Unavailable("nothing was committed".into())))?;
+    shared.node().seen(who, nonce);
     shared.work.notify_waiters();
     Ok(Json(ActionResponse { seq, events }))
 }
@@ -225,6 +325,11 @@ async fn action_batch(State(shared): S, body: Body) -> ApiResult<Json<Vec<BatchO
             "a batch of {} actions exceeds the limit of {ACTION_BATCH_MAX}",
             batch.len()
         )));
+    }
+    for signed in &batch {
+        if let Action::SubmitJob(spec) = &signed.body {
+            gather_blobs(&shared, spec).await;
+        }
     }
     let checked = {
         let shared = shared.clone();
@@ -245,11 +350,42 @@ async fn action_batch(State(shared): S, body: Body) -> ApiResult<Json<Vec<BatchO
             Err(e) => outcomes.push(Some(Err(e))),
         }
     }
+    // Replay protection against nonces seen in unlogged requests too, before proposing (the
+    // engine checks the logged ones on every validator).
+    {
+        let node = shared.node();
+        let mut kept = Vec::with_capacity(inputs.len());
+        let mut kept_signers = Vec::with_capacity(signers.len());
+        let mut pending = outcomes.iter_mut().filter(|o| o.is_none());
+        for (input, (who, nonce)) in inputs.into_iter().zip(signers) {
+            let slot = pending.next();
+            match node.check_nonce(&who, nonce) {
+                Ok(()) => {
+                    kept.push(input);
+                    kept_signers.push((who, nonce));
+                }
+                Err(e) => {
+                    if let Some(slot) = slot {
+                        *slot = Some(Err(e));
+                    }
+                }
+            }
+        }
+        inputs = kept;
+        signers = kept_signers;
+    }
     let committed = if inputs.is_empty() {
         Vec::new()
     } else {
+        let outcome = shared
+            .consensus
+            .propose(Proposal::Inputs {
+                time: crate::now_ms(),
+                inputs,
+            })
+            .await?;
+        let committed = committed(outcome)?;
         let mut node = shared.node();
-        let committed = node.commit_batch(inputs);
         for ((who, nonce), result) in signers.iter().zip(&committed) {
             if result.is_ok() {
                 node.seen(*who, *nonce);
@@ -446,13 +582,12 @@ async fn serve_fetch(
         .min(shared.config.max_fetch_wait)
         .min(shared.config.heartbeat_interval);
     let deadline = tokio::time::Instant::now() + wait;
-    let held: std::collections::HashSet<_> = held.iter().copied().collect();
     let mut reported = None;
     let tasks = loop {
         let notified = shared.work.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
-        let delivery = deliver(shared, who, signed.nonce, max, &held, report.take())?;
+        let delivery = deliver(shared, who, signed.nonce, max, held, cached, report.take()).await?;
         reported = reported.or(delivery.reported);
         if !delivery.tasks.is_empty() {
             break delivery.tasks;
@@ -503,105 +638,70 @@ struct Delivery {
 /// One attempt of a fetch: tasks assigned to `who` that it does not know it holds (an answer
 /// lost to a crash or a network failure), or else what the scheduler picks for it now. The
 /// report that came with the fetch (if any) is applied first, so its freed slots count, and the
-/// report and the assignment become durable together, in one group commit, before the answer.
-fn deliver(
+/// report and the assignment become durable together, in one proposal, before the answer. The
+/// engine picks the tasks while the proposal is executed, on every validator alike.
+async fn deliver(
     shared: &Shared,
     who: AccountId,
     nonce: u64,
     max: u32,
-    held: &std::collections::HashSet<TaskId>,
+    held: &[TaskId],
+    cached: &[Hash],
     report: Option<Signed<engine::Action>>,
 ) -> ApiResult<Delivery> {
-    let mut node = shared.node();
-    let mut staged = crate::node::Staged::default();
-    let time = crate::now_ms();
     let reporting = report.is_some();
-    if let Some(report) = report {
-        let nonce = report.nonce;
-        if !node.stage(&mut staged, time, Input::Signed(report)) {
-            return match node.append_staged(staged).pop() {
-                Some(Err(e)) => Err(e),
-                _ => Err(ApiError::Unavailable(
-                    "the report was neither accepted nor refused".into(),
-                )),
-            };
+    let time = crate::now_ms();
+    let idle = {
+        let mut node = shared.node();
+        if let Some(r) = &report {
+            node.seen(who, r.nonce);
         }
         node.seen(who, nonce);
-    }
-    node.seen(who, nonce);
-    let orphans: Vec<_> = node
-        .state
-        .providers
-        .get(&who)
-        .map(|p| {
-            p.running
-                .iter()
-                .filter(|t| !held.contains(t))
-                .copied()
-                .collect()
-        })
-        .unwrap_or_default();
-    let mut queued_replicas = false;
-    let deliver = if !orphans.is_empty() {
-        tracing::debug!(provider = %who, tasks = orphans.len(), "delivering tasks assigned while it waited (or lost in transit)");
-        orphans
-    } else {
-        let picks = {
-            let node = &*node;
-            let idle: Vec<AccountId> = node
-                .idle
-                .iter()
-                .filter(|p| **p != who)
-                .take(64)
-                .copied()
-                .collect();
-            let cached = |p: &AccountId, h: &engine::Hash| {
-                node.cached.get(p).is_some_and(|set| set.contains(h))
-            };
-            let ctx = engine::Dispatch {
-                now: time,
-                cached: &cached,
-                idle: &idle,
-            };
-            node.state.pick_tasks(who, max, &ctx)
-        };
-        if !picks.is_empty() {
-            let assign = Input::Leader(LeaderCommand::AssignTasks {
-                provider: who,
-                tasks: picks.clone(),
+        let idle = node.waiting(Some(who), &[]);
+        // Without a report nothing changes unless there is something to hand over: look on
+        // this state first rather than propose an empty fetch (on a validator set, a round
+        // of consensus) for every parked provider woken.
+        if !reporting && !node.would_deliver(who, max, held, cached, &idle, time) {
+            return Ok(Delivery {
+                reported: None,
+                tasks: Vec::new(),
             });
-            node.stage(&mut staged, time, assign);
         }
-        picks
+        idle
     };
-    let mut committed = node.append_staged(staged).into_iter();
-    let reported = if reporting {
-        Some(committed.next().transpose()?.map(|(seq, _)| seq))
+    let proposal = Proposal::Deliver(Box::new(crate::proposal::Deliver {
+        time,
+        provider: who,
+        max,
+        held: held.to_vec(),
+        cached: cached.to_vec(),
+        report,
+        idle,
+    }));
+    let Outcome::Delivered {
+        reported,
+        tasks,
+        queued_replicas,
+    } = shared.consensus.propose(proposal).await?
+    else {
+        return Err(ApiError::Unavailable(
+            "the fetch was answered with another kind of outcome".into(),
+        ));
+    };
+    let reported = reported.transpose().map_err(ApiError::from)?;
+    let tasks = if tasks.is_empty() {
+        Vec::new()
     } else {
-        None
-    };
-    let mut tasks = Vec::new();
-    if let Some(assigned) = committed.next() {
-        let (_, events) = assigned?;
-        // A new provider's replica calls for confirmations: wake other fetchers.
-        queued_replicas = events
-            .iter()
-            .any(|e| matches!(e, engine::Event::ReplicasQueued { .. }));
-    }
-    if !deliver.is_empty() {
-        tasks = deliver
+        let node = shared.node();
+        tasks
             .iter()
             .filter_map(|t| node.state.task_descriptor(*t))
-            .collect();
-    }
-    drop(node);
+            .collect()
+    };
     if queued_replicas || reporting {
         shared.work.notify_waiters();
     }
-    Ok(Delivery {
-        reported: reported.flatten(),
-        tasks,
-    })
+    Ok(Delivery { reported, tasks })
 }
 
 #[derive(serde::Deserialize)]
@@ -781,6 +881,35 @@ async fn chain_blocks(
         .blocks_after(after, limit)
         .map_err(|e| ApiError::Unavailable(e.to_string()))?;
     Ok(Json(blocks))
+}
+
+async fn chain_validators(State(shared): S) -> Json<engine::ValidatorSet> {
+    Json((*shared.peers.set).clone())
+}
+
+/// The signatures this validator holds of blocks `from..from + limit` (blocks, not signatures:
+/// a page holds every signature of each block in it).
+async fn chain_signatures(
+    State(shared): S,
+    page: Result<Query<ChainPage>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Json<Vec<api::wire::BlockSignature>>> {
+    let (after, limit) = chain_page(page)?;
+    let from = after.saturating_add(1);
+    let to = after.saturating_add(limit as u64);
+    let signatures = shared
+        .node()
+        .signatures(from, to)
+        .map_err(|e| ApiError::Unavailable(e.to_string()))?;
+    Ok(Json(
+        signatures
+            .into_iter()
+            .map(|(height, validator, signature)| api::wire::BlockSignature {
+                height,
+                validator,
+                signature,
+            })
+            .collect(),
+    ))
 }
 
 async fn chain_entries(

@@ -9,7 +9,7 @@ use engine::{
 };
 use std::collections::BTreeMap;
 
-pub fn status(state: &State, log_length: u64) -> StatusView {
+pub fn status(state: &State, log_length: u64, role: &crate::consensus::Role) -> StatusView {
     StatusView {
         now: state.now,
         log_length,
@@ -27,6 +27,11 @@ pub fn status(state: &State, log_length: u64) -> StatusView {
             .filter(|j| !j.status.is_finished())
             .count() as u64,
         tasks_queued: state.queue.len() as u64,
+        validator: Some(role.validator),
+        role: role.name.to_string(),
+        leader: role.leader_id,
+        leader_url: role.leader_url.clone(),
+        term: role.term,
     }
 }
 

@@ -117,6 +117,85 @@ impl Block {
     }
 }
 
+/// One member of a network's validator set, as its genesis declares it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Validator {
+    /// The validator's account: its key signs blocks and consensus messages.
+    pub account: AccountId,
+    /// Voting power (a positive weight): a quorum holds more than half of the total.
+    pub power: u64,
+    /// Where the other validators and clients reach it (`http://host:port`).
+    pub address: String,
+}
+
+/// The validators of a network, in genesis order. Empty for a single coordinator.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ValidatorSet {
+    pub validators: Vec<Validator>,
+}
+
+impl ValidatorSet {
+    /// Checks the set: distinct accounts and addresses, positive powers whose total fits a `u64`.
+    pub fn validate(&self) -> Result<(), String> {
+        let mut total: u64 = 0;
+        for (i, v) in self.validators.iter().enumerate() {
+            if v.power == 0 {
+                return Err(format!("validator {} has voting power 0", v.account));
+            }
+            total = total
+                .checked_add(v.power)
+                .ok_or_else(|| "the validators' total voting power overflows".to_string())?;
+            if !(v.address.starts_with("http://") || v.address.starts_with("https://")) {
+                return Err(format!(
+                    "validator {}: address {:?} is not an http:// or https:// URL",
+                    v.account, v.address
+                ));
+            }
+            for other in self.validators.iter().take(i) {
+                if other.account == v.account {
+                    return Err(format!("validator {} is listed twice", v.account));
+                }
+                if other.address == v.address {
+                    return Err(format!("address {} is listed twice", v.address));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Total voting power.
+    pub fn total_power(&self) -> u64 {
+        self.validators
+            .iter()
+            .fold(0u64, |t, v| t.saturating_add(v.power))
+    }
+
+    /// The member with `account`, with its position.
+    pub fn get(&self, account: &AccountId) -> Option<(usize, &Validator)> {
+        self.validators
+            .iter()
+            .enumerate()
+            .find(|(_, v)| v.account == *account)
+    }
+
+    /// Whether `signers` (members, each counted once) hold more than half of the voting power.
+    pub fn is_quorum<'a>(&self, signers: impl IntoIterator<Item = &'a AccountId>) -> bool {
+        let mut seen: Vec<&AccountId> = Vec::new();
+        let mut power: u64 = 0;
+        for s in signers {
+            if seen.contains(&s) {
+                continue;
+            }
+            seen.push(s);
+            if let Some((_, v)) = self.get(s) {
+                power = power.saturating_add(v.power);
+            }
+        }
+        // power > total / 2, without rounding: 2 * power > total.
+        u128::from(power).saturating_mul(2) > u128::from(self.total_power())
+    }
+}
+
 /// Why stored bytes are not the one valid encoding of a value.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum DecodeError {

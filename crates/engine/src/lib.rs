@@ -24,7 +24,10 @@ pub mod state;
 pub mod types;
 pub mod verify;
 
-pub use chain::{Block, BlockHeader, decode_canonical, entry_leaf, genesis_hash, merkle_root};
+pub use chain::{
+    Block, BlockHeader, Validator, ValidatorSet, decode_canonical, entry_leaf, genesis_hash,
+    merkle_root,
+};
 pub use command::{Action, Entry, Event, Input, LeaderCommand, Rejection, Signed, SignedBody};
 pub use ledger::{
     BASE_UNITS_PER_TOKEN, DECIMALS, Escrow, FaucetParams, Genesis, LedgerParams, SlashEvidence,

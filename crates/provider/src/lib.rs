@@ -257,7 +257,7 @@ impl Agent {
                         provider = %self.identity.id(),
                         slots = self.spec.slots,
                         benchmark = self.spec.benchmark_score,
-                        coordinator = self.client.base(),
+                        coordinator = %self.client.base(),
                         "registered"
                     );
                     self.summary.id = Some(self.identity.id());
@@ -292,8 +292,15 @@ impl Agent {
         // Token for cheap heartbeats, from the last answer to a signed request.
         let mut session: Option<engine::Hash> = None;
         // UDP heartbeats, while the coordinator answers them.
-        let mut udp = api::UdpPinger::connect(self.client.base()).await.ok();
+        let mut udp_base = self.client.base();
+        let mut udp = api::UdpPinger::connect(&udp_base).await.ok();
         loop {
+            // Pings go where requests go: after a failover, to the new leader.
+            if self.client.base() != udp_base {
+                udp_base = self.client.base();
+                udp = api::UdpPinger::connect(&udp_base).await.ok();
+                session = None;
+            }
             let result: Result<(), ClientError> = async {
                 // Report what finished and ask for more in one round trip (an exchange) when
                 // idle, when the local queue has run dry (only running tasks left), when many

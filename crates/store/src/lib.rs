@@ -7,9 +7,11 @@
 
 mod blobs;
 mod log;
+mod raft;
 
 pub use blobs::BlobStore;
-pub use log::{CommandLog, HistoryRow, MemoryLog, SqliteLog, recover};
+pub use log::{CommandLog, HistoryRow, MemoryLog, SqliteLog, recover, set_validators, validators};
+pub use raft::{RAFT_DB_VERSION, RaftDb};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -30,6 +32,12 @@ pub enum StoreError {
         path: String,
         #[source]
         source: std::io::Error,
+    },
+    #[error("{what} has stored-format version {found}; this gridmint reads version {supported}")]
+    Version {
+        what: String,
+        found: String,
+        supported: u32,
     },
     #[error("this log already has a genesis")]
     GenesisSet,

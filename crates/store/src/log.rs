@@ -2,7 +2,7 @@
 //! [`Block`]s that batch it into a hash chain (see `engine::chain`), kept in the same database.
 
 use crate::StoreError;
-use engine::{AccountId, Block, Entry, Event, Genesis, State, Time};
+use engine::{AccountId, Block, Entry, Event, Genesis, Sig, State, Time, ValidatorSet};
 use rusqlite::{Connection, OptionalExtension, params};
 use std::path::{Path, PathBuf};
 
@@ -55,6 +55,68 @@ pub trait CommandLog: Send {
     fn genesis(&self) -> Result<Option<Genesis>, StoreError>;
     /// Records the genesis of a new log. Refused once set (a log has one genesis).
     fn set_genesis(&mut self, genesis: &Genesis) -> Result<(), StoreError>;
+    /// [`CommandLog::append_batch_with_history`] that also sets `meta[key] = value` in the same
+    /// transaction (a replicated log records which consensus entry the log is applied up to).
+    fn append_batch_marked(
+        &mut self,
+        entries: &[(Entry, Vec<(AccountId, Event)>)],
+        key: &str,
+        value: &[u8],
+    ) -> Result<u64, StoreError>;
+    /// The value of `meta[key]`, if set.
+    fn meta(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Sets `meta[key] = value` durably.
+    fn set_meta(&mut self, key: &str, value: &[u8]) -> Result<(), StoreError>;
+    /// Stores validators' signatures of blocks, `(height, signer, signature)`: a block's quorum
+    /// certificate grows as they arrive. A second signature by one signer at one height is
+    /// ignored (the first is kept).
+    fn add_signatures(&mut self, signatures: &[(u64, AccountId, Sig)]) -> Result<(), StoreError>;
+    /// The stored signatures of blocks `from..=to`, by height, then signer.
+    fn signatures(&self, from: u64, to: u64) -> Result<Vec<(u64, AccountId, Sig)>, StoreError>;
+}
+
+/// Meta key of the validator set.
+const VALIDATORS_KEY: &str = "validators";
+/// Format version of the stored validator set.
+const VALIDATORS_VERSION: u32 = 1;
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct StoredValidators {
+    version: u32,
+    set: ValidatorSet,
+}
+
+/// The validator set a log records (empty: a single coordinator's log).
+pub fn validators(log: &dyn CommandLog) -> Result<ValidatorSet, StoreError> {
+    let Some(bytes) = log.meta(VALIDATORS_KEY)? else {
+        return Ok(ValidatorSet::default());
+    };
+    let stored: StoredValidators =
+        serde_json::from_slice(&bytes).map_err(|e| StoreError::Corrupt {
+            seq: 0,
+            msg: format!("the stored validator set does not decode: {e}"),
+        })?;
+    if stored.version != VALIDATORS_VERSION {
+        return Err(StoreError::Version {
+            what: "the stored validator set".into(),
+            found: stored.version.to_string(),
+            supported: VALIDATORS_VERSION,
+        });
+    }
+    Ok(stored.set)
+}
+
+/// Records the validator set of a new log.
+pub fn set_validators(log: &mut dyn CommandLog, set: &ValidatorSet) -> Result<(), StoreError> {
+    let bytes = serde_json::to_vec(&StoredValidators {
+        version: VALIDATORS_VERSION,
+        set: set.clone(),
+    })
+    .map_err(|e| StoreError::Corrupt {
+        seq: 0,
+        msg: format!("encoding the validator set: {e}"),
+    })?;
+    log.set_meta(VALIDATORS_KEY, &bytes)
 }
 
 /// One event in an account's history.
@@ -129,7 +191,14 @@ impl SqliteLog {
                  time    INTEGER NOT NULL,
                  event   BLOB NOT NULL
              );
-             CREATE INDEX IF NOT EXISTS history_by_account ON history (account, seq, idx);",
+             CREATE INDEX IF NOT EXISTS history_by_account ON history (account, seq, idx);
+             -- Validators' signatures of blocks: the quorum certificates.
+             CREATE TABLE IF NOT EXISTS signatures (
+                 height    INTEGER NOT NULL,
+                 validator BLOB NOT NULL,
+                 signature BLOB NOT NULL,
+                 PRIMARY KEY (height, validator)
+             );",
         )
         .map_err(err)?;
         let len: i64 = conn
@@ -177,6 +246,35 @@ impl SqliteLog {
             .map_err(err)?;
         let len = from_sql(len);
         Ok(SqliteLog { conn, path, len })
+    }
+
+    /// Appends `entries` with their history rows and, if given, sets one meta key, all in one
+    /// durable transaction.
+    fn append_batch_meta(
+        &mut self,
+        entries: &[(Entry, Vec<(AccountId, Event)>)],
+        meta: Option<(&str, &[u8])>,
+    ) -> Result<u64, StoreError> {
+        let mut seq = self.len;
+        let tx = self
+            .conn
+            .transaction()
+            .map_err(|e| sqlite_err(&self.path, e))?;
+        for (entry, history) in entries {
+            seq += 1;
+            insert_entry(&tx, seq, entry, history).map_err(|e| sqlite_err(&self.path, e))?;
+        }
+        if let Some((key, value)) = meta {
+            tx.prepare_cached(
+                "INSERT INTO meta (key, value) VALUES (?1, ?2)
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            )
+            .and_then(|mut stmt| stmt.execute(params![key, value]))
+            .map_err(|e| sqlite_err(&self.path, e))?;
+        }
+        tx.commit().map_err(|e| sqlite_err(&self.path, e))?;
+        self.len = seq;
+        Ok(seq)
     }
 
     /// Whether `table` exists (a log written by an older version may lack one).
@@ -473,18 +571,90 @@ impl CommandLog for SqliteLog {
         &mut self,
         entries: &[(Entry, Vec<(AccountId, Event)>)],
     ) -> Result<u64, StoreError> {
-        let mut seq = self.len;
-        let tx = self
-            .conn
-            .transaction()
-            .map_err(|e| sqlite_err(&self.path, e))?;
-        for (entry, history) in entries {
-            seq += 1;
-            insert_entry(&tx, seq, entry, history).map_err(|e| sqlite_err(&self.path, e))?;
+        self.append_batch_meta(entries, None)
+    }
+
+    fn append_batch_marked(
+        &mut self,
+        entries: &[(Entry, Vec<(AccountId, Event)>)],
+        key: &str,
+        value: &[u8],
+    ) -> Result<u64, StoreError> {
+        self.append_batch_meta(entries, Some((key, value)))
+    }
+
+    fn meta(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        if !self.has_table("meta")? {
+            return Ok(None);
         }
-        tx.commit().map_err(|e| sqlite_err(&self.path, e))?;
-        self.len = seq;
-        Ok(seq)
+        self.conn
+            .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+            .optional()
+            .map_err(|e| self.err(e))
+    }
+
+    fn set_meta(&mut self, key: &str, value: &[u8]) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "INSERT INTO meta (key, value) VALUES (?1, ?2)
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                params![key, value],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    fn add_signatures(&mut self, signatures: &[(u64, AccountId, Sig)]) -> Result<(), StoreError> {
+        let path = self.path.clone();
+        let err = |e| sqlite_err(&path, e);
+        let tx = self.conn.transaction().map_err(err)?;
+        {
+            let mut stmt = tx
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO signatures (height, validator, signature)
+                     VALUES (?1, ?2, ?3)",
+                )
+                .map_err(err)?;
+            for (height, validator, sig) in signatures {
+                stmt.execute(params![to_sql(*height), &validator.0[..], &sig.0[..]])
+                    .map_err(err)?;
+            }
+        }
+        tx.commit().map_err(err)
+    }
+
+    fn signatures(&self, from: u64, to: u64) -> Result<Vec<(u64, AccountId, Sig)>, StoreError> {
+        if !self.has_table("signatures")? {
+            return Ok(Vec::new());
+        }
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT height, validator, signature FROM signatures
+                 WHERE height >= ?1 AND height <= ?2 ORDER BY height, validator",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([to_sql(from), to_sql(to)], |r| {
+                Ok((
+                    from_sql(r.get(0)?),
+                    r.get::<_, Vec<u8>>(1)?,
+                    r.get::<_, Vec<u8>>(2)?,
+                ))
+            })
+            .map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (height, validator, sig) = row.map_err(|e| self.err(e))?;
+            let corrupt = || StoreError::CorruptBlock {
+                height,
+                msg: "a stored signature is malformed".into(),
+            };
+            let validator = AccountId(validator.try_into().map_err(|_| corrupt())?);
+            let sig = Sig(sig.try_into().map_err(|_| corrupt())?);
+            out.push((height, validator, sig));
+        }
+        Ok(out)
     }
 
     fn history(
@@ -568,6 +738,8 @@ pub struct MemoryLog {
     blocks: Vec<Block>,
     history: Vec<(AccountId, HistoryRow)>,
     genesis: Option<Genesis>,
+    meta: std::collections::BTreeMap<String, Vec<u8>>,
+    signatures: std::collections::BTreeMap<(u64, AccountId), Sig>,
 }
 
 impl CommandLog for MemoryLog {
@@ -652,6 +824,41 @@ impl CommandLog for MemoryLog {
             self.append_with_history(entry, history)?;
         }
         Ok(self.len())
+    }
+
+    fn append_batch_marked(
+        &mut self,
+        entries: &[(Entry, Vec<(AccountId, Event)>)],
+        key: &str,
+        value: &[u8],
+    ) -> Result<u64, StoreError> {
+        let len = self.append_batch_with_history(entries)?;
+        self.meta.insert(key.to_string(), value.to_vec());
+        Ok(len)
+    }
+
+    fn meta(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.meta.get(key).cloned())
+    }
+
+    fn set_meta(&mut self, key: &str, value: &[u8]) -> Result<(), StoreError> {
+        self.meta.insert(key.to_string(), value.to_vec());
+        Ok(())
+    }
+
+    fn add_signatures(&mut self, signatures: &[(u64, AccountId, Sig)]) -> Result<(), StoreError> {
+        for (height, validator, sig) in signatures {
+            self.signatures.entry((*height, *validator)).or_insert(*sig);
+        }
+        Ok(())
+    }
+
+    fn signatures(&self, from: u64, to: u64) -> Result<Vec<(u64, AccountId, Sig)>, StoreError> {
+        Ok(self
+            .signatures
+            .range((from, AccountId([0; 32]))..=(to, AccountId([0xff; 32])))
+            .map(|((h, v), s)| (*h, *v, *s))
+            .collect())
     }
 
     fn history(

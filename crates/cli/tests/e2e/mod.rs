@@ -11,4 +11,5 @@ mod ledger;
 mod recovery;
 mod schedule;
 mod sim;
+mod validators;
 mod verify;

@@ -1,0 +1,456 @@
+//! A set of validators (real `gridmint coordinator` processes over openraft on loopback): jobs
+//! complete with the right output and every validator ends with the same state and a chain that
+//! verifies; the leader killed with SIGKILL mid-job is replaced and nothing acknowledged is lost;
+//! with two of three validators down writes are refused with a clear error while reads are
+//! served; `examples/validators/local.sh` starts a cluster in one command.
+
+use crate::support::{Coordinator, GRIDMINT, WAIT, World, pi_output, pi_spec_verified, poll};
+use api::wire::JobView;
+use api::wire::StatusView;
+use engine::Hash;
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+/// A cluster of validators started by the test, each a `gridmint coordinator` on its own data dir.
+struct Cluster {
+    genesis: PathBuf,
+    validators: Vec<Option<Coordinator>>,
+    dirs: Vec<PathBuf>,
+    ports: Vec<u16>,
+}
+
+impl Cluster {
+    /// Writes a genesis with `n` validators on free loopback ports and starts them all.
+    fn start(w: &World, n: usize) -> Cluster {
+        let mut dirs = Vec::new();
+        let mut accounts = Vec::new();
+        for _ in 0..n {
+            let dir = w.dir("validator");
+            let ran = w
+                .cli(&[
+                    "keys",
+                    "--validator",
+                    "--data-dir",
+                    dir.to_str().unwrap(),
+                    "--json",
+                ])
+                .ok();
+            accounts.push(ran.json()["account"].as_str().unwrap().to_string());
+            dirs.push(dir);
+        }
+        let listeners: Vec<std::net::TcpListener> = (0..n)
+            .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
+            .collect();
+        let ports: Vec<u16> = listeners
+            .iter()
+            .map(|l| l.local_addr().unwrap().port())
+            .collect();
+        drop(listeners);
+        let mut genesis = format!(
+            "chain_id = \"gridmint-test\"\ntreasury = \"{}\"\nfee_bps = 500\nmin_stake = \"100\"\n\
+             unbonding_delay = \"1m\"\n[slash]\nfraction_bps = 5000\nrequester_bps = 5000\n\
+             treasury_bps = 2500\n[faucet]\namount = \"1000\"\n",
+            accounts[0]
+        );
+        for (account, port) in accounts.iter().zip(&ports) {
+            genesis.push_str(&format!(
+                "[[validators]]\naccount = \"{account}\"\npower = 1\naddress = \"http://127.0.0.1:{port}\"\n"
+            ));
+        }
+        let genesis = w.write("validators-genesis.toml", genesis);
+        let mut cluster = Cluster {
+            genesis,
+            validators: Vec::new(),
+            dirs,
+            ports,
+        };
+        for i in 0..n {
+            let v = cluster.spawn(w, i);
+            cluster.validators.push(Some(v));
+        }
+        cluster
+    }
+
+    fn spawn(&self, w: &World, i: usize) -> Coordinator {
+        w.coordinator_restart(
+            &self.dirs[i],
+            self.ports[i],
+            &[
+                "--genesis",
+                self.genesis.to_str().unwrap(),
+                "--heartbeat-timeout",
+                "10s",
+            ],
+        )
+    }
+
+    /// Every validator's URL, comma-separated: what providers and requesters are given.
+    fn urls(&self) -> String {
+        self.ports
+            .iter()
+            .map(|p| format!("http://127.0.0.1:{p}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    fn running(&self) -> impl Iterator<Item = &Coordinator> {
+        self.validators.iter().flatten()
+    }
+
+    /// The position of the validator that says it leads, once one does and the others agree.
+    fn leader(&self) -> usize {
+        poll("a leader that every running validator knows", WAIT, || {
+            let statuses: Vec<(usize, StatusView)> = self
+                .validators
+                .iter()
+                .enumerate()
+                .filter_map(|(i, v)| Some((i, v.as_ref()?.http.status())))
+                .collect();
+            let leader = statuses.iter().find(|(_, s)| s.role == "leader")?;
+            let id = leader.1.validator?;
+            statuses
+                .iter()
+                .all(|(_, s)| s.leader == Some(id))
+                .then_some(leader.0)
+        })
+    }
+
+    /// Waits until every running validator has applied the same log to the same state; returns
+    /// (log length, state hash).
+    fn converged(&self) -> (u64, Hash) {
+        poll("the validators to reach the same state", WAIT, || {
+            let statuses: Vec<StatusView> = self.running().map(|v| v.http.status()).collect();
+            let first = statuses.first()?;
+            statuses
+                .iter()
+                .all(|s| s.state_hash == first.state_hash && s.log_length == first.log_length)
+                .then_some((first.log_length, first.state_hash))
+        })
+    }
+}
+
+/// The job completed with every task done and verified (several runs per task under the adaptive
+/// policy, so results are not one per task).
+fn assert_done(view: &JobView) {
+    assert_eq!(view.status, engine::JobStatus::Completed, "{view:?}");
+    assert_eq!(view.tasks_done, view.tasks_total, "{view:?}");
+    assert_eq!((view.tasks_running, view.tasks_queued), (0, 0), "{view:?}");
+    assert!(view.executions >= view.tasks_total, "{view:?}");
+}
+
+#[test]
+fn three_validators_run_jobs_and_end_with_one_verified_state() {
+    let w = World::new();
+    let cluster = Cluster::start(&w, 3);
+    let urls = cluster.urls();
+    let leader = cluster.leader();
+    let statuses: Vec<StatusView> = cluster.running().map(|v| v.http.status()).collect();
+    assert_eq!(
+        statuses.iter().filter(|s| s.role == "leader").count(),
+        1,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| s.role == "follower").count(),
+        2,
+        "{statuses:?}"
+    );
+
+    // Providers and the requester are given every validator; the first in the list need not
+    // be the leader.
+    let providers: Vec<_> = (0..4)
+        .map(|_| {
+            let (dir, id) = w.provider_dir();
+            w.provider_in(&urls, &dir, id, 1)
+        })
+        .collect();
+    let follower = cluster
+        .running()
+        .enumerate()
+        .find(|(i, _)| *i != leader)
+        .map(|(_, v)| v)
+        .unwrap();
+    for p in &providers {
+        p.wait_active(&follower.http);
+    }
+    let jobs: Vec<(u64, u64, u64)> = [(20_000, 6), (30_000, 4), (10_000, 8)]
+        .into_iter()
+        .map(|(samples, tasks)| {
+            let spec = w.write(
+                &format!("pi-{samples}.toml"),
+                pi_spec_verified(samples, tasks),
+            );
+            (w.submit(&urls, &spec), samples, tasks)
+        })
+        .collect();
+    for (job, samples, tasks) in &jobs {
+        // Served by a follower: reads and long polls work on any validator.
+        let view = follower.http.wait_job(*job);
+        assert_done(&view);
+        assert_eq!(
+            String::from_utf8_lossy(&w.results(&urls, *job)),
+            pi_output(*samples, *tasks)
+        );
+    }
+
+    let (log_length, state_hash) = cluster.converged();
+    assert!(log_length > 0);
+    // Blocks are cut where the log says so and name their proposer: every validator holds the
+    // same chain, block for block, and gathers every validator's signature of each block.
+    let (height, tip) = poll(
+        "every validator to hold the same certified chain",
+        WAIT,
+        || {
+            let views: Vec<_> = cluster
+                .running()
+                .map(|v| w.block_on(v.http.client.chain()).unwrap())
+                .collect();
+            let first = views.first()?;
+            let same = views
+                .iter()
+                .all(|c| (c.height, c.tip_hash, c.unsealed) == (first.height, first.tip_hash, 0));
+            let reports: Vec<serde_json::Value> = cluster
+                .running()
+                .map(|v| {
+                    w.cli(&["chain", "verify", "--coordinator", &v.url, "--json"])
+                        .ok()
+                        .json()
+                })
+                .collect();
+            let final_ = reports.iter().all(|r| {
+                r["ok"] == true
+                    && r["uncertified_blocks"] == 0
+                    && r["blocks"] == first.height
+                    && r["state_hash"] == serde_json::json!(state_hash)
+            });
+            (same && final_ && first.height > 0).then_some((first.height, first.tip_hash))
+        },
+    );
+    for v in cluster.running() {
+        let sigs = w.block_on(v.http.client.chain_signatures(1, 1000)).unwrap();
+        assert_eq!(
+            sigs.len() as u64,
+            3 * height,
+            "every validator's signature of every block ({height} blocks, tip {tip})"
+        );
+    }
+
+    // Offline: a validator's data dir verifies with its certificates, and a block whose
+    // certificate is cut below a majority is refused.
+    let dirs: Vec<PathBuf> = cluster.dirs.clone();
+    drop(cluster);
+    let ran = w
+        .cli(&[
+            "chain",
+            "verify",
+            "--data-dir",
+            dirs[1].to_str().unwrap(),
+            "--json",
+        ])
+        .ok();
+    assert_eq!(ran.json()["blocks"], height, "{}", ran.stdout);
+    let conn = rusqlite::Connection::open(dirs[1].join("gridmint.sqlite")).unwrap();
+    let cut = conn
+        .execute(
+            "DELETE FROM signatures WHERE height = 1 AND validator IN \
+             (SELECT validator FROM signatures WHERE height = 1 LIMIT 2)",
+            [],
+        )
+        .unwrap();
+    assert_eq!(cut, 2);
+    drop(conn);
+    let ran = w
+        .cli(&["chain", "verify", "--data-dir", dirs[1].to_str().unwrap()])
+        .fails();
+    assert!(
+        ran.stderr.contains("block 1") && ran.stderr.contains("quorum"),
+        "{}",
+        ran.stderr
+    );
+}
+
+#[test]
+fn the_leader_killed_mid_job_is_replaced_and_nothing_acknowledged_is_lost() {
+    let w = World::new();
+    let mut cluster = Cluster::start(&w, 3);
+    let urls = cluster.urls();
+    let leader = cluster.leader();
+    let providers: Vec<_> = (0..3)
+        .map(|_| {
+            let (dir, id) = w.provider_dir();
+            w.provider_in(&urls, &dir, id, 1)
+        })
+        .collect();
+    let other = (leader + 1) % 3;
+    for p in &providers {
+        p.wait_active(&cluster.validators[other].as_ref().unwrap().http);
+    }
+    let (samples, tasks) = (3_000_000, 12);
+    let spec = w.write("pi.toml", pi_spec_verified(samples, tasks));
+    let job = w.submit(&urls, &spec);
+    let watcher = &cluster.validators[other].as_ref().unwrap().http;
+    let before = poll("the first task of the job to be done", WAIT, || {
+        let view = watcher.job(job);
+        (view.tasks_done >= 1 || view.is_finished()).then_some(view)
+    });
+    assert!(
+        !before.is_finished(),
+        "the job finished before the kill: {before:?}"
+    );
+    let log_before = watcher.status().log_length;
+
+    // SIGKILL: the leader gets no chance to hand over.
+    cluster.validators[leader] = None;
+    let new_leader = cluster.leader();
+    assert_ne!(new_leader, leader);
+    let http = &cluster.validators[new_leader].as_ref().unwrap().http;
+    assert!(
+        http.status().log_length >= log_before,
+        "acknowledged entries were lost"
+    );
+    let after = http.job(job);
+    assert!(
+        after.tasks_done >= before.tasks_done,
+        "{before:?} then {after:?}"
+    );
+    let view = http.wait_job(job);
+    assert_done(&view);
+    assert_eq!(
+        String::from_utf8_lossy(&http.output(job)),
+        pi_output(samples, tasks)
+    );
+    // Providers outlived the failover.
+    for mut p in providers {
+        assert!(
+            p.proc.alive(),
+            "a provider died in the failover:\n{}",
+            p.proc.logs()
+        );
+    }
+
+    // The killed validator comes back and catches up from the others' log.
+    let v = cluster.spawn(&w, leader);
+    cluster.validators[leader] = Some(v);
+    cluster.converged();
+}
+
+#[test]
+fn without_a_majority_writes_are_refused_and_reads_still_served() {
+    let w = World::new();
+    let mut cluster = Cluster::start(&w, 3);
+    let urls = cluster.urls();
+    cluster.leader();
+    w.fund_requester(&urls);
+    let survivor = 2;
+    cluster.validators[0] = None;
+    cluster.validators[1] = None;
+    let http = &cluster.validators[survivor].as_ref().unwrap().http;
+    let status = http.status();
+    assert!(status.log_length > 0, "{status:?}");
+
+    // A write has nowhere to go: refused with a clear error, and nothing changes.
+    let ran = w.cli(&[
+        "wallet",
+        "transfer",
+        "0000000000000000000000000000000000000000000000000000000000000001",
+        "1",
+        "--coordinator",
+        &urls,
+    ]);
+    assert!(
+        !ran.status.success(),
+        "a write succeeded without a majority"
+    );
+    let err = ran.stderr.to_lowercase();
+    assert!(
+        err.contains("leader") || err.contains("majority"),
+        "the refusal does not say why: {}",
+        ran.stderr
+    );
+    // Reads are still served.
+    let balance = w.cli(&[
+        "wallet",
+        "balance",
+        "--coordinator",
+        &cluster.validators[survivor].as_ref().unwrap().url,
+        "--json",
+    ]);
+    assert!(balance.status.success(), "{}", balance.stderr);
+    assert_eq!(http.status().log_length, status.log_length);
+
+    // One more validator back: a majority again, and writes go through.
+    let v = cluster.spawn(&w, 0);
+    cluster.validators[0] = Some(v);
+    cluster.leader();
+    w.cli(&[
+        "wallet",
+        "transfer",
+        "0000000000000000000000000000000000000000000000000000000000000001",
+        "1",
+        "--coordinator",
+        &urls,
+    ])
+    .ok();
+    cluster.converged();
+}
+
+#[test]
+fn local_sh_starts_a_cluster_prints_its_urls_and_stops_on_sigterm() {
+    let w = World::new();
+    let script =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/validators/local.sh");
+    let dir = w.dir("local-cluster");
+    let mut child = Command::new("bash")
+        .arg(&script)
+        .arg("3")
+        .arg(&dir)
+        .env("GRIDMINT", GRIDMINT)
+        .env("GRIDMINT_HOME", w.home())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("running local.sh");
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    let urls: Vec<&str> = first.trim().split(',').collect();
+    assert_eq!(urls.len(), 3, "first line: {first:?}");
+    let http = w.http(first.trim());
+    let status = poll("a leader", WAIT, || {
+        let s = w.block_on(http.client.status()).ok()?;
+        s.leader.is_some().then_some(s)
+    });
+    assert!(
+        matches!(status.role.as_str(), "leader" | "follower"),
+        "{status:?}"
+    );
+    // A write through the list lands whatever validator comes first.
+    let ran = w
+        .cli(&["wallet", "faucet", "--coordinator", first.trim()])
+        .ok();
+    drop(ran);
+
+    // SIGTERM stops the script and every validator it started.
+    let pid = child.id().to_string();
+    Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "local.sh did not stop"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    for url in urls {
+        let addr = url.trim_start_matches("http://");
+        poll(&format!("{addr} to stop listening"), WAIT, || {
+            std::net::TcpStream::connect(addr).is_err().then_some(())
+        });
+    }
+}

@@ -1,0 +1,262 @@
+//! The other validators, for what the consensus log does not carry: blobs. An upload to any
+//! validator is acknowledged only once validators holding a majority of the voting power store
+//! it (it is pushed to them, `POST /raft/blob/{hash}`, signed like every message between
+//! validators), so a blob acknowledged is never lost with one machine; a validator asked for a
+//! blob it lacks fetches it from the others and checks its hash.
+
+use crate::Shared;
+use crate::error::ApiError;
+use crate::raft::network::{authenticate_peer, peer_post};
+use api::Identity;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::routing::post;
+use engine::{AccountId, Hash, ValidatorSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How long an upload waits for the other validators to store it.
+const PUSH_TIMEOUT: Duration = Duration::from_secs(30);
+
+pub struct Peers {
+    pub set: Arc<ValidatorSet>,
+    me: Arc<Identity>,
+    pub http: reqwest::Client,
+}
+
+impl Peers {
+    pub fn new(set: Arc<ValidatorSet>, me: Arc<Identity>) -> anyhow::Result<Peers> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(1))
+            .timeout(PUSH_TIMEOUT)
+            .build()?;
+        Ok(Peers { set, me, http })
+    }
+
+    /// Whether this coordinator is one of several validators.
+    pub fn replicated(&self) -> bool {
+        !self.set.validators.is_empty()
+    }
+
+    fn others(&self) -> impl Iterator<Item = &engine::Validator> {
+        let me = self.me.id();
+        self.set.validators.iter().filter(move |v| v.account != me)
+    }
+
+    /// Pushes a blob this validator stored to the others; answers once validators holding a
+    /// majority of the voting power (this one included) have it. The rest finish in the
+    /// background.
+    pub async fn replicate_blob(&self, hash: Hash, bytes: Bytes) -> Result<(), ApiError> {
+        let mut holders: Vec<AccountId> = vec![self.me.id()];
+        if !self.replicated() || self.set.is_quorum(&holders) {
+            return Ok(());
+        }
+        let mut pushes = tokio::task::JoinSet::new();
+        for v in self.others() {
+            let (http, me, base, account) = (
+                self.http.clone(),
+                self.me.clone(),
+                v.address.clone(),
+                v.account,
+            );
+            let body = bytes.to_vec();
+            pushes.spawn(async move {
+                let path = format!("/raft/blob/{hash}");
+                (account, peer_post(&http, &me, &base, &path, body).await)
+            });
+        }
+        let mut failures = Vec::new();
+        while let Some(done) = pushes.join_next().await {
+            match done {
+                Ok((account, Ok(_))) => {
+                    holders.push(account);
+                    if self.set.is_quorum(&holders) {
+                        pushes.detach_all();
+                        return Ok(());
+                    }
+                }
+                Ok((_, Err(e))) => failures.push(e),
+                Err(e) => failures.push(e.to_string()),
+            }
+        }
+        Err(ApiError::Unavailable(format!(
+            "blob {hash} is stored on {} of {} validators, not a majority: not acknowledged ({})",
+            holders.len(),
+            self.set.validators.len(),
+            failures.join("; ")
+        )))
+    }
+
+    /// Fetches a blob from the other validators (any that has it), checking its hash.
+    pub async fn pull_blob(&self, hash: Hash) -> Option<Bytes> {
+        for v in self.others() {
+            let url = format!("{}/v1/blobs/{hash}", v.address.trim_end_matches('/'));
+            let Ok(resp) = self.http.get(&url).send().await else {
+                continue;
+            };
+            if !resp.status().is_success() {
+                continue;
+            }
+            match resp.bytes().await {
+                Ok(bytes) if Hash::of(&bytes) == hash => return Some(bytes),
+                Ok(_) => {
+                    tracing::warn!(%url, "a validator served a blob that does not match its hash")
+                }
+                Err(_) => {}
+            }
+        }
+        None
+    }
+}
+
+/// Makes sure this validator holds `hash`, fetching it from the others if it lacks it. Whether it
+/// holds it now.
+pub async fn ensure_blob(shared: &Shared, hash: Hash) -> bool {
+    if shared.blobs.contains(&hash) {
+        return true;
+    }
+    if !shared.peers.replicated() {
+        return false;
+    }
+    let Some(bytes) = shared.peers.pull_blob(hash).await else {
+        return false;
+    };
+    let blobs = shared.blobs.clone();
+    matches!(
+        tokio::task::spawn_blocking(move || blobs.put(&bytes)).await,
+        Ok(Ok(_))
+    )
+}
+
+/// `POST /raft/blob/{hash}`: another validator's push.
+pub fn router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route("/raft/blob/{hash}", post(receive_blob))
+        .layer(axum::extract::DefaultBodyLimit::max(
+            usize::try_from(shared.config.max_blob_bytes).unwrap_or(usize::MAX),
+        ))
+        .with_state(shared)
+}
+
+async fn receive_blob(
+    State(shared): State<Arc<Shared>>,
+    Path(hash): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<&'static str, ApiError> {
+    let path = format!("/raft/blob/{hash}");
+    authenticate_peer(&shared.peers.set, &headers, &path, &body)?;
+    let hash: Hash = hash
+        .parse()
+        .map_err(|_| ApiError::BadRequest("malformed blob hash".into()))?;
+    if Hash::of(&body) != hash {
+        return Err(ApiError::BadRequest(format!(
+            "content does not hash to {hash}"
+        )));
+    }
+    let blobs = shared.blobs.clone();
+    tokio::task::spawn_blocking(move || blobs.put(&body))
+        .await
+        .map_err(|e| ApiError::Unavailable(e.to_string()))?
+        .map_err(|e| ApiError::Unavailable(e.to_string()))?;
+    Ok("stored")
+}
+
+/// Gathers the other validators' signatures of this validator's blocks until every block holds a
+/// quorum certificate (signatures from validators holding more than half of the voting power).
+/// Each signature is checked against this validator's own header at that height; one that does
+/// not verify is kept out (a validator that signed another block at that height, or a corrupt
+/// answer) and logged.
+pub async fn certifier(shared: Arc<Shared>) {
+    const PAGE: u64 = 256;
+    let period = shared.config.block_interval.max(Duration::from_millis(50)) / 2;
+    let mut tick = tokio::time::interval(period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Every block up to here holds a quorum certificate here.
+    let mut certified = 0u64;
+    loop {
+        tick.tick().await;
+        let (from, headers, have) = {
+            let node = shared.node();
+            let height = node.chain_view().height;
+            if height <= certified {
+                continue;
+            }
+            let from = certified.saturating_add(1);
+            let to = height.min(from.saturating_add(PAGE - 1));
+            let Ok(have) = node.signatures(from, to) else {
+                continue;
+            };
+            let Ok(blocks) = node.blocks_after(from - 1, (to - from + 1) as usize) else {
+                continue;
+            };
+            (from, blocks, have)
+        };
+        // Advance over the blocks that already hold a quorum.
+        let quorum = |height: u64, have: &[(u64, AccountId, engine::Sig)]| {
+            shared.peers.set.is_quorum(
+                have.iter()
+                    .filter(|(h, _, _)| *h == height)
+                    .map(|(_, v, _)| v),
+            )
+        };
+        let first_open = headers
+            .iter()
+            .map(|b| b.header.height)
+            .find(|h| !quorum(*h, &have));
+        let Some(open) = first_open else {
+            certified = headers.last().map_or(certified, |b| b.header.height);
+            continue;
+        };
+        certified = open.saturating_sub(1).max(certified);
+        let limit = headers.len() as u64 - (open - from);
+        let mut found = Vec::new();
+        for v in shared.peers.others() {
+            let url = format!(
+                "{}/v1/chain/signatures?from={open}&limit={limit}",
+                v.address.trim_end_matches('/')
+            );
+            let answer = shared
+                .peers
+                .http
+                .get(&url)
+                .timeout(Duration::from_secs(1))
+                .send()
+                .await;
+            let Ok(resp) = answer else { continue };
+            let Ok(sigs) = resp.json::<Vec<api::wire::BlockSignature>>().await else {
+                continue;
+            };
+            for sig in sigs {
+                let known = have
+                    .iter()
+                    .chain(found.iter())
+                    .any(|(h, v, _)| *h == sig.height && *v == sig.validator);
+                if known || shared.peers.set.get(&sig.validator).is_none() {
+                    continue;
+                }
+                let Some(block) = headers.iter().find(|b| b.header.height == sig.height) else {
+                    continue;
+                };
+                if api::chain::header_signed_by(&block.header, sig.validator, sig.signature) {
+                    found.push((sig.height, sig.validator, sig.signature));
+                } else {
+                    tracing::error!(
+                        validator = %sig.validator,
+                        height = sig.height,
+                        from = %url,
+                        "a signature of block {} does not match this validator's block: the signer signed a different block at that height (equivocation) or the answer is corrupt",
+                        sig.height
+                    );
+                }
+            }
+        }
+        if !found.is_empty()
+            && let Err(e) = shared.node().add_signatures(&found)
+        {
+            tracing::warn!(error = %e, "storing block signatures failed");
+        }
+    }
+}

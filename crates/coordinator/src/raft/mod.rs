@@ -1,0 +1,200 @@
+//! A validator of a set: the coordinator's [`Consensus`] over openraft (crash-fault tolerant
+//! Raft). Every validator keeps its own consensus log (`raft.sqlite`), command log, blocks and
+//! blobs; the leader proposes, a majority makes each proposal durable before it is executed, and
+//! every validator executes the same proposals in the same order.
+//!
+//! Raft node ids are positions in the genesis validator set; each node's address is the
+//! validator's `address`. Messages between validators are signed (see [`network`]).
+
+pub mod network;
+pub mod storage;
+
+use crate::consensus::{Consensus, Proposed, Role};
+use crate::error::ApiError;
+use crate::node::Node;
+use crate::proposal::Proposal;
+use anyhow::Context;
+use api::Identity;
+use engine::ValidatorSet;
+use openraft::{BasicNode, Config, ServerState, SnapshotPolicy};
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+openraft::declare_raft_types!(
+    /// The types Raft is run with: proposals in, outcomes out.
+    pub TypeConfig:
+        D = Proposal,
+        R = crate::proposal::Outcome,
+        NodeId = u64,
+        Node = BasicNode,
+        Entry = openraft::Entry<TypeConfig>,
+        SnapshotData = std::io::Cursor<Vec<u8>>,
+        AsyncRuntime = openraft::TokioRuntime,
+);
+
+pub type RaftHandle = openraft::Raft<TypeConfig>;
+
+/// How long a write waits for a majority before it is answered 503.
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Timing of the consensus engine.
+#[derive(Clone, Debug)]
+pub struct RaftTiming {
+    pub heartbeat: Duration,
+    pub election_min: Duration,
+    pub election_max: Duration,
+}
+
+impl Default for RaftTiming {
+    fn default() -> RaftTiming {
+        RaftTiming {
+            heartbeat: Duration::from_millis(100),
+            election_min: Duration::from_millis(400),
+            election_max: Duration::from_millis(800),
+        }
+    }
+}
+
+/// Who a validator is: the set, its position in it, its key.
+pub struct Member {
+    pub set: Arc<ValidatorSet>,
+    pub me: usize,
+    pub key: Arc<Identity>,
+}
+
+/// A running validator's consensus.
+pub struct Replicated {
+    raft: RaftHandle,
+    set: Arc<ValidatorSet>,
+    /// This validator's account.
+    account: engine::AccountId,
+}
+
+/// Starts Raft for validator `me` (its position in `set`) over `node`, and initializes the
+/// cluster when this validator has never run: every member does so with the same membership,
+/// which Raft accepts once.
+pub async fn start(
+    member: Member,
+    chain_id: &str,
+    timing: &RaftTiming,
+    raft_db: store::RaftDb,
+    node: Arc<Mutex<Node>>,
+    work: Arc<tokio::sync::Notify>,
+) -> anyhow::Result<Replicated> {
+    let Member { set, me, key } = member;
+    let config = Config {
+        cluster_name: chain_id.to_string(),
+        heartbeat_interval: millis(timing.heartbeat),
+        election_timeout_min: millis(timing.election_min),
+        election_timeout_max: millis(timing.election_max),
+        // The consensus log is kept whole: it is small beside the command log, and a validator
+        // that was away catches up from it (see `StateMachine::install_snapshot`).
+        snapshot_policy: SnapshotPolicy::Never,
+        max_in_snapshot_log_to_keep: u64::MAX,
+        max_payload_entries: 256,
+        ..Config::default()
+    };
+    let config = Arc::new(config.validate().context("the consensus configuration")?);
+    let log = storage::LogStore::new(raft_db);
+    let fresh = log
+        .is_new()
+        .map_err(|e| anyhow::anyhow!("reading the consensus log: {e}"))?;
+    let sm = storage::StateMachine::new(node, work)
+        .map_err(|e| anyhow::anyhow!("reading where the command log is applied up to: {e}"))?;
+    let http = reqwest::Client::builder()
+        .connect_timeout(Duration::from_millis(500))
+        .pool_max_idle_per_host(4)
+        .build()
+        .context("an HTTP client for the other validators")?;
+    let network = network::Network { me: key, http };
+    let raft = openraft::Raft::new(node_id(me), config, network, log, sm)
+        .await
+        .context("starting the consensus engine")?;
+    if fresh {
+        let members: BTreeMap<u64, BasicNode> = set
+            .validators
+            .iter()
+            .enumerate()
+            .map(|(i, v)| (node_id(i), BasicNode::new(v.address.clone())))
+            .collect();
+        if let Err(e) = raft.initialize(members).await {
+            // Another member initialized first and already reached us: nothing to do.
+            tracing::debug!(error = %e, "consensus already initialized");
+        }
+    }
+    let account = set
+        .validators
+        .get(me)
+        .map(|v| v.account)
+        .context("the validator's position is outside the set")?;
+    Ok(Replicated { raft, set, account })
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
+}
+
+fn node_id(position: usize) -> u64 {
+    position as u64
+}
+
+impl Replicated {
+    pub fn handle(&self) -> RaftHandle {
+        self.raft.clone()
+    }
+
+    /// Stops the consensus engine.
+    pub async fn shutdown(&self) {
+        if let Err(e) = self.raft.shutdown().await {
+            tracing::warn!(error = %e, "stopping the consensus engine");
+        }
+    }
+
+    fn validator(&self, id: u64) -> Option<&engine::Validator> {
+        usize::try_from(id)
+            .ok()
+            .and_then(|i| self.set.validators.get(i))
+    }
+}
+
+impl Consensus for Replicated {
+    fn propose(&self, proposal: Proposal) -> Proposed<'_> {
+        Box::pin(async move {
+            let written = tokio::time::timeout(WRITE_TIMEOUT, self.raft.client_write(proposal));
+            match written.await {
+                Err(_) => Err(ApiError::Unavailable(format!(
+                    "no majority of validators confirmed the write within {WRITE_TIMEOUT:?}; \
+                     it was not acknowledged (it may still be applied: look it up before \
+                     sending it again)"
+                ))),
+                Ok(Ok(response)) => Ok(response.data),
+                Ok(Err(e)) => match e.forward_to_leader::<BasicNode>() {
+                    Some(forward) => Err(ApiError::NotLeader {
+                        leader: forward.leader_node.as_ref().map(|n| n.addr.clone()),
+                    }),
+                    None => Err(ApiError::Unavailable(format!("consensus: {e}"))),
+                },
+            }
+        })
+    }
+
+    fn role(&self) -> Role {
+        let metrics = self.raft.metrics().borrow().clone();
+        let leader = metrics.current_leader.and_then(|id| self.validator(id));
+        Role {
+            validator: self.account,
+            leader: metrics.state == ServerState::Leader,
+            name: match metrics.state {
+                ServerState::Leader => "leader",
+                ServerState::Follower => "follower",
+                ServerState::Candidate => "candidate",
+                ServerState::Learner => "learner",
+                ServerState::Shutdown => "stopped",
+            },
+            leader_id: leader.map(|v| v.account),
+            leader_url: leader.map(|v| v.address.clone()),
+            term: metrics.current_term,
+        }
+    }
+}
