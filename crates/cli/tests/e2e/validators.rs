@@ -454,3 +454,93 @@ fn local_sh_starts_a_cluster_prints_its_urls_and_stops_on_sigterm() {
         });
     }
 }
+
+#[test]
+fn messages_between_validators_are_refused_unless_a_member_signed_them() {
+    let w = World::new();
+    let cluster = Cluster::start(&w, 3);
+    let leader = cluster.leader();
+    let target = &cluster.validators[(leader + 1) % 3].as_ref().unwrap().url;
+    let before = cluster.converged();
+    let http = reqwest::Client::new();
+    let member =
+        api::Identity::load_or_create(&cluster.dirs[leader].join("validator.key")).unwrap();
+    let outsider = api::Identity::generate();
+    let post = |who: &api::Identity, path: &str, body: Vec<u8>| {
+        w.block_on(coordinator::raft::network::peer_post(
+            &http, who, target, path, body,
+        ))
+    };
+    let status_of = |r: Result<_, String>| {
+        let e = r.expect_err("a hostile message was accepted");
+        e.split(": ").nth(1).unwrap_or_default().to_string()
+    };
+
+    // Unsigned: refused.
+    let unsigned = w.block_on(async {
+        http.post(format!("{target}/raft/vote"))
+            .body(vec![1, 2, 3])
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    });
+    assert_eq!(unsigned, 401);
+    // Signed by a key that is not a validator's: refused, whatever the message.
+    for path in ["/raft/vote", "/raft/append", "/raft/snapshot"] {
+        let got = status_of(post(&outsider, path, vec![0; 16]));
+        assert!(got.starts_with("401"), "{path}: {got}");
+    }
+    let blob = b"not yours".to_vec();
+    let got = status_of(post(
+        &outsider,
+        &format!("/raft/blob/{}", Hash::of(&blob)),
+        blob.clone(),
+    ));
+    assert!(got.starts_with("401"), "{got}");
+    // A member's signature for one endpoint is not valid for another.
+    let signed = member.sign(coordinator::raft::network::PeerCall {
+        path: "/raft/vote".into(),
+        body: Hash::of(&[9u8; 8]),
+    });
+    let replayed = w.block_on(async {
+        http.post(format!("{target}/raft/append"))
+            .header(api::wire::HEADER_SIGNER, signed.signer.to_hex())
+            .header(api::wire::HEADER_NONCE, signed.nonce.to_string())
+            .header(api::wire::HEADER_SIGNATURE, signed.signature.to_hex())
+            .body(vec![9u8; 8])
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    });
+    assert_eq!(replayed, 401);
+    // A member's malformed message: a 400, not a crash.
+    for path in ["/raft/vote", "/raft/append", "/raft/snapshot"] {
+        let got = status_of(post(&member, path, vec![0xff; 7]));
+        assert!(got.starts_with("400"), "{path}: {got}");
+    }
+    // A member's blob that does not hash to its name: refused.
+    let got = status_of(post(
+        &member,
+        &format!("/raft/blob/{}", Hash::of(b"other")),
+        blob,
+    ));
+    assert!(got.starts_with("400"), "{got}");
+    // Certificates: malformed pages are 400s.
+    let bad_page = w.block_on(async {
+        http.get(format!("{target}/v1/chain/signatures?from=x"))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    });
+    assert_eq!(bad_page, 400);
+
+    // Nothing changed, and the same validator still leads.
+    assert_eq!(cluster.converged(), before);
+    assert_eq!(cluster.leader(), leader);
+}

@@ -8,6 +8,8 @@
 
 pub mod network;
 pub mod storage;
+#[cfg(test)]
+mod tests;
 
 use crate::consensus::{Consensus, Proposed, Role};
 use crate::error::ApiError;
@@ -83,19 +85,7 @@ pub async fn start(
     work: Arc<tokio::sync::Notify>,
 ) -> anyhow::Result<Replicated> {
     let Member { set, me, key } = member;
-    let config = Config {
-        cluster_name: chain_id.to_string(),
-        heartbeat_interval: millis(timing.heartbeat),
-        election_timeout_min: millis(timing.election_min),
-        election_timeout_max: millis(timing.election_max),
-        // The consensus log is kept whole: it is small beside the command log, and a validator
-        // that was away catches up from it (see `StateMachine::install_snapshot`).
-        snapshot_policy: SnapshotPolicy::Never,
-        max_in_snapshot_log_to_keep: u64::MAX,
-        max_payload_entries: 256,
-        ..Config::default()
-    };
-    let config = Arc::new(config.validate().context("the consensus configuration")?);
+    let config = config(chain_id, timing)?;
     let log = storage::LogStore::new(raft_db);
     let fresh = log
         .is_new()
@@ -129,6 +119,25 @@ pub async fn start(
         .map(|v| v.account)
         .context("the validator's position is outside the set")?;
     Ok(Replicated { raft, set, account })
+}
+
+/// openraft's configuration for a validator set.
+pub(crate) fn config(chain_id: &str, timing: &RaftTiming) -> anyhow::Result<Arc<Config>> {
+    let config = Config {
+        cluster_name: chain_id.to_string(),
+        heartbeat_interval: millis(timing.heartbeat),
+        election_timeout_min: millis(timing.election_min),
+        election_timeout_max: millis(timing.election_max),
+        // The consensus log is kept whole: it is small beside the command log, and a validator
+        // that was away catches up from it (see `StateMachine::install_snapshot`).
+        snapshot_policy: SnapshotPolicy::Never,
+        max_in_snapshot_log_to_keep: u64::MAX,
+        max_payload_entries: 256,
+        ..Config::default()
+    };
+    Ok(Arc::new(
+        config.validate().context("the consensus configuration")?,
+    ))
 }
 
 fn millis(d: Duration) -> u64 {
