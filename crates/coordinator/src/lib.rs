@@ -213,6 +213,7 @@ pub async fn start(config: CoordinatorConfig, listen: SocketAddr) -> anyhow::Res
                         set: validators.clone(),
                         me,
                         key: key.clone(),
+                        local: Some(addr.ip()),
                     },
                     &genesis.params.chain_id,
                     &config.raft,
@@ -226,7 +227,7 @@ pub async fn start(config: CoordinatorConfig, listen: SocketAddr) -> anyhow::Res
             r
         }
     };
-    let peers = peers::Peers::new(validators.clone(), key.clone())?;
+    let peers = peers::Peers::new(validators.clone(), key.clone(), Some(addr.ip()))?;
     let shared = Arc::new(Shared {
         node,
         consensus,

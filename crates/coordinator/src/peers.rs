@@ -27,11 +27,12 @@ pub struct Peers {
 }
 
 impl Peers {
-    pub fn new(set: Arc<ValidatorSet>, me: Arc<Identity>) -> anyhow::Result<Peers> {
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(1))
-            .timeout(PUSH_TIMEOUT)
-            .build()?;
+    pub fn new(
+        set: Arc<ValidatorSet>,
+        me: Arc<Identity>,
+        local: Option<std::net::IpAddr>,
+    ) -> anyhow::Result<Peers> {
+        let http = crate::raft::peer_client(local, Duration::from_secs(1), Some(PUSH_TIMEOUT))?;
         Ok(Peers { set, me, http })
     }
 

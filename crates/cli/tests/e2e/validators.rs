@@ -4,6 +4,7 @@
 //! with two of three validators down writes are refused with a clear error while reads are
 //! served; `examples/validators/local.sh` starts a cluster in one command.
 
+use crate::support::proxy::{CutSet, Gate};
 use crate::support::{Coordinator, GRIDMINT, WAIT, World, pi_output, pi_spec_verified, poll};
 use api::wire::JobView;
 use api::wire::StatusView;
@@ -18,12 +19,48 @@ struct Cluster {
     genesis: PathBuf,
     validators: Vec<Option<Coordinator>>,
     dirs: Vec<PathBuf>,
-    ports: Vec<u16>,
+    /// Where each listens (`host:port`).
+    listens: Vec<String>,
+    /// Where each is reached (its genesis address): itself, or a gate in front of it.
+    addresses: Vec<String>,
+    /// The gates in front of the validators, relaying while the cluster lives.
+    _gates: Vec<Gate>,
 }
 
 impl Cluster {
     /// Writes a genesis with `n` validators on free loopback ports and starts them all.
     fn start(w: &World, n: usize) -> Cluster {
+        let listens: Vec<String> = free_ports("127.0.0.1", n)
+            .into_iter()
+            .map(|p| format!("127.0.0.1:{p}"))
+            .collect();
+        let addresses = listens.iter().map(|l| format!("http://{l}")).collect();
+        Cluster::start_with(w, listens, addresses, Vec::new())
+    }
+
+    /// [`Cluster::start`] with validator `i` on its own address 127.0.0.`i+2`, behind a [`Gate`]
+    /// that cuts it off while its address is in `cut`.
+    fn start_gated(w: &World, n: usize, cut: CutSet) -> Cluster {
+        let mut listens = Vec::new();
+        let mut gates = Vec::new();
+        for i in 0..n {
+            let ip = format!("127.0.0.{}", i + 2);
+            let port = free_ports(&ip, 1)[0];
+            let listen = format!("{ip}:{port}");
+            gates.push(Gate::start(listen.parse().unwrap(), cut.clone()));
+            listens.push(listen);
+        }
+        let addresses = gates.iter().map(|g| g.url.clone()).collect();
+        Cluster::start_with(w, listens, addresses, gates)
+    }
+
+    fn start_with(
+        w: &World,
+        listens: Vec<String>,
+        addresses: Vec<String>,
+        gates: Vec<Gate>,
+    ) -> Cluster {
+        let n = listens.len();
         let mut dirs = Vec::new();
         let mut accounts = Vec::new();
         for _ in 0..n {
@@ -40,23 +77,15 @@ impl Cluster {
             accounts.push(ran.json()["account"].as_str().unwrap().to_string());
             dirs.push(dir);
         }
-        let listeners: Vec<std::net::TcpListener> = (0..n)
-            .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
-            .collect();
-        let ports: Vec<u16> = listeners
-            .iter()
-            .map(|l| l.local_addr().unwrap().port())
-            .collect();
-        drop(listeners);
         let mut genesis = format!(
             "chain_id = \"gridmint-test\"\ntreasury = \"{}\"\nfee_bps = 500\nmin_stake = \"100\"\n\
              unbonding_delay = \"1m\"\n[slash]\nfraction_bps = 5000\nrequester_bps = 5000\n\
              treasury_bps = 2500\n[faucet]\namount = \"1000\"\n",
             accounts[0]
         );
-        for (account, port) in accounts.iter().zip(&ports) {
+        for (account, address) in accounts.iter().zip(&addresses) {
             genesis.push_str(&format!(
-                "[[validators]]\naccount = \"{account}\"\npower = 1\naddress = \"http://127.0.0.1:{port}\"\n"
+                "[[validators]]\naccount = \"{account}\"\npower = 1\naddress = \"{address}\"\n"
             ));
         }
         let genesis = w.write("validators-genesis.toml", genesis);
@@ -64,7 +93,9 @@ impl Cluster {
             genesis,
             validators: Vec::new(),
             dirs,
-            ports,
+            listens,
+            addresses,
+            _gates: gates,
         };
         for i in 0..n {
             let v = cluster.spawn(w, i);
@@ -74,9 +105,9 @@ impl Cluster {
     }
 
     fn spawn(&self, w: &World, i: usize) -> Coordinator {
-        w.coordinator_restart(
+        w.coordinator_restart_on(
             &self.dirs[i],
-            self.ports[i],
+            &self.listens[i],
             &[
                 "--genesis",
                 self.genesis.to_str().unwrap(),
@@ -86,13 +117,17 @@ impl Cluster {
         )
     }
 
+    /// Validator `i`'s own address.
+    fn ip(&self, i: usize) -> std::net::IpAddr {
+        self.listens[i]
+            .parse::<std::net::SocketAddr>()
+            .unwrap()
+            .ip()
+    }
+
     /// Every validator's URL, comma-separated: what providers and requesters are given.
     fn urls(&self) -> String {
-        self.ports
-            .iter()
-            .map(|p| format!("http://127.0.0.1:{p}"))
-            .collect::<Vec<_>>()
-            .join(",")
+        self.addresses.join(",")
     }
 
     fn running(&self) -> impl Iterator<Item = &Coordinator> {
@@ -129,6 +164,17 @@ impl Cluster {
                 .then_some((first.log_length, first.state_hash))
         })
     }
+}
+
+/// `n` free ports on `ip`, chosen by the kernel.
+fn free_ports(ip: &str, n: usize) -> Vec<u16> {
+    let listeners: Vec<std::net::TcpListener> = (0..n)
+        .map(|_| std::net::TcpListener::bind((ip, 0)).unwrap())
+        .collect();
+    listeners
+        .iter()
+        .map(|l| l.local_addr().unwrap().port())
+        .collect()
 }
 
 /// The job completed with every task done and verified (several runs per task under the adaptive
@@ -543,4 +589,75 @@ fn messages_between_validators_are_refused_unless_a_member_signed_them() {
     // Nothing changed, and the same validator still leads.
     assert_eq!(cluster.converged(), before);
     assert_eq!(cluster.leader(), leader);
+}
+
+#[test]
+fn a_leader_cut_off_commits_nothing_while_the_majority_goes_on_and_all_converge_after() {
+    let w = World::new();
+    let cut = CutSet::default();
+    let cluster = Cluster::start_gated(&w, 3, cut.clone());
+    let urls = cluster.urls();
+    w.fund_requester(&urls);
+    let old = cluster.leader();
+    let (before, _) = cluster.converged();
+
+    // The leader loses the network, both ways: nobody reaches it and it reaches nobody.
+    cut.lock().unwrap().insert(cluster.ip(old));
+    let majority: Vec<usize> = (0..3).filter(|i| *i != old).collect();
+    let status = |i: usize| {
+        w.block_on(api::Client::new(&format!("http://{}", cluster.listens[i])).status())
+            .unwrap()
+    };
+    let new = poll("the majority to elect a leader of its own", WAIT, || {
+        let s: Vec<_> = majority.iter().map(|i| (*i, status(*i))).collect();
+        let (i, leader) = s.iter().find(|(_, s)| s.role == "leader")?;
+        s.iter()
+            .all(|(_, o)| o.leader == leader.validator)
+            .then_some(*i)
+    });
+    assert_ne!(new, old);
+
+    // The majority takes writes.
+    let to = "0000000000000000000000000000000000000000000000000000000000000001";
+    let majority_urls: Vec<&str> = majority
+        .iter()
+        .map(|i| cluster.addresses[*i].as_str())
+        .collect();
+    w.cli(&[
+        "wallet",
+        "transfer",
+        to,
+        "1",
+        "--coordinator",
+        &majority_urls.join(","),
+    ])
+    .ok();
+    // A client that can only reach the old leader gets a refusal, not an acknowledgement.
+    let direct = format!("http://{}", cluster.listens[old]);
+    let ran = w.cli(&["wallet", "transfer", to, "2", "--coordinator", &direct]);
+    assert!(
+        !ran.status.success(),
+        "the cut-off leader acknowledged a write"
+    );
+    let err = ran.stderr.to_lowercase();
+    assert!(
+        err.contains("majority") || err.contains("leader"),
+        "{}",
+        ran.stderr
+    );
+    assert_eq!(
+        status(old).log_length,
+        before,
+        "the cut-off leader's log grew"
+    );
+
+    // Healed: the old leader follows, and every validator holds the majority's log.
+    cut.lock().unwrap().clear();
+    let (after, _) = cluster.converged();
+    assert_eq!(
+        after,
+        before + 1,
+        "exactly the majority's transfer was committed"
+    );
+    cluster.leader();
 }

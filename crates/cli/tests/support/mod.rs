@@ -357,14 +357,16 @@ impl World {
             })
             .trim_end_matches('/')
             .to_string();
+        // Loopback: 127.0.0.1, or another 127.x address for tests that give each process one.
         let port: u16 = url
-            .strip_prefix("http://127.0.0.1:")
-            .and_then(|p| p.parse().ok())
-            .unwrap_or_else(|| panic!("coordinator URL {url:?} is not http://127.0.0.1:PORT"));
+            .strip_prefix("http://127.")
+            .and_then(|rest| rest.rsplit_once(':'))
+            .and_then(|(_, p)| p.parse().ok())
+            .unwrap_or_else(|| panic!("coordinator URL {url:?} is not http://127.x.y.z:PORT"));
         assert_ne!(port, 0, "coordinator reported port 0");
-        if listen != "127.0.0.1:0" {
+        if !listen.ends_with(":0") {
             assert_eq!(
-                format!("127.0.0.1:{port}"),
+                url.strip_prefix("http://").unwrap_or_default(),
                 listen,
                 "coordinator ignored --listen"
             );
@@ -381,11 +383,20 @@ impl World {
 
     /// Restarts a coordinator on `data_dir` and `port` (retrying while the port is still taken).
     pub fn coordinator_restart(&self, data_dir: &Path, port: u16, extra: &[&str]) -> Coordinator {
-        let listen = format!("127.0.0.1:{port}");
+        self.coordinator_restart_on(data_dir, &format!("127.0.0.1:{port}"), extra)
+    }
+
+    /// [`World::coordinator_restart`] on a given `host:port`.
+    pub fn coordinator_restart_on(
+        &self,
+        data_dir: &Path,
+        listen: &str,
+        extra: &[&str],
+    ) -> Coordinator {
         let deadline = Instant::now() + Duration::from_secs(15);
         loop {
             let attempt = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                self.coordinator_at(data_dir, &listen, extra)
+                self.coordinator_at(data_dir, listen, extra)
             }));
             match attempt {
                 Ok(c) => return c,

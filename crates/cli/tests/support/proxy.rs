@@ -1,7 +1,12 @@
-//! A TCP relay between a provider and its coordinator that can be told to lose answers: while
-//! "dropping", the first bytes of any response close the client's connection instead of being
-//! passed on, so the request has reached (and been acted on by) the coordinator but the caller
-//! never learns the outcome — the network failure a crash between commit and reply looks like.
+//! TCP relays for network failures.
+//!
+//! - [`LossyProxy`]: between a provider and its coordinator, told to lose answers: while
+//!   "dropping", the first bytes of any response close the client's connection instead of being
+//!   passed on, so the request has reached (and been acted on by) the coordinator but the caller
+//!   never learns the outcome — the network failure a crash between commit and reply looks like.
+//! - [`Gate`]: in front of a validator, for partitions. Validators listen on their own 127.x
+//!   addresses and connect out from them; a gate passes nothing to or from an address in the
+//!   shared cut set, closing the connections it relays when the set changes.
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
@@ -137,4 +142,107 @@ fn relay(client: TcpStream, server: TcpStream, counters: Counters) {
         let _ = c_write.shutdown(Shutdown::Both);
         let _ = s_read.shutdown(Shutdown::Both);
     });
+}
+
+/// Addresses cut off from everybody, shared by the [`Gate`]s of a cluster.
+pub type CutSet = Arc<std::sync::Mutex<std::collections::BTreeSet<std::net::IpAddr>>>;
+
+/// A relay in front of one validator: `127.0.0.1:<port>` to `upstream`.
+pub struct Gate {
+    pub url: String,
+    addr: std::net::SocketAddr,
+    stop: Arc<AtomicBool>,
+}
+
+impl Gate {
+    /// Relays to the validator at `upstream`; connections are refused and closed while its
+    /// address, or the address a connection comes from, is in `cut`.
+    pub fn start(upstream: std::net::SocketAddr, cut: CutSet) -> Gate {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("binding the gate");
+        let addr = listener.local_addr().expect("gate address");
+        let stop = Arc::new(AtomicBool::new(false));
+        let s = stop.clone();
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                if s.load(Ordering::SeqCst) {
+                    return;
+                }
+                let Ok(client) = client else { continue };
+                let Ok(from) = client.peer_addr() else {
+                    continue;
+                };
+                let blocked = {
+                    let cut = cut.clone();
+                    move || {
+                        let cut = cut.lock().unwrap_or_else(|p| p.into_inner());
+                        cut.contains(&upstream.ip()) || cut.contains(&from.ip())
+                    }
+                };
+                if blocked() {
+                    continue; // dropped: the connection closes
+                }
+                let Ok(server) = TcpStream::connect(upstream) else {
+                    continue;
+                };
+                gated_relay(client, server, Arc::new(blocked), s.clone());
+            }
+        });
+        Gate {
+            url: format!("http://{addr}"),
+            addr,
+            stop,
+        }
+    }
+}
+
+impl Drop for Gate {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = TcpStream::connect(self.addr);
+    }
+}
+
+/// Copies both ways until either side closes, `blocked()` turns true or the gate stops.
+fn gated_relay(
+    client: TcpStream,
+    server: TcpStream,
+    blocked: Arc<dyn Fn() -> bool + Send + Sync>,
+    stop: Arc<AtomicBool>,
+) {
+    let pairs = [
+        (client.try_clone(), server.try_clone()),
+        (server.try_clone(), client.try_clone()),
+    ];
+    for (from, to) in pairs {
+        let (Ok(mut from), Ok(mut to)) = (from, to) else {
+            return;
+        };
+        let blocked = blocked.clone();
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let _ = from.set_read_timeout(Some(std::time::Duration::from_millis(50)));
+            let mut buf = [0u8; 16 * 1024];
+            loop {
+                if blocked() || stop.load(Ordering::SeqCst) {
+                    break;
+                }
+                match from.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => {
+                        if to.write_all(&buf[..n]).is_err() {
+                            break;
+                        }
+                    }
+                    Err(e)
+                        if matches!(
+                            e.kind(),
+                            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                        ) => {}
+                    Err(_) => break,
+                }
+            }
+            let _ = from.shutdown(Shutdown::Both);
+            let _ = to.shutdown(Shutdown::Both);
+        });
+    }
 }

@@ -63,6 +63,8 @@ pub struct Member {
     pub set: Arc<ValidatorSet>,
     pub me: usize,
     pub key: Arc<Identity>,
+    /// The address connections to the other validators leave from (see [`peer_client`]).
+    pub local: Option<std::net::IpAddr>,
 }
 
 /// A running validator's consensus.
@@ -84,7 +86,12 @@ pub async fn start(
     node: Arc<Mutex<Node>>,
     work: Arc<tokio::sync::Notify>,
 ) -> anyhow::Result<Replicated> {
-    let Member { set, me, key } = member;
+    let Member {
+        set,
+        me,
+        key,
+        local,
+    } = member;
     let config = config(chain_id, timing)?;
     let log = storage::LogStore::new(raft_db);
     let fresh = log
@@ -92,11 +99,7 @@ pub async fn start(
         .map_err(|e| anyhow::anyhow!("reading the consensus log: {e}"))?;
     let sm = storage::StateMachine::new(node, work)
         .map_err(|e| anyhow::anyhow!("reading where the command log is applied up to: {e}"))?;
-    let http = reqwest::Client::builder()
-        .connect_timeout(Duration::from_millis(500))
-        .pool_max_idle_per_host(4)
-        .build()
-        .context("an HTTP client for the other validators")?;
+    let http = peer_client(local, Duration::from_millis(500), None)?;
     let network = network::Network { me: key, http };
     let raft = openraft::Raft::new(node_id(me), config, network, log, sm)
         .await
@@ -119,6 +122,26 @@ pub async fn start(
         .map(|v| v.account)
         .context("the validator's position is outside the set")?;
     Ok(Replicated { raft, set, account })
+}
+
+/// An HTTP client for the other validators. A validator listening on one address of a
+/// multi-homed host (not `0.0.0.0`) connects out from that address too, so that the others (and
+/// their firewalls) see one address for it.
+pub fn peer_client(
+    local: Option<std::net::IpAddr>,
+    connect: Duration,
+    timeout: Option<Duration>,
+) -> anyhow::Result<reqwest::Client> {
+    let mut builder = reqwest::Client::builder()
+        .connect_timeout(connect)
+        .pool_max_idle_per_host(4)
+        .local_address(local.filter(|ip| !ip.is_unspecified()));
+    if let Some(t) = timeout {
+        builder = builder.timeout(t);
+    }
+    builder
+        .build()
+        .context("an HTTP client for the other validators")
 }
 
 /// openraft's configuration for a validator set.
