@@ -167,17 +167,24 @@ impl Cluster {
             .join(",")
     }
 
-    /// The position of the validator that leads, once one does.
+    /// The position of the validator that leads, once one does and every running validator
+    /// names it (a validator that just came back may briefly believe in an older leader).
     async fn leader(&self) -> anyhow::Result<usize> {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
+            let mut statuses = Vec::new();
             for (i, p) in self.procs.iter().enumerate() {
                 let Some(p) = p else { continue };
-                if let Ok(s) = Client::new(&p.url).status().await
-                    && s.role == "leader"
-                {
-                    return Ok(i);
+                if let Ok(s) = Client::new(&p.url).status().await {
+                    statuses.push((i, s));
                 }
+            }
+            let running = self.procs.iter().flatten().count();
+            if let Some((i, leader)) = statuses.iter().find(|(_, s)| s.role == "leader")
+                && statuses.len() == running
+                && statuses.iter().all(|(_, s)| s.leader == leader.validator)
+            {
+                return Ok(*i);
             }
             ensure!(Instant::now() < deadline, "no leader elected within 30 s");
             tokio::time::sleep(Duration::from_millis(20)).await;

@@ -173,6 +173,10 @@ pub async fn start(config: CoordinatorConfig, listen: SocketAddr) -> anyhow::Res
         })?;
         Some(i)
     };
+    if position.is_some() {
+        // The consensus log (fsync'd) is what makes a validator's writes durable.
+        log.relax_durability()?;
+    }
     let fresh =
         State::from_genesis(&genesis).map_err(|e| anyhow::anyhow!("invalid genesis: {e}"))?;
     let started = Instant::now();

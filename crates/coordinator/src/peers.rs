@@ -90,10 +90,15 @@ impl Peers {
         )))
     }
 
-    /// Fetches a blob from the other validators (any that has it), checking its hash.
+    /// Fetches a blob from the other validators (any that has it), checking its hash. Each is asked
+    /// for its own copy only (`?local=true`), so a missing blob costs one request per validator.
     pub async fn pull_blob(&self, hash: Hash) -> Option<Bytes> {
         for v in self.others() {
-            let url = format!("{}/v1/blobs/{hash}", v.address.trim_end_matches('/'));
+            // `local`: the other validator answers from its own store and asks nobody else.
+            let url = format!(
+                "{}/v1/blobs/{hash}?local=true",
+                v.address.trim_end_matches('/')
+            );
             let Ok(resp) = self.http.get(&url).send().await else {
                 continue;
             };

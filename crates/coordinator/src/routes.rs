@@ -123,9 +123,23 @@ async fn status(State(shared): S) -> Json<StatusView> {
     Json(views::status(&node.state, node.log_len(), &role))
 }
 
-async fn get_blob(State(shared): S, Path(hash): Path<String>) -> ApiResult<impl IntoResponse> {
+#[derive(serde::Deserialize)]
+struct BlobQuery {
+    /// Only this validator's copy: another validator asking must not make this one ask further.
+    #[serde(default)]
+    local: bool,
+}
+
+async fn get_blob(
+    State(shared): S,
+    Path(hash): Path<String>,
+    query: Result<Query<BlobQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<impl IntoResponse> {
     let hash: Hash = parse_id("blob hash", &hash)?;
-    crate::peers::ensure_blob(&shared, hash).await;
+    let Query(query) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    if !query.local {
+        crate::peers::ensure_blob(&shared, hash).await;
+    }
     let blobs = shared.blobs.clone();
     let bytes = tokio::task::spawn_blocking(move || blobs.get(&hash))
         .await

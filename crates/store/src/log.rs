@@ -208,6 +208,17 @@ impl SqliteLog {
         Ok(SqliteLog { conn, path, len })
     }
 
+    /// Lets commits return before they reach the disk (`synchronous = NORMAL`: a power loss may
+    /// roll back the last transactions, never leave a half one). For a validator, whose
+    /// command log is a deterministic function of the consensus log, which is fsync'd: the
+    /// position the log is applied up to is written in the same transactions, so whatever is
+    /// rolled back is executed again from the consensus log.
+    pub fn relax_durability(&self) -> Result<(), StoreError> {
+        self.conn
+            .execute_batch("PRAGMA synchronous = NORMAL;")
+            .map_err(|e| self.err(e))
+    }
+
     /// Opens an existing `<dir>/gridmint.sqlite` read-only, for inspection and verification while
     /// (or after) a coordinator uses it: changes nothing, and writing through it fails. A log with
     /// no `-wal` file beside it (its coordinator stopped) is opened immutable, creating no files;

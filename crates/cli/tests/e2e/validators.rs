@@ -586,6 +586,28 @@ fn messages_between_validators_are_refused_unless_a_member_signed_them() {
     });
     assert_eq!(bad_page, 400);
 
+    // A blob nobody holds: each validator asks the others for their own copies only, and
+    // answers 404 (no validator asks around on another's behalf, so no request storm).
+    let nowhere = Hash::of(b"held by nobody");
+    for v in cluster.running() {
+        let started = std::time::Instant::now();
+        let status = w.block_on(async {
+            http.get(format!("{}/v1/blobs/{nowhere}", v.url))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        });
+        assert_eq!(status, 404);
+        // A bound on a hang (validators asking each other in circles), not a speed claim.
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+
     // Nothing changed, and the same validator still leads.
     assert_eq!(cluster.converged(), before);
     assert_eq!(cluster.leader(), leader);

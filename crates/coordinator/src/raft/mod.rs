@@ -155,7 +155,8 @@ pub(crate) fn config(chain_id: &str, timing: &RaftTiming) -> anyhow::Result<Arc<
         // that was away catches up from it (see `StateMachine::install_snapshot`).
         snapshot_policy: SnapshotPolicy::Never,
         max_in_snapshot_log_to_keep: u64::MAX,
-        max_payload_entries: 256,
+        // Entries per AppendEntries message: a proposal can hold thousands of inputs.
+        max_payload_entries: 64,
         ..Config::default()
     };
     Ok(Arc::new(

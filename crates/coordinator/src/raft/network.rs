@@ -226,8 +226,14 @@ pub fn router(state: PeerState) -> Router {
         .route("/raft/append", post(append))
         .route("/raft/vote", post(vote))
         .route("/raft/snapshot", post(snapshot))
+        // Only members' signed messages are read; a catch-up batch of large proposals may be
+        // far above axum's default 2 MiB (refusing it would stall replication for good).
+        .layer(axum::extract::DefaultBodyLimit::max(MESSAGE_MAX))
         .with_state(state)
 }
+
+/// Largest message between validators accepted.
+const MESSAGE_MAX: usize = 1 << 30;
 
 fn decode_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     postcard::from_bytes(body).map_err(|e| ApiError::BadRequest(format!("malformed message: {e}")))
