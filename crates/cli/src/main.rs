@@ -116,7 +116,7 @@ struct CoordinatorArgs {
 struct ProviderArgs {
     #[command(subcommand)]
     command: Option<provider_cmd::ProviderCommand>,
-    /// Coordinator URL
+    /// Coordinator URL, or a validator set's URLs separated by commas
     // Optional in the type only: clap requires it unless a subcommand (`info`) is given.
     #[arg(long, env = "GRIDMINT_COORDINATOR", required = true)]
     coordinator: Option<String>,
@@ -216,7 +216,7 @@ enum JobCommand {
 /// Where the coordinator is.
 #[derive(clap::Args, Debug)]
 struct CoordinatorUrl {
-    /// Coordinator URL
+    /// Coordinator URL, or a validator set's URLs separated by commas
     #[arg(
         long = "coordinator",
         env = "GRIDMINT_COORDINATOR",

@@ -58,7 +58,7 @@ pub enum WalletCommand {
 /// Options every wallet command takes.
 #[derive(clap::Args, Debug)]
 pub struct Opts {
-    /// Coordinator URL
+    /// Coordinator URL, or a validator set's URLs separated by commas
     #[arg(
         long = "coordinator",
         env = "GRIDMINT_COORDINATOR",

@@ -75,6 +75,10 @@ pub trait CommandLog: Send {
     fn signatures(&self, from: u64, to: u64) -> Result<Vec<(u64, AccountId, Sig)>, StoreError>;
 }
 
+/// Sets one `meta` value (`?1` key, `?2` value), replacing any.
+pub(crate) const SET_META: &str = "INSERT INTO meta (key, value) VALUES (?1, ?2)
+     ON CONFLICT (key) DO UPDATE SET value = excluded.value";
+
 /// Meta key of the validator set.
 const VALIDATORS_KEY: &str = "validators";
 /// Format version of the stored validator set.
@@ -276,12 +280,9 @@ impl SqliteLog {
             insert_entry(&tx, seq, entry, history).map_err(|e| sqlite_err(&self.path, e))?;
         }
         if let Some((key, value)) = meta {
-            tx.prepare_cached(
-                "INSERT INTO meta (key, value) VALUES (?1, ?2)
-                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-            )
-            .and_then(|mut stmt| stmt.execute(params![key, value]))
-            .map_err(|e| sqlite_err(&self.path, e))?;
+            tx.prepare_cached(SET_META)
+                .and_then(|mut stmt| stmt.execute(params![key, value]))
+                .map_err(|e| sqlite_err(&self.path, e))?;
         }
         tx.commit().map_err(|e| sqlite_err(&self.path, e))?;
         self.len = seq;
@@ -606,11 +607,7 @@ impl CommandLog for SqliteLog {
 
     fn set_meta(&mut self, key: &str, value: &[u8]) -> Result<(), StoreError> {
         self.conn
-            .execute(
-                "INSERT INTO meta (key, value) VALUES (?1, ?2)
-                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                params![key, value],
-            )
+            .execute(SET_META, params![key, value])
             .map_err(|e| self.err(e))?;
         Ok(())
     }

@@ -141,11 +141,7 @@ impl RaftDb {
     /// Stores a value durably.
     pub fn set(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
         self.conn
-            .execute(
-                "INSERT INTO meta (key, value) VALUES (?1, ?2)
-                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                params![key, value],
-            )
+            .execute(crate::log::SET_META, params![key, value])
             .map_err(|e| self.err(e))?;
         Ok(())
     }

@@ -517,21 +517,17 @@ fn messages_between_validators_are_refused_unless_a_member_signed_them() {
             &http, who, target, path, body,
         ))
     };
+    // The status of a request sent as it is.
+    let sent = |req: reqwest::RequestBuilder| {
+        w.block_on(async { req.send().await.unwrap().status().as_u16() })
+    };
     let status_of = |r: Result<_, String>| {
         let e = r.expect_err("a hostile message was accepted");
         e.split(": ").nth(1).unwrap_or_default().to_string()
     };
 
     // Unsigned: refused.
-    let unsigned = w.block_on(async {
-        http.post(format!("{target}/raft/vote"))
-            .body(vec![1, 2, 3])
-            .send()
-            .await
-            .unwrap()
-            .status()
-            .as_u16()
-    });
+    let unsigned = sent(http.post(format!("{target}/raft/vote")).body(vec![1, 2, 3]));
     assert_eq!(unsigned, 401);
     // Signed by a key that is not a validator's: refused, whatever the message.
     for path in ["/raft/vote", "/raft/append", "/raft/snapshot"] {
@@ -550,18 +546,13 @@ fn messages_between_validators_are_refused_unless_a_member_signed_them() {
         path: "/raft/vote".into(),
         body: Hash::of(&[9u8; 8]),
     });
-    let replayed = w.block_on(async {
+    let replayed = sent(
         http.post(format!("{target}/raft/append"))
             .header(api::wire::HEADER_SIGNER, signed.signer.to_hex())
             .header(api::wire::HEADER_NONCE, signed.nonce.to_string())
             .header(api::wire::HEADER_SIGNATURE, signed.signature.to_hex())
-            .body(vec![9u8; 8])
-            .send()
-            .await
-            .unwrap()
-            .status()
-            .as_u16()
-    });
+            .body(vec![9u8; 8]),
+    );
     assert_eq!(replayed, 401);
     // A member's malformed message: a 400, not a crash.
     for path in ["/raft/vote", "/raft/append", "/raft/snapshot"] {
@@ -576,14 +567,7 @@ fn messages_between_validators_are_refused_unless_a_member_signed_them() {
     ));
     assert!(got.starts_with("400"), "{got}");
     // Certificates: malformed pages are 400s.
-    let bad_page = w.block_on(async {
-        http.get(format!("{target}/v1/chain/signatures?from=x"))
-            .send()
-            .await
-            .unwrap()
-            .status()
-            .as_u16()
-    });
+    let bad_page = sent(http.get(format!("{target}/v1/chain/signatures?from=x")));
     assert_eq!(bad_page, 400);
 
     // A blob nobody holds: each validator asks the others for their own copies only, and
@@ -591,14 +575,7 @@ fn messages_between_validators_are_refused_unless_a_member_signed_them() {
     let nowhere = Hash::of(b"held by nobody");
     for v in cluster.running() {
         let started = std::time::Instant::now();
-        let status = w.block_on(async {
-            http.get(format!("{}/v1/blobs/{nowhere}", v.url))
-                .send()
-                .await
-                .unwrap()
-                .status()
-                .as_u16()
-        });
+        let status = sent(http.get(format!("{}/v1/blobs/{nowhere}", v.url)));
         assert_eq!(status, 404);
         // A bound on a hang (validators asking each other in circles), not a speed claim.
         assert!(

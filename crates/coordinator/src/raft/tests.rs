@@ -21,7 +21,7 @@ use proptest::prelude::*;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use store::{RaftDb, SqliteLog};
+use store::{CommandLog, RaftDb, SqliteLog};
 
 const MEMBERS: usize = 3;
 
@@ -170,8 +170,22 @@ impl Cluster {
             return;
         }
         let dir = self.members[i].dir.path().to_path_buf();
+        let mut log = SqliteLog::open(&dir).unwrap();
+        if log.meta("validators").unwrap().is_none() {
+            // As `coordinator::start` records it: the log belongs to a validator set.
+            let set = engine::ValidatorSet {
+                validators: (0..MEMBERS)
+                    .map(|n| engine::Validator {
+                        account: Identity::from_secret([100 + n as u8; 32]).id(),
+                        power: 1,
+                        address: format!("http://127.0.0.1:{}", 1000 + n),
+                    })
+                    .collect(),
+            };
+            store::set_validators(&mut log, &set).unwrap();
+        }
         let mut node = Node::open(
-            Box::new(SqliteLog::open(&dir).unwrap()),
+            Box::new(log),
             genesis(),
             7,
             Identity::from_secret([100 + i as u8; 32]),
