@@ -65,6 +65,7 @@ print(" ".join(str(s.getsockname()[1]) for s in socks))
             echo "account = \"${accounts[$i]}\""
             echo 'power = 1'
             echo "address = \"http://127.0.0.1:${ports[$i]}\""
+            echo 'stake = "1000"'
         done
     } >"$genesis.tmp"
     mv "$genesis.tmp" "$genesis"

@@ -16,8 +16,8 @@
 use crate::auth::{Identity, verify};
 use engine::chain::{DecodeError, leaf};
 use engine::{
-    AccountId, Block, BlockHeader, Entry, Hash, Input, Rejection, Sig, Signed, State, Time,
-    ValidatorSet, decode_canonical, genesis_hash, merkle_root,
+    AccountId, Block, BlockHeader, Entry, Equivocation, Hash, Input, Rejection, Sig, Signed, State,
+    Time, ValidatorSet, decode_canonical, genesis_hash, merkle_root,
 };
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -54,6 +54,34 @@ pub fn header_signed_by(header: &BlockHeader, signer: AccountId, signature: Sig)
         signature,
     })
     .is_ok()
+}
+
+/// The checks on equivocation evidence beyond the engine's (which needs no signature check): both
+/// signatures are the accused validator's, and one of the two headers is this chain's block at
+/// that height, whose hash is `ours` (`None`: the chain has no block there yet). The node runs
+/// them before the evidence is applied, and `chain verify` again on replay.
+pub fn check_evidence(ev: &Equivocation, ours: Option<Hash>) -> Result<(), String> {
+    for signed in [&ev.first, &ev.second] {
+        if !header_signed_by(&signed.header, ev.validator, signed.signature) {
+            return Err(format!(
+                "the signature by {} of a header of height {} does not verify",
+                ev.validator, signed.header.height
+            ));
+        }
+    }
+    match ours {
+        None => Err(format!(
+            "this chain has no block at height {} yet",
+            ev.height()
+        )),
+        Some(ours) if ev.first.header.hash() != ours && ev.second.header.hash() != ours => {
+            Err(format!(
+                "neither header is this chain's block at height {}",
+                ev.height()
+            ))
+        }
+        Some(_) => Ok(()),
+    }
 }
 
 /// Where a verification failure is.
@@ -119,6 +147,8 @@ pub enum ChainErrorKind {
     /// Tokens were created or destroyed outside the rules (the supply equation fails).
     #[error("token supply is not conserved: {0}")]
     Supply(String),
+    #[error("log entry {seq}: evidence of equivocation that does not hold: {msg}")]
+    Evidence { seq: u64, msg: String },
     #[error("too many blocks")]
     Overflow,
     /// Reading the chain failed (the store or the coordinator), so it could not be checked.
@@ -186,6 +216,8 @@ pub struct Verifier {
     sealed_seq: u64,
     sealed_state: Hash,
     tail_entries: u64,
+    /// Hashes of the blocks verified, by height − 1 (evidence names one of them).
+    hashes: Vec<Hash>,
 }
 
 impl Verifier {
@@ -205,6 +237,7 @@ impl Verifier {
             sealed_seq: 0,
             sealed_state: genesis,
             tail_entries: 0,
+            hashes: Vec::new(),
         }
     }
 
@@ -377,6 +410,7 @@ impl Verifier {
             }));
         }
         for (seq, entry) in &decoded {
+            self.check_evidence(*seq, entry).map_err(fail)?;
             self.state.apply(entry).map_err(|rejection| {
                 fail(ChainErrorKind::Rejected {
                     seq: *seq,
@@ -405,6 +439,7 @@ impl Verifier {
         }
         self.height = height;
         self.tip = h.hash();
+        self.hashes.push(self.tip);
         self.time = h.time;
         self.seq = h.last_seq;
         self.sealed_seq = h.last_seq;
@@ -429,6 +464,7 @@ impl Verifier {
                 }));
             }
             let entry = decode_entry(*seq, bytes).map_err(fail)?;
+            self.check_evidence(*seq, &entry).map_err(fail)?;
             self.state.apply(&entry).map_err(|rejection| {
                 fail(ChainErrorKind::Rejected {
                     seq: *seq,
@@ -439,6 +475,19 @@ impl Verifier {
             self.tail_entries = self.tail_entries.saturating_add(1);
         }
         Ok(())
+    }
+
+    /// [`check_evidence`] for an evidence entry, against the blocks verified so far.
+    fn check_evidence(&self, seq: u64, entry: &Entry) -> Result<(), ChainErrorKind> {
+        let Input::Evidence(ev) = &entry.input else {
+            return Ok(());
+        };
+        let ours = usize::try_from(ev.height())
+            .ok()
+            .and_then(|h| h.checked_sub(1))
+            .and_then(|i| self.hashes.get(i))
+            .copied();
+        check_evidence(ev, ours).map_err(|msg| ChainErrorKind::Evidence { seq, msg })
     }
 
     pub fn finish(self) -> ChainReport {
@@ -513,6 +562,7 @@ mod tests {
                 .collect(),
             engine: EngineConfig::default(),
             verification: Default::default(),
+            validators: Default::default(),
         })
         .expect("a valid genesis")
     }

@@ -465,6 +465,15 @@ impl Client {
             .await
     }
 
+    /// Submits evidence that a validator signed two different blocks at one height; the engine
+    /// slashes it (see `engine::validators`). Anyone may: it needs no signature of its own.
+    pub async fn submit_evidence(
+        &self,
+        evidence: &engine::Equivocation,
+    ) -> Result<ActionResponse, ClientError> {
+        self.post("/v1/chain/evidence", evidence).await
+    }
+
     /// The stored bytes of up to `limit` log entries from `from` on.
     pub async fn chain_entries(&self, from: u64, limit: u32) -> Result<Vec<RawEntry>, ClientError> {
         self.get(&format!("/v1/chain/entries?from={from}&limit={limit}"))

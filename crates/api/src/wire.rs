@@ -24,8 +24,9 @@
 //! | `GET  /v1/chain/entries`      | `?from=SEQ&limit=N`    | `Vec<RawEntry>`      |
 //! | `GET  /v1/chain/validators`   |                        | `ValidatorSet`       |
 //! | `GET  /v1/chain/signatures`   | `?from=H&limit=N` (blocks) | `Vec<`[`BlockSignature`]`>` |
+//! | `POST /v1/chain/evidence`     | `Equivocation`         | [`ActionResponse`]   |
 //!
-//! Writes (`/v1/actions*`, `/v1/work/*`) go to the leader of a validator set: another validator
+//! Writes (`/v1/actions*`, `/v1/work/*`, `/v1/chain/evidence`) go to the leader of a validator set: another validator
 //! answers `307` with `Location` and [`HEADER_LEADER`] (or `503 not_leader` during an election).
 //!
 //! The chain pages start at `from` (default 1) and hold at most `limit` items (default and cap
@@ -58,6 +59,11 @@ pub struct BlockSignature {
     pub height: u64,
     pub validator: AccountId,
     pub signature: engine::Sig,
+    /// Only on a signature of a header that is not the answering validator's block at that
+    /// height: the header signed. Such a signature is no part of a certificate; with the same
+    /// validator's signature of the real block it is evidence of equivocation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub header: Option<engine::BlockHeader>,
 }
 
 /// On an answer from a validator that is not the leader: where the leader is.

@@ -8,7 +8,7 @@ use anyhow::Context;
 use api::Client;
 use api::chain::{ChainError, ChainErrorKind, ChainReport, Verifier};
 use api::wire::{CHAIN_PAGE_MAX, ChainView};
-use engine::{AccountId, Block, Sig, State, ValidatorSet, genesis_hash};
+use engine::{AccountId, Block, Sig, State, genesis_hash};
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, UNIX_EPOCH};
@@ -207,14 +207,6 @@ impl Chain {
         }
     }
 
-    /// The validator set (empty: a single coordinator's chain).
-    async fn validators(&self) -> anyhow::Result<ValidatorSet> {
-        match self {
-            Chain::Local(log) => Ok(store::validators(log)?),
-            Chain::Remote { client, .. } => Ok(client.chain_validators().await?),
-        }
-    }
-
     /// The signatures held of blocks `from..=to`.
     async fn signatures(&self, from: u64, to: u64) -> anyhow::Result<Vec<(u64, AccountId, Sig)>> {
         match self {
@@ -231,6 +223,8 @@ impl Chain {
                             .chain_signatures(next, limit)
                             .await?
                             .into_iter()
+                            // A signature of another header is evidence, not certificate.
+                            .filter(|s| s.header.is_none())
                             .map(|s| (s.height, s.validator, s.signature)),
                     );
                     next = next.saturating_add(u64::from(limit));
@@ -327,7 +321,9 @@ pub async fn verify(
         );
         validator = validator.or(Some(view.validator));
     }
-    let set = chain.validators().await?;
+    // The certificates are checked against the validator set the genesis declares (its hash is
+    // what the verifier trusts), never against one a data dir or validator reports.
+    let set = initial.validators.set.clone();
     let certified = !set.validators.is_empty();
     let mut verifier = if certified {
         Verifier::with_validators(initial, set.clone())

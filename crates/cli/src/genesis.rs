@@ -5,7 +5,7 @@
 use anyhow::{Context, bail};
 use engine::{
     AccountId, EngineConfig, FaucetParams, Genesis, LedgerParams, SlashParams, Validator,
-    ValidatorSet, VerifyParams, parse_tokens,
+    ValidatorSet, Validators, VerifyParams, parse_tokens,
 };
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -40,6 +40,9 @@ struct ValidatorFile {
     #[serde(default = "one")]
     power: u64,
     address: String,
+    /// Bonded at genesis; slashable (tokens, like `min_stake`).
+    #[serde(default)]
+    stake: Option<String>,
 }
 
 fn one() -> u64 {
@@ -52,6 +55,9 @@ struct SlashFile {
     fraction_bps: u32,
     requester_bps: u32,
     treasury_bps: u32,
+    /// Share of a validator's stake taken when it signs two blocks at one height (default: all).
+    #[serde(default)]
+    equivocation_bps: Option<u32>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -78,12 +84,20 @@ pub fn parse_network(text: &str) -> anyhow::Result<(Genesis, ValidatorSet)> {
         validators: file
             .validators
             .iter()
-            .map(|v| Validator {
-                account: v.account,
-                power: v.power,
-                address: v.address.trim_end_matches('/').to_string(),
+            .map(|v| {
+                anyhow::Ok(Validator {
+                    account: v.account,
+                    power: v.power,
+                    address: v.address.trim_end_matches('/').to_string(),
+                    stake: v
+                        .stake
+                        .as_deref()
+                        .map(|s| tokens(&format!("validators.{}.stake", v.account), s))
+                        .transpose()?
+                        .unwrap_or(0),
+                })
             })
-            .collect(),
+            .collect::<anyhow::Result<_>>()?,
     };
     validators
         .validate()
@@ -132,6 +146,14 @@ pub fn parse_network(text: &str) -> anyhow::Result<(Genesis, ValidatorSet)> {
             ..EngineConfig::default()
         },
         verification: file.verification.unwrap_or_default(),
+        validators: if validators.validators.is_empty() {
+            Validators::default()
+        } else {
+            Validators {
+                equivocation_bps: file.slash.equivocation_bps.unwrap_or(engine::ledger::BPS),
+                ..Validators::new(validators.clone())
+            }
+        },
     };
     genesis.validate().map_err(|e| anyhow::anyhow!(e))?;
     Ok((genesis, validators))

@@ -109,6 +109,10 @@ struct CoordinatorArgs {
     /// Start a new network from this genesis file (see examples/genesis.toml)
     #[arg(long)]
     genesis: Option<PathBuf>,
+    /// Tests only: as a validator, also hand out a signature of a conflicting block at every
+    /// height (equivocate), to be reported and slashed
+    #[arg(long, hide = true)]
+    equivocate: bool,
 }
 
 #[derive(clap::Args, Debug)]
@@ -296,7 +300,9 @@ async fn main() -> anyhow::Result<()> {
                     genesis: args.genesis,
                 },
             )?;
-            let running = coordinator::start(settings.config, settings.listen).await?;
+            let mut config = settings.config;
+            config.equivocate = args.equivocate;
+            let running = coordinator::start(config, settings.listen).await?;
             println!("listening on {}", running.url());
             std::io::stdout().flush()?;
             shutdown_signal().await;

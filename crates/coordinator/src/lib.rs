@@ -63,6 +63,10 @@ pub struct CoordinatorConfig {
     pub validators: Option<ValidatorSet>,
     /// Timing of the consensus engine (validators only).
     pub raft: RaftTiming,
+    /// Tests only: besides its signature of each block, this validator hands out a signature of
+    /// a conflicting header at the same height (it equivocates), so that the evidence and the
+    /// slash can be exercised.
+    pub equivocate: bool,
 }
 
 /// Which genesis a coordinator starts from.
@@ -90,6 +94,7 @@ impl CoordinatorConfig {
             genesis: GenesisChoice::Stored,
             validators: None,
             raft: RaftTiming::default(),
+            equivocate: false,
         }
     }
 }

@@ -21,6 +21,13 @@ use store::{CommandLog, StoreError, recover};
 /// Entries read from the log per query while sealing.
 const SEAL_PAGE: usize = 4096;
 
+/// How far ahead of its own clock a validator lets a block's time be and still signs the block.
+/// Every validator seals every block (its boundaries and time are in the consensus log); one
+/// that finds the leader's time too far ahead withholds its signature, so a leader that runs its
+/// clock ahead (to expire jobs or time out runs early) gets no certificate unless a majority's
+/// clocks agree with it.
+pub const MAX_CLOCK_AHEAD_MS: u64 = 5_000;
+
 /// Soft state about an account: never logged, rebuilt from nothing after a restart.
 #[derive(Clone, Copy, Debug)]
 pub struct Soft {
@@ -202,11 +209,22 @@ impl Node {
         let block = api::chain::sign_block(&self.validator, header);
         self.log.append_block(&block)?;
         if self.replicated {
-            self.log.add_signatures(&[(
-                block.header.height,
-                self.validator.id(),
-                block.signature,
-            )])?;
+            let ahead = block.header.time.saturating_sub(now_ms());
+            if ahead > MAX_CLOCK_AHEAD_MS {
+                tracing::warn!(
+                    height = block.header.height,
+                    proposer = %proposer,
+                    ahead_ms = ahead,
+                    "not signing block {}: its time is {ahead} ms ahead of this validator's clock (at most {MAX_CLOCK_AHEAD_MS} ms)",
+                    block.header.height
+                );
+            } else {
+                self.log.add_signatures(&[(
+                    block.header.height,
+                    self.validator.id(),
+                    block.signature,
+                )])?;
+            }
         }
         self.last_block = Some(block.header.clone());
         Ok(Some(block.header))
@@ -260,6 +278,32 @@ impl Node {
         signatures: &[(u64, AccountId, engine::Sig)],
     ) -> Result<(), StoreError> {
         self.log.add_signatures(signatures)
+    }
+
+    /// The hash of this chain's block at `height`, if it has one. A store that cannot be read
+    /// answers `None` (logged).
+    pub fn block_hash(&self, height: u64) -> Option<Hash> {
+        if let Some(last) = &self.last_block
+            && last.height <= height
+        {
+            return (last.height == height).then(|| last.hash());
+        }
+        match self.log.blocks_after(height.checked_sub(1)?, 1) {
+            Ok(blocks) => blocks
+                .first()
+                .filter(|b| b.header.height == height)
+                .map(|b| b.hash()),
+            Err(e) => {
+                tracing::error!(error = %e, height, "reading a block failed");
+                None
+            }
+        }
+    }
+
+    /// This validator's signature of `header` (tests: the `equivocate` setting signs headers
+    /// that are not the chain's).
+    pub(crate) fn sign_header(&self, header: BlockHeader) -> engine::Sig {
+        api::chain::sign_block(&self.validator, header).signature
     }
 
     /// This validator's account.
@@ -344,6 +388,18 @@ impl Node {
     /// Soft nonces are not checked here (that would make execution depend on what one node
     /// saw): callers check them first.
     pub(crate) fn stage(&mut self, staged: &mut Staged, time: Time, input: Input) -> bool {
+        // Evidence carries signatures and names a block: checked here on every node alike (the
+        // same log gives every validator the same blocks at this point).
+        if let Input::Evidence(ev) = &input
+            && let Err(msg) = api::chain::check_evidence(ev, self.block_hash(ev.height()))
+        {
+            staged
+                .outcomes
+                .push(Err(Refusal::Rejected(engine::Rejection::NotEquivocation(
+                    msg,
+                ))));
+            return false;
+        }
         if self.replicated
             && let Input::Signed(signed) = &input
             && let Err(e) = api::verify(signed)
@@ -772,6 +828,41 @@ mod tests {
         fail.store(false, std::sync::atomic::Ordering::SeqCst);
         let results = node.commit_batch(vec![transfer(&a, 2, &b, 1)]);
         assert_eq!(results[0].as_ref().map(|(seq, _)| *seq).ok(), Some(2));
+    }
+
+    #[test]
+    fn a_validator_does_not_sign_a_block_from_the_future() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut node = open(dir.path(), 5).unwrap();
+        node.replicated = true;
+        let me = node.validator_id();
+        let proposer = Identity::generate().id();
+        // Within the bound: sealed and signed.
+        node.commit(register(&Identity::generate())).unwrap();
+        let first = node
+            .seal_at(now_ms() + MAX_CLOCK_AHEAD_MS / 2, proposer)
+            .unwrap()
+            .expect("a block");
+        let sigs = node.signatures(1, 1).unwrap();
+        assert_eq!(sigs.len(), 1);
+        assert_eq!(sigs[0].1, me);
+        assert!(api::chain::header_signed_by(&first, me, sigs[0].2));
+        // A minute ahead of this validator's clock: sealed all the same (every validator seals
+        // where the log says), but this one withholds its signature.
+        node.commit(register(&Identity::generate())).unwrap();
+        let ahead = now_ms() + 60_000;
+        let second = node.seal_at(ahead, proposer).unwrap().expect("a block");
+        assert_eq!(
+            (second.height, second.time, second.validator),
+            (2, ahead, proposer)
+        );
+        assert!(node.signatures(2, 2).unwrap().is_empty());
+        // The time never goes back (raised to the previous block's), so the next block is
+        // from the future too.
+        node.commit(register(&Identity::generate())).unwrap();
+        let third = node.seal_at(now_ms(), proposer).unwrap().expect("a block");
+        assert_eq!(third.time, ahead);
+        assert!(node.signatures(3, 3).unwrap().is_empty());
     }
 
     #[test]

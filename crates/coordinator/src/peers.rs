@@ -175,6 +175,79 @@ async fn receive_blob(
 /// Each signature is checked against this validator's own header at that height; one that does
 /// not verify is kept out (a validator that signed another block at that height, or a corrupt
 /// answer) and logged.
+/// Turns the conflicting signatures seen into evidence, once this validator holds the same
+/// validator's signature of its own block at that height, and submits it to the leader (which
+/// proposes it; the engine slashes the validator). A conflict whose evidence cannot be built or
+/// delivered yet stays for the next round.
+async fn report_equivocations(
+    shared: &Shared,
+    conflicts: &mut Vec<(AccountId, engine::SignedHeader)>,
+    reported: &mut std::collections::HashSet<AccountId>,
+) {
+    let mut keep = Vec::new();
+    for (validator, theirs) in conflicts.drain(..) {
+        let height = theirs.header.height;
+        let evidence = {
+            let node = shared.node();
+            if node.state.validators.equivocated.contains_key(&validator) {
+                reported.insert(validator);
+                continue;
+            }
+            let ours = node
+                .blocks_after(height.saturating_sub(1), 1)
+                .ok()
+                .and_then(|b| b.into_iter().next())
+                .filter(|b| b.header.height == height);
+            let signature = node.signatures(height, height).ok().and_then(|sigs| {
+                sigs.into_iter()
+                    .find(|(_, v, _)| *v == validator)
+                    .map(|(_, _, s)| s)
+            });
+            match (ours, signature) {
+                (Some(block), Some(signature)) => engine::Equivocation {
+                    validator,
+                    first: engine::SignedHeader {
+                        header: block.header,
+                        signature,
+                    },
+                    second: theirs.clone(),
+                },
+                _ => {
+                    keep.push((validator, theirs));
+                    continue;
+                }
+            }
+        };
+        let Some(leader) = shared.consensus.role().leader_url else {
+            keep.push((validator, theirs));
+            continue;
+        };
+        let url = format!("{}/v1/chain/evidence", leader.trim_end_matches('/'));
+        let answer = shared
+            .peers
+            .http
+            .post(&url)
+            .json(&evidence)
+            .timeout(Duration::from_secs(5))
+            .send()
+            .await;
+        match answer {
+            Ok(resp) if resp.status().is_success() => {
+                tracing::warn!(%validator, height, "evidence of equivocation committed");
+                reported.insert(validator);
+            }
+            // Refused as evidence (already punished, most likely: another validator was first).
+            Ok(resp) if resp.status().is_client_error() => {
+                let body = resp.text().await.unwrap_or_default();
+                tracing::info!(%validator, height, answer = %body, "evidence refused");
+                reported.insert(validator);
+            }
+            _ => keep.push((validator, theirs)),
+        }
+    }
+    *conflicts = keep;
+}
+
 pub async fn certifier(shared: Arc<Shared>) {
     const PAGE: u64 = 256;
     let period = shared.config.block_interval.max(Duration::from_millis(50)) / 2;
@@ -182,8 +255,12 @@ pub async fn certifier(shared: Arc<Shared>) {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     // Every block up to here holds a quorum certificate here.
     let mut certified = 0u64;
+    // Conflicting signatures seen, and the validators already reported.
+    let mut conflicts: Vec<(AccountId, engine::SignedHeader)> = Vec::new();
+    let mut reported: std::collections::HashSet<AccountId> = std::collections::HashSet::new();
     loop {
         tick.tick().await;
+        report_equivocations(&shared, &mut conflicts, &mut reported).await;
         let (from, headers, have) = {
             let node = shared.node();
             let height = node.chain_view().height;
@@ -236,16 +313,44 @@ pub async fn certifier(shared: Arc<Shared>) {
                 continue;
             };
             for sig in sigs {
-                let known = have
-                    .iter()
-                    .chain(found.iter())
-                    .any(|(h, v, _)| *h == sig.height && *v == sig.validator);
-                if known || shared.peers.set.get(&sig.validator).is_none() {
+                if shared.peers.set.get(&sig.validator).is_none() {
                     continue;
                 }
                 let Some(block) = headers.iter().find(|b| b.header.height == sig.height) else {
                     continue;
                 };
+                if let Some(other) = sig.header {
+                    // A signature of another header at this height: evidence, if it verifies.
+                    if other.height == sig.height
+                        && other != block.header
+                        && !reported.contains(&sig.validator)
+                        && !conflicts.iter().any(|(v, _)| *v == sig.validator)
+                        && api::chain::header_signed_by(&other, sig.validator, sig.signature)
+                    {
+                        tracing::error!(
+                            validator = %sig.validator,
+                            height = sig.height,
+                            "validator {} signed two different blocks at height {}: reporting it",
+                            sig.validator,
+                            sig.height
+                        );
+                        conflicts.push((
+                            sig.validator,
+                            engine::SignedHeader {
+                                header: other,
+                                signature: sig.signature,
+                            },
+                        ));
+                    }
+                    continue;
+                }
+                let known = have
+                    .iter()
+                    .chain(found.iter())
+                    .any(|(h, v, _)| *h == sig.height && *v == sig.validator);
+                if known {
+                    continue;
+                }
                 if api::chain::header_signed_by(&block.header, sig.validator, sig.signature) {
                     found.push((sig.height, sig.validator, sig.signature));
                 } else {

@@ -35,6 +35,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/v1/work/exchange", post(exchange))
         .route("/v1/work/ping", post(ping))
         .route("/v1/work/heartbeat", post(heartbeat))
+        .route("/v1/chain/evidence", post(evidence))
         .route_layer(axum::middleware::from_fn_with_state(
             shared.clone(),
             leader_only,
@@ -914,16 +915,76 @@ async fn chain_signatures(
         .node()
         .signatures(from, to)
         .map_err(|e| ApiError::Unavailable(e.to_string()))?;
-    Ok(Json(
-        signatures
-            .into_iter()
-            .map(|(height, validator, signature)| api::wire::BlockSignature {
+    let mut out: Vec<api::wire::BlockSignature> = signatures
+        .into_iter()
+        .map(|(height, validator, signature)| api::wire::BlockSignature {
+            height,
+            validator,
+            signature,
+            header: None,
+        })
+        .collect();
+    if shared.config.equivocate {
+        // Tests only: this validator also signs another header at each height, as a
+        // validator that shows different blocks to different peers would.
+        let node = shared.node();
+        let blocks = node
+            .blocks_after(after, limit)
+            .map_err(|e| ApiError::Unavailable(e.to_string()))?;
+        for block in blocks {
+            let mut other = block.header;
+            other.time = other.time.saturating_add(1);
+            out.push(api::wire::BlockSignature {
+                height: other.height,
+                validator: node.validator_id(),
+                signature: node.sign_header(other.clone()),
+                header: Some(other),
+            });
+        }
+    }
+    Ok(Json(out))
+}
+
+/// Largest evidence body accepted (two headers and signatures take well under 1 KiB).
+const EVIDENCE_MAX_BYTES: usize = 16 * 1024;
+
+/// Evidence that a validator signed two different blocks at one height. Anyone may submit it;
+/// what does not hold is refused here, before it is proposed (so it costs the network nothing),
+/// and checked again as it is applied on every validator; the engine slashes the validator.
+async fn evidence(State(shared): S, body: Body) -> ApiResult<Json<ActionResponse>> {
+    let bytes = read_body(body, EVIDENCE_MAX_BYTES).await?;
+    let ev: engine::Equivocation = parse_json(&bytes)?;
+    {
+        let node = shared.node();
+        let refuse = |msg: String| ApiError::from(engine::Rejection::NotEquivocation(msg));
+        if node.state.validators.set.get(&ev.validator).is_none() {
+            return Err(engine::Rejection::NotAValidator(ev.validator).into());
+        }
+        if let Some(&height) = node.state.validators.equivocated.get(&ev.validator) {
+            return Err(engine::Rejection::AlreadyPunished {
+                validator: ev.validator,
                 height,
-                validator,
-                signature,
-            })
-            .collect(),
-    ))
+            }
+            .into());
+        }
+        if ev.first.header.height != ev.second.header.height || ev.first.header == ev.second.header
+        {
+            return Err(refuse(
+                "two different headers of one height are needed".into(),
+            ));
+        }
+        api::chain::check_evidence(&ev, node.block_hash(ev.height())).map_err(refuse)?;
+    }
+    let proposal = Proposal::Inputs {
+        time: crate::now_ms(),
+        inputs: vec![Input::Evidence(Box::new(ev))],
+    };
+    let outcome = shared.consensus.propose(proposal).await?;
+    let (seq, events) = committed(outcome)?
+        .into_iter()
+        .next()
+        .unwrap_or_else(|| Err(ApiError::Unavailable("nothing was committed".into())))?;
+    Ok(Json(ActionResponse { seq, events }))
 }
 
 async fn chain_entries(

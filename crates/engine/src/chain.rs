@@ -126,6 +126,10 @@ pub struct Validator {
     pub power: u64,
     /// Where the other validators and clients reach it (`http://host:port`).
     pub address: String,
+    /// Stake bonded for it at genesis: slashable like a provider's (see
+    /// [`crate::validators`]), and counted in the genesis supply.
+    #[serde(default, with = "crate::types::amount")]
+    pub stake: crate::types::Amount,
 }
 
 /// The validators of a network, in genesis order. Empty for a single coordinator.

@@ -4,6 +4,7 @@ use crate::ledger::SlashEvidence;
 use crate::types::{
     AccountId, Amount, Hash, JobId, JobSpec, ProviderSpec, Sig, TaskId, TaskReport, Time,
 };
+use crate::validators::Equivocation;
 use serde::{Deserialize, Serialize};
 
 /// A body signed by an account. The signature covers [`Signed::signing_bytes`]: a domain tag naming
@@ -102,6 +103,9 @@ pub enum LeaderCommand {
 pub enum Input {
     Signed(Signed<Action>),
     Leader(LeaderCommand),
+    /// Evidence that a validator signed two different blocks at one height: anyone may submit
+    /// it, and it needs no signature of its own (see [`crate::validators`]).
+    Evidence(Box<Equivocation>),
 }
 
 /// A log entry: an input with the time the leader accepted it at.
@@ -267,6 +271,17 @@ pub enum Event {
         burned: Amount,
         evidence: SlashEvidence,
     },
+    /// A validator lost `amount` of stake for signing two different blocks at `height`.
+    ValidatorSlashed {
+        validator: AccountId,
+        height: u64,
+        #[serde(with = "crate::types::amount")]
+        amount: Amount,
+        #[serde(with = "crate::types::amount")]
+        to_treasury: Amount,
+        #[serde(with = "crate::types::amount")]
+        burned: Amount,
+    },
 }
 
 /// Why an input was refused. A rejected input changes nothing and is never logged.
@@ -331,4 +346,10 @@ pub enum Rejection {
     StakeLocked(String),
     #[error("account {0} has no unbonded stake due for release")]
     NothingToRelease(AccountId),
+    #[error("{0} is not a validator of this network")]
+    NotAValidator(AccountId),
+    #[error("not evidence of equivocation: {0}")]
+    NotEquivocation(String),
+    #[error("validator {validator} was already slashed for equivocating (at height {height})")]
+    AlreadyPunished { validator: AccountId, height: u64 },
 }

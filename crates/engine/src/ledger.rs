@@ -13,6 +13,7 @@
 use crate::command::{Event, Rejection};
 use crate::state::{EngineConfig, State};
 use crate::types::{AccountId, Amount, Hash, JobId, JobSpec, TaskId, Time};
+use crate::validators::Validators;
 use crate::verify::VerifyParams;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -115,6 +116,9 @@ pub struct Genesis {
     /// Redundancy, trust and spot-check rules.
     #[serde(default)]
     pub verification: VerifyParams,
+    /// The validator set (empty: a single coordinator) and its slashing rule.
+    #[serde(default)]
+    pub validators: Validators,
 }
 
 impl Genesis {
@@ -124,6 +128,7 @@ impl Genesis {
             allocations: BTreeMap::new(),
             engine: EngineConfig::default(),
             verification: VerifyParams::default(),
+            validators: Validators::default(),
         }
     }
 
@@ -154,10 +159,16 @@ impl Genesis {
         if p.faucet.as_ref().is_some_and(|f| f.amount == 0) {
             return Err("faucet.amount must be positive".into());
         }
+        if !self.validators.set.validators.is_empty() {
+            self.validators
+                .validate()
+                .map_err(|e| format!("validators: {e}"))?;
+        }
         self.allocations
             .values()
+            .chain(self.validators.set.validators.iter().map(|v| &v.stake))
             .try_fold(0u128, |sum, a| sum.checked_add(*a))
-            .ok_or("allocations overflow the supply")?;
+            .ok_or("allocations and validator stakes overflow the supply")?;
         Ok(())
     }
 }
@@ -322,6 +333,19 @@ impl State {
                 .checked_add(*amount)
                 .ok_or("allocations overflow the supply")?;
         }
+        for v in &genesis.validators.set.validators {
+            let account = state.accounts.entry(v.account).or_default();
+            account.bonded = account
+                .bonded
+                .checked_add(v.stake)
+                .ok_or("validator stakes overflow")?;
+            state.supply.genesis = state
+                .supply
+                .genesis
+                .checked_add(v.stake)
+                .ok_or("validator stakes overflow the supply")?;
+        }
+        state.validators = genesis.validators.clone();
         Ok(state)
     }
 
@@ -660,16 +684,7 @@ impl State {
             .ok_or(Rejection::UnknownJob(evidence.task.job))?;
         let params = self.ledger.slash.clone();
         let treasury = self.ledger.treasury;
-        let account = self.accounts.get(&provider).cloned().unwrap_or_default();
-        let unbonding: Amount = account
-            .unbonding
-            .iter()
-            .try_fold(0u128, |s, u| s.checked_add(u.amount))
-            .ok_or_else(|| overflow("stake"))?;
-        let stake = account
-            .bonded
-            .checked_add(unbonding)
-            .ok_or_else(|| overflow("stake"))?;
+        let stake = self.stake_of(&provider)?;
         let amount = bps_of(stake, params.fraction_bps).ok_or_else(|| overflow("slash"))?;
         let to_requester = bps_of(amount, params.requester_bps).ok_or_else(|| overflow("slash"))?;
         let to_treasury = bps_of(amount, params.treasury_bps).ok_or_else(|| overflow("slash"))?;
@@ -682,18 +697,7 @@ impl State {
             .burned
             .checked_add(burned)
             .ok_or_else(|| overflow("burn"))?;
-        // Take from bonded stake first, then from the newest unbonding entries.
-        let mut left = amount;
-        let entry = self.accounts.entry(provider).or_default();
-        let from_bonded = left.min(entry.bonded);
-        entry.bonded = entry.bonded.saturating_sub(from_bonded);
-        left = left.saturating_sub(from_bonded);
-        for u in entry.unbonding.iter_mut().rev() {
-            let take = left.min(u.amount);
-            u.amount = u.amount.saturating_sub(take);
-            left = left.saturating_sub(take);
-        }
-        entry.unbonding.retain(|u| u.amount > 0);
+        self.take_stake(provider, amount);
         self.supply.burned = new_burned;
         self.credit(&requester, to_requester)?;
         self.credit(&treasury, to_treasury)?;
@@ -732,6 +736,7 @@ impl State {
                 requester,
                 ..
             } => vec![*provider, *requester, self.ledger.treasury],
+            Event::ValidatorSlashed { validator, .. } => vec![*validator, self.ledger.treasury],
             _ => Vec::new(),
         }
     }

@@ -22,6 +22,7 @@ pub mod ledger;
 pub mod schedule;
 pub mod state;
 pub mod types;
+pub mod validators;
 pub mod verify;
 
 pub use chain::{
@@ -36,4 +37,5 @@ pub use ledger::{
 pub use schedule::{Dispatch, ScheduleParams};
 pub use state::{EngineConfig, Job, JobStatus, Provider, ProviderStatus, State, Task, TaskState};
 pub use types::*;
+pub use validators::{Equivocation, SignedHeader, Validators};
 pub use verify::{MAX_RESULTS, MAX_SCORE, Reputation, Run, RunOutcome, VerifyParams};

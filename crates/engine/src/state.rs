@@ -12,6 +12,7 @@ use crate::types::{
     ProviderSpec, Redundancy, TaskDescriptor, TaskId, TaskOutcome, TaskReport, TaskSpec, Time,
     part_name, valid_file_name,
 };
+use crate::validators::Validators;
 use crate::verify::{MAX_RESULTS, Reputation, Run, RunOutcome, VerifyParams};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -261,9 +262,59 @@ pub struct State {
     /// A requester that starts submitting again is brought up to the least service of those
     /// with queued work, so idle time banks no credit.
     pub service: BTreeMap<AccountId, u64>,
+    /// The validator set and what it was slashed for. Keep this the last field: when empty it is
+    /// left out of [`State::hash`] (networks from before validators keep their hashes).
+    pub validators: Validators,
 }
 
 type Applied = Result<Vec<Event>, Rejection>;
+
+/// What [`State::hash`] encodes: every field of the state in order, as its postcard encoding
+/// does, but the trailing `validators` only when it is not empty — so that the state of a network
+/// without validators hashes exactly as it did before the field existed. (postcard encodes a
+/// struct as its fields one after another, so the two encodings agree byte for byte otherwise;
+/// a test holds them together.)
+struct HashView<'a>(&'a State);
+
+impl Serialize for HashView<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeTuple;
+        let State {
+            config,
+            ledger,
+            verify,
+            supply,
+            now,
+            applied,
+            accounts,
+            providers,
+            jobs,
+            next_job,
+            queue,
+            recheck,
+            service,
+            validators,
+        } = self.0;
+        let mut t = serializer.serialize_tuple(14)?;
+        t.serialize_element(config)?;
+        t.serialize_element(ledger)?;
+        t.serialize_element(verify)?;
+        t.serialize_element(supply)?;
+        t.serialize_element(now)?;
+        t.serialize_element(applied)?;
+        t.serialize_element(accounts)?;
+        t.serialize_element(providers)?;
+        t.serialize_element(jobs)?;
+        t.serialize_element(next_job)?;
+        t.serialize_element(queue)?;
+        t.serialize_element(recheck)?;
+        t.serialize_element(service)?;
+        if !validators.is_empty() {
+            t.serialize_element(validators)?;
+        }
+        t.end()
+    }
+}
 
 impl State {
     /// A network with `config`, no tokens, no fees and no stake requirement. Real networks start
@@ -283,17 +334,19 @@ impl State {
             queue: BTreeSet::new(),
             recheck: BTreeSet::new(),
             service: BTreeMap::new(),
+            validators: Validators::default(),
         }
     }
 
-    /// BLAKE3 over the canonical encoding of the whole state.
+    /// BLAKE3 over the canonical encoding of the whole state — without the `validators` field when
+    /// it is empty (see [`HashView`]).
     pub fn hash(&self) -> Hash {
         // Streamed into the hasher through a 64 KiB buffer: the encoding of a large state is
         // never held in memory, and the hasher sees large writes (postcard writes field by
         // field, and a call per field cost more than the hashing itself).
         let mut hasher = blake3::Hasher::new();
         let mut buffered = std::io::BufWriter::with_capacity(1 << 16, &mut hasher);
-        if postcard::to_io(self, &mut buffered).is_err() || buffered.flush().is_err() {
+        if postcard::to_io(&HashView(self), &mut buffered).is_err() || buffered.flush().is_err() {
             return Hash::of(&[]);
         }
         drop(buffered);
@@ -306,6 +359,7 @@ impl State {
         let events = match &entry.input {
             Input::Signed(signed) => self.apply_signed(signed, now)?,
             Input::Leader(cmd) => self.apply_leader(cmd, now)?,
+            Input::Evidence(ev) => self.punish_equivocation(ev)?,
         };
         self.now = now;
         self.applied = self.applied.saturating_add(1);

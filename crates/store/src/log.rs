@@ -82,7 +82,8 @@ pub(crate) const SET_META: &str = "INSERT INTO meta (key, value) VALUES (?1, ?2)
 /// Meta key of the validator set.
 const VALIDATORS_KEY: &str = "validators";
 /// Format version of the stored validator set.
-const VALIDATORS_VERSION: u32 = 1;
+/// 2: validators carry their genesis stake (and the genesis holds the set, as format 2).
+const VALIDATORS_VERSION: u32 = 2;
 
 #[derive(serde::Serialize, serde::Deserialize)]
 struct StoredValidators {
@@ -174,6 +175,11 @@ impl SqliteLog {
                  entry BLOB NOT NULL
              );
              CREATE TABLE IF NOT EXISTS snapshots (
+                 seq   INTEGER PRIMARY KEY,
+                 state BLOB NOT NULL
+             );
+             -- State format 2 (the state gained its validators); `snapshots` holds format 1.
+             CREATE TABLE IF NOT EXISTS snapshots_v2 (
                  seq   INTEGER PRIMARY KEY,
                  state BLOB NOT NULL
              );
@@ -394,6 +400,44 @@ fn insert_entry(
     Ok(())
 }
 
+/// Meta key of the genesis, format 2 (with validators). Format 1, under `genesis`, is read and
+/// converted: it had no validators.
+const GENESIS_KEY: &str = "genesis_v2";
+
+/// The genesis as format 1 stored it (before validators).
+#[derive(serde::Deserialize)]
+struct GenesisV1 {
+    params: engine::LedgerParams,
+    allocations: std::collections::BTreeMap<AccountId, engine::Amount>,
+    engine: engine::EngineConfig,
+    verification: engine::VerifyParams,
+}
+
+fn decode_genesis(bytes: &[u8], format: u32) -> Result<Genesis, postcard::Error> {
+    if format == 1 {
+        let v1: GenesisV1 = postcard::from_bytes(bytes)?;
+        return Ok(Genesis {
+            params: v1.params,
+            allocations: v1.allocations,
+            engine: v1.engine,
+            verification: v1.verification,
+            validators: engine::Validators::default(),
+        });
+    }
+    postcard::from_bytes(bytes)
+}
+
+/// Decodes a stored state. Format 1 is format 2 without the trailing `validators` field, which a
+/// network of that time never had: its empty encoding is appended (the migration).
+fn decode_snapshot(bytes: &[u8], format: u32) -> Result<State, postcard::Error> {
+    if format == 1 {
+        let mut v2 = bytes.to_vec();
+        v2.extend(encode(&engine::Validators::default()));
+        return postcard::from_bytes(&v2);
+    }
+    postcard::from_bytes(bytes)
+}
+
 fn encode<T: serde::Serialize>(value: &T) -> Vec<u8> {
     postcard::to_stdvec(value).expect("engine types always encode")
 }
@@ -459,38 +503,52 @@ impl CommandLog for SqliteLog {
     }
 
     fn save_snapshot(&mut self, seq: u64, state: &State) -> Result<(), StoreError> {
-        self.conn
-            .execute(
-                "INSERT OR REPLACE INTO snapshots (seq, state) VALUES (?1, ?2)",
-                params![to_sql(seq), encode(state)],
+        let tx = self
+            .conn
+            .transaction()
+            .map_err(|e| sqlite_err(&self.path, e))?;
+        tx.execute(
+            "INSERT OR REPLACE INTO snapshots_v2 (seq, state) VALUES (?1, ?2)",
+            params![to_sql(seq), encode(state)],
+        )
+        .and_then(|_| {
+            // Older snapshots are never read again (nor those of the older format).
+            tx.execute(
+                "DELETE FROM snapshots_v2 WHERE seq < ?1",
+                params![to_sql(seq)],
             )
-            .map_err(|e| self.err(e))?;
-        // Older snapshots are never read again.
-        self.conn
-            .execute("DELETE FROM snapshots WHERE seq < ?1", params![to_sql(seq)])
-            .map_err(|e| self.err(e))?;
+        })
+        .and_then(|_| tx.execute("DELETE FROM snapshots", []))
+        .and_then(|_| tx.commit())
+        .map_err(|e| sqlite_err(&self.path, e))?;
         Ok(())
     }
 
     fn latest_snapshot(&self) -> Result<Option<(u64, State)>, StoreError> {
-        let row: Option<(u64, Vec<u8>)> = self
-            .conn
-            .query_row(
-                "SELECT seq, state FROM snapshots ORDER BY seq DESC LIMIT 1",
-                [],
-                |r| Ok((from_sql(r.get(0)?), r.get(1)?)),
-            )
-            .optional()
-            .map_err(|e| self.err(e))?;
-        row.map(|(seq, bytes)| {
-            postcard::from_bytes(&bytes)
-                .map(|state| (seq, state))
-                .map_err(|e| StoreError::Corrupt {
-                    seq,
-                    msg: format!("snapshot: {e}"),
-                })
-        })
-        .transpose()
+        // Format 2 first; a log written before it may hold a format-1 snapshot instead.
+        for (table, format) in [("snapshots_v2", 2), ("snapshots", 1)] {
+            if !self.has_table(table)? {
+                continue;
+            }
+            let row: Option<(u64, Vec<u8>)> = self
+                .conn
+                .query_row(
+                    &format!("SELECT seq, state FROM {table} ORDER BY seq DESC LIMIT 1"),
+                    [],
+                    |r| Ok((from_sql(r.get(0)?), r.get(1)?)),
+                )
+                .optional()
+                .map_err(|e| self.err(e))?;
+            if let Some((seq, bytes)) = row {
+                return decode_snapshot(&bytes, format)
+                    .map(|state| Some((seq, state)))
+                    .map_err(|e| StoreError::Corrupt {
+                        seq,
+                        msg: format!("snapshot (state format {format}): {e}"),
+                    });
+            }
+        }
+        Ok(None)
     }
 
     fn raw_entries(&self, after: u64, limit: usize) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
@@ -707,21 +765,24 @@ impl CommandLog for SqliteLog {
         if !self.has_table("meta")? {
             return Ok(None);
         }
-        let bytes: Option<Vec<u8>> = self
-            .conn
-            .query_row("SELECT value FROM meta WHERE key = 'genesis'", [], |r| {
-                r.get(0)
-            })
-            .optional()
-            .map_err(|e| self.err(e))?;
-        bytes
-            .map(|b| {
-                postcard::from_bytes(&b).map_err(|e| StoreError::Corrupt {
-                    seq: 0,
-                    msg: format!("genesis: {e}"),
+        for (key, format) in [(GENESIS_KEY, 2), ("genesis", 1)] {
+            let bytes: Option<Vec<u8>> = self
+                .conn
+                .query_row("SELECT value FROM meta WHERE key = ?1", params![key], |r| {
+                    r.get(0)
                 })
-            })
-            .transpose()
+                .optional()
+                .map_err(|e| self.err(e))?;
+            if let Some(bytes) = bytes {
+                return decode_genesis(&bytes, format)
+                    .map(Some)
+                    .map_err(|e| StoreError::Corrupt {
+                        seq: 0,
+                        msg: format!("genesis (format {format}): {e}"),
+                    });
+            }
+        }
+        Ok(None)
     }
 
     fn set_genesis(&mut self, genesis: &Genesis) -> Result<(), StoreError> {
@@ -730,8 +791,8 @@ impl CommandLog for SqliteLog {
         }
         self.conn
             .execute(
-                "INSERT INTO meta (key, value) VALUES ('genesis', ?1)",
-                params![encode(genesis)],
+                "INSERT INTO meta (key, value) VALUES (?1, ?2)",
+                params![GENESIS_KEY, encode(genesis)],
             )
             .map_err(|e| self.err(e))?;
         Ok(())
@@ -922,6 +983,58 @@ mod tests {
                 signature: Sig([0; 64]),
             }),
         }
+    }
+
+    #[test]
+    fn a_log_of_the_first_format_reads_its_genesis_and_snapshot_after_migration() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut genesis = Genesis::dev(AccountId([9; 32]));
+        genesis.params.min_stake = 0;
+        genesis.allocations.insert(AccountId([1; 32]), 5);
+        let mut state = State::from_genesis(&genesis).unwrap();
+        state.apply(&register(1, 1)).unwrap();
+        {
+            // What a gridmint of format 1 wrote: the genesis without validators under `genesis`,
+            // the state without its trailing validators in `snapshots`.
+            let log = SqliteLog::open(dir.path()).unwrap();
+            let v1_genesis = encode(&(
+                &genesis.params,
+                &genesis.allocations,
+                &genesis.engine,
+                &genesis.verification,
+            ));
+            let full = encode(&state);
+            let v1_state = &full[..full.len() - encode(&engine::Validators::default()).len()];
+            log.conn
+                .execute(
+                    "INSERT INTO meta (key, value) VALUES ('genesis', ?1)",
+                    params![v1_genesis],
+                )
+                .unwrap();
+            log.conn
+                .execute(
+                    "INSERT INTO snapshots (seq, state) VALUES (1, ?1)",
+                    params![v1_state],
+                )
+                .unwrap();
+        }
+        let mut log = SqliteLog::open(dir.path()).unwrap();
+        assert_eq!(log.genesis().unwrap(), Some(genesis.clone()));
+        let (seq, read) = log.latest_snapshot().unwrap().unwrap();
+        assert_eq!((seq, read.hash()), (1, state.hash()));
+        assert_eq!(read, state);
+        // A new snapshot is written in format 2 and replaces the old one.
+        log.save_snapshot(1, &state).unwrap();
+        let old: i64 = log
+            .conn
+            .query_row("SELECT COUNT(*) FROM snapshots", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(old, 0);
+        assert_eq!(log.latest_snapshot().unwrap().unwrap().1, state);
+        assert!(matches!(
+            log.set_genesis(&genesis),
+            Err(StoreError::GenesisSet)
+        ));
     }
 
     fn replay_matches(log: &mut dyn CommandLog) {

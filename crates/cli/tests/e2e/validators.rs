@@ -23,6 +23,8 @@ struct Cluster {
     listens: Vec<String>,
     /// Where each is reached (its genesis address): itself, or a gate in front of it.
     addresses: Vec<String>,
+    /// The validator started with the tests-only `--equivocate`, if any.
+    equivocating: Option<usize>,
     /// The gates in front of the validators, relaying while the cluster lives.
     _gates: Vec<Gate>,
 }
@@ -35,7 +37,7 @@ impl Cluster {
             .map(|p| format!("127.0.0.1:{p}"))
             .collect();
         let addresses = listens.iter().map(|l| format!("http://{l}")).collect();
-        Cluster::start_with(w, listens, addresses, Vec::new())
+        Cluster::start_with(w, listens, addresses, Vec::new()).spawn_all(w)
     }
 
     /// [`Cluster::start`] with validator `i` on its own address 127.0.0.`i+2`, behind a [`Gate`]
@@ -51,7 +53,7 @@ impl Cluster {
             listens.push(listen);
         }
         let addresses = gates.iter().map(|g| g.url.clone()).collect();
-        Cluster::start_with(w, listens, addresses, gates)
+        Cluster::start_with(w, listens, addresses, gates).spawn_all(w)
     }
 
     fn start_with(
@@ -85,36 +87,45 @@ impl Cluster {
         );
         for (account, address) in accounts.iter().zip(&addresses) {
             genesis.push_str(&format!(
-                "[[validators]]\naccount = \"{account}\"\npower = 1\naddress = \"{address}\"\n"
+                "[[validators]]\naccount = \"{account}\"\npower = 1\naddress = \"{address}\"\n\
+                 stake = \"1000\"\n"
             ));
         }
         let genesis = w.write("validators-genesis.toml", genesis);
-        let mut cluster = Cluster {
+        Cluster {
             genesis,
             validators: Vec::new(),
             dirs,
             listens,
             addresses,
+            equivocating: None,
             _gates: gates,
-        };
-        for i in 0..n {
-            let v = cluster.spawn(w, i);
-            cluster.validators.push(Some(v));
         }
-        cluster
+    }
+
+    /// Starts every validator (after [`Cluster::start_with`] wrote the genesis).
+    fn spawn_all(mut self, w: &World) -> Cluster {
+        for i in 0..self.dirs.len() {
+            let v = self.spawn(w, i);
+            self.validators.push(Some(v));
+        }
+        self
     }
 
     fn spawn(&self, w: &World, i: usize) -> Coordinator {
-        w.coordinator_restart_on(
-            &self.dirs[i],
-            &self.listens[i],
-            &[
-                "--genesis",
-                self.genesis.to_str().unwrap(),
-                "--heartbeat-timeout",
-                "10s",
-            ],
-        )
+        let genesis = self.genesis.to_str().unwrap();
+        let mut args = vec!["--genesis", genesis, "--heartbeat-timeout", "10s"];
+        if self.equivocating == Some(i) {
+            args.push("--equivocate");
+        }
+        w.coordinator_restart_on(&self.dirs[i], &self.listens[i], &args)
+    }
+
+    /// Validator `i`'s account.
+    fn account(&self, i: usize) -> engine::AccountId {
+        api::Identity::load_or_create(&self.dirs[i].join("validator.key"))
+            .unwrap()
+            .id()
     }
 
     /// Validator `i`'s own address.
@@ -241,6 +252,12 @@ fn three_validators_run_jobs_and_end_with_one_verified_state() {
         );
     }
 
+    // One more write a block interval later, so that the chain has at least two blocks (the
+    // certificate check below cuts block 1's, which is an error only before a final block).
+    std::thread::sleep(Duration::from_millis(1_200));
+    let friend = engine::AccountId([0x42; 32]).to_hex();
+    w.cli(&["wallet", "transfer", &friend, "1", "--coordinator", &urls])
+        .ok();
     let (log_length, state_hash) = cluster.converged();
     assert!(log_length > 0);
     // Blocks are cut where the log says so and name their proposer: every validator holds the
@@ -271,17 +288,23 @@ fn three_validators_run_jobs_and_end_with_one_verified_state() {
                     && r["blocks"] == first.height
                     && r["state_hash"] == serde_json::json!(state_hash)
             });
-            (same && final_ && first.height > 0).then_some((first.height, first.tip_hash))
+            (same && final_ && first.height > 1).then_some((first.height, first.tip_hash))
         },
     );
-    for v in cluster.running() {
-        let sigs = w.block_on(v.http.client.chain_signatures(1, 1000)).unwrap();
-        assert_eq!(
-            sigs.len() as u64,
-            3 * height,
-            "every validator's signature of every block ({height} blocks, tip {tip})"
-        );
-    }
+    // A block is final with two signatures; the third arrives soon after.
+    poll(
+        &format!("every validator's signature of every block ({height} blocks, tip {tip})"),
+        WAIT,
+        || {
+            cluster
+                .running()
+                .all(|v| {
+                    let sigs = w.block_on(v.http.client.chain_signatures(1, 1000)).unwrap();
+                    sigs.len() as u64 == 3 * height
+                })
+                .then_some(())
+        },
+    );
 
     // Offline: a validator's data dir verifies with its certificates, and a block whose
     // certificate is cut below a majority is refused.
@@ -659,4 +682,184 @@ fn a_leader_cut_off_commits_nothing_while_the_majority_goes_on_and_all_converge_
         "exactly the majority's transfer was committed"
     );
     cluster.leader();
+}
+
+#[test]
+fn a_validator_that_signs_two_blocks_at_one_height_is_reported_and_slashed() {
+    let w = World::new();
+    let listens: Vec<String> = free_ports("127.0.0.1", 3)
+        .into_iter()
+        .map(|p| format!("127.0.0.1:{p}"))
+        .collect();
+    let addresses = listens.iter().map(|l| format!("http://{l}")).collect();
+    let mut cluster = Cluster::start_with(&w, listens, addresses, Vec::new());
+    cluster.equivocating = Some(2);
+    let cluster = cluster.spawn_all(&w);
+    let cheat = cluster.account(2);
+    let honest = cluster.account(0);
+    let urls = cluster.urls();
+    cluster.leader();
+    let any = &cluster.validators[0].as_ref().unwrap().http;
+    let stake = engine::tokens(1_000);
+    assert_eq!(w.block_on(any.client.account(cheat)).unwrap().bonded, stake);
+
+    // Something to seal: the blocks that follow are signed twice by the cheat, and the honest
+    // validators that gather its signatures report it; the engine takes its whole stake.
+    w.fund_requester(&urls);
+    let slashed = poll("the equivocating validator to be slashed", WAIT, || {
+        let page = w.block_on(any.client.history(cheat, None, 10)).ok()?;
+        page.items
+            .iter()
+            .find(|e| matches!(e.event, engine::Event::ValidatorSlashed { .. }))
+            .cloned()
+    });
+    let engine::Event::ValidatorSlashed {
+        validator,
+        amount,
+        to_treasury,
+        burned,
+        ..
+    } = slashed.event
+    else {
+        unreachable!()
+    };
+    assert_eq!((validator, amount), (cheat, stake));
+    // The dev split: a quarter to the treasury (validator 0's account), the rest burned.
+    assert_eq!((to_treasury, burned), (stake / 4, stake - stake / 4));
+    let (_, state_hash) = cluster.converged();
+    for v in cluster.running() {
+        let account = w.block_on(v.http.client.account(cheat)).unwrap();
+        assert_eq!(account.bonded, 0);
+    }
+
+    // The evidence entry replays: every validator's chain verifies, evidence checks included
+    // (its signatures, and that one header is the chain's block).
+    poll(
+        "every validator's chain to verify to the same state",
+        WAIT,
+        || {
+            let reports: Vec<serde_json::Value> = cluster
+                .running()
+                .map(|v| {
+                    w.cli(&["chain", "verify", "--coordinator", &v.url, "--json"])
+                        .ok()
+                        .json()
+                })
+                .collect();
+            reports
+                .iter()
+                .all(|r| {
+                    r["ok"] == true
+                        && r["tail_entries"] == 0
+                        && r["state_hash"] == serde_json::json!(state_hash)
+                })
+                .then_some(())
+        },
+    );
+
+    // Hostile evidence, posted by anyone: each refused with a clear error, nothing changes.
+    let before = cluster.converged();
+    let block = w.block_on(any.client.chain_blocks(1, 1)).unwrap().remove(0);
+    let sigs = w.block_on(any.client.chain_signatures(1, 1)).unwrap();
+    let sig_of = |who| {
+        sigs.iter()
+            .find(|s| s.validator == who && s.header.is_none())
+            .unwrap()
+            .signature
+    };
+    let signed = |header: &engine::BlockHeader, signature| engine::SignedHeader {
+        header: header.clone(),
+        signature,
+    };
+    let mut other = block.header.clone();
+    other.time += 1;
+    let http = reqwest::Client::new();
+    let leader_url = &cluster.validators[cluster.leader()].as_ref().unwrap().url;
+    let post = |body: Vec<u8>| {
+        w.block_on(async {
+            let resp = http
+                .post(format!("{leader_url}/v1/chain/evidence"))
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            (resp.status().as_u16(), resp.text().await.unwrap())
+        })
+    };
+    let json = |ev: &engine::Equivocation| serde_json::to_vec(ev).unwrap();
+    let cases = [
+        (
+            "malformed",
+            b"{\"validator\": 7}".to_vec(),
+            400,
+            "bad_request",
+        ),
+        (
+            // An honest validator's real signature, and the same bytes claimed for another header.
+            "a forged second signature",
+            json(&engine::Equivocation {
+                validator: honest,
+                first: signed(&block.header, sig_of(honest)),
+                second: signed(&other, sig_of(honest)),
+            }),
+            422,
+            "does not verify",
+        ),
+        (
+            "one header twice",
+            json(&engine::Equivocation {
+                validator: honest,
+                first: signed(&block.header, sig_of(honest)),
+                second: signed(&block.header, sig_of(honest)),
+            }),
+            422,
+            "two different headers",
+        ),
+        (
+            "not a validator",
+            json(&engine::Equivocation {
+                validator: engine::AccountId([7; 32]),
+                first: signed(&block.header, sig_of(honest)),
+                second: signed(&other, sig_of(honest)),
+            }),
+            422,
+            "not a validator",
+        ),
+        (
+            "the cheat again",
+            json(&engine::Equivocation {
+                validator: cheat,
+                first: signed(&block.header, sig_of(cheat)),
+                second: signed(&other, sig_of(cheat)),
+            }),
+            422,
+            "already slashed",
+        ),
+    ];
+    for (what, body, status, needle) in cases {
+        let (got, text) = post(body);
+        assert_eq!(got, status, "{what}: {text}");
+        assert!(text.contains(needle), "{what}: {text}");
+    }
+    // Two headers a validator signed, neither of them this chain's block: not evidence here (a
+    // key used on another network too cannot be slashed for what it signed there).
+    let key = api::Identity::load_or_create(&cluster.dirs[1].join("validator.key")).unwrap();
+    let mut elsewhere = block.header.clone();
+    elsewhere.prev_hash = Hash::of(b"another network");
+    let mut elsewhere2 = elsewhere.clone();
+    elsewhere2.time += 1;
+    let sign =
+        |h: &engine::BlockHeader| signed(h, api::chain::sign_block(&key, h.clone()).signature);
+    let (got, text) = post(json(&engine::Equivocation {
+        validator: key.id(),
+        first: sign(&elsewhere),
+        second: sign(&elsewhere2),
+    }));
+    assert_eq!(got, 422, "{text}");
+    assert!(
+        text.contains("neither header is this chain's block"),
+        "{text}"
+    );
+    assert_eq!(cluster.converged(), before);
 }

@@ -179,6 +179,7 @@ impl Cluster {
                         account: Identity::from_secret([100 + n as u8; 32]).id(),
                         power: 1,
                         address: format!("http://127.0.0.1:{}", 1000 + n),
+                        stake: 0,
                     })
                     .collect(),
             };

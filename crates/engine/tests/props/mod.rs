@@ -113,6 +113,13 @@ enum Op {
     Release {
         who: u8,
     },
+    /// Evidence that `anyone(who)` signed two headers at `height` (the same header twice when
+    /// `same`: not evidence). Signatures are the shell's to check, not the engine's.
+    Equivocate {
+        who: u8,
+        height: u8,
+        same: bool,
+    },
 }
 
 #[derive(Clone, Debug)]
@@ -191,6 +198,22 @@ fn genesis() -> Genesis {
             spot_check_bps: 3_000,
             ..VerifyParams::default()
         },
+        // Two providers and a requester are validators too: equivocation takes half of
+        // whatever stake they have then, provider stake included.
+        validators: engine::Validators {
+            equivocation_bps: 5_000,
+            ..engine::Validators::new(engine::ValidatorSet {
+                validators: [(1, 100), (2, 0), (13, 300)]
+                    .into_iter()
+                    .map(|(n, stake)| engine::Validator {
+                        account: acct(n),
+                        power: 1,
+                        address: format!("http://10.0.0.{n}:7700"),
+                        stake,
+                    })
+                    .collect(),
+            })
+        },
     }
 }
 
@@ -211,6 +234,8 @@ fn ledger_op() -> impl Strategy<Value = Op> {
         2 => (0..4u8, amount()).prop_map(|(who, amount)| Op::Stake { who, amount }),
         1 => (0..4u8, amount()).prop_map(|(who, amount)| Op::Unstake { who, amount }),
         1 => any::<u8>().prop_map(|who| Op::Release { who }),
+        1 => (any::<u8>(), 1..4u8, prop_oneof![5 => Just(false), 1 => Just(true)])
+            .prop_map(|(who, height, same)| Op::Equivocate { who, height, same }),
     ]
 }
 
@@ -394,7 +419,36 @@ struct Built {
     picked: Option<Vec<TaskId>>,
 }
 
+fn header(height: u8, variant: u8) -> engine::BlockHeader {
+    engine::BlockHeader {
+        height: u64::from(height),
+        prev_hash: hash(variant),
+        time: 0,
+        first_seq: 1,
+        last_seq: 1,
+        commands_root: hash(0),
+        state_hash: hash(0),
+        validator: acct(1),
+    }
+}
+
 fn build(s: &State, step: &Step, time: Time) -> Built {
+    if let Op::Equivocate { who, height, same } = &step.op {
+        let signed = |variant| engine::SignedHeader {
+            header: header(*height, variant),
+            signature: engine::Sig([0; 64]),
+        };
+        let ev = engine::Equivocation {
+            validator: anyone(*who),
+            first: signed(1),
+            second: signed(if *same { 1 } else { 2 }),
+        };
+        return Built {
+            entry: entry(time, Input::Evidence(Box::new(ev))),
+            stale: false,
+            picked: None,
+        };
+    }
     let mut picked = None;
     let action = |who: AccountId, body: Action| (who, body);
     let signed_body: Result<(AccountId, Action), LeaderCommand> = match &step.op {
@@ -564,6 +618,7 @@ fn build(s: &State, step: &Step, time: Time) -> Built {
         Op::Release { who } => Err(LeaderCommand::ReleaseStake {
             account: anyone(*who),
         }),
+        Op::Equivocate { .. } => unreachable!("built above"),
     };
     let (input, stale) = match signed_body {
         Ok((who, body)) => {
@@ -851,7 +906,7 @@ fn check_money(before: &State, after: &State, events: &[Event]) -> Result<(), Te
     let burned: u128 = events
         .iter()
         .map(|e| match e {
-            Event::Slashed { burned, .. } => *burned,
+            Event::Slashed { burned, .. } | Event::ValidatorSlashed { burned, .. } => *burned,
             _ => 0,
         })
         .sum();
@@ -1041,6 +1096,25 @@ fn check_events(
                     .result
                     .clone();
                 prop_assert_eq!(result.map(|r| r.output_hash), Some(evidence.agreed_output));
+            }
+            Event::ValidatorSlashed {
+                validator,
+                amount,
+                to_treasury,
+                burned,
+                ..
+            } => {
+                let stake = |st: &State| {
+                    st.bonded(validator)
+                        + st.accounts
+                            .get(validator)
+                            .map_or(0, |a| a.unbonding.iter().map(|u| u.amount).sum::<u128>())
+                };
+                prop_assert!(before.validators.set.get(validator).is_some());
+                prop_assert!(!before.validators.equivocated.contains_key(validator));
+                prop_assert!(after.validators.equivocated.contains_key(validator));
+                prop_assert_eq!(amount, &(to_treasury + burned));
+                prop_assert_eq!(stake(after) + amount, stake(before));
             }
             Event::ResultRejected {
                 task,

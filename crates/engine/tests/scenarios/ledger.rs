@@ -30,6 +30,7 @@ fn genesis(faucet: bool) -> Genesis {
         allocations: (1..=9).map(|n| (acct(n), 100_000_000)).collect(),
         engine: Default::default(),
         verification: Default::default(),
+        validators: Default::default(),
     }
 }
 

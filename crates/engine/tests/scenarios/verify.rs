@@ -40,6 +40,7 @@ fn world(verification: VerifyParams) -> World {
         allocations: (1..=10).map(|n| (acct(n), 1_000_000_000)).collect(),
         engine: Default::default(),
         verification,
+        validators: Default::default(),
     });
     w.verify_events = true;
     w.money_events = true;

@@ -204,6 +204,7 @@ impl World {
             allocations: (1..=20).map(|n| (acct(n), RICH)).collect(),
             engine: config,
             verification: Default::default(),
+            validators: Default::default(),
         })
     }
 

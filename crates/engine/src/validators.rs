@@ -1,0 +1,320 @@
+//! Validators in the state: the set the genesis declares, with the stake each bonds, and the rule
+//! that slashes a validator that signed two different blocks at one height (equivocation).
+//!
+//! Evidence is self-authenticating: two block headers of one height, each with the accused
+//! validator's signature. The engine checks everything about it that needs no signature check or
+//! chain — the accused is a validator, the heights agree, the headers differ, it was not punished
+//! already — and the shell checks the rest before an [`crate::Input::Evidence`] is applied: both
+//! signatures verify, and one of the two headers is this chain's own block at that height (so a
+//! key reused on another network cannot be slashed here for what it signed there). `chain verify`
+//! repeats both checks, so no validator decides a slash on its own word.
+//!
+//! The slash takes [`Validators::equivocation_bps`] of the validator's stake (bonded, then
+//! unbonding); the treasury gets `slash.treasury_bps` of that and the rest is burned. The validator
+//! is recorded in [`Validators::equivocated`] and never slashed again: every validator that sees
+//! the conflict reports it, and only the first report counts.
+
+use crate::chain::{BlockHeader, ValidatorSet};
+use crate::command::{Event, Rejection};
+use crate::ledger::{BPS, bps_of};
+use crate::state::State;
+use crate::types::{AccountId, Amount, Sig};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// The validators of a network as the state holds them. Empty for a single coordinator; an empty
+/// value adds nothing to the state hash (see [`State::hash`]), so networks from before validators
+/// keep their hashes.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Validators {
+    /// Who they are, with voting power and stake, in genesis order.
+    pub set: ValidatorSet,
+    /// Share of an equivocating validator's stake that is taken, in basis points.
+    pub equivocation_bps: u32,
+    /// Validators slashed for equivocation, with the height of the evidence: each is slashed
+    /// once (later evidence against it is refused), as Tendermint-style chains "tombstone" it.
+    pub equivocated: BTreeMap<AccountId, u64>,
+}
+
+impl Validators {
+    /// A set with the default rule: equivocation takes the whole stake.
+    pub fn new(set: ValidatorSet) -> Validators {
+        Validators {
+            set,
+            equivocation_bps: BPS,
+            equivocated: BTreeMap::new(),
+        }
+    }
+
+    /// Whether this adds nothing to the state (a single coordinator's network).
+    pub fn is_empty(&self) -> bool {
+        self.set.validators.is_empty() && self.equivocated.is_empty()
+    }
+
+    /// Checks a genesis' validators: a valid set, a fraction of at most the whole, nothing
+    /// recorded yet.
+    pub fn validate(&self) -> Result<(), String> {
+        self.set.validate()?;
+        if self.equivocation_bps > BPS {
+            return Err(format!(
+                "equivocation_bps {} is above {BPS}",
+                self.equivocation_bps
+            ));
+        }
+        if !self.equivocated.is_empty() {
+            return Err("a genesis records no equivocation".into());
+        }
+        Ok(())
+    }
+}
+
+/// A block header with one validator's signature of it (see [`crate::Block`] for what is signed).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignedHeader {
+    pub header: BlockHeader,
+    pub signature: Sig,
+}
+
+/// The case against a validator: its signatures of two different headers of one height.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Equivocation {
+    pub validator: AccountId,
+    pub first: SignedHeader,
+    pub second: SignedHeader,
+}
+
+impl Equivocation {
+    /// The height both headers claim.
+    pub fn height(&self) -> u64 {
+        self.first.header.height
+    }
+}
+
+impl State {
+    /// Applies evidence of equivocation (its signatures already checked by the shell).
+    pub(crate) fn punish_equivocation(
+        &mut self,
+        ev: &Equivocation,
+    ) -> Result<Vec<Event>, Rejection> {
+        let height = ev.height();
+        if ev.second.header.height != height {
+            return Err(Rejection::NotEquivocation(format!(
+                "the headers are of different heights ({height} and {})",
+                ev.second.header.height
+            )));
+        }
+        if ev.first.header == ev.second.header {
+            return Err(Rejection::NotEquivocation(
+                "the two headers are the same block".into(),
+            ));
+        }
+        if self.validators.set.get(&ev.validator).is_none() {
+            return Err(Rejection::NotAValidator(ev.validator));
+        }
+        if let Some(&first) = self.validators.equivocated.get(&ev.validator) {
+            return Err(Rejection::AlreadyPunished {
+                validator: ev.validator,
+                height: first,
+            });
+        }
+        let stake = self.stake_of(&ev.validator)?;
+        let amount = bps_of(stake, self.validators.equivocation_bps)
+            .ok_or_else(|| Rejection::TooLarge("the slash would overflow".into()))?;
+        let to_treasury = bps_of(amount, self.ledger.slash.treasury_bps)
+            .ok_or_else(|| Rejection::TooLarge("the slash would overflow".into()))?;
+        let burned = amount
+            .checked_sub(to_treasury)
+            .ok_or_else(|| Rejection::TooLarge("the slash would overflow".into()))?;
+        let new_burned = self
+            .supply
+            .burned
+            .checked_add(burned)
+            .ok_or_else(|| Rejection::TooLarge("the burn would overflow".into()))?;
+        let treasury = self.ledger.treasury;
+        self.balance(&treasury)
+            .checked_add(to_treasury)
+            .ok_or_else(|| Rejection::TooLarge("the treasury's balance would overflow".into()))?;
+        // Nothing can fail from here on.
+        self.take_stake(ev.validator, amount);
+        self.supply.burned = new_burned;
+        self.credit(&treasury, to_treasury)?;
+        self.validators.equivocated.insert(ev.validator, height);
+        Ok(vec![Event::ValidatorSlashed {
+            validator: ev.validator,
+            height,
+            amount,
+            to_treasury,
+            burned,
+        }])
+    }
+
+    /// Bonded plus unbonding stake of `who`.
+    pub(crate) fn stake_of(&self, who: &AccountId) -> Result<Amount, Rejection> {
+        let Some(account) = self.accounts.get(who) else {
+            return Ok(0);
+        };
+        account
+            .unbonding
+            .iter()
+            .try_fold(account.bonded, |s, u| s.checked_add(u.amount))
+            .ok_or_else(|| Rejection::TooLarge("stake would overflow".into()))
+    }
+
+    /// Removes up to `amount` of `who`'s stake: bonded first, then the newest unbonding entries.
+    pub(crate) fn take_stake(&mut self, who: AccountId, amount: Amount) {
+        let entry = self.accounts.entry(who).or_default();
+        let from_bonded = amount.min(entry.bonded);
+        entry.bonded = entry.bonded.saturating_sub(from_bonded);
+        let mut left = amount.saturating_sub(from_bonded);
+        for u in entry.unbonding.iter_mut().rev() {
+            let take = left.min(u.amount);
+            u.amount = u.amount.saturating_sub(take);
+            left = left.saturating_sub(take);
+        }
+        entry.unbonding.retain(|u| u.amount > 0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::chain::Validator;
+    use crate::ledger::{Genesis, tokens};
+    use crate::types::Hash;
+    use crate::{Entry, Input};
+
+    fn id(n: u8) -> AccountId {
+        AccountId([n; 32])
+    }
+
+    fn genesis() -> Genesis {
+        let mut g = Genesis::dev(id(9));
+        g.validators = Validators::new(ValidatorSet {
+            validators: (1..=3)
+                .map(|n| Validator {
+                    account: id(n),
+                    power: 1,
+                    address: format!("http://127.0.0.1:{}", 7000 + u16::from(n)),
+                    stake: tokens(1_000),
+                })
+                .collect(),
+        });
+        g
+    }
+
+    fn header(height: u64, time: u64) -> BlockHeader {
+        BlockHeader {
+            height,
+            prev_hash: Hash([1; 32]),
+            time,
+            first_seq: 1,
+            last_seq: 1,
+            commands_root: Hash([2; 32]),
+            state_hash: Hash([3; 32]),
+            validator: id(1),
+        }
+    }
+
+    fn evidence(validator: AccountId, a: BlockHeader, b: BlockHeader) -> Input {
+        Input::Evidence(Box::new(Equivocation {
+            validator,
+            first: SignedHeader {
+                header: a,
+                signature: Sig([0; 64]),
+            },
+            second: SignedHeader {
+                header: b,
+                signature: Sig([0; 64]),
+            },
+        }))
+    }
+
+    fn apply(state: &mut State, input: Input) -> Result<Vec<Event>, Rejection> {
+        state.apply(&Entry { time: 5, input })
+    }
+
+    #[test]
+    fn the_hash_leaves_out_only_an_empty_validator_set() {
+        // Without validators: the hash is over the encoding minus the empty field's bytes.
+        let plain = State::from_genesis(&Genesis::dev(id(9))).unwrap();
+        let full = postcard::to_stdvec(&plain).unwrap();
+        let empty = postcard::to_stdvec(&Validators::default()).unwrap();
+        assert!(full.ends_with(&empty));
+        assert_eq!(plain.hash(), Hash::of(&full[..full.len() - empty.len()]));
+        // With validators: over the whole encoding.
+        let with = State::from_genesis(&genesis()).unwrap();
+        assert_eq!(with.hash(), Hash::of(&postcard::to_stdvec(&with).unwrap()));
+        assert_ne!(with.hash(), plain.hash());
+    }
+
+    #[test]
+    fn validator_stake_is_bonded_at_genesis_and_counted_in_the_supply() {
+        let state = State::from_genesis(&genesis()).unwrap();
+        assert_eq!(state.bonded(&id(2)), tokens(1_000));
+        assert_eq!(state.check_supply().unwrap(), tokens(3_000));
+    }
+
+    #[test]
+    fn equivocation_slashes_once_and_conserves_the_supply() {
+        let mut state = State::from_genesis(&genesis()).unwrap();
+        let events = apply(&mut state, evidence(id(2), header(4, 10), header(4, 11))).unwrap();
+        // dev: treasury_bps = 2500 of the whole stake; the rest burned.
+        assert_eq!(
+            events,
+            vec![Event::ValidatorSlashed {
+                validator: id(2),
+                height: 4,
+                amount: tokens(1_000),
+                to_treasury: tokens(250),
+                burned: tokens(750),
+            }]
+        );
+        assert_eq!(state.bonded(&id(2)), 0);
+        assert_eq!(state.balance(&id(9)), tokens(250));
+        assert_eq!(state.check_supply().unwrap(), tokens(2_250));
+        let before = state.hash();
+        // Later evidence, at this height or another, is refused; another validator's is not.
+        for h in [4, 5] {
+            assert_eq!(
+                apply(&mut state, evidence(id(2), header(h, 12), header(h, 13))),
+                Err(Rejection::AlreadyPunished {
+                    validator: id(2),
+                    height: 4
+                })
+            );
+        }
+        assert_eq!(state.hash(), before);
+        assert!(apply(&mut state, evidence(id(3), header(5, 12), header(5, 13))).is_ok());
+        assert_eq!(state.check_supply().unwrap(), tokens(1_500));
+    }
+
+    #[test]
+    fn what_is_not_equivocation_is_refused_and_changes_nothing() {
+        let mut state = State::from_genesis(&genesis()).unwrap();
+        let before = state.hash();
+        for (input, want) in [
+            (
+                evidence(id(2), header(4, 10), header(4, 10)),
+                "the two headers are the same block",
+            ),
+            (
+                evidence(id(2), header(4, 10), header(5, 10)),
+                "different heights",
+            ),
+            (
+                evidence(id(7), header(4, 10), header(4, 11)),
+                "not a validator",
+            ),
+        ] {
+            let err = apply(&mut state, input).unwrap_err();
+            assert!(err.to_string().contains(want), "{err}");
+            assert_eq!(state.hash(), before);
+        }
+        // A network without validators has none to slash.
+        let mut plain = State::from_genesis(&Genesis::dev(id(9))).unwrap();
+        assert_eq!(
+            apply(&mut plain, evidence(id(1), header(4, 10), header(4, 11))),
+            Err(Rejection::NotAValidator(id(1)))
+        );
+    }
+}
