@@ -134,11 +134,31 @@ impl Client {
         path: &str,
         build: impl Fn(&str) -> reqwest::RequestBuilder,
     ) -> Result<Bytes, ClientError> {
+        self.send_write(path, build, None).await
+    }
+
+    /// [`Client::send_to`] for a signed write: after a failure that may have hidden its outcome
+    /// (the connection broke), it is first looked up at `lookup`
+    /// (`/v1/actions/{signer}/{nonce}`), and the logged outcome returned instead of resending it.
+    async fn send_write(
+        &self,
+        path: &str,
+        build: impl Fn(&str) -> reqwest::RequestBuilder,
+        lookup: Option<&str>,
+    ) -> Result<Bytes, ClientError> {
         let deadline = tokio::time::Instant::now() + FAILOVER_FOR;
         let mut hops = 0u32;
         // What a validator said, if one answered: more telling than a refused connection.
         let mut answered: Option<ClientError> = None;
+        // Whether an attempt may have reached a validator without its answer reaching us.
+        let mut unsure = false;
         loop {
+            if unsure && let Some(lookup) = lookup {
+                match self.look_up(lookup).await {
+                    Some(logged) => return Ok(logged),
+                    None => unsure = false,
+                }
+            }
             let base = self.base();
             let url = format!("{base}{path}");
             let result = self.send(url.clone(), build(&url)).await;
@@ -155,7 +175,18 @@ impl Client {
                 }
                 Err(ClientError::Transport { .. }) if self.bases.len() > 1 => {
                     self.rotate(&base);
+                    unsure = true;
                     true
+                }
+                // The nonce is spent: by this very write, if an earlier attempt got through.
+                Err(ClientError::Api { body, .. }) if body.error == "replayed" && unsure => {
+                    if let Some(logged) = match lookup {
+                        Some(lookup) => self.look_up(lookup).await,
+                        None => None,
+                    } {
+                        return Ok(logged);
+                    }
+                    false
                 }
                 _ => false,
             };
@@ -185,6 +216,21 @@ impl Client {
                 tokio::time::sleep(Duration::from_millis(250)).await;
             }
         }
+    }
+
+    /// Asks the current validator (or the leader it points to) whether a write is logged: its
+    /// logged outcome, or `None` if it is not (or nobody could say).
+    async fn look_up(&self, path: &str) -> Option<Bytes> {
+        for _ in 0..3 {
+            let base = self.base();
+            let url = format!("{base}{path}");
+            match self.send(url.clone(), self.http.get(&url)).await {
+                Ok(logged) => return Some(logged),
+                Err(ClientError::Leader { leader, .. }) => self.set_base(&leader),
+                Err(_) => return None,
+            }
+        }
+        None
     }
 
     async fn send(&self, url: String, req: reqwest::RequestBuilder) -> Result<Bytes, ClientError> {
@@ -300,7 +346,38 @@ impl Client {
         who: &Identity,
         action: Action,
     ) -> Result<ActionResponse, ClientError> {
-        self.post("/v1/actions", &who.sign(action)).await
+        self.submit_action(&who.sign(action)).await
+    }
+
+    /// Submits a signed action. If the connection breaks before the answer, the action is looked
+    /// up by (signer, nonce) before it is sent again (to the next validator): a write that got
+    /// through answers with its logged outcome, never with a "replayed" error and never twice.
+    pub async fn submit_action(
+        &self,
+        signed: &Signed<Action>,
+    ) -> Result<ActionResponse, ClientError> {
+        let path = "/v1/actions";
+        let bytes = serde_json::to_vec(signed).map_err(|e| ClientError::Decode {
+            url: self.url(path),
+            msg: format!("encoding the request: {e}"),
+        })?;
+        let lookup = format!("/v1/actions/{}/{}", signed.signer, signed.nonce);
+        let body = self
+            .send_write(
+                path,
+                |url| {
+                    self.http
+                        .post(url)
+                        .header(reqwest::header::CONTENT_TYPE, "application/json")
+                        .body(bytes.clone())
+                },
+                Some(&lookup),
+            )
+            .await?;
+        serde_json::from_slice(&body).map_err(|e| ClientError::Decode {
+            url: self.url(path),
+            msg: e.to_string(),
+        })
     }
 
     /// Signs `actions` (with consecutive nonces) and submits them as one batch: see
@@ -463,6 +540,16 @@ impl Client {
     ) -> Result<Vec<crate::wire::BlockSignature>, ClientError> {
         self.get(&format!("/v1/chain/signatures?from={from}&limit={limit}"))
             .await
+    }
+
+    /// Whether `signer`'s action with `nonce` is logged: its seq and the signer's ledger events
+    /// from it, or a 404.
+    pub async fn action_lookup(
+        &self,
+        signer: AccountId,
+        nonce: u64,
+    ) -> Result<ActionResponse, ClientError> {
+        self.get(&format!("/v1/actions/{signer}/{nonce}")).await
     }
 
     /// Submits evidence that a validator signed two different blocks at one height; the engine

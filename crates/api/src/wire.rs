@@ -7,6 +7,7 @@
 //! | `GET  /v1/blobs/{hash}`       |                        | bytes                |
 //! | `POST /v1/actions`            | `Signed<Action>`       | [`ActionResponse`]   |
 //! | `POST /v1/actions/batch`      | `Vec<Signed<Action>>`  | `Vec<`[`BatchOutcome`]`>` |
+//! | `GET  /v1/actions/{signer}/{nonce}` |                  | [`ActionResponse`] or 404 (not logged) |
 //! | `POST /v1/work/fetch`         | `Signed<Request>`      | [`FetchResponse`]    |
 //! | `POST /v1/work/exchange`      | [`Exchange`]           | [`ExchangeResponse`] |
 //! | `POST /v1/work/heartbeat`     | `Signed<Request>`      | [`HeartbeatResponse`]|
@@ -115,14 +116,18 @@ pub struct BlobStored {
 pub struct ActionResponse {
     /// Position of the accepted action in the command log (1-based).
     pub seq: u64,
+    /// What it caused. From `GET /v1/actions/{signer}/{nonce}` (a write looked up after its
+    /// answer was lost): only the events that concern the signer's balance or stake, the ones
+    /// its history keeps.
     pub events: Vec<Event>,
 }
 
 impl ActionResponse {
-    /// The id of the job a `SubmitJob` created.
+    /// The id of the job a `SubmitJob` created (its escrow event names it too, so a looked-up
+    /// submission has it).
     pub fn submitted_job(&self) -> Option<JobId> {
         self.events.iter().find_map(|e| match e {
-            Event::JobSubmitted { job, .. } => Some(*job),
+            Event::JobSubmitted { job, .. } | Event::EscrowLocked { job, .. } => Some(*job),
             _ => None,
         })
     }

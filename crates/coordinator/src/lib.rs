@@ -114,6 +114,9 @@ pub(crate) struct Shared {
     work: Arc<Notify>,
     /// Session tokens for cheap heartbeats.
     sessions: api::Sessions,
+    /// One lookup of a write by (signer, nonce) at a time: each scans the end of the log, and
+    /// no client may take more than one core that way.
+    lookups: tokio::sync::Semaphore,
 }
 
 impl Shared {
@@ -247,6 +250,7 @@ pub async fn start(config: CoordinatorConfig, listen: SocketAddr) -> anyhow::Res
         keys: api::KeyCache::new(KEY_CACHE),
         work,
         sessions: api::Sessions::new(),
+        lookups: tokio::sync::Semaphore::new(1),
     });
     match std::net::UdpSocket::bind(addr) {
         Ok(socket) => {

@@ -31,6 +31,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
     let writes = Router::new()
         .route("/v1/actions", post(action))
         .route("/v1/actions/batch", post(action_batch))
+        .route("/v1/actions/{signer}/{nonce}", get(action_lookup))
         .route("/v1/work/fetch", post(fetch))
         .route("/v1/work/exchange", post(exchange))
         .route("/v1/work/ping", post(ping))
@@ -326,6 +327,57 @@ async fn action(State(shared): S, body: Body) -> ApiResult<Json<ActionResponse>>
     shared.node().seen(who, nonce);
     shared.work.notify_waiters();
     Ok(Json(ActionResponse { seq, events }))
+}
+
+/// How many entries back from the end of the log a write is looked up (a client looks up a
+/// write seconds after it went unanswered).
+pub const LOOKUP_WINDOW: u64 = 250_000;
+
+/// `GET /v1/actions/{signer}/{nonce}`: whether `signer`'s action with `nonce` is logged, and if
+/// so at which seq, with the signer's ledger events from it (the history rows; an action's other
+/// events are not kept). A client whose write went unanswered asks this before resending it.
+/// Asked of the leader, which has applied everything committed.
+async fn action_lookup(
+    State(shared): S,
+    Path((signer, nonce)): Path<(String, String)>,
+) -> ApiResult<Json<ActionResponse>> {
+    let signer: AccountId = parse_id("signer", &signer)?;
+    let nonce: u64 = nonce
+        .parse()
+        .map_err(|_| ApiError::BadRequest(format!("nonce {nonce:?} is not a number")))?;
+    let missing = || {
+        ApiError::NotFound(format!(
+            "no action of {signer} with nonce {nonce} is logged (among the last {LOOKUP_WINDOW} entries)"
+        ))
+    };
+    // Not spent yet: not logged, no need to look.
+    if shared.node().state.nonce(&signer) < nonce {
+        return Err(missing());
+    }
+    let _turn = shared
+        .lookups
+        .acquire()
+        .await
+        .map_err(|e| ApiError::Unavailable(e.to_string()))?;
+    let dir = shared.config.data_dir.clone();
+    let found = tokio::task::spawn_blocking(move || {
+        use store::CommandLog as _;
+        let log = store::SqliteLog::open_read_only(&dir)?;
+        let Some((seq, _)) = log.find_signed(&signer, nonce, LOOKUP_WINDOW)? else {
+            return Ok(None);
+        };
+        let events = log
+            .history(&signer, seq.saturating_add(1), HISTORY_PAGE_MAX as usize)?
+            .into_iter()
+            .filter(|row| row.seq == seq)
+            .map(|row| row.event)
+            .collect();
+        Ok::<_, store::StoreError>(Some(ActionResponse { seq, events }))
+    })
+    .await
+    .map_err(|e| ApiError::Unavailable(e.to_string()))?
+    .map_err(|e| ApiError::Unavailable(e.to_string()))?;
+    found.map(Json).ok_or_else(missing)
 }
 
 /// Many actions in one request, committed as one group (one fsync): each is authenticated (in a

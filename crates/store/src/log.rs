@@ -155,6 +155,46 @@ pub struct SqliteLog {
 }
 
 impl SqliteLog {
+    /// The entry, among the last `window`, that is `signer`'s signed action with `nonce`: how a
+    /// client whose write went unanswered learns whether it was logged before sending it again.
+    /// Rows are prefiltered in SQLite by the bytes a signed entry of that signer and nonce holds
+    /// (the signer's 32 bytes, then the nonce's varint), then decoded to confirm.
+    pub fn find_signed(
+        &self,
+        signer: &AccountId,
+        nonce: u64,
+        window: u64,
+    ) -> Result<Option<(u64, Entry)>, StoreError> {
+        let mut needle = signer.0.to_vec();
+        needle.extend(encode(&nonce));
+        let from = self.len.saturating_sub(window);
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT seq, entry FROM log WHERE seq > ?1 AND instr(entry, ?2) > 0 \
+                 ORDER BY seq DESC",
+            )
+            .map_err(|e| self.err(e))?;
+        let mut rows = stmt
+            .query(params![to_sql(from), needle])
+            .map_err(|e| self.err(e))?;
+        while let Some(row) = rows.next().map_err(|e| self.err(e))? {
+            let seq = from_sql(row.get(0).map_err(|e| self.err(e))?);
+            let bytes: Vec<u8> = row.get(1).map_err(|e| self.err(e))?;
+            let entry: Entry = postcard::from_bytes(&bytes).map_err(|e| StoreError::Corrupt {
+                seq,
+                msg: e.to_string(),
+            })?;
+            if let engine::Input::Signed(signed) = &entry.input
+                && signed.signer == *signer
+                && signed.nonce == nonce
+            {
+                return Ok(Some((seq, entry)));
+            }
+        }
+        Ok(None)
+    }
+
     /// Opens (creating if needed) `<dir>/gridmint.sqlite`.
     pub fn open(dir: &Path) -> Result<SqliteLog, StoreError> {
         std::fs::create_dir_all(dir).map_err(|source| StoreError::Io {
@@ -983,6 +1023,31 @@ mod tests {
                 signature: Sig([0; 64]),
             }),
         }
+    }
+
+    #[test]
+    fn a_signed_action_is_found_by_signer_and_nonce_within_the_window() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = SqliteLog::open(dir.path()).unwrap();
+        // Signer 1's nonces 1..=3 and signer 2's 1..=3, interleaved; nonce 300 is a multi-byte
+        // varint.
+        for n in [1, 2, 3, 300] {
+            log.append(&[register(1, n), register(2, n)]).unwrap();
+        }
+        let find = |signer: u8, nonce: u64, window: u64| {
+            log.find_signed(&AccountId([signer; 32]), nonce, window)
+                .unwrap()
+                .map(|(seq, _)| seq)
+        };
+        assert_eq!(find(1, 1, 100), Some(1));
+        assert_eq!(find(2, 3, 100), Some(6));
+        assert_eq!(find(1, 300, 100), Some(7));
+        assert_eq!(find(2, 300, 100), Some(8));
+        assert_eq!(find(1, 4, 100), None);
+        assert_eq!(find(3, 1, 100), None);
+        // Only the last `window` entries are searched.
+        assert_eq!(find(1, 1, 7), None);
+        assert_eq!(find(1, 1, 8), Some(1));
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! with two of three validators down writes are refused with a clear error while reads are
 //! served; `examples/validators/local.sh` starts a cluster in one command.
 
-use crate::support::proxy::{CutSet, Gate};
+use crate::support::proxy::{CutSet, Gate, LossyProxy};
 use crate::support::{Coordinator, GRIDMINT, WAIT, World, pi_output, pi_spec_verified, poll};
 use api::wire::JobView;
 use api::wire::StatusView;
@@ -862,4 +862,77 @@ fn a_validator_that_signs_two_blocks_at_one_height_is_reported_and_slashed() {
         "{text}"
     );
     assert_eq!(cluster.converged(), before);
+}
+
+#[test]
+fn a_write_whose_answer_was_lost_is_looked_up_not_applied_twice() {
+    let w = World::new();
+    let cluster = Cluster::start(&w, 3);
+    let leader = cluster.leader();
+    // The first URL reaches the leader through a relay that loses every answer: the write gets
+    // through, its answer never comes back, and the client moves on to the next URL.
+    let proxy = LossyProxy::start(&cluster.listens[leader]);
+    proxy.drop_responses(true);
+    let urls = format!("{},{}", proxy.url, cluster.addresses[leader]);
+    let me = w.cli(&["keys", "--json"]).ok().json()["account"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    let paid = w
+        .cli(&["wallet", "faucet", "--coordinator", &urls, "--json"])
+        .ok()
+        .json();
+    assert_eq!(paid["events"][0]["event"], "faucet_paid", "{paid}");
+    assert!(proxy.dropped() >= 1, "the answer was not lost");
+    let friend = engine::AccountId([0x42; 32]).to_hex();
+    let dropped = proxy.dropped();
+    let moved = w
+        .cli(&[
+            "wallet",
+            "transfer",
+            &friend,
+            "12.5",
+            "--coordinator",
+            &urls,
+            "--json",
+        ])
+        .ok()
+        .json();
+    assert_eq!(moved["events"][0]["event"], "transferred", "{moved}");
+    assert!(proxy.dropped() > dropped);
+
+    // Each applied exactly once.
+    let http = &cluster.validators[leader].as_ref().unwrap().http;
+    let mine = w
+        .block_on(http.client.account(me.parse().unwrap()))
+        .unwrap();
+    assert_eq!(mine.balance, engine::tokens(1_000) - 12_500_000_000);
+    let theirs = w
+        .block_on(http.client.account(friend.parse().unwrap()))
+        .unwrap();
+    assert_eq!(theirs.balance, 12_500_000_000);
+
+    // The lookup itself: a logged write answers with its seq, one not logged is a 404, a
+    // malformed one a 400.
+    let seq = moved["seq"].as_u64().unwrap();
+    let got = w
+        .block_on(http.client.action_lookup(me.parse().unwrap(), mine.nonce))
+        .unwrap();
+    assert_eq!(got.seq, seq);
+    let missing = w
+        .block_on(
+            http.client
+                .action_lookup(me.parse().unwrap(), mine.nonce + 1),
+        )
+        .unwrap_err();
+    assert_eq!(missing.status(), Some(404), "{missing}");
+    let bad = w.block_on(async {
+        reqwest::get(format!("{}/v1/actions/zz/1", cluster.addresses[leader]))
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    });
+    assert_eq!(bad, 400);
 }
