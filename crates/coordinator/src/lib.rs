@@ -465,6 +465,47 @@ fn udp_heartbeats(socket: std::net::UdpSocket, shared: std::sync::Weak<Shared>) 
     }
 }
 
+/// Declares lost those of `candidates` (silent in this leader's view, `own` its attestation)
+/// that the other validators attest silent too, enough of them to hold a majority of the voting
+/// power. Whether any was declared lost.
+async fn declare_lost(
+    shared: &Shared,
+    candidates: Vec<engine::AccountId>,
+    own: engine::Signed<proposal::Silence>,
+) -> bool {
+    let mut attestations = shared.peers.ask_silence(&candidates).await;
+    attestations.push(own);
+    let proposal = Proposal::Lost {
+        time: now_ms(),
+        attestations,
+    };
+    match shared.consensus.propose(proposal).await {
+        Ok(proposal::Outcome::Committed(results)) => {
+            let mut any = false;
+            for events in results.into_iter().flatten() {
+                for event in &events.1 {
+                    if let engine::Event::ProviderLost { provider, .. } = event {
+                        tracing::warn!(%provider, "provider silent to a majority of validators: lost");
+                        any = true;
+                    }
+                }
+            }
+            if !any {
+                tracing::info!(
+                    providers = candidates.len(),
+                    "providers silent here are not silent to a majority of validators: not lost"
+                );
+            }
+            any
+        }
+        Ok(_) => false,
+        Err(e) => {
+            tracing::error!(error = %e, "could not commit a provider loss");
+            false
+        }
+    }
+}
+
 /// The leader's clock-driven decisions: declare silent providers lost, time out unreported runs,
 /// expire jobs past deadline, release unbonded stake. One proposal per tick for all of them.
 async fn timers(shared: Arc<Shared>) {
@@ -488,49 +529,69 @@ async fn timers(shared: Arc<Shared>) {
         if !leader {
             continue;
         }
-        let inputs: Vec<Input> =
-            {
-                let node = shared.node();
-                let now = Instant::now();
-                let lost: Vec<_> = if now.duration_since(last_liveness) >= liveness_every {
-                    last_liveness = now;
-                    node.state
-                        .providers
-                        .values()
-                        .filter(|p| p.status == ProviderStatus::Active)
-                        .filter(|p| {
-                            now.duration_since(node.last_seen(&p.id))
-                                > shared.config.heartbeat_timeout
-                        })
-                        .map(|p| p.id)
-                        .collect()
-                } else {
-                    Vec::new()
-                };
-                let time = now_ms();
-                let mut inputs: Vec<Input> = lost
-                    .into_iter()
-                    .map(|provider| Input::Leader(LeaderCommand::ProviderLost { provider }))
-                    .collect();
-                inputs.extend(node.state.overdue_runs(time).into_iter().map(
-                    |(provider, tasks)| {
-                        Input::Leader(LeaderCommand::TimeOutRuns { provider, tasks })
-                    },
-                ));
-                inputs.extend(
-                    node.state
-                        .expired_jobs(time)
-                        .into_iter()
-                        .map(|job| Input::Leader(LeaderCommand::ExpireJob { job })),
-                );
-                inputs.extend(
-                    node.state
-                        .releasable_accounts(time)
-                        .into_iter()
-                        .map(|account| Input::Leader(LeaderCommand::ReleaseStake { account })),
-                );
-                inputs
+        let mut suspects: Option<(Vec<engine::AccountId>, engine::Signed<proposal::Silence>)> =
+            None;
+        let inputs: Vec<Input> = {
+            let node = shared.node();
+            let now = Instant::now();
+            let lost: Vec<_> = if now.duration_since(last_liveness) >= liveness_every {
+                last_liveness = now;
+                node.state
+                    .providers
+                    .values()
+                    .filter(|p| p.status == ProviderStatus::Active)
+                    .filter(|p| {
+                        now.duration_since(node.last_seen(&p.id)) > shared.config.heartbeat_timeout
+                    })
+                    .map(|p| p.id)
+                    .collect()
+            } else {
+                Vec::new()
             };
+            let time = now_ms();
+            let mut inputs: Vec<Input> = Vec::new();
+            if shared.peers.replicated() {
+                // A validator set declares a provider lost only on the evidence of a
+                // majority's liveness views (this one's and the others' attestations).
+                if !lost.is_empty() {
+                    suspects = Some((
+                        lost.iter().take(peers::SILENCE_MAX).copied().collect(),
+                        node.silence(&lost, shared.config.heartbeat_timeout),
+                    ));
+                }
+            } else {
+                inputs.extend(
+                    lost.into_iter()
+                        .map(|provider| Input::Leader(LeaderCommand::ProviderLost { provider })),
+                );
+            }
+            inputs.extend(
+                node.state
+                    .overdue_runs(time)
+                    .into_iter()
+                    .map(|(provider, tasks)| {
+                        Input::Leader(LeaderCommand::TimeOutRuns { provider, tasks })
+                    }),
+            );
+            inputs.extend(
+                node.state
+                    .expired_jobs(time)
+                    .into_iter()
+                    .map(|job| Input::Leader(LeaderCommand::ExpireJob { job })),
+            );
+            inputs.extend(
+                node.state
+                    .releasable_accounts(time)
+                    .into_iter()
+                    .map(|account| Input::Leader(LeaderCommand::ReleaseStake { account })),
+            );
+            inputs
+        };
+        if let Some((candidates, own)) = suspects
+            && declare_lost(&shared, candidates, own).await
+        {
+            shared.work.notify_waiters();
+        }
         if inputs.is_empty() {
             continue;
         }

@@ -300,6 +300,14 @@ impl Node {
         }
     }
 
+    /// Signs this validator's liveness attestation.
+    pub(crate) fn sign_silence(
+        &self,
+        silence: crate::proposal::Silence,
+    ) -> engine::Signed<crate::proposal::Silence> {
+        self.validator.sign(silence)
+    }
+
     /// This validator's signature of `header` (tests: the `equivocate` setting signs headers
     /// that are not the chain's).
     pub(crate) fn sign_header(&self, header: BlockHeader) -> engine::Sig {

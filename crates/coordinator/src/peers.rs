@@ -140,10 +140,73 @@ pub async fn ensure_blob(shared: &Shared, hash: Hash) -> bool {
 pub fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .route("/raft/blob/{hash}", post(receive_blob))
+        .route("/raft/silence", post(silence))
         .layer(axum::extract::DefaultBodyLimit::max(
             usize::try_from(shared.config.max_blob_bytes).unwrap_or(usize::MAX),
         ))
         .with_state(shared)
+}
+
+/// Most providers one liveness question names (the leader asks in pages of this many).
+pub const SILENCE_MAX: usize = 4096;
+
+impl Peers {
+    /// Asks every other validator which of `candidates` it has not heard from for its heartbeat
+    /// timeout (`POST /raft/silence`, concurrently, a second each); the signed answers that came.
+    pub async fn ask_silence(
+        &self,
+        candidates: &[AccountId],
+    ) -> Vec<engine::Signed<crate::proposal::Silence>> {
+        let Ok(body) = postcard::to_stdvec(candidates) else {
+            return Vec::new();
+        };
+        let asks = self.others().map(|v| {
+            let body = body.clone();
+            let address = v.address.clone();
+            async move {
+                let answer = tokio::time::timeout(
+                    Duration::from_secs(1),
+                    peer_post(&self.http, &self.me, &address, "/raft/silence", body),
+                )
+                .await;
+                match answer {
+                    Ok(Ok(bytes)) => postcard::from_bytes(&bytes).ok(),
+                    Ok(Err(e)) => {
+                        tracing::debug!(error = %e, "a validator did not answer for liveness");
+                        None
+                    }
+                    Err(_) => None,
+                }
+            }
+        });
+        futures::future::join_all(asks)
+            .await
+            .into_iter()
+            .flatten()
+            .collect()
+    }
+}
+
+/// `POST /raft/silence`: another validator (the leader) asks which of the providers in the body
+/// (postcard `Vec<AccountId>`) this one has not heard from for its heartbeat timeout; the
+/// answer is this validator's signed [`crate::proposal::Silence`] (postcard).
+async fn silence(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Vec<u8>, ApiError> {
+    authenticate_peer(&shared.peers.set, &headers, "/raft/silence", &body)?;
+    let candidates: Vec<AccountId> = postcard::from_bytes(&body)
+        .map_err(|e| ApiError::BadRequest(format!("malformed provider list: {e}")))?;
+    if candidates.len() > SILENCE_MAX {
+        return Err(ApiError::TooLarge(format!(
+            "at most {SILENCE_MAX} providers per question"
+        )));
+    }
+    let attestation = shared
+        .node()
+        .silence(&candidates, shared.config.heartbeat_timeout);
+    postcard::to_stdvec(&attestation).map_err(|e| ApiError::Unavailable(e.to_string()))
 }
 
 async fn receive_blob(

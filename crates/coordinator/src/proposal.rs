@@ -41,7 +41,31 @@ pub enum Proposal {
     /// Seal the entries applied since the last block into the next block, at `time`, naming the
     /// leader that proposed it.
     Seal { time: Time, proposer: AccountId },
+    /// Declare providers lost on the evidence of validators' liveness views: each provider named
+    /// by attestations of validators holding more than half of the voting power is lost (see
+    /// [`Silence`]); the others are left alone.
+    Lost {
+        time: Time,
+        attestations: Vec<Signed<Silence>>,
+    },
 }
+
+/// A validator's statement that it has heard nothing from `providers` for at least its heartbeat
+/// timeout, as of `at` (its own clock). A provider is declared lost only on such statements from
+/// validators holding a majority of the voting power, each within [`SILENCE_MAX_SKEW_MS`] of the
+/// proposal's time: never on one validator's view alone.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Silence {
+    pub providers: Vec<AccountId>,
+    pub at: Time,
+}
+
+impl engine::SignedBody for Silence {
+    const DOMAIN: &'static str = "gridmint/v1/silence";
+}
+
+/// How far an attestation's time may be from the proposal's (either way) to count.
+pub const SILENCE_MAX_SKEW_MS: u64 = 30_000;
 
 /// A provider waiting for work, and which of the blobs the scheduler looks at it holds.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -160,6 +184,17 @@ impl Node {
                 Ok(Outcome::Committed(done))
             }
             Proposal::Deliver(d) => self.deliver(*d, marker),
+            Proposal::Lost { time, attestations } => {
+                let mut staged = Staged::default();
+                for provider in self.attested_silent(time, &attestations) {
+                    self.stage(
+                        &mut staged,
+                        time,
+                        Input::Leader(LeaderCommand::ProviderLost { provider }),
+                    );
+                }
+                Ok(Outcome::Committed(self.append_marked(staged, marker)?))
+            }
             Proposal::Seal { time, proposer } => {
                 let header = self
                     .seal_at(time, proposer)
@@ -284,6 +319,62 @@ impl Node {
         !self.pick(provider, max, time, &caches, &others).is_empty()
     }
 
+    /// The active providers that validators holding a majority of the voting power attest silent
+    /// (valid signature by a member, counted once per member, within [`SILENCE_MAX_SKEW_MS`] of
+    /// `time`), in order. Deterministic: reads only the state and the attestations.
+    pub fn attested_silent(&self, time: Time, attestations: &[Signed<Silence>]) -> Vec<AccountId> {
+        let set = &self.state.validators.set;
+        let mut by: std::collections::BTreeMap<AccountId, Vec<AccountId>> =
+            std::collections::BTreeMap::new();
+        let mut signers: HashSet<AccountId> = HashSet::new();
+        for a in attestations {
+            let fresh = a.body.at.abs_diff(time) <= SILENCE_MAX_SKEW_MS;
+            if !fresh
+                || set.get(&a.signer).is_none()
+                || !signers.insert(a.signer)
+                || api::verify(a).is_err()
+            {
+                continue;
+            }
+            for p in &a.body.providers {
+                let voters = by.entry(*p).or_default();
+                if !voters.contains(&a.signer) {
+                    voters.push(a.signer);
+                }
+            }
+        }
+        by.into_iter()
+            .filter(|(p, voters)| {
+                set.is_quorum(voters.iter())
+                    && self
+                        .state
+                        .providers
+                        .get(p)
+                        .is_some_and(|p| p.status == engine::ProviderStatus::Active)
+            })
+            .map(|(p, _)| p)
+            .collect()
+    }
+
+    /// This validator's attestation of which of `candidates` it has not heard from for
+    /// `timeout` (see [`Silence`]).
+    pub fn silence(
+        &self,
+        candidates: &[AccountId],
+        timeout: std::time::Duration,
+    ) -> Signed<Silence> {
+        let now = std::time::Instant::now();
+        let providers = candidates
+            .iter()
+            .filter(|p| now.duration_since(self.last_seen(p)) > timeout)
+            .copied()
+            .collect();
+        self.sign_silence(Silence {
+            providers,
+            at: crate::now_ms(),
+        })
+    }
+
     /// The scheduler's pick for `provider` on the current state.
     fn pick(
         &self,
@@ -390,6 +481,115 @@ fn cache_map(waiting: &[Waiting]) -> HashMap<AccountId, HashSet<Hash>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use api::Identity;
+
+    #[test]
+    fn a_provider_is_lost_only_on_a_majority_of_validators_attestations() {
+        let dir = tempfile::tempdir().unwrap();
+        let keys: Vec<Identity> = (1..=3u8).map(|n| Identity::from_secret([n; 32])).collect();
+        let mut genesis = engine::Genesis::dev(AccountId([9; 32]));
+        genesis.params.min_stake = 0;
+        genesis.validators = engine::Validators::new(engine::ValidatorSet {
+            validators: keys
+                .iter()
+                .zip(7000u16..)
+                .map(|(k, port)| engine::Validator {
+                    account: k.id(),
+                    power: 1,
+                    address: format!("http://127.0.0.1:{port}"),
+                    stake: 0,
+                })
+                .collect(),
+        });
+        let fresh = engine::State::from_genesis(&genesis).unwrap();
+        let log = store::SqliteLog::open(dir.path()).unwrap();
+        let mut node =
+            Node::open(Box::new(log), fresh, 1000, Identity::from_secret([1; 32])).unwrap();
+        node.replicated = true;
+        let provider = Identity::from_secret([50; 32]);
+        let register = Input::Signed(provider.sign(Action::RegisterProvider(
+            engine::ProviderSpec {
+                slots: 1,
+                cores: 1,
+                memory_bytes: 1 << 30,
+                gpu: None,
+                benchmark_score: 1,
+                region: "local".into(),
+                price_per_fuel: 1,
+                operator: None,
+            },
+        )));
+        let t = 1_000_000;
+        node.execute(
+            Proposal::Inputs {
+                time: t,
+                inputs: vec![register],
+            },
+            None,
+        )
+        .unwrap();
+        let active = |node: &Node| {
+            node.state.providers[&provider.id()].status == engine::ProviderStatus::Active
+        };
+        let says = |k: &Identity, at: Time| {
+            k.sign(Silence {
+                providers: vec![provider.id()],
+                at,
+            })
+        };
+        let mut forged = says(&keys[1], t);
+        forged.body.providers.push(AccountId([51; 32]));
+        let outsider = Identity::from_secret([60; 32]);
+        let not_enough = [
+            ("one validator alone", vec![says(&keys[0], t)]),
+            (
+                "one validator twice",
+                vec![says(&keys[0], t), says(&keys[0], t)],
+            ),
+            ("a forged second", vec![says(&keys[0], t), forged]),
+            (
+                "a stale second",
+                vec![
+                    says(&keys[0], t),
+                    says(&keys[1], t - SILENCE_MAX_SKEW_MS - 1),
+                ],
+            ),
+            (
+                "a non-validator second",
+                vec![says(&keys[0], t), says(&outsider, t)],
+            ),
+        ];
+        for (what, attestations) in not_enough {
+            let before = node.state.hash();
+            let outcome = node
+                .execute(
+                    Proposal::Lost {
+                        time: t + 10,
+                        attestations,
+                    },
+                    None,
+                )
+                .unwrap();
+            assert_eq!(outcome, Outcome::Committed(Vec::new()), "{what}");
+            assert!(active(&node), "{what}");
+            assert_eq!(node.state.hash(), before, "{what}");
+        }
+        // Two of three: lost.
+        let outcome = node
+            .execute(
+                Proposal::Lost {
+                    time: t + 10,
+                    attestations: vec![says(&keys[0], t), says(&keys[2], t + 5)],
+                },
+                None,
+            )
+            .unwrap();
+        let Outcome::Committed(results) = outcome else {
+            panic!("{outcome:?}")
+        };
+        assert_eq!(results.len(), 1);
+        assert!(!active(&node));
+    }
 
     #[test]
     fn proposals_round_trip_through_postcard() {
@@ -417,6 +617,13 @@ mod tests {
             Proposal::Seal {
                 time: 11,
                 proposer: who.id(),
+            },
+            Proposal::Lost {
+                time: 12,
+                attestations: vec![who.sign(Silence {
+                    providers: vec![AccountId([2; 32])],
+                    at: 12,
+                })],
             },
         ];
         for p in proposals {

@@ -34,8 +34,6 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/v1/actions/{signer}/{nonce}", get(action_lookup))
         .route("/v1/work/fetch", post(fetch))
         .route("/v1/work/exchange", post(exchange))
-        .route("/v1/work/ping", post(ping))
-        .route("/v1/work/heartbeat", post(heartbeat))
         .route("/v1/chain/evidence", post(evidence))
         .route_layer(axum::middleware::from_fn_with_state(
             shared.clone(),
@@ -43,6 +41,10 @@ pub fn router(shared: Arc<Shared>) -> Router {
         ));
     Router::new()
         .merge(writes)
+        // Heartbeats go to every validator: each keeps its own view of who is alive, and a
+        // provider is lost only when a majority's views agree.
+        .route("/v1/work/ping", post(ping))
+        .route("/v1/work/heartbeat", post(heartbeat))
         .route("/v1/status", get(status))
         .route("/v1/blobs/{hash}", get(get_blob).put(put_blob))
         .route("/v1/jobs/{id}", get(job))

@@ -276,6 +276,17 @@ impl Agent {
     /// The control loop. Returns only on an unrecoverable error.
     async fn serve(&mut self, config: &ProviderConfig) -> anyhow::Result<()> {
         self.register().await?;
+        // Given a validator set, heartbeat every validator (aborted when this returns).
+        let mut keep_alive = tokio::task::JoinSet::new();
+        if self.client.bases().len() > 1 {
+            for base in self.client.bases() {
+                keep_alive.spawn(heartbeat_validator(
+                    self.identity.clone(),
+                    base.clone(),
+                    self.client.clone(),
+                ));
+            }
+        }
         let (done_tx, mut done_rx) = mpsc::unbounded_channel::<TaskReport>();
         // Tasks assigned to us that we have not reported yet: running, waiting for a slot, or
         // finished and about to be reported.
@@ -476,5 +487,58 @@ impl Agent {
             Ok(Err(e)) => tracing::warn!(error = %e, "could not leave cleanly"),
             Err(_) => tracing::warn!("leaving timed out"),
         }
+    }
+}
+
+/// Keeps one validator of a set (`base`) hearing from this provider, whoever leads: a signed
+/// heartbeat for its session token, then a UDP ping with the token every heartbeat interval (the
+/// same over HTTP when UDP goes unanswered; a signed heartbeat again when the token is refused).
+/// Every validator keeps its own liveness view, and a provider is declared lost only when the
+/// views of validators holding a majority of the voting power agree, so no one validator can
+/// drop it. Errors only delay the next try; runs until aborted.
+///
+/// No signed heartbeat goes to the validator the control loop talks to (`main`'s current one,
+/// the leader): two signed requests racing each other there could arrive out of nonce order, and
+/// the control loop's own requests keep that validator informed.
+async fn heartbeat_validator(identity: Arc<Identity>, base: String, main: Client) {
+    let client = Client::new(&base);
+    let me = identity.id();
+    let mut every = Duration::from_secs(2);
+    let mut session: Option<engine::Hash> = None;
+    let mut udp = api::UdpPinger::connect(&base).await.ok();
+    loop {
+        let alive = match session {
+            Some(token) => {
+                let ping = api::wire::Ping {
+                    provider: me,
+                    token,
+                };
+                match udp.as_ref() {
+                    Some(pinger) => match pinger.ping(&ping, UDP_WAIT).await {
+                        Ok(Some(api::wire::PingAck::Alive)) => true,
+                        Ok(Some(_)) => false,
+                        Ok(None) | Err(_) => {
+                            udp = None;
+                            client.ping(me, token).await.is_ok()
+                        }
+                    },
+                    None => client.ping(me, token).await.is_ok(),
+                }
+            }
+            None => false,
+        };
+        if !alive && main.base() != base {
+            match client.heartbeat(&identity).await {
+                Ok(resp) => {
+                    every = Duration::from_millis(resp.heartbeat_interval_ms.max(50));
+                    session = resp.session;
+                }
+                Err(e) => {
+                    tracing::debug!(validator = %base, error = %e, "heartbeat to a validator failed");
+                    session = None;
+                }
+            }
+        }
+        tokio::time::sleep(every).await;
     }
 }

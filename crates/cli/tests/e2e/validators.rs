@@ -25,6 +25,8 @@ struct Cluster {
     addresses: Vec<String>,
     /// The validator started with the tests-only `--equivocate`, if any.
     equivocating: Option<usize>,
+    /// Heartbeat interval and timeout the validators run with.
+    heartbeats: (&'static str, &'static str),
     /// The gates in front of the validators, relaying while the cluster lives.
     _gates: Vec<Gate>,
 }
@@ -99,6 +101,7 @@ impl Cluster {
             listens,
             addresses,
             equivocating: None,
+            heartbeats: ("2s", "10s"),
             _gates: gates,
         }
     }
@@ -114,7 +117,14 @@ impl Cluster {
 
     fn spawn(&self, w: &World, i: usize) -> Coordinator {
         let genesis = self.genesis.to_str().unwrap();
-        let mut args = vec!["--genesis", genesis, "--heartbeat-timeout", "10s"];
+        let mut args = vec![
+            "--genesis",
+            genesis,
+            "--heartbeat-interval",
+            self.heartbeats.0,
+            "--heartbeat-timeout",
+            self.heartbeats.1,
+        ];
         if self.equivocating == Some(i) {
             args.push("--equivocate");
         }
@@ -935,4 +945,76 @@ fn a_write_whose_answer_was_lost_is_looked_up_not_applied_twice() {
             .as_u16()
     });
     assert_eq!(bad, 400);
+}
+
+#[test]
+fn providers_heartbeat_every_validator_and_are_lost_only_when_a_majority_hears_nothing() {
+    let w = World::new();
+    let listens: Vec<String> = free_ports("127.0.0.1", 3)
+        .into_iter()
+        .map(|p| format!("127.0.0.1:{p}"))
+        .collect();
+    let addresses = listens.iter().map(|l| format!("http://{l}")).collect();
+    let mut cluster = Cluster::start_with(&w, listens, addresses, Vec::new());
+    cluster.heartbeats = ("300ms", "2s");
+    let cluster = cluster.spawn_all(&w);
+    let urls = cluster.urls();
+    let leader = cluster.leader();
+    let follower = (leader + 1) % 3;
+    let mut providers: Vec<_> = (0..2)
+        .map(|_| {
+            let (dir, id) = w.provider_dir();
+            w.provider_in(&urls, &dir, id, 1)
+        })
+        .collect();
+    let http = &cluster.validators[leader].as_ref().unwrap().http;
+    for p in &providers {
+        p.wait_active(http);
+    }
+    let ids: Vec<engine::AccountId> = providers.iter().map(|p| p.id).collect();
+
+    // Ask a follower, as the leader does, which providers it has not heard from for its timeout.
+    let leader_key =
+        api::Identity::load_or_create(&cluster.dirs[leader].join("validator.key")).unwrap();
+    let target = cluster.addresses[follower].clone();
+    let client = reqwest::Client::new();
+    let silent = || -> Vec<engine::AccountId> {
+        let body = postcard::to_stdvec(&ids).unwrap();
+        let bytes = w
+            .block_on(coordinator::raft::network::peer_post(
+                &client,
+                &leader_key,
+                &target,
+                "/raft/silence",
+                body,
+            ))
+            .unwrap();
+        let answer: engine::Signed<coordinator::proposal::Silence> =
+            postcard::from_bytes(&bytes).unwrap();
+        assert_eq!(answer.signer, cluster.account(follower));
+        api::verify(&answer).unwrap();
+        answer.body.providers
+    };
+    // Well past the timeout, the follower has heard from both (they heartbeat every validator,
+    // not only the leader they work through).
+    std::thread::sleep(Duration::from_secs(4));
+    assert_eq!(silent(), Vec::<engine::AccountId>::new());
+
+    // One provider dies: the follower stops hearing it, the leader too, and together they are a
+    // majority: it is declared lost. The other stays active.
+    providers[0].proc.kill();
+    poll(
+        "the dead provider to be declared lost",
+        WAIT,
+        || match http.provider(ids[0]) {
+            Some(p) if p.status == engine::ProviderStatus::Lost => Some(()),
+            _ => None,
+        },
+    );
+    assert_eq!(silent(), vec![ids[0]]);
+    assert_eq!(
+        http.provider(ids[1]).unwrap().status,
+        engine::ProviderStatus::Active
+    );
+    providers.truncate(1);
 }
