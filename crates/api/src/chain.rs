@@ -264,13 +264,17 @@ impl Verifier {
     ) -> Result<(), ChainError> {
         let at = self.next_location();
         let fail = |kind| ChainError { at, kind };
-        let set = self.set.as_ref().ok_or(fail(ChainErrorKind::Source(
+        let set = self.validator_set().ok_or(fail(ChainErrorKind::Source(
             "a certified block, but no validator set to check it against".into(),
         )))?;
-        for (signer, signature) in signatures {
-            if set.get(signer).is_none() {
-                return Err(fail(ChainErrorKind::NotAValidator(*signer)));
-            }
+        // Signatures of accounts that were not members when the block began (one voted in by
+        // this very block signs it) count for nothing; a member's must verify.
+        let signatures: Vec<(AccountId, Sig)> = signatures
+            .iter()
+            .filter(|(signer, _)| set.get(signer).is_some())
+            .copied()
+            .collect();
+        for (signer, signature) in &signatures {
             if !header_signed_by(&block.header, *signer, *signature) {
                 return Err(fail(ChainErrorKind::BadSignature(*signer)));
             }
@@ -291,6 +295,17 @@ impl Verifier {
             }));
         }
         self.check(block, entries, false)
+    }
+
+    /// The validator set the next block's certificate is checked against: the set in the state
+    /// as the block begins (it changes when validators vote one in or out), or the one given to
+    /// [`Verifier::with_validators`] for a state without one.
+    pub fn validator_set(&self) -> Option<&ValidatorSet> {
+        if self.state.validators.set.validators.is_empty() {
+            self.set.as_ref()
+        } else {
+            Some(&self.state.validators.set)
+        }
     }
 
     /// Height of the last block verified.

@@ -11,6 +11,7 @@ mod ledger_bench;
 mod provider_cmd;
 mod requester;
 mod sim_cmd;
+mod validator_cmd;
 mod validators_bench;
 mod wallet;
 
@@ -66,6 +67,9 @@ enum Command {
     Wallet(wallet::WalletCommand),
     /// Simulate a whole network in virtual time, the real engine deciding (see docs/simulation.md)
     Sim(sim_cmd::SimArgs),
+    /// The validator set, and votes to add or remove a validator
+    #[command(subcommand)]
+    Validator(validator_cmd::ValidatorCommand),
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -109,6 +113,10 @@ struct CoordinatorArgs {
     /// Start a new network from this genesis file (see examples/genesis.toml)
     #[arg(long)]
     genesis: Option<PathBuf>,
+    /// Join a validator set this key is not in yet: follow the log, and take part once the
+    /// validators voted it in (`gridmint validator vote add`)
+    #[arg(long)]
+    join: bool,
     /// Tests only: as a validator, also hand out a signature of a conflicting block at every
     /// height (equivocate), to be reported and slashed
     #[arg(long, hide = true)]
@@ -302,6 +310,7 @@ async fn main() -> anyhow::Result<()> {
             )?;
             let mut config = settings.config;
             config.equivocate = args.equivocate;
+            config.join = args.join;
             let running = coordinator::start(config, settings.listen).await?;
             println!("listening on {}", running.url());
             std::io::stdout().flush()?;
@@ -376,6 +385,10 @@ async fn main() -> anyhow::Result<()> {
             wallet::run(cmd).await
         }
         Command::Sim(args) => tokio::task::block_in_place(|| sim_cmd::run(args)),
+        Command::Validator(cmd) => {
+            init_tracing("warn");
+            validator_cmd::run(cmd).await
+        }
     }
 }
 

@@ -78,3 +78,32 @@ impl Consensus for Solo {
         }
     }
 }
+
+/// The validator set as of the last applied proposal, shared by everything that talks to the
+/// other validators: it changes when validators holding a majority of the voting power approve a
+/// change (`Action::ValidatorVote`). Empty for a single coordinator.
+#[derive(Clone, Debug, Default)]
+pub struct LiveSet(Arc<std::sync::RwLock<engine::ValidatorSet>>);
+
+impl LiveSet {
+    pub fn new(set: engine::ValidatorSet) -> LiveSet {
+        LiveSet(Arc::new(std::sync::RwLock::new(set)))
+    }
+
+    /// The set now (a copy: never hold it across an await).
+    pub fn get(&self) -> engine::ValidatorSet {
+        self.0.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Reads the set without copying it.
+    pub fn with<T>(&self, f: impl FnOnce(&engine::ValidatorSet) -> T) -> T {
+        f(&self.0.read().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// Replaces the set if `now` differs (after a proposal was applied).
+    pub fn update(&self, now: &engine::ValidatorSet) {
+        if self.with(|set| set != now) {
+            *self.0.write().unwrap_or_else(|p| p.into_inner()) = now.clone();
+        }
+    }
+}

@@ -63,6 +63,9 @@ pub struct CoordinatorConfig {
     pub validators: Option<ValidatorSet>,
     /// Timing of the consensus engine (validators only).
     pub raft: RaftTiming,
+    /// Start as a validator that is not in the set yet: it follows the log and takes part once
+    /// validators holding a majority of the voting power voted it in.
+    pub join: bool,
     /// Tests only: besides its signature of each block, this validator hands out a signature of
     /// a conflicting header at the same height (it equivocates), so that the evidence and the
     /// slash can be exercised.
@@ -94,6 +97,7 @@ impl CoordinatorConfig {
             genesis: GenesisChoice::Stored,
             validators: None,
             raft: RaftTiming::default(),
+            join: false,
             equivocate: false,
         }
     }
@@ -170,18 +174,8 @@ pub async fn start(config: CoordinatorConfig, listen: SocketAddr) -> anyhow::Res
         .with_context(|| format!("loading the validator key {}", key_path.display()))?;
     let genesis = resolve_genesis(&mut log, &config.genesis, &validator)?;
     let validators = resolve_validators(&mut log, config.validators.as_ref())?;
-    let position = if validators.validators.is_empty() {
-        None
-    } else {
-        let (i, _) = validators.get(&validator.id()).with_context(|| {
-            format!(
-                "this data dir's validator key {} is not in the network's validator set",
-                validator.id()
-            )
-        })?;
-        Some(i)
-    };
-    if position.is_some() {
+    let replicated = !validators.validators.is_empty();
+    if replicated {
         // The consensus log (fsync'd) is what makes a validator's writes durable.
         log.relax_durability()?;
     }
@@ -195,7 +189,16 @@ pub async fn start(config: CoordinatorConfig, listen: SocketAddr) -> anyhow::Res
     );
     let mut node = Node::open(Box::new(log), fresh, config.snapshot_every, validator)
         .context("rebuilding state from the command log")?;
-    node.replicated = position.is_some();
+    node.replicated = replicated;
+    // The set as of the recovered state (validators may have joined or left since genesis).
+    let live = consensus::LiveSet::new(node.state.validators.set.clone());
+    if replicated && live.with(|set| set.get(&key.id()).is_none()) && !config.join {
+        anyhow::bail!(
+            "this data dir's validator key {} is not in the network's validator set; to join \
+             the set, start with --join and have the validators vote it in",
+            key.id()
+        );
+    }
     let chain = node.chain_view();
     tracing::info!(
         entries = node.log_len(),
@@ -212,18 +215,17 @@ pub async fn start(config: CoordinatorConfig, listen: SocketAddr) -> anyhow::Res
     let addr = listener.local_addr()?;
     let node = Arc::new(Mutex::new(node));
     let work = Arc::new(Notify::new());
-    let validators = Arc::new(validators);
-    let mut replicated = None;
-    let consensus: Arc<dyn Consensus> = match position {
-        None => Arc::new(consensus::Solo::new(node.clone(), key.id())),
-        Some(me) => {
+    let mut replicated_by = None;
+    let consensus: Arc<dyn Consensus> = match replicated {
+        false => Arc::new(consensus::Solo::new(node.clone(), key.id())),
+        true => {
             let raft_db =
                 store::RaftDb::open(&config.data_dir).context("opening the consensus log")?;
             let r = Arc::new(
                 raft::start(
                     raft::Member {
-                        set: validators.clone(),
-                        me,
+                        set: live.clone(),
+                        me: key.id(),
                         key: key.clone(),
                         local: Some(addr.ip()),
                     },
@@ -235,11 +237,11 @@ pub async fn start(config: CoordinatorConfig, listen: SocketAddr) -> anyhow::Res
                 )
                 .await?,
             );
-            replicated = Some(r.clone());
+            replicated_by = Some(r.clone());
             r
         }
     };
-    let peers = peers::Peers::new(validators.clone(), key.clone(), Some(addr.ip()))?;
+    let peers = peers::Peers::new(live.clone(), key.clone(), Some(addr.ip()))?;
     let shared = Arc::new(Shared {
         node,
         consensus,
@@ -263,20 +265,23 @@ pub async fn start(config: CoordinatorConfig, listen: SocketAddr) -> anyhow::Res
         Err(e) => tracing::warn!(%addr, error = %e, "no UDP heartbeats: cannot bind"),
     }
     let mut app = routes::router(shared.clone());
-    if let Some(r) = &replicated {
+    if let Some(r) = &replicated_by {
         app = app
             .merge(raft::network::router(raft::network::PeerState {
                 raft: r.handle(),
-                set: validators.clone(),
+                set: live.clone(),
             }))
             .merge(peers::router(shared.clone()));
     }
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let timers = tokio::spawn(timers(shared.clone()));
     let sealer = tokio::spawn(sealer(shared.clone()));
-    let certifier = replicated
+    let certifier = replicated_by
         .is_some()
         .then(|| tokio::spawn(peers::certifier(shared.clone())));
+    let follower = replicated_by
+        .as_ref()
+        .map(|r| tokio::spawn(raft::follow_set(r.handle(), live.clone())));
     let validator_id = key.id();
     tracing::info!(%addr, role = shared.consensus.role().name, "coordinator listening");
     let task = tokio::spawn(async move {
@@ -293,10 +298,13 @@ pub async fn start(config: CoordinatorConfig, listen: SocketAddr) -> anyhow::Res
         if let Some(c) = certifier {
             c.abort();
         }
+        if let Some(f) = follower {
+            f.abort();
+        }
         // Wait until both are gone: nothing commits any more.
         let _ = timers.await;
         let _ = sealer.await;
-        match &replicated {
+        match &replicated_by {
             // A validator's blocks are sealed where the log says so, never on its own.
             Some(r) => r.shutdown().await,
             // Seal the rest so the chain ends at the last entry. Dropping `shared` then closes

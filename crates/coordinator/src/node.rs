@@ -208,7 +208,16 @@ impl Node {
         .context("no next block height")?;
         let block = api::chain::sign_block(&self.validator, header);
         self.log.append_block(&block)?;
-        if self.replicated {
+        // A validator signs only the blocks it is a member at (a joining validator replaying
+        // the log does not sign the blocks before it was voted in; one voted out stops).
+        if self.replicated
+            && self
+                .state
+                .validators
+                .set
+                .get(&self.validator.id())
+                .is_some()
+        {
             let ahead = block.header.time.saturating_sub(now_ms());
             if ahead > MAX_CLOCK_AHEAD_MS {
                 tracing::warn!(
@@ -841,7 +850,18 @@ mod tests {
     #[test]
     fn a_validator_does_not_sign_a_block_from_the_future() {
         let dir = tempfile::tempdir().unwrap();
-        let mut node = open(dir.path(), 5).unwrap();
+        let key = Identity::from_secret([5; 32]);
+        let mut state = State::new(EngineConfig::default());
+        state.validators = engine::Validators::new(engine::ValidatorSet {
+            validators: vec![engine::Validator {
+                account: key.id(),
+                power: 1,
+                address: "http://127.0.0.1:7000".into(),
+                stake: 0,
+            }],
+        });
+        let mut node =
+            Node::open(Box::new(SqliteLog::open(dir.path()).unwrap()), state, 2, key).unwrap();
         node.replicated = true;
         let me = node.validator_id();
         let proposer = Identity::generate().id();

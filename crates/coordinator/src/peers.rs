@@ -5,6 +5,7 @@
 //! blob it lacks fetches it from the others and checks its hash.
 
 use crate::Shared;
+use crate::consensus::LiveSet;
 use crate::error::ApiError;
 use crate::raft::network::{authenticate_peer, peer_post};
 use api::Identity;
@@ -13,7 +14,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::routing::post;
-use engine::{AccountId, Hash, ValidatorSet};
+use engine::{AccountId, Hash};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,14 +22,14 @@ use std::time::Duration;
 const PUSH_TIMEOUT: Duration = Duration::from_secs(30);
 
 pub struct Peers {
-    pub set: Arc<ValidatorSet>,
+    pub set: LiveSet,
     me: Arc<Identity>,
     pub http: reqwest::Client,
 }
 
 impl Peers {
     pub fn new(
-        set: Arc<ValidatorSet>,
+        set: LiveSet,
         me: Arc<Identity>,
         local: Option<std::net::IpAddr>,
     ) -> anyhow::Result<Peers> {
@@ -38,12 +39,18 @@ impl Peers {
 
     /// Whether this coordinator is one of several validators.
     pub fn replicated(&self) -> bool {
-        !self.set.validators.is_empty()
+        self.set.with(|set| !set.validators.is_empty())
     }
 
-    fn others(&self) -> impl Iterator<Item = &engine::Validator> {
+    fn others(&self) -> Vec<engine::Validator> {
         let me = self.me.id();
-        self.set.validators.iter().filter(move |v| v.account != me)
+        self.set.with(|set| {
+            set.validators
+                .iter()
+                .filter(|v| v.account != me)
+                .cloned()
+                .collect()
+        })
     }
 
     /// Pushes a blob this validator stored to the others; answers once validators holding a
@@ -51,7 +58,7 @@ impl Peers {
     /// background.
     pub async fn replicate_blob(&self, hash: Hash, bytes: Bytes) -> Result<(), ApiError> {
         let mut holders: Vec<AccountId> = vec![self.me.id()];
-        if !self.replicated() || self.set.is_quorum(&holders) {
+        if !self.replicated() || self.set.with(|set| set.is_quorum(&holders)) {
             return Ok(());
         }
         let mut pushes = tokio::task::JoinSet::new();
@@ -73,7 +80,7 @@ impl Peers {
             match done {
                 Ok((account, Ok(_))) => {
                     holders.push(account);
-                    if self.set.is_quorum(&holders) {
+                    if self.set.with(|set| set.is_quorum(&holders)) {
                         pushes.detach_all();
                         return Ok(());
                     }
@@ -85,7 +92,7 @@ impl Peers {
         Err(ApiError::Unavailable(format!(
             "blob {hash} is stored on {} of {} validators, not a majority: not acknowledged ({})",
             holders.len(),
-            self.set.validators.len(),
+            self.set.with(|set| set.validators.len()),
             failures.join("; ")
         )))
     }
@@ -160,7 +167,7 @@ impl Peers {
         let Ok(body) = postcard::to_stdvec(candidates) else {
             return Vec::new();
         };
-        let asks = self.others().map(|v| {
+        let asks = self.others().into_iter().map(|v| {
             let body = body.clone();
             let address = v.address.clone();
             async move {
@@ -195,7 +202,7 @@ async fn silence(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Vec<u8>, ApiError> {
-    authenticate_peer(&shared.peers.set, &headers, "/raft/silence", &body)?;
+    authenticate_peer(&shared.peers.set.get(), &headers, "/raft/silence", &body)?;
     let candidates: Vec<AccountId> = postcard::from_bytes(&body)
         .map_err(|e| ApiError::BadRequest(format!("malformed provider list: {e}")))?;
     if candidates.len() > SILENCE_MAX {
@@ -216,7 +223,7 @@ async fn receive_blob(
     body: Bytes,
 ) -> Result<&'static str, ApiError> {
     let path = format!("/raft/blob/{hash}");
-    authenticate_peer(&shared.peers.set, &headers, &path, &body)?;
+    authenticate_peer(&shared.peers.set.get(), &headers, &path, &body)?;
     let hash: Hash = hash
         .parse()
         .map_err(|_| ApiError::BadRequest("malformed blob hash".into()))?;
@@ -340,9 +347,10 @@ pub async fn certifier(shared: Arc<Shared>) {
             };
             (from, blocks, have)
         };
+        let set = shared.peers.set.get();
         // Advance over the blocks that already hold a quorum.
         let quorum = |height: u64, have: &[(u64, AccountId, engine::Sig)]| {
-            shared.peers.set.is_quorum(
+            set.is_quorum(
                 have.iter()
                     .filter(|(h, _, _)| *h == height)
                     .map(|(_, v, _)| v),
@@ -376,7 +384,7 @@ pub async fn certifier(shared: Arc<Shared>) {
                 continue;
             };
             for sig in sigs {
-                if shared.peers.set.get(&sig.validator).is_none() {
+                if set.get(&sig.validator).is_none() {
                     continue;
                 }
                 let Some(block) = headers.iter().find(|b| b.header.height == sig.height) else {

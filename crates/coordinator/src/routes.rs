@@ -953,7 +953,7 @@ async fn chain_blocks(
 }
 
 async fn chain_validators(State(shared): S) -> Json<engine::ValidatorSet> {
-    Json((*shared.peers.set).clone())
+    Json(shared.peers.set.get())
 }
 
 /// The signatures this validator holds of blocks `from..from + limit` (blocks, not signatures:

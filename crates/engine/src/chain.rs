@@ -162,6 +162,13 @@ impl ValidatorSet {
                 if other.address == v.address {
                     return Err(format!("address {} is listed twice", v.address));
                 }
+                // The consensus engine numbers validators by their account's first 8 bytes.
+                if other.account.0.get(..8) == v.account.0.get(..8) {
+                    return Err(format!(
+                        "validators {} and {} share their first 8 bytes (their consensus id)",
+                        other.account, v.account
+                    ));
+                }
             }
         }
         Ok(())

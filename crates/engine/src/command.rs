@@ -4,7 +4,7 @@ use crate::ledger::SlashEvidence;
 use crate::types::{
     AccountId, Amount, Hash, JobId, JobSpec, ProviderSpec, Sig, TaskId, TaskReport, Time,
 };
-use crate::validators::Equivocation;
+use crate::validators::{Equivocation, ValidatorChange};
 use serde::{Deserialize, Serialize};
 
 /// A body signed by an account. The signature covers [`Signed::signing_bytes`]: a domain tag naming
@@ -65,6 +65,9 @@ pub enum Action {
         #[serde(with = "crate::types::amount")]
         amount: Amount,
     },
+    /// A validator's vote for a change to the validator set (made once a majority of the voting
+    /// power voted for it).
+    ValidatorVote(ValidatorChange),
 }
 
 impl SignedBody for Action {
@@ -271,6 +274,18 @@ pub enum Event {
         burned: Amount,
         evidence: SlashEvidence,
     },
+    /// A validator voted for a change to the set; `power` of `total` voting power now has.
+    ValidatorVoted {
+        validator: AccountId,
+        change: ValidatorChange,
+        power: u64,
+        total: u64,
+    },
+    /// The validator set changed; it now has `validators` members.
+    ValidatorSetChanged {
+        change: ValidatorChange,
+        validators: u32,
+    },
     /// A validator lost `amount` of stake for signing two different blocks at `height`.
     ValidatorSlashed {
         validator: AccountId,
@@ -348,6 +363,10 @@ pub enum Rejection {
     NothingToRelease(AccountId),
     #[error("{0} is not a validator of this network")]
     NotAValidator(AccountId),
+    #[error("invalid change to the validator set: {0}")]
+    InvalidValidatorChange(String),
+    #[error("validator {0} already voted for this change")]
+    AlreadyVoted(AccountId),
     #[error("not evidence of equivocation: {0}")]
     NotEquivocation(String),
     #[error("validator {validator} was already slashed for equivocating (at height {height})")]

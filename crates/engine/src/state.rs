@@ -388,6 +388,7 @@ impl State {
             Action::Faucet => self.faucet(who)?,
             Action::Stake { amount } => self.stake(who, *amount)?,
             Action::Unstake { amount } => self.unstake(who, *amount, now)?,
+            Action::ValidatorVote(change) => self.vote_validator(who, change)?,
         };
         self.accounts.entry(who).or_default().nonce = signed.nonce;
         Ok(events)

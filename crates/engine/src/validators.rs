@@ -14,7 +14,7 @@
 //! is recorded in [`Validators::equivocated`] and never slashed again: every validator that sees
 //! the conflict reports it, and only the first report counts.
 
-use crate::chain::{BlockHeader, ValidatorSet};
+use crate::chain::{BlockHeader, Validator, ValidatorSet};
 use crate::command::{Event, Rejection};
 use crate::ledger::{BPS, bps_of};
 use crate::state::State;
@@ -34,6 +34,21 @@ pub struct Validators {
     /// Validators slashed for equivocation, with the height of the evidence: each is slashed
     /// once (later evidence against it is refused), as Tendermint-style chains "tombstone" it.
     pub equivocated: BTreeMap<AccountId, u64>,
+    /// Changes to the set some validators voted for, not yet approved, in the order first
+    /// proposed, with who voted.
+    pub pending: Vec<(ValidatorChange, Vec<AccountId>)>,
+}
+
+/// A change to the validator set, made once validators holding more than half of the voting
+/// power vote for it (`Action::ValidatorVote`; governance will take this over later).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ValidatorChange {
+    /// A new member. Its account must have at least the minimum stake bonded when the change is
+    /// approved; its `stake` field (the genesis bond) must be 0.
+    Add(Validator),
+    /// A member leaves (the set never becomes empty).
+    Remove(AccountId),
 }
 
 impl Validators {
@@ -43,12 +58,13 @@ impl Validators {
             set,
             equivocation_bps: BPS,
             equivocated: BTreeMap::new(),
+            pending: Vec::new(),
         }
     }
 
     /// Whether this adds nothing to the state (a single coordinator's network).
     pub fn is_empty(&self) -> bool {
-        self.set.validators.is_empty() && self.equivocated.is_empty()
+        self.set.validators.is_empty() && self.equivocated.is_empty() && self.pending.is_empty()
     }
 
     /// Checks a genesis' validators: a valid set, a fraction of at most the whole, nothing
@@ -61,8 +77,8 @@ impl Validators {
                 self.equivocation_bps
             ));
         }
-        if !self.equivocated.is_empty() {
-            return Err("a genesis records no equivocation".into());
+        if !self.equivocated.is_empty() || !self.pending.is_empty() {
+            return Err("a genesis records no equivocation and no pending change".into());
         }
         Ok(())
     }
@@ -146,6 +162,104 @@ impl State {
             to_treasury,
             burned,
         }])
+    }
+
+    /// `who`'s vote for `change`. The change is made as soon as the votes of current members
+    /// hold more than half of the voting power; until then it waits in
+    /// [`Validators::pending`]. A vote is checked against the set as it is now.
+    pub(crate) fn vote_validator(
+        &mut self,
+        who: AccountId,
+        change: &ValidatorChange,
+    ) -> Result<Vec<Event>, Rejection> {
+        let set = &self.validators.set;
+        if set.get(&who).is_none() {
+            return Err(Rejection::NotAValidator(who));
+        }
+        let invalid = |why: String| Err(Rejection::InvalidValidatorChange(why));
+        match change {
+            ValidatorChange::Add(v) => {
+                if set.get(&v.account).is_some() {
+                    return invalid(format!("{} is already a validator", v.account));
+                }
+                if v.stake != 0 {
+                    return invalid(
+                        "a validator added later bonds its own stake: stake must be 0".into(),
+                    );
+                }
+                let mut grown = set.clone();
+                grown.validators.push(v.clone());
+                if let Err(e) = grown.validate() {
+                    return invalid(e);
+                }
+                if self.validators.equivocated.contains_key(&v.account) {
+                    return invalid(format!("{} was slashed for equivocation", v.account));
+                }
+            }
+            ValidatorChange::Remove(account) => {
+                if set.get(account).is_none() {
+                    return invalid(format!("{account} is not a validator"));
+                }
+                if set.validators.len() == 1 {
+                    return invalid("the last validator cannot leave".into());
+                }
+            }
+        }
+        let mut votes = self
+            .validators
+            .pending
+            .iter()
+            .find(|(c, _)| c == change)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default();
+        if votes.contains(&who) {
+            return Err(Rejection::AlreadyVoted(who));
+        }
+        votes.push(who);
+        let members: Vec<&AccountId> = votes.iter().filter(|v| set.get(v).is_some()).collect();
+        let power: u64 = members
+            .iter()
+            .filter_map(|v| set.get(v).map(|(_, m)| m.power))
+            .fold(0u64, u64::saturating_add);
+        let total = set.total_power();
+        let approved = set.is_quorum(members.iter().copied());
+        if approved
+            && let ValidatorChange::Add(v) = change
+            && self.bonded(&v.account) < self.ledger.min_stake
+        {
+            return Err(Rejection::InsufficientStake {
+                bonded: self.bonded(&v.account),
+                need: self.ledger.min_stake,
+            });
+        }
+        // Nothing can fail from here on.
+        let mut events = vec![Event::ValidatorVoted {
+            validator: who,
+            change: change.clone(),
+            power,
+            total,
+        }];
+        self.validators.pending.retain(|(c, _)| c != change);
+        if approved {
+            match change {
+                ValidatorChange::Add(v) => self.validators.set.validators.push(v.clone()),
+                ValidatorChange::Remove(account) => {
+                    self.validators
+                        .set
+                        .validators
+                        .retain(|m| m.account != *account);
+                    // Its votes for other changes no longer count (they are recounted against
+                    // the set when the next vote comes).
+                }
+            }
+            events.push(Event::ValidatorSetChanged {
+                change: change.clone(),
+                validators: self.validators.set.validators.len() as u32,
+            });
+        } else {
+            self.validators.pending.push((change.clone(), votes));
+        }
+        Ok(events)
     }
 
     /// Bonded plus unbonding stake of `who`.
@@ -316,5 +430,131 @@ mod tests {
             apply(&mut plain, evidence(id(1), header(4, 10), header(4, 11))),
             Err(Rejection::NotAValidator(id(1)))
         );
+    }
+
+    fn vote(state: &mut State, who: u8, change: &ValidatorChange) -> Result<Vec<Event>, Rejection> {
+        let nonce = state.nonce(&id(who)) + 1;
+        apply(
+            state,
+            Input::Signed(crate::Signed {
+                signer: id(who),
+                nonce,
+                body: crate::Action::ValidatorVote(change.clone()),
+                signature: Sig([0; 64]),
+            }),
+        )
+    }
+
+    fn newcomer(n: u8) -> Validator {
+        Validator {
+            account: id(n),
+            power: 1,
+            address: format!("http://127.0.0.1:{}", 8000 + u16::from(n)),
+            stake: 0,
+        }
+    }
+
+    #[test]
+    fn a_validator_joins_and_leaves_by_a_majority_of_votes() {
+        let mut g = genesis();
+        g.allocations.insert(id(4), tokens(500));
+        let mut state = State::from_genesis(&g).unwrap();
+        let add = ValidatorChange::Add(newcomer(4));
+        // One vote of three: pending.
+        let events = vote(&mut state, 1, &add).unwrap();
+        assert!(matches!(
+            events[..],
+            [Event::ValidatorVoted {
+                power: 1,
+                total: 3,
+                ..
+            }]
+        ));
+        assert_eq!(state.validators.pending.len(), 1);
+        assert_eq!(
+            vote(&mut state, 1, &add),
+            Err(Rejection::AlreadyVoted(id(1)))
+        );
+        // Not a member: no vote.
+        assert_eq!(
+            vote(&mut state, 4, &add),
+            Err(Rejection::NotAValidator(id(4)))
+        );
+        // The second vote would approve it, but the newcomer has no stake bonded yet.
+        let before = state.hash();
+        assert!(matches!(
+            vote(&mut state, 2, &add),
+            Err(Rejection::InsufficientStake { .. })
+        ));
+        assert_eq!(state.hash(), before);
+        let nonce = state.nonce(&id(4)) + 1;
+        apply(
+            &mut state,
+            Input::Signed(crate::Signed {
+                signer: id(4),
+                nonce,
+                body: crate::Action::Stake {
+                    amount: tokens(100),
+                },
+                signature: Sig([0; 64]),
+            }),
+        )
+        .unwrap();
+        let events = vote(&mut state, 2, &add).unwrap();
+        assert!(matches!(
+            events[..],
+            [
+                Event::ValidatorVoted { .. },
+                Event::ValidatorSetChanged { validators: 4, .. }
+            ]
+        ));
+        assert!(state.validators.pending.is_empty());
+        assert!(state.validators.set.get(&id(4)).is_some());
+        // Removing one of four needs three votes (more than half of 4); the newcomer votes now.
+        let remove = ValidatorChange::Remove(id(3));
+        vote(&mut state, 4, &remove).unwrap();
+        vote(&mut state, 1, &remove).unwrap();
+        assert!(state.validators.set.get(&id(3)).is_some());
+        let events = vote(&mut state, 2, &remove).unwrap();
+        assert!(matches!(
+            events[..],
+            [
+                Event::ValidatorVoted {
+                    power: 3,
+                    total: 4,
+                    ..
+                },
+                Event::ValidatorSetChanged { validators: 3, .. }
+            ]
+        ));
+        assert!(state.validators.set.get(&id(3)).is_none());
+        // The one removed votes no more.
+        assert_eq!(
+            vote(&mut state, 3, &ValidatorChange::Remove(id(1))),
+            Err(Rejection::NotAValidator(id(3)))
+        );
+    }
+
+    #[test]
+    fn invalid_changes_to_the_set_are_refused() {
+        let mut state = State::from_genesis(&genesis()).unwrap();
+        let before = state.hash();
+        let mut taken = newcomer(5);
+        taken.address = "http://127.0.0.1:7001".into();
+        let mut staked = newcomer(5);
+        staked.stake = 1;
+        let mut powerless = newcomer(5);
+        powerless.power = 0;
+        for (change, want) in [
+            (ValidatorChange::Add(newcomer(2)), "already a validator"),
+            (ValidatorChange::Add(taken), "listed twice"),
+            (ValidatorChange::Add(staked), "stake must be 0"),
+            (ValidatorChange::Add(powerless), "voting power 0"),
+            (ValidatorChange::Remove(id(9)), "is not a validator"),
+        ] {
+            let err = vote(&mut state, 1, &change).unwrap_err();
+            assert!(err.to_string().contains(want), "{err}");
+            assert_eq!(state.hash(), before);
+        }
     }
 }

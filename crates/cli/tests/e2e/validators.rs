@@ -1018,3 +1018,163 @@ fn providers_heartbeat_every_validator_and_are_lost_only_when_a_majority_hears_n
     );
     providers.truncate(1);
 }
+
+#[test]
+fn a_validator_voted_in_catches_up_and_one_voted_out_leaves() {
+    let w = World::new();
+    let mut cluster = Cluster::start(&w, 3);
+    let urls = cluster.urls();
+    let leader = cluster.leader();
+    // Some history before the newcomer exists.
+    w.fund_requester(&urls);
+
+    // The newcomer: a key not in the genesis, started with --join, on its own address.
+    let dir = w.dir("validator");
+    let account = w
+        .cli(&[
+            "keys",
+            "--validator",
+            "--data-dir",
+            dir.to_str().unwrap(),
+            "--json",
+        ])
+        .ok()
+        .json()["account"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let listen = format!("127.0.0.1:{}", free_ports("127.0.0.1", 1)[0]);
+    let address = format!("http://{listen}");
+    let newcomer = w.coordinator_restart_on(
+        &dir,
+        &listen,
+        &["--genesis", cluster.genesis.to_str().unwrap(), "--join"],
+    );
+    assert_eq!(newcomer.http.status().role, "learner");
+    // It bonds the minimum stake, from tokens the requester sends it.
+    w.cli(&[
+        "wallet",
+        "transfer",
+        &account,
+        "200",
+        "--coordinator",
+        &urls,
+    ])
+    .ok();
+    let key = dir.join("validator.key");
+    w.cli(&[
+        "wallet",
+        "stake",
+        "100",
+        "--key",
+        key.to_str().unwrap(),
+        "--coordinator",
+        &urls,
+    ])
+    .ok();
+
+    let vote = |i: usize, change: &str, who: &str, address: Option<&str>| {
+        let dir = if i < 3 {
+            cluster.dirs[i].clone()
+        } else {
+            dir.clone()
+        };
+        let mut args = vec![
+            "validator",
+            "vote",
+            change,
+            who,
+            "--data-dir",
+            dir.to_str().unwrap(),
+            "--coordinator",
+            &urls,
+            "--json",
+        ];
+        if let Some(a) = address {
+            args.extend(["--address", a]);
+        }
+        let events = w.cli(&args).ok().json()["events"].clone();
+        events
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["event"].as_str().unwrap().to_string())
+            .collect::<Vec<_>>()
+    };
+    // One vote of three: pending. The second approves it.
+    assert_eq!(
+        vote(0, "add", &account, Some(&address)),
+        ["validator_voted"]
+    );
+    let outsider = w.cli(&[
+        "validator",
+        "vote",
+        "remove",
+        &cluster.account(0).to_hex(),
+        "--data-dir",
+        w.dir("nobody").to_str().unwrap(),
+        "--coordinator",
+        &urls,
+    ]);
+    assert!(!outsider.status.success());
+    assert_eq!(
+        vote(1, "add", &account, Some(&address)),
+        ["validator_voted", "validator_set_changed"]
+    );
+
+    // The leader adds it to the consensus and it catches up from the log: same state, and it
+    // takes part (a follower, voting).
+    let leader_http = w.http(&cluster.validators[leader].as_ref().unwrap().url);
+    poll("the newcomer to catch up and vote", WAIT, || {
+        let mine = newcomer.http.status();
+        let theirs = leader_http.status();
+        (mine.role == "follower"
+            && mine.state_hash == theirs.state_hash
+            && mine.log_length == theirs.log_length)
+            .then_some(())
+    });
+    let set = w.block_on(leader_http.client.chain_validators()).unwrap();
+    assert_eq!(set.validators.len(), 4);
+
+    // One of the original three is voted out (three votes of four) and stopped; the rest go on,
+    // the newcomer among them, and its chain verifies.
+    let out = (0..3).find(|i| *i != leader).unwrap();
+    let out_account = cluster.account(out).to_hex();
+    let voters: Vec<usize> = (0..4).filter(|i| *i != out).collect();
+    assert_eq!(
+        vote(voters[0], "remove", &out_account, None),
+        ["validator_voted"]
+    );
+    assert_eq!(
+        vote(voters[1], "remove", &out_account, None),
+        ["validator_voted"]
+    );
+    assert_eq!(
+        vote(voters[2], "remove", &out_account, None),
+        ["validator_voted", "validator_set_changed"]
+    );
+    poll(
+        "the membership to drop the validator voted out",
+        WAIT,
+        || {
+            let set = w.block_on(newcomer.http.client.chain_validators()).ok()?;
+            (set.validators.len() == 3).then_some(())
+        },
+    );
+    cluster.validators[out].take().unwrap().proc.kill();
+    let friend = engine::AccountId([0x42; 32]).to_hex();
+    w.cli(&["wallet", "transfer", &friend, "1", "--coordinator", &urls])
+        .ok();
+    poll("the newcomer's chain to verify, final", WAIT, || {
+        let r = w
+            .cli(&["chain", "verify", "--coordinator", &newcomer.url, "--json"])
+            .ok()
+            .json();
+        let theirs = leader_http.status();
+        (r["ok"] == true
+            && r["uncertified_blocks"] == 0
+            && r["tail_entries"] == 0
+            && r["state_hash"] == serde_json::json!(theirs.state_hash))
+        .then_some(())
+    });
+}

@@ -3,21 +3,24 @@
 //! blobs; the leader proposes, a majority makes each proposal durable before it is executed, and
 //! every validator executes the same proposals in the same order.
 //!
-//! Raft node ids are positions in the genesis validator set; each node's address is the
-//! validator's `address`. Messages between validators are signed (see [`network`]).
+//! A validator's Raft node id is derived from its account ([`node_id`]), so it stays the same as
+//! the set changes; each node's address is the validator's `address`. Messages between
+//! validators are signed (see [`network`]). The Raft membership follows the validator set in the
+//! committed state: the leader adds a validator voted in as a learner, and once it has caught up
+//! from the log makes the membership the set ([`follow_set`]).
 
 pub mod network;
 pub mod storage;
 #[cfg(test)]
 mod tests;
 
+use crate::consensus::LiveSet;
 use crate::consensus::{Consensus, Proposed, Role};
 use crate::error::ApiError;
 use crate::node::Node;
 use crate::proposal::Proposal;
 use anyhow::Context;
 use api::Identity;
-use engine::ValidatorSet;
 use openraft::{BasicNode, Config, ServerState, SnapshotPolicy};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -58,10 +61,10 @@ impl Default for RaftTiming {
     }
 }
 
-/// Who a validator is: the set, its position in it, its key.
+/// Who a validator is: the set (as of the recovered state), its account, its key.
 pub struct Member {
-    pub set: Arc<ValidatorSet>,
-    pub me: usize,
+    pub set: LiveSet,
+    pub me: engine::AccountId,
     pub key: Arc<Identity>,
     /// The address connections to the other validators leave from (see [`peer_client`]).
     pub local: Option<std::net::IpAddr>,
@@ -70,7 +73,7 @@ pub struct Member {
 /// A running validator's consensus.
 pub struct Replicated {
     raft: RaftHandle,
-    set: Arc<ValidatorSet>,
+    set: LiveSet,
     /// This validator's account.
     account: engine::AccountId,
 }
@@ -97,31 +100,31 @@ pub async fn start(
     let fresh = log
         .is_new()
         .map_err(|e| anyhow::anyhow!("reading the consensus log: {e}"))?;
-    let sm = storage::StateMachine::new(node, work)
+    let sm = storage::StateMachine::new(node, work, set.clone())
         .map_err(|e| anyhow::anyhow!("reading where the command log is applied up to: {e}"))?;
     let http = peer_client(local, Duration::from_millis(500), None)?;
     let network = network::Network { me: key, http };
-    let raft = openraft::Raft::new(node_id(me), config, network, log, sm)
+    let raft = openraft::Raft::new(node_id(&me), config, network, log, sm)
         .await
         .context("starting the consensus engine")?;
-    if fresh {
-        let members: BTreeMap<u64, BasicNode> = set
-            .validators
-            .iter()
-            .enumerate()
-            .map(|(i, v)| (node_id(i), BasicNode::new(v.address.clone())))
-            .collect();
+    // A validator that is not a member yet (joining) waits for the leader to add it.
+    if fresh && set.with(|s| s.get(&me).is_some()) {
+        let members: BTreeMap<u64, BasicNode> = set.with(|s| {
+            s.validators
+                .iter()
+                .map(|v| (node_id(&v.account), BasicNode::new(v.address.clone())))
+                .collect()
+        });
         if let Err(e) = raft.initialize(members).await {
             // Another member initialized first and already reached us: nothing to do.
             tracing::debug!(error = %e, "consensus already initialized");
         }
     }
-    let account = set
-        .validators
-        .get(me)
-        .map(|v| v.account)
-        .context("the validator's position is outside the set")?;
-    Ok(Replicated { raft, set, account })
+    Ok(Replicated {
+        raft,
+        set,
+        account: me,
+    })
 }
 
 /// An HTTP client for the other validators. A validator listening on one address of a
@@ -168,8 +171,62 @@ fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
 }
 
-fn node_id(position: usize) -> u64 {
-    position as u64
+/// A validator's Raft node id: the first 8 bytes of its account, little-endian (distinct for
+/// distinct keys but with negligible probability; [`engine::ValidatorSet::validate`] refuses a
+/// set where two collide).
+pub fn node_id(account: &engine::AccountId) -> u64 {
+    let mut bytes = [0u8; 8];
+    bytes.copy_from_slice(account.0.get(..8).unwrap_or(&[0; 8]));
+    u64::from_le_bytes(bytes)
+}
+
+/// On the leader, makes the Raft membership follow the validator set of the committed state
+/// (checked every half second): a validator voted in is added as a learner and, once it has
+/// caught up from the log, the voters become exactly the set; a validator voted out leaves the
+/// membership. Runs until the coordinator stops.
+pub async fn follow_set(raft: RaftHandle, set: LiveSet) {
+    let mut tick = tokio::time::interval(Duration::from_millis(500));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let metrics = raft.metrics().borrow().clone();
+        if metrics.state != ServerState::Leader {
+            continue;
+        }
+        let target = set.get();
+        if target.validators.is_empty() {
+            continue;
+        }
+        let membership = metrics.membership_config.membership().clone();
+        let voters: std::collections::BTreeSet<u64> = membership.voter_ids().collect();
+        let wanted: std::collections::BTreeSet<u64> = target
+            .validators
+            .iter()
+            .map(|v| node_id(&v.account))
+            .collect();
+        if voters == wanted && membership.get_joint_config().len() == 1 {
+            continue;
+        }
+        for v in &target.validators {
+            let id = node_id(&v.account);
+            if membership.get_node(&id).is_none() {
+                tracing::info!(validator = %v.account, address = %v.address, "adding a validator: catching it up");
+                if let Err(e) = raft
+                    .add_learner(id, BasicNode::new(v.address.clone()), true)
+                    .await
+                {
+                    tracing::warn!(error = %e, "adding a validator as a learner");
+                }
+            }
+        }
+        match raft.change_membership(wanted.clone(), false).await {
+            Ok(_) => tracing::info!(
+                validators = wanted.len(),
+                "consensus membership follows the validator set"
+            ),
+            Err(e) => tracing::warn!(error = %e, "changing the consensus membership"),
+        }
+    }
 }
 
 impl Replicated {
@@ -184,10 +241,13 @@ impl Replicated {
         }
     }
 
-    fn validator(&self, id: u64) -> Option<&engine::Validator> {
-        usize::try_from(id)
-            .ok()
-            .and_then(|i| self.set.validators.get(i))
+    fn validator(&self, id: u64) -> Option<engine::Validator> {
+        self.set.with(|set| {
+            set.validators
+                .iter()
+                .find(|v| node_id(&v.account) == id)
+                .cloned()
+        })
     }
 }
 
@@ -215,6 +275,7 @@ impl Consensus for Replicated {
     fn role(&self) -> Role {
         let metrics = self.raft.metrics().borrow().clone();
         let leader = metrics.current_leader.and_then(|id| self.validator(id));
+        let leader = leader.as_ref();
         Role {
             validator: self.account,
             leader: metrics.state == ServerState::Leader,

@@ -217,7 +217,7 @@ impl RaftNetwork<TypeConfig> for Connection {
 #[derive(Clone)]
 pub struct PeerState {
     pub raft: RaftHandle,
-    pub set: Arc<ValidatorSet>,
+    pub set: crate::consensus::LiveSet,
 }
 
 /// `POST /raft/append`, `/raft/vote`, `/raft/snapshot`.
@@ -250,7 +250,7 @@ async fn append(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<impl IntoResponse, ApiError> {
-    authenticate_peer(&peers.set, &headers, "/raft/append", &body)?;
+    authenticate_peer(&peers.set.get(), &headers, "/raft/append", &body)?;
     let rpc: AppendEntriesRequest<TypeConfig> = decode_body(&body)?;
     let answer = peers.raft.append_entries(rpc).await;
     encode_answer(&answer)
@@ -261,7 +261,7 @@ async fn vote(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<impl IntoResponse, ApiError> {
-    authenticate_peer(&peers.set, &headers, "/raft/vote", &body)?;
+    authenticate_peer(&peers.set.get(), &headers, "/raft/vote", &body)?;
     let rpc: VoteRequest<NodeId> = decode_body(&body)?;
     let answer = peers.raft.vote(rpc).await;
     encode_answer(&answer)
@@ -272,7 +272,7 @@ async fn snapshot(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<impl IntoResponse, ApiError> {
-    authenticate_peer(&peers.set, &headers, "/raft/snapshot", &body)?;
+    authenticate_peer(&peers.set.get(), &headers, "/raft/snapshot", &body)?;
     let rpc: InstallSnapshotRequest<TypeConfig> = decode_body(&body)?;
     let answer = peers.raft.install_snapshot(rpc).await;
     encode_answer(&answer)

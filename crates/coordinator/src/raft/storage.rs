@@ -209,6 +209,8 @@ pub struct StateMachine {
     membership: Membership,
     /// The last applied entry.
     applied: Option<LogId<NodeId>>,
+    /// The validator set, kept up with the state's after every applied proposal.
+    set: crate::consensus::LiveSet,
 }
 
 /// What `meta["raft_applied"]` holds: where the command log is applied up to.
@@ -227,6 +229,7 @@ impl StateMachine {
     pub fn new(
         node: Arc<Mutex<Node>>,
         work: Arc<tokio::sync::Notify>,
+        set: crate::consensus::LiveSet,
     ) -> Result<StateMachine, AnyError> {
         let stored = lock(&node).log_meta(APPLIED_KEY).map_err(io_err)?;
         let (applied, membership) = match stored {
@@ -247,6 +250,7 @@ impl StateMachine {
             work,
             membership,
             applied,
+            set,
         })
     }
 }
@@ -286,8 +290,11 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                     })
                     .map_err(|e| StorageIOError::apply(log_id, e))?;
                     let mut node = lock(&self.node);
-                    node.execute(proposal, Some((APPLIED_KEY, &marker)))
-                        .map_err(|e| StorageIOError::apply(log_id, io_err(e)))?
+                    let outcome = node
+                        .execute(proposal, Some((APPLIED_KEY, &marker)))
+                        .map_err(|e| StorageIOError::apply(log_id, io_err(e)))?;
+                    self.set.update(&node.state.validators.set);
+                    outcome
                 }
             };
             self.applied = Some(log_id);

@@ -196,7 +196,12 @@ impl Cluster {
         let node = Arc::new(Mutex::new(node));
         let log = LogStore::new(RaftDb::open(&dir).unwrap());
         let fresh = log.is_new().unwrap();
-        let sm = StateMachine::new(node.clone(), Arc::new(tokio::sync::Notify::new())).unwrap();
+        let sm = StateMachine::new(
+            node.clone(),
+            Arc::new(tokio::sync::Notify::new()),
+            crate::consensus::LiveSet::default(),
+        )
+        .unwrap();
         let net = Net {
             router: self.router.clone(),
             from: i as u64,

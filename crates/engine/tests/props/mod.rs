@@ -120,6 +120,12 @@ enum Op {
         height: u8,
         same: bool,
     },
+    /// `anyone(who)` votes to add `anyone(target)` (at address slot `target`) or remove it.
+    ValidatorVote {
+        who: u8,
+        target: u8,
+        add: bool,
+    },
 }
 
 #[derive(Clone, Debug)]
@@ -236,6 +242,8 @@ fn ledger_op() -> impl Strategy<Value = Op> {
         1 => any::<u8>().prop_map(|who| Op::Release { who }),
         1 => (any::<u8>(), 1..4u8, prop_oneof![5 => Just(false), 1 => Just(true)])
             .prop_map(|(who, height, same)| Op::Equivocate { who, height, same }),
+        2 => (any::<u8>(), any::<u8>(), any::<bool>())
+            .prop_map(|(who, target, add)| Op::ValidatorVote { who, target, add }),
     ]
 }
 
@@ -619,6 +627,20 @@ fn build(s: &State, step: &Step, time: Time) -> Built {
             account: anyone(*who),
         }),
         Op::Equivocate { .. } => unreachable!("built above"),
+        Op::ValidatorVote { who, target, add } => {
+            let account = anyone(*target);
+            let change = if *add {
+                engine::ValidatorChange::Add(engine::Validator {
+                    account,
+                    power: 1 + u64::from(*target % 3),
+                    address: format!("http://10.0.1.{}:7700", target % 8),
+                    stake: 0,
+                })
+            } else {
+                engine::ValidatorChange::Remove(account)
+            };
+            Ok(action(anyone(*who), Action::ValidatorVote(change)))
+        }
     };
     let (input, stale) = match signed_body {
         Ok((who, body)) => {
@@ -1096,6 +1118,23 @@ fn check_events(
                     .result
                     .clone();
                 prop_assert_eq!(result.map(|r| r.output_hash), Some(evidence.agreed_output));
+            }
+            Event::ValidatorVoted { validator, .. } => {
+                prop_assert!(before.validators.set.get(validator).is_some());
+            }
+            Event::ValidatorSetChanged { change, validators } => {
+                prop_assert_eq!(after.validators.set.validators.len(), *validators as usize);
+                prop_assert!(after.validators.set.validate().is_ok());
+                match change {
+                    engine::ValidatorChange::Add(v) => {
+                        prop_assert!(after.validators.set.get(&v.account).is_some());
+                        prop_assert!(after.bonded(&v.account) >= after.ledger.min_stake);
+                    }
+                    engine::ValidatorChange::Remove(a) => {
+                        prop_assert!(after.validators.set.get(a).is_none());
+                        prop_assert!(!after.validators.set.validators.is_empty());
+                    }
+                }
             }
             Event::ValidatorSlashed {
                 validator,
