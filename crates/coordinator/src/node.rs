@@ -860,8 +860,13 @@ mod tests {
                 stake: 0,
             }],
         });
-        let mut node =
-            Node::open(Box::new(SqliteLog::open(dir.path()).unwrap()), state, 2, key).unwrap();
+        let mut node = Node::open(
+            Box::new(SqliteLog::open(dir.path()).unwrap()),
+            state,
+            2,
+            key,
+        )
+        .unwrap();
         node.replicated = true;
         let me = node.validator_id();
         let proposer = Identity::generate().id();

@@ -1011,15 +1011,15 @@ async fn evidence(State(shared): S, body: Body) -> ApiResult<Json<ActionResponse
     {
         let node = shared.node();
         let refuse = |msg: String| ApiError::from(engine::Rejection::NotEquivocation(msg));
-        if node.state.validators.set.get(&ev.validator).is_none() {
-            return Err(engine::Rejection::NotAValidator(ev.validator).into());
-        }
         if let Some(&height) = node.state.validators.equivocated.get(&ev.validator) {
             return Err(engine::Rejection::AlreadyPunished {
                 validator: ev.validator,
                 height,
             }
             .into());
+        }
+        if node.state.validators.set.get(&ev.validator).is_none() {
+            return Err(engine::Rejection::NotAValidator(ev.validator).into());
         }
         if ev.first.header.height != ev.second.header.height || ev.first.header == ev.second.header
         {

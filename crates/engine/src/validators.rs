@@ -11,8 +11,9 @@
 //!
 //! The slash takes [`Validators::equivocation_bps`] of the validator's stake (bonded, then
 //! unbonding); the treasury gets `slash.treasury_bps` of that and the rest is burned. The validator
-//! is recorded in [`Validators::equivocated`] and never slashed again: every validator that sees
-//! the conflict reports it, and only the first report counts.
+//! is recorded in [`Validators::equivocated`] and never slashed again (every validator that sees
+//! the conflict reports it, and only the first report counts), and it leaves the set at once
+//! unless it is the last member: its signatures and votes no longer count.
 
 use crate::chain::{BlockHeader, Validator, ValidatorSet};
 use crate::command::{Event, Rejection};
@@ -124,14 +125,14 @@ impl State {
                 "the two headers are the same block".into(),
             ));
         }
-        if self.validators.set.get(&ev.validator).is_none() {
-            return Err(Rejection::NotAValidator(ev.validator));
-        }
         if let Some(&first) = self.validators.equivocated.get(&ev.validator) {
             return Err(Rejection::AlreadyPunished {
                 validator: ev.validator,
                 height: first,
             });
+        }
+        if self.validators.set.get(&ev.validator).is_none() {
+            return Err(Rejection::NotAValidator(ev.validator));
         }
         let stake = self.stake_of(&ev.validator)?;
         let amount = bps_of(stake, self.validators.equivocation_bps)
@@ -155,13 +156,25 @@ impl State {
         self.supply.burned = new_burned;
         self.credit(&treasury, to_treasury)?;
         self.validators.equivocated.insert(ev.validator, height);
-        Ok(vec![Event::ValidatorSlashed {
+        let mut events = vec![Event::ValidatorSlashed {
             validator: ev.validator,
             height,
             amount,
             to_treasury,
             burned,
-        }])
+        }];
+        // It also leaves the set (unless it is the last one): its votes no longer count.
+        if self.validators.set.validators.len() > 1 {
+            self.validators
+                .set
+                .validators
+                .retain(|v| v.account != ev.validator);
+            events.push(Event::ValidatorSetChanged {
+                change: ValidatorChange::Remove(ev.validator),
+                validators: self.validators.set.validators.len() as u32,
+            });
+        }
+        Ok(events)
     }
 
     /// `who`'s vote for `change`. The change is made as soon as the votes of current members
@@ -375,14 +388,21 @@ mod tests {
         // dev: treasury_bps = 2500 of the whole stake; the rest burned.
         assert_eq!(
             events,
-            vec![Event::ValidatorSlashed {
-                validator: id(2),
-                height: 4,
-                amount: tokens(1_000),
-                to_treasury: tokens(250),
-                burned: tokens(750),
-            }]
+            vec![
+                Event::ValidatorSlashed {
+                    validator: id(2),
+                    height: 4,
+                    amount: tokens(1_000),
+                    to_treasury: tokens(250),
+                    burned: tokens(750),
+                },
+                Event::ValidatorSetChanged {
+                    change: ValidatorChange::Remove(id(2)),
+                    validators: 2,
+                },
+            ]
         );
+        assert!(state.validators.set.get(&id(2)).is_none());
         assert_eq!(state.bonded(&id(2)), 0);
         assert_eq!(state.balance(&id(9)), tokens(250));
         assert_eq!(state.check_supply().unwrap(), tokens(2_250));

@@ -704,12 +704,12 @@ fn a_validator_that_signs_two_blocks_at_one_height_is_reported_and_slashed() {
     let addresses = listens.iter().map(|l| format!("http://{l}")).collect();
     let mut cluster = Cluster::start_with(&w, listens, addresses, Vec::new());
     cluster.equivocating = Some(2);
-    let cluster = cluster.spawn_all(&w);
+    let mut cluster = cluster.spawn_all(&w);
     let cheat = cluster.account(2);
     let honest = cluster.account(0);
     let urls = cluster.urls();
     cluster.leader();
-    let any = &cluster.validators[0].as_ref().unwrap().http;
+    let any = w.http(&cluster.validators[0].as_ref().unwrap().url);
     let stake = engine::tokens(1_000);
     assert_eq!(w.block_on(any.client.account(cheat)).unwrap().bonded, stake);
 
@@ -736,6 +736,12 @@ fn a_validator_that_signs_two_blocks_at_one_height_is_reported_and_slashed() {
     assert_eq!((validator, amount), (cheat, stake));
     // The dev split: a quarter to the treasury (validator 0's account), the rest burned.
     assert_eq!((to_treasury, burned), (stake / 4, stake - stake / 4));
+    // It also left the set: the other two go on without it, and it is stopped.
+    poll("the set to drop the cheat", WAIT, || {
+        let set = w.block_on(any.client.chain_validators()).ok()?;
+        (set.validators.len() == 2 && set.get(&cheat).is_none()).then_some(())
+    });
+    cluster.validators[2].take().unwrap().proc.kill();
     let (_, state_hash) = cluster.converged();
     for v in cluster.running() {
         let account = w.block_on(v.http.client.account(cheat)).unwrap();
