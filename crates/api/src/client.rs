@@ -152,6 +152,9 @@ impl Client {
         let mut answered: Option<ClientError> = None;
         // Whether an attempt may have reached a validator without its answer reaching us.
         let mut unsure = false;
+        // Validators that could not be reached during this call: a redirect to one of them
+        // (another validator that has not noticed the leader died) is not followed.
+        let mut unreachable: Vec<String> = Vec::new();
         loop {
             if unsure && let Some(lookup) = lookup {
                 match self.look_up(lookup).await {
@@ -163,6 +166,16 @@ impl Client {
             let url = format!("{base}{path}");
             let result = self.send(url.clone(), build(&url)).await;
             let retry = match &result {
+                Err(ClientError::Leader { leader, .. })
+                    if unreachable
+                        .iter()
+                        .any(|u| u == leader.trim_end_matches('/')) =>
+                {
+                    // The leader it names is gone: an election is due. Ask the next one shortly.
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    self.rotate(&base);
+                    true
+                }
                 Err(ClientError::Leader { leader, .. }) => {
                     self.set_base(leader);
                     true
@@ -173,9 +186,13 @@ impl Client {
                     self.rotate(&base);
                     true
                 }
-                Err(ClientError::Transport { .. }) if self.bases.len() > 1 => {
+                Err(ClientError::Transport { source, .. }) if self.bases.len() > 1 => {
+                    if !unreachable.contains(&base) {
+                        unreachable.push(base.clone());
+                    }
                     self.rotate(&base);
-                    unsure = true;
+                    // A refused connection sent nothing; anything later may have.
+                    unsure |= !source.is_connect();
                     true
                 }
                 // The nonce is spent: by this very write, if an earlier attempt got through.

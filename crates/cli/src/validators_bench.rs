@@ -36,6 +36,8 @@ pub struct ValidatorsResult {
     single: Side,
     cluster: Side,
     failovers: Vec<Duration>,
+    /// From the same kills: until a survivor reports itself leader.
+    elections: Vec<Duration>,
 }
 
 /// A `gridmint coordinator` child process.
@@ -167,6 +169,29 @@ impl Cluster {
             .join(",")
     }
 
+    /// Waits until every running validator has applied the same log to the same state.
+    async fn caught_up(&self) -> anyhow::Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let mut seen = Vec::new();
+            for p in self.procs.iter().flatten() {
+                if let Ok(s) = Client::new(&p.url).status().await {
+                    seen.push((s.log_length, s.state_hash));
+                }
+            }
+            if seen.len() == self.procs.iter().flatten().count()
+                && seen.windows(2).all(|w| w[0] == w[1])
+            {
+                return Ok(());
+            }
+            ensure!(
+                Instant::now() < deadline,
+                "the validators did not converge within 30 s"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// The position of the validator that leads, once one does and every running validator
     /// names it (a validator that just came back may briefly believe in an older leader).
     async fn leader(&self) -> anyhow::Result<usize> {
@@ -235,9 +260,15 @@ fn from_nonce() -> u64 {
         .saturating_add(1_000_000)
 }
 
-/// Kills the leader, then times the first write committed through the list; restarts it.
-async fn failover(cluster: &mut Cluster, writer: &Identity) -> anyhow::Result<Duration> {
+/// Kills the leader, then times the first write committed through the list, and (polling the
+/// survivors) until one of them reports itself leader; restarts it.
+async fn failover(
+    cluster: &mut Cluster,
+    writer: &Identity,
+) -> anyhow::Result<(Duration, Duration)> {
     let leader = cluster.leader().await?;
+    // A healthy cluster: the validator restarted after the previous kill has caught up.
+    cluster.caught_up().await?;
     let client = Client::new(&cluster.urls());
     let to = Identity::generate().id();
     // The client knows the leader before it dies, as a busy client would.
@@ -245,8 +276,27 @@ async fn failover(cluster: &mut Cluster, writer: &Identity) -> anyhow::Result<Du
         .action(writer, Action::Transfer { to, amount: 1 })
         .await
         .context("a write before the kill")?;
+    let survivors: Vec<String> = cluster
+        .procs
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != leader)
+        .filter_map(|(_, p)| p.as_ref().map(|p| p.url.clone()))
+        .collect();
     cluster.procs[leader] = None; // SIGKILL
     let killed = Instant::now();
+    let elected = tokio::spawn(async move {
+        loop {
+            for url in &survivors {
+                if let Ok(s) = Client::new(url).status().await
+                    && s.role == "leader"
+                {
+                    return killed.elapsed();
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    });
     loop {
         match client
             .action(writer, Action::Transfer { to, amount: 1 })
@@ -258,13 +308,20 @@ async fn failover(cluster: &mut Cluster, writer: &Identity) -> anyhow::Result<Du
                     killed.elapsed() < Duration::from_secs(60),
                     "no write committed within 60 s of the kill: {e}"
                 );
+                // As a client would, not spinning.
+                tokio::time::sleep(Duration::from_millis(20)).await;
             }
         }
     }
     let took = killed.elapsed();
+    let election = tokio::time::timeout(Duration::from_secs(10), elected)
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .unwrap_or(took);
     let p = cluster.spawn(leader)?;
     cluster.procs[leader] = Some(p);
-    Ok(took)
+    Ok((took, election))
 }
 
 pub async fn run(plan: &Plan, cores: u32, quick: bool) -> anyhow::Result<ValidatorsResult> {
@@ -296,20 +353,24 @@ pub async fn run(plan: &Plan, cores: u32, quick: bool) -> anyhow::Result<Validat
         .await
         .context("funding the failover writer")?;
     let mut failovers = Vec::new();
+    let mut elections = Vec::new();
     for i in 0..FAILOVERS {
-        let took = failover(&mut cluster, &writer).await?;
+        let (took, election) = failover(&mut cluster, &writer).await?;
         eprintln!(
-            "validators: failover {}/{FAILOVERS}: {:.0} ms",
+            "validators: failover {}/{FAILOVERS}: {:.0} ms (leader elected after {:.0} ms)",
             i + 1,
-            ms(took)
+            ms(took),
+            ms(election)
         );
         failovers.push(took);
+        elections.push(election);
     }
     drop(cluster);
     Ok(ValidatorsResult {
         single,
         cluster: cluster_side,
         failovers,
+        elections,
     })
 }
 
@@ -366,6 +427,15 @@ impl ValidatorsResult {
                 .map(|d| ms(*d).round() as u64)
                 .collect::<Vec<_>>()
         );
+        let _ = writeln!(
+            out,
+            "  of which election p50 ms              {:>12.0}                          (kill -> a survivor reports itself leader: {:?} ms)",
+            ms(median(&self.elections)),
+            self.elections
+                .iter()
+                .map(|d| ms(*d).round() as u64)
+                .collect::<Vec<_>>()
+        );
         out
     }
 
@@ -383,6 +453,7 @@ impl ValidatorsResult {
             "throughput_ratio": self.ratio(),
             "failover_ms": self.failovers.iter().map(|d| ms(*d)).collect::<Vec<_>>(),
             "failover_p50_ms": ms(median(&self.failovers)),
+            "election_ms": self.elections.iter().map(|d| ms(*d)).collect::<Vec<_>>(),
         })
     }
 }
