@@ -26,6 +26,7 @@
 //! | `GET  /v1/chain/validators`   |                        | `ValidatorSet`       |
 //! | `GET  /v1/chain/signatures`   | `?from=H&limit=N` (blocks) | `Vec<`[`BlockSignature`]`>` |
 //! | `POST /v1/chain/evidence`     | `Equivocation`         | [`ActionResponse`]   |
+//! | `GET  /v1/chain/checkpoint`   | (validators)           | postcard `coordinator::node::Checkpoint` |
 //!
 //! Writes (`/v1/actions*`, `/v1/work/*`, `/v1/chain/evidence`) go to the leader of a validator set: another validator
 //! answers `307` with `Location` and [`HEADER_LEADER`] (or `503 not_leader` during an election).

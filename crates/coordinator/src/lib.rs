@@ -21,7 +21,7 @@ pub use node::now_ms;
 pub use raft::RaftTiming;
 
 use consensus::Consensus;
-use engine::{Genesis, Input, LeaderCommand, ProviderStatus, State, ValidatorSet};
+use engine::{AccountId, Genesis, Input, LeaderCommand, ProviderStatus, State, ValidatorSet};
 use node::Node;
 use proposal::Proposal;
 use std::net::SocketAddr;
@@ -181,6 +181,12 @@ pub async fn start(config: CoordinatorConfig, listen: SocketAddr) -> anyhow::Res
     }
     let fresh =
         State::from_genesis(&genesis).map_err(|e| anyhow::anyhow!("invalid genesis: {e}"))?;
+    if config.join && replicated && {
+        use store::CommandLog as _;
+        log.is_empty() && log.last_block()?.is_none()
+    } {
+        join_from_checkpoint(&mut log, &config.data_dir, &validators, &fresh).await;
+    }
     let started = Instant::now();
     // A second handle on the same key: the node signs blocks, the validator signs its messages.
     let key = Arc::new(
@@ -318,6 +324,120 @@ pub async fn start(config: CoordinatorConfig, listen: SocketAddr) -> anyhow::Res
         shutdown: Some(tx),
         task,
     })
+}
+
+/// A joining validator with an empty data dir starts from a checkpoint of one of the genesis
+/// validators (`GET /v1/chain/checkpoint`) instead of replaying the whole log: the state at a
+/// block boundary, whose hash it checks against the block, whose block carries signatures of
+/// validators holding a majority of the voting power both of the checkpoint's set and of the
+/// genesis set (the trust anchor), on the same network (the genesis rules agree). Then it
+/// follows the log from the checkpoint's consensus position. If no validator gives a checkpoint
+/// that holds, it replays the log from genesis instead (logged).
+async fn join_from_checkpoint(
+    log: &mut SqliteLog,
+    dir: &std::path::Path,
+    genesis_set: &ValidatorSet,
+    fresh: &State,
+) {
+    let http = match reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+    {
+        Ok(http) => http,
+        Err(e) => {
+            tracing::warn!(error = %e, "no HTTP client for a checkpoint");
+            return;
+        }
+    };
+    for v in &genesis_set.validators {
+        let url = format!("{}/v1/chain/checkpoint", v.address.trim_end_matches('/'));
+        let fetched = async {
+            let resp = http.get(&url).send().await.map_err(|e| e.to_string())?;
+            if !resp.status().is_success() {
+                return Err(format!("answered {}", resp.status()));
+            }
+            let bytes = resp.bytes().await.map_err(|e| e.to_string())?;
+            postcard::from_bytes::<node::Checkpoint>(&bytes).map_err(|e| e.to_string())
+        }
+        .await;
+        let checkpoint = match fetched.and_then(|c| check_checkpoint(c, genesis_set, fresh)) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(%url, error = %e, "no usable checkpoint here");
+                continue;
+            }
+        };
+        let installed = (|| {
+            let log_id = raft::storage::marker_log_id(&checkpoint.marker)
+                .map_err(|e| anyhow::anyhow!("{e}"))?
+                .ok_or_else(|| anyhow::anyhow!("the checkpoint names no consensus position"))?;
+            let height = checkpoint.block.header.height;
+            let signatures: Vec<_> = checkpoint
+                .signatures
+                .iter()
+                .map(|(v, s)| (height, *v, *s))
+                .collect();
+            log.install_checkpoint(&checkpoint.state, &checkpoint.block, &signatures)?;
+            use store::CommandLog as _;
+            log.set_meta(raft::storage::APPLIED_KEY, &checkpoint.marker)?;
+            let db = store::RaftDb::open(dir)?;
+            raft::storage::start_from(&db, log_id).map_err(|e| anyhow::anyhow!("{e}"))?;
+            anyhow::Ok(height)
+        })();
+        match installed {
+            Ok(height) => {
+                tracing::info!(%url, height, "joining from a checkpoint at block {height}");
+                return;
+            }
+            Err(e) => {
+                // Half-installed is not usable: stop rather than start from it.
+                tracing::error!(error = format!("{e:#}"), "installing a checkpoint failed");
+                return;
+            }
+        }
+    }
+    tracing::warn!("no checkpoint: replaying the whole log from genesis");
+}
+
+/// The checks a checkpoint must pass (see [`join_from_checkpoint`]).
+fn check_checkpoint(
+    c: node::Checkpoint,
+    genesis_set: &ValidatorSet,
+    fresh: &State,
+) -> Result<node::Checkpoint, String> {
+    if c.version != node::CHECKPOINT_VERSION {
+        return Err(format!(
+            "checkpoint format {}; this gridmint reads {}",
+            c.version,
+            node::CHECKPOINT_VERSION
+        ));
+    }
+    let same_network = c.state.ledger == fresh.ledger
+        && c.state.config == fresh.config
+        && c.state.verify == fresh.verify
+        && c.state.supply.genesis == fresh.supply.genesis;
+    if !same_network {
+        return Err("the checkpoint is of another network (its genesis rules differ)".into());
+    }
+    if c.state.hash() != c.block.header.state_hash {
+        return Err(format!(
+            "the state's hash is not block {}'s state hash",
+            c.block.header.height
+        ));
+    }
+    let signers: Vec<AccountId> = c
+        .signatures
+        .iter()
+        .filter(|(v, s)| api::chain::header_signed_by(&c.block.header, *v, *s))
+        .map(|(v, _)| *v)
+        .collect();
+    if !c.state.validators.set.is_quorum(signers.iter()) || !genesis_set.is_quorum(signers.iter()) {
+        return Err(format!(
+            "block {} is not signed by a majority of both the checkpoint's and the genesis validator set",
+            c.block.header.height
+        ));
+    }
+    Ok(c)
 }
 
 /// The validator set to run with: the data dir's, which must agree with the one given, or (for a
@@ -648,5 +768,87 @@ async fn timers(shared: Arc<Shared>) {
         if requeued {
             shared.work.notify_waiters();
         }
+    }
+}
+
+#[cfg(test)]
+mod checkpoint_tests {
+    use super::*;
+    use api::Identity;
+
+    /// A network of three validators, the checkpoint of its block 3 signed by `signers` of them.
+    fn setup(signers: &[usize]) -> (node::Checkpoint, ValidatorSet, State) {
+        let keys: Vec<Identity> = (1..=3u8).map(|n| Identity::from_secret([n; 32])).collect();
+        let set = ValidatorSet {
+            validators: keys
+                .iter()
+                .zip(7000u16..)
+                .map(|(k, port)| engine::Validator {
+                    account: k.id(),
+                    power: 1,
+                    address: format!("http://127.0.0.1:{port}"),
+                    stake: 0,
+                })
+                .collect(),
+        };
+        let mut genesis = Genesis::dev(AccountId([9; 32]));
+        genesis.validators = engine::Validators::new(set.clone());
+        let fresh = State::from_genesis(&genesis).unwrap();
+        let mut state = fresh.clone();
+        state.now = 99;
+        let header = engine::BlockHeader {
+            height: 3,
+            prev_hash: engine::Hash([1; 32]),
+            time: 99,
+            first_seq: 5,
+            last_seq: 9,
+            commands_root: engine::Hash([2; 32]),
+            state_hash: state.hash(),
+            validator: keys[0].id(),
+        };
+        let block = api::chain::sign_block(&keys[0], header.clone());
+        let signatures = signers
+            .iter()
+            .map(|i| {
+                let k = &keys[*i];
+                (k.id(), api::chain::sign_block(k, header.clone()).signature)
+            })
+            .collect();
+        let checkpoint = node::Checkpoint {
+            version: node::CHECKPOINT_VERSION,
+            state,
+            block,
+            signatures,
+            marker: Vec::new(),
+        };
+        (checkpoint, set, fresh)
+    }
+
+    #[test]
+    fn a_checkpoint_is_taken_only_when_certified_consistent_and_of_this_network() {
+        let (good, set, fresh) = setup(&[0, 2]);
+        assert!(check_checkpoint(good.clone(), &set, &fresh).is_ok());
+
+        let (alone, ..) = setup(&[1]);
+        let err = check_checkpoint(alone, &set, &fresh).unwrap_err();
+        assert!(err.contains("majority"), "{err}");
+
+        let mut forged = good.clone();
+        forged.signatures[1].1 = forged.signatures[0].1;
+        assert!(check_checkpoint(forged, &set, &fresh).is_err());
+
+        let mut tampered = good.clone();
+        tampered.state.now += 1;
+        let err = check_checkpoint(tampered, &set, &fresh).unwrap_err();
+        assert!(err.contains("state hash"), "{err}");
+
+        let mut other = fresh.clone();
+        other.ledger.chain_id = "another".into();
+        let err = check_checkpoint(good.clone(), &set, &other).unwrap_err();
+        assert!(err.contains("another network"), "{err}");
+
+        let mut future = good;
+        future.version += 1;
+        assert!(check_checkpoint(future, &set, &fresh).is_err());
     }
 }

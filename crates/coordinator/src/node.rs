@@ -60,7 +60,31 @@ pub struct Node {
     /// coordinator checks at admission), its blocks name the leader that proposed them, and it
     /// keeps every validator's signature of each block (the quorum certificate).
     pub replicated: bool,
+    /// A validator's consensus position, as its state machine records it (the encoded
+    /// `raft_applied` marker), kept current under the same lock as the state: read together
+    /// with the state, it is a consistent checkpoint.
+    pub raft_marker: Option<Vec<u8>>,
+    /// A checkpoint asked for, taken at the next block boundary (see [`Node::checkpoint`]).
+    pub capture: Option<tokio::sync::oneshot::Sender<Checkpoint>>,
 }
+
+/// A validator's state at a block boundary with the block and its consensus position: what a
+/// joining validator starts from. Stored nowhere; sent as postcard.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct Checkpoint {
+    /// Format version of this message.
+    pub version: u32,
+    /// The state after `block`'s last entry: `block.header.state_hash` is its hash.
+    pub state: State,
+    pub block: Block,
+    /// Validators' signatures of `block` (its quorum certificate).
+    pub signatures: Vec<(AccountId, engine::Sig)>,
+    /// The consensus position the state is at (the state machine's `raft_applied` record).
+    pub marker: Vec<u8>,
+}
+
+/// Format version of [`Checkpoint`].
+pub const CHECKPOINT_VERSION: u32 = 1;
 
 /// What committing one input gave: its seq and events, or why it was refused.
 pub type Committed = Result<(u64, Vec<Event>), ApiError>;
@@ -132,6 +156,8 @@ impl Node {
             idle: BTreeSet::new(),
             jobs_finished: Arc::new(tokio::sync::Notify::new()),
             started: Instant::now(),
+            raft_marker: None,
+            capture: None,
             snapshot_every: snapshot_every.max(1),
             genesis: genesis_hash(&fresh),
             fresh,
@@ -321,6 +347,29 @@ impl Node {
     /// that are not the chain's).
     pub(crate) fn sign_header(&self, header: BlockHeader) -> engine::Sig {
         api::chain::sign_block(&self.validator, header).signature
+    }
+
+    /// A checkpoint, if the state is at a block boundary now (every entry sealed) and the
+    /// consensus position is known; certificates are added by the caller.
+    pub fn checkpoint(&self) -> Option<Checkpoint> {
+        let marker = self.raft_marker.clone()?;
+        let last = self.last_block.as_ref()?;
+        if last.last_seq != self.log.len() {
+            return None;
+        }
+        let block = self
+            .log
+            .blocks_after(last.height.saturating_sub(1), 1)
+            .ok()?
+            .into_iter()
+            .next()?;
+        Some(Checkpoint {
+            version: CHECKPOINT_VERSION,
+            state: self.state.clone(),
+            block,
+            signatures: Vec::new(),
+            marker,
+        })
     }
 
     /// This validator's account.

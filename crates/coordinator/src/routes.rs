@@ -60,6 +60,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/v1/chain/entries", get(chain_entries))
         .route("/v1/chain/validators", get(chain_validators))
         .route("/v1/chain/signatures", get(chain_signatures))
+        .route("/v1/chain/checkpoint", get(chain_checkpoint))
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
         // Bodies are read by the handlers themselves, with their own limits and JSON errors.
         .layer(axum::extract::DefaultBodyLimit::disable())
@@ -997,6 +998,62 @@ async fn chain_signatures(
         }
     }
     Ok(Json(out))
+}
+
+/// `GET /v1/chain/checkpoint` (validators): this validator's state at its next block boundary,
+/// with the block, the block's quorum certificate and the consensus position (postcard
+/// [`crate::node::Checkpoint`]): what a joining validator starts from instead of replaying the
+/// whole log. One at a time; it waits up to 10 s for a boundary and 5 s for the certificate.
+async fn chain_checkpoint(State(shared): S) -> ApiResult<impl IntoResponse> {
+    if !shared.peers.replicated() {
+        return Err(ApiError::NotFound(
+            "a single coordinator has no checkpoints (they are for joining validators)".into(),
+        ));
+    }
+    let _turn = shared
+        .lookups
+        .acquire()
+        .await
+        .map_err(|e| ApiError::Unavailable(e.to_string()))?;
+    let waiting = {
+        let mut node = shared.node();
+        match node.checkpoint() {
+            Some(now) => Err(now),
+            None => {
+                let (tx, rx) = tokio::sync::oneshot::channel();
+                node.capture = Some(tx);
+                Ok(rx)
+            }
+        }
+    };
+    let mut checkpoint = match waiting {
+        Err(now) => now,
+        Ok(rx) => tokio::time::timeout(Duration::from_secs(10), rx)
+            .await
+            .map_err(|_| ApiError::Unavailable("no block boundary within 10 s; retry".into()))?
+            .map_err(|_| ApiError::Unavailable("the checkpoint was dropped; retry".into()))?,
+    };
+    let height = checkpoint.block.header.height;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let signatures = shared
+            .node()
+            .signatures(height, height)
+            .map_err(|e| ApiError::Unavailable(e.to_string()))?;
+        let certified = checkpoint
+            .state
+            .validators
+            .set
+            .is_quorum(signatures.iter().map(|(_, v, _)| v));
+        if certified || tokio::time::Instant::now() >= deadline {
+            checkpoint.signatures = signatures.into_iter().map(|(_, v, s)| (v, s)).collect();
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let bytes =
+        postcard::to_stdvec(&checkpoint).map_err(|e| ApiError::Unavailable(e.to_string()))?;
+    Ok(([(header::CONTENT_TYPE, "application/octet-stream")], bytes))
 }
 
 /// Largest evidence body accepted (two headers and signatures take well under 1 KiB).

@@ -251,10 +251,7 @@ impl SqliteLog {
              );",
         )
         .map_err(err)?;
-        let len: i64 = conn
-            .query_row("SELECT COALESCE(MAX(seq), 0) FROM log", [], |r| r.get(0))
-            .map_err(err)?;
-        let len = from_sql(len);
+        let len = log_length(&conn).map_err(err)?;
         Ok(SqliteLog { conn, path, len })
     }
 
@@ -302,11 +299,53 @@ impl SqliteLog {
             if wal.exists() { "" } else { "?immutable=1" }
         );
         let conn = Connection::open_with_flags(uri, flags).map_err(err)?;
-        let len: i64 = conn
-            .query_row("SELECT COALESCE(MAX(seq), 0) FROM log", [], |r| r.get(0))
-            .map_err(err)?;
-        let len = from_sql(len);
+        let len = log_length(&conn).map_err(err)?;
         Ok(SqliteLog { conn, path, len })
+    }
+
+    /// Starts an empty log from a checkpoint: the state after `block`'s last entry (as a
+    /// snapshot at that seq), the block and its signatures, in one transaction. The log then
+    /// continues after the block; it holds no entries and no blocks before it (a validator that
+    /// joined from a checkpoint serves the chain from there on). The caller has checked the
+    /// checkpoint.
+    pub fn install_checkpoint(
+        &mut self,
+        state: &State,
+        block: &Block,
+        signatures: &[(u64, AccountId, Sig)],
+    ) -> Result<(), StoreError> {
+        if self.len != 0 || self.last_block()?.is_some() {
+            return Err(StoreError::Corrupt {
+                seq: self.len,
+                msg: "a checkpoint goes only into an empty log".into(),
+            });
+        }
+        let seq = block.header.last_seq;
+        let tx = self
+            .conn
+            .transaction()
+            .map_err(|e| sqlite_err(&self.path, e))?;
+        tx.execute(
+            "INSERT INTO snapshots_v2 (seq, state) VALUES (?1, ?2)",
+            params![to_sql(seq), encode(state)],
+        )
+        .and_then(|_| {
+            tx.execute(
+                "INSERT INTO blocks (height, block) VALUES (?1, ?2)",
+                params![to_sql(block.header.height), encode(block)],
+            )
+        })
+        .map_err(|e| sqlite_err(&self.path, e))?;
+        for (height, validator, signature) in signatures {
+            tx.execute(
+                "INSERT OR IGNORE INTO signatures (height, validator, signature) VALUES (?1, ?2, ?3)",
+                params![to_sql(*height), validator.0.to_vec(), signature.0.to_vec()],
+            )
+            .map_err(|e| sqlite_err(&self.path, e))?;
+        }
+        tx.commit().map_err(|e| sqlite_err(&self.path, e))?;
+        self.len = seq;
+        Ok(())
     }
 
     /// Appends `entries` with their history rows and, if given, sets one meta key, all in one
@@ -396,6 +435,25 @@ fn uri_path(path: &Path) -> String {
 }
 
 /// SQLite integers are signed; sequence numbers never come near `i64::MAX`.
+/// The log's length: its last entry's seq, or the seq of a checkpoint it starts from
+/// ([`SqliteLog::install_checkpoint`]) while it holds no entry after it.
+fn log_length(conn: &Connection) -> rusqlite::Result<u64> {
+    let last: i64 = conn.query_row("SELECT COALESCE(MAX(seq), 0) FROM log", [], |r| r.get(0))?;
+    let has_v2: i64 = conn.query_row(
+        "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'snapshots_v2'",
+        [],
+        |r| r.get(0),
+    )?;
+    let snapshot: i64 = if has_v2 > 0 {
+        conn.query_row("SELECT COALESCE(MAX(seq), 0) FROM snapshots_v2", [], |r| {
+            r.get(0)
+        })?
+    } else {
+        0
+    };
+    Ok(from_sql(last.max(snapshot)))
+}
+
 fn to_sql(seq: u64) -> i64 {
     i64::try_from(seq).unwrap_or(i64::MAX)
 }

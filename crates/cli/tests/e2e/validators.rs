@@ -1031,8 +1031,17 @@ fn a_validator_voted_in_catches_up_and_one_voted_out_leaves() {
     let mut cluster = Cluster::start(&w, 3);
     let urls = cluster.urls();
     let leader = cluster.leader();
-    // Some history before the newcomer exists.
+    // Some history before the newcomer exists: at least two blocks.
     w.fund_requester(&urls);
+    std::thread::sleep(Duration::from_millis(1_200));
+    let friend = engine::AccountId([0x42; 32]).to_hex();
+    w.cli(&["wallet", "transfer", &friend, "1", "--coordinator", &urls])
+        .ok();
+    let first_http = w.http(&cluster.validators[leader].as_ref().unwrap().url);
+    poll("two blocks", WAIT, || {
+        let chain = w.block_on(first_http.client.chain()).ok()?;
+        (chain.height >= 2 && chain.unsealed == 0).then_some(())
+    });
 
     // The newcomer: a key not in the genesis, started with --join, on its own address.
     let dir = w.dir("validator");
@@ -1141,6 +1150,17 @@ fn a_validator_voted_in_catches_up_and_one_voted_out_leaves() {
     });
     let set = w.block_on(leader_http.client.chain_validators()).unwrap();
     assert_eq!(set.validators.len(), 4);
+    // It started from a certified checkpoint, not from genesis: its chain begins at a later
+    // block, and it holds no entries before it.
+    let first = w
+        .block_on(newcomer.http.client.chain_blocks(1, 1))
+        .unwrap()
+        .remove(0);
+    assert!(first.header.height >= 2, "{:?}", first.header);
+    let entries = w
+        .block_on(newcomer.http.client.chain_entries(1, 1))
+        .unwrap();
+    assert_eq!(entries[0].seq, first.header.last_seq + 1);
 
     // One of the original three is voted out (three votes of four) and stopped; the rest go on,
     // the newcomer among them, and its chain verifies.
@@ -1168,19 +1188,38 @@ fn a_validator_voted_in_catches_up_and_one_voted_out_leaves() {
         },
     );
     cluster.validators[out].take().unwrap().proc.kill();
-    let friend = engine::AccountId([0x42; 32]).to_hex();
     w.cli(&["wallet", "transfer", &friend, "1", "--coordinator", &urls])
         .ok();
-    poll("the newcomer's chain to verify, final", WAIT, || {
-        let r = w
-            .cli(&["chain", "verify", "--coordinator", &newcomer.url, "--json"])
-            .ok()
-            .json();
-        let theirs = leader_http.status();
-        (r["ok"] == true
-            && r["uncertified_blocks"] == 0
-            && r["tail_entries"] == 0
-            && r["state_hash"] == serde_json::json!(theirs.state_hash))
-        .then_some(())
-    });
+    // The whole chain verifies from genesis (on a validator that holds all of it), certificates
+    // checked against the set as it changed, and the newcomer is at the same state, signing.
+    poll(
+        "the chain to verify, final, and the newcomer to agree",
+        WAIT,
+        || {
+            let r = w
+                .cli(&[
+                    "chain",
+                    "verify",
+                    "--coordinator",
+                    &leader_http.client.base(),
+                    "--json",
+                ])
+                .ok()
+                .json();
+            let mine = newcomer.http.status();
+            (r["ok"] == true
+                && r["uncertified_blocks"] == 0
+                && r["tail_entries"] == 0
+                && r["state_hash"] == serde_json::json!(mine.state_hash))
+            .then_some(())
+        },
+    );
+    let height = w.block_on(newcomer.http.client.chain()).unwrap().height;
+    let sigs = w
+        .block_on(newcomer.http.client.chain_signatures(height, 1))
+        .unwrap();
+    assert!(
+        sigs.iter().any(|s| s.validator.to_hex() == account),
+        "the newcomer signs the blocks: {sigs:?}"
+    );
 }

@@ -224,6 +224,24 @@ struct Applied {
 
 const APPLIED_VERSION: u32 = 1;
 
+/// The consensus log id a `raft_applied` marker names (a checkpoint's position).
+pub fn marker_log_id(marker: &[u8]) -> Result<Option<LogId<NodeId>>, AnyError> {
+    let (version, _) = postcard::take_from_bytes::<u32>(marker).map_err(io_err)?;
+    if version != APPLIED_VERSION {
+        return Err(AnyError::error(format!(
+            "a consensus position of format version {version}; this gridmint reads version {APPLIED_VERSION}"
+        )));
+    }
+    let a: Applied = decode(marker)?;
+    Ok(a.log_id)
+}
+
+/// Makes a new validator's consensus log start where a checkpoint was taken: everything up to
+/// `log_id` counts as applied and purged, so the leader replicates only what follows.
+pub fn start_from(db: &RaftDb, log_id: LogId<NodeId>) -> Result<(), AnyError> {
+    db.set("purged", &encode(&Some(log_id))?).map_err(io_err)
+}
+
 impl StateMachine {
     /// The state machine over `node`, resuming from the position its log records.
     pub fn new(
@@ -298,6 +316,24 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 }
             };
             self.applied = Some(log_id);
+            // Mirror the position into the node, under its lock, for checkpoints.
+            let marker = encode(&Applied {
+                version: APPLIED_VERSION,
+                log_id: self.applied,
+                membership: self.membership.clone(),
+            })
+            .map_err(|e| StorageIOError::apply(log_id, e))?;
+            {
+                let mut node = lock(&self.node);
+                node.raft_marker = Some(marker);
+                // A checkpoint asked for is taken at the first block boundary.
+                if node.capture.is_some()
+                    && let Some(checkpoint) = node.checkpoint()
+                    && let Some(tx) = node.capture.take()
+                {
+                    let _ = tx.send(checkpoint);
+                }
+            }
             out.push(outcome);
         }
         self.work.notify_waiters();
