@@ -532,6 +532,14 @@ fn decode_entry(seq: u64, bytes: &[u8]) -> Result<Entry, ChainErrorKind> {
             signer: signed.signer,
         });
     }
+    if let Input::Lost(lost) = &entry.input
+        && let Some(bad) = lost.attestations.iter().find(|a| verify(*a).is_err())
+    {
+        return Err(ChainErrorKind::EntrySignature {
+            seq,
+            signer: bad.signer,
+        });
+    }
     Ok(entry)
 }
 

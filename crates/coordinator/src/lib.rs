@@ -593,36 +593,64 @@ fn udp_heartbeats(socket: std::net::UdpSocket, shared: std::sync::Weak<Shared>) 
     }
 }
 
-/// Declares lost those of `candidates` (silent in this leader's view, `own` its attestation)
+/// Declares lost those of `candidates` (silent in this leader's view, `own` its attestations)
 /// that the other validators attest silent too, enough of them to hold a majority of the voting
-/// power. Whether any was declared lost.
+/// power: one `Input::Lost` per provider, carrying the attestations, which every validator and
+/// `chain verify` check. Whether any was declared lost.
 async fn declare_lost(
     shared: &Shared,
-    candidates: Vec<engine::AccountId>,
-    own: engine::Signed<proposal::Silence>,
+    candidates: Vec<AccountId>,
+    own: Vec<engine::Signed<engine::Silence>>,
 ) -> bool {
-    let mut attestations = shared.peers.ask_silence(&candidates).await;
-    attestations.push(own);
-    let proposal = Proposal::Lost {
+    let mut by: std::collections::BTreeMap<AccountId, Vec<engine::Signed<engine::Silence>>> =
+        std::collections::BTreeMap::new();
+    let theirs = shared.peers.ask_silence(&candidates).await;
+    for a in own.into_iter().chain(theirs) {
+        // A validator's bad signature must not spoil the others' evidence.
+        if api::verify(&a).is_ok() {
+            let list = by.entry(a.body.provider).or_default();
+            if !list.iter().any(|b| b.signer == a.signer) {
+                list.push(a);
+            }
+        }
+    }
+    let set = shared.peers.set.get();
+    let inputs: Vec<Input> = by
+        .into_iter()
+        .filter(|(_, list)| set.is_quorum(list.iter().map(|a| &a.signer)))
+        .map(|(provider, attestations)| {
+            Input::Lost(Box::new(engine::Lost {
+                provider,
+                attestations,
+            }))
+        })
+        .collect();
+    if inputs.is_empty() {
+        tracing::info!(
+            providers = candidates.len(),
+            "providers silent here are not silent to a majority of validators: not lost"
+        );
+        return false;
+    }
+    let proposal = Proposal::Inputs {
         time: now_ms(),
-        attestations,
+        inputs,
     };
     match shared.consensus.propose(proposal).await {
         Ok(proposal::Outcome::Committed(results)) => {
             let mut any = false;
-            for events in results.into_iter().flatten() {
-                for event in &events.1 {
-                    if let engine::Event::ProviderLost { provider, .. } = event {
-                        tracing::warn!(%provider, "provider silent to a majority of validators: lost");
-                        any = true;
+            for result in results {
+                match result {
+                    Ok((_, events)) => {
+                        for event in &events {
+                            if let engine::Event::ProviderLost { provider, .. } = event {
+                                tracing::warn!(%provider, "provider silent to a majority of validators: lost");
+                                any = true;
+                            }
+                        }
                     }
+                    Err(e) => tracing::info!(error = ?e, "a provider loss was refused"),
                 }
-            }
-            if !any {
-                tracing::info!(
-                    providers = candidates.len(),
-                    "providers silent here are not silent to a majority of validators: not lost"
-                );
             }
             any
         }
@@ -657,8 +685,7 @@ async fn timers(shared: Arc<Shared>) {
         if !leader {
             continue;
         }
-        let mut suspects: Option<(Vec<engine::AccountId>, engine::Signed<proposal::Silence>)> =
-            None;
+        let mut suspects: Option<(Vec<AccountId>, Vec<engine::Signed<engine::Silence>>)> = None;
         let inputs: Vec<Input> = {
             let node = shared.node();
             let now = Instant::now();

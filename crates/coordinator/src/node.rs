@@ -336,10 +336,7 @@ impl Node {
     }
 
     /// Signs this validator's liveness attestation.
-    pub(crate) fn sign_silence(
-        &self,
-        silence: crate::proposal::Silence,
-    ) -> engine::Signed<crate::proposal::Silence> {
+    pub(crate) fn sign_silence(&self, silence: engine::Silence) -> engine::Signed<engine::Silence> {
         self.validator.sign(silence)
     }
 
@@ -464,6 +461,16 @@ impl Node {
                 .push(Err(Refusal::Rejected(engine::Rejection::NotEquivocation(
                     msg,
                 ))));
+            return false;
+        }
+        // Liveness attestations are signed by validators: checked here on every node alike.
+        if let Input::Lost(lost) = &input
+            && let Some(bad) = lost.attestations.iter().find(|a| api::verify(*a).is_err())
+        {
+            staged.outcomes.push(Err(Refusal::BadSignature(format!(
+                "the liveness attestation of {} does not verify",
+                bad.signer
+            ))));
             return false;
         }
         if self.replicated

@@ -163,7 +163,7 @@ impl Peers {
     pub async fn ask_silence(
         &self,
         candidates: &[AccountId],
-    ) -> Vec<engine::Signed<crate::proposal::Silence>> {
+    ) -> Vec<engine::Signed<engine::Silence>> {
         let Ok(body) = postcard::to_stdvec(candidates) else {
             return Vec::new();
         };
@@ -177,7 +177,9 @@ impl Peers {
                 )
                 .await;
                 match answer {
-                    Ok(Ok(bytes)) => postcard::from_bytes(&bytes).ok(),
+                    Ok(Ok(bytes)) => {
+                        postcard::from_bytes::<Vec<engine::Signed<engine::Silence>>>(&bytes).ok()
+                    }
                     Ok(Err(e)) => {
                         tracing::debug!(error = %e, "a validator did not answer for liveness");
                         None
@@ -190,13 +192,14 @@ impl Peers {
             .await
             .into_iter()
             .flatten()
+            .flatten()
             .collect()
     }
 }
 
 /// `POST /raft/silence`: another validator (the leader) asks which of the providers in the body
 /// (postcard `Vec<AccountId>`) this one has not heard from for its heartbeat timeout; the
-/// answer is this validator's signed [`crate::proposal::Silence`] (postcard).
+/// answer is this validator's signed [`engine::Silence`] for each of those (postcard).
 async fn silence(
     State(shared): State<Arc<Shared>>,
     headers: HeaderMap,

@@ -41,31 +41,7 @@ pub enum Proposal {
     /// Seal the entries applied since the last block into the next block, at `time`, naming the
     /// leader that proposed it.
     Seal { time: Time, proposer: AccountId },
-    /// Declare providers lost on the evidence of validators' liveness views: each provider named
-    /// by attestations of validators holding more than half of the voting power is lost (see
-    /// [`Silence`]); the others are left alone.
-    Lost {
-        time: Time,
-        attestations: Vec<Signed<Silence>>,
-    },
 }
-
-/// A validator's statement that it has heard nothing from `providers` for at least its heartbeat
-/// timeout, as of `at` (its own clock). A provider is declared lost only on such statements from
-/// validators holding a majority of the voting power, each within [`SILENCE_MAX_SKEW_MS`] of the
-/// proposal's time: never on one validator's view alone.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Silence {
-    pub providers: Vec<AccountId>,
-    pub at: Time,
-}
-
-impl engine::SignedBody for Silence {
-    const DOMAIN: &'static str = "gridmint/v1/silence";
-}
-
-/// How far an attestation's time may be from the proposal's (either way) to count.
-pub const SILENCE_MAX_SKEW_MS: u64 = 30_000;
 
 /// A provider waiting for work, and which of the blobs the scheduler looks at it holds.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -184,17 +160,6 @@ impl Node {
                 Ok(Outcome::Committed(done))
             }
             Proposal::Deliver(d) => self.deliver(*d, marker),
-            Proposal::Lost { time, attestations } => {
-                let mut staged = Staged::default();
-                for provider in self.attested_silent(time, &attestations) {
-                    self.stage(
-                        &mut staged,
-                        time,
-                        Input::Leader(LeaderCommand::ProviderLost { provider }),
-                    );
-                }
-                Ok(Outcome::Committed(self.append_marked(staged, marker)?))
-            }
             Proposal::Seal { time, proposer } => {
                 let header = self
                     .seal_at(time, proposer)
@@ -319,60 +284,20 @@ impl Node {
         !self.pick(provider, max, time, &caches, &others).is_empty()
     }
 
-    /// The active providers that validators holding a majority of the voting power attest silent
-    /// (valid signature by a member, counted once per member, within [`SILENCE_MAX_SKEW_MS`] of
-    /// `time`), in order. Deterministic: reads only the state and the attestations.
-    pub fn attested_silent(&self, time: Time, attestations: &[Signed<Silence>]) -> Vec<AccountId> {
-        let set = &self.state.validators.set;
-        let mut by: std::collections::BTreeMap<AccountId, Vec<AccountId>> =
-            std::collections::BTreeMap::new();
-        let mut signers: HashSet<AccountId> = HashSet::new();
-        for a in attestations {
-            let fresh = a.body.at.abs_diff(time) <= SILENCE_MAX_SKEW_MS;
-            if !fresh
-                || set.get(&a.signer).is_none()
-                || !signers.insert(a.signer)
-                || api::verify(a).is_err()
-            {
-                continue;
-            }
-            for p in &a.body.providers {
-                let voters = by.entry(*p).or_default();
-                if !voters.contains(&a.signer) {
-                    voters.push(a.signer);
-                }
-            }
-        }
-        by.into_iter()
-            .filter(|(p, voters)| {
-                set.is_quorum(voters.iter())
-                    && self
-                        .state
-                        .providers
-                        .get(p)
-                        .is_some_and(|p| p.status == engine::ProviderStatus::Active)
-            })
-            .map(|(p, _)| p)
-            .collect()
-    }
-
-    /// This validator's attestation of which of `candidates` it has not heard from for
-    /// `timeout` (see [`Silence`]).
+    /// This validator's signed attestations that it has not heard from those of `candidates`
+    /// it has not heard from for `timeout` (see [`engine::Silence`]).
     pub fn silence(
         &self,
         candidates: &[AccountId],
         timeout: std::time::Duration,
-    ) -> Signed<Silence> {
+    ) -> Vec<Signed<engine::Silence>> {
         let now = std::time::Instant::now();
-        let providers = candidates
+        let at = crate::now_ms();
+        candidates
             .iter()
             .filter(|p| now.duration_since(self.last_seen(p)) > timeout)
-            .copied()
-            .collect();
-        self.sign_silence(Silence {
-            providers,
-            at: crate::now_ms(),
-        })
+            .map(|p| self.sign_silence(engine::Silence { provider: *p, at }))
+            .collect()
     }
 
     /// The scheduler's pick for `provider` on the current state.
@@ -482,6 +407,7 @@ fn cache_map(waiting: &[Waiting]) -> HashMap<AccountId, HashSet<Hash>> {
 mod tests {
     use super::*;
     use api::Identity;
+    use engine::SILENCE_MAX_SKEW_MS;
 
     #[test]
     fn a_provider_is_lost_only_on_a_majority_of_validators_attestations() {
@@ -532,54 +458,79 @@ mod tests {
             node.state.providers[&provider.id()].status == engine::ProviderStatus::Active
         };
         let says = |k: &Identity, at: Time| {
-            k.sign(Silence {
-                providers: vec![provider.id()],
+            k.sign(engine::Silence {
+                provider: provider.id(),
                 at,
             })
         };
+        let lost = |attestations| {
+            Input::Lost(Box::new(engine::Lost {
+                provider: provider.id(),
+                attestations,
+            }))
+        };
         let mut forged = says(&keys[1], t);
-        forged.body.providers.push(AccountId([51; 32]));
+        forged.body.at += 1;
         let outsider = Identity::from_secret([60; 32]);
+        let mut other = says(&keys[1], t);
+        other.body.provider = AccountId([51; 32]);
+        let other = keys[1].sign(other.body);
         let not_enough = [
-            ("one validator alone", vec![says(&keys[0], t)]),
+            ("one validator alone", vec![says(&keys[0], t)], "majority"),
             (
                 "one validator twice",
                 vec![says(&keys[0], t), says(&keys[0], t)],
+                "twice",
             ),
-            ("a forged second", vec![says(&keys[0], t), forged]),
+            (
+                "a forged second",
+                vec![says(&keys[0], t), forged],
+                "does not verify",
+            ),
             (
                 "a stale second",
                 vec![
                     says(&keys[0], t),
                     says(&keys[1], t - SILENCE_MAX_SKEW_MS - 1),
                 ],
+                "from the entry's time",
             ),
             (
                 "a non-validator second",
                 vec![says(&keys[0], t), says(&outsider, t)],
+                "not a validator",
+            ),
+            (
+                "a second about another provider",
+                vec![says(&keys[0], t), other],
+                "another provider",
             ),
         ];
-        for (what, attestations) in not_enough {
-            let before = node.state.hash();
+        for (what, attestations, why) in not_enough {
+            let before = (node.state.hash(), node.log_len());
             let outcome = node
                 .execute(
-                    Proposal::Lost {
+                    Proposal::Inputs {
                         time: t + 10,
-                        attestations,
+                        inputs: vec![lost(attestations)],
                     },
                     None,
                 )
                 .unwrap();
-            assert_eq!(outcome, Outcome::Committed(Vec::new()), "{what}");
+            let Outcome::Committed(results) = outcome else {
+                panic!("{what}: {outcome:?}")
+            };
+            let err = format!("{:?}", results[0].as_ref().unwrap_err());
+            assert!(err.contains(why), "{what}: {err}");
             assert!(active(&node), "{what}");
-            assert_eq!(node.state.hash(), before, "{what}");
+            assert_eq!((node.state.hash(), node.log_len()), before, "{what}");
         }
-        // Two of three: lost.
+        // Two of three: lost, and the evidence is in the log.
         let outcome = node
             .execute(
-                Proposal::Lost {
+                Proposal::Inputs {
                     time: t + 10,
-                    attestations: vec![says(&keys[0], t), says(&keys[2], t + 5)],
+                    inputs: vec![lost(vec![says(&keys[0], t), says(&keys[2], t + 5)])],
                 },
                 None,
             )
@@ -587,7 +538,7 @@ mod tests {
         let Outcome::Committed(results) = outcome else {
             panic!("{outcome:?}")
         };
-        assert_eq!(results.len(), 1);
+        assert!(results[0].is_ok(), "{results:?}");
         assert!(!active(&node));
     }
 
@@ -618,12 +569,15 @@ mod tests {
                 time: 11,
                 proposer: who.id(),
             },
-            Proposal::Lost {
+            Proposal::Inputs {
                 time: 12,
-                attestations: vec![who.sign(Silence {
-                    providers: vec![AccountId([2; 32])],
-                    at: 12,
-                })],
+                inputs: vec![Input::Lost(Box::new(engine::Lost {
+                    provider: AccountId([2; 32]),
+                    attestations: vec![who.sign(engine::Silence {
+                        provider: AccountId([2; 32]),
+                        at: 12,
+                    })],
+                }))],
             },
         ];
         for p in proposals {

@@ -4,7 +4,7 @@ use crate::ledger::SlashEvidence;
 use crate::types::{
     AccountId, Amount, Hash, JobId, JobSpec, ProviderSpec, Sig, TaskId, TaskReport, Time,
 };
-use crate::validators::{Equivocation, ValidatorChange};
+use crate::validators::{Equivocation, Lost, ValidatorChange};
 use serde::{Deserialize, Serialize};
 
 /// A body signed by an account. The signature covers [`Signed::signing_bytes`]: a domain tag naming
@@ -109,6 +109,10 @@ pub enum Input {
     /// Evidence that a validator signed two different blocks at one height: anyone may submit
     /// it, and it needs no signature of its own (see [`crate::validators`]).
     Evidence(Box<Equivocation>),
+    /// A provider silent to validators holding a majority of the voting power (a validator
+    /// set's way of declaring one lost; a single coordinator uses
+    /// [`LeaderCommand::ProviderLost`]).
+    Lost(Box<Lost>),
 }
 
 /// A log entry: an input with the time the leader accepted it at.
@@ -363,6 +367,8 @@ pub enum Rejection {
     NothingToRelease(AccountId),
     #[error("{0} is not a validator of this network")]
     NotAValidator(AccountId),
+    #[error("not lost: {0}")]
+    NotLost(String),
     #[error("invalid change to the validator set: {0}")]
     InvalidValidatorChange(String),
     #[error("validator {0} already voted for this change")]

@@ -37,5 +37,7 @@ pub use ledger::{
 pub use schedule::{Dispatch, ScheduleParams};
 pub use state::{EngineConfig, Job, JobStatus, Provider, ProviderStatus, State, Task, TaskState};
 pub use types::*;
-pub use validators::{Equivocation, SignedHeader, ValidatorChange, Validators};
+pub use validators::{
+    Equivocation, Lost, SILENCE_MAX_SKEW_MS, SignedHeader, Silence, ValidatorChange, Validators,
+};
 pub use verify::{MAX_RESULTS, MAX_SCORE, Reputation, Run, RunOutcome, VerifyParams};

@@ -360,6 +360,7 @@ impl State {
             Input::Signed(signed) => self.apply_signed(signed, now)?,
             Input::Leader(cmd) => self.apply_leader(cmd, now)?,
             Input::Evidence(ev) => self.punish_equivocation(ev)?,
+            Input::Lost(ev) => self.apply_lost(ev, now)?,
         };
         self.now = now;
         self.applied = self.applied.saturating_add(1);
@@ -464,7 +465,12 @@ impl State {
         Ok(events)
     }
 
-    fn provider_gone(&mut self, who: AccountId, status: ProviderStatus, now: Time) -> Applied {
+    pub(crate) fn provider_gone(
+        &mut self,
+        who: AccountId,
+        status: ProviderStatus,
+        now: Time,
+    ) -> Applied {
         let provider = self
             .providers
             .get_mut(&who)

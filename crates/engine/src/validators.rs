@@ -19,7 +19,7 @@ use crate::chain::{BlockHeader, Validator, ValidatorSet};
 use crate::command::{Event, Rejection};
 use crate::ledger::{BPS, bps_of};
 use crate::state::State;
-use crate::types::{AccountId, Amount, Sig};
+use crate::types::{AccountId, Amount, Sig, Time};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -83,6 +83,31 @@ impl Validators {
         }
         Ok(())
     }
+}
+
+/// A validator's statement that it has heard nothing from `provider` for at least its heartbeat
+/// timeout, as of `at` (its own clock). A provider is declared lost only on such statements
+/// from validators holding a majority of the voting power ([`Lost`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Silence {
+    pub provider: AccountId,
+    pub at: Time,
+}
+
+impl crate::command::SignedBody for Silence {
+    const DOMAIN: &'static str = "gridmint/v1/silence";
+}
+
+/// How far an attestation's time may be from the entry's (either way) to count.
+pub const SILENCE_MAX_SKEW_MS: u64 = 30_000;
+
+/// The case for declaring a provider lost: validators' signed statements of its silence. The
+/// shell checks every signature before the input is applied (and `chain verify` again); the
+/// engine checks the rest ([`State::apply_lost`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lost {
+    pub provider: AccountId,
+    pub attestations: Vec<crate::command::Signed<Silence>>,
 }
 
 /// A block header with one validator's signature of it (see [`crate::Block`] for what is signed).
@@ -175,6 +200,46 @@ impl State {
             });
         }
         Ok(events)
+    }
+
+    /// Declares `ev.provider` lost if validators holding more than half of the voting power
+    /// attest its silence: attestations by current members, each counted once, about this
+    /// provider, within [`SILENCE_MAX_SKEW_MS`] of the entry's time. Otherwise refused (and not
+    /// logged).
+    pub(crate) fn apply_lost(&mut self, ev: &Lost, now: Time) -> Result<Vec<Event>, Rejection> {
+        let set = &self.validators.set;
+        let mut signers: Vec<AccountId> = Vec::new();
+        for a in &ev.attestations {
+            if a.body.provider != ev.provider {
+                return Err(Rejection::NotLost(format!(
+                    "an attestation by {} is about another provider",
+                    a.signer
+                )));
+            }
+            if set.get(&a.signer).is_none() {
+                return Err(Rejection::NotLost(format!(
+                    "{} is not a validator",
+                    a.signer
+                )));
+            }
+            if signers.contains(&a.signer) {
+                return Err(Rejection::NotLost(format!("{} attests twice", a.signer)));
+            }
+            if a.body.at.abs_diff(now) > SILENCE_MAX_SKEW_MS {
+                return Err(Rejection::NotLost(format!(
+                    "{}'s attestation is {} ms from the entry's time (at most {SILENCE_MAX_SKEW_MS})",
+                    a.signer,
+                    a.body.at.abs_diff(now)
+                )));
+            }
+            signers.push(a.signer);
+        }
+        if !set.is_quorum(signers.iter()) {
+            return Err(Rejection::NotLost(
+                "validators holding a majority of the voting power must attest the silence".into(),
+            ));
+        }
+        self.provider_gone(ev.provider, crate::state::ProviderStatus::Lost, now)
     }
 
     /// `who`'s vote for `change`. The change is made as soon as the votes of current members

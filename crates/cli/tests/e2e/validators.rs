@@ -995,11 +995,15 @@ fn providers_heartbeat_every_validator_and_are_lost_only_when_a_majority_hears_n
                 body,
             ))
             .unwrap();
-        let answer: engine::Signed<coordinator::proposal::Silence> =
-            postcard::from_bytes(&bytes).unwrap();
-        assert_eq!(answer.signer, cluster.account(follower));
-        api::verify(&answer).unwrap();
-        answer.body.providers
+        let answer: Vec<engine::Signed<engine::Silence>> = postcard::from_bytes(&bytes).unwrap();
+        answer
+            .iter()
+            .map(|a| {
+                assert_eq!(a.signer, cluster.account(follower));
+                api::verify(a).unwrap();
+                a.body.provider
+            })
+            .collect()
     };
     // Well past the timeout, the follower has heard from both (they heartbeat every validator,
     // not only the leader they work through).

@@ -55,8 +55,8 @@ impl Default for RaftTiming {
     fn default() -> RaftTiming {
         RaftTiming {
             heartbeat: Duration::from_millis(100),
-            election_min: Duration::from_millis(300),
-            election_max: Duration::from_millis(600),
+            election_min: Duration::from_millis(400),
+            election_max: Duration::from_millis(800),
         }
     }
 }
