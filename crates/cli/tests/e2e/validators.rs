@@ -34,10 +34,7 @@ struct Cluster {
 impl Cluster {
     /// Writes a genesis with `n` validators on free loopback ports and starts them all.
     fn start(w: &World, n: usize) -> Cluster {
-        let listens: Vec<String> = free_ports("127.0.0.1", n)
-            .into_iter()
-            .map(|p| format!("127.0.0.1:{p}"))
-            .collect();
+        let listens = fresh_listens(n);
         let addresses = listens.iter().map(|l| format!("http://{l}")).collect();
         Cluster::start_with(w, listens, addresses, Vec::new()).spawn_all(w)
     }
@@ -185,6 +182,23 @@ impl Cluster {
                 .then_some((first.log_length, first.state_hash))
         })
     }
+}
+
+/// Listen addresses for `n` validators, each on a loopback address of its own that nothing else
+/// in this run uses (`127.A.B.i`): a port chosen free stays free until the validator binds it,
+/// whatever other tests (and the validators' own outgoing connections, which leave from their
+/// listen address) do meanwhile.
+fn fresh_listens(n: usize) -> Vec<String> {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let k = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let a = 1 + std::process::id() % 200;
+    let b = 1 + k % 250;
+    (0..n)
+        .map(|i| {
+            let ip = format!("127.{a}.{b}.{}", i + 2);
+            format!("{ip}:{}", free_ports(&ip, 1)[0])
+        })
+        .collect()
 }
 
 /// `n` free ports on `ip`, chosen by the kernel.
@@ -697,10 +711,7 @@ fn a_leader_cut_off_commits_nothing_while_the_majority_goes_on_and_all_converge_
 #[test]
 fn a_validator_that_signs_two_blocks_at_one_height_is_reported_and_slashed() {
     let w = World::new();
-    let listens: Vec<String> = free_ports("127.0.0.1", 3)
-        .into_iter()
-        .map(|p| format!("127.0.0.1:{p}"))
-        .collect();
+    let listens = fresh_listens(3);
     let addresses = listens.iter().map(|l| format!("http://{l}")).collect();
     let mut cluster = Cluster::start_with(&w, listens, addresses, Vec::new());
     cluster.equivocating = Some(2);
@@ -956,10 +967,7 @@ fn a_write_whose_answer_was_lost_is_looked_up_not_applied_twice() {
 #[test]
 fn providers_heartbeat_every_validator_and_are_lost_only_when_a_majority_hears_nothing() {
     let w = World::new();
-    let listens: Vec<String> = free_ports("127.0.0.1", 3)
-        .into_iter()
-        .map(|p| format!("127.0.0.1:{p}"))
-        .collect();
+    let listens = fresh_listens(3);
     let addresses = listens.iter().map(|l| format!("http://{l}")).collect();
     let mut cluster = Cluster::start_with(&w, listens, addresses, Vec::new());
     cluster.heartbeats = ("300ms", "2s");
@@ -1062,7 +1070,7 @@ fn a_validator_voted_in_catches_up_and_one_voted_out_leaves() {
         .as_str()
         .unwrap()
         .to_string();
-    let listen = format!("127.0.0.1:{}", free_ports("127.0.0.1", 1)[0]);
+    let listen = fresh_listens(1).remove(0);
     let address = format!("http://{listen}");
     let newcomer = w.coordinator_restart_on(
         &dir,
