@@ -29,7 +29,7 @@ pub enum ValidatorCommand {
         #[command(flatten)]
         opts: Opts,
     },
-    /// Show the validator set (and the changes waiting for votes)
+    /// Show the validator set
     List {
         #[command(flatten)]
         opts: Opts,
