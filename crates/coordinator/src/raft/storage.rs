@@ -273,6 +273,18 @@ impl StateMachine {
     }
 }
 
+/// Mirrors the consensus position into the node, under its lock (for checkpoints), and takes a
+/// checkpoint asked for if the node is at a block boundary now.
+fn mirror(node: &mut Node, marker: Vec<u8>) {
+    node.raft_marker = Some(marker);
+    if node.capture.is_some()
+        && let Some(checkpoint) = node.checkpoint()
+        && let Some(tx) = node.capture.take()
+    {
+        let _ = tx.send(checkpoint);
+    }
+}
+
 fn lock(node: &Mutex<Node>) -> MutexGuard<'_, Node> {
     node.lock().unwrap_or_else(|p| p.into_inner())
 }
@@ -312,28 +324,20 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                         .execute(proposal, Some((APPLIED_KEY, &marker)))
                         .map_err(|e| StorageIOError::apply(log_id, io_err(e)))?;
                     self.set.update(&node.state.validators.set);
-                    outcome
+                    mirror(&mut node, marker);
+                    self.applied = Some(log_id);
+                    out.push(outcome);
+                    continue;
                 }
             };
             self.applied = Some(log_id);
-            // Mirror the position into the node, under its lock, for checkpoints.
             let marker = encode(&Applied {
                 version: APPLIED_VERSION,
                 log_id: self.applied,
                 membership: self.membership.clone(),
             })
             .map_err(|e| StorageIOError::apply(log_id, e))?;
-            {
-                let mut node = lock(&self.node);
-                node.raft_marker = Some(marker);
-                // A checkpoint asked for is taken at the first block boundary.
-                if node.capture.is_some()
-                    && let Some(checkpoint) = node.checkpoint()
-                    && let Some(tx) = node.capture.take()
-                {
-                    let _ = tx.send(checkpoint);
-                }
-            }
+            mirror(&mut lock(&self.node), marker);
             out.push(outcome);
         }
         self.work.notify_waiters();
