@@ -520,27 +520,33 @@ impl Verifier {
     }
 }
 
-/// Decodes one stored entry and checks the signature of a signed action in it.
+/// Decodes one stored entry and checks the signatures in it.
 fn decode_entry(seq: u64, bytes: &[u8]) -> Result<Entry, ChainErrorKind> {
     let entry: Entry =
         decode_canonical(bytes).map_err(|error| ChainErrorKind::BadEntry { seq, error })?;
-    if let Input::Signed(signed) = &entry.input
-        && verify(signed).is_err()
-    {
-        return Err(ChainErrorKind::EntrySignature {
-            seq,
-            signer: signed.signer,
-        });
-    }
-    if let Input::Lost(lost) = &entry.input
-        && let Some(bad) = lost.attestations.iter().find(|a| verify(*a).is_err())
-    {
-        return Err(ChainErrorKind::EntrySignature {
-            seq,
-            signer: bad.signer,
-        });
+    if let Some(signer) = forged_signer(&entry.input) {
+        return Err(ChainErrorKind::EntrySignature { seq, signer });
     }
     Ok(entry)
+}
+
+/// The signer of the first signature in `input` that does not verify, if any: a signed action,
+/// validators' liveness attestations, providers' work fetches.
+pub fn forged_signer(input: &Input) -> Option<AccountId> {
+    match input {
+        Input::Signed(signed) => verify(signed).err().map(|_| signed.signer),
+        Input::Lost(lost) => lost
+            .attestations
+            .iter()
+            .find(|a| verify(*a).is_err())
+            .map(|a| a.signer),
+        Input::Fetch(fetch) => fetch
+            .fetches
+            .iter()
+            .find(|f| verify(*f).is_err())
+            .map(|f| f.signer),
+        Input::Leader(_) | Input::Evidence(_) => None,
+    }
 }
 
 /// Verifies `blocks` (in order, from height 1) over `entries` (the stored bytes of the whole log,

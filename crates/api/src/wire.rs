@@ -46,7 +46,7 @@
 
 use engine::{
     AccountId, Action, Amount, Event, Hash, JobId, JobStatus, ProviderSpec, ProviderStatus, Signed,
-    SignedBody, TaskDescriptor, TaskId, Time, state::ProviderStats,
+    TaskDescriptor, TaskId, Time, state::ProviderStats,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -73,31 +73,8 @@ pub const HEADER_LEADER: &str = "x-gridmint-leader";
 pub const HEADER_NONCE: &str = "x-gridmint-nonce";
 pub const HEADER_SIGNATURE: &str = "x-gridmint-signature";
 
-/// Signed requests that are not logged: they ask for something or prove liveness.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Request {
-    /// A provider asks for up to `max` tasks, waiting up to `wait_ms` for work to appear. `held`
-    /// lists the tasks it is running or has results for: any task assigned to it but not held (an
-    /// answer lost to a crash or a network failure) is delivered again.
-    Fetch {
-        max: u32,
-        wait_ms: u32,
-        held: Vec<TaskId>,
-        /// Blobs (modules, inputs) the provider holds locally, at most [`FETCH_CACHED_MAX`]: the
-        /// scheduler prefers giving it tasks that use them.
-        #[serde(default)]
-        cached: Vec<Hash>,
-    },
-    /// A provider is alive.
-    Heartbeat,
-    /// Store a blob of `size` bytes whose BLAKE3 hash is `hash`.
-    PutBlob { hash: Hash, size: u64 },
-}
-
-impl SignedBody for Request {
-    const DOMAIN: &'static str = "gridmint/v1/request";
-}
+/// Signed requests of providers (a fetch is logged inside an `Input::Fetch`; the others never are).
+pub use engine::Request;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorBody {
@@ -134,8 +111,7 @@ impl ActionResponse {
     }
 }
 
-/// The most cached blobs a fetch may list.
-pub const FETCH_CACHED_MAX: usize = 1024;
+pub use engine::FETCH_CACHED_MAX;
 
 /// The most actions one `POST /v1/actions/batch` may carry.
 pub const ACTION_BATCH_MAX: usize = 4096;

@@ -10,10 +10,10 @@ use api::Identity;
 use api::wire::ChainView;
 use engine::chain::leaf;
 use engine::{
-    AccountId, Block, BlockHeader, Entry, Event, Hash, Input, State, Time, genesis_hash,
-    merkle_root,
+    AccountId, Block, BlockHeader, Entry, Event, Hash, Input, Request, Signed, State, Time,
+    genesis_hash, merkle_root,
 };
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Instant;
 use store::{CommandLog, StoreError, recover};
@@ -42,8 +42,9 @@ pub struct Node {
     soft: HashMap<AccountId, Soft>,
     /// Blobs each provider said it holds in its latest fetch (soft: for the scheduler).
     pub cached: HashMap<AccountId, HashSet<Hash>>,
-    /// Providers waiting in a fetch for work right now (soft: for the scheduler).
-    pub idle: BTreeSet<AccountId>,
+    /// Providers waiting in a fetch for work right now, with the fetch they signed (soft: for
+    /// the scheduler, and served when a job arrives).
+    pub idle: BTreeMap<AccountId, Signed<Request>>,
     /// Woken whenever a job finishes (for long polls on jobs).
     pub jobs_finished: Arc<tokio::sync::Notify>,
     /// Liveness grace after start: providers known from the log count as seen at this instant.
@@ -94,7 +95,7 @@ pub type Committed = Result<(u64, Vec<Event>), ApiError>;
 #[derive(Default)]
 pub(crate) struct Staged {
     /// Per input, in order: its events if the engine accepted it.
-    outcomes: Vec<Result<Vec<Event>, Refusal>>,
+    pub(crate) outcomes: Vec<Result<Vec<Event>, Refusal>>,
     /// The accepted inputs' entries with their history rows, in order.
     entries: Vec<(Entry, Vec<(AccountId, Event)>)>,
 }
@@ -153,7 +154,7 @@ impl Node {
             log,
             soft: HashMap::new(),
             cached: HashMap::new(),
-            idle: BTreeSet::new(),
+            idle: BTreeMap::new(),
             jobs_finished: Arc::new(tokio::sync::Notify::new()),
             started: Instant::now(),
             raft_marker: None,
@@ -463,24 +464,18 @@ impl Node {
                 ))));
             return false;
         }
-        // Liveness attestations are signed by validators: checked here on every node alike.
-        if let Input::Lost(lost) = &input
-            && let Some(bad) = lost.attestations.iter().find(|a| api::verify(*a).is_err())
-        {
+        // Signatures are checked here on every validator alike: validators' liveness
+        // attestations always; signed actions and work fetches when replicated (a single
+        // coordinator checked them on arrival).
+        let check = match &input {
+            Input::Lost(_) => true,
+            Input::Signed(_) | Input::Fetch(_) => self.replicated,
+            Input::Leader(_) | Input::Evidence(_) => false,
+        };
+        if check && let Some(signer) = api::chain::forged_signer(&input) {
             staged.outcomes.push(Err(Refusal::BadSignature(format!(
-                "the liveness attestation of {} does not verify",
-                bad.signer
+                "a signature of {signer} in the input does not verify"
             ))));
-            return false;
-        }
-        if self.replicated
-            && let Input::Signed(signed) = &input
-            && let Err(e) = api::verify(signed)
-        {
-            // The same on every validator: a forged input is refused everywhere alike.
-            staged
-                .outcomes
-                .push(Err(Refusal::BadSignature(e.to_string())));
             return false;
         }
         let entry = Entry { time, input };

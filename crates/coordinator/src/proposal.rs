@@ -13,59 +13,72 @@
 use crate::error::ApiError;
 use crate::node::{Node, Staged};
 use engine::{
-    AccountId, Action, BlockHeader, Event, Hash, Input, LeaderCommand, Rejection, Signed, TaskId,
-    Time,
+    AccountId, Action, BlockHeader, Event, Hash, Input, Rejection, Request, Signed, TaskId, Time,
+    WAITING_MAX, Waiting, WorkFetch,
 };
 use serde::{Deserialize, Serialize};
-use std::collections::{HashMap, HashSet};
-
-/// Largest number of waiting providers a proposal names (the scheduler's hold rule compares
-/// against at most this many; eager dispatch assigns to at most this many).
-pub const WAITING_MAX: usize = 64;
+use std::collections::HashSet;
 
 /// One unit of ordering. Stored in the consensus log, so its encoding is versioned by the enum
-/// tag: a new shape is a new variant.
+/// tag: a new shape is a new variant, and the old one is still read (see [`Legacy`]).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Proposal {
     /// Apply `inputs` in order, all at `time` (a group commit).
     Inputs { time: Time, inputs: Vec<Input> },
-    /// Apply `input` (a job submission) and, if accepted, hand its tasks to the `waiting`
-    /// providers as their fetches would.
-    Submit {
-        time: Time,
-        input: Box<Input>,
-        waiting: Vec<Waiting>,
-    },
-    /// A provider's work fetch, with the report it carried.
-    Deliver(Box<Deliver>),
+    /// Format 1 of [`Proposal::Submit`]: executed as its input alone.
+    SubmitV1(Legacy),
+    /// Format 1 of [`Proposal::Fetch`]: executed as its report alone.
+    DeliverV1(Box<LegacyDeliver>),
     /// Seal the entries applied since the last block into the next block, at `time`, naming the
     /// leader that proposed it.
     Seal { time: Time, proposer: AccountId },
+    /// Apply `input` (a job submission) and, if accepted, serve the `fetches` of the providers
+    /// waiting for work with its tasks (one [`Input::Fetch`]).
+    Submit {
+        time: Time,
+        input: Box<Input>,
+        fetches: Vec<Signed<Request>>,
+    },
+    /// A provider's work fetch, with the report it carried.
+    Fetch(Box<Fetch>),
 }
 
-/// A provider waiting for work, and which of the blobs the scheduler looks at it holds.
+/// A work fetch as proposed: what the provider signed, the report that came with it, and the
+/// leader's view of the others waiting.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Waiting {
-    pub provider: AccountId,
-    pub cached: Vec<Hash>,
-}
-
-/// A work fetch: what the provider signed (how many tasks, what it holds) and the leader's view
-/// of the others waiting.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Deliver {
+pub struct Fetch {
     pub time: Time,
-    pub provider: AccountId,
-    pub max: u32,
-    /// Tasks the provider says it holds: any other task assigned to it is delivered again.
-    pub held: Vec<TaskId>,
-    /// Blobs the provider says it holds.
-    pub cached: Vec<Hash>,
+    /// The provider's signed [`Request::Fetch`].
+    pub fetch: Signed<Request>,
     /// Its report of finished tasks, applied first.
     pub report: Option<Signed<Action>>,
     /// Other providers waiting for work (for the scheduler's hold rule).
+    pub waiting: Vec<Waiting>,
+}
+
+/// [`Proposal::SubmitV1`]: a submission and the providers waiting at the time.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Legacy {
+    pub time: Time,
+    pub input: Box<Input>,
+    pub waiting: Vec<Waiting>,
+}
+
+/// [`Proposal::DeliverV1`]: a fetch without the provider's signature, which no validator
+/// assigns on any more.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LegacyDeliver {
+    pub time: Time,
+    pub provider: AccountId,
+    pub max: u32,
+    pub held: Vec<TaskId>,
+    pub cached: Vec<Hash>,
+    pub report: Option<Signed<Action>>,
     pub idle: Vec<Waiting>,
 }
+
+/// The most cached blobs the parked fetches a [`Proposal::Submit`] serves may list in all.
+pub const SUBMIT_CACHED_MAX: usize = 4096;
 
 /// Why an input of a proposal was not committed.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -136,30 +149,41 @@ impl Node {
             Proposal::Submit {
                 time,
                 input,
-                waiting,
+                fetches,
             } => {
                 let mut staged = Staged::default();
-                if self.stage(&mut staged, time, *input) {
-                    let cached = cache_map(&waiting);
-                    let ids: Vec<AccountId> = waiting.iter().map(|w| w.provider).collect();
-                    for provider in &ids {
-                        let others: Vec<AccountId> =
-                            ids.iter().filter(|p| *p != provider).copied().collect();
-                        let picks = self.pick(*provider, u32::MAX, time, &cached, &others);
-                        if !picks.is_empty() {
-                            let assign = Input::Leader(LeaderCommand::AssignTasks {
-                                provider: *provider,
-                                tasks: picks,
-                            });
-                            self.stage(&mut staged, time, assign);
-                        }
-                    }
+                if self.stage(&mut staged, time, *input) && !fetches.is_empty() {
+                    let serve = Input::Fetch(Box::new(WorkFetch {
+                        fetches,
+                        waiting: Vec::new(),
+                    }));
+                    self.stage(&mut staged, time, serve);
                 }
                 let mut done = self.append_marked(staged, marker)?;
                 done.truncate(1);
                 Ok(Outcome::Committed(done))
             }
-            Proposal::Deliver(d) => self.deliver(*d, marker),
+            Proposal::SubmitV1(Legacy { time, input, .. }) => {
+                let mut staged = Staged::default();
+                self.stage(&mut staged, time, *input);
+                Ok(Outcome::Committed(self.append_marked(staged, marker)?))
+            }
+            Proposal::Fetch(f) => self.fetch(*f, marker),
+            Proposal::DeliverV1(d) => {
+                let mut staged = Staged::default();
+                let reporting = d.report.is_some();
+                if let Some(report) = d.report {
+                    self.stage(&mut staged, d.time, Input::Signed(report));
+                }
+                let reported = self.append_marked(staged, marker)?.pop();
+                Ok(Outcome::Delivered {
+                    reported: reported
+                        .filter(|_| reporting)
+                        .map(|r| r.map(|(seq, _)| seq)),
+                    tasks: Vec::new(),
+                    queued_replicas: false,
+                })
+            }
             Proposal::Seal { time, proposer } => {
                 let header = self
                     .seal_at(time, proposer)
@@ -169,20 +193,13 @@ impl Node {
         }
     }
 
-    fn deliver(
-        &mut self,
-        d: Deliver,
-        marker: Option<(&str, &[u8])>,
-    ) -> Result<Outcome, ExecuteError> {
-        let Deliver {
+    fn fetch(&mut self, f: Fetch, marker: Option<(&str, &[u8])>) -> Result<Outcome, ExecuteError> {
+        let Fetch {
             time,
-            provider,
-            max,
-            held,
-            cached,
+            fetch,
             report,
-            idle,
-        } = d;
+            waiting,
+        } = f;
         let mut staged = Staged::default();
         let reporting = report.is_some();
         if let Some(report) = report
@@ -201,38 +218,30 @@ impl Node {
                 queued_replicas: false,
             });
         }
-        let held: HashSet<TaskId> = held.into_iter().collect();
-        let orphans: Vec<TaskId> = self
-            .state
-            .providers
-            .get(&provider)
-            .map(|p| {
-                p.running
-                    .iter()
-                    .filter(|t| !held.contains(t))
-                    .copied()
-                    .collect()
-            })
-            .unwrap_or_default();
+        let orphans = self.orphans(&fetch);
         let tasks = if !orphans.is_empty() {
             orphans
         } else {
-            let mut caches = cache_map(&idle);
-            caches.insert(provider, cached.into_iter().collect());
-            let others: Vec<AccountId> = idle
-                .iter()
-                .map(|w| w.provider)
-                .filter(|p| *p != provider)
-                .collect();
-            let picks = self.pick(provider, max, time, &caches, &others);
-            if !picks.is_empty() {
-                let assign = Input::Leader(LeaderCommand::AssignTasks {
-                    provider,
-                    tasks: picks.clone(),
-                });
-                self.stage(&mut staged, time, assign);
+            let serve = Input::Fetch(Box::new(WorkFetch {
+                fetches: vec![fetch],
+                waiting,
+            }));
+            if self.stage(&mut staged, time, serve) {
+                staged
+                    .outcomes
+                    .last()
+                    .and_then(|o| o.as_ref().ok())
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|e| match e {
+                        Event::TasksAssigned { tasks, .. } => Some(tasks.clone()),
+                        _ => None,
+                    })
+                    .flatten()
+                    .collect()
+            } else {
+                Vec::new()
             }
-            picks
         };
         let mut done = self.append_marked(staged, marker)?.into_iter();
         let reported = if reporting {
@@ -254,34 +263,37 @@ impl Node {
         })
     }
 
-    /// Whether a [`Deliver`] without a report would hand `provider` anything on the current
-    /// state (a dry run of [`Node::execute`]'s pick; changes nothing).
-    pub fn would_deliver(
-        &self,
-        provider: AccountId,
-        max: u32,
-        held: &[TaskId],
-        cached: &[Hash],
-        idle: &[Waiting],
-        time: Time,
-    ) -> bool {
+    /// Tasks assigned to the signer of `fetch` that it does not say it holds (an answer lost to
+    /// a crash or a network failure): delivered again, before anything new.
+    fn orphans(&self, fetch: &Signed<Request>) -> Vec<TaskId> {
+        let Request::Fetch { held, .. } = &fetch.body else {
+            return Vec::new();
+        };
         let held: HashSet<&TaskId> = held.iter().collect();
-        if self
-            .state
+        self.state
             .providers
-            .get(&provider)
-            .is_some_and(|p| p.running.iter().any(|t| !held.contains(t)))
-        {
+            .get(&fetch.signer)
+            .map(|p| {
+                p.running
+                    .iter()
+                    .filter(|t| !held.contains(t))
+                    .copied()
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Whether a [`Proposal::Fetch`] of `fetch` without a report would hand its signer
+    /// anything on the current state (a dry run of its execution; changes nothing).
+    pub fn would_deliver(&self, fetch: &Signed<Request>, waiting: &[Waiting], time: Time) -> bool {
+        if !self.orphans(fetch).is_empty() {
             return true;
         }
-        let mut caches = cache_map(idle);
-        caches.insert(provider, cached.iter().copied().collect());
-        let others: Vec<AccountId> = idle
-            .iter()
-            .map(|w| w.provider)
-            .filter(|p| *p != provider)
-            .collect();
-        !self.pick(provider, max, time, &caches, &others).is_empty()
+        let dry = WorkFetch {
+            fetches: vec![fetch.clone()],
+            waiting: waiting.to_vec(),
+        };
+        !self.state.would_fetch(&dry, time).is_empty()
     }
 
     /// This validator's signed attestations that it has not heard from those of `candidates`
@@ -298,24 +310,6 @@ impl Node {
             .filter(|p| now.duration_since(self.last_seen(p)) > timeout)
             .map(|p| self.sign_silence(engine::Silence { provider: *p, at }))
             .collect()
-    }
-
-    /// The scheduler's pick for `provider` on the current state.
-    fn pick(
-        &self,
-        provider: AccountId,
-        max: u32,
-        now: Time,
-        caches: &HashMap<AccountId, HashSet<Hash>>,
-        idle: &[AccountId],
-    ) -> Vec<TaskId> {
-        let cached = |p: &AccountId, h: &Hash| caches.get(p).is_some_and(|set| set.contains(h));
-        let ctx = engine::Dispatch {
-            now,
-            cached: &cached,
-            idle,
-        };
-        self.state.pick_tasks(provider, max, &ctx)
     }
 
     /// [`Node::append_staged`] with a marker, as refusals rather than HTTP errors; a failed
@@ -341,7 +335,7 @@ impl Node {
     pub fn waiting(&self, except: Option<AccountId>, also: &[Hash]) -> Vec<Waiting> {
         let ids: Vec<AccountId> = self
             .idle
-            .iter()
+            .keys()
             .filter(|p| Some(**p) != except)
             .take(WAITING_MAX)
             .copied()
@@ -366,6 +360,25 @@ impl Node {
                     .unwrap_or_default();
                 Waiting { provider, cached }
             })
+            .collect()
+    }
+
+    /// The signed fetches of the providers waiting for work, to serve with a job just submitted:
+    /// at most [`WAITING_MAX`], listing at most [`SUBMIT_CACHED_MAX`] cached blobs in all (the
+    /// log keeps them whole, signed). Those left out are woken and fetch for themselves.
+    pub fn parked_fetches(&self) -> Vec<Signed<Request>> {
+        let mut listed = 0usize;
+        self.idle
+            .values()
+            .filter(|f| {
+                let Request::Fetch { cached, .. } = &f.body else {
+                    return false;
+                };
+                listed = listed.saturating_add(cached.len());
+                listed <= SUBMIT_CACHED_MAX
+            })
+            .take(WAITING_MAX)
+            .cloned()
             .collect()
     }
 
@@ -394,13 +407,6 @@ impl Node {
         }
         modules
     }
-}
-
-fn cache_map(waiting: &[Waiting]) -> HashMap<AccountId, HashSet<Hash>> {
-    waiting
-        .iter()
-        .map(|w| (w.provider, w.cached.iter().copied().collect()))
-        .collect()
 }
 
 #[cfg(test)]
@@ -542,6 +548,174 @@ mod tests {
         assert!(!active(&node));
     }
 
+    /// On a validator, a task goes out only on its provider's own signed fetch, once: a forged
+    /// fetch, a replayed one and a leader's bare assignment change nothing.
+    #[test]
+    fn a_validator_assigns_only_on_a_providers_signed_fetch_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let validator = Identity::from_secret([1; 32]);
+        let requester = Identity::from_secret([40; 32]);
+        let provider = Identity::from_secret([50; 32]);
+        let mut genesis = engine::Genesis::dev(AccountId([9; 32]));
+        genesis.params.min_stake = 0;
+        genesis
+            .allocations
+            .insert(requester.id(), engine::tokens(1_000));
+        genesis.validators = engine::Validators::new(engine::ValidatorSet {
+            validators: vec![engine::Validator {
+                account: validator.id(),
+                power: 1,
+                address: "http://127.0.0.1:7000".into(),
+                stake: 0,
+            }],
+        });
+        let fresh = engine::State::from_genesis(&genesis).unwrap();
+        let log = store::SqliteLog::open(dir.path()).unwrap();
+        let mut node = Node::open(Box::new(log), fresh, 1000, validator).unwrap();
+        node.replicated = true;
+        let t = 1_000_000;
+        let spec = engine::JobSpec {
+            module: Hash([7; 32]),
+            tasks: vec![engine::TaskSpec::default(); 2],
+            limits: engine::Limits {
+                fuel: 1000,
+                memory_bytes: 1 << 20,
+                wall_ms: 1000,
+            },
+            deadline: t + 600_000,
+            max_price: 1_000,
+            output: engine::OutputSource::Stdout,
+            aggregate: engine::Aggregate::Concat,
+            redundancy: engine::Redundancy::Fixed {
+                quorum: 1,
+                max_results: 1,
+            },
+            requirements: Default::default(),
+        };
+        let inputs = vec![
+            Input::Signed(
+                provider.sign(Action::RegisterProvider(engine::ProviderSpec {
+                    slots: 1,
+                    cores: 1,
+                    memory_bytes: 1 << 30,
+                    gpu: None,
+                    benchmark_score: 1,
+                    region: "local".into(),
+                    price_per_fuel: 1,
+                    operator: None,
+                })),
+            ),
+            Input::Signed(requester.sign(Action::SubmitJob(spec))),
+        ];
+        let Outcome::Committed(done) = node
+            .execute(Proposal::Inputs { time: t, inputs }, None)
+            .unwrap()
+        else {
+            panic!()
+        };
+        assert!(done.iter().all(Result::is_ok), "{done:?}");
+        let fetch = |held: Vec<TaskId>| {
+            provider.sign(Request::Fetch {
+                max: 1,
+                wait_ms: 0,
+                held,
+                cached: Vec::new(),
+            })
+        };
+        let propose = |node: &mut Node, fetch: Signed<Request>| {
+            let outcome = node
+                .execute(
+                    Proposal::Fetch(Box::new(Fetch {
+                        time: t + 5,
+                        fetch,
+                        report: None,
+                        waiting: Vec::new(),
+                    })),
+                    None,
+                )
+                .unwrap();
+            let Outcome::Delivered { tasks, .. } = outcome else {
+                panic!("{outcome:?}")
+            };
+            tasks
+        };
+        let unchanged = |node: &Node, before: &(Hash, u64)| {
+            assert_eq!(&(node.state.hash(), node.log_len()), before);
+        };
+
+        // A forged fetch: refused, nothing assigned.
+        let mut forged = fetch(Vec::new());
+        forged.body = Request::Fetch {
+            max: 2,
+            wait_ms: 0,
+            held: Vec::new(),
+            cached: Vec::new(),
+        };
+        let before = (node.state.hash(), node.log_len());
+        assert!(propose(&mut node, forged).is_empty());
+        unchanged(&node, &before);
+
+        // A leader's bare assignment: refused.
+        let queued: Vec<TaskId> = node.state.queue.iter().copied().collect();
+        let Outcome::Committed(done) = node
+            .execute(
+                Proposal::Inputs {
+                    time: t + 5,
+                    inputs: vec![Input::Leader(engine::LeaderCommand::AssignTasks {
+                        provider: provider.id(),
+                        tasks: queued.clone(),
+                    })],
+                },
+                None,
+            )
+            .unwrap()
+        else {
+            panic!()
+        };
+        assert!(
+            matches!(done[0], Err(Refusal::Rejected(Rejection::NeedsEvidence(_)))),
+            "{done:?}"
+        );
+        unchanged(&node, &before);
+
+        // The provider's own fetch: one task, logged as its fetch.
+        let first = fetch(Vec::new());
+        let tasks = propose(&mut node, first.clone());
+        assert_eq!(tasks.len(), 1);
+        let logged = node.raw_entries(node.log_len() - 1, 10).unwrap();
+        let logged: Vec<engine::Entry> = logged
+            .iter()
+            .map(|(_, bytes)| engine::decode_canonical(bytes).unwrap())
+            .collect();
+        assert!(
+            matches!(&logged[..], [e] if matches!(&e.input, Input::Fetch(f) if f.fetches == vec![first.clone()])),
+            "{logged:?}"
+        );
+
+        // The same fetch again, now holding its task: nothing more, nothing logged.
+        let before = (node.state.hash(), node.log_len());
+        let again = Signed {
+            body: Request::Fetch {
+                max: 1,
+                wait_ms: 0,
+                held: tasks.clone(),
+                cached: Vec::new(),
+            },
+            ..first.clone()
+        };
+        let again = Signed {
+            signature: provider
+                .sign_with_nonce(first.nonce, again.body.clone())
+                .signature,
+            ..again
+        };
+        assert!(propose(&mut node, again).is_empty());
+        unchanged(&node, &before);
+        // Not holding it (its answer was lost): the same task again, nothing new.
+        assert_eq!(propose(&mut node, first), tasks);
+        unchanged(&node, &before);
+    }
+
     #[test]
     fn proposals_round_trip_through_postcard() {
         let who = api::Identity::from_secret([7; 32]);
@@ -550,21 +724,28 @@ mod tests {
                 time: 5,
                 inputs: vec![
                     Input::Signed(who.sign(Action::Faucet)),
-                    Input::Leader(LeaderCommand::ExpireJob { job: 3 }),
+                    Input::Leader(engine::LeaderCommand::ExpireJob { job: 3 }),
                 ],
             },
-            Proposal::Deliver(Box::new(Deliver {
+            Proposal::Fetch(Box::new(Fetch {
                 time: 9,
-                provider: who.id(),
-                max: 4,
-                held: vec![TaskId { job: 1, index: 2 }],
-                cached: vec![Hash([3; 32])],
+                fetch: who.sign(Request::Fetch {
+                    max: 4,
+                    wait_ms: 100,
+                    held: vec![TaskId { job: 1, index: 2 }],
+                    cached: vec![Hash([3; 32])],
+                }),
                 report: Some(who.sign(Action::ReportResults(Vec::new()))),
-                idle: vec![Waiting {
+                waiting: vec![Waiting {
                     provider: AccountId([1; 32]),
                     cached: vec![],
                 }],
             })),
+            Proposal::Submit {
+                time: 10,
+                input: Box::new(Input::Signed(who.sign(Action::Faucet))),
+                fetches: vec![who.sign(Request::Heartbeat)],
+            },
             Proposal::Seal {
                 time: 11,
                 proposer: who.id(),
@@ -584,5 +765,58 @@ mod tests {
             let bytes = postcard::to_stdvec(&p).unwrap();
             assert_eq!(postcard::from_bytes::<Proposal>(&bytes).unwrap(), p);
         }
+    }
+
+    /// The consensus log of a validator of the previous format holds `Submit` and `Deliver`
+    /// proposals of the first shape: they still decode, as the `V1` variants.
+    #[test]
+    fn proposals_of_the_first_format_still_decode() {
+        #[derive(Serialize)]
+        enum First {
+            #[allow(dead_code)]
+            Inputs {
+                time: Time,
+                inputs: Vec<Input>,
+            },
+            Submit {
+                time: Time,
+                input: Box<Input>,
+                waiting: Vec<Waiting>,
+            },
+            Deliver(Box<LegacyDeliver>),
+        }
+        let who = api::Identity::from_secret([7; 32]);
+        let waiting = vec![Waiting {
+            provider: AccountId([1; 32]),
+            cached: vec![Hash([2; 32])],
+        }];
+        let input = Box::new(Input::Signed(who.sign(Action::Faucet)));
+        let submit = First::Submit {
+            time: 3,
+            input: input.clone(),
+            waiting: waiting.clone(),
+        };
+        let decoded: Proposal =
+            postcard::from_bytes(&postcard::to_stdvec(&submit).unwrap()).unwrap();
+        assert_eq!(
+            decoded,
+            Proposal::SubmitV1(Legacy {
+                time: 3,
+                input,
+                waiting: waiting.clone()
+            })
+        );
+        let deliver = LegacyDeliver {
+            time: 4,
+            provider: who.id(),
+            max: 2,
+            held: vec![TaskId { job: 1, index: 0 }],
+            cached: vec![],
+            report: None,
+            idle: waiting,
+        };
+        let bytes = postcard::to_stdvec(&First::Deliver(Box::new(deliver.clone()))).unwrap();
+        let decoded: Proposal = postcard::from_bytes(&bytes).unwrap();
+        assert_eq!(decoded, Proposal::DeliverV1(Box::new(deliver)));
     }
 }

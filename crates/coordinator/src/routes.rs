@@ -17,7 +17,7 @@ use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use engine::{
-    AccountId, Action, Aggregate, Hash, Input, JobId, JobSpec, ProviderStatus, Sig, Signed, TaskId,
+    AccountId, Action, Aggregate, Hash, Input, JobId, JobSpec, ProviderStatus, Sig, Signed,
 };
 use serde::de::DeserializeOwned;
 use std::sync::Arc;
@@ -308,14 +308,11 @@ async fn action(State(shared): S, body: Body) -> ApiResult<Json<ActionResponse>>
         match &signed.body {
             // A submission assigns its tasks to the providers waiting right now in the same
             // commit, as their fetches would.
-            Action::SubmitJob(spec) => {
-                let waiting = node.waiting(None, &job_blobs(spec));
-                Proposal::Submit {
-                    time,
-                    input: Box::new(Input::Signed(signed)),
-                    waiting,
-                }
-            }
+            Action::SubmitJob(_) => Proposal::Submit {
+                time,
+                input: Box::new(Input::Signed(signed)),
+                fetches: node.parked_fetches(),
+            },
             _ => Proposal::Inputs {
                 time,
                 inputs: vec![Input::Signed(signed)],
@@ -615,10 +612,9 @@ async fn serve_fetch(
     report: Option<Signed<engine::Action>>,
 ) -> ApiResult<(Option<u64>, FetchResponse)> {
     let Request::Fetch {
-        max,
         wait_ms,
-        ref held,
         ref cached,
+        ..
     } = signed.body
     else {
         return Err(ApiError::BadRequest("expected a fetch request".into()));
@@ -657,13 +653,13 @@ async fn serve_fetch(
         let notified = shared.work.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
-        let delivery = deliver(shared, who, signed.nonce, max, held, cached, report.take()).await?;
+        let delivery = deliver(shared, &signed, report.take()).await?;
         reported = reported.or(delivery.reported);
         if !delivery.tasks.is_empty() {
             break delivery.tasks;
         }
         // Listed as waiting while parked; the guard unlists it even if the client goes away.
-        let parked = Parked::new(shared, who);
+        let parked = Parked::new(shared, &signed);
         let woken = tokio::time::timeout_at(deadline, notified).await.is_ok();
         drop(parked);
         if !woken {
@@ -687,8 +683,9 @@ struct Parked<'a> {
 }
 
 impl<'a> Parked<'a> {
-    fn new(shared: &'a Shared, who: AccountId) -> Parked<'a> {
-        shared.node().idle.insert(who);
+    fn new(shared: &'a Shared, fetch: &Signed<Request>) -> Parked<'a> {
+        let who = fetch.signer;
+        shared.node().idle.insert(who, fetch.clone());
         Parked { shared, who }
     }
 }
@@ -712,41 +709,35 @@ struct Delivery {
 /// engine picks the tasks while the proposal is executed, on every validator alike.
 async fn deliver(
     shared: &Shared,
-    who: AccountId,
-    nonce: u64,
-    max: u32,
-    held: &[TaskId],
-    cached: &[Hash],
+    fetch: &Signed<Request>,
     report: Option<Signed<engine::Action>>,
 ) -> ApiResult<Delivery> {
     let reporting = report.is_some();
+    let who = fetch.signer;
     let time = crate::now_ms();
-    let idle = {
+    let waiting = {
         let mut node = shared.node();
         if let Some(r) = &report {
             node.seen(who, r.nonce);
         }
-        node.seen(who, nonce);
-        let idle = node.waiting(Some(who), &[]);
+        node.seen(who, fetch.nonce);
+        let waiting = node.waiting(Some(who), &[]);
         // Without a report nothing changes unless there is something to hand over: look on
         // this state first rather than propose an empty fetch (on a validator set, a round
         // of consensus) for every parked provider woken.
-        if !reporting && !node.would_deliver(who, max, held, cached, &idle, time) {
+        if !reporting && !node.would_deliver(fetch, &waiting, time) {
             return Ok(Delivery {
                 reported: None,
                 tasks: Vec::new(),
             });
         }
-        idle
+        waiting
     };
-    let proposal = Proposal::Deliver(Box::new(crate::proposal::Deliver {
+    let proposal = Proposal::Fetch(Box::new(crate::proposal::Fetch {
         time,
-        provider: who,
-        max,
-        held: held.to_vec(),
-        cached: cached.to_vec(),
+        fetch: fetch.clone(),
         report,
-        idle,
+        waiting,
     }));
     let Outcome::Delivered {
         reported,

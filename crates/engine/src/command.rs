@@ -113,6 +113,66 @@ pub enum Input {
     /// set's way of declaring one lost; a single coordinator uses
     /// [`LeaderCommand::ProviderLost`]).
     Lost(Box<Lost>),
+    /// Providers' own signed work fetches: the engine picks the tasks each gets (see
+    /// [`WorkFetch`]).
+    Fetch(Box<WorkFetch>),
+}
+
+/// Signed requests that are not actions: a provider asks for work, proves it is alive, or asks
+/// to store a blob. Only fetches are ever logged (inside an [`Input::Fetch`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Request {
+    /// A provider asks for up to `max` tasks, waiting up to `wait_ms` for work to appear. `held`
+    /// lists the tasks it is running or has results for: any task assigned to it but not held (an
+    /// answer lost to a crash or a network failure) is delivered again.
+    Fetch {
+        max: u32,
+        wait_ms: u32,
+        held: Vec<TaskId>,
+        /// Blobs (modules, inputs) the provider holds locally, at most [`FETCH_CACHED_MAX`]: the
+        /// scheduler prefers giving it tasks that use them.
+        #[serde(default)]
+        cached: Vec<Hash>,
+    },
+    /// A provider is alive.
+    Heartbeat,
+    /// Store a blob of `size` bytes whose BLAKE3 hash is `hash`.
+    PutBlob { hash: Hash, size: u64 },
+}
+
+impl SignedBody for Request {
+    const DOMAIN: &'static str = "gridmint/v1/request";
+}
+
+/// The most cached blobs a fetch may list.
+pub const FETCH_CACHED_MAX: usize = 1024;
+
+/// The most fetches, and the most other waiting providers, one [`WorkFetch`] may name.
+pub const WAITING_MAX: usize = 64;
+
+/// Work handed out on providers' own requests. For each fetch in order, the engine picks the
+/// tasks with [`crate::State::pick_tasks`], as if every other provider named here (the other
+/// fetches' signers and `waiting`) were waiting for work at the entry's time, and assigns them.
+///
+/// A fetch whose nonce is not above its signer's last logged nonce gets nothing (it was served
+/// already, or is older than an action its signer has since logged); one that gets tasks uses
+/// its nonce up, so no fetch is ever served twice. The signatures are checked by whoever applies
+/// the entry (every validator, and `chain verify`), like those of [`Input::Signed`].
+///
+/// The only thing here that is not signed by the provider concerned is `waiting`: the leader's
+/// view of who else waits, which the scheduler's hold rule compares against.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkFetch {
+    pub fetches: Vec<Signed<Request>>,
+    pub waiting: Vec<Waiting>,
+}
+
+/// A provider waiting for work, and which of the blobs the scheduler looks at it holds.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Waiting {
+    pub provider: AccountId,
+    pub cached: Vec<Hash>,
 }
 
 /// A log entry: an input with the time the leader accepted it at.
@@ -377,4 +437,10 @@ pub enum Rejection {
     NotEquivocation(String),
     #[error("validator {validator} was already slashed for equivocating (at height {height})")]
     AlreadyPunished { validator: AccountId, height: u64 },
+    #[error("invalid work fetch: {0}")]
+    InvalidFetch(String),
+    #[error("no fetch gets any task")]
+    NothingToAssign,
+    #[error("not on a leader's word: {0}")]
+    NeedsEvidence(String),
 }

@@ -29,7 +29,10 @@ pub use chain::{
     Block, BlockHeader, Validator, ValidatorSet, decode_canonical, entry_leaf, genesis_hash,
     merkle_root,
 };
-pub use command::{Action, Entry, Event, Input, LeaderCommand, Rejection, Signed, SignedBody};
+pub use command::{
+    Action, Entry, Event, FETCH_CACHED_MAX, Input, LeaderCommand, Rejection, Request, Signed,
+    SignedBody, WAITING_MAX, Waiting, WorkFetch,
+};
 pub use ledger::{
     BASE_UNITS_PER_TOKEN, DECIMALS, Escrow, FaucetParams, Genesis, LedgerParams, SlashEvidence,
     SlashParams, Supply, TOKEN_SYMBOL, Tokens, Unbonding, parse_tokens, tokens,

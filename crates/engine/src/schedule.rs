@@ -1,9 +1,10 @@
 //! The scheduling policy: which queued tasks a provider that asks for work should get.
 //!
-//! [`State::pick_tasks`] is pure: the leader passes in what it knows and the engine does not
-//! (the time, which blobs providers hold, which providers are waiting for work) as a
-//! [`Dispatch`], and logs the choice as `AssignTasks`, so replay never re-decides it. The rules
-//! and the reasons for their weights are in `docs/scheduling.md`.
+//! [`State::pick_tasks`] is pure: what the engine does not know (the time, which blobs providers
+//! hold, which providers are waiting for work) comes in as a [`Dispatch`]. The engine calls it
+//! itself when it applies a provider's signed fetch ([`WorkFetch`], logged), so every replay
+//! derives the same choice. The rules and the reasons for their weights are in
+//! `docs/scheduling.md`.
 //!
 //! In short, for a provider `p` asking for up to `max` tasks:
 //!
@@ -23,7 +24,8 @@
 //!    slot), so a fast provider is not idle while its report and next fetch cross the network.
 //! 5. Trusted providers take re-executions (`recheck`) first: their results settle them sooner.
 
-use crate::state::{Job, Provider, ProviderStatus, State};
+use crate::command::{Event, FETCH_CACHED_MAX, Rejection, Request, Signed, WAITING_MAX, WorkFetch};
+use crate::state::{Applied, Job, Provider, ProviderStatus, State};
 use crate::types::{AccountId, Hash, JobId, TaskId, Time};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -81,7 +83,8 @@ pub const S_PRICE: u64 = 150;
 pub const S_NEAR: u64 = 150;
 pub const S_CACHED: u64 = 100;
 
-/// What the leader knows at the moment of a fetch that the state does not: never logged.
+/// What the state does not know at the moment of a fetch: the time, and from the [`WorkFetch`]
+/// entry, which blobs the providers hold and who else waits.
 pub struct Dispatch<'a> {
     pub now: Time,
     /// Whether a provider holds a blob (module or input) locally.
@@ -114,7 +117,88 @@ struct Candidate {
     exhausted: bool,
 }
 
+/// Which blobs each provider named in a [`WorkFetch`] holds: a fetch's own list, or what the
+/// leader reported of a waiting provider.
+type Caches = BTreeMap<AccountId, BTreeSet<Hash>>;
+
 impl State {
+    /// Applies an [`crate::Input::Fetch`]: see [`WorkFetch`].
+    pub(crate) fn apply_fetch(&mut self, fetch: &WorkFetch, now: Time) -> Applied {
+        let caches = fetch_caches(fetch)?;
+        let mut named: Vec<AccountId> = Vec::new();
+        for p in fetch
+            .fetches
+            .iter()
+            .map(|f| f.signer)
+            .chain(fetch.waiting.iter().map(|w| w.provider))
+        {
+            if !named.contains(&p) {
+                named.push(p);
+            }
+        }
+        let mut events: Vec<Event> = Vec::new();
+        let mut served: BTreeSet<AccountId> = BTreeSet::new();
+        for signed in &fetch.fetches {
+            if !served.insert(signed.signer) {
+                continue;
+            }
+            let picks = self.fetch_picks(signed, &caches, &named, now);
+            if picks.is_empty() {
+                continue;
+            }
+            // The picks fit by construction; a refusal would leave the state as it was.
+            if let Ok(assigned) = self.assign(signed.signer, &picks, now) {
+                events.extend(assigned);
+                self.accounts.entry(signed.signer).or_default().nonce = signed.nonce;
+            }
+        }
+        if events.is_empty() {
+            return Err(Rejection::NothingToAssign);
+        }
+        Ok(events)
+    }
+
+    /// What one fetch of a [`WorkFetch`] gets on the current state (changes nothing): nothing
+    /// for a fetch already served (its nonce is not above its signer's last), else the pick for
+    /// its `max`, with the other providers of `named` waiting.
+    fn fetch_picks(
+        &self,
+        signed: &Signed<Request>,
+        caches: &Caches,
+        named: &[AccountId],
+        now: Time,
+    ) -> Vec<TaskId> {
+        let Request::Fetch { max, .. } = signed.body else {
+            return Vec::new();
+        };
+        if signed.nonce <= self.nonce(&signed.signer) {
+            return Vec::new();
+        }
+        let others: Vec<AccountId> = named
+            .iter()
+            .filter(|p| **p != signed.signer)
+            .copied()
+            .collect();
+        let cached = |p: &AccountId, h: &Hash| caches.get(p).is_some_and(|set| set.contains(h));
+        let ctx = Dispatch {
+            now,
+            cached: &cached,
+            idle: &others,
+        };
+        self.pick_tasks(signed.signer, max, &ctx)
+    }
+
+    /// The tasks the first fetch of `fetch` would get if it were applied now (a dry run that
+    /// changes nothing; an invalid fetch gets nothing).
+    pub fn would_fetch(&self, fetch: &WorkFetch, now: Time) -> Vec<TaskId> {
+        let (Ok(caches), Some(first)) = (fetch_caches(fetch), fetch.fetches.first()) else {
+            return Vec::new();
+        };
+        let mut named: Vec<AccountId> = vec![first.signer];
+        named.extend(fetch.waiting.iter().map(|w| w.provider));
+        self.fetch_picks(first, &caches, &named, now)
+    }
+
     /// Tasks that `provider` should take now, at most `max`: see the module documentation.
     pub fn pick_tasks(&self, provider: AccountId, max: u32, ctx: &Dispatch<'_>) -> Vec<TaskId> {
         let Some(p) = self.providers.get(&provider) else {
@@ -574,4 +658,52 @@ impl State {
             .iter()
             .any(|q| self.suitability(q, job, fastest, ctx) > bar)
     }
+}
+
+/// The blobs each provider named in `fetch` holds, after checking the fetch's shape: only
+/// fetches, at most [`WAITING_MAX`] of them and of waiting providers, each listing at most
+/// [`FETCH_CACHED_MAX`] blobs.
+fn fetch_caches(fetch: &WorkFetch) -> Result<Caches, Rejection> {
+    if fetch.fetches.is_empty() {
+        return Err(Rejection::InvalidFetch("it holds no fetch".into()));
+    }
+    if fetch.fetches.len() > WAITING_MAX || fetch.waiting.len() > WAITING_MAX {
+        return Err(Rejection::InvalidFetch(format!(
+            "{} fetches and {} waiting providers; at most {WAITING_MAX} of each",
+            fetch.fetches.len(),
+            fetch.waiting.len()
+        )));
+    }
+    let mut caches = Caches::new();
+    for signed in &fetch.fetches {
+        let Request::Fetch { cached, .. } = &signed.body else {
+            return Err(Rejection::InvalidFetch(format!(
+                "the request of {} (nonce {}) is not a fetch",
+                signed.signer, signed.nonce
+            )));
+        };
+        if cached.len() > FETCH_CACHED_MAX {
+            return Err(Rejection::InvalidFetch(format!(
+                "{} cached blobs listed; at most {FETCH_CACHED_MAX}",
+                cached.len()
+            )));
+        }
+        caches
+            .entry(signed.signer)
+            .or_default()
+            .extend(cached.iter().copied());
+    }
+    for w in &fetch.waiting {
+        if w.cached.len() > FETCH_CACHED_MAX {
+            return Err(Rejection::InvalidFetch(format!(
+                "{} cached blobs listed for a waiting provider; at most {FETCH_CACHED_MAX}",
+                w.cached.len()
+            )));
+        }
+        caches
+            .entry(w.provider)
+            .or_default()
+            .extend(w.cached.iter().copied());
+    }
+    Ok(caches)
 }

@@ -267,7 +267,7 @@ pub struct State {
     pub validators: Validators,
 }
 
-type Applied = Result<Vec<Event>, Rejection>;
+pub(crate) type Applied = Result<Vec<Event>, Rejection>;
 
 /// What [`State::hash`] encodes: every field of the state in order, as its postcard encoding
 /// does, but the trailing `validators` only when it is not empty — so that the state of a network
@@ -361,6 +361,7 @@ impl State {
             Input::Leader(cmd) => self.apply_leader(cmd, now)?,
             Input::Evidence(ev) => self.punish_equivocation(ev)?,
             Input::Lost(ev) => self.apply_lost(ev, now)?,
+            Input::Fetch(fetch) => self.apply_fetch(fetch, now)?,
         };
         self.now = now;
         self.applied = self.applied.saturating_add(1);
@@ -396,6 +397,21 @@ impl State {
     }
 
     fn apply_leader(&mut self, cmd: &LeaderCommand, now: Time) -> Applied {
+        // A validator set takes no assignment or loss on a leader's word: tasks go out on
+        // providers' signed fetches (`Input::Fetch`), and a provider is lost on a majority's
+        // attestations (`Input::Lost`).
+        if !self.validators.set.validators.is_empty()
+            && matches!(
+                cmd,
+                LeaderCommand::AssignTasks { .. } | LeaderCommand::ProviderLost { .. }
+            )
+        {
+            return Err(Rejection::NeedsEvidence(
+                "a validator set assigns tasks only on providers' signed fetches and declares \
+                 a provider lost only on validators' attestations"
+                    .into(),
+            ));
+        }
         match cmd {
             LeaderCommand::AssignTasks { provider, tasks } => self.assign(*provider, tasks, now),
             LeaderCommand::ProviderLost { provider } => {
@@ -855,7 +871,7 @@ impl State {
         }
     }
 
-    fn assign(&mut self, who: AccountId, tasks: &[TaskId], now: Time) -> Applied {
+    pub(crate) fn assign(&mut self, who: AccountId, tasks: &[TaskId], now: Time) -> Applied {
         let provider = self
             .providers
             .get(&who)

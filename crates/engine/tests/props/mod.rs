@@ -175,6 +175,11 @@ const MIN_STAKE: u128 = 50;
 /// A network with fees, stake and a faucet, and uneven initial wealth: requester 11 is rich,
 /// 12 can afford a few jobs, 13 starts with nothing; providers start with enough to stake.
 fn genesis() -> Genesis {
+    genesis_of(true)
+}
+
+/// The property tests' genesis, with or without a validator set (a single coordinator's chain).
+fn genesis_of(validators: bool) -> Genesis {
     let mut allocations = BTreeMap::new();
     allocations.insert(acct(11), 10_000_000);
     allocations.insert(acct(12), 40_000);
@@ -206,19 +211,23 @@ fn genesis() -> Genesis {
         },
         // Two providers and a requester are validators too: equivocation takes half of
         // whatever stake they have then, provider stake included.
-        validators: engine::Validators {
-            equivocation_bps: 5_000,
-            ..engine::Validators::new(engine::ValidatorSet {
-                validators: [(1, 100), (2, 0), (13, 300)]
-                    .into_iter()
-                    .map(|(n, stake)| engine::Validator {
-                        account: acct(n),
-                        power: 1,
-                        address: format!("http://10.0.0.{n}:7700"),
-                        stake,
-                    })
-                    .collect(),
-            })
+        validators: if !validators {
+            engine::Validators::default()
+        } else {
+            engine::Validators {
+                equivocation_bps: 5_000,
+                ..engine::Validators::new(engine::ValidatorSet {
+                    validators: [(1, 100), (2, 0), (13, 300)]
+                        .into_iter()
+                        .map(|(n, stake)| engine::Validator {
+                            account: acct(n),
+                            power: 1,
+                            address: format!("http://10.0.0.{n}:7700"),
+                            stake,
+                        })
+                        .collect(),
+                })
+            }
         },
     }
 }
@@ -457,7 +466,6 @@ fn build(s: &State, step: &Step, time: Time) -> Built {
             picked: None,
         };
     }
-    let mut picked = None;
     let action = |who: AccountId, body: Action| (who, body);
     let signed_body: Result<(AccountId, Action), LeaderCommand> = match &step.op {
         Op::Register {
@@ -480,6 +488,14 @@ fn build(s: &State, step: &Step, time: Time) -> Built {
             }),
         )),
         Op::Leave { p } => Ok(action(provider(*p), Action::LeaveProvider)),
+        // A validator set declares a provider lost on its validators' attestations.
+        Op::Lost { p } if !s.validators.set.validators.is_empty() => {
+            return Built {
+                entry: entry(time, lost_input(s, provider(*p), time)),
+                stale: false,
+                picked: None,
+            };
+        }
         Op::Lost { p } => Err(LeaderCommand::ProviderLost {
             provider: provider(*p),
         }),
@@ -508,12 +524,13 @@ fn build(s: &State, step: &Step, time: Time) -> Built {
             Ok(action(requester(*owner), Action::SubmitJob(spec)))
         }
         Op::AssignPicked { p, max } => {
-            let tasks = s.pick(provider(*p), *max);
-            picked = Some(tasks.clone());
-            Err(LeaderCommand::AssignTasks {
-                provider: provider(*p),
-                tasks,
-            })
+            // The provider's own fetch: the engine picks what `pick` offers.
+            let who = provider(*p);
+            return Built {
+                entry: entry(time, fetch_input(who, s.nonce(&who) + 1, *max)),
+                stale: false,
+                picked: Some(s.pick_tasks(who, *max, &engine::Dispatch::at(time.max(s.now)))),
+            };
         }
         Op::AssignRandom { p, tasks } => Err(LeaderCommand::AssignTasks {
             provider: provider(*p),
@@ -657,8 +674,48 @@ fn build(s: &State, step: &Step, time: Time) -> Built {
     Built {
         entry: entry(time, input),
         stale,
-        picked,
+        picked: None,
     }
+}
+
+/// `who`'s signed fetch for up to `max` tasks (a dummy signature: the engine checks none).
+fn fetch_input(who: AccountId, nonce: u64, max: u32) -> Input {
+    Input::Fetch(Box::new(engine::WorkFetch {
+        fetches: vec![engine::Signed {
+            signer: who,
+            nonce,
+            body: engine::Request::Fetch {
+                max,
+                wait_ms: 0,
+                held: Vec::new(),
+                cached: Vec::new(),
+            },
+            signature: engine::Sig([0; 64]),
+        }],
+        waiting: Vec::new(),
+    }))
+}
+
+/// Every current validator attests that `who` has been silent, at `time`.
+fn lost_input(s: &State, who: AccountId, time: Time) -> Input {
+    Input::Lost(Box::new(engine::Lost {
+        provider: who,
+        attestations: s
+            .validators
+            .set
+            .validators
+            .iter()
+            .map(|v| engine::Signed {
+                signer: v.account,
+                nonce: 0,
+                body: engine::Silence {
+                    provider: who,
+                    at: time,
+                },
+                signature: engine::Sig([0; 64]),
+            })
+            .collect(),
+    }))
 }
 
 /// Everything that must hold of any reachable state.
@@ -848,12 +905,12 @@ fn config() -> EngineConfig {
     }
 }
 
-fn fresh() -> State {
-    State::from_genesis(&genesis()).expect("valid genesis")
+fn fresh(validators: bool) -> State {
+    State::from_genesis(&genesis_of(validators)).expect("valid genesis")
 }
 
-fn run(steps: &[Step]) -> Result<(), TestCaseError> {
-    let mut s = fresh();
+fn run(steps: &[Step], validators: bool) -> Result<(), TestCaseError> {
+    let mut s = fresh(validators);
     let mut log: Vec<(Entry, Vec<Event>)> = Vec::new();
     let mut time: Time = 1000;
     for step in steps {
@@ -888,6 +945,19 @@ fn run(steps: &[Step]) -> Result<(), TestCaseError> {
                 if let Input::Signed(signed) = &built.entry.input {
                     prop_assert_eq!(s.nonce(&signed.signer), signed.nonce);
                 }
+                if let (Some(picked), Input::Fetch(fetch)) = (&built.picked, &built.entry.input) {
+                    // The fetch got exactly what the scheduler offered, and used its nonce up.
+                    let got: Vec<TaskId> = events
+                        .iter()
+                        .filter_map(|e| match e {
+                            Event::TasksAssigned { tasks, .. } => Some(tasks.clone()),
+                            _ => None,
+                        })
+                        .flatten()
+                        .collect();
+                    prop_assert_eq!(&got, picked);
+                    prop_assert_eq!(s.nonce(&fetch.fetches[0].signer), fetch.fetches[0].nonce);
+                }
                 check_events(&before, &s, &built.entry, &events)?;
                 check_money(&before, &s, &events)?;
                 log.push((built.entry, events));
@@ -897,7 +967,7 @@ fn run(steps: &[Step]) -> Result<(), TestCaseError> {
         check_invariants(&s)?;
     }
 
-    let mut replayed = fresh();
+    let mut replayed = fresh(validators);
     for (entry, events) in &log {
         let again = replayed.apply(entry);
         prop_assert_eq!(again.as_ref(), Ok(events), "replaying {:?}", entry);
@@ -1162,7 +1232,16 @@ fn check_events(
                 agreed_output,
             } => {
                 prop_assert_ne!(output_hash, agreed_output);
-                prop_assert!(after.providers[provider].reputation.streak == 0);
+                // The streak starts again from zero; results of the same report accepted
+                // after this one count towards the new streak.
+                let later = events
+                    .iter()
+                    .skip_while(|e| !std::ptr::eq(*e, event))
+                    .filter(|e| {
+                        matches!(e, Event::TaskAccepted { providers, .. } if providers.contains(provider))
+                    })
+                    .count();
+                prop_assert!(after.providers[provider].reputation.streak as usize <= later);
                 prop_assert_eq!(
                     after.jobs[&task.job].tasks[task.index as usize]
                         .state
@@ -1233,13 +1312,16 @@ proptest! {
             )
         }),
         steps in proptest::collection::vec(step(), 0..90),
+        // With a validator set (tasks go out on fetches only, providers are lost on
+        // attestations) or a single coordinator's chain (assignment and loss on its word).
+        validators in any::<bool>(),
     ) {
         let all: Vec<Step> = prologue
             .into_iter()
             .flat_map(|(stake, register)| [stake, register])
             .chain(steps)
             .collect();
-        run(&all)?;
+        run(&all, validators)?;
     }
 }
 
@@ -1342,9 +1424,9 @@ proptest! {
             time += 5;
             let input = match step {
                 VStep::Fetch { p, max } => {
-                    let tasks = s.pick(vprovider(*p), *max);
-                    if tasks.is_empty() { continue; }
-                    Input::Leader(LeaderCommand::AssignTasks { provider: vprovider(*p), tasks })
+                    let who = vprovider(*p);
+                    if s.pick(who, *max).is_empty() { continue; }
+                    fetch_input(who, next(&s, who), *max)
                 }
                 VStep::ReportAll { p } => {
                     let who = vprovider(*p);
@@ -1359,7 +1441,7 @@ proptest! {
                     }).collect();
                     signed(who, next(&s, who), Action::ReportResults(reports))
                 }
-                VStep::Lost { p } => Input::Leader(LeaderCommand::ProviderLost { provider: vprovider(*p) }),
+                VStep::Lost { p } => lost_input(&s, vprovider(*p), time),
                 VStep::Register { p } => {
                     let who = vprovider(*p);
                     let spec = s.providers[&who].spec.clone();

@@ -3,6 +3,7 @@
 
 mod assign;
 mod descriptor;
+mod fetch;
 mod jobs;
 mod ledger;
 mod lifecycle;

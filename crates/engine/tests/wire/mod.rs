@@ -87,6 +87,26 @@ fn sample_entries() -> Vec<Entry> {
             .into_iter()
             .map(|cmd| entry(u64::MAX, Input::Leader(cmd))),
     );
+    entries.push(entry(
+        7,
+        Input::Fetch(Box::new(engine::WorkFetch {
+            fetches: vec![Signed {
+                signer: acct(0xEF),
+                nonce: 3,
+                body: engine::Request::Fetch {
+                    max: u32::MAX,
+                    wait_ms: 5,
+                    held: vec![tid(1, 1)],
+                    cached: vec![hash(7)],
+                },
+                signature: engine::Sig([9; 64]),
+            }],
+            waiting: vec![engine::Waiting {
+                provider: acct(0xAA),
+                cached: vec![hash(8)],
+            }],
+        })),
+    ));
     entries
 }
 
