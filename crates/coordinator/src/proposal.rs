@@ -265,7 +265,7 @@ impl Node {
 
     /// Tasks assigned to the signer of `fetch` that it does not say it holds (an answer lost to
     /// a crash or a network failure): delivered again, before anything new.
-    fn orphans(&self, fetch: &Signed<Request>) -> Vec<TaskId> {
+    pub(crate) fn orphans(&self, fetch: &Signed<Request>) -> Vec<TaskId> {
         let Request::Fetch { held, .. } = &fetch.body else {
             return Vec::new();
         };

@@ -702,8 +702,9 @@ struct Delivery {
     tasks: Vec<engine::TaskDescriptor>,
 }
 
-/// One attempt of a fetch: tasks assigned to `who` that it does not know it holds (an answer
-/// lost to a crash or a network failure), or else what the scheduler picks for it now. The
+/// One attempt of a fetch: tasks assigned to `who` that it does not know it holds (served to its
+/// fetch with a job's submission, or an answer lost to a crash or a network failure), or else
+/// what the scheduler picks for it now. The
 /// report that came with the fetch (if any) is applied first, so its freed slots count, and the
 /// report and the assignment become durable together, in one proposal, before the answer. The
 /// engine picks the tasks while the proposal is executed, on every validator alike.
@@ -721,10 +722,27 @@ async fn deliver(
             node.seen(who, r.nonce);
         }
         node.seen(who, fetch.nonce);
+        // Tasks already assigned to it that it does not hold (a job submitted while it waited
+        // was served its fetch; or an answer was lost): the committed state says so, and
+        // handing them over changes nothing, so no proposal (on a validator set, a round of
+        // consensus) is needed.
+        let orphans = if reporting {
+            Vec::new()
+        } else {
+            node.orphans(fetch)
+        };
+        if !orphans.is_empty() {
+            return Ok(Delivery {
+                reported: None,
+                tasks: orphans
+                    .iter()
+                    .filter_map(|t| node.state.task_descriptor(*t))
+                    .collect(),
+            });
+        }
         let waiting = node.waiting(Some(who), &[]);
         // Without a report nothing changes unless there is something to hand over: look on
-        // this state first rather than propose an empty fetch (on a validator set, a round
-        // of consensus) for every parked provider woken.
+        // this state first rather than propose an empty fetch for every parked provider woken.
         if !reporting && !node.would_deliver(fetch, &waiting, time) {
             return Ok(Delivery {
                 reported: None,
