@@ -134,31 +134,35 @@ impl Client {
         path: &str,
         build: impl Fn(&str) -> reqwest::RequestBuilder,
     ) -> Result<Bytes, ClientError> {
-        self.send_write(path, build, None).await
+        Ok(self.send_write(path, build, None).await?.0)
     }
 
     /// [`Client::send_to`] for a signed write: after a failure that may have hidden its outcome
     /// (the connection broke), it is first looked up at `lookup`
     /// (`/v1/actions/{signer}/{nonce}`), and the logged outcome returned instead of resending it.
+    /// Also says whether some attempt may have been applied without its answer reaching us (a
+    /// resent batch then finds its own earlier actions "replayed").
     async fn send_write(
         &self,
         path: &str,
         build: impl Fn(&str) -> reqwest::RequestBuilder,
         lookup: Option<&str>,
-    ) -> Result<Bytes, ClientError> {
+    ) -> Result<(Bytes, bool), ClientError> {
         let deadline = tokio::time::Instant::now() + FAILOVER_FOR;
         let mut hops = 0u32;
         // What a validator said, if one answered: more telling than a refused connection.
         let mut answered: Option<ClientError> = None;
         // Whether an attempt may have reached a validator without its answer reaching us.
         let mut unsure = false;
+        let mut ever_unsure = false;
         // Validators that could not be reached during this call: a redirect to one of them
         // (another validator that has not noticed the leader died) is not followed.
         let mut unreachable: Vec<String> = Vec::new();
         loop {
+            ever_unsure |= unsure;
             if unsure && let Some(lookup) = lookup {
                 match self.look_up(lookup).await {
-                    Some(logged) => return Ok(logged),
+                    Some(logged) => return Ok((logged, true)),
                     None => unsure = false,
                 }
             }
@@ -201,7 +205,7 @@ impl Client {
                         Some(lookup) => self.look_up(lookup).await,
                         None => None,
                     } {
-                        return Ok(logged);
+                        return Ok((logged, true));
                     }
                     false
                 }
@@ -222,7 +226,7 @@ impl Client {
                             detail: format!("the leader is {leader}"),
                         },
                     }),
-                    other => other,
+                    other => other.map(|bytes| (bytes, ever_unsure)),
                 };
             }
             if let Err(e @ ClientError::Api { .. }) = result {
@@ -390,7 +394,8 @@ impl Client {
                 },
                 Some(&lookup),
             )
-            .await?;
+            .await?
+            .0;
         serde_json::from_slice(&body).map_err(|e| ClientError::Decode {
             url: self.url(path),
             msg: e.to_string(),
@@ -410,13 +415,35 @@ impl Client {
 
     /// Submits pre-signed actions (at most [`ACTION_BATCH_MAX`](crate::wire::ACTION_BATCH_MAX)) as one batch, committed in
     /// order with one fsync. The answer has one outcome per action, in order; an action refused
-    /// is an [`BatchOutcome::Refused`], not an error of the call.
+    /// is an [`BatchOutcome::Refused`], not an error of the call. A batch resent after a failure
+    /// that may have hidden its outcome reports each of its actions logged by the earlier attempt
+    /// with its logged outcome (looked up), not as `replayed`.
     pub async fn action_batch(
         &self,
         actions: &[Signed<Action>],
     ) -> Result<Vec<BatchOutcome>, ClientError> {
         let path = "/v1/actions/batch";
-        let outcomes: Vec<BatchOutcome> = self.post(path, &actions).await?;
+        let bytes = serde_json::to_vec(actions).map_err(|e| ClientError::Decode {
+            url: self.url(path),
+            msg: format!("encoding the request: {e}"),
+        })?;
+        let (body, unsure) = self
+            .send_write(
+                path,
+                |url| {
+                    self.http
+                        .post(url)
+                        .header(reqwest::header::CONTENT_TYPE, "application/json")
+                        .body(bytes.clone())
+                },
+                None,
+            )
+            .await?;
+        let mut outcomes: Vec<BatchOutcome> =
+            serde_json::from_slice(&body).map_err(|e| ClientError::Decode {
+                url: self.url(path),
+                msg: e.to_string(),
+            })?;
         if outcomes.len() != actions.len() {
             return Err(ClientError::Decode {
                 url: self.url(path),
@@ -426,6 +453,21 @@ impl Client {
                     actions.len()
                 ),
             });
+        }
+        if unsure {
+            // An earlier attempt may have been applied without its answer reaching us: its
+            // actions now come back "replayed". Each is looked up, and its logged outcome
+            // stands instead.
+            for (outcome, signed) in outcomes.iter_mut().zip(actions) {
+                if matches!(outcome, BatchOutcome::Refused(e) if e.error == "replayed")
+                    && let Some(logged) = self
+                        .look_up(&format!("/v1/actions/{}/{}", signed.signer, signed.nonce))
+                        .await
+                    && let Ok(response) = serde_json::from_slice::<ActionResponse>(&logged)
+                {
+                    *outcome = BatchOutcome::Accepted(response);
+                }
+            }
         }
         Ok(outcomes)
     }

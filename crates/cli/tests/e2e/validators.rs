@@ -947,6 +947,35 @@ fn a_write_whose_answer_was_lost_is_looked_up_not_applied_twice() {
         .unwrap();
     assert_eq!(theirs.balance, 12_500_000_000);
 
+    // A batch whose answer was lost: resent, its actions come back "replayed"; each is looked
+    // up and reported accepted, applied once.
+    let payer = api::Identity::generate();
+    w.block_on(http.client.action(&payer, engine::Action::Faucet))
+        .unwrap();
+    let lossy = api::Client::new(&urls);
+    let dropped = proxy.dropped();
+    let pay = |n: u128| engine::Action::Transfer {
+        to: engine::AccountId([0x43; 32]),
+        amount: n,
+    };
+    let outcomes = w
+        .block_on(lossy.actions(&payer, vec![pay(1), pay(2), pay(u128::MAX)]))
+        .unwrap();
+    assert!(proxy.dropped() > dropped, "the batch's answer was not lost");
+    let got: Vec<Result<(), String>> = outcomes
+        .into_iter()
+        .map(|o| o.into_result().map(|_| ()).map_err(|e| e.error))
+        .collect();
+    assert_eq!(
+        got,
+        [Ok(()), Ok(()), Err("insufficient_funds".to_string())],
+        "the unlogged third is refused for its own reason"
+    );
+    let paid = w
+        .block_on(http.client.account(engine::AccountId([0x43; 32])))
+        .unwrap();
+    assert_eq!(paid.balance, 3);
+
     // The lookup itself: a logged write answers with its seq, one not logged is a 404, a
     // malformed one a 400.
     let seq = moved["seq"].as_u64().unwrap();
