@@ -45,6 +45,9 @@ pub struct Node {
     /// Providers waiting in a fetch for work right now, with the fetch they signed (soft: for
     /// the scheduler, and served when a job arrives).
     pub idle: BTreeMap<AccountId, Signed<Request>>,
+    /// The state's hash, with the (entries applied, log length) it was taken at: `GET /v1/status`
+    /// hashes the whole state at most once per change, not once per request.
+    state_hash: std::sync::Mutex<Option<((u64, u64), Hash)>>,
     /// Woken whenever a job finishes (for long polls on jobs).
     pub jobs_finished: Arc<tokio::sync::Notify>,
     /// Liveness grace after start: providers known from the log count as seen at this instant.
@@ -155,6 +158,7 @@ impl Node {
             soft: HashMap::new(),
             cached: HashMap::new(),
             idle: BTreeMap::new(),
+            state_hash: std::sync::Mutex::new(None),
             jobs_finished: Arc::new(tokio::sync::Notify::new()),
             started: Instant::now(),
             raft_marker: None,
@@ -166,6 +170,20 @@ impl Node {
             last_block,
             replicated: false,
         })
+    }
+
+    /// The current state's hash, computed once per change of the state.
+    pub fn state_hash(&self) -> Hash {
+        let at = (self.state.applied, self.log_len());
+        let mut cached = self.state_hash.lock().unwrap_or_else(|p| p.into_inner());
+        match *cached {
+            Some((when, hash)) if when == at => hash,
+            _ => {
+                let hash = self.state.hash();
+                *cached = Some((at, hash));
+                hash
+            }
+        }
     }
 
     pub fn log_len(&self) -> u64 {
@@ -229,7 +247,7 @@ impl Node {
             time.max(self.state.now),
             seq,
             merkle_root(&leaves),
-            self.state.hash(),
+            self.state_hash(),
             proposer,
         )
         .context("no next block height")?;

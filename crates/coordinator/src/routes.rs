@@ -125,7 +125,12 @@ fn authenticate<T: engine::SignedBody>(signed: &Signed<T>) -> ApiResult<()> {
 async fn status(State(shared): S) -> Json<StatusView> {
     let role = shared.consensus.role();
     let node = shared.node();
-    Json(views::status(&node.state, node.log_len(), &role))
+    Json(views::status(
+        &node.state,
+        node.state_hash(),
+        node.log_len(),
+        &role,
+    ))
 }
 
 #[derive(serde::Deserialize)]

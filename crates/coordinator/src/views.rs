@@ -9,11 +9,16 @@ use engine::{
 };
 use std::collections::BTreeMap;
 
-pub fn status(state: &State, log_length: u64, role: &crate::consensus::Role) -> StatusView {
+pub fn status(
+    state: &State,
+    state_hash: Hash,
+    log_length: u64,
+    role: &crate::consensus::Role,
+) -> StatusView {
     StatusView {
         now: state.now,
         log_length,
-        state_hash: state.hash(),
+        state_hash,
         providers_active: state
             .providers
             .values()
