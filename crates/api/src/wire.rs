@@ -321,6 +321,10 @@ pub struct JobView {
     /// Per-task detail, only with `?tasks=true`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tasks: Vec<TaskView>,
+    /// Why the job cannot finish on the network as it is now (too few providers can run it for
+    /// its redundancy policy): it waits for more, or until its deadline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warning: Option<String>,
 }
 
 impl JobView {

@@ -115,6 +115,14 @@ fn escrow_summary(e: &engine::Escrow) -> String {
 
 pub fn describe(view: &JobView) -> String {
     let money = format!("; {}", escrow_summary(&view.escrow));
+    let line = describe_status(view, &money);
+    match &view.warning {
+        Some(w) => format!("{line}\nwarning: {w}"),
+        None => line,
+    }
+}
+
+fn describe_status(view: &JobView, money: &str) -> String {
     match &view.status {
         JobStatus::Completed => format!(
             "job {} completed: {} tasks in {} runs ({:.2} per task, {}), {} fuel{money}",

@@ -816,7 +816,8 @@ async fn job(
             let node = shared.node();
             let job = job_of(&node, id)?;
             if job.status.is_finished() || tokio::time::Instant::now() >= deadline {
-                return Ok(Json(views::job(job, q.tasks)));
+                let warning = node.state.job_outlook(id);
+                return Ok(Json(views::job(job, q.tasks, warning)));
             }
         }
         let _ = tokio::time::timeout_at(deadline, notified).await;

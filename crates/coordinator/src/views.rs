@@ -40,7 +40,8 @@ pub fn status(
     }
 }
 
-pub fn job(job: &Job, with_tasks: bool) -> JobView {
+/// `warning`: [`State::job_outlook`] of the job.
+pub fn job(job: &Job, with_tasks: bool, warning: Option<String>) -> JobView {
     let mut per_provider: BTreeMap<_, u64> = BTreeMap::new();
     let (mut done, mut running, mut queued, mut fuel) = (0, 0, 0, 0u64);
     let mut executions = 0u64;
@@ -119,6 +120,7 @@ pub fn job(job: &Job, with_tasks: bool) -> JobView {
         output: job.output_parts(),
         escrow: job.escrow.clone(),
         tasks,
+        warning,
     }
 }
 

@@ -246,6 +246,56 @@ impl State {
         Some(tally)
     }
 
+    /// Why job `id` cannot finish on the network as it is now, if it cannot: too few operators
+    /// whose providers are active and meet the job's rules (requirements, memory, price, stake)
+    /// for its redundancy policy to reach a quorum (every replica of a task runs on a distinct
+    /// operator). Such a job waits — for more providers, or until its deadline — so the
+    /// requester is told at submission and in the job's status. `None` for a finished job.
+    pub fn job_outlook(&self, id: crate::types::JobId) -> Option<String> {
+        let job = self.jobs.get(&id).filter(|j| !j.status.is_finished())?;
+        let (need, how) = match job.spec.redundancy {
+            Redundancy::Fixed { quorum, .. } => (quorum, format!("{quorum} matching results")),
+            Redundancy::Adaptive => (
+                self.verify.quorum_weight,
+                format!(
+                    "matching results of weight {} (a new provider's weighs 1, a trusted one's {})",
+                    self.verify.quorum_weight, self.verify.trusted_weight
+                ),
+            ),
+        };
+        // Per eligible operator, the most weight one replica of a task on it can carry; the
+        // scan stops as soon as they reach the quorum (a healthy network looks at a few).
+        let mut operators: std::collections::BTreeMap<AccountId, u32> = Default::default();
+        let reach = |operators: &std::collections::BTreeMap<AccountId, u32>| {
+            operators
+                .values()
+                .fold(0u32, |sum, w| sum.saturating_add(*w))
+        };
+        for p in self.providers.values() {
+            if p.status != crate::state::ProviderStatus::Active || self.job_rules(p, job).is_err() {
+                continue;
+            }
+            let w = self.weight(job.spec.redundancy, &p.id);
+            let best = operators.entry(p.operator()).or_default();
+            *best = (*best).max(w);
+            if reach(&operators) >= need {
+                return None;
+            }
+        }
+        let reach = reach(&operators);
+        if operators.is_empty() {
+            return Some(
+                "no active provider can run this job's tasks now (requirements, memory, price or stake): it waits for one until its deadline".into(),
+            );
+        }
+        (reach < need).then(|| {
+            format!(
+                "only {} operator(s) can run this job's tasks now, together weighing {reach}; its redundancy policy needs {how} from distinct operators, so it waits for more providers until its deadline (a job with policy = \"fixed\" and quorum = 1 is not verified and needs one)",
+                operators.len()
+            )
+        })
+    }
+
     /// Whether the spot-check draw picks `provider`'s lone result for task `id`, run since
     /// `started`. The draw hashes the chain id, the task, the provider and the time the leader
     /// assigned the run, so replay repeats it and the provider cannot steer it — but anyone who

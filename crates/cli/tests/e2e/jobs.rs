@@ -181,3 +181,75 @@ fn pi_over_two_providers_is_exact_and_deterministic() {
             .collect::<Vec<_>>()
     );
 }
+
+/// A network too small for a job's redundancy policy says so at submission and in the job's
+/// status, instead of letting the job wait silently until its deadline.
+#[test]
+fn a_network_too_small_for_the_policy_says_so_at_submission_and_in_status() {
+    let w = World::new();
+    let c = w.coordinator(&[]);
+    let _p1 = w.provider(&c, 1);
+    let _p2 = w.provider(&c, 1);
+    w.fund_requester(&c.url);
+
+    // The adaptive policy needs three agreeing results from distinct operators; two new
+    // providers of two operators weigh two.
+    let verified = w.write(
+        "small/verified.toml",
+        crate::support::pi_spec_verified(10, 2),
+    );
+    let ran = w
+        .cli(&[
+            "job",
+            "submit",
+            verified.to_str().unwrap(),
+            "--coordinator",
+            &c.url,
+        ])
+        .ok();
+    let id: u64 = ran.stdout.trim().parse().expect("a job id");
+    assert!(
+        ran.stderr
+            .contains("warning: only 2 operator(s) can run this job's tasks now"),
+        "{}",
+        ran.stderr
+    );
+    let status = w
+        .cli(&["job", "status", &id.to_string(), "--coordinator", &c.url])
+        .ok();
+    assert!(status.stdout.contains("is running"), "{}", status.stdout);
+    assert!(
+        status.stdout.contains("needs matching results of weight 3"),
+        "{}",
+        status.stdout
+    );
+    let json = w
+        .cli(&[
+            "job",
+            "status",
+            &id.to_string(),
+            "--coordinator",
+            &c.url,
+            "--json",
+        ])
+        .ok()
+        .json();
+    assert!(json["warning"].as_str().is_some(), "{json}");
+
+    // A job that asks for one result runs, and says nothing of the kind.
+    let single = w.write("small/single.toml", pi_spec(10, 2));
+    let ran = w
+        .cli(&[
+            "job",
+            "submit",
+            single.to_str().unwrap(),
+            "--coordinator",
+            &c.url,
+            "--json",
+        ])
+        .ok();
+    let value = ran.json();
+    assert!(value.get("warning").is_none(), "{value}");
+    let view = c.http.wait_completed(value["job"].as_u64().unwrap());
+    assert!(view.warning.is_none(), "{view:?}");
+}

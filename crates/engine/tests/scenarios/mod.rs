@@ -8,6 +8,7 @@ mod jobs;
 mod ledger;
 mod lifecycle;
 mod nonces;
+mod outlook;
 mod providers;
 mod reports;
 mod schedule;
