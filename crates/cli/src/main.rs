@@ -165,6 +165,9 @@ struct ProviderArgs {
     /// times the runs out)
     #[arg(long)]
     stall: bool,
+    /// For tests: report every task as failed (exit status 1)
+    #[arg(long, hide = true, conflicts_with = "faulty")]
+    fail_all: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -339,10 +342,18 @@ async fn main() -> anyhow::Result<()> {
             config.gpu = args.gpu;
             config.operator = args.operator;
             config.stall = args.stall;
-            config.faulty = args.faulty.map(|rate| provider::Faulty {
-                rate,
-                collude: args.collude,
-            });
+            config.faulty = args
+                .faulty
+                .map(|rate| provider::Faulty {
+                    rate,
+                    collude: args.collude,
+                    fails: false,
+                })
+                .or(args.fail_all.then_some(provider::Faulty {
+                    rate: 1.0,
+                    collude: false,
+                    fails: true,
+                }));
             let summary = provider::run(config, shutdown_signal()).await?;
             tracing::info!(
                 tasks_run = summary.tasks_run,

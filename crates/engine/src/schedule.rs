@@ -27,6 +27,7 @@
 use crate::command::{Event, FETCH_CACHED_MAX, Rejection, Request, Signed, WAITING_MAX, WorkFetch};
 use crate::state::{Applied, Job, Provider, ProviderStatus, State};
 use crate::types::{AccountId, Hash, JobId, TaskId, Time};
+use crate::verify::RunOutcome;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -222,7 +223,7 @@ impl State {
                 if out.len() >= free.min(limit) {
                     break;
                 }
-                if self.fits(p, *id).is_ok() {
+                if self.fits(p, *id).is_ok() && !self.retake_barred(p, *id) {
                     out.push(*id);
                 }
             }
@@ -337,6 +338,39 @@ impl State {
         })
     }
 
+    /// Whether `p` must leave task `id` to others: `p`, or a provider of its operator, failed it,
+    /// and another active operator that meets the job's rules and has not failed it could take
+    /// it. So one provider that fails (or claims to fail) every task cannot exhaust a task's
+    /// attempts alone — each failing operator costs a task at most one attempt while others
+    /// remain — while a network whose every able operator failed a task still retries it there
+    /// (and fails the job after `max_attempts`, as a deterministic failure should).
+    pub fn retake_barred(&self, p: &Provider, id: TaskId) -> bool {
+        let Some(job) = self.jobs.get(&id.job) else {
+            return false;
+        };
+        let Some(task) = job.tasks.get(id.index as usize) else {
+            return false;
+        };
+        let operator_of =
+            |who: &AccountId| self.providers.get(who).map_or(*who, Provider::operator);
+        let failed_by = |op: AccountId| {
+            task.runs
+                .iter()
+                .any(|r| r.outcome == RunOutcome::Failed && operator_of(&r.provider) == op)
+        };
+        let mine = p.operator();
+        if !failed_by(mine) {
+            return false;
+        }
+        self.providers.values().any(|q| {
+            q.status == ProviderStatus::Active
+                && q.operator() != mine
+                && !failed_by(q.operator())
+                && self.job_rules(q, job).is_ok()
+                && self.fits_task(q, id).is_ok()
+        })
+    }
+
     /// Appends up to `n` of `job`'s queued tasks that `p` may run to `out`, those whose inputs
     /// `p` already holds first.
     fn take_from_job(
@@ -365,6 +399,7 @@ impl State {
             if out.len().saturating_sub(start) < n
                 && (seen.is_empty() || !seen.contains(id))
                 && self.fits_task(p, *id).is_ok()
+                && !self.retake_barred(p, *id)
             {
                 if has_inputs || !seen.is_empty() {
                     seen.insert(*id);

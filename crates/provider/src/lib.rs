@@ -63,6 +63,8 @@ pub struct ProviderConfig {
 pub struct Faulty {
     pub rate: f64,
     pub collude: bool,
+    /// Report every task as failed (exit status 1) instead of its result.
+    pub fails: bool,
 }
 
 impl ProviderConfig {
@@ -154,7 +156,11 @@ pub async fn run(
         price_per_fuel: config.price_per_fuel,
         operator: config.operator,
     };
-    if let Some(f) = config.faulty {
+    if let Some(f) = config.faulty
+        && f.fails
+    {
+        tracing::warn!("failing mode: this provider reports every task as failed");
+    } else if let Some(f) = config.faulty {
         tracing::warn!(
             rate = f.rate,
             collude = f.collude,

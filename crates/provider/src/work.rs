@@ -311,6 +311,12 @@ impl Inner {
         let mut output_hash = Hash(report.output_hash);
         let mut output = report.output;
         let mut outcome = outcome;
+        if self.faulty.is_some_and(|f| f.fails) {
+            tracing::debug!(task = %task.task, "failing mode: reporting a failure");
+            outcome = TaskOutcome::Exit(1);
+            output = Vec::new();
+            output_hash = Hash::of(&output);
+        }
         if outcome == TaskOutcome::Success
             && let Some(wrong) = self.faulty.and_then(|f| f.lie(task.task, output_hash))
         {

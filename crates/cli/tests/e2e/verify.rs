@@ -159,3 +159,60 @@ fn colluders_are_outvoted_slashed_and_honest_providers_earn_trust() {
         unknown.stderr
     );
 }
+
+/// One provider that reports every task as failed cannot fail a job: it loses each task it
+/// takes to the others (it may not take a task it failed while another operator can run it),
+/// so each task costs at most one extra execution, and the job completes correctly.
+#[test]
+fn a_provider_that_fails_every_task_cannot_fail_a_job() {
+    const TASKS: u64 = 20;
+    let w = World::new();
+    let c = w.coordinator(&[]);
+    let honest: Vec<_> = (0..3).map(|_| w.provider(&c, 1)).collect();
+    // The honest providers, registered and active, are paused (SIGSTOP) until the failing one
+    // has taken the job and failed it, task by task; their fetches parked at the coordinator
+    // expire first (a fetch waits at most one heartbeat interval, 2 s), so the failing
+    // provider is the only one asking for work when the job arrives.
+    let signal = |sig: &str| {
+        for p in &honest {
+            let ok = std::process::Command::new("kill")
+                .args([sig, &p.proc.pid().to_string()])
+                .status()
+                .expect("kill")
+                .success();
+            assert!(ok, "kill {sig}");
+        }
+    };
+    signal("-STOP");
+    std::thread::sleep(std::time::Duration::from_millis(2_500));
+    let failing = w.provider_with(&c, 2, &["--fail-all"]);
+    let job_spec = w.write("fails/job.toml", crate::support::pi_spec(2_000, TASKS));
+    let job = w.submit(&c.url, &job_spec);
+    crate::support::poll(
+        "the failing provider to fail tasks",
+        crate::support::WAIT,
+        || (view(&c, failing.id).stats.tasks_failed > 0).then_some(()),
+    );
+    signal("-CONT");
+    let done = c.http.wait_completed(job);
+    assert_eq!(
+        String::from_utf8_lossy(&c.http.output(job)),
+        pi_output(2_000, TASKS)
+    );
+    let tasks = c.http.job_with_tasks(job).tasks;
+    let failed = view(&c, failing.id).stats.tasks_failed;
+    assert!(failed > 0);
+    for t in &tasks {
+        assert!(
+            t.failures <= 1,
+            "task {} failed {} times: {t:?}",
+            t.task,
+            t.failures
+        );
+    }
+    assert_eq!(done.executions, TASKS + failed, "{done:?}");
+    eprintln!(
+        "20 tasks: {failed} failed by the failing provider, {} executions in all",
+        done.executions
+    );
+}

@@ -606,3 +606,91 @@ fn queued_runs_are_due_later() {
         .collect();
     assert_eq!(deadlines, vec![wall, wall, 2 * wall, 2 * wall, 3 * wall]);
 }
+
+/// A provider that failed a task leaves it to any other operator able to run it, so one failing
+/// (or lying) provider cannot use up a task's attempts alone; with nobody else able, it retries.
+#[test]
+fn a_provider_that_failed_a_task_leaves_it_to_others_able_to_run_it() {
+    let small = |memory| engine::ProviderSpec {
+        memory_bytes: memory,
+        ..provider_spec()
+    };
+    struct Case {
+        what: &'static str,
+        /// The other provider beside the failing one (acct 1): memory, operator.
+        other: Option<(u64, Option<u8>)>,
+        /// Whether provider 1 may take the task again.
+        retakes: bool,
+    }
+    let cases = [
+        Case {
+            what: "alone: retries",
+            other: None,
+            retakes: true,
+        },
+        Case {
+            what: "another operator able to run it: leaves it",
+            other: Some((1 << 30, None)),
+            retakes: false,
+        },
+        Case {
+            what: "another provider of its own operator: retries",
+            other: Some((1 << 30, Some(1))),
+            retakes: true,
+        },
+        Case {
+            what: "another operator without the memory: retries",
+            other: Some((1 << 20, None)),
+            retakes: true,
+        },
+    ];
+    for case in cases {
+        let mut w = World::new();
+        w.register(acct(1), provider_spec());
+        if let Some((memory, operator)) = case.other {
+            w.register(
+                acct(2),
+                engine::ProviderSpec {
+                    operator: operator.map(acct),
+                    ..small(memory)
+                },
+            );
+        }
+        let job = w.submit(acct(9), job_spec(1));
+        let t = tid(job, 0);
+        w.assign(acct(1), &[t]);
+        w.report(acct(1), vec![failure(t, engine::TaskOutcome::Exit(1))]);
+        assert_eq!(w.queue(), vec![t], "{}", case.what);
+        let picked = w.state.pick(acct(1), 8);
+        assert_eq!(picked.contains(&t), case.retakes, "{}", case.what);
+        if !case.retakes {
+            assert_eq!(w.state.pick(acct(2), 8), vec![t], "{}", case.what);
+        }
+    }
+}
+
+/// Once every operator able to run a task has failed it, they retry it, and the job fails after
+/// `max_attempts` with the task's error: a real failure of the requester's program still fails
+/// its job, and promptly.
+#[test]
+fn a_task_every_able_operator_failed_is_retried_there_until_the_job_fails() {
+    let mut w = World::new();
+    w.register(acct(1), provider_spec());
+    w.register(acct(2), provider_spec());
+    let job = w.submit(acct(9), job_spec(1));
+    let t = tid(job, 0);
+    let max = w.state.config.max_attempts;
+    let mut fails = 0;
+    for who in [1u8, 2, 1, 2, 1, 2].into_iter().take(max as usize) {
+        assert!(w.state.pick(acct(who), 8).contains(&t), "attempt {fails}");
+        w.assign(acct(who), &[t]);
+        w.report(acct(who), vec![failure(t, engine::TaskOutcome::Exit(3))]);
+        fails += 1;
+    }
+    assert_eq!(fails, max);
+    assert!(
+        matches!(&w.job(job).status, engine::JobStatus::Failed { reason } if reason.contains(&format!("failed {max} times"))),
+        "{:?}",
+        w.job(job).status
+    );
+}
