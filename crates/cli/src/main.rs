@@ -417,10 +417,10 @@ async fn job(cmd: JobCommand) -> anyhow::Result<()> {
             let loaded = jobspec::load_path(&file, coordinator::now_ms())?;
             let tasks = loaded.spec.tasks.len();
             let id = requester::submit(&client, &me, loaded).await?;
-            // Whether the network as it is can finish it at all (too few providers for its
-            // redundancy policy): said at once rather than discovered at the deadline.
-            let warning = client.job(id, false).await.ok().and_then(|v| v.warning);
             if !wait {
+                // Whether the network as it is can finish it at all (too few providers for its
+                // redundancy policy): said at once rather than discovered at the deadline.
+                let warning = client.job(id, false).await.ok().and_then(|v| v.warning);
                 if json {
                     let mut value = serde_json::json!({ "job": id, "tasks": tasks });
                     if let Some(w) = &warning {
@@ -436,10 +436,8 @@ async fn job(cmd: JobCommand) -> anyhow::Result<()> {
                 return Ok(());
             }
             if !json {
+                // The wait below shows the warning, and any later one.
                 eprintln!("submitted job {id} ({tasks} tasks) to {}", coordinator.url);
-                if let Some(w) = &warning {
-                    eprintln!("warning: {w}");
-                }
             }
             let view = requester::wait(&client, id, !json).await?;
             let completed = view.status == engine::JobStatus::Completed;

@@ -69,12 +69,20 @@ pub async fn wait(client: &Client, id: JobId, progress: bool) -> anyhow::Result<
         ProgressBar::hidden()
     };
     let mut delay = Duration::from_millis(20);
+    // The job's current warning (the network cannot finish it as it is), shown when it changes.
+    let mut warned: Option<String> = None;
     let view = loop {
         let view = client.job(id, false).await?;
         bar.set_length(view.tasks_total);
         bar.set_position(view.tasks_done);
         if view.is_finished() {
             break view;
+        }
+        if progress && view.warning.is_some() && view.warning != warned {
+            if let Some(w) = &view.warning {
+                bar.suspend(|| eprintln!("warning: {w}"));
+            }
+            warned = view.warning.clone();
         }
         tokio::time::sleep(delay).await;
         delay = (delay * 2).min(Duration::from_millis(250));

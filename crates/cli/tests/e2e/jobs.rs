@@ -236,6 +236,28 @@ fn a_network_too_small_for_the_policy_says_so_at_submission_and_in_status() {
         .json();
     assert!(json["warning"].as_str().is_some(), "{json}");
 
+    // Waiting on such a job shows the warning, until the job expires at its deadline.
+    let short = w.write(
+        "small/short.toml",
+        crate::support::pi_spec_verified(10, 1).replace("deadline = \"10m\"", "deadline = \"2s\""),
+    );
+    let ran = w
+        .cli(&[
+            "job",
+            "submit",
+            short.to_str().unwrap(),
+            "--coordinator",
+            &c.url,
+            "--wait",
+        ])
+        .fails();
+    assert!(
+        ran.stderr.contains("warning: only 2 operator(s)"),
+        "{}",
+        ran.stderr
+    );
+    assert!(ran.stderr.contains("deadline"), "{}", ran.stderr);
+
     // A job that asks for one result runs, and says nothing of the kind.
     let single = w.write("small/single.toml", pi_spec(10, 2));
     let ran = w
