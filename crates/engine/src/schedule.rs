@@ -439,15 +439,43 @@ impl State {
         self.fast_enough(p, job, now)
     }
 
-    /// Once the job's task cost is known: whether `p` could finish a task before its deadline.
+    /// Once the job's task cost is known: whether `p` could finish a task before its deadline —
+    /// or, if it could not, nobody else could either. A provider too slow for the deadline is
+    /// kept off only while another active provider that meets the job's rules could finish in
+    /// time: when none can (a tight deadline, or an estimate inflated by a lying report), the
+    /// job runs late rather than not at all.
     fn fast_enough(&self, p: &Provider, job: &Job, now: Time) -> Result<(), String> {
-        if job.fuel_accepted > 0 {
-            let finish = now.saturating_add(self.est_us(p, job) / 1000);
-            if finish > job.spec.deadline {
-                return Err("the provider is too slow to finish a task before the deadline".into());
-            }
+        if job.fuel_accepted == 0 || self.finishes_in_time(p, job, now) {
+            return Ok(());
+        }
+        let faster = self.providers.values().any(|q| {
+            q.id != p.id
+                && q.status == ProviderStatus::Active
+                && self.finishes_in_time(q, job, now)
+                && self.job_rules(q, job).is_ok()
+        });
+        if faster {
+            return Err("the provider is too slow to finish a task before the deadline".into());
         }
         Ok(())
+    }
+
+    /// Whether `p` could finish one of `job`'s tasks before the deadline at its benchmarked
+    /// speed, the task's cost taken as the mean of the accepted results — but never above the
+    /// task's fuel limit, which no honest result exceeds.
+    fn finishes_in_time(&self, p: &Provider, job: &Job, now: Time) -> bool {
+        let fuel = self.fuel_estimate(job).min(job.spec.limits.fuel);
+        let per_ms = p
+            .spec
+            .benchmark_score
+            .saturating_mul(FUEL_PER_BENCHMARK_POINT)
+            .max(1);
+        let ms = TASK_OVERHEAD_US.saturating_add(
+            fuel.saturating_mul(1000)
+                .checked_div(per_ms)
+                .unwrap_or(u64::MAX),
+        ) / 1000;
+        now.saturating_add(ms) <= job.spec.deadline
     }
 
     /// The job-level rules every assignment must meet: requirements, memory, price and stake.

@@ -492,6 +492,10 @@ fn too_slow_providers_are_kept_from_tight_deadlines() {
         acct(9),
         engine::JobSpec {
             deadline,
+            limits: engine::Limits {
+                fuel: 200_000_000,
+                ..limits()
+            },
             ..job_spec(10)
         },
     );
@@ -500,6 +504,9 @@ fn too_slow_providers_are_kept_from_tight_deadlines() {
     w.report(acct(1), vec![success(tid(job, 0), 1, 100_000_000)]);
     assert!(w.state.pick(acct(2), 4).is_empty());
     assert_eq!(w.state.pick(acct(1), 1), vec![tid(job, 1)]);
+    // Without the fast provider, the slow one takes it: late rather than never.
+    w.act(acct(1), engine::Action::LeaveProvider);
+    assert!(!w.state.pick(acct(2), 4).is_empty());
 }
 
 /// Runs not reported by their deadline time out: each is a failed attempt and the task is
@@ -693,4 +700,26 @@ fn a_task_every_able_operator_failed_is_retried_there_until_the_job_fails() {
         "{:?}",
         w.job(job).status
     );
+}
+
+/// One accepted report claiming absurd fuel (`u64::MAX`: its payment is capped, but the claim
+/// feeds the job's cost estimate) used to make every provider "too slow" for the job, which then
+/// froze. The estimate is capped at the task's fuel limit, and a provider is kept off a job for
+/// slowness only while a faster one could take it.
+#[test]
+fn an_absurd_fuel_claim_does_not_freeze_a_job() {
+    let mut w = World::new();
+    w.register(acct(1), spec(Kind::Plain));
+    w.register(acct(2), spec(Kind::Plain));
+    let job = w.submit(
+        acct(9),
+        engine::JobSpec {
+            deadline: w.time + 600_000,
+            ..job_spec(10)
+        },
+    );
+    w.assign(acct(1), &[tid(job, 0)]);
+    w.report(acct(1), vec![success(tid(job, 0), 1, u64::MAX)]);
+    assert_eq!(w.job(job).maps_done, 1, "the claim was accepted (quorum 1)");
+    assert!(!w.state.pick(acct(2), 4).is_empty(), "the job froze");
 }
