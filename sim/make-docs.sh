@@ -15,7 +15,7 @@ run() { # experiment name
   "$bin" sim "sim/experiments/$1.toml" --out "$out/$1" --quiet > "$out/$1.txt"
   "$bin" sim "sim/experiments/$1.toml" --no-plots --quiet --json > "$out/$1.json"
 }
-for e in scale-100k verification verification-random scheduling churn economics; do run "$e"; done
+for e in scale-100k verification verification-random failures scheduling churn economics; do run "$e"; done
 echo "== scale-1m" >&2
 "$bin" sim sim/experiments/scale-1m.toml --no-plots --quiet > "$out/scale-1m.txt"
 echo "== bench --only sim" >&2
@@ -128,6 +128,23 @@ $(table verification-random)
 \`\`\`
 
 $(img verification-random/wrong-rate.png "wrong-result rate against f, preferences off")
+
+## Failures: providers that report every task as failed
+
+\`gridmint sim sim/experiments/failures.toml\` — the same fleet and workload, with a fraction f of
+saboteurs that report every task they run as failed (exit status 1), under one trusted run per
+task (\`single\`) and the adaptive policy. A provider never gets back a task it failed while
+another operator able to run it has not failed it, so one failing provider costs a task at most
+one extra execution. But failures are not verified yet: three *distinct* failing providers
+exhaust a task's \`max_attempts\` (3) and fail its job, so the jobs-failed column grows with f
+(a job of 200 to 2,000 tasks has many chances). Failing providers earn nothing and lose nothing
+("cheaters' net" 0): a failure that does not reproduce is not slashed yet.
+
+\`\`\`
+$(table failures)
+\`\`\`
+
+$(img failures/executions.png "executions per task against the failing fraction f")
 
 ## Scheduling: the engine's policy on Braun et al. ETC instances
 

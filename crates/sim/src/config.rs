@@ -154,6 +154,9 @@ pub struct ClassConfig {
     /// Colluding saboteurs all return the same wrong result for a task, so their votes agree.
     #[serde(default)]
     pub collude: bool,
+    /// Saboteurs that report every task they run as failed (exit status 1) instead of a result.
+    #[serde(default)]
+    pub fails: bool,
 }
 
 fn default_slots() -> Vec<u32> {
@@ -179,6 +182,7 @@ fn default_classes() -> Vec<ClassConfig> {
         behaviour: Behaviour::Honest,
         wrong_rate: 1.0,
         collude: false,
+        fails: false,
     }]
 }
 

@@ -178,6 +178,7 @@ pub struct VerificationRow {
     pub tasks_accepted: u64,
     pub wrong_accepted: u64,
     pub cheaters_net_tokens: f64,
+    pub jobs_failed: u64,
 }
 
 /// A copy of `cfg` whose saboteur classes together have share `f` and honest ones `1 − f`
@@ -260,13 +261,14 @@ fn verification(
                 tasks_accepted: s.tasks_accepted,
                 wrong_accepted: s.wrong_accepted,
                 cheaters_net_tokens: s.cheaters_net_tokens,
+                jobs_failed: s.jobs_failed,
             });
         }
     }
     let mut table = String::new();
     let _ = writeln!(
         table,
-        "{:<10}{:>4}{:>7}{:>13}{:>13}{:>12}{:>11}{:>9}{:>16}",
+        "{:<10}{:>4}{:>7}{:>13}{:>13}{:>12}{:>11}{:>9}{:>16}{:>13}",
         "policy",
         "m",
         "f",
@@ -275,12 +277,13 @@ fn verification(
         "executions",
         "accepted",
         "wrong",
-        "cheaters' net"
+        "cheaters' net",
+        "jobs failed"
     );
     for r in &rows {
         let _ = writeln!(
             table,
-            "{:<10}{:>4}{:>7.2}{:>13.6}{:>13}{:>12.3}{:>11}{:>9}{:>16.3}",
+            "{:<10}{:>4}{:>7.2}{:>13.6}{:>13}{:>12.3}{:>11}{:>9}{:>16.3}{:>13}",
             r.policy,
             r.m.map_or("-".into(), |m| m.to_string()),
             r.f,
@@ -290,7 +293,8 @@ fn verification(
             r.mean_executions,
             thousands(r.tasks_accepted),
             thousands(r.wrong_accepted),
-            r.cheaters_net_tokens
+            r.cheaters_net_tokens,
+            thousands(r.jobs_failed)
         );
     }
     let mut plots = Vec::new();

@@ -90,6 +90,7 @@ impl Summary {
                     class: c.name.clone(),
                     behaviour: match c.behaviour {
                         Behaviour::Honest => "honest".into(),
+                        Behaviour::Saboteur if c.fails => "saboteur (failing)".into(),
                         Behaviour::Saboteur if c.collude => "saboteur (colluding)".into(),
                         Behaviour::Saboteur => "saboteur".into(),
                     },

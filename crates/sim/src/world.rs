@@ -617,10 +617,15 @@ impl<'a> World<'a> {
             correct_hash(task)
         };
         let fuel_used = self.task_fuel(task);
+        let outcome = if c.behaviour == Behaviour::Saboteur && c.fails {
+            TaskOutcome::Exit(1)
+        } else {
+            TaskOutcome::Success
+        };
         let prov = &mut self.provs[p as usize];
         prov.pending.push(TaskReport {
             task,
-            outcome: TaskOutcome::Success,
+            outcome,
             output_hash,
             output_size: 8,
             fuel_used,

@@ -171,3 +171,30 @@ fn every_experiment_file_parses() {
     }
     assert!(seen >= 6, "only {seen} experiment files");
 }
+
+/// Fewer providers that report every task as failed than a task's `max_attempts` (3), among
+/// honest ones, fail no job: none gets back a task it failed while others can run it.
+#[test]
+fn fewer_failing_providers_than_attempts_fail_no_job() {
+    let mut cfg = small(
+        r#"policy = { policy = "single" }
+[[classes]]
+name = "honest"
+share = 0.98
+[[classes]]
+name = "failing"
+share = 0.02
+behaviour = "saboteur"
+fails = true
+"#,
+    );
+    cfg.providers.count = 100;
+    let (s, _) = run_once(&cfg, false).unwrap();
+    assert!((1..3).contains(&s.classes[1].providers), "{s:?}");
+    assert_eq!(s.jobs_failed, 0, "{s:?}");
+    assert_eq!(s.jobs_completed, s.jobs, "{s:?}");
+    assert!(
+        s.mean_executions > 1.0,
+        "the failing provider ran nothing: {s:?}"
+    );
+}
