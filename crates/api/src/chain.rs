@@ -592,6 +592,7 @@ mod tests {
             engine: EngineConfig::default(),
             verification: Default::default(),
             validators: Default::default(),
+            rules: engine::RULES,
         })
         .expect("a valid genesis")
     }

@@ -154,6 +154,8 @@ pub fn parse_network(text: &str) -> anyhow::Result<(Genesis, ValidatorSet)> {
                 ..Validators::new(validators.clone())
             }
         },
+        // A new network runs the engine's current rules.
+        rules: engine::RULES,
     };
     genesis.validate().map_err(|e| anyhow::anyhow!(e))?;
     Ok((genesis, validators))

@@ -487,8 +487,17 @@ fn resolve_genesis(
         GenesisChoice::Dev => Some(Genesis::dev(validator.id())),
         GenesisChoice::Given(g) => Some((**g).clone()),
     };
+    // A data dir keeps the rules version it was created with (its log replays under them): the
+    // genesis asked for is compared without it.
+    let differs = |stored: &Genesis, wanted: &Genesis| {
+        *stored
+            != Genesis {
+                rules: stored.rules,
+                ..wanted.clone()
+            }
+    };
     match (log.genesis()?, wanted) {
-        (Some(stored), Some(wanted)) if stored != wanted => anyhow::bail!(
+        (Some(stored), Some(wanted)) if differs(&stored, &wanted) => anyhow::bail!(
             "this data dir belongs to network {:?} with a different genesis than the one given; \
              start it without --dev/--genesis, or use a new data dir",
             stored.params.chain_id
@@ -877,5 +886,30 @@ mod checkpoint_tests {
         let mut future = good;
         future.version += 1;
         assert!(check_checkpoint(future, &set, &fresh).is_err());
+    }
+}
+
+#[cfg(test)]
+mod genesis_tests {
+    use super::*;
+    use store::CommandLog;
+
+    /// A data dir made before the rules version (its genesis reads as running the first rules)
+    /// starts again with `--dev` and keeps its rules; any other difference is still refused.
+    #[test]
+    fn a_data_dir_keeps_its_rules_version_and_refuses_another_genesis() {
+        let dir = tempfile::tempdir().unwrap();
+        let me = api::Identity::from_secret([3; 32]);
+        let mut log = SqliteLog::open(dir.path()).unwrap();
+        let old = Genesis {
+            rules: engine::FIRST_RULES,
+            ..Genesis::dev(me.id())
+        };
+        log.set_genesis(&old).unwrap();
+        let got = resolve_genesis(&mut log, &GenesisChoice::Dev, &me).unwrap();
+        assert_eq!(got, old);
+        let other = api::Identity::from_secret([4; 32]);
+        let err = resolve_genesis(&mut log, &GenesisChoice::Dev, &other).unwrap_err();
+        assert!(err.to_string().contains("different genesis"), "{err}");
     }
 }

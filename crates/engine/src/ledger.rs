@@ -119,6 +119,14 @@ pub struct Genesis {
     /// The validator set (empty: a single coordinator) and its slashing rule.
     #[serde(default)]
     pub validators: Validators,
+    /// The version of the engine's rules the network runs ([`crate::RULES`] for a new one; a
+    /// genesis written before the field existed runs the first, [`crate::FIRST_RULES`]).
+    #[serde(default = "first_rules")]
+    pub rules: u32,
+}
+
+fn first_rules() -> u32 {
+    crate::FIRST_RULES
 }
 
 impl Genesis {
@@ -129,11 +137,20 @@ impl Genesis {
             engine: EngineConfig::default(),
             verification: VerifyParams::default(),
             validators: Validators::default(),
+            rules: crate::RULES,
         }
     }
 
     /// Checks that the rules make sense; the message names the offending field.
     pub fn validate(&self) -> Result<(), String> {
+        if !(crate::FIRST_RULES..=crate::RULES).contains(&self.rules) {
+            return Err(format!(
+                "rules version {} is not one this engine knows ({} to {})",
+                self.rules,
+                crate::FIRST_RULES,
+                crate::RULES
+            ));
+        }
         let p = &self.params;
         if p.chain_id.is_empty() || p.chain_id.len() > 64 {
             return Err("chain_id must be 1 to 64 characters".into());
@@ -346,6 +363,7 @@ impl State {
                 .ok_or("validator stakes overflow the supply")?;
         }
         state.validators = genesis.validators.clone();
+        state.rules = genesis.rules;
         Ok(state)
     }
 

@@ -16,6 +16,16 @@
     )
 )]
 
+/// The version of the engine's rules a new network runs. Every rule change that alters how an
+/// input applies is gated on `State::rules`, so an older chain replays under its own rules.
+///
+/// - 1: the rules before versioning.
+/// - 2: a success reported with more fuel than the task's limit is ignored (an honest sandbox
+///   never exceeds it).
+pub const RULES: u32 = 2;
+/// The rules of a network whose genesis predates the version.
+pub const FIRST_RULES: u32 = 1;
+
 pub mod chain;
 pub mod command;
 pub mod ledger;

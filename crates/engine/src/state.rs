@@ -262,16 +262,22 @@ pub struct State {
     /// A requester that starts submitting again is brought up to the least service of those
     /// with queued work, so idle time banks no credit.
     pub service: BTreeMap<AccountId, u64>,
-    /// The validator set and what it was slashed for. Keep this the last field: when empty it is
-    /// left out of [`State::hash`] (networks from before validators keep their hashes).
+    /// The validator set and what it was slashed for. When empty (and the rules are the first
+    /// ones) it is left out of [`State::hash`]: networks from before validators keep their hashes.
     pub validators: Validators,
+    /// Which version of the engine's rules this network runs (from its genesis, see
+    /// [`crate::RULES`]). A rule that changes how inputs apply is gated on it, so a chain replays
+    /// under the rules it was written with. Keep this the last field: at 1 it is left out of
+    /// [`State::hash`].
+    pub rules: u32,
 }
 
 pub(crate) type Applied = Result<Vec<Event>, Rejection>;
 
 /// What [`State::hash`] encodes: every field of the state in order, as its postcard encoding
-/// does, but the trailing `validators` only when it is not empty — so that the state of a network
-/// without validators hashes exactly as it did before the field existed. (postcard encodes a
+/// does, but the trailing `validators` only when it is not empty or the rules are not the first,
+/// and `rules` only when they are not the first — so that the state of a network without
+/// validators, on the first rules, hashes exactly as it did before either field existed. (postcard encodes a
 /// struct as its fields one after another, so the two encodings agree byte for byte otherwise;
 /// a test holds them together.)
 struct HashView<'a>(&'a State);
@@ -294,8 +300,9 @@ impl Serialize for HashView<'_> {
             recheck,
             service,
             validators,
+            rules,
         } = self.0;
-        let mut t = serializer.serialize_tuple(14)?;
+        let mut t = serializer.serialize_tuple(15)?;
         t.serialize_element(config)?;
         t.serialize_element(ledger)?;
         t.serialize_element(verify)?;
@@ -309,8 +316,12 @@ impl Serialize for HashView<'_> {
         t.serialize_element(queue)?;
         t.serialize_element(recheck)?;
         t.serialize_element(service)?;
-        if !validators.is_empty() {
+        let later_rules = *rules != crate::FIRST_RULES;
+        if !validators.is_empty() || later_rules {
             t.serialize_element(validators)?;
+        }
+        if later_rules {
+            t.serialize_element(rules)?;
         }
         t.end()
     }
@@ -335,6 +346,7 @@ impl State {
             recheck: BTreeSet::new(),
             service: BTreeMap::new(),
             validators: Validators::default(),
+            rules: crate::RULES,
         }
     }
 
@@ -1014,6 +1026,34 @@ impl State {
             return Ok(());
         };
         let started = run.started;
+        // Rules 2: a success claiming more fuel than the task's limit is impossible for an honest
+        // sandbox; it counts as a failed attempt (its claim would otherwise feed the job's cost
+        // estimate and its payment).
+        let impossible = r.outcome == TaskOutcome::Success
+            && self.rules >= 2
+            && self
+                .jobs
+                .get(&id.job)
+                .and_then(|j| self.task_limits(j, id.index))
+                .is_some_and(|l| r.fuel_used > l.fuel);
+        let Some(run) = self.task_mut(id).and_then(|task| {
+            task.runs
+                .iter_mut()
+                .rev()
+                .find(|run| run.provider == who && run.outcome == RunOutcome::Running)
+        }) else {
+            return Ok(());
+        };
+        if impossible {
+            run.outcome = RunOutcome::Failed;
+            return self.attempt_failed(
+                id,
+                who,
+                format!("reported {} fuel, above the task's limit", r.fuel_used),
+                now,
+                events,
+            );
+        }
         if r.outcome == TaskOutcome::Success {
             run.outcome = RunOutcome::Returned {
                 output_hash: r.output_hash,

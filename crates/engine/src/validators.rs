@@ -426,17 +426,39 @@ mod tests {
     }
 
     #[test]
-    fn the_hash_leaves_out_only_an_empty_validator_set() {
-        // Without validators: the hash is over the encoding minus the empty field's bytes.
-        let plain = State::from_genesis(&Genesis::dev(id(9))).unwrap();
+    fn the_hash_leaves_out_only_an_empty_validator_set_on_the_first_rules() {
+        // Without validators, on the first rules: the hash is over the encoding minus the empty
+        // validators' and the rules' bytes (what the state encoded to before either existed).
+        let plain = State::from_genesis(&Genesis {
+            rules: crate::FIRST_RULES,
+            ..Genesis::dev(id(9))
+        })
+        .unwrap();
         let full = postcard::to_stdvec(&plain).unwrap();
-        let empty = postcard::to_stdvec(&Validators::default()).unwrap();
-        assert!(full.ends_with(&empty));
-        assert_eq!(plain.hash(), Hash::of(&full[..full.len() - empty.len()]));
-        // With validators: over the whole encoding.
-        let with = State::from_genesis(&genesis()).unwrap();
-        assert_eq!(with.hash(), Hash::of(&postcard::to_stdvec(&with).unwrap()));
+        let mut tail = postcard::to_stdvec(&Validators::default()).unwrap();
+        tail.extend(postcard::to_stdvec(&crate::FIRST_RULES).unwrap());
+        assert!(full.ends_with(&tail));
+        assert_eq!(plain.hash(), Hash::of(&full[..full.len() - tail.len()]));
+        // With validators, or on later rules: over the whole encoding.
+        let with = State::from_genesis(&Genesis {
+            rules: crate::FIRST_RULES,
+            ..genesis()
+        })
+        .unwrap();
+        let rules = postcard::to_stdvec(&crate::FIRST_RULES).unwrap();
+        let encoded = postcard::to_stdvec(&with).unwrap();
+        assert_eq!(
+            with.hash(),
+            Hash::of(&encoded[..encoded.len() - rules.len()])
+        );
         assert_ne!(with.hash(), plain.hash());
+        let later = State::from_genesis(&Genesis::dev(id(9))).unwrap();
+        assert_eq!(later.rules, crate::RULES);
+        assert_eq!(
+            later.hash(),
+            Hash::of(&postcard::to_stdvec(&later).unwrap())
+        );
+        assert_ne!(later.hash(), plain.hash());
     }
 
     #[test]

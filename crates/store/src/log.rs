@@ -223,6 +223,11 @@ impl SqliteLog {
                  seq   INTEGER PRIMARY KEY,
                  state BLOB NOT NULL
              );
+             -- State format 3 (the state gained its rules version).
+             CREATE TABLE IF NOT EXISTS snapshots_v3 (
+                 seq   INTEGER PRIMARY KEY,
+                 state BLOB NOT NULL
+             );
              CREATE TABLE IF NOT EXISTS blocks (
                  height INTEGER PRIMARY KEY,
                  block  BLOB NOT NULL
@@ -326,7 +331,7 @@ impl SqliteLog {
             .transaction()
             .map_err(|e| sqlite_err(&self.path, e))?;
         tx.execute(
-            "INSERT INTO snapshots_v2 (seq, state) VALUES (?1, ?2)",
+            "INSERT INTO snapshots_v3 (seq, state) VALUES (?1, ?2)",
             params![to_sql(seq), encode(state)],
         )
         .and_then(|_| {
@@ -438,20 +443,24 @@ fn uri_path(path: &Path) -> String {
 /// The log's length: its last entry's seq, or the seq of a checkpoint it starts from
 /// ([`SqliteLog::install_checkpoint`]) while it holds no entry after it.
 fn log_length(conn: &Connection) -> rusqlite::Result<u64> {
-    let last: i64 = conn.query_row("SELECT COALESCE(MAX(seq), 0) FROM log", [], |r| r.get(0))?;
-    let has_v2: i64 = conn.query_row(
-        "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'snapshots_v2'",
-        [],
-        |r| r.get(0),
-    )?;
-    let snapshot: i64 = if has_v2 > 0 {
-        conn.query_row("SELECT COALESCE(MAX(seq), 0) FROM snapshots_v2", [], |r| {
-            r.get(0)
-        })?
-    } else {
-        0
-    };
-    Ok(from_sql(last.max(snapshot)))
+    let mut last: i64 =
+        conn.query_row("SELECT COALESCE(MAX(seq), 0) FROM log", [], |r| r.get(0))?;
+    for table in ["snapshots_v2", "snapshots_v3"] {
+        let exists: i64 = conn.query_row(
+            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = ?1",
+            [table],
+            |r| r.get(0),
+        )?;
+        if exists > 0 {
+            let seq: i64 = conn.query_row(
+                &format!("SELECT COALESCE(MAX(seq), 0) FROM {table}"),
+                [],
+                |r| r.get(0),
+            )?;
+            last = last.max(seq);
+        }
+    }
+    Ok(from_sql(last))
 }
 
 fn to_sql(seq: u64) -> i64 {
@@ -498,9 +507,9 @@ fn insert_entry(
     Ok(())
 }
 
-/// Meta key of the genesis, format 2 (with validators). Format 1, under `genesis`, is read and
-/// converted: it had no validators.
-const GENESIS_KEY: &str = "genesis_v2";
+/// Meta key of the genesis, format 3 (with the rules version). Formats 2 (`genesis_v2`, with
+/// validators) and 1 (`genesis`) are read and converted: they ran the first rules.
+const GENESIS_KEY: &str = "genesis_v3";
 
 /// The genesis as format 1 stored it (before validators).
 #[derive(serde::Deserialize)]
@@ -511,29 +520,53 @@ struct GenesisV1 {
     verification: engine::VerifyParams,
 }
 
+/// The genesis as format 2 stored it (before the rules version).
+#[derive(serde::Deserialize)]
+struct GenesisV2 {
+    params: engine::LedgerParams,
+    allocations: std::collections::BTreeMap<AccountId, engine::Amount>,
+    engine: engine::EngineConfig,
+    verification: engine::VerifyParams,
+    validators: engine::Validators,
+}
+
 fn decode_genesis(bytes: &[u8], format: u32) -> Result<Genesis, postcard::Error> {
-    if format == 1 {
-        let v1: GenesisV1 = postcard::from_bytes(bytes)?;
-        return Ok(Genesis {
-            params: v1.params,
-            allocations: v1.allocations,
-            engine: v1.engine,
-            verification: v1.verification,
-            validators: engine::Validators::default(),
-        });
-    }
-    postcard::from_bytes(bytes)
+    let v2 = match format {
+        1 => {
+            let v1: GenesisV1 = postcard::from_bytes(bytes)?;
+            GenesisV2 {
+                params: v1.params,
+                allocations: v1.allocations,
+                engine: v1.engine,
+                verification: v1.verification,
+                validators: engine::Validators::default(),
+            }
+        }
+        2 => postcard::from_bytes(bytes)?,
+        _ => return postcard::from_bytes(bytes),
+    };
+    Ok(Genesis {
+        params: v2.params,
+        allocations: v2.allocations,
+        engine: v2.engine,
+        verification: v2.verification,
+        validators: v2.validators,
+        rules: engine::FIRST_RULES,
+    })
 }
 
 /// Decodes a stored state. Format 1 is format 2 without the trailing `validators` field, which a
-/// network of that time never had: its empty encoding is appended (the migration).
+/// network of that time never had, and format 2 is format 3 without the trailing `rules`, which
+/// were the first: their encodings are appended (the migration).
 fn decode_snapshot(bytes: &[u8], format: u32) -> Result<State, postcard::Error> {
+    let mut v3 = bytes.to_vec();
     if format == 1 {
-        let mut v2 = bytes.to_vec();
-        v2.extend(encode(&engine::Validators::default()));
-        return postcard::from_bytes(&v2);
+        v3.extend(encode(&engine::Validators::default()));
     }
-    postcard::from_bytes(bytes)
+    if format <= 2 {
+        v3.extend(encode(&engine::FIRST_RULES));
+    }
+    postcard::from_bytes(&v3)
 }
 
 fn encode<T: serde::Serialize>(value: &T) -> Vec<u8> {
@@ -606,16 +639,17 @@ impl CommandLog for SqliteLog {
             .transaction()
             .map_err(|e| sqlite_err(&self.path, e))?;
         tx.execute(
-            "INSERT OR REPLACE INTO snapshots_v2 (seq, state) VALUES (?1, ?2)",
+            "INSERT OR REPLACE INTO snapshots_v3 (seq, state) VALUES (?1, ?2)",
             params![to_sql(seq), encode(state)],
         )
         .and_then(|_| {
-            // Older snapshots are never read again (nor those of the older format).
+            // Older snapshots are never read again (nor those of the older formats).
             tx.execute(
-                "DELETE FROM snapshots_v2 WHERE seq < ?1",
+                "DELETE FROM snapshots_v3 WHERE seq < ?1",
                 params![to_sql(seq)],
             )
         })
+        .and_then(|_| tx.execute("DELETE FROM snapshots_v2", []))
         .and_then(|_| tx.execute("DELETE FROM snapshots", []))
         .and_then(|_| tx.commit())
         .map_err(|e| sqlite_err(&self.path, e))?;
@@ -623,8 +657,8 @@ impl CommandLog for SqliteLog {
     }
 
     fn latest_snapshot(&self) -> Result<Option<(u64, State)>, StoreError> {
-        // Format 2 first; a log written before it may hold a format-1 snapshot instead.
-        for (table, format) in [("snapshots_v2", 2), ("snapshots", 1)] {
+        // Format 3 first; a log written before it may hold a format-2 or 1 snapshot instead.
+        for (table, format) in [("snapshots_v3", 3), ("snapshots_v2", 2), ("snapshots", 1)] {
             if !self.has_table(table)? {
                 continue;
             }
@@ -863,7 +897,7 @@ impl CommandLog for SqliteLog {
         if !self.has_table("meta")? {
             return Ok(None);
         }
-        for (key, format) in [(GENESIS_KEY, 2), ("genesis", 1)] {
+        for (key, format) in [(GENESIS_KEY, 3), ("genesis_v2", 2), ("genesis", 1)] {
             let bytes: Option<Vec<u8>> = self
                 .conn
                 .query_row("SELECT value FROM meta WHERE key = ?1", params![key], |r| {
@@ -1109,55 +1143,89 @@ mod tests {
     }
 
     #[test]
-    fn a_log_of_the_first_format_reads_its_genesis_and_snapshot_after_migration() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut genesis = Genesis::dev(AccountId([9; 32]));
-        genesis.params.min_stake = 0;
-        genesis.allocations.insert(AccountId([1; 32]), 5);
-        let mut state = State::from_genesis(&genesis).unwrap();
-        state.apply(&register(1, 1)).unwrap();
-        {
-            // What a gridmint of format 1 wrote: the genesis without validators under `genesis`,
-            // the state without its trailing validators in `snapshots`.
-            let log = SqliteLog::open(dir.path()).unwrap();
-            let v1_genesis = encode(&(
-                &genesis.params,
-                &genesis.allocations,
-                &genesis.engine,
-                &genesis.verification,
+    fn logs_of_older_formats_read_their_genesis_and_snapshot_after_migration() {
+        for format in [1u32, 2] {
+            let dir = tempfile::tempdir().unwrap();
+            let mut genesis = Genesis::dev(AccountId([9; 32]));
+            // Both formats predate the rules version: their networks run the first rules.
+            genesis.rules = engine::FIRST_RULES;
+            genesis.params.min_stake = 0;
+            genesis.allocations.insert(AccountId([1; 32]), 5);
+            let mut state = State::from_genesis(&genesis).unwrap();
+            state.apply(&register(1, 1)).unwrap();
+            let hash_then = state.hash();
+            {
+                // What a gridmint of that format wrote: format 1, the genesis without validators
+                // under `genesis` and the state without its trailing validators and rules in
+                // `snapshots`; format 2, the genesis without the rules under `genesis_v2` and the
+                // state without its trailing rules in `snapshots_v2`.
+                let log = SqliteLog::open(dir.path()).unwrap();
+                let rules = encode(&engine::FIRST_RULES);
+                let full = encode(&state);
+                let (key, table, old_genesis, old_state) = if format == 1 {
+                    let cut = encode(&engine::Validators::default()).len() + rules.len();
+                    (
+                        "genesis",
+                        "snapshots",
+                        encode(&(
+                            &genesis.params,
+                            &genesis.allocations,
+                            &genesis.engine,
+                            &genesis.verification,
+                        )),
+                        full[..full.len() - cut].to_vec(),
+                    )
+                } else {
+                    (
+                        "genesis_v2",
+                        "snapshots_v2",
+                        encode(&(
+                            &genesis.params,
+                            &genesis.allocations,
+                            &genesis.engine,
+                            &genesis.verification,
+                            &genesis.validators,
+                        )),
+                        full[..full.len() - rules.len()].to_vec(),
+                    )
+                };
+                log.conn
+                    .execute(
+                        "INSERT INTO meta (key, value) VALUES (?1, ?2)",
+                        params![key, old_genesis],
+                    )
+                    .unwrap();
+                log.conn
+                    .execute(
+                        &format!("INSERT INTO {table} (seq, state) VALUES (1, ?1)"),
+                        params![old_state],
+                    )
+                    .unwrap();
+            }
+            let mut log = SqliteLog::open(dir.path()).unwrap();
+            assert_eq!(
+                log.genesis().unwrap(),
+                Some(genesis.clone()),
+                "format {format}"
+            );
+            let (seq, read) = log.latest_snapshot().unwrap().unwrap();
+            assert_eq!((seq, read.hash()), (1, hash_then), "format {format}");
+            assert_eq!(read, state, "format {format}");
+            // A new snapshot is written in format 3 and replaces the old one.
+            log.save_snapshot(1, &state).unwrap();
+            for table in ["snapshots", "snapshots_v2"] {
+                let old: i64 = log
+                    .conn
+                    .query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0))
+                    .unwrap();
+                assert_eq!(old, 0, "format {format}: {table}");
+            }
+            assert_eq!(log.latest_snapshot().unwrap().unwrap().1, state);
+            assert!(matches!(
+                log.set_genesis(&genesis),
+                Err(StoreError::GenesisSet)
             ));
-            let full = encode(&state);
-            let v1_state = &full[..full.len() - encode(&engine::Validators::default()).len()];
-            log.conn
-                .execute(
-                    "INSERT INTO meta (key, value) VALUES ('genesis', ?1)",
-                    params![v1_genesis],
-                )
-                .unwrap();
-            log.conn
-                .execute(
-                    "INSERT INTO snapshots (seq, state) VALUES (1, ?1)",
-                    params![v1_state],
-                )
-                .unwrap();
         }
-        let mut log = SqliteLog::open(dir.path()).unwrap();
-        assert_eq!(log.genesis().unwrap(), Some(genesis.clone()));
-        let (seq, read) = log.latest_snapshot().unwrap().unwrap();
-        assert_eq!((seq, read.hash()), (1, state.hash()));
-        assert_eq!(read, state);
-        // A new snapshot is written in format 2 and replaces the old one.
-        log.save_snapshot(1, &state).unwrap();
-        let old: i64 = log
-            .conn
-            .query_row("SELECT COUNT(*) FROM snapshots", [], |r| r.get(0))
-            .unwrap();
-        assert_eq!(old, 0);
-        assert_eq!(log.latest_snapshot().unwrap().unwrap().1, state);
-        assert!(matches!(
-            log.set_genesis(&genesis),
-            Err(StoreError::GenesisSet)
-        ));
     }
 
     fn replay_matches(log: &mut dyn CommandLog) {

@@ -229,6 +229,12 @@ fn genesis_of(validators: bool) -> Genesis {
                 })
             }
         },
+        // Half the cases run the current rules (with validators), half the first ones.
+        rules: if validators {
+            engine::RULES
+        } else {
+            engine::FIRST_RULES
+        },
     }
 }
 

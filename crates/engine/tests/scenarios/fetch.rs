@@ -171,6 +171,7 @@ fn a_validator_set_takes_no_assignment_or_loss_on_the_leaders_word() {
                 stake: 0,
             }],
         }),
+        rules: engine::RULES,
     };
     genesis.params.min_stake = 0;
     let mut w = World::with_genesis(&genesis);

@@ -369,3 +369,43 @@ fn report_from_a_provider_that_left_and_came_back_is_ignored() {
     assert!(matches!(events.as_slice(), [Event::ReportIgnored { .. }]));
     assert_eq!(w.task_state(tid(job, 0)), TaskState::Queued);
 }
+
+/// Rules 2: a success claiming more fuel than the task's limit (impossible for an honest
+/// sandbox) is a failed attempt, not a result: nothing is paid and the claim feeds no estimate.
+/// On the first rules the same report was accepted (its payment capped at the limit).
+#[test]
+fn a_success_claiming_more_fuel_than_the_limit_is_a_failed_attempt() {
+    for (rules, accepted) in [(engine::RULES, false), (engine::FIRST_RULES, true)] {
+        let mut w = World::new();
+        w.state.rules = rules;
+        w.register(acct(1), provider_spec());
+        let job = w.submit(acct(9), job_spec(2));
+        let limit = limits().fuel;
+        w.assign(acct(1), &[tid(job, 0), tid(job, 1)]);
+        let events = w.report(
+            acct(1),
+            vec![
+                success(tid(job, 0), 1, limit),
+                success(tid(job, 1), 2, limit + 1),
+            ],
+        );
+        assert!(
+            matches!(events[0], Event::TaskCompleted { fuel_used, .. } if fuel_used == limit),
+            "rules {rules}: {events:?}"
+        );
+        let refused = events.iter().any(|e| {
+            matches!(e, Event::TaskAttemptFailed { task, reason, .. }
+                if *task == tid(job, 1) && reason.contains("above the task's limit"))
+        });
+        assert_eq!(refused, !accepted, "rules {rules}: {events:?}");
+        assert_eq!(
+            w.task_state(tid(job, 1)),
+            if accepted {
+                TaskState::Done
+            } else {
+                TaskState::Queued
+            },
+            "rules {rules}"
+        );
+    }
+}

@@ -41,6 +41,7 @@ fn world(verification: VerifyParams) -> World {
         engine: Default::default(),
         verification,
         validators: Default::default(),
+        rules: engine::RULES,
     });
     w.verify_events = true;
     w.money_events = true;

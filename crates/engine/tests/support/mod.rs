@@ -205,6 +205,7 @@ impl World {
             engine: config,
             verification: Default::default(),
             validators: Default::default(),
+            rules: engine::RULES,
         })
     }
 
