@@ -31,6 +31,10 @@ struct GenesisFile {
     /// The validator set; none: a single coordinator.
     #[serde(default)]
     validators: Vec<ValidatorFile>,
+    /// The engine's rules version (default: the current one, `engine::RULES`). Only to verify a
+    /// chain created under older rules from a genesis file.
+    #[serde(default)]
+    rules: Option<u32>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -155,7 +159,7 @@ pub fn parse_network(text: &str) -> anyhow::Result<(Genesis, ValidatorSet)> {
             }
         },
         // A new network runs the engine's current rules.
-        rules: engine::RULES,
+        rules: file.rules.unwrap_or(engine::RULES),
     };
     genesis.validate().map_err(|e| anyhow::anyhow!(e))?;
     Ok((genesis, validators))
@@ -190,6 +194,11 @@ mod tests {
         assert_eq!(g.params.min_stake, tokens(500));
         assert_eq!(g.params.unbonding_delay_ms, 7 * 24 * 3600 * 1000);
         assert_eq!(g.params.faucet, None);
+        assert_eq!(
+            g.rules,
+            engine::RULES,
+            "a new network runs the current rules"
+        );
         assert_eq!(g.allocations.len(), 2);
         assert_eq!(
             g.allocations.values().sum::<u128>(),
@@ -226,5 +235,25 @@ treasury_bps = 5000
             let err = format!("{:#}", parse(&text).unwrap_err());
             assert!(err.contains(want), "{err:?} should mention {want:?}");
         }
+    }
+
+    #[test]
+    fn a_genesis_file_may_name_an_older_rules_version_and_no_unknown_one() {
+        let base = r#"chain_id = "x"
+treasury = "0000000000000000000000000000000000000000000000000000000000000001"
+fee_bps = 100
+min_stake = "10"
+unbonding_delay = "1h"
+[slash]
+fraction_bps = 1000
+requester_bps = 5000
+treasury_bps = 5000
+"#;
+        assert_eq!(parse(base).unwrap().rules, engine::RULES);
+        let older = format!("rules = {}\n{base}", engine::FIRST_RULES);
+        assert_eq!(parse(&older).unwrap().rules, engine::FIRST_RULES);
+        let unknown = format!("rules = {}\n{base}", engine::RULES + 1);
+        let err = format!("{:#}", parse(&unknown).unwrap_err());
+        assert!(err.contains("rules version"), "{err}");
     }
 }
