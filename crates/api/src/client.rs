@@ -239,6 +239,30 @@ impl Client {
         }
     }
 
+    /// POSTs `body` as JSON to `path` through [`Client::send_write`] (with its `lookup`).
+    async fn post_write<B: serde::Serialize + ?Sized>(
+        &self,
+        path: &str,
+        body: &B,
+        lookup: Option<&str>,
+    ) -> Result<(Bytes, bool), ClientError> {
+        let bytes = serde_json::to_vec(body).map_err(|e| ClientError::Decode {
+            url: self.url(path),
+            msg: format!("encoding the request: {e}"),
+        })?;
+        self.send_write(
+            path,
+            |url| {
+                self.http
+                    .post(url)
+                    .header(reqwest::header::CONTENT_TYPE, "application/json")
+                    .body(bytes.clone())
+            },
+            lookup,
+        )
+        .await
+    }
+
     /// Asks the current validator (or the leader it points to) whether a write is logged: its
     /// logged outcome, or `None` if it is not (or nobody could say).
     async fn look_up(&self, path: &str) -> Option<Bytes> {
@@ -295,7 +319,12 @@ impl Client {
         build: impl Fn(&str) -> reqwest::RequestBuilder,
     ) -> Result<T, ClientError> {
         let body = self.send_to(path, build).await?;
-        serde_json::from_slice(&body).map_err(|e| ClientError::Decode {
+        self.decode(path, &body)
+    }
+
+    /// The JSON answer `body` from `path`, decoded.
+    fn decode<T: DeserializeOwned>(&self, path: &str, body: &[u8]) -> Result<T, ClientError> {
+        serde_json::from_slice(body).map_err(|e| ClientError::Decode {
             url: self.url(path),
             msg: e.to_string(),
         })
@@ -310,17 +339,8 @@ impl Client {
         path: &str,
         body: &B,
     ) -> Result<T, ClientError> {
-        let bytes = serde_json::to_vec(body).map_err(|e| ClientError::Decode {
-            url: self.url(path),
-            msg: format!("encoding the request: {e}"),
-        })?;
-        self.json(path, |url| {
-            self.http
-                .post(url)
-                .header(reqwest::header::CONTENT_TYPE, "application/json")
-                .body(bytes.clone())
-        })
-        .await
+        let (bytes, _) = self.post_write(path, body, None).await?;
+        self.decode(path, &bytes)
     }
 
     pub async fn status(&self) -> Result<StatusView, ClientError> {
@@ -378,28 +398,9 @@ impl Client {
         signed: &Signed<Action>,
     ) -> Result<ActionResponse, ClientError> {
         let path = "/v1/actions";
-        let bytes = serde_json::to_vec(signed).map_err(|e| ClientError::Decode {
-            url: self.url(path),
-            msg: format!("encoding the request: {e}"),
-        })?;
         let lookup = format!("/v1/actions/{}/{}", signed.signer, signed.nonce);
-        let body = self
-            .send_write(
-                path,
-                |url| {
-                    self.http
-                        .post(url)
-                        .header(reqwest::header::CONTENT_TYPE, "application/json")
-                        .body(bytes.clone())
-                },
-                Some(&lookup),
-            )
-            .await?
-            .0;
-        serde_json::from_slice(&body).map_err(|e| ClientError::Decode {
-            url: self.url(path),
-            msg: e.to_string(),
-        })
+        let (body, _) = self.post_write(path, signed, Some(&lookup)).await?;
+        self.decode(path, &body)
     }
 
     /// Signs `actions` (with consecutive nonces) and submits them as one batch: see
@@ -423,27 +424,8 @@ impl Client {
         actions: &[Signed<Action>],
     ) -> Result<Vec<BatchOutcome>, ClientError> {
         let path = "/v1/actions/batch";
-        let bytes = serde_json::to_vec(actions).map_err(|e| ClientError::Decode {
-            url: self.url(path),
-            msg: format!("encoding the request: {e}"),
-        })?;
-        let (body, unsure) = self
-            .send_write(
-                path,
-                |url| {
-                    self.http
-                        .post(url)
-                        .header(reqwest::header::CONTENT_TYPE, "application/json")
-                        .body(bytes.clone())
-                },
-                None,
-            )
-            .await?;
-        let mut outcomes: Vec<BatchOutcome> =
-            serde_json::from_slice(&body).map_err(|e| ClientError::Decode {
-                url: self.url(path),
-                msg: e.to_string(),
-            })?;
+        let (body, unsure) = self.post_write(path, &actions, None).await?;
+        let mut outcomes: Vec<BatchOutcome> = self.decode(path, &body)?;
         if outcomes.len() != actions.len() {
             return Err(ClientError::Decode {
                 url: self.url(path),

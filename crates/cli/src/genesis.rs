@@ -182,6 +182,18 @@ mod tests {
     use super::*;
     use engine::tokens;
 
+    /// A genesis file with only the required keys.
+    const MINIMAL: &str = r#"chain_id = "x"
+treasury = "0000000000000000000000000000000000000000000000000000000000000001"
+fee_bps = 100
+min_stake = "10"
+unbonding_delay = "1h"
+[slash]
+fraction_bps = 1000
+requester_bps = 5000
+treasury_bps = 5000
+"#;
+
     #[test]
     fn the_example_parses() {
         let path = Path::new(concat!(
@@ -208,16 +220,7 @@ mod tests {
 
     #[test]
     fn mistakes_name_the_key() {
-        let base = r#"chain_id = "x"
-treasury = "0000000000000000000000000000000000000000000000000000000000000001"
-fee_bps = 100
-min_stake = "10"
-unbonding_delay = "1h"
-[slash]
-fraction_bps = 1000
-requester_bps = 5000
-treasury_bps = 5000
-"#;
+        let base = MINIMAL;
         assert!(parse(base).is_ok());
         let cases = [
             (base.replace("fee_bps = 100", "fee_bps = 10001"), "fee_bps"),
@@ -239,16 +242,7 @@ treasury_bps = 5000
 
     #[test]
     fn a_genesis_file_may_name_an_older_rules_version_and_no_unknown_one() {
-        let base = r#"chain_id = "x"
-treasury = "0000000000000000000000000000000000000000000000000000000000000001"
-fee_bps = 100
-min_stake = "10"
-unbonding_delay = "1h"
-[slash]
-fraction_bps = 1000
-requester_bps = 5000
-treasury_bps = 5000
-"#;
+        let base = MINIMAL;
         assert_eq!(parse(base).unwrap().rules, engine::RULES);
         let older = format!("rules = {}\n{base}", engine::FIRST_RULES);
         assert_eq!(parse(&older).unwrap().rules, engine::FIRST_RULES);

@@ -640,12 +640,13 @@ impl Node {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use engine::{Action, EngineConfig, ProviderSpec};
     use store::SqliteLog;
 
-    fn register(who: &Identity) -> Input {
+    /// `who` registers as a provider with one slot (a signed input).
+    pub(crate) fn register(who: &Identity) -> Input {
         Input::Signed(who.sign(Action::RegisterProvider(ProviderSpec {
             slots: 1,
             cores: 1,

@@ -439,18 +439,7 @@ mod tests {
             Node::open(Box::new(log), fresh, 1000, Identity::from_secret([1; 32])).unwrap();
         node.replicated = true;
         let provider = Identity::from_secret([50; 32]);
-        let register = Input::Signed(provider.sign(Action::RegisterProvider(
-            engine::ProviderSpec {
-                slots: 1,
-                cores: 1,
-                memory_bytes: 1 << 30,
-                gpu: None,
-                benchmark_score: 1,
-                region: "local".into(),
-                price_per_fuel: 1,
-                operator: None,
-            },
-        )));
+        let register = crate::node::tests::register(&provider);
         let t = 1_000_000;
         node.execute(
             Proposal::Inputs {
@@ -593,18 +582,7 @@ mod tests {
             requirements: Default::default(),
         };
         let inputs = vec![
-            Input::Signed(
-                provider.sign(Action::RegisterProvider(engine::ProviderSpec {
-                    slots: 1,
-                    cores: 1,
-                    memory_bytes: 1 << 30,
-                    gpu: None,
-                    benchmark_score: 1,
-                    region: "local".into(),
-                    price_per_fuel: 1,
-                    operator: None,
-                })),
-            ),
+            crate::node::tests::register(&provider),
             Input::Signed(requester.sign(Action::SubmitJob(spec))),
         ];
         let Outcome::Committed(done) = node
