@@ -498,6 +498,9 @@ async fn job(cmd: JobCommand) -> anyhow::Result<()> {
                             engine::RunOutcome::Returned { output_hash, .. } => {
                                 format!("returned {}", &output_hash.to_hex()[..12])
                             }
+                            engine::RunOutcome::Failure {
+                                outcome, fuel_used, ..
+                            } => format!("failed ({outcome}, {fuel_used} fuel)"),
                             other => format!("{other:?}").to_lowercase(),
                         };
                         format!("{} {outcome}", &r.provider.to_hex()[..12])

@@ -22,7 +22,13 @@
 /// - 1: the rules before versioning.
 /// - 2: a success reported with more fuel than the task's limit is ignored (an honest sandbox
 ///   never exceeds it).
-pub const RULES: u32 = 2;
+/// - 3: a failure the sandbox reproduces exactly (exit status, trap, out of fuel, memory or
+///   output limit, after running guest code) is verified like a result: it fails its task only
+///   when matching failures reach the policy's quorum (at least 2, under the adaptive policy with
+///   a trusted member); a failure that loses to an accepted result is slashed; a confirmed
+///   failure is paid like a result. Any report claiming more fuel than the task's limit is a
+///   failed attempt.
+pub const RULES: u32 = 3;
 /// The rules of a network whose genesis predates the version.
 pub const FIRST_RULES: u32 = 1;
 
@@ -53,4 +59,7 @@ pub use types::*;
 pub use validators::{
     Equivocation, Lost, SILENCE_MAX_SKEW_MS, SignedHeader, Silence, ValidatorChange, Validators,
 };
-pub use verify::{MAX_RESULTS, MAX_SCORE, Reputation, Run, RunOutcome, VerifyParams};
+pub use verify::{
+    FAILURE_MESSAGE_MAX, MAX_RESULTS, MAX_SCORE, Reputation, Run, RunOutcome, VerifyParams,
+    failure_key,
+};

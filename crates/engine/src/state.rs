@@ -165,7 +165,12 @@ impl Task {
     pub fn executions(&self) -> usize {
         self.runs
             .iter()
-            .filter(|r| matches!(r.outcome, RunOutcome::Returned { .. } | RunOutcome::Failed))
+            .filter(|r| {
+                matches!(
+                    r.outcome,
+                    RunOutcome::Returned { .. } | RunOutcome::Failed | RunOutcome::Failure { .. }
+                )
+            })
             .count()
     }
 }
@@ -1029,13 +1034,16 @@ impl State {
         // Rules 2: a success claiming more fuel than the task's limit is impossible for an honest
         // sandbox; it counts as a failed attempt (its claim would otherwise feed the job's cost
         // estimate and its payment).
-        let impossible = r.outcome == TaskOutcome::Success
+        // Rules 3: any outcome (a failure's fuel counts too).
+        let impossible = (r.outcome == TaskOutcome::Success || self.rules >= 3)
             && self.rules >= 2
             && self
                 .jobs
                 .get(&id.job)
                 .and_then(|j| self.task_limits(j, id.index))
                 .is_some_and(|l| r.fuel_used > l.fuel);
+        let verifiable =
+            self.rules >= 3 && crate::verify::failure_key(&r.outcome, r.fuel_used).is_some();
         let Some(run) = self.task_mut(id).and_then(|task| {
             task.runs
                 .iter_mut()
@@ -1071,6 +1079,29 @@ impl State {
                 fuel_used: r.fuel_used,
             });
             self.maybe_spot_check(id, who, started, events);
+            return self.settle(id, now, events);
+        }
+        // Rules 3: a failure the sandbox reproduces exactly is verified like a result rather
+        // than counted as an attempt (see `verify::failure_key`).
+        if verifiable {
+            run.outcome = Run::failure(&r.outcome, r.fuel_used, weight);
+            let reason = format!(
+                "{} after {} fuel (reported by {who})",
+                r.outcome, r.fuel_used
+            );
+            if let Some(task) = self.task_mut(id) {
+                task.last_error = Some(reason.clone());
+            }
+            let attempts = self.task_mut(id).map_or(0, |t| t.failures);
+            if let Some(p) = self.providers.get_mut(&who) {
+                p.stats.tasks_failed = p.stats.tasks_failed.saturating_add(1);
+            }
+            events.push(Event::TaskAttemptFailed {
+                task: id,
+                provider: who,
+                reason,
+                attempts,
+            });
             return self.settle(id, now, events);
         }
         run.outcome = RunOutcome::Failed;

@@ -26,7 +26,7 @@
 use crate::command::{Event, Rejection};
 use crate::ledger::{BPS, SlashEvidence};
 use crate::state::{JobStatus, State, TaskResult, TaskState};
-use crate::types::{AccountId, Hash, Redundancy, TaskId, Time};
+use crate::types::{AccountId, Hash, Redundancy, TaskId, TaskOutcome, Time};
 use serde::{Deserialize, Serialize};
 
 /// The network's verification rules, fixed at genesis.
@@ -134,6 +134,54 @@ pub enum RunOutcome {
     Abandoned,
     /// The task was settled (or its job ended) while this run was still going.
     Cancelled,
+    /// Rules 3: the run ended in a failure the sandbox reproduces exactly (see [`failure_key`]),
+    /// with the fuel it used and what the report weighs. Verified like a result: it groups
+    /// with matching failures in the tally, and loses (and is slashed) when another result is
+    /// accepted.
+    Failure {
+        outcome: TaskOutcome,
+        fuel_used: u64,
+        weight: u32,
+    },
+}
+
+/// The longest trap message kept in a [`RunOutcome::Failure`].
+pub const FAILURE_MESSAGE_MAX: usize = 200;
+
+/// Rules 3: what a failure agrees on when the sandbox reproduces it exactly on every honest
+/// provider — an exit status, a trap, running out of fuel, the memory limit, too much output —
+/// and that ran guest code (`fuel_used > 0`). `None` for a success, for a wall-clock timeout
+/// (it depends on the machine), and for a failure before the guest ran (a download that failed,
+/// a host out of resources: `fuel_used == 0`), which stay unverified attempts. A trap's message is
+/// not part of the key (it may differ between sandbox versions); the fuel at which it happened
+/// is.
+pub fn failure_key(outcome: &TaskOutcome, fuel_used: u64) -> Option<Hash> {
+    if fuel_used == 0 {
+        return None;
+    }
+    let what = match outcome {
+        TaskOutcome::Success | TaskOutcome::Timeout => return None,
+        TaskOutcome::Exit(code) => format!("exit {code}"),
+        TaskOutcome::Trap(_) => "trap".into(),
+        TaskOutcome::OutOfFuel => "out of fuel".into(),
+        TaskOutcome::MemoryLimit => "memory limit".into(),
+        TaskOutcome::OutputTooLarge => "output too large".into(),
+    };
+    Some(Hash::of(format!("gridmint/failure/v1/{what}").as_bytes()))
+}
+
+/// `outcome` as a failed run keeps it: a trap's message cut to [`FAILURE_MESSAGE_MAX`] bytes.
+fn kept(outcome: &TaskOutcome) -> TaskOutcome {
+    match outcome {
+        TaskOutcome::Trap(msg) if msg.len() > FAILURE_MESSAGE_MAX => {
+            let end = (0..=FAILURE_MESSAGE_MAX)
+                .rev()
+                .find(|i| msg.is_char_boundary(*i))
+                .unwrap_or(0);
+            TaskOutcome::Trap(msg.get(..end).unwrap_or_default().to_string())
+        }
+        other => other.clone(),
+    }
 }
 
 impl Run {
@@ -142,23 +190,97 @@ impl Run {
     pub fn counts(&self) -> bool {
         matches!(
             self.outcome,
-            RunOutcome::Running | RunOutcome::Returned { .. }
+            RunOutcome::Running | RunOutcome::Returned { .. } | RunOutcome::Failure { .. }
         )
+    }
+
+    /// Rules 3: the outcome a report of a verifiable failure leaves in its run.
+    pub(crate) fn failure(outcome: &TaskOutcome, fuel_used: u64, weight: u32) -> RunOutcome {
+        RunOutcome::Failure {
+            outcome: kept(outcome),
+            fuel_used,
+            weight,
+        }
     }
 }
 
-/// What results of a task agree on.
+/// What results of a task agree on: output hash, size and fuel for a success; the
+/// [`failure_key`], 0 and fuel for a failure (`failed`).
 type Key = (Hash, u64, u64);
+
+/// Matching results of a task.
+#[derive(Clone)]
+struct Group {
+    key: Key,
+    /// A group of verifiable failures (rules 3), never merged with successes.
+    failed: bool,
+    members: Vec<AccountId>,
+    weight: u32,
+    /// Some member's result weighed what a trusted provider's does when it arrived.
+    trusted: bool,
+    /// The first member's failure, for a failed group.
+    outcome: Option<TaskOutcome>,
+}
 
 /// A task's position, computed by [`State::tally`].
 struct Tally {
-    /// Groups of matching results, in order of first arrival: key, members, weight.
-    groups: Vec<(Key, Vec<AccountId>, u32)>,
+    /// Groups of matching results, in order of first arrival.
+    groups: Vec<Group>,
     running: u32,
     running_weight: u32,
     returned: u32,
     threshold: u32,
+    /// What a group of failures needs (rules 3): see [`State::failure_threshold`].
+    failure_threshold: u32,
     max_results: u32,
+}
+
+impl Tally {
+    /// Adds a returned result (a failure when `failure` is its outcome) to its group.
+    fn join(
+        &mut self,
+        key: Key,
+        failure: Option<&TaskOutcome>,
+        who: AccountId,
+        trusted: bool,
+        w: u32,
+    ) {
+        self.returned = self.returned.saturating_add(1);
+        let failed = failure.is_some();
+        match self
+            .groups
+            .iter_mut()
+            .find(|g| g.key == key && g.failed == failed)
+        {
+            Some(g) => {
+                g.members.push(who);
+                g.weight = g.weight.saturating_add(w);
+                g.trusted |= trusted;
+            }
+            None => self.groups.push(Group {
+                key,
+                failed,
+                members: vec![who],
+                weight: w,
+                trusted,
+                outcome: failure.cloned(),
+            }),
+        }
+    }
+
+    /// The weight group `g` needs before it is accepted, and whether it must hold a trusted
+    /// member.
+    fn needs(&self, g: &Group, adaptive: bool) -> u32 {
+        if !g.failed {
+            return self.threshold.saturating_sub(g.weight);
+        }
+        let short = self.failure_threshold.saturating_sub(g.weight);
+        if short == 0 && adaptive && !g.trusted {
+            1
+        } else {
+            short
+        }
+    }
 }
 
 impl State {
@@ -177,6 +299,18 @@ impl State {
         }
     }
 
+    /// The weight a group of matching failures needs before a task fails (rules 3): the
+    /// policy's full quorum — never the lone-trusted shortcut — and at least 2, so no single
+    /// report can fail a job; under the adaptive policy one of its members must also be trusted.
+    /// Failing a job is worth more to a saboteur than one wrong output, and an honest
+    /// deterministic failure is rare and cheap to confirm.
+    fn failure_threshold(&self, policy: Redundancy) -> u32 {
+        match policy {
+            Redundancy::Fixed { quorum, .. } => quorum.max(2),
+            Redundancy::Adaptive => self.verify.quorum_weight.max(2),
+        }
+    }
+
     fn tally(&self, id: TaskId) -> Option<Tally> {
         let job = self.jobs.get(&id.job)?;
         let task = job.tasks.get(id.index as usize)?;
@@ -187,8 +321,14 @@ impl State {
             running_weight: 0,
             returned: 0,
             threshold: 0,
+            failure_threshold: self.failure_threshold(policy),
             max_results: 0,
         };
+        let trusted_weight = match policy {
+            Redundancy::Adaptive => self.verify.trusted_weight,
+            Redundancy::Fixed { .. } => 1,
+        };
+
         for run in &task.runs {
             match &run.outcome {
                 RunOutcome::Running => {
@@ -201,16 +341,21 @@ impl State {
                     output_size,
                     fuel_used,
                     weight: w,
+                } => tally.join(
+                    (*output_hash, *output_size, *fuel_used),
+                    None,
+                    run.provider,
+                    *w >= trusted_weight,
+                    *w,
+                ),
+                RunOutcome::Failure {
+                    outcome,
+                    fuel_used,
+                    weight: w,
                 } => {
-                    let w = *w;
-                    tally.returned = tally.returned.saturating_add(1);
-                    let key = (*output_hash, *output_size, *fuel_used);
-                    match tally.groups.iter_mut().find(|(k, _, _)| *k == key) {
-                        Some((_, members, weight)) => {
-                            members.push(run.provider);
-                            *weight = weight.saturating_add(w);
-                        }
-                        None => tally.groups.push((key, vec![run.provider], w)),
+                    if let Some(k) = failure_key(outcome, *fuel_used) {
+                        let trusted = *w >= trusted_weight;
+                        tally.join((k, 0, *fuel_used), Some(outcome), run.provider, trusted, *w);
                     }
                 }
                 RunOutcome::Failed | RunOutcome::Abandoned | RunOutcome::Cancelled => {}
@@ -230,6 +375,7 @@ impl State {
                                 RunOutcome::Returned { weight, .. } => {
                                     weight >= self.verify.trusted_weight
                                 }
+                                RunOutcome::Failure { .. } => false,
                                 _ => self.is_trusted(&only.provider),
                             }
                     }
@@ -349,20 +495,22 @@ impl State {
         }
     }
 
-    /// Brings task `id` up to date after a change: accepts a group that reached the threshold,
-    /// or keeps enough replicas queued for a quorum to form, or fails the task (and its job)
-    /// when none can form any more.
+    /// Brings task `id` up to date after a change: accepts a group that reached the threshold
+    /// (a group of failures fails the task and its job), or keeps enough replicas queued for a
+    /// quorum to form, or fails the task (and its job) when none can form any more.
     pub(crate) fn settle(
         &mut self,
         id: TaskId,
         now: Time,
         events: &mut Vec<Event>,
     ) -> Result<(), Rejection> {
-        let open = self
-            .jobs
-            .get(&id.job)
-            .filter(|j| !j.status.is_finished())
-            .and_then(|j| j.tasks.get(id.index as usize))
+        let Some(job) = self.jobs.get(&id.job).filter(|j| !j.status.is_finished()) else {
+            return Ok(());
+        };
+        let adaptive = job.spec.redundancy == Redundancy::Adaptive;
+        let open = job
+            .tasks
+            .get(id.index as usize)
             .is_some_and(|t| matches!(t.state, TaskState::Queued | TaskState::Running));
         if !open {
             return Ok(());
@@ -373,19 +521,36 @@ impl State {
         let winner = tally
             .groups
             .iter()
-            .filter(|(_, _, w)| *w >= tally.threshold)
-            .max_by_key(|(_, _, w)| *w)
+            .filter(|g| tally.needs(g, adaptive) == 0)
+            .max_by_key(|g| g.weight)
             .cloned();
-        if let Some((key, members, _)) = winner {
-            return self.accept(id, key, members, tally.groups, now, events);
+        if let Some(winner) = winner {
+            return self.conclude(id, winner, tally.groups, now, events);
         }
-        let best = tally.groups.iter().map(|(_, _, w)| *w).max().unwrap_or(0);
+        let best = tally.groups.iter().map(|g| g.weight).max().unwrap_or(0);
+        let best_success = tally
+            .groups
+            .iter()
+            .filter(|g| !g.failed)
+            .map(|g| g.weight)
+            .max()
+            .unwrap_or(0);
+        let failures = tally.groups.iter().any(|g| g.failed);
+        // The fewest more weight any group (or a new success) needs.
         let need = tally
-            .threshold
-            .saturating_sub(best)
+            .groups
+            .iter()
+            .filter(|g| g.failed)
+            .map(|g| tally.needs(g, adaptive))
+            .fold(tally.threshold.saturating_sub(best_success), u32::min)
             .saturating_sub(tally.running_weight);
-        let room = tally
-            .max_results
+        // A failure needs confirming even where the policy collects one result.
+        let max_results = if failures {
+            tally.max_results.max(tally.failure_threshold)
+        } else {
+            tally.max_results
+        };
+        let room = max_results
             .saturating_sub(tally.returned)
             .saturating_sub(tally.running);
         let queued = need.min(room);
@@ -393,15 +558,20 @@ impl State {
             let agreement = tally
                 .groups
                 .iter()
-                .map(|(_, m, _)| m.len())
+                .map(|g| g.members.len())
                 .max()
                 .unwrap_or(0);
-            let reason = format!(
+            let mut reason = format!(
                 "task {id}: no quorum after {} results ({} distinct outputs, at most {agreement} agreeing; weight {best} of {} needed)",
                 tally.returned,
                 tally.groups.len(),
                 tally.threshold
             );
+            if let Some(outcome) = tally.groups.iter().find_map(|g| g.outcome.as_ref()) {
+                reason.push_str(&format!(
+                    "; reported failure: {outcome}, confirmed by no trusted provider"
+                ));
+            }
             events.push(Event::TaskFailed {
                 task: id,
                 reason: reason.clone(),
@@ -428,6 +598,8 @@ impl State {
                 queued,
                 reason: if tally.groups.len() > 1 {
                     "results disagree".into()
+                } else if failures {
+                    "failure needs confirmation".into()
                 } else if task.spot_check {
                     "spot check".into()
                 } else {
@@ -455,25 +627,27 @@ impl State {
         Ok(())
     }
 
-    /// Accepts the result `key` agreed on by `members`: pays them one execution between them,
-    /// rejects and slashes every disagreeing result, cancels replicas still running, and moves
-    /// the job on.
-    fn accept(
+    /// Ends task `id` with the group `winner`: a success is accepted and moves the job on; a
+    /// group of matching failures (rules 3) fails the task and its job. Either way its members
+    /// share one execution's pay, every result that disagrees is rejected and slashed, and
+    /// replicas still running are cancelled.
+    fn conclude(
         &mut self,
         id: TaskId,
-        key: Key,
-        members: Vec<AccountId>,
-        groups: Vec<(Key, Vec<AccountId>, u32)>,
+        winner: Group,
+        groups: Vec<Group>,
         now: Time,
         events: &mut Vec<Event>,
     ) -> Result<(), Rejection> {
-        let (output_hash, output_size, fuel_used) = key;
-        let losers: Vec<(AccountId, Hash)> = groups
-            .iter()
-            .filter(|(k, _, _)| *k != key)
-            .flat_map(|((hash, _, _), m, _)| m.iter().map(move |p| (*p, *hash)))
-            .collect();
-        let verified = members.len() > 1;
+        let (output_hash, output_size, fuel_used) = winner.key;
+        let members = winner.members.clone();
+        let failure = winner.outcome.as_ref().filter(|_| winner.failed);
+        let reason = failure.map(|outcome| {
+            format!(
+                "task {id}: {outcome} on {} providers, using {fuel_used} fuel (a verified failure: the program fails the same way everywhere)",
+                members.len()
+            )
+        });
         let Some(job) = self.jobs.get_mut(&id.job) else {
             return Ok(());
         };
@@ -481,14 +655,22 @@ impl State {
         let Some(task) = job.tasks.get_mut(id.index as usize) else {
             return Ok(());
         };
-        task.state = TaskState::Done;
         task.queued = 0;
-        task.result = Some(TaskResult {
-            providers: members.clone(),
-            output_hash,
-            output_size,
-            fuel_used,
-        });
+        match &reason {
+            Some(reason) => {
+                task.state = TaskState::Failed;
+                task.last_error = Some(reason.clone());
+            }
+            None => {
+                task.state = TaskState::Done;
+                task.result = Some(TaskResult {
+                    providers: members.clone(),
+                    output_hash,
+                    output_size,
+                    fuel_used,
+                });
+            }
+        }
         let mut cancelled = Vec::new();
         for run in &mut task.runs {
             if run.outcome == RunOutcome::Running {
@@ -497,7 +679,7 @@ impl State {
             }
         }
         let is_map = (id.index as usize) < map_count;
-        let maps_finished = if is_map {
+        let maps_finished = if is_map && reason.is_none() {
             job.maps_done = job.maps_done.saturating_add(1);
             job.fuel_accepted = job.fuel_accepted.saturating_add(fuel_used);
             job.maps_done as usize == map_count
@@ -511,12 +693,19 @@ impl State {
                 p.running.remove(&id);
             }
         }
-        events.push(Event::TaskAccepted {
-            task: id,
-            output_hash,
-            fuel_used,
-            providers: members.clone(),
+        events.push(match &reason {
+            Some(reason) => Event::TaskFailed {
+                task: id,
+                reason: reason.clone(),
+            },
+            None => Event::TaskAccepted {
+                task: id,
+                output_hash,
+                fuel_used,
+                providers: members.clone(),
+            },
         });
+        let verified = members.len() > 1;
         let share = u32::try_from(members.len()).unwrap_or(u32::MAX);
         for member in &members {
             if let Some(p) = self.providers.get_mut(member) {
@@ -532,6 +721,11 @@ impl State {
             }
             events.extend(self.pay(id.job, id, *member, fuel_used, share)?);
         }
+        let losers: Vec<(AccountId, Hash)> = groups
+            .iter()
+            .filter(|g| g.key != winner.key || g.failed != winner.failed)
+            .flat_map(|g| g.members.iter().map(move |p| (*p, g.key.0)))
+            .collect();
         for (loser, wrong) in losers {
             events.push(Event::ResultRejected {
                 task: id,
@@ -555,7 +749,13 @@ impl State {
                 },
             )?);
         }
-        if maps_finished {
+        if let Some(reason) = reason {
+            events.push(Event::JobFailed {
+                job: id.job,
+                reason: reason.clone(),
+            });
+            self.finish_job(id.job, JobStatus::Failed { reason }, now, events)?;
+        } else if maps_finished {
             self.maps_finished(id.job, now, events)?;
         } else if !is_map {
             events.push(Event::JobCompleted { job: id.job });

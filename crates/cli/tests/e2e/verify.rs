@@ -160,9 +160,10 @@ fn colluders_are_outvoted_slashed_and_honest_providers_earn_trust() {
     );
 }
 
-/// One provider that reports every task as failed cannot fail a job: it loses each task it
-/// takes to the others (it may not take a task it failed while another operator can run it),
-/// so each task costs at most one extra execution, and the job completes correctly.
+/// One provider that reports every task as failed cannot fail a job: a failure is verified like
+/// a result (rules 3), so each one it reports waits for another operator's run, the honest
+/// result wins, and the failure, which did not reproduce, is slashed. Each task costs at most
+/// one extra execution, and the job completes correctly.
 #[test]
 fn a_provider_that_fails_every_task_cannot_fail_a_job() {
     const TASKS: u64 = 20;
@@ -203,14 +204,24 @@ fn a_provider_that_fails_every_task_cannot_fail_a_job() {
     let failed = view(&c, failing.id).stats.tasks_failed;
     assert!(failed > 0);
     for t in &tasks {
-        assert!(
-            t.failures <= 1,
-            "task {} failed {} times: {t:?}",
-            t.task,
-            t.failures
-        );
+        assert_eq!(t.failures, 0, "a verifiable failure is no attempt: {t:?}");
+        assert!(t.runs.len() <= 2, "task {}: {t:?}", t.task);
     }
     assert_eq!(done.executions, TASKS + failed, "{done:?}");
+    let failing_view = view(&c, failing.id);
+    assert_eq!(
+        failing_view.reputation.rejected, failed,
+        "every failure lost"
+    );
+    assert!(failing_view.stats.times_slashed >= 1, "{failing_view:?}");
+    for p in &honest {
+        let v = view(&c, p.id);
+        assert_eq!(v.reputation.rejected, 0);
+        assert_eq!(
+            v.stats.times_slashed, 0,
+            "an honest provider is never slashed"
+        );
+    }
     eprintln!(
         "20 tasks: {failed} failed by the failing provider, {} executions in all",
         done.executions

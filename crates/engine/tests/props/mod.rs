@@ -861,10 +861,16 @@ fn check_invariants(s: &State) -> Result<(), TestCaseError> {
                 t
             );
             prop_assert!(task.failures <= max_attempts);
-            // A task that failed for lack of a quorum says why without a failed run.
+            // A task that failed for lack of a quorum says why without a failed run; a verified
+            // failure (rules 3) is no attempt but says why too.
+            let verified_failure = task
+                .runs
+                .iter()
+                .any(|r| matches!(r.outcome, RunOutcome::Failure { .. }));
+            prop_assert!(!verified_failure || s.rules >= 3);
             prop_assert_eq!(
                 task.last_error.is_some(),
-                task.failures > 0 || task.state == TaskState::Failed
+                task.failures > 0 || task.state == TaskState::Failed || verified_failure
             );
             if open {
                 let d = s.task_descriptor(t);
@@ -1145,10 +1151,24 @@ fn check_events(
                     .min(job.spec.max_price);
                 // Every report in these tests claims 10 fuel, within every limit; the agreeing
                 // providers share one payment.
-                let share = job.tasks[task.index as usize]
-                    .result
-                    .as_ref()
-                    .map_or(0, |r| r.providers.len()) as u128;
+                let t = &job.tasks[task.index as usize];
+                let share = match &t.result {
+                    Some(r) => r.providers.len() as u128,
+                    // Rules 3: the members of a verified failure share its payment; each
+                    // reported that failure.
+                    None => {
+                        prop_assert_eq!(&t.state, &TaskState::Failed, "{} paid", task);
+                        let reported = t.runs.iter().any(|r| {
+                            r.provider == *provider
+                                && matches!(r.outcome, RunOutcome::Failure { .. })
+                        });
+                        prop_assert!(reported, "{} paid {} for no failure", task, provider);
+                        events
+                            .iter()
+                            .filter(|e| matches!(e, Event::TaskPaid { task: t, .. } if t == task))
+                            .count() as u128
+                    }
+                };
                 prop_assert!(share > 0, "{} paid without a result", task);
                 prop_assert_eq!(amount + fee, 10 * price / share, "{} paid", task);
                 prop_assert_eq!(*fee, (amount + fee) * 700 / 10_000);
@@ -1190,10 +1210,26 @@ fn check_events(
                 );
                 prop_assert_ne!(evidence.wrong_output, evidence.agreed_output);
                 prop_assert!(!evidence.agreeing.contains(provider));
-                let result = after.jobs[&evidence.task.job].tasks[evidence.task.index as usize]
-                    .result
-                    .clone();
-                prop_assert_eq!(result.map(|r| r.output_hash), Some(evidence.agreed_output));
+                let task = &after.jobs[&evidence.task.job].tasks[evidence.task.index as usize];
+                match &task.result {
+                    Some(r) => prop_assert_eq!(r.output_hash, evidence.agreed_output),
+                    // Rules 3: a verified failure, which every agreeing member reported.
+                    None => {
+                        prop_assert_eq!(&task.state, &TaskState::Failed);
+                        for member in &evidence.agreeing {
+                            let reported = task.runs.iter().any(|r| {
+                                r.provider == *member
+                                    && matches!(&r.outcome, RunOutcome::Failure { outcome, fuel_used, .. }
+                                        if engine::failure_key(outcome, *fuel_used) == Some(evidence.agreed_output))
+                            });
+                            prop_assert!(
+                                reported,
+                                "{} agreed on a failure it did not report",
+                                member
+                            );
+                        }
+                    }
+                }
             }
             Event::ValidatorVoted { validator, .. } => {
                 prop_assert!(before.validators.set.get(validator).is_some());
@@ -1243,16 +1279,30 @@ fn check_events(
                 let later = events
                     .iter()
                     .skip_while(|e| !std::ptr::eq(*e, event))
-                    .filter(|e| {
-                        matches!(e, Event::TaskAccepted { providers, .. } if providers.contains(provider))
+                    .filter(|e| match e {
+                        Event::TaskAccepted { providers, .. } => providers.contains(provider),
+                        // Rules 3: a verified failure counts for its members too.
+                        Event::TaskFailed { task: t, .. } => after.jobs[&t.job].tasks
+                            [t.index as usize]
+                            .runs
+                            .iter()
+                            .any(|r| {
+                                r.provider == *provider
+                                    && matches!(r.outcome, RunOutcome::Failure { .. })
+                            }),
+                        _ => false,
                     })
                     .count();
                 prop_assert!(after.providers[provider].reputation.streak as usize <= later);
-                prop_assert_eq!(
-                    after.jobs[&task.job].tasks[task.index as usize]
-                        .state
-                        .clone(),
-                    TaskState::Done
+                // Accepted, or (rules 3) failed by a verified failure.
+                let state = after.jobs[&task.job].tasks[task.index as usize]
+                    .state
+                    .clone();
+                prop_assert!(
+                    state == TaskState::Done || (state == TaskState::Failed && after.rules >= 3),
+                    "{} rejected a result while {:?}",
+                    task,
+                    state
                 );
             }
             Event::TaskAccepted {

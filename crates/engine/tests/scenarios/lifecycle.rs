@@ -142,7 +142,9 @@ fn reduce_task_uses_the_reduce_limits_for_fit() {
 
 #[test]
 fn failing_reduce_is_retried_then_fails_the_job() {
-    let mut w = World::new();
+    // Rules 2: every failure counts as an attempt (rules 3 verify a deterministic one: see
+    // `scenarios::failures`).
+    let mut w = World::new().under_rules(2);
     w.register(acct(1), provider_spec());
     let job = w.submit(acct(9), reduce_job_spec(2));
     w.assign(acct(1), &[tid(job, 0), tid(job, 1)]);

@@ -237,7 +237,9 @@ fn invalid_reports_are_rejected() {
 
 #[test]
 fn failures_requeue_until_max_attempts_then_fail_the_job() {
-    let mut w = World::new();
+    // Rules 2: every failure counts as an attempt (rules 3 verify a deterministic one: see
+    // `scenarios::failures`).
+    let mut w = World::new().under_rules(2);
     assert_eq!(w.state.config.max_attempts, 3);
     w.register(acct(1), provider_spec());
     w.register(acct(2), provider_spec());
@@ -314,7 +316,8 @@ fn max_attempts_of_one_fails_the_job_on_the_first_failure() {
     let mut w = World::with_config(EngineConfig {
         max_attempts: 1,
         ..EngineConfig::default()
-    });
+    })
+    .under_rules(2);
     w.register(acct(1), provider_spec());
     let job = w.submit(acct(9), job_spec(2));
     w.assign(acct(1), &[tid(job, 0), tid(job, 1)]);

@@ -652,7 +652,9 @@ fn a_provider_that_failed_a_task_leaves_it_to_others_able_to_run_it() {
         },
     ];
     for case in cases {
-        let mut w = World::new();
+        // Rules 2: every failure counts as an attempt (rules 3 verify a deterministic one: see
+        // `scenarios::failures`).
+        let mut w = World::new().under_rules(2);
         w.register(acct(1), provider_spec());
         if let Some((memory, operator)) = case.other {
             w.register(
@@ -681,7 +683,9 @@ fn a_provider_that_failed_a_task_leaves_it_to_others_able_to_run_it() {
 /// its job, and promptly.
 #[test]
 fn a_task_every_able_operator_failed_is_retried_there_until_the_job_fails() {
-    let mut w = World::new();
+    // Rules 2: every failure counts as an attempt (rules 3 verify a deterministic one: see
+    // `scenarios::failures`).
+    let mut w = World::new().under_rules(2);
     w.register(acct(1), provider_spec());
     w.register(acct(2), provider_spec());
     let job = w.submit(acct(9), job_spec(1));

@@ -460,8 +460,9 @@ fn replicas_never_go_to_two_providers_of_one_operator() {
     assert_eq!(w.state.pick(acct(3), 4), vec![task]);
     // A failed run keeps the provider off a retry while another operator can take it (see
     // `scenarios::schedule` for the cases), not off the task for good: a replica rule counts
-    // only runs that may still agree.
-    let mut w = world(params(5, 0));
+    // only runs that may still agree. (Rules 2: under rules 3 a deterministic failure is a
+    // result, which keeps its operator off the task for good.)
+    let mut w = world(params(5, 0)).under_rules(2);
     let job = submit(
         &mut w,
         1,
@@ -500,4 +501,215 @@ fn reputation_rises_with_verified_work_and_trust_cuts_replication() {
     // Three runs per task until provider 1 is trusted after 3 verified results; alone after.
     assert_eq!(executions, vec![3, 3, 3, 1, 1, 1]);
     assert_eq!(scores, vec![100, 190, 271, 271, 271, 271]);
+}
+
+// Rules 3: failures verified like results.
+
+/// `who` runs `task` (assigned now) and reports `outcome` after `fuel` fuel.
+fn fail(w: &mut World, who: u8, task: TaskId, outcome: TaskOutcome, fuel: u64) -> Vec<Event> {
+    w.assign(acct(who), &[task]);
+    w.report(
+        acct(who),
+        vec![engine::TaskReport {
+            fuel_used: fuel,
+            ..failure(task, outcome)
+        }],
+    )
+}
+
+#[track_caller]
+fn supply(w: &World) {
+    w.state.check_supply().expect("supply conserved");
+}
+
+/// One failure report never fails a job (under a policy that trusts one result, it needs a
+/// confirmation); a success from another operator wins, and the failure that did not reproduce
+/// is slashed like a wrong result.
+#[test]
+fn a_failure_alone_never_fails_a_job_and_one_that_does_not_reproduce_is_slashed() {
+    let mut w = world(params(5, 0));
+    let job = submit(&mut w, 1, SINGLE);
+    let t = tid(job, 0);
+    let events = fail(&mut w, 1, t, TaskOutcome::Exit(1), FUEL);
+    assert!(
+        events.contains(&Event::ReplicasQueued {
+            task: t,
+            queued: 1,
+            reason: "failure needs confirmation".into()
+        }),
+        "{events:?}"
+    );
+    assert_eq!(w.task(t).failures, 0, "a verifiable failure is no attempt");
+    assert!(
+        w.state.pick(acct(1), 4).is_empty(),
+        "its reporter never retakes it"
+    );
+    let events = run(&mut w, 2, t, 5);
+    assert_eq!(accepted(&events), Some(vec![acct(2)]));
+    assert_eq!(paid(&events), vec![(acct(2), 100)]);
+    assert_eq!(slashed(&events), vec![acct(1)]);
+    assert_eq!(w.job(job).status, JobStatus::Completed);
+    supply(&w);
+}
+
+/// Table: what two reports of a task under a policy that trusts one result lead to.
+#[test]
+fn matching_failures_fail_the_task_and_are_paid_and_disagreeing_ones_fail_it_unpaid() {
+    struct Case {
+        what: &'static str,
+        second: (TaskOutcome, u64),
+        /// The job's failure reason contains this.
+        reason: &'static str,
+        paid: Vec<(AccountId, u128)>,
+    }
+    let cases = [
+        Case {
+            what: "same exit status, same fuel",
+            second: (TaskOutcome::Exit(1), FUEL),
+            reason: "exited with status 1 on 2 providers, using 100 fuel (a verified failure",
+            paid: vec![(acct(1), 50), (acct(2), 50)],
+        },
+        Case {
+            what: "a trap with another message at the same fuel (another sandbox version)",
+            second: (TaskOutcome::Trap("wasm trap: unreachable".into()), FUEL),
+            reason: "trapped: unreachable on 2 providers",
+            paid: vec![(acct(1), 50), (acct(2), 50)],
+        },
+        Case {
+            what: "another exit status",
+            second: (TaskOutcome::Exit(2), FUEL),
+            reason: "no quorum after 2 results (2 distinct outputs",
+            paid: vec![],
+        },
+        Case {
+            what: "the same failure at other fuel",
+            second: (TaskOutcome::Trap("unreachable".into()), FUEL + 1),
+            reason: "no quorum after 2 results",
+            paid: vec![],
+        },
+    ];
+    for case in cases {
+        let mut w = world(params(5, 0));
+        let job = submit(&mut w, 1, SINGLE);
+        let t = tid(job, 0);
+        let first = if case.what.contains("exit") {
+            TaskOutcome::Exit(1)
+        } else {
+            TaskOutcome::Trap("unreachable".into())
+        };
+        fail(&mut w, 1, t, first, FUEL);
+        let (outcome, fuel) = case.second;
+        let events = fail(&mut w, 2, t, outcome, fuel);
+        assert!(
+            matches!(&w.job(job).status, JobStatus::Failed { reason } if reason.contains(case.reason)),
+            "{}: {:?}",
+            case.what,
+            w.job(job).status
+        );
+        assert_eq!(w.task_state(t), TaskState::Failed, "{}", case.what);
+        assert_eq!(paid(&events), case.paid, "{}", case.what);
+        assert_eq!(slashed(&events), vec![], "{}", case.what);
+        assert_eq!(w.job(job).escrow.held(), 0, "{}: refunded", case.what);
+        supply(&w);
+    }
+}
+
+/// Under the adaptive policy a failure needs the full quorum weight and a trusted member: new
+/// providers that agree on a failure cannot fail a job by themselves (the task runs up to
+/// `max_results` times, then fails saying so), while a trusted provider's confirmation does.
+#[test]
+fn under_the_adaptive_policy_a_failure_needs_a_trusted_member() {
+    let mut w = world(params(1, 0));
+    let job = submit(&mut w, 1, ADAPTIVE);
+    let t = tid(job, 0);
+    for who in 1..=7 {
+        assert_eq!(
+            w.job(job).status,
+            JobStatus::Running,
+            "after {} failures",
+            who - 1
+        );
+        fail(&mut w, who, t, TaskOutcome::Exit(1), FUEL);
+    }
+    assert!(
+        matches!(&w.job(job).status, JobStatus::Failed { reason } if reason.contains("no quorum after 7 results") && reason.contains("reported failure: exited with status 1, confirmed by no trusted provider")),
+        "{:?}",
+        w.job(job).status
+    );
+
+    let mut w = world(params(1, 0));
+    make_trusted(&mut w, 1);
+    let job = submit(&mut w, 1, ADAPTIVE);
+    let t = tid(job, 0);
+    let events = fail(&mut w, 1, t, TaskOutcome::OutOfFuel, FUEL);
+    assert_eq!(
+        w.task_state(t),
+        TaskState::Queued,
+        "a trusted failure is never alone"
+    );
+    assert!(slashed(&events).is_empty());
+    let events = fail(&mut w, 2, t, TaskOutcome::OutOfFuel, FUEL);
+    assert_eq!(w.task_state(t), TaskState::Failed);
+    assert!(
+        matches!(&w.job(job).status, JobStatus::Failed { reason } if reason.contains("ran out of fuel on 2 providers")),
+        "{:?}",
+        w.job(job).status
+    );
+    assert_eq!(paid(&events), vec![(acct(1), 50), (acct(2), 50)]);
+    assert_eq!(w.provider(acct(2)).reputation.streak, 1);
+    supply(&w);
+}
+
+/// What stays an unverified attempt under rules 3: a wall-clock timeout (it depends on the
+/// machine), a failure before guest code ran (no fuel: a download that failed), and a claim of
+/// more fuel than the task's limit (which no honest sandbox makes). None is slashed; each
+/// counts towards `max_attempts`.
+#[test]
+fn failures_that_cannot_be_verified_stay_attempts() {
+    let cases = [
+        ("timeout", TaskOutcome::Timeout, FUEL),
+        (
+            "before the guest ran",
+            TaskOutcome::Trap("could not fetch blob".into()),
+            0,
+        ),
+        (
+            "above the fuel limit",
+            TaskOutcome::Exit(1),
+            limits().fuel + 1,
+        ),
+    ];
+    for (what, outcome, fuel) in cases {
+        let mut w = world(params(5, 0));
+        let job = submit(&mut w, 1, SINGLE);
+        let t = tid(job, 0);
+        let events = fail(&mut w, 1, t, outcome, fuel);
+        assert!(
+            events
+                .iter()
+                .any(|e| matches!(e, Event::TaskAttemptFailed { attempts: 1, .. })),
+            "{what}: {events:?}"
+        );
+        assert_eq!(w.task(t).failures, 1, "{what}");
+        assert_eq!(w.task(t).runs[0].outcome, RunOutcome::Failed, "{what}");
+        assert_eq!(w.task_state(t), TaskState::Queued, "{what}");
+        assert!(slashed(&events).is_empty(), "{what}");
+    }
+}
+
+/// A trap's message is kept cut to `FAILURE_MESSAGE_MAX` bytes (on a character boundary).
+#[test]
+fn a_long_trap_message_is_cut() {
+    let mut w = world(params(5, 0));
+    let job = submit(&mut w, 1, SINGLE);
+    let t = tid(job, 0);
+    fail(&mut w, 1, t, TaskOutcome::Trap("é".repeat(10_000)), FUEL);
+    let RunOutcome::Failure {
+        outcome: TaskOutcome::Trap(msg),
+        ..
+    } = &w.task(t).runs[0].outcome
+    else {
+        panic!("{:?}", w.task(t).runs[0].outcome)
+    };
+    assert_eq!(msg.len(), engine::FAILURE_MESSAGE_MAX);
 }

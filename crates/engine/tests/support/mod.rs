@@ -218,6 +218,13 @@ impl World {
         }
     }
 
+    /// The same world under an older version of the rules (see `engine::RULES`), for the
+    /// scenarios of a rule a later version changed.
+    pub fn under_rules(mut self, rules: u32) -> World {
+        self.state.rules = rules;
+        self
+    }
+
     /// Applies `input` at the current time.
     pub fn apply(&mut self, input: Input) -> Result<Vec<Event>, Rejection> {
         self.state.apply(&entry(self.time, input))
