@@ -627,6 +627,45 @@ impl State {
         Ok(())
     }
 
+    /// Rules 3: a provider that just lost a quorum loses the trusted weight its results still
+    /// waiting in other open tasks carried when they arrived (frozen otherwise), and those tasks
+    /// are settled again, so a trusted cheater caught once cannot complete a wrong quorum
+    /// elsewhere with the weight it earned before. Scans the unfinished jobs.
+    fn distrust(
+        &mut self,
+        provider: AccountId,
+        now: Time,
+        events: &mut Vec<Event>,
+    ) -> Result<(), Rejection> {
+        let mut touched = Vec::new();
+        for job in self.jobs.values_mut() {
+            if job.status.is_finished() || job.spec.redundancy != Redundancy::Adaptive {
+                continue;
+            }
+            for (index, task) in job.tasks.iter_mut().enumerate() {
+                if !matches!(task.state, TaskState::Queued | TaskState::Running) {
+                    continue;
+                }
+                for run in task.runs.iter_mut().filter(|r| r.provider == provider) {
+                    if let RunOutcome::Returned { weight, .. } | RunOutcome::Failure { weight, .. } =
+                        &mut run.outcome
+                        && *weight > 1
+                    {
+                        *weight = 1;
+                        touched.push(TaskId {
+                            job: job.id,
+                            index: u32::try_from(index).unwrap_or(u32::MAX),
+                        });
+                    }
+                }
+            }
+        }
+        for id in touched {
+            self.settle(id, now, events)?;
+        }
+        Ok(())
+    }
+
     /// Ends task `id` with the group `winner`: a success is accepted and moves the job on; a
     /// group of matching failures (rules 3) fails the task and its job. Either way its members
     /// share one execution's pay, every result that disagrees is rejected and slashed, and
@@ -748,6 +787,9 @@ impl State {
                     agreeing: members.clone(),
                 },
             )?);
+            if self.rules >= 3 {
+                self.distrust(loser, now, events)?;
+            }
         }
         if let Some(reason) = reason {
             events.push(Event::JobFailed {

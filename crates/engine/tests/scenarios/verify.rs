@@ -713,3 +713,40 @@ fn a_long_trap_message_is_cut() {
     };
     assert_eq!(msg.len(), engine::FAILURE_MESSAGE_MAX);
 }
+
+/// Rules 3: a trusted provider caught once loses the weight its results still waiting elsewhere
+/// carried, so it cannot complete a wrong quorum with a colluder on another task.
+#[test]
+fn a_caught_provider_loses_the_weight_of_its_pending_results() {
+    for (rules, wrong_accepted) in [(2, true), (3, false)] {
+        let mut w = world(params(1, 0)).under_rules(rules);
+        make_trusted(&mut w, 1);
+        let job = submit(&mut w, 2, ADAPTIVE);
+        let (a, b) = (tid(job, 0), tid(job, 1));
+        // Task b: a new provider's right result, then the trusted cheater's wrong one (weight 2).
+        run(&mut w, 4, b, 1);
+        run(&mut w, 1, b, 7);
+        // Task a: the cheater is outvoted (a new provider and trusted provider 9), and slashed.
+        run(&mut w, 5, a, 1);
+        run(&mut w, 1, a, 7);
+        let events = run(&mut w, 9, a, 1);
+        assert_eq!(slashed(&events), vec![acct(1)], "rules {rules}");
+        let weight = w.task(b).runs.iter().find_map(|r| match r.outcome {
+            RunOutcome::Returned { weight, .. } if r.provider == acct(1) => Some(weight),
+            _ => None,
+        });
+        assert_eq!(
+            weight,
+            Some(if rules >= 3 { 1 } else { 2 }),
+            "rules {rules}"
+        );
+        // A colluder's matching wrong result on b.
+        let events = run(&mut w, 3, b, 7);
+        assert_eq!(
+            accepted(&events).is_some(),
+            wrong_accepted,
+            "rules {rules}: {events:?}"
+        );
+        supply(&w);
+    }
+}
