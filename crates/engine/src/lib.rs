@@ -24,8 +24,9 @@
 ///   never exceeds it).
 /// - 3: a failure the sandbox reproduces exactly (exit status, trap, out of fuel, memory or
 ///   output limit, after running guest code) is verified like a result: it fails its task only
-///   when matching failures reach the policy's quorum (at least 2, under the adaptive policy with
-///   a trusted member); a failure that loses to an accepted result is slashed; a confirmed
+///   when matching failures reach the policy's quorum (fixed voting: at least `max_attempts`;
+///   adaptive: with a trusted member); a failure that loses to an accepted result is slashed; a
+///   provider that loses a quorum loses the weight of its results pending elsewhere; a confirmed
 ///   failure is paid like a result. Any report claiming more fuel than the task's limit is a
 ///   failed attempt.
 pub const RULES: u32 = 3;

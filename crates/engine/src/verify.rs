@@ -301,12 +301,13 @@ impl State {
 
     /// The weight a group of matching failures needs before a task fails (rules 3): the
     /// policy's full quorum — never the lone-trusted shortcut — and at least 2, so no single
-    /// report can fail a job; under the adaptive policy one of its members must also be trusted.
-    /// Failing a job is worth more to a saboteur than one wrong output, and an honest
-    /// deterministic failure is rare and cheap to confirm.
+    /// report can fail a job. Under fixed voting also `max_attempts` (3) matching failures, as
+    /// many as failed attempts took before; under the adaptive policy one of its members must
+    /// be trusted instead. Failing a job is worth more to a saboteur than one wrong output, and
+    /// an honest deterministic failure is rare and cheap to confirm.
     fn failure_threshold(&self, policy: Redundancy) -> u32 {
         match policy {
-            Redundancy::Fixed { quorum, .. } => quorum.max(2),
+            Redundancy::Fixed { quorum, .. } => quorum.max(self.config.max_attempts).max(2),
             Redundancy::Adaptive => self.verify.quorum_weight.max(2),
         }
     }

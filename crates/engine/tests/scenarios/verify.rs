@@ -552,7 +552,8 @@ fn a_failure_alone_never_fails_a_job_and_one_that_does_not_reproduce_is_slashed(
     supply(&w);
 }
 
-/// Table: what two reports of a task under a policy that trusts one result lead to.
+/// Table: what three reports of a task under a policy that trusts one result lead to (a
+/// failure needs `max_attempts`, 3, matching reports there).
 #[test]
 fn matching_failures_fail_the_task_and_are_paid_and_disagreeing_ones_fail_it_unpaid() {
     struct Case {
@@ -566,25 +567,25 @@ fn matching_failures_fail_the_task_and_are_paid_and_disagreeing_ones_fail_it_unp
         Case {
             what: "same exit status, same fuel",
             second: (TaskOutcome::Exit(1), FUEL),
-            reason: "exited with status 1 on 2 providers, using 100 fuel (a verified failure",
-            paid: vec![(acct(1), 50), (acct(2), 50)],
+            reason: "exited with status 1 on 3 providers, using 100 fuel (a verified failure",
+            paid: vec![(acct(1), 33), (acct(3), 33), (acct(2), 33)],
         },
         Case {
             what: "a trap with another message at the same fuel (another sandbox version)",
             second: (TaskOutcome::Trap("wasm trap: unreachable".into()), FUEL),
-            reason: "trapped: unreachable on 2 providers",
-            paid: vec![(acct(1), 50), (acct(2), 50)],
+            reason: "trapped: unreachable on 3 providers",
+            paid: vec![(acct(1), 33), (acct(3), 33), (acct(2), 33)],
         },
         Case {
             what: "another exit status",
             second: (TaskOutcome::Exit(2), FUEL),
-            reason: "no quorum after 2 results (2 distinct outputs",
+            reason: "no quorum after 3 results (2 distinct outputs",
             paid: vec![],
         },
         Case {
             what: "the same failure at other fuel",
             second: (TaskOutcome::Trap("unreachable".into()), FUEL + 1),
-            reason: "no quorum after 2 results",
+            reason: "no quorum after 3 results",
             paid: vec![],
         },
     ];
@@ -597,7 +598,15 @@ fn matching_failures_fail_the_task_and_are_paid_and_disagreeing_ones_fail_it_unp
         } else {
             TaskOutcome::Trap("unreachable".into())
         };
-        fail(&mut w, 1, t, first, FUEL);
+        fail(&mut w, 1, t, first.clone(), FUEL);
+        let events = fail(&mut w, 3, t, first, FUEL);
+        assert!(slashed(&events).is_empty());
+        assert_eq!(
+            w.task_state(t),
+            TaskState::Queued,
+            "{}: two are not enough",
+            case.what
+        );
         let (outcome, fuel) = case.second;
         let events = fail(&mut w, 2, t, outcome, fuel);
         assert!(
