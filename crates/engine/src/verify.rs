@@ -545,9 +545,17 @@ impl State {
             .map(|g| tally.needs(g, adaptive))
             .fold(tally.threshold.saturating_sub(best_success), u32::min)
             .saturating_sub(tally.running_weight);
-        // A failure needs confirming even where the policy collects one result.
+        // A failure needs confirming even where the policy collects one result, and failures
+        // not confirmed yet cannot use up the room successes need: each is an extra run, up to
+        // `max_results` of them.
+        let failed = tally.groups.iter().filter(|g| g.failed).fold(0u32, |n, g| {
+            n.saturating_add(u32::try_from(g.members.len()).unwrap_or(u32::MAX))
+        });
         let max_results = if failures {
-            tally.max_results.max(tally.failure_threshold)
+            tally
+                .max_results
+                .saturating_add(failed.min(tally.max_results))
+                .max(tally.failure_threshold)
         } else {
             tally.max_results
         };

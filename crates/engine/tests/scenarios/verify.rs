@@ -624,24 +624,54 @@ fn matching_failures_fail_the_task_and_are_paid_and_disagreeing_ones_fail_it_unp
 }
 
 /// Under the adaptive policy a failure needs the full quorum weight and a trusted member: new
-/// providers that agree on a failure cannot fail a job by themselves (the task runs up to
-/// `max_results` times, then fails saying so), while a trusted provider's confirmation does.
+/// providers that agree on a failure cannot fail a job by themselves (unconfirmed failures do
+/// not use up the room successes need, so the task runs up to twice `max_results` times, then
+/// fails saying so), while a trusted provider's confirmation does.
 #[test]
 fn under_the_adaptive_policy_a_failure_needs_a_trusted_member() {
-    let mut w = world(params(1, 0));
+    // Fourteen staked providers.
+    let fourteen = || {
+        let mut w = world(params(1, 0));
+        for n in 11..=15 {
+            w.act(
+                REQUESTER,
+                Action::Transfer {
+                    to: acct(n),
+                    amount: STAKE,
+                },
+            );
+            w.act(acct(n), Action::Stake { amount: STAKE });
+            w.register(acct(n), provider_spec());
+        }
+        w
+    };
+    let mut w = fourteen();
     let job = submit(&mut w, 1, ADAPTIVE);
     let t = tid(job, 0);
-    for who in 1..=7 {
-        assert_eq!(
-            w.job(job).status,
-            JobStatus::Running,
-            "after {} failures",
-            who - 1
-        );
+    // Six new providers agree on a failure, then one returns a result (weight 1 of 3).
+    for who in 1..=6 {
+        fail(&mut w, who, t, TaskOutcome::Exit(1), FUEL);
+    }
+    run(&mut w, 7, t, 1);
+    assert_eq!(
+        w.task_state(t),
+        TaskState::Queued,
+        "room left for the result's quorum"
+    );
+    run(&mut w, 8, t, 1);
+    let events = run(&mut w, 9, t, 1);
+    assert_eq!(accepted(&events), Some(vec![acct(7), acct(8), acct(9)]));
+    assert_eq!(slashed(&events).len(), 6);
+
+    let mut w = fourteen();
+    let job = submit(&mut w, 1, ADAPTIVE);
+    let t = tid(job, 0);
+    for who in [1, 2, 3, 4, 5, 6, 7, 8, 9, 11, 12, 13, 14, 15] {
+        assert_eq!(w.job(job).status, JobStatus::Running, "before {who}");
         fail(&mut w, who, t, TaskOutcome::Exit(1), FUEL);
     }
     assert!(
-        matches!(&w.job(job).status, JobStatus::Failed { reason } if reason.contains("no quorum after 7 results") && reason.contains("reported failure: exited with status 1, confirmed by no trusted provider")),
+        matches!(&w.job(job).status, JobStatus::Failed { reason } if reason.contains("no quorum after 14 results") && reason.contains("reported failure: exited with status 1, confirmed by no trusted provider")),
         "{:?}",
         w.job(job).status
     );
