@@ -528,6 +528,17 @@ impl State {
         if let Some(winner) = winner {
             return self.conclude(id, winner, tally.groups, now, events);
         }
+        // Every operator able to run the task reported the same failure, and no other could run
+        // it: waiting for a quorum that cannot form would only hold the job to its deadline (a
+        // network of one provider; whoever runs every able provider decides the task anyway).
+        if let [only] = tally.groups.as_slice()
+            && only.failed
+            && tally.running == 0
+            && !self.another_operator_could_run(id)
+        {
+            let only = only.clone();
+            return self.conclude(id, only, tally.groups, now, events);
+        }
         let best = tally.groups.iter().map(|g| g.weight).max().unwrap_or(0);
         let best_success = tally
             .groups
@@ -675,6 +686,18 @@ impl State {
         Ok(())
     }
 
+    /// Whether an active provider of an operator that has not run task `id` could run it.
+    fn another_operator_could_run(&self, id: TaskId) -> bool {
+        let Some(job) = self.jobs.get(&id.job) else {
+            return false;
+        };
+        self.providers.values().any(|q| {
+            q.status == crate::state::ProviderStatus::Active
+                && self.job_rules(q, job).is_ok()
+                && self.fits_task(q, id).is_ok()
+        })
+    }
+
     /// Ends task `id` with the group `winner`: a success is accepted and moves the job on; a
     /// group of matching failures (rules 3) fails the task and its job. Either way its members
     /// share one execution's pay, every result that disagrees is rejected and slashed, and
@@ -692,7 +715,7 @@ impl State {
         let failure = winner.outcome.as_ref().filter(|_| winner.failed);
         let reason = failure.map(|outcome| {
             format!(
-                "task {id}: {outcome} on {} providers, using {fuel_used} fuel (a verified failure: the program fails the same way everywhere)",
+                "task {id}: {outcome} on {} provider(s), using {fuel_used} fuel (a verified failure: the program fails the same way everywhere it ran)",
                 members.len()
             )
         });

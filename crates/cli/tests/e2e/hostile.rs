@@ -128,6 +128,7 @@ fn hostile_guests_fail_with_their_cause_and_the_provider_keeps_serving() {
         })
         .collect();
 
+    let mut runs = 0;
     for (case, job) in &jobs {
         let view = c.http.wait_job(*job);
         let reason = failure_reason(&view);
@@ -140,11 +141,18 @@ fn hostile_guests_fail_with_their_cause_and_the_provider_keeps_serving() {
         let detail = c.http.job_with_tasks(*job);
         let task = detail.tasks.first().expect("per-task detail");
         assert_eq!(task.state, "failed", "{}: {task:?}", case.name);
-        assert_eq!(
-            task.failures, 3,
-            "{}: the task should be tried 3 times: {task:?}",
+        // A failure the sandbox reproduces exactly is verified: on a network of one provider,
+        // no other operator could check it, so it fails the task at once. One that cannot be
+        // verified (a wall-clock timeout) is an attempt: the task is tried 3 times.
+        let verified = task.runs.len() == 1
+            && matches!(task.runs[0].outcome, engine::RunOutcome::Failure { .. })
+            && task.failures == 0;
+        assert!(
+            verified || (task.failures == 3 && task.runs.len() == 3),
+            "{}: tried once and verified, or 3 times: {task:?}",
             case.name
         );
+        runs += task.runs.len() as u64;
         let last = task.last_error.as_deref().unwrap_or_default();
         assert!(
             last.contains(case.cause),
@@ -172,7 +180,7 @@ fn hostile_guests_fail_with_their_cause_and_the_provider_keeps_serving() {
 
     let me = c.http.provider(p.id).expect("provider listed");
     assert_eq!(me.status, ProviderStatus::Active);
-    assert_eq!(me.stats.tasks_failed, 3 * cases.len() as u64, "{me:?}");
+    assert_eq!(me.stats.tasks_failed, runs, "{me:?}");
     assert_eq!(me.stats.tasks_completed, 4, "{me:?}");
     assert_eq!(me.stats.times_lost, 0, "{me:?}");
     assert!(p.proc.alive() && c.proc.alive());

@@ -567,13 +567,13 @@ fn matching_failures_fail_the_task_and_are_paid_and_disagreeing_ones_fail_it_unp
         Case {
             what: "same exit status, same fuel",
             second: (TaskOutcome::Exit(1), FUEL),
-            reason: "exited with status 1 on 3 providers, using 100 fuel (a verified failure",
+            reason: "exited with status 1 on 3 provider(s), using 100 fuel (a verified failure",
             paid: vec![(acct(1), 33), (acct(3), 33), (acct(2), 33)],
         },
         Case {
             what: "a trap with another message at the same fuel (another sandbox version)",
             second: (TaskOutcome::Trap("wasm trap: unreachable".into()), FUEL),
-            reason: "trapped: unreachable on 3 providers",
+            reason: "trapped: unreachable on 3 provider(s)",
             paid: vec![(acct(1), 33), (acct(3), 33), (acct(2), 33)],
         },
         Case {
@@ -624,9 +624,9 @@ fn matching_failures_fail_the_task_and_are_paid_and_disagreeing_ones_fail_it_unp
 }
 
 /// Under the adaptive policy a failure needs the full quorum weight and a trusted member: new
-/// providers that agree on a failure cannot fail a job by themselves (unconfirmed failures do
-/// not use up the room successes need, so the task runs up to twice `max_results` times, then
-/// fails saying so), while a trusted provider's confirmation does.
+/// providers that agree on a failure cannot fail a job by themselves while other operators could
+/// still run the task (unconfirmed failures do not use up the room successes need), while a
+/// trusted provider's confirmation does.
 #[test]
 fn under_the_adaptive_policy_a_failure_needs_a_trusted_member() {
     // Fourteen staked providers.
@@ -671,8 +671,8 @@ fn under_the_adaptive_policy_a_failure_needs_a_trusted_member() {
         fail(&mut w, who, t, TaskOutcome::Exit(1), FUEL);
     }
     assert!(
-        matches!(&w.job(job).status, JobStatus::Failed { reason } if reason.contains("no quorum after 14 results") && reason.contains("reported failure: exited with status 1, confirmed by no trusted provider")),
-        "{:?}",
+        matches!(&w.job(job).status, JobStatus::Failed { reason } if reason.contains("exited with status 1 on 14 provider(s)")),
+        "every able operator reported it: {:?}",
         w.job(job).status
     );
 
@@ -690,7 +690,7 @@ fn under_the_adaptive_policy_a_failure_needs_a_trusted_member() {
     let events = fail(&mut w, 2, t, TaskOutcome::OutOfFuel, FUEL);
     assert_eq!(w.task_state(t), TaskState::Failed);
     assert!(
-        matches!(&w.job(job).status, JobStatus::Failed { reason } if reason.contains("ran out of fuel on 2 providers")),
+        matches!(&w.job(job).status, JobStatus::Failed { reason } if reason.contains("ran out of fuel on 2 provider(s)")),
         "{:?}",
         w.job(job).status
     );
@@ -788,4 +788,21 @@ fn a_caught_provider_loses_the_weight_of_its_pending_results() {
         );
         supply(&w);
     }
+}
+
+/// On a network where no other operator could run a task, the failure every able operator
+/// reported fails it at once rather than holding the job to its deadline.
+#[test]
+fn a_failure_no_other_operator_could_check_fails_the_task() {
+    let mut w = World::new();
+    w.register(acct(1), provider_spec());
+    let job = w.submit(acct(9), job_spec(2));
+    let t = tid(job, 0);
+    w.assign(acct(1), &[t]);
+    w.report(acct(1), vec![failure(t, TaskOutcome::Exit(2))]);
+    assert!(
+        matches!(&w.job(job).status, JobStatus::Failed { reason } if reason.contains("exited with status 2 on 1 provider(s)")),
+        "{:?}",
+        w.job(job).status
+    );
 }
