@@ -737,6 +737,13 @@ async fn timers(shared: Arc<Shared>) {
                         Input::Leader(LeaderCommand::TimeOutRuns { provider, tasks })
                     }),
             );
+            // Rules 3: a speculative replica of each straggler, while nothing else is queued.
+            let stragglers = node.state.stragglers(time);
+            if !stragglers.is_empty() {
+                inputs.push(Input::Leader(LeaderCommand::Speculate {
+                    tasks: stragglers,
+                }));
+            }
             inputs.extend(
                 node.state
                     .expired_jobs(time)
@@ -787,6 +794,13 @@ async fn timers(shared: Arc<Shared>) {
                 }
                 (LeaderCommand::TimeOutRuns { provider, tasks }, Ok(_)) => {
                     tracing::warn!(%provider, runs = tasks.len(), "runs not reported by their deadline: timed out");
+                    requeued = true;
+                }
+                (LeaderCommand::Speculate { tasks }, Ok(_)) => {
+                    tracing::info!(
+                        tasks = tasks.len(),
+                        "stragglers: speculative replicas queued"
+                    );
                     requeued = true;
                 }
                 (LeaderCommand::ExpireJob { job }, Ok(_)) => {

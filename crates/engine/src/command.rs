@@ -96,6 +96,10 @@ pub enum LeaderCommand {
         provider: AccountId,
         tasks: Vec<TaskId>,
     },
+    /// Rules 3: these tasks' only runs are stragglers ([`crate::State::straggling`]) while
+    /// nothing else waits in the queue: each gets one speculative replica on another operator;
+    /// the first result that settles the task wins and the other run is cancelled.
+    Speculate { tasks: Vec<TaskId> },
 }
 
 /// One input to the state machine.
@@ -443,4 +447,8 @@ pub enum Rejection {
     NothingToAssign,
     #[error("not on a leader's word: {0}")]
     NeedsEvidence(String),
+    #[error("task {task} is not straggling: {why}")]
+    NotStraggling { task: TaskId, why: String },
+    #[error("{what} needs rules version {needs}; this network runs {runs}")]
+    NeedsRules { what: String, needs: u32, runs: u32 },
 }

@@ -28,7 +28,8 @@
 ///   adaptive: with a trusted member); a failure that loses to an accepted result is slashed; a
 ///   provider that loses a quorum loses the weight of its results pending elsewhere; a confirmed
 ///   failure is paid like a result. Any report claiming more fuel than the task's limit is a
-///   failed attempt.
+///   failed attempt. `LeaderCommand::Speculate` queues a speculative replica of a straggler; a
+///   trusted result is accepted alone when it is the only one returned.
 pub const RULES: u32 = 3;
 /// The rules of a network whose genesis predates the version.
 pub const FIRST_RULES: u32 = 1;

@@ -770,3 +770,117 @@ fn fetch_caches(fetch: &WorkFetch) -> Result<Caches, Rejection> {
     }
     Ok(caches)
 }
+
+/// Rules 3: a run is a straggler once it has run this many times its provider's expected time
+/// for the task ([`State::est_us`]) ...
+pub const STRAGGLER_FACTOR: u64 = 3;
+/// ... plus this long (and the provider's local queue, `prefetch_ms`), in milliseconds.
+pub const STRAGGLER_SLACK_MS: u64 = 5_000;
+
+impl State {
+    /// Whether task `id` may get a speculative replica at `now` (rules 3): its job is running,
+    /// nothing is queued for it, its only run is still running (a task being verified is left
+    /// to its policy), and that run has taken more than [`STRAGGLER_FACTOR`] times its provider's
+    /// expected time for the job's tasks plus [`STRAGGLER_SLACK_MS`] and the provider's
+    /// `prefetch_ms`. `Ok((elapsed, expected))` in milliseconds, or why not.
+    pub fn straggling(&self, id: TaskId, now: Time) -> Result<(u64, u64), String> {
+        let job = self.jobs.get(&id.job).ok_or("unknown job")?;
+        if job.status.is_finished() {
+            return Err("its job has ended".into());
+        }
+        let task = job.tasks.get(id.index as usize).ok_or("unknown task")?;
+        if task.queued > 0 {
+            return Err("it has replicas queued".into());
+        }
+        let [run] = task.runs.iter().filter(|r| r.counts()).collect::<Vec<_>>()[..] else {
+            return Err("it has more than one run, or none".into());
+        };
+        if run.outcome != RunOutcome::Running {
+            return Err("its run has ended".into());
+        }
+        let p = self
+            .providers
+            .get(&run.provider)
+            .ok_or("its provider is unknown")?;
+        let expected = self.est_us(p, job).div_ceil(1000);
+        let allowed = expected
+            .saturating_mul(STRAGGLER_FACTOR)
+            .saturating_add(STRAGGLER_SLACK_MS)
+            .saturating_add(self.config.schedule.prefetch_ms);
+        let elapsed = now.saturating_sub(run.started);
+        if elapsed <= allowed {
+            return Err(format!(
+                "running {elapsed} ms, expected {expected} ms (a straggler after {allowed} ms)"
+            ));
+        }
+        Ok((elapsed, expected))
+    }
+
+    /// The tasks the leader's timer may speculate on at `now` ([`crate::LeaderCommand::Speculate`]):
+    /// none while anything waits in the queue (a speculative replica would take a slot from
+    /// queued work) or under rules before 3; at most `max_tasks_per_assignment`, oldest jobs
+    /// first.
+    pub fn stragglers(&self, now: Time) -> Vec<TaskId> {
+        if self.rules < 3 || !self.queue.is_empty() {
+            return Vec::new();
+        }
+        let mut out = BTreeSet::new();
+        for p in self.providers.values() {
+            for id in &p.running {
+                if self.straggling(*id, now).is_ok() {
+                    out.insert(*id);
+                }
+            }
+        }
+        out.into_iter()
+            .take(self.config.max_tasks_per_assignment as usize)
+            .collect()
+    }
+
+    /// Applies [`crate::LeaderCommand::Speculate`]: checks every task is straggling, then queues
+    /// one replica of each.
+    pub(crate) fn speculate(&mut self, tasks: &[TaskId], now: Time) -> Applied {
+        if self.rules < 3 {
+            return Err(Rejection::NeedsRules {
+                what: "speculative replicas".into(),
+                needs: 3,
+                runs: self.rules,
+            });
+        }
+        self.check_task_list(
+            tasks.iter().copied(),
+            "no tasks to speculate on",
+            "tasks in one speculation",
+        )?;
+        if !self.queue.is_empty() {
+            return Err(Rejection::NotStraggling {
+                task: tasks
+                    .first()
+                    .copied()
+                    .unwrap_or(TaskId { job: 0, index: 0 }),
+                why: "other work waits in the queue".into(),
+            });
+        }
+        let mut checked = Vec::with_capacity(tasks.len());
+        for id in tasks {
+            let (elapsed, expected) = self
+                .straggling(*id, now)
+                .map_err(|why| Rejection::NotStraggling { task: *id, why })?;
+            checked.push((*id, elapsed, expected));
+        }
+        let mut events = Vec::with_capacity(checked.len());
+        for (id, elapsed, expected) in checked {
+            if let Some(task) = self.task_mut(id) {
+                task.queued = 1;
+            }
+            self.queue.insert(id);
+            self.recheck.insert(id);
+            events.push(Event::ReplicasQueued {
+                task: id,
+                queued: 1,
+                reason: format!("straggler: running {elapsed} ms, expected {expected} ms"),
+            });
+        }
+        Ok(events)
+    }
+}

@@ -437,6 +437,7 @@ impl State {
             LeaderCommand::ExpireJob { job } => self.expire(*job, now),
             LeaderCommand::ReleaseStake { account } => self.release(*account, now),
             LeaderCommand::TimeOutRuns { provider, tasks } => self.time_out(*provider, tasks, now),
+            LeaderCommand::Speculate { tasks } => self.speculate(tasks, now),
         }
     }
 
@@ -1151,7 +1152,7 @@ impl State {
 
     /// A list of tasks in one input: not empty (else `Empty(empty)`), within
     /// `max_tasks_per_assignment` (else "N `what`"), and without a task listed twice.
-    fn check_task_list(
+    pub(crate) fn check_task_list(
         &self,
         ids: impl ExactSizeIterator<Item = TaskId>,
         empty: &str,

@@ -369,7 +369,22 @@ impl State {
             } => (quorum, max_results),
             Redundancy::Adaptive => {
                 let counted: Vec<_> = task.runs.iter().filter(|r| r.counts()).collect();
+                // Rules 3: alone means the only result returned, even while another run (a
+                // speculative replica of a straggler, a confirmation no longer needed) is still
+                // going; it is cancelled when the result is accepted.
+                let returned: Vec<_> = counted
+                    .iter()
+                    .filter(|r| r.outcome != RunOutcome::Running)
+                    .collect();
                 let lone = match counted.as_slice() {
+                    _ if self.rules >= 3 && !returned.is_empty() => match returned.as_slice() {
+                        [only] => {
+                            !task.spot_check
+                                && matches!(only.outcome, RunOutcome::Returned { weight, .. }
+                                    if weight >= self.verify.trusted_weight)
+                        }
+                        _ => false,
+                    },
                     [only] => {
                         !task.spot_check
                             && match only.outcome {
@@ -484,7 +499,16 @@ impl State {
         let Some(task) = job.tasks.get(id.index as usize) else {
             return;
         };
-        let alone = task.runs.iter().filter(|r| r.counts()).count() == 1;
+        let alone = if self.rules >= 3 {
+            // The only result returned (see `tally`).
+            task.runs
+                .iter()
+                .filter(|r| r.counts() && r.outcome != RunOutcome::Running)
+                .count()
+                == 1
+        } else {
+            task.runs.iter().filter(|r| r.counts()).count() == 1
+        };
         if !alone || task.spot_check || !self.is_trusted(&provider) {
             return;
         }

@@ -1,6 +1,7 @@
 //! Failures and deadlines with real processes: a run its provider never reports times out and
-//! another provider finishes the task; a job past its deadline fails with a partial-results
-//! report and a refund of the unspent escrow. (Provider loss and retry exhaustion are in
+//! another provider finishes the task; a straggler gets a speculative replica long before its
+//! time-out; a job past its deadline fails with a partial-results report and a refund of the
+//! unspent escrow. (Provider loss and retry exhaustion are in
 //! `recovery.rs` and `hostile.rs`.)
 
 use crate::support::*;
@@ -19,6 +20,16 @@ fn a_run_never_reported_times_out_and_another_provider_finishes_the_task() {
     poll("the staller to take a task", WAIT, || {
         (c.http.job(job).tasks_running > 0).then_some(())
     });
+    // Alone, the staller's run straggles with no other provider to take a speculative replica,
+    // and times out; only then does another provider come.
+    poll(
+        "the staller's run to time out",
+        Duration::from_secs(30),
+        || {
+            let stats = c.http.provider(staller.id).expect("staller known").stats;
+            (stats.tasks_timed_out > 0).then_some(())
+        },
+    );
     let _honest = w.provider(&c, 1);
     let view = c.http.wait_job_for(job, Duration::from_secs(60));
     assert_completed(&view);
@@ -124,4 +135,34 @@ kind = "concat"
         "{}",
         table.stdout
     );
+}
+
+/// Rules 3: a run far slower than its provider's expected time, while nothing else is queued,
+/// gets a speculative replica on another provider; the first result wins and the straggler's
+/// run is cancelled, long before it would time out (60 s wall limit + 10 s grace).
+#[test]
+fn a_straggler_gets_a_speculative_replica_long_before_its_time_out() {
+    let w = World::new();
+    let c = w.coordinator(&[]);
+    let staller = w.provider_with(&c, 1, &["--stall"]);
+    let job = w.submit(&c.url, &w.write("pi.toml", pi_spec(100_000, 2)));
+    poll("the staller to take a task", WAIT, || {
+        (c.http.job(job).tasks_running > 0).then_some(())
+    });
+    let started = std::time::Instant::now();
+    let _honest = w.provider(&c, 1);
+    let view = c.http.wait_job_for(job, Duration::from_secs(40));
+    assert_completed(&view);
+    let took = started.elapsed();
+    assert_eq!(c.http.output(job), pi_output(100_000, 2).as_bytes());
+    let tasks = c.http.job_with_tasks(job).tasks;
+    let speculated: Vec<_> = tasks.iter().filter(|t| t.runs.len() == 2).collect();
+    assert_eq!(speculated.len(), 1, "{tasks:?}");
+    let runs = &speculated[0].runs;
+    assert_eq!(runs[0].provider, staller.id);
+    assert_eq!(runs[0].outcome, engine::RunOutcome::Cancelled, "{runs:?}");
+    assert!(tasks.iter().all(|t| t.failures == 0), "{tasks:?}");
+    let stats = c.http.provider(staller.id).expect("staller known").stats;
+    assert_eq!(stats.tasks_timed_out, 0);
+    eprintln!("straggler replaced after {took:?} (its time-out was 70 s away)");
 }

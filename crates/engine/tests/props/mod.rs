@@ -89,6 +89,11 @@ enum Op {
         all: bool,
         picks: Vec<u8>,
     },
+    /// Speculate on the stragglers (`all`), or on some running tasks whether straggling or not.
+    Speculate {
+        all: bool,
+        picks: Vec<u8>,
+    },
     Cancel {
         by_owner: bool,
         who: u8,
@@ -343,6 +348,8 @@ fn op() -> impl Strategy<Value = Op> {
         1 => any::<u8>().prop_map(|job| Op::Expire { job }),
         4 => (0..4u8, any::<bool>(), proptest::collection::vec(any::<u8>(), 1..3))
             .prop_map(|(p, all, picks)| Op::TimeOut { p, all, picks }),
+        2 => (any::<bool>(), proptest::collection::vec(any::<u8>(), 1..3))
+            .prop_map(|(all, picks)| Op::Speculate { all, picks }),
         1 => (any::<bool>(), any::<u8>(), any::<u8>())
             .prop_map(|(by_owner, who, job)| Op::Cancel { by_owner, who, job }),
         3 => ledger_op(),
@@ -356,7 +363,8 @@ fn step() -> impl Strategy<Value = Step> {
 fn step_with(op: impl Strategy<Value = Op>) -> impl Strategy<Value = Step> {
     (
         op,
-        prop_oneof![8 => 0..30i64, 1 => -60..0i64],
+        // Now and then a long pause, so runs straggle (`State::straggling`).
+        prop_oneof![8 => 0..30i64, 1 => -60..0i64, 1 => 6_000..12_000i64],
         prop_oneof![
             8 => Just(Nonce::Next),
             1 => (0..3u64).prop_map(Nonce::Stale),
@@ -625,6 +633,22 @@ fn build(s: &State, step: &Step, time: Time) -> Built {
                 provider: who,
                 tasks,
             })
+        }
+        Op::Speculate { all, picks } => {
+            let running: Vec<TaskId> = s
+                .providers
+                .values()
+                .flat_map(|p| p.running.iter().copied())
+                .collect();
+            let tasks = if *all {
+                s.stragglers(time)
+            } else {
+                picks
+                    .iter()
+                    .filter_map(|i| running.get(usize::from(*i) % running.len().max(1)).copied())
+                    .collect()
+            };
+            Err(LeaderCommand::Speculate { tasks })
         }
         Op::Cancel { by_owner, who, job } => {
             let job = job_id(s, *job);
@@ -1319,7 +1343,14 @@ fn check_events(
             Event::SpotCheck { task, .. } => {
                 prop_assert!(after.jobs[&task.job].tasks[task.index as usize].spot_check);
             }
-            Event::ReplicasQueued { .. } => {}
+            Event::ReplicasQueued { task, reason, .. } => {
+                if reason.starts_with("straggler") {
+                    let t = &after.jobs[&task.job].tasks[task.index as usize];
+                    prop_assert_eq!(t.queued, 1);
+                    prop_assert!(after.recheck.contains(task));
+                    prop_assert!(before.queue.is_empty());
+                }
+            }
             Event::TaskFailed { task, .. } => {
                 prop_assert_eq!(
                     after.jobs[&task.job].tasks[task.index as usize]
@@ -1385,11 +1416,25 @@ proptest! {
 /// holds, or disappears and comes back; or the requester submits a job.
 #[derive(Clone, Debug)]
 enum VStep {
-    Fetch { p: u8, max: u32 },
-    ReportAll { p: u8 },
-    Lost { p: u8 },
-    Register { p: u8 },
-    Submit { tasks: usize, policy: u8 },
+    Fetch {
+        p: u8,
+        max: u32,
+    },
+    ReportAll {
+        p: u8,
+    },
+    Lost {
+        p: u8,
+    },
+    Register {
+        p: u8,
+    },
+    Submit {
+        tasks: usize,
+        policy: u8,
+    },
+    /// A long pause, then the leader speculates on the stragglers.
+    Speculate,
 }
 
 fn vstep() -> impl Strategy<Value = VStep> {
@@ -1399,6 +1444,7 @@ fn vstep() -> impl Strategy<Value = VStep> {
         1 => (0..7u8).prop_map(|p| VStep::Lost { p }),
         1 => (0..7u8).prop_map(|p| VStep::Register { p }),
         2 => (1..4usize, any::<u8>()).prop_map(|(tasks, policy)| VStep::Submit { tasks, policy }),
+        3 => Just(VStep::Speculate),
     ]
 }
 
@@ -1502,6 +1548,12 @@ proptest! {
                     let who = vprovider(*p);
                     let spec = s.providers[&who].spec.clone();
                     signed(who, next(&s, who), Action::RegisterProvider(spec))
+                }
+                VStep::Speculate => {
+                    time += 20_000;
+                    let tasks = s.stragglers(time);
+                    if tasks.is_empty() { continue; }
+                    Input::Leader(LeaderCommand::Speculate { tasks })
                 }
                 VStep::Submit { tasks, policy } => {
                     let redundancy = if policy % 3 == 0 {

@@ -729,3 +729,90 @@ fn an_absurd_fuel_claim_does_not_freeze_a_job() {
     assert_eq!(w.job(job).maps_done, 1, "the claim was accepted (quorum 1)");
     assert!(!w.state.pick(acct(2), 4).is_empty(), "the job froze");
 }
+
+/// Rules 3: a task whose only run takes far longer than its provider's expected time gets one
+/// speculative replica while nothing else is queued; the first result wins and the straggler's
+/// run is cancelled (its late report is ignored).
+#[test]
+fn a_straggler_gets_one_speculative_replica_and_the_first_result_wins() {
+    let mut w = world();
+    w.verify_events = true;
+    w.register(acct(1), provider_spec());
+    w.register(acct(2), provider_spec());
+    let job = w.submit(acct(9), job_spec(1));
+    let t = tid(job, 0);
+    w.assign(acct(1), &[t]);
+    let why = w.state.straggling(t, w.time).unwrap_err();
+    assert!(why.contains("expected 150 ms"), "{why}");
+    assert!(w.state.stragglers(w.time).is_empty());
+    let rejection = w.lead_rejected(LeaderCommand::Speculate { tasks: vec![t] });
+    assert!(
+        matches!(&rejection, Rejection::NotStraggling { task, .. } if *task == t),
+        "{rejection}"
+    );
+
+    w.time += 60_000;
+    assert_eq!(w.state.stragglers(w.time), vec![t]);
+    let events = w.lead(LeaderCommand::Speculate { tasks: vec![t] });
+    assert!(
+        matches!(&events[..], [Event::ReplicasQueued { queued: 1, reason, .. }] if reason.starts_with("straggler: running 60000 ms, expected 150 ms")),
+        "{events:?}"
+    );
+    // One speculative replica, never on the straggler's operator; none more while it waits.
+    assert!(w.state.stragglers(w.time).is_empty());
+    w.lead_rejected(LeaderCommand::Speculate { tasks: vec![t] });
+    assert!(w.state.pick(acct(1), 4).is_empty());
+    assert_eq!(w.state.pick(acct(2), 4), vec![t]);
+    w.assign(acct(2), &[t]);
+    assert!(w.state.stragglers(w.time).is_empty(), "two runs: no more");
+    w.report(acct(2), vec![success(t, 1, 100)]);
+    assert_eq!(w.job(job).status, JobStatus::Completed);
+    assert_eq!(
+        w.task(t).result.as_ref().map(|r| r.providers.clone()),
+        Some(vec![acct(2)])
+    );
+    let events = w.report(acct(1), vec![success(t, 1, 100)]);
+    assert!(
+        matches!(&events[..], [Event::ReportIgnored { .. }]),
+        "{events:?}"
+    );
+}
+
+/// No speculation while other work waits (a replica would take its slot), nor under rules
+/// before 3.
+#[test]
+fn no_speculation_while_work_is_queued_or_under_older_rules() {
+    let mut w = world();
+    w.register(acct(1), provider_spec());
+    let job = w.submit(acct(9), job_spec(2));
+    let t = tid(job, 0);
+    w.assign(acct(1), &[t]);
+    w.time += 60_000;
+    assert!(w.state.straggling(t, w.time).is_ok());
+    assert!(w.state.stragglers(w.time).is_empty(), "task 1 is queued");
+    let rejection = w.lead_rejected(LeaderCommand::Speculate { tasks: vec![t] });
+    assert!(
+        matches!(&rejection, Rejection::NotStraggling { why, .. } if why.contains("queue")),
+        "{rejection}"
+    );
+
+    let mut w = world().under_rules(2);
+    w.register(acct(1), provider_spec());
+    let job = w.submit(acct(9), job_spec(1));
+    let t = tid(job, 0);
+    w.assign(acct(1), &[t]);
+    w.time += 60_000;
+    assert!(w.state.stragglers(w.time).is_empty());
+    let rejection = w.lead_rejected(LeaderCommand::Speculate { tasks: vec![t] });
+    assert!(
+        matches!(
+            rejection,
+            Rejection::NeedsRules {
+                needs: 3,
+                runs: 2,
+                ..
+            }
+        ),
+        "{rejection}"
+    );
+}

@@ -401,20 +401,30 @@ fn adaptive_policy_replicates_new_providers_and_trusts_proven_ones() {
 
 #[test]
 fn a_trusted_taker_withdraws_replicas_and_late_replicas_are_cancelled() {
+    // Rules 2: the trusted replica's result waits for the new provider's; rules 3: it is the
+    // only result returned, so it is accepted alone and the new provider's run is cancelled.
+    for (rules, members) in [(2, vec![acct(1), acct(4)]), (3, vec![acct(4)])] {
+        let mut w = world(params(1, 0)).under_rules(rules);
+        make_trusted(&mut w, 4);
+        let job = submit(&mut w, 1, ADAPTIVE);
+        let task = tid(job, 0);
+        w.assign(acct(1), &[task]);
+        assert_eq!(w.task(task).queued, 2);
+        // The trusted provider takes a recheck replica first and its weight covers the rest.
+        assert_eq!(w.state.pick(acct(4), 4), vec![task]);
+        w.assign(acct(4), &[task]);
+        assert_eq!(w.task(task).queued, 0);
+        assert!(w.queue().is_empty());
+        let events = w.report(acct(4), vec![success(task, 7, FUEL)]);
+        if rules >= 3 {
+            assert_eq!(accepted(&events), Some(members), "rules {rules}");
+            assert_eq!(w.task(task).runs[0].outcome, RunOutcome::Cancelled);
+            continue;
+        }
+        let events = w.report(acct(1), vec![success(task, 7, FUEL)]);
+        assert_eq!(accepted(&events), Some(members), "rules {rules}");
+    }
     let mut w = world(params(1, 0));
-    make_trusted(&mut w, 4);
-    let job = submit(&mut w, 1, ADAPTIVE);
-    let task = tid(job, 0);
-    w.assign(acct(1), &[task]);
-    assert_eq!(w.task(task).queued, 2);
-    // The trusted provider takes a recheck replica first and its weight covers the rest.
-    assert_eq!(w.state.pick(acct(4), 4), vec![task]);
-    w.assign(acct(4), &[task]);
-    assert_eq!(w.task(task).queued, 0);
-    assert!(w.queue().is_empty());
-    w.report(acct(4), vec![success(task, 7, FUEL)]);
-    let events = w.report(acct(1), vec![success(task, 7, FUEL)]);
-    assert_eq!(accepted(&events), Some(vec![acct(1), acct(4)]));
 
     // A lost provider's replica is abandoned and queued again for someone else.
     let job = submit(&mut w, 1, TWO_OF_TWO);
