@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Regenerates docs/simulation.md and its plots by running every experiment under
 # sim/experiments/. Every number in the document comes from these runs; none is typed by hand.
-#   bash sim/make-docs.sh            (about five minutes on two cores)
+#   bash sim/make-docs.sh            (about seven minutes on two cores)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release --locked --quiet
@@ -15,7 +15,7 @@ run() { # experiment name
   "$bin" sim "sim/experiments/$1.toml" --out "$out/$1" --quiet > "$out/$1.txt"
   "$bin" sim "sim/experiments/$1.toml" --no-plots --quiet --json > "$out/$1.json"
 }
-for e in scale-100k verification verification-random failures scheduling churn economics; do run "$e"; done
+for e in scale-100k verification verification-random failures collusion scheduling churn economics; do run "$e"; done
 echo "== scale-1m" >&2
 "$bin" sim sim/experiments/scale-1m.toml --no-plots --quiet > "$out/scale-1m.txt"
 echo "== bench --only sim" >&2
@@ -145,6 +145,49 @@ $(table failures)
 \`\`\`
 
 $(img failures/executions.png "executions per task against the failing fraction f")
+
+## Collusion: every cheating strategy against the saboteur fraction
+
+\`gridmint sim sim/experiments/collusion.toml\` — the verification experiment's fleet (2,000
+providers) with a bigger workload (60,000 tasks, so honest providers build a history and earn
+trust), under the network's default adaptive policy, with a fraction f of cheaters playing one
+strategy per row. Every wrong answer is the colluders' shared one, and the cheaters decide on
+everything public — the engine state, which anyone replaying the chain has:
+
+- **colluding**: always wrong.
+- **sometimes**: wrong on 10% of its tasks (\`wrong_rate\`), honest on the rest, so it keeps
+  some of its earnings and, between slashes, some trust.
+- **predicting**: wrong only when it predicts no audit — it is trusted, its run is the task's
+  only one (so its result would be accepted alone), and the spot-check draw, which hashes only
+  public values (chain id, task, provider, assignment time), does not pick it
+  (\`world::adversary_predicts_no_audit\`). It is the attack the Spot checks note in
+  ARCHITECTURE.md describes: until the draw uses randomness revealed after the report, such a
+  cheater is never audited, so it is never slashed and every wrong answer it gives is accepted.
+  While its prediction is exact, its rows change nothing the engine sees but output hashes no
+  one compares, which is why their executions and audits are the same at every f.
+- **turncoat**: honest until trusted, then always wrong: its lone results are accepted until a
+  spot check catches one — and so is a confirming replica it reports before the run it was to
+  confirm (the only result returned, and trusted); the slash resets its streak and it earns
+  trust again.
+- **sybil**: always wrong, and after each slash it leaves and re-enters under a fresh account
+  (new key, fresh stake, no reputation) instead of bonding the old one's stake again.
+- **failing**: reports every task as failed (exit status 1, with the task's fuel). A failure
+  needs confirming by a trusted provider; when a success wins instead, the failure is slashed.
+  Enough of them can still fail a job by leaving a task short of a quorum within its
+  \`max_results\`.
+
+Slashed cheaters bond again (\`network.restake\`; a sybil buys a fresh account instead), so f
+stays what the row says: "cheater net" is earned − slashed per cheating machine (a sybil's
+accounts count as one; what it bonds again, "stake bought", replaces what the slashes took and
+stays its own); "honest net" the same per honest provider. The legend under the table defines
+every column.
+
+\`\`\`
+$(table collusion)
+\`\`\`
+
+$(img collusion/wrong-rate.png "wrong-result rate against f, by strategy")
+$(img collusion/cheater-net.png "net per cheater against f, by strategy")
 
 ## Scheduling: the engine's policy on Braun et al. ETC instances
 

@@ -776,13 +776,17 @@ fn fetch_caches(fetch: &WorkFetch) -> Result<Caches, Rejection> {
 pub const STRAGGLER_FACTOR: u64 = 3;
 /// ... plus this long (and the provider's local queue, `prefetch_ms`), in milliseconds.
 pub const STRAGGLER_SLACK_MS: u64 = 5_000;
+/// Most speculative replicas one [`crate::LeaderCommand::Speculate`] queues (and so, as none is
+/// issued while anything is queued, most waiting at once).
+pub const SPECULATE_MAX: usize = 32;
 
 impl State {
     /// Whether task `id` may get a speculative replica at `now` (rules 3): its job is running,
     /// nothing is queued for it, its only run is still running (a task being verified is left
-    /// to its policy), and that run has taken more than [`STRAGGLER_FACTOR`] times its provider's
-    /// expected time for the job's tasks plus [`STRAGGLER_SLACK_MS`] and the provider's
-    /// `prefetch_ms`. `Ok((elapsed, expected))` in milliseconds, or why not.
+    /// to its policy), and that run has taken more than [`STRAGGLER_FACTOR`] times its
+    /// provider's expected time for the job's tasks plus [`STRAGGLER_SLACK_MS`] and the
+    /// provider's `prefetch_ms` — a stalled, overloaded or misreported machine. `Ok((elapsed,
+    /// expected))` in milliseconds, or why not.
     pub fn straggling(&self, id: TaskId, now: Time) -> Result<(u64, u64), String> {
         let job = self.jobs.get(&id.job).ok_or("unknown job")?;
         if job.status.is_finished() {
@@ -792,7 +796,8 @@ impl State {
         if task.queued > 0 {
             return Err("it has replicas queued".into());
         }
-        let [run] = task.runs.iter().filter(|r| r.counts()).collect::<Vec<_>>()[..] else {
+        let mut counted = task.runs.iter().filter(|r| r.counts());
+        let (Some(run), None) = (counted.next(), counted.next()) else {
             return Err("it has more than one run, or none".into());
         };
         if run.outcome != RunOutcome::Running {
@@ -818,22 +823,34 @@ impl State {
 
     /// The tasks the leader's timer may speculate on at `now` ([`crate::LeaderCommand::Speculate`]):
     /// none while anything waits in the queue (a speculative replica would take a slot from
-    /// queued work) or under rules before 3; at most `max_tasks_per_assignment`, oldest jobs
-    /// first.
+    /// queued work) or under rules before 3; the longest-running first, no more than idle
+    /// providers have free slots (so no replica waits for a provider) nor [`SPECULATE_MAX`].
     pub fn stragglers(&self, now: Time) -> Vec<TaskId> {
         if self.rules < 3 || !self.queue.is_empty() {
             return Vec::new();
         }
-        let mut out = BTreeSet::new();
+        let free: usize = self
+            .providers
+            .values()
+            .filter(|p| p.status == ProviderStatus::Active && self.has_min_stake(&p.id))
+            .map(|p| (p.spec.slots as usize).saturating_sub(p.running.len()))
+            .fold(0, usize::saturating_add);
+        let mut found: Vec<(u64, TaskId)> = Vec::new();
+        let mut seen = BTreeSet::new();
         for p in self.providers.values() {
             for id in &p.running {
-                if self.straggling(*id, now).is_ok() {
-                    out.insert(*id);
+                if seen.insert(*id)
+                    && let Ok((elapsed, _)) = self.straggling(*id, now)
+                {
+                    found.push((elapsed, *id));
                 }
             }
         }
-        out.into_iter()
-            .take(self.config.max_tasks_per_assignment as usize)
+        found.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+        found
+            .into_iter()
+            .take(free.min(SPECULATE_MAX))
+            .map(|(_, id)| id)
             .collect()
     }
 
@@ -852,6 +869,12 @@ impl State {
             "no tasks to speculate on",
             "tasks in one speculation",
         )?;
+        if tasks.len() > SPECULATE_MAX {
+            return Err(Rejection::TooLarge(format!(
+                "{} tasks in one speculation (at most {SPECULATE_MAX})",
+                tasks.len()
+            )));
+        }
         if !self.queue.is_empty() {
             return Err(Rejection::NotStraggling {
                 task: tasks
@@ -861,15 +884,12 @@ impl State {
                 why: "other work waits in the queue".into(),
             });
         }
-        let mut checked = Vec::with_capacity(tasks.len());
         for id in tasks {
-            let (elapsed, expected) = self
-                .straggling(*id, now)
+            self.straggling(*id, now)
                 .map_err(|why| Rejection::NotStraggling { task: *id, why })?;
-            checked.push((*id, elapsed, expected));
         }
-        let mut events = Vec::with_capacity(checked.len());
-        for (id, elapsed, expected) in checked {
+        let mut events = Vec::with_capacity(tasks.len());
+        for &id in tasks {
             if let Some(task) = self.task_mut(id) {
                 task.queued = 1;
             }
@@ -878,7 +898,7 @@ impl State {
             events.push(Event::ReplicasQueued {
                 task: id,
                 queued: 1,
-                reason: format!("straggler: running {elapsed} ms, expected {expected} ms"),
+                reason: "straggler: its only run is overdue".into(),
             });
         }
         Ok(events)

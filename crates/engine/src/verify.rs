@@ -369,22 +369,29 @@ impl State {
             } => (quorum, max_results),
             Redundancy::Adaptive => {
                 let counted: Vec<_> = task.runs.iter().filter(|r| r.counts()).collect();
-                // Rules 3: alone means the only result returned, even while another run (a
-                // speculative replica of a straggler, a confirmation no longer needed) is still
-                // going; it is cancelled when the result is accepted.
+                // Rules 3: alone also means the only result returned while the other runs still
+                // going are trusted providers' (a straggler and its speculative replica, either
+                // of which may settle the task alone); the other run is cancelled when the result
+                // is accepted. A run a new provider started first still has to be confirmed.
                 let returned: Vec<_> = counted
                     .iter()
                     .filter(|r| r.outcome != RunOutcome::Running)
                     .collect();
+                let others_trusted = counted
+                    .iter()
+                    .filter(|r| r.outcome == RunOutcome::Running)
+                    .all(|r| self.is_trusted(&r.provider));
                 let lone = match counted.as_slice() {
-                    _ if self.rules >= 3 && !returned.is_empty() => match returned.as_slice() {
-                        [only] => {
-                            !task.spot_check
-                                && matches!(only.outcome, RunOutcome::Returned { weight, .. }
+                    _ if self.rules >= 3 && !returned.is_empty() && others_trusted => {
+                        match returned.as_slice() {
+                            [only] => {
+                                !task.spot_check
+                                    && matches!(only.outcome, RunOutcome::Returned { weight, .. }
                                     if weight >= self.verify.trusted_weight)
+                            }
+                            _ => false,
                         }
-                        _ => false,
-                    },
+                    }
                     [only] => {
                         !task.spot_check
                             && match only.outcome {
@@ -500,12 +507,17 @@ impl State {
             return;
         };
         let alone = if self.rules >= 3 {
-            // The only result returned (see `tally`).
+            // The only result returned while the others still going are trusted (see `tally`).
             task.runs
                 .iter()
                 .filter(|r| r.counts() && r.outcome != RunOutcome::Running)
                 .count()
                 == 1
+                && task
+                    .runs
+                    .iter()
+                    .filter(|r| r.outcome == RunOutcome::Running)
+                    .all(|r| self.is_trusted(&r.provider))
         } else {
             task.runs.iter().filter(|r| r.counts()).count() == 1
         };
@@ -743,6 +755,15 @@ impl State {
                 members.len()
             )
         });
+        // Rules 3, adaptive policy: the results that lost are rejected, unpaid and cost their
+        // providers' trust, but their stake is slashed only on the word of a group with a
+        // trusted member — so colluders who outvote honest newcomers cannot slash them.
+        let slash = self.rules < 3
+            || winner.trusted
+            || self
+                .jobs
+                .get(&id.job)
+                .is_some_and(|j| j.spec.redundancy != Redundancy::Adaptive);
         let Some(job) = self.jobs.get_mut(&id.job) else {
             return Ok(());
         };
@@ -834,6 +855,12 @@ impl State {
                 r.streak = 0;
                 r.score /= 4;
             }
+            if self.rules >= 3 {
+                self.distrust(loser, now, events)?;
+            }
+            if !slash {
+                continue;
+            }
             events.extend(self.slash(
                 loser,
                 SlashEvidence {
@@ -843,9 +870,6 @@ impl State {
                     agreeing: members.clone(),
                 },
             )?);
-            if self.rules >= 3 {
-                self.distrust(loser, now, events)?;
-            }
         }
         if let Some(reason) = reason {
             events.push(Event::JobFailed {

@@ -59,6 +59,9 @@ pub struct NetworkConfig {
     /// A provider whose stake was slashed below the minimum bonds the difference again from its
     /// balance (a determined saboteur does); without it a slashed provider gets no more work.
     pub restake: bool,
+    /// The version of the engine's rules the network runs (`engine::RULES` unless set): an
+    /// experiment may run an older version beside the current one.
+    pub rules: u32,
     pub verification: VerifyParams,
     pub scheduling: ScheduleParams,
 }
@@ -73,6 +76,7 @@ impl Default for NetworkConfig {
             heartbeat_timeout_s: 10,
             timer_s: 10,
             restake: false,
+            rules: engine::RULES,
             verification: VerifyParams::default(),
             scheduling: ScheduleParams::default(),
         }
@@ -148,15 +152,122 @@ pub struct ClassConfig {
     /// `honest` runs every task correctly; `saboteur` returns wrong results.
     #[serde(default)]
     pub behaviour: Behaviour,
-    /// Probability that a saboteur returns a wrong result for a task.
-    #[serde(default = "one")]
-    pub wrong_rate: f64,
+    /// Probability that a saboteur returns a wrong result for a task (default 1); with
+    /// `strategy = "sometimes"`, the share of its tasks it cheats on (default 0.1).
+    #[serde(default)]
+    pub wrong_rate: Option<f64>,
     /// Colluding saboteurs all return the same wrong result for a task, so their votes agree.
     #[serde(default)]
     pub collude: bool,
     /// Saboteurs that report every task they run as failed (exit status 1) instead of a result.
     #[serde(default)]
     pub fails: bool,
+    /// How the class cheats, by name (see [`Strategy`]); replaces `behaviour`, `collude` and
+    /// `fails`. Absent: those three decide.
+    #[serde(default)]
+    pub strategy: Option<Strategy>,
+}
+
+/// A cheating strategy, named in a class's `strategy` or an experiment's `strategies`. Every
+/// wrong answer is the colluders' shared one. The adversary sees everything public (the engine
+/// state) when it decides.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Strategy {
+    /// Never cheats.
+    Honest,
+    /// Always returns the colluders' wrong answer.
+    Colluding,
+    /// Returns the colluders' wrong answer on `wrong_rate` of its tasks (default 10%).
+    Sometimes,
+    /// Returns the wrong answer only when it predicts no audit: it is trusted, its run is the
+    /// task's only one, and the public spot-check draw does not pick it
+    /// (`world::adversary_predicts_no_audit`).
+    Predicting,
+    /// Honest until it is trusted, then always wrong.
+    Turncoat,
+    /// Always wrong; after each slash it leaves and re-enters under a fresh account (new key,
+    /// fresh stake, no reputation) instead of bonding the old one's stake again.
+    Sybil,
+    /// Reports every task as failed (exit status 1, with the task's fuel).
+    Failing,
+}
+
+impl Strategy {
+    pub fn name(self) -> &'static str {
+        match self {
+            Strategy::Honest => "honest",
+            Strategy::Colluding => "colluding",
+            Strategy::Sometimes => "sometimes",
+            Strategy::Predicting => "predicting",
+            Strategy::Turncoat => "turncoat",
+            Strategy::Sybil => "sybil",
+            Strategy::Failing => "failing",
+        }
+    }
+}
+
+/// How a class's providers decide what to report, resolved from its fields.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Play {
+    Honest,
+    /// Wrong with probability `rate` per task: the colluders' shared answer, or its own.
+    Wrong {
+        rate: f64,
+        collude: bool,
+    },
+    Predicting,
+    Turncoat,
+    Sybil,
+    Failing,
+}
+
+/// `strategy = "sometimes"` without a `wrong_rate`.
+pub const SOMETIMES_RATE: f64 = 0.1;
+
+impl ClassConfig {
+    /// What the class does: its `strategy`, else `behaviour`, `wrong_rate`, `collude`, `fails`.
+    pub fn play(&self) -> Play {
+        match self.strategy {
+            Some(Strategy::Honest) => Play::Honest,
+            Some(Strategy::Colluding) => Play::Wrong {
+                rate: 1.0,
+                collude: true,
+            },
+            Some(Strategy::Sometimes) => Play::Wrong {
+                rate: self.wrong_rate.unwrap_or(SOMETIMES_RATE),
+                collude: true,
+            },
+            Some(Strategy::Predicting) => Play::Predicting,
+            Some(Strategy::Turncoat) => Play::Turncoat,
+            Some(Strategy::Sybil) => Play::Sybil,
+            Some(Strategy::Failing) => Play::Failing,
+            None => match self.behaviour {
+                Behaviour::Honest => Play::Honest,
+                Behaviour::Saboteur if self.fails => Play::Failing,
+                Behaviour::Saboteur => Play::Wrong {
+                    rate: self.wrong_rate.unwrap_or(1.0),
+                    collude: self.collude,
+                },
+            },
+        }
+    }
+
+    /// Cheats in any way (what a saboteur fraction counts).
+    pub fn is_saboteur(&self) -> bool {
+        self.play() != Play::Honest
+    }
+
+    /// The behaviour column of a run's summary.
+    pub fn label(&self) -> String {
+        match (self.strategy, self.play()) {
+            (Some(Strategy::Honest), _) | (None, Play::Honest) => "honest".into(),
+            (Some(s), _) => format!("saboteur ({})", s.name()),
+            (None, Play::Failing) => "saboteur (failing)".into(),
+            (None, Play::Wrong { collude: true, .. }) => "saboteur (colluding)".into(),
+            (None, _) => "saboteur".into(),
+        }
+    }
 }
 
 fn default_slots() -> Vec<u32> {
@@ -180,9 +291,10 @@ fn default_classes() -> Vec<ClassConfig> {
         speed: default_speed(),
         price: 1,
         behaviour: Behaviour::Honest,
-        wrong_rate: 1.0,
+        wrong_rate: None,
         collude: false,
         fails: false,
+        strategy: None,
     }]
 }
 
@@ -302,6 +414,12 @@ pub enum ExperimentConfig {
         saboteur_fractions: Vec<f64>,
         policies: Vec<PolicyConfig>,
     },
+    /// Every cheating strategy against the saboteur fraction, under the workload's policy: the
+    /// saboteur classes play each strategy in turn.
+    Collusion {
+        saboteur_fractions: Vec<f64>,
+        strategies: Vec<Strategy>,
+    },
     /// Job completion time against the crash rate.
     Churn { crash_per_hour: Vec<f64> },
     /// Honest and cheating providers' earnings over time (one run).
@@ -331,8 +449,11 @@ impl SimConfig {
             if c.slots.is_empty() || c.slots.iter().any(|s| *s == 0 || *s > 1024) {
                 return bad("class slots must be a non-empty list of 1..=1024");
             }
-            if c.share < 0.0 || !(0.0..=1.0).contains(&c.wrong_rate) {
+            if c.share < 0.0 || c.wrong_rate.is_some_and(|r| !(0.0..=1.0).contains(&r)) {
                 return bad("class share must be >= 0 and wrong_rate within 0..=1");
+            }
+            if c.strategy.is_some() && (c.collude || c.fails) {
+                return bad("a class's strategy replaces collude and fails: name one or the other");
             }
             if c.speed.median.is_nan() || c.speed.median < 1.0 || c.speed.sigma < 0.0 {
                 return bad("class speed median must be >= 1 and sigma >= 0");
@@ -366,6 +487,14 @@ impl SimConfig {
         }
         if self.providers.count == 0 || self.providers.count > 10_000_000 {
             return bad("providers.count must be between 1 and 10,000,000");
+        }
+        if let Some(ExperimentConfig::Collusion {
+            saboteur_fractions,
+            strategies,
+        }) = &self.experiment
+            && (saboteur_fractions.is_empty() || strategies.is_empty())
+        {
+            return bad("a collusion experiment needs saboteur_fractions and strategies");
         }
         self.network
             .verification

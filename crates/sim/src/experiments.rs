@@ -1,7 +1,7 @@
 //! Running a configuration: one run, or the sweep its `[experiment]` asks for, with the table,
 //! the JSON and the plots of each.
 
-use crate::config::{Behaviour, ExperimentConfig, PolicyConfig, SimConfig};
+use crate::config::{ExperimentConfig, Play, PolicyConfig, SimConfig, Strategy};
 use crate::plot::{self, Series};
 use crate::report::{Summary, thousands, tokens_f64};
 use crate::world::World;
@@ -95,6 +95,10 @@ pub fn run_config(cfg: &SimConfig, opts: &Options) -> Result<Output, SimError> {
             saboteur_fractions,
             policies,
         }) => verification(cfg, opts, saboteur_fractions, policies),
+        Some(ExperimentConfig::Collusion {
+            saboteur_fractions,
+            strategies,
+        }) => collusion(cfg, opts, saboteur_fractions, strategies),
         Some(ExperimentConfig::Churn { crash_per_hour }) => churn(cfg, opts, crash_per_hour),
         Some(ExperimentConfig::Economics) => economics(cfg, opts),
         Some(ExperimentConfig::Scheduling(sched)) => scheduling(cfg, opts, sched),
@@ -184,11 +188,11 @@ pub struct VerificationRow {
 /// A copy of `cfg` whose saboteur classes together have share `f` and honest ones `1 − f`
 /// (split among the classes of a kind by their shares, or equally when those are all zero).
 fn with_saboteurs(cfg: &SimConfig, f: f64) -> Result<SimConfig, SimError> {
-    let kinds = [Behaviour::Saboteur, Behaviour::Honest];
+    let kinds = [true, false];
     if !(0.0..=1.0).contains(&f)
         || kinds
             .iter()
-            .any(|b| cfg.classes.iter().all(|c| c.behaviour != *b))
+            .any(|b| cfg.classes.iter().all(|c| c.is_saboteur() != *b))
     {
         return Err(SimError::Config(
             "a saboteur fraction sweep needs an honest and a saboteur class, and fractions \
@@ -198,12 +202,8 @@ fn with_saboteurs(cfg: &SimConfig, f: f64) -> Result<SimConfig, SimError> {
     }
     let mut c = cfg.clone();
     for kind in kinds {
-        let target = if kind == Behaviour::Saboteur {
-            f
-        } else {
-            1.0 - f
-        };
-        let of_kind = |cl: &&crate::config::ClassConfig| cl.behaviour == kind;
+        let target = if kind { f } else { 1.0 - f };
+        let of_kind = |cl: &&crate::config::ClassConfig| cl.is_saboteur() == kind;
         let total: f64 = cfg
             .classes
             .iter()
@@ -211,7 +211,7 @@ fn with_saboteurs(cfg: &SimConfig, f: f64) -> Result<SimConfig, SimError> {
             .map(|cl| cl.share.max(0.0))
             .sum();
         let count = cfg.classes.iter().filter(of_kind).count() as f64;
-        for class in c.classes.iter_mut().filter(|cl| cl.behaviour == kind) {
+        for class in c.classes.iter_mut().filter(|cl| cl.is_saboteur() == kind) {
             class.share = if total > 0.0 {
                 class.share.max(0.0) / total * target
             } else {
@@ -229,13 +229,15 @@ fn verification(
     policies: &[PolicyConfig],
 ) -> Result<Output, SimError> {
     // The closed form applies to one class of colluders (each result wrong with f·wrong_rate).
-    let saboteurs: Vec<_> = cfg
-        .classes
-        .iter()
-        .filter(|c| c.behaviour == Behaviour::Saboteur)
-        .collect();
+    let saboteurs: Vec<_> = cfg.classes.iter().filter(|c| c.is_saboteur()).collect();
     let colluding_rate = match saboteurs.as_slice() {
-        [one] if one.collude => Some(one.wrong_rate),
+        [one] => match one.play() {
+            Play::Wrong {
+                rate,
+                collude: true,
+            } => Some(rate),
+            _ => None,
+        },
         _ => None,
     };
     let mut rows = Vec::new();
@@ -355,6 +357,226 @@ fn label(r: &VerificationRow) -> String {
         Some(m) => format!("voting m={m}"),
         None => r.policy.clone(),
     }
+}
+
+/// `ReplicasQueued` reasons that mean an audit: the results disagree, or a reported failure
+/// must be confirmed. (The others are a new provider's result waiting for confirmation, and the
+/// replica a spot check queues, counted as the spot check itself.)
+pub const DISPUTE_REASONS: [&str; 2] = ["results disagree", "failure needs confirmation"];
+
+/// One row of the collusion experiment: strategy `strategy` at saboteur fraction `f`.
+#[derive(Clone, Debug, Serialize)]
+pub struct CollusionRow {
+    pub f: f64,
+    pub strategy: String,
+    /// Accepted tasks whose result was wrong.
+    pub wrong_accepted: u64,
+    pub tasks_accepted: u64,
+    /// `wrong_accepted / tasks_accepted`.
+    pub wrong_rate: f64,
+    /// Runs that returned a result or failed, per accepted task.
+    pub mean_executions: f64,
+    /// Spot checks the engine drew (`Event::SpotCheck`).
+    pub spot_checks: u64,
+    /// Rounds of replicas queued because results disagreed or a failure needed confirmation
+    /// (`Event::ReplicasQueued` with one of [`DISPUTE_REASONS`]).
+    pub disputes: u64,
+    /// `(spot_checks + disputes) / tasks submitted`.
+    pub audits_per_task: f64,
+    /// Cheating machines (identity owners: a sybil's accounts count as one).
+    pub cheaters: u64,
+    /// Per cheater, tokens: earned − slashed (tokens leave a machine's accounts only through
+    /// slashes: a restake top-up or a sybil's fresh stake stays its own).
+    pub cheater_net: f64,
+    /// Per cheater, tokens: the stake bonded again after joining (restake top-ups, a sybil's
+    /// fresh accounts), already counted in `cheater_net` through the slashes it replaces.
+    pub cheater_stake_bought: f64,
+    /// Sybils' fresh accounts.
+    pub reentries: u64,
+    pub honest_providers: u64,
+    /// Per honest provider, tokens: earned − slashed.
+    pub honest_net: f64,
+    /// Honest providers slashed at least once.
+    pub honest_slashed: u64,
+    pub jobs_failed: u64,
+    pub tasks_failed: u64,
+    pub wall_s: f64,
+}
+
+/// Totals over the classes on one side (cheating or honest) of a run: machines, earned − slashed
+/// and stake bought per machine in tokens, and machines slashed.
+fn side(cfg: &SimConfig, s: &Summary, cheating: bool) -> (u64, f64, f64, u64) {
+    let mut n = 0u64;
+    let (mut net, mut bought, mut slashed) = (0.0, 0.0, 0u64);
+    for (c, cs) in cfg.classes.iter().zip(&s.classes) {
+        if c.is_saboteur() == cheating {
+            n += cs.providers;
+            net += cs.net_tokens;
+            bought += cs.stake_bought_tokens;
+            slashed += cs.slashed_providers;
+        }
+    }
+    let per = |x: f64| if n > 0 { x / n as f64 } else { 0.0 };
+    (n, per(net), per(bought), slashed)
+}
+
+/// Every strategy against every saboteur fraction: for each f, the base configuration with its
+/// saboteur classes scaled to f (as the verification sweep does) and playing each strategy in
+/// turn.
+fn collusion(
+    cfg: &SimConfig,
+    opts: &Options,
+    fractions: &[f64],
+    strategies: &[Strategy],
+) -> Result<Output, SimError> {
+    let mut rows = Vec::new();
+    for &f in fractions {
+        let base = with_saboteurs(cfg, f)?;
+        for &strategy in strategies {
+            let mut c = base.clone();
+            for class in c.classes.iter_mut().filter(|cl| cl.is_saboteur()) {
+                class.strategy = Some(strategy);
+                class.collude = false;
+                class.fails = false;
+            }
+            c.validate()?;
+            let (s, _) = run_once(&c, opts.progress)?;
+            let disputes: u64 = DISPUTE_REASONS
+                .iter()
+                .filter_map(|r| s.replicas_queued.get(*r))
+                .sum();
+            let (cheaters, cheater_net, cheater_stake_bought, _) = side(&c, &s, true);
+            let (honest_providers, honest_net, _, honest_slashed) = side(&c, &s, false);
+            rows.push(CollusionRow {
+                f,
+                strategy: strategy.name().into(),
+                wrong_accepted: s.wrong_accepted,
+                tasks_accepted: s.tasks_accepted,
+                wrong_rate: s.accepted_wrong_rate,
+                mean_executions: s.mean_executions_accepted,
+                spot_checks: s.spot_checks,
+                disputes,
+                audits_per_task: if s.tasks > 0 {
+                    (s.spot_checks + disputes) as f64 / s.tasks as f64
+                } else {
+                    0.0
+                },
+                cheaters,
+                cheater_net,
+                cheater_stake_bought,
+                reentries: s.reentries,
+                honest_providers,
+                honest_net,
+                honest_slashed,
+                jobs_failed: s.jobs_failed,
+                tasks_failed: s.tasks_failed,
+                wall_s: s.wall_s,
+            });
+        }
+    }
+    let mut table = String::new();
+    let _ = writeln!(
+        table,
+        "{:>5}  {:<11}{:>9}{:>11}{:>12}{:>13}{:>14}{:>13}{:>12}{:>9}{:>8}{:>8}",
+        "f",
+        "strategy",
+        "wrong",
+        "wrong rate",
+        "executions",
+        "audits/task",
+        "cheater net",
+        "stake bought",
+        "honest net",
+        "honest",
+        "jobs",
+        "wall"
+    );
+    let _ = writeln!(
+        table,
+        "{:>5}  {:<11}{:>9}{:>11}{:>12}{:>13}{:>14}{:>13}{:>12}{:>9}{:>8}{:>8}",
+        "",
+        "",
+        "accepted",
+        "",
+        "/accepted",
+        "",
+        "/cheater",
+        "/cheater",
+        "/provider",
+        "slashed",
+        "failed",
+        "(s)"
+    );
+    for r in &rows {
+        let _ = writeln!(
+            table,
+            "{:>5.2}  {:<11}{:>9}{:>11.6}{:>12.3}{:>13.4}{:>14.2}{:>13.2}{:>12.2}{:>9}{:>8}{:>8.1}",
+            r.f,
+            r.strategy,
+            thousands(r.wrong_accepted),
+            r.wrong_rate,
+            r.mean_executions,
+            r.audits_per_task,
+            r.cheater_net,
+            r.cheater_stake_bought,
+            r.honest_net,
+            thousands(r.honest_slashed),
+            thousands(r.jobs_failed),
+            r.wall_s
+        );
+    }
+    let _ = writeln!(table);
+    for line in [
+        "wrong accepted: accepted tasks whose result was wrong; wrong rate: wrong accepted / tasks",
+        "  accepted. executions: runs that returned a result or failed, per accepted task.",
+        "audits/task: (spot checks drawn + replica rounds queued because results disagreed or a",
+        "  failure needed confirmation) / tasks submitted.",
+        "cheater net: per cheating machine (a sybil's accounts count as one), tokens earned −",
+        "  slashed. stake bought: stake bonded again after a slash (restake top-ups, a sybil's",
+        "  fresh accounts), replacing what the slashes took. honest net: per honest provider.",
+        "honest slashed: honest providers slashed at least once. wall: seconds the run took.",
+    ] {
+        let _ = writeln!(table, "{line}");
+    }
+    let mut plots = Vec::new();
+    if let Some(dir) = &opts.out_dir {
+        let per_strategy = |value: fn(&CollusionRow) -> f64| -> Vec<Series> {
+            strategies
+                .iter()
+                .map(|st| Series {
+                    name: st.name().into(),
+                    points: rows
+                        .iter()
+                        .filter(|r| r.strategy == st.name())
+                        .map(|r| (r.f, value(r)))
+                        .collect(),
+                    dashed: false,
+                })
+                .collect()
+        };
+        let p1 = dir.join("wrong-rate.png");
+        plot::line_chart(
+            &p1,
+            "accepted wrong results against the saboteur fraction, by strategy",
+            "saboteur fraction f",
+            "wrong results / accepted results",
+            &per_strategy(|r| r.wrong_rate),
+        )?;
+        let p2 = dir.join("cheater-net.png");
+        plot::line_chart(
+            &p2,
+            "what cheating pays, by strategy",
+            "saboteur fraction f",
+            "net per cheater (tokens)",
+            &per_strategy(|r| r.cheater_net),
+        )?;
+        plots = vec![p1, p2];
+    }
+    Ok(Output {
+        table,
+        json: json(&rows),
+        plots,
+    })
 }
 
 #[derive(Clone, Debug, Serialize)]

@@ -6,8 +6,8 @@
 //!   optional experiment).
 //! - [`world`]: the event loop around the engine.
 //! - [`metrics`]: what a run measures; [`report`]: the summary, its table and JSON.
-//! - [`experiments`]: the sweeps (verification, churn, economics) and the closed-form error rate
-//!   of m-first voting; [`etc`]: the Braun et al. scheduling instances and heuristics.
+//! - [`experiments`]: the sweeps (verification, collusion, churn, economics) and the closed-form
+//!   error rate of m-first voting; [`etc`]: the Braun et al. scheduling instances and heuristics.
 //! - [`plot`]: the PNG charts.
 
 pub mod config;

@@ -1,7 +1,8 @@
 //! What a run measures while it goes: task and job latencies, wrong results accepted, earnings per
 //! class, and busy and available slot time over virtual time.
 
-use engine::Time;
+use engine::{AccountId, Time};
+use std::collections::BTreeMap;
 
 /// Busy and available slot-milliseconds per time bucket. Buckets start at 1 s and double in
 /// width (merging pairs) whenever there would be more than [`Timeline::MAX_BUCKETS`], so a run
@@ -120,10 +121,18 @@ pub struct Metrics {
     pub class_providers: Vec<u64>,
     pub class_earned: Vec<u128>,
     pub class_slashed: Vec<u128>,
+    /// Stake bonded after joining: restake top-ups and sybils' fresh accounts, base units.
+    pub class_stake_bought: Vec<u128>,
     pub slashes: u64,
     pub crashes: u64,
-    /// Providers to bond again (slashed below the minimum, with `network.restake`).
-    pub restake: Vec<u32>,
+    /// Spot checks the engine drew (`Event::SpotCheck`).
+    pub spot_checks: u64,
+    /// `Event::ReplicasQueued` by its reason.
+    pub replicas_queued: BTreeMap<String, u64>,
+    /// Sybils' re-entries under a fresh account.
+    pub reentries: u64,
+    /// Slashed accounts to bond again (`network.restake`) or to replace (a sybil's).
+    pub restake: Vec<AccountId>,
     pub timeline: Timeline,
     pub samples: Vec<Sample>,
     pub end: Time,
@@ -143,8 +152,12 @@ impl Metrics {
             class_providers: vec![0; classes],
             class_earned: vec![0; classes],
             class_slashed: vec![0; classes],
+            class_stake_bought: vec![0; classes],
             slashes: 0,
             crashes: 0,
+            spot_checks: 0,
+            replicas_queued: BTreeMap::new(),
+            reentries: 0,
             restake: Vec::new(),
             timeline: Timeline::new(),
             samples: Vec::new(),

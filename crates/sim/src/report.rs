@@ -1,10 +1,11 @@
 //! One run's summary: what the issue asks a run to report, as a table and as JSON.
 
-use crate::config::{Behaviour, SimConfig};
+use crate::config::SimConfig;
 use crate::metrics::mean_p99;
 use crate::world::World;
 use engine::BASE_UNITS_PER_TOKEN;
 use serde::Serialize;
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 #[derive(Clone, Debug, Serialize)]
@@ -17,6 +18,10 @@ pub struct ClassSummary {
     /// Earned minus slashed.
     pub net_tokens: f64,
     pub mean_net_tokens: f64,
+    /// Providers (machines) any of whose accounts was slashed.
+    pub slashed_providers: u64,
+    /// Stake bonded after joining: restake top-ups and sybils' fresh accounts.
+    pub stake_bought_tokens: f64,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -46,6 +51,14 @@ pub struct Summary {
     pub wrong_accepted: u64,
     /// Runs that returned a result or failed, per task, from the engine's records.
     pub mean_executions: f64,
+    /// The same, over accepted tasks only.
+    pub mean_executions_accepted: f64,
+    /// Spot checks the engine drew.
+    pub spot_checks: u64,
+    /// Rounds of replicas the engine queued (`ReplicasQueued`), by reason.
+    pub replicas_queued: BTreeMap<String, u64>,
+    /// Sybils' re-entries under a fresh account.
+    pub reentries: u64,
     pub classes: Vec<ClassSummary>,
     /// Earned minus slashed, over every saboteur.
     pub cheaters_net_tokens: f64,
@@ -72,12 +85,18 @@ impl Summary {
         let (job_mean, job_p99) = mean_p99(&mut m.job_times);
         let m = &world.metrics;
         let (mut runs, mut tasks) = (0u64, 0u64);
+        let (mut accepted_runs, mut accepted) = (0u64, 0u64);
         for job in world.state.jobs.values() {
             for task in &job.tasks {
                 runs += task.executions() as u64;
                 tasks += 1;
+                if task.result.is_some() {
+                    accepted_runs += task.executions() as u64;
+                    accepted += 1;
+                }
             }
         }
+        let slashed_providers = world.slashed_providers();
         let classes: Vec<ClassSummary> = cfg
             .classes
             .iter()
@@ -88,12 +107,7 @@ impl Summary {
                 let providers = m.class_providers[i];
                 ClassSummary {
                     class: c.name.clone(),
-                    behaviour: match c.behaviour {
-                        Behaviour::Honest => "honest".into(),
-                        Behaviour::Saboteur if c.fails => "saboteur (failing)".into(),
-                        Behaviour::Saboteur if c.collude => "saboteur (colluding)".into(),
-                        Behaviour::Saboteur => "saboteur".into(),
-                    },
+                    behaviour: c.label(),
                     providers,
                     earned_tokens: earned,
                     slashed_tokens: slashed,
@@ -103,6 +117,8 @@ impl Summary {
                     } else {
                         0.0
                     },
+                    slashed_providers: slashed_providers[i],
+                    stake_bought_tokens: tokens_f64(m.class_stake_bought[i]),
                 }
             })
             .collect();
@@ -110,7 +126,7 @@ impl Summary {
             .classes
             .iter()
             .zip(&classes)
-            .filter(|(c, _)| c.behaviour == Behaviour::Saboteur)
+            .filter(|(c, _)| c.is_saboteur())
             .map(|(_, s)| s.net_tokens)
             .fold(0.0, |a, b| a + b);
         Summary {
@@ -140,6 +156,14 @@ impl Summary {
             } else {
                 0.0
             },
+            mean_executions_accepted: if accepted > 0 {
+                accepted_runs as f64 / accepted as f64
+            } else {
+                0.0
+            },
+            spot_checks: m.spot_checks,
+            replicas_queued: m.replicas_queued.clone(),
+            reentries: m.reentries,
             classes,
             cheaters_net_tokens,
             crashes: m.crashes,

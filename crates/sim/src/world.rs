@@ -15,7 +15,7 @@
 //! so inputs carry a zero signature and correct nonces.
 
 use crate::SimError;
-use crate::config::{Behaviour, PolicyConfig, SimConfig};
+use crate::config::{Play, PolicyConfig, SimConfig};
 use crate::dist::{Draw, keyed_unit};
 use crate::metrics::Metrics;
 use crate::queue::EventQueue;
@@ -34,9 +34,17 @@ const MODULE: Hash = Hash([0x5A; 32]);
 /// The simulated providers' keys carry their index, so an engine event maps back to a provider
 /// without a lookup table.
 pub fn provider_id(index: u32) -> AccountId {
+    provider_key(index, 0)
+}
+
+/// The key of machine `index`'s `incarnation`-th account: a sybil re-enters under a fresh one
+/// after each slash (incarnation 0 is [`provider_id`]); [`provider_index`] maps every one of
+/// them back to the machine.
+pub fn provider_key(index: u32, incarnation: u32) -> AccountId {
     let mut b = [0u8; 32];
     b[..4].copy_from_slice(b"prov");
     b[4..8].copy_from_slice(&index.to_be_bytes());
+    b[8..12].copy_from_slice(&incarnation.to_be_bytes());
     AccountId(b)
 }
 
@@ -63,6 +71,53 @@ pub fn correct_hash(task: TaskId) -> Hash {
     b[1..9].copy_from_slice(&task.job.to_be_bytes());
     b[9..13].copy_from_slice(&task.index.to_be_bytes());
     Hash(b)
+}
+
+/// Whether a provider that knows everything public — the engine state — predicts that its result
+/// for `task`, from the run the leader assigned it at `started`, will be accepted without any
+/// audit: the job uses the adaptive policy, the provider is trusted, no other run of the task
+/// counts (so its result will be accepted alone; under rules 3 it would be too if another run
+/// were still running, but only if that one does not report first — a race this adversary does
+/// not bet on), no spot check is pending on the task, and
+/// the spot-check draw, which hashes only public values (`State::spot_check_drawn`), does not
+/// pick it. The `predicting` strategy cheats exactly then. It is asked when the run finishes;
+/// the engine decides when the report arrives, half a round trip or more later, so a change of
+/// trust in between would make it wrong (today none comes: a provider that cheats only on
+/// results accepted alone loses no quorum).
+///
+/// This is the only place the simulated adversary predicts an audit: when the engine's draw
+/// changes (a beacon revealed after the report), this function must change with it, and may use
+/// only what is public when the report is made.
+pub fn adversary_predicts_no_audit(
+    state: &State,
+    task: TaskId,
+    provider: &AccountId,
+    started: Time,
+) -> bool {
+    let Some(job) = state.jobs.get(&task.job) else {
+        return false;
+    };
+    let Some(t) = job.tasks.get(task.index as usize) else {
+        return false;
+    };
+    job.spec.redundancy == Redundancy::Adaptive
+        && state.is_trusted(provider)
+        && !t.spot_check
+        && t.runs
+            .iter()
+            .all(|r| r.provider == *provider || !r.counts())
+        && !state.spot_check_drawn(task, provider, started)
+}
+
+/// When the leader assigned `provider`'s run of `task` that is still running (public: the
+/// `AssignTasks` entry's time).
+fn assigned_at(state: &State, task: TaskId, provider: &AccountId) -> Option<Time> {
+    let t = state.jobs.get(&task.job)?.tasks.get(task.index as usize)?;
+    t.runs
+        .iter()
+        .rev()
+        .find(|r| r.provider == *provider && r.outcome == engine::RunOutcome::Running)
+        .map(|r| r.started)
 }
 
 /// A wrong output: shared by colluders, otherwise particular to the provider.
@@ -101,6 +156,10 @@ struct Prov {
     pending: Vec<TaskReport>,
     /// When it last crashed or left.
     down_at: Time,
+    /// Its account is `provider_key(index, incarnation)`: a sybil's changes after each slash.
+    incarnation: u32,
+    /// Any of its accounts was ever slashed.
+    slashed: bool,
 }
 
 enum Kind {
@@ -157,6 +216,8 @@ struct JobMeta {
 
 pub struct World<'a> {
     cfg: &'a SimConfig,
+    /// What each class does, resolved from its configuration.
+    plays: Vec<Play>,
     pub state: State,
     /// Separate streams, so that changing one part (say, the crash rate) leaves the others'
     /// draws — the fleet, the workload — exactly as they were.
@@ -195,6 +256,7 @@ impl<'a> World<'a> {
         genesis.params.slash.fraction_bps = n.slash_bps;
         genesis.params.faucet = None;
         genesis.verification = n.verification.clone();
+        genesis.rules = n.rules;
         genesis.engine.schedule = n.scheduling.clone();
         // The bank funds joining providers; requesters can pay for everything they submit.
         let plenty: u128 = 1 << 100;
@@ -218,6 +280,7 @@ impl<'a> World<'a> {
         };
         Ok(World {
             cfg,
+            plays: cfg.classes.iter().map(|c| c.play()).collect(),
             state,
             fleet_draw: Draw::new(cfg.seed),
             work_draw: Draw::new(cfg.seed ^ 0x574F_524B),
@@ -281,9 +344,15 @@ impl<'a> World<'a> {
     }
 
     fn as_provider(&mut self, p: u32, body: Action) -> Result<Vec<Event>, SimError> {
+        let id = self.id(p);
         let prov = &mut self.provs[p as usize];
-        let input = Self::signed(provider_id(p), &mut prov.nonce, body);
+        let input = Self::signed(id, &mut prov.nonce, body);
         self.apply(input)
+    }
+
+    /// Machine `p`'s current account.
+    pub fn id(&self, p: u32) -> AccountId {
+        provider_key(p, self.provs[p as usize].incarnation)
     }
 
     /// Runs to the end: every job finished, or `max_time_s`.
@@ -359,7 +428,7 @@ impl<'a> World<'a> {
                 let prov = &self.provs[p as usize];
                 if prov.epoch == epoch && !prov.alive {
                     self.apply(Input::Leader(LeaderCommand::ProviderLost {
-                        provider: provider_id(p),
+                        provider: self.id(p),
                     }))?;
                 }
                 Ok(())
@@ -489,10 +558,17 @@ impl<'a> World<'a> {
             parked: false,
             pending: Vec::new(),
             down_at: 0,
+            incarnation: 0,
+            slashed: false,
         });
         self.metrics.class_providers[class] += 1;
-        let id = provider_id(p);
-        let stake = tokens(cfg.network.stake);
+        self.enter(p)
+    }
+
+    /// Machine `p`'s current account is funded, bonds its stake, registers and fetches work.
+    fn enter(&mut self, p: u32) -> Result<(), SimError> {
+        let id = self.id(p);
+        let stake = tokens(self.cfg.network.stake);
         self.bank(Action::Transfer {
             to: id,
             amount: stake,
@@ -605,19 +681,33 @@ impl<'a> World<'a> {
         }
         self.metrics.timeline.busy(started, now);
         prov.busy -= 1;
-        let c = &self.cfg.classes[prov.class as usize];
-        let output_hash = if c.behaviour == Behaviour::Saboteur
-            && keyed_unit(
-                self.cfg.seed ^ 0xBAD,
-                (u64::from(p) << 40) ^ (task.job << 20) ^ u64::from(task.index),
-            ) < c.wrong_rate
-        {
-            wrong_hash(task, if c.collude { None } else { Some(p) })
+        let play = self.plays[prov.class as usize];
+        let id = self.id(p);
+        // The colluders' strategies decide on what is public: the engine state.
+        let (wrong, collude) = match play {
+            Play::Honest | Play::Failing => (false, true),
+            Play::Wrong { rate, collude } => (
+                keyed_unit(
+                    self.cfg.seed ^ 0xBAD,
+                    (u64::from(p) << 40) ^ (task.job << 20) ^ u64::from(task.index),
+                ) < rate,
+                collude,
+            ),
+            Play::Predicting => (
+                assigned_at(&self.state, task, &id)
+                    .is_some_and(|at| adversary_predicts_no_audit(&self.state, task, &id, at)),
+                true,
+            ),
+            Play::Turncoat => (self.state.is_trusted(&id), true),
+            Play::Sybil => (true, true),
+        };
+        let output_hash = if wrong {
+            wrong_hash(task, if collude { None } else { Some(p) })
         } else {
             correct_hash(task)
         };
         let fuel_used = self.task_fuel(task);
-        let outcome = if c.behaviour == Behaviour::Saboteur && c.fails {
+        let outcome = if play == Play::Failing {
             TaskOutcome::Exit(1)
         } else {
             TaskOutcome::Success
@@ -653,7 +743,7 @@ impl<'a> World<'a> {
             let holds_none = self
                 .state
                 .providers
-                .get(&provider_id(p))
+                .get(&self.id(p))
                 .is_none_or(|e| e.running.is_empty());
             if holds_none && self.provs[p as usize].pending.is_empty() {
                 self.provs[p as usize].parked = true;
@@ -677,7 +767,7 @@ impl<'a> World<'a> {
             .iter()
             .filter(|p| self.provs[**p as usize].parked)
             .take(64)
-            .map(|p| provider_id(*p))
+            .map(|p| self.id(*p))
             .collect()
     }
 
@@ -688,10 +778,11 @@ impl<'a> World<'a> {
             cached: &|_, _| false,
             idle,
         };
-        let tasks = self.state.pick_tasks(provider_id(p), u32::MAX, &dispatch);
+        let id = self.id(p);
+        let tasks = self.state.pick_tasks(id, u32::MAX, &dispatch);
         if !tasks.is_empty() {
             self.apply(Input::Leader(LeaderCommand::AssignTasks {
-                provider: provider_id(p),
+                provider: id,
                 tasks: tasks.clone(),
             }))?;
         }
@@ -715,7 +806,7 @@ impl<'a> World<'a> {
             if !prov.parked || !prov.alive {
                 continue;
             }
-            if !self.state.has_min_stake(&provider_id(p)) {
+            if !self.state.has_min_stake(&self.id(p)) {
                 // Slashed out of work for good: stop asking.
                 self.provs[p as usize].parked = false;
                 continue;
@@ -810,6 +901,13 @@ impl<'a> World<'a> {
                 tasks,
             }))?;
         }
+        // Rules 3: a speculative replica of each straggler while nothing else is queued.
+        let stragglers = self.state.stragglers(self.now);
+        if !stragglers.is_empty() {
+            self.apply(Input::Leader(LeaderCommand::Speculate {
+                tasks: stragglers,
+            }))?;
+        }
         for job in self.state.expired_jobs(self.now) {
             self.apply(Input::Leader(LeaderCommand::ExpireJob { job }))?;
         }
@@ -853,20 +951,30 @@ impl<'a> World<'a> {
                 } => {
                     if let Some(p) = provider_index(provider) {
                         let class = self.provs[p].class as usize;
+                        self.provs[p].slashed = true;
                         self.metrics.class_slashed[class] += *amount;
                         self.metrics.slashes += 1;
-                        if self.cfg.network.restake {
-                            self.metrics.restake.push(p as u32);
+                        if self.cfg.network.restake || self.plays[class] == Play::Sybil {
+                            self.metrics.restake.push(*provider);
                         }
                     }
                 }
+                Event::SpotCheck { .. } => self.metrics.spot_checks += 1,
                 Event::JobCompleted { job } => self.job_over(*job, true),
                 Event::JobFailed { job, .. } | Event::JobCancelled { job } => {
                     self.job_over(*job, false)
                 }
-                Event::JobSubmitted { .. }
-                | Event::ReplicasQueued { .. }
-                | Event::TaskAttemptFailed { .. } => self.work_added = true,
+                Event::ReplicasQueued { reason, .. } => {
+                    *self
+                        .metrics
+                        .replicas_queued
+                        .entry(reason.clone())
+                        .or_default() += 1;
+                    self.work_added = true
+                }
+                Event::JobSubmitted { .. } | Event::TaskAttemptFailed { .. } => {
+                    self.work_added = true
+                }
                 Event::ProviderLost { requeued, .. }
                 | Event::ProviderLeft { requeued, .. }
                 | Event::ProviderRegistered { requeued, .. }
@@ -888,11 +996,24 @@ impl<'a> World<'a> {
         self.metrics.job_over(self.now - submitted, completed);
     }
 
-    /// Slashed saboteurs bond again from the bank (`network.restake`).
+    /// Slashed providers bond again from the bank (`network.restake`); a sybil's machine
+    /// re-enters under a fresh account instead. What they bond counts as stake bought.
     pub fn restake(&mut self) -> Result<(), SimError> {
         let due = std::mem::take(&mut self.metrics.restake);
-        for p in due {
-            let id = provider_id(p);
+        for id in due {
+            let Some(p) = provider_index(&id) else {
+                continue;
+            };
+            let p = p as u32;
+            if id != self.id(p) {
+                // An account a sybil already left, slashed for a result it reported before.
+                continue;
+            }
+            let class = self.provs[p as usize].class as usize;
+            if self.plays[class] == Play::Sybil {
+                self.reenter(p)?;
+                continue;
+            }
             let need = self
                 .state
                 .ledger
@@ -906,17 +1027,58 @@ impl<'a> World<'a> {
                 amount: need,
             })?;
             self.as_provider(p, Action::Stake { amount: need })?;
+            self.metrics.class_stake_bought[class] += need;
         }
         Ok(())
     }
 
-    /// Per class: each provider's earnings and slashes at the end, from the engine's records.
+    /// A slashed sybil's machine leaves under its account (its runs are queued again, what it
+    /// holds or has finished is dropped, its remaining stake stays bonded there) and joins again
+    /// under a fresh one: new key, fresh stake from the bank, no reputation.
+    fn reenter(&mut self, p: u32) -> Result<(), SimError> {
+        let prov = &self.provs[p as usize];
+        if !prov.alive || prov.gone {
+            return Ok(());
+        }
+        self.as_provider(p, Action::LeaveProvider)?;
+        self.went_down(p);
+        let prov = &mut self.provs[p as usize];
+        prov.alive = true;
+        prov.incarnation += 1;
+        prov.nonce = 0;
+        let class = prov.class as usize;
+        self.metrics.class_stake_bought[class] += tokens(self.cfg.network.stake);
+        self.metrics.reentries += 1;
+        self.enter(p)
+    }
+
+    /// Per class: each machine's earnings and slashes at the end (over every account it had),
+    /// from the engine's records.
     pub fn provider_earnings(&self) -> Vec<Vec<(u128, u128)>> {
         let mut out = vec![Vec::new(); self.cfg.classes.len()];
         for (i, prov) in self.provs.iter().enumerate() {
-            if let Some(e) = self.state.providers.get(&provider_id(i as u32)) {
-                out[prov.class as usize].push((e.stats.earned, e.stats.slashed));
+            let mut sum: Option<(u128, u128)> = None;
+            for k in 0..=prov.incarnation {
+                if let Some(e) = self.state.providers.get(&provider_key(i as u32, k)) {
+                    let (earned, slashed) = sum.unwrap_or((0, 0));
+                    sum = Some((
+                        earned.saturating_add(e.stats.earned),
+                        slashed.saturating_add(e.stats.slashed),
+                    ));
+                }
             }
+            if let Some(sum) = sum {
+                out[prov.class as usize].push(sum);
+            }
+        }
+        out
+    }
+
+    /// Per class: machines any of whose accounts was ever slashed.
+    pub fn slashed_providers(&self) -> Vec<u64> {
+        let mut out = vec![0; self.cfg.classes.len()];
+        for prov in self.provs.iter().filter(|p| p.slashed) {
+            out[prov.class as usize] += 1;
         }
         out
     }

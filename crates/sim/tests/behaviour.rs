@@ -3,7 +3,7 @@
 //! votes accept fewer wrong results, and configuration mistakes are typed errors.
 
 use sim::config::PolicyConfig;
-use sim::experiments::{run_once, voting_error};
+use sim::experiments::{Options, run_once, voting_error};
 use sim::world::World;
 use sim::{SimConfig, SimError};
 
@@ -149,6 +149,18 @@ fn configuration_mistakes_are_typed_errors() {
             "voting m",
         ),
         ("[providers]\ncount = 0\n", "providers.count"),
+        (
+            "[[classes]]\nname = \"x\"\nstrategy = \"sybil\"\ncollude = true\n",
+            "strategy replaces",
+        ),
+        (
+            "[[classes]]\nname = \"x\"\nstrategy = \"lucky\"\n",
+            "unknown variant",
+        ),
+        (
+            "[experiment]\nkind = \"collusion\"\nsaboteur_fractions = [0.1]\nstrategies = []\n",
+            "collusion experiment",
+        ),
     ] {
         match SimConfig::parse(text) {
             Err(SimError::Config(msg)) => assert!(msg.contains(needle), "{msg}"),
@@ -196,5 +208,81 @@ fails = true
     assert!(
         s.mean_executions > 1.0,
         "the failing provider ran nothing: {s:?}"
+    );
+}
+
+/// The collusion experiment, tiny: one row per strategy, each with sane values. A cheater that
+/// predicts the public spot-check draw is never audited, so it is never slashed and its wrong
+/// results are accepted; failing providers never get a wrong result accepted. An honest
+/// provider is slashed only when a wrong quorum wins against it.
+#[test]
+fn collusion_experiment_measures_every_strategy() {
+    let cfg = small(
+        r#"[experiment]
+kind = "collusion"
+saboteur_fractions = [0.2]
+strategies = ["colluding", "sometimes", "predicting", "turncoat", "sybil", "failing"]
+[network]
+restake = true
+[[classes]]
+name = "honest"
+[[classes]]
+name = "cheater"
+share = 0.0
+strategy = "colluding"
+"#,
+    );
+    let mut cfg = cfg;
+    cfg.providers.count = 150;
+    cfg.workload.tasks = 2_000;
+    let out = sim::run_config(
+        &cfg,
+        &Options {
+            out_dir: None,
+            progress: false,
+        },
+    )
+    .unwrap();
+    let rows = out.json.as_array().unwrap();
+    assert_eq!(rows.len(), 6, "{}", out.table);
+    let num = |r: &serde_json::Value, k: &str| {
+        r[k].as_f64()
+            .unwrap_or_else(|| panic!("{k} missing: {}", out.table))
+    };
+    for r in rows {
+        assert_eq!(num(r, "f"), 0.2);
+        let rate = num(r, "wrong_rate");
+        assert!((0.0..=1.0).contains(&rate), "{}", out.table);
+        assert!(num(r, "mean_executions") >= 1.0, "{}", out.table);
+        assert!(num(r, "honest_net") > 0.0, "{}", out.table);
+        assert!(num(r, "cheaters") > 0.0, "{}", out.table);
+        if num(r, "wrong_accepted") == 0.0 {
+            assert_eq!(num(r, "honest_slashed"), 0.0, "{}", out.table);
+        }
+    }
+    let row = |name: &str| {
+        rows.iter()
+            .find(|r| r["strategy"] == name)
+            .unwrap_or_else(|| panic!("no {name} row: {}", out.table))
+    };
+    let predicting = row("predicting");
+    assert!(num(predicting, "wrong_accepted") > 0.0, "{}", out.table);
+    assert_eq!(
+        num(predicting, "cheater_stake_bought"),
+        0.0,
+        "{}",
+        out.table
+    );
+    assert_eq!(num(predicting, "honest_slashed"), 0.0, "{}", out.table);
+    assert!(num(predicting, "cheater_net") > 0.0, "{}", out.table);
+    let failing = row("failing");
+    assert_eq!(num(failing, "wrong_accepted"), 0.0, "{}", out.table);
+    assert!(num(failing, "cheater_net") < 0.0, "{}", out.table);
+    assert!(num(row("colluding"), "cheater_net") < 0.0, "{}", out.table);
+    assert!(num(row("sybil"), "reentries") > 0.0, "{}", out.table);
+    assert!(
+        num(row("turncoat"), "wrong_accepted") > 0.0,
+        "{}",
+        out.table
     );
 }
