@@ -16,6 +16,12 @@ run() { # experiment name
   "$bin" sim "sim/experiments/$1.toml" --no-plots --quiet --json > "$out/$1.json"
 }
 for e in scale-100k verification verification-random failures collusion scheduling churn economics; do run "$e"; done
+# The economics run again under the rules before issue 14's work (rules = 2), beside it.
+old_rules=$(mktemp --suffix=.toml)
+sed 's/^\[providers\]/[network]\nrules = 2\n\n[providers]/' sim/experiments/economics.toml > "$old_rules"
+echo "== economics under rules 2" >&2
+"$bin" sim "$old_rules" --no-plots --quiet > "$out/economics-rules2.txt"
+rm -f "$old_rules"
 echo "== scale-1m" >&2
 "$bin" sim sim/experiments/scale-1m.toml --no-plots --quiet > "$out/scale-1m.txt"
 echo "== bench --only sim" >&2
@@ -93,7 +99,8 @@ $(table scale-1m)
 \`gridmint sim sim/experiments/verification.toml\` — colluding saboteurs (they always return the
 same wrong answer), fixed m-first voting for m = 2 and 3, and the network's adaptive policy
 (trust after 5 verified results, 10% spot checks, quorum weight 3, trusted results weigh 2).
-Slashed providers bond again, so the fraction f stays what the row says.
+Slashed providers bond again, so the fraction f stays what the row says. Every policy runs
+under rules 2 (before issue 14's work) and rules 3 (now), side by side: the \`rules\` column.
 
 **The closed form for m-first voting.** A task is accepted when m results agree. Suppose each
 result is independently the colluders' wrong answer with probability p = f · wrong_rate, and
@@ -133,12 +140,13 @@ $(img verification-random/wrong-rate.png "wrong-result rate against f, preferenc
 
 \`gridmint sim sim/experiments/failures.toml\` — the same fleet and workload, with a fraction f of
 saboteurs that report every task they run as failed (exit status 1), under one trusted run per
-task (\`single\`) and the adaptive policy. A provider never gets back a task it failed while
-another operator able to run it has not failed it, so one failing provider costs a task at most
-one extra execution. But failures are not verified yet: three *distinct* failing providers
-exhaust a task's \`max_attempts\` (3) and fail its job, so the jobs-failed column grows with f
-(a job of 200 to 2,000 tasks has many chances). Failing providers earn nothing and lose nothing
-("cheaters' net" 0): a failure that does not reproduce is not slashed yet.
+task (\`single\`) and the adaptive policy, under rules 2 and rules 3 side by side (the
+\`rules\` column). Under rules 2 every failure is an attempt: three *distinct* failing
+providers exhaust a task's \`max_attempts\` (3) and fail its job, so the jobs-failed column grows
+with f (a job of 200 to 2,000 tasks has many chances), and failing providers lose nothing.
+Under rules 3 a failure is verified like a result: it fails a task only when matching failures
+reach the policy's quorum (\`single\`: 3 of them; adaptive: weight 3 with a trusted provider
+among them), and a failure that loses to an accepted result is slashed ("cheaters' net").
 
 \`\`\`
 $(table failures)
@@ -233,6 +241,13 @@ others' help.
 
 \`\`\`
 $(table economics)
+\`\`\`
+
+The same run under the rules before failures were verified and slashing needed a trusted
+member in the winning group (\`[network] rules = 2\`):
+
+\`\`\`
+$(table economics-rules2)
 \`\`\`
 
 $(img economics/earnings-over-time.png "cumulative net earnings per provider")

@@ -413,6 +413,10 @@ pub enum ExperimentConfig {
     Verification {
         saboteur_fractions: Vec<f64>,
         policies: Vec<PolicyConfig>,
+        /// Versions of the engine's rules to run each policy under, side by side (default: the
+        /// network's, `network.rules`).
+        #[serde(default)]
+        rules: Vec<u32>,
     },
     /// Every cheating strategy against the saboteur fraction, under the workload's policy: the
     /// saboteur classes play each strategy in turn.

@@ -94,7 +94,8 @@ pub fn run_config(cfg: &SimConfig, opts: &Options) -> Result<Output, SimError> {
         Some(ExperimentConfig::Verification {
             saboteur_fractions,
             policies,
-        }) => verification(cfg, opts, saboteur_fractions, policies),
+            rules,
+        }) => verification(cfg, opts, saboteur_fractions, policies, rules),
         Some(ExperimentConfig::Collusion {
             saboteur_fractions,
             strategies,
@@ -171,6 +172,8 @@ pub fn voting_error(m: u32, p: f64) -> f64 {
 
 #[derive(Clone, Debug, Serialize)]
 pub struct VerificationRow {
+    /// The version of the engine's rules the row ran.
+    pub rules: u32,
     pub policy: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub m: Option<u32>,
@@ -227,7 +230,13 @@ fn verification(
     opts: &Options,
     fractions: &[f64],
     policies: &[PolicyConfig],
+    rules: &[u32],
 ) -> Result<Output, SimError> {
+    let rules = if rules.is_empty() {
+        vec![cfg.network.rules]
+    } else {
+        rules.to_vec()
+    };
     // The closed form applies to one class of colluders (each result wrong with f·wrong_rate).
     let saboteurs: Vec<_> = cfg.classes.iter().filter(|c| c.is_saboteur()).collect();
     let colluding_rate = match saboteurs.as_slice() {
@@ -241,16 +250,21 @@ fn verification(
         _ => None,
     };
     let mut rows = Vec::new();
-    for policy in policies {
+    for (&version, policy) in rules
+        .iter()
+        .flat_map(|r| policies.iter().map(move |p| (r, p)))
+    {
         for &f in fractions {
             let mut c = with_saboteurs(cfg, f)?;
             c.workload.policy = *policy;
+            c.network.rules = version;
             let (s, _) = run_once(&c, opts.progress)?;
             let m = match policy {
                 PolicyConfig::Voting { m } => Some(*m),
                 _ => None,
             };
             rows.push(VerificationRow {
+                rules: version,
                 policy: match policy {
                     PolicyConfig::Voting { .. } => "voting".into(),
                     other => other.name(),
@@ -270,7 +284,8 @@ fn verification(
     let mut table = String::new();
     let _ = writeln!(
         table,
-        "{:<10}{:>4}{:>7}{:>13}{:>13}{:>12}{:>11}{:>9}{:>16}{:>13}",
+        "{:<6}{:<10}{:>4}{:>7}{:>13}{:>13}{:>12}{:>11}{:>9}{:>16}{:>13}",
+        "rules",
         "policy",
         "m",
         "f",
@@ -285,7 +300,8 @@ fn verification(
     for r in &rows {
         let _ = writeln!(
             table,
-            "{:<10}{:>4}{:>7.2}{:>13.6}{:>13}{:>12.3}{:>11}{:>9}{:>16.3}{:>13}",
+            "{:<6}{:<10}{:>4}{:>7.2}{:>13.6}{:>13}{:>12.3}{:>11}{:>9}{:>16.3}{:>13}",
+            r.rules,
             r.policy,
             r.m.map_or("-".into(), |m| m.to_string()),
             r.f,
@@ -303,17 +319,28 @@ fn verification(
     if let Some(dir) = &opts.out_dir {
         let mut wrong = Vec::new();
         let mut execs = Vec::new();
-        for policy in policies {
-            let mine: Vec<&VerificationRow> =
-                rows.iter().filter(|r| label(r) == policy.name()).collect();
+        for (&version, policy) in rules
+            .iter()
+            .flat_map(|r| policies.iter().map(move |p| (r, p)))
+        {
+            let mine: Vec<&VerificationRow> = rows
+                .iter()
+                .filter(|r| label(r) == policy.name() && r.rules == version)
+                .collect();
+            // The rules version joins a series' name when the rows compare versions.
+            let name = if rules.len() > 1 {
+                format!("{} (rules {version})", policy.name())
+            } else {
+                policy.name()
+            };
             wrong.push(Series {
-                name: format!("{} (simulated)", policy.name()),
+                name: format!("{name} (simulated)"),
                 points: mine.iter().map(|r| (r.f, r.wrong_rate)).collect(),
                 dashed: false,
             });
             if mine.iter().all(|r| r.analytic_wrong_rate.is_some()) && !mine.is_empty() {
                 wrong.push(Series {
-                    name: format!("{} (closed form)", policy.name()),
+                    name: format!("{name} (closed form)"),
                     points: mine
                         .iter()
                         .filter_map(|r| r.analytic_wrong_rate.map(|a| (r.f, a)))
@@ -322,7 +349,7 @@ fn verification(
                 });
             }
             execs.push(Series {
-                name: policy.name(),
+                name,
                 points: mine.iter().map(|r| (r.f, r.mean_executions)).collect(),
                 dashed: false,
             });
