@@ -29,7 +29,10 @@
 ///   provider that loses a quorum loses the weight of its results pending elsewhere; a confirmed
 ///   failure is paid like a result. Any report claiming more fuel than the task's limit is a
 ///   failed attempt. `LeaderCommand::Speculate` queues a speculative replica of a straggler; a
-///   trusted result is accepted alone when it is the only one returned.
+///   trusted result is accepted alone when it is the only one returned and the other runs are
+///   trusted providers'. Adaptive policy: a disputed task is settled only by a group with a
+///   trusted member while a trusted provider could take part, and a loser is slashed only on
+///   such a group's word.
 pub const RULES: u32 = 3;
 /// The rules of a network whose genesis predates the version.
 pub const FIRST_RULES: u32 = 1;

@@ -270,9 +270,16 @@ impl Tally {
 
     /// The weight group `g` needs before it is accepted, and whether it must hold a trusted
     /// member.
-    fn needs(&self, g: &Group, adaptive: bool) -> u32 {
+    /// `strict`: rules 3 on a disputed task under the adaptive policy, where a trusted provider
+    /// could still take part — a success, too, needs a trusted member then.
+    fn needs(&self, g: &Group, adaptive: bool, strict: bool) -> u32 {
         if !g.failed {
-            return self.threshold.saturating_sub(g.weight);
+            let short = self.threshold.saturating_sub(g.weight);
+            return if short == 0 && strict && !g.trusted {
+                1
+            } else {
+                short
+            };
         }
         let short = self.failure_threshold.saturating_sub(g.weight);
         if short == 0 && adaptive && !g.trusted {
@@ -555,10 +562,17 @@ impl State {
         let Some(tally) = self.tally(id) else {
             return Ok(());
         };
+        // Rules 3: when results disagree, the winning group needs a trusted member as long as a
+        // trusted provider could still take part: colluding newcomers cannot outvote an honest
+        // one (nor slash it), and a cheater outvoted is slashed on trusted evidence.
+        let strict = adaptive
+            && self.rules >= 3
+            && tally.groups.len() > 1
+            && self.trusted_could_take_part(id);
         let winner = tally
             .groups
             .iter()
-            .filter(|g| tally.needs(g, adaptive) == 0)
+            .filter(|g| tally.needs(g, adaptive, strict) == 0)
             .max_by_key(|g| g.weight)
             .cloned();
         if let Some(winner) = winner {
@@ -576,32 +590,21 @@ impl State {
             return self.conclude(id, only, tally.groups, now, events);
         }
         let best = tally.groups.iter().map(|g| g.weight).max().unwrap_or(0);
-        let best_success = tally
-            .groups
-            .iter()
-            .filter(|g| !g.failed)
-            .map(|g| g.weight)
-            .max()
-            .unwrap_or(0);
         let failures = tally.groups.iter().any(|g| g.failed);
         // The fewest more weight any group (or a new success) needs.
         let need = tally
             .groups
             .iter()
-            .filter(|g| g.failed)
-            .map(|g| tally.needs(g, adaptive))
-            .fold(tally.threshold.saturating_sub(best_success), u32::min)
+            .map(|g| tally.needs(g, adaptive, strict))
+            .fold(tally.threshold, u32::min)
             .saturating_sub(tally.running_weight);
-        // A failure needs confirming even where the policy collects one result, and failures
-        // not confirmed yet cannot use up the room successes need: each is an extra run, up to
-        // `max_results` of them.
-        let failed = tally.groups.iter().filter(|g| g.failed).fold(0u32, |n, g| {
-            n.saturating_add(u32::try_from(g.members.len()).unwrap_or(u32::MAX))
-        });
-        let max_results = if failures {
+        // A failure needs confirming even where the policy collects one result, and a group
+        // waiting for a trusted member (a failure, or either side of a strict dispute) must not
+        // use up the room the others need: up to `max_results` more runs then.
+        let max_results = if failures || strict {
             tally
                 .max_results
-                .saturating_add(failed.min(tally.max_results))
+                .saturating_mul(2)
                 .max(tally.failure_threshold)
         } else {
             tally.max_results
@@ -722,6 +725,26 @@ impl State {
         Ok(())
     }
 
+    /// Whether a trusted provider is running task `id`, or an active trusted provider of an
+    /// operator that has not run it could run it.
+    fn trusted_could_take_part(&self, id: TaskId) -> bool {
+        let Some(job) = self.jobs.get(&id.job) else {
+            return false;
+        };
+        let running = job.tasks.get(id.index as usize).is_some_and(|t| {
+            t.runs
+                .iter()
+                .any(|r| r.outcome == RunOutcome::Running && self.is_trusted(&r.provider))
+        });
+        running
+            || self.providers.values().any(|q| {
+                q.status == crate::state::ProviderStatus::Active
+                    && self.is_trusted(&q.id)
+                    && self.job_rules(q, job).is_ok()
+                    && self.fits_task(q, id).is_ok()
+            })
+    }
+
     /// Whether an active provider of an operator that has not run task `id` could run it.
     fn another_operator_could_run(&self, id: TaskId) -> bool {
         let Some(job) = self.jobs.get(&id.job) else {
@@ -757,7 +780,9 @@ impl State {
         });
         // Rules 3, adaptive policy: the results that lost are rejected, unpaid and cost their
         // providers' trust, but their stake is slashed only on the word of a group with a
-        // trusted member — so colluders who outvote honest newcomers cannot slash them.
+        // trusted member — so colluders who outvote honest newcomers cannot slash them (on a
+        // young network without trusted providers, nobody is slashed: measured, a fallback to
+        // the quorum's word there slashed more honest providers and deterred no cheater).
         let slash = self.rules < 3
             || winner.trusted
             || self
