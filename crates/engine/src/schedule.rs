@@ -780,6 +780,18 @@ pub const STRAGGLER_SLACK_MS: u64 = 5_000;
 /// issued while anything is queued, most waiting at once).
 pub const SPECULATE_MAX: usize = 32;
 
+/// Why a task is not straggling ([`State::straggling`] puts it in words).
+enum NotStraggling {
+    Ended,
+    Queued,
+    Runs,
+    Early {
+        elapsed: u64,
+        expected: u64,
+        allowed: u64,
+    },
+}
+
 impl State {
     /// Whether task `id` may get a speculative replica at `now` (rules 3): its job is running,
     /// nothing is queued for it, its only run is still running (a task being verified is left
@@ -788,25 +800,44 @@ impl State {
     /// provider's `prefetch_ms` — a stalled, overloaded or misreported machine. `Ok((elapsed,
     /// expected))` in milliseconds, or why not.
     pub fn straggling(&self, id: TaskId, now: Time) -> Result<(u64, u64), String> {
-        let job = self.jobs.get(&id.job).ok_or("unknown job")?;
+        self.straggle(id, now).map_err(|why| match why {
+            NotStraggling::Ended => "its job or its run has ended, or it is unknown".into(),
+            NotStraggling::Queued => "it has replicas queued".into(),
+            NotStraggling::Runs => "it has more than one run, or none".into(),
+            NotStraggling::Early {
+                elapsed,
+                expected,
+                allowed,
+            } => format!(
+                "running {elapsed} ms, expected {expected} ms (a straggler after {allowed} ms)"
+            ),
+        })
+    }
+
+    /// [`State::straggling`] without the words (the timer asks it of every running task).
+    fn straggle(&self, id: TaskId, now: Time) -> Result<(u64, u64), NotStraggling> {
+        let job = self.jobs.get(&id.job).ok_or(NotStraggling::Ended)?;
         if job.status.is_finished() {
-            return Err("its job has ended".into());
+            return Err(NotStraggling::Ended);
         }
-        let task = job.tasks.get(id.index as usize).ok_or("unknown task")?;
+        let task = job
+            .tasks
+            .get(id.index as usize)
+            .ok_or(NotStraggling::Ended)?;
         if task.queued > 0 {
-            return Err("it has replicas queued".into());
+            return Err(NotStraggling::Queued);
         }
         let mut counted = task.runs.iter().filter(|r| r.counts());
         let (Some(run), None) = (counted.next(), counted.next()) else {
-            return Err("it has more than one run, or none".into());
+            return Err(NotStraggling::Runs);
         };
         if run.outcome != RunOutcome::Running {
-            return Err("its run has ended".into());
+            return Err(NotStraggling::Ended);
         }
         let p = self
             .providers
             .get(&run.provider)
-            .ok_or("its provider is unknown")?;
+            .ok_or(NotStraggling::Ended)?;
         let expected = self.est_us(p, job).div_ceil(1000);
         let allowed = expected
             .saturating_mul(STRAGGLER_FACTOR)
@@ -814,9 +845,11 @@ impl State {
             .saturating_add(self.config.schedule.prefetch_ms);
         let elapsed = now.saturating_sub(run.started);
         if elapsed <= allowed {
-            return Err(format!(
-                "running {elapsed} ms, expected {expected} ms (a straggler after {allowed} ms)"
-            ));
+            return Err(NotStraggling::Early {
+                elapsed,
+                expected,
+                allowed,
+            });
         }
         Ok((elapsed, expected))
     }
@@ -835,13 +868,14 @@ impl State {
             .filter(|p| p.status == ProviderStatus::Active && self.has_min_stake(&p.id))
             .map(|p| (p.spec.slots as usize).saturating_sub(p.running.len()))
             .fold(0, usize::saturating_add);
+        if free == 0 {
+            return Vec::new();
+        }
+        // A straggling task has one run, so it is listed once (no need to deduplicate).
         let mut found: Vec<(u64, TaskId)> = Vec::new();
-        let mut seen = BTreeSet::new();
         for p in self.providers.values() {
             for id in &p.running {
-                if seen.insert(*id)
-                    && let Ok((elapsed, _)) = self.straggling(*id, now)
-                {
+                if let Ok((elapsed, _)) = self.straggle(*id, now) {
                     found.push((elapsed, *id));
                 }
             }
