@@ -350,12 +350,31 @@ async fn run(ops: Vec<Op>) {
     loop {
         cluster.write(1).await;
         let views = cluster.views();
-        if views.len() == MEMBERS && views.windows(2).all(|w| w[0] == w[1]) {
+        // Blocks too: a member that caught up may seal the blocks its log names a moment after
+        // its state matches.
+        let chains: Vec<Vec<engine::BlockHeader>> = cluster
+            .members
+            .iter()
+            .filter_map(|m| m.node.as_ref())
+            .map(|n| {
+                let n = n.lock().unwrap();
+                n.blocks_after(0, 100_000)
+                    .unwrap()
+                    .into_iter()
+                    .map(|b| b.header)
+                    .collect()
+            })
+            .collect();
+        if views.len() == MEMBERS
+            && views.windows(2).all(|w| w[0] == w[1])
+            && chains.windows(2).all(|w| w[0] == w[1])
+        {
             break;
         }
         assert!(
             tokio::time::Instant::now() < deadline,
-            "the validators did not converge: {views:?}"
+            "the validators did not converge: {views:?}, blocks per member {:?}",
+            chains.iter().map(Vec::len).collect::<Vec<_>>()
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
