@@ -132,8 +132,11 @@ fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 /// batch check and single checks always give the same answer, plus one policy on top: the signer's
 /// key must decode to a curve point that is not of small order (anyone can "sign" for such a key).
 /// Signatures made by standard ed25519 signers (ours use `ed25519-dalek`) satisfy it.
+///
+/// Keys are decoded once per process ([`KeyCache::shared`]): a validator checks the same few
+/// signers' signatures over and over, and decoding a key costs two point decompressions.
 pub fn verify<T: SignedBody>(signed: &Signed<T>) -> Result<(), AuthError> {
-    let key = checked_key(&signed.signer)?;
+    let key = KeyCache::shared().key(&signed.signer)?;
     let bytes = Signed::<T>::signing_bytes(&signed.signer, signed.nonce, &signed.body);
     let signature = ed25519_consensus::Signature::from(signed.signature.0);
     key.verify(&signature, &bytes)
@@ -191,12 +194,12 @@ impl Sessions {
     }
 }
 
-/// Keys of recently seen signers that passed [`verify`]'s key rule. Decoding and checking a key
-/// (point decompression, small-order test) costs about a quarter of a batched signature check,
-/// and signers repeat. Shared by the threads that verify; holds at most `capacity` keys (it is
-/// emptied when full: simple and bounded).
+/// Keys of recently seen signers that passed [`verify`]'s key rule, decoded. Decoding and
+/// checking a key (two point decompressions, small-order test) costs about half a single
+/// signature check, and signers repeat. Shared by the threads that verify; holds at most
+/// `capacity` keys (it is emptied when full: simple and bounded).
 pub struct KeyCache {
-    keys: Mutex<HashMap<AccountId, ed25519_consensus::VerificationKeyBytes>>,
+    keys: Mutex<HashMap<AccountId, ed25519_consensus::VerificationKey>>,
     capacity: usize,
 }
 
@@ -216,13 +219,20 @@ impl KeyCache {
         }
     }
 
+    /// The process-wide cache [`verify`] uses (16 Ki keys, about 3 MiB when full).
+    pub fn shared() -> &'static KeyCache {
+        static SHARED: std::sync::LazyLock<KeyCache> =
+            std::sync::LazyLock::new(|| KeyCache::new(1 << 14));
+        &SHARED
+    }
+
     /// `id`'s key, or the error [`verify`] gives every signature under it.
-    fn key(&self, id: &AccountId) -> Result<ed25519_consensus::VerificationKeyBytes, AuthError> {
+    fn key(&self, id: &AccountId) -> Result<ed25519_consensus::VerificationKey, AuthError> {
         let mut keys = self.keys.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(key) = keys.get(id) {
             return Ok(*key);
         }
-        let key = checked_key(id)?.into();
+        let key = checked_key(id)?;
         if keys.len() >= self.capacity {
             keys.clear();
         }
@@ -254,7 +264,7 @@ pub fn verify_batch<T: SignedBody>(
         results.push(Ok(()));
         let message = Signed::<T>::signing_bytes(&item.signer, item.nonce, &item.body);
         let signature = ed25519_consensus::Signature::from(item.signature.0);
-        batch.queue((key, signature, &message[..]));
+        batch.queue((key.into(), signature, &message[..]));
         queued.push((i, message));
     }
     let batch_ok = queued.len() > 1 && batch.verify(rand_core_06::OsRng).is_ok();
