@@ -122,6 +122,8 @@ pub fn parse_network(text: &str) -> anyhow::Result<(Genesis, ValidatorSet)> {
             bail!("allocations: {account} is listed twice");
         }
     }
+    // A new network runs the engine's current rules.
+    let rules = file.rules.unwrap_or(engine::RULES);
     let genesis = Genesis {
         params: LedgerParams {
             chain_id: file.chain_id,
@@ -146,7 +148,9 @@ pub fn parse_network(text: &str) -> anyhow::Result<(Genesis, ValidatorSet)> {
         },
         allocations,
         engine: EngineConfig {
-            schedule: file.scheduling.unwrap_or_default(),
+            schedule: file
+                .scheduling
+                .unwrap_or_else(|| engine::ScheduleParams::for_rules(rules)),
             ..EngineConfig::default()
         },
         verification: file.verification.unwrap_or_default(),
@@ -158,8 +162,7 @@ pub fn parse_network(text: &str) -> anyhow::Result<(Genesis, ValidatorSet)> {
                 ..Validators::new(validators.clone())
             }
         },
-        // A new network runs the engine's current rules.
-        rules: file.rules.unwrap_or(engine::RULES),
+        rules,
     };
     genesis.validate().map_err(|e| anyhow::anyhow!(e))?;
     Ok((genesis, validators))
@@ -249,5 +252,20 @@ treasury_bps = 5000
         let unknown = format!("rules = {}\n{base}", engine::RULES + 1);
         let err = format!("{:#}", parse(&unknown).unwrap_err());
         assert!(err.contains("rules version"), "{err}");
+    }
+
+    #[test]
+    fn scheduler_defaults_follow_the_rules_version_the_file_names() {
+        let queue = |text: &str| parse(text).unwrap().engine.schedule.queue_per_slot;
+        assert_eq!(queue(MINIMAL), 256);
+        // A network created under rules 3 ran with 64, so its genesis file, naming its rules,
+        // still hashes to its genesis.
+        assert_eq!(queue(&format!("rules = 3\n{MINIMAL}")), 64);
+        assert_eq!(
+            queue(&format!(
+                "rules = 3\n{MINIMAL}\n[scheduling]\nqueue_per_slot = 8\n"
+            )),
+            8
+        );
     }
 }

@@ -328,7 +328,7 @@ async fn failover(
 
 pub async fn run(plan: &Plan, cores: u32, quick: bool) -> anyhow::Result<ValidatorsResult> {
     let batches = if quick { 5 } else { 20 };
-    // One throughput job lasts a tenth of a second: the median of several is steadier.
+    // The median of several throughput jobs is steadier than one.
     let plan = &plan.with_rounds(if quick { 1 } else { THROUGHPUT_ROUNDS });
     let root = tempfile::tempdir().context("creating a temp dir")?;
 

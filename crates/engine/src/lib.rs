@@ -33,7 +33,10 @@
 ///   trusted providers'. Adaptive policy: a disputed task is settled only by a group with a
 ///   trusted member while a trusted provider could take part, and a loser is slashed only on
 ///   such a group's word.
-pub const RULES: u32 = 3;
+/// - 4: a new network's default local queue is 256 tasks per slot
+///   ([`ScheduleParams::for_rules`]; it was 64), so a fast provider of very short tasks is not
+///   held to a round trip per 64 tasks. Inputs apply as under 3.
+pub const RULES: u32 = 4;
 /// The rules of a network whose genesis predates the version.
 pub const FIRST_RULES: u32 = 1;
 

@@ -51,9 +51,18 @@ pub struct ScheduleParams {
 }
 
 impl Default for ScheduleParams {
+    /// The tunables of a new network: [`ScheduleParams::for_rules`] of [`crate::RULES`].
     fn default() -> Self {
+        ScheduleParams::for_rules(crate::RULES)
+    }
+}
+
+impl ScheduleParams {
+    /// The defaults a network created under rules `rules` got: a genesis file that names an
+    /// older rules version and no `[scheduling]` gets its network's tunables back.
+    pub fn for_rules(rules: u32) -> Self {
         ScheduleParams {
-            queue_per_slot: 64,
+            queue_per_slot: if rules >= 4 { 256 } else { 64 },
             prefetch_ms: 20,
             hold_ms: 250,
             hold_margin_pct: 120,

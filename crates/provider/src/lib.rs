@@ -25,7 +25,7 @@ pub const BENCH_WASM: &[u8] = include_bytes!("../../../guests/bench.wasm");
 const BENCH_ITERATIONS: u64 = 2_000_000;
 /// Tasks per slot a provider offers to queue locally beyond its slots (the coordinator's
 /// `queue_per_slot` caps it, and fills it only with short tasks).
-const LOCAL_QUEUE_PER_SLOT: u32 = 64;
+const LOCAL_QUEUE_PER_SLOT: u32 = 256;
 /// Results reported in one exchange before the local queue runs dry, at most.
 const REPORT_BATCH: usize = 256;
 /// The longest a finished result waits to be batched with others before it is reported.

@@ -63,7 +63,17 @@ pub struct NetworkConfig {
     /// experiment may run an older version beside the current one.
     pub rules: u32,
     pub verification: VerifyParams,
-    pub scheduling: ScheduleParams,
+    /// The scheduler's tunables (default: those of a new network under `rules`).
+    pub scheduling: Option<ScheduleParams>,
+}
+
+impl NetworkConfig {
+    /// The scheduler's tunables the network runs.
+    pub fn schedule(&self) -> ScheduleParams {
+        self.scheduling
+            .clone()
+            .unwrap_or_else(|| ScheduleParams::for_rules(self.rules))
+    }
 }
 
 impl Default for NetworkConfig {
@@ -78,7 +88,7 @@ impl Default for NetworkConfig {
             restake: false,
             rules: engine::RULES,
             verification: VerifyParams::default(),
-            scheduling: ScheduleParams::default(),
+            scheduling: None,
         }
     }
 }
