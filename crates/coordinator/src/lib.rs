@@ -357,6 +357,15 @@ async fn join_from_checkpoint(
                 return Err(format!("answered {}", resp.status()));
             }
             let bytes = resp.bytes().await.map_err(|e| e.to_string())?;
+            // The format version first, so that another one is named rather than misread.
+            let (version, _) = postcard::take_from_bytes::<u32>(&bytes)
+                .map_err(|e| format!("not a checkpoint: {e}"))?;
+            if version != node::CHECKPOINT_VERSION {
+                return Err(format!(
+                    "checkpoint format {version}; this gridmint reads {}",
+                    node::CHECKPOINT_VERSION
+                ));
+            }
             postcard::from_bytes::<node::Checkpoint>(&bytes).map_err(|e| e.to_string())
         }
         .await;
@@ -379,14 +388,38 @@ async fn join_from_checkpoint(
                 .collect();
             log.install_checkpoint(&checkpoint.state, &checkpoint.block, &signatures)?;
             use store::CommandLog as _;
+            // The set changes it was anchored through, and the checkpoint's block if that
+            // changed the set too: this validator serves them to the next newcomer.
+            for change in &checkpoint.set_changes {
+                log.record_set_change(change)?;
+            }
+            let before = checkpoint
+                .set_changes
+                .last()
+                .map_or(&genesis_set.validators, |c| &c.validators.set.validators);
+            if checkpoint.state.validators.set.validators != *before
+                && let Some((_, rest)) = checkpoint.state.hash_parts()
+            {
+                log.record_set_change(&engine::SetChange {
+                    block: checkpoint.block.clone(),
+                    validators: checkpoint.state.validators.clone(),
+                    rest,
+                    signatures: checkpoint.signatures.clone(),
+                })?;
+            }
             log.set_meta(raft::storage::APPLIED_KEY, &checkpoint.marker)?;
             let db = store::RaftDb::open(dir)?;
             raft::storage::start_from(&db, log_id).map_err(|e| anyhow::anyhow!("{e}"))?;
-            anyhow::Ok(height)
+            anyhow::Ok((height, checkpoint.set_changes.len()))
         })();
         match installed {
-            Ok(height) => {
-                tracing::info!(%url, height, "joining from a checkpoint at block {height}");
+            Ok((height, changes)) => {
+                tracing::info!(
+                    %url,
+                    height,
+                    "joining from a checkpoint at block {height}, anchored in the genesis set \
+                     through {changes} validator set changes"
+                );
                 return;
             }
             Err(e) => {
@@ -425,19 +458,75 @@ fn check_checkpoint(
             c.block.header.height
         ));
     }
+    // The set that signs the checkpoint's block: the genesis set, or (rules 4) the set the
+    // chain of set changes leads to from it.
+    let anchor = if c.state.rules >= 4 {
+        anchor_set(genesis_set, &c.set_changes, c.block.header.height)?
+    } else {
+        genesis_set.clone()
+    };
     let signers: Vec<AccountId> = c
         .signatures
         .iter()
         .filter(|(v, s)| api::chain::header_signed_by(&c.block.header, *v, *s))
         .map(|(v, _)| *v)
         .collect();
-    if !c.state.validators.set.is_quorum(signers.iter()) || !genesis_set.is_quorum(signers.iter()) {
+    if !c.state.validators.set.is_quorum(signers.iter()) || !anchor.is_quorum(signers.iter()) {
         return Err(format!(
-            "block {} is not signed by a majority of both the checkpoint's and the genesis validator set",
-            c.block.header.height
+            "block {} is not signed by a majority of both the checkpoint's validator set and the \
+             set {} leads to",
+            c.block.header.height,
+            if c.set_changes.is_empty() {
+                "the genesis".to_string()
+            } else {
+                format!("the genesis through {} set changes", c.set_changes.len())
+            }
         ));
     }
     Ok(c)
+}
+
+/// The validator set after `changes`, each checked from `genesis`: in increasing height below
+/// `below`, each block certified by a majority of the set before it (the genesis set, then
+/// each set the previous change proved) and proving its new set against its state hash. A light
+/// client's walk: however much the set changed since genesis, the trust comes from the genesis
+/// set through certificates only.
+fn anchor_set(
+    genesis: &ValidatorSet,
+    changes: &[engine::SetChange],
+    below: u64,
+) -> Result<ValidatorSet, String> {
+    let mut set = genesis.clone();
+    let mut after = 0;
+    for change in changes {
+        let header = &change.block.header;
+        if header.height <= after || header.height >= below {
+            return Err(format!(
+                "set change at block {} is out of order (after {after}, before {below})",
+                header.height
+            ));
+        }
+        let signers = change
+            .signatures
+            .iter()
+            .filter(|(v, s)| api::chain::header_signed_by(header, *v, *s))
+            .map(|(v, _)| v);
+        if !set.is_quorum(signers) {
+            return Err(format!(
+                "the set change at block {} is not signed by a majority of the set before it",
+                header.height
+            ));
+        }
+        if !change.proves_set() {
+            return Err(format!(
+                "the set given for block {} is not the one its state hash commits to",
+                header.height
+            ));
+        }
+        set = change.validators.set.clone();
+        after = header.height;
+    }
+    Ok(set)
 }
 
 /// The validator set to run with: the data dir's, which must agree with the one given, or (for a
@@ -870,8 +959,111 @@ mod checkpoint_tests {
             block,
             signatures,
             marker: Vec::new(),
+            set_changes: Vec::new(),
         };
         (checkpoint, set, fresh)
+    }
+
+    fn set_of(keys: &[Identity]) -> ValidatorSet {
+        ValidatorSet {
+            validators: keys
+                .iter()
+                .zip(7000u16..)
+                .map(|(k, port)| engine::Validator {
+                    account: k.id(),
+                    power: 1,
+                    address: format!("http://127.0.0.1:{port}"),
+                    stake: 0,
+                })
+                .collect(),
+        }
+    }
+
+    fn header_at(height: u64, state: &State, proposer: &Identity) -> engine::BlockHeader {
+        engine::BlockHeader {
+            height,
+            prev_hash: engine::Hash([1; 32]),
+            time: state.now,
+            first_seq: height,
+            last_seq: height,
+            commands_root: engine::Hash([2; 32]),
+            state_hash: state.hash(),
+            validator: proposer.id(),
+        }
+    }
+
+    fn signed_by(
+        header: &engine::BlockHeader,
+        keys: &[&Identity],
+    ) -> Vec<(AccountId, engine::Sig)> {
+        keys.iter()
+            .map(|k| (k.id(), api::chain::sign_block(k, header.clone()).signature))
+            .collect()
+    }
+
+    /// The set changed entirely since genesis (two of three members replaced at block 2): a
+    /// checkpoint at block 5, signed only by members the genesis never named, is anchored
+    /// through the certified set change, and through nothing less.
+    #[test]
+    fn a_checkpoint_is_anchored_through_certified_set_changes() {
+        let keys: Vec<Identity> = (1..=5u8).map(|n| Identity::from_secret([n; 32])).collect();
+        let genesis_set = set_of(&keys[0..3]);
+        let mut genesis = Genesis::dev(AccountId([9; 32]));
+        genesis.validators = engine::Validators::new(genesis_set.clone());
+        let fresh = State::from_genesis(&genesis).unwrap();
+        assert!(fresh.rules >= 4);
+
+        // Block 2 changes the set to {3, 4, 5}; the genesis members 1 and 2 certify it.
+        let mut at_change = fresh.clone();
+        at_change.now = 50;
+        at_change.validators.set = set_of(&keys[2..5]);
+        let header = header_at(2, &at_change, &keys[0]);
+        let change = engine::SetChange {
+            block: api::chain::sign_block(&keys[0], header.clone()),
+            validators: at_change.validators.clone(),
+            rest: at_change.hash_parts().unwrap().1,
+            signatures: signed_by(&header, &[&keys[0], &keys[1]]),
+        };
+        assert!(change.proves_set());
+
+        // The checkpoint at block 5, signed by the new members 4 and 5 only.
+        let mut state = at_change.clone();
+        state.now = 99;
+        let header = header_at(5, &state, &keys[3]);
+        let good = node::Checkpoint {
+            version: node::CHECKPOINT_VERSION,
+            state,
+            block: api::chain::sign_block(&keys[3], header.clone()),
+            signatures: signed_by(&header, &[&keys[3], &keys[4]]),
+            marker: Vec::new(),
+            set_changes: vec![change.clone()],
+        };
+        assert!(check_checkpoint(good.clone(), &genesis_set, &fresh).is_ok());
+
+        // Without the set change, the genesis set did not sign it.
+        let mut bare = good.clone();
+        bare.set_changes.clear();
+        let err = check_checkpoint(bare, &genesis_set, &fresh).unwrap_err();
+        assert!(err.contains("majority"), "{err}");
+
+        // A set change the genesis set did not certify (signed by the new members).
+        let mut self_made = good.clone();
+        self_made.set_changes[0].signatures =
+            signed_by(&change.block.header, &[&keys[3], &keys[4]]);
+        let err = check_checkpoint(self_made, &genesis_set, &fresh).unwrap_err();
+        assert!(err.contains("set before it"), "{err}");
+
+        // A set other than the one the certified block's state hash commits to.
+        let mut swapped = good.clone();
+        swapped.set_changes[0].validators.set = set_of(&keys[3..5]);
+        let err = check_checkpoint(swapped, &genesis_set, &fresh).unwrap_err();
+        assert!(err.contains("commits to"), "{err}");
+
+        // A "change" at or after the checkpoint's block.
+        let mut late = good;
+        late.set_changes[0].block.header.height = 5;
+        let err = check_checkpoint(late, &genesis_set, &fresh).unwrap_err();
+        assert!(err.contains("out of order"), "{err}");
     }
 
     #[test]

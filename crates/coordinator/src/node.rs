@@ -10,8 +10,8 @@ use api::Identity;
 use api::wire::ChainView;
 use engine::chain::leaf;
 use engine::{
-    AccountId, Block, BlockHeader, Entry, Event, Hash, Input, Request, Signed, State, Time,
-    genesis_hash, merkle_root,
+    AccountId, Block, BlockHeader, Entry, Event, Hash, Input, Request, SetChange, Signed, State,
+    Time, ValidatorSet, genesis_hash, merkle_root,
 };
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
@@ -70,6 +70,9 @@ pub struct Node {
     pub raft_marker: Option<Vec<u8>>,
     /// A checkpoint asked for, taken at the next block boundary (see [`Node::checkpoint`]).
     pub capture: Option<tokio::sync::oneshot::Sender<Checkpoint>>,
+    /// The validator set as of the last block: the newest recorded set change's, or the
+    /// genesis set's. A block after which the set differs is recorded as a [`SetChange`].
+    sealed_set: ValidatorSet,
 }
 
 /// A validator's state at a block boundary with the block and its consensus position: what a
@@ -85,10 +88,14 @@ pub struct Checkpoint {
     pub signatures: Vec<(AccountId, engine::Sig)>,
     /// The consensus position the state is at (the state machine's `raft_applied` record).
     pub marker: Vec<u8>,
+    /// Every change of the validator set at a block before `block`, with its proof: the chain
+    /// of certificates from the genesis set to the set that signs `block` (rules 4 and later).
+    pub set_changes: Vec<SetChange>,
 }
 
-/// Format version of [`Checkpoint`].
-pub const CHECKPOINT_VERSION: u32 = 1;
+/// Format version of [`Checkpoint`] (2: with `set_changes`). Its first field in every format,
+/// so a reader names both versions when they differ.
+pub const CHECKPOINT_VERSION: u32 = 2;
 
 /// What committing one input gave: its seq and events, or why it was refused.
 pub type Committed = Result<(u64, Vec<Event>), ApiError>;
@@ -152,7 +159,13 @@ impl Node {
                 );
             }
         }
+        let sealed_set = log
+            .set_changes()
+            .context("reading the recorded validator set changes")?
+            .pop()
+            .map_or_else(|| fresh.validators.set.clone(), |c| c.validators.set);
         Ok(Node {
+            sealed_set,
             state,
             log,
             soft: HashMap::new(),
@@ -252,6 +265,20 @@ impl Node {
         )
         .context("no next block height")?;
         let block = api::chain::sign_block(&self.validator, header);
+        // Rules 4: a block after which the validator set differs is recorded with the proof of
+        // the new set, for joining validators (before the block itself: a crash in between
+        // seals the same block again, and the record stands).
+        if self.state.validators.set != self.sealed_set
+            && let Some((_, rest)) = self.state.hash_parts()
+        {
+            self.log.record_set_change(&SetChange {
+                block: block.clone(),
+                validators: self.state.validators.clone(),
+                rest,
+                signatures: Vec::new(),
+            })?;
+            self.sealed_set = self.state.validators.set.clone();
+        }
         self.log.append_block(&block)?;
         // A validator signs only the blocks it is a member at (a joining validator replaying
         // the log does not sign the blocks before it was voted in; one voted out stops).
@@ -385,7 +412,25 @@ impl Node {
             block,
             signatures: Vec::new(),
             marker,
+            set_changes: Vec::new(),
         })
+    }
+
+    /// The recorded validator set changes at blocks below `height`, each with every signature
+    /// of its block this validator holds: how a joining validator anchors a checkpoint at
+    /// `height` in its genesis set.
+    pub fn set_changes_below(&self, height: u64) -> Result<Vec<SetChange>, StoreError> {
+        let mut changes = self.log.set_changes()?;
+        changes.retain(|c| c.block.header.height < height);
+        for change in &mut changes {
+            let h = change.block.header.height;
+            for (_, validator, sig) in self.log.signatures(h, h)? {
+                if !change.signatures.iter().any(|(v, _)| *v == validator) {
+                    change.signatures.push((validator, sig));
+                }
+            }
+        }
+        Ok(changes)
     }
 
     /// This validator's account.
@@ -856,6 +901,12 @@ pub(crate) mod tests {
             signatures: &[(u64, AccountId, engine::Sig)],
         ) -> Result<(), StoreError> {
             self.log.add_signatures(signatures)
+        }
+        fn record_set_change(&mut self, change: &SetChange) -> Result<(), StoreError> {
+            self.log.record_set_change(change)
+        }
+        fn set_changes(&self) -> Result<Vec<SetChange>, StoreError> {
+            self.log.set_changes()
         }
         fn signatures(
             &self,

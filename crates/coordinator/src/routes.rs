@@ -1016,9 +1016,9 @@ async fn chain_signatures(
 }
 
 /// `GET /v1/chain/checkpoint` (validators): this validator's state at its next block boundary,
-/// with the block, the block's quorum certificate and the consensus position (postcard
-/// [`crate::node::Checkpoint`]): what a joining validator starts from instead of replaying the
-/// whole log. One at a time; it waits up to 10 s for a boundary and 5 s for the certificate.
+/// with the block, the block's quorum certificate, the consensus position and the validator set
+/// changes before it with their certificates (postcard [`crate::node::Checkpoint`]): what a
+/// joining validator starts from instead of replaying the whole log. One at a time; it waits up to 10 s for a boundary and 5 s for the certificate.
 async fn chain_checkpoint(State(shared): S) -> ApiResult<impl IntoResponse> {
     if !shared.peers.replicated() {
         return Err(ApiError::NotFound(
@@ -1066,6 +1066,10 @@ async fn chain_checkpoint(State(shared): S) -> ApiResult<impl IntoResponse> {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    checkpoint.set_changes = shared
+        .node()
+        .set_changes_below(height)
+        .map_err(|e| ApiError::Unavailable(e.to_string()))?;
     let bytes =
         postcard::to_stdvec(&checkpoint).map_err(|e| ApiError::Unavailable(e.to_string()))?;
     Ok(([(header::CONTENT_TYPE, "application/octet-stream")], bytes))

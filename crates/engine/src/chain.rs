@@ -110,6 +110,31 @@ impl BlockHeader {
     }
 }
 
+/// A block whose entries changed the validator set (rules 4 and later), with what proves the new
+/// set to a light client that trusts the set before it: the validators field of the state after
+/// the block (whose [`crate::Validators::hash`], with `rest`, gives the block's state hash: see
+/// [`State::hash_of_parts`]) and the block's certificate, signatures of the set before it. A
+/// joining validator walks these from its genesis set to a checkpoint's block, each certified by
+/// the set the previous one proved, so a checkpoint is anchored however much the set changed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SetChange {
+    pub block: Block,
+    /// The validators field of the state after `block`.
+    pub validators: crate::Validators,
+    /// The other part of that state's hash ([`State::hash_parts`]).
+    pub rest: Hash,
+    /// Validators' signatures of `block.header` (those known; a certificate needs a majority
+    /// of the set before the block).
+    pub signatures: Vec<(AccountId, Sig)>,
+}
+
+impl SetChange {
+    /// Whether `validators` and `rest` make the block's state hash: the set is the block's.
+    pub fn proves_set(&self) -> bool {
+        State::hash_of_parts(&self.validators.hash(), &self.rest) == self.block.header.state_hash
+    }
+}
+
 impl Block {
     /// The header's hash: what the next block links to.
     pub fn hash(&self) -> Hash {

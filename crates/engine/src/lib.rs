@@ -35,7 +35,9 @@
 ///   such a group's word.
 /// - 4: a new network's default local queue is 256 tasks per slot
 ///   ([`ScheduleParams::for_rules`]; it was 64), so a fast provider of very short tasks is not
-///   held to a round trip per 64 tasks. Inputs apply as under 3.
+///   held to a round trip per 64 tasks; the state hash has two parts, the validators field's
+///   and the rest's ([`State::hash_parts`]), so a block's state hash proves the validator set to
+///   a light client that holds only the set. Inputs apply as under 3.
 pub const RULES: u32 = 4;
 /// The rules of a network whose genesis predates the version.
 pub const FIRST_RULES: u32 = 1;
@@ -50,8 +52,8 @@ pub mod validators;
 pub mod verify;
 
 pub use chain::{
-    Block, BlockHeader, Validator, ValidatorSet, decode_canonical, entry_leaf, genesis_hash,
-    merkle_root,
+    Block, BlockHeader, SetChange, Validator, ValidatorSet, decode_canonical, entry_leaf,
+    genesis_hash, merkle_root,
 };
 pub use command::{
     Action, Entry, Event, FETCH_CACHED_MAX, Input, LeaderCommand, Rejection, Request, Signed,

@@ -284,12 +284,18 @@ pub(crate) type Applied = Result<Vec<Event>, Rejection>;
 /// and `rules` only when they are not the first — so that the state of a network without
 /// validators, on the first rules, hashes exactly as it did before either field existed. (postcard encodes a
 /// struct as its fields one after another, so the two encodings agree byte for byte otherwise;
-/// a test holds them together.)
-struct HashView<'a>(&'a State);
+/// a test holds them together.) Under rules 4 and later the hash has two parts
+/// ([`State::hash_parts`]): this view without `validators` is the second.
+struct HashView<'a> {
+    state: &'a State,
+    /// Whether `validators` is encoded (per the rule above) or left out (rules 4: hashed apart).
+    validators: bool,
+}
 
 impl Serialize for HashView<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeTuple;
+        let with_validators = self.validators;
         let State {
             config,
             ledger,
@@ -306,7 +312,7 @@ impl Serialize for HashView<'_> {
             service,
             validators,
             rules,
-        } = self.0;
+        } = self.state;
         let mut t = serializer.serialize_tuple(15)?;
         t.serialize_element(config)?;
         t.serialize_element(ledger)?;
@@ -322,7 +328,7 @@ impl Serialize for HashView<'_> {
         t.serialize_element(recheck)?;
         t.serialize_element(service)?;
         let later_rules = *rules != crate::FIRST_RULES;
-        if !validators.is_empty() || later_rules {
+        if with_validators && (!validators.is_empty() || later_rules) {
             t.serialize_element(validators)?;
         }
         if later_rules {
@@ -355,15 +361,50 @@ impl State {
         }
     }
 
-    /// BLAKE3 over the canonical encoding of the whole state — without the `validators` field when
-    /// it is empty (see [`HashView`]).
+    /// The state's hash. Before rules 4: BLAKE3 over the canonical encoding of the whole state —
+    /// without the `validators` field when it is empty (see [`HashView`]). Under rules 4 and
+    /// later: [`State::hash_of_parts`] of [`State::hash_parts`], so that a block's state hash
+    /// commits to the validator set in a way a light client can check with the set alone.
     pub fn hash(&self) -> Hash {
-        // Streamed into the hasher through a 64 KiB buffer: the encoding of a large state is
-        // never held in memory, and the hasher sees large writes (postcard writes field by
-        // field, and a call per field cost more than the hashing itself).
+        match self.hash_parts() {
+            Some((validators, rest)) => State::hash_of_parts(&validators, &rest),
+            None => Self::stream_hash(&HashView {
+                state: self,
+                validators: true,
+            }),
+        }
+    }
+
+    /// Under rules 4 and later, the two parts of the state hash: [`Validators::hash`] of the
+    /// validators field, and the hash of everything else. None under older rules (one part).
+    pub fn hash_parts(&self) -> Option<(Hash, Hash)> {
+        if self.rules < 4 {
+            return None;
+        }
+        let rest = Self::stream_hash(&HashView {
+            state: self,
+            validators: false,
+        });
+        Some((self.validators.hash(), rest))
+    }
+
+    /// The state hash (rules 4 and later) of a state whose validators field hashes to
+    /// `validators` and whose other fields hash to `rest`.
+    pub fn hash_of_parts(validators: &Hash, rest: &Hash) -> Hash {
+        let mut h = blake3::Hasher::new();
+        h.update(b"gridmint/v4/state");
+        h.update(&validators.0);
+        h.update(&rest.0);
+        Hash(*h.finalize().as_bytes())
+    }
+
+    /// BLAKE3 of `view`'s postcard encoding, streamed through a 64 KiB buffer: the encoding of a
+    /// large state is never held in memory, and the hasher sees large writes (postcard writes
+    /// field by field, and a call per field cost more than the hashing itself).
+    fn stream_hash(view: &HashView<'_>) -> Hash {
         let mut hasher = blake3::Hasher::new();
         let mut buffered = std::io::BufWriter::with_capacity(1 << 16, &mut hasher);
-        if postcard::to_io(&HashView(self), &mut buffered).is_err() || buffered.flush().is_err() {
+        if postcard::to_io(view, &mut buffered).is_err() || buffered.flush().is_err() {
             return Hash::of(&[]);
         }
         drop(buffered);

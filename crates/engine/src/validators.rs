@@ -19,7 +19,7 @@ use crate::chain::{BlockHeader, Validator, ValidatorSet};
 use crate::command::{Event, Rejection};
 use crate::ledger::{BPS, bps_of};
 use crate::state::State;
-use crate::types::{AccountId, Amount, Sig, Time};
+use crate::types::{AccountId, Amount, Hash, Sig, Time};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -53,6 +53,15 @@ pub enum ValidatorChange {
 }
 
 impl Validators {
+    /// BLAKE3 over a domain tag and the postcard encoding: the first part of the state hash under
+    /// rules 4 and later ([`crate::State::hash_parts`]).
+    pub fn hash(&self) -> Hash {
+        let mut h = blake3::Hasher::new();
+        h.update(b"gridmint/v4/validators");
+        h.update(&postcard::to_stdvec(self).unwrap_or_default());
+        Hash(*h.finalize().as_bytes())
+    }
+
     /// A set with the default rule: equivocation takes the whole stake.
     pub fn new(set: ValidatorSet) -> Validators {
         Validators {
@@ -452,13 +461,53 @@ mod tests {
             Hash::of(&encoded[..encoded.len() - rules.len()])
         );
         assert_ne!(with.hash(), plain.hash());
-        let later = State::from_genesis(&Genesis::dev(id(9))).unwrap();
-        assert_eq!(later.rules, crate::RULES);
+        let later = State::from_genesis(&Genesis {
+            rules: 3,
+            ..Genesis::dev(id(9))
+        })
+        .unwrap();
         assert_eq!(
             later.hash(),
             Hash::of(&postcard::to_stdvec(&later).unwrap())
         );
         assert_ne!(later.hash(), plain.hash());
+    }
+
+    /// Rules 4: the state hash is the hash of two parts, the validators field's and the rest's
+    /// (the encoding without the validators field), so a set is proved by its hash alone.
+    #[test]
+    fn under_rules_4_the_state_hash_commits_to_the_validators_apart() {
+        let state = State::from_genesis(&genesis()).unwrap();
+        assert_eq!(state.rules, crate::RULES);
+        let (validators, rest) = state.hash_parts().unwrap();
+        assert_eq!(validators, state.validators.hash());
+        let encoded = postcard::to_stdvec(&state).unwrap();
+        let field = postcard::to_stdvec(&state.validators).unwrap();
+        let rules = postcard::to_stdvec(&state.rules).unwrap();
+        let at = encoded.len() - rules.len() - field.len();
+        assert_eq!(&encoded[at..at + field.len()], &field[..]);
+        let mut without = encoded[..at].to_vec();
+        without.extend(&rules);
+        assert_eq!(rest, Hash::of(&without));
+        assert_eq!(state.hash(), State::hash_of_parts(&validators, &rest));
+        // Another set changes the first part only; anything else, the second only.
+        let mut other_set = state.clone();
+        other_set.validators.set.validators.pop();
+        let (v2, r2) = other_set.hash_parts().unwrap();
+        assert_ne!(v2, validators);
+        assert_eq!(r2, rest);
+        let mut later = state.clone();
+        later.now += 1;
+        let (v3, r3) = later.hash_parts().unwrap();
+        assert_eq!(v3, validators);
+        assert_ne!(r3, rest);
+        // Older rules: one part.
+        let older = State::from_genesis(&Genesis {
+            rules: 3,
+            ..genesis()
+        })
+        .unwrap();
+        assert!(older.hash_parts().is_none());
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! [`Block`]s that batch it into a hash chain (see `engine::chain`), kept in the same database.
 
 use crate::StoreError;
-use engine::{AccountId, Block, Entry, Event, Genesis, Sig, State, Time, ValidatorSet};
+use engine::{AccountId, Block, Entry, Event, Genesis, SetChange, Sig, State, Time, ValidatorSet};
 use rusqlite::{Connection, OptionalExtension, params};
 use std::path::{Path, PathBuf};
 
@@ -73,7 +73,15 @@ pub trait CommandLog: Send {
     fn add_signatures(&mut self, signatures: &[(u64, AccountId, Sig)]) -> Result<(), StoreError>;
     /// The stored signatures of blocks `from..=to`, by height, then signer.
     fn signatures(&self, from: u64, to: u64) -> Result<Vec<(u64, AccountId, Sig)>, StoreError>;
+    /// Records a block at which the validator set changed, with its proof (replacing a record
+    /// of the same height: the block at a height is always the same).
+    fn record_set_change(&mut self, change: &SetChange) -> Result<(), StoreError>;
+    /// Every recorded set change, by height.
+    fn set_changes(&self) -> Result<Vec<SetChange>, StoreError>;
 }
+
+/// Format of a stored [`SetChange`] record.
+const SET_CHANGE_FORMAT: u32 = 1;
 
 /// Sets one `meta` value (`?1` key, `?2` value), replacing any.
 pub(crate) const SET_META: &str = "INSERT INTO meta (key, value) VALUES (?1, ?2)
@@ -247,6 +255,13 @@ impl SqliteLog {
                  event   BLOB NOT NULL
              );
              CREATE INDEX IF NOT EXISTS history_by_account ON history (account, seq, idx);
+             -- Blocks at which the validator set changed, with the proof of the new set
+             -- (engine::SetChange, postcard; format 1).
+             CREATE TABLE IF NOT EXISTS set_changes (
+                 height INTEGER PRIMARY KEY,
+                 format INTEGER NOT NULL,
+                 record BLOB NOT NULL
+             );
              -- Validators' signatures of blocks: the quorum certificates.
              CREATE TABLE IF NOT EXISTS signatures (
                  height    INTEGER NOT NULL,
@@ -821,6 +836,60 @@ impl CommandLog for SqliteLog {
         tx.commit().map_err(err)
     }
 
+    fn record_set_change(&mut self, change: &SetChange) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "INSERT INTO set_changes (height, format, record) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (height) DO UPDATE SET format = excluded.format,
+                 record = excluded.record",
+                params![
+                    to_sql(change.block.header.height),
+                    SET_CHANGE_FORMAT,
+                    encode(change)
+                ],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    fn set_changes(&self) -> Result<Vec<SetChange>, StoreError> {
+        if !self.has_table("set_changes")? {
+            return Ok(Vec::new());
+        }
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT height, format, record FROM set_changes ORDER BY height")
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((
+                    from_sql(r.get(0)?),
+                    r.get::<_, u32>(1)?,
+                    r.get::<_, Vec<u8>>(2)?,
+                ))
+            })
+            .map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (height, format, bytes) = row.map_err(|e| self.err(e))?;
+            if format != SET_CHANGE_FORMAT {
+                return Err(StoreError::CorruptBlock {
+                    height,
+                    msg: format!(
+                        "set change record format {format}; this gridmint reads {SET_CHANGE_FORMAT}"
+                    ),
+                });
+            }
+            let change: SetChange =
+                postcard::from_bytes(&bytes).map_err(|e| StoreError::CorruptBlock {
+                    height,
+                    msg: format!("set change record: {e}"),
+                })?;
+            out.push(change);
+        }
+        Ok(out)
+    }
+
     fn signatures(&self, from: u64, to: u64) -> Result<Vec<(u64, AccountId, Sig)>, StoreError> {
         if !self.has_table("signatures")? {
             return Ok(Vec::new());
@@ -941,6 +1010,7 @@ pub struct MemoryLog {
     genesis: Option<Genesis>,
     meta: std::collections::BTreeMap<String, Vec<u8>>,
     signatures: std::collections::BTreeMap<(u64, AccountId), Sig>,
+    set_changes: std::collections::BTreeMap<u64, SetChange>,
 }
 
 impl CommandLog for MemoryLog {
@@ -1052,6 +1122,16 @@ impl CommandLog for MemoryLog {
             self.signatures.entry((*height, *validator)).or_insert(*sig);
         }
         Ok(())
+    }
+
+    fn record_set_change(&mut self, change: &SetChange) -> Result<(), StoreError> {
+        self.set_changes
+            .insert(change.block.header.height, change.clone());
+        Ok(())
+    }
+
+    fn set_changes(&self) -> Result<Vec<SetChange>, StoreError> {
+        Ok(self.set_changes.values().cloned().collect())
     }
 
     fn signatures(&self, from: u64, to: u64) -> Result<Vec<(u64, AccountId, Sig)>, StoreError> {
@@ -1550,5 +1630,57 @@ mod tests {
                 other.map(|s| s.hash())
             ),
         }
+    }
+}
+
+#[cfg(test)]
+mod set_change_tests {
+    use super::*;
+
+    fn change(height: u64) -> SetChange {
+        SetChange {
+            block: Block {
+                header: engine::BlockHeader {
+                    height,
+                    prev_hash: engine::Hash([1; 32]),
+                    time: height,
+                    first_seq: height,
+                    last_seq: height,
+                    commands_root: engine::Hash([2; 32]),
+                    state_hash: engine::Hash([3; 32]),
+                    validator: AccountId([4; 32]),
+                },
+                signature: Sig([5; 64]),
+            },
+            validators: engine::Validators::default(),
+            rest: engine::Hash([6; 32]),
+            signatures: vec![(AccountId([7; 32]), Sig([8; 64]))],
+        }
+    }
+
+    /// Set changes are kept by height (a second record of one height replaces the first), read
+    /// back in order, survive a reopen, and a record of an unknown format is refused by name.
+    #[test]
+    fn set_changes_are_recorded_by_height_and_an_unknown_format_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let mut log = SqliteLog::open(dir.path()).unwrap();
+            assert!(log.set_changes().unwrap().is_empty());
+            log.record_set_change(&change(9)).unwrap();
+            log.record_set_change(&change(4)).unwrap();
+            let mut again = change(9);
+            again.signatures.clear();
+            log.record_set_change(&again).unwrap();
+        }
+        let log = SqliteLog::open(dir.path()).unwrap();
+        let got = log.set_changes().unwrap();
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[0], change(4));
+        assert!(got[1].signatures.is_empty());
+        log.conn
+            .execute("UPDATE set_changes SET format = 7 WHERE height = 4", [])
+            .unwrap();
+        let err = log.set_changes().unwrap_err().to_string();
+        assert!(err.contains("format 7") && err.contains("reads 1"), "{err}");
     }
 }

@@ -1270,4 +1270,49 @@ fn a_validator_voted_in_catches_up_and_one_voted_out_leaves() {
         sigs.iter().any(|s| s.validator.to_hex() == account),
         "the newcomer signs the blocks: {sigs:?}"
     );
+
+    // The other original validator is voted out too: of the genesis set only the leader is
+    // left, so no majority of the genesis set signs blocks any more.
+    let other = (0..3).find(|i| *i != leader && *i != out).unwrap();
+    let other_account = cluster.account(other).to_hex();
+    assert_eq!(
+        vote(leader, "remove", &other_account, None),
+        ["validator_voted"]
+    );
+    assert_eq!(
+        vote(3, "remove", &other_account, None),
+        ["validator_voted", "validator_set_changed"]
+    );
+    poll("the membership to drop the second one", WAIT, || {
+        let set = w.block_on(newcomer.http.client.chain_validators()).ok()?;
+        (set.validators.len() == 2).then_some(())
+    });
+    cluster.validators[other].take().unwrap().proc.kill();
+    w.cli(&["wallet", "transfer", &friend, "1", "--coordinator", &urls])
+        .ok();
+    let height = w.block_on(newcomer.http.client.chain()).unwrap().height;
+
+    // A second newcomer: its checkpoint's block is signed by the set as it is now, which it
+    // trusts only through the three certified set changes from the genesis set (rules 4). Had
+    // the walk failed it would have replayed from genesis: its first block would be block 1.
+    let dir2 = w.dir("validator2");
+    w.cli(&["keys", "--validator", "--data-dir", dir2.to_str().unwrap()])
+        .ok();
+    let second = w.coordinator_restart_on(
+        &dir2,
+        &fresh_listens(1).remove(0),
+        &["--genesis", cluster.genesis.to_str().unwrap(), "--join"],
+    );
+    assert_eq!(second.http.status().role, "learner");
+    let first = w
+        .block_on(second.http.client.chain_blocks(1, 1))
+        .unwrap()
+        .into_iter()
+        .next()
+        .expect("the second newcomer holds no block: it found no checkpoint to anchor");
+    assert!(
+        first.header.height >= height,
+        "joined from a checkpoint after both set changes: {:?}",
+        first.header
+    );
 }
