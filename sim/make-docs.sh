@@ -100,7 +100,8 @@ $(table scale-1m)
 same wrong answer), fixed m-first voting for m = 2 and 3, and the network's adaptive policy
 (trust after 5 verified results, 10% spot checks, quorum weight 3, trusted results weigh 2).
 Slashed providers bond again, so the fraction f stays what the row says. Every policy runs
-under rules 2 (before issue 14's work) and rules 3 (now), side by side: the \`rules\` column.
+under rules 2 (before issue 14's work) and rules 3 (its verification rules, which rules 4
+keeps), side by side: the \`rules\` column.
 
 **The closed form for m-first voting.** A task is accepted when m results agree. Suppose each
 result is independently the colluders' wrong answer with probability p = f · wrong_rate, and
