@@ -255,6 +255,16 @@ impl SqliteLog {
                  event   BLOB NOT NULL
              );
              CREATE INDEX IF NOT EXISTS history_by_account ON history (account, seq, idx);
+             -- Format 2 of the history, written since: one row per account per entry, its
+             -- events in order as one JSON array (a report of hundreds of results was hundreds
+             -- of rows per account). Rows of `history` (format 1) are still read.
+             CREATE TABLE IF NOT EXISTS history_v2 (
+                 account BLOB NOT NULL,
+                 seq     INTEGER NOT NULL,
+                 time    INTEGER NOT NULL,
+                 events  BLOB NOT NULL
+             );
+             CREATE INDEX IF NOT EXISTS history_v2_by_account ON history_v2 (account, seq);
              -- Blocks at which the validator set changed, with the proof of the new set
              -- (engine::SetChange, postcard; format 1).
              CREATE TABLE IF NOT EXISTS set_changes (
@@ -394,6 +404,58 @@ impl SqliteLog {
         Ok(seq)
     }
 
+    /// Up to `limit` history events of `account` before `before`, newest first, from `table`
+    /// through `query` (`?1` account, `?2` before, `?3` limit; columns seq, time, events), each
+    /// row's events decoded by `decode` (in the order they happened).
+    fn history_rows(
+        &self,
+        table: &str,
+        query: &str,
+        account: &AccountId,
+        before: u64,
+        limit: usize,
+        decode: impl Fn(&[u8]) -> Result<Vec<Event>, serde_json::Error>,
+    ) -> Result<Vec<HistoryRow>, StoreError> {
+        if !self.has_table(table)? {
+            return Ok(Vec::new());
+        }
+        let mut stmt = self.conn.prepare_cached(query).map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map(
+                params![
+                    &account.0[..],
+                    to_sql(before),
+                    i64::try_from(limit).unwrap_or(i64::MAX)
+                ],
+                |r| {
+                    Ok((
+                        from_sql(r.get(0)?),
+                        from_sql(r.get(1)?),
+                        r.get::<_, Vec<u8>>(2)?,
+                    ))
+                },
+            )
+            .map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (seq, time, bytes) = row.map_err(|e| self.err(e))?;
+            let events = decode(&bytes).map_err(|e| StoreError::Corrupt {
+                seq,
+                msg: format!("history row: {e}"),
+            })?;
+            out.extend(
+                events
+                    .into_iter()
+                    .rev()
+                    .map(|event| HistoryRow { seq, time, event }),
+            );
+            if out.len() >= limit {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
     /// Whether `table` exists (a log written by an older version may lack one).
     fn has_table(&self, table: &str) -> Result<bool, StoreError> {
         self.conn
@@ -505,18 +567,28 @@ fn insert_entry(
     if history.is_empty() {
         return Ok(());
     }
+    // One row per account, its events in the order they happened.
+    let mut accounts: Vec<(&AccountId, Vec<&Event>)> = Vec::new();
+    let mut index: std::collections::HashMap<&AccountId, usize> = std::collections::HashMap::new();
+    for (account, event) in history {
+        let at = *index.entry(account).or_insert_with(|| {
+            accounts.push((account, Vec::new()));
+            accounts.len() - 1
+        });
+        if let Some((_, events)) = accounts.get_mut(at) {
+            events.push(event);
+        }
+    }
     let mut stmt = tx.prepare_cached(
-        "INSERT INTO history (account, seq, idx, time, event)
-         VALUES (?1, ?2, ?3, ?4, ?5)",
+        "INSERT INTO history_v2 (account, seq, time, events) VALUES (?1, ?2, ?3, ?4)",
     )?;
-    for (idx, (account, event)) in history.iter().enumerate() {
+    for (account, events) in accounts {
         stmt.execute(params![
             &account.0[..],
             to_sql(seq),
-            i64::try_from(idx).unwrap_or(i64::MAX),
             to_sql(entry.time),
             // JSON: events are internally tagged, which postcard cannot decode.
-            serde_json::to_vec(event).unwrap_or_default()
+            serde_json::to_vec(&events).unwrap_or_default()
         ])?;
     }
     Ok(())
@@ -930,35 +1002,33 @@ impl CommandLog for SqliteLog {
         before: u64,
         limit: usize,
     ) -> Result<Vec<HistoryRow>, StoreError> {
-        if !self.has_table("history")? {
-            return Ok(Vec::new());
+        // Format 2 rows (an entry's events per account), newest first, each row's events last
+        // to first; then format 1 rows (one event each) of a log written before, merged by seq
+        // (an entry's rows are all of one format).
+        let mut out = self.history_rows(
+            "history_v2",
+            "SELECT seq, time, events FROM history_v2 WHERE account = ?1 AND seq < ?2
+             ORDER BY seq DESC LIMIT ?3",
+            account,
+            before,
+            limit,
+            |bytes| serde_json::from_slice::<Vec<Event>>(bytes),
+        )?;
+        let older = self.history_rows(
+            "history",
+            "SELECT seq, time, event FROM history WHERE account = ?1 AND seq < ?2
+             ORDER BY seq DESC, idx DESC LIMIT ?3",
+            account,
+            before,
+            limit,
+            |bytes| serde_json::from_slice::<Event>(bytes).map(|e| vec![e]),
+        )?;
+        if !older.is_empty() {
+            out.extend(older);
+            // Stable: the events of one entry keep their (newest first) order.
+            out.sort_by(|a, b| b.seq.cmp(&a.seq));
         }
-        let mut stmt = self
-            .conn
-            .prepare_cached(
-                "SELECT seq, time, event FROM history WHERE account = ?1 AND seq < ?2
-                 ORDER BY seq DESC, idx DESC LIMIT ?3",
-            )
-            .map_err(|e| self.err(e))?;
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let rows = stmt
-            .query_map(params![&account.0[..], to_sql(before), limit], |r| {
-                Ok((
-                    from_sql(r.get(0)?),
-                    from_sql(r.get(1)?),
-                    r.get::<_, Vec<u8>>(2)?,
-                ))
-            })
-            .map_err(|e| self.err(e))?;
-        let mut out = Vec::new();
-        for row in rows {
-            let (seq, time, bytes) = row.map_err(|e| self.err(e))?;
-            let event = serde_json::from_slice(&bytes).map_err(|e| StoreError::Corrupt {
-                seq,
-                msg: format!("history row: {e}"),
-            })?;
-            out.push(HistoryRow { seq, time, event });
-        }
+        out.truncate(limit);
         Ok(out)
     }
 
@@ -1176,7 +1246,7 @@ mod tests {
     use super::*;
     use engine::{AccountId, Action, EngineConfig, Input, ProviderSpec, Sig, Signed};
 
-    fn register(n: u8, nonce: u64) -> Entry {
+    pub(super) fn register(n: u8, nonce: u64) -> Entry {
         Entry {
             time: 1000 + nonce,
             input: Input::Signed(Signed {
@@ -1682,5 +1752,63 @@ mod set_change_tests {
             .unwrap();
         let err = log.set_changes().unwrap_err().to_string();
         assert!(err.contains("format 7") && err.contains("reads 1"), "{err}");
+    }
+}
+
+#[cfg(test)]
+mod history_format_tests {
+    use super::tests::register;
+    use super::*;
+
+    fn paid(to: AccountId, amount: u128) -> Event {
+        Event::FaucetPaid { to, amount }
+    }
+
+    /// A log written before history format 2 keeps its one-event rows; entries appended since
+    /// write one row per account (several events each), and a page reads both, newest first,
+    /// an entry's events last to first, cut at the limit.
+    #[test]
+    fn history_reads_format_1_rows_beside_format_2_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = AccountId([1; 32]);
+        let mut log = SqliteLog::open(dir.path()).unwrap();
+        for (idx, amount) in [1u128, 2].into_iter().enumerate() {
+            log.conn
+                .execute(
+                    "INSERT INTO history (account, seq, idx, time, event)
+                     VALUES (?1, 1, ?2, 1001, ?3)",
+                    params![
+                        &a.0[..],
+                        idx as i64,
+                        serde_json::to_vec(&paid(a, amount)).unwrap()
+                    ],
+                )
+                .unwrap();
+        }
+        log.append(&[register(3, 1)]).unwrap();
+        let rows = [(a, paid(a, 3)), (a, paid(a, 4)), (a, paid(a, 5))];
+        assert_eq!(log.append_with_history(&register(3, 2), &rows).unwrap(), 2);
+        let stored: i64 = log
+            .conn
+            .query_row("SELECT COUNT(*) FROM history_v2", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(stored, 1, "one row for the account's three events");
+        let amounts = |rows: Vec<HistoryRow>| {
+            rows.into_iter()
+                .map(|r| match r.event {
+                    Event::FaucetPaid { amount, .. } => (r.seq, amount),
+                    other => panic!("{other:?}"),
+                })
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            amounts(log.history(&a, u64::MAX, 10).unwrap()),
+            [(2, 5), (2, 4), (2, 3), (1, 2), (1, 1)]
+        );
+        assert_eq!(
+            amounts(log.history(&a, u64::MAX, 2).unwrap()),
+            [(2, 5), (2, 4)]
+        );
+        assert_eq!(amounts(log.history(&a, 2, 10).unwrap()), [(1, 2), (1, 1)]);
     }
 }
