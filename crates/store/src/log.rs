@@ -1026,7 +1026,7 @@ impl CommandLog for SqliteLog {
         if !older.is_empty() {
             out.extend(older);
             // Stable: the events of one entry keep their (newest first) order.
-            out.sort_by(|a, b| b.seq.cmp(&a.seq));
+            out.sort_by_key(|row| std::cmp::Reverse(row.seq));
         }
         out.truncate(limit);
         Ok(out)
