@@ -93,8 +93,8 @@ pub(crate) struct Plan {
     e2e_tasks: usize,
     /// Times the throughput job runs; the median counts (`bench/compare.sh` takes rounds of
     /// its own; `--only validators` takes five of 20,000 tasks, as one job lasts about a second).
-    e2e_rounds: usize,
-    latency_samples: usize,
+    pub(crate) e2e_rounds: usize,
+    pub(crate) latency_samples: usize,
 }
 
 impl Plan {
@@ -538,143 +538,213 @@ async fn end_to_end_bench(plan: &Plan, cores: u32) -> anyhow::Result<EndToEndRes
 }
 
 /// Starts [`PROVIDERS`] in-process providers against `url` (one coordinator, or a
-/// comma-separated list of validators), runs [`drive_end_to_end`] and stops them.
+/// comma-separated list of validators), times single-task jobs and then the throughput jobs, and
+/// stops them.
 pub(crate) async fn end_to_end_against(
     plan: &Plan,
     url: &str,
     cores: u32,
 ) -> anyhow::Result<EndToEndResult> {
-    eprintln!("end-to-end: {url}; starting {PROVIDERS} providers x {cores} slots");
-    let mut provider_dirs = Vec::new();
-    let mut stops = Vec::new();
-    let mut providers = Vec::new();
-    for _ in 0..PROVIDERS {
-        let dir = tempfile::tempdir().context("creating a provider's temp dir")?;
-        let mut config = provider::ProviderConfig::new(url, dir.path().to_path_buf());
-        config.slots = cores;
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        providers.push(tokio::spawn(provider::run(config, async {
-            let _ = stopped.await;
-        })));
-        stops.push(stop);
-        provider_dirs.push(dir);
-    }
-
-    let result = drive_end_to_end(plan, url, cores).await;
-
-    eprintln!("end-to-end: stopping providers");
-    drop(stops);
-    for handle in providers {
-        match tokio::time::timeout(Duration::from_secs(10), handle).await {
-            Ok(Ok(Ok(_))) => {}
-            Ok(Ok(Err(e))) => eprintln!("end-to-end: a provider stopped with an error: {e:#}"),
-            Ok(Err(e)) => eprintln!("end-to-end: a provider task failed: {e}"),
-            Err(_) => eprintln!("end-to-end: a provider did not stop within 10 s"),
+    let harness = Harness::start(url, cores).await?;
+    let result = async {
+        let latencies = harness.latencies(plan.latency_samples).await?;
+        let mut result = harness.result(latencies);
+        for round in 1..=plan.e2e_rounds {
+            harness.round(plan, round, &mut result).await?;
         }
+        anyhow::Ok(result)
     }
-    drop(provider_dirs);
-    result
+    .await;
+    harness.stop().await;
+    result.map(EndToEndResult::finish)
 }
 
-async fn drive_end_to_end(plan: &Plan, url: &str, cores: u32) -> anyhow::Result<EndToEndResult> {
-    let client = Client::new(url);
-    let waiting = Instant::now();
-    loop {
-        let status = client.status().await?;
-        if status.providers_active >= PROVIDERS as u64 {
-            break;
+/// Providers running against one network, and a funded requester with the no-op module
+/// uploaded: what the end-to-end measurements drive (`--only validators` drives two at once,
+/// one job on each in turn, so that both see the same machine).
+pub(crate) struct Harness {
+    client: Client,
+    requester: Identity,
+    module: engine::Hash,
+    cores: u32,
+    stops: Vec<tokio::sync::oneshot::Sender<()>>,
+    providers: Vec<tokio::task::JoinHandle<anyhow::Result<provider::Summary>>>,
+    _dirs: Vec<tempfile::TempDir>,
+}
+
+impl Harness {
+    /// Starts the providers, waits until they are registered, funds a requester from the
+    /// faucet, uploads the module and runs one warm-up job (providers fetch and compile the
+    /// module on first use).
+    pub(crate) async fn start(url: &str, cores: u32) -> anyhow::Result<Harness> {
+        eprintln!("end-to-end: {url}; starting {PROVIDERS} providers x {cores} slots");
+        let mut dirs = Vec::new();
+        let mut stops = Vec::new();
+        let mut providers = Vec::new();
+        for _ in 0..PROVIDERS {
+            let dir = tempfile::tempdir().context("creating a provider's temp dir")?;
+            let mut config = provider::ProviderConfig::new(url, dir.path().to_path_buf());
+            config.slots = cores;
+            let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+            providers.push(tokio::spawn(provider::run(config, async {
+                let _ = stopped.await;
+            })));
+            stops.push(stop);
+            dirs.push(dir);
         }
-        ensure!(
-            waiting.elapsed() < Duration::from_secs(60),
-            "only {} of {PROVIDERS} providers registered within 60 s",
-            status.providers_active
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        let client = Client::new(url);
+        let mut harness = Harness {
+            client,
+            requester: Identity::generate(),
+            module: engine::Hash([0; 32]),
+            cores,
+            stops,
+            providers,
+            _dirs: dirs,
+        };
+        if let Err(e) = harness.prepare().await {
+            harness.stop().await;
+            return Err(e);
+        }
+        Ok(harness)
     }
-    eprintln!(
-        "end-to-end: {PROVIDERS} providers registered after {:.1} s (each benchmarks itself first)",
-        waiting.elapsed().as_secs_f64()
-    );
 
-    let requester = Identity::generate();
-    client
-        .action(&requester, engine::Action::Faucet)
-        .await
-        .context("funding the requester from the faucet")?;
-    let module = client
-        .put_blob(&requester, Bytes::from_static(NOOP_WASM))
-        .await
-        .context("uploading noop.wasm")?;
-    let spec = |tasks: usize| JobSpec {
-        module,
-        tasks: vec![TaskSpec::default(); tasks],
-        limits: Limits {
-            fuel: 1_000_000,
-            memory_bytes: 16 << 20,
-            wall_ms: 10_000,
-        },
-        deadline: coordinator::now_ms() + 10 * 60 * 1000,
-        max_price: 1,
-        output: OutputSource::Stdout,
-        aggregate: Aggregate::Concat,
-        // Task overhead: one run per task. Verification replicas multiply runs by the policy's
-        // redundancy, which the verification tests measure instead.
-        redundancy: engine::Redundancy::Fixed {
-            quorum: 1,
-            max_results: 1,
-        },
-        requirements: Default::default(),
-    };
-
-    // Warm-up job: providers download and compile the module on first use.
-    run_job(&client, &requester, spec(1)).await?;
-
-    let mut latencies = Vec::with_capacity(plan.latency_samples);
-    for i in 1..=plan.latency_samples {
-        let (took, _) = run_job(&client, &requester, spec(1)).await?;
-        if i % 10 == 0 || i == plan.latency_samples {
-            eprintln!(
-                "end-to-end: single-task job {i}/{}: {:.1} ms",
-                plan.latency_samples,
-                ms(took)
+    async fn prepare(&mut self) -> anyhow::Result<()> {
+        let waiting = Instant::now();
+        loop {
+            let status = self.client.status().await?;
+            if status.providers_active >= PROVIDERS as u64 {
+                break;
+            }
+            ensure!(
+                waiting.elapsed() < Duration::from_secs(60),
+                "only {} of {PROVIDERS} providers registered within 60 s",
+                status.providers_active
             );
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        latencies.push(took);
+        eprintln!(
+            "end-to-end: {PROVIDERS} providers registered after {:.1} s (each benchmarks itself first)",
+            waiting.elapsed().as_secs_f64()
+        );
+        self.client
+            .action(&self.requester, engine::Action::Faucet)
+            .await
+            .context("funding the requester from the faucet")?;
+        self.module = self
+            .client
+            .put_blob(&self.requester, Bytes::from_static(NOOP_WASM))
+            .await
+            .context("uploading noop.wasm")?;
+        run_job(&self.client, &self.requester, self.spec(1)).await?;
+        Ok(())
     }
 
-    let mut rounds = Vec::with_capacity(plan.e2e_rounds);
-    let mut tasks_per_provider = Vec::new();
-    for round in 1..=plan.e2e_rounds {
+    fn spec(&self, tasks: usize) -> JobSpec {
+        JobSpec {
+            module: self.module,
+            tasks: vec![TaskSpec::default(); tasks],
+            limits: Limits {
+                fuel: 1_000_000,
+                memory_bytes: 16 << 20,
+                wall_ms: 10_000,
+            },
+            deadline: coordinator::now_ms() + 10 * 60 * 1000,
+            max_price: 1,
+            output: OutputSource::Stdout,
+            aggregate: Aggregate::Concat,
+            // Task overhead: one run per task. Verification replicas multiply runs by the
+            // policy's redundancy, which the verification tests measure instead.
+            redundancy: engine::Redundancy::Fixed {
+                quorum: 1,
+                max_results: 1,
+            },
+            requirements: Default::default(),
+        }
+    }
+
+    /// Submit-to-completed times of `samples` single-task jobs.
+    pub(crate) async fn latencies(&self, samples: usize) -> anyhow::Result<Vec<Duration>> {
+        let mut latencies = Vec::with_capacity(samples);
+        for i in 1..=samples {
+            let (took, _) = run_job(&self.client, &self.requester, self.spec(1)).await?;
+            if i % 10 == 0 || i == samples {
+                eprintln!(
+                    "end-to-end: single-task job {i}/{samples}: {:.1} ms",
+                    ms(took)
+                );
+            }
+            latencies.push(took);
+        }
+        Ok(latencies)
+    }
+
+    /// An empty result with these latencies, for [`Harness::round`] to add to.
+    pub(crate) fn result(&self, latencies: Vec<Duration>) -> EndToEndResult {
+        EndToEndResult {
+            providers: PROVIDERS,
+            slots: self.cores,
+            tasks: 0,
+            elapsed: Duration::ZERO,
+            rounds: Vec::new(),
+            tasks_per_provider: Vec::new(),
+            latencies,
+        }
+    }
+
+    /// Runs throughput job `round` of `plan` and adds it to `result`.
+    pub(crate) async fn round(
+        &self,
+        plan: &Plan,
+        round: usize,
+        result: &mut EndToEndResult,
+    ) -> anyhow::Result<()> {
         eprintln!(
             "end-to-end: submitting a job of {} no-op tasks ({round}/{})",
             plan.e2e_tasks, plan.e2e_rounds
         );
-        let (elapsed, view) = run_job(&client, &requester, spec(plan.e2e_tasks)).await?;
+        let (elapsed, view) =
+            run_job(&self.client, &self.requester, self.spec(plan.e2e_tasks)).await?;
         ensure!(
             view.tasks_done == plan.e2e_tasks as u64,
             "job completed with {} of {} tasks done",
             view.tasks_done,
             plan.e2e_tasks
         );
-        tasks_per_provider = view.tasks_per_provider.values().copied().collect();
+        result.tasks_per_provider = view.tasks_per_provider.values().copied().collect();
         eprintln!(
-            "end-to-end: {} tasks in {:.2} s ({:.0} tasks/s), per provider {tasks_per_provider:?}",
+            "end-to-end: {} tasks in {:.2} s ({:.0} tasks/s), per provider {:?}",
             plan.e2e_tasks,
             elapsed.as_secs_f64(),
-            plan.e2e_tasks as f64 / elapsed.as_secs_f64()
+            plan.e2e_tasks as f64 / elapsed.as_secs_f64(),
+            result.tasks_per_provider
         );
-        rounds.push(elapsed);
+        result.tasks = plan.e2e_tasks;
+        result.rounds.push(elapsed);
+        Ok(())
     }
-    let elapsed = median(&rounds);
-    Ok(EndToEndResult {
-        providers: PROVIDERS,
-        slots: cores,
-        tasks: plan.e2e_tasks,
-        elapsed,
-        rounds,
-        tasks_per_provider,
-        latencies,
-    })
+
+    /// Stops the providers.
+    pub(crate) async fn stop(self) {
+        eprintln!("end-to-end: stopping providers");
+        drop(self.stops);
+        for handle in self.providers {
+            match tokio::time::timeout(Duration::from_secs(10), handle).await {
+                Ok(Ok(Ok(_))) => {}
+                Ok(Ok(Err(e))) => eprintln!("end-to-end: a provider stopped with an error: {e:#}"),
+                Ok(Err(e)) => eprintln!("end-to-end: a provider task failed: {e}"),
+                Err(_) => eprintln!("end-to-end: a provider did not stop within 10 s"),
+            }
+        }
+    }
+}
+
+impl EndToEndResult {
+    /// Sets the throughput to the median of the rounds.
+    pub(crate) fn finish(mut self) -> EndToEndResult {
+        self.elapsed = median(&self.rounds);
+        self
+    }
 }
 
 /// Submits `spec` and waits (long poll) until the job completes; returns submit→completed time.

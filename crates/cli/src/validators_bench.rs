@@ -2,14 +2,15 @@
 //! one run, each a separate process of this binary on loopback (fsync'd logs in temp dirs):
 //!
 //! - no-op tasks per second and single-task latency p50, with the in-process providers of
-//!   `--only e2e` given the coordinator's URL or the validators' list;
+//!   `--only e2e` given the coordinator's URL or the validators' list; both networks run at
+//!   once and take turns, a throughput job on each in turn (the median of five per side);
 //! - signed transfers committed per second (batches of 1024 through `POST /v1/actions/batch`);
 //! - failover: the leader killed with SIGKILL, then the time until a write through the
 //!   validators' list is committed, five times (the killed validator restarted in between).
 //!
 //! Numbers are printed beside their goals, never asserted.
 
-use crate::bench::{EndToEndResult, Plan, end_to_end_against, median, ms, verdict};
+use crate::bench::{EndToEndResult, Harness, Plan, median, ms, verdict};
 use anyhow::{Context, ensure};
 use api::{Client, Identity};
 use engine::{AccountId, Action};
@@ -332,22 +333,47 @@ pub async fn run(plan: &Plan, cores: u32, quick: bool) -> anyhow::Result<Validat
     let plan = &plan.with_rounds(if quick { 1 } else { THROUGHPUT_ROUNDS });
     let root = tempfile::tempdir().context("creating a temp dir")?;
 
-    eprintln!("validators: one coordinator");
+    eprintln!("validators: one coordinator and three validators, side by side");
     let single_dir = root.path().join("single");
     std::fs::create_dir_all(&single_dir)?;
     let single_proc = spawn(&single_dir, "127.0.0.1:0", &["--dev"])?;
-    let single = Side {
-        e2e: end_to_end_against(plan, &single_proc.url, cores).await?,
-        transfers_per_s: transfers(&single_proc.url, batches).await?,
-    };
-    drop(single_proc);
-
-    eprintln!("validators: three validators");
     let mut cluster = Cluster::start(&root.path().join("cluster"), 3)?;
     cluster.leader().await?;
     let urls = cluster.urls();
+    // Both networks run at once, each with its own providers, and take turns: one throughput
+    // job on one, then one on the other, so that both see the machine in the same state (a
+    // 2-core machine's speed drifts by a quarter between runs minutes apart). The idle one
+    // costs little: heartbeats.
+    let single_harness = Harness::start(&single_proc.url, cores).await?;
+    let cluster_harness = match Harness::start(&urls, cores).await {
+        Ok(h) => h,
+        Err(e) => {
+            single_harness.stop().await;
+            return Err(e);
+        }
+    };
+    let measured = async {
+        let mut single_e2e =
+            single_harness.result(single_harness.latencies(plan.latency_samples).await?);
+        let mut cluster_e2e =
+            cluster_harness.result(cluster_harness.latencies(plan.latency_samples).await?);
+        for round in 1..=plan.e2e_rounds {
+            single_harness.round(plan, round, &mut single_e2e).await?;
+            cluster_harness.round(plan, round, &mut cluster_e2e).await?;
+        }
+        anyhow::Ok((single_e2e.finish(), cluster_e2e.finish()))
+    }
+    .await;
+    single_harness.stop().await;
+    cluster_harness.stop().await;
+    let (single_e2e, cluster_e2e) = measured?;
+    let single = Side {
+        e2e: single_e2e,
+        transfers_per_s: transfers(&single_proc.url, batches).await?,
+    };
+    drop(single_proc);
     let cluster_side = Side {
-        e2e: end_to_end_against(plan, &urls, cores).await?,
+        e2e: cluster_e2e,
         transfers_per_s: transfers(&urls, batches).await?,
     };
 
