@@ -10,8 +10,8 @@ use api::Identity;
 use api::wire::ChainView;
 use engine::chain::leaf;
 use engine::{
-    AccountId, Block, BlockHeader, Entry, Event, Hash, Input, Request, SetChange, Signed, State,
-    Time, ValidatorSet, genesis_hash, merkle_root,
+    AccountId, Block, BlockHeader, Entry, Event, Hash, Input, Rejection, Request, SetChange,
+    Signed, State, Time, ValidatorSet, genesis_hash, merkle_root,
 };
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
@@ -539,6 +539,23 @@ impl Node {
             staged.outcomes.push(Err(Refusal::BadSignature(format!(
                 "a signature of {signer} in the input does not verify"
             ))));
+            return false;
+        }
+        // Rules 4: at most one change of the validator set per block, so that the set before
+        // each block (which certifies it) is known from the block before. The same log gives
+        // every validator the same blocks, so they all refuse alike.
+        if let Input::Signed(signed) = &input
+            && matches!(signed.body, engine::Action::ValidatorVote(_))
+            && self.state.rules >= 4
+            && self.state.validators.set != self.sealed_set
+        {
+            staged
+                .outcomes
+                .push(Err(Refusal::Rejected(Rejection::InvalidValidatorChange(
+                    "the validator set changed since the last block: vote again once it is \
+                     sealed (one change per block, within a second)"
+                        .into(),
+                ))));
             return false;
         }
         let entry = Entry { time, input };

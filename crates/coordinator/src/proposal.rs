@@ -415,6 +415,76 @@ mod tests {
     use api::Identity;
     use engine::SILENCE_MAX_SKEW_MS;
 
+    /// Rules 4: once the set changed, no vote is taken until the change's block is sealed, on
+    /// every validator alike (one change per block, so each block's certifying set is known).
+    #[test]
+    fn a_vote_waits_until_the_last_set_change_is_sealed() {
+        let dir = tempfile::tempdir().unwrap();
+        let keys: Vec<Identity> = (1..=4u8).map(|n| Identity::from_secret([n; 32])).collect();
+        let mut genesis = engine::Genesis::dev(AccountId([9; 32]));
+        genesis.validators = engine::Validators::new(engine::ValidatorSet {
+            validators: keys
+                .iter()
+                .zip(7000u16..)
+                .map(|(k, port)| engine::Validator {
+                    account: k.id(),
+                    power: 1,
+                    address: format!("http://127.0.0.1:{port}"),
+                    stake: 0,
+                })
+                .collect(),
+        });
+        let fresh = engine::State::from_genesis(&genesis).unwrap();
+        let log = store::SqliteLog::open(dir.path()).unwrap();
+        let mut node =
+            Node::open(Box::new(log), fresh, 1000, Identity::from_secret([1; 32])).unwrap();
+        node.replicated = true;
+        let t = 1_000_000;
+        let vote = |node: &mut Node, k: &Identity, who: &Identity| {
+            let input = Input::Signed(k.sign(Action::ValidatorVote(
+                engine::ValidatorChange::Remove(who.id()),
+            )));
+            match node
+                .execute(
+                    Proposal::Inputs {
+                        time: t,
+                        inputs: vec![input],
+                    },
+                    None,
+                )
+                .unwrap()
+            {
+                Outcome::Committed(mut done) => done.remove(0),
+                _ => panic!("not committed"),
+            }
+        };
+        // Three of four remove the fourth.
+        for k in &keys[0..3] {
+            vote(&mut node, k, &keys[3]).unwrap();
+        }
+        assert_eq!(node.state.validators.set.validators.len(), 3);
+        // Before its block: refused, and nothing changes.
+        let before = node.state.hash();
+        match vote(&mut node, &keys[0], &keys[2]) {
+            Err(Refusal::Rejected(engine::Rejection::InvalidValidatorChange(why))) => {
+                assert!(why.contains("since the last block"), "{why}")
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(node.state.hash(), before);
+        // After it: taken (pending).
+        node.execute(
+            Proposal::Seal {
+                time: t,
+                proposer: keys[0].id(),
+            },
+            None,
+        )
+        .unwrap();
+        vote(&mut node, &keys[0], &keys[2]).unwrap();
+        assert_eq!(node.state.validators.pending.len(), 1);
+    }
+
     #[test]
     fn a_provider_is_lost_only_on_a_majority_of_validators_attestations() {
         let dir = tempfile::tempdir().unwrap();

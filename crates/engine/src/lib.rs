@@ -37,7 +37,9 @@
 ///   ([`ScheduleParams::for_rules`]; it was 64), so a fast provider of very short tasks is not
 ///   held to a round trip per 64 tasks; the state hash has two parts, the validators field's
 ///   and the rest's ([`State::hash_parts`]), so a block's state hash proves the validator set to
-///   a light client that holds only the set. Inputs apply as under 3.
+///   a light client that holds only the set; a validator's removal must leave the others more
+///   than half of the voting power (the block that removes it stays certifiable). Inputs apply
+///   as under 3 otherwise.
 pub const RULES: u32 = 4;
 /// The rules of a network whose genesis predates the version.
 pub const FIRST_RULES: u32 = 1;

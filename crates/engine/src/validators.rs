@@ -290,6 +290,18 @@ impl State {
                 if set.validators.len() == 1 {
                     return invalid("the last validator cannot leave".into());
                 }
+                // Rules 4: the block that removes it is certified by the set before it, and
+                // the removed validator no longer signs: the others must hold a majority.
+                let total = set.total_power();
+                let leaving = set.get(account).map_or(0, |(_, v)| v.power);
+                let left = total.saturating_sub(leaving);
+                if self.rules >= 4 && u128::from(left) * 2 <= u128::from(total) {
+                    return invalid(format!(
+                        "removing {account} would leave the others {left} of {total} voting \
+                         power, and the block that removes it could not be certified (a \
+                         majority of the set before it must sign it)"
+                    ));
+                }
             }
         }
         let mut votes = self
@@ -608,6 +620,38 @@ mod tests {
             address: format!("http://127.0.0.1:{}", 8000 + u16::from(n)),
             stake: 0,
         }
+    }
+
+    /// Rules 4: a removal must leave the others a majority of the power, or the block that
+    /// removes it (certified by the set before it, which the removed one no longer signs) could
+    /// never be certified. Older rules allowed it.
+    #[test]
+    fn a_removal_that_would_leave_no_majority_to_certify_its_block_is_refused() {
+        let mut g = genesis();
+        g.validators.set.validators.truncate(2);
+        g.validators.set.validators[0].power = 1;
+        g.validators.set.validators[1].power = 1;
+        let remove = ValidatorChange::Remove(id(2));
+        let mut state = State::from_genesis(&g).unwrap();
+        let before = state.hash();
+        match vote(&mut state, 1, &remove) {
+            Err(Rejection::InvalidValidatorChange(why)) => {
+                assert!(why.contains("1 of 2") && why.contains("certified"), "{why}")
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(state.hash(), before);
+        // Three of equal power: one may leave (2 of 3 remain).
+        let mut three = State::from_genesis(&genesis()).unwrap();
+        vote(&mut three, 1, &ValidatorChange::Remove(id(3))).unwrap();
+        // Under rules 3 the two-to-one removal went through.
+        let mut older = State::from_genesis(&Genesis { rules: 3, ..g }).unwrap();
+        vote(&mut older, 1, &remove).unwrap();
+        let events = vote(&mut older, 2, &remove).unwrap();
+        assert!(matches!(
+            events[..],
+            [_, Event::ValidatorSetChanged { validators: 1, .. }]
+        ));
     }
 
     #[test]

@@ -1164,6 +1164,13 @@ fn a_validator_voted_in_catches_up_and_one_voted_out_leaves() {
             .map(|e| e["event"].as_str().unwrap().to_string())
             .collect::<Vec<_>>()
     };
+    // Rules 4 allow one change of the set per block: after each change, wait for its block.
+    let sealed = || {
+        poll("the set change's block", WAIT, || {
+            let chain = w.block_on(first_http.client.chain()).ok()?;
+            (chain.unsealed == 0).then_some(())
+        })
+    };
     // One vote of three: pending. The second approves it.
     assert_eq!(
         vote(0, "add", &account, Some(&address)),
@@ -1184,6 +1191,7 @@ fn a_validator_voted_in_catches_up_and_one_voted_out_leaves() {
         vote(1, "add", &account, Some(&address)),
         ["validator_voted", "validator_set_changed"]
     );
+    sealed();
 
     // The leader adds it to the consensus and it catches up from the log: same state, and it
     // takes part (a follower, voting).
@@ -1227,6 +1235,7 @@ fn a_validator_voted_in_catches_up_and_one_voted_out_leaves() {
         vote(voters[2], "remove", &out_account, None),
         ["validator_voted", "validator_set_changed"]
     );
+    sealed();
     poll(
         "the membership to drop the validator voted out",
         WAIT,
