@@ -913,23 +913,13 @@ async fn timers(shared: Arc<Shared>) {
 #[cfg(test)]
 mod checkpoint_tests {
     use super::*;
+    use crate::node::tests::validator_set;
     use api::Identity;
 
     /// A network of three validators, the checkpoint of its block 3 signed by `signers` of them.
     fn setup(signers: &[usize]) -> (node::Checkpoint, ValidatorSet, State) {
         let keys: Vec<Identity> = (1..=3u8).map(|n| Identity::from_secret([n; 32])).collect();
-        let set = ValidatorSet {
-            validators: keys
-                .iter()
-                .zip(7000u16..)
-                .map(|(k, port)| engine::Validator {
-                    account: k.id(),
-                    power: 1,
-                    address: format!("http://127.0.0.1:{port}"),
-                    stake: 0,
-                })
-                .collect(),
-        };
+        let set = validator_set(&keys);
         let mut genesis = Genesis::dev(AccountId([9; 32]));
         genesis.validators = engine::Validators::new(set.clone());
         let fresh = State::from_genesis(&genesis).unwrap();
@@ -964,21 +954,6 @@ mod checkpoint_tests {
         (checkpoint, set, fresh)
     }
 
-    fn set_of(keys: &[Identity]) -> ValidatorSet {
-        ValidatorSet {
-            validators: keys
-                .iter()
-                .zip(7000u16..)
-                .map(|(k, port)| engine::Validator {
-                    account: k.id(),
-                    power: 1,
-                    address: format!("http://127.0.0.1:{port}"),
-                    stake: 0,
-                })
-                .collect(),
-        }
-    }
-
     fn header_at(height: u64, state: &State, proposer: &Identity) -> engine::BlockHeader {
         engine::BlockHeader {
             height,
@@ -1007,7 +982,7 @@ mod checkpoint_tests {
     #[test]
     fn a_checkpoint_is_anchored_through_certified_set_changes() {
         let keys: Vec<Identity> = (1..=5u8).map(|n| Identity::from_secret([n; 32])).collect();
-        let genesis_set = set_of(&keys[0..3]);
+        let genesis_set = validator_set(&keys[0..3]);
         let mut genesis = Genesis::dev(AccountId([9; 32]));
         genesis.validators = engine::Validators::new(genesis_set.clone());
         let fresh = State::from_genesis(&genesis).unwrap();
@@ -1016,7 +991,7 @@ mod checkpoint_tests {
         // Block 2 changes the set to {3, 4, 5}; the genesis members 1 and 2 certify it.
         let mut at_change = fresh.clone();
         at_change.now = 50;
-        at_change.validators.set = set_of(&keys[2..5]);
+        at_change.validators.set = validator_set(&keys[2..5]);
         let header = header_at(2, &at_change, &keys[0]);
         let change = engine::SetChange {
             block: api::chain::sign_block(&keys[0], header.clone()),
@@ -1055,7 +1030,7 @@ mod checkpoint_tests {
 
         // A set other than the one the certified block's state hash commits to.
         let mut swapped = good.clone();
-        swapped.set_changes[0].validators.set = set_of(&keys[3..5]);
+        swapped.set_changes[0].validators.set = validator_set(&keys[3..5]);
         let err = check_checkpoint(swapped, &genesis_set, &fresh).unwrap_err();
         assert!(err.contains("commits to"), "{err}");
 

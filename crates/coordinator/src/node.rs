@@ -707,6 +707,22 @@ pub(crate) mod tests {
     use engine::{Action, EngineConfig, ProviderSpec};
     use store::SqliteLog;
 
+    /// A validator set of `keys`, one vote each, on loopback ports from 7000.
+    pub(crate) fn validator_set(keys: &[Identity]) -> ValidatorSet {
+        ValidatorSet {
+            validators: keys
+                .iter()
+                .zip(7000u16..)
+                .map(|(k, port)| engine::Validator {
+                    account: k.id(),
+                    power: 1,
+                    address: format!("http://127.0.0.1:{port}"),
+                    stake: 0,
+                })
+                .collect(),
+        }
+    }
+
     /// `who` registers as a provider with one slot (a signed input).
     pub(crate) fn register(who: &Identity) -> Input {
         Input::Signed(who.sign(Action::RegisterProvider(ProviderSpec {

@@ -412,6 +412,7 @@ impl Node {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::node::tests::validator_set;
     use api::Identity;
     use engine::SILENCE_MAX_SKEW_MS;
 
@@ -422,18 +423,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let keys: Vec<Identity> = (1..=4u8).map(|n| Identity::from_secret([n; 32])).collect();
         let mut genesis = engine::Genesis::dev(AccountId([9; 32]));
-        genesis.validators = engine::Validators::new(engine::ValidatorSet {
-            validators: keys
-                .iter()
-                .zip(7000u16..)
-                .map(|(k, port)| engine::Validator {
-                    account: k.id(),
-                    power: 1,
-                    address: format!("http://127.0.0.1:{port}"),
-                    stake: 0,
-                })
-                .collect(),
-        });
+        genesis.validators = engine::Validators::new(validator_set(&keys));
         let fresh = engine::State::from_genesis(&genesis).unwrap();
         let log = store::SqliteLog::open(dir.path()).unwrap();
         let mut node =
@@ -491,18 +481,7 @@ mod tests {
         let keys: Vec<Identity> = (1..=3u8).map(|n| Identity::from_secret([n; 32])).collect();
         let mut genesis = engine::Genesis::dev(AccountId([9; 32]));
         genesis.params.min_stake = 0;
-        genesis.validators = engine::Validators::new(engine::ValidatorSet {
-            validators: keys
-                .iter()
-                .zip(7000u16..)
-                .map(|(k, port)| engine::Validator {
-                    account: k.id(),
-                    power: 1,
-                    address: format!("http://127.0.0.1:{port}"),
-                    stake: 0,
-                })
-                .collect(),
-        });
+        genesis.validators = engine::Validators::new(validator_set(&keys));
         let fresh = engine::State::from_genesis(&genesis).unwrap();
         let log = store::SqliteLog::open(dir.path()).unwrap();
         let mut node =

@@ -760,7 +760,7 @@ impl<'a> World<'a> {
     /// once the newest job is past `hold_ms`: no job can be held then, and the engine would not
     /// look at them.
     fn idle_sample(&self) -> Vec<AccountId> {
-        if self.now >= self.last_submit + self.cfg.network.schedule().hold_ms {
+        if self.now >= self.last_submit + self.state.config.schedule.hold_ms {
             return Vec::new();
         }
         self.parked
@@ -823,7 +823,7 @@ impl<'a> World<'a> {
             self.at(t, Kind::Assign { p, epoch, tasks });
         }
         // A young job may be held for a better provider: look again when holds lapse.
-        let hold = self.cfg.network.schedule().hold_ms;
+        let hold = self.state.config.schedule.hold_ms;
         if !self.state.queue.is_empty()
             && !self.parked.is_empty()
             && !self.wake_scheduled
