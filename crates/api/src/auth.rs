@@ -89,6 +89,12 @@ impl Identity {
         self.id
     }
 
+    /// A secret derived from this key for `context` (BLAKE3's key derivation): what only the
+    /// key's holder can compute, such as a leader's beacon seed ([`engine::beacon_secret`]).
+    pub fn derive_seed(&self, context: &str) -> [u8; 32] {
+        blake3::derive_key(context, &self.key.to_bytes())
+    }
+
     /// Signs `body` with the next nonce.
     pub fn sign<T: SignedBody>(&self, body: T) -> Signed<T> {
         let nonce = self.next_nonce.fetch_add(1, Ordering::Relaxed);

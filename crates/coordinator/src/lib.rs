@@ -121,6 +121,8 @@ pub(crate) struct Shared {
     /// One lookup of a write by (signer, nonce) at a time: each scans the end of the log, and
     /// no client may take more than one core that way.
     lookups: tokio::sync::Semaphore,
+    /// Rules 5: the seed of this validator's audit-beacon secrets, derived from its key.
+    beacon_seed: [u8; 32],
 }
 
 impl Shared {
@@ -259,6 +261,7 @@ pub async fn start(config: CoordinatorConfig, listen: SocketAddr) -> anyhow::Res
         work,
         sessions: api::Sessions::new(),
         lookups: tokio::sync::Semaphore::new(1),
+        beacon_seed: key.derive_seed("gridmint 2026 audit beacon v1"),
     });
     match std::net::UdpSocket::bind(addr) {
         Ok(socket) => {
@@ -833,6 +836,10 @@ async fn timers(shared: Arc<Shared>) {
                     tasks: stragglers,
                 }));
             }
+            // Rules 5: the audit beacon's commitment, or its reveal for the lone results waiting.
+            if let Some(beacon) = node.state.beacon_due(&shared.beacon_seed) {
+                inputs.push(Input::Leader(beacon));
+            }
             inputs.extend(
                 node.state
                     .expired_jobs(time)
@@ -883,6 +890,15 @@ async fn timers(shared: Arc<Shared>) {
                 }
                 (LeaderCommand::TimeOutRuns { provider, tasks }, Ok(_)) => {
                     tracing::warn!(%provider, runs = tasks.len(), "runs not reported by their deadline: timed out");
+                    requeued = true;
+                }
+                (
+                    LeaderCommand::Beacon {
+                        reveal: Some(_), ..
+                    },
+                    Ok(_),
+                ) => {
+                    // Audits drawn queue replicas; cleared results finish their tasks.
                     requeued = true;
                 }
                 (LeaderCommand::Speculate { tasks }, Ok(_)) => {

@@ -93,9 +93,10 @@ pub struct Checkpoint {
     pub set_changes: Vec<SetChange>,
 }
 
-/// Format version of [`Checkpoint`] (2: with `set_changes`). Its first field in every format,
-/// so a reader names both versions when they differ.
-pub const CHECKPOINT_VERSION: u32 = 2;
+/// Format version of [`Checkpoint`] (2: with `set_changes`; 3: its state with the audits of
+/// rules 5, state format 4). Its first field in every format, so a reader names both versions
+/// when they differ.
+pub const CHECKPOINT_VERSION: u32 = 3;
 
 /// What committing one input gave: its seq and events, or why it was refused.
 pub type Committed = Result<(u64, Vec<Event>), ApiError>;

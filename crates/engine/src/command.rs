@@ -100,6 +100,11 @@ pub enum LeaderCommand {
     /// nothing else waits in the queue: each gets one speculative replica on another operator;
     /// the first result that settles the task wins and the other run is cancelled.
     Speculate { tasks: Vec<TaskId> },
+    /// Rules 5: the leader's audit beacon (see [`crate::audit`]). `reveal`, when present, must
+    /// hash to the standing commitment: it decides the audit of every trusted lone result waiting
+    /// for it. `commit` is the hash of the next secret. A leader without the standing
+    /// commitment's secret (a new one) sends no reveal, only its own commitment.
+    Beacon { reveal: Option<Hash>, commit: Hash },
 }
 
 /// One input to the state machine.

@@ -40,10 +40,15 @@
 ///   a light client that holds only the set; a validator's removal must leave the others more
 ///   than half of the voting power (the block that removes it stays certifiable). Inputs apply
 ///   as under 3 otherwise.
-pub const RULES: u32 = 4;
+/// - 5: audits nobody can predict ([`audit`]): a trusted provider's lone result waits for the
+///   leader's next beacon reveal ([`LeaderCommand::Beacon`]), which decides whether it is audited;
+///   the audit rate starts at every result when a provider becomes trusted and halves every
+///   [`AUDIT_HALVING`] audits it passes, down to `spot_check_bps`; losing a quorum starts it over.
+pub const RULES: u32 = 5;
 /// The rules of a network whose genesis predates the version.
 pub const FIRST_RULES: u32 = 1;
 
+pub mod audit;
 pub mod chain;
 pub mod command;
 pub mod ledger;
@@ -53,6 +58,7 @@ pub mod types;
 pub mod validators;
 pub mod verify;
 
+pub use audit::{AUDIT_HALVING, Audits, beacon_secret};
 pub use chain::{
     Block, BlockHeader, SetChange, Validator, ValidatorSet, decode_canonical, entry_leaf,
     genesis_hash, merkle_root,

@@ -275,6 +275,9 @@ pub struct State {
     /// under the rules it was written with. Keep this the last field: at 1 it is left out of
     /// [`State::hash`].
     pub rules: u32,
+    /// Rules 5: the audit beacon, the results waiting for its next reveal, and the audits each
+    /// provider passed (see [`crate::audit`]). Hashed only under rules 5 and later.
+    pub audits: crate::audit::Audits,
 }
 
 pub(crate) type Applied = Result<Vec<Event>, Rejection>;
@@ -312,8 +315,9 @@ impl Serialize for HashView<'_> {
             service,
             validators,
             rules,
+            audits,
         } = self.state;
-        let mut t = serializer.serialize_tuple(15)?;
+        let mut t = serializer.serialize_tuple(16)?;
         t.serialize_element(config)?;
         t.serialize_element(ledger)?;
         t.serialize_element(verify)?;
@@ -333,6 +337,9 @@ impl Serialize for HashView<'_> {
         }
         if later_rules {
             t.serialize_element(rules)?;
+        }
+        if *rules >= 5 {
+            t.serialize_element(audits)?;
         }
         t.end()
     }
@@ -358,6 +365,7 @@ impl State {
             service: BTreeMap::new(),
             validators: Validators::default(),
             rules: crate::RULES,
+            audits: Default::default(),
         }
     }
 
@@ -479,6 +487,7 @@ impl State {
             LeaderCommand::ReleaseStake { account } => self.release(*account, now),
             LeaderCommand::TimeOutRuns { provider, tasks } => self.time_out(*provider, tasks, now),
             LeaderCommand::Speculate { tasks } => self.speculate(tasks, now),
+            LeaderCommand::Beacon { reveal, commit } => self.beacon(*reveal, *commit, now),
         }
     }
 
@@ -865,6 +874,7 @@ impl State {
             }
         }
         job.status = status;
+        self.audits.forget_job(id);
         job.finished_at = Some(now);
         events.extend(self.refund(id)?);
         Ok(())

@@ -455,9 +455,12 @@ mod tests {
             ..Genesis::dev(id(9))
         })
         .unwrap();
+        // (The audits of rules 5 trail everything, and are hashed only under rules 5.)
+        let audits = postcard::to_stdvec(&crate::Audits::default()).unwrap();
         let full = postcard::to_stdvec(&plain).unwrap();
         let mut tail = postcard::to_stdvec(&Validators::default()).unwrap();
         tail.extend(postcard::to_stdvec(&crate::FIRST_RULES).unwrap());
+        tail.extend(&audits);
         assert!(full.ends_with(&tail));
         assert_eq!(plain.hash(), Hash::of(&full[..full.len() - tail.len()]));
         // With validators, or on later rules: over the whole encoding.
@@ -470,7 +473,7 @@ mod tests {
         let encoded = postcard::to_stdvec(&with).unwrap();
         assert_eq!(
             with.hash(),
-            Hash::of(&encoded[..encoded.len() - rules.len()])
+            Hash::of(&encoded[..encoded.len() - rules.len() - audits.len()])
         );
         assert_ne!(with.hash(), plain.hash());
         let later = State::from_genesis(&Genesis {
@@ -478,9 +481,10 @@ mod tests {
             ..Genesis::dev(id(9))
         })
         .unwrap();
+        let encoded = postcard::to_stdvec(&later).unwrap();
         assert_eq!(
             later.hash(),
-            Hash::of(&postcard::to_stdvec(&later).unwrap())
+            Hash::of(&encoded[..encoded.len() - audits.len()])
         );
         assert_ne!(later.hash(), plain.hash());
     }
@@ -496,10 +500,12 @@ mod tests {
         let encoded = postcard::to_stdvec(&state).unwrap();
         let field = postcard::to_stdvec(&state.validators).unwrap();
         let rules = postcard::to_stdvec(&state.rules).unwrap();
-        let at = encoded.len() - rules.len() - field.len();
+        let audits = postcard::to_stdvec(&state.audits).unwrap();
+        let at = encoded.len() - audits.len() - rules.len() - field.len();
         assert_eq!(&encoded[at..at + field.len()], &field[..]);
         let mut without = encoded[..at].to_vec();
         without.extend(&rules);
+        without.extend(&audits);
         assert_eq!(rest, Hash::of(&without));
         assert_eq!(state.hash(), State::hash_of_parts(&validators, &rest));
         // Another set changes the first part only; anything else, the second only.

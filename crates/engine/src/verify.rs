@@ -233,6 +233,12 @@ struct Tally {
     /// What a group of failures needs (rules 3): see [`State::failure_threshold`].
     failure_threshold: u32,
     max_results: u32,
+    /// Rules 5: the task's only result is a trusted provider's that waits for the beacon's next
+    /// reveal to decide its audit (see [`crate::audit`]): nothing is accepted or queued until then.
+    hold: Option<AccountId>,
+    /// Rules 5, adaptive policy: a disputed task's winner must lead by the threshold (see
+    /// [`Tally::needs`]).
+    margin: bool,
 }
 
 impl Tally {
@@ -272,22 +278,49 @@ impl Tally {
     /// member.
     /// `strict`: rules 3 on a disputed task under the adaptive policy, where a trusted provider
     /// could still take part — a success, too, needs a trusted member then.
+    /// Rules 5 (`margin`): when results disagree with a group that has a trusted member, a group
+    /// must outweigh it by the whole threshold, so trusted colluders who outnumber one honest
+    /// trusted provider on a task do not win it outright (nor slash the honest one): the dispute
+    /// gathers runs until one side leads by a full quorum. (Untrusted dissenters are handled by
+    /// `strict`: a winner needs a trusted member.)
     fn needs(&self, g: &Group, adaptive: bool, strict: bool) -> u32 {
+        let lead = if self.margin {
+            self.groups
+                .iter()
+                .filter(|o| o.trusted && (o.key != g.key || o.failed != g.failed))
+                .map(|o| o.weight)
+                .max()
+                .unwrap_or(0)
+        } else {
+            0
+        };
         if !g.failed {
-            let short = self.threshold.saturating_sub(g.weight);
+            let short = self.threshold.saturating_add(lead).saturating_sub(g.weight);
             return if short == 0 && strict && !g.trusted {
                 1
             } else {
                 short
             };
         }
-        let short = self.failure_threshold.saturating_sub(g.weight);
+        let short = self
+            .failure_threshold
+            .saturating_add(lead)
+            .saturating_sub(g.weight);
         if short == 0 && adaptive && !g.trusted {
             1
         } else {
             short
         }
     }
+}
+
+/// Whether every loser of task `id` is slashed on the winners' word alone: fixed voting (the
+/// requester's own quorum), or a task that is gone.
+fn slash_any_loser(state: &State, id: TaskId) -> bool {
+    state
+        .jobs
+        .get(&id.job)
+        .is_none_or(|j| j.spec.redundancy != Redundancy::Adaptive)
 }
 
 impl State {
@@ -331,6 +364,8 @@ impl State {
             threshold: 0,
             failure_threshold: self.failure_threshold(policy),
             max_results: 0,
+            hold: None,
+            margin: self.rules >= 5 && policy == Redundancy::Adaptive,
         };
         let trusted_weight = match policy {
             Redundancy::Adaptive => self.verify.trusted_weight,
@@ -411,6 +446,10 @@ impl State {
                     }
                     _ => false,
                 };
+                // Rules 5: a lone result is accepted only once the beacon cleared it.
+                if lone && self.rules >= 5 && !self.audits.cleared.contains(&id) {
+                    tally.hold = returned.first().map(|r| r.provider);
+                }
                 let threshold = if lone {
                     self.verify.trusted_weight
                 } else {
@@ -504,6 +543,10 @@ impl State {
         started: Time,
         events: &mut Vec<Event>,
     ) {
+        // Rules 5: the beacon decides instead (see `crate::audit`).
+        if self.rules >= 5 {
+            return;
+        }
         let Some(job) = self.jobs.get(&id.job) else {
             return;
         };
@@ -569,6 +612,17 @@ impl State {
             && self.rules >= 3
             && tally.groups.len() > 1
             && self.trusted_could_take_part(id);
+        if let Some(provider) = tally.hold {
+            // Rules 5: waits for the beacon's next reveal, neither accepted nor queued.
+            self.audits.awaiting.insert(id, provider);
+            self.queue.remove(&id);
+            self.recheck.remove(&id);
+            if let Some(task) = self.task_mut(id) {
+                task.queued = 0;
+                task.state = TaskState::Running;
+            }
+            return Ok(());
+        }
         let winner = tally
             .groups
             .iter()
@@ -601,11 +655,15 @@ impl State {
         // A failure needs confirming even where the policy collects one result, and a group
         // waiting for a trusted member (a failure, or either side of a strict dispute) must not
         // use up the room the others need: up to `max_results` more runs then.
-        let max_results = if failures || strict {
+        let trusted_dispute =
+            tally.margin && tally.groups.len() > 1 && tally.groups.iter().any(|g| g.trusted);
+        let max_results = if failures || strict || trusted_dispute {
+            let times = if trusted_dispute { 3 } else { 2 };
             tally
                 .max_results
-                .saturating_mul(2)
+                .saturating_mul(times)
                 .max(tally.failure_threshold)
+                .min(MAX_RESULTS)
         } else {
             tally.max_results
         };
@@ -848,6 +906,8 @@ impl State {
         });
         let verified = members.len() > 1;
         let share = u32::try_from(members.len()).unwrap_or(u32::MAX);
+        // Rules 5: an audit passed counts for the provider whose lone result it checked.
+        let audited = self.audits.forget_task(id).filter(|p| members.contains(p));
         for member in &members {
             if let Some(p) = self.providers.get_mut(member) {
                 let r = &mut p.reputation;
@@ -860,14 +920,26 @@ impl State {
                     r.accepted_alone = r.accepted_alone.saturating_add(1);
                 }
             }
+            if audited == Some(*member) {
+                let passed = self.audits.passed.entry(*member).or_default();
+                *passed = passed.saturating_add(1);
+            }
             events.extend(self.pay(id.job, id, *member, fuel_used, share)?);
         }
-        let losers: Vec<(AccountId, Hash)> = groups
+        // Rules 5, adaptive policy: a loser's stake is slashed only when the winners outweigh
+        // its group by a full quorum (`decisive`); a narrower win still rejects it, unpaid and
+        // untrusted, but two trusted colluders outvoting one honest newcomer cannot slash it.
+        let quorum = self.verify.quorum_weight;
+        let margin = self.rules >= 5 && !slash_any_loser(self, id);
+        let losers: Vec<(AccountId, Hash, bool)> = groups
             .iter()
             .filter(|g| g.key != winner.key || g.failed != winner.failed)
-            .flat_map(|g| g.members.iter().map(move |p| (*p, g.key.0)))
+            .flat_map(|g| {
+                let decisive = !margin || winner.weight >= g.weight.saturating_add(quorum);
+                g.members.iter().map(move |p| (*p, g.key.0, decisive))
+            })
             .collect();
-        for (loser, wrong) in losers {
+        for (loser, wrong, decisive) in losers {
             events.push(Event::ResultRejected {
                 task: id,
                 provider: loser,
@@ -880,10 +952,11 @@ impl State {
                 r.streak = 0;
                 r.score /= 4;
             }
+            self.audits.passed.remove(&loser);
             if self.rules >= 3 {
                 self.distrust(loser, now, events)?;
             }
-            if !slash {
+            if !slash || !decisive {
                 continue;
             }
             events.extend(self.slash(

@@ -78,16 +78,16 @@ pub fn correct_hash(task: TaskId) -> Hash {
 /// audit: the job uses the adaptive policy, the provider is trusted, no other run of the task
 /// counts (so its result will be accepted alone; under rules 3 it would be too if another run
 /// were still running, but only if that one does not report first — a race this adversary does
-/// not bet on), no spot check is pending on the task, and
-/// the spot-check draw, which hashes only public values (`State::spot_check_drawn`), does not
-/// pick it. The `predicting` strategy cheats exactly then. It is asked when the run finishes;
-/// the engine decides when the report arrives, half a round trip or more later, so a change of
-/// trust in between would make it wrong (today none comes: a provider that cheats only on
-/// results accepted alone loses no quorum).
+/// not bet on), no spot check is pending on the task, and, before rules 5, the spot-check draw,
+/// which hashes only public values (`State::spot_check_drawn`), does not pick it. Under rules 5
+/// the draw uses the leader's next beacon reveal, which no provider knows; the adversary then
+/// bets on the lowest audit rate it can have (`State::audit_bps` at the network's
+/// `spot_check_bps`, reached after passing dozens of audits). The `predicting` strategy cheats
+/// exactly then. It is asked when the run finishes; the engine decides when the report arrives,
+/// half a round trip or more later.
 ///
-/// This is the only place the simulated adversary predicts an audit: when the engine's draw
-/// changes (a beacon revealed after the report), this function must change with it, and may use
-/// only what is public when the report is made.
+/// This is the only place the simulated adversary predicts an audit, and it may use only what is
+/// public when the report is made.
 pub fn adversary_predicts_no_audit(
     state: &State,
     task: TaskId,
@@ -106,7 +106,13 @@ pub fn adversary_predicts_no_audit(
         && t.runs
             .iter()
             .all(|r| r.provider == *provider || !r.counts())
-        && !state.spot_check_drawn(task, provider, started)
+        && if state.rules >= 5 {
+            // The draw uses the beacon's next reveal, which nobody but the leader knows: the
+            // best the adversary can do is lie only once its audit rate is as low as it gets.
+            state.audit_bps(provider) <= state.verify.spot_check_bps
+        } else {
+            !state.spot_check_drawn(task, provider, started)
+        }
 }
 
 /// When the leader assigned `provider`'s run of `task` that is still running (public: the
@@ -206,7 +212,13 @@ enum Kind {
     Timer,
     /// Look again at parked providers (a hold may have lapsed).
     Wake,
+    /// Rules 5: the leader reveals its beacon secret for the results waiting on it.
+    Beacon,
 }
+
+/// Rules 5: how long after a trusted lone result arrives the leader reveals the beacon that
+/// decides its audit (the coordinator's timer ticks about this often).
+const BEACON_MS: Time = 1_000;
 
 /// What the simulation remembers of a job (indexed by job id − 1).
 struct JobMeta {
@@ -236,6 +248,9 @@ pub struct World<'a> {
     jobs_finished: u64,
     last_submit: Time,
     wake_scheduled: bool,
+    beacon_scheduled: bool,
+    /// The simulated leader's beacon seed (never public: the adversary cannot see it).
+    beacon_seed: [u8; 32],
     work_added: bool,
     alive_slots: u64,
     pub metrics: Metrics,
@@ -297,6 +312,8 @@ impl<'a> World<'a> {
             jobs_finished: 0,
             last_submit: 0,
             wake_scheduled: false,
+            beacon_scheduled: false,
+            beacon_seed: Hash::of(&cfg.seed.to_le_bytes()).0,
             work_added: false,
             alive_slots: 0,
             metrics: Metrics::new(cfg.classes.len()),
@@ -368,6 +385,8 @@ impl<'a> World<'a> {
         }
         self.at(0, Kind::Arrival);
         self.at(self.cfg.network.timer_s * 1000, Kind::Timer);
+        // The leader commits to its first beacon secret before any result arrives.
+        self.beacon()?;
         let limit = match self.cfg.max_time_s {
             0 => Time::MAX,
             s => s.saturating_mul(1000),
@@ -443,6 +462,10 @@ impl<'a> World<'a> {
                 Ok(())
             }
             Kind::Timer => self.timer(),
+            Kind::Beacon => {
+                self.beacon_scheduled = false;
+                self.beacon()
+            }
             Kind::Wake => {
                 self.wake_scheduled = false;
                 self.work_added = true;
@@ -737,6 +760,10 @@ impl<'a> World<'a> {
         if !reports.is_empty() {
             self.as_provider(p, Action::ReportResults(reports))?;
         }
+        if !self.state.audits.awaiting.is_empty() && !self.beacon_scheduled {
+            self.beacon_scheduled = true;
+            self.at(self.now + BEACON_MS, Kind::Beacon);
+        }
         let idle = self.idle_sample();
         let tasks = self.pick(p, &idle)?;
         if tasks.is_empty() {
@@ -893,6 +920,16 @@ impl<'a> World<'a> {
     }
 
     // ---- the leader's timer and the bookkeeping -----------------------------------------
+
+    /// Rules 5: the leader's beacon entry, when one is due (a commitment, or a reveal for the
+    /// results waiting on it).
+    fn beacon(&mut self) -> Result<(), SimError> {
+        if let Some(command) = self.state.beacon_due(&self.beacon_seed) {
+            self.apply(Input::Leader(command))?;
+            self.work_added = true;
+        }
+        Ok(())
+    }
 
     fn timer(&mut self) -> Result<(), SimError> {
         for (provider, tasks) in self.state.overdue_runs(self.now) {

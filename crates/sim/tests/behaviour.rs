@@ -211,10 +211,11 @@ fails = true
     );
 }
 
-/// The collusion experiment, tiny: one row per strategy, each with sane values. A cheater that
-/// predicts the public spot-check draw is never audited, so it is never slashed and its wrong
-/// results are accepted; failing providers never get a wrong result accepted. An honest
-/// provider is slashed only when a wrong quorum wins against it.
+/// The collusion experiment, tiny: one row per strategy, each with sane values. Under rules 4 a
+/// cheater that predicts the public spot-check draw is never audited, so it is never slashed
+/// and its wrong results are accepted; under rules 5 (the beacon) it can only bet on its lowest
+/// audit rate, and gets fewer wrong results accepted. Failing providers never get a wrong result
+/// accepted. An honest provider is slashed only when a wrong quorum wins against it.
 #[test]
 fn collusion_experiment_measures_every_strategy() {
     let cfg = small(
@@ -266,15 +267,34 @@ strategy = "colluding"
             .unwrap_or_else(|| panic!("no {name} row: {}", out.table))
     };
     let predicting = row("predicting");
-    assert!(num(predicting, "wrong_accepted") > 0.0, "{}", out.table);
-    assert_eq!(
-        num(predicting, "cheater_stake_bought"),
-        0.0,
-        "{}",
-        out.table
-    );
     assert_eq!(num(predicting, "honest_slashed"), 0.0, "{}", out.table);
-    assert!(num(predicting, "cheater_net") > 0.0, "{}", out.table);
+    // The same row under rules 4, where the draw is public.
+    let mut old = cfg.clone();
+    old.network.rules = 4;
+    if let Some(sim::config::ExperimentConfig::Collusion { strategies, .. }) =
+        old.experiment.as_mut()
+    {
+        strategies.retain(|s| s.name() == "predicting");
+    }
+    let before = sim::run_config(
+        &old,
+        &Options {
+            out_dir: None,
+            progress: false,
+        },
+    )
+    .unwrap();
+    let was = &before.json.as_array().unwrap()[0];
+    assert_eq!(was["strategy"], "predicting", "{}", before.table);
+    assert!(num(was, "wrong_accepted") > 0.0, "{}", before.table);
+    assert_eq!(num(was, "cheater_stake_bought"), 0.0, "{}", before.table);
+    assert!(num(was, "cheater_net") > 0.0, "{}", before.table);
+    assert!(
+        num(predicting, "wrong_accepted") < num(was, "wrong_accepted"),
+        "rules 5: {}\nrules 4: {}",
+        out.table,
+        before.table
+    );
     let failing = row("failing");
     assert_eq!(num(failing, "wrong_accepted"), 0.0, "{}", out.table);
     assert!(num(failing, "cheater_net") < 0.0, "{}", out.table);

@@ -236,6 +236,11 @@ impl SqliteLog {
                  seq   INTEGER PRIMARY KEY,
                  state BLOB NOT NULL
              );
+             -- State format 4 (the state gained its audits, rules 5).
+             CREATE TABLE IF NOT EXISTS snapshots_v4 (
+                 seq   INTEGER PRIMARY KEY,
+                 state BLOB NOT NULL
+             );
              CREATE TABLE IF NOT EXISTS blocks (
                  height INTEGER PRIMARY KEY,
                  block  BLOB NOT NULL
@@ -356,7 +361,7 @@ impl SqliteLog {
             .transaction()
             .map_err(|e| sqlite_err(&self.path, e))?;
         tx.execute(
-            "INSERT INTO snapshots_v3 (seq, state) VALUES (?1, ?2)",
+            "INSERT INTO snapshots_v4 (seq, state) VALUES (?1, ?2)",
             params![to_sql(seq), encode(state)],
         )
         .and_then(|_| {
@@ -522,7 +527,7 @@ fn uri_path(path: &Path) -> String {
 fn log_length(conn: &Connection) -> rusqlite::Result<u64> {
     let mut last: i64 =
         conn.query_row("SELECT COALESCE(MAX(seq), 0) FROM log", [], |r| r.get(0))?;
-    for table in ["snapshots_v2", "snapshots_v3"] {
+    for table in ["snapshots_v2", "snapshots_v3", "snapshots_v4"] {
         let exists: i64 = conn.query_row(
             "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = ?1",
             [table],
@@ -643,17 +648,21 @@ fn decode_genesis(bytes: &[u8], format: u32) -> Result<Genesis, postcard::Error>
 }
 
 /// Decodes a stored state. Format 1 is format 2 without the trailing `validators` field, which a
-/// network of that time never had, and format 2 is format 3 without the trailing `rules`, which
-/// were the first: their encodings are appended (the migration).
+/// network of that time never had, format 2 is format 3 without the trailing `rules`, which
+/// were the first, and format 3 is format 4 without the trailing `audits`, empty before rules 5:
+/// their encodings are appended (the migration).
 fn decode_snapshot(bytes: &[u8], format: u32) -> Result<State, postcard::Error> {
-    let mut v3 = bytes.to_vec();
+    let mut v4 = bytes.to_vec();
     if format == 1 {
-        v3.extend(encode(&engine::Validators::default()));
+        v4.extend(encode(&engine::Validators::default()));
     }
     if format <= 2 {
-        v3.extend(encode(&engine::FIRST_RULES));
+        v4.extend(encode(&engine::FIRST_RULES));
     }
-    postcard::from_bytes(&v3)
+    if format <= 3 {
+        v4.extend(encode(&engine::Audits::default()));
+    }
+    postcard::from_bytes(&v4)
 }
 
 fn encode<T: serde::Serialize>(value: &T) -> Vec<u8> {
@@ -726,16 +735,17 @@ impl CommandLog for SqliteLog {
             .transaction()
             .map_err(|e| sqlite_err(&self.path, e))?;
         tx.execute(
-            "INSERT OR REPLACE INTO snapshots_v3 (seq, state) VALUES (?1, ?2)",
+            "INSERT OR REPLACE INTO snapshots_v4 (seq, state) VALUES (?1, ?2)",
             params![to_sql(seq), encode(state)],
         )
         .and_then(|_| {
             // Older snapshots are never read again (nor those of the older formats).
             tx.execute(
-                "DELETE FROM snapshots_v3 WHERE seq < ?1",
+                "DELETE FROM snapshots_v4 WHERE seq < ?1",
                 params![to_sql(seq)],
             )
         })
+        .and_then(|_| tx.execute("DELETE FROM snapshots_v3", []))
         .and_then(|_| tx.execute("DELETE FROM snapshots_v2", []))
         .and_then(|_| tx.execute("DELETE FROM snapshots", []))
         .and_then(|_| tx.commit())
@@ -744,8 +754,13 @@ impl CommandLog for SqliteLog {
     }
 
     fn latest_snapshot(&self) -> Result<Option<(u64, State)>, StoreError> {
-        // Format 3 first; a log written before it may hold a format-2 or 1 snapshot instead.
-        for (table, format) in [("snapshots_v3", 3), ("snapshots_v2", 2), ("snapshots", 1)] {
+        // Format 4 first; a log written before it may hold a format-3, 2 or 1 snapshot instead.
+        for (table, format) in [
+            ("snapshots_v4", 4),
+            ("snapshots_v3", 3),
+            ("snapshots_v2", 2),
+            ("snapshots", 1),
+        ] {
             if !self.has_table(table)? {
                 continue;
             }
@@ -1312,6 +1327,8 @@ mod tests {
                 let log = SqliteLog::open(dir.path()).unwrap();
                 let rules = encode(&engine::FIRST_RULES);
                 let full = encode(&state);
+                // Every format before 4 lacks the trailing audits.
+                let full = full[..full.len() - encode(&engine::Audits::default()).len()].to_vec();
                 let (key, table, old_genesis, old_state) = if format == 1 {
                     let cut = encode(&engine::Validators::default()).len() + rules.len();
                     (
@@ -1361,9 +1378,9 @@ mod tests {
             let (seq, read) = log.latest_snapshot().unwrap().unwrap();
             assert_eq!((seq, read.hash()), (1, hash_then), "format {format}");
             assert_eq!(read, state, "format {format}");
-            // A new snapshot is written in format 3 and replaces the old one.
+            // A new snapshot is written in format 4 and replaces the old one.
             log.save_snapshot(1, &state).unwrap();
-            for table in ["snapshots", "snapshots_v2"] {
+            for table in ["snapshots", "snapshots_v2", "snapshots_v3"] {
                 let old: i64 = log
                     .conn
                     .query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0))
@@ -1376,6 +1393,38 @@ mod tests {
                 Err(StoreError::GenesisSet)
             ));
         }
+    }
+
+    #[test]
+    fn a_format_3_snapshot_reads_with_empty_audits_and_is_replaced_by_format_4() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut genesis = Genesis::dev(AccountId([9; 32]));
+        genesis.rules = 4;
+        genesis.params.min_stake = 0;
+        genesis.allocations.insert(AccountId([1; 32]), 5);
+        let mut state = State::from_genesis(&genesis).unwrap();
+        state.apply(&register(1, 1)).unwrap();
+        let hash_then = state.hash();
+        let mut log = SqliteLog::open(dir.path()).unwrap();
+        log.set_genesis(&genesis).unwrap();
+        let full = encode(&state);
+        let v3 = &full[..full.len() - encode(&engine::Audits::default()).len()];
+        log.conn
+            .execute(
+                "INSERT INTO snapshots_v3 (seq, state) VALUES (1, ?1)",
+                params![v3],
+            )
+            .unwrap();
+        let (seq, read) = log.latest_snapshot().unwrap().unwrap();
+        assert_eq!((seq, read.hash()), (1, hash_then));
+        assert_eq!(read, state);
+        log.save_snapshot(1, &state).unwrap();
+        let old: i64 = log
+            .conn
+            .query_row("SELECT COUNT(*) FROM snapshots_v3", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(old, 0);
+        assert_eq!(log.latest_snapshot().unwrap().unwrap().1, state);
     }
 
     fn replay_matches(log: &mut dyn CommandLog) {

@@ -94,6 +94,12 @@ enum Op {
         all: bool,
         picks: Vec<u8>,
     },
+    /// Rules 5: the leader's beacon as it is due (leader `seed` 0 or 1: a leader change replaces
+    /// the commitment), or a forged reveal (`forge`) that must be refused.
+    Beacon {
+        seed: u8,
+        forge: bool,
+    },
     Cancel {
         by_owner: bool,
         who: u8,
@@ -350,6 +356,8 @@ fn op() -> impl Strategy<Value = Op> {
             .prop_map(|(p, all, picks)| Op::TimeOut { p, all, picks }),
         2 => (any::<bool>(), proptest::collection::vec(any::<u8>(), 1..3))
             .prop_map(|(all, picks)| Op::Speculate { all, picks }),
+        3 => (prop_oneof![4 => Just(0u8), 1 => Just(1u8)], prop_oneof![6 => Just(false), 1 => Just(true)])
+            .prop_map(|(seed, forge)| Op::Beacon { seed, forge }),
         1 => (any::<bool>(), any::<u8>(), any::<u8>())
             .prop_map(|(by_owner, who, job)| Op::Cancel { by_owner, who, job }),
         3 => ledger_op(),
@@ -650,6 +658,22 @@ fn build(s: &State, step: &Step, time: Time) -> Built {
             };
             Err(LeaderCommand::Speculate { tasks })
         }
+        Op::Beacon { seed, forge } => {
+            let seed = [*seed; 32];
+            match s.beacon_due(&seed) {
+                Some(LeaderCommand::Beacon { commit, .. }) if *forge => {
+                    Err(LeaderCommand::Beacon {
+                        reveal: Some(commit),
+                        commit,
+                    })
+                }
+                Some(command) => Err(command),
+                None => Err(LeaderCommand::Beacon {
+                    reveal: None,
+                    commit: engine::Hash::of(&seed),
+                }),
+            }
+        }
         Op::Cancel { by_owner, who, job } => {
             let job = job_id(s, *job);
             let who = match s.jobs.get(&job) {
@@ -750,6 +774,24 @@ fn lost_input(s: &State, who: AccountId, time: Time) -> Input {
 
 /// Everything that must hold of any reachable state.
 fn check_invariants(s: &State) -> Result<(), TestCaseError> {
+    // Rules 5: the audit bookkeeping names open tasks only (it is forgotten when they end).
+    for t in s
+        .audits
+        .awaiting
+        .keys()
+        .chain(s.audits.cleared.iter())
+        .chain(s.audits.auditing.keys())
+    {
+        let task = s
+            .jobs
+            .get(&t.job)
+            .and_then(|j| j.tasks.get(t.index as usize));
+        prop_assert!(
+            task.is_some_and(|task| matches!(task.state, TaskState::Queued | TaskState::Running)),
+            "{} is in the audit bookkeeping but not open",
+            t
+        );
+    }
     let max_attempts = s.config.max_attempts;
     prop_assert_eq!(
         s.next_job,
@@ -862,7 +904,12 @@ fn check_invariants(s: &State) -> Result<(), TestCaseError> {
                 }
                 TaskState::Running => {
                     prop_assert!(!finished, "{} running in a finished job", t);
-                    prop_assert!(live > 0);
+                    // Rules 5: a trusted lone result waiting for the beacon runs nowhere.
+                    prop_assert!(
+                        live > 0 || s.audits.awaiting.contains_key(&t),
+                        "{} running nowhere",
+                        t
+                    );
                 }
                 TaskState::Done => {
                     prop_assert_eq!(live, 0);
@@ -1084,7 +1131,19 @@ fn check_events(
             Event::TasksAssigned { provider, tasks } => {
                 for t in tasks {
                     prop_assert!(before.queue.contains(t));
-                    prop_assert!(after.providers[provider].running.contains(t));
+                    // Running, unless settling the task on the assignment concluded it (a quorum
+                    // held back for a trusted member stands once no trusted provider could take
+                    // part any more, which a provider's loss does not re-settle).
+                    let concluded = matches!(
+                        after.jobs[&t.job].tasks[t.index as usize].state,
+                        TaskState::Done | TaskState::Failed | TaskState::Dropped
+                    );
+                    prop_assert!(
+                        after.providers[provider].running.contains(t) || concluded,
+                        "{} assigned to {} but not running after",
+                        t,
+                        provider
+                    );
                     // The new replica's operator runs no other replica of the task.
                     let task = &after.jobs[&t.job].tasks[t.index as usize];
                     let mine = after.providers[provider].operator();
@@ -1435,6 +1494,8 @@ enum VStep {
     },
     /// A long pause, then the leader speculates on the stragglers.
     Speculate,
+    /// Rules 5: the leader's beacon, as it is due.
+    Beacon,
 }
 
 fn vstep() -> impl Strategy<Value = VStep> {
@@ -1445,6 +1506,7 @@ fn vstep() -> impl Strategy<Value = VStep> {
         1 => (0..7u8).prop_map(|p| VStep::Register { p }),
         2 => (1..4usize, any::<u8>()).prop_map(|(tasks, policy)| VStep::Submit { tasks, policy }),
         3 => Just(VStep::Speculate),
+        4 => Just(VStep::Beacon),
     ]
 }
 
@@ -1555,6 +1617,10 @@ proptest! {
                     if tasks.is_empty() { continue; }
                     Input::Leader(LeaderCommand::Speculate { tasks })
                 }
+                VStep::Beacon => match s.beacon_due(&[7; 32]) {
+                    Some(command) => Input::Leader(command),
+                    None => continue,
+                },
                 VStep::Submit { tasks, policy } => {
                     let redundancy = if policy % 3 == 0 {
                         Redundancy::Fixed { quorum: 3, max_results: 5 }

@@ -302,8 +302,10 @@ fn adaptive_policy_replicates_new_providers_and_trusts_proven_ones() {
     );
     assert_eq!(w.task(task).executions(), 3);
 
+    // Rules 4 (the public draw; rules 5 waits for the beacon: see
+    // `a_trusted_lone_result_waits_for_the_beacon_which_decides_its_audit`).
     // Trusted and not drawn for a spot check: accepted alone, paid in full.
-    let mut w = world(params(1, 0));
+    let mut w = world(params(1, 0)).under_rules(4);
     make_trusted(&mut w, 1);
     let job = submit(&mut w, 1, ADAPTIVE);
     let task = tid(job, 0);
@@ -321,7 +323,7 @@ fn adaptive_policy_replicates_new_providers_and_trusts_proven_ones() {
 
     // Trusted but drawn for a spot check: one more replica; a new provider's agreement (weight
     // 2 + 1) settles it and both share the payment.
-    let mut w = world(params(1, 10_000));
+    let mut w = world(params(1, 10_000)).under_rules(4);
     make_trusted(&mut w, 1);
     let job = submit(&mut w, 1, ADAPTIVE);
     let task = tid(job, 0);
@@ -372,8 +374,8 @@ fn adaptive_policy_replicates_new_providers_and_trusts_proven_ones() {
         assert_eq!((r.streak, r.score, r.rejected), (0, score / 4, 1));
         assert!(!w.state.is_trusted(&acct(1)));
     }
-    // Rules 3: a trusted provider in the winning group slashes the loser.
-    let mut w = world(params(1, 10_000));
+    // Rules 3 (and 4): a trusted provider in the winning group slashes the loser.
+    let mut w = world(params(1, 10_000)).under_rules(4);
     make_trusted(&mut w, 1);
     make_trusted(&mut w, 2);
     let job = submit(&mut w, 1, ADAPTIVE);
@@ -517,7 +519,7 @@ fn replicas_never_go_to_two_providers_of_one_operator() {
 
 #[test]
 fn reputation_rises_with_verified_work_and_trust_cuts_replication() {
-    let mut w = world(params(3, 0));
+    let mut w = world(params(3, 0)).under_rules(4);
     let mut executions = Vec::new();
     let mut scores = Vec::new();
     // Providers 1 to 3 work through single-task jobs, always honestly.
@@ -533,7 +535,8 @@ fn reputation_rises_with_verified_work_and_trust_cuts_replication() {
         executions.push(w.task(task).executions());
         scores.push(w.provider(acct(1)).reputation.score);
     }
-    // Three runs per task until provider 1 is trusted after 3 verified results; alone after.
+    // Rules 4: three runs per task until provider 1 is trusted after 3 verified results; alone
+    // after. (Rules 5 audits its first lone results: see `the_audit_rate_*`.)
     assert_eq!(executions, vec![3, 3, 3, 1, 1, 1]);
     assert_eq!(scores, vec![100, 190, 271, 271, 271, 271]);
 }
@@ -842,4 +845,168 @@ fn a_failure_no_other_operator_could_check_fails_the_task() {
         "{:?}",
         w.job(job).status
     );
+}
+
+/// Rules 5: a trusted provider's lone result is neither accepted nor re-run until the leader's
+/// beacon reveal decides its audit; the reveal must open the standing commitment; a newly trusted
+/// provider's lone results are all audited, and one it passes counts for it.
+#[test]
+fn a_trusted_lone_result_waits_for_the_beacon_which_decides_its_audit() {
+    let mut w = world(params(1, 0));
+    assert_eq!(w.state.rules, 5);
+    make_trusted(&mut w, 1);
+    let seed = [7u8; 32];
+    // The leader commits first.
+    let Some(commit) = w.state.beacon_due(&seed) else {
+        panic!("a leader without a commitment commits")
+    };
+    assert!(matches!(
+        commit,
+        engine::LeaderCommand::Beacon { reveal: None, .. }
+    ));
+    w.lead(commit);
+    assert_eq!(w.state.beacon_due(&seed), None, "nothing waits: no reveal");
+    let job = submit(&mut w, 1, ADAPTIVE);
+    let task = tid(job, 0);
+    let events = run(&mut w, 1, task, 7);
+    assert_eq!(accepted(&events), None, "held for the beacon");
+    assert!(paid(&events).is_empty());
+    assert_eq!(w.task_state(task), TaskState::Running);
+    assert_eq!(w.task(task).queued, 0, "no replica before the draw");
+    assert_eq!(w.state.audits.awaiting.get(&task), Some(&acct(1)));
+    // A reveal that does not open the commitment, or another leader's, is refused.
+    let Some(engine::LeaderCommand::Beacon { commit: next, .. }) = w.state.beacon_due(&seed) else {
+        panic!("a reveal is due")
+    };
+    let forged = w.lead_rejected(engine::LeaderCommand::Beacon {
+        reveal: Some(engine::Hash::of(b"guess")),
+        commit: next,
+    });
+    assert!(matches!(forged, Rejection::NeedsEvidence(_)), "{forged}");
+    // Provider 1 was trusted a moment ago: every lone result of it is audited.
+    assert_eq!(w.state.audit_bps(&acct(1)), 10_000);
+    let reveal = w.state.beacon_due(&seed).unwrap();
+    let events = w.lead(reveal);
+    assert!(events.contains(&Event::SpotCheck {
+        task,
+        provider: acct(1)
+    }));
+    assert_eq!(w.task(task).queued, 1);
+    assert_eq!(w.state.audits.round, 1);
+    // A new provider's agreement settles it; the audit passed counts for provider 1 only.
+    let events = run(&mut w, 2, task, 7);
+    assert_eq!(accepted(&events), Some(vec![acct(1), acct(2)]));
+    assert_eq!(w.state.audits.passed.get(&acct(1)), Some(&1));
+    assert_eq!(w.state.audits.passed.get(&acct(2)), None);
+    assert!(w.state.audits.auditing.is_empty() && w.state.audits.awaiting.is_empty());
+    // Another leader (another seed) cannot reveal this one's secret: it replaces the commitment.
+    let other = [8u8; 32];
+    let replace = w.state.beacon_due(&other).unwrap();
+    assert!(matches!(
+        replace,
+        engine::LeaderCommand::Beacon { reveal: None, .. }
+    ));
+    w.lead(replace);
+    assert!(matches!(
+        w.state.beacon_due(&seed),
+        Some(engine::LeaderCommand::Beacon { reveal: None, .. })
+    ));
+}
+
+/// Rules 5: once the draw clears a lone result it is accepted alone and paid in full.
+#[test]
+fn a_lone_result_the_beacon_clears_is_accepted_alone() {
+    let mut w = world(params(1, 0));
+    make_trusted(&mut w, 1);
+    // Past the graduated rate: at the floor of 0 bps the draw never picks.
+    w.state.audits.passed.insert(acct(1), 200);
+    assert_eq!(w.state.audit_bps(&acct(1)), 0);
+    let seed = [7u8; 32];
+    let commit = w.state.beacon_due(&seed).unwrap();
+    w.lead(commit);
+    let job = submit(&mut w, 1, ADAPTIVE);
+    let task = tid(job, 0);
+    run(&mut w, 1, task, 7);
+    let reveal = w.state.beacon_due(&seed).unwrap();
+    let events = w.lead(reveal);
+    assert_eq!(accepted(&events), Some(vec![acct(1)]));
+    assert_eq!(paid(&events), vec![(acct(1), 100)]);
+    assert!(w.state.audits.cleared.is_empty(), "forgotten once accepted");
+}
+
+/// Rules 5, one row per count of passed audits: the audit rate starts at every lone result and
+/// halves every `AUDIT_HALVING` passed audits, never below `spot_check_bps`; losing a quorum
+/// starts it over.
+#[test]
+fn the_audit_rate_halves_with_passed_audits_and_a_lost_quorum_starts_it_over() {
+    let mut w = world(params(1, 1_000));
+    make_trusted(&mut w, 1);
+    for (passed, bps) in [
+        (0, 10_000),
+        (3, 10_000),
+        (4, 5_000),
+        (8, 2_500),
+        (12, 1_250),
+        (16, 1_000),
+        (400, 1_000),
+    ] {
+        w.state.audits.passed.insert(acct(1), passed);
+        assert_eq!(w.state.audit_bps(&acct(1)), bps, "{passed} passed");
+    }
+    // Provider 1 loses a fixed 2-of-2... a 3-of-3 quorum to providers 2 and 3.
+    let job = submit(
+        &mut w,
+        1,
+        Redundancy::Fixed {
+            quorum: 2,
+            max_results: 3,
+        },
+    );
+    let task = tid(job, 0);
+    run(&mut w, 1, task, 6);
+    run(&mut w, 2, task, 7);
+    let events = run(&mut w, 3, task, 7);
+    assert_eq!(accepted(&events), Some(vec![acct(2), acct(3)]));
+    assert_eq!(w.state.audits.passed.get(&acct(1)), None);
+    assert_eq!(w.state.audit_bps(&acct(1)), 10_000);
+}
+
+/// Rules 5, adaptive policy: in a dispute with a trusted side, the winner must lead by a full
+/// quorum (a trusted colluder and one more cannot win against an honest trusted provider outright);
+/// a loser is slashed when outweighed by a full quorum.
+#[test]
+fn a_dispute_needs_a_winner_that_leads_by_a_quorum() {
+    let mut w = world(params(1, 0));
+    for who in [1, 2, 3] {
+        make_trusted(&mut w, who);
+    }
+    let job = submit(&mut w, 1, ADAPTIVE);
+    let task = tid(job, 0);
+    // Provider 4 (new, weight 1) answers 6; provider 1 (trusted, weight 2) answers 7.
+    run(&mut w, 4, task, 6);
+    let events = run(&mut w, 1, task, 7);
+    assert_eq!(accepted(&events), None);
+    // Provider 2 (trusted) agrees with 4: weight 3 against 2 is not a lead of a full quorum.
+    let events = run(&mut w, 2, task, 6);
+    assert_eq!(
+        accepted(&events),
+        None,
+        "3 against a trusted 2 is not decisive"
+    );
+    assert!(w.task(task).queued > 0);
+    // Provider 3 (trusted) too: 5 against 2.
+    let events = run(&mut w, 3, task, 6);
+    assert_eq!(accepted(&events), Some(vec![acct(4), acct(2), acct(3)]));
+    assert_eq!(slashed(&events), vec![acct(1)]);
+    // Under rules 4 the first three would have settled it.
+    let mut w = world(params(1, 0)).under_rules(4);
+    for who in [1, 2, 3] {
+        make_trusted(&mut w, who);
+    }
+    let job = submit(&mut w, 1, ADAPTIVE);
+    let task = tid(job, 0);
+    run(&mut w, 4, task, 6);
+    run(&mut w, 1, task, 7);
+    let events = run(&mut w, 2, task, 6);
+    assert_eq!(accepted(&events), Some(vec![acct(4), acct(2)]));
 }
