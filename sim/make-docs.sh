@@ -22,6 +22,12 @@ sed 's/^\[providers\]/[network]\nrules = 2\n\n[providers]/' sim/experiments/econ
 echo "== economics under rules 2" >&2
 "$bin" sim "$old_rules" --no-plots --quiet > "$out/economics-rules2.txt"
 rm -f "$old_rules"
+# The collusion run again under rules 4 (the public spot-check draw, before the audit beacon).
+old_rules=$(mktemp --suffix=.toml)
+sed 's/^\[network\]/[network]\nrules = 4/' sim/experiments/collusion.toml > "$old_rules"
+echo "== collusion under rules 4" >&2
+"$bin" sim "$old_rules" --no-plots --quiet > "$out/collusion-rules4.txt"
+rm -f "$old_rules"
 echo "== scale-1m" >&2
 "$bin" sim sim/experiments/scale-1m.toml --no-plots --quiet > "$out/scale-1m.txt"
 echo "== bench --only sim" >&2
@@ -100,8 +106,8 @@ $(table scale-1m)
 same wrong answer), fixed m-first voting for m = 2 and 3, and the network's adaptive policy
 (trust after 5 verified results, 10% spot checks, quorum weight 3, trusted results weigh 2).
 Slashed providers bond again, so the fraction f stays what the row says. Every policy runs
-under rules 2 (before issue 14's work) and rules 3 (its verification rules, which rules 4
-keeps), side by side: the \`rules\` column.
+under rules 2 (before issue 14's work) and rules 5 (its verification rules: failures verified,
+strict disputes, the audit beacon and graduated audits), side by side: the \`rules\` column.
 
 **The closed form for m-first voting.** A task is accepted when m results agree. Suppose each
 result is independently the colluders' wrong answer with probability p = f · wrong_rate, and
@@ -166,18 +172,16 @@ everything public — the engine state, which anyone replaying the chain has:
 - **colluding**: always wrong.
 - **sometimes**: wrong on 10% of its tasks (\`wrong_rate\`), honest on the rest, so it keeps
   some of its earnings and, between slashes, some trust.
-- **predicting**: wrong only when it predicts no audit — it is trusted, its run is the task's
-  only one (so its result would be accepted alone), and the spot-check draw, which hashes only
-  public values (chain id, task, provider, assignment time), does not pick it
-  (\`world::adversary_predicts_no_audit\`). It is the attack the Spot checks note in
-  ARCHITECTURE.md describes: until the draw uses randomness revealed after the report, such a
-  cheater is never audited, so it is never slashed and every wrong answer it gives is accepted.
-  While its prediction is exact, its rows change nothing the engine sees but output hashes no
-  one compares, which is why their executions and audits are the same at every f.
-- **turncoat**: honest until trusted, then always wrong: its lone results are accepted until a
-  spot check catches one — and so is a confirming replica it reports before the run it was to
-  confirm (the only result returned, and trusted); the slash resets its streak and it earns
-  trust again.
+- **predicting**: wrong only when it predicts no audit. Under rules 4 the spot-check draw
+  hashed only public values (chain id, task, provider, assignment time), so such a cheater
+  lied exactly on the results it knew would be accepted alone and was never caught. Under
+  rules 5 the draw uses the leader's audit beacon, revealed only after the result is in: the
+  best this cheater can do (\`world::adversary_predicts_no_audit\`) is to lie only on results
+  that would be accepted alone once its audit rate has fallen to its floor (the network's 10%
+  spot checks, after passing about 16 audits since it became trusted).
+- **turncoat**: honest until trusted, then always wrong. Under rules 5 a newly trusted
+  provider has every lone result audited, so its first lie is caught unless its auditor is
+  another turncoat that agrees with it (at f = 0.2 a fifth of the trusted auditors are).
 - **sybil**: always wrong, and after each slash it leaves and re-enters under a fresh account
   (new key, fresh stake, no reputation) instead of bonding the old one's stake again.
 - **failing**: reports every task as failed (exit status 1, with the task's fuel). A failure
@@ -193,6 +197,13 @@ every column.
 
 \`\`\`
 $(table collusion)
+\`\`\`
+
+The same experiment under rules 4 — the public spot-check draw, every trusted lone result
+audited at 10% from the start, disputes won by the quorum weight alone:
+
+\`\`\`
+$(grep -v '^plot: ' "$out/collusion-rules4.txt")
 \`\`\`
 
 $(img collusion/wrong-rate.png "wrong-result rate against f, by strategy")

@@ -703,7 +703,20 @@ impl State {
         let params = self.ledger.slash.clone();
         let treasury = self.ledger.treasury;
         let stake = self.stake_of(&provider)?;
-        let amount = bps_of(stake, params.fraction_bps).ok_or_else(|| overflow("slash"))?;
+        // Rules 5: slashes escalate — each earlier slash of the provider doubles the fraction,
+        // up to its whole stake (which leaves it below the minimum: no work until it bonds again).
+        let fraction = if self.rules >= 5 {
+            let before = self
+                .providers
+                .get(&provider)
+                .map_or(0, |p| p.stats.times_slashed)
+                .min(14);
+            let before = u32::try_from(before).unwrap_or(14);
+            params.fraction_bps.saturating_mul(1u32 << before).min(BPS)
+        } else {
+            params.fraction_bps
+        };
+        let amount = bps_of(stake, fraction).ok_or_else(|| overflow("slash"))?;
         let to_requester = bps_of(amount, params.requester_bps).ok_or_else(|| overflow("slash"))?;
         let to_treasury = bps_of(amount, params.treasury_bps).ok_or_else(|| overflow("slash"))?;
         let burned = amount

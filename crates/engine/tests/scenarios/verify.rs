@@ -1010,3 +1010,34 @@ fn a_dispute_needs_a_winner_that_leads_by_a_quorum() {
     let events = run(&mut w, 2, task, 6);
     assert_eq!(accepted(&events), Some(vec![acct(4), acct(2)]));
 }
+
+/// Rules 5: each earlier slash doubles the fraction a provider loses, up to its whole stake;
+/// under rules 4 every slash takes the same fraction. The provider bonds another 1,000 after each.
+#[test]
+fn slashes_escalate_with_every_offence() {
+    for (rules, expected) in [(4, [500u128, 750, 875]), (5, [500, 1_500, 1_000])] {
+        let mut w = world(params(5, 0)).under_rules(rules);
+        let mut amounts = Vec::new();
+        for round in 0..3 {
+            if round > 0 {
+                w.act(acct(1), Action::Stake { amount: STAKE });
+            }
+            let job = submit(&mut w, 1, TWO_OF_TWO_OF_THREE);
+            let task = tid(job, 0);
+            run(&mut w, 1, task, 6);
+            run(&mut w, 2, task, 7);
+            let events = run(&mut w, 3, task, 7);
+            assert_eq!(slashed(&events), vec![acct(1)], "rules {rules}");
+            amounts.extend(events.iter().filter_map(|e| match e {
+                Event::Slashed { amount, .. } => Some(*amount),
+                _ => None,
+            }));
+        }
+        assert_eq!(amounts, expected, "rules {rules}");
+    }
+}
+
+const TWO_OF_TWO_OF_THREE: Redundancy = Redundancy::Fixed {
+    quorum: 2,
+    max_results: 3,
+};
