@@ -168,6 +168,9 @@ struct ProviderArgs {
     /// For tests: report every task as failed (exit status 1)
     #[arg(long, hide = true, conflicts_with = "faulty")]
     fail_all: bool,
+    /// For tests: honest until trusted, then always the colluders' wrong output
+    #[arg(long, hide = true, conflicts_with_all = ["faulty", "fail_all"])]
+    turncoat: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -348,11 +351,19 @@ async fn main() -> anyhow::Result<()> {
                     rate,
                     collude: args.collude,
                     fails: false,
+                    turncoat: false,
                 })
                 .or(args.fail_all.then_some(provider::Faulty {
                     rate: 1.0,
                     collude: false,
                     fails: true,
+                    turncoat: false,
+                }))
+                .or(args.turncoat.then_some(provider::Faulty {
+                    rate: 1.0,
+                    collude: true,
+                    fails: false,
+                    turncoat: true,
                 }));
             let summary = provider::run(config, shutdown_signal()).await?;
             tracing::info!(

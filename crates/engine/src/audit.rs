@@ -5,7 +5,8 @@
 //! draw hashed public values only (chain id, task, provider, assignment time), so anyone following
 //! the chain knew which results would be audited, and a cheater could lie exactly on the others.
 //!
-//! Under rules 5 the draw uses a **beacon**: the leader commits to a secret (`BLAKE3(secret)` in a
+//! Under rules 5 every acceptance that rests on a trusted provider's weight — its lone result,
+//! or its result completing a quorum with others — waits for the draw, which uses a **beacon**: the leader commits to a secret (`BLAKE3(secret)` in a
 //! [`crate::LeaderCommand::Beacon`]) and reveals it in a later beacon entry, committing to the next
 //! one at the same time. A trusted lone result waits (`Audits::awaiting`) for the next reveal, and
 //! the reveal, mixed into the running beacon value, decides for every waiting result whether it is
@@ -20,7 +21,9 @@
 //! audited, and the rate halves for every [`AUDIT_HALVING`] audits it passes, down to the network's
 //! `spot_check_bps`. Only audits count (`Audits::passed`), never agreement with peers it may have
 //! chosen; losing a quorum wipes the count. So a provider that turns to cheating as soon as it is
-//! trusted is caught on its first lie, and one that waits must first pass dozens of audits.
+//! trusted is caught on its first lie; one that waits passes 4 audits to halve its rate and about
+//! 16 to reach the floor, and each lie still risks that floor's audit. An audit is settled only
+//! by a group that includes a run started after the draw (the auditor's).
 
 use crate::command::{Event, LeaderCommand, Rejection};
 use crate::ledger::BPS;
@@ -47,12 +50,21 @@ pub struct Audits {
     pub awaiting: BTreeMap<TaskId, AccountId>,
     /// Tasks whose lone result the draw did not pick: it is accepted alone.
     pub cleared: BTreeSet<TaskId>,
-    /// Tasks whose lone result the draw picked, with its provider: an audit it passes when the
-    /// task is accepted with its result among the agreeing ones.
+    /// Tasks whose result the draw picked for an audit: the provider audited, and how many runs
+    /// the task had then. The task is accepted only with a run started after the draw among the
+    /// agreeing ones; the provider passes the audit when its result is among them too.
     #[serde(with = "by_task")]
-    pub auditing: BTreeMap<TaskId, AccountId>,
+    pub auditing: BTreeMap<TaskId, Audit>,
     /// Audits each provider passed since it last lost a quorum.
     pub passed: BTreeMap<AccountId, u32>,
+}
+
+/// An audit drawn on a task (see [`Audits::auditing`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Audit {
+    pub provider: AccountId,
+    /// Runs of the task when the audit was drawn: an auditor's run comes after them.
+    pub runs: u32,
 }
 
 impl Default for Audits {
@@ -77,11 +89,11 @@ impl Audits {
         self.auditing.retain(|t, _| t.job != job);
     }
 
-    /// Forgets task `id`, which ended; the provider whose lone result it audited, if any.
+    /// Forgets task `id`, which ended; the provider whose result it audited, if any.
     pub(crate) fn forget_task(&mut self, id: TaskId) -> Option<AccountId> {
         self.awaiting.remove(&id);
         self.cleared.remove(&id);
-        self.auditing.remove(&id)
+        self.auditing.remove(&id).map(|a| a.provider)
     }
 }
 
@@ -175,10 +187,12 @@ impl State {
                 continue;
             }
             if self.audit_drawn(id, &provider) {
+                let mut runs = 0;
                 if let Some(task) = self.task_mut(id) {
                     task.spot_check = true;
+                    runs = u32::try_from(task.runs.len()).unwrap_or(u32::MAX);
                 }
-                self.audits.auditing.insert(id, provider);
+                self.audits.auditing.insert(id, Audit { provider, runs });
                 events.push(Event::SpotCheck { task: id, provider });
             } else {
                 self.audits.cleared.insert(id);
@@ -211,21 +225,21 @@ impl State {
 
 /// A map keyed by task, encoded as a list of pairs (JSON keys must be strings).
 mod by_task {
-    use crate::types::{AccountId, TaskId};
-    use serde::{Deserialize, Deserializer, Serializer};
+    use crate::types::TaskId;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
     use std::collections::BTreeMap;
 
-    pub fn serialize<S: Serializer>(
-        map: &BTreeMap<TaskId, AccountId>,
+    pub fn serialize<S: Serializer, V: Serialize>(
+        map: &BTreeMap<TaskId, V>,
         serializer: S,
     ) -> Result<S::Ok, S::Error> {
         serializer.collect_seq(map.iter())
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(
+    pub fn deserialize<'de, D: Deserializer<'de>, V: Deserialize<'de>>(
         deserializer: D,
-    ) -> Result<BTreeMap<TaskId, AccountId>, D::Error> {
-        let pairs: Vec<(TaskId, AccountId)> = Vec::deserialize(deserializer)?;
+    ) -> Result<BTreeMap<TaskId, V>, D::Error> {
+        let pairs: Vec<(TaskId, V)> = Vec::deserialize(deserializer)?;
         Ok(pairs.into_iter().collect())
     }
 }

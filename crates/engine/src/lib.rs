@@ -58,7 +58,7 @@ pub mod types;
 pub mod validators;
 pub mod verify;
 
-pub use audit::{AUDIT_HALVING, Audits, beacon_secret};
+pub use audit::{AUDIT_HALVING, Audit, Audits, beacon_secret};
 pub use chain::{
     Block, BlockHeader, SetChange, Validator, ValidatorSet, decode_canonical, entry_leaf,
     genesis_hash, merkle_root,

@@ -220,6 +220,9 @@ struct Group {
     trusted: bool,
     /// The first member's failure, for a failed group.
     outcome: Option<TaskOutcome>,
+    /// The position in the task's runs of its latest trusted member's run (rules 5: an audit
+    /// is settled by a trusted auditor's agreement).
+    latest_trusted: Option<usize>,
 }
 
 /// A task's position, computed by [`State::tally`].
@@ -233,9 +236,9 @@ struct Tally {
     /// What a group of failures needs (rules 3): see [`State::failure_threshold`].
     failure_threshold: u32,
     max_results: u32,
-    /// Rules 5: the task's only result is a trusted provider's that waits for the beacon's next
-    /// reveal to decide its audit (see [`crate::audit`]): nothing is accepted or queued until then.
-    hold: Option<AccountId>,
+    /// Rules 5: an audit was drawn when the task had this many runs: a group is settled only
+    /// with a member whose run came after (see [`crate::audit`]).
+    audit_mark: Option<usize>,
     /// Rules 5, adaptive policy: a disputed task's winner must lead by the threshold (see
     /// [`Tally::needs`]).
     margin: bool,
@@ -250,6 +253,7 @@ impl Tally {
         who: AccountId,
         trusted: bool,
         w: u32,
+        at: usize,
     ) {
         self.returned = self.returned.saturating_add(1);
         let failed = failure.is_some();
@@ -262,6 +266,9 @@ impl Tally {
                 g.members.push(who);
                 g.weight = g.weight.saturating_add(w);
                 g.trusted |= trusted;
+                if trusted {
+                    g.latest_trusted = Some(at);
+                }
             }
             None => self.groups.push(Group {
                 key,
@@ -270,6 +277,7 @@ impl Tally {
                 weight: w,
                 trusted,
                 outcome: failure.cloned(),
+                latest_trusted: trusted.then_some(at),
             }),
         }
     }
@@ -296,6 +304,12 @@ impl Tally {
         };
         if !g.failed {
             let short = self.threshold.saturating_add(lead).saturating_sub(g.weight);
+            // Rules 5: an audited task needs a trusted auditor's agreement (a run started after
+            // the draw, by a provider trusted when it reported).
+            let short = match self.audit_mark {
+                Some(mark) if g.latest_trusted.is_none_or(|at| at < mark) => short.max(1),
+                _ => short,
+            };
             return if short == 0 && strict && !g.trusted {
                 1
             } else {
@@ -364,7 +378,7 @@ impl State {
             threshold: 0,
             failure_threshold: self.failure_threshold(policy),
             max_results: 0,
-            hold: None,
+            audit_mark: self.audits.auditing.get(&id).map(|a| a.runs as usize),
             margin: self.rules >= 5 && policy == Redundancy::Adaptive,
         };
         let trusted_weight = match policy {
@@ -372,7 +386,7 @@ impl State {
             Redundancy::Fixed { .. } => 1,
         };
 
-        for run in &task.runs {
+        for (at, run) in task.runs.iter().enumerate() {
             match &run.outcome {
                 RunOutcome::Running => {
                     let w = self.weight(policy, &run.provider);
@@ -390,6 +404,7 @@ impl State {
                     run.provider,
                     *w >= trusted_weight,
                     *w,
+                    at,
                 ),
                 RunOutcome::Failure {
                     outcome,
@@ -398,7 +413,14 @@ impl State {
                 } => {
                     if let Some(k) = failure_key(outcome, *fuel_used) {
                         let trusted = *w >= trusted_weight;
-                        tally.join((k, 0, *fuel_used), Some(outcome), run.provider, trusted, *w);
+                        tally.join(
+                            (k, 0, *fuel_used),
+                            Some(outcome),
+                            run.provider,
+                            trusted,
+                            *w,
+                            at,
+                        );
                     }
                 }
                 RunOutcome::Failed | RunOutcome::Abandoned | RunOutcome::Cancelled => {}
@@ -446,10 +468,6 @@ impl State {
                     }
                     _ => false,
                 };
-                // Rules 5: a lone result is accepted only once the beacon cleared it.
-                if lone && self.rules >= 5 && !self.audits.cleared.contains(&id) {
-                    tally.hold = returned.first().map(|r| r.provider);
-                }
                 let threshold = if lone {
                     self.verify.trusted_weight
                 } else {
@@ -612,16 +630,17 @@ impl State {
             && self.rules >= 3
             && tally.groups.len() > 1
             && self.trusted_could_take_part(id);
-        if let Some(provider) = tally.hold {
-            // Rules 5: waits for the beacon's next reveal, neither accepted nor queued.
-            self.audits.awaiting.insert(id, provider);
-            self.queue.remove(&id);
-            self.recheck.remove(&id);
-            if let Some(task) = self.task_mut(id) {
-                task.queued = 0;
-                task.state = TaskState::Running;
-            }
-            return Ok(());
+        // Rules 5: a dispute nobody is left to add runs to is decided without the margin.
+        let mut tally = tally;
+        if tally.margin && tally.groups.len() > 1 && !self.another_operator_could_run(id) {
+            tally.margin = false;
+        }
+        // Rules 5: an audit no trusted provider is left to run is dropped: the task is settled
+        // as if the draw had cleared it, rather than held to its deadline.
+        if tally.audit_mark.is_some() && tally.running == 0 && !self.trusted_could_take_part(id) {
+            self.audits.auditing.remove(&id);
+            self.audits.cleared.insert(id);
+            return self.settle(id, now, events);
         }
         let winner = tally
             .groups
@@ -629,6 +648,37 @@ impl State {
             .filter(|g| tally.needs(g, adaptive, strict) == 0)
             .max_by_key(|g| g.weight)
             .cloned();
+        // Rules 5: a success that rests on a trusted provider's weight (its lone result, or its
+        // result completing a quorum) waits for the beacon's next reveal, which draws an audit
+        // at the least proven trusted member's rate; nothing is accepted or queued until then.
+        if let Some(w) = winner.as_ref().filter(|w| {
+            adaptive
+                && self.rules >= 5
+                && !w.failed
+                && w.trusted
+                && !self.audits.cleared.contains(&id)
+                && !self.audits.auditing.contains_key(&id)
+                // No audit where no trusted provider could run it (a network of few operators).
+                && self.trusted_could_take_part(id)
+        }) {
+            let audited = w
+                .members
+                .iter()
+                .filter(|m| self.is_trusted(m))
+                .max_by_key(|m| self.audit_bps(m))
+                .or(w.members.first())
+                .copied();
+            if let Some(provider) = audited {
+                self.audits.awaiting.insert(id, provider);
+                self.queue.remove(&id);
+                self.recheck.remove(&id);
+                if let Some(task) = self.task_mut(id) {
+                    task.queued = 0;
+                    task.state = TaskState::Running;
+                }
+                return Ok(());
+            }
+        }
         if let Some(winner) = winner {
             return self.conclude(id, winner, tally.groups, now, events);
         }

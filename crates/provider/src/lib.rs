@@ -65,6 +65,10 @@ pub struct Faulty {
     pub collude: bool,
     /// Report every task as failed (exit status 1) instead of its result.
     pub fails: bool,
+    /// A turncoat: honest while the network does not trust this provider, faulty (as above)
+    /// only while it does. It asks the coordinator (`trusted` in its provider view, each answer
+    /// kept for 10 ms); an unanswered question counts as not trusted.
+    pub turncoat: bool,
 }
 
 impl ProviderConfig {
@@ -160,6 +164,15 @@ pub async fn run(
         && f.fails
     {
         tracing::warn!("failing mode: this provider reports every task as failed");
+    } else if let Some(f) = config.faulty
+        && f.turncoat
+    {
+        tracing::warn!(
+            rate = f.rate,
+            collude = f.collude,
+            "turncoat mode: this provider is honest until the network trusts it, then returns \
+             wrong results on purpose and will be slashed"
+        );
     } else if let Some(f) = config.faulty {
         tracing::warn!(
             rate = f.rate,

@@ -10,7 +10,7 @@ use std::collections::VecDeque;
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use store::BlobStore;
 use tokio::sync::mpsc::UnboundedSender;
 
@@ -37,12 +37,24 @@ struct Inner {
     local: Mutex<Vec<Hash>>,
     /// Outputs the coordinator already has (uploaded before by us): not uploaded again.
     uploaded: Mutex<HashSet<Hash>>,
+    /// A turncoat's last answer to "does the network trust me?", and when it was asked.
+    trust: tokio::sync::Mutex<Option<(Instant, bool)>>,
 }
 
 /// How many held blobs a fetch lists.
 const CACHED_LISTED: usize = 256;
 /// How many uploaded output hashes are remembered.
 const UPLOADED_REMEMBERED: usize = 4096;
+/// How long a turncoat trusts its last answer about being trusted before asking again. Short on
+/// purpose: a turncoat that lags behind the network's trust runs its first trusted tasks honestly
+/// and passes the audits that follow, which lowers its audit rate (rules 5): it would be a more
+/// patient cheater than this mode means to be. With a second here it passed enough of them to
+/// have lone lies accepted; with 100 ms still now and then (tasks take milliseconds). Only a
+/// turncoat asks, only after a successful run, and concurrent slots share one question, so it
+/// asks at most 100 times a second.
+const TRUST_REFRESH: Duration = Duration::from_millis(10);
+/// How long a turncoat waits for that answer (none: not trusted).
+const TRUST_WAIT: Duration = Duration::from_secs(2);
 
 impl Worker {
     pub fn new(
@@ -66,6 +78,7 @@ impl Worker {
                 generation: AtomicU64::new(0),
                 local: Mutex::new(Vec::new()),
                 uploaded: Mutex::new(HashSet::new()),
+                trust: tokio::sync::Mutex::new(None),
             }),
         };
         // One thread per slot runs tasks back to back: a short task costs no thread hand-off.
@@ -208,6 +221,31 @@ impl Inner {
         }
     }
 
+    /// Whether the network trusts this provider now, as its provider view says (`trusted`),
+    /// asked at most once per [`TRUST_REFRESH`]; an error or no answer means not trusted.
+    async fn trusted(&self) -> bool {
+        let mut cached = self.trust.lock().await;
+        if let Some((at, trusted)) = *cached
+            && at.elapsed() < TRUST_REFRESH
+        {
+            return trusted;
+        }
+        let me = self.identity.id();
+        let trusted = match tokio::time::timeout(TRUST_WAIT, self.client.provider(me)).await {
+            Ok(Ok(view)) => view.trusted,
+            Ok(Err(e)) => {
+                tracing::debug!(error = %e, "turncoat: could not ask whether we are trusted");
+                false
+            }
+            Err(_) => false,
+        };
+        if cached.is_some_and(|(_, was)| was != trusted) {
+            tracing::info!(trusted, "turncoat: the network's trust changed");
+        }
+        *cached = Some((Instant::now(), trusted));
+        trusted
+    }
+
     /// A blob from the local cache, downloading it on a miss.
     async fn blob(&self, hash: Hash) -> Result<Bytes, String> {
         let blobs = self.blobs.clone();
@@ -317,8 +355,15 @@ impl Inner {
             output = Vec::new();
             output_hash = Hash::of(&output);
         }
+        // A turncoat asks whether it is trusted only when it would lie.
+        let trusted = match self.faulty {
+            Some(f) if f.turncoat && outcome == TaskOutcome::Success => self.trusted().await,
+            _ => false,
+        };
         if outcome == TaskOutcome::Success
-            && let Some(wrong) = self.faulty.and_then(|f| f.lie(task.task, output_hash))
+            && let Some(wrong) = self
+                .faulty
+                .and_then(|f| f.lie(task.task, output_hash, trusted))
         {
             tracing::debug!(task = %task.task, "faulty mode: returning a wrong output");
             output = wrong;
@@ -355,9 +400,18 @@ impl Inner {
 }
 
 impl Faulty {
-    /// The wrong output to return instead of the honest one (`correct`), if this run lies.
-    fn lie(&self, task: engine::TaskId, correct: Hash) -> Option<Vec<u8>> {
+    /// Whether this provider lies at all now: always, or for a turncoat only while `trusted`.
+    fn active(&self, trusted: bool) -> bool {
+        !self.turncoat || trusted
+    }
+
+    /// The wrong output to return instead of the honest one (`correct`), if this run lies;
+    /// `trusted`: whether the network trusts this provider now (only a turncoat cares).
+    fn lie(&self, task: engine::TaskId, correct: Hash, trusted: bool) -> Option<Vec<u8>> {
         use std::hash::BuildHasher;
+        if !self.active(trusted) {
+            return None;
+        }
         let draw = std::collections::hash_map::RandomState::new().hash_one((task, correct));
         // A uniform draw in [0, 1): the top 53 bits as a fraction.
         let uniform = (draw >> 11) as f64 / (1u64 << 53) as f64;
@@ -370,5 +424,60 @@ impl Faulty {
         } else {
             format!("faulty answer {draw:016x}\n").into_bytes()
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use engine::TaskId;
+
+    const TASK: TaskId = TaskId { job: 7, index: 3 };
+
+    fn colluder(turncoat: bool) -> Faulty {
+        Faulty {
+            rate: 1.0,
+            collude: true,
+            fails: false,
+            turncoat,
+        }
+    }
+
+    #[test]
+    fn a_turncoat_lies_only_while_trusted() {
+        let correct = Hash::of(b"42\n");
+        let turncoat = colluder(true);
+        assert_eq!(
+            turncoat.lie(TASK, correct, false),
+            None,
+            "honest until trusted"
+        );
+        let lie = turncoat
+            .lie(TASK, correct, true)
+            .expect("lies once trusted");
+        assert_ne!(Hash::of(&lie), correct);
+        // Its lie is the colluders' answer, so it agrees with theirs.
+        assert_eq!(colluder(false).lie(TASK, correct, false), Some(lie.clone()));
+        assert_eq!(colluder(false).lie(TASK, correct, true), Some(lie));
+    }
+
+    #[test]
+    fn other_faulty_modes_ignore_trust() {
+        let correct = Hash::of(b"42\n");
+        for trusted in [false, true] {
+            let never = Faulty {
+                rate: 0.0,
+                ..colluder(false)
+            };
+            assert_eq!(never.lie(TASK, correct, trusted), None);
+            let always = Faulty {
+                collude: false,
+                ..colluder(false)
+            };
+            let lie = always
+                .lie(TASK, correct, trusted)
+                .expect("rate 1 always lies");
+            assert_ne!(Hash::of(&lie), correct);
+        }
     }
 }

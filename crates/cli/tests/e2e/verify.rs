@@ -227,3 +227,161 @@ fn a_provider_that_fails_every_task_cannot_fail_a_job() {
         done.executions
     );
 }
+
+/// Every kind of cheater at once, with real processes: five honest providers, two colluders
+/// (always the same wrong output), a turncoat (honest until the network trusts it, then always
+/// the colluders' wrong output: its lie joins theirs) and a provider that fails every task, each
+/// its own operator. Over several jobs the turncoat earns trust and then lies. Every job must
+/// complete with every task's output right, every cheater must end poorer than it started (the
+/// turncoat having lied at least once), and no honest provider may be slashed.
+#[test]
+fn turncoats_colluders_and_failing_providers_are_all_caught() {
+    const JOBS: u64 = 4;
+    const TASKS: u64 = 30;
+    // A job takes about a second here.
+    const JOB_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+    let w = World::new();
+    let c = w.coordinator(&[]);
+    let mut cast: Vec<(&str, AccountId)> = Vec::new();
+    let mut keep = Vec::new();
+    for (role, count, flags) in [
+        ("honest", 5, &[][..]),
+        ("colluder", 2, &["--faulty", "1.0", "--collude"][..]),
+        ("turncoat", 1, &["--turncoat"][..]),
+        ("failing", 1, &["--fail-all"][..]),
+    ] {
+        for _ in 0..count {
+            let p = w.provider_with(&c, 1, flags);
+            cast.push((role, p.id));
+            keep.push(p);
+        }
+    }
+    // Each took 1,000 GRID from the faucet and bonded the minimum stake out of it.
+    let start: Vec<Amount> = cast.iter().map(|(_, id)| worth(&c, *id)).collect();
+
+    let spec = w.write("turncoat/pi.toml", pi_spec_verified(SAMPLES, TASKS));
+    let expected = pi_output(SAMPLES, TASKS);
+    let right: Vec<engine::Hash> = (0..TASKS)
+        .map(|i| engine::Hash::of(crate::support::pi_line(SAMPLES, i).as_bytes()))
+        .collect();
+    let began = std::time::Instant::now();
+    let mut problems = Vec::new();
+    let mut per_job = Vec::new();
+    let (mut runs, mut tasks, mut wrong) = (0u64, 0u64, 0u64);
+    for round in 0..JOBS {
+        let job = w.submit(&c.url, &spec);
+        // Polled here rather than with `wait_job`, so that a job that never finishes still
+        // leaves the table below to say why.
+        let finished = std::time::Instant::now() + JOB_WAIT;
+        let v = loop {
+            let v = c.http.job(job);
+            if v.is_finished() || std::time::Instant::now() >= finished {
+                break v;
+            }
+            std::thread::sleep(crate::support::POLL_EVERY);
+        };
+        if v.status != JobStatus::Completed {
+            problems.push(format!(
+                "job {round} did not complete within {JOB_WAIT:?}: {:?}, {} of {} tasks done, \
+                 {} queued, {} running",
+                v.status, v.tasks_done, v.tasks_total, v.tasks_queued, v.tasks_running
+            ));
+            break;
+        }
+        if String::from_utf8_lossy(&c.http.output(job)) != expected {
+            problems.push(format!("job {round}'s output is wrong"));
+        }
+        let detail = c.http.job_with_tasks(job);
+        for t in &detail.tasks {
+            let want = right.get(t.task.index as usize);
+            if t.output_hash.as_ref() != want {
+                wrong += 1;
+                problems.push(format!(
+                    "job {round} task {}: accepted {:?} from {:?}, expected {want:?}",
+                    t.task.index, t.output_hash, t.providers
+                ));
+            }
+        }
+        let job_runs: u64 = detail.tasks.iter().map(|t| t.runs.len() as u64).sum();
+        runs += job_runs;
+        tasks += detail.tasks.len() as u64;
+        per_job.push(format!(
+            "{:.2} ({} executions, {} runs)",
+            v.executions as f64 / v.tasks_done as f64,
+            v.executions,
+            job_runs
+        ));
+    }
+    let elapsed = began.elapsed();
+
+    let mut table = vec![format!(
+        "{:<9} {:<12} {:>12} {:>12} {:>12} {:>8} {:>8} {:>5} {:>7} {:>7}",
+        "role",
+        "provider",
+        "earned",
+        "slashed",
+        "net",
+        "verified",
+        "rejected",
+        "alone",
+        "slashes",
+        "trusted"
+    )];
+    for ((role, id), before) in cast.iter().zip(&start) {
+        let v = view(&c, *id);
+        let net = worth(&c, *id) as i128 - *before as i128;
+        table.push(format!(
+            "{:<9} {:<12} {:>12} {:>12} {:>12} {:>8} {:>8} {:>5} {:>7} {:>7}",
+            role,
+            &id.to_hex()[..12],
+            grid(v.stats.earned as i128),
+            grid(v.stats.slashed as i128),
+            grid(net),
+            v.reputation.verified,
+            v.reputation.rejected,
+            v.reputation.accepted_alone,
+            v.stats.times_slashed,
+            v.trusted,
+        ));
+        if *role == "honest" {
+            if v.stats.times_slashed != 0 || v.stats.slashed != 0 {
+                problems.push(format!("honest {id} was slashed: {:?}", v.stats));
+            }
+        } else if net >= 0 {
+            problems.push(format!("{role} {id} ended with {} more", grid(net)));
+        }
+        if *role == "turncoat" && v.reputation.rejected == 0 && v.stats.times_slashed == 0 {
+            problems.push(format!(
+                "the turncoat {id} never lost a quorum (did it ever lie?): {:?}",
+                v.reputation
+            ));
+        }
+    }
+    eprintln!(
+        "{} jobs of {TASKS} tasks in {elapsed:.1?}; wrong results accepted: {wrong} of {tasks}; \
+         executions per task, job by job: {}; runs per task overall: {:.2}\n{}",
+        per_job.len(),
+        per_job.join(", "),
+        runs as f64 / tasks.max(1) as f64,
+        table.join("\n")
+    );
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+
+    // The turncoat is one kind of cheater: its flag goes with no other.
+    for other in [&["--fail-all"][..], &["--faulty", "1.0"][..]] {
+        let refused = w
+            .cli(
+                &[
+                    &["provider", "--coordinator", &c.url, "--turncoat"][..],
+                    other,
+                ]
+                .concat(),
+            )
+            .fails();
+        assert!(
+            refused.stderr.contains("cannot be used with"),
+            "{}",
+            refused.stderr
+        );
+    }
+}

@@ -855,6 +855,7 @@ fn a_trusted_lone_result_waits_for_the_beacon_which_decides_its_audit() {
     let mut w = world(params(1, 0));
     assert_eq!(w.state.rules, 5);
     make_trusted(&mut w, 1);
+    make_trusted(&mut w, 2);
     let seed = [7u8; 32];
     // The leader commits first.
     let Some(commit) = w.state.beacon_due(&seed) else {
@@ -893,9 +894,12 @@ fn a_trusted_lone_result_waits_for_the_beacon_which_decides_its_audit() {
     }));
     assert_eq!(w.task(task).queued, 1);
     assert_eq!(w.state.audits.round, 1);
-    // A new provider's agreement settles it; the audit passed counts for provider 1 only.
+    // A new provider's agreement does not settle an audit: a trusted auditor's does, and the
+    // audit passed counts for provider 1 only.
+    let events = run(&mut w, 3, task, 7);
+    assert_eq!(accepted(&events), None, "an audit needs a trusted auditor");
     let events = run(&mut w, 2, task, 7);
-    assert_eq!(accepted(&events), Some(vec![acct(1), acct(2)]));
+    assert_eq!(accepted(&events), Some(vec![acct(1), acct(3), acct(2)]));
     assert_eq!(w.state.audits.passed.get(&acct(1)), Some(&1));
     assert_eq!(w.state.audits.passed.get(&acct(2)), None);
     assert!(w.state.audits.auditing.is_empty() && w.state.audits.awaiting.is_empty());
@@ -979,7 +983,12 @@ fn a_dispute_needs_a_winner_that_leads_by_a_quorum() {
     let mut w = world(params(1, 0));
     for who in [1, 2, 3] {
         make_trusted(&mut w, who);
+        // Proven: audited at the floor (0 here), so the beacon clears their results.
+        w.state.audits.passed.insert(acct(who), 200);
     }
+    let seed = [7u8; 32];
+    let commit = w.state.beacon_due(&seed).unwrap();
+    w.lead(commit);
     let job = submit(&mut w, 1, ADAPTIVE);
     let task = tid(job, 0);
     // Provider 4 (new, weight 1) answers 6; provider 1 (trusted, weight 2) answers 7.
@@ -994,8 +1003,12 @@ fn a_dispute_needs_a_winner_that_leads_by_a_quorum() {
         "3 against a trusted 2 is not decisive"
     );
     assert!(w.task(task).queued > 0);
-    // Provider 3 (trusted) too: 5 against 2.
+    // Provider 3 (trusted) too: 5 against 2, a lead of 3. It rests on trusted weight, so it
+    // waits for the beacon, which clears it.
     let events = run(&mut w, 3, task, 6);
+    assert_eq!(accepted(&events), None, "waits for the beacon");
+    let reveal = w.state.beacon_due(&seed).unwrap();
+    let events = w.lead(reveal);
     assert_eq!(accepted(&events), Some(vec![acct(4), acct(2), acct(3)]));
     assert_eq!(slashed(&events), vec![acct(1)]);
     // Under rules 4 the first three would have settled it.
@@ -1041,3 +1054,57 @@ const TWO_OF_TWO_OF_THREE: Redundancy = Redundancy::Fixed {
     quorum: 2,
     max_results: 3,
 };
+
+/// Rules 5: a trusted provider's result that completes a quorum with others (not only a lone
+/// one) waits for the beacon, and an audit drawn on it is settled only with an auditor's run:
+/// a turncoat confirming a colluder cannot carry their wrong answer through.
+#[test]
+fn a_trusted_confirmation_is_audited_and_needs_the_auditors_agreement() {
+    let mut w = world(params(1, 0));
+    make_trusted(&mut w, 1);
+    make_trusted(&mut w, 2);
+    w.state.audits.passed.insert(acct(2), 200);
+    let seed = [7u8; 32];
+    let commit = w.state.beacon_due(&seed).unwrap();
+    w.lead(commit);
+    let job = submit(&mut w, 1, ADAPTIVE);
+    let task = tid(job, 0);
+    // A colluder (new, weight 1) answers 6 first; the newly trusted turncoat 1 confirms it
+    // (2 + 1 = 3, a quorum with a trusted member).
+    run(&mut w, 4, task, 6);
+    let events = run(&mut w, 1, task, 6);
+    assert_eq!(accepted(&events), None, "waits for the beacon");
+    assert_eq!(w.state.audits.awaiting.get(&task), Some(&acct(1)));
+    // Provider 1 was trusted a moment ago: audited for sure. One more replica is needed.
+    let reveal = w.state.beacon_due(&seed).unwrap();
+    let events = w.lead(reveal);
+    assert!(events.contains(&Event::SpotCheck {
+        task,
+        provider: acct(1)
+    }));
+    assert_eq!(w.task(task).queued, 1);
+    // The auditor (trusted 2) disagrees: a dispute, not an acceptance of the wrong answer.
+    let events = run(&mut w, 2, task, 7);
+    assert_eq!(accepted(&events), None);
+    // Honest trusted 3 and new 5 join the auditor: 2 + 2 + 1 = 5 against 3 is no lead of 3;
+    // honest 6 makes 6, and the colluders lose and are slashed.
+    make_trusted(&mut w, 3);
+    w.state.audits.passed.insert(acct(3), 200);
+    run(&mut w, 3, task, 7);
+    run(&mut w, 5, task, 7);
+    let events = run(&mut w, 6, task, 7);
+    let events = if accepted(&events).is_some() {
+        events
+    } else {
+        let reveal = w.state.beacon_due(&seed).unwrap();
+        w.lead(reveal)
+    };
+    assert_eq!(
+        accepted(&events),
+        Some(vec![acct(2), acct(3), acct(5), acct(6)])
+    );
+    let mut lost = slashed(&events);
+    lost.sort();
+    assert_eq!(lost, vec![acct(1), acct(4)]);
+    assert_eq!(w.state.audits.passed.get(&acct(1)), None);
+}
