@@ -707,8 +707,12 @@ impl State {
         // use up the room the others need: up to `max_results` more runs then.
         let trusted_dispute =
             tally.margin && tally.groups.len() > 1 && tally.groups.iter().any(|g| g.trusted);
-        let max_results = if failures || strict || trusted_dispute {
-            let times = if trusted_dispute { 3 } else { 2 };
+        let max_results = if failures || strict || trusted_dispute || tally.audit_mark.is_some() {
+            let times = if trusted_dispute || tally.audit_mark.is_some() {
+                3
+            } else {
+                2
+            };
             tally
                 .max_results
                 .saturating_mul(times)
