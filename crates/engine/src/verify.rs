@@ -707,12 +707,8 @@ impl State {
         // use up the room the others need: up to `max_results` more runs then.
         let trusted_dispute =
             tally.margin && tally.groups.len() > 1 && tally.groups.iter().any(|g| g.trusted);
-        let max_results = if failures || strict || trusted_dispute || tally.audit_mark.is_some() {
-            let times = if trusted_dispute || tally.audit_mark.is_some() {
-                3
-            } else {
-                2
-            };
+        let max_results = if failures || strict || trusted_dispute {
+            let times = if trusted_dispute { 3 } else { 2 };
             tally
                 .max_results
                 .saturating_mul(times)
@@ -725,6 +721,13 @@ impl State {
             .saturating_sub(tally.returned)
             .saturating_sub(tally.running);
         let queued = need.min(room);
+        // Rules 5: an audit that found no trusted auditor within the task's room is dropped (the
+        // task is settled as if the draw had cleared it) rather than failing an honest job.
+        if queued == 0 && tally.running == 0 && tally.audit_mark.is_some() {
+            self.audits.auditing.remove(&id);
+            self.audits.cleared.insert(id);
+            return self.settle(id, now, events);
+        }
         if queued == 0 && tally.running == 0 {
             let agreement = tally
                 .groups
