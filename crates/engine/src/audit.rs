@@ -211,15 +211,7 @@ impl State {
         h.update(&id.job.to_le_bytes());
         h.update(&id.index.to_le_bytes());
         h.update(&provider.0);
-        let bytes = h.finalize();
-        let mut first = [0u8; 8];
-        if let Some(b) = bytes.as_bytes().get(..8) {
-            first.copy_from_slice(b);
-        }
-        let draw = u64::from_le_bytes(first)
-            .checked_rem(u64::from(BPS))
-            .unwrap_or(0);
-        draw < u64::from(self.audit_bps(provider))
+        crate::verify::drawn_below(&h.finalize(), self.audit_bps(provider))
     }
 }
 

@@ -328,6 +328,19 @@ impl Tally {
     }
 }
 
+/// Whether a draw hashed into `hash` falls below `bps` basis points: its first 8 bytes, little
+/// endian, modulo [`BPS`]. Shared by the spot-check draw and the beacon's audit draw.
+pub(crate) fn drawn_below(hash: &blake3::Hash, bps: u32) -> bool {
+    let mut first = [0u8; 8];
+    if let Some(b) = hash.as_bytes().get(..8) {
+        first.copy_from_slice(b);
+    }
+    let draw = u64::from_le_bytes(first)
+        .checked_rem(u64::from(BPS))
+        .unwrap_or(0);
+    draw < u64::from(bps)
+}
+
 /// Whether every loser of task `id` is slashed on the winners' word alone: fixed voting (the
 /// requester's own quorum), or a task that is gone.
 fn slash_any_loser(state: &State, id: TaskId) -> bool {
@@ -541,15 +554,7 @@ impl State {
         h.update(&id.index.to_le_bytes());
         h.update(&provider.0);
         h.update(&started.to_le_bytes());
-        let bytes = h.finalize();
-        let mut first = [0u8; 8];
-        if let Some(b) = bytes.as_bytes().get(..8) {
-            first.copy_from_slice(b);
-        }
-        let draw = u64::from_le_bytes(first)
-            .checked_rem(u64::from(BPS))
-            .unwrap_or(0);
-        draw < u64::from(self.verify.spot_check_bps)
+        drawn_below(&h.finalize(), self.verify.spot_check_bps)
     }
 
     /// Draws the spot check for a result that just arrived, when it would otherwise be accepted
