@@ -31,7 +31,8 @@ pub fn status(
             .values()
             .filter(|j| !j.status.is_finished())
             .count() as u64,
-        tasks_queued: state.queue.len() as u64,
+        // Audit replicas (rules 6) wait among the re-executions, outside the queue.
+        tasks_queued: state.queue.union(&state.recheck).count() as u64,
         validator: Some(role.validator),
         role: role.name.to_string(),
         leader: role.leader_id,

@@ -110,11 +110,31 @@ pub fn beacon_secret(seed: &[u8; 32], chain_id: &str, round: u64) -> Hash {
 impl State {
     /// Rules 5: the probability, in basis points, that `provider`'s lone result is audited: all
     /// of them at first, halving every [`AUDIT_HALVING`] passed audits, never below
-    /// `spot_check_bps`.
+    /// `spot_check_bps`. Rules 6: the floor doubles with every slash the provider took, so one
+    /// caught lying is never again audited as rarely as one never caught.
     pub fn audit_bps(&self, provider: &AccountId) -> u32 {
         let passed = self.audits.passed.get(provider).copied().unwrap_or(0);
         let halvings = (passed / AUDIT_HALVING).min(31);
-        (BPS >> halvings).max(self.verify.spot_check_bps)
+        (BPS >> halvings).max(self.audit_floor_bps(provider))
+    }
+
+    /// The lowest audit rate `provider` can reach: `spot_check_bps`, doubled (rules 6) for
+    /// every slash it took, at most every result.
+    pub fn audit_floor_bps(&self, provider: &AccountId) -> u32 {
+        if self.rules >= 6 {
+            let slashed = self
+                .providers
+                .get(provider)
+                .map_or(0, |p| p.stats.times_slashed)
+                .min(14);
+            let slashed = u32::try_from(slashed).unwrap_or(14);
+            self.verify
+                .spot_check_bps
+                .saturating_mul(1u32 << slashed)
+                .min(BPS)
+        } else {
+            self.verify.spot_check_bps
+        }
     }
 
     /// The beacon entry the leader holding `seed` should log now, if any: a commitment when the

@@ -44,7 +44,16 @@
 ///   leader's next beacon reveal ([`LeaderCommand::Beacon`]), which decides whether it is audited;
 ///   the audit rate starts at every result when a provider becomes trusted and halves every
 ///   [`AUDIT_HALVING`] audits it passes, down to `spot_check_bps`; losing a quorum starts it over.
-pub const RULES: u32 = 5;
+/// - 6: trust comes from trusted providers, not from peers. Once an active provider has passed
+///   an audit (`State::audited_around`), a success needs a trusted member to be accepted while
+///   a trusted provider could take part (as a disputed one did since rules 3), and agreement
+///   builds a provider's streak only in a group with a trusted member. A replica only a trusted
+///   provider can settle (an audit's, or the missing trusted member of a group that has the
+///   weight) goes only to trusted providers, and waits among the re-executions
+///   (`State::recheck`) rather than in the queue, so untrusted providers neither use up the
+///   task's room nor walk past it when they fetch. The audit rate's floor doubles with every
+///   slash the provider took.
+pub const RULES: u32 = 6;
 /// The rules of a network whose genesis predates the version.
 pub const FIRST_RULES: u32 = 1;
 

@@ -890,12 +890,28 @@ impl State {
         self.fits_task(provider, id)
     }
 
+    /// Whether task `id` has a replica waiting for a provider: in the queue, or (rules 6, one
+    /// offered to trusted providers only) among the re-executions.
+    pub fn offered(&self, id: &TaskId) -> bool {
+        self.queue.contains(id) || self.recheck.contains(id)
+    }
+
     /// The task-level rules: the task's memory (a reduce task has its own limits), and no
     /// replica of the task already with the provider or its operator.
     pub fn fits_task(&self, provider: &Provider, id: TaskId) -> Result<(), String> {
         let job = self.jobs.get(&id.job).ok_or("unknown job")?;
         let limits = self.task_limits(job, id.index).ok_or("unknown task")?;
         let task = job.tasks.get(id.index as usize).ok_or("unknown task")?;
+        // Rules 6: a replica offered only among the re-executions (an audit, or a task that
+        // waits for nothing but a trusted member) goes only to a trusted provider; another's
+        // run could not settle it and would only use up the task's room.
+        if self.rules >= 6
+            && !self.queue.contains(&id)
+            && self.recheck.contains(&id)
+            && !self.is_trusted(&provider.id)
+        {
+            return Err("this replica goes only to a trusted provider".into());
+        }
         let operator = provider.operator();
         for run in task.runs.iter().filter(|r| r.counts()) {
             if run.provider == provider.id {
@@ -970,7 +986,7 @@ impl State {
             if !seen.insert(*id) {
                 return Err(Rejection::DuplicateTask(*id));
             }
-            if !self.queue.contains(id) {
+            if !self.offered(id) {
                 return Err(Rejection::TaskNotQueued(*id));
             }
             self.fits(provider, *id)

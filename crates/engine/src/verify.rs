@@ -25,7 +25,7 @@
 
 use crate::command::{Event, Rejection};
 use crate::ledger::{BPS, SlashEvidence};
-use crate::state::{JobStatus, State, TaskResult, TaskState};
+use crate::state::{JobStatus, Provider, State, TaskResult, TaskState};
 use crate::types::{AccountId, Hash, Redundancy, TaskId, TaskOutcome, Time};
 use serde::{Deserialize, Serialize};
 
@@ -631,10 +631,18 @@ impl State {
         // Rules 3: when results disagree, the winning group needs a trusted member as long as a
         // trusted provider could still take part: colluding newcomers cannot outvote an honest
         // one (nor slash it), and a cheater outvoted is slashed on trusted evidence.
-        let strict = adaptive
+        // Rules 6: an undisputed result, too, once the network has an active provider that
+        // passed an audit, gets its next replica from a trusted provider (below), so agreeing
+        // colluders who are not trusted cannot gather a quorum among themselves.
+        let disputed = tally.groups.len() > 1;
+        let seek_trusted = adaptive
             && self.rules >= 3
-            && tally.groups.len() > 1
+            && (disputed
+                || (self.rules >= 6
+                    && (!tally.groups.is_empty() || tally.running > 0)
+                    && self.audited_around()))
             && self.trusted_could_take_part(id);
+        let strict = seek_trusted && disputed;
         // Rules 5: a dispute nobody is left to add runs to is decided without the margin.
         let mut tally = tally;
         if tally.margin && tally.groups.len() > 1 && !self.another_operator_could_run(id) {
@@ -726,6 +734,24 @@ impl State {
             .saturating_sub(tally.returned)
             .saturating_sub(tally.running);
         let queued = need.min(room);
+        // Rules 6: a replica only a trusted provider can settle — an audit's, or a trusted member
+        // for a group that one would complete (one such replica is enough) — waits
+        // among the re-executions, which only trusted providers look at: an untrusted provider
+        // neither takes it (using up the task's room) nor walks past it when it fetches.
+        let trusted_weight = self.verify.trusted_weight;
+        let completes =
+            |g: &Group| !g.trusted && tally.needs(g, adaptive, strict) <= trusted_weight;
+        // (With nothing returned yet, the runs going on are all untrusted ones: a trusted member
+        // is what the task needs next, not more newcomers.)
+        let untrusted_running = tally.groups.is_empty()
+            && tally.running > 0
+            && tally.running_weight == tally.running
+            && tally.threshold.saturating_sub(tally.running_weight) <= trusted_weight;
+        let for_member = self.rules >= 6
+            && seek_trusted
+            && (untrusted_running || tally.groups.iter().any(completes));
+        let trusted_only = self.rules >= 6 && (tally.audit_mark.is_some() || for_member);
+        let queued = if for_member { queued.min(1) } else { queued };
         // Rules 5: an audit that found no trusted auditor within the task's room is dropped (the
         // task is settled as if the draw had cleared it) rather than failing an honest job.
         if queued == 0 && tally.running == 0 && tally.audit_mark.is_some() {
@@ -792,7 +818,10 @@ impl State {
         } else {
             TaskState::Queued
         };
-        if queued > 0 {
+        if queued > 0 && trusted_only {
+            self.queue.remove(&id);
+            self.recheck.insert(id);
+        } else if queued > 0 {
             self.queue.insert(id);
             if replica {
                 self.recheck.insert(id);
@@ -856,13 +885,33 @@ impl State {
                 .iter()
                 .any(|r| r.outcome == RunOutcome::Running && self.is_trusted(&r.provider))
         });
+        let able = |q: &Provider| {
+            q.status == crate::state::ProviderStatus::Active
+                && self.is_trusted(&q.id)
+                && self.job_rules(q, job).is_ok()
+                && self.fits_task(q, id).is_ok()
+        };
+        // The providers that passed an audit first (few, and trusted while they are listed):
+        // the answer is the same, found without walking a big fleet of newcomers.
         running
-            || self.providers.values().any(|q| {
-                q.status == crate::state::ProviderStatus::Active
-                    && self.is_trusted(&q.id)
-                    && self.job_rules(q, job).is_ok()
-                    && self.fits_task(q, id).is_ok()
-            })
+            || self
+                .audits
+                .passed
+                .keys()
+                .filter_map(|p| self.providers.get(p))
+                .any(able)
+            || self.providers.values().any(able)
+    }
+
+    /// Rules 6: whether an active provider has passed an audit — past the network's first
+    /// rounds, when nobody is trusted yet and agreement among newcomers is all there is. (A
+    /// provider that passed an audit is trusted: losing a quorum clears both.)
+    pub fn audited_around(&self) -> bool {
+        self.audits.passed.keys().any(|p| {
+            self.providers
+                .get(p)
+                .is_some_and(|q| q.status == crate::state::ProviderStatus::Active)
+        })
     }
 
     /// Whether an active provider of an operator that has not run task `id` could run it.
@@ -967,6 +1016,11 @@ impl State {
             },
         });
         let verified = members.len() > 1;
+        // Rules 6: agreement builds trust (the streak) only when a trusted provider is in the
+        // agreeing group — or while the network has no active provider that passed an audit
+        // (its first rounds, when nobody is trusted yet). Colluders confirming one another earn
+        // nothing towards trust once an audited provider is around.
+        let builds_trust = self.rules < 6 || winner.trusted || !self.audited_around();
         let share = u32::try_from(members.len()).unwrap_or(u32::MAX);
         // Rules 5: an audit passed counts for the provider whose lone result it checked.
         let audited = self.audits.forget_task(id).filter(|p| members.contains(p));
@@ -975,7 +1029,9 @@ impl State {
                 let r = &mut p.reputation;
                 if verified {
                     r.verified = r.verified.saturating_add(1);
-                    r.streak = r.streak.saturating_add(1);
+                    if builds_trust {
+                        r.streak = r.streak.saturating_add(1);
+                    }
                     let gap = MAX_SCORE.saturating_sub(r.score);
                     r.score = r.score.saturating_add((gap / 10).max(1)).min(MAX_SCORE);
                 } else {

@@ -108,8 +108,9 @@ pub fn adversary_predicts_no_audit(
             .all(|r| r.provider == *provider || !r.counts())
         && if state.rules >= 5 {
             // The draw uses the beacon's next reveal, which nobody but the leader knows: the
-            // best the adversary can do is lie only once its audit rate is as low as it gets.
-            state.audit_bps(provider) <= state.verify.spot_check_bps
+            // best the adversary can do is lie only once its audit rate is as low as it gets
+            // (under rules 6 that floor rises with every slash it took).
+            state.audit_bps(provider) <= state.audit_floor_bps(provider)
         } else {
             !state.spot_check_drawn(task, provider, started)
         }
@@ -240,6 +241,10 @@ pub struct World<'a> {
     now: Time,
     provs: Vec<Prov>,
     parked: VecDeque<u32>,
+    /// The providers that were trusted when they parked (some may be parked no more): only
+    /// they are asked when nothing but re-executions waits (rules 6 offers those to trusted
+    /// providers only), so a big idle fleet is not walked for each.
+    parked_trusted: VecDeque<u32>,
     jobs: Vec<JobMeta>,
     requester_nonce: Vec<u64>,
     bank_nonce: u64,
@@ -304,6 +309,7 @@ impl<'a> World<'a> {
             now: 0,
             provs: Vec::new(),
             parked: VecDeque::new(),
+            parked_trusted: VecDeque::new(),
             jobs: Vec::new(),
             requester_nonce: vec![0; cfg.workload.requesters as usize],
             bank_nonce: 0,
@@ -775,6 +781,9 @@ impl<'a> World<'a> {
             if holds_none && self.provs[p as usize].pending.is_empty() {
                 self.provs[p as usize].parked = true;
                 self.parked.push_back(p);
+                if self.state.is_trusted(&self.id(p)) {
+                    self.parked_trusted.push_back(p);
+                }
                 return Ok(());
             }
         }
@@ -819,6 +828,9 @@ impl<'a> World<'a> {
     /// Work was queued: offer it to parked providers, oldest first, until the queue is empty or
     /// every parked provider has been asked once.
     fn wake(&mut self) -> Result<(), SimError> {
+        if self.state.queue.is_empty() && !self.state.recheck.is_empty() {
+            return self.wake_trusted();
+        }
         if self.state.queue.is_empty() || self.parked.is_empty() {
             return Ok(());
         }
@@ -858,6 +870,34 @@ impl<'a> World<'a> {
         {
             self.wake_scheduled = true;
             self.at(self.last_submit + hold, Kind::Wake);
+        }
+        Ok(())
+    }
+
+    /// Nothing but re-executions waits (under rules 6 some are offered to trusted providers
+    /// only): offer them to the parked providers that were trusted when they parked.
+    fn wake_trusted(&mut self) -> Result<(), SimError> {
+        let idle = self.idle_sample();
+        let mut tries = self.parked_trusted.len();
+        while tries > 0 && !self.state.recheck.is_empty() {
+            tries -= 1;
+            let Some(p) = self.parked_trusted.pop_front() else {
+                break;
+            };
+            let prov = &self.provs[p as usize];
+            if !prov.parked || !prov.alive || !self.state.has_min_stake(&self.id(p)) {
+                continue;
+            }
+            let tasks = self.pick(p, &idle)?;
+            if tasks.is_empty() {
+                self.parked_trusted.push_back(p);
+                continue;
+            }
+            let prov = &mut self.provs[p as usize];
+            prov.parked = false;
+            let epoch = prov.epoch;
+            let t = self.now + self.half_rtt(p);
+            self.at(t, Kind::Assign { p, epoch, tasks });
         }
         Ok(())
     }

@@ -559,7 +559,8 @@ fn build(s: &State, step: &Step, time: Time) -> Built {
             tasks: tasks.iter().map(|(j, i)| random_task(s, *j, *i)).collect(),
         }),
         Op::AssignQueued { p, picks } => {
-            let queue: Vec<TaskId> = s.queue.iter().copied().collect();
+            // Rules 6 offers some replicas among the re-executions alone (trusted providers only).
+            let queue: Vec<TaskId> = s.queue.union(&s.recheck).copied().collect();
             let tasks = if queue.is_empty() {
                 vec![]
             } else {
@@ -861,12 +862,7 @@ fn check_invariants(s: &State) -> Result<(), TestCaseError> {
                 .filter(|r| r.outcome == RunOutcome::Running)
                 .count();
             let open = matches!(task.state, TaskState::Queued | TaskState::Running);
-            prop_assert_eq!(
-                task.queued > 0,
-                open && s.queue.contains(&t),
-                "{} queued",
-                t
-            );
+            prop_assert_eq!(task.queued > 0, open && s.offered(&t), "{} queued", t);
             if task.queued > 0 {
                 queued.insert(t);
             }
@@ -950,8 +946,11 @@ fn check_invariants(s: &State) -> Result<(), TestCaseError> {
             }
         }
     }
-    prop_assert_eq!(&s.queue, &queued, "queue vs queued tasks");
-    prop_assert!(s.recheck.is_subset(&s.queue));
+    // Queued replicas wait in the queue or (rules 6, for trusted providers only) among the
+    // re-executions alone; before rules 6 every re-execution is in the queue too.
+    let offered: BTreeSet<TaskId> = s.queue.union(&s.recheck).copied().collect();
+    prop_assert_eq!(&offered, &queued, "queue vs queued tasks");
+    prop_assert!(s.rules >= 6 || s.recheck.is_subset(&s.queue));
     for (&pid, p) in &s.providers {
         prop_assert_eq!(p.id, pid);
         let expected = running.remove(&pid).unwrap_or_default();
@@ -1130,7 +1129,10 @@ fn check_events(
         match event {
             Event::TasksAssigned { provider, tasks } => {
                 for t in tasks {
-                    prop_assert!(before.queue.contains(t));
+                    prop_assert!(before.offered(t));
+                    // Rules 6: one offered among the re-executions alone goes to a trusted
+                    // provider only.
+                    prop_assert!(before.queue.contains(t) || before.is_trusted(provider));
                     // Running, unless settling the task on the assignment concluded it (a quorum
                     // held back for a trusted member stands once no trusted provider could take
                     // part any more, which a provider's loss does not re-settle).

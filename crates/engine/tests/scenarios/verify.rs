@@ -852,7 +852,8 @@ fn a_failure_no_other_operator_could_check_fails_the_task() {
 /// provider's lone results are all audited, and one it passes counts for it.
 #[test]
 fn a_trusted_lone_result_waits_for_the_beacon_which_decides_its_audit() {
-    let mut w = world(params(1, 0));
+    // Rules 6 keeps the untrusted provider 3 off the audit replica altogether.
+    let mut w = world(params(1, 0)).under_rules(5);
     assert_eq!(w.state.rules, 5);
     make_trusted(&mut w, 1);
     make_trusted(&mut w, 2);
@@ -973,6 +974,17 @@ fn the_audit_rate_halves_with_passed_audits_and_a_lost_quorum_starts_it_over() {
     assert_eq!(accepted(&events), Some(vec![acct(2), acct(3)]));
     assert_eq!(w.state.audits.passed.get(&acct(1)), None);
     assert_eq!(w.state.audit_bps(&acct(1)), 10_000);
+    // Rules 6: the floor doubles with every slash a provider took (rules 5: it does not).
+    w.state.audits.passed.insert(acct(1), 400);
+    w.state
+        .providers
+        .get_mut(&acct(1))
+        .unwrap()
+        .stats
+        .times_slashed = 2;
+    assert_eq!(w.state.audit_bps(&acct(1)), 4_000);
+    w.state.rules = 5;
+    assert_eq!(w.state.audit_bps(&acct(1)), 1_000);
 }
 
 /// Rules 5, adaptive policy: in a dispute with a trusted side, the winner must lead by a full
@@ -1060,7 +1072,8 @@ const TWO_OF_TWO_OF_THREE: Redundancy = Redundancy::Fixed {
 /// a turncoat confirming a colluder cannot carry their wrong answer through.
 #[test]
 fn a_trusted_confirmation_is_audited_and_needs_the_auditors_agreement() {
-    let mut w = world(params(1, 0));
+    // Under rules 6 the new provider 5 could not take part (see the rules 6 scenario below).
+    let mut w = world(params(1, 0)).under_rules(5);
     make_trusted(&mut w, 1);
     make_trusted(&mut w, 2);
     w.state.audits.passed.insert(acct(2), 200);
@@ -1107,4 +1120,63 @@ fn a_trusted_confirmation_is_audited_and_needs_the_auditors_agreement() {
     lost.sort();
     assert_eq!(lost, vec![acct(1), acct(4)]);
     assert_eq!(w.state.audits.passed.get(&acct(1)), None);
+}
+
+/// Rules 6, one row per network: once an active provider has passed an audit, a newcomer's
+/// result gets its next replica from a trusted provider — offered to trusted providers only,
+/// outside the queue untrusted providers fetch from — so agreeing newcomers cannot gather a
+/// quorum among themselves, and the newcomer's trust grows from that trusted agreement. On a
+/// network where nobody has passed an audit yet, agreement among newcomers is all there is: it
+/// carries the task and builds trust.
+#[test]
+fn a_newcomers_result_waits_for_a_trusted_member_once_an_audited_provider_is_around() {
+    for audited in [true, false] {
+        let mut w = world(params(1, 0));
+        assert_eq!(w.state.rules, 6);
+        make_trusted(&mut w, 1);
+        if audited {
+            w.state.audits.passed.insert(acct(1), 200);
+        }
+        let seed = [7u8; 32];
+        let commit = w.state.beacon_due(&seed).unwrap();
+        w.lead(commit);
+        let job = submit(&mut w, 1, ADAPTIVE);
+        let task = tid(job, 0);
+        if !audited {
+            run(&mut w, 4, task, 6);
+            run(&mut w, 5, task, 6);
+            let events = run(&mut w, 6, task, 6);
+            assert_eq!(accepted(&events), Some(vec![acct(4), acct(5), acct(6)]));
+            assert_eq!(w.state.providers[&acct(4)].reputation.streak, 1);
+            continue;
+        }
+        w.assign(acct(4), &[task]);
+        // One more replica, for trusted providers only.
+        assert_eq!(w.task(task).queued, 1);
+        assert!(!w.state.queue.contains(&task) && w.state.recheck.contains(&task));
+        let events = w.report(acct(4), vec![success(task, 6, FUEL)]);
+        assert_eq!(accepted(&events), None);
+        assert_eq!(w.task(task).queued, 1);
+        assert!(!w.state.queue.contains(&task) && w.state.recheck.contains(&task));
+        // An untrusted provider can neither fetch it nor be assigned it.
+        assert!(w.state.pick(acct(7), 4).is_empty());
+        let refused = w.lead_rejected(engine::LeaderCommand::AssignTasks {
+            provider: acct(7),
+            tasks: vec![task],
+        });
+        assert!(
+            matches!(&refused, Rejection::TaskDoesNotFit { why, .. } if why.contains("trusted provider")),
+            "{refused}"
+        );
+        // The trusted provider is offered it, and its agreement (audited at the floor, 0 here:
+        // the beacon clears it) carries the task and builds the newcomer's trust.
+        assert_eq!(w.state.pick(acct(1), 4), vec![task]);
+        run(&mut w, 1, task, 6);
+        let reveal = w.state.beacon_due(&seed).unwrap();
+        let events = w.lead(reveal);
+        assert_eq!(accepted(&events), Some(vec![acct(4), acct(1)]));
+        assert_eq!(w.state.providers[&acct(4)].reputation.streak, 1);
+        assert!(w.state.recheck.is_empty() && w.state.queue.is_empty());
+        supply(&w);
+    }
 }
