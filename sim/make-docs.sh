@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Regenerates docs/simulation.md and its plots by running every experiment under
 # sim/experiments/. Every number in the document comes from these runs; none is typed by hand.
-#   bash sim/make-docs.sh            (about seven minutes on two cores)
+#   bash sim/make-docs.sh            (about 35 minutes on two cores)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release --locked --quiet
@@ -28,6 +28,15 @@ sed 's/^\[network\]/[network]\nrules = 4/' sim/experiments/collusion.toml > "$ol
 echo "== collusion under rules 4" >&2
 "$bin" sim "$old_rules" --no-plots --quiet > "$out/collusion-rules4.txt"
 rm -f "$old_rules"
+# ... and under rules 5 (the audit beacon, before trust came only from trusted providers).
+old_rules=$(mktemp --suffix=.toml)
+sed 's/^\[network\]/[network]\nrules = 5/' sim/experiments/collusion.toml > "$old_rules"
+echo "== collusion under rules 5" >&2
+"$bin" sim "$old_rules" --no-plots --quiet > "$out/collusion-rules5.txt"
+rm -f "$old_rules"
+echo "== warm" >&2
+"$bin" sim sim/experiments/warm.toml --no-plots --quiet > "$out/warm.txt"
+"$bin" sim sim/experiments/warm.toml --no-plots --quiet --json > "$out/warm.json"
 echo "== scale-1m" >&2
 "$bin" sim sim/experiments/scale-1m.toml --no-plots --quiet > "$out/scale-1m.txt"
 echo "== bench --only sim" >&2
@@ -106,8 +115,9 @@ $(table scale-1m)
 same wrong answer), fixed m-first voting for m = 2 and 3, and the network's adaptive policy
 (trust after 5 verified results, 10% spot checks, quorum weight 3, trusted results weigh 2).
 Slashed providers bond again, so the fraction f stays what the row says. Every policy runs
-under rules 2 (before issue 14's work) and rules 5 (its verification rules: failures verified,
-strict disputes, the audit beacon and graduated audits), side by side: the \`rules\` column.
+under rules 2 (before issue 14's work) and rules 6 (its verification rules: failures verified,
+strict disputes, the audit beacon and graduated audits, trust from trusted providers only),
+side by side: the \`rules\` column.
 
 **The closed form for m-first voting.** A task is accepted when m results agree. Suppose each
 result is independently the colluders' wrong answer with probability p = f · wrong_rate, and
@@ -178,7 +188,12 @@ everything public — the engine state, which anyone replaying the chain has:
   rules 5 the draw uses the leader's audit beacon, revealed only after the result is in: the
   best this cheater can do (\`world::adversary_predicts_no_audit\`) is to lie only on results
   that would be accepted alone once its audit rate has fallen to its floor (the network's 10%
-  spot checks, after passing about 16 audits since it became trusted).
+  spot checks, after passing about 16 audits since it became trusted; under rules 6 the floor
+  doubles with every slash it took).
+- **colluding** under rules 6: once any provider has passed an audit, a newcomer's result is
+  confirmed by a trusted provider, never by more newcomers, so colluders no longer carry tasks
+  (or build trust) by agreeing among themselves; what they still get accepted is mostly from
+  the first rounds, before anyone passed an audit.
 - **turncoat**: honest until trusted, then always wrong. Under rules 5 a newly trusted
   provider has every lone result audited, so its first lie is caught unless its auditor is
   another turncoat that agrees with it (at f = 0.2 a fifth of the trusted auditors are).
@@ -199,11 +214,28 @@ every column.
 $(table collusion)
 \`\`\`
 
-The same experiment under rules 4 — the public spot-check draw, every trusted lone result
-audited at 10% from the start, disputes won by the quorum weight alone:
+The same experiment under rules 5 — the audit beacon and graduated audits, but trust still
+earned from agreement with peers: three newcomers who agree carry a task (most of the
+colluders' wrong results), and their agreement builds their streaks:
+
+\`\`\`
+$(grep -v '^plot: ' "$out/collusion-rules5.txt")
+\`\`\`
+
+And under rules 4 — the public spot-check draw, every trusted lone result audited at 10% from
+the start, disputes won by the quorum weight alone:
 
 \`\`\`
 $(grep -v '^plot: ' "$out/collusion-rules4.txt")
+\`\`\`
+
+**A warm network.** \`gridmint sim sim/experiments/warm.toml\` — the same fleet with 400,000
+tasks (200 per provider instead of 30), at f = 0.05 and 0.1: most results come from providers
+with a history. Every column is a mean over the whole run, the probation of the first rounds
+included.
+
+\`\`\`
+$(grep -v '^plot: ' "$out/warm.txt")
 \`\`\`
 
 $(img collusion/wrong-rate.png "wrong-result rate against f, by strategy")
