@@ -52,7 +52,8 @@
 ///   weight) goes only to trusted providers, and waits among the re-executions
 ///   (`State::recheck`) rather than in the queue, so untrusted providers neither use up the
 ///   task's room nor walk past it when they fetch. The audit rate's floor doubles with every
-///   slash the provider took.
+///   slash the provider took. A dispute's winner must lead every other group (not only one with
+///   a trusted member) by a full quorum, so an outvoted newcomer is slashed on a decisive win.
 pub const RULES: u32 = 6;
 /// The rules of a network whose genesis predates the version.
 pub const FIRST_RULES: u32 = 1;

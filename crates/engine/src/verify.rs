@@ -242,6 +242,10 @@ struct Tally {
     /// Rules 5, adaptive policy: a disputed task's winner must lead by the threshold (see
     /// [`Tally::needs`]).
     margin: bool,
+    /// Rules 6: the lead is over every other group, not only one with a trusted member, so a
+    /// newcomer outvoted on a trusted provider's word is outweighed by a full quorum (and
+    /// slashed), not by the one vote a trusted confirmation brings.
+    lead_over_all: bool,
 }
 
 impl Tally {
@@ -295,7 +299,9 @@ impl Tally {
         let lead = if self.margin {
             self.groups
                 .iter()
-                .filter(|o| o.trusted && (o.key != g.key || o.failed != g.failed))
+                .filter(|o| {
+                    (o.trusted || self.lead_over_all) && (o.key != g.key || o.failed != g.failed)
+                })
                 .map(|o| o.weight)
                 .max()
                 .unwrap_or(0)
@@ -393,6 +399,7 @@ impl State {
             max_results: 0,
             audit_mark: self.audits.auditing.get(&id).map(|a| a.runs as usize),
             margin: self.rules >= 5 && policy == Redundancy::Adaptive,
+            lead_over_all: self.rules >= 6 && policy == Redundancy::Adaptive,
         };
         let trusted_weight = match policy {
             Redundancy::Adaptive => self.verify.trusted_weight,
@@ -718,8 +725,9 @@ impl State {
         // A failure needs confirming even where the policy collects one result, and a group
         // waiting for a trusted member (a failure, or either side of a strict dispute) must not
         // use up the room the others need: up to `max_results` more runs then.
-        let trusted_dispute =
-            tally.margin && tally.groups.len() > 1 && tally.groups.iter().any(|g| g.trusted);
+        let trusted_dispute = tally.margin
+            && tally.groups.len() > 1
+            && (tally.lead_over_all || tally.groups.iter().any(|g| g.trusted));
         let max_results = if failures || strict || trusted_dispute {
             let times = if trusted_dispute { 3 } else { 2 };
             tally

@@ -266,8 +266,9 @@ fn fixed_voting_accepts_a_quorum_rejects_the_minority_and_fails_without_one() {
 /// verified results and spot checks happen `spot_check_bps` of the time.
 #[test]
 fn adaptive_policy_replicates_new_providers_and_trusts_proven_ones() {
-    // New providers: the first replica's taker is new, so two more are queued at once.
-    let mut w = world(params(5, 0));
+    // New providers: the first replica's taker is new, so two more are queued at once. (Rules
+    // 5: under rules 6 a dispute is won by a lead of a full quorum over any group.)
+    let mut w = world(params(5, 0)).under_rules(5);
     let job = submit(&mut w, 1, ADAPTIVE);
     let task = tid(job, 0);
     assert_eq!(w.task(task).queued, 1);
@@ -405,11 +406,13 @@ fn adaptive_policy_replicates_new_providers_and_trusts_proven_ones() {
     assert_eq!(slashed(&events), vec![acct(1), acct(2)]);
     assert_eq!(w.job(job).output_parts(), Some(vec![hash(7)]));
 
-    // Endless disagreement fails the task once max_results results are in.
+    // Endless disagreement fails the task once max_results results are in (rules 6 leaves a
+    // dispute among newcomers room for three times as many).
     let mut w = world(VerifyParams {
         max_results: 4,
         ..params(5, 0)
-    });
+    })
+    .under_rules(5);
     let job = submit(&mut w, 1, ADAPTIVE);
     let task = tid(job, 0);
     for (who, out) in [(1, 1), (2, 2), (3, 3)] {
@@ -667,9 +670,10 @@ fn matching_failures_fail_the_task_and_are_paid_and_disagreeing_ones_fail_it_unp
 /// trusted provider's confirmation does.
 #[test]
 fn under_the_adaptive_policy_a_failure_needs_a_trusted_member() {
-    // Fourteen staked providers.
+    // Fourteen staked providers. (Rules 5: under rules 6 a dispute is won by a lead of a full
+    // quorum over any group.)
     let fourteen = || {
-        let mut w = world(params(1, 0));
+        let mut w = world(params(1, 0)).under_rules(5);
         for n in 11..=15 {
             w.act(
                 REQUESTER,
