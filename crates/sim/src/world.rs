@@ -855,11 +855,7 @@ impl<'a> World<'a> {
                 self.parked.push_back(p);
                 continue;
             }
-            let prov = &mut self.provs[p as usize];
-            prov.parked = false;
-            let epoch = prov.epoch;
-            let t = self.now + self.half_rtt(p);
-            self.at(t, Kind::Assign { p, epoch, tasks });
+            self.unpark(p, tasks);
         }
         // A young job may be held for a better provider: look again when holds lapse.
         let hold = self.state.config.schedule.hold_ms;
@@ -893,13 +889,18 @@ impl<'a> World<'a> {
                 self.parked_trusted.push_back(p);
                 continue;
             }
-            let prov = &mut self.provs[p as usize];
-            prov.parked = false;
-            let epoch = prov.epoch;
-            let t = self.now + self.half_rtt(p);
-            self.at(t, Kind::Assign { p, epoch, tasks });
+            self.unpark(p, tasks);
         }
         Ok(())
+    }
+
+    /// Parked provider `p` was given `tasks`: the answer to its long poll is on its way.
+    fn unpark(&mut self, p: u32, tasks: Vec<TaskId>) {
+        let prov = &mut self.provs[p as usize];
+        prov.parked = false;
+        let epoch = prov.epoch;
+        let t = self.now + self.half_rtt(p);
+        self.at(t, Kind::Assign { p, epoch, tasks });
     }
 
     fn went_down(&mut self, p: u32) {
