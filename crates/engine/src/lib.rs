@@ -54,7 +54,17 @@
 ///   task's room nor walk past it when they fetch. The audit rate's floor doubles with every
 ///   slash the provider took. A dispute's winner must lead every other group (not only one with
 ///   a trusted member) by a full quorum, so an outvoted newcomer is slashed on a decisive win.
-pub const RULES: u32 = 6;
+/// - 7: validators' providers anchor trust. A provider registered under a validator's account
+///   that has never lost a quorum (`State::is_anchor`) is trusted from its first result, its
+///   results are never audited (a group with it as a member is accepted without the beacon's
+///   draw), and it counts as audited for `State::audited_around`: on a network with validators,
+///   a newcomer's result is confirmed by a trusted provider from the first round, and trust
+///   grows out from the validators, never from agreement among newcomers alone. A dispute
+///   that only a group with a trusted member may win gathers runs from trusted providers only
+///   (as many as the weight it needs), so colluders cannot pile onto the wrong side and use up
+///   its room. When no more runs can come (a small network), the heaviest group settles the
+///   task if it has an anchor and outweighs every other.
+pub const RULES: u32 = 7;
 /// The rules of a network whose genesis predates the version.
 pub const FIRST_RULES: u32 = 1;
 

@@ -361,7 +361,21 @@ impl State {
     pub fn is_trusted(&self, provider: &AccountId) -> bool {
         self.providers
             .get(provider)
-            .is_some_and(|p| p.reputation.streak >= self.verify.trust_after)
+            .is_some_and(|p| p.reputation.streak >= self.verify.trust_after || self.anchors(p))
+    }
+
+    /// Rules 7: whether `provider` anchors trust — it is registered under a validator's
+    /// account and has never lost a quorum. An anchor is trusted without a history and never
+    /// audited: the validators already hold the chain, so the network trusts their machines'
+    /// results as it trusts their blocks, and a single lost quorum ends it for good.
+    pub fn is_anchor(&self, provider: &AccountId) -> bool {
+        self.providers
+            .get(provider)
+            .is_some_and(|p| self.anchors(p))
+    }
+
+    fn anchors(&self, p: &Provider) -> bool {
+        self.rules >= 7 && p.reputation.rejected == 0 && self.validators.set.get(&p.id).is_some()
     }
 
     pub(crate) fn weight(&self, policy: Redundancy, provider: &AccountId) -> u32 {
@@ -678,6 +692,8 @@ impl State {
                 && w.trusted
                 && !self.audits.cleared.contains(&id)
                 && !self.audits.auditing.contains_key(&id)
+                // Rules 7: an anchor's word needs no audit.
+                && !w.members.iter().any(|m| self.is_anchor(m))
                 // No audit where no trusted provider could run it (a network of few operators).
                 && self.trusted_could_take_part(id)
         }) {
@@ -758,14 +774,44 @@ impl State {
         let for_member = self.rules >= 6
             && seek_trusted
             && (untrusted_running || tally.groups.iter().any(completes));
-        let trusted_only = self.rules >= 6 && (tally.audit_mark.is_some() || for_member);
-        let queued = if for_member { queued.min(1) } else { queued };
+        // Rules 7: a dispute that must be settled by a group with a trusted member gathers
+        // trusted runs only, as many as the weight it needs: more untrusted runs cannot settle
+        // it, and colluders taking them would pile onto the wrong side and use up the room.
+        let dispute_for_trusted = self.rules >= 7 && strict;
+        let trusted_only =
+            self.rules >= 6 && (tally.audit_mark.is_some() || for_member || dispute_for_trusted);
+        let queued = if for_member {
+            queued.min(1)
+        } else if dispute_for_trusted {
+            queued.min(need.div_ceil(trusted_weight.max(1)).max(1))
+        } else {
+            queued
+        };
         // Rules 5: an audit that found no trusted auditor within the task's room is dropped (the
         // task is settled as if the draw had cleared it) rather than failing an honest job.
         if queued == 0 && tally.running == 0 && tally.audit_mark.is_some() {
             self.audits.auditing.remove(&id);
             self.audits.cleared.insert(id);
             return self.settle(id, now, events);
+        }
+        // Rules 7: when no more runs can come (a small network) and the heaviest group has an
+        // anchor among its members and outweighs every other, the anchor's word settles the
+        // task, as it settles a lone result; a loser not outweighed by a full quorum is
+        // rejected unpaid but not slashed (`conclude`).
+        if queued == 0 && tally.running == 0 && self.rules >= 7 {
+            let heaviest = tally.groups.iter().max_by_key(|g| g.weight);
+            if let Some(g) = heaviest.filter(|g| {
+                !g.failed
+                    && g.members.iter().any(|m| self.is_anchor(m))
+                    && tally
+                        .groups
+                        .iter()
+                        .filter(|o| o.key != g.key || o.failed)
+                        .all(|o| o.weight < g.weight)
+            }) {
+                let g = g.clone();
+                return self.conclude(id, g, tally.groups, now, events);
+            }
         }
         if queued == 0 && tally.running == 0 {
             let agreement = tally
@@ -915,11 +961,19 @@ impl State {
     /// rounds, when nobody is trusted yet and agreement among newcomers is all there is. (A
     /// provider that passed an audit is trusted: losing a quorum clears both.)
     pub fn audited_around(&self) -> bool {
-        self.audits.passed.keys().any(|p| {
+        let active = |p: &AccountId| {
             self.providers
                 .get(p)
                 .is_some_and(|q| q.status == crate::state::ProviderStatus::Active)
-        })
+        };
+        self.audits.passed.keys().any(active)
+            || (self.rules >= 7
+                && self
+                    .validators
+                    .set
+                    .validators
+                    .iter()
+                    .any(|v| active(&v.account) && self.is_anchor(&v.account)))
     }
 
     /// Whether an active provider of an operator that has not run task `id` could run it.

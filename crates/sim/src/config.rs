@@ -62,6 +62,14 @@ pub struct NetworkConfig {
     /// The version of the engine's rules the network runs (`engine::RULES` unless set): an
     /// experiment may run an older version beside the current one.
     pub rules: u32,
+    /// Validators in the genesis, each running one honest provider under its account (the
+    /// fleet's first machines, of the first honest class). With validators, tasks go out on
+    /// providers' signed fetches and a provider is lost on the validators' attestations, as on
+    /// a real validator set; under rules 7 their providers anchor trust. 0: a single
+    /// coordinator.
+    pub validators: u32,
+    /// Task slots of each validator's provider (0: drawn from its class like any other's).
+    pub validator_slots: u32,
     pub verification: VerifyParams,
     /// The scheduler's tunables (default: those of a new network under `rules`).
     pub scheduling: Option<ScheduleParams>,
@@ -87,6 +95,8 @@ impl Default for NetworkConfig {
             timer_s: 10,
             restake: false,
             rules: engine::RULES,
+            validators: 0,
+            validator_slots: 0,
             verification: VerifyParams::default(),
             scheduling: None,
         }
@@ -501,6 +511,20 @@ impl SimConfig {
         }
         if self.providers.count == 0 || self.providers.count > 10_000_000 {
             return bad("providers.count must be between 1 and 10,000,000");
+        }
+        if u64::from(self.network.validators) > self.providers.count.min(1_000) {
+            return bad("network.validators must be at most providers.count and 1,000");
+        }
+        if self.network.validator_slots > 1024 {
+            return bad("network.validator_slots must be at most 1024");
+        }
+        if self.network.validators > 0
+            && !self
+                .classes
+                .iter()
+                .any(|c| c.behaviour == Behaviour::Honest)
+        {
+            return bad("validators run honest providers: name an honest class");
         }
         if let Some(ExperimentConfig::Collusion {
             saboteur_fractions,

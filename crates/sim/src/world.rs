@@ -278,6 +278,14 @@ impl<'a> World<'a> {
         genesis.verification = n.verification.clone();
         genesis.rules = n.rules;
         genesis.engine.schedule = n.schedule();
+        genesis.validators.set.validators = (0..n.validators)
+            .map(|v| engine::Validator {
+                account: provider_id(v),
+                power: 1,
+                address: format!("http://validator-{v}.sim"),
+                stake: 0,
+            })
+            .collect();
         // The bank funds joining providers; requesters can pay for everything they submit.
         let plenty: u128 = 1 << 100;
         genesis.allocations.insert(BANK, plenty);
@@ -348,6 +356,20 @@ impl<'a> World<'a> {
                 input: format!("{:?}", entry.input).chars().take(200).collect(),
                 rejection,
             }),
+        }
+    }
+
+    fn signed_request(
+        signer: AccountId,
+        nonce: &mut u64,
+        body: engine::Request,
+    ) -> Signed<engine::Request> {
+        *nonce += 1;
+        Signed {
+            signer,
+            nonce: *nonce,
+            body,
+            signature: Sig([0; 64]),
         }
     }
 
@@ -452,9 +474,28 @@ impl<'a> World<'a> {
             Kind::Lost { p, epoch } => {
                 let prov = &self.provs[p as usize];
                 if prov.epoch == epoch && !prov.alive {
-                    self.apply(Input::Leader(LeaderCommand::ProviderLost {
-                        provider: self.id(p),
-                    }))?;
+                    let provider = self.id(p);
+                    if self.cfg.network.validators == 0 {
+                        self.apply(Input::Leader(LeaderCommand::ProviderLost { provider }))?;
+                    } else {
+                        // Every validator attests the silence (signatures are the shell's
+                        // concern; the engine checks who signed and when).
+                        let attestations = (0..self.cfg.network.validators)
+                            .map(|v| Signed {
+                                signer: provider_id(v),
+                                nonce: 0,
+                                body: engine::Silence {
+                                    provider,
+                                    at: self.now,
+                                },
+                                signature: Sig([0; 64]),
+                            })
+                            .collect();
+                        self.apply(Input::Lost(Box::new(engine::Lost {
+                            provider,
+                            attestations,
+                        })))?;
+                    }
                 }
                 Ok(())
             }
@@ -564,14 +605,28 @@ impl<'a> World<'a> {
         let region = self
             .fleet_draw
             .weighted(&cfg.regions.iter().map(|r| r.share).collect::<Vec<_>>());
+        let p = u32::try_from(self.provs.len())
+            .map_err(|_| SimError::Config("too many providers".into()))?;
+        // A validator's machine is honest (the class is still drawn, so the draws that follow
+        // are the same with or without validators).
+        let class = if p < cfg.network.validators {
+            cfg.classes
+                .iter()
+                .position(|c| c.behaviour == crate::config::Behaviour::Honest)
+                .unwrap_or(class)
+        } else {
+            class
+        };
         let c = &cfg.classes[class];
         let slots = c.slots[self.fleet_draw.range(0, c.slots.len() as u64 - 1) as usize];
+        let slots = match cfg.network.validator_slots {
+            n if n > 0 && p < cfg.network.validators => n,
+            _ => slots,
+        };
         let score = self
             .fleet_draw
             .log_normal(c.speed.median, c.speed.sigma)
             .max(1.0) as u64;
-        let p = u32::try_from(self.provs.len())
-            .map_err(|_| SimError::Config("too many providers".into()))?;
         self.provs.push(Prov {
             class: class as u16,
             region: region as u16,
@@ -590,7 +645,11 @@ impl<'a> World<'a> {
             incarnation: 0,
             slashed: false,
         });
-        self.metrics.class_providers[class] += 1;
+        // A validator's machine is counted apart from its class: it confirms newcomers from
+        // the first round and earns far more than any one provider of the fleet.
+        if p >= cfg.network.validators {
+            self.metrics.class_providers[class] += 1;
+        }
         self.enter(p)
     }
 
@@ -816,13 +875,49 @@ impl<'a> World<'a> {
         };
         let id = self.id(p);
         let tasks = self.state.pick_tasks(id, u32::MAX, &dispatch);
-        if !tasks.is_empty() {
+        if tasks.is_empty() {
+            return Ok(tasks);
+        }
+        if self.cfg.network.validators == 0 {
             self.apply(Input::Leader(LeaderCommand::AssignTasks {
                 provider: id,
                 tasks: tasks.clone(),
             }))?;
+            return Ok(tasks);
         }
-        Ok(tasks)
+        // A validator set assigns only on the provider's signed fetch: the engine picks again,
+        // from the same state with the same waiting providers, so it picks the same tasks.
+        let prov = &mut self.provs[p as usize];
+        let fetch = Self::signed_request(
+            id,
+            &mut prov.nonce,
+            engine::Request::Fetch {
+                max: u32::MAX,
+                wait_ms: 0,
+                held: Vec::new(),
+                cached: Vec::new(),
+            },
+        );
+        let waiting = idle
+            .iter()
+            .filter(|q| **q != id)
+            .map(|q| engine::Waiting {
+                provider: *q,
+                cached: Vec::new(),
+            })
+            .collect();
+        let events = self.apply(Input::Fetch(Box::new(engine::WorkFetch {
+            fetches: vec![fetch],
+            waiting,
+        })))?;
+        Ok(events
+            .into_iter()
+            .filter_map(|e| match e {
+                Event::TasksAssigned { tasks, .. } => Some(tasks),
+                _ => None,
+            })
+            .flatten()
+            .collect())
     }
 
     /// Work was queued: offer it to parked providers, oldest first, until the queue is empty or
@@ -1019,7 +1114,9 @@ impl<'a> World<'a> {
                 Event::TaskPaid {
                     provider, amount, ..
                 } => {
-                    if let Some(p) = provider_index(provider) {
+                    if let Some(p) = provider_index(provider)
+                        .filter(|p| *p >= self.cfg.network.validators as usize)
+                    {
                         let class = self.provs[p].class as usize;
                         self.metrics.class_earned[class] += *amount;
                     }

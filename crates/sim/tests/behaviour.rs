@@ -306,3 +306,43 @@ strategy = "colluding"
         out.table
     );
 }
+
+/// Rules 7 in the simulator: half the fleet colludes. Without validators, colluders agreeing
+/// in the first rounds become the trusted providers and most accepted results are wrong; with
+/// two validators each running a provider, trust grows only from their machines, no wrong
+/// result is accepted, no honest provider is slashed and no job fails. (Their providers are
+/// honest and counted apart from the fleet's.)
+#[test]
+fn validators_providers_anchor_trust_against_a_colluding_half() {
+    let run = |validators: u32| {
+        let mut cfg = with_saboteurs("{ policy = \"adaptive\" }", true, 0.5);
+        cfg.providers.count = 100;
+        cfg.workload.tasks = 1_000;
+        cfg.network.validators = validators;
+        cfg.network.validator_slots = 16;
+        run_once(&cfg, false).unwrap().0
+    };
+    let single = run(0);
+    assert!(single.accepted_wrong_rate > 0.1, "{single:?}");
+    let anchored = run(2);
+    assert_eq!(anchored.wrong_accepted, 0, "{anchored:?}");
+    assert_eq!(anchored.tasks_failed, 0, "{anchored:?}");
+    assert_eq!(anchored.tasks_accepted, 1_000, "{anchored:?}");
+    // Misconfigured validators are typed errors.
+    for (extra, needle) in [
+        ("[network]\nvalidators = 301\n", "network.validators"),
+        (
+            "[network]\nvalidators = 1\nvalidator_slots = 2000\n",
+            "validator_slots",
+        ),
+        (
+            "[network]\nvalidators = 1\n[[classes]]\nname = \"s\"\nbehaviour = \"saboteur\"\n",
+            "honest class",
+        ),
+    ] {
+        match SimConfig::parse(&format!("[providers]\ncount = 300\n{extra}")) {
+            Err(SimError::Config(msg)) => assert!(msg.contains(needle), "{msg}"),
+            other => panic!("{extra}: {:?}", other.map(|_| ())),
+        }
+    }
+}

@@ -1333,3 +1333,129 @@ fn a_validator_voted_in_catches_up_and_one_voted_out_leaves() {
         first.header
     );
 }
+
+/// Rules 7 with real processes: a validator's provider — the validator's key in a provider's
+/// data dir — anchors trust. Beside one other provider (two operators, which cannot reach the
+/// adaptive policy's quorum without it) a default-policy job is taken without a warning and
+/// completes. Then three more honest providers and two colluders (`--faulty 1.0 --collude`)
+/// join: every output stays correct, each colluder's result waits for a trusted provider and
+/// loses, the colluders are slashed, never paid and end poorer, and no honest provider is
+/// slashed.
+#[test]
+fn a_validators_provider_anchors_trust_on_a_small_network_and_against_colluders() {
+    const SAMPLES: u64 = 20_000;
+    let w = World::new();
+    let cluster = Cluster::start(&w, 1);
+    let urls = cluster.urls();
+    let v = cluster.running().next().unwrap();
+    let anchor_dir = w.dir("anchor");
+    std::fs::copy(
+        cluster.dirs[0].join("validator.key"),
+        anchor_dir.join("provider.key"),
+    )
+    .unwrap();
+    let anchor = w.provider_in(&urls, &anchor_dir, cluster.account(0), 1);
+    anchor.wait_active(&v.http);
+    let (dir, id) = w.provider_dir();
+    let first = w.provider_in(&urls, &dir, id, 1);
+    first.wait_active(&v.http);
+    assert!(v.http.provider(anchor.id).unwrap().trusted);
+
+    w.fund_requester(&urls);
+    let spec = w.write("pi.toml", pi_spec_verified(SAMPLES, 6));
+    let submitted = w
+        .cli(&[
+            "job",
+            "submit",
+            spec.to_str().unwrap(),
+            "--coordinator",
+            &urls,
+            "--json",
+        ])
+        .ok();
+    assert!(
+        !submitted.stderr.contains("warning") && submitted.json()["warning"].is_null(),
+        "{} {}",
+        submitted.stdout,
+        submitted.stderr
+    );
+    let job = submitted.json()["job"].as_u64().unwrap();
+    let view = v.http.wait_job(job);
+    assert_done(&view);
+    assert_eq!(
+        String::from_utf8_lossy(&w.results(&urls, job)),
+        pi_output(SAMPLES, 6)
+    );
+
+    let honest: Vec<_> = (0..3)
+        .map(|_| {
+            let (dir, id) = w.provider_dir();
+            w.provider_in(&urls, &dir, id, 1)
+        })
+        .collect();
+    let (dir, id) = w.provider_dir();
+    let colluders: Vec<_> = [(dir, id), w.provider_dir()]
+        .into_iter()
+        .map(|(dir, id)| w.spawn_provider(&urls, &dir, id, 1, &["--faulty", "1.0", "--collude"]))
+        .collect();
+    for p in honest.iter().chain(&colluders) {
+        p.wait_active(&v.http);
+    }
+    let worth = |id: engine::AccountId| {
+        let a = v.http.block_on(v.http.client.account(id)).unwrap();
+        a.balance + a.bonded + a.unbonding.iter().map(|u| u.amount).sum::<engine::Amount>()
+    };
+    let before: Vec<_> = colluders.iter().map(|p| worth(p.id)).collect();
+    let mut executions = vec![view.executions as f64 / view.tasks_done as f64];
+    for tasks in [8, 8] {
+        let spec = w.write("pi-more.toml", pi_spec_verified(SAMPLES, tasks));
+        let job = w.submit(&urls, &spec);
+        let view = v.http.wait_job(job);
+        assert_done(&view);
+        assert_eq!(
+            String::from_utf8_lossy(&w.results(&urls, job)),
+            pi_output(SAMPLES, tasks),
+            "a wrong result was accepted"
+        );
+        executions.push(view.executions as f64 / view.tasks_done as f64);
+    }
+    let mut slashed = 0;
+    let mut lines = Vec::new();
+    for (p, before) in colluders.iter().zip(before) {
+        let view = v.http.provider(p.id).unwrap();
+        assert_eq!(view.stats.earned, 0, "a colluder was paid: {view:?}");
+        assert!(!view.trusted);
+        assert!(worth(p.id) <= before);
+        slashed += view.stats.times_slashed;
+        lines.push(format!(
+            "colluder {}: earned {}, slashed {} ({}x)",
+            &p.id.to_hex()[..12],
+            view.stats.earned,
+            view.stats.slashed,
+            view.stats.times_slashed
+        ));
+    }
+    assert!(slashed >= 1, "no colluder was slashed");
+    for p in honest.iter().chain([&first, &anchor]) {
+        let view = v.http.provider(p.id).unwrap();
+        assert_eq!(
+            view.stats.times_slashed, 0,
+            "an honest provider was slashed"
+        );
+        lines.push(format!(
+            "honest {}{}: earned {}, trusted {}",
+            &p.id.to_hex()[..12],
+            if p.id == anchor.id {
+                " (validator's)"
+            } else {
+                ""
+            },
+            view.stats.earned,
+            view.trusted
+        ));
+    }
+    eprintln!(
+        "wrong results accepted: 0 of 22; executions per task, job by job: {executions:.2?}\n{}",
+        lines.join("\n")
+    );
+}

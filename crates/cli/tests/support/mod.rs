@@ -437,7 +437,7 @@ impl World {
         self.spawn_provider(url, dir, id, slots, &[])
     }
 
-    fn spawn_provider(
+    pub fn spawn_provider(
         &self,
         url: &str,
         dir: &Path,

@@ -1136,7 +1136,7 @@ fn a_trusted_confirmation_is_audited_and_needs_the_auditors_agreement() {
 fn a_newcomers_result_waits_for_a_trusted_member_once_an_audited_provider_is_around() {
     for audited in [true, false] {
         let mut w = world(params(1, 0));
-        assert_eq!(w.state.rules, 6);
+        assert!(w.state.rules >= 6);
         make_trusted(&mut w, 1);
         if audited {
             w.state.audits.passed.insert(acct(1), 200);
@@ -1183,4 +1183,147 @@ fn a_newcomers_result_waits_for_a_trusted_member_once_an_audited_provider_is_aro
         assert!(w.state.recheck.is_empty() && w.state.queue.is_empty());
         supply(&w);
     }
+}
+
+/// `who` fetches one task on its own signed request (a validator set assigns no other way) and
+/// reports output `out` for it, which must be `task`.
+fn fetch_run(w: &mut World, who: u8, task: TaskId, out: u8) -> Vec<Event> {
+    let signer = acct(who);
+    let nonce = w.state.accounts.get(&signer).map_or(0, |a| a.nonce) + 1;
+    let fetch = engine::Signed {
+        signer,
+        nonce,
+        body: engine::Request::Fetch {
+            max: 1,
+            wait_ms: 0,
+            held: Vec::new(),
+            cached: Vec::new(),
+        },
+        signature: engine::Sig([0; 64]),
+    };
+    w.accept(engine::Input::Fetch(Box::new(engine::WorkFetch {
+        fetches: vec![fetch],
+        waiting: Vec::new(),
+    })));
+    assert_eq!(w.running(signer), vec![task], "{who} fetched");
+    w.report(signer, vec![success(task, out, FUEL)])
+}
+
+/// Rules 7: a validator's provider anchors trust. On a network whose only history is none at
+/// all, it is trusted from the start and never audited, so colluding newcomers cannot carry a
+/// task among themselves even in the first round: their results wait for a trusted member,
+/// and the anchor's disagreement slashes them. Its agreement builds a newcomer's streak. An
+/// anchor that loses a quorum is an anchor no more; under rules 6 the same network trusts
+/// nobody and three agreeing newcomers carry the task.
+#[test]
+fn a_validators_provider_anchors_trust_from_the_first_round() {
+    for rules in [7, 6] {
+        let mut w = world(params(2, 0)).under_rules(rules);
+        w.state.validators.set = engine::ValidatorSet {
+            validators: vec![engine::Validator {
+                account: acct(1),
+                power: 1,
+                address: "http://validator-1".into(),
+                stake: 0,
+            }],
+        };
+        let seed = [7u8; 32];
+        let commit = w.state.beacon_due(&seed).unwrap();
+        w.lead(commit);
+        assert_eq!(w.state.is_trusted(&acct(1)), rules >= 7);
+        assert_eq!(w.state.is_anchor(&acct(1)), rules >= 7);
+        assert_eq!(w.state.audited_around(), rules >= 7);
+        // Three colluding newcomers agree on a wrong answer.
+        let job = submit(&mut w, 1, ADAPTIVE);
+        let task = tid(job, 0);
+        let first = fetch_run(&mut w, 4, task, 66);
+        if rules < 7 {
+            fetch_run(&mut w, 5, task, 66);
+            let events = fetch_run(&mut w, 6, task, 66);
+            assert_eq!(accepted(&events), Some(vec![acct(4), acct(5), acct(6)]));
+            continue;
+        }
+        assert_eq!(accepted(&first), None);
+        // The one replica is for trusted providers only: a colluder's fetch gets nothing.
+        assert!(w.state.recheck.contains(&task) && !w.state.queue.contains(&task));
+        assert!(w.state.pick(acct(5), 4).is_empty());
+        // The anchor disagrees: a dispute that honest trusted weight settles (no beacon
+        // needed: an anchor's word is not audited), and the colluder is slashed.
+        let events = fetch_run(&mut w, 1, task, 7);
+        assert_eq!(accepted(&events), None);
+        // Newcomers 7 and 8 agree with the anchor: the dispute's winner must lead the
+        // colluder by a full quorum (2 + 1 + 1 against 1).
+        assert_eq!(accepted(&fetch_run(&mut w, 7, task, 7)), None);
+        let events = fetch_run(&mut w, 8, task, 7);
+        assert_eq!(accepted(&events), Some(vec![acct(1), acct(7), acct(8)]));
+        assert_eq!(slashed(&events), vec![acct(4)]);
+        assert!(w.state.audits.awaiting.is_empty());
+        // Agreement with the anchor built the newcomers' trust; the colluder's is gone.
+        assert_eq!(w.state.providers[&acct(7)].reputation.streak, 1);
+        assert_eq!(w.state.providers[&acct(4)].reputation.streak, 0);
+        // The anchor's lone result on a fresh task is accepted at once, unaudited.
+        let job = submit(&mut w, 1, ADAPTIVE);
+        let events = fetch_run(&mut w, 1, tid(job, 0), 9);
+        assert_eq!(accepted(&events), Some(vec![acct(1)]));
+        // An anchor that lost a quorum (counted in its reputation) is an anchor no more.
+        w.state
+            .providers
+            .get_mut(&acct(1))
+            .unwrap()
+            .reputation
+            .rejected = 1;
+        assert!(!w.state.is_anchor(&acct(1)) && !w.state.audited_around());
+        supply(&w);
+    }
+}
+
+/// Rules 7 on a small network: a validator's provider, one honest newcomer and one colluder
+/// (every other provider has left). The colluder's result waits for the anchor, the anchor
+/// disagrees, the honest newcomer sides with it, and no other operator is left to widen the
+/// lead to a full quorum: the anchor's side, heaviest, settles the task (the colluder is
+/// rejected unpaid; outweighed by less than a full quorum, it is not slashed). Two providers,
+/// one of them a validator's, finish a job with the default policy — no warning at submission.
+#[test]
+fn on_a_small_network_the_anchors_side_settles_what_no_more_runs_can() {
+    let mut w = world(params(5, 0));
+    w.state.validators.set = engine::ValidatorSet {
+        validators: vec![engine::Validator {
+            account: acct(1),
+            power: 1,
+            address: "http://validator-1".into(),
+            stake: 0,
+        }],
+    };
+    for n in [2, 3, 6, 7, 8, 9] {
+        w.act(acct(n), Action::LeaveProvider);
+    }
+    let seed = [7u8; 32];
+    let commit = w.state.beacon_due(&seed).unwrap();
+    w.lead(commit);
+    // Anchor 1 and newcomer 5: weight 2 + 1 reaches the quorum from two operators.
+    w.act(acct(4), Action::LeaveProvider);
+    let job = submit(&mut w, 2, ADAPTIVE);
+    assert_eq!(w.state.job_outlook(job), None);
+    let events = fetch_run(&mut w, 5, tid(job, 0), 7);
+    assert_eq!(accepted(&events), None);
+    let events = fetch_run(&mut w, 1, tid(job, 0), 7);
+    assert_eq!(accepted(&events), Some(vec![acct(5), acct(1)]));
+    let events = fetch_run(&mut w, 1, tid(job, 1), 7);
+    assert_eq!(accepted(&events), Some(vec![acct(1)]));
+    assert_eq!(w.job(job).status, JobStatus::Completed);
+    // Colluder 4 comes back; it takes a task first.
+    w.register(acct(4), provider_spec());
+    let job = submit(&mut w, 1, ADAPTIVE);
+    let task = tid(job, 0);
+    fetch_run(&mut w, 4, task, 66);
+    fetch_run(&mut w, 1, task, 7);
+    let events = fetch_run(&mut w, 5, task, 7);
+    assert_eq!(accepted(&events), Some(vec![acct(1), acct(5)]));
+    assert!(slashed(&events).is_empty());
+    assert!(events.iter().any(|e| matches!(
+        e,
+        Event::ResultRejected { provider, .. } if *provider == acct(4)
+    )));
+    assert!(paid(&events).iter().all(|(p, _)| *p != acct(4)));
+    supply(&w);
 }
