@@ -22,18 +22,17 @@ sed 's/^\[providers\]/[network]\nrules = 2\n\n[providers]/' sim/experiments/econ
 echo "== economics under rules 2" >&2
 "$bin" sim "$old_rules" --no-plots --quiet > "$out/economics-rules2.txt"
 rm -f "$old_rules"
-# The collusion run again under rules 4 (the public spot-check draw, before the audit beacon).
-old_rules=$(mktemp --suffix=.toml)
-sed 's/^\[network\]/[network]\nrules = 4/' sim/experiments/collusion.toml > "$old_rules"
-echo "== collusion under rules 4" >&2
-"$bin" sim "$old_rules" --no-plots --quiet > "$out/collusion-rules4.txt"
-rm -f "$old_rules"
-# ... and under rules 5 (the audit beacon, before trust came only from trusted providers).
-old_rules=$(mktemp --suffix=.toml)
-sed 's/^\[network\]/[network]\nrules = 5/' sim/experiments/collusion.toml > "$old_rules"
-echo "== collusion under rules 5" >&2
-"$bin" sim "$old_rules" --no-plots --quiet > "$out/collusion-rules5.txt"
-rm -f "$old_rules"
+# The collusion run again without validators (a single coordinator: no trust anchors), under
+# the current rules and under rules 5 (the audit beacon, before trust came only from trusted
+# providers) and 4 (the public spot-check draw, before the beacon).
+for r in current 5 4; do
+  old_rules=$(mktemp --suffix=.toml)
+  sed -e '/^validators = /d' -e '/^validator_slots = /d' sim/experiments/collusion.toml |
+    if [ "$r" = current ]; then cat; else sed "s/^\[network\]/[network]\nrules = $r/"; fi > "$old_rules"
+  echo "== collusion without validators, rules $r" >&2
+  "$bin" sim "$old_rules" --no-plots --quiet > "$out/collusion-single-$r.txt"
+  rm -f "$old_rules"
+done
 echo "== warm" >&2
 "$bin" sim sim/experiments/warm.toml --no-plots --quiet > "$out/warm.txt"
 "$bin" sim sim/experiments/warm.toml --no-plots --quiet --json > "$out/warm.json"
@@ -115,9 +114,11 @@ $(table scale-1m)
 same wrong answer), fixed m-first voting for m = 2 and 3, and the network's adaptive policy
 (trust after 5 verified results, 10% spot checks, quorum weight 3, trusted results weigh 2).
 Slashed providers bond again, so the fraction f stays what the row says. Every policy runs
-under rules 2 (before issue 14's work) and rules 6 (its verification rules: failures verified,
+under rules 2 (before issue 14's work) and rules 7 (its verification rules: failures verified,
 strict disputes, the audit beacon and graduated audits, trust from trusted providers only),
-side by side: the \`rules\` column.
+side by side: the \`rules\` column. This network has a single coordinator, so no validators'
+providers anchor trust: at f = 0.5 colluders who agree in the first rounds become the trusted
+providers. The collusion experiment below runs with validators.
 
 **The closed form for m-first voting.** A task is accepted when m results agree. Suppose each
 result is independently the colluders' wrong answer with probability p = f · wrong_rate, and
@@ -190,10 +191,11 @@ everything public — the engine state, which anyone replaying the chain has:
   that would be accepted alone once its audit rate has fallen to its floor (the network's 10%
   spot checks, after passing about 16 audits since it became trusted; under rules 6 the floor
   doubles with every slash it took).
-- **colluding** under rules 6: once any provider has passed an audit, a newcomer's result is
-  confirmed by a trusted provider, never by more newcomers, so colluders no longer carry tasks
-  (or build trust) by agreeing among themselves; what they still get accepted is mostly from
-  the first rounds, before anyone passed an audit.
+- **colluding** under rules 6 and later: once any provider has passed an audit, a newcomer's
+  result is confirmed by a trusted provider, never by more newcomers, so colluders no longer
+  carry tasks (or build trust) by agreeing among themselves. Under rules 7 a validator's own
+  provider is trusted from the start, so that holds from the first round: trust grows out from
+  the validators' machines and never from newcomers' agreement.
 - **turncoat**: honest until trusted, then always wrong. Under rules 5 a newly trusted
   provider has every lone result audited, so its first lie is caught unless its auditor is
   another turncoat that agrees with it (at f = 0.2 a fifth of the trusted auditors are).
@@ -210,28 +212,43 @@ accounts count as one; what it bonds again, "stake bought", replaces what the sl
 stays its own); "honest net" the same per honest provider. The legend under the table defines
 every column.
 
+The network has four validators, each running one honest provider with 64 slots under its
+own account (\`network.validators\`, \`validator_slots\`): under rules 7 these anchor trust. The
+simulator then does what a validator set does — tasks go out on providers' signed fetches
+(\`Input::Fetch\`) and a provider is lost on the validators' attestations (\`Input::Lost\`). The
+validators' providers are left out of "honest net": they confirm newcomers from the first round
+and earn far more than any provider of the fleet.
+
 \`\`\`
 $(table collusion)
 \`\`\`
 
-The same experiment under rules 5 — the audit beacon and graduated audits, but trust still
+The same experiment on a single coordinator (no validators, hence no anchors) under the
+current rules — trust starts from newcomers' agreement in the first rounds, before anyone has
+passed an audit, which is how colluders who are half the fleet take it over:
+
+\`\`\`
+$(grep -v '^plot: ' "$out/collusion-single-current.txt")
+\`\`\`
+
+On a single coordinator under rules 5 — the audit beacon and graduated audits, but trust still
 earned from agreement with peers: three newcomers who agree carry a task (most of the
 colluders' wrong results), and their agreement builds their streaks:
 
 \`\`\`
-$(grep -v '^plot: ' "$out/collusion-rules5.txt")
+$(grep -v '^plot: ' "$out/collusion-single-5.txt")
 \`\`\`
 
-And under rules 4 — the public spot-check draw, every trusted lone result audited at 10% from
-the start, disputes won by the quorum weight alone:
+And under rules 4 (single coordinator) — the public spot-check draw, every trusted lone result
+audited at 10% from the start, disputes won by the quorum weight alone:
 
 \`\`\`
-$(grep -v '^plot: ' "$out/collusion-rules4.txt")
+$(grep -v '^plot: ' "$out/collusion-single-4.txt")
 \`\`\`
 
 **A warm network.** \`gridmint sim sim/experiments/warm.toml\` — the same fleet with 400,000
-tasks (200 per provider instead of 30), at f = 0.05 and 0.1: most results come from providers
-with a history. Every column is a mean over the whole run, the probation of the first rounds
+tasks (200 per provider instead of 30), at f = 0.05 and 0.1, with the same four validators:
+most results come from providers with a history. Every column is a mean over the whole run, the probation of the first rounds
 included.
 
 \`\`\`

@@ -159,6 +159,8 @@ struct Prov {
     /// An exchange is on its way (or parked at the coordinator).
     in_flight: bool,
     parked: bool,
+    /// Listed in `World::parked_trusted` (parked and trusted when it was listed).
+    listed_trusted: bool,
     /// Finished, not yet reported.
     pending: Vec<TaskReport>,
     /// When it last crashed or left.
@@ -640,6 +642,7 @@ impl<'a> World<'a> {
             busy: 0,
             in_flight: false,
             parked: false,
+            listed_trusted: false,
             pending: Vec::new(),
             down_at: 0,
             incarnation: 0,
@@ -840,9 +843,7 @@ impl<'a> World<'a> {
             if holds_none && self.provs[p as usize].pending.is_empty() {
                 self.provs[p as usize].parked = true;
                 self.parked.push_back(p);
-                if self.state.is_trusted(&self.id(p)) {
-                    self.parked_trusted.push_back(p);
-                }
+                self.list_trusted(p);
                 return Ok(());
             }
         }
@@ -975,18 +976,30 @@ impl<'a> World<'a> {
             let Some(p) = self.parked_trusted.pop_front() else {
                 break;
             };
-            let prov = &self.provs[p as usize];
+            let prov = &mut self.provs[p as usize];
+            prov.listed_trusted = false;
             if !prov.parked || !prov.alive || !self.state.has_min_stake(&self.id(p)) {
                 continue;
             }
             let tasks = self.pick(p, &idle)?;
             if tasks.is_empty() {
-                self.parked_trusted.push_back(p);
+                self.list_trusted(p);
                 continue;
             }
             self.unpark(p, tasks);
         }
         Ok(())
+    }
+
+    /// Lists parked provider `p` among those asked for work only trusted providers may take,
+    /// if it is trusted now (once: a provider that became trusted while parked is listed when
+    /// its result is accepted).
+    fn list_trusted(&mut self, p: u32) {
+        let prov = &self.provs[p as usize];
+        if prov.parked && !prov.listed_trusted && self.state.is_trusted(&self.id(p)) {
+            self.provs[p as usize].listed_trusted = true;
+            self.parked_trusted.push_back(p);
+        }
     }
 
     /// Parked provider `p` was given `tasks`: the answer to its long poll is on its way.
@@ -1097,8 +1110,15 @@ impl<'a> World<'a> {
         for event in events {
             match event {
                 Event::TaskAccepted {
-                    task, output_hash, ..
+                    task,
+                    output_hash,
+                    providers,
+                    ..
                 } => {
+                    // A provider parked while new may have just become trusted.
+                    for p in providers.iter().filter_map(provider_index) {
+                        self.list_trusted(p as u32);
+                    }
                     let submitted = self
                         .jobs
                         .get((task.job - 1) as usize)
