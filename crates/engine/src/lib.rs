@@ -59,11 +59,11 @@
 ///   results are never audited (a group with it as a member is accepted without the beacon's
 ///   draw), and it counts as audited for `State::audited_around`: on a network with validators,
 ///   a newcomer's result is confirmed by a trusted provider from the first round, and trust
-///   grows out from the validators, never from agreement among newcomers alone. A dispute
-///   that only a group with a trusted member may win gathers runs from trusted providers only
-///   (as many as the weight it needs), so colluders cannot pile onto the wrong side and use up
-///   its room. When no more runs can come (a small network), the heaviest group settles the
-///   task if it has an anchor and outweighs every other.
+///   grows out from the validators, never from agreement among newcomers alone. Under the
+///   adaptive policy an anchor's success settles its task at once (its group wins whatever the
+///   others weigh, and the losers are slashed). A dispute that only a group with a trusted
+///   member may win gathers runs from trusted providers only (as many as the weight it needs),
+///   so colluders cannot pile onto the wrong side and use up its room.
 pub const RULES: u32 = 7;
 /// The rules of a network whose genesis predates the version.
 pub const FIRST_RULES: u32 = 1;

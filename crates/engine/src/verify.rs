@@ -676,12 +676,26 @@ impl State {
             self.audits.cleared.insert(id);
             return self.settle(id, now, events);
         }
-        let winner = tally
-            .groups
-            .iter()
-            .filter(|g| tally.needs(g, adaptive, strict) == 0)
-            .max_by_key(|g| g.weight)
-            .cloned();
+        // Rules 7: an anchor's result settles the task (adaptive policy): its group wins
+        // outright, whatever weight the others gathered, unless two anchors disagree.
+        let anchored: Vec<&Group> = if adaptive && self.rules >= 7 {
+            tally
+                .groups
+                .iter()
+                .filter(|g| !g.failed && g.members.iter().any(|m| self.is_anchor(m)))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let winner = match anchored.as_slice() {
+            [only] => Some((*only).clone()),
+            _ => tally
+                .groups
+                .iter()
+                .filter(|g| tally.needs(g, adaptive, strict) == 0)
+                .max_by_key(|g| g.weight)
+                .cloned(),
+        };
         // Rules 5: a success that rests on a trusted provider's weight (its lone result, or its
         // result completing a quorum) waits for the beacon's next reveal, which draws an audit
         // at the least proven trusted member's rate; nothing is accepted or queued until then.
@@ -793,25 +807,6 @@ impl State {
             self.audits.auditing.remove(&id);
             self.audits.cleared.insert(id);
             return self.settle(id, now, events);
-        }
-        // Rules 7: when no more runs can come (a small network) and the heaviest group has an
-        // anchor among its members and outweighs every other, the anchor's word settles the
-        // task, as it settles a lone result; a loser not outweighed by a full quorum is
-        // rejected unpaid but not slashed (`conclude`).
-        if queued == 0 && tally.running == 0 && self.rules >= 7 {
-            let heaviest = tally.groups.iter().max_by_key(|g| g.weight);
-            if let Some(g) = heaviest.filter(|g| {
-                !g.failed
-                    && g.members.iter().any(|m| self.is_anchor(m))
-                    && tally
-                        .groups
-                        .iter()
-                        .filter(|o| o.key != g.key || o.failed)
-                        .all(|o| o.weight < g.weight)
-            }) {
-                let g = g.clone();
-                return self.conclude(id, g, tally.groups, now, events);
-            }
         }
         if queued == 0 && tally.running == 0 {
             let agreement = tally
@@ -1110,7 +1105,10 @@ impl State {
         // its group by a full quorum (`decisive`); a narrower win still rejects it, unpaid and
         // untrusted, but two trusted colluders outvoting one honest newcomer cannot slash it.
         let quorum = self.verify.quorum_weight;
-        let margin = self.rules >= 5 && !slash_any_loser(self, id);
+        // Rules 7: an anchor's word is decisive.
+        let margin = self.rules >= 5
+            && !slash_any_loser(self, id)
+            && !(self.rules >= 7 && winner.members.iter().any(|m| self.is_anchor(m)));
         let losers: Vec<(AccountId, Hash, bool)> = groups
             .iter()
             .filter(|g| g.key != winner.key || g.failed != winner.failed)
