@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Regenerates docs/simulation.md and its plots by running every experiment under
 # sim/experiments/. Every number in the document comes from these runs; none is typed by hand.
-#   bash sim/make-docs.sh            (about 35 minutes on two cores)
+#   bash sim/make-docs.sh            (about 50 minutes on two cores)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release --locked --quiet
