@@ -1185,6 +1185,18 @@ fn a_newcomers_result_waits_for_a_trusted_member_once_an_audited_provider_is_aro
     }
 }
 
+/// Makes provider `who` the network's one validator (so, under rules 7, an anchor).
+fn make_validator(w: &mut World, who: u8) {
+    w.state.validators.set = engine::ValidatorSet {
+        validators: vec![engine::Validator {
+            account: acct(who),
+            power: 1,
+            address: format!("http://validator-{who}"),
+            stake: 0,
+        }],
+    };
+}
+
 /// `who` fetches one task on its own signed request (a validator set assigns no other way) and
 /// reports output `out` for it, which must be `task`.
 fn fetch_run(w: &mut World, who: u8, task: TaskId, out: u8) -> Vec<Event> {
@@ -1219,14 +1231,7 @@ fn fetch_run(w: &mut World, who: u8, task: TaskId, out: u8) -> Vec<Event> {
 fn a_validators_provider_anchors_trust_from_the_first_round() {
     for rules in [7, 6] {
         let mut w = world(params(2, 0)).under_rules(rules);
-        w.state.validators.set = engine::ValidatorSet {
-            validators: vec![engine::Validator {
-                account: acct(1),
-                power: 1,
-                address: "http://validator-1".into(),
-                stake: 0,
-            }],
-        };
+        make_validator(&mut w, 1);
         let seed = [7u8; 32];
         let commit = w.state.beacon_due(&seed).unwrap();
         w.lead(commit);
@@ -1300,14 +1305,7 @@ fn a_validators_provider_anchors_trust_from_the_first_round() {
 #[test]
 fn a_small_network_with_a_validators_provider_finishes_jobs_and_slashes_a_liar() {
     let mut w = world(params(5, 0));
-    w.state.validators.set = engine::ValidatorSet {
-        validators: vec![engine::Validator {
-            account: acct(1),
-            power: 1,
-            address: "http://validator-1".into(),
-            stake: 0,
-        }],
-    };
+    make_validator(&mut w, 1);
     for n in [2, 3, 6, 7, 8, 9] {
         w.act(acct(n), Action::LeaveProvider);
     }
