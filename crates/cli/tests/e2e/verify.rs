@@ -8,6 +8,7 @@ use api::wire::ProviderView;
 use engine::{AccountId, Amount, JobStatus};
 
 const JOBS: u64 = 4;
+const MAX_JOBS: u64 = 12;
 const TASKS: u64 = 8;
 const SAMPLES: u64 = 20_000;
 
@@ -44,7 +45,18 @@ fn colluders_are_outvoted_slashed_and_honest_providers_earn_trust() {
     let spec = w.write("pi.toml", pi_spec_verified(SAMPLES, TASKS));
     let expected = pi_output(SAMPLES, TASKS);
     let mut executions = Vec::new();
-    for round in 0..JOBS {
+    // At least JOBS jobs, and more (up to MAX_JOBS) until every colluder has been outvoted by a
+    // trusted group: a colluder is slashed only on trusted evidence, and which tasks the slowest
+    // machine happens to take in the first rounds (before anyone is trusted) is up to timing.
+    let all_slashed = || {
+        cheats
+            .iter()
+            .all(|p| view(&c, p.id).stats.times_slashed >= 1)
+    };
+    for round in 0..MAX_JOBS {
+        if round >= JOBS && all_slashed() {
+            break;
+        }
         let job = w.submit(&c.url, &spec);
         let v = c.http.wait_job(job);
         assert_eq!(v.status, JobStatus::Completed, "job {round}: {v:?}");
@@ -75,6 +87,15 @@ fn colluders_are_outvoted_slashed_and_honest_providers_earn_trust() {
             v.reputation.rejected,
             v.trusted,
         ));
+    }
+    eprintln!(
+        "wrong results accepted: 0 of {}; mean executions per task, job by job: {executions:.2?}\n{}",
+        executions.len() as u64 * TASKS,
+        lines.join("\n")
+    );
+    for (id, cheat, before) in &start {
+        let v = view(&c, *id);
+        let net = worth(&c, *id) as i128 - *before as i128;
         if *cheat {
             assert!(v.stats.times_slashed >= 1, "colluder {id} was not slashed");
             assert!(net < 0, "colluder {id} ended with {} more", grid(net));
@@ -85,11 +106,6 @@ fn colluders_are_outvoted_slashed_and_honest_providers_earn_trust() {
             assert!(net > 0, "honest {id} earned nothing");
         }
     }
-    eprintln!(
-        "wrong results accepted: 0 of {}; mean executions per task, job by job: {executions:.2?}\n{}",
-        JOBS * TASKS,
-        lines.join("\n")
-    );
     let trusted = honest.iter().filter(|p| view(&c, p.id).trusted).count();
     assert!(
         trusted >= 3,
