@@ -198,6 +198,31 @@ where
 /// How long a task waits out an unreachable coordinator before giving up on a transfer.
 const OUTAGE_PATIENCE: Duration = Duration::from_secs(120);
 
+/// Runs `task` in `sandbox`, again (up to [`HOST_FAILURE_TRIES`] runs in all, a moment apart)
+/// when the host failed mid-run (`SandboxError::Host`: the operating system refused memory the
+/// task was allowed): such a run says nothing about the task, and another usually succeeds once
+/// the pressure from other processes has passed.
+fn run_retrying_host_failures(
+    sandbox: &Sandbox,
+    module: &Prepared,
+    task: &TaskRun,
+) -> Result<sandbox::RunReport, String> {
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        match sandbox.run(module, task) {
+            Err(sandbox::SandboxError::Host(why)) if tries < HOST_FAILURE_TRIES => {
+                tracing::warn!(%why, tries, "the host failed during a run; running it again");
+                std::thread::sleep(Duration::from_millis(200 * tries));
+            }
+            other => return other.map_err(|e| e.to_string()),
+        }
+    }
+}
+
+/// Runs of one task the host may fail before the provider reports the failure.
+const HOST_FAILURE_TRIES: u64 = 3;
+
 fn failure(task: &TaskDescriptor, why: String) -> TaskReport {
     TaskReport {
         task: task.task,
@@ -295,7 +320,7 @@ impl Inner {
             .block_on(self.prepare(task))
             .and_then(|(module, run)| {
                 let _entered = runtime.enter();
-                let report = self.sandbox.run(&module, &run).map_err(|e| e.to_string())?;
+                let report = run_retrying_host_failures(&self.sandbox, &module, &run)?;
                 runtime.block_on(self.finish(task, report))
             });
         report.unwrap_or_else(|why| failure(task, why))

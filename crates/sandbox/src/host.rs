@@ -28,9 +28,22 @@ pub(crate) struct HostState {
 /// Wraps [`StoreLimits`] (built with `trap_on_grow_failure(true)`) and records whether
 /// it ever refused a memory or table growth, so a refusal is classified by a flag
 /// rather than by parsing an error message.
+///
+/// A memory growth the limits allowed can still fail in the host: the system call that makes
+/// the new pages accessible (`mprotect`, `mmap`) runs out of memory or of address-space maps
+/// under pressure from other processes. That failure is no verdict on the guest — the same
+/// task grows fine elsewhere, and reporting it as [`crate::Outcome::MemoryLimit`] with the fuel
+/// used so far would be a result that disagrees with every honest run — so it is recorded
+/// apart (`host_failure`) and the run ends with [`crate::SandboxError::Host`]. Growth beyond
+/// the memory's declared maximum or its type's limits fails deterministically, without a
+/// system error, and stays a refusal.
 pub(crate) struct Limiter {
     inner: StoreLimits,
     pub(crate) refused: bool,
+    /// Whether the limits allowed the latest memory growth (a failure after that may be the
+    /// host's).
+    allowed: bool,
+    pub(crate) host_failure: Option<String>,
 }
 
 impl Limiter {
@@ -38,8 +51,26 @@ impl Limiter {
         Limiter {
             inner,
             refused: false,
+            allowed: false,
+            host_failure: None,
         }
     }
+}
+
+/// Whether `error` comes from a failed system call (the host), not from a limit.
+fn system_error(error: &wasmtime::Error) -> bool {
+    error.chain().any(|e| {
+        e.is::<std::io::Error>() || {
+            #[cfg(unix)]
+            {
+                e.is::<rustix::io::Errno>()
+            }
+            #[cfg(not(unix))]
+            {
+                false
+            }
+        }
+    })
 }
 
 impl ResourceLimiter for Limiter {
@@ -50,13 +81,18 @@ impl ResourceLimiter for Limiter {
         maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
         let verdict = self.inner.memory_growing(current, desired, maximum);
-        if !matches!(verdict, Ok(true)) {
+        self.allowed = matches!(verdict, Ok(true));
+        if !self.allowed {
             self.refused = true;
         }
         verdict
     }
 
     fn memory_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
+        if std::mem::take(&mut self.allowed) && system_error(&error) {
+            self.host_failure = Some(format!("{error:#}"));
+            return Err(error.context("the host could not grow the guest's memory"));
+        }
         self.refused = true;
         self.inner.memory_grow_failed(error)
     }

@@ -181,4 +181,10 @@ pub enum SandboxError {
     /// A host-side problem: temp dir, missing input file, thread spawn, engine setup.
     #[error("sandbox setup failed: {0}")]
     Setup(String),
+    /// The host failed mid-run where the guest did nothing wrong: a memory growth within the
+    /// task's limits that the operating system refused (out of memory or address-space maps).
+    /// Not a verdict on the task: its outcome and fuel would differ from another machine's, so
+    /// no report is made of it; running the task again may succeed.
+    #[error("the host failed during the run (not the task's doing): {0}")]
+    Host(String),
 }

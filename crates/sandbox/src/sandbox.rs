@@ -333,6 +333,9 @@ impl Sandbox {
         {
             return Err(SandboxError::Setup(format!("instance pool exhausted: {e}")));
         }
+        if let Some(why) = store.data().limiter.host_failure.clone() {
+            return Err(SandboxError::Host(why));
+        }
         let mut outcome = classify(result, store.data());
         drop(store);
 

@@ -517,7 +517,11 @@ fn memory_bomb_hits_the_memory_limit() {
     };
     let report = run(&sb, &bomb, &task);
     assert_eq!(report.outcome, Outcome::MemoryLimit);
-    assert_eq!(run(&sb, &bomb, &task).fuel_used, report.fuel_used);
+    let again = run(&sb, &bomb, &task);
+    assert_eq!(
+        (again.outcome, again.fuel_used),
+        (report.outcome, report.fuel_used)
+    );
     assert_still_healthy(&sb);
 
     // An initial memory above the limit fails at instantiation.
@@ -532,6 +536,84 @@ fn memory_bomb_hits_the_memory_limit() {
     };
     assert_eq!(run(&sb, &big, &roomy).outcome, Outcome::Exited(0));
     assert_still_healthy(&sb);
+}
+
+/// A memory growth within the task's limits that the operating system refuses (here: the
+/// process's data limit, as a machine out of memory or of address-space maps would) is the
+/// host's failure, not the guest's: the run ends with `SandboxError::Host`, never with a
+/// `MemoryLimit` report whose fuel would disagree with every other machine's. The limit is set
+/// in a child process (this test binary run again), so the other tests keep theirs.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_memory_growth_the_host_refuses_is_a_host_failure_not_a_verdict() {
+    const CHILD: &str = "GRIDMINT_SANDBOX_RLIMIT_CHILD";
+    let bomb = guest(
+        r#"(func (export "_start")
+             (loop $l (br_if $l (i32.ne (memory.grow (i32.const 1)) (i32.const -1)))))"#,
+    );
+    let task = TaskRun {
+        memory_limit_bytes: 512 << 20,
+        ..task()
+    };
+    if std::env::var_os(CHILD).is_none() {
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "a_memory_growth_the_host_refuses_is_a_host_failure_not_a_verdict",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(CHILD, "1")
+            // No backtraces: symbolizing one allocates more than the data limit leaves.
+            .env("RUST_BACKTRACE", "0")
+            .env("RUST_LIB_BACKTRACE", "0")
+            .output()
+            .unwrap();
+        let log = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{log}");
+        assert!(log.contains("1 passed"), "{log}");
+        return;
+    }
+    // On-demand memories: the data limit governs the pages they make writable. (The pooling
+    // allocator's slots are not counted against it, so no limit provokes the failure there; the
+    // limiter treats a failed system call the same way under either.)
+    let sb = Sandbox::new(SandboxConfig {
+        pooling: false,
+        ..SandboxConfig::default()
+    })
+    .unwrap();
+    // Unlimited, the bomb stops at the task's limit.
+    assert_eq!(run(&sb, &bomb, &task).outcome, Outcome::MemoryLimit);
+    // The data limit: what the process uses now and 8 MiB more, far below the task's 512 MiB.
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let data_kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmData:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap();
+    let limit = (data_kib << 10) + (8 << 20);
+    rustix::process::setrlimit(
+        rustix::process::Resource::Data,
+        rustix::process::Rlimit {
+            current: Some(limit),
+            maximum: None,
+        },
+    )
+    .unwrap();
+    match sb.run_bytes(&bomb, &task) {
+        Err(SandboxError::Host(why)) => eprintln!("host failure: {why}"),
+        other => panic!("a growth the host refused must be a host failure: {other:?}"),
+    }
+    // A guest refused by its own limit is still a verdict, under the same data limit.
+    let small = TaskRun {
+        memory_limit_bytes: 1 << 20,
+        ..task
+    };
+    let first = run(&sb, &bomb, &small);
+    assert_eq!(first.outcome, Outcome::MemoryLimit);
+    assert_eq!(run(&sb, &bomb, &small).fuel_used, first.fuel_used);
 }
 
 /// Writes 64 KiB chunks to stdout; stops at the first failed write and exits 0 if
