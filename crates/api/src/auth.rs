@@ -149,6 +149,14 @@ pub fn verify<T: SignedBody>(signed: &Signed<T>) -> Result<(), AuthError> {
         .map_err(|_| AuthError::BadSignature(signed.signer))
 }
 
+/// Whether `id` can own tokens: it is a public key under [`verify`]'s rule — a point on the
+/// curve, not of small order — so that some key can sign for it. Tokens sent to anything else
+/// are lost for good: no key signs for a string that is not a point, and [`verify`] accepts no
+/// signature from a small-order key (under ZIP-215 anyone could make one).
+pub fn valid_account(id: &AccountId) -> bool {
+    checked_key(id).is_ok()
+}
+
 /// `id` as a verification key under [`verify`]'s rule.
 fn checked_key(id: &AccountId) -> Result<ed25519_consensus::VerificationKey, AuthError> {
     let point = VerifyingKey::from_bytes(&id.0).map_err(|_| AuthError::BadKey(*id))?;

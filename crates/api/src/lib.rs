@@ -7,5 +7,5 @@ pub mod chain;
 pub mod client;
 pub mod wire;
 
-pub use auth::{AuthError, Identity, KeyCache, Sessions, verify, verify_batch};
+pub use auth::{AuthError, Identity, KeyCache, Sessions, valid_account, verify, verify_batch};
 pub use client::{Client, ClientError, UdpPinger};

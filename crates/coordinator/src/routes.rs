@@ -236,6 +236,21 @@ fn admit_module(shared: &Shared, hash: &Hash, what: &str) -> ApiResult<()> {
 }
 
 /// Everything a job refers to must already be stored, so that providers can always fetch it.
+/// Admission of an action beyond its signature: tokens go only to an account some key can sign
+/// for (`api::valid_account`), never to an id that is not a public key or is a small-order one,
+/// where they would be lost for good. (An admission check, as the signature is: the engine's
+/// rules let such a transfer apply, and a chain that holds one still replays.)
+fn admit_action(action: &Action) -> ApiResult<()> {
+    if let Action::Transfer { to, .. } = action
+        && !api::valid_account(to)
+    {
+        return Err(ApiError::BadRequest(format!(
+            "cannot transfer to {to}: it is not an account (not an ed25519 public key that some key signs for); the tokens would be lost"
+        )));
+    }
+    Ok(())
+}
+
 fn admit_job(shared: &Shared, spec: &JobSpec) -> ApiResult<()> {
     admit_module(shared, &spec.module, "module")?;
     if let Aggregate::Reduce(reduce) = &spec.aggregate {
@@ -296,6 +311,7 @@ async fn action(State(shared): S, body: Body) -> ApiResult<Json<ActionResponse>>
     let bytes = read_body(body, shared.config.max_request_bytes).await?;
     let signed: Signed<Action> = parse_json(&bytes)?;
     authenticate(&signed)?;
+    admit_action(&signed.body)?;
     if let Action::SubmitJob(spec) = &signed.body {
         gather_blobs(&shared, spec).await;
         let shared = shared.clone();
@@ -495,6 +511,7 @@ fn admit_batch(shared: &Shared, batch: Vec<Signed<Action>>) -> Vec<ApiResult<Sig
         .zip(verdicts)
         .map(|(signed, verdict)| {
             verdict.map_err(|e| ApiError::BadSignature(e.to_string()))?;
+            admit_action(&signed.body)?;
             if let Action::SubmitJob(spec) = &signed.body {
                 admit_job(shared, spec)?;
             }
@@ -1224,9 +1241,13 @@ mod tests {
             )
             .await
             .unwrap();
-        assert_eq!(outcome(&back[0]), Ok(first + 2));
+        // (The leader's timer may log a beacon entry in between, under load.)
+        let Ok(seq) = outcome(&back[0]) else {
+            panic!("the transfer back was refused: {back:?}")
+        };
+        assert!(seq > first + 1, "{seq} after {first}");
         assert_eq!(client.account(a.id()).await.unwrap().balance, tokens(100));
-        assert_eq!(client.status().await.unwrap().log_length, first + 2);
+        assert!(client.status().await.unwrap().log_length >= seq);
 
         let empty = client.action_batch(&[]).await.unwrap();
         assert!(empty.is_empty());

@@ -63,8 +63,35 @@ fn a_dev_network_pays_providers_charges_escrow_and_refunds_the_rest() {
     );
 
     // Transfers: to a fresh account, visible in both histories; an overdraft is refused.
-    let friend = AccountId([0x42; 32]);
+    let friend = crate::support::account(0x42);
     wallet(&w, &c.url, &["transfer", &friend.to_hex(), "12.5"]);
+    // Not to an id no key signs for (not a point, or a small-order one): the tokens would be
+    // lost for good. A 400 that says why, nothing logged.
+    let status = c.http.status();
+    let small_order = AccountId([0; 32]);
+    let not_a_point = (1..=255)
+        .map(|n| AccountId([n; 32]))
+        .find(|id| !api::valid_account(id) && id.0 != [0; 32])
+        .unwrap();
+    for bad in [small_order, not_a_point] {
+        assert!(!api::valid_account(&bad));
+        let refused = w
+            .cli(&[
+                "wallet",
+                "transfer",
+                &bad.to_hex(),
+                "1",
+                "--coordinator",
+                &c.url,
+            ])
+            .fails();
+        assert!(
+            refused.stderr.contains("400") && refused.stderr.contains("not an account"),
+            "{}",
+            refused.stderr
+        );
+    }
+    assert_eq!(c.http.status().log_length, status.log_length);
     assert_eq!(
         amount(&balance(&w, &c.url, &friend), "balance"),
         12_500_000_000
@@ -93,7 +120,13 @@ fn a_dev_network_pays_providers_charges_escrow_and_refunds_the_rest() {
         .cli(&["wallet", "history", "--coordinator", &c.url])
         .ok()
         .stdout;
-    assert!(text.contains("-12.5 GRID  transfer to 424242"), "{text}");
+    assert!(
+        text.contains(&format!(
+            "-12.5 GRID  transfer to {}",
+            &friend.to_hex()[..6]
+        )),
+        "{text}"
+    );
     assert!(text.contains("+1000 GRID  faucet"), "{text}");
 
     // A job: its worst case is locked, each result paid at the provider's price less the 5% fee,

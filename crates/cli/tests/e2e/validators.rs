@@ -279,7 +279,7 @@ fn three_validators_run_jobs_and_end_with_one_verified_state() {
     // One more write a block interval later, so that the chain has at least two blocks (the
     // certificate check below cuts block 1's, which is an error only before a final block).
     std::thread::sleep(Duration::from_millis(1_200));
-    let friend = engine::AccountId([0x42; 32]).to_hex();
+    let friend = crate::support::account(0x42).to_hex();
     w.cli(&["wallet", "transfer", &friend, "1", "--coordinator", &urls])
         .ok();
     let (log_length, state_hash) = cluster.converged();
@@ -456,7 +456,7 @@ fn without_a_majority_writes_are_refused_and_reads_still_served() {
     let ran = w.cli(&[
         "wallet",
         "transfer",
-        "0000000000000000000000000000000000000000000000000000000000000001",
+        &crate::support::account(1).to_hex(),
         "1",
         "--coordinator",
         &urls,
@@ -489,7 +489,7 @@ fn without_a_majority_writes_are_refused_and_reads_still_served() {
     w.cli(&[
         "wallet",
         "transfer",
-        "0000000000000000000000000000000000000000000000000000000000000001",
+        &crate::support::account(1).to_hex(),
         "1",
         "--coordinator",
         &urls,
@@ -673,7 +673,7 @@ fn a_leader_cut_off_commits_nothing_while_the_majority_goes_on_and_all_converge_
     assert_ne!(new, old);
 
     // The majority takes writes.
-    let to = "0000000000000000000000000000000000000000000000000000000000000001";
+    let to = &crate::support::account(1).to_hex();
     let majority_urls: Vec<&str> = majority
         .iter()
         .map(|i| cluster.addresses[*i].as_str())
@@ -927,7 +927,7 @@ fn a_write_whose_answer_was_lost_is_looked_up_not_applied_twice() {
         .json();
     assert_eq!(paid["events"][0]["event"], "faucet_paid", "{paid}");
     assert!(proxy.dropped() >= 1, "the answer was not lost");
-    let friend = engine::AccountId([0x42; 32]).to_hex();
+    let friend = crate::support::account(0x42).to_hex();
     let dropped = proxy.dropped();
     let moved = w
         .cli(&[
@@ -963,7 +963,7 @@ fn a_write_whose_answer_was_lost_is_looked_up_not_applied_twice() {
     let lossy = api::Client::new(&urls);
     let dropped = proxy.dropped();
     let pay = |n: u128| engine::Action::Transfer {
-        to: engine::AccountId([0x43; 32]),
+        to: crate::support::account(0x43),
         amount: n,
     };
     let outcomes = w
@@ -980,7 +980,7 @@ fn a_write_whose_answer_was_lost_is_looked_up_not_applied_twice() {
         "the unlogged third is refused for its own reason"
     );
     let paid = w
-        .block_on(http.client.account(engine::AccountId([0x43; 32])))
+        .block_on(http.client.account(crate::support::account(0x43)))
         .unwrap();
     assert_eq!(paid.balance, 3);
 
@@ -1090,7 +1090,7 @@ fn a_validator_voted_in_catches_up_and_one_voted_out_leaves() {
     // Some history before the newcomer exists: at least two blocks.
     w.fund_requester(&urls);
     std::thread::sleep(Duration::from_millis(1_200));
-    let friend = engine::AccountId([0x42; 32]).to_hex();
+    let friend = crate::support::account(0x42).to_hex();
     w.cli(&["wallet", "transfer", &friend, "1", "--coordinator", &urls])
         .ok();
     let first_http = w.http(&cluster.validators[leader].as_ref().unwrap().url);

@@ -691,6 +691,11 @@ pub fn pi_line(samples: u64, seed: u64) -> String {
 }
 
 /// The concatenated output of a pi job with `args = [samples, "{i}"]` over `range = [0, tasks]`.
+/// An account some key signs for (transfers go only to such accounts), fixed by `seed`.
+pub fn account(seed: u8) -> engine::AccountId {
+    api::Identity::from_secret([seed; 32]).id()
+}
+
 pub fn pi_output(samples: u64, tasks: u64) -> String {
     (0..tasks).map(|seed| pi_line(samples, seed)).collect()
 }
