@@ -23,6 +23,10 @@ pub enum ApiError {
     Rejected(Rejection),
     #[error("{0}")]
     Conflict(String),
+    /// A report names an output that was never uploaded: accepting it would acknowledge (and
+    /// pay for) a result whose output is lost.
+    #[error("{0}")]
+    MissingOutput(String),
     /// The coordinator could not make an accepted command durable; nothing was acknowledged.
     #[error("{0}")]
     Unavailable(String),
@@ -67,6 +71,7 @@ impl ApiError {
                 _ => (StatusCode::UNPROCESSABLE_ENTITY, "rejected"),
             },
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            ApiError::MissingOutput(_) => (StatusCode::UNPROCESSABLE_ENTITY, "output_missing"),
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             ApiError::NotLeader { .. } => (StatusCode::SERVICE_UNAVAILABLE, "not_leader"),
         }

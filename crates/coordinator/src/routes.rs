@@ -251,6 +251,40 @@ fn admit_action(action: &Action) -> ApiResult<()> {
     Ok(())
 }
 
+/// A report's successful results name outputs this validator holds (pulled from the others when
+/// the upload reached them first): a result is accepted only once its output is stored —
+/// otherwise it would be acknowledged and paid and its job's output lost for good. A 422, on
+/// which a provider drops the report (its runs then time out and are queued again).
+async fn admit_report(shared: &Shared, action: &Action) -> ApiResult<()> {
+    for (hash, task) in report_outputs(action) {
+        if !crate::peers::ensure_blob(shared, hash).await {
+            return Err(missing_output(hash, task));
+        }
+    }
+    Ok(())
+}
+
+/// The distinct outputs of a report's successful results, each with a task that returned it.
+fn report_outputs(action: &Action) -> Vec<(Hash, engine::TaskId)> {
+    let Action::ReportResults(reports) = action else {
+        return Vec::new();
+    };
+    let mut outputs: Vec<(Hash, engine::TaskId)> = reports
+        .iter()
+        .filter(|r| r.outcome == engine::TaskOutcome::Success)
+        .map(|r| (r.output_hash, r.task))
+        .collect();
+    outputs.sort();
+    outputs.dedup_by_key(|(hash, _)| *hash);
+    outputs
+}
+
+fn missing_output(hash: Hash, task: engine::TaskId) -> ApiError {
+    ApiError::MissingOutput(format!(
+        "task {task}: output blob {hash} has not been uploaded; upload it (PUT /v1/blobs) before reporting the result"
+    ))
+}
+
 fn admit_job(shared: &Shared, spec: &JobSpec) -> ApiResult<()> {
     admit_module(shared, &spec.module, "module")?;
     if let Aggregate::Reduce(reduce) = &spec.aggregate {
@@ -312,6 +346,7 @@ async fn action(State(shared): S, body: Body) -> ApiResult<Json<ActionResponse>>
     let signed: Signed<Action> = parse_json(&bytes)?;
     authenticate(&signed)?;
     admit_action(&signed.body)?;
+    admit_report(&shared, &signed.body).await?;
     if let Action::SubmitJob(spec) = &signed.body {
         gather_blobs(&shared, spec).await;
         let shared = shared.clone();
@@ -515,6 +550,13 @@ fn admit_batch(shared: &Shared, batch: Vec<Signed<Action>>) -> Vec<ApiResult<Sig
             if let Action::SubmitJob(spec) = &signed.body {
                 admit_job(shared, spec)?;
             }
+            // (A batch is admitted without waiting on other validators: an output must be here.)
+            if let Some((hash, task)) = report_outputs(&signed.body)
+                .into_iter()
+                .find(|(hash, _)| !shared.blobs.contains(hash))
+            {
+                return Err(missing_output(hash, task));
+            }
             Ok(signed)
         })
         .collect()
@@ -618,6 +660,7 @@ async fn exchange(State(shared): S, body: Body) -> ApiResult<Json<ExchangeRespon
             ));
         }
         authenticate(report)?;
+        admit_report(&shared, &report.body).await?;
     }
     let (reported, response) = serve_fetch(&shared, ex.fetch, ex.report).await?;
     Ok(Json(ExchangeResponse {

@@ -1,7 +1,7 @@
 //! Hostile guests are contained: each such job fails with a reason naming the cause, after the
 //! allowed attempts, and the very same provider process then runs a normal job correctly.
 
-use crate::support::{World, failure_reason, guest, pi_output, pi_spec, toml_path};
+use crate::support::{WAIT, World, failure_reason, guest, pi_output, pi_spec, toml_path};
 use engine::{JobStatus, ProviderStatus};
 
 /// One single-task job running `module` with the given limits.
@@ -184,4 +184,92 @@ fn hostile_guests_fail_with_their_cause_and_the_provider_keeps_serving() {
     assert_eq!(me.stats.tasks_completed, 4, "{me:?}");
     assert_eq!(me.stats.times_lost, 0, "{me:?}");
     assert!(p.proc.alive() && c.proc.alive());
+}
+
+/// A provider that reports a result whose output it never uploaded is refused (422
+/// `output_missing`) and nothing is logged: a result is accepted only once its output is stored,
+/// or the job would complete, pay, and answer "output blob is missing" for good. The same report
+/// is accepted once the output is uploaded.
+#[test]
+fn a_result_whose_output_was_never_uploaded_is_refused() {
+    use engine::{Action, Hash, ProviderSpec, TaskOutcome, TaskReport};
+    let w = World::new();
+    let c = w.coordinator(&[]);
+    let spec = w.write("one.toml", pi_spec(1_000, 1));
+    let job = w.submit(&c.url, &spec);
+    // A provider by hand: funded, staked and registered over the API.
+    let me = api::Identity::generate();
+    let client = &c.http.client;
+    c.http.block_on(client.action(&me, Action::Faucet)).unwrap();
+    c.http
+        .block_on(client.action(
+            &me,
+            Action::Stake {
+                amount: engine::tokens(100),
+            },
+        ))
+        .unwrap();
+    c.http
+        .block_on(client.action(
+            &me,
+            Action::RegisterProvider(ProviderSpec {
+                slots: 1,
+                cores: 1,
+                memory_bytes: 1 << 30,
+                gpu: None,
+                benchmark_score: 100_000,
+                region: "local".into(),
+                price_per_fuel: 1,
+                operator: None,
+            }),
+        ))
+        .unwrap();
+    let got = crate::support::poll("a task for the hand-made provider", WAIT, || {
+        let r = c
+            .http
+            .block_on(client.fetch(&me, 1, std::time::Duration::ZERO, vec![], vec![]))
+            .unwrap();
+        r.tasks.first().map(|t| t.task)
+    });
+    let output = b"3.14\n".to_vec();
+    let report = TaskReport {
+        task: got,
+        outcome: TaskOutcome::Success,
+        output_hash: Hash::of(&output),
+        output_size: output.len() as u64,
+        fuel_used: 1_000,
+    };
+    let fetch = |max| api::wire::Request::Fetch {
+        max,
+        wait_ms: 0,
+        held: vec![got],
+        cached: vec![],
+    };
+    let before = c.http.status().log_length;
+    let refused = c
+        .http
+        .block_on(client.exchange(&me, vec![report.clone()], fetch(0)))
+        .unwrap_err();
+    assert_eq!(refused.status(), Some(422), "{refused}");
+    assert!(
+        refused.to_string().contains("output_missing")
+            && refused.to_string().contains("has not been uploaded"),
+        "{refused}"
+    );
+    assert_eq!(c.http.status().log_length, before, "a refusal was logged");
+    let view = c.http.block_on(client.job(job, false)).unwrap();
+    assert_eq!(view.tasks_done, 0, "{view:?}");
+
+    // Uploaded, the same result is accepted.
+    c.http
+        .block_on(client.put_blob(&me, output.clone().into()))
+        .unwrap();
+    let accepted = c
+        .http
+        .block_on(client.exchange(&me, vec![report], fetch(0)))
+        .unwrap();
+    assert!(accepted.reported.is_some(), "{accepted:?}");
+    let done = c.http.wait_job(job);
+    assert_eq!(done.status, JobStatus::Completed, "{done:?}");
+    assert_eq!(c.http.output(job), output);
 }
