@@ -43,6 +43,14 @@ impl ClientError {
         }
     }
 
+    /// Trouble that passes: the coordinator could not be reached, or answered that it cannot
+    /// serve right now (429, or a 5xx such as 503 with its disk full) — as opposed to refusing
+    /// the request itself. A client retries these with backoff and keeps its state.
+    pub fn is_transient(&self) -> bool {
+        self.is_unreachable()
+            || matches!(self.status(), Some(429 | 500 | 502 | 503 | 504 | 507 | 508))
+    }
+
     /// The coordinator could not be reached (as opposed to refusing the request).
     /// A validator set with no leader right now counts as unreachable too: try again shortly.
     pub fn is_unreachable(&self) -> bool {

@@ -251,16 +251,15 @@ impl Agent {
         Ok(())
     }
 
-    /// Stakes if needed and registers, retrying while the coordinator is unreachable.
+    /// Stakes if needed and registers, retrying while the coordinator is unavailable.
     async fn register(&mut self) -> anyhow::Result<()> {
         let mut backoff = Duration::from_millis(100);
         loop {
             if let Err(e) = self.ensure_stake().await {
                 match e.downcast_ref::<ClientError>() {
-                    Some(c) if c.is_unreachable() => {
-                        tracing::warn!(error = %c, "coordinator unreachable; retrying");
-                        tokio::time::sleep(backoff).await;
-                        backoff = (backoff * 2).min(Duration::from_secs(2));
+                    Some(c) if c.is_transient() => {
+                        tracing::warn!(error = %c, "coordinator unavailable; retrying");
+                        backoff = retry_after(backoff).await;
                         continue;
                     }
                     _ => return Err(e).context("staking"),
@@ -282,10 +281,9 @@ impl Agent {
                     self.summary.id = Some(self.identity.id());
                     return Ok(());
                 }
-                Err(e) if e.is_unreachable() => {
-                    tracing::warn!(error = %e, "coordinator unreachable; retrying");
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(2));
+                Err(e) if e.is_transient() => {
+                    tracing::warn!(error = %e, "coordinator unavailable; retrying");
+                    backoff = retry_after(backoff).await;
                 }
                 Err(e) => return Err(e).context("registering"),
             }
@@ -423,10 +421,9 @@ impl Agent {
             .await;
             match result {
                 Ok(()) => backoff = Duration::from_millis(100),
-                Err(e) if e.is_unreachable() => {
-                    tracing::warn!(error = %e, "coordinator unreachable; retrying");
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(2));
+                Err(e) if e.is_transient() => {
+                    tracing::warn!(error = %e, "coordinator unavailable; retrying");
+                    backoff = retry_after(backoff).await;
                 }
                 Err(e) if matches!(e.status(), Some(404 | 409)) => {
                     tracing::warn!(error = %e, "coordinator no longer knows us as active; re-registering");
@@ -561,3 +558,19 @@ async fn heartbeat_validator(identity: Arc<Identity>, base: String, main: Client
         tokio::time::sleep(every).await;
     }
 }
+
+/// Waits `backoff` give or take a quarter (jitter, so that providers turned away together do not
+/// come back together), and returns the next one: doubled, at most [`MAX_BACKOFF`].
+async fn retry_after(backoff: Duration) -> Duration {
+    use std::hash::{BuildHasher, Hasher};
+    let random = std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish();
+    let quarter = backoff / 4;
+    let jitter = Duration::from_nanos(random % (quarter.as_nanos().max(1) as u64 * 2));
+    tokio::time::sleep(backoff - quarter + jitter).await;
+    (backoff * 2).min(MAX_BACKOFF)
+}
+
+/// The longest wait between two tries while the coordinator is unavailable.
+const MAX_BACKOFF: Duration = Duration::from_secs(5);

@@ -174,7 +174,7 @@ fn run_lane(inner: &std::sync::Weak<Inner>, runtime: &tokio::runtime::Handle) {
     }
 }
 
-/// Retries `op` while the coordinator is unreachable (a restart, a network blip), for up to
+/// Retries `op` while the coordinator is unavailable (a restart, a network blip, a 503), for up to
 /// [`OUTAGE_PATIENCE`]: an outage is not the task's fault and must not count as a failed run.
 async fn retry_unreachable<T, F, Fut>(mut op: F) -> Result<T, ClientError>
 where
@@ -185,8 +185,8 @@ where
     let mut backoff = Duration::from_millis(50);
     loop {
         match op().await {
-            Err(e) if e.is_unreachable() && start.elapsed() < OUTAGE_PATIENCE => {
-                tracing::debug!(error = %e, "coordinator unreachable; retrying");
+            Err(e) if e.is_transient() && start.elapsed() < OUTAGE_PATIENCE => {
+                tracing::debug!(error = %e, "coordinator unavailable; retrying");
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(2));
             }

@@ -201,3 +201,33 @@ fn a_fetch_answer_lost_in_transit_does_not_strand_its_task() {
     assert_completed(&view);
     assert_eq!(c.http.output(job), pi_output(100_000, 2).as_bytes());
 }
+
+/// A coordinator that answers 503 for a while (its disk full, say) does not end its providers:
+/// they retry with backoff, keep their registration, and run the job submitted meanwhile once
+/// it answers again.
+#[test]
+fn providers_outlive_a_coordinator_that_answers_503_for_a_while() {
+    let w = World::new();
+    let c = w.coordinator(&[
+        "--heartbeat-interval",
+        "250ms",
+        "--heartbeat-timeout",
+        "10s",
+    ]);
+    let proxy = LossyProxy::start(&format!("127.0.0.1:{}", c.port));
+    let (dir, id) = w.provider_dir();
+    let mut p = w.provider_in(&proxy.url, &dir, id, 1);
+    p.wait_active(&c.http);
+    proxy.answer_unavailable(true);
+    let spec = w.write("pi.toml", pi_spec(100_000, 2));
+    let job = w.submit(&c.url, &spec);
+    poll("the provider to be turned away a few times", WAIT, || {
+        (proxy.refused() >= 3).then_some(())
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(p.proc.alive(), "the provider exited on a 503");
+    proxy.answer_unavailable(false);
+    let view = c.http.wait_job_for(job, Duration::from_secs(30));
+    assert_completed(&view);
+    assert_eq!(c.http.output(job), pi_output(100_000, 2).as_bytes());
+}

@@ -4,6 +4,8 @@
 //!   "dropping", the first bytes of any response close the client's connection instead of being
 //!   passed on, so the request has reached (and been acted on by) the coordinator but the caller
 //!   never learns the outcome — the network failure a crash between commit and reply looks like.
+//!   While "unavailable", it answers every request itself with a 503, as a coordinator whose
+//!   disk is full does, without passing it on.
 //! - [`Gate`]: in front of a validator, for partitions. Validators listen on their own 127.x
 //!   addresses and connect out from them; a gate passes nothing to or from an address in the
 //!   shared cut set, closing the connections it relays when the set changes.
@@ -16,6 +18,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 pub struct LossyProxy {
     pub url: String,
     dropping: Arc<AtomicBool>,
+    unavailable: Arc<AtomicBool>,
+    refused: Arc<AtomicU64>,
     dropped: Arc<AtomicU64>,
     fetches: Arc<AtomicU64>,
     stop: Arc<AtomicBool>,
@@ -28,12 +32,16 @@ impl LossyProxy {
         let listener = TcpListener::bind("127.0.0.1:0").expect("binding the proxy");
         let addr = listener.local_addr().expect("proxy address");
         let dropping = Arc::new(AtomicBool::new(false));
+        let unavailable = Arc::new(AtomicBool::new(false));
+        let refused = Arc::new(AtomicU64::new(0));
         let dropped = Arc::new(AtomicU64::new(0));
         let fetches = Arc::new(AtomicU64::new(0));
         let stop = Arc::new(AtomicBool::new(false));
         let upstream = upstream.to_string();
         let counters = Counters {
             dropping: dropping.clone(),
+            unavailable: unavailable.clone(),
+            refused: refused.clone(),
             dropped: dropped.clone(),
             fetches: fetches.clone(),
         };
@@ -53,6 +61,8 @@ impl LossyProxy {
         LossyProxy {
             url: format!("http://{addr}"),
             dropping,
+            unavailable,
+            refused,
             dropped,
             fetches,
             stop,
@@ -63,6 +73,16 @@ impl LossyProxy {
     /// Starts or stops losing responses.
     pub fn drop_responses(&self, on: bool) {
         self.dropping.store(on, Ordering::SeqCst);
+    }
+
+    /// Starts or stops answering every request with a 503 (without passing it on).
+    pub fn answer_unavailable(&self, on: bool) {
+        self.unavailable.store(on, Ordering::SeqCst);
+    }
+
+    /// How many requests were answered with a 503 so far.
+    pub fn refused(&self) -> u64 {
+        self.refused.load(Ordering::SeqCst)
     }
 
     /// How many work fetches were passed on to the coordinator so far.
@@ -87,6 +107,8 @@ impl Drop for LossyProxy {
 #[derive(Clone)]
 struct Counters {
     dropping: Arc<AtomicBool>,
+    unavailable: Arc<AtomicBool>,
+    refused: Arc<AtomicU64>,
     dropped: Arc<AtomicU64>,
     fetches: Arc<AtomicU64>,
 }
@@ -94,10 +116,14 @@ struct Counters {
 fn relay(client: TcpStream, server: TcpStream, counters: Counters) {
     let Counters {
         dropping,
+        unavailable,
+        refused,
         dropped,
         fetches,
     } = counters;
-    let (Ok(mut c_read), Ok(mut s_write)) = (client.try_clone(), server.try_clone()) else {
+    let (Ok(mut c_read), Ok(mut s_write), Ok(mut c_answer)) =
+        (client.try_clone(), server.try_clone(), client.try_clone())
+    else {
         return;
     };
     std::thread::spawn(move || {
@@ -106,6 +132,18 @@ fn relay(client: TcpStream, server: TcpStream, counters: Counters) {
             match c_read.read(&mut buf) {
                 Ok(0) | Err(_) => break,
                 Ok(n) => {
+                    if unavailable.load(Ordering::SeqCst) {
+                        refused.fetch_add(1, Ordering::SeqCst);
+                        let body =
+                            r#"{"error":"unavailable","detail":"the proxy says: unavailable"}"#;
+                        let answer = format!(
+                            "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                            body.len()
+                        );
+                        let _ = c_answer.write_all(answer.as_bytes());
+                        let _ = c_answer.shutdown(Shutdown::Both);
+                        break;
+                    }
                     // A request's head arrives in one write; count work fetches (alone or in an
                     // exchange with a report) by their line.
                     let head = &buf[..n];
