@@ -117,6 +117,11 @@ fn bad_requests_are_refused_with_their_status_and_change_nothing() {
         http: reqwest::Client::new(),
         base: c.url.clone(),
     };
+    // The leader's first timer tick logs its beacon commitment: wait for it, so that nothing
+    // but the requests below could change the state from here on.
+    crate::support::poll("the beacon commitment", crate::support::WAIT, || {
+        (c.http.status().log_length >= 1).then_some(())
+    });
     let me = Identity::generate();
     w.block_on(c.http.client.action(&me, Action::Faucet))
         .expect("the dev faucet funds the requester");

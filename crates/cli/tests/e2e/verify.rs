@@ -250,6 +250,13 @@ fn a_provider_that_fails_every_task_cannot_fail_a_job() {
 /// its own operator. Over several jobs the turncoat earns trust and then lies. Every job must
 /// complete with every task's output right, every cheater must end poorer than it started (the
 /// turncoat having lied at least once), and no honest provider may be slashed.
+///
+/// The cheaters join once an honest provider is trusted (after a warm-up job): this is a single
+/// coordinator, whose trust starts from newcomers' agreement in its first rounds (no validators'
+/// providers anchor it, see ARCHITECTURE.md, rules 7), so cheaters present from the first task
+/// can get a wrong result accepted there — seen in CI, 2 of 120 tasks, when the turncoat became
+/// trusted within the first job and joined the colluders. A network that starts with cheaters
+/// and a validator's provider is `e2e::validators::a_validators_provider_anchors_trust…`.
 #[test]
 fn turncoats_colluders_and_failing_providers_are_all_caught() {
     const JOBS: u64 = 4;
@@ -258,10 +265,27 @@ fn turncoats_colluders_and_failing_providers_are_all_caught() {
     const JOB_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
     let w = World::new();
     let c = w.coordinator(&[]);
+    let spec = w.write("turncoat/pi.toml", pi_spec_verified(SAMPLES, TASKS));
     let mut cast: Vec<(&str, AccountId)> = Vec::new();
     let mut keep = Vec::new();
+    for _ in 0..5 {
+        let p = w.provider(&c, 1);
+        cast.push(("honest", p.id));
+        keep.push(p);
+    }
+    // Warm-up: the honest providers alone until one of them is trusted (at most 3 jobs).
+    for _ in 0..3 {
+        let job = w.submit(&c.url, &spec);
+        assert_eq!(c.http.wait_job(job).status, JobStatus::Completed);
+        if cast.iter().any(|(_, id)| view(&c, *id).trusted) {
+            break;
+        }
+    }
+    assert!(
+        cast.iter().any(|(_, id)| view(&c, *id).trusted),
+        "no honest provider became trusted in the warm-up"
+    );
     for (role, count, flags) in [
-        ("honest", 5, &[][..]),
         ("colluder", 2, &["--faulty", "1.0", "--collude"][..]),
         ("turncoat", 1, &["--turncoat"][..]),
         ("failing", 1, &["--fail-all"][..]),
@@ -275,7 +299,6 @@ fn turncoats_colluders_and_failing_providers_are_all_caught() {
     // Each took 1,000 GRID from the faucet and bonded the minimum stake out of it.
     let start: Vec<Amount> = cast.iter().map(|(_, id)| worth(&c, *id)).collect();
 
-    let spec = w.write("turncoat/pi.toml", pi_spec_verified(SAMPLES, TASKS));
     let expected = pi_output(SAMPLES, TASKS);
     let right: Vec<engine::Hash> = (0..TASKS)
         .map(|i| engine::Hash::of(crate::support::pi_line(SAMPLES, i).as_bytes()))
