@@ -142,6 +142,14 @@ fn spin() -> Vec<u8> {
     guest(r#"(func (export "_start") (loop $l (br $l)))"#)
 }
 
+/// Grows its memory a page at a time until a growth fails.
+fn memory_bomb() -> Vec<u8> {
+    guest(
+        r#"(func (export "_start")
+             (loop $l (br_if $l (i32.ne (memory.grow (i32.const 1)) (i32.const -1)))))"#,
+    )
+}
+
 fn sandbox() -> Sandbox {
     Sandbox::new(SandboxConfig::default()).expect("sandbox")
 }
@@ -507,10 +515,7 @@ fn infinite_loop_with_huge_fuel_times_out() {
 #[test]
 fn memory_bomb_hits_the_memory_limit() {
     let sb = sandbox();
-    let bomb = guest(
-        r#"(func (export "_start")
-             (loop $l (br_if $l (i32.ne (memory.grow (i32.const 1)) (i32.const -1)))))"#,
-    );
+    let bomb = memory_bomb();
     let task = TaskRun {
         memory_limit_bytes: 4 << 20,
         ..task()
@@ -547,10 +552,7 @@ fn memory_bomb_hits_the_memory_limit() {
 #[test]
 fn a_memory_growth_the_host_refuses_is_a_host_failure_not_a_verdict() {
     const CHILD: &str = "GRIDMINT_SANDBOX_RLIMIT_CHILD";
-    let bomb = guest(
-        r#"(func (export "_start")
-             (loop $l (br_if $l (i32.ne (memory.grow (i32.const 1)) (i32.const -1)))))"#,
-    );
+    let bomb = memory_bomb();
     let task = TaskRun {
         memory_limit_bytes: 512 << 20,
         ..task()
@@ -891,10 +893,7 @@ fn pooling_and_on_demand_allocation_run_the_same() {
         memory_limit_bytes: 1 << 20,
         ..task()
     };
-    let grow = guest(
-        r#"(func (export "_start")
-             (loop $l (br_if $l (i32.ne (memory.grow (i32.const 1)) (i32.const -1)))))"#,
-    );
+    let grow = memory_bomb();
     for sb in [&pooled, &plain] {
         assert_eq!(run(sb, &grow, &bomb).outcome, Outcome::MemoryLimit);
         assert_still_healthy(sb);
