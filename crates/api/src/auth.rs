@@ -95,6 +95,13 @@ impl Identity {
         blake3::derive_key(context, &self.key.to_bytes())
     }
 
+    /// Makes every later nonce larger than `nonce`: after the network refused a fresh one as a
+    /// replay (this process counts from a clock set back since the account last signed).
+    pub fn skip_nonces_past(&self, nonce: u64) {
+        self.next_nonce
+            .fetch_max(nonce.saturating_add(1), Ordering::Relaxed);
+    }
+
     /// Signs `body` with the next nonce.
     pub fn sign<T: SignedBody>(&self, body: T) -> Signed<T> {
         let nonce = self.next_nonce.fetch_add(1, Ordering::Relaxed);

@@ -78,12 +78,29 @@ pub struct Client {
 /// How long a client keeps trying other validators before it gives up on a request.
 const FAILOVER_FOR: Duration = Duration::from_secs(15);
 
+/// The wait before asking again after a request was shed (`503 overloaded`): the coordinator's
+/// `Retry-After`.
+const SHED_RETRY: Duration = Duration::from_secs(1);
+
+/// `wait`, give or take a quarter, so that clients shed together do not come back together.
+fn jittered(wait: Duration) -> Duration {
+    use std::hash::{BuildHasher, Hasher};
+    let random = std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish();
+    let quarter = wait / 4;
+    wait - quarter + Duration::from_nanos(random % (quarter.as_nanos().max(1) as u64 * 2))
+}
+
 impl Client {
     pub fn new(base: &str) -> Client {
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
             .timeout(Duration::from_secs(120))
             .pool_max_idle_per_host(16)
+            // Coordinators close a connection idle for 30 s (`HEADER_TIMEOUT`): close it first,
+            // so that a request never goes out on a connection the server is closing.
+            .pool_idle_timeout(Duration::from_secs(20))
             // Redirects to the leader are followed here, so the client learns where it is.
             .redirect(reqwest::redirect::Policy::none())
             .build()
@@ -205,6 +222,14 @@ impl Client {
                     self.rotate(&base);
                     // A refused connection sent nothing; anything later may have.
                     unsure |= !source.is_connect();
+                    true
+                }
+                // The coordinator shed this request unread (reads go first when it is busy):
+                // ask again after the second it says, give or take a quarter.
+                Err(ClientError::Api {
+                    status: 503, body, ..
+                }) if body.error == "overloaded" => {
+                    tokio::time::sleep(jittered(SHED_RETRY)).await;
                     true
                 }
                 // The nonce is spent: by this very write, if an earlier attempt got through.
@@ -395,7 +420,30 @@ impl Client {
         who: &Identity,
         action: Action,
     ) -> Result<ActionResponse, ClientError> {
-        self.submit_action(&who.sign(action)).await
+        let signed = who.sign(action.clone());
+        match self.submit_action(&signed).await {
+            // A fresh nonce refused as a replay: this process counts its nonces from a clock
+            // behind the one that signed the account's last logged action (it was set back).
+            // Nothing was logged; go on from the logged nonce and send it once more.
+            Err(ClientError::Api { body, .. }) if body.error == "replayed" => {
+                let logged = self.account(who.id()).await?.nonce;
+                if logged < signed.nonce {
+                    return Err(ClientError::Api {
+                        url: self.url("/v1/actions"),
+                        status: 409,
+                        body,
+                    });
+                }
+                // Unless this very action got through on an attempt whose answer was lost.
+                let lookup = format!("/v1/actions/{}/{}", signed.signer, signed.nonce);
+                if let Some(bytes) = self.look_up(&lookup).await {
+                    return self.decode("/v1/actions", &bytes);
+                }
+                who.skip_nonces_past(logged);
+                self.submit_action(&who.sign(action)).await
+            }
+            other => other,
+        }
     }
 
     /// Submits a signed action. If the connection breaks before the answer, the action is looked
@@ -510,13 +558,21 @@ impl Client {
             .await
     }
 
+    /// Job `id`; `with_tasks`: with every task's detail, gathered a page at a time (the counts
+    /// are those of the first page's answer).
     pub async fn job(&self, id: JobId, with_tasks: bool) -> Result<JobView, ClientError> {
-        let path = if with_tasks {
-            format!("/v1/jobs/{id}?tasks=true")
-        } else {
-            format!("/v1/jobs/{id}")
-        };
-        self.get(&path).await
+        if !with_tasks {
+            return self.get(&format!("/v1/jobs/{id}")).await;
+        }
+        let mut view: JobView = self.get(&format!("/v1/jobs/{id}?tasks=true")).await?;
+        while let Some(from) = view.tasks_next.take() {
+            let page: JobView = self
+                .get(&format!("/v1/jobs/{id}?tasks=true&tasks_from={from}"))
+                .await?;
+            view.tasks.extend(page.tasks);
+            view.tasks_next = page.tasks_next.filter(|next| *next > from);
+        }
+        Ok(view)
     }
 
     /// Job `id`, once it has finished or `wait` has passed, whichever is first (a long poll).

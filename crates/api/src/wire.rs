@@ -12,7 +12,7 @@
 //! | `POST /v1/work/exchange`      | [`Exchange`]           | [`ExchangeResponse`] |
 //! | `POST /v1/work/heartbeat`     | `Signed<Request>`      | [`HeartbeatResponse`]|
 //! | `POST /v1/work/ping`          | [`Ping`]               | [`HeartbeatResponse`]|
-//! | `GET  /v1/jobs/{id}`          | `?tasks=true`, `?wait_ms=N` (long poll until finished) | [`JobView`] |
+//! | `GET  /v1/jobs/{id}`          | `?tasks=true&tasks_from=I&tasks_limit=N` (a page of per-task detail), `?wait_ms=N` (long poll until finished) | [`JobView`] |
 //! | `GET  /v1/jobs/{id}/output`   |                        | bytes                |
 //! | `GET  /v1/providers`          |                        | `Vec<ProviderView>`  |
 //! | `GET  /v1/providers/{id}`     |                        | [`ProviderView`]     |
@@ -30,6 +30,10 @@
 //!
 //! Writes (`/v1/actions*`, `/v1/work/*`, `/v1/chain/evidence`) go to the leader of a validator set: another validator
 //! answers `307` with `Location` and [`HEADER_LEADER`] (or `503 not_leader` during an election).
+//!
+//! A job's per-task detail comes a page at a time: tasks `tasks_from..` (default 0), at most
+//! `tasks_limit` of them (default and cap [`JOB_TASKS_PAGE_MAX`]); `tasks_next` names the first
+//! task of the next page, absent on the last.
 //!
 //! The chain pages start at `from` (default 1) and hold at most `limit` items (default and cap
 //! [`CHAIN_PAGE_MAX`]); an empty page means there is nothing more.
@@ -248,7 +252,12 @@ pub struct Ping {
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StatusView {
+    /// The state's time: that of the last input applied.
     pub now: Time,
+    /// The answering coordinator's time when it answered (never behind `now`): what relative
+    /// times such as a job's `deadline = "10m"` count from. 0 from an older coordinator.
+    #[serde(default)]
+    pub clock: Time,
     /// Inputs in the command log.
     pub log_length: u64,
     pub state_hash: Hash,
@@ -318,9 +327,12 @@ pub struct JobView {
     pub output: Option<Vec<Hash>>,
     /// What the job locked, paid (fees included), and refunded.
     pub escrow: engine::Escrow,
-    /// Per-task detail, only with `?tasks=true`.
+    /// Per-task detail, only with `?tasks=true`: one page of it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tasks: Vec<TaskView>,
+    /// The index to ask from (`tasks_from`) for the next page of `tasks`; absent on the last.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tasks_next: Option<u32>,
     /// Why the job cannot finish on the network as it is now (too few providers can run it for
     /// its redundancy policy): it waits for more, or until its deadline.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -402,6 +414,9 @@ pub struct HistoryQuery {
 
 /// The most history items one page holds.
 pub const HISTORY_PAGE_MAX: u32 = 500;
+
+/// Most tasks of a job's per-task detail in one answer (`GET /v1/jobs/{id}?tasks=true`).
+pub const JOB_TASKS_PAGE_MAX: u32 = 1_000;
 
 fn history_page() -> u32 {
     50

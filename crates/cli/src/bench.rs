@@ -79,6 +79,9 @@ pub enum Section {
     /// one coordinator vs three validators (separate processes): no-op tasks/s, latency,
     /// signed transfers/s, and failover time after the leader is killed
     Validators,
+    /// a coordinator process holding a huge job, with and without 128 readers of /v1/status:
+    /// job completion time, read latency and shedding, providers declared lost
+    Reads,
 }
 
 /// How much of everything to do.
@@ -167,6 +170,10 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         };
         let result = crate::validators_bench::run(&plan, cores, args.quick).await?;
         return print_section(&args, cores, "validators", result.json(), result.table());
+    }
+    if args.only == Some(Section::Reads) {
+        let result = crate::reads_bench::run(cores, args.quick).await?;
+        return print_section(&args, cores, "reads", result.json(), result.table());
     }
     if args.only == Some(Section::E2e) {
         let e2e = end_to_end_bench(&plan, cores).await?;
@@ -663,6 +670,30 @@ impl Harness {
         }
     }
 
+    /// Runs one job of `tasks` no-op tasks (`gpu`: only for providers that declare a GPU, so
+    /// none of the bench's own take it) and returns its submit→completed time; with `gpu` it
+    /// only submits and returns the time the submission took.
+    pub(crate) async fn job(&self, tasks: usize, gpu: bool) -> anyhow::Result<Duration> {
+        let mut spec = self.spec(tasks);
+        if gpu {
+            spec.requirements.gpu = true;
+            // Small enough that the faucet's tokens cover a million tasks' escrow.
+            spec.limits.fuel = 10_000;
+            let start = Instant::now();
+            self.client
+                .action(&self.requester, Action::SubmitJob(spec))
+                .await
+                .context("submitting the job")?;
+            return Ok(start.elapsed());
+        }
+        Ok(run_job(&self.client, &self.requester, spec).await?.0)
+    }
+
+    /// The client the harness drives the network with.
+    pub(crate) fn client(&self) -> &Client {
+        &self.client
+    }
+
     /// Submit-to-completed times of `samples` single-task jobs.
     pub(crate) async fn latencies(&self, samples: usize) -> anyhow::Result<Vec<Duration>> {
         let mut latencies = Vec::with_capacity(samples);
@@ -1013,7 +1044,7 @@ fn us(d: Duration) -> f64 {
     d.as_secs_f64() * 1e6
 }
 
-fn mean(times: &[Duration]) -> Duration {
+pub(crate) fn mean(times: &[Duration]) -> Duration {
     match u32::try_from(times.len()) {
         Ok(0) | Err(_) => Duration::ZERO,
         Ok(n) => times.iter().sum::<Duration>() / n,
@@ -1032,7 +1063,7 @@ pub(crate) fn median(times: &[Duration]) -> Duration {
 }
 
 /// The nearest-rank percentile `q` (0..=1).
-fn percentile(times: &[Duration], q: f64) -> Duration {
+pub(crate) fn percentile(times: &[Duration], q: f64) -> Duration {
     let mut sorted = times.to_vec();
     sorted.sort_unstable();
     if sorted.is_empty() {

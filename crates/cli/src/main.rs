@@ -9,6 +9,7 @@ mod heartbeat_bench;
 mod jobspec;
 mod ledger_bench;
 mod provider_cmd;
+mod reads_bench;
 mod requester;
 mod sim_cmd;
 mod validator_cmd;
@@ -425,7 +426,7 @@ async fn job(cmd: JobCommand) -> anyhow::Result<()> {
         } => {
             let client = Client::new(&coordinator.url);
             let me = requester::requester_identity()?;
-            let loaded = jobspec::load_path(&file, coordinator::now_ms())?;
+            let loaded = jobspec::load_path(&file, requester::network_time(&client).await)?;
             let tasks = loaded.spec.tasks.len();
             let id = requester::submit(&client, &me, loaded).await?;
             if !wait {

@@ -205,6 +205,16 @@ pub struct FailedTask {
     pub error: Option<String>,
 }
 
+/// The network's time, as its coordinator says (`StatusView::clock`), or this machine's clock
+/// when it does not say: what a job's relative deadline counts from, so that a requester whose
+/// clock disagrees with the network's still gets the deadline it asked for.
+pub async fn network_time(client: &Client) -> u64 {
+    match client.status().await {
+        Ok(status) if status.clock > 0 => status.clock,
+        _ => coordinator::wall_ms(),
+    }
+}
+
 /// Builds job `id`'s report; with `out_dir`, writes each accepted output to
 /// `out_dir/task-<index>`.
 pub async fn report(

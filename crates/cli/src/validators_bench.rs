@@ -44,9 +44,9 @@ pub struct ValidatorsResult {
 }
 
 /// A `gridmint coordinator` child process.
-struct Proc {
+pub(crate) struct Proc {
     child: Child,
-    url: String,
+    pub(crate) url: String,
 }
 
 impl Drop for Proc {
@@ -57,7 +57,7 @@ impl Drop for Proc {
 }
 
 /// Starts `gridmint coordinator ARGS` and waits for its `listening on URL` line.
-fn spawn(data_dir: &Path, listen: &str, args: &[&str]) -> anyhow::Result<Proc> {
+pub(crate) fn spawn(data_dir: &Path, listen: &str, args: &[&str]) -> anyhow::Result<Proc> {
     let exe = std::env::current_exe().context("locating this binary")?;
     let log = std::fs::File::create(data_dir.join("log"))?;
     let mut child = Command::new(exe)

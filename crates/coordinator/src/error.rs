@@ -17,6 +17,9 @@ pub enum ApiError {
     NotFound(String),
     #[error("{0}")]
     TooLarge(String),
+    /// A request body that came too slowly (see `routes::read_body`).
+    #[error("{0}")]
+    TooSlow(String),
     #[error("{0}")]
     InvalidModule(String),
     #[error("{0}")]
@@ -30,6 +33,10 @@ pub enum ApiError {
     /// The coordinator could not make an accepted command durable; nothing was acknowledged.
     #[error("{0}")]
     Unavailable(String),
+    /// Reads are shed first when the coordinator is busy: too many were already waiting for their
+    /// turn. Answered with `Retry-After`; nothing was read or changed.
+    #[error("{0}")]
+    Overloaded(String),
     /// This validator is not the leader, which alone takes writes; `leader` is where it is, when
     /// known (also in the `x-gridmint-leader` header).
     #[error("this validator is not the leader{}", match leader { Some(l) => format!("; the leader is {l}"), None => "; no leader is elected right now, retry shortly".into() })]
@@ -56,6 +63,7 @@ impl ApiError {
             ApiError::Replay(_) => (StatusCode::CONFLICT, "replayed"),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
+            ApiError::TooSlow(_) => (StatusCode::REQUEST_TIMEOUT, "too_slow"),
             ApiError::InvalidModule(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_module"),
             ApiError::Rejected(r) => match r {
                 Rejection::InsufficientFunds { .. } => {
@@ -73,6 +81,7 @@ impl ApiError {
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             ApiError::MissingOutput(_) => (StatusCode::UNPROCESSABLE_ENTITY, "output_missing"),
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            ApiError::Overloaded(_) => (StatusCode::SERVICE_UNAVAILABLE, "overloaded"),
             ApiError::NotLeader { .. } => (StatusCode::SERVICE_UNAVAILABLE, "not_leader"),
         }
     }
@@ -101,6 +110,15 @@ impl IntoResponse for ApiError {
                 .headers_mut()
                 .insert(api::wire::HEADER_LEADER, value);
         }
+        if let ApiError::Overloaded(_) = &self {
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from_static(RETRY_READS_AFTER),
+            );
+        }
         response
     }
 }
+
+/// `Retry-After` of a shed read, in seconds.
+pub const RETRY_READS_AFTER: &str = "1";

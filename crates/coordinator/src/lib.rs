@@ -17,7 +17,7 @@ mod routes;
 mod views;
 
 pub use error::ApiError;
-pub use node::now_ms;
+pub use node::{now_ms, wall_ms};
 pub use raft::RaftTiming;
 
 use consensus::Consensus;
@@ -123,13 +123,64 @@ pub(crate) struct Shared {
     lookups: tokio::sync::Semaphore,
     /// Rules 5: the seed of this validator's audit-beacon secrets, derived from its key.
     beacon_seed: [u8; 32],
+    /// Turns of the reads ([`Shared::read`]).
+    reads: tokio::sync::Semaphore,
+    /// The one turn of `/v1/status` reads that find the cached view stale: the state hash of a
+    /// big state is costly, and readers of it must not take the turns of other reads.
+    status_turn: tokio::sync::Semaphore,
+    /// The last `/v1/status` view computed, and what computing it cost.
+    status: std::sync::Mutex<Option<views::StatusCache>>,
 }
+
+/// Reads that may hold or wait for the node lock at once. They run on the blocking pool; the
+/// async workers stay free for liveness, work exchanges and writes, and the node lock's queue
+/// stays short.
+const READS_AT_ONCE: usize = 4;
+/// How long a read waits for its turn before it is shed (`503 overloaded`, `Retry-After`).
+const READ_TURN_WAIT: Duration = Duration::from_millis(500);
 
 impl Shared {
     fn node(&self) -> MutexGuard<'_, Node> {
         // A panic while holding the lock is a bug; the state it guards is still consistent because
         // `Node::commit` never leaves a half-applied command behind.
         self.node.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Runs the read-only view `view` of the node on the blocking pool, at most
+    /// [`READS_AT_ONCE`] at a time: reads never hold an async worker while they wait for the node
+    /// lock or walk the state, so heartbeats, work exchanges and writes are served ahead of any
+    /// number of readers. A read that waits longer than [`READ_TURN_WAIT`] for its turn is shed
+    /// with `503 overloaded` and `Retry-After`.
+    pub(crate) async fn read<T: Send + 'static>(
+        self: &Arc<Self>,
+        view: impl FnOnce(&Shared, &Node) -> T + Send + 'static,
+    ) -> Result<T, error::ApiError> {
+        self.read_in(&self.reads, view).await
+    }
+
+    /// [`Shared::read`] with the turns of `turns`.
+    pub(crate) async fn read_in<T: Send + 'static>(
+        self: &Arc<Self>,
+        turns: &tokio::sync::Semaphore,
+        view: impl FnOnce(&Shared, &Node) -> T + Send + 'static,
+    ) -> Result<T, error::ApiError> {
+        let turn = tokio::time::timeout(READ_TURN_WAIT, turns.acquire())
+            .await
+            .map_err(|_| {
+                error::ApiError::Overloaded(
+                    "too many reads are waiting; retry after the time in Retry-After".into(),
+                )
+            })?
+            .map_err(|e| error::ApiError::Unavailable(e.to_string()))?;
+        let shared = self.clone();
+        let out = tokio::task::spawn_blocking(move || {
+            let node = shared.node();
+            view(&shared, &node)
+        })
+        .await
+        .map_err(|e| error::ApiError::Unavailable(format!("a read failed: {e}")))?;
+        drop(turn);
+        Ok(out)
     }
 }
 
@@ -207,6 +258,7 @@ pub async fn start(config: CoordinatorConfig, listen: SocketAddr) -> anyhow::Res
             key.id()
         );
     }
+    node::hold_time_from(node.state.now);
     let chain = node.chain_view();
     tracing::info!(
         entries = node.log_len(),
@@ -262,6 +314,9 @@ pub async fn start(config: CoordinatorConfig, listen: SocketAddr) -> anyhow::Res
         sessions: api::Sessions::new(),
         lookups: tokio::sync::Semaphore::new(1),
         beacon_seed: key.derive_seed("gridmint 2026 audit beacon v1"),
+        reads: tokio::sync::Semaphore::new(READS_AT_ONCE),
+        status_turn: tokio::sync::Semaphore::new(1),
+        status: std::sync::Mutex::new(None),
     });
     match std::net::UdpSocket::bind(addr) {
         Ok(socket) => {
@@ -294,14 +349,7 @@ pub async fn start(config: CoordinatorConfig, listen: SocketAddr) -> anyhow::Res
     let validator_id = key.id();
     tracing::info!(%addr, role = shared.consensus.role().name, "coordinator listening");
     let task = tokio::spawn(async move {
-        let served = axum::serve(listener, app)
-            .with_graceful_shutdown(async {
-                let _ = rx.await;
-            })
-            .await;
-        if let Err(e) = served {
-            tracing::error!(error = %e, "server failed");
-        }
+        serve(listener, app, rx).await;
         timers.abort();
         sealer.abort();
         if let Some(c) = certifier {
@@ -611,6 +659,68 @@ fn resolve_genesis(
         ),
     }
 }
+
+/// How long a client may take to send a request's headers, and how long a kept-alive connection
+/// may stay idle between requests (a slow-header client holds a connection no longer than this).
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Serves `app` on `listener` until `stop` fires, then lets the open connections finish (at most
+/// [`SHUTDOWN_GRACE`]). `axum::serve` runs hyper without a timer, so a client sending its headers
+/// a byte at a time, or keeping a connection idle, held it for good; here every HTTP/1 connection
+/// has [`HEADER_TIMEOUT`] (request bodies have their own deadline: `routes::read_body`).
+async fn serve(
+    listener: tokio::net::TcpListener,
+    app: axum::Router,
+    mut stop: tokio::sync::oneshot::Receiver<()>,
+) {
+    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_TIMEOUT);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(HEADER_TIMEOUT)
+        .keep_alive_timeout(HEADER_TIMEOUT);
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    // Out of file descriptors, most likely: wait for connections to close.
+                    tracing::warn!(error = %e, "accepting a connection failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = &mut stop => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        let connection = builder
+            .serve_connection_with_upgrades(TokioIo::new(stream), service)
+            .into_owned();
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::trace!(error = %e, "connection ended");
+            }
+        });
+    }
+    drop(listener);
+    if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("connections still open {SHUTDOWN_GRACE:?} after shutdown; closing them");
+    }
+}
+
+/// How long open connections may take to finish once the coordinator is stopping.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 /// Seals the entries committed since the last block at once (a single coordinator stopping).
 fn seal_now(shared: &Shared) {

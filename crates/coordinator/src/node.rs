@@ -111,12 +111,70 @@ pub(crate) struct Staged {
     entries: Vec<(Entry, Vec<(AccountId, Event)>)>,
 }
 
-/// Wall-clock time in milliseconds: read here, in the shell, and passed into the engine.
-pub fn now_ms() -> Time {
+/// The wall clock in milliseconds.
+pub fn wall_ms() -> Time {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
         .unwrap_or(0)
+}
+
+/// The chain's time when this process recovered it, and the monotonic instant it did
+/// ([`hold_time_from`]).
+static FLOOR: std::sync::Mutex<Option<(Time, Instant)>> = std::sync::Mutex::new(None);
+
+/// A wall-clock step back larger than this is logged as a warning.
+const CLOCK_STEP_WARN_MS: u64 = 60_000;
+
+/// Time in milliseconds as this coordinator passes it into the engine: read here, in the shell.
+/// The wall clock, but never behind the chain's time as this process found it
+/// ([`hold_time_from`]): while the wall clock is behind, time goes on from the chain's at the
+/// monotonic clock's rate. So a coordinator restarted on a clock set back (it ran fast, and was
+/// corrected) keeps timing runs out and accepting deadlines as before, instead of standing still
+/// until the wall clock catches up. One per process (a process runs one coordinator).
+pub fn now_ms() -> Time {
+    let floor = *FLOOR.lock().unwrap_or_else(|p| p.into_inner());
+    network_time(
+        wall_ms(),
+        floor.map(|(time, at)| {
+            (
+                time,
+                u64::try_from(at.elapsed().as_millis()).unwrap_or(u64::MAX),
+            )
+        }),
+    )
+}
+
+/// [`now_ms`] given the wall clock and, if held, the chain's time with the milliseconds the
+/// monotonic clock counted since.
+fn network_time(wall: Time, floor: Option<(Time, u64)>) -> Time {
+    match floor {
+        Some((time, since)) => wall.max(time.saturating_add(since)),
+        None => wall,
+    }
+}
+
+/// Keeps [`now_ms`] from going below `chain_time` (the recovered state's time) from now on,
+/// warning when the wall clock is behind it by more than [`CLOCK_STEP_WARN_MS`].
+pub fn hold_time_from(chain_time: Time) {
+    let wall = wall_ms();
+    let behind = chain_time.saturating_sub(wall);
+    if behind > CLOCK_STEP_WARN_MS {
+        tracing::warn!(
+            behind_ms = behind,
+            "this machine's clock is {} behind the chain's last time: network time goes on \
+             from the chain's, at the rate of the monotonic clock, until the clock catches up \
+             (was the clock set back after running fast?)",
+            humantime_ms(behind)
+        );
+    }
+    let mut floor = FLOOR.lock().unwrap_or_else(|p| p.into_inner());
+    *floor = Some((chain_time.max(floor.map_or(0, |(t, _)| t)), Instant::now()));
+}
+
+fn humantime_ms(ms: u64) -> String {
+    let s = ms / 1000;
+    format!("{}h {:02}m {:02}s", s / 3600, s / 60 % 60, s % 60)
 }
 
 impl Node {
@@ -291,7 +349,8 @@ impl Node {
                 .get(&self.validator.id())
                 .is_some()
         {
-            let ahead = block.header.time.saturating_sub(now_ms());
+            // The wall clock: a leader's times must not vouch for themselves.
+            let ahead = block.header.time.saturating_sub(wall_ms());
             if ahead > MAX_CLOCK_AHEAD_MS {
                 tracing::warn!(
                     height = block.header.height,
@@ -705,6 +764,22 @@ impl Node {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+
+    #[test]
+    fn network_time_never_goes_behind_the_chain_and_moves_on_while_the_clock_is_behind() {
+        let chain = 10_000_000;
+        // No floor: the wall clock.
+        assert_eq!(network_time(5, None), 5);
+        // The clock is two hours behind the chain: time goes on from the chain's.
+        let behind = chain - 2 * 3_600_000;
+        assert_eq!(network_time(behind, Some((chain, 0))), chain);
+        assert_eq!(
+            network_time(behind + 30_000, Some((chain, 30_000))),
+            chain + 30_000
+        );
+        // Once the clock is past the chain's time, it is the clock again.
+        assert_eq!(network_time(chain + 50, Some((chain, 10))), chain + 50);
+    }
     use engine::{Action, EngineConfig, ProviderSpec};
     use store::SqliteLog;
 

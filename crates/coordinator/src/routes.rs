@@ -107,10 +107,48 @@ fn parse_json<T: DeserializeOwned>(body: &[u8]) -> ApiResult<T> {
 /// How far past the blob limit an oversized upload is read before it is refused.
 const DRAIN_OVERSIZED: u64 = 16 << 20;
 
+/// How long a client has to start sending a request body.
+const BODY_GRACE: Duration = Duration::from_secs(10);
+/// After [`BODY_GRACE`], the least average rate (bytes per second) a request body must keep up:
+/// a client trickling its body (a byte a second) must not hold a connection and a buffer for good.
+const BODY_MIN_RATE: f64 = 16.0 * 1024.0;
+
+/// The request body, at most `limit` bytes (`413 too_large` otherwise), read in time: by
+/// [`BODY_GRACE`] + n / [`BODY_MIN_RATE`] after it started, more than n bytes must have come
+/// (`408 too_slow` otherwise; the connection is then closed).
 async fn read_body(body: Body, limit: usize) -> ApiResult<Bytes> {
-    axum::body::to_bytes(body, limit)
-        .await
-        .map_err(|_| ApiError::TooLarge(format!("request body exceeds {limit} bytes")))
+    use futures::StreamExt;
+    let start = tokio::time::Instant::now();
+    let mut stream = body.into_data_stream();
+    let mut buf = Vec::new();
+    loop {
+        let due = start + BODY_GRACE + Duration::from_secs_f64(buf.len() as f64 / BODY_MIN_RATE);
+        match tokio::time::timeout_at(due, stream.next()).await {
+            Err(_) => {
+                return Err(ApiError::TooSlow(format!(
+                    "request body too slow: {} bytes after {:.0} s (at least {} bytes/s after the first {} s)",
+                    buf.len(),
+                    start.elapsed().as_secs_f64(),
+                    BODY_MIN_RATE,
+                    BODY_GRACE.as_secs()
+                )));
+            }
+            Ok(None) => return Ok(Bytes::from(buf)),
+            Ok(Some(Err(e))) => {
+                return Err(ApiError::BadRequest(format!(
+                    "reading the request body: {e}"
+                )));
+            }
+            Ok(Some(Ok(chunk))) => {
+                if buf.len() + chunk.len() > limit {
+                    return Err(ApiError::TooLarge(format!(
+                        "request body exceeds {limit} bytes"
+                    )));
+                }
+                buf.extend_from_slice(&chunk);
+            }
+        }
+    }
 }
 
 fn parse_id<T: std::str::FromStr>(what: &str, s: &str) -> ApiResult<T> {
@@ -122,15 +160,17 @@ fn authenticate<T: engine::SignedBody>(signed: &Signed<T>) -> ApiResult<()> {
     api::verify(signed).map_err(|e| ApiError::BadSignature(e.to_string()))
 }
 
-async fn status(State(shared): S) -> Json<StatusView> {
+async fn status(State(shared): S) -> ApiResult<Json<StatusView>> {
     let role = shared.consensus.role();
-    let node = shared.node();
-    Json(views::status(
-        &node.state,
-        node.state_hash(),
-        node.log_len(),
-        &role,
-    ))
+    if let Some(view) = views::status_recent(&shared.status, &role) {
+        return Ok(Json(view));
+    }
+    let view = shared
+        .read_in(&shared.status_turn, move |shared, node| {
+            views::status_cached(&shared.status, node, &role)
+        })
+        .await?;
+    Ok(Json(view))
 }
 
 #[derive(serde::Deserialize)]
@@ -341,10 +381,25 @@ fn committed(outcome: Outcome) -> ApiResult<Vec<crate::node::Committed>> {
     }
 }
 
+/// Bodies larger than this are parsed and their signature checked on the blocking pool, not on
+/// an async worker (a 46 MB job submission takes a worker for most of a second).
+const PARSE_INLINE_MAX: usize = 256 * 1024;
+
 async fn action(State(shared): S, body: Body) -> ApiResult<Json<ActionResponse>> {
     let bytes = read_body(body, shared.config.max_request_bytes).await?;
-    let signed: Signed<Action> = parse_json(&bytes)?;
-    authenticate(&signed)?;
+    let big = bytes.len() > PARSE_INLINE_MAX;
+    let parse = move || {
+        let signed: Signed<Action> = parse_json(&bytes)?;
+        authenticate(&signed)?;
+        Ok::<_, ApiError>(signed)
+    };
+    let signed = if big {
+        tokio::task::spawn_blocking(parse)
+            .await
+            .map_err(|e| ApiError::Unavailable(e.to_string()))??
+    } else {
+        parse()?
+    };
     admit_action(&signed.body)?;
     admit_report(&shared, &signed.body).await?;
     if let Action::SubmitJob(spec) = &signed.body {
@@ -442,7 +497,13 @@ async fn action_lookup(
 /// Signatures and admission are checked off the async workers and outside the node lock.
 async fn action_batch(State(shared): S, body: Body) -> ApiResult<Json<Vec<BatchOutcome>>> {
     let bytes = read_body(body, shared.config.max_request_bytes).await?;
-    let batch: Vec<Signed<Action>> = parse_json(&bytes)?;
+    let batch: Vec<Signed<Action>> = if bytes.len() > PARSE_INLINE_MAX {
+        tokio::task::spawn_blocking(move || parse_json(&bytes))
+            .await
+            .map_err(|e| ApiError::Unavailable(e.to_string()))??
+    } else {
+        parse_json(&bytes)?
+    };
     if batch.len() > ACTION_BATCH_MAX {
         return Err(ApiError::TooLarge(format!(
             "a batch of {} actions exceeds the limit of {ACTION_BATCH_MAX}",
@@ -852,9 +913,19 @@ async fn deliver(
 struct JobQuery {
     #[serde(default)]
     tasks: bool,
+    /// The first task of the page of per-task detail.
+    #[serde(default)]
+    tasks_from: u32,
+    /// At most this many tasks (capped at `JOB_TASKS_PAGE_MAX`).
+    #[serde(default = "job_tasks_page")]
+    tasks_limit: u32,
     /// Wait up to this long for the job to finish before answering.
     #[serde(default)]
     wait_ms: u64,
+}
+
+fn job_tasks_page() -> u32 {
+    api::wire::JOB_TASKS_PAGE_MAX
 }
 
 /// The longest a job long poll may wait.
@@ -867,18 +938,28 @@ async fn job(
 ) -> ApiResult<Json<JobView>> {
     let id: JobId = parse_id("job id", &id)?;
     let deadline = tokio::time::Instant::now() + Duration::from_millis(q.wait_ms).min(MAX_JOB_WAIT);
+    let finished = shared.node().jobs_finished.clone();
     loop {
-        let finished = shared.node().jobs_finished.clone();
         let notified = finished.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
-        {
-            let node = shared.node();
-            let job = job_of(&node, id)?;
-            if job.status.is_finished() || tokio::time::Instant::now() >= deadline {
-                let warning = node.state.job_outlook(id);
-                return Ok(Json(views::job(job, q.tasks, warning)));
-            }
+        let with_tasks = q.tasks.then(|| {
+            (
+                q.tasks_from,
+                q.tasks_limit.clamp(1, api::wire::JOB_TASKS_PAGE_MAX),
+            )
+        });
+        let view = shared
+            .read(move |_, node| {
+                let job = job_of(node, id)?;
+                let done = job.status.is_finished() || tokio::time::Instant::now() >= deadline;
+                Ok::<_, ApiError>(
+                    done.then(|| views::job(job, with_tasks, node.state.job_outlook(id))),
+                )
+            })
+            .await??;
+        if let Some(view) = view {
+            return Ok(Json(view));
         }
         let _ = tokio::time::timeout_at(deadline, notified).await;
     }
@@ -894,19 +975,20 @@ fn job_of(node: &crate::node::Node, id: JobId) -> ApiResult<&engine::Job> {
 
 async fn job_output(State(shared): S, Path(id): Path<String>) -> ApiResult<impl IntoResponse> {
     let id: JobId = parse_id("job id", &id)?;
-    let parts = {
-        let node = shared.node();
-        let job = job_of(&node, id)?;
-        job.output_parts().ok_or_else(|| {
-            ApiError::Conflict(format!(
-                "job {id} has no output: it is {}",
-                match &job.status {
-                    engine::JobStatus::Failed { reason } => format!("failed ({reason})"),
-                    other => format!("{other:?}").to_lowercase(),
-                }
-            ))
-        })?
-    };
+    let parts = shared
+        .read(move |_, node| {
+            let job = job_of(node, id)?;
+            job.output_parts().ok_or_else(|| {
+                ApiError::Conflict(format!(
+                    "job {id} has no output: it is {}",
+                    match &job.status {
+                        engine::JobStatus::Failed { reason } => format!("failed ({reason})"),
+                        other => format!("{other:?}").to_lowercase(),
+                    }
+                ))
+            })
+        })
+        .await??;
     let blobs = shared.blobs.clone();
     let out = tokio::task::spawn_blocking(move || -> ApiResult<Vec<u8>> {
         let mut out = Vec::new();
@@ -924,32 +1006,40 @@ async fn job_output(State(shared): S, Path(id): Path<String>) -> ApiResult<impl 
     Ok(([(header::CONTENT_TYPE, "application/octet-stream")], out))
 }
 
-async fn providers(State(shared): S) -> Json<Vec<ProviderView>> {
-    let node = shared.node();
-    Json(
-        node.state
-            .providers
-            .values()
-            .map(|p| views::provider(&node.state, p))
-            .collect(),
-    )
+async fn providers(State(shared): S) -> ApiResult<Json<Vec<ProviderView>>> {
+    let views = shared
+        .read(|_, node| {
+            node.state
+                .providers
+                .values()
+                .map(|p| views::provider(&node.state, p))
+                .collect()
+        })
+        .await?;
+    Ok(Json(views))
 }
 
 async fn provider(State(shared): S, Path(id): Path<String>) -> ApiResult<Json<ProviderView>> {
     let id: AccountId = parse_id("provider id", &id)?;
-    let node = shared.node();
-    let p = node
-        .state
-        .providers
-        .get(&id)
-        .ok_or_else(|| ApiError::NotFound(format!("unknown provider {id}")))?;
-    Ok(Json(views::provider(&node.state, p)))
+    let view = shared
+        .read(move |_, node| {
+            let p = node
+                .state
+                .providers
+                .get(&id)
+                .ok_or_else(|| ApiError::NotFound(format!("unknown provider {id}")))?;
+            Ok::<_, ApiError>(views::provider(&node.state, p))
+        })
+        .await??;
+    Ok(Json(view))
 }
 
 async fn account(State(shared): S, Path(id): Path<String>) -> ApiResult<Json<AccountView>> {
     let id: AccountId = parse_id("account id", &id)?;
-    let node = shared.node();
-    Ok(Json(views::account(&node.state, id)))
+    let view = shared
+        .read(move |_, node| views::account(&node.state, id))
+        .await?;
+    Ok(Json(view))
 }
 
 async fn history(
@@ -960,9 +1050,10 @@ async fn history(
     let id: AccountId = parse_id("account id", &id)?;
     let Query(q) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     let limit = q.limit.clamp(1, HISTORY_PAGE_MAX);
+    let before = q.before.unwrap_or(u64::MAX);
     let rows = shared
-        .node()
-        .history(&id, q.before.unwrap_or(u64::MAX), limit as usize)
+        .read(move |_, node| node.history(&id, before, limit as usize))
+        .await?
         .map_err(|e| ApiError::Unavailable(e.to_string()))?;
     // Rows of one entry share a seq: a page boundary inside an entry would lose rows, so a full
     // page ends before its oldest entry, unless that entry alone fills the page.
@@ -991,17 +1082,19 @@ async fn history(
     }))
 }
 
-async fn network(State(shared): S) -> Json<NetworkView> {
-    let node = shared.node();
-    Json(views::network(&node.state, node.genesis_hash()))
+async fn network(State(shared): S) -> ApiResult<Json<NetworkView>> {
+    let view = shared
+        .read(|_, node| views::network(&node.state, node.genesis_hash()))
+        .await?;
+    Ok(Json(view))
 }
 
 async fn genesis(State(shared): S) -> Json<engine::Genesis> {
     Json(shared.genesis.clone())
 }
 
-async fn chain(State(shared): S) -> Json<ChainView> {
-    Json(shared.node().chain_view())
+async fn chain(State(shared): S) -> ApiResult<Json<ChainView>> {
+    Ok(Json(shared.read(|_, node| node.chain_view()).await?))
 }
 
 /// `?from=&limit=` of a chain page, as `(after, limit)`: `from` 0 reads as 1, `limit` is capped.
@@ -1022,8 +1115,8 @@ async fn chain_blocks(
 ) -> ApiResult<Json<Vec<engine::Block>>> {
     let (after, limit) = chain_page(page)?;
     let blocks = shared
-        .node()
-        .blocks_after(after, limit)
+        .read(move |_, node| node.blocks_after(after, limit))
+        .await?
         .map_err(|e| ApiError::Unavailable(e.to_string()))?;
     Ok(Json(blocks))
 }
@@ -1042,8 +1135,8 @@ async fn chain_signatures(
     let from = after.saturating_add(1);
     let to = after.saturating_add(limit as u64);
     let signatures = shared
-        .node()
-        .signatures(from, to)
+        .read(move |_, node| node.signatures(from, to))
+        .await?
         .map_err(|e| ApiError::Unavailable(e.to_string()))?;
     let mut out: Vec<api::wire::BlockSignature> = signatures
         .into_iter()
@@ -1183,8 +1276,8 @@ async fn chain_entries(
 ) -> ApiResult<Json<Vec<RawEntry>>> {
     let (after, limit) = chain_page(page)?;
     let entries = shared
-        .node()
-        .raw_entries(after, limit)
+        .read(move |_, node| node.raw_entries(after, limit))
+        .await?
         .map_err(|e| ApiError::Unavailable(e.to_string()))?;
     Ok(Json(
         entries

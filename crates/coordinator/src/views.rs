@@ -9,6 +9,83 @@ use engine::{
 };
 use std::collections::BTreeMap;
 
+/// A `/v1/status` view as computed at `at` (`(applied, log length)`), and what computing it cost.
+pub struct StatusCache {
+    at: (u64, u64),
+    computed: std::time::Instant,
+    took: std::time::Duration,
+    view: StatusView,
+}
+
+/// How many times its own cost a status computation stays current while the state changes: the
+/// state hash of a big state takes tens to hundreds of milliseconds under the node lock, so
+/// recomputing it at most once per this many times its cost keeps readers to a twentieth of the
+/// lock, whatever their number.
+const STATUS_REUSE: u32 = 19;
+
+/// A status cheaper than this to compute is always computed afresh.
+const STATUS_CHEAP: std::time::Duration = std::time::Duration::from_millis(2);
+
+impl StatusCache {
+    /// Whether it may be served although the state may have changed since: it was costly
+    /// ([`STATUS_CHEAP`] or more) and computed less than [`STATUS_REUSE`] times its cost ago.
+    fn recent(&self) -> bool {
+        self.took >= STATUS_CHEAP && self.computed.elapsed() < self.took * STATUS_REUSE
+    }
+}
+
+/// The status of `node`, from `cache` when the state has not changed since it was computed, or
+/// when it is [`StatusCache::recent`] (then it may be a little behind:
+/// its hash, counts and `log_length` are still of one and the same state). The role fields are
+/// always current.
+pub fn status_cached(
+    cache: &std::sync::Mutex<Option<StatusCache>>,
+    node: &crate::node::Node,
+    role: &crate::consensus::Role,
+) -> StatusView {
+    let at = (node.state.applied, node.log_len());
+    let mut cache = cache.lock().unwrap_or_else(|p| p.into_inner());
+    let fresh = cache.as_ref().is_some_and(|c| c.at == at || c.recent());
+    if !fresh {
+        let start = std::time::Instant::now();
+        let view = status(&node.state, node.state_hash(), at.1, role);
+        let took = start.elapsed();
+        tracing::debug!(took_ms = took.as_millis() as u64, "status computed");
+        *cache = Some(StatusCache {
+            at,
+            computed: std::time::Instant::now(),
+            took,
+            view,
+        });
+    }
+    let view = cache.as_ref().map(|c| c.view.clone()).unwrap_or_else(|| {
+        // Unreachable: filled just above when it was empty.
+        status(&node.state, node.state_hash(), at.1, role)
+    });
+    with_role(view, role)
+}
+
+/// The cached status if it is [`StatusCache::recent`], without the node (the state may have
+/// changed since: see [`status_cached`]).
+pub fn status_recent(
+    cache: &std::sync::Mutex<Option<StatusCache>>,
+    role: &crate::consensus::Role,
+) -> Option<StatusView> {
+    let cache = cache.lock().unwrap_or_else(|p| p.into_inner());
+    let c = cache.as_ref()?;
+    c.recent().then(|| with_role(c.view.clone(), role))
+}
+
+fn with_role(mut view: StatusView, role: &crate::consensus::Role) -> StatusView {
+    view.clock = crate::now_ms().max(view.now);
+    view.validator = Some(role.validator);
+    view.role = role.name.to_string();
+    view.leader = role.leader_id;
+    view.leader_url = role.leader_url.clone();
+    view.term = role.term;
+    view
+}
+
 pub fn status(
     state: &State,
     state_hash: Hash,
@@ -17,6 +94,7 @@ pub fn status(
 ) -> StatusView {
     StatusView {
         now: state.now,
+        clock: crate::now_ms().max(state.now),
         log_length,
         state_hash,
         providers_active: state
@@ -41,8 +119,9 @@ pub fn status(
     }
 }
 
-/// `warning`: [`State::job_outlook`] of the job.
-pub fn job(job: &Job, with_tasks: bool, warning: Option<String>) -> JobView {
+/// `warning`: [`State::job_outlook`] of the job. `tasks`: `(from, limit)` of the page of
+/// per-task detail to include, if any.
+pub fn job(job: &Job, tasks: Option<(u32, u32)>, warning: Option<String>) -> JobView {
     let mut per_provider: BTreeMap<_, u64> = BTreeMap::new();
     let (mut done, mut running, mut queued, mut fuel) = (0, 0, 0, 0u64);
     let mut executions = 0u64;
@@ -66,10 +145,17 @@ pub fn job(job: &Job, with_tasks: bool, warning: Option<String>) -> JobView {
         (JobStatus::Running, engine::Aggregate::Reduce(_)) => job.tasks.len() + 1,
         _ => job.tasks.len(),
     };
-    let tasks = if with_tasks {
+    let page = tasks.map(|(from, limit)| (from as usize, limit as usize));
+    let tasks_next = page.and_then(|(from, limit)| {
+        let next = from.saturating_add(limit);
+        (next < job.tasks.len()).then(|| u32::try_from(next).ok())?
+    });
+    let tasks = if let Some((from, limit)) = page {
         job.tasks
             .iter()
             .enumerate()
+            .skip(from)
+            .take(limit)
             .map(|(i, t)| TaskView {
                 task: TaskId {
                     job: job.id,
@@ -108,6 +194,7 @@ pub fn job(job: &Job, with_tasks: bool, warning: Option<String>) -> JobView {
         owner: job.owner,
         status: job.status.clone(),
         tasks_total: total as u64,
+        tasks_next,
         tasks_done: done,
         tasks_running: running,
         tasks_queued: queued,

@@ -8,6 +8,7 @@ mod http;
 mod jobs;
 mod keys;
 mod ledger;
+mod load;
 mod recovery;
 mod schedule;
 mod sim;

@@ -138,6 +138,8 @@ pub fn peer_client(
     let mut builder = reqwest::Client::builder()
         .connect_timeout(connect)
         .pool_max_idle_per_host(4)
+        // Validators close a connection idle for 30 s (`HEADER_TIMEOUT`): close it first.
+        .pool_idle_timeout(Duration::from_secs(20))
         .local_address(local.filter(|ip| !ip.is_unspecified()));
     if let Some(t) = timeout {
         builder = builder.timeout(t);

@@ -1,0 +1,315 @@
+//! Clients that spend the coordinator's resources cheaply — a flood of reads, connections that
+//! send their headers or body a byte at a time — against a real coordinator process: the network
+//! goes on serving everybody else.
+
+use crate::support::{WAIT, World, error_body, pi_output, pi_spec};
+use api::Identity;
+use engine::{Action, ProviderStatus};
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+/// Readers of the flood test.
+const READERS: usize = 64;
+
+#[test]
+fn a_flood_of_reads_neither_starves_providers_nor_stalls_jobs() {
+    let w = World::new();
+    // A provider silent for 2 s is declared lost: a liveness path starved by readers shows.
+    let c = w.coordinator(&["--heartbeat-timeout", "2s", "--heartbeat-interval", "250ms"]);
+    let providers = [w.provider(&c, 2), w.provider(&c, 2)];
+    let registered: Vec<_> = providers
+        .iter()
+        .map(|p| c.http.provider(p.id).expect("registered").registered_at)
+        .collect();
+
+    // A big job nobody here can run (it asks for a GPU): every state hash covers its tasks.
+    let requester = Identity::generate();
+    let client = &c.http.client;
+    w.block_on(client.action(&requester, Action::Faucet))
+        .expect("faucet");
+    let module = w
+        .block_on(client.put_blob(
+            &requester,
+            bytes::Bytes::from(std::fs::read(crate::support::guest("noop.wasm")).unwrap()),
+        ))
+        .expect("uploading noop.wasm");
+    let mut ballast = engine::JobSpec {
+        module,
+        tasks: vec![engine::TaskSpec::default(); 100_000],
+        limits: engine::Limits {
+            fuel: 10_000,
+            memory_bytes: 16 << 20,
+            wall_ms: 10_000,
+        },
+        deadline: coordinator::now_ms() + 10 * 60 * 1000,
+        max_price: 1,
+        output: engine::OutputSource::Stdout,
+        aggregate: engine::Aggregate::Concat,
+        redundancy: engine::Redundancy::Fixed {
+            quorum: 1,
+            max_results: 1,
+        },
+        requirements: Default::default(),
+    };
+    ballast.requirements.gpu = true;
+    let ballast = w
+        .block_on(client.action(&requester, Action::SubmitJob(ballast)))
+        .expect("submitting the big job")
+        .submitted_job()
+        .expect("a job id");
+
+    let stop = Arc::new(AtomicBool::new(false));
+    // The readers run on threads of their own while the test drives the CLI.
+    let flood = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a runtime for the readers");
+    let readers: Vec<_> = (0..READERS)
+        .map(|i| {
+            let (stop, base) = (stop.clone(), c.url.clone());
+            let path = match i % 3 {
+                0 => "/v1/status".to_string(),
+                1 => "/v1/providers".to_string(),
+                _ => format!("/v1/jobs/{ballast}"),
+            };
+            {
+                flood.spawn(async move {
+                    let http = reqwest::Client::new();
+                    let (mut ok, mut shed) = (0u64, 0u64);
+                    while !stop.load(Ordering::Relaxed) {
+                        let resp = http
+                            .get(format!("{base}{path}"))
+                            .send()
+                            .await
+                            .unwrap_or_else(|e| panic!("GET {path} got no answer: {e}"));
+                        let status = resp.status().as_u16();
+                        let retry_after = resp.headers().contains_key("retry-after");
+                        let body = resp.bytes().await.expect("a body");
+                        match status {
+                            200 => ok += 1,
+                            503 if retry_after && error_body(&body).error == "overloaded" => {
+                                shed += 1
+                            }
+                            other => panic!(
+                                "GET {path} answered {other}: {}",
+                                String::from_utf8_lossy(&body)
+                            ),
+                        }
+                    }
+                    (ok, shed)
+                })
+            }
+        })
+        .collect();
+
+    // Work goes on meanwhile: three jobs, each right.
+    let spec = w.write("pi.toml", pi_spec(2_000, 20));
+    let started = Instant::now();
+    for _ in 0..3 {
+        let job = w.submit(&c.url, &spec);
+        let view = c.http.wait_job_for(job, WAIT);
+        crate::support::assert_completed(&view);
+        assert_eq!(w.results(&c.url, job), pi_output(2_000, 20).into_bytes());
+    }
+    // Long enough for a starved liveness path to show (the timeout is 2 s).
+    while started.elapsed() < Duration::from_secs(4) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    stop.store(true, Ordering::Relaxed);
+    let (mut ok, mut shed) = (0, 0);
+    for r in readers {
+        let (o, s) = flood.block_on(r).expect("a reader panicked");
+        ok += o;
+        shed += s;
+    }
+    assert!(ok > 0, "no read was answered");
+    eprintln!("reads answered: {ok}, shed: {shed}");
+
+    for (p, at) in providers.iter().zip(registered) {
+        let view = c.http.provider(p.id).expect("still registered");
+        assert_eq!(
+            (view.status, view.registered_at),
+            (ProviderStatus::Active, at),
+            "provider {} was declared lost under the read load",
+            p.id
+        );
+    }
+}
+
+#[test]
+fn slow_headers_and_trickled_bodies_are_cut_off_and_others_are_served() {
+    let w = World::new();
+    let c = w.coordinator(&[]);
+    let addr = format!("127.0.0.1:{}", c.port);
+
+    // Connections that never finish their headers.
+    let mut slow_headers: Vec<TcpStream> = (0..20)
+        .map(|_| {
+            let mut s = TcpStream::connect(&addr).expect("connecting");
+            s.write_all(b"GET /v1/status HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+                .expect("writing part of a header");
+            s
+        })
+        .collect();
+
+    // A body announced as 1,000 bytes and sent a byte a second.
+    let started = Instant::now();
+    let mut trickle = TcpStream::connect(&addr).expect("connecting");
+    trickle
+        .write_all(
+            b"POST /v1/actions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n",
+        )
+        .expect("writing the headers");
+    trickle
+        .set_read_timeout(Some(Duration::from_millis(1)))
+        .unwrap();
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 4096];
+    while started.elapsed() < Duration::from_secs(25) {
+        // Others are served meanwhile.
+        assert_eq!(c.http.status().jobs_total, 0);
+        match trickle.write_all(b"{") {
+            Ok(()) => {}
+            Err(_) => break, // closed by the coordinator
+        }
+        match trickle.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => answer.extend_from_slice(&buf[..n]),
+            Err(_) => {}
+        }
+        if !answer.is_empty() {
+            break;
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    let cut = started.elapsed();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(
+        answer.starts_with("HTTP/1.1 408") && answer.contains("too_slow"),
+        "a body trickled at a byte a second got {answer:?} after {cut:?}"
+    );
+    assert!(
+        cut < Duration::from_secs(20),
+        "the trickled body was cut off only after {cut:?}"
+    );
+
+    // The slow-header connections are closed by the header timeout (30 s).
+    for s in &mut slow_headers {
+        s.set_read_timeout(Some(Duration::from_secs(40)))
+            .expect("a read timeout");
+        let mut buf = [0u8; 256];
+        let closed = match s.read(&mut buf) {
+            Ok(_) => true, // EOF, or an error response before closing
+            Err(e) => {
+                e.kind() != std::io::ErrorKind::WouldBlock
+                    && e.kind() != std::io::ErrorKind::TimedOut
+            }
+        };
+        assert!(
+            closed,
+            "a connection that never finished its headers is still open"
+        );
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(45),
+        "slow-header connections were closed only after {:?}",
+        started.elapsed()
+    );
+}
+
+/// A job's per-task detail comes in pages of at most 1,000 tasks; the client gathers them.
+#[test]
+fn a_big_jobs_task_detail_comes_in_pages() {
+    let w = World::new();
+    let c = w.coordinator(&[]);
+    let requester = Identity::generate();
+    let client = &c.http.client;
+    w.block_on(client.action(&requester, Action::Faucet))
+        .expect("faucet");
+    let module = w
+        .block_on(client.put_blob(
+            &requester,
+            bytes::Bytes::from(std::fs::read(crate::support::guest("noop.wasm")).unwrap()),
+        ))
+        .expect("uploading noop.wasm");
+    let spec = engine::JobSpec {
+        module,
+        tasks: vec![engine::TaskSpec::default(); 2_500],
+        limits: engine::Limits {
+            fuel: 10_000,
+            memory_bytes: 16 << 20,
+            wall_ms: 10_000,
+        },
+        deadline: coordinator::now_ms() + 10 * 60 * 1000,
+        max_price: 1,
+        output: engine::OutputSource::Stdout,
+        aggregate: engine::Aggregate::Concat,
+        redundancy: Default::default(),
+        requirements: Default::default(),
+    };
+    let job = w
+        .block_on(client.action(&requester, Action::SubmitJob(spec)))
+        .expect("submitting")
+        .submitted_job()
+        .expect("a job id");
+
+    let page = |query: &str| -> api::wire::JobView {
+        let url = format!("{}/v1/jobs/{job}?{query}", c.url);
+        w.block_on(async { reqwest::get(&url).await.unwrap().json().await.unwrap() })
+    };
+    let first = page("tasks=true");
+    assert_eq!(first.tasks.len(), 1_000);
+    assert_eq!(first.tasks_next, Some(1_000));
+    assert_eq!(first.tasks_total, 2_500);
+    let last = page("tasks=true&tasks_from=2000&tasks_limit=100000");
+    assert_eq!(last.tasks.len(), 500);
+    assert_eq!(last.tasks[0].task.index, 2_000);
+    assert_eq!(last.tasks_next, None);
+    let none = page("tasks=false");
+    assert!(none.tasks.is_empty() && none.tasks_next.is_none());
+
+    let all = w.block_on(client.job(job, true)).expect("the whole detail");
+    let indices: Vec<u32> = all.tasks.iter().map(|t| t.task.index).collect();
+    assert_eq!(indices, (0..2_500).collect::<Vec<u32>>());
+}
+
+/// A requester whose machine's clock was set back (it signed the account's last action with a
+/// nonce from a clock that ran fast) is not refused as replaying its own fresh actions.
+#[test]
+fn a_requester_whose_clock_was_set_back_is_not_refused_as_a_replay() {
+    let w = World::new();
+    let c = w.coordinator(&[]);
+    let client = &c.http.client;
+    let secret = [42u8; 32];
+    let fast = Identity::from_secret(secret);
+    // Nonces count microseconds: this one is two hours ahead.
+    let two_hours_ahead = fast.sign(Action::Faucet).nonce + 2 * 3_600 * 1_000_000;
+    w.block_on(client.submit_action(&fast.sign_with_nonce(two_hours_ahead, Action::Faucet)))
+        .expect("the faucet, signed on a fast clock");
+
+    // The same key in a new process, on a correct clock.
+    let corrected = Identity::from_secret(secret);
+    let pay = Action::Transfer {
+        to: crate::support::account(7),
+        amount: engine::tokens(1),
+    };
+    let stale = corrected.sign_with_nonce(corrected.sign(Action::Faucet).nonce, pay.clone());
+    let err = w
+        .block_on(client.submit_action(&stale))
+        .expect_err("a nonce below the logged one is a replay");
+    assert_eq!(err.status(), Some(409), "{err}");
+    let done = w
+        .block_on(client.action(&corrected, pay))
+        .expect("the client goes on from the logged nonce");
+    assert!(done.seq > 0);
+    assert_eq!(
+        w.block_on(client.account(crate::support::account(7)))
+            .unwrap()
+            .balance,
+        engine::tokens(1)
+    );
+}
