@@ -67,6 +67,32 @@ fn a_fetch_gets_what_the_scheduler_picks_and_uses_its_nonce_up() {
     assert_eq!(assigned(&events), vec![(acct(1), vec![tid(job, 2)])]);
 }
 
+/// Issue 16's finding: 200 providers that asked for 0 tasks were handed 64 each by the eager
+/// dispatch of the time. A fetch's `max` bounds what it gets, also when a submission serves the
+/// waiting fetches in the same commit.
+#[test]
+fn a_fetch_never_gets_more_tasks_than_it_asked_for() {
+    for max in [0u32, 1, 3, 64] {
+        let mut w = World::new();
+        let mut spec = provider_spec();
+        spec.slots = 64;
+        w.register(acct(1), spec);
+        w.submit(acct(9), job_spec(200));
+        w.time = 2000;
+        let fetch = fetch_of(acct(1), w.state.nonce(&acct(1)) + 1, max, Vec::new());
+        let got: usize = match w.apply(serve(vec![fetch], Vec::new())) {
+            Ok(events) => assigned(&events).iter().map(|(_, t)| t.len()).sum(),
+            Err(Rejection::NothingToAssign) => 0,
+            Err(other) => panic!("max {max}: {other:?}"),
+        };
+        assert!(got <= max as usize, "asked for {max}, got {got}");
+        assert_eq!(w.running(acct(1)).len(), got);
+        if max > 0 {
+            assert!(got > 0, "asked for {max} with 200 tasks queued, got none");
+        }
+    }
+}
+
 #[test]
 fn a_fetch_signed_before_the_signers_last_logged_action_gets_nothing() {
     let mut w = World::new();
