@@ -125,6 +125,10 @@ pub(crate) struct Shared {
     beacon_seed: [u8; 32],
     /// Turns of the reads ([`Shared::read`]).
     reads: tokio::sync::Semaphore,
+    /// Room, in bytes, for the large request bodies held at once (`routes::read_large_body`).
+    bodies: Arc<tokio::sync::Semaphore>,
+    /// The room `bodies` has in all: twice the largest body a route takes.
+    bodies_total: usize,
     /// The one turn of `/v1/status` reads that find the cached view stale: the state hash of a
     /// big state is costly, and readers of it must not take the turns of other reads.
     status_turn: tokio::sync::Semaphore,
@@ -302,6 +306,11 @@ pub async fn start(config: CoordinatorConfig, listen: SocketAddr) -> anyhow::Res
         }
     };
     let peers = peers::Peers::new(live.clone(), key.clone(), Some(addr.ip()))?;
+    let bodies_total = config
+        .max_request_bytes
+        .max(usize::try_from(config.max_blob_bytes).unwrap_or(usize::MAX))
+        .saturating_mul(2)
+        .min(u32::MAX as usize);
     let shared = Arc::new(Shared {
         node,
         consensus,
@@ -315,6 +324,8 @@ pub async fn start(config: CoordinatorConfig, listen: SocketAddr) -> anyhow::Res
         lookups: tokio::sync::Semaphore::new(1),
         beacon_seed: key.derive_seed("gridmint 2026 audit beacon v1"),
         reads: tokio::sync::Semaphore::new(READS_AT_ONCE),
+        bodies: Arc::new(tokio::sync::Semaphore::new(bodies_total)),
+        bodies_total,
         status_turn: tokio::sync::Semaphore::new(1),
         status: std::sync::Mutex::new(None),
     });
