@@ -129,6 +129,8 @@ pub(crate) struct Shared {
     bodies: Arc<tokio::sync::Semaphore>,
     /// The room `bodies` has in all: twice the largest body a route takes.
     bodies_total: usize,
+    /// Large bodies in flight per sending address (`routes::read_large_body`).
+    large_bodies: std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>,
     /// The one turn of `/v1/status` reads that find the cached view stale: the state hash of a
     /// big state is costly, and readers of it must not take the turns of other reads.
     status_turn: tokio::sync::Semaphore,
@@ -326,6 +328,7 @@ pub async fn start(config: CoordinatorConfig, listen: SocketAddr) -> anyhow::Res
         reads: tokio::sync::Semaphore::new(READS_AT_ONCE),
         bodies: Arc::new(tokio::sync::Semaphore::new(bodies_total)),
         bodies_total,
+        large_bodies: std::sync::Mutex::new(std::collections::HashMap::new()),
         status_turn: tokio::sync::Semaphore::new(1),
         status: std::sync::Mutex::new(None),
     });
@@ -697,9 +700,9 @@ async fn serve(
         .keep_alive_interval(HEADER_TIMEOUT)
         .keep_alive_timeout(HEADER_TIMEOUT);
     loop {
-        let stream = tokio::select! {
+        let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
+                Ok(accepted) => accepted,
                 Err(e) => {
                     // Out of file descriptors, most likely: wait for connections to close.
                     tracing::warn!(error = %e, "accepting a connection failed");
@@ -710,7 +713,10 @@ async fn serve(
             _ = &mut stop => break,
         };
         let _ = stream.set_nodelay(true);
-        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        let service = hyper_util::service::TowerToHyperService::new(
+            app.clone()
+                .layer(axum::Extension(axum::extract::ConnectInfo(peer))),
+        );
         let connection = builder
             .serve_connection_with_upgrades(TokioIo::new(stream), service)
             .into_owned();

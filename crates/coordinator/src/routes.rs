@@ -11,7 +11,7 @@ use api::wire::{
     HistoryQuery, JobView, NetworkView, ProviderView, RawEntry, Request, StatusView,
 };
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, Query, State};
+use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
@@ -172,10 +172,11 @@ const SMALL_BODY: usize = 64 * 1024;
 /// hold at once is bounded, and a body that finds no room within [`BODY_GRACE`] is answered
 /// `503 overloaded` with `Retry-After`, unread.
 async fn read_large_body(
-    shared: &crate::Shared,
+    shared: &Arc<crate::Shared>,
+    peer: std::net::SocketAddr,
     body: Body,
     limit: usize,
-) -> ApiResult<(Bytes, Option<tokio::sync::OwnedSemaphorePermit>)> {
+) -> ApiResult<(Bytes, Option<Room>)> {
     use axum::body::HttpBody as _;
     let announced = body
         .size_hint()
@@ -183,6 +184,7 @@ async fn read_large_body(
         .map_or(limit, |n| usize::try_from(n).unwrap_or(usize::MAX))
         .min(limit);
     let room = if announced > SMALL_BODY {
+        let sender = Sender::enter(shared, peer.ip())?;
         let want = u32::try_from(announced.min(shared.bodies_total)).unwrap_or(u32::MAX);
         let permit = tokio::time::timeout(BODY_GRACE, shared.bodies.clone().acquire_many_owned(want))
             .await
@@ -192,11 +194,67 @@ async fn read_large_body(
                 )
             })?
             .map_err(|e| ApiError::Unavailable(e.to_string()))?;
-        Some(permit)
+        Some(Room {
+            _permit: permit,
+            _sender: sender,
+        })
     } else {
         None
     };
     Ok((read_body(body, limit).await?, room))
+}
+
+/// What a large body holds while its request is handled: its room in the body budget, and its
+/// place among its address's large bodies.
+struct Room {
+    _permit: tokio::sync::OwnedSemaphorePermit,
+    _sender: Sender,
+}
+
+/// Large bodies one address may send at once: with the body budget only, two slow senders
+/// (16 KiB/s keeps a 64 MiB body going for an hour) would hold all of it.
+const LARGE_BODIES_PER_ADDRESS: usize = 2;
+
+/// One of an address's large bodies in flight; leaving its place when dropped.
+struct Sender {
+    shared: Arc<crate::Shared>,
+    ip: std::net::IpAddr,
+}
+
+impl Sender {
+    fn enter(shared: &Arc<crate::Shared>, ip: std::net::IpAddr) -> ApiResult<Sender> {
+        let mut senders = shared
+            .large_bodies
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let n = senders.entry(ip).or_insert(0);
+        if *n >= LARGE_BODIES_PER_ADDRESS {
+            return Err(ApiError::Overloaded(format!(
+                "{ip} already sends {LARGE_BODIES_PER_ADDRESS} large request bodies; retry after the time in Retry-After"
+            )));
+        }
+        *n += 1;
+        Ok(Sender {
+            shared: shared.clone(),
+            ip,
+        })
+    }
+}
+
+impl Drop for Sender {
+    fn drop(&mut self) {
+        let mut senders = self
+            .shared
+            .large_bodies
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = senders.get_mut(&self.ip) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                senders.remove(&self.ip);
+            }
+        }
+    }
 }
 
 fn parse_id<T: std::str::FromStr>(what: &str, s: &str) -> ApiResult<T> {
@@ -260,6 +318,7 @@ fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> ApiResult<&'a str> {
 /// nonce-checked, which lets a client upload in parallel.
 async fn put_blob(
     State(shared): S,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
     Path(hash): Path<String>,
     headers: HeaderMap,
     body: Body,
@@ -283,8 +342,13 @@ async fn put_blob(
     let signer: AccountId = parse_id("signer", header_str(&headers, HEADER_SIGNER)?)?;
     let nonce: u64 = parse_id("nonce", header_str(&headers, HEADER_NONCE)?)?;
     let signature: Sig = parse_id("signature", header_str(&headers, HEADER_SIGNATURE)?)?;
-    let (bytes, _room) =
-        read_large_body(&shared, body, usize::try_from(limit).unwrap_or(usize::MAX)).await?;
+    let (bytes, _room) = read_large_body(
+        &shared,
+        peer,
+        body,
+        usize::try_from(limit).unwrap_or(usize::MAX),
+    )
+    .await?;
     let signed = Signed {
         signer,
         nonce,
@@ -434,8 +498,13 @@ fn committed(outcome: Outcome) -> ApiResult<Vec<crate::node::Committed>> {
 /// an async worker (a 46 MB job submission takes a worker for most of a second).
 const PARSE_INLINE_MAX: usize = 256 * 1024;
 
-async fn action(State(shared): S, body: Body) -> ApiResult<Json<ActionResponse>> {
-    let (bytes, _room) = read_large_body(&shared, body, shared.config.max_request_bytes).await?;
+async fn action(
+    State(shared): S,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
+    body: Body,
+) -> ApiResult<Json<ActionResponse>> {
+    let (bytes, _room) =
+        read_large_body(&shared, peer, body, shared.config.max_request_bytes).await?;
     let big = bytes.len() > PARSE_INLINE_MAX;
     let parse = move || {
         let signed: Signed<Action> = parse_json(&bytes)?;
@@ -544,8 +613,13 @@ async fn action_lookup(
 /// batch signature check: see `api::verify_batch` for how it can differ from the single check),
 /// admitted and committed as `POST /v1/actions` would, in order, and gets its own outcome.
 /// Signatures and admission are checked off the async workers and outside the node lock.
-async fn action_batch(State(shared): S, body: Body) -> ApiResult<Json<Vec<BatchOutcome>>> {
-    let (bytes, _room) = read_large_body(&shared, body, shared.config.max_request_bytes).await?;
+async fn action_batch(
+    State(shared): S,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
+    body: Body,
+) -> ApiResult<Json<Vec<BatchOutcome>>> {
+    let (bytes, _room) =
+        read_large_body(&shared, peer, body, shared.config.max_request_bytes).await?;
     let batch: Vec<Signed<Action>> = if bytes.len() > PARSE_INLINE_MAX {
         tokio::task::spawn_blocking(move || parse_json(&bytes))
             .await
@@ -755,8 +829,13 @@ async fn fetch(State(shared): S, body: Body) -> ApiResult<Json<FetchResponse>> {
 /// A provider's report and its next fetch in one round trip (and one group commit). The report is
 /// signed first, so its nonce is the lower; it is applied first. A refused report refuses the
 /// whole exchange and changes nothing.
-async fn exchange(State(shared): S, body: Body) -> ApiResult<Json<ExchangeResponse>> {
-    let (bytes, _room) = read_large_body(&shared, body, shared.config.max_request_bytes).await?;
+async fn exchange(
+    State(shared): S,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
+    body: Body,
+) -> ApiResult<Json<ExchangeResponse>> {
+    let (bytes, _room) =
+        read_large_body(&shared, peer, body, shared.config.max_request_bytes).await?;
     let ex: Exchange = parse_json(&bytes)?;
     if let Some(report) = &ex.report {
         if !matches!(report.body, engine::Action::ReportResults(_)) {
