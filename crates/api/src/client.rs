@@ -587,8 +587,20 @@ impl Client {
         self.send_to(&path, |url| self.http.get(url)).await
     }
 
+    /// Every registered provider, gathered a page at a time.
     pub async fn providers(&self) -> Result<Vec<ProviderView>, ClientError> {
-        self.get("/v1/providers").await
+        let limit = crate::wire::PROVIDERS_PAGE_MAX as usize;
+        let mut all: Vec<ProviderView> = self.get("/v1/providers").await?;
+        let mut last = all.len();
+        while last >= limit {
+            let Some(after) = all.last().map(|p| p.id) else {
+                break;
+            };
+            let page: Vec<ProviderView> = self.get(&format!("/v1/providers?after={after}")).await?;
+            last = page.len();
+            all.extend(page);
+        }
+        Ok(all)
     }
 
     pub async fn provider(&self, id: AccountId) -> Result<ProviderView, ClientError> {

@@ -14,7 +14,7 @@
 //! | `POST /v1/work/ping`          | [`Ping`]               | [`HeartbeatResponse`]|
 //! | `GET  /v1/jobs/{id}`          | `?tasks=true&tasks_from=I&tasks_limit=N` (a page of per-task detail), `?wait_ms=N` (long poll until finished) | [`JobView`] |
 //! | `GET  /v1/jobs/{id}/output`   |                        | bytes                |
-//! | `GET  /v1/providers`          |                        | `Vec<ProviderView>`  |
+//! | `GET  /v1/providers`          | `?after=ID&limit=N`    | `Vec<ProviderView>`  |
 //! | `GET  /v1/providers/{id}`     |                        | [`ProviderView`]     |
 //! | `GET  /v1/accounts/{id}`      |                        | [`AccountView`]      |
 //! | `GET  /v1/accounts/{id}/history` | `?before=SEQ&limit=N` | [`HistoryPage`]     |
@@ -34,6 +34,10 @@
 //! A job's per-task detail comes a page at a time: tasks `tasks_from..` (default 0), at most
 //! `tasks_limit` of them (default and cap [`JOB_TASKS_PAGE_MAX`]); `tasks_next` names the first
 //! task of the next page, absent on the last.
+//!
+//! `GET /v1/providers` answers providers in the order of their ids, those after `after` (from
+//! the first by default), at most `limit` (default and cap [`PROVIDERS_PAGE_MAX`]); a page
+//! shorter than the limit is the last.
 //!
 //! The chain pages start at `from` (default 1) and hold at most `limit` items (default and cap
 //! [`CHAIN_PAGE_MAX`]); an empty page means there is nothing more.
@@ -417,6 +421,10 @@ pub const HISTORY_PAGE_MAX: u32 = 500;
 
 /// Most tasks of a job's per-task detail in one answer (`GET /v1/jobs/{id}?tasks=true`).
 pub const JOB_TASKS_PAGE_MAX: u32 = 1_000;
+
+/// Most providers in one answer of `GET /v1/providers` (in the order of their ids, those after
+/// `after`): a shorter page is the last.
+pub const PROVIDERS_PAGE_MAX: u32 = 1_000;
 
 fn history_page() -> u32 {
     50

@@ -1134,13 +1134,38 @@ async fn job_output(State(shared): S, Path(id): Path<String>) -> ApiResult<impl 
     Ok(([(header::CONTENT_TYPE, "application/octet-stream")], out))
 }
 
-async fn providers(State(shared): S) -> ApiResult<Json<Vec<ProviderView>>> {
+#[derive(serde::Deserialize)]
+struct ProvidersQuery {
+    /// Providers after this id.
+    after: Option<String>,
+    #[serde(default = "providers_page")]
+    limit: u32,
+}
+
+fn providers_page() -> u32 {
+    api::wire::PROVIDERS_PAGE_MAX
+}
+
+async fn providers(
+    State(shared): S,
+    query: Result<Query<ProvidersQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Json<Vec<ProviderView>>> {
+    let Query(q) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let after: Option<AccountId> = q
+        .after
+        .as_deref()
+        .map(|a| parse_id("provider id", a))
+        .transpose()?;
+    let limit = q.limit.clamp(1, api::wire::PROVIDERS_PAGE_MAX) as usize;
     let views = shared
-        .read(|_, node| {
+        .read(move |_, node| {
+            use std::ops::Bound::{Excluded, Unbounded};
+            let from = after.map_or(Unbounded, Excluded);
             node.state
                 .providers
-                .values()
-                .map(|p| views::provider(&node.state, p))
+                .range((from, Unbounded))
+                .take(limit)
+                .map(|(_, p)| views::provider(&node.state, p))
                 .collect()
         })
         .await?;

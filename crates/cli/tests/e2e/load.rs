@@ -129,6 +129,37 @@ fn a_flood_of_reads_neither_starves_providers_nor_stalls_jobs() {
     assert!(ok > 0, "no read was answered");
     eprintln!("reads answered: {ok}, shed: {shed}");
 
+    // The provider list comes in pages, in the order of the ids.
+    let get = |q: &str| -> (u16, Vec<u8>) {
+        let url = format!("{}/v1/providers{q}", c.url);
+        w.block_on(async {
+            let r = reqwest::get(&url).await.unwrap();
+            (r.status().as_u16(), r.bytes().await.unwrap().to_vec())
+        })
+    };
+    let ids = |body: &[u8]| -> Vec<engine::AccountId> {
+        serde_json::from_slice::<Vec<api::wire::ProviderView>>(body)
+            .unwrap()
+            .into_iter()
+            .map(|p| p.id)
+            .collect()
+    };
+    let mut all: Vec<_> = providers.iter().map(|p| p.id).collect();
+    all.sort();
+    let (status, first) = get("?limit=1");
+    assert_eq!((status, ids(&first)), (200, vec![all[0]]));
+    let (status, rest) = get(&format!("?after={}", all[0]));
+    assert_eq!((status, ids(&rest)), (200, vec![all[1]]));
+    assert_eq!(get("?after=nope").0, 400);
+    assert_eq!(
+        w.block_on(client.providers())
+            .unwrap()
+            .iter()
+            .map(|p| p.id)
+            .collect::<Vec<_>>(),
+        all
+    );
+
     for (p, at) in providers.iter().zip(registered) {
         let view = c.http.provider(p.id).expect("still registered");
         assert_eq!(
