@@ -123,6 +123,9 @@ pub fn wall_ms() -> Time {
 /// ([`hold_time_from`]).
 static FLOOR: std::sync::Mutex<Option<(Time, Instant)>> = std::sync::Mutex::new(None);
 
+/// The wall clock when [`now_ms`] last read it.
+static LAST_WALL: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 /// A wall-clock step back larger than this is logged as a warning.
 const CLOCK_STEP_WARN_MS: u64 = 60_000;
 
@@ -133,9 +136,18 @@ const CLOCK_STEP_WARN_MS: u64 = 60_000;
 /// corrected) keeps timing runs out and accepting deadlines as before, instead of standing still
 /// until the wall clock catches up. One per process (a process runs one coordinator).
 pub fn now_ms() -> Time {
+    let wall = wall_ms();
+    let last = LAST_WALL.swap(wall, std::sync::atomic::Ordering::Relaxed);
+    if last > wall.saturating_add(CLOCK_STEP_WARN_MS) {
+        tracing::warn!(
+            back_ms = last - wall,
+            "this machine's clock stepped back by {}: network time does not go back with it",
+            humantime_ms(last - wall)
+        );
+    }
     let floor = *FLOOR.lock().unwrap_or_else(|p| p.into_inner());
     network_time(
-        wall_ms(),
+        wall,
         floor.map(|(time, at)| {
             (
                 time,
