@@ -55,6 +55,10 @@ pub async fn submit(client: &Client, who: &Identity, job: LoadedJob) -> anyhow::
 }
 
 /// Polls until the job finishes; with `progress`, shows a bar of tasks done / total on stderr.
+/// How long `job submit --wait` and `job wait` keep asking a coordinator that is unreachable or
+/// answers 429/5xx before they give up (the job itself goes on).
+const REQUESTER_PATIENCE: Duration = Duration::from_secs(120);
+
 pub async fn wait(client: &Client, id: JobId, progress: bool) -> anyhow::Result<JobView> {
     let bar = if progress {
         let bar = ProgressBar::new(0);
@@ -71,8 +75,37 @@ pub async fn wait(client: &Client, id: JobId, progress: bool) -> anyhow::Result<
     let mut delay = Duration::from_millis(20);
     // The job's current warning (the network cannot finish it as it is), shown when it changes.
     let mut warned: Option<String> = None;
+    // Since when the coordinator has been unreachable or answering 429/5xx, if it is now.
+    let mut trouble: Option<std::time::Instant> = None;
     let view = loop {
-        let view = client.job(id, false).await?;
+        let view = match client.job(id, false).await {
+            Ok(view) => {
+                if trouble.take().is_some() {
+                    bar.suspend(|| eprintln!("the coordinator answers again"));
+                }
+                view
+            }
+            // Trouble that passes (a restart, an election, overload): the job is safe in the
+            // log, so wait for the coordinator rather than give up on the job.
+            Err(e) if e.is_transient() => {
+                let since = *trouble.get_or_insert_with(|| {
+                    bar.suspend(|| eprintln!("job {id}: {e}; retrying"));
+                    std::time::Instant::now()
+                });
+                if since.elapsed() > REQUESTER_PATIENCE {
+                    return Err(e).with_context(|| {
+                        format!(
+                            "the coordinator has been unreachable or failing for {} s; job {id} \
+                             is still in its log: `gridmint job status {id}` later",
+                            REQUESTER_PATIENCE.as_secs()
+                        )
+                    });
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
         bar.set_length(view.tasks_total);
         bar.set_position(view.tasks_done);
         if view.is_finished() {

@@ -13,6 +13,56 @@ use std::time::{Duration, Instant};
 const CRASH_SAMPLES: u64 = 3_000_000;
 const CRASH_TASKS: u64 = 30;
 
+/// `gridmint job submit --wait` outlives a coordinator killed and restarted mid-job: it keeps
+/// asking (the job is safe in the log) and ends with the right output, exit status 0.
+#[test]
+fn job_submit_wait_outlives_a_coordinator_restart() {
+    let w = World::new();
+    let c = w.coordinator(&[]);
+    let _p = w.provider(&c, 1);
+    w.fund_requester(&c.url);
+    let spec = w.write("pi.toml", pi_spec(CRASH_SAMPLES, 12));
+    let out = w.dir("out").join("output");
+    let log = w.root().join("submit-wait.log");
+    let mut child = w
+        .command()
+        .args(["job", "submit"])
+        .arg(&spec)
+        .args(["--coordinator", &c.url, "--wait", "--out"])
+        .arg(&out)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .expect("spawning gridmint job submit --wait");
+    poll("the job to be submitted", WAIT, || {
+        (c.http.status().jobs_total >= 1).then_some(())
+    });
+    let (data_dir, port) = (c.data_dir.clone(), c.port);
+    drop(c); // SIGKILL, mid-job.
+    std::thread::sleep(Duration::from_secs(2));
+    let c = w.coordinator_restart(&data_dir, port, &[]);
+    let deadline = Instant::now() + WAIT;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "job submit --wait still running: {}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let said = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(status.success(), "job submit --wait failed: {said}");
+    assert!(said.contains("retrying"), "no word of the outage: {said}");
+    assert_eq!(
+        String::from_utf8_lossy(&std::fs::read(&out).expect("the output file")),
+        pi_output(CRASH_SAMPLES, 12)
+    );
+    drop(c);
+}
+
 #[test]
 fn coordinator_killed_mid_job_recovers_from_its_log() {
     let w = World::new();
