@@ -420,7 +420,7 @@ impl Client {
         who: &Identity,
         action: Action,
     ) -> Result<ActionResponse, ClientError> {
-        let signed = who.sign(action.clone());
+        let signed = who.sign(action);
         match self.submit_action(&signed).await {
             // A fresh nonce refused as a replay: this process counts its nonces from a clock
             // behind the one that signed the account's last logged action (it was set back).
@@ -440,7 +440,7 @@ impl Client {
                     return self.decode("/v1/actions", &bytes);
                 }
                 who.skip_nonces_past(logged);
-                self.submit_action(&who.sign(action)).await
+                self.submit_action(&who.sign(signed.body)).await
             }
             other => other,
         }

@@ -494,9 +494,22 @@ fn committed(outcome: Outcome) -> ApiResult<Vec<crate::node::Committed>> {
     }
 }
 
-/// Bodies larger than this are parsed and their signature checked on the blocking pool, not on
-/// an async worker (a 46 MB job submission takes a worker for most of a second).
+/// Bodies larger than this are parsed (and a single action's signature checked) on the blocking
+/// pool, not on an async worker: a 46 MB job submission takes a worker for most of a second.
 const PARSE_INLINE_MAX: usize = 256 * 1024;
+
+/// `parse(bytes)`, on the blocking pool when `bytes` is over [`PARSE_INLINE_MAX`].
+async fn parse_large<T: Send + 'static>(
+    bytes: Bytes,
+    parse: impl FnOnce(&[u8]) -> ApiResult<T> + Send + 'static,
+) -> ApiResult<T> {
+    if bytes.len() <= PARSE_INLINE_MAX {
+        return parse(&bytes);
+    }
+    tokio::task::spawn_blocking(move || parse(&bytes))
+        .await
+        .map_err(|e| ApiError::Unavailable(e.to_string()))?
+}
 
 async fn action(
     State(shared): S,
@@ -505,19 +518,12 @@ async fn action(
 ) -> ApiResult<Json<ActionResponse>> {
     let (bytes, _room) =
         read_large_body(&shared, peer, body, shared.config.max_request_bytes).await?;
-    let big = bytes.len() > PARSE_INLINE_MAX;
-    let parse = move || {
-        let signed: Signed<Action> = parse_json(&bytes)?;
+    let signed = parse_large(bytes, |bytes| {
+        let signed: Signed<Action> = parse_json(bytes)?;
         authenticate(&signed)?;
-        Ok::<_, ApiError>(signed)
-    };
-    let signed = if big {
-        tokio::task::spawn_blocking(parse)
-            .await
-            .map_err(|e| ApiError::Unavailable(e.to_string()))??
-    } else {
-        parse()?
-    };
+        Ok(signed)
+    })
+    .await?;
     admit_action(&signed.body)?;
     admit_report(&shared, &signed.body).await?;
     if let Action::SubmitJob(spec) = &signed.body {
@@ -620,13 +626,7 @@ async fn action_batch(
 ) -> ApiResult<Json<Vec<BatchOutcome>>> {
     let (bytes, _room) =
         read_large_body(&shared, peer, body, shared.config.max_request_bytes).await?;
-    let batch: Vec<Signed<Action>> = if bytes.len() > PARSE_INLINE_MAX {
-        tokio::task::spawn_blocking(move || parse_json(&bytes))
-            .await
-            .map_err(|e| ApiError::Unavailable(e.to_string()))??
-    } else {
-        parse_json(&bytes)?
-    };
+    let batch: Vec<Signed<Action>> = parse_large(bytes, parse_json).await?;
     if batch.len() > ACTION_BATCH_MAX {
         return Err(ApiError::TooLarge(format!(
             "a batch of {} actions exceeds the limit of {ACTION_BATCH_MAX}",
@@ -836,7 +836,7 @@ async fn exchange(
 ) -> ApiResult<Json<ExchangeResponse>> {
     let (bytes, _room) =
         read_large_body(&shared, peer, body, shared.config.max_request_bytes).await?;
-    let ex: Exchange = parse_json(&bytes)?;
+    let ex: Exchange = parse_large(bytes, parse_json).await?;
     if let Some(report) = &ex.report {
         if !matches!(report.body, engine::Action::ReportResults(_)) {
             return Err(ApiError::BadRequest(

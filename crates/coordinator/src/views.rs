@@ -45,22 +45,20 @@ pub fn status_cached(
 ) -> StatusView {
     let at = (node.state.applied, node.log_len());
     let mut cache = cache.lock().unwrap_or_else(|p| p.into_inner());
-    let fresh = cache.as_ref().is_some_and(|c| c.at == at || c.recent());
-    if !fresh {
-        let start = std::time::Instant::now();
-        let view = status(&node.state, node.state_hash(), at.1, role);
-        let took = start.elapsed();
-        tracing::debug!(took_ms = took.as_millis() as u64, "status computed");
-        *cache = Some(StatusCache {
-            at,
-            computed: std::time::Instant::now(),
-            took,
-            view,
-        });
+    if let Some(c) = cache.as_ref()
+        && (c.at == at || c.recent())
+    {
+        return with_role(c.view.clone(), role);
     }
-    let view = cache.as_ref().map(|c| c.view.clone()).unwrap_or_else(|| {
-        // Unreachable: filled just above when it was empty.
-        status(&node.state, node.state_hash(), at.1, role)
+    let start = std::time::Instant::now();
+    let view = status(&node.state, node.state_hash(), at.1, role);
+    let took = start.elapsed();
+    tracing::debug!(took_ms = took.as_millis() as u64, "status computed");
+    *cache = Some(StatusCache {
+        at,
+        computed: std::time::Instant::now(),
+        took,
+        view: view.clone(),
     });
     with_role(view, role)
 }

@@ -2,7 +2,7 @@
 //! send their headers or body a byte at a time — against a real coordinator process: the network
 //! goes on serving everybody else.
 
-use crate::support::{WAIT, World, error_body, pi_output, pi_spec};
+use crate::support::{Coordinator, WAIT, World, error_body, pi_output, pi_spec};
 use api::Identity;
 use engine::{Action, ProviderStatus};
 use std::io::{Read, Write};
@@ -13,6 +13,43 @@ use std::time::{Duration, Instant};
 
 /// Readers of the flood test.
 const READERS: usize = 64;
+
+/// Submits, from a fresh funded requester, a job of `tasks` no-op tasks that only a provider with
+/// a GPU may take (none here does), and returns its id.
+fn unrunnable_job(w: &World, c: &Coordinator, tasks: usize) -> engine::JobId {
+    let requester = Identity::generate();
+    let client = &c.http.client;
+    w.block_on(client.action(&requester, Action::Faucet))
+        .expect("faucet");
+    let module = w
+        .block_on(client.put_blob(
+            &requester,
+            bytes::Bytes::from(std::fs::read(crate::support::guest("noop.wasm")).unwrap()),
+        ))
+        .expect("uploading noop.wasm");
+    let spec = engine::JobSpec {
+        module,
+        tasks: vec![engine::TaskSpec::default(); tasks],
+        limits: engine::Limits {
+            fuel: 10_000,
+            memory_bytes: 16 << 20,
+            wall_ms: 10_000,
+        },
+        deadline: coordinator::now_ms() + 10 * 60 * 1000,
+        max_price: 1,
+        output: engine::OutputSource::Stdout,
+        aggregate: engine::Aggregate::Concat,
+        redundancy: Default::default(),
+        requirements: engine::Requirements {
+            gpu: true,
+            ..Default::default()
+        },
+    };
+    w.block_on(client.action(&requester, Action::SubmitJob(spec)))
+        .expect("submitting the job")
+        .submitted_job()
+        .expect("a job id")
+}
 
 #[test]
 fn a_flood_of_reads_neither_starves_providers_nor_stalls_jobs() {
@@ -25,41 +62,9 @@ fn a_flood_of_reads_neither_starves_providers_nor_stalls_jobs() {
         .map(|p| c.http.provider(p.id).expect("registered").registered_at)
         .collect();
 
-    // A big job nobody here can run (it asks for a GPU): every state hash covers its tasks.
-    let requester = Identity::generate();
+    // A big job nobody here can run: every state hash covers its tasks.
+    let ballast = unrunnable_job(&w, &c, 100_000);
     let client = &c.http.client;
-    w.block_on(client.action(&requester, Action::Faucet))
-        .expect("faucet");
-    let module = w
-        .block_on(client.put_blob(
-            &requester,
-            bytes::Bytes::from(std::fs::read(crate::support::guest("noop.wasm")).unwrap()),
-        ))
-        .expect("uploading noop.wasm");
-    let mut ballast = engine::JobSpec {
-        module,
-        tasks: vec![engine::TaskSpec::default(); 100_000],
-        limits: engine::Limits {
-            fuel: 10_000,
-            memory_bytes: 16 << 20,
-            wall_ms: 10_000,
-        },
-        deadline: coordinator::now_ms() + 10 * 60 * 1000,
-        max_price: 1,
-        output: engine::OutputSource::Stdout,
-        aggregate: engine::Aggregate::Concat,
-        redundancy: engine::Redundancy::Fixed {
-            quorum: 1,
-            max_results: 1,
-        },
-        requirements: Default::default(),
-    };
-    ballast.requirements.gpu = true;
-    let ballast = w
-        .block_on(client.action(&requester, Action::SubmitJob(ballast)))
-        .expect("submitting the big job")
-        .submitted_job()
-        .expect("a job id");
 
     let stop = Arc::new(AtomicBool::new(false));
     // The readers run on threads of their own while the test drives the CLI.
@@ -257,36 +262,8 @@ fn slow_headers_and_trickled_bodies_are_cut_off_and_others_are_served() {
 fn a_big_jobs_task_detail_comes_in_pages() {
     let w = World::new();
     let c = w.coordinator(&[]);
-    let requester = Identity::generate();
+    let job = unrunnable_job(&w, &c, 2_500);
     let client = &c.http.client;
-    w.block_on(client.action(&requester, Action::Faucet))
-        .expect("faucet");
-    let module = w
-        .block_on(client.put_blob(
-            &requester,
-            bytes::Bytes::from(std::fs::read(crate::support::guest("noop.wasm")).unwrap()),
-        ))
-        .expect("uploading noop.wasm");
-    let spec = engine::JobSpec {
-        module,
-        tasks: vec![engine::TaskSpec::default(); 2_500],
-        limits: engine::Limits {
-            fuel: 10_000,
-            memory_bytes: 16 << 20,
-            wall_ms: 10_000,
-        },
-        deadline: coordinator::now_ms() + 10 * 60 * 1000,
-        max_price: 1,
-        output: engine::OutputSource::Stdout,
-        aggregate: engine::Aggregate::Concat,
-        redundancy: Default::default(),
-        requirements: Default::default(),
-    };
-    let job = w
-        .block_on(client.action(&requester, Action::SubmitJob(spec)))
-        .expect("submitting")
-        .submitted_job()
-        .expect("a job id");
 
     let page = |query: &str| -> api::wire::JobView {
         let url = format!("{}/v1/jobs/{job}?{query}", c.url);
