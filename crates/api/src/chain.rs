@@ -593,6 +593,7 @@ mod tests {
             verification: Default::default(),
             validators: Default::default(),
             rules: engine::RULES,
+            action_fee: 0,
         })
         .expect("a valid genesis")
     }

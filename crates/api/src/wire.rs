@@ -456,6 +456,9 @@ pub struct NetworkView {
     pub supply_burned: Amount,
     /// Redundancy, trust and spot-check rules.
     pub verification: engine::VerifyParams,
+    /// What each logged action costs its signer (rules 8; reports and the faucet are free).
+    #[serde(default, with = "engine::types::amount")]
+    pub action_fee: Amount,
 }
 
 mod optional_amount {

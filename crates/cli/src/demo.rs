@@ -158,11 +158,15 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
 
     let views = client.providers().await?;
     let money = Money::of(&client, &me, &[pi_id, render_id]).await?;
-    let fees = client
+    // The treasury's takings: the fee out of every task payment, and the fee per logged action
+    // (the requester's submissions, the providers' stakes and registrations).
+    let fees = pi_view.escrow.fees.saturating_add(render_view.escrow.fees);
+    let action_fees = client
         .account(network.treasury)
         .await?
         .balance
-        .saturating_sub(treasury_before);
+        .saturating_sub(treasury_before)
+        .saturating_sub(fees);
     stop_tx.send(true).ok();
     for p in providers {
         p.await.context("provider task panicked")??;
@@ -193,6 +197,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             "escrow_locked": money.locked.to_string(),
             "paid_to_providers": money.paid_net.to_string(),
             "fees": fees.to_string(),
+            "action_fees": action_fees.to_string(),
             "refunded": money.refunded.to_string(),
             "elapsed_ms": started.elapsed().as_millis() as u64,
         });
@@ -237,6 +242,11 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             Tokens(fees),
             f64::from(network.fee_bps) / 100.0,
             Tokens(money.refunded)
+        );
+        println!(
+            "the treasury also collected {} in fees per action ({} for each stake, registration and job)",
+            Tokens(action_fees),
+            Tokens(network.action_fee)
         );
         println!("{}", crate::chain::summary(&chain));
         println!("done in {:.1}s", started.elapsed().as_secs_f64());

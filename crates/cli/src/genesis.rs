@@ -35,6 +35,10 @@ struct GenesisFile {
     /// chain created under older rules from a genesis file.
     #[serde(default)]
     rules: Option<u32>,
+    /// Rules 8: what each logged action costs its signer (tokens; default none). Reports of
+    /// assigned work and the faucet are free.
+    #[serde(default)]
+    action_fee: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -163,6 +167,12 @@ pub fn parse_network(text: &str) -> anyhow::Result<(Genesis, ValidatorSet)> {
             }
         },
         rules,
+        action_fee: file
+            .action_fee
+            .as_deref()
+            .map(|fee| tokens("action_fee", fee))
+            .transpose()?
+            .unwrap_or(0),
     };
     genesis.validate().map_err(|e| anyhow::anyhow!(e))?;
     Ok((genesis, validators))
@@ -252,6 +262,19 @@ treasury_bps = 5000
         let unknown = format!("rules = {}\n{base}", engine::RULES + 1);
         let err = format!("{:#}", parse(&unknown).unwrap_err());
         assert!(err.contains("rules version"), "{err}");
+    }
+
+    #[test]
+    fn the_fee_per_action_is_in_tokens_defaults_to_none_and_needs_rules_8() {
+        assert_eq!(parse(MINIMAL).unwrap().action_fee, 0);
+        let fee = format!("action_fee = \"0.0001\"\n{MINIMAL}");
+        assert_eq!(parse(&fee).unwrap().action_fee, 100_000);
+        let older = format!("rules = 7\n{fee}");
+        let err = format!("{:#}", parse(&older).unwrap_err());
+        assert!(err.contains("action_fee needs rules 8"), "{err}");
+        let bad = format!("action_fee = \"lots\"\n{MINIMAL}");
+        let err = format!("{:#}", parse(&bad).unwrap_err());
+        assert!(err.contains("action_fee"), "{err}");
     }
 
     #[test]

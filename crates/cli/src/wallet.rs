@@ -357,6 +357,16 @@ pub fn describe(me: &AccountId, event: &Event) -> String {
             plus(*to_treasury),
             short(provider)
         ),
+        Event::ActionFeePaid { payer, amount } if payer == me => {
+            format!("{:>22}  fee per action", minus(*amount))
+        }
+        Event::ActionFeePaid { payer, amount } => {
+            format!(
+                "{:>22}  fee per action from {}",
+                plus(*amount),
+                short(payer)
+            )
+        }
         other => format!("{other:?}"),
     }
 }

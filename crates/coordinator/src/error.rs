@@ -66,7 +66,7 @@ impl ApiError {
             ApiError::TooSlow(_) => (StatusCode::REQUEST_TIMEOUT, "too_slow"),
             ApiError::InvalidModule(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_module"),
             ApiError::Rejected(r) => match r {
-                Rejection::InsufficientFunds { .. } => {
+                Rejection::InsufficientFunds { .. } | Rejection::FeeUnpaid { .. } => {
                     (StatusCode::PAYMENT_REQUIRED, "insufficient_funds")
                 }
                 Rejection::InsufficientStake { .. } => {

@@ -94,9 +94,9 @@ pub struct Checkpoint {
 }
 
 /// Format version of [`Checkpoint`] (2: with `set_changes`; 3: its state with the audits of
-/// rules 5, state format 4). Its first field in every format, so a reader names both versions
+/// rules 5, state format 4; 4: its state with the fee per action of rules 8, state format 5). Its first field in every format, so a reader names both versions
 /// when they differ.
-pub const CHECKPOINT_VERSION: u32 = 3;
+pub const CHECKPOINT_VERSION: u32 = 4;
 
 /// What committing one input gave: its seq and events, or why it was refused.
 pub type Committed = Result<(u64, Vec<Event>), ApiError>;
@@ -836,6 +836,7 @@ pub(crate) mod tests {
 
     fn funded(accounts: &[&Identity]) -> engine::Genesis {
         let mut genesis = engine::Genesis::dev(AccountId([9; 32]));
+        genesis.action_fee = 0; // (fees per action are the engine tests' subject)
         for who in accounts {
             genesis.allocations.insert(who.id(), engine::tokens(100));
         }

@@ -423,6 +423,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let keys: Vec<Identity> = (1..=4u8).map(|n| Identity::from_secret([n; 32])).collect();
         let mut genesis = engine::Genesis::dev(AccountId([9; 32]));
+        genesis.action_fee = 0; // (fees per action are the engine tests' subject)
         genesis.validators = engine::Validators::new(validator_set(&keys));
         let fresh = engine::State::from_genesis(&genesis).unwrap();
         let log = store::SqliteLog::open(dir.path()).unwrap();
@@ -480,6 +481,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let keys: Vec<Identity> = (1..=3u8).map(|n| Identity::from_secret([n; 32])).collect();
         let mut genesis = engine::Genesis::dev(AccountId([9; 32]));
+        genesis.action_fee = 0; // (fees per action are the engine tests' subject)
         genesis.params.min_stake = 0;
         genesis.validators = engine::Validators::new(validator_set(&keys));
         let fresh = engine::State::from_genesis(&genesis).unwrap();
@@ -595,6 +597,7 @@ mod tests {
         let requester = Identity::from_secret([40; 32]);
         let provider = Identity::from_secret([50; 32]);
         let mut genesis = engine::Genesis::dev(AccountId([9; 32]));
+        genesis.action_fee = 0; // (fees per action are the engine tests' subject)
         genesis.params.min_stake = 0;
         genesis
             .allocations

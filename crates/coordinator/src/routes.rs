@@ -1459,6 +1459,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (a, b) = (Identity::generate(), Identity::generate());
         let mut genesis = Genesis::dev(AccountId([9; 32]));
+        genesis.action_fee = 0; // (fees per action are the engine tests' subject)
         genesis.allocations.insert(a.id(), tokens(100));
         let mut config = CoordinatorConfig::new(dir.path().to_path_buf());
         config.genesis = GenesisChoice::Given(Box::new(genesis));

@@ -267,5 +267,10 @@ pub fn network(state: &State, genesis_hash: Hash) -> NetworkView {
         supply_minted: state.supply.minted,
         supply_burned: state.supply.burned,
         verification: state.verify.clone(),
+        action_fee: if state.rules >= 8 {
+            state.action_fee
+        } else {
+            0
+        },
     }
 }

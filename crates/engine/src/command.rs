@@ -370,6 +370,12 @@ pub enum Event {
         #[serde(with = "crate::types::amount")]
         burned: Amount,
     },
+    /// Rules 8: the signer of a logged action paid the network's fee per action to the treasury.
+    ActionFeePaid {
+        payer: AccountId,
+        #[serde(with = "crate::types::amount")]
+        amount: Amount,
+    },
 }
 
 /// Why an input was refused. A rejected input changes nothing and is never logged.
@@ -456,4 +462,14 @@ pub enum Rejection {
     NotStraggling { task: TaskId, why: String },
     #[error("{what} needs rules version {needs}; this network runs {runs}")]
     NeedsRules { what: String, needs: u32, runs: u32 },
+    /// Rules 8: the signer cannot pay the network's fee per logged action.
+    #[error(
+        "cannot pay the fee per action: needs {fee} base units, {available} available (every logged action but reports and the faucet pays it)"
+    )]
+    FeeUnpaid {
+        #[serde(with = "crate::types::amount")]
+        fee: Amount,
+        #[serde(with = "crate::types::amount")]
+        available: Amount,
+    },
 }

@@ -27,6 +27,9 @@ pub const DECIMALS: u32 = 9;
 pub const BASE_UNITS_PER_TOKEN: Amount = 1_000_000_000;
 /// Basis points in one whole (fees and fractions are given in basis points).
 pub const BPS: u32 = 10_000;
+/// The development network's fee per logged action: a ten-thousandth of a token (100,000 base
+/// units), so that ten thousand log entries cost a token.
+pub const DEV_ACTION_FEE: Amount = 100_000;
 
 /// How a slash is sized and split. `fraction_bps` of the provider's stake (bonded, then unbonding)
 /// is taken; of that, `requester_bps` goes to the job's owner (the party the wrong result was
@@ -123,6 +126,11 @@ pub struct Genesis {
     /// genesis written before the field existed runs the first, [`crate::FIRST_RULES`]).
     #[serde(default = "first_rules")]
     pub rules: u32,
+    /// Rules 8: what every logged action a key signs costs its signer, paid to the treasury
+    /// (reports of assigned work and the faucet are free). Zero for a genesis written before
+    /// the field existed.
+    #[serde(default, with = "crate::types::amount")]
+    pub action_fee: Amount,
 }
 
 fn first_rules() -> u32 {
@@ -138,6 +146,7 @@ impl Genesis {
             verification: VerifyParams::default(),
             validators: Validators::default(),
             rules: crate::RULES,
+            action_fee: DEV_ACTION_FEE,
         }
     }
 
@@ -157,6 +166,12 @@ impl Genesis {
         }
         if p.fee_bps > BPS {
             return Err(format!("fee_bps {} is above {BPS}", p.fee_bps));
+        }
+        if self.action_fee > 0 && self.rules < 8 {
+            return Err(format!(
+                "action_fee needs rules 8 or later; this genesis names rules {}",
+                self.rules
+            ));
         }
         if p.slash.fraction_bps > BPS {
             return Err(format!(
@@ -364,6 +379,7 @@ impl State {
         }
         state.validators = genesis.validators.clone();
         state.rules = genesis.rules;
+        state.action_fee = genesis.action_fee;
         Ok(state)
     }
 
@@ -768,6 +784,7 @@ impl State {
                 ..
             } => vec![*provider, *requester, self.ledger.treasury],
             Event::ValidatorSlashed { validator, .. } => vec![*validator, self.ledger.treasury],
+            Event::ActionFeePaid { payer, .. } => vec![*payer, self.ledger.treasury],
             _ => Vec::new(),
         }
     }
@@ -819,6 +836,8 @@ mod tests {
         let (provider, requester, treasury) =
             (AccountId([1; 32]), AccountId([2; 32]), AccountId([3; 32]));
         let mut genesis = Genesis::dev(treasury);
+        // (The fee per action is its own test's subject: the treasury gets only the slash here.)
+        genesis.action_fee = 0;
         genesis.allocations.insert(provider, tokens(1_000));
         genesis.allocations.insert(requester, tokens(1_000));
         let mut s = State::from_genesis(&genesis).unwrap();
@@ -969,5 +988,8 @@ mod tests {
         g.allocations.insert(AccountId([2; 32]), u128::MAX);
         g.allocations.insert(AccountId([3; 32]), 1);
         assert!(g.validate().unwrap_err().contains("overflow"));
+        let mut g = Genesis::dev(AccountId([1; 32]));
+        g.rules = 7;
+        assert!(g.validate().unwrap_err().contains("action_fee"));
     }
 }

@@ -64,7 +64,11 @@
 ///   others weigh, and the losers are slashed). A dispute that only a group with a trusted
 ///   member may win gathers runs from trusted providers only (as many as the weight it needs),
 ///   so colluders cannot pile onto the wrong side and use up its room.
-pub const RULES: u32 = 7;
+/// - 8: every logged action a key signs costs its signer the genesis's `action_fee`, paid to
+///   the treasury (`State::action_fee`; reports of assigned work and the faucet are free), so
+///   filling the log costs real tokens. An action its signer cannot also pay the fee for is
+///   refused whole. Inputs apply as under 7 otherwise.
+pub const RULES: u32 = 8;
 /// The rules of a network whose genesis predates the version.
 pub const FIRST_RULES: u32 = 1;
 
@@ -88,8 +92,8 @@ pub use command::{
     SignedBody, WAITING_MAX, Waiting, WorkFetch,
 };
 pub use ledger::{
-    BASE_UNITS_PER_TOKEN, DECIMALS, Escrow, FaucetParams, Genesis, LedgerParams, SlashEvidence,
-    SlashParams, Supply, TOKEN_SYMBOL, Tokens, Unbonding, parse_tokens, tokens,
+    BASE_UNITS_PER_TOKEN, DECIMALS, DEV_ACTION_FEE, Escrow, FaucetParams, Genesis, LedgerParams,
+    SlashEvidence, SlashParams, Supply, TOKEN_SYMBOL, Tokens, Unbonding, parse_tokens, tokens,
 };
 pub use schedule::{Dispatch, ScheduleParams};
 pub use state::{EngineConfig, Job, JobStatus, Provider, ProviderStatus, State, Task, TaskState};

@@ -278,6 +278,11 @@ pub struct State {
     /// Rules 5: the audit beacon, the results waiting for its next reveal, and the audits each
     /// provider passed (see [`crate::audit`]). Hashed only under rules 5 and later.
     pub audits: crate::audit::Audits,
+    /// Rules 8: what every logged action a key signs costs its signer, paid to the treasury
+    /// (from [`Genesis::action_fee`](crate::Genesis::action_fee); reports of assigned work and
+    /// the faucet are free). Hashed only under rules 8 and later.
+    #[serde(default, with = "crate::types::amount")]
+    pub action_fee: Amount,
 }
 
 pub(crate) type Applied = Result<Vec<Event>, Rejection>;
@@ -316,8 +321,9 @@ impl Serialize for HashView<'_> {
             validators,
             rules,
             audits,
+            action_fee,
         } = self.state;
-        let mut t = serializer.serialize_tuple(16)?;
+        let mut t = serializer.serialize_tuple(17)?;
         t.serialize_element(config)?;
         t.serialize_element(ledger)?;
         t.serialize_element(verify)?;
@@ -340,6 +346,9 @@ impl Serialize for HashView<'_> {
         }
         if *rules >= 5 {
             t.serialize_element(audits)?;
+        }
+        if *rules >= 8 {
+            t.serialize_element(action_fee)?;
         }
         t.end()
     }
@@ -366,6 +375,7 @@ impl State {
             validators: Validators::default(),
             rules: crate::RULES,
             audits: Default::default(),
+            action_fee: 0,
         }
     }
 
@@ -446,7 +456,50 @@ impl State {
             });
         }
         let who = signed.signer;
-        let events = match &signed.body {
+        let fee = self.action_fee_for(&signed.body);
+        if fee > 0 {
+            // Taken first, so the action sees the balance it leaves; given back if the action
+            // is refused (which changed nothing else), so a refusal still changes nothing.
+            let available = self.balance(&who);
+            if available < fee {
+                return Err(Rejection::FeeUnpaid { fee, available });
+            }
+            self.debit(&who, fee)?;
+        }
+        let events = match self.apply_action(who, &signed.body, now) {
+            Ok(events) => events,
+            Err(rejection) => {
+                if fee > 0 {
+                    self.credit(&who, fee)?;
+                }
+                return Err(rejection);
+            }
+        };
+        let mut events = events;
+        if fee > 0 {
+            let treasury = self.ledger.treasury;
+            self.credit(&treasury, fee)?;
+            events.push(Event::ActionFeePaid {
+                payer: who,
+                amount: fee,
+            });
+        }
+        self.accounts.entry(who).or_default().nonce = signed.nonce;
+        Ok(events)
+    }
+
+    /// Rules 8: what `action` costs its signer to have logged. Reports are free (a provider can
+    /// report only the work it was given, and its stake may be all it holds), and so is the
+    /// faucet (it fills empty accounts).
+    fn action_fee_for(&self, action: &Action) -> Amount {
+        if self.rules < 8 || matches!(action, Action::ReportResults(_) | Action::Faucet) {
+            return 0;
+        }
+        self.action_fee
+    }
+
+    fn apply_action(&mut self, who: AccountId, action: &Action, now: Time) -> Applied {
+        let events = match action {
             Action::RegisterProvider(spec) => self.register(who, spec, now)?,
             Action::LeaveProvider => self.provider_gone(who, ProviderStatus::Left, now)?,
             Action::SubmitJob(spec) => self.submit(who, spec, now)?,
@@ -458,7 +511,6 @@ impl State {
             Action::Unstake { amount } => self.unstake(who, *amount, now)?,
             Action::ValidatorVote(change) => self.vote_validator(who, change)?,
         };
-        self.accounts.entry(who).or_default().nonce = signed.nonce;
         Ok(events)
     }
 

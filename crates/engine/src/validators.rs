@@ -412,6 +412,8 @@ mod tests {
                 })
                 .collect(),
         });
+        // (The fee per action is the ledger tests' subject.)
+        g.action_fee = 0;
         g
     }
 
@@ -452,11 +454,14 @@ mod tests {
         // validators' and the rules' bytes (what the state encoded to before either existed).
         let plain = State::from_genesis(&Genesis {
             rules: crate::FIRST_RULES,
+            action_fee: 0,
             ..Genesis::dev(id(9))
         })
         .unwrap();
-        // (The audits of rules 5 trail everything, and are hashed only under rules 5.)
-        let audits = postcard::to_stdvec(&crate::Audits::default()).unwrap();
+        // (The audits of rules 5 and the fee per action of rules 8 trail everything, and are
+        // hashed only under their rules.)
+        let mut audits = postcard::to_stdvec(&crate::Audits::default()).unwrap();
+        audits.extend(postcard::to_stdvec(&0u128).unwrap());
         let full = postcard::to_stdvec(&plain).unwrap();
         let mut tail = postcard::to_stdvec(&Validators::default()).unwrap();
         tail.extend(postcard::to_stdvec(&crate::FIRST_RULES).unwrap());
@@ -478,6 +483,7 @@ mod tests {
         assert_ne!(with.hash(), plain.hash());
         let later = State::from_genesis(&Genesis {
             rules: 3,
+            action_fee: 0,
             ..Genesis::dev(id(9))
         })
         .unwrap();
@@ -500,7 +506,8 @@ mod tests {
         let encoded = postcard::to_stdvec(&state).unwrap();
         let field = postcard::to_stdvec(&state.validators).unwrap();
         let rules = postcard::to_stdvec(&state.rules).unwrap();
-        let audits = postcard::to_stdvec(&state.audits).unwrap();
+        let mut audits = postcard::to_stdvec(&state.audits).unwrap();
+        audits.extend(postcard::to_stdvec(&state.action_fee).unwrap());
         let at = encoded.len() - audits.len() - rules.len() - field.len();
         assert_eq!(&encoded[at..at + field.len()], &field[..]);
         let mut without = encoded[..at].to_vec();

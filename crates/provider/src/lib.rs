@@ -227,7 +227,9 @@ impl Agent {
             return Ok(());
         }
         let mut balance = account.balance;
-        if balance < need && network.faucet.is_some() {
+        // The stake and the registration after it each pay the fee per action (rules 8).
+        let fees = network.action_fee.saturating_mul(2);
+        if balance < need.saturating_add(fees) && network.faucet.is_some() {
             let resp = self.client.action(&self.identity, Action::Faucet).await?;
             for event in &resp.events {
                 if let engine::Event::FaucetPaid { amount, .. } = event {
@@ -237,11 +239,13 @@ impl Agent {
             }
         }
         anyhow::ensure!(
-            balance >= need,
-            "provider {me} needs {} more bonded stake (minimum {}) but holds {}; send it tokens and \
-             run `gridmint wallet stake --data-dir <provider data dir> AMOUNT`",
+            balance >= need.saturating_add(fees),
+            "provider {me} needs {} more bonded stake (minimum {}), and {} for the fees of staking \
+             and registering, but holds {}; send it tokens and run \
+             `gridmint wallet stake --data-dir <provider data dir> AMOUNT`",
             Tokens(need),
             Tokens(network.min_stake),
+            Tokens(fees),
             Tokens(balance)
         );
         self.client

@@ -279,6 +279,9 @@ impl<'a> World<'a> {
         genesis.params.faucet = None;
         genesis.verification = n.verification.clone();
         genesis.rules = n.rules;
+        // The simulator models no fee per logged action (rules 8): its economics are those of
+        // the work, and a fee would only move a few base units per action to the treasury.
+        genesis.action_fee = 0;
         genesis.engine.schedule = n.schedule();
         genesis.validators.set.validators = (0..n.validators)
             .map(|v| engine::Validator {

@@ -241,6 +241,11 @@ impl SqliteLog {
                  seq   INTEGER PRIMARY KEY,
                  state BLOB NOT NULL
              );
+             -- State format 5 (the state gained its fee per action, rules 8).
+             CREATE TABLE IF NOT EXISTS snapshots_v5 (
+                 seq   INTEGER PRIMARY KEY,
+                 state BLOB NOT NULL
+             );
              CREATE TABLE IF NOT EXISTS blocks (
                  height INTEGER PRIMARY KEY,
                  block  BLOB NOT NULL
@@ -361,7 +366,7 @@ impl SqliteLog {
             .transaction()
             .map_err(|e| sqlite_err(&self.path, e))?;
         tx.execute(
-            "INSERT INTO snapshots_v4 (seq, state) VALUES (?1, ?2)",
+            "INSERT INTO snapshots_v5 (seq, state) VALUES (?1, ?2)",
             params![to_sql(seq), encode(state)],
         )
         .and_then(|_| {
@@ -527,7 +532,12 @@ fn uri_path(path: &Path) -> String {
 fn log_length(conn: &Connection) -> rusqlite::Result<u64> {
     let mut last: i64 =
         conn.query_row("SELECT COALESCE(MAX(seq), 0) FROM log", [], |r| r.get(0))?;
-    for table in ["snapshots_v2", "snapshots_v3", "snapshots_v4"] {
+    for table in [
+        "snapshots_v2",
+        "snapshots_v3",
+        "snapshots_v4",
+        "snapshots_v5",
+    ] {
         let exists: i64 = conn.query_row(
             "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = ?1",
             [table],
@@ -599,9 +609,10 @@ fn insert_entry(
     Ok(())
 }
 
-/// Meta key of the genesis, format 3 (with the rules version). Formats 2 (`genesis_v2`, with
-/// validators) and 1 (`genesis`) are read and converted: they ran the first rules.
-const GENESIS_KEY: &str = "genesis_v3";
+/// Meta key of the genesis, format 4 (with the fee per action). Format 3 (`genesis_v3`, with the
+/// rules version) had no fee, and formats 2 (`genesis_v2`, with validators) and 1 (`genesis`)
+/// are read and converted too: they ran the first rules.
+const GENESIS_KEY: &str = "genesis_v4";
 
 /// The genesis as format 1 stored it (before validators).
 #[derive(serde::Deserialize)]
@@ -635,6 +646,12 @@ fn decode_genesis(bytes: &[u8], format: u32) -> Result<Genesis, postcard::Error>
             }
         }
         2 => postcard::from_bytes(bytes)?,
+        // Format 3 is format 4 without the trailing fee per action, which was none.
+        3 => {
+            let mut v4 = bytes.to_vec();
+            v4.extend(encode(&0u128));
+            return postcard::from_bytes(&v4);
+        }
         _ => return postcard::from_bytes(bytes),
     };
     Ok(Genesis {
@@ -644,25 +661,30 @@ fn decode_genesis(bytes: &[u8], format: u32) -> Result<Genesis, postcard::Error>
         verification: v2.verification,
         validators: v2.validators,
         rules: engine::FIRST_RULES,
+        action_fee: 0,
     })
 }
 
 /// Decodes a stored state. Format 1 is format 2 without the trailing `validators` field, which a
 /// network of that time never had, format 2 is format 3 without the trailing `rules`, which
-/// were the first, and format 3 is format 4 without the trailing `audits`, empty before rules 5:
-/// their encodings are appended (the migration).
+/// were the first, format 3 is format 4 without the trailing `audits`, empty before rules 5,
+/// and format 4 is format 5 without the trailing `action_fee`, none before rules 8: their
+/// encodings are appended (the migration).
 fn decode_snapshot(bytes: &[u8], format: u32) -> Result<State, postcard::Error> {
-    let mut v4 = bytes.to_vec();
+    let mut v5 = bytes.to_vec();
     if format == 1 {
-        v4.extend(encode(&engine::Validators::default()));
+        v5.extend(encode(&engine::Validators::default()));
     }
     if format <= 2 {
-        v4.extend(encode(&engine::FIRST_RULES));
+        v5.extend(encode(&engine::FIRST_RULES));
     }
     if format <= 3 {
-        v4.extend(encode(&engine::Audits::default()));
+        v5.extend(encode(&engine::Audits::default()));
     }
-    postcard::from_bytes(&v4)
+    if format <= 4 {
+        v5.extend(encode(&0u128));
+    }
+    postcard::from_bytes(&v5)
 }
 
 fn encode<T: serde::Serialize>(value: &T) -> Vec<u8> {
@@ -735,16 +757,17 @@ impl CommandLog for SqliteLog {
             .transaction()
             .map_err(|e| sqlite_err(&self.path, e))?;
         tx.execute(
-            "INSERT OR REPLACE INTO snapshots_v4 (seq, state) VALUES (?1, ?2)",
+            "INSERT OR REPLACE INTO snapshots_v5 (seq, state) VALUES (?1, ?2)",
             params![to_sql(seq), encode(state)],
         )
         .and_then(|_| {
             // Older snapshots are never read again (nor those of the older formats).
             tx.execute(
-                "DELETE FROM snapshots_v4 WHERE seq < ?1",
+                "DELETE FROM snapshots_v5 WHERE seq < ?1",
                 params![to_sql(seq)],
             )
         })
+        .and_then(|_| tx.execute("DELETE FROM snapshots_v4", []))
         .and_then(|_| tx.execute("DELETE FROM snapshots_v3", []))
         .and_then(|_| tx.execute("DELETE FROM snapshots_v2", []))
         .and_then(|_| tx.execute("DELETE FROM snapshots", []))
@@ -754,8 +777,9 @@ impl CommandLog for SqliteLog {
     }
 
     fn latest_snapshot(&self) -> Result<Option<(u64, State)>, StoreError> {
-        // Format 4 first; a log written before it may hold a format-3, 2 or 1 snapshot instead.
+        // Format 5 first; a log written before it may hold a format-4, 3, 2 or 1 snapshot instead.
         for (table, format) in [
+            ("snapshots_v5", 5),
             ("snapshots_v4", 4),
             ("snapshots_v3", 3),
             ("snapshots_v2", 2),
@@ -1051,7 +1075,12 @@ impl CommandLog for SqliteLog {
         if !self.has_table("meta")? {
             return Ok(None);
         }
-        for (key, format) in [(GENESIS_KEY, 3), ("genesis_v2", 2), ("genesis", 1)] {
+        for (key, format) in [
+            (GENESIS_KEY, 4),
+            ("genesis_v3", 3),
+            ("genesis_v2", 2),
+            ("genesis", 1),
+        ] {
             let bytes: Option<Vec<u8>> = self
                 .conn
                 .query_row("SELECT value FROM meta WHERE key = ?1", params![key], |r| {
@@ -1314,6 +1343,7 @@ mod tests {
             let mut genesis = Genesis::dev(AccountId([9; 32]));
             // Both formats predate the rules version: their networks run the first rules.
             genesis.rules = engine::FIRST_RULES;
+            genesis.action_fee = 0;
             genesis.params.min_stake = 0;
             genesis.allocations.insert(AccountId([1; 32]), 5);
             let mut state = State::from_genesis(&genesis).unwrap();
@@ -1327,8 +1357,9 @@ mod tests {
                 let log = SqliteLog::open(dir.path()).unwrap();
                 let rules = encode(&engine::FIRST_RULES);
                 let full = encode(&state);
-                // Every format before 4 lacks the trailing audits.
-                let full = full[..full.len() - encode(&engine::Audits::default()).len()].to_vec();
+                // Every format before 4 lacks the trailing audits (and before 5, the fee).
+                let cut = encode(&engine::Audits::default()).len() + encode(&0u128).len();
+                let full = full[..full.len() - cut].to_vec();
                 let (key, table, old_genesis, old_state) = if format == 1 {
                     let cut = encode(&engine::Validators::default()).len() + rules.len();
                     (
@@ -1378,9 +1409,9 @@ mod tests {
             let (seq, read) = log.latest_snapshot().unwrap().unwrap();
             assert_eq!((seq, read.hash()), (1, hash_then), "format {format}");
             assert_eq!(read, state, "format {format}");
-            // A new snapshot is written in format 4 and replaces the old one.
+            // A new snapshot is written in format 5 and replaces the old one.
             log.save_snapshot(1, &state).unwrap();
-            for table in ["snapshots", "snapshots_v2", "snapshots_v3"] {
+            for table in ["snapshots", "snapshots_v2", "snapshots_v3", "snapshots_v4"] {
                 let old: i64 = log
                     .conn
                     .query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0))
@@ -1396,35 +1427,55 @@ mod tests {
     }
 
     #[test]
-    fn a_format_3_snapshot_reads_with_empty_audits_and_is_replaced_by_format_4() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut genesis = Genesis::dev(AccountId([9; 32]));
-        genesis.rules = 4;
-        genesis.params.min_stake = 0;
-        genesis.allocations.insert(AccountId([1; 32]), 5);
-        let mut state = State::from_genesis(&genesis).unwrap();
-        state.apply(&register(1, 1)).unwrap();
-        let hash_then = state.hash();
-        let mut log = SqliteLog::open(dir.path()).unwrap();
-        log.set_genesis(&genesis).unwrap();
-        let full = encode(&state);
-        let v3 = &full[..full.len() - encode(&engine::Audits::default()).len()];
-        log.conn
-            .execute(
-                "INSERT INTO snapshots_v3 (seq, state) VALUES (1, ?1)",
-                params![v3],
-            )
-            .unwrap();
-        let (seq, read) = log.latest_snapshot().unwrap().unwrap();
-        assert_eq!((seq, read.hash()), (1, hash_then));
-        assert_eq!(read, state);
-        log.save_snapshot(1, &state).unwrap();
-        let old: i64 = log
-            .conn
-            .query_row("SELECT COUNT(*) FROM snapshots_v3", [], |r| r.get(0))
-            .unwrap();
-        assert_eq!(old, 0);
-        assert_eq!(log.latest_snapshot().unwrap().unwrap().1, state);
+    fn format_3_and_4_snapshots_read_with_what_they_lacked_and_are_replaced_by_format_5() {
+        for format in [3u32, 4] {
+            let dir = tempfile::tempdir().unwrap();
+            let mut genesis = Genesis::dev(AccountId([9; 32]));
+            // The rules of the formats' times: 4 (format 3) and 7 (format 4).
+            genesis.rules = if format == 3 { 4 } else { 7 };
+            genesis.action_fee = 0;
+            genesis.params.min_stake = 0;
+            genesis.allocations.insert(AccountId([1; 32]), 5);
+            let mut state = State::from_genesis(&genesis).unwrap();
+            state.apply(&register(1, 1)).unwrap();
+            let hash_then = state.hash();
+            let mut log = SqliteLog::open(dir.path()).unwrap();
+            // The genesis as format 3 wrote it: without the trailing fee per action.
+            let full_genesis = encode(&genesis);
+            let fee = encode(&0u128);
+            log.conn
+                .execute(
+                    "INSERT INTO meta (key, value) VALUES ('genesis_v3', ?1)",
+                    params![&full_genesis[..full_genesis.len() - fee.len()]],
+                )
+                .unwrap();
+            let full = encode(&state);
+            let mut cut = fee.len();
+            if format == 3 {
+                cut += encode(&engine::Audits::default()).len();
+            }
+            log.conn
+                .execute(
+                    &format!("INSERT INTO snapshots_v{format} (seq, state) VALUES (1, ?1)"),
+                    params![&full[..full.len() - cut]],
+                )
+                .unwrap();
+            assert_eq!(log.genesis().unwrap(), Some(genesis.clone()));
+            let (seq, read) = log.latest_snapshot().unwrap().unwrap();
+            assert_eq!((seq, read.hash()), (1, hash_then), "format {format}");
+            assert_eq!(read, state, "format {format}");
+            log.save_snapshot(1, &state).unwrap();
+            let old: i64 = log
+                .conn
+                .query_row(
+                    &format!("SELECT COUNT(*) FROM snapshots_v{format}"),
+                    [],
+                    |r| r.get(0),
+                )
+                .unwrap();
+            assert_eq!(old, 0);
+            assert_eq!(log.latest_snapshot().unwrap().unwrap().1, state);
+        }
     }
 
     fn replay_matches(log: &mut dyn CommandLog) {

@@ -162,6 +162,13 @@ fn only_the_owner_can_cancel_and_a_cancelled_job_stays_cancelled() {
     let id = job.to_string();
 
     let other_home = w.dir("other-home");
+    // (Funded: without the fee per action a stranger's cancel is refused before its owner is
+    // looked at.)
+    w.cli_env(
+        &["wallet", "faucet", "--coordinator", &c.url],
+        &[("GRIDMINT_HOME", other_home.to_str().unwrap())],
+    )
+    .ok();
     let other = w.cli_env(
         &["job", "cancel", &id, "--coordinator", &c.url],
         &[("GRIDMINT_HOME", other_home.to_str().unwrap())],

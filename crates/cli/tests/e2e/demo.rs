@@ -43,6 +43,14 @@ fn the_demo_pays_its_providers_and_its_chain_verifies_afterwards() {
         fees <= gross / 20 && fees + 64 >= gross / 20,
         "fees {fees} of {gross}"
     );
+    // And the fee per action (rules 8) for each provider's stake and registration and each of
+    // the requester's two submissions, at least.
+    let action_fees = amount(&summary["action_fees"]);
+    assert!(
+        action_fees >= 2 * engine::DEV_ACTION_FEE
+            && action_fees.is_multiple_of(engine::DEV_ACTION_FEE),
+        "fees per action {action_fees}"
+    );
     let earned: u128 = summary["providers"]
         .as_array()
         .unwrap()

@@ -41,7 +41,14 @@ fn a_dev_network_pays_providers_charges_escrow_and_refunds_the_rest() {
     // The provider bonded the minimum stake from the faucet before registering.
     let pv = balance(&w, &c.url, &p.id);
     assert_eq!(amount(&pv, "bonded"), network.min_stake);
-    assert_eq!(amount(&pv, "balance"), tokens(1_000) - network.min_stake);
+    // Every logged action but a report and the faucet costs the fee per action (rules 8): the
+    // provider paid it twice, to stake and to register.
+    let fee = network.action_fee;
+    assert_eq!(fee, engine::DEV_ACTION_FEE);
+    assert_eq!(
+        amount(&pv, "balance"),
+        tokens(1_000) - network.min_stake - 2 * fee
+    );
 
     // The requester: nothing until the faucet, which then refuses a full account.
     let me = w.cli(&["keys", "--json"]).ok().json()["account"]
@@ -128,13 +135,14 @@ fn a_dev_network_pays_providers_charges_escrow_and_refunds_the_rest() {
         "{text}"
     );
     assert!(text.contains("+1000 GRID  faucet"), "{text}");
+    assert!(text.contains("-0.0001 GRID  fee per action"), "{text}");
 
     // A job: its worst case is locked, each result paid at the provider's price less the 5% fee,
     // and the rest comes back when it completes.
     // (Topped up first: `submit` asks the faucet too, which would blur the arithmetic.)
     w.fund_requester(&c.url);
     let before = amount(&wallet(&w, &c.url, &["balance"]), "balance");
-    assert_eq!(before, tokens(2_000) - 12_500_000_000);
+    assert_eq!(before, tokens(2_000) - 12_500_000_000 - fee);
     let spec = w.write("pi.toml", pi_spec(10_000, 4));
     let job = w.submit(&c.url, &spec);
     let view = c.http.wait_completed(job);
@@ -142,9 +150,13 @@ fn a_dev_network_pays_providers_charges_escrow_and_refunds_the_rest() {
     assert_eq!(amount(&mine, "in_escrow"), 0);
     let spent = before - amount(&mine, "balance");
     let fuel = u128::from(view.fuel_used);
-    assert_eq!(spent, fuel, "charged fuel × price 1");
+    assert_eq!(
+        spent,
+        fuel + fee,
+        "charged fuel × price 1, and the fee to submit"
+    );
     let escrow = &view.escrow;
-    assert_eq!(escrow.paid, spent);
+    assert_eq!(escrow.paid, fuel);
     assert_eq!(escrow.locked, escrow.paid + escrow.refunded);
     assert_eq!(
         escrow.locked,
@@ -152,16 +164,19 @@ fn a_dev_network_pays_providers_charges_escrow_and_refunds_the_rest() {
         "tasks × fuel limit × 1"
     );
     let pv = balance(&w, &c.url, &p.id);
-    let earned = amount(&pv, "balance") - (tokens(1_000) - network.min_stake);
+    let earned = amount(&pv, "balance") - (tokens(1_000) - network.min_stake - 2 * fee);
+    // The treasury: the fee out of each payment, and four fees per action (the provider's
+    // stake and registration, the transfer, the submission).
     let treasury = amount(&balance(&w, &c.url, &network.treasury), "balance");
+    let task_fees = treasury - 4 * fee;
     assert_eq!(
-        earned + treasury,
-        spent,
+        earned + task_fees,
+        fuel,
         "the provider and the treasury got what was spent"
     );
     assert!(
-        treasury > 0 && treasury * 100 <= spent * 5,
-        "fee {treasury} of {spent}"
+        task_fees > 0 && task_fees * 100 <= fuel * 5,
+        "fee {task_fees} of {fuel}"
     );
     let history = wallet(&w, &c.url, &["history"]);
     let kinds: Vec<&str> = history
@@ -171,8 +186,8 @@ fn a_dev_network_pays_providers_charges_escrow_and_refunds_the_rest() {
         .map(|i| i["event"]["event"].as_str().unwrap())
         .collect();
     assert_eq!(
-        kinds[..2],
-        ["escrow_refunded", "escrow_locked"],
+        kinds[..3],
+        ["escrow_refunded", "action_fee_paid", "escrow_locked"],
         "{kinds:?}"
     );
 

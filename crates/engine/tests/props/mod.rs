@@ -246,6 +246,8 @@ fn genesis_of(validators: bool) -> Genesis {
         } else {
             engine::FIRST_RULES
         },
+        // Rules 8: every signed action but reports and the faucet costs 3 base units.
+        action_fee: if validators { 3 } else { 0 },
     }
 }
 
@@ -1158,6 +1160,18 @@ fn check_events(
                     prop_assert_eq!(others, 0, "{} replicas share an operator", t);
                 }
             }
+            Event::ActionFeePaid { payer, amount } => {
+                let Input::Signed(signed) = &entry.input else {
+                    return Err(TestCaseError::fail("a fee paid for an unsigned input"));
+                };
+                prop_assert_eq!(*payer, signed.signer);
+                prop_assert_eq!(*amount, before.action_fee);
+                prop_assert!(before.rules >= 8 && before.action_fee > 0);
+                prop_assert!(!matches!(
+                    signed.body,
+                    Action::ReportResults(_) | Action::Faucet
+                ));
+            }
             Event::JobSubmitted { job, tasks, .. } => {
                 prop_assert_eq!(*job, before.next_job);
                 prop_assert_eq!(*tasks as usize, after.jobs[job].tasks.len());
@@ -1213,8 +1227,38 @@ fn check_events(
             }
             Event::Transferred { from, to, amount } => {
                 prop_assert!(*amount > 0 && from != to);
-                prop_assert_eq!(after.balance(from), before.balance(from) - amount);
-                prop_assert_eq!(after.balance(to), before.balance(to) + amount);
+                // Rules 8: the sender paid the fee for the action too, to the treasury.
+                let fee = |who: &AccountId| -> i128 {
+                    let paid: i128 = events
+                        .iter()
+                        .map(|e| match e {
+                            Event::ActionFeePaid { payer, amount } if payer == who => {
+                                -(*amount as i128)
+                            }
+                            _ => 0,
+                        })
+                        .sum();
+                    let received: i128 = events
+                        .iter()
+                        .map(|e| match e {
+                            Event::ActionFeePaid { amount, .. }
+                                if *who == after.ledger.treasury =>
+                            {
+                                *amount as i128
+                            }
+                            _ => 0,
+                        })
+                        .sum();
+                    paid + received
+                };
+                prop_assert_eq!(
+                    after.balance(from) as i128,
+                    before.balance(from) as i128 - *amount as i128 + fee(from)
+                );
+                prop_assert_eq!(
+                    after.balance(to) as i128,
+                    before.balance(to) as i128 + *amount as i128 + fee(to)
+                );
             }
             Event::FaucetPaid { to, amount } => {
                 prop_assert!(before.balance(to) < *amount, "faucet filled a full account");

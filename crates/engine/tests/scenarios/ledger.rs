@@ -32,6 +32,7 @@ fn genesis(faucet: bool) -> Genesis {
         verification: Default::default(),
         validators: Default::default(),
         rules: engine::RULES,
+        action_fee: 0,
     }
 }
 
@@ -467,4 +468,118 @@ fn unstaking_waits_out_the_unbonding_delay() {
     assert_eq!(w.state.balance(&acct(1)), 100_000_000);
     assert!(w.state.accounts[&acct(1)].unbonding.is_empty());
     assert_eq!(supply(&w), 900_000_000);
+}
+
+/// Rules 8: every logged action but a report or the faucet costs its signer the fee per action,
+/// paid to the treasury; an action the signer cannot also pay the fee for is refused whole.
+#[test]
+fn every_logged_action_pays_the_fee_per_action_and_a_refused_one_pays_nothing() {
+    const FEE: u128 = 7;
+    let mut w = World::with_genesis(&Genesis {
+        action_fee: FEE,
+        ..genesis(true)
+    });
+    w.money_events = true;
+    let treasury = w.state.balance(&TREASURY);
+    let events = w.act(
+        acct(1),
+        Action::Transfer {
+            to: acct(20),
+            amount: 100,
+        },
+    );
+    assert_eq!(
+        events,
+        vec![
+            Event::Transferred {
+                from: acct(1),
+                to: acct(20),
+                amount: 100
+            },
+            Event::ActionFeePaid {
+                payer: acct(1),
+                amount: FEE
+            }
+        ]
+    );
+    assert_eq!(w.state.balance(&acct(1)), 100_000_000 - 100 - FEE);
+    assert_eq!(w.state.balance(&TREASURY), treasury + FEE);
+    assert_eq!(supply(&w), 900_000_000);
+
+    // acct(20) holds 100: it cannot move all of it (the fee comes on top), nor act at all once
+    // it holds less than the fee; and nothing changed.
+    assert_eq!(
+        w.act_rejected(
+            acct(20),
+            Action::Transfer {
+                to: acct(1),
+                amount: 100
+            }
+        ),
+        Rejection::InsufficientFunds {
+            need: 100,
+            available: 100 - FEE
+        }
+    );
+    w.act(
+        acct(20),
+        Action::Transfer {
+            to: acct(1),
+            amount: 100 - FEE - 3,
+        },
+    );
+    assert_eq!(w.state.balance(&acct(20)), 3);
+    assert_eq!(
+        w.act_rejected(acct(20), Action::Stake { amount: 1 }),
+        Rejection::FeeUnpaid {
+            fee: FEE,
+            available: 3
+        }
+    );
+    // A refused action (here: a job nobody submitted) gives the fee back: nothing changes.
+    assert!(matches!(
+        w.act_rejected(acct(1), Action::CancelJob(999)),
+        Rejection::UnknownJob(_)
+    ));
+
+    // The faucet and reports of assigned work are free: a provider whose balance is all staked
+    // still reports.
+    w.act(acct(30), Action::Faucet);
+    assert_eq!(w.state.balance(&acct(30)), 1_000);
+    w.act(
+        acct(30),
+        Action::Stake {
+            amount: 1_000 - 2 * FEE,
+        },
+    );
+    w.register(
+        acct(30),
+        ProviderSpec {
+            price_per_fuel: 1,
+            ..provider_spec()
+        },
+    );
+    assert_eq!(w.state.balance(&acct(30)), 0);
+    let job = w.submit(acct(9), job_spec(1));
+    w.assign(acct(30), &[tid(job, 0)]);
+    let events = w.report(acct(30), vec![success(tid(job, 0), 1, 10)]);
+    assert!(
+        !events
+            .iter()
+            .any(|e| matches!(e, Event::ActionFeePaid { .. })),
+        "{events:?}"
+    );
+    supply(&w);
+
+    // The fee is a rule of rules 8: a genesis of older rules cannot name one.
+    let older = Genesis {
+        action_fee: FEE,
+        rules: 7,
+        ..genesis(true)
+    };
+    assert!(
+        State::from_genesis(&older)
+            .unwrap_err()
+            .contains("action_fee needs rules 8")
+    );
 }

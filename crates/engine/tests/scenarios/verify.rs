@@ -42,6 +42,7 @@ fn world(verification: VerifyParams) -> World {
         verification,
         validators: Default::default(),
         rules: engine::RULES,
+        action_fee: 0,
     });
     w.verify_events = true;
     w.money_events = true;

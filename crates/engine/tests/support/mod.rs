@@ -188,6 +188,7 @@ pub fn is_money_event(event: &Event) -> bool {
             | Event::UnbondingStarted { .. }
             | Event::StakeReleased { .. }
             | Event::Slashed { .. }
+            | Event::ActionFeePaid { .. }
     )
 }
 
@@ -206,6 +207,7 @@ impl World {
             verification: Default::default(),
             validators: Default::default(),
             rules: engine::RULES,
+            action_fee: 0,
         })
     }
 
@@ -309,6 +311,11 @@ impl World {
             [
                 Event::JobSubmitted { job, .. },
                 Event::EscrowLocked { job: locked, .. },
+            ]
+            | [
+                Event::JobSubmitted { job, .. },
+                Event::EscrowLocked { job: locked, .. },
+                Event::ActionFeePaid { .. },
             ] if job == locked => *job,
             other => panic!("unexpected events for a submission: {other:?}"),
         }
