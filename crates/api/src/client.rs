@@ -78,8 +78,9 @@ pub struct Client {
 /// How long a client keeps trying other validators before it gives up on a request.
 const FAILOVER_FOR: Duration = Duration::from_secs(15);
 
-/// The wait before asking again after a request was shed (`503 overloaded`): the coordinator's
-/// `Retry-After`.
+/// The wait before asking again after a request was shed (`503 overloaded`) or limited (`429
+/// rate_limited`): the coordinator's `Retry-After` for a shed read, and the shortest it says
+/// for a limit (a bucket refills continuously; waiting the whole `Retry-After` would waste it).
 const SHED_RETRY: Duration = Duration::from_secs(1);
 
 /// `wait`, give or take a quarter, so that clients shed together do not come back together.
@@ -229,6 +230,14 @@ impl Client {
                 Err(ClientError::Api {
                     status: 503, body, ..
                 }) if body.error == "overloaded" => {
+                    tokio::time::sleep(jittered(SHED_RETRY)).await;
+                    true
+                }
+                // Over a rate limit (nothing was read or changed): the same, until the
+                // client's patience for this request runs out; then the 429 is the answer.
+                Err(ClientError::Api {
+                    status: 429, body, ..
+                }) if body.error == "rate_limited" => {
                     tokio::time::sleep(jittered(SHED_RETRY)).await;
                     true
                 }

@@ -533,6 +533,8 @@ async fn end_to_end_bench(plan: &Plan, cores: u32) -> anyhow::Result<EndToEndRes
     let mut config = coordinator::CoordinatorConfig::new(coordinator_dir.path().to_path_buf());
     // A development network: providers stake from its faucet, the requester pays from it.
     config.genesis = coordinator::GenesisChoice::Dev;
+    // Every client of the benchmark comes from one address: no rate limits.
+    config.rates = coordinator::limits::RateConfig::off();
     let running = coordinator::start(config, "127.0.0.1:0".parse()?)
         .await
         .context("starting the coordinator")?;

@@ -31,6 +31,12 @@ pub struct CoordinatorFile {
     pub dev: Option<bool>,
     /// Genesis file of a new network.
     pub genesis: Option<PathBuf>,
+    /// Reads per second one address may make (200; 0: no limit).
+    pub reads_per_second: Option<u32>,
+    /// Writes (actions, batches, uploads) per second one address may make (100; 0: no limit).
+    pub writes_per_second: Option<u32>,
+    /// Logged actions per second one account may sign (100; 0: no limit).
+    pub actions_per_second: Option<u32>,
 }
 
 /// Settings as given on the command line (`None`: not given).
@@ -45,6 +51,9 @@ pub struct CoordinatorFlags {
     pub block_interval: Option<Duration>,
     pub dev: bool,
     pub genesis: Option<PathBuf>,
+    pub reads_per_second: Option<u32>,
+    pub writes_per_second: Option<u32>,
+    pub actions_per_second: Option<u32>,
 }
 
 /// The settings in force.
@@ -119,6 +128,21 @@ pub fn coordinator(
         .snapshot_every
         .or(file.snapshot_every)
         .unwrap_or(config.snapshot_every);
+    let rates = config.rates;
+    config.rates = coordinator::limits::RateConfig {
+        reads_per_s: flags
+            .reads_per_second
+            .or(file.reads_per_second)
+            .unwrap_or(rates.reads_per_s),
+        writes_per_s: flags
+            .writes_per_second
+            .or(file.writes_per_second)
+            .unwrap_or(rates.writes_per_s),
+        actions_per_s: flags
+            .actions_per_second
+            .or(file.actions_per_second)
+            .unwrap_or(rates.actions_per_s),
+    };
     if config.heartbeat_timeout <= config.heartbeat_interval {
         bail!(
             "heartbeat timeout ({:?}) must be longer than the heartbeat interval ({:?})",
@@ -187,7 +211,9 @@ mod tests {
                heartbeat_timeout = "3s"
                max_blob_size = "1MiB"
                snapshot_every = 50
-               block_interval = "250ms""#,
+               block_interval = "250ms"
+               reads_per_second = 7
+               actions_per_second = 0"#,
         );
         let s = coordinator(Some(&path), CoordinatorFlags::default()).unwrap();
         assert_eq!(s.listen, "0.0.0.0:9000".parse().unwrap());
@@ -197,8 +223,17 @@ mod tests {
         assert_eq!(s.config.max_blob_bytes, 1 << 20);
         assert_eq!(s.config.snapshot_every, 50);
         assert_eq!(s.config.block_interval, Duration::from_millis(250));
+        assert_eq!(
+            s.config.rates,
+            coordinator::limits::RateConfig {
+                reads_per_s: 7,
+                writes_per_s: 100,
+                actions_per_s: 0,
+            }
+        );
 
         let flags = CoordinatorFlags {
+            reads_per_second: Some(9),
             listen: Some("127.0.0.1:1".parse().unwrap()),
             heartbeat_timeout: Some(Duration::from_secs(60)),
             max_blob_size: Some(7),
@@ -208,6 +243,7 @@ mod tests {
         assert_eq!(s.listen, "127.0.0.1:1".parse().unwrap());
         assert_eq!(s.config.heartbeat_timeout, Duration::from_secs(60));
         assert_eq!(s.config.max_blob_bytes, 7);
+        assert_eq!(s.config.rates.reads_per_s, 9);
         // Not overridden: still from the file.
         assert_eq!(s.config.heartbeat_interval, Duration::from_millis(500));
     }

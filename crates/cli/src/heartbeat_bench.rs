@@ -212,6 +212,7 @@ async fn start_coordinator() -> anyhow::Result<(Coordinator, Client)> {
             "--heartbeat-timeout",
             "90s",
         ])
+        .args(crate::validators_bench::NO_RATE_LIMITS)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())

@@ -118,6 +118,16 @@ struct CoordinatorArgs {
     /// validators voted it in (`gridmint validator vote add`)
     #[arg(long)]
     join: bool,
+    /// Reads per second one address may make, ten seconds' worth at once; more are answered
+    /// 429 (0: no limit) [default: 200]
+    #[arg(long)]
+    reads_per_second: Option<u32>,
+    /// Writes (actions, batches, blob uploads) per second one address may make [default: 100]
+    #[arg(long)]
+    writes_per_second: Option<u32>,
+    /// Logged actions per second one account may sign (each of a batch counts) [default: 100]
+    #[arg(long)]
+    actions_per_second: Option<u32>,
     /// Tests only: as a validator, also hand out a signature of a conflicting block at every
     /// height (equivocate), to be reported and slashed
     #[arg(long, hide = true)]
@@ -313,6 +323,9 @@ async fn main() -> anyhow::Result<()> {
                     block_interval: args.block_interval,
                     dev: args.dev,
                     genesis: args.genesis,
+                    reads_per_second: args.reads_per_second,
+                    writes_per_second: args.writes_per_second,
+                    actions_per_second: args.actions_per_second,
                 },
             )?;
             let mut config = settings.config;

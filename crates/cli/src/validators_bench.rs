@@ -57,6 +57,17 @@ impl Drop for Proc {
 }
 
 /// Starts `gridmint coordinator ARGS` and waits for its `listening on URL` line.
+/// A benchmark runs every client from one address: the coordinators it starts take them all
+/// without rate limits (`coordinator --reads-per-second` and the others).
+pub(crate) const NO_RATE_LIMITS: [&str; 6] = [
+    "--reads-per-second",
+    "0",
+    "--writes-per-second",
+    "0",
+    "--actions-per-second",
+    "0",
+];
+
 pub(crate) fn spawn(data_dir: &Path, listen: &str, args: &[&str]) -> anyhow::Result<Proc> {
     let exe = std::env::current_exe().context("locating this binary")?;
     let log = std::fs::File::create(data_dir.join("log"))?;
@@ -65,6 +76,7 @@ pub(crate) fn spawn(data_dir: &Path, listen: &str, args: &[&str]) -> anyhow::Res
         .args(["--listen", listen, "--data-dir"])
         .arg(data_dir)
         .args(args)
+        .args(NO_RATE_LIMITS)
         .env("RUST_LOG", "warn")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

@@ -37,6 +37,10 @@ pub enum ApiError {
     /// turn. Answered with `Retry-After`; nothing was read or changed.
     #[error("{0}")]
     Overloaded(String),
+    /// The client went over one of its rate limits (`limits`): `429` with `Retry-After`
+    /// (`retry_after` seconds); nothing was read or changed.
+    #[error("{detail}")]
+    RateLimited { detail: String, retry_after: u64 },
     /// This validator is not the leader, which alone takes writes; `leader` is where it is, when
     /// known (also in the `x-gridmint-leader` header).
     #[error("this validator is not the leader{}", match leader { Some(l) => format!("; the leader is {l}"), None => "; no leader is elected right now, retry shortly".into() })]
@@ -82,6 +86,7 @@ impl ApiError {
             ApiError::MissingOutput(_) => (StatusCode::UNPROCESSABLE_ENTITY, "output_missing"),
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             ApiError::Overloaded(_) => (StatusCode::SERVICE_UNAVAILABLE, "overloaded"),
+            ApiError::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             ApiError::NotLeader { .. } => (StatusCode::SERVICE_UNAVAILABLE, "not_leader"),
         }
     }
@@ -114,6 +119,12 @@ impl IntoResponse for ApiError {
             response.headers_mut().insert(
                 axum::http::header::RETRY_AFTER,
                 axum::http::HeaderValue::from_static(RETRY_READS_AFTER),
+            );
+        }
+        if let ApiError::RateLimited { retry_after, .. } = &self {
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from(*retry_after),
             );
         }
         response

@@ -9,6 +9,7 @@
 pub mod bench_support;
 pub mod consensus;
 mod error;
+pub mod limits;
 mod node;
 mod peers;
 pub mod proposal;
@@ -70,6 +71,8 @@ pub struct CoordinatorConfig {
     /// a conflicting header at the same height (it equivocates), so that the evidence and the
     /// slash can be exercised.
     pub equivocate: bool,
+    /// Rate limits per address and per account (`limits`; 0 turns one off).
+    pub rates: limits::RateConfig,
 }
 
 /// Which genesis a coordinator starts from.
@@ -99,6 +102,7 @@ impl CoordinatorConfig {
             raft: RaftTiming::default(),
             join: false,
             equivocate: false,
+            rates: limits::RateConfig::default(),
         }
     }
 }
@@ -136,6 +140,8 @@ pub(crate) struct Shared {
     status_turn: tokio::sync::Semaphore,
     /// The last `/v1/status` view computed, and what computing it cost.
     status: std::sync::Mutex<Option<views::StatusCache>>,
+    /// Rate limits per address and per account.
+    limits: limits::RateLimits,
 }
 
 /// Reads that may hold or wait for the node lock at once. They run on the blocking pool; the
@@ -313,6 +319,7 @@ pub async fn start(config: CoordinatorConfig, listen: SocketAddr) -> anyhow::Res
         .max(usize::try_from(config.max_blob_bytes).unwrap_or(usize::MAX))
         .saturating_mul(2)
         .min(u32::MAX as usize);
+    let limits = limits::RateLimits::new(config.rates);
     let shared = Arc::new(Shared {
         node,
         consensus,
@@ -331,6 +338,7 @@ pub async fn start(config: CoordinatorConfig, listen: SocketAddr) -> anyhow::Res
         large_bodies: std::sync::Mutex::new(std::collections::HashMap::new()),
         status_turn: tokio::sync::Semaphore::new(1),
         status: std::sync::Mutex::new(None),
+        limits,
     });
     match std::net::UdpSocket::bind(addr) {
         Ok(socket) => {
@@ -354,6 +362,21 @@ pub async fn start(config: CoordinatorConfig, listen: SocketAddr) -> anyhow::Res
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let timers = tokio::spawn(timers(shared.clone()));
     let sealer = tokio::spawn(sealer(shared.clone()));
+    // The rate limits' tables forget clients that went quiet once a minute.
+    let forget = {
+        let weak = Arc::downgrade(&shared);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(60));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                match weak.upgrade() {
+                    Some(shared) => shared.limits.forget_quiet(),
+                    None => return,
+                }
+            }
+        })
+    };
     let certifier = replicated_by
         .is_some()
         .then(|| tokio::spawn(peers::certifier(shared.clone())));
@@ -366,6 +389,7 @@ pub async fn start(config: CoordinatorConfig, listen: SocketAddr) -> anyhow::Res
         serve(listener, app, rx).await;
         timers.abort();
         sealer.abort();
+        forget.abort();
         if let Some(c) = certifier {
             c.abort();
         }

@@ -64,7 +64,29 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
         // Bodies are read by the handlers themselves, with their own limits and JSON errors.
         .layer(axum::extract::DefaultBodyLimit::disable())
+        .layer(axum::middleware::from_fn_with_state(
+            shared.clone(),
+            rate_limited,
+        ))
         .with_state(shared)
+}
+
+/// Answers `429 rate_limited` (with `Retry-After`) to a read or a write over its address's rate
+/// (`limits`), before the request is read any further.
+async fn rate_limited(
+    State(shared): S,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let class = crate::limits::Class::of(request.method(), request.uri().path());
+    if let Some(ConnectInfo(peer)) = request
+        .extensions()
+        .get::<ConnectInfo<std::net::SocketAddr>>()
+        && let Err(e) = shared.limits.admit(class, peer.ip())
+    {
+        return e.into_response();
+    }
+    next.run(request).await
 }
 
 /// Lets a request through on the leader; elsewhere answers `307` to the same path on the leader
@@ -525,6 +547,9 @@ async fn action(
     })
     .await?;
     admit_action(&signed.body)?;
+    if !matches!(signed.body, Action::ReportResults(_)) {
+        shared.limits.admit_actions(&signed.signer, 1)?;
+    }
     admit_report(&shared, &signed.body).await?;
     if let Action::SubmitJob(spec) = &signed.body {
         gather_blobs(&shared, spec).await;
@@ -644,11 +669,38 @@ async fn action_batch(
             .await
             .map_err(|e| ApiError::Unavailable(e.to_string()))?
     };
+    // Each signer's actions count against its rate limit together; reports go free.
+    let mut per_signer: std::collections::BTreeMap<AccountId, usize> = Default::default();
+    for signed in checked.iter().flatten() {
+        if !matches!(signed.body, Action::ReportResults(_)) {
+            *per_signer.entry(signed.signer).or_default() += 1;
+        }
+    }
+    let limited: std::collections::BTreeMap<AccountId, ApiError> = per_signer
+        .into_iter()
+        .filter_map(|(who, n)| shared.limits.admit_actions(&who, n).err().map(|e| (who, e)))
+        .collect();
     let mut outcomes: Vec<Option<crate::node::Committed>> = Vec::with_capacity(checked.len());
     let mut inputs = Vec::new();
     let mut signers = Vec::new();
     for item in checked {
         match item {
+            Ok(signed)
+                if limited.contains_key(&signed.signer)
+                    && !matches!(signed.body, Action::ReportResults(_)) =>
+            {
+                let again = match &limited[&signed.signer] {
+                    ApiError::RateLimited {
+                        detail,
+                        retry_after,
+                    } => ApiError::RateLimited {
+                        detail: detail.clone(),
+                        retry_after: *retry_after,
+                    },
+                    other => ApiError::TooLarge(other.to_string()),
+                };
+                outcomes.push(Some(Err(again)));
+            }
             Ok(signed) => {
                 signers.push((signed.signer, signed.nonce));
                 inputs.push(Input::Signed(signed));

@@ -55,7 +55,16 @@ fn unrunnable_job(w: &World, c: &Coordinator, tasks: usize) -> engine::JobId {
 fn a_flood_of_reads_neither_starves_providers_nor_stalls_jobs() {
     let w = World::new();
     // A provider silent for 2 s is declared lost: a liveness path starved by readers shows.
-    let c = w.coordinator(&["--heartbeat-timeout", "2s", "--heartbeat-interval", "250ms"]);
+    // No rate limits: the readers stand for a flood from many addresses, which no address's
+    // limit stops (the limits have a test of their own below).
+    let c = w.coordinator(&[
+        "--heartbeat-timeout",
+        "2s",
+        "--heartbeat-interval",
+        "250ms",
+        "--reads-per-second",
+        "0",
+    ]);
     let providers = [w.provider(&c, 2), w.provider(&c, 2)];
     let registered: Vec<_> = providers
         .iter()
@@ -364,4 +373,118 @@ fn many_large_bodies_at_once_take_bounded_memory() {
     );
     // And it still serves.
     assert_eq!(c.http.status().jobs_total, 0);
+}
+
+/// An address over its read rate is answered `429 rate_limited` with `Retry-After`, cheaply and
+/// without touching the node, while other addresses (here the test's own, 127.0.0.1) are served
+/// and providers stay alive; an account over its action rate is refused whole, nothing logged,
+/// and another account is served.
+#[test]
+fn an_address_or_account_over_its_rate_gets_429_and_others_are_served() {
+    let w = World::new();
+    let c = w.coordinator(&[
+        "--reads-per-second",
+        "20",
+        "--actions-per-second",
+        "3",
+        "--heartbeat-timeout",
+        "2s",
+        "--heartbeat-interval",
+        "250ms",
+    ]);
+    let p = w.provider(&c, 1);
+    let registered = c.http.provider(p.id).expect("registered").registered_at;
+
+    // 127.0.0.2 reads as fast as it can: 200 at once (ten seconds' worth), then 20 a second.
+    let flooder = reqwest::Client::builder()
+        .local_address(std::net::IpAddr::from([127, 0, 0, 2]))
+        .build()
+        .unwrap();
+    let started = Instant::now();
+    let (mut ok, mut limited) = (0u64, 0u64);
+    w.block_on(async {
+        for _ in 0..600 {
+            let resp = flooder
+                .get(format!("{}/v1/network", c.url))
+                .send()
+                .await
+                .expect("an answer");
+            let status = resp.status().as_u16();
+            let retry_after: Option<u64> = resp
+                .headers()
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse().ok());
+            let body = resp.bytes().await.unwrap();
+            match status {
+                200 => ok += 1,
+                429 => {
+                    assert_eq!(error_body(&body).error, "rate_limited");
+                    assert!(retry_after.is_some_and(|s| s >= 1), "no Retry-After");
+                    limited += 1;
+                }
+                other => panic!("{other}: {}", String::from_utf8_lossy(&body)),
+            }
+        }
+    });
+    let elapsed = started.elapsed().as_secs_f64();
+    eprintln!("flooder: {ok} answered, {limited} limited in {elapsed:.2} s");
+    assert!(limited > 0, "the flooder was never limited");
+    assert!(
+        (ok as f64) <= 200.0 + 20.0 * elapsed + 2.0,
+        "{ok} reads answered in {elapsed:.2} s"
+    );
+    // Meanwhile this address is served, and the provider is alive.
+    assert!(c.http.status().log_length > 0);
+    std::thread::sleep(Duration::from_millis(2_500));
+    let view = c.http.provider(p.id).expect("still registered");
+    assert_eq!(
+        (view.status, view.registered_at),
+        (ProviderStatus::Active, registered)
+    );
+
+    // Actions: 30 at once per account (3 a second). A batch of 31 can never pass; after the
+    // faucet and 29 transfers, the next batch is refused whole, nothing logged.
+    let client = &c.http.client;
+    let spender = Identity::generate();
+    w.block_on(client.action(&spender, Action::Faucet))
+        .expect("faucet");
+    let to = Identity::generate().id();
+    let nonce0 = w
+        .block_on(client.account(spender.id()))
+        .expect("account")
+        .nonce;
+    let batch = |from: u64, n: u64| -> Vec<engine::Signed<Action>> {
+        (from..from + n)
+            .map(|nonce| spender.sign_with_nonce(nonce, Action::Transfer { to, amount: 1 }))
+            .collect()
+    };
+    let refusals = |outcomes: Vec<api::wire::BatchOutcome>| -> Vec<String> {
+        outcomes
+            .into_iter()
+            .filter_map(|o| o.into_result().err().map(|e| e.error))
+            .collect()
+    };
+    let too_big = w
+        .block_on(client.action_batch(&batch(nonce0 + 1, 31)))
+        .unwrap();
+    assert_eq!(refusals(too_big), vec!["too_large"; 31]);
+    let fits = w
+        .block_on(client.action_batch(&batch(nonce0 + 1, 29)))
+        .unwrap();
+    assert!(refusals(fits).is_empty());
+    let before = c.http.status().log_length;
+    let over = w
+        .block_on(client.action_batch(&batch(nonce0 + 30, 5)))
+        .unwrap();
+    assert_eq!(refusals(over), vec!["rate_limited"; 5]);
+    assert_eq!(
+        c.http.status().log_length,
+        before,
+        "a limited action was logged"
+    );
+    // Another account is served meanwhile.
+    let other = Identity::generate();
+    w.block_on(client.action(&other, Action::Faucet))
+        .expect("another account's action");
 }
