@@ -37,6 +37,12 @@ pub struct CoordinatorFile {
     pub writes_per_second: Option<u32>,
     /// Logged actions per second one account may sign (100; 0: no limit).
     pub actions_per_second: Option<u32>,
+    /// Bytes of uploaded blobs that no job or result names yet one account may hold ("256MiB").
+    pub blob_quota: Option<Size>,
+    /// The same for one address, whatever keys it signs with ("1GiB").
+    pub blob_quota_per_address: Option<Size>,
+    /// How long an upload may stay unnamed before it is deleted ("1h").
+    pub blob_expiry: Option<String>,
 }
 
 /// Settings as given on the command line (`None`: not given).
@@ -54,6 +60,9 @@ pub struct CoordinatorFlags {
     pub reads_per_second: Option<u32>,
     pub writes_per_second: Option<u32>,
     pub actions_per_second: Option<u32>,
+    pub blob_quota: Option<u64>,
+    pub blob_quota_per_address: Option<u64>,
+    pub blob_expiry: Option<Duration>,
 }
 
 /// The settings in force.
@@ -143,6 +152,41 @@ pub fn coordinator(
             .or(file.actions_per_second)
             .unwrap_or(rates.actions_per_s),
     };
+    let size = |flag: Option<u64>, key: &str, value: &Option<Size>, default: u64| {
+        anyhow::Ok(match (flag, value) {
+            (Some(n), _) => n,
+            (None, Some(size)) => size.bytes().context(key.to_string())?,
+            (None, None) => default,
+        })
+    };
+    let quota = config.blob_quota;
+    config.blob_quota = coordinator::blob_quota::BlobQuotaConfig {
+        per_account: size(
+            flags.blob_quota,
+            "blob_quota",
+            &file.blob_quota,
+            quota.per_account,
+        )?,
+        per_address: size(
+            flags.blob_quota_per_address,
+            "blob_quota_per_address",
+            &file.blob_quota_per_address,
+            quota.per_address,
+        )?,
+        expiry: pick(
+            flags.blob_expiry,
+            "blob_expiry",
+            &file.blob_expiry,
+            quota.expiry,
+        )?,
+    };
+    if config.blob_quota.per_account < config.max_blob_bytes {
+        bail!(
+            "blob_quota ({} bytes) is below the largest blob accepted ({} bytes): that blob could never be uploaded",
+            config.blob_quota.per_account,
+            config.max_blob_bytes
+        );
+    }
     if config.heartbeat_timeout <= config.heartbeat_interval {
         bail!(
             "heartbeat timeout ({:?}) must be longer than the heartbeat interval ({:?})",

@@ -128,6 +128,16 @@ struct CoordinatorArgs {
     /// Logged actions per second one account may sign (each of a batch counts) [default: 100]
     #[arg(long)]
     actions_per_second: Option<u32>,
+    /// Bytes of uploads that no job or result names yet one account may hold; more are refused
+    /// 413 blob_quota [default: 256MiB]
+    #[arg(long, value_parser = parse_size)]
+    blob_quota: Option<u64>,
+    /// The same for one address, whatever keys it signs with [default: 1GiB]
+    #[arg(long, value_parser = parse_size)]
+    blob_quota_per_address: Option<u64>,
+    /// How long an upload may stay unnamed by any job or result before it is deleted [default: 1h]
+    #[arg(long, value_parser = parse_duration)]
+    blob_expiry: Option<Duration>,
     /// Tests only: as a validator, also hand out a signature of a conflicting block at every
     /// height (equivocate), to be reported and slashed
     #[arg(long, hide = true)]
@@ -326,6 +336,9 @@ async fn main() -> anyhow::Result<()> {
                     reads_per_second: args.reads_per_second,
                     writes_per_second: args.writes_per_second,
                     actions_per_second: args.actions_per_second,
+                    blob_quota: args.blob_quota,
+                    blob_quota_per_address: args.blob_quota_per_address,
+                    blob_expiry: args.blob_expiry,
                 },
             )?;
             let mut config = settings.config;

@@ -41,6 +41,9 @@ pub enum ApiError {
     /// (`retry_after` seconds); nothing was read or changed.
     #[error("{detail}")]
     RateLimited { detail: String, retry_after: u64 },
+    /// An upload over its sender's allowance of blobs that nothing names yet (`blob_quota`).
+    #[error("{0}")]
+    Quota(String),
     /// This validator is not the leader, which alone takes writes; `leader` is where it is, when
     /// known (also in the `x-gridmint-leader` header).
     #[error("this validator is not the leader{}", match leader { Some(l) => format!("; the leader is {l}"), None => "; no leader is elected right now, retry shortly".into() })]
@@ -87,6 +90,7 @@ impl ApiError {
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             ApiError::Overloaded(_) => (StatusCode::SERVICE_UNAVAILABLE, "overloaded"),
             ApiError::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
+            ApiError::Quota(_) => (StatusCode::PAYLOAD_TOO_LARGE, "blob_quota"),
             ApiError::NotLeader { .. } => (StatusCode::SERVICE_UNAVAILABLE, "not_leader"),
         }
     }

@@ -7,6 +7,7 @@
 //! Providers only ever dial in to it; it never connects to them.
 
 pub mod bench_support;
+pub mod blob_quota;
 pub mod consensus;
 mod error;
 pub mod limits;
@@ -73,6 +74,8 @@ pub struct CoordinatorConfig {
     pub equivocate: bool,
     /// Rate limits per address and per account (`limits`; 0 turns one off).
     pub rates: limits::RateConfig,
+    /// Allowances of blobs nothing names yet, and how long they are kept (`blob_quota`).
+    pub blob_quota: blob_quota::BlobQuotaConfig,
 }
 
 /// Which genesis a coordinator starts from.
@@ -103,6 +106,7 @@ impl CoordinatorConfig {
             join: false,
             equivocate: false,
             rates: limits::RateConfig::default(),
+            blob_quota: blob_quota::BlobQuotaConfig::default(),
         }
     }
 }
@@ -142,6 +146,9 @@ pub(crate) struct Shared {
     status: std::sync::Mutex<Option<views::StatusCache>>,
     /// Rate limits per address and per account.
     limits: limits::RateLimits,
+    /// Allowances of unreferenced blobs, and their expiry (shared with the node, which tells it
+    /// what each logged input names).
+    quota: Arc<blob_quota::BlobQuota>,
 }
 
 /// Reads that may hold or wait for the node lock at once. They run on the blocking pool; the
@@ -261,6 +268,21 @@ pub async fn start(config: CoordinatorConfig, listen: SocketAddr) -> anyhow::Res
     let mut node = Node::open(Box::new(log), fresh, config.snapshot_every, validator)
         .context("rebuilding state from the command log")?;
     node.replicated = replicated;
+    // Stored blobs the recovered state does not name are unreferenced again from now.
+    let quota = Arc::new(blob_quota::BlobQuota::new(config.blob_quota));
+    {
+        let named = blob_quota::state_blobs(&node.state);
+        let stored = blobs.list().context("listing the stored blobs")?;
+        let adopted = quota.adopt(stored.into_iter().filter(|(h, _)| !named.contains(h)));
+        if adopted > 0 {
+            tracing::info!(
+                adopted,
+                expiry_s = config.blob_quota.expiry.as_secs(),
+                "stored blobs that no job or result names yet: deleted unless one does in time"
+            );
+        }
+    }
+    node.quota = Some(quota.clone());
     // The set as of the recovered state (validators may have joined or left since genesis).
     let live = consensus::LiveSet::new(node.state.validators.set.clone());
     if replicated && live.with(|set| set.get(&key.id()).is_none()) && !config.join {
@@ -339,6 +361,7 @@ pub async fn start(config: CoordinatorConfig, listen: SocketAddr) -> anyhow::Res
         status_turn: tokio::sync::Semaphore::new(1),
         status: std::sync::Mutex::new(None),
         limits,
+        quota,
     });
     match std::net::UdpSocket::bind(addr) {
         Ok(socket) => {
@@ -362,18 +385,38 @@ pub async fn start(config: CoordinatorConfig, listen: SocketAddr) -> anyhow::Res
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let timers = tokio::spawn(timers(shared.clone()));
     let sealer = tokio::spawn(sealer(shared.clone()));
-    // The rate limits' tables forget clients that went quiet once a minute.
+    // Unreferenced blobs past their expiry are deleted; the rate limits' tables forget clients
+    // that went quiet, once a minute.
     let forget = {
         let weak = Arc::downgrade(&shared);
+        let every = shared.quota.sweep_every();
         tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(60));
+            let mut tick = tokio::time::interval(every);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut last_forget = Instant::now();
             loop {
                 tick.tick().await;
-                match weak.upgrade() {
-                    Some(shared) => shared.limits.forget_quiet(),
-                    None => return,
+                let Some(shared) = weak.upgrade() else {
+                    return;
+                };
+                if last_forget.elapsed() >= Duration::from_secs(60) {
+                    last_forget = Instant::now();
+                    shared.limits.forget_quiet();
                 }
+                let _ = tokio::task::spawn_blocking(move || {
+                    let deleted = shared.quota.sweep(|hash| {
+                        if let Err(e) = shared.blobs.remove(hash) {
+                            tracing::warn!(%hash, error = %e, "deleting an expired blob failed");
+                        }
+                    });
+                    if !deleted.is_empty() {
+                        tracing::info!(
+                            deleted = deleted.len(),
+                            "deleted blobs that no job or result named in time"
+                        );
+                    }
+                })
+                .await;
             }
         })
     };

@@ -94,7 +94,7 @@ fn keyed<K: std::hash::Hash + Eq + Clone>(per_s: u32) -> Option<Keyed<K>> {
 
 /// An IPv6 address counts by its /64 (what one customer is usually given), so that one host
 /// cannot take a fresh limit per address; an IPv4 address (or an IPv4-mapped one) by itself.
-fn address_key(ip: IpAddr) -> IpAddr {
+pub fn address_key(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V4(_) => ip,
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {

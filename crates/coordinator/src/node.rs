@@ -73,6 +73,8 @@ pub struct Node {
     /// The validator set as of the last block: the newest recorded set change's, or the
     /// genesis set's. A block after which the set differs is recorded as a [`SetChange`].
     sealed_set: ValidatorSet,
+    /// Told of every input logged here, for the blobs it names (`blob_quota`).
+    pub quota: Option<Arc<crate::blob_quota::BlobQuota>>,
 }
 
 /// A validator's state at a block boundary with the block and its consensus position: what a
@@ -237,6 +239,7 @@ impl Node {
             .map_or_else(|| fresh.validators.set.clone(), |c| c.validators.set);
         Ok(Node {
             sealed_set,
+            quota: None,
             state,
             log,
             soft: HashMap::new(),
@@ -527,6 +530,9 @@ impl Node {
             input,
         };
         let events = self.state.apply(&entry)?;
+        if let Some(q) = &self.quota {
+            q.logged(&entry.input);
+        }
         let history = self.history_rows(&events);
         match self.log.append_with_history(&entry, &history) {
             Ok(seq) => {
@@ -633,6 +639,9 @@ impl Node {
         let entry = Entry { time, input };
         match self.state.apply(&entry) {
             Ok(events) => {
+                if let Some(q) = &self.quota {
+                    q.logged(&entry.input);
+                }
                 let history = self.history_rows(&events);
                 staged.outcomes.push(Ok(events));
                 staged.entries.push((entry, history));

@@ -389,11 +389,23 @@ async fn put_blob(
     }
     let blobs = shared.blobs.clone();
     let size = bytes.len() as u64;
+    // A new blob takes room in its sender's allowance of blobs nothing names yet; one already
+    // stored (named, or someone's upload) is not counted again.
+    let new = !shared.blobs.contains(&hash);
+    if new {
+        shared.quota.reserve(hash, signer, peer.ip(), size)?;
+    }
     let stored = bytes.clone();
-    tokio::task::spawn_blocking(move || blobs.put(&stored))
+    let put = tokio::task::spawn_blocking(move || blobs.put(&stored))
         .await
-        .map_err(|e| ApiError::Unavailable(e.to_string()))?
-        .map_err(|e| ApiError::Unavailable(format!("could not store blob: {e}")))?;
+        .map_err(|e| ApiError::Unavailable(e.to_string()))
+        .and_then(|r| r.map_err(|e| ApiError::Unavailable(format!("could not store blob: {e}"))));
+    if let Err(e) = put {
+        if new {
+            shared.quota.release(&hash);
+        }
+        return Err(e);
+    }
     shared.peers.replicate_blob(hash, bytes).await?;
     Ok((StatusCode::CREATED, Json(BlobStored { hash, size })))
 }
@@ -431,6 +443,9 @@ fn admit_action(action: &Action) -> ApiResult<()> {
 /// otherwise it would be acknowledged and paid and its job's output lost for good. A 422, on
 /// which a provider drops the report (its runs then time out and are queued again).
 async fn admit_report(shared: &Shared, action: &Action) -> ApiResult<()> {
+    shared
+        .quota
+        .touch(report_outputs(action).into_iter().map(|(hash, _)| hash));
     for (hash, task) in report_outputs(action) {
         if !crate::peers::ensure_blob(shared, hash).await {
             return Err(missing_output(hash, task));
@@ -461,6 +476,8 @@ fn missing_output(hash: Hash, task: engine::TaskId) -> ApiError {
 }
 
 fn admit_job(shared: &Shared, spec: &JobSpec) -> ApiResult<()> {
+    // First: a blob touched here cannot expire before the job is logged (`blob_quota`).
+    shared.quota.touch(crate::blob_quota::spec_blobs(spec));
     admit_module(shared, &spec.module, "module")?;
     if let Aggregate::Reduce(reduce) = &spec.aggregate {
         admit_module(shared, &reduce.module, "reduce module")?;

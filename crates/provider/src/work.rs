@@ -11,6 +11,10 @@ use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
+
+/// How long an output upload waits for room in the provider's allowance of unnamed blobs
+/// before the run counts as a failed attempt (not a verified failure).
+const QUOTA_PATIENCE: Duration = Duration::from_secs(60);
 use store::BlobStore;
 use tokio::sync::mpsc::UnboundedSender;
 
@@ -401,17 +405,39 @@ impl Inner {
             .contains(&output_hash);
         if outcome == TaskOutcome::Success && !known {
             let output = Bytes::from(output.clone());
-            match retry_unreachable(|| self.client.put_blob(&self.identity, output.clone())).await {
-                Ok(_) => {
-                    let mut uploaded = self.uploaded.lock().unwrap_or_else(|p| p.into_inner());
-                    if uploaded.len() >= UPLOADED_REMEMBERED {
-                        uploaded.clear();
+            let waited = Instant::now();
+            loop {
+                match retry_unreachable(|| self.client.put_blob(&self.identity, output.clone()))
+                    .await
+                {
+                    Ok(_) => {
+                        let mut uploaded = self.uploaded.lock().unwrap_or_else(|p| p.into_inner());
+                        if uploaded.len() >= UPLOADED_REMEMBERED {
+                            uploaded.clear();
+                        }
+                        uploaded.insert(output_hash);
+                        break;
                     }
-                    uploaded.insert(output_hash);
+                    // This key's outputs not reported yet fill its allowance of unnamed blobs:
+                    // the reports under way free it. Not the output's fault, so never a
+                    // failure of the task (other providers would succeed, and this one be
+                    // slashed).
+                    Err(ClientError::Api { body, .. })
+                        if body.error == "blob_quota" && waited.elapsed() < QUOTA_PATIENCE =>
+                    {
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                    Err(e @ ClientError::Api { .. })
+                        if e.status() == Some(413) && {
+                            matches!(&e, ClientError::Api { body, .. } if body.error == "too_large")
+                        } =>
+                    {
+                        // The coordinator's blob limit is below the sandbox's output cap.
+                        outcome = TaskOutcome::OutputTooLarge;
+                        break;
+                    }
+                    Err(e) => return Err(format!("could not upload output: {e}")),
                 }
-                // The coordinator's blob limit is below the sandbox's output cap.
-                Err(e) if e.status() == Some(413) => outcome = TaskOutcome::OutputTooLarge,
-                Err(e) => return Err(format!("could not upload output: {e}")),
             }
         }
         Ok(TaskReport {

@@ -60,6 +60,45 @@ impl BlobStore {
         Ok(hash)
     }
 
+    /// Deletes blob `hash`; a missing blob is not an error.
+    pub fn remove(&self, hash: &Hash) -> Result<(), StoreError> {
+        let path = self.path(hash);
+        match std::fs::remove_file(&path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(source) => Err(StoreError::Io {
+                path: path.display().to_string(),
+                source,
+            }),
+        }
+    }
+
+    /// Every stored blob with its size (files of other names, such as a write's temporary
+    /// file, are skipped).
+    pub fn list(&self) -> Result<Vec<(Hash, u64)>, StoreError> {
+        let io = |source| StoreError::Io {
+            path: self.dir.display().to_string(),
+            source,
+        };
+        let mut out = Vec::new();
+        for item in std::fs::read_dir(&self.dir).map_err(io)? {
+            let item = item.map_err(io)?;
+            let Some(hash) = item
+                .file_name()
+                .to_str()
+                .and_then(|name| name.parse::<Hash>().ok())
+            else {
+                continue;
+            };
+            if let Ok(meta) = item.metadata()
+                && meta.is_file()
+            {
+                out.push((hash, meta.len()));
+            }
+        }
+        Ok(out)
+    }
+
     pub fn get(&self, hash: &Hash) -> Result<Option<Vec<u8>>, StoreError> {
         let path = self.path(hash);
         match std::fs::read(&path) {
@@ -87,6 +126,11 @@ mod tests {
         assert_eq!(store.get(&h).unwrap().as_deref(), Some(&b"hello"[..]));
         assert_eq!(store.size(&h), Some(5));
         assert!(store.get(&Hash::of(b"other")).unwrap().is_none());
+        assert_eq!(store.list().unwrap(), vec![(h, 5)]);
+        store.remove(&h).unwrap();
+        store.remove(&h).unwrap();
+        assert!(!store.contains(&h) && store.list().unwrap().is_empty());
+        store.put(b"hello").unwrap();
         // No temporary files left behind.
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
     }

@@ -488,3 +488,92 @@ fn an_address_or_account_over_its_rate_gets_429_and_others_are_served() {
     w.block_on(client.action(&other, Action::Faucet))
         .expect("another account's action");
 }
+
+/// Uploads that no job or result names are bounded per account and expire; a job's blobs are
+/// kept, and a restart forgets none of what it must delete. (1,000 uploads of 1 MiB from one key
+/// used to be kept for good.)
+#[test]
+fn unnamed_uploads_are_bounded_per_account_and_expire_while_a_jobs_blobs_stay() {
+    let w = World::new();
+    let args = [
+        "--max-blob-size",
+        "1MiB",
+        "--blob-quota",
+        "2MiB",
+        "--blob-expiry",
+        "3s",
+    ];
+    let c = w.coordinator(&args);
+    let client = &c.http.client;
+    let me = Identity::generate();
+    w.block_on(client.action(&me, Action::Faucet))
+        .expect("faucet");
+    let junk = |n: u8| bytes::Bytes::from(vec![n; 900 << 10]);
+    let stored = |c: &Coordinator, hash: engine::Hash| -> u16 {
+        let url = format!("{}/v1/blobs/{hash}", c.url);
+        w.block_on(async { reqwest::get(&url).await.unwrap().status().as_u16() })
+    };
+    let module = w
+        .block_on(client.put_blob(
+            &me,
+            bytes::Bytes::from(std::fs::read(crate::support::guest("noop.wasm")).unwrap()),
+        ))
+        .expect("uploading noop.wasm");
+    let input = w.block_on(client.put_blob(&me, junk(1))).expect("input");
+    let stray = w.block_on(client.put_blob(&me, junk(2))).expect("stray");
+    // A third 900 KiB would take the account past its 2 MiB: refused, not stored.
+    let refused = w.block_on(client.put_blob(&me, junk(3))).unwrap_err();
+    assert_eq!(refused.status(), Some(413), "{refused}");
+    assert!(refused.to_string().contains("blob_quota"), "{refused}");
+    assert_eq!(stored(&c, engine::Hash::of(&junk(3))), 404);
+    // The same bytes again take no more room; another key has its own allowance.
+    w.block_on(client.put_blob(&me, junk(2))).expect("again");
+    let other = Identity::generate();
+    let late = w
+        .block_on(client.put_blob(&other, junk(4)))
+        .expect("another key");
+
+    // A job names the module and one input: those two are kept.
+    let spec = engine::JobSpec {
+        module,
+        tasks: vec![engine::TaskSpec {
+            inputs: vec![engine::InputFile {
+                name: "data".into(),
+                hash: input,
+            }],
+            ..Default::default()
+        }],
+        limits: engine::Limits {
+            fuel: 10_000,
+            memory_bytes: 16 << 20,
+            wall_ms: 10_000,
+        },
+        deadline: coordinator::now_ms() + 10 * 60 * 1000,
+        max_price: 1,
+        output: engine::OutputSource::Stdout,
+        aggregate: engine::Aggregate::Concat,
+        redundancy: Default::default(),
+        requirements: engine::Requirements {
+            gpu: true,
+            ..Default::default()
+        },
+    };
+    w.block_on(client.action(&me, Action::SubmitJob(spec)))
+        .expect("submitting the job");
+
+    // Killed and restarted before the stray expires: it expires all the same.
+    let (data_dir, port) = (c.data_dir.clone(), c.port);
+    drop(c);
+    let c = w.coordinator_restart(&data_dir, port, &args);
+    let restarted = Instant::now();
+    assert_eq!(stored(&c, stray), 200, "expired before its time");
+    crate::support::poll("the unnamed uploads to expire", WAIT, || {
+        (stored(&c, stray) == 404 && stored(&c, late) == 404).then_some(())
+    });
+    assert!(restarted.elapsed() >= Duration::from_millis(2_900));
+    assert_eq!(stored(&c, module), 200);
+    assert_eq!(stored(&c, input), 200);
+    // Its room is free again.
+    w.block_on(c.http.client.put_blob(&me, junk(3)))
+        .expect("room again");
+}

@@ -1,0 +1,347 @@
+//! Blobs nobody uses yet are bounded and expire. An upload that no logged input names — no job
+//! (its module, inputs or reduce module) and no report (its outputs) — is *unreferenced*: it
+//! counts against its uploader's quota and its address's, and once it has been unreferenced for
+//! the expiry time (an hour by default) it is deleted. The first logged input that names it
+//! makes it referenced for good (a finished job's outputs stay until a retention rule says
+//! otherwise). So an upload costs its sender room in a bounded allowance, never the network's
+//! disk for long: 1,000 uploads of 1 MiB from one key used to be kept for good.
+//!
+//! The tables live in memory. On start every stored blob that the state does not name is
+//! unreferenced again from that moment ([`BlobQuota::adopt`]), so a restart forgets nothing it
+//! must delete. A job's admission refreshes its blobs' time ([`BlobQuota::touch`]) before it
+//! checks they are stored, so a blob never expires between a job's admission and its commit
+//! (a sweep deletes under the tables' lock: an admission that touched a blob then finds it
+//! stored and fresh, or gone).
+
+use crate::error::ApiError;
+use engine::{AccountId, Action, Aggregate, Hash, Input, JobSpec};
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// The allowances and the expiry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BlobQuotaConfig {
+    /// Unreferenced bytes one account may hold.
+    pub per_account: u64,
+    /// Unreferenced bytes one address may hold (an IPv6 address by its /64), whatever keys it
+    /// signs with.
+    pub per_address: u64,
+    /// How long a blob may stay unreferenced before it is deleted.
+    pub expiry: Duration,
+}
+
+impl Default for BlobQuotaConfig {
+    fn default() -> BlobQuotaConfig {
+        BlobQuotaConfig {
+            per_account: 256 << 20,
+            per_address: 1 << 30,
+            expiry: Duration::from_secs(3600),
+        }
+    }
+}
+
+struct Pending {
+    account: Option<AccountId>,
+    address: Option<IpAddr>,
+    size: u64,
+    since: Instant,
+}
+
+#[derive(Default)]
+struct Tables {
+    pending: HashMap<Hash, Pending>,
+    by_account: HashMap<AccountId, u64>,
+    by_address: HashMap<IpAddr, u64>,
+}
+
+impl Tables {
+    fn forget(&mut self, hash: &Hash) -> Option<Pending> {
+        let p = self.pending.remove(hash)?;
+        if let Some(a) = p.account
+            && let Some(held) = self.by_account.get_mut(&a)
+        {
+            *held = held.saturating_sub(p.size);
+            if *held == 0 {
+                self.by_account.remove(&a);
+            }
+        }
+        if let Some(ip) = p.address
+            && let Some(held) = self.by_address.get_mut(&ip)
+        {
+            *held = held.saturating_sub(p.size);
+            if *held == 0 {
+                self.by_address.remove(&ip);
+            }
+        }
+        Some(p)
+    }
+}
+
+pub struct BlobQuota {
+    config: BlobQuotaConfig,
+    tables: Mutex<Tables>,
+}
+
+impl BlobQuota {
+    pub fn new(config: BlobQuotaConfig) -> BlobQuota {
+        BlobQuota {
+            config,
+            tables: Mutex::new(Tables::default()),
+        }
+    }
+
+    fn tables(&self) -> std::sync::MutexGuard<'_, Tables> {
+        self.tables.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Takes room for a new upload of `size` bytes by `account` from `ip`, or says which
+    /// allowance it would exceed (`413 blob_quota`). Call only for a blob not stored yet; an
+    /// upload that then fails gives the room back with [`BlobQuota::release`].
+    pub fn reserve(
+        &self,
+        hash: Hash,
+        account: AccountId,
+        ip: IpAddr,
+        size: u64,
+    ) -> Result<(), ApiError> {
+        let address = crate::limits::address_key(ip);
+        let mut t = self.tables();
+        if t.pending.contains_key(&hash) {
+            return Ok(());
+        }
+        let by_account = t.by_account.get(&account).copied().unwrap_or(0);
+        let by_address = t.by_address.get(&address).copied().unwrap_or(0);
+        let minutes = self.config.expiry.as_secs().div_ceil(60);
+        if by_account.saturating_add(size) > self.config.per_account {
+            return Err(ApiError::Quota(format!(
+                "account {account} already holds {by_account} bytes of blobs that no job or result names yet; \
+                 {size} more would exceed its {} (submit the jobs that use them; unused blobs expire after {minutes} min)",
+                self.config.per_account
+            )));
+        }
+        if by_address.saturating_add(size) > self.config.per_address {
+            return Err(ApiError::Quota(format!(
+                "{address} already holds {by_address} bytes of blobs that no job or result names yet; \
+                 {size} more would exceed its {} (unused blobs expire after {minutes} min)",
+                self.config.per_address
+            )));
+        }
+        *t.by_account.entry(account).or_default() += size;
+        *t.by_address.entry(address).or_default() += size;
+        t.pending.insert(
+            hash,
+            Pending {
+                account: Some(account),
+                address: Some(address),
+                size,
+                since: Instant::now(),
+            },
+        );
+        Ok(())
+    }
+
+    /// Gives back the room of an upload that was not stored.
+    pub fn release(&self, hash: &Hash) {
+        self.tables().forget(hash);
+    }
+
+    /// A job naming these blobs is being admitted: they start their expiry over.
+    pub fn touch(&self, hashes: impl IntoIterator<Item = Hash>) {
+        let mut t = self.tables();
+        if t.pending.is_empty() {
+            return;
+        }
+        let now = Instant::now();
+        for hash in hashes {
+            if let Some(p) = t.pending.get_mut(&hash) {
+                p.since = now;
+            }
+        }
+    }
+
+    /// `input` was logged: the blobs it names are referenced for good.
+    pub fn logged(&self, input: &Input) {
+        let Input::Signed(signed) = input else {
+            return;
+        };
+        let mut t = self.tables();
+        if t.pending.is_empty() {
+            return;
+        }
+        match &signed.body {
+            Action::SubmitJob(spec) => {
+                for hash in spec_blobs(spec) {
+                    t.forget(&hash);
+                }
+            }
+            Action::ReportResults(reports) => {
+                for r in reports {
+                    t.forget(&r.output_hash);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Stored blobs that the state does not name (found on start): unreferenced from now, on
+    /// nobody's allowance.
+    pub fn adopt(&self, blobs: impl IntoIterator<Item = (Hash, u64)>) -> usize {
+        let mut t = self.tables();
+        let now = Instant::now();
+        let mut n = 0;
+        for (hash, size) in blobs {
+            t.pending.entry(hash).or_insert_with(|| {
+                n += 1;
+                Pending {
+                    account: None,
+                    address: None,
+                    size,
+                    since: now,
+                }
+            });
+        }
+        n
+    }
+
+    /// Deletes (with `delete`) the blobs unreferenced for longer than the expiry, and takes them
+    /// off the tables; returns them. The tables stay locked meanwhile, so an admission that
+    /// touches one of them waits, and then finds it gone (and refuses its job) or fresh.
+    pub fn sweep(&self, mut delete: impl FnMut(&Hash)) -> Vec<Hash> {
+        let mut t = self.tables();
+        let now = Instant::now();
+        let old: Vec<Hash> = t
+            .pending
+            .iter()
+            .filter(|(_, p)| now.duration_since(p.since) >= self.config.expiry)
+            .map(|(h, _)| *h)
+            .collect();
+        for hash in &old {
+            delete(hash);
+            t.forget(hash);
+        }
+        old
+    }
+
+    /// Unreferenced blobs and their bytes.
+    pub fn held(&self) -> (usize, u64) {
+        let t = self.tables();
+        (t.pending.len(), t.pending.values().map(|p| p.size).sum())
+    }
+
+    /// How often to look for expired blobs.
+    pub fn sweep_every(&self) -> Duration {
+        (self.config.expiry / 4).clamp(Duration::from_millis(250), Duration::from_secs(60))
+    }
+}
+
+/// Every blob a job spec names: its module, its tasks' inputs, its reduce module.
+pub fn spec_blobs(spec: &JobSpec) -> impl Iterator<Item = Hash> + '_ {
+    let reduce = match &spec.aggregate {
+        Aggregate::Reduce(r) => Some(r.module),
+        Aggregate::Concat => None,
+    };
+    std::iter::once(spec.module).chain(reduce).chain(
+        spec.tasks
+            .iter()
+            .flat_map(|t| t.inputs.iter().map(|i| i.hash)),
+    )
+}
+
+/// Every blob the state names: its jobs' specs and every output a run returned.
+pub fn state_blobs(state: &engine::State) -> std::collections::HashSet<Hash> {
+    let mut out = std::collections::HashSet::new();
+    for job in state.jobs.values() {
+        out.extend(spec_blobs(&job.spec));
+        for task in &job.tasks {
+            if let Some(r) = &task.result {
+                out.insert(r.output_hash);
+            }
+            for run in &task.runs {
+                if let engine::RunOutcome::Returned { output_hash, .. } = &run.outcome {
+                    out.insert(*output_hash);
+                }
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn quota(per_account: u64, per_address: u64, expiry_ms: u64) -> BlobQuota {
+        BlobQuota::new(BlobQuotaConfig {
+            per_account,
+            per_address,
+            expiry: Duration::from_millis(expiry_ms),
+        })
+    }
+
+    #[test]
+    fn an_account_and_an_address_hold_at_most_their_allowance_of_unreferenced_bytes() {
+        let q = quota(100, 150, 60_000);
+        let (a, b) = (AccountId([1; 32]), AccountId([2; 32]));
+        let ip: IpAddr = "192.0.2.1".parse().unwrap();
+        q.reserve(Hash([1; 32]), a, ip, 60).unwrap();
+        // Again for the same blob: no more room taken.
+        q.reserve(Hash([1; 32]), a, ip, 60).unwrap();
+        assert!(matches!(
+            q.reserve(Hash([2; 32]), a, ip, 41),
+            Err(ApiError::Quota(_))
+        ));
+        q.reserve(Hash([2; 32]), a, ip, 40).unwrap();
+        // Another key from the same address: the address's allowance.
+        assert!(matches!(
+            q.reserve(Hash([3; 32]), b, ip, 51),
+            Err(ApiError::Quota(_))
+        ));
+        q.reserve(Hash([3; 32]), b, "192.0.2.2".parse().unwrap(), 51)
+            .unwrap();
+        q.release(&Hash([2; 32]));
+        q.reserve(Hash([4; 32]), a, ip, 40).unwrap();
+        assert_eq!(q.held(), (3, 151));
+    }
+
+    #[test]
+    fn unreferenced_blobs_expire_and_a_logged_job_keeps_its_blobs() {
+        let q = quota(1 << 20, 1 << 20, 50);
+        let a = AccountId([1; 32]);
+        let ip: IpAddr = "192.0.2.1".parse().unwrap();
+        let (module, stray) = (Hash([7; 32]), Hash([8; 32]));
+        q.reserve(module, a, ip, 10).unwrap();
+        q.reserve(stray, a, ip, 10).unwrap();
+        q.adopt([(Hash([9; 32]), 5), (module, 10)]);
+        let spec = JobSpec {
+            module,
+            tasks: vec![engine::TaskSpec::default()],
+            limits: engine::Limits {
+                fuel: 1,
+                memory_bytes: 1,
+                wall_ms: 1,
+            },
+            deadline: 1,
+            max_price: 1,
+            output: engine::OutputSource::Stdout,
+            aggregate: Aggregate::Concat,
+            redundancy: Default::default(),
+            requirements: Default::default(),
+        };
+        q.logged(&Input::Signed(engine::Signed {
+            signer: a,
+            nonce: 1,
+            body: Action::SubmitJob(spec),
+            signature: engine::Sig([0; 64]),
+        }));
+        assert!(q.sweep(|_| panic!("nothing is due")).is_empty());
+        std::thread::sleep(Duration::from_millis(60));
+        let mut deleted = Vec::new();
+        let mut gone = q.sweep(|h| deleted.push(*h));
+        assert_eq!(gone.len(), deleted.len());
+        gone.sort();
+        assert_eq!(gone, vec![stray, Hash([9; 32])]);
+        assert_eq!(q.held(), (0, 0));
+    }
+}
