@@ -82,6 +82,9 @@ pub enum Section {
     /// a coordinator process holding a huge job, with and without 128 readers of /v1/status:
     /// job completion time, read latency and shedding, providers declared lost
     Reads,
+    /// 30 minutes (3 with --quick) of honest work beside hostile clients of every kind,
+    /// provider churn and coordinator restarts; ends with the checks that must hold
+    Soak,
 }
 
 /// How much of everything to do.
@@ -170,6 +173,14 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         };
         let result = crate::validators_bench::run(&plan, cores, args.quick).await?;
         return print_section(&args, cores, "validators", result.json(), result.table());
+    }
+    if args.only == Some(Section::Soak) {
+        let duration = Duration::from_secs(if args.quick { 180 } else { 1800 });
+        let result = crate::soak_bench::run(duration).await?;
+        let passed = result.passed();
+        print_section(&args, cores, "soak", result.json(), result.table())?;
+        anyhow::ensure!(passed, "the soak's checks failed (see the table)");
+        return Ok(());
     }
     if args.only == Some(Section::Reads) {
         let result = crate::reads_bench::run(cores, args.quick).await?;

@@ -12,6 +12,7 @@ mod provider_cmd;
 mod reads_bench;
 mod requester;
 mod sim_cmd;
+mod soak_bench;
 mod validator_cmd;
 mod validators_bench;
 mod wallet;

@@ -49,6 +49,12 @@ pub(crate) struct Proc {
     pub(crate) url: String,
 }
 
+impl Proc {
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
 impl Drop for Proc {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -69,6 +75,17 @@ pub(crate) const NO_RATE_LIMITS: [&str; 6] = [
 ];
 
 pub(crate) fn spawn(data_dir: &Path, listen: &str, args: &[&str]) -> anyhow::Result<Proc> {
+    spawn_with(data_dir, listen, args, false)
+}
+
+/// [`spawn`], with the coordinator's default rate limits (`rate_limits`) or none.
+pub(crate) fn spawn_with(
+    data_dir: &Path,
+    listen: &str,
+    args: &[&str],
+    rate_limits: bool,
+) -> anyhow::Result<Proc> {
+    let no_limits: &[&str] = if rate_limits { &[] } else { &NO_RATE_LIMITS };
     let exe = std::env::current_exe().context("locating this binary")?;
     let log = std::fs::File::create(data_dir.join("log"))?;
     let mut child = Command::new(exe)
@@ -76,7 +93,7 @@ pub(crate) fn spawn(data_dir: &Path, listen: &str, args: &[&str]) -> anyhow::Res
         .args(["--listen", listen, "--data-dir"])
         .arg(data_dir)
         .args(args)
-        .args(NO_RATE_LIMITS)
+        .args(no_limits)
         .env("RUST_LOG", "warn")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

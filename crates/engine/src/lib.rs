@@ -68,7 +68,10 @@
 ///   the treasury (`State::action_fee`; reports of assigned work and the faucet are free), so
 ///   filling the log costs real tokens. An action its signer cannot also pay the fee for is
 ///   refused whole. Inputs apply as under 7 otherwise.
-pub const RULES: u32 = 8;
+/// - 9: when a trusted provider (or an anchor) is lost or leaves, the tasks whose replicas are
+///   held for trusted providers only are settled again, so that with no trusted provider left
+///   they go to anyone instead of waiting for good. Inputs apply as under 8 otherwise.
+pub const RULES: u32 = 9;
 /// The rules of a network whose genesis predates the version.
 pub const FIRST_RULES: u32 = 1;
 

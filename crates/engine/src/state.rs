@@ -614,6 +614,11 @@ impl State {
         if provider.status != ProviderStatus::Active {
             return Err(Rejection::ProviderInactive(who));
         }
+        let was_trusted = provider.reputation.streak >= self.verify.trust_after;
+        let provider = self
+            .providers
+            .get_mut(&who)
+            .ok_or(Rejection::UnknownProvider(who))?;
         provider.status = status;
         if status == ProviderStatus::Lost {
             provider.stats.times_lost = provider.stats.times_lost.saturating_add(1);
@@ -621,6 +626,15 @@ impl State {
         let running = std::mem::take(&mut provider.running);
         let mut events = Vec::new();
         let requeued = self.requeue(who, running, now, &mut events)?;
+        // Rules 9: replicas held for trusted providers only may have lost their last possible
+        // taker with this one: settled again, they go to anyone if no trusted provider is left
+        // (rather than wait for good; the soak found a job stalled so).
+        if self.rules >= 9 && (was_trusted || self.is_anchor(&who)) {
+            let held: Vec<TaskId> = self.recheck.difference(&self.queue).copied().collect();
+            for id in held {
+                self.settle(id, now, &mut events)?;
+            }
+        }
         events.insert(
             0,
             match status {

@@ -1335,3 +1335,36 @@ fn a_small_network_with_a_validators_provider_finishes_jobs_and_slashes_a_liar()
     assert!(paid(&events).iter().all(|(p, _)| *p != acct(4)));
     supply(&w);
 }
+
+/// Rules 9: a replica held for trusted providers only goes to anyone once the last trusted
+/// provider is lost; under rules 8 it waited for good (the soak found a job stalled so, after
+/// churn took the trusted providers away).
+#[test]
+fn a_replica_held_for_trusted_providers_goes_to_anyone_once_none_is_left() {
+    for rules in [8, engine::RULES] {
+        let mut w = world(params(1, 0)).under_rules(rules);
+        make_trusted(&mut w, 1);
+        assert!(w.state.is_trusted(&acct(9)));
+        w.state.audits.passed.insert(acct(1), 200);
+        let job = submit(&mut w, 1, ADAPTIVE);
+        let task = tid(job, 0);
+        w.assign(acct(4), &[task]);
+        assert!(!w.state.queue.contains(&task) && w.state.recheck.contains(&task));
+        // Both trusted providers are lost.
+        w.lead(engine::LeaderCommand::ProviderLost { provider: acct(1) });
+        w.lead(engine::LeaderCommand::ProviderLost { provider: acct(9) });
+        if rules < 9 {
+            assert!(w.state.pick(acct(7), 4).is_empty());
+            continue;
+        }
+        assert!(w.state.queue.contains(&task));
+        assert_eq!(w.state.pick(acct(7), 4), vec![task]);
+        // Newcomers' agreement carries it, as on a network that never had trusted providers.
+        let events = w.report(acct(4), vec![success(task, 6, FUEL)]);
+        assert_eq!(accepted(&events), None);
+        run(&mut w, 5, task, 6);
+        let events = run(&mut w, 6, task, 6);
+        assert_eq!(accepted(&events), Some(vec![acct(4), acct(5), acct(6)]));
+        supply(&w);
+    }
+}
