@@ -232,7 +232,7 @@ impl SoakResult {
         let _ = writeln!(w, "    {}", line.join(", "));
         let _ = writeln!(
             w,
-            "  checks: jobs {} completed, {} failed, {} unfinished {}; transfers {} acknowledged, {} landed, {} tried {}; chain {} {}; providers alive but declared lost: {} {}; 5xx other than 503 overloaded: {} {}; memory last third / first third peak {:.2}",
+            "  checks: jobs {} completed, {} failed, {} unfinished {}; transfers {} acknowledged, {} landed, {} tried {}; {} {}; providers alive but declared lost: {} {}; 5xx other than 503 overloaded: {} {}; memory last third / first third peak {:.2}",
             self.jobs_completed,
             self.jobs_failed.len(),
             self.jobs_unfinished,
@@ -243,7 +243,7 @@ impl SoakResult {
             verdict(self.transfers_ok()),
             match &self.chain {
                 Ok(s) => s.clone(),
-                Err(e) => format!("FAILED: {e}"),
+                Err(e) => format!("chain verify FAILED: {e}"),
             },
             verdict(self.chain.is_ok()),
             self.lost_alive.len(),
