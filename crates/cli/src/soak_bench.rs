@@ -64,6 +64,28 @@ impl Tally {
         self.add(kind, code);
     }
 
+    /// Counts an HTTP answer by its status (and error code), or `failed` when none came;
+    /// returns whether one came.
+    async fn answer(
+        &self,
+        kind: &str,
+        sent: reqwest::Result<reqwest::Response>,
+        failed: &str,
+    ) -> bool {
+        match sent {
+            Ok(r) => {
+                let status = r.status().as_u16();
+                let body = r.bytes().await.unwrap_or_default();
+                self.status(kind, status, &body);
+                true
+            }
+            Err(_) => {
+                self.add(kind, failed);
+                false
+            }
+        }
+    }
+
     fn client_result<T>(&self, kind: &str, result: &Result<T, api::ClientError>) {
         match result {
             Ok(_) => self.add(kind, "ok"),
@@ -538,16 +560,9 @@ pub async fn run(duration: Duration) -> anyhow::Result<SoakResult> {
             let http = from([127, 0, 0, 2]);
             let path = ["/v1/status", "/v1/providers", "/v1/jobs/1?tasks=true"][i % 3];
             while !stop.load(Ordering::Relaxed) {
-                match http.get(format!("{url}{path}")).send().await {
-                    Ok(r) => {
-                        let status = r.status().as_u16();
-                        let body = r.bytes().await.unwrap_or_default();
-                        tally.status("flood read", status, &body);
-                    }
-                    Err(_) => {
-                        tally.add("flood read", "unreachable");
-                        tokio::time::sleep(Duration::from_millis(200)).await;
-                    }
+                let sent = http.get(format!("{url}{path}")).send().await;
+                if !tally.answer("flood read", sent, "unreachable").await {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
                 }
             }
         });
@@ -632,14 +647,7 @@ pub async fn run(duration: Duration) -> anyhow::Result<SoakResult> {
                     .body(bytes)
                     .send()
                     .await;
-                match r {
-                    Ok(r) => {
-                        let status = r.status().as_u16();
-                        let body = r.bytes().await.unwrap_or_default();
-                        tally.status("unnamed upload", status, &body);
-                    }
-                    Err(_) => tally.add("unnamed upload", "unreachable"),
-                }
+                tally.answer("unnamed upload", r, "unreachable").await;
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
         });
@@ -716,14 +724,9 @@ pub async fn run(duration: Duration) -> anyhow::Result<SoakResult> {
                     ("garbage", "/v1/work/exchange", b"[1,2,3]".to_vec()),
                 ];
                 for (kind, path, body) in garbage {
-                    match post(path, body).await {
-                        Ok(r) => {
-                            let status = r.status().as_u16();
-                            let body = r.bytes().await.unwrap_or_default();
-                            tally.status(kind, status, &body);
-                        }
-                        Err(_) => tally.add(kind, "unreachable"),
-                    }
+                    tally
+                        .answer(kind, post(path, body).await, "unreachable")
+                        .await;
                 }
                 if round.is_multiple_of(20) {
                     let r = http
@@ -732,14 +735,7 @@ pub async fn run(duration: Duration) -> anyhow::Result<SoakResult> {
                         .body(Vec::<u8>::new())
                         .send()
                         .await;
-                    match r {
-                        Ok(r) => {
-                            let status = r.status().as_u16();
-                            let body = r.bytes().await.unwrap_or_default();
-                            tally.status("huge announced", status, &body);
-                        }
-                        Err(_) => tally.add("huge announced", "cut off"),
-                    }
+                    tally.answer("huge announced", r, "cut off").await;
                 }
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }

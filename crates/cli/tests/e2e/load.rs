@@ -27,9 +27,18 @@ fn unrunnable_job(w: &World, c: &Coordinator, tasks: usize) -> engine::JobId {
             bytes::Bytes::from(std::fs::read(crate::support::guest("noop.wasm")).unwrap()),
         ))
         .expect("uploading noop.wasm");
-    let spec = engine::JobSpec {
+    let spec = gpu_only(module, vec![engine::TaskSpec::default(); tasks]);
+    w.block_on(client.action(&requester, Action::SubmitJob(spec)))
+        .expect("submitting the job")
+        .submitted_job()
+        .expect("a job id")
+}
+
+/// A job of `tasks` running `module` that only a provider with a GPU may take (none here does).
+fn gpu_only(module: engine::Hash, tasks: Vec<engine::TaskSpec>) -> engine::JobSpec {
+    engine::JobSpec {
         module,
-        tasks: vec![engine::TaskSpec::default(); tasks],
+        tasks,
         limits: engine::Limits {
             fuel: 10_000,
             memory_bytes: 16 << 20,
@@ -44,11 +53,7 @@ fn unrunnable_job(w: &World, c: &Coordinator, tasks: usize) -> engine::JobId {
             gpu: true,
             ..Default::default()
         },
-    };
-    w.block_on(client.action(&requester, Action::SubmitJob(spec)))
-        .expect("submitting the job")
-        .submitted_job()
-        .expect("a job id")
+    }
 }
 
 #[test]
@@ -534,30 +539,16 @@ fn unnamed_uploads_are_bounded_per_account_and_expire_while_a_jobs_blobs_stay() 
         .expect("another key");
 
     // A job names the module and one input: those two are kept.
-    let spec = engine::JobSpec {
+    let spec = gpu_only(
         module,
-        tasks: vec![engine::TaskSpec {
+        vec![engine::TaskSpec {
             inputs: vec![engine::InputFile {
                 name: "data".into(),
                 hash: input,
             }],
             ..Default::default()
         }],
-        limits: engine::Limits {
-            fuel: 10_000,
-            memory_bytes: 16 << 20,
-            wall_ms: 10_000,
-        },
-        deadline: coordinator::now_ms() + 10 * 60 * 1000,
-        max_price: 1,
-        output: engine::OutputSource::Stdout,
-        aggregate: engine::Aggregate::Concat,
-        redundancy: Default::default(),
-        requirements: engine::Requirements {
-            gpu: true,
-            ..Default::default()
-        },
-    };
+    );
     w.block_on(client.action(&me, Action::SubmitJob(spec)))
         .expect("submitting the job");
 
