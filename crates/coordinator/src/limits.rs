@@ -74,7 +74,12 @@ pub enum Class {
 
 impl Class {
     pub fn of(method: &axum::http::Method, path: &str) -> Class {
-        if path.starts_with("/v1/work/") || path == "/v1/chain/evidence" {
+        // The validators' own routes: evidence, and the signatures each certifier gathers from
+        // the others (every block, from every peer).
+        if path.starts_with("/v1/work/")
+            || path == "/v1/chain/evidence"
+            || path == "/v1/chain/signatures"
+        {
             Class::Liveness
         } else if method == axum::http::Method::GET || method == axum::http::Method::HEAD {
             Class::Read
@@ -259,6 +264,10 @@ mod tests {
         );
         assert_eq!(Class::of(&Method::POST, "/v1/work/ping"), Class::Liveness);
         assert_eq!(Class::of(&Method::GET, "/v1/status"), Class::Read);
+        assert_eq!(
+            Class::of(&Method::GET, "/v1/chain/signatures"),
+            Class::Liveness
+        );
         assert_eq!(Class::of(&Method::POST, "/v1/actions"), Class::Write);
         assert_eq!(Class::of(&Method::PUT, "/v1/blobs/ab"), Class::Write);
     }
