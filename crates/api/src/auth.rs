@@ -89,6 +89,11 @@ impl Identity {
         self.id
     }
 
+    /// The secret key, for the coordinator's self-signed TLS certificate (`tls`) only.
+    pub(crate) fn secret_bytes(&self) -> [u8; 32] {
+        self.key.to_bytes()
+    }
+
     /// A secret derived from this key for `context` (BLAKE3's key derivation): what only the
     /// key's holder can compute, such as a leader's beacon seed ([`engine::beacon_secret`]).
     pub fn derive_seed(&self, context: &str) -> [u8; 32] {
@@ -179,9 +184,14 @@ fn checked_key(id: &AccountId) -> Result<ed25519_consensus::VerificationKey, Aut
 /// of an ed25519 verification: about 0.1 µs against 40 µs). The secret is random per coordinator
 /// run, so a restart invalidates every token and providers fall back to a signed heartbeat. A
 /// token only keeps its provider from being declared lost — whoever sniffs one can do that much
-/// (runs still time out) and nothing more: it authorizes no logged action.
+/// (runs still time out) and nothing more: it authorizes no logged action. It travels only in
+/// the answer to a signed heartbeat and in HTTP pings (both over HTTPS beyond loopback); a UDP
+/// ping carries a MAC under it instead, with a counter that must grow ([`Sessions::fresh`]).
 pub struct Sessions {
     secret: [u8; 32],
+    /// The last UDP ping counter accepted per provider (one entry per provider whose ping
+    /// opened with its token).
+    counters: Mutex<HashMap<AccountId, u64>>,
 }
 
 impl std::fmt::Debug for Sessions {
@@ -201,7 +211,23 @@ impl Sessions {
     pub fn new() -> Sessions {
         let mut secret = [0u8; 32];
         getrandom::fill(&mut secret).expect("the operating system's random source failed");
-        Sessions { secret }
+        Sessions {
+            secret,
+            counters: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Whether a UDP ping of `id` numbered `counter` is new (above the last accepted, which it
+    /// becomes): a replayed datagram is not.
+    pub fn fresh(&self, id: &AccountId, counter: u64) -> bool {
+        let mut counters = self.counters.lock().unwrap_or_else(|p| p.into_inner());
+        let last = counters.entry(*id).or_insert(0);
+        if counter > *last {
+            *last = counter;
+            true
+        } else {
+            false
+        }
     }
 
     /// The session token of `id`.
@@ -479,5 +505,18 @@ mod tests {
             prop_assert_eq!(&back, &signed);
             prop_assert!(verify(&back).is_ok());
         }
+    }
+
+    #[test]
+    fn a_udp_ping_counter_is_accepted_once_and_only_growing() {
+        let sessions = Sessions::new();
+        let a = AccountId([1; 32]);
+        let b = AccountId([2; 32]);
+        assert!(sessions.fresh(&a, 10));
+        assert!(!sessions.fresh(&a, 10), "a replay");
+        assert!(!sessions.fresh(&a, 9), "an older ping");
+        assert!(sessions.fresh(&a, 11));
+        // Each provider counts for itself.
+        assert!(sessions.fresh(&b, 5));
     }
 }

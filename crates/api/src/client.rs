@@ -32,6 +32,58 @@ pub enum ClientError {
     /// A validator that is not the leader answered: the leader is at `leader`.
     #[error("{url}: not the leader; the leader is {leader}")]
     Leader { url: String, leader: String },
+    /// The TLS handshake failed: most often a certificate this client does not trust (see
+    /// `--pin` and `--ca`). Not transient: retrying does not change whom the client trusts.
+    #[error("{url}: TLS: {msg}")]
+    Tls { url: String, msg: String },
+    /// Plain HTTP to a host that is not this machine, which this client was not allowed.
+    #[error(
+        "{url}: plain HTTP to another machine sends every request, keys' tokens included, in \
+         clear: use https://, or pass --plain-http to mean it"
+    )]
+    PlainHttp { url: String },
+}
+
+/// The TLS error somewhere in `error`'s sources, if any (tokio-rustls hands it up inside an
+/// `io::Error`, itself inside another, and an `io::Error`'s `source` skips what it wraps: hence
+/// the look inside each).
+fn tls_failure(error: &(dyn std::error::Error + 'static)) -> Option<String> {
+    let mut next = Some(error);
+    while let Some(e) = next {
+        let mut inner: &(dyn std::error::Error + 'static) = e;
+        loop {
+            if let Some(tls) = inner.downcast_ref::<rustls::Error>() {
+                return Some(crate::tls::describe(tls));
+            }
+            match inner
+                .downcast_ref::<std::io::Error>()
+                .and_then(|io| io.get_ref())
+            {
+                Some(wrapped) => inner = wrapped,
+                None => break,
+            }
+        }
+        next = e.source();
+    }
+    None
+}
+
+/// A transport failure as a [`ClientError`]: [`ClientError::Tls`] if the handshake failed.
+fn transport(url: String, source: reqwest::Error) -> ClientError {
+    match tls_failure(&source) {
+        Some(msg) => {
+            let hint = if msg.contains("InvalidContentType") || msg.contains("corrupt message") {
+                " (is it a plain HTTP server? then use http://)"
+            } else {
+                ""
+            };
+            ClientError::Tls {
+                url,
+                msg: format!("{msg}{hint}"),
+            }
+        }
+        None => ClientError::Transport { url, source },
+    }
 }
 
 impl ClientError {
@@ -73,6 +125,8 @@ pub struct Client {
     /// The URL requests go to now (shared by clones).
     current: std::sync::Arc<std::sync::Mutex<String>>,
     http: reqwest::Client,
+    /// What this process's trust said of plain HTTP to other machines (`tls::Trust`).
+    plain_http: bool,
 }
 
 /// How long a client keeps trying other validators before it gives up on a request.
@@ -94,8 +148,15 @@ fn jittered(wait: Duration) -> Duration {
 }
 
 impl Client {
+    /// A client that trusts what this process's [`crate::tls::trust`] says.
     pub fn new(base: &str) -> Client {
+        crate::tls::install_provider();
+        let trust = crate::tls::trust();
+        let plain_http = trust.plain_http;
+        let tls = crate::tls::client_config(&trust, None)
+            .expect("tls::set_trust keeps only a trust that makes a client configuration");
         let http = reqwest::Client::builder()
+            .tls_backend_preconfigured(tls)
             .connect_timeout(Duration::from_secs(5))
             .timeout(Duration::from_secs(120))
             .pool_max_idle_per_host(16)
@@ -116,6 +177,7 @@ impl Client {
             bases: std::sync::Arc::new(bases),
             current: std::sync::Arc::new(std::sync::Mutex::new(first)),
             http,
+            plain_http,
         }
     }
 
@@ -321,10 +383,13 @@ impl Client {
     }
 
     async fn send(&self, url: String, req: reqwest::RequestBuilder) -> Result<Bytes, ClientError> {
-        let resp = req.send().await.map_err(|source| ClientError::Transport {
-            url: url.clone(),
-            source,
-        })?;
+        if crate::tls::refuses_plain(&url, self.plain_http) {
+            return Err(ClientError::PlainHttp { url });
+        }
+        let resp = req
+            .send()
+            .await
+            .map_err(|source| transport(url.clone(), source))?;
         let status = resp.status();
         let leader = resp
             .headers()
@@ -334,10 +399,7 @@ impl Client {
         let body = resp
             .bytes()
             .await
-            .map_err(|source| ClientError::Transport {
-                url: url.clone(),
-                source,
-            })?;
+            .map_err(|source| transport(url.clone(), source))?;
         if status.is_success() {
             return Ok(body);
         }
@@ -698,6 +760,9 @@ impl Client {
 /// HTTP port of its URL.
 pub struct UdpPinger {
     socket: tokio::net::UdpSocket,
+    /// The next ping's counter: microseconds since the epoch at connect, then one more per ping,
+    /// so that a pinger made later (a restarted provider) starts above any earlier one's.
+    counter: std::sync::atomic::AtomicU64,
 }
 
 impl UdpPinger {
@@ -721,7 +786,13 @@ impl UdpPinger {
         };
         let socket = tokio::net::UdpSocket::bind(local).await?;
         socket.connect(target).await?;
-        Ok(UdpPinger { socket })
+        let micros = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(1, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
+        Ok(UdpPinger {
+            socket,
+            counter: std::sync::atomic::AtomicU64::new(micros),
+        })
     }
 
     /// Sends `ping` and waits up to `wait` for the answer (`None`: no answer in time).
@@ -730,7 +801,10 @@ impl UdpPinger {
         ping: &crate::wire::Ping,
         wait: Duration,
     ) -> std::io::Result<Option<crate::wire::PingAck>> {
-        self.socket.send(&ping.to_datagram()).await?;
+        let counter = self
+            .counter
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.socket.send(&ping.to_datagram(counter)).await?;
         let mut buf = [0u8; 16];
         let answer = async {
             loop {

@@ -5,6 +5,7 @@
 pub mod auth;
 pub mod chain;
 pub mod client;
+pub mod tls;
 pub mod wire;
 
 pub use auth::{AuthError, Identity, KeyCache, Sessions, valid_account, verify, verify_batch};

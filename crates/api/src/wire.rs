@@ -183,16 +183,20 @@ pub struct HeartbeatResponse {
     pub session: Option<Hash>,
 }
 
-/// UDP heartbeats: the coordinator also listens for datagrams on its HTTP port number. A ping is
-/// [`UDP_MAGIC`] followed by the provider id and its session token (67 bytes); the answer is
-/// [`UDP_MAGIC`] followed by one [`PingAck`] byte. No connection, no HTTP, no signature: the
-/// cheapest proof of life, for fleets of many idle providers. Providers fall back to
-/// `POST /v1/work/ping` when no answer comes (UDP blocked) and to a signed heartbeat when the
-/// token is refused.
-pub const UDP_MAGIC: [u8; 3] = *b"GM1";
+/// UDP heartbeats: the coordinator also listens for datagrams on its HTTP port number. A ping
+/// ([`Ping::to_datagram`]) is [`UDP_MAGIC`], the provider id, a counter and a MAC of those under
+/// the provider's session token (75 bytes): the token itself never crosses the network in a
+/// datagram, which has no TLS, and a ping replayed (a counter not above the last one accepted)
+/// is ignored. The answer is [`UDP_MAGIC`] followed by one [`PingAck`] byte. No connection, no
+/// HTTP, no signature: the cheapest proof of life, for fleets of many idle providers. Providers
+/// fall back to `POST /v1/work/ping` (over HTTPS beyond loopback) when no answer comes (UDP
+/// blocked) and to a signed heartbeat when the token is refused. The magic is the format's
+/// version: `GM1` datagrams (the token in clear) are not answered, so a provider of that format
+/// falls back to HTTP.
+pub const UDP_MAGIC: [u8; 3] = *b"GM2";
 
 /// Length of a UDP ping.
-pub const UDP_PING_LEN: usize = 3 + 32 + 32;
+pub const UDP_PING_LEN: usize = 3 + 32 + 8 + 32;
 
 /// The coordinator's answer to a UDP ping.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -204,25 +208,53 @@ pub enum PingAck {
     NotActive = 2,
 }
 
+/// The MAC of a UDP ping: BLAKE3 keyed by the session token, over the magic, id and counter.
+fn ping_mac(token: &Hash, provider: &AccountId, counter: u64) -> blake3::Hash {
+    let mut mac = blake3::Hasher::new_keyed(&token.0);
+    mac.update(&UDP_MAGIC);
+    mac.update(&provider.0);
+    mac.update(&counter.to_be_bytes());
+    mac.finalize()
+}
+
 impl Ping {
-    pub fn to_datagram(&self) -> [u8; UDP_PING_LEN] {
+    /// The datagram of this ping as the `counter`-th: each must be larger than the last.
+    pub fn to_datagram(&self, counter: u64) -> [u8; UDP_PING_LEN] {
         let mut out = [0u8; UDP_PING_LEN];
         let (magic, rest) = out.split_at_mut(3);
         magic.copy_from_slice(&UDP_MAGIC);
-        let (id, token) = rest.split_at_mut(32);
+        let (id, rest) = rest.split_at_mut(32);
         id.copy_from_slice(&self.provider.0);
-        token.copy_from_slice(&self.token.0);
+        let (count, mac) = rest.split_at_mut(8);
+        count.copy_from_slice(&counter.to_be_bytes());
+        mac.copy_from_slice(ping_mac(&self.token, &self.provider, counter).as_bytes());
         out
     }
+}
 
-    pub fn from_datagram(bytes: &[u8]) -> Option<Ping> {
+/// A UDP ping as received: whose it claims to be, and whether it is ([`SealedPing::opens_with`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SealedPing {
+    pub provider: AccountId,
+    pub counter: u64,
+    mac: [u8; 32],
+}
+
+impl SealedPing {
+    pub fn from_datagram(bytes: &[u8]) -> Option<SealedPing> {
         if bytes.len() != UDP_PING_LEN || bytes.get(..3)? != UDP_MAGIC {
             return None;
         }
-        Some(Ping {
+        Some(SealedPing {
             provider: AccountId(bytes.get(3..35)?.try_into().ok()?),
-            token: Hash(bytes.get(35..67)?.try_into().ok()?),
+            counter: u64::from_be_bytes(bytes.get(35..43)?.try_into().ok()?),
+            mac: bytes.get(43..75)?.try_into().ok()?,
         })
+    }
+
+    /// Whether the ping was made with `token` (compared in constant time).
+    pub fn opens_with(&self, token: &Hash) -> bool {
+        ping_mac(token, &self.provider, self.counter) == blake3::Hash::from_bytes(self.mac)
     }
 }
 
@@ -613,5 +645,30 @@ mod tests {
         assert_eq!(json[1]["error"], "insufficient_funds");
         let back: Vec<BatchOutcome> = serde_json::from_value(json).unwrap();
         assert_eq!(back, [accepted, refused]);
+    }
+
+    #[test]
+    fn a_udp_ping_carries_a_mac_under_the_token_never_the_token() {
+        let provider = AccountId([3; 32]);
+        let token = Hash([9; 32]);
+        let datagram = Ping { provider, token }.to_datagram(42);
+        assert_eq!(datagram.len(), UDP_PING_LEN);
+        assert!(!datagram.windows(32).any(|w| w == token.0));
+        let sealed = SealedPing::from_datagram(&datagram).unwrap();
+        assert_eq!((sealed.provider, sealed.counter), (provider, 42));
+        assert!(sealed.opens_with(&token));
+        assert!(!sealed.opens_with(&Hash([8; 32])));
+        // Any byte changed (the counter, the id, the MAC) and it no longer opens.
+        for i in 3..UDP_PING_LEN {
+            let mut tampered = datagram;
+            tampered[i] ^= 1;
+            let sealed = SealedPing::from_datagram(&tampered).unwrap();
+            assert!(!sealed.opens_with(&token), "byte {i}");
+        }
+        // The old format (token in clear) and other lengths are not pings.
+        let mut old = datagram;
+        old[..3].copy_from_slice(b"GM1");
+        assert!(SealedPing::from_datagram(&old).is_none());
+        assert!(SealedPing::from_datagram(&datagram[..UDP_PING_LEN - 1]).is_none());
     }
 }

@@ -43,6 +43,14 @@ pub struct CoordinatorFile {
     pub blob_quota_per_address: Option<Size>,
     /// How long an upload may stay unnamed before it is deleted ("1h").
     pub blob_expiry: Option<String>,
+    /// Serve HTTPS with this certificate chain (PEM); needs `tls_key`.
+    pub tls_cert: Option<PathBuf>,
+    /// The certificate's private key (PEM).
+    pub tls_key: Option<PathBuf>,
+    /// Serve HTTPS on a loopback address too (false; elsewhere HTTPS is the default).
+    pub tls: Option<bool>,
+    /// Serve plain HTTP on an address that is not loopback (false).
+    pub plain_http: Option<bool>,
 }
 
 /// Settings as given on the command line (`None`: not given).
@@ -63,6 +71,10 @@ pub struct CoordinatorFlags {
     pub blob_quota: Option<u64>,
     pub blob_quota_per_address: Option<u64>,
     pub blob_expiry: Option<Duration>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    pub tls: bool,
+    pub plain_http: bool,
 }
 
 /// The settings in force.
@@ -212,6 +224,21 @@ pub fn coordinator(
         }
         (false, None) => coordinator::GenesisChoice::Stored,
     };
+    let tls_cert = flags
+        .tls_cert
+        .or_else(|| file.tls_cert.as_ref().map(|p| base.join(p)));
+    let tls_key = flags
+        .tls_key
+        .or_else(|| file.tls_key.as_ref().map(|p| base.join(p)));
+    config.tls = coordinator::https::TlsConfig {
+        cert: match (tls_cert, tls_key) {
+            (Some(cert), Some(key)) => Some((cert, key)),
+            (None, None) => None,
+            _ => bail!("tls_cert and tls_key go together: give both or neither"),
+        },
+        force: flags.tls || file.tls.unwrap_or(false),
+        plain_http: flags.plain_http || file.plain_http.unwrap_or(false),
+    };
     let listen = flags
         .listen
         .or(file.listen)
@@ -293,6 +320,35 @@ mod tests {
     }
 
     #[test]
+    fn tls_settings_come_from_the_file_relative_to_it_and_flags_add_to_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(
+            dir.path(),
+            "tls_cert = \"tls/cert.pem\"\ntls_key = \"tls/key.pem\"\n",
+        );
+        let s = coordinator(Some(&path), CoordinatorFlags::default()).unwrap();
+        assert_eq!(
+            s.config.tls,
+            coordinator::https::TlsConfig {
+                cert: Some((
+                    dir.path().join("tls/cert.pem"),
+                    dir.path().join("tls/key.pem")
+                )),
+                force: false,
+                plain_http: false,
+            }
+        );
+        let path = write(dir.path(), "plain_http = true\n");
+        let s = coordinator(Some(&path), CoordinatorFlags::default()).unwrap();
+        assert!(s.config.tls.plain_http && s.config.tls.cert.is_none());
+        let flags = CoordinatorFlags {
+            tls: true,
+            ..CoordinatorFlags::default()
+        };
+        assert!(coordinator(None, flags).unwrap().config.tls.force);
+    }
+
+    #[test]
     fn mistakes_name_the_key() {
         let dir = tempfile::tempdir().unwrap();
         let cases = [
@@ -302,6 +358,7 @@ mod tests {
             ("snapshot_evry = 5", "snapshot_evry"),
             ("heartbeat_interval = \"20s\"", "must be longer"),
             ("snapshot_every = 0", "at least 1"),
+            ("tls_cert = \"c.pem\"", "tls_key go together"),
         ];
         for (text, want) in cases {
             let path = write(dir.path(), text);

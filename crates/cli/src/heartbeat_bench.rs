@@ -412,6 +412,10 @@ async fn ping_fleet(
     let mut sent = 0u64;
     let mut alive = 0u64;
     let mut set = tokio::task::JoinSet::new();
+    // UDP ping counters must grow per provider: microseconds now, then one more per ping sent.
+    let first_counter = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_micros() as u64;
     let mut buf = [0u8; 16];
     while start.elapsed() < window {
         interval.tick().await;
@@ -425,7 +429,10 @@ async fn ping_fleet(
             sent += 1;
             match &transport {
                 Transport::Udp(socket) => {
-                    socket.send(&Ping { provider, token }.to_datagram()).await?;
+                    // One counter for the whole fleet: it grows for each provider too.
+                    socket
+                        .send(&Ping { provider, token }.to_datagram(first_counter + sent))
+                        .await?;
                 }
                 Transport::Http => {
                     let client = client.clone();

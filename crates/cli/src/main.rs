@@ -43,6 +43,26 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    #[command(flatten)]
+    tls: TlsArgs,
+}
+
+/// Whom a client trusts over HTTPS, and plain HTTP beyond this machine.
+#[derive(clap::Args, Debug)]
+struct TlsArgs {
+    /// Trust the coordinator certificate whose key has this pin (sha256/..., printed by the
+    /// coordinator at start and kept in its data dir as tls/pin), whatever its issuer or names;
+    /// may be repeated
+    #[arg(long, global = true, env = "GRIDMINT_PIN", value_delimiter = ',')]
+    pin: Vec<String>,
+    /// Trust certificates issued by the CA (or the self-signed certificate) in this PEM file,
+    /// for the names they certify (a coordinator writes its own to tls/certificate.pem)
+    #[arg(long, global = true, env = "GRIDMINT_CA")]
+    ca: Option<PathBuf>,
+    /// Allow plain HTTP beyond loopback: a coordinator serves it on any address, and clients
+    /// talk it to another machine (requests and heartbeat tokens then travel in clear)
+    #[arg(long, global = true, env = "GRIDMINT_PLAIN_HTTP")]
+    plain_http: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -139,6 +159,17 @@ struct CoordinatorArgs {
     /// How long an upload may stay unnamed by any job or result before it is deleted [default: 1h]
     #[arg(long, value_parser = parse_duration)]
     blob_expiry: Option<Duration>,
+    /// Serve HTTPS with this certificate chain (PEM file; with --tls-key). Without it, a
+    /// coordinator on an address that is not loopback serves HTTPS with a certificate it signs
+    /// with its own key, and prints the pin clients pass as --pin
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM file)
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Serve HTTPS on a loopback address too (plain HTTP is the default there)
+    #[arg(long, conflicts_with = "plain_http")]
+    tls: bool,
     /// Tests only: as a validator, also hand out a signature of a conflicting block at every
     /// height (equivocate), to be reported and slashed
     #[arg(long, hide = true)]
@@ -287,6 +318,13 @@ fn init_tracing(default: &str) {
     } else {
         format!("{wanted},openraft=warn")
     };
+    // A certificate the system's roots do not vouch for is the client's error to report, with
+    // its pin (`api::tls`), not a log line of the verifier's.
+    let wanted = if wanted.contains("rustls_platform_verifier") {
+        wanted
+    } else {
+        format!("{wanted},rustls_platform_verifier=off")
+    };
     let filter = tracing_subscriber::EnvFilter::try_new(&wanted)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     tracing_subscriber::fmt()
@@ -315,6 +353,12 @@ async fn shutdown_signal() {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    // set_trust also makes ring the crypto provider of every HTTP client in this process.
+    api::tls::set_trust(
+        api::tls::Trust::load(cli.tls.ca.as_deref(), &cli.tls.pin, cli.tls.plain_http)
+            .context("--ca / --pin")?,
+    )
+    .context("--ca")?;
     match cli.command {
         Command::Demo(args) => {
             init_tracing("warn");
@@ -340,13 +384,20 @@ async fn main() -> anyhow::Result<()> {
                     blob_quota: args.blob_quota,
                     blob_quota_per_address: args.blob_quota_per_address,
                     blob_expiry: args.blob_expiry,
+                    tls_cert: args.tls_cert,
+                    tls_key: args.tls_key,
+                    tls: args.tls,
+                    plain_http: cli.tls.plain_http,
                 },
             )?;
             let mut config = settings.config;
             config.equivocate = args.equivocate;
             config.join = args.join;
             let running = coordinator::start(config, settings.listen).await?;
-            println!("listening on {}", running.url());
+            match running.pin {
+                Some(pin) => println!("listening on {} (certificate pin {pin})", running.url()),
+                None => println!("listening on {}", running.url()),
+            }
             std::io::stdout().flush()?;
             shutdown_signal().await;
             running.shutdown().await;

@@ -10,6 +10,7 @@ pub mod bench_support;
 pub mod blob_quota;
 pub mod consensus;
 mod error;
+pub mod https;
 pub mod limits;
 mod node;
 mod peers;
@@ -76,6 +77,8 @@ pub struct CoordinatorConfig {
     pub rates: limits::RateConfig,
     /// Allowances of blobs nothing names yet, and how long they are kept (`blob_quota`).
     pub blob_quota: blob_quota::BlobQuotaConfig,
+    /// HTTPS or plain HTTP (`https`).
+    pub tls: https::TlsConfig,
 }
 
 /// Which genesis a coordinator starts from.
@@ -107,6 +110,7 @@ impl CoordinatorConfig {
             equivocate: false,
             rates: limits::RateConfig::default(),
             blob_quota: blob_quota::BlobQuotaConfig::default(),
+            tls: https::TlsConfig::default(),
         }
     }
 }
@@ -206,6 +210,8 @@ impl Shared {
 /// A coordinator serving on a socket; dropped or [`Running::shutdown`] stops it.
 pub struct Running {
     pub addr: SocketAddr,
+    /// The pin of the certificate it serves (`None`: plain HTTP).
+    pub pin: Option<api::tls::Pin>,
     /// This coordinator's validator account (its key signs the blocks).
     pub validator: engine::AccountId,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
@@ -214,7 +220,10 @@ pub struct Running {
 
 impl Running {
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        match self.pin {
+            Some(_) => format!("https://{}", self.addr),
+            None => format!("http://{}", self.addr),
+        }
     }
 
     /// Stops serving and waits for the server to finish.
@@ -303,10 +312,21 @@ pub async fn start(config: CoordinatorConfig, listen: SocketAddr) -> anyhow::Res
         elapsed_ms = started.elapsed().as_millis() as u64,
         "state recovered"
     );
+    let served = https::resolve(&config.tls, listen, &key)?;
+    if let Some(served) = &served {
+        https::publish(&config.data_dir, served)?;
+    }
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("binding {listen}"))?;
     let addr = listener.local_addr()?;
+    let pin = served.as_ref().map(|s| s.pin);
+    let tls = match &served {
+        Some(served) => Some(tokio_rustls::TlsAcceptor::from(Arc::new(
+            served.server_config()?,
+        ))),
+        None => None,
+    };
     let node = Arc::new(Mutex::new(node));
     let work = Arc::new(Notify::new());
     let mut replicated_by = None;
@@ -427,9 +447,14 @@ pub async fn start(config: CoordinatorConfig, listen: SocketAddr) -> anyhow::Res
         .as_ref()
         .map(|r| tokio::spawn(raft::follow_set(r.handle(), live.clone())));
     let validator_id = key.id();
-    tracing::info!(%addr, role = shared.consensus.role().name, "coordinator listening");
+    tracing::info!(
+        %addr,
+        role = shared.consensus.role().name,
+        pin = pin.map(|p| p.to_string()),
+        "coordinator listening"
+    );
     let task = tokio::spawn(async move {
-        serve(listener, app, rx).await;
+        serve(listener, tls, app, rx).await;
         timers.abort();
         sealer.abort();
         forget.abort();
@@ -452,6 +477,7 @@ pub async fn start(config: CoordinatorConfig, listen: SocketAddr) -> anyhow::Res
     });
     Ok(Running {
         addr,
+        pin,
         validator: validator_id,
         shutdown: Some(tx),
         task,
@@ -471,9 +497,9 @@ async fn join_from_checkpoint(
     genesis_set: &ValidatorSet,
     fresh: &State,
 ) {
-    let http = match reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .build()
+    let http = match api::tls::client_builder(Some(https::set_trusted(genesis_set)))
+        .map_err(anyhow::Error::from)
+        .and_then(|b| Ok(b.timeout(Duration::from_secs(30)).build()?))
     {
         Ok(http) => http,
         Err(e) => {
@@ -748,13 +774,15 @@ pub const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
 /// Serves `app` on `listener` until `stop` fires, then lets the open connections finish (at most
 /// [`SHUTDOWN_GRACE`]). `axum::serve` runs hyper without a timer, so a client sending its headers
 /// a byte at a time, or keeping a connection idle, held it for good; here every HTTP/1 connection
-/// has [`HEADER_TIMEOUT`] (request bodies have their own deadline: `routes::read_body`).
+/// has [`HEADER_TIMEOUT`] (request bodies have their own deadline: `routes::read_body`), and a
+/// TLS handshake has as long.
 async fn serve(
     listener: tokio::net::TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     app: axum::Router,
     mut stop: tokio::sync::oneshot::Receiver<()>,
 ) {
-    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+    use hyper_util::rt::{TokioExecutor, TokioTimer};
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
     builder
@@ -766,8 +794,9 @@ async fn serve(
         .timer(TokioTimer::new())
         .keep_alive_interval(HEADER_TIMEOUT)
         .keep_alive_timeout(HEADER_TIMEOUT);
+    let local = listener.local_addr().ok();
     loop {
-        let (stream, peer) = tokio::select! {
+        let (mut stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
                 Err(e) => {
@@ -784,13 +813,21 @@ async fn serve(
             app.clone()
                 .layer(axum::Extension(axum::extract::ConnectInfo(peer))),
         );
-        let connection = builder
-            .serve_connection_with_upgrades(TokioIo::new(stream), service)
-            .into_owned();
-        let connection = graceful.watch(connection);
+        let builder = builder.clone();
+        let watcher = graceful.watcher();
+        let tls = tls.clone();
         tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::trace!(error = %e, "connection ended");
+            let Some(tls) = tls else {
+                return serve_connection(&builder, stream, service, watcher).await;
+            };
+            let addr = local.unwrap_or(peer);
+            if https::starts_tls(&mut stream, addr, HEADER_TIMEOUT).await != Some(true) {
+                return;
+            }
+            match tokio::time::timeout(HEADER_TIMEOUT, tls.accept(stream)).await {
+                Ok(Ok(stream)) => serve_connection(&builder, stream, service, watcher).await,
+                Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
             }
         });
     }
@@ -800,6 +837,22 @@ async fn serve(
         .is_err()
     {
         tracing::warn!("connections still open {SHUTDOWN_GRACE:?} after shutdown; closing them");
+    }
+}
+
+/// Serves one connection (plain or TLS) until it ends or shutdown has waited long enough.
+async fn serve_connection<S>(
+    builder: &hyper_util::server::conn::auto::Builder<hyper_util::rt::TokioExecutor>,
+    stream: S,
+    service: hyper_util::service::TowerToHyperService<axum::Router>,
+    watcher: hyper_util::server::graceful::Watcher,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let connection =
+        builder.serve_connection_with_upgrades(hyper_util::rt::TokioIo::new(stream), service);
+    if let Err(e) = watcher.watch(connection.into_owned()).await {
+        tracing::trace!(error = %e, "connection ended");
     }
 }
 
@@ -849,9 +902,10 @@ async fn sealer(shared: Arc<Shared>) {
 }
 
 /// Answers UDP pings (see [`api::wire::UDP_MAGIC`]) on a thread of its own until the coordinator
-/// is gone: a session-token check and a liveness update per datagram, no HTTP, no async wakeups.
+/// is gone: a MAC check under the session token, a replay check and a liveness update per
+/// datagram, no HTTP, no async wakeups.
 fn udp_heartbeats(socket: std::net::UdpSocket, shared: std::sync::Weak<Shared>) {
-    use api::wire::{Ping, PingAck};
+    use api::wire::{PingAck, SealedPing};
     if let Err(e) = socket.set_read_timeout(Some(Duration::from_millis(250))) {
         tracing::warn!(error = %e, "UDP heartbeats disabled");
         return;
@@ -865,11 +919,14 @@ fn udp_heartbeats(socket: std::net::UdpSocket, shared: std::sync::Weak<Shared>) 
         let Ok((n, from)) = received else {
             continue;
         };
-        let Some(ping) = buf.get(..n).and_then(Ping::from_datagram) else {
+        let Some(ping) = buf.get(..n).and_then(SealedPing::from_datagram) else {
             continue;
         };
-        let ack = if !shared.sessions.check(&ping.provider, &ping.token) {
+        let ack = if !ping.opens_with(&shared.sessions.token(&ping.provider)) {
             PingAck::BadToken
+        } else if !shared.sessions.fresh(&ping.provider, ping.counter) {
+            // A replay (or a datagram overtaken by a later one): no answer, nothing seen.
+            continue;
         } else {
             let mut node = shared.node();
             let active = node

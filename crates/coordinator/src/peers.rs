@@ -33,7 +33,8 @@ impl Peers {
         me: Arc<Identity>,
         local: Option<std::net::IpAddr>,
     ) -> anyhow::Result<Peers> {
-        let http = crate::raft::peer_client(local, Duration::from_secs(1), Some(PUSH_TIMEOUT))?;
+        let http =
+            crate::raft::peer_client(&set, local, Duration::from_secs(1), Some(PUSH_TIMEOUT))?;
         Ok(Peers { set, me, http })
     }
 

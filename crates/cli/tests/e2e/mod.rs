@@ -12,5 +12,6 @@ mod load;
 mod recovery;
 mod schedule;
 mod sim;
+mod tls;
 mod validators;
 mod verify;

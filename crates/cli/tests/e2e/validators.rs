@@ -29,6 +29,8 @@ struct Cluster {
     heartbeats: (&'static str, &'static str),
     /// The gates in front of the validators, relaying while the cluster lives.
     _gates: Vec<Gate>,
+    /// Whether the validators serve HTTPS (`--tls`, their self-signed certificates).
+    tls: bool,
 }
 
 impl Cluster {
@@ -37,6 +39,16 @@ impl Cluster {
         let listens = fresh_listens(n);
         let addresses = listens.iter().map(|l| format!("http://{l}")).collect();
         Cluster::start_with(w, listens, addresses, Vec::new()).spawn_all(w)
+    }
+
+    /// [`Cluster::start`] over HTTPS: each validator serves the certificate it signs with its
+    /// own key, and the genesis names `https://` addresses.
+    fn start_tls(w: &World, n: usize) -> Cluster {
+        let listens = fresh_listens(n);
+        let addresses = listens.iter().map(|l| format!("https://{l}")).collect();
+        let mut cluster = Cluster::start_with(w, listens, addresses, Vec::new());
+        cluster.tls = true;
+        cluster.spawn_all(w)
     }
 
     /// [`Cluster::start`] with validator `i` on its own address 127.0.0.`i+2`, behind a [`Gate`]
@@ -100,6 +112,7 @@ impl Cluster {
             equivocating: None,
             heartbeats: ("2s", "10s"),
             _gates: gates,
+            tls: false,
         }
     }
 
@@ -124,6 +137,9 @@ impl Cluster {
         ];
         if self.equivocating == Some(i) {
             args.push("--equivocate");
+        }
+        if self.tls {
+            args.push("--tls");
         }
         w.coordinator_restart_on(&self.dirs[i], &self.listens[i], &args)
     }
@@ -369,6 +385,40 @@ fn three_validators_run_jobs_and_end_with_one_verified_state() {
         "{}",
         ran.stderr
     );
+}
+
+#[test]
+fn validators_over_https_trust_each_other_by_their_keys_and_run_a_job() {
+    let w = World::new();
+    let cluster = Cluster::start_tls(&w, 3);
+    assert!(cluster.running().all(|v| v.url.starts_with("https://")));
+    // Consensus and certificates travel between them over TLS with nothing configured but the
+    // validator set: each trusts the others' certificates by their keys.
+    cluster.leader();
+    let urls = cluster.urls();
+    let providers: Vec<_> = (0..3)
+        .map(|_| {
+            let (dir, id) = w.provider_dir();
+            w.provider_in(&urls, &dir, id, 1)
+        })
+        .collect();
+    let first = cluster.running().next().unwrap();
+    for p in &providers {
+        p.wait_active(&first.http);
+    }
+    let spec = w.write("pi.toml", pi_spec_verified(300, 3));
+    let job = w.submit(&urls, &spec);
+    assert_done(&first.http.wait_job(job));
+    assert_eq!(
+        String::from_utf8(w.results(&urls, job)).unwrap(),
+        pi_output(300, 3)
+    );
+    cluster.converged();
+    // The blocks carry a quorum certificate gathered over TLS.
+    let ran = w
+        .cli(&["chain", "verify", "--coordinator", &first.url])
+        .ok();
+    assert!(ran.stdout.contains("verified"), "{}", ran.stdout);
 }
 
 #[test]

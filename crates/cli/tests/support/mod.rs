@@ -187,6 +187,9 @@ pub struct World {
     root: tempfile::TempDir,
     rt: Arc<tokio::runtime::Runtime>,
     counter: AtomicU32,
+    /// Pins of the HTTPS coordinators started so far: every later command is given them
+    /// (`GRIDMINT_PIN`), as a user would pass `--pin`.
+    pins: std::sync::Mutex<Vec<String>>,
 }
 
 impl Default for World {
@@ -197,6 +200,8 @@ impl Default for World {
 
 impl World {
     pub fn new() -> World {
+        // Tests build plain `reqwest` clients too: they need the process's crypto provider.
+        api::tls::install_provider();
         let root = tempfile::Builder::new()
             .prefix("gridmint-e2e-")
             .tempdir()
@@ -207,6 +212,7 @@ impl World {
             .build()
             .expect("building a tokio runtime");
         World {
+            pins: std::sync::Mutex::new(Vec::new()),
             root,
             rt: Arc::new(rt),
             counter: AtomicU32::new(0),
@@ -245,7 +251,15 @@ impl World {
         let mut cmd = Command::new(GRIDMINT);
         cmd.env("GRIDMINT_HOME", self.home())
             .env_remove("GRIDMINT_COORDINATOR")
-            .env("RUST_LOG", "info")
+            .env_remove("GRIDMINT_CA")
+            .env_remove("GRIDMINT_PLAIN_HTTP");
+        let pins = self.pins.lock().unwrap().join(",");
+        if pins.is_empty() {
+            cmd.env_remove("GRIDMINT_PIN");
+        } else {
+            cmd.env("GRIDMINT_PIN", pins);
+        }
+        cmd.env("RUST_LOG", "info")
             .env("NO_COLOR", "1")
             .stdin(Stdio::null());
         cmd
@@ -346,7 +360,7 @@ impl World {
                 )
             }
         };
-        let url = first
+        let said = first
             .trim()
             .strip_prefix("listening on ")
             .unwrap_or_else(|| {
@@ -354,19 +368,34 @@ impl World {
                     "coordinator's first stdout line is {first:?}, expected `listening on http://127.0.0.1:PORT`\nstderr:\n{}",
                     proc.logs()
                 )
-            })
-            .trim_end_matches('/')
-            .to_string();
+            });
+        // `https://…:PORT (certificate pin sha256/…)` over HTTPS.
+        let (url, pin) = match said.split_once(" (certificate pin ") {
+            Some((url, pin)) => (url, Some(pin.trim_end_matches(')').to_string())),
+            None => (said, None),
+        };
+        let url = url.trim_end_matches('/').to_string();
+        let scheme = if pin.is_some() { "https://" } else { "http://" };
+        if let Some(pin) = pin {
+            let mut pins = self.pins.lock().unwrap();
+            pins.push(pin);
+            // This process's clients (`Coordinator::http`) trust it too.
+            api::tls::set_trust(
+                api::tls::Trust::load(None, &pins, false).expect("the coordinator's pin"),
+            )
+            .expect("a trust of pins");
+        }
         // Loopback: 127.0.0.1, or another 127.x address for tests that give each process one.
         let port: u16 = url
-            .strip_prefix("http://127.")
+            .strip_prefix(scheme)
+            .and_then(|rest| rest.strip_prefix("127."))
             .and_then(|rest| rest.rsplit_once(':'))
             .and_then(|(_, p)| p.parse().ok())
-            .unwrap_or_else(|| panic!("coordinator URL {url:?} is not http://127.x.y.z:PORT"));
+            .unwrap_or_else(|| panic!("coordinator URL {url:?} is not {scheme}127.x.y.z:PORT"));
         assert_ne!(port, 0, "coordinator reported port 0");
         if !listen.ends_with(":0") {
             assert_eq!(
-                url.strip_prefix("http://").unwrap_or_default(),
+                url.strip_prefix(scheme).unwrap_or_default(),
                 listen,
                 "coordinator ignored --listen"
             );

@@ -102,7 +102,7 @@ pub async fn start(
         .map_err(|e| anyhow::anyhow!("reading the consensus log: {e}"))?;
     let sm = storage::StateMachine::new(node, work, set.clone())
         .map_err(|e| anyhow::anyhow!("reading where the command log is applied up to: {e}"))?;
-    let http = peer_client(local, Duration::from_millis(500), None)?;
+    let http = peer_client(&set, local, Duration::from_millis(500), None)?;
     let network = network::Network { me: key, http };
     let raft = openraft::Raft::new(node_id(&me), config, network, log, sm)
         .await
@@ -129,13 +129,16 @@ pub async fn start(
 
 /// An HTTP client for the other validators. A validator listening on one address of a
 /// multi-homed host (not `0.0.0.0`) connects out from that address too, so that the others (and
-/// their firewalls) see one address for it.
+/// their firewalls) see one address for it. Over HTTPS it trusts the self-signed certificate of
+/// every member of `set` as the set is at the handshake (`https::members_trusted`), besides what
+/// the process trusts (`api::tls::trust`).
 pub fn peer_client(
+    set: &LiveSet,
     local: Option<std::net::IpAddr>,
     connect: Duration,
     timeout: Option<Duration>,
 ) -> anyhow::Result<reqwest::Client> {
-    let mut builder = reqwest::Client::builder()
+    let mut builder = api::tls::client_builder(Some(crate::https::members_trusted(set.clone())))?
         .connect_timeout(connect)
         .pool_max_idle_per_host(4)
         // Validators close a connection idle for 30 s (`HEADER_TIMEOUT`): close it first.
