@@ -352,6 +352,9 @@ impl Blobs<'_> {
     }
 }
 
+/// The most tasks a `[tasks]` template expands to.
+const MAX_TASKS: u64 = 10_000_000;
+
 fn substitute(template: &str, vars: &[(&str, u64)]) -> String {
     let mut out = template.to_string();
     for (name, value) in vars {
@@ -416,7 +419,7 @@ pub fn load(text: &str, files: &dyn Files, now: Time) -> anyhow::Result<LoadedJo
             match (tpl.range, tpl.grid) {
                 (Some([start, end]), None) => {
                     ensure!(start < end, "range [{start}, {end}] is empty");
-                    ensure!(end - start <= 10_000_000, "range is too large");
+                    ensure!(end - start <= MAX_TASKS, "range is too large");
                     for i in start..end {
                         push(&[("i", i)]);
                     }
@@ -425,6 +428,14 @@ pub fn load(text: &str, files: &dyn Files, now: Time) -> anyhow::Result<LoadedJo
                     ensure!(
                         g.width > 0 && g.height > 0 && g.tile > 0,
                         "grid sizes must be positive"
+                    );
+                    // Counted before expanding: a 4 294 967 295 square grid of 1-pixel tiles
+                    // would otherwise run until memory ran out.
+                    let tiles = u64::from(g.width.div_ceil(g.tile))
+                        .saturating_mul(u64::from(g.height.div_ceil(g.tile)));
+                    ensure!(
+                        tiles <= MAX_TASKS,
+                        "grid has {tiles} tiles, more than {MAX_TASKS}"
                     );
                     let mut i = 0;
                     for y in (0..g.height).step_by(g.tile as usize) {
@@ -534,6 +545,23 @@ mod tests {
         assert_eq!(job.spec.deadline, 1000 + 3_600_000);
         assert_eq!(job.spec.aggregate, Aggregate::Concat);
         assert_eq!(job.blobs.len(), 1);
+    }
+
+    /// A spec the `job_spec` fuzz target (`fuzz/`) timed out on: the grid was expanded before
+    /// its size was checked, so loading it ran until memory ran out.
+    #[test]
+    fn a_grid_of_too_many_tiles_is_refused_before_it_is_expanded() {
+        let err = load(
+            "module = \"m.wasm\"\n[tasks]\ngrid = { width = 4294967295, height = 4294967295, tile = 1 }\n",
+            &files(),
+            0,
+        )
+        .err()
+        .expect("refused");
+        assert!(
+            err.to_string().contains("more than 10000000"),
+            "unexpected error: {err}"
+        );
     }
 
     #[test]

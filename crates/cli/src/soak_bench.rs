@@ -1,7 +1,7 @@
 //! `gridmint bench --only soak`: mixed load on a real coordinator process for a while (30 min;
 //! 3 with `--quick`), with its rate limits and allowances as a user runs it. Honest work goes on
 //! from 127.0.0.1 — no-op jobs one after another, a transfer every 100 ms, a registered probe
-//! provider that heartbeats every 500 ms, four provider processes — while other loopback
+//! provider that heartbeats and exchanges (for no task) every 500 ms, four provider processes — while other loopback
 //! addresses attack: a read flood (127.0.0.2), connections that send their headers or a body a
 //! byte at a time (127.0.0.3), uploads nothing names from fresh keys (127.0.0.4), action spam
 //! and garbage of every kind (127.0.0.5). A provider process is killed and replaced every sixth
@@ -10,14 +10,14 @@
 //! It ends by checking what must hold: every accepted job completed or failed with a reason;
 //! every acknowledged transfer is in the ledger; the chain verifies (which replays it and checks
 //! the supply after every entry); no provider still running was declared lost; no answer was a
-//! 5xx other than 503 `overloaded`; and it reports requests by kind and status, heartbeat and
-//! transfer latency, and the coordinator's resident memory over time.
+//! 5xx other than 503 `overloaded`; and it reports requests by kind and status, heartbeat,
+//! exchange and transfer latency, and the coordinator's resident memory over time.
 
 use crate::bench::{ms, percentile, verdict};
 use crate::validators_bench::{Proc, spawn_with};
 use anyhow::{Context, ensure};
 use api::{Client, Identity};
-use engine::{Action, JobStatus, ProviderSpec, ProviderStatus};
+use engine::{Action, JobStatus, ProviderSpec, ProviderStatus, Request};
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::io::Write as _;
@@ -168,6 +168,7 @@ pub struct SoakResult {
     transfers_landed: u128,
     transfer_times: Vec<Duration>,
     heartbeat_times: Vec<Duration>,
+    exchange_times: Vec<Duration>,
     chain: Result<String, String>,
     /// Providers still running at the end that were declared lost (or the probe).
     lost_alive: Vec<String>,
@@ -230,6 +231,7 @@ impl SoakResult {
         );
         for (what, v) in [
             ("heartbeat (liveness)", &self.heartbeat_times),
+            ("exchange (work)", &self.exchange_times),
             ("transfer (write)", &self.transfer_times),
             ("no-op job (50 tasks)", &self.job_times),
         ] {
@@ -300,6 +302,7 @@ impl SoakResult {
             "passed": self.passed(),
             "requests": self.tally.iter().map(|((k, o), n)| json!({"kind": k, "outcome": o, "count": n})).collect::<Vec<_>>(),
             "heartbeat": p(&self.heartbeat_times),
+            "exchange": p(&self.exchange_times),
             "transfer": p(&self.transfer_times),
             "job": p(&self.job_times),
             "jobs_completed": self.jobs_completed,
@@ -527,26 +530,41 @@ pub async fn run(duration: Duration) -> anyhow::Result<SoakResult> {
         });
     }
 
-    // The probe provider's heartbeats.
+    // The probe provider's heartbeats, and its work exchanges (reporting nothing and asking for
+    // no task, so that it takes no work it would not run: the exchange path's own latency).
     let heartbeat_times: Arc<Mutex<Vec<Duration>>> = Arc::default();
+    let exchange_times: Arc<Mutex<Vec<Duration>>> = Arc::default();
     {
-        let (stop, client, probe, times, tally) = (
+        let (stop, client, probe, heartbeats, exchanges, tally) = (
             stop.clone(),
             client.clone(),
             probe.clone(),
             heartbeat_times.clone(),
+            exchange_times.clone(),
             tally.clone(),
         );
         tasks.spawn(async move {
+            let push = |times: &Mutex<Vec<Duration>>, took: Duration| {
+                times.lock().unwrap_or_else(|p| p.into_inner()).push(took);
+            };
             while !stop.load(Ordering::Relaxed) {
                 let t = Instant::now();
                 let r = client.heartbeat(&probe).await;
                 tally.client_result("heartbeat", &r);
                 if r.is_ok() {
-                    times
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .push(t.elapsed());
+                    push(&heartbeats, t.elapsed());
+                }
+                let t = Instant::now();
+                let fetch = Request::Fetch {
+                    max: 0,
+                    wait_ms: 0,
+                    held: Vec::new(),
+                    cached: Vec::new(),
+                };
+                let r = client.exchange(&probe, Vec::new(), fetch).await;
+                tally.client_result("exchange", &r);
+                if r.is_ok() {
+                    push(&exchanges, t.elapsed());
                 }
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }
@@ -922,6 +940,10 @@ pub async fn run(duration: Duration) -> anyhow::Result<SoakResult> {
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .clone();
+    let exchange_times = exchange_times
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
     Ok(SoakResult {
         took,
         tally,
@@ -935,6 +957,7 @@ pub async fn run(duration: Duration) -> anyhow::Result<SoakResult> {
         transfers_landed: landed,
         transfer_times,
         heartbeat_times,
+        exchange_times,
         chain,
         lost_alive,
         killed_providers: killed.len(),

@@ -10,7 +10,10 @@ mod log;
 mod raft;
 
 pub use blobs::BlobStore;
-pub use log::{CommandLog, HistoryRow, MemoryLog, SqliteLog, recover, set_validators, validators};
+pub use log::{
+    CommandLog, HistoryRow, MemoryLog, SqliteLog, decode_entry, decode_genesis, decode_snapshot,
+    recover, set_validators, validators,
+};
 pub use raft::{RAFT_DB_VERSION, RaftDb};
 
 #[derive(Debug, thiserror::Error)]

@@ -189,10 +189,7 @@ impl SqliteLog {
         while let Some(row) = rows.next().map_err(|e| self.err(e))? {
             let seq = from_sql(row.get(0).map_err(|e| self.err(e))?);
             let bytes: Vec<u8> = row.get(1).map_err(|e| self.err(e))?;
-            let entry: Entry = postcard::from_bytes(&bytes).map_err(|e| StoreError::Corrupt {
-                seq,
-                msg: e.to_string(),
-            })?;
+            let entry = decode_entry(seq, &bytes)?;
             if let engine::Input::Signed(signed) = &entry.input
                 && signed.signer == *signer
                 && signed.nonce == nonce
@@ -490,7 +487,9 @@ impl SqliteLog {
             .map_err(|e| self.err(e))
     }
 
-    fn decode_block(height: u64, bytes: &[u8]) -> Result<Block, StoreError> {
+    /// Decodes the stored bytes of the block at `height` (its canonical encoding, saying that
+    /// height). Public for the fuzz targets (`fuzz/`): stored bytes are outside bytes.
+    pub fn decode_block(height: u64, bytes: &[u8]) -> Result<Block, StoreError> {
         let block: Block =
             engine::decode_canonical(bytes).map_err(|e| StoreError::CorruptBlock {
                 height,
@@ -633,7 +632,9 @@ struct GenesisV2 {
     validators: engine::Validators,
 }
 
-fn decode_genesis(bytes: &[u8], format: u32) -> Result<Genesis, postcard::Error> {
+/// Decodes a stored genesis of `format` (1 to 4), converting the older formats. Public for the
+/// fuzz targets (`fuzz/`).
+pub fn decode_genesis(bytes: &[u8], format: u32) -> Result<Genesis, postcard::Error> {
     let v2 = match format {
         1 => {
             let v1: GenesisV1 = postcard::from_bytes(bytes)?;
@@ -670,7 +671,9 @@ fn decode_genesis(bytes: &[u8], format: u32) -> Result<Genesis, postcard::Error>
 /// were the first, format 3 is format 4 without the trailing `audits`, empty before rules 5,
 /// and format 4 is format 5 without the trailing `action_fee`, none before rules 8: their
 /// encodings are appended (the migration).
-fn decode_snapshot(bytes: &[u8], format: u32) -> Result<State, postcard::Error> {
+///
+/// Public for the fuzz targets (`fuzz/`).
+pub fn decode_snapshot(bytes: &[u8], format: u32) -> Result<State, postcard::Error> {
     let mut v5 = bytes.to_vec();
     if format == 1 {
         v5.extend(encode(&engine::Validators::default()));
@@ -685,6 +688,14 @@ fn decode_snapshot(bytes: &[u8], format: u32) -> Result<State, postcard::Error> 
         v5.extend(encode(&0u128));
     }
     postcard::from_bytes(&v5)
+}
+
+/// Decodes the stored bytes of log entry `seq`. Public for the fuzz targets (`fuzz/`).
+pub fn decode_entry(seq: u64, bytes: &[u8]) -> Result<Entry, StoreError> {
+    postcard::from_bytes(bytes).map_err(|e| StoreError::Corrupt {
+        seq,
+        msg: e.to_string(),
+    })
 }
 
 fn encode<T: serde::Serialize>(value: &T) -> Vec<u8> {
@@ -742,11 +753,7 @@ impl CommandLog for SqliteLog {
                     msg: format!("missing; next entry is {seq}"),
                 });
             }
-            let entry = postcard::from_bytes(&bytes).map_err(|e| StoreError::Corrupt {
-                seq,
-                msg: e.to_string(),
-            })?;
-            out.push(entry);
+            out.push(decode_entry(seq, &bytes)?);
         }
         Ok(out)
     }
