@@ -205,10 +205,25 @@ impl BlobQuota {
         n
     }
 
+    /// The blobs unreferenced for longer than the expiry (a sweep would delete them).
+    pub fn expired(&self) -> std::collections::HashSet<Hash> {
+        let now = Instant::now();
+        self.tables()
+            .pending
+            .iter()
+            .filter(|(_, p)| now.duration_since(p.since) >= self.config.expiry)
+            .map(|(h, _)| *h)
+            .collect()
+    }
+
     /// Deletes (with `delete`) the blobs unreferenced for longer than the expiry, and takes them
-    /// off the tables; returns them. The tables stay locked meanwhile, so an admission that
-    /// touches one of them waits, and then finds it gone (and refuses its job) or fresh.
-    pub fn sweep(&self, mut delete: impl FnMut(&Hash)) -> Vec<Hash> {
+    /// off the tables; returns them. Those `named` says the state names (a copy that arrived
+    /// from another validator after the job naming it was applied here) are referenced after
+    /// all: kept, and off the tables. The tables stay locked meanwhile, so an admission that
+    /// touches one of them waits, and then finds it gone (and refuses its job) or fresh. The
+    /// caller holds the node (lock order: node, then these tables), so that nothing naming a
+    /// blob is applied between `named` and the deletion.
+    pub fn sweep(&self, named: impl Fn(&Hash) -> bool, mut delete: impl FnMut(&Hash)) -> Vec<Hash> {
         let mut t = self.tables();
         let now = Instant::now();
         let old: Vec<Hash> = t
@@ -217,11 +232,15 @@ impl BlobQuota {
             .filter(|(_, p)| now.duration_since(p.since) >= self.config.expiry)
             .map(|(h, _)| *h)
             .collect();
-        for hash in &old {
-            delete(hash);
-            t.forget(hash);
+        let mut deleted = Vec::new();
+        for hash in old {
+            if !named(&hash) {
+                delete(&hash);
+                deleted.push(hash);
+            }
+            t.forget(&hash);
         }
-        old
+        deleted
     }
 
     /// Unreferenced blobs and their bytes.
@@ -252,20 +271,42 @@ pub fn spec_blobs(spec: &JobSpec) -> impl Iterator<Item = Hash> + '_ {
 /// Every blob the state names: its jobs' specs and every output a run returned.
 pub fn state_blobs(state: &engine::State) -> std::collections::HashSet<Hash> {
     let mut out = std::collections::HashSet::new();
+    each_state_blob(state, |h| {
+        out.insert(*h);
+    });
+    out
+}
+
+/// Those of `candidates` the state names (one walk of the state, a set no larger than them).
+pub fn named_among(
+    state: &engine::State,
+    candidates: &std::collections::HashSet<Hash>,
+) -> std::collections::HashSet<Hash> {
+    let mut out = std::collections::HashSet::new();
+    each_state_blob(state, |h| {
+        if candidates.contains(h) {
+            out.insert(*h);
+        }
+    });
+    out
+}
+
+fn each_state_blob(state: &engine::State, mut f: impl FnMut(&Hash)) {
     for job in state.jobs.values() {
-        out.extend(spec_blobs(&job.spec));
+        for h in spec_blobs(&job.spec) {
+            f(&h);
+        }
         for task in &job.tasks {
             if let Some(r) = &task.result {
-                out.insert(r.output_hash);
+                f(&r.output_hash);
             }
             for run in &task.runs {
                 if let engine::RunOutcome::Returned { output_hash, .. } = &run.outcome {
-                    out.insert(*output_hash);
+                    f(output_hash);
                 }
             }
         }
     }
-    out
 }
 
 #[cfg(test)]
@@ -335,13 +376,30 @@ mod tests {
             body: Action::SubmitJob(spec),
             signature: engine::Sig([0; 64]),
         }));
-        assert!(q.sweep(|_| panic!("nothing is due")).is_empty());
+        assert!(q.sweep(|_| false, |_| panic!("nothing is due")).is_empty());
         std::thread::sleep(Duration::from_millis(60));
         let mut deleted = Vec::new();
-        let mut gone = q.sweep(|h| deleted.push(*h));
+        let mut gone = q.sweep(|_| false, |h| deleted.push(*h));
         assert_eq!(gone.len(), deleted.len());
         gone.sort();
         assert_eq!(gone, vec![stray, Hash([9; 32])]);
         assert_eq!(q.held(), (0, 0));
+    }
+
+    /// A copy adopted after the job naming it was applied (a replica that arrived late) is
+    /// expired in the tables but named by the state: the sweep keeps it and lets it go.
+    #[test]
+    fn a_blob_the_state_names_is_never_swept() {
+        let q = quota(1 << 20, 1 << 20, 10);
+        let (named, stray) = (Hash([1; 32]), Hash([2; 32]));
+        q.adopt([(named, 5), (stray, 5)]);
+        std::thread::sleep(Duration::from_millis(20));
+        let expired = q.expired();
+        assert_eq!(expired.len(), 2);
+        let mut deleted = Vec::new();
+        let gone = q.sweep(|h| *h == named, |h| deleted.push(*h));
+        assert_eq!((gone, deleted), (vec![stray], vec![stray]));
+        assert_eq!(q.held(), (0, 0), "the named one is off the tables too");
+        assert!(q.expired().is_empty());
     }
 }

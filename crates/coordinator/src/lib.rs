@@ -423,12 +423,25 @@ pub async fn start(config: CoordinatorConfig, listen: SocketAddr) -> anyhow::Res
                     last_forget = Instant::now();
                     shared.limits.forget_quiet();
                 }
+                let expired = shared.quota.expired();
+                if expired.is_empty() {
+                    continue;
+                }
                 let _ = tokio::task::spawn_blocking(move || {
-                    let deleted = shared.quota.sweep(|hash| {
-                        if let Err(e) = shared.blobs.remove(hash) {
-                            tracing::warn!(%hash, error = %e, "deleting an expired blob failed");
-                        }
-                    });
+                    // Under the node: nothing naming a blob is applied while the sweep decides,
+                    // and one the state names is never deleted (one walk of the state, only
+                    // when something expired).
+                    let node = shared.node();
+                    let named = blob_quota::named_among(&node.state, &expired);
+                    let deleted = shared.quota.sweep(
+                        |hash| named.contains(hash),
+                        |hash| {
+                            if let Err(e) = shared.blobs.remove(hash) {
+                                tracing::warn!(%hash, error = %e, "deleting an expired blob failed");
+                            }
+                        },
+                    );
+                    drop(node);
                     if !deleted.is_empty() {
                         tracing::info!(
                             deleted = deleted.len(),

@@ -138,10 +138,17 @@ pub async fn ensure_blob(shared: &Shared, hash: Hash) -> bool {
         return false;
     };
     let blobs = shared.blobs.clone();
-    matches!(
+    let size = bytes.len() as u64;
+    let stored = matches!(
         tokio::task::spawn_blocking(move || blobs.put(&bytes)).await,
         Ok(Ok(_))
-    )
+    );
+    if stored {
+        // Unnamed here until a logged input names it (if one already does, the sweep sees it in
+        // the state and keeps it), as a pushed copy is.
+        shared.quota.adopt([(hash, size)]);
+    }
+    stored
 }
 
 /// `POST /raft/blob/{hash}`: another validator's push.
@@ -237,10 +244,18 @@ async fn receive_blob(
         )));
     }
     let blobs = shared.blobs.clone();
+    let new = !shared.blobs.contains(&hash);
+    let size = body.len() as u64;
     tokio::task::spawn_blocking(move || blobs.put(&body))
         .await
         .map_err(|e| ApiError::Unavailable(e.to_string()))?
         .map_err(|e| ApiError::Unavailable(e.to_string()))?;
+    if new {
+        // A copy of an upload the leader took: unnamed here too until a logged input names it,
+        // and deleted if none does in time (on nobody's allowance: the leader counted it). If
+        // the job naming it was applied here before the copy arrived, the sweep finds it named.
+        shared.quota.adopt([(hash, size)]);
+    }
     Ok("stored")
 }
 

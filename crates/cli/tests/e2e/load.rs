@@ -35,7 +35,7 @@ fn unrunnable_job(w: &World, c: &Coordinator, tasks: usize) -> engine::JobId {
 }
 
 /// A job of `tasks` running `module` that only a provider with a GPU may take (none here does).
-fn gpu_only(module: engine::Hash, tasks: Vec<engine::TaskSpec>) -> engine::JobSpec {
+pub(crate) fn gpu_only(module: engine::Hash, tasks: Vec<engine::TaskSpec>) -> engine::JobSpec {
     engine::JobSpec {
         module,
         tasks,

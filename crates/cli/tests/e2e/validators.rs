@@ -31,6 +31,8 @@ struct Cluster {
     _gates: Vec<Gate>,
     /// Whether the validators serve HTTPS (`--tls`, their self-signed certificates).
     tls: bool,
+    /// More flags for every validator.
+    extra: Vec<&'static str>,
 }
 
 impl Cluster {
@@ -113,6 +115,7 @@ impl Cluster {
             heartbeats: ("2s", "10s"),
             _gates: gates,
             tls: false,
+            extra: Vec::new(),
         }
     }
 
@@ -141,6 +144,7 @@ impl Cluster {
         if self.tls {
             args.push("--tls");
         }
+        args.extend(self.extra.iter().copied());
         w.coordinator_restart_on(&self.dirs[i], &self.listens[i], &args)
     }
 
@@ -419,6 +423,61 @@ fn validators_over_https_trust_each_other_by_their_keys_and_run_a_job() {
         .cli(&["chain", "verify", "--coordinator", &first.url])
         .ok();
     assert!(ran.stdout.contains("verified"), "{}", ran.stdout);
+}
+
+/// An upload is copied to every validator; a copy that no logged job names expires on each of
+/// them (not only on the leader that counted it), while a job's blobs stay everywhere.
+#[test]
+fn copies_of_an_unnamed_upload_expire_on_every_validator_and_a_jobs_blobs_stay() {
+    use engine::Action;
+    let w = World::new();
+    let listens = fresh_listens(3);
+    let addresses = listens.iter().map(|l| format!("http://{l}")).collect();
+    let mut cluster = Cluster::start_with(&w, listens, addresses, Vec::new());
+    cluster.extra = vec!["--blob-expiry", "3s"];
+    let cluster = cluster.spawn_all(&w);
+    cluster.leader();
+    let client = api::Client::new(&cluster.urls());
+    let me = api::Identity::generate();
+    w.block_on(client.action(&me, Action::Faucet)).unwrap();
+    let module = w
+        .block_on(client.put_blob(
+            &me,
+            bytes::Bytes::from(std::fs::read(crate::support::guest("noop.wasm")).unwrap()),
+        ))
+        .unwrap();
+    let stray = w
+        .block_on(client.put_blob(&me, bytes::Bytes::from(vec![7u8; 4096])))
+        .unwrap();
+    // A job no provider here can run (it needs a GPU) names the module: it stays.
+    let spec = crate::e2e::load::gpu_only(module, vec![engine::TaskSpec::default()]);
+    w.block_on(client.action(&me, Action::SubmitJob(spec)))
+        .unwrap();
+    // This validator's own copy (`local`: a validator lacking one would otherwise fetch it).
+    let stored = |v: &Coordinator, hash: Hash| -> u16 {
+        let url = format!("{}/v1/blobs/{hash}?local=true", v.url);
+        w.block_on(async { reqwest::get(&url).await.unwrap().status().as_u16() })
+    };
+    // Every validator gets its copy, then loses it.
+    poll("every validator to hold the stray upload", WAIT, || {
+        cluster
+            .running()
+            .all(|v| stored(v, stray) == 200)
+            .then_some(())
+    });
+    poll(
+        "the stray upload to expire on every validator",
+        WAIT,
+        || {
+            cluster
+                .running()
+                .all(|v| stored(v, stray) == 404)
+                .then_some(())
+        },
+    );
+    for v in cluster.running() {
+        assert_eq!(stored(v, module), 200, "{}", v.url);
+    }
 }
 
 #[test]
