@@ -216,20 +216,29 @@ impl BlobQuota {
             .collect()
     }
 
-    /// Deletes (with `delete`) the blobs unreferenced for longer than the expiry, and takes them
-    /// off the tables; returns them. Those `named` says the state names (a copy that arrived
+    /// Deletes (with `delete`) those of `candidates` (from [`BlobQuota::expired`]) still
+    /// unreferenced for longer than the expiry, and takes them off the tables; returns them.
+    /// Those `named` says the state names (a copy that arrived
     /// from another validator after the job naming it was applied here) are referenced after
     /// all: kept, and off the tables. The tables stay locked meanwhile, so an admission that
     /// touches one of them waits, and then finds it gone (and refuses its job) or fresh. The
     /// caller holds the node (lock order: node, then these tables), so that nothing naming a
     /// blob is applied between `named` and the deletion.
-    pub fn sweep(&self, named: impl Fn(&Hash) -> bool, mut delete: impl FnMut(&Hash)) -> Vec<Hash> {
+    pub fn sweep(
+        &self,
+        candidates: &std::collections::HashSet<Hash>,
+        named: impl Fn(&Hash) -> bool,
+        mut delete: impl FnMut(&Hash),
+    ) -> Vec<Hash> {
         let mut t = self.tables();
         let now = Instant::now();
+        // Only candidates: `named` was asked about them alone (one expiring since waits).
         let old: Vec<Hash> = t
             .pending
             .iter()
-            .filter(|(_, p)| now.duration_since(p.since) >= self.config.expiry)
+            .filter(|(h, p)| {
+                candidates.contains(h) && now.duration_since(p.since) >= self.config.expiry
+            })
             .map(|(h, _)| *h)
             .collect();
         let mut deleted = Vec::new();
@@ -376,10 +385,13 @@ mod tests {
             body: Action::SubmitJob(spec),
             signature: engine::Sig([0; 64]),
         }));
-        assert!(q.sweep(|_| false, |_| panic!("nothing is due")).is_empty());
+        assert!(
+            q.sweep(&q.expired(), |_| false, |_| panic!("nothing is due"))
+                .is_empty()
+        );
         std::thread::sleep(Duration::from_millis(60));
         let mut deleted = Vec::new();
-        let mut gone = q.sweep(|_| false, |h| deleted.push(*h));
+        let mut gone = q.sweep(&q.expired(), |_| false, |h| deleted.push(*h));
         assert_eq!(gone.len(), deleted.len());
         gone.sort();
         assert_eq!(gone, vec![stray, Hash([9; 32])]);
@@ -397,9 +409,18 @@ mod tests {
         let expired = q.expired();
         assert_eq!(expired.len(), 2);
         let mut deleted = Vec::new();
-        let gone = q.sweep(|h| *h == named, |h| deleted.push(*h));
+        let gone = q.sweep(&expired, |h| *h == named, |h| deleted.push(*h));
         assert_eq!((gone, deleted), (vec![stray], vec![stray]));
         assert_eq!(q.held(), (0, 0), "the named one is off the tables too");
         assert!(q.expired().is_empty());
+        // One that expired after the candidates were taken waits for the next sweep.
+        let late = Hash([3; 32]);
+        q.adopt([(late, 5)]);
+        std::thread::sleep(Duration::from_millis(20));
+        assert!(
+            q.sweep(&expired, |_| false, |_| panic!("not a candidate"))
+                .is_empty()
+        );
+        assert_eq!(q.held(), (1, 5));
     }
 }

@@ -434,6 +434,7 @@ pub async fn start(config: CoordinatorConfig, listen: SocketAddr) -> anyhow::Res
                     let node = shared.node();
                     let named = blob_quota::named_among(&node.state, &expired);
                     let deleted = shared.quota.sweep(
+                        &expired,
                         |hash| named.contains(hash),
                         |hash| {
                             if let Err(e) = shared.blobs.remove(hash) {
