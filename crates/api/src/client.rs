@@ -47,13 +47,13 @@ pub enum ClientError {
 /// The TLS error somewhere in `error`'s sources, if any (tokio-rustls hands it up inside an
 /// `io::Error`, itself inside another, and an `io::Error`'s `source` skips what it wraps: hence
 /// the look inside each).
-fn tls_failure(error: &(dyn std::error::Error + 'static)) -> Option<String> {
+fn tls_failure<'a>(error: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
     let mut next = Some(error);
     while let Some(e) = next {
         let mut inner: &(dyn std::error::Error + 'static) = e;
         loop {
             if let Some(tls) = inner.downcast_ref::<rustls::Error>() {
-                return Some(crate::tls::describe(tls));
+                return Some(tls);
             }
             match inner
                 .downcast_ref::<std::io::Error>()
@@ -70,19 +70,19 @@ fn tls_failure(error: &(dyn std::error::Error + 'static)) -> Option<String> {
 
 /// A transport failure as a [`ClientError`]: [`ClientError::Tls`] if the handshake failed.
 fn transport(url: String, source: reqwest::Error) -> ClientError {
-    match tls_failure(&source) {
-        Some(msg) => {
-            let hint = if msg.contains("InvalidContentType") || msg.contains("corrupt message") {
-                " (is it a plain HTTP server? then use http://)"
-            } else {
-                ""
-            };
-            ClientError::Tls {
-                url,
-                msg: format!("{msg}{hint}"),
-            }
+    let Some(tls) = tls_failure(&source) else {
+        return ClientError::Transport { url, source };
+    };
+    // What a plain HTTP server answers a TLS hello with is not a TLS record at all.
+    let hint = match tls {
+        rustls::Error::InvalidMessage(rustls::InvalidMessage::InvalidContentType) => {
+            " (is it a plain HTTP server? then use http://)"
         }
-        None => ClientError::Transport { url, source },
+        _ => "",
+    };
+    ClientError::Tls {
+        msg: format!("{}{hint}", crate::tls::describe(tls)),
+        url,
     }
 }
 

@@ -192,38 +192,14 @@ fn hostile_guests_fail_with_their_cause_and_the_provider_keeps_serving() {
 /// is accepted once the output is uploaded.
 #[test]
 fn a_result_whose_output_was_never_uploaded_is_refused() {
-    use engine::{Action, Hash, ProviderSpec, TaskOutcome, TaskReport};
+    use engine::{Hash, TaskOutcome, TaskReport};
     let w = World::new();
     let c = w.coordinator(&[]);
     let spec = w.write("one.toml", pi_spec(1_000, 1));
     let job = w.submit(&c.url, &spec);
     // A provider by hand: funded, staked and registered over the API.
-    let me = api::Identity::generate();
+    let me = c.provider_by_hand();
     let client = &c.http.client;
-    c.http.block_on(client.action(&me, Action::Faucet)).unwrap();
-    c.http
-        .block_on(client.action(
-            &me,
-            Action::Stake {
-                amount: engine::tokens(100),
-            },
-        ))
-        .unwrap();
-    c.http
-        .block_on(client.action(
-            &me,
-            Action::RegisterProvider(ProviderSpec {
-                slots: 1,
-                cores: 1,
-                memory_bytes: 1 << 30,
-                gpu: None,
-                benchmark_score: 100_000,
-                region: "local".into(),
-                price_per_fuel: 1,
-                operator: None,
-            }),
-        ))
-        .unwrap();
     let got = crate::support::poll("a task for the hand-made provider", WAIT, || {
         let r = c
             .http

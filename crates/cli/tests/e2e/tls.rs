@@ -118,6 +118,14 @@ fn beyond_loopback_a_coordinator_serves_https_unless_told_plain_http_and_clients
         .fails();
     assert!(ran.stderr.contains("--plain-http"), "{}", ran.stderr);
 
+    // https:// to a plain HTTP coordinator is a TLS failure that says what it likely is.
+    let plain = w.coordinator(&[]);
+    let https = plain.url.replacen("http://", "https://", 1);
+    let ran = w
+        .cli(&["wallet", "balance", "--coordinator", &https])
+        .fails();
+    assert!(ran.stderr.contains("plain HTTP server"), "{}", ran.stderr);
+
     // A client talks plain HTTP only to this machine, unless told otherwise; 192.0.2.1 is a
     // documentation address nothing answers on.
     let ran = w
@@ -137,30 +145,11 @@ fn beyond_loopback_a_coordinator_serves_https_unless_told_plain_http_and_clients
 #[test]
 fn a_udp_ping_keeps_its_provider_alive_once_and_a_replay_is_ignored() {
     use api::wire::{Ping, PingAck, UDP_PING_LEN};
-    use engine::{Action, ProviderSpec};
     let w = World::new();
     let c = w.coordinator(&[]);
-    // A provider by hand: funded, staked, registered, then a signed heartbeat for its token.
-    let me = api::Identity::generate();
+    // A provider by hand (funded, staked, registered), then a signed heartbeat for its token.
+    let me = c.provider_by_hand();
     let client = &c.http.client;
-    c.http.block_on(client.action(&me, Action::Faucet)).unwrap();
-    let stake = Action::Stake {
-        amount: engine::tokens(100),
-    };
-    c.http.block_on(client.action(&me, stake)).unwrap();
-    let spec = ProviderSpec {
-        slots: 1,
-        cores: 1,
-        memory_bytes: 1 << 30,
-        gpu: None,
-        benchmark_score: 100_000,
-        region: "local".into(),
-        price_per_fuel: 1,
-        operator: None,
-    };
-    c.http
-        .block_on(client.action(&me, Action::RegisterProvider(spec)))
-        .unwrap();
     let token = c
         .http
         .block_on(client.heartbeat(&me))

@@ -541,6 +541,38 @@ pub struct Coordinator {
     pub http: Http,
 }
 
+impl Coordinator {
+    /// A provider by hand, with no process behind it: a fresh key funded by the faucet, staked
+    /// and registered over the API (one slot, region "local"), for tests that speak the
+    /// provider's protocol themselves.
+    pub fn provider_by_hand(&self) -> Identity {
+        use engine::{Action, ProviderSpec};
+        let me = Identity::generate();
+        let client = &self.http.client;
+        self.http
+            .block_on(client.action(&me, Action::Faucet))
+            .unwrap();
+        let stake = Action::Stake {
+            amount: engine::tokens(100),
+        };
+        self.http.block_on(client.action(&me, stake)).unwrap();
+        let spec = ProviderSpec {
+            slots: 1,
+            cores: 1,
+            memory_bytes: 1 << 30,
+            gpu: None,
+            benchmark_score: 100_000,
+            region: "local".into(),
+            price_per_fuel: 1,
+            operator: None,
+        };
+        self.http
+            .block_on(client.action(&me, Action::RegisterProvider(spec)))
+            .unwrap();
+        me
+    }
+}
+
 /// A running `gridmint provider`.
 pub struct Provider {
     pub proc: Proc,
