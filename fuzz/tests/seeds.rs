@@ -61,8 +61,18 @@ fn actions() -> Vec<(&'static str, Signed<Action>)> {
             "register_provider",
             Action::RegisterProvider(provider_spec()),
         ),
-        ("submit_job", Action::SubmitJob(job_spec())),
+        (
+            "submit_job",
+            Action::SubmitJobWithStorage {
+                spec: job_spec(),
+                storage: engine::StorageClaim {
+                    input_bytes: 4096,
+                    output_bytes: 1024,
+                },
+            },
+        ),
         ("cancel_job", Action::CancelJob(1)),
+        ("release_job", Action::ReleaseJob(1)),
         (
             "unstake",
             Action::Unstake {
@@ -228,8 +238,8 @@ fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
     let mut state = initial_state();
     out.push((
         "snapshot",
-        "initial.v5".into(),
-        [&[4u8][..], &postcard(&state)].concat(),
+        "initial.v6".into(),
+        [&[5u8][..], &postcard(&state)].concat(),
     ));
     for (_, entry) in &entries[..4] {
         if let Err(e) = state.apply(entry) {
@@ -238,14 +248,14 @@ fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
     }
     out.push((
         "snapshot",
-        "with_job.v5".into(),
-        [&[4u8][..], &postcard(&state)].concat(),
+        "with_job.v6".into(),
+        [&[5u8][..], &postcard(&state)].concat(),
     ));
 
     out.push((
         "stored_genesis",
-        "dev.v4".into(),
-        [&[3u8][..], &postcard(&gridmint_fuzz::genesis())].concat(),
+        "dev.v5".into(),
+        [&[4u8][..], &postcard(&gridmint_fuzz::genesis())].concat(),
     ));
     let example_genesis = genesis::parse_network(
         std::str::from_utf8(&example("examples/genesis.toml")).expect("UTF-8"),
@@ -254,8 +264,8 @@ fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
     .0;
     out.push((
         "stored_genesis",
-        "example.v4".into(),
-        [&[3u8][..], &postcard(&example_genesis)].concat(),
+        "example.v5".into(),
+        [&[4u8][..], &postcard(&example_genesis)].concat(),
     ));
 
     for name in ["bench", "mandelbrot", "noop", "pi", "wordcount"] {
@@ -325,8 +335,8 @@ fn decodes(target: &str, bytes: &[u8]) -> bool {
         }
         "block" => store::SqliteLog::decode_block(1, bytes)
             .is_ok_and(|b| api::chain::block_signature_ok(&b)),
-        "snapshot" => store::decode_snapshot(&bytes[1..], u32::from(bytes[0] % 5) + 1).is_ok(),
-        "stored_genesis" => store::decode_genesis(&bytes[1..], u32::from(bytes[0] % 4) + 1)
+        "snapshot" => store::decode_snapshot(&bytes[1..], u32::from(bytes[0] % 6) + 1).is_ok(),
+        "stored_genesis" => store::decode_genesis(&bytes[1..], u32::from(bytes[0] % 5) + 1)
             .is_ok_and(|g| engine::State::from_genesis(&g).is_ok()),
         "job_spec" => jobspec::load(text(), &AnyFile, 1_000).is_ok(),
         "genesis_toml" => genesis::parse_network(text()).is_ok_and(|(g, set)| {

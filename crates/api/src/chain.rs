@@ -594,6 +594,7 @@ mod tests {
             validators: Default::default(),
             rules: engine::RULES,
             action_fee: 0,
+            storage: None,
         })
         .expect("a valid genesis")
     }

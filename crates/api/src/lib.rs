@@ -10,3 +10,54 @@ pub mod wire;
 
 pub use auth::{AuthError, Identity, KeyCache, Sessions, valid_account, verify, verify_batch};
 pub use client::{Client, ClientError, UdpPinger};
+pub use submit::{DEFAULT_OUTPUT_LIMIT, job_submission, weigh};
+
+/// Submitting a job the way its network wants it (rules 10: with a storage claim where storage
+/// costs a deposit).
+pub mod submit {
+    use engine::{Action, Hash, JobSpec, StorageClaim, StorageParams};
+    use std::collections::HashMap;
+
+    /// The most output one task may return when its job does not say: the sandbox's own default
+    /// cap (`sandbox::SandboxConfig::max_output_bytes`), or the network's maximum if lower.
+    pub const DEFAULT_OUTPUT_LIMIT: u64 = 16 << 20;
+
+    /// What `spec`'s blobs weigh (the distinct ones, [`JobSpec::blobs`]), from their contents in
+    /// `blobs`: a storage claim's `input_bytes`. `Err` names a blob `spec` names that `blobs`
+    /// lacks.
+    pub fn weigh(spec: &JobSpec, blobs: &[impl AsRef<[u8]>]) -> Result<u64, Hash> {
+        let sizes: HashMap<Hash, u64> = blobs
+            .iter()
+            .map(|b| (Hash::of(b.as_ref()), b.as_ref().len() as u64))
+            .collect();
+        spec.blobs().into_iter().try_fold(0u64, |sum, hash| {
+            sizes
+                .get(&hash)
+                .map(|size| sum.saturating_add(*size))
+                .ok_or(hash)
+        })
+    }
+
+    /// The action submitting `spec` to a network whose storage costs `storage`
+    /// (`wire::NetworkView::storage`): a plain `SubmitJob` where storage takes no deposit;
+    /// otherwise with a claim of `input_bytes` (what [`weigh`] says) and `output_limit` bytes of
+    /// output per task (default: [`DEFAULT_OUTPUT_LIMIT`], or the network's maximum if lower).
+    pub fn job_submission(
+        storage: Option<&StorageParams>,
+        spec: JobSpec,
+        input_bytes: u64,
+        output_limit: Option<u64>,
+    ) -> Action {
+        match storage {
+            None => Action::SubmitJob(spec),
+            Some(params) => Action::SubmitJobWithStorage {
+                spec,
+                storage: StorageClaim {
+                    input_bytes,
+                    output_bytes: output_limit
+                        .unwrap_or(DEFAULT_OUTPUT_LIMIT.min(params.max_output_bytes)),
+                },
+            },
+        }
+    }
+}

@@ -373,6 +373,10 @@ pub struct JobView {
     /// its redundancy policy): it waits for more, or until its deadline.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub warning: Option<String>,
+    /// The job's storage claim and deposit, and when it was released (rules 10); absent for a
+    /// job submitted without one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage: Option<engine::JobStorage>,
 }
 
 impl JobView {
@@ -413,6 +417,9 @@ pub struct AccountView {
     /// Locked in the escrow of the account's unfinished jobs.
     #[serde(with = "engine::types::amount")]
     pub in_escrow: Amount,
+    /// Held as the storage deposits of the account's jobs not yet released (rules 10).
+    #[serde(default, with = "engine::types::amount")]
+    pub in_storage: Amount,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -491,6 +498,10 @@ pub struct NetworkView {
     /// What each logged action costs its signer (rules 8; reports and the faucet are free).
     #[serde(default, with = "engine::types::amount")]
     pub action_fee: Amount,
+    /// What a job's storage costs (rules 10); absent where storage takes no deposit. A network
+    /// that prices it takes jobs only with a storage claim ([`JobSpec::blobs`](engine::JobSpec)).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage: Option<engine::StorageParams>,
 }
 
 mod optional_amount {

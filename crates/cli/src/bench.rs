@@ -586,6 +586,8 @@ pub(crate) struct Harness {
     client: Client,
     requester: Identity,
     module: engine::Hash,
+    /// What the network's storage costs (rules 10), read once.
+    storage: Option<engine::StorageParams>,
     cores: u32,
     stops: Vec<tokio::sync::oneshot::Sender<()>>,
     providers: Vec<tokio::task::JoinHandle<anyhow::Result<provider::Summary>>>,
@@ -617,6 +619,7 @@ impl Harness {
             client,
             requester: Identity::generate(),
             module: engine::Hash([0; 32]),
+            storage: None,
             cores,
             stops,
             providers,
@@ -656,7 +659,8 @@ impl Harness {
             .put_blob(&self.requester, Bytes::from_static(NOOP_WASM))
             .await
             .context("uploading noop.wasm")?;
-        run_job(&self.client, &self.requester, self.spec(1)).await?;
+        self.storage = self.client.network().await?.storage;
+        run_job(&self.client, &self.requester, self.submission(self.spec(1))).await?;
         Ok(())
     }
 
@@ -683,6 +687,11 @@ impl Harness {
         }
     }
 
+    /// The action submitting no-op job `spec` (see [`noop_submission`]).
+    fn submission(&self, spec: JobSpec) -> Action {
+        noop_submission(self.storage.as_ref(), spec)
+    }
+
     /// Runs one job of `tasks` no-op tasks (`gpu`: only for providers that declare a GPU, so
     /// none of the bench's own take it) and returns its submit→completed time; with `gpu` it
     /// only submits and returns the time the submission took.
@@ -694,12 +703,16 @@ impl Harness {
             spec.limits.fuel = 10_000;
             let start = Instant::now();
             self.client
-                .action(&self.requester, Action::SubmitJob(spec))
+                .action(&self.requester, self.submission(spec))
                 .await
                 .context("submitting the job")?;
             return Ok(start.elapsed());
         }
-        Ok(run_job(&self.client, &self.requester, spec).await?.0)
+        Ok(
+            run_job(&self.client, &self.requester, self.submission(spec))
+                .await?
+                .0,
+        )
     }
 
     /// The client the harness drives the network with.
@@ -711,7 +724,8 @@ impl Harness {
     pub(crate) async fn latencies(&self, samples: usize) -> anyhow::Result<Vec<Duration>> {
         let mut latencies = Vec::with_capacity(samples);
         for i in 1..=samples {
-            let (took, _) = run_job(&self.client, &self.requester, self.spec(1)).await?;
+            let (took, _) =
+                run_job(&self.client, &self.requester, self.submission(self.spec(1))).await?;
             if i % 10 == 0 || i == samples {
                 eprintln!(
                     "end-to-end: single-task job {i}/{samples}: {:.1} ms",
@@ -747,8 +761,12 @@ impl Harness {
             "end-to-end: submitting a job of {} no-op tasks ({round}/{})",
             plan.e2e_tasks, plan.e2e_rounds
         );
-        let (elapsed, view) =
-            run_job(&self.client, &self.requester, self.spec(plan.e2e_tasks)).await?;
+        let (elapsed, view) = run_job(
+            &self.client,
+            &self.requester,
+            self.submission(self.spec(plan.e2e_tasks)),
+        )
+        .await?;
         ensure!(
             view.tasks_done == plan.e2e_tasks as u64,
             "job completed with {} of {} tasks done",
@@ -795,11 +813,11 @@ impl EndToEndResult {
 async fn run_job(
     client: &Client,
     requester: &Identity,
-    spec: JobSpec,
+    submission: Action,
 ) -> anyhow::Result<(Duration, api::wire::JobView)> {
     let start = Instant::now();
     let response = client
-        .action(requester, Action::SubmitJob(spec))
+        .action(requester, submission)
         .await
         .context("submitting the job")?;
     let job = response
@@ -1157,6 +1175,21 @@ fn sim_bench(args: &BenchArgs) -> anyhow::Result<(serde_json::Value, String)> {
         "state_hash": summary.state_hash,
     });
     Ok((json, table))
+}
+
+/// Output room a no-op task reserves: it prints nothing (1 KiB, so that a million-task job's
+/// storage deposit stays within the faucet's tokens).
+pub(crate) const NOOP_OUTPUT_LIMIT: u64 = 1024;
+
+/// The action submitting a job of no-op tasks on a network whose storage costs `storage`: its
+/// only blob is `noop.wasm`.
+pub(crate) fn noop_submission(storage: Option<&engine::StorageParams>, spec: JobSpec) -> Action {
+    api::job_submission(
+        storage,
+        spec,
+        NOOP_WASM.len() as u64,
+        Some(NOOP_OUTPUT_LIMIT),
+    )
 }
 
 #[cfg(test)]

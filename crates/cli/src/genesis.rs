@@ -39,6 +39,20 @@ struct GenesisFile {
     /// assigned work and the faucet are free.
     #[serde(default)]
     action_fee: Option<String>,
+    /// Rules 10: what a job's storage costs (default: no deposit).
+    #[serde(default)]
+    storage: Option<StorageFile>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StorageFile {
+    /// Deposit per KiB of a job's inputs and output room (tokens, e.g. "100 base").
+    deposit_per_kib: String,
+    /// How long an ended job's blobs stay before its storage is released (e.g. "1d").
+    retention: String,
+    /// The most output room a job may reserve per task (e.g. "64 MiB").
+    max_output: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -173,6 +187,24 @@ pub fn parse_network(text: &str) -> anyhow::Result<(Genesis, ValidatorSet)> {
             .map(|fee| tokens("action_fee", fee))
             .transpose()?
             .unwrap_or(0),
+        storage: file
+            .storage
+            .map(|s| {
+                let retention = humantime::parse_duration(&s.retention).with_context(|| {
+                    format!(
+                        "storage.retention = {:?} is not a duration like \"1d\"",
+                        s.retention
+                    )
+                })?;
+                anyhow::Ok(engine::StorageParams {
+                    deposit_per_kib: tokens("storage.deposit_per_kib", &s.deposit_per_kib)?,
+                    retention_ms: u64::try_from(retention.as_millis())
+                        .context("storage.retention is too long")?,
+                    max_output_bytes: crate::jobspec::parse_size(&s.max_output)
+                        .context("storage.max_output")?,
+                })
+            })
+            .transpose()?,
     };
     genesis.validate().map_err(|e| anyhow::anyhow!(e))?;
     Ok((genesis, validators))
@@ -219,6 +251,14 @@ treasury_bps = 5000
         assert_eq!(g.params.min_stake, tokens(500));
         assert_eq!(g.params.unbonding_delay_ms, 7 * 24 * 3600 * 1000);
         assert_eq!(g.params.faucet, None);
+        assert_eq!(
+            g.storage,
+            Some(engine::StorageParams {
+                deposit_per_kib: 100,
+                retention_ms: 7 * 24 * 3600 * 1000,
+                max_output_bytes: 64 << 20,
+            })
+        );
         assert_eq!(
             g.rules,
             engine::RULES,
@@ -275,6 +315,38 @@ treasury_bps = 5000
         let bad = format!("action_fee = \"lots\"\n{MINIMAL}");
         let err = format!("{:#}", parse(&bad).unwrap_err());
         assert!(err.contains("action_fee"), "{err}");
+    }
+
+    #[test]
+    fn storage_prices_default_to_none_need_rules_10_and_name_their_key() {
+        assert_eq!(parse(MINIMAL).unwrap().storage, None);
+        let storage = |price: &str, retention: &str, max: &str| {
+            format!(
+                "{MINIMAL}[storage]\ndeposit_per_kib = \"{price}\"\nretention = \"{retention}\"\nmax_output = \"{max}\"\n"
+            )
+        };
+        let good = parse(&storage("100 base", "1d", "1MiB")).unwrap();
+        assert_eq!(
+            good.storage,
+            Some(engine::StorageParams {
+                deposit_per_kib: 100,
+                retention_ms: 24 * 3600 * 1000,
+                max_output_bytes: 1 << 20,
+            })
+        );
+        for (text, want) in [
+            (storage("lots", "1d", "1MiB"), "storage.deposit_per_kib"),
+            (storage("1", "soon", "1MiB"), "storage.retention"),
+            (storage("1", "1d", "big"), "storage.max_output"),
+            (storage("1", "1d", "0"), "max_output_bytes must be positive"),
+            (
+                format!("rules = 9\n{}", storage("1", "1d", "1MiB")),
+                "need rules 10",
+            ),
+        ] {
+            let err = format!("{:#}", parse(&text).unwrap_err());
+            assert!(err.contains(want), "{err:?} should mention {want:?}");
+        }
     }
 
     #[test]

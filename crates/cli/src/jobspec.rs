@@ -8,6 +8,8 @@
 //! deadline = "10m"               # job deadline, from submission
 //! max_price = 1                  # base units per unit of fuel
 //! output = "stdout"              # or { file = "out.txt" }
+//! output_limit = "1MiB"          # most output one task may return (default 16 MiB); on a
+//!                                # network that prices storage, the deposit pays for it
 //!
 //! [tasks]                        # a template expanded over a range or a grid of tiles...
 //! range = [0, 16]
@@ -59,6 +61,11 @@ pub struct JobFile {
     pub max_price: u128,
     #[serde(default)]
     pub output: OutputFile,
+    /// The most output one task may return (default: `api::DEFAULT_OUTPUT_LIMIT`, or the
+    /// network's maximum if lower); a task writing more fails. Where storage costs a deposit,
+    /// it is paid on this much per task.
+    #[serde(default)]
+    pub output_limit: Option<Size>,
     pub tasks: Option<Template>,
     #[serde(default)]
     pub task: Vec<TaskFile>,
@@ -262,10 +269,11 @@ pub enum AggregateKind {
     Reduce,
 }
 
-/// A job ready to submit: the spec and every blob it refers to.
+/// A job ready to submit: the spec, every blob it refers to, and its output limit per task.
 pub struct LoadedJob {
     pub spec: JobSpec,
     pub blobs: Vec<Bytes>,
+    pub output_limit: Option<u64>,
 }
 
 /// Reads the files a job spec refers to. Paths are as written in the spec.
@@ -511,6 +519,11 @@ pub fn load(text: &str, files: &dyn Files, now: Time) -> anyhow::Result<LoadedJo
             },
         },
         blobs: blobs.blobs,
+        output_limit: file
+            .output_limit
+            .as_ref()
+            .map(|s| s.bytes().context("output_limit"))
+            .transpose()?,
     })
 }
 

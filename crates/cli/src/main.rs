@@ -250,6 +250,15 @@ enum JobCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Release an ended job's storage: its inputs and outputs are deleted and its storage
+    /// deposit comes back (otherwise that happens when the network's retention time has passed)
+    Release {
+        id: u64,
+        #[command(flatten)]
+        coordinator: CoordinatorUrl,
+        #[arg(long)]
+        json: bool,
+    },
     /// Show a job's state
     Status {
         id: u64,
@@ -560,6 +569,34 @@ async fn job(cmd: JobCommand) -> anyhow::Result<()> {
                 println!("{}", serde_json::to_string(&resp)?);
             } else {
                 println!("job {id} cancelled");
+            }
+            Ok(())
+        }
+        JobCommand::Release {
+            id,
+            coordinator,
+            json,
+        } => {
+            let client = Client::new(&coordinator.url);
+            let me = requester::requester_identity()?;
+            let resp = client
+                .action(&me, engine::Action::ReleaseJob(id))
+                .await
+                .with_context(|| format!("releasing job {id}'s storage"))?;
+            if json {
+                println!("{}", serde_json::to_string(&resp)?);
+            } else {
+                let returned = resp.events.iter().find_map(|e| match e {
+                    engine::Event::StorageReleased { amount, .. } => Some(*amount),
+                    _ => None,
+                });
+                match returned {
+                    Some(amount) => println!(
+                        "job {id}'s storage released; its deposit of {} is back",
+                        engine::Tokens(amount)
+                    ),
+                    None => println!("job {id}'s storage released"),
+                }
             }
             Ok(())
         }

@@ -4,7 +4,7 @@ use crate::jobspec::LoadedJob;
 use anyhow::Context;
 use api::wire::JobView;
 use api::{Client, Identity};
-use engine::{Action, JobId, JobStatus, Tokens};
+use engine::{JobId, JobStatus, Tokens};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -30,26 +30,39 @@ pub fn requester_identity() -> anyhow::Result<Identity> {
 }
 
 /// Uploads the job's blobs and submits it; returns the new job id.
+/// Where the network prices storage (rules 10), the submission claims what the job's blobs weigh
+/// and its output limit per task, and locks their deposit beside the escrow.
 pub async fn submit(client: &Client, who: &Identity, job: LoadedJob) -> anyhow::Result<JobId> {
+    let network = client
+        .network()
+        .await
+        .context("reading the network's rules")?;
+    let input_bytes = api::weigh(&job.spec, &job.blobs)
+        .map_err(|hash| anyhow::anyhow!("the job names blob {hash} but has not read it"))?;
+    let action = api::job_submission(
+        network.storage.as_ref(),
+        job.spec,
+        input_bytes,
+        job.output_limit,
+    );
     for blob in job.blobs {
         client
             .put_blob(who, blob)
             .await
             .context("uploading a blob")?;
     }
-    let resp = client
-        .action(who, Action::SubmitJob(job.spec))
-        .await
-        .map_err(|e| {
-            let hint = if e.status() == Some(402) {
-                "\nthe job's worst-case cost (tasks × fuel limit × max_price) is locked in escrow \
-                 when it is submitted; fund the account (`gridmint wallet faucet` on a --dev \
-                 network) or lower fuel/max_price"
-            } else {
-                ""
-            };
-            anyhow::anyhow!("submitting the job: {e}{hint}")
-        })?;
+    let resp = client.action(who, action).await.map_err(|e| {
+        let hint = if e.status() == Some(402) {
+            "\nthe job's worst-case cost (tasks × fuel limit × max_price) is locked in escrow \
+                 when it is submitted, with the deposit for its storage (inputs plus \
+                 output_limit per task) where the network prices it; fund the account \
+                 (`gridmint wallet faucet` on a --dev network) or lower fuel, max_price or \
+                 output_limit"
+        } else {
+            ""
+        };
+        anyhow::anyhow!("submitting the job: {e}{hint}")
+    })?;
     resp.submitted_job()
         .context("the coordinator accepted the job but reported no job id")
 }
@@ -155,11 +168,26 @@ fn escrow_summary(e: &engine::Escrow) -> String {
 }
 
 pub fn describe(view: &JobView) -> String {
-    let money = format!("; {}", escrow_summary(&view.escrow));
+    let mut money = format!("; {}", escrow_summary(&view.escrow));
+    if let Some(storage) = &view.storage {
+        money.push_str(&format!("; {}", storage_summary(storage)));
+    }
     let line = describe_status(view, &money);
     match &view.warning {
         Some(w) => format!("{line}\nwarning: {w}"),
         None => line,
+    }
+}
+
+/// A job's storage (rules 10): its deposit, and whether it is still held.
+fn storage_summary(storage: &engine::JobStorage) -> String {
+    let deposit = Tokens(storage.deposit);
+    match storage.released_at {
+        Some(_) => format!("storage released, deposit {deposit} returned"),
+        None => format!(
+            "storage deposit {deposit} held ({} bytes of inputs, {} of output room per task)",
+            storage.claim.input_bytes, storage.claim.output_bytes
+        ),
     }
 }
 

@@ -389,6 +389,7 @@ pub async fn run(duration: Duration) -> anyhow::Result<SoakResult> {
     let module = client
         .put_blob(&requester, bytes::Bytes::from_static(NOOP_WASM))
         .await?;
+    let storage = client.network().await?.storage;
     let sender = Arc::new(Identity::generate());
     client.action(&sender, Action::Faucet).await?;
     let receiver = Identity::generate().id();
@@ -463,7 +464,12 @@ pub async fn run(duration: Duration) -> anyhow::Result<SoakResult> {
                     requirements: Default::default(),
                 };
                 let t = Instant::now();
-                let submitted = client.action(&requester, Action::SubmitJob(spec)).await;
+                let submitted = client
+                    .action(
+                        &requester,
+                        crate::bench::noop_submission(storage.as_ref(), spec),
+                    )
+                    .await;
                 tally.client_result("job submit", &submitted);
                 let Some(job) = submitted.ok().and_then(|r| r.submitted_job()) else {
                     tokio::time::sleep(Duration::from_millis(500)).await;

@@ -217,6 +217,12 @@ fn print_balance(view: &AccountView, network: &NetworkView) {
         );
     }
     println!("in escrow  {}", Tokens(view.in_escrow));
+    if view.in_storage > 0 {
+        println!(
+            "storage    {} (deposits of jobs not yet released)",
+            Tokens(view.in_storage)
+        );
+    }
     println!(
         "network    {} (fee {}%, minimum stake {}{})",
         network.chain_id,

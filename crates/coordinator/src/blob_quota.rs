@@ -14,7 +14,7 @@
 //! stored and fresh, or gone).
 
 use crate::error::ApiError;
-use engine::{AccountId, Action, Aggregate, Hash, Input, JobSpec};
+use engine::{AccountId, Action, Hash, Input};
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Mutex;
@@ -171,8 +171,8 @@ impl BlobQuota {
             return;
         }
         match &signed.body {
-            Action::SubmitJob(spec) => {
-                for hash in spec_blobs(spec) {
+            Action::SubmitJob(spec) | Action::SubmitJobWithStorage { spec, .. } => {
+                for hash in spec.blobs() {
                     t.forget(&hash);
                 }
             }
@@ -264,19 +264,6 @@ impl BlobQuota {
     }
 }
 
-/// Every blob a job spec names: its module, its tasks' inputs, its reduce module.
-pub fn spec_blobs(spec: &JobSpec) -> impl Iterator<Item = Hash> + '_ {
-    let reduce = match &spec.aggregate {
-        Aggregate::Reduce(r) => Some(r.module),
-        Aggregate::Concat => None,
-    };
-    std::iter::once(spec.module).chain(reduce).chain(
-        spec.tasks
-            .iter()
-            .flat_map(|t| t.inputs.iter().map(|i| i.hash)),
-    )
-}
-
 /// Every blob the state names: its jobs' specs and every output a run returned.
 pub fn state_blobs(state: &engine::State) -> std::collections::HashSet<Hash> {
     let mut out = std::collections::HashSet::new();
@@ -300,9 +287,36 @@ pub fn named_among(
     out
 }
 
+/// The blobs job names — its spec's (size unknown here: 0) and every output a run returned —
+/// with their sizes: what its storage's release leaves unreferenced.
+pub fn job_blobs(job: &engine::Job) -> Vec<(Hash, u64)> {
+    let mut out: Vec<(Hash, u64)> = job.spec.blobs().into_iter().map(|h| (h, 0)).collect();
+    for task in &job.tasks {
+        for run in &task.runs {
+            if let engine::RunOutcome::Returned {
+                output_hash,
+                output_size,
+                ..
+            } = &run.outcome
+            {
+                out.push((*output_hash, *output_size));
+            }
+        }
+        if let Some(r) = &task.result {
+            out.push((r.output_hash, 0));
+        }
+    }
+    out
+}
+
+/// Every blob the state names: each job's spec blobs and returned outputs — but not those of a
+/// job whose storage was released (rules 10): such a job names nothing any more.
 fn each_state_blob(state: &engine::State, mut f: impl FnMut(&Hash)) {
     for job in state.jobs.values() {
-        for h in spec_blobs(&job.spec) {
+        if state.storage_released(job.id) {
+            continue;
+        }
+        for h in job.spec.blobs() {
             f(&h);
         }
         for task in &job.tasks {
@@ -321,6 +335,7 @@ fn each_state_blob(state: &engine::State, mut f: impl FnMut(&Hash)) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use engine::{Aggregate, JobSpec};
 
     fn quota(per_account: u64, per_address: u64, expiry_ms: u64) -> BlobQuota {
         BlobQuota::new(BlobQuotaConfig {

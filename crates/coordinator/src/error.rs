@@ -26,6 +26,13 @@ pub enum ApiError {
     Rejected(Rejection),
     #[error("{0}")]
     Conflict(String),
+    /// What was asked for existed and was deleted for good: a job's output after its storage
+    /// was released (rules 10).
+    #[error("{0}")]
+    Gone(String),
+    /// A submission's storage claim does not match the blobs it names (rules 10).
+    #[error("{0}")]
+    StorageClaim(String),
     /// A report names an output that was never uploaded: accepting it would acknowledge (and
     /// pay for) a result whose output is lost.
     #[error("{0}")]
@@ -83,9 +90,15 @@ impl ApiError {
                 Rejection::FaucetRefused(_) => (StatusCode::TOO_MANY_REQUESTS, "faucet_refused"),
                 Rejection::StakeLocked(_) => (StatusCode::CONFLICT, "stake_locked"),
                 Rejection::InvalidAmount(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_amount"),
+                Rejection::StorageUnclaimed => {
+                    (StatusCode::UNPROCESSABLE_ENTITY, "storage_unclaimed")
+                }
+                Rejection::StorageHeld(_) => (StatusCode::CONFLICT, "storage_held"),
                 _ => (StatusCode::UNPROCESSABLE_ENTITY, "rejected"),
             },
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            ApiError::Gone(_) => (StatusCode::GONE, "storage_released"),
+            ApiError::StorageClaim(_) => (StatusCode::UNPROCESSABLE_ENTITY, "storage_claim"),
             ApiError::MissingOutput(_) => (StatusCode::UNPROCESSABLE_ENTITY, "output_missing"),
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             ApiError::Overloaded(_) => (StatusCode::SERVICE_UNAVAILABLE, "overloaded"),

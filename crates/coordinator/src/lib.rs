@@ -1117,6 +1117,15 @@ async fn timers(shared: Arc<Shared>) {
                     .into_iter()
                     .map(|account| Input::Leader(LeaderCommand::ReleaseStake { account })),
             );
+            // Rules 10: the storage of jobs over for the retention time (a bounded command;
+            // the rest go at the next tick).
+            let mut releasable = node.state.releasable_storage(time);
+            releasable.truncate(1024);
+            if !releasable.is_empty() {
+                inputs.push(Input::Leader(LeaderCommand::ReleaseStorage {
+                    jobs: releasable,
+                }));
+            }
             inputs
         };
         if let Some((candidates, own)) = suspects
@@ -1178,6 +1187,9 @@ async fn timers(shared: Arc<Shared>) {
                 }
                 (LeaderCommand::ReleaseStake { account }, Ok(_)) => {
                     tracing::info!(%account, "unbonded stake released");
+                }
+                (LeaderCommand::ReleaseStorage { jobs }, Ok(_)) => {
+                    tracing::info!(?jobs, "retention over: jobs' storage released");
                 }
                 (command, Err(e)) => {
                     tracing::error!(?command, error = ?e, "a timer decision was refused");

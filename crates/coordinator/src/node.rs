@@ -96,9 +96,10 @@ pub struct Checkpoint {
 }
 
 /// Format version of [`Checkpoint`] (2: with `set_changes`; 3: its state with the audits of
-/// rules 5, state format 4; 4: its state with the fee per action of rules 8, state format 5). Its first field in every format, so a reader names both versions
-/// when they differ.
-pub const CHECKPOINT_VERSION: u32 = 4;
+/// rules 5, state format 4; 4: its state with the fee per action of rules 8, state format 5;
+/// 5: its state with the storage deposits of rules 10, state format 6). Its first field in every
+/// format, so a reader names both versions when they differ.
+pub const CHECKPOINT_VERSION: u32 = 5;
 
 /// What committing one input gave: its seq and events, or why it was refused.
 pub type Committed = Result<(u64, Vec<Event>), ApiError>;
@@ -530,9 +531,7 @@ impl Node {
             input,
         };
         let events = self.state.apply(&entry)?;
-        if let Some(q) = &self.quota {
-            q.logged(&entry.input);
-        }
+        self.tell_quota(&entry.input, &events);
         let history = self.history_rows(&events);
         match self.log.append_with_history(&entry, &history) {
             Ok(seq) => {
@@ -639,9 +638,7 @@ impl Node {
         let entry = Entry { time, input };
         match self.state.apply(&entry) {
             Ok(events) => {
-                if let Some(q) = &self.quota {
-                    q.logged(&entry.input);
-                }
+                self.tell_quota(&entry.input, &events);
                 let history = self.history_rows(&events);
                 staged.outcomes.push(Ok(events));
                 staged.entries.push((entry, history));
@@ -713,6 +710,23 @@ impl Node {
     }
 
     /// Wakes the long polls waiting for a job when durable `events` finished one.
+    /// Tells the blob quota of an applied input: the blobs it names are referenced for good,
+    /// and those of a job whose storage it released are referenced no more (rules 10): they
+    /// expire, unless something else names them when the sweep comes.
+    fn tell_quota(&self, input: &Input, events: &[Event]) {
+        let Some(q) = &self.quota else {
+            return;
+        };
+        q.logged(input);
+        for event in events {
+            if let Event::StorageReleased { job, .. } = event
+                && let Some(job) = self.state.jobs.get(job)
+            {
+                q.adopt(crate::blob_quota::job_blobs(job));
+            }
+        }
+    }
+
     fn announce(&self, events: &[Event]) {
         if events.iter().any(|e| {
             matches!(

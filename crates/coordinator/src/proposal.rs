@@ -635,7 +635,10 @@ mod tests {
         };
         let inputs = vec![
             crate::node::tests::register(&provider),
-            Input::Signed(requester.sign(Action::SubmitJob(spec))),
+            Input::Signed(requester.sign(Action::SubmitJobWithStorage {
+                spec,
+                storage: engine::StorageClaim::default(),
+            })),
         ];
         let Outcome::Committed(done) = node
             .execute(Proposal::Inputs { time: t, inputs }, None)

@@ -475,9 +475,37 @@ fn missing_output(hash: Hash, task: engine::TaskId) -> ApiError {
     ))
 }
 
+/// A submission's job (see [`admit_job`]) and its storage claim: the claimed input bytes are
+/// what the spec's blobs weigh here (rules 10: the deposit is paid on them; every validator
+/// holding the blobs can check the claim the same way).
+fn admit_submission(shared: &Shared, action: &Action) -> ApiResult<()> {
+    let Some((spec, claim)) = action.submission() else {
+        return Ok(());
+    };
+    admit_job(shared, spec)?;
+    if let Some(claim) = claim {
+        let mut weighed: u64 = 0;
+        for hash in spec.blobs() {
+            let size = shared
+                .blobs
+                .size(&hash)
+                .ok_or_else(|| ApiError::NotFound(format!("blob {hash} has not been uploaded")))?;
+            weighed = weighed.saturating_add(size);
+        }
+        if claim.input_bytes != weighed {
+            return Err(ApiError::StorageClaim(format!(
+                "the storage claim says the job's blobs weigh {} bytes; they weigh {weighed} \
+                 (the distinct module, reduce module, inputs and stdin blobs)",
+                claim.input_bytes
+            )));
+        }
+    }
+    Ok(())
+}
+
 fn admit_job(shared: &Shared, spec: &JobSpec) -> ApiResult<()> {
     // First: a blob touched here cannot expire before the job is logged (`blob_quota`).
-    shared.quota.touch(crate::blob_quota::spec_blobs(spec));
+    shared.quota.touch(spec.blobs());
     admit_module(shared, &spec.module, "module")?;
     if let Aggregate::Reduce(reduce) = &spec.aggregate {
         admit_module(shared, &reduce.module, "reduce module")?;
@@ -501,23 +529,9 @@ async fn gather_blobs(shared: &Shared, spec: &JobSpec) {
     if !shared.peers.replicated() {
         return;
     }
-    for hash in job_blobs(spec) {
+    for hash in spec.blobs() {
         crate::peers::ensure_blob(shared, hash).await;
     }
-}
-
-/// Every blob a job refers to: modules, inputs, stdin.
-fn job_blobs(spec: &JobSpec) -> Vec<Hash> {
-    let mut blobs = vec![spec.module];
-    if let Aggregate::Reduce(reduce) = &spec.aggregate {
-        blobs.push(reduce.module);
-    }
-    for task in &spec.tasks {
-        blobs.extend(task.inputs.iter().map(|f| f.hash).chain(task.stdin));
-    }
-    blobs.sort();
-    blobs.dedup();
-    blobs
 }
 
 /// The results of a committed proposal of plain inputs.
@@ -568,11 +582,11 @@ async fn action(
         shared.limits.admit_actions(&signed.signer, 1)?;
     }
     admit_report(&shared, &signed.body).await?;
-    if let Action::SubmitJob(spec) = &signed.body {
+    if let Some((spec, _)) = signed.body.submission() {
         gather_blobs(&shared, spec).await;
         let shared = shared.clone();
-        let spec = spec.clone();
-        tokio::task::spawn_blocking(move || admit_job(&shared, &spec))
+        let action = signed.body.clone();
+        tokio::task::spawn_blocking(move || admit_submission(&shared, &action))
             .await
             .map_err(|e| ApiError::Unavailable(e.to_string()))??;
     }
@@ -585,7 +599,7 @@ async fn action(
         match &signed.body {
             // A submission assigns its tasks to the providers waiting right now in the same
             // commit, as their fetches would.
-            Action::SubmitJob(_) => Proposal::Submit {
+            Action::SubmitJob(_) | Action::SubmitJobWithStorage { .. } => Proposal::Submit {
                 time,
                 input: Box::new(Input::Signed(signed)),
                 fetches: node.parked_fetches(),
@@ -676,7 +690,7 @@ async fn action_batch(
         )));
     }
     for signed in &batch {
-        if let Action::SubmitJob(spec) = &signed.body {
+        if let Some((spec, _)) = signed.body.submission() {
             gather_blobs(&shared, spec).await;
         }
     }
@@ -800,9 +814,7 @@ fn admit_batch(shared: &Shared, batch: Vec<Signed<Action>>) -> Vec<ApiResult<Sig
         .map(|(signed, verdict)| {
             verdict.map_err(|e| ApiError::BadSignature(e.to_string()))?;
             admit_action(&signed.body)?;
-            if let Action::SubmitJob(spec) = &signed.body {
-                admit_job(shared, spec)?;
-            }
+            admit_submission(shared, &signed.body)?;
             // (A batch is admitted without waiting on other validators: an output must be here.)
             if let Some((hash, task)) = report_outputs(&signed.body)
                 .into_iter()
@@ -1150,9 +1162,14 @@ async fn job(
             .read(move |_, node| {
                 let job = job_of(node, id)?;
                 let done = job.status.is_finished() || tokio::time::Instant::now() >= deadline;
-                Ok::<_, ApiError>(
-                    done.then(|| views::job(job, with_tasks, node.state.job_outlook(id))),
-                )
+                Ok::<_, ApiError>(done.then(|| {
+                    views::job(
+                        job,
+                        with_tasks,
+                        node.state.job_outlook(id),
+                        node.state.storage.jobs.get(&id),
+                    )
+                }))
             })
             .await??;
         if let Some(view) = view {
@@ -1175,6 +1192,17 @@ async fn job_output(State(shared): S, Path(id): Path<String>) -> ApiResult<impl 
     let parts = shared
         .read(move |_, node| {
             let job = job_of(node, id)?;
+            if let Some(at) = node
+                .state
+                .storage
+                .jobs
+                .get(&id)
+                .and_then(|s| s.released_at)
+            {
+                return Err(ApiError::Gone(format!(
+                    "job {id}'s storage was released at {at} (its owner released it, or its retention ended): its output is deleted"
+                )));
+            }
             job.output_parts().ok_or_else(|| {
                 ApiError::Conflict(format!(
                     "job {id} has no output: it is {}",

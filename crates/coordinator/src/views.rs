@@ -119,7 +119,12 @@ pub fn status(
 
 /// `warning`: [`State::job_outlook`] of the job. `tasks`: `(from, limit)` of the page of
 /// per-task detail to include, if any.
-pub fn job(job: &Job, tasks: Option<(u32, u32)>, warning: Option<String>) -> JobView {
+pub fn job(
+    job: &Job,
+    tasks: Option<(u32, u32)>,
+    warning: Option<String>,
+    storage: Option<&engine::JobStorage>,
+) -> JobView {
     let mut per_provider: BTreeMap<_, u64> = BTreeMap::new();
     let (mut done, mut running, mut queued, mut fuel) = (0, 0, 0, 0u64);
     let mut executions = 0u64;
@@ -207,6 +212,7 @@ pub fn job(job: &Job, tasks: Option<(u32, u32)>, warning: Option<String>) -> Job
         escrow: job.escrow.clone(),
         tasks,
         warning,
+        storage: storage.cloned(),
     }
 }
 
@@ -231,6 +237,14 @@ pub fn account(state: &State, id: AccountId) -> AccountView {
         .values()
         .filter(|j| j.owner == id)
         .fold(0u128, |sum, j| sum.saturating_add(j.escrow.held()));
+    let in_storage = state
+        .storage
+        .jobs
+        .iter()
+        .filter(|(job, s)| {
+            s.released_at.is_none() && state.jobs.get(job).is_some_and(|j| j.owner == id)
+        })
+        .fold(0u128, |sum, (_, s)| sum.saturating_add(s.deposit));
     AccountView {
         id,
         nonce: account.nonce,
@@ -245,6 +259,7 @@ pub fn account(state: &State, id: AccountId) -> AccountView {
             })
             .collect(),
         in_escrow,
+        in_storage,
     }
 }
 
@@ -272,5 +287,6 @@ pub fn network(state: &State, genesis_hash: Hash) -> NetworkView {
         } else {
             0
         },
+        storage: state.storage.params.clone(),
     }
 }

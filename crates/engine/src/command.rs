@@ -68,10 +68,30 @@ pub enum Action {
     /// A validator's vote for a change to the validator set (made once a majority of the voting
     /// power voted for it).
     ValidatorVote(ValidatorChange),
+    /// Rules 10: submit a job owned by the signer, with what its storage takes (the basis of its
+    /// deposit; see [`crate::storage`]). A network that charges for storage takes jobs only so.
+    SubmitJobWithStorage {
+        spec: JobSpec,
+        storage: crate::storage::StorageClaim,
+    },
+    /// Rules 10: the owner of an ended job is done with its blobs: the job's storage is
+    /// released and its deposit returned.
+    ReleaseJob(JobId),
 }
 
 impl SignedBody for Action {
     const DOMAIN: &'static str = "gridmint/v1/action";
+}
+
+impl Action {
+    /// The job a submission carries, with its storage claim if it has one.
+    pub fn submission(&self) -> Option<(&JobSpec, Option<&crate::storage::StorageClaim>)> {
+        match self {
+            Action::SubmitJob(spec) => Some((spec, None)),
+            Action::SubmitJobWithStorage { spec, storage } => Some((spec, Some(storage))),
+            _ => None,
+        }
+    }
 }
 
 /// Decisions that depend on timing, made by the coordinator (the leader) and logged so that replay
@@ -105,6 +125,9 @@ pub enum LeaderCommand {
     /// for it. `commit` is the hash of the next secret. A leader without the standing
     /// commitment's secret (a new one) sends no reveal, only its own commitment.
     Beacon { reveal: Option<Hash>, commit: Hash },
+    /// Rules 10: these jobs have been over for the retention time: their storage is released
+    /// and their deposits returned ([`crate::storage`]).
+    ReleaseStorage { jobs: Vec<JobId> },
 }
 
 /// One input to the state machine.
@@ -306,6 +329,23 @@ pub enum Event {
         #[serde(with = "crate::types::amount")]
         fee: Amount,
     },
+    /// Rules 10: a job's storage deposit was locked from its owner.
+    StorageDeposited {
+        job: JobId,
+        owner: AccountId,
+        #[serde(with = "crate::types::amount")]
+        amount: Amount,
+        /// The bytes it pays for: inputs plus every task's output room.
+        bytes: u64,
+    },
+    /// Rules 10: a job's storage was released (it names no blob any more) and its deposit went
+    /// back to its owner.
+    StorageReleased {
+        job: JobId,
+        owner: AccountId,
+        #[serde(with = "crate::types::amount")]
+        amount: Amount,
+    },
     /// What a finished job's escrow still held went back to its owner.
     EscrowRefunded {
         job: JobId,
@@ -472,4 +512,12 @@ pub enum Rejection {
         #[serde(with = "crate::types::amount")]
         available: Amount,
     },
+    /// Rules 10: a job's storage cannot be released (yet).
+    #[error("storage not released: {0}")]
+    StorageHeld(String),
+    /// Rules 10: this network charges a deposit for storage, so a job needs a storage claim.
+    #[error(
+        "this network charges a deposit for a job's storage: submit it with a storage claim (SubmitJobWithStorage; gridmint job submit does)"
+    )]
+    StorageUnclaimed,
 }

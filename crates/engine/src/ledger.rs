@@ -131,6 +131,10 @@ pub struct Genesis {
     /// the field existed.
     #[serde(default, with = "crate::types::amount")]
     pub action_fee: Amount,
+    /// Rules 10: what a job's storage costs (a deposit, returned when the storage is released;
+    /// see [`crate::storage`]). `None`: no deposit, as for a genesis written before the field.
+    #[serde(default)]
+    pub storage: Option<crate::storage::StorageParams>,
 }
 
 fn first_rules() -> u32 {
@@ -147,6 +151,7 @@ impl Genesis {
             validators: Validators::default(),
             rules: crate::RULES,
             action_fee: DEV_ACTION_FEE,
+            storage: Some(crate::storage::StorageParams::dev()),
         }
     }
 
@@ -172,6 +177,15 @@ impl Genesis {
                 "action_fee needs rules 8 or later; this genesis names rules {}",
                 self.rules
             ));
+        }
+        if let Some(storage) = &self.storage {
+            if self.rules < 10 {
+                return Err(format!(
+                    "storage deposits need rules 10 or later; this genesis names rules {}",
+                    self.rules
+                ));
+            }
+            storage.validate()?;
         }
         if p.slash.fraction_bps > BPS {
             return Err(format!(
@@ -380,6 +394,7 @@ impl State {
         state.validators = genesis.validators.clone();
         state.rules = genesis.rules;
         state.action_fee = genesis.action_fee;
+        state.storage.params = genesis.storage.clone();
         Ok(state)
     }
 
@@ -408,6 +423,7 @@ impl State {
         for job in self.jobs.values() {
             held = add(held, job.escrow.held())?;
         }
+        held = add(held, self.storage.held().ok_or("deposits overflow")?)?;
         let total = self.supply.total().ok_or("supply underflows")?;
         if held == total {
             Ok(total)
@@ -768,9 +784,10 @@ impl State {
         match event {
             Event::Transferred { from, to, .. } => vec![*from, *to],
             Event::FaucetPaid { to, .. } => vec![*to],
-            Event::EscrowLocked { owner, .. } | Event::EscrowRefunded { owner, .. } => {
-                vec![*owner]
-            }
+            Event::EscrowLocked { owner, .. }
+            | Event::EscrowRefunded { owner, .. }
+            | Event::StorageDeposited { owner, .. }
+            | Event::StorageReleased { owner, .. } => vec![*owner],
             Event::TaskPaid { provider, fee, .. } if *fee > 0 => {
                 vec![*provider, self.ledger.treasury]
             }
@@ -838,6 +855,7 @@ mod tests {
         let mut genesis = Genesis::dev(treasury);
         // (The fee per action is its own test's subject: the treasury gets only the slash here.)
         genesis.action_fee = 0;
+        genesis.storage = None;
         genesis.allocations.insert(provider, tokens(1_000));
         genesis.allocations.insert(requester, tokens(1_000));
         let mut s = State::from_genesis(&genesis).unwrap();

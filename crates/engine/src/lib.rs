@@ -71,7 +71,13 @@
 /// - 9: when a trusted provider (or an anchor) is lost or leaves, the tasks whose replicas are
 ///   held for trusted providers only are settled again, so that with no trusted provider left
 ///   they go to anyone instead of waiting for good. Inputs apply as under 8 otherwise.
-pub const RULES: u32 = 9;
+/// - 10: storage deposits ([`storage`]): a job may be submitted with a storage claim
+///   (`Action::SubmitJobWithStorage`), and must be on a network whose genesis prices storage;
+///   its deposit is locked beside the escrow and returned when its storage is released (by its
+///   owner's `Action::ReleaseJob` once it ended, or by `LeaderCommand::ReleaseStorage` once it
+///   has been over for the retention time). A success whose output is larger than the claim's
+///   output room counts as a failed attempt. Inputs apply as under 9 otherwise.
+pub const RULES: u32 = 10;
 /// The rules of a network whose genesis predates the version.
 pub const FIRST_RULES: u32 = 1;
 
@@ -81,6 +87,7 @@ pub mod command;
 pub mod ledger;
 pub mod schedule;
 pub mod state;
+pub mod storage;
 pub mod types;
 pub mod validators;
 pub mod verify;
@@ -100,6 +107,7 @@ pub use ledger::{
 };
 pub use schedule::{Dispatch, ScheduleParams};
 pub use state::{EngineConfig, Job, JobStatus, Provider, ProviderStatus, State, Task, TaskState};
+pub use storage::{JobStorage, Storage, StorageClaim, StorageParams};
 pub use types::*;
 pub use validators::{
     Equivocation, Lost, SILENCE_MAX_SKEW_MS, SignedHeader, Silence, ValidatorChange, Validators,

@@ -283,6 +283,9 @@ pub struct State {
     /// the faucet are free). Hashed only under rules 8 and later.
     #[serde(default, with = "crate::types::amount")]
     pub action_fee: Amount,
+    /// Rules 10: storage deposits (see [`crate::storage`]). Hashed only under rules 10 and later.
+    #[serde(default)]
+    pub storage: crate::storage::Storage,
 }
 
 pub(crate) type Applied = Result<Vec<Event>, Rejection>;
@@ -322,8 +325,9 @@ impl Serialize for HashView<'_> {
             rules,
             audits,
             action_fee,
+            storage,
         } = self.state;
-        let mut t = serializer.serialize_tuple(17)?;
+        let mut t = serializer.serialize_tuple(18)?;
         t.serialize_element(config)?;
         t.serialize_element(ledger)?;
         t.serialize_element(verify)?;
@@ -349,6 +353,9 @@ impl Serialize for HashView<'_> {
         }
         if *rules >= 8 {
             t.serialize_element(action_fee)?;
+        }
+        if *rules >= 10 {
+            t.serialize_element(storage)?;
         }
         t.end()
     }
@@ -376,6 +383,7 @@ impl State {
             rules: crate::RULES,
             audits: Default::default(),
             action_fee: 0,
+            storage: Default::default(),
         }
     }
 
@@ -502,7 +510,14 @@ impl State {
         let events = match action {
             Action::RegisterProvider(spec) => self.register(who, spec, now)?,
             Action::LeaveProvider => self.provider_gone(who, ProviderStatus::Left, now)?,
+            Action::SubmitJob(_) if self.rules >= 10 && self.storage.params.is_some() => {
+                return Err(Rejection::StorageUnclaimed);
+            }
             Action::SubmitJob(spec) => self.submit(who, spec, now)?,
+            Action::SubmitJobWithStorage { spec, storage } => {
+                self.submit_with_storage(who, spec, storage, now)?
+            }
+            Action::ReleaseJob(job) => self.release_storage(*job, who, now)?,
             Action::ReportResults(reports) => self.report(who, reports, now)?,
             Action::CancelJob(job) => self.cancel(who, *job, now)?,
             Action::Transfer { to, amount } => self.transfer(who, *to, *amount)?,
@@ -540,6 +555,7 @@ impl State {
             LeaderCommand::TimeOutRuns { provider, tasks } => self.time_out(*provider, tasks, now),
             LeaderCommand::Speculate { tasks } => self.speculate(tasks, now),
             LeaderCommand::Beacon { reveal, commit } => self.beacon(*reveal, *commit, now),
+            LeaderCommand::ReleaseStorage { jobs } => self.release_storages(jobs, now),
         }
     }
 
@@ -805,7 +821,7 @@ impl State {
         Ok(())
     }
 
-    fn submit(&mut self, owner: AccountId, spec: &JobSpec, now: Time) -> Applied {
+    pub(crate) fn submit(&mut self, owner: AccountId, spec: &JobSpec, now: Time) -> Applied {
         self.validate_job(spec, now)?;
         let id = self.next_job;
         let next = id
@@ -1169,13 +1185,31 @@ impl State {
         // sandbox; it counts as a failed attempt (its claim would otherwise feed the job's cost
         // estimate and its payment).
         // Rules 3: any outcome (a failure's fuel counts too).
-        let impossible = (r.outcome == TaskOutcome::Success || self.rules >= 3)
+        let over_fuel = (r.outcome == TaskOutcome::Success || self.rules >= 3)
             && self.rules >= 2
             && self
                 .jobs
                 .get(&id.job)
                 .and_then(|j| self.task_limits(j, id.index))
                 .is_some_and(|l| r.fuel_used > l.fuel);
+        // Rules 10: a success whose output is larger than the job's output room (the honest
+        // sandbox runs the task under that limit, and fails it).
+        let over_output = self.rules >= 10
+            && r.outcome == TaskOutcome::Success
+            && self.output_limit(id.job).is_some_and(|l| r.output_size > l);
+        let impossible = if over_fuel {
+            Some(format!(
+                "reported {} fuel, above the task's limit",
+                r.fuel_used
+            ))
+        } else if over_output {
+            Some(format!(
+                "reported {} bytes of output, above the job's output room",
+                r.output_size
+            ))
+        } else {
+            None
+        };
         let verifiable =
             self.rules >= 3 && crate::verify::failure_key(&r.outcome, r.fuel_used).is_some();
         let Some(run) = self.task_mut(id).and_then(|task| {
@@ -1186,15 +1220,9 @@ impl State {
         }) else {
             return Ok(());
         };
-        if impossible {
+        if let Some(why) = impossible {
             run.outcome = RunOutcome::Failed;
-            return self.attempt_failed(
-                id,
-                who,
-                format!("reported {} fuel, above the task's limit", r.fuel_used),
-                now,
-                events,
-            );
+            return self.attempt_failed(id, who, why, now, events);
         }
         if r.outcome == TaskOutcome::Success {
             run.outcome = RunOutcome::Returned {
@@ -1447,6 +1475,7 @@ impl State {
                 output: job.spec.output.clone(),
                 limits: job.spec.limits,
                 seed,
+                output_limit: self.output_limit(id.job),
             });
         }
         let Aggregate::Reduce(reduce) = &job.spec.aggregate else {
@@ -1477,6 +1506,7 @@ impl State {
             output: OutputSource::Stdout,
             limits: reduce.limits,
             seed,
+            output_limit: self.output_limit(id.job),
         })
     }
 

@@ -251,6 +251,23 @@ pub struct JobSpec {
     pub requirements: Requirements,
 }
 
+impl JobSpec {
+    /// Every distinct blob the spec names — its module, its reduce module, its tasks' inputs and
+    /// stdin — sorted: what a storage claim's `input_bytes` sums ([`crate::StorageClaim`]).
+    pub fn blobs(&self) -> Vec<Hash> {
+        let mut blobs = vec![self.module];
+        if let Aggregate::Reduce(reduce) = &self.aggregate {
+            blobs.push(reduce.module);
+        }
+        for task in &self.tasks {
+            blobs.extend(task.inputs.iter().map(|f| f.hash).chain(task.stdin));
+        }
+        blobs.sort();
+        blobs.dedup();
+        blobs
+    }
+}
+
 /// What a job needs of a provider beyond memory (in [`Limits`]) and price.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Requirements {
@@ -333,6 +350,10 @@ pub struct TaskDescriptor {
     pub limits: Limits,
     /// Seeds the guest's random source: the same on every provider, so replicas agree.
     pub seed: u64,
+    /// Rules 10: the most output the task may return (the job's storage claim); a provider runs
+    /// it under this limit (or its own, if lower).
+    #[serde(default)]
+    pub output_limit: Option<u64>,
 }
 
 /// The name a reduce task sees for map output `index`.

@@ -455,6 +455,7 @@ mod tests {
         let plain = State::from_genesis(&Genesis {
             rules: crate::FIRST_RULES,
             action_fee: 0,
+            storage: None,
             ..Genesis::dev(id(9))
         })
         .unwrap();
@@ -462,6 +463,7 @@ mod tests {
         // hashed only under their rules.)
         let mut audits = postcard::to_stdvec(&crate::Audits::default()).unwrap();
         audits.extend(postcard::to_stdvec(&0u128).unwrap());
+        audits.extend(postcard::to_stdvec(&crate::Storage::default()).unwrap());
         let full = postcard::to_stdvec(&plain).unwrap();
         let mut tail = postcard::to_stdvec(&Validators::default()).unwrap();
         tail.extend(postcard::to_stdvec(&crate::FIRST_RULES).unwrap());
@@ -471,6 +473,7 @@ mod tests {
         // With validators, or on later rules: over the whole encoding.
         let with = State::from_genesis(&Genesis {
             rules: crate::FIRST_RULES,
+            storage: None,
             ..genesis()
         })
         .unwrap();
@@ -484,6 +487,7 @@ mod tests {
         let later = State::from_genesis(&Genesis {
             rules: 3,
             action_fee: 0,
+            storage: None,
             ..Genesis::dev(id(9))
         })
         .unwrap();
@@ -508,6 +512,7 @@ mod tests {
         let rules = postcard::to_stdvec(&state.rules).unwrap();
         let mut audits = postcard::to_stdvec(&state.audits).unwrap();
         audits.extend(postcard::to_stdvec(&state.action_fee).unwrap());
+        audits.extend(postcard::to_stdvec(&state.storage).unwrap());
         let at = encoded.len() - audits.len() - rules.len() - field.len();
         assert_eq!(&encoded[at..at + field.len()], &field[..]);
         let mut without = encoded[..at].to_vec();
@@ -529,6 +534,7 @@ mod tests {
         // Older rules: one part.
         let older = State::from_genesis(&Genesis {
             rules: 3,
+            storage: None,
             ..genesis()
         })
         .unwrap();
@@ -658,7 +664,12 @@ mod tests {
         let mut three = State::from_genesis(&genesis()).unwrap();
         vote(&mut three, 1, &ValidatorChange::Remove(id(3))).unwrap();
         // Under rules 3 the two-to-one removal went through.
-        let mut older = State::from_genesis(&Genesis { rules: 3, ..g }).unwrap();
+        let mut older = State::from_genesis(&Genesis {
+            rules: 3,
+            storage: None,
+            ..g
+        })
+        .unwrap();
         vote(&mut older, 1, &remove).unwrap();
         let events = vote(&mut older, 2, &remove).unwrap();
         assert!(matches!(

@@ -356,6 +356,7 @@ impl Inner {
             memory_limit_bytes: task.limits.memory_bytes,
             wall_limit: Duration::from_millis(task.limits.wall_ms),
             seed: task.seed,
+            max_output_bytes: task.output_limit,
         };
         Ok((module, run))
     }

@@ -94,6 +94,9 @@ pub struct TaskRun {
     pub wall_limit: Duration,
     /// Seeds the guest's secure and insecure random sources.
     pub seed: u64,
+    /// The job's own cap on this run's output (its storage claim), below
+    /// [`SandboxConfig::max_output_bytes`] when lower; `None`: the configured cap alone.
+    pub max_output_bytes: Option<u64>,
 }
 
 impl Default for TaskRun {
@@ -109,6 +112,7 @@ impl Default for TaskRun {
             memory_limit_bytes: 256 * 1024 * 1024,
             wall_limit: Duration::from_secs(60),
             seed: 0,
+            max_output_bytes: None,
         }
     }
 }

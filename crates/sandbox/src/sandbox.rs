@@ -254,7 +254,11 @@ impl Sandbox {
     /// blocks on the ambient tokio runtime for host calls and would panic there).
     pub fn run(&self, module: &Prepared, task: &TaskRun) -> Result<RunReport, SandboxError> {
         validate_task(task)?;
-        let max_output = self.config.max_output_bytes;
+        let max_output = task
+            .max_output_bytes
+            .map_or(self.config.max_output_bytes, |cap| {
+                cap.min(self.config.max_output_bytes)
+            });
         let needs_dir = !task.inputs.is_empty() || matches!(task.output, OutputSource::File(_));
         let workdir = if needs_dir {
             Some(WorkDir::create(&task.inputs)?)

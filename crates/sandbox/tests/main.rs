@@ -665,6 +665,43 @@ fn huge_stdout_is_output_too_large_and_bounded_on_the_host() {
     assert_still_healthy(&sb);
 }
 
+/// A job's own output cap (its storage claim) holds below the sandbox's, and never lifts it.
+#[test]
+fn a_runs_own_output_cap_holds_below_the_configured_one() {
+    let sb = Sandbox::new(SandboxConfig {
+        max_output_bytes: 1 << 20,
+        ..SandboxConfig::default()
+    })
+    .unwrap();
+    // Writes 16 × 64 KiB = 1 MiB.
+    let mib = guest(
+        r#"(func (export "_start") (local $i i32)
+             (loop $l
+               (drop (call $write (i32.const 1) (i32.const 0x2000) (i32.const 0x10000)))
+               (local.set $i (i32.add (local.get $i) (i32.const 1)))
+               (br_if $l (i32.lt_u (local.get $i) (i32.const 16)))))"#,
+    );
+    let capped = |cap| TaskRun {
+        max_output_bytes: cap,
+        ..task()
+    };
+    let report = run(&sb, &mib, &capped(Some((1 << 20) - 1)));
+    assert_eq!(report.outcome, Outcome::OutputTooLarge);
+    assert!(report.output.is_empty());
+    // Twice: the same outcome and fuel (deterministic at the cap).
+    let again = run(&sb, &mib, &capped(Some((1 << 20) - 1)));
+    assert_eq!(
+        (again.outcome, again.fuel_used),
+        (report.outcome, report.fuel_used)
+    );
+    let report = run(&sb, &mib, &capped(Some(1 << 20)));
+    assert_eq!(report.outcome, Outcome::Exited(0));
+    // A cap above the configured one does not lift it.
+    let report = run(&sb, &stdout_flood(true), &capped(Some(1 << 30)));
+    assert_eq!(report.outcome, Outcome::OutputTooLarge);
+    assert_still_healthy(&sb);
+}
+
 /// Creates `out.bin` and writes 64 KiB chunks into it: `chunks` of them, or forever.
 fn disk_writer(chunks: Option<u32>) -> Vec<u8> {
     let stop = match chunks {

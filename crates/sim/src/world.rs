@@ -282,6 +282,8 @@ impl<'a> World<'a> {
         // The simulator models no fee per logged action (rules 8): its economics are those of
         // the work, and a fee would only move a few base units per action to the treasury.
         genesis.action_fee = 0;
+        // Nor storage deposits (rules 10): they are returned whole, and it models no blobs.
+        genesis.storage = None;
         genesis.engine.schedule = n.schedule();
         genesis.validators.set.validators = (0..n.validators)
             .map(|v| engine::Validator {

@@ -243,6 +243,11 @@ impl SqliteLog {
                  seq   INTEGER PRIMARY KEY,
                  state BLOB NOT NULL
              );
+             -- State format 6 (the state gained its storage deposits, rules 10).
+             CREATE TABLE IF NOT EXISTS snapshots_v6 (
+                 seq   INTEGER PRIMARY KEY,
+                 state BLOB NOT NULL
+             );
              CREATE TABLE IF NOT EXISTS blocks (
                  height INTEGER PRIMARY KEY,
                  block  BLOB NOT NULL
@@ -363,7 +368,7 @@ impl SqliteLog {
             .transaction()
             .map_err(|e| sqlite_err(&self.path, e))?;
         tx.execute(
-            "INSERT INTO snapshots_v5 (seq, state) VALUES (?1, ?2)",
+            "INSERT INTO snapshots_v6 (seq, state) VALUES (?1, ?2)",
             params![to_sql(seq), encode(state)],
         )
         .and_then(|_| {
@@ -536,6 +541,7 @@ fn log_length(conn: &Connection) -> rusqlite::Result<u64> {
         "snapshots_v3",
         "snapshots_v4",
         "snapshots_v5",
+        "snapshots_v6",
     ] {
         let exists: i64 = conn.query_row(
             "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = ?1",
@@ -608,10 +614,11 @@ fn insert_entry(
     Ok(())
 }
 
-/// Meta key of the genesis, format 4 (with the fee per action). Format 3 (`genesis_v3`, with the
-/// rules version) had no fee, and formats 2 (`genesis_v2`, with validators) and 1 (`genesis`)
-/// are read and converted too: they ran the first rules.
-const GENESIS_KEY: &str = "genesis_v4";
+/// Meta key of the genesis, format 5 (with the storage deposit's price). Format 4 (`genesis_v4`,
+/// with the fee per action) had no price, format 3 (`genesis_v3`, with the rules version) had no
+/// fee, and formats 2 (`genesis_v2`, with validators) and 1 (`genesis`) are read and converted
+/// too: they ran the first rules.
+const GENESIS_KEY: &str = "genesis_v5";
 
 /// The genesis as format 1 stored it (before validators).
 #[derive(serde::Deserialize)]
@@ -632,7 +639,7 @@ struct GenesisV2 {
     validators: engine::Validators,
 }
 
-/// Decodes a stored genesis of `format` (1 to 4), converting the older formats. Public for the
+/// Decodes a stored genesis of `format` (1 to 5), converting the older formats. Public for the
 /// fuzz targets (`fuzz/`).
 pub fn decode_genesis(bytes: &[u8], format: u32) -> Result<Genesis, postcard::Error> {
     let v2 = match format {
@@ -647,11 +654,15 @@ pub fn decode_genesis(bytes: &[u8], format: u32) -> Result<Genesis, postcard::Er
             }
         }
         2 => postcard::from_bytes(bytes)?,
-        // Format 3 is format 4 without the trailing fee per action, which was none.
-        3 => {
-            let mut v4 = bytes.to_vec();
-            v4.extend(encode(&0u128));
-            return postcard::from_bytes(&v4);
+        // Format 3 is format 4 without the trailing fee per action, which was none, and format
+        // 4 is format 5 without the trailing storage price, which was none.
+        3 | 4 => {
+            let mut v5 = bytes.to_vec();
+            if format == 3 {
+                v5.extend(encode(&0u128));
+            }
+            v5.extend(encode(&None::<engine::StorageParams>));
+            return postcard::from_bytes(&v5);
         }
         _ => return postcard::from_bytes(bytes),
     };
@@ -663,14 +674,16 @@ pub fn decode_genesis(bytes: &[u8], format: u32) -> Result<Genesis, postcard::Er
         validators: v2.validators,
         rules: engine::FIRST_RULES,
         action_fee: 0,
+        storage: None,
     })
 }
 
 /// Decodes a stored state. Format 1 is format 2 without the trailing `validators` field, which a
 /// network of that time never had, format 2 is format 3 without the trailing `rules`, which
 /// were the first, format 3 is format 4 without the trailing `audits`, empty before rules 5,
-/// and format 4 is format 5 without the trailing `action_fee`, none before rules 8: their
-/// encodings are appended (the migration).
+/// format 4 is format 5 without the trailing `action_fee`, none before rules 8, and format 5 is
+/// format 6 without the trailing `storage`, empty before rules 10: their encodings are appended
+/// (the migration).
 ///
 /// Public for the fuzz targets (`fuzz/`).
 pub fn decode_snapshot(bytes: &[u8], format: u32) -> Result<State, postcard::Error> {
@@ -686,6 +699,9 @@ pub fn decode_snapshot(bytes: &[u8], format: u32) -> Result<State, postcard::Err
     }
     if format <= 4 {
         v5.extend(encode(&0u128));
+    }
+    if format <= 5 {
+        v5.extend(encode(&engine::Storage::default()));
     }
     postcard::from_bytes(&v5)
 }
@@ -764,16 +780,17 @@ impl CommandLog for SqliteLog {
             .transaction()
             .map_err(|e| sqlite_err(&self.path, e))?;
         tx.execute(
-            "INSERT OR REPLACE INTO snapshots_v5 (seq, state) VALUES (?1, ?2)",
+            "INSERT OR REPLACE INTO snapshots_v6 (seq, state) VALUES (?1, ?2)",
             params![to_sql(seq), encode(state)],
         )
         .and_then(|_| {
             // Older snapshots are never read again (nor those of the older formats).
             tx.execute(
-                "DELETE FROM snapshots_v5 WHERE seq < ?1",
+                "DELETE FROM snapshots_v6 WHERE seq < ?1",
                 params![to_sql(seq)],
             )
         })
+        .and_then(|_| tx.execute("DELETE FROM snapshots_v5", []))
         .and_then(|_| tx.execute("DELETE FROM snapshots_v4", []))
         .and_then(|_| tx.execute("DELETE FROM snapshots_v3", []))
         .and_then(|_| tx.execute("DELETE FROM snapshots_v2", []))
@@ -784,8 +801,10 @@ impl CommandLog for SqliteLog {
     }
 
     fn latest_snapshot(&self) -> Result<Option<(u64, State)>, StoreError> {
-        // Format 5 first; a log written before it may hold a format-4, 3, 2 or 1 snapshot instead.
+        // Format 6 first; a log written before it may hold a format-5, 4, 3, 2 or 1 snapshot
+        // instead.
         for (table, format) in [
+            ("snapshots_v6", 6),
             ("snapshots_v5", 5),
             ("snapshots_v4", 4),
             ("snapshots_v3", 3),
@@ -1083,7 +1102,8 @@ impl CommandLog for SqliteLog {
             return Ok(None);
         }
         for (key, format) in [
-            (GENESIS_KEY, 4),
+            (GENESIS_KEY, 5),
+            ("genesis_v4", 4),
             ("genesis_v3", 3),
             ("genesis_v2", 2),
             ("genesis", 1),
@@ -1351,6 +1371,7 @@ mod tests {
             // Both formats predate the rules version: their networks run the first rules.
             genesis.rules = engine::FIRST_RULES;
             genesis.action_fee = 0;
+            genesis.storage = None;
             genesis.params.min_stake = 0;
             genesis.allocations.insert(AccountId([1; 32]), 5);
             let mut state = State::from_genesis(&genesis).unwrap();
@@ -1364,8 +1385,11 @@ mod tests {
                 let log = SqliteLog::open(dir.path()).unwrap();
                 let rules = encode(&engine::FIRST_RULES);
                 let full = encode(&state);
-                // Every format before 4 lacks the trailing audits (and before 5, the fee).
-                let cut = encode(&engine::Audits::default()).len() + encode(&0u128).len();
+                // Every format before 4 lacks the trailing audits (before 5, the fee; before 6,
+                // the storage).
+                let cut = encode(&engine::Audits::default()).len()
+                    + encode(&0u128).len()
+                    + encode(&engine::Storage::default()).len();
                 let full = full[..full.len() - cut].to_vec();
                 let (key, table, old_genesis, old_state) = if format == 1 {
                     let cut = encode(&engine::Validators::default()).len() + rules.len();
@@ -1416,9 +1440,15 @@ mod tests {
             let (seq, read) = log.latest_snapshot().unwrap().unwrap();
             assert_eq!((seq, read.hash()), (1, hash_then), "format {format}");
             assert_eq!(read, state, "format {format}");
-            // A new snapshot is written in format 5 and replaces the old one.
+            // A new snapshot is written in format 6 and replaces the old one.
             log.save_snapshot(1, &state).unwrap();
-            for table in ["snapshots", "snapshots_v2", "snapshots_v3", "snapshots_v4"] {
+            for table in [
+                "snapshots",
+                "snapshots_v2",
+                "snapshots_v3",
+                "snapshots_v4",
+                "snapshots_v5",
+            ] {
                 let old: i64 = log
                     .conn
                     .query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0))
@@ -1434,30 +1464,41 @@ mod tests {
     }
 
     #[test]
-    fn format_3_and_4_snapshots_read_with_what_they_lacked_and_are_replaced_by_format_5() {
-        for format in [3u32, 4] {
+    fn format_3_4_and_5_snapshots_read_with_what_they_lacked_and_are_replaced_by_format_6() {
+        for format in [3u32, 4, 5] {
             let dir = tempfile::tempdir().unwrap();
             let mut genesis = Genesis::dev(AccountId([9; 32]));
-            // The rules of the formats' times: 4 (format 3) and 7 (format 4).
-            genesis.rules = if format == 3 { 4 } else { 7 };
-            genesis.action_fee = 0;
+            // The rules of the formats' times: 4 (format 3), 7 (format 4) and 9 (format 5).
+            genesis.rules = [4, 7, 9][format as usize - 3];
+            genesis.action_fee = if format == 5 { 3 } else { 0 };
+            genesis.storage = None;
             genesis.params.min_stake = 0;
             genesis.allocations.insert(AccountId([1; 32]), 5);
             let mut state = State::from_genesis(&genesis).unwrap();
             state.apply(&register(1, 1)).unwrap();
             let hash_then = state.hash();
             let mut log = SqliteLog::open(dir.path()).unwrap();
-            // The genesis as format 3 wrote it: without the trailing fee per action.
+            // The genesis as genesis format 3 wrote it (without the trailing fee per action and
+            // storage price), or format 4 (without the storage price).
             let full_genesis = encode(&genesis);
             let fee = encode(&0u128);
+            let no_price = encode(&None::<engine::StorageParams>);
+            let (key, cut) = if format == 5 {
+                ("genesis_v4", no_price.len())
+            } else {
+                ("genesis_v3", fee.len() + no_price.len())
+            };
             log.conn
                 .execute(
-                    "INSERT INTO meta (key, value) VALUES ('genesis_v3', ?1)",
-                    params![&full_genesis[..full_genesis.len() - fee.len()]],
+                    "INSERT INTO meta (key, value) VALUES (?1, ?2)",
+                    params![key, &full_genesis[..full_genesis.len() - cut]],
                 )
                 .unwrap();
             let full = encode(&state);
-            let mut cut = fee.len();
+            let mut cut = encode(&engine::Storage::default()).len();
+            if format <= 4 {
+                cut += fee.len();
+            }
             if format == 3 {
                 cut += encode(&engine::Audits::default()).len();
             }

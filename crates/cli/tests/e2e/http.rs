@@ -181,7 +181,7 @@ fn bad_requests_are_refused_with_their_status_and_change_nothing() {
         "not_found",
     );
     let stored = w
-        .block_on(c.http.client.put_blob(&me, Bytes::from(module)))
+        .block_on(c.http.client.put_blob(&me, Bytes::from(module.clone())))
         .expect("uploading pi.wasm");
     assert_eq!(stored, module_hash);
     unchanged(&s0, &c.http.status(), "blob uploads");
@@ -189,15 +189,15 @@ fn bad_requests_are_refused_with_their_status_and_change_nothing() {
     // A module that is not WebAssembly.
     let garbage = b"\0asm but not really, just garbage bytes".to_vec();
     let garbage_hash = w
-        .block_on(c.http.client.put_blob(&me, Bytes::from(garbage)))
+        .block_on(c.http.client.put_blob(&me, Bytes::from(garbage.clone())))
         .expect("uploading garbage");
-    let submit = me.sign(Action::SubmitJob(job_spec(garbage_hash)));
+    let submit = me.sign(c.submission(job_spec(garbage_hash), &[&garbage]));
     let got = w.block_on(raw.post_action(serde_json::to_vec(&submit).unwrap()));
     refused(got, 422, "invalid_module");
     unchanged(&s0, &c.http.status(), "a job with an invalid module");
 
     // A good signed request is accepted once; sent again it is a replay.
-    let submit = me.sign(Action::SubmitJob(job_spec(module_hash)));
+    let submit = me.sign(c.submission(job_spec(module_hash), &[&module]));
     let body = serde_json::to_vec(&submit).unwrap();
     let (status, answer) = w.block_on(raw.post_action(body.clone()));
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&answer));

@@ -148,7 +148,11 @@ fn a_dev_network_pays_providers_charges_escrow_and_refunds_the_rest() {
     let view = c.http.wait_completed(job);
     let mine = wallet(&w, &c.url, &["balance"]);
     assert_eq!(amount(&mine, "in_escrow"), 0);
-    let spent = before - amount(&mine, "balance");
+    // Its storage deposit stays until the job is released (a day on a dev network).
+    let deposit = view.storage.as_ref().expect("a storage deposit").deposit;
+    assert!(deposit > 0);
+    assert_eq!(amount(&mine, "in_storage"), deposit);
+    let spent = before - amount(&mine, "balance") - deposit;
     let fuel = u128::from(view.fuel_used);
     assert_eq!(
         spent,
@@ -186,8 +190,13 @@ fn a_dev_network_pays_providers_charges_escrow_and_refunds_the_rest() {
         .map(|i| i["event"]["event"].as_str().unwrap())
         .collect();
     assert_eq!(
-        kinds[..3],
-        ["escrow_refunded", "action_fee_paid", "escrow_locked"],
+        kinds[..4],
+        [
+            "escrow_refunded",
+            "action_fee_paid",
+            "storage_deposited",
+            "escrow_locked"
+        ],
         "{kinds:?}"
     );
 

@@ -21,14 +21,12 @@ fn unrunnable_job(w: &World, c: &Coordinator, tasks: usize) -> engine::JobId {
     let client = &c.http.client;
     w.block_on(client.action(&requester, Action::Faucet))
         .expect("faucet");
+    let noop = std::fs::read(crate::support::guest("noop.wasm")).unwrap();
     let module = w
-        .block_on(client.put_blob(
-            &requester,
-            bytes::Bytes::from(std::fs::read(crate::support::guest("noop.wasm")).unwrap()),
-        ))
+        .block_on(client.put_blob(&requester, bytes::Bytes::from(noop.clone())))
         .expect("uploading noop.wasm");
     let spec = gpu_only(module, vec![engine::TaskSpec::default(); tasks]);
-    w.block_on(client.action(&requester, Action::SubmitJob(spec)))
+    w.block_on(client.action(&requester, c.submission(spec, &[&noop])))
         .expect("submitting the job")
         .submitted_job()
         .expect("a job id")
@@ -549,7 +547,8 @@ fn unnamed_uploads_are_bounded_per_account_and_expire_while_a_jobs_blobs_stay() 
             ..Default::default()
         }],
     );
-    w.block_on(client.action(&me, Action::SubmitJob(spec)))
+    let noop = std::fs::read(crate::support::guest("noop.wasm")).unwrap();
+    w.block_on(client.action(&me, c.submission(spec, &[&noop, &junk(1)])))
         .expect("submitting the job");
 
     // Killed and restarted before the stray expires: it expires all the same.

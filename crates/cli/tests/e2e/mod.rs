@@ -12,6 +12,7 @@ mod load;
 mod recovery;
 mod schedule;
 mod sim;
+mod storage;
 mod tls;
 mod validators;
 mod verify;

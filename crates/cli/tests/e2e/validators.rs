@@ -436,7 +436,7 @@ fn copies_of_an_unnamed_upload_expire_on_every_validator_and_a_jobs_blobs_stay()
     let mut cluster = Cluster::start_with(&w, listens, addresses, Vec::new());
     cluster.extra = vec!["--blob-expiry", "3s"];
     let cluster = cluster.spawn_all(&w);
-    cluster.leader();
+    let leader = cluster.validators[cluster.leader()].as_ref().unwrap();
     let client = api::Client::new(&cluster.urls());
     let me = api::Identity::generate();
     w.block_on(client.action(&me, Action::Faucet)).unwrap();
@@ -451,7 +451,8 @@ fn copies_of_an_unnamed_upload_expire_on_every_validator_and_a_jobs_blobs_stay()
         .unwrap();
     // A job no provider here can run (it needs a GPU) names the module: it stays.
     let spec = crate::e2e::load::gpu_only(module, vec![engine::TaskSpec::default()]);
-    w.block_on(client.action(&me, Action::SubmitJob(spec)))
+    let noop = std::fs::read(crate::support::guest("noop.wasm")).unwrap();
+    w.block_on(client.action(&me, leader.submission(spec, &[&noop])))
         .unwrap();
     // This validator's own copy (`local`: a validator lacking one would otherwise fetch it).
     let stored = |v: &Coordinator, hash: Hash| -> u16 {

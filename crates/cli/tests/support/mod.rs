@@ -571,6 +571,15 @@ impl Coordinator {
             .unwrap();
         me
     }
+
+    /// The action submitting `spec` here as `gridmint job submit` would: with a storage claim
+    /// (what `blobs`, the contents of the blobs it names, weigh; the default output limit) where
+    /// this network prices storage.
+    pub fn submission(&self, spec: engine::JobSpec, blobs: &[&[u8]]) -> engine::Action {
+        let network = self.http.block_on(self.http.client.network()).unwrap();
+        let input_bytes = api::weigh(&spec, blobs).expect("every blob the spec names");
+        api::job_submission(network.storage.as_ref(), spec, input_bytes, None)
+    }
 }
 
 /// A running `gridmint provider`.

@@ -105,6 +105,18 @@ enum Op {
         who: u8,
         job: u8,
     },
+    /// Rules 10: an owner (or anyone) releases a job's storage.
+    ReleaseJob {
+        by_owner: bool,
+        who: u8,
+        job: u8,
+    },
+    /// Rules 10: the leader releases the storage of jobs over for the retention time (`all`) or
+    /// of any jobs.
+    ReleaseStorage {
+        all: bool,
+        picks: Vec<u8>,
+    },
     Transfer {
         from: u8,
         to: u8,
@@ -248,6 +260,13 @@ fn genesis_of(validators: bool) -> Genesis {
         },
         // Rules 8: every signed action but reports and the faucet costs 3 base units.
         action_fee: if validators { 3 } else { 0 },
+        // Rules 10: storage costs 2 base units per KiB, is kept 50 ms after a job ends, and a
+        // task may reserve 12 bytes of output (reports return 8).
+        storage: validators.then_some(engine::StorageParams {
+            deposit_per_kib: 2,
+            retention_ms: 50,
+            max_output_bytes: 12,
+        }),
     }
 }
 
@@ -362,6 +381,10 @@ fn op() -> impl Strategy<Value = Op> {
             .prop_map(|(seed, forge)| Op::Beacon { seed, forge }),
         1 => (any::<bool>(), any::<u8>(), any::<u8>())
             .prop_map(|(by_owner, who, job)| Op::Cancel { by_owner, who, job }),
+        2 => (prop_oneof![4 => Just(true), 1 => Just(false)], any::<u8>(), any::<u8>())
+            .prop_map(|(by_owner, who, job)| Op::ReleaseJob { by_owner, who, job }),
+        1 => (prop_oneof![4 => Just(true), 1 => Just(false)], proptest::collection::vec(any::<u8>(), 1..3))
+            .prop_map(|(all, picks)| Op::ReleaseStorage { all, picks }),
         3 => ledger_op(),
     ]
 }
@@ -545,7 +568,21 @@ fn build(s: &State, step: &Step, time: Time) -> Built {
                     deadline,
                 )
             };
-            Ok(action(requester(*owner), Action::SubmitJob(spec)))
+            // Rules 10: a storage claim; now and then more output room than the network allows
+            // (12 bytes), or less than the reports' outputs (8 bytes), or a plain submission
+            // where the network takes deposits.
+            let storage = engine::StorageClaim {
+                input_bytes: u64::from(*owner) * 700,
+                output_bytes: u64::from(*redundancy % 16),
+            };
+            if s.storage.params.is_none() || *redundancy % 29 == 0 {
+                Ok(action(requester(*owner), Action::SubmitJob(spec)))
+            } else {
+                Ok(action(
+                    requester(*owner),
+                    Action::SubmitJobWithStorage { spec, storage },
+                ))
+            }
         }
         Op::AssignPicked { p, max } => {
             // The provider's own fetch: the engine picks what `pick` offers.
@@ -685,6 +722,23 @@ fn build(s: &State, step: &Step, time: Time) -> Built {
             };
             Ok(action(who, Action::CancelJob(job)))
         }
+        Op::ReleaseJob { by_owner, who, job } => {
+            let job = job_id(s, *job);
+            let who = match s.jobs.get(&job) {
+                Some(j) if *by_owner => j.owner,
+                _ => requester(*who),
+            };
+            Ok(action(who, Action::ReleaseJob(job)))
+        }
+        Op::ReleaseStorage { all, picks } => {
+            let releasable = s.releasable_storage(time.max(s.now));
+            let jobs = if *all && !releasable.is_empty() {
+                releasable
+            } else {
+                picks.iter().map(|j| job_id(s, *j)).collect()
+            };
+            Err(LeaderCommand::ReleaseStorage { jobs })
+        }
         Op::Transfer { from, to, amount } => Ok(action(
             anyone(*from),
             Action::Transfer {
@@ -777,6 +831,18 @@ fn lost_input(s: &State, who: AccountId, time: Time) -> Input {
 
 /// Everything that must hold of any reachable state.
 fn check_invariants(s: &State) -> Result<(), TestCaseError> {
+    // Rules 10: storage belongs to existing jobs, only under rules 10; a released one's job ended.
+    prop_assert!(s.rules >= 10 || s.storage.jobs.is_empty());
+    for (id, storage) in &s.storage.jobs {
+        let job = &s.jobs[id];
+        if storage.released_at.is_some() {
+            prop_assert!(
+                job.status.is_finished(),
+                "job {} released while running",
+                id
+            );
+        }
+    }
     // Rules 5: the audit bookkeeping names open tasks only (it is forgotten when they end).
     for t in s
         .audits
@@ -1175,6 +1241,57 @@ fn check_events(
             Event::JobSubmitted { job, tasks, .. } => {
                 prop_assert_eq!(*job, before.next_job);
                 prop_assert_eq!(*tasks as usize, after.jobs[job].tasks.len());
+            }
+            Event::StorageDeposited {
+                job,
+                owner,
+                amount,
+                bytes,
+            } => {
+                let Input::Signed(signed) = &entry.input else {
+                    return Err(TestCaseError::fail("a deposit without a signed submission"));
+                };
+                let Action::SubmitJobWithStorage { spec, storage } = &signed.body else {
+                    return Err(TestCaseError::fail("a deposit for another action"));
+                };
+                prop_assert!(before.rules >= 10);
+                prop_assert_eq!(*owner, signed.signer);
+                prop_assert_eq!(Some(*bytes), storage.bytes(spec));
+                let params = before.storage.params.as_ref();
+                prop_assert!(params.is_none_or(|p| storage.output_bytes <= p.max_output_bytes));
+                let expected = params.map_or(0, |p| {
+                    engine::Storage::deposit(p, spec, storage).unwrap_or(u128::MAX)
+                });
+                prop_assert_eq!(*amount, expected);
+                let held = &after.storage.jobs[job];
+                prop_assert_eq!(held.deposit, *amount);
+                prop_assert_eq!(held.released_at, None);
+                prop_assert!(!before.storage.jobs.contains_key(job));
+            }
+            Event::StorageReleased { job, owner, amount } => {
+                let was = &before.storage.jobs[job];
+                prop_assert_eq!(was.released_at, None, "job {} released twice", job);
+                prop_assert_eq!(was.deposit, *amount);
+                prop_assert_eq!(
+                    after.storage.jobs[job].released_at,
+                    Some(entry.time.max(before.now))
+                );
+                let j = &before.jobs[job];
+                prop_assert_eq!(j.owner, *owner);
+                prop_assert!(j.status.is_finished(), "job {} released while running", job);
+                match &entry.input {
+                    Input::Signed(signed) => prop_assert_eq!(signed.signer, j.owner),
+                    _ => {
+                        let retention =
+                            before.storage.params.as_ref().map_or(0, |p| p.retention_ms);
+                        prop_assert!(
+                            j.finished_at.unwrap_or(u64::MAX).saturating_add(retention)
+                                <= entry.time.max(before.now),
+                            "job {} released before its retention ended",
+                            job
+                        );
+                    }
+                }
             }
             Event::TaskCompleted { task, provider, .. }
             | Event::TaskAttemptFailed { task, provider, .. } => {

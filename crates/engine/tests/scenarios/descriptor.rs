@@ -29,6 +29,7 @@ fn map_descriptor_comes_from_the_job_spec() {
             output: OutputSource::File("out.bin".into()),
             limits: limits(),
             seed: d.seed,
+            output_limit: None,
         }
     );
     assert_eq!(

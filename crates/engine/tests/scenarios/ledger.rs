@@ -33,6 +33,7 @@ fn genesis(faucet: bool) -> Genesis {
         validators: Default::default(),
         rules: engine::RULES,
         action_fee: 0,
+        storage: None,
     }
 }
 
@@ -477,6 +478,7 @@ fn every_logged_action_pays_the_fee_per_action_and_a_refused_one_pays_nothing() 
     const FEE: u128 = 7;
     let mut w = World::with_genesis(&Genesis {
         action_fee: FEE,
+        storage: None,
         ..genesis(true)
     });
     w.money_events = true;
@@ -574,6 +576,7 @@ fn every_logged_action_pays_the_fee_per_action_and_a_refused_one_pays_nothing() 
     // The fee is a rule of rules 8: a genesis of older rules cannot name one.
     let older = Genesis {
         action_fee: FEE,
+        storage: None,
         rules: 7,
         ..genesis(true)
     };

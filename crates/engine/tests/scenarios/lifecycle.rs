@@ -81,6 +81,7 @@ fn reduce_runs_after_the_maps_over_their_outputs() {
             output: OutputSource::Stdout,
             limits: spec.limits,
             seed: w.state.task_descriptor(reduce).unwrap().seed,
+            output_limit: None,
         })
     );
 

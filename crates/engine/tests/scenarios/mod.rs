@@ -12,4 +12,5 @@ mod outlook;
 mod providers;
 mod reports;
 mod schedule;
+mod storage;
 mod verify;

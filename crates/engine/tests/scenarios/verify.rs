@@ -43,6 +43,7 @@ fn world(verification: VerifyParams) -> World {
         validators: Default::default(),
         rules: engine::RULES,
         action_fee: 0,
+        storage: None,
     });
     w.verify_events = true;
     w.money_events = true;

@@ -208,6 +208,7 @@ impl World {
             validators: Default::default(),
             rules: engine::RULES,
             action_fee: 0,
+            storage: None,
         })
     }
 
