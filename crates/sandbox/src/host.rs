@@ -23,6 +23,8 @@ pub(crate) struct HostState {
     pub(crate) wasi: WasiP1Ctx,
     pub(crate) limiter: Limiter,
     pub(crate) watchdog: Watchdog,
+    /// What the guest sees of its files (`fsview`).
+    pub(crate) files: crate::fsview::FileView,
 }
 
 /// Wraps [`StoreLimits`] (built with `trap_on_grow_failure(true)`) and records whether

@@ -17,6 +17,7 @@
 //! ([`SandboxError::InvalidTask`]) and host-side problems ([`SandboxError::Setup`]).
 
 pub mod baseline;
+mod fsview;
 mod host;
 mod sandbox;
 mod workdir;

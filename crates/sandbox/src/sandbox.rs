@@ -185,6 +185,8 @@ impl Sandbox {
         wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |s: &mut HostState| &mut s.wasi)
             .map_err(setup_err("cannot link wasi"))?;
         add_virtual_poll(&mut linker).map_err(setup_err("cannot link poll_oneoff"))?;
+        crate::fsview::add_deterministic_files(&mut linker)
+            .map_err(setup_err("cannot link the file view"))?;
 
         let ticker = Ticker::spawn(engine.clone(), config.epoch_tick.max(MIN_EPOCH_TICK))?;
         Ok(Sandbox {
@@ -310,6 +312,7 @@ impl Sandbox {
             wasi: wasi.build_p1(),
             limiter: Limiter::new(limits),
             watchdog: Watchdog::new(task.wall_limit, watched_dir.clone()),
+            files: Default::default(),
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limiter);

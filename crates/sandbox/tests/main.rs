@@ -29,6 +29,9 @@ const PRELUDE: &str = r#"
   (import "wasi_snapshot_preview1" "random_get" (func $random_get (param i32 i32) (result i32)))
   (import "wasi_snapshot_preview1" "clock_time_get" (func $clock_time_get (param i32 i64 i32) (result i32)))
   (import "wasi_snapshot_preview1" "poll_oneoff" (func $poll_oneoff (param i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "path_filestat_get" (func $path_filestat_get (param i32 i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_filestat_get" (func $fd_filestat_get (param i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_readdir" (func $fd_readdir (param i32 i32 i32 i64 i32) (result i32)))
   (memory (export "memory") 2)
   (func $write (param $fd i32) (param $ptr i32) (param $len i32) (result i32)
     (i32.store (i32.const 0x100) (local.get $ptr))
@@ -1083,4 +1086,169 @@ fn c_guests_behave_when_present() {
             "{report:?}"
         );
     }
+}
+
+/// Stats `data` and the working directory, then lists the directory twice — whole into a
+/// 64 KiB buffer, and from cookie 3 into a 40-byte one — and prints the raw structures:
+/// `filestat(data) filestat(/) bufused listing bufused page`.
+fn stat_and_list() -> Vec<u8> {
+    guest(
+        r#"(data (i32.const 0x1000) "data")
+           (func $check (param $errno i32)
+             (if (local.get $errno) (then (call $proc_exit (local.get $errno)))))
+           (func (export "_start")
+             (call $check (call $path_filestat_get (i32.const 3) (i32.const 0) (i32.const 0x1000) (i32.const 4) (i32.const 0x3000)))
+             (drop (call $write (i32.const 1) (i32.const 0x3000) (i32.const 64)))
+             (call $check (call $fd_filestat_get (i32.const 3) (i32.const 0x3000)))
+             (drop (call $write (i32.const 1) (i32.const 0x3000) (i32.const 64)))
+             (call $check (call $fd_readdir (i32.const 3) (i32.const 0x4000) (i32.const 0x8000) (i64.const 0) (i32.const 0x120)))
+             (drop (call $write (i32.const 1) (i32.const 0x120) (i32.const 4)))
+             (drop (call $write (i32.const 1) (i32.const 0x4000) (i32.load (i32.const 0x120))))
+             (call $check (call $fd_readdir (i32.const 3) (i32.const 0x1800) (i32.const 40) (i64.const 3) (i32.const 0x124)))
+             (drop (call $write (i32.const 1) (i32.const 0x124) (i32.const 4)))
+             (drop (call $write (i32.const 1) (i32.const 0x1800) (i32.load (i32.const 0x124)))))"#,
+    )
+}
+
+/// `names` as inputs, in that order, each a file in a fresh host directory with a host
+/// modification time of `mtime_secs` (so the copies differ in order and in every host time).
+fn inputs_in_order(
+    names: &[String],
+    mtime_secs: u64,
+) -> (tempfile::TempDir, Vec<(String, PathBuf)>) {
+    let dir = tempfile::tempdir().unwrap();
+    let time = std::time::UNIX_EPOCH + Duration::from_secs(mtime_secs);
+    let inputs = names
+        .iter()
+        .map(|name| {
+            let path = host_file(dir.path(), name, name.as_bytes());
+            let file = std::fs::File::options().write(true).open(&path).unwrap();
+            file.set_times(
+                std::fs::FileTimes::new()
+                    .set_modified(time)
+                    .set_accessed(time),
+            )
+            .unwrap();
+            (name.clone(), path)
+        })
+        .collect();
+    (dir, inputs)
+}
+
+/// The names of a raw `fd_readdir` listing, in order.
+fn listed_names(mut listing: &[u8]) -> Vec<String> {
+    let mut names = Vec::new();
+    while listing.len() >= 24 {
+        let len = u32::from_le_bytes(listing[16..20].try_into().unwrap()) as usize;
+        let Some(name) = listing.get(24..24 + len) else {
+            break;
+        };
+        names.push(String::from_utf8(name.to_vec()).unwrap());
+        listing = &listing[24 + len..];
+    }
+    names
+}
+
+/// What a guest sees of its files — times, inode and device numbers, link counts, directory
+/// sizes, the order of a listing and its cookies — is the same whatever the host's copies look
+/// like: inputs given in another order, made at other times, in another host directory, on
+/// another run (issue 15: CPython's `zipfile` saw the host's modification times).
+#[test]
+fn file_times_inodes_and_listing_order_are_the_same_on_every_host() {
+    let sb = sandbox();
+    let mut names: Vec<String> = ["data", "b", "zz", "a", "c.txt", "B"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let (_one, forward) = inputs_in_order(&names, 1_000_000_000);
+    names.reverse();
+    let (_two, backward) = inputs_in_order(&names, 1_700_000_000);
+    let run_with = |inputs: Vec<(String, PathBuf)>| {
+        let report = run(&sb, &stat_and_list(), &TaskRun { inputs, ..task() });
+        assert_eq!(report.outcome, Outcome::Exited(0), "{report:?}");
+        report
+    };
+    let first = run_with(forward);
+    let second = run_with(backward);
+    assert_eq!(first.output, second.output);
+    assert_eq!(first.fuel_used, second.fuel_used);
+    let out = &first.output;
+    let frozen = VIRTUAL_UNIX_TIME_SECS * 1_000_000_000;
+    let u64_at = |o: usize| u64::from_le_bytes(out[o..o + 8].try_into().unwrap());
+    // filestat(data): dev 1, a run-local inode number, a regular file of 4 bytes, one link,
+    // every time the frozen clock.
+    assert_eq!(u64_at(0), 1);
+    assert_eq!(out[16], 4);
+    assert_eq!(u64_at(24), 1);
+    assert_eq!(u64_at(32), 4);
+    assert_eq!([u64_at(40), u64_at(48), u64_at(56)], [frozen; 3]);
+    // filestat(/): a directory of size 0, the frozen clock.
+    assert_eq!(out[64 + 16], 3);
+    assert_eq!(u64_at(64 + 32), 0);
+    assert_eq!(u64_at(64 + 48), frozen);
+    // The listing: `.`, `..`, then by name (bytes: upper case first).
+    let used = u32::from_le_bytes(out[128..132].try_into().unwrap()) as usize;
+    let listing = &out[132..132 + used];
+    assert_eq!(
+        listed_names(listing),
+        [".", "..", "B", "a", "b", "c.txt", "data", "zz"]
+    );
+    // From cookie 3 into 40 bytes: the fourth entry ("a", 25 bytes) whole, then the start of
+    // the fifth's header.
+    let page_used = u32::from_le_bytes(out[132 + used..136 + used].try_into().unwrap());
+    assert_eq!(page_used, 40);
+    let page = &out[136 + used..];
+    assert_eq!(&page[24..25], b"a");
+    assert_eq!(
+        u64::from_le_bytes(page[0..8].try_into().unwrap()),
+        4,
+        "its cookie"
+    );
+}
+
+/// A directory too large to gather in one call (more than 64 KiB of entries) is listed whole, in
+/// order, and the fuel a listing costs does not depend on how the host ordered it.
+#[test]
+fn a_large_listing_is_gathered_whole_and_costs_the_same_fuel_everywhere() {
+    let sb = sandbox();
+    let mut names: Vec<String> = (0..1500)
+        .map(|i| format!("input-file-number-{i:05}"))
+        .collect();
+    let (_one, forward) = inputs_in_order(&names, 1_000_000_000);
+    names.reverse();
+    let (_two, backward) = inputs_in_order(&names, 1_600_000_000);
+    let big = TaskRun {
+        memory_limit_bytes: 64 << 20,
+        ..task()
+    };
+    let (_data_dir, data_file) = inputs_in_order(&["data".to_string()], 1);
+    let data = |mut inputs: Vec<(String, PathBuf)>| {
+        inputs.extend(data_file.clone());
+        inputs
+    };
+    let first = run(
+        &sb,
+        &stat_and_list(),
+        &TaskRun {
+            inputs: data(forward),
+            ..big.clone()
+        },
+    );
+    let second = run(
+        &sb,
+        &stat_and_list(),
+        &TaskRun {
+            inputs: data(backward),
+            ..big
+        },
+    );
+    assert_eq!(first.outcome, Outcome::Exited(0), "{first:?}");
+    assert_eq!(first.output, second.output);
+    assert_eq!(first.fuel_used, second.fuel_used);
+    let used = u32::from_le_bytes(first.output[128..132].try_into().unwrap()) as usize;
+    // The 32 KiB buffer holds the first entries of the sorted listing.
+    let names = listed_names(&first.output[132..132 + used]);
+    assert_eq!(names[..3], [".", "..", "data"]);
+    assert_eq!(names[3], "input-file-number-00000");
+    assert!(names.windows(2).skip(2).all(|w| w[0] < w[1]), "{names:?}");
 }
