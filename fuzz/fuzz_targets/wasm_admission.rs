@@ -1,6 +1,7 @@
-//! Feeds an uploaded module to the coordinator's module admission: `routes::admit_module`
-//! refuses a job whose module is not `wasmparser::validate` (same crate version, default
-//! features), which this calls on the bytes.
+//! Feeds an uploaded module to the WebAssembly validator of admission's crate version
+//! (`wasmparser`, which `sandbox::admit` also parses a module's shape with). Admission itself
+//! validates with wasmtime's own validator under the sandbox's features, which links wasmtime
+//! and is left out of this target (an ASan build of wasmtime would double the fuzz build).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;

@@ -410,15 +410,17 @@ async fn put_blob(
     Ok((StatusCode::CREATED, Json(BlobStored { hash, size })))
 }
 
-/// Checks that a module blob is present and is valid WebAssembly.
+/// Checks that a module blob is present and is one the providers' sandbox runs: the same
+/// WebAssembly features and shape (`sandbox::admit`), so a job the network takes never fails
+/// on every provider for its module.
 fn admit_module(shared: &Shared, hash: &Hash, what: &str) -> ApiResult<()> {
     let bytes = shared
         .blobs
         .get(hash)
         .map_err(|e| ApiError::Unavailable(e.to_string()))?
         .ok_or_else(|| ApiError::NotFound(format!("{what} {hash} has not been uploaded")))?;
-    wasmparser::validate(&bytes).map(|_| ()).map_err(|e| {
-        ApiError::InvalidModule(format!("{what} {hash} is not valid WebAssembly: {e}"))
+    sandbox::admit(&bytes).map_err(|e| {
+        ApiError::InvalidModule(format!("{what} {hash} cannot run in the sandbox: {e}"))
     })
 }
 

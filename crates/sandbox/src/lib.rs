@@ -16,6 +16,8 @@
 //! reserved for a bad module ([`SandboxError::InvalidModule`]), a malformed task
 //! ([`SandboxError::InvalidTask`]) and host-side problems ([`SandboxError::Setup`]).
 
+pub use admit::admit;
+mod admit;
 pub mod baseline;
 mod fsview;
 mod host;

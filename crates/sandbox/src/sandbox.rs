@@ -154,20 +154,28 @@ fn setup_err(what: &str) -> impl FnOnce(wasmtime::Error) -> SandboxError + '_ {
     move |e| SandboxError::Setup(format!("{what}: {e:#}"))
 }
 
+/// The engine configuration every sandbox runs (and admission validates) with: fuel, epoch
+/// interruption, NaN canonicalisation, optimised Cranelift, no threads, no relaxed SIMD, no
+/// component model (pooling, which changes nothing about what is valid, is configured apart).
+pub(crate) fn engine_config() -> Config {
+    let mut wasm = Config::new();
+    wasm.consume_fuel(true)
+        .epoch_interruption(true)
+        .cranelift_nan_canonicalization(true)
+        .cranelift_opt_level(OptLevel::Speed)
+        // `wasm_threads(false)`: the `threads` crate feature is off, so disable the
+        // proposal through the feature flags directly.
+        .wasm_features(WasmFeatures::THREADS, false)
+        .wasm_relaxed_simd(false)
+        .wasm_component_model(false);
+    wasm
+}
+
 impl Sandbox {
     /// Builds the engine (fuel, NaN canonicalization, no threads, no relaxed SIMD,
     /// epoch interruption, optimised Cranelift), the WASI p1 linker and the ticker.
     pub fn new(config: SandboxConfig) -> Result<Sandbox, SandboxError> {
-        let mut wasm = Config::new();
-        wasm.consume_fuel(true)
-            .epoch_interruption(true)
-            .cranelift_nan_canonicalization(true)
-            .cranelift_opt_level(OptLevel::Speed)
-            // `wasm_threads(false)`: the `threads` crate feature is off, so disable the
-            // proposal through the feature flags directly.
-            .wasm_features(WasmFeatures::THREADS, false)
-            .wasm_relaxed_simd(false)
-            .wasm_component_model(false);
+        let mut wasm = engine_config();
         if config.pooling {
             let mut pool = PoolingAllocationConfig::default();
             pool.total_core_instances(POOL_SLOTS)

@@ -1252,3 +1252,74 @@ fn a_large_listing_is_gathered_whole_and_costs_the_same_fuel_everywhere() {
     assert_eq!(names[3], "input-file-number-00000");
     assert!(names.windows(2).skip(2).all(|w| w[0] < w[1]), "{names:?}");
 }
+
+/// Admission (`sandbox::admit`, what a coordinator checks at submission) and the sandbox
+/// (`prepare`, what a provider does) agree on every module: the features the sandbox refuses
+/// are refused at submission, with the reason.
+#[test]
+fn admission_and_the_sandbox_agree_on_which_modules_run() {
+    let sb = sandbox();
+    let wat = |text: &str| wat::parse_str(text).expect("test WAT must parse");
+    let cases: Vec<(&str, Vec<u8>, Option<&str>)> = vec![
+        ("a command", hello(), None),
+        (
+            "shared memory",
+            wat(r#"(module (memory 1 1 shared) (func (export "_start")))"#),
+            Some("threads"),
+        ),
+        (
+            "atomics",
+            wat(r#"(module (memory 1) (func (export "_start")
+                 (drop (i32.atomic.load (i32.const 0)))))"#),
+            Some("threads"),
+        ),
+        (
+            "relaxed SIMD",
+            wat(r#"(module (func (export "_start")
+                 (drop (i32x4.relaxed_trunc_f32x4_s (v128.const i32x4 0 0 0 0)))))"#),
+            Some("relaxed SIMD"),
+        ),
+        (
+            "exceptions",
+            wat(r#"(module (tag $e) (func (export "_start") (throw $e)))"#),
+            Some("exception"),
+        ),
+        (
+            "no _start",
+            wat(r#"(module (func (export "main")))"#),
+            Some("_start"),
+        ),
+        (
+            "_start with a parameter",
+            wat(r#"(module (func (export "_start") (param i32)))"#),
+            Some("[] -> []"),
+        ),
+        (
+            "a foreign import",
+            wat(r#"(module (import "env" "f" (func)) (func (export "_start")))"#),
+            Some("only `wasi_snapshot_preview1`"),
+        ),
+        (
+            "not WebAssembly",
+            b"\0asm but not really".to_vec(),
+            Some(""),
+        ),
+    ];
+    for (what, wasm, refused) in cases {
+        let admitted = sandbox::admit(&wasm);
+        let prepared = sb.prepare(&wasm);
+        assert_eq!(
+            admitted.is_ok(),
+            prepared.is_ok(),
+            "{what}: admission says {admitted:?}, the sandbox {:?}",
+            prepared.err()
+        );
+        match refused {
+            None => assert!(admitted.is_ok(), "{what}: {admitted:?}"),
+            Some(reason) => {
+                let why = admitted.expect_err(what);
+                assert!(why.contains(reason), "{what}: {why}");
+            }
+        }
+    }
+}

@@ -196,6 +196,30 @@ fn bad_requests_are_refused_with_their_status_and_change_nothing() {
     refused(got, 422, "invalid_module");
     unchanged(&s0, &c.http.status(), "a job with an invalid module");
 
+    // A valid module that uses a feature the providers' sandbox refuses (a shared memory: the
+    // threads proposal) is refused at submission, with the reason, not on every provider.
+    // (module (memory 1 1 shared) (func (export "_start")))
+    let shared: Vec<u8> = [
+        &b"\0asm\x01\0\0\0"[..],
+        &[0x01, 0x04, 0x01, 0x60, 0x00, 0x00],
+        &[0x03, 0x02, 0x01, 0x00],
+        &[0x05, 0x04, 0x01, 0x03, 0x01, 0x01],
+        &[0x07, 0x0a, 0x01, 0x06],
+        b"_start",
+        &[0x00, 0x00],
+        &[0x0a, 0x04, 0x01, 0x02, 0x00, 0x0b],
+    ]
+    .concat();
+    let shared_hash = w
+        .block_on(c.http.client.put_blob(&me, Bytes::from(shared.clone())))
+        .expect("uploading a shared-memory module");
+    let submit = me.sign(c.submission(job_spec(shared_hash), &[&shared]));
+    let got = w.block_on(raw.post_action(serde_json::to_vec(&submit).unwrap()));
+    let body = error_body(&got.1);
+    refused(got, 422, "invalid_module");
+    assert!(body.detail.contains("threads"), "{body:?}");
+    unchanged(&s0, &c.http.status(), "a job whose module uses threads");
+
     // A good signed request is accepted once; sent again it is a replay.
     let submit = me.sign(c.submission(job_spec(module_hash), &[&module]));
     let body = serde_json::to_vec(&submit).unwrap();

@@ -1,0 +1,109 @@
+//! Admission: whether the sandbox will run a module, decided where a job is submitted without
+//! compiling it. The same engine configuration as [`crate::Sandbox`] validates it (so admission
+//! and providers agree on which WebAssembly features a module may use), and the checks
+//! [`crate::Sandbox::prepare`] makes of its shape follow: a `_start: [] -> []` export and
+//! function imports from `wasi_snapshot_preview1` only.
+
+use std::sync::OnceLock;
+
+use wasmparser::{ExternalKind, Parser, Payload, TypeRef};
+use wasmtime::{Engine, Module};
+
+/// Why the sandbox would refuse `wasm`, in words for the job's owner; `Ok` if it runs it.
+pub fn admit(wasm: &[u8]) -> Result<(), String> {
+    static ENGINE: OnceLock<Result<Engine, String>> = OnceLock::new();
+    let engine = ENGINE
+        .get_or_init(|| Engine::new(&crate::sandbox::engine_config()).map_err(|e| format!("{e:#}")))
+        .as_ref()
+        .map_err(|e| format!("the sandbox cannot be configured here: {e}"))?;
+    Module::validate(engine, wasm).map_err(|e| explain(&format!("{e:#}")))?;
+    shape(wasm)
+}
+
+/// A validation error, with the reason a feature is refused where it is one Gridmint refuses
+/// on purpose.
+fn explain(error: &str) -> String {
+    let lower = error.to_ascii_lowercase();
+    let why = if lower.contains("thread") || lower.contains("shared") || lower.contains("atomic") {
+        Some(
+            "shared memories and atomics (the threads proposal) are refused: threads make runs \
+             differ between hosts, and honest providers must agree bit for bit",
+        )
+    } else if lower.contains("relaxed simd") || lower.contains("relaxed_simd") {
+        Some("relaxed SIMD is refused: its results differ between CPUs")
+    } else if lower.contains("exception") {
+        Some("exception handling is not supported by this network's sandbox yet")
+    } else if lower.contains("garbage collection") || lower.contains("gc proposal") {
+        Some("the garbage-collection proposal is not supported by this network's sandbox")
+    } else {
+        None
+    };
+    match why {
+        Some(why) => format!("{error} ({why})"),
+        None => error.to_string(),
+    }
+}
+
+/// The module's shape as [`crate::Sandbox::prepare`] requires it (`wasm` is valid).
+fn shape(wasm: &[u8]) -> Result<(), String> {
+    let mut types: Vec<(usize, usize)> = Vec::new();
+    let mut funcs: Vec<u32> = Vec::new();
+    let mut start: Option<u32> = None;
+    for payload in Parser::new(0).parse_all(wasm) {
+        match payload.map_err(|e| e.to_string())? {
+            Payload::TypeSection(reader) => {
+                for ty in reader.into_iter_err_on_gc_types() {
+                    let ty = ty.map_err(|e| e.to_string())?;
+                    types.push((ty.params().len(), ty.results().len()));
+                }
+            }
+            Payload::ImportSection(reader) => {
+                for import in reader.into_imports() {
+                    let import = import.map_err(|e| e.to_string())?;
+                    if import.module != "wasi_snapshot_preview1" {
+                        return Err(format!(
+                            "imports `{}` from module `{}`: only `wasi_snapshot_preview1` (WASI preview 1) is provided",
+                            import.name, import.module
+                        ));
+                    }
+                    match import.ty {
+                        TypeRef::Func(ty) => funcs.push(ty),
+                        _ => {
+                            return Err(format!(
+                                "imports `{}` as something other than a function: WASI preview 1 provides only functions",
+                                import.name
+                            ));
+                        }
+                    }
+                }
+            }
+            Payload::FunctionSection(reader) => {
+                for ty in reader {
+                    funcs.push(ty.map_err(|e| e.to_string())?);
+                }
+            }
+            Payload::ExportSection(reader) => {
+                for export in reader {
+                    let export = export.map_err(|e| e.to_string())?;
+                    if export.name == "_start" {
+                        if export.kind != ExternalKind::Func {
+                            return Err("export `_start` is not a function of type [] -> []".into());
+                        }
+                        start = Some(export.index);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    let Some(start) = start else {
+        return Err("module does not export `_start` (a WASI command's entry point)".into());
+    };
+    let ty = funcs
+        .get(start as usize)
+        .and_then(|ty| types.get(*ty as usize));
+    if ty != Some(&(0, 0)) {
+        return Err("export `_start` is not a function of type [] -> []".into());
+    }
+    Ok(())
+}
