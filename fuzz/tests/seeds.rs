@@ -79,6 +79,19 @@ fn actions() -> Vec<(&'static str, Signed<Action>)> {
                 amount: engine::tokens(1),
             },
         ),
+        (
+            "submit_job_with_options",
+            Action::SubmitJobWithOptions {
+                spec: job_spec(),
+                storage: Some(engine::StorageClaim {
+                    input_bytes: 4096,
+                    output_bytes: 1024,
+                }),
+                options: engine::JobOptions {
+                    success_exits: vec![10, 20],
+                },
+            },
+        ),
     ];
     bodies
         .into_iter()
@@ -238,8 +251,8 @@ fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
     let mut state = initial_state();
     out.push((
         "snapshot",
-        "initial.v6".into(),
-        [&[5u8][..], &postcard(&state)].concat(),
+        "initial.v7".into(),
+        [&[6u8][..], &postcard(&state)].concat(),
     ));
     for (_, entry) in &entries[..4] {
         if let Err(e) = state.apply(entry) {
@@ -248,8 +261,8 @@ fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
     }
     out.push((
         "snapshot",
-        "with_job.v6".into(),
-        [&[5u8][..], &postcard(&state)].concat(),
+        "with_job.v7".into(),
+        [&[6u8][..], &postcard(&state)].concat(),
     ));
 
     out.push((
@@ -268,7 +281,7 @@ fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
         [&[4u8][..], &postcard(&example_genesis)].concat(),
     ));
 
-    for name in ["bench", "mandelbrot", "noop", "pi", "wordcount"] {
+    for name in ["bench", "mandelbrot", "noop", "pi", "sat", "wordcount"] {
         out.push((
             "job_spec",
             format!("{name}.toml"),
@@ -335,7 +348,7 @@ fn decodes(target: &str, bytes: &[u8]) -> bool {
         }
         "block" => store::SqliteLog::decode_block(1, bytes)
             .is_ok_and(|b| api::chain::block_signature_ok(&b)),
-        "snapshot" => store::decode_snapshot(&bytes[1..], u32::from(bytes[0] % 6) + 1).is_ok(),
+        "snapshot" => store::decode_snapshot(&bytes[1..], u32::from(bytes[0] % 7) + 1).is_ok(),
         "stored_genesis" => store::decode_genesis(&bytes[1..], u32::from(bytes[0] % 5) + 1)
             .is_ok_and(|g| engine::State::from_genesis(&g).is_ok()),
         "job_spec" => jobspec::load(text(), &AnyFile, 1_000).is_ok(),

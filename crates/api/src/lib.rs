@@ -15,7 +15,7 @@ pub use submit::{DEFAULT_OUTPUT_LIMIT, job_submission, weigh};
 /// Submitting a job the way its network wants it (rules 10: with a storage claim where storage
 /// costs a deposit).
 pub mod submit {
-    use engine::{Action, Hash, JobSpec, StorageClaim, StorageParams};
+    use engine::{Action, Hash, JobOptions, JobSpec, StorageClaim, StorageParams};
     use std::collections::HashMap;
 
     /// The most output one task may return when its job does not say: the sandbox's own default
@@ -39,7 +39,8 @@ pub mod submit {
     }
 
     /// The action submitting `spec` to a network whose storage costs `storage`
-    /// (`wire::NetworkView::storage`): a plain `SubmitJob` where storage takes no deposit;
+    /// (`wire::NetworkView::storage`), with `options` (rules 11; the default ones need none): a
+    /// plain `SubmitJob` where storage takes no deposit and the options are the default;
     /// otherwise with a claim of `input_bytes` (what [`weigh`] says) and `output_limit` bytes of
     /// output per task (default: [`DEFAULT_OUTPUT_LIMIT`], or the network's maximum if lower).
     pub fn job_submission(
@@ -47,17 +48,20 @@ pub mod submit {
         spec: JobSpec,
         input_bytes: u64,
         output_limit: Option<u64>,
+        options: JobOptions,
     ) -> Action {
-        match storage {
-            None => Action::SubmitJob(spec),
-            Some(params) => Action::SubmitJobWithStorage {
+        let claim = storage.map(|params| StorageClaim {
+            input_bytes,
+            output_bytes: output_limit.unwrap_or(DEFAULT_OUTPUT_LIMIT.min(params.max_output_bytes)),
+        });
+        match claim {
+            _ if options != JobOptions::default() => Action::SubmitJobWithOptions {
                 spec,
-                storage: StorageClaim {
-                    input_bytes,
-                    output_bytes: output_limit
-                        .unwrap_or(DEFAULT_OUTPUT_LIMIT.min(params.max_output_bytes)),
-                },
+                storage: claim,
+                options,
             },
+            None => Action::SubmitJob(spec),
+            Some(storage) => Action::SubmitJobWithStorage { spec, storage },
         }
     }
 }

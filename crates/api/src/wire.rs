@@ -333,6 +333,10 @@ pub struct TaskView {
     pub last_error: Option<String>,
     pub output_hash: Option<Hash>,
     pub fuel_used: Option<u64>,
+    /// The exit status the accepted result's runs exited with (rules 11: one of the job's
+    /// `success_exits`); absent until a result is accepted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_status: Option<i32>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -377,6 +381,9 @@ pub struct JobView {
     /// job submitted without one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub storage: Option<engine::JobStorage>,
+    /// The exit statuses the job takes as answers, where they are not 0 alone (rules 11).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub success_exits: Vec<i32>,
 }
 
 impl JobView {

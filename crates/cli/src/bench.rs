@@ -1189,6 +1189,7 @@ pub(crate) fn noop_submission(storage: Option<&engine::StorageParams>, spec: Job
         spec,
         NOOP_WASM.len() as u64,
         Some(NOOP_OUTPUT_LIMIT),
+        engine::JobOptions::default(),
     )
 }
 

@@ -10,6 +10,9 @@
 //! output = "stdout"              # or { file = "out.txt" }
 //! output_limit = "1MiB"          # most output one task may return (default 16 MiB); on a
 //!                                # network that prices storage, the deposit pays for it
+//! success_exits = [0]            # exit statuses that are an answer (default [0]); e.g. [10, 20]
+//!                                # for a SAT solver's "sat"/"unsat". The status is verified
+//!                                # with the output; any other status fails the task
 //!
 //! [tasks]                        # a template expanded over a range or a grid of tiles...
 //! range = [0, 16]
@@ -66,6 +69,9 @@ pub struct JobFile {
     /// it is paid on this much per task.
     #[serde(default)]
     pub output_limit: Option<Size>,
+    /// The exit statuses that are a successful answer (default: 0 alone; rules 11).
+    #[serde(default)]
+    pub success_exits: Vec<i32>,
     pub tasks: Option<Template>,
     #[serde(default)]
     pub task: Vec<TaskFile>,
@@ -269,11 +275,13 @@ pub enum AggregateKind {
     Reduce,
 }
 
-/// A job ready to submit: the spec, every blob it refers to, and its output limit per task.
+/// A job ready to submit: the spec, every blob it refers to, its output limit per task and its
+/// options.
 pub struct LoadedJob {
     pub spec: JobSpec,
     pub blobs: Vec<Bytes>,
     pub output_limit: Option<u64>,
+    pub options: engine::JobOptions,
 }
 
 /// Reads the files a job spec refers to. Paths are as written in the spec.
@@ -502,6 +510,13 @@ pub fn load(text: &str, files: &dyn Files, now: Time) -> anyhow::Result<LoadedJo
         }
     };
 
+    let options = engine::JobOptions {
+        success_exits: file.success_exits.clone(),
+    };
+    options
+        .answers()
+        .map_err(|e| anyhow!("{e}"))
+        .context("success_exits")?;
     Ok(LoadedJob {
         spec: JobSpec {
             module,
@@ -524,6 +539,7 @@ pub fn load(text: &str, files: &dyn Files, now: Time) -> anyhow::Result<LoadedJo
             .as_ref()
             .map(|s| s.bytes().context("output_limit"))
             .transpose()?,
+        options,
     })
 }
 

@@ -625,6 +625,14 @@ async fn job(cmd: JobCommand) -> anyhow::Result<()> {
                             engine::RunOutcome::Returned { output_hash, .. } => {
                                 format!("returned {}", &output_hash.to_hex()[..12])
                             }
+                            engine::RunOutcome::Answered {
+                                status,
+                                output_hash,
+                                ..
+                            } => format!(
+                                "returned {} (exit status {status})",
+                                &output_hash.to_hex()[..12]
+                            ),
                             engine::RunOutcome::Failure {
                                 outcome, fuel_used, ..
                             } => format!("failed ({outcome}, {fuel_used} fuel)"),

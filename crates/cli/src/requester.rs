@@ -44,6 +44,7 @@ pub async fn submit(client: &Client, who: &Identity, job: LoadedJob) -> anyhow::
         job.spec,
         input_bytes,
         job.output_limit,
+        job.options,
     );
     for blob in job.blobs {
         client
@@ -172,6 +173,10 @@ pub fn describe(view: &JobView) -> String {
     if let Some(storage) = &view.storage {
         money.push_str(&format!("; {}", storage_summary(storage)));
     }
+    if !view.success_exits.is_empty() {
+        let list: Vec<String> = view.success_exits.iter().map(i32::to_string).collect();
+        money.push_str(&format!("; answers exit {}", list.join(", ")));
+    }
     let line = describe_status(view, &money);
     match &view.warning {
         Some(w) => format!("{line}\nwarning: {w}"),
@@ -254,6 +259,8 @@ pub struct DoneTask {
     pub task: engine::TaskId,
     pub output_hash: engine::Hash,
     pub fuel_used: u64,
+    /// The exit status of the accepted runs (0, or another of the job's `success_exits`).
+    pub exit_status: i32,
     /// Where the output was written, with `--out-dir`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub file: Option<std::path::PathBuf>,
@@ -319,6 +326,7 @@ pub async fn report(
                     task: t.task,
                     output_hash: hash,
                     fuel_used: t.fuel_used.unwrap_or(0),
+                    exit_status: t.exit_status.unwrap_or(0),
                     file,
                 });
             }
@@ -354,10 +362,15 @@ impl Report {
         for d in &self.done {
             let _ = writeln!(
                 s,
-                "  done       task {:<8} output {} fuel {}{}",
+                "  done       task {:<8} output {} fuel {}{}{}",
                 d.task.to_string(),
                 d.output_hash,
                 d.fuel_used,
+                if d.exit_status == 0 {
+                    String::new()
+                } else {
+                    format!(" exit status {}", d.exit_status)
+                },
                 d.file
                     .as_ref()
                     .map(|f| format!(" -> {}", f.display()))

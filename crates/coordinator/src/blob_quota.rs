@@ -293,13 +293,8 @@ pub fn job_blobs(job: &engine::Job) -> Vec<(Hash, u64)> {
     let mut out: Vec<(Hash, u64)> = job.spec.blobs().into_iter().map(|h| (h, 0)).collect();
     for task in &job.tasks {
         for run in &task.runs {
-            if let engine::RunOutcome::Returned {
-                output_hash,
-                output_size,
-                ..
-            } = &run.outcome
-            {
-                out.push((*output_hash, *output_size));
+            if let Some((output_hash, output_size, ..)) = run.returned() {
+                out.push((output_hash, output_size));
             }
         }
         if let Some(r) = &task.result {
@@ -324,8 +319,8 @@ fn each_state_blob(state: &engine::State, mut f: impl FnMut(&Hash)) {
                 f(&r.output_hash);
             }
             for run in &task.runs {
-                if let engine::RunOutcome::Returned { output_hash, .. } = &run.outcome {
-                    f(output_hash);
+                if let Some((output_hash, ..)) = run.returned() {
+                    f(&output_hash);
                 }
             }
         }

@@ -445,10 +445,9 @@ fn admit_action(action: &Action) -> ApiResult<()> {
 /// otherwise it would be acknowledged and paid and its job's output lost for good. A 422, on
 /// which a provider drops the report (its runs then time out and are queued again).
 async fn admit_report(shared: &Shared, action: &Action) -> ApiResult<()> {
-    shared
-        .quota
-        .touch(report_outputs(action).into_iter().map(|(hash, _)| hash));
-    for (hash, task) in report_outputs(action) {
+    let outputs = report_outputs(action, shared);
+    shared.quota.touch(outputs.iter().map(|(hash, _)| *hash));
+    for (hash, task) in outputs {
         if !crate::peers::ensure_blob(shared, hash).await {
             return Err(missing_output(hash, task));
         }
@@ -456,14 +455,17 @@ async fn admit_report(shared: &Shared, action: &Action) -> ApiResult<()> {
     Ok(())
 }
 
-/// The distinct outputs of a report's successful results, each with a task that returned it.
-fn report_outputs(action: &Action) -> Vec<(Hash, engine::TaskId)> {
+/// The distinct outputs of a report's results (successes, and exit statuses their jobs take as
+/// answers), each with a task that returned it.
+fn report_outputs(action: &Action, shared: &Shared) -> Vec<(Hash, engine::TaskId)> {
     let Action::ReportResults(reports) = action else {
         return Vec::new();
     };
+    let node = shared.node();
+    let state = &node.state;
     let mut outputs: Vec<(Hash, engine::TaskId)> = reports
         .iter()
-        .filter(|r| r.outcome == engine::TaskOutcome::Success)
+        .filter(|r| state.is_answer(r.task, &r.outcome))
         .map(|r| (r.output_hash, r.task))
         .collect();
     outputs.sort();
@@ -818,7 +820,7 @@ fn admit_batch(shared: &Shared, batch: Vec<Signed<Action>>) -> Vec<ApiResult<Sig
             admit_action(&signed.body)?;
             admit_submission(shared, &signed.body)?;
             // (A batch is admitted without waiting on other validators: an output must be here.)
-            if let Some((hash, task)) = report_outputs(&signed.body)
+            if let Some((hash, task)) = report_outputs(&signed.body, shared)
                 .into_iter()
                 .find(|(hash, _)| !shared.blobs.contains(hash))
             {
@@ -1160,20 +1162,16 @@ async fn job(
                 q.tasks_limit.clamp(1, api::wire::JOB_TASKS_PAGE_MAX),
             )
         });
-        let view = shared
-            .read(move |_, node| {
-                let job = job_of(node, id)?;
-                let done = job.status.is_finished() || tokio::time::Instant::now() >= deadline;
-                Ok::<_, ApiError>(done.then(|| {
-                    views::job(
-                        job,
-                        with_tasks,
-                        node.state.job_outlook(id),
-                        node.state.storage.jobs.get(&id),
-                    )
-                }))
-            })
-            .await??;
+        let view =
+            shared
+                .read(move |_, node| {
+                    let job = job_of(node, id)?;
+                    let done = job.status.is_finished() || tokio::time::Instant::now() >= deadline;
+                    Ok::<_, ApiError>(done.then(|| {
+                        views::job(&node.state, job, with_tasks, node.state.job_outlook(id))
+                    }))
+                })
+                .await??;
         if let Some(view) = view {
             return Ok(Json(view));
         }

@@ -120,10 +120,10 @@ pub fn status(
 /// `warning`: [`State::job_outlook`] of the job. `tasks`: `(from, limit)` of the page of
 /// per-task detail to include, if any.
 pub fn job(
+    state: &State,
     job: &Job,
     tasks: Option<(u32, u32)>,
     warning: Option<String>,
-    storage: Option<&engine::JobStorage>,
 ) -> JobView {
     let mut per_provider: BTreeMap<_, u64> = BTreeMap::new();
     let (mut done, mut running, mut queued, mut fuel) = (0, 0, 0, 0u64);
@@ -187,6 +187,12 @@ pub fn job(
                 last_error: t.last_error.clone(),
                 output_hash: t.result.as_ref().map(|r| r.output_hash),
                 fuel_used: t.result.as_ref().map(|r| r.fuel_used),
+                exit_status: t.result.as_ref().map(|_| {
+                    state.accepted_status(TaskId {
+                        job: job.id,
+                        index: i as u32,
+                    })
+                }),
             })
             .collect()
     } else {
@@ -212,7 +218,8 @@ pub fn job(
         escrow: job.escrow.clone(),
         tasks,
         warning,
-        storage: storage.cloned(),
+        storage: state.storage.jobs.get(&job.id).cloned(),
+        success_exits: state.answers.jobs.get(&job.id).cloned().unwrap_or_default(),
     }
 }
 

@@ -236,7 +236,7 @@ impl State {
 }
 
 /// A map keyed by task, encoded as a list of pairs (JSON keys must be strings).
-mod by_task {
+pub(crate) mod by_task {
     use crate::types::TaskId;
     use serde::{Deserialize, Deserializer, Serialize, Serializer};
     use std::collections::BTreeMap;

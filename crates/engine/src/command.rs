@@ -77,6 +77,14 @@ pub enum Action {
     /// Rules 10: the owner of an ended job is done with its blobs: the job's storage is
     /// released and its deposit returned.
     ReleaseJob(JobId),
+    /// Rules 11: submit a job owned by the signer with options beyond its spec (which exit
+    /// statuses are answers, see [`crate::answers`]), and its storage claim where the network
+    /// prices storage.
+    SubmitJobWithOptions {
+        spec: JobSpec,
+        storage: Option<crate::storage::StorageClaim>,
+        options: crate::answers::JobOptions,
+    },
 }
 
 impl SignedBody for Action {
@@ -89,6 +97,7 @@ impl Action {
         match self {
             Action::SubmitJob(spec) => Some((spec, None)),
             Action::SubmitJobWithStorage { spec, storage } => Some((spec, Some(storage))),
+            Action::SubmitJobWithOptions { spec, storage, .. } => Some((spec, storage.as_ref())),
             _ => None,
         }
     }

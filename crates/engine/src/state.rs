@@ -168,7 +168,10 @@ impl Task {
             .filter(|r| {
                 matches!(
                     r.outcome,
-                    RunOutcome::Returned { .. } | RunOutcome::Failed | RunOutcome::Failure { .. }
+                    RunOutcome::Returned { .. }
+                        | RunOutcome::Answered { .. }
+                        | RunOutcome::Failed
+                        | RunOutcome::Failure { .. }
                 )
             })
             .count()
@@ -286,6 +289,10 @@ pub struct State {
     /// Rules 10: storage deposits (see [`crate::storage`]). Hashed only under rules 10 and later.
     #[serde(default)]
     pub storage: crate::storage::Storage,
+    /// Rules 11: jobs' answer statuses and accepted results' non-zero statuses (see
+    /// [`crate::answers`]). Hashed only under rules 11 and later.
+    #[serde(default)]
+    pub answers: crate::answers::Answers,
 }
 
 pub(crate) type Applied = Result<Vec<Event>, Rejection>;
@@ -326,8 +333,9 @@ impl Serialize for HashView<'_> {
             audits,
             action_fee,
             storage,
+            answers,
         } = self.state;
-        let mut t = serializer.serialize_tuple(18)?;
+        let mut t = serializer.serialize_tuple(19)?;
         t.serialize_element(config)?;
         t.serialize_element(ledger)?;
         t.serialize_element(verify)?;
@@ -357,6 +365,9 @@ impl Serialize for HashView<'_> {
         if *rules >= 10 {
             t.serialize_element(storage)?;
         }
+        if *rules >= 11 {
+            t.serialize_element(answers)?;
+        }
         t.end()
     }
 }
@@ -384,6 +395,7 @@ impl State {
             audits: Default::default(),
             action_fee: 0,
             storage: Default::default(),
+            answers: Default::default(),
         }
     }
 
@@ -517,6 +529,11 @@ impl State {
             Action::SubmitJobWithStorage { spec, storage } => {
                 self.submit_with_storage(who, spec, storage, now)?
             }
+            Action::SubmitJobWithOptions {
+                spec,
+                storage,
+                options,
+            } => self.submit_with_options(who, spec, storage.as_ref(), options, now)?,
             Action::ReleaseJob(job) => self.release_storage(*job, who, now)?,
             Action::ReportResults(reports) => self.report(who, reports, now)?,
             Action::CancelJob(job) => self.cancel(who, *job, now)?,
@@ -1181,11 +1198,18 @@ impl State {
             return Ok(());
         };
         let started = run.started;
+        // Rules 11: a run that exited with a status its job takes as an answer returned a
+        // result; one that exited 0 when the job does not take 0 failed like any other status.
+        let answer = self.answer_status(id, &r.outcome);
+        let outcome = match &r.outcome {
+            TaskOutcome::Success if answer.is_none() => TaskOutcome::Exit(0),
+            other => other.clone(),
+        };
         // Rules 2: a success claiming more fuel than the task's limit is impossible for an honest
         // sandbox; it counts as a failed attempt (its claim would otherwise feed the job's cost
         // estimate and its payment).
         // Rules 3: any outcome (a failure's fuel counts too).
-        let over_fuel = (r.outcome == TaskOutcome::Success || self.rules >= 3)
+        let over_fuel = (answer.is_some() || self.rules >= 3)
             && self.rules >= 2
             && self
                 .jobs
@@ -1195,7 +1219,7 @@ impl State {
         // Rules 10: a success whose output is larger than the job's output room (the honest
         // sandbox runs the task under that limit, and fails it).
         let over_output = self.rules >= 10
-            && r.outcome == TaskOutcome::Success
+            && answer.is_some()
             && self.output_limit(id.job).is_some_and(|l| r.output_size > l);
         let impossible = if over_fuel {
             Some(format!(
@@ -1211,7 +1235,7 @@ impl State {
             None
         };
         let verifiable =
-            self.rules >= 3 && crate::verify::failure_key(&r.outcome, r.fuel_used).is_some();
+            self.rules >= 3 && crate::verify::failure_key(&outcome, r.fuel_used).is_some();
         let Some(run) = self.task_mut(id).and_then(|task| {
             task.runs
                 .iter_mut()
@@ -1224,12 +1248,22 @@ impl State {
             run.outcome = RunOutcome::Failed;
             return self.attempt_failed(id, who, why, now, events);
         }
-        if r.outcome == TaskOutcome::Success {
-            run.outcome = RunOutcome::Returned {
-                output_hash: r.output_hash,
-                output_size: r.output_size,
-                fuel_used: r.fuel_used,
-                weight,
+        if let Some(status) = answer {
+            run.outcome = if status == 0 {
+                RunOutcome::Returned {
+                    output_hash: r.output_hash,
+                    output_size: r.output_size,
+                    fuel_used: r.fuel_used,
+                    weight,
+                }
+            } else {
+                RunOutcome::Answered {
+                    status,
+                    output_hash: r.output_hash,
+                    output_size: r.output_size,
+                    fuel_used: r.fuel_used,
+                    weight,
+                }
             };
             if let Some(p) = self.providers.get_mut(&who) {
                 p.stats.tasks_completed = p.stats.tasks_completed.saturating_add(1);
@@ -1246,11 +1280,8 @@ impl State {
         // Rules 3: a failure the sandbox reproduces exactly is verified like a result rather
         // than counted as an attempt (see `verify::failure_key`).
         if verifiable {
-            run.outcome = Run::failure(&r.outcome, r.fuel_used, weight);
-            let reason = format!(
-                "{} after {} fuel (reported by {who})",
-                r.outcome, r.fuel_used
-            );
+            run.outcome = Run::failure(&outcome, r.fuel_used, weight);
+            let reason = format!("{} after {} fuel (reported by {who})", outcome, r.fuel_used);
             if let Some(task) = self.task_mut(id) {
                 task.last_error = Some(reason.clone());
             }
@@ -1267,7 +1298,7 @@ impl State {
             return self.settle(id, now, events);
         }
         run.outcome = RunOutcome::Failed;
-        self.attempt_failed(id, who, r.outcome.to_string(), now, events)
+        self.attempt_failed(id, who, outcome.to_string(), now, events)
     }
 
     /// Counts a failed attempt of task `id` by `who` (its run already marked failed): the task
@@ -1476,6 +1507,10 @@ impl State {
                 limits: job.spec.limits,
                 seed,
                 output_limit: self.output_limit(id.job),
+                success_exits: match self.success_exits(id.job) {
+                    [0] => Vec::new(),
+                    other => other.to_vec(),
+                },
             });
         }
         let Aggregate::Reduce(reduce) = &job.spec.aggregate else {
@@ -1507,6 +1542,7 @@ impl State {
             limits: reduce.limits,
             seed,
             output_limit: self.output_limit(id.job),
+            success_exits: Vec::new(),
         })
     }
 

@@ -354,6 +354,10 @@ pub struct TaskDescriptor {
     /// it under this limit (or its own, if lower).
     #[serde(default)]
     pub output_limit: Option<u64>,
+    /// Rules 11: the exit statuses that are a successful answer, where they are not 0 alone
+    /// (empty): a provider keeps and uploads the output of a run that exits with one of them.
+    #[serde(default)]
+    pub success_exits: Vec<i32>,
 }
 
 /// The name a reduce task sees for map output `index`.

@@ -459,11 +459,12 @@ mod tests {
             ..Genesis::dev(id(9))
         })
         .unwrap();
-        // (The audits of rules 5 and the fee per action of rules 8 trail everything, and are
-        // hashed only under their rules.)
+        // (The audits of rules 5, the fee per action of rules 8, the storage of rules 10 and the
+        // answers of rules 11 trail everything, and are hashed only under their rules.)
         let mut audits = postcard::to_stdvec(&crate::Audits::default()).unwrap();
         audits.extend(postcard::to_stdvec(&0u128).unwrap());
         audits.extend(postcard::to_stdvec(&crate::Storage::default()).unwrap());
+        audits.extend(postcard::to_stdvec(&crate::Answers::default()).unwrap());
         let full = postcard::to_stdvec(&plain).unwrap();
         let mut tail = postcard::to_stdvec(&Validators::default()).unwrap();
         tail.extend(postcard::to_stdvec(&crate::FIRST_RULES).unwrap());
@@ -513,6 +514,7 @@ mod tests {
         let mut audits = postcard::to_stdvec(&state.audits).unwrap();
         audits.extend(postcard::to_stdvec(&state.action_fee).unwrap());
         audits.extend(postcard::to_stdvec(&state.storage).unwrap());
+        audits.extend(postcard::to_stdvec(&state.answers).unwrap());
         let at = encoded.len() - audits.len() - rules.len() - field.len();
         assert_eq!(&encoded[at..at + field.len()], &field[..]);
         let mut without = encoded[..at].to_vec();

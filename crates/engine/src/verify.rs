@@ -143,6 +143,16 @@ pub enum RunOutcome {
         fuel_used: u64,
         weight: u32,
     },
+    /// Rules 11: a run that exited with a status other than 0 that its job takes as an answer
+    /// (see [`crate::answers`]): a result like [`RunOutcome::Returned`], which agrees only with
+    /// runs that exited with the same status.
+    Answered {
+        status: i32,
+        output_hash: Hash,
+        output_size: u64,
+        fuel_used: u64,
+        weight: u32,
+    },
 }
 
 /// The longest trap message kept in a [`RunOutcome::Failure`].
@@ -190,8 +200,32 @@ impl Run {
     pub fn counts(&self) -> bool {
         matches!(
             self.outcome,
-            RunOutcome::Running | RunOutcome::Returned { .. } | RunOutcome::Failure { .. }
+            RunOutcome::Running
+                | RunOutcome::Returned { .. }
+                | RunOutcome::Failure { .. }
+                | RunOutcome::Answered { .. }
         )
+    }
+
+    /// The result this run returned, if it returned one: output hash, size, fuel, weight and
+    /// exit status (0 for [`RunOutcome::Returned`]).
+    pub fn returned(&self) -> Option<(Hash, u64, u64, u32, i32)> {
+        match self.outcome {
+            RunOutcome::Returned {
+                output_hash,
+                output_size,
+                fuel_used,
+                weight,
+            } => Some((output_hash, output_size, fuel_used, weight, 0)),
+            RunOutcome::Answered {
+                status,
+                output_hash,
+                output_size,
+                fuel_used,
+                weight,
+            } => Some((output_hash, output_size, fuel_used, weight, status)),
+            _ => None,
+        }
     }
 
     /// Rules 3: the outcome a report of a verifiable failure leaves in its run.
@@ -204,9 +238,10 @@ impl Run {
     }
 }
 
-/// What results of a task agree on: output hash, size and fuel for a success; the
-/// [`failure_key`], 0 and fuel for a failure (`failed`).
-type Key = (Hash, u64, u64);
+/// What results of a task agree on: output hash, size, fuel and exit status for a result (rules
+/// 11: the status is 0 but for an answer with another); the [`failure_key`], 0, fuel and 0 for
+/// a failure (`failed`).
+type Key = (Hash, u64, u64, i32);
 
 /// Matching results of a task.
 #[derive(Clone)]
@@ -427,19 +462,18 @@ impl State {
                     tally.running = tally.running.saturating_add(1);
                     tally.running_weight = tally.running_weight.saturating_add(w);
                 }
-                RunOutcome::Returned {
-                    output_hash,
-                    output_size,
-                    fuel_used,
-                    weight: w,
-                } => tally.join(
-                    (*output_hash, *output_size, *fuel_used),
-                    None,
-                    run.provider,
-                    *w >= trusted_weight,
-                    *w,
-                    at,
-                ),
+                RunOutcome::Returned { .. } | RunOutcome::Answered { .. } => {
+                    if let Some((output_hash, output_size, fuel_used, w, status)) = run.returned() {
+                        tally.join(
+                            (output_hash, output_size, fuel_used, status),
+                            None,
+                            run.provider,
+                            w >= trusted_weight,
+                            w,
+                            at,
+                        );
+                    }
+                }
                 RunOutcome::Failure {
                     outcome,
                     fuel_used,
@@ -448,7 +482,7 @@ impl State {
                     if let Some(k) = failure_key(outcome, *fuel_used) {
                         let trusted = *w >= trusted_weight;
                         tally.join(
-                            (k, 0, *fuel_used),
+                            (k, 0, *fuel_used, 0),
                             Some(outcome),
                             run.provider,
                             trusted,
@@ -484,8 +518,9 @@ impl State {
                         match returned.as_slice() {
                             [only] => {
                                 !task.spot_check
-                                    && matches!(only.outcome, RunOutcome::Returned { weight, .. }
-                                    if weight >= self.verify.trusted_weight)
+                                    && only
+                                        .returned()
+                                        .is_some_and(|r| r.3 >= self.verify.trusted_weight)
                             }
                             _ => false,
                         }
@@ -493,7 +528,8 @@ impl State {
                     [only] => {
                         !task.spot_check
                             && match only.outcome {
-                                RunOutcome::Returned { weight, .. } => {
+                                RunOutcome::Returned { weight, .. }
+                                | RunOutcome::Answered { weight, .. } => {
                                     weight >= self.verify.trusted_weight
                                 }
                                 RunOutcome::Failure { .. } => false,
@@ -904,8 +940,9 @@ impl State {
                     continue;
                 }
                 for run in task.runs.iter_mut().filter(|r| r.provider == provider) {
-                    if let RunOutcome::Returned { weight, .. } | RunOutcome::Failure { weight, .. } =
-                        &mut run.outcome
+                    if let RunOutcome::Returned { weight, .. }
+                    | RunOutcome::Failure { weight, .. }
+                    | RunOutcome::Answered { weight, .. } = &mut run.outcome
                         && *weight > 1
                     {
                         *weight = 1;
@@ -995,7 +1032,7 @@ impl State {
         now: Time,
         events: &mut Vec<Event>,
     ) -> Result<(), Rejection> {
-        let (output_hash, output_size, fuel_used) = winner.key;
+        let (output_hash, output_size, fuel_used, status) = winner.key;
         let members = winner.members.clone();
         let failure = winner.outcome.as_ref().filter(|_| winner.failed);
         let reason = failure.map(|outcome| {
@@ -1055,6 +1092,9 @@ impl State {
         };
         self.queue.remove(&id);
         self.recheck.remove(&id);
+        if reason.is_none() && status != 0 {
+            self.answers.statuses.insert(id, status);
+        }
         for p in cancelled {
             if let Some(p) = self.providers.get_mut(&p) {
                 p.running.remove(&id);

@@ -357,6 +357,7 @@ impl Inner {
             wall_limit: Duration::from_millis(task.limits.wall_ms),
             seed: task.seed,
             max_output_bytes: task.output_limit,
+            success_exits: task.success_exits.clone(),
         };
         Ok((module, run))
     }
@@ -385,12 +386,23 @@ impl Inner {
             output = Vec::new();
             output_hash = Hash::of(&output);
         }
+        // Rules 11: the run returned a result if it exited with one of the job's answer
+        // statuses (0 alone unless the descriptor lists others).
+        let answered = |outcome: &TaskOutcome| {
+            engine::answers::exit_status(outcome).is_some_and(|status| {
+                if task.success_exits.is_empty() {
+                    status == 0
+                } else {
+                    task.success_exits.contains(&status)
+                }
+            })
+        };
         // A turncoat asks whether it is trusted only when it would lie.
         let trusted = match self.faulty {
-            Some(f) if f.turncoat && outcome == TaskOutcome::Success => self.trusted().await,
+            Some(f) if f.turncoat && answered(&outcome) => self.trusted().await,
             _ => false,
         };
-        if outcome == TaskOutcome::Success
+        if answered(&outcome)
             && let Some(wrong) = self
                 .faulty
                 .and_then(|f| f.lie(task.task, output_hash, trusted))
@@ -404,7 +416,7 @@ impl Inner {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .contains(&output_hash);
-        if outcome == TaskOutcome::Success && !known {
+        if answered(&outcome) && !known {
             let output = Bytes::from(output.clone());
             let waited = Instant::now();
             loop {

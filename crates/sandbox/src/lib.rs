@@ -100,6 +100,20 @@ pub struct TaskRun {
     /// The job's own cap on this run's output (its storage claim), below
     /// [`SandboxConfig::max_output_bytes`] when lower; `None`: the configured cap alone.
     pub max_output_bytes: Option<u64>,
+    /// The exit statuses that are a successful answer (empty: 0 alone). A [`OutputSource::File`]
+    /// task that exits with one of them must leave its output file, as one exiting 0 must.
+    pub success_exits: Vec<i32>,
+}
+
+impl TaskRun {
+    /// Whether `outcome` is one of this run's successful answers.
+    pub fn answered(&self, outcome: &Outcome) -> bool {
+        match outcome {
+            Outcome::Exited(status) if self.success_exits.is_empty() => *status == 0,
+            Outcome::Exited(status) => self.success_exits.contains(status),
+            _ => false,
+        }
+    }
 }
 
 impl Default for TaskRun {
@@ -116,6 +130,7 @@ impl Default for TaskRun {
             wall_limit: Duration::from_secs(60),
             seed: 0,
             max_output_bytes: None,
+            success_exits: Vec::new(),
         }
     }
 }
@@ -161,8 +176,8 @@ pub enum Outcome {
     /// The guest returned from `_start` (0) or called `proc_exit(n)`. 0 is success.
     Exited(i32),
     /// The guest trapped (or a host call failed fatally); the message says why. A task
-    /// with [`OutputSource::File`] that exits 0 without leaving that file as a regular
-    /// file gets `Trap("declared output file missing")` or
+    /// with [`OutputSource::File`] that exits 0 (or with another of its
+    /// [`TaskRun::success_exits`]) without leaving that file as a regular file gets `Trap("declared output file missing")` or
     /// `Trap("declared output file is not a regular file")`.
     Trap(String),
     /// The fuel limit was exhausted.

@@ -369,10 +369,10 @@ impl Sandbox {
                     match dir.read_output(name, max_output) {
                         OutputFile::Data(data) => output = data,
                         OutputFile::TooLarge => outcome = Outcome::OutputTooLarge,
-                        OutputFile::Missing if outcome == Outcome::Exited(0) => {
+                        OutputFile::Missing if task.answered(&outcome) => {
                             outcome = Outcome::Trap("declared output file missing".into());
                         }
-                        OutputFile::NotRegular if outcome == Outcome::Exited(0) => {
+                        OutputFile::NotRegular if task.answered(&outcome) => {
                             outcome =
                                 Outcome::Trap("declared output file is not a regular file".into());
                         }

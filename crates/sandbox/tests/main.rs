@@ -351,6 +351,29 @@ fn missing_or_planted_output_file_is_a_trap() {
 }
 
 #[test]
+fn an_answer_status_must_leave_its_output_file_and_another_status_need_not() {
+    let sb = sandbox();
+    let exit10 = guest(r#"(func (export "_start") (call $proc_exit (i32.const 10)))"#);
+    let file = TaskRun {
+        output: OutputSource::File("out.txt".into()),
+        ..task()
+    };
+    // Exit 10 is a failure of a job that answers with 0 alone: no file needed.
+    assert_eq!(run(&sb, &exit10, &file).outcome, Outcome::Exited(10));
+    // Where 10 is an answer, its output must be there, as exit 0's must.
+    let answers = TaskRun {
+        success_exits: vec![10, 20],
+        ..file
+    };
+    assert!(answers.answered(&Outcome::Exited(10)));
+    assert!(!answers.answered(&Outcome::Exited(0)));
+    assert_eq!(
+        run(&sb, &exit10, &answers).outcome,
+        Outcome::Trap("declared output file missing".into())
+    );
+}
+
+#[test]
 fn bad_task_file_names_are_rejected() {
     let sb = sandbox();
     let prepared = sb.prepare(&hello()).unwrap();

@@ -298,6 +298,7 @@ fn outcome() -> impl Strategy<Value = TaskOutcome> {
     prop_oneof![
         8 => Just(TaskOutcome::Success),
         1 => Just(TaskOutcome::Exit(1)),
+        1 => Just(TaskOutcome::Exit(10)),
         1 => Just(TaskOutcome::OutOfFuel),
         1 => Just(TaskOutcome::Trap("unreachable".into())),
     ]
@@ -575,7 +576,25 @@ fn build(s: &State, step: &Step, time: Time) -> Built {
                 input_bytes: u64::from(*owner) * 700,
                 output_bytes: u64::from(*redundancy % 16),
             };
-            if s.storage.params.is_none() || *redundancy % 29 == 0 {
+            // Rules 11: now and then options that take exit status 10 as an answer (with or
+            // without 0), or an invalid list.
+            let options = match *redundancy % 7 {
+                0 => Some(vec![10]),
+                1 => Some(vec![0, 10]),
+                2 if *owner % 5 == 0 => Some(vec![200]),
+                _ => None,
+            };
+            if let Some(success_exits) = options {
+                let claimed = s.storage.params.is_some() && *redundancy % 29 != 0;
+                Ok(action(
+                    requester(*owner),
+                    Action::SubmitJobWithOptions {
+                        spec,
+                        storage: claimed.then_some(storage),
+                        options: engine::JobOptions { success_exits },
+                    },
+                ))
+            } else if s.storage.params.is_none() || *redundancy % 29 == 0 {
                 Ok(action(requester(*owner), Action::SubmitJob(spec)))
             } else {
                 Ok(action(
@@ -843,6 +862,20 @@ fn check_invariants(s: &State) -> Result<(), TestCaseError> {
             );
         }
     }
+    // Rules 11: answer statuses belong to existing jobs; a recorded status is not 0, belongs to
+    // an accepted map task and is one its job lists.
+    prop_assert!(s.rules >= 11 || (s.answers.jobs.is_empty() && s.answers.statuses.is_empty()));
+    for (id, statuses) in &s.answers.jobs {
+        prop_assert!(s.jobs.contains_key(id));
+        prop_assert!(!statuses.is_empty() && statuses.as_slice() != [0]);
+    }
+    for (task, status) in &s.answers.statuses {
+        prop_assert!(*status != 0);
+        prop_assert!(s.success_exits(task.job).contains(status));
+        let t = &s.jobs[&task.job].tasks[task.index as usize];
+        prop_assert_eq!(&t.state, &engine::TaskState::Done);
+        prop_assert!((task.index as usize) < s.jobs[&task.job].spec.tasks.len());
+    }
     // Rules 5: the audit bookkeeping names open tasks only (it is forgotten when they end).
     for t in s
         .audits
@@ -979,7 +1012,13 @@ fn check_invariants(s: &State) -> Result<(), TestCaseError> {
                     prop_assert_eq!(live, 0);
                     let r = task.result.as_ref().expect("done has a result");
                     for p in &r.providers {
-                        let agreed = task.runs.iter().any(|run| run.provider == *p && matches!(run.outcome, RunOutcome::Returned { output_hash, .. } if output_hash == r.output_hash));
+                        // Rules 11: with the status the result was accepted with.
+                        let agreed = task.runs.iter().any(|run| {
+                            run.provider == *p
+                                && run.returned().is_some_and(|(hash, .., status)| {
+                                    hash == r.output_hash && status == s.accepted_status(t)
+                                })
+                        });
                         prop_assert!(agreed, "{} accepted a result {:?} did not return", t, p);
                     }
                 }
@@ -1251,7 +1290,7 @@ fn check_events(
                 let Input::Signed(signed) = &entry.input else {
                     return Err(TestCaseError::fail("a deposit without a signed submission"));
                 };
-                let Action::SubmitJobWithStorage { spec, storage } = &signed.body else {
+                let Some((spec, Some(storage))) = signed.body.submission() else {
                     return Err(TestCaseError::fail("a deposit for another action"));
                 };
                 prop_assert!(before.rules >= 10);

@@ -30,6 +30,7 @@ fn map_descriptor_comes_from_the_job_spec() {
             limits: limits(),
             seed: d.seed,
             output_limit: None,
+            success_exits: Vec::new(),
         }
     );
     assert_eq!(

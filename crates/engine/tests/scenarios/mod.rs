@@ -1,6 +1,7 @@
 //! Scenario tests: one input sequence per branch of the engine, asserting the exact events and the
 //! resulting state; every rejection is also checked to leave the state and its hash unchanged.
 
+mod answers;
 mod assign;
 mod descriptor;
 mod fetch;
