@@ -17,23 +17,46 @@ pub fn admit(wasm: &[u8]) -> Result<(), String> {
         .as_ref()
         .map_err(|e| format!("the sandbox cannot be configured here: {e}"))?;
     Module::validate(engine, wasm).map_err(|e| explain(&format!("{e:#}")))?;
+    if let Some(why) = refused(wasm) {
+        return Err(why);
+    }
     shape(wasm)
+}
+
+/// Why a valid module is refused for what it declares rather than what it does: a shared
+/// memory (threads could change a run between hosts). `None` for a module the sandbox runs.
+pub(crate) fn refused(wasm: &[u8]) -> Option<String> {
+    for payload in Parser::new(0).parse_all(wasm) {
+        let Ok(Payload::MemorySection(reader)) = payload else {
+            continue;
+        };
+        if reader.into_iter().flatten().any(|memory| memory.shared) {
+            return Some(
+                "declares a shared memory: shared memories (the threads proposal) are refused, \
+                 since threads make runs differ between hosts and honest providers must agree \
+                 bit for bit (atomic instructions on an ordinary memory are allowed)"
+                    .into(),
+            );
+        }
+    }
+    None
 }
 
 /// A validation error, with the reason a feature is refused where it is one Gridmint refuses
 /// on purpose.
 fn explain(error: &str) -> String {
     let lower = error.to_ascii_lowercase();
-    let why = if lower.contains("thread") || lower.contains("shared") || lower.contains("atomic") {
+    let why = if lower.contains("thread") || lower.contains("shared") {
         Some(
-            "shared memories and atomics (the threads proposal) are refused: threads make runs \
-             differ between hosts, and honest providers must agree bit for bit",
+            "shared memories (the threads proposal) are refused: threads make runs differ \
+             between hosts, and honest providers must agree bit for bit",
         )
     } else if lower.contains("relaxed simd") || lower.contains("relaxed_simd") {
         Some("relaxed SIMD is refused: its results differ between CPUs")
-    } else if lower.contains("exception") {
-        Some("exception handling is not supported by this network's sandbox yet")
-    } else if lower.contains("garbage collection") || lower.contains("gc proposal") {
+    } else if lower.contains("garbage collection")
+        || lower.contains("gc proposal")
+        || lower.contains("gc feature")
+    {
         Some("the garbage-collection proposal is not supported by this network's sandbox")
     } else {
         None

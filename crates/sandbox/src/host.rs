@@ -41,6 +41,11 @@ pub(crate) struct HostState {
 /// system error, and stays a refusal.
 pub(crate) struct Limiter {
     inner: StoreLimits,
+    /// The most bytes all of the guest's linear memories may hold together (multi-memory: the
+    /// task's memory limit is for the whole guest, not each memory).
+    memory_limit: usize,
+    /// What its memories hold now.
+    memory_total: usize,
     pub(crate) refused: bool,
     /// Whether the limits allowed the latest memory growth (a failure after that may be the
     /// host's).
@@ -49,9 +54,11 @@ pub(crate) struct Limiter {
 }
 
 impl Limiter {
-    pub(crate) fn new(inner: StoreLimits) -> Self {
+    pub(crate) fn new(inner: StoreLimits, memory_limit: usize) -> Self {
         Limiter {
             inner,
+            memory_limit,
+            memory_total: 0,
             refused: false,
             allowed: false,
             host_failure: None,
@@ -82,8 +89,21 @@ impl ResourceLimiter for Limiter {
         desired: usize,
         maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        let verdict = self.inner.memory_growing(current, desired, maximum);
+        let grown = desired.saturating_sub(current);
+        let total = self.memory_total.saturating_add(grown);
+        let verdict = if total > self.memory_limit {
+            // As `StoreLimits` refuses one memory beyond its limit (`trap_on_grow_failure`).
+            Err(wasmtime::Error::msg(format!(
+                "the guest's memories would hold {total} bytes, beyond its limit of {}",
+                self.memory_limit
+            )))
+        } else {
+            self.inner.memory_growing(current, desired, maximum)
+        };
         self.allowed = matches!(verdict, Ok(true));
+        if self.allowed {
+            self.memory_total = total;
+        }
         if !self.allowed {
             self.refused = true;
         }

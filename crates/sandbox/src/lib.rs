@@ -1,8 +1,8 @@
 //! Deterministic, metered, contained execution of WASI preview-1 modules.
 //!
 //! This is the only crate in Gridmint that knows `wasmtime`. A [`Sandbox`] owns one
-//! engine (fuel metering, NaN canonicalization, no threads, no relaxed SIMD, epoch
-//! interruption) plus a cache of compiled modules; [`Sandbox::prepare`] validates and
+//! engine (fuel metering, NaN canonicalization, no shared memories, no relaxed SIMD, no GC
+//! proposal, epoch interruption) plus a cache of compiled modules; [`Sandbox::prepare`] validates and
 //! compiles a module once per BLAKE3 hash, and [`Sandbox::run`] executes it against a
 //! [`TaskRun`] and returns a [`RunReport`].
 //!

@@ -11,7 +11,6 @@ use std::time::{Duration, Instant};
 use wasmtime::{
     Config, Engine, ExternType, InstanceAllocationStrategy, InstancePre, Linker, Module, OptLevel,
     PoolConcurrencyLimitError, PoolingAllocationConfig, Store, StoreLimitsBuilder, Trap,
-    WasmFeatures,
 };
 use wasmtime_wasi::p2::pipe::{MemoryInputPipe, MemoryOutputPipe};
 use wasmtime_wasi::{FsPerms, I32Exit, WasiCtxBuilder};
@@ -32,6 +31,9 @@ const MAX_TABLE_ELEMENTS: usize = 1 << 20;
 /// Instance slots of the pooling allocator (concurrent runs beyond this fail with
 /// [`SandboxError::Setup`]).
 const POOL_SLOTS: u32 = 128;
+/// The most linear memories one guest may have (multi-memory); the task's memory limit is for
+/// all of them together.
+const MAX_MEMORIES: u32 = 4;
 /// The largest linear memory a pooled slot can hold (all of wasm32).
 const POOL_MAX_MEMORY_BYTES: usize = 4 << 30;
 /// Shortest accepted epoch tick.
@@ -163,16 +165,26 @@ pub(crate) fn engine_config() -> Config {
         .epoch_interruption(true)
         .cranelift_nan_canonicalization(true)
         .cranelift_opt_level(OptLevel::Speed)
-        // `wasm_threads(false)`: the `threads` crate feature is off, so disable the
-        // proposal through the feature flags directly.
-        .wasm_features(WasmFeatures::THREADS, false)
+        // Atomic instructions on an ordinary memory are deterministic (a single thread
+        // runs them in program order; `memory.atomic.wait` on one traps, `notify` wakes
+        // nobody), so the threads proposal validates. Shared memories stay refused: wasmtime
+        // will not create them (`shared_memory` is off), and `admit::refused` turns a module
+        // that declares one away before it is run.
+        .wasm_threads(true)
+        .shared_memory(false)
+        // Exception handling (C++ toolchains, MicroPython) is deterministic: a throw unwinds to
+        // the same handler on every host. Its exception objects live in a GC heap (the
+        // reference-counting collector), so the build has GC support; the GC proposal itself
+        // (structs, arrays) stays off.
+        .wasm_exceptions(true)
+        .wasm_gc(false)
         .wasm_relaxed_simd(false)
         .wasm_component_model(false);
     wasm
 }
 
 impl Sandbox {
-    /// Builds the engine (fuel, NaN canonicalization, no threads, no relaxed SIMD,
+    /// Builds the engine (fuel, NaN canonicalization, no shared memories, no relaxed SIMD,
     /// epoch interruption, optimised Cranelift), the WASI p1 linker and the ticker.
     pub fn new(config: SandboxConfig) -> Result<Sandbox, SandboxError> {
         let mut wasm = engine_config();
@@ -181,7 +193,7 @@ impl Sandbox {
             pool.total_core_instances(POOL_SLOTS)
                 .total_memories(POOL_SLOTS)
                 .total_tables(POOL_SLOTS)
-                .max_memories_per_module(1)
+                .max_memories_per_module(MAX_MEMORIES)
                 .max_tables_per_module(1)
                 .table_elements(MAX_TABLE_ELEMENTS)
                 .max_memory_size(POOL_MAX_MEMORY_BYTES);
@@ -227,6 +239,9 @@ impl Sandbox {
         }
         let invalid = |e: wasmtime::Error| SandboxError::InvalidModule(format!("{e:#}"));
         let module = Module::from_binary(&self.engine, wasm).map_err(invalid)?;
+        if let Some(why) = crate::admit::refused(wasm) {
+            return Err(SandboxError::InvalidModule(why));
+        }
         match module.get_export("_start") {
             Some(ExternType::Func(ty)) if ty.params().len() == 0 && ty.results().len() == 0 => {}
             Some(_) => {
@@ -313,12 +328,15 @@ impl Sandbox {
             .table_elements(MAX_TABLE_ELEMENTS)
             .instances(1)
             .tables(1)
-            .memories(1)
+            .memories(MAX_MEMORIES as usize)
             .trap_on_grow_failure(true)
             .build();
         let state = HostState {
             wasi: wasi.build_p1(),
-            limiter: Limiter::new(limits),
+            limiter: Limiter::new(
+                limits,
+                usize::try_from(task.memory_limit_bytes).unwrap_or(usize::MAX),
+            ),
             watchdog: Watchdog::new(task.wall_limit, watched_dir.clone()),
             files: Default::default(),
         };

@@ -1276,6 +1276,84 @@ fn a_large_listing_is_gathered_whole_and_costs_the_same_fuel_everywhere() {
     assert!(names.windows(2).skip(2).all(|w| w[0] < w[1]), "{names:?}");
 }
 
+/// Atomic instructions on an ordinary (non-shared) memory run like plain ones, the same on every
+/// run: an add returns the old value, `notify` wakes nobody (0), and `wait` traps (the spec's rule
+/// for a memory no other thread can reach).
+#[test]
+fn atomics_on_an_ordinary_memory_are_deterministic() {
+    let sb = sandbox();
+    let sum = guest(
+        r#"(func (export "_start")
+             (i32.store (i32.const 0x3000) (i32.const 5))
+             (drop (i32.atomic.rmw.add (i32.const 0x3000) (i32.const 3)))
+             (call $proc_exit (i32.add (i32.atomic.load (i32.const 0x3000))
+                                       (memory.atomic.notify (i32.const 0x3000) (i32.const 1)))))"#,
+    );
+    let first = run(&sb, &sum, &task());
+    assert_eq!(first.outcome, Outcome::Exited(8), "{first:?}");
+    let again = run(&sandbox(), &sum, &task());
+    assert_eq!(
+        (again.outcome, again.fuel_used),
+        (first.outcome, first.fuel_used)
+    );
+    let wait = guest(
+        r#"(func (export "_start")
+             (drop (memory.atomic.wait32 (i32.const 0x3000) (i32.const 0) (i64.const -1))))"#,
+    );
+    let report = run(&sb, &wait, &task());
+    assert!(matches!(report.outcome, Outcome::Trap(_)), "{report:?}");
+}
+
+/// A guest with several memories (multi-memory) gets the task's memory limit for all of them
+/// together, not for each.
+#[test]
+fn the_memory_limit_holds_for_all_of_a_guests_memories_together() {
+    let sb = sandbox();
+    // 16 MiB: 256 pages. Each memory grows by 160 pages: the first fits, the second does not.
+    let two = guest(
+        r#"(memory $a 1) (memory $b 1)
+           (func (export "_start")
+             (drop (memory.grow $a (i32.const 160)))
+             (drop (memory.grow $b (i32.const 160))))"#,
+    );
+    let report = run(&sb, &two, &task());
+    assert_eq!(report.outcome, Outcome::MemoryLimit, "{report:?}");
+    let one = guest(
+        r#"(memory $a 1) (memory $b 1)
+           (func (export "_start") (drop (memory.grow $b (i32.const 160))))"#,
+    );
+    assert_eq!(run(&sb, &one, &task()).outcome, Outcome::Exited(0));
+}
+
+/// Exception handling runs the same everywhere: a thrown value reaches the same handler (here it
+/// becomes the exit status), and one nobody catches is a trap.
+#[test]
+fn exceptions_are_caught_where_they_are_thrown_and_uncaught_ones_trap() {
+    let sb = sandbox();
+    let caught = guest(
+        r#"(tag $e (param i32))
+           (func $deep (param i32)
+             (if (i32.eqz (local.get 0)) (then (throw $e (i32.const 42))))
+             (call $deep (i32.sub (local.get 0) (i32.const 1))))
+           (func (export "_start")
+             (block $handler (result i32)
+               (try_table (catch $e $handler) (call $deep (i32.const 100)))
+               (i32.const 1))
+             (call $proc_exit))"#,
+    );
+    let first = run(&sb, &caught, &task());
+    assert_eq!(first.outcome, Outcome::Exited(42), "{first:?}");
+    let again = run(&sandbox(), &caught, &task());
+    assert_eq!(
+        (again.outcome, again.fuel_used),
+        (first.outcome, first.fuel_used)
+    );
+    let uncaught = guest(r#"(tag $e) (func (export "_start") (throw $e))"#);
+    let report = run(&sb, &uncaught, &task());
+    assert!(matches!(report.outcome, Outcome::Trap(_)), "{report:?}");
+    assert_still_healthy(&sb);
+}
+
 /// Admission (`sandbox::admit`, what a coordinator checks at submission) and the sandbox
 /// (`prepare`, what a provider does) agree on every module: the features the sandbox refuses
 /// are refused at submission, with the reason.
@@ -1291,10 +1369,10 @@ fn admission_and_the_sandbox_agree_on_which_modules_run() {
             Some("threads"),
         ),
         (
-            "atomics",
+            "atomics on an ordinary memory",
             wat(r#"(module (memory 1) (func (export "_start")
                  (drop (i32.atomic.load (i32.const 0)))))"#),
-            Some("threads"),
+            None,
         ),
         (
             "relaxed SIMD",
@@ -1305,7 +1383,38 @@ fn admission_and_the_sandbox_agree_on_which_modules_run() {
         (
             "exceptions",
             wat(r#"(module (tag $e) (func (export "_start") (throw $e)))"#),
-            Some("exception"),
+            None,
+        ),
+        (
+            "two memories",
+            wat(r#"(module (memory 1) (memory $b 1) (func (export "_start")
+                 (i32.store $b (i32.const 0) (i32.const 7))))"#),
+            None,
+        ),
+        (
+            "a 64-bit memory",
+            wat(r#"(module (memory i64 1) (func (export "_start")
+                 (i32.store (i64.const 8) (i32.const 7))))"#),
+            None,
+        ),
+        (
+            "garbage collection",
+            wat(r#"(module (type $s (struct (field i32)))
+                 (func (export "_start") (drop (struct.new $s (i32.const 1)))))"#),
+            Some("garbage-collection proposal"),
+        ),
+        (
+            "tail calls, multi-value, bulk memory, extended const and SIMD",
+            wat(
+                r#"(module (memory 1) (global i32 (i32.add (i32.const 1) (i32.const 2)))
+                 (func $two (result i32 i32) (i32.const 1) (i32.const 2))
+                 (func $tail (result i32 i32) (return_call $two))
+                 (func (export "_start")
+                   (memory.fill (i32.const 0) (i32.const 0) (i32.const 16))
+                   (drop (i8x16.splat (i32.const 1)))
+                   (call $tail) (drop) (drop)))"#,
+            ),
+            None,
         ),
         (
             "no _start",
@@ -1338,7 +1447,15 @@ fn admission_and_the_sandbox_agree_on_which_modules_run() {
             prepared.err()
         );
         match refused {
-            None => assert!(admitted.is_ok(), "{what}: {admitted:?}"),
+            None => {
+                assert!(admitted.is_ok(), "{what}: {admitted:?}");
+                // Taken means it runs: no host error, and the guest's own outcome.
+                let report = sb.run(&prepared.unwrap(), &task());
+                let report = report.unwrap_or_else(|e| panic!("{what}: {e:?}"));
+                if what != "exceptions" {
+                    assert_eq!(report.outcome, Outcome::Exited(0), "{what}: {report:?}");
+                }
+            }
             Some(reason) => {
                 let why = admitted.expect_err(what);
                 assert!(why.contains(reason), "{what}: {why}");
