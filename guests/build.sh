@@ -37,6 +37,9 @@ fi
 
 for src in "${sources[@]}"; do
     out=${src%.c}.wasm
-    "$CC" "${CFLAGS[@]}" -o "$out" "$src" "${LDFLAGS[@]}"
+    model=()
+    # A reactor (exports `_initialize` and its entry instead of `_start`).
+    [[ $src == *reactor*.c ]] && model=(-mexec-model=reactor)
+    "$CC" "${CFLAGS[@]}" "${model[@]}" -o "$out" "$src" "${LDFLAGS[@]}"
     printf '%-30s %7d bytes\n' "guests/$out" "$(wc -c < "$out")"
 done

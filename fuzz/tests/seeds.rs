@@ -89,6 +89,7 @@ fn actions() -> Vec<(&'static str, Signed<Action>)> {
                 }),
                 options: engine::JobOptions {
                     success_exits: vec![10, 20],
+                    entry: Some("run".into()),
                 },
             },
         ),

@@ -384,6 +384,9 @@ pub struct JobView {
     /// The exit statuses the job takes as answers, where they are not 0 alone (rules 11).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub success_exits: Vec<i32>,
+    /// The export its map tasks run instead of `_start`, if it named one (rules 11).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entry: Option<String>,
 }
 
 impl JobView {

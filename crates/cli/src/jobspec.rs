@@ -13,6 +13,8 @@
 //! success_exits = [0]            # exit statuses that are an answer (default [0]); e.g. [10, 20]
 //!                                # for a SAT solver's "sat"/"unsat". The status is verified
 //!                                # with the output; any other status fails the task
+//! entry = "run"                  # a module that is no WASI command: the export to run (after
+//!                                # `_initialize`), [] -> [] or [] -> [i32] (the exit status)
 //!
 //! [tasks]                        # a template expanded over a range or a grid of tiles...
 //! range = [0, 16]
@@ -72,6 +74,9 @@ pub struct JobFile {
     /// The exit statuses that are a successful answer (default: 0 alone; rules 11).
     #[serde(default)]
     pub success_exits: Vec<i32>,
+    /// The export the tasks run instead of `_start` (rules 11): a reactor's entry.
+    #[serde(default)]
+    pub entry: Option<String>,
     pub tasks: Option<Template>,
     #[serde(default)]
     pub task: Vec<TaskFile>,
@@ -512,11 +517,11 @@ pub fn load(text: &str, files: &dyn Files, now: Time) -> anyhow::Result<LoadedJo
 
     let options = engine::JobOptions {
         success_exits: file.success_exits.clone(),
-    };
-    options
-        .answers()
-        .map_err(|e| anyhow!("{e}"))
-        .context("success_exits")?;
+        entry: file.entry.clone(),
+    }
+    .normalised()
+    .map_err(|e| anyhow!("{e}"))
+    .context("job options (success_exits, entry)")?;
     Ok(LoadedJob {
         spec: JobSpec {
             module,

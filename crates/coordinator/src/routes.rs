@@ -413,13 +413,13 @@ async fn put_blob(
 /// Checks that a module blob is present and is one the providers' sandbox runs: the same
 /// WebAssembly features and shape (`sandbox::admit`), so a job the network takes never fails
 /// on every provider for its module.
-fn admit_module(shared: &Shared, hash: &Hash, what: &str) -> ApiResult<()> {
+fn admit_module(shared: &Shared, hash: &Hash, what: &str, entry: Option<&str>) -> ApiResult<()> {
     let bytes = shared
         .blobs
         .get(hash)
         .map_err(|e| ApiError::Unavailable(e.to_string()))?
         .ok_or_else(|| ApiError::NotFound(format!("{what} {hash} has not been uploaded")))?;
-    sandbox::admit(&bytes).map_err(|e| {
+    sandbox::admit_entry(&bytes, entry).map_err(|e| {
         ApiError::InvalidModule(format!("{what} {hash} cannot run in the sandbox: {e}"))
     })
 }
@@ -486,7 +486,11 @@ fn admit_submission(shared: &Shared, action: &Action) -> ApiResult<()> {
     let Some((spec, claim)) = action.submission() else {
         return Ok(());
     };
-    admit_job(shared, spec)?;
+    let entry = match action {
+        Action::SubmitJobWithOptions { options, .. } => options.entry.as_deref(),
+        _ => None,
+    };
+    admit_job(shared, spec, entry)?;
     if let Some(claim) = claim {
         let mut weighed: u64 = 0;
         for hash in spec.blobs() {
@@ -507,12 +511,12 @@ fn admit_submission(shared: &Shared, action: &Action) -> ApiResult<()> {
     Ok(())
 }
 
-fn admit_job(shared: &Shared, spec: &JobSpec) -> ApiResult<()> {
+fn admit_job(shared: &Shared, spec: &JobSpec, entry: Option<&str>) -> ApiResult<()> {
     // First: a blob touched here cannot expire before the job is logged (`blob_quota`).
     shared.quota.touch(spec.blobs());
-    admit_module(shared, &spec.module, "module")?;
+    admit_module(shared, &spec.module, "module", entry)?;
     if let Aggregate::Reduce(reduce) = &spec.aggregate {
-        admit_module(shared, &reduce.module, "reduce module")?;
+        admit_module(shared, &reduce.module, "reduce module", None)?;
     }
     for (i, task) in spec.tasks.iter().enumerate() {
         let blobs = task.inputs.iter().map(|f| f.hash).chain(task.stdin);

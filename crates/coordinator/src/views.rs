@@ -219,7 +219,13 @@ pub fn job(
         tasks,
         warning,
         storage: state.storage.jobs.get(&job.id).cloned(),
-        success_exits: state.answers.jobs.get(&job.id).cloned().unwrap_or_default(),
+        success_exits: state
+            .options
+            .jobs
+            .get(&job.id)
+            .map(|o| o.success_exits.clone())
+            .unwrap_or_default(),
+        entry: state.entry(job.id).map(str::to_string),
     }
 }
 

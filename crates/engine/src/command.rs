@@ -78,12 +78,12 @@ pub enum Action {
     /// released and its deposit returned.
     ReleaseJob(JobId),
     /// Rules 11: submit a job owned by the signer with options beyond its spec (which exit
-    /// statuses are answers, see [`crate::answers`]), and its storage claim where the network
+    /// statuses are answers, which export is the entry: see [`crate::options`]), and its storage claim where the network
     /// prices storage.
     SubmitJobWithOptions {
         spec: JobSpec,
         storage: Option<crate::storage::StorageClaim>,
-        options: crate::answers::JobOptions,
+        options: crate::options::JobOptions,
     },
 }
 

@@ -77,20 +77,21 @@
 ///   owner's `Action::ReleaseJob` once it ended, or by `LeaderCommand::ReleaseStorage` once it
 ///   has been over for the retention time). A success whose output is larger than the claim's
 ///   output room counts as a failed attempt. Inputs apply as under 9 otherwise.
-/// - 11: exit statuses as answers ([`answers`]): a job may be submitted with options
+/// - 11: job options ([`options`]): a job may be submitted with options
 ///   (`Action::SubmitJobWithOptions`) that list the exit statuses that are a successful answer
-///   (0 alone by default). A run exiting with one of them returned a result, compared on its
-///   status as well as its output and fuel; any other exit status, 0 included when the job does
-///   not list it, is a verified failure. Inputs apply as under 10 otherwise.
+///   (0 alone by default) and name the entry export of a module that is not a WASI command. A
+///   run exiting with one of the statuses returned a result, compared on its status as well as
+///   its output and fuel; any other exit status, 0 included when the job does not list it, is a
+///   verified failure. Inputs apply as under 10 otherwise.
 pub const RULES: u32 = 11;
 /// The rules of a network whose genesis predates the version.
 pub const FIRST_RULES: u32 = 1;
 
-pub mod answers;
 pub mod audit;
 pub mod chain;
 pub mod command;
 pub mod ledger;
+pub mod options;
 pub mod schedule;
 pub mod state;
 pub mod storage;
@@ -98,7 +99,6 @@ pub mod types;
 pub mod validators;
 pub mod verify;
 
-pub use answers::{Answers, JobOptions, MAX_EXIT_STATUS, MAX_SUCCESS_EXITS};
 pub use audit::{AUDIT_HALVING, Audit, Audits, beacon_secret};
 pub use chain::{
     Block, BlockHeader, SetChange, Validator, ValidatorSet, decode_canonical, entry_leaf,
@@ -112,6 +112,7 @@ pub use ledger::{
     BASE_UNITS_PER_TOKEN, DECIMALS, DEV_ACTION_FEE, Escrow, FaucetParams, Genesis, LedgerParams,
     SlashEvidence, SlashParams, Supply, TOKEN_SYMBOL, Tokens, Unbonding, parse_tokens, tokens,
 };
+pub use options::{JobOptions, MAX_ENTRY_LEN, MAX_EXIT_STATUS, MAX_SUCCESS_EXITS, Options};
 pub use schedule::{Dispatch, ScheduleParams};
 pub use state::{EngineConfig, Job, JobStatus, Provider, ProviderStatus, State, Task, TaskState};
 pub use storage::{JobStorage, Storage, StorageClaim, StorageParams};

@@ -289,10 +289,10 @@ pub struct State {
     /// Rules 10: storage deposits (see [`crate::storage`]). Hashed only under rules 10 and later.
     #[serde(default)]
     pub storage: crate::storage::Storage,
-    /// Rules 11: jobs' answer statuses and accepted results' non-zero statuses (see
-    /// [`crate::answers`]). Hashed only under rules 11 and later.
+    /// Rules 11: jobs' options and accepted results' non-zero exit statuses (see
+    /// [`crate::options`]). Hashed only under rules 11 and later.
     #[serde(default)]
-    pub answers: crate::answers::Answers,
+    pub options: crate::options::Options,
 }
 
 pub(crate) type Applied = Result<Vec<Event>, Rejection>;
@@ -333,7 +333,7 @@ impl Serialize for HashView<'_> {
             audits,
             action_fee,
             storage,
-            answers,
+            options,
         } = self.state;
         let mut t = serializer.serialize_tuple(19)?;
         t.serialize_element(config)?;
@@ -366,7 +366,7 @@ impl Serialize for HashView<'_> {
             t.serialize_element(storage)?;
         }
         if *rules >= 11 {
-            t.serialize_element(answers)?;
+            t.serialize_element(options)?;
         }
         t.end()
     }
@@ -395,7 +395,7 @@ impl State {
             audits: Default::default(),
             action_fee: 0,
             storage: Default::default(),
-            answers: Default::default(),
+            options: Default::default(),
         }
     }
 
@@ -1511,6 +1511,7 @@ impl State {
                     [0] => Vec::new(),
                     other => other.to_vec(),
                 },
+                entry: self.entry(id.job).map(str::to_string),
             });
         }
         let Aggregate::Reduce(reduce) = &job.spec.aggregate else {
@@ -1543,6 +1544,7 @@ impl State {
             seed,
             output_limit: self.output_limit(id.job),
             success_exits: Vec::new(),
+            entry: None,
         })
     }
 

@@ -358,6 +358,9 @@ pub struct TaskDescriptor {
     /// (empty): a provider keeps and uploads the output of a run that exits with one of them.
     #[serde(default)]
     pub success_exits: Vec<i32>,
+    /// Rules 11: the export to run instead of `_start` (after `_initialize`, if exported).
+    #[serde(default)]
+    pub entry: Option<String>,
 }
 
 /// The name a reduce task sees for map output `index`.

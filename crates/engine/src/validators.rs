@@ -464,7 +464,7 @@ mod tests {
         let mut audits = postcard::to_stdvec(&crate::Audits::default()).unwrap();
         audits.extend(postcard::to_stdvec(&0u128).unwrap());
         audits.extend(postcard::to_stdvec(&crate::Storage::default()).unwrap());
-        audits.extend(postcard::to_stdvec(&crate::Answers::default()).unwrap());
+        audits.extend(postcard::to_stdvec(&crate::Options::default()).unwrap());
         let full = postcard::to_stdvec(&plain).unwrap();
         let mut tail = postcard::to_stdvec(&Validators::default()).unwrap();
         tail.extend(postcard::to_stdvec(&crate::FIRST_RULES).unwrap());
@@ -514,7 +514,7 @@ mod tests {
         let mut audits = postcard::to_stdvec(&state.audits).unwrap();
         audits.extend(postcard::to_stdvec(&state.action_fee).unwrap());
         audits.extend(postcard::to_stdvec(&state.storage).unwrap());
-        audits.extend(postcard::to_stdvec(&state.answers).unwrap());
+        audits.extend(postcard::to_stdvec(&state.options).unwrap());
         let at = encoded.len() - audits.len() - rules.len() - field.len();
         assert_eq!(&encoded[at..at + field.len()], &field[..]);
         let mut without = encoded[..at].to_vec();

@@ -1093,7 +1093,7 @@ impl State {
         self.queue.remove(&id);
         self.recheck.remove(&id);
         if reason.is_none() && status != 0 {
-            self.answers.statuses.insert(id, status);
+            self.options.statuses.insert(id, status);
         }
         for p in cancelled {
             if let Some(p) = self.providers.get_mut(&p) {

@@ -358,6 +358,7 @@ impl Inner {
             seed: task.seed,
             max_output_bytes: task.output_limit,
             success_exits: task.success_exits.clone(),
+            entry: task.entry.clone(),
         };
         Ok((module, run))
     }
@@ -389,7 +390,7 @@ impl Inner {
         // Rules 11: the run returned a result if it exited with one of the job's answer
         // statuses (0 alone unless the descriptor lists others).
         let answered = |outcome: &TaskOutcome| {
-            engine::answers::exit_status(outcome).is_some_and(|status| {
+            engine::options::exit_status(outcome).is_some_and(|status| {
                 if task.success_exits.is_empty() {
                     status == 0
                 } else {

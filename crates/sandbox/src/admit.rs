@@ -6,11 +6,18 @@
 
 use std::sync::OnceLock;
 
-use wasmparser::{ExternalKind, Parser, Payload, TypeRef};
+use wasmparser::{ExternalKind, Parser, Payload, TypeRef, ValType};
 use wasmtime::{Engine, Module};
 
-/// Why the sandbox would refuse `wasm`, in words for the job's owner; `Ok` if it runs it.
+/// Why the sandbox would refuse `wasm` as a WASI command, in words for the job's owner; `Ok` if
+/// it runs it.
 pub fn admit(wasm: &[u8]) -> Result<(), String> {
+    admit_entry(wasm, None)
+}
+
+/// [`admit`] for a job that runs export `entry` instead of `_start` (after `_initialize`, if
+/// the module exports it), as [`crate::TaskRun::entry`] does.
+pub fn admit_entry(wasm: &[u8], entry: Option<&str>) -> Result<(), String> {
     static ENGINE: OnceLock<Result<Engine, String>> = OnceLock::new();
     let engine = ENGINE
         .get_or_init(|| Engine::new(&crate::sandbox::engine_config()).map_err(|e| format!("{e:#}")))
@@ -20,7 +27,7 @@ pub fn admit(wasm: &[u8]) -> Result<(), String> {
     if let Some(why) = refused(wasm) {
         return Err(why);
     }
-    shape(wasm)
+    shape(wasm, entry)
 }
 
 /// Why a valid module is refused for what it declares rather than what it does: a shared
@@ -67,17 +74,20 @@ fn explain(error: &str) -> String {
     }
 }
 
-/// The module's shape as [`crate::Sandbox::prepare`] requires it (`wasm` is valid).
-fn shape(wasm: &[u8]) -> Result<(), String> {
-    let mut types: Vec<(usize, usize)> = Vec::new();
+/// The module's shape as [`crate::Sandbox::run`] requires it (`wasm` is valid): function
+/// imports from WASI preview 1 only; `_start` (or `entry`) a function of type `[] -> []` (an
+/// entry may also return an `i32`, its exit status); `_initialize`, where an entry is run after
+/// it, of type `[] -> []`.
+fn shape(wasm: &[u8], entry: Option<&str>) -> Result<(), String> {
+    let mut types: Vec<(usize, Vec<ValType>)> = Vec::new();
     let mut funcs: Vec<u32> = Vec::new();
-    let mut start: Option<u32> = None;
+    let mut exports: Vec<(String, ExternalKind, u32)> = Vec::new();
     for payload in Parser::new(0).parse_all(wasm) {
         match payload.map_err(|e| e.to_string())? {
             Payload::TypeSection(reader) => {
                 for ty in reader.into_iter_err_on_gc_types() {
                     let ty = ty.map_err(|e| e.to_string())?;
-                    types.push((ty.params().len(), ty.results().len()));
+                    types.push((ty.params().len(), ty.results().to_vec()));
                 }
             }
             Payload::ImportSection(reader) => {
@@ -108,25 +118,62 @@ fn shape(wasm: &[u8]) -> Result<(), String> {
             Payload::ExportSection(reader) => {
                 for export in reader {
                     let export = export.map_err(|e| e.to_string())?;
-                    if export.name == "_start" {
-                        if export.kind != ExternalKind::Func {
-                            return Err("export `_start` is not a function of type [] -> []".into());
-                        }
-                        start = Some(export.index);
-                    }
+                    exports.push((export.name.to_string(), export.kind, export.index));
                 }
             }
             _ => {}
         }
     }
-    let Some(start) = start else {
-        return Err("module does not export `_start` (a WASI command's entry point)".into());
+    // The type of exported function `name`: `None` if there is no such export, `Some(None)` if
+    // it is not a function.
+    let type_of = |name: &str| {
+        exports
+            .iter()
+            .find(|(n, ..)| n == name)
+            .map(|(_, kind, index)| {
+                (*kind == ExternalKind::Func)
+                    .then(|| {
+                        funcs
+                            .get(*index as usize)
+                            .and_then(|ty| types.get(*ty as usize))
+                    })
+                    .flatten()
+            })
     };
-    let ty = funcs
-        .get(start as usize)
-        .and_then(|ty| types.get(*ty as usize));
-    if ty != Some(&(0, 0)) {
-        return Err("export `_start` is not a function of type [] -> []".into());
+    let plain = |ty: &(usize, Vec<ValType>)| ty.0 == 0 && ty.1.is_empty();
+    match type_of("_start") {
+        Some(Some(ty)) if plain(ty) => {}
+        Some(_) => return Err("export `_start` is not a function of type [] -> []".into()),
+        None if entry.is_none() => {
+            return Err(
+                "module does not export `_start` (a WASI command's entry point; a module that \
+                 is not a command needs the job's `entry`)"
+                    .into(),
+            );
+        }
+        None => {}
     }
-    Ok(())
+    let Some(name) = entry else {
+        return Ok(());
+    };
+    match type_of(name) {
+        Some(Some(ty)) if plain(ty) || (ty.0 == 0 && ty.1 == [ValType::I32]) => {}
+        Some(_) => {
+            return Err(format!(
+                "export `{name}` (the job's entry) is not a function of type [] -> [] or [] -> [i32]"
+            ));
+        }
+        None => {
+            return Err(format!(
+                "module does not export the function `{name}` (the job's entry)"
+            ));
+        }
+    }
+    match type_of("_initialize") {
+        Some(Some(ty)) if !plain(ty) => {
+            Err("export `_initialize` is not a function of type [] -> []".into())
+        }
+        Some(None) => Err("export `_initialize` is not a function".into()),
+        _ => Ok(()),
+    }
 }

@@ -16,7 +16,7 @@
 //! reserved for a bad module ([`SandboxError::InvalidModule`]), a malformed task
 //! ([`SandboxError::InvalidTask`]) and host-side problems ([`SandboxError::Setup`]).
 
-pub use admit::admit;
+pub use admit::{admit, admit_entry};
 mod admit;
 pub mod baseline;
 mod fsview;
@@ -103,6 +103,11 @@ pub struct TaskRun {
     /// The exit statuses that are a successful answer (empty: 0 alone). A [`OutputSource::File`]
     /// task that exits with one of them must leave its output file, as one exiting 0 must.
     pub success_exits: Vec<i32>,
+    /// The export to run instead of `_start` (a reactor's entry): `_initialize` is called
+    /// first if the module exports it; the entry is `[] -> []`, or `[] -> [i32]` whose result
+    /// is the exit status. A module without it fails the run with
+    /// [`SandboxError::InvalidModule`].
+    pub entry: Option<String>,
 }
 
 impl TaskRun {
@@ -131,6 +136,7 @@ impl Default for TaskRun {
             seed: 0,
             max_output_bytes: None,
             success_exits: Vec::new(),
+            entry: None,
         }
     }
 }

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use wasmtime::{
     Config, Engine, ExternType, InstanceAllocationStrategy, InstancePre, Linker, Module, OptLevel,
-    PoolConcurrencyLimitError, PoolingAllocationConfig, Store, StoreLimitsBuilder, Trap,
+    PoolConcurrencyLimitError, PoolingAllocationConfig, Store, StoreLimitsBuilder, Trap, ValType,
 };
 use wasmtime_wasi::p2::pipe::{MemoryInputPipe, MemoryOutputPipe};
 use wasmtime_wasi::{FsPerms, I32Exit, WasiCtxBuilder};
@@ -242,18 +242,17 @@ impl Sandbox {
         if let Some(why) = crate::admit::refused(wasm) {
             return Err(SandboxError::InvalidModule(why));
         }
-        match module.get_export("_start") {
-            Some(ExternType::Func(ty)) if ty.params().len() == 0 && ty.results().len() == 0 => {}
-            Some(_) => {
-                return Err(SandboxError::InvalidModule(
-                    "export `_start` is not a function of type [] -> []".into(),
-                ));
-            }
-            None => {
-                return Err(SandboxError::InvalidModule(
-                    "module does not export `_start`".into(),
-                ));
-            }
+        // A command's `_start` must have its type; which export a job runs (`_start` or its
+        // entry) is checked by `run`, per task.
+        let start_ok = match module.get_export("_start") {
+            None => true,
+            Some(ExternType::Func(ty)) => ty.params().len() == 0 && ty.results().len() == 0,
+            Some(_) => false,
+        };
+        if !start_ok {
+            return Err(SandboxError::InvalidModule(
+                "export `_start` is not a function of type [] -> []".into(),
+            ));
         }
         let pre = self.linker.instantiate_pre(&module).map_err(invalid)?;
         self.compiled.fetch_add(1, Ordering::Relaxed);
@@ -279,6 +278,7 @@ impl Sandbox {
     /// blocks on the ambient tokio runtime for host calls and would panic there).
     pub fn run(&self, module: &Prepared, task: &TaskRun) -> Result<RunReport, SandboxError> {
         validate_task(task)?;
+        let entry = Entry::of(module.inner.pre.module(), task.entry.as_deref())?;
         let max_output = task
             .max_output_bytes
             .map_or(self.config.max_output_bytes, |cap| {
@@ -355,8 +355,7 @@ impl Sandbox {
             .inner
             .pre
             .instantiate(&mut store)
-            .and_then(|instance| instance.get_typed_func::<(), ()>(&mut store, "_start"))
-            .and_then(|start| start.call(&mut store, ()));
+            .and_then(|instance| entry.call(&instance, &mut store));
         let wall_time = started.elapsed();
 
         let fuel_left = store.get_fuel().unwrap_or(0);
@@ -429,6 +428,81 @@ impl std::fmt::Debug for Sandbox {
             .field("config", &self.config)
             .field("modules_compiled", &self.modules_compiled())
             .finish_non_exhaustive()
+    }
+}
+
+/// What a run calls: a command's `_start`, or a job's entry export (after `_initialize`).
+struct Entry<'a> {
+    name: &'a str,
+    initialize: bool,
+    /// The entry returns an `i32`: the exit status.
+    returns_status: bool,
+}
+
+impl<'a> Entry<'a> {
+    /// `entry` (default `_start`) as `module` exports it; [`SandboxError::InvalidModule`] if it
+    /// does not, or not as `[] -> []` or `[] -> [i32]`.
+    fn of(module: &Module, entry: Option<&'a str>) -> Result<Entry<'a>, SandboxError> {
+        let name = entry.unwrap_or("_start");
+        let Some(ExternType::Func(ty)) = module.get_export(name) else {
+            return Err(SandboxError::InvalidModule(if entry.is_none() {
+                "module does not export `_start` (a WASI command's entry point; a module \
+                 that is not a command needs the job's `entry`)"
+                    .into()
+            } else {
+                format!("module does not export the function `{name}` (the job's entry)")
+            }));
+        };
+        let results: Vec<ValType> = ty.results().collect();
+        let returns_status = match results.as_slice() {
+            [] => false,
+            [ValType::I32] if name != "_start" => true,
+            _ => {
+                return Err(SandboxError::InvalidModule(format!(
+                    "export `{name}` is not a function of type [] -> []{}",
+                    if name == "_start" {
+                        ""
+                    } else {
+                        " or [] -> [i32]"
+                    }
+                )));
+            }
+        };
+        if ty.params().len() != 0 {
+            return Err(SandboxError::InvalidModule(format!(
+                "export `{name}` takes parameters: an entry takes none"
+            )));
+        }
+        let initialize = name != "_start" && module.get_export("_initialize").is_some();
+        Ok(Entry {
+            name,
+            initialize,
+            returns_status,
+        })
+    }
+
+    fn call(
+        &self,
+        instance: &wasmtime::Instance,
+        store: &mut Store<HostState>,
+    ) -> wasmtime::Result<()> {
+        if self.initialize {
+            instance
+                .get_typed_func::<(), ()>(&mut *store, "_initialize")?
+                .call(&mut *store, ())?;
+        }
+        if self.returns_status {
+            let status = instance
+                .get_typed_func::<(), i32>(&mut *store, self.name)?
+                .call(&mut *store, ())?;
+            if status != 0 {
+                return Err(I32Exit(status).into());
+            }
+            return Ok(());
+        }
+        instance
+            .get_typed_func::<(), ()>(&mut *store, self.name)?
+            .call(&mut *store, ())
     }
 }
 

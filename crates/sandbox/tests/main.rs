@@ -857,10 +857,6 @@ fn invalid_modules_are_rejected() {
             .unwrap(),
         ),
         (
-            "no _start",
-            wat::parse_str(r#"(module (memory (export "memory") 1))"#).unwrap(),
-        ),
-        (
             "_start with params",
             wat::parse_str(r#"(module (func (export "_start") (param i32)))"#).unwrap(),
         ),
@@ -1276,6 +1272,47 @@ fn a_large_listing_is_gathered_whole_and_costs_the_same_fuel_everywhere() {
     assert!(names.windows(2).skip(2).all(|w| w[0] < w[1]), "{names:?}");
 }
 
+/// A module that is not a WASI command runs the job's entry export: after `_initialize` when it
+/// exports one, and an `i32` result is the exit status. Without an entry it needs `_start`.
+#[test]
+fn a_reactor_runs_its_entry_after_initialize() {
+    let sb = sandbox();
+    let reactor = guest(
+        r#"(global $ready (mut i32) (i32.const 0))
+           (data (i32.const 0x2000) "hello\n")
+           (func (export "_initialize") (global.set $ready (i32.const 7)))
+           (func (export "say") (drop (call $write (i32.const 1) (i32.const 0x2000) (i32.const 6))))
+           (func (export "status") (result i32) (global.get $ready))"#,
+    );
+    let entry = |name: &str| TaskRun {
+        entry: Some(name.into()),
+        ..task()
+    };
+    let said = run(&sb, &reactor, &entry("say"));
+    assert_eq!(
+        (said.outcome, said.output),
+        (Outcome::Exited(0), b"hello\n".to_vec())
+    );
+    // `_initialize` ran first: the status is what it set.
+    assert_eq!(
+        run(&sb, &reactor, &entry("status")).outcome,
+        Outcome::Exited(7)
+    );
+    for (task, why) in [
+        (task(), "needs the job's `entry`"),
+        (entry("missing"), "does not export the function `missing`"),
+    ] {
+        match sb.run_bytes(&reactor, &task) {
+            Err(SandboxError::InvalidModule(msg)) => assert!(msg.contains(why), "{msg}"),
+            other => panic!("{why}: {other:?}"),
+        }
+        let admitted = sandbox::admit_entry(&reactor, task.entry.as_deref());
+        assert!(admitted.is_err_and(|e| e.contains(why)));
+    }
+    assert!(sandbox::admit_entry(&reactor, Some("status")).is_ok());
+    assert_still_healthy(&sb);
+}
+
 /// Atomic instructions on an ordinary (non-shared) memory run like plain ones, the same on every
 /// run: an add returns the old value, `notify` wakes nobody (0), and `wait` traps (the spec's rule
 /// for a memory no other thread can reach).
@@ -1422,6 +1459,12 @@ fn admission_and_the_sandbox_agree_on_which_modules_run() {
             Some("_start"),
         ),
         (
+            "_initialize with a result",
+            wat(r#"(module (func (export "_start"))
+                 (func (export "_initialize") (result i32) (i32.const 0)))"#),
+            None,
+        ),
+        (
             "_start with a parameter",
             wat(r#"(module (func (export "_start") (param i32)))"#),
             Some("[] -> []"),
@@ -1439,7 +1482,10 @@ fn admission_and_the_sandbox_agree_on_which_modules_run() {
     ];
     for (what, wasm, refused) in cases {
         let admitted = sandbox::admit(&wasm);
-        let prepared = sb.prepare(&wasm);
+        // Prepared and checked against the task's entry (`_start`): what a provider does.
+        let prepared = sb
+            .prepare(&wasm)
+            .and_then(|p| sb.run(&p, &task()).map(|_| p));
         assert_eq!(
             admitted.is_ok(),
             prepared.is_ok(),

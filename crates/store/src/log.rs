@@ -689,7 +689,7 @@ pub fn decode_genesis(bytes: &[u8], format: u32) -> Result<Genesis, postcard::Er
 /// were the first, format 3 is format 4 without the trailing `audits`, empty before rules 5,
 /// format 4 is format 5 without the trailing `action_fee`, none before rules 8, format 5 is
 /// format 6 without the trailing `storage`, empty before rules 10, and format 6 is format 7
-/// without the trailing `answers`, empty before rules 11: their encodings are appended (the
+/// without the trailing `options`, empty before rules 11: their encodings are appended (the
 /// migration).
 ///
 /// Public for the fuzz targets (`fuzz/`).
@@ -711,7 +711,7 @@ pub fn decode_snapshot(bytes: &[u8], format: u32) -> Result<State, postcard::Err
         v5.extend(encode(&engine::Storage::default()));
     }
     if format <= 6 {
-        v5.extend(encode(&engine::Answers::default()));
+        v5.extend(encode(&engine::Options::default()));
     }
     postcard::from_bytes(&v5)
 }
@@ -1398,11 +1398,11 @@ mod tests {
                 let rules = encode(&engine::FIRST_RULES);
                 let full = encode(&state);
                 // Every format before 4 lacks the trailing audits (before 5, the fee; before 6,
-                // the storage; before 7, the answers).
+                // the storage; before 7, the options).
                 let cut = encode(&engine::Audits::default()).len()
                     + encode(&0u128).len()
                     + encode(&engine::Storage::default()).len()
-                    + encode(&engine::Answers::default()).len();
+                    + encode(&engine::Options::default()).len();
                 let full = full[..full.len() - cut].to_vec();
                 let (key, table, old_genesis, old_state) = if format == 1 {
                     let cut = encode(&engine::Validators::default()).len() + rules.len();
@@ -1514,7 +1514,7 @@ mod tests {
                 )
                 .unwrap();
             let full = encode(&state);
-            let mut cut = encode(&engine::Answers::default()).len();
+            let mut cut = encode(&engine::Options::default()).len();
             if format <= 5 {
                 cut += encode(&engine::Storage::default()).len();
             }

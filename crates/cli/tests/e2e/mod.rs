@@ -1,6 +1,5 @@
 //! The end-to-end scenarios, one module per area.
 
-mod answers;
 mod chain;
 mod cli;
 mod demo;
@@ -10,6 +9,7 @@ mod jobs;
 mod keys;
 mod ledger;
 mod load;
+mod options;
 mod recovery;
 mod schedule;
 mod sim;

@@ -591,7 +591,10 @@ fn build(s: &State, step: &Step, time: Time) -> Built {
                     Action::SubmitJobWithOptions {
                         spec,
                         storage: claimed.then_some(storage),
-                        options: engine::JobOptions { success_exits },
+                        options: engine::JobOptions {
+                            success_exits,
+                            entry: (*owner % 3 == 0).then(|| "run".to_string()),
+                        },
                     },
                 ))
             } else if s.storage.params.is_none() || *redundancy % 29 == 0 {
@@ -864,12 +867,13 @@ fn check_invariants(s: &State) -> Result<(), TestCaseError> {
     }
     // Rules 11: answer statuses belong to existing jobs; a recorded status is not 0, belongs to
     // an accepted map task and is one its job lists.
-    prop_assert!(s.rules >= 11 || (s.answers.jobs.is_empty() && s.answers.statuses.is_empty()));
-    for (id, statuses) in &s.answers.jobs {
+    prop_assert!(s.rules >= 11 || (s.options.jobs.is_empty() && s.options.statuses.is_empty()));
+    for (id, options) in &s.options.jobs {
         prop_assert!(s.jobs.contains_key(id));
-        prop_assert!(!statuses.is_empty() && statuses.as_slice() != [0]);
+        prop_assert!(*options != engine::JobOptions::default());
+        prop_assert_eq!(options.normalised(), Ok(options.clone()));
     }
-    for (task, status) in &s.answers.statuses {
+    for (task, status) in &s.options.statuses {
         prop_assert!(*status != 0);
         prop_assert!(s.success_exits(task.job).contains(status));
         let t = &s.jobs[&task.job].tasks[task.index as usize];

@@ -18,6 +18,7 @@ fn submit(w: &mut World, spec: JobSpec, success_exits: &[i32]) -> u64 {
             storage: None,
             options: JobOptions {
                 success_exits: success_exits.to_vec(),
+                entry: None,
             },
         },
     );
@@ -145,6 +146,7 @@ fn bad_options_and_older_rules_are_refused_whole() {
                 storage: None,
                 options: JobOptions {
                     success_exits: bad.clone(),
+                    entry: None,
                 },
             },
         );

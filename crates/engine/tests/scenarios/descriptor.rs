@@ -31,6 +31,7 @@ fn map_descriptor_comes_from_the_job_spec() {
             seed: d.seed,
             output_limit: None,
             success_exits: Vec::new(),
+            entry: None,
         }
     );
     assert_eq!(

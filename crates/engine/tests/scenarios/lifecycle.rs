@@ -83,6 +83,7 @@ fn reduce_runs_after_the_maps_over_their_outputs() {
             seed: w.state.task_descriptor(reduce).unwrap().seed,
             output_limit: None,
             success_exits: Vec::new(),
+            entry: None,
         })
     );
 

@@ -169,3 +169,44 @@ fn a_bad_list_of_exit_statuses_is_refused_before_anything_is_uploaded() {
         ran.stderr
     );
 }
+
+#[test]
+fn a_reactor_runs_the_jobs_entry_and_without_one_is_refused_at_submission() {
+    let w = World::new();
+    let c = w.coordinator(&[]);
+    let _provider = w.provider(&c, 2);
+    let spec = |entry: &str| {
+        format!(
+            "module = {module}\nfuel = 100_000_000\nmemory = \"16MiB\"\ntimeout = \"30s\"\n\
+             deadline = \"10m\"\n{entry}\n[tasks]\nrange = [0, 3]\nargs = [\"{{i}}\"]\n{SINGLE_RUN}",
+            module = toml_path(&guest("reactor.wasm")),
+        )
+    };
+    let job = w.submit(&c.url, &w.write("reactor.toml", spec("entry = \"run\"")));
+    let view = c.http.wait_job(job);
+    assert_eq!(view.status, JobStatus::Completed, "{view:?}");
+    assert_eq!(view.entry.as_deref(), Some("run"));
+    let output = String::from_utf8(w.results(&c.url, job)).unwrap();
+    assert_eq!(
+        output,
+        "initialized 1, arg 0\ninitialized 1, arg 1\ninitialized 1, arg 2\n"
+    );
+
+    // As a command it has no `_start`: refused when submitted, saying what to do.
+    w.fund_requester(&c.url);
+    let ran = w
+        .cli(&[
+            "job",
+            "submit",
+            w.write("command.toml", spec("")).to_str().unwrap(),
+            "--coordinator",
+            &c.url,
+        ])
+        .fails();
+    assert!(
+        ran.stderr.contains("needs the job's `entry`"),
+        "{}",
+        ran.stderr
+    );
+    assert!(ran.stderr.contains("invalid_module"), "{}", ran.stderr);
+}

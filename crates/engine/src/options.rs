@@ -1,11 +1,18 @@
-//! Rules 11: exit statuses as answers. A program may answer with its exit status as well as its
-//! output — an SMT solver exits 10 for "sat" and 20 for "unsat", `grep` 1 for "no match" — so a
-//! job declares which statuses are a successful answer ([`JobOptions::success_exits`]; 0 alone
-//! unless it says otherwise). A run that exits with one of them returned a result: its output is
-//! kept, and the status is part of what verification compares (two runs agree only if they
-//! exited with the same status, output and fuel). A run that exits with any other status —
-//! 0 included, when the job does not list it — failed, and the failure is verified like one
-//! (see [`crate::verify::failure_key`]).
+//! Rules 11: what a job says beyond its spec ([`JobOptions`]), submitted with
+//! `Action::SubmitJobWithOptions`.
+//!
+//! - **Exit statuses as answers.** A program may answer with its exit status as well as its
+//!   output — an SMT solver exits 10 for "sat" and 20 for "unsat", `grep` 1 for "no match" — so
+//!   a job declares which statuses are a successful answer ([`JobOptions::success_exits`]; 0
+//!   alone unless it says otherwise). A run that exits with one of them returned a result: its
+//!   output is kept, and the status is part of what verification compares (two runs agree only
+//!   if they exited with the same status, output and fuel). A run that exits with any other
+//!   status — 0 included, when the job does not list it — failed, and the failure is verified
+//!   like one (see [`crate::verify::failure_key`]).
+//! - **Entry point.** A module that is not a WASI command (a "reactor", or a packaged build
+//!   whose entry is not `_start`) names its entry export ([`JobOptions::entry`]): the sandbox
+//!   calls `_initialize` if the module exports it, then the entry, whose `i32` result (if it
+//!   has one) is the exit status.
 
 use crate::command::{Event, Rejection};
 use crate::state::State;
@@ -18,6 +25,8 @@ use std::collections::BTreeMap;
 pub const MAX_SUCCESS_EXITS: usize = 16;
 /// The highest exit status a WASI preview-1 program can return (`proc_exit` takes `[0, 126)`).
 pub const MAX_EXIT_STATUS: i32 = 125;
+/// The longest entry export name a job may give.
+pub const MAX_ENTRY_LEN: usize = 128;
 
 /// What a job says beyond its spec (rules 11). Always encoded in full: log entries are postcard.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -25,9 +34,36 @@ pub struct JobOptions {
     /// The exit statuses that are a successful answer. Empty means 0 alone.
     #[serde(default)]
     pub success_exits: Vec<i32>,
+    /// The export its map tasks run instead of `_start` (after `_initialize`, if exported): a
+    /// function of type `[] -> []` or `[] -> [i32]` (the result is the exit status).
+    #[serde(default)]
+    pub entry: Option<String>,
 }
 
 impl JobOptions {
+    /// The options checked and in their one form: statuses sorted (empty for 0 alone), an entry
+    /// of `_start` left out. `Err` says what is wrong.
+    pub fn normalised(&self) -> Result<JobOptions, String> {
+        let answers = self.answers()?;
+        let entry = match self.entry.as_deref() {
+            None | Some("_start") => None,
+            Some("") => return Err("entry is empty".into()),
+            Some("_initialize") => {
+                return Err(
+                    "entry `_initialize` is what the sandbox calls before the entry".into(),
+                );
+            }
+            Some(name) if name.len() > MAX_ENTRY_LEN => {
+                return Err(format!("entry is longer than {MAX_ENTRY_LEN} bytes"));
+            }
+            Some(name) => Some(name.to_string()),
+        };
+        Ok(JobOptions {
+            success_exits: if answers == [0] { Vec::new() } else { answers },
+            entry,
+        })
+    }
+
     /// The statuses, sorted and checked: each in `[0, 125]`, none twice, at most
     /// [`MAX_SUCCESS_EXITS`]. `[0]` for an empty list.
     pub fn answers(&self) -> Result<Vec<i32>, String> {
@@ -59,12 +95,13 @@ impl JobOptions {
     }
 }
 
-/// Every job's answer statuses where they are not 0 alone, and the statuses of accepted results
+/// Every job's options where they are not the default, and the statuses of accepted results
 /// that were not 0 (rules 11; empty before).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Answers {
-    /// Jobs whose answers are not 0 alone: their statuses, sorted.
-    pub jobs: BTreeMap<JobId, Vec<i32>>,
+pub struct Options {
+    /// Jobs submitted with options other than the default: their options, normalised
+    /// ([`JobOptions::normalised`]).
+    pub jobs: BTreeMap<JobId, JobOptions>,
     /// Accepted results whose runs exited with a status other than 0.
     #[serde(with = "crate::audit::by_task")]
     pub statuses: BTreeMap<TaskId, i32>,
@@ -83,12 +120,25 @@ impl State {
     /// The exit statuses job `job`'s map tasks take as answers (0 alone unless it was submitted
     /// with others).
     pub fn success_exits(&self, job: JobId) -> &[i32] {
-        self.answers.jobs.get(&job).map_or(&[0], Vec::as_slice)
+        match self.options.jobs.get(&job) {
+            Some(o) if !o.success_exits.is_empty() => &o.success_exits,
+            _ => &[0],
+        }
+    }
+
+    /// The export job `job`'s map tasks run instead of `_start`, if it named one.
+    pub fn entry(&self, job: JobId) -> Option<&str> {
+        self.options.jobs.get(&job)?.entry.as_deref()
+    }
+
+    /// Job `job`'s options (the default ones unless it was submitted with others).
+    pub fn job_options(&self, job: JobId) -> JobOptions {
+        self.options.jobs.get(&job).cloned().unwrap_or_default()
     }
 
     /// The exit status task `task`'s accepted result exited with (0 unless recorded otherwise).
     pub fn accepted_status(&self, task: TaskId) -> i32 {
-        self.answers.statuses.get(&task).copied().unwrap_or(0)
+        self.options.statuses.get(&task).copied().unwrap_or(0)
     }
 
     /// Whether a report of `outcome` for task `task` returns a result (whose output must then be
@@ -123,12 +173,12 @@ impl State {
     ) -> Result<Vec<Event>, Rejection> {
         if self.rules < 11 {
             return Err(Rejection::NeedsRules {
-                what: "a job with options (success_exits)".into(),
+                what: "a job with options (success_exits, entry)".into(),
                 needs: 11,
                 runs: self.rules,
             });
         }
-        let answers = options.answers().map_err(Rejection::InvalidJobSpec)?;
+        let options = options.normalised().map_err(Rejection::InvalidJobSpec)?;
         // `submit` gives the job the next id.
         let job = self.next_job;
         let events = match storage {
@@ -136,8 +186,8 @@ impl State {
             None if self.storage.params.is_some() => return Err(Rejection::StorageUnclaimed),
             None => self.submit(owner, spec, now)?,
         };
-        if answers != [0] {
-            self.answers.jobs.insert(job, answers);
+        if options != JobOptions::default() {
+            self.options.jobs.insert(job, options);
         }
         Ok(events)
     }
@@ -152,6 +202,7 @@ mod tests {
         let of = |s: &[i32]| {
             JobOptions {
                 success_exits: s.to_vec(),
+                entry: None,
             }
             .answers()
         };
@@ -172,6 +223,28 @@ mod tests {
                 (Err(got), Err(want)) => assert!(got.contains(want), "{input:?}: {got}"),
                 (got, want) => panic!("{input:?}: got {got:?}, want {want:?}"),
             }
+        }
+    }
+
+    #[test]
+    fn options_have_one_form() {
+        let of = |exits: &[i32], entry: Option<&str>| {
+            JobOptions {
+                success_exits: exits.to_vec(),
+                entry: entry.map(str::to_string),
+            }
+            .normalised()
+        };
+        assert_eq!(of(&[0], Some("_start")), Ok(JobOptions::default()));
+        assert_eq!(
+            of(&[20, 10], Some("run")),
+            Ok(JobOptions {
+                success_exits: vec![10, 20],
+                entry: Some("run".into()),
+            })
+        );
+        for bad in ["", "_initialize", &"x".repeat(MAX_ENTRY_LEN + 1)] {
+            assert!(of(&[], Some(bad)).is_err(), "{bad:?}");
         }
     }
 
