@@ -93,6 +93,24 @@ fn actions() -> Vec<(&'static str, Signed<Action>)> {
                 },
             },
         ),
+        (
+            "submit_job_with_files",
+            Action::SubmitJobWithFiles {
+                spec: job_spec(),
+                storage: None,
+                options: engine::JobOptions::default(),
+                files: engine::JobFiles {
+                    mounts: vec![engine::Mount {
+                        path: "/usr/local/lib".into(),
+                        tree: engine::Hash([7; 32]),
+                    }],
+                    scratch: Some(engine::Scratch {
+                        path: "/tmp".into(),
+                        bytes: 1 << 20,
+                    }),
+                },
+            },
+        ),
     ];
     bodies
         .into_iter()
@@ -252,8 +270,8 @@ fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
     let mut state = initial_state();
     out.push((
         "snapshot",
-        "initial.v7".into(),
-        [&[6u8][..], &postcard(&state)].concat(),
+        "initial.v8".into(),
+        [&[7u8][..], &postcard(&state)].concat(),
     ));
     for (_, entry) in &entries[..4] {
         if let Err(e) = state.apply(entry) {
@@ -262,8 +280,8 @@ fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
     }
     out.push((
         "snapshot",
-        "with_job.v7".into(),
-        [&[6u8][..], &postcard(&state)].concat(),
+        "with_job.v8".into(),
+        [&[7u8][..], &postcard(&state)].concat(),
     ));
 
     out.push((
@@ -349,7 +367,7 @@ fn decodes(target: &str, bytes: &[u8]) -> bool {
         }
         "block" => store::SqliteLog::decode_block(1, bytes)
             .is_ok_and(|b| api::chain::block_signature_ok(&b)),
-        "snapshot" => store::decode_snapshot(&bytes[1..], u32::from(bytes[0] % 7) + 1).is_ok(),
+        "snapshot" => store::decode_snapshot(&bytes[1..], u32::from(bytes[0] % 8) + 1).is_ok(),
         "stored_genesis" => store::decode_genesis(&bytes[1..], u32::from(bytes[0] % 5) + 1)
             .is_ok_and(|g| engine::State::from_genesis(&g).is_ok()),
         "job_spec" => jobspec::load(text(), &AnyFile, 1_000).is_ok(),

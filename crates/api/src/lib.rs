@@ -15,46 +15,60 @@ pub use submit::{DEFAULT_OUTPUT_LIMIT, job_submission, weigh};
 /// Submitting a job the way its network wants it (rules 10: with a storage claim where storage
 /// costs a deposit).
 pub mod submit {
-    use engine::{Action, Hash, JobOptions, JobSpec, StorageClaim, StorageParams};
+    use engine::{Action, Hash, JobFiles, JobOptions, JobSpec, StorageClaim, StorageParams};
     use std::collections::HashMap;
 
     /// The most output one task may return when its job does not say: the sandbox's own default
     /// cap (`sandbox::SandboxConfig::max_output_bytes`), or the network's maximum if lower.
     pub const DEFAULT_OUTPUT_LIMIT: u64 = 16 << 20;
 
-    /// What `spec`'s blobs weigh (the distinct ones, [`JobSpec::blobs`]), from their contents in
-    /// `blobs`: a storage claim's `input_bytes`. `Err` names a blob `spec` names that `blobs`
-    /// lacks.
-    pub fn weigh(spec: &JobSpec, blobs: &[impl AsRef<[u8]>]) -> Result<u64, Hash> {
+    /// What the blobs of `spec` and `files` weigh (the distinct ones,
+    /// [`engine::submission_blobs`]), from their contents in `blobs`: a storage claim's
+    /// `input_bytes`. `Err` names a blob they name that `blobs` lacks.
+    pub fn weigh(
+        spec: &JobSpec,
+        files: &JobFiles,
+        blobs: &[impl AsRef<[u8]>],
+    ) -> Result<u64, Hash> {
         let sizes: HashMap<Hash, u64> = blobs
             .iter()
             .map(|b| (Hash::of(b.as_ref()), b.as_ref().len() as u64))
             .collect();
-        spec.blobs().into_iter().try_fold(0u64, |sum, hash| {
-            sizes
-                .get(&hash)
-                .map(|size| sum.saturating_add(*size))
-                .ok_or(hash)
-        })
+        engine::submission_blobs(spec, Some(files))
+            .into_iter()
+            .try_fold(0u64, |sum, hash| {
+                sizes
+                    .get(&hash)
+                    .map(|size| sum.saturating_add(*size))
+                    .ok_or(hash)
+            })
     }
 
     /// The action submitting `spec` to a network whose storage costs `storage`
-    /// (`wire::NetworkView::storage`), with `options` (rules 11; the default ones need none): a
-    /// plain `SubmitJob` where storage takes no deposit and the options are the default;
-    /// otherwise with a claim of `input_bytes` (what [`weigh`] says) and `output_limit` bytes of
-    /// output per task (default: [`DEFAULT_OUTPUT_LIMIT`], or the network's maximum if lower).
+    /// (`wire::NetworkView::storage`), with `options` (rules 11) and `files` (rules 12; the
+    /// default ones need neither): a plain `SubmitJob` where storage takes no deposit and the
+    /// options and files are the default; otherwise with a claim of `input_bytes` (what
+    /// [`weigh`] says) and `output_limit` bytes of output per task (default:
+    /// [`DEFAULT_OUTPUT_LIMIT`], or the network's maximum if lower).
     pub fn job_submission(
         storage: Option<&StorageParams>,
         spec: JobSpec,
         input_bytes: u64,
         output_limit: Option<u64>,
         options: JobOptions,
+        files: JobFiles,
     ) -> Action {
         let claim = storage.map(|params| StorageClaim {
             input_bytes,
             output_bytes: output_limit.unwrap_or(DEFAULT_OUTPUT_LIMIT.min(params.max_output_bytes)),
         });
         match claim {
+            _ if files != JobFiles::default() => Action::SubmitJobWithFiles {
+                spec,
+                storage: claim,
+                options,
+                files,
+            },
             _ if options != JobOptions::default() => Action::SubmitJobWithOptions {
                 spec,
                 storage: claim,

@@ -1190,6 +1190,7 @@ pub(crate) fn noop_submission(storage: Option<&engine::StorageParams>, spec: Job
         NOOP_WASM.len() as u64,
         Some(NOOP_OUTPUT_LIMIT),
         engine::JobOptions::default(),
+        engine::JobFiles::default(),
     )
 }
 

@@ -16,6 +16,15 @@
 //! entry = "run"                  # a module that is no WASI command: the export to run (after
 //!                                # `_initialize`), [] -> [] or [] -> [i32] (the exit status)
 //!
+//! [[mount]]                      # a directory, read-only, at an absolute path (rules 12):
+//! path = "/usr/local"            #   where the program sees it
+//! dir = "runtimes/python/usr/local"  # the directory here, packed into one blob (a tar
+//!                                #   archive of its files and directories; no symlinks)
+//!
+//! [scratch]                      # an empty writable directory, thrown away after each run:
+//! path = "/tmp"                  #   where the program sees it
+//! size = "64MiB"                 #   the most it may hold (a run holding more fails)
+//!
 //! [tasks]                        # a template expanded over a range or a grid of tiles...
 //! range = [0, 16]
 //! args = ["1000000", "{i}"]
@@ -41,7 +50,7 @@ use engine::{
 };
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 #[derive(Debug, Deserialize)]
@@ -87,6 +96,29 @@ pub struct JobFile {
     /// What a provider must have, and where the data lives.
     #[serde(default)]
     pub requirements: RequirementsFile,
+    /// Directories mounted read-only (rules 12).
+    #[serde(default)]
+    pub mount: Vec<MountFile>,
+    /// A writable scratch directory (rules 12).
+    pub scratch: Option<ScratchFile>,
+}
+
+/// A directory the tasks see read-only at `path`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MountFile {
+    /// Where the program sees it: an absolute path.
+    pub path: String,
+    /// The directory, relative to the spec file.
+    pub dir: String,
+}
+
+/// An empty writable directory at `path` of at most `size` bytes.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScratchFile {
+    pub path: String,
+    pub size: Size,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -287,22 +319,16 @@ pub struct LoadedJob {
     pub blobs: Vec<Bytes>,
     pub output_limit: Option<u64>,
     pub options: engine::JobOptions,
+    /// Mounted trees and the scratch directory (rules 12; the default: none).
+    pub files: engine::JobFiles,
 }
 
 /// Reads the files a job spec refers to. Paths are as written in the spec.
 pub trait Files {
     fn read(&self, path: &str) -> anyhow::Result<Bytes>;
-}
-
-/// Files relative to a directory on disk (the spec file's own).
-pub struct Dir(pub PathBuf);
-
-impl Files for Dir {
-    fn read(&self, path: &str) -> anyhow::Result<Bytes> {
-        let full = self.0.join(path);
-        std::fs::read(&full)
-            .map(Bytes::from)
-            .with_context(|| format!("reading {}", full.display()))
+    /// The directory at `path` as one tree blob (`sandbox::tree::pack`).
+    fn tree(&self, path: &str) -> anyhow::Result<Bytes> {
+        bail!("directory {path}: only a job spec on disk can mount directories")
     }
 }
 
@@ -318,14 +344,6 @@ impl Files for Embedded {
     }
 }
 
-/// Loads a spec file from disk.
-pub fn load_path(path: &Path, now: Time) -> anyhow::Result<LoadedJob> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("reading job spec {}", path.display()))?;
-    let dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();
-    load(&text, &Dir(dir), now).with_context(|| format!("job spec {}", path.display()))
-}
-
 struct Blobs<'a> {
     files: &'a dyn Files,
     by_path: HashMap<String, Hash>,
@@ -338,12 +356,26 @@ impl Blobs<'_> {
             return Ok(*h);
         }
         let bytes = self.files.read(path)?;
+        Ok(self.keep(path, bytes))
+    }
+
+    /// The tree blob of directory `path`.
+    fn add_tree(&mut self, path: &str) -> anyhow::Result<Hash> {
+        let key = format!("{path}/");
+        if let Some(h) = self.by_path.get(&key) {
+            return Ok(*h);
+        }
+        let bytes = self.files.tree(path)?;
+        Ok(self.keep(&key, bytes))
+    }
+
+    fn keep(&mut self, path: &str, bytes: Bytes) -> Hash {
         let hash = Hash::of(&bytes);
         if !self.blobs.iter().any(|b| Hash::of(b) == hash) {
             self.blobs.push(bytes);
         }
         self.by_path.insert(path.to_string(), hash);
-        Ok(hash)
+        hash
     }
 
     fn inputs(&mut self, entries: &[InputEntry]) -> anyhow::Result<Vec<InputFile>> {
@@ -522,6 +554,29 @@ pub fn load(text: &str, files: &dyn Files, now: Time) -> anyhow::Result<LoadedJo
     .normalised()
     .map_err(|e| anyhow!("{e}"))
     .context("job options (success_exits, entry)")?;
+    let mut mounts = Vec::new();
+    for m in &file.mount {
+        mounts.push(engine::Mount {
+            path: m.path.clone(),
+            tree: blobs
+                .add_tree(&m.dir)
+                .with_context(|| format!("mount {}", m.path))?,
+        });
+    }
+    let scratch = file
+        .scratch
+        .as_ref()
+        .map(|s| {
+            Ok::<_, anyhow::Error>(engine::Scratch {
+                path: s.path.clone(),
+                bytes: s.size.bytes().context("scratch size")?,
+            })
+        })
+        .transpose()?;
+    let job_files = engine::JobFiles { mounts, scratch }
+        .normalised()
+        .map_err(|e| anyhow!("{e}"))
+        .context("job files ([[mount]], [scratch])")?;
     Ok(LoadedJob {
         spec: JobSpec {
             module,
@@ -545,6 +600,7 @@ pub fn load(text: &str, files: &dyn Files, now: Time) -> anyhow::Result<LoadedJo
             .map(|s| s.bytes().context("output_limit"))
             .transpose()?,
         options,
+        files: job_files,
     })
 }
 

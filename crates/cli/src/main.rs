@@ -513,7 +513,7 @@ async fn job(cmd: JobCommand) -> anyhow::Result<()> {
         } => {
             let client = Client::new(&coordinator.url);
             let me = requester::requester_identity()?;
-            let loaded = jobspec::load_path(&file, requester::network_time(&client).await)?;
+            let loaded = requester::load_path(&file, requester::network_time(&client).await)?;
             let tasks = loaded.spec.tasks.len();
             let id = requester::submit(&client, &me, loaded).await?;
             if !wait {

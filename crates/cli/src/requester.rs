@@ -1,12 +1,13 @@
 //! The requester side: the requester's key, submitting a loaded job and waiting for it.
 
-use crate::jobspec::LoadedJob;
+use crate::jobspec::{self, LoadedJob};
 use anyhow::Context;
 use api::wire::JobView;
 use api::{Client, Identity};
+use bytes::Bytes;
 use engine::{JobId, JobStatus, Tokens};
 use indicatif::{ProgressBar, ProgressStyle};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// `$GRIDMINT_HOME`, or `~/.gridmint`.
@@ -29,6 +30,33 @@ pub fn requester_identity() -> anyhow::Result<Identity> {
     Identity::load_or_create(&path).with_context(|| format!("requester key {}", path.display()))
 }
 
+/// Files relative to a directory on disk (the spec file's own).
+pub struct Dir(pub PathBuf);
+
+impl jobspec::Files for Dir {
+    fn read(&self, path: &str) -> anyhow::Result<Bytes> {
+        let full = self.0.join(path);
+        std::fs::read(&full)
+            .map(Bytes::from)
+            .with_context(|| format!("reading {}", full.display()))
+    }
+
+    fn tree(&self, path: &str) -> anyhow::Result<Bytes> {
+        let full = self.0.join(path);
+        sandbox::tree::pack(&full)
+            .map(Bytes::from)
+            .with_context(|| format!("packing directory {}", full.display()))
+    }
+}
+
+/// Loads a spec file from disk.
+pub fn load_path(path: &Path, now: engine::Time) -> anyhow::Result<LoadedJob> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading job spec {}", path.display()))?;
+    let dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();
+    jobspec::load(&text, &Dir(dir), now).with_context(|| format!("job spec {}", path.display()))
+}
+
 /// Uploads the job's blobs and submits it; returns the new job id.
 /// Where the network prices storage (rules 10), the submission claims what the job's blobs weigh
 /// and its output limit per task, and locks their deposit beside the escrow.
@@ -37,7 +65,7 @@ pub async fn submit(client: &Client, who: &Identity, job: LoadedJob) -> anyhow::
         .network()
         .await
         .context("reading the network's rules")?;
-    let input_bytes = api::weigh(&job.spec, &job.blobs)
+    let input_bytes = api::weigh(&job.spec, &job.files, &job.blobs)
         .map_err(|hash| anyhow::anyhow!("the job names blob {hash} but has not read it"))?;
     let action = api::job_submission(
         network.storage.as_ref(),
@@ -45,6 +73,7 @@ pub async fn submit(client: &Client, who: &Identity, job: LoadedJob) -> anyhow::
         input_bytes,
         job.output_limit,
         job.options,
+        job.files,
     );
     for blob in job.blobs {
         client

@@ -171,8 +171,8 @@ impl BlobQuota {
             return;
         }
         match &signed.body {
-            Action::SubmitJob(spec) | Action::SubmitJobWithStorage { spec, .. } => {
-                for hash in spec.blobs() {
+            body if body.submission().is_some() => {
+                for hash in body.submission_blobs() {
                     t.forget(&hash);
                 }
             }
@@ -287,10 +287,14 @@ pub fn named_among(
     out
 }
 
-/// The blobs job names — its spec's (size unknown here: 0) and every output a run returned —
-/// with their sizes: what its storage's release leaves unreferenced.
-pub fn job_blobs(job: &engine::Job) -> Vec<(Hash, u64)> {
-    let mut out: Vec<(Hash, u64)> = job.spec.blobs().into_iter().map(|h| (h, 0)).collect();
+/// The blobs job names — its spec's and its mounted trees' (size unknown here: 0) and every
+/// output a run returned — with their sizes: what its storage's release leaves unreferenced.
+pub fn job_blobs(state: &engine::State, job: &engine::Job) -> Vec<(Hash, u64)> {
+    let mut out: Vec<(Hash, u64)> = state
+        .job_blobs(job.id)
+        .into_iter()
+        .map(|h| (h, 0))
+        .collect();
     for task in &job.tasks {
         for run in &task.runs {
             if let Some((output_hash, output_size, ..)) = run.returned() {
@@ -311,7 +315,7 @@ fn each_state_blob(state: &engine::State, mut f: impl FnMut(&Hash)) {
         if state.storage_released(job.id) {
             continue;
         }
-        for h in job.spec.blobs() {
+        for h in state.job_blobs(job.id) {
             f(&h);
         }
         for task in &job.tasks {

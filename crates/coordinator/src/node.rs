@@ -98,9 +98,10 @@ pub struct Checkpoint {
 /// Format version of [`Checkpoint`] (2: with `set_changes`; 3: its state with the audits of
 /// rules 5, state format 4; 4: its state with the fee per action of rules 8, state format 5;
 /// 5: its state with the storage deposits of rules 10, state format 6; 6: its state with the
-/// answer statuses of rules 11, state format 7). Its first field in every format, so a reader
-/// names both versions when they differ.
-pub const CHECKPOINT_VERSION: u32 = 6;
+/// answer statuses of rules 11, state format 7; 7: its state with the jobs' files of rules 12,
+/// state format 8). Its first field in every format, so a reader names both versions when they
+/// differ.
+pub const CHECKPOINT_VERSION: u32 = 7;
 
 /// What committing one input gave: its seq and events, or why it was refused.
 pub type Committed = Result<(u64, Vec<Event>), ApiError>;
@@ -723,7 +724,7 @@ impl Node {
             if let Event::StorageReleased { job, .. } = event
                 && let Some(job) = self.state.jobs.get(job)
             {
-                q.adopt(crate::blob_quota::job_blobs(job));
+                q.adopt(crate::blob_quota::job_blobs(&self.state, job));
             }
         }
     }

@@ -480,20 +480,17 @@ fn missing_output(hash: Hash, task: engine::TaskId) -> ApiError {
 }
 
 /// A submission's job (see [`admit_job`]) and its storage claim: the claimed input bytes are
-/// what the spec's blobs weigh here (rules 10: the deposit is paid on them; every validator
-/// holding the blobs can check the claim the same way).
+/// what the submission's blobs weigh here (rules 10: the deposit is paid on them; every
+/// validator holding the blobs can check the claim the same way).
 fn admit_submission(shared: &Shared, action: &Action) -> ApiResult<()> {
     let Some((spec, claim)) = action.submission() else {
         return Ok(());
     };
-    let entry = match action {
-        Action::SubmitJobWithOptions { options, .. } => options.entry.as_deref(),
-        _ => None,
-    };
-    admit_job(shared, spec, entry)?;
+    let entry = action.submission_options().and_then(|o| o.entry.as_deref());
+    admit_job(shared, spec, entry, action.submission_files())?;
     if let Some(claim) = claim {
         let mut weighed: u64 = 0;
-        for hash in spec.blobs() {
+        for hash in action.submission_blobs() {
             let size = shared
                 .blobs
                 .size(&hash)
@@ -503,7 +500,7 @@ fn admit_submission(shared: &Shared, action: &Action) -> ApiResult<()> {
         if claim.input_bytes != weighed {
             return Err(ApiError::StorageClaim(format!(
                 "the storage claim says the job's blobs weigh {} bytes; they weigh {weighed} \
-                 (the distinct module, reduce module, inputs and stdin blobs)",
+                 (the distinct module, reduce module, inputs, stdin and mounted tree blobs)",
                 claim.input_bytes
             )));
         }
@@ -511,9 +508,14 @@ fn admit_submission(shared: &Shared, action: &Action) -> ApiResult<()> {
     Ok(())
 }
 
-fn admit_job(shared: &Shared, spec: &JobSpec, entry: Option<&str>) -> ApiResult<()> {
+fn admit_job(
+    shared: &Shared,
+    spec: &JobSpec,
+    entry: Option<&str>,
+    files: Option<&engine::JobFiles>,
+) -> ApiResult<()> {
     // First: a blob touched here cannot expire before the job is logged (`blob_quota`).
-    shared.quota.touch(spec.blobs());
+    shared.quota.touch(engine::submission_blobs(spec, files));
     admit_module(shared, &spec.module, "module", entry)?;
     if let Aggregate::Reduce(reduce) = &spec.aggregate {
         admit_module(shared, &reduce.module, "reduce module", None)?;
@@ -528,16 +530,41 @@ fn admit_job(shared: &Shared, spec: &JobSpec, entry: Option<&str>) -> ApiResult<
             }
         }
     }
+    for mount in files.map(|f| f.mounts.as_slice()).unwrap_or_default() {
+        admit_tree(shared, mount)?;
+    }
     Ok(())
 }
 
-/// Fetches the blobs `spec` names that this validator lacks from the others (an upload is
+/// Checks that a mounted tree's blob is present and is a tree every provider unpacks
+/// (`sandbox::tree::check`), so a job is never taken whose tree every provider refuses.
+fn admit_tree(shared: &Shared, mount: &engine::Mount) -> ApiResult<()> {
+    let hash = mount.tree;
+    let bytes = shared
+        .blobs
+        .get(&hash)
+        .map_err(|e| ApiError::Unavailable(e.to_string()))?
+        .ok_or_else(|| {
+            ApiError::NotFound(format!(
+                "tree {hash} (mounted at {}) has not been uploaded",
+                mount.path
+            ))
+        })?;
+    sandbox::tree::check(&bytes).map(|_| ()).map_err(|e| {
+        ApiError::Rejected(engine::Rejection::InvalidJobSpec(format!(
+            "tree {hash} (mounted at {}) is not a directory tree: {e}",
+            mount.path
+        )))
+    })
+}
+
+/// Fetches the blobs a submission names that this validator lacks from the others (an upload is
 /// acknowledged once a majority holds it, not necessarily this one).
-async fn gather_blobs(shared: &Shared, spec: &JobSpec) {
+async fn gather_blobs(shared: &Shared, action: &Action) {
     if !shared.peers.replicated() {
         return;
     }
-    for hash in spec.blobs() {
+    for hash in action.submission_blobs() {
         crate::peers::ensure_blob(shared, hash).await;
     }
 }
@@ -590,8 +617,8 @@ async fn action(
         shared.limits.admit_actions(&signed.signer, 1)?;
     }
     admit_report(&shared, &signed.body).await?;
-    if let Some((spec, _)) = signed.body.submission() {
-        gather_blobs(&shared, spec).await;
+    if signed.body.submission().is_some() {
+        gather_blobs(&shared, &signed.body).await;
         let shared = shared.clone();
         let action = signed.body.clone();
         tokio::task::spawn_blocking(move || admit_submission(&shared, &action))
@@ -698,8 +725,8 @@ async fn action_batch(
         )));
     }
     for signed in &batch {
-        if let Some((spec, _)) = signed.body.submission() {
-            gather_blobs(&shared, spec).await;
+        if signed.body.submission().is_some() {
+            gather_blobs(&shared, &signed.body).await;
         }
     }
     let checked = {

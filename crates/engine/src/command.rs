@@ -85,6 +85,15 @@ pub enum Action {
         storage: Option<crate::storage::StorageClaim>,
         options: crate::options::JobOptions,
     },
+    /// Rules 12: submit a job owned by the signer with options and files beyond its spec
+    /// (directory trees mounted read-only, a scratch directory: see [`crate::files`]), and its
+    /// storage claim where the network prices storage (its input bytes count the trees too).
+    SubmitJobWithFiles {
+        spec: JobSpec,
+        storage: Option<crate::storage::StorageClaim>,
+        options: crate::options::JobOptions,
+        files: crate::files::JobFiles,
+    },
 }
 
 impl SignedBody for Action {
@@ -97,8 +106,34 @@ impl Action {
         match self {
             Action::SubmitJob(spec) => Some((spec, None)),
             Action::SubmitJobWithStorage { spec, storage } => Some((spec, Some(storage))),
-            Action::SubmitJobWithOptions { spec, storage, .. } => Some((spec, storage.as_ref())),
+            Action::SubmitJobWithOptions { spec, storage, .. }
+            | Action::SubmitJobWithFiles { spec, storage, .. } => Some((spec, storage.as_ref())),
             _ => None,
+        }
+    }
+
+    /// The files a submission carries (rules 12), if it carries any.
+    pub fn submission_files(&self) -> Option<&crate::files::JobFiles> {
+        match self {
+            Action::SubmitJobWithFiles { files, .. } => Some(files),
+            _ => None,
+        }
+    }
+
+    /// The options a submission carries (rules 11), if it carries any.
+    pub fn submission_options(&self) -> Option<&crate::options::JobOptions> {
+        match self {
+            Action::SubmitJobWithOptions { options, .. }
+            | Action::SubmitJobWithFiles { options, .. } => Some(options),
+            _ => None,
+        }
+    }
+
+    /// Every blob a submission names: its spec's and its mounted trees' (sorted, each once).
+    pub fn submission_blobs(&self) -> Vec<crate::types::Hash> {
+        match self.submission() {
+            Some((spec, _)) => crate::files::submission_blobs(spec, self.submission_files()),
+            None => Vec::new(),
         }
     }
 }

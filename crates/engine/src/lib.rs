@@ -83,13 +83,18 @@
 ///   run exiting with one of the statuses returned a result, compared on its status as well as
 ///   its output and fuel; any other exit status, 0 included when the job does not list it, is a
 ///   verified failure. Inputs apply as under 10 otherwise.
-pub const RULES: u32 = 11;
+/// - 12: job files ([`files`]): a job may be submitted with files
+///   (`Action::SubmitJobWithFiles`): directory trees (blobs) mounted read-only at paths it
+///   chooses, and an empty writable scratch directory with a size quota. Inputs apply as under
+///   11 otherwise.
+pub const RULES: u32 = 12;
 /// The rules of a network whose genesis predates the version.
 pub const FIRST_RULES: u32 = 1;
 
 pub mod audit;
 pub mod chain;
 pub mod command;
+pub mod files;
 pub mod ledger;
 pub mod options;
 pub mod schedule;
@@ -107,6 +112,10 @@ pub use chain::{
 pub use command::{
     Action, Entry, Event, FETCH_CACHED_MAX, Input, LeaderCommand, Rejection, Request, Signed,
     SignedBody, WAITING_MAX, Waiting, WorkFetch,
+};
+pub use files::{
+    Files, JobFiles, MAX_MOUNT_DEPTH, MAX_MOUNT_PATH, MAX_MOUNTS, MAX_SCRATCH_BYTES, Mount,
+    Scratch, submission_blobs,
 };
 pub use ledger::{
     BASE_UNITS_PER_TOKEN, DECIMALS, DEV_ACTION_FEE, Escrow, FaucetParams, Genesis, LedgerParams,

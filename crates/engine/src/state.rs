@@ -293,6 +293,10 @@ pub struct State {
     /// [`crate::options`]). Hashed only under rules 11 and later.
     #[serde(default)]
     pub options: crate::options::Options,
+    /// Rules 12: jobs' mounted trees and scratch directories (see [`crate::files`]). Hashed only
+    /// under rules 12 and later.
+    #[serde(default)]
+    pub files: crate::files::Files,
 }
 
 pub(crate) type Applied = Result<Vec<Event>, Rejection>;
@@ -334,8 +338,9 @@ impl Serialize for HashView<'_> {
             action_fee,
             storage,
             options,
+            files,
         } = self.state;
-        let mut t = serializer.serialize_tuple(19)?;
+        let mut t = serializer.serialize_tuple(20)?;
         t.serialize_element(config)?;
         t.serialize_element(ledger)?;
         t.serialize_element(verify)?;
@@ -368,6 +373,9 @@ impl Serialize for HashView<'_> {
         if *rules >= 11 {
             t.serialize_element(options)?;
         }
+        if *rules >= 12 {
+            t.serialize_element(files)?;
+        }
         t.end()
     }
 }
@@ -396,6 +404,7 @@ impl State {
             action_fee: 0,
             storage: Default::default(),
             options: Default::default(),
+            files: Default::default(),
         }
     }
 
@@ -534,6 +543,12 @@ impl State {
                 storage,
                 options,
             } => self.submit_with_options(who, spec, storage.as_ref(), options, now)?,
+            Action::SubmitJobWithFiles {
+                spec,
+                storage,
+                options,
+                files,
+            } => self.submit_with_files(who, spec, storage.as_ref(), options, files, now)?,
             Action::ReleaseJob(job) => self.release_storage(*job, who, now)?,
             Action::ReportResults(reports) => self.report(who, reports, now)?,
             Action::CancelJob(job) => self.cancel(who, *job, now)?,
@@ -1512,6 +1527,8 @@ impl State {
                     other => other.to_vec(),
                 },
                 entry: self.entry(id.job).map(str::to_string),
+                mounts: self.job_files(id.job).mounts,
+                scratch: self.job_files(id.job).scratch,
             });
         }
         let Aggregate::Reduce(reduce) = &job.spec.aggregate else {
@@ -1545,6 +1562,8 @@ impl State {
             output_limit: self.output_limit(id.job),
             success_exits: Vec::new(),
             entry: None,
+            mounts: Vec::new(),
+            scratch: None,
         })
     }
 

@@ -361,6 +361,12 @@ pub struct TaskDescriptor {
     /// Rules 11: the export to run instead of `_start` (after `_initialize`, if exported).
     #[serde(default)]
     pub entry: Option<String>,
+    /// Rules 12: directory trees mounted read-only (the job's, sorted by path).
+    #[serde(default)]
+    pub mounts: Vec<crate::files::Mount>,
+    /// Rules 12: the empty writable scratch directory the job asked for.
+    #[serde(default)]
+    pub scratch: Option<crate::files::Scratch>,
 }
 
 /// The name a reduce task sees for map output `index`.

@@ -459,12 +459,14 @@ mod tests {
             ..Genesis::dev(id(9))
         })
         .unwrap();
-        // (The audits of rules 5, the fee per action of rules 8, the storage of rules 10 and the
-        // answers of rules 11 trail everything, and are hashed only under their rules.)
+        // (The audits of rules 5, the fee per action of rules 8, the storage of rules 10, the
+        // answers of rules 11 and the files of rules 12 trail everything, and are hashed only
+        // under their rules.)
         let mut audits = postcard::to_stdvec(&crate::Audits::default()).unwrap();
         audits.extend(postcard::to_stdvec(&0u128).unwrap());
         audits.extend(postcard::to_stdvec(&crate::Storage::default()).unwrap());
         audits.extend(postcard::to_stdvec(&crate::Options::default()).unwrap());
+        audits.extend(postcard::to_stdvec(&crate::Files::default()).unwrap());
         let full = postcard::to_stdvec(&plain).unwrap();
         let mut tail = postcard::to_stdvec(&Validators::default()).unwrap();
         tail.extend(postcard::to_stdvec(&crate::FIRST_RULES).unwrap());
@@ -515,6 +517,7 @@ mod tests {
         audits.extend(postcard::to_stdvec(&state.action_fee).unwrap());
         audits.extend(postcard::to_stdvec(&state.storage).unwrap());
         audits.extend(postcard::to_stdvec(&state.options).unwrap());
+        audits.extend(postcard::to_stdvec(&state.files).unwrap());
         let at = encoded.len() - audits.len() - rules.len() - field.len();
         assert_eq!(&encoded[at..at + field.len()], &field[..]);
         let mut without = encoded[..at].to_vec();

@@ -188,6 +188,7 @@ pub async fn run(
         identity.clone(),
         sandbox,
         blobs,
+        config.data_dir.join("trees"),
         config.faulty,
         config.slots.max(1),
     );

@@ -8,6 +8,7 @@ use engine::{Hash, TaskDescriptor, TaskOutcome, TaskReport};
 use sandbox::{Outcome, Prepared, Sandbox, TaskRun};
 use std::collections::VecDeque;
 use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
@@ -28,7 +29,14 @@ struct Inner {
     identity: Arc<Identity>,
     sandbox: Arc<Sandbox>,
     blobs: BlobStore,
+    /// Where tree blobs are unpacked, one directory per tree (`<hash>`), kept across restarts.
+    trees: PathBuf,
     modules: Mutex<HashMap<Hash, Prepared>>,
+    /// One lock per blob being fetched, unpacked or compiled: slots that need the same missing
+    /// blob at once wait for one download instead of each making its own.
+    fetching: Mutex<HashMap<Hash, Arc<tokio::sync::Mutex<()>>>>,
+    /// How many blobs this provider downloaded (a cache miss each), for its summary and tests.
+    downloads: AtomicU64,
     faulty: Option<Faulty>,
     /// Tasks waiting for a slot, in the order they came, with the generation they belong to.
     queue: Mutex<VecDeque<Queued>>,
@@ -66,6 +74,7 @@ impl Worker {
         identity: Arc<Identity>,
         sandbox: Arc<Sandbox>,
         blobs: BlobStore,
+        trees: PathBuf,
         faulty: Option<Faulty>,
         slots: u32,
     ) -> Worker {
@@ -75,7 +84,10 @@ impl Worker {
                 identity,
                 sandbox,
                 blobs,
+                trees,
                 modules: Mutex::new(HashMap::new()),
+                fetching: Mutex::new(HashMap::new()),
+                downloads: AtomicU64::new(0),
                 faulty,
                 queue: Mutex::new(VecDeque::new()),
                 ready: Condvar::new(),
@@ -275,15 +287,28 @@ impl Inner {
         trusted
     }
 
-    /// A blob from the local cache, downloading it on a miss.
+    /// The lock of blob `hash`'s fetch (see [`Inner::fetching`]).
+    fn fetch_lock(&self, hash: Hash) -> Arc<tokio::sync::Mutex<()>> {
+        let mut fetching = self.fetching.lock().unwrap_or_else(|p| p.into_inner());
+        // Locks nobody holds or waits for are dropped as new ones are made.
+        fetching.retain(|_, lock| Arc::strong_count(lock) > 1);
+        fetching.entry(hash).or_default().clone()
+    }
+
+    /// A blob from the local cache, downloading it on a miss (once, however many slots ask).
     async fn blob(&self, hash: Hash) -> Result<Bytes, String> {
-        let blobs = self.blobs.clone();
-        if let Ok(Ok(Some(bytes))) = tokio::task::spawn_blocking(move || blobs.get(&hash)).await {
-            return Ok(Bytes::from(bytes));
+        if let Some(bytes) = self.cached_blob(hash).await {
+            return Ok(bytes);
+        }
+        let lock = self.fetch_lock(hash);
+        let _fetching = lock.lock().await;
+        if let Some(bytes) = self.cached_blob(hash).await {
+            return Ok(bytes);
         }
         let bytes = retry_unreachable(|| self.client.get_blob(hash))
             .await
             .map_err(|e| format!("could not fetch blob {hash}: {e}"))?;
+        self.downloads.fetch_add(1, Ordering::Relaxed);
         let blobs = self.blobs.clone();
         let copy = bytes.clone();
         tokio::task::spawn_blocking(move || blobs.put(&copy))
@@ -293,16 +318,37 @@ impl Inner {
         Ok(bytes)
     }
 
-    async fn module(&self, hash: Hash) -> Result<Prepared, String> {
-        if let Some(m) = self
-            .modules
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&hash)
-        {
-            return Ok(m.clone());
+    async fn cached_blob(&self, hash: Hash) -> Option<Bytes> {
+        let blobs = self.blobs.clone();
+        match tokio::task::spawn_blocking(move || blobs.get(&hash)).await {
+            Ok(Ok(Some(bytes))) => Some(Bytes::from(bytes)),
+            _ => None,
         }
+    }
+
+    async fn module(&self, hash: Hash) -> Result<Prepared, String> {
+        let cached = || {
+            self.modules
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(&hash)
+                .cloned()
+        };
+        if let Some(m) = cached() {
+            return Ok(m);
+        }
+        // One compile per module, however many slots start its tasks at once.
+        let lock = self.fetch_lock(hash);
+        let _compiling = lock.lock().await;
+        if let Some(m) = cached() {
+            return Ok(m);
+        }
+        drop(_compiling);
         let bytes = self.blob(hash).await?;
+        let _compiling = lock.lock().await;
+        if let Some(m) = cached() {
+            return Ok(m);
+        }
         self.held(hash);
         let sandbox = self.sandbox.clone();
         let prepared = tokio::task::spawn_blocking(move || sandbox.prepare(&bytes))
@@ -314,6 +360,31 @@ impl Inner {
             .unwrap_or_else(|p| p.into_inner())
             .insert(hash, prepared.clone());
         Ok(prepared)
+    }
+
+    /// The directory tree blob `hash` holds, unpacked (once per provider, kept across restarts:
+    /// `<trees>/<hash>`), for a read-only mount.
+    async fn tree(&self, hash: Hash) -> Result<PathBuf, String> {
+        let dir = self.trees.join(hash.to_string());
+        if dir.is_dir() {
+            return Ok(dir);
+        }
+        let bytes = self.blob(hash).await?;
+        let lock = self.fetch_lock(hash);
+        let _unpacking = lock.lock().await;
+        if dir.is_dir() {
+            return Ok(dir);
+        }
+        let trees = self.trees.clone();
+        let target = dir.clone();
+        tokio::task::spawn_blocking(move || {
+            std::fs::create_dir_all(&trees).map_err(|e| e.to_string())?;
+            sandbox::tree::unpack(&bytes, &target).map_err(|e| e.to_string())
+        })
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| format!("tree {hash}: {e}"))?;
+        Ok(dir)
     }
 
     /// Runs `task` to its report on the calling thread (a slot's): the downloads and the upload
@@ -343,6 +414,12 @@ impl Inner {
             Some(hash) => self.blob(hash).await?.to_vec(),
             None => Vec::new(),
         };
+        let mut mounts = Vec::with_capacity(task.mounts.len());
+        for mount in &task.mounts {
+            let dir = self.tree(mount.tree).await?;
+            self.held(mount.tree);
+            mounts.push((mount.path.clone(), dir));
+        }
         let run = TaskRun {
             args: task.args.clone(),
             env: task.env.clone(),
@@ -359,6 +436,8 @@ impl Inner {
             max_output_bytes: task.output_limit,
             success_exits: task.success_exits.clone(),
             entry: task.entry.clone(),
+            mounts,
+            scratch: task.scratch.as_ref().map(|s| (s.path.clone(), s.bytes)),
         };
         Ok((module, run))
     }

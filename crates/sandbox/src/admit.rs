@@ -80,6 +80,7 @@ fn explain(error: &str) -> String {
 /// it, of type `[] -> []`.
 fn shape(wasm: &[u8], entry: Option<&str>) -> Result<(), String> {
     let mut types: Vec<(usize, Vec<ValType>)> = Vec::new();
+    let mut signatures: Vec<crate::imports::Signature> = Vec::new();
     let mut funcs: Vec<u32> = Vec::new();
     let mut exports: Vec<(String, ExternalKind, u32)> = Vec::new();
     for payload in Parser::new(0).parse_all(wasm) {
@@ -88,6 +89,10 @@ fn shape(wasm: &[u8], entry: Option<&str>) -> Result<(), String> {
                 for ty in reader.into_iter_err_on_gc_types() {
                     let ty = ty.map_err(|e| e.to_string())?;
                     types.push((ty.params().len(), ty.results().to_vec()));
+                    signatures.push((
+                        ty.params().iter().map(|t| t.to_string()).collect(),
+                        ty.results().iter().map(|t| t.to_string()).collect(),
+                    ));
                 }
             }
             Payload::ImportSection(reader) => {
@@ -100,7 +105,13 @@ fn shape(wasm: &[u8], entry: Option<&str>) -> Result<(), String> {
                         ));
                     }
                     match import.ty {
-                        TypeRef::Func(ty) => funcs.push(ty),
+                        TypeRef::Func(ty) => {
+                            let signature = signatures
+                                .get(ty as usize)
+                                .ok_or("an import's type index is out of range")?;
+                            crate::imports::check(import.name, signature)?;
+                            funcs.push(ty);
+                        }
                         _ => {
                             return Err(format!(
                                 "imports `{}` as something other than a function: WASI preview 1 provides only functions",

@@ -3,7 +3,6 @@
 //! remembers why it refused, the epoch watchdog (wall clock + disk quota), the fuel
 //! charge per host call and a non-blocking `poll_oneoff`.
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use rand_chacha::rand_core::SeedableRng;
@@ -15,7 +14,6 @@ use wasmtime::{
 use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::{HostMonotonicClock, HostWallClock, WasiCtxBuilder};
 
-use crate::workdir::{DiskQuota, exceeds_quota};
 use crate::{HOSTCALL_FUEL, VIRTUAL_UNIX_TIME_SECS};
 
 /// Everything a [`wasmtime::Store`] carries for one run.
@@ -25,6 +23,8 @@ pub(crate) struct HostState {
     pub(crate) watchdog: Watchdog,
     /// What the guest sees of its files (`fsview`).
     pub(crate) files: crate::fsview::FileView,
+    /// The directories it writes in and their quotas (`quota`).
+    pub(crate) disk: crate::quota::DiskWatch,
 }
 
 /// Wraps [`StoreLimits`] (built with `trap_on_grow_failure(true)`) and records whether
@@ -150,29 +150,20 @@ impl ResourceLimiter for Limiter {
     }
 }
 
-/// Called by the engine on every epoch tick while the guest runs: enforces the wall
-/// limit and, every few ticks, the working-directory quota.
+/// Called by the engine on every epoch tick while the guest runs: enforces the wall limit.
+/// (Disk quotas are enforced where the guest writes, at points every host agrees on: `quota`.)
 pub(crate) struct Watchdog {
     start: Instant,
     wall_limit: Duration,
-    workdir: Option<(PathBuf, DiskQuota)>,
-    ticks: u64,
     pub(crate) timed_out: bool,
-    pub(crate) disk_exceeded: bool,
 }
 
-/// The working directory is measured on every this many epoch ticks.
-const DISK_CHECK_EVERY_TICKS: u64 = 5;
-
 impl Watchdog {
-    pub(crate) fn new(wall_limit: Duration, workdir: Option<(PathBuf, DiskQuota)>) -> Self {
+    pub(crate) fn new(wall_limit: Duration) -> Self {
         Watchdog {
             start: Instant::now(),
             wall_limit,
-            workdir,
-            ticks: 0,
             timed_out: false,
-            disk_exceeded: false,
         }
     }
 
@@ -184,14 +175,6 @@ impl Watchdog {
     pub(crate) fn on_tick(&mut self) -> UpdateDeadline {
         if self.start.elapsed() >= self.wall_limit {
             self.timed_out = true;
-            return UpdateDeadline::Interrupt;
-        }
-        self.ticks = self.ticks.wrapping_add(1);
-        if self.ticks.is_multiple_of(DISK_CHECK_EVERY_TICKS)
-            && let Some((dir, quota)) = &self.workdir
-            && exceeds_quota(dir, *quota)
-        {
-            self.disk_exceeded = true;
             return UpdateDeadline::Interrupt;
         }
         UpdateDeadline::Continue(1)

@@ -21,7 +21,10 @@ mod admit;
 pub mod baseline;
 mod fsview;
 mod host;
+mod imports;
+mod quota;
 mod sandbox;
+pub mod tree;
 mod workdir;
 
 use std::path::PathBuf;
@@ -108,6 +111,15 @@ pub struct TaskRun {
     /// is the exit status. A module without it fails the run with
     /// [`SandboxError::InvalidModule`].
     pub entry: Option<String>,
+    /// Directory trees the guest sees read-only: `(absolute guest path, host directory)`.
+    /// The host directory is used in place (never copied or written): an unpacked tree
+    /// (`tree::unpack`) shared by every run. No path may be inside another or the scratch's.
+    pub mounts: Vec<(String, PathBuf)>,
+    /// An empty writable directory at this absolute guest path, of at most this many bytes
+    /// (the sizes of the files in it): a fresh temporary directory per run. A run that ends
+    /// with more there fails ([`Outcome::Trap`]); one found holding more than twice as much
+    /// while it runs is stopped.
+    pub scratch: Option<(String, u64)>,
 }
 
 impl TaskRun {
@@ -137,6 +149,8 @@ impl Default for TaskRun {
             max_output_bytes: None,
             success_exits: Vec::new(),
             entry: None,
+            mounts: Vec::new(),
+            scratch: None,
         }
     }
 }

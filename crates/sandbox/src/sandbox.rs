@@ -2,6 +2,7 @@
 //! ticker thread, and one guest run from store creation to outcome classification.
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -207,6 +208,8 @@ impl Sandbox {
         add_virtual_poll(&mut linker).map_err(setup_err("cannot link poll_oneoff"))?;
         crate::fsview::add_deterministic_files(&mut linker)
             .map_err(setup_err("cannot link the file view"))?;
+        crate::quota::add_disk_quotas(&mut linker)
+            .map_err(setup_err("cannot link the disk quotas"))?;
 
         let ticker = Ticker::spawn(engine.clone(), config.epoch_tick.max(MIN_EPOCH_TICK))?;
         Ok(Sandbox {
@@ -254,7 +257,13 @@ impl Sandbox {
                 "export `_start` is not a function of type [] -> []".into(),
             ));
         }
-        let pre = self.linker.instantiate_pre(&module).map_err(invalid)?;
+        let linker = crate::imports::linker_for(&self.linker, &module)
+            .map_err(SandboxError::InvalidModule)?;
+        let pre = linker
+            .as_ref()
+            .unwrap_or(&self.linker)
+            .instantiate_pre(&module)
+            .map_err(invalid)?;
         self.compiled.fetch_add(1, Ordering::Relaxed);
         let prepared = Prepared {
             inner: Arc::new(PreparedInner { pre, hash }),
@@ -322,6 +331,40 @@ impl Sandbox {
             };
             watched_dir = Some((dir.path().to_path_buf(), quota));
         }
+        for (guest, host) in &task.mounts {
+            wasi.preopened_dir(host, guest, FsPerms::ReadOnly)
+                .map_err(|e| {
+                    SandboxError::Setup(format!("cannot mount {} at {guest}: {e}", host.display()))
+                })?;
+        }
+        let scratch = match &task.scratch {
+            Some((guest, bytes)) => {
+                let dir = tempfile::Builder::new()
+                    .prefix("gridmint-scratch-")
+                    .tempdir()
+                    .map_err(|e| SandboxError::Setup(format!("cannot create scratch dir: {e}")))?;
+                wasi.preopened_dir(dir.path(), guest, FsPerms::ReadWrite)
+                    .map_err(setup_err("cannot preopen the scratch directory"))?;
+                Some((dir, guest.as_str(), *bytes))
+            }
+            None => None,
+        };
+        let mut watched: Vec<(PathBuf, DiskQuota, String)> = watched_dir
+            .iter()
+            .map(|(dir, quota)| (dir.clone(), *quota, "/".to_string()))
+            .collect();
+        if let Some((dir, guest, bytes)) = &scratch {
+            // Stopped while it runs only at twice its quota: a tool may go over for a moment
+            // and clean up; what counts is what the scratch holds when the run ends.
+            watched.push((
+                dir.path().to_path_buf(),
+                DiskQuota {
+                    max_bytes: bytes.saturating_mul(2),
+                    max_entries: MAX_WORKDIR_ENTRIES,
+                },
+                guest.to_string(),
+            ));
+        }
 
         let limits = StoreLimitsBuilder::new()
             .memory_size(usize::try_from(task.memory_limit_bytes).unwrap_or(usize::MAX))
@@ -337,8 +380,9 @@ impl Sandbox {
                 limits,
                 usize::try_from(task.memory_limit_bytes).unwrap_or(usize::MAX),
             ),
-            watchdog: Watchdog::new(task.wall_limit, watched_dir.clone()),
+            watchdog: Watchdog::new(task.wall_limit),
             files: Default::default(),
+            disk: crate::quota::DiskWatch::new(watched),
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limiter);
@@ -402,6 +446,21 @@ impl Sandbox {
             && crate::workdir::exceeds_quota(dir, *quota)
         {
             outcome = Outcome::OutputTooLarge;
+        }
+        if let Some((dir, guest, bytes)) = &scratch
+            && !matches!(outcome, Outcome::Timeout)
+            && crate::workdir::exceeds_quota(
+                dir.path(),
+                DiskQuota {
+                    max_bytes: *bytes,
+                    max_entries: MAX_WORKDIR_ENTRIES,
+                },
+            )
+        {
+            outcome = Outcome::Trap(format!(
+                "scratch directory {guest} holds more than its quota ({bytes} bytes or \
+                 {MAX_WORKDIR_ENTRIES} entries)"
+            ));
         }
         if matches!(outcome, Outcome::OutputTooLarge | Outcome::Timeout) {
             output.clear();
@@ -512,8 +571,12 @@ fn classify(result: wasmtime::Result<()>, state: &HostState) -> Outcome {
     let Err(error) = result else {
         return Outcome::Exited(0);
     };
-    if state.watchdog.disk_exceeded {
-        return Outcome::OutputTooLarge;
+    if let Some(full) = error.downcast_ref::<crate::quota::DiskFull>() {
+        return if full.dir == "/" {
+            Outcome::OutputTooLarge
+        } else {
+            Outcome::Trap(full.to_string())
+        };
     }
     if state.limiter.refused {
         return Outcome::MemoryLimit;

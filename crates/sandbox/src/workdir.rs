@@ -24,8 +24,44 @@ pub(crate) fn validate_name(name: &str) -> Result<(), SandboxError> {
     Ok(())
 }
 
-/// Validates every file name a task declares (inputs and output), rejecting duplicates.
+/// Checks that `path` is an absolute guest path below `/`: `/` then plain names
+/// ([`validate_name`]) separated by single slashes.
+pub(crate) fn validate_guest_dir(path: &str) -> Result<Vec<&str>, SandboxError> {
+    let bad = |why: &str| SandboxError::InvalidTask(format!("directory path {path:?} {why}"));
+    let rest = path
+        .strip_prefix('/')
+        .ok_or_else(|| bad("is not absolute"))?;
+    if rest.is_empty() {
+        return Err(bad("is the working directory"));
+    }
+    let parts: Vec<&str> = rest.split('/').collect();
+    for part in &parts {
+        validate_name(part).map_err(|_| bad("has a component that is not a plain name"))?;
+    }
+    Ok(parts)
+}
+
+/// Validates every file name a task declares (inputs and output), rejecting duplicates, and
+/// every directory it mounts: absolute, and none inside another (or the scratch directory).
 pub(crate) fn validate_task(task: &TaskRun) -> Result<(), SandboxError> {
+    let mut dirs: Vec<Vec<&str>> = Vec::new();
+    let guest_dirs = task
+        .mounts
+        .iter()
+        .map(|(path, _)| path.as_str())
+        .chain(task.scratch.as_ref().map(|(path, _)| path.as_str()));
+    for path in guest_dirs {
+        let parts = validate_guest_dir(path)?;
+        if dirs
+            .iter()
+            .any(|d| d.starts_with(&parts) || parts.starts_with(d))
+        {
+            return Err(SandboxError::InvalidTask(format!(
+                "directory path {path:?} overlaps another mount or the scratch directory"
+            )));
+        }
+        dirs.push(parts);
+    }
     let mut seen = std::collections::HashSet::new();
     for (name, _) in &task.inputs {
         validate_name(name)?;
@@ -130,7 +166,7 @@ pub(crate) struct DiskQuota {
 }
 
 /// Whether the tree under `root` holds more than the quota allows: the sum of the
-/// apparent sizes of all entries (symlinks are not followed) or the number of
+/// apparent sizes of all entries but directories (symlinks are not followed) or the number of
 /// entries. Stops walking as soon as the answer is known. An unreadable directory
 /// counts as empty (the guest cannot make a directory unreadable through WASI p1).
 pub(crate) fn exceeds_quota(root: &Path, quota: DiskQuota) -> bool {
@@ -146,7 +182,11 @@ pub(crate) fn exceeds_quota(root: &Path, quota: DiskQuota) -> bool {
             let Ok(meta) = entry.metadata() else {
                 continue;
             };
-            bytes = bytes.saturating_add(meta.len());
+            // A directory's own size differs between file systems (4 KiB on ext4, the
+            // lengths of its names on btrfs): only what the guest wrote counts.
+            if !meta.file_type().is_dir() {
+                bytes = bytes.saturating_add(meta.len());
+            }
             if entries > quota.max_entries || bytes > quota.max_bytes {
                 return true;
             }

@@ -2,6 +2,8 @@
 //! visibility rules, determinism, caching and concurrency; the C guests under
 //! `guests/` are used too when they have been built.
 
+mod interpreters;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -1473,6 +1475,35 @@ fn admission_and_the_sandbox_agree_on_which_modules_run() {
             "a foreign import",
             wat(r#"(module (import "env" "f" (func)) (func (export "_start")))"#),
             Some("only `wasi_snapshot_preview1`"),
+        ),
+        (
+            "a socket extension (WasmEdge's sock_open), answered ENOSYS",
+            wat(r#"(module
+                 (import "wasi_snapshot_preview1" "sock_open"
+                   (func $open (param i32 i32 i32) (result i32)))
+                 (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+                 (memory (export "memory") 1)
+                 (func (export "_start")
+                   (if (i32.ne (call $open (i32.const 0) (i32.const 0) (i32.const 8))
+                               (i32.const 52))
+                     (then (call $exit (i32.const 1))))))"#),
+            None,
+        ),
+        (
+            "a WASI function with another type",
+            wat(
+                r#"(module (import "wasi_snapshot_preview1" "fd_write" (func (param i32)))
+                 (func (export "_start")))"#,
+            ),
+            Some("WASI preview 1's is [i32 i32 i32 i32] -> [i32]"),
+        ),
+        (
+            "a function WASI does not have",
+            wat(
+                r#"(module (import "wasi_snapshot_preview1" "fd_frobnicate" (func))
+                 (func (export "_start")))"#,
+            ),
+            Some("WASI preview 1 does not have"),
         ),
         (
             "not WebAssembly",

@@ -577,13 +577,15 @@ impl Coordinator {
     /// this network prices storage.
     pub fn submission(&self, spec: engine::JobSpec, blobs: &[&[u8]]) -> engine::Action {
         let network = self.http.block_on(self.http.client.network()).unwrap();
-        let input_bytes = api::weigh(&spec, blobs).expect("every blob the spec names");
+        let files = engine::JobFiles::default();
+        let input_bytes = api::weigh(&spec, &files, blobs).expect("every blob the spec names");
         api::job_submission(
             network.storage.as_ref(),
             spec,
             input_bytes,
             None,
             engine::JobOptions::default(),
+            files,
         )
     }
 }

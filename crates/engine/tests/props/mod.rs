@@ -586,14 +586,43 @@ fn build(s: &State, step: &Step, time: Time) -> Built {
             };
             if let Some(success_exits) = options {
                 let claimed = s.storage.params.is_some() && *redundancy % 29 != 0;
+                let options = engine::JobOptions {
+                    success_exits,
+                    entry: (*owner % 3 == 0).then(|| "run".to_string()),
+                };
+                // Rules 12: now and then files too (a mount and a scratch directory, or an
+                // overlapping pair, which is refused).
+                let files = match *redundancy % 5 {
+                    0 | 1 => Some(engine::JobFiles {
+                        mounts: vec![engine::Mount {
+                            path: "/usr/local/lib".into(),
+                            tree: hash(*owner),
+                        }],
+                        scratch: Some(engine::Scratch {
+                            path: if *redundancy % 5 == 0 {
+                                "/tmp".into()
+                            } else {
+                                "/usr/local/lib/tmp".into()
+                            },
+                            bytes: 1 << 20,
+                        }),
+                    }),
+                    _ => None,
+                };
+                let storage = claimed.then_some(storage);
                 Ok(action(
                     requester(*owner),
-                    Action::SubmitJobWithOptions {
-                        spec,
-                        storage: claimed.then_some(storage),
-                        options: engine::JobOptions {
-                            success_exits,
-                            entry: (*owner % 3 == 0).then(|| "run".to_string()),
+                    match files {
+                        Some(files) => Action::SubmitJobWithFiles {
+                            spec,
+                            storage,
+                            options,
+                            files,
+                        },
+                        None => Action::SubmitJobWithOptions {
+                            spec,
+                            storage,
+                            options,
                         },
                     },
                 ))

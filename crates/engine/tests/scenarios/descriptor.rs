@@ -32,6 +32,8 @@ fn map_descriptor_comes_from_the_job_spec() {
             output_limit: None,
             success_exits: Vec::new(),
             entry: None,
+            mounts: Vec::new(),
+            scratch: None,
         }
     );
     assert_eq!(

@@ -84,6 +84,8 @@ fn reduce_runs_after_the_maps_over_their_outputs() {
             output_limit: None,
             success_exits: Vec::new(),
             entry: None,
+            mounts: Vec::new(),
+            scratch: None,
         })
     );
 

@@ -5,6 +5,7 @@ mod answers;
 mod assign;
 mod descriptor;
 mod fetch;
+mod files;
 mod jobs;
 mod ledger;
 mod lifecycle;
