@@ -39,7 +39,8 @@ pub fn initial_state() -> State {
         .clone()
 }
 
-/// Job spec files for [`jobspec::load`]: every path reads as the same small module.
+/// Job spec files for [`jobspec::load`]: every path reads as the same small module, every
+/// directory as a small blob.
 pub struct AnyFile;
 
 impl jobspec::Files for AnyFile {
@@ -47,5 +48,9 @@ impl jobspec::Files for AnyFile {
         Ok(bytes::Bytes::from(
             format!("contents of {path}").into_bytes(),
         ))
+    }
+
+    fn tree(&self, path: &str) -> anyhow::Result<bytes::Bytes> {
+        Ok(bytes::Bytes::from(format!("tree of {path}").into_bytes()))
     }
 }

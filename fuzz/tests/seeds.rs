@@ -300,7 +300,16 @@ fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
         [&[4u8][..], &postcard(&example_genesis)].concat(),
     ));
 
-    for name in ["bench", "mandelbrot", "noop", "pi", "sat", "wordcount"] {
+    for name in [
+        "bench",
+        "js-sweep",
+        "mandelbrot",
+        "noop",
+        "pi",
+        "python-sweep",
+        "sat",
+        "wordcount",
+    ] {
         out.push((
             "job_spec",
             format!("{name}.toml"),

@@ -35,8 +35,6 @@ struct Inner {
     /// One lock per blob being fetched, unpacked or compiled: slots that need the same missing
     /// blob at once wait for one download instead of each making its own.
     fetching: Mutex<HashMap<Hash, Arc<tokio::sync::Mutex<()>>>>,
-    /// How many blobs this provider downloaded (a cache miss each), for its summary and tests.
-    downloads: AtomicU64,
     faulty: Option<Faulty>,
     /// Tasks waiting for a slot, in the order they came, with the generation they belong to.
     queue: Mutex<VecDeque<Queued>>,
@@ -87,7 +85,6 @@ impl Worker {
                 trees,
                 modules: Mutex::new(HashMap::new()),
                 fetching: Mutex::new(HashMap::new()),
-                downloads: AtomicU64::new(0),
                 faulty,
                 queue: Mutex::new(VecDeque::new()),
                 ready: Condvar::new(),
@@ -308,7 +305,7 @@ impl Inner {
         let bytes = retry_unreachable(|| self.client.get_blob(hash))
             .await
             .map_err(|e| format!("could not fetch blob {hash}: {e}"))?;
-        self.downloads.fetch_add(1, Ordering::Relaxed);
+        tracing::info!(blob = %hash, bytes = bytes.len(), "downloaded a blob");
         let blobs = self.blobs.clone();
         let copy = bytes.clone();
         tokio::task::spawn_blocking(move || blobs.put(&copy))
@@ -351,10 +348,16 @@ impl Inner {
         }
         self.held(hash);
         let sandbox = self.sandbox.clone();
+        let started = Instant::now();
         let prepared = tokio::task::spawn_blocking(move || sandbox.prepare(&bytes))
             .await
             .map_err(|e| e.to_string())?
             .map_err(|e| e.to_string())?;
+        tracing::info!(
+            module = %hash,
+            ms = started.elapsed().as_millis() as u64,
+            "prepared a module"
+        );
         self.modules
             .lock()
             .unwrap_or_else(|p| p.into_inner())

@@ -11,6 +11,7 @@ mod ledger;
 mod load;
 mod options;
 mod recovery;
+mod runtimes;
 mod schedule;
 mod sim;
 mod storage;

@@ -474,8 +474,22 @@ impl World {
         slots: u32,
         extra: &[&str],
     ) -> Provider {
+        self.spawn_provider_env(url, dir, id, slots, extra, &[])
+    }
+
+    /// [`World::spawn_provider`] with extra environment variables (a host that differs).
+    pub fn spawn_provider_env(
+        &self,
+        url: &str,
+        dir: &Path,
+        id: AccountId,
+        slots: u32,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Provider {
         let (log, err) = self.log_file("provider");
         let mut cmd = self.command();
+        cmd.envs(env.iter().copied());
         cmd.arg("provider")
             .args(["--coordinator", url, "--data-dir"])
             .arg(dir)
