@@ -144,7 +144,10 @@ pub async fn run(
             .with_context(|| format!("provider key in {}", config.data_dir.display()))?,
     );
     let blobs = BlobStore::open(&config.data_dir.join("blobs"))?;
-    let sandbox = Arc::new(Sandbox::new(SandboxConfig::default())?);
+    let sandbox = Arc::new(Sandbox::new(SandboxConfig {
+        code_cache: Some(config.data_dir.join("compiled")),
+        ..SandboxConfig::default()
+    })?);
     let score = {
         let sandbox = sandbox.clone();
         tokio::task::spawn_blocking(move || benchmark(&sandbox)).await??

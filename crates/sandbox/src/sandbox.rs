@@ -200,6 +200,16 @@ impl Sandbox {
                 .max_memory_size(POOL_MAX_MEMORY_BYTES);
             wasm.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         }
+        if let Some(dir) = &config.code_cache {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                SandboxError::Setup(format!("cannot create code cache {}: {e}", dir.display()))
+            })?;
+            let mut cache = wasmtime::CacheConfig::new();
+            cache.with_directory(dir);
+            let cache =
+                wasmtime::Cache::new(cache).map_err(setup_err("cannot open the code cache"))?;
+            wasm.cache(Some(cache));
+        }
         let engine = Engine::new(&wasm).map_err(setup_err("cannot create engine"))?;
 
         let mut linker = Linker::new(&engine);

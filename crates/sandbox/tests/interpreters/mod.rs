@@ -370,3 +370,79 @@ print(mode, sorted(os.listdir("/tmp")))
         (&second.outcome, second.output_hash, second.fuel_used)
     );
 }
+
+/// Every file under `dir` with its size and modification time.
+fn listing(dir: &Path) -> Vec<(PathBuf, u64, SystemTime)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).unwrap().flatten() {
+            let meta = entry.metadata().unwrap();
+            if meta.is_dir() {
+                stack.push(entry.path());
+            } else {
+                out.push((entry.path(), meta.len(), meta.modified().unwrap()));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// A provider that restarts does not compile its runtimes again: compiled code is kept on disk
+/// by content (wasmtime's code cache), and a new sandbox on the same directory loads it — it
+/// writes nothing new — and runs it with the same result.
+#[test]
+fn compiled_code_is_kept_on_disk_and_reused_by_a_new_sandbox() {
+    let cache = tempfile::tempdir().unwrap();
+    let config = || SandboxConfig {
+        code_cache: Some(cache.path().join("compiled")),
+        ..SandboxConfig::default()
+    };
+    let wasm = std::fs::read(runtimes().join("wasmedge_quickjs.wasm")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let script = write(
+        dir.path(),
+        "sum.js",
+        "let s = 0; for (let i = 0; i < 1000; i++) s += i; print(s);",
+    );
+    let run = TaskRun {
+        args: vec!["sum.js".into()],
+        inputs: vec![("sum.js".into(), script)],
+        ..TaskRun::default()
+    };
+    let first = Sandbox::new(config()).unwrap();
+    let before = first.run_bytes(&wasm, &run).unwrap();
+    assert_eq!(String::from_utf8_lossy(&before.output), "499500\n");
+    drop(first);
+    // The cache writes in the background: wait until what it holds stops changing.
+    let mut stored = listing(&cache.path().join("compiled"));
+    for _ in 0..100 {
+        std::thread::sleep(Duration::from_millis(100));
+        let now = listing(&cache.path().join("compiled"));
+        if now == stored && !now.is_empty() {
+            break;
+        }
+        stored = now;
+    }
+    assert!(!stored.is_empty(), "nothing was kept on disk");
+
+    let second = Sandbox::new(config()).unwrap();
+    let after = second.run_bytes(&wasm, &run).unwrap();
+    assert_eq!(
+        (after.outcome, after.output_hash, after.fuel_used),
+        (before.outcome, before.output_hash, before.fuel_used)
+    );
+    let compiled: Vec<_> = listing(&cache.path().join("compiled"))
+        .into_iter()
+        .filter(|(path, ..)| !path.to_string_lossy().ends_with(".stats"))
+        .collect();
+    let kept: Vec<_> = stored
+        .into_iter()
+        .filter(|(path, ..)| !path.to_string_lossy().ends_with(".stats"))
+        .collect();
+    assert_eq!(
+        compiled, kept,
+        "the second sandbox compiled the module again"
+    );
+}
