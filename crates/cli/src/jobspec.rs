@@ -756,4 +756,91 @@ mod tests {
         assert!(parse_size("MiB").is_err());
         assert!(parse_size("99999999999GiB").is_err());
     }
+
+    /// Directories as trees: `Files::tree` of a test's own.
+    struct WithTrees(Embedded);
+
+    impl Files for WithTrees {
+        fn read(&self, path: &str) -> anyhow::Result<Bytes> {
+            self.0.read(path)
+        }
+        fn tree(&self, path: &str) -> anyhow::Result<Bytes> {
+            Ok(Bytes::from(format!("tree of {path}")))
+        }
+    }
+
+    #[test]
+    fn mounts_and_scratch_become_job_files_and_bad_ones_are_refused() {
+        let spec = |files: &str| format!("module = \"m.wasm\"\n{files}\n[tasks]\nrange = [0, 2]\n");
+        let job = load(
+            &spec(
+                "[[mount]]\npath = \"/usr/local\"\ndir = \"py\"\n\
+                 [[mount]]\npath = \"/data\"\ndir = \"py\"\n\
+                 [scratch]\npath = \"/tmp\"\nsize = \"64MiB\"\n",
+            ),
+            &WithTrees(files()),
+            0,
+        )
+        .unwrap();
+        let tree = Hash::of(b"tree of py");
+        assert_eq!(
+            job.files,
+            engine::JobFiles {
+                mounts: vec![
+                    engine::Mount {
+                        path: "/data".into(),
+                        tree,
+                    },
+                    engine::Mount {
+                        path: "/usr/local".into(),
+                        tree,
+                    },
+                ],
+                scratch: Some(engine::Scratch {
+                    path: "/tmp".into(),
+                    bytes: 64 << 20,
+                }),
+            }
+        );
+        assert_eq!(
+            job.blobs.iter().filter(|b| Hash::of(b) == tree).count(),
+            1,
+            "one blob however many mounts name it"
+        );
+        let table = [
+            (
+                "[[mount]]\npath = \"/a\"\ndir = \"py\"\n[scratch]\npath = \"/a/tmp\"\nsize = 10\n",
+                "overlap",
+            ),
+            ("[[mount]]\npath = \"a\"\ndir = \"py\"\n", "not absolute"),
+            (
+                "[scratch]\npath = \"/tmp\"\nsize = \"5GiB\"\n",
+                "scratch size",
+            ),
+            (
+                "[scratch]\npath = \"/tmp\"\nsize = \"lots\"\n",
+                "does not start with a number",
+            ),
+            ("[[mount]]\npath = \"/a\"\n", "missing field `dir`"),
+            (
+                "[[mount]]\npath = \"/a\"\ndir = \"py\"\nmode = \"rw\"\n",
+                "unknown field `mode`",
+            ),
+        ];
+        for (files_toml, want) in table {
+            let err = load(&spec(files_toml), &WithTrees(files()), 0)
+                .err()
+                .unwrap_or_else(|| panic!("{files_toml}: taken"));
+            assert!(format!("{err:#}").contains(want), "{files_toml}: {err:#}");
+        }
+        // Embedded specs (the demo's) mount nothing.
+        let err = load(
+            &spec("[[mount]]\npath = \"/a\"\ndir = \"py\"\n"),
+            &files(),
+            0,
+        )
+        .err()
+        .unwrap();
+        assert!(format!("{err:#}").contains("on disk"), "{err:#}");
+    }
 }

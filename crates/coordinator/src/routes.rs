@@ -530,8 +530,15 @@ fn admit_job(
             }
         }
     }
-    for mount in files.map(|f| f.mounts.as_slice()).unwrap_or_default() {
-        admit_tree(shared, mount)?;
+    if let Some(files) = files {
+        // The engine's own check first (it would refuse the same), so that a bad path is named
+        // as one rather than as whatever its tree lacks.
+        files.normalised().map_err(|e| {
+            ApiError::Rejected(engine::Rejection::InvalidJobSpec(format!("job files: {e}")))
+        })?;
+        for mount in &files.mounts {
+            admit_tree(shared, mount)?;
+        }
     }
     Ok(())
 }

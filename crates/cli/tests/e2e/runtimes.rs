@@ -253,3 +253,145 @@ fn a_module_using_exceptions_runs_as_a_job_on_every_provider() {
         other => panic!("an uncaught exception ended {other:?}"),
     }
 }
+
+/// Job files are an input surface: a tree that is no tree, one never uploaded, a bad path, a
+/// claim that leaves the tree out — each is refused with a typed error and changes nothing;
+/// a directory holding a symlink, or mounts inside each other, are refused by the CLI before
+/// anything is uploaded. The same job with a packed tree is taken.
+#[test]
+fn bad_mounts_and_scratch_are_refused_and_change_nothing() {
+    use api::Identity;
+    use engine::{Action, JobFiles, JobOptions, Mount, Scratch};
+    let w = World::new();
+    let c = w.coordinator(&[]);
+
+    // The CLI: a symlink in a mounted directory, overlapping paths.
+    let dir = w.dir("lib");
+    std::fs::write(dir.join("a.txt"), "a").unwrap();
+    #[cfg(unix)]
+    std::os::unix::fs::symlink("/etc/passwd", dir.join("passwd")).unwrap();
+    let spec = |mounts: &str| {
+        w.write(
+            "mounts.toml",
+            format!(
+                "module = {}\n{mounts}\n[tasks]\nrange = [0, 1]\n",
+                toml_path(&guest("noop.wasm"))
+            ),
+        )
+    };
+    let submit = |path: PathBuf| {
+        w.cli(&[
+            "job",
+            "submit",
+            path.to_str().unwrap(),
+            "--coordinator",
+            &c.url,
+        ])
+        .fails()
+        .stderr
+    };
+    let lib = toml_path(&dir);
+    #[cfg(unix)]
+    {
+        let err = submit(spec(&format!("[[mount]]\npath = \"/lib\"\ndir = {lib}\n")));
+        assert!(
+            err.contains("passwd") && err.contains("symbolic link"),
+            "{err}"
+        );
+    }
+    std::fs::remove_file(dir.join("passwd")).ok();
+    let err = submit(spec(&format!(
+        "[[mount]]\npath = \"/usr\"\ndir = {lib}\n[[mount]]\npath = \"/usr/lib\"\ndir = {lib}\n"
+    )));
+    assert!(err.contains("overlap"), "{err}");
+    let blobs_before = c.http.status();
+
+    // The API.
+    let me = Identity::generate();
+    let client = &c.http.client;
+    w.block_on(client.action(&me, Action::Faucet)).unwrap();
+    let noop = std::fs::read(guest("noop.wasm")).unwrap();
+    let module = w
+        .block_on(client.put_blob(&me, bytes::Bytes::from(noop.clone())))
+        .unwrap();
+    let garbage = b"certainly not a tar archive".to_vec();
+    let garbage_hash = w
+        .block_on(client.put_blob(&me, bytes::Bytes::from(garbage.clone())))
+        .unwrap();
+    let tree = sandbox::tree::pack(&dir).unwrap();
+    let tree_hash = engine::Hash::of(&tree);
+    let spec = crate::e2e::load::gpu_only(module, vec![engine::TaskSpec::default()]);
+    let network = w.block_on(client.network()).unwrap();
+    let submission = |files: JobFiles, blobs: &[&[u8]]| {
+        let input_bytes = api::weigh(&spec, &files, blobs).unwrap_or(0);
+        api::job_submission(
+            network.storage.as_ref(),
+            spec.clone(),
+            input_bytes,
+            None,
+            JobOptions::default(),
+            files,
+        )
+    };
+    let mount = |path: &str, tree: engine::Hash| JobFiles {
+        mounts: vec![Mount {
+            path: path.into(),
+            tree,
+        }],
+        scratch: None,
+    };
+    let before = c.http.status();
+    let refused = |action: Action, status: u16, says: &str| {
+        let e = w.block_on(client.action(&me, action)).unwrap_err();
+        assert_eq!(e.status(), Some(status), "{e}");
+        assert!(e.to_string().contains(says), "{says}: {e}");
+    };
+    refused(
+        submission(mount("/data", garbage_hash), &[&noop, &garbage]),
+        422,
+        "is not a directory tree",
+    );
+    refused(
+        submission(mount("/data", tree_hash), &[&noop, &tree]),
+        404,
+        "has not been uploaded",
+    );
+    refused(
+        submission(mount("/data/../etc", garbage_hash), &[&noop, &garbage]),
+        422,
+        "invalid component",
+    );
+    let no_room = JobFiles {
+        mounts: Vec::new(),
+        scratch: Some(Scratch {
+            path: "/tmp".into(),
+            bytes: 0,
+        }),
+    };
+    refused(submission(no_room, &[&noop]), 422, "scratch size");
+    w.block_on(client.put_blob(&me, bytes::Bytes::from(tree.clone())))
+        .unwrap();
+    assert!(network.storage.is_some(), "a dev network prices storage");
+    {
+        // A claim that weighs the spec's blobs alone, leaving the tree out.
+        refused(
+            submission(mount("/data", tree_hash), &[&noop, &[][..]]),
+            422,
+            "storage_claim",
+        );
+    }
+    let after = c.http.status();
+    assert_eq!(
+        (after.log_length, after.state_hash),
+        (before.log_length, before.state_hash),
+        "a refusal changed the state"
+    );
+    assert_eq!(
+        before.log_length,
+        blobs_before.log_length + 1,
+        "beside the faucet, the CLI's refusals reached the log"
+    );
+    // Well formed, uploaded and claimed: taken.
+    w.block_on(client.action(&me, submission(mount("/data", tree_hash), &[&noop, &tree])))
+        .unwrap();
+}
