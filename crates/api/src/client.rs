@@ -5,7 +5,7 @@ use crate::wire::{
     AccountView, ActionResponse, BatchOutcome, BlobStored, ChainView, ErrorBody, Exchange,
     ExchangeResponse, FetchResponse, HEADER_NONCE, HEADER_SIGNATURE, HEADER_SIGNER,
     HeartbeatResponse, HistoryPage, JobView, NetworkView, Ping, ProviderView, RawEntry, Request,
-    StatusView,
+    StatusView, UploadView,
 };
 use bytes::Bytes;
 use engine::{AccountId, Action, Block, Genesis, Hash, JobId, Signed, TaskId, TaskReport};
@@ -113,6 +113,12 @@ impl ClientError {
         }
     }
 }
+
+/// The size of an upload's chunks and a download's pieces: blobs larger than this travel in
+/// pieces (`/v1/uploads`, `Range`), each resent alone after a failure.
+pub const UPLOAD_CHUNK: u64 = 8 << 20;
+/// How many failures in a row an upload or a download takes before it gives up.
+pub const UPLOAD_RETRIES: u32 = 8;
 
 /// A coordinator at `base` (e.g. `http://127.0.0.1:7070`), or a validator set: `base` may list
 /// several URLs separated by commas. Requests go to the current one; a validator that is not the
@@ -417,6 +423,58 @@ impl Client {
         })
     }
 
+    /// A read of `path` from the current coordinator (the next one after a transport failure,
+    /// for the caller's retry) answering its body and, for a `206`, the whole's size from its
+    /// `Content-Range` (`None` for a whole body).
+    async fn send_raw(
+        &self,
+        path: &str,
+        build: impl Fn(&str) -> reqwest::RequestBuilder,
+    ) -> Result<(Bytes, Option<u64>), ClientError> {
+        let base = self.base();
+        let url = format!("{base}{path}");
+        if crate::tls::refuses_plain(&url, self.plain_http) {
+            return Err(ClientError::PlainHttp { url });
+        }
+        let resp = match build(&url).send().await {
+            Ok(resp) => resp,
+            Err(source) => {
+                if self.bases.len() > 1 {
+                    self.rotate(&base);
+                }
+                return Err(transport(url, source));
+            }
+        };
+        let status = resp.status();
+        let total = resp
+            .headers()
+            .get(reqwest::header::CONTENT_RANGE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.rsplit_once('/'))
+            .and_then(|(_, total)| total.parse::<u64>().ok());
+        let body = resp
+            .bytes()
+            .await
+            .map_err(|source| transport(url.clone(), source))?;
+        if status.is_success() {
+            let total = if status.as_u16() == 206 {
+                total
+            } else {
+                Some(body.len() as u64)
+            };
+            return Ok((body, total));
+        }
+        let body = serde_json::from_slice::<ErrorBody>(&body).unwrap_or_else(|_| ErrorBody {
+            error: "http".into(),
+            detail: String::from_utf8_lossy(&body).into_owned(),
+        });
+        Err(ClientError::Api {
+            url,
+            status: status.as_u16(),
+            body,
+        })
+    }
+
     async fn json<T: DeserializeOwned>(
         &self,
         path: &str,
@@ -453,6 +511,9 @@ impl Client {
 
     /// Uploads `bytes` (idempotent: an existing blob is simply acknowledged) and returns its hash.
     pub async fn put_blob(&self, who: &Identity, bytes: Bytes) -> Result<Hash, ClientError> {
+        if bytes.len() as u64 > UPLOAD_CHUNK {
+            return self.upload(who, bytes).await;
+        }
         let hash = Hash::of(&bytes);
         let signed = who.sign(Request::PutBlob {
             hash,
@@ -472,17 +533,150 @@ impl Client {
         Ok(stored.hash)
     }
 
-    /// Downloads a blob and checks its hash.
+    /// Uploads `bytes` in chunks of [`UPLOAD_CHUNK`] (`/v1/uploads`), resuming where the
+    /// coordinator's copy ends after a chunk whose answer was lost or refused as out of place;
+    /// gives up after [`UPLOAD_RETRIES`] failures in a row.
+    pub async fn upload(&self, who: &Identity, bytes: Bytes) -> Result<Hash, ClientError> {
+        let hash = Hash::of(&bytes);
+        let size = bytes.len() as u64;
+        let mut received = self.start_upload(who, hash, size).await?.received;
+        let mut failures = 0;
+        while received < size {
+            let end = received.saturating_add(UPLOAD_CHUNK).min(size);
+            let chunk = bytes.slice(received as usize..end as usize);
+            match self.put_chunk(who, hash, received, chunk).await {
+                Ok(view) => {
+                    received = view.received;
+                    failures = 0;
+                }
+                Err(e)
+                    if failures < UPLOAD_RETRIES
+                        && (e.is_transient() || e.status() == Some(409)) =>
+                {
+                    failures += 1;
+                    // Where the coordinator's copy ends now (the lost chunk may have landed);
+                    // an upload it no longer has (restarted, expired) starts over.
+                    received = match self.upload_status(hash).await {
+                        Ok(view) => view.received,
+                        Err(e) if e.status() == Some(404) => {
+                            self.start_upload(who, hash, size).await?.received
+                        }
+                        Err(e) => return Err(e),
+                    };
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(hash)
+    }
+
+    /// Opens (or finds open) the chunked upload of blob `hash`, `size` bytes.
+    pub async fn start_upload(
+        &self,
+        who: &Identity,
+        hash: Hash,
+        size: u64,
+    ) -> Result<UploadView, ClientError> {
+        let signed = who.sign(Request::StartUpload { hash, size });
+        let path = format!("/v1/uploads/{hash}?size={size}");
+        self.json(&path, |url| {
+            self.http
+                .post(url)
+                .header(HEADER_SIGNER, signed.signer.to_hex())
+                .header(HEADER_NONCE, signed.nonce.to_string())
+                .header(HEADER_SIGNATURE, signed.signature.to_hex())
+        })
+        .await
+    }
+
+    /// Sends the chunk of blob `hash`'s upload that starts at `offset`. The last one answers the
+    /// whole upload (`received == size`).
+    pub async fn put_chunk(
+        &self,
+        who: &Identity,
+        hash: Hash,
+        offset: u64,
+        chunk: Bytes,
+    ) -> Result<UploadView, ClientError> {
+        let signed = who.sign(Request::PutChunk {
+            hash,
+            offset,
+            size: chunk.len() as u64,
+        });
+        let path = format!("/v1/uploads/{hash}?offset={offset}");
+        let bytes = self
+            .send_to(&path, |url| {
+                self.http
+                    .put(url)
+                    .header(HEADER_SIGNER, signed.signer.to_hex())
+                    .header(HEADER_NONCE, signed.nonce.to_string())
+                    .header(HEADER_SIGNATURE, signed.signature.to_hex())
+                    .body(chunk.clone())
+            })
+            .await?;
+        if let Ok(view) = serde_json::from_slice::<UploadView>(&bytes) {
+            return Ok(view);
+        }
+        let stored: BlobStored = self.decode(&path, &bytes)?;
+        Ok(UploadView {
+            hash: stored.hash,
+            size: stored.size,
+            received: stored.size,
+        })
+    }
+
+    /// How far the open upload of blob `hash` is (404: none is open).
+    pub async fn upload_status(&self, hash: Hash) -> Result<UploadView, ClientError> {
+        let path = format!("/v1/uploads/{hash}");
+        self.json(&path, |url| self.http.get(url)).await
+    }
+
+    /// Downloads a blob and checks its hash. A blob larger than one piece ([`UPLOAD_CHUNK`])
+    /// comes in `Range` pieces, hashed as they arrive; a piece that fails on the way is asked
+    /// for again from where the download stands (up to [`UPLOAD_RETRIES`] times in a row).
     pub async fn get_blob(&self, hash: Hash) -> Result<Bytes, ClientError> {
         let path = format!("/v1/blobs/{hash}");
-        let bytes = self.send_to(&path, |url| self.http.get(url)).await?;
-        if Hash::of(&bytes) != hash {
-            return Err(ClientError::Decode {
-                url: self.url(&path),
-                msg: "blob content does not match its hash".into(),
-            });
+        let mismatch = || ClientError::Decode {
+            url: self.url(&path),
+            msg: "blob content does not match its hash".into(),
+        };
+        let mut out: Vec<u8> = Vec::new();
+        let mut hasher = blake3::Hasher::new();
+        let mut total: Option<u64> = None;
+        let mut failures = 0;
+        loop {
+            let start = out.len() as u64;
+            let end = start.saturating_add(UPLOAD_CHUNK).saturating_sub(1);
+            let piece = self
+                .send_raw(&path, |url| {
+                    self.http
+                        .get(url)
+                        .header(reqwest::header::RANGE, format!("bytes={start}-{end}"))
+                })
+                .await;
+            let (bytes, whole) = match piece {
+                Ok(piece) => piece,
+                Err(e) if failures < UPLOAD_RETRIES && e.is_transient() => {
+                    failures += 1;
+                    tokio::time::sleep(jittered(SHED_RETRY)).await;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            failures = 0;
+            hasher.update(&bytes);
+            out.extend_from_slice(&bytes);
+            total = total.or(whole);
+            match total {
+                Some(total) if (out.len() as u64) < total && !bytes.is_empty() => continue,
+                Some(total) if out.len() as u64 != total => return Err(mismatch()),
+                _ => break,
+            }
         }
-        Ok(bytes)
+        if Hash(*hasher.finalize().as_bytes()) != hash {
+            return Err(mismatch());
+        }
+        Ok(Bytes::from(out))
     }
 
     /// Signs and submits a logged action.

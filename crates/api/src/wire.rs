@@ -4,7 +4,10 @@
 //! |-------------------------------|------------------------|----------------------|
 //! | `GET  /v1/status`             |                        | [`StatusView`]       |
 //! | `PUT  /v1/blobs/{hash}`       | bytes, signed headers  | [`BlobStored`]       |
-//! | `GET  /v1/blobs/{hash}`       |                        | bytes                |
+//! | `GET  /v1/blobs/{hash}`       | `Range: bytes=START-[END]` (a piece, at most 16 MiB: `206`) | bytes |
+//! | `POST /v1/uploads/{hash}`     | `?size=N`, signed headers (`StartUpload`) | [`UploadView`] (`201` new, `200` open or stored) |
+//! | `PUT  /v1/uploads/{hash}`     | `?offset=N`, bytes (at most 16 MiB), signed headers (`PutChunk`) | [`UploadView`]; the last chunk [`BlobStored`] (`201`) |
+//! | `GET  /v1/uploads/{hash}`     |                        | [`UploadView`] or 404 |
 //! | `POST /v1/actions`            | `Signed<Action>`       | [`ActionResponse`]   |
 //! | `POST /v1/actions/batch`      | `Vec<Signed<Action>>`  | `Vec<`[`BatchOutcome`]`>` |
 //! | `GET  /v1/actions/{signer}/{nonce}` |                  | [`ActionResponse`] or 404 (not logged) |
@@ -90,6 +93,14 @@ pub struct ErrorBody {
     pub error: String,
     /// Human-readable explanation.
     pub detail: String,
+}
+
+/// A chunked upload (`/v1/uploads/{hash}`): how many of its `size` bytes the coordinator holds.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UploadView {
+    pub hash: Hash,
+    pub size: u64,
+    pub received: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

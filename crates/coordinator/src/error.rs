@@ -26,6 +26,12 @@ pub enum ApiError {
     Rejected(Rejection),
     #[error("{0}")]
     Conflict(String),
+    /// The signer may not do this (another account's upload).
+    #[error("{0}")]
+    Forbidden(String),
+    /// A byte range outside the blob.
+    #[error("{0}")]
+    RangeNotSatisfiable(String),
     /// What was asked for existed and was deleted for good: a job's output after its storage
     /// was released (rules 10).
     #[error("{0}")]
@@ -97,6 +103,10 @@ impl ApiError {
                 _ => (StatusCode::UNPROCESSABLE_ENTITY, "rejected"),
             },
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
+            ApiError::RangeNotSatisfiable(_) => {
+                (StatusCode::RANGE_NOT_SATISFIABLE, "range_not_satisfiable")
+            }
             ApiError::Gone(_) => (StatusCode::GONE, "storage_released"),
             ApiError::StorageClaim(_) => (StatusCode::UNPROCESSABLE_ENTITY, "storage_claim"),
             ApiError::MissingOutput(_) => (StatusCode::UNPROCESSABLE_ENTITY, "output_missing"),

@@ -17,6 +17,7 @@ mod peers;
 pub mod proposal;
 pub mod raft;
 mod routes;
+mod uploads;
 mod views;
 
 pub use error::ApiError;
@@ -48,8 +49,11 @@ pub struct CoordinatorConfig {
     pub heartbeat_interval: Duration,
     /// Silence after which a provider is declared lost and its tasks requeued.
     pub heartbeat_timeout: Duration,
-    /// Largest blob (module, input, output) accepted.
+    /// Largest blob (module, input, output) accepted in one request.
     pub max_blob_bytes: u64,
+    /// Largest blob accepted as a chunked upload (`uploads`); the sender's allowance of blobs
+    /// nothing names yet (`blob_quota`) bounds it too.
+    pub max_upload_bytes: u64,
     /// Largest JSON request body accepted.
     pub max_request_bytes: usize,
     /// Longest a work fetch may wait for work to appear.
@@ -99,6 +103,7 @@ impl CoordinatorConfig {
             heartbeat_interval: Duration::from_secs(2),
             heartbeat_timeout: Duration::from_secs(10),
             max_blob_bytes: 64 << 20,
+            max_upload_bytes: 1 << 30,
             max_request_bytes: 64 << 20,
             max_fetch_wait: Duration::from_secs(10),
             snapshot_every: 10_000,
@@ -153,6 +158,8 @@ pub(crate) struct Shared {
     /// Allowances of unreferenced blobs, and their expiry (shared with the node, which tells it
     /// what each logged input names).
     quota: Arc<blob_quota::BlobQuota>,
+    /// Chunked uploads in progress.
+    uploads: uploads::Uploads,
 }
 
 /// Reads that may hold or wait for the node lock at once. They run on the blocking pool; the
@@ -362,6 +369,8 @@ pub async fn start(config: CoordinatorConfig, listen: SocketAddr) -> anyhow::Res
         .saturating_mul(2)
         .min(u32::MAX as usize);
     let limits = limits::RateLimits::new(config.rates);
+    let uploads = uploads::Uploads::new(config.data_dir.join("uploads"))
+        .context("preparing the uploads directory")?;
     let shared = Arc::new(Shared {
         node,
         consensus,
@@ -382,6 +391,7 @@ pub async fn start(config: CoordinatorConfig, listen: SocketAddr) -> anyhow::Res
         status: std::sync::Mutex::new(None),
         limits,
         quota,
+        uploads,
     });
     match std::net::UdpSocket::bind(addr) {
         Ok(socket) => {

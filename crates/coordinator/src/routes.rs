@@ -47,6 +47,10 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/v1/work/heartbeat", post(heartbeat))
         .route("/v1/status", get(status))
         .route("/v1/blobs/{hash}", get(get_blob).put(put_blob))
+        .route(
+            "/v1/uploads/{hash}",
+            get(upload_status).post(start_upload).put(put_chunk),
+        )
         .route("/v1/jobs/{id}", get(job))
         .route("/v1/jobs/{id}/output", get(job_output))
         .route("/v1/providers", get(providers))
@@ -312,19 +316,298 @@ async fn get_blob(
     State(shared): S,
     Path(hash): Path<String>,
     query: Result<Query<BlobQuery>, axum::extract::rejection::QueryRejection>,
-) -> ApiResult<impl IntoResponse> {
+    headers: HeaderMap,
+) -> ApiResult<axum::response::Response> {
     let hash: Hash = parse_id("blob hash", &hash)?;
     let Query(query) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     if !query.local {
         crate::peers::ensure_blob(&shared, hash).await;
     }
     let blobs = shared.blobs.clone();
+    // `Range: bytes=START-` or `bytes=START-END`: a piece of the blob (a download resumed, or
+    // fetched in pieces), at most one upload chunk's worth.
+    if let Some(range) = headers.get(header::RANGE) {
+        let (start, end) = parse_range(range)?;
+        let len = end
+            .map_or(crate::uploads::CHUNK_MAX, |end| {
+                end.saturating_sub(start).saturating_add(1)
+            })
+            .min(crate::uploads::CHUNK_MAX);
+        let (bytes, total) =
+            tokio::task::spawn_blocking(move || blobs.read_range(&hash, start, len))
+                .await
+                .map_err(|e| ApiError::Unavailable(e.to_string()))?
+                .map_err(|e| ApiError::Unavailable(e.to_string()))?
+                .ok_or_else(|| ApiError::NotFound(format!("no blob {hash}")))?;
+        if start >= total && !(start == 0 && total == 0) {
+            return Err(ApiError::RangeNotSatisfiable(format!(
+                "blob {hash} has {total} bytes; the range starts at {start}"
+            )));
+        }
+        let last = (start + bytes.len() as u64).saturating_sub(1);
+        return Ok((
+            StatusCode::PARTIAL_CONTENT,
+            [
+                (header::CONTENT_TYPE, "application/octet-stream".to_string()),
+                (
+                    header::CONTENT_RANGE,
+                    format!("bytes {start}-{last}/{total}"),
+                ),
+            ],
+            bytes,
+        )
+            .into_response());
+    }
     let bytes = tokio::task::spawn_blocking(move || blobs.get(&hash))
         .await
         .map_err(|e| ApiError::Unavailable(e.to_string()))?
         .map_err(|e| ApiError::Unavailable(e.to_string()))?
         .ok_or_else(|| ApiError::NotFound(format!("no blob {hash}")))?;
-    Ok(([(header::CONTENT_TYPE, "application/octet-stream")], bytes))
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/octet-stream"),
+            (header::ACCEPT_RANGES, "bytes"),
+        ],
+        bytes,
+    )
+        .into_response())
+}
+
+/// `bytes=START-` or `bytes=START-END` (one range; END inclusive, not before START).
+fn parse_range(value: &axum::http::HeaderValue) -> ApiResult<(u64, Option<u64>)> {
+    let bad = || {
+        ApiError::RangeNotSatisfiable(format!(
+            "Range {value:?}: only one range, `bytes=START-` or `bytes=START-END`, is served"
+        ))
+    };
+    let text = value.to_str().map_err(|_| bad())?;
+    let (start, end) = text
+        .strip_prefix("bytes=")
+        .and_then(|r| r.split_once('-'))
+        .ok_or_else(bad)?;
+    let start: u64 = start.trim().parse().map_err(|_| bad())?;
+    let end = match end.trim() {
+        "" => None,
+        end => Some(end.parse::<u64>().map_err(|_| bad())?),
+    };
+    if end.is_some_and(|end| end < start) {
+        return Err(bad());
+    }
+    Ok((start, end))
+}
+
+/// The signed headers of an upload request.
+fn signed_headers(headers: &HeaderMap, body: Request) -> ApiResult<Signed<Request>> {
+    let signer: AccountId = parse_id("signer", header_str(headers, HEADER_SIGNER)?)?;
+    let nonce: u64 = parse_id("nonce", header_str(headers, HEADER_NONCE)?)?;
+    let signature: Sig = parse_id("signature", header_str(headers, HEADER_SIGNATURE)?)?;
+    let signed = Signed {
+        signer,
+        nonce,
+        body,
+        signature,
+    };
+    authenticate(&signed)?;
+    Ok(signed)
+}
+
+#[derive(serde::Deserialize)]
+struct UploadQuery {
+    size: Option<u64>,
+    offset: Option<u64>,
+}
+
+/// `POST /v1/uploads/{hash}?size=N` (see `uploads`): opens a chunked upload, or finds it open.
+async fn start_upload(
+    State(shared): S,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
+    Path(hash): Path<String>,
+    query: Result<Query<UploadQuery>, axum::extract::rejection::QueryRejection>,
+    headers: HeaderMap,
+) -> ApiResult<(StatusCode, Json<api::wire::UploadView>)> {
+    let hash: Hash = parse_id("blob hash", &hash)?;
+    let Query(query) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let size = query
+        .size
+        .ok_or_else(|| ApiError::BadRequest("an upload needs ?size=BYTES".into()))?;
+    let signed = signed_headers(&headers, Request::StartUpload { hash, size })?;
+    for idle in shared.uploads.expire() {
+        shared.quota.release(&idle);
+    }
+    let limit = shared.config.max_upload_bytes;
+    if size > limit {
+        return Err(ApiError::TooLarge(format!(
+            "an upload of {size} bytes exceeds the limit of {limit}"
+        )));
+    }
+    if shared.blobs.size(&hash) == Some(size) {
+        return Ok((
+            StatusCode::OK,
+            Json(api::wire::UploadView {
+                hash,
+                size,
+                received: size,
+            }),
+        ));
+    }
+    if let Some(open) = shared.uploads.get(&hash) {
+        let open = open.lock().await;
+        if open.signer != signed.signer {
+            return Err(ApiError::Conflict(format!(
+                "blob {hash} is being uploaded by another account"
+            )));
+        }
+        if open.size != size {
+            return Err(ApiError::Conflict(format!(
+                "the upload of blob {hash} was opened for {} bytes, not {size}",
+                open.size
+            )));
+        }
+        return Ok((
+            StatusCode::OK,
+            Json(api::wire::UploadView {
+                hash,
+                size,
+                received: open.received,
+            }),
+        ));
+    }
+    shared.quota.reserve(hash, signed.signer, peer.ip(), size)?;
+    match shared.uploads.open(hash, signed.signer, size) {
+        Ok(Some(_)) => {}
+        // Opened by a concurrent request since: ask again to see how far it is.
+        Ok(None) => {
+            return Err(ApiError::Conflict(format!(
+                "blob {hash}'s upload was opened by another request at the same time; ask again"
+            )));
+        }
+        Err(e) => {
+            shared.quota.release(&hash);
+            return Err(e);
+        }
+    }
+    Ok((
+        StatusCode::CREATED,
+        Json(api::wire::UploadView {
+            hash,
+            size,
+            received: 0,
+        }),
+    ))
+}
+
+/// `GET /v1/uploads/{hash}`: how far an open upload is.
+async fn upload_status(
+    State(shared): S,
+    Path(hash): Path<String>,
+) -> ApiResult<Json<api::wire::UploadView>> {
+    let hash: Hash = parse_id("blob hash", &hash)?;
+    let open = shared
+        .uploads
+        .get(&hash)
+        .ok_or_else(|| ApiError::NotFound(format!("no upload of blob {hash} is open")))?;
+    let open = open.lock().await;
+    Ok(Json(api::wire::UploadView {
+        hash,
+        size: open.size,
+        received: open.received,
+    }))
+}
+
+/// `PUT /v1/uploads/{hash}?offset=N`: the next chunk of an open upload (see `uploads`).
+async fn put_chunk(
+    State(shared): S,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
+    Path(hash): Path<String>,
+    query: Result<Query<UploadQuery>, axum::extract::rejection::QueryRejection>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<axum::response::Response> {
+    let hash: Hash = parse_id("blob hash", &hash)?;
+    let Query(query) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let offset = query
+        .offset
+        .ok_or_else(|| ApiError::BadRequest("a chunk needs ?offset=BYTES".into()))?;
+    let limit = usize::try_from(crate::uploads::CHUNK_MAX).unwrap_or(usize::MAX);
+    let (bytes, _room) = read_large_body(&shared, peer, body, limit).await?;
+    let signed = signed_headers(
+        &headers,
+        Request::PutChunk {
+            hash,
+            offset,
+            size: bytes.len() as u64,
+        },
+    )?;
+    let open = shared
+        .uploads
+        .get(&hash)
+        .ok_or_else(|| ApiError::NotFound(format!("no upload of blob {hash} is open")))?;
+    let mut upload = open.clone().lock_owned().await;
+    if upload.signer != signed.signer {
+        return Err(ApiError::Forbidden(format!(
+            "blob {hash} is being uploaded by another account"
+        )));
+    }
+    if offset != upload.received {
+        return Err(ApiError::Conflict(format!(
+            "the upload of blob {hash} holds {} bytes: the next chunk starts there, not at {offset}",
+            upload.received
+        )));
+    }
+    if offset.saturating_add(bytes.len() as u64) > upload.size || bytes.is_empty() {
+        return Err(ApiError::BadRequest(format!(
+            "a chunk of {} bytes at {offset} does not fit an upload of {} bytes",
+            bytes.len(),
+            upload.size
+        )));
+    }
+    let appended = tokio::task::spawn_blocking(move || {
+        let appended = upload.append(&hash, &bytes);
+        (appended, upload.size)
+    })
+    .await
+    .map_err(|e| ApiError::Unavailable(e.to_string()))?;
+    let (appended, size) = appended;
+    let path = match appended {
+        Ok(crate::uploads::Appended::More(received)) => {
+            return Ok(Json(api::wire::UploadView {
+                hash,
+                size,
+                received,
+            })
+            .into_response());
+        }
+        Ok(crate::uploads::Appended::Complete(path)) => path,
+        Err(e) => {
+            shared.uploads.drop_upload(&hash);
+            shared.quota.release(&hash);
+            return Err(e);
+        }
+    };
+    let blobs = shared.blobs.clone();
+    let stored = tokio::task::spawn_blocking(move || blobs.put_file(&hash, &path))
+        .await
+        .map_err(|e| ApiError::Unavailable(e.to_string()))
+        .and_then(|r| r.map_err(|e| ApiError::Unavailable(format!("could not store blob: {e}"))));
+    shared.uploads.drop_upload(&hash);
+    if let Err(e) = stored {
+        shared.quota.release(&hash);
+        return Err(e);
+    }
+    if shared.peers.replicated() {
+        // The other validators take blobs whole (up to their own `max_blob_bytes`).
+        let blobs = shared.blobs.clone();
+        let bytes = tokio::task::spawn_blocking(move || blobs.get(&hash))
+            .await
+            .map_err(|e| ApiError::Unavailable(e.to_string()))?
+            .map_err(|e| ApiError::Unavailable(e.to_string()))?
+            .unwrap_or_default();
+        shared
+            .peers
+            .replicate_blob(hash, Bytes::from(bytes))
+            .await?;
+    }
+    Ok((StatusCode::CREATED, Json(BlobStored { hash, size })).into_response())
 }
 
 fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> ApiResult<&'a str> {

@@ -215,6 +215,10 @@ pub enum Request {
     Heartbeat,
     /// Store a blob of `size` bytes whose BLAKE3 hash is `hash`.
     PutBlob { hash: Hash, size: u64 },
+    /// Start (or resume) a chunked upload of blob `hash`, `size` bytes in all.
+    StartUpload { hash: Hash, size: u64 },
+    /// The `size` bytes of blob `hash`'s upload from byte `offset` on.
+    PutChunk { hash: Hash, offset: u64, size: u64 },
 }
 
 impl SignedBody for Request {

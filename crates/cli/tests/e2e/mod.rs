@@ -16,5 +16,6 @@ mod schedule;
 mod sim;
 mod storage;
 mod tls;
+mod uploads;
 mod validators;
 mod verify;

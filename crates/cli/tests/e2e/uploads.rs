@@ -1,0 +1,160 @@
+//! Chunked, resumable uploads and ranged downloads of large blobs (issue 15: 30–70 MB
+//! interpreters), against a real coordinator process.
+
+use crate::support::*;
+use api::Identity;
+use bytes::Bytes;
+use engine::Hash;
+
+/// `n` bytes that do not repeat in any way a store could fold.
+fn noise(n: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(n + 32);
+    let mut block = Hash::of(b"gridmint upload test").0;
+    while out.len() < n {
+        out.extend_from_slice(&block);
+        block = Hash::of(&block).0;
+    }
+    out.truncate(n);
+    out
+}
+
+/// A 70 MB blob — more than one request takes (`max_blob_bytes`, 64 MiB) — goes up in chunks
+/// and comes back in ranged pieces, whole and verified.
+#[test]
+fn a_blob_larger_than_one_request_goes_up_in_chunks_and_comes_back_in_pieces() {
+    let w = World::new();
+    let c = w.coordinator(&[]);
+    let me = Identity::generate();
+    let client = &c.http.client;
+    let blob = Bytes::from(noise(70_000_000));
+    let hash = w.block_on(client.put_blob(&me, blob.clone())).unwrap();
+    assert_eq!(hash, Hash::of(&blob));
+    let back = w.block_on(client.get_blob(hash)).unwrap();
+    assert!(back == blob, "the blob came back different");
+    // No upload is left open.
+    let gone = w.block_on(client.upload_status(hash)).unwrap_err();
+    assert_eq!(gone.status(), Some(404), "{gone}");
+}
+
+/// An upload interrupted after two chunks resumes where the coordinator's copy ends, from a
+/// new client (a restarted requester); a chunk out of place is refused with where it should
+/// start, another account may not write into it, a chunk past the declared size is refused,
+/// and content that does not hash to the declared hash is refused at the end and dropped.
+#[test]
+fn an_upload_resumes_where_it_stopped_and_refuses_what_does_not_belong() {
+    let w = World::new();
+    let c = w.coordinator(&[]);
+    let me = Identity::generate();
+    let client = &c.http.client;
+    let blob = Bytes::from(noise(20_000_000));
+    let hash = Hash::of(&blob);
+    let size = blob.len() as u64;
+    let chunk = 4_000_000u64;
+    let piece = |from: u64| blob.slice(from as usize..(from + chunk).min(size) as usize);
+
+    let opened = w.block_on(client.start_upload(&me, hash, size)).unwrap();
+    assert_eq!(opened.received, 0);
+    w.block_on(client.put_chunk(&me, hash, 0, piece(0)))
+        .unwrap();
+    let two = w
+        .block_on(client.put_chunk(&me, hash, chunk, piece(chunk)))
+        .unwrap();
+    assert_eq!(two.received, 2 * chunk);
+
+    // Out of place: a repeat of the first chunk, or one skipping ahead.
+    for offset in [0, 3 * chunk] {
+        let e = w
+            .block_on(client.put_chunk(&me, hash, offset, piece(offset)))
+            .unwrap_err();
+        assert_eq!(e.status(), Some(409), "{e}");
+        assert!(
+            e.to_string().contains(&format!("holds {}", 2 * chunk)),
+            "{e}"
+        );
+    }
+    // Another account.
+    let other = Identity::generate();
+    let e = w
+        .block_on(client.put_chunk(&other, hash, 2 * chunk, piece(2 * chunk)))
+        .unwrap_err();
+    assert_eq!(e.status(), Some(403), "{e}");
+    let e = w
+        .block_on(client.start_upload(&other, hash, size))
+        .unwrap_err();
+    assert_eq!(e.status(), Some(409), "{e}");
+    // Past the declared size.
+    let e = w
+        .block_on(client.put_chunk(&me, hash, 2 * chunk, Bytes::from(vec![0u8; 13_000_000])))
+        .unwrap_err();
+    assert_eq!(e.status(), Some(400), "{e}");
+
+    // A new client resumes: the coordinator holds two chunks; the rest completes the blob.
+    let again = api::Client::new(&c.url);
+    let status = w.block_on(again.upload_status(hash)).unwrap();
+    assert_eq!((status.size, status.received), (size, 2 * chunk));
+    let resumed = w.block_on(again.start_upload(&me, hash, size)).unwrap();
+    assert_eq!(resumed.received, 2 * chunk);
+    let mut at = resumed.received;
+    while at < size {
+        at = w
+            .block_on(again.put_chunk(&me, hash, at, piece(at)))
+            .unwrap()
+            .received;
+    }
+    assert!(w.block_on(again.get_blob(hash)).unwrap() == blob);
+
+    // Content that is not the declared blob: refused when it is complete, and dropped.
+    let claimed = Hash::of(b"something else entirely");
+    w.block_on(client.start_upload(&me, claimed, 10)).unwrap();
+    let e = w
+        .block_on(client.put_chunk(&me, claimed, 0, Bytes::from_static(b"0123456789")))
+        .unwrap_err();
+    assert_eq!(e.status(), Some(400), "{e}");
+    assert!(e.to_string().contains("hashes to"), "{e}");
+    let e = w.block_on(client.upload_status(claimed)).unwrap_err();
+    assert_eq!(e.status(), Some(404), "{e}");
+    let e = w.block_on(client.get_blob(claimed)).unwrap_err();
+    assert_eq!(e.status(), Some(404), "{e}");
+}
+
+/// Ranges as HTTP has them: a piece, the rest from an offset, and one past the end refused.
+#[test]
+fn a_blob_is_served_in_ranges() {
+    let w = World::new();
+    let c = w.coordinator(&[]);
+    let me = Identity::generate();
+    let blob = noise(1000);
+    let hash = w
+        .block_on(c.http.client.put_blob(&me, Bytes::from(blob.clone())))
+        .unwrap();
+    let http = reqwest::Client::new();
+    let get = |range: &str| {
+        let resp = w
+            .block_on(
+                http.get(format!("{}/v1/blobs/{hash}", c.url))
+                    .header("range", range)
+                    .send(),
+            )
+            .unwrap();
+        let status = resp.status().as_u16();
+        let content_range = resp
+            .headers()
+            .get("content-range")
+            .map(|v| v.to_str().unwrap().to_string());
+        let body = w.block_on(resp.bytes()).unwrap().to_vec();
+        (status, content_range, body)
+    };
+    let (status, range, body) = get("bytes=10-19");
+    assert_eq!((status, range.as_deref()), (206, Some("bytes 10-19/1000")));
+    assert_eq!(body, &blob[10..20]);
+    let (status, range, body) = get("bytes=990-");
+    assert_eq!(
+        (status, range.as_deref()),
+        (206, Some("bytes 990-999/1000"))
+    );
+    assert_eq!(body, &blob[990..]);
+    for bad in ["bytes=1000-", "bytes=20-10", "bytes=0-1,5-6", "items=0-1"] {
+        let (status, ..) = get(bad);
+        assert_eq!(status, 416, "{bad}");
+    }
+}
