@@ -63,6 +63,10 @@ pub struct BenchArgs {
     /// --quick)
     #[arg(long, value_name = "N")]
     pub providers: Option<usize>,
+    /// the module of the compile section (default: guests/bench.wasm, embedded; try
+    /// examples/runtimes/python-3.11.3.wasm after examples/runtimes/fetch.sh)
+    #[arg(long, value_name = "FILE")]
+    pub module: Option<std::path::PathBuf>,
 }
 
 /// A section that can be run alone.
@@ -85,6 +89,9 @@ pub enum Section {
     /// 30 minutes (3 with --quick) of honest work beside hostile clients of every kind,
     /// provider churn and coordinator restarts; ends with the checks that must hold
     Soak,
+    /// a module compiled by a fresh sandbox vs loaded from the on-disk code cache (what a
+    /// restarted provider does), --module FILE
+    Compile,
 }
 
 /// How much of everything to do.
@@ -186,6 +193,16 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         let result = crate::reads_bench::run(cores, args.quick).await?;
         return print_section(&args, cores, "reads", result.json(), result.table());
     }
+    if args.only == Some(Section::Compile) {
+        let wasm = match &args.module {
+            Some(path) => std::fs::read(path)
+                .with_context(|| format!("reading the module {}", path.display()))?,
+            None => BENCH_WASM.to_vec(),
+        };
+        let rounds = if args.quick { 2 } else { 5 };
+        let (json, table) = tokio::task::block_in_place(|| compile_bench(&wasm, rounds))?;
+        return print_section(&args, cores, "compile", json, table);
+    }
     if args.only == Some(Section::E2e) {
         let e2e = end_to_end_bench(&plan, cores).await?;
         return print_section(&args, cores, "end_to_end", e2e.json(), e2e.table());
@@ -245,6 +262,59 @@ fn print_section(
         print!("{table}");
     }
     Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Compile: fresh vs from the code cache
+
+/// `rounds` times, interleaved: a fresh sandbox on an empty code cache compiles `wasm`; a second
+/// fresh sandbox on the same directory (a restarted provider) loads it. Medians and their ratio.
+fn compile_bench(wasm: &[u8], rounds: usize) -> anyhow::Result<(serde_json::Value, String)> {
+    let mut cold = Vec::new();
+    let mut cached = Vec::new();
+    for round in 0..rounds {
+        let dir = tempfile::tempdir()?;
+        let config = || SandboxConfig {
+            code_cache: Some(dir.path().join("compiled")),
+            ..SandboxConfig::default()
+        };
+        let first = Sandbox::new(config())?;
+        let started = Instant::now();
+        first.prepare(wasm)?;
+        cold.push(started.elapsed());
+        drop(first);
+        // The cache writes its entry as the compile ends; give its files a moment to settle.
+        std::thread::sleep(Duration::from_millis(500));
+        let second = Sandbox::new(config())?;
+        let started = Instant::now();
+        second.prepare(wasm)?;
+        cached.push(started.elapsed());
+        eprintln!(
+            "compile: round {}/{rounds}: {:.1} ms fresh, {:.1} ms from the cache",
+            round + 1,
+            cold[round].as_secs_f64() * 1e3,
+            cached[round].as_secs_f64() * 1e3
+        );
+    }
+    let median = |v: &mut Vec<Duration>| {
+        v.sort();
+        v[v.len() / 2].as_secs_f64() * 1e3
+    };
+    let (cold_ms, cached_ms) = (median(&mut cold), median(&mut cached));
+    let ratio = cold_ms / cached_ms.max(1e-6);
+    let json = json!({
+        "module_bytes": wasm.len(),
+        "rounds": rounds,
+        "fresh_ms": cold_ms,
+        "cached_ms": cached_ms,
+        "ratio": ratio,
+    });
+    let table = format!(
+        "compile ({} bytes, median of {rounds})\n  fresh sandbox, compiled       {cold_ms:>10.1} ms\n  \
+         restarted, from code cache    {cached_ms:>10.1} ms\n  ratio                         {ratio:>10.1}x\n",
+        wasm.len()
+    );
+    Ok((json, table))
 }
 
 // ---------------------------------------------------------------------------------------------

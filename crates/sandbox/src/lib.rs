@@ -69,7 +69,8 @@ pub struct SandboxConfig {
     /// Where compiled modules are kept, by their content (wasmtime's code cache): a module
     /// compiled once is loaded from here by every later sandbox with the same directory and
     /// engine settings — across process restarts — instead of compiled again (a 20 MB
-    /// interpreter takes seconds to compile). `None` (the default): compiled code lives in
+    /// interpreter takes seconds to compile: `gridmint bench --only compile`). `None` (the
+    /// default): compiled code lives in
     /// memory only. A provider keeps it in `DATA_DIR/compiled`.
     pub code_cache: Option<PathBuf>,
 }
