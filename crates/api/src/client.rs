@@ -114,6 +114,21 @@ impl ClientError {
     }
 }
 
+/// A signed request's signer, nonce and signature as the headers blob writes carry them in.
+fn signature_headers(signed: &Signed<Request>) -> reqwest::header::HeaderMap {
+    let mut headers = reqwest::header::HeaderMap::new();
+    for (name, value) in [
+        (HEADER_SIGNER, signed.signer.to_hex()),
+        (HEADER_NONCE, signed.nonce.to_string()),
+        (HEADER_SIGNATURE, signed.signature.to_hex()),
+    ] {
+        if let Ok(value) = reqwest::header::HeaderValue::from_str(&value) {
+            headers.insert(name, value);
+        }
+    }
+    headers
+}
+
 /// The size of an upload's chunks and a download's pieces: blobs larger than this travel in
 /// pieces (`/v1/uploads`, `Range`), each resent alone after a failure.
 pub const UPLOAD_CHUNK: u64 = 8 << 20;
@@ -524,9 +539,7 @@ impl Client {
             .json(&path, |url| {
                 self.http
                     .put(url)
-                    .header(HEADER_SIGNER, signed.signer.to_hex())
-                    .header(HEADER_NONCE, signed.nonce.to_string())
-                    .header(HEADER_SIGNATURE, signed.signature.to_hex())
+                    .headers(signature_headers(&signed))
                     .body(bytes.clone())
             })
             .await?;
@@ -580,11 +593,7 @@ impl Client {
         let signed = who.sign(Request::StartUpload { hash, size });
         let path = format!("/v1/uploads/{hash}?size={size}");
         self.json(&path, |url| {
-            self.http
-                .post(url)
-                .header(HEADER_SIGNER, signed.signer.to_hex())
-                .header(HEADER_NONCE, signed.nonce.to_string())
-                .header(HEADER_SIGNATURE, signed.signature.to_hex())
+            self.http.post(url).headers(signature_headers(&signed))
         })
         .await
     }
@@ -608,9 +617,7 @@ impl Client {
             .send_to(&path, |url| {
                 self.http
                     .put(url)
-                    .header(HEADER_SIGNER, signed.signer.to_hex())
-                    .header(HEADER_NONCE, signed.nonce.to_string())
-                    .header(HEADER_SIGNATURE, signed.signature.to_hex())
+                    .headers(signature_headers(&signed))
                     .body(chunk.clone())
             })
             .await?;
