@@ -94,6 +94,13 @@ impl Identity {
         self.key.to_bytes()
     }
 
+    /// The X25519 secret of this key (the ed25519 key's own scalar, as libsodium's
+    /// `crypto_sign_ed25519_sk_to_curve25519` derives it), for opening private jobs' keys
+    /// ([`crate::private`]).
+    pub(crate) fn x25519_secret(&self) -> [u8; 32] {
+        self.key.to_scalar_bytes()
+    }
+
     /// A secret derived from this key for `context` (BLAKE3's key derivation): what only the
     /// key's holder can compute, such as a leader's beacon seed ([`engine::beacon_secret`]).
     pub fn derive_seed(&self, context: &str) -> [u8; 32] {
@@ -127,8 +134,9 @@ impl Identity {
     }
 }
 
+/// Writes a new secret file (mode 0600 on Unix); fails if `path` exists.
 #[cfg(unix)]
-fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let mut f = std::fs::OpenOptions::new()
@@ -140,8 +148,9 @@ fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     f.sync_all()
 }
 
+/// Writes a new secret file; fails if `path` exists.
 #[cfg(not(unix))]
-fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     std::fs::write(path, bytes)
 }
 

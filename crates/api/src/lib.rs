@@ -5,6 +5,7 @@
 pub mod auth;
 pub mod chain;
 pub mod client;
+pub mod private;
 pub mod tls;
 pub mod wire;
 
@@ -15,7 +16,9 @@ pub use submit::{DEFAULT_OUTPUT_LIMIT, job_submission, weigh};
 /// Submitting a job the way its network wants it (rules 10: with a storage claim where storage
 /// costs a deposit).
 pub mod submit {
-    use engine::{Action, Hash, JobFiles, JobOptions, JobSpec, StorageClaim, StorageParams};
+    use engine::{
+        Action, Hash, JobFiles, JobOptions, JobSpec, Sealing, StorageClaim, StorageParams,
+    };
     use std::collections::HashMap;
 
     /// The most output one task may return when its job does not say: the sandbox's own default
@@ -49,7 +52,8 @@ pub mod submit {
     /// default ones need neither): a plain `SubmitJob` where storage takes no deposit and the
     /// options and files are the default; otherwise with a claim of `input_bytes` (what
     /// [`weigh`] says) and `output_limit` bytes of output per task (default:
-    /// [`DEFAULT_OUTPUT_LIMIT`], or the network's maximum if lower).
+    /// [`DEFAULT_OUTPUT_LIMIT`], or the network's maximum if lower). With a `sealing` (rules
+    /// 13), a private job's submission: its blobs must already be sealed ([`crate::private`]).
     pub fn job_submission(
         storage: Option<&StorageParams>,
         spec: JobSpec,
@@ -57,11 +61,21 @@ pub mod submit {
         output_limit: Option<u64>,
         options: JobOptions,
         files: JobFiles,
+        sealing: Option<Sealing>,
     ) -> Action {
         let claim = storage.map(|params| StorageClaim {
             input_bytes,
             output_bytes: output_limit.unwrap_or(DEFAULT_OUTPUT_LIMIT.min(params.max_output_bytes)),
         });
+        if let Some(sealing) = sealing {
+            return Action::SubmitPrivateJob {
+                spec,
+                storage: claim,
+                options,
+                files,
+                sealing,
+            };
+        }
         match claim {
             _ if files != JobFiles::default() => Action::SubmitJobWithFiles {
                 spec,

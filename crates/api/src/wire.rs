@@ -398,6 +398,20 @@ pub struct JobView {
     /// The export its map tasks run instead of `_start`, if it named one (rules 11).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub entry: Option<String>,
+    /// A private job's key check and the providers it was sealed to (rules 13): its blobs and
+    /// its `output` parts are sealed under a key only they and the requester hold.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub private: Option<PrivateView>,
+}
+
+/// What is public of a private job's sealing.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PrivateView {
+    /// Derived from the job key (`api::private::JobKey::check`): names the key a requester
+    /// keeps for the job.
+    pub key_check: Hash,
+    /// The providers that may run its tasks.
+    pub providers: Vec<AccountId>,
 }
 
 impl JobView {

@@ -1261,6 +1261,7 @@ pub(crate) fn noop_submission(storage: Option<&engine::StorageParams>, spec: Job
         Some(NOOP_OUTPUT_LIMIT),
         engine::JobOptions::default(),
         engine::JobFiles::default(),
+        None,
     )
 }
 

@@ -118,7 +118,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let pi_job =
         jobspec::load(PI_SPEC, &files, coordinator::now_ms()).context("examples/pi.toml")?;
     let pi_tasks = pi_job.spec.tasks.len();
-    let pi_id = requester::submit(&client, &me, pi_job).await?;
+    let pi_id = requester::submit(&client, &me, pi_job, None).await?;
     say(format!(
         "submitted job {pi_id}: Monte Carlo pi, {pi_tasks} tasks"
     ));
@@ -138,7 +138,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let render = jobspec::load(MANDELBROT_SPEC, &files, coordinator::now_ms())
         .context("examples/mandelbrot.toml")?;
     let render_tasks = render.spec.tasks.len();
-    let render_id = requester::submit(&client, &me, render).await?;
+    let render_id = requester::submit(&client, &me, render, None).await?;
     say(format!(
         "submitted job {render_id}: Mandelbrot 512x512, {render_tasks} tiles + PNG reduce"
     ));

@@ -239,6 +239,18 @@ enum JobCommand {
         /// With --wait: write the job's output here
         #[arg(long, requires = "wait")]
         out: Option<PathBuf>,
+        /// Keep the job's data private: its inputs, mounted trees and outputs are sealed under
+        /// a fresh key that only you (GRIDMINT_HOME/keys) and the providers it is sealed to
+        /// hold; the network stores only ciphertext
+        #[arg(long)]
+        private: bool,
+        /// With --private: the providers that may run it (account ids, comma-separated)
+        #[arg(long, value_delimiter = ',', requires = "private")]
+        to: Vec<engine::AccountId>,
+        /// With --private and no --to: seal it to this many of the network's active providers
+        /// (trusted ones first, then by reputation)
+        #[arg(long, requires = "private", conflicts_with = "to")]
+        providers: Option<usize>,
         #[arg(long)]
         json: bool,
     },
@@ -509,13 +521,20 @@ async fn job(cmd: JobCommand) -> anyhow::Result<()> {
             coordinator,
             wait,
             out,
+            private,
+            to,
+            providers,
             json,
         } => {
             let client = Client::new(&coordinator.url);
             let me = requester::requester_identity()?;
             let loaded = requester::load_path(&file, requester::network_time(&client).await)?;
             let tasks = loaded.spec.tasks.len();
-            let id = requester::submit(&client, &me, loaded).await?;
+            let private = private.then(|| match providers {
+                None if !to.is_empty() => requester::Recipients::These(to),
+                n => requester::Recipients::Best(n.unwrap_or(DEFAULT_PRIVATE_PROVIDERS)),
+            });
+            let id = requester::submit(&client, &me, loaded, private).await?;
             if !wait {
                 // Whether the network as it is can finish it at all (too few providers for its
                 // redundancy policy): said at once rather than discovered at the deadline.
@@ -541,7 +560,7 @@ async fn job(cmd: JobCommand) -> anyhow::Result<()> {
             let view = requester::wait(&client, id, !json).await?;
             let completed = view.status == engine::JobStatus::Completed;
             if completed && let Some(path) = &out {
-                let bytes = client.job_output(id).await?;
+                let bytes = requester::output(&client, id).await?;
                 write_out(path, &bytes)?;
             }
             if json {
@@ -676,11 +695,14 @@ async fn job(cmd: JobCommand) -> anyhow::Result<()> {
             coordinator,
             out,
         } => {
-            let bytes = Client::new(&coordinator.url).job_output(id).await?;
+            let bytes = requester::output(&Client::new(&coordinator.url), id).await?;
             write_out(&out, &bytes)
         }
     }
 }
+
+/// How many of the network's active providers `job submit --private` seals a job to when not told.
+const DEFAULT_PRIVATE_PROVIDERS: usize = 8;
 
 fn write_out(path: &std::path::Path, bytes: &[u8]) -> anyhow::Result<()> {
     if path.as_os_str() == "-" {

@@ -2,6 +2,7 @@
 
 use crate::jobspec::{self, LoadedJob};
 use anyhow::Context;
+use api::private::JobKey;
 use api::wire::JobView;
 use api::{Client, Identity};
 use bytes::Bytes;
@@ -57,14 +58,166 @@ pub fn load_path(path: &Path, now: engine::Time) -> anyhow::Result<LoadedJob> {
     jobspec::load(&text, &Dir(dir), now).with_context(|| format!("job spec {}", path.display()))
 }
 
+/// Who a private job is sealed to (rules 13).
+#[derive(Clone, Debug)]
+pub enum Recipients {
+    /// These providers.
+    These(Vec<engine::AccountId>),
+    /// Up to this many of the network's active providers, trusted ones first, then by
+    /// reputation.
+    Best(usize),
+}
+
+/// Where a requester keeps its private jobs' keys: `$GRIDMINT_HOME/keys/<key check>.key`.
+pub fn job_key_path(check: &engine::Hash) -> PathBuf {
+    home().join("keys").join(format!("{check}.key"))
+}
+
+/// The key of a private job whose key check is `check`, from this requester's key files.
+pub fn load_job_key(check: &engine::Hash) -> anyhow::Result<JobKey> {
+    let path = job_key_path(check);
+    let text = std::fs::read_to_string(&path).with_context(|| {
+        format!(
+            "the job is private and its key is not here ({}): only the requester that \
+             submitted it (with its GRIDMINT_HOME) can open its outputs",
+            path.display()
+        )
+    })?;
+    let key = JobKey::from_hex(&text).with_context(|| format!("key file {}", path.display()))?;
+    anyhow::ensure!(
+        key.check() == *check,
+        "key file {} holds another job's key",
+        path.display()
+    );
+    Ok(key)
+}
+
+/// The providers a private job is sealed to.
+async fn recipients(client: &Client, who: Recipients) -> anyhow::Result<Vec<engine::AccountId>> {
+    let mut chosen = match who {
+        Recipients::These(ids) => ids,
+        Recipients::Best(n) => {
+            let mut providers: Vec<_> = client
+                .providers()
+                .await
+                .context("listing the providers to seal the job to")?
+                .into_iter()
+                .filter(|p| p.status == engine::ProviderStatus::Active)
+                .collect();
+            providers.sort_by(|a, b| {
+                (b.trusted, b.reputation.score, b.reputation.verified)
+                    .cmp(&(a.trusted, a.reputation.score, a.reputation.verified))
+                    .then(a.id.cmp(&b.id))
+            });
+            providers.into_iter().take(n).map(|p| p.id).collect()
+        }
+    };
+    chosen.sort();
+    chosen.dedup();
+    anyhow::ensure!(
+        !chosen.is_empty(),
+        "no active provider to seal the private job to; name some with --to"
+    );
+    anyhow::ensure!(
+        chosen.len() <= engine::MAX_RECIPIENTS,
+        "a private job may be sealed to at most {} providers",
+        engine::MAX_RECIPIENTS
+    );
+    Ok(chosen)
+}
+
+/// Seals `job`'s data under `key`: every blob its tasks read (stdin, input files) and every
+/// tree it mounts is replaced by its sealed form, and the spec and files name the sealed blobs.
+/// Its modules stay as they are (code, shared and cached across jobs: see ARCHITECTURE.md).
+pub fn seal_job(job: &mut LoadedJob, key: &JobKey) -> anyhow::Result<()> {
+    use std::collections::{BTreeSet, HashMap};
+    let mut modules = BTreeSet::from([job.spec.module]);
+    if let engine::Aggregate::Reduce(reduce) = &job.spec.aggregate {
+        modules.insert(reduce.module);
+    }
+    let mut data: BTreeSet<engine::Hash> = job.files.trees().into_iter().collect();
+    for task in &job.spec.tasks {
+        data.extend(task.inputs.iter().map(|f| f.hash).chain(task.stdin));
+    }
+    let plain: HashMap<engine::Hash, Bytes> = job
+        .blobs
+        .iter()
+        .map(|b| (engine::Hash::of(b), b.clone()))
+        .collect();
+    let mut sealed: HashMap<engine::Hash, engine::Hash> = HashMap::new();
+    let mut blobs: Vec<Bytes> = modules
+        .iter()
+        .filter_map(|m| plain.get(m).cloned())
+        .collect();
+    for hash in &data {
+        let bytes = plain
+            .get(hash)
+            .with_context(|| format!("the job names blob {hash} but has not read it"))?;
+        let out = Bytes::from(key.seal(bytes));
+        sealed.insert(*hash, engine::Hash::of(&out));
+        blobs.push(out);
+    }
+    let to = |h: &mut engine::Hash| {
+        if let Some(s) = sealed.get(h) {
+            *h = *s;
+        }
+    };
+    for task in &mut job.spec.tasks {
+        for input in &mut task.inputs {
+            to(&mut input.hash);
+        }
+        if let Some(stdin) = &mut task.stdin {
+            to(stdin);
+        }
+    }
+    for mount in &mut job.files.mounts {
+        to(&mut mount.tree);
+    }
+    job.blobs = blobs;
+    Ok(())
+}
+
 /// Uploads the job's blobs and submits it; returns the new job id.
 /// Where the network prices storage (rules 10), the submission claims what the job's blobs weigh
-/// and its output limit per task, and locks their deposit beside the escrow.
-pub async fn submit(client: &Client, who: &Identity, job: LoadedJob) -> anyhow::Result<JobId> {
+/// and its output limit per task, and locks their deposit beside the escrow. With `private`
+/// (rules 13), the job's data is sealed under a fresh key, kept in this requester's key files
+/// ([`job_key_path`]) before anything is sent, and wrapped to the chosen providers.
+pub async fn submit(
+    client: &Client,
+    who: &Identity,
+    mut job: LoadedJob,
+    private: Option<Recipients>,
+) -> anyhow::Result<JobId> {
     let network = client
         .network()
         .await
         .context("reading the network's rules")?;
+    let sealing = match private {
+        Some(chosen) => {
+            let providers = recipients(client, chosen).await?;
+            let key = JobKey::generate();
+            let sealing = key
+                .sealing(&providers)
+                .context("wrapping the job key to its providers")?;
+            seal_job(&mut job, &key)?;
+            let path = job_key_path(&key.check());
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("creating {}", dir.display()))?;
+            }
+            api::auth::write_private(&path, format!("{}\n", key.to_hex()).as_bytes())
+                .with_context(|| format!("keeping the job key in {}", path.display()))?;
+            eprintln!(
+                "private: sealed to {} provider{}; the job key is in {} (without it nobody \
+                 can read the job's output)",
+                providers.len(),
+                if providers.len() == 1 { "" } else { "s" },
+                path.display()
+            );
+            Some(sealing)
+        }
+        None => None,
+    };
     let input_bytes = api::weigh(&job.spec, &job.files, &job.blobs)
         .map_err(|hash| anyhow::anyhow!("the job names blob {hash} but has not read it"))?;
     let action = api::job_submission(
@@ -74,6 +227,7 @@ pub async fn submit(client: &Client, who: &Identity, job: LoadedJob) -> anyhow::
         job.output_limit,
         job.options,
         job.files,
+        sealing,
     );
     for blob in job.blobs {
         client
@@ -95,6 +249,41 @@ pub async fn submit(client: &Client, who: &Identity, job: LoadedJob) -> anyhow::
     })?;
     resp.submitted_job()
         .context("the coordinator accepted the job but reported no job id")
+}
+
+/// The output of completed job `id`: what the coordinator aggregates, or for a private job its
+/// sealed parts, each opened with the job's key and joined here.
+pub async fn output(client: &Client, id: JobId) -> anyhow::Result<Bytes> {
+    let view = client.job(id, false).await?;
+    let Some(private) = &view.private else {
+        return Ok(client.job_output(id).await?);
+    };
+    let key = load_job_key(&private.key_check)?;
+    let parts = view.output.with_context(|| {
+        format!(
+            "job {id} has no output: it is {}",
+            requester_status(&view.status)
+        )
+    })?;
+    let mut out = Vec::new();
+    for hash in parts {
+        let sealed = client
+            .get_blob(hash)
+            .await
+            .with_context(|| format!("downloading output part {hash}"))?;
+        let part = key
+            .open(&sealed)
+            .with_context(|| format!("opening output part {hash}"))?;
+        out.extend_from_slice(&part);
+    }
+    Ok(Bytes::from(out))
+}
+
+fn requester_status(status: &JobStatus) -> String {
+    match status {
+        JobStatus::Failed { reason } => format!("failed ({reason})"),
+        other => format!("{other:?}").to_lowercase(),
+    }
 }
 
 /// Polls until the job finishes; with `progress`, shows a bar of tasks done / total on stderr.
@@ -205,6 +394,17 @@ pub fn describe(view: &JobView) -> String {
     if !view.success_exits.is_empty() {
         let list: Vec<String> = view.success_exits.iter().map(i32::to_string).collect();
         money.push_str(&format!("; answers exit {}", list.join(", ")));
+    }
+    if let Some(private) = &view.private {
+        money.push_str(&format!(
+            "; private, sealed to {} provider{}",
+            private.providers.len(),
+            if private.providers.len() == 1 {
+                ""
+            } else {
+                "s"
+            }
+        ));
     }
     let line = describe_status(view, &money);
     match &view.warning {
@@ -320,6 +520,10 @@ pub async fn report(
     out_dir: Option<&std::path::Path>,
 ) -> anyhow::Result<Report> {
     let view = client.job(id, true).await?;
+    let key = match (&view.private, out_dir) {
+        (Some(private), Some(_)) => Some(load_job_key(&private.key_check)?),
+        _ => None,
+    };
     if let Some(dir) = out_dir {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
@@ -341,9 +545,14 @@ pub async fn report(
             ("done", Some(hash)) => {
                 let file = match out_dir {
                     Some(dir) => {
-                        let bytes = client.get_blob(hash).await.with_context(|| {
+                        let mut bytes = client.get_blob(hash).await.with_context(|| {
                             format!("downloading the output of task {}", t.task)
                         })?;
+                        if let Some(key) = &key {
+                            bytes = Bytes::from(key.open(&bytes).with_context(|| {
+                                format!("opening the sealed output of task {}", t.task)
+                            })?);
+                        }
                         let path = dir.join(format!("task-{}", t.task.index));
                         std::fs::write(&path, &bytes)
                             .with_context(|| format!("writing {}", path.display()))?;

@@ -770,7 +770,8 @@ fn admit_submission(shared: &Shared, action: &Action) -> ApiResult<()> {
         return Ok(());
     };
     let entry = action.submission_options().and_then(|o| o.entry.as_deref());
-    admit_job(shared, spec, entry, action.submission_files())?;
+    let private = action.submission_sealing().is_some();
+    admit_job(shared, spec, entry, action.submission_files(), private)?;
     if let Some(claim) = claim {
         let mut weighed: u64 = 0;
         for hash in action.submission_blobs() {
@@ -796,6 +797,7 @@ fn admit_job(
     spec: &JobSpec,
     entry: Option<&str>,
     files: Option<&engine::JobFiles>,
+    private: bool,
 ) -> ApiResult<()> {
     // First: a blob touched here cannot expire before the job is logged (`blob_quota`).
     shared.quota.touch(engine::submission_blobs(spec, files));
@@ -820,26 +822,36 @@ fn admit_job(
             ApiError::Rejected(engine::Rejection::InvalidJobSpec(format!("job files: {e}")))
         })?;
         for mount in &files.mounts {
-            admit_tree(shared, mount)?;
+            admit_tree(shared, mount, private)?;
         }
     }
     Ok(())
 }
 
 /// Checks that a mounted tree's blob is present and is a tree every provider unpacks
-/// (`sandbox::tree::check`), so a job is never taken whose tree every provider refuses.
-fn admit_tree(shared: &Shared, mount: &engine::Mount) -> ApiResult<()> {
+/// (`sandbox::tree::check`), so a job is never taken whose tree every provider refuses. A
+/// private job's tree is sealed: only its presence can be checked here (its providers check the
+/// tree once they have opened it).
+fn admit_tree(shared: &Shared, mount: &engine::Mount, private: bool) -> ApiResult<()> {
     let hash = mount.tree;
+    let missing = || {
+        ApiError::NotFound(format!(
+            "tree {hash} (mounted at {}) has not been uploaded",
+            mount.path
+        ))
+    };
+    if private {
+        return if shared.blobs.contains(&hash) {
+            Ok(())
+        } else {
+            Err(missing())
+        };
+    }
     let bytes = shared
         .blobs
         .get(&hash)
         .map_err(|e| ApiError::Unavailable(e.to_string()))?
-        .ok_or_else(|| {
-            ApiError::NotFound(format!(
-                "tree {hash} (mounted at {}) has not been uploaded",
-                mount.path
-            ))
-        })?;
+        .ok_or_else(missing)?;
     sandbox::tree::check(&bytes).map(|_| ()).map_err(|e| {
         ApiError::Rejected(engine::Rejection::InvalidJobSpec(format!(
             "tree {hash} (mounted at {}) is not a directory tree: {e}",
@@ -1522,6 +1534,13 @@ async fn job_output(State(shared): S, Path(id): Path<String>) -> ApiResult<impl 
             {
                 return Err(ApiError::Gone(format!(
                     "job {id}'s storage was released at {at} (its owner released it, or its retention ended): its output is deleted"
+                )));
+            }
+            if node.state.job_sealing(id).is_some() {
+                return Err(ApiError::Conflict(format!(
+                    "job {id} is private: its output parts (the job's `output`) are sealed under \
+                     its key; fetch them with GET /v1/blobs/{{hash}} and open them with the key \
+                     (`gridmint job results {id}` does)"
                 )));
             }
             job.output_parts().ok_or_else(|| {

@@ -226,6 +226,12 @@ pub fn job(
             .map(|o| o.success_exits.clone())
             .unwrap_or_default(),
         entry: state.entry(job.id).map(str::to_string),
+        private: state
+            .job_sealing(job.id)
+            .map(|sealing| api::wire::PrivateView {
+                key_check: sealing.key_check,
+                providers: sealing.providers().copied().collect(),
+            }),
     }
 }
 

@@ -94,6 +94,16 @@ pub enum Action {
         options: crate::options::JobOptions,
         files: crate::files::JobFiles,
     },
+    /// Rules 13: submit a private job owned by the signer (see [`crate::private`]): as
+    /// [`Action::SubmitJobWithFiles`], its blobs encrypted under a job key that `sealing` wraps
+    /// to each provider allowed to run its tasks (and to no other).
+    SubmitPrivateJob {
+        spec: JobSpec,
+        storage: Option<crate::storage::StorageClaim>,
+        options: crate::options::JobOptions,
+        files: crate::files::JobFiles,
+        sealing: crate::private::Sealing,
+    },
 }
 
 impl SignedBody for Action {
@@ -107,7 +117,8 @@ impl Action {
             Action::SubmitJob(spec) => Some((spec, None)),
             Action::SubmitJobWithStorage { spec, storage } => Some((spec, Some(storage))),
             Action::SubmitJobWithOptions { spec, storage, .. }
-            | Action::SubmitJobWithFiles { spec, storage, .. } => Some((spec, storage.as_ref())),
+            | Action::SubmitJobWithFiles { spec, storage, .. }
+            | Action::SubmitPrivateJob { spec, storage, .. } => Some((spec, storage.as_ref())),
             _ => None,
         }
     }
@@ -115,7 +126,9 @@ impl Action {
     /// The files a submission carries (rules 12), if it carries any.
     pub fn submission_files(&self) -> Option<&crate::files::JobFiles> {
         match self {
-            Action::SubmitJobWithFiles { files, .. } => Some(files),
+            Action::SubmitJobWithFiles { files, .. } | Action::SubmitPrivateJob { files, .. } => {
+                Some(files)
+            }
             _ => None,
         }
     }
@@ -124,7 +137,16 @@ impl Action {
     pub fn submission_options(&self) -> Option<&crate::options::JobOptions> {
         match self {
             Action::SubmitJobWithOptions { options, .. }
-            | Action::SubmitJobWithFiles { options, .. } => Some(options),
+            | Action::SubmitJobWithFiles { options, .. }
+            | Action::SubmitPrivateJob { options, .. } => Some(options),
+            _ => None,
+        }
+    }
+
+    /// The sealing of a private job's submission (rules 13).
+    pub fn submission_sealing(&self) -> Option<&crate::private::Sealing> {
+        match self {
+            Action::SubmitPrivateJob { sealing, .. } => Some(sealing),
             _ => None,
         }
     }

@@ -87,7 +87,11 @@
 ///   (`Action::SubmitJobWithFiles`): directory trees (blobs) mounted read-only at paths it
 ///   chooses, and an empty writable scratch directory with a size quota. Inputs apply as under
 ///   11 otherwise.
-pub const RULES: u32 = 12;
+/// - 13: private jobs ([`private`]): a job may be submitted private
+///   (`Action::SubmitPrivateJob`), sealed to the providers that may run it; its tasks are
+///   assigned to those providers only, and its descriptors carry the sealing. Inputs apply as
+///   under 12 otherwise.
+pub const RULES: u32 = 13;
 /// The rules of a network whose genesis predates the version.
 pub const FIRST_RULES: u32 = 1;
 
@@ -97,6 +101,7 @@ pub mod command;
 pub mod files;
 pub mod ledger;
 pub mod options;
+pub mod private;
 pub mod schedule;
 pub mod state;
 pub mod storage;
@@ -122,6 +127,7 @@ pub use ledger::{
     SlashEvidence, SlashParams, Supply, TOKEN_SYMBOL, Tokens, Unbonding, parse_tokens, tokens,
 };
 pub use options::{JobOptions, MAX_ENTRY_LEN, MAX_EXIT_STATUS, MAX_SUCCESS_EXITS, Options};
+pub use private::{MAX_RECIPIENTS, MAX_WRAPPED_KEY, Private, Recipient, Sealing};
 pub use schedule::{Dispatch, ScheduleParams};
 pub use state::{EngineConfig, Job, JobStatus, Provider, ProviderStatus, State, Task, TaskState};
 pub use storage::{JobStorage, Storage, StorageClaim, StorageParams};

@@ -490,6 +490,7 @@ impl State {
     /// The job-level rules every assignment must meet: requirements, memory, price and stake.
     pub fn job_rules(&self, p: &Provider, job: &Job) -> Result<(), String> {
         self.requirements_met(p, job)?;
+        self.sealed_to(&p.id, job.id)?;
         if !self.has_min_stake(&p.id) {
             return Err(format!(
                 "provider has {} bonded, below the minimum stake {}",

@@ -297,6 +297,10 @@ pub struct State {
     /// under rules 12 and later.
     #[serde(default)]
     pub files: crate::files::Files,
+    /// Rules 13: private jobs' sealings (see [`crate::private`]). Hashed only under rules 13
+    /// and later.
+    #[serde(default)]
+    pub private: crate::private::Private,
 }
 
 pub(crate) type Applied = Result<Vec<Event>, Rejection>;
@@ -339,8 +343,9 @@ impl Serialize for HashView<'_> {
             storage,
             options,
             files,
+            private,
         } = self.state;
-        let mut t = serializer.serialize_tuple(20)?;
+        let mut t = serializer.serialize_tuple(21)?;
         t.serialize_element(config)?;
         t.serialize_element(ledger)?;
         t.serialize_element(verify)?;
@@ -376,6 +381,9 @@ impl Serialize for HashView<'_> {
         if *rules >= 12 {
             t.serialize_element(files)?;
         }
+        if *rules >= 13 {
+            t.serialize_element(private)?;
+        }
         t.end()
     }
 }
@@ -405,6 +413,7 @@ impl State {
             storage: Default::default(),
             options: Default::default(),
             files: Default::default(),
+            private: Default::default(),
         }
     }
 
@@ -549,6 +558,13 @@ impl State {
                 options,
                 files,
             } => self.submit_with_files(who, spec, storage.as_ref(), options, files, now)?,
+            Action::SubmitPrivateJob {
+                spec,
+                storage,
+                options,
+                files,
+                sealing,
+            } => self.submit_private(who, spec, storage.as_ref(), options, files, sealing, now)?,
             Action::ReleaseJob(job) => self.release_storage(*job, who, now)?,
             Action::ReportResults(reports) => self.report(who, reports, now)?,
             Action::CancelJob(job) => self.cancel(who, *job, now)?,
@@ -1529,6 +1545,7 @@ impl State {
                 entry: self.entry(id.job).map(str::to_string),
                 mounts: self.job_files(id.job).mounts,
                 scratch: self.job_files(id.job).scratch,
+                private: self.job_sealing(id.job).cloned(),
             });
         }
         let Aggregate::Reduce(reduce) = &job.spec.aggregate else {
@@ -1564,6 +1581,7 @@ impl State {
             entry: None,
             mounts: Vec::new(),
             scratch: None,
+            private: self.job_sealing(id.job).cloned(),
         })
     }
 

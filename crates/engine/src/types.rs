@@ -367,6 +367,10 @@ pub struct TaskDescriptor {
     /// Rules 12: the empty writable scratch directory the job asked for.
     #[serde(default)]
     pub scratch: Option<crate::files::Scratch>,
+    /// Rules 13: a private job's sealing ([`crate::private`]): the provider unwraps its key to
+    /// decrypt the inputs (and trees) and encrypts the output under it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub private: Option<crate::private::Sealing>,
 }
 
 /// The name a reduce task sees for map output `index`.

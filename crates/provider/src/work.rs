@@ -2,6 +2,7 @@
 //! output, and produce the report the control loop sends.
 
 use crate::Faulty;
+use api::private::JobKey;
 use api::{Client, ClientError, Identity};
 use bytes::Bytes;
 use engine::{Hash, TaskDescriptor, TaskOutcome, TaskReport};
@@ -143,6 +144,13 @@ impl Worker {
             .unwrap_or_else(|p| p.into_inner())
             .clear();
     }
+}
+
+/// A private run's key and the directory its opened inputs are written to (removed when dropped,
+/// after the run).
+struct PrivateRun {
+    key: JobKey,
+    dir: tempfile::TempDir,
 }
 
 /// A task waiting for a slot.
@@ -366,9 +374,14 @@ impl Inner {
     }
 
     /// The directory tree blob `hash` holds, unpacked (once per provider, kept across restarts:
-    /// `<trees>/<hash>`), for a read-only mount.
-    async fn tree(&self, hash: Hash) -> Result<PathBuf, String> {
-        let dir = self.trees.join(hash.to_string());
+    /// `<trees>/<hash>`), for a read-only mount. A private job's tree is opened with its `key`
+    /// first, and kept apart per key (`<trees>/<hash>-<key check>`): a blob opens under one key
+    /// only as the tree it was sealed from.
+    async fn tree(&self, hash: Hash, key: Option<&JobKey>) -> Result<PathBuf, String> {
+        let dir = match key {
+            Some(key) => self.trees.join(format!("{hash}-{}", key.check())),
+            None => self.trees.join(hash.to_string()),
+        };
         if dir.is_dir() {
             return Ok(dir);
         }
@@ -380,9 +393,18 @@ impl Inner {
         }
         let trees = self.trees.clone();
         let target = dir.clone();
+        let key = key.cloned();
         tokio::task::spawn_blocking(move || {
+            let opened;
+            let bytes: &[u8] = match &key {
+                Some(key) => {
+                    opened = key.open(&bytes).map_err(|e| e.to_string())?;
+                    &opened
+                }
+                None => &bytes,
+            };
             std::fs::create_dir_all(&trees).map_err(|e| e.to_string())?;
-            sandbox::tree::unpack(&bytes, &target).map_err(|e| e.to_string())
+            sandbox::tree::unpack(bytes, &target).map_err(|e| e.to_string())
         })
         .await
         .map_err(|e| e.to_string())?
@@ -396,30 +418,72 @@ impl Inner {
     fn execute(&self, task: &TaskDescriptor, runtime: &tokio::runtime::Handle) -> TaskReport {
         let report = runtime
             .block_on(self.prepare(task))
-            .and_then(|(module, run)| {
+            .and_then(|(module, run, private)| {
                 let _entered = runtime.enter();
                 let report = run_retrying_host_failures(&self.sandbox, &module, &run)?;
-                runtime.block_on(self.finish(task, report))
+                // A private run's opened inputs go as soon as it ends.
+                let key = private.map(|p| p.key);
+                runtime.block_on(self.finish(task, report, key.as_ref()))
             });
         report.unwrap_or_else(|why| failure(task, why))
     }
 
-    /// The module and the run of `task`, with its inputs downloaded.
-    async fn prepare(&self, task: &TaskDescriptor) -> Result<(Prepared, TaskRun), String> {
+    /// The module and the run of `task`, with its inputs downloaded — and, for a private job,
+    /// its key and the directory its opened inputs are in for the run.
+    async fn prepare(
+        &self,
+        task: &TaskDescriptor,
+    ) -> Result<(Prepared, TaskRun, Option<PrivateRun>), String> {
+        // Rules 13: a private job's key, unwrapped first (a provider it was not sealed to, or
+        // one handed a key other than the job's, runs none of it: a failure before the guest
+        // ran, which no honest provider is slashed for).
+        let private = match &task.private {
+            Some(sealing) => {
+                let key = JobKey::unwrap(&self.identity, sealing)
+                    .map_err(|e| format!("private job: {e}"))?;
+                let dir = tempfile::Builder::new()
+                    .prefix("run-")
+                    .tempdir_in(self.opened_dir()?)
+                    .map_err(|e| format!("a directory for the opened inputs: {e}"))?;
+                Some(PrivateRun { key, dir })
+            }
+            None => None,
+        };
         let module = self.module(task.module).await?;
         let mut inputs = Vec::with_capacity(task.inputs.len());
-        for input in &task.inputs {
-            self.blob(input.hash).await?;
+        for (i, input) in task.inputs.iter().enumerate() {
+            let sealed = self.blob(input.hash).await?;
             self.held(input.hash);
-            inputs.push((input.name.clone(), self.blobs.path(&input.hash)));
+            let path = match &private {
+                Some(p) => {
+                    let opened = p
+                        .key
+                        .open(&sealed)
+                        .map_err(|e| format!("input {} (blob {}): {e}", input.name, input.hash))?;
+                    // Numbered: two inputs may share a name only across tasks, but a file per
+                    // input keeps the names the guest sees out of the host's paths.
+                    let path = p.dir.path().join(format!("input-{i}"));
+                    std::fs::write(&path, opened)
+                        .map_err(|e| format!("writing an opened input: {e}"))?;
+                    path
+                }
+                None => self.blobs.path(&input.hash),
+            };
+            inputs.push((input.name.clone(), path));
         }
-        let stdin = match task.stdin {
-            Some(hash) => self.blob(hash).await?.to_vec(),
-            None => Vec::new(),
+        let stdin = match (task.stdin, &private) {
+            (Some(hash), Some(p)) => p
+                .key
+                .open(&self.blob(hash).await?)
+                .map_err(|e| format!("stdin (blob {hash}): {e}"))?,
+            (Some(hash), None) => self.blob(hash).await?.to_vec(),
+            (None, _) => Vec::new(),
         };
         let mut mounts = Vec::with_capacity(task.mounts.len());
         for mount in &task.mounts {
-            let dir = self.tree(mount.tree).await?;
+            let dir = self
+                .tree(mount.tree, private.as_ref().map(|p| &p.key))
+                .await?;
             self.held(mount.tree);
             mounts.push((mount.path.clone(), dir));
         }
@@ -436,13 +500,27 @@ impl Inner {
             memory_limit_bytes: task.limits.memory_bytes,
             wall_limit: Duration::from_millis(task.limits.wall_ms),
             seed: task.seed,
-            max_output_bytes: task.output_limit,
+            // A private output is sealed before it is uploaded: the seal's bytes count too.
+            max_output_bytes: match &private {
+                Some(_) => task
+                    .output_limit
+                    .map(|l| l.saturating_sub(api::private::SEAL_OVERHEAD)),
+                None => task.output_limit,
+            },
             success_exits: task.success_exits.clone(),
             entry: task.entry.clone(),
             mounts,
             scratch: task.scratch.as_ref().map(|s| (s.path.clone(), s.bytes)),
         };
-        Ok((module, run))
+        Ok((module, run, private))
+    }
+
+    /// Where private runs' opened inputs are kept while they run (`DATA_DIR/opened`), made if
+    /// missing.
+    fn opened_dir(&self) -> Result<PathBuf, String> {
+        let dir = self.trees.with_file_name("opened");
+        std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        Ok(dir)
     }
 
     /// The report of `task` from its sandbox run, with the output uploaded.
@@ -450,6 +528,7 @@ impl Inner {
         &self,
         task: &TaskDescriptor,
         report: sandbox::RunReport,
+        key: Option<&JobKey>,
     ) -> Result<TaskReport, String> {
         let outcome = match report.outcome {
             Outcome::Exited(0) => TaskOutcome::Success,
@@ -492,6 +571,14 @@ impl Inner {
         {
             tracing::debug!(task = %task.task, "faulty mode: returning a wrong output");
             output = wrong;
+            output_hash = Hash::of(&output);
+        }
+        // Rules 13: a private job's output is sealed under its key, deterministically, so
+        // honest replicas upload the same bytes and report the same hash.
+        if let Some(key) = key
+            && answered(&outcome)
+        {
+            output = key.seal(&output);
             output_hash = Hash::of(&output);
         }
         let known = self

@@ -10,6 +10,7 @@ mod keys;
 mod ledger;
 mod load;
 mod options;
+mod private;
 mod recovery;
 mod runtimes;
 mod schedule;

@@ -331,6 +331,7 @@ fn bad_mounts_and_scratch_are_refused_and_change_nothing() {
             None,
             JobOptions::default(),
             files,
+            None,
         )
     };
     let mount = |path: &str, tree: engine::Hash| JobFiles {

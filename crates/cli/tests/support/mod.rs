@@ -600,6 +600,7 @@ impl Coordinator {
             None,
             engine::JobOptions::default(),
             files,
+            None,
         )
     }
 }

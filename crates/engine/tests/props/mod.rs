@@ -610,16 +610,39 @@ fn build(s: &State, step: &Step, time: Time) -> Built {
                     _ => None,
                 };
                 let storage = claimed.then_some(storage);
+                // Rules 13: now and then private, sealed to two providers (whose tasks no
+                // other provider may take), or to none (refused).
+                let sealing = (*redundancy % 7 < 3).then(|| engine::Sealing {
+                    key_check: hash(*owner),
+                    recipients: if *redundancy % 7 == 0 {
+                        Vec::new()
+                    } else {
+                        [1u8, 2]
+                            .iter()
+                            .map(|p| engine::Recipient {
+                                provider: provider(*p),
+                                wrapped: vec![*p; 80],
+                            })
+                            .collect()
+                    },
+                });
                 Ok(action(
                     requester(*owner),
-                    match files {
-                        Some(files) => Action::SubmitJobWithFiles {
+                    match (files, sealing) {
+                        (files, Some(sealing)) => Action::SubmitPrivateJob {
+                            spec,
+                            storage,
+                            options,
+                            files: files.unwrap_or_default(),
+                            sealing,
+                        },
+                        (Some(files), None) => Action::SubmitJobWithFiles {
                             spec,
                             storage,
                             options,
                             files,
                         },
-                        None => Action::SubmitJobWithOptions {
+                        (None, None) => Action::SubmitJobWithOptions {
                             spec,
                             storage,
                             options,

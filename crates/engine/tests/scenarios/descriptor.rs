@@ -34,6 +34,7 @@ fn map_descriptor_comes_from_the_job_spec() {
             entry: None,
             mounts: Vec::new(),
             scratch: None,
+            private: None,
         }
     );
     assert_eq!(

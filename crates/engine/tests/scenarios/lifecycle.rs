@@ -86,6 +86,7 @@ fn reduce_runs_after_the_maps_over_their_outputs() {
             entry: None,
             mounts: Vec::new(),
             scratch: None,
+            private: None,
         })
     );
 

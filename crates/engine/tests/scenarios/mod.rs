@@ -11,6 +11,7 @@ mod ledger;
 mod lifecycle;
 mod nonces;
 mod outlook;
+mod private;
 mod providers;
 mod reports;
 mod schedule;

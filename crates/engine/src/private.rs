@@ -1,0 +1,249 @@
+//! Rules 13: private jobs ([`Sealing`]), submitted with `Action::SubmitPrivateJob`.
+//!
+//! A private job's data — its tasks' stdin and input files, its mounted trees, every output — is
+//! encrypted under one random job key that only its requester and the providers it names know.
+//! The engine never sees the key: it keeps, per job, the key wrapped to each named provider (HPKE,
+//! made and opened outside the engine: `api::private`) and a check value that lets a provider
+//! tell that the key it unwrapped is the one every other recipient got. It enforces one thing:
+//! **a private job's tasks go only to the providers it was sealed to** ([`State::job_rules`]), so
+//! no other provider is ever handed work it cannot decrypt.
+//!
+//! Verification is unchanged. A provider encrypts its output deterministically under the job key
+//! (the nonce is a keyed hash of the plaintext), so honest replicas upload byte-identical
+//! ciphertexts and report the same output hash: the hash of the ciphertext is a commitment to
+//! the plaintext that only key holders can open or test guesses against.
+//!
+//! What stays public: the module (code, shared and cached across jobs), args and environment,
+//! file names, every blob's size (ciphertext is the plaintext's size plus a fixed overhead), fuel,
+//! exit statuses, timing, and which outputs of the job are equal.
+
+use crate::command::{Event, Rejection};
+use crate::files::JobFiles;
+use crate::options::JobOptions;
+use crate::state::State;
+use crate::storage::StorageClaim;
+use crate::types::{AccountId, Hash, JobId, JobSpec, Time};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// The most providers a private job may be sealed to.
+pub const MAX_RECIPIENTS: usize = 64;
+/// The longest wrapped key a recipient may be given (HPKE X25519 with ChaCha20-Poly1305 over a
+/// 32-byte key takes 80).
+pub const MAX_WRAPPED_KEY: usize = 256;
+
+/// The job key wrapped to one provider.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Recipient {
+    pub provider: AccountId,
+    /// The key, sealed to the provider's X25519 key (derived from its ed25519 identity); opaque
+    /// to the engine.
+    #[serde(with = "hex_bytes")]
+    pub wrapped: Vec<u8>,
+}
+
+/// How a private job's key reaches its providers (rules 13). Always encoded in full: log entries
+/// are postcard.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sealing {
+    /// A value derived from the job key (a keyed hash, revealing nothing of the key): a provider
+    /// runs the job only with a key that derives this, so all its providers hold the same key.
+    pub key_check: Hash,
+    /// The providers that may run the job's tasks, each with the key wrapped to it; sorted by
+    /// provider once normalised.
+    pub recipients: Vec<Recipient>,
+}
+
+impl Sealing {
+    /// The sealing checked and in its one form (recipients sorted). `Err` says what is wrong.
+    pub fn normalised(&self) -> Result<Sealing, String> {
+        if self.recipients.is_empty() {
+            return Err("a private job names no provider to run it".into());
+        }
+        if self.recipients.len() > MAX_RECIPIENTS {
+            return Err(format!(
+                "a private job is sealed to {} providers; at most {MAX_RECIPIENTS}",
+                self.recipients.len()
+            ));
+        }
+        let mut recipients = self.recipients.clone();
+        recipients.sort_by_key(|r| r.provider);
+        for pair in recipients.windows(2) {
+            if let [a, b] = pair
+                && a.provider == b.provider
+            {
+                return Err(format!(
+                    "a private job's key is wrapped twice to provider {}",
+                    a.provider
+                ));
+            }
+        }
+        if let Some(bad) = recipients
+            .iter()
+            .find(|r| r.wrapped.is_empty() || r.wrapped.len() > MAX_WRAPPED_KEY)
+        {
+            return Err(format!(
+                "the key wrapped to provider {} is {} bytes; it must be 1 to {MAX_WRAPPED_KEY}",
+                bad.provider,
+                bad.wrapped.len()
+            ));
+        }
+        Ok(Sealing {
+            key_check: self.key_check,
+            recipients,
+        })
+    }
+
+    /// The key wrapped to `provider`, if the job was sealed to it.
+    pub fn wrapped_for(&self, provider: &AccountId) -> Option<&[u8]> {
+        self.recipients
+            .iter()
+            .find(|r| r.provider == *provider)
+            .map(|r| r.wrapped.as_slice())
+    }
+
+    /// The providers the job was sealed to, sorted.
+    pub fn providers(&self) -> impl Iterator<Item = &AccountId> {
+        self.recipients.iter().map(|r| &r.provider)
+    }
+}
+
+/// Every private job's sealing (rules 13; empty before).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Private {
+    pub jobs: BTreeMap<JobId, Sealing>,
+}
+
+impl State {
+    /// Job `job`'s sealing, if it is private.
+    pub fn job_sealing(&self, job: JobId) -> Option<&Sealing> {
+        self.private.jobs.get(&job)
+    }
+
+    /// Rules 13: a private job may run only on the providers it was sealed to.
+    pub(crate) fn sealed_to(&self, provider: &AccountId, job: JobId) -> Result<(), String> {
+        match self.private.jobs.get(&job) {
+            Some(sealing) if sealing.wrapped_for(provider).is_none() => {
+                Err("the job is private and its key was not sealed to this provider".into())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Rules 13: submits `spec` as a private job, with `options`, `files` and a storage claim
+    /// where the network prices storage; its tasks go only to `sealing`'s providers.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn submit_private(
+        &mut self,
+        owner: AccountId,
+        spec: &JobSpec,
+        storage: Option<&StorageClaim>,
+        options: &JobOptions,
+        files: &JobFiles,
+        sealing: &Sealing,
+        now: Time,
+    ) -> Result<Vec<Event>, Rejection> {
+        if self.rules < 13 {
+            return Err(Rejection::NeedsRules {
+                what: "a private job".into(),
+                needs: 13,
+                runs: self.rules,
+            });
+        }
+        let sealing = sealing.normalised().map_err(Rejection::InvalidJobSpec)?;
+        let job = self.next_job;
+        let events = self.submit_with_files(owner, spec, storage, options, files, now)?;
+        self.private.jobs.insert(job, sealing);
+        Ok(events)
+    }
+}
+
+/// Bytes as a hex string in human-readable encodings (JSON), as a length and the bytes in postcard.
+mod hex_bytes {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        if s.is_human_readable() {
+            s.serialize_str(&hex::encode(bytes))
+        } else {
+            bytes.serialize(s)
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        if d.is_human_readable() {
+            let s = String::deserialize(d)?;
+            hex::decode(s).map_err(serde::de::Error::custom)
+        } else {
+            Vec::<u8>::deserialize(d)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn recipient(id: u8, len: usize) -> Recipient {
+        Recipient {
+            provider: AccountId([id; 32]),
+            wrapped: vec![7; len],
+        }
+    }
+
+    #[test]
+    fn sealings_are_checked_and_sorted() {
+        let sealing = |recipients: Vec<Recipient>| Sealing {
+            key_check: Hash([1; 32]),
+            recipients,
+        };
+        type Want = Result<Vec<u8>, &'static str>;
+        let table: Vec<(Sealing, Want)> = vec![
+            (
+                sealing(vec![recipient(2, 80), recipient(1, 80)]),
+                Ok(vec![1, 2]),
+            ),
+            (sealing(vec![]), Err("names no provider")),
+            (
+                sealing(vec![recipient(1, 80), recipient(1, 80)]),
+                Err("wrapped twice"),
+            ),
+            (sealing(vec![recipient(1, 0)]), Err("is 0 bytes")),
+            (
+                sealing(vec![recipient(1, MAX_WRAPPED_KEY + 1)]),
+                Err("is 257 bytes"),
+            ),
+            (
+                sealing(
+                    (0..=MAX_RECIPIENTS as u8)
+                        .map(|i| recipient(i, 80))
+                        .collect(),
+                ),
+                Err("at most 64"),
+            ),
+        ];
+        for (sealing, want) in table {
+            match (sealing.normalised(), want) {
+                (Ok(s), Ok(order)) => {
+                    let got: Vec<u8> = s.providers().map(|p| p.0[0]).collect();
+                    assert_eq!(got, order);
+                    assert!(s.wrapped_for(&AccountId([1; 32])).is_some());
+                    assert!(s.wrapped_for(&AccountId([3; 32])).is_none());
+                }
+                (Err(e), Err(part)) => assert!(e.contains(part), "{e} lacks {part}"),
+                (got, want) => panic!("got {got:?}, want {want:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn wrapped_keys_are_hex_in_json_and_bytes_in_postcard() {
+        let r = recipient(1, 3);
+        let json = serde_json::to_string(&r).unwrap();
+        assert!(json.contains("\"070707\""), "{json}");
+        assert_eq!(serde_json::from_str::<Recipient>(&json).unwrap(), r);
+        let bin = postcard::to_stdvec(&r).unwrap();
+        assert_eq!(bin.len(), 32 + 1 + 3);
+        assert_eq!(postcard::from_bytes::<Recipient>(&bin).unwrap(), r);
+    }
+}
