@@ -124,6 +124,7 @@ fn actions() -> Vec<(&'static str, Signed<Action>)> {
                         provider: engine::AccountId([6; 32]),
                         wrapped: vec![6; 80],
                     }],
+                    clear: vec![engine::Hash([7; 32])],
                 },
             },
         ),

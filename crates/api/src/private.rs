@@ -185,8 +185,12 @@ impl JobKey {
     }
 
     /// The sealing of a job under this key for `providers` (each wrapped its own copy), its
-    /// recipients sorted as the engine keeps them.
-    pub fn sealing(&self, providers: &[AccountId]) -> Result<Sealing, PrivateError> {
+    /// recipients sorted as the engine keeps them, leaving the blobs `clear` in the clear.
+    pub fn sealing(
+        &self,
+        providers: &[AccountId],
+        clear: &[Hash],
+    ) -> Result<Sealing, PrivateError> {
         let mut recipients = providers
             .iter()
             .map(|p| {
@@ -197,9 +201,13 @@ impl JobKey {
             })
             .collect::<Result<Vec<_>, PrivateError>>()?;
         recipients.sort_by_key(|r| r.provider);
+        let mut clear = clear.to_vec();
+        clear.sort();
+        clear.dedup();
         Ok(Sealing {
             key_check: self.check(),
             recipients,
+            clear,
         })
     }
 
@@ -311,7 +319,7 @@ mod tests {
         let alice = Identity::generate();
         let bob = Identity::generate();
         let carol = Identity::generate();
-        let sealing = key.sealing(&[alice.id(), bob.id()]).unwrap();
+        let sealing = key.sealing(&[alice.id(), bob.id()], &[]).unwrap();
         assert_eq!(JobKey::unwrap(&alice, &sealing).unwrap(), key);
         assert_eq!(JobKey::unwrap(&bob, &sealing).unwrap(), key);
         assert_eq!(

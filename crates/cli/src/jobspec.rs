@@ -20,6 +20,8 @@
 //! path = "/usr/local"            #   where the program sees it
 //! dir = "runtimes/python/usr/local"  # the directory here, packed into one blob (a tar
 //!                                #   archive of its files and directories; no symlinks)
+//! private = false                #   in a --private job: leave this tree in the clear
+//!                                #   (public data shared across jobs; default: sealed)
 //!
 //! [scratch]                      # an empty writable directory, thrown away after each run:
 //! path = "/tmp"                  #   where the program sees it
@@ -111,6 +113,15 @@ pub struct MountFile {
     pub path: String,
     /// The directory, relative to the spec file.
     pub dir: String,
+    /// Whether the tree is sealed when the job is submitted `--private` (rules 13; default):
+    /// `false` leaves public data (an interpreter's standard library) in the clear, so that
+    /// providers share one copy of it across jobs.
+    #[serde(default = "sealed_by_default")]
+    pub private: bool,
+}
+
+fn sealed_by_default() -> bool {
+    true
 }
 
 /// An empty writable directory at `path` of at most `size` bytes.
@@ -321,6 +332,9 @@ pub struct LoadedJob {
     pub options: engine::JobOptions,
     /// Mounted trees and the scratch directory (rules 12; the default: none).
     pub files: engine::JobFiles,
+    /// Blobs the spec leaves in the clear when the job is submitted private (rules 13: trees
+    /// mounted with `private = false`).
+    pub clear: Vec<engine::Hash>,
 }
 
 /// Reads the files a job spec refers to. Paths are as written in the spec.
@@ -555,12 +569,17 @@ pub fn load(text: &str, files: &dyn Files, now: Time) -> anyhow::Result<LoadedJo
     .map_err(|e| anyhow!("{e}"))
     .context("job options (success_exits, entry)")?;
     let mut mounts = Vec::new();
+    let mut clear = Vec::new();
     for m in &file.mount {
+        let tree = blobs
+            .add_tree(&m.dir)
+            .with_context(|| format!("mount {}", m.path))?;
+        if !m.private {
+            clear.push(tree);
+        }
         mounts.push(engine::Mount {
             path: m.path.clone(),
-            tree: blobs
-                .add_tree(&m.dir)
-                .with_context(|| format!("mount {}", m.path))?,
+            tree,
         });
     }
     let scratch = file
@@ -601,6 +620,7 @@ pub fn load(text: &str, files: &dyn Files, now: Time) -> anyhow::Result<LoadedJo
             .transpose()?,
         options,
         files: job_files,
+        clear,
     })
 }
 
@@ -807,6 +827,17 @@ mod tests {
             1,
             "one blob however many mounts name it"
         );
+        assert!(
+            job.clear.is_empty(),
+            "mounts are sealed in a private job by default"
+        );
+        let public = load(
+            &spec("[[mount]]\npath = \"/usr/local\"\ndir = \"py\"\nprivate = false\n"),
+            &WithTrees(files()),
+            0,
+        )
+        .unwrap();
+        assert_eq!(public.clear, vec![tree]);
         let table = [
             (
                 "[[mount]]\npath = \"/a\"\ndir = \"py\"\n[scratch]\npath = \"/a/tmp\"\nsize = 10\n",

@@ -128,7 +128,8 @@ async fn recipients(client: &Client, who: Recipients) -> anyhow::Result<Vec<engi
 
 /// Seals `job`'s data under `key`: every blob its tasks read (stdin, input files) and every
 /// tree it mounts is replaced by its sealed form, and the spec and files name the sealed blobs.
-/// Its modules stay as they are (code, shared and cached across jobs: see ARCHITECTURE.md).
+/// Its modules stay as they are (code, shared and cached across jobs: see ARCHITECTURE.md), and
+/// so do the trees it leaves in the clear (`job.clear`).
 pub fn seal_job(job: &mut LoadedJob, key: &JobKey) -> anyhow::Result<()> {
     use std::collections::{BTreeSet, HashMap};
     let mut modules = BTreeSet::from([job.spec.module]);
@@ -136,6 +137,11 @@ pub fn seal_job(job: &mut LoadedJob, key: &JobKey) -> anyhow::Result<()> {
         modules.insert(reduce.module);
     }
     let mut data: BTreeSet<engine::Hash> = job.files.trees().into_iter().collect();
+    // Trees the spec leaves in the clear (`private = false`) stay as they are.
+    for clear in &job.clear {
+        data.remove(clear);
+        modules.insert(*clear);
+    }
     for task in &job.spec.tasks {
         data.extend(task.inputs.iter().map(|f| f.hash).chain(task.stdin));
     }
@@ -197,7 +203,7 @@ pub async fn submit(
             let providers = recipients(client, chosen).await?;
             let key = JobKey::generate();
             let sealing = key
-                .sealing(&providers)
+                .sealing(&providers, &job.clear)
                 .context("wrapping the job key to its providers")?;
             seal_job(&mut job, &key)?;
             let path = job_key_path(&key.check());

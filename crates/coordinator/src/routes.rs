@@ -770,8 +770,13 @@ fn admit_submission(shared: &Shared, action: &Action) -> ApiResult<()> {
         return Ok(());
     };
     let entry = action.submission_options().and_then(|o| o.entry.as_deref());
-    let private = action.submission_sealing().is_some();
-    admit_job(shared, spec, entry, action.submission_files(), private)?;
+    admit_job(
+        shared,
+        spec,
+        entry,
+        action.submission_files(),
+        action.submission_sealing(),
+    )?;
     if let Some(claim) = claim {
         let mut weighed: u64 = 0;
         for hash in action.submission_blobs() {
@@ -797,7 +802,7 @@ fn admit_job(
     spec: &JobSpec,
     entry: Option<&str>,
     files: Option<&engine::JobFiles>,
-    private: bool,
+    sealing: Option<&engine::Sealing>,
 ) -> ApiResult<()> {
     // First: a blob touched here cannot expire before the job is logged (`blob_quota`).
     shared.quota.touch(engine::submission_blobs(spec, files));
@@ -822,7 +827,8 @@ fn admit_job(
             ApiError::Rejected(engine::Rejection::InvalidJobSpec(format!("job files: {e}")))
         })?;
         for mount in &files.mounts {
-            admit_tree(shared, mount, private)?;
+            let sealed = sealing.is_some_and(|s| s.seals(&mount.tree));
+            admit_tree(shared, mount, sealed)?;
         }
     }
     Ok(())
@@ -830,9 +836,9 @@ fn admit_job(
 
 /// Checks that a mounted tree's blob is present and is a tree every provider unpacks
 /// (`sandbox::tree::check`), so a job is never taken whose tree every provider refuses. A
-/// private job's tree is sealed: only its presence can be checked here (its providers check the
-/// tree once they have opened it).
-fn admit_tree(shared: &Shared, mount: &engine::Mount, private: bool) -> ApiResult<()> {
+/// private job's tree is sealed (unless the job left it in the clear): only its presence can be
+/// checked here (its providers check the tree once they have opened it).
+fn admit_tree(shared: &Shared, mount: &engine::Mount, sealed: bool) -> ApiResult<()> {
     let hash = mount.tree;
     let missing = || {
         ApiError::NotFound(format!(
@@ -840,7 +846,7 @@ fn admit_tree(shared: &Shared, mount: &engine::Mount, private: bool) -> ApiResul
             mount.path
         ))
     };
-    if private {
+    if sealed {
         return if shared.blobs.contains(&hash) {
             Ok(())
         } else {

@@ -127,7 +127,7 @@ pub use ledger::{
     SlashEvidence, SlashParams, Supply, TOKEN_SYMBOL, Tokens, Unbonding, parse_tokens, tokens,
 };
 pub use options::{JobOptions, MAX_ENTRY_LEN, MAX_EXIT_STATUS, MAX_SUCCESS_EXITS, Options};
-pub use private::{MAX_RECIPIENTS, MAX_WRAPPED_KEY, Private, Recipient, Sealing};
+pub use private::{MAX_CLEAR, MAX_RECIPIENTS, MAX_WRAPPED_KEY, Private, Recipient, Sealing};
 pub use schedule::{Dispatch, ScheduleParams};
 pub use state::{EngineConfig, Job, JobStatus, Provider, ProviderStatus, State, Task, TaskState};
 pub use storage::{JobStorage, Storage, StorageClaim, StorageParams};

@@ -13,6 +13,9 @@
 //! ciphertexts and report the same output hash: the hash of the ciphertext is a commitment to
 //! the plaintext that only key holders can open or test guesses against.
 //!
+//! A job may leave some blobs in the clear ([`Sealing::clear`]): public data such as an
+//! interpreter's standard library, which providers then share across jobs.
+//!
 //! What stays public: the module (code, shared and cached across jobs), args and environment,
 //! file names, every blob's size (ciphertext is the plaintext's size plus a fixed overhead), fuel,
 //! exit statuses, timing, and which outputs of the job are equal.
@@ -28,6 +31,8 @@ use std::collections::BTreeMap;
 
 /// The most providers a private job may be sealed to.
 pub const MAX_RECIPIENTS: usize = 64;
+/// The most blobs a private job may leave in the clear.
+pub const MAX_CLEAR: usize = 64;
 /// The longest wrapped key a recipient may be given (HPKE X25519 with ChaCha20-Poly1305 over a
 /// 32-byte key takes 80).
 pub const MAX_WRAPPED_KEY: usize = 256;
@@ -52,6 +57,11 @@ pub struct Sealing {
     /// The providers that may run the job's tasks, each with the key wrapped to it; sorted by
     /// provider once normalised.
     pub recipients: Vec<Recipient>,
+    /// Blobs of the job its requester left in the clear (public data such as an interpreter's
+    /// standard library mounted beside private inputs): providers use them as they are, and
+    /// share them with other jobs. Sorted once normalised.
+    #[serde(default)]
+    pub clear: Vec<Hash>,
 }
 
 impl Sealing {
@@ -88,10 +98,25 @@ impl Sealing {
                 bad.wrapped.len()
             ));
         }
+        if self.clear.len() > MAX_CLEAR {
+            return Err(format!(
+                "a private job leaves {} blobs in the clear; at most {MAX_CLEAR}",
+                self.clear.len()
+            ));
+        }
+        let mut clear = self.clear.clone();
+        clear.sort();
+        clear.dedup();
         Ok(Sealing {
             key_check: self.key_check,
             recipients,
+            clear,
         })
+    }
+
+    /// Whether blob `hash` of the job is sealed (not one it left in the clear).
+    pub fn seals(&self, hash: &Hash) -> bool {
+        !self.clear.contains(hash)
     }
 
     /// The key wrapped to `provider`, if the job was sealed to it.
@@ -196,6 +221,7 @@ mod tests {
         let sealing = |recipients: Vec<Recipient>| Sealing {
             key_check: Hash([1; 32]),
             recipients,
+            clear: Vec::new(),
         };
         type Want = Result<Vec<u8>, &'static str>;
         let table: Vec<(Sealing, Want)> = vec![
@@ -229,6 +255,7 @@ mod tests {
                     assert_eq!(got, order);
                     assert!(s.wrapped_for(&AccountId([1; 32])).is_some());
                     assert!(s.wrapped_for(&AccountId([3; 32])).is_none());
+                    assert!(s.seals(&Hash([9; 32])));
                 }
                 (Err(e), Err(part)) => assert!(e.contains(part), "{e} lacks {part}"),
                 (got, want) => panic!("got {got:?}, want {want:?}"),

@@ -151,6 +151,14 @@ impl Worker {
 struct PrivateRun {
     key: JobKey,
     dir: tempfile::TempDir,
+    sealing: engine::Sealing,
+}
+
+impl PrivateRun {
+    /// The key to open blob `hash` with: none for a blob the job left in the clear.
+    fn key_for(&self, hash: &Hash) -> Option<&JobKey> {
+        self.sealing.seals(hash).then_some(&self.key)
+    }
 }
 
 /// A task waiting for a slot.
@@ -445,7 +453,11 @@ impl Inner {
                     .prefix("run-")
                     .tempdir_in(self.opened_dir()?)
                     .map_err(|e| format!("a directory for the opened inputs: {e}"))?;
-                Some(PrivateRun { key, dir })
+                Some(PrivateRun {
+                    key,
+                    dir,
+                    sealing: sealing.clone(),
+                })
             }
             None => None,
         };
@@ -471,18 +483,22 @@ impl Inner {
             };
             inputs.push((input.name.clone(), path));
         }
-        let stdin = match (task.stdin, &private) {
-            (Some(hash), Some(p)) => p
-                .key
-                .open(&self.blob(hash).await?)
-                .map_err(|e| format!("stdin (blob {hash}): {e}"))?,
-            (Some(hash), None) => self.blob(hash).await?.to_vec(),
-            (None, _) => Vec::new(),
+        let stdin = match task.stdin {
+            Some(hash) => match private.as_ref().and_then(|p| p.key_for(&hash)) {
+                Some(key) => key
+                    .open(&self.blob(hash).await?)
+                    .map_err(|e| format!("stdin (blob {hash}): {e}"))?,
+                None => self.blob(hash).await?.to_vec(),
+            },
+            None => Vec::new(),
         };
         let mut mounts = Vec::with_capacity(task.mounts.len());
         for mount in &task.mounts {
             let dir = self
-                .tree(mount.tree, private.as_ref().map(|p| &p.key))
+                .tree(
+                    mount.tree,
+                    private.as_ref().and_then(|p| p.key_for(&mount.tree)),
+                )
                 .await?;
             self.held(mount.tree);
             mounts.push((mount.path.clone(), dir));

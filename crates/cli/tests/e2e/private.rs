@@ -243,7 +243,7 @@ fn a_bad_wrapped_key_costs_its_provider_nothing_and_bad_sealings_are_refused() {
         )
     };
     let ids: Vec<_> = providers.iter().map(|p| p.id).collect();
-    let good = key.sealing(&ids).unwrap();
+    let good = key.sealing(&ids, &[]).unwrap();
 
     // Refused whole, typed, and nothing changes: sealed to nobody, or twice to one provider.
     let before = c.http.status().state_hash;

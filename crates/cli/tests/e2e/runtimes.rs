@@ -68,11 +68,11 @@ fn spec_with(w: &World, name: &str, extra: &str) -> PathBuf {
 /// Two runs of every task, on two unlike providers, must agree exactly.
 const TWO_OF_TWO: &str = "\n[redundancy]\npolicy = \"fixed\"\nquorum = 2\nmax_results = 2\n";
 
-fn run_example(name: &str, expected: &str, tasks: u64) {
+fn run_example(name: &str, expected: &str, tasks: u64) -> (World, Coordinator, Vec<Provider>) {
     runtimes();
     let w = World::new();
     let c = w.coordinator(&[]);
-    let _providers = unlike_providers(&w, &c);
+    let providers = unlike_providers(&w, &c);
 
     // As a user runs it: the network's default verification.
     let job = w.submit(&c.url, &examples().join(name));
@@ -89,11 +89,60 @@ fn run_example(name: &str, expected: &str, tasks: u64) {
     assert_eq!(view.executions, 2 * tasks, "{view:?}");
     let got = String::from_utf8(w.results(&c.url, job)).unwrap();
     assert_eq!(got, want, "{name} (2 of 2)");
+    (w, c, providers)
+}
+
+/// `job submit SPEC --private --wait --out FILE` (rules 13), returning the job and its output.
+fn run_private(w: &World, c: &Coordinator, spec: &Path) -> (engine::JobId, String) {
+    let out = w.dir("private").join("out.txt");
+    let ran = w
+        .cli(&[
+            "job",
+            "submit",
+            spec.to_str().unwrap(),
+            "--coordinator",
+            &c.url,
+            "--private",
+            "--wait",
+            "--out",
+            out.to_str().unwrap(),
+            "--json",
+        ])
+        .ok();
+    let job = ran.json()["job"].as_u64().expect("a job id");
+    (job, std::fs::read_to_string(out).unwrap())
 }
 
 #[test]
 fn the_python_sweep_runs_on_cpython_with_its_library_mounted_and_hosts_agree() {
-    run_example("python-sweep.toml", "python/expected.txt", 8);
+    let (w, c, _providers) = run_example("python-sweep.toml", "python/expected.txt", 8);
+    // Private (rules 13), both hosts agreeing on every sealed output: the script is sealed,
+    // the standard library (`private = false` in the spec) stays in the clear, so each provider
+    // keeps using the one copy it unpacked for the jobs before instead of a copy per key.
+    let want = std::fs::read_to_string(examples().join("python/expected.txt")).unwrap();
+    let (job, got) = run_private(&w, &c, &spec_with(&w, "python-sweep.toml", TWO_OF_TWO));
+    assert_eq!(got, want, "python-sweep.toml (private, 2 of 2)");
+    let view = c.http.job(job);
+    assert_eq!(view.executions, 16, "{view:?}");
+    assert!(view.private.is_some());
+    let trees: Vec<String> = std::fs::read_dir(w.root())
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("provider-"))
+        .flat_map(|p| {
+            std::fs::read_dir(p.path().join("trees"))
+                .into_iter()
+                .flatten()
+        })
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|name| !name.starts_with('.'))
+        .collect();
+    assert!(!trees.is_empty());
+    assert!(
+        trees.iter().all(|t| !t.contains('-')),
+        "a provider unpacked the library again for the private job: {trees:?}"
+    );
 }
 
 #[test]

@@ -625,6 +625,7 @@ fn build(s: &State, step: &Step, time: Time) -> Built {
                             })
                             .collect()
                     },
+                    clear: vec![hash(*owner)],
                 });
                 Ok(action(
                     requester(*owner),

@@ -22,6 +22,8 @@ fn sealing(providers: &[u8]) -> Sealing {
                 wrapped: vec![*p; 80],
             })
             .collect(),
+        // Out of order and twice: kept sorted, once.
+        clear: vec![hash(0x72), hash(0x71), hash(0x72)],
     }
 }
 
@@ -52,6 +54,7 @@ fn a_private_jobs_tasks_go_only_to_its_providers_and_carry_its_sealing() {
     let job = submit(&mut w, spec, sealing(&[2, 3]));
     let want = sealing(&[2, 3]).normalised().unwrap();
     assert_eq!(want.recipients[0].provider, acct(2), "sorted");
+    assert_eq!(want.clear, vec![hash(0x71), hash(0x72)]);
     assert_eq!(w.state.job_sealing(job), Some(&want));
     assert_eq!(
         w.state.task_descriptor(tid(job, 0)).unwrap().private,
