@@ -128,6 +128,16 @@ fn actions() -> Vec<(&'static str, Signed<Action>)> {
                 },
             },
         ),
+        (
+            "seal_job_to",
+            Action::SealJobTo {
+                job: 1,
+                recipients: vec![engine::Recipient {
+                    provider: engine::AccountId([8; 32]),
+                    wrapped: vec![8; 80],
+                }],
+            },
+        ),
     ];
     bodies
         .into_iter()

@@ -254,6 +254,21 @@ enum JobCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Seal a private job you own to more providers (when those it has are too few or gone):
+    /// its key, kept in GRIDMINT_HOME/keys, is wrapped to each
+    Grant {
+        id: u64,
+        #[command(flatten)]
+        coordinator: CoordinatorUrl,
+        /// The providers (account ids, comma-separated)
+        #[arg(long, value_delimiter = ',', required_unless_present = "providers")]
+        to: Vec<engine::AccountId>,
+        /// Or this many of the network's active providers it lacks (trusted first)
+        #[arg(long, conflicts_with = "to")]
+        providers: Option<usize>,
+        #[arg(long)]
+        json: bool,
+    },
     /// Cancel a job you own: queued and running tasks are dropped
     Cancel {
         id: u64,
@@ -571,6 +586,34 @@ async fn job(cmd: JobCommand) -> anyhow::Result<()> {
                 eprintln!("{}", requester::describe(&view));
             }
             anyhow::ensure!(completed, "{}", requester::describe(&view));
+            Ok(())
+        }
+        JobCommand::Grant {
+            id,
+            coordinator,
+            to,
+            providers,
+            json,
+        } => {
+            let client = Client::new(&coordinator.url);
+            let me = requester::requester_identity()?;
+            let chosen = match providers {
+                Some(n) => requester::Recipients::Best(n),
+                None => requester::Recipients::These(to),
+            };
+            let added = requester::grant(&client, &me, id, chosen).await?;
+            if json {
+                println!("{}", serde_json::json!({ "job": id, "sealed_to": added }));
+            } else {
+                for p in &added {
+                    println!("{p}");
+                }
+                eprintln!(
+                    "job {id} is now sealed to {} more provider{}",
+                    added.len(),
+                    if added.len() == 1 { "" } else { "s" }
+                );
+            }
             Ok(())
         }
         JobCommand::Cancel {

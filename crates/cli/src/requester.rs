@@ -92,8 +92,12 @@ pub fn load_job_key(check: &engine::Hash) -> anyhow::Result<JobKey> {
     Ok(key)
 }
 
-/// The providers a private job is sealed to.
-async fn recipients(client: &Client, who: Recipients) -> anyhow::Result<Vec<engine::AccountId>> {
+/// The providers a private job is sealed to, none of `already`.
+async fn recipients(
+    client: &Client,
+    who: Recipients,
+    already: &[engine::AccountId],
+) -> anyhow::Result<Vec<engine::AccountId>> {
     let mut chosen = match who {
         Recipients::These(ids) => ids,
         Recipients::Best(n) => {
@@ -103,6 +107,7 @@ async fn recipients(client: &Client, who: Recipients) -> anyhow::Result<Vec<engi
                 .context("listing the providers to seal the job to")?
                 .into_iter()
                 .filter(|p| p.status == engine::ProviderStatus::Active)
+                .filter(|p| !already.contains(&p.id))
                 .collect();
             providers.sort_by(|a, b| {
                 (b.trusted, b.reputation.score, b.reputation.verified)
@@ -114,9 +119,17 @@ async fn recipients(client: &Client, who: Recipients) -> anyhow::Result<Vec<engi
     };
     chosen.sort();
     chosen.dedup();
+    if let Some(p) = chosen.iter().find(|p| already.contains(p)) {
+        anyhow::bail!("the job is already sealed to provider {p}");
+    }
     anyhow::ensure!(
         !chosen.is_empty(),
-        "no active provider to seal the private job to; name some with --to"
+        "no active provider to seal the private job to{}; name some with --to",
+        if already.is_empty() {
+            ""
+        } else {
+            " that does not hold its key already"
+        }
     );
     anyhow::ensure!(
         chosen.len() <= engine::MAX_RECIPIENTS,
@@ -200,7 +213,7 @@ pub async fn submit(
         .context("reading the network's rules")?;
     let sealing = match private {
         Some(chosen) => {
-            let providers = recipients(client, chosen).await?;
+            let providers = recipients(client, chosen, &[]).await?;
             let key = JobKey::generate();
             let sealing = key
                 .sealing(&providers, &job.clear)
@@ -290,6 +303,43 @@ fn requester_status(status: &JobStatus) -> String {
         JobStatus::Failed { reason } => format!("failed ({reason})"),
         other => format!("{other:?}").to_lowercase(),
     }
+}
+
+/// Seals private job `id` to more providers (`chosen`, none of those it has): its key, from this
+/// requester's key files, wrapped to each (rules 13: `Action::SealJobTo`). Returns them.
+pub async fn grant(
+    client: &Client,
+    who: &Identity,
+    id: JobId,
+    chosen: Recipients,
+) -> anyhow::Result<Vec<engine::AccountId>> {
+    let view = client.job(id, false).await?;
+    let private = view
+        .private
+        .with_context(|| format!("job {id} is not private: any provider may run it"))?;
+    let key = load_job_key(&private.key_check)?;
+    let providers = recipients(client, chosen, &private.providers).await?;
+    let recipients = providers
+        .iter()
+        .map(|p| {
+            Ok(engine::Recipient {
+                provider: *p,
+                wrapped: key.wrap_to(p)?,
+            })
+        })
+        .collect::<Result<Vec<_>, api::private::PrivateError>>()
+        .context("wrapping the job key")?;
+    client
+        .action(
+            who,
+            engine::Action::SealJobTo {
+                job: id,
+                recipients,
+            },
+        )
+        .await
+        .with_context(|| format!("sealing job {id} to more providers"))?;
+    Ok(providers)
 }
 
 /// Polls until the job finishes; with `progress`, shows a bar of tasks done / total on stderr.

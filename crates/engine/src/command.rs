@@ -104,6 +104,12 @@ pub enum Action {
         files: crate::files::JobFiles,
         sealing: crate::private::Sealing,
     },
+    /// Rules 13: the owner of an unfinished private job seals it to more providers (the same
+    /// key wrapped to each: see [`crate::private`]), which may then take its tasks.
+    SealJobTo {
+        job: JobId,
+        recipients: Vec<crate::private::Recipient>,
+    },
 }
 
 impl SignedBody for Action {
@@ -371,6 +377,11 @@ pub enum Event {
     JobCancelled {
         job: JobId,
     },
+    /// Rules 13: a private job was sealed to more providers.
+    JobSealedTo {
+        job: JobId,
+        providers: Vec<AccountId>,
+    },
     Transferred {
         from: AccountId,
         to: AccountId,
@@ -506,6 +517,8 @@ pub enum Rejection {
     JobEnded(JobId),
     #[error("only the owner of job {0} may do that")]
     NotJobOwner(JobId),
+    #[error("job {0} is not private")]
+    NotPrivate(JobId),
     #[error("task {0} is not queued")]
     TaskNotQueued(TaskId),
     #[error("task {task} does not fit provider: {why}")]

@@ -155,6 +155,59 @@ impl State {
         }
     }
 
+    /// Rules 13: the owner of unfinished private job `job` seals it to more providers.
+    pub(crate) fn seal_job_to(
+        &mut self,
+        who: AccountId,
+        job: JobId,
+        recipients: &[Recipient],
+    ) -> Result<Vec<Event>, Rejection> {
+        if self.rules < 13 {
+            return Err(Rejection::NeedsRules {
+                what: "sealing a private job to more providers".into(),
+                needs: 13,
+                runs: self.rules,
+            });
+        }
+        let j = self.jobs.get(&job).ok_or(Rejection::UnknownJob(job))?;
+        if j.owner != who {
+            return Err(Rejection::NotJobOwner(job));
+        }
+        if j.status.is_finished() {
+            return Err(Rejection::JobEnded(job));
+        }
+        let sealing = self
+            .private
+            .jobs
+            .get(&job)
+            .ok_or(Rejection::NotPrivate(job))?;
+        if recipients.is_empty() {
+            return Err(Rejection::Empty("no provider to seal the job to".into()));
+        }
+        if let Some(r) = recipients
+            .iter()
+            .find(|r| sealing.wrapped_for(&r.provider).is_some())
+        {
+            return Err(Rejection::InvalidJobSpec(format!(
+                "job {job} is already sealed to provider {}",
+                r.provider
+            )));
+        }
+        let mut all = sealing.recipients.clone();
+        all.extend(recipients.iter().cloned());
+        let merged = Sealing {
+            key_check: sealing.key_check,
+            recipients: all,
+            clear: sealing.clear.clone(),
+        }
+        .normalised()
+        .map_err(Rejection::InvalidJobSpec)?;
+        self.private.jobs.insert(job, merged);
+        let mut providers: Vec<AccountId> = recipients.iter().map(|r| r.provider).collect();
+        providers.sort();
+        Ok(vec![Event::JobSealedTo { job, providers }])
+    }
+
     /// Rules 13: submits `spec` as a private job, with `options`, `files` and a storage claim
     /// where the network prices storage; its tasks go only to `sealing`'s providers.
     #[allow(clippy::too_many_arguments)]

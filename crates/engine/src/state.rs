@@ -565,6 +565,7 @@ impl State {
                 files,
                 sealing,
             } => self.submit_private(who, spec, storage.as_ref(), options, files, sealing, now)?,
+            Action::SealJobTo { job, recipients } => self.seal_job_to(who, *job, recipients)?,
             Action::ReleaseJob(job) => self.release_storage(*job, who, now)?,
             Action::ReportResults(reports) => self.report(who, reports, now)?,
             Action::CancelJob(job) => self.cancel(who, *job, now)?,

@@ -306,3 +306,93 @@ fn a_bad_wrapped_key_costs_its_provider_nothing_and_bad_sealings_are_refused() {
         );
     }
 }
+
+/// A private job sealed to too few providers says so and waits; `job grant` seals it to more,
+/// and it finishes. Granting what a job has, or a public job, is refused.
+#[test]
+fn job_grant_seals_a_waiting_private_job_to_more_providers() {
+    let w = World::new();
+    let c = w.coordinator(&[]);
+    let a = w.provider(&c, 2);
+    let b = w.provider(&c, 2);
+    let dir = w.dir("job");
+    let text = format!("grant {SECRET} grant");
+    std::fs::write(dir.join("in.txt"), &text).unwrap();
+    let spec = format!(
+        "module = {map}\nfuel = 1_000_000_000\nmemory = \"64MiB\"\ntimeout = \"30s\"\n\
+         deadline = \"10m\"\n\n[[task]]\nargs = [\"in.txt\"]\ninputs = [\"in.txt\"]\n\n\
+         [redundancy]\npolicy = \"fixed\"\nquorum = 2\nmax_results = 2\n",
+        map = toml_path(&guest("wc_map.wasm")),
+    );
+    let spec_path = dir.join("job.toml");
+    std::fs::write(&spec_path, spec).unwrap();
+    w.fund_requester(&c.url);
+    let submitted = w
+        .cli(&[
+            "job",
+            "submit",
+            spec_path.to_str().unwrap(),
+            "--coordinator",
+            &c.url,
+            "--private",
+            "--to",
+            &a.id.to_string(),
+            "--json",
+        ])
+        .ok()
+        .json();
+    let job = submitted["job"].as_u64().unwrap();
+    let warning = submitted["warning"].as_str().unwrap_or_default();
+    assert!(warning.contains("2 matching results"), "{submitted}");
+
+    let grant = |args: &[&str]| {
+        let mut all = vec!["job", "grant", "--coordinator", &c.url];
+        let id = job.to_string();
+        all.push(&id);
+        all.extend_from_slice(args);
+        w.cli(&all)
+    };
+    let again = grant(&["--to", &a.id.to_string()]).fails();
+    assert!(
+        again.stderr.contains("already sealed to provider"),
+        "{}",
+        again.stderr
+    );
+    let ran = grant(&["--providers", "4", "--json"]).ok().json();
+    assert_eq!(ran["sealed_to"], serde_json::json!([b.id.to_string()]));
+    let view = c.http.wait_job(job);
+    assert_eq!(view.status, JobStatus::Completed, "{view:?}");
+    let mut both = vec![a.id, b.id];
+    both.sort();
+    assert_eq!(view.private.unwrap().providers, both);
+    assert_eq!(
+        w.results(&c.url, job),
+        word_count(&[text.as_str()]).as_bytes()
+    );
+
+    // A public job has no key to wrap.
+    std::fs::write(
+        dir.join("public.toml"),
+        std::fs::read_to_string(&spec_path)
+            .unwrap()
+            .replace("quorum = 2\nmax_results = 2", "quorum = 1\nmax_results = 1"),
+    )
+    .unwrap();
+    let public = w.submit(&c.url, &dir.join("public.toml"));
+    let refused = w
+        .cli(&[
+            "job",
+            "grant",
+            &public.to_string(),
+            "--coordinator",
+            &c.url,
+            "--to",
+            &b.id.to_string(),
+        ])
+        .fails();
+    assert!(
+        refused.stderr.contains("is not private"),
+        "{}",
+        refused.stderr
+    );
+}

@@ -105,6 +105,14 @@ enum Op {
         who: u8,
         job: u8,
     },
+    /// Rules 13: an owner (or anyone) seals a job to another provider (or to one it already
+    /// has).
+    SealTo {
+        by_owner: bool,
+        who: u8,
+        job: u8,
+        p: u8,
+    },
     /// Rules 10: an owner (or anyone) releases a job's storage.
     ReleaseJob {
         by_owner: bool,
@@ -382,6 +390,8 @@ fn op() -> impl Strategy<Value = Op> {
             .prop_map(|(seed, forge)| Op::Beacon { seed, forge }),
         1 => (any::<bool>(), any::<u8>(), any::<u8>())
             .prop_map(|(by_owner, who, job)| Op::Cancel { by_owner, who, job }),
+        1 => (prop_oneof![4 => Just(true), 1 => Just(false)], any::<u8>(), any::<u8>(), 0..4u8)
+            .prop_map(|(by_owner, who, job, p)| Op::SealTo { by_owner, who, job, p }),
         2 => (prop_oneof![4 => Just(true), 1 => Just(false)], any::<u8>(), any::<u8>())
             .prop_map(|(by_owner, who, job)| Op::ReleaseJob { by_owner, who, job }),
         1 => (prop_oneof![4 => Just(true), 1 => Just(false)], proptest::collection::vec(any::<u8>(), 1..3))
@@ -796,6 +806,28 @@ fn build(s: &State, step: &Step, time: Time) -> Built {
                 _ => requester(*who),
             };
             Ok(action(who, Action::CancelJob(job)))
+        }
+        Op::SealTo {
+            by_owner,
+            who,
+            job,
+            p,
+        } => {
+            let job = job_id(s, *job);
+            let who = match s.jobs.get(&job) {
+                Some(j) if *by_owner => j.owner,
+                _ => requester(*who),
+            };
+            Ok(action(
+                who,
+                Action::SealJobTo {
+                    job,
+                    recipients: vec![engine::Recipient {
+                        provider: provider(*p),
+                        wrapped: vec![*p; 80],
+                    }],
+                },
+            ))
         }
         Op::ReleaseJob { by_owner, who, job } => {
             let job = job_id(s, *job);
@@ -1409,6 +1441,21 @@ fn check_events(
             }
             Event::JobCancelled { job } => {
                 prop_assert_eq!(&after.jobs[job].status, &JobStatus::Cancelled)
+            }
+            Event::JobSealedTo { job, providers } => {
+                // Only its owner seals an unfinished private job, to providers it lacked.
+                let Input::Signed(signed) = &entry.input else {
+                    return Err(TestCaseError::fail("a job sealed by an unsigned input"));
+                };
+                prop_assert_eq!(signed.signer, before.jobs[job].owner);
+                prop_assert!(!before.jobs[job].status.is_finished());
+                let had = before.job_sealing(*job).expect("a private job");
+                let has = after.job_sealing(*job).expect("still private");
+                for p in providers {
+                    prop_assert!(had.wrapped_for(p).is_none());
+                    prop_assert!(has.wrapped_for(p).is_some());
+                }
+                prop_assert_eq!(has.key_check, had.key_check);
             }
             Event::ReduceQueued { job } => {
                 prop_assert_eq!(&after.jobs[job].status, &JobStatus::Reducing)

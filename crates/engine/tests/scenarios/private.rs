@@ -136,3 +136,59 @@ fn bad_sealings_and_older_rules_are_refused_whole() {
         "{rejection}"
     );
 }
+
+fn seal_to(job: u64, providers: &[u8]) -> Action {
+    Action::SealJobTo {
+        job,
+        recipients: providers
+            .iter()
+            .map(|p| Recipient {
+                provider: acct(*p),
+                wrapped: vec![*p; 80],
+            })
+            .collect(),
+    }
+}
+
+#[test]
+fn its_owner_seals_an_unfinished_private_job_to_more_providers() {
+    let mut w = World::new();
+    for p in [2, 3, 4] {
+        w.register(acct(p), provider_spec());
+    }
+    let job = submit(&mut w, job_spec(1), sealing(&[2]));
+    assert!(w.state.pick(acct(4), 8).is_empty());
+    let events = w.act(acct(OWNER), seal_to(job, &[4, 3]));
+    assert!(
+        events.contains(&engine::Event::JobSealedTo {
+            job,
+            providers: vec![acct(3), acct(4)],
+        }),
+        "{events:?}"
+    );
+    let sealing = w.state.job_sealing(job).unwrap();
+    let providers: Vec<_> = sealing.providers().copied().collect();
+    assert_eq!(providers, vec![acct(2), acct(3), acct(4)]);
+    assert_eq!(sealing.key_check, hash(0x5e));
+    assert_eq!(w.state.pick(acct(4), 8), vec![tid(job, 0)]);
+
+    // Refused whole: someone else, a provider it has, nobody, a public job, an ended one.
+    let plain = w.submit(acct(OWNER), job_spec(1));
+    let table: Vec<(u8, Action, &str)> = vec![
+        (9, seal_to(job, &[5]), "only the owner"),
+        (OWNER, seal_to(job, &[2]), "already sealed to provider"),
+        (OWNER, seal_to(job, &[]), "no provider"),
+        (OWNER, seal_to(plain, &[5]), "is not private"),
+        (OWNER, seal_to(99, &[5]), "unknown job"),
+    ];
+    for (who, action, says) in table {
+        let rejection = w.act_rejected(acct(who), action);
+        assert!(
+            rejection.to_string().contains(says),
+            "{rejection} lacks {says}"
+        );
+    }
+    w.act(acct(OWNER), Action::CancelJob(job));
+    let rejection = w.act_rejected(acct(OWNER), seal_to(job, &[5]));
+    assert!(matches!(rejection, Rejection::JobEnded(_)), "{rejection}");
+}
