@@ -89,8 +89,9 @@
 ///   11 otherwise.
 /// - 13: private jobs ([`private`]): a job may be submitted private
 ///   (`Action::SubmitPrivateJob`), sealed to the providers that may run it; its tasks are
-///   assigned to those providers only, and its descriptors carry the sealing. Inputs apply as
-///   under 12 otherwise.
+///   assigned to those providers only, and its descriptors carry the sealing; its verdicts
+///   settle results and payments but never touch reputation, trust or stake; its owner may seal
+///   it to more providers (`Action::SealJobTo`). Inputs apply as under 12 otherwise.
 pub const RULES: u32 = 13;
 /// The rules of a network whose genesis predates the version.
 pub const FIRST_RULES: u32 = 1;

@@ -13,6 +13,10 @@
 //! ciphertexts and report the same output hash: the hash of the ciphertext is a commitment to
 //! the plaintext that only key holders can open or test guesses against.
 //!
+//! Its verdicts decide results and payments only: the requester chose who runs the job, and so
+//! who judges whom, so a private job's verification never changes a provider's reputation,
+//! trust or stake ([`State::private_job`]).
+//!
 //! A job may leave some blobs in the clear ([`Sealing::clear`]): public data such as an
 //! interpreter's standard library, which providers then share across jobs.
 //!
@@ -143,6 +147,11 @@ impl State {
     /// Job `job`'s sealing, if it is private.
     pub fn job_sealing(&self, job: JobId) -> Option<&Sealing> {
         self.private.jobs.get(&job)
+    }
+
+    /// Whether `job` is private (rules 13).
+    pub fn private_job(&self, job: JobId) -> bool {
+        self.rules >= 13 && self.private.jobs.contains_key(&job)
     }
 
     /// Rules 13: a private job may run only on the providers it was sealed to.

@@ -1118,11 +1118,19 @@ impl State {
         // (its first rounds, when nobody is trusted yet). Colluders confirming one another earn
         // nothing towards trust once an audited provider is around.
         let builds_trust = self.rules < 6 || winner.trusted || !self.audited_around();
+        // Rules 13: a private job's requester chose who runs it (and so who judges whom): its
+        // verdicts decide its results and payments only, never a provider's reputation, trust
+        // or stake — colluders cannot farm trust on their own private jobs, nor outvote and
+        // slash a provider they sealed one to.
+        let judged = !self.private_job(id.job);
         let share = u32::try_from(members.len()).unwrap_or(u32::MAX);
         // Rules 5: an audit passed counts for the provider whose lone result it checked.
-        let audited = self.audits.forget_task(id).filter(|p| members.contains(p));
+        let audited = self
+            .audits
+            .forget_task(id)
+            .filter(|p| members.contains(p) && judged);
         for member in &members {
-            if let Some(p) = self.providers.get_mut(member) {
+            if let Some(p) = self.providers.get_mut(member).filter(|_| judged) {
                 let r = &mut p.reputation;
                 if verified {
                     r.verified = r.verified.saturating_add(1);
@@ -1164,6 +1172,9 @@ impl State {
                 output_hash: wrong,
                 agreed_output: output_hash,
             });
+            if !judged {
+                continue;
+            }
             if let Some(p) = self.providers.get_mut(&loser) {
                 let r = &mut p.reputation;
                 r.rejected = r.rejected.saturating_add(1);

@@ -1599,6 +1599,12 @@ fn check_events(
                 );
                 prop_assert_ne!(evidence.wrong_output, evidence.agreed_output);
                 prop_assert!(!evidence.agreeing.contains(provider));
+                // Rules 13: a private job's verdicts never slash (its requester chose the jury).
+                prop_assert!(
+                    !before.private_job(evidence.task.job),
+                    "a slash on private job {}",
+                    evidence.task.job
+                );
                 let task = &after.jobs[&evidence.task.job].tasks[evidence.task.index as usize];
                 match &task.result {
                     Some(r) => prop_assert_eq!(r.output_hash, evidence.agreed_output),

@@ -1369,3 +1369,79 @@ fn a_replica_held_for_trusted_providers_goes_to_anyone_once_none_is_left() {
         supply(&w);
     }
 }
+
+/// Rules 13: a private job's requester chose its jury, so its verdicts decide results and
+/// payments only. Two colluders it sealed a 2-of-3 job to outvote the third provider: the third
+/// is rejected and unpaid, but neither slashed nor marked down, and the colluders gain no
+/// reputation. The same job in the open slashes the loser.
+#[test]
+fn a_private_jobs_verdicts_never_touch_reputation_or_stake() {
+    let two_of_three = Redundancy::Fixed {
+        quorum: 2,
+        max_results: 3,
+    };
+    for private in [true, false] {
+        let mut w = world(params(1, 0));
+        let spec = engine::JobSpec {
+            redundancy: two_of_three,
+            ..job_spec(1)
+        };
+        let job = if private {
+            let job = w.state.next_job;
+            w.act(
+                REQUESTER,
+                Action::SubmitPrivateJob {
+                    spec,
+                    storage: None,
+                    options: Default::default(),
+                    files: Default::default(),
+                    sealing: engine::Sealing {
+                        key_check: hash(1),
+                        recipients: [1u8, 2, 3]
+                            .iter()
+                            .map(|p| engine::Recipient {
+                                provider: acct(*p),
+                                wrapped: vec![*p; 80],
+                            })
+                            .collect(),
+                        clear: Vec::new(),
+                    },
+                },
+            );
+            job
+        } else {
+            w.submit(REQUESTER, spec)
+        };
+        let before: Vec<_> = (1..=3)
+            .map(|p| w.provider(acct(p)).reputation.clone())
+            .collect();
+        run(&mut w, 3, tid(job, 0), 7);
+        run(&mut w, 1, tid(job, 0), 1);
+        let events = run(&mut w, 2, tid(job, 0), 1);
+        assert_eq!(accepted(&events), Some(vec![acct(1), acct(2)]));
+        assert_eq!(
+            paid(&events).iter().map(|(p, _)| *p).collect::<Vec<_>>(),
+            vec![acct(1), acct(2)],
+            "the winners are paid either way"
+        );
+        assert!(events.iter().any(|e| matches!(
+            e,
+            Event::ResultRejected { provider, .. } if *provider == acct(3)
+        )));
+        let after: Vec<_> = (1..=3)
+            .map(|p| w.provider(acct(p)).reputation.clone())
+            .collect();
+        if private {
+            assert!(slashed(&events).is_empty(), "{events:?}");
+            assert_eq!(
+                after, before,
+                "no reputation moves on a private job's verdict"
+            );
+            assert_eq!(w.state.bonded(&acct(3)), STAKE);
+        } else {
+            assert_eq!(slashed(&events), vec![acct(3)]);
+            assert_eq!(after[2].rejected, 1);
+            assert!(after[0].verified > before[0].verified);
+        }
+    }
+}
