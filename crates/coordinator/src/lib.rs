@@ -369,8 +369,15 @@ pub async fn start(config: CoordinatorConfig, listen: SocketAddr) -> anyhow::Res
         .saturating_mul(2)
         .min(u32::MAX as usize);
     let limits = limits::RateLimits::new(config.rates);
-    let uploads = uploads::Uploads::new(config.data_dir.join("uploads"))
+    let (uploads, reopened) = uploads::Uploads::recover(config.data_dir.join("uploads"))
         .context("preparing the uploads directory")?;
+    // Uploads a previous run left open hold their room in the blob quota again.
+    for open in reopened {
+        if let Err(e) = quota.reserve(open.hash, open.signer, open.ip, open.size) {
+            tracing::warn!(blob = %open.hash, error = %e, "dropping an upload left open");
+            uploads.drop_upload(&open.hash);
+        }
+    }
     let shared = Arc::new(Shared {
         node,
         consensus,

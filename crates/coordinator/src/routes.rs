@@ -473,7 +473,7 @@ async fn start_upload(
         ));
     }
     shared.quota.reserve(hash, signed.signer, peer.ip(), size)?;
-    match shared.uploads.open(hash, signed.signer, size) {
+    match shared.uploads.open(hash, signed.signer, peer.ip(), size) {
         Ok(Some(_)) => {}
         // Opened by a concurrent request since: ask again to see how far it is.
         Ok(None) => {

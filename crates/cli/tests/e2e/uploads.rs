@@ -117,6 +117,70 @@ fn an_upload_resumes_where_it_stopped_and_refuses_what_does_not_belong() {
     assert_eq!(e.status(), Some(404), "{e}");
 }
 
+/// Nothing acknowledged is lost: chunks the coordinator answered survive its being killed, and
+/// the upload resumes on the restarted coordinator where its copy ends; an upload's records
+/// that do not add up are dropped at start, not served.
+#[test]
+fn acknowledged_chunks_survive_a_coordinator_restart() {
+    let w = World::new();
+    let mut c = w.coordinator(&[]);
+    let me = Identity::generate();
+    let blob = Bytes::from(noise(12_000_000));
+    let hash = Hash::of(&blob);
+    let size = blob.len() as u64;
+    let chunk = 4_000_000u64;
+    let piece = |from: u64| blob.slice(from as usize..(from + chunk).min(size) as usize);
+    w.block_on(c.http.client.start_upload(&me, hash, size))
+        .unwrap();
+    w.block_on(c.http.client.put_chunk(&me, hash, 0, piece(0)))
+        .unwrap();
+    let two = w
+        .block_on(c.http.client.put_chunk(&me, hash, chunk, piece(chunk)))
+        .unwrap();
+    assert_eq!(two.received, 2 * chunk);
+    // A stray part file without its record, as a crash between two writes could leave.
+    let stray = c
+        .data_dir
+        .join("uploads")
+        .join(format!("{}.part", Hash::of(b"stray")));
+    std::fs::write(&stray, b"half").unwrap();
+
+    let (dir, port) = (c.data_dir.clone(), c.port);
+    c.proc.kill();
+    let c = w.coordinator_restart(&dir, port, &[]);
+    let status = w.block_on(c.http.client.upload_status(hash)).unwrap();
+    assert_eq!((status.size, status.received), (size, 2 * chunk));
+    assert!(!stray.exists(), "a part file without its record is removed");
+    // Only its account may go on; it resumes where the copy ends, and the blob is whole.
+    let other = Identity::generate();
+    let e = w
+        .block_on(
+            c.http
+                .client
+                .put_chunk(&other, hash, 2 * chunk, piece(2 * chunk)),
+        )
+        .unwrap_err();
+    assert_eq!(e.status(), Some(403), "{e}");
+    let resumed = w
+        .block_on(c.http.client.start_upload(&me, hash, size))
+        .unwrap();
+    assert_eq!(resumed.received, 2 * chunk);
+    w.block_on(
+        c.http
+            .client
+            .put_chunk(&me, hash, 2 * chunk, piece(2 * chunk)),
+    )
+    .unwrap();
+    assert!(w.block_on(c.http.client.get_blob(hash)).unwrap() == blob);
+    let gone = w.block_on(c.http.client.upload_status(hash)).unwrap_err();
+    assert_eq!(gone.status(), Some(404), "{gone}");
+    assert_eq!(
+        std::fs::read_dir(dir.join("uploads")).unwrap().count(),
+        0,
+        "nothing is left in the uploads directory"
+    );
+}
+
 /// Ranges as HTTP has them: a piece, the rest from an offset, and one past the end refused.
 #[test]
 fn a_blob_is_served_in_ranges() {
