@@ -467,6 +467,12 @@ impl Client {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.rsplit_once('/'))
             .and_then(|(_, total)| total.parse::<u64>().ok());
+        // A verified slice says the size of the blob it is cut from.
+        let blob_size = resp
+            .headers()
+            .get("x-blob-size")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
         let body = resp
             .bytes()
             .await
@@ -475,7 +481,7 @@ impl Client {
             let total = if status.as_u16() == 206 {
                 total
             } else {
-                Some(body.len() as u64)
+                Some(blob_size.unwrap_or(body.len() as u64))
             };
             return Ok((body, total));
         }
@@ -647,23 +653,34 @@ impl Client {
             url: self.url(&path),
             msg: "blob content does not match its hash".into(),
         };
+        let root = bao::Hash::from(hash.0);
         let mut out: Vec<u8> = Vec::new();
         let mut hasher = blake3::Hasher::new();
         let mut total: Option<u64> = None;
         let mut failures = 0;
         loop {
             let start = out.len() as u64;
-            let end = start.saturating_add(UPLOAD_CHUNK).saturating_sub(1);
-            let piece = self
-                .send_raw(&path, |url| {
-                    self.http
-                        .get(url)
-                        .header(reqwest::header::RANGE, format!("bytes={start}-{end}"))
-                })
-                .await;
-            let (bytes, whole) = match piece {
+            let slice = format!("{path}/slice?start={start}&len={UPLOAD_CHUNK}");
+            let piece = self.send_raw(&slice, |url| self.http.get(url)).await;
+            // Each piece is checked against the hash as it arrives (BLAKE3 verified streaming):
+            // a damaged one is asked for again alone.
+            let verified = piece.and_then(|(bytes, whole)| {
+                let mut content = Vec::new();
+                let mut decoder =
+                    bao::decode::SliceDecoder::new(&bytes[..], &root, start, UPLOAD_CHUNK);
+                std::io::Read::read_to_end(&mut decoder, &mut content)
+                    .map(|_| (content, whole))
+                    .map_err(|e| ClientError::Decode {
+                        url: self.url(&slice),
+                        msg: format!("a piece of blob {hash} does not verify: {e}"),
+                    })
+            });
+            let (bytes, whole) = match verified {
                 Ok(piece) => piece,
-                Err(e) if failures < UPLOAD_RETRIES && e.is_transient() => {
+                Err(e)
+                    if failures < UPLOAD_RETRIES
+                        && (e.is_transient() || matches!(e, ClientError::Decode { .. })) =>
+                {
                     failures += 1;
                     tokio::time::sleep(jittered(SHED_RETRY)).await;
                     continue;
@@ -680,6 +697,7 @@ impl Client {
                 _ => break,
             }
         }
+        // Every piece verified; the whole hash also catches a size claimed short.
         if Hash(*hasher.finalize().as_bytes()) != hash {
             return Err(mismatch());
         }

@@ -47,6 +47,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/v1/work/heartbeat", post(heartbeat))
         .route("/v1/status", get(status))
         .route("/v1/blobs/{hash}", get(get_blob).put(put_blob))
+        .route("/v1/blobs/{hash}/slice", get(get_blob_slice))
         .route(
             "/v1/uploads/{hash}",
             get(upload_status).post(start_upload).put(put_chunk),
@@ -367,6 +368,53 @@ async fn get_blob(
         [
             (header::CONTENT_TYPE, "application/octet-stream"),
             (header::ACCEPT_RANGES, "bytes"),
+        ],
+        bytes,
+    )
+        .into_response())
+}
+
+#[derive(serde::Deserialize)]
+struct SliceQuery {
+    start: u64,
+    len: u64,
+    #[serde(default)]
+    local: bool,
+}
+
+/// `GET /v1/blobs/{hash}/slice?start=S&len=L`: at most one upload chunk's worth of the blob from
+/// `S` as a BLAKE3 verified-streaming slice (bao: the bytes with the tree nodes that prove them
+/// against `hash`), its size in `x-blob-size`: a reader checks each piece as it arrives and asks
+/// again for just the piece that was damaged on the way.
+async fn get_blob_slice(
+    State(shared): S,
+    Path(hash): Path<String>,
+    query: Result<Query<SliceQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<axum::response::Response> {
+    let hash: Hash = parse_id("blob hash", &hash)?;
+    let Query(query) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    if !query.local {
+        crate::peers::ensure_blob(&shared, hash).await;
+    }
+    let (start, len) = (query.start, query.len.min(crate::uploads::CHUNK_MAX));
+    let blobs = shared.blobs.clone();
+    let (bytes, total) = tokio::task::spawn_blocking(move || blobs.slice(&hash, start, len))
+        .await
+        .map_err(|e| ApiError::Unavailable(e.to_string()))?
+        .map_err(|e| ApiError::Unavailable(e.to_string()))?
+        .ok_or_else(|| ApiError::NotFound(format!("no blob {hash}")))?;
+    if start >= total && !(start == 0 && total == 0) {
+        return Err(ApiError::RangeNotSatisfiable(format!(
+            "blob {hash} has {total} bytes; the slice starts at {start}"
+        )));
+    }
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/octet-stream".to_string()),
+            (
+                header::HeaderName::from_static("x-blob-size"),
+                total.to_string(),
+            ),
         ],
         bytes,
     )

@@ -34,6 +34,15 @@ fn a_blob_larger_than_one_request_goes_up_in_chunks_and_comes_back_in_pieces() {
     // No upload is left open.
     let gone = w.block_on(client.upload_status(hash)).unwrap_err();
     assert_eq!(gone.status(), Some(404), "{gone}");
+
+    // Each piece is verified as it arrives (BLAKE3 verified streaming): a byte damaged in the
+    // coordinator's copy is caught in the piece that holds it, and nothing is returned.
+    let path = c.data_dir.join("blobs").join(hash.to_hex());
+    let mut damaged = std::fs::read(&path).unwrap();
+    damaged[30_000_000] ^= 0x40;
+    std::fs::write(&path, &damaged).unwrap();
+    let e = w.block_on(client.get_blob(hash)).unwrap_err();
+    assert!(e.to_string().contains("does not verify"), "{e}");
 }
 
 /// An upload interrupted after two chunks resumes where the coordinator's copy ends, from a
@@ -220,5 +229,42 @@ fn a_blob_is_served_in_ranges() {
     for bad in ["bytes=1000-", "bytes=20-10", "bytes=0-1,5-6", "items=0-1"] {
         let (status, ..) = get(bad);
         assert_eq!(status, 416, "{bad}");
+    }
+
+    // Verified slices: a piece that decodes against the hash, its blob's size said beside it;
+    // and the typed refusals.
+    let slice = |query: &str, of: Hash| {
+        let resp = w
+            .block_on(
+                http.get(format!("{}/v1/blobs/{of}/slice?{query}", c.url))
+                    .send(),
+            )
+            .unwrap();
+        let status = resp.status().as_u16();
+        let size = resp
+            .headers()
+            .get("x-blob-size")
+            .map(|v| v.to_str().unwrap().to_string());
+        (status, size, w.block_on(resp.bytes()).unwrap().to_vec())
+    };
+    let (status, size, body) = slice("start=100&len=50", hash);
+    assert_eq!((status, size.as_deref()), (200, Some("1000")));
+    let mut piece = Vec::new();
+    std::io::Read::read_to_end(
+        &mut bao::decode::SliceDecoder::new(&body[..], &bao::Hash::from(hash.0), 100, 50),
+        &mut piece,
+    )
+    .unwrap();
+    assert_eq!(piece, &blob[100..150]);
+    let missing = Hash::of(b"no such blob");
+    for (query, of, want) in [
+        ("start=1000&len=1", hash, 416),
+        ("start=x&len=1", hash, 400),
+        ("len=1", hash, 400),
+        ("start=0&len=1", missing, 404),
+    ] {
+        let (status, _, body) = slice(query, of);
+        assert_eq!(status, want, "{query}: {}", String::from_utf8_lossy(&body));
+        assert!(!error_body(&body).detail.is_empty(), "{query}");
     }
 }
