@@ -559,18 +559,48 @@ impl Client {
         let hash = Hash::of(&bytes);
         let size = bytes.len() as u64;
         let mut received = self.start_upload(who, hash, size).await?.received;
+        // The blob's BLAKE3 tree (bao's outboard encoding): each chunk goes with the nodes that
+        // prove it, so the coordinator checks it before it keeps it.
+        let outboard = {
+            let bytes = bytes.clone();
+            tokio::task::spawn_blocking(move || bao::encode::outboard(&bytes).0)
+                .await
+                .map_err(|e| ClientError::Decode {
+                    url: self.url("/v1/uploads"),
+                    msg: e.to_string(),
+                })?
+        };
         let mut failures = 0;
         while received < size {
-            let end = received.saturating_add(UPLOAD_CHUNK).min(size);
-            let chunk = bytes.slice(received as usize..end as usize);
-            match self.put_chunk(who, hash, received, chunk).await {
+            let len = UPLOAD_CHUNK.min(size.saturating_sub(received));
+            let mut slice = Vec::new();
+            std::io::Read::read_to_end(
+                &mut bao::encode::SliceExtractor::new_outboard(
+                    std::io::Cursor::new(&bytes[..]),
+                    std::io::Cursor::new(&outboard[..]),
+                    received,
+                    len,
+                ),
+                &mut slice,
+            )
+            .map_err(|e| ClientError::Decode {
+                url: self.url("/v1/uploads"),
+                msg: e.to_string(),
+            })?;
+            match self
+                .put_verified_chunk(who, hash, received, len, Bytes::from(slice))
+                .await
+            {
                 Ok(view) => {
                     received = view.received;
                     failures = 0;
                 }
                 Err(e)
                     if failures < UPLOAD_RETRIES
-                        && (e.is_transient() || e.status() == Some(409)) =>
+                        && (e.is_transient()
+                            || e.status() == Some(409)
+                            || matches!(&e, ClientError::Api { body, .. }
+                                if body.detail.contains("does not verify"))) =>
                 {
                     failures += 1;
                     // Where the coordinator's copy ends now (the lost chunk may have landed);
@@ -613,24 +643,48 @@ impl Client {
         offset: u64,
         chunk: Bytes,
     ) -> Result<UploadView, ClientError> {
-        let signed = who.sign(Request::PutChunk {
-            hash,
-            offset,
-            size: chunk.len() as u64,
-        });
+        let size = chunk.len() as u64;
         let path = format!("/v1/uploads/{hash}?offset={offset}");
+        self.send_chunk(who, hash, offset, size, &path, chunk).await
+    }
+
+    /// The next `len` bytes of open upload `hash` from `offset`, as a BLAKE3 verified-streaming
+    /// slice (bao) that the coordinator checks against the hash before it appends them.
+    pub async fn put_verified_chunk(
+        &self,
+        who: &Identity,
+        hash: Hash,
+        offset: u64,
+        len: u64,
+        slice: Bytes,
+    ) -> Result<UploadView, ClientError> {
+        let path = format!("/v1/uploads/{hash}?offset={offset}&len={len}");
+        self.send_chunk(who, hash, offset, len, &path, slice).await
+    }
+
+    /// Sends a chunk of `size` content bytes (`body`, raw or a verified slice) to `path`.
+    async fn send_chunk(
+        &self,
+        who: &Identity,
+        hash: Hash,
+        offset: u64,
+        size: u64,
+        path: &str,
+        body: Bytes,
+    ) -> Result<UploadView, ClientError> {
+        let signed = who.sign(Request::PutChunk { hash, offset, size });
         let bytes = self
-            .send_to(&path, |url| {
+            .send_to(path, |url| {
                 self.http
                     .put(url)
                     .headers(signature_headers(&signed))
-                    .body(chunk.clone())
+                    .body(body.clone())
             })
             .await?;
         if let Ok(view) = serde_json::from_slice::<UploadView>(&bytes) {
             return Ok(view);
         }
-        let stored: BlobStored = self.decode(&path, &bytes)?;
+        let stored: BlobStored = self.decode(path, &bytes)?;
         Ok(UploadView {
             hash: stored.hash,
             size: stored.size,

@@ -7,7 +7,7 @@
 //! | `GET  /v1/blobs/{hash}`       | `Range: bytes=START-[END]` (a piece, at most 16 MiB: `206`) | bytes |
 //! | `GET  /v1/blobs/{hash}/slice` | `?start=S&len=L` (at most 16 MiB) | a BLAKE3 verified-streaming slice (bao), `x-blob-size` |
 //! | `POST /v1/uploads/{hash}`     | `?size=N`, signed headers (`StartUpload`) | [`UploadView`] (`201` new, `200` open or stored) |
-//! | `PUT  /v1/uploads/{hash}`     | `?offset=N`, bytes (at most 16 MiB), signed headers (`PutChunk`) | [`UploadView`]; the last chunk [`BlobStored`] (`201`) |
+//! | `PUT  /v1/uploads/{hash}`     | `?offset=N`, bytes (at most 16 MiB), or `&len=L` and a verified slice (bao) of L bytes; signed headers (`PutChunk`) | [`UploadView`]; the last chunk [`BlobStored`] (`201`) |
 //! | `GET  /v1/uploads/{hash}`     |                        | [`UploadView`] or 404 |
 //! | `POST /v1/actions`            | `Signed<Action>`       | [`ActionResponse`]   |
 //! | `POST /v1/actions/batch`      | `Vec<Signed<Action>>`  | `Vec<`[`BatchOutcome`]`>` |

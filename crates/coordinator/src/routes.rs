@@ -463,6 +463,9 @@ fn signed_headers(headers: &HeaderMap, body: Request) -> ApiResult<Signed<Reques
 struct UploadQuery {
     size: Option<u64>,
     offset: Option<u64>,
+    /// A chunk sent as a BLAKE3 verified-streaming slice (bao) of this many content bytes:
+    /// checked against the blob's hash before it is appended.
+    len: Option<u64>,
 }
 
 /// `POST /v1/uploads/{hash}?size=N` (see `uploads`): opens a chunked upload, or finds it open.
@@ -576,16 +579,50 @@ async fn put_chunk(
     let offset = query
         .offset
         .ok_or_else(|| ApiError::BadRequest("a chunk needs ?offset=BYTES".into()))?;
-    let limit = usize::try_from(crate::uploads::CHUNK_MAX).unwrap_or(usize::MAX);
-    let (bytes, _room) = read_large_body(&shared, peer, body, limit).await?;
-    let signed = signed_headers(
-        &headers,
-        Request::PutChunk {
-            hash,
-            offset,
-            size: bytes.len() as u64,
-        },
-    )?;
+    // A verified chunk carries its tree nodes too (about 1/16 more).
+    let max = match query.len {
+        Some(_) => crate::uploads::CHUNK_MAX.saturating_add(crate::uploads::CHUNK_MAX / 8),
+        None => crate::uploads::CHUNK_MAX,
+    };
+    let limit = usize::try_from(max).unwrap_or(usize::MAX);
+    let (body, _room) = read_large_body(&shared, peer, body, limit).await?;
+    let size = query.len.unwrap_or(body.len() as u64);
+    let signed = signed_headers(&headers, Request::PutChunk { hash, offset, size })?;
+    let bytes = match query.len {
+        Some(len) if len > crate::uploads::CHUNK_MAX => {
+            return Err(ApiError::BadRequest(format!(
+                "a chunk of {len} bytes exceeds the limit of {}",
+                crate::uploads::CHUNK_MAX
+            )));
+        }
+        Some(len) => {
+            let content = tokio::task::spawn_blocking(move || {
+                let mut content = Vec::new();
+                let mut decoder = bao::decode::SliceDecoder::new(
+                    &body[..],
+                    &bao::Hash::from(hash.0),
+                    offset,
+                    len,
+                );
+                std::io::Read::read_to_end(&mut decoder, &mut content).map(|_| content)
+            })
+            .await
+            .map_err(|e| ApiError::Unavailable(e.to_string()))?
+            .map_err(|e| {
+                ApiError::BadRequest(format!(
+                    "the chunk at {offset} does not verify against blob {hash}: {e}; send it again"
+                ))
+            })?;
+            if content.len() as u64 != len {
+                return Err(ApiError::BadRequest(format!(
+                    "the chunk at {offset} holds {} bytes, not {len}",
+                    content.len()
+                )));
+            }
+            Bytes::from(content)
+        }
+        None => body,
+    };
     let open = shared
         .uploads
         .get(&hash)

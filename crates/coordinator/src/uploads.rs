@@ -6,7 +6,10 @@
 //!   (or finds it open: resuming) and answers how many bytes it holds. The declared size is
 //!   reserved in the signer's allowance of blobs nothing names yet (`blob_quota`) at once.
 //! - `PUT /v1/uploads/{hash}?offset=N`, signed `Request::PutChunk { hash, offset, size }`: the
-//!   next at most [`CHUNK_MAX`] bytes. A chunk must start where the upload ends (`409` says
+//!   next at most [`CHUNK_MAX`] bytes — raw, or with `&len=L` as a BLAKE3 verified-streaming
+//!   slice (bao) of `L` bytes, which is checked against the blob's hash before it is kept (a
+//!   damaged one is refused, `400`, and the upload stays where it was: gridmint's clients send
+//!   these). A chunk must start where the upload ends (`409` says
 //!   where it ends, so a client that lost an answer resumes there; one that repeats a chunk it
 //!   already sent gets the same `409`), come from the account that opened the upload (`403`),
 //!   and not run past the declared size (`400`).

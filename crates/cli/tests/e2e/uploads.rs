@@ -112,6 +112,47 @@ fn an_upload_resumes_where_it_stopped_and_refuses_what_does_not_belong() {
     }
     assert!(w.block_on(again.get_blob(hash)).unwrap() == blob);
 
+    // A verified chunk (a bao slice) damaged on the way is refused before it is kept, and the
+    // upload stays where it was; sent again whole, it lands.
+    let blob2 = Bytes::from(noise(3_000_000));
+    let hash2 = Hash::of(&blob2);
+    let (outboard, _) = bao::encode::outboard(&blob2);
+    let slice_of = |from: u64, len: u64| {
+        let mut out = Vec::new();
+        std::io::Read::read_to_end(
+            &mut bao::encode::SliceExtractor::new_outboard(
+                std::io::Cursor::new(&blob2[..]),
+                std::io::Cursor::new(&outboard[..]),
+                from,
+                len,
+            ),
+            &mut out,
+        )
+        .unwrap();
+        out
+    };
+    w.block_on(client.start_upload(&me, hash2, 3_000_000))
+        .unwrap();
+    let mut damaged = slice_of(0, 1_000_000);
+    damaged[500_000] ^= 1;
+    let e = w
+        .block_on(client.put_verified_chunk(&me, hash2, 0, 1_000_000, Bytes::from(damaged)))
+        .unwrap_err();
+    assert_eq!(e.status(), Some(400), "{e}");
+    assert!(e.to_string().contains("does not verify"), "{e}");
+    assert_eq!(w.block_on(client.upload_status(hash2)).unwrap().received, 0);
+    for from in [0, 1_000_000, 2_000_000] {
+        w.block_on(client.put_verified_chunk(
+            &me,
+            hash2,
+            from,
+            1_000_000,
+            Bytes::from(slice_of(from, 1_000_000)),
+        ))
+        .unwrap();
+    }
+    assert!(w.block_on(client.get_blob(hash2)).unwrap() == blob2);
+
     // Content that is not the declared blob: refused when it is complete, and dropped.
     let claimed = Hash::of(b"something else entirely");
     w.block_on(client.start_upload(&me, claimed, 10)).unwrap();
