@@ -200,6 +200,10 @@ struct ProviderArgs {
     /// Memory offered to tasks (default: the machine's total)
     #[arg(long, value_parser = parse_size)]
     memory: Option<u64>,
+    /// Disk the downloaded blobs and unpacked trees may take; past it the least recently used
+    /// are deleted (default: 20GiB)
+    #[arg(long, value_parser = parse_size)]
+    cache_size: Option<u64>,
     /// GPU description, if any
     #[arg(long)]
     gpu: Option<String>,
@@ -454,6 +458,9 @@ async fn main() -> anyhow::Result<()> {
             }
             if let Some(memory) = args.memory {
                 config.memory_bytes = memory;
+            }
+            if let Some(cache) = args.cache_size {
+                config.cache_bytes = cache;
             }
             config.region = args.region;
             config.price_per_fuel = args.price;

@@ -54,7 +54,14 @@ pub struct ProviderConfig {
     /// For tests only: take tasks and never run or report them (while staying alive), to
     /// exercise the coordinator's run timeouts.
     pub stall: bool,
+    /// The most disk the downloaded blobs and unpacked trees may take (`DATA_DIR/blobs`,
+    /// `DATA_DIR/trees`): past it, the least recently used not needed by a task in hand are
+    /// deleted (fetched again if a later task needs them).
+    pub cache_bytes: u64,
 }
+
+/// The default of [`ProviderConfig::cache_bytes`]: 20 GiB.
+pub const DEFAULT_CACHE_BYTES: u64 = 20 << 30;
 
 /// A deliberately faulty provider: after each successful run it returns a wrong output with
 /// probability `rate` (reporting the honest fuel, so only the output differs). Colluders all
@@ -85,6 +92,7 @@ impl ProviderConfig {
             operator: None,
             faulty: None,
             stall: false,
+            cache_bytes: DEFAULT_CACHE_BYTES,
         }
     }
 
@@ -194,6 +202,7 @@ pub async fn run(
         config.data_dir.join("trees"),
         config.faulty,
         config.slots.max(1),
+        config.cache_bytes,
     );
     let mut agent = Agent {
         client,

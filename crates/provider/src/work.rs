@@ -50,6 +50,12 @@ struct Inner {
     uploaded: Mutex<HashSet<Hash>>,
     /// A turncoat's last answer to "does the network trust me?", and when it was asked.
     trust: tokio::sync::Mutex<Option<(Instant, bool)>>,
+    /// The most disk blobs and trees may take (see [`Inner::sweep`]).
+    cache_bytes: u64,
+    /// Blobs the tasks in hand need (how many of them): never evicted.
+    in_use: Mutex<HashMap<Hash, usize>>,
+    /// The sizes of unpacked trees, by directory, once measured.
+    tree_sizes: Mutex<HashMap<PathBuf, u64>>,
 }
 
 /// How many held blobs a fetch lists.
@@ -68,6 +74,8 @@ const TRUST_REFRESH: Duration = Duration::from_millis(10);
 const TRUST_WAIT: Duration = Duration::from_secs(2);
 
 impl Worker {
+    // Each argument is a distinct part the control loop already holds.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         client: Client,
         identity: Arc<Identity>,
@@ -76,6 +84,7 @@ impl Worker {
         trees: PathBuf,
         faulty: Option<Faulty>,
         slots: u32,
+        cache_bytes: u64,
     ) -> Worker {
         let worker = Worker {
             inner: Arc::new(Inner {
@@ -93,6 +102,9 @@ impl Worker {
                 local: Mutex::new(Vec::new()),
                 uploaded: Mutex::new(HashSet::new()),
                 trust: tokio::sync::Mutex::new(None),
+                cache_bytes,
+                in_use: Mutex::new(HashMap::new()),
+                tree_sizes: Mutex::new(HashMap::new()),
             }),
         };
         // One thread per slot runs tasks back to back: a short task costs no thread hand-off.
@@ -144,6 +156,64 @@ impl Worker {
             .unwrap_or_else(|p| p.into_inner())
             .clear();
     }
+}
+
+/// The blobs a task needs, pinned against eviction while it is in hand.
+struct Pinned<'a> {
+    inner: &'a Inner,
+    hashes: Vec<Hash>,
+}
+
+impl<'a> Pinned<'a> {
+    fn new(inner: &'a Inner, task: &TaskDescriptor) -> Pinned<'a> {
+        let mut hashes = vec![task.module];
+        hashes.extend(task.inputs.iter().map(|i| i.hash));
+        hashes.extend(task.stdin);
+        hashes.extend(task.mounts.iter().map(|m| m.tree));
+        let mut in_use = inner.in_use.lock().unwrap_or_else(|p| p.into_inner());
+        for hash in &hashes {
+            *in_use.entry(*hash).or_default() += 1;
+        }
+        Pinned { inner, hashes }
+    }
+}
+
+impl Drop for Pinned<'_> {
+    fn drop(&mut self) {
+        let mut in_use = self.inner.in_use.lock().unwrap_or_else(|p| p.into_inner());
+        for hash in &self.hashes {
+            if let Some(n) = in_use.get_mut(hash) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    in_use.remove(hash);
+                }
+            }
+        }
+    }
+}
+
+/// Marks a cached file or directory as used now (its modification time: what eviction orders
+/// by). Best effort.
+fn touch(path: &std::path::Path) {
+    if let Ok(file) = std::fs::File::open(path) {
+        let _ = file.set_modified(std::time::SystemTime::now());
+    }
+}
+
+/// The bytes of the regular files under `dir`.
+fn dir_size(dir: &std::path::Path) -> u64 {
+    let mut total = 0u64;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            match entry.metadata() {
+                Ok(m) if m.is_dir() => stack.push(entry.path()),
+                Ok(m) => total = total.saturating_add(m.len()),
+                Err(_) => {}
+            }
+        }
+    }
+    total
 }
 
 /// A private run's key and the directory its opened inputs are written to (removed when dropped,
@@ -328,12 +398,19 @@ impl Inner {
             .await
             .map_err(|e| e.to_string())?
             .map_err(|e| e.to_string())?;
+        self.sweep();
         Ok(bytes)
     }
 
     async fn cached_blob(&self, hash: Hash) -> Option<Bytes> {
         let blobs = self.blobs.clone();
-        match tokio::task::spawn_blocking(move || blobs.get(&hash)).await {
+        match tokio::task::spawn_blocking(move || {
+            let bytes = blobs.get(&hash);
+            touch(&blobs.path(&hash));
+            bytes
+        })
+        .await
+        {
             Ok(Ok(Some(bytes))) => Some(Bytes::from(bytes)),
             _ => None,
         }
@@ -391,6 +468,7 @@ impl Inner {
             None => self.trees.join(hash.to_string()),
         };
         if dir.is_dir() {
+            touch(&dir);
             return Ok(dir);
         }
         let bytes = self.blob(hash).await?;
@@ -417,13 +495,99 @@ impl Inner {
         .await
         .map_err(|e| e.to_string())?
         .map_err(|e| format!("tree {hash}: {e}"))?;
+        self.sweep();
         Ok(dir)
+    }
+
+    /// Keeps the blobs and unpacked trees within [`Inner::cache_bytes`]: past it, deletes the
+    /// least recently used (by modification time, which every use renews) that no task in hand
+    /// needs, down to 90% of it. Called after each download and unpack.
+    fn sweep(&self) {
+        #[derive(Debug)]
+        enum Entry {
+            Blob(Hash),
+            Tree(Hash, PathBuf),
+        }
+        let modified = |path: &std::path::Path| {
+            std::fs::metadata(path)
+                .and_then(|m| m.modified())
+                .unwrap_or(std::time::UNIX_EPOCH)
+        };
+        let mut entries: Vec<(std::time::SystemTime, u64, Entry)> = Vec::new();
+        for (hash, size) in self.blobs.list().unwrap_or_default() {
+            entries.push((modified(&self.blobs.path(&hash)), size, Entry::Blob(hash)));
+        }
+        let mut sizes = self.tree_sizes.lock().unwrap_or_else(|p| p.into_inner());
+        for dir in std::fs::read_dir(&self.trees)
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let path = dir.path();
+            let Some(hash) = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .and_then(|n| n.split('-').next())
+                .and_then(|h| h.parse::<Hash>().ok())
+            else {
+                continue;
+            };
+            let size = *sizes.entry(path.clone()).or_insert_with(|| dir_size(&path));
+            entries.push((modified(&path), size, Entry::Tree(hash, path)));
+        }
+        let mut total: u64 = entries.iter().map(|(_, size, _)| size).sum();
+        if total <= self.cache_bytes {
+            return;
+        }
+        let goal = self.cache_bytes / 10 * 9;
+        entries.sort_by_key(|(at, _, _)| *at);
+        let in_use = self
+            .in_use
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let (mut count, mut freed) = (0u64, 0u64);
+        for (_, size, entry) in entries {
+            if total <= goal {
+                break;
+            }
+            let hash = match &entry {
+                Entry::Blob(hash) | Entry::Tree(hash, _) => *hash,
+            };
+            if in_use.contains_key(&hash) {
+                continue;
+            }
+            let gone = match &entry {
+                Entry::Blob(hash) => self.blobs.remove(hash).is_ok(),
+                Entry::Tree(_, path) => {
+                    sizes.remove(path);
+                    std::fs::remove_dir_all(path).is_ok()
+                }
+            };
+            if gone {
+                total = total.saturating_sub(size);
+                freed = freed.saturating_add(size);
+                count += 1;
+                let mut local = self.local.lock().unwrap_or_else(|p| p.into_inner());
+                local.retain(|h| *h != hash);
+            }
+        }
+        if count > 0 {
+            tracing::info!(
+                evicted = count,
+                freed,
+                kept = total,
+                budget = self.cache_bytes,
+                "evicted least recently used blobs and trees"
+            );
+        }
     }
 
     /// Runs `task` to its report on the calling thread (a slot's): the downloads and the upload
     /// on `runtime`, the sandbox between them outside any async context (WASI's synchronous
     /// host calls block on the runtime themselves).
     fn execute(&self, task: &TaskDescriptor, runtime: &tokio::runtime::Handle) -> TaskReport {
+        let _pinned = Pinned::new(self, task);
         let report = runtime
             .block_on(self.prepare(task))
             .and_then(|(module, run, private)| {

@@ -1,5 +1,6 @@
 //! The end-to-end scenarios, one module per area.
 
+mod cache;
 mod chain;
 mod cli;
 mod demo;
