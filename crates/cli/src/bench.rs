@@ -92,6 +92,9 @@ pub enum Section {
     /// a module compiled by a fresh sandbox vs loaded from the on-disk code cache (what a
     /// restarted provider does), --module FILE
     Compile,
+    /// a 64 MB blob through a coordinator: raw chunks and ranges vs BLAKE3 verified-streaming
+    /// slices, up and down; sealing and opening it as a private job does
+    Blobs,
 }
 
 /// How much of everything to do.
@@ -202,6 +205,10 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         let rounds = if args.quick { 2 } else { 5 };
         let (json, table) = tokio::task::block_in_place(|| compile_bench(&wasm, rounds))?;
         return print_section(&args, cores, "compile", json, table);
+    }
+    if args.only == Some(Section::Blobs) {
+        let (json, table) = blobs_bench(args.quick).await?;
+        return print_section(&args, cores, "blobs", json, table);
     }
     if args.only == Some(Section::E2e) {
         let e2e = end_to_end_bench(&plan, cores).await?;
@@ -314,6 +321,172 @@ fn compile_bench(wasm: &[u8], rounds: usize) -> anyhow::Result<(serde_json::Valu
          restarted, from code cache    {cached_ms:>10.1} ms\n  ratio                         {ratio:>10.1}x\n",
         wasm.len()
     );
+    Ok((json, table))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Blobs: raw vs verified streaming, and sealing
+
+/// `size` bytes that do not repeat (a chain of BLAKE3 hashes from `seed`).
+fn noise(size: usize, seed: u64) -> Vec<u8> {
+    let mut out = Vec::with_capacity(size + 32);
+    let mut block = *blake3::hash(&seed.to_le_bytes()).as_bytes();
+    while out.len() < size {
+        out.extend_from_slice(&block);
+        block = *blake3::hash(&block).as_bytes();
+    }
+    out.truncate(size);
+    out
+}
+
+/// A blob through an in-process coordinator over loopback HTTP, `rounds` times (fresh blobs
+/// each): uploaded in raw chunks (hashed whole at the end) vs verified slices (each checked
+/// before it is kept, `Client::upload`); downloaded in raw `Range` pieces (hashed whole at the
+/// end) vs verified slices (`Client::get_blob`, the first of which makes the blob's outboard
+/// tree); and sealed and opened under a job key. Medians in MB/s, ratios beside them.
+async fn blobs_bench(quick: bool) -> anyhow::Result<(serde_json::Value, String)> {
+    let size: usize = if quick { 16 << 20 } else { 64 << 20 };
+    let rounds = if quick { 2 } else { 5 };
+    let dir = tempfile::tempdir().context("creating the coordinator's temp dir")?;
+    let mut config = coordinator::CoordinatorConfig::new(dir.path().to_path_buf());
+    config.genesis = coordinator::GenesisChoice::Dev;
+    config.rates = coordinator::limits::RateConfig::off();
+    config.blob_quota.per_account = 1 << 40;
+    config.blob_quota.per_address = 1 << 40;
+    let running = coordinator::start(config, "127.0.0.1:0".parse()?)
+        .await
+        .context("starting the coordinator")?;
+    let url = running.url();
+    let client = Client::new(&url);
+    let http = reqwest::Client::new();
+    let who = Identity::generate();
+    let chunk = api::client::UPLOAD_CHUNK;
+    let mb = size as f64 / 1e6;
+    let rate = |d: Duration| mb / d.as_secs_f64().max(1e-9);
+    let mut rows: std::collections::BTreeMap<&str, Vec<f64>> = Default::default();
+    for round in 0..rounds {
+        let seed = round as u64 * 2;
+        // Up, raw: chunks as they are, the hash checked once the last one is in.
+        let raw = Bytes::from(noise(size, seed));
+        let hash = engine::Hash::of(&raw);
+        let started = Instant::now();
+        client.start_upload(&who, hash, size as u64).await?;
+        let mut at = 0u64;
+        while at < size as u64 {
+            let end = (at + chunk).min(size as u64);
+            client
+                .put_chunk(&who, hash, at, raw.slice(at as usize..end as usize))
+                .await?;
+            at = end;
+        }
+        rows.entry("up, raw chunks")
+            .or_default()
+            .push(rate(started.elapsed()));
+        // Up, verified: each chunk a bao slice, checked before it is kept.
+        let verified = Bytes::from(noise(size, seed + 1));
+        let started = Instant::now();
+        let vhash = client.upload(&who, verified.clone()).await?;
+        rows.entry("up, verified slices")
+            .or_default()
+            .push(rate(started.elapsed()));
+        // Down, raw: Range pieces, the hash checked at the end.
+        let started = Instant::now();
+        let mut hasher = blake3::Hasher::new();
+        let mut got = 0u64;
+        while got < size as u64 {
+            let resp = http
+                .get(format!("{url}/v1/blobs/{hash}"))
+                .header("range", format!("bytes={got}-{}", got + chunk - 1))
+                .send()
+                .await?
+                .error_for_status()?;
+            let bytes = resp.bytes().await?;
+            ensure!(!bytes.is_empty(), "an empty piece");
+            hasher.update(&bytes);
+            got += bytes.len() as u64;
+        }
+        ensure!(
+            hasher.finalize().as_bytes() == &hash.0,
+            "the raw download differs"
+        );
+        rows.entry("down, raw ranges")
+            .or_default()
+            .push(rate(started.elapsed()));
+        // Down, verified: the first makes the outboard tree on the coordinator; again, it is there.
+        let started = Instant::now();
+        ensure!(
+            client.get_blob(vhash).await? == verified,
+            "the download differs"
+        );
+        rows.entry("down, verified (first)")
+            .or_default()
+            .push(rate(started.elapsed()));
+        let started = Instant::now();
+        ensure!(
+            client.get_blob(vhash).await? == verified,
+            "the download differs"
+        );
+        rows.entry("down, verified (again)")
+            .or_default()
+            .push(rate(started.elapsed()));
+        // Sealing, as a private job's requester and providers do.
+        let key = api::private::JobKey::generate();
+        let (sealed, seal_time) = tokio::task::block_in_place(|| {
+            let started = Instant::now();
+            let sealed = key.seal(&raw);
+            (sealed, started.elapsed())
+        });
+        rows.entry("seal (XChaCha20-Poly1305, SIV)")
+            .or_default()
+            .push(rate(seal_time));
+        let open_time = tokio::task::block_in_place(|| {
+            let started = Instant::now();
+            let opened = key.open(&sealed);
+            let elapsed = started.elapsed();
+            opened.map(|o| (o.len() == size, elapsed))
+        })?;
+        ensure!(open_time.0, "the opened blob differs");
+        rows.entry("open").or_default().push(rate(open_time.1));
+        eprintln!("blobs: round {}/{rounds} done", round + 1);
+    }
+    running.shutdown().await;
+    drop(dir);
+    let median = |v: &[f64]| {
+        let mut v = v.to_vec();
+        v.sort_by(f64::total_cmp);
+        v.get(v.len() / 2).copied().unwrap_or(0.0)
+    };
+    let m = |k: &str| rows.get(k).map(|v| median(v)).unwrap_or(0.0);
+    let order = [
+        ("up, raw chunks", None),
+        ("up, verified slices", Some("up, raw chunks")),
+        ("down, raw ranges", None),
+        ("down, verified (first)", Some("down, raw ranges")),
+        ("down, verified (again)", Some("down, raw ranges")),
+        ("seal (XChaCha20-Poly1305, SIV)", None),
+        ("open", None),
+    ];
+    let mut table = format!(
+        "blobs ({:.0} MB over loopback HTTP, median of {rounds}, MB/s)\n",
+        mb
+    );
+    let mut json_rows = serde_json::Map::new();
+    for (name, against) in order {
+        let value = m(name);
+        let ratio = against.map(|a| value / m(a).max(1e-9));
+        table.push_str(&format!(
+            "  {name:<32} {value:>9.1}{}\n",
+            ratio.map_or(String::new(), |r| format!(
+                "   {r:>5.2}x of {}",
+                against.unwrap_or("")
+            ))
+        ));
+        json_rows.insert(
+            name.to_string(),
+            json!({ "mb_per_s": value, "ratio": ratio }),
+        );
+    }
+    let json = json!({ "bytes": size, "rounds": rounds, "rows": json_rows });
     Ok((json, table))
 }
 

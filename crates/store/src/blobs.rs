@@ -135,10 +135,17 @@ impl BlobStore {
         };
         let total = file.metadata().map_err(io)?.len();
         let outboard = self.outboard(hash, &path)?;
-        let mut out = Vec::new();
-        bao::encode::SliceExtractor::new_outboard(file, outboard, offset, len)
-            .read_to_end(&mut out)
-            .map_err(io)?;
+        // The extractor reads a chunk (1 KiB) or a node (64 bytes) at a time: buffered, or the
+        // system calls cost more than the hashing.
+        let mut out = Vec::with_capacity(usize::try_from(len.min(total)).unwrap_or(0));
+        bao::encode::SliceExtractor::new_outboard(
+            std::io::BufReader::with_capacity(1 << 20, file),
+            std::io::BufReader::with_capacity(64 << 10, outboard),
+            offset,
+            len,
+        )
+        .read_to_end(&mut out)
+        .map_err(io)?;
         Ok(Some((out, total)))
     }
 
