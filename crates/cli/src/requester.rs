@@ -150,13 +150,14 @@ pub fn seal_job(job: &mut LoadedJob, key: &JobKey) -> anyhow::Result<()> {
         modules.insert(reduce.module);
     }
     let mut data: BTreeSet<engine::Hash> = job.files.trees().into_iter().collect();
-    // Trees the spec leaves in the clear (`private = false`) stay as they are.
+    for task in &job.spec.tasks {
+        data.extend(task.inputs.iter().map(|f| f.hash).chain(task.stdin));
+    }
+    // Trees the spec leaves in the clear (`private = false`) stay as they are, wherever the job
+    // names them (providers take every blob the sealing lists as clear as it is).
     for clear in &job.clear {
         data.remove(clear);
         modules.insert(*clear);
-    }
-    for task in &job.spec.tasks {
-        data.extend(task.inputs.iter().map(|f| f.hash).chain(task.stdin));
     }
     let plain: HashMap<engine::Hash, Bytes> = job
         .blobs
@@ -684,5 +685,98 @@ impl Report {
             let _ = writeln!(s, "  unfinished task {t}");
         }
         s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use engine::{Hash, InputFile, JobSpec, Mount, TaskSpec};
+
+    #[test]
+    fn sealing_a_job_seals_its_data_and_nothing_else() {
+        let blob = |s: &str| Bytes::from(s.as_bytes().to_vec());
+        let (module, input, stdin, lib, data) = (
+            blob("module"),
+            blob("input"),
+            blob("stdin"),
+            blob("public library tree"),
+            blob("private data tree"),
+        );
+        let h = |b: &Bytes| Hash::of(b);
+        let mut job = LoadedJob {
+            spec: JobSpec {
+                module: h(&module),
+                tasks: vec![TaskSpec {
+                    args: vec![],
+                    env: vec![],
+                    stdin: Some(h(&stdin)),
+                    inputs: vec![
+                        InputFile {
+                            name: "in".into(),
+                            hash: h(&input),
+                        },
+                        // The public tree also given as a file: it stays in the clear there too.
+                        InputFile {
+                            name: "lib.tar".into(),
+                            hash: h(&lib),
+                        },
+                    ],
+                }],
+                limits: engine::Limits {
+                    fuel: 1,
+                    memory_bytes: 1 << 20,
+                    wall_ms: 1000,
+                },
+                deadline: 1,
+                max_price: 1,
+                output: engine::OutputSource::Stdout,
+                aggregate: engine::Aggregate::Concat,
+                redundancy: Default::default(),
+                requirements: Default::default(),
+            },
+            blobs: vec![
+                module.clone(),
+                input.clone(),
+                stdin.clone(),
+                lib.clone(),
+                data.clone(),
+            ],
+            output_limit: None,
+            options: Default::default(),
+            files: engine::JobFiles {
+                mounts: vec![
+                    Mount {
+                        path: "/data".into(),
+                        tree: h(&data),
+                    },
+                    Mount {
+                        path: "/lib".into(),
+                        tree: h(&lib),
+                    },
+                ],
+                scratch: None,
+            },
+            clear: vec![h(&lib)],
+        };
+        let key = JobKey::generate();
+        seal_job(&mut job, &key).unwrap();
+        let sealed = |b: &Bytes| Hash::of(&key.seal(b));
+        assert_eq!(job.spec.module, h(&module));
+        let task = &job.spec.tasks[0];
+        assert_eq!(task.stdin, Some(sealed(&stdin)));
+        assert_eq!(task.inputs[0].hash, sealed(&input));
+        assert_eq!(task.inputs[1].hash, h(&lib));
+        assert_eq!(job.files.mounts[0].tree, sealed(&data));
+        assert_eq!(job.files.mounts[1].tree, h(&lib));
+        // Exactly the blobs the job now names, and no plaintext of its private data.
+        let mut held: Vec<Hash> = job.blobs.iter().map(|b| Hash::of(b)).collect();
+        held.sort();
+        let mut named = engine::submission_blobs(&job.spec, Some(&job.files));
+        named.sort();
+        assert_eq!(held, named);
+        for private in [&input, &stdin, &data] {
+            assert!(!held.contains(&h(private)));
+        }
     }
 }
