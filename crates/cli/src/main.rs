@@ -616,9 +616,8 @@ async fn job(cmd: JobCommand) -> anyhow::Result<()> {
                     println!("{p}");
                 }
                 eprintln!(
-                    "job {id} is now sealed to {} more provider{}",
-                    added.len(),
-                    if added.len() == 1 { "" } else { "s" }
+                    "job {id} is now sealed to {} more",
+                    requester::count_providers(added.len())
                 );
             }
             Ok(())

@@ -68,6 +68,11 @@ pub enum Recipients {
     Best(usize),
 }
 
+/// "1 provider", "3 providers".
+pub fn count_providers(n: usize) -> String {
+    format!("{n} provider{}", if n == 1 { "" } else { "s" })
+}
+
 /// Where a requester keeps its private jobs' keys: `$GRIDMINT_HOME/keys/<key check>.key`.
 pub fn job_key_path(check: &engine::Hash) -> PathBuf {
     home().join("keys").join(format!("{check}.key"))
@@ -228,10 +233,9 @@ pub async fn submit(
             api::auth::write_private(&path, format!("{}\n", key.to_hex()).as_bytes())
                 .with_context(|| format!("keeping the job key in {}", path.display()))?;
             eprintln!(
-                "private: sealed to {} provider{}; the job key is in {} (without it nobody \
-                 can read the job's output)",
-                providers.len(),
-                if providers.len() == 1 { "" } else { "s" },
+                "private: sealed to {}; the job key is in {} (without it nobody can read the \
+                 job's output)",
+                count_providers(providers.len()),
                 path.display()
             );
             Some(sealing)
@@ -454,13 +458,8 @@ pub fn describe(view: &JobView) -> String {
     }
     if let Some(private) = &view.private {
         money.push_str(&format!(
-            "; private, sealed to {} provider{}",
-            private.providers.len(),
-            if private.providers.len() == 1 {
-                ""
-            } else {
-                "s"
-            }
+            "; private, sealed to {}",
+            count_providers(private.providers.len())
         ));
     }
     let line = describe_status(view, &money);

@@ -88,21 +88,35 @@ impl BlobStore {
         len: u64,
     ) -> Result<Option<(Vec<u8>, u64)>, StoreError> {
         use std::io::{Read, Seek, SeekFrom};
-        let path = self.path(hash);
-        let io = |source| StoreError::Io {
-            path: path.display().to_string(),
-            source,
+        let Some((mut file, total)) = self.open_blob(hash)? else {
+            return Ok(None);
         };
-        let mut file = match std::fs::File::open(&path) {
+        let io = self.io_error(hash);
+        file.seek(SeekFrom::Start(offset.min(total))).map_err(&io)?;
+        let mut out = Vec::new();
+        file.take(len).read_to_end(&mut out).map_err(io)?;
+        Ok(Some((out, total)))
+    }
+
+    /// Blob `hash`'s file, open for reading, and its size; `None` if there is no such blob.
+    fn open_blob(&self, hash: &Hash) -> Result<Option<(std::fs::File, u64)>, StoreError> {
+        let io = self.io_error(hash);
+        let file = match std::fs::File::open(self.path(hash)) {
             Ok(file) => file,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(io(e)),
         };
-        let total = file.metadata().map_err(io)?.len();
-        file.seek(SeekFrom::Start(offset.min(total))).map_err(io)?;
-        let mut out = Vec::new();
-        file.take(len).read_to_end(&mut out).map_err(io)?;
-        Ok(Some((out, total)))
+        let total = file.metadata().map_err(&io)?.len();
+        Ok(Some((file, total)))
+    }
+
+    /// An I/O error on blob `hash`'s file.
+    fn io_error(&self, hash: &Hash) -> impl Fn(std::io::Error) -> StoreError {
+        let path = self.path(hash).display().to_string();
+        move |source| StoreError::Io {
+            path: path.clone(),
+            source,
+        }
     }
 
     /// Where blob `hash`'s outboard tree (its BLAKE3 tree's parent nodes, bao's outboard
@@ -123,18 +137,11 @@ impl BlobStore {
         len: u64,
     ) -> Result<Option<(Vec<u8>, u64)>, StoreError> {
         use std::io::Read;
-        let path = self.path(hash);
-        let io = |source| StoreError::Io {
-            path: path.display().to_string(),
-            source,
+        let Some((file, total)) = self.open_blob(hash)? else {
+            return Ok(None);
         };
-        let file = match std::fs::File::open(&path) {
-            Ok(file) => file,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(io(e)),
-        };
-        let total = file.metadata().map_err(io)?.len();
-        let outboard = self.outboard(hash, &path)?;
+        let io = self.io_error(hash);
+        let outboard = self.outboard(hash, &self.path(hash))?;
         // The extractor reads a chunk (1 KiB) or a node (64 bytes) at a time: buffered, or the
         // system calls cost more than the hashing.
         let mut out = Vec::with_capacity(usize::try_from(len.min(total)).unwrap_or(0));
