@@ -92,7 +92,7 @@
 ///   assigned to those providers only, and its descriptors carry the sealing; its verdicts
 ///   settle results and payments but never touch reputation, trust or stake; its owner may seal
 ///   it to more providers (`Action::SealJobTo`). Inputs apply as under 12 otherwise.
-pub const RULES: u32 = 13;
+pub const RULES: u32 = 14;
 /// The rules of a network whose genesis predates the version.
 pub const FIRST_RULES: u32 = 1;
 
@@ -137,6 +137,6 @@ pub use validators::{
     Equivocation, Lost, SILENCE_MAX_SKEW_MS, SignedHeader, Silence, ValidatorChange, Validators,
 };
 pub use verify::{
-    FAILURE_MESSAGE_MAX, MAX_RESULTS, MAX_SCORE, Reputation, Run, RunOutcome, VerifyParams,
-    failure_key,
+    ANCHOR_DISPUTE, FAILURE_MESSAGE_MAX, MAX_RESULTS, MAX_SCORE, Reputation, Run, RunOutcome,
+    VerifyParams, failure_key,
 };

@@ -1018,7 +1018,19 @@ impl State {
     pub fn fits(&self, provider: &Provider, id: TaskId) -> Result<(), String> {
         let job = self.jobs.get(&id.job).ok_or("unknown job")?;
         self.job_rules(provider, job)?;
-        self.fits_task(provider, id)
+        self.fits_task(provider, id)?;
+        // Rules 14: a dispute between trusted providers goes only to an anchor. (Checked here,
+        // where a provider takes a replica, not in `fits_task`, which also answers whether
+        // anyone at all could still run a task.)
+        if self.rules >= 14
+            && !self.queue.contains(&id)
+            && self.recheck.contains(&id)
+            && !self.is_anchor(&provider.id)
+            && self.for_anchors(id)
+        {
+            return Err("this replica goes only to a validator's provider (an anchor)".into());
+        }
+        Ok(())
     }
 
     /// Whether task `id` has a replica waiting for a provider: in the queue, or (rules 6, one
@@ -1043,6 +1055,7 @@ impl State {
         {
             return Err("this replica goes only to a trusted provider".into());
         }
+
         let operator = provider.operator();
         for run in task.runs.iter().filter(|r| r.counts()) {
             if run.provider == provider.id {

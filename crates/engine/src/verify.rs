@@ -281,6 +281,9 @@ struct Tally {
     /// newcomer outvoted on a trusted provider's word is outweighed by a full quorum (and
     /// slashed), not by the one vote a trusted confirmation brings.
     lead_over_all: bool,
+    /// Rules 14: a disputed task's winner leads by twice the threshold, so trusted colluders
+    /// must be every one of twice as many trusted runs to outvote (and slash) an honest result.
+    wide: bool,
 }
 
 impl Tally {
@@ -343,6 +346,11 @@ impl Tally {
         } else {
             0
         };
+        let lead = if self.wide && lead > 0 {
+            lead.saturating_add(self.threshold)
+        } else {
+            lead
+        };
         if !g.failed {
             let short = self.threshold.saturating_add(lead).saturating_sub(g.weight);
             // Rules 5: an audited task needs a trusted auditor's agreement (a run started after
@@ -368,6 +376,9 @@ impl Tally {
         }
     }
 }
+
+/// The reason of a [`Event::ReplicasQueued`] for a dispute only an anchor settles (rules 14).
+pub const ANCHOR_DISPUTE: &str = "trusted results disagree: an anchor decides";
 
 /// Whether a draw hashed into `hash` falls below `bps` basis points: its first 8 bytes, little
 /// endian, modulo [`BPS`]. Shared by the spot-check draw and the beacon's audit draw.
@@ -449,6 +460,7 @@ impl State {
             audit_mark: self.audits.auditing.get(&id).map(|a| a.runs as usize),
             margin: self.rules >= 5 && policy == Redundancy::Adaptive,
             lead_over_all: self.rules >= 6 && policy == Redundancy::Adaptive,
+            wide: self.rules >= 14 && policy == Redundancy::Adaptive,
         };
         let trusted_weight = match policy {
             Redundancy::Adaptive => self.verify.trusted_weight,
@@ -723,8 +735,12 @@ impl State {
         } else {
             Vec::new()
         };
+        // Rules 14: results of trusted providers disagree — one of them lied, and trusted
+        // colluders could outvote an honest one — so only an anchor's run settles the task.
+        let anchor_dispute = anchored.is_empty() && self.anchors_decide(id, &tally);
         let winner = match anchored.as_slice() {
             [only] => Some((*only).clone()),
+            _ if anchor_dispute => None,
             _ => tally
                 .groups
                 .iter()
@@ -767,6 +783,9 @@ impl State {
         }
         if let Some(winner) = winner {
             return self.conclude(id, winner, tally.groups, now, events);
+        }
+        if anchor_dispute {
+            return self.await_anchor(id, events);
         }
         // Every operator able to run the task reported the same failure, and no other could run
         // it: waiting for a quorum that cannot form would only hold the job to its deadline (a
@@ -956,6 +975,112 @@ impl State {
         }
         for id in touched {
             self.settle(id, now, events)?;
+        }
+        Ok(())
+    }
+
+    /// Rules 14: whether only an anchor's run may settle task `id` (its `tally`): under the
+    /// adaptive policy, on a job that is not private, two groups of results (successes or
+    /// failures) each hold a trusted member, no anchor's success is among them, and an anchor
+    /// could run the task. Trusted providers disagreeing means one of them lied; settling that
+    /// by the weight of more trusted runs lets trusted colluders who outnumber the honest ones
+    /// on a task win it and slash the honest (measured: every honest provider slashed in the
+    /// collusion experiment was outvoted so). Such disputes are few — a provider must first earn
+    /// trust to take part in one — so the validators' machines can afford to judge them all.
+    fn anchors_decide(&self, id: TaskId, tally: &Tally) -> bool {
+        self.rules >= 14
+            && tally.margin
+            && tally.groups.iter().filter(|g| g.trusted).count() >= 2
+            && !self.private_job(id.job)
+            && self.anchor_could_take_part(id)
+    }
+
+    /// Whether task `id` is in a dispute only an anchor settles ([`State::anchors_decide`]).
+    pub fn for_anchors(&self, id: TaskId) -> bool {
+        // First without building the tally: at least two results of trusted weight, which
+        // most tasks waiting for a replica (one newcomer's result) do not have.
+        let trusted_weight = self.verify.trusted_weight;
+        let trusted_results = self
+            .jobs
+            .get(&id.job)
+            .and_then(|j| j.tasks.get(id.index as usize))
+            .map_or(0, |t| {
+                t.runs
+                    .iter()
+                    .filter(|r| match r.outcome {
+                        RunOutcome::Returned { weight, .. }
+                        | RunOutcome::Answered { weight, .. }
+                        | RunOutcome::Failure { weight, .. } => weight >= trusted_weight,
+                        _ => false,
+                    })
+                    .count()
+            });
+        self.rules >= 14
+            && trusted_results >= 2
+            && self.tally(id).is_some_and(|t| {
+                !t.groups
+                    .iter()
+                    .any(|g| !g.failed && g.members.iter().any(|m| self.is_anchor(m)))
+                    && self.anchors_decide(id, &t)
+            })
+    }
+
+    /// Whether an anchor is running task `id`, or an active anchor that has not run it could.
+    fn anchor_could_take_part(&self, id: TaskId) -> bool {
+        let Some(job) = self.jobs.get(&id.job) else {
+            return false;
+        };
+        let Some(task) = job.tasks.get(id.index as usize) else {
+            return false;
+        };
+        task.runs
+            .iter()
+            .any(|r| r.outcome == RunOutcome::Running && self.is_anchor(&r.provider))
+            || self.validators.set.validators.iter().any(|v| {
+                self.providers.get(&v.account).is_some_and(|q| {
+                    q.status == crate::state::ProviderStatus::Active
+                        && self.anchors(q)
+                        && self.has_min_stake(&q.id)
+                        && self.job_rules(q, job).is_ok()
+                        && self.fits_task(q, id).is_ok()
+                })
+            })
+    }
+
+    /// Rules 14: task `id` waits for an anchor's run — one replica among the re-executions,
+    /// which only an anchor may take (`State::fits_task`), unless an anchor is running it.
+    fn await_anchor(&mut self, id: TaskId, events: &mut Vec<Event>) -> Result<(), Rejection> {
+        let anchor_running = self
+            .jobs
+            .get(&id.job)
+            .and_then(|j| j.tasks.get(id.index as usize))
+            .is_some_and(|t| {
+                t.runs
+                    .iter()
+                    .any(|r| r.outcome == RunOutcome::Running && self.is_anchor(&r.provider))
+            });
+        let queued = u32::from(!anchor_running);
+        let Some(task) = self.task_mut(id) else {
+            return Ok(());
+        };
+        if queued > task.queued {
+            events.push(Event::ReplicasQueued {
+                task: id,
+                queued,
+                reason: ANCHOR_DISPUTE.into(),
+            });
+        }
+        task.queued = queued;
+        task.state = if task.runs.iter().any(|r| r.outcome == RunOutcome::Running) {
+            TaskState::Running
+        } else {
+            TaskState::Queued
+        };
+        self.queue.remove(&id);
+        if queued > 0 {
+            self.recheck.insert(id);
+        } else {
+            self.recheck.remove(&id);
         }
         Ok(())
     }

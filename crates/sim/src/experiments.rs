@@ -387,9 +387,14 @@ fn label(r: &VerificationRow) -> String {
 }
 
 /// `ReplicasQueued` reasons that mean an audit: the results disagree, or a reported failure
-/// must be confirmed. (The others are a new provider's result waiting for confirmation, and the
-/// replica a spot check queues, counted as the spot check itself.)
-pub const DISPUTE_REASONS: [&str; 2] = ["results disagree", "failure needs confirmation"];
+/// must be confirmed, or (rules 14) trusted results disagree and an anchor decides. (The others
+/// are a new provider's result waiting for confirmation, and the replica a spot check queues,
+/// counted as the spot check itself.)
+pub const DISPUTE_REASONS: [&str; 3] = [
+    "results disagree",
+    "failure needs confirmation",
+    engine::ANCHOR_DISPUTE,
+];
 
 /// One row of the collusion experiment: strategy `strategy` at saboteur fraction `f`.
 #[derive(Clone, Debug, Serialize)]

@@ -998,7 +998,7 @@ fn the_audit_rate_halves_with_passed_audits_and_a_lost_quorum_starts_it_over() {
 /// a loser is slashed when outweighed by a full quorum.
 #[test]
 fn a_dispute_needs_a_winner_that_leads_by_a_quorum() {
-    let mut w = world(params(1, 0));
+    let mut w = world(params(1, 0)).under_rules(13);
     for who in [1, 2, 3] {
         make_trusted(&mut w, who);
         // Proven: audited at the floor (0 here), so the beacon clears their results.
@@ -1040,6 +1040,84 @@ fn a_dispute_needs_a_winner_that_leads_by_a_quorum() {
     run(&mut w, 1, task, 7);
     let events = run(&mut w, 2, task, 6);
     assert_eq!(accepted(&events), Some(vec![acct(4), acct(2)]));
+}
+
+/// Rules 14: a dispute's winner leads every other group by twice the threshold, so trusted
+/// colluders must be every one of twice as many trusted runs to outvote (and slash) an honest
+/// result: the rules-13 win above (5 against 2) is not enough; two more trusted runs are.
+#[test]
+fn a_dispute_needs_a_winner_that_leads_by_twice_a_quorum() {
+    let mut w = world(params(1, 0));
+    for who in [1, 2, 3, 5, 6] {
+        make_trusted(&mut w, who);
+        w.state.audits.passed.insert(acct(who), 200);
+    }
+    let seed = [7u8; 32];
+    let commit = w.state.beacon_due(&seed).unwrap();
+    w.lead(commit);
+    let job = submit(&mut w, 1, ADAPTIVE);
+    let task = tid(job, 0);
+    run(&mut w, 4, task, 6);
+    run(&mut w, 1, task, 7);
+    run(&mut w, 2, task, 6);
+    let events = run(&mut w, 3, task, 6);
+    assert_eq!(accepted(&events), None, "5 against 2 is a lead of 3, not 6");
+    assert!(w.task(task).queued > 0);
+    assert_eq!(accepted(&run(&mut w, 5, task, 6)), None, "7 against 2");
+    let events = run(&mut w, 6, task, 6);
+    assert_eq!(accepted(&events), None, "9 against 2 waits for the beacon");
+    let reveal = w.state.beacon_due(&seed).unwrap();
+    let events = w.lead(reveal);
+    assert_eq!(
+        accepted(&events),
+        Some(vec![acct(4), acct(2), acct(3), acct(5), acct(6)])
+    );
+    assert_eq!(slashed(&events), vec![acct(1)]);
+    supply(&w);
+}
+
+/// Rules 14: when trusted providers' results disagree, only an anchor's run settles the task:
+/// the replica goes to anchors only (a trusted provider's fetch gets nothing), more trusted
+/// runs cannot outvote it, and the anchor's word slashes the trusted liar. Under rules 13 the
+/// same task takes another trusted run.
+#[test]
+fn an_anchor_settles_a_dispute_between_trusted_providers() {
+    for rules in [14, 13] {
+        let mut w = world(params(1, 0)).under_rules(rules);
+        for who in [2, 3, 4] {
+            make_trusted(&mut w, who);
+            w.state.audits.passed.insert(acct(who), 200);
+        }
+        make_validator(&mut w, 1);
+        let seed = [7u8; 32];
+        let commit = w.state.beacon_due(&seed).unwrap();
+        w.lead(commit);
+        let job = submit(&mut w, 1, ADAPTIVE);
+        let task = tid(job, 0);
+        // A newcomer answers 6; trusted 2 says 66; trusted 3 agrees with the newcomer.
+        fetch_run(&mut w, 5, task, 6);
+        fetch_run(&mut w, 2, task, 66);
+        let events = fetch_run(&mut w, 3, task, 6);
+        assert_eq!(accepted(&events), None);
+        if rules < 14 {
+            assert!(
+                !w.state.pick(acct(4), 4).is_empty(),
+                "a trusted run is asked for"
+            );
+            continue;
+        }
+        assert_eq!(w.task(task).queued, 1);
+        assert!(w.state.recheck.contains(&task) && !w.state.queue.contains(&task));
+        assert!(
+            w.state.pick(acct(4), 4).is_empty(),
+            "trusted 4 may not take it"
+        );
+        assert!(w.state.pick(acct(6), 4).is_empty(), "nor a newcomer");
+        let events = fetch_run(&mut w, 1, task, 6);
+        assert_eq!(accepted(&events), Some(vec![acct(5), acct(3), acct(1)]));
+        assert_eq!(slashed(&events), vec![acct(2)]);
+        supply(&w);
+    }
 }
 
 /// Rules 5: each earlier slash doubles the fraction a provider loses, up to its whole stake;
