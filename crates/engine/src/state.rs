@@ -1055,7 +1055,6 @@ impl State {
         {
             return Err("this replica goes only to a trusted provider".into());
         }
-
         let operator = provider.operator();
         for run in task.runs.iter().filter(|r| r.counts()) {
             if run.provider == provider.id {

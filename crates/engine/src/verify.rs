@@ -1033,9 +1033,7 @@ impl State {
         let Some(task) = job.tasks.get(id.index as usize) else {
             return false;
         };
-        task.runs
-            .iter()
-            .any(|r| r.outcome == RunOutcome::Running && self.is_anchor(&r.provider))
+        self.anchor_running(task)
             || self.validators.set.validators.iter().any(|v| {
                 self.providers.get(&v.account).is_some_and(|q| {
                     q.status == crate::state::ProviderStatus::Active
@@ -1047,18 +1045,21 @@ impl State {
             })
     }
 
+    /// Whether an anchor is running `task`.
+    fn anchor_running(&self, task: &crate::state::Task) -> bool {
+        task.runs
+            .iter()
+            .any(|r| r.outcome == RunOutcome::Running && self.is_anchor(&r.provider))
+    }
+
     /// Rules 14: task `id` waits for an anchor's run — one replica among the re-executions,
-    /// which only an anchor may take (`State::fits_task`), unless an anchor is running it.
+    /// which only an anchor may take (`State::fits`), unless an anchor is running it.
     fn await_anchor(&mut self, id: TaskId, events: &mut Vec<Event>) -> Result<(), Rejection> {
         let anchor_running = self
             .jobs
             .get(&id.job)
             .and_then(|j| j.tasks.get(id.index as usize))
-            .is_some_and(|t| {
-                t.runs
-                    .iter()
-                    .any(|r| r.outcome == RunOutcome::Running && self.is_anchor(&r.provider))
-            });
+            .is_some_and(|t| self.anchor_running(t));
         let queued = u32::from(!anchor_running);
         let Some(task) = self.task_mut(id) else {
             return Ok(());
