@@ -996,17 +996,24 @@ fn the_audit_rate_halves_with_passed_audits_and_a_lost_quorum_starts_it_over() {
 /// Rules 5, adaptive policy: in a dispute with a trusted side, the winner must lead by a full
 /// quorum (a trusted colluder and one more cannot win against an honest trusted provider outright);
 /// a loser is slashed when outweighed by a full quorum.
-#[test]
-fn a_dispute_needs_a_winner_that_leads_by_a_quorum() {
-    let mut w = world(params(1, 0)).under_rules(13);
-    for who in [1, 2, 3] {
-        make_trusted(&mut w, who);
-        // Proven: audited at the floor (0 here), so the beacon clears their results.
-        w.state.audits.passed.insert(acct(who), 200);
+/// Makes providers `who` trusted and proven — audited at the floor (0 in these tests), so the
+/// beacon clears their results — and has the leader commit to its first beacon secret, which it
+/// returns.
+fn proven(w: &mut World, who: &[u8]) -> [u8; 32] {
+    for &p in who {
+        make_trusted(w, p);
+        w.state.audits.passed.insert(acct(p), 200);
     }
     let seed = [7u8; 32];
     let commit = w.state.beacon_due(&seed).unwrap();
     w.lead(commit);
+    seed
+}
+
+#[test]
+fn a_dispute_needs_a_winner_that_leads_by_a_quorum() {
+    let mut w = world(params(1, 0)).under_rules(13);
+    let seed = proven(&mut w, &[1, 2, 3]);
     let job = submit(&mut w, 1, ADAPTIVE);
     let task = tid(job, 0);
     // Provider 4 (new, weight 1) answers 6; provider 1 (trusted, weight 2) answers 7.
@@ -1048,13 +1055,7 @@ fn a_dispute_needs_a_winner_that_leads_by_a_quorum() {
 #[test]
 fn a_dispute_needs_a_winner_that_leads_by_twice_a_quorum() {
     let mut w = world(params(1, 0));
-    for who in [1, 2, 3, 5, 6] {
-        make_trusted(&mut w, who);
-        w.state.audits.passed.insert(acct(who), 200);
-    }
-    let seed = [7u8; 32];
-    let commit = w.state.beacon_due(&seed).unwrap();
-    w.lead(commit);
+    let seed = proven(&mut w, &[1, 2, 3, 5, 6]);
     let job = submit(&mut w, 1, ADAPTIVE);
     let task = tid(job, 0);
     run(&mut w, 4, task, 6);
@@ -1084,14 +1085,8 @@ fn a_dispute_needs_a_winner_that_leads_by_twice_a_quorum() {
 fn an_anchor_settles_a_dispute_between_trusted_providers() {
     for rules in [14, 13] {
         let mut w = world(params(1, 0)).under_rules(rules);
-        for who in [2, 3, 4] {
-            make_trusted(&mut w, who);
-            w.state.audits.passed.insert(acct(who), 200);
-        }
+        proven(&mut w, &[2, 3, 4]);
         make_validator(&mut w, 1);
-        let seed = [7u8; 32];
-        let commit = w.state.beacon_due(&seed).unwrap();
-        w.lead(commit);
         let job = submit(&mut w, 1, ADAPTIVE);
         let task = tid(job, 0);
         // A newcomer answers 6; trusted 2 says 66; trusted 3 agrees with the newcomer.
