@@ -92,7 +92,14 @@
 ///   assigned to those providers only, and its descriptors carry the sealing; its verdicts
 ///   settle results and payments but never touch reputation, trust or stake; its owner may seal
 ///   it to more providers (`Action::SealJobTo`). Inputs apply as under 12 otherwise.
-pub const RULES: u32 = 14;
+/// - 14: anchors judge disputes between trusted providers (`State::anchors_decide`): when two
+///   groups of a task's results each hold a trusted member and an anchor could run the task,
+///   only an anchor's run settles it. A disputed task's winner leads every other group by twice
+///   the threshold. Inputs apply as under 13 otherwise.
+/// - 15: the wide margin of 14 holds only over a group with a trusted member or a member that
+///   never lost a quorum, and a provider that lost a quorum and has not earned trust again
+///   since is given one task at a time (`State::room`). Inputs apply as under 14 otherwise.
+pub const RULES: u32 = 15;
 /// The rules of a network whose genesis predates the version.
 pub const FIRST_RULES: u32 = 1;
 

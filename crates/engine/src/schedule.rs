@@ -217,7 +217,7 @@ impl State {
         if p.status != ProviderStatus::Active || !self.has_min_stake(&provider) {
             return Vec::new();
         }
-        let capacity = self.capacity(p).saturating_sub(p.running.len());
+        let capacity = self.room(p).saturating_sub(p.running.len());
         let limit = capacity
             .min(max as usize)
             .min(self.config.max_tasks_per_assignment as usize);
@@ -325,6 +325,20 @@ impl State {
         let slots = p.spec.slots as usize;
         let per_slot = self.config.schedule.queue_per_slot as usize;
         slots.saturating_add(slots.saturating_mul(per_slot))
+    }
+
+    /// Most tasks `p` may be given work up to: its [`State::capacity`], except, under rules 15,
+    /// one task at a time for a provider that has lost a quorum and not earned trust again
+    /// since (BOINC cuts an erring host's quota the same way). A provider caught lying or
+    /// failing once more than it could earn trust with keeps one task at a time, so a
+    /// cheater costs the network the replicas of one task at once, not of a slot-full and a
+    /// local queue; a newcomer that never lost a quorum is not limited.
+    pub fn room(&self, p: &Provider) -> usize {
+        if self.rules >= 15 && p.reputation.rejected > 0 && !self.is_trusted(&p.id) {
+            1
+        } else {
+            self.capacity(p)
+        }
     }
 
     /// Jobs with replicas waiting in the queue, oldest first.
@@ -571,7 +585,7 @@ impl State {
             .saturating_mul(slots)
             .saturating_sub(queued);
         free.saturating_add(ahead)
-            .min(self.capacity(p).saturating_sub(p.running.len()))
+            .min(self.room(p).saturating_sub(p.running.len()))
     }
 
     /// Service requesters have received: the estimated fuel of the tasks dispatched for them.

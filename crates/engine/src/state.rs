@@ -1111,7 +1111,7 @@ impl State {
             return Err(Rejection::Empty("no tasks to assign".into()));
         }
         let held = provider.running.len();
-        let free = self.capacity(provider).saturating_sub(held);
+        let free = self.room(provider).saturating_sub(held);
         if tasks.len() > free {
             return Err(Rejection::TooLarge(format!(
                 "{} tasks for a provider with room for {free} more",

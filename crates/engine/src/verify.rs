@@ -258,6 +258,9 @@ struct Group {
     /// The position in the task's runs of its latest trusted member's run (rules 5: an audit
     /// is settled by a trusted auditor's agreement).
     latest_trusted: Option<usize>,
+    /// Some member has never lost a quorum (always, before rules 15): a dissent that may be
+    /// an honest newcomer's, which the wide margin of rules 14 protects.
+    clean: bool,
 }
 
 /// A task's position, computed by [`State::tally`].
@@ -283,6 +286,8 @@ struct Tally {
     lead_over_all: bool,
     /// Rules 14: a disputed task's winner leads by twice the threshold, so trusted colluders
     /// must be every one of twice as many trusted runs to outvote (and slash) an honest result.
+    /// Rules 15: only over a group with a trusted member or a member that never lost a quorum
+    /// ([`Group::clean`]); a provider already caught lying gets the plain margin.
     wide: bool,
 }
 
@@ -293,7 +298,7 @@ impl Tally {
         key: Key,
         failure: Option<&TaskOutcome>,
         who: AccountId,
-        trusted: bool,
+        (trusted, clean): (bool, bool),
         w: u32,
         at: usize,
     ) {
@@ -308,6 +313,7 @@ impl Tally {
                 g.members.push(who);
                 g.weight = g.weight.saturating_add(w);
                 g.trusted |= trusted;
+                g.clean |= clean;
                 if trusted {
                     g.latest_trusted = Some(at);
                 }
@@ -320,6 +326,7 @@ impl Tally {
                 trusted,
                 outcome: failure.cloned(),
                 latest_trusted: trusted.then_some(at),
+                clean,
             }),
         }
     }
@@ -334,19 +341,17 @@ impl Tally {
     /// gathers runs until one side leads by a full quorum. (Untrusted dissenters are handled by
     /// `strict`: a winner needs a trusted member.)
     fn needs(&self, g: &Group, adaptive: bool, strict: bool) -> u32 {
+        let others = || {
+            self.groups.iter().filter(|o| {
+                (o.trusted || self.lead_over_all) && (o.key != g.key || o.failed != g.failed)
+            })
+        };
         let lead = if self.margin {
-            self.groups
-                .iter()
-                .filter(|o| {
-                    (o.trusted || self.lead_over_all) && (o.key != g.key || o.failed != g.failed)
-                })
-                .map(|o| o.weight)
-                .max()
-                .unwrap_or(0)
+            others().map(|o| o.weight).max().unwrap_or(0)
         } else {
             0
         };
-        let lead = if self.wide && lead > 0 {
+        let lead = if self.wide && lead > 0 && others().any(|o| o.trusted || o.clean) {
             lead.saturating_add(self.threshold)
         } else {
             lead
@@ -466,6 +471,14 @@ impl State {
             Redundancy::Adaptive => self.verify.trusted_weight,
             Redundancy::Fixed { .. } => 1,
         };
+        // Rules 15: whether a member never lost a quorum (see `Group::clean`).
+        let clean = |who: &AccountId| {
+            self.rules < 15
+                || self
+                    .providers
+                    .get(who)
+                    .is_none_or(|p| p.reputation.rejected == 0)
+        };
 
         for (at, run) in task.runs.iter().enumerate() {
             match &run.outcome {
@@ -480,7 +493,7 @@ impl State {
                             (output_hash, output_size, fuel_used, status),
                             None,
                             run.provider,
-                            w >= trusted_weight,
+                            (w >= trusted_weight, clean(&run.provider)),
                             w,
                             at,
                         );
@@ -497,7 +510,7 @@ impl State {
                             (k, 0, *fuel_used, 0),
                             Some(outcome),
                             run.provider,
-                            trusted,
+                            (trusted, clean(&run.provider)),
                             *w,
                             at,
                         );

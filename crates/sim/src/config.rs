@@ -387,6 +387,10 @@ pub struct WorkloadConfig {
     pub max_price: u64,
     /// Memory a task needs, bytes.
     pub memory_bytes: u64,
+    /// Tasks of the jobs submitted first that the warm columns leave out (`Summary::warm`):
+    /// the network's cold start, while most providers have no history yet. 0 measures the
+    /// whole run.
+    pub warmup_tasks: u64,
 }
 
 impl Default for WorkloadConfig {
@@ -407,6 +411,7 @@ impl Default for WorkloadConfig {
             deadline_s: 86_400,
             max_price: 2,
             memory_bytes: 64 << 20,
+            warmup_tasks: 0,
         }
     }
 }

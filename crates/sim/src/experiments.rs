@@ -408,6 +408,11 @@ pub struct CollusionRow {
     pub wrong_rate: f64,
     /// Runs that returned a result or failed, per accepted task.
     pub mean_executions: f64,
+    /// Wrong results accepted, their rate and executions per accepted task over the warm
+    /// window (`workload.warmup_tasks`; the whole run when that is 0).
+    pub warm_wrong_accepted: u64,
+    pub warm_wrong_rate: f64,
+    pub warm_executions: f64,
     /// Spot checks the engine drew (`Event::SpotCheck`).
     pub spot_checks: u64,
     /// Rounds of replicas queued because results disagreed or a failure needed confirmation
@@ -486,6 +491,9 @@ fn collusion(
                 tasks_accepted: s.tasks_accepted,
                 wrong_rate: s.accepted_wrong_rate,
                 mean_executions: s.mean_executions_accepted,
+                warm_wrong_accepted: s.warm.wrong_accepted,
+                warm_wrong_rate: s.warm.wrong_rate,
+                warm_executions: s.warm.mean_executions,
                 spot_checks: s.spot_checks,
                 disputes,
                 audits_per_task: if s.tasks > 0 {
@@ -506,10 +514,19 @@ fn collusion(
             });
         }
     }
+    let warmup = cfg.workload.warmup_tasks > 0;
+    // The warm window's columns, when the run has a warm-up.
+    let warm_cols = |a: &str, b: &str| {
+        if warmup {
+            format!("{a:>11}{b:>12}")
+        } else {
+            String::new()
+        }
+    };
     let mut table = String::new();
     let _ = writeln!(
         table,
-        "{:>5}  {:<11}{:>9}{:>11}{:>12}{:>13}{:>14}{:>13}{:>12}{:>9}{:>8}{:>8}",
+        "{:>5}  {:<11}{:>9}{:>11}{:>12}{:>13}{:>14}{:>13}{:>12}{:>9}{:>8}{:>8}{}",
         "f",
         "strategy",
         "wrong",
@@ -521,11 +538,12 @@ fn collusion(
         "honest net",
         "honest",
         "jobs",
-        "wall"
+        "wall",
+        warm_cols("warm", "warm")
     );
     let _ = writeln!(
         table,
-        "{:>5}  {:<11}{:>9}{:>11}{:>12}{:>13}{:>14}{:>13}{:>12}{:>9}{:>8}{:>8}",
+        "{:>5}  {:<11}{:>9}{:>11}{:>12}{:>13}{:>14}{:>13}{:>12}{:>9}{:>8}{:>8}{}",
         "",
         "",
         "accepted",
@@ -537,12 +555,13 @@ fn collusion(
         "/provider",
         "slashed",
         "failed",
-        "(s)"
+        "(s)",
+        warm_cols("wrong rate", "executions")
     );
     for r in &rows {
         let _ = writeln!(
             table,
-            "{:>5.2}  {:<11}{:>9}{:>11.6}{:>12.3}{:>13.4}{:>14.2}{:>13.2}{:>12.2}{:>9}{:>8}{:>8.1}",
+            "{:>5.2}  {:<11}{:>9}{:>11.6}{:>12.3}{:>13.4}{:>14.2}{:>13.2}{:>12.2}{:>9}{:>8}{:>8.1}{}",
             r.f,
             r.strategy,
             thousands(r.wrong_accepted),
@@ -554,10 +573,21 @@ fn collusion(
             r.honest_net,
             thousands(r.honest_slashed),
             thousands(r.jobs_failed),
-            r.wall_s
+            r.wall_s,
+            warm_cols(
+                &format!("{:.6}", r.warm_wrong_rate),
+                &format!("{:.3}", r.warm_executions)
+            )
         );
     }
     let _ = writeln!(table);
+    if warmup {
+        let _ = writeln!(
+            table,
+            "warm: over the jobs submitted after the first {} tasks (the cold start, while most\n  providers have no history, left out); the other columns are over the whole run.",
+            thousands(cfg.workload.warmup_tasks)
+        );
+    }
     for line in [
         "wrong accepted: accepted tasks whose result was wrong; wrong rate: wrong accepted / tasks",
         "  accepted. executions: runs that returned a result or failed, per accepted task.",

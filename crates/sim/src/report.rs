@@ -2,8 +2,8 @@
 
 use crate::config::SimConfig;
 use crate::metrics::mean_p99;
-use crate::world::World;
-use engine::BASE_UNITS_PER_TOKEN;
+use crate::world::{World, correct_hash};
+use engine::{BASE_UNITS_PER_TOKEN, TaskId};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -53,6 +53,8 @@ pub struct Summary {
     pub mean_executions: f64,
     /// The same, over accepted tasks only.
     pub mean_executions_accepted: f64,
+    /// The same measures over the jobs submitted after `workload.warmup_tasks`.
+    pub warm: Warm,
     /// Spot checks the engine drew.
     pub spot_checks: u64,
     /// Rounds of replicas the engine queued (`ReplicasQueued`), by reason.
@@ -78,6 +80,20 @@ pub fn tokens_f64(amount: u128) -> f64 {
     amount as f64 / BASE_UNITS_PER_TOKEN as f64
 }
 
+/// Verification measured over the warm window: the jobs submitted after the first
+/// `workload.warmup_tasks` tasks (the whole run when that is 0).
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Warm {
+    pub tasks_accepted: u64,
+    pub wrong_accepted: u64,
+    /// `wrong_accepted / tasks_accepted`.
+    pub wrong_rate: f64,
+    /// Runs that returned a result or failed, over accepted tasks.
+    pub runs: u64,
+    /// `runs / tasks_accepted`.
+    pub mean_executions: f64,
+}
+
 impl Summary {
     pub fn of(cfg: &SimConfig, world: &mut World<'_>, wall_s: f64) -> Summary {
         let m = &mut world.metrics;
@@ -86,16 +102,35 @@ impl Summary {
         let m = &world.metrics;
         let (mut runs, mut tasks) = (0u64, 0u64);
         let (mut accepted_runs, mut accepted) = (0u64, 0u64);
+        let mut warm = Warm::default();
+        // Jobs in submission order (ids are given in order): those whose tasks all come after
+        // the first `warmup_tasks` are the warm window.
+        let mut before = 0u64;
         for job in world.state.jobs.values() {
-            for task in &job.tasks {
+            let measured = before >= cfg.workload.warmup_tasks;
+            before += job.tasks.len() as u64;
+            for (index, task) in job.tasks.iter().enumerate() {
                 runs += task.executions() as u64;
                 tasks += 1;
-                if task.result.is_some() {
+                if let Some(result) = &task.result {
                     accepted_runs += task.executions() as u64;
                     accepted += 1;
+                    if measured {
+                        let id = TaskId {
+                            job: job.id,
+                            index: index as u32,
+                        };
+                        warm.tasks_accepted += 1;
+                        warm.runs += task.executions() as u64;
+                        if result.output_hash != correct_hash(id) {
+                            warm.wrong_accepted += 1;
+                        }
+                    }
                 }
             }
         }
+        warm.mean_executions = warm.runs as f64 / warm.tasks_accepted.max(1) as f64;
+        warm.wrong_rate = warm.wrong_accepted as f64 / warm.tasks_accepted.max(1) as f64;
         let slashed_providers = world.slashed_providers();
         let classes: Vec<ClassSummary> = cfg
             .classes
@@ -161,6 +196,7 @@ impl Summary {
             } else {
                 0.0
             },
+            warm,
             spot_checks: m.spot_checks,
             replicas_queued: m.replicas_queued.clone(),
             reentries: m.reentries,

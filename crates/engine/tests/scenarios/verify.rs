@@ -1115,6 +1115,93 @@ fn an_anchor_settles_a_dispute_between_trusted_providers() {
     }
 }
 
+/// Newcomer `who` answers a task wrong and trusted 1, 2, 3 and 5 (from [`proven`], with the
+/// beacon's `seed`) outvote it: it loses a quorum and is slashed, and bonds the minimum stake
+/// again.
+fn catch_lying(w: &mut World, seed: &[u8; 32], who: u8) {
+    let job = submit(w, 1, ADAPTIVE);
+    let task = tid(job, 0);
+    run(w, who, task, 7);
+    for p in [1, 2, 3, 5] {
+        run(w, p, task, 6);
+    }
+    let reveal = w.state.beacon_due(seed).unwrap();
+    let events = w.lead(reveal);
+    assert_eq!(slashed(&events), vec![acct(who)]);
+    assert!(!w.state.is_trusted(&acct(who)));
+    w.act(acct(who), Action::Stake { amount: STAKE });
+}
+
+/// Rules 15: a provider caught lying (and not trusted again since) that dissents from a trusted
+/// result is outvoted by the plain margin, a lead of one quorum; a newcomer that never lost a
+/// quorum still gets the wide margin of rules 14, and under rules 14 everyone does.
+#[test]
+fn a_caught_liars_dissent_is_settled_by_the_plain_margin() {
+    for rules in [15, 14] {
+        let mut w = world(params(1, 0)).under_rules(rules);
+        let seed = proven(&mut w, &[1, 2, 3, 5]);
+        catch_lying(&mut w, &seed, 4);
+        for (liar, caught) in [(4, true), (6, false)] {
+            let job = submit(&mut w, 1, ADAPTIVE);
+            let task = tid(job, 0);
+            run(&mut w, liar, task, 7);
+            run(&mut w, 2, task, 6);
+            let events = run(&mut w, 3, task, 6);
+            assert_eq!(accepted(&events), None, "the beacon decides first");
+            let plain = rules >= 15 && caught;
+            if plain {
+                let reveal = w.state.beacon_due(&seed).unwrap();
+                let events = w.lead(reveal);
+                assert_eq!(accepted(&events), Some(vec![acct(2), acct(3)]));
+                assert_eq!(slashed(&events), vec![acct(liar)]);
+            } else {
+                assert!(w.state.beacon_due(&seed).is_none(), "rules {rules}, {liar}");
+                assert!(w.task(task).queued > 0, "4 against 1 is not a lead of 6");
+            }
+        }
+        supply(&w);
+    }
+}
+
+/// Rules 15: a provider that lost a quorum and is not trusted again is given one task at a
+/// time — by the scheduler and in an assignment the leader logs — while a newcomer that never
+/// lost one gets its full room; under rules 14 the caught provider gets its full room too. Once
+/// trusted again it gets its full room back.
+#[test]
+fn a_caught_provider_is_given_one_task_at_a_time() {
+    for rules in [15, 14] {
+        let mut w = world(params(1, 0)).under_rules(rules);
+        let seed = proven(&mut w, &[1, 2, 3, 5]);
+        catch_lying(&mut w, &seed, 4);
+        let job = submit(&mut w, 8, ADAPTIVE);
+        let full = w.state.pick(acct(6), 8).len();
+        assert!(full > 1, "a newcomer gets {full}");
+        let caught = w.state.pick(acct(4), 8);
+        if rules < 15 {
+            assert_eq!(caught.len(), full);
+            continue;
+        }
+        assert_eq!(caught.len(), 1);
+        let rejection = w.lead_rejected(engine::LeaderCommand::AssignTasks {
+            provider: acct(4),
+            tasks: vec![tid(job, 0), tid(job, 1)],
+        });
+        assert!(
+            matches!(&rejection, engine::Rejection::TooLarge(m) if m.contains("room for 1")),
+            "{rejection:?}"
+        );
+        w.assign(acct(4), &[tid(job, 0)]);
+        assert!(w.state.pick(acct(4), 8).is_empty(), "one at a time");
+        // Its result is confirmed: trusted again (trust_after 1), it gets its full room.
+        w.report(acct(4), vec![success(tid(job, 0), 6, FUEL)]);
+        run(&mut w, 2, tid(job, 0), 6);
+        w.lead(w.state.beacon_due(&seed).unwrap());
+        assert!(w.state.is_trusted(&acct(4)));
+        assert!(w.state.pick(acct(4), 8).len() > 1);
+        supply(&w);
+    }
+}
+
 /// Rules 5: each earlier slash doubles the fraction a provider loses, up to its whole stake;
 /// under rules 4 every slash takes the same fraction. The provider bonds another 1,000 after each.
 #[test]
