@@ -327,12 +327,11 @@ impl State {
         slots.saturating_add(slots.saturating_mul(per_slot))
     }
 
-    /// Most tasks `p` may be given work up to: its [`State::capacity`], except, under rules 15,
-    /// one task at a time for a provider that has lost a quorum and not earned trust again
-    /// since (BOINC cuts an erring host's quota the same way). A provider caught lying or
-    /// failing once more than it could earn trust with keeps one task at a time, so a
-    /// cheater costs the network the replicas of one task at once, not of a slot-full and a
-    /// local queue; a newcomer that never lost a quorum is not limited.
+    /// Most tasks `p` may hold when it is given work: its [`State::capacity`], except, under
+    /// rules 15, one for a provider that has lost a quorum and has not earned trust again since
+    /// (BOINC cuts an erring host's quota alike). A caught cheater then costs the network the
+    /// replicas of one task at a time, not of a slot-full and a local queue; a newcomer that
+    /// never lost a quorum is not limited.
     pub fn room(&self, p: &Provider) -> usize {
         if self.rules >= 15 && p.reputation.rejected > 0 && !self.is_trusted(&p.id) {
             1

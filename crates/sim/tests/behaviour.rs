@@ -60,6 +60,36 @@ fn same_seed_same_run_and_another_seed_another() {
     assert_ne!(a.state_hash, c.state_hash);
 }
 
+/// The warm window leaves out the jobs of the first `warmup_tasks` tasks and measures the rest
+/// from the engine's records: the whole run without a warm-up, fewer tasks with one, and on an
+/// honest network fewer executions per task once providers have a history.
+#[test]
+fn the_warm_window_leaves_out_the_cold_start() {
+    let whole = run_once(&small(""), false).unwrap().0;
+    assert_eq!(whole.warm.tasks_accepted, whole.tasks_accepted);
+    assert_eq!(whole.warm.wrong_accepted, whole.wrong_accepted);
+    assert_eq!(whole.warm.mean_executions, whole.mean_executions_accepted);
+    let mut cfg = small("");
+    cfg.workload.warmup_tasks = 1_500;
+    let (warm, _) = run_once(&cfg, false).unwrap();
+    assert_eq!(
+        warm.state_hash, whole.state_hash,
+        "the window changes no run"
+    );
+    let w = &warm.warm;
+    assert!(
+        w.tasks_accepted > 0 && w.tasks_accepted <= 1_500,
+        "{} tasks measured",
+        w.tasks_accepted
+    );
+    assert!(
+        w.mean_executions < whole.mean_executions_accepted,
+        "warm {} against {} over the run",
+        w.mean_executions,
+        whole.mean_executions_accepted
+    );
+}
+
 #[test]
 fn honest_network_finishes_everything_and_conserves_supply() {
     let cfg = small("");
