@@ -96,9 +96,10 @@
 ///   groups of a task's results each hold a trusted member and an anchor could run the task,
 ///   only an anchor's run settles it. A disputed task's winner leads every other group by twice
 ///   the threshold. Inputs apply as under 13 otherwise.
-/// - 15: the wide margin of 14 holds only over a group with a trusted member or a member that
-///   never lost a quorum, and a provider that lost a quorum and has not earned trust again
-///   since is given one task at a time (`State::room`). Inputs apply as under 14 otherwise.
+/// - 15: the wide margin of 14 holds only over a group with a trusted member or a credible one
+///   (it lost no more quorums than it had results confirmed), and a provider that lost a quorum
+///   and has not earned trust again since is given one task at a time (`State::room`). Inputs
+///   apply as under 14 otherwise.
 pub const RULES: u32 = 15;
 /// The rules of a network whose genesis predates the version.
 pub const FIRST_RULES: u32 = 1;

@@ -258,9 +258,11 @@ struct Group {
     /// The position in the task's runs of its latest trusted member's run (rules 5: an audit
     /// is settled by a trusted auditor's agreement).
     latest_trusted: Option<usize>,
-    /// Some member has never lost a quorum (always, before rules 15): a dissent that may be
-    /// an honest newcomer's, which the wide margin of rules 14 protects.
-    clean: bool,
+    /// Some member is credible: it lost no more quorums than it had results confirmed (always,
+    /// before rules 15) — a dissent that may be honest, such as a newcomer's or that of a
+    /// provider with a record of confirmed work outvoted once, which the wide margin of rules
+    /// 14 protects.
+    credible: bool,
 }
 
 /// A task's position, computed by [`State::tally`].
@@ -286,8 +288,9 @@ struct Tally {
     lead_over_all: bool,
     /// Rules 14: a disputed task's winner leads by twice the threshold, so trusted colluders
     /// must be every one of twice as many trusted runs to outvote (and slash) an honest result.
-    /// Rules 15: only over a group with a trusted member or a member that never lost a quorum
-    /// ([`Group::clean`]); a provider already caught lying gets the plain margin.
+    /// Rules 15: only over a group with a trusted member or a credible one
+    /// ([`Group::credible`]); providers that lost more quorums than they had results confirmed
+    /// get the plain margin.
     wide: bool,
 }
 
@@ -298,7 +301,7 @@ impl Tally {
         key: Key,
         failure: Option<&TaskOutcome>,
         who: AccountId,
-        (trusted, clean): (bool, bool),
+        (trusted, credible): (bool, bool),
         w: u32,
         at: usize,
     ) {
@@ -313,7 +316,7 @@ impl Tally {
                 g.members.push(who);
                 g.weight = g.weight.saturating_add(w);
                 g.trusted |= trusted;
-                g.clean |= clean;
+                g.credible |= credible;
                 if trusted {
                     g.latest_trusted = Some(at);
                 }
@@ -326,7 +329,7 @@ impl Tally {
                 trusted,
                 outcome: failure.cloned(),
                 latest_trusted: trusted.then_some(at),
-                clean,
+                credible,
             }),
         }
     }
@@ -351,7 +354,7 @@ impl Tally {
         } else {
             0
         };
-        let lead = if self.wide && lead > 0 && others().any(|o| o.trusted || o.clean) {
+        let lead = if self.wide && lead > 0 && others().any(|o| o.trusted || o.credible) {
             lead.saturating_add(self.threshold)
         } else {
             lead
@@ -471,13 +474,13 @@ impl State {
             Redundancy::Adaptive => self.verify.trusted_weight,
             Redundancy::Fixed { .. } => 1,
         };
-        // Rules 15: whether a member never lost a quorum (see `Group::clean`).
-        let clean = |who: &AccountId| {
+        // Rules 15: whether a member is credible (see `Group::credible`).
+        let credible = |who: &AccountId| {
             self.rules < 15
                 || self
                     .providers
                     .get(who)
-                    .is_none_or(|p| p.reputation.rejected == 0)
+                    .is_none_or(|p| p.reputation.rejected <= p.reputation.verified)
         };
 
         for (at, run) in task.runs.iter().enumerate() {
@@ -493,7 +496,7 @@ impl State {
                             (output_hash, output_size, fuel_used, status),
                             None,
                             run.provider,
-                            (w >= trusted_weight, clean(&run.provider)),
+                            (w >= trusted_weight, credible(&run.provider)),
                             w,
                             at,
                         );
@@ -510,7 +513,7 @@ impl State {
                             (k, 0, *fuel_used, 0),
                             Some(outcome),
                             run.provider,
-                            (trusted, clean(&run.provider)),
+                            (trusted, credible(&run.provider)),
                             *w,
                             at,
                         );

@@ -1115,8 +1115,8 @@ fn an_anchor_settles_a_dispute_between_trusted_providers() {
     }
 }
 
-/// Newcomer `who` answers a task wrong and trusted 1, 2, 3 and 5 (from [`proven`], with the
-/// beacon's `seed`) outvote it: it loses a quorum and is slashed, and bonds the minimum stake
+/// `who` answers a task wrong and trusted 1, 2, 3 and 5 (from [`proven`], with the beacon's
+/// `seed`) outvote it: it loses a quorum and is slashed, and bonds the minimum stake
 /// again.
 fn catch_lying(w: &mut World, seed: &[u8; 32], who: u8) {
     let job = submit(w, 1, ADAPTIVE);
@@ -1132,23 +1132,32 @@ fn catch_lying(w: &mut World, seed: &[u8; 32], who: u8) {
     w.act(acct(who), Action::Stake { amount: STAKE });
 }
 
-/// Rules 15: a provider caught lying (and not trusted again since) that dissents from a trusted
-/// result is outvoted by the plain margin, a lead of one quorum; a newcomer that never lost a
-/// quorum still gets the wide margin of rules 14, and under rules 14 everyone does.
+/// Rules 15: a provider that lost more quorums than it had results confirmed (newcomer 4, caught
+/// lying once) and dissents from a trusted result is outvoted by the plain margin, a lead of one
+/// quorum; a provider with confirmed work that was outvoted once (6) and a newcomer (7) still get
+/// the wide margin of rules 14, and under rules 14 everyone does.
 #[test]
-fn a_caught_liars_dissent_is_settled_by_the_plain_margin() {
+fn a_discredited_dissent_is_settled_by_the_plain_margin() {
     for rules in [15, 14] {
         let mut w = world(params(1, 0)).under_rules(rules);
         let seed = proven(&mut w, &[1, 2, 3, 5]);
         catch_lying(&mut w, &seed, 4);
-        for (liar, caught) in [(4, true), (6, false)] {
+        // 6 has a result confirmed, then loses a fixed vote.
+        make_trusted(&mut w, 6);
+        let job = submit(&mut w, 1, TWO_OF_TWO_OF_THREE);
+        run(&mut w, 6, tid(job, 0), 7);
+        run(&mut w, 2, tid(job, 0), 6);
+        assert_eq!(slashed(&run(&mut w, 3, tid(job, 0), 6)), vec![acct(6)]);
+        w.act(acct(6), Action::Stake { amount: STAKE });
+        assert!(!w.state.is_trusted(&acct(6)));
+        for (liar, discredited) in [(4, true), (6, false), (7, false)] {
             let job = submit(&mut w, 1, ADAPTIVE);
             let task = tid(job, 0);
             run(&mut w, liar, task, 7);
             run(&mut w, 2, task, 6);
             let events = run(&mut w, 3, task, 6);
             assert_eq!(accepted(&events), None, "the beacon decides first");
-            let plain = rules >= 15 && caught;
+            let plain = rules >= 15 && discredited;
             if plain {
                 let reveal = w.state.beacon_due(&seed).unwrap();
                 let events = w.lead(reveal);
