@@ -9,6 +9,7 @@ use engine::JobStatus;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
+use std::time::Duration;
 
 fn examples() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples")
@@ -65,6 +66,11 @@ fn spec_with(w: &World, name: &str, extra: &str) -> PathBuf {
     w.write(name, text + extra)
 }
 
+/// How long a job that compiles a language runtime on every provider may take: 30 s alone
+/// on a two-core machine (the 30 MB runtime's 100 tasks), past the default wait when other
+/// tests run beside it.
+const RUNTIME_WAIT: Duration = Duration::from_secs(180);
+
 /// Two runs of every task, on two unlike providers, must agree exactly.
 const TWO_OF_TWO: &str = "\n[redundancy]\npolicy = \"fixed\"\nquorum = 2\nmax_results = 2\n";
 
@@ -76,7 +82,7 @@ fn run_example(name: &str, expected: &str, tasks: u64) -> (World, Coordinator, V
 
     // As a user runs it: the network's default verification.
     let job = w.submit(&c.url, &examples().join(name));
-    let view = c.http.wait_job(job);
+    let view = c.http.wait_job_for(job, RUNTIME_WAIT);
     assert_eq!(view.status, JobStatus::Completed, "{view:?}");
     let want = std::fs::read_to_string(examples().join(expected)).unwrap();
     let got = String::from_utf8(w.results(&c.url, job)).unwrap();
@@ -84,7 +90,7 @@ fn run_example(name: &str, expected: &str, tasks: u64) -> (World, Coordinator, V
 
     // Every task run on both hosts: results that differed would fail the job.
     let job = w.submit(&c.url, &spec_with(&w, name, TWO_OF_TWO));
-    let view = c.http.wait_job(job);
+    let view = c.http.wait_job_for(job, RUNTIME_WAIT);
     assert_eq!(view.status, JobStatus::Completed, "{view:?}");
     assert_eq!(view.executions, 2 * tasks, "{view:?}");
     let got = String::from_utf8(w.results(&c.url, job)).unwrap();
@@ -217,7 +223,7 @@ quorum = 1
         ),
     );
     let job = w.submit(&c.url, &spec);
-    let view = c.http.wait_job(job);
+    let view = c.http.wait_job_for(job, RUNTIME_WAIT);
     assert_eq!(view.status, JobStatus::Completed, "{view:?}");
     let want: String = (0..100).map(|i| format!("{}\n", i * i)).collect();
     assert_eq!(String::from_utf8(w.results(&c.url, job)).unwrap(), want);
