@@ -1132,6 +1132,15 @@ fn catch_lying(w: &mut World, seed: &[u8; 32], who: u8) {
     w.act(acct(who), Action::Stake { amount: STAKE });
 }
 
+/// A network under `rules` with trusted providers 1, 2, 3 and 5 and newcomer 4 caught lying once
+/// (and bonded again); the beacon's seed.
+fn caught_newcomer(rules: u32) -> (World, [u8; 32]) {
+    let mut w = world(params(1, 0)).under_rules(rules);
+    let seed = proven(&mut w, &[1, 2, 3, 5]);
+    catch_lying(&mut w, &seed, 4);
+    (w, seed)
+}
+
 /// Rules 15: a provider that lost more quorums than it had results confirmed (newcomer 4, caught
 /// lying once) and dissents from a trusted result is outvoted by the plain margin, a lead of one
 /// quorum; a provider with confirmed work that was outvoted once (6) and a newcomer (7) still get
@@ -1139,9 +1148,7 @@ fn catch_lying(w: &mut World, seed: &[u8; 32], who: u8) {
 #[test]
 fn a_discredited_dissent_is_settled_by_the_plain_margin() {
     for rules in [15, 14] {
-        let mut w = world(params(1, 0)).under_rules(rules);
-        let seed = proven(&mut w, &[1, 2, 3, 5]);
-        catch_lying(&mut w, &seed, 4);
+        let (mut w, seed) = caught_newcomer(rules);
         // 6 has a result confirmed, then loses a fixed vote.
         make_trusted(&mut w, 6);
         let job = submit(&mut w, 1, TWO_OF_TWO_OF_THREE);
@@ -1179,9 +1186,7 @@ fn a_discredited_dissent_is_settled_by_the_plain_margin() {
 #[test]
 fn a_caught_provider_is_given_one_task_at_a_time() {
     for rules in [15, 14] {
-        let mut w = world(params(1, 0)).under_rules(rules);
-        let seed = proven(&mut w, &[1, 2, 3, 5]);
-        catch_lying(&mut w, &seed, 4);
+        let (mut w, seed) = caught_newcomer(rules);
         let job = submit(&mut w, 8, ADAPTIVE);
         let full = w.state.pick(acct(6), 8).len();
         assert!(full > 1, "a newcomer gets {full}");
