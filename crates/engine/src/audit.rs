@@ -81,6 +81,24 @@ impl Default for Audits {
     }
 }
 
+/// Rules 16: results reopened because their provider was caught lying on another task
+/// (backtracking, see `State::reopen_lone_results` in `verify.rs`). Empty, and left out of the
+/// state hash, before rules 16.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reopened {
+    /// Each reopened task, with the provider whose lone result it was accepted on (paid for it
+    /// then, and not paid again when another run confirms it).
+    #[serde(with = "by_task")]
+    pub tasks: BTreeMap<TaskId, AccountId>,
+}
+
+impl Reopened {
+    /// Forgets the tasks of a job that ended.
+    pub(crate) fn forget_job(&mut self, job: crate::types::JobId) {
+        self.tasks.retain(|t, _| t.job != job);
+    }
+}
+
 impl Audits {
     /// Forgets the tasks of a job that ended.
     pub(crate) fn forget_job(&mut self, job: crate::types::JobId) {

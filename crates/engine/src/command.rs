@@ -326,6 +326,13 @@ pub enum Event {
         task: TaskId,
         provider: AccountId,
     },
+    /// Rules 16: a result accepted alone was reopened because its provider was caught lying on
+    /// another task (`caught`); its job waits for a trusted run to settle it again.
+    ResultReopened {
+        task: TaskId,
+        provider: AccountId,
+        caught: TaskId,
+    },
     /// More replicas of a task were queued to verify its results.
     ReplicasQueued {
         task: TaskId,

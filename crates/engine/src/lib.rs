@@ -100,7 +100,13 @@
 ///   (it lost no more quorums than it had results confirmed), and a provider that lost a quorum
 ///   and has not earned trust again since is given one task at a time (`State::room`). Inputs
 ///   apply as under 14 otherwise.
-pub const RULES: u32 = 15;
+/// - 16: backtracking. When a provider is slashed on trusted evidence, every result of its that
+///   was accepted alone in an adaptive job still gathering its map results is reopened
+///   (`State::reopen_lone_results`, `State::reopened`): its job cannot complete until a trusted
+///   provider's run of the task, started after the reopening, settles it like an audit. The
+///   provider was paid already and is not paid again if its result is confirmed; a result
+///   found wrong is rejected and slashed like any other. Inputs apply as under 15 otherwise.
+pub const RULES: u32 = 16;
 /// The rules of a network whose genesis predates the version.
 pub const FIRST_RULES: u32 = 1;
 
@@ -118,7 +124,7 @@ pub mod types;
 pub mod validators;
 pub mod verify;
 
-pub use audit::{AUDIT_HALVING, Audit, Audits, beacon_secret};
+pub use audit::{AUDIT_HALVING, Audit, Audits, Reopened, beacon_secret};
 pub use chain::{
     Block, BlockHeader, SetChange, Validator, ValidatorSet, decode_canonical, entry_leaf,
     genesis_hash, merkle_root,
@@ -145,6 +151,6 @@ pub use validators::{
     Equivocation, Lost, SILENCE_MAX_SKEW_MS, SignedHeader, Silence, ValidatorChange, Validators,
 };
 pub use verify::{
-    ANCHOR_DISPUTE, FAILURE_MESSAGE_MAX, MAX_RESULTS, MAX_SCORE, Reputation, Run, RunOutcome,
-    VerifyParams, failure_key,
+    ANCHOR_DISPUTE, FAILURE_MESSAGE_MAX, MAX_RESULTS, MAX_SCORE, REOPENED, Reputation, Run,
+    RunOutcome, VerifyParams, failure_key,
 };

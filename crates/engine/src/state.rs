@@ -301,6 +301,10 @@ pub struct State {
     /// and later.
     #[serde(default)]
     pub private: crate::private::Private,
+    /// Rules 16: results reopened because their provider was caught lying (backtracking, see
+    /// [`crate::audit::Reopened`]). Hashed only under rules 16 and later.
+    #[serde(default)]
+    pub reopened: crate::audit::Reopened,
 }
 
 pub(crate) type Applied = Result<Vec<Event>, Rejection>;
@@ -344,8 +348,9 @@ impl Serialize for HashView<'_> {
             options,
             files,
             private,
+            reopened,
         } = self.state;
-        let mut t = serializer.serialize_tuple(21)?;
+        let mut t = serializer.serialize_tuple(22)?;
         t.serialize_element(config)?;
         t.serialize_element(ledger)?;
         t.serialize_element(verify)?;
@@ -384,6 +389,9 @@ impl Serialize for HashView<'_> {
         if *rules >= 13 {
             t.serialize_element(private)?;
         }
+        if *rules >= 16 {
+            t.serialize_element(reopened)?;
+        }
         t.end()
     }
 }
@@ -414,6 +422,7 @@ impl State {
             options: Default::default(),
             files: Default::default(),
             private: Default::default(),
+            reopened: Default::default(),
         }
     }
 
@@ -1006,6 +1015,7 @@ impl State {
         }
         job.status = status;
         self.audits.forget_job(id);
+        self.reopened.forget_job(id);
         job.finished_at = Some(now);
         events.extend(self.refund(id)?);
         Ok(())

@@ -387,6 +387,8 @@ impl Tally {
 
 /// The reason of a [`Event::ReplicasQueued`] for a dispute only an anchor settles (rules 14).
 pub const ANCHOR_DISPUTE: &str = "trusted results disagree: an anchor decides";
+/// The reason of the replicas queued for a reopened result (rules 16).
+pub const REOPENED: &str = "reopened: its provider was caught lying on another task";
 
 /// Whether a draw hashed into `hash` falls below `bps` basis points: its first 8 bytes, little
 /// endian, modulo [`BPS`]. Shared by the spot-check draw and the beacon's audit draw.
@@ -911,6 +913,7 @@ impl State {
             });
             return self.finish_job(id.job, JobStatus::Failed { reason }, now, events);
         }
+        let is_reopened = self.reopened.tasks.contains_key(&id);
         let Some(task) = self.task_mut(id) else {
             return Ok(());
         };
@@ -923,6 +926,8 @@ impl State {
                 queued,
                 reason: if tally.groups.len() > 1 {
                     "results disagree".into()
+                } else if is_reopened {
+                    REOPENED.into()
                 } else if failures {
                     "failure needs confirmation".into()
                 } else if task.spot_check {
@@ -991,6 +996,81 @@ impl State {
         }
         for id in touched {
             self.settle(id, now, events)?;
+        }
+        Ok(())
+    }
+
+    /// Rules 16, backtracking: `provider` was just slashed on trusted evidence for its result of
+    /// task `caught`, so its other results that were accepted alone cannot be relied on either.
+    /// Every one of them in a job that is still gathering its map results (adaptive policy, not
+    /// private; `caught`'s own job too when `caught` is one of its maps, even its last) is
+    /// reopened: the task goes back to the queue with the provider's result kept at the weight
+    /// of an untrusted one, and is settled like an audit (`Audits::auditing`) — only a group
+    /// holding a trusted run started after the reopening accepts it. Its job cannot complete
+    /// meanwhile. A result its job already delivered (the job completed, or its reduce began) is
+    /// not reopened. Each reopened task costs its job one or more executions; the provider,
+    /// already paid, is not paid again if confirmed, and is rejected and slashed again if not.
+    fn reopen_lone_results(
+        &mut self,
+        provider: AccountId,
+        caught: TaskId,
+        caught_map: bool,
+        now: Time,
+        events: &mut Vec<Event>,
+    ) -> Result<(), Rejection> {
+        let jobs: Vec<crate::types::JobId> = self
+            .jobs
+            .values()
+            .filter(|j| {
+                !j.status.is_finished()
+                    && j.spec.redundancy == Redundancy::Adaptive
+                    && ((j.maps_done as usize) < j.spec.tasks.len()
+                        || (caught_map && j.id == caught.job))
+            })
+            .map(|j| j.id)
+            .filter(|&j| !self.private_job(j))
+            .collect();
+        let mut reopened = Vec::new();
+        for id in jobs {
+            let Some(job) = self.jobs.get_mut(&id) else {
+                continue;
+            };
+            let maps = job.spec.tasks.len();
+            for (index, task) in job.tasks.iter_mut().enumerate().take(maps) {
+                let fuel = match &task.result {
+                    Some(r) if task.state == TaskState::Done && r.providers == [provider] => {
+                        r.fuel_used
+                    }
+                    _ => continue,
+                };
+                task.state = TaskState::Queued;
+                task.result = None;
+                task.queued = 0;
+                for run in task.runs.iter_mut().filter(|r| r.provider == provider) {
+                    if let RunOutcome::Returned { weight, .. } = &mut run.outcome {
+                        *weight = 1;
+                    }
+                }
+                let runs = u32::try_from(task.runs.len()).unwrap_or(u32::MAX);
+                job.maps_done = job.maps_done.saturating_sub(1);
+                job.fuel_accepted = job.fuel_accepted.saturating_sub(fuel);
+                let index = u32::try_from(index).unwrap_or(u32::MAX);
+                reopened.push((TaskId { job: id, index }, runs));
+            }
+        }
+        for (task, runs) in reopened {
+            self.options.statuses.remove(&task);
+            self.audits.forget_task(task);
+            self.audits
+                .auditing
+                .insert(task, crate::audit::Audit { provider, runs });
+            self.reopened.tasks.insert(task, provider);
+            events.push(Event::ResultReopened {
+                task,
+                provider,
+                caught,
+            });
+            self.settle(task, now, events)?;
         }
         Ok(())
     }
@@ -1175,6 +1255,8 @@ impl State {
         events: &mut Vec<Event>,
     ) -> Result<(), Rejection> {
         let (output_hash, output_size, fuel_used, status) = winner.key;
+        // Rules 16: a reopened result's provider was paid when it was first accepted.
+        let reopened = self.reopened.tasks.remove(&id);
         let members = winner.members.clone();
         let failure = winner.outcome.as_ref().filter(|_| winner.failed);
         let reason = failure.map(|outcome| {
@@ -1267,10 +1349,12 @@ impl State {
         let judged = !self.private_job(id.job);
         let share = u32::try_from(members.len()).unwrap_or(u32::MAX);
         // Rules 5: an audit passed counts for the provider whose lone result it checked.
+        // (A reopened result confirmed is not an audit passed: it was reopened because its
+        // provider had just been caught.)
         let audited = self
             .audits
             .forget_task(id)
-            .filter(|p| members.contains(p) && judged);
+            .filter(|p| members.contains(p) && judged && reopened != Some(*p));
         for member in &members {
             if let Some(p) = self.providers.get_mut(member).filter(|_| judged) {
                 let r = &mut p.reputation;
@@ -1288,6 +1372,9 @@ impl State {
             if audited == Some(*member) {
                 let passed = self.audits.passed.entry(*member).or_default();
                 *passed = passed.saturating_add(1);
+            }
+            if reopened == Some(*member) {
+                continue;
             }
             events.extend(self.pay(id.job, id, *member, fuel_used, share)?);
         }
@@ -1339,7 +1426,16 @@ impl State {
                     agreeing: members.clone(),
                 },
             )?);
+            if self.rules >= 16 {
+                self.reopen_lone_results(loser, id, is_map, now, events)?;
+            }
         }
+        // Rules 16: backtracking may have reopened maps of this very job.
+        let maps_finished = maps_finished
+            && self
+                .jobs
+                .get(&id.job)
+                .is_some_and(|j| j.maps_done as usize == map_count);
         if let Some(reason) = reason {
             events.push(Event::JobFailed {
                 job: id.job,

@@ -390,10 +390,11 @@ fn label(r: &VerificationRow) -> String {
 /// must be confirmed, or (rules 14) trusted results disagree and an anchor decides. (The others
 /// are a new provider's result waiting for confirmation, and the replica a spot check queues,
 /// counted as the spot check itself.)
-pub const DISPUTE_REASONS: [&str; 3] = [
+pub const DISPUTE_REASONS: [&str; 4] = [
     "results disagree",
     "failure needs confirmation",
     engine::ANCHOR_DISPUTE,
+    engine::REOPENED,
 ];
 
 /// One row of the collusion experiment: strategy `strategy` at saboteur fraction `f`.

@@ -1704,6 +1704,13 @@ fn check_events(
                 task, providers, ..
             } => {
                 let t = &after.jobs[&task.job].tasks[task.index as usize];
+                // (Unless rules 16 reopened it within the same entry.)
+                if events
+                    .iter()
+                    .any(|e| matches!(e, Event::ResultReopened { task: r, .. } if r == task))
+                {
+                    continue;
+                }
                 prop_assert_eq!(t.state.clone(), TaskState::Done);
                 prop_assert_eq!(t.result.as_ref().map(|r| &r.providers), Some(providers));
                 let policy = after.jobs[&task.job].spec.redundancy;
@@ -1713,6 +1720,35 @@ fn check_events(
             }
             Event::SpotCheck { task, .. } => {
                 prop_assert!(after.jobs[&task.job].tasks[task.index as usize].spot_check);
+            }
+            // Rules 16: only a result accepted alone from a provider slashed by this entry, in an
+            // adaptive job still open, is reopened.
+            Event::ResultReopened { task, provider, .. } => {
+                prop_assert!(after.rules >= 16);
+                let slashed = events
+                    .iter()
+                    .any(|e| matches!(e, Event::Slashed { provider: p, .. } if p == provider));
+                prop_assert!(slashed, "{} reopened without a slash", task);
+                let job = &after.jobs[&task.job];
+                prop_assert!(job.spec.redundancy == Redundancy::Adaptive);
+                prop_assert!(!job.status.is_finished());
+                let alone = |s: &State| {
+                    s.jobs.get(&task.job).is_some_and(|j| {
+                        j.tasks[task.index as usize]
+                            .result
+                            .as_ref()
+                            .is_some_and(|r| r.providers == [*provider])
+                    })
+                };
+                let accepted_now = events.iter().any(|e| {
+                    matches!(e, Event::TaskAccepted { task: t, providers, .. }
+                        if t == task && providers == &[*provider])
+                });
+                prop_assert!(
+                    alone(before) || accepted_now,
+                    "{} was not accepted alone",
+                    task
+                );
             }
             Event::ReplicasQueued { task, reason, .. } => {
                 if reason.starts_with("straggler") {
@@ -1811,12 +1847,17 @@ enum VStep {
 }
 
 fn vstep() -> impl Strategy<Value = VStep> {
+    vstep_of(1..4usize)
+}
+
+/// [`vstep`] with jobs of `tasks` tasks.
+fn vstep_of(tasks: std::ops::Range<usize>) -> impl Strategy<Value = VStep> {
     prop_oneof![
         8 => (0..7u8, 1..4u32).prop_map(|(p, max)| VStep::Fetch { p, max }),
         8 => (0..7u8).prop_map(|p| VStep::ReportAll { p }),
         1 => (0..7u8).prop_map(|p| VStep::Lost { p }),
         1 => (0..7u8).prop_map(|p| VStep::Register { p }),
-        2 => (1..4usize, any::<u8>()).prop_map(|(tasks, policy)| VStep::Submit { tasks, policy }),
+        2 => (tasks, any::<u8>()).prop_map(|(tasks, policy)| VStep::Submit { tasks, policy }),
         3 => Just(VStep::Speculate),
         4 => Just(VStep::Beacon),
     ]
@@ -1852,99 +1893,20 @@ proptest! {
         colluders in proptest::sample::subsequence(vec![0u8, 1, 2, 3, 4, 5, 6], 0..=2),
         steps in proptest::collection::vec(vstep(), 1..150),
     ) {
-        let mut allocations = BTreeMap::new();
-        for p in 0..7 {
-            allocations.insert(vprovider(p), 1_000);
-        }
-        allocations.insert(acct(11), 100_000_000);
-        let genesis = Genesis {
-            verification: VerifyParams { trust_after: 2, spot_check_bps: 5_000, ..VerifyParams::default() },
-            allocations,
-            ..genesis()
-        };
-        let mut s = State::from_genesis(&genesis).expect("valid genesis");
-        let mut time: Time = 1000;
-        let mut nonce = 0u64;
-        let mut next = |s: &State, who: AccountId| { nonce = nonce.max(s.nonce(&who)) + 1; nonce };
         let cheat: BTreeSet<AccountId> = colluders.iter().map(|p| vprovider(*p)).collect();
-        let apply = |s: &mut State, input: Input, time: Time| -> Result<(), TestCaseError> {
-            let before = s.clone();
-            if let Ok(events) = s.apply(&entry(time, input.clone())) {
-                check_money(&before, s, &events)?;
-                check_events(&before, s, &entry(time, input), &events)?;
-                for e in &events {
-                    match e {
-                        Event::TaskAccepted { task, output_hash, providers, .. } => {
-                            prop_assert_eq!(*output_hash, honest_output(*task), "wrong result accepted for {}", task);
-                            prop_assert!(providers.iter().all(|p| !cheat.contains(p)));
-                        }
-                        Event::ResultRejected { provider, .. } => prop_assert!(cheat.contains(provider)),
-                        _ => {}
+        let s = verification_walk(&cheat, &BTreeSet::new(), &steps, &mut |_, _, events| {
+            for e in events {
+                match e {
+                    Event::TaskAccepted { task, output_hash, providers, .. } => {
+                        prop_assert_eq!(*output_hash, honest_output(*task), "wrong result accepted for {}", task);
+                        prop_assert!(providers.iter().all(|p| !cheat.contains(p)));
                     }
+                    Event::ResultRejected { provider, .. } => prop_assert!(cheat.contains(provider)),
+                    _ => {}
                 }
             }
-            check_invariants(s)?;
             Ok(())
-        };
-        for p in 0..7 {
-            let who = vprovider(p);
-            let n = next(&s, who);
-            apply(&mut s, signed(who, n, Action::Stake { amount: 100 }), time)?;
-            let n = next(&s, who);
-            apply(&mut s, signed(who, n, Action::RegisterProvider(ProviderSpec {
-                slots: 2, cores: 2, memory_bytes: 1 << 30, gpu: None, benchmark_score: 1,
-                region: "r".into(), price_per_fuel: 1, operator: None,
-            })), time)?;
-        }
-        for step in &steps {
-            time += 5;
-            let input = match step {
-                VStep::Fetch { p, max } => {
-                    let who = vprovider(*p);
-                    if s.pick(who, *max).is_empty() { continue; }
-                    fetch_input(who, next(&s, who), *max)
-                }
-                VStep::ReportAll { p } => {
-                    let who = vprovider(*p);
-                    let held: Vec<TaskId> = s.providers[&who].running.iter().copied().collect();
-                    if held.is_empty() { continue; }
-                    let reports = held.iter().map(|t| TaskReport {
-                        task: *t,
-                        outcome: TaskOutcome::Success,
-                        output_hash: if cheat.contains(&who) { colluders_output(*t) } else { honest_output(*t) },
-                        output_size: 8,
-                        fuel_used: 10,
-                    }).collect();
-                    signed(who, next(&s, who), Action::ReportResults(reports))
-                }
-                VStep::Lost { p } => lost_input(&s, vprovider(*p), time),
-                VStep::Register { p } => {
-                    let who = vprovider(*p);
-                    let spec = s.providers[&who].spec.clone();
-                    signed(who, next(&s, who), Action::RegisterProvider(spec))
-                }
-                VStep::Speculate => {
-                    time += 20_000;
-                    let tasks = s.stragglers(time);
-                    if tasks.is_empty() { continue; }
-                    Input::Leader(LeaderCommand::Speculate { tasks })
-                }
-                VStep::Beacon => match s.beacon_due(&[7; 32]) {
-                    Some(command) => Input::Leader(command),
-                    None => continue,
-                },
-                VStep::Submit { tasks, policy } => {
-                    let redundancy = if policy % 3 == 0 {
-                        Redundancy::Fixed { quorum: 3, max_results: 5 }
-                    } else {
-                        Redundancy::Adaptive
-                    };
-                    let spec = JobSpec { redundancy, ..job_spec(*tasks, false, MIB, MIB, 10, 1_000_000) };
-                    signed(acct(11), next(&s, acct(11)), Action::SubmitJob(spec))
-                }
-            };
-            apply(&mut s, input, time)?;
-        }
+        })?;
         // Every job that ended well carries honest outputs only.
         for job in s.jobs.values() {
             if job.status == JobStatus::Completed {
@@ -1955,4 +1917,204 @@ proptest! {
             }
         }
     }
+
+    /// Rules 16: seven providers, of which `turncoats` (one to three, proven: audited at the
+    /// floor once trusted) answer honestly until they are trusted and then wrong on every task of
+    /// odd index, and `colluders` always wrong: whenever a
+    /// provider is slashed, no adaptive job still gathering its map results keeps a result
+    /// accepted from that provider alone (backtracking reopened them all), and money and events
+    /// agree with every state change.
+    #[test]
+    fn a_slashed_providers_lone_results_never_stand_in_an_open_job(
+        colluders in proptest::sample::subsequence(vec![0u8, 1, 2, 3, 4, 5, 6], 0..=1),
+        turncoats in proptest::sample::subsequence(vec![0u8, 1, 2, 3, 4, 5, 6], 1..=3),
+        // Jobs long enough to be open when a turncoat is caught.
+        steps in proptest::collection::vec(vstep_of(4..16), 1..250),
+    ) {
+        let cheat: BTreeSet<AccountId> = colluders.iter().map(|p| vprovider(*p)).collect();
+        let turn: BTreeSet<AccountId> = turncoats
+            .iter()
+            .map(|p| vprovider(*p))
+            .filter(|p| !cheat.contains(p))
+            .collect();
+        verification_walk(&cheat, &turn, &steps, &mut |_, after, events| {
+            for e in events {
+                let Event::Slashed { provider, .. } = e else {
+                    continue;
+                };
+                for job in after.jobs.values() {
+                    let open = !job.status.is_finished()
+                        && job.spec.redundancy == Redundancy::Adaptive
+                        && (job.maps_done as usize) < job.spec.tasks.len();
+                    if !open {
+                        continue;
+                    }
+                    for (i, t) in job.tasks.iter().enumerate() {
+                        let alone = t.result.as_ref().is_some_and(|r| r.providers == [*provider]);
+                        prop_assert!(!alone, "{}: slashed {:?}'s lone result stands", tid(job.id, i as u32), provider);
+                    }
+                }
+            }
+            Ok(())
+        })?;
+    }
+}
+
+/// What a verification walk's caller checks of each accepted entry: the state before and after,
+/// and its events.
+type OnEvents<'a> = dyn FnMut(&State, &State, &[Event]) -> Result<(), TestCaseError> + 'a;
+
+/// The walk of the verification properties: seven providers stake and register, then `steps`
+/// run; `cheat` always answers the colluders' output, `turncoats` (proven: audited at the floor)
+/// the same on tasks of odd index once trusted, the others the honest one. `on_events` sees each accepted entry's state before and after and its
+/// events (money and events are checked against the state change, and the invariants after
+/// every step). The final state.
+fn verification_walk(
+    cheat: &BTreeSet<AccountId>,
+    turncoats: &BTreeSet<AccountId>,
+    steps: &[VStep],
+    on_events: &mut OnEvents,
+) -> Result<State, TestCaseError> {
+    let mut allocations = BTreeMap::new();
+    for p in 0..7 {
+        allocations.insert(vprovider(p), 1_000);
+    }
+    allocations.insert(acct(11), 100_000_000);
+    let genesis = Genesis {
+        verification: VerifyParams {
+            trust_after: 2,
+            spot_check_bps: 5_000,
+            ..VerifyParams::default()
+        },
+        allocations,
+        // Jobs without a storage claim (a network that prices storage refuses them).
+        storage: None,
+        ..genesis()
+    };
+    let mut s = State::from_genesis(&genesis).expect("valid genesis");
+    let mut time: Time = 1000;
+    let mut nonce = 0u64;
+    let mut next = |s: &State, who: AccountId| {
+        nonce = nonce.max(s.nonce(&who)) + 1;
+        nonce
+    };
+    let mut apply = |s: &mut State, input: Input, time: Time| -> Result<(), TestCaseError> {
+        let before = s.clone();
+        if let Ok(events) = s.apply(&entry(time, input.clone())) {
+            check_money(&before, s, &events)?;
+            check_events(&before, s, &entry(time, input), &events)?;
+            on_events(&before, s, &events)?;
+        }
+        check_invariants(s)?;
+        Ok(())
+    };
+    for p in 0..7 {
+        let who = vprovider(p);
+        let n = next(&s, who);
+        apply(&mut s, signed(who, n, Action::Stake { amount: 100 }), time)?;
+        let n = next(&s, who);
+        apply(
+            &mut s,
+            signed(
+                who,
+                n,
+                Action::RegisterProvider(ProviderSpec {
+                    slots: 2,
+                    cores: 2,
+                    memory_bytes: 1 << 30,
+                    gpu: None,
+                    benchmark_score: 1,
+                    region: "r".into(),
+                    price_per_fuel: 1,
+                    operator: None,
+                }),
+            ),
+            time,
+        )?;
+    }
+    let lies = |s: &State, who: &AccountId| {
+        cheat.contains(who) || (turncoats.contains(who) && s.is_trusted(who))
+    };
+    let lies = |s: &State, who: &AccountId, t: &TaskId| {
+        lies(s, who) && (cheat.contains(who) || t.index % 2 == 1)
+    };
+    for step in steps {
+        // Turncoats are proven: the first time they are trusted they are audited at the
+        // network's floor, as if they had passed many audits, so that their lone results are
+        // accepted as often as not. (Passed audits from the start would stop anyone earning
+        // trust: agreement builds it only with a trusted member once an audited provider is
+        // around.)
+        for who in turncoats {
+            if s.is_trusted(who) && !s.audits.passed.contains_key(who) {
+                s.audits.passed.insert(*who, 200);
+            }
+        }
+        time += 5;
+        let input = match step {
+            VStep::Fetch { p, max } => {
+                let who = vprovider(*p);
+                if s.pick(who, *max).is_empty() {
+                    continue;
+                }
+                fetch_input(who, next(&s, who), *max)
+            }
+            VStep::ReportAll { p } => {
+                let who = vprovider(*p);
+                let held: Vec<TaskId> = s.providers[&who].running.iter().copied().collect();
+                if held.is_empty() {
+                    continue;
+                }
+                let reports = held
+                    .iter()
+                    .map(|t| TaskReport {
+                        task: *t,
+                        outcome: TaskOutcome::Success,
+                        output_hash: if lies(&s, &who, t) {
+                            colluders_output(*t)
+                        } else {
+                            honest_output(*t)
+                        },
+                        output_size: 8,
+                        fuel_used: 10,
+                    })
+                    .collect();
+                signed(who, next(&s, who), Action::ReportResults(reports))
+            }
+            VStep::Lost { p } => lost_input(&s, vprovider(*p), time),
+            VStep::Register { p } => {
+                let who = vprovider(*p);
+                let spec = s.providers[&who].spec.clone();
+                signed(who, next(&s, who), Action::RegisterProvider(spec))
+            }
+            VStep::Speculate => {
+                time += 20_000;
+                let tasks = s.stragglers(time);
+                if tasks.is_empty() {
+                    continue;
+                }
+                Input::Leader(LeaderCommand::Speculate { tasks })
+            }
+            VStep::Beacon => match s.beacon_due(&[7; 32]) {
+                Some(command) => Input::Leader(command),
+                None => continue,
+            },
+            VStep::Submit { tasks, policy } => {
+                let redundancy = if policy % 3 == 0 {
+                    Redundancy::Fixed {
+                        quorum: 3,
+                        max_results: 5,
+                    }
+                } else {
+                    Redundancy::Adaptive
+                };
+                let spec = JobSpec {
+                    redundancy,
+                    ..job_spec(*tasks, false, MIB, MIB, 10, 1_000_000)
+                };
+                signed(acct(11), next(&s, acct(11)), Action::SubmitJob(spec))
+            }
+        };
+        apply(&mut s, input, time)?;
+    }
+    Ok(s)
 }

@@ -1619,3 +1619,114 @@ fn a_private_jobs_verdicts_never_touch_reputation_or_stake() {
         }
     }
 }
+
+fn reopened(events: &[Event]) -> Vec<TaskId> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::ResultReopened { task, .. } => Some(*task),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The leader reveals the beacon's next secret (from [`proven`]'s `seed`); its events.
+fn reveal(w: &mut World, seed: &[u8; 32]) -> Vec<Event> {
+    let reveal = w.state.beacon_due(seed).expect("a reveal is due");
+    w.lead(reveal)
+}
+
+/// Trusted providers from `auditors`, one after another, answer `task` right (6) until it is
+/// accepted; the events of the run that settled it.
+fn settle_with(w: &mut World, task: TaskId, auditors: &[u8]) -> Vec<Event> {
+    for &p in auditors {
+        let events = run(w, p, task, 6);
+        if accepted(&events).is_some() {
+            return events;
+        }
+    }
+    panic!("{task} not settled by {auditors:?}: {:?}", w.task(task))
+}
+
+/// Rules 16, backtracking: trusted provider 1 had two results accepted alone in job A (one
+/// wrong) and one in job C, which completed; then its audited lie on A's last task is caught.
+/// Its lone results in A are reopened (A does not complete on that last task), re-run by trusted
+/// providers like audits: the wrong one is rejected and slashed again, the right one confirmed
+/// without paying 1 a second time. C's result was delivered and stays. Under rules 15 nothing
+/// is reopened and A completes with the wrong result.
+#[test]
+fn a_caught_liars_lone_results_in_open_jobs_are_reopened() {
+    for rules in [16, 15] {
+        let mut w = world(params(1, 0)).under_rules(rules);
+        let seed = proven(&mut w, &[1, 2, 3, 4, 5]);
+        let c = submit(&mut w, 1, ADAPTIVE);
+        run(&mut w, 1, tid(c, 0), 9);
+        assert_eq!(accepted(&reveal(&mut w, &seed)), Some(vec![acct(1)]));
+        assert_eq!(w.job(c).status, JobStatus::Completed);
+        let a = submit(&mut w, 3, ADAPTIVE);
+        run(&mut w, 1, tid(a, 0), 9);
+        run(&mut w, 1, tid(a, 1), 6);
+        let events = reveal(&mut w, &seed);
+        assert_eq!(paid(&events), vec![(acct(1), 100), (acct(1), 100)]);
+        // 1's next lone result is audited (as if it had passed none) and found wrong.
+        w.state.audits.passed.insert(acct(1), 0);
+        run(&mut w, 1, tid(a, 2), 9);
+        assert!(reveal(&mut w, &seed).contains(&Event::SpotCheck {
+            task: tid(a, 2),
+            provider: acct(1)
+        }));
+        let events = settle_with(&mut w, tid(a, 2), &[2, 3, 4, 5]);
+        assert_eq!(slashed(&events), vec![acct(1)]);
+        if rules < 16 {
+            assert!(reopened(&events).is_empty());
+            assert_eq!(w.job(a).status, JobStatus::Completed);
+            assert_eq!(
+                w.task(tid(a, 0)).result.as_ref().unwrap().output_hash,
+                hash(9)
+            );
+            continue;
+        }
+        assert_eq!(reopened(&events), vec![tid(a, 0), tid(a, 1)]);
+        assert_eq!(
+            w.job(a).status,
+            JobStatus::Running,
+            "A waits for its reopened tasks"
+        );
+        assert_eq!(w.job(a).maps_done, 1);
+        for index in [0, 1] {
+            let task = w.task(tid(a, index));
+            assert_eq!(task.state, TaskState::Queued);
+            assert!(task.result.is_none() && task.queued == 1);
+            assert!(
+                w.state.recheck.contains(&tid(a, index)),
+                "for trusted providers only"
+            );
+        }
+        assert!(
+            w.state.pick(acct(6), 4).is_empty(),
+            "a newcomer may not re-run them"
+        );
+        // The wrong one: outvoted by trusted runs, rejected and slashed again, paid nothing more.
+        let events = settle_with(&mut w, tid(a, 0), &[2, 3, 4, 5]);
+        assert_eq!(slashed(&events), vec![acct(1)]);
+        assert!(paid(&events).iter().all(|(p, _)| *p != acct(1)));
+        assert_eq!(
+            w.task(tid(a, 0)).result.as_ref().unwrap().output_hash,
+            hash(6)
+        );
+        // The right one: confirmed by the first trusted run; 1 is not paid twice, and the
+        // confirmation is no audit passed.
+        let events = settle_with(&mut w, tid(a, 1), &[3]);
+        assert_eq!(accepted(&events), Some(vec![acct(1), acct(3)]));
+        assert_eq!(paid(&events), vec![(acct(3), 50)]);
+        assert_eq!(w.state.audits.passed.get(&acct(1)), None);
+        assert_eq!(w.job(a).status, JobStatus::Completed);
+        assert!(w.state.reopened.tasks.is_empty());
+        // C was delivered before 1 was caught: its result stands.
+        assert_eq!(
+            w.task(tid(c, 0)).result.as_ref().unwrap().output_hash,
+            hash(9)
+        );
+        supply(&w);
+    }
+}

@@ -172,6 +172,7 @@ pub fn is_verify_event(event: &Event) -> bool {
             | Event::ReplicasQueued { .. }
             | Event::SpotCheck { .. }
             | Event::ResultRejected { .. }
+            | Event::ResultReopened { .. }
     )
 }
 
