@@ -106,7 +106,10 @@
 ///   provider's run of the task, started after the reopening, settles it like an audit. The
 ///   provider was paid already and is not paid again if its result is confirmed; a result
 ///   found wrong is rejected and slashed like any other. Inputs apply as under 15 otherwise.
-pub const RULES: u32 = 16;
+/// - 17: anchors also judge a dispute between a group with a trusted member and a credible one
+///   without (`State::anchors_decide`), which 14 settled by the wide margin. Inputs apply as
+///   under 16 otherwise.
+pub const RULES: u32 = 17;
 /// The rules of a network whose genesis predates the version.
 pub const FIRST_RULES: u32 = 1;
 

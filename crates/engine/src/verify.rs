@@ -1083,18 +1083,29 @@ impl State {
     /// on a task win it and slash the honest (measured: every honest provider slashed in the
     /// collusion experiment was outvoted so). Such disputes are few — a provider must first earn
     /// trust to take part in one — so the validators' machines can afford to judge them all.
+    ///
+    /// Rules 17: also when one group holds a trusted member and another, with none, a credible
+    /// one ([`Group::credible`]: a newcomer, or a provider with a record) — the dissent the wide
+    /// margin protects. Who lied cannot be told from the state (an honest newcomer outvoted by
+    /// trusted turncoats looks like a Sybil's fresh account lying against honest trusted
+    /// providers), and where the wide margin takes three or four more trusted runs to settle
+    /// it, one anchor's run does.
     fn anchors_decide(&self, id: TaskId, tally: &Tally) -> bool {
+        let trusted = tally.groups.iter().filter(|g| g.trusted).count();
+        let credible_dissent = self.rules >= 17
+            && trusted >= 1
+            && tally.groups.iter().any(|g| !g.trusted && g.credible);
         self.rules >= 14
             && tally.margin
-            && tally.groups.iter().filter(|g| g.trusted).count() >= 2
+            && (trusted >= 2 || credible_dissent)
             && !self.private_job(id.job)
             && self.anchor_could_take_part(id)
     }
 
     /// Whether task `id` is in a dispute only an anchor settles ([`State::anchors_decide`]).
     pub fn for_anchors(&self, id: TaskId) -> bool {
-        // First without building the tally: at least two results of trusted weight, which
-        // most tasks waiting for a replica (one newcomer's result) do not have.
+        // First without building the tally: at least two results of trusted weight (one under
+        // rules 17), which most tasks waiting for a replica (one newcomer's result) do not have.
         let trusted_weight = self.verify.trusted_weight;
         let trusted_results = self
             .jobs
@@ -1111,8 +1122,9 @@ impl State {
                     })
                     .count()
             });
+        let needed = if self.rules >= 17 { 1 } else { 2 };
         self.rules >= 14
-            && trusted_results >= 2
+            && trusted_results >= needed
             && self.tally(id).is_some_and(|t| {
                 !t.groups
                     .iter()

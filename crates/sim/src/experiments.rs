@@ -416,8 +416,8 @@ pub struct CollusionRow {
     pub warm_executions: f64,
     /// Spot checks the engine drew (`Event::SpotCheck`).
     pub spot_checks: u64,
-    /// Rounds of replicas queued because results disagreed or a failure needed confirmation
-    /// (`Event::ReplicasQueued` with one of [`DISPUTE_REASONS`]).
+    /// Rounds of replicas queued because results disagreed, a failure needed confirmation or a
+    /// result was reopened (rules 16) (`Event::ReplicasQueued` with one of [`DISPUTE_REASONS`]).
     pub disputes: u64,
     /// `(spot_checks + disputes) / tasks submitted`.
     pub audits_per_task: f64,
@@ -592,8 +592,8 @@ fn collusion(
     for line in [
         "wrong accepted: accepted tasks whose result was wrong; wrong rate: wrong accepted / tasks",
         "  accepted. executions: runs that returned a result or failed, per accepted task.",
-        "audits/task: (spot checks drawn + replica rounds queued because results disagreed or a",
-        "  failure needed confirmation) / tasks submitted.",
+        "audits/task: (spot checks drawn + replica rounds queued because results disagreed, a",
+        "  failure needed confirmation or a result was reopened) / tasks submitted.",
         "cheater net: per cheating machine (a sybil's accounts count as one), tokens earned −",
         "  slashed. stake bought: stake bonded again after a slash (restake top-ups, a sybil's",
         "  fresh accounts), replacing what the slashes took. honest net: per honest provider.",

@@ -1730,3 +1730,39 @@ fn a_caught_liars_lone_results_in_open_jobs_are_reopened() {
         supply(&w);
     }
 }
+
+/// Rules 17: a newcomer's result that a trusted provider's disputes is settled by an anchor's
+/// run, as a dispute between trusted providers is under rules 14 — the state cannot tell an
+/// honest newcomer outvoted by trusted liars from a fresh account lying. Under rules 16 the
+/// trusted side must lead by twice the quorum, from more trusted runs.
+#[test]
+fn an_anchor_settles_a_newcomers_dispute_with_a_trusted_provider() {
+    for rules in [17, 16] {
+        let mut w = world(params(1, 0)).under_rules(rules);
+        let seed = proven(&mut w, &[2, 3, 4]);
+        make_validator(&mut w, 1);
+        let job = submit(&mut w, 1, ADAPTIVE);
+        let task = tid(job, 0);
+        // Newcomer 5 answers 66; trusted 2, asked to confirm, answers 6.
+        fetch_run(&mut w, 5, task, 66);
+        let events = fetch_run(&mut w, 2, task, 6);
+        assert_eq!(accepted(&events), None);
+        assert!(w.state.beacon_due(&seed).is_none(), "nothing awaits the beacon");
+        if rules < 17 {
+            assert!(!w.state.for_anchors(task));
+            assert!(
+                !w.state.pick(acct(3), 4).is_empty(),
+                "trusted runs are asked for"
+            );
+            continue;
+        }
+        assert!(w.state.for_anchors(task));
+        assert_eq!(w.task(task).queued, 1);
+        assert!(w.state.pick(acct(3), 4).is_empty(), "trusted 3 may not take it");
+        assert!(w.state.pick(acct(6), 4).is_empty(), "nor a newcomer");
+        let events = fetch_run(&mut w, 1, task, 6);
+        assert_eq!(accepted(&events), Some(vec![acct(2), acct(1)]));
+        assert_eq!(slashed(&events), vec![acct(5)]);
+        supply(&w);
+    }
+}
