@@ -389,6 +389,10 @@ pub struct JobView {
     /// its redundancy policy): it waits for more, or until its deadline.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub warning: Option<String>,
+    /// Tasks whose result was reopened because its provider was caught lying on another task
+    /// (rules 16): they wait for a trusted re-run before the job can complete.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub reopened: u64,
     /// The job's storage claim and deposit, and when it was released (rules 10); absent for a
     /// job submitted without one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -413,6 +417,10 @@ pub struct PrivateView {
     pub key_check: Hash,
     /// The providers that may run its tasks.
     pub providers: Vec<AccountId>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl JobView {

@@ -462,6 +462,17 @@ pub fn describe(view: &JobView) -> String {
             count_providers(private.providers.len())
         ));
     }
+    if view.reopened > 0 {
+        money.push_str(&format!(
+            "; {} reopened (its provider was caught lying on another task: a trusted re-run \
+             decides it)",
+            if view.reopened == 1 {
+                "1 result".to_string()
+            } else {
+                format!("{} results", view.reopened)
+            }
+        ));
+    }
     let line = describe_status(view, &money);
     match &view.warning {
         Some(w) => format!("{line}\nwarning: {w}"),

@@ -218,6 +218,12 @@ pub fn job(
         escrow: job.escrow.clone(),
         tasks,
         warning,
+        reopened: state
+            .reopened
+            .tasks
+            .keys()
+            .filter(|t| t.job == job.id)
+            .count() as u64,
         storage: state.storage.jobs.get(&job.id).cloned(),
         success_exits: state
             .options

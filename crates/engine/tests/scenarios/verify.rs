@@ -1747,7 +1747,10 @@ fn an_anchor_settles_a_newcomers_dispute_with_a_trusted_provider() {
         fetch_run(&mut w, 5, task, 66);
         let events = fetch_run(&mut w, 2, task, 6);
         assert_eq!(accepted(&events), None);
-        assert!(w.state.beacon_due(&seed).is_none(), "nothing awaits the beacon");
+        assert!(
+            w.state.beacon_due(&seed).is_none(),
+            "nothing awaits the beacon"
+        );
         if rules < 17 {
             assert!(!w.state.for_anchors(task));
             assert!(
@@ -1758,7 +1761,10 @@ fn an_anchor_settles_a_newcomers_dispute_with_a_trusted_provider() {
         }
         assert!(w.state.for_anchors(task));
         assert_eq!(w.task(task).queued, 1);
-        assert!(w.state.pick(acct(3), 4).is_empty(), "trusted 3 may not take it");
+        assert!(
+            w.state.pick(acct(3), 4).is_empty(),
+            "trusted 3 may not take it"
+        );
         assert!(w.state.pick(acct(6), 4).is_empty(), "nor a newcomer");
         let events = fetch_run(&mut w, 1, task, 6);
         assert_eq!(accepted(&events), Some(vec![acct(2), acct(1)]));
