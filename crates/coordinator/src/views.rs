@@ -108,7 +108,12 @@ pub fn status(
             .filter(|j| !j.status.is_finished())
             .count() as u64,
         // Audit replicas (rules 6) wait among the re-executions, outside the queue.
-        tasks_queued: state.queue.union(&state.recheck).count() as u64,
+        tasks_queued: state
+            .queue
+            .iter()
+            .chain(state.recheck.difference(&state.queue))
+            .chain(&state.disputes)
+            .count() as u64,
         validator: Some(role.validator),
         role: role.name.to_string(),
         leader: role.leader_id,

@@ -109,7 +109,12 @@
 /// - 17: anchors also judge a dispute between a group with a trusted member and a credible one
 ///   without (`State::anchors_decide`), which 14 settled by the wide margin. Inputs apply as
 ///   under 16 otherwise.
-pub const RULES: u32 = 17;
+/// - 18: a dispute waiting for an anchor waits among `State::disputes`, apart from the other
+///   re-executions, and only anchors' fetches look there; it stays there until it is settled
+///   again (a result, a run timed out or lost, or a change among the anchors able to take it),
+///   even if what made it the anchors' has changed meanwhile. Inputs apply as under 17
+///   otherwise.
+pub const RULES: u32 = 18;
 /// The rules of a network whose genesis predates the version.
 pub const FIRST_RULES: u32 = 1;
 

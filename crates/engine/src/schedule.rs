@@ -225,10 +225,16 @@ impl State {
         if limit == 0 {
             return out;
         }
-        // Re-executions first for a trusted provider.
+        // Re-executions first for a trusted provider; an anchor's first the disputes only it
+        // may take (rules 18).
         if self.is_trusted(&provider) {
             let free = (p.spec.slots as usize).saturating_sub(p.running.len());
-            for id in &self.recheck {
+            let disputes = if self.is_anchor(&provider) {
+                &self.disputes
+            } else {
+                &BTreeSet::new()
+            };
+            for id in disputes.iter().chain(&self.recheck) {
                 if out.len() >= free.min(limit) {
                     break;
                 }

@@ -305,6 +305,14 @@ pub struct State {
     /// [`crate::audit::Reopened`]). Hashed only under rules 16 and later.
     #[serde(default)]
     pub reopened: crate::audit::Reopened,
+    /// Rules 18: tasks whose one waiting replica only an anchor may take (a dispute the
+    /// validators' providers judge, [`State::for_anchors`]), kept apart from `recheck` so that
+    /// no other provider's fetch looks at them: under attack they pile up faster than the
+    /// anchors drain them, and every trusted provider's fetch used to walk them all. A task
+    /// stays here until it is settled again (a result, a run timed out or lost, or a change of
+    /// the anchors: [`State::resettle_disputes`]). Hashed only under rules 18 and later.
+    #[serde(default)]
+    pub disputes: BTreeSet<TaskId>,
 }
 
 pub(crate) type Applied = Result<Vec<Event>, Rejection>;
@@ -349,8 +357,9 @@ impl Serialize for HashView<'_> {
             files,
             private,
             reopened,
+            disputes,
         } = self.state;
-        let mut t = serializer.serialize_tuple(22)?;
+        let mut t = serializer.serialize_tuple(23)?;
         t.serialize_element(config)?;
         t.serialize_element(ledger)?;
         t.serialize_element(verify)?;
@@ -392,6 +401,9 @@ impl Serialize for HashView<'_> {
         if *rules >= 16 {
             t.serialize_element(reopened)?;
         }
+        if *rules >= 18 {
+            t.serialize_element(disputes)?;
+        }
         t.end()
     }
 }
@@ -423,6 +435,7 @@ impl State {
             files: Default::default(),
             private: Default::default(),
             reopened: Default::default(),
+            disputes: Default::default(),
         }
     }
 
@@ -479,13 +492,19 @@ impl State {
     /// Applies one log entry. On `Err` nothing has changed.
     pub fn apply(&mut self, entry: &Entry) -> Applied {
         let now = self.now.max(entry.time);
-        let events = match &entry.input {
+        // Rules 18: the disputes wait for the anchors there were; when that changes, they are
+        // settled again (see `State::disputes`).
+        let roster = (self.rules >= 18 && !self.disputes.is_empty()).then(|| self.anchor_roster());
+        let mut events = match &entry.input {
             Input::Signed(signed) => self.apply_signed(signed, now)?,
             Input::Leader(cmd) => self.apply_leader(cmd, now)?,
             Input::Evidence(ev) => self.punish_equivocation(ev)?,
             Input::Lost(ev) => self.apply_lost(ev, now)?,
             Input::Fetch(fetch) => self.apply_fetch(fetch, now)?,
         };
+        if roster.is_some_and(|before| before != self.anchor_roster()) {
+            self.resettle_disputes(now, &mut events)?;
+        }
         self.now = now;
         self.applied = self.applied.saturating_add(1);
         Ok(events)
@@ -704,7 +723,12 @@ impl State {
         // taker with this one: settled again, they go to anyone if no trusted provider is left
         // (rather than wait for good; the soak found a job stalled so).
         if self.rules >= 9 && (was_trusted || self.is_anchor(&who)) {
-            let held: Vec<TaskId> = self.recheck.difference(&self.queue).copied().collect();
+            let held: Vec<TaskId> = self
+                .recheck
+                .difference(&self.queue)
+                .chain(&self.disputes)
+                .copied()
+                .collect();
             for id in held {
                 self.settle(id, now, &mut events)?;
             }
@@ -1000,6 +1024,7 @@ impl State {
             };
             self.queue.remove(&task_id);
             self.recheck.remove(&task_id);
+            self.disputes.remove(&task_id);
             task.queued = 0;
             for run in &mut task.runs {
                 if run.outcome == RunOutcome::Running {
@@ -1034,9 +1059,8 @@ impl State {
         // anyone at all could still run a task.)
         if self.rules >= 14
             && !self.queue.contains(&id)
-            && self.recheck.contains(&id)
+            && (self.disputes.contains(&id) || (self.recheck.contains(&id) && self.for_anchors(id)))
             && !self.is_anchor(&provider.id)
-            && self.for_anchors(id)
         {
             return Err("this replica goes only to a validator's provider (an anchor)".into());
         }
@@ -1044,9 +1068,10 @@ impl State {
     }
 
     /// Whether task `id` has a replica waiting for a provider: in the queue, or (rules 6, one
-    /// offered to trusted providers only) among the re-executions.
+    /// offered to trusted providers only) among the re-executions, or (rules 18, one offered to
+    /// anchors only) among the disputes.
     pub fn offered(&self, id: &TaskId) -> bool {
-        self.queue.contains(id) || self.recheck.contains(id)
+        self.queue.contains(id) || self.recheck.contains(id) || self.disputes.contains(id)
     }
 
     /// The task-level rules: the task's memory (a reduce task has its own limits), and no
@@ -1060,7 +1085,7 @@ impl State {
         // run could not settle it and would only use up the task's room.
         if self.rules >= 6
             && !self.queue.contains(&id)
-            && self.recheck.contains(&id)
+            && (self.recheck.contains(&id) || self.disputes.contains(&id))
             && !self.is_trusted(&provider.id)
         {
             return Err("this replica goes only to a trusted provider".into());

@@ -460,8 +460,9 @@ mod tests {
         })
         .unwrap();
         // (The audits of rules 5, the fee per action of rules 8, the storage of rules 10, the
-        // answers of rules 11, the files of rules 12, the sealings of rules 13 and the reopened
-        // results of rules 16 trail everything, and are hashed only under their rules.)
+        // answers of rules 11, the files of rules 12, the sealings of rules 13, the reopened
+        // results of rules 16 and the disputes of rules 18 trail everything, and are hashed only
+        // under their rules.)
         let mut audits = postcard::to_stdvec(&crate::Audits::default()).unwrap();
         audits.extend(postcard::to_stdvec(&0u128).unwrap());
         audits.extend(postcard::to_stdvec(&crate::Storage::default()).unwrap());
@@ -469,6 +470,9 @@ mod tests {
         audits.extend(postcard::to_stdvec(&crate::Files::default()).unwrap());
         audits.extend(postcard::to_stdvec(&crate::Private::default()).unwrap());
         audits.extend(postcard::to_stdvec(&crate::Reopened::default()).unwrap());
+        audits.extend(
+            postcard::to_stdvec(&std::collections::BTreeSet::<crate::TaskId>::new()).unwrap(),
+        );
         let full = postcard::to_stdvec(&plain).unwrap();
         let mut tail = postcard::to_stdvec(&Validators::default()).unwrap();
         tail.extend(postcard::to_stdvec(&crate::FIRST_RULES).unwrap());
@@ -522,6 +526,7 @@ mod tests {
         audits.extend(postcard::to_stdvec(&state.files).unwrap());
         audits.extend(postcard::to_stdvec(&state.private).unwrap());
         audits.extend(postcard::to_stdvec(&state.reopened).unwrap());
+        audits.extend(postcard::to_stdvec(&state.disputes).unwrap());
         let at = encoded.len() - audits.len() - rules.len() - field.len();
         assert_eq!(&encoded[at..at + field.len()], &field[..]);
         let mut without = encoded[..at].to_vec();

@@ -792,6 +792,7 @@ impl State {
                 self.audits.awaiting.insert(id, provider);
                 self.queue.remove(&id);
                 self.recheck.remove(&id);
+                self.disputes.remove(&id);
                 if let Some(task) = self.task_mut(id) {
                     task.queued = 0;
                     task.state = TaskState::Running;
@@ -943,6 +944,7 @@ impl State {
         } else {
             TaskState::Queued
         };
+        self.disputes.remove(&id);
         if queued > 0 && trusted_only {
             self.queue.remove(&id);
             self.recheck.insert(id);
@@ -1186,10 +1188,47 @@ impl State {
             TaskState::Queued
         };
         self.queue.remove(&id);
-        if queued > 0 {
+        // Rules 18: kept apart, where only anchors' fetches look.
+        if queued > 0 && self.rules >= 18 {
+            self.recheck.remove(&id);
+            self.disputes.insert(id);
+        } else if queued > 0 {
             self.recheck.insert(id);
         } else {
             self.recheck.remove(&id);
+            self.disputes.remove(&id);
+        }
+        Ok(())
+    }
+
+    /// Rules 18: each validator's account, and whether its provider could take a dispute now
+    /// (active, an anchor, staked).
+    pub(crate) fn anchor_roster(&self) -> Vec<(AccountId, bool)> {
+        self.validators
+            .set
+            .validators
+            .iter()
+            .map(|v| {
+                let able = self.providers.get(&v.account).is_some_and(|q| {
+                    q.status == crate::state::ProviderStatus::Active
+                        && self.anchors(q)
+                        && self.has_min_stake(&q.id)
+                });
+                (v.account, able)
+            })
+            .collect()
+    }
+
+    /// Rules 18: settles every task among the disputes again (the anchors changed): one that an
+    /// anchor no longer decides goes back among the re-executions or to the queue.
+    pub(crate) fn resettle_disputes(
+        &mut self,
+        now: Time,
+        events: &mut Vec<Event>,
+    ) -> Result<(), Rejection> {
+        let disputes: Vec<TaskId> = self.disputes.iter().copied().collect();
+        for id in disputes {
+            self.settle(id, now, events)?;
         }
         Ok(())
     }
@@ -1328,6 +1367,7 @@ impl State {
         };
         self.queue.remove(&id);
         self.recheck.remove(&id);
+        self.disputes.remove(&id);
         if reason.is_none() && status != 0 {
             self.options.statuses.insert(id, status);
         }

@@ -929,7 +929,9 @@ impl<'a> World<'a> {
     /// Work was queued: offer it to parked providers, oldest first, until the queue is empty or
     /// every parked provider has been asked once.
     fn wake(&mut self) -> Result<(), SimError> {
-        if self.state.queue.is_empty() && !self.state.recheck.is_empty() {
+        if self.state.queue.is_empty()
+            && !(self.state.recheck.is_empty() && self.state.disputes.is_empty())
+        {
             return self.wake_trusted();
         }
         if self.state.queue.is_empty() || self.parked.is_empty() {
@@ -976,7 +978,7 @@ impl<'a> World<'a> {
     fn wake_trusted(&mut self) -> Result<(), SimError> {
         let idle = self.idle_sample();
         let mut tries = self.parked_trusted.len();
-        while tries > 0 && !self.state.recheck.is_empty() {
+        while tries > 0 && !(self.state.recheck.is_empty() && self.state.disputes.is_empty()) {
             tries -= 1;
             let Some(p) = self.parked_trusted.pop_front() else {
                 break;

@@ -684,7 +684,12 @@ fn build(s: &State, step: &Step, time: Time) -> Built {
         }),
         Op::AssignQueued { p, picks } => {
             // Rules 6 offers some replicas among the re-executions alone (trusted providers only).
-            let queue: Vec<TaskId> = s.queue.union(&s.recheck).copied().collect();
+            let queue: Vec<TaskId> = s
+                .queue
+                .union(&s.recheck)
+                .chain(&s.disputes)
+                .copied()
+                .collect();
             let tasks = if queue.is_empty() {
                 vec![]
             } else {
@@ -1057,6 +1062,14 @@ fn check_invariants(s: &State) -> Result<(), TestCaseError> {
                 queued.insert(t);
             }
             prop_assert!(!s.recheck.contains(&t) || (task.queued > 0 && !task.runs.is_empty()));
+            // Rules 18: a dispute waits for one anchor's run, apart from the rest.
+            prop_assert!(
+                !s.disputes.contains(&t)
+                    || (task.queued == 1
+                        && !task.runs.is_empty()
+                        && !s.queue.contains(&t)
+                        && !s.recheck.contains(&t))
+            );
             for r in &task.runs {
                 prop_assert!(r.started <= s.now);
                 if r.outcome == RunOutcome::Running {
@@ -1143,10 +1156,17 @@ fn check_invariants(s: &State) -> Result<(), TestCaseError> {
         }
     }
     // Queued replicas wait in the queue or (rules 6, for trusted providers only) among the
-    // re-executions alone; before rules 6 every re-execution is in the queue too.
-    let offered: BTreeSet<TaskId> = s.queue.union(&s.recheck).copied().collect();
+    // re-executions alone, or (rules 18, for anchors only) among the disputes; before rules 6
+    // every re-execution is in the queue too.
+    let offered: BTreeSet<TaskId> = s
+        .queue
+        .union(&s.recheck)
+        .chain(&s.disputes)
+        .copied()
+        .collect();
     prop_assert_eq!(&offered, &queued, "queue vs queued tasks");
     prop_assert!(s.rules >= 6 || s.recheck.is_subset(&s.queue));
+    prop_assert!(s.rules >= 18 || s.disputes.is_empty());
     for (&pid, p) in &s.providers {
         prop_assert_eq!(p.id, pid);
         let expected = running.remove(&pid).unwrap_or_default();

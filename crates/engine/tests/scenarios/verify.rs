@@ -1772,3 +1772,39 @@ fn an_anchor_settles_a_newcomers_dispute_with_a_trusted_provider() {
         supply(&w);
     }
 }
+
+/// Rules 18: a dispute only an anchor may settle waits among `State::disputes`, which only
+/// anchors' fetches look at, not among the re-executions every trusted provider's fetch walks
+/// (under 17 it waited there, refused to all but anchors). When the anchors go, it is settled
+/// again and goes to trusted providers, as under 17.
+#[test]
+fn a_dispute_for_the_anchors_waits_apart_until_the_anchors_go() {
+    for rules in [18, 17] {
+        let mut w = world(params(1, 0)).under_rules(rules);
+        proven(&mut w, &[2, 3, 4]);
+        make_validator(&mut w, 1);
+        let job = submit(&mut w, 1, ADAPTIVE);
+        let task = tid(job, 0);
+        fetch_run(&mut w, 5, task, 66);
+        fetch_run(&mut w, 2, task, 6);
+        assert!(w.state.for_anchors(task), "rules {rules}");
+        assert!(w.state.offered(&task), "rules {rules}");
+        assert_eq!(
+            (
+                w.state.disputes.contains(&task),
+                w.state.recheck.contains(&task)
+            ),
+            (rules >= 18, rules < 18),
+            "rules {rules}"
+        );
+        assert!(w.state.pick(acct(3), 4).is_empty(), "rules {rules}");
+        assert_eq!(w.state.pick(acct(1), 4), vec![task], "rules {rules}");
+        // The only anchor leaves: the dispute goes to the trusted providers.
+        w.act(acct(1), engine::Action::LeaveProvider);
+        assert!(!w.state.for_anchors(task), "rules {rules}");
+        assert!(w.state.disputes.is_empty(), "rules {rules}");
+        assert!(w.state.recheck.contains(&task), "rules {rules}");
+        assert_eq!(w.state.pick(acct(3), 4), vec![task], "rules {rules}");
+        supply(&w);
+    }
+}
