@@ -421,6 +421,11 @@ pub struct CollusionRow {
     pub disputes: u64,
     /// `(spot_checks + disputes) / tasks submitted`.
     pub audits_per_task: f64,
+    /// Accepted results reopened because their provider was caught lying (rules 16,
+    /// `Event::ResultReopened`): each costs its job one more execution. And the wrong ones
+    /// among them (not in `wrong_accepted`: found before their job completed).
+    pub reopened: u64,
+    pub reopened_wrong: u64,
     /// Cheating machines (identity owners: a sybil's accounts count as one).
     pub cheaters: u64,
     /// Per cheater, tokens: earned − slashed (tokens leave a machine's accounts only through
@@ -502,6 +507,8 @@ fn collusion(
                 } else {
                     0.0
                 },
+                reopened: s.reopened,
+                reopened_wrong: s.reopened_wrong,
                 cheaters,
                 cheater_net,
                 cheater_stake_bought,
@@ -527,7 +534,7 @@ fn collusion(
     let mut table = String::new();
     let _ = writeln!(
         table,
-        "{:>5}  {:<11}{:>9}{:>11}{:>12}{:>13}{:>14}{:>13}{:>12}{:>9}{:>8}{:>8}{}",
+        "{:>5}  {:<11}{:>9}{:>11}{:>12}{:>13}{:>14}{:>13}{:>12}{:>9}{:>8}{:>16}{:>8}{}",
         "f",
         "strategy",
         "wrong",
@@ -539,12 +546,13 @@ fn collusion(
         "honest net",
         "honest",
         "jobs",
+        "reopened",
         "wall",
         warm_cols("warm", "warm")
     );
     let _ = writeln!(
         table,
-        "{:>5}  {:<11}{:>9}{:>11}{:>12}{:>13}{:>14}{:>13}{:>12}{:>9}{:>8}{:>8}{}",
+        "{:>5}  {:<11}{:>9}{:>11}{:>12}{:>13}{:>14}{:>13}{:>12}{:>9}{:>8}{:>16}{:>8}{}",
         "",
         "",
         "accepted",
@@ -556,13 +564,14 @@ fn collusion(
         "/provider",
         "slashed",
         "failed",
+        "(wrong)",
         "(s)",
         warm_cols("wrong rate", "executions")
     );
     for r in &rows {
         let _ = writeln!(
             table,
-            "{:>5.2}  {:<11}{:>9}{:>11.6}{:>12.3}{:>13.4}{:>14.2}{:>13.2}{:>12.2}{:>9}{:>8}{:>8.1}{}",
+            "{:>5.2}  {:<11}{:>9}{:>11.6}{:>12.3}{:>13.4}{:>14.2}{:>13.2}{:>12.2}{:>9}{:>8}{:>16}{:>8.1}{}",
             r.f,
             r.strategy,
             thousands(r.wrong_accepted),
@@ -574,6 +583,11 @@ fn collusion(
             r.honest_net,
             thousands(r.honest_slashed),
             thousands(r.jobs_failed),
+            format!(
+                "{} ({})",
+                thousands(r.reopened),
+                thousands(r.reopened_wrong)
+            ),
             r.wall_s,
             warm_cols(
                 &format!("{:.6}", r.warm_wrong_rate),
@@ -590,8 +604,11 @@ fn collusion(
         );
     }
     for line in [
-        "wrong accepted: accepted tasks whose result was wrong; wrong rate: wrong accepted / tasks",
-        "  accepted. executions: runs that returned a result or failed, per accepted task.",
+        "wrong accepted: accepted tasks whose result was wrong and stood; wrong rate: wrong",
+        "  accepted / tasks accepted. executions: runs that returned a result or failed, per",
+        "  accepted task. reopened (wrong): accepted results reopened because their provider",
+        "  was caught lying (rules 16: backtracking, each one more execution for its job), and",
+        "  the wrong ones among them (found before delivery, so not in wrong accepted).",
         "audits/task: (spot checks drawn + replica rounds queued because results disagreed, a",
         "  failure needed confirmation or a result was reopened) / tasks submitted.",
         "cheater net: per cheating machine (a sybil's accounts count as one), tokens earned −",

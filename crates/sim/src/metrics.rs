@@ -1,8 +1,8 @@
 //! What a run measures while it goes: task and job latencies, wrong results accepted, earnings per
 //! class, and busy and available slot time over virtual time.
 
-use engine::{AccountId, Time};
-use std::collections::BTreeMap;
+use engine::{AccountId, TaskId, Time};
+use std::collections::{BTreeMap, BTreeSet};
 
 /// Busy and available slot-milliseconds per time bucket. Buckets start at 1 s and double in
 /// width (merging pairs) whenever there would be more than [`Timeline::MAX_BUCKETS`], so a run
@@ -109,8 +109,17 @@ pub struct Sample {
 pub struct Metrics {
     /// Engine inputs applied.
     pub inputs: u64,
+    /// Accepted results standing: a result reopened (rules 16) no longer counts until it is
+    /// accepted again.
     pub accepted: u64,
+    /// Of those, the wrong ones (`wrong_tasks.len()`).
     pub wrong: u64,
+    /// The tasks whose standing accepted result is wrong.
+    pub wrong_tasks: BTreeSet<TaskId>,
+    /// Accepted results reopened because their provider was caught lying (rules 16), and how
+    /// many of them were wrong (found by backtracking before their job completed).
+    pub reopened: u64,
+    pub reopened_wrong: u64,
     pub tasks_failed: u64,
     /// Submission to acceptance, per accepted task, ms.
     pub latencies: Vec<u64>,
@@ -144,6 +153,9 @@ impl Metrics {
             inputs: 0,
             accepted: 0,
             wrong: 0,
+            wrong_tasks: BTreeSet::new(),
+            reopened: 0,
+            reopened_wrong: 0,
             tasks_failed: 0,
             latencies: Vec::new(),
             job_times: Vec::new(),
@@ -165,12 +177,22 @@ impl Metrics {
         }
     }
 
-    pub fn accepted(&mut self, latency: Time, wrong: bool) {
+    pub fn accepted(&mut self, task: TaskId, latency: Time, wrong: bool) {
         self.accepted += 1;
-        if wrong {
+        if wrong && self.wrong_tasks.insert(task) {
             self.wrong += 1;
         }
         self.latencies.push(latency);
+    }
+
+    /// Task `task`'s accepted result was reopened (rules 16): it stands no more.
+    pub fn reopened(&mut self, task: TaskId) {
+        self.reopened += 1;
+        self.accepted = self.accepted.saturating_sub(1);
+        if self.wrong_tasks.remove(&task) {
+            self.wrong -= 1;
+            self.reopened_wrong += 1;
+        }
     }
 
     pub fn job_over(&mut self, took: Time, completed: bool) {

@@ -46,9 +46,14 @@ pub struct Summary {
     /// From submission to the job's end.
     pub job_time_mean_s: f64,
     pub job_time_p99_s: f64,
-    /// Accepted results that were wrong, over accepted results.
+    /// Accepted results that were wrong, over accepted results (those standing: a result
+    /// reopened by backtracking, rules 16, counts only once accepted again).
     pub accepted_wrong_rate: f64,
     pub wrong_accepted: u64,
+    /// Accepted results reopened because their provider was caught lying (rules 16), and the
+    /// wrong ones among them.
+    pub reopened: u64,
+    pub reopened_wrong: u64,
     /// Runs that returned a result or failed, per task, from the engine's records.
     pub mean_executions: f64,
     /// The same, over accepted tasks only.
@@ -186,6 +191,8 @@ impl Summary {
                 0.0
             },
             wrong_accepted: m.wrong,
+            reopened: m.reopened,
+            reopened_wrong: m.reopened_wrong,
             mean_executions: if tasks > 0 {
                 runs as f64 / tasks as f64
             } else {
@@ -214,7 +221,7 @@ impl Summary {
     /// The human-readable table.
     pub fn table(&self) -> String {
         let mut s = String::new();
-        let rows: Vec<(&str, String)> = vec![
+        let mut rows: Vec<(&str, String)> = vec![
             ("run", format!("{} (seed {})", self.name, self.seed)),
             ("providers", thousands(self.providers)),
             (
@@ -282,6 +289,22 @@ impl Summary {
             ("state hash", self.state_hash.clone()),
             ("wall time", format!("{:.1} s", self.wall_s)),
         ];
+        if self.reopened > 0 {
+            // After the wrong results: what backtracking found before delivery.
+            rows.insert(
+                rows.iter()
+                    .position(|(k, _)| *k == "accepted wrong results")
+                    .map_or(rows.len(), |i| i + 1),
+                (
+                    "results reopened",
+                    format!(
+                        "{} ({} of them wrong)",
+                        thousands(self.reopened),
+                        thousands(self.reopened_wrong)
+                    ),
+                ),
+            );
+        }
         for (k, v) in rows {
             let _ = writeln!(s, "{k:<24}{v}");
         }

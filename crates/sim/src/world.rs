@@ -1130,8 +1130,11 @@ impl<'a> World<'a> {
                         .jobs
                         .get((task.job - 1) as usize)
                         .map_or(now, |j| j.submitted);
-                    self.metrics
-                        .accepted(now - submitted, *output_hash != correct_hash(*task));
+                    self.metrics.accepted(
+                        *task,
+                        now - submitted,
+                        *output_hash != correct_hash(*task),
+                    );
                     self.progress.inc(1);
                 }
                 Event::TaskFailed { .. } => {
@@ -1162,6 +1165,7 @@ impl<'a> World<'a> {
                     }
                 }
                 Event::SpotCheck { .. } => self.metrics.spot_checks += 1,
+                Event::ResultReopened { task, .. } => self.metrics.reopened(*task),
                 Event::JobCompleted { job } => self.job_over(*job, true),
                 Event::JobFailed { job, .. } | Event::JobCancelled { job } => {
                     self.job_over(*job, false)
