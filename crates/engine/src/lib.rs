@@ -111,9 +111,9 @@
 ///   under 16 otherwise.
 /// - 18: a dispute waiting for an anchor waits among `State::disputes`, apart from the other
 ///   re-executions, and only anchors' fetches look there; it stays there until it is settled
-///   again (a result, a run timed out or lost, or a change among the anchors able to take it),
-///   even if what made it the anchors' has changed meanwhile. Inputs apply as under 17
-///   otherwise.
+///   again (a result, a run timed out or lost, a slash of one of its providers, or a change
+///   among the anchors able to take it), even if what made it the anchors' has changed
+///   otherwise meanwhile. Inputs apply as under 17 otherwise.
 pub const RULES: u32 = 18;
 /// The rules of a network whose genesis predates the version.
 pub const FIRST_RULES: u32 = 1;

@@ -309,8 +309,9 @@ pub struct State {
     /// validators' providers judge, [`State::for_anchors`]), kept apart from `recheck` so that
     /// no other provider's fetch looks at them: under attack they pile up faster than the
     /// anchors drain them, and every trusted provider's fetch used to walk them all. A task
-    /// stays here until it is settled again (a result, a run timed out or lost, or a change of
-    /// the anchors: [`State::resettle_disputes`]). Hashed only under rules 18 and later.
+    /// stays here until it is settled again (a result, a run timed out or lost, a slash of one
+    /// of its providers, or a change of the anchors: [`State::resettle_disputes`]). Hashed
+    /// only under rules 18 and later.
     #[serde(default)]
     pub disputes: BTreeSet<TaskId>,
 }
@@ -503,7 +504,20 @@ impl State {
             Input::Fetch(fetch) => self.apply_fetch(fetch, now)?,
         };
         if roster.is_some_and(|before| before != self.anchor_roster()) {
-            self.resettle_disputes(now, &mut events)?;
+            self.resettle_disputes(None, now, &mut events)?;
+        } else if self.rules >= 18 && !self.disputes.is_empty() {
+            // A slash discredits the slashed provider's side of its disputes: the plain margin
+            // may settle them now, without an anchor.
+            let slashed: BTreeSet<AccountId> = events
+                .iter()
+                .filter_map(|e| match e {
+                    Event::Slashed { provider, .. } => Some(*provider),
+                    _ => None,
+                })
+                .collect();
+            if !slashed.is_empty() {
+                self.resettle_disputes(Some(&slashed), now, &mut events)?;
+            }
         }
         self.now = now;
         self.applied = self.applied.saturating_add(1);

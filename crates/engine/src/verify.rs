@@ -1219,14 +1219,28 @@ impl State {
             .collect()
     }
 
-    /// Rules 18: settles every task among the disputes again (the anchors changed): one that an
+    /// Rules 18: settles the tasks among the disputes again — every one when the anchors
+    /// changed, else those with a run of a provider in `involving` (just slashed): one that an
     /// anchor no longer decides goes back among the re-executions or to the queue.
     pub(crate) fn resettle_disputes(
         &mut self,
+        involving: Option<&std::collections::BTreeSet<AccountId>>,
         now: Time,
         events: &mut Vec<Event>,
     ) -> Result<(), Rejection> {
-        let disputes: Vec<TaskId> = self.disputes.iter().copied().collect();
+        let disputes: Vec<TaskId> = self
+            .disputes
+            .iter()
+            .filter(|id| {
+                involving.is_none_or(|who| {
+                    self.jobs
+                        .get(&id.job)
+                        .and_then(|j| j.tasks.get(id.index as usize))
+                        .is_some_and(|t| t.runs.iter().any(|r| who.contains(&r.provider)))
+                })
+            })
+            .copied()
+            .collect();
         for id in disputes {
             self.settle(id, now, events)?;
         }

@@ -1808,3 +1808,42 @@ fn a_dispute_for_the_anchors_waits_apart_until_the_anchors_go() {
         supply(&w);
     }
 }
+
+/// Rules 18: a dispute waiting apart for an anchor is settled again when one of its providers is
+/// slashed: newcomer 5's dissent, discredited by a slash on another job, no longer needs an
+/// anchor, and the trusted providers may settle it by the plain margin, as under 17 (where
+/// whether it is the anchors' is asked at every fetch).
+#[test]
+fn a_dispute_whose_dissent_is_slashed_elsewhere_leaves_the_anchors() {
+    for rules in [18, 17] {
+        let mut w = world(params(1, 0)).under_rules(rules);
+        let seed = proven(&mut w, &[2, 3, 4]);
+        make_validator(&mut w, 1);
+        let job = submit(&mut w, 1, ADAPTIVE);
+        let task = tid(job, 0);
+        fetch_run(&mut w, 5, task, 66);
+        fetch_run(&mut w, 2, task, 6);
+        assert!(w.state.for_anchors(task), "rules {rules}");
+        assert!(w.state.pick(acct(3), 4).is_empty(), "rules {rules}");
+        // 5 loses a fixed vote on another job.
+        let other = tid(submit(&mut w, 1, TWO_OF_TWO_OF_THREE), 0);
+        fetch_run(&mut w, 5, other, 77);
+        fetch_run(&mut w, 2, other, 7);
+        let events = fetch_run(&mut w, 3, other, 7);
+        assert_eq!(slashed(&events), vec![acct(5)], "rules {rules}");
+        assert!(!w.state.for_anchors(task), "rules {rules}");
+        assert!(!w.state.disputes.contains(&task), "rules {rules}");
+        assert_eq!(w.state.pick(acct(4), 4), vec![task], "rules {rules}");
+        fetch_run(&mut w, 4, task, 6);
+        // Two trusted results against a discredited one: the plain margin, at the beacon.
+        let reveal = w.state.beacon_due(&seed).expect("the beacon decides");
+        let events = w.lead(reveal);
+        assert_eq!(
+            accepted(&events),
+            Some(vec![acct(2), acct(4)]),
+            "rules {rules}"
+        );
+        assert_eq!(slashed(&events), vec![acct(5)], "rules {rules}");
+        supply(&w);
+    }
+}
