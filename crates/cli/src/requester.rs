@@ -462,8 +462,11 @@ pub fn describe(view: &JobView) -> String {
             count_providers(private.providers.len())
         ));
     }
+    let mut line = describe_status(view, &money);
+    // Only a job still gathering its map results has any (rules 16), so this goes after
+    // whatever the status line says, running or not.
     if view.reopened > 0 {
-        money.push_str(&format!(
+        line.push_str(&format!(
             "; {} reopened (its provider was caught lying on another task: a trusted re-run \
              decides it)",
             if view.reopened == 1 {
@@ -473,7 +476,6 @@ pub fn describe(view: &JobView) -> String {
             }
         ));
     }
-    let line = describe_status(view, &money);
     match &view.warning {
         Some(w) => format!("{line}\nwarning: {w}"),
         None => line,
@@ -702,6 +704,55 @@ impl Report {
 mod tests {
     use super::*;
     use engine::{Hash, InputFile, JobSpec, Mount, TaskSpec};
+
+    /// A running job's view, as the coordinator serves it.
+    fn running_view(reopened: u64) -> JobView {
+        JobView {
+            id: 7,
+            owner: engine::AccountId([1; 32]),
+            status: JobStatus::Running,
+            tasks_total: 20,
+            tasks_done: 12,
+            tasks_running: 5,
+            tasks_queued: 3,
+            submitted_at: 0,
+            finished_at: None,
+            deadline: 60_000,
+            fuel_used: 1_000,
+            tasks_per_provider: Default::default(),
+            redundancy: engine::Redundancy::Adaptive,
+            executions: 14,
+            output: None,
+            escrow: engine::Escrow::default(),
+            tasks: Vec::new(),
+            tasks_next: None,
+            warning: None,
+            reopened,
+            storage: None,
+            success_exits: Vec::new(),
+            entry: None,
+            private: None,
+        }
+    }
+
+    /// `job status` says how many of a running job's results were reopened (rules 16), and
+    /// nothing of it when none was.
+    #[test]
+    fn a_running_jobs_reopened_results_are_told() {
+        let plain = describe(&running_view(0));
+        assert_eq!(
+            plain,
+            "job 7 is running: 12/20 tasks done, 5 running, 3 queued"
+        );
+        assert_eq!(
+            describe(&running_view(2)),
+            format!(
+                "{plain}; 2 results reopened (its provider was caught lying on another task: a \
+                 trusted re-run decides it)"
+            )
+        );
+        assert!(describe(&running_view(1)).contains("; 1 result reopened ("));
+    }
 
     #[test]
     fn sealing_a_job_seals_its_data_and_nothing_else() {
