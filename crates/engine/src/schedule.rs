@@ -225,8 +225,8 @@ impl State {
         if limit == 0 {
             return out;
         }
-        // Re-executions first for a trusted provider; an anchor's first the disputes only it
-        // may take (rules 18).
+        // Re-executions first for a trusted provider, and for an anchor the disputes only it
+        // may take (rules 18), in task order with the rest, as when they waited among them.
         if self.is_trusted(&provider) {
             let free = (p.spec.slots as usize).saturating_sub(p.running.len());
             let disputes = if self.is_anchor(&provider) {
@@ -234,7 +234,7 @@ impl State {
             } else {
                 &BTreeSet::new()
             };
-            for id in disputes.iter().chain(&self.recheck) {
+            for id in self.recheck.union(disputes) {
                 if out.len() >= free.min(limit) {
                     break;
                 }
