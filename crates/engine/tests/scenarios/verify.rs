@@ -1735,17 +1735,24 @@ fn a_caught_liars_lone_results_in_open_jobs_are_reopened() {
 /// run, as a dispute between trusted providers is under rules 14 — the state cannot tell an
 /// honest newcomer outvoted by trusted liars from a fresh account lying. Under rules 16 the
 /// trusted side must lead by twice the quorum, from more trusted runs.
+/// A network under `rules` with trusted providers 2, 3 and 4 and validator 1's provider (an
+/// anchor), where newcomer 5 answered 66 and trusted 2, asked to confirm, 6: the beacon's seed,
+/// the task and the events of 2's report.
+fn newcomer_dispute(rules: u32) -> (World, [u8; 32], TaskId, Vec<Event>) {
+    let mut w = world(params(1, 0)).under_rules(rules);
+    let seed = proven(&mut w, &[2, 3, 4]);
+    make_validator(&mut w, 1);
+    let job = submit(&mut w, 1, ADAPTIVE);
+    let task = tid(job, 0);
+    fetch_run(&mut w, 5, task, 66);
+    let events = fetch_run(&mut w, 2, task, 6);
+    (w, seed, task, events)
+}
+
 #[test]
 fn an_anchor_settles_a_newcomers_dispute_with_a_trusted_provider() {
     for rules in [17, 16] {
-        let mut w = world(params(1, 0)).under_rules(rules);
-        let seed = proven(&mut w, &[2, 3, 4]);
-        make_validator(&mut w, 1);
-        let job = submit(&mut w, 1, ADAPTIVE);
-        let task = tid(job, 0);
-        // Newcomer 5 answers 66; trusted 2, asked to confirm, answers 6.
-        fetch_run(&mut w, 5, task, 66);
-        let events = fetch_run(&mut w, 2, task, 6);
+        let (mut w, seed, task, events) = newcomer_dispute(rules);
         assert_eq!(accepted(&events), None);
         assert!(
             w.state.beacon_due(&seed).is_none(),
@@ -1780,13 +1787,7 @@ fn an_anchor_settles_a_newcomers_dispute_with_a_trusted_provider() {
 #[test]
 fn a_dispute_for_the_anchors_waits_apart_until_the_anchors_go() {
     for rules in [18, 17] {
-        let mut w = world(params(1, 0)).under_rules(rules);
-        proven(&mut w, &[2, 3, 4]);
-        make_validator(&mut w, 1);
-        let job = submit(&mut w, 1, ADAPTIVE);
-        let task = tid(job, 0);
-        fetch_run(&mut w, 5, task, 66);
-        fetch_run(&mut w, 2, task, 6);
+        let (mut w, _, task, _) = newcomer_dispute(rules);
         assert!(w.state.for_anchors(task), "rules {rules}");
         assert!(w.state.offered(&task), "rules {rules}");
         assert_eq!(
@@ -1816,13 +1817,7 @@ fn a_dispute_for_the_anchors_waits_apart_until_the_anchors_go() {
 #[test]
 fn a_dispute_whose_dissent_is_slashed_elsewhere_leaves_the_anchors() {
     for rules in [18, 17] {
-        let mut w = world(params(1, 0)).under_rules(rules);
-        let seed = proven(&mut w, &[2, 3, 4]);
-        make_validator(&mut w, 1);
-        let job = submit(&mut w, 1, ADAPTIVE);
-        let task = tid(job, 0);
-        fetch_run(&mut w, 5, task, 66);
-        fetch_run(&mut w, 2, task, 6);
+        let (mut w, seed, task, _) = newcomer_dispute(rules);
         assert!(w.state.for_anchors(task), "rules {rules}");
         assert!(w.state.pick(acct(3), 4).is_empty(), "rules {rules}");
         // 5 loses a fixed vote on another job.
