@@ -16,8 +16,34 @@ pub type JobId = u64;
 macro_rules! byte_id {
     ($(#[$doc:meta])* $name:ident, $len:expr) => {
         $(#[$doc])*
-        #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        #[derive(Clone, Copy, PartialEq, Eq, Hash)]
         pub struct $name(pub [u8; $len]);
+
+        // The bytes' lexicographic order (what `derive` gives, which the state's maps iterate
+        // in), compared eight bytes at a time as big-endian words: the maps keyed by accounts
+        // and hashes compare keys on every lookup, and the derived order called `memcmp` for
+        // each (a fifth of the 100k-provider simulation's time).
+        impl Ord for $name {
+            #[inline]
+            fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+                let (ours, _) = self.0.as_chunks::<8>();
+                let (theirs, _) = other.0.as_chunks::<8>();
+                for (a, b) in ours.iter().zip(theirs) {
+                    let order = u64::from_be_bytes(*a).cmp(&u64::from_be_bytes(*b));
+                    if order.is_ne() {
+                        return order;
+                    }
+                }
+                std::cmp::Ordering::Equal
+            }
+        }
+
+        impl PartialOrd for $name {
+            #[inline]
+            fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+                Some(self.cmp(other))
+            }
+        }
 
         impl $name {
             /// Lower-case hex form.

@@ -368,6 +368,29 @@ proptest! {
         ..ProptestConfig::default()
     })]
 
+    /// Ids order as their bytes do (the order the state's maps iterate in, so the state hash
+    /// depends on it): the word-wise comparison agrees with the slices' own, including ids that
+    /// share a long prefix.
+    #[test]
+    fn ids_order_as_their_bytes(
+        a in any::<[u8; 32]>(),
+        b in any::<[u8; 32]>(),
+        shared in 0usize..=32,
+        s in proptest::collection::vec(any::<u8>(), 64),
+        t in proptest::collection::vec(any::<u8>(), 64),
+    ) {
+        let mut b = b;
+        b[..shared].copy_from_slice(&a[..shared]);
+        prop_assert_eq!(AccountId(a).cmp(&AccountId(b)), a[..].cmp(&b[..]));
+        prop_assert_eq!(Hash(a).cmp(&Hash(b)), a[..].cmp(&b[..]));
+        prop_assert_eq!(AccountId(a) == AccountId(b), a == b);
+        let (mut s64, mut t64) = ([0u8; 64], [0u8; 64]);
+        s64.copy_from_slice(&s);
+        t64.copy_from_slice(&t);
+        t64[..shared].copy_from_slice(&s64[..shared]);
+        prop_assert_eq!(engine::Sig(s64).cmp(&engine::Sig(t64)), s64[..].cmp(&t64[..]));
+    }
+
     #[test]
     fn random_entries_round_trip(e in arb_entry()) {
         let text = serde_json::to_string(&e).unwrap();
