@@ -443,6 +443,18 @@ pub struct ProviderView {
     /// Bonded stake.
     #[serde(with = "engine::types::amount")]
     pub bonded: Amount,
+    /// Audits it passed since it last lost a quorum (rules 5; public, like everything here:
+    /// anyone replaying the chain can count them).
+    #[serde(default)]
+    pub audits_passed: u32,
+    /// The probability, in basis points, that its next lone result is audited
+    /// (`State::audit_bps`): every one at first, halving every 4 audits passed.
+    #[serde(default)]
+    pub audit_bps: u32,
+    /// The lowest that probability can fall to (`State::audit_floor_bps`): the network's spot
+    /// checks, doubled for every slash it took.
+    #[serde(default)]
+    pub audit_floor_bps: u32,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

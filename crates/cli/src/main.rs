@@ -228,6 +228,10 @@ struct ProviderArgs {
     /// For tests: honest until trusted, then always the colluders' wrong output
     #[arg(long, hide = true, conflicts_with_all = ["faulty", "fail_all"])]
     turncoat: bool,
+    /// For tests: honest until trusted and audited as rarely as it can be, then always the
+    /// colluders' wrong output (the simulator's `predicting` cheater)
+    #[arg(long, hide = true, conflicts_with_all = ["faulty", "fail_all", "turncoat"])]
+    predicting: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -473,19 +477,26 @@ async fn main() -> anyhow::Result<()> {
                     rate,
                     collude: args.collude,
                     fails: false,
-                    turncoat: false,
+                    when: provider::When::Always,
                 })
                 .or(args.fail_all.then_some(provider::Faulty {
                     rate: 1.0,
                     collude: false,
                     fails: true,
-                    turncoat: false,
+                    when: provider::When::Always,
                 }))
-                .or(args.turncoat.then_some(provider::Faulty {
-                    rate: 1.0,
-                    collude: true,
-                    fails: false,
-                    turncoat: true,
+                .or([
+                    (args.turncoat, provider::When::Trusted),
+                    (args.predicting, provider::When::Unwatched),
+                ]
+                .into_iter()
+                .find_map(|(on, when)| {
+                    on.then_some(provider::Faulty {
+                        rate: 1.0,
+                        collude: true,
+                        fails: false,
+                        when,
+                    })
                 }));
             let summary = provider::run(config, shutdown_signal()).await?;
             tracing::info!(

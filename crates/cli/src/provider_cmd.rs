@@ -78,6 +78,8 @@ pub fn describe(v: &ProviderView) -> String {
          status     {status:?}, {running} running of {slots} slots, region {region}, operator {operator}\n\
          reputation {score}/{MAX_SCORE}, {trust} (streak {streak})\n\
          results    {verified} verified by other providers, {alone} accepted alone, {rejected} rejected\n\
+         audits     {passed} passed since its last rejection; a lone result is audited with \
+         probability {audit}% (floor {floor}%)\n\
          work       {done} runs completed, {failed} failed, {fuel} fuel\n\
          money      earned {earned}, bonded {bonded}, slashed {slashed} in {times} slashes\n\
          price      {price} base units per fuel, benchmark {bench}\n",
@@ -96,6 +98,9 @@ pub fn describe(v: &ProviderView) -> String {
         verified = r.verified,
         alone = r.accepted_alone,
         rejected = r.rejected,
+        passed = v.audits_passed,
+        audit = f64::from(v.audit_bps) / 100.0,
+        floor = f64::from(v.audit_floor_bps) / 100.0,
         done = s.tasks_completed,
         failed = s.tasks_failed,
         fuel = s.fuel_used,

@@ -72,10 +72,23 @@ pub struct Faulty {
     pub collude: bool,
     /// Report every task as failed (exit status 1) instead of its result.
     pub fails: bool,
-    /// A turncoat: honest while the network does not trust this provider, faulty (as above)
-    /// only while it does. It asks the coordinator (`trusted` in its provider view, each answer
-    /// kept for 10 ms); an unanswered question counts as not trusted.
-    pub turncoat: bool,
+    /// When it lies (at `rate`): always, or only while the network watches it little.
+    pub when: When,
+}
+
+/// When a [`Faulty`] provider lies. The modes other than `Always` ask the coordinator (their
+/// provider view, each answer kept for 10 ms); an unanswered question counts as "not now".
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum When {
+    Always,
+    /// A turncoat: honest while the network does not trust this provider, faulty only while it
+    /// does (`trusted`).
+    Trusted,
+    /// The simulator's `predicting` cheater, as well as a real one can play it: honest until
+    /// the network trusts it and audits its lone results as rarely as it ever will
+    /// (`audit_bps` at `audit_floor_bps`, after about 16 audits passed), then faulty — until it
+    /// is caught, which raises its floor and wipes its audits.
+    Unwatched,
 }
 
 impl ProviderConfig {
@@ -176,7 +189,16 @@ pub async fn run(
     {
         tracing::warn!("failing mode: this provider reports every task as failed");
     } else if let Some(f) = config.faulty
-        && f.turncoat
+        && f.when == When::Unwatched
+    {
+        tracing::warn!(
+            rate = f.rate,
+            collude = f.collude,
+            "predicting mode: this provider is honest until the network trusts it and audits it \
+             as rarely as it can, then returns wrong results on purpose and will be slashed"
+        );
+    } else if let Some(f) = config.faulty
+        && f.when == When::Trusted
     {
         tracing::warn!(
             rate = f.rate,

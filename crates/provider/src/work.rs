@@ -1,7 +1,7 @@
 //! Running one task: fetch the module and inputs (cached by hash), run in the sandbox, upload the
 //! output, and produce the report the control loop sends.
 
-use crate::Faulty;
+use crate::{Faulty, When};
 use api::private::JobKey;
 use api::{Client, ClientError, Identity};
 use bytes::Bytes;
@@ -48,7 +48,8 @@ struct Inner {
     local: Mutex<Vec<Hash>>,
     /// Outputs the coordinator already has (uploaded before by us): not uploaded again.
     uploaded: Mutex<HashSet<Hash>>,
-    /// A turncoat's last answer to "does the network trust me?", and when it was asked.
+    /// A turncoat's (or predicting cheater's) last answer to "may I lie now?" ([`When`]), and
+    /// when it was asked.
     trust: tokio::sync::Mutex<Option<(Instant, bool)>>,
     /// The most disk blobs and trees may take (see [`Inner::sweep`]).
     cache_bytes: u64,
@@ -345,9 +346,10 @@ impl Inner {
         }
     }
 
-    /// Whether the network trusts this provider now, as its provider view says (`trusted`),
-    /// asked at most once per [`TRUST_REFRESH`]; an error or no answer means not trusted.
-    async fn trusted(&self) -> bool {
+    /// Whether the network watches this provider little enough for `when` now, as its provider
+    /// view says (`trusted`; for [`When::Unwatched`] also its audit rate at its floor), asked at
+    /// most once per [`TRUST_REFRESH`]; an error or no answer means no.
+    async fn trusted(&self, when: When) -> bool {
         let mut cached = self.trust.lock().await;
         if let Some((at, trusted)) = *cached
             && at.elapsed() < TRUST_REFRESH
@@ -356,7 +358,9 @@ impl Inner {
         }
         let me = self.identity.id();
         let trusted = match tokio::time::timeout(TRUST_WAIT, self.client.provider(me)).await {
-            Ok(Ok(view)) => view.trusted,
+            Ok(Ok(view)) => {
+                view.trusted && (when != When::Unwatched || view.audit_bps <= view.audit_floor_bps)
+            }
             Ok(Err(e)) => {
                 tracing::debug!(error = %e, "turncoat: could not ask whether we are trusted");
                 false
@@ -739,9 +743,9 @@ impl Inner {
                 }
             })
         };
-        // A turncoat asks whether it is trusted only when it would lie.
+        // A turncoat (or predicting cheater) asks whether it may lie only when it would.
         let trusted = match self.faulty {
-            Some(f) if f.turncoat && answered(&outcome) => self.trusted().await,
+            Some(f) if f.when != When::Always && answered(&outcome) => self.trusted(f.when).await,
             _ => false,
         };
         if answered(&outcome)
@@ -814,13 +818,15 @@ impl Inner {
 }
 
 impl Faulty {
-    /// Whether this provider lies at all now: always, or for a turncoat only while `trusted`.
+    /// Whether this provider lies at all now: always, or for the other modes only while
+    /// `trusted` (the network watches it as little as the mode waits for).
     fn active(&self, trusted: bool) -> bool {
-        !self.turncoat || trusted
+        self.when == When::Always || trusted
     }
 
     /// The wrong output to return instead of the honest one (`correct`), if this run lies;
-    /// `trusted`: whether the network trusts this provider now (only a turncoat cares).
+    /// `trusted`: whether the network watches this provider as little as its mode waits for
+    /// (only the modes other than [`When::Always`] care).
     fn lie(&self, task: engine::TaskId, correct: Hash, trusted: bool) -> Option<Vec<u8>> {
         use std::hash::BuildHasher;
         if !self.active(trusted) {
@@ -853,7 +859,11 @@ mod tests {
             rate: 1.0,
             collude: true,
             fails: false,
-            turncoat,
+            when: if turncoat {
+                When::Trusted
+            } else {
+                When::Always
+            },
         }
     }
 
@@ -873,6 +883,21 @@ mod tests {
         // Its lie is the colluders' answer, so it agrees with theirs.
         assert_eq!(colluder(false).lie(TASK, correct, false), Some(lie.clone()));
         assert_eq!(colluder(false).lie(TASK, correct, true), Some(lie));
+    }
+
+    #[test]
+    fn a_predicting_cheater_lies_only_while_unwatched() {
+        let correct = Hash::of(b"42\n");
+        let predicting = Faulty {
+            when: When::Unwatched,
+            ..colluder(false)
+        };
+        assert_eq!(predicting.lie(TASK, correct, false), None);
+        assert_eq!(
+            predicting.lie(TASK, correct, true),
+            colluder(false).lie(TASK, correct, false),
+            "once unwatched, the colluders' answer"
+        );
     }
 
     #[test]

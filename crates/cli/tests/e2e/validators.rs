@@ -1731,11 +1731,10 @@ fn turncoats_colluders_and_failing_providers_are_all_caught() {
             p.trusted,
         ));
         match *role {
-            "anchor" | "honest" => {
-                if p.stats.times_slashed != 0 || p.stats.slashed != 0 {
-                    problems.push(format!("{role} {id} was slashed: {:?}", p.stats));
-                }
+            "anchor" | "honest" if p.stats.times_slashed != 0 || p.stats.slashed != 0 => {
+                problems.push(format!("{role} {id} was slashed: {:?}", p.stats));
             }
+            "anchor" | "honest" => {}
             _ if net >= 0 => problems.push(format!("{role} {id} ended with {} more", grid(net))),
             _ => {}
         }
@@ -1773,4 +1772,129 @@ fn turncoats_colluders_and_failing_providers_are_all_caught() {
             refused.stderr
         );
     }
+}
+
+/// Rules 16 (backtracking) with real processes, against the simulator's `predicting` cheater
+/// (`--predicting`: honest until the network trusts it and audits its lone results only at the
+/// floor of 10%, then always the colluders' answer). On a validator's network with its anchor
+/// and two honest providers, small jobs run one after another until the cheater, having
+/// passed its audits, lies and is caught; then it is stopped. Every job that ended before it
+/// could lie (its audit rate above its floor when the job ended) has every output right; the
+/// job open when it was caught has every output right too — its lone lies accepted before the
+/// catch were reopened and re-run; it was slashed and ends poorer; no honest provider was
+/// slashed. A job that completed while it was lying and not yet caught may keep a wrong
+/// result: that is the gap issue 14 leaves open (a lie costs about nine more before an audit at
+/// 10% finds one), counted and printed here, not hidden.
+#[test]
+fn a_predicting_cheater_is_caught_and_its_lies_in_open_jobs_are_reopened() {
+    const SAMPLES: u64 = 20_000;
+    const TASKS: u64 = 60;
+    const MAX_JOBS: usize = 60;
+    let w = World::new();
+    let cluster = Cluster::start(&w, 1);
+    let urls = cluster.urls();
+    let v = cluster.running().next().unwrap();
+    let worth = |id: engine::AccountId| {
+        let a = v.http.block_on(v.http.client.account(id)).unwrap();
+        a.balance + a.bonded + a.unbonding.iter().map(|u| u.amount).sum::<engine::Amount>()
+    };
+    let anchor_dir = w.dir("anchor");
+    std::fs::copy(
+        cluster.dirs[0].join("validator.key"),
+        anchor_dir.join("provider.key"),
+    )
+    .unwrap();
+    let mut honest = vec![w.provider_in(&urls, &anchor_dir, cluster.account(0), 1)];
+    for _ in 0..2 {
+        let (dir, id) = w.provider_dir();
+        honest.push(w.provider_in(&urls, &dir, id, 1));
+    }
+    let (dir, id) = w.provider_dir();
+    let mut liar = Some(w.spawn_provider(&urls, &dir, id, 2, &["--predicting"]));
+    for p in honest.iter().chain(liar.as_ref()) {
+        p.wait_active(&v.http);
+    }
+    let before = worth(id);
+    w.fund_requester(&urls);
+    let spec = w.write("predicting/pi.toml", pi_spec_verified(SAMPLES, TASKS));
+    let expected = pi_output(SAMPLES, TASKS);
+
+    let mut lines = Vec::new();
+    let (mut honest_jobs, mut exposed_wrong) = (0, 0);
+    let mut caught_in = None;
+    for round in 0..MAX_JOBS {
+        let job = w.submit(&urls, &spec);
+        let view = v.http.wait_job(job);
+        assert_done(&view);
+        let right = String::from_utf8_lossy(&w.results(&urls, job)) == expected;
+        let p = v.http.provider(id).unwrap();
+        let at_floor = p.trusted && p.audit_bps <= p.audit_floor_bps;
+        let wrong = if right {
+            0
+        } else {
+            let detail = v.http.job_with_tasks(job);
+            detail
+                .tasks
+                .iter()
+                .filter(|t| {
+                    t.output_hash
+                        != Some(Hash::of(
+                            crate::support::pi_line(SAMPLES, u64::from(t.task.index)).as_bytes(),
+                        ))
+                })
+                .count()
+        };
+        lines.push(format!(
+            "job {round}: {} audits passed, audit rate {} bps (floor {}), {} rejected, {} \
+             slashes, {wrong} wrong",
+            p.audits_passed,
+            p.audit_bps,
+            p.audit_floor_bps,
+            p.reputation.rejected,
+            p.stats.times_slashed
+        ));
+        if p.stats.times_slashed >= 1 {
+            // Caught during this job (it was open then: the audit that caught it held it).
+            assert!(
+                right,
+                "the job open at the catch has a wrong output\n{}",
+                lines.join("\n")
+            );
+            caught_in = Some((round, p));
+            break;
+        }
+        if !at_floor {
+            honest_jobs += 1;
+            assert!(
+                right,
+                "a job before the cheater could lie is wrong\n{}",
+                lines.join("\n")
+            );
+        } else {
+            exposed_wrong += wrong;
+        }
+    }
+    let Some((round, p)) = caught_in else {
+        panic!(
+            "the predicting cheater was never caught\n{}",
+            lines.join("\n")
+        );
+    };
+    drop(liar.take());
+    assert!(p.reputation.rejected >= 1 && !p.trusted, "{p:?}");
+    assert!(worth(id) < before, "the cheater did not end poorer");
+    for h in &honest {
+        let view = v.http.provider(h.id).unwrap();
+        assert_eq!(
+            view.stats.times_slashed, 0,
+            "an honest provider was slashed: {view:?}"
+        );
+    }
+    eprintln!(
+        "caught in job {round} after {honest_jobs} jobs before it could lie; results it lost: {} \
+         (its audit and the lies backtracking reopened); wrong results left in jobs that \
+         completed while it lied uncaught: {exposed_wrong}\n{}",
+        p.reputation.rejected,
+        lines.join("\n")
+    );
 }
