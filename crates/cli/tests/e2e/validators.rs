@@ -1789,7 +1789,7 @@ fn turncoats_colluders_and_failing_providers_are_all_caught() {
 fn a_predicting_cheater_is_caught_and_its_lies_in_open_jobs_are_reopened() {
     const SAMPLES: u64 = 20_000;
     const TASKS: u64 = 60;
-    const MAX_JOBS: usize = 60;
+    const MAX_JOBS: usize = 120;
     let w = World::new();
     let cluster = Cluster::start(&w, 1);
     let urls = cluster.urls();

@@ -129,6 +129,12 @@ fn colluders_are_outvoted_slashed_and_honest_providers_earn_trust() {
         .stdout;
     assert!(text.contains("not trusted"), "{text}");
     assert!(text.contains("rejected"), "{text}");
+    // A colluder lost a quorum: no audits passed, and every lone result of it would be audited.
+    assert!(
+        text.contains("audits     0 passed since its last rejection")
+            && text.contains("audited with probability 100%"),
+        "{text}"
+    );
     let empty = w.dir("not-a-provider");
     let missing = w
         .cli(&[
@@ -160,6 +166,13 @@ fn colluders_are_outvoted_slashed_and_honest_providers_earn_trust() {
         "{json}"
     );
     assert_eq!(json["stats"]["times_slashed"], 0);
+    // Its audit rate is public, between the network's spot checks (10%) and every result.
+    let (rate, floor) = (
+        json["audit_bps"].as_u64().unwrap(),
+        json["audit_floor_bps"].as_u64().unwrap(),
+    );
+    assert!(floor == 1_000 && (floor..=10_000).contains(&rate), "{json}");
+    assert!(json["audits_passed"].as_u64().is_some(), "{json}");
     let unknown = w
         .cli(&[
             "provider",
