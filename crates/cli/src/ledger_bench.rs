@@ -167,7 +167,9 @@ pub fn transfer_bench(quick: bool) -> anyhow::Result<TransferBench> {
         .map(|s| VerifyingKey::from_bytes(&s.id().0))
         .collect::<Result<_, _>>()
         .context("decoding a sender's key")?;
-    let mut genesis = Genesis::dev(senders[0].id());
+    // The treasury, which every signed action pays its fee to (rules 8), is none of the senders.
+    let treasury = Identity::from_secret([0xa5; 32]).id();
+    let mut genesis = Genesis::dev(treasury);
     for s in &senders {
         genesis.allocations.insert(s.id(), tokens(1_000));
     }
@@ -288,11 +290,33 @@ pub fn transfer_bench(quick: bool) -> anyhow::Result<TransferBench> {
     node.state()
         .check_supply()
         .map_err(|e| anyhow::anyhow!("supply not conserved: {e}"))?;
+    // Every account sent as much as it received, and paid the action fee once per group.
+    let fee = node.state().action_fee;
+    let groups = total_groups as u128;
+    let kept = fee
+        .checked_mul(groups)
+        .and_then(|paid| tokens(1_000).checked_sub(paid))
+        .context("the action fees exceed what a sender was given")?;
+    if let Some((i, s)) = senders
+        .iter()
+        .enumerate()
+        .find(|(_, s)| node.state().balance(&s.id()) != kept)
+    {
+        anyhow::bail!(
+            "sender {i} ({}) holds {} base units, not {kept}: 1,000 GRID less {groups} action \
+             fees of {fee}",
+            s.id(),
+            node.state().balance(&s.id()),
+        );
+    }
+    let fees = fee
+        .checked_mul(groups)
+        .and_then(|f| f.checked_mul(GROUP as u128))
+        .context("the action fees overflow")?;
     ensure!(
-        senders
-            .iter()
-            .all(|s| node.state().balance(&s.id()) == tokens(1_000)),
-        "balances moved although every account sent and received alike"
+        node.state().balance(&treasury) == fees,
+        "the treasury holds {} base units, not the {fees} of the fees",
+        node.state().balance(&treasury)
     );
 
     Ok(TransferBench {

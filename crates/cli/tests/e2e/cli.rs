@@ -193,3 +193,26 @@ fn only_the_owner_can_cancel_and_a_cancelled_job_stays_cancelled() {
     w.cli(&["job", "results", &id, "--coordinator", &c.url, "--out", "-"])
         .fails();
 }
+
+/// `gridmint bench --only ledger --quick --json` runs to its end: every pre-signed transfer is
+/// committed and the ledger's balances check out afterwards (each sender has what it was given
+/// less one action fee per group, the treasury the fees: the check broke unnoticed when rules 8
+/// brought the fee), and it prints the ratio to raw batch verification. The ratio itself is
+/// not asserted: a debug build's is no measurement.
+#[test]
+fn the_ledger_benchmark_runs_and_its_books_balance() {
+    let w = World::new();
+    let ran = w
+        .cli(&["bench", "--only", "ledger", "--quick", "--json"])
+        .ok();
+    let json = ran.json();
+    let ledger = &json["ledger"];
+    assert_eq!(ledger["transfers_per_round"], 4096, "{json}");
+    assert!(ledger["ratio"].as_f64().is_some_and(|r| r > 0.0), "{json}");
+    assert!(
+        ledger["committed_per_second"]
+            .as_f64()
+            .is_some_and(|r| r > 0.0),
+        "{json}"
+    );
+}
