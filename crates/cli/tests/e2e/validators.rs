@@ -155,6 +155,21 @@ impl Cluster {
             .id()
     }
 
+    /// Starts validator `i`'s provider — its validator key in a provider's data dir, an anchor
+    /// under rules 7 — with one slot; does not wait for it.
+    fn anchor_provider(&self, w: &World, i: usize) -> crate::support::Provider {
+        let dir = w.dir("anchor");
+        std::fs::copy(self.dirs[i].join("validator.key"), dir.join("provider.key")).unwrap();
+        w.provider_in(&self.urls(), &dir, self.account(i), 1)
+    }
+
+    /// What `id` holds on the first running validator: balance, bonded and unbonding stake.
+    fn worth(&self, id: engine::AccountId) -> engine::Amount {
+        let v = self.running().next().unwrap();
+        let a = v.http.block_on(v.http.client.account(id)).unwrap();
+        a.balance + a.bonded + a.unbonding.iter().map(|u| u.amount).sum::<engine::Amount>()
+    }
+
     /// Validator `i`'s own address.
     fn ip(&self, i: usize) -> std::net::IpAddr {
         self.listens[i]
@@ -1458,13 +1473,7 @@ fn a_validators_provider_anchors_trust_on_a_small_network_and_against_colluders(
     let cluster = Cluster::start(&w, 1);
     let urls = cluster.urls();
     let v = cluster.running().next().unwrap();
-    let anchor_dir = w.dir("anchor");
-    std::fs::copy(
-        cluster.dirs[0].join("validator.key"),
-        anchor_dir.join("provider.key"),
-    )
-    .unwrap();
-    let anchor = w.provider_in(&urls, &anchor_dir, cluster.account(0), 1);
+    let anchor = cluster.anchor_provider(&w, 0);
     anchor.wait_active(&v.http);
     let (dir, id) = w.provider_dir();
     let first = w.provider_in(&urls, &dir, id, 1);
@@ -1511,10 +1520,7 @@ fn a_validators_provider_anchors_trust_on_a_small_network_and_against_colluders(
     for p in honest.iter().chain(&colluders) {
         p.wait_active(&v.http);
     }
-    let worth = |id: engine::AccountId| {
-        let a = v.http.block_on(v.http.client.account(id)).unwrap();
-        a.balance + a.bonded + a.unbonding.iter().map(|u| u.amount).sum::<engine::Amount>()
-    };
+    let worth = |id: engine::AccountId| cluster.worth(id);
     let before: Vec<_> = colluders.iter().map(|p| worth(p.id)).collect();
     let mut executions = vec![view.executions as f64 / view.tasks_done as f64];
     for tasks in [8, 8] {
@@ -1596,19 +1602,10 @@ fn turncoats_colluders_and_failing_providers_are_all_caught() {
     let cluster = Cluster::start(&w, 1);
     let urls = cluster.urls();
     let v = cluster.running().next().unwrap();
-    let worth = |id: engine::AccountId| {
-        let a = v.http.block_on(v.http.client.account(id)).unwrap();
-        a.balance + a.bonded + a.unbonding.iter().map(|u| u.amount).sum::<engine::Amount>()
-    };
+    let worth = |id: engine::AccountId| cluster.worth(id);
     let grid = |amount: i128| format!("{:.3} GRID", amount as f64 / 1e9);
 
-    let anchor_dir = w.dir("anchor");
-    std::fs::copy(
-        cluster.dirs[0].join("validator.key"),
-        anchor_dir.join("provider.key"),
-    )
-    .unwrap();
-    let anchor = w.provider_in(&urls, &anchor_dir, cluster.account(0), 1);
+    let anchor = cluster.anchor_provider(&w, 0);
     let mut cast: Vec<(&str, engine::AccountId)> = vec![("anchor", anchor.id)];
     let mut keep = vec![anchor];
     for (role, count, flags) in [
@@ -1794,17 +1791,8 @@ fn a_predicting_cheater_is_caught_and_its_lies_in_open_jobs_are_reopened() {
     let cluster = Cluster::start(&w, 1);
     let urls = cluster.urls();
     let v = cluster.running().next().unwrap();
-    let worth = |id: engine::AccountId| {
-        let a = v.http.block_on(v.http.client.account(id)).unwrap();
-        a.balance + a.bonded + a.unbonding.iter().map(|u| u.amount).sum::<engine::Amount>()
-    };
-    let anchor_dir = w.dir("anchor");
-    std::fs::copy(
-        cluster.dirs[0].join("validator.key"),
-        anchor_dir.join("provider.key"),
-    )
-    .unwrap();
-    let mut honest = vec![w.provider_in(&urls, &anchor_dir, cluster.account(0), 1)];
+    let worth = |id: engine::AccountId| cluster.worth(id);
+    let mut honest = vec![cluster.anchor_provider(&w, 0)];
     for _ in 0..2 {
         let (dir, id) = w.provider_dir();
         honest.push(w.provider_in(&urls, &dir, id, 1));
