@@ -393,6 +393,16 @@ pub struct JobView {
     /// (rules 16): they wait for a trusted re-run before the job can complete.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub reopened: u64,
+    /// Results corrected after the job had completed (rules 19): their provider was caught
+    /// lying later, the job ran again and completed with them corrected; an output fetched
+    /// before then is stale.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub corrected: u64,
+    /// Rules 19: when a completed job's results become final — the end of its storage's
+    /// retention, or earlier if its owner releases it. Until then a result accepted alone whose
+    /// provider is caught lying is corrected (the job runs again). Absent once final.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub final_at: Option<Time>,
     /// The job's storage claim and deposit, and when it was released (rules 10); absent for a
     /// job submitted without one.
     #[serde(default, skip_serializing_if = "Option::is_none")]

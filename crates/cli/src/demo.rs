@@ -161,6 +161,12 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     // The treasury's takings: the fee out of every task payment, and the fee per logged action
     // (the requester's submissions, the providers' stakes and registrations).
     let fees = pi_view.escrow.fees.saturating_add(render_view.escrow.fees);
+    // Rules 19: what the escrows keep to re-run lone results should a provider be caught lying
+    // before the jobs' results are final.
+    let kept = pi_view
+        .escrow
+        .held()
+        .saturating_add(render_view.escrow.held());
     let action_fees = client
         .account(network.treasury)
         .await?
@@ -199,6 +205,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             "fees": fees.to_string(),
             "action_fees": action_fees.to_string(),
             "refunded": money.refunded.to_string(),
+            "escrow_kept": kept.to_string(),
             "elapsed_ms": started.elapsed().as_millis() as u64,
         });
         println!("{}", serde_json::to_string_pretty(&summary)?);
@@ -243,6 +250,16 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             f64::from(network.fee_bps) / 100.0,
             Tokens(money.refunded)
         );
+        if let Some(at) = pi_view.final_at.max(render_view.final_at) {
+            println!(
+                "{} stays in escrow until the results are final at {} (to re-run any result a \
+                 provider is later caught lying on), then comes back",
+                Tokens(kept),
+                humantime::format_rfc3339_seconds(
+                    std::time::UNIX_EPOCH + std::time::Duration::from_millis(at)
+                )
+            );
+        }
         println!(
             "the treasury also collected {} in fees per action ({} for each stake, registration and job)",
             Tokens(action_fees),

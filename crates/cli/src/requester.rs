@@ -476,6 +476,29 @@ pub fn describe(view: &JobView) -> String {
             }
         ));
     }
+    // Rules 19: what the requester may have fetched and must fetch again, and when the results
+    // are final.
+    if view.corrected > 0 {
+        line.push_str(&format!(
+            "; {} corrected after delivery (its provider was caught lying later: an output \
+             fetched before is stale)",
+            if view.corrected == 1 {
+                "1 result".to_string()
+            } else {
+                format!("{} results", view.corrected)
+            }
+        ));
+    }
+    if let Some(at) = view.final_at {
+        line.push_str(&format!(
+            "; final at {} (until then a result whose provider is caught lying is corrected; \
+             `gridmint job release {}` makes it final now)",
+            humantime::format_rfc3339_seconds(
+                std::time::UNIX_EPOCH + std::time::Duration::from_millis(at)
+            ),
+            view.id
+        ));
+    }
     match &view.warning {
         Some(w) => format!("{line}\nwarning: {w}"),
         None => line,
@@ -728,6 +751,8 @@ mod tests {
             tasks_next: None,
             warning: None,
             reopened,
+            corrected: 0,
+            final_at: None,
             storage: None,
             success_exits: Vec::new(),
             entry: None,
@@ -752,6 +777,31 @@ mod tests {
             )
         );
         assert!(describe(&running_view(1)).contains("; 1 result reopened ("));
+    }
+
+    /// `job status` says how many of a completed job's results were corrected after delivery,
+    /// and when its results are final (rules 19).
+    #[test]
+    fn a_completed_jobs_corrections_and_final_time_are_told() {
+        let mut view = running_view(0);
+        view.status = JobStatus::Completed;
+        view.finished_at = Some(1_000);
+        let plain = describe(&view);
+        assert!(
+            !plain.contains("corrected") && !plain.contains("final at"),
+            "{plain}"
+        );
+        view.corrected = 3;
+        view.final_at = Some(86_401_000);
+        assert_eq!(
+            describe(&view),
+            format!(
+                "{plain}; 3 results corrected after delivery (its provider was caught lying \
+                 later: an output fetched before is stale); final at 1970-01-02T00:00:01Z \
+                 (until then a result whose provider is caught lying is corrected; `gridmint \
+                 job release 7` makes it final now)"
+            )
+        );
     }
 
     #[test]

@@ -101,9 +101,10 @@ pub struct Checkpoint {
 /// answer statuses of rules 11, state format 7; 7: its state with the jobs' files of rules 12,
 /// state format 8; 8: its state with the private jobs' sealings of rules 13, state format 9; 9:
 /// its state with the reopened results of rules 16, state format 10; 10: its state with the
-/// disputes of rules 18, state format 11). Its first field in every format, so a reader names
-/// both versions when they differ.
-pub const CHECKPOINT_VERSION: u32 = 10;
+/// disputes of rules 18, state format 11; 11: its state with the corrections after delivery of
+/// rules 19, state format 12). Its first field in every format, so a reader names both versions
+/// when they differ.
+pub const CHECKPOINT_VERSION: u32 = 11;
 
 /// What committing one input gave: its seq and events, or why it was refused.
 pub type Committed = Result<(u64, Vec<Event>), ApiError>;

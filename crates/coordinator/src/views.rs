@@ -229,6 +229,11 @@ pub fn job(
             .keys()
             .filter(|t| t.job == job.id)
             .count() as u64,
+        corrected: u64::from(state.corrected.get(&job.id).copied().unwrap_or(0)),
+        final_at: job
+            .finished_at
+            .filter(|_| state.correctable(job.id))
+            .map(|f| f.saturating_add(state.storage.params.as_ref().map_or(0, |p| p.retention_ms))),
         storage: state.storage.jobs.get(&job.id).cloned(),
         success_exits: state
             .options

@@ -504,6 +504,13 @@ pub enum Event {
         #[serde(with = "crate::types::amount")]
         amount: Amount,
     },
+    /// Rules 19: a completed job runs again: `results` of the results it delivered were reopened
+    /// (their provider was caught lying on another task) and are re-run; the job completes again
+    /// with them corrected.
+    JobReopened {
+        job: JobId,
+        results: u32,
+    },
 }
 
 /// Why an input was refused. A rejected input changes nothing and is never logged.

@@ -699,10 +699,20 @@ impl State {
 
     /// Returns what a finished job's escrow still holds to its owner.
     pub(crate) fn refund(&mut self, job: JobId) -> Result<Option<Event>, Rejection> {
+        self.refund_keeping(job, 0)
+    }
+
+    /// Returns what job `job`'s escrow holds beyond `keep` to its owner (rules 19: a completed
+    /// job keeps its correction reserve until its storage is released).
+    pub(crate) fn refund_keeping(
+        &mut self,
+        job: JobId,
+        keep: Amount,
+    ) -> Result<Option<Event>, Rejection> {
         let Some(j) = self.jobs.get_mut(&job) else {
             return Ok(None);
         };
-        let amount = j.escrow.held();
+        let amount = j.escrow.held().saturating_sub(keep);
         if amount == 0 {
             return Ok(None);
         }

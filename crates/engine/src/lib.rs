@@ -114,7 +114,14 @@
 ///   again (a result, a run timed out or lost, a slash of one of its providers, or a change
 ///   among the anchors able to take it), even if what made it the anchors' has changed
 ///   otherwise meanwhile. Inputs apply as under 17 otherwise.
-pub const RULES: u32 = 18;
+/// - 19: correction after delivery. Backtracking (16) also reopens lone results in a job whose
+///   reduce began (the reduce is dropped and runs afresh once the maps are accepted again) and
+///   in a completed job whose storage is not released yet (`State::correctable`): the job runs
+///   again (`Event::JobReopened`, `State::corrected`). To pay for that, a completed job's
+///   escrow keeps back what re-running its lone results would cost
+///   (`State::correction_reserve`) until its storage is released, which returns it. Inputs
+///   apply as under 18 otherwise.
+pub const RULES: u32 = 19;
 /// The rules of a network whose genesis predates the version.
 pub const FIRST_RULES: u32 = 1;
 

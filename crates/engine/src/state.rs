@@ -314,6 +314,11 @@ pub struct State {
     /// only under rules 18 and later.
     #[serde(default)]
     pub disputes: BTreeSet<TaskId>,
+    /// Rules 19: how many results of each job were corrected after the job had delivered them
+    /// (its provider caught lying after the job completed, within the job's storage retention:
+    /// see `State::reopen_lone_results`). Hashed only under rules 19 and later.
+    #[serde(default)]
+    pub corrected: BTreeMap<JobId, u32>,
 }
 
 pub(crate) type Applied = Result<Vec<Event>, Rejection>;
@@ -359,8 +364,9 @@ impl Serialize for HashView<'_> {
             private,
             reopened,
             disputes,
+            corrected,
         } = self.state;
-        let mut t = serializer.serialize_tuple(23)?;
+        let mut t = serializer.serialize_tuple(24)?;
         t.serialize_element(config)?;
         t.serialize_element(ledger)?;
         t.serialize_element(verify)?;
@@ -405,6 +411,9 @@ impl Serialize for HashView<'_> {
         if *rules >= 18 {
             t.serialize_element(disputes)?;
         }
+        if *rules >= 19 {
+            t.serialize_element(corrected)?;
+        }
         t.end()
     }
 }
@@ -437,6 +446,7 @@ impl State {
             private: Default::default(),
             reopened: Default::default(),
             disputes: Default::default(),
+            corrected: Default::default(),
         }
     }
 
@@ -1056,8 +1066,58 @@ impl State {
         self.audits.forget_job(id);
         self.reopened.forget_job(id);
         job.finished_at = Some(now);
-        events.extend(self.refund(id)?);
+        // Rules 19: a completed job that may yet be corrected keeps what re-running its lone
+        // results would cost, until its storage is released.
+        let keep = if self.correctable(id) {
+            self.correction_reserve(id)?
+        } else {
+            0
+        };
+        events.extend(self.refund_keeping(id, keep)?);
         Ok(())
+    }
+
+    /// Rules 19: whether job `id`'s delivered results may still be corrected: it completed under
+    /// the adaptive policy, is not private, and its storage (rules 10) is not released yet.
+    /// Its results are final once its storage is released (by its owner, or by the leader at
+    /// the end of the retention time): a job submitted without storage is final at once.
+    pub fn correctable(&self, id: JobId) -> bool {
+        self.rules >= 19
+            && self.jobs.get(&id).is_some_and(|j| {
+                j.status == JobStatus::Completed && j.spec.redundancy == Redundancy::Adaptive
+            })
+            && self
+                .storage
+                .jobs
+                .get(&id)
+                .is_some_and(|s| s.released_at.is_none())
+            && !self.private_job(id)
+    }
+
+    /// Rules 19: what job `id`'s escrow keeps at completion so that its lone results (accepted
+    /// on one provider's run) can be re-run if that provider is caught lying later: each one's
+    /// accepted fuel at the job's highest price, and the reduce's too when there is any (it
+    /// runs again after a correction). At most what the escrow holds.
+    pub(crate) fn correction_reserve(&self, id: JobId) -> Result<Amount, Rejection> {
+        let Some(job) = self.jobs.get(&id) else {
+            return Ok(0);
+        };
+        let maps = job.map_count();
+        let mut fuel: u64 = 0;
+        let mut lone = false;
+        for task in job.tasks.iter().take(maps) {
+            if let Some(r) = task.result.as_ref().filter(|r| r.providers.len() == 1) {
+                lone = true;
+                fuel = fuel.saturating_add(r.fuel_used);
+            }
+        }
+        if lone && let Some(r) = job.tasks.get(maps).and_then(|t| t.result.as_ref()) {
+            fuel = fuel.saturating_add(r.fuel_used);
+        }
+        let reserve = Amount::from(fuel)
+            .checked_mul(job.spec.max_price)
+            .ok_or_else(|| Rejection::TooLarge("correction reserve overflows".into()))?;
+        Ok(reserve.min(job.escrow.held()))
     }
 
     // ----- tasks -----
@@ -1555,9 +1615,15 @@ impl State {
                 self.finish_job(id, JobStatus::Completed, now, events)?;
             }
             Aggregate::Reduce(_) => {
-                let index = u32::try_from(job.tasks.len()).unwrap_or(u32::MAX);
-                job.tasks
-                    .push(Task::new(Self::initial_replicas(job.spec.redundancy)));
+                // Rules 19: a job whose reduce was dropped (`State::undeliver`) reduces afresh
+                // in the same place.
+                let maps = job.map_count();
+                let index = u32::try_from(maps).unwrap_or(u32::MAX);
+                let task = Task::new(Self::initial_replicas(job.spec.redundancy));
+                match job.tasks.get_mut(maps) {
+                    Some(dropped) => *dropped = task,
+                    None => job.tasks.push(task),
+                }
                 job.status = JobStatus::Reducing;
                 self.queue.insert(TaskId { job: id, index });
                 events.push(Event::ReduceQueued { job: id });

@@ -243,11 +243,16 @@ impl State {
         storage.released_at = Some(now);
         let amount = storage.deposit;
         self.credit(&owner, amount)?;
-        Ok(vec![Event::StorageReleased {
+        let mut events = vec![Event::StorageReleased {
             job: id,
             owner,
             amount,
-        }])
+        }];
+        // Rules 19: its results are final; the correction reserve its escrow kept goes back.
+        if self.rules >= 19 {
+            events.extend(self.refund(id)?);
+        }
+        Ok(events)
     }
 
     /// Jobs whose storage the leader may release at `now`: ended for the retention time and not

@@ -461,8 +461,8 @@ mod tests {
         .unwrap();
         // (The audits of rules 5, the fee per action of rules 8, the storage of rules 10, the
         // answers of rules 11, the files of rules 12, the sealings of rules 13, the reopened
-        // results of rules 16 and the disputes of rules 18 trail everything, and are hashed only
-        // under their rules.)
+        // results of rules 16, the disputes of rules 18 and the corrections of rules 19 trail
+        // everything, and are hashed only under their rules.)
         let mut audits = postcard::to_stdvec(&crate::Audits::default()).unwrap();
         audits.extend(postcard::to_stdvec(&0u128).unwrap());
         audits.extend(postcard::to_stdvec(&crate::Storage::default()).unwrap());
@@ -472,6 +472,9 @@ mod tests {
         audits.extend(postcard::to_stdvec(&crate::Reopened::default()).unwrap());
         audits.extend(
             postcard::to_stdvec(&std::collections::BTreeSet::<crate::TaskId>::new()).unwrap(),
+        );
+        audits.extend(
+            postcard::to_stdvec(&std::collections::BTreeMap::<crate::JobId, u32>::new()).unwrap(),
         );
         let full = postcard::to_stdvec(&plain).unwrap();
         let mut tail = postcard::to_stdvec(&Validators::default()).unwrap();
@@ -527,6 +530,7 @@ mod tests {
         audits.extend(postcard::to_stdvec(&state.private).unwrap());
         audits.extend(postcard::to_stdvec(&state.reopened).unwrap());
         audits.extend(postcard::to_stdvec(&state.disputes).unwrap());
+        audits.extend(postcard::to_stdvec(&state.corrected).unwrap());
         let at = encoded.len() - audits.len() - rules.len() - field.len();
         assert_eq!(&encoded[at..at + field.len()], &field[..]);
         let mut without = encoded[..at].to_vec();

@@ -26,7 +26,7 @@
 use crate::command::{Event, Rejection};
 use crate::ledger::{BPS, SlashEvidence};
 use crate::state::{JobStatus, Provider, State, TaskResult, TaskState};
-use crate::types::{AccountId, Hash, Redundancy, TaskId, TaskOutcome, Time};
+use crate::types::{AccountId, Hash, JobId, Redundancy, TaskId, TaskOutcome, Time};
 use serde::{Deserialize, Serialize};
 
 /// The network's verification rules, fixed at genesis.
@@ -1012,6 +1012,12 @@ impl State {
     /// meanwhile. A result its job already delivered (the job completed, or its reduce began) is
     /// not reopened. Each reopened task costs its job one or more executions; the provider,
     /// already paid, is not paid again if confirmed, and is rejected and slashed again if not.
+    ///
+    /// Rules 19, correction after delivery: a job whose reduce began, and a completed job whose
+    /// storage is not released yet (`State::correctable`), are reopened too: the reduce is
+    /// dropped (queued again once the maps are all accepted again) and a completed job runs
+    /// again, counted in `State::corrected`, paid from the reserve its escrow kept at
+    /// completion (`State::correction_reserve`).
     fn reopen_lone_results(
         &mut self,
         provider: AccountId,
@@ -1020,20 +1026,28 @@ impl State {
         now: Time,
         events: &mut Vec<Event>,
     ) -> Result<(), Rejection> {
+        let delivered = self.rules >= 19;
         let jobs: Vec<crate::types::JobId> = self
             .jobs
             .values()
             .filter(|j| {
-                !j.status.is_finished()
-                    && j.spec.redundancy == Redundancy::Adaptive
-                    && ((j.maps_done as usize) < j.spec.tasks.len()
-                        || (caught_map && j.id == caught.job))
+                j.spec.redundancy == Redundancy::Adaptive
+                    && match j.status {
+                        JobStatus::Running => {
+                            (j.maps_done as usize) < j.spec.tasks.len()
+                                || (caught_map && j.id == caught.job)
+                        }
+                        JobStatus::Reducing => delivered,
+                        JobStatus::Completed => delivered && self.correctable(j.id),
+                        _ => false,
+                    }
             })
             .map(|j| j.id)
             .filter(|&j| !self.private_job(j))
             .collect();
         let mut reopened = Vec::new();
         for id in jobs {
+            let before = reopened.len();
             let Some(job) = self.jobs.get_mut(&id) else {
                 continue;
             };
@@ -1059,6 +1073,10 @@ impl State {
                 let index = u32::try_from(index).unwrap_or(u32::MAX);
                 reopened.push((TaskId { job: id, index }, runs));
             }
+            if delivered && reopened.len() > before {
+                let results = u32::try_from(reopened.len().saturating_sub(before)).unwrap_or(u32::MAX);
+                self.undeliver(id, results, events);
+            }
         }
         for (task, runs) in reopened {
             self.options.statuses.remove(&task);
@@ -1075,6 +1093,56 @@ impl State {
             self.settle(task, now, events)?;
         }
         Ok(())
+    }
+
+    /// Rules 19: job `id` had `results` of its map results reopened (`reopen_lone_results`)
+    /// after it had delivered them: to its reduce, which is dropped (its runs cancelled; queued
+    /// afresh once the maps are all accepted again), or to its owner, when it had completed: it
+    /// runs again (`Event::JobReopened`, counted in `State::corrected`). A no-op for a job still
+    /// gathering its maps.
+    fn undeliver(&mut self, id: JobId, results: u32, events: &mut Vec<Event>) {
+        let Some(job) = self.jobs.get_mut(&id) else {
+            return;
+        };
+        let completed = match job.status {
+            JobStatus::Completed => true,
+            JobStatus::Reducing => false,
+            _ => return,
+        };
+        let maps = job.spec.tasks.len();
+        let reduce = TaskId {
+            job: id,
+            index: u32::try_from(maps).unwrap_or(u32::MAX),
+        };
+        let mut running = Vec::new();
+        if let Some(task) = job.tasks.get_mut(maps) {
+            for run in &mut task.runs {
+                if run.outcome == RunOutcome::Running {
+                    run.outcome = RunOutcome::Cancelled;
+                    running.push(run.provider);
+                }
+            }
+            task.state = TaskState::Dropped;
+            task.result = None;
+            task.queued = 0;
+        }
+        job.status = JobStatus::Running;
+        job.finished_at = None;
+        for provider in running {
+            if let Some(p) = self.providers.get_mut(&provider) {
+                p.running.remove(&reduce);
+            }
+        }
+        self.queue.remove(&reduce);
+        self.recheck.remove(&reduce);
+        self.disputes.remove(&reduce);
+        self.options.statuses.remove(&reduce);
+        self.audits.forget_task(reduce);
+        if completed {
+            let count = self.corrected.entry(id).or_default();
+            *count = count.saturating_add(results);
+            events.push(Event::JobReopened { job: id, results });
+        }
     }
 
     /// Rules 14: whether only an anchor's run may settle task `id` (its `tally`): under the
@@ -1510,7 +1578,14 @@ impl State {
             self.finish_job(id.job, JobStatus::Failed { reason }, now, events)?;
         } else if maps_finished {
             self.maps_finished(id.job, now, events)?;
-        } else if !is_map {
+        } else if !is_map
+            && self
+                .jobs
+                .get(&id.job)
+                .is_some_and(|j| j.status == JobStatus::Reducing)
+        {
+            // (Rules 19: unless backtracking just reopened maps of this job, dropping its
+            // reduce.)
             events.push(Event::JobCompleted { job: id.job });
             self.finish_job(id.job, JobStatus::Completed, now, events)?;
         }

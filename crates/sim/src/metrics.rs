@@ -120,6 +120,8 @@ pub struct Metrics {
     /// many of them were wrong (found by backtracking before their job completed).
     pub reopened: u64,
     pub reopened_wrong: u64,
+    /// Rules 19: completed jobs reopened to correct results (a job once per reopening).
+    pub jobs_corrected: u64,
     pub tasks_failed: u64,
     /// Submission to acceptance, per accepted task, ms.
     pub latencies: Vec<u64>,
@@ -156,6 +158,7 @@ impl Metrics {
             wrong_tasks: BTreeSet::new(),
             reopened: 0,
             reopened_wrong: 0,
+            jobs_corrected: 0,
             tasks_failed: 0,
             latencies: Vec::new(),
             job_times: Vec::new(),

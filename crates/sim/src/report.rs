@@ -54,6 +54,10 @@ pub struct Summary {
     /// wrong ones among them.
     pub reopened: u64,
     pub reopened_wrong: u64,
+    /// Rules 19: completed jobs reopened to correct results after delivery (once per
+    /// reopening).
+    #[serde(default)]
+    pub jobs_corrected: u64,
     /// Runs that returned a result or failed, per task, from the engine's records.
     pub mean_executions: f64,
     /// The same, over accepted tasks only.
@@ -193,6 +197,7 @@ impl Summary {
             wrong_accepted: m.wrong,
             reopened: m.reopened,
             reopened_wrong: m.reopened_wrong,
+            jobs_corrected: m.jobs_corrected,
             mean_executions: if tasks > 0 {
                 runs as f64 / tasks as f64
             } else {
@@ -298,9 +303,10 @@ impl Summary {
                 (
                     "results reopened",
                     format!(
-                        "{} ({} of them wrong)",
+                        "{} ({} of them wrong; {} completed jobs corrected)",
                         thousands(self.reopened),
-                        thousands(self.reopened_wrong)
+                        thousands(self.reopened_wrong),
+                        thousands(self.jobs_corrected)
                     ),
                 ),
             );

@@ -227,6 +227,9 @@ const BEACON_MS: Time = 1_000;
 struct JobMeta {
     submitted: Time,
     mean_fuel: f64,
+    /// Rules 19: the job completed and was reopened to correct a result (its latency was
+    /// counted at its first completion).
+    corrected: bool,
 }
 
 pub struct World<'a> {
@@ -283,7 +286,13 @@ impl<'a> World<'a> {
         // the work, and a fee would only move a few base units per action to the treasury.
         genesis.action_fee = 0;
         // Nor storage deposits (rules 10): they are returned whole, and it models no blobs.
-        genesis.storage = None;
+        // But a job's storage is kept for the development network's retention time after it
+        // completes, which (rules 19) is how long its results can be corrected: jobs are
+        // submitted with a claim, at no deposit, and released by the leader when it ends.
+        genesis.storage = (n.rules >= 10).then(|| engine::StorageParams {
+            deposit_per_kib: 0,
+            ..engine::StorageParams::dev()
+        });
         genesis.engine.schedule = n.schedule();
         genesis.validators.set.validators = (0..n.validators)
             .map(|v| engine::Validator {
@@ -576,11 +585,22 @@ impl<'a> World<'a> {
             requirements: Requirements::default(),
         };
         let nonce = &mut self.requester_nonce[owner as usize];
-        let input = Self::signed(requester_id(owner), nonce, Action::SubmitJob(spec));
+        let action = match &self.state.storage.params {
+            Some(params) => Action::SubmitJobWithStorage {
+                spec,
+                storage: engine::StorageClaim {
+                    input_bytes: 0,
+                    output_bytes: params.max_output_bytes,
+                },
+            },
+            None => Action::SubmitJob(spec),
+        };
+        let input = Self::signed(requester_id(owner), nonce, action);
         self.apply(input)?;
         self.jobs.push(JobMeta {
             submitted: self.now,
             mean_fuel,
+            corrected: false,
         });
         self.jobs_submitted += 1;
         self.tasks_submitted += count;
@@ -1104,6 +1124,12 @@ impl<'a> World<'a> {
         for job in self.state.expired_jobs(self.now) {
             self.apply(Input::Leader(LeaderCommand::ExpireJob { job }))?;
         }
+        let released = self.state.releasable_storage(self.now);
+        if !released.is_empty() {
+            self.apply(Input::Leader(LeaderCommand::ReleaseStorage {
+                jobs: released,
+            }))?;
+        }
         self.metrics.sample(self.now);
         self.work_added = true;
         let every = self.cfg.network.timer_s * 1000;
@@ -1167,6 +1193,14 @@ impl<'a> World<'a> {
                 Event::SpotCheck { .. } => self.metrics.spot_checks += 1,
                 Event::ResultReopened { task, .. } => self.metrics.reopened(*task),
                 Event::JobCompleted { job } => self.job_over(*job, true),
+                Event::JobReopened { job, .. } => {
+                    self.jobs_finished -= 1;
+                    self.metrics.jobs_corrected += 1;
+                    if let Some(meta) = self.jobs.get_mut((job - 1) as usize) {
+                        meta.corrected = true;
+                    }
+                    self.work_added = true;
+                }
                 Event::JobFailed { job, .. } | Event::JobCancelled { job } => {
                     self.job_over(*job, false)
                 }
@@ -1195,6 +1229,13 @@ impl<'a> World<'a> {
 
     fn job_over(&mut self, job: JobId, completed: bool) {
         self.jobs_finished += 1;
+        if self
+            .jobs
+            .get((job - 1) as usize)
+            .is_some_and(|j| j.corrected)
+        {
+            return;
+        }
         let submitted = self
             .jobs
             .get((job - 1) as usize)

@@ -273,6 +273,11 @@ impl SqliteLog {
                  seq   INTEGER PRIMARY KEY,
                  state BLOB NOT NULL
              );
+             -- State format 12 (the state gained its corrections after delivery, rules 19).
+             CREATE TABLE IF NOT EXISTS snapshots_v12 (
+                 seq   INTEGER PRIMARY KEY,
+                 state BLOB NOT NULL
+             );
              CREATE TABLE IF NOT EXISTS blocks (
                  height INTEGER PRIMARY KEY,
                  block  BLOB NOT NULL
@@ -572,6 +577,7 @@ fn log_length(conn: &Connection) -> rusqlite::Result<u64> {
         "snapshots_v9",
         "snapshots_v10",
         "snapshots_v11",
+        "snapshots_v12",
     ] {
         let exists: i64 = conn.query_row(
             "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = ?1",
@@ -716,8 +722,9 @@ pub fn decode_genesis(bytes: &[u8], format: u32) -> Result<Genesis, postcard::Er
 /// without the trailing `options`, empty before rules 11, format 7 is format 8 without the
 /// trailing `files`, empty before rules 12, format 8 is format 9 without the trailing
 /// `private`, empty before rules 13, format 9 is format 10 without the trailing `reopened`,
-/// empty before rules 16, and format 10 is format 11 without the trailing `disputes`, empty
-/// before rules 18: their encodings are appended (the migration).
+/// empty before rules 16, format 10 is format 11 without the trailing `disputes`, empty
+/// before rules 18, and format 11 is format 12 without the trailing `corrected`, empty before
+/// rules 19: their encodings are appended (the migration).
 ///
 /// Public for the fuzz targets (`fuzz/`).
 pub fn decode_snapshot(bytes: &[u8], format: u32) -> Result<State, postcard::Error> {
@@ -751,6 +758,11 @@ pub fn decode_snapshot(bytes: &[u8], format: u32) -> Result<State, postcard::Err
     }
     if format <= 10 {
         v5.extend(encode(&std::collections::BTreeSet::<engine::TaskId>::new()));
+    }
+    if format <= 11 {
+        v5.extend(encode(
+            &std::collections::BTreeMap::<engine::JobId, u32>::new(),
+        ));
     }
     postcard::from_bytes(&v5)
 }
@@ -829,16 +841,17 @@ impl CommandLog for SqliteLog {
             .transaction()
             .map_err(|e| sqlite_err(&self.path, e))?;
         tx.execute(
-            "INSERT OR REPLACE INTO snapshots_v11 (seq, state) VALUES (?1, ?2)",
+            "INSERT OR REPLACE INTO snapshots_v12 (seq, state) VALUES (?1, ?2)",
             params![to_sql(seq), encode(state)],
         )
         .and_then(|_| {
             // Older snapshots are never read again (nor those of the older formats).
             tx.execute(
-                "DELETE FROM snapshots_v11 WHERE seq < ?1",
+                "DELETE FROM snapshots_v12 WHERE seq < ?1",
                 params![to_sql(seq)],
             )
         })
+        .and_then(|_| tx.execute("DELETE FROM snapshots_v11", []))
         .and_then(|_| tx.execute("DELETE FROM snapshots_v10", []))
         .and_then(|_| tx.execute("DELETE FROM snapshots_v9", []))
         .and_then(|_| tx.execute("DELETE FROM snapshots_v8", []))
@@ -855,9 +868,10 @@ impl CommandLog for SqliteLog {
     }
 
     fn latest_snapshot(&self) -> Result<Option<(u64, State)>, StoreError> {
-        // Format 11 first; a log written before it may hold a format-10, 9, 8, 7, 6, 5, 4, 3, 2
-        // or 1 snapshot instead.
+        // Format 12 first; a log written before it may hold a format-11, 10, 9, 8, 7, 6, 5, 4,
+        // 3, 2 or 1 snapshot instead.
         for (table, format) in [
+            ("snapshots_v12", 12),
             ("snapshots_v11", 11),
             ("snapshots_v10", 10),
             ("snapshots_v9", 9),
@@ -1453,7 +1467,8 @@ mod tests {
                     + encode(&engine::Files::default()).len()
                     + encode(&engine::Private::default()).len()
                     + encode(&engine::Reopened::default()).len()
-                    + encode(&std::collections::BTreeSet::<engine::TaskId>::new()).len();
+                    + encode(&std::collections::BTreeSet::<engine::TaskId>::new()).len()
+                    + encode(&std::collections::BTreeMap::<engine::JobId, u32>::new()).len();
                 let full = full[..full.len() - cut].to_vec();
                 let (key, table, old_genesis, old_state) = if format == 1 {
                     let cut = encode(&engine::Validators::default()).len() + rules.len();
@@ -1504,7 +1519,7 @@ mod tests {
             let (seq, read) = log.latest_snapshot().unwrap().unwrap();
             assert_eq!((seq, read.hash()), (1, hash_then), "format {format}");
             assert_eq!(read, state, "format {format}");
-            // A new snapshot is written in format 11 and replaces the old one.
+            // A new snapshot is written in format 12 and replaces the old one.
             log.save_snapshot(1, &state).unwrap();
             for table in [
                 "snapshots",
@@ -1517,6 +1532,7 @@ mod tests {
                 "snapshots_v8",
                 "snapshots_v9",
                 "snapshots_v10",
+                "snapshots_v11",
             ] {
                 let old: i64 = log
                     .conn
@@ -1533,13 +1549,14 @@ mod tests {
     }
 
     #[test]
-    fn format_3_to_10_snapshots_read_with_what_they_lacked_and_are_replaced_by_format_11() {
-        for format in [3u32, 4, 5, 6, 7, 8, 9, 10] {
+    fn format_3_to_11_snapshots_read_with_what_they_lacked_and_are_replaced_by_format_12() {
+        for format in [3u32, 4, 5, 6, 7, 8, 9, 10, 11] {
             let dir = tempfile::tempdir().unwrap();
             let mut genesis = Genesis::dev(AccountId([9; 32]));
             // The rules of the formats' times: 4 (format 3), 7 (format 4), 9 (format 5), 10
-            // (format 6), 11 (format 7), 12 (format 8), 15 (format 9) and 17 (format 10).
-            genesis.rules = [4, 7, 9, 10, 11, 12, 15, 17][format as usize - 3];
+            // (format 6), 11 (format 7), 12 (format 8), 15 (format 9), 17 (format 10) and 18
+            // (format 11).
+            genesis.rules = [4, 7, 9, 10, 11, 12, 15, 17, 18][format as usize - 3];
             genesis.action_fee = if format >= 5 { 3 } else { 0 };
             if format < 6 {
                 genesis.storage = None;
@@ -1569,7 +1586,10 @@ mod tests {
                 )
                 .unwrap();
             let full = encode(&state);
-            let mut cut = encode(&std::collections::BTreeSet::<engine::TaskId>::new()).len();
+            let mut cut = encode(&std::collections::BTreeMap::<engine::JobId, u32>::new()).len();
+            if format <= 10 {
+                cut += encode(&std::collections::BTreeSet::<engine::TaskId>::new()).len();
+            }
             if format <= 9 {
                 cut += encode(&engine::Reopened::default()).len();
             }

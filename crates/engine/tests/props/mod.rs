@@ -1316,8 +1316,20 @@ fn check_money(before: &State, after: &State, events: &[Event]) -> Result<(), Te
         );
         prop_assert!(e.fees <= e.paid);
         if job.status.is_finished() {
-            prop_assert_eq!(e.held(), 0, "job {} ended holding escrow", job.id);
-        } else {
+            // Rules 19: a completed job that may yet be corrected keeps its correction reserve
+            // (at most what re-running its lone results and reduce costs).
+            if after.correctable(job.id) {
+                let lone: u128 = job
+                    .tasks
+                    .iter()
+                    .filter_map(|t| t.result.as_ref())
+                    .map(|r| u128::from(r.fuel_used) * job.spec.max_price)
+                    .sum();
+                prop_assert!(e.held() <= lone, "job {} keeps too much: {:?}", job.id, e);
+            } else {
+                prop_assert_eq!(e.held(), 0, "job {} ended holding escrow", job.id);
+            }
+        } else if !after.corrected.contains_key(&job.id) {
             prop_assert_eq!(e.refunded, 0);
         }
     }
@@ -1585,7 +1597,19 @@ fn check_events(
             Event::EscrowRefunded { job, amount, .. } => {
                 let j = &after.jobs[job];
                 prop_assert!(j.status.is_finished());
-                prop_assert_eq!(j.escrow.refunded, *amount);
+                let was = before.jobs.get(job).map_or(0, |b| b.escrow.refunded);
+                prop_assert_eq!(j.escrow.refunded, was + amount);
+                // Rules 19: a second refund is the correction reserve's, at the release of the
+                // job's storage or at its completion after a correction.
+                let released = events
+                    .iter()
+                    .any(|e| matches!(e, Event::StorageReleased { job: r, .. } if r == job));
+                prop_assert!(
+                    was == 0
+                        || (after.rules >= 19 && (released || after.corrected.contains_key(job))),
+                    "job {} refunded twice",
+                    job
+                );
             }
             Event::Staked {
                 account, bonded, ..
@@ -1769,6 +1793,19 @@ fn check_events(
                     "{} was not accepted alone",
                     task
                 );
+            }
+            Event::JobReopened { job, results } => {
+                prop_assert!(after.rules >= 19);
+                prop_assert!(before.correctable(*job), "job {} was not correctable", job);
+                prop_assert_eq!(after.jobs[job].status.clone(), JobStatus::Running);
+                prop_assert_eq!(after.jobs[job].finished_at, None);
+                let reopened = events
+                    .iter()
+                    .filter(|e| matches!(e, Event::ResultReopened { task, .. } if task.job == *job))
+                    .count();
+                prop_assert_eq!(reopened, *results as usize);
+                let was = before.corrected.get(job).copied().unwrap_or(0);
+                prop_assert_eq!(after.corrected.get(job).copied(), Some(was + results));
             }
             Event::ReplicasQueued { task, reason, .. } => {
                 if reason.starts_with("straggler") {

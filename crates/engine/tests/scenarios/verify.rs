@@ -1731,6 +1731,158 @@ fn a_caught_liars_lone_results_in_open_jobs_are_reopened() {
     }
 }
 
+/// The requester submits `spec` with a storage claim (rules 10); the job's id.
+fn submit_stored(w: &mut World, spec: engine::JobSpec) -> u64 {
+    let job = w.state.next_job;
+    w.act(
+        REQUESTER,
+        Action::SubmitJobWithStorage {
+            spec,
+            storage: engine::StorageClaim {
+                input_bytes: 0,
+                output_bytes: 1024,
+            },
+        },
+    );
+    job
+}
+
+/// Rules 19, correction after delivery: provider 1 (trusted) had a lie accepted alone in job C
+/// (two maps, the other trusted provider 2's) and in job D (one map and a reduce), both
+/// completed, their storage kept. When 1 is caught lying on a third job, C and D run again: the
+/// lies are reopened, re-run by trusted providers and corrected (1 slashed again), D's reduce
+/// runs afresh on the corrected map, and the re-runs are paid from what their escrows kept at
+/// completion, returned once their storage is released. Under rules 18 both keep the lies, and
+/// their escrows keep nothing.
+#[test]
+fn a_caught_liars_lone_results_in_delivered_jobs_are_corrected() {
+    for rules in [19, 18] {
+        let mut w = world(params(1, 0)).under_rules(rules);
+        let seed = proven(&mut w, &[1, 2, 3, 4, 5]);
+        w.state.storage.params = Some(engine::StorageParams {
+            deposit_per_kib: 0,
+            retention_ms: 10_000,
+            max_output_bytes: 1 << 20,
+        });
+        let c = submit_stored(
+            &mut w,
+            engine::JobSpec {
+                redundancy: ADAPTIVE,
+                ..job_spec(2)
+            },
+        );
+        let d = submit_stored(
+            &mut w,
+            engine::JobSpec {
+                redundancy: ADAPTIVE,
+                ..reduce_job_spec(1)
+            },
+        );
+        run(&mut w, 1, tid(c, 0), 9);
+        run(&mut w, 2, tid(c, 1), 6);
+        run(&mut w, 1, tid(d, 0), 9);
+        reveal(&mut w, &seed);
+        run(&mut w, 2, tid(d, 1), 5);
+        reveal(&mut w, &seed);
+        for job in [c, d] {
+            assert_eq!(w.job(job).status, JobStatus::Completed, "rules {rules}");
+            // Kept: 100 fuel at the job's price of 10 per lone result (C's two maps; D's map
+            // and its reduce).
+            let kept = if rules >= 19 { 2_000 } else { 0 };
+            assert_eq!(w.job(job).escrow.held(), kept, "rules {rules}, job {job}");
+            assert_eq!(w.state.correctable(job), rules >= 19);
+        }
+        // 1's next lone result is audited and found wrong.
+        let a = submit_stored(
+            &mut w,
+            engine::JobSpec {
+                redundancy: ADAPTIVE,
+                ..job_spec(1)
+            },
+        );
+        w.state.audits.passed.insert(acct(1), 0);
+        run(&mut w, 1, tid(a, 0), 9);
+        reveal(&mut w, &seed);
+        let events = settle_with(&mut w, tid(a, 0), &[2, 3, 4, 5]);
+        assert_eq!(slashed(&events), vec![acct(1)]);
+        if rules < 19 {
+            assert!(reopened(&events).is_empty());
+            for job in [c, d] {
+                assert_eq!(w.job(job).status, JobStatus::Completed);
+            }
+            assert_eq!(
+                w.task(tid(c, 0)).result.as_ref().unwrap().output_hash,
+                hash(9)
+            );
+            supply(&w);
+            continue;
+        }
+        assert_eq!(reopened(&events), vec![tid(c, 0), tid(d, 0)]);
+        for job in [c, d] {
+            assert!(events.contains(&Event::JobReopened { job, results: 1 }));
+            assert_eq!(w.job(job).status, JobStatus::Running);
+            assert_eq!(w.job(job).finished_at, None);
+            assert_eq!(w.state.corrected.get(&job), Some(&1));
+            assert!(!w.state.correctable(job));
+        }
+        assert_eq!(
+            w.task(tid(d, 1)).state,
+            TaskState::Dropped,
+            "D's reduce is dropped"
+        );
+        assert!(!w.state.offered(&tid(d, 1)));
+        // Its storage cannot be released while it runs again.
+        w.time += 20_000;
+        assert_eq!(w.state.releasable_storage(w.time), vec![a]);
+        // The lies are re-run by trusted providers, rejected and slashed again; C completes
+        // with the right output, D reduces afresh.
+        let events = settle_with(&mut w, tid(c, 0), &[2, 3, 4, 5]);
+        assert_eq!(slashed(&events), vec![acct(1)]);
+        assert_eq!(
+            w.task(tid(c, 0)).result.as_ref().unwrap().output_hash,
+            hash(6)
+        );
+        assert!(events.contains(&Event::JobCompleted { job: c }));
+        let events = settle_with(&mut w, tid(d, 0), &[2, 3, 4, 5]);
+        assert_eq!(slashed(&events), vec![acct(1)]);
+        assert!(events.contains(&Event::ReduceQueued { job: d }));
+        assert_eq!(w.job(d).status, JobStatus::Reducing);
+        assert!(w.state.offered(&tid(d, 1)));
+        run(&mut w, 3, tid(d, 1), 7);
+        reveal(&mut w, &seed);
+        assert_eq!(w.job(d).status, JobStatus::Completed);
+        assert_eq!(
+            w.task(tid(d, 1)).result.as_ref().unwrap().output_hash,
+            hash(7)
+        );
+        // The re-runs were paid from what was kept; the results are lone again (the trusted
+        // re-runs'), so C and D keep a reserve again until their storage is released.
+        for job in [c, d] {
+            assert!(w.state.correctable(job));
+            assert_eq!(w.state.corrected.get(&job), Some(&1));
+        }
+        // At the end of the retention, the leader releases both and the rest goes back.
+        w.time += 20_000;
+        let due = w.state.releasable_storage(w.time);
+        assert_eq!(due, vec![c, d, a]);
+        let held: u128 = [c, d, a].iter().map(|j| w.job(*j).escrow.held()).sum();
+        let events = w.lead(engine::LeaderCommand::ReleaseStorage { jobs: due });
+        let refunded: u128 = events
+            .iter()
+            .filter_map(|e| match e {
+                Event::EscrowRefunded { amount, .. } => Some(*amount),
+                _ => None,
+            })
+            .sum();
+        assert_eq!(refunded, held);
+        for job in [c, d] {
+            assert_eq!(w.job(job).escrow.held(), 0);
+            assert!(!w.state.correctable(job));
+        }
+        supply(&w);
+    }
+}
+
 /// Rules 17: a newcomer's result that a trusted provider's disputes is settled by an anchor's
 /// run, as a dispute between trusted providers is under rules 14 — the state cannot tell an
 /// honest newcomer outvoted by trusted liars from a fresh account lying. Under rules 16 the
