@@ -117,7 +117,9 @@
 /// - 19: correction after delivery. Backtracking (16) also reopens lone results in a job whose
 ///   reduce began (the reduce is dropped and runs afresh once the maps are accepted again) and
 ///   in a completed job whose storage is not released yet (`State::correctable`): the job runs
-///   again (`Event::JobReopened`, `State::corrected`). To pay for that, a completed job's
+///   again (`Event::JobReopened`, `State::corrected`). A result agreed on by several providers
+///   is reopened too once every one of them has been slashed (colluders confirming each
+///   other), and none of them is paid again when it is settled. To pay for that, a completed job's
 ///   escrow keeps back what re-running its lone results would cost
 ///   (`State::correction_reserve`) until its storage is released, which returns it. Inputs
 ///   apply as under 18 otherwise.

@@ -28,6 +28,7 @@ use crate::ledger::{BPS, SlashEvidence};
 use crate::state::{JobStatus, Provider, State, TaskResult, TaskState};
 use crate::types::{AccountId, Hash, JobId, Redundancy, TaskId, TaskOutcome, Time};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
 
 /// The network's verification rules, fixed at genesis.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -1017,7 +1018,8 @@ impl State {
     /// storage is not released yet (`State::correctable`), are reopened too: the reduce is
     /// dropped (queued again once the maps are all accepted again) and a completed job runs
     /// again, counted in `State::corrected`, paid from the reserve its escrow kept at
-    /// completion (`State::correction_reserve`).
+    /// completion (`State::correction_reserve`). A result agreed on by several providers, all
+    /// slashed by now (`provider` the last), is reopened like a lone one.
     fn reopen_lone_results(
         &mut self,
         provider: AccountId,
@@ -1045,6 +1047,26 @@ impl State {
             .map(|j| j.id)
             .filter(|&j| !self.private_job(j))
             .collect();
+        // Rules 19: a result agreed on by several providers that have all been caught lying (the
+        // last of them just now) rests on no honest word either: colluders confirming each
+        // other are reopened too once the last of them is caught.
+        let slashed: BTreeSet<AccountId> = if delivered {
+            self.providers
+                .values()
+                .filter(|p| p.stats.times_slashed > 0)
+                .map(|p| p.id)
+                .collect()
+        } else {
+            BTreeSet::new()
+        };
+        let suspect = |providers: &[AccountId]| {
+            providers == [provider]
+                || (delivered
+                    && providers.contains(&provider)
+                    && providers
+                        .iter()
+                        .all(|m| *m == provider || slashed.contains(m)))
+        };
         let mut reopened = Vec::new();
         for id in jobs {
             let before = reopened.len();
@@ -1053,16 +1075,20 @@ impl State {
             };
             let maps = job.spec.tasks.len();
             for (index, task) in job.tasks.iter_mut().enumerate().take(maps) {
-                let fuel = match &task.result {
-                    Some(r) if task.state == TaskState::Done && r.providers == [provider] => {
-                        r.fuel_used
+                let (fuel, members) = match &task.result {
+                    Some(r) if task.state == TaskState::Done && suspect(&r.providers) => {
+                        (r.fuel_used, r.providers.clone())
                     }
                     _ => continue,
                 };
                 task.state = TaskState::Queued;
                 task.result = None;
                 task.queued = 0;
-                for run in task.runs.iter_mut().filter(|r| r.provider == provider) {
+                for run in task
+                    .runs
+                    .iter_mut()
+                    .filter(|r| members.contains(&r.provider))
+                {
                     if let RunOutcome::Returned { weight, .. } = &mut run.outcome {
                         *weight = 1;
                     }
@@ -1074,7 +1100,8 @@ impl State {
                 reopened.push((TaskId { job: id, index }, runs));
             }
             if delivered && reopened.len() > before {
-                let results = u32::try_from(reopened.len().saturating_sub(before)).unwrap_or(u32::MAX);
+                let results =
+                    u32::try_from(reopened.len().saturating_sub(before)).unwrap_or(u32::MAX);
                 self.undeliver(id, results, events);
             }
         }
@@ -1485,6 +1512,29 @@ impl State {
         // Rules 5: an audit passed counts for the provider whose lone result it checked.
         // (A reopened result confirmed is not an audit passed: it was reopened because its
         // provider had just been caught.)
+        // Rules 19: a reopened result agreed on by several caught providers paid them all when
+        // it was first accepted: none of them is paid again (a caught provider whose run
+        // predates the reopening; an honest one is never caught, and is paid if its run wins).
+        let paid_before: Vec<AccountId> = match (reopened, self.audits.auditing.get(&id)) {
+            (Some(_), Some(audit)) if self.rules >= 19 => self
+                .jobs
+                .get(&id.job)
+                .and_then(|j| j.tasks.get(id.index as usize))
+                .map(|t| {
+                    t.runs
+                        .iter()
+                        .take(audit.runs as usize)
+                        .map(|r| r.provider)
+                        .filter(|p| {
+                            self.providers
+                                .get(p)
+                                .is_some_and(|p| p.stats.times_slashed > 0)
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
+            _ => Vec::new(),
+        };
         let audited = self
             .audits
             .forget_task(id)
@@ -1507,7 +1557,7 @@ impl State {
                 let passed = self.audits.passed.entry(*member).or_default();
                 *passed = passed.saturating_add(1);
             }
-            if reopened == Some(*member) {
+            if reopened == Some(*member) || paid_before.contains(member) {
                 continue;
             }
             events.extend(self.pay(id.job, id, *member, fuel_used, share)?);

@@ -1788,8 +1788,21 @@ fn check_events(
                     matches!(e, Event::TaskAccepted { task: t, providers, .. }
                         if t == task && providers == &[*provider])
                 });
+                // Rules 19: or agreed on by providers all caught lying by now.
+                let on_caught = after.rules >= 19
+                    && before.jobs.get(&task.job).is_some_and(|j| {
+                        j.tasks[task.index as usize]
+                            .result
+                            .as_ref()
+                            .is_some_and(|r| {
+                                r.providers.contains(provider)
+                                    && r.providers
+                                        .iter()
+                                        .all(|m| after.providers[m].stats.times_slashed > 0)
+                            })
+                    });
                 prop_assert!(
-                    alone(before) || accepted_now,
+                    alone(before) || accepted_now || on_caught,
                     "{} was not accepted alone",
                     task
                 );

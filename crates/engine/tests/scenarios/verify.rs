@@ -1883,6 +1883,77 @@ fn a_caught_liars_lone_results_in_delivered_jobs_are_corrected() {
     }
 }
 
+/// Rules 19: colluders confirming each other — newcomer 6 answered 9 and trusted 1 confirmed
+/// it, so job C completed with a wrong result agreed on by two. 6 is caught first (outvoted by
+/// trusted runs on another job): C's result still rests on 1, not yet caught, and stands. When
+/// 1 is caught too, the result rests on no honest word: C is reopened and corrected, neither
+/// paid again. Under rules 18 it stands.
+#[test]
+fn a_result_agreed_on_by_providers_all_caught_is_corrected() {
+    for rules in [19, 18] {
+        let mut w = world(params(1, 0)).under_rules(rules);
+        let seed = proven(&mut w, &[1, 2, 3, 4, 5]);
+        w.state.storage.params = Some(engine::StorageParams {
+            deposit_per_kib: 0,
+            retention_ms: 10_000,
+            max_output_bytes: 1 << 20,
+        });
+        let adaptive = |tasks| engine::JobSpec {
+            redundancy: ADAPTIVE,
+            ..job_spec(tasks)
+        };
+        let c = submit_stored(&mut w, adaptive(1));
+        run(&mut w, 6, tid(c, 0), 9);
+        run(&mut w, 1, tid(c, 0), 9);
+        let events = reveal(&mut w, &seed);
+        assert_eq!(
+            accepted(&events),
+            Some(vec![acct(6), acct(1)]),
+            "rules {rules}"
+        );
+        assert_eq!(w.job(c).status, JobStatus::Completed);
+        // 6 is caught lying on job A.
+        let a = submit_stored(&mut w, adaptive(1));
+        run(&mut w, 6, tid(a, 0), 66);
+        // (6 is trusted by now, after one verified result: its lone result is audited.)
+        reveal(&mut w, &seed);
+        let events = settle_with(&mut w, tid(a, 0), &[2, 3, 4, 5]);
+        assert!(slashed(&events).contains(&acct(6)), "{events:?}");
+        assert!(reopened(&events).is_empty(), "C still rests on 1");
+        // 1 is caught lying on job B.
+        let b = submit_stored(&mut w, adaptive(1));
+        w.state.audits.passed.insert(acct(1), 0);
+        run(&mut w, 1, tid(b, 0), 9);
+        reveal(&mut w, &seed);
+        let events = settle_with(&mut w, tid(b, 0), &[2, 3, 4, 5]);
+        assert_eq!(slashed(&events), vec![acct(1)]);
+        if rules < 19 {
+            assert!(reopened(&events).is_empty());
+            assert_eq!(w.job(c).status, JobStatus::Completed);
+            continue;
+        }
+        assert_eq!(reopened(&events), vec![tid(c, 0)]);
+        assert!(events.contains(&Event::JobReopened { job: c, results: 1 }));
+        let events = settle_with(&mut w, tid(c, 0), &[2, 3, 4, 5]);
+        assert_eq!(
+            w.task(tid(c, 0)).result.as_ref().unwrap().output_hash,
+            hash(6)
+        );
+        assert!(events.contains(&Event::JobCompleted { job: c }));
+        let mut caught = slashed(&events);
+        caught.sort();
+        assert_eq!(caught, vec![acct(1), acct(6)]);
+        assert!(
+            paid(&events)
+                .iter()
+                .all(|(p, _)| *p != acct(1) && *p != acct(6)),
+            "{events:?}"
+        );
+        assert_eq!(w.state.corrected.get(&c), Some(&1));
+        supply(&w);
+    }
+}
+
 /// Rules 17: a newcomer's result that a trusted provider's disputes is settled by an anchor's
 /// run, as a dispute between trusted providers is under rules 14 — the state cannot tell an
 /// honest newcomer outvoted by trusted liars from a fresh account lying. Under rules 16 the
