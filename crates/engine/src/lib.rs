@@ -119,7 +119,9 @@
 ///   in a completed job whose storage is not released yet (`State::correctable`): the job runs
 ///   again (`Event::JobReopened`, `State::corrected`). A result agreed on by several providers
 ///   is reopened too once every one of them has been slashed (colluders confirming each
-///   other), and none of them is paid again when it is settled. To pay for that, a completed job's
+///   other), and none of them is paid again when it is settled. A job running again so
+///   (`State::correcting`) delivered within its deadline, which no longer ends it. To pay for
+///   that, a completed job's
 ///   escrow keeps back what re-running its lone results would cost
 ///   (`State::correction_reserve`) until its storage is released, which returns it. Inputs
 ///   apply as under 18 otherwise.

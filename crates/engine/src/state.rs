@@ -1010,7 +1010,7 @@ impl State {
         if job.status.is_finished() {
             return Err(Rejection::JobEnded(id));
         }
-        if now <= job.spec.deadline {
+        if now <= job.spec.deadline || self.correcting(id) {
             return Err(Rejection::NotExpired {
                 job: id,
                 deadline: job.spec.deadline,
@@ -1726,7 +1726,18 @@ impl State {
             .values()
             .filter(|j| !j.status.is_finished() && now > j.spec.deadline)
             .map(|j| j.id)
+            .filter(|&id| !self.correcting(id))
             .collect()
+    }
+
+    /// Rules 19: whether job `id` runs again to correct results it delivered (it was reopened
+    /// after completing). Such a job delivered within its deadline, so the deadline no longer
+    /// ends it: its re-runs are re-executions like audits, which trusted providers take first,
+    /// and one that no trusted provider is left to run is settled without (`State::settle`).
+    pub fn correcting(&self, id: JobId) -> bool {
+        self.rules >= 19
+            && self.corrected.contains_key(&id)
+            && self.jobs.get(&id).is_some_and(|j| !j.status.is_finished())
     }
 
     /// Highest nonce an account has used in a logged action.

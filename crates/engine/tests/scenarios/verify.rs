@@ -1831,6 +1831,11 @@ fn a_caught_liars_lone_results_in_delivered_jobs_are_corrected() {
             "D's reduce is dropped"
         );
         assert!(!w.state.offered(&tid(d, 1)));
+        // They delivered in time: their deadlines no longer end them.
+        let late = w.job(c).spec.deadline + 1;
+        assert!(w.state.correcting(c) && w.state.correcting(d));
+        assert!(!w.state.expired_jobs(late).contains(&c));
+        assert!(!w.state.expired_jobs(late).contains(&d));
         // Its storage cannot be released while it runs again.
         w.time += 20_000;
         assert_eq!(w.state.releasable_storage(w.time), vec![a]);
