@@ -295,7 +295,7 @@ impl Summary {
             ("wall time", format!("{:.1} s", self.wall_s)),
         ];
         if self.reopened > 0 {
-            // After the wrong results: what backtracking found before delivery.
+            // After the wrong results: what backtracking found (rules 19: after delivery too).
             rows.insert(
                 rows.iter()
                     .position(|(k, _)| *k == "accepted wrong results")
