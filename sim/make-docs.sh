@@ -184,6 +184,17 @@ anchors. The predicting cheater of the cold run never lies: its audit rate never
 floor it waits for within 60,000 tasks, so it earns what an honest provider does; the warm
 run below is where it cheats.)
 
+(Rules 19, correction after delivery, came after these tables, which \`sim/make-docs.sh\` has
+not been run to regenerate yet. Measured under rules 19 with the same files, on a machine
+shared with other runs (so the wall times are not comparable): \`collusion.toml\` (four
+validators) 0 wrong results in every row (rules 18: 1 and 13, in the sometimes rows at
+f = 0.2 and 0.5, whose executions per task rose 2.492 → 2.498 and 2.670 → 2.810), 0 honest
+providers slashed; \`warm.toml\` 0 wrong results in every row but one
+(sometimes at f = 0.1: 1 of 400,000), against 324 / 442 (predicting) and 37 / 129 (turncoat)
+at f = 0.05 / 0.1 under rules 18, with warm executions 1.140 to 1.294 as before; the
+predicting rows reopened 1,788 / 3,910 results (1,223 / 2,513 wrong), the turncoat rows
+26 / 110 (26 / 107). See ARCHITECTURE.md, "Correction after delivery".)
+
 \`gridmint sim sim/experiments/collusion.toml\` — the verification experiment's fleet (2,000
 providers) with a bigger workload (60,000 tasks, so honest providers build a history and earn
 trust), under the network's default adaptive policy, with a fraction f of cheaters playing one
