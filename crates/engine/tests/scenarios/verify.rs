@@ -1731,6 +1731,20 @@ fn a_caught_liars_lone_results_in_open_jobs_are_reopened() {
     }
 }
 
+/// A network under `rules` with trusted providers 1 to 5 (the beacon's seed returned) that
+/// keeps jobs' storage for 10 s after they end, at no deposit: under rules 19 their results can
+/// be corrected until then.
+fn storing_world(rules: u32) -> (World, [u8; 32]) {
+    let mut w = world(params(1, 0)).under_rules(rules);
+    let seed = proven(&mut w, &[1, 2, 3, 4, 5]);
+    w.state.storage.params = Some(engine::StorageParams {
+        deposit_per_kib: 0,
+        retention_ms: 10_000,
+        max_output_bytes: 1 << 20,
+    });
+    (w, seed)
+}
+
 /// The requester submits `spec` with a storage claim (rules 10); the job's id.
 fn submit_stored(w: &mut World, spec: engine::JobSpec) -> u64 {
     let job = w.state.next_job;
@@ -1757,13 +1771,7 @@ fn submit_stored(w: &mut World, spec: engine::JobSpec) -> u64 {
 #[test]
 fn a_caught_liars_lone_results_in_delivered_jobs_are_corrected() {
     for rules in [19, 18] {
-        let mut w = world(params(1, 0)).under_rules(rules);
-        let seed = proven(&mut w, &[1, 2, 3, 4, 5]);
-        w.state.storage.params = Some(engine::StorageParams {
-            deposit_per_kib: 0,
-            retention_ms: 10_000,
-            max_output_bytes: 1 << 20,
-        });
+        let (mut w, seed) = storing_world(rules);
         let c = submit_stored(
             &mut w,
             engine::JobSpec {
@@ -1896,13 +1904,7 @@ fn a_caught_liars_lone_results_in_delivered_jobs_are_corrected() {
 #[test]
 fn a_result_agreed_on_by_providers_all_caught_is_corrected() {
     for rules in [19, 18] {
-        let mut w = world(params(1, 0)).under_rules(rules);
-        let seed = proven(&mut w, &[1, 2, 3, 4, 5]);
-        w.state.storage.params = Some(engine::StorageParams {
-            deposit_per_kib: 0,
-            retention_ms: 10_000,
-            max_output_bytes: 1 << 20,
-        });
+        let (mut w, seed) = storing_world(rules);
         let adaptive = |tasks| engine::JobSpec {
             redundancy: ADAPTIVE,
             ..job_spec(tasks)
