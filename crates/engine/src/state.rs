@@ -218,7 +218,7 @@ pub struct Job {
 }
 
 impl Job {
-    fn map_count(&self) -> usize {
+    pub(crate) fn map_count(&self) -> usize {
         self.spec.tasks.len()
     }
 
@@ -319,6 +319,10 @@ pub struct State {
     /// see `State::reopen_lone_results`). Hashed only under rules 19 and later.
     #[serde(default)]
     pub corrected: BTreeMap<JobId, u32>,
+    /// Derived from `jobs`, never stored nor hashed: each provider's accepted map results
+    /// ([`crate::audit::Accepted`]).
+    #[serde(skip)]
+    pub(crate) accepted: crate::audit::Accepted,
 }
 
 pub(crate) type Applied = Result<Vec<Event>, Rejection>;
@@ -365,6 +369,7 @@ impl Serialize for HashView<'_> {
             reopened,
             disputes,
             corrected,
+            accepted: _,
         } = self.state;
         let mut t = serializer.serialize_tuple(24)?;
         t.serialize_element(config)?;
@@ -447,6 +452,7 @@ impl State {
             reopened: Default::default(),
             disputes: Default::default(),
             corrected: Default::default(),
+            accepted: Default::default(),
         }
     }
 

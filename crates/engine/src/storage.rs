@@ -242,6 +242,10 @@ impl State {
         };
         storage.released_at = Some(now);
         let amount = storage.deposit;
+        if let Some(job) = self.jobs.get(&id) {
+            // Its results are final now: nothing of it can be reopened any more.
+            self.accepted.forget_job(job);
+        }
         self.credit(&owner, amount)?;
         let mut events = vec![Event::StorageReleased {
             job: id,

@@ -1040,10 +1040,9 @@ impl State {
         {
             return Ok(());
         }
-        let jobs: Vec<crate::types::JobId> = self
-            .jobs
-            .values()
-            .filter(|j| {
+        // Which jobs' results may be reopened (a decision on the job alone), ...
+        let candidate = |state: &Self, id: JobId| {
+            state.jobs.get(&id).is_some_and(|j| {
                 j.spec.redundancy == Redundancy::Adaptive
                     && match j.status {
                         JobStatus::Running => {
@@ -1051,49 +1050,114 @@ impl State {
                                 || (caught_map && j.id == caught.job)
                         }
                         JobStatus::Reducing => delivered,
-                        JobStatus::Completed => delivered && self.correctable(j.id),
+                        JobStatus::Completed => delivered && state.correctable(j.id),
                         _ => false,
                     }
-            })
-            .map(|j| j.id)
-            .filter(|&j| !self.private_job(j))
-            .collect();
+            }) && !state.private_job(id)
+        };
+        // ... and whether a job that is not one now may become one later (a job still running,
+        // or one that may complete and then be corrected under rules 19).
+        let may_become = |state: &Self, id: JobId| {
+            state.jobs.get(&id).is_some_and(|j| {
+                j.spec.redundancy == Redundancy::Adaptive
+                    && match j.status {
+                        JobStatus::Running => true,
+                        JobStatus::Reducing => delivered,
+                        JobStatus::Completed => state.correctable(j.id),
+                        _ => false,
+                    }
+            }) && !state.private_job(id)
+        };
         // Rules 19: a result agreed on by several providers that have all been caught lying (the
         // last of them just now) rests on no honest word either: colluders confirming each
         // other are reopened too once the last of them is caught.
-        let slashed: BTreeSet<AccountId> = if delivered {
-            self.providers
-                .values()
-                .filter(|p| p.stats.times_slashed > 0)
-                .map(|p| p.id)
-                .collect()
-        } else {
-            BTreeSet::new()
-        };
-        let suspect = |providers: &[AccountId]| {
+        let suspect = |state: &Self, providers: &[AccountId]| {
             providers == [provider]
                 || (delivered
                     && providers.contains(&provider)
-                    && providers
-                        .iter()
-                        .all(|m| *m == provider || slashed.contains(m)))
+                    && providers.iter().all(|m| {
+                        *m == provider
+                            || state
+                                .providers
+                                .get(m)
+                                .is_some_and(|p| p.stats.times_slashed > 0)
+                    }))
         };
+        fn accepted<'a>(
+            state: &'a State,
+            t: TaskId,
+            provider: &AccountId,
+        ) -> Option<&'a TaskResult> {
+            let job = state.jobs.get(&t.job)?;
+            let task = job.tasks.get(t.index as usize)?;
+            let result = task.result.as_ref()?;
+            ((t.index as usize) < job.map_count()
+                && task.state == TaskState::Done
+                && result.providers.contains(provider))
+            .then_some(result)
+        }
+        // The provider's accepted results, from the index (`crate::audit::Accepted`): in task
+        // order, as a walk of every job's tasks would find them.
+        if !self.accepted.built() {
+            let mut index = std::mem::take(&mut self.accepted);
+            index.build(self.jobs.values());
+            self.accepted = index;
+        }
+        let mut found: Vec<TaskId> = Vec::new();
+        let mut stale: BTreeSet<TaskId> = BTreeSet::new();
+        for t in self.accepted.of(&provider) {
+            match accepted(self, t, &provider) {
+                Some(r) if candidate(self, t.job) => {
+                    if suspect(self, &r.providers) {
+                        found.push(t);
+                    }
+                }
+                Some(_) if may_become(self, t.job) => {}
+                _ => {
+                    stale.insert(t);
+                }
+            }
+        }
+        self.accepted.prune(&provider, |t| !stale.contains(&t));
+        #[cfg(debug_assertions)]
+        {
+            // The index must find exactly what a walk of every job's tasks finds.
+            let mut walked = Vec::new();
+            for (&id, job) in &self.jobs {
+                if !candidate(self, id) {
+                    continue;
+                }
+                for (index, task) in job.tasks.iter().enumerate().take(job.map_count()) {
+                    if let Some(r) = task.result.as_ref()
+                        && task.state == TaskState::Done
+                        && suspect(self, &r.providers)
+                    {
+                        let index = u32::try_from(index).unwrap_or(u32::MAX);
+                        walked.push(TaskId { job: id, index });
+                    }
+                }
+            }
+            debug_assert_eq!(found, walked, "the index of accepted results missed some");
+        }
         let mut reopened = Vec::new();
-        for id in jobs {
+        let mut i = 0;
+        while i < found.len() {
+            let id = found[i].job;
             let before = reopened.len();
             let Some(job) = self.jobs.get_mut(&id) else {
+                i += 1;
                 continue;
             };
-            let maps = job.spec.tasks.len();
-            for (index, task) in job.tasks.iter_mut().enumerate().take(maps) {
-                let (fuel, members) = match &task.result {
-                    Some(r) if task.state == TaskState::Done && suspect(&r.providers) => {
-                        (r.fuel_used, r.providers.clone())
-                    }
-                    _ => continue,
+            while let Some(&t) = found.get(i).filter(|t| t.job == id) {
+                i += 1;
+                let Some(task) = job.tasks.get_mut(t.index as usize) else {
+                    continue;
                 };
+                let Some(r) = task.result.take() else {
+                    continue;
+                };
+                let (fuel, members) = (r.fuel_used, r.providers);
                 task.state = TaskState::Queued;
-                task.result = None;
                 task.queued = 0;
                 for run in task
                     .runs
@@ -1107,8 +1171,7 @@ impl State {
                 let runs = u32::try_from(task.runs.len()).unwrap_or(u32::MAX);
                 job.maps_done = job.maps_done.saturating_sub(1);
                 job.fuel_accepted = job.fuel_accepted.saturating_sub(fuel);
-                let index = u32::try_from(index).unwrap_or(u32::MAX);
-                reopened.push((TaskId { job: id, index }, runs));
+                reopened.push((t, runs));
             }
             if delivered && reopened.len() > before {
                 let results =
@@ -1488,6 +1551,9 @@ impl State {
         self.queue.remove(&id);
         self.recheck.remove(&id);
         self.disputes.remove(&id);
+        if is_map && reason.is_none() {
+            self.accepted.record(id, &members);
+        }
         if reason.is_none() && status != 0 {
             self.options.statuses.insert(id, status);
         }
