@@ -1140,16 +1140,15 @@ impl State {
             debug_assert_eq!(found, walked, "the index of accepted results missed some");
         }
         let mut reopened = Vec::new();
-        let mut i = 0;
-        while i < found.len() {
-            let id = found[i].job;
-            let before = reopened.len();
-            let Some(job) = self.jobs.get_mut(&id) else {
-                i += 1;
+        for tasks in found.chunk_by(|a, b| a.job == b.job) {
+            let Some(id) = tasks.first().map(|t| t.job) else {
                 continue;
             };
-            while let Some(&t) = found.get(i).filter(|t| t.job == id) {
-                i += 1;
+            let before = reopened.len();
+            let Some(job) = self.jobs.get_mut(&id) else {
+                continue;
+            };
+            for &t in tasks {
                 let Some(task) = job.tasks.get_mut(t.index as usize) else {
                     continue;
                 };
