@@ -3,10 +3,11 @@
 #
 #   examples/validators/local.sh N DIR
 #
-# Writes DIR/genesis.toml (a development network: faucet, 5% fee, 100 GRID minimum stake, and
-# the N validators, one vote each, on free ports of 127.0.0.1), starts one `gridmint coordinator`
-# per validator with its data under DIR/v1 .. DIR/vN (logs in DIR/vI/log), prints their
-# comma-separated URLs as the first line of its output, and stops them all on SIGTERM or Ctrl-C.
+# Writes DIR/genesis.toml (a development network: faucet, 5% fee, 100 GRID minimum stake, storage
+# kept a day, and the N validators, one vote each, on free ports of 127.0.0.1), starts one
+# `gridmint coordinator` per validator with its data under DIR/v1 .. DIR/vN (logs in DIR/vI/log),
+# prints their comma-separated URLs as the first line of its output, and stops them all on SIGTERM
+# or Ctrl-C.
 # Run again with the same DIR to restart the same cluster (its genesis and data are kept).
 #
 # Uses $GRIDMINT if set, else `gridmint` on the PATH, else builds target/release/gridmint.
@@ -60,6 +61,12 @@ print(" ".join(str(s.getsockname()[1]) for s in socks))
         echo 'treasury_bps = 2500'
         echo '[faucet]'
         echo 'amount = "1000"'
+        # Storage kept a day after a job ends: a provider caught lying within it has its
+        # results in completed jobs corrected (rules 19).
+        echo '[storage]'
+        echo 'deposit_per_kib = "100 base"'
+        echo 'retention = "1d"'
+        echo 'max_output = "64MiB"'
         for i in $(seq 0 $((n - 1))); do
             echo '[[validators]]'
             echo "account = \"${accounts[$i]}\""

@@ -435,6 +435,13 @@ async fn main() -> anyhow::Result<()> {
                 },
             )?;
             let mut config = settings.config;
+            if let coordinator::GenesisChoice::Given(genesis) = &config.genesis
+                && genesis.storage.is_none()
+            {
+                eprintln!(
+                    "warning: this genesis has no [storage]: a job's results are final when it completes, so a provider caught lying afterwards cannot have its results in completed jobs corrected (rules 19 corrects them while a job's storage is kept; see examples/genesis.toml)"
+                );
+            }
             config.equivocate = args.equivocate;
             config.join = args.join;
             let running = coordinator::start(config, settings.listen).await?;

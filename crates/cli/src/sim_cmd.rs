@@ -10,6 +10,9 @@ pub struct SimArgs {
     /// Print the results as JSON on stdout instead of a table
     #[arg(long)]
     pub json: bool,
+    /// Also write the results as JSON to this file (beside the table, from the same run)
+    #[arg(long, value_name = "FILE")]
+    pub json_file: Option<PathBuf>,
     /// Directory for the PNG plots [default: sim/out/NAME]
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -42,6 +45,10 @@ pub fn run(args: SimArgs) -> anyhow::Result<()> {
         progress: !args.quiet,
     };
     let output = sim::run_config(&cfg, &opts)?;
+    if let Some(path) = &args.json_file {
+        std::fs::write(path, serde_json::to_string_pretty(&output.json)? + "\n")
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&output.json)?);
     } else {
