@@ -9,7 +9,7 @@
 # native s is the gcc build's wall time, wasm s the wasm runner's (including
 # its start-up and compilation of the module), ratio = wasm s / native s.
 # match is "yes" when all outputs are the same line and every run exited 0.
-# Exits 1 if any kernel does not match.  Run ./build.sh first if the .wasm
+# Exits 1 if any kernel does not match.  Run ../build.sh first if the .wasm
 # files are missing or stale.
 #
 # usage: check.sh [NAME...]          (default: every *.c here)
@@ -87,7 +87,7 @@ for name in "${names[@]}"; do
         exit 1
     fi
     if [[ ! -f $name.wasm ]]; then
-        echo "check.sh: $name.wasm missing: run ./build.sh" >&2
+        echo "check.sh: $name.wasm missing: run ../build.sh" >&2
         exit 1
     fi
     "$NATIVE_CC" "${native_cflags[@]}" -Wall -Wextra -o "$tmp/$name" "$name.c" -lm
