@@ -92,6 +92,9 @@ pub enum Section {
     /// a module compiled by a fresh sandbox vs loaded from the on-disk code cache (what a
     /// restarted provider does), --module FILE
     Compile,
+    /// the compute kernels of guests/kernels: native vs bare wasmtime (stock, and with the
+    /// sandbox's settings) vs the sandbox, interleaved rounds, geometric means
+    Kernels,
     /// a 64 MB blob through a coordinator: raw chunks and ranges vs BLAKE3 verified-streaming
     /// slices, up and down; sealing and opening it as a private job does
     Blobs,
@@ -205,6 +208,13 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         let rounds = if args.quick { 2 } else { 5 };
         let (json, table) = tokio::task::block_in_place(|| compile_bench(&wasm, rounds))?;
         return print_section(&args, cores, "compile", json, table);
+    }
+    if args.only == Some(Section::Kernels) {
+        let rounds = if args.quick { 1 } else { 3 };
+        let result = tokio::task::spawn_blocking(move || crate::kernels_bench::run(rounds))
+            .await
+            .context("benchmark thread panicked")??;
+        return print_section(&args, cores, "kernels", result.json(), result.table());
     }
     if args.only == Some(Section::Blobs) {
         let (json, table) = blobs_bench(args.quick).await?;

@@ -7,6 +7,7 @@ mod demo;
 mod genesis;
 mod heartbeat_bench;
 mod jobspec;
+mod kernels_bench;
 mod ledger_bench;
 mod provider_cmd;
 mod reads_bench;

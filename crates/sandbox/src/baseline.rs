@@ -66,12 +66,21 @@ impl Baseline {
     /// with [`Baseline::new`] and the sandbox, it separates the cost of determinism from the cost of
     /// the harness.
     pub fn with_sandbox_settings() -> Result<Baseline, SandboxError> {
+        Baseline::with_settings(true, true)
+    }
+
+    /// Bare wasmtime with some of the sandbox's settings: `metering` (fuel and epoch
+    /// interruption) and `nan_canonicalization`, to tell what each one costs.
+    pub fn with_settings(
+        metering: bool,
+        nan_canonicalization: bool,
+    ) -> Result<Baseline, SandboxError> {
         let mut config = Config::default();
         config
-            .consume_fuel(true)
-            .epoch_interruption(true)
-            .cranelift_nan_canonicalization(true);
-        Baseline::build(&config, true)
+            .consume_fuel(metering)
+            .epoch_interruption(metering)
+            .cranelift_nan_canonicalization(nan_canonicalization);
+        Baseline::build(&config, metering)
     }
 
     fn build(config: &Config, metered: bool) -> Result<Baseline, SandboxError> {
