@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Regenerates docs/simulation.md and its plots by running every experiment under
 # sim/experiments/. Every number in the document comes from these runs; none is typed by hand.
-#   bash sim/make-docs.sh              (about 75 minutes on two cores)
+#   bash sim/make-docs.sh              (about 45 minutes on two cores)
 #   bash sim/make-docs.sh --text-only  (rewrites the document from the outputs already in
 #                                       docs/simulation/, after an edit of its text)
 set -euo pipefail
@@ -183,26 +183,16 @@ $(img failures/executions.png "executions per task against the failing fraction 
 
 ## Collusion: every cheating strategy against the saboteur fraction
 
-(The tables of this section were measured under rules 18 — anchors judge disputes between
-trusted providers (14) and a trusted group against a credible one (17), a caught provider gets
-one task at a time (15), a caught liar's lone results in open jobs are reopened (16, the
-"reopened" column), and the disputes wait apart from the other re-executions (18); see
-ARCHITECTURE.md, from "Anchors judge" on. Before rules 18 the four-validator table took over
-80 CPU-minutes: every trusted provider's fetch walked past every dispute waiting for the
-anchors. The predicting cheater of the cold run never lies: its audit rate never reaches the
-floor it waits for within 60,000 tasks, so it earns what an honest provider does; the warm
-run below is where it cheats.)
-
-(Rules 19, correction after delivery, came after these tables, which \`sim/make-docs.sh\` has
-not been run to regenerate yet. Measured under rules 19 with the same files, on a machine
-shared with other runs (so the wall times are not comparable): \`collusion.toml\` (four
-validators) 0 wrong results in every row (rules 18: 1 and 13, in the sometimes rows at
-f = 0.2 and 0.5, whose executions per task rose 2.492 → 2.498 and 2.670 → 2.810), 0 honest
-providers slashed; \`warm.toml\` 0 wrong results in every row but one
-(sometimes at f = 0.1: 1 of 400,000), against 324 / 442 (predicting) and 37 / 129 (turncoat)
-at f = 0.05 / 0.1 under rules 18, with warm executions 1.140 to 1.294 as before; the
-predicting rows reopened 1,788 / 3,910 results (1,223 / 2,513 wrong), the turncoat rows
-26 / 110 (26 / 107). See ARCHITECTURE.md, "Correction after delivery".)
+The tables of this section are measured under the current rules. Those that shaped them:
+anchors judge disputes between trusted providers (rules 14) and between a trusted group and a
+credible one (17), a caught provider gets one task at a time (15), a caught liar's lone
+results in jobs still running are reopened (16, the "reopened" column), the disputes wait apart
+from the other re-executions (18), and a caught liar's results are corrected even in jobs that
+already completed, while their storage is kept (19); see ARCHITECTURE.md, from "Anchors judge"
+on. Before rules 18 the four-validator table took over 80 CPU-minutes: every trusted provider's
+fetch walked past every dispute waiting for the anchors. The predicting cheater of the cold run
+never lies: its audit rate never reaches the floor it waits for within 60,000 tasks, so it
+earns what an honest provider does; the warm run below is where it cheats.
 
 \`gridmint sim sim/experiments/collusion.toml\` — the verification experiment's fleet (2,000
 providers) with a bigger workload (60,000 tasks, so honest providers build a history and earn
@@ -255,9 +245,10 @@ $(table collusion)
 
 The same experiment on a single coordinator (no validators, hence no anchors) under the
 current rules — trust starts from newcomers' agreement in the first rounds, before anyone has
-passed an audit, and no anchor judges a dispute, so colluders still get wrong results accepted
-(at f = 0.2, 23 to 80 of 60,000 in five rows: the goals of issue 14 are met only with
-validators) and, at f = 0.5, honest providers slashed:
+passed an audit, and no anchor judges a dispute, so cheaters still get wrong results accepted
+(the sometimes and predicting rows from f = 0.05 on, the colluding and sybil rows at f = 0.5)
+and honest providers slashed (the turncoat rows from f = 0.2 on): the goals of issue 14 are met
+only with validators, whose providers anchor trust.
 
 \`\`\`
 $(grep -v '^plot: ' "$out/collusion-single-current.txt")
@@ -279,7 +270,7 @@ $(grep -v '^plot: ' "$out/collusion-single-4.txt")
 \`\`\`
 
 **A warm network.** \`gridmint sim sim/experiments/warm.toml\` — the same fleet with 400,000
-tasks (200 per provider instead of 30), at f = 0.05 and 0.1, with the same four validators.
+tasks (200 per provider instead of 30), at f = 0.05 to 0.3, with the same four validators.
 The warm columns are over the jobs submitted after the first 150,000 tasks (\`warmup_tasks\`),
 when every honest provider has a history; the others are over the whole run, the cold start
 included. Measured on an honest-only fleet of this run: its first fifth of jobs takes 2.2 to
@@ -289,6 +280,14 @@ tenth 1.5, and 1.09 to 1.10 from then on (the 10% audit floor).
 
 \`\`\`
 $(grep -v '^plot: ' "$out/warm.txt")
+\`\`\`
+
+The same warm run at f = 0.05 and 0.1 under rules 18, before correction after delivery: a
+predicting or turncoat cheater caught after some of its lies had been delivered (in jobs that
+had completed) kept them — the wrong results that stand above are the ones rules 19 corrects.
+
+\`\`\`
+$(grep -v '^plot: ' "$out/warm-rules18.txt" | sed '/^$/,$d')
 \`\`\`
 
 $(img collusion/wrong-rate.png "wrong-result rate against f, by strategy")
