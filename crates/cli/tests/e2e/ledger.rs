@@ -270,6 +270,14 @@ treasury_bps = 5000
         ),
     );
     let c = w.coordinator(&["--genesis", genesis.to_str().unwrap()]);
+    // No [storage]: results are final at completion, and the operator is told so.
+    assert!(
+        c.proc
+            .logs()
+            .contains("warning: this genesis has no [storage]"),
+        "{}",
+        c.proc.logs()
+    );
     let network = w.block_on(c.http.client.network()).unwrap();
     assert_eq!(network.chain_id, "e2e");
     assert_eq!(network.faucet, None);

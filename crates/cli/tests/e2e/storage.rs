@@ -188,6 +188,7 @@ fn a_jobs_storage_is_paid_for_returned_on_release_and_its_blobs_deleted() {
 fn output_room_is_enforced_and_wrong_or_missing_claims_are_refused() {
     let w = World::new();
     let c = w.coordinator(&["--genesis", genesis(&w).to_str().unwrap()]);
+    assert!(!c.proc.logs().contains("no [storage]"), "{}", c.proc.logs());
     let _provider = w.provider(&c, 1);
     // pi prints "<hits> <samples>\n": more than 8 bytes.
     let job = w.submit(&c.url, &spec(&w, 2, "8"));
