@@ -207,6 +207,17 @@ impl KernelsResult {
     }
 }
 
+/// An error naming `what` and quoting its stderr unless the process `out` exited 0.
+fn succeeded(out: &std::process::Output, what: &str) -> anyhow::Result<()> {
+    ensure!(
+        out.status.success(),
+        "{what} failed ({}): {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr).trim()
+    );
+    Ok(())
+}
+
 /// Compiles every kernel natively into `dir` with gcc; the executables' paths, in
 /// [`KERNELS`]' order.
 fn compile_native(dir: &std::path::Path) -> anyhow::Result<Vec<std::path::PathBuf>> {
@@ -223,13 +234,7 @@ fn compile_native(dir: &std::path::Path) -> anyhow::Result<Vec<std::path::PathBu
             .arg("-lm")
             .output()
             .context("running gcc (the native column needs it)")?;
-        ensure!(
-            out.status.success(),
-            "gcc -O2 {}.c failed ({}): {}",
-            k.name,
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
+        succeeded(&out, &format!("gcc -O2 {}.c", k.name))?;
         exes.push(exe);
     }
     Ok(exes)
@@ -284,13 +289,7 @@ pub(crate) fn run(rounds: usize) -> anyhow::Result<KernelsResult> {
                 .output()
                 .with_context(|| format!("running the native {}", row.name))?;
             let took = start.elapsed();
-            ensure!(
-                out.status.success(),
-                "the native {} failed ({}): {}",
-                row.name,
-                out.status,
-                String::from_utf8_lossy(&out.stderr).trim()
-            );
+            succeeded(&out, &format!("the native {}", row.name))?;
             runs.push((took, out.stdout));
             for ((bare, module), way) in bares.iter().zip(modules).zip(WAYS.iter().skip(1)) {
                 let start = Instant::now();

@@ -125,20 +125,26 @@ impl Accepted {
     pub(crate) fn build<'a>(&mut self, jobs: impl Iterator<Item = &'a crate::state::Job>) {
         self.tasks.clear();
         for job in jobs {
-            let maps = job.map_count();
-            for (index, task) in job.tasks.iter().enumerate().take(maps) {
-                if let Some(result) = task.result.as_ref() {
-                    let index = u32::try_from(index).unwrap_or(u32::MAX);
-                    for provider in &result.providers {
-                        self.tasks
-                            .entry(*provider)
-                            .or_default()
-                            .insert(TaskId { job: job.id, index });
-                    }
+            for (task, providers) in Self::results(job) {
+                for provider in providers {
+                    self.tasks.entry(*provider).or_default().insert(task);
                 }
             }
         }
         self.built = true;
+    }
+
+    /// Job `job`'s accepted map results: each task with the providers of its result.
+    fn results(job: &crate::state::Job) -> impl Iterator<Item = (TaskId, &[AccountId])> {
+        job.tasks
+            .iter()
+            .take(job.map_count())
+            .enumerate()
+            .filter_map(|(index, task)| {
+                let result = task.result.as_ref()?;
+                let index = u32::try_from(index).ok()?;
+                Some((TaskId { job: job.id, index }, result.providers.as_slice()))
+            })
     }
 
     /// Records that map task `task` was accepted on `providers`' result.
@@ -170,13 +176,9 @@ impl Accepted {
 
     /// Drops the entries of job `job`'s results (its results became final).
     pub(crate) fn forget_job(&mut self, job: &crate::state::Job) {
-        let maps = job.map_count();
-        for (index, task) in job.tasks.iter().enumerate().take(maps) {
-            if let Some(result) = task.result.as_ref() {
-                let index = u32::try_from(index).unwrap_or(u32::MAX);
-                for provider in &result.providers {
-                    self.prune(provider, |t| t != TaskId { job: job.id, index });
-                }
+        for (task, providers) in Self::results(job) {
+            for provider in providers {
+                self.prune(provider, |t| t != task);
             }
         }
     }
