@@ -1,16 +1,17 @@
 //! `gridmint bench --only kernels`: the compute kernels of `guests/kernels/` (linear algebra,
 //! stencils, dynamic programming, FFT, sorting, hashing, parsing, memory bandwidth), each run
 //! natively (its C source compiled at bench time with `gcc -O2 -ffp-contract=off`), in bare
-//! wasmtime with stock settings, with the sandbox's metering alone (fuel and epoch checks), with
-//! its NaN canonicalization alone, with both (the sandbox's code-generation settings), and in
-//! the Gridmint [`Sandbox`]. Rounds are
-//! interleaved (every kernel every way once per round), medians and ratios are reported with
-//! their geometric means, and every run's output line (a hash of the kernel's whole result)
-//! must be the same, and every sandbox run's fuel the same, or the command fails.
+//! wasmtime with stock settings, with each of the sandbox's code-generation levers alone (fuel,
+//! epoch checks, NaN canonicalization after every float instruction as profile 1 does it, at
+//! observation points as profile 2 does), with each profile's settings together, and in the
+//! Gridmint [`Sandbox`] under each profile. Rounds are interleaved (every kernel every way once
+//! per round), medians and ratios are reported with their geometric means, and every run's
+//! output line (a hash of the kernel's whole result) must be the same, and every sandbox run's
+//! fuel the same under its profile, or the command fails.
 
 use anyhow::{Context, bail, ensure};
-use sandbox::baseline::Baseline;
-use sandbox::{Outcome, Sandbox, SandboxConfig, TaskRun};
+use sandbox::baseline::{Baseline, Nans, Settings};
+use sandbox::{Outcome, Profile, Sandbox, SandboxConfig, TaskRun};
 use serde_json::json;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -48,24 +49,106 @@ const KERNELS: [Kernel; 13] = kernels!(
     "parse", "triad", "floyd",
 );
 
-/// The ways a kernel runs, in the order of a round.
-const WAYS: [&str; 6] = [
-    "native",
-    "bare wasmtime",
-    "bare wasmtime with fuel and epochs",
-    "bare wasmtime with NaN canonicalization",
-    "bare wasmtime with the sandbox's settings",
-    "sandbox",
-];
-/// Index of the sandbox in [`WAYS`].
-const SANDBOX: usize = 5;
+/// How a kernel runs.
+#[derive(Clone, Copy)]
+enum How {
+    Native,
+    Bare(Settings),
+    Sandbox(Profile),
+}
 
-/// One kernel's times (one per round) for each of [`WAYS`], and what it printed.
+/// The ways a kernel runs, in the order of a round: a short label for the table, a long one.
+const WAYS: [(&str, &str, How); 11] = [
+    ("native", "native (gcc -O2)", How::Native),
+    ("bare", "bare wasmtime, stock", How::Bare(BARE)),
+    (
+        "+fuel",
+        "bare wasmtime with fuel metering",
+        How::Bare(Settings { fuel: true, ..BARE }),
+    ),
+    (
+        "+epoch",
+        "bare wasmtime with epoch checks",
+        How::Bare(Settings {
+            epochs: true,
+            ..BARE
+        }),
+    ),
+    (
+        "+nan1",
+        "bare wasmtime with NaN canonicalization after every float instruction (profile 1's)",
+        How::Bare(Settings {
+            nans: Nans::EveryFloat,
+            ..BARE
+        }),
+    ),
+    (
+        "+nan2",
+        "bare wasmtime with NaN canonicalization where observable (profile 2's rewrite)",
+        How::Bare(Settings {
+            nans: Nans::Observed,
+            ..BARE
+        }),
+    ),
+    (
+        "p1 set",
+        "bare wasmtime with profile 1's settings (fuel, epochs, nan1)",
+        How::Bare(Settings {
+            fuel: true,
+            epochs: true,
+            nans: Nans::EveryFloat,
+        }),
+    ),
+    (
+        "p2 set",
+        "bare wasmtime with profile 2's settings (fuel, epochs, nan2)",
+        How::Bare(Settings {
+            fuel: true,
+            epochs: true,
+            nans: Nans::Observed,
+        }),
+    ),
+    (
+        "p2-ep",
+        "bare wasmtime with fuel and nan2, no epoch checks",
+        How::Bare(Settings {
+            fuel: true,
+            epochs: false,
+            nans: Nans::Observed,
+        }),
+    ),
+    (
+        "sbox p1",
+        "the sandbox under profile 1 (before)",
+        How::Sandbox(Profile::EveryFloat),
+    ),
+    (
+        "sbox p2",
+        "the sandbox under profile 2 (the latest)",
+        How::Sandbox(Profile::ObservedNans),
+    ),
+];
+/// Stock settings.
+const BARE: Settings = Settings {
+    fuel: false,
+    epochs: false,
+    nans: Nans::Free,
+};
+/// Index in [`WAYS`] of native and stock wasmtime.
+const NATIVE: usize = 0;
+const STOCK: usize = 1;
+/// Index in [`WAYS`] of the sandbox under profile 1 and under the latest profile, which the
+/// goals are about.
+const SANDBOX_P1: usize = 9;
+const SANDBOX: usize = 10;
+
+/// One kernel's times (one per round) for each of [`WAYS`], what it printed, and its fuel under
+/// each profile.
 struct Row {
     name: &'static str,
-    times: [Vec<Duration>; 6],
+    times: Vec<Vec<Duration>>,
     line: String,
-    fuel: u64,
+    fuel: [u64; 2],
 }
 
 impl Row {
@@ -100,7 +183,7 @@ impl KernelsResult {
     fn max_vs_native(&self) -> f64 {
         self.rows
             .iter()
-            .map(|r| r.ratio(SANDBOX, 0))
+            .map(|r| r.ratio(SANDBOX, NATIVE))
             .fold(0.0, f64::max)
     }
 
@@ -109,82 +192,83 @@ impl KernelsResult {
         let mut s = String::new();
         let _ = writeln!(
             s,
-            "compute kernels (guests/kernels, scale 1), median of {} interleaved round(s)\n",
+            "compute kernels (guests/kernels, scale 1), median of {} interleaved round(s); every \
+             wasm column is a multiple of native\n",
             self.rounds
         );
-        let _ = writeln!(
-            s,
-            "{:<10} {:>9}   {:>7} {:>7} {:>7} {:>7} {:>7}   {:>8}  {:>15}",
-            "kernel", "native", "bare", "+fuel", "+nan", "+both", "sandbox", "sandbox", "fuel"
-        );
-        let _ = writeln!(
-            s,
-            "{:<10} {:>9}   {:>7} {:>7} {:>7} {:>7} {:>7}   {:>8}  {:>15}",
-            "", "ms", "/native", "/native", "/native", "/native", "/native", "/bare", ""
-        );
+        let _ = write!(s, "{:<9} {:>8} ", "kernel", "native");
+        for (label, _, _) in WAYS.iter().skip(1) {
+            let _ = write!(s, " {label:>7}");
+        }
+        let _ = writeln!(s, "  {:>8} {:>13} {:>13}", "p2/bare", "fuel p1", "fuel p2");
+        let _ = write!(s, "{:<9} {:>8} ", "", "ms");
+        for _ in WAYS.iter().skip(1) {
+            let _ = write!(s, " {:>7}", "/native");
+        }
+        let _ = writeln!(s);
         for r in &self.rows {
+            let _ = write!(s, "{:<9} {:>8.1} ", r.name, r.median(NATIVE) * 1e3);
+            for way in 1..WAYS.len() {
+                let _ = write!(s, " {:>7.2}", r.ratio(way, NATIVE));
+            }
             let _ = writeln!(
                 s,
-                "{:<10} {:>9.1}   {:>7.2} {:>7.2} {:>7.2} {:>7.2} {:>7.2}   {:>8.2}  {:>15}",
-                r.name,
-                r.median(0) * 1e3,
-                r.ratio(1, 0),
-                r.ratio(2, 0),
-                r.ratio(3, 0),
-                r.ratio(4, 0),
-                r.ratio(SANDBOX, 0),
-                r.ratio(SANDBOX, 1),
-                r.fuel
+                "  {:>8.2} {:>13} {:>13}",
+                r.ratio(SANDBOX, STOCK),
+                r.fuel[0],
+                r.fuel[1]
             );
         }
+        let _ = write!(s, "{:<9} {:>8} ", "geomean", "");
+        for way in 1..WAYS.len() {
+            let _ = write!(s, " {:>7.2}", self.geomean(way, NATIVE));
+        }
+        let _ = writeln!(s, "  {:>8.2}\n", self.geomean(SANDBOX, STOCK));
+        for (label, long, _) in WAYS.iter().skip(1) {
+            let _ = writeln!(s, "{label:>8}: {long}");
+        }
+        let _ = writeln!(s);
         let _ = writeln!(
             s,
-            "{:<10} {:>9}   {:>7.2} {:>7.2} {:>7.2} {:>7.2} {:>7.2}   {:>8.2}",
-            "geomean",
-            "",
-            self.geomean(1, 0),
-            self.geomean(2, 0),
-            self.geomean(3, 0),
-            self.geomean(4, 0),
-            self.geomean(SANDBOX, 0),
-            self.geomean(SANDBOX, 1)
-        );
-        let _ = writeln!(
-            s,
-            "\nbare: stock wasmtime; +fuel: with fuel metering and epoch checks; +nan: with NaN\n\
-             canonicalization; +both: with both (the sandbox's code generation, no harness).\n"
-        );
-        let _ = writeln!(
-            s,
-            "sandbox / native: geometric mean {:.2} (goal <= {GOAL_GEOMEAN_VS_NATIVE}: {}), worst {:.2} (goal <= {GOAL_MAX_VS_NATIVE}: {})",
-            self.geomean(SANDBOX, 0),
-            crate::bench::verdict(self.geomean(SANDBOX, 0) <= GOAL_GEOMEAN_VS_NATIVE),
+            "sandbox (profile 2) / native: geometric mean {:.2} (goal <= {GOAL_GEOMEAN_VS_NATIVE}: {}), worst {:.2} (goal <= {GOAL_MAX_VS_NATIVE}: {}); under profile 1: {:.2}",
+            self.geomean(SANDBOX, NATIVE),
+            crate::bench::verdict(self.geomean(SANDBOX, NATIVE) <= GOAL_GEOMEAN_VS_NATIVE),
             self.max_vs_native(),
             crate::bench::verdict(self.max_vs_native() <= GOAL_MAX_VS_NATIVE),
+            self.geomean(SANDBOX_P1, NATIVE),
         );
         let _ = writeln!(
             s,
-            "sandbox / bare wasmtime: geometric mean {:.2} (goal <= {GOAL_GEOMEAN_VS_BARE}: {})",
-            self.geomean(SANDBOX, 1),
-            crate::bench::verdict(self.geomean(SANDBOX, 1) <= GOAL_GEOMEAN_VS_BARE),
+            "sandbox (profile 2) / bare wasmtime: geometric mean {:.2} (goal <= {GOAL_GEOMEAN_VS_BARE}: {}); under profile 1: {:.2}",
+            self.geomean(SANDBOX, STOCK),
+            crate::bench::verdict(self.geomean(SANDBOX, STOCK) <= GOAL_GEOMEAN_VS_BARE),
+            self.geomean(SANDBOX_P1, STOCK),
         );
         let _ = writeln!(
             s,
-            "every kernel printed the same hash natively and in every wasm run; the sandbox's fuel was the same in every round"
+            "every kernel printed the same hash natively and in every wasm run; the sandbox's fuel was the same in every round under each profile"
         );
         s
     }
 
     pub(crate) fn json(&self) -> serde_json::Value {
+        let ways: serde_json::Map<String, serde_json::Value> = WAYS
+            .iter()
+            .enumerate()
+            .skip(1)
+            .map(|(i, (label, _, _))| (label.to_string(), json!(self.geomean(i, NATIVE))))
+            .collect();
         json!({
             "rounds": self.rounds,
-            "geomean_vs_native": self.geomean(SANDBOX, 0),
-            "geomean_vs_bare": self.geomean(SANDBOX, 1),
+            "geomean_vs_native": self.geomean(SANDBOX, NATIVE),
+            "geomean_vs_bare": self.geomean(SANDBOX, STOCK),
             "max_vs_native": self.max_vs_native(),
-            "geomean_bare_vs_native": self.geomean(1, 0),
-            "geomean_fuel_vs_native": self.geomean(2, 0),
-            "geomean_nan_vs_native": self.geomean(3, 0),
-            "geomean_settings_vs_native": self.geomean(4, 0),
+            "profile_1": {
+                "geomean_vs_native": self.geomean(SANDBOX_P1, NATIVE),
+                "geomean_vs_bare": self.geomean(SANDBOX_P1, STOCK),
+            },
+            "geomean_vs_native_by_way": ways,
+            "ways": WAYS.iter().map(|(label, long, _)| json!({"label": label, "what": long})).collect::<Vec<_>>(),
             "goals": {
                 "geomean_vs_native": GOAL_GEOMEAN_VS_NATIVE,
                 "geomean_vs_bare": GOAL_GEOMEAN_VS_BARE,
@@ -192,15 +276,12 @@ impl KernelsResult {
             },
             "kernels": self.rows.iter().map(|r| json!({
                 "name": r.name,
-                "native_ms": r.median(0) * 1e3,
-                "bare_ms": r.median(1) * 1e3,
-                "fuel_ms": r.median(2) * 1e3,
-                "nan_ms": r.median(3) * 1e3,
-                "settings_ms": r.median(4) * 1e3,
-                "sandbox_ms": r.median(SANDBOX) * 1e3,
-                "vs_native": r.ratio(SANDBOX, 0),
-                "vs_bare": r.ratio(SANDBOX, 1),
-                "fuel": r.fuel,
+                "native_ms": r.median(NATIVE) * 1e3,
+                "ms": WAYS.iter().enumerate().map(|(i, (label, _, _))| (label.to_string(), json!(r.median(i) * 1e3))).collect::<serde_json::Map<_, _>>(),
+                "vs_native": r.ratio(SANDBOX, NATIVE),
+                "vs_bare": r.ratio(SANDBOX, STOCK),
+                "fuel_profile_1": r.fuel[0],
+                "fuel": r.fuel[1],
                 "output": r.line,
             })).collect::<Vec<_>>(),
         })
@@ -240,6 +321,13 @@ fn compile_native(dir: &std::path::Path) -> anyhow::Result<Vec<std::path::PathBu
     Ok(exes)
 }
 
+/// A way's runner, ready for every kernel.
+enum Runner {
+    Native(Vec<std::path::PathBuf>),
+    Bare(Baseline, Vec<sandbox::baseline::BaselineModule>),
+    Sandbox(Vec<sandbox::Prepared>),
+}
+
 /// Runs the suite: `rounds` interleaved rounds (blocking; call it off the async workers).
 pub(crate) fn run(rounds: usize) -> anyhow::Result<KernelsResult> {
     let dir = tempfile::tempdir().context("creating a temp dir for the native builds")?;
@@ -248,21 +336,32 @@ pub(crate) fn run(rounds: usize) -> anyhow::Result<KernelsResult> {
         KERNELS.len()
     );
     let natives = compile_native(dir.path())?;
-    eprintln!("kernels: compiling the wasm builds for the sandbox and four bare wasmtimes");
+    eprintln!(
+        "kernels: compiling the wasm builds for the sandbox and {} bare wasmtimes",
+        WAYS.iter()
+            .filter(|(_, _, how)| matches!(how, How::Bare(_)))
+            .count()
+    );
     let sandbox = Sandbox::new(SandboxConfig::default())?;
-    let bares = [
-        Baseline::new()?,
-        Baseline::with_settings(true, false)?,
-        Baseline::with_settings(false, true)?,
-        Baseline::with_sandbox_settings()?,
-    ];
-    let mut prepared = Vec::new();
-    for k in &KERNELS {
-        let modules = bares
-            .iter()
-            .map(|b| b.compile(k.wasm))
-            .collect::<Result<Vec<_>, _>>()?;
-        prepared.push((modules, sandbox.prepare(k.wasm)?));
+    let mut runners = Vec::new();
+    for (_, _, how) in &WAYS {
+        runners.push(match how {
+            How::Native => Runner::Native(natives.clone()),
+            How::Bare(settings) => {
+                let bare = Baseline::with(*settings)?;
+                let modules = KERNELS
+                    .iter()
+                    .map(|k| bare.compile(k.wasm))
+                    .collect::<Result<Vec<_>, _>>()?;
+                Runner::Bare(bare, modules)
+            }
+            How::Sandbox(profile) => Runner::Sandbox(
+                KERNELS
+                    .iter()
+                    .map(|k| sandbox.prepare_for(k.wasm, *profile))
+                    .collect::<Result<Vec<_>, _>>()?,
+            ),
+        });
     }
     let scale = vec!["1".to_string()];
     let task = TaskRun {
@@ -275,69 +374,71 @@ pub(crate) fn run(rounds: usize) -> anyhow::Result<KernelsResult> {
         .iter()
         .map(|k| Row {
             name: k.name,
-            times: Default::default(),
+            times: vec![Vec::new(); WAYS.len()],
             line: String::new(),
-            fuel: 0,
+            fuel: [0; 2],
         })
         .collect();
     for round in 1..=rounds {
-        for ((row, exe), (modules, sandboxed)) in rows.iter_mut().zip(&natives).zip(&prepared) {
-            let mut runs: Vec<(Duration, Vec<u8>)> = Vec::new();
-            let start = Instant::now();
-            let out = Command::new(exe)
-                .args(&scale)
-                .output()
-                .with_context(|| format!("running the native {}", row.name))?;
-            let took = start.elapsed();
-            succeeded(&out, &format!("the native {}", row.name))?;
-            runs.push((took, out.stdout));
-            for ((bare, module), way) in bares.iter().zip(modules).zip(WAYS.iter().skip(1)) {
+        for (i, row) in rows.iter_mut().enumerate() {
+            for (way, ((label, long, _), runner)) in WAYS.iter().zip(&runners).enumerate() {
                 let start = Instant::now();
-                let report = bare.run(module, &scale)?;
+                let out = match runner {
+                    Runner::Native(exes) => {
+                        let out = Command::new(&exes[i])
+                            .args(&scale)
+                            .output()
+                            .with_context(|| format!("running the native {}", row.name))?;
+                        succeeded(&out, &format!("the native {}", row.name))?;
+                        out.stdout
+                    }
+                    Runner::Bare(bare, modules) => {
+                        let report = bare.run(&modules[i], &scale)?;
+                        ensure!(
+                            report.exit_code == 0,
+                            "{} exited {} in {long}",
+                            row.name,
+                            report.exit_code
+                        );
+                        report.stdout
+                    }
+                    Runner::Sandbox(prepared) => {
+                        let report = sandbox.run(&prepared[i], &task)?;
+                        ensure!(
+                            report.outcome == Outcome::Exited(0),
+                            "{} in {long}: {:?}; stderr: {}",
+                            row.name,
+                            report.outcome,
+                            String::from_utf8_lossy(&report.stderr).trim()
+                        );
+                        let slot = &mut row.fuel
+                            [usize::from(prepared[i].profile() != Profile::EveryFloat)];
+                        if round > 1 && report.fuel_used != *slot {
+                            bail!(
+                                "FUEL MISMATCH in {} ({label}): {} in round {round}, {} before",
+                                row.name,
+                                report.fuel_used,
+                                slot
+                            );
+                        }
+                        *slot = report.fuel_used;
+                        report.output
+                    }
+                };
                 let took = start.elapsed();
-                ensure!(
-                    report.exit_code == 0,
-                    "{} exited {} in {way}",
-                    row.name,
-                    report.exit_code
-                );
-                runs.push((took, report.stdout));
-            }
-            let start = Instant::now();
-            let report = sandbox.run(sandboxed, &task)?;
-            let took = start.elapsed();
-            ensure!(
-                report.outcome == Outcome::Exited(0),
-                "{} in the sandbox: {:?}; stderr: {}",
-                row.name,
-                report.outcome,
-                String::from_utf8_lossy(&report.stderr).trim()
-            );
-            runs.push((took, report.output));
-
-            for ((way, (took, out)), times) in WAYS.iter().zip(runs).zip(row.times.iter_mut()) {
                 let line = String::from_utf8_lossy(&out).trim().to_string();
                 if row.line.is_empty() {
                     row.line = line.clone();
                 }
                 if line != row.line {
                     bail!(
-                        "OUTPUT MISMATCH in {}: the {way} run printed {line:?} where an earlier run printed {:?}",
+                        "OUTPUT MISMATCH in {}: the {long} run printed {line:?} where an earlier run printed {:?}",
                         row.name,
                         row.line
                     );
                 }
-                times.push(took);
+                row.times[way].push(took);
             }
-            if round > 1 && report.fuel_used != row.fuel {
-                bail!(
-                    "FUEL MISMATCH in {}: {} in round {round}, {} before",
-                    row.name,
-                    report.fuel_used,
-                    row.fuel
-                );
-            }
-            row.fuel = report.fuel_used;
             eprintln!(
                 "kernels: round {round}: {:<9} {}",
                 row.name,
@@ -371,6 +472,18 @@ mod tests {
         let mut listed: Vec<String> = KERNELS.iter().map(|k| k.name.to_string()).collect();
         listed.sort();
         assert_eq!(listed, on_disk);
+    }
+
+    #[test]
+    fn the_indices_name_the_ways_the_goals_are_about() {
+        assert!(matches!(WAYS[NATIVE].2, How::Native));
+        assert!(matches!(WAYS[STOCK].2, How::Bare(s) if s == Settings::default()));
+        assert!(matches!(WAYS[SANDBOX].2, How::Sandbox(p) if p == Profile::LATEST));
+        assert!(matches!(
+            WAYS[SANDBOX_P1].2,
+            How::Sandbox(Profile::EveryFloat)
+        ));
+        assert_eq!(SANDBOX, WAYS.len() - 1);
     }
 
     #[test]

@@ -125,7 +125,13 @@
 ///   escrow keeps back what re-running its lone results would cost
 ///   (`State::correction_reserve`) until its storage is released, which returns it. Inputs
 ///   apply as under 18 otherwise.
-pub const RULES: u32 = 19;
+/// - 20: tasks run under sandbox profile 2 (`TaskDescriptor::profile`, `State::sandbox_profile`):
+///   a NaN is made canonical only where its bits become observable, by a rewrite of the module
+///   that is metered like the guest's own code, instead of after every float instruction
+///   (profile 1). A run's output is the same under both except for a NaN whose sign was flipped
+///   after it was made; its fuel differs for a module that stores floats, so the profile is the
+///   network's and never mixed. Inputs apply as under 19 otherwise.
+pub const RULES: u32 = 20;
 /// The rules of a network whose genesis predates the version.
 pub const FIRST_RULES: u32 = 1;
 

@@ -1680,6 +1680,7 @@ impl State {
                 mounts: self.job_files(id.job).mounts,
                 scratch: self.job_files(id.job).scratch,
                 private: self.job_sealing(id.job).cloned(),
+                profile: self.sandbox_profile(),
             });
         }
         let Aggregate::Reduce(reduce) = &job.spec.aggregate else {
@@ -1716,7 +1717,18 @@ impl State {
             mounts: Vec::new(),
             scratch: None,
             private: self.job_sealing(id.job).cloned(),
+            profile: self.sandbox_profile(),
         })
+    }
+
+    /// Rules 20: the sandbox profile every task of this network runs under (2: NaNs made
+    /// canonical where observable; 1 before rules 20: after every float instruction).
+    pub fn sandbox_profile(&self) -> u32 {
+        if self.rules >= 20 {
+            2
+        } else {
+            crate::types::FIRST_PROFILE
+        }
     }
 
     /// Task `id`, for changing it.

@@ -397,6 +397,18 @@ pub struct TaskDescriptor {
     /// decrypt the inputs (and trees) and encrypts the output under it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub private: Option<crate::private::Sealing>,
+    /// Rules 20: the sandbox profile the task runs under (how its floats are made deterministic,
+    /// which fixes the fuel it counts: `sandbox::Profile`), the same for every task of a
+    /// network: 2 under rules 20, 1 before (and where a descriptor does not say).
+    #[serde(default = "first_profile")]
+    pub profile: u32,
+}
+
+/// The sandbox profile of a network before rules 20.
+pub const FIRST_PROFILE: u32 = 1;
+
+fn first_profile() -> u32 {
+    FIRST_PROFILE
 }
 
 /// The name a reduce task sees for map output `index`.

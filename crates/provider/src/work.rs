@@ -6,7 +6,7 @@ use api::private::JobKey;
 use api::{Client, ClientError, Identity};
 use bytes::Bytes;
 use engine::{Hash, TaskDescriptor, TaskOutcome, TaskReport};
-use sandbox::{Outcome, Prepared, Sandbox, TaskRun};
+use sandbox::{Outcome, Prepared, Profile, Sandbox, TaskRun};
 use std::collections::VecDeque;
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
@@ -32,7 +32,8 @@ struct Inner {
     blobs: BlobStore,
     /// Where tree blobs are unpacked, one directory per tree (`<hash>`), kept across restarts.
     trees: PathBuf,
-    modules: Mutex<HashMap<Hash, Prepared>>,
+    /// Compiled modules, by hash and the sandbox profile they were prepared for.
+    modules: Mutex<HashMap<(Hash, Profile), Prepared>>,
     /// One lock per blob being fetched, unpacked or compiled: slots that need the same missing
     /// blob at once wait for one download instead of each making its own.
     fetching: Mutex<HashMap<Hash, Arc<tokio::sync::Mutex<()>>>>,
@@ -420,12 +421,21 @@ impl Inner {
         }
     }
 
-    async fn module(&self, hash: Hash) -> Result<Prepared, String> {
+    /// Module `hash` compiled for sandbox profile `profile` (the network's rules name it).
+    async fn module(&self, hash: Hash, profile: u32) -> Result<Prepared, String> {
+        let profile = Profile::from_number(profile).ok_or_else(|| {
+            format!(
+                "the task runs under sandbox profile {profile}, which this provider does not \
+                 know (it knows {} and {}): upgrade it",
+                Profile::EveryFloat.number(),
+                Profile::ObservedNans.number()
+            )
+        })?;
         let cached = || {
             self.modules
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
-                .get(&hash)
+                .get(&(hash, profile))
                 .cloned()
         };
         if let Some(m) = cached() {
@@ -446,19 +456,20 @@ impl Inner {
         self.held(hash);
         let sandbox = self.sandbox.clone();
         let started = Instant::now();
-        let prepared = tokio::task::spawn_blocking(move || sandbox.prepare(&bytes))
+        let prepared = tokio::task::spawn_blocking(move || sandbox.prepare_for(&bytes, profile))
             .await
             .map_err(|e| e.to_string())?
             .map_err(|e| e.to_string())?;
         tracing::info!(
             module = %hash,
+            profile = profile.number(),
             ms = started.elapsed().as_millis() as u64,
             "prepared a module"
         );
         self.modules
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(hash, prepared.clone());
+            .insert((hash, profile), prepared.clone());
         Ok(prepared)
     }
 
@@ -629,7 +640,7 @@ impl Inner {
             }
             None => None,
         };
-        let module = self.module(task.module).await?;
+        let module = self.module(task.module, task.profile).await?;
         let mut inputs = Vec::with_capacity(task.inputs.len());
         for (i, input) in task.inputs.iter().enumerate() {
             let sealed = self.blob(input.hash).await?;

@@ -20,7 +20,10 @@ pub fn admit(wasm: &[u8]) -> Result<(), String> {
 pub fn admit_entry(wasm: &[u8], entry: Option<&str>) -> Result<(), String> {
     static ENGINE: OnceLock<Result<Engine, String>> = OnceLock::new();
     let engine = ENGINE
-        .get_or_init(|| Engine::new(&crate::sandbox::engine_config()).map_err(|e| format!("{e:#}")))
+        .get_or_init(|| {
+            Engine::new(&crate::sandbox::engine_config(crate::Profile::LATEST))
+                .map_err(|e| format!("{e:#}"))
+        })
         .as_ref()
         .map_err(|e| format!("the sandbox cannot be configured here: {e}"))?;
     Module::validate(engine, wasm).map_err(|e| explain(&format!("{e:#}")))?;

@@ -18,7 +18,7 @@ use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{I32Exit, WasiCtxBuilder};
 
-use crate::{STDERR_CAPTURE_BYTES, SandboxError};
+use crate::{Profile, STDERR_CAPTURE_BYTES, SandboxError};
 
 /// Most stdout bytes a baseline run keeps (further writes fail).
 const STDOUT_CAPTURE_BYTES: usize = 16 * 1024 * 1024;
@@ -27,8 +27,46 @@ const STDOUT_CAPTURE_BYTES: usize = 16 * 1024 * 1024;
 pub struct Baseline {
     engine: Engine,
     linker: Linker<WasiP1Ctx>,
-    /// Fuel metering and epoch checks are compiled in (see [`Baseline::with_sandbox_settings`]).
-    metered: bool,
+    settings: Settings,
+}
+
+/// Which of the sandbox's code-generation settings a [`Baseline`] compiles with: each one alone
+/// tells what it costs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Settings {
+    /// Fuel metering (wasmtime's `consume_fuel`).
+    pub fuel: bool,
+    /// Epoch checks (wasmtime's `epoch_interruption`), never triggered here.
+    pub epochs: bool,
+    /// How NaNs are made canonical, if at all.
+    pub nans: Nans,
+}
+
+/// NaN canonicalization, as the sandbox's profiles do it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Nans {
+    /// None (stock wasmtime).
+    #[default]
+    Free,
+    /// Cranelift's, after every float instruction ([`Profile::EveryFloat`]).
+    EveryFloat,
+    /// The module rewritten to canonicalize where NaNs are observable
+    /// ([`Profile::ObservedNans`]).
+    Observed,
+}
+
+impl Settings {
+    /// What the sandbox compiles `profile` with.
+    pub fn of(profile: Profile) -> Settings {
+        Settings {
+            fuel: true,
+            epochs: true,
+            nans: match profile {
+                Profile::EveryFloat => Nans::EveryFloat,
+                Profile::ObservedNans => Nans::Observed,
+            },
+        }
+    }
 }
 
 /// A module compiled by a [`Baseline`] and pre-linked against WASI; cheap to clone.
@@ -57,33 +95,29 @@ pub struct BaselineReport {
 impl Baseline {
     /// A `Config::default()` engine and a WASI p1 linker.
     pub fn new() -> Result<Baseline, SandboxError> {
-        Baseline::build(&Config::default(), false)
+        Baseline::with(Settings::default())
     }
 
-    /// Bare wasmtime with the code-generation settings the sandbox's guarantees need — fuel
-    /// metering, epoch interruption and NaN canonicalization — but none of the sandbox's own
-    /// machinery (limits, virtual clocks, work directory, outcome classification). Set side by side
-    /// with [`Baseline::new`] and the sandbox, it separates the cost of determinism from the cost of
-    /// the harness.
+    /// Bare wasmtime with the code-generation settings the sandbox's guarantees need under
+    /// [`Profile::LATEST`] — fuel metering, epoch interruption and NaN canonicalization — but
+    /// none of the sandbox's own machinery (limits, virtual clocks, work directory, outcome
+    /// classification). Set side by side with [`Baseline::new`] and the sandbox, it separates the
+    /// cost of determinism from the cost of the harness.
     pub fn with_sandbox_settings() -> Result<Baseline, SandboxError> {
-        Baseline::with_settings(true, true)
+        Baseline::with(Settings::of(Profile::LATEST))
     }
 
-    /// Bare wasmtime with some of the sandbox's settings: `metering` (fuel and epoch
-    /// interruption) and `nan_canonicalization`, to tell what each one costs.
-    pub fn with_settings(
-        metering: bool,
-        nan_canonicalization: bool,
-    ) -> Result<Baseline, SandboxError> {
+    /// Bare wasmtime with some of the sandbox's settings, to tell what each one costs.
+    pub fn with(settings: Settings) -> Result<Baseline, SandboxError> {
         let mut config = Config::default();
         config
-            .consume_fuel(metering)
-            .epoch_interruption(metering)
-            .cranelift_nan_canonicalization(nan_canonicalization);
-        Baseline::build(&config, metering)
+            .consume_fuel(settings.fuel)
+            .epoch_interruption(settings.epochs)
+            .cranelift_nan_canonicalization(settings.nans == Nans::EveryFloat);
+        Baseline::build(&config, settings)
     }
 
-    fn build(config: &Config, metered: bool) -> Result<Baseline, SandboxError> {
+    fn build(config: &Config, settings: Settings) -> Result<Baseline, SandboxError> {
         let engine = Engine::new(config)
             .map_err(|e| SandboxError::Setup(format!("cannot create engine: {e:#}")))?;
         let mut linker = Linker::new(&engine);
@@ -92,14 +126,25 @@ impl Baseline {
         Ok(Baseline {
             engine,
             linker,
-            metered,
+            settings,
         })
     }
 
-    /// Compiles `wasm` (binary or text) and links it against WASI.
+    /// Compiles `wasm` (binary or text; rewritten first under [`Nans::Observed`]) and links it
+    /// against WASI.
     pub fn compile(&self, wasm: &[u8]) -> Result<BaselineModule, SandboxError> {
         let invalid = |e: wasmtime::Error| SandboxError::InvalidModule(format!("{e:#}"));
-        let module = Module::new(&self.engine, wasm).map_err(invalid)?;
+        let module = match self.settings.nans {
+            Nans::Observed => {
+                let binary = wat::parse_bytes(wasm)
+                    .map_err(|e| SandboxError::InvalidModule(format!("{e:#}")))?;
+                Module::validate(&self.engine, &binary).map_err(invalid)?;
+                let rewritten = crate::canon::canonicalize_observed_nans(&binary)
+                    .map_err(SandboxError::InvalidModule)?;
+                Module::new(&self.engine, &rewritten).map_err(invalid)?
+            }
+            _ => Module::new(&self.engine, wasm).map_err(invalid)?,
+        };
         let pre = self.linker.instantiate_pre(&module).map_err(invalid)?;
         Ok(BaselineModule { pre })
     }
@@ -123,11 +168,13 @@ impl Baseline {
             .arg("task")
             .args(args);
         let mut store = Store::new(&self.engine, wasi.build_p1());
-        if self.metered {
-            // Checks compiled in, never triggered: no epoch ticker runs for a baseline engine.
+        // Checks compiled in, never triggered: no epoch ticker runs for a baseline engine.
+        if self.settings.fuel {
             store
                 .set_fuel(u64::MAX / 2)
                 .map_err(|e| SandboxError::Setup(format!("cannot set fuel: {e:#}")))?;
+        }
+        if self.settings.epochs {
             store.set_epoch_deadline(u64::MAX / 2);
         }
 

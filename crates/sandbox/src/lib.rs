@@ -19,6 +19,7 @@
 pub use admit::{admit, admit_entry};
 mod admit;
 pub mod baseline;
+mod canon;
 mod fsview;
 mod host;
 mod imports;
@@ -51,6 +52,49 @@ pub const HOSTCALL_FUEL: u64 = 1000;
 /// The instant the guest's wall clock is frozen at: 2025-01-01T00:00:00Z, in seconds
 /// since the Unix epoch.
 pub const VIRTUAL_UNIX_TIME_SECS: u64 = 1_735_689_600;
+
+/// How a run is made deterministic, which fixes the fuel it counts: a network's rules choose
+/// one (`engine::TaskDescriptor::profile`), so that every provider of a network runs alike. A
+/// [`Sandbox`] runs both; a module is prepared for one ([`Sandbox::prepare_for`]).
+///
+/// Both make every NaN a guest can observe the canonical one and count one unit of fuel per
+/// wasm instruction (wasmtime's default costs, plus [`HOSTCALL_FUEL`] per host call); they
+/// differ in where NaNs are canonicalized, so in the fuel a module that stores floats uses
+/// (and, for a NaN whose sign was flipped after it was made, in the bits it stores).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Profile {
+    /// 1: Cranelift canonicalizes the result of every float instruction
+    /// (`cranelift_nan_canonicalization`). Up to 9x slower than bare wasmtime on float loops.
+    EveryFloat,
+    /// 2: a NaN is canonicalized only where its bits become observable (stored, reinterpreted
+    /// as an integer, used as a sign, put into a vector) and after float SIMD instructions, by a
+    /// rewrite of the module before it is compiled; the instructions the rewrite adds are
+    /// metered like the guest's own.
+    #[default]
+    ObservedNans,
+}
+
+impl Profile {
+    /// The profile a new network runs.
+    pub const LATEST: Profile = Profile::ObservedNans;
+
+    /// The profile's number, as the rules carry it.
+    pub fn number(self) -> u32 {
+        match self {
+            Profile::EveryFloat => 1,
+            Profile::ObservedNans => 2,
+        }
+    }
+
+    /// The profile numbered `n`; `None` for one this build does not know.
+    pub fn from_number(n: u32) -> Option<Profile> {
+        match n {
+            1 => Some(Profile::EveryFloat),
+            2 => Some(Profile::ObservedNans),
+            _ => None,
+        }
+    }
+}
 
 /// Engine-wide settings; one per [`Sandbox`].
 #[derive(Debug, Clone, PartialEq, Eq)]

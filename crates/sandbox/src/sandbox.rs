@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -21,8 +21,8 @@ use crate::host::{
 };
 use crate::workdir::{DiskQuota, OutputFile, WorkDir, validate_task};
 use crate::{
-    DISK_QUOTA_FACTOR, MAX_WORKDIR_ENTRIES, Outcome, OutputSource, RunReport, STDERR_CAPTURE_BYTES,
-    SandboxConfig, SandboxError, TaskRun,
+    DISK_QUOTA_FACTOR, MAX_WORKDIR_ENTRIES, Outcome, OutputSource, Profile, RunReport,
+    STDERR_CAPTURE_BYTES, SandboxConfig, SandboxError, TaskRun,
 };
 
 /// Compiled modules kept in memory; the least recently used one is evicted beyond this.
@@ -43,13 +43,28 @@ const MIN_EPOCH_TICK: Duration = Duration::from_millis(1);
 /// Runs WASI preview-1 modules deterministically; cheap to share (`Send + Sync`, put
 /// it in an `Arc`). Dropping it stops its epoch ticker thread.
 pub struct Sandbox {
-    engine: Engine,
-    linker: Linker<HostState>,
+    /// One engine per [`Profile`] (by [`profile_slot`]), [`Profile::LATEST`]'s built with the
+    /// sandbox, the other the first time a module is prepared for it.
+    runtimes: [OnceLock<Result<Runtime, String>>; 2],
     config: SandboxConfig,
     cache: Mutex<ModuleCache>,
     compiled: AtomicU64,
+}
+
+/// The engine of one [`Profile`], its WASI linker and its epoch ticker.
+struct Runtime {
+    engine: Engine,
+    linker: Linker<HostState>,
     /// Held only for its `Drop`: stops the epoch thread with the sandbox.
     _ticker: Ticker,
+}
+
+/// Where [`Sandbox::runtimes`] keeps a profile's engine.
+fn profile_slot(profile: Profile) -> usize {
+    match profile {
+        Profile::EveryFloat => 0,
+        Profile::ObservedNans => 1,
+    }
 }
 
 /// A validated, compiled module ready to instantiate; cheap to clone.
@@ -61,12 +76,18 @@ pub struct Prepared {
 struct PreparedInner {
     pre: InstancePre<HostState>,
     hash: [u8; 32],
+    profile: Profile,
 }
 
 impl Prepared {
-    /// BLAKE3 of the module's bytes.
+    /// BLAKE3 of the module's bytes (as given, before any rewrite).
     pub fn hash(&self) -> [u8; 32] {
         self.inner.hash
+    }
+
+    /// The profile it was prepared for, which its runs follow.
+    pub fn profile(&self) -> Profile {
+        self.inner.profile
     }
 
     /// Whether both handles share one compilation (the cache returned the same entry).
@@ -79,21 +100,22 @@ impl std::fmt::Debug for Prepared {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Prepared")
             .field("hash", &blake3::Hash::from_bytes(self.inner.hash).to_hex())
+            .field("profile", &self.inner.profile)
             .finish_non_exhaustive()
     }
 }
 
 #[derive(Default)]
 struct ModuleCache {
-    entries: HashMap<[u8; 32], (Prepared, u64)>,
+    entries: HashMap<([u8; 32], Profile), (Prepared, u64)>,
     clock: u64,
 }
 
 impl ModuleCache {
-    fn get(&mut self, hash: &[u8; 32]) -> Option<Prepared> {
+    fn get(&mut self, key: &([u8; 32], Profile)) -> Option<Prepared> {
         self.clock = self.clock.wrapping_add(1);
         let clock = self.clock;
-        self.entries.get_mut(hash).map(|(prepared, used)| {
+        self.entries.get_mut(key).map(|(prepared, used)| {
             *used = clock;
             prepared.clone()
         })
@@ -101,7 +123,8 @@ impl ModuleCache {
 
     /// Inserts `prepared` unless another thread got there first; returns the entry.
     fn insert(&mut self, prepared: Prepared) -> Prepared {
-        if let Some(existing) = self.get(&prepared.inner.hash) {
+        let key = (prepared.inner.hash, prepared.inner.profile);
+        if let Some(existing) = self.get(&key) {
             return existing;
         }
         if self.entries.len() >= MODULE_CACHE_CAPACITY
@@ -109,12 +132,11 @@ impl ModuleCache {
                 .entries
                 .iter()
                 .min_by_key(|(_, (_, used))| *used)
-                .map(|(hash, _)| *hash)
+                .map(|(key, _)| *key)
         {
             self.entries.remove(&oldest);
         }
-        self.entries
-            .insert(prepared.inner.hash, (prepared.clone(), self.clock));
+        self.entries.insert(key, (prepared.clone(), self.clock));
         prepared
     }
 }
@@ -157,14 +179,15 @@ fn setup_err(what: &str) -> impl FnOnce(wasmtime::Error) -> SandboxError + '_ {
     move |e| SandboxError::Setup(format!("{what}: {e:#}"))
 }
 
-/// The engine configuration every sandbox runs (and admission validates) with: fuel, epoch
-/// interruption, NaN canonicalisation, optimised Cranelift, no threads, no relaxed SIMD, no
-/// component model (pooling, which changes nothing about what is valid, is configured apart).
-pub(crate) fn engine_config() -> Config {
+/// The engine configuration a sandbox runs `profile` (and admission validates) with: fuel, epoch
+/// interruption, Cranelift's NaN canonicalisation under [`Profile::EveryFloat`], optimised
+/// Cranelift, no shared memories, no relaxed SIMD, no component model (pooling, which changes
+/// nothing about what is valid, is configured apart).
+pub(crate) fn engine_config(profile: Profile) -> Config {
     let mut wasm = Config::new();
     wasm.consume_fuel(true)
         .epoch_interruption(true)
-        .cranelift_nan_canonicalization(true)
+        .cranelift_nan_canonicalization(profile == Profile::EveryFloat)
         .cranelift_opt_level(OptLevel::Speed)
         // Atomic instructions on an ordinary memory are deterministic (a single thread
         // runs them in program order; `memory.atomic.wait` on one traps, `notify` wakes
@@ -184,11 +207,9 @@ pub(crate) fn engine_config() -> Config {
     wasm
 }
 
-impl Sandbox {
-    /// Builds the engine (fuel, NaN canonicalization, no shared memories, no relaxed SIMD,
-    /// epoch interruption, optimised Cranelift), the WASI p1 linker and the ticker.
-    pub fn new(config: SandboxConfig) -> Result<Sandbox, SandboxError> {
-        let mut wasm = engine_config();
+impl Runtime {
+    fn new(config: &SandboxConfig, profile: Profile) -> Result<Runtime, SandboxError> {
+        let mut wasm = engine_config(profile);
         if config.pooling {
             let mut pool = PoolingAllocationConfig::default();
             pool.total_core_instances(POOL_SLOTS)
@@ -222,14 +243,35 @@ impl Sandbox {
             .map_err(setup_err("cannot link the disk quotas"))?;
 
         let ticker = Ticker::spawn(engine.clone(), config.epoch_tick.max(MIN_EPOCH_TICK))?;
-        Ok(Sandbox {
+        Ok(Runtime {
             engine,
             linker,
+            _ticker: ticker,
+        })
+    }
+}
+
+impl Sandbox {
+    /// Builds the engine of [`Profile::LATEST`] (fuel, no shared memories, no relaxed SIMD,
+    /// epoch interruption, optimised Cranelift), its WASI p1 linker and its ticker; the other
+    /// profile's engine is built when a module is first prepared for it.
+    pub fn new(config: SandboxConfig) -> Result<Sandbox, SandboxError> {
+        let sandbox = Sandbox {
+            runtimes: Default::default(),
             config,
             cache: Mutex::new(ModuleCache::default()),
             compiled: AtomicU64::new(0),
-            _ticker: ticker,
-        })
+        };
+        sandbox.runtime(Profile::LATEST)?;
+        Ok(sandbox)
+    }
+
+    /// `profile`'s engine, linker and ticker, built the first time they are needed.
+    fn runtime(&self, profile: Profile) -> Result<&Runtime, SandboxError> {
+        self.runtimes[profile_slot(profile)]
+            .get_or_init(|| Runtime::new(&self.config, profile).map_err(|e| e.to_string()))
+            .as_ref()
+            .map_err(|e| SandboxError::Setup(e.clone()))
     }
 
     /// The configuration this sandbox was built with.
@@ -242,16 +284,31 @@ impl Sandbox {
         self.compiled.load(Ordering::Relaxed)
     }
 
-    /// Validates and compiles a WASI preview-1 command module (binary format only),
-    /// cached by the BLAKE3 hash of its bytes. The module must export `_start: [] -> []`
-    /// and import nothing but `wasi_snapshot_preview1` functions.
+    /// Validates and compiles a WASI preview-1 command module (binary format only) for
+    /// [`Profile::LATEST`], cached by the BLAKE3 hash of its bytes. The module must export
+    /// `_start: [] -> []` and import nothing but `wasi_snapshot_preview1` functions.
     pub fn prepare(&self, wasm: &[u8]) -> Result<Prepared, SandboxError> {
+        self.prepare_for(wasm, Profile::LATEST)
+    }
+
+    /// [`Sandbox::prepare`] for `profile` (what a network's rules name): its runs follow it.
+    pub fn prepare_for(&self, wasm: &[u8], profile: Profile) -> Result<Prepared, SandboxError> {
         let hash = *blake3::hash(wasm).as_bytes();
-        if let Some(hit) = self.lock_cache().get(&hash) {
+        if let Some(hit) = self.lock_cache().get(&(hash, profile)) {
             return Ok(hit);
         }
+        let runtime = self.runtime(profile)?;
         let invalid = |e: wasmtime::Error| SandboxError::InvalidModule(format!("{e:#}"));
-        let module = Module::from_binary(&self.engine, wasm).map_err(invalid)?;
+        let module = match profile {
+            Profile::EveryFloat => Module::from_binary(&runtime.engine, wasm).map_err(invalid)?,
+            Profile::ObservedNans => {
+                // The rewrite reads a valid module: errors are the module's own, as written.
+                Module::validate(&runtime.engine, wasm).map_err(invalid)?;
+                let rewritten = crate::canon::canonicalize_observed_nans(wasm)
+                    .map_err(SandboxError::InvalidModule)?;
+                Module::from_binary(&runtime.engine, &rewritten).map_err(invalid)?
+            }
+        };
         if let Some(why) = crate::admit::refused(wasm) {
             return Err(SandboxError::InvalidModule(why));
         }
@@ -267,16 +324,16 @@ impl Sandbox {
                 "export `_start` is not a function of type [] -> []".into(),
             ));
         }
-        let linker = crate::imports::linker_for(&self.linker, &module)
+        let linker = crate::imports::linker_for(&runtime.linker, &module)
             .map_err(SandboxError::InvalidModule)?;
         let pre = linker
             .as_ref()
-            .unwrap_or(&self.linker)
+            .unwrap_or(&runtime.linker)
             .instantiate_pre(&module)
             .map_err(invalid)?;
         self.compiled.fetch_add(1, Ordering::Relaxed);
         let prepared = Prepared {
-            inner: Arc::new(PreparedInner { pre, hash }),
+            inner: Arc::new(PreparedInner { pre, hash, profile }),
         };
         Ok(self.lock_cache().insert(prepared))
     }
@@ -394,7 +451,7 @@ impl Sandbox {
             files: Default::default(),
             disk: crate::quota::DiskWatch::new(watched),
         };
-        let mut store = Store::new(&self.engine, state);
+        let mut store = Store::new(module.inner.pre.module().engine(), state);
         store.limiter(|s| &mut s.limiter);
         store
             .set_fuel(task.fuel_limit)

@@ -3,6 +3,7 @@
 //! `guests/` are used too when they have been built.
 
 mod interpreters;
+mod nans;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

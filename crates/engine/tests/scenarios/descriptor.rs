@@ -35,6 +35,7 @@ fn map_descriptor_comes_from_the_job_spec() {
             mounts: Vec::new(),
             scratch: None,
             private: None,
+            profile: 2,
         }
     );
     assert_eq!(
@@ -79,4 +80,28 @@ fn seeds_differ_between_tasks_and_are_stable() {
         assert_eq!(w.state.task_descriptor(*id).unwrap().seed, *seed);
         assert_eq!(again.state.task_descriptor(*id).unwrap().seed, *seed);
     }
+}
+
+#[test]
+fn the_sandbox_profile_follows_the_rules() {
+    // Rules 20: profile 2 (NaNs canonical where observable); before, profile 1.
+    for (rules, profile) in [
+        (engine::RULES, 2),
+        (20, 2),
+        (19, 1),
+        (engine::FIRST_RULES, 1),
+    ] {
+        let mut w = World::new().under_rules(rules);
+        let job = w.submit(acct(9), job_spec(1));
+        let d = w.state.task_descriptor(tid(job, 0)).unwrap();
+        assert_eq!(d.profile, profile, "rules {rules}");
+        assert_eq!(w.state.sandbox_profile(), profile);
+    }
+    // A descriptor from a coordinator that predates the field runs under profile 1.
+    let mut w = World::new();
+    let job = w.submit(acct(9), job_spec(1));
+    let mut json = serde_json::to_value(w.state.task_descriptor(tid(job, 0)).unwrap()).unwrap();
+    json.as_object_mut().unwrap().remove("profile");
+    let old: TaskDescriptor = serde_json::from_value(json).unwrap();
+    assert_eq!(old.profile, engine::FIRST_PROFILE);
 }
