@@ -2,8 +2,8 @@
 //!
 //! 1. **CPU kernel** — `guests/bench.c` compiled natively with `gcc -O2` (at bench time, in a
 //!    temp dir) vs `guests/bench.wasm` in the Gridmint [`Sandbox`] vs the same module in bare
-//!    wasmtime ([`sandbox::baseline`]), both with stock settings and with the sandbox's fuel,
-//!    epoch and NaN-canonicalization settings (which separates the cost of determinism from the
+//!    wasmtime ([`sandbox::baseline`]), both with stock settings and with the sandbox's fuel and
+//!    NaN-canonicalization settings (which separates the cost of determinism from the
 //!    cost of the harness); rounds interleaved, medians and ratios reported, checksums checked
 //!    to agree.
 //! 2. **Per-task instantiation** — `guests/noop.wasm` prepared once, then many runs through
@@ -511,7 +511,7 @@ struct KernelResult {
     native: Result<Vec<Duration>, String>,
     sandbox: Vec<Duration>,
     bare: Vec<Duration>,
-    /// Bare wasmtime with the sandbox's fuel, epoch and NaN settings.
+    /// Bare wasmtime with the sandbox's fuel and NaN settings.
     bare_same: Vec<Duration>,
     sandbox_fuel: u64,
 }
@@ -1156,7 +1156,7 @@ impl Report {
         let _ = writeln!(s, "   bare wasmtime       {:>9.1} ms", ms(median(&k.bare)));
         let _ = writeln!(
             s,
-            "   bare, same settings {:>9.1} ms   (fuel + epoch + NaN canonicalization)",
+            "   bare, same settings {:>9.1} ms   (fuel + NaN canonicalization)",
             ms(median(&k.bare_same))
         );
         match self.over_native() {

@@ -92,34 +92,26 @@ const WAYS: [(&str, &str, How); 11] = [
     ),
     (
         "p1 set",
-        "bare wasmtime with profile 1's settings (fuel, epochs, nan1)",
-        How::Bare(Settings {
-            fuel: true,
-            epochs: true,
-            nans: Nans::EveryFloat,
-        }),
+        "bare wasmtime with profile 1's settings (fuel, nan1)",
+        How::Bare(Settings::of(Profile::EveryFloat)),
     ),
     (
         "p2 set",
-        "bare wasmtime with profile 2's settings (fuel, epochs, nan2)",
+        "bare wasmtime with profile 2's settings (fuel, nan2)",
+        How::Bare(Settings::of(Profile::ObservedNans)),
+    ),
+    (
+        "p2+ep",
+        "bare wasmtime with profile 2's settings and epoch checks (as the sandbox ran before)",
         How::Bare(Settings {
             fuel: true,
             epochs: true,
-            nans: Nans::Observed,
-        }),
-    ),
-    (
-        "p2-ep",
-        "bare wasmtime with fuel and nan2, no epoch checks",
-        How::Bare(Settings {
-            fuel: true,
-            epochs: false,
             nans: Nans::Observed,
         }),
     ),
     (
         "sbox p1",
-        "the sandbox under profile 1 (before)",
+        "the sandbox under profile 1",
         How::Sandbox(Profile::EveryFloat),
     ),
     (

@@ -56,11 +56,11 @@ pub enum Nans {
 }
 
 impl Settings {
-    /// What the sandbox compiles `profile` with.
-    pub fn of(profile: Profile) -> Settings {
+    /// What the sandbox compiles `profile` with (fuel, no epoch checks, the profile's NaNs).
+    pub const fn of(profile: Profile) -> Settings {
         Settings {
             fuel: true,
-            epochs: true,
+            epochs: false,
             nans: match profile {
                 Profile::EveryFloat => Nans::EveryFloat,
                 Profile::ObservedNans => Nans::Observed,
@@ -99,7 +99,7 @@ impl Baseline {
     }
 
     /// Bare wasmtime with the code-generation settings the sandbox's guarantees need under
-    /// [`Profile::LATEST`] — fuel metering, epoch interruption and NaN canonicalization — but
+    /// [`Profile::LATEST`] — fuel metering and NaN canonicalization — but
     /// none of the sandbox's own machinery (limits, virtual clocks, work directory, outcome
     /// classification). Set side by side with [`Baseline::new`] and the sandbox, it separates the
     /// cost of determinism from the cost of the harness.

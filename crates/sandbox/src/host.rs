@@ -1,7 +1,7 @@
 //! Per-run host state and the host-side pieces that make a run deterministic and
 //! contained: the frozen clocks, the seeded random sources, the resource limiter that
-//! remembers why it refused, the epoch watchdog (wall clock + disk quota), the fuel
-//! charge per host call and a non-blocking `poll_oneoff`.
+//! remembers why it refused, the wall-clock watchdog, the fuel charge per host call (which
+//! also looks at the watchdog) and a non-blocking `poll_oneoff`.
 
 use std::time::{Duration, Instant};
 
@@ -9,7 +9,6 @@ use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::{ChaCha8Rng, ChaCha20Rng};
 use wasmtime::{
     CallHook, Caller, Extern, Linker, ResourceLimiter, StoreContextMut, StoreLimits, Trap,
-    UpdateDeadline,
 };
 use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::{HostMonotonicClock, HostWallClock, WasiCtxBuilder};
@@ -150,8 +149,9 @@ impl ResourceLimiter for Limiter {
     }
 }
 
-/// Called by the engine on every epoch tick while the guest runs: enforces the wall limit.
-/// (Disk quotas are enforced where the guest writes, at points every host agrees on: `quota`.)
+/// The wall limit, looked at whenever the guest yields (every [`crate::sandbox::YIELD_FUEL`]
+/// units of fuel) and on every host call. (Disk quotas are enforced where the guest writes, at
+/// points every host agrees on: `quota`.)
 pub(crate) struct Watchdog {
     start: Instant,
     wall_limit: Duration,
@@ -172,12 +172,12 @@ impl Watchdog {
         self.start = Instant::now();
     }
 
-    pub(crate) fn on_tick(&mut self) -> UpdateDeadline {
+    /// Whether the wall limit has passed (and, if so, the run timed out).
+    pub(crate) fn expired(&mut self) -> bool {
         if self.start.elapsed() >= self.wall_limit {
             self.timed_out = true;
-            return UpdateDeadline::Interrupt;
         }
-        UpdateDeadline::Continue(1)
+        self.timed_out
     }
 }
 
@@ -189,6 +189,10 @@ pub(crate) fn charge_hostcall(
     hook: CallHook,
 ) -> wasmtime::Result<()> {
     if let CallHook::CallingHost = hook {
+        // A guest making slow host calls yields rarely: it is stopped here instead.
+        if cx.data_mut().watchdog.expired() {
+            return Err(Trap::Interrupt.into());
+        }
         let fuel = cx.get_fuel()?;
         match fuel.checked_sub(HOSTCALL_FUEL) {
             Some(left) => cx.set_fuel(left)?,
@@ -255,7 +259,7 @@ const SUBSCRIPTION_SIZE: usize = 48;
 const EVENT_SIZE: usize = 32;
 
 /// Replaces wasmtime-wasi's `poll_oneoff`, which really sleeps (a guest could block
-/// its host thread past the wall limit, where epoch interruption cannot reach it).
+/// its host thread past the wall limit, where no watchdog can reach it).
 /// Under the frozen virtual clock every clock subscription has already expired and
 /// every fd (stdin/out are in-memory, files never block) is ready, so all
 /// subscriptions fire at once: `sleep` returns immediately and deterministically.

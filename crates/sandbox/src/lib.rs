@@ -102,9 +102,6 @@ pub struct SandboxConfig {
     /// Cap on the captured stdout and on the declared output file. Larger output is
     /// reported as [`Outcome::OutputTooLarge`] with an empty output.
     pub max_output_bytes: u64,
-    /// Granularity of the wall-clock bound: the engine epoch advances once per tick and
-    /// a running guest is checked against [`TaskRun::wall_limit`] on every tick.
-    pub epoch_tick: Duration,
     /// Use wasmtime's pooling instance allocator instead of on-demand allocation.
     /// Default `true`: measured 10–50 % less per-run overhead on small guests. It
     /// reserves (not commits) address space for 128 instances up front, and more than
@@ -123,7 +120,6 @@ impl Default for SandboxConfig {
     fn default() -> Self {
         SandboxConfig {
             max_output_bytes: 16 * 1024 * 1024,
-            epoch_tick: Duration::from_millis(10),
             pooling: true,
             code_cache: None,
         }

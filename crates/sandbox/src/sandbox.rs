@@ -1,13 +1,11 @@
-//! [`Sandbox`]: the engine, the WASI linker, the compiled-module cache, the epoch
-//! ticker thread, and one guest run from store creation to outcome classification.
+//! [`Sandbox`]: the engines, the WASI linkers, the compiled-module cache, and one guest run from
+//! store creation to outcome classification.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
-use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use wasmtime::{
     Config, Engine, ExternType, InstanceAllocationStrategy, InstancePre, Linker, Module, OptLevel,
@@ -37,11 +35,14 @@ const POOL_SLOTS: u32 = 128;
 const MAX_MEMORIES: u32 = 4;
 /// The largest linear memory a pooled slot can hold (all of wasm32).
 const POOL_MAX_MEMORY_BYTES: usize = 4 << 30;
-/// Shortest accepted epoch tick.
-const MIN_EPOCH_TICK: Duration = Duration::from_millis(1);
+/// Fuel between two looks at the wall clock: a running guest yields to the sandbox this often
+/// (wasmtime's fuel-driven yield, at its fuel checks: every loop header and function entry),
+/// about a millisecond of guest work. Looking at the clock this way costs the guest nothing
+/// between yields, where epoch checks cost a load, a compare and a branch at every loop header.
+pub(crate) const YIELD_FUEL: u64 = 1_000_000;
 
 /// Runs WASI preview-1 modules deterministically; cheap to share (`Send + Sync`, put
-/// it in an `Arc`). Dropping it stops its epoch ticker thread.
+/// it in an `Arc`).
 pub struct Sandbox {
     /// One engine per [`Profile`] (by [`profile_slot`]), [`Profile::LATEST`]'s built with the
     /// sandbox, the other the first time a module is prepared for it.
@@ -51,12 +52,10 @@ pub struct Sandbox {
     compiled: AtomicU64,
 }
 
-/// The engine of one [`Profile`], its WASI linker and its epoch ticker.
+/// The engine of one [`Profile`] and its WASI linker.
 struct Runtime {
     engine: Engine,
     linker: Linker<HostState>,
-    /// Held only for its `Drop`: stops the epoch thread with the sandbox.
-    _ticker: Ticker,
 }
 
 /// Where [`Sandbox::runtimes`] keeps a profile's engine.
@@ -141,52 +140,19 @@ impl ModuleCache {
     }
 }
 
-/// Background thread advancing the engine epoch once per tick until dropped.
-struct Ticker {
-    stop: Option<mpsc::Sender<()>>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl Ticker {
-    fn spawn(engine: Engine, tick: Duration) -> Result<Ticker, SandboxError> {
-        let (stop, stopped) = mpsc::channel::<()>();
-        let thread = std::thread::Builder::new()
-            .name("sandbox-epoch".into())
-            .spawn(move || {
-                // Dropping the sender (Ticker::drop) disconnects and ends the loop.
-                while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(tick) {
-                    engine.increment_epoch();
-                }
-            })
-            .map_err(|e| SandboxError::Setup(format!("cannot spawn epoch thread: {e}")))?;
-        Ok(Ticker {
-            stop: Some(stop),
-            thread: Some(thread),
-        })
-    }
-}
-
-impl Drop for Ticker {
-    fn drop(&mut self) {
-        drop(self.stop.take());
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
 fn setup_err(what: &str) -> impl FnOnce(wasmtime::Error) -> SandboxError + '_ {
     move |e| SandboxError::Setup(format!("{what}: {e:#}"))
 }
 
-/// The engine configuration a sandbox runs `profile` (and admission validates) with: fuel, epoch
-/// interruption, Cranelift's NaN canonicalisation under [`Profile::EveryFloat`], optimised
+/// The engine configuration a sandbox runs `profile` (and admission validates) with: fuel (no
+/// epoch interruption: the wall clock is looked at when fuel yields), Cranelift's NaN
+/// canonicalisation under [`Profile::EveryFloat`], optimised
 /// Cranelift, no shared memories, no relaxed SIMD, no component model (pooling, which changes
 /// nothing about what is valid, is configured apart).
 pub(crate) fn engine_config(profile: Profile) -> Config {
     let mut wasm = Config::new();
     wasm.consume_fuel(true)
-        .epoch_interruption(true)
+        .epoch_interruption(false)
         .cranelift_nan_canonicalization(profile == Profile::EveryFloat)
         .cranelift_opt_level(OptLevel::Speed)
         // Atomic instructions on an ordinary memory are deterministic (a single thread
@@ -213,6 +179,7 @@ impl Runtime {
         if config.pooling {
             let mut pool = PoolingAllocationConfig::default();
             pool.total_core_instances(POOL_SLOTS)
+                .total_stacks(POOL_SLOTS)
                 .total_memories(POOL_SLOTS)
                 .total_tables(POOL_SLOTS)
                 .max_memories_per_module(MAX_MEMORIES)
@@ -241,20 +208,14 @@ impl Runtime {
             .map_err(setup_err("cannot link the file view"))?;
         crate::quota::add_disk_quotas(&mut linker)
             .map_err(setup_err("cannot link the disk quotas"))?;
-
-        let ticker = Ticker::spawn(engine.clone(), config.epoch_tick.max(MIN_EPOCH_TICK))?;
-        Ok(Runtime {
-            engine,
-            linker,
-            _ticker: ticker,
-        })
+        Ok(Runtime { engine, linker })
     }
 }
 
 impl Sandbox {
     /// Builds the engine of [`Profile::LATEST`] (fuel, no shared memories, no relaxed SIMD,
-    /// epoch interruption, optimised Cranelift), its WASI p1 linker and its ticker; the other
-    /// profile's engine is built when a module is first prepared for it.
+    /// optimised Cranelift) and its WASI p1 linker; the other profile's engine is built when a
+    /// module is first prepared for it.
     pub fn new(config: SandboxConfig) -> Result<Sandbox, SandboxError> {
         let sandbox = Sandbox {
             runtimes: Default::default(),
@@ -266,7 +227,7 @@ impl Sandbox {
         Ok(sandbox)
     }
 
-    /// `profile`'s engine, linker and ticker, built the first time they are needed.
+    /// `profile`'s engine and linker, built the first time they are needed.
     fn runtime(&self, profile: Profile) -> Result<&Runtime, SandboxError> {
         self.runtimes[profile_slot(profile)]
             .get_or_init(|| Runtime::new(&self.config, profile).map_err(|e| e.to_string()))
@@ -457,16 +418,29 @@ impl Sandbox {
             .set_fuel(task.fuel_limit)
             .map_err(setup_err("cannot set fuel"))?;
         store.call_hook(charge_hostcall);
-        store.set_epoch_deadline(1);
-        store.epoch_deadline_callback(|mut cx| Ok(cx.data_mut().watchdog.on_tick()));
+        store
+            .fuel_async_yield_interval(Some(YIELD_FUEL))
+            .map_err(setup_err("cannot set the fuel yield interval"))?;
 
         let started = Instant::now();
         store.data_mut().watchdog.start();
-        let result = module
-            .inner
-            .pre
-            .instantiate(&mut store)
-            .and_then(|instance| entry.call(&instance, &mut store));
+        let deadline = started + task.wall_limit;
+        let pre = &module.inner.pre;
+        let result = drive(
+            async {
+                let instance = pre.instantiate_async(&mut store).await?;
+                entry.call(&instance, &mut store).await
+            },
+            || Instant::now() >= deadline,
+        );
+        let result = match result {
+            Some(result) => result,
+            None => {
+                // Dropped at a yield: the guest was unwound there.
+                store.data_mut().watchdog.timed_out = true;
+                Err(Trap::Interrupt.into())
+            }
+        };
         let wall_time = started.elapsed();
 
         let fuel_left = store.get_fuel().unwrap_or(0);
@@ -607,7 +581,7 @@ impl<'a> Entry<'a> {
         })
     }
 
-    fn call(
+    async fn call(
         &self,
         instance: &wasmtime::Instance,
         store: &mut Store<HostState>,
@@ -615,12 +589,14 @@ impl<'a> Entry<'a> {
         if self.initialize {
             instance
                 .get_typed_func::<(), ()>(&mut *store, "_initialize")?
-                .call(&mut *store, ())?;
+                .call_async(&mut *store, ())
+                .await?;
         }
         if self.returns_status {
             let status = instance
                 .get_typed_func::<(), i32>(&mut *store, self.name)?
-                .call(&mut *store, ())?;
+                .call_async(&mut *store, ())
+                .await?;
             if status != 0 {
                 return Err(I32Exit(status).into());
             }
@@ -628,7 +604,23 @@ impl<'a> Entry<'a> {
         }
         instance
             .get_typed_func::<(), ()>(&mut *store, self.name)?
-            .call(&mut *store, ())
+            .call_async(&mut *store, ())
+            .await
+    }
+}
+
+/// Runs `run` (a guest's instantiation and entry) on this thread to its end, or until it yields
+/// (every [`YIELD_FUEL`] of fuel) when `expired` says its time is up: then `None`, the future
+/// dropped, which unwinds the guest where it stood.
+fn drive<T>(run: impl Future<Output = T>, mut expired: impl FnMut() -> bool) -> Option<T> {
+    let mut run = std::pin::pin!(run);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    loop {
+        match run.as_mut().poll(&mut cx) {
+            std::task::Poll::Ready(out) => return Some(out),
+            std::task::Poll::Pending if expired() => return None,
+            std::task::Poll::Pending => {}
+        }
     }
 }
 

@@ -452,8 +452,8 @@ fn runs_are_deterministic_and_seeded() {
 #[test]
 fn sleeping_returns_at_once_under_virtual_time() {
     let sb = sandbox();
-    // One relative monotonic-clock subscription of 10 s, then a loop (which checks
-    // the epoch deadline): a host that really slept would report Timeout.
+    // One relative monotonic-clock subscription of 10 s, then a loop: a host that really slept
+    // would report Timeout.
     let wasm = guest(
         r#"(func (export "_start") (local $i i32)
              (i64.store (i32.const 0x2000) (i64.const 7))
@@ -538,6 +538,48 @@ fn infinite_loop_with_huge_fuel_times_out() {
     let report = run(&sb, &spin(), &task);
     assert_eq!(report.outcome, Outcome::Timeout);
     assert!(report.wall_time >= Duration::from_millis(200));
+    assert_still_healthy(&sb);
+}
+
+#[test]
+fn the_wall_limit_stops_loops_call_trees_and_host_calls_soon_after_it() {
+    // A tree of calls without a loop (each of 8 levels calls the next ten times: 10^8 calls),
+    // and a loop of host calls: the guest yields at every function entry's fuel check too, and
+    // the call hook looks at the clock, so each stops soon after its limit.
+    let call_tree = {
+        let mut funcs = String::from("(func $f8)");
+        for level in (0..8).rev() {
+            let calls = format!("(call $f{})", level + 1).repeat(10);
+            funcs.push_str(&format!("(func $f{level} {calls})"));
+        }
+        guest(&format!(
+            r#"{funcs} (func (export "_start") (loop $l (call $f0) (br $l)))"#
+        ))
+    };
+    let host_calls = guest(
+        r#"(func (export "_start")
+             (loop $l (drop (call $clock_time_get (i32.const 0) (i64.const 1) (i32.const 0x2000)))
+                      (br $l)))"#,
+    );
+    let sb = sandbox();
+    for (what, wasm) in [
+        ("call tree", call_tree),
+        ("host calls", host_calls),
+        ("loop", spin()),
+    ] {
+        let task = TaskRun {
+            fuel_limit: u64::MAX,
+            wall_limit: Duration::from_millis(300),
+            ..task()
+        };
+        let report = run(&sb, &wasm, &task);
+        assert_eq!(report.outcome, Outcome::Timeout, "{what}");
+        assert!(
+            report.wall_time < Duration::from_secs(10),
+            "{what}: stopped only after {:?}",
+            report.wall_time
+        );
+    }
     assert_still_healthy(&sb);
 }
 
