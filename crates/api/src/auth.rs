@@ -297,45 +297,6 @@ impl KeyCache {
     }
 }
 
-/// Verifies many signed bodies at once, one result per item, in order: exactly the answers of
-/// [`verify`] on each (ZIP 215 makes batch and single checks agree), for less CPU per signature
-/// on batches of hundreds. If the batch fails, each item is checked on its own so that exactly
-/// the bad ones are reported. Keys come from (and go into) `keys`.
-pub fn verify_batch<T: SignedBody>(
-    signed: &[Signed<T>],
-    keys: &KeyCache,
-) -> Vec<Result<(), AuthError>> {
-    let mut results: Vec<Result<(), AuthError>> = Vec::with_capacity(signed.len());
-    let mut batch = ed25519_consensus::batch::Verifier::new();
-    // The items in the batch: (index, message).
-    let mut queued: Vec<(usize, Vec<u8>)> = Vec::with_capacity(signed.len());
-    for (i, item) in signed.iter().enumerate() {
-        let key = match keys.key(&item.signer) {
-            Ok(key) => key,
-            Err(e) => {
-                results.push(Err(e));
-                continue;
-            }
-        };
-        results.push(Ok(()));
-        let message = Signed::<T>::signing_bytes(&item.signer, item.nonce, &item.body);
-        let signature = ed25519_consensus::Signature::from(item.signature.0);
-        batch.queue((key.into(), signature, &message[..]));
-        queued.push((i, message));
-    }
-    let batch_ok = queued.len() > 1 && batch.verify(rand_core_06::OsRng).is_ok();
-    if !batch_ok {
-        for (i, _) in &queued {
-            if let Some(item) = signed.get(*i)
-                && let Some(slot) = results.get_mut(*i)
-            {
-                *slot = verify(item);
-            }
-        }
-    }
-    results
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -401,101 +362,7 @@ mod tests {
         ));
     }
 
-    #[test]
-    fn a_batch_with_one_bad_signature_reports_exactly_that_one() {
-        let keys = KeyCache::new(16);
-        let ids: Vec<Identity> = (0..5u8).map(|i| Identity::from_secret([i; 32])).collect();
-        let mut batch: Vec<Signed<Action>> = (0..20u64)
-            .map(|n| ids[(n % 5) as usize].sign(Action::CancelJob(n)))
-            .collect();
-        assert!(verify_batch(&batch, &keys).iter().all(Result::is_ok));
-        batch[13].body = Action::CancelJob(1000);
-        let results = verify_batch(&batch, &keys);
-        for (i, r) in results.iter().enumerate() {
-            match (i, r) {
-                (13, Err(AuthError::BadSignature(who))) => assert_eq!(*who, ids[3].id()),
-                (13, other) => panic!("the tampered item got {other:?}"),
-                (_, r) => assert!(r.is_ok(), "item {i} wrongly refused: {r:?}"),
-            }
-        }
-        assert!(verify_batch::<Action>(&[], &keys).is_empty());
-        assert!(matches!(
-            verify_batch(&batch[13..14], &keys)[..],
-            [Err(AuthError::BadSignature(_))]
-        ));
-    }
-
-    #[test]
-    fn a_batch_refuses_bad_keys_weak_keys_and_odd_encodings_item_by_item() {
-        let keys = KeyCache::new(2);
-        let good = Identity::from_secret([1; 32]).sign(Action::CancelJob(1));
-        // Some small y for which no x is on the curve.
-        let mut bad_key = good.clone();
-        bad_key.signer = (2..=255u8)
-            .map(|y| {
-                let mut b = [0; 32];
-                b[0] = y;
-                AccountId(b)
-            })
-            .find(|id| VerifyingKey::from_bytes(&id.0).is_err())
-            .expect("half of all y are not on the curve");
-        // The identity (y = 1) is a point of order 1: a weak key.
-        let mut weak = good.clone();
-        weak.signer = AccountId({
-            let mut b = [0; 32];
-            b[0] = 1;
-            b
-        });
-        // R with y = p (non-canonical) and R the identity.
-        let mut odd_r = good.clone();
-        odd_r.signature.0[..32].copy_from_slice(&{
-            let mut b = [0xff; 32];
-            b[0] = 0xed;
-            b[31] = 0x7f;
-            b
-        });
-        let mut identity_r = good.clone();
-        identity_r.signature.0[..32].copy_from_slice(&weak.signer.0);
-        let batch = [good.clone(), bad_key, weak, odd_r, identity_r, good.clone()];
-        let results = verify_batch(&batch, &keys);
-        for (item, result) in batch.iter().zip(&results) {
-            assert_eq!(
-                result.is_ok(),
-                verify(item).is_ok(),
-                "batch and single checks disagree on {item:?}: {result:?}"
-            );
-        }
-        assert!(results[0].is_ok() && results[5].is_ok());
-        assert!(matches!(results[1], Err(AuthError::BadKey(_))));
-        assert!(matches!(results[2], Err(AuthError::BadKey(_))));
-        assert!(results[3..5].iter().all(Result::is_err));
-    }
-
     proptest! {
-        #[test]
-        fn a_batch_agrees_with_single_checks(
-            tamper in proptest::collection::vec((any::<bool>(), 0usize..512), 1..24)
-        ) {
-            let keys = KeyCache::new(4);
-            let ids: Vec<Identity> = (0..6u8).map(|i| Identity::from_secret([i; 32])).collect();
-            let batch: Vec<Signed<Action>> = tamper
-                .iter()
-                .enumerate()
-                .map(|(n, (flip, bit))| {
-                    let mut s = ids[n % ids.len()].sign(Action::CancelJob(n as u64));
-                    if *flip {
-                        s.signature.0[bit / 8] ^= 1 << (bit % 8);
-                    }
-                    s
-                })
-                .collect();
-            let results = verify_batch(&batch, &keys);
-            prop_assert_eq!(results.len(), batch.len());
-            for (item, result) in batch.iter().zip(&results) {
-                prop_assert_eq!(result.is_ok(), verify(item).is_ok());
-            }
-        }
-
         #[test]
         fn any_flipped_signature_bit_is_rejected(job in any::<u64>(), bit in 0usize..512) {
             let id = Identity::from_secret([3; 32]);

@@ -9,7 +9,7 @@ pub mod private;
 pub mod tls;
 pub mod wire;
 
-pub use auth::{AuthError, Identity, KeyCache, Sessions, valid_account, verify, verify_batch};
+pub use auth::{AuthError, Identity, KeyCache, Sessions, valid_account, verify};
 pub use client::{Client, ClientError, UdpPinger};
 pub use submit::{DEFAULT_OUTPUT_LIMIT, job_submission, weigh};
 

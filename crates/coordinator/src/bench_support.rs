@@ -1,6 +1,7 @@
 //! The commit path without the HTTP server, for `gridmint bench`: a node over a real, fsync'd
 //! SQLite log in a data dir, committing groups of inputs exactly as `POST /v1/actions/batch` does
-//! (signatures are the caller's to check, with `api::verify_batch`), timed in its two halves.
+//! (signatures are the caller's to check, with `batch_verify::verify_batch`), timed in its two
+//! halves.
 
 pub use crate::node::Committed;
 use crate::node::Node;
@@ -15,7 +16,8 @@ use store::{CommandLog, SqliteLog};
 pub struct CommitTimes {
     /// Nonce checks, `State::apply` and the history rows of every input.
     pub apply: Duration,
-    /// Encoding and writing the accepted entries and their history, and the fsync'd commit.
+    /// Encoding and writing the accepted entries, the fsync'd commit, and queuing their history
+    /// rows for the log's history writer (a thread of its own).
     pub append: Duration,
 }
 
@@ -55,6 +57,23 @@ impl BenchNode {
             append: applied.elapsed(),
         };
         (results, times)
+    }
+
+    /// Waits until the history rows of every committed entry are written; returns how long
+    /// that took.
+    pub fn history_written(&self) -> anyhow::Result<Duration> {
+        let start = Instant::now();
+        self.node.history_barrier().wait()?;
+        Ok(start.elapsed())
+    }
+
+    /// Up to `limit` history rows of `account`, newest first.
+    pub fn history(
+        &self,
+        account: &engine::AccountId,
+        limit: usize,
+    ) -> anyhow::Result<Vec<store::HistoryRow>> {
+        Ok(self.node.history(account, u64::MAX, limit)?)
     }
 
     pub fn state(&self) -> &State {

@@ -6,6 +6,7 @@
 //! blocks (every `block_interval` and on shutdown), and serves read-only views.
 //! Providers only ever dial in to it; it never connects to them.
 
+pub mod batch_verify;
 pub mod bench_support;
 pub mod blob_quota;
 pub mod consensus;
@@ -36,7 +37,7 @@ use store::{BlobStore, SqliteLog};
 use tokio::sync::Notify;
 
 /// Signers whose checked keys are kept for batch signature checks (the recent ones matter; a
-/// fleet of idle providers should not keep 64 bytes each resident).
+/// fleet of idle providers should not keep 160 bytes each resident).
 const KEY_CACHE: usize = 1 << 13;
 
 /// How a coordinator runs. Every field has a default that works on a laptop.
@@ -130,7 +131,7 @@ pub(crate) struct Shared {
     genesis: Genesis,
     config: CoordinatorConfig,
     /// Decoded keys of recent signers, for batch signature checks.
-    keys: api::KeyCache,
+    keys: batch_verify::KeyCache,
     /// Woken whenever tasks may have been queued.
     work: Arc<Notify>,
     /// Session tokens for cheap heartbeats.
@@ -385,7 +386,7 @@ pub async fn start(config: CoordinatorConfig, listen: SocketAddr) -> anyhow::Res
         blobs,
         genesis,
         config,
-        keys: api::KeyCache::new(KEY_CACHE),
+        keys: batch_verify::KeyCache::new(KEY_CACHE),
         work,
         sessions: api::Sessions::new(),
         lookups: tokio::sync::Semaphore::new(1),

@@ -208,7 +208,8 @@ impl Node {
         snapshot_every: u64,
         validator: Identity,
     ) -> anyhow::Result<Node> {
-        let state = recover(log.as_ref(), fresh.clone())?;
+        let mut log = log;
+        let state = store::recover_with_history(log.as_mut(), fresh.clone())?;
         let last_block = log
             .last_block()
             .context("reading the last block")?
@@ -392,7 +393,15 @@ impl Node {
         Ok(Some(block.header))
     }
 
-    /// Up to `limit` history rows of `account` from entries before `before`, newest first.
+    /// A barrier, to wait on outside the node lock, that opens once the history rows of every
+    /// entry committed so far are written (they are written after the commit: see `store`).
+    pub fn history_barrier(&self) -> store::HistoryBarrier {
+        self.log.history_barrier()
+    }
+
+    /// Up to `limit` history rows of `account` from entries before `before`, newest first (once
+    /// the rows of every entry committed so far are written: wait for
+    /// [`Node::history_barrier`] first, not to wait under the node lock).
     pub fn history(
         &self,
         account: &AccountId,
@@ -745,15 +754,7 @@ impl Node {
 
     /// The history rows of `events`: each event under every account it concerns.
     fn history_rows(&self, events: &[Event]) -> Vec<(AccountId, Event)> {
-        events
-            .iter()
-            .flat_map(|e| {
-                self.state
-                    .event_accounts(e)
-                    .into_iter()
-                    .map(move |a| (a, e.clone()))
-            })
-            .collect()
+        store::history_rows(&self.state, events)
     }
 
     /// Replay protection for every signed request: the nonce must exceed any nonce seen from the

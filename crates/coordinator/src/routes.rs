@@ -1079,8 +1079,10 @@ async fn action_lookup(
         .await
         .map_err(|e| ApiError::Unavailable(e.to_string()))?;
     let dir = shared.config.data_dir.clone();
+    let written = shared.node().history_barrier();
     let found = tokio::task::spawn_blocking(move || {
         use store::CommandLog as _;
+        written.wait()?;
         let log = store::SqliteLog::open_read_only(&dir)?;
         let Some((seq, _)) = log.find_signed(&signer, nonce, LOOKUP_WINDOW)? else {
             return Ok(None);
@@ -1100,7 +1102,7 @@ async fn action_lookup(
 }
 
 /// Many actions in one request, committed as one group (one fsync): each is authenticated (in a
-/// batch signature check: see `api::verify_batch` for how it can differ from the single check),
+/// batch signature check, `batch_verify::verify_batch`: the same answers as the single checks),
 /// admitted and committed as `POST /v1/actions` would, in order, and gets its own outcome.
 /// Signatures and admission are checked off the async workers and outside the node lock.
 async fn action_batch(
@@ -1235,7 +1237,7 @@ async fn action_batch(
 
 /// Authentication (one batch signature check) and admission of each action of a batch.
 fn admit_batch(shared: &Shared, batch: Vec<Signed<Action>>) -> Vec<ApiResult<Signed<Action>>> {
-    let verdicts = api::verify_batch(&batch, &shared.keys);
+    let verdicts = crate::batch_verify::verify_batch(&batch, &shared.keys);
     batch
         .into_iter()
         .zip(verdicts)
@@ -1732,6 +1734,13 @@ async fn history(
     let Query(q) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     let limit = q.limit.clamp(1, HISTORY_PAGE_MAX);
     let before = q.before.unwrap_or(u64::MAX);
+    // The rows of the entries committed until now are written after their commits: wait for
+    // them here, not under the node lock.
+    let written = shared.node().history_barrier();
+    tokio::task::spawn_blocking(move || written.wait())
+        .await
+        .map_err(|e| ApiError::Unavailable(e.to_string()))?
+        .map_err(|e| ApiError::Unavailable(e.to_string()))?;
     let rows = shared
         .read(move |_, node| node.history(&id, before, limit as usize))
         .await?

@@ -3,16 +3,20 @@
 //!
 //! The log is the source of truth: the engine's state is whatever replaying it gives. An entry is
 //! durable (fsync'd) when [`CommandLog::append`] returns, and only then is it acknowledged. Signed
-//! blocks over the log ([`CommandLog::append_block`]) live in the same database.
+//! blocks over the log ([`CommandLog::append_block`]) live in the same database. Accounts'
+//! histories, derived from the log, are written after their entries by a thread of their own
+//! and made again on start if a crash lost them (`history.rs`).
 
 mod blobs;
+mod history;
 mod log;
 mod raft;
 
 pub use blobs::BlobStore;
+pub use history::{EntryHistory, HistoryBarrier, history_rows};
 pub use log::{
     CommandLog, HistoryRow, MemoryLog, SqliteLog, decode_entry, decode_genesis, decode_snapshot,
-    recover, set_validators, validators,
+    recover, recover_with_history, set_validators, validators,
 };
 pub use raft::{RAFT_DB_VERSION, RaftDb};
 
@@ -42,6 +46,8 @@ pub enum StoreError {
         found: String,
         supported: u32,
     },
+    #[error("account history {path}: {msg}")]
+    History { path: String, msg: String },
     #[error("this log already has a genesis")]
     GenesisSet,
     #[error("replaying log entry {seq} was rejected: {rejection}")]

@@ -2,6 +2,7 @@
 //! [`Block`]s that batch it into a hash chain (see `engine::chain`), kept in the same database.
 
 use crate::StoreError;
+use crate::history::{self, EntryHistory, HistoryBarrier};
 use engine::{AccountId, Block, Entry, Event, Genesis, SetChange, Sig, State, Time, ValidatorSet};
 use rusqlite::{Connection, OptionalExtension, params};
 use std::path::{Path, PathBuf};
@@ -30,27 +31,47 @@ pub trait CommandLog: Send {
     fn blocks_after(&self, after: u64, limit: usize) -> Result<Vec<Block>, StoreError>;
     /// The block with the greatest height.
     fn last_block(&self) -> Result<Option<Block>, StoreError>;
-    /// Appends one entry like [`CommandLog::append`], and in the same transaction indexes
-    /// `history`: the accounts each of its events concerns, for [`CommandLog::history`].
+    /// Appends one entry like [`CommandLog::append`], and indexes `history` (the accounts each of
+    /// its events concerns) for [`CommandLog::history`]: in the same transaction, or (SQLite)
+    /// after it, see [`CommandLog::history_through`].
     fn append_with_history(
         &mut self,
         entry: &Entry,
         history: &[(AccountId, Event)],
     ) -> Result<u64, StoreError>;
     /// Group commit: appends `entries` in order, each with its history rows (as
-    /// [`CommandLog::append_with_history`] does for one), all in one durable transaction, so that
-    /// one fsync covers them all. Returns the new length; on error nothing was appended.
+    /// [`CommandLog::append_with_history`] does for one), the entries in one durable transaction,
+    /// so that one fsync covers them all. Returns the new length; on error nothing was appended.
     fn append_batch_with_history(
         &mut self,
         entries: &[(Entry, Vec<(AccountId, Event)>)],
     ) -> Result<u64, StoreError>;
-    /// Up to `limit` history rows of `account` from entries with seq `< before`, newest first.
+    /// Up to `limit` history rows of `account` from entries with seq `< before`, newest first,
+    /// once the rows of every entry appended before the call are written.
     fn history(
         &self,
         account: &AccountId,
         before: u64,
         limit: usize,
     ) -> Result<Vec<HistoryRow>, StoreError>;
+    /// The entry the history rows are complete through. Below [`CommandLog::len`] only for a log
+    /// that writes them after the entries' transaction (`SqliteLog`) and stopped before it
+    /// wrote them: [`recover_with_history`] makes them again.
+    fn history_through(&self) -> u64 {
+        self.len()
+    }
+    /// Queues the history rows of entries already logged, in order, after those of every entry
+    /// before them (for [`recover_with_history`]; a log that writes the rows with their entries
+    /// never needs it).
+    fn add_history(&mut self, entries: Vec<EntryHistory>) -> Result<(), StoreError> {
+        let _ = entries;
+        Ok(())
+    }
+    /// A barrier that opens once the history rows of every entry appended so far are written:
+    /// taken under whatever lock guards the log, waited on outside it.
+    fn history_barrier(&self) -> HistoryBarrier {
+        HistoryBarrier::none()
+    }
     /// The genesis the log starts from, once set.
     fn genesis(&self) -> Result<Option<Genesis>, StoreError>;
     /// Records the genesis of a new log. Refused once set (a log has one genesis).
@@ -141,6 +162,54 @@ pub struct HistoryRow {
     pub event: Event,
 }
 
+/// [`recover`], which also makes again the history rows of the entries after
+/// [`CommandLog::history_through`] (lost when the log stopped before writing them) and queues them.
+/// Those entries follow the newest snapshot (`SqliteLog` saves none before their rows are on
+/// disk), unless the history file was lost: then the log is replayed from `fresh`, or, for a
+/// log that starts at a checkpoint, the rows of the entries before the snapshot stay missing.
+pub fn recover_with_history(log: &mut dyn CommandLog, fresh: State) -> Result<State, StoreError> {
+    let through = log.history_through();
+    if through >= log.len() {
+        return recover(log, fresh);
+    }
+    let (from, mut state) = match log.latest_snapshot()? {
+        Some((seq, state)) if seq <= through => (seq, state),
+        Some((seq, state)) => {
+            let starts_at_one = log.raw_entries(0, 1)?.first().is_some_and(|(s, _)| *s == 1);
+            if starts_at_one {
+                (0, fresh)
+            } else {
+                // Nothing to make the rows up to the snapshot from: they stay missing.
+                log.add_history(vec![EntryHistory {
+                    seq,
+                    time: 0,
+                    rows: Vec::new(),
+                }])?;
+                (seq, state)
+            }
+        }
+        None => (0, fresh),
+    };
+    let mut batch = Vec::new();
+    for (seq, entry) in (from + 1..).zip(log.read_after(from)?) {
+        let events = state
+            .apply(&entry)
+            .map_err(|rejection| StoreError::Replay { seq, rejection })?;
+        if seq > through {
+            batch.push(EntryHistory {
+                seq,
+                time: entry.time,
+                rows: history::history_rows(&state, &events),
+            });
+            if batch.len() >= 1024 {
+                log.add_history(std::mem::take(&mut batch))?;
+            }
+        }
+    }
+    log.add_history(batch)?;
+    Ok(state)
+}
+
 /// Rebuilds the engine from the newest snapshot plus the entries after it.
 pub fn recover(log: &dyn CommandLog, fresh: State) -> Result<State, StoreError> {
     let (from, mut state) = match log.latest_snapshot()? {
@@ -155,12 +224,25 @@ pub fn recover(log: &dyn CommandLog, fresh: State) -> Result<State, StoreError> 
     Ok(state)
 }
 
-/// The embedded default: one SQLite file in WAL mode with `synchronous=FULL`.
+/// The embedded default: one SQLite file in WAL mode with `synchronous=FULL`, and the accounts'
+/// histories (format 3) beside it in `history.sqlite`, written after the entries' transactions
+/// by a thread of their own (see `history.rs`).
 pub struct SqliteLog {
     conn: Connection,
     path: PathBuf,
     len: u64,
+    /// Reads `history.sqlite`, if there is one. (Dropped before the writer, whose connection
+    /// closes last and so removes the write-ahead log.)
+    history_reader: Option<Connection>,
+    /// Writes the history rows; none when opened read-only.
+    history: Option<history::Writer>,
 }
+
+/// Meta key: the entry after which history rows are in `history.sqlite` (format 3); those of
+/// entries up to it are in the tables of formats 1 and 2 here. Set when a log is first opened by
+/// a gridmint that writes format 3 (to the log's length then: older ones wrote every entry's
+/// rows with it).
+const HISTORY_V3_FROM: &str = "history_v3_from";
 
 impl SqliteLog {
     /// The entry, among the last `window`, that is `signer`'s signed action with `nonce`: how a
@@ -286,27 +368,10 @@ impl SqliteLog {
                  key   TEXT PRIMARY KEY,
                  value BLOB NOT NULL
              );
-             -- Rows go in in log order (cheap appends); the index serves per-account pages.
-             -- (Clustering the table itself by account made every group commit rewrite a page
-             -- per account: measured twice as slow.)
-             CREATE TABLE IF NOT EXISTS history (
-                 account BLOB NOT NULL,
-                 seq     INTEGER NOT NULL,
-                 idx     INTEGER NOT NULL,
-                 time    INTEGER NOT NULL,
-                 event   BLOB NOT NULL
-             );
-             CREATE INDEX IF NOT EXISTS history_by_account ON history (account, seq, idx);
-             -- Format 2 of the history, written since: one row per account per entry, its
-             -- events in order as one JSON array (a report of hundreds of results was hundreds
-             -- of rows per account). Rows of `history` (format 1) are still read.
-             CREATE TABLE IF NOT EXISTS history_v2 (
-                 account BLOB NOT NULL,
-                 seq     INTEGER NOT NULL,
-                 time    INTEGER NOT NULL,
-                 events  BLOB NOT NULL
-             );
-             CREATE INDEX IF NOT EXISTS history_v2_by_account ON history_v2 (account, seq);
+             -- Accounts' histories: formats 1 (`history`, one row per event) and 2
+             -- (`history_v2`, one row per account per entry) were tables here, written in the
+             -- entries' transactions; logs that have them are still read. Format 3 is in
+             -- `history.sqlite` (see history.rs).
              -- Blocks at which the validator set changed, with the proof of the new set
              -- (engine::SetChange, postcard; format 1).
              CREATE TABLE IF NOT EXISTS set_changes (
@@ -324,7 +389,37 @@ impl SqliteLog {
         )
         .map_err(err)?;
         let len = log_length(&conn).map_err(err)?;
-        Ok(SqliteLog { conn, path, len })
+        let from: Option<Vec<u8>> = conn
+            .query_row(
+                "SELECT value FROM meta WHERE key = ?1",
+                [HISTORY_V3_FROM],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(err)?;
+        let from = match from {
+            Some(bytes) => {
+                postcard::from_bytes::<u64>(&bytes).map_err(|e| StoreError::Corrupt {
+                    seq: len,
+                    msg: format!("meta {HISTORY_V3_FROM}: {e}"),
+                })?
+            }
+            None => {
+                conn.execute(SET_META, params![HISTORY_V3_FROM, encode(&len)])
+                    .map_err(err)?;
+                len
+            }
+        };
+        let history_path = dir.join(history::FILE);
+        let writer = history::Writer::open(&history_path, from, len)?;
+        let history_reader = history::open_reader(&history_path, false)?;
+        Ok(SqliteLog {
+            conn,
+            path,
+            len,
+            history: Some(writer),
+            history_reader,
+        })
     }
 
     /// Lets commits return before they reach the disk (`synchronous = NORMAL`: a power loss may
@@ -372,7 +467,14 @@ impl SqliteLog {
         );
         let conn = Connection::open_with_flags(uri, flags).map_err(err)?;
         let len = log_length(&conn).map_err(err)?;
-        Ok(SqliteLog { conn, path, len })
+        let history_reader = history::open_reader(&dir.join(history::FILE), true)?;
+        Ok(SqliteLog {
+            conn,
+            path,
+            len,
+            history: None,
+            history_reader,
+        })
     }
 
     /// Starts an empty log from a checkpoint: the state after `block`'s last entry (as a
@@ -417,11 +519,20 @@ impl SqliteLog {
         }
         tx.commit().map_err(|e| sqlite_err(&self.path, e))?;
         self.len = seq;
+        // The log holds nothing before the checkpoint, and so has no history before it either.
+        if let Some(writer) = &mut self.history {
+            writer.queue(vec![EntryHistory {
+                seq,
+                time: 0,
+                rows: Vec::new(),
+            }]);
+            writer.barrier().wait()?;
+        }
         Ok(())
     }
 
-    /// Appends `entries` with their history rows and, if given, sets one meta key, all in one
-    /// durable transaction.
+    /// Appends `entries` and, if given, sets one meta key, all in one durable transaction, then
+    /// queues their history rows.
     fn append_batch_meta(
         &mut self,
         entries: &[(Entry, Vec<(AccountId, Event)>)],
@@ -432,9 +543,9 @@ impl SqliteLog {
             .conn
             .transaction()
             .map_err(|e| sqlite_err(&self.path, e))?;
-        for (entry, history) in entries {
+        for (entry, _) in entries {
             seq += 1;
-            insert_entry(&tx, seq, entry, history).map_err(|e| sqlite_err(&self.path, e))?;
+            insert_entry(&tx, seq, entry).map_err(|e| sqlite_err(&self.path, e))?;
         }
         if let Some((key, value)) = meta {
             tx.prepare_cached(SET_META)
@@ -442,15 +553,35 @@ impl SqliteLog {
                 .map_err(|e| sqlite_err(&self.path, e))?;
         }
         tx.commit().map_err(|e| sqlite_err(&self.path, e))?;
+        let first = self.len + 1;
         self.len = seq;
+        self.queue_history(
+            (first..)
+                .zip(entries)
+                .map(|(seq, (entry, rows))| EntryHistory {
+                    seq,
+                    time: entry.time,
+                    rows: rows.clone(),
+                })
+                .collect(),
+        );
         Ok(seq)
     }
 
-    /// Up to `limit` history events of `account` before `before`, newest first, from `table`
-    /// through `query` (`?1` account, `?2` before, `?3` limit; columns seq, time, events), each
-    /// row's events decoded by `decode` (in the order they happened).
+    /// Queues the history rows of entries just committed.
+    fn queue_history(&mut self, entries: Vec<EntryHistory>) {
+        if let Some(writer) = &mut self.history {
+            writer.queue(entries);
+        }
+    }
+
+    /// Up to `limit` history events of `account` before `before`, newest first, from `table` of
+    /// `conn` through `query` (`?1` account, `?2` before, `?3` limit; columns seq, time,
+    /// events), each row's events decoded by `decode` (in the order they happened).
+    #[allow(clippy::too_many_arguments)]
     fn history_rows(
         &self,
+        conn: &Connection,
         table: &str,
         query: &str,
         account: &AccountId,
@@ -458,10 +589,10 @@ impl SqliteLog {
         limit: usize,
         decode: impl Fn(&[u8]) -> Result<Vec<Event>, serde_json::Error>,
     ) -> Result<Vec<HistoryRow>, StoreError> {
-        if !self.has_table(table)? {
+        if !has_table(conn, table).map_err(|e| self.err(e))? {
             return Ok(Vec::new());
         }
-        let mut stmt = self.conn.prepare_cached(query).map_err(|e| self.err(e))?;
+        let mut stmt = conn.prepare_cached(query).map_err(|e| self.err(e))?;
         let rows = stmt
             .query_map(
                 params![
@@ -500,14 +631,7 @@ impl SqliteLog {
 
     /// Whether `table` exists (a log written by an older version may lack one).
     fn has_table(&self, table: &str) -> Result<bool, StoreError> {
-        self.conn
-            .query_row(
-                "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = ?1",
-                params![table],
-                |r| r.get::<_, i64>(0),
-            )
-            .map(|n| n > 0)
-            .map_err(|e| self.err(e))
+        has_table(&self.conn, table).map_err(|e| self.err(e))
     }
 
     /// Whether the blocks table exists (a log written before blocks existed has none).
@@ -548,7 +672,17 @@ impl SqliteLog {
 }
 
 /// `path` for a `file:` URI: everything but unreserved characters and `/` percent-encoded.
-fn uri_path(path: &Path) -> String {
+/// Whether `conn` has a table named `table`.
+fn has_table(conn: &Connection, table: &str) -> rusqlite::Result<bool> {
+    conn.query_row(
+        "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = ?1",
+        params![table],
+        |r| r.get::<_, i64>(0),
+    )
+    .map(|n| n > 0)
+}
+
+pub(crate) fn uri_path(path: &Path) -> String {
     let mut out = String::new();
     for b in path.to_string_lossy().bytes() {
         if b.is_ascii_alphanumeric() || b"/-_.~".contains(&b) {
@@ -611,42 +745,14 @@ fn sqlite_err(path: &Path, source: rusqlite::Error) -> StoreError {
     }
 }
 
-/// Inserts entry `seq` and its history rows inside the caller's transaction.
+/// Inserts entry `seq` inside the caller's transaction.
 fn insert_entry(
     tx: &rusqlite::Transaction<'_>,
     seq: u64,
     entry: &Entry,
-    history: &[(AccountId, Event)],
 ) -> Result<(), rusqlite::Error> {
     tx.prepare_cached("INSERT INTO log (seq, entry) VALUES (?1, ?2)")?
         .execute(params![to_sql(seq), encode(entry)])?;
-    if history.is_empty() {
-        return Ok(());
-    }
-    // One row per account, its events in the order they happened.
-    let mut accounts: Vec<(&AccountId, Vec<&Event>)> = Vec::new();
-    let mut index: std::collections::HashMap<&AccountId, usize> = std::collections::HashMap::new();
-    for (account, event) in history {
-        let at = *index.entry(account).or_insert_with(|| {
-            accounts.push((account, Vec::new()));
-            accounts.len() - 1
-        });
-        if let Some((_, events)) = accounts.get_mut(at) {
-            events.push(event);
-        }
-    }
-    let mut stmt = tx.prepare_cached(
-        "INSERT INTO history_v2 (account, seq, time, events) VALUES (?1, ?2, ?3, ?4)",
-    )?;
-    for (account, events) in accounts {
-        stmt.execute(params![
-            &account.0[..],
-            to_sql(seq),
-            to_sql(entry.time),
-            // JSON: events are internally tagged, which postcard cannot decode.
-            serde_json::to_vec(&events).unwrap_or_default()
-        ])?;
-    }
     Ok(())
 }
 
@@ -836,6 +942,11 @@ impl CommandLog for SqliteLog {
     }
 
     fn save_snapshot(&mut self, seq: u64, state: &State) -> Result<(), StoreError> {
+        // Replay starts from the newest snapshot, and must reach back to the first entry whose
+        // history rows are not on disk (see `recover_with_history`).
+        if seq > self.history_through() {
+            self.history_barrier().wait()?;
+        }
         let tx = self
             .conn
             .transaction()
@@ -988,9 +1099,14 @@ impl CommandLog for SqliteLog {
             .conn
             .transaction()
             .map_err(|e| sqlite_err(&self.path, e))?;
-        insert_entry(&tx, seq, entry, history).map_err(|e| sqlite_err(&self.path, e))?;
+        insert_entry(&tx, seq, entry).map_err(|e| sqlite_err(&self.path, e))?;
         tx.commit().map_err(|e| sqlite_err(&self.path, e))?;
         self.len = seq;
+        self.queue_history(vec![EntryHistory {
+            seq,
+            time: entry.time,
+            rows: history.to_vec(),
+        }]);
         Ok(seq)
     }
 
@@ -1140,10 +1256,26 @@ impl CommandLog for SqliteLog {
         before: u64,
         limit: usize,
     ) -> Result<Vec<HistoryRow>, StoreError> {
-        // Format 2 rows (an entry's events per account), newest first, each row's events last
-        // to first; then format 1 rows (one event each) of a log written before, merged by seq
-        // (an entry's rows are all of one format).
-        let mut out = self.history_rows(
+        // Format 3 rows (an entry's events per account, in history.sqlite), newest first, each
+        // row's events last to first; then the format 2 rows (the same) and format 1 rows (one
+        // event each) that a log written before holds, merged by seq (an entry's rows are all of
+        // one format).
+        self.history_barrier().wait()?;
+        let mut out = match &self.history_reader {
+            Some(reader) => self.history_rows(
+                reader,
+                "history",
+                "SELECT seq, time, events FROM history WHERE account = ?1 AND seq < ?2
+                 ORDER BY seq DESC LIMIT ?3",
+                account,
+                before,
+                limit,
+                |bytes| serde_json::from_slice::<Vec<Event>>(bytes),
+            )?,
+            None => Vec::new(),
+        };
+        let v2 = self.history_rows(
+            &self.conn,
             "history_v2",
             "SELECT seq, time, events FROM history_v2 WHERE account = ?1 AND seq < ?2
              ORDER BY seq DESC LIMIT ?3",
@@ -1152,7 +1284,8 @@ impl CommandLog for SqliteLog {
             limit,
             |bytes| serde_json::from_slice::<Vec<Event>>(bytes),
         )?;
-        let older = self.history_rows(
+        let v1 = self.history_rows(
+            &self.conn,
             "history",
             "SELECT seq, time, event FROM history WHERE account = ?1 AND seq < ?2
              ORDER BY seq DESC, idx DESC LIMIT ?3",
@@ -1161,13 +1294,31 @@ impl CommandLog for SqliteLog {
             limit,
             |bytes| serde_json::from_slice::<Event>(bytes).map(|e| vec![e]),
         )?;
-        if !older.is_empty() {
-            out.extend(older);
+        if !v2.is_empty() || !v1.is_empty() {
+            out.extend(v2);
+            out.extend(v1);
             // Stable: the events of one entry keep their (newest first) order.
             out.sort_by_key(|row| std::cmp::Reverse(row.seq));
         }
         out.truncate(limit);
         Ok(out)
+    }
+
+    fn history_through(&self) -> u64 {
+        self.history
+            .as_ref()
+            .map_or(self.len, history::Writer::written)
+    }
+
+    fn add_history(&mut self, entries: Vec<EntryHistory>) -> Result<(), StoreError> {
+        self.queue_history(entries);
+        Ok(())
+    }
+
+    fn history_barrier(&self) -> HistoryBarrier {
+        self.history
+            .as_ref()
+            .map_or_else(HistoryBarrier::none, history::Writer::barrier)
     }
 
     fn genesis(&self) -> Result<Option<Genesis>, StoreError> {
@@ -1913,12 +2064,12 @@ mod tests {
             v.sort();
             v
         };
-        assert_eq!(names(), ["gridmint.sqlite"]);
+        assert_eq!(names(), ["gridmint.sqlite", "history.sqlite"]);
         let ro = SqliteLog::open_read_only(&dir).unwrap();
         assert_eq!(ro.raw_entries(0, 10).unwrap().len(), 1);
         assert_eq!(ro.last_block().unwrap(), None);
         drop(ro);
-        assert_eq!(names(), ["gridmint.sqlite"]);
+        assert_eq!(names(), ["gridmint.sqlite", "history.sqlite"]);
     }
 
     #[test]
@@ -2016,19 +2167,35 @@ mod set_change_tests {
 mod history_format_tests {
     use super::tests::register;
     use super::*;
+    use crate::history_rows;
+    use engine::{Action, Input, Signed};
 
     fn paid(to: AccountId, amount: u128) -> Event {
         Event::FaucetPaid { to, amount }
     }
 
-    /// A log written before history format 2 keeps its one-event rows; entries appended since
-    /// write one row per account (several events each), and a page reads both, newest first,
-    /// an entry's events last to first, cut at the limit.
+    /// A log written before history format 3 keeps its format 1 rows (one event each) and format
+    /// 2 rows (one per account per entry) in `gridmint.sqlite`; entries appended since have their
+    /// rows (one per account per entry) in `history.sqlite`, and a page reads all three, newest
+    /// first, an entry's events last to first, cut at the limit.
     #[test]
-    fn history_reads_format_1_rows_beside_format_2_rows() {
+    fn history_reads_format_1_and_2_rows_beside_format_3_rows() {
         let dir = tempfile::tempdir().unwrap();
         let a = AccountId([1; 32]);
         let mut log = SqliteLog::open(dir.path()).unwrap();
+        // The tables as a gridmint before format 3 created them, with a row of each format.
+        log.conn
+            .execute_batch(
+                "CREATE TABLE history (
+                     account BLOB NOT NULL, seq INTEGER NOT NULL, idx INTEGER NOT NULL,
+                     time INTEGER NOT NULL, event BLOB NOT NULL);
+                 CREATE INDEX history_by_account ON history (account, seq, idx);
+                 CREATE TABLE history_v2 (
+                     account BLOB NOT NULL, seq INTEGER NOT NULL, time INTEGER NOT NULL,
+                     events BLOB NOT NULL);
+                 CREATE INDEX history_v2_by_account ON history_v2 (account, seq);",
+            )
+            .unwrap();
         for (idx, amount) in [1u128, 2].into_iter().enumerate() {
             log.conn
                 .execute(
@@ -2042,12 +2209,24 @@ mod history_format_tests {
                 )
                 .unwrap();
         }
-        log.append(&[register(3, 1)]).unwrap();
-        let rows = [(a, paid(a, 3)), (a, paid(a, 4)), (a, paid(a, 5))];
-        assert_eq!(log.append_with_history(&register(3, 2), &rows).unwrap(), 2);
+        log.conn
+            .execute(
+                "INSERT INTO history_v2 (account, seq, time, events) VALUES (?1, 2, 1002, ?2)",
+                params![
+                    &a.0[..],
+                    serde_json::to_vec(&[paid(a, 3), paid(a, 4)]).unwrap()
+                ],
+            )
+            .unwrap();
+        log.append(&[register(3, 1), register(3, 2)]).unwrap();
+        let rows = [(a, paid(a, 5)), (a, paid(a, 6)), (a, paid(a, 7))];
+        assert_eq!(log.append_with_history(&register(3, 3), &rows).unwrap(), 3);
+        log.history_barrier().wait().unwrap();
         let stored: i64 = log
-            .conn
-            .query_row("SELECT COUNT(*) FROM history_v2", [], |r| r.get(0))
+            .history_reader
+            .as_ref()
+            .unwrap()
+            .query_row("SELECT COUNT(*) FROM history", [], |r| r.get(0))
             .unwrap();
         assert_eq!(stored, 1, "one row for the account's three events");
         let amounts = |rows: Vec<HistoryRow>| {
@@ -2060,12 +2239,137 @@ mod history_format_tests {
         };
         assert_eq!(
             amounts(log.history(&a, u64::MAX, 10).unwrap()),
-            [(2, 5), (2, 4), (2, 3), (1, 2), (1, 1)]
+            [(3, 7), (3, 6), (3, 5), (2, 4), (2, 3), (1, 2), (1, 1)]
         );
         assert_eq!(
             amounts(log.history(&a, u64::MAX, 2).unwrap()),
-            [(2, 5), (2, 4)]
+            [(3, 7), (3, 6)]
         );
-        assert_eq!(amounts(log.history(&a, 2, 10).unwrap()), [(1, 2), (1, 1)]);
+        assert_eq!(
+            amounts(log.history(&a, 3, 10).unwrap()),
+            [(2, 4), (2, 3), (1, 2), (1, 1)]
+        );
+        let ro = SqliteLog::open_read_only(dir.path()).unwrap();
+        assert_eq!(amounts(ro.history(&a, u64::MAX, 3).unwrap()).len(), 3);
+    }
+
+    /// The history rows are written after their entries' transactions: rows a crash lost are
+    /// made again on the next start, by replaying from the snapshot when it is not past them,
+    /// and from the genesis when it is.
+    #[test]
+    fn history_rows_lost_in_a_crash_are_made_again_on_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let treasury = AccountId([0xee; 32]);
+        let genesis = engine::Genesis::dev(treasury);
+        let fresh = State::from_genesis(&genesis).unwrap();
+        let accounts: Vec<AccountId> = (1..=6u8).map(|n| AccountId([n; 32])).collect();
+        let mut live = fresh.clone();
+        let mut expected = Vec::new();
+        {
+            let mut log = SqliteLog::open(dir.path()).unwrap();
+            log.set_genesis(&genesis).unwrap();
+            for (n, who) in (1u64..).zip(&accounts) {
+                let entry = Entry {
+                    time: 1000 + n,
+                    input: Input::Signed(Signed {
+                        signer: *who,
+                        nonce: 1,
+                        body: Action::Faucet,
+                        signature: Sig([0; 64]),
+                    }),
+                };
+                let events = live.apply(&entry).unwrap();
+                let rows = history_rows(&live, &events);
+                assert!(!rows.is_empty());
+                log.append_with_history(&entry, &rows).unwrap();
+                if n == 3 {
+                    log.save_snapshot(3, &live).unwrap();
+                }
+            }
+            for who in accounts.iter().chain([&treasury]) {
+                expected.push(log.history(who, u64::MAX, 100).unwrap());
+            }
+            assert_eq!(log.history_through(), 6);
+        }
+        for lost_after in [4, 2] {
+            {
+                let conn = Connection::open(dir.path().join(history::FILE)).unwrap();
+                conn.execute("DELETE FROM history WHERE seq > ?1", [lost_after])
+                    .unwrap();
+                conn.execute(
+                    "UPDATE meta SET value = ?1 WHERE key = 'through'",
+                    [lost_after],
+                )
+                .unwrap();
+            }
+            let mut log = SqliteLog::open(dir.path()).unwrap();
+            assert_eq!(log.history_through(), lost_after as u64);
+            let state = recover_with_history(&mut log, fresh.clone()).unwrap();
+            assert_eq!(state.hash(), live.hash());
+            log.history_barrier().wait().unwrap();
+            assert_eq!(log.history_through(), 6);
+            for (who, want) in accounts.iter().chain([&treasury]).zip(&expected) {
+                assert_eq!(
+                    &log.history(who, u64::MAX, 100).unwrap(),
+                    want,
+                    "lost after {lost_after}"
+                );
+            }
+        }
+    }
+
+    /// A validator's log (`synchronous = NORMAL`) may lose its last transactions to a power cut
+    /// while their history rows survive: the rows of entries it no longer has are dropped, and
+    /// written again when the entries are.
+    #[test]
+    fn history_rows_past_the_end_of_the_log_are_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = AccountId([1; 32]);
+        {
+            let mut log = SqliteLog::open(dir.path()).unwrap();
+            for n in 1..=3 {
+                log.append_with_history(&register(1, n), &[(a, paid(a, u128::from(n as u8)))])
+                    .unwrap();
+            }
+            log.history_barrier().wait().unwrap();
+            log.conn
+                .execute("DELETE FROM log WHERE seq = 3", [])
+                .unwrap();
+        }
+        let mut log = SqliteLog::open(dir.path()).unwrap();
+        assert_eq!((log.len(), log.history_through()), (2, 2));
+        assert_eq!(log.history(&a, u64::MAX, 10).unwrap().len(), 2);
+        log.append_with_history(&register(1, 3), &[(a, paid(a, 3))])
+            .unwrap();
+        let seqs: Vec<u64> = log
+            .history(&a, u64::MAX, 10)
+            .unwrap()
+            .iter()
+            .map(|r| r.seq)
+            .collect();
+        assert_eq!(seqs, [3, 2, 1]);
+    }
+
+    #[test]
+    fn a_history_file_of_another_format_is_refused_naming_both() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(SqliteLog::open(dir.path()).unwrap());
+        Connection::open(dir.path().join(history::FILE))
+            .unwrap()
+            .execute_batch("PRAGMA user_version = 9;")
+            .unwrap();
+        let err = SqliteLog::open(dir.path()).err().unwrap().to_string();
+        assert!(
+            err.contains("version 9") && err.contains("reads version 3"),
+            "{err}"
+        );
+        let err = SqliteLog::open_read_only(dir.path())
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            err.contains("version 9") && err.contains("reads version 3"),
+            "{err}"
+        );
     }
 }
