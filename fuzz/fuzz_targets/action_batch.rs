@@ -11,7 +11,7 @@ fuzz_target!(|data: &[u8]| {
     let Ok(batch) = serde_json::from_slice::<Vec<Signed<Action>>>(data) else {
         return;
     };
-    let keys = api::KeyCache::new(64);
+    let keys = api::BatchKeys::new(64);
     let verdicts = api::verify_batch(&batch, &keys);
     assert_eq!(verdicts.len(), batch.len(), "one verdict per action");
     let mut state = gridmint_fuzz::initial_state();

@@ -392,7 +392,7 @@ fn decodes(target: &str, bytes: &[u8]) -> bool {
                 })
         }
         "action_batch" => serde_json::from_slice::<Vec<Signed<Action>>>(bytes).is_ok_and(|b| {
-            api::verify_batch(&b, &api::KeyCache::new(8))
+            api::verify_batch(&b, &api::BatchKeys::new(8))
                 .iter()
                 .all(Result::is_ok)
         }),

@@ -3,6 +3,7 @@
 //! API ([`wire`]) and a typed client for it ([`client`]).
 
 pub mod auth;
+mod batch;
 pub mod chain;
 pub mod client;
 pub mod private;
@@ -10,6 +11,7 @@ pub mod tls;
 pub mod wire;
 
 pub use auth::{AuthError, Identity, KeyCache, Sessions, valid_account, verify};
+pub use batch::{BatchKeys, verify_batch};
 pub use client::{Client, ClientError, UdpPinger};
 pub use submit::{DEFAULT_OUTPUT_LIMIT, job_submission, weigh};
 

@@ -4,7 +4,7 @@
 //! - **Raw**: `ed25519_dalek::verify_batch` over exactly the messages (the transfers' signing
 //!   bytes), signatures and already-decoded keys that the commit path then gets: the ceiling for
 //!   any path that checks every signature.
-//! - **Commit path**: the same pre-signed transfers through `coordinator::batch_verify` (one
+//! - **Commit path**: the same pre-signed transfers through `api::verify_batch` (one
 //!   batch check per group, keys kept decompressed in the coordinator's key cache) and
 //!   `Node::commit_batch` (nonce checks, `State::apply`, history rows, one fsync'd
 //!   `synchronous=FULL` SQLite transaction per group) into a real log in a temp dir: what
@@ -22,7 +22,7 @@
 use crate::bench::median;
 use anyhow::{Context, ensure};
 use api::Identity;
-use coordinator::batch_verify::{KeyCache, verify_batch};
+use api::{BatchKeys, verify_batch};
 use coordinator::bench_support::{BenchNode, CommitTimes};
 use ed25519_dalek::{Signature, VerifyingKey};
 use engine::{Action, Genesis, Input, Signed, tokens};
@@ -224,7 +224,7 @@ pub fn transfer_bench(quick: bool) -> anyhow::Result<TransferBench> {
 
     let dir = tempfile::tempdir().context("creating a temp dir for the command log")?;
     let mut node = BenchNode::open(dir.path(), &genesis)?;
-    let keys = KeyCache::new(GROUP * 2);
+    let keys = BatchKeys::new(GROUP * 2);
 
     let raw_side = |groups: &[Group]| -> anyhow::Result<Duration> {
         let start = Instant::now();

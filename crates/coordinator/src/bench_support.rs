@@ -1,6 +1,6 @@
 //! The commit path without the HTTP server, for `gridmint bench`: a node over a real, fsync'd
 //! SQLite log in a data dir, committing groups of inputs exactly as `POST /v1/actions/batch` does
-//! (signatures are the caller's to check, with `batch_verify::verify_batch`), timed in its two
+//! (signatures are the caller's to check, with `api::verify_batch`), timed in its two
 //! halves.
 
 pub use crate::node::Committed;

@@ -6,7 +6,6 @@
 //! blocks (every `block_interval` and on shutdown), and serves read-only views.
 //! Providers only ever dial in to it; it never connects to them.
 
-pub mod batch_verify;
 pub mod bench_support;
 pub mod blob_quota;
 pub mod consensus;
@@ -131,7 +130,7 @@ pub(crate) struct Shared {
     genesis: Genesis,
     config: CoordinatorConfig,
     /// Decoded keys of recent signers, for batch signature checks.
-    keys: batch_verify::KeyCache,
+    keys: api::BatchKeys,
     /// Woken whenever tasks may have been queued.
     work: Arc<Notify>,
     /// Session tokens for cheap heartbeats.
@@ -386,7 +385,7 @@ pub async fn start(config: CoordinatorConfig, listen: SocketAddr) -> anyhow::Res
         blobs,
         genesis,
         config,
-        keys: batch_verify::KeyCache::new(KEY_CACHE),
+        keys: api::BatchKeys::new(KEY_CACHE),
         work,
         sessions: api::Sessions::new(),
         lookups: tokio::sync::Semaphore::new(1),

@@ -1102,7 +1102,7 @@ async fn action_lookup(
 }
 
 /// Many actions in one request, committed as one group (one fsync): each is authenticated (in a
-/// batch signature check, `batch_verify::verify_batch`: the same answers as the single checks),
+/// batch signature check, `api::verify_batch`: the same answers as the single checks),
 /// admitted and committed as `POST /v1/actions` would, in order, and gets its own outcome.
 /// Signatures and admission are checked off the async workers and outside the node lock.
 async fn action_batch(
@@ -1237,7 +1237,7 @@ async fn action_batch(
 
 /// Authentication (one batch signature check) and admission of each action of a batch.
 fn admit_batch(shared: &Shared, batch: Vec<Signed<Action>>) -> Vec<ApiResult<Signed<Action>>> {
-    let verdicts = crate::batch_verify::verify_batch(&batch, &shared.keys);
+    let verdicts = api::verify_batch(&batch, &shared.keys);
     batch
         .into_iter()
         .zip(verdicts)

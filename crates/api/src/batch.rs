@@ -1,15 +1,15 @@
 //! Batch signature checks at admission, over keys decoded once per signer.
 //!
-//! `ed25519-consensus`'s batch verifier (behind `api::verify_batch`) takes keys as bytes and
+//! `ed25519-consensus`'s batch verifier takes keys as bytes and
 //! decompresses every key again in every batch: for batches of distinct signers that is one point
 //! decompression more per signature, on top of its serial-only curve arithmetic. Here the same
-//! check is made over keys kept decompressed in a [`KeyCache`], with `curve25519-dalek`'s
-//! multiscalar multiplication. The answers are exactly [`api::verify`]'s: the batch equation is
+//! check is made over keys kept decompressed in a [`BatchKeys`], with `curve25519-dalek`'s
+//! multiscalar multiplication. The answers are exactly [`crate::verify`]'s: the batch equation is
 //! ZIP 215's (cofactored, so it accepts exactly what the single checks accept), keys must pass
-//! [`api::valid_account`] before they are cached, and when a batch fails (or has one item) every
-//! item is checked on its own with [`api::verify`] so that exactly the bad ones are reported.
+//! [`crate::valid_account`] before they are cached, and when a batch fails (or has one item) every
+//! item is checked on its own with [`crate::verify`] so that exactly the bad ones are reported.
 
-use api::AuthError;
+use crate::AuthError;
 use curve25519_dalek::constants::ED25519_BASEPOINT_POINT;
 use curve25519_dalek::edwards::{CompressedEdwardsY, EdwardsPoint};
 use curve25519_dalek::scalar::Scalar;
@@ -19,24 +19,24 @@ use sha2::{Digest, Sha512};
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-/// Keys of recent signers that passed [`api::valid_account`], decompressed. Shared by the threads
+/// Keys of recent signers that passed [`crate::valid_account`], decompressed. Shared by the threads
 /// that verify; holds at most `capacity` keys (emptied when full: simple and bounded).
-pub struct KeyCache {
+pub struct BatchKeys {
     keys: Mutex<HashMap<AccountId, EdwardsPoint>>,
     capacity: usize,
 }
 
-impl std::fmt::Debug for KeyCache {
+impl std::fmt::Debug for BatchKeys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("KeyCache")
+        f.debug_struct("BatchKeys")
             .field("capacity", &self.capacity)
             .finish_non_exhaustive()
     }
 }
 
-impl KeyCache {
-    pub fn new(capacity: usize) -> KeyCache {
-        KeyCache {
+impl BatchKeys {
+    pub fn new(capacity: usize) -> BatchKeys {
+        BatchKeys {
             keys: Mutex::new(HashMap::new()),
             capacity: capacity.max(1),
         }
@@ -50,7 +50,7 @@ impl KeyCache {
             if let Some(point) = keys.get(&id) {
                 return Some(*point);
             }
-            if !api::valid_account(&id) {
+            if !crate::valid_account(&id) {
                 return None;
             }
             let point = CompressedEdwardsY(id.0).decompress()?;
@@ -65,11 +65,11 @@ impl KeyCache {
 }
 
 /// Verifies many signed bodies at once, one result per item, in order: exactly the answers of
-/// [`api::verify`] on each, for less CPU per signature on batches of hundreds. Keys come from
+/// [`crate::verify`] on each, for less CPU per signature on batches of hundreds. Keys come from
 /// (and go into) `keys`.
 pub fn verify_batch<T: SignedBody>(
     signed: &[Signed<T>],
-    keys: &KeyCache,
+    keys: &BatchKeys,
 ) -> Vec<Result<(), AuthError>> {
     let points = keys.points(signed.iter().map(|s| s.signer));
     let queued: Vec<(&Signed<T>, EdwardsPoint)> = signed
@@ -88,7 +88,7 @@ pub fn verify_batch<T: SignedBody>(
             })
             .collect()
     } else {
-        signed.iter().map(api::verify).collect()
+        signed.iter().map(crate::verify).collect()
     }
 }
 
@@ -160,7 +160,7 @@ fn batch_holds<T: SignedBody>(queued: &[(&Signed<T>, EdwardsPoint)]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use api::Identity;
+    use crate::Identity;
     use engine::{Action, Sig};
 
     fn batch(n: usize) -> Vec<Signed<Action>> {
@@ -172,9 +172,9 @@ mod tests {
             .collect()
     }
 
-    /// `api::verify` on each, as text (`AuthError` has no `PartialEq`).
+    /// `crate::verify` on each, as text (`AuthError` has no `PartialEq`).
     fn reference(signed: &[Signed<Action>]) -> Vec<Result<(), String>> {
-        text(signed.iter().map(api::verify).collect())
+        text(signed.iter().map(crate::verify).collect())
     }
 
     fn text(results: Vec<Result<(), AuthError>>) -> Vec<Result<(), String>> {
@@ -186,7 +186,7 @@ mod tests {
 
     #[test]
     fn a_good_batch_verifies_and_the_bad_items_are_named() {
-        let keys = KeyCache::new(64);
+        let keys = BatchKeys::new(64);
         let good = batch(40);
         assert!(verify_batch(&good, &keys).iter().all(Result::is_ok));
         // Again, with every key cached.
@@ -209,7 +209,7 @@ mod tests {
 
     #[test]
     fn small_batches_and_repeated_signers_agree_with_single_checks() {
-        let keys = KeyCache::new(2); // emptied while in use
+        let keys = BatchKeys::new(2); // emptied while in use
         assert!(verify_batch::<Action>(&[], &keys).is_empty());
         let one = batch(1);
         assert_eq!(text(verify_batch(&one, &keys)), reference(&one));
@@ -226,7 +226,7 @@ mod tests {
     }
 
     /// A signature whose `R` carries a small-order component: valid under ZIP 215 (cofactored,
-    /// what `api::verify` implements), invalid under the cofactorless equation. The batch must
+    /// what `crate::verify` implements), invalid under the cofactorless equation. The batch must
     /// accept it, as the single check does.
     #[test]
     fn torsion_in_r_is_accepted_as_the_single_check_accepts_it() {
@@ -261,11 +261,11 @@ mod tests {
             body,
             signature: Sig(signature),
         };
-        api::verify(&odd).expect("ZIP 215 accepts a torsion component in R");
+        crate::verify(&odd).expect("ZIP 215 accepts a torsion component in R");
 
         let mut signed = batch(8);
         signed.insert(4, odd);
-        let keys = KeyCache::new(64);
+        let keys = BatchKeys::new(64);
         assert!(verify_batch(&signed, &keys).iter().all(Result::is_ok));
         assert!(batch_holds(
             &signed
@@ -282,7 +282,7 @@ mod tests {
         fn a_batch_agrees_with_single_checks(
             tamper in proptest::collection::vec((proptest::prelude::any::<bool>(), 0usize..512), 1..24)
         ) {
-            let keys = KeyCache::new(4);
+            let keys = BatchKeys::new(4);
             let ids: Vec<Identity> = (0..6u8).map(|i| Identity::from_secret([i; 32])).collect();
             let signed: Vec<Signed<Action>> = tamper
                 .iter()
