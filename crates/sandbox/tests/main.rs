@@ -584,6 +584,19 @@ fn the_wall_limit_stops_loops_call_trees_and_host_calls_soon_after_it() {
 }
 
 #[test]
+fn a_wall_limit_past_the_end_of_time_leaves_fuel_to_bound_the_run() {
+    let sb = sandbox();
+    let task = TaskRun {
+        fuel_limit: 1_000_000,
+        wall_limit: Duration::MAX,
+        ..task()
+    };
+    let report = run(&sb, &spin(), &task);
+    assert_eq!(report.outcome, Outcome::OutOfFuel);
+    assert_eq!(report.fuel_used, task.fuel_limit);
+}
+
+#[test]
 fn memory_bomb_hits_the_memory_limit() {
     let sb = sandbox();
     let bomb = memory_bomb();
