@@ -3,14 +3,15 @@
 //! natively (its C source compiled at bench time with `gcc -O2 -ffp-contract=off`), in bare
 //! wasmtime with stock settings, with each of the sandbox's code-generation levers alone (fuel,
 //! epoch checks, NaN canonicalization after every float instruction as profile 1 does it, at
-//! observation points as profile 2 does), with each profile's settings together, and in the
-//! Gridmint [`Sandbox`] under each profile. Rounds are interleaved (every kernel every way once
+//! observation points as profile 2 does, fuel metered by profile 3's rewrite with and without
+//! counted loops charged once), with each profile's settings together, and in the Gridmint
+//! [`Sandbox`] under each profile. Rounds are interleaved (every kernel every way once
 //! per round), medians and ratios are reported with their geometric means, and every run's
 //! output line (a hash of the kernel's whole result) must be the same, and every sandbox run's
 //! fuel the same under its profile, or the command fails.
 
 use anyhow::{Context, bail, ensure};
-use sandbox::baseline::{Baseline, Nans, Settings};
+use sandbox::baseline::{Baseline, Fuel, Nans, Settings};
 use sandbox::{Outcome, Profile, Sandbox, SandboxConfig, TaskRun};
 use serde_json::json;
 use std::process::Command;
@@ -58,13 +59,32 @@ enum How {
 }
 
 /// The ways a kernel runs, in the order of a round: a short label for the table, a long one.
-const WAYS: [(&str, &str, How); 11] = [
+const WAYS: [(&str, &str, How); 14] = [
     ("native", "native (gcc -O2)", How::Native),
     ("bare", "bare wasmtime, stock", How::Bare(BARE)),
     (
         "+fuel",
         "bare wasmtime with fuel metering",
-        How::Bare(Settings { fuel: true, ..BARE }),
+        How::Bare(Settings {
+            fuel: Fuel::Wasmtime,
+            ..BARE
+        }),
+    ),
+    (
+        "+meter",
+        "bare wasmtime metered by the fuel rewrite (the same fuel as wasmtime's)",
+        How::Bare(Settings {
+            fuel: Fuel::Rewritten,
+            ..BARE
+        }),
+    ),
+    (
+        "+hoist",
+        "bare wasmtime metered by the fuel rewrite, counted loops charged once on entry",
+        How::Bare(Settings {
+            fuel: Fuel::Hoisted,
+            ..BARE
+        }),
     ),
     (
         "+epoch",
@@ -101,13 +121,9 @@ const WAYS: [(&str, &str, How); 11] = [
         How::Bare(Settings::of(Profile::ObservedNans)),
     ),
     (
-        "p2+ep",
-        "bare wasmtime with profile 2's settings and epoch checks (as the sandbox ran before)",
-        How::Bare(Settings {
-            fuel: true,
-            epochs: true,
-            nans: Nans::Observed,
-        }),
+        "p3 set",
+        "bare wasmtime with profile 3's settings (nan2, the fuel rewrite, counted loops hoisted)",
+        How::Bare(Settings::of(Profile::CountedLoops)),
     ),
     (
         "sbox p1",
@@ -116,13 +132,18 @@ const WAYS: [(&str, &str, How); 11] = [
     ),
     (
         "sbox p2",
-        "the sandbox under profile 2 (the latest)",
+        "the sandbox under profile 2",
         How::Sandbox(Profile::ObservedNans),
+    ),
+    (
+        "sbox p3",
+        "the sandbox under profile 3 (the latest)",
+        How::Sandbox(Profile::CountedLoops),
     ),
 ];
 /// Stock settings.
 const BARE: Settings = Settings {
-    fuel: false,
+    fuel: Fuel::Off,
     epochs: false,
     nans: Nans::Free,
 };
@@ -131,8 +152,9 @@ const NATIVE: usize = 0;
 const STOCK: usize = 1;
 /// Index in [`WAYS`] of the sandbox under profile 1 and under the latest profile, which the
 /// goals are about.
-const SANDBOX_P1: usize = 9;
-const SANDBOX: usize = 10;
+const SANDBOX_P1: usize = 11;
+const SANDBOX_P2: usize = 12;
+const SANDBOX: usize = 13;
 
 /// One kernel's times (one per round) for each of [`WAYS`], what it printed, and its fuel under
 /// each profile.
@@ -140,7 +162,10 @@ struct Row {
     name: &'static str,
     times: Vec<Vec<Duration>>,
     line: String,
-    fuel: [u64; 2],
+    fuel: [u64; 3],
+    /// Fuel of the metered bare runs, by NaN setting (free, every float, observed): wasmtime's
+    /// metering and the rewrite's must count the same.
+    bare_fuel: [Option<u64>; 3],
 }
 
 impl Row {
@@ -192,7 +217,11 @@ impl KernelsResult {
         for (label, _, _) in WAYS.iter().skip(1) {
             let _ = write!(s, " {label:>7}");
         }
-        let _ = writeln!(s, "  {:>8} {:>13} {:>13}", "p2/bare", "fuel p1", "fuel p2");
+        let _ = writeln!(
+            s,
+            "  {:>8} {:>13} {:>13} {:>13}",
+            "p3/bare", "fuel p1", "fuel p2", "fuel p3"
+        );
         let _ = write!(s, "{:<9} {:>8} ", "", "ms");
         for _ in WAYS.iter().skip(1) {
             let _ = write!(s, " {:>7}", "/native");
@@ -205,10 +234,11 @@ impl KernelsResult {
             }
             let _ = writeln!(
                 s,
-                "  {:>8.2} {:>13} {:>13}",
+                "  {:>8.2} {:>13} {:>13} {:>13}",
                 r.ratio(SANDBOX, STOCK),
                 r.fuel[0],
-                r.fuel[1]
+                r.fuel[1],
+                r.fuel[2]
             );
         }
         let _ = write!(s, "{:<9} {:>8} ", "geomean", "");
@@ -222,23 +252,25 @@ impl KernelsResult {
         let _ = writeln!(s);
         let _ = writeln!(
             s,
-            "sandbox (profile 2) / native: geometric mean {:.2} (goal <= {GOAL_GEOMEAN_VS_NATIVE}: {}), worst {:.2} (goal <= {GOAL_MAX_VS_NATIVE}: {}); under profile 1: {:.2}",
+            "sandbox (profile 3) / native: geometric mean {:.2} (goal <= {GOAL_GEOMEAN_VS_NATIVE}: {}), worst {:.2} (goal <= {GOAL_MAX_VS_NATIVE}: {}); under profile 2: {:.2}, profile 1: {:.2}",
             self.geomean(SANDBOX, NATIVE),
             crate::bench::verdict(self.geomean(SANDBOX, NATIVE) <= GOAL_GEOMEAN_VS_NATIVE),
             self.max_vs_native(),
             crate::bench::verdict(self.max_vs_native() <= GOAL_MAX_VS_NATIVE),
+            self.geomean(SANDBOX_P2, NATIVE),
             self.geomean(SANDBOX_P1, NATIVE),
         );
         let _ = writeln!(
             s,
-            "sandbox (profile 2) / bare wasmtime: geometric mean {:.2} (goal <= {GOAL_GEOMEAN_VS_BARE}: {}); under profile 1: {:.2}",
+            "sandbox (profile 3) / bare wasmtime: geometric mean {:.2} (goal <= {GOAL_GEOMEAN_VS_BARE}: {}); under profile 2: {:.2}, profile 1: {:.2}",
             self.geomean(SANDBOX, STOCK),
             crate::bench::verdict(self.geomean(SANDBOX, STOCK) <= GOAL_GEOMEAN_VS_BARE),
+            self.geomean(SANDBOX_P2, STOCK),
             self.geomean(SANDBOX_P1, STOCK),
         );
         let _ = writeln!(
             s,
-            "every kernel printed the same hash natively and in every wasm run; the sandbox's fuel was the same in every round under each profile"
+            "every kernel printed the same hash natively and in every wasm run; the sandbox's fuel was the same in every round under each profile; wasmtime's metering and the fuel rewrite (+meter, +hoist, p2 hst) counted the same fuel"
         );
         s
     }
@@ -259,6 +291,10 @@ impl KernelsResult {
                 "geomean_vs_native": self.geomean(SANDBOX_P1, NATIVE),
                 "geomean_vs_bare": self.geomean(SANDBOX_P1, STOCK),
             },
+            "profile_2": {
+                "geomean_vs_native": self.geomean(SANDBOX_P2, NATIVE),
+                "geomean_vs_bare": self.geomean(SANDBOX_P2, STOCK),
+            },
             "geomean_vs_native_by_way": ways,
             "ways": WAYS.iter().map(|(label, long, _)| json!({"label": label, "what": long})).collect::<Vec<_>>(),
             "goals": {
@@ -273,7 +309,8 @@ impl KernelsResult {
                 "vs_native": r.ratio(SANDBOX, NATIVE),
                 "vs_bare": r.ratio(SANDBOX, STOCK),
                 "fuel_profile_1": r.fuel[0],
-                "fuel": r.fuel[1],
+                "fuel_profile_2": r.fuel[1],
+                "fuel": r.fuel[2],
                 "output": r.line,
             })).collect::<Vec<_>>(),
         })
@@ -368,7 +405,8 @@ pub(crate) fn run(rounds: usize) -> anyhow::Result<KernelsResult> {
             name: k.name,
             times: vec![Vec::new(); WAYS.len()],
             line: String::new(),
-            fuel: [0; 2],
+            fuel: [0; 3],
+            bare_fuel: [None; 3],
         })
         .collect();
     for round in 1..=rounds {
@@ -392,6 +430,18 @@ pub(crate) fn run(rounds: usize) -> anyhow::Result<KernelsResult> {
                             row.name,
                             report.exit_code
                         );
+                        if let (How::Bare(settings), Some(fuel)) = (&WAYS[way].2, report.fuel) {
+                            let slot = &mut row.bare_fuel[settings.nans as usize];
+                            if slot.is_some_and(|before| before != fuel) {
+                                bail!(
+                                    "FUEL MISMATCH in {} ({label}): {fuel} where another metered \
+                                     bare run counted {}",
+                                    row.name,
+                                    slot.unwrap_or(0)
+                                );
+                            }
+                            *slot = Some(fuel);
+                        }
                         report.stdout
                     }
                     Runner::Sandbox(prepared) => {
@@ -403,8 +453,7 @@ pub(crate) fn run(rounds: usize) -> anyhow::Result<KernelsResult> {
                             report.outcome,
                             String::from_utf8_lossy(&report.stderr).trim()
                         );
-                        let slot = &mut row.fuel
-                            [usize::from(prepared[i].profile() != Profile::EveryFloat)];
+                        let slot = &mut row.fuel[prepared[i].profile().number() as usize - 1];
                         if round > 1 && report.fuel_used != *slot {
                             bail!(
                                 "FUEL MISMATCH in {} ({label}): {} in round {round}, {} before",
@@ -474,6 +523,10 @@ mod tests {
         assert!(matches!(
             WAYS[SANDBOX_P1].2,
             How::Sandbox(Profile::EveryFloat)
+        ));
+        assert!(matches!(
+            WAYS[SANDBOX_P2].2,
+            How::Sandbox(Profile::ObservedNans)
         ));
         assert_eq!(SANDBOX, WAYS.len() - 1);
     }

@@ -131,7 +131,13 @@
 ///   (profile 1). A run's output is the same under both except for a NaN whose sign was flipped
 ///   after it was made; its fuel differs for a module that stores floats, so the profile is the
 ///   network's and never mixed. Inputs apply as under 19 otherwise.
-pub const RULES: u32 = 20;
+/// - 21: tasks run under sandbox profile 3: profile 2's NaNs, and fuel metered by a rewrite of
+///   the module instead of wasmtime's `consume_fuel`, which charges an innermost counted loop
+///   once on entry when it fits. A call counts what wasmtime counts; instantiation is free and
+///   every bulk memory operation is followed by a check, so fuel (and where a run stops out of
+///   it) can differ from profile 2's, and the profile is again the network's. Inputs apply as
+///   under 20 otherwise.
+pub const RULES: u32 = 21;
 /// The rules of a network whose genesis predates the version.
 pub const FIRST_RULES: u32 = 1;
 

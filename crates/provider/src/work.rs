@@ -426,9 +426,12 @@ impl Inner {
         let profile = Profile::from_number(profile).ok_or_else(|| {
             format!(
                 "the task runs under sandbox profile {profile}, which this provider does not \
-                 know (it knows {} and {}): upgrade it",
-                Profile::EveryFloat.number(),
-                Profile::ObservedNans.number()
+                 know (it knows {}): upgrade it",
+                Profile::ALL
+                    .iter()
+                    .map(|p| p.number().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             )
         })?;
         let cached = || {

@@ -56,7 +56,7 @@ pub(crate) fn canonicalize_observed_nans(wasm: &[u8]) -> Result<Vec<u8>, String>
 
 /// The number of parameters of each function the module defines, in code-section order (the
 /// scratch locals a rewritten body declares come after its parameters and its own locals).
-fn defined_function_params(wasm: &[u8]) -> Result<Vec<u32>, String> {
+pub(crate) fn defined_function_params(wasm: &[u8]) -> Result<Vec<u32>, String> {
     let mut types: Vec<Option<u32>> = Vec::new();
     let mut params = Vec::new();
     let err = |e: wasmparser::BinaryReaderError| format!("cannot read the module: {e}");

@@ -19,7 +19,7 @@
 
 use std::collections::HashMap;
 
-use wasmtime::{AsContextMut, Caller, Extern, Linker, Memory, Trap};
+use wasmtime::{AsContextMut, Caller, Extern, Linker, Memory};
 use wasmtime_wasi::p1::types;
 use wasmtime_wasi::p1::wasi_snapshot_preview1::WasiSnapshotPreview1;
 use wiggle::{GuestMemory, GuestPtr};
@@ -157,14 +157,7 @@ fn errno(e: types::Error) -> wasmtime::Result<i32> {
 
 /// Takes `cost` fuel, or traps out of fuel.
 fn charge(caller: &mut Caller<'_, HostState>, cost: u64) -> wasmtime::Result<()> {
-    let fuel = caller.get_fuel()?;
-    match fuel.checked_sub(cost) {
-        Some(left) => caller.set_fuel(left),
-        None => {
-            caller.set_fuel(0)?;
-            Err(Trap::OutOfFuel.into())
-        }
-    }
+    crate::host::charge(caller, cost)
 }
 
 fn memory(caller: &mut Caller<'_, HostState>) -> wasmtime::Result<Memory> {

@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::{ChaCha8Rng, ChaCha20Rng};
 use wasmtime::{
-    CallHook, Caller, Extern, Linker, ResourceLimiter, StoreContextMut, StoreLimits, Trap,
+    AsContextMut, CallHook, Caller, Extern, Global, Linker, ResourceLimiter, StoreContextMut,
+    StoreLimits, Trap, Val,
 };
 use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::{HostMonotonicClock, HostWallClock, WasiCtxBuilder};
@@ -24,6 +25,139 @@ pub(crate) struct HostState {
     pub(crate) files: crate::fsview::FileView,
     /// The directories it writes in and their quotas (`quota`).
     pub(crate) disk: crate::quota::DiskWatch,
+    /// Under [`crate::Profile::CountedLoops`], the fuel the module meters itself with; `None`:
+    /// the store's (wasmtime meters).
+    pub(crate) fuel: Option<GuestFuel>,
+}
+
+/// The fuel of a module metered by the rewrite (`meter`), kept as wasmtime keeps a store's: the
+/// module's counter global holds minus what is left of the current slice (a slice is
+/// [`crate::sandbox::YIELD_FUEL`], or what is left), the rest is in `reserve`.
+pub(crate) struct GuestFuel {
+    /// The counter, found on the first refuel (the check on entry to the first function
+    /// runs before any host call); until then it is the module's initial zero.
+    pub(crate) global: Option<Global>,
+    /// The module's marker of a call to refuel (found with the counter).
+    pub(crate) refueling: Option<Global>,
+    pub(crate) reserve: u64,
+}
+
+impl GuestFuel {
+    /// Fuel kept by the module's counter, all of `limit` in reserve.
+    pub(crate) fn new(limit: u64) -> GuestFuel {
+        GuestFuel {
+            global: None,
+            refueling: None,
+            reserve: limit,
+        }
+    }
+}
+
+/// Whether the host call about to run is the meter's refuel, which costs nothing: the first
+/// host call of a run always is (the check on entry to the first function), and later ones are
+/// marked by the module.
+fn refueling(cx: &mut StoreContextMut<'_, HostState>) -> bool {
+    let Some(fuel) = cx.data().fuel.as_ref() else {
+        return false;
+    };
+    match fuel.refueling {
+        None => true,
+        Some(marker) => marker.get(&mut *cx).i32() == Some(1),
+    }
+}
+
+/// The fuel left: the store's, or the module's counter and reserve.
+pub(crate) fn fuel_left(mut cx: impl AsContextMut<Data = HostState>) -> wasmtime::Result<u64> {
+    let mut cx = cx.as_context_mut();
+    let Some((global, reserve)) = cx.data().fuel.as_ref().map(|f| (f.global, f.reserve)) else {
+        return cx.get_fuel();
+    };
+    let injected = match global {
+        Some(global) => global.get(&mut cx).i64().unwrap_or(0),
+        None => 0,
+    };
+    Ok(reserve.saturating_add_signed(-injected))
+}
+
+/// Sets the fuel left (wasmtime's `set_fuel`: a slice in the counter, the rest in reserve).
+pub(crate) fn set_fuel_left(
+    mut cx: impl AsContextMut<Data = HostState>,
+    left: u64,
+) -> wasmtime::Result<()> {
+    let mut cx = cx.as_context_mut();
+    let Some(global) = cx.data().fuel.as_ref().map(|f| f.global) else {
+        return cx.set_fuel(left);
+    };
+    let slice = match global {
+        Some(_) => left.min(crate::sandbox::YIELD_FUEL),
+        None => 0,
+    };
+    if let Some(fuel) = cx.data_mut().fuel.as_mut() {
+        fuel.reserve = left - slice;
+    }
+    match global {
+        Some(global) => global.set(&mut cx, Val::I64(-i64::try_from(slice)?)),
+        None => Ok(()),
+    }
+}
+
+/// Takes `cost` fuel, or traps out of fuel (with none left).
+pub(crate) fn charge(
+    mut cx: impl AsContextMut<Data = HostState>,
+    cost: u64,
+) -> wasmtime::Result<()> {
+    let left = fuel_left(&mut cx)?;
+    match left.checked_sub(cost) {
+        Some(left) => set_fuel_left(&mut cx, left),
+        None => {
+            set_fuel_left(&mut cx, 0)?;
+            Err(Trap::OutOfFuel.into())
+        }
+    }
+}
+
+/// Links the function a module rewritten by `meter` calls when its counter reaches zero
+/// (wasmtime's `out_of_gas`): the wall clock is looked at, then the next slice comes from the
+/// reserve, or the run is out of fuel.
+pub(crate) fn add_refuel(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
+    linker.func_wrap(
+        crate::meter::IMPORT_MODULE,
+        crate::meter::REFUEL,
+        |mut caller: Caller<'_, HostState>| -> wasmtime::Result<()> {
+            if caller.data_mut().watchdog.expired() {
+                return Err(Trap::Interrupt.into());
+            }
+            if caller
+                .data()
+                .fuel
+                .as_ref()
+                .is_some_and(|f| f.global.is_none())
+            {
+                let mut find = |name| {
+                    caller
+                        .get_export(name)
+                        .and_then(Extern::into_global)
+                        .ok_or_else(|| wasmtime::Error::msg(format!("{name} is missing")))
+                };
+                let global = find(crate::meter::FUEL_GLOBAL)?;
+                let refueling = find(crate::meter::REFUELING_GLOBAL)?;
+                if let Some(fuel) = caller.data_mut().fuel.as_mut() {
+                    fuel.global = Some(global);
+                    fuel.refueling = Some(refueling);
+                }
+            }
+            let Some(marker) = caller.data().fuel.as_ref().and_then(|f| f.refueling) else {
+                return Err(wasmtime::Error::msg("refuel without a fuel counter"));
+            };
+            marker.set(&mut caller, Val::I32(0))?;
+            let left = fuel_left(&mut caller)?;
+            if left == 0 {
+                return Err(Trap::OutOfFuel.into());
+            }
+            set_fuel_left(&mut caller, left)
+        },
+    )?;
+    Ok(())
 }
 
 /// Wraps [`StoreLimits`] (built with `trap_on_grow_failure(true)`) and records whether
@@ -193,13 +327,8 @@ pub(crate) fn charge_hostcall(
         if cx.data_mut().watchdog.expired() {
             return Err(Trap::Interrupt.into());
         }
-        let fuel = cx.get_fuel()?;
-        match fuel.checked_sub(HOSTCALL_FUEL) {
-            Some(left) => cx.set_fuel(left)?,
-            None => {
-                cx.set_fuel(0)?;
-                return Err(Trap::OutOfFuel.into());
-            }
+        if !refueling(&mut cx) {
+            charge(&mut cx, HOSTCALL_FUEL)?;
         }
     }
     Ok(())
@@ -276,12 +405,7 @@ pub(crate) fn add_virtual_poll(linker: &mut Linker<HostState>) -> wasmtime::Resu
          -> wasmtime::Result<i32> {
             let n = nsubscriptions.cast_unsigned();
             let cost = u64::from(n).saturating_mul(POLL_FUEL_PER_SUBSCRIPTION);
-            let fuel = caller.get_fuel()?;
-            if fuel < cost {
-                caller.set_fuel(0)?;
-                return Err(Trap::OutOfFuel.into());
-            }
-            caller.set_fuel(fuel - cost)?;
+            charge(&mut caller, cost)?;
             if n == 0 {
                 return Ok(ERRNO_INVAL);
             }

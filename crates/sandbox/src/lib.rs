@@ -23,6 +23,7 @@ mod canon;
 mod fsview;
 mod host;
 mod imports;
+mod meter;
 mod quota;
 mod sandbox;
 pub mod tree;
@@ -55,12 +56,13 @@ pub const VIRTUAL_UNIX_TIME_SECS: u64 = 1_735_689_600;
 
 /// How a run is made deterministic, which fixes the fuel it counts: a network's rules choose
 /// one (`engine::TaskDescriptor::profile`), so that every provider of a network runs alike. A
-/// [`Sandbox`] runs both; a module is prepared for one ([`Sandbox::prepare_for`]).
+/// [`Sandbox`] runs them all; a module is prepared for one ([`Sandbox::prepare_for`]).
 ///
-/// Both make every NaN a guest can observe the canonical one and count one unit of fuel per
+/// All make every NaN a guest can observe the canonical one and count one unit of fuel per
 /// wasm instruction (wasmtime's default costs, plus [`HOSTCALL_FUEL`] per host call); they
 /// differ in where NaNs are canonicalized, so in the fuel a module that stores floats uses
-/// (and, for a NaN whose sign was flipped after it was made, in the bits it stores).
+/// (and, for a NaN whose sign was flipped after it was made, in the bits it stores), and in
+/// who meters (wasmtime, or the module rewritten to meter itself).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum Profile {
     /// 1: Cranelift canonicalizes the result of every float instruction
@@ -70,19 +72,36 @@ pub enum Profile {
     /// as an integer, used as a sign, put into a vector) and after float SIMD instructions, by a
     /// rewrite of the module before it is compiled; the instructions the rewrite adds are
     /// metered like the guest's own.
-    #[default]
     ObservedNans,
+    /// 3: profile 2's NaNs, and fuel metered by a second rewrite instead of wasmtime's
+    /// `consume_fuel`: the same count for what a call runs (one unit per instruction, checked at
+    /// function entries and loop headers, written back at calls and exits), except that
+    /// instantiation is free and every bulk memory or table operation is followed by a check;
+    /// an innermost loop that counts an `i32` to a bound with a straight-line body is charged
+    /// once on entry when it fits in the fuel left before the next check, and then runs
+    /// unmetered (`gridmint bench --only kernels`: wasmtime's metering costs about 1.25x on
+    /// the kernels, nearly all of it in such loops).
+    #[default]
+    CountedLoops,
 }
 
 impl Profile {
     /// The profile a new network runs.
-    pub const LATEST: Profile = Profile::ObservedNans;
+    pub const LATEST: Profile = Profile::CountedLoops;
+
+    /// Every profile this build runs, oldest first.
+    pub const ALL: [Profile; 3] = [
+        Profile::EveryFloat,
+        Profile::ObservedNans,
+        Profile::CountedLoops,
+    ];
 
     /// The profile's number, as the rules carry it.
     pub fn number(self) -> u32 {
         match self {
             Profile::EveryFloat => 1,
             Profile::ObservedNans => 2,
+            Profile::CountedLoops => 3,
         }
     }
 
@@ -91,6 +110,7 @@ impl Profile {
         match n {
             1 => Some(Profile::EveryFloat),
             2 => Some(Profile::ObservedNans),
+            3 => Some(Profile::CountedLoops),
             _ => None,
         }
     }

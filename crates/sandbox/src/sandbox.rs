@@ -15,7 +15,7 @@ use wasmtime_wasi::p2::pipe::{MemoryInputPipe, MemoryOutputPipe};
 use wasmtime_wasi::{FsPerms, I32Exit, WasiCtxBuilder};
 
 use crate::host::{
-    HostState, Limiter, Watchdog, add_virtual_poll, charge_hostcall, make_deterministic,
+    GuestFuel, HostState, Limiter, Watchdog, add_virtual_poll, charge_hostcall, make_deterministic,
 };
 use crate::workdir::{DiskQuota, OutputFile, WorkDir, validate_task};
 use crate::{
@@ -46,7 +46,7 @@ pub(crate) const YIELD_FUEL: u64 = 1_000_000;
 pub struct Sandbox {
     /// One engine per [`Profile`] (by [`profile_slot`]), [`Profile::LATEST`]'s built with the
     /// sandbox, the other the first time a module is prepared for it.
-    runtimes: [OnceLock<Result<Runtime, String>>; 2],
+    runtimes: [OnceLock<Result<Runtime, String>>; 3],
     config: SandboxConfig,
     cache: Mutex<ModuleCache>,
     compiled: AtomicU64,
@@ -63,6 +63,7 @@ fn profile_slot(profile: Profile) -> usize {
     match profile {
         Profile::EveryFloat => 0,
         Profile::ObservedNans => 1,
+        Profile::CountedLoops => 2,
     }
 }
 
@@ -144,14 +145,15 @@ fn setup_err(what: &str) -> impl FnOnce(wasmtime::Error) -> SandboxError + '_ {
     move |e| SandboxError::Setup(format!("{what}: {e:#}"))
 }
 
-/// The engine configuration a sandbox runs `profile` (and admission validates) with: fuel (no
-/// epoch interruption: the wall clock is looked at when fuel yields), Cranelift's NaN
+/// The engine configuration a sandbox runs `profile` (and admission validates) with: wasmtime's
+/// fuel but under [`Profile::CountedLoops`], whose modules meter themselves (no epoch
+/// interruption: the wall clock is looked at when fuel yields or is refilled), Cranelift's NaN
 /// canonicalisation under [`Profile::EveryFloat`], optimised
 /// Cranelift, no shared memories, no relaxed SIMD, no component model (pooling, which changes
 /// nothing about what is valid, is configured apart).
 pub(crate) fn engine_config(profile: Profile) -> Config {
     let mut wasm = Config::new();
-    wasm.consume_fuel(true)
+    wasm.consume_fuel(profile != Profile::CountedLoops)
         .epoch_interruption(false)
         .cranelift_nan_canonicalization(profile == Profile::EveryFloat)
         .cranelift_opt_level(OptLevel::Speed)
@@ -204,6 +206,9 @@ impl Runtime {
         wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |s: &mut HostState| &mut s.wasi)
             .map_err(setup_err("cannot link wasi"))?;
         add_virtual_poll(&mut linker).map_err(setup_err("cannot link poll_oneoff"))?;
+        if profile == Profile::CountedLoops {
+            crate::host::add_refuel(&mut linker).map_err(setup_err("cannot link refuel"))?;
+        }
         crate::fsview::add_deterministic_files(&mut linker)
             .map_err(setup_err("cannot link the file view"))?;
         crate::quota::add_disk_quotas(&mut linker)
@@ -262,11 +267,16 @@ impl Sandbox {
         let invalid = |e: wasmtime::Error| SandboxError::InvalidModule(format!("{e:#}"));
         let module = match profile {
             Profile::EveryFloat => Module::from_binary(&runtime.engine, wasm).map_err(invalid)?,
-            Profile::ObservedNans => {
+            Profile::ObservedNans | Profile::CountedLoops => {
                 // The rewrite reads a valid module: errors are the module's own, as written.
                 Module::validate(&runtime.engine, wasm).map_err(invalid)?;
-                let rewritten = crate::canon::canonicalize_observed_nans(wasm)
+                let mut rewritten = crate::canon::canonicalize_observed_nans(wasm)
                     .map_err(SandboxError::InvalidModule)?;
+                if profile == Profile::CountedLoops {
+                    rewritten = crate::meter::meter(&rewritten, true)
+                        .map_err(SandboxError::InvalidModule)?
+                        .0;
+                }
                 Module::from_binary(&runtime.engine, &rewritten).map_err(invalid)?
             }
         };
@@ -285,7 +295,7 @@ impl Sandbox {
                 "export `_start` is not a function of type [] -> []".into(),
             ));
         }
-        let linker = crate::imports::linker_for(&runtime.linker, &module)
+        let linker = crate::imports::linker_for(&runtime.linker, &module, profile)
             .map_err(SandboxError::InvalidModule)?;
         let pre = linker
             .as_ref()
@@ -411,16 +421,22 @@ impl Sandbox {
             watchdog: Watchdog::new(task.wall_limit),
             files: Default::default(),
             disk: crate::quota::DiskWatch::new(watched),
+            // The module's own counter starts at zero, all the fuel in reserve: the check on
+            // entry to the first function takes the first slice from it.
+            fuel: (module.inner.profile == Profile::CountedLoops)
+                .then(|| GuestFuel::new(task.fuel_limit)),
         };
         let mut store = Store::new(module.inner.pre.module().engine(), state);
         store.limiter(|s| &mut s.limiter);
-        store
-            .set_fuel(task.fuel_limit)
-            .map_err(setup_err("cannot set fuel"))?;
         store.call_hook(charge_hostcall);
-        store
-            .fuel_async_yield_interval(Some(YIELD_FUEL))
-            .map_err(setup_err("cannot set the fuel yield interval"))?;
+        if module.inner.profile != Profile::CountedLoops {
+            store
+                .set_fuel(task.fuel_limit)
+                .map_err(setup_err("cannot set fuel"))?;
+            store
+                .fuel_async_yield_interval(Some(YIELD_FUEL))
+                .map_err(setup_err("cannot set the fuel yield interval"))?;
+        }
 
         let started = Instant::now();
         store.data_mut().watchdog.start();
@@ -444,7 +460,7 @@ impl Sandbox {
         };
         let wall_time = started.elapsed();
 
-        let fuel_left = store.get_fuel().unwrap_or(0);
+        let fuel_left = crate::host::fuel_left(&mut store).unwrap_or(0);
         let fuel_used = task.fuel_limit.saturating_sub(fuel_left);
         if let Err(e) = &result
             && e.downcast_ref::<PoolConcurrencyLimitError>().is_some()

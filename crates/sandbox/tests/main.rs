@@ -1481,6 +1481,11 @@ fn admission_and_the_sandbox_agree_on_which_modules_run() {
             None,
         ),
         (
+            "legacy exceptions",
+            wat(r#"(module (tag $e) (func (export "_start") try throw $e catch $e end))"#),
+            Some("legacy_exceptions"),
+        ),
+        (
             "two memories",
             wat(r#"(module (memory 1) (memory $b 1) (func (export "_start")
                  (i32.store $b (i32.const 0) (i32.const 7))))"#),
