@@ -407,6 +407,35 @@ mod meter_tests {
                 (br_if $l (i32.ne (local.get $to)
                                   (local.tee $i (i32.add (i32.const 2) (local.get $i))))))
             (call $add (local.get $s)))
+        ;; a counted loop whose body branches: an if/else, a block left early
+        (func $branchy (param $n i32) (local $i i32) (local $s i32)
+            (loop $l
+                (if (i32.and (local.get $i) (i32.const 1))
+                    (then (local.set $s (i32.add (local.get $s) (local.get $i))))
+                    (else (local.set $s (i32.xor (local.get $s) (i32.const 5)))))
+                (block $skip
+                    (br_if $skip (i32.gt_u (local.get $i) (i32.const 500)))
+                    (local.set $s (i32.mul (local.get $s) (i32.const 3))))
+                (br_if $l (i32.ne (local.tee $i (i32.add (local.get $i) (i32.const 1)))
+                                  (local.get $n))))
+            (call $add (local.get $s)))
+        ;; a branch back to the loop from inside a block skips the increment: not counted
+        (func $skips (param $n i32) (local $i i32) (local $s i32)
+            (loop $l
+                (local.set $s (i32.add (local.get $s) (i32.const 1)))
+                (block (br_if $l (i32.lt_u (local.get $s) (i32.const 10))))
+                (br_if $l (i32.ne (local.tee $i (i32.add (local.get $i) (i32.const 1)))
+                                  (local.get $n))))
+            (call $add (local.get $s)))
+        ;; a step of 3 from 1 never lands on 1001 (not until the induction wraps around, after
+        ;; over a billion iterations): runs until fuel stops it
+        (func $never (local $i i32) (local $s i32)
+            (local.set $i (i32.const 1))
+            (loop $l
+                (local.set $s (i32.add (local.get $s) (local.get $i)))
+                (br_if $l (i32.ne (local.tee $i (i32.add (local.get $i) (i32.const 3)))
+                                  (i32.const 1001))))
+            (call $add (local.get $s)))
         ;; count down to zero by 1 (the tee is the test)
         (func $down (param $n i32) (local $s i32)
             (loop $l
@@ -448,19 +477,21 @@ mod meter_tests {
         (func (export "_start") (local $argc i32)
             (drop (call $args (i32.const 0) (i32.const 4)))
             (local.set $argc (i32.load (i32.const 0)))
+            (if (i32.eq (local.get $argc) (i32.const 3))
+                (then (call $never) (call $exit (i32.const 99))))
             (call $up (i32.const 3) (i32.const 1000))
             (call $up (i32.const 7) (i32.const 3000000))
             (call $down (i32.const 777))
             (call $before (i32.const 2000))
+            (call $branchy (i32.const 1000))
+            (call $skips (i32.const 100))
             (call $nested (i32.const 60))
             (call $misc (i32.const 50))
             (call $misc (i32.const 5000))
             (call $stores (i32.const 0))
             (if (i32.eq (local.get $argc) (i32.const 2))
                 (then (call $stores (i32.const 194608))))
-            (if (i32.eq (local.get $argc) (i32.const 3))
-                ;; a step of 3 from 1 to 1000 never lands: runs until fuel stops it
-                (then (call $up (i32.const 1) (i32.const 1000))))
+
             (call $exit (i32.and (global.get $acc) (i32.const 63)))))"#;
 
     fn baselines() -> Vec<(Fuel, Baseline)> {
@@ -567,10 +598,69 @@ mod meter_tests {
         })
         .unwrap();
         let (_, stats) = hoisted.compile_counting(LOOPS.as_bytes()).unwrap();
-        // $up, $down, $before, $stores, $nested's inner loop; not $nested's outer loop nor
-        // $misc's.
-        assert_eq!(stats.hoisted, 5, "{stats:?}");
-        assert_eq!(stats.metered, 2, "{stats:?}");
+        // $up, $down, $before, $branchy, $never, $stores, $nested's inner loop; not $nested's
+        // outer loop, $skips's nor $misc's.
+        assert_eq!(stats.hoisted, 7, "{stats:?}");
+        assert_eq!(stats.metered, 3, "{stats:?}");
+    }
+
+    /// Every limit from zero to a run's whole fuel, over small loops of each hoisted kind
+    /// (nested branches included): each metering stops at the same point with the same fuel.
+    #[test]
+    fn every_limit_stops_alike_in_small_loops() {
+        // A byte written after each inner loop shows where a run stopped.
+        let wasm = r#"(module
+            (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+            (import "wasi_snapshot_preview1" "fd_write"
+                (func $write (param i32 i32 i32 i32) (result i32)))
+            (memory (export "memory") 1)
+            (data (i32.const 0) "\10\00\00\00\01\00\00\00")
+            (data (i32.const 16) "x")
+            (func (export "_start") (local $i i32) (local $j i32) (local $s i32)
+                (loop $outer
+                    (local.set $i (i32.const 0))
+                    (loop $l
+                        (if (i32.and (local.get $i) (i32.const 1))
+                            (then (local.set $s (i32.add (local.get $s) (local.get $i))))
+                            (else (local.set $s (i32.xor (local.get $s) (i32.const 5)))))
+                        (block $skip
+                            (br_if $skip (i32.gt_u (local.get $i) (local.get $j)))
+                            (i32.store (i32.const 64) (local.get $s)))
+                        (br_if $l (i32.ne (local.tee $i (i32.add (local.get $i) (i32.const 1)))
+                                          (i32.const 40))))
+                    (drop (call $write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))
+                    (loop $m
+                        (local.set $s (i32.add (local.get $s) (local.get $i)))
+                        (br_if $m (local.tee $i (i32.add (local.get $i) (i32.const -1)))))
+                    (br_if $outer (i32.ne (local.tee $j (i32.add (local.get $j) (i32.const 3)))
+                                          (i32.const 60))))
+                (call $exit (i32.and (local.get $s) (i32.const 63)))))"#;
+        let compiled: Vec<(Fuel, Baseline, BaselineModule)> = baselines()
+            .into_iter()
+            .map(|(fuel, baseline)| {
+                let module = baseline.compile(wasm.as_bytes()).unwrap();
+                (fuel, baseline, module)
+            })
+            .collect();
+        let run = |limit| -> Vec<Seen> {
+            compiled
+                .iter()
+                .map(|(_, b, m)| seen(&b.run_with_fuel(m, &[], limit).unwrap()))
+                .collect()
+        };
+        let full = run(u64::MAX / 2)[0].2.unwrap();
+        assert!(full > 5_000, "{full}");
+        let mut stops = 0;
+        for limit in 0..=full + 2 {
+            let all = run(limit);
+            assert!(
+                all.iter().all(|s| *s == all[0]),
+                "limit {limit}: {:?}",
+                compiled.iter().map(|c| c.0).zip(&all).collect::<Vec<_>>()
+            );
+            stops += usize::from(all[0].3);
+        }
+        assert!(stops > 1_000, "{stops}");
     }
 
     /// Bulk operations on a 64-bit memory are charged per byte like on a 32-bit one.

@@ -77,10 +77,10 @@ pub enum Profile {
     /// `consume_fuel`: the same count for what a call runs (one unit per instruction, checked at
     /// function entries and loop headers, written back at calls and exits), except that
     /// instantiation is free and every bulk memory or table operation is followed by a check;
-    /// an innermost loop that counts an `i32` to a bound with a straight-line body is charged
-    /// once on entry when it fits in the fuel left before the next check, and then runs
-    /// unmetered (`gridmint bench --only kernels`: wasmtime's metering costs about 1.25x on
-    /// the kernels, nearly all of it in such loops).
+    /// an innermost loop that counts an `i32` to a bound, with no call and no other exit, is
+    /// charged once on entry when it fits in the fuel left before the next check, and then runs
+    /// without checks (`gridmint bench --only kernels`: wasmtime's metering costs about 1.25x
+    /// on the kernels, nearly all of it in such loops).
     #[default]
     CountedLoops,
 }

@@ -7,11 +7,12 @@
 //! the same metering as ordinary wasm instructions inserted before compilation — the counter a
 //! local of each function, stored to a global at calls and exits, a host import (`gridmint`
 //! `refuel`) called where it crosses zero — and adds one thing a compiler pass cannot easily do:
-//! an innermost loop whose body is straight-line code and whose exit is an induction variable
-//! reaching a bound (`i += s; br_if (i != b)`, what C `for` loops become) has its trip count
-//! computed on entry, `(b - i) / s`, and when the whole loop fits in the fuel left before the
-//! next check it is charged once and run unmetered. Otherwise it runs metered, iteration by
-//! iteration, as anywhere else.
+//! an innermost loop without calls or other exits whose exit is an induction variable reaching
+//! a bound (`i += s; br_if (i != b)`, what C `for` loops become) has its trip count computed on
+//! entry, `(b - i) / s`, and when the whole loop fits in the fuel left before the next check it
+//! is charged once (for what every iteration runs; what runs inside the body's own blocks and
+//! `if`s adds its cost as it runs) and run without checks. Otherwise it runs metered, iteration
+//! by iteration, as anywhere else.
 //!
 //! The fuel is exactly what wasmtime's metering counts (its default cost table: 1 per operator
 //! but `nop`, `drop`, `block`, `loop`, `unreachable`, `return`, `else` and `end`; 1 per byte or
@@ -449,6 +450,15 @@ struct Body<'a> {
 impl Body<'_> {
     /// Adds the pending cost to the counter.
     fn flush(&mut self) {
+        let added = self.acc != 0;
+        self.add();
+        if added && self.sync {
+            self.save();
+        }
+    }
+
+    /// Adds the pending cost to the counter, without storing it.
+    fn add(&mut self) {
         if self.acc != 0 {
             let fuel = self.scratch.fuel;
             self.out.extend([
@@ -458,9 +468,6 @@ impl Body<'_> {
                 Instruction::LocalSet(fuel),
             ]);
             self.acc = 0;
-            if self.sync {
-                self.save();
-            }
         }
     }
 
@@ -573,8 +580,12 @@ struct Counted {
     /// The step, as added each iteration (never 0).
     step: i32,
     bound: Bound,
-    /// Fuel of one iteration.
-    cost: i64,
+    /// Fuel of what every iteration runs: the body's own operators, outside its nested blocks.
+    top: i64,
+    /// Fuel of one iteration that runs every operator of the body (no path costs more).
+    max: i64,
+    /// The body has blocks, `if`s and branches of its own, metered inline as they run.
+    nested: bool,
 }
 
 #[derive(Clone, Copy)]
@@ -583,10 +594,12 @@ enum Bound {
     Local(u32),
 }
 
-/// `ops[start]` as a [`Counted`] loop, if it is one: `loop (empty)`, then straight-line code
-/// ([`plain`]) that never writes the induction local or the bound's, then
-/// `local.get i; i32.const s; i32.add; local.tee i; [<bound>; i32.ne;] br_if 0; end`.
-fn counted(ops: &[Operator<'_>], start: usize) -> Option<Counted> {
+/// `ops[start]` as a [`Counted`] loop, if it is one: `loop (empty)`, then a body that never
+/// writes the induction local or the bound's — [`plain`] operators and, if `nested`, blocks,
+/// `if`s and branches that stay inside them — then
+/// `local.get i; i32.const s; i32.add; local.tee i; [<bound>; i32.ne;] br_if 0; end` (the
+/// bound may come before the increment, the constant before the local).
+fn counted(ops: &[Operator<'_>], start: usize, nested: bool) -> Option<Counted> {
     use Operator as O;
     if !matches!(
         ops.get(start)?,
@@ -596,15 +609,50 @@ fn counted(ops: &[Operator<'_>], start: usize) -> Option<Counted> {
     ) {
         return None;
     }
-    // The body: plain operators up to the `br_if 0; end` that close it.
+    // The body, up to the `br_if 0; end` that close it: plain operators and (if `nested`)
+    // blocks, `if`s and branches to those blocks (never to the loop, never out of it).
     let mut end = start + 1;
-    while plain(ops.get(end)?) {
+    let (mut depth, mut top, mut max) = (0u32, 0i64, 0i64);
+    loop {
+        let op = ops.get(end)?;
+        let within = |target: u32| target < depth;
+        match op {
+            O::BrIf { relative_depth: 0 } if depth == 0 => break,
+            O::Block { .. } | O::If { .. } if nested => {}
+            O::Else if depth > 0 => {}
+            O::End if depth > 0 => {}
+            O::Br { relative_depth } | O::BrIf { relative_depth } if within(*relative_depth) => {}
+            O::BrTable { targets } => {
+                if !within(targets.default()) {
+                    return None;
+                }
+                for target in targets.targets() {
+                    if !within(target.ok()?) {
+                        return None;
+                    }
+                }
+            }
+            op if plain(op) => {}
+            _ => return None,
+        }
+        max += cost(op);
+        if depth == 0 {
+            top += cost(op);
+        }
+        match op {
+            O::Block { .. } | O::If { .. } => depth += 1,
+            O::End => depth -= 1,
+            _ => {}
+        }
         end += 1;
     }
-    if !matches!(ops[end], O::BrIf { relative_depth: 0 }) || !matches!(ops.get(end + 1)?, O::End) {
+    if !matches!(ops.get(end + 1)?, O::End) {
         return None;
     }
     let brif = end;
+    // The `br_if` itself.
+    top += 1;
+    max += 1;
     let end = end + 1;
     let bound_of = |op: &Operator<'_>| match op {
         O::I32Const { value } => Some(Bound::Const(*value)),
@@ -657,8 +705,7 @@ fn counted(ops: &[Operator<'_>], start: usize) -> Option<Counted> {
     if writes(induction) || matches!(bound, Bound::Local(b) if writes(b)) {
         return None;
     }
-    let cost: i64 = ops[start + 1..=brif].iter().map(cost).sum();
-    if cost > MAX_HOISTED_COST {
+    if max > MAX_HOISTED_COST {
         return None;
     }
     Some(Counted {
@@ -666,7 +713,9 @@ fn counted(ops: &[Operator<'_>], start: usize) -> Option<Counted> {
         induction,
         step,
         bound,
-        cost,
+        top,
+        max,
+        nested: top != max || ops[start + 1..brif].iter().any(|op| !plain(op)),
     })
 }
 
@@ -683,7 +732,9 @@ impl Rewriter {
         while i < ops.len() {
             let op = &ops[i];
             if matches!(op, O::Loop { .. }) {
-                if hoist && let Some(counted) = counted(ops, i) {
+                // A function that handles exceptions stores every addition: only straight-line
+                // loops run unmetered there.
+                if hoist && let Some(counted) = counted(ops, i, !body.sync) {
                     body.flush();
                     self.emit_counted(body, &ops[i..=counted.end], &counted)?;
                     body.synced();
@@ -869,7 +920,7 @@ impl Rewriter {
             step_const.clone(),
             Instruction::I32DivU,
             Instruction::I64ExtendI32U,
-            Instruction::I64Const(counted.cost),
+            Instruction::I64Const(counted.max),
             Instruction::I64Mul,
             Instruction::I64Add,
             Instruction::LocalTee(charged),
@@ -885,18 +936,75 @@ impl Rewriter {
             Instruction::I32Eqz,
             Instruction::I32And,
             Instruction::If(BlockType::Empty),
-            Instruction::LocalGet(charged),
-            Instruction::LocalSet(fuel),
         ]);
-        for op in ops {
-            let instruction = self.instruction(op.clone())?;
-            body.out.push(instruction);
+        if counted.nested {
+            // Charge what every iteration runs; the nested blocks add their own as they run.
+            body.out.extend([
+                Instruction::LocalGet(fuel),
+                Instruction::LocalGet(len),
+                Instruction::I32Const(step as i32),
+                Instruction::I32DivU,
+                Instruction::I64ExtendI32U,
+                Instruction::I64Const(counted.top),
+                Instruction::I64Mul,
+                Instruction::I64Add,
+                Instruction::LocalSet(fuel),
+            ]);
+            self.emit_unchecked(body, ops)?;
+        } else {
+            body.out
+                .extend([Instruction::LocalGet(charged), Instruction::LocalSet(fuel)]);
+            for op in ops {
+                let instruction = self.instruction(op.clone())?;
+                body.out.push(instruction);
+            }
         }
         body.out.push(Instruction::Else);
         let depth = body.depth;
         self.emit(body, ops, false)?;
         debug_assert_eq!(body.depth, depth);
         body.out.push(Instruction::End);
+        Ok(())
+    }
+}
+
+impl Rewriter {
+    /// Writes a counted loop's unmetered copy (`ops`, from its `loop` to its `end`) whose body
+    /// has blocks of its own: the body's own operators are charged already; those inside its
+    /// blocks are added where wasmtime's metering adds them (no check, no store: none is due).
+    fn emit_unchecked<'a>(
+        &mut self,
+        body: &mut Body<'a>,
+        ops: &[Operator<'a>],
+    ) -> Result<(), ReencodeError<String>> {
+        use Operator as O;
+        let last = ops.len() - 1;
+        let mut depth = 0u32;
+        for (k, op) in ops.iter().enumerate() {
+            let instruction = self.instruction(op.clone())?;
+            if k == 0 || k == last {
+                body.out.push(instruction);
+                continue;
+            }
+            if depth > 0 {
+                body.acc += cost(op);
+            }
+            match op {
+                O::Block { .. } => depth += 1,
+                O::If { .. } => {
+                    body.add();
+                    depth += 1;
+                }
+                O::Else | O::Br { .. } | O::BrIf { .. } | O::BrTable { .. } => body.add(),
+                O::End => {
+                    body.add();
+                    depth -= 1;
+                }
+                _ => {}
+            }
+            body.out.push(instruction);
+        }
+        debug_assert_eq!(body.acc, 0);
         Ok(())
     }
 }
