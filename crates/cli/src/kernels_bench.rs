@@ -59,7 +59,7 @@ enum How {
 }
 
 /// The ways a kernel runs, in the order of a round: a short label for the table, a long one.
-const WAYS: [(&str, &str, How); 14] = [
+const WAYS: [(&str, &str, How); 16] = [
     ("native", "native (gcc -O2)", How::Native),
     ("bare", "bare wasmtime, stock", How::Bare(BARE)),
     (
@@ -83,6 +83,15 @@ const WAYS: [(&str, &str, How); 14] = [
         "bare wasmtime metered by the fuel rewrite, counted loops charged once on entry",
         How::Bare(Settings {
             fuel: Fuel::Hoisted,
+            ..BARE
+        }),
+    ),
+    (
+        "+htrap",
+        "+hoist, with checks that trap instead of calling the host (no wall-clock bound): \
+         the cost of the calls at checks",
+        How::Bare(Settings {
+            fuel: Fuel::HoistedTrapping,
             ..BARE
         }),
     ),
@@ -126,6 +135,16 @@ const WAYS: [(&str, &str, How); 14] = [
         How::Bare(Settings::of(Profile::CountedLoops)),
     ),
     (
+        "p3 trap",
+        "profile 3's settings with checks that trap (what a register-preserving call at checks \
+         would give the sandbox)",
+        How::Bare(Settings {
+            fuel: Fuel::HoistedTrapping,
+            epochs: false,
+            nans: Nans::Observed,
+        }),
+    ),
+    (
         "sbox p1",
         "the sandbox under profile 1",
         How::Sandbox(Profile::EveryFloat),
@@ -152,9 +171,9 @@ const NATIVE: usize = 0;
 const STOCK: usize = 1;
 /// Index in [`WAYS`] of the sandbox under profile 1 and under the latest profile, which the
 /// goals are about.
-const SANDBOX_P1: usize = 11;
-const SANDBOX_P2: usize = 12;
-const SANDBOX: usize = 13;
+const SANDBOX_P1: usize = 13;
+const SANDBOX_P2: usize = 14;
+const SANDBOX: usize = 15;
 
 /// One kernel's times (one per round) for each of [`WAYS`], what it printed, and its fuel under
 /// each profile.
@@ -270,7 +289,7 @@ impl KernelsResult {
         );
         let _ = writeln!(
             s,
-            "every kernel printed the same hash natively and in every wasm run; the sandbox's fuel was the same in every round under each profile; wasmtime's metering and the fuel rewrite (+meter, +hoist, p2 hst) counted the same fuel"
+            "every kernel printed the same hash natively and in every wasm run; the sandbox's fuel was the same in every round under each profile; wasmtime's metering and the fuel rewrite (+meter, +hoist, +htrap, p3 set, p3 trap) counted the same fuel"
         );
         s
     }

@@ -80,6 +80,12 @@ pub enum Fuel {
     Rewritten,
     /// [`Fuel::Rewritten`], with simple counted loops charged once on entry.
     Hoisted,
+    /// [`Fuel::Hoisted`], but a check that finds the counter at zero traps instead of calling
+    /// the host: all the fuel is one slice, no wall clock is looked at. Measures what a call at
+    /// every check costs the code around it (all float registers are caller-saved), as a
+    /// check calling a host function that preserved every register would run; not a way to run
+    /// tasks.
+    HoistedTrapping,
 }
 
 impl Settings {
@@ -194,9 +200,12 @@ impl Baseline {
         }
         let mut stats = MeterStats::default();
         if self.settings.fuel.rewrites() {
-            let (metered, counted) =
-                crate::meter::meter(&binary, self.settings.fuel == Fuel::Hoisted)
-                    .map_err(SandboxError::InvalidModule)?;
+            let (metered, counted) = crate::meter::meter_with(
+                &binary,
+                self.settings.fuel != Fuel::Rewritten,
+                self.settings.fuel != Fuel::HoistedTrapping,
+            )
+            .map_err(SandboxError::InvalidModule)?;
             binary = metered.into();
             stats = counted;
         }
@@ -267,7 +276,10 @@ impl Baseline {
                 let global = instance
                     .get_global(&mut store, FUEL_GLOBAL)
                     .ok_or_else(|| wasmtime::format_err!("no fuel counter"))?;
-                let slice = limit.min(crate::sandbox::YIELD_FUEL);
+                let slice = match self.settings.fuel {
+                    Fuel::HoistedTrapping => limit.min(i64::MAX as u64),
+                    _ => limit.min(crate::sandbox::YIELD_FUEL),
+                };
                 store.data_mut().reserve = limit - slice;
                 global.set(&mut store, Val::I64(-(slice as i64)))?;
                 counter = Some(global);
@@ -321,7 +333,10 @@ impl Baseline {
 impl Fuel {
     /// Whether the module is rewritten to meter itself.
     fn rewrites(self) -> bool {
-        matches!(self, Fuel::Rewritten | Fuel::Hoisted)
+        matches!(
+            self,
+            Fuel::Rewritten | Fuel::Hoisted | Fuel::HoistedTrapping
+        )
     }
 }
 
@@ -712,6 +727,34 @@ mod meter_tests {
         assert!(fuel.unwrap() > 3_000_000 * 5, "{fuel:?}");
         let (_, _, _, out, _) = agree(wasm.as_bytes(), &[], 2_000_000);
         assert!(out);
+    }
+
+    /// Checks that trap instead of calling refuel count the same fuel where no check fires.
+    #[test]
+    fn trapping_checks_count_alike() {
+        let (_, wasmtime) = &baselines()[0];
+        let trapping = Baseline::with(Settings {
+            fuel: Fuel::HoistedTrapping,
+            ..Settings::default()
+        })
+        .unwrap();
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../guests");
+        let wasm = std::fs::read(root.join("pi.wasm")).unwrap();
+        let args = ["200000".to_string(), "7".to_string()];
+        let a = wasmtime
+            .run(&wasmtime.compile(&wasm).unwrap(), &args)
+            .unwrap();
+        let b = trapping
+            .run(&trapping.compile(&wasm).unwrap(), &args)
+            .unwrap();
+        assert_eq!((a.stdout, a.fuel), (b.stdout, b.fuel));
+        let c = trapping
+            .run_with_fuel(&trapping.compile(LOOPS.as_bytes()).unwrap(), &[], 1_000)
+            .unwrap();
+        assert!(
+            c.trap.as_ref().is_some_and(|t| t.contains("unreachable")),
+            "{c:?}"
+        );
     }
 
     /// The C guests, as a network would run them: same output and fuel under each metering.

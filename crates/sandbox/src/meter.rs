@@ -45,6 +45,9 @@ pub(crate) const FUEL_GLOBAL: &str = "gridmint:fuel";
 /// sets it back to 0), so that the host knows the call is the meter's own and charges nothing
 /// for it (a host call costs [`crate::HOSTCALL_FUEL`]).
 pub(crate) const REFUELING_GLOBAL: &str = "gridmint:refueling";
+/// What a counted loop costs when its trip count is not what its exit test says: more than
+/// any counter can hold below zero.
+const NEVER_FITS: i64 = i64::MAX / 4;
 /// Largest per-iteration cost of a loop charged once (its product with a 32-bit trip count
 /// stays far from overflow).
 const MAX_HOISTED_COST: i64 = 1 << 24;
@@ -62,9 +65,22 @@ pub struct MeterStats {
 /// `Err` for what the rewrite does not meter (legacy exception handling, a name clash with its
 /// own import or export) and for a module wasmparser cannot read.
 pub(crate) fn meter(wasm: &[u8], hoist: bool) -> Result<(Vec<u8>, MeterStats), String> {
+    meter_with(wasm, hoist, true)
+}
+
+/// [`meter`]; without `refuel`, a check that finds the counter at zero traps (`unreachable`)
+/// instead of calling the host, which then must put all the fuel in one slice and has no
+/// wall-clock bound: for measuring what the calls at checks cost the code around them
+/// (`gridmint bench --only kernels`, `+htrap`), never for running tasks.
+pub(crate) fn meter_with(
+    wasm: &[u8],
+    hoist: bool,
+    refuel: bool,
+) -> Result<(Vec<u8>, MeterStats), String> {
     let scan = Scan::of(wasm)?;
     let mut rewriter = Rewriter {
         scan,
+        refuel,
         hoist,
         next: 0,
         emitted: [false; 4],
@@ -212,6 +228,8 @@ fn rank(id: SectionId) -> u8 {
 
 struct Rewriter {
     scan: Scan,
+    /// Checks call the host's refuel (else they trap).
+    refuel: bool,
     hoist: bool,
     /// The defined function whose body comes next.
     next: usize,
@@ -404,6 +422,7 @@ impl Reencode for Rewriter {
             // An exception lands after the end of the block its handler names, where the
             // counter must be read back from the global: keep the global up to date.
             sync: ops.iter().any(|op| matches!(op, Operator::TryTable { .. })),
+            trap: !self.refuel,
         };
         body.out.push(Instruction::GlobalGet(body.global));
         body.out.push(Instruction::LocalSet(scratch.fuel));
@@ -445,6 +464,8 @@ struct Body<'a> {
     /// The function handles exceptions: every addition to the counter is stored to the global
     /// at once, and the counter is read back after every `end`.
     sync: bool,
+    /// Checks trap instead of calling refuel ([`meter_with`]).
+    trap: bool,
 }
 
 impl Body<'_> {
@@ -500,14 +521,23 @@ impl Body<'_> {
             Instruction::I64GeS,
             Instruction::If(BlockType::Empty),
         ]);
+        self.refuel_call();
+        self.out.push(Instruction::End);
+    }
+
+    /// Stores the counter, calls the host's refuel (marked as such) and reads the counter back.
+    fn refuel_call(&mut self) {
         self.save();
+        if self.trap {
+            self.out.push(Instruction::Unreachable);
+            return;
+        }
         self.out.extend([
             Instruction::I32Const(1),
             Instruction::GlobalSet(self.global + 1),
             Instruction::Call(self.refuel),
         ]);
         self.reload();
-        self.out.push(Instruction::End);
     }
 }
 
@@ -896,7 +926,10 @@ impl Rewriter {
         counted: &Counted,
     ) -> Result<(), ReencodeError<String>> {
         let Scratch {
-            fuel, len, charged, ..
+            fuel,
+            len,
+            charged,
+            len64,
         } = body.scratch;
         let bound = match counted.bound {
             Bound::Const(b) => Instruction::I32Const(b),
@@ -913,28 +946,35 @@ impl Rewriter {
         let step_const = Instruction::I32Const(step as i32);
         body.out.push(Instruction::LocalSet(len));
         // Reached in exactly distance/step iterations when the step divides a nonzero
-        // distance; in that many the counter stays below zero: charge and run unmetered.
+        // distance: the costliest run of that many (else a cost that never fits).
         body.out.extend([
-            Instruction::LocalGet(fuel),
             Instruction::LocalGet(len),
             step_const.clone(),
             Instruction::I32DivU,
             Instruction::I64ExtendI32U,
             Instruction::I64Const(counted.max),
             Instruction::I64Mul,
-            Instruction::I64Add,
-            Instruction::LocalTee(charged),
-            Instruction::I64Const(0),
-            Instruction::I64LtS,
+            Instruction::I64Const(NEVER_FITS),
             Instruction::LocalGet(len),
             Instruction::I32Const(0),
             Instruction::I32Ne,
-            Instruction::I32And,
             Instruction::LocalGet(len),
             step_const,
             Instruction::I32RemU,
             Instruction::I32Eqz,
             Instruction::I32And,
+            Instruction::Select,
+            Instruction::LocalSet(len64),
+        ]);
+        body.out.extend([
+            // Where the counter stays below zero, no check inside would fire: charge it and run
+            // the copy without checks.
+            Instruction::LocalGet(fuel),
+            Instruction::LocalGet(len64),
+            Instruction::I64Add,
+            Instruction::LocalTee(charged),
+            Instruction::I64Const(0),
+            Instruction::I64LtS,
             Instruction::If(BlockType::Empty),
         ]);
         if counted.nested {
