@@ -91,6 +91,28 @@ pub(crate) fn defined_function_params(wasm: &[u8]) -> Result<Vec<u32>, String> {
     Ok(params)
 }
 
+/// A body's local declarations: (count, type) runs.
+pub(crate) type Locals = Vec<(u32, ValType)>;
+
+/// The locals `func` declares, re-encoded, and how many locals it has with its `params`
+/// parameters (the index of the first scratch local a rewrite may add); `params` is `None` for
+/// a body beyond the module's function section.
+pub(crate) fn body_locals<R: Reencode<Error = String> + ?Sized>(
+    reencoder: &mut R,
+    params: Option<u32>,
+    func: &wasmparser::FunctionBody<'_>,
+) -> Result<(Locals, u32), ReencodeError<String>> {
+    let mut count =
+        params.ok_or_else(|| ReencodeError::UserError("more bodies than functions".into()))?;
+    let mut locals = Vec::new();
+    for pair in func.get_locals_reader()? {
+        let (n, ty) = pair?;
+        count = count.saturating_add(n);
+        locals.push((n, reencoder.val_type(ty)?));
+    }
+    Ok((locals, count))
+}
+
 /// The scalar or vector kind a canonicalization is for.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Kind {
@@ -188,18 +210,9 @@ impl Reencode for Rewriter {
         code: &mut CodeSection,
         func: wasmparser::FunctionBody<'_>,
     ) -> Result<(), ReencodeError<String>> {
-        let params = *self
-            .params
-            .get(self.next)
-            .ok_or_else(|| ReencodeError::UserError("more bodies than functions".into()))?;
+        let params = self.params.get(self.next).copied();
         self.next += 1;
-        let mut locals = Vec::new();
-        let mut count: u32 = params;
-        for pair in func.get_locals_reader()? {
-            let (n, ty) = pair?;
-            count = count.saturating_add(n);
-            locals.push((n, self.val_type(ty)?));
-        }
+        let (mut locals, mut count) = body_locals(self, params, &func)?;
         // The scratch locals, numbered after the body's own, declared only if used.
         let mut scratch: [Option<u32>; 3] = [None; 3];
         let mut body: Vec<Instruction<'_>> = Vec::new();

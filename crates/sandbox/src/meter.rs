@@ -382,19 +382,9 @@ impl Reencode for Rewriter {
         code: &mut CodeSection,
         func: wasmparser::FunctionBody<'_>,
     ) -> Result<(), ReencodeError<String>> {
-        let params = *self
-            .scan
-            .params
-            .get(self.next)
-            .ok_or_else(|| ReencodeError::UserError("more bodies than functions".into()))?;
+        let params = self.scan.params.get(self.next).copied();
         self.next += 1;
-        let mut locals = Vec::new();
-        let mut count: u32 = params;
-        for pair in func.get_locals_reader()? {
-            let (n, ty) = pair?;
-            count = count.saturating_add(n);
-            locals.push((n, self.val_type(ty)?));
-        }
+        let (mut locals, count) = crate::canon::body_locals(self, params, &func)?;
         let scratch = Scratch {
             fuel: count,
             len: count + 1,
