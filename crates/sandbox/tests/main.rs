@@ -1601,3 +1601,56 @@ fn admission_and_the_sandbox_agree_on_which_modules_run() {
         }
     }
 }
+
+/// A start function runs (and is metered) before the entry, under every profile, and a run with
+/// one is the same everywhere; its fuel counts under profile 3 too.
+#[test]
+fn a_start_function_is_metered_and_runs_alike() {
+    let wasm = guest(
+        r#"(global $n (mut i32) (i32.const 0))
+           (data (i32.const 0x2000) "x")
+           (func $init (local $i i32)
+             (loop $l
+               (global.set $n (i32.add (global.get $n) (local.get $i)))
+               (br_if $l (i32.ne (local.tee $i (i32.add (local.get $i) (i32.const 1)))
+                                 (i32.const 100000)))))
+           (start $init)
+           (func (export "_start")
+             (i32.store8 (i32.const 0x2000) (i32.add (i32.const 65) (i32.and (global.get $n) (i32.const 15))))
+             (drop (call $write (i32.const 1) (i32.const 0x2000) (i32.const 1))))"#,
+    );
+    for profile in sandbox::Profile::ALL {
+        let first = sandbox();
+        let report = first
+            .run(&first.prepare_for(&wasm, profile).unwrap(), &task())
+            .unwrap();
+        assert_eq!(
+            report.outcome,
+            Outcome::Exited(0),
+            "{profile:?}: {report:?}"
+        );
+        assert!(
+            report.fuel_used > 500_000,
+            "{profile:?}: {}",
+            report.fuel_used
+        );
+        let other = sandbox();
+        let again = other
+            .run(&other.prepare_for(&wasm, profile).unwrap(), &task())
+            .unwrap();
+        assert_eq!(
+            (again.output, again.fuel_used),
+            (report.output.clone(), report.fuel_used),
+            "{profile:?}"
+        );
+        // Out of fuel inside the start function.
+        let starved = TaskRun {
+            fuel_limit: 1_000,
+            ..task()
+        };
+        let report = first
+            .run(&first.prepare_for(&wasm, profile).unwrap(), &starved)
+            .unwrap();
+        assert_eq!(report.outcome, Outcome::OutOfFuel, "{profile:?}");
+    }
+}
