@@ -156,11 +156,15 @@ fn a_straggler_gets_a_speculative_replica_long_before_its_time_out() {
     let took = started.elapsed();
     assert_eq!(c.http.output(job), pi_output(100_000, 2).as_bytes());
     let tasks = c.http.job_with_tasks(job).tasks;
+    // The staller holds one task, or both when they are short enough for it to queue one
+    // (`prefetch_ms`: how short depends on the speed it measured); each gets a replica.
     let speculated: Vec<_> = tasks.iter().filter(|t| t.runs.len() == 2).collect();
-    assert_eq!(speculated.len(), 1, "{tasks:?}");
-    let runs = &speculated[0].runs;
-    assert_eq!(runs[0].provider, staller.id);
-    assert_eq!(runs[0].outcome, engine::RunOutcome::Cancelled, "{runs:?}");
+    assert!(!speculated.is_empty(), "{tasks:?}");
+    for task in &speculated {
+        let runs = &task.runs;
+        assert_eq!(runs[0].provider, staller.id);
+        assert_eq!(runs[0].outcome, engine::RunOutcome::Cancelled, "{runs:?}");
+    }
     assert!(tasks.iter().all(|t| t.failures == 0), "{tasks:?}");
     let stats = c.http.provider(staller.id).expect("staller known").stats;
     assert_eq!(stats.tasks_timed_out, 0);
