@@ -296,7 +296,7 @@ fn canonicalize(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::Profile;
 
@@ -304,27 +304,34 @@ mod tests {
         wasmtime::Engine::new(&crate::sandbox::engine_config(Profile::ObservedNans)).unwrap()
     }
 
+    /// Every committed guest's path and bytes (`guests/*.wasm`, `guests/kernels/*.wasm`).
+    pub(crate) fn committed_guests() -> Vec<(std::path::PathBuf, Vec<u8>)> {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../guests");
+        let mut guests = Vec::new();
+        for dir in [root.clone(), root.join("kernels")] {
+            for entry in std::fs::read_dir(&dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.extension().is_some_and(|e| e == "wasm") {
+                    let wasm = std::fs::read(&path).unwrap();
+                    guests.push((path, wasm));
+                }
+            }
+        }
+        assert!(guests.len() >= 20, "only {} guests found", guests.len());
+        guests
+    }
+
     /// Every committed guest (C programs, the kernels) still validates once rewritten, and the
     /// rewrite touched the float code of those that store floats.
     #[test]
     fn every_committed_guest_validates_once_rewritten() {
-        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../guests");
         let engine = engine();
-        let mut seen = 0;
-        for dir in [root.clone(), root.join("kernels")] {
-            for entry in std::fs::read_dir(&dir).unwrap() {
-                let path = entry.unwrap().path();
-                if path.extension().is_none_or(|e| e != "wasm") {
-                    continue;
-                }
-                let wasm = std::fs::read(&path).unwrap();
-                let rewritten = canonicalize_observed_nans(&wasm).unwrap();
-                wasmtime::Module::validate(&engine, &rewritten)
-                    .unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
-                seen += 1;
-            }
+        for (path, wasm) in committed_guests() {
+            let rewritten = canonicalize_observed_nans(&wasm).unwrap();
+            wasmtime::Module::validate(&engine, &rewritten)
+                .unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
         }
-        assert!(seen >= 20, "only {seen} guests found");
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../guests");
         let nbody = std::fs::read(root.join("kernels/nbody.wasm")).unwrap();
         let ne = |wasm: &[u8]| wasmprinter_like(wasm).matches("F64Ne").count();
         assert!(
