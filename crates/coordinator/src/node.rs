@@ -681,14 +681,15 @@ impl Node {
         marker: Option<(&str, &[u8])>,
     ) -> crate::proposal::Results {
         let Staged { outcomes, entries } = staged;
+        let count = entries.len();
         let appended = match (entries.is_empty(), marker) {
             (true, _) => Ok(self.log.len()),
-            (false, Some((key, value))) => self.log.append_batch_marked(&entries, key, value),
-            (false, None) => self.log.append_batch_with_history(&entries),
+            (false, Some((key, value))) => self.log.append_batch_marked(entries, key, value),
+            (false, None) => self.log.append_batch_with_history(entries),
         };
         match appended {
             Ok(last) => {
-                let before = last.saturating_sub(entries.len() as u64);
+                let before = last.saturating_sub(count as u64);
                 if last / self.snapshot_every > before / self.snapshot_every
                     && let Err(e) = self.log.save_snapshot(last, &self.state)
                 {
@@ -709,7 +710,7 @@ impl Node {
                     .collect()
             }
             Err(e) => {
-                tracing::error!(error = %e, entries = entries.len(), "command log group append failed; rebuilding state from the log");
+                tracing::error!(error = %e, entries = count, "command log group append failed; rebuilding state from the log");
                 match recover(self.log.as_ref(), self.fresh.clone()) {
                     Ok(state) => self.state = state,
                     Err(e2) => tracing::error!(error = %e2, "rebuilding from the log failed"),
@@ -1023,7 +1024,7 @@ pub(crate) mod tests {
         }
         fn append_batch_with_history(
             &mut self,
-            entries: &[(Entry, Vec<(AccountId, Event)>)],
+            entries: Vec<(Entry, Vec<(AccountId, Event)>)>,
         ) -> Result<u64, StoreError> {
             if self.fail.load(std::sync::atomic::Ordering::SeqCst) {
                 return Err(StoreError::Io {
@@ -1035,7 +1036,7 @@ pub(crate) mod tests {
         }
         fn append_batch_marked(
             &mut self,
-            entries: &[(Entry, Vec<(AccountId, Event)>)],
+            entries: Vec<(Entry, Vec<(AccountId, Event)>)>,
             key: &str,
             value: &[u8],
         ) -> Result<u64, StoreError> {

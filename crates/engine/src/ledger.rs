@@ -790,30 +790,37 @@ impl State {
     }
 
     /// The accounts whose balance or stake `event` changes: what an account's history lists.
-    pub fn event_accounts(&self, event: &Event) -> Vec<AccountId> {
-        match event {
-            Event::Transferred { from, to, .. } => vec![*from, *to],
-            Event::FaucetPaid { to, .. } => vec![*to],
+    pub fn event_accounts(&self, event: &Event) -> impl Iterator<Item = AccountId> + use<> {
+        let accounts: [Option<AccountId>; 3] = match event {
+            Event::Transferred { from, to, .. } => [Some(*from), Some(*to), None],
+            Event::FaucetPaid { to, .. } => [Some(*to), None, None],
             Event::EscrowLocked { owner, .. }
             | Event::EscrowRefunded { owner, .. }
             | Event::StorageDeposited { owner, .. }
-            | Event::StorageReleased { owner, .. } => vec![*owner],
+            | Event::StorageReleased { owner, .. } => [Some(*owner), None, None],
             Event::TaskPaid { provider, fee, .. } if *fee > 0 => {
-                vec![*provider, self.ledger.treasury]
+                [Some(*provider), Some(self.ledger.treasury), None]
             }
-            Event::TaskPaid { provider, .. } => vec![*provider],
+            Event::TaskPaid { provider, .. } => [Some(*provider), None, None],
             Event::Staked { account, .. }
             | Event::UnbondingStarted { account, .. }
-            | Event::StakeReleased { account, .. } => vec![*account],
+            | Event::StakeReleased { account, .. } => [Some(*account), None, None],
             Event::Slashed {
                 provider,
                 requester,
                 ..
-            } => vec![*provider, *requester, self.ledger.treasury],
-            Event::ValidatorSlashed { validator, .. } => vec![*validator, self.ledger.treasury],
-            Event::ActionFeePaid { payer, .. } => vec![*payer, self.ledger.treasury],
-            _ => Vec::new(),
-        }
+            } => [
+                Some(*provider),
+                Some(*requester),
+                Some(self.ledger.treasury),
+            ],
+            Event::ValidatorSlashed { validator, .. } => {
+                [Some(*validator), Some(self.ledger.treasury), None]
+            }
+            Event::ActionFeePaid { payer, .. } => [Some(*payer), Some(self.ledger.treasury), None],
+            _ => [None, None, None],
+        };
+        accounts.into_iter().flatten()
     }
 
     /// Whether `who` has the bonded stake a provider needs to be given work.

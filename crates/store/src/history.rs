@@ -18,7 +18,6 @@ use engine::{AccountId, Event, State, Time};
 use rusqlite::{Connection, OptionalExtension, params};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{Receiver, SyncSender};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
@@ -29,8 +28,19 @@ pub(crate) const FILE: &str = "history.sqlite";
 /// `gridmint.sqlite` and are read where they are.
 pub(crate) const FORMAT: u32 = 3;
 
-/// Batches of rows the committing thread may have queued before it waits for the writer.
-const QUEUE: usize = 64;
+/// The writer writes what is queued once this many entries are waiting (or [`MAX_DELAY`] after
+/// the oldest was queued, or at once when someone waits for the rows). A write touches a page of
+/// the per-account index for each account it concerns, whatever the number of rows that go on
+/// that page: writing many entries' rows in one transaction writes each such page once, where
+/// one transaction per group commit wrote it again for every group (and its I/O slowed the
+/// command log's own commits on the same disk).
+const FLUSH_ENTRIES: u64 = 8192;
+
+/// Longest the writer leaves queued rows unwritten when nobody waits for them.
+const MAX_DELAY: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// Entries the committing thread may have queued, unwritten, before it waits for the writer.
+const QUEUE_ENTRIES: u64 = 4 * FLUSH_ENTRIES;
 
 /// The history rows of one logged entry (none for an entry that concerns no account).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -44,15 +54,13 @@ pub struct EntryHistory {
 /// The history rows of `events` (what applying one entry to reach `state` gave): each event
 /// under every account it concerns.
 pub fn history_rows(state: &State, events: &[Event]) -> Vec<(AccountId, Event)> {
-    events
-        .iter()
-        .flat_map(|e| {
-            state
-                .event_accounts(e)
-                .into_iter()
-                .map(move |a| (a, e.clone()))
-        })
-        .collect()
+    let mut rows = Vec::with_capacity(2 * events.len());
+    for event in events {
+        for account in state.event_accounts(event) {
+            rows.push((account, event.clone()));
+        }
+    }
+    rows
 }
 
 /// One row per account, its events in the order they happened, accounts in order of first
@@ -72,7 +80,7 @@ pub(crate) fn by_account(rows: &[(AccountId, Event)]) -> Vec<(&AccountId, Vec<&E
     accounts
 }
 
-/// How far the writer got.
+/// How far the writer got, and what it has to write.
 #[derive(Debug, Default)]
 struct Progress {
     /// The last entry whose rows were queued.
@@ -81,12 +89,30 @@ struct Progress {
     written: u64,
     /// Why the writer stopped: it writes nothing more (the next start writes the rows again).
     failed: Option<String>,
+    /// Rows queued and not yet taken by the writer, in log order.
+    pending: Vec<EntryHistory>,
+    /// When the oldest of `pending` was queued.
+    pending_since: Option<std::time::Instant>,
+    /// Callers waiting for rows to be written: the writer writes at once.
+    waiters: usize,
+    /// No more rows come: the writer writes what is pending and stops.
+    closed: bool,
+}
+
+impl Progress {
+    /// Entries queued and not yet written (those pending and those being written).
+    fn unwritten(&self) -> u64 {
+        self.queued.saturating_sub(self.written)
+    }
 }
 
 #[derive(Debug, Default)]
 struct Shared {
     progress: Mutex<Progress>,
+    /// Signalled when `written` moves or the writer fails (for waiters and the committer).
     changed: Condvar,
+    /// Signalled when the writer has something to do (rows queued, a waiter, closing).
+    work: Condvar,
 }
 
 impl Shared {
@@ -97,21 +123,25 @@ impl Shared {
     /// Waits until the rows of every entry up to `seq` are written.
     fn wait(&self, seq: u64, path: &Path) -> Result<(), StoreError> {
         let mut progress = self.lock();
-        loop {
+        progress.waiters += 1;
+        self.work.notify_one();
+        let result = loop {
             if let Some(why) = &progress.failed {
-                return Err(StoreError::History {
+                break Err(StoreError::History {
                     path: path.display().to_string(),
                     msg: why.clone(),
                 });
             }
             if progress.written >= seq {
-                return Ok(());
+                break Ok(());
             }
             progress = self
                 .changed
                 .wait(progress)
                 .unwrap_or_else(|p| p.into_inner());
-        }
+        };
+        progress.waiters -= 1;
+        result
     }
 }
 
@@ -137,7 +167,6 @@ impl HistoryBarrier {
 
 /// The writing half: queues rows for the thread that writes them.
 pub(crate) struct Writer {
-    queue: Option<SyncSender<Vec<EntryHistory>>>,
     shared: Arc<Shared>,
     thread: Option<JoinHandle<()>>,
     path: PathBuf,
@@ -215,19 +244,17 @@ impl Writer {
             progress.queued = written;
             progress.written = written;
         }
-        let (queue, rx) = std::sync::mpsc::sync_channel(QUEUE);
         let thread = std::thread::Builder::new()
             .name("history-writer".into())
             .spawn({
                 let shared = shared.clone();
-                move || run(conn, rx, &shared)
+                move || run(conn, &shared)
             })
             .map_err(|source| StoreError::Io {
                 path: path.display().to_string(),
                 source,
             })?;
         Ok(Writer {
-            queue: Some(queue),
             shared,
             thread: Some(thread),
             path: path.to_path_buf(),
@@ -240,17 +267,30 @@ impl Writer {
     }
 
     /// Queues the rows of entries logged in order after those queued before (an entry with no
-    /// rows moves the mark on all the same).
+    /// rows moves the mark on all the same). Waits while [`QUEUE_ENTRIES`] are unwritten,
+    /// unless the writer failed (it writes nothing more).
     pub(crate) fn queue(&mut self, batch: Vec<EntryHistory>) {
         let Some(last) = batch.last().map(|e| e.seq) else {
             return;
         };
-        self.shared.lock().queued = last;
-        // Fails only if the writer thread is gone, which it never leaves before the queue
-        // closes; a writer that failed drains the queue and writes nothing.
-        if let Some(queue) = &self.queue {
-            let _ = queue.send(batch);
+        let mut progress = self.shared.lock();
+        while progress.unwritten() >= QUEUE_ENTRIES && progress.failed.is_none() {
+            progress = self
+                .shared
+                .changed
+                .wait(progress)
+                .unwrap_or_else(|p| p.into_inner());
         }
+        progress.queued = last;
+        if progress.failed.is_some() {
+            return;
+        }
+        if progress.pending.is_empty() {
+            progress.pending_since = Some(std::time::Instant::now());
+        }
+        progress.pending.extend(batch);
+        drop(progress);
+        self.shared.work.notify_one();
     }
 
     /// A barrier that opens once the rows of every entry queued so far are written.
@@ -263,31 +303,64 @@ impl Writer {
 impl Drop for Writer {
     /// Writes what is queued, then stops the thread.
     fn drop(&mut self) {
-        self.queue = None;
+        self.shared.lock().closed = true;
+        self.shared.work.notify_one();
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
     }
 }
 
-/// The writer thread: everything queued since its last write goes in one transaction.
-fn run(mut conn: Connection, rx: Receiver<Vec<EntryHistory>>, shared: &Shared) {
-    while let Ok(mut batch) = rx.recv() {
-        while let Ok(more) = rx.try_recv() {
-            batch.extend(more);
+/// The writer thread: everything queued since its last write goes in one transaction, once
+/// [`FLUSH_ENTRIES`] are queued, [`MAX_DELAY`] after the oldest was, when someone waits for
+/// the rows, or when the log closes.
+fn run(mut conn: Connection, shared: &Shared) {
+    let mut progress = shared.lock();
+    loop {
+        let due = match progress.pending_since {
+            None => None,
+            Some(since) => {
+                let entries = progress.queued.saturating_sub(progress.written);
+                if progress.waiters > 0 || progress.closed || entries >= FLUSH_ENTRIES {
+                    Some(std::time::Duration::ZERO)
+                } else {
+                    Some(MAX_DELAY.saturating_sub(since.elapsed()))
+                }
+            }
+        };
+        match due {
+            None if progress.closed => return,
+            None => {
+                progress = shared
+                    .work
+                    .wait(progress)
+                    .unwrap_or_else(|p| p.into_inner());
+            }
+            Some(wait) if !wait.is_zero() => {
+                progress = shared
+                    .work
+                    .wait_timeout(progress, wait)
+                    .unwrap_or_else(|p| p.into_inner())
+                    .0;
+            }
+            Some(_) => {
+                let batch = std::mem::take(&mut progress.pending);
+                progress.pending_since = None;
+                drop(progress);
+                let result = write(&mut conn, &batch);
+                progress = shared.lock();
+                match result {
+                    Ok(Some(last)) => progress.written = last,
+                    Ok(None) => {}
+                    Err(e) => {
+                        progress.failed = Some(e.to_string());
+                        progress.pending = Vec::new();
+                        progress.pending_since = None;
+                    }
+                }
+                shared.changed.notify_all();
+            }
         }
-        if shared.lock().failed.is_some() {
-            continue;
-        }
-        let result = write(&mut conn, &batch);
-        let mut progress = shared.lock();
-        match result {
-            Ok(Some(last)) => progress.written = last,
-            Ok(None) => {}
-            Err(e) => progress.failed = Some(e.to_string()),
-        }
-        drop(progress);
-        shared.changed.notify_all();
     }
 }
 

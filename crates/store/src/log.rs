@@ -22,6 +22,10 @@ pub trait CommandLog: Send {
     fn save_snapshot(&mut self, seq: u64, state: &State) -> Result<(), StoreError>;
     /// The newest snapshot, as `(seq, state)`.
     fn latest_snapshot(&self) -> Result<Option<(u64, State)>, StoreError>;
+    /// The newest snapshot of the state after an entry `<= seq`, if one is kept.
+    fn snapshot_at_or_before(&self, seq: u64) -> Result<Option<(u64, State)>, StoreError> {
+        Ok(self.latest_snapshot()?.filter(|(at, _)| *at <= seq))
+    }
     /// The stored bytes of up to `limit` entries with sequence number `> after`, in order and
     /// undecoded: what the chain's Merkle roots are computed over.
     fn raw_entries(&self, after: u64, limit: usize) -> Result<Vec<(u64, Vec<u8>)>, StoreError>;
@@ -44,7 +48,7 @@ pub trait CommandLog: Send {
     /// so that one fsync covers them all. Returns the new length; on error nothing was appended.
     fn append_batch_with_history(
         &mut self,
-        entries: &[(Entry, Vec<(AccountId, Event)>)],
+        entries: Vec<(Entry, Vec<(AccountId, Event)>)>,
     ) -> Result<u64, StoreError>;
     /// Up to `limit` history rows of `account` from entries with seq `< before`, newest first,
     /// once the rows of every entry appended before the call are written.
@@ -80,7 +84,7 @@ pub trait CommandLog: Send {
     /// transaction (a replicated log records which consensus entry the log is applied up to).
     fn append_batch_marked(
         &mut self,
-        entries: &[(Entry, Vec<(AccountId, Event)>)],
+        entries: Vec<(Entry, Vec<(AccountId, Event)>)>,
         key: &str,
         value: &[u8],
     ) -> Result<u64, StoreError>;
@@ -164,9 +168,10 @@ pub struct HistoryRow {
 
 /// [`recover`], which also makes again the history rows of the entries after
 /// [`CommandLog::history_through`] (lost when the log stopped before writing them) and queues them.
-/// Those entries follow the newest snapshot (`SqliteLog` saves none before their rows are on
-/// disk), unless the history file was lost: then the log is replayed from `fresh`, or, for a
-/// log that starts at a checkpoint, the rows of the entries before the snapshot stay missing.
+/// Replay starts from the newest snapshot before those entries (`SqliteLog` keeps the newest
+/// snapshot older than the rows on disk until the rows pass a newer one), unless the history file
+/// was lost: then the log is replayed from `fresh`, or, for a log that starts at a checkpoint,
+/// the rows of the entries before the newest snapshot stay missing.
 pub fn recover_with_history(log: &mut dyn CommandLog, fresh: State) -> Result<State, StoreError> {
     let through = log.history_through();
     if through >= log.len() {
@@ -175,17 +180,10 @@ pub fn recover_with_history(log: &mut dyn CommandLog, fresh: State) -> Result<St
     let (from, mut state) = match log.latest_snapshot()? {
         Some((seq, state)) if seq <= through => (seq, state),
         Some((seq, state)) => {
-            let starts_at_one = log.raw_entries(0, 1)?.first().is_some_and(|(s, _)| *s == 1);
-            if starts_at_one {
-                (0, fresh)
+            if let Some(older) = log.snapshot_at_or_before(through)? {
+                older
             } else {
-                // Nothing to make the rows up to the snapshot from: they stay missing.
-                log.add_history(vec![EntryHistory {
-                    seq,
-                    time: 0,
-                    rows: Vec::new(),
-                }])?;
-                (seq, state)
+                replay_start(log, seq, state, fresh)?
             }
         }
         None => (0, fresh),
@@ -208,6 +206,29 @@ pub fn recover_with_history(log: &mut dyn CommandLog, fresh: State) -> Result<St
     }
     log.add_history(batch)?;
     Ok(state)
+}
+
+/// Where [`recover_with_history`] replays from when no snapshot is kept from before the first
+/// entry whose history rows are missing (the newest is `(seq, state)`): the log's start, or,
+/// for a log that starts at a checkpoint, the newest snapshot, the rows before it missing.
+fn replay_start(
+    log: &mut dyn CommandLog,
+    seq: u64,
+    state: State,
+    fresh: State,
+) -> Result<(u64, State), StoreError> {
+    let starts_at_one = log.raw_entries(0, 1)?.first().is_some_and(|(s, _)| *s == 1);
+    if starts_at_one {
+        Ok((0, fresh))
+    } else {
+        // Nothing to make the rows up to the snapshot from: they stay missing.
+        log.add_history(vec![EntryHistory {
+            seq,
+            time: 0,
+            rows: Vec::new(),
+        }])?;
+        Ok((seq, state))
+    }
 }
 
 /// Rebuilds the engine from the newest snapshot plus the entries after it.
@@ -535,7 +556,7 @@ impl SqliteLog {
     /// queues their history rows.
     fn append_batch_meta(
         &mut self,
-        entries: &[(Entry, Vec<(AccountId, Event)>)],
+        entries: Vec<(Entry, Vec<(AccountId, Event)>)>,
         meta: Option<(&str, &[u8])>,
     ) -> Result<u64, StoreError> {
         let mut seq = self.len;
@@ -543,9 +564,19 @@ impl SqliteLog {
             .conn
             .transaction()
             .map_err(|e| sqlite_err(&self.path, e))?;
-        for (entry, _) in entries {
-            seq += 1;
-            insert_entry(&tx, seq, entry).map_err(|e| sqlite_err(&self.path, e))?;
+        {
+            let mut insert = tx
+                .prepare_cached(INSERT_ENTRY)
+                .map_err(|e| sqlite_err(&self.path, e))?;
+            let mut bytes = Vec::new();
+            for (entry, _) in &entries {
+                seq += 1;
+                bytes.clear();
+                bytes = postcard::to_extend(entry, bytes).expect("engine types always encode");
+                insert
+                    .execute(params![to_sql(seq), &bytes[..]])
+                    .map_err(|e| sqlite_err(&self.path, e))?;
+            }
         }
         if let Some((key, value)) = meta {
             tx.prepare_cached(SET_META)
@@ -561,7 +592,7 @@ impl SqliteLog {
                 .map(|(seq, (entry, rows))| EntryHistory {
                     seq,
                     time: entry.time,
-                    rows: rows.clone(),
+                    rows,
                 })
                 .collect(),
         );
@@ -745,13 +776,20 @@ fn sqlite_err(path: &Path, source: rusqlite::Error) -> StoreError {
     }
 }
 
+/// Most snapshots a log keeps: the newest, and while the history rows lag behind it, older ones
+/// back to the newest before them (see `SqliteLog::save_snapshot`).
+const KEPT_SNAPSHOTS: i64 = 4;
+
+/// Inserts an entry: `?1` its seq, `?2` its bytes.
+const INSERT_ENTRY: &str = "INSERT INTO log (seq, entry) VALUES (?1, ?2)";
+
 /// Inserts entry `seq` inside the caller's transaction.
 fn insert_entry(
     tx: &rusqlite::Transaction<'_>,
     seq: u64,
     entry: &Entry,
 ) -> Result<(), rusqlite::Error> {
-    tx.prepare_cached("INSERT INTO log (seq, entry) VALUES (?1, ?2)")?
+    tx.prepare_cached(INSERT_ENTRY)?
         .execute(params![to_sql(seq), encode(entry)])?;
     Ok(())
 }
@@ -943,10 +981,10 @@ impl CommandLog for SqliteLog {
 
     fn save_snapshot(&mut self, seq: u64, state: &State) -> Result<(), StoreError> {
         // Replay starts from the newest snapshot, and must reach back to the first entry whose
-        // history rows are not on disk (see `recover_with_history`).
-        if seq > self.history_through() {
-            self.history_barrier().wait()?;
-        }
+        // history rows are not on disk (see `recover_with_history`): the newest snapshot at or
+        // before the rows' mark is kept with any newer one, older ones go. The commit does not
+        // wait for the history writer.
+        let through = self.history_through();
         let tx = self
             .conn
             .transaction()
@@ -956,26 +994,74 @@ impl CommandLog for SqliteLog {
             params![to_sql(seq), encode(state)],
         )
         .and_then(|_| {
-            // Older snapshots are never read again (nor those of the older formats).
-            tx.execute(
-                "DELETE FROM snapshots_v12 WHERE seq < ?1",
-                params![to_sql(seq)],
+            tx.query_row(
+                "SELECT max(seq) FROM snapshots_v12 WHERE seq <= ?1",
+                params![to_sql(through)],
+                |r| r.get::<_, Option<i64>>(0),
             )
         })
-        .and_then(|_| tx.execute("DELETE FROM snapshots_v11", []))
-        .and_then(|_| tx.execute("DELETE FROM snapshots_v10", []))
-        .and_then(|_| tx.execute("DELETE FROM snapshots_v9", []))
-        .and_then(|_| tx.execute("DELETE FROM snapshots_v8", []))
-        .and_then(|_| tx.execute("DELETE FROM snapshots_v7", []))
-        .and_then(|_| tx.execute("DELETE FROM snapshots_v6", []))
-        .and_then(|_| tx.execute("DELETE FROM snapshots_v5", []))
-        .and_then(|_| tx.execute("DELETE FROM snapshots_v4", []))
-        .and_then(|_| tx.execute("DELETE FROM snapshots_v3", []))
-        .and_then(|_| tx.execute("DELETE FROM snapshots_v2", []))
-        .and_then(|_| tx.execute("DELETE FROM snapshots", []))
+        .and_then(|keep| match keep {
+            Some(keep) => tx.execute("DELETE FROM snapshots_v12 WHERE seq < ?1", params![keep]),
+            // None old enough yet: every snapshot stays.
+            None => Ok(0),
+        })
+        .and_then(|_| {
+            // At most `KEPT_SNAPSHOTS` (rows that stopped being written, a failed history
+            // writer, do not keep every snapshot: a replay then starts from the genesis).
+            tx.execute(
+                "DELETE FROM snapshots_v12 WHERE seq < (SELECT seq FROM snapshots_v12
+                     ORDER BY seq DESC LIMIT 1 OFFSET ?1)",
+                params![KEPT_SNAPSHOTS - 1],
+            )
+        })
+        .and_then(|_| {
+            // Those of the older formats are never read again (`snapshot_at_or_before` reads
+            // format 12 first, and they are older).
+            for table in [
+                "snapshots_v11",
+                "snapshots_v10",
+                "snapshots_v9",
+                "snapshots_v8",
+                "snapshots_v7",
+                "snapshots_v6",
+                "snapshots_v5",
+                "snapshots_v4",
+                "snapshots_v3",
+                "snapshots_v2",
+                "snapshots",
+            ] {
+                tx.execute(&format!("DELETE FROM {table}"), [])?;
+            }
+            Ok(())
+        })
         .and_then(|_| tx.commit())
         .map_err(|e| sqlite_err(&self.path, e))?;
         Ok(())
+    }
+
+    fn snapshot_at_or_before(&self, seq: u64) -> Result<Option<(u64, State)>, StoreError> {
+        if !self.has_table("snapshots_v12")? {
+            return Ok(self.latest_snapshot()?.filter(|(at, _)| *at <= seq));
+        }
+        let row: Option<(u64, Vec<u8>)> = self
+            .conn
+            .query_row(
+                "SELECT seq, state FROM snapshots_v12 WHERE seq <= ?1 ORDER BY seq DESC LIMIT 1",
+                params![to_sql(seq)],
+                |r| Ok((from_sql(r.get(0)?), r.get(1)?)),
+            )
+            .optional()
+            .map_err(|e| self.err(e))?;
+        match row {
+            Some((at, bytes)) => decode_snapshot(&bytes, 12)
+                .map(|state| Some((at, state)))
+                .map_err(|e| StoreError::Corrupt {
+                    seq: at,
+                    msg: format!("snapshot (state format 12): {e}"),
+                }),
+            // Logs written before format 12 hold one snapshot at most.
+            None => Ok(self.latest_snapshot()?.filter(|(at, _)| *at <= seq)),
+        }
     }
 
     fn latest_snapshot(&self) -> Result<Option<(u64, State)>, StoreError> {
@@ -1112,14 +1198,14 @@ impl CommandLog for SqliteLog {
 
     fn append_batch_with_history(
         &mut self,
-        entries: &[(Entry, Vec<(AccountId, Event)>)],
+        entries: Vec<(Entry, Vec<(AccountId, Event)>)>,
     ) -> Result<u64, StoreError> {
         self.append_batch_meta(entries, None)
     }
 
     fn append_batch_marked(
         &mut self,
-        entries: &[(Entry, Vec<(AccountId, Event)>)],
+        entries: Vec<(Entry, Vec<(AccountId, Event)>)>,
         key: &str,
         value: &[u8],
     ) -> Result<u64, StoreError> {
@@ -1454,9 +1540,9 @@ impl CommandLog for MemoryLog {
 
     fn append_batch_with_history(
         &mut self,
-        entries: &[(Entry, Vec<(AccountId, Event)>)],
+        entries: Vec<(Entry, Vec<(AccountId, Event)>)>,
     ) -> Result<u64, StoreError> {
-        for (entry, history) in entries {
+        for (entry, history) in &entries {
             self.append_with_history(entry, history)?;
         }
         Ok(self.len())
@@ -1464,7 +1550,7 @@ impl CommandLog for MemoryLog {
 
     fn append_batch_marked(
         &mut self,
-        entries: &[(Entry, Vec<(AccountId, Event)>)],
+        entries: Vec<(Entry, Vec<(AccountId, Event)>)>,
         key: &str,
         value: &[u8],
     ) -> Result<u64, StoreError> {
@@ -1885,13 +1971,13 @@ mod tests {
         let (a, b) = (AccountId([1; 32]), AccountId([2; 32]));
         let paid = |to: AccountId, amount| Event::FaucetPaid { to, amount };
         log.append(&[register(9, 1)]).unwrap();
-        assert_eq!(log.append_batch_with_history(&[]).unwrap(), 1);
+        assert_eq!(log.append_batch_with_history(Vec::new()).unwrap(), 1);
         let batch = vec![
             (register(3, 1), vec![(a, paid(a, 1)), (b, paid(b, 2))]),
             (register(3, 2), vec![]),
             (register(3, 3), vec![(a, paid(a, 3))]),
         ];
-        assert_eq!(log.append_batch_with_history(&batch).unwrap(), 4);
+        assert_eq!(log.append_batch_with_history(batch.clone()).unwrap(), 4);
         assert_eq!(log.len(), 4);
         let stored: Vec<Entry> = log.read_after(1).unwrap();
         let appended: Vec<Entry> = batch.iter().map(|(e, _)| e.clone()).collect();
@@ -1932,13 +2018,13 @@ mod tests {
                 (register(4, 2), vec![]),
                 (register(4, 3), vec![]),
             ];
-            assert!(log.append_batch_with_history(&batch).is_err());
+            assert!(log.append_batch_with_history(batch.clone()).is_err());
             assert_eq!(log.len(), 4);
             assert!(log.history(&c, u64::MAX, 10).unwrap().is_empty());
             log.conn
                 .execute("DELETE FROM log WHERE seq = 6", [])
                 .unwrap();
-            assert_eq!(log.append_batch_with_history(&batch).unwrap(), 7);
+            assert_eq!(log.append_batch_with_history(batch.clone()).unwrap(), 7);
         }
         let log = SqliteLog::open(dir.path()).unwrap();
         assert_eq!(log.len(), 7);
@@ -2316,6 +2402,126 @@ mod history_format_tests {
                 );
             }
         }
+    }
+
+    /// The writer writes queued rows on its own (after at most `MAX_DELAY`), not only when
+    /// someone waits for them.
+    #[test]
+    fn history_rows_are_written_without_a_reader() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = AccountId([1; 32]);
+        let mut log = SqliteLog::open(dir.path()).unwrap();
+        for n in 1..=3 {
+            log.append_with_history(&register(1, n), &[(a, paid(a, u128::from(n as u8)))])
+                .unwrap();
+        }
+        let start = std::time::Instant::now();
+        while log.history_through() < 3 {
+            assert!(
+                start.elapsed() < std::time::Duration::from_secs(30),
+                "the rows were never written"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert_eq!(log.history(&a, u64::MAX, 10).unwrap().len(), 3);
+    }
+
+    /// A snapshot does not wait for the history rows: while they lag, the newest snapshot
+    /// before them is kept, and a crash that loses them replays from it.
+    #[test]
+    fn a_snapshot_past_the_history_rows_keeps_the_one_before_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let treasury = AccountId([0xee; 32]);
+        let genesis = engine::Genesis::dev(treasury);
+        let fresh = State::from_genesis(&genesis).unwrap();
+        let accounts: Vec<AccountId> = (1..=5u8).map(|n| AccountId([n; 32])).collect();
+        let mut live = fresh.clone();
+        let mut expected = Vec::new();
+        {
+            let mut log = SqliteLog::open(dir.path()).unwrap();
+            log.set_genesis(&genesis).unwrap();
+            for (n, who) in (1u64..).zip(&accounts) {
+                let entry = Entry {
+                    time: 1000 + n,
+                    input: Input::Signed(Signed {
+                        signer: *who,
+                        nonce: 1,
+                        body: Action::Faucet,
+                        signature: Sig([0; 64]),
+                    }),
+                };
+                let events = live.apply(&entry).unwrap();
+                log.append_with_history(&entry, &history_rows(&live, &events))
+                    .unwrap();
+                if n == 3 {
+                    log.history_barrier().wait().unwrap();
+                    log.save_snapshot(3, &live).unwrap();
+                }
+            }
+            // The rows of 4 and 5 are queued, and written within `MAX_DELAY` unless waited for.
+            log.save_snapshot(5, &live).unwrap();
+            let through = log.history_through();
+            assert_eq!(log.latest_snapshot().unwrap().unwrap().0, 5);
+            if through < 5 {
+                // They had not been written when the snapshot was saved (nor since).
+                assert_eq!(log.snapshot_at_or_before(through).unwrap().unwrap().0, 3);
+            }
+            for who in accounts.iter().chain([&treasury]) {
+                expected.push(log.history(who, u64::MAX, 100).unwrap());
+            }
+            // Once the rows pass the newest snapshot, the next snapshot drops the older ones.
+            log.save_snapshot(5, &live).unwrap();
+            assert!(log.snapshot_at_or_before(4).unwrap().is_none());
+        }
+        // A crash lost the rows after 3: replayed from snapshot 3 (kept again for the test,
+        // as the lagging save kept it), they are all made again.
+        {
+            let conn = Connection::open(dir.path().join(history::FILE)).unwrap();
+            conn.execute("DELETE FROM history WHERE seq > 3", [])
+                .unwrap();
+            conn.execute("UPDATE meta SET value = 3 WHERE key = 'through'", [])
+                .unwrap();
+        }
+        let mut log = SqliteLog::open(dir.path()).unwrap();
+        let mut at_three = fresh.clone();
+        for entry in log.read_after(0).unwrap().iter().take(3) {
+            at_three.apply(entry).unwrap();
+        }
+        log.conn
+            .execute(
+                "INSERT INTO snapshots_v12 (seq, state) VALUES (3, ?1)",
+                [encode(&at_three)],
+            )
+            .unwrap();
+        assert_eq!(log.snapshot_at_or_before(3).unwrap().unwrap().0, 3);
+        let state = recover_with_history(&mut log, fresh).unwrap();
+        assert_eq!(state.hash(), live.hash());
+        log.history_barrier().wait().unwrap();
+        for (who, want) in accounts.iter().chain([&treasury]).zip(&expected) {
+            assert_eq!(&log.history(who, u64::MAX, 100).unwrap(), want);
+        }
+    }
+
+    /// Snapshots past rows that are never written (a failed writer) are not all kept.
+    #[test]
+    fn at_most_four_snapshots_are_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = SqliteLog::open(dir.path()).unwrap();
+        let state = State::new(engine::EngineConfig::default());
+        for seq in 10..=15 {
+            log.save_snapshot(seq, &state).unwrap();
+        }
+        let kept: Vec<i64> = log
+            .conn
+            .prepare("SELECT seq FROM snapshots_v12 ORDER BY seq")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(kept, [12, 13, 14, 15]);
+        assert_eq!(log.snapshot_at_or_before(13).unwrap().unwrap().0, 13);
+        assert!(log.snapshot_at_or_before(11).unwrap().is_none());
     }
 
     /// A validator's log (`synchronous = NORMAL`) may lose its last transactions to a power cut
