@@ -2339,6 +2339,29 @@ mod history_format_tests {
         assert_eq!(amounts(ro.history(&a, u64::MAX, 3).unwrap()).len(), 3);
     }
 
+    /// A faucet payment to `who` at `time`, its first signed action.
+    fn faucet(who: AccountId, time: u64) -> Entry {
+        Entry {
+            time,
+            input: Input::Signed(Signed {
+                signer: who,
+                nonce: 1,
+                body: Action::Faucet,
+                signature: Sig([0; 64]),
+            }),
+        }
+    }
+
+    /// What a crash does to the history file of the log in `dir`: the rows of the entries
+    /// after `seq` are gone, and it says it is complete through `seq`.
+    fn lose_history_after(dir: &Path, seq: i64) {
+        let conn = Connection::open(dir.join(history::FILE)).unwrap();
+        conn.execute("DELETE FROM history WHERE seq > ?1", [seq])
+            .unwrap();
+        conn.execute("UPDATE meta SET value = ?1 WHERE key = 'through'", [seq])
+            .unwrap();
+    }
+
     /// The history rows are written after their entries' transactions: rows a crash lost are
     /// made again on the next start, by replaying from the snapshot when it is not past them,
     /// and from the genesis when it is.
@@ -2355,15 +2378,7 @@ mod history_format_tests {
             let mut log = SqliteLog::open(dir.path()).unwrap();
             log.set_genesis(&genesis).unwrap();
             for (n, who) in (1u64..).zip(&accounts) {
-                let entry = Entry {
-                    time: 1000 + n,
-                    input: Input::Signed(Signed {
-                        signer: *who,
-                        nonce: 1,
-                        body: Action::Faucet,
-                        signature: Sig([0; 64]),
-                    }),
-                };
+                let entry = faucet(*who, 1000 + n);
                 let events = live.apply(&entry).unwrap();
                 let rows = history_rows(&live, &events);
                 assert!(!rows.is_empty());
@@ -2378,16 +2393,7 @@ mod history_format_tests {
             assert_eq!(log.history_through(), 6);
         }
         for lost_after in [4, 2] {
-            {
-                let conn = Connection::open(dir.path().join(history::FILE)).unwrap();
-                conn.execute("DELETE FROM history WHERE seq > ?1", [lost_after])
-                    .unwrap();
-                conn.execute(
-                    "UPDATE meta SET value = ?1 WHERE key = 'through'",
-                    [lost_after],
-                )
-                .unwrap();
-            }
+            lose_history_after(dir.path(), lost_after);
             let mut log = SqliteLog::open(dir.path()).unwrap();
             assert_eq!(log.history_through(), lost_after as u64);
             let state = recover_with_history(&mut log, fresh.clone()).unwrap();
@@ -2441,15 +2447,7 @@ mod history_format_tests {
             let mut log = SqliteLog::open(dir.path()).unwrap();
             log.set_genesis(&genesis).unwrap();
             for (n, who) in (1u64..).zip(&accounts) {
-                let entry = Entry {
-                    time: 1000 + n,
-                    input: Input::Signed(Signed {
-                        signer: *who,
-                        nonce: 1,
-                        body: Action::Faucet,
-                        signature: Sig([0; 64]),
-                    }),
-                };
+                let entry = faucet(*who, 1000 + n);
                 let events = live.apply(&entry).unwrap();
                 log.append_with_history(&entry, &history_rows(&live, &events))
                     .unwrap();
@@ -2475,13 +2473,7 @@ mod history_format_tests {
         }
         // A crash lost the rows after 3: replayed from snapshot 3 (kept again for the test,
         // as the lagging save kept it), they are all made again.
-        {
-            let conn = Connection::open(dir.path().join(history::FILE)).unwrap();
-            conn.execute("DELETE FROM history WHERE seq > 3", [])
-                .unwrap();
-            conn.execute("UPDATE meta SET value = 3 WHERE key = 'through'", [])
-                .unwrap();
-        }
+        lose_history_after(dir.path(), 3);
         let mut log = SqliteLog::open(dir.path()).unwrap();
         let mut at_three = fresh.clone();
         for entry in log.read_after(0).unwrap().iter().take(3) {
