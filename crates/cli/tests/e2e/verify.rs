@@ -1,7 +1,9 @@
 //! Verification with real processes: five honest providers and two colluders that always return
 //! the same wrong output (`--faulty 1.0 --collude`) on a development network. Every job must
-//! complete with the right output, both cheaters must be slashed and end poorer than they
-//! started, and honest providers must need less replication as their reputation grows.
+//! complete with the right output, both cheaters must be outvoted and never paid, and slashed
+//! (ending poorer than they started) unless they were outvoted only before anyone was trusted and
+//! then got no more work (at least one must be slashed), and honest providers must need less
+//! replication as their reputation grows.
 
 use crate::support::{Coordinator, World, pi_output, pi_spec_verified};
 use api::wire::ProviderView;
@@ -93,19 +95,33 @@ fn colluders_are_outvoted_slashed_and_honest_providers_earn_trust() {
         executions.len() as u64 * TASKS,
         lines.join("\n")
     );
+    let mut slashed = 0;
     for (id, cheat, before) in &start {
         let v = view(&c, *id);
         let net = worth(&c, *id) as i128 - *before as i128;
         if *cheat {
-            assert!(v.stats.times_slashed >= 1, "colluder {id} was not slashed");
-            assert!(net < 0, "colluder {id} ended with {} more", grid(net));
             assert_eq!(v.stats.earned, 0, "colluder {id} was paid");
             assert!(!v.trusted);
+            assert!(
+                v.reputation.rejected >= 1,
+                "colluder {id} was never outvoted"
+            );
+            if v.stats.times_slashed >= 1 {
+                slashed += 1;
+                assert!(net < 0, "colluder {id} ended with {} more", grid(net));
+            } else {
+                // Outvoted only before anyone was trusted (no slash without trusted evidence),
+                // then ranked last for work (reputation 0) by the suitability score: seen in
+                // CI, where this colluder took no task in the eight jobs after that.
+                assert_eq!(v.reputation.score, 0, "colluder {id} was not slashed");
+                assert!(net <= 0, "colluder {id} ended with {} more", grid(net));
+            }
         } else {
             assert_eq!(v.stats.times_slashed, 0, "honest {id} was slashed");
             assert!(net > 0, "honest {id} earned nothing");
         }
     }
+    assert!(slashed >= 1, "no colluder was slashed");
     let trusted = honest.iter().filter(|p| view(&c, p.id).trusted).count();
     assert!(
         trusted >= 3,
