@@ -320,8 +320,8 @@ fn run(mut conn: Connection, shared: &Shared) {
         let due = match progress.pending_since {
             None => None,
             Some(since) => {
-                let entries = progress.queued.saturating_sub(progress.written);
-                if progress.waiters > 0 || progress.closed || entries >= FLUSH_ENTRIES {
+                if progress.waiters > 0 || progress.closed || progress.unwritten() >= FLUSH_ENTRIES
+                {
                     Some(std::time::Duration::ZERO)
                 } else {
                     Some(MAX_DELAY.saturating_sub(since.elapsed()))

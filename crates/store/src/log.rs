@@ -2362,36 +2362,55 @@ mod history_format_tests {
             .unwrap();
     }
 
+    /// A log in a new directory with the dev genesis and faucet payments to `count` accounts,
+    /// each appended with its history rows and followed by `after(log, seq, state)`. Returns the
+    /// directory, the open log, the genesis state, the state after the payments and the accounts
+    /// whose histories they wrote (the treasury last).
+    fn faucet_log(
+        count: u8,
+        mut after: impl FnMut(&mut SqliteLog, u64, &State),
+    ) -> (tempfile::TempDir, SqliteLog, State, State, Vec<AccountId>) {
+        let dir = tempfile::tempdir().unwrap();
+        let treasury = AccountId([0xee; 32]);
+        let genesis = engine::Genesis::dev(treasury);
+        let fresh = State::from_genesis(&genesis).unwrap();
+        let mut live = fresh.clone();
+        let mut log = SqliteLog::open(dir.path()).unwrap();
+        log.set_genesis(&genesis).unwrap();
+        let mut whose: Vec<AccountId> = (1..=count).map(|n| AccountId([n; 32])).collect();
+        for (n, who) in (1u64..).zip(&whose) {
+            let entry = faucet(*who, 1000 + n);
+            let events = live.apply(&entry).unwrap();
+            let rows = history_rows(&live, &events);
+            assert!(!rows.is_empty());
+            log.append_with_history(&entry, &rows).unwrap();
+            after(&mut log, n, &live);
+        }
+        whose.push(treasury);
+        (dir, log, fresh, live, whose)
+    }
+
+    /// The histories of `whose` in `log`.
+    fn histories(log: &SqliteLog, whose: &[AccountId]) -> Vec<Vec<HistoryRow>> {
+        whose
+            .iter()
+            .map(|who| log.history(who, u64::MAX, 100).unwrap())
+            .collect()
+    }
+
     /// The history rows are written after their entries' transactions: rows a crash lost are
     /// made again on the next start, by replaying from the snapshot when it is not past them,
     /// and from the genesis when it is.
     #[test]
     fn history_rows_lost_in_a_crash_are_made_again_on_start() {
-        let dir = tempfile::tempdir().unwrap();
-        let treasury = AccountId([0xee; 32]);
-        let genesis = engine::Genesis::dev(treasury);
-        let fresh = State::from_genesis(&genesis).unwrap();
-        let accounts: Vec<AccountId> = (1..=6u8).map(|n| AccountId([n; 32])).collect();
-        let mut live = fresh.clone();
-        let mut expected = Vec::new();
-        {
-            let mut log = SqliteLog::open(dir.path()).unwrap();
-            log.set_genesis(&genesis).unwrap();
-            for (n, who) in (1u64..).zip(&accounts) {
-                let entry = faucet(*who, 1000 + n);
-                let events = live.apply(&entry).unwrap();
-                let rows = history_rows(&live, &events);
-                assert!(!rows.is_empty());
-                log.append_with_history(&entry, &rows).unwrap();
-                if n == 3 {
-                    log.save_snapshot(3, &live).unwrap();
-                }
+        let (dir, log, fresh, live, whose) = faucet_log(6, |log, n, live| {
+            if n == 3 {
+                log.save_snapshot(3, live).unwrap();
             }
-            for who in accounts.iter().chain([&treasury]) {
-                expected.push(log.history(who, u64::MAX, 100).unwrap());
-            }
-            assert_eq!(log.history_through(), 6);
-        }
+        });
+        let expected = histories(&log, &whose);
+        assert_eq!(log.history_through(), 6);
+        drop(log);
         for lost_after in [4, 2] {
             lose_history_after(dir.path(), lost_after);
             let mut log = SqliteLog::open(dir.path()).unwrap();
@@ -2400,14 +2419,18 @@ mod history_format_tests {
             assert_eq!(state.hash(), live.hash());
             log.history_barrier().wait().unwrap();
             assert_eq!(log.history_through(), 6);
-            for (who, want) in accounts.iter().chain([&treasury]).zip(&expected) {
-                assert_eq!(
-                    &log.history(who, u64::MAX, 100).unwrap(),
-                    want,
-                    "lost after {lost_after}"
-                );
-            }
+            assert_eq!(histories(&log, &whose), expected, "lost after {lost_after}");
         }
+    }
+
+    /// A log in `dir` with three entries, each with a history row paying `a`.
+    fn paid_thrice(dir: &Path, a: AccountId) -> SqliteLog {
+        let mut log = SqliteLog::open(dir).unwrap();
+        for n in 1..=3 {
+            log.append_with_history(&register(1, n), &[(a, paid(a, u128::from(n as u8)))])
+                .unwrap();
+        }
+        log
     }
 
     /// The writer writes queued rows on its own (after at most `MAX_DELAY`), not only when
@@ -2416,11 +2439,7 @@ mod history_format_tests {
     fn history_rows_are_written_without_a_reader() {
         let dir = tempfile::tempdir().unwrap();
         let a = AccountId([1; 32]);
-        let mut log = SqliteLog::open(dir.path()).unwrap();
-        for n in 1..=3 {
-            log.append_with_history(&register(1, n), &[(a, paid(a, u128::from(n as u8)))])
-                .unwrap();
-        }
+        let log = paid_thrice(dir.path(), a);
         let start = std::time::Instant::now();
         while log.history_through() < 3 {
             assert!(
@@ -2436,26 +2455,13 @@ mod history_format_tests {
     /// before them is kept, and a crash that loses them replays from it.
     #[test]
     fn a_snapshot_past_the_history_rows_keeps_the_one_before_them() {
-        let dir = tempfile::tempdir().unwrap();
-        let treasury = AccountId([0xee; 32]);
-        let genesis = engine::Genesis::dev(treasury);
-        let fresh = State::from_genesis(&genesis).unwrap();
-        let accounts: Vec<AccountId> = (1..=5u8).map(|n| AccountId([n; 32])).collect();
-        let mut live = fresh.clone();
-        let mut expected = Vec::new();
-        {
-            let mut log = SqliteLog::open(dir.path()).unwrap();
-            log.set_genesis(&genesis).unwrap();
-            for (n, who) in (1u64..).zip(&accounts) {
-                let entry = faucet(*who, 1000 + n);
-                let events = live.apply(&entry).unwrap();
-                log.append_with_history(&entry, &history_rows(&live, &events))
-                    .unwrap();
-                if n == 3 {
-                    log.history_barrier().wait().unwrap();
-                    log.save_snapshot(3, &live).unwrap();
-                }
+        let (dir, mut log, fresh, live, whose) = faucet_log(5, |log, n, live| {
+            if n == 3 {
+                log.history_barrier().wait().unwrap();
+                log.save_snapshot(3, live).unwrap();
             }
+        });
+        let expected = {
             // The rows of 4 and 5 are queued, and written within `MAX_DELAY` unless waited for.
             log.save_snapshot(5, &live).unwrap();
             let through = log.history_through();
@@ -2464,13 +2470,13 @@ mod history_format_tests {
                 // They had not been written when the snapshot was saved (nor since).
                 assert_eq!(log.snapshot_at_or_before(through).unwrap().unwrap().0, 3);
             }
-            for who in accounts.iter().chain([&treasury]) {
-                expected.push(log.history(who, u64::MAX, 100).unwrap());
-            }
+            let expected = histories(&log, &whose);
             // Once the rows pass the newest snapshot, the next snapshot drops the older ones.
             log.save_snapshot(5, &live).unwrap();
             assert!(log.snapshot_at_or_before(4).unwrap().is_none());
-        }
+            expected
+        };
+        drop(log);
         // A crash lost the rows after 3: replayed from snapshot 3 (kept again for the test,
         // as the lagging save kept it), they are all made again.
         lose_history_after(dir.path(), 3);
@@ -2489,9 +2495,7 @@ mod history_format_tests {
         let state = recover_with_history(&mut log, fresh).unwrap();
         assert_eq!(state.hash(), live.hash());
         log.history_barrier().wait().unwrap();
-        for (who, want) in accounts.iter().chain([&treasury]).zip(&expected) {
-            assert_eq!(&log.history(who, u64::MAX, 100).unwrap(), want);
-        }
+        assert_eq!(histories(&log, &whose), expected);
     }
 
     /// Snapshots past rows that are never written (a failed writer) are not all kept.
@@ -2524,11 +2528,7 @@ mod history_format_tests {
         let dir = tempfile::tempdir().unwrap();
         let a = AccountId([1; 32]);
         {
-            let mut log = SqliteLog::open(dir.path()).unwrap();
-            for n in 1..=3 {
-                log.append_with_history(&register(1, n), &[(a, paid(a, u128::from(n as u8)))])
-                    .unwrap();
-            }
+            let log = paid_thrice(dir.path(), a);
             log.history_barrier().wait().unwrap();
             log.conn
                 .execute("DELETE FROM log WHERE seq = 3", [])
