@@ -48,7 +48,20 @@ macro_rules! byte_id {
         impl $name {
             /// Lower-case hex form.
             pub fn to_hex(&self) -> String {
-                hex::encode(self.0)
+                self.with_hex(str::to_owned)
+            }
+            /// Calls `f` with the lower-case hex form, made on the stack (`hex::encode` builds
+            /// its `String` a `char` at a time: most of a history row's encoding).
+            fn with_hex<R>(&self, f: impl FnOnce(&str) -> R) -> R {
+                const DIGITS: &[u8; 16] = b"0123456789abcdef";
+                // `n` is a nibble: always found.
+                let digit = |n: u8| DIGITS.get(usize::from(n)).copied().unwrap_or(b'0');
+                let mut out = [0u8; 2 * $len];
+                for (pair, b) in out.as_chunks_mut::<2>().0.iter_mut().zip(&self.0) {
+                    *pair = [digit(b >> 4), digit(b & 0xf)];
+                }
+                // Only ASCII digits were written.
+                f(std::str::from_utf8(&out).unwrap_or_default())
             }
             /// Parses the lower- or upper-case hex form.
             pub fn from_hex(s: &str) -> Result<Self, hex::FromHexError> {
@@ -60,14 +73,15 @@ macro_rules! byte_id {
 
         impl fmt::Display for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(&self.to_hex())
+                self.with_hex(|hex| f.write_str(hex))
             }
         }
 
         impl fmt::Debug for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                let hex = self.to_hex();
-                write!(f, "{}({})", stringify!($name), hex.get(..12).unwrap_or(&hex))
+                self.with_hex(|hex| {
+                    write!(f, "{}({})", stringify!($name), hex.get(..12).unwrap_or(hex))
+                })
             }
         }
 
@@ -81,7 +95,7 @@ macro_rules! byte_id {
         impl Serialize for $name {
             fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
                 if s.is_human_readable() {
-                    s.serialize_str(&self.to_hex())
+                    self.with_hex(|hex| s.serialize_str(hex))
                 } else {
                     // A tuple of bytes: fixed size, no length prefix.
                     use serde::ser::SerializeTuple;

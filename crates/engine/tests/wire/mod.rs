@@ -391,6 +391,23 @@ proptest! {
         prop_assert_eq!(engine::Sig(s64).cmp(&engine::Sig(t64)), s64[..].cmp(&t64[..]));
     }
 
+    /// Every id's hex form — `to_hex`, `Display`, JSON — is `hex::encode`'s and parses back.
+    #[test]
+    fn ids_print_as_hex_encode_does(a in any::<[u8; 32]>(), s in proptest::collection::vec(any::<u8>(), 64)) {
+        let mut s64 = [0u8; 64];
+        s64.copy_from_slice(&s);
+        let want = hex::encode(a);
+        prop_assert_eq!(AccountId(a).to_hex(), want.clone());
+        prop_assert_eq!(Hash(a).to_string(), want.clone());
+        prop_assert_eq!(serde_json::to_value(AccountId(a)).unwrap(), json!(want.clone()));
+        prop_assert_eq!(AccountId::from_hex(&want).unwrap(), AccountId(a));
+        prop_assert_eq!(engine::Sig(s64).to_hex(), hex::encode(s64));
+        prop_assert_eq!(
+            format!("{:?}", AccountId(a)),
+            format!("AccountId({})", &want[..12])
+        );
+    }
+
     #[test]
     fn random_entries_round_trip(e in arb_entry()) {
         let text = serde_json::to_string(&e).unwrap();
