@@ -209,10 +209,14 @@ fn the_ledger_benchmark_runs_and_its_books_balance() {
     let ledger = &json["ledger"];
     assert_eq!(ledger["transfers_per_round"], 4096, "{json}");
     assert!(ledger["ratio"].as_f64().is_some_and(|r| r > 0.0), "{json}");
-    assert!(
-        ledger["committed_per_second"]
-            .as_f64()
-            .is_some_and(|r| r > 0.0),
-        "{json}"
-    );
+    for key in [
+        "committed_per_second",
+        "serial_committed_per_second",
+        "serial_ratio",
+    ] {
+        assert!(
+            ledger[key].as_f64().is_some_and(|r| r > 0.0),
+            "{key}: {json}"
+        );
+    }
 }
