@@ -53,15 +53,13 @@ macro_rules! byte_id {
             /// Calls `f` with the lower-case hex form, made on the stack (`hex::encode` builds
             /// its `String` a `char` at a time: most of a history row's encoding).
             fn with_hex<R>(&self, f: impl FnOnce(&str) -> R) -> R {
-                const DIGITS: &[u8; 16] = b"0123456789abcdef";
-                // `n` is a nibble: always found.
-                let digit = |n: u8| DIGITS.get(usize::from(n)).copied().unwrap_or(b'0');
                 let mut out = [0u8; 2 * $len];
-                for (pair, b) in out.as_chunks_mut::<2>().0.iter_mut().zip(&self.0) {
-                    *pair = [digit(b >> 4), digit(b & 0xf)];
-                }
-                // Only ASCII digits were written.
-                f(std::str::from_utf8(&out).unwrap_or_default())
+                // The buffer is exactly twice the bytes, and only ASCII digits are written.
+                let hex = hex::encode_to_slice(self.0, &mut out)
+                    .ok()
+                    .and_then(|()| std::str::from_utf8(&out).ok())
+                    .unwrap_or_default();
+                f(hex)
             }
             /// Parses the lower- or upper-case hex form.
             pub fn from_hex(s: &str) -> Result<Self, hex::FromHexError> {
