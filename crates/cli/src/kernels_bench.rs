@@ -3,8 +3,9 @@
 //! natively (its C source compiled at bench time with `gcc -O2 -ffp-contract=off`), in bare
 //! wasmtime with stock settings, with each of the sandbox's code-generation levers alone (fuel,
 //! epoch checks, NaN canonicalization after every float instruction as profile 1 does it, at
-//! observation points as profile 2 does, fuel metered by profile 3's rewrite with and without
-//! counted loops charged once), with each profile's settings together, and in the Gridmint
+//! observation points as profile 2 does and as profile 4 does with float vectors followed, fuel
+//! metered by profile 3's rewrite with and without counted loops charged once), with each
+//! profile's settings together, and in the Gridmint
 //! [`Sandbox`] under each profile. Rounds are interleaved (every kernel every way once
 //! per round), medians and ratios are reported with their geometric means, and every run's
 //! output line (a hash of the kernel's whole result) must be the same, and every sandbox run's
@@ -59,7 +60,7 @@ enum How {
 }
 
 /// The ways a kernel runs, in the order of a round: a short label for the table, a long one.
-const WAYS: [(&str, &str, How); 16] = [
+const WAYS: [(&str, &str, How); 19] = [
     ("native", "native (gcc -O2)", How::Native),
     ("bare", "bare wasmtime, stock", How::Bare(BARE)),
     (
@@ -120,6 +121,15 @@ const WAYS: [(&str, &str, How); 16] = [
         }),
     ),
     (
+        "+nan4",
+        "bare wasmtime with NaN canonicalization where observable, float vectors too \
+         (profile 4's rewrite)",
+        How::Bare(Settings {
+            nans: Nans::Tracked,
+            ..BARE
+        }),
+    ),
+    (
         "p1 set",
         "bare wasmtime with profile 1's settings (fuel, nan1)",
         How::Bare(Settings::of(Profile::EveryFloat)),
@@ -135,13 +145,18 @@ const WAYS: [(&str, &str, How); 16] = [
         How::Bare(Settings::of(Profile::CountedLoops)),
     ),
     (
-        "p3 trap",
-        "profile 3's settings with checks that trap (what a register-preserving call at checks \
+        "p4 set",
+        "bare wasmtime with profile 4's settings (nan4, the fuel rewrite, counted loops hoisted)",
+        How::Bare(Settings::of(Profile::TrackedVectors)),
+    ),
+    (
+        "p4 trap",
+        "profile 4's settings with checks that trap (what a register-preserving call at checks \
          would give the sandbox)",
         How::Bare(Settings {
             fuel: Fuel::HoistedTrapping,
             epochs: false,
-            nans: Nans::Observed,
+            nans: Nans::Tracked,
         }),
     ),
     (
@@ -156,8 +171,13 @@ const WAYS: [(&str, &str, How); 16] = [
     ),
     (
         "sbox p3",
-        "the sandbox under profile 3 (the latest)",
+        "the sandbox under profile 3",
         How::Sandbox(Profile::CountedLoops),
+    ),
+    (
+        "sbox p4",
+        "the sandbox under profile 4 (the latest)",
+        How::Sandbox(Profile::TrackedVectors),
     ),
 ];
 /// Stock settings.
@@ -171,9 +191,10 @@ const NATIVE: usize = 0;
 const STOCK: usize = 1;
 /// Index in [`WAYS`] of the sandbox under profile 1 and under the latest profile, which the
 /// goals are about.
-const SANDBOX_P1: usize = 13;
-const SANDBOX_P2: usize = 14;
-const SANDBOX: usize = 15;
+const SANDBOX_P1: usize = 15;
+const SANDBOX_P2: usize = 16;
+const SANDBOX_P3: usize = 17;
+const SANDBOX: usize = 18;
 
 /// One kernel's times (one per round) for each of [`WAYS`], what it printed, and its fuel under
 /// each profile.
@@ -181,10 +202,10 @@ struct Row {
     name: &'static str,
     times: Vec<Vec<Duration>>,
     line: String,
-    fuel: [u64; 3],
-    /// Fuel of the metered bare runs, by NaN setting (free, every float, observed): wasmtime's
-    /// metering and the rewrite's must count the same.
-    bare_fuel: [Option<u64>; 3],
+    fuel: [u64; 4],
+    /// Fuel of the metered bare runs, by NaN setting (free, every float, observed, tracked):
+    /// wasmtime's metering and the rewrite's must count the same.
+    bare_fuel: [Option<u64>; 4],
 }
 
 impl Row {
@@ -238,8 +259,8 @@ impl KernelsResult {
         }
         let _ = writeln!(
             s,
-            "  {:>8} {:>13} {:>13} {:>13}",
-            "p3/bare", "fuel p1", "fuel p2", "fuel p3"
+            "  {:>8} {:>13} {:>13} {:>13} {:>13}",
+            "p4/bare", "fuel p1", "fuel p2", "fuel p3", "fuel p4"
         );
         let _ = write!(s, "{:<9} {:>8} ", "", "ms");
         for _ in WAYS.iter().skip(1) {
@@ -253,11 +274,12 @@ impl KernelsResult {
             }
             let _ = writeln!(
                 s,
-                "  {:>8.2} {:>13} {:>13} {:>13}",
+                "  {:>8.2} {:>13} {:>13} {:>13} {:>13}",
                 r.ratio(SANDBOX, STOCK),
                 r.fuel[0],
                 r.fuel[1],
-                r.fuel[2]
+                r.fuel[2],
+                r.fuel[3]
             );
         }
         let _ = write!(s, "{:<9} {:>8} ", "geomean", "");
@@ -271,25 +293,27 @@ impl KernelsResult {
         let _ = writeln!(s);
         let _ = writeln!(
             s,
-            "sandbox (profile 3) / native: geometric mean {:.2} (goal <= {GOAL_GEOMEAN_VS_NATIVE}: {}), worst {:.2} (goal <= {GOAL_MAX_VS_NATIVE}: {}); under profile 2: {:.2}, profile 1: {:.2}",
+            "sandbox (profile 4) / native: geometric mean {:.2} (goal <= {GOAL_GEOMEAN_VS_NATIVE}: {}), worst {:.2} (goal <= {GOAL_MAX_VS_NATIVE}: {}); under profile 3: {:.2}, profile 2: {:.2}, profile 1: {:.2}",
             self.geomean(SANDBOX, NATIVE),
             crate::bench::verdict(self.geomean(SANDBOX, NATIVE) <= GOAL_GEOMEAN_VS_NATIVE),
             self.max_vs_native(),
             crate::bench::verdict(self.max_vs_native() <= GOAL_MAX_VS_NATIVE),
+            self.geomean(SANDBOX_P3, NATIVE),
             self.geomean(SANDBOX_P2, NATIVE),
             self.geomean(SANDBOX_P1, NATIVE),
         );
         let _ = writeln!(
             s,
-            "sandbox (profile 3) / bare wasmtime: geometric mean {:.2} (goal <= {GOAL_GEOMEAN_VS_BARE}: {}); under profile 2: {:.2}, profile 1: {:.2}",
+            "sandbox (profile 4) / bare wasmtime: geometric mean {:.2} (goal <= {GOAL_GEOMEAN_VS_BARE}: {}); under profile 3: {:.2}, profile 2: {:.2}, profile 1: {:.2}",
             self.geomean(SANDBOX, STOCK),
             crate::bench::verdict(self.geomean(SANDBOX, STOCK) <= GOAL_GEOMEAN_VS_BARE),
+            self.geomean(SANDBOX_P3, STOCK),
             self.geomean(SANDBOX_P2, STOCK),
             self.geomean(SANDBOX_P1, STOCK),
         );
         let _ = writeln!(
             s,
-            "every kernel printed the same hash natively and in every wasm run; the sandbox's fuel was the same in every round under each profile; wasmtime's metering and the fuel rewrite (+meter, +hoist, +htrap, p3 set, p3 trap) counted the same fuel"
+            "every kernel printed the same hash natively and in every wasm run; the sandbox's fuel was the same in every round under each profile; wasmtime's metering and the fuel rewrite (+meter, +hoist, +htrap, p3 set; p4 set, p4 trap) counted the same fuel"
         );
         s
     }
@@ -314,6 +338,10 @@ impl KernelsResult {
                 "geomean_vs_native": self.geomean(SANDBOX_P2, NATIVE),
                 "geomean_vs_bare": self.geomean(SANDBOX_P2, STOCK),
             },
+            "profile_3": {
+                "geomean_vs_native": self.geomean(SANDBOX_P3, NATIVE),
+                "geomean_vs_bare": self.geomean(SANDBOX_P3, STOCK),
+            },
             "geomean_vs_native_by_way": ways,
             "ways": WAYS.iter().map(|(label, long, _)| json!({"label": label, "what": long})).collect::<Vec<_>>(),
             "goals": {
@@ -329,7 +357,8 @@ impl KernelsResult {
                 "vs_bare": r.ratio(SANDBOX, STOCK),
                 "fuel_profile_1": r.fuel[0],
                 "fuel_profile_2": r.fuel[1],
-                "fuel": r.fuel[2],
+                "fuel_profile_3": r.fuel[2],
+                "fuel": r.fuel[3],
                 "output": r.line,
             })).collect::<Vec<_>>(),
         })
@@ -424,8 +453,8 @@ pub(crate) fn run(rounds: usize) -> anyhow::Result<KernelsResult> {
             name: k.name,
             times: vec![Vec::new(); WAYS.len()],
             line: String::new(),
-            fuel: [0; 3],
-            bare_fuel: [None; 3],
+            fuel: [0; 4],
+            bare_fuel: [None; 4],
         })
         .collect();
     for round in 1..=rounds {
@@ -546,6 +575,10 @@ mod tests {
         assert!(matches!(
             WAYS[SANDBOX_P2].2,
             How::Sandbox(Profile::ObservedNans)
+        ));
+        assert!(matches!(
+            WAYS[SANDBOX_P3].2,
+            How::Sandbox(Profile::CountedLoops)
         ));
         assert_eq!(SANDBOX, WAYS.len() - 1);
     }

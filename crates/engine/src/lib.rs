@@ -137,7 +137,13 @@
 ///   every bulk memory operation is followed by a check, so fuel (and where a run stops out of
 ///   it) can differ from profile 2's, and the profile is again the network's. Inputs apply as
 ///   under 20 otherwise.
-pub const RULES: u32 = 21;
+/// - 22: tasks run under sandbox profile 4: profile 3, except that a float SIMD result is made
+///   canonical only where its bits become observable (stored, read as integers or by the other
+///   lane shape, passed out of a block or function), as a scalar's is, instead of right after
+///   the instruction that made it. Fuel differs from profile 3's for a module with float SIMD
+///   code, and so does the sign of a NaN whose sign a vector `neg` or `abs` changed. Inputs
+///   apply as under 21 otherwise.
+pub const RULES: u32 = 22;
 /// The rules of a network whose genesis predates the version.
 pub const FIRST_RULES: u32 = 1;
 

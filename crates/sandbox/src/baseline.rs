@@ -62,9 +62,11 @@ pub enum Nans {
     Free,
     /// Cranelift's, after every float instruction ([`Profile::EveryFloat`]).
     EveryFloat,
-    /// The module rewritten to canonicalize where NaNs are observable
+    /// The module rewritten to canonicalize where NaNs are observable, float vectors at once
     /// ([`Profile::ObservedNans`]).
     Observed,
+    /// [`Nans::Observed`], float vectors too only where observed ([`Profile::TrackedVectors`]).
+    Tracked,
 }
 
 /// Who meters fuel.
@@ -94,12 +96,13 @@ impl Settings {
         Settings {
             fuel: match profile {
                 Profile::EveryFloat | Profile::ObservedNans => Fuel::Wasmtime,
-                Profile::CountedLoops => Fuel::Hoisted,
+                Profile::CountedLoops | Profile::TrackedVectors => Fuel::Hoisted,
             },
             epochs: false,
             nans: match profile {
                 Profile::EveryFloat => Nans::EveryFloat,
                 Profile::ObservedNans | Profile::CountedLoops => Nans::Observed,
+                Profile::TrackedVectors => Nans::Tracked,
             },
         }
     }
@@ -190,11 +193,16 @@ impl Baseline {
         let invalid = |e: wasmtime::Error| SandboxError::InvalidModule(format!("{e:#}"));
         let mut binary =
             wat::parse_bytes(wasm).map_err(|e| SandboxError::InvalidModule(format!("{e:#}")))?;
-        if self.settings.nans == Nans::Observed || self.settings.fuel.rewrites() {
+        let vectors = match self.settings.nans {
+            Nans::Free | Nans::EveryFloat => None,
+            Nans::Observed => Some(crate::canon::Vectors::AtOnce),
+            Nans::Tracked => Some(crate::canon::Vectors::WhereObserved),
+        };
+        if vectors.is_some() || self.settings.fuel.rewrites() {
             Module::validate(&self.engine, &binary).map_err(invalid)?;
         }
-        if self.settings.nans == Nans::Observed {
-            binary = crate::canon::canonicalize_observed_nans(&binary)
+        if let Some(vectors) = vectors {
+            binary = crate::canon::canonicalize_observed_nans(&binary, vectors)
                 .map_err(SandboxError::InvalidModule)?
                 .into();
         }

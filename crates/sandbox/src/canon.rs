@@ -42,11 +42,29 @@ const CANONICAL_F32X4: i128 = 0x7fc0_0000_7fc0_0000_7fc0_0000_7fc0_0000;
 /// Two canonical `f64` NaNs, as a `v128.const`.
 const CANONICAL_F64X2: i128 = 0x7ff8_0000_0000_0000_7ff8_0000_0000_0000;
 
+/// Where the results of float SIMD instructions are made canonical.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Vectors {
+    /// After every float SIMD instruction that can make a NaN (profiles 2 and 3).
+    AtOnce,
+    /// Only where a vector's bits are read other than as floats of the lane shape that made
+    /// them (profile 4, [`crate::lanes`]).
+    WhereObserved,
+}
+
 /// `wasm` (a valid module) with NaNs canonicalized wherever their bits become observable.
 /// `Err` only for a module wasmparser cannot read.
-pub(crate) fn canonicalize_observed_nans(wasm: &[u8]) -> Result<Vec<u8>, String> {
+pub(crate) fn canonicalize_observed_nans(wasm: &[u8], vectors: Vectors) -> Result<Vec<u8>, String> {
     let params = defined_function_params(wasm)?;
-    let mut rewriter = Rewriter { params, next: 0 };
+    let validators = match vectors {
+        Vectors::AtOnce => None,
+        Vectors::WhereObserved => Some(crate::lanes::function_validators(wasm)?),
+    };
+    let mut rewriter = Rewriter {
+        params,
+        next: 0,
+        validators,
+    };
     let mut module = wasm_encoder::Module::new();
     rewriter
         .parse_core_module(&mut module, Parser::new(0), wasm)
@@ -115,7 +133,7 @@ pub(crate) fn body_locals<R: Reencode<Error = String> + ?Sized>(
 
 /// The scalar or vector kind a canonicalization is for.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Kind {
+pub(crate) enum Kind {
     F32,
     F64,
     F32x4,
@@ -144,7 +162,7 @@ impl Kind {
 
 /// The value an operator must have canonicalized before it runs (the one on top of the stack),
 /// and the kind of a vector result it must have canonicalized after.
-fn observes(op: &Operator<'_>) -> (Option<Kind>, Option<Kind>) {
+pub(crate) fn observes(op: &Operator<'_>) -> (Option<Kind>, Option<Kind>) {
     use Operator as O;
     match op {
         O::F32Store { .. }
@@ -187,7 +205,7 @@ fn observes(op: &Operator<'_>) -> (Option<Kind>, Option<Kind>) {
 
 /// Whether `op` leaves a value whose bits came from memory or the module itself, never from an
 /// arithmetic instruction of this machine.
-fn verbatim(op: &Operator<'_>, kind: Kind) -> bool {
+pub(crate) fn verbatim(op: &Operator<'_>, kind: Kind) -> bool {
     match kind {
         Kind::F32 => matches!(op, Operator::F32Load { .. } | Operator::F32Const { .. }),
         Kind::F64 => matches!(op, Operator::F64Load { .. } | Operator::F64Const { .. }),
@@ -200,6 +218,9 @@ struct Rewriter {
     params: Vec<u32>,
     /// The defined function whose body comes next.
     next: usize,
+    /// Under [`Vectors::WhereObserved`], a validator for each defined function, in code-section
+    /// order, to follow the operand stack with.
+    validators: Option<Vec<crate::lanes::Validator>>,
 }
 
 impl Reencode for Rewriter {
@@ -211,7 +232,17 @@ impl Reencode for Rewriter {
         func: wasmparser::FunctionBody<'_>,
     ) -> Result<(), ReencodeError<String>> {
         let params = self.params.get(self.next).copied();
+        let validator = self.validators.as_ref().map(|v| v.get(self.next).cloned());
         self.next += 1;
+        if let Some(validator) = validator {
+            let validator = validator
+                .ok_or_else(|| ReencodeError::UserError("more bodies than functions".into()))?;
+            if crate::lanes::makes_float_vectors(&func)? {
+                let f = crate::lanes::rewrite(self, params, validator, &func)?;
+                code.function(&f);
+                return Ok(());
+            }
+        }
         let (mut locals, mut count) = body_locals(self, params, &func)?;
         // The scratch locals, numbered after the body's own, declared only if used.
         let mut scratch: [Option<u32>; 3] = [None; 3];
@@ -244,7 +275,7 @@ impl Reencode for Rewriter {
 /// Appends the instructions that replace the value of `kind` on top of the stack by the
 /// canonical NaN if it is a NaN (lane by lane for a vector), declaring its scratch local the
 /// first time.
-fn canonicalize(
+pub(crate) fn canonicalize(
     body: &mut Vec<Instruction<'_>>,
     kind: Kind,
     scratch: &mut [Option<u32>; 3],
@@ -327,15 +358,17 @@ pub(crate) mod tests {
     fn every_committed_guest_validates_once_rewritten() {
         let engine = engine();
         for (path, wasm) in committed_guests() {
-            let rewritten = canonicalize_observed_nans(&wasm).unwrap();
-            wasmtime::Module::validate(&engine, &rewritten)
-                .unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
+            for vectors in [Vectors::AtOnce, Vectors::WhereObserved] {
+                let rewritten = canonicalize_observed_nans(&wasm, vectors).unwrap();
+                wasmtime::Module::validate(&engine, &rewritten)
+                    .unwrap_or_else(|e| panic!("{} ({vectors:?}): {e:#}", path.display()));
+            }
         }
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../guests");
         let nbody = std::fs::read(root.join("kernels/nbody.wasm")).unwrap();
         let ne = |wasm: &[u8]| wasmprinter_like(wasm).matches("F64Ne").count();
         assert!(
-            ne(&canonicalize_observed_nans(&nbody).unwrap()) > ne(&nbody),
+            ne(&canonicalize_observed_nans(&nbody, Vectors::AtOnce).unwrap()) > ne(&nbody),
             "nbody's float stores were not canonicalized"
         );
     }
@@ -349,7 +382,7 @@ pub(crate) mod tests {
                    (i32.add (local.get 0) (i32.const 1))))"#,
         )
         .unwrap();
-        let rewritten = canonicalize_observed_nans(&wasm).unwrap();
+        let rewritten = canonicalize_observed_nans(&wasm, Vectors::AtOnce).unwrap();
         assert_eq!(rewritten, wasm);
     }
 
@@ -363,7 +396,7 @@ pub(crate) mod tests {
                    (f64.store (i32.const 16) (f64.load (i32.const 0)))))"#,
         )
         .unwrap();
-        let rewritten = canonicalize_observed_nans(&wasm).unwrap();
+        let rewritten = canonicalize_observed_nans(&wasm, Vectors::AtOnce).unwrap();
         let text = wasmprinter_like(&rewritten);
         // Two canonicalizations (the copy is left alone), both through local 4.
         assert_eq!(
@@ -376,7 +409,7 @@ pub(crate) mod tests {
     }
 
     /// The operators of every body, one per line (wasmparser's `Debug`).
-    fn wasmprinter_like(wasm: &[u8]) -> String {
+    pub(crate) fn wasmprinter_like(wasm: &[u8]) -> String {
         let mut out = String::new();
         for payload in Parser::new(0).parse_all(wasm) {
             if let Payload::CodeSectionEntry(body) = payload.unwrap() {

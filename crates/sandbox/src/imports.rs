@@ -100,7 +100,7 @@ pub(crate) fn linker_for<T: 'static>(
     let mut stubs = Vec::new();
     for import in module.imports() {
         // What the fuel rewrite adds (a guest's own import from there was refused by it).
-        if profile == crate::Profile::CountedLoops
+        if profile.meters_itself()
             && import.module() == crate::meter::IMPORT_MODULE
             && import.name() == crate::meter::REFUEL
         {

@@ -23,6 +23,7 @@ mod canon;
 mod fsview;
 mod host;
 mod imports;
+mod lanes;
 mod meter;
 mod quota;
 mod sandbox;
@@ -81,19 +82,26 @@ pub enum Profile {
     /// charged once on entry when it fits in the fuel left before the next check, and then runs
     /// without checks (`gridmint bench --only kernels`: wasmtime's metering costs about 1.25x
     /// on the kernels, nearly all of it in such loops).
-    #[default]
     CountedLoops,
+    /// 4: profile 3, except that the result of a float SIMD instruction is made canonical only
+    /// where its bits become observable, as a scalar's is, instead of at once: the rewrite
+    /// follows each vector's lane shape through the operand stack and locals (`lanes.rs`).
+    /// Outputs are profile 3's but for the sign of a NaN whose sign a vector `neg` or `abs`
+    /// changed; the fuel of a module with float SIMD code differs.
+    #[default]
+    TrackedVectors,
 }
 
 impl Profile {
     /// The profile a new network runs.
-    pub const LATEST: Profile = Profile::CountedLoops;
+    pub const LATEST: Profile = Profile::TrackedVectors;
 
     /// Every profile this build runs, oldest first.
-    pub const ALL: [Profile; 3] = [
+    pub const ALL: [Profile; 4] = [
         Profile::EveryFloat,
         Profile::ObservedNans,
         Profile::CountedLoops,
+        Profile::TrackedVectors,
     ];
 
     /// The profile's number, as the rules carry it.
@@ -102,6 +110,7 @@ impl Profile {
             Profile::EveryFloat => 1,
             Profile::ObservedNans => 2,
             Profile::CountedLoops => 3,
+            Profile::TrackedVectors => 4,
         }
     }
 
@@ -111,8 +120,15 @@ impl Profile {
             1 => Some(Profile::EveryFloat),
             2 => Some(Profile::ObservedNans),
             3 => Some(Profile::CountedLoops),
+            4 => Some(Profile::TrackedVectors),
             _ => None,
         }
+    }
+
+    /// Whether the module is rewritten to meter its own fuel (profiles 3 and 4) instead of
+    /// wasmtime metering it.
+    pub fn meters_itself(self) -> bool {
+        matches!(self, Profile::CountedLoops | Profile::TrackedVectors)
     }
 }
 

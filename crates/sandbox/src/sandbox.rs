@@ -46,7 +46,7 @@ pub(crate) const YIELD_FUEL: u64 = 1_000_000;
 pub struct Sandbox {
     /// One engine per [`Profile`] (by [`profile_slot`]), [`Profile::LATEST`]'s built with the
     /// sandbox, the other the first time a module is prepared for it.
-    runtimes: [OnceLock<Result<Runtime, String>>; 3],
+    runtimes: [OnceLock<Result<Runtime, String>>; 4],
     config: SandboxConfig,
     cache: Mutex<ModuleCache>,
     compiled: AtomicU64,
@@ -64,6 +64,7 @@ fn profile_slot(profile: Profile) -> usize {
         Profile::EveryFloat => 0,
         Profile::ObservedNans => 1,
         Profile::CountedLoops => 2,
+        Profile::TrackedVectors => 3,
     }
 }
 
@@ -153,7 +154,7 @@ fn setup_err(what: &str) -> impl FnOnce(wasmtime::Error) -> SandboxError + '_ {
 /// nothing about what is valid, is configured apart).
 pub(crate) fn engine_config(profile: Profile) -> Config {
     let mut wasm = Config::new();
-    wasm.consume_fuel(profile != Profile::CountedLoops)
+    wasm.consume_fuel(!profile.meters_itself())
         .epoch_interruption(false)
         .cranelift_nan_canonicalization(profile == Profile::EveryFloat)
         .cranelift_opt_level(OptLevel::Speed)
@@ -206,7 +207,7 @@ impl Runtime {
         wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |s: &mut HostState| &mut s.wasi)
             .map_err(setup_err("cannot link wasi"))?;
         add_virtual_poll(&mut linker).map_err(setup_err("cannot link poll_oneoff"))?;
-        if profile == Profile::CountedLoops {
+        if profile.meters_itself() {
             crate::host::add_refuel(&mut linker).map_err(setup_err("cannot link refuel"))?;
         }
         crate::fsview::add_deterministic_files(&mut linker)
@@ -267,12 +268,17 @@ impl Sandbox {
         let invalid = |e: wasmtime::Error| SandboxError::InvalidModule(format!("{e:#}"));
         let module = match profile {
             Profile::EveryFloat => Module::from_binary(&runtime.engine, wasm).map_err(invalid)?,
-            Profile::ObservedNans | Profile::CountedLoops => {
+            Profile::ObservedNans | Profile::CountedLoops | Profile::TrackedVectors => {
                 // The rewrite reads a valid module: errors are the module's own, as written.
                 Module::validate(&runtime.engine, wasm).map_err(invalid)?;
-                let mut rewritten = crate::canon::canonicalize_observed_nans(wasm)
+                let vectors = if profile == Profile::TrackedVectors {
+                    crate::canon::Vectors::WhereObserved
+                } else {
+                    crate::canon::Vectors::AtOnce
+                };
+                let mut rewritten = crate::canon::canonicalize_observed_nans(wasm, vectors)
                     .map_err(SandboxError::InvalidModule)?;
-                if profile == Profile::CountedLoops {
+                if profile.meters_itself() {
                     rewritten = crate::meter::meter(&rewritten, true)
                         .map_err(SandboxError::InvalidModule)?
                         .0;
@@ -423,13 +429,16 @@ impl Sandbox {
             disk: crate::quota::DiskWatch::new(watched),
             // The module's own counter starts at zero, all the fuel in reserve: the check on
             // entry to the first function takes the first slice from it.
-            fuel: (module.inner.profile == Profile::CountedLoops)
+            fuel: module
+                .inner
+                .profile
+                .meters_itself()
                 .then(|| GuestFuel::new(task.fuel_limit)),
         };
         let mut store = Store::new(module.inner.pre.module().engine(), state);
         store.limiter(|s| &mut s.limiter);
         store.call_hook(charge_hostcall);
-        if module.inner.profile != Profile::CountedLoops {
+        if !module.inner.profile.meters_itself() {
             store
                 .set_fuel(task.fuel_limit)
                 .map_err(setup_err("cannot set fuel"))?;

@@ -1603,7 +1603,7 @@ fn admission_and_the_sandbox_agree_on_which_modules_run() {
 }
 
 /// A start function runs (and is metered) before the entry, under every profile, and a run with
-/// one is the same everywhere; its fuel counts under profile 3 too.
+/// one is the same everywhere; its fuel counts under profiles 3 and 4 too.
 #[test]
 fn a_start_function_is_metered_and_runs_alike() {
     let wasm = guest(
