@@ -205,7 +205,7 @@ fn the_latest_profile_is_what_prepare_uses_and_profiles_are_numbered() {
 /// accumulator in a local, a NaN operand's payload, the other lane shape, an integer operation
 /// below another operand, a call, a block result, a lane taken out), and an integer vector that
 /// looks like a NaN sharing a local with float ones: what each leaves in its 8-byte slot.
-const VECTOR_CASES: [(&str, u64); 14] = [
+const VECTOR_CASES: [(&str, u64); 18] = [
     (
         "f64x2 0/0 accumulated in a loop, lane 0",
         0x7ff8_0000_0000_0000,
@@ -250,6 +250,22 @@ const VECTOR_CASES: [(&str, u64); 14] = [
         "f64x2.replace_lane of 0/0 into a loose vector, stored",
         0x7ff8_0000_0000_0000,
     ),
+    (
+        "a local an if sets to an i64x2 like a signalling NaN (first time round)",
+        0x7ff4_0000_0000_0001,
+    ),
+    (
+        "the same local its else sets to f64x2 0/0 (second time round)",
+        0x7ff8_0000_0000_0000,
+    ),
+    (
+        "a loop's local, an i64x2 like a signalling NaN on entry",
+        0x7ff4_0000_0000_0001,
+    ),
+    (
+        "the same local, f64x2 0/0 from the iteration before",
+        0x7ff8_0000_0000_0000,
+    ),
 ];
 
 fn vector_guest() -> Vec<u8> {
@@ -258,6 +274,7 @@ fn vector_guest() -> Vec<u8> {
            (func $store (param v128) (v128.store (i32.const 0x3028) (local.get 0)))
            (func (export "_start")
              (local $acc v128) (local $zero v128) (local $i i32) (local $mixed v128)
+             (local $k i32) (local $m v128)
              ;; a loop's accumulator: loose f64x2 in a local, stored once after the loop
              (loop $l
                (local.set $acc (f64x2.add (local.get $acc)
@@ -292,7 +309,24 @@ fn vector_guest() -> Vec<u8> {
                  (f64x2.mul (v128.const f64x2 1 1) (v128.const f64x2 1 1))
                  (f64.div (f64x2.extract_lane 0 (local.get $zero))
                    (f64x2.extract_lane 1 (local.get $zero)))))
-             (drop (call $write (i32.const 1) (i32.const 0x3000) (i32.const 112))))"#,
+             ;; control flow merges a local holding exact bits with one holding a loose vector
+             (loop $two
+               (if (local.get $k)
+                 (then (local.set $m (f64x2.div (local.get $zero) (local.get $zero))))
+                 (else (local.set $m (v128.const i64x2 0x7ff4000000000001 0x7ff4000000000001))))
+               (i64.store (i32.add (i32.const 0x3070) (i32.shl (local.get $k) (i32.const 3)))
+                 (i64x2.extract_lane 0 (local.get $m)))
+               (br_if $two (i32.lt_u (local.tee $k (i32.add (local.get $k) (i32.const 1)))
+                 (i32.const 2))))
+             (local.set $m (v128.const i64x2 0x7ff4000000000001 0x7ff4000000000001))
+             (local.set $k (i32.const 0))
+             (loop $carried
+               (i64.store (i32.add (i32.const 0x3080) (i32.shl (local.get $k) (i32.const 3)))
+                 (i64x2.extract_lane 0 (local.get $m)))
+               (local.set $m (f64x2.div (local.get $zero) (local.get $zero)))
+               (br_if $carried (i32.lt_u (local.tee $k (i32.add (local.get $k) (i32.const 1)))
+                 (i32.const 2))))
+             (drop (call $write (i32.const 1) (i32.const 0x3000) (i32.const 144))))"#,
     )
 }
 
@@ -355,6 +389,8 @@ fn without_canonicalization_x86_shows_the_machines_vector_nans() {
     assert_eq!(got[3], 0xffc0_0000_ffc0_0000);
     assert_eq!(got[8], 0x7ff4_0000_0000_0001);
     assert_eq!(got[9], 0xfff8_0000_0000_0000);
+    assert_eq!(got[15], 0xfff8_0000_0000_0000);
+    assert_eq!(got[17], 0xfff8_0000_0000_0000);
 }
 
 #[test]
