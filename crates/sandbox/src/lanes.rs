@@ -192,7 +192,11 @@ pub(crate) fn rewrite<R: Reencode<Error = String> + ?Sized>(
     // Parameters hold what the caller passed: exact.
     let mut sets: BTreeMap<u32, u8> = (0..params.unwrap_or(0)).map(|i| (i, EXACT)).collect();
     let mut carriers = BTreeMap::new();
-    loop {
+    for walks in 1.. {
+        if walks > MAX_CARRIER_WALKS {
+            carriers.clear();
+            break;
+        }
         let walked = walk(reencoder, &mut body, validator.clone(), &carriers, None)?;
         for (local, bits) in walked {
             *sets.entry(local).or_default() |= bits;
@@ -277,10 +281,19 @@ struct Body<'a> {
     ends: BTreeMap<usize, usize>,
     /// [`Body::dead_at`], by index.
     dead: BTreeMap<usize, BTreeSet<u32>>,
+    /// How many more operators [`Body::dead_at`] may look at, for the whole function: a module
+    /// with many blocks cannot make its rewrite quadratic.
+    budget: usize,
 }
 
-/// How far [`Body::dead_at`] looks ahead.
+/// How far [`Body::dead_at`] looks ahead from one point.
 const LIVENESS_SCAN: usize = 10_000;
+/// [`Body::budget`]: this many operators, plus this many times the function's.
+const LIVENESS_BUDGET: usize = 100_000;
+const LIVENESS_BUDGET_PER_OP: usize = 4;
+/// Most walks to find the locals that carry loose vectors; past them, none does (every local
+/// is followed through control flow instead, which is always sound).
+const MAX_CARRIER_WALKS: usize = 8;
 
 impl<'a> Body<'a> {
     fn read(func: &wasmparser::FunctionBody<'a>) -> Result<Body<'a>, ReencodeError<String>> {
@@ -307,23 +320,32 @@ impl<'a> Body<'a> {
                 _ => {}
             }
         }
+        let budget = ops
+            .len()
+            .saturating_mul(LIVENESS_BUDGET_PER_OP)
+            .saturating_add(LIVENESS_BUDGET);
         Ok(Body {
             ops,
             ends,
             dead: BTreeMap::new(),
+            budget,
         })
     }
 
     /// The locals that, from the operator at `at` on, are certainly written (at the level of
     /// `at`'s block) before anything reads them or control leaves that straight line: their
-    /// value there is never read. Others count as read.
+    /// value there is never read. Others count as read (all of them once the function's budget
+    /// is spent).
     fn dead_at(&mut self, at: usize) -> &BTreeSet<u32> {
         let ops = &self.ops;
+        let budget = &mut self.budget;
         self.dead.entry(at).or_insert_with(|| {
             let mut dead = BTreeSet::new();
             let mut read = BTreeSet::new();
             let mut depth = 0usize;
-            for (_, op) in ops.iter().skip(at).take(LIVENESS_SCAN) {
+            let look = LIVENESS_SCAN.min(*budget);
+            for (_, op) in ops.iter().skip(at).take(look) {
+                *budget = budget.saturating_sub(1);
                 match op {
                     Operator::LocalGet { local_index } if !dead.contains(local_index) => {
                         read.insert(*local_index);
@@ -714,8 +736,12 @@ mod tests {
     use crate::canon::{Vectors, canonicalize_observed_nans};
 
     fn rewritten(wat: &str) -> String {
-        let wasm = wat::parse_str(wat).unwrap();
-        let rewritten = canonicalize_observed_nans(&wasm, Vectors::WhereObserved).unwrap();
+        rewritten_binary(&wat::parse_str(wat).unwrap())
+    }
+
+    /// `wasm` rewritten under profile 4 and validated, its operators one per line.
+    fn rewritten_binary(wasm: &[u8]) -> String {
+        let rewritten = canonicalize_observed_nans(wasm, Vectors::WhereObserved).unwrap();
         let engine = wasmtime::Engine::new(&crate::sandbox::engine_config(
             crate::Profile::TrackedVectors,
         ))
@@ -779,6 +805,38 @@ mod tests {
         // At the store of $t in the loop, at the branch back for $acc; nothing after the loop
         // ($acc is exact past the branch that did not go back).
         assert_eq!(text.matches("F64x2Ne").count(), 2, "{text}");
+    }
+
+    #[test]
+    fn many_merges_spend_the_liveness_budget_and_stay_sound() {
+        // 40,000 blocks after a loose vector is put into a local that also holds an exact one:
+        // looking ahead from every `end` would be quadratic; past the budget every local counts
+        // as read, so the vector is made canonical at the first merge it crosses.
+        let blocks = "(block (nop))".repeat(40_000);
+        let wasm = wat::parse_str(format!(
+            r#"(module (memory 1)
+                 (func (param $v v128) (local $x v128)
+                   (local.set $x (local.get $v))
+                   (local.set $x (f64x2.sqrt (local.get $x)))
+                   {blocks}
+                   (v128.store (i32.const 0) (local.get $x))))"#
+        ))
+        .unwrap();
+        let func = wasmparser::Parser::new(0)
+            .parse_all(&wasm)
+            .find_map(|p| match p.unwrap() {
+                wasmparser::Payload::CodeSectionEntry(body) => Some(body),
+                _ => None,
+            })
+            .unwrap();
+        let mut body = super::Body::read(&func).unwrap();
+        let ops = body.ops.len();
+        for at in 0..ops {
+            body.dead_at(at);
+        }
+        assert_eq!(body.budget, 0, "{ops} operators");
+        let text = rewritten_binary(&wasm);
+        assert_eq!(text.matches("F64x2Ne").count(), 1);
     }
 
     #[test]
