@@ -750,61 +750,62 @@ mod tests {
         wasmprinter_like(&rewritten)
     }
 
-    #[test]
-    fn an_accumulator_is_made_canonical_once_where_it_is_stored() {
-        let text = rewritten(
-            r#"(module (memory 1)
-                 (func (param $p i32) (local $acc v128) (local $i i32)
-                   (loop $l
-                     (local.set $acc (f64x2.add (local.get $acc)
-                       (f64x2.mul (v128.load (local.get $i)) (v128.load (local.get $p)))))
-                     (br_if $l (i32.lt_u (local.tee $i (i32.add (local.get $i) (i32.const 16)))
-                       (i32.const 1024))))
-                   (v128.store (i32.const 0) (local.get $acc))))"#,
-        );
-        assert_eq!(text.matches("F64x2Ne").count(), 1, "{text}");
-    }
+    /// Functions (after a memory) and how many canonicalizations of a kind each gets.
+    const COUNTED: [(&str, &str, &str, usize); 3] = [
+        (
+            "an accumulator is made canonical once, where it is stored",
+            r#"(func (param $p i32) (local $acc v128) (local $i i32)
+                 (loop $l
+                   (local.set $acc (f64x2.add (local.get $acc)
+                     (f64x2.mul (v128.load (local.get $i)) (v128.load (local.get $p)))))
+                   (br_if $l (i32.lt_u (local.tee $i (i32.add (local.get $i) (i32.const 16)))
+                     (i32.const 1024))))
+                 (v128.store (i32.const 0) (local.get $acc)))"#,
+            "F64x2Ne",
+            1,
+        ),
+        (
+            // $x also holds the parameter, so it carries nothing, but between its sets it holds
+            // a loose vector: made canonical once, at the store.
+            "a local also holding an exact vector is made canonical where it is observed",
+            r#"(func (param $v v128) (local $x v128)
+                 (local.set $x (local.get $v))
+                 (local.set $x (f32x4.sqrt (local.get $x)))
+                 (local.set $x (f32x4.mul (local.get $x) (local.get $x)))
+                 (v128.store (i32.const 0) (local.get $x)))"#,
+            "F32x4Ne",
+            1,
+        ),
+        (
+            // $t and $acc also hold integer vectors before the loop (as a compiler reuses
+            // locals); in the loop $t is written before it is read, so it is left loose at the
+            // branch back, and $acc, read at the header, is made canonical there (where the loop
+            // is entered it holds an exact vector): once per iteration instead of once per set,
+            // and at the store of $t; nothing after the loop ($acc is exact past the branch).
+            "a local used for integers elsewhere stays loose in a float loop",
+            r#"(func (param $p i32) (local $t v128) (local $acc v128) (local $i i32)
+                 (local.set $t (i64x2.splat (i64.const 1)))
+                 (local.set $acc (i32x4.add (local.get $t) (local.get $t)))
+                 (v128.store (i32.const 0) (local.get $acc))
+                 (loop $l
+                   (local.set $t (f64x2.mul (v128.load (local.get $i)) (v128.load (local.get $p))))
+                   (local.set $acc (f64x2.add (local.get $acc) (local.get $t)))
+                   (local.set $t (f64x2.sub (local.get $t) (local.get $acc)))
+                   (v128.store (local.get $i) (local.get $t))
+                   (br_if $l (i32.lt_u (local.tee $i (i32.add (local.get $i) (i32.const 16)))
+                     (i32.const 1024))))
+                 (v128.store (i32.const 0) (local.get $acc)))"#,
+            "F64x2Ne",
+            2,
+        ),
+    ];
 
     #[test]
-    fn a_local_also_holding_integer_vectors_gets_canonical_ones() {
-        let text = rewritten(
-            r#"(module (memory 1)
-                 (func (param $v v128) (local $x v128)
-                   (local.set $x (local.get $v))
-                   (local.set $x (f32x4.sqrt (local.get $x)))
-                   (local.set $x (f32x4.mul (local.get $x) (local.get $x)))
-                   (v128.store (i32.const 0) (local.get $x))))"#,
-        );
-        // $x also holds the parameter, so it carries nothing, but between its sets it holds a
-        // loose vector: made canonical once, at the store.
-        assert_eq!(text.matches("F32x4Ne").count(), 1, "{text}");
-    }
-
-    #[test]
-    fn a_local_used_for_integers_elsewhere_stays_loose_in_a_float_loop() {
-        // $t and $acc also hold integer vectors before the loop (as a compiler reuses locals);
-        // in the loop $t is written before it is read, so it is left loose at the branch back,
-        // and $acc, read at the header, is made canonical there and where the loop is entered
-        // (it holds an exact vector then: nothing to do) — one canonicalization per iteration
-        // instead of one per set, and one at the store.
-        let text = rewritten(
-            r#"(module (memory 1)
-                 (func (param $p i32) (local $t v128) (local $acc v128) (local $i i32)
-                   (local.set $t (i64x2.splat (i64.const 1)))
-                   (local.set $acc (i32x4.add (local.get $t) (local.get $t)))
-                   (v128.store (i32.const 0) (local.get $acc))
-                   (loop $l
-                     (local.set $t (f64x2.mul (v128.load (local.get $i)) (v128.load (local.get $p))))
-                     (local.set $acc (f64x2.add (local.get $acc) (local.get $t)))
-                     (local.set $t (f64x2.sub (local.get $t) (local.get $acc)))
-                     (v128.store (local.get $i) (local.get $t))
-                     (br_if $l (i32.lt_u (local.tee $i (i32.add (local.get $i) (i32.const 16)))
-                       (i32.const 1024))))
-                   (v128.store (i32.const 0) (local.get $acc))))"#,
-        );
-        // At the store of $t in the loop, at the branch back for $acc; nothing after the loop
-        // ($acc is exact past the branch that did not go back).
-        assert_eq!(text.matches("F64x2Ne").count(), 2, "{text}");
+    fn canonicalizations_are_where_vectors_are_observed() {
+        for (what, func, ne, count) in COUNTED {
+            let text = rewritten(&format!("(module (memory 1) {func})"));
+            assert_eq!(text.matches(ne).count(), count, "{what}:\n{text}");
+        }
     }
 
     #[test]
