@@ -18,7 +18,8 @@
 //! observed, [`crate::canon`]), `abs` and `neg` keep it loose. A scalar put into a vector is
 //! no longer observed there (profile 3 makes it canonical first): `splat` makes a loose vector
 //! (an exact one from a scalar just loaded or written as a constant), `replace_lane` into a
-//! loose vector keeps it loose (into an exact one, the scalar is made canonical first).
+//! loose vector keeps it loose (into an exact one, the scalar is made canonical first; a scalar
+//! just loaded goes into a vector made canonical first, so that its bits are kept).
 //!
 //! Locals: a `v128` local that every `local.set` and `local.tee` of the function fills with a
 //! loose vector of one shape (never an exact one, never a parameter) carries it loose
@@ -583,8 +584,20 @@ fn walk<'a, R: Reencode<Error = String> + ?Sized>(
                     }
                     Some(Lanes::Keeps { reads }) => made = read_as(0, reads, &mut fix),
                     Some(Lanes::Replaces { reads }) => {
+                        let scalar = match reads {
+                            Kind::F32x4 => Kind::F32,
+                            _ => Kind::F64,
+                        };
                         made = read_as(1, reads, &mut fix);
-                        scalar_as_is = made.is_some();
+                        if previous.as_ref().is_some_and(|p| verbatim(p, scalar)) {
+                            // A scalar just loaded keeps its bits in the vector: the vector is
+                            // made canonical first, and is exact.
+                            if let Some(kind) = made.take() {
+                                fix.push((1, kind));
+                            }
+                        } else {
+                            scalar_as_is = made.is_some();
+                        }
                     }
                     Some(Lanes::Splats { made: m }) => {
                         let scalar = match m {
