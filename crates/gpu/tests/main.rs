@@ -1,0 +1,579 @@
+//! The GPU sandbox on whatever adapter the machine has (in CI, Mesa's lavapipe, the software
+//! Vulkan driver `.ci/run` installs): outputs against the CPU, fuel and outputs identical across
+//! runs, devices and processes, fuel that bounds every loop, and every refusal typed.
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use gpu::{Gpu, GpuError, GpuOutcome, GpuReport, GpuTask, Shader, TaskBuffer, admit};
+
+/// One device for the whole binary (opening one takes up to a few hundred milliseconds).
+fn gpu() -> &'static Gpu {
+    static GPU: OnceLock<Gpu> = OnceLock::new();
+    GPU.get_or_init(|| match Gpu::open() {
+        Ok(gpu) => gpu,
+        Err(e) => panic!("the GPU tests need a GPU adapter: {e}"),
+    })
+}
+
+fn words(v: &[u32]) -> Vec<u8> {
+    v.iter().flat_map(|w| w.to_le_bytes()).collect()
+}
+
+fn floats(v: &[f32]) -> Vec<u8> {
+    v.iter().flat_map(|w| w.to_le_bytes()).collect()
+}
+
+fn input(binding: u32, bytes: Vec<u8>) -> TaskBuffer {
+    TaskBuffer {
+        binding,
+        bytes,
+        output: false,
+    }
+}
+
+fn output(binding: u32, bytes: usize) -> TaskBuffer {
+    TaskBuffer {
+        binding,
+        bytes: vec![0; bytes],
+        output: true,
+    }
+}
+
+fn task(workgroups: [u32; 3], buffers: Vec<TaskBuffer>, fuel: u64) -> GpuTask {
+    GpuTask {
+        workgroups,
+        buffers,
+        fuel,
+        max_bytes: 64 << 20,
+        timeout: Duration::from_secs(60),
+    }
+}
+
+fn run(shader: &Shader, task: &GpuTask) -> GpuReport {
+    gpu().run(shader, task).expect("the task runs")
+}
+
+const MATMUL: &str = r#"
+struct Dims { n: u32 }
+@group(0) @binding(0) var<uniform> dims: Dims;
+@group(0) @binding(1) var<storage, read> a: array<f32>;
+@group(0) @binding(2) var<storage, read> b: array<f32>;
+@group(0) @binding(3) var<storage, read_write> c: array<f32>;
+
+@compute @workgroup_size(8, 8)
+fn main(@builtin(global_invocation_id) id: vec3<u32>) {
+    let n = dims.n;
+    if (id.x >= n || id.y >= n) { return; }
+    var sum = 0.0;
+    for (var k = 0u; k < n; k++) {
+        sum += a[id.y * n + k] * b[k * n + id.x];
+    }
+    c[id.y * n + id.x] = sum;
+}
+"#;
+
+/// A 40x40 matrix product (not a multiple of the workgroup: some invocations return early) of
+/// small integers, exact in `f32`, so the CPU's answer is the answer.
+fn matmul_task(fuel: u64) -> (GpuTask, Vec<f32>) {
+    let n = 40usize;
+    let a: Vec<f32> = (0..n * n).map(|i| ((i * 7) % 11) as f32 - 5.0).collect();
+    let b: Vec<f32> = (0..n * n).map(|i| ((i * 5) % 13) as f32 - 6.0).collect();
+    let mut c = vec![0f32; n * n];
+    for y in 0..n {
+        for x in 0..n {
+            c[y * n + x] = (0..n).map(|k| a[y * n + k] * b[k * n + x]).sum();
+        }
+    }
+    let buffers = vec![
+        input(0, words(&[n as u32, 0, 0, 0])),
+        input(1, floats(&a)),
+        input(2, floats(&b)),
+        output(3, n * n * 4),
+    ];
+    (task([5, 5, 1], buffers, fuel), c)
+}
+
+#[test]
+fn a_matrix_product_matches_the_cpu_and_its_fuel_and_bytes_repeat() {
+    let shader = admit(MATMUL, "main").unwrap();
+    let (t, expected) = matmul_task(1 << 40);
+    let first = run(&shader, &t);
+    assert_eq!(first.outcome, GpuOutcome::Completed);
+    assert_eq!(first.outputs, vec![(3, floats(&expected))]);
+    assert!(first.fuel > 0);
+    // The same run again, on the same device and on a second device.
+    assert_eq!(run(&shader, &t), first);
+    let other = Gpu::open().unwrap();
+    assert_eq!(other.run(&shader, &t).unwrap(), first);
+    // Admitted again from the same source: the same shader, the same report.
+    let again = admit(MATMUL, "main").unwrap();
+    assert_eq!(again.hash, shader.hash);
+    assert_eq!(run(&again, &t), first);
+}
+
+const LOOPS: &str = r#"
+@group(0) @binding(0) var<storage, read> counts: array<u32>;
+@group(0) @binding(1) var<storage, read_write> out: array<u32>;
+
+@compute @workgroup_size(4)
+fn main(@builtin(global_invocation_id) id: vec3<u32>) {
+    var x = id.x;
+    for (var i = 0u; i < counts[id.x]; i++) {
+        x = x * 1664525u + 1013904223u;
+    }
+    out[id.x] = x;
+}
+"#;
+
+fn lcg(mut x: u32, n: u32) -> u32 {
+    for _ in 0..n {
+        x = x.wrapping_mul(1664525).wrapping_add(1013904223);
+    }
+    x
+}
+
+fn loops(counts: [u32; 4], fuel: u64) -> GpuReport {
+    let shader = admit(LOOPS, "main").unwrap();
+    run(
+        &shader,
+        &task(
+            [1, 1, 1],
+            vec![input(0, words(&counts)), output(1, 16)],
+            fuel,
+        ),
+    )
+}
+
+#[test]
+fn fuel_counts_each_iteration_alike() {
+    let base = loops([0; 4], 1 << 30);
+    let r10 = loops([10, 10, 10, 10], 1 << 30);
+    let r20 = loops([20, 20, 20, 20], 1 << 30);
+    let r30 = loops([30, 30, 30, 30], 1 << 30);
+    for r in [&base, &r10, &r20, &r30] {
+        assert_eq!(r.outcome, GpuOutcome::Completed);
+    }
+    let step = r20.fuel - r10.fuel;
+    assert!(step > 0 && r10.fuel > base.fuel);
+    assert_eq!(r30.fuel - r20.fuel, step, "every iteration costs the same");
+    let expected: Vec<u32> = (0..4).map(|i| lcg(i, 30)).collect();
+    assert_eq!(r30.outputs, vec![(1, words(&expected))]);
+    // Uneven work: each invocation pays for its own iterations.
+    let uneven = loops([0, 10, 20, 30], 1 << 30);
+    assert_eq!(uneven.fuel * 4, base.fuel + r10.fuel + r20.fuel + r30.fuel);
+}
+
+#[test]
+fn a_run_given_exactly_its_fuel_completes_and_one_unit_less_runs_out() {
+    let shader = admit(LOOPS, "main").unwrap();
+    let counts = [25, 25, 25, 25];
+    let full = loops(counts, 1 << 30);
+    assert_eq!(full.outcome, GpuOutcome::Completed);
+    // Four invocations doing the same work: each used a quarter; each gets fuel / 4.
+    let each = full.fuel / 4;
+    assert_eq!(each * 4, full.fuel);
+    let exact = task(
+        [1, 1, 1],
+        vec![input(0, words(&counts)), output(1, 16)],
+        full.fuel,
+    );
+    assert_eq!(run(&shader, &exact), full);
+    let short = task(
+        [1, 1, 1],
+        vec![input(0, words(&counts)), output(1, 16)],
+        (each - 1) * 4,
+    );
+    let stopped = run(&shader, &short);
+    assert_eq!(stopped.outcome, GpuOutcome::OutOfFuel);
+    assert_eq!(run(&shader, &short), stopped, "where it stops repeats");
+}
+
+const ENDLESS: &str = r#"
+@group(0) @binding(0) var<storage, read_write> out: array<u32>;
+
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) id: vec3<u32>) {
+    var x = id.x;
+    loop {
+        x = x ^ (x << 13u);
+        x = x ^ (x >> 17u);
+        if (x == 0xffffffffu) { break; }
+    }
+    out[id.x] = x;
+}
+"#;
+
+#[test]
+fn an_endless_loop_runs_out_of_fuel_at_the_same_place_every_time() {
+    let shader = admit(ENDLESS, "main").unwrap();
+    let t = task([2, 1, 1], vec![output(0, 128 * 4)], 128 * 5_000);
+    let first = run(&shader, &t);
+    assert_eq!(first.outcome, GpuOutcome::OutOfFuel);
+    assert!(
+        first.fuel > 128 * 5_000 && first.fuel < 128 * 5_100,
+        "{first:?}"
+    );
+    assert_eq!(run(&shader, &t), first);
+}
+
+const BARRIER_LOOP: &str = r#"
+@group(0) @binding(0) var<storage, read> rounds: array<u32>;
+@group(0) @binding(1) var<storage, read_write> out: array<u32>;
+@group(0) @binding(2) var<storage, read_write> done: array<u32>;
+var<workgroup> tile: array<u32, 64>;
+
+@compute @workgroup_size(64)
+fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+    let i = lid.x;
+    tile[i] = i + wid.x;
+    var r = 0u;
+    loop {
+        if (r >= rounds[0]) { break; }
+        workgroupBarrier();
+        var left = tile[(i + 63u) % 64u];
+        workgroupBarrier();
+        // Uneven work: invocations spend their fuel at different rates.
+        for (var k = 0u; k < i % 8u; k++) {
+            left = left * 3u + 1u;
+        }
+        tile[i] = tile[i] + left;
+        r++;
+    }
+    workgroupBarrier();
+    out[wid.x * 64u + i] = tile[i];
+    done[wid.x * 64u + i] = r;
+}
+"#;
+
+fn barrier_loop_cpu(groups: u32, rounds: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    for w in 0..groups {
+        let mut tile: Vec<u32> = (0..64).map(|i| i + w).collect();
+        for _ in 0..rounds {
+            let left: Vec<u32> = (0..64).map(|i| tile[(i + 63) % 64]).collect();
+            for i in 0..64 {
+                let mut l = left[i];
+                for _ in 0..i % 8 {
+                    l = l.wrapping_mul(3).wrapping_add(1);
+                }
+                tile[i] = tile[i].wrapping_add(l);
+            }
+        }
+        out.extend(tile);
+    }
+    out
+}
+
+#[test]
+fn a_loop_with_barriers_is_left_by_the_whole_workgroup_together() {
+    let shader = admit(BARRIER_LOOP, "main").unwrap();
+    let done = run(
+        &shader,
+        &task(
+            [3, 1, 1],
+            vec![
+                input(0, words(&[50])),
+                output(1, 3 * 64 * 4),
+                output(2, 3 * 64 * 4),
+            ],
+            1 << 30,
+        ),
+    );
+    assert_eq!(done.outcome, GpuOutcome::Completed);
+    assert_eq!(
+        done.outputs,
+        vec![
+            (1, words(&barrier_loop_cpu(3, 50))),
+            (2, words(&[50; 3 * 64]))
+        ]
+    );
+    // Endless rounds: each workgroup stops together at the round where its thirstiest
+    // invocation ran out (no hang, no undefined behaviour), at the same place every time.
+    let t = task(
+        [3, 1, 1],
+        vec![
+            input(0, words(&[u32::MAX])),
+            output(1, 3 * 64 * 4),
+            output(2, 3 * 64 * 4),
+        ],
+        3 * 64 * 2_000,
+    );
+    let stopped = run(&shader, &t);
+    assert_eq!(stopped.outcome, GpuOutcome::OutOfFuel);
+    let rounds = &stopped.outputs[1].1;
+    let first = &rounds[..4];
+    assert!(first != [0; 4]);
+    assert!(rounds.chunks(4).all(|r| r == first), "{rounds:?}");
+    // (The tiles are those at the stop: the invocation that ran out cut its last round short.)
+    assert_eq!(run(&shader, &t), stopped);
+}
+
+const LONG_LOOP: &str = r#"
+@group(0) @binding(0) var<storage, read> n: array<u32>;
+@group(0) @binding(1) var<storage, read_write> out: array<u32>;
+
+@compute @workgroup_size(1)
+fn main() {
+    var sum = 0u;
+    for (var i = 0u; i < n[0]; i++) {
+        sum += i;
+    }
+    out[0] = sum;
+}
+"#;
+
+#[test]
+fn a_loop_the_driver_cuts_short_never_passes_for_a_result() {
+    let shader = admit(LONG_LOOP, "main").unwrap();
+    for n in [1_000u32, 65_534, 65_536, 300_000] {
+        let r = run(
+            &shader,
+            &task(
+                [1, 1, 1],
+                vec![input(0, words(&[n])), output(1, 4)],
+                1 << 31,
+            ),
+        );
+        let expected = (0..n).fold(0u32, |s, i| s.wrapping_add(i));
+        match r.outcome {
+            GpuOutcome::Completed => assert_eq!(r.outputs, vec![(1, words(&[expected]))]),
+            GpuOutcome::LoopCutShort => {
+                eprintln!(
+                    "{}: a loop of {n} iterations was cut short",
+                    gpu().adapter().name
+                )
+            }
+            other => panic!("{n} iterations: {other:?}"),
+        }
+    }
+}
+
+const HISTOGRAM: &str = r#"
+@group(0) @binding(0) var<storage, read> values: array<u32>;
+@group(0) @binding(1) var<storage, read_write> bins: array<atomic<u32>, 16>;
+@group(0) @binding(2) var<storage, read_write> top: atomic<u32>;
+
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) id: vec3<u32>) {
+    atomicAdd(&bins[values[id.x] % 16u], 1u);
+    atomicMax(&top, values[id.x] >> 8u);
+}
+"#;
+
+#[test]
+fn order_free_atomics_are_admitted_and_agree() {
+    let shader = admit(HISTOGRAM, "main").unwrap();
+    let values: Vec<u32> = (0..4096u32)
+        .map(|i| i.wrapping_mul(2654435761) >> 7)
+        .collect();
+    let mut bins = [0u32; 16];
+    for v in &values {
+        bins[(v % 16) as usize] += 1;
+    }
+    let top = values.iter().map(|v| v >> 8).max().unwrap();
+    let t = task(
+        [64, 1, 1],
+        vec![input(0, words(&values)), output(1, 64), output(2, 4)],
+        1 << 30,
+    );
+    let r = run(&shader, &t);
+    assert_eq!(r.outcome, GpuOutcome::Completed);
+    assert_eq!(r.outputs, vec![(1, words(&bins)), (2, words(&[top]))]);
+    for _ in 0..3 {
+        assert_eq!(run(&shader, &t), r);
+    }
+}
+
+#[test]
+fn bad_shaders_are_typed_errors() {
+    let storage = "@group(0) @binding(0) var<storage, read_write> a: array<atomic<u32>>;\n";
+    let cases: &[(&str, &str, &str)] = &[
+        ("fn main( {", "main", "parse"),
+        (
+            "@compute @workgroup_size(1) fn main() { let x: u32 = 1.5; }",
+            "main",
+            "parse",
+        ),
+        (
+            "@compute @workgroup_size(1) fn main() { var x = 1u; x = 2u; }",
+            "other",
+            "no compute entry point `other`",
+        ),
+        (
+            "@group(1) @binding(0) var<storage, read_write> a: array<u32>;\n\
+             @compute @workgroup_size(1) fn main() { a[0] = 1u; }",
+            "main",
+            "@group(1)",
+        ),
+        (
+            "@group(0) @binding(0) var t: texture_2d<f32>;\n\
+             @compute @workgroup_size(1) fn main() { _ = textureLoad(t, vec2(0, 0), 0); }",
+            "main",
+            "storage and uniform buffers",
+        ),
+        (
+            "override n: u32 = 4u;\n\
+             @group(0) @binding(0) var<storage, read_write> a: array<u32>;\n\
+             @compute @workgroup_size(1) fn main() { a[0] = n; }",
+            "main",
+            "override",
+        ),
+        (
+            &format!(
+                "{storage}@compute @workgroup_size(1) fn main() {{ _ = atomicExchange(&a[0], 1u); }}"
+            ),
+            "main",
+            "atomicExchange",
+        ),
+        (
+            &format!(
+                "{storage}@compute @workgroup_size(1) fn main() {{ \
+                 _ = atomicCompareExchangeWeak(&a[0], 0u, 1u); }}"
+            ),
+            "main",
+            "atomicCompareExchangeWeak",
+        ),
+        (
+            &format!(
+                "{storage}@compute @workgroup_size(1) fn main() {{ \
+                 let old = atomicAdd(&a[0], 1u); atomicAdd(&a[old + 1u], 1u); }}"
+            ),
+            "main",
+            "returned value is used",
+        ),
+        (
+            &format!(
+                "{storage}@compute @workgroup_size(1) fn main() {{ \
+                 let v = atomicLoad(&a[0]); atomicAdd(&a[1], v); }}"
+            ),
+            "main",
+            "atomicLoad",
+        ),
+        (
+            &format!(
+                "{storage}@compute @workgroup_size(1) fn main() {{ atomicStore(&a[0], 5u); }}"
+            ),
+            "main",
+            "atomicStore",
+        ),
+        (
+            &format!(
+                "{storage}@compute @workgroup_size(1) fn main() {{ \
+                 atomicAdd(&a[0], 1u); atomicMax(&a[1], 7u); }}"
+            ),
+            "main",
+            "atomicAdd/atomicSub and atomicMax on `a`",
+        ),
+        (
+            &format!(
+                "{storage}fn bump() {{ atomicOr(&a[2], 1u); }}\n\
+                 @compute @workgroup_size(1) fn main() {{ atomicAnd(&a[1], 6u); bump(); }}"
+            ),
+            "main",
+            "atomicOr and atomicAnd on `a`",
+        ),
+        (
+            "@group(0) @binding(0) var<storage, read_write> a: array<u32>;\n\
+             @compute @workgroup_size(64) fn main(@builtin(subgroup_invocation_id) s: u32) \
+             { a[s] = subgroupAdd(s); }",
+            "main",
+            "",
+        ),
+    ];
+    for (source, entry, message) in cases {
+        let err = admit(source, entry).expect_err(source);
+        let text = err.to_string();
+        assert!(
+            matches!(
+                err,
+                GpuError::Parse(_) | GpuError::Invalid(_) | GpuError::Refused(_)
+            ),
+            "{source}: {err:?}"
+        );
+        assert!(text.contains(message), "{source}: {text}");
+    }
+}
+
+#[test]
+fn tasks_that_do_not_fit_their_shader_are_refused_and_the_device_still_works() {
+    let shader = admit(MATMUL, "main").unwrap();
+    let (good, _) = matmul_task(1 << 40);
+    let mut cases = Vec::new();
+    let mut missing = good.clone();
+    missing.buffers.pop();
+    cases.push(("a missing buffer", missing));
+    let mut extra = good.clone();
+    extra.buffers.push(input(7, vec![0; 16]));
+    cases.push(("a buffer the shader does not use", extra));
+    let mut twice = good.clone();
+    twice.buffers[3].binding = 2;
+    cases.push(("a binding twice", twice));
+    let mut odd = good.clone();
+    odd.buffers[1].bytes.push(0);
+    cases.push(("a size not a multiple of 4", odd));
+    let mut empty = good.clone();
+    empty.buffers[1].bytes.clear();
+    cases.push(("an empty buffer", empty));
+    let mut read_only_output = good.clone();
+    read_only_output.buffers[1].output = true;
+    cases.push(("an output the shader cannot write", read_only_output));
+    let mut zero = good.clone();
+    zero.workgroups = [0, 1, 1];
+    cases.push(("no workgroups", zero));
+    let mut wide = good.clone();
+    wide.workgroups = [u32::MAX, 1, 1];
+    cases.push(("too many workgroups", wide));
+    let mut big = good.clone();
+    big.max_bytes = 1024;
+    cases.push(("more memory than the task allows", big));
+    for (what, t) in cases {
+        match gpu().run(&shader, &t) {
+            Err(GpuError::InvalidTask(_)) => {}
+            other => panic!("{what}: {other:?}"),
+        }
+    }
+    assert_eq!(run(&shader, &good).outcome, GpuOutcome::Completed);
+}
+
+/// Runs in a child process (see the next test) when `GRIDMINT_GPU_CHILD` is set: prints the
+/// matrix product's report.
+#[test]
+fn child_prints_a_report() {
+    if std::env::var_os("GRIDMINT_GPU_CHILD").is_none() {
+        return;
+    }
+    let shader = admit(MATMUL, "main").unwrap();
+    let (t, _) = matmul_task(1 << 40);
+    let r = run(&shader, &t);
+    println!(
+        "REPORT {:?} {} {}",
+        r.outcome,
+        r.fuel,
+        blake3::hash(&r.outputs[0].1)
+    );
+}
+
+#[test]
+fn two_processes_agree_on_output_and_fuel() {
+    let shader = admit(MATMUL, "main").unwrap();
+    let (t, _) = matmul_task(1 << 40);
+    let r = run(&shader, &t);
+    let here = format!(
+        "REPORT {:?} {} {}",
+        r.outcome,
+        r.fuel,
+        blake3::hash(&r.outputs[0].1)
+    );
+    for _ in 0..2 {
+        let child = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "child_prints_a_report", "--nocapture"])
+            .env("GRIDMINT_GPU_CHILD", "1")
+            .output()
+            .unwrap();
+        assert!(child.status.success());
+        let stdout = String::from_utf8_lossy(&child.stdout);
+        let line = stdout.lines().find(|l| l.starts_with("REPORT")).unwrap();
+        assert_eq!(line, here);
+    }
+}
