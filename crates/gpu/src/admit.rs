@@ -59,8 +59,14 @@ pub struct Shader {
     pub workgroup_size: [u32; 3],
     /// The buffers the entry point uses, by binding number.
     pub bindings: Vec<ShaderBinding>,
-    /// BLAKE3 of the source and the entry point's name: the key of the device's pipeline cache.
+    /// BLAKE3 of the source, the entry point's name and whether it is metered: the key of the
+    /// device's pipeline cache.
     pub hash: [u8; 32],
+    /// Whether the meter pass ran (always, but for [`crate::baseline`]'s shaders).
+    pub(crate) metered: bool,
+    /// Whether the shader has no floating-point type at all: its results are then the same bits
+    /// on every conforming device, and its replicas may run on any (see `class.rs`).
+    pub integer_only: bool,
 }
 
 /// naga's validation with no optional capability; the error as naga prints it against `source`.
@@ -72,6 +78,11 @@ fn validate(module: &Module, source: &str) -> Result<ModuleInfo, String> {
 
 /// Parses, validates and meters `source`'s compute entry point `entry`.
 pub fn admit(source: &str, entry: &str) -> Result<Shader, GpuError> {
+    admit_with(source, entry, true)
+}
+
+/// [`admit`], metering the shader or not.
+pub(crate) fn admit_with(source: &str, entry: &str, meter: bool) -> Result<Shader, GpuError> {
     let module = naga::front::wgsl::parse_str(source)
         .map_err(|e| GpuError::Parse(e.emit_to_string(source)))?;
     let info = validate(&module, source).map_err(GpuError::Invalid)?;
@@ -152,24 +163,63 @@ pub fn admit(source: &str, entry: &str) -> Result<Shader, GpuError> {
     )?;
 
     let mut metered = module.clone();
-    meter::instrument(&mut metered, index);
-    validate(&metered, "").map_err(|e| {
-        GpuError::Invalid(format!(
-            "the metered shader does not validate (a bug in Gridmint's metering): {e}"
-        ))
-    })?;
+    if meter {
+        meter::instrument(&mut metered, index);
+        validate(&metered, "").map_err(|e| {
+            GpuError::Invalid(format!(
+                "the metered shader does not validate (a bug in Gridmint's metering): {e}"
+            ))
+        })?;
+    }
 
     let mut hasher = blake3::Hasher::new();
     hasher.update(&(source.len() as u64).to_le_bytes());
     hasher.update(source.as_bytes());
     hasher.update(entry.as_bytes());
+    hasher.update(&[u8::from(meter)]);
+    // Types in the arena (variables, members) and the type of every expression: a float may
+    // live only in an expression (`u32(f32(x) * 0.5)`).
+    let mut integer_only = !module.types.iter().any(|(_, ty)| is_float(&ty.inner));
+    let functions = module
+        .functions
+        .iter()
+        .map(|(h, f)| (f, &info[h]))
+        .chain(std::iter::once((
+            &module.entry_points[index].function,
+            used,
+        )));
+    for (function, finfo) in functions {
+        if function
+            .expressions
+            .iter()
+            .any(|(h, _)| is_float(finfo[h].ty.inner_with(&module.types)))
+        {
+            integer_only = false;
+        }
+    }
     Ok(Shader {
+        integer_only,
+        metered: meter,
         workgroup_size: module.entry_points[index].workgroup_size,
         module: metered,
         entry: entry.to_owned(),
         bindings,
         hash: *hasher.finalize().as_bytes(),
     })
+}
+
+/// Whether values of type `inner` are floats (scalars, vectors or matrices of them).
+fn is_float(inner: &TypeInner) -> bool {
+    let scalar = match *inner {
+        TypeInner::Scalar(s) | TypeInner::Vector { scalar: s, .. } | TypeInner::Atomic(s) => s,
+        TypeInner::Matrix { .. } => return true,
+        TypeInner::ValuePointer { scalar, .. } => scalar,
+        _ => return false,
+    };
+    matches!(
+        scalar.kind,
+        naga::ScalarKind::Float | naga::ScalarKind::AbstractFloat
+    )
 }
 
 /// The address space of the atomic `pointer` points to, if it points to an atomic.

@@ -37,7 +37,8 @@ pub struct Adapter {
 struct Pipeline {
     pipeline: wgpu::ComputePipeline,
     task_layout: wgpu::BindGroupLayout,
-    meter_layout: wgpu::BindGroupLayout,
+    /// `None` for a shader without metering ([`crate::baseline`]).
+    meter_layout: Option<wgpu::BindGroupLayout>,
 }
 
 /// A GPU device, opened once and shared by the runs of a provider.
@@ -144,7 +145,9 @@ impl Gpu {
         }
         let pipeline = Arc::new(Pipeline {
             task_layout: pipeline.get_bind_group_layout(0),
-            meter_layout: pipeline.get_bind_group_layout(crate::meter::METER_GROUP),
+            meter_layout: shader
+                .metered
+                .then(|| pipeline.get_bind_group_layout(crate::meter::METER_GROUP)),
             pipeline,
         });
         cache.insert(shader.hash, pipeline.clone());
@@ -274,13 +277,15 @@ impl Gpu {
             layout: &pipeline.task_layout,
             entries: &entries,
         });
-        let meter_group = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: None,
-            layout: &pipeline.meter_layout,
-            entries: &[wgpu::BindGroupEntry {
-                binding: 0,
-                resource: meter.as_entire_binding(),
-            }],
+        let meter_group = pipeline.meter_layout.as_ref().map(|layout| {
+            self.device.create_bind_group(&wgpu::BindGroupDescriptor {
+                label: None,
+                layout,
+                entries: &[wgpu::BindGroupEntry {
+                    binding: 0,
+                    resource: meter.as_entire_binding(),
+                }],
+            })
         });
 
         // Read back the meter and the outputs through one mappable buffer.
@@ -306,7 +311,9 @@ impl Gpu {
             });
             pass.set_pipeline(&pipeline.pipeline);
             pass.set_bind_group(0, &task_group, &[]);
-            pass.set_bind_group(crate::meter::METER_GROUP, &meter_group, &[]);
+            if let Some(group) = &meter_group {
+                pass.set_bind_group(crate::meter::METER_GROUP, group, &[]);
+            }
             let [x, y, z] = task.workgroups;
             pass.dispatch_workgroups(x, y, z);
         }

@@ -16,12 +16,15 @@
 //! ([`GpuError::NoAdapter`], [`GpuError::Device`]).
 
 mod admit;
+pub mod baseline;
+mod class;
 mod device;
 mod meter;
 
 use std::time::Duration;
 
 pub use admit::{BindingKind, Shader, ShaderBinding, admit};
+pub use class::fingerprint;
 pub use device::{Adapter, Gpu};
 pub use meter::MAX_INVOCATION_FUEL;
 

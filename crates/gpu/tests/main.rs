@@ -54,24 +54,7 @@ fn run(shader: &Shader, task: &GpuTask) -> GpuReport {
     gpu().run(shader, task).expect("the task runs")
 }
 
-const MATMUL: &str = r#"
-struct Dims { n: u32 }
-@group(0) @binding(0) var<uniform> dims: Dims;
-@group(0) @binding(1) var<storage, read> a: array<f32>;
-@group(0) @binding(2) var<storage, read> b: array<f32>;
-@group(0) @binding(3) var<storage, read_write> c: array<f32>;
-
-@compute @workgroup_size(8, 8)
-fn main(@builtin(global_invocation_id) id: vec3<u32>) {
-    let n = dims.n;
-    if (id.x >= n || id.y >= n) { return; }
-    var sum = 0.0;
-    for (var k = 0u; k < n; k++) {
-        sum += a[id.y * n + k] * b[k * n + id.x];
-    }
-    c[id.y * n + id.x] = sum;
-}
-"#;
+const MATMUL: &str = include_str!("../../../guests/gpu/matmul.wgsl");
 
 /// A 40x40 matrix product (not a multiple of the workgroup: some invocations return early) of
 /// small integers, exact in `f32`, so the CPU's answer is the answer.
@@ -576,4 +559,303 @@ fn two_processes_agree_on_output_and_fuel() {
         let line = stdout.lines().find(|l| l.starts_with("REPORT")).unwrap();
         assert_eq!(line, here);
     }
+}
+
+const SHA256_SEARCH: &str = include_str!("../../../guests/gpu/sha256-search.wgsl");
+
+/// The search's buffers: the header, the first nonce, nonces per invocation and the target.
+fn search_buffers(header: &[u32; 12], start: u32, per: u32, target: u32) -> Vec<TaskBuffer> {
+    let mut search = header.to_vec();
+    search.extend([start, per, target]);
+    vec![
+        input(0, words(&search)),
+        TaskBuffer {
+            binding: 1,
+            bytes: words(&[u32::MAX, u32::MAX]),
+            output: true,
+        },
+        output(2, 4),
+    ]
+}
+
+#[test]
+fn the_hash_search_finds_what_sha256_finds() {
+    use sha2::Digest as _;
+    let header: [u32; 12] =
+        std::array::from_fn(|i| (i as u32).wrapping_mul(0x9e3779b9) ^ 0x5bd1e995);
+    let (start, per, groups, target) = (1_000_000u32, 16u32, 8u32, 0x0100_0000u32);
+    let shader = admit(SHA256_SEARCH, "main").unwrap();
+    let t = task(
+        [groups, 1, 1],
+        search_buffers(&header, start, per, target),
+        1 << 40,
+    );
+    let r = run(&shader, &t);
+    assert_eq!(r.outcome, GpuOutcome::Completed);
+
+    let (mut count, mut first, mut best) = (0u32, u32::MAX, u32::MAX);
+    for nonce in start..start + groups * 64 * per {
+        let mut message: Vec<u8> = header.iter().flat_map(|w| w.to_be_bytes()).collect();
+        message.extend(nonce.to_be_bytes());
+        let digest = sha2::Sha256::digest(&message);
+        let word = u32::from_be_bytes([digest[0], digest[1], digest[2], digest[3]]);
+        best = best.min(word);
+        if word < target {
+            count += 1;
+            first = first.min(nonce);
+        }
+    }
+    assert!(count > 0, "the target is loose enough to find some");
+    assert_eq!(
+        r.outputs,
+        vec![(1, words(&[first, best])), (2, words(&[count]))]
+    );
+    assert_eq!(run(&shader, &t), r);
+}
+
+const MLP: &str = include_str!("../../../guests/gpu/mlp.wgsl");
+
+/// Digits 0 to 9 in a 5x7 font, a row per string.
+const FONT: [[&str; 7]; 10] = [
+    [
+        "01110", "10001", "10011", "10101", "11001", "10001", "01110",
+    ],
+    [
+        "00100", "01100", "00100", "00100", "00100", "00100", "01110",
+    ],
+    [
+        "01110", "10001", "00001", "00010", "00100", "01000", "11111",
+    ],
+    [
+        "11111", "00010", "00100", "00010", "00001", "10001", "01110",
+    ],
+    [
+        "00010", "00110", "01010", "10010", "11111", "00010", "00010",
+    ],
+    [
+        "11111", "10000", "11110", "00001", "00001", "10001", "01110",
+    ],
+    [
+        "00110", "01000", "10000", "11110", "10001", "10001", "01110",
+    ],
+    [
+        "11111", "00001", "00010", "00100", "01000", "01000", "01000",
+    ],
+    [
+        "01110", "10001", "10001", "01110", "10001", "10001", "01110",
+    ],
+    [
+        "01110", "10001", "10001", "01111", "00001", "00010", "01100",
+    ],
+];
+
+/// Digit `d` as a 28x28 image (the font scaled 4x, 4 pixels from the left), 1.0 on, 0.0 off.
+fn glyph(d: usize) -> Vec<f32> {
+    let mut image = vec![0f32; 784];
+    for (row, bits) in FONT[d].iter().enumerate() {
+        for (col, bit) in bits.bytes().enumerate() {
+            if bit == b'1' {
+                for dy in 0..4 {
+                    for dx in 0..4 {
+                        image[(row * 4 + dy) * 28 + 4 + col * 4 + dx] = 1.0;
+                    }
+                }
+            }
+        }
+    }
+    image
+}
+
+/// A deterministic value in [-1, 1) from `i`.
+fn noise(i: usize) -> f32 {
+    let x = (i as u32).wrapping_mul(2_654_435_761).rotate_left(13) ^ 0x5bd1_e995;
+    (x >> 8) as f32 / (1u32 << 23) as f32 - 1.0
+}
+
+/// A template-matching network: hidden unit d (< 10) scores how well an image matches digit d
+/// (+0.1 per pixel on in both, -0.1 per pixel on only in the image), the other 54 are noise held
+/// off by their bias; output c reads unit c (plus a little noise from the others).
+fn mlp_weights() -> Vec<f32> {
+    let mut w = Vec::new();
+    for j in 0..64 {
+        let template = (j < 10).then(|| glyph(j));
+        for i in 0..784 {
+            w.push(match &template {
+                Some(t) => 0.2 * t[i] - 0.1,
+                None => 0.01 * noise(j * 784 + i),
+            });
+        }
+    }
+    w.extend((0..64).map(|j| if j < 10 { 0.0 } else { -1.0 }));
+    for c in 0..10 {
+        w.extend((0..64).map(|h| {
+            if h == c {
+                1.0
+            } else {
+                0.001 * noise(100_000 + c * 64 + h)
+            }
+        }));
+    }
+    w.extend([0.0; 10]);
+    w
+}
+
+/// The same network on the CPU, in the shader's order of sums.
+fn mlp_cpu(w: &[f32], image: &[f32]) -> Vec<f32> {
+    let (b1, w2) = (64 * 784, 64 * 784 + 64);
+    let b2 = w2 + 640;
+    let hidden: Vec<f32> = (0..64)
+        .map(|j| {
+            let mut sum = w[b1 + j];
+            for i in 0..784 {
+                sum += w[j * 784 + i] * image[i];
+            }
+            sum.max(0.0)
+        })
+        .collect();
+    (0..10)
+        .map(|c| {
+            let mut logit = w[b2 + c];
+            for h in 0..64 {
+                logit += w[w2 + c * 64 + h] * hidden[h];
+            }
+            logit
+        })
+        .collect()
+}
+
+#[test]
+fn a_perceptron_classifies_the_digits_it_was_given() {
+    let weights = mlp_weights();
+    // Each digit with 3% of its pixels flipped.
+    let images: Vec<Vec<f32>> = (0..10)
+        .map(|d| {
+            let mut image = glyph(d);
+            for (i, p) in image.iter_mut().enumerate() {
+                if noise(7 * i + d * 1000) > 0.94 {
+                    *p = 1.0 - *p;
+                }
+            }
+            image
+        })
+        .collect();
+    let shader = admit(MLP, "main").unwrap();
+    let t = task(
+        [10, 1, 1],
+        vec![
+            input(0, floats(&weights)),
+            input(1, floats(&images.concat())),
+            output(2, 10 * 10 * 4),
+            output(3, 10 * 4),
+        ],
+        1 << 40,
+    );
+    let r = run(&shader, &t);
+    assert_eq!(r.outcome, GpuOutcome::Completed);
+    assert_eq!(r.outputs[1], (3, words(&[0, 1, 2, 3, 4, 5, 6, 7, 8, 9])));
+    let logits: Vec<f32> = r.outputs[0]
+        .1
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect();
+    for (d, image) in images.iter().enumerate() {
+        let cpu = mlp_cpu(&weights, image);
+        for c in 0..10 {
+            let gpu = logits[d * 10 + c];
+            assert!(
+                (gpu - cpu[c]).abs() <= 1e-4 * cpu[c].abs().max(1.0),
+                "{d}/{c}: {gpu} vs {cpu:?}"
+            );
+        }
+    }
+    // Bit-identical on this device, run after run.
+    assert_eq!(run(&shader, &t), r);
+}
+
+const MANDELBROT: &str = include_str!("../../../guests/gpu/mandelbrot.wgsl");
+
+/// The pixel `mandelbrot.wgsl` computes, on the CPU.
+fn mandelbrot_cpu(left: f32, top: f32, step: f32, x: u32, y: u32, max_iter: u32) -> u32 {
+    let (cr, ci) = (left + x as f32 * step, top - y as f32 * step);
+    let (mut zr, mut zi, mut n) = (0f32, 0f32, 0u32);
+    while n < max_iter && zr * zr + zi * zi <= 4.0 {
+        let t = zr * zr - zi * zi + cr;
+        zi = 2.0 * zr * zi + ci;
+        zr = t;
+        n += 1;
+    }
+    if n == max_iter {
+        return 0xff00_0000;
+    }
+    0xff00_0000 | ((n * 9) % 256) | (((n * 5 + 64) % 256) << 8) | ((255 - (n * 3) % 256) << 16)
+}
+
+#[test]
+fn an_image_rendered_tile_by_tile_assembles_into_a_png() {
+    let shader = admit(MANDELBROT, "main").unwrap();
+    let (width, height, tiles, max_iter) = (160u32, 120u32, 3u32, 200u32);
+    let (left, top, step) = (-2.2f32, 1.2f32, 3.2f32 / 160.0);
+    let rows = height / tiles;
+    let mut rgba = Vec::new();
+    for tile in 0..tiles {
+        let mut view = floats(&[left, top, step]);
+        view.extend(words(&[width, tile * rows, rows, max_iter]));
+        let t = task(
+            [width.div_ceil(16), rows.div_ceil(16), 1],
+            vec![input(0, view), output(1, (width * rows * 4) as usize)],
+            1 << 40,
+        );
+        let r = run(&shader, &t);
+        assert_eq!(r.outcome, GpuOutcome::Completed);
+        assert_eq!(run(&shader, &t), r, "tile {tile} repeats bit for bit");
+        rgba.extend_from_slice(&r.outputs[0].1);
+    }
+    // Against the CPU: the same pixels but where a fused multiply-add moved a point across the
+    // set's edge (on this device, none or a handful).
+    let differ = (0..height)
+        .flat_map(|y| (0..width).map(move |x| (x, y)))
+        .filter(|&(x, y)| {
+            let i = ((y * width + x) * 4) as usize;
+            let gpu = u32::from_le_bytes(rgba[i..i + 4].try_into().unwrap());
+            gpu != mandelbrot_cpu(left, top, step, x, y, max_iter)
+        })
+        .count();
+    eprintln!(
+        "{differ} of {} pixels differ from the CPU's",
+        width * height
+    );
+    assert!(
+        differ * 100 < (width * height) as usize,
+        "{differ} pixels differ"
+    );
+    let mut png = Vec::new();
+    use image::ImageEncoder as _;
+    image::codecs::png::PngEncoder::new(&mut png)
+        .write_image(&rgba, width, height, image::ColorType::Rgba8)
+        .unwrap();
+    let decoded = image::load_from_memory(&png).unwrap().to_rgba8();
+    assert_eq!((decoded.width(), decoded.height()), (width, height));
+    assert_eq!(decoded.into_raw(), rgba);
+}
+
+#[test]
+fn a_device_class_has_one_fingerprint_per_challenge() {
+    let first = gpu::fingerprint(gpu(), 7).unwrap();
+    assert_eq!(gpu::fingerprint(gpu(), 7).unwrap(), first);
+    let other = Gpu::open().unwrap();
+    assert_eq!(other.adapter().class(), gpu().adapter().class());
+    assert_eq!(gpu::fingerprint(&other, 7).unwrap(), first);
+    assert_ne!(gpu::fingerprint(gpu(), 8).unwrap(), first);
+}
+
+#[test]
+fn shaders_without_floats_are_marked_integer_only() {
+    assert!(admit(SHA256_SEARCH, "main").unwrap().integer_only);
+    assert!(admit(LOOPS, "main").unwrap().integer_only);
+    assert!(!admit(MATMUL, "main").unwrap().integer_only);
+    assert!(!admit(MANDELBROT, "main").unwrap().integer_only);
+    // A float only in a conversion still makes the shader a float one.
+    let cast = "@group(0) @binding(0) var<storage, read_write> a: array<u32>;\n\
+                @compute @workgroup_size(1) fn main() { a[0] = u32(f32(a[1]) * 0.5); }";
+    assert!(!admit(cast, "main").unwrap().integer_only);
 }
