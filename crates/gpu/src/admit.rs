@@ -57,6 +57,8 @@ pub struct Shader {
     pub(crate) entry: String,
     /// `@workgroup_size`.
     pub workgroup_size: [u32; 3],
+    /// Bytes of workgroup memory the entry point uses (the meter's flag included).
+    pub workgroup_bytes: u64,
     /// The buffers the entry point uses, by binding number.
     pub bindings: Vec<ShaderBinding>,
     /// BLAKE3 of the source, the entry point's name and whether it is metered: the key of the
@@ -114,6 +116,7 @@ pub(crate) fn admit_with(source: &str, entry: &str, meter: bool) -> Result<Shade
 
     let used = info.get_entry_point(index);
     let mut bindings = Vec::new();
+    let mut workgroup_bytes = 4u64;
     for (handle, global) in module.global_variables.iter() {
         if used[handle].is_empty() {
             continue;
@@ -125,7 +128,12 @@ pub(crate) fn admit_with(source: &str, entry: &str, meter: bool) -> Result<Shade
             }
             AddressSpace::Storage { .. } => BindingKind::ReadOnly,
             AddressSpace::Uniform => BindingKind::Uniform,
-            AddressSpace::Private | AddressSpace::WorkGroup | AddressSpace::Function => continue,
+            AddressSpace::WorkGroup => {
+                let size = module.types[global.ty].inner.size(module.to_ctx());
+                workgroup_bytes = workgroup_bytes.saturating_add(u64::from(size));
+                continue;
+            }
+            AddressSpace::Private | AddressSpace::Function => continue,
             other => {
                 return Err(GpuError::Refused(format!(
                     "`{name}` is in address space {other:?}: a task binds only storage and \
@@ -198,6 +206,7 @@ pub(crate) fn admit_with(source: &str, entry: &str, meter: bool) -> Result<Shade
         }
     }
     Ok(Shader {
+        workgroup_bytes,
         integer_only,
         metered: meter,
         workgroup_size: module.entry_points[index].workgroup_size,

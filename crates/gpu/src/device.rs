@@ -31,6 +31,8 @@ pub struct Adapter {
     pub backend: String,
     /// Largest buffer the device takes, in bytes.
     pub max_buffer_bytes: u64,
+    /// Most workgroup memory one workgroup may use, in bytes.
+    pub max_workgroup_bytes: u32,
 }
 
 /// A compiled pipeline and the layouts of its two bind groups (the task's and the meter's).
@@ -100,6 +102,7 @@ impl Gpu {
                 driver_info: info.driver_info,
                 backend: format!("{:?}", info.backend),
                 max_buffer_bytes: limits.max_buffer_size,
+                max_workgroup_bytes: limits.max_compute_workgroup_storage_size,
             },
             device,
             queue,
@@ -212,6 +215,14 @@ impl Gpu {
                 l.max_compute_workgroup_size_y,
                 l.max_compute_workgroup_size_z,
                 l.max_compute_invocations_per_workgroup
+            ));
+        }
+        // wgpu does not hold a shader given as naga IR to this limit (lavapipe ran a 4 MiB
+        // workgroup array against its 32 KiB): the sandbox does.
+        if shader.workgroup_bytes > u64::from(l.max_compute_workgroup_storage_size) {
+            return invalid(format!(
+                "the shader uses {} bytes of workgroup memory; this device gives {}",
+                shader.workgroup_bytes, l.max_compute_workgroup_storage_size
             ));
         }
         let max = l.max_compute_workgroups_per_dimension;

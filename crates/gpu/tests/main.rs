@@ -859,3 +859,83 @@ fn shaders_without_floats_are_marked_integer_only() {
                 @compute @workgroup_size(1) fn main() { a[0] = u32(f32(a[1]) * 0.5); }";
     assert!(!admit(cast, "main").unwrap().integer_only);
 }
+
+#[test]
+fn a_shader_sees_only_its_own_buffers() {
+    // Reads far past its input, at indices the shader computes: wgpu's bounds checks keep every
+    // access inside the buffer, so the secret in the other buffer never shows.
+    let source = "@group(0) @binding(0) var<storage, read> a: array<u32>;\n\
+                  @group(0) @binding(1) var<storage, read> secret: array<u32>;\n\
+                  @group(0) @binding(2) var<storage, read_write> out: array<u32>;\n\
+                  @compute @workgroup_size(64) fn main(@builtin(global_invocation_id) id: vec3<u32>) {\n\
+                      out[id.x] = a[id.x * 4096u + arrayLength(&a)] ^ secret[0] ^ secret[0];\n\
+                      out[id.x + 64u] = a[0xffffffffu - id.x];\n\
+                  }";
+    let shader = admit(source, "main").unwrap();
+    let secret = 0x005e_c2e7_u32;
+    let r = run(
+        &shader,
+        &task(
+            [1, 1, 1],
+            vec![
+                input(0, words(&[1, 2, 3, 4])),
+                input(1, words(&[secret; 1024])),
+                output(2, 128 * 4),
+            ],
+            1 << 30,
+        ),
+    );
+    assert_eq!(r.outcome, GpuOutcome::Completed);
+    let out = &r.outputs[0].1;
+    assert!(
+        out.chunks_exact(4)
+            .all(|w| [0, 1, 2, 3, 4].contains(&u32::from_le_bytes(w.try_into().unwrap()))),
+        "{out:?}"
+    );
+    // Writes past the end of its output change nothing else either.
+    let source = "@group(0) @binding(0) var<storage, read_write> a: array<u32>;\n\
+                  @group(0) @binding(1) var<storage, read_write> b: array<u32>;\n\
+                  @compute @workgroup_size(1) fn main() {\n\
+                      for (var i = 0u; i < 64u; i++) { a[arrayLength(&a) + i] = 0xdeadu; }\n\
+                      if (b[0] == 12345u) { a[0] = 1u; }\n\
+                  }";
+    let shader = admit(source, "main").unwrap();
+    let r = run(
+        &shader,
+        &task(
+            [1, 1, 1],
+            vec![
+                output(0, 16),
+                TaskBuffer {
+                    binding: 1,
+                    bytes: words(&[7; 16]),
+                    output: true,
+                },
+            ],
+            1 << 30,
+        ),
+    );
+    assert_eq!(r.outputs[1], (1, words(&[7; 16])));
+}
+
+#[test]
+fn a_shader_the_device_cannot_hold_is_a_typed_error() {
+    // More workgroup memory than this device gives (naga's validation has no device).
+    let words = gpu().adapter().max_workgroup_bytes / 4 + 1;
+    let source = format!(
+        "var<workgroup> big: array<u32, {words}>;\n\
+         @group(0) @binding(0) var<storage, read_write> a: array<u32>;\n\
+         @compute @workgroup_size(1) fn main() {{ big[a[0]] = 1u; a[1] = big[a[2]]; }}"
+    );
+    let shader = admit(&source, "main").unwrap();
+    match gpu().run(&shader, &task([1, 1, 1], vec![output(0, 16)], 1 << 30)) {
+        Err(GpuError::InvalidTask(m)) => assert!(m.contains("workgroup memory"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    // The device still runs the next task.
+    let (t, _) = matmul_task(1 << 40);
+    assert_eq!(
+        run(&admit(MATMUL, "main").unwrap(), &t).outcome,
+        GpuOutcome::Completed
+    );
+}
