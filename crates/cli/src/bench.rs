@@ -98,6 +98,9 @@ pub enum Section {
     /// a 64 MB blob through a coordinator: raw chunks and ranges vs BLAKE3 verified-streaming
     /// slices, up and down; sealing and opening it as a private job does
     Blobs,
+    /// compute shaders on the GPU (or Mesa's lavapipe): metered vs plain wgpu (matrix product,
+    /// SHA-256 search), the CPU sandbox's matrix product, per-task overhead
+    Gpu,
 }
 
 /// How much of everything to do.
@@ -215,6 +218,13 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             .await
             .context("benchmark thread panicked")??;
         return print_section(&args, cores, "kernels", result.json(), result.table());
+    }
+    if args.only == Some(Section::Gpu) {
+        let quick = args.quick;
+        let result = tokio::task::spawn_blocking(move || crate::gpu_bench::run(quick))
+            .await
+            .context("benchmark thread panicked")??;
+        return print_section(&args, cores, "gpu", result.json(), result.table());
     }
     if args.only == Some(Section::Blobs) {
         let (json, table) = blobs_bench(args.quick).await?;

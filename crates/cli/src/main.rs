@@ -5,6 +5,7 @@ mod chain;
 mod config;
 mod demo;
 mod genesis;
+mod gpu_bench;
 mod heartbeat_bench;
 mod jobspec;
 mod kernels_bench;
