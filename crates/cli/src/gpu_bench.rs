@@ -1,7 +1,7 @@
 //! `gridmint bench --only gpu`: what the GPU sandbox's metering costs, side by side in one run.
 //!
 //! On the best adapter present (`gpu::Gpu::open`; Mesa's lavapipe where there is no GPU): the f32
-//! matrix product of `guests/gpu/matmul.wgsl` (GFLOP/s) and the SHA-256 search of
+//! matrix product of `guests/gpu/matmul.wgsl` and its tiled form with barriers (GFLOP/s) and the SHA-256 search of
 //! `guests/gpu/sha256-search.wgsl` (hashes/s), each metered (`gpu::admit`) and as written
 //! (`gpu::baseline::admit_unmetered`, plain wgpu), rounds interleaved, medians; the same matrix
 //! product in wasm in the CPU sandbox; and the per-task overhead of a tiny shader (buffers
@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use crate::bench::median;
 
 const MATMUL: &str = include_str!("../../../guests/gpu/matmul.wgsl");
+const MATMUL_TILED: &str = include_str!("../../../guests/gpu/matmul-tiled.wgsl");
 const SHA256_SEARCH: &str = include_str!("../../../guests/gpu/sha256-search.wgsl");
 const TINY: &str = "@group(0) @binding(0) var<storage, read_write> x: array<u32>;\n\
                     @compute @workgroup_size(1) fn main() { x[0] = x[0] + 1u; }";
@@ -45,6 +46,7 @@ pub struct GpuBench {
     nonces: u64,
     rounds: usize,
     matmul: Pair,
+    tiled: Pair,
     cpu_matmul: Duration,
     hash: Pair,
     tiny: Pair,
@@ -241,6 +243,13 @@ pub fn run(quick: bool) -> anyhow::Result<GpuBench> {
 
     let mm = matmul_task(n);
     let (matmul, gpu_product) = pair(&gpu, MATMUL, &mm, rounds, "matmul")?;
+    let mut mm16 = mm.clone();
+    mm16.workgroups = [n.div_ceil(16), n.div_ceil(16), 1];
+    let (tiled, tiled_product) = pair(&gpu, MATMUL_TILED, &mm16, rounds, "tiled matmul")?;
+    ensure!(
+        tiled_product == gpu_product,
+        "the tiled matrix product differs from the plain one"
+    );
 
     let sandbox = Sandbox::new(SandboxConfig::default())?;
     let wasm = wat::parse_str(matmul_wat(n)).context("the matmul module")?;
@@ -292,6 +301,7 @@ pub fn run(quick: bool) -> anyhow::Result<GpuBench> {
         nonces: u64::from(groups) * 64 * u64::from(per),
         rounds,
         matmul,
+        tiled,
         cpu_matmul: median(&cpu),
         hash,
         tiny,
@@ -323,6 +333,10 @@ impl GpuBench {
             "matmul_gflops_cpu_sandbox": self.gflops(self.cpu_matmul),
             "matmul_instrumented_vs_plain": self.matmul.ratio(),
             "matmul_fuel": self.matmul.fuel,
+            "tiled_gflops_plain": self.gflops(self.tiled.plain),
+            "tiled_gflops_metered": self.gflops(self.tiled.metered),
+            "tiled_instrumented_vs_plain": self.tiled.ratio(),
+            "tiled_fuel": self.tiled.fuel,
             "hash_nonces": self.nonces,
             "hash_mhs_plain": self.mhashes(self.hash.plain),
             "hash_mhs_metered": self.mhashes(self.hash.metered),
@@ -354,6 +368,14 @@ impl GpuBench {
         );
         t += &format!(
             "{:<32} {:>12.2} {:>12.2} {:>15.3} {:>14}\n",
+            "  tiled, barriers (GFLOP/s)",
+            self.gflops(self.tiled.plain),
+            self.gflops(self.tiled.metered),
+            self.tiled.ratio(),
+            "-",
+        );
+        t += &format!(
+            "{:<32} {:>12.2} {:>12.2} {:>15.3} {:>14}\n",
             format!("SHA-256 search {} (MH/s)", self.nonces),
             self.mhashes(self.hash.plain),
             self.mhashes(self.hash.metered),
@@ -369,9 +391,9 @@ impl GpuBench {
             "-",
         );
         t += &format!(
-            "\nfuel: matmul {}, search {}; goal metered/plain <= {GOAL_METERED_OVER_PLAIN} \
+            "\nfuel: matmul {}, tiled {}, search {}; goal metered/plain <= {GOAL_METERED_OVER_PLAIN} \
              (time ratios; GFLOP/s and MH/s are rates)\n",
-            self.matmul.fuel, self.hash.fuel
+            self.matmul.fuel, self.tiled.fuel, self.hash.fuel
         );
         t
     }

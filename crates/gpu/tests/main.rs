@@ -55,6 +55,7 @@ fn run(shader: &Shader, task: &GpuTask) -> GpuReport {
 }
 
 const MATMUL: &str = include_str!("../../../guests/gpu/matmul.wgsl");
+const MATMUL_TILED: &str = include_str!("../../../guests/gpu/matmul-tiled.wgsl");
 
 /// A 40x40 matrix product (not a multiple of the workgroup: some invocations return early) of
 /// small integers, exact in `f32`, so the CPU's answer is the answer.
@@ -89,6 +90,15 @@ fn a_matrix_product_matches_the_cpu_and_its_fuel_and_bytes_repeat() {
     assert_eq!(run(&shader, &t), first);
     let other = Gpu::open().unwrap();
     assert_eq!(other.run(&shader, &t).unwrap(), first);
+    // The tiled product (barriers in its loop) gives the same bytes.
+    let tiled = admit(MATMUL_TILED, "main").unwrap();
+    let mut t16 = t.clone();
+    t16.workgroups = [3, 3, 1];
+    let r = run(&tiled, &t16);
+    assert_eq!(
+        (r.outcome, &r.outputs),
+        (GpuOutcome::Completed, &first.outputs)
+    );
     // Admitted again from the same source: the same shader, the same report.
     let again = admit(MATMUL, "main").unwrap();
     assert_eq!(again.hash, shader.hash);
