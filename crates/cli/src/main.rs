@@ -206,9 +206,12 @@ struct ProviderArgs {
     /// are deleted (default: 20GiB)
     #[arg(long, value_parser = parse_size)]
     cache_size: Option<u64>,
-    /// GPU description, if any
-    #[arg(long)]
+    /// GPU description (default: the best hardware adapter found, with its driver)
+    #[arg(long, conflicts_with = "no_gpu")]
     gpu: Option<String>,
+    /// Declare no GPU, even if one is found
+    #[arg(long)]
+    no_gpu: bool,
     /// The operator account this machine belongs to: replicas of one task never go to two
     /// providers of the same operator (default: the provider's own key)
     #[arg(long)]
@@ -396,9 +399,26 @@ async fn shutdown_signal() {
     }
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+fn main() -> anyhow::Result<()> {
+    // Mesa's device-selection layer, an implicit Vulkan layer, connects to a Wayland display to
+    // order the devices and prints an error on every headless machine; the GPU sandbox ranks
+    // adapters itself (`gpu::adapters`), so the layer is left out unless the user set it.
+    if std::env::var_os("NODEVICE_SELECT").is_none() {
+        // SAFETY: no other thread exists yet (the runtime starts below), so none reads the
+        // environment while it changes.
+        #[allow(unsafe_code)]
+        unsafe {
+            std::env::set_var("NODEVICE_SELECT", "1")
+        };
+    }
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?
+        .block_on(run(Cli::parse()))
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
     // set_trust also makes ring the crypto provider of every HTTP client in this process.
     api::tls::set_trust(
         api::tls::Trust::load(cli.tls.ca.as_deref(), &cli.tls.pin, cli.tls.plain_http)
@@ -478,6 +498,7 @@ async fn main() -> anyhow::Result<()> {
             config.region = args.region;
             config.price_per_fuel = args.price;
             config.gpu = args.gpu;
+            config.detect_gpu = !args.no_gpu;
             config.operator = args.operator;
             config.stall = args.stall;
             config.faulty = args

@@ -70,16 +70,51 @@ fn rank(device_type: wgpu::DeviceType) -> u8 {
     }
 }
 
+/// Every adapter present on Vulkan, Metal or DX12, best first (a discrete GPU before an
+/// integrated one, a software one last).
+fn enumerate() -> Vec<wgpu::Adapter> {
+    let mut descriptor = wgpu::InstanceDescriptor::new_without_display_handle();
+    descriptor.backends = wgpu::Backends::PRIMARY;
+    let instance = wgpu::Instance::new(descriptor);
+    let mut adapters = pollster::block_on(instance.enumerate_adapters(wgpu::Backends::PRIMARY));
+    adapters.sort_by_key(|a| rank(a.get_info().device_type));
+    adapters
+}
+
+fn describe(info: wgpu::AdapterInfo, limits: &wgpu::Limits) -> Adapter {
+    Adapter {
+        name: info.name,
+        vendor: info.vendor,
+        device: info.device,
+        device_type: format!("{:?}", info.device_type),
+        driver: info.driver,
+        driver_info: info.driver_info,
+        backend: format!("{:?}", info.backend),
+        max_buffer_bytes: limits.max_buffer_size,
+        max_workgroup_bytes: limits.max_compute_workgroup_storage_size,
+    }
+}
+
+/// The adapters present, best first, without opening any (what a provider advertises).
+pub fn adapters() -> Vec<Adapter> {
+    enumerate()
+        .into_iter()
+        .map(|a| describe(a.get_info(), &a.limits()))
+        .collect()
+}
+
+impl Adapter {
+    /// Whether this is a GPU rather than a software rasterizer on the CPU (lavapipe, WARP).
+    pub fn is_hardware(&self) -> bool {
+        self.device_type != "Cpu"
+    }
+}
+
 impl Gpu {
     /// Opens the best adapter present (a discrete GPU before an integrated one, a software one
     /// last) on Vulkan, Metal or DX12.
     pub fn open() -> Result<Gpu, GpuError> {
-        let mut descriptor = wgpu::InstanceDescriptor::new_without_display_handle();
-        descriptor.backends = wgpu::Backends::PRIMARY;
-        let instance = wgpu::Instance::new(descriptor);
-        let mut adapters = pollster::block_on(instance.enumerate_adapters(wgpu::Backends::PRIMARY));
-        adapters.sort_by_key(|a| rank(a.get_info().device_type));
-        let adapter = adapters.into_iter().next().ok_or(GpuError::NoAdapter)?;
+        let adapter = enumerate().into_iter().next().ok_or(GpuError::NoAdapter)?;
         let info = adapter.get_info();
         let limits = adapter.limits();
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
@@ -93,17 +128,7 @@ impl Gpu {
         // abort the provider (wgpu's default handler panics).
         device.on_uncaptured_error(Arc::new(|_error| {}));
         Ok(Gpu {
-            adapter: Adapter {
-                name: info.name,
-                vendor: info.vendor,
-                device: info.device,
-                device_type: format!("{:?}", info.device_type),
-                driver: info.driver,
-                driver_info: info.driver_info,
-                backend: format!("{:?}", info.backend),
-                max_buffer_bytes: limits.max_buffer_size,
-                max_workgroup_bytes: limits.max_compute_workgroup_storage_size,
-            },
+            adapter: describe(info, &limits),
             device,
             queue,
             limits,

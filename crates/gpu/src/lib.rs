@@ -25,7 +25,7 @@ use std::time::Duration;
 
 pub use admit::{BindingKind, Shader, ShaderBinding, admit};
 pub use class::fingerprint;
-pub use device::{Adapter, Gpu};
+pub use device::{Adapter, Gpu, adapters};
 pub use meter::MAX_INVOCATION_FUEL;
 
 /// Why a shader or a task was not run.

@@ -949,3 +949,17 @@ fn a_shader_the_device_cannot_hold_is_a_typed_error() {
         GpuOutcome::Completed
     );
 }
+
+#[test]
+fn the_adapters_are_listed_without_opening_one() {
+    let all = gpu::adapters();
+    assert!(!all.is_empty());
+    // The device the tests run on is the best one listed.
+    assert_eq!(all[0].class(), gpu().adapter().class());
+    // Mesa's software driver is not a GPU (a provider does not advertise it as one).
+    for a in &all {
+        if a.driver == "llvmpipe" {
+            assert!(!a.is_hardware(), "{a:?}");
+        }
+    }
+}

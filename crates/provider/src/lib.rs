@@ -42,7 +42,11 @@ pub struct ProviderConfig {
     /// Concurrent task slots (default: the number of cores).
     pub slots: u32,
     pub memory_bytes: u64,
+    /// The GPU the provider declares; `None` with `detect_gpu`: the best hardware adapter found
+    /// ([`detect_gpu`]).
     pub gpu: Option<String>,
+    /// Whether to look for a GPU when `gpu` is `None` (`gridmint provider --no-gpu`: not).
+    pub detect_gpu: bool,
     pub region: String,
     pub price_per_fuel: u128,
     /// Longest a work fetch waits for work when the provider is idle.
@@ -99,6 +103,7 @@ impl ProviderConfig {
             slots: cores(),
             memory_bytes: total_memory().unwrap_or(4 << 30),
             gpu: None,
+            detect_gpu: true,
             region: "local".into(),
             price_per_fuel: 1,
             fetch_wait: Duration::from_secs(1),
@@ -147,6 +152,22 @@ pub fn benchmark(sandbox: &Sandbox) -> anyhow::Result<u64> {
     Ok(u64::try_from(u128::from(BENCH_ITERATIONS) * 1000 / micros).unwrap_or(u64::MAX))
 }
 
+/// The best hardware GPU adapter on this machine, described as a provider declares it: its name
+/// and its determinism class (`gpu::Adapter::class`), at most 256 bytes. A software rasterizer
+/// (Mesa's lavapipe) is not a GPU; no adapter, no driver: `None`.
+pub fn detect_gpu() -> Option<String> {
+    let adapter = gpu::adapters().into_iter().find(|a| a.is_hardware())?;
+    let mut description = format!("{} ({})", adapter.name, adapter.class());
+    if description.len() > 256 {
+        let mut end = 256;
+        while !description.is_char_boundary(end) {
+            end -= 1;
+        }
+        description.truncate(end);
+    }
+    Some(description)
+}
+
 /// What a provider did before it stopped.
 #[derive(Clone, Debug, Default)]
 pub struct Summary {
@@ -173,12 +194,20 @@ pub async fn run(
         let sandbox = sandbox.clone();
         tokio::task::spawn_blocking(move || benchmark(&sandbox)).await??
     };
+    let gpu = match &config.gpu {
+        Some(declared) => Some(declared.clone()),
+        None if config.detect_gpu => tokio::task::spawn_blocking(detect_gpu).await?,
+        None => None,
+    };
+    if let Some(gpu) = &gpu {
+        tracing::info!(%gpu, "GPU");
+    }
     let client = Client::new(&config.coordinator);
     let spec = ProviderSpec {
         slots: config.slots.max(1),
         cores: cores(),
         memory_bytes: config.memory_bytes,
-        gpu: config.gpu.clone(),
+        gpu,
         benchmark_score: score,
         region: config.region.clone(),
         price_per_fuel: config.price_per_fuel,
@@ -613,3 +642,22 @@ async fn retry_after(backoff: Duration) -> Duration {
 
 /// The longest wait between two tries while the coordinator is unavailable.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_declared_gpu_is_the_best_hardware_adapter_and_never_a_software_one() {
+        let hardware = gpu::adapters().into_iter().find(|a| a.is_hardware());
+        match (detect_gpu(), hardware) {
+            (None, None) => {}
+            (Some(declared), Some(adapter)) => {
+                assert!(declared.len() <= 256);
+                assert!(declared.starts_with(&adapter.name), "{declared}");
+                assert!(declared.contains(&adapter.class()), "{declared}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}
