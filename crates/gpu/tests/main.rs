@@ -964,3 +964,134 @@ fn the_adapters_are_listed_without_opening_one() {
         }
     }
 }
+
+/// Random structured shaders: nested `for`, `loop` and `while` loops, `if`s, `switch`es (whose
+/// `break` leaves the switch, not the loop), `break`, `continue`, early `return`s and calls.
+struct Program {
+    seed: u64,
+    names: u32,
+}
+
+impl Program {
+    fn next(&mut self, n: u32) -> u32 {
+        self.seed ^= self.seed << 13;
+        self.seed ^= self.seed >> 7;
+        self.seed ^= self.seed << 17;
+        (self.seed % u64::from(n)) as u32
+    }
+
+    fn name(&mut self) -> String {
+        self.names += 1;
+        format!("v{}", self.names)
+    }
+
+    fn condition(&mut self) -> String {
+        let mask = [1, 3, 7][self.next(3) as usize];
+        format!("(acc & {mask}u) == {}u", self.next(mask + 1))
+    }
+
+    fn block(&mut self, depth: u32, in_loop: bool, in_main: bool) -> String {
+        let mut out = String::new();
+        for _ in 0..1 + self.next(3) {
+            out += &self.statement(depth, in_loop, in_main);
+        }
+        out
+    }
+
+    fn statement(&mut self, depth: u32, in_loop: bool, in_main: bool) -> String {
+        let leaf = depth == 0;
+        match self.next(if leaf { 3 } else { 10 }) {
+            0 => format!("acc = acc * 3u + {}u;\n", self.next(100)),
+            1 => "acc = acc ^ (acc >> 5u);\n".to_owned(),
+            2 if in_main => "acc = helper(acc);\n".to_owned(),
+            2 => "acc = acc + 1u;\n".to_owned(),
+            3 => format!(
+                "if ({}) {{\n{}}} else {{\n{}}}\n",
+                self.condition(),
+                self.block(depth - 1, in_loop, in_main),
+                self.block(depth - 1, in_loop, in_main)
+            ),
+            4 => {
+                let i = self.name();
+                format!(
+                    "for (var {i} = 0u; {i} < {}u; {i}++) {{\n{}}}\n",
+                    1 + self.next(5),
+                    self.block(depth - 1, true, in_main)
+                )
+            }
+            5 => {
+                let c = self.name();
+                format!(
+                    "var {c} = 0u;\nloop {{\n{c}++;\nif ({c} > {}u) {{ break; }}\n{}}}\n",
+                    self.next(5),
+                    self.block(depth - 1, true, in_main)
+                )
+            }
+            6 => {
+                let c = self.name();
+                format!(
+                    "var {c} = 0u;\nwhile ({c} < {}u && (acc % 7u) != 3u) {{\n{c}++;\n{}}}\n",
+                    1 + self.next(5),
+                    self.block(depth - 1, true, in_main)
+                )
+            }
+            7 => format!(
+                "switch (acc % 3u) {{\ncase 0u: {{\n{}if ({}) {{ break; }}\nacc = acc + 5u;\n}}\n\
+                 case 1u: {{\n{}}}\ndefault: {{\n{}}}\n}}\n",
+                self.block(depth - 1, in_loop, in_main),
+                self.condition(),
+                self.block(depth - 1, in_loop, in_main),
+                self.block(depth - 1, in_loop, in_main)
+            ),
+            8 if in_loop => format!(
+                "if ({}) {{ {} }}\n",
+                self.condition(),
+                ["break;", "continue;"][self.next(2) as usize]
+            ),
+            8 if in_main => format!("if ({}) {{ out[id.x] = acc; return; }}\n", self.condition()),
+            _ => format!("acc = acc + {}u;\n", self.next(10)),
+        }
+    }
+
+    fn source(seed: u64) -> String {
+        let mut p = Program {
+            seed: seed | 1,
+            names: 0,
+        };
+        let helper = p.block(2, false, false);
+        let main = p.block(3, false, true);
+        format!(
+            "@group(0) @binding(0) var<storage, read> inp: array<u32>;\n\
+             @group(0) @binding(1) var<storage, read_write> out: array<u32>;\n\
+             fn helper(x: u32) -> u32 {{\nvar acc = x;\n{helper}return acc;\n}}\n\
+             @compute @workgroup_size(4)\n\
+             fn main(@builtin(global_invocation_id) id: vec3<u32>) {{\n\
+             var acc = id.x * 2654435761u + inp[id.x % 4u];\n{main}out[id.x] = acc;\n}}\n"
+        )
+    }
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(48))]
+
+    /// Metering changes nothing a shader computes, counts the same every run, and stops a short
+    /// run at the same place every time.
+    #[test]
+    fn metering_keeps_what_random_shaders_compute(seed in proptest::prelude::any::<u64>()) {
+        let source = Program::source(seed);
+        let plain = gpu::baseline::admit_unmetered(&source, "main").expect(&source);
+        let metered = admit(&source, "main").expect(&source);
+        let inputs = words(&[seed as u32, (seed >> 32) as u32, 7, 11]);
+        let t = |fuel| task([2, 1, 1], vec![input(0, inputs.clone()), output(1, 32)], fuel);
+        let expected = run(&plain, &t(1 << 40));
+        let full = run(&metered, &t(1 << 40));
+        proptest::prop_assert_eq!(full.outcome, GpuOutcome::Completed, "{}", source);
+        proptest::prop_assert_eq!(&full.outputs, &expected.outputs, "{}", source);
+        proptest::prop_assert_eq!(run(&metered, &t(1 << 40)), full.clone());
+        // Half the fuel each invocation needed at most: some run out, where they stop repeats.
+        let short = t(full.fuel / 2);
+        let stopped = run(&metered, &short);
+        proptest::prop_assert_eq!(run(&metered, &short), stopped.clone(), "{}", source);
+        proptest::prop_assert_eq!(stopped.outcome, GpuOutcome::OutOfFuel, "{}", source);
+    }
+}
