@@ -9,7 +9,7 @@ fuzz_target!(|data: &[u8]| {
     let Some((format, bytes)) = data.split_first() else {
         return;
     };
-    let format = u32::from(*format % 12) + 1;
+    let format = u32::from(*format % 13) + 1;
     if let Ok(state) = store::decode_snapshot(bytes, format) {
         state.hash();
     }

@@ -403,7 +403,7 @@ fn decodes(target: &str, bytes: &[u8]) -> bool {
         }
         "block" => store::SqliteLog::decode_block(1, bytes)
             .is_ok_and(|b| api::chain::block_signature_ok(&b)),
-        "snapshot" => store::decode_snapshot(&bytes[1..], u32::from(bytes[0] % 12) + 1).is_ok(),
+        "snapshot" => store::decode_snapshot(&bytes[1..], u32::from(bytes[0] % 13) + 1).is_ok(),
         "stored_genesis" => store::decode_genesis(&bytes[1..], u32::from(bytes[0] % 5) + 1)
             .is_ok_and(|g| engine::State::from_genesis(&g).is_ok()),
         "job_spec" => jobspec::load(text(), &AnyFile, 1_000).is_ok(),

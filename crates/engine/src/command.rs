@@ -104,6 +104,14 @@ pub enum Action {
         files: crate::files::JobFiles,
         sealing: crate::private::Sealing,
     },
+    /// Rules 23: submit a GPU job owned by the signer (see [`crate::gpu`]): its module is a
+    /// WGSL compute shader run as `gpu` declares; with its storage claim where the network
+    /// prices storage.
+    SubmitGpuJob {
+        spec: JobSpec,
+        storage: Option<crate::storage::StorageClaim>,
+        gpu: crate::gpu::GpuJob,
+    },
     /// Rules 13: the owner of an unfinished private job seals it to more providers (the same
     /// key wrapped to each: see [`crate::private`]), which may then take its tasks.
     SealJobTo {
@@ -124,7 +132,8 @@ impl Action {
             Action::SubmitJobWithStorage { spec, storage } => Some((spec, Some(storage))),
             Action::SubmitJobWithOptions { spec, storage, .. }
             | Action::SubmitJobWithFiles { spec, storage, .. }
-            | Action::SubmitPrivateJob { spec, storage, .. } => Some((spec, storage.as_ref())),
+            | Action::SubmitPrivateJob { spec, storage, .. }
+            | Action::SubmitGpuJob { spec, storage, .. } => Some((spec, storage.as_ref())),
             _ => None,
         }
     }
@@ -145,6 +154,14 @@ impl Action {
             Action::SubmitJobWithOptions { options, .. }
             | Action::SubmitJobWithFiles { options, .. }
             | Action::SubmitPrivateJob { options, .. } => Some(options),
+            _ => None,
+        }
+    }
+
+    /// The GPU declaration of a GPU job's submission (rules 23).
+    pub fn submission_gpu(&self) -> Option<&crate::gpu::GpuJob> {
+        match self {
+            Action::SubmitGpuJob { gpu, .. } => Some(gpu),
             _ => None,
         }
     }

@@ -143,7 +143,12 @@
 ///   the instruction that made it. Fuel differs from profile 3's for a module with float SIMD
 ///   code, and so does the sign of a NaN whose sign a vector `neg` or `abs` changed. Inputs
 ///   apply as under 21 otherwise.
-pub const RULES: u32 = 22;
+/// - 23: GPU jobs ([`gpu`]): a job may be submitted as a GPU job (`Action::SubmitGpuJob`),
+///   whose module is a WGSL compute shader dispatched with the buffers the job declares
+///   (`TaskDescriptor::gpu`); its tasks go only to providers that declare a GPU, and a job whose
+///   shader uses floats runs on one GPU class, the one the first provider to take one of its
+///   tasks declared. Inputs apply as under 22 otherwise.
+pub const RULES: u32 = 23;
 /// The rules of a network whose genesis predates the version.
 pub const FIRST_RULES: u32 = 1;
 
@@ -151,6 +156,7 @@ pub mod audit;
 pub mod chain;
 pub mod command;
 pub mod files;
+pub mod gpu;
 pub mod ledger;
 pub mod options;
 pub mod private;
@@ -173,6 +179,10 @@ pub use command::{
 pub use files::{
     Files, JobFiles, MAX_MOUNT_DEPTH, MAX_MOUNT_PATH, MAX_MOUNTS, MAX_SCRATCH_BYTES, Mount,
     Scratch, submission_blobs,
+};
+pub use gpu::{
+    GpuBuffer, GpuFill, GpuJob, GpuJobs, MAX_GPU_BINDING, MAX_GPU_BUFFERS, MAX_GPU_ENTRY,
+    MAX_GPU_WORKGROUPS,
 };
 pub use ledger::{
     BASE_UNITS_PER_TOKEN, DECIMALS, DEV_ACTION_FEE, Escrow, FaucetParams, Genesis, LedgerParams,

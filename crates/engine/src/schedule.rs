@@ -510,6 +510,7 @@ impl State {
     pub fn job_rules(&self, p: &Provider, job: &Job) -> Result<(), String> {
         self.requirements_met(p, job)?;
         self.sealed_to(&p.id, job.id)?;
+        self.gpu_fits(p, job)?;
         if !self.has_min_stake(&p.id) {
             return Err(format!(
                 "provider has {} bonded, below the minimum stake {}",

@@ -319,6 +319,10 @@ pub struct State {
     /// see `State::reopen_lone_results`). Hashed only under rules 19 and later.
     #[serde(default)]
     pub corrected: BTreeMap<JobId, u32>,
+    /// Rules 23: GPU jobs' declarations and the GPU class each float one runs on (see
+    /// [`crate::gpu`]). Hashed only under rules 23 and later.
+    #[serde(default)]
+    pub gpu: crate::gpu::GpuJobs,
     /// Derived from `jobs`, never stored nor hashed: each provider's accepted map results
     /// ([`crate::audit::Accepted`]).
     #[serde(skip)]
@@ -369,9 +373,10 @@ impl Serialize for HashView<'_> {
             reopened,
             disputes,
             corrected,
+            gpu,
             accepted: _,
         } = self.state;
-        let mut t = serializer.serialize_tuple(24)?;
+        let mut t = serializer.serialize_tuple(25)?;
         t.serialize_element(config)?;
         t.serialize_element(ledger)?;
         t.serialize_element(verify)?;
@@ -419,6 +424,9 @@ impl Serialize for HashView<'_> {
         if *rules >= 19 {
             t.serialize_element(corrected)?;
         }
+        if *rules >= 23 {
+            t.serialize_element(gpu)?;
+        }
         t.end()
     }
 }
@@ -452,6 +460,7 @@ impl State {
             reopened: Default::default(),
             disputes: Default::default(),
             corrected: Default::default(),
+            gpu: Default::default(),
             accepted: Default::default(),
         }
     }
@@ -623,6 +632,9 @@ impl State {
                 files,
                 sealing,
             } => self.submit_private(who, spec, storage.as_ref(), options, files, sealing, now)?,
+            Action::SubmitGpuJob { spec, storage, gpu } => {
+                self.submit_gpu(who, spec, storage.as_ref(), gpu, now)?
+            }
             Action::SealJobTo { job, recipients } => self.seal_job_to(who, *job, recipients)?,
             Action::ReleaseJob(job) => self.release_storage(*job, who, now)?,
             Action::ReportResults(reports) => self.report(who, reports, now)?,
@@ -1286,6 +1298,10 @@ impl State {
                     outcome: RunOutcome::Running,
                 });
             }
+            if self.rules >= 23 {
+                let declared = self.providers.get(&who).and_then(|p| p.spec.gpu.clone());
+                self.pin_gpu_class(id.job, declared.as_deref());
+            }
             self.settle(*id, now, &mut events)?;
         }
         Ok(events)
@@ -1681,6 +1697,7 @@ impl State {
                 scratch: self.job_files(id.job).scratch,
                 private: self.job_sealing(id.job).cloned(),
                 profile: self.sandbox_profile(),
+                gpu: self.gpu_job(id.job).cloned(),
             });
         }
         let Aggregate::Reduce(reduce) = &job.spec.aggregate else {
@@ -1718,6 +1735,7 @@ impl State {
             scratch: None,
             private: self.job_sealing(id.job).cloned(),
             profile: self.sandbox_profile(),
+            gpu: None,
         })
     }
 

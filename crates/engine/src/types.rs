@@ -416,6 +416,10 @@ pub struct TaskDescriptor {
     /// before (and where a descriptor does not say).
     #[serde(default = "first_profile")]
     pub profile: u32,
+    /// Rules 23: a GPU job's declaration ([`crate::gpu`]): `module` is then a WGSL shader that
+    /// the provider dispatches as it says, instead of a WebAssembly module.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpu: Option<crate::gpu::GpuJob>,
 }
 
 /// The sandbox profile of a network before rules 20.

@@ -476,6 +476,7 @@ mod tests {
         audits.extend(
             postcard::to_stdvec(&std::collections::BTreeMap::<crate::JobId, u32>::new()).unwrap(),
         );
+        audits.extend(postcard::to_stdvec(&crate::GpuJobs::default()).unwrap());
         let full = postcard::to_stdvec(&plain).unwrap();
         let mut tail = postcard::to_stdvec(&Validators::default()).unwrap();
         tail.extend(postcard::to_stdvec(&crate::FIRST_RULES).unwrap());
@@ -531,6 +532,7 @@ mod tests {
         audits.extend(postcard::to_stdvec(&state.reopened).unwrap());
         audits.extend(postcard::to_stdvec(&state.disputes).unwrap());
         audits.extend(postcard::to_stdvec(&state.corrected).unwrap());
+        audits.extend(postcard::to_stdvec(&state.gpu).unwrap());
         let at = encoded.len() - audits.len() - rules.len() - field.len();
         assert_eq!(&encoded[at..at + field.len()], &field[..]);
         let mut without = encoded[..at].to_vec();

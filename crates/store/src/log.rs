@@ -381,6 +381,11 @@ impl SqliteLog {
                  seq   INTEGER PRIMARY KEY,
                  state BLOB NOT NULL
              );
+             -- State format 13 (the state gained its GPU jobs, rules 23).
+             CREATE TABLE IF NOT EXISTS snapshots_v13 (
+                 seq   INTEGER PRIMARY KEY,
+                 state BLOB NOT NULL
+             );
              CREATE TABLE IF NOT EXISTS blocks (
                  height INTEGER PRIMARY KEY,
                  block  BLOB NOT NULL
@@ -743,6 +748,7 @@ fn log_length(conn: &Connection) -> rusqlite::Result<u64> {
         "snapshots_v10",
         "snapshots_v11",
         "snapshots_v12",
+        "snapshots_v13",
     ] {
         let exists: i64 = conn.query_row(
             "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = ?1",
@@ -867,8 +873,9 @@ pub fn decode_genesis(bytes: &[u8], format: u32) -> Result<Genesis, postcard::Er
 /// trailing `files`, empty before rules 12, format 8 is format 9 without the trailing
 /// `private`, empty before rules 13, format 9 is format 10 without the trailing `reopened`,
 /// empty before rules 16, format 10 is format 11 without the trailing `disputes`, empty
-/// before rules 18, and format 11 is format 12 without the trailing `corrected`, empty before
-/// rules 19: their encodings are appended (the migration).
+/// before rules 18, format 11 is format 12 without the trailing `corrected`, empty before
+/// rules 19, and format 12 is format 13 without the trailing `gpu`, empty before rules 23:
+/// their encodings are appended (the migration).
 ///
 /// Public for the fuzz targets (`fuzz/`).
 pub fn decode_snapshot(bytes: &[u8], format: u32) -> Result<State, postcard::Error> {
@@ -907,6 +914,9 @@ pub fn decode_snapshot(bytes: &[u8], format: u32) -> Result<State, postcard::Err
         v5.extend(encode(
             &std::collections::BTreeMap::<engine::JobId, u32>::new(),
         ));
+    }
+    if format <= 12 {
+        v5.extend(encode(&engine::gpu::GpuJobs::default()));
     }
     postcard::from_bytes(&v5)
 }
@@ -990,18 +1000,18 @@ impl CommandLog for SqliteLog {
             .transaction()
             .map_err(|e| sqlite_err(&self.path, e))?;
         tx.execute(
-            "INSERT OR REPLACE INTO snapshots_v12 (seq, state) VALUES (?1, ?2)",
+            "INSERT OR REPLACE INTO snapshots_v13 (seq, state) VALUES (?1, ?2)",
             params![to_sql(seq), encode(state)],
         )
         .and_then(|_| {
             tx.query_row(
-                "SELECT max(seq) FROM snapshots_v12 WHERE seq <= ?1",
+                "SELECT max(seq) FROM snapshots_v13 WHERE seq <= ?1",
                 params![to_sql(through)],
                 |r| r.get::<_, Option<i64>>(0),
             )
         })
         .and_then(|keep| match keep {
-            Some(keep) => tx.execute("DELETE FROM snapshots_v12 WHERE seq < ?1", params![keep]),
+            Some(keep) => tx.execute("DELETE FROM snapshots_v13 WHERE seq < ?1", params![keep]),
             // None old enough yet: every snapshot stays.
             None => Ok(0),
         })
@@ -1009,15 +1019,16 @@ impl CommandLog for SqliteLog {
             // At most `KEPT_SNAPSHOTS` (rows that stopped being written, a failed history
             // writer, do not keep every snapshot: a replay then starts from the genesis).
             tx.execute(
-                "DELETE FROM snapshots_v12 WHERE seq < (SELECT seq FROM snapshots_v12
+                "DELETE FROM snapshots_v13 WHERE seq < (SELECT seq FROM snapshots_v13
                      ORDER BY seq DESC LIMIT 1 OFFSET ?1)",
                 params![KEPT_SNAPSHOTS - 1],
             )
         })
         .and_then(|_| {
             // Those of the older formats are never read again (`snapshot_at_or_before` reads
-            // format 12 first, and they are older).
+            // format 13 first, and they are older).
             for table in [
+                "snapshots_v12",
                 "snapshots_v11",
                 "snapshots_v10",
                 "snapshots_v9",
@@ -1040,34 +1051,41 @@ impl CommandLog for SqliteLog {
     }
 
     fn snapshot_at_or_before(&self, seq: u64) -> Result<Option<(u64, State)>, StoreError> {
-        if !self.has_table("snapshots_v12")? {
-            return Ok(self.latest_snapshot()?.filter(|(at, _)| *at <= seq));
+        // Formats 12 and 13 keep several snapshots (a log written in format 12 may still hold
+        // them until its first format-13 snapshot); logs written before format 12 hold one at
+        // most.
+        for (table, format) in [("snapshots_v13", 13), ("snapshots_v12", 12)] {
+            if !self.has_table(table)? {
+                continue;
+            }
+            let row: Option<(u64, Vec<u8>)> = self
+                .conn
+                .query_row(
+                    &format!(
+                        "SELECT seq, state FROM {table} WHERE seq <= ?1 ORDER BY seq DESC LIMIT 1"
+                    ),
+                    params![to_sql(seq)],
+                    |r| Ok((from_sql(r.get(0)?), r.get(1)?)),
+                )
+                .optional()
+                .map_err(|e| self.err(e))?;
+            if let Some((at, bytes)) = row {
+                return decode_snapshot(&bytes, format)
+                    .map(|state| Some((at, state)))
+                    .map_err(|e| StoreError::Corrupt {
+                        seq: at,
+                        msg: format!("snapshot (state format {format}): {e}"),
+                    });
+            }
         }
-        let row: Option<(u64, Vec<u8>)> = self
-            .conn
-            .query_row(
-                "SELECT seq, state FROM snapshots_v12 WHERE seq <= ?1 ORDER BY seq DESC LIMIT 1",
-                params![to_sql(seq)],
-                |r| Ok((from_sql(r.get(0)?), r.get(1)?)),
-            )
-            .optional()
-            .map_err(|e| self.err(e))?;
-        match row {
-            Some((at, bytes)) => decode_snapshot(&bytes, 12)
-                .map(|state| Some((at, state)))
-                .map_err(|e| StoreError::Corrupt {
-                    seq: at,
-                    msg: format!("snapshot (state format 12): {e}"),
-                }),
-            // Logs written before format 12 hold one snapshot at most.
-            None => Ok(self.latest_snapshot()?.filter(|(at, _)| *at <= seq)),
-        }
+        Ok(self.latest_snapshot()?.filter(|(at, _)| *at <= seq))
     }
 
     fn latest_snapshot(&self) -> Result<Option<(u64, State)>, StoreError> {
-        // Format 12 first; a log written before it may hold a format-11, 10, 9, 8, 7, 6, 5, 4,
-        // 3, 2 or 1 snapshot instead.
+        // Format 13 first; a log written before it may hold a format-12, 11, 10, 9, 8, 7, 6, 5,
+        // 4, 3, 2 or 1 snapshot instead.
         for (table, format) in [
+            ("snapshots_v13", 13),
             ("snapshots_v12", 12),
             ("snapshots_v11", 11),
             ("snapshots_v10", 10),
@@ -1705,7 +1723,8 @@ mod tests {
                     + encode(&engine::Private::default()).len()
                     + encode(&engine::Reopened::default()).len()
                     + encode(&std::collections::BTreeSet::<engine::TaskId>::new()).len()
-                    + encode(&std::collections::BTreeMap::<engine::JobId, u32>::new()).len();
+                    + encode(&std::collections::BTreeMap::<engine::JobId, u32>::new()).len()
+                    + encode(&engine::GpuJobs::default()).len();
                 let full = full[..full.len() - cut].to_vec();
                 let (key, table, old_genesis, old_state) = if format == 1 {
                     let cut = encode(&engine::Validators::default()).len() + rules.len();
@@ -1756,7 +1775,7 @@ mod tests {
             let (seq, read) = log.latest_snapshot().unwrap().unwrap();
             assert_eq!((seq, read.hash()), (1, hash_then), "format {format}");
             assert_eq!(read, state, "format {format}");
-            // A new snapshot is written in format 12 and replaces the old one.
+            // A new snapshot is written in format 13 and replaces the old one.
             log.save_snapshot(1, &state).unwrap();
             for table in [
                 "snapshots",
@@ -1770,6 +1789,7 @@ mod tests {
                 "snapshots_v9",
                 "snapshots_v10",
                 "snapshots_v11",
+                "snapshots_v12",
             ] {
                 let old: i64 = log
                     .conn
@@ -1786,14 +1806,14 @@ mod tests {
     }
 
     #[test]
-    fn format_3_to_11_snapshots_read_with_what_they_lacked_and_are_replaced_by_format_12() {
-        for format in [3u32, 4, 5, 6, 7, 8, 9, 10, 11] {
+    fn format_3_to_12_snapshots_read_with_what_they_lacked_and_are_replaced_by_format_13() {
+        for format in [3u32, 4, 5, 6, 7, 8, 9, 10, 11, 12] {
             let dir = tempfile::tempdir().unwrap();
             let mut genesis = Genesis::dev(AccountId([9; 32]));
             // The rules of the formats' times: 4 (format 3), 7 (format 4), 9 (format 5), 10
-            // (format 6), 11 (format 7), 12 (format 8), 15 (format 9), 17 (format 10) and 18
-            // (format 11).
-            genesis.rules = [4, 7, 9, 10, 11, 12, 15, 17, 18][format as usize - 3];
+            // (format 6), 11 (format 7), 12 (format 8), 15 (format 9), 17 (format 10), 18
+            // (format 11) and 22 (format 12).
+            genesis.rules = [4, 7, 9, 10, 11, 12, 15, 17, 18, 22][format as usize - 3];
             genesis.action_fee = if format >= 5 { 3 } else { 0 };
             if format < 6 {
                 genesis.storage = None;
@@ -1823,7 +1843,10 @@ mod tests {
                 )
                 .unwrap();
             let full = encode(&state);
-            let mut cut = encode(&std::collections::BTreeMap::<engine::JobId, u32>::new()).len();
+            let mut cut = encode(&engine::GpuJobs::default()).len();
+            if format <= 11 {
+                cut += encode(&std::collections::BTreeMap::<engine::JobId, u32>::new()).len();
+            }
             if format <= 10 {
                 cut += encode(&std::collections::BTreeSet::<engine::TaskId>::new()).len();
             }
@@ -2487,7 +2510,7 @@ mod history_format_tests {
         }
         log.conn
             .execute(
-                "INSERT INTO snapshots_v12 (seq, state) VALUES (3, ?1)",
+                "INSERT INTO snapshots_v13 (seq, state) VALUES (3, ?1)",
                 [encode(&at_three)],
             )
             .unwrap();
@@ -2509,7 +2532,7 @@ mod history_format_tests {
         }
         let kept: Vec<i64> = log
             .conn
-            .prepare("SELECT seq FROM snapshots_v12 ORDER BY seq")
+            .prepare("SELECT seq FROM snapshots_v13 ORDER BY seq")
             .unwrap()
             .query_map([], |r| r.get(0))
             .unwrap()

@@ -538,7 +538,13 @@ fn build(s: &State, step: &Step, time: Time) -> Built {
                 slots: *slots,
                 cores: 4,
                 memory_bytes: *memory,
-                gpu: None,
+                // Rules 23: providers 1 and 2 declare GPUs of two classes (4 and 5: the same
+                // as 1 and 2 under the modulo).
+                gpu: match p % 3 {
+                    1 => Some("GPU A (class a)".into()),
+                    2 => Some("GPU B (class b)".into()),
+                    _ => None,
+                },
                 benchmark_score: 1,
                 region: "r".into(),
                 price_per_fuel: *price,
@@ -657,6 +663,32 @@ fn build(s: &State, step: &Step, time: Time) -> Built {
                             spec,
                             storage,
                             options,
+                        },
+                    },
+                ))
+            } else if *redundancy % 11 == 3 {
+                // Rules 23: now and then a GPU job (one class when the owner is odd), or one
+                // whose buffer names an input its tasks lack (refused).
+                let claimed = s.storage.params.is_some() && *redundancy % 29 != 0;
+                let fill = if *owner % 4 == 2 {
+                    engine::GpuFill::Input("missing".into())
+                } else {
+                    engine::GpuFill::Zeroed(64)
+                };
+                Ok(action(
+                    requester(*owner),
+                    Action::SubmitGpuJob {
+                        spec,
+                        storage: claimed.then_some(storage),
+                        gpu: engine::GpuJob {
+                            entry: "main".into(),
+                            workgroups: [2, 1, 1],
+                            buffers: vec![engine::GpuBuffer {
+                                binding: 0,
+                                fill,
+                                output: true,
+                            }],
+                            one_class: *owner % 2 == 1,
                         },
                     },
                 ))
@@ -969,6 +1001,32 @@ fn check_invariants(s: &State) -> Result<(), TestCaseError> {
         let t = &s.jobs[&task.job].tasks[task.index as usize];
         prop_assert_eq!(&t.state, &engine::TaskState::Done);
         prop_assert!((task.index as usize) < s.jobs[&task.job].spec.tasks.len());
+    }
+    // Rules 23: GPU declarations belong to existing jobs, normalised; a class only to a
+    // one-class job, and every run of such a job's map tasks is on a provider declaring it.
+    prop_assert!(s.rules >= 23 || (s.gpu.jobs.is_empty() && s.gpu.classes.is_empty()));
+    for (id, gpu) in &s.gpu.jobs {
+        let job = &s.jobs[id];
+        prop_assert_eq!(gpu.normalised(&job.spec), Ok(gpu.clone()));
+        let maps = job.spec.tasks.len();
+        for run in job.tasks.iter().take(maps).flat_map(|t| &t.runs) {
+            let declared = s.providers[&run.provider].spec.gpu.as_deref();
+            prop_assert!(
+                declared.is_some(),
+                "job {} ran on a provider without a GPU",
+                id
+            );
+            if gpu.one_class {
+                prop_assert_eq!(declared, s.gpu_class(*id), "job {} left its class", id);
+            }
+        }
+        prop_assert_eq!(
+            s.gpu.classes.contains_key(id),
+            gpu.one_class && job.tasks.iter().any(|t| !t.runs.is_empty())
+        );
+    }
+    for id in s.gpu.classes.keys() {
+        prop_assert!(s.gpu.jobs.get(id).is_some_and(|g| g.one_class));
     }
     // Rules 5: the audit bookkeeping names open tasks only (it is forgotten when they end).
     for t in s

@@ -36,6 +36,7 @@ fn map_descriptor_comes_from_the_job_spec() {
             scratch: None,
             private: None,
             profile: 4,
+            gpu: None,
         }
     );
     assert_eq!(

@@ -88,6 +88,7 @@ fn reduce_runs_after_the_maps_over_their_outputs() {
             scratch: None,
             private: None,
             profile: 4,
+            gpu: None,
         })
     );
 

@@ -6,6 +6,7 @@ mod assign;
 mod descriptor;
 mod fetch;
 mod files;
+mod gpu;
 mod jobs;
 mod ledger;
 mod lifecycle;

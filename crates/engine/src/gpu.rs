@@ -1,0 +1,354 @@
+//! Rules 23: GPU jobs ([`GpuJob`]), submitted with `Action::SubmitGpuJob`.
+//!
+//! A GPU job's module blob is a WGSL compute shader instead of a WebAssembly module. Each map
+//! task dispatches the shader's entry point over [`GpuJob::workgroups`] with the buffers the job
+//! declares bound in bind group 0: each filled from one of the task's input files (by name) or
+//! with zeros, and those marked `output` concatenated in binding order into the task's output.
+//! Its fuel is the shader's own count (`gpu` crate: a static cost per block, summed over every
+//! invocation), priced like CPU fuel. A reduce step, if the job has one, is an ordinary
+//! WebAssembly task.
+//!
+//! The engine does not read the shader; what it decides it decides from the declaration:
+//!
+//! - a GPU job's tasks go only to providers that declare a GPU ([`State::job_rules`]), as a job
+//!   with `requirements.gpu` does;
+//! - **replicas from one class.** A shader with floats may give other bits on another kind of
+//!   device (fused multiply-adds, transcendental functions' precision), so a job that says so
+//!   ([`GpuJob::one_class`]; the coordinator refuses a float shader that does not) runs all its
+//!   GPU tasks on one determinism class: the GPU the first provider to take one of its tasks
+//!   declared ([`GpuJobs::classes`]). Results are then compared bit for bit as every other result
+//!   is. An integer-only shader runs anywhere: its results are the same bytes on every device.
+//!
+//! A provider's class is its declared GPU (`ProviderSpec::gpu`, which a provider fills with the
+//! adapter's name and its vendor, device, driver and backend); a provider that claims another
+//! class than it has returns results that disagree with its class's, and is slashed for them
+//! like any other wrong result.
+
+use crate::command::{Event, Rejection};
+use crate::state::{Job, Provider, State};
+use crate::storage::StorageClaim;
+use crate::types::{AccountId, JobId, JobSpec, Time};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// The most buffers a GPU job may bind (wgpu's default `max_storage_buffers_per_shader_stage`
+/// is 8, plus uniforms).
+pub const MAX_GPU_BUFFERS: usize = 16;
+/// The highest binding number a buffer may use.
+pub const MAX_GPU_BINDING: u32 = 63;
+/// The most workgroups a GPU job may dispatch in one dimension (WebGPU's default
+/// `maxComputeWorkgroupsPerDimension`).
+pub const MAX_GPU_WORKGROUPS: u32 = 65_535;
+/// The longest entry point name.
+pub const MAX_GPU_ENTRY: usize = 128;
+
+/// How a GPU job runs its shader (rules 23). Always encoded in full: log entries are postcard.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GpuJob {
+    /// The compute entry point of the shader.
+    pub entry: String,
+    /// Workgroups dispatched in x, y and z (each 1 to [`MAX_GPU_WORKGROUPS`]).
+    pub workgroups: [u32; 3],
+    /// Every buffer the entry point uses, each once; sorted by binding once normalised.
+    pub buffers: Vec<GpuBuffer>,
+    /// Whether the job's GPU tasks must all run on one determinism class (a shader with floats).
+    pub one_class: bool,
+}
+
+/// One buffer of a GPU job: `@group(0) @binding(binding)`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GpuBuffer {
+    pub binding: u32,
+    pub fill: GpuFill,
+    /// Whether its contents after the dispatch are part of the task's output.
+    pub output: bool,
+}
+
+/// What a buffer holds before the dispatch.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum GpuFill {
+    /// The bytes of the task's input file of this name (every map task must have one).
+    Input(String),
+    /// This many zero bytes (a multiple of 4, at least 4).
+    Zeroed(u64),
+}
+
+impl GpuJob {
+    /// The job checked against its spec and in its one form (buffers sorted by binding). `Err`
+    /// says what is wrong.
+    pub fn normalised(&self, spec: &JobSpec) -> Result<GpuJob, String> {
+        if self.entry.is_empty() {
+            return Err("the GPU entry point is empty".into());
+        }
+        if self.entry.len() > MAX_GPU_ENTRY {
+            return Err(format!(
+                "the GPU entry point is longer than {MAX_GPU_ENTRY} bytes"
+            ));
+        }
+        if let Some(n) = self
+            .workgroups
+            .iter()
+            .find(|n| !(1..=MAX_GPU_WORKGROUPS).contains(*n))
+        {
+            return Err(format!(
+                "workgroups: {n} is not between 1 and {MAX_GPU_WORKGROUPS}"
+            ));
+        }
+        if self.buffers.is_empty() {
+            return Err("a GPU job binds no buffer".into());
+        }
+        if self.buffers.len() > MAX_GPU_BUFFERS {
+            return Err(format!(
+                "a GPU job binds {} buffers; at most {MAX_GPU_BUFFERS}",
+                self.buffers.len()
+            ));
+        }
+        let mut buffers = self.buffers.clone();
+        buffers.sort_by_key(|b| b.binding);
+        let mut seen = BTreeSet::new();
+        for b in &buffers {
+            if b.binding > MAX_GPU_BINDING {
+                return Err(format!("binding {} is above {MAX_GPU_BINDING}", b.binding));
+            }
+            if !seen.insert(b.binding) {
+                return Err(format!("binding {} is declared twice", b.binding));
+            }
+            match &b.fill {
+                GpuFill::Input(name) => {
+                    if let Some(i) = spec
+                        .tasks
+                        .iter()
+                        .position(|t| !t.inputs.iter().any(|f| &f.name == name))
+                    {
+                        return Err(format!(
+                            "binding {} is filled from input `{name}`, which task {i} does not have",
+                            b.binding
+                        ));
+                    }
+                }
+                GpuFill::Zeroed(size) => {
+                    if *size < 4 || size % 4 != 0 {
+                        return Err(format!(
+                            "binding {}: a zeroed buffer's size must be a positive multiple of 4, not {size}",
+                            b.binding
+                        ));
+                    }
+                    if *size > spec.limits.memory_bytes {
+                        return Err(format!(
+                            "binding {}: {size} zero bytes are more than the job's memory limit ({})",
+                            b.binding, spec.limits.memory_bytes
+                        ));
+                    }
+                }
+            }
+        }
+        if !buffers.iter().any(|b| b.output) {
+            return Err("no buffer is an output".into());
+        }
+        Ok(GpuJob {
+            entry: self.entry.clone(),
+            workgroups: self.workgroups,
+            buffers,
+            one_class: self.one_class,
+        })
+    }
+}
+
+/// The GPU jobs (rules 23; empty before).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GpuJobs {
+    /// Every GPU job's declaration, normalised.
+    pub jobs: BTreeMap<JobId, GpuJob>,
+    /// The class (a provider's declared GPU) each one-class job runs on, fixed by the first
+    /// provider that took one of its tasks.
+    pub classes: BTreeMap<JobId, String>,
+}
+
+impl State {
+    /// Job `job`'s GPU declaration, if it is a GPU job.
+    pub fn gpu_job(&self, job: JobId) -> Option<&GpuJob> {
+        self.gpu.jobs.get(&job)
+    }
+
+    /// The determinism class a one-class GPU job runs on, once one of its tasks was taken.
+    pub fn gpu_class(&self, job: JobId) -> Option<&str> {
+        self.gpu.classes.get(&job).map(String::as_str)
+    }
+
+    /// Rules 23: whether `p` may run `job`'s tasks as a GPU job: it declares a GPU, and for a
+    /// one-class job, the job's class if it has one.
+    pub(crate) fn gpu_fits(&self, p: &Provider, job: &Job) -> Result<(), String> {
+        let Some(gpu) = self.gpu.jobs.get(&job.id) else {
+            return Ok(());
+        };
+        let Some(declared) = &p.spec.gpu else {
+            return Err("a GPU job, and the provider declares no GPU".into());
+        };
+        match self.gpu.classes.get(&job.id) {
+            Some(class) if gpu.one_class && class != declared => Err(format!(
+                "the job's float results come from one GPU class ({class}); the provider's is {declared}"
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// Rules 23: a provider declaring `declared` took one of `job`'s tasks: a one-class job
+    /// without a class runs on this one from now on.
+    pub(crate) fn pin_gpu_class(&mut self, job: JobId, declared: Option<&str>) {
+        let one_class = self.gpu.jobs.get(&job).is_some_and(|g| g.one_class);
+        if let (true, Some(class)) = (one_class, declared) {
+            self.gpu
+                .classes
+                .entry(job)
+                .or_insert_with(|| class.to_string());
+        }
+    }
+
+    /// Rules 23: submits `spec` as a GPU job (its module is a WGSL shader run as `gpu` says),
+    /// with a storage claim where the network prices storage.
+    pub(crate) fn submit_gpu(
+        &mut self,
+        owner: AccountId,
+        spec: &JobSpec,
+        storage: Option<&StorageClaim>,
+        gpu: &GpuJob,
+        now: Time,
+    ) -> Result<Vec<Event>, Rejection> {
+        if self.rules < 23 {
+            return Err(Rejection::NeedsRules {
+                what: "a GPU job".into(),
+                needs: 23,
+                runs: self.rules,
+            });
+        }
+        let gpu = gpu.normalised(spec).map_err(Rejection::InvalidJobSpec)?;
+        let job = self.next_job;
+        let events = match storage {
+            Some(claim) => self.submit_with_storage(owner, spec, claim, now)?,
+            None if self.storage.params.is_some() => return Err(Rejection::StorageUnclaimed),
+            None => self.submit(owner, spec, now)?,
+        };
+        self.gpu.jobs.insert(job, gpu);
+        Ok(events)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::{InputFile, Limits, TaskSpec};
+
+    fn spec(inputs: &[&[&str]]) -> JobSpec {
+        let tasks = inputs
+            .iter()
+            .map(|names| TaskSpec {
+                inputs: names
+                    .iter()
+                    .map(|n| InputFile {
+                        name: n.to_string(),
+                        hash: crate::types::Hash([1; 32]),
+                    })
+                    .collect(),
+                ..TaskSpec::default()
+            })
+            .collect();
+        JobSpec {
+            module: crate::types::Hash([0; 32]),
+            tasks,
+            limits: Limits {
+                fuel: 1_000_000,
+                memory_bytes: 1 << 20,
+                wall_ms: 1000,
+            },
+            deadline: 1,
+            max_price: 1,
+            output: crate::types::OutputSource::Stdout,
+            aggregate: crate::types::Aggregate::Concat,
+            redundancy: Default::default(),
+            requirements: Default::default(),
+        }
+    }
+
+    fn job(buffers: Vec<GpuBuffer>) -> GpuJob {
+        GpuJob {
+            entry: "main".into(),
+            workgroups: [4, 1, 1],
+            buffers,
+            one_class: false,
+        }
+    }
+
+    fn input(binding: u32, name: &str) -> GpuBuffer {
+        GpuBuffer {
+            binding,
+            fill: GpuFill::Input(name.into()),
+            output: false,
+        }
+    }
+
+    fn zeroed(binding: u32, size: u64) -> GpuBuffer {
+        GpuBuffer {
+            binding,
+            fill: GpuFill::Zeroed(size),
+            output: true,
+        }
+    }
+
+    #[test]
+    fn declarations_are_checked_against_the_spec_and_sorted() {
+        let two = spec(&[&["a"], &["a", "b"]]);
+        let ok = job(vec![zeroed(3, 64), input(0, "a")])
+            .normalised(&two)
+            .unwrap();
+        assert_eq!(
+            ok.buffers.iter().map(|b| b.binding).collect::<Vec<_>>(),
+            [0, 3]
+        );
+        let table: Vec<(GpuJob, &str)> = vec![
+            (
+                job(vec![input(0, "b"), zeroed(1, 4)]),
+                "task 0 does not have",
+            ),
+            (job(vec![input(0, "a")]), "no buffer is an output"),
+            (job(vec![]), "binds no buffer"),
+            (job(vec![zeroed(1, 6)]), "multiple of 4"),
+            (job(vec![zeroed(1, 0)]), "multiple of 4"),
+            (job(vec![zeroed(1, 2 << 20)]), "memory limit"),
+            (job(vec![zeroed(1, 4), zeroed(1, 8)]), "declared twice"),
+            (job(vec![zeroed(64, 4)]), "above 63"),
+            (
+                GpuJob {
+                    workgroups: [0, 1, 1],
+                    ..job(vec![zeroed(0, 4)])
+                },
+                "workgroups: 0",
+            ),
+            (
+                GpuJob {
+                    workgroups: [1, 65_536, 1],
+                    ..job(vec![zeroed(0, 4)])
+                },
+                "workgroups: 65536",
+            ),
+            (
+                GpuJob {
+                    entry: String::new(),
+                    ..job(vec![zeroed(0, 4)])
+                },
+                "entry point is empty",
+            ),
+            (
+                GpuJob {
+                    entry: "e".repeat(129),
+                    ..job(vec![zeroed(0, 4)])
+                },
+                "longer than 128",
+            ),
+            (job((0..17).map(|b| zeroed(b, 4)).collect()), "at most 16"),
+        ];
+        for (declared, why) in table {
+            let err = declared.normalised(&two).unwrap_err();
+            assert!(err.contains(why), "{declared:?}: {err}");
+        }
+    }
+}

@@ -1,0 +1,189 @@
+//! Rules 23: GPU jobs — declared buffers checked against the spec, tasks only for providers
+//! that declare a GPU, a float job's replicas from the one class its first provider declared,
+//! the declaration in every map descriptor and in the state's hash.
+
+use crate::support::*;
+use engine::{
+    Action, Aggregate, GpuBuffer, GpuFill, GpuJob, InputFile, JobSpec, LeaderCommand, ProviderSpec,
+    Redundancy, Rejection,
+};
+
+const OWNER: u8 = 1;
+
+fn gpu_provider(class: &str) -> ProviderSpec {
+    ProviderSpec {
+        gpu: Some(class.into()),
+        ..provider_spec()
+    }
+}
+
+/// `n` tasks, each with an input `data`.
+fn spec(n: usize) -> JobSpec {
+    let mut spec = job_spec(n);
+    for (i, task) in spec.tasks.iter_mut().enumerate() {
+        task.inputs.push(InputFile {
+            name: "data".into(),
+            hash: hash(0x40 + i as u8),
+        });
+    }
+    spec
+}
+
+fn declaration(one_class: bool) -> GpuJob {
+    GpuJob {
+        entry: "main".into(),
+        workgroups: [8, 1, 1],
+        // Out of order on purpose: the state keeps them sorted.
+        buffers: vec![
+            GpuBuffer {
+                binding: 2,
+                fill: GpuFill::Zeroed(1024),
+                output: true,
+            },
+            GpuBuffer {
+                binding: 0,
+                fill: GpuFill::Input("data".into()),
+                output: false,
+            },
+        ],
+        one_class,
+    }
+}
+
+fn gpu_job(spec: JobSpec, gpu: GpuJob) -> Action {
+    Action::SubmitGpuJob {
+        spec,
+        storage: None,
+        gpu,
+    }
+}
+
+fn submit(w: &mut World, spec: JobSpec, gpu: GpuJob) -> u64 {
+    let job = w.state.next_job;
+    w.act(acct(OWNER), gpu_job(spec, gpu));
+    job
+}
+
+#[test]
+fn a_gpu_jobs_tasks_go_only_to_gpu_providers_and_carry_its_declaration() {
+    let mut w = World::new();
+    w.register(acct(2), provider_spec());
+    w.register(acct(3), gpu_provider("GPU A (10de:2684 550.1 Vulkan)"));
+    let mut spec = spec(2);
+    spec.aggregate = Aggregate::Reduce(reduce_spec());
+    let job = submit(&mut w, spec, declaration(false));
+    let want = declaration(false);
+    let stored = w.state.gpu_job(job).unwrap();
+    assert_eq!(
+        stored.buffers.iter().map(|b| b.binding).collect::<Vec<_>>(),
+        [0, 2]
+    );
+    assert_eq!(
+        w.state.task_descriptor(tid(job, 0)).unwrap().gpu.as_ref(),
+        Some(stored)
+    );
+    assert_eq!(stored.entry, want.entry);
+
+    // Provider 2 has no GPU: nothing offered, and a leader's assignment is refused.
+    assert!(w.state.pick(acct(2), 8).is_empty());
+    let rejection = w.lead_rejected(LeaderCommand::AssignTasks {
+        provider: acct(2),
+        tasks: vec![tid(job, 0)],
+    });
+    assert!(
+        matches!(&rejection, Rejection::TaskDoesNotFit { why, .. } if why.contains("declares no GPU")),
+        "{rejection}"
+    );
+    w.assign(acct(3), &[tid(job, 0), tid(job, 1)]);
+    w.report(
+        acct(3),
+        vec![success(tid(job, 0), 1, 10), success(tid(job, 1), 2, 10)],
+    );
+    // The reduce step is an ordinary WebAssembly task.
+    let reduce = w.state.task_descriptor(tid(job, 2)).unwrap();
+    assert_eq!(reduce.gpu, None);
+    // An integer job pins no class.
+    assert_eq!(w.state.gpu_class(job), None);
+}
+
+#[test]
+fn a_float_jobs_replicas_come_from_the_class_its_first_provider_declared() {
+    let mut w = World::new();
+    let a = "GPU A (10de:2684 550.1 Vulkan)";
+    let b = "GPU B (1002:744c 24.0 Vulkan)";
+    w.register(acct(2), gpu_provider(a));
+    w.register(acct(3), gpu_provider(b));
+    w.register(acct(4), gpu_provider(a));
+    let mut spec = spec(2);
+    spec.redundancy = Redundancy::Fixed {
+        quorum: 2,
+        max_results: 2,
+    };
+    let float = submit(&mut w, spec.clone(), declaration(true));
+    let integer = submit(&mut w, spec, declaration(false));
+    assert_eq!(w.state.gpu_class(float), None);
+    w.assign(acct(2), &[tid(float, 0)]);
+    assert_eq!(w.state.gpu_class(float), Some(a));
+    // Class B may take the integer job's tasks but none of the float job's any more.
+    assert_eq!(
+        w.state.pick(acct(3), 8),
+        vec![tid(integer, 0), tid(integer, 1)]
+    );
+    let rejection = w.lead_rejected(LeaderCommand::AssignTasks {
+        provider: acct(3),
+        tasks: vec![tid(float, 0)],
+    });
+    assert!(
+        matches!(&rejection, Rejection::TaskDoesNotFit { why, .. } if why.contains("one GPU class")),
+        "{rejection}"
+    );
+    // Another provider of class A takes the replica and the other task.
+    w.assign(acct(4), &[tid(float, 0), tid(float, 1)]);
+    w.report(acct(2), vec![success(tid(float, 0), 7, 10)]);
+    w.report(acct(4), vec![success(tid(float, 0), 7, 10)]);
+    assert!(w.state.jobs[&float].tasks[0].result.is_some());
+}
+
+#[test]
+fn the_declaration_and_the_class_are_part_of_the_state_hash() {
+    let mut a = World::new();
+    let mut b = World::new();
+    submit(&mut a, spec(1), declaration(true));
+    submit(&mut b, spec(1), declaration(false));
+    assert_ne!(a.state.hash(), b.state.hash());
+    let mut c = World::new();
+    let mut d = World::new();
+    for (w, class) in [(&mut c, "A"), (&mut d, "B")] {
+        w.register(acct(2), gpu_provider(class));
+        let job = submit(w, spec(1), declaration(true));
+        w.assign(acct(2), &[tid(job, 0)]);
+    }
+    let differ = c.state.hash() != d.state.hash();
+    assert!(differ);
+}
+
+#[test]
+fn bad_declarations_and_older_rules_are_refused_whole() {
+    let mut w = World::new();
+    let mut missing = declaration(false);
+    missing.buffers[1].fill = GpuFill::Input("weights".into());
+    let mut no_output = declaration(false);
+    no_output.buffers[0].output = false;
+    let mut zero = declaration(false);
+    zero.workgroups = [0, 1, 1];
+    let before = w.state.hash();
+    for bad in [missing, no_output, zero] {
+        let rejection = w.act_rejected(acct(OWNER), gpu_job(spec(1), bad.clone()));
+        assert!(
+            matches!(rejection, Rejection::InvalidJobSpec(_)),
+            "{bad:?}: {rejection}"
+        );
+    }
+    assert_eq!(w.state.hash(), before, "a refusal changes nothing");
+    let mut old = World::new().under_rules(22);
+    let rejection = old.act_rejected(acct(OWNER), gpu_job(spec(1), declaration(false)));
+    assert!(
+        matches!(rejection, Rejection::NeedsRules { needs: 23, .. }),
+        "{rejection}"
+    );
+}
