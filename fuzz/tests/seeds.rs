@@ -297,8 +297,8 @@ fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
     let mut state = initial_state();
     out.push((
         "snapshot",
-        "initial.v12".into(),
-        [&[11u8][..], &postcard(&state)].concat(),
+        "initial.v13".into(),
+        [&[12u8][..], &postcard(&state)].concat(),
     ));
     for (_, entry) in &entries[..4] {
         if let Err(e) = state.apply(entry) {
@@ -307,8 +307,8 @@ fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
     }
     out.push((
         "snapshot",
-        "with_job.v12".into(),
-        [&[11u8][..], &postcard(&state)].concat(),
+        "with_job.v13".into(),
+        [&[12u8][..], &postcard(&state)].concat(),
     ));
 
     out.push((
@@ -329,6 +329,8 @@ fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
 
     for name in [
         "bench",
+        "gpu-hash",
+        "gpu-matmul",
         "js-sweep",
         "mandelbrot",
         "noop",
@@ -368,6 +370,20 @@ fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
         "ack.bin".into(),
         api::wire::PingAck::Alive.to_datagram().to_vec(),
     ));
+
+    for name in [
+        "matmul",
+        "matmul-tiled",
+        "mandelbrot",
+        "mlp",
+        "sha256-search",
+    ] {
+        out.push((
+            "shader",
+            format!("{name}.wgsl"),
+            example(&format!("guests/gpu/{name}.wgsl")),
+        ));
+    }
 
     for name in ["noop", "pi", "wc_reduce"] {
         out.push((
@@ -411,6 +427,7 @@ fn decodes(target: &str, bytes: &[u8]) -> bool {
             set.validate().is_ok() && engine::State::from_genesis(&g).is_ok()
         }),
         "wasm_admission" => wasmparser::validate(bytes).is_ok(),
+        "shader" => gpu::admit(text(), "main").is_ok(),
         "udp_ping" => {
             api::wire::SealedPing::from_datagram(bytes).is_some()
                 || api::wire::PingAck::from_datagram(bytes).is_some()

@@ -13,7 +13,7 @@ pub mod wire;
 pub use auth::{AuthError, Identity, KeyCache, Sessions, valid_account, verify};
 pub use batch::{BatchKeys, verify_batch};
 pub use client::{Client, ClientError, UdpPinger};
-pub use submit::{DEFAULT_OUTPUT_LIMIT, job_submission, weigh};
+pub use submit::{DEFAULT_OUTPUT_LIMIT, gpu_submission, job_submission, weigh};
 
 /// Submitting a job the way its network wants it (rules 10: with a storage claim where storage
 /// costs a deposit).
@@ -47,6 +47,22 @@ pub mod submit {
                     .map(|size| sum.saturating_add(*size))
                     .ok_or(hash)
             })
+    }
+
+    /// Rules 23: the action submitting `spec` as a GPU job run as `gpu` declares, with a storage
+    /// claim as [`job_submission`] makes one where the network prices storage.
+    pub fn gpu_submission(
+        storage: Option<&StorageParams>,
+        spec: JobSpec,
+        input_bytes: u64,
+        output_limit: Option<u64>,
+        gpu: engine::GpuJob,
+    ) -> Action {
+        let storage = storage.map(|params| StorageClaim {
+            input_bytes,
+            output_bytes: output_limit.unwrap_or(DEFAULT_OUTPUT_LIMIT.min(params.max_output_bytes)),
+        });
+        Action::SubmitGpuJob { spec, storage, gpu }
     }
 
     /// The action submitting `spec` to a network whose storage costs `storage`

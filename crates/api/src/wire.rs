@@ -417,6 +417,12 @@ pub struct JobView {
     /// its `output` parts are sealed under a key only they and the requester hold.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub private: Option<PrivateView>,
+    /// A GPU job's declaration (rules 23): its `module` is a WGSL shader dispatched as it says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpu: Option<engine::GpuJob>,
+    /// The GPU class a one-class GPU job runs on, once one of its tasks was taken (rules 23).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpu_class: Option<String>,
 }
 
 /// What is public of a private job's sealing.

@@ -43,6 +43,29 @@
 //! quorum = 2                     #   matching results needed
 //! max_results = 3                #   most results collected before the task fails
 //! ```
+//!
+//! A GPU job (rules 23) names a WGSL compute shader instead of a module:
+//!
+//! ```toml
+//! [gpu]
+//! shader = "../guests/gpu/sha256-search.wgsl"
+//! entry = "main"                 # the compute entry point (default "main")
+//! workgroups = [64, 1, 1]        # dispatched per task
+//! # one_class = true             # run every task on one GPU class: the default exactly when
+//!                                # the shader uses floats (and then required)
+//!
+//! [[gpu.buffer]]                 # every buffer the entry point uses, @group(0) @binding(n)
+//! binding = 0
+//! input = "params"               #   filled from the task's input file of this name
+//!
+//! [[gpu.buffer]]
+//! binding = 1
+//! size = "4KiB"                  #   or this many zero bytes
+//! output = true                  #   part of the task's output (outputs concatenated by binding)
+//! ```
+//!
+//! `fuel` is then GPU fuel (the shader's count, summed over every invocation), `memory` the
+//! most bytes a task's buffers take together, `timeout` the bound on one dispatch.
 
 use anyhow::{Context, anyhow, bail, ensure};
 use bytes::Bytes;
@@ -58,8 +81,10 @@ use std::time::Duration;
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct JobFile {
-    /// Path of the task module (`.wasm`).
-    pub module: String,
+    /// Path of the task module (`.wasm`); a GPU job names its shader in `[gpu]` instead.
+    pub module: Option<String>,
+    /// A GPU job (rules 23): its shader and how it is dispatched.
+    pub gpu: Option<GpuFile>,
     /// Fuel limit per task.
     #[serde(default = "default_fuel")]
     pub fuel: u64,
@@ -103,6 +128,36 @@ pub struct JobFile {
     pub mount: Vec<MountFile>,
     /// A writable scratch directory (rules 12).
     pub scratch: Option<ScratchFile>,
+}
+
+/// A GPU job's shader, dispatch and buffers.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GpuFile {
+    /// Path of the WGSL shader.
+    pub shader: String,
+    #[serde(default = "default_gpu_entry")]
+    pub entry: String,
+    pub workgroups: [u32; 3],
+    /// Whether every task runs on one GPU class (default: exactly when the shader uses floats).
+    pub one_class: Option<bool>,
+    #[serde(default)]
+    pub buffer: Vec<GpuBufferFile>,
+}
+
+fn default_gpu_entry() -> String {
+    "main".into()
+}
+
+/// One buffer: `input` (a task input's name) or `size` (zeros).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GpuBufferFile {
+    pub binding: u32,
+    pub input: Option<String>,
+    pub size: Option<Size>,
+    #[serde(default)]
+    pub output: bool,
 }
 
 /// A directory the tasks see read-only at `path`.
@@ -335,6 +390,8 @@ pub struct LoadedJob {
     /// Blobs the spec leaves in the clear when the job is submitted private (rules 13: trees
     /// mounted with `private = false`).
     pub clear: Vec<engine::Hash>,
+    /// A GPU job's declaration (rules 23): the spec's module is then its shader.
+    pub gpu: Option<engine::GpuJob>,
 }
 
 /// Reads the files a job spec refers to. Paths are as written in the spec.
@@ -438,7 +495,27 @@ pub fn load(text: &str, files: &dyn Files, now: Time) -> anyhow::Result<LoadedJo
         by_path: HashMap::new(),
         blobs: Vec::new(),
     };
-    let module = blobs.add(&file.module).context("module")?;
+    let (module, shader) = match (&file.module, &file.gpu) {
+        (Some(path), None) => (blobs.add(path).context("module")?, None),
+        (None, Some(gpu)) => {
+            let hash = blobs.add(&gpu.shader).context("shader")?;
+            let source = blobs
+                .blobs
+                .iter()
+                .find(|b| Hash::of(b) == hash)
+                .cloned()
+                .unwrap_or_default();
+            let source = std::str::from_utf8(&source)
+                .with_context(|| format!("shader {}: not UTF-8 text", gpu.shader))?;
+            // Admitted here as the network will: a bad shader is named before anything is sent.
+            let admitted = gpu::admit(source, &gpu.entry)
+                .map_err(|e| anyhow!("{e}"))
+                .with_context(|| format!("shader {}", gpu.shader))?;
+            (hash, Some(admitted))
+        }
+        (Some(_), Some(_)) => bail!("a job has a module or a [gpu] shader, not both"),
+        (None, None) => bail!("no module: name one (module = \"x.wasm\"), or a [gpu] shader"),
+    };
     let limits = Limits {
         fuel: file.fuel,
         memory_bytes: file.memory.bytes()?,
@@ -561,6 +638,46 @@ pub fn load(text: &str, files: &dyn Files, now: Time) -> anyhow::Result<LoadedJo
         }
     };
 
+    let gpu = match (&file.gpu, &shader) {
+        (Some(g), Some(shader)) => {
+            ensure!(
+                file.success_exits.is_empty() && file.entry.is_none(),
+                "a GPU job has no exit statuses or module entry (its entry point is [gpu] entry)"
+            );
+            ensure!(
+                file.mount.is_empty() && file.scratch.is_none(),
+                "a GPU job mounts no directories (its buffers are its files)"
+            );
+            ensure!(
+                g.one_class != Some(false) || shader.integer_only,
+                "one_class = false: the shader uses floats, whose bits may differ between kinds \
+                 of GPU, so its results must come from one class"
+            );
+            let mut buffers = Vec::new();
+            for b in &g.buffer {
+                let fill = match (&b.input, &b.size) {
+                    (Some(name), None) => engine::GpuFill::Input(name.clone()),
+                    (None, Some(size)) => engine::GpuFill::Zeroed(size.bytes()?),
+                    _ => bail!(
+                        "[[gpu.buffer]] binding {}: give exactly one of input or size",
+                        b.binding
+                    ),
+                };
+                buffers.push(engine::GpuBuffer {
+                    binding: b.binding,
+                    fill,
+                    output: b.output,
+                });
+            }
+            Some(engine::GpuJob {
+                entry: g.entry.clone(),
+                workgroups: g.workgroups,
+                buffers,
+                one_class: g.one_class.unwrap_or(!shader.integer_only),
+            })
+        }
+        _ => None,
+    };
     let options = engine::JobOptions {
         success_exits: file.success_exits.clone(),
         entry: file.entry.clone(),
@@ -596,22 +713,30 @@ pub fn load(text: &str, files: &dyn Files, now: Time) -> anyhow::Result<LoadedJo
         .normalised()
         .map_err(|e| anyhow!("{e}"))
         .context("job files ([[mount]], [scratch])")?;
+    let requirements = engine::Requirements {
+        cores: file.requirements.cores,
+        // A GPU job runs only where there is a GPU (the engine holds it to that anyway).
+        gpu: file.requirements.gpu || gpu.is_some(),
+        region: file.requirements.region.clone(),
+    };
+    let spec = JobSpec {
+        module,
+        tasks,
+        limits,
+        deadline,
+        max_price: file.max_price,
+        output,
+        aggregate,
+        redundancy: file.redundancy.to_spec()?,
+        requirements,
+    };
+    let gpu = gpu
+        .map(|g| g.normalised(&spec))
+        .transpose()
+        .map_err(|e| anyhow!("{e}"))
+        .context("[gpu]")?;
     Ok(LoadedJob {
-        spec: JobSpec {
-            module,
-            tasks,
-            limits,
-            deadline,
-            max_price: file.max_price,
-            output,
-            aggregate,
-            redundancy: file.redundancy.to_spec()?,
-            requirements: engine::Requirements {
-                cores: file.requirements.cores,
-                gpu: file.requirements.gpu,
-                region: file.requirements.region.clone(),
-            },
-        },
+        spec,
         blobs: blobs.blobs,
         output_limit: file
             .output_limit
@@ -621,6 +746,7 @@ pub fn load(text: &str, files: &dyn Files, now: Time) -> anyhow::Result<LoadedJo
         options,
         files: job_files,
         clear,
+        gpu,
     })
 }
 
@@ -655,6 +781,81 @@ mod tests {
         assert_eq!(job.spec.deadline, 1000 + 3_600_000);
         assert_eq!(job.spec.aggregate, Aggregate::Concat);
         assert_eq!(job.blobs.len(), 1);
+    }
+
+    const INTS: &[u8] = b"@group(0) @binding(0) var<storage, read> x: array<u32>;
+@group(0) @binding(1) var<storage, read_write> y: array<u32>;
+@compute @workgroup_size(1) fn main(@builtin(global_invocation_id) i: vec3<u32>) { y[i.x] = x[i.x]; }";
+    const FLOATS: &[u8] = b"@group(0) @binding(0) var<storage, read> x: array<u32>;
+@group(0) @binding(1) var<storage, read_write> y: array<f32>;
+@compute @workgroup_size(1) fn go(@builtin(global_invocation_id) i: vec3<u32>) { y[i.x] = sqrt(f32(x[i.x])); }";
+
+    fn gpu_files() -> Embedded {
+        Embedded(HashMap::from([
+            ("m.wasm", &b"\0asm\x01\0\0\0"[..]),
+            ("ints.wgsl", INTS),
+            ("floats.wgsl", FLOATS),
+            ("data/a.txt", &b"0123"[..]),
+        ]))
+    }
+
+    fn gpu_spec(shader: &str, extra: &str) -> String {
+        format!(
+            "{extra}\n[gpu]\nshader = \"{shader}\"\nworkgroups = [2, 1, 1]\n\
+             [[gpu.buffer]]\nbinding = 1\nsize = \"1KiB\"\noutput = true\n\
+             [[gpu.buffer]]\nbinding = 0\ninput = \"a.txt\"\n\
+             [[task]]\ninputs = [\"data/a.txt\"]\n"
+        )
+    }
+
+    #[test]
+    fn a_gpu_section_makes_a_gpu_job_one_class_exactly_when_its_shader_has_floats() {
+        let ints = load(&gpu_spec("ints.wgsl", ""), &gpu_files(), 0).unwrap();
+        let gpu = ints.gpu.unwrap();
+        assert_eq!(gpu.entry, "main");
+        assert_eq!(gpu.workgroups, [2, 1, 1]);
+        assert!(!gpu.one_class);
+        assert_eq!(
+            gpu.buffers.iter().map(|b| b.binding).collect::<Vec<_>>(),
+            [0, 1],
+            "sorted"
+        );
+        assert_eq!(gpu.buffers[1].fill, engine::GpuFill::Zeroed(1024));
+        assert!(ints.spec.requirements.gpu);
+        assert_eq!(ints.spec.module, Hash::of(INTS));
+
+        let spec = gpu_spec("floats.wgsl", "").replace("workgroups", "entry = \"go\"\nworkgroups");
+        let floats = load(&spec, &gpu_files(), 0).unwrap();
+        assert!(floats.gpu.unwrap().one_class);
+
+        let table = [
+            (gpu_spec("ints.wgsl", "module = \"m.wasm\""), "not both"),
+            (
+                gpu_spec("floats.wgsl", "").replace(
+                    "workgroups",
+                    "one_class = false\nentry = \"go\"\nworkgroups",
+                ),
+                "one_class = false",
+            ),
+            (gpu_spec("floats.wgsl", ""), "entry point"),
+            (
+                gpu_spec("ints.wgsl", "").replace("size = \"1KiB\"", "size = 8\ninput = \"a.txt\""),
+                "exactly one of input or size",
+            ),
+            (
+                gpu_spec("ints.wgsl", "").replace("input = \"a.txt\"", "input = \"b.txt\""),
+                "does not have",
+            ),
+            (
+                gpu_spec("ints.wgsl", "success_exits = [3]"),
+                "exit statuses",
+            ),
+            ("fuel = 1\n[[task]]\n".to_string(), "no module"),
+        ];
+        for (spec, says) in table {
+            let err = format!("{:#}", load(&spec, &gpu_files(), 0).err().expect(&spec));
+            assert!(err.contains(says), "{says}: {err}\n{spec}");
+        }
     }
 
     /// A spec the `job_spec` fuzz target (`fuzz/`) timed out on: the grid was expanded before

@@ -212,6 +212,10 @@ struct ProviderArgs {
     /// Declare no GPU, even if one is found
     #[arg(long)]
     no_gpu: bool,
+    /// For tests and demos on machines without a GPU: offer a software Vulkan device (Mesa's
+    /// lavapipe) as the GPU that GPU tasks run on
+    #[arg(long, hide = true, conflicts_with = "no_gpu")]
+    gpu_software: bool,
     /// The operator account this machine belongs to: replicas of one task never go to two
     /// providers of the same operator (default: the provider's own key)
     #[arg(long)]
@@ -499,6 +503,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             config.price_per_fuel = args.price;
             config.gpu = args.gpu;
             config.detect_gpu = !args.no_gpu;
+            config.gpu_software = args.gpu_software;
             config.operator = args.operator;
             config.stall = args.stall;
             config.faulty = args

@@ -217,6 +217,11 @@ pub async fn submit(
         .network()
         .await
         .context("reading the network's rules")?;
+    if job.gpu.is_some() && private.is_some() {
+        anyhow::bail!(
+            "a GPU job cannot be private yet: its buffers are filled from inputs in the clear"
+        );
+    }
     let sealing = match private {
         Some(chosen) => {
             let providers = recipients(client, chosen, &[]).await?;
@@ -244,15 +249,24 @@ pub async fn submit(
     };
     let input_bytes = api::weigh(&job.spec, &job.files, &job.blobs)
         .map_err(|hash| anyhow::anyhow!("the job names blob {hash} but has not read it"))?;
-    let action = api::job_submission(
-        network.storage.as_ref(),
-        job.spec,
-        input_bytes,
-        job.output_limit,
-        job.options,
-        job.files,
-        sealing,
-    );
+    let action = match job.gpu {
+        Some(gpu) => api::gpu_submission(
+            network.storage.as_ref(),
+            job.spec,
+            input_bytes,
+            job.output_limit,
+            gpu,
+        ),
+        None => api::job_submission(
+            network.storage.as_ref(),
+            job.spec,
+            input_bytes,
+            job.output_limit,
+            job.options,
+            job.files,
+            sealing,
+        ),
+    };
     for blob in job.blobs {
         client
             .put_blob(who, blob)
@@ -460,6 +474,18 @@ pub fn describe(view: &JobView) -> String {
         money.push_str(&format!(
             "; private, sealed to {}",
             count_providers(private.providers.len())
+        ));
+    }
+    if let Some(gpu) = &view.gpu {
+        let [x, y, z] = gpu.workgroups;
+        money.push_str(&format!(
+            "; GPU job (entry `{}`, {x}x{y}x{z} workgroups, {})",
+            gpu.entry,
+            match (&view.gpu_class, gpu.one_class) {
+                (_, false) => "integer results: any GPU".to_string(),
+                (Some(class), true) => format!("float results: one GPU class, {class}"),
+                (None, true) => "float results: one GPU class, the first provider's".to_string(),
+            }
         ));
     }
     let mut line = describe_status(view, &money);
@@ -757,6 +783,8 @@ mod tests {
             success_exits: Vec::new(),
             entry: None,
             private: None,
+            gpu: None,
+            gpu_class: None,
         }
     }
 
@@ -869,6 +897,7 @@ mod tests {
                 scratch: None,
             },
             clear: vec![h(&lib)],
+            gpu: None,
         };
         let key = JobKey::generate();
         seal_job(&mut job, &key).unwrap();

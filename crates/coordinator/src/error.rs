@@ -22,6 +22,9 @@ pub enum ApiError {
     TooSlow(String),
     #[error("{0}")]
     InvalidModule(String),
+    /// A GPU job's shader, or its buffers against the shader (rules 23).
+    #[error("{0}")]
+    InvalidShader(String),
     #[error("{0}")]
     Rejected(Rejection),
     #[error("{0}")]
@@ -85,6 +88,7 @@ impl ApiError {
             ApiError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
             ApiError::TooSlow(_) => (StatusCode::REQUEST_TIMEOUT, "too_slow"),
             ApiError::InvalidModule(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_module"),
+            ApiError::InvalidShader(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_shader"),
             ApiError::Rejected(r) => match r {
                 Rejection::InsufficientFunds { .. } | Rejection::FeeUnpaid { .. } => {
                     (StatusCode::PAYMENT_REQUIRED, "insufficient_funds")

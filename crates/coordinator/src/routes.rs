@@ -792,6 +792,119 @@ fn admit_module(shared: &Shared, hash: &Hash, what: &str, entry: Option<&str>) -
     })
 }
 
+/// Rules 23: a GPU job's shader is present, is WGSL the providers' GPU sandbox admits
+/// (`gpu::admit`: naga's validation, the network's rules, metering), and its declared buffers
+/// are exactly the ones the entry point uses: an input or zeroed buffer at least as large as
+/// the binding's type needs, outputs only where the shader may write, and a shader with
+/// floats only in a job that runs on one class. So a GPU job the network takes never fails on
+/// every provider for its shader or its buffers. Checked on every validator alike (a pure
+/// function of the shader's bytes and the declaration).
+fn admit_shader(shared: &Shared, spec: &JobSpec, gpu: &engine::GpuJob) -> ApiResult<()> {
+    // The engine's own check first (it would refuse the same), so that the declaration's
+    // mistakes are named as such.
+    let gpu = gpu
+        .normalised(spec)
+        .map_err(|e| ApiError::Rejected(engine::Rejection::InvalidJobSpec(format!("gpu: {e}"))))?;
+    let hash = spec.module;
+    let bytes = shared
+        .blobs
+        .get(&hash)
+        .map_err(|e| ApiError::Unavailable(e.to_string()))?
+        .ok_or_else(|| ApiError::NotFound(format!("shader {hash} has not been uploaded")))?;
+    let source = std::str::from_utf8(&bytes)
+        .map_err(|e| ApiError::InvalidShader(format!("shader {hash} is not UTF-8 text: {e}")))?;
+    // naga is not known to panic on any input, but a shader is outside bytes: a panic would
+    // be a crash of a handler, never an answer.
+    let admitted = std::panic::catch_unwind(|| gpu::admit(source, &gpu.entry))
+        .map_err(|_| {
+            ApiError::InvalidShader(format!("shader {hash}: the shader compiler failed on it"))
+        })?
+        .map_err(|e| ApiError::InvalidShader(format!("shader {hash}: {e}")))?;
+    check_buffers(shared, spec, &gpu, &admitted)
+        .map_err(|e| ApiError::InvalidShader(format!("shader {hash}: {e}")))
+}
+
+/// A GPU job's buffers against its admitted shader (see [`admit_shader`]).
+fn check_buffers(
+    shared: &Shared,
+    spec: &JobSpec,
+    gpu: &engine::GpuJob,
+    shader: &gpu::Shader,
+) -> Result<(), String> {
+    let declared: Vec<u32> = gpu.buffers.iter().map(|b| b.binding).collect();
+    let used: Vec<u32> = shader.bindings.iter().map(|b| b.binding).collect();
+    if declared != used {
+        return Err(format!(
+            "entry point `{}` uses bindings {used:?} of group 0; the job declares {declared:?}",
+            gpu.entry
+        ));
+    }
+    if !shader.integer_only && !gpu.one_class {
+        return Err(
+            "the shader computes with floats, whose bits may differ between kinds of GPU: \
+             declare the job one-class (its results then all come from one GPU class)"
+                .into(),
+        );
+    }
+    for (buffer, binding) in gpu.buffers.iter().zip(&shader.bindings) {
+        if buffer.output && binding.kind != gpu::BindingKind::ReadWrite {
+            return Err(format!(
+                "binding {} is an output, but the shader declares it {:?} (an output must be \
+                 `var<storage, read_write>`)",
+                buffer.binding, binding.kind
+            ));
+        }
+        let sizes: Vec<(String, u64)> = match &buffer.fill {
+            engine::GpuFill::Zeroed(size) => vec![("zeroed".into(), *size)],
+            engine::GpuFill::Input(name) => spec
+                .tasks
+                .iter()
+                .enumerate()
+                .filter_map(|(i, t)| {
+                    let file = t.inputs.iter().find(|f| &f.name == name)?;
+                    Some((
+                        format!("task {i}'s input `{name}`"),
+                        shared.blobs.size(&file.hash).unwrap_or(0),
+                    ))
+                })
+                .collect(),
+        };
+        for (what, size) in sizes {
+            if size < binding.min_bytes.max(4) || size % 4 != 0 {
+                return Err(format!(
+                    "binding {}: {what} is {size} bytes; the shader's type needs a multiple of 4, \
+                     at least {}",
+                    buffer.binding,
+                    binding.min_bytes.max(4)
+                ));
+            }
+        }
+    }
+    // Each task's buffers together fit the job's memory limit (a provider's GPU sandbox holds
+    // a run to it).
+    for (i, task) in spec.tasks.iter().enumerate() {
+        let bytes = gpu.buffers.iter().fold(0u64, |sum, b| {
+            let size = match &b.fill {
+                engine::GpuFill::Zeroed(size) => *size,
+                engine::GpuFill::Input(name) => task
+                    .inputs
+                    .iter()
+                    .find(|f| &f.name == name)
+                    .and_then(|f| shared.blobs.size(&f.hash))
+                    .unwrap_or(0),
+            };
+            sum.saturating_add(size)
+        });
+        if bytes > spec.limits.memory_bytes {
+            return Err(format!(
+                "task {i}'s buffers take {bytes} bytes, more than the job's memory limit ({})",
+                spec.limits.memory_bytes
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Everything a job refers to must already be stored, so that providers can always fetch it.
 /// Admission of an action beyond its signature: tokens go only to an account some key can sign
 /// for (`api::valid_account`), never to an id that is not a public key or is a small-order one,
@@ -861,6 +974,7 @@ fn admit_submission(shared: &Shared, action: &Action) -> ApiResult<()> {
         entry,
         action.submission_files(),
         action.submission_sealing(),
+        action.submission_gpu(),
     )?;
     if let Some(claim) = claim {
         let mut weighed: u64 = 0;
@@ -888,10 +1002,13 @@ fn admit_job(
     entry: Option<&str>,
     files: Option<&engine::JobFiles>,
     sealing: Option<&engine::Sealing>,
+    gpu: Option<&engine::GpuJob>,
 ) -> ApiResult<()> {
     // First: a blob touched here cannot expire before the job is logged (`blob_quota`).
     shared.quota.touch(engine::submission_blobs(spec, files));
-    admit_module(shared, &spec.module, "module", entry)?;
+    if gpu.is_none() {
+        admit_module(shared, &spec.module, "module", entry)?;
+    }
     if let Aggregate::Reduce(reduce) = &spec.aggregate {
         admit_module(shared, &reduce.module, "reduce module", None)?;
     }
@@ -904,6 +1021,10 @@ fn admit_job(
                 )));
             }
         }
+    }
+    // Rules 23: a GPU job's shader, checked against its inputs' sizes (present by now).
+    if let Some(gpu) = gpu {
+        admit_shader(shared, spec, gpu)?;
     }
     if let Some(files) = files {
         // The engine's own check first (it would refuse the same), so that a bad path is named

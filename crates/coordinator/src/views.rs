@@ -248,6 +248,8 @@ pub fn job(
                 key_check: sealing.key_check,
                 providers: sealing.providers().copied().collect(),
             }),
+        gpu: state.gpu_job(job.id).cloned(),
+        gpu_class: state.gpu_class(job.id).map(str::to_string),
     }
 }
 

@@ -52,6 +52,7 @@ pub struct ShaderBinding {
 
 /// An admitted, metered shader, ready for [`crate::Gpu::run`].
 #[derive(Debug, Clone)]
+#[cfg_attr(not(feature = "device"), allow(dead_code))]
 pub struct Shader {
     pub(crate) module: Module,
     pub(crate) entry: String,

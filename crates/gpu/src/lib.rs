@@ -16,15 +16,20 @@
 //! ([`GpuError::NoAdapter`], [`GpuError::Device`]).
 
 mod admit;
+#[cfg(feature = "device")]
 pub mod baseline;
+#[cfg(feature = "device")]
 mod class;
+#[cfg(feature = "device")]
 mod device;
 mod meter;
 
 use std::time::Duration;
 
 pub use admit::{BindingKind, Shader, ShaderBinding, admit};
+#[cfg(feature = "device")]
 pub use class::fingerprint;
+#[cfg(feature = "device")]
 pub use device::{Adapter, Gpu, adapters};
 pub use meter::MAX_INVOCATION_FUEL;
 

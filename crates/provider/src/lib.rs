@@ -45,8 +45,12 @@ pub struct ProviderConfig {
     /// The GPU the provider declares; `None` with `detect_gpu`: the best hardware adapter found
     /// ([`detect_gpu`]).
     pub gpu: Option<String>,
-    /// Whether to look for a GPU when `gpu` is `None` (`gridmint provider --no-gpu`: not).
+    /// Whether to look for a GPU (to declare when `gpu` is `None`, and to run GPU tasks on)
+    /// (`gridmint provider --no-gpu`: not).
     pub detect_gpu: bool,
+    /// Also offer a software rasterizer (Mesa's lavapipe) as the GPU when no hardware one is
+    /// present: slow, but a real Vulkan device, for tests and demos on machines without a GPU.
+    pub gpu_software: bool,
     pub region: String,
     pub price_per_fuel: u128,
     /// Longest a work fetch waits for work when the provider is idle.
@@ -104,6 +108,7 @@ impl ProviderConfig {
             memory_bytes: total_memory().unwrap_or(4 << 30),
             gpu: None,
             detect_gpu: true,
+            gpu_software: false,
             region: "local".into(),
             price_per_fuel: 1,
             fetch_wait: Duration::from_secs(1),
@@ -157,6 +162,29 @@ pub fn benchmark(sandbox: &Sandbox) -> anyhow::Result<u64> {
 /// (Mesa's lavapipe) is not a GPU; no adapter, no driver: `None`.
 pub fn detect_gpu() -> Option<String> {
     let adapter = gpu::adapters().into_iter().find(|a| a.is_hardware())?;
+    Some(describe_gpu(&adapter))
+}
+
+/// Opens the device GPU tasks run on: the best hardware adapter, or with `software` the best
+/// adapter of any kind (Mesa's lavapipe where there is no GPU). `None` where there is none, or
+/// it cannot be opened (said in the log).
+pub fn open_gpu(software: bool) -> Option<gpu::Gpu> {
+    if !software && !gpu::adapters().iter().any(|a| a.is_hardware()) {
+        return None;
+    }
+    match gpu::Gpu::open() {
+        Ok(device) if software || device.adapter().is_hardware() => Some(device),
+        Ok(_) => None,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot open the GPU: GPU tasks will not run here");
+            None
+        }
+    }
+}
+
+/// How a provider declares `adapter` (`ProviderSpec::gpu`): its name and determinism class, at
+/// most 256 bytes.
+pub fn describe_gpu(adapter: &gpu::Adapter) -> String {
     let mut description = format!("{} ({})", adapter.name, adapter.class());
     if description.len() > 256 {
         let mut end = 256;
@@ -165,7 +193,7 @@ pub fn detect_gpu() -> Option<String> {
         }
         description.truncate(end);
     }
-    Some(description)
+    description
 }
 
 /// What a provider did before it stopped.
@@ -194,10 +222,20 @@ pub async fn run(
         let sandbox = sandbox.clone();
         tokio::task::spawn_blocking(move || benchmark(&sandbox)).await??
     };
-    let gpu = match &config.gpu {
-        Some(declared) => Some(declared.clone()),
-        None if config.detect_gpu => tokio::task::spawn_blocking(detect_gpu).await?,
-        None => None,
+    // The device GPU tasks run on, opened once (40-350 ms), and what this provider declares:
+    // the device (name and class) unless told otherwise.
+    let device = if config.detect_gpu || config.gpu_software {
+        let software = config.gpu_software;
+        tokio::task::spawn_blocking(move || open_gpu(software))
+            .await?
+            .map(Arc::new)
+    } else {
+        None
+    };
+    let gpu = match (&config.gpu, &device) {
+        (Some(declared), _) => Some(declared.clone()),
+        (None, Some(device)) => Some(describe_gpu(device.adapter())),
+        (None, None) => None,
     };
     if let Some(gpu) = &gpu {
         tracing::info!(%gpu, "GPU");
@@ -254,6 +292,7 @@ pub async fn run(
         config.faulty,
         config.slots.max(1),
         config.cache_bytes,
+        device,
     );
     let mut agent = Agent {
         client,

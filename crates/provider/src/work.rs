@@ -58,6 +58,12 @@ struct Inner {
     in_use: Mutex<HashMap<Hash, usize>>,
     /// The sizes of unpacked trees, by directory, once measured.
     tree_sizes: Mutex<HashMap<PathBuf, u64>>,
+    /// The GPU device GPU tasks run on (rules 23), one run at a time; `None`: GPU tasks fail.
+    gpu: Option<Arc<gpu::Gpu>>,
+    /// Held while a GPU task runs: one dispatch at a time on the one device.
+    gpu_turn: Mutex<()>,
+    /// Admitted shaders, by blob and entry point.
+    shaders: Mutex<HashMap<(Hash, String), Arc<gpu::Shader>>>,
 }
 
 /// How many held blobs a fetch lists.
@@ -87,6 +93,7 @@ impl Worker {
         faulty: Option<Faulty>,
         slots: u32,
         cache_bytes: u64,
+        gpu: Option<Arc<gpu::Gpu>>,
     ) -> Worker {
         let worker = Worker {
             inner: Arc::new(Inner {
@@ -107,6 +114,9 @@ impl Worker {
                 cache_bytes,
                 in_use: Mutex::new(HashMap::new()),
                 tree_sizes: Mutex::new(HashMap::new()),
+                gpu,
+                gpu_turn: Mutex::new(()),
+                shaders: Mutex::new(HashMap::new()),
             }),
         };
         // One thread per slot runs tasks back to back: a short task costs no thread hand-off.
@@ -323,6 +333,42 @@ fn run_retrying_host_failures(
 
 /// Runs of one task the host may fail before the provider reports the failure.
 const HOST_FAILURE_TRIES: u64 = 3;
+
+/// A GPU run as the sandbox would report it: `Completed` is exit 0, a loop the driver cut short
+/// a trap (the device cannot run the task), the output buffers in binding order the output
+/// (none past `output_limit`: too large).
+fn gpu_report(
+    report: gpu::GpuReport,
+    wall_time: Duration,
+    output_limit: Option<u64>,
+) -> sandbox::RunReport {
+    let mut outcome = match report.outcome {
+        gpu::GpuOutcome::Completed => Outcome::Exited(0),
+        gpu::GpuOutcome::OutOfFuel => Outcome::OutOfFuel,
+        gpu::GpuOutcome::LoopCutShort => Outcome::Trap(
+            "the GPU driver cut a loop short (lavapipe stops an invocation after about 65,535 \
+             loop iterations): this device cannot run the task"
+                .into(),
+        ),
+        gpu::GpuOutcome::TimedOut => Outcome::Timeout,
+    };
+    let mut output: Vec<u8> = match outcome {
+        Outcome::Timeout => Vec::new(),
+        _ => report.outputs.into_iter().flat_map(|(_, b)| b).collect(),
+    };
+    if output_limit.is_some_and(|limit| output.len() as u64 > limit) {
+        outcome = Outcome::OutputTooLarge;
+        output = Vec::new();
+    }
+    sandbox::RunReport {
+        output_hash: Hash::of(&output).0,
+        output,
+        outcome,
+        fuel_used: report.fuel,
+        wall_time,
+        stderr: Vec::new(),
+    }
+}
 
 fn failure(task: &TaskDescriptor, why: String) -> TaskReport {
     TaskReport {
@@ -606,6 +652,11 @@ impl Inner {
     /// host calls block on the runtime themselves).
     fn execute(&self, task: &TaskDescriptor, runtime: &tokio::runtime::Handle) -> TaskReport {
         let _pinned = Pinned::new(self, task);
+        if let Some(spec) = &task.gpu {
+            return self
+                .execute_gpu(task, spec, runtime)
+                .unwrap_or_else(|why| failure(task, why));
+        }
         let report = runtime
             .block_on(self.prepare(task))
             .and_then(|(module, run, private)| {
@@ -711,6 +762,94 @@ impl Inner {
             scratch: task.scratch.as_ref().map(|s| (s.path.clone(), s.bytes)),
         };
         Ok((module, run, private))
+    }
+
+    /// Rules 23: runs GPU task `task` on this provider's device: its shader admitted (cached),
+    /// its buffers filled from its inputs or with zeros, one dispatch, the output buffers
+    /// concatenated in binding order as its output.
+    fn execute_gpu(
+        &self,
+        task: &TaskDescriptor,
+        spec: &engine::GpuJob,
+        runtime: &tokio::runtime::Handle,
+    ) -> Result<TaskReport, String> {
+        let device = self
+            .gpu
+            .clone()
+            .ok_or("a GPU task, and this provider has no GPU device open")?;
+        let shader = runtime.block_on(self.shader(task.module, &spec.entry))?;
+        let mut buffers = Vec::with_capacity(spec.buffers.len());
+        for b in &spec.buffers {
+            let bytes = match &b.fill {
+                engine::GpuFill::Zeroed(size) => {
+                    let size = usize::try_from(*size).map_err(|_| "a buffer too large")?;
+                    vec![0; size]
+                }
+                engine::GpuFill::Input(name) => {
+                    let file = task
+                        .inputs
+                        .iter()
+                        .find(|f| &f.name == name)
+                        .ok_or_else(|| format!("binding {}: no input `{name}`", b.binding))?;
+                    let bytes = runtime.block_on(self.blob(file.hash))?;
+                    self.held(file.hash);
+                    bytes.to_vec()
+                }
+            };
+            buffers.push(gpu::TaskBuffer {
+                binding: b.binding,
+                bytes,
+                output: b.output,
+            });
+        }
+        let run = gpu::GpuTask {
+            workgroups: spec.workgroups,
+            buffers,
+            fuel: task.limits.fuel,
+            max_bytes: task.limits.memory_bytes,
+            timeout: Duration::from_millis(task.limits.wall_ms),
+        };
+        let started = Instant::now();
+        let result = {
+            let _turn = self.gpu_turn.lock().unwrap_or_else(|p| p.into_inner());
+            device.run(&shader, &run)
+        };
+        let report = match result {
+            Ok(report) => gpu_report(report, started.elapsed(), task.output_limit),
+            // A task that does not fit its shader or the device fails the same everywhere.
+            Err(e @ gpu::GpuError::InvalidTask(_)) => return Ok(failure(task, e.to_string())),
+            Err(e) => return Err(format!("GPU: {e}")),
+        };
+        runtime.block_on(self.finish(task, report, None))
+    }
+
+    /// Shader `hash` admitted for `entry` (`gpu::admit`: validated, held to the network's rules,
+    /// metered), kept for the next task.
+    async fn shader(&self, hash: Hash, entry: &str) -> Result<Arc<gpu::Shader>, String> {
+        let key = (hash, entry.to_string());
+        if let Some(shader) = self
+            .shaders
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&key)
+        {
+            return Ok(shader.clone());
+        }
+        let bytes = self.blob(hash).await?;
+        self.held(hash);
+        let source =
+            String::from_utf8(bytes.to_vec()).map_err(|e| format!("shader {hash}: {e}"))?;
+        let entry = entry.to_string();
+        let shader = tokio::task::spawn_blocking(move || gpu::admit(&source, &entry))
+            .await
+            .map_err(|e| format!("admitting shader {hash}: {e}"))?
+            .map_err(|e| format!("shader {hash}: {e}"))?;
+        let shader = Arc::new(shader);
+        self.shaders
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key, shader.clone());
+        Ok(shader)
     }
 
     /// Where private runs' opened inputs are kept while they run (`DATA_DIR/opened`), made if

@@ -4,6 +4,7 @@ mod cache;
 mod chain;
 mod cli;
 mod demo;
+mod gpu;
 mod hostile;
 mod http;
 mod jobs;
