@@ -1,6 +1,7 @@
 //! `gridmint demo`: a whole network on loopback in one process — a coordinator with a durable
 //! SQLite log, three providers talking to it over real HTTP, and a requester running the pi and
-//! Mandelbrot example jobs.
+//! Mandelbrot example jobs, and the GPU hash search where the machine has a GPU (or Mesa's
+//! software Vulkan driver, which the providers here offer as one).
 
 use crate::jobspec::{self, Embedded};
 use crate::requester;
@@ -42,10 +43,57 @@ fn embedded() -> Embedded {
             "../guests/png.wasm",
             &include_bytes!("../../../guests/png.wasm")[..],
         ),
+        (
+            "../guests/gpu/sha256-search.wgsl",
+            &include_bytes!("../../../guests/gpu/sha256-search.wgsl")[..],
+        ),
+        (
+            "data/gpu/mins.bin",
+            &include_bytes!("../../../examples/data/gpu/mins.bin")[..],
+        ),
+        (
+            "data/gpu/search-0.bin",
+            &include_bytes!("../../../examples/data/gpu/search-0.bin")[..],
+        ),
+        (
+            "data/gpu/search-1.bin",
+            &include_bytes!("../../../examples/data/gpu/search-1.bin")[..],
+        ),
+        (
+            "data/gpu/search-2.bin",
+            &include_bytes!("../../../examples/data/gpu/search-2.bin")[..],
+        ),
+        (
+            "data/gpu/search-3.bin",
+            &include_bytes!("../../../examples/data/gpu/search-3.bin")[..],
+        ),
     ]))
 }
 const PI_SPEC: &str = include_str!("../../../examples/pi.toml");
 const MANDELBROT_SPEC: &str = include_str!("../../../examples/mandelbrot.toml");
+const GPU_HASH_SPEC: &str = include_str!("../../../examples/gpu-hash.toml");
+
+/// What the GPU hash search found over all its tasks: nonces below the bound, the least of
+/// them (if any), and the least first word of any hash (each task's 12 bytes: least nonce,
+/// least first word, count, little-endian).
+pub fn hash_search_summary(output: &[u8]) -> anyhow::Result<(u64, Option<u32>, u32)> {
+    anyhow::ensure!(
+        !output.is_empty() && output.len() % 12 == 0,
+        "the hash search returned {} bytes, not 12 per task",
+        output.len()
+    );
+    let (mut found, mut least, mut best) = (0u64, None::<u32>, u32::MAX);
+    for task in output.chunks_exact(12) {
+        let word = |i: usize| u32::from_le_bytes([task[i], task[i + 1], task[i + 2], task[i + 3]]);
+        let count = word(8);
+        if count > 0 {
+            least = Some(least.map_or(word(0), |l| l.min(word(0))));
+        }
+        found += u64::from(count);
+        best = best.min(word(4));
+    }
+    Ok((found, least, best))
+}
 
 /// Sums `<hits> <samples>` lines into a pi estimate.
 pub fn pi_estimate(output: &str) -> anyhow::Result<(f64, u64, u64)> {
@@ -94,6 +142,9 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     for i in 1..=args.providers {
         let mut cfg = provider::ProviderConfig::new(&url, data_dir.join(format!("provider-{i}")));
         cfg.slots = 1;
+        // The demo shows a GPU job wherever a Vulkan device exists: Mesa's software one
+        // (lavapipe) counts here.
+        cfg.gpu_software = true;
         let mut rx = stop_rx.clone();
         providers.push(tokio::spawn(provider::run(cfg, async move {
             let _ = rx.wait_for(|stop| *stop).await;
@@ -156,17 +207,59 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         png.len()
     ));
 
-    let views = client.providers().await?;
-    let money = Money::of(&client, &me, &[pi_id, render_id]).await?;
+    // The GPU hash search, where the providers found a GPU (or lavapipe) to run it on.
+    let mut views = client.providers().await?;
+    let gpu = views.iter().find_map(|v| v.spec.gpu.clone());
+    let mut jobs = vec![pi_id, render_id];
+    let mut gpu_view = None;
+    let mut gpu_found = None;
+    match &gpu {
+        Some(gpu) => {
+            let search = jobspec::load(GPU_HASH_SPEC, &files, coordinator::now_ms())
+                .context("examples/gpu-hash.toml")?;
+            let id = requester::submit(&client, &me, search, None).await?;
+            say(format!(
+                "submitted job {id}: SHA-256 hash search on the GPU ({gpu}), 262144 nonces in 4 tasks"
+            ));
+            let view = requester::wait(&client, id, !args.json).await?;
+            anyhow::ensure!(
+                view.status == engine::JobStatus::Completed,
+                "{}",
+                requester::describe(&view)
+            );
+            let (found, least, best) = hash_search_summary(&client.job_output(id).await?)?;
+            say(format!(
+                "hash search: {found} nonces below the target, the least {}; the least hash \
+                 begins {best:08x} ({} fuel; integer results, the same bytes on every GPU)",
+                least.map_or("none".to_string(), |n| n.to_string()),
+                view.fuel_used
+            ));
+            jobs.push(id);
+            gpu_found = Some((found, least, best));
+            gpu_view = Some(view);
+            views = client.providers().await?;
+        }
+        None => say(
+            "skipped the GPU job: no Vulkan, Metal or DX12 adapter here (on Linux without a GPU, \
+             Mesa's software driver is one: apt-get install mesa-vulkan-drivers)"
+                .into(),
+        ),
+    }
+    let money = Money::of(&client, &me, &jobs).await?;
     // The treasury's takings: the fee out of every task payment, and the fee per logged action
     // (the requester's submissions, the providers' stakes and registrations).
-    let fees = pi_view.escrow.fees.saturating_add(render_view.escrow.fees);
+    let fees = pi_view
+        .escrow
+        .fees
+        .saturating_add(render_view.escrow.fees)
+        .saturating_add(gpu_view.as_ref().map_or(0, |v| v.escrow.fees));
     // Rules 19: what the escrows keep to re-run lone results should a provider be caught lying
     // before the jobs' results are final.
     let kept = pi_view
         .escrow
         .held()
-        .saturating_add(render_view.escrow.held());
+        .saturating_add(render_view.escrow.held())
+        .saturating_add(gpu_view.as_ref().map_or(0, |v| v.escrow.held()));
     let action_fees = client
         .account(network.treasury)
         .await?
@@ -191,13 +284,24 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     .context("verifying the demo's chain")?;
 
     if args.json {
+        let job_views: Vec<&api::wire::JobView> =
+            [Some(&pi_view), Some(&render_view), gpu_view.as_ref()]
+                .into_iter()
+                .flatten()
+                .collect();
         let summary = serde_json::json!({
             "pi": pi,
             "pi_hits": hits,
             "pi_samples": samples,
             "image": args.out,
             "image_bytes": png.len(),
-            "jobs": [pi_view, render_view],
+            "jobs": job_views,
+            "gpu": gpu,
+            "gpu_hash_search": gpu_found.map(|(found, least, best)| serde_json::json!({
+                "found": found,
+                "least_nonce": least,
+                "least_first_word": best,
+            })),
             "providers": views,
             "chain": chain,
             "escrow_locked": money.locked.to_string(),
@@ -210,7 +314,10 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         });
         println!("{}", serde_json::to_string_pretty(&summary)?);
     } else {
-        for v in [&pi_view, &render_view] {
+        for v in [Some(&pi_view), Some(&render_view), gpu_view.as_ref()]
+            .into_iter()
+            .flatten()
+        {
             println!(
                 "job {}: {} tasks in {} runs ({:.2} per task, {})",
                 v.id,
@@ -250,7 +357,11 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             f64::from(network.fee_bps) / 100.0,
             Tokens(money.refunded)
         );
-        if let Some(at) = pi_view.final_at.max(render_view.final_at) {
+        let final_at = pi_view
+            .final_at
+            .max(render_view.final_at)
+            .max(gpu_view.as_ref().and_then(|v| v.final_at));
+        if let Some(at) = final_at {
             println!(
                 "{} stays in escrow until the results are final at {} (to re-run any result a \
                  provider is later caught lying on), then comes back",
@@ -315,5 +426,23 @@ mod tests {
         assert!((pi - 3.2).abs() < 1e-9);
         assert!(pi_estimate("").is_err());
         assert!(pi_estimate("1 2 3\n").is_err());
+    }
+
+    #[test]
+    fn hash_search_summary_sums_tasks() {
+        let task = |least: u32, best: u32, count: u32| -> Vec<u8> {
+            [least, best, count]
+                .iter()
+                .flat_map(|w| w.to_le_bytes())
+                .collect()
+        };
+        let out = [task(u32::MAX, 9, 0), task(70, 5, 2), task(40, 7, 1)].concat();
+        assert_eq!(hash_search_summary(&out).unwrap(), (3, Some(40), 5));
+        assert_eq!(
+            hash_search_summary(&task(u32::MAX, 3, 0)).unwrap(),
+            (0, None, 3)
+        );
+        assert!(hash_search_summary(&[1, 2, 3]).is_err());
+        assert!(hash_search_summary(&[]).is_err());
     }
 }

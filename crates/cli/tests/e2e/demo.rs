@@ -30,6 +30,14 @@ fn the_demo_pays_its_providers_and_its_chain_verifies_afterwards() {
     let pi = summary["pi"].as_f64().unwrap();
     assert!((pi - std::f64::consts::PI).abs() < 0.01, "pi = {pi}");
     assert!(std::fs::read(&png).unwrap().starts_with(b"\x89PNG"));
+    // The GPU hash search (CI has Mesa's software Vulkan driver, which the demo's providers
+    // offer): its numbers as `sha2` gives them (the example's inputs: 262,144 nonces).
+    assert!(summary["gpu"].is_string(), "{}", summary["gpu"]);
+    let search = &summary["gpu_hash_search"];
+    assert_eq!(search["found"], 62, "{search}");
+    assert_eq!(search["least_nonce"], 1099, "{search}");
+    assert_eq!(search["least_first_word"], 27564, "{search}");
+    assert_eq!(summary["jobs"].as_array().unwrap().len(), 3);
 
     let locked = amount(&summary["escrow_locked"]);
     let paid = amount(&summary["paid_to_providers"]);
