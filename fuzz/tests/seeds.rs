@@ -330,7 +330,9 @@ fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
     for name in [
         "bench",
         "gpu-hash",
+        "gpu-mandelbrot",
         "gpu-matmul",
+        "gpu-mlp",
         "js-sweep",
         "mandelbrot",
         "noop",
@@ -375,6 +377,7 @@ fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
         "matmul",
         "matmul-tiled",
         "mandelbrot",
+        "mandelbrot-tiles",
         "mlp",
         "sha256-search",
     ] {

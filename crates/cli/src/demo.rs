@@ -78,7 +78,7 @@ const GPU_HASH_SPEC: &str = include_str!("../../../examples/gpu-hash.toml");
 /// least first word, count, little-endian).
 pub fn hash_search_summary(output: &[u8]) -> anyhow::Result<(u64, Option<u32>, u32)> {
     anyhow::ensure!(
-        !output.is_empty() && output.len() % 12 == 0,
+        !output.is_empty() && output.len().is_multiple_of(12),
         "the hash search returned {} bytes, not 12 per task",
         output.len()
     );

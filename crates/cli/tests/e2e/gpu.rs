@@ -63,14 +63,21 @@ fn the_gpu_examples_run_on_gpu_providers_only_verified_by_replicas() {
     // The hash search as a user submits it (the network's adaptive verification: new
     // providers' results are confirmed by others).
     let hash = w.submit(&c.url, &example("gpu-hash.toml"));
-    // The matrix products: a float shader, so one class.
+    // The matrix products, the perceptron and the render: float shaders, so one class each.
     let matmul = w.submit(&c.url, &example("gpu-matmul.toml"));
-    for job in [hash, matmul] {
+    let mlp = w.submit(&c.url, &example("gpu-mlp.toml"));
+    let render = w.submit(&c.url, &example("gpu-mandelbrot.toml"));
+    // New providers' results are confirmed by replicas (until they are trusted).
+    let mut replicated = false;
+    for job in [hash, matmul, mlp, render] {
         let view = c.http.wait_job(job);
         assert_eq!(view.status, engine::JobStatus::Completed, "{view:?}");
         let view = c.http.job_with_tasks(job);
-        for task in &view.tasks {
-            assert!(task.runs.len() >= 2, "{task:?}: confirmed by a replica");
+        assert_eq!(view.gpu_class.is_some(), job != hash, "{view:?}");
+        // The map tasks (the render's reduce is a WebAssembly task: it may run anywhere).
+        let maps = if job == mlp { 1 } else { 4 };
+        for task in view.tasks.iter().take(maps) {
+            replicated |= task.runs.len() >= 2;
             for run in &task.runs {
                 assert_ne!(
                     run.provider, cpu.id,
@@ -80,6 +87,7 @@ fn the_gpu_examples_run_on_gpu_providers_only_verified_by_replicas() {
             assert!(task.fuel_used.unwrap() > 0);
         }
     }
+    assert!(replicated, "no result was confirmed by a replica");
     assert_eq!(words(&w.results(&c.url, hash)), expected_search());
 
     // C = A x B_i, exactly: the entries are small integers.
@@ -111,7 +119,54 @@ fn the_gpu_examples_run_on_gpu_providers_only_verified_by_replicas() {
             &c.url,
         ])
         .ok();
-    assert!(status.stdout.contains("GPU"), "{}", status.stdout);
+    assert!(
+        status.stdout.contains("float results: one GPU class"),
+        "{}",
+        status.stdout
+    );
+
+    // The perceptron classifies the known digits as what they are.
+    let out = w.results(&c.url, mlp);
+    assert_eq!(out.len(), 440);
+    assert_eq!(words(&out[400..]), (0..10).collect::<Vec<u32>>());
+
+    // The render: a 512x512 PNG assembled by png.wasm from the GPU's tiles, the same picture
+    // as the shader's f32 code on the CPU but for a few pixels (fused multiply-adds).
+    let png = w.results(&c.url, render);
+    let image = image::load_from_memory_with_format(&png, image::ImageFormat::Png)
+        .expect("a PNG")
+        .to_rgb8();
+    assert_eq!(image.dimensions(), (512, 512));
+    let differ = image
+        .enumerate_pixels()
+        .filter(|(x, y, p)| p.0 != mandelbrot_cpu(*x, *y))
+        .count();
+    assert!(
+        differ < 512 * 512 / 100,
+        "{differ} pixels differ from the CPU's"
+    );
+}
+
+/// Pixel (x, y) of `examples/gpu-mandelbrot.toml`'s image as `mandelbrot-tiles.wgsl` computes
+/// it, in f32 on the CPU.
+fn mandelbrot_cpu(x: u32, y: u32) -> [u8; 3] {
+    let (left, top, step) = (-2.0f32, 1.25f32, 2.5f32 / 512.0);
+    let (cr, ci) = (left + x as f32 * step, top - y as f32 * step);
+    let (mut zr, mut zi, mut n) = (0f32, 0f32, 0u32);
+    while n < 256 && zr * zr + zi * zi <= 4.0 {
+        let t = zr * zr - zi * zi + cr;
+        zi = 2.0 * zr * zi + ci;
+        zr = t;
+        n += 1;
+    }
+    if n >= 256 {
+        return [0, 0, 0];
+    }
+    [
+        ((n * 9) % 256) as u8,
+        ((n * 5 + 64) % 256) as u8,
+        (255 - (n * 3) % 256) as u8,
+    ]
 }
 
 /// A GPU job spec over `shader` with one output buffer at binding 0 of `size` bytes.
