@@ -471,6 +471,10 @@ pub struct ProviderView {
     /// checks, doubled for every slash it took.
     #[serde(default)]
     pub audit_floor_bps: u32,
+    /// What its GPU offers (rules 23): measured GPU fuel per millisecond and its largest
+    /// buffer; absent for a provider that takes no GPU tasks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpu_offer: Option<engine::GpuOffer>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -73,6 +73,16 @@ pub fn describe(v: &ProviderView) -> String {
         Some(op) if op != v.id => op.to_string(),
         _ => "itself".into(),
     };
+    let gpu = match (&v.spec.gpu, &v.gpu_offer) {
+        (Some(gpu), Some(offer)) => format!(
+            "gpu        {gpu}: {} GPU fuel/ms, buffers up to {} bytes\n",
+            offer.fuel_per_ms, offer.memory_bytes
+        ),
+        (Some(gpu), None) => {
+            format!("gpu        {gpu} (declared, no device offered: no GPU tasks)\n")
+        }
+        (None, _) => String::new(),
+    };
     format!(
         "provider   {id}\n\
          status     {status:?}, {running} running of {slots} slots, region {region}, operator {operator}\n\
@@ -82,7 +92,7 @@ pub fn describe(v: &ProviderView) -> String {
          probability {audit}% (floor {floor}%)\n\
          work       {done} runs completed, {failed} failed, {fuel} fuel\n\
          money      earned {earned}, bonded {bonded}, slashed {slashed} in {times} slashes\n\
-         price      {price} base units per fuel, benchmark {bench}\n",
+         price      {price} base units per fuel, benchmark {bench}\n{gpu}",
         id = v.id,
         status = v.status,
         running = v.running,

@@ -261,6 +261,7 @@ pub fn provider(state: &State, p: &Provider) -> ProviderView {
         audits_passed: state.audits.passed.get(&p.id).copied().unwrap_or(0),
         audit_bps: state.audit_bps(&p.id),
         audit_floor_bps: state.audit_floor_bps(&p.id),
+        gpu_offer: state.gpu_offer(&p.id).cloned(),
         id: p.id,
         spec: p.spec.clone(),
         status: p.status,

@@ -104,6 +104,12 @@ pub enum Action {
         files: crate::files::JobFiles,
         sealing: crate::private::Sealing,
     },
+    /// Rules 23: register (or re-register) the signer as a provider that runs GPU tasks on the
+    /// device `gpu` describes (see [`crate::gpu::GpuOffer`]).
+    RegisterGpuProvider {
+        spec: crate::types::ProviderSpec,
+        gpu: crate::gpu::GpuOffer,
+    },
     /// Rules 23: submit a GPU job owned by the signer (see [`crate::gpu`]): its module is a
     /// WGSL compute shader run as `gpu` declares; with its storage claim where the network
     /// prices storage.

@@ -23,6 +23,13 @@
 //! adapter's name and its vendor, device, driver and backend); a provider that claims another
 //! class than it has returns results that disagree with its class's, and is slashed for them
 //! like any other wrong result.
+//!
+//! **GPU offers.** A provider that can run GPU tasks registers with `Action::RegisterGpuProvider`,
+//! which adds a [`GpuOffer`] to its spec: its device's largest buffer and its measured speed in
+//! GPU fuel per millisecond. Only providers with an offer take GPU tasks (a GPU typed in by hand,
+//! with no device behind it, takes none), and the scheduler's speed estimate for a GPU job is the
+//! offer's speed instead of the CPU benchmark ([`State::fuel_per_ms`]). Registering again
+//! without one withdraws it.
 
 use crate::command::{Event, Rejection};
 use crate::state::{Job, Provider, State};
@@ -154,7 +161,18 @@ impl GpuJob {
     }
 }
 
-/// The GPU jobs (rules 23; empty before).
+/// What a provider's GPU offers (rules 23, `Action::RegisterGpuProvider`). Always encoded in
+/// full: log entries are postcard.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GpuOffer {
+    /// GPU fuel its device burns per millisecond on the benchmark shader (at least 1).
+    pub fuel_per_ms: u64,
+    /// The largest buffer its device holds, in bytes: a GPU job whose memory limit is larger
+    /// does not go to it.
+    pub memory_bytes: u64,
+}
+
+/// The GPU jobs and offers (rules 23; empty before).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GpuJobs {
     /// Every GPU job's declaration, normalised.
@@ -162,6 +180,8 @@ pub struct GpuJobs {
     /// The class (a provider's declared GPU) each one-class job runs on, fixed by the first
     /// provider that took one of its tasks.
     pub classes: BTreeMap<JobId, String>,
+    /// Providers' GPU offers, by provider (until it registers again without one).
+    pub offers: BTreeMap<AccountId, GpuOffer>,
 }
 
 impl State {
@@ -175,8 +195,29 @@ impl State {
         self.gpu.classes.get(&job).map(String::as_str)
     }
 
-    /// Rules 23: whether `p` may run `job`'s tasks as a GPU job: it declares a GPU, and for a
-    /// one-class job, the job's class if it has one.
+    /// Provider `p`'s GPU offer, if it registered with one.
+    pub fn gpu_offer(&self, p: &AccountId) -> Option<&GpuOffer> {
+        self.gpu.offers.get(p)
+    }
+
+    /// How much fuel `p` burns per millisecond on `job`'s tasks: its GPU offer's speed for a GPU
+    /// job, else its CPU benchmark (`benchmark_score` points of
+    /// [`crate::schedule::FUEL_PER_BENCHMARK_POINT`]). At least 1.
+    pub fn fuel_per_ms(&self, p: &Provider, job: &Job) -> u64 {
+        if self.gpu.jobs.contains_key(&job.id)
+            && let Some(offer) = self.gpu.offers.get(&p.id)
+        {
+            return offer.fuel_per_ms.max(1);
+        }
+        p.spec
+            .benchmark_score
+            .saturating_mul(crate::schedule::FUEL_PER_BENCHMARK_POINT)
+            .max(1)
+    }
+
+    /// Rules 23: whether `p` may run `job`'s tasks as a GPU job: it declares a GPU and offers a
+    /// device that holds the job's memory limit, and for a one-class job, the job's class if it
+    /// has one.
     pub(crate) fn gpu_fits(&self, p: &Provider, job: &Job) -> Result<(), String> {
         let Some(gpu) = self.gpu.jobs.get(&job.id) else {
             return Ok(());
@@ -184,6 +225,18 @@ impl State {
         let Some(declared) = &p.spec.gpu else {
             return Err("a GPU job, and the provider declares no GPU".into());
         };
+        let Some(offer) = self.gpu.offers.get(&p.id) else {
+            return Err(
+                "a GPU job, and the provider offers no GPU device (it registered without one)"
+                    .into(),
+            );
+        };
+        if job.spec.limits.memory_bytes > offer.memory_bytes {
+            return Err(format!(
+                "the job's buffers may take {} bytes; the provider's GPU holds buffers of {}",
+                job.spec.limits.memory_bytes, offer.memory_bytes
+            ));
+        }
         match self.gpu.classes.get(&job.id) {
             Some(class) if gpu.one_class && class != declared => Err(format!(
                 "the job's float results come from one GPU class ({class}); the provider's is {declared}"
@@ -202,6 +255,41 @@ impl State {
                 .entry(job)
                 .or_insert_with(|| class.to_string());
         }
+    }
+
+    /// Rules 23: registers provider `who` with `spec` and the GPU `offer` (see [`GpuOffer`]).
+    pub(crate) fn register_gpu(
+        &mut self,
+        who: AccountId,
+        spec: &crate::types::ProviderSpec,
+        offer: &GpuOffer,
+        now: Time,
+    ) -> Result<Vec<Event>, Rejection> {
+        if self.rules < 23 {
+            return Err(Rejection::NeedsRules {
+                what: "a provider with a GPU offer".into(),
+                needs: 23,
+                runs: self.rules,
+            });
+        }
+        if spec.gpu.is_none() {
+            return Err(Rejection::InvalidProviderSpec(
+                "a GPU offer needs the GPU it is for (gpu)".into(),
+            ));
+        }
+        if offer.fuel_per_ms == 0 || offer.memory_bytes == 0 {
+            return Err(Rejection::InvalidProviderSpec(
+                "a GPU offer's speed and memory must be positive".into(),
+            ));
+        }
+        let events = self.register(who, spec, now)?;
+        self.gpu.offers.insert(who, offer.clone());
+        Ok(events)
+    }
+
+    /// Rules 23: a provider registered again without a GPU offer withdrew the one it had.
+    pub(crate) fn withdraw_gpu_offer(&mut self, who: &AccountId) {
+        self.gpu.offers.remove(who);
     }
 
     /// Rules 23: submits `spec` as a GPU job (its module is a WGSL shader run as `gpu` says),

@@ -147,7 +147,10 @@
 ///   whose module is a WGSL compute shader dispatched with the buffers the job declares
 ///   (`TaskDescriptor::gpu`); its tasks go only to providers that declare a GPU, and a job whose
 ///   shader uses floats runs on one GPU class, the one the first provider to take one of its
-///   tasks declared. Inputs apply as under 22 otherwise.
+///   tasks declared. A provider may register with a GPU offer (`Action::RegisterGpuProvider`:
+///   its device's largest buffer and measured GPU fuel per millisecond); only providers with one
+///   take GPU tasks, and the scheduler estimates a GPU task's time from the offer. Inputs apply
+///   as under 22 otherwise.
 pub const RULES: u32 = 23;
 /// The rules of a network whose genesis predates the version.
 pub const FIRST_RULES: u32 = 1;
@@ -181,7 +184,7 @@ pub use files::{
     Scratch, submission_blobs,
 };
 pub use gpu::{
-    GpuBuffer, GpuFill, GpuJob, GpuJobs, MAX_GPU_BINDING, MAX_GPU_BUFFERS, MAX_GPU_ENTRY,
+    GpuBuffer, GpuFill, GpuJob, GpuJobs, GpuOffer, MAX_GPU_BINDING, MAX_GPU_BUFFERS, MAX_GPU_ENTRY,
     MAX_GPU_WORKGROUPS,
 };
 pub use ledger::{

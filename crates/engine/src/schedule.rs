@@ -493,11 +493,7 @@ impl State {
     /// task's fuel limit, which no honest result exceeds.
     fn finishes_in_time(&self, p: &Provider, job: &Job, now: Time) -> bool {
         let fuel = self.fuel_estimate(job).min(job.spec.limits.fuel);
-        let per_ms = p
-            .spec
-            .benchmark_score
-            .saturating_mul(FUEL_PER_BENCHMARK_POINT)
-            .max(1);
+        let per_ms = self.fuel_per_ms(p, job);
         let ms = TASK_OVERHEAD_US.saturating_add(
             fuel.saturating_mul(1000)
                 .checked_div(per_ms)
@@ -559,11 +555,7 @@ impl State {
 
     /// Expected time for `p` to run one of `job`'s tasks, in microseconds.
     pub fn est_us(&self, p: &Provider, job: &Job) -> u64 {
-        let per_ms = p
-            .spec
-            .benchmark_score
-            .saturating_mul(FUEL_PER_BENCHMARK_POINT)
-            .max(1);
+        let per_ms = self.fuel_per_ms(p, job);
         let fuel_us = self
             .fuel_estimate(job)
             .saturating_mul(1000)
@@ -663,12 +655,12 @@ impl State {
             .map(|r| *r == p.spec.region)
     }
 
-    /// How well `q` suits `job`, out of 1000, relative to the fastest of `peers`: speed 400,
-    /// reputation 200, price 150, proximity 150, holding the module 100.
+    /// How well `q` suits `job`, out of 1000, relative to the fastest of `peers` (`fastest`: its
+    /// [`State::fuel_per_ms`] on the job): speed 400, reputation 200, price 150, proximity 150,
+    /// holding the module 100.
     pub fn suitability(&self, q: &Provider, job: &Job, fastest: u64, ctx: &Dispatch<'_>) -> u64 {
-        let speed = q
-            .spec
-            .benchmark_score
+        let speed = self
+            .fuel_per_ms(q, job)
             .min(fastest)
             .saturating_mul(S_SPEED)
             .checked_div(fastest)
@@ -741,8 +733,8 @@ impl State {
             .collect();
         let fastest = others
             .iter()
-            .map(|q| q.spec.benchmark_score)
-            .chain(std::iter::once(p.spec.benchmark_score))
+            .map(|q| self.fuel_per_ms(q, job))
+            .chain(std::iter::once(self.fuel_per_ms(p, job)))
             .max()
             .unwrap_or(0);
         let mine = self.suitability(p, job, fastest, ctx);

@@ -605,7 +605,14 @@ impl State {
 
     fn apply_action(&mut self, who: AccountId, action: &Action, now: Time) -> Applied {
         let events = match action {
-            Action::RegisterProvider(spec) => self.register(who, spec, now)?,
+            Action::RegisterProvider(spec) => {
+                let events = self.register(who, spec, now)?;
+                if self.rules >= 23 {
+                    self.withdraw_gpu_offer(&who);
+                }
+                events
+            }
+            Action::RegisterGpuProvider { spec, gpu } => self.register_gpu(who, spec, gpu, now)?,
             Action::LeaveProvider => self.provider_gone(who, ProviderStatus::Left, now)?,
             Action::SubmitJob(_) if self.rules >= 10 && self.storage.params.is_some() => {
                 return Err(Rejection::StorageUnclaimed);
@@ -680,7 +687,7 @@ impl State {
 
     // ----- providers -----
 
-    fn register(&mut self, who: AccountId, spec: &ProviderSpec, now: Time) -> Applied {
+    pub(crate) fn register(&mut self, who: AccountId, spec: &ProviderSpec, now: Time) -> Applied {
         if spec.slots == 0 || spec.slots > 1024 {
             return Err(Rejection::InvalidProviderSpec(
                 "slots must be between 1 and 1024".into(),

@@ -182,6 +182,62 @@ pub fn open_gpu(software: bool) -> Option<gpu::Gpu> {
     }
 }
 
+/// The benchmark shader of [`gpu_benchmark`]: the SHA-256 nonce search of `guests/gpu/`.
+const GPU_BENCH_SHADER: &str = include_str!("../../../guests/gpu/sha256-search.wgsl");
+
+/// Measures `device` (rules 23's `GpuOffer`): GPU fuel per millisecond on 32,768 nonces of the
+/// SHA-256 search (the second of two runs: the first compiles the pipeline), and its largest
+/// buffer.
+pub fn gpu_benchmark(device: &gpu::Gpu) -> anyhow::Result<engine::GpuOffer> {
+    let shader = gpu::admit(GPU_BENCH_SHADER, "main")?;
+    let words = |w: &[u32]| -> Vec<u8> { w.iter().flat_map(|x| x.to_le_bytes()).collect() };
+    let mut search = vec![0x6772_6964u32; 12];
+    search.extend([0, 64, 0x0010_0000]);
+    let task = gpu::GpuTask {
+        workgroups: [8, 1, 1],
+        buffers: vec![
+            gpu::TaskBuffer {
+                binding: 0,
+                bytes: words(&search),
+                output: false,
+            },
+            gpu::TaskBuffer {
+                binding: 1,
+                bytes: words(&[u32::MAX, u32::MAX]),
+                output: true,
+            },
+            gpu::TaskBuffer {
+                binding: 2,
+                bytes: vec![0; 4],
+                output: true,
+            },
+        ],
+        fuel: 1 << 40,
+        max_bytes: 1 << 20,
+        timeout: Duration::from_secs(30),
+    };
+    device.run(&shader, &task)?;
+    let started = Instant::now();
+    let report = device.run(&shader, &task)?;
+    let micros = u64::try_from(started.elapsed().as_micros())
+        .unwrap_or(u64::MAX)
+        .max(1);
+    anyhow::ensure!(
+        report.outcome == gpu::GpuOutcome::Completed,
+        "the benchmark shader ended {:?}",
+        report.outcome
+    );
+    Ok(engine::GpuOffer {
+        fuel_per_ms: report
+            .fuel
+            .saturating_mul(1000)
+            .checked_div(micros)
+            .unwrap_or(0)
+            .max(1),
+        memory_bytes: device.adapter().max_buffer_bytes.max(1),
+    })
+}
+
 /// How a provider declares `adapter` (`ProviderSpec::gpu`): its name and determinism class, at
 /// most 256 bytes.
 pub fn describe_gpu(adapter: &gpu::Adapter) -> String {
@@ -236,6 +292,24 @@ pub async fn run(
         (Some(declared), _) => Some(declared.clone()),
         (None, Some(device)) => Some(describe_gpu(device.adapter())),
         (None, None) => None,
+    };
+    // What the device offers (rules 23): its speed on the benchmark shader and its largest
+    // buffer. No offer, no GPU tasks.
+    let gpu_offer = match (&gpu, &device) {
+        (Some(_), Some(device)) => {
+            let device = device.clone();
+            match tokio::task::spawn_blocking(move || gpu_benchmark(&device)).await? {
+                Ok(offer) => {
+                    tracing::info!(fuel_per_ms = offer.fuel_per_ms, "GPU benchmark");
+                    Some(offer)
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "the GPU benchmark failed: GPU tasks will not run here");
+                    None
+                }
+            }
+        }
+        _ => None,
     };
     if let Some(gpu) = &gpu {
         tracing::info!(%gpu, "GPU");
@@ -298,6 +372,7 @@ pub async fn run(
         client,
         identity,
         spec,
+        gpu_offer,
         worker,
         summary: Summary::default(),
     };
@@ -314,6 +389,8 @@ struct Agent {
     client: Client,
     identity: Arc<Identity>,
     spec: ProviderSpec,
+    /// What its GPU offers (rules 23), registered with the spec when there is one.
+    gpu_offer: Option<engine::GpuOffer>,
     worker: work::Worker,
     summary: Summary,
 }
@@ -372,11 +449,23 @@ impl Agent {
                     _ => return Err(e).context("staking"),
                 }
             }
-            match self
-                .client
-                .action(&self.identity, Action::RegisterProvider(self.spec.clone()))
-                .await
-            {
+            let registration = match &self.gpu_offer {
+                Some(gpu) => Action::RegisterGpuProvider {
+                    spec: self.spec.clone(),
+                    gpu: gpu.clone(),
+                },
+                None => Action::RegisterProvider(self.spec.clone()),
+            };
+            match self.client.action(&self.identity, registration).await {
+                // A network on rules before 23 takes no GPU offer: registered without it.
+                Err(ClientError::Api { body, .. })
+                    if self.gpu_offer.is_some() && body.detail.contains("needs rules version") =>
+                {
+                    tracing::warn!(
+                        "this network's rules take no GPU offer: registering without it (no GPU tasks)"
+                    );
+                    self.gpu_offer = None;
+                }
                 Ok(_) => {
                     tracing::info!(
                         provider = %self.identity.id(),

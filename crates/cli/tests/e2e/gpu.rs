@@ -59,6 +59,29 @@ fn the_gpu_examples_run_on_gpu_providers_only_verified_by_replicas() {
     let declared = c.http.provider(gpus[0].id).unwrap().spec.gpu.unwrap();
     assert!(declared.contains("Vulkan"), "{declared}");
     assert_eq!(c.http.provider(cpu.id).unwrap().spec.gpu, None);
+    // Each GPU provider measured its device and offers it (rules 23); the scheduler's speed
+    // estimate for GPU jobs is that.
+    let offer = c
+        .http
+        .provider(gpus[0].id)
+        .unwrap()
+        .gpu_offer
+        .expect("an offer");
+    assert!(
+        offer.fuel_per_ms > 0 && offer.memory_bytes >= 1 << 20,
+        "{offer:?}"
+    );
+    assert_eq!(c.http.provider(cpu.id).unwrap().gpu_offer, None);
+    let info = w
+        .cli(&[
+            "provider",
+            "info",
+            &gpus[0].id.to_hex(),
+            "--coordinator",
+            &c.url,
+        ])
+        .ok();
+    assert!(info.stdout.contains("GPU fuel/ms"), "{}", info.stdout);
 
     // The hash search as a user submits it (the network's adaptive verification: new
     // providers' results are confirmed by others).

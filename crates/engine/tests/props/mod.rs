@@ -532,14 +532,14 @@ fn build(s: &State, step: &Step, time: Time) -> Built {
             memory,
             price,
             shared_operator,
-        } => Ok(action(
-            provider(*p),
-            Action::RegisterProvider(ProviderSpec {
+        } => {
+            let spec = ProviderSpec {
                 slots: *slots,
                 cores: 4,
                 memory_bytes: *memory,
                 // Rules 23: providers 1 and 2 declare GPUs of two classes (4 and 5: the same
-                // as 1 and 2 under the modulo).
+                // as 1 and 2 under the modulo), and offer them (a speed, and a memory that now
+                // and then is too small for the jobs' limits) unless slots is 3.
                 gpu: match p % 3 {
                     1 => Some("GPU A (class a)".into()),
                     2 => Some("GPU B (class b)".into()),
@@ -549,8 +549,20 @@ fn build(s: &State, step: &Step, time: Time) -> Built {
                 region: "r".into(),
                 price_per_fuel: *price,
                 operator: shared_operator.then_some(acct(30)),
-            }),
-        )),
+            };
+            let body = if spec.gpu.is_some() && *slots != 3 {
+                Action::RegisterGpuProvider {
+                    spec,
+                    gpu: engine::GpuOffer {
+                        fuel_per_ms: u64::from(*slots) * 40,
+                        memory_bytes: *memory,
+                    },
+                }
+            } else {
+                Action::RegisterProvider(spec)
+            };
+            Ok(action(provider(*p), body))
+        }
         Op::Leave { p } => Ok(action(provider(*p), Action::LeaveProvider)),
         // A validator set declares a provider lost on its validators' attestations.
         Op::Lost { p } if !s.validators.set.validators.is_empty() => {
@@ -1016,6 +1028,14 @@ fn check_invariants(s: &State) -> Result<(), TestCaseError> {
                 "job {} ran on a provider without a GPU",
                 id
             );
+            if matches!(run.outcome, engine::RunOutcome::Running) {
+                let offer = s.gpu_offer(&run.provider);
+                prop_assert!(
+                    offer.is_some(),
+                    "job {} runs on a provider without an offer",
+                    id
+                );
+            }
             if gpu.one_class {
                 prop_assert_eq!(declared, s.gpu_class(*id), "job {} left its class", id);
             }
@@ -1024,6 +1044,9 @@ fn check_invariants(s: &State) -> Result<(), TestCaseError> {
             s.gpu.classes.contains_key(id),
             gpu.one_class && job.tasks.iter().any(|t| !t.runs.is_empty())
         );
+    }
+    for p in s.gpu.offers.keys() {
+        prop_assert!(s.providers[p].spec.gpu.is_some());
     }
     for id in s.gpu.classes.keys() {
         prop_assert!(s.gpu.jobs.get(id).is_some_and(|g| g.one_class));

@@ -4,8 +4,8 @@
 
 use crate::support::*;
 use engine::{
-    Action, Aggregate, GpuBuffer, GpuFill, GpuJob, InputFile, JobSpec, LeaderCommand, ProviderSpec,
-    Redundancy, Rejection,
+    AccountId, Action, Aggregate, GpuBuffer, GpuFill, GpuJob, GpuOffer, InputFile, JobSpec,
+    LeaderCommand, ProviderSpec, Redundancy, Rejection,
 };
 
 const OWNER: u8 = 1;
@@ -15,6 +15,24 @@ fn gpu_provider(class: &str) -> ProviderSpec {
         gpu: Some(class.into()),
         ..provider_spec()
     }
+}
+
+fn offer(fuel_per_ms: u64) -> GpuOffer {
+    GpuOffer {
+        fuel_per_ms,
+        memory_bytes: 1 << 30,
+    }
+}
+
+/// `who` registers with a GPU of `class` and an offer of `fuel_per_ms`.
+fn register_gpu(w: &mut World, who: AccountId, class: &str, fuel_per_ms: u64) {
+    w.act(
+        who,
+        Action::RegisterGpuProvider {
+            spec: gpu_provider(class),
+            gpu: offer(fuel_per_ms),
+        },
+    );
 }
 
 /// `n` tasks, each with an input `data`.
@@ -68,7 +86,9 @@ fn submit(w: &mut World, spec: JobSpec, gpu: GpuJob) -> u64 {
 fn a_gpu_jobs_tasks_go_only_to_gpu_providers_and_carry_its_declaration() {
     let mut w = World::new();
     w.register(acct(2), provider_spec());
-    w.register(acct(3), gpu_provider("GPU A (10de:2684 550.1 Vulkan)"));
+    register_gpu(&mut w, acct(3), "GPU A (10de:2684 550.1 Vulkan)", 1000);
+    // A GPU typed in by hand, with no device offered: no GPU tasks either.
+    w.register(acct(4), gpu_provider("GPU A (10de:2684 550.1 Vulkan)"));
     let mut spec = spec(2);
     spec.aggregate = Aggregate::Reduce(reduce_spec());
     let job = submit(&mut w, spec, declaration(false));
@@ -94,6 +114,15 @@ fn a_gpu_jobs_tasks_go_only_to_gpu_providers_and_carry_its_declaration() {
         matches!(&rejection, Rejection::TaskDoesNotFit { why, .. } if why.contains("declares no GPU")),
         "{rejection}"
     );
+    assert!(w.state.pick(acct(4), 8).is_empty());
+    let rejection = w.lead_rejected(LeaderCommand::AssignTasks {
+        provider: acct(4),
+        tasks: vec![tid(job, 0)],
+    });
+    assert!(
+        matches!(&rejection, Rejection::TaskDoesNotFit { why, .. } if why.contains("offers no GPU device")),
+        "{rejection}"
+    );
     w.assign(acct(3), &[tid(job, 0), tid(job, 1)]);
     w.report(
         acct(3),
@@ -111,9 +140,9 @@ fn a_float_jobs_replicas_come_from_the_class_its_first_provider_declared() {
     let mut w = World::new();
     let a = "GPU A (10de:2684 550.1 Vulkan)";
     let b = "GPU B (1002:744c 24.0 Vulkan)";
-    w.register(acct(2), gpu_provider(a));
-    w.register(acct(3), gpu_provider(b));
-    w.register(acct(4), gpu_provider(a));
+    register_gpu(&mut w, acct(2), a, 1000);
+    register_gpu(&mut w, acct(3), b, 1000);
+    register_gpu(&mut w, acct(4), a, 1000);
     let mut spec = spec(2);
     spec.redundancy = Redundancy::Fixed {
         quorum: 2,
@@ -154,7 +183,7 @@ fn the_declaration_and_the_class_are_part_of_the_state_hash() {
     let mut c = World::new();
     let mut d = World::new();
     for (w, class) in [(&mut c, "A"), (&mut d, "B")] {
-        w.register(acct(2), gpu_provider(class));
+        register_gpu(w, acct(2), class, 1000);
         let job = submit(w, spec(1), declaration(true));
         w.assign(acct(2), &[tid(job, 0)]);
     }
@@ -182,6 +211,79 @@ fn bad_declarations_and_older_rules_are_refused_whole() {
     assert_eq!(w.state.hash(), before, "a refusal changes nothing");
     let mut old = World::new().under_rules(22);
     let rejection = old.act_rejected(acct(OWNER), gpu_job(spec(1), declaration(false)));
+    assert!(
+        matches!(rejection, Rejection::NeedsRules { needs: 23, .. }),
+        "{rejection}"
+    );
+}
+
+#[test]
+fn a_gpu_offer_sets_the_speed_estimate_of_gpu_jobs_and_registering_without_one_withdraws_it() {
+    let mut w = World::new();
+    register_gpu(&mut w, acct(2), "GPU A", 50);
+    register_gpu(&mut w, acct(3), "GPU A", 5000);
+    let gpu = submit(&mut w, spec(1), declaration(false));
+    let cpu = w.submit(acct(OWNER), job_spec(1));
+    let (p2, p3) = (&w.state.providers[&acct(2)], &w.state.providers[&acct(3)]);
+    let (g, c) = (&w.state.jobs[&gpu], &w.state.jobs[&cpu]);
+    assert_eq!(w.state.fuel_per_ms(p2, g), 50);
+    assert_eq!(w.state.fuel_per_ms(p3, g), 5000);
+    // A CPU job's estimate is the CPU benchmark's, whatever the GPU.
+    assert_eq!(w.state.fuel_per_ms(p2, c), w.state.fuel_per_ms(p3, c));
+    assert!(w.state.est_us(p3, g) < w.state.est_us(p2, g));
+
+    // A device too small for the job's buffers (its memory limit: 64 MiB).
+    w.act(
+        acct(6),
+        Action::RegisterGpuProvider {
+            spec: gpu_provider("GPU A"),
+            gpu: GpuOffer {
+                fuel_per_ms: 9000,
+                memory_bytes: 1 << 20,
+            },
+        },
+    );
+    assert!(!w.state.pick(acct(6), 8).contains(&tid(gpu, 0)));
+    let rejection = w.lead_rejected(LeaderCommand::AssignTasks {
+        provider: acct(6),
+        tasks: vec![tid(gpu, 0)],
+    });
+    assert!(
+        matches!(&rejection, Rejection::TaskDoesNotFit { why, .. } if why.contains("holds buffers of")),
+        "{rejection}"
+    );
+
+    // Registering again without an offer withdraws it.
+    assert!(w.state.gpu_offer(&acct(2)).is_some());
+    w.register(acct(2), gpu_provider("GPU A"));
+    assert_eq!(w.state.gpu_offer(&acct(2)), None);
+
+    // Bad offers, and offers before rules 23, are refused whole.
+    for (spec, gpu) in [
+        (provider_spec(), offer(10)),
+        (gpu_provider("GPU A"), offer(0)),
+        (
+            gpu_provider("GPU A"),
+            GpuOffer {
+                fuel_per_ms: 1,
+                memory_bytes: 0,
+            },
+        ),
+    ] {
+        let rejection = w.act_rejected(acct(5), Action::RegisterGpuProvider { spec, gpu });
+        assert!(
+            matches!(rejection, Rejection::InvalidProviderSpec(_)),
+            "{rejection}"
+        );
+    }
+    let mut old = World::new().under_rules(22);
+    let rejection = old.act_rejected(
+        acct(2),
+        Action::RegisterGpuProvider {
+            spec: gpu_provider("GPU A"),
+            gpu: offer(10),
+        },
+    );
     assert!(
         matches!(rejection, Rejection::NeedsRules { needs: 23, .. }),
         "{rejection}"
