@@ -138,6 +138,36 @@ fn actions() -> Vec<(&'static str, Signed<Action>)> {
                 }],
             },
         ),
+        (
+            "register_gpu_provider",
+            Action::RegisterGpuProvider {
+                spec: engine::ProviderSpec {
+                    gpu: Some("llvmpipe (10005:0000 llvmpipe Mesa 22.3.6 Vulkan)".into()),
+                    ..provider_spec()
+                },
+                gpu: engine::GpuOffer {
+                    fuel_per_ms: 1_000_000,
+                    memory_bytes: 1 << 30,
+                },
+            },
+        ),
+        (
+            "submit_gpu_job",
+            Action::SubmitGpuJob {
+                spec: job_spec(),
+                storage: None,
+                gpu: engine::GpuJob {
+                    entry: "main".into(),
+                    workgroups: [16, 1, 1],
+                    buffers: vec![engine::GpuBuffer {
+                        binding: 0,
+                        fill: engine::GpuFill::Zeroed(64),
+                        output: true,
+                    }],
+                    one_class: true,
+                },
+            },
+        ),
     ];
     bodies
         .into_iter()
