@@ -148,6 +148,7 @@ fn actions() -> Vec<(&'static str, Signed<Action>)> {
                 gpu: engine::GpuOffer {
                     fuel_per_ms: 1_000_000,
                     memory_bytes: 1 << 30,
+                    fingerprint: engine::Hash([9; 32]),
                 },
             },
         ),

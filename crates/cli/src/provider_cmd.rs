@@ -75,8 +75,10 @@ pub fn describe(v: &ProviderView) -> String {
     };
     let gpu = match (&v.spec.gpu, &v.gpu_offer) {
         (Some(gpu), Some(offer)) => format!(
-            "gpu        {gpu}: {} GPU fuel/ms, buffers up to {} bytes\n",
-            offer.fuel_per_ms, offer.memory_bytes
+            "gpu        {gpu}: {} GPU fuel/ms, buffers up to {} bytes, fingerprint {}\n",
+            offer.fuel_per_ms,
+            offer.memory_bytes,
+            &offer.fingerprint.to_hex()[..16]
         ),
         (Some(gpu), None) => {
             format!("gpu        {gpu} (declared, no device offered: no GPU tasks)\n")

@@ -19,10 +19,16 @@
 //!   declared ([`GpuJobs::classes`]). Results are then compared bit for bit as every other result
 //!   is. An integer-only shader runs anywhere: its results are the same bytes on every device.
 //!
-//! A provider's class is its declared GPU (`ProviderSpec::gpu`, which a provider fills with the
-//! adapter's name and its vendor, device, driver and backend); a provider that claims another
-//! class than it has returns results that disagree with its class's, and is slashed for them
-//! like any other wrong result.
+//! A provider's class ([`State::gpu_class_of`]) is its declared GPU (`ProviderSpec::gpu`, which
+//! a provider fills with the adapter's name and its vendor, device, driver and backend) together
+//! with its offer's fingerprint: the hash of what its device computes for a fixed float
+//! challenge (`gpu::fingerprint`: fused multiply-adds, division, square roots, transcendental
+//! functions). Two devices share a class only if they name the same GPU *and* compute the
+//! challenge bit for bit alike, so a device that rounds differently under the same name (another
+//! driver build, a misreported version) is a class of its own instead of spoiling one, and no
+//! registration can poison a class for the others. A provider that copies another's name and
+//! fingerprint without the device returns results that disagree with its class's, and is
+//! slashed for them like any other wrong result.
 //!
 //! **GPU offers.** A provider that can run GPU tasks registers with `Action::RegisterGpuProvider`,
 //! which adds a [`GpuOffer`] to its spec: its device's largest buffer and its measured speed in
@@ -48,6 +54,9 @@ pub const MAX_GPU_BINDING: u32 = 63;
 pub const MAX_GPU_WORKGROUPS: u32 = 65_535;
 /// The longest entry point name.
 pub const MAX_GPU_ENTRY: usize = 128;
+/// The challenge every provider's GPU fingerprint answers (`gpu::fingerprint`): fixed, so that
+/// devices that compute alike have equal fingerprints.
+pub const FINGERPRINT_CHALLENGE: u64 = 0x6772_6964_6d69_6e74;
 
 /// How a GPU job runs its shader (rules 23). Always encoded in full: log entries are postcard.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -167,6 +176,9 @@ impl GpuJob {
 pub struct GpuOffer {
     /// GPU fuel its device burns per millisecond on the benchmark shader (at least 1).
     pub fuel_per_ms: u64,
+    /// What its device computes for the network's fixed float challenge (`gpu::fingerprint` of
+    /// [`FINGERPRINT_CHALLENGE`]): part of its class.
+    pub fingerprint: crate::types::Hash,
     /// The largest buffer its device holds, in bytes: a GPU job whose memory limit is larger
     /// does not go to it.
     pub memory_bytes: u64,
@@ -177,7 +189,7 @@ pub struct GpuOffer {
 pub struct GpuJobs {
     /// Every GPU job's declaration, normalised.
     pub jobs: BTreeMap<JobId, GpuJob>,
-    /// The class (a provider's declared GPU) each one-class job runs on, fixed by the first
+    /// The class ([`State::gpu_class_of`]) each one-class job runs on, fixed by the first
     /// provider that took one of its tasks.
     pub classes: BTreeMap<JobId, String>,
     /// Providers' GPU offers, by provider (until it registers again without one).
@@ -193,6 +205,17 @@ impl State {
     /// The determinism class a one-class GPU job runs on, once one of its tasks was taken.
     pub fn gpu_class(&self, job: JobId) -> Option<&str> {
         self.gpu.classes.get(&job).map(String::as_str)
+    }
+
+    /// Provider `p`'s GPU class: its declared GPU and its offer's fingerprint; `None` without
+    /// both.
+    pub fn gpu_class_of(&self, p: &AccountId) -> Option<String> {
+        let declared = self.providers.get(p)?.spec.gpu.as_ref()?;
+        let offer = self.gpu.offers.get(p)?;
+        Some(format!(
+            "{declared}, fingerprint {}",
+            &offer.fingerprint.to_hex()[..16]
+        ))
     }
 
     /// Provider `p`'s GPU offer, if it registered with one.
@@ -222,9 +245,9 @@ impl State {
         let Some(gpu) = self.gpu.jobs.get(&job.id) else {
             return Ok(());
         };
-        let Some(declared) = &p.spec.gpu else {
+        if p.spec.gpu.is_none() {
             return Err("a GPU job, and the provider declares no GPU".into());
-        };
+        }
         let Some(offer) = self.gpu.offers.get(&p.id) else {
             return Err(
                 "a GPU job, and the provider offers no GPU device (it registered without one)"
@@ -237,23 +260,23 @@ impl State {
                 job.spec.limits.memory_bytes, offer.memory_bytes
             ));
         }
-        match self.gpu.classes.get(&job.id) {
-            Some(class) if gpu.one_class && class != declared => Err(format!(
-                "the job's float results come from one GPU class ({class}); the provider's is {declared}"
+        match (self.gpu.classes.get(&job.id), self.gpu_class_of(&p.id)) {
+            (Some(class), Some(own)) if gpu.one_class && *class != own => Err(format!(
+                "the job's float results come from one GPU class ({class}); the provider's is {own}"
             )),
             _ => Ok(()),
         }
     }
 
-    /// Rules 23: a provider declaring `declared` took one of `job`'s tasks: a one-class job
-    /// without a class runs on this one from now on.
-    pub(crate) fn pin_gpu_class(&mut self, job: JobId, declared: Option<&str>) {
+    /// Rules 23: provider `who` took one of `job`'s tasks: a one-class job without a class runs
+    /// on `who`'s from now on.
+    pub(crate) fn pin_gpu_class(&mut self, job: JobId, who: &AccountId) {
         let one_class = self.gpu.jobs.get(&job).is_some_and(|g| g.one_class);
-        if let (true, Some(class)) = (one_class, declared) {
-            self.gpu
-                .classes
-                .entry(job)
-                .or_insert_with(|| class.to_string());
+        if one_class
+            && !self.gpu.classes.contains_key(&job)
+            && let Some(class) = self.gpu_class_of(who)
+        {
+            self.gpu.classes.insert(job, class);
         }
     }
 

@@ -184,8 +184,8 @@ pub use files::{
     Scratch, submission_blobs,
 };
 pub use gpu::{
-    GpuBuffer, GpuFill, GpuJob, GpuJobs, GpuOffer, MAX_GPU_BINDING, MAX_GPU_BUFFERS, MAX_GPU_ENTRY,
-    MAX_GPU_WORKGROUPS,
+    FINGERPRINT_CHALLENGE, GpuBuffer, GpuFill, GpuJob, GpuJobs, GpuOffer, MAX_GPU_BINDING,
+    MAX_GPU_BUFFERS, MAX_GPU_ENTRY, MAX_GPU_WORKGROUPS,
 };
 pub use ledger::{
     BASE_UNITS_PER_TOKEN, DECIMALS, DEV_ACTION_FEE, Escrow, FaucetParams, Genesis, LedgerParams,

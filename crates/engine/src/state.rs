@@ -1306,8 +1306,7 @@ impl State {
                 });
             }
             if self.rules >= 23 {
-                let declared = self.providers.get(&who).and_then(|p| p.spec.gpu.clone());
-                self.pin_gpu_class(id.job, declared.as_deref());
+                self.pin_gpu_class(id.job, &who);
             }
             self.settle(*id, now, &mut events)?;
         }

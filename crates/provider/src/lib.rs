@@ -186,8 +186,9 @@ pub fn open_gpu(software: bool) -> Option<gpu::Gpu> {
 const GPU_BENCH_SHADER: &str = include_str!("../../../guests/gpu/sha256-search.wgsl");
 
 /// Measures `device` (rules 23's `GpuOffer`): GPU fuel per millisecond on 32,768 nonces of the
-/// SHA-256 search (the second of two runs: the first compiles the pipeline), and its largest
-/// buffer.
+/// SHA-256 search (the second of two runs: the first compiles the pipeline), its largest buffer,
+/// and its fingerprint (`gpu::fingerprint` of the network's fixed challenge: what makes its
+/// class, with its name).
 pub fn gpu_benchmark(device: &gpu::Gpu) -> anyhow::Result<engine::GpuOffer> {
     let shader = gpu::admit(GPU_BENCH_SHADER, "main")?;
     let words = |w: &[u32]| -> Vec<u8> { w.iter().flat_map(|x| x.to_le_bytes()).collect() };
@@ -227,7 +228,9 @@ pub fn gpu_benchmark(device: &gpu::Gpu) -> anyhow::Result<engine::GpuOffer> {
         "the benchmark shader ended {:?}",
         report.outcome
     );
+    let fingerprint = gpu::fingerprint(device, engine::FINGERPRINT_CHALLENGE)?;
     Ok(engine::GpuOffer {
+        fingerprint: engine::Hash(fingerprint),
         fuel_per_ms: report
             .fuel
             .saturating_mul(1000)

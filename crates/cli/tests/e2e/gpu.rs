@@ -72,6 +72,11 @@ fn the_gpu_examples_run_on_gpu_providers_only_verified_by_replicas() {
         "{offer:?}"
     );
     assert_eq!(c.http.provider(cpu.id).unwrap().gpu_offer, None);
+    // The same device (lavapipe here) computes the fingerprint challenge alike for every one.
+    for p in &gpus[1..] {
+        let other = c.http.provider(p.id).unwrap().gpu_offer.unwrap();
+        assert_eq!(other.fingerprint, offer.fingerprint);
+    }
     let info = w
         .cli(&[
             "provider",
@@ -143,7 +148,10 @@ fn the_gpu_examples_run_on_gpu_providers_only_verified_by_replicas() {
         ])
         .ok();
     assert!(
-        status.stdout.contains("float results: one GPU class"),
+        status.stdout.contains(&format!(
+            "float results: one GPU class, {declared}, fingerprint {}",
+            &offer.fingerprint.to_hex()[..16]
+        )),
         "{}",
         status.stdout
     );

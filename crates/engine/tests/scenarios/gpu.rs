@@ -21,6 +21,7 @@ fn offer(fuel_per_ms: u64) -> GpuOffer {
     GpuOffer {
         fuel_per_ms,
         memory_bytes: 1 << 30,
+        fingerprint: hash(0xf1),
     }
 }
 
@@ -152,7 +153,12 @@ fn a_float_jobs_replicas_come_from_the_class_its_first_provider_declared() {
     let integer = submit(&mut w, spec, declaration(false));
     assert_eq!(w.state.gpu_class(float), None);
     w.assign(acct(2), &[tid(float, 0)]);
-    assert_eq!(w.state.gpu_class(float), Some(a));
+    let class = w.state.gpu_class_of(&acct(2)).unwrap();
+    assert!(
+        class.starts_with(a) && class.contains("fingerprint f1f1f1f1"),
+        "{class}"
+    );
+    assert_eq!(w.state.gpu_class(float), Some(class.as_str()));
     // Class B may take the integer job's tasks but none of the float job's any more.
     assert_eq!(
         w.state.pick(acct(3), 8),
@@ -238,8 +244,8 @@ fn a_gpu_offer_sets_the_speed_estimate_of_gpu_jobs_and_registering_without_one_w
         Action::RegisterGpuProvider {
             spec: gpu_provider("GPU A"),
             gpu: GpuOffer {
-                fuel_per_ms: 9000,
                 memory_bytes: 1 << 20,
+                ..offer(9000)
             },
         },
     );
@@ -265,8 +271,8 @@ fn a_gpu_offer_sets_the_speed_estimate_of_gpu_jobs_and_registering_without_one_w
         (
             gpu_provider("GPU A"),
             GpuOffer {
-                fuel_per_ms: 1,
                 memory_bytes: 0,
+                ..offer(1)
             },
         ),
     ] {
@@ -288,4 +294,51 @@ fn a_gpu_offer_sets_the_speed_estimate_of_gpu_jobs_and_registering_without_one_w
         matches!(rejection, Rejection::NeedsRules { needs: 23, .. }),
         "{rejection}"
     );
+}
+
+#[test]
+fn a_device_that_computes_differently_under_the_same_name_is_a_class_of_its_own() {
+    let mut w = World::new();
+    let name = "GPU A (10de:2684 550.1 Vulkan)";
+    // Providers 2 and 3 name the same GPU; 3's device computes the challenge differently.
+    register_gpu(&mut w, acct(2), name, 1000);
+    w.act(
+        acct(3),
+        Action::RegisterGpuProvider {
+            spec: gpu_provider(name),
+            gpu: GpuOffer {
+                fingerprint: hash(0xf2),
+                ..offer(1000)
+            },
+        },
+    );
+    register_gpu(&mut w, acct(4), name, 1000);
+    assert_ne!(
+        w.state.gpu_class_of(&acct(2)),
+        w.state.gpu_class_of(&acct(3))
+    );
+    assert_eq!(
+        w.state.gpu_class_of(&acct(2)),
+        w.state.gpu_class_of(&acct(4))
+    );
+    let mut two = spec(1);
+    two.redundancy = Redundancy::Fixed {
+        quorum: 2,
+        max_results: 2,
+    };
+    let float = submit(&mut w, two, declaration(true));
+    w.assign(acct(2), &[tid(float, 0)]);
+    assert!(w.state.pick(acct(3), 8).is_empty());
+    assert_eq!(w.state.pick(acct(4), 8), vec![tid(float, 0)]);
+    let rejection = w.lead_rejected(LeaderCommand::AssignTasks {
+        provider: acct(3),
+        tasks: vec![tid(float, 0)],
+    });
+    assert!(
+        matches!(&rejection, Rejection::TaskDoesNotFit { why, .. } if why.contains("one GPU class")),
+        "{rejection}"
+    );
+    // An integer job does not care.
+    let integer = submit(&mut w, spec(1), declaration(false));
+    assert!(w.state.pick(acct(3), 8).contains(&tid(integer, 0)));
 }
