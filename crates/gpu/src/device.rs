@@ -5,8 +5,6 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use wgpu::util::DeviceExt as _;
-
 use crate::admit::{BindingKind, Shader};
 use crate::meter::{FLAG_LOOP_CUT, FLAG_OUT_OF_FUEL, MAX_INVOCATION_FUEL, METER_BYTES};
 use crate::{GpuError, GpuOutcome, GpuReport, GpuTask};
@@ -50,6 +48,9 @@ pub struct Gpu {
     adapter: Adapter,
     limits: wgpu::Limits,
     pipelines: Mutex<HashMap<[u8; 32], Arc<Pipeline>>>,
+    /// Set when the device is lost (a driver reset after a watchdog timeout, a removed GPU):
+    /// every later run fails, so its owner opens a new one ([`Gpu::is_lost`]).
+    lost: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl std::fmt::Debug for Gpu {
@@ -127,13 +128,31 @@ impl Gpu {
         // Errors are caught by error scopes around each run; one that escapes them must not
         // abort the provider (wgpu's default handler panics).
         device.on_uncaptured_error(Arc::new(|_error| {}));
+        let lost = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = lost.clone();
+        device.set_device_lost_callback(move |_reason, _message| {
+            flag.store(true, std::sync::atomic::Ordering::SeqCst);
+        });
         Ok(Gpu {
             adapter: describe(info, &limits),
             device,
             queue,
             limits,
             pipelines: Mutex::new(HashMap::new()),
+            lost,
         })
+    }
+
+    /// Whether the device was lost (a driver reset, a removed GPU, [`Gpu::destroy`]): nothing
+    /// runs on it any more; [`Gpu::open`] a new one.
+    pub fn is_lost(&self) -> bool {
+        self.lost.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Loses the device on purpose, as a driver reset would (for tests of what happens then).
+    pub fn destroy(&self) {
+        self.device.destroy();
+        let _ = self.device.poll(wgpu::PollType::Poll);
     }
 
     /// The adapter this device runs on.
@@ -261,10 +280,27 @@ impl Gpu {
         Ok(groups * u64::from(x) * u64::from(y) * u64::from(z))
     }
 
+    /// A buffer holding `bytes`, written through the queue: unlike wgpu's `create_buffer_init`
+    /// (which maps it at creation, and panics when the device is lost meanwhile), a failure
+    /// here is an error the run's error scope reports.
+    fn filled(&self, bytes: &[u8], usage: wgpu::BufferUsages, label: Option<&str>) -> wgpu::Buffer {
+        let buffer = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label,
+            size: bytes.len() as u64,
+            usage: usage | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        self.queue.write_buffer(&buffer, 0, bytes);
+        buffer
+    }
+
     /// Runs `task` with `shader`. A shader's failure is the report's outcome; `Err` means the
     /// task was not run (or the device failed).
     pub fn run(&self, shader: &Shader, task: &GpuTask) -> Result<GpuReport, GpuError> {
         let invocations = self.check(shader, task)?;
+        if self.is_lost() {
+            return Err(GpuError::Device("the device was lost".into()));
+        }
         let share = (task.fuel / invocations).min(u64::from(MAX_INVOCATION_FUEL));
         let share = u32::try_from(share).unwrap_or(MAX_INVOCATION_FUEL);
         let pipeline = self.pipeline(shader)?;
@@ -283,24 +319,16 @@ impl Gpu {
             } else {
                 wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC
             };
-            let buffer = self
-                .device
-                .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                    label: None,
-                    contents: &b.bytes,
-                    usage,
-                });
+            let buffer = self.filled(&b.bytes, usage, None);
             buffers.push((b, buffer));
         }
         let mut meter = [0u8; METER_BYTES as usize];
         meter[..4].copy_from_slice(&share.to_le_bytes());
-        let meter = self
-            .device
-            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                label: Some("meter"),
-                contents: &meter,
-                usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
-            });
+        let meter = self.filled(
+            &meter,
+            wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
+            Some("meter"),
+        );
         let entries: Vec<wgpu::BindGroupEntry<'_>> = buffers
             .iter()
             .map(|(b, buffer)| wgpu::BindGroupEntry {

@@ -1095,3 +1095,37 @@ proptest::proptest! {
         proptest::prop_assert_eq!(stopped.outcome, GpuOutcome::OutOfFuel, "{}", source);
     }
 }
+
+/// A lost device (a driver reset after a watchdog timeout, here `Gpu::destroy`) says so, fails
+/// every later run with a typed error and never a panic, and a device opened again runs the
+/// same task to the same bytes and fuel.
+#[test]
+fn a_lost_device_says_so_and_a_new_one_runs_the_task_alike() {
+    let (t, _) = matmul_task(1 << 40);
+    let shader = admit(MATMUL, "main").unwrap();
+    let before = run(&shader, &t);
+    let lost = Gpu::open().unwrap();
+    assert!(!lost.is_lost());
+    assert_eq!(lost.run(&shader, &t).unwrap(), before);
+    lost.destroy();
+    // Poll once so that the lost callback runs, as it would after a real loss.
+    let _ = lost.run(&shader, &t);
+    for _ in 0..100 {
+        if lost.is_lost() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(
+        lost.is_lost(),
+        "destroying the device fired no lost callback"
+    );
+    for _ in 0..2 {
+        match lost.run(&shader, &t) {
+            Err(GpuError::Device(why)) => assert!(why.contains("lost"), "{why}"),
+            other => panic!("a lost device ran a task: {other:?}"),
+        }
+    }
+    let again = Gpu::open().unwrap();
+    assert_eq!(again.run(&shader, &t).unwrap(), before);
+}

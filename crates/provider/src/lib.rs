@@ -370,6 +370,7 @@ pub async fn run(
         config.slots.max(1),
         config.cache_bytes,
         device,
+        config.gpu_software,
     );
     let mut agent = Agent {
         client,

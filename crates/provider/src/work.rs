@@ -59,7 +59,10 @@ struct Inner {
     /// The sizes of unpacked trees, by directory, once measured.
     tree_sizes: Mutex<HashMap<PathBuf, u64>>,
     /// The GPU device GPU tasks run on (rules 23), one run at a time; `None`: GPU tasks fail.
-    gpu: Option<Arc<gpu::Gpu>>,
+    /// Opened again when it is lost ([`Inner::device`]).
+    gpu: Mutex<Option<Arc<gpu::Gpu>>>,
+    /// Whether the device may be a software one (`--gpu-software`), for opening it again.
+    gpu_software: bool,
     /// Held while a GPU task runs: one dispatch at a time on the one device.
     gpu_turn: Mutex<()>,
     /// Admitted shaders, by blob and entry point.
@@ -94,6 +97,7 @@ impl Worker {
         slots: u32,
         cache_bytes: u64,
         gpu: Option<Arc<gpu::Gpu>>,
+        gpu_software: bool,
     ) -> Worker {
         let worker = Worker {
             inner: Arc::new(Inner {
@@ -114,7 +118,8 @@ impl Worker {
                 cache_bytes,
                 in_use: Mutex::new(HashMap::new()),
                 tree_sizes: Mutex::new(HashMap::new()),
-                gpu,
+                gpu: Mutex::new(gpu),
+                gpu_software,
                 gpu_turn: Mutex::new(()),
                 shaders: Mutex::new(HashMap::new()),
             }),
@@ -773,10 +778,6 @@ impl Inner {
         spec: &engine::GpuJob,
         runtime: &tokio::runtime::Handle,
     ) -> Result<TaskReport, String> {
-        let device = self
-            .gpu
-            .clone()
-            .ok_or("a GPU task, and this provider has no GPU device open")?;
         let shader = runtime.block_on(self.shader(task.module, &spec.entry))?;
         let mut buffers = Vec::with_capacity(spec.buffers.len());
         for b in &spec.buffers {
@@ -812,7 +813,14 @@ impl Inner {
         let started = Instant::now();
         let result = {
             let _turn = self.gpu_turn.lock().unwrap_or_else(|p| p.into_inner());
-            device.run(&shader, &run)
+            let device = self.device()?;
+            match device.run(&shader, &run) {
+                // Lost during the run (a driver reset): once more on the device opened again.
+                Err(gpu::GpuError::Device(_)) if device.is_lost() => {
+                    self.device()?.run(&shader, &run)
+                }
+                other => other,
+            }
         };
         let report = match result {
             Ok(report) => gpu_report(report, started.elapsed(), task.output_limit),
@@ -821,6 +829,31 @@ impl Inner {
             Err(e) => return Err(format!("GPU: {e}")),
         };
         runtime.block_on(self.finish(task, report, None))
+    }
+
+    /// The GPU device to run on; one that was lost (a driver reset after a watchdog timeout) is
+    /// opened again first — the same adapter, described alike, else an error (tried again at the
+    /// next task).
+    fn device(&self) -> Result<Arc<gpu::Gpu>, String> {
+        let mut slot = self.gpu.lock().unwrap_or_else(|p| p.into_inner());
+        let current = slot
+            .clone()
+            .ok_or("a GPU task, and this provider has no GPU device open")?;
+        if !current.is_lost() {
+            return Ok(current);
+        }
+        let before = crate::describe_gpu(current.adapter());
+        tracing::warn!(gpu = %before, "the GPU device was lost: opening it again");
+        match crate::open_gpu(self.gpu_software) {
+            Some(new) if crate::describe_gpu(new.adapter()) == before => {
+                let new = Arc::new(new);
+                *slot = Some(new.clone());
+                Ok(new)
+            }
+            _ => Err(format!(
+                "the GPU device ({before}) was lost and could not be opened again"
+            )),
+        }
     }
 
     /// Shader `hash` admitted for `entry` (`gpu::admit`: validated, held to the network's rules,
@@ -1006,6 +1039,42 @@ mod tests {
     use engine::TaskId;
 
     const TASK: TaskId = TaskId { job: 7, index: 3 };
+
+    /// A GPU device that was lost (a driver reset; here destroyed on purpose) is opened again,
+    /// the same adapter, before the next GPU task runs.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_lost_gpu_device_is_opened_again() {
+        let device = crate::open_gpu(true).expect("a Vulkan adapter (lavapipe in CI)");
+        let dir = tempfile::tempdir().unwrap();
+        let worker = Worker::new(
+            Client::new("http://127.0.0.1:9"),
+            Arc::new(Identity::generate()),
+            Arc::new(Sandbox::new(sandbox::SandboxConfig::default()).unwrap()),
+            BlobStore::open(&dir.path().join("blobs")).unwrap(),
+            dir.path().join("trees"),
+            None,
+            1,
+            1 << 20,
+            Some(Arc::new(device)),
+            true,
+        );
+        let first = worker.inner.device().unwrap();
+        assert!(Arc::ptr_eq(&first, &worker.inner.device().unwrap()));
+        first.destroy();
+        let second = worker.inner.device().unwrap();
+        assert!(!Arc::ptr_eq(&first, &second));
+        assert!(!second.is_lost());
+        assert_eq!(
+            crate::describe_gpu(first.adapter()),
+            crate::describe_gpu(second.adapter())
+        );
+        // And it computes what a device of its class does.
+        let offer = crate::gpu_benchmark(&second).unwrap();
+        assert_eq!(
+            offer.fingerprint.0,
+            gpu::fingerprint(&second, engine::FINGERPRINT_CHALLENGE).unwrap()
+        );
+    }
 
     fn colluder(turncoat: bool) -> Faulty {
         Faulty {
