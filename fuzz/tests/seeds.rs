@@ -149,6 +149,7 @@ fn actions() -> Vec<(&'static str, Signed<Action>)> {
                     fuel_per_ms: 1_000_000,
                     memory_bytes: 1 << 30,
                     fingerprint: engine::Hash([9; 32]),
+                    price_per_fuel: 2,
                 },
             },
         ),

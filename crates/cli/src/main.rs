@@ -199,6 +199,9 @@ struct ProviderArgs {
     /// Asking price in base units per unit of fuel
     #[arg(long, default_value_t = 1)]
     price: u128,
+    /// Price per unit of GPU fuel, in base units, for GPU tasks (default: --price)
+    #[arg(long)]
+    gpu_price: Option<u128>,
     /// Memory offered to tasks (default: the machine's total)
     #[arg(long, value_parser = parse_size)]
     memory: Option<u64>,
@@ -501,6 +504,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             config.region = args.region;
             config.price_per_fuel = args.price;
+            config.gpu_price_per_fuel = args.gpu_price;
             config.gpu = args.gpu;
             config.detect_gpu = !args.no_gpu;
             config.gpu_software = args.gpu_software;

@@ -182,6 +182,10 @@ pub struct GpuOffer {
     /// The largest buffer its device holds, in bytes: a GPU job whose memory limit is larger
     /// does not go to it.
     pub memory_bytes: u64,
+    /// What it asks per unit of GPU fuel (its CPU price, `ProviderSpec::price_per_fuel`, is for
+    /// WebAssembly tasks).
+    #[serde(with = "crate::types::amount")]
+    pub price_per_fuel: crate::types::Amount,
 }
 
 /// The GPU jobs and offers (rules 23; empty before).
@@ -236,6 +240,24 @@ impl State {
             .benchmark_score
             .saturating_mul(crate::schedule::FUEL_PER_BENCHMARK_POINT)
             .max(1)
+    }
+
+    /// What `p` asks per unit of fuel of `job`'s task `index`: its GPU offer's price for a GPU
+    /// job's map task, its spec's price otherwise.
+    pub fn price_per_fuel(
+        &self,
+        p: &Provider,
+        job: &Job,
+        index: Option<u32>,
+    ) -> crate::types::Amount {
+        let map = index.is_none_or(|i| (i as usize) < job.spec.tasks.len());
+        if map
+            && self.gpu.jobs.contains_key(&job.id)
+            && let Some(offer) = self.gpu.offers.get(&p.id)
+        {
+            return offer.price_per_fuel;
+        }
+        p.spec.price_per_fuel
     }
 
     /// Rules 23: whether `p` may run `job`'s tasks as a GPU job: it declares a GPU and offers a

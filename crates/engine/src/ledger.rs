@@ -661,7 +661,7 @@ impl State {
         let price = self
             .providers
             .get(&provider)
-            .map_or(0, |p| p.spec.price_per_fuel)
+            .map_or(0, |p| self.price_per_fuel(p, j, Some(task.index)))
             .min(j.spec.max_price);
         let gross = Amount::from(fuel.min(limit))
             .checked_mul(price)

@@ -535,10 +535,11 @@ impl State {
                 job.spec.limits.memory_bytes, p.spec.memory_bytes
             ));
         }
-        if p.spec.price_per_fuel > job.spec.max_price {
+        let price = self.price_per_fuel(p, job, None);
+        if price > job.spec.max_price {
             return Err(format!(
-                "provider asks {} per fuel, job pays at most {}",
-                p.spec.price_per_fuel, job.spec.max_price
+                "provider asks {price} per fuel, job pays at most {}",
+                job.spec.max_price
             ));
         }
         Ok(())
@@ -669,7 +670,10 @@ impl State {
             .saturating_mul(S_REPUTATION)
             .checked_div(u64::from(crate::MAX_SCORE))
             .unwrap_or(0);
-        let left = job.spec.max_price.saturating_sub(q.spec.price_per_fuel);
+        let left = job
+            .spec
+            .max_price
+            .saturating_sub(self.price_per_fuel(q, job, None));
         let price = left
             .saturating_mul(u128::from(S_PRICE))
             .checked_div(job.spec.max_price)

@@ -53,6 +53,8 @@ pub struct ProviderConfig {
     pub gpu_software: bool,
     pub region: String,
     pub price_per_fuel: u128,
+    /// What GPU tasks cost per unit of GPU fuel (rules 23; default: `price_per_fuel`).
+    pub gpu_price_per_fuel: Option<u128>,
     /// Longest a work fetch waits for work when the provider is idle.
     pub fetch_wait: Duration,
     /// The operator account this machine belongs to, if not the provider's own key.
@@ -111,6 +113,7 @@ impl ProviderConfig {
             gpu_software: false,
             region: "local".into(),
             price_per_fuel: 1,
+            gpu_price_per_fuel: None,
             fetch_wait: Duration::from_secs(1),
             operator: None,
             faulty: None,
@@ -231,6 +234,8 @@ pub fn gpu_benchmark(device: &gpu::Gpu) -> anyhow::Result<engine::GpuOffer> {
     let fingerprint = gpu::fingerprint(device, engine::FINGERPRINT_CHALLENGE)?;
     Ok(engine::GpuOffer {
         fingerprint: engine::Hash(fingerprint),
+        // The caller sets its price.
+        price_per_fuel: 1,
         fuel_per_ms: report
             .fuel
             .saturating_mul(1000)
@@ -302,7 +307,9 @@ pub async fn run(
         (Some(_), Some(device)) => {
             let device = device.clone();
             match tokio::task::spawn_blocking(move || gpu_benchmark(&device)).await? {
-                Ok(offer) => {
+                Ok(mut offer) => {
+                    offer.price_per_fuel =
+                        config.gpu_price_per_fuel.unwrap_or(config.price_per_fuel);
                     tracing::info!(fuel_per_ms = offer.fuel_per_ms, "GPU benchmark");
                     Some(offer)
                 }

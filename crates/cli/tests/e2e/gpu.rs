@@ -54,7 +54,13 @@ fn the_gpu_examples_run_on_gpu_providers_only_verified_by_replicas() {
     let c = w.coordinator(&[]);
     let cpu = w.provider_with(&c, 2, &["--no-gpu"]);
     let gpus: Vec<_> = (0..3)
-        .map(|_| w.provider_with(&c, 1, &["--gpu-software"]))
+        .map(|_| {
+            w.provider_with(
+                &c,
+                1,
+                &["--gpu-software", "--price", "3", "--gpu-price", "1"],
+            )
+        })
         .collect();
     let declared = c.http.provider(gpus[0].id).unwrap().spec.gpu.unwrap();
     assert!(declared.contains("Vulkan"), "{declared}");
@@ -71,6 +77,9 @@ fn the_gpu_examples_run_on_gpu_providers_only_verified_by_replicas() {
         offer.fuel_per_ms > 0 && offer.memory_bytes >= 1 << 20,
         "{offer:?}"
     );
+    // The examples pay at most 1 per fuel: GPU tasks go to these providers for their GPU
+    // price (1), whatever their CPU price (3).
+    assert_eq!(offer.price_per_fuel, 1);
     assert_eq!(c.http.provider(cpu.id).unwrap().gpu_offer, None);
     // The same device (lavapipe here) computes the fingerprint challenge alike for every one.
     for p in &gpus[1..] {
@@ -116,6 +125,16 @@ fn the_gpu_examples_run_on_gpu_providers_only_verified_by_replicas() {
         }
     }
     assert!(replicated, "no result was confirmed by a replica");
+    // GPU fuel is paid at the providers' GPU price (each task once, split among the replicas
+    // that confirmed it, rounded down).
+    let view = c.http.job(hash);
+    let due = u128::from(view.fuel_used);
+    assert!(
+        view.escrow.paid <= due && view.escrow.paid + 16 >= due,
+        "paid {} for {} fuel",
+        view.escrow.paid,
+        view.fuel_used
+    );
     assert_eq!(words(&w.results(&c.url, hash)), expected_search());
 
     // C = A x B_i, exactly: the entries are small integers.

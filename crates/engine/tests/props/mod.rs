@@ -558,6 +558,8 @@ fn build(s: &State, step: &Step, time: Time) -> Built {
                         memory_bytes: *memory,
                         // Now and then a device that computes differently under the name.
                         fingerprint: hash(u8::from(*price == 0)),
+                        // A GPU price now and then above the CPU price.
+                        price_per_fuel: price.saturating_add(u128::from(*slots % 2)),
                     },
                 }
             } else {

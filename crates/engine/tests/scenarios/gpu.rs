@@ -22,6 +22,7 @@ fn offer(fuel_per_ms: u64) -> GpuOffer {
         fuel_per_ms,
         memory_bytes: 1 << 30,
         fingerprint: hash(0xf1),
+        price_per_fuel: 1,
     }
 }
 
@@ -341,4 +342,52 @@ fn a_device_that_computes_differently_under_the_same_name_is_a_class_of_its_own(
     // An integer job does not care.
     let integer = submit(&mut w, spec(1), declaration(false));
     assert!(w.state.pick(acct(3), 8).contains(&tid(integer, 0)));
+}
+
+#[test]
+fn a_gpu_task_pays_the_gpu_price_and_its_reduce_the_cpu_price() {
+    let mut w = World::new();
+    w.money_events = true;
+    // CPU price 1 (provider_spec), GPU price 3.
+    w.act(
+        acct(2),
+        Action::RegisterGpuProvider {
+            spec: gpu_provider("GPU A"),
+            gpu: GpuOffer {
+                price_per_fuel: 3,
+                ..offer(1000)
+            },
+        },
+    );
+    let mut with_reduce = spec(1);
+    with_reduce.aggregate = Aggregate::Reduce(reduce_spec());
+    let job = submit(&mut w, with_reduce, declaration(false));
+    w.assign(acct(2), &[tid(job, 0)]);
+    let events = w.report(acct(2), vec![success(tid(job, 0), 1, 100)]);
+    let paid = |events: &[engine::Event]| -> u128 {
+        events
+            .iter()
+            .filter_map(|e| match e {
+                engine::Event::TaskPaid { amount, fee, .. } => Some(amount + fee),
+                _ => None,
+            })
+            .sum()
+    };
+    assert_eq!(paid(&events), 300, "{events:?}");
+    w.assign(acct(2), &[tid(job, 1)]);
+    let events = w.report(acct(2), vec![success(tid(job, 1), 2, 100)]);
+    assert_eq!(paid(&events), 100, "{events:?}");
+
+    // A GPU price above the job's maximum: no GPU tasks for it.
+    let mut cheap = spec(1);
+    cheap.max_price = 2;
+    let job = submit(&mut w, cheap, declaration(false));
+    let rejection = w.lead_rejected(LeaderCommand::AssignTasks {
+        provider: acct(2),
+        tasks: vec![tid(job, 0)],
+    });
+    assert!(
+        matches!(&rejection, Rejection::TaskDoesNotFit { why, .. } if why.contains("asks 3 per fuel")),
+        "{rejection}"
+    );
 }
