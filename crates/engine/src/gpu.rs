@@ -356,11 +356,7 @@ impl State {
         }
         let gpu = gpu.normalised(spec).map_err(Rejection::InvalidJobSpec)?;
         let job = self.next_job;
-        let events = match storage {
-            Some(claim) => self.submit_with_storage(owner, spec, claim, now)?,
-            None if self.storage.params.is_some() => return Err(Rejection::StorageUnclaimed),
-            None => self.submit(owner, spec, now)?,
-        };
+        let events = self.submit_claimed(owner, spec, storage, now)?;
         self.gpu.jobs.insert(job, gpu);
         Ok(events)
     }

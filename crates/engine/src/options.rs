@@ -181,11 +181,7 @@ impl State {
         let options = options.normalised().map_err(Rejection::InvalidJobSpec)?;
         // `submit` gives the job the next id.
         let job = self.next_job;
-        let events = match storage {
-            Some(claim) => self.submit_with_storage(owner, spec, claim, now)?,
-            None if self.storage.params.is_some() => return Err(Rejection::StorageUnclaimed),
-            None => self.submit(owner, spec, now)?,
-        };
+        let events = self.submit_claimed(owner, spec, storage, now)?;
         if options != JobOptions::default() {
             self.options.jobs.insert(job, options);
         }

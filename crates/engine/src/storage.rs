@@ -105,6 +105,22 @@ impl Storage {
 }
 
 impl State {
+    /// Submits `spec` with its storage claim if it has one (rules 10); a network that prices
+    /// storage takes a job only with one.
+    pub(crate) fn submit_claimed(
+        &mut self,
+        owner: AccountId,
+        spec: &JobSpec,
+        storage: Option<&StorageClaim>,
+        now: Time,
+    ) -> Result<Vec<Event>, Rejection> {
+        match storage {
+            Some(claim) => self.submit_with_storage(owner, spec, claim, now),
+            None if self.storage.params.is_some() => Err(Rejection::StorageUnclaimed),
+            None => self.submit(owner, spec, now),
+        }
+    }
+
     /// Rules 10: submits `spec` with its owner's storage claim, locking the deposit beside the
     /// escrow (refused whole if the owner cannot pay both).
     pub(crate) fn submit_with_storage(

@@ -70,6 +70,20 @@ fn declaration(one_class: bool) -> GpuJob {
     }
 }
 
+/// A leader's assignment of `task` to `provider` is refused: the task does not fit, and the
+/// reason says `why`.
+#[track_caller]
+fn refused(w: &mut World, provider: AccountId, task: engine::TaskId, why: &str) {
+    let rejection = w.lead_rejected(LeaderCommand::AssignTasks {
+        provider,
+        tasks: vec![task],
+    });
+    assert!(
+        matches!(&rejection, Rejection::TaskDoesNotFit { why: says, .. } if says.contains(why)),
+        "{rejection}"
+    );
+}
+
 fn gpu_job(spec: JobSpec, gpu: GpuJob) -> Action {
     Action::SubmitGpuJob {
         spec,
@@ -108,23 +122,9 @@ fn a_gpu_jobs_tasks_go_only_to_gpu_providers_and_carry_its_declaration() {
 
     // Provider 2 has no GPU: nothing offered, and a leader's assignment is refused.
     assert!(w.state.pick(acct(2), 8).is_empty());
-    let rejection = w.lead_rejected(LeaderCommand::AssignTasks {
-        provider: acct(2),
-        tasks: vec![tid(job, 0)],
-    });
-    assert!(
-        matches!(&rejection, Rejection::TaskDoesNotFit { why, .. } if why.contains("declares no GPU")),
-        "{rejection}"
-    );
+    refused(&mut w, acct(2), tid(job, 0), "declares no GPU");
     assert!(w.state.pick(acct(4), 8).is_empty());
-    let rejection = w.lead_rejected(LeaderCommand::AssignTasks {
-        provider: acct(4),
-        tasks: vec![tid(job, 0)],
-    });
-    assert!(
-        matches!(&rejection, Rejection::TaskDoesNotFit { why, .. } if why.contains("offers no GPU device")),
-        "{rejection}"
-    );
+    refused(&mut w, acct(4), tid(job, 0), "offers no GPU device");
     w.assign(acct(3), &[tid(job, 0), tid(job, 1)]);
     w.report(
         acct(3),
@@ -165,14 +165,7 @@ fn a_float_jobs_replicas_come_from_the_class_its_first_provider_declared() {
         w.state.pick(acct(3), 8),
         vec![tid(integer, 0), tid(integer, 1)]
     );
-    let rejection = w.lead_rejected(LeaderCommand::AssignTasks {
-        provider: acct(3),
-        tasks: vec![tid(float, 0)],
-    });
-    assert!(
-        matches!(&rejection, Rejection::TaskDoesNotFit { why, .. } if why.contains("one GPU class")),
-        "{rejection}"
-    );
+    refused(&mut w, acct(3), tid(float, 0), "one GPU class");
     // Another provider of class A takes the replica and the other task.
     w.assign(acct(4), &[tid(float, 0), tid(float, 1)]);
     w.report(acct(2), vec![success(tid(float, 0), 7, 10)]);
@@ -251,14 +244,7 @@ fn a_gpu_offer_sets_the_speed_estimate_of_gpu_jobs_and_registering_without_one_w
         },
     );
     assert!(!w.state.pick(acct(6), 8).contains(&tid(gpu, 0)));
-    let rejection = w.lead_rejected(LeaderCommand::AssignTasks {
-        provider: acct(6),
-        tasks: vec![tid(gpu, 0)],
-    });
-    assert!(
-        matches!(&rejection, Rejection::TaskDoesNotFit { why, .. } if why.contains("holds buffers of")),
-        "{rejection}"
-    );
+    refused(&mut w, acct(6), tid(gpu, 0), "holds buffers of");
 
     // Registering again without an offer withdraws it.
     assert!(w.state.gpu_offer(&acct(2)).is_some());
@@ -331,14 +317,7 @@ fn a_device_that_computes_differently_under_the_same_name_is_a_class_of_its_own(
     w.assign(acct(2), &[tid(float, 0)]);
     assert!(w.state.pick(acct(3), 8).is_empty());
     assert_eq!(w.state.pick(acct(4), 8), vec![tid(float, 0)]);
-    let rejection = w.lead_rejected(LeaderCommand::AssignTasks {
-        provider: acct(3),
-        tasks: vec![tid(float, 0)],
-    });
-    assert!(
-        matches!(&rejection, Rejection::TaskDoesNotFit { why, .. } if why.contains("one GPU class")),
-        "{rejection}"
-    );
+    refused(&mut w, acct(3), tid(float, 0), "one GPU class");
     // An integer job does not care.
     let integer = submit(&mut w, spec(1), declaration(false));
     assert!(w.state.pick(acct(3), 8).contains(&tid(integer, 0)));
@@ -382,12 +361,5 @@ fn a_gpu_task_pays_the_gpu_price_and_its_reduce_the_cpu_price() {
     let mut cheap = spec(1);
     cheap.max_price = 2;
     let job = submit(&mut w, cheap, declaration(false));
-    let rejection = w.lead_rejected(LeaderCommand::AssignTasks {
-        provider: acct(2),
-        tasks: vec![tid(job, 0)],
-    });
-    assert!(
-        matches!(&rejection, Rejection::TaskDoesNotFit { why, .. } if why.contains("asks 3 per fuel")),
-        "{rejection}"
-    );
+    refused(&mut w, acct(2), tid(job, 0), "asks 3 per fuel");
 }
