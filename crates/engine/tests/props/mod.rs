@@ -1659,9 +1659,9 @@ fn check_events(
                 fee,
             } => {
                 let job = &after.jobs[&task.job];
-                let price = after.providers[provider]
-                    .spec
-                    .price_per_fuel
+                // Rules 23: a GPU job's map task pays the provider's GPU price.
+                let price = after
+                    .price_per_fuel(&after.providers[provider], job, Some(task.index))
                     .min(job.spec.max_price);
                 // Every report in these tests claims 10 fuel, within every limit; the agreeing
                 // providers share one payment.
