@@ -260,6 +260,18 @@ impl State {
         p.spec.price_per_fuel
     }
 
+    /// How fast `p` is on `job`, for comparing providers (the suitability score): its GPU
+    /// offer's fuel per millisecond for a GPU job, its CPU `benchmark_score` otherwise — exactly
+    /// what the score compared before rules 23, so that older chains replay to the same picks.
+    pub(crate) fn speed_score(&self, p: &Provider, job: &Job) -> u64 {
+        if self.gpu.jobs.contains_key(&job.id)
+            && let Some(offer) = self.gpu.offers.get(&p.id)
+        {
+            return offer.fuel_per_ms;
+        }
+        p.spec.benchmark_score
+    }
+
     /// Rules 23: whether `p` may run `job`'s tasks as a GPU job: it declares a GPU and offers a
     /// device that holds the job's memory limit, and for a one-class job, the job's class if it
     /// has one.

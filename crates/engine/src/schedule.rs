@@ -657,11 +657,11 @@ impl State {
     }
 
     /// How well `q` suits `job`, out of 1000, relative to the fastest of `peers` (`fastest`: its
-    /// [`State::fuel_per_ms`] on the job): speed 400, reputation 200, price 150, proximity 150,
+    /// `State::speed_score` on the job): speed 400, reputation 200, price 150, proximity 150,
     /// holding the module 100.
     pub fn suitability(&self, q: &Provider, job: &Job, fastest: u64, ctx: &Dispatch<'_>) -> u64 {
         let speed = self
-            .fuel_per_ms(q, job)
+            .speed_score(q, job)
             .min(fastest)
             .saturating_mul(S_SPEED)
             .checked_div(fastest)
@@ -737,8 +737,8 @@ impl State {
             .collect();
         let fastest = others
             .iter()
-            .map(|q| self.fuel_per_ms(q, job))
-            .chain(std::iter::once(self.fuel_per_ms(p, job)))
+            .map(|q| self.speed_score(q, job))
+            .chain(std::iter::once(self.speed_score(p, job)))
             .max()
             .unwrap_or(0);
         let mine = self.suitability(p, job, fastest, ctx);

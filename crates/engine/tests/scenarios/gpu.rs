@@ -363,3 +363,27 @@ fn a_gpu_task_pays_the_gpu_price_and_its_reduce_the_cpu_price() {
     let job = submit(&mut w, cheap, declaration(false));
     refused(&mut w, acct(2), tid(job, 0), "asks 3 per fuel");
 }
+
+/// A CPU job's suitability compares CPU benchmark scores exactly as before rules 23 (older
+/// chains replay to the same picks): against a fastest score of 20, a provider scoring 10 gets
+/// half the speed points (400) of one scoring 20, all else equal.
+#[test]
+fn a_cpu_jobs_suitability_compares_benchmark_scores_as_before() {
+    let mut w = World::new();
+    for (p, score) in [(2, 10), (3, 20)] {
+        w.register(
+            acct(p),
+            ProviderSpec {
+                benchmark_score: score,
+                ..provider_spec()
+            },
+        );
+    }
+    let job = w.submit(acct(OWNER), job_spec(1));
+    let ctx = engine::Dispatch::at(w.state.now);
+    let suits = |p: u8| {
+        let q = &w.state.providers[&acct(p)];
+        w.state.suitability(q, &w.state.jobs[&job], 20, &ctx)
+    };
+    assert_eq!(suits(3) - suits(2), 200);
+}
