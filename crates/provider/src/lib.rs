@@ -42,8 +42,8 @@ pub struct ProviderConfig {
     /// Concurrent task slots (default: the number of cores).
     pub slots: u32,
     pub memory_bytes: u64,
-    /// The GPU the provider declares; `None` with `detect_gpu`: the best hardware adapter found
-    /// ([`detect_gpu`]).
+    /// The GPU the provider declares; `None` with `detect_gpu`: the device it opened
+    /// ([`open_gpu`], [`describe_gpu`]).
     pub gpu: Option<String>,
     /// Whether to look for a GPU (to declare when `gpu` is `None`, and to run GPU tasks on)
     /// (`gridmint provider --no-gpu`: not).
@@ -158,14 +158,6 @@ pub fn benchmark(sandbox: &Sandbox) -> anyhow::Result<u64> {
     );
     let micros = elapsed.as_micros().max(1);
     Ok(u64::try_from(u128::from(BENCH_ITERATIONS) * 1000 / micros).unwrap_or(u64::MAX))
-}
-
-/// The best hardware GPU adapter on this machine, described as a provider declares it: its name
-/// and its determinism class (`gpu::Adapter::class`), at most 256 bytes. A software rasterizer
-/// (Mesa's lavapipe) is not a GPU; no adapter, no driver: `None`.
-pub fn detect_gpu() -> Option<String> {
-    let adapter = gpu::adapters().into_iter().find(|a| a.is_hardware())?;
-    Some(describe_gpu(&adapter))
 }
 
 /// Opens the device GPU tasks run on: the best hardware adapter, or with `software` the best
@@ -789,14 +781,19 @@ mod tests {
     #[test]
     fn the_declared_gpu_is_the_best_hardware_adapter_and_never_a_software_one() {
         let hardware = gpu::adapters().into_iter().find(|a| a.is_hardware());
-        match (detect_gpu(), hardware) {
+        match (open_gpu(false), hardware) {
             (None, None) => {}
-            (Some(declared), Some(adapter)) => {
+            (Some(device), Some(adapter)) => {
+                let declared = describe_gpu(device.adapter());
                 assert!(declared.len() <= 256);
                 assert!(declared.starts_with(&adapter.name), "{declared}");
                 assert!(declared.contains(&adapter.class()), "{declared}");
             }
-            other => panic!("{other:?}"),
+            (device, hardware) => panic!("{device:?} {hardware:?}"),
+        }
+        // With software allowed, the best adapter of any kind (lavapipe where there is no GPU).
+        if let Some(device) = open_gpu(true) {
+            assert!(describe_gpu(device.adapter()).contains(&device.adapter().class()));
         }
     }
 }
