@@ -290,14 +290,18 @@ pub(crate) struct Watchdog {
     start: Instant,
     wall_limit: Duration,
     pub(crate) timed_out: bool,
+    /// The run's account with the sandbox's gate (shared with the loop that drives the guest):
+    /// looked at with the clock, and its held time not counted.
+    pub(crate) pacer: std::sync::Arc<std::sync::Mutex<crate::gate::Pacer>>,
 }
 
 impl Watchdog {
-    pub(crate) fn new(wall_limit: Duration) -> Self {
+    pub(crate) fn new(wall_limit: Duration, gate: Option<std::sync::Arc<crate::Gate>>) -> Self {
         Watchdog {
             start: Instant::now(),
             wall_limit,
             timed_out: false,
+            pacer: std::sync::Arc::new(std::sync::Mutex::new(crate::gate::Pacer::new(gate))),
         }
     }
 
@@ -307,8 +311,11 @@ impl Watchdog {
     }
 
     /// Whether the wall limit has passed (and, if so, the run timed out).
+    /// A paused gate holds the run here; a stopped one ends it as a timeout.
     pub(crate) fn expired(&mut self) -> bool {
-        if self.start.elapsed() >= self.wall_limit {
+        let mut pacer = self.pacer.lock().unwrap_or_else(|p| p.into_inner());
+        if !pacer.checkpoint() || self.start.elapsed().saturating_sub(pacer.held) >= self.wall_limit
+        {
             self.timed_out = true;
         }
         self.timed_out

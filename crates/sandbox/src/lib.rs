@@ -21,6 +21,7 @@ mod admit;
 pub mod baseline;
 mod canon;
 mod fsview;
+mod gate;
 mod host;
 mod imports;
 mod lanes;
@@ -33,6 +34,7 @@ mod workdir;
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use crate::gate::Gate;
 pub use crate::sandbox::{Prepared, Sandbox};
 
 /// Bytes of guest stderr kept in [`RunReport::stderr`]; later writes fail with `EIO`.
@@ -150,6 +152,9 @@ pub struct SandboxConfig {
     /// default): compiled code lives in
     /// memory only. A provider keeps it in `DATA_DIR/compiled`.
     pub code_cache: Option<PathBuf>,
+    /// Pauses, throttles or stops this sandbox's runs ([`Gate`]; `None`: never held). A
+    /// provider's owner holds it: runs pause in place while the machine is in use.
+    pub gate: Option<std::sync::Arc<Gate>>,
 }
 
 impl Default for SandboxConfig {
@@ -158,6 +163,7 @@ impl Default for SandboxConfig {
             max_output_bytes: 16 * 1024 * 1024,
             pooling: true,
             code_cache: None,
+            gate: None,
         }
     }
 }

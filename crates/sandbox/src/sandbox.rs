@@ -424,7 +424,7 @@ impl Sandbox {
                 limits,
                 usize::try_from(task.memory_limit_bytes).unwrap_or(usize::MAX),
             ),
-            watchdog: Watchdog::new(task.wall_limit),
+            watchdog: Watchdog::new(task.wall_limit, self.config.gate.clone()),
             files: Default::default(),
             disk: crate::quota::DiskWatch::new(watched),
             // The module's own counter starts at zero, all the fuel in reserve: the check on
@@ -452,12 +452,21 @@ impl Sandbox {
         // No deadline for a limit past the end of time (the watchdog still counts it).
         let deadline = started.checked_add(task.wall_limit);
         let pre = &module.inner.pre;
+        let pacer = store.data().watchdog.pacer.clone();
         let result = drive(
             async {
                 let instance = pre.instantiate_async(&mut store).await?;
                 entry.call(&instance, &mut store).await
             },
-            || deadline.is_some_and(|deadline| Instant::now() >= deadline),
+            // At each yield: held while the gate is paused (time not counted), ended when it
+            // stops the run.
+            || {
+                let mut pacer = pacer.lock().unwrap_or_else(|p| p.into_inner());
+                !pacer.checkpoint()
+                    || deadline.is_some_and(|deadline| {
+                        Instant::now() >= deadline.checked_add(pacer.held).unwrap_or(deadline)
+                    })
+            },
         );
         let result = match result {
             Some(result) => result,

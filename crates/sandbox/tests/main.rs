@@ -4,6 +4,7 @@
 
 mod interpreters;
 mod nans;
+mod paused;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
