@@ -6,6 +6,8 @@
 //! tasks and report back over a channel. On shutdown it leaves, which hands tasks in flight back
 //! to the queue at once instead of waiting for the heartbeat deadline.
 
+pub mod control;
+pub mod idle;
 mod work;
 
 use anyhow::Context;
@@ -68,6 +70,12 @@ pub struct ProviderConfig {
     /// `DATA_DIR/trees`): past it, the least recently used not needed by a task in hand are
     /// deleted (fetched again if a later task needs them).
     pub cache_bytes: u64,
+    /// When the machine's owner lets it work ([`idle::IdleRules`]; `ProviderConfig::new`:
+    /// always, [`idle::IdleRules::dedicated`]; `gridmint provider`: only when idle, by default).
+    pub idle: idle::IdleRules,
+    /// Where the idle rules' readings come from: `None`, this machine ([`idle::LinuxSensors`]);
+    /// a file, a script of them ([`idle::ScriptedSensors`], for tests).
+    pub sensors: Option<PathBuf>,
 }
 
 /// The default of [`ProviderConfig::cache_bytes`]: 20 GiB.
@@ -119,6 +127,8 @@ impl ProviderConfig {
             faulty: None,
             stall: false,
             cache_bytes: DEFAULT_CACHE_BYTES,
+            idle: idle::IdleRules::dedicated(),
+            sensors: None,
         }
     }
 
@@ -270,8 +280,23 @@ pub async fn run(
             .with_context(|| format!("provider key in {}", config.data_dir.display()))?,
     );
     let blobs = BlobStore::open(&config.data_dir.join("blobs"))?;
+    // The owner's hand on the runs: paused while a rule suspends the provider, held to the
+    // CPU share it allows (the benchmark below runs under it, so the score is what the
+    // network gets).
+    let gate = Arc::new(sandbox::Gate::new());
+    gate.set_duty(config.idle.cpu_percent);
+    let control = control::Control::new(gate.clone(), &config.data_dir);
+    let _socket = match control.listen() {
+        Ok(task) => Some(AbortOnDrop(task)),
+        Err(e) if e.to_string().starts_with("another provider") => return Err(e),
+        Err(e) => {
+            tracing::warn!(error = %e, "no control socket: `gridmint provider status|pause|resume` will not reach this provider");
+            None
+        }
+    };
     let sandbox = Arc::new(Sandbox::new(SandboxConfig {
         code_cache: Some(config.data_dir.join("compiled")),
+        gate: Some(gate),
         ..SandboxConfig::default()
     })?);
     let score = {
@@ -317,6 +342,25 @@ pub async fn run(
         tracing::info!(%gpu, "GPU");
     }
     let client = Client::new(&config.coordinator);
+    let sensors: Box<dyn idle::Sensors> = match &config.sensors {
+        Some(path) => Box::new(idle::ScriptedSensors { path: path.clone() }),
+        None => Box::new(idle::LinuxSensors::new()),
+    };
+    control.update(|s| {
+        s.provider = Some(identity.id());
+        s.coordinator = config.coordinator.clone();
+        s.slots = config.slots.max(1);
+        s.cpu_percent = config.idle.cpu_percent;
+        s.state = "waiting".into();
+    });
+    let _supervisor = AbortOnDrop(tokio::spawn(
+        control
+            .clone()
+            .supervise(idle::Policy::new(config.idle.clone()), sensors),
+    ));
+    let _standing = AbortOnDrop(tokio::spawn(
+        control.clone().watch_standing(client.clone(), identity.id()),
+    ));
     let spec = ProviderSpec {
         slots: config.slots.max(1),
         cores: cores(),
@@ -378,14 +422,32 @@ pub async fn run(
         gpu_offer,
         worker,
         summary: Summary::default(),
+        availability: control.subscribe(),
+        control: control.clone(),
     };
     tokio::pin!(shutdown);
-    tokio::select! {
-        result = agent.serve(&config) => result?,
-        () = &mut shutdown => {}
+    let result = tokio::select! {
+        result = agent.serve(&config) => result,
+        () = &mut shutdown => Ok(()),
+    };
+    // Held runs go at once rather than at their next yield after a resume that never comes.
+    control.gate.stop_paused();
+    control.gate.resume();
+    if result.is_ok() {
+        agent.leave().await;
     }
-    agent.leave().await;
+    control.remove_socket();
+    result?;
     Ok(agent.summary)
+}
+
+/// A background task that ends with its owner.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 struct Agent {
@@ -396,6 +458,9 @@ struct Agent {
     gpu_offer: Option<engine::GpuOffer>,
     worker: work::Worker,
     summary: Summary,
+    /// Whether the owner's rules let it work now ([`control::Control::supervise`]).
+    availability: tokio::sync::watch::Receiver<control::Availability>,
+    control: Arc<control::Control>,
 }
 
 impl Agent {
@@ -521,7 +586,44 @@ impl Agent {
         // UDP heartbeats, while the coordinator answers them.
         let mut udp_base = self.client.base();
         let mut udp = api::UdpPinger::connect(&udp_base).await.ok();
+        // Suspended past the grace period: its tasks handed back, it left the network until it
+        // may work again.
+        let mut handed_back = false;
         loop {
+            let availability = self.availability.borrow_and_update().clone();
+            let suspended = availability.suspended();
+            self.control.update(|s| {
+                s.state = if handed_back {
+                    "handed_back"
+                } else if suspended {
+                    "suspended"
+                } else if in_flight.is_empty() {
+                    "waiting"
+                } else {
+                    "working"
+                }
+                .into();
+                s.tasks_in_flight = in_flight.len() as u64;
+                s.tasks_run = self.summary.tasks_run;
+                s.tasks_failed = self.summary.tasks_failed;
+            });
+            if availability.hand_back && !handed_back {
+                self.hand_back(&mut pending, &mut in_flight).await;
+                handed_back = true;
+                continue;
+            }
+            if handed_back {
+                if suspended {
+                    // Nothing to say to the network until it may work again.
+                    let _ = self.availability.changed().await;
+                    continue;
+                }
+                self.register().await?;
+                handed_back = false;
+                session = None;
+                last_contact = Instant::now();
+                continue;
+            }
             // Pings go where requests go: after a failover, to the new leader.
             if self.client.base() != udp_base {
                 udp_base = self.client.base();
@@ -536,14 +638,16 @@ impl Agent {
                 let slots = self.spec.slots as usize;
                 let unfinished = in_flight.len().saturating_sub(pending.len());
                 let room = ask.saturating_sub(in_flight.len() as u32);
-                // A stalling provider (a test tool) takes work only while it holds none.
-                let may_fetch = room > 0 && (!config.stall || in_flight.is_empty());
+                // A stalling provider (a test tool) takes work only while it holds none; a
+                // suspended one takes none (it still reports what finished).
+                let may_fetch =
+                    room > 0 && !suspended && (!config.stall || in_flight.is_empty());
                 let refill = may_fetch && !starved && unfinished <= slots;
                 let flush = !pending.is_empty()
                     && (unfinished <= slots
                         || pending.len() >= REPORT_BATCH
                         || pending_since.elapsed() >= REPORT_DELAY);
-                if in_flight.is_empty() || refill || flush {
+                if (in_flight.is_empty() && !suspended) || refill || flush {
                     let wait = if in_flight.is_empty() {
                         config.fetch_wait
                     } else {
@@ -614,6 +718,8 @@ impl Agent {
                             last_contact = Instant::now();
                         }
                     }
+                    // Suspended or resumed: look again.
+                    _ = self.availability.changed() => {}
                 }
                 Ok(())
             }
@@ -640,6 +746,41 @@ impl Agent {
                 Err(e) => return Err(e).context("talking to the coordinator"),
             }
         }
+    }
+
+    /// Suspended past the grace period: reports what finished, stops the paused runs and leaves
+    /// the network, which hands its other tasks to other providers at once.
+    async fn hand_back(&mut self, pending: &mut Vec<TaskReport>, in_flight: &mut HashSet<TaskId>) {
+        if !pending.is_empty() {
+            let request = api::wire::Request::Fetch {
+                max: 0,
+                wait_ms: 0,
+                held: in_flight.iter().copied().collect(),
+                cached: self.worker.cached(),
+            };
+            match self
+                .client
+                .exchange(&self.identity, pending.clone(), request)
+                .await
+            {
+                Ok(_) => {
+                    for r in pending.iter() {
+                        if r.outcome == engine::TaskOutcome::Success {
+                            self.summary.tasks_run += 1;
+                        } else {
+                            self.summary.tasks_failed += 1;
+                        }
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "could not report finished tasks before handing back"),
+            }
+        }
+        let held = in_flight.len().saturating_sub(pending.len());
+        pending.clear();
+        in_flight.clear();
+        self.control.gate.stop_paused();
+        tracing::info!(tasks = held, "suspended past the grace period: handing tasks back and leaving until it may work again");
+        self.leave().await;
     }
 
     /// One heartbeat, as cheap as the coordinator allows: a UDP ping with the session token, or

@@ -278,6 +278,10 @@ fn run_lane(inner: &std::sync::Weak<Inner>, runtime: &tokio::runtime::Handle) {
         else {
             continue;
         };
+        // Not started while the owner's gate is paused (handed back meanwhile: dropped).
+        if let Some(gate) = &strong.sandbox.config().gate {
+            gate.wait_open(None);
+        }
         if generation != strong.generation.load(Ordering::SeqCst) {
             continue;
         }
