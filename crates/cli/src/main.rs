@@ -11,8 +11,10 @@ mod jobspec;
 mod kernels_bench;
 mod ledger_bench;
 mod provider_cmd;
+mod provider_config;
 mod reads_bench;
 mod requester;
+mod service;
 mod sim_cmd;
 mod soak_bench;
 mod validator_cmd;
@@ -183,22 +185,25 @@ struct CoordinatorArgs {
 struct ProviderArgs {
     #[command(subcommand)]
     command: Option<provider_cmd::ProviderCommand>,
+    /// TOML file with any of the settings below and the idle rules (flags win over it); see
+    /// examples/provider.toml
+    #[arg(long)]
+    config: Option<PathBuf>,
     /// Coordinator URL, or a validator set's URLs separated by commas
-    // Optional in the type only: clap requires it unless a subcommand (`info`) is given.
-    #[arg(long, env = "GRIDMINT_COORDINATOR", required = true)]
+    #[arg(long, env = "GRIDMINT_COORDINATOR")]
     coordinator: Option<String>,
-    /// Directory for the provider's key and blob cache
-    #[arg(long, default_value = "gridmint-data/provider")]
-    data_dir: PathBuf,
+    /// Directory for the provider's key and blob cache [default: gridmint-data/provider]
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
     /// Concurrent task slots (default: number of cores)
     #[arg(long)]
     slots: Option<u32>,
-    /// Region label used for scheduling
-    #[arg(long, default_value = "local")]
-    region: String,
-    /// Asking price in base units per unit of fuel
-    #[arg(long, default_value_t = 1)]
-    price: u128,
+    /// Region label used for scheduling [default: local]
+    #[arg(long)]
+    region: Option<String>,
+    /// Asking price in base units per unit of fuel [default: 1]
+    #[arg(long)]
+    price: Option<u128>,
     /// Price per unit of GPU fuel, in base units, for GPU tasks (default: --price)
     #[arg(long)]
     gpu_price: Option<u128>,
@@ -223,6 +228,18 @@ struct ProviderArgs {
     /// providers of the same operator (default: the provider's own key)
     #[arg(long)]
     operator: Option<engine::AccountId>,
+    /// Work whatever the machine's owner does: no idle rule (activity, load, battery)
+    /// suspends this provider. By default it works only while the machine is idle (see
+    /// examples/provider.toml)
+    #[arg(long)]
+    dedicated: bool,
+    /// The share of a core's time each task slot may use, 1 to 100 [default: 100]
+    #[arg(long, value_parser = clap::value_parser!(u8).range(1..=100))]
+    cpu_percent: Option<u8>,
+    /// For tests: read the idle rules' sensors (owner activity, load, battery, time) from this
+    /// JSON file, again at every look
+    #[arg(long, hide = true)]
+    sensors: Option<PathBuf>,
     /// For tests and demos: return a wrong output with this probability (0 to 1). The provider
     /// will lose verification quorums and be slashed
     #[arg(long, value_parser = provider_cmd::parse_rate)]
@@ -491,24 +508,26 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Provider(args) => {
             init_tracing("info");
-            let url = args.coordinator.context("--coordinator is required")?;
-            let mut config = provider::ProviderConfig::new(&url, args.data_dir);
-            if let Some(slots) = args.slots {
-                config.slots = slots;
-            }
-            if let Some(memory) = args.memory {
-                config.memory_bytes = memory;
-            }
-            if let Some(cache) = args.cache_size {
-                config.cache_bytes = cache;
-            }
-            config.region = args.region;
-            config.price_per_fuel = args.price;
-            config.gpu_price_per_fuel = args.gpu_price;
-            config.gpu = args.gpu;
-            config.detect_gpu = !args.no_gpu;
+            let mut config = provider_config::provider(
+                args.config.as_deref(),
+                provider_config::ProviderFlags {
+                    coordinator: args.coordinator,
+                    data_dir: args.data_dir,
+                    slots: args.slots,
+                    memory: args.memory,
+                    cache_size: args.cache_size,
+                    region: args.region,
+                    price: args.price,
+                    gpu_price: args.gpu_price,
+                    gpu: args.gpu,
+                    no_gpu: args.no_gpu,
+                    operator: args.operator,
+                    dedicated: args.dedicated,
+                    cpu_percent: args.cpu_percent,
+                },
+            )?;
             config.gpu_software = args.gpu_software;
-            config.operator = args.operator;
+            config.sensors = args.sensors;
             config.stall = args.stall;
             config.faulty = args
                 .faulty

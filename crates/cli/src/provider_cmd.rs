@@ -1,4 +1,6 @@
-//! `gridmint provider info`: a provider's standing — reputation, trust, stake, work and earnings.
+//! `gridmint provider info`: a provider's standing — reputation, trust, stake, work and earnings;
+//! `gridmint provider status|pause|resume`: the provider running on this machine, over its
+//! control socket; `gridmint provider install-service|uninstall-service`: run it at every login.
 
 use crate::CoordinatorUrl;
 use anyhow::Context;
@@ -21,6 +23,52 @@ pub enum ProviderCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Show what the provider running on this machine is doing: working, waiting for work or
+    /// suspended (and why), its tasks, today's and total earnings, reputation and stake
+    Status {
+        /// The running provider's data directory [default: gridmint-data/provider]
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Suspend the provider running on this machine until `resume`: its tasks pause where they
+    /// are and it takes no new work (past its grace period it hands them back)
+    Pause {
+        /// The running provider's data directory [default: gridmint-data/provider]
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Let a paused provider work again (when its idle rules allow)
+    Resume {
+        /// The running provider's data directory [default: gridmint-data/provider]
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run a provider at every login and restart it if it fails: writes a systemd user unit
+    /// (a launchd agent on macOS) and enables it, with a config file to edit
+    InstallService {
+        /// The config file the service runs with [default: ~/.config/gridmint/provider.toml];
+        /// written from examples/provider.toml when missing (needs --coordinator)
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// The network, for a config file written now
+        #[arg(long, env = "GRIDMINT_COORDINATOR")]
+        coordinator: Option<String>,
+        /// Write the files only: neither enable nor start the service
+        #[arg(long)]
+        no_start: bool,
+    },
+    /// Stop and remove the service `install-service` made (its config and data stay)
+    UninstallService {
+        /// Remove the files only: do not ask the service manager to stop it
+        #[arg(long)]
+        no_stop: bool,
+    },
 }
 
 /// A probability: a number from 0 to 1.
@@ -36,7 +84,28 @@ pub fn parse_rate(s: &str) -> Result<f64, String> {
 }
 
 pub async fn run(cmd: ProviderCommand) -> anyhow::Result<()> {
+    use provider::control::Request;
+    let local = |data_dir: Option<PathBuf>, request: Request, json: bool| async move {
+        let dir =
+            data_dir.unwrap_or_else(|| PathBuf::from(crate::provider_config::DEFAULT_DATA_DIR));
+        let status = provider::control::ask(&dir, &request).await?;
+        if json {
+            println!("{}", serde_json::to_string_pretty(&status)?);
+        } else {
+            print!("{}", describe_local(&status));
+        }
+        anyhow::Ok(())
+    };
     match cmd {
+        ProviderCommand::Status { data_dir, json } => local(data_dir, Request::Status, json).await,
+        ProviderCommand::Pause { data_dir, json } => local(data_dir, Request::Pause, json).await,
+        ProviderCommand::Resume { data_dir, json } => local(data_dir, Request::Resume, json).await,
+        ProviderCommand::InstallService {
+            config,
+            coordinator,
+            no_start,
+        } => crate::service::install(config, coordinator, no_start),
+        ProviderCommand::UninstallService { no_stop } => crate::service::uninstall(no_stop),
         ProviderCommand::Info {
             id,
             data_dir,
@@ -63,6 +132,68 @@ pub async fn run(cmd: ProviderCommand) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// The human-readable form of `gridmint provider status`.
+pub fn describe_local(s: &provider::control::LocalStatus) -> String {
+    let id = s
+        .provider
+        .map_or_else(|| "-".to_string(), |id| id.to_string());
+    let state = match s.state.as_str() {
+        "suspended" | "handed_back" => {
+            let why: Vec<String> = s.reasons.iter().map(ToString::to_string).collect();
+            format!(
+                "{} for {} s: {}",
+                if s.state == "suspended" {
+                    "suspended (tasks paused in place)"
+                } else {
+                    "suspended past its grace period (tasks handed back)"
+                },
+                s.suspended_seconds.unwrap_or(0),
+                why.join("; ")
+            )
+        }
+        other => other.to_string(),
+    };
+    let mut out = format!(
+        "provider   {id} on {coordinator}
+         state      {state}
+         tasks      {in_flight} in hand, {run} run, {failed} failed since it started
+         slots      {slots}, each at most {cpu}% of a core
+         sensors    {sensors}
+         earned     {today} today",
+        coordinator = s.coordinator,
+        in_flight = s.tasks_in_flight,
+        run = s.tasks_run,
+        failed = s.tasks_failed,
+        slots = s.slots,
+        cpu = s.cpu_percent,
+        sensors = s.sensors,
+        today = Tokens(s.earned_today),
+    );
+    match &s.standing {
+        Some(v) => out.push_str(&format!(
+            ", {total} in all
+             reputation {score}/{MAX_SCORE}, {trust}
+             stake      {bonded} bonded, {slashed} slashed
+",
+            total = Tokens(v.stats.earned),
+            score = v.reputation.score,
+            trust = if v.trusted {
+                "trusted"
+            } else {
+                "not trusted yet"
+            },
+            bonded = Tokens(v.bonded),
+            slashed = Tokens(v.stats.slashed),
+        )),
+        None => out.push_str(
+            "
+reputation (not heard from the network yet)
+",
+        ),
+    }
+    out
 }
 
 /// The human-readable form of `gridmint provider info`.

@@ -123,6 +123,7 @@ fn start_provider(root: &Path, n: usize, url: &str) -> anyhow::Result<ProviderPr
     let child = Command::new(std::env::current_exe()?)
         .args([
             "provider",
+            "--dedicated",
             "--slots",
             "1",
             "--coordinator",

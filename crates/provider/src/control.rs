@@ -112,7 +112,10 @@ impl Control {
     }
 
     fn snapshot(&self) -> LocalStatus {
-        self.status.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.status
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Looks at the machine every [`LOOK_EVERY`] until dropped: suspends (the gate paused, the
@@ -240,10 +243,21 @@ impl Control {
             Ok(Request::Status) => {}
             Ok(Request::Pause) => {
                 self.paused.store(true, Ordering::SeqCst);
-                // At once, not at the supervisor's next look.
+                // At once, not at the supervisor's next look (which says the same).
                 self.gate.pause();
+                self.update(|s| {
+                    if !s.reasons.contains(&Reason::PausedByOwner) {
+                        s.reasons.insert(0, Reason::PausedByOwner);
+                    }
+                    if s.state != "handed_back" {
+                        s.state = "suspended".into();
+                    }
+                });
             }
-            Ok(Request::Resume) => self.paused.store(false, Ordering::SeqCst),
+            Ok(Request::Resume) => {
+                self.paused.store(false, Ordering::SeqCst);
+                self.update(|s| s.reasons.retain(|r| *r != Reason::PausedByOwner));
+            }
             Err(e) => {
                 return Answer::Error(format!(
                     "not a request ({{\"command\": \"status\" | \"pause\" | \"resume\"}}): {e}"
@@ -294,13 +308,15 @@ fn day_start(path: &Path, today: &str, earned: u128) -> u128 {
 pub async fn ask(data_dir: &Path, request: &Request) -> anyhow::Result<LocalStatus> {
     use anyhow::Context;
     let path = data_dir.join(SOCKET);
-    let stream = tokio::net::UnixStream::connect(&path).await.with_context(|| {
-        format!(
-            "no provider is running with data directory {} (no answer on {})",
-            data_dir.display(),
-            path.display()
-        )
-    })?;
+    let stream = tokio::net::UnixStream::connect(&path)
+        .await
+        .with_context(|| {
+            format!(
+                "no provider is running with data directory {} (no answer on {})",
+                data_dir.display(),
+                path.display()
+            )
+        })?;
     let (read, mut write) = stream.into_split();
     let mut line = serde_json::to_string(request)?;
     line.push('\n');
@@ -335,7 +351,10 @@ mod tests {
             assert!(matches!(control.answer(bad), Answer::Error(_)), "{bad}");
             assert!(!control.gate.is_paused(), "{bad}");
         }
-        assert!(matches!(control.answer(r#"{"command":"pause"}"#), Answer::Status(_)));
+        assert!(matches!(
+            control.answer(r#"{"command":"pause"}"#),
+            Answer::Status(_)
+        ));
         assert!(control.gate.is_paused());
     }
 

@@ -77,7 +77,9 @@ const WEEK: u32 = 7 * 24 * 60;
 impl Schedule {
     pub fn parse(entries: &[String]) -> Result<Schedule, String> {
         if entries.is_empty() {
-            return Err("a schedule needs at least one entry (leave it out to allow every hour)".into());
+            return Err(
+                "a schedule needs at least one entry (leave it out to allow every hour)".into(),
+            );
         }
         let mut spans = Vec::new();
         for entry in entries {
@@ -92,7 +94,10 @@ impl Schedule {
                     let (from, to) = word
                         .split_once('-')
                         .ok_or_else(|| bad("a time range is HH:MM-HH:MM"))?;
-                    hours = Some((minute(from).map_err(|e| bad(&e))?, minute(to).map_err(|e| bad(&e))?));
+                    hours = Some((
+                        minute(from).map_err(|e| bad(&e))?,
+                        minute(to).map_err(|e| bad(&e))?,
+                    ));
                 } else {
                     if days.is_some() {
                         return Err(bad("two day lists"));
@@ -101,7 +106,8 @@ impl Schedule {
                     for part in word.split(',') {
                         match part.split_once('-') {
                             Some((a, b)) => {
-                                let (a, b) = (day(a).map_err(|e| bad(&e))?, day(b).map_err(|e| bad(&e))?);
+                                let (a, b) =
+                                    (day(a).map_err(|e| bad(&e))?, day(b).map_err(|e| bad(&e))?);
                                 let mut d = a;
                                 loop {
                                     list.push(d);
@@ -124,7 +130,11 @@ impl Schedule {
             }
             for d in days {
                 let start = d * 24 * 60 + from;
-                let length = if to > from { to - from } else { 24 * 60 - from + to };
+                let length = if to > from {
+                    to - from
+                } else {
+                    24 * 60 - from + to
+                };
                 let end = start + length;
                 if end <= WEEK {
                     spans.push((start, end));
@@ -231,10 +241,16 @@ pub trait Sensors: Send {
 pub enum Reason {
     /// Paused with `gridmint provider pause`.
     PausedByOwner,
-    OwnerActive { idle_seconds: u64 },
-    BusyMachine { other_load_percent: u8 },
+    OwnerActive {
+        idle_seconds: u64,
+    },
+    BusyMachine {
+        other_load_percent: u8,
+    },
     OnBattery,
-    BatteryLow { percent: u8 },
+    BatteryLow {
+        percent: u8,
+    },
     OutsideHours,
 }
 
@@ -243,7 +259,10 @@ impl std::fmt::Display for Reason {
         match self {
             Reason::PausedByOwner => f.write_str("paused by its owner"),
             Reason::OwnerActive { idle_seconds } => {
-                write!(f, "the owner is using the machine (last input {idle_seconds} s ago)")
+                write!(
+                    f,
+                    "the owner is using the machine (last input {idle_seconds} s ago)"
+                )
             }
             Reason::BusyMachine { other_load_percent } => {
                 write!(f, "other programs use {other_load_percent}% of the CPU")
@@ -306,7 +325,8 @@ impl Policy {
             if power.on_battery && self.rules.suspend_on_battery {
                 why.push(Reason::OnBattery);
             }
-            if let (Some(min), Some(percent)) = (self.rules.min_battery_percent, power.battery_percent)
+            if let (Some(min), Some(percent)) =
+                (self.rules.min_battery_percent, power.battery_percent)
                 && percent < min
             {
                 why.push(Reason::BatteryLow { percent });
@@ -401,7 +421,12 @@ fn logind_idle() -> Option<Duration> {
         .nth(1)?
         .to_string();
     let out = std::process::Command::new("loginctl")
-        .args(["show-user", &uid, "--property=IdleHint", "--property=IdleSinceHint"])
+        .args([
+            "show-user",
+            &uid,
+            "--property=IdleHint",
+            "--property=IdleSinceHint",
+        ])
         .stderr(std::process::Stdio::null())
         .output()
         .ok()?;
@@ -494,7 +519,10 @@ impl Sensors for LinuxSensors {
             if total == 0 {
                 return None;
             }
-            let others = now.0.saturating_sub(last.0).saturating_sub(now.2.saturating_sub(last.2));
+            let others = now
+                .0
+                .saturating_sub(last.0)
+                .saturating_sub(now.2.saturating_sub(last.2));
             Some((others as f64 * 100.0 / total as f64).min(100.0))
         });
         let idle_for = match (self.logind_idle(), terminal_idle()) {
@@ -512,7 +540,11 @@ impl Sensors for LinuxSensors {
     fn describe(&self) -> String {
         format!(
             "owner input from {}terminal access times; load from /proc/stat; power from /sys/class/power_supply",
-            if self.logind_seen { "logind's idle hint and " } else { "" }
+            if self.logind_seen {
+                "logind's idle hint and "
+            } else {
+                ""
+            }
         )
     }
 }
@@ -631,7 +663,10 @@ mod tests {
             local: Some(at(0, 20, 0)),
         };
         assert_eq!(policy.reasons(&calm, false, now), vec![]);
-        assert_eq!(policy.reasons(&calm, true, now), vec![Reason::PausedByOwner]);
+        assert_eq!(
+            policy.reasons(&calm, true, now),
+            vec![Reason::PausedByOwner]
+        );
         let table: Vec<(Readings, Reason)> = vec![
             (
                 Readings {
@@ -682,13 +717,23 @@ mod tests {
             other_load_percent: 80,
         }];
         assert_eq!(policy.reasons(&busy, false, now), held);
-        assert_eq!(policy.reasons(&calm, false, now), held, "calm for a moment only");
+        assert_eq!(
+            policy.reasons(&calm, false, now),
+            held,
+            "calm for a moment only"
+        );
         assert_eq!(policy.reasons(&calm, false, now + LOAD_CALM / 2), held);
         assert_eq!(policy.reasons(&calm, false, now + LOAD_CALM), vec![]);
 
         // A dedicated machine ignores all of it.
         let mut dedicated = Policy::new(IdleRules::dedicated());
-        for r in [&busy, &Readings { idle_for: Some(Duration::ZERO), ..busy.clone() }] {
+        for r in [
+            &busy,
+            &Readings {
+                idle_for: Some(Duration::ZERO),
+                ..busy.clone()
+            },
+        ] {
             assert_eq!(dedicated.reasons(r, false, now), vec![]);
         }
     }

@@ -359,7 +359,9 @@ pub async fn run(
             .supervise(idle::Policy::new(config.idle.clone()), sensors),
     ));
     let _standing = AbortOnDrop(tokio::spawn(
-        control.clone().watch_standing(client.clone(), identity.id()),
+        control
+            .clone()
+            .watch_standing(client.clone(), identity.id()),
     ));
     let spec = ProviderSpec {
         slots: config.slots.max(1),
@@ -640,8 +642,7 @@ impl Agent {
                 let room = ask.saturating_sub(in_flight.len() as u32);
                 // A stalling provider (a test tool) takes work only while it holds none; a
                 // suspended one takes none (it still reports what finished).
-                let may_fetch =
-                    room > 0 && !suspended && (!config.stall || in_flight.is_empty());
+                let may_fetch = room > 0 && !suspended && (!config.stall || in_flight.is_empty());
                 let refill = may_fetch && !starved && unfinished <= slots;
                 let flush = !pending.is_empty()
                     && (unfinished <= slots
@@ -772,14 +773,19 @@ impl Agent {
                         }
                     }
                 }
-                Err(e) => tracing::warn!(error = %e, "could not report finished tasks before handing back"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not report finished tasks before handing back")
+                }
             }
         }
         let held = in_flight.len().saturating_sub(pending.len());
         pending.clear();
         in_flight.clear();
         self.control.gate.stop_paused();
-        tracing::info!(tasks = held, "suspended past the grace period: handing tasks back and leaving until it may work again");
+        tracing::info!(
+            tasks = held,
+            "suspended past the grace period: handing tasks back and leaving until it may work again"
+        );
         self.leave().await;
     }
 

@@ -7,6 +7,7 @@ mod demo;
 mod gpu;
 mod hostile;
 mod http;
+mod idle;
 mod jobs;
 mod keys;
 mod ledger;

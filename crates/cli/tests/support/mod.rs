@@ -494,6 +494,12 @@ impl World {
             .args(["--coordinator", url, "--data-dir"])
             .arg(dir)
             .args(["--slots", &slots.to_string()])
+            // Test machines are kept for the network: no idle rule suspends their providers,
+            // unless a test scripts the rules' sensors.
+            .args(
+                (!extra.iter().any(|a| *a == "--sensors" || *a == "--config"))
+                    .then_some("--dedicated"),
+            )
             .args(extra)
             .stdout(Stdio::null())
             .stderr(err);
