@@ -156,11 +156,12 @@ pub fn describe_local(s: &provider::control::LocalStatus) -> String {
         other => other.to_string(),
     };
     let mut out = format!(
-        "provider   {id} on {coordinator}
-         state      {state}
-         tasks      {in_flight} in hand, {run} run, {failed} failed since it started
-         slots      {slots}, each at most {cpu}% of a core
-         sensors    {sensors}
+        "provider   {id} on {coordinator}\n\
+         state      {state}\n\
+         tasks      {in_flight} in hand, {run} run, {failed} failed since it started\n\
+         slots      {slots}, each at most {cpu}% of a core\n\
+         sensors    {sensors}\n\
+         energy     {kwh:.6} kWh, {grams:.3} g CO2e for {runs} runs ({method})\n\
          earned     {today} today",
         coordinator = s.coordinator,
         in_flight = s.tasks_in_flight,
@@ -169,14 +170,17 @@ pub fn describe_local(s: &provider::control::LocalStatus) -> String {
         slots = s.slots,
         cpu = s.cpu_percent,
         sensors = s.sensors,
+        kwh = s.energy.kwh,
+        grams = s.energy.grams_co2e,
+        runs = s.energy.runs,
+        method = s.energy_method,
         today = Tokens(s.earned_today),
     );
     match &s.standing {
         Some(v) => out.push_str(&format!(
-            ", {total} in all
-             reputation {score}/{MAX_SCORE}, {trust}
-             stake      {bonded} bonded, {slashed} slashed
-",
+            ", {total} in all\n\
+             reputation {score}/{MAX_SCORE}, {trust}\n\
+             stake      {bonded} bonded, {slashed} slashed\n",
             total = Tokens(v.stats.earned),
             score = v.reputation.score,
             trust = if v.trusted {
@@ -187,11 +191,7 @@ pub fn describe_local(s: &provider::control::LocalStatus) -> String {
             bonded = Tokens(v.bonded),
             slashed = Tokens(v.stats.slashed),
         )),
-        None => out.push_str(
-            "
-reputation (not heard from the network yet)
-",
-        ),
+        None => out.push_str("\nreputation (not heard from the network yet)\n"),
     }
     out
 }

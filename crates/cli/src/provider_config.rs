@@ -25,6 +25,21 @@ pub struct ProviderFile {
     pub no_gpu: Option<bool>,
     pub operator: Option<String>,
     pub idle: IdleFile,
+    pub energy: EnergyFile,
+}
+
+/// `[energy]`: how runs' energy and carbon are counted.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EnergyFile {
+    /// Read the CPU's energy counters (RAPL) where they can be read (true).
+    pub rapl: Option<bool>,
+    /// The model's power per core at full load, in watts (12).
+    pub watts_per_core: Option<f64>,
+    /// The model's power per GiB of memory, in watts (0.4).
+    pub watts_per_gib: Option<f64>,
+    /// Grams of CO2e per kWh of this machine's electricity (480, the world's average).
+    pub grams_per_kwh: Option<f64>,
 }
 
 /// `[idle]`: when the machine's owner lets it work.
@@ -155,12 +170,32 @@ pub fn provider(
             (None, None) => None,
         };
         config.idle = idle_rules(&file.idle, flags.dedicated, flags.cpu_percent)?;
+        config.energy = energy(&file.energy)?;
         Ok(config)
     };
     match path {
         Some(path) => merge().with_context(|| format!("config {}", path.display())),
         None => merge(),
     }
+}
+
+fn energy(file: &EnergyFile) -> anyhow::Result<provider::energy::EnergyConfig> {
+    let defaults = provider::energy::EnergyConfig::default();
+    let figure = |key: &str, value: Option<f64>, default: f64| match value {
+        Some(v) if v.is_finite() && (0.0..=1e6).contains(&v) => Ok(v),
+        Some(v) => bail!("energy.{key} = {v} is not a figure from 0 to 1000000"),
+        None => Ok(default),
+    };
+    Ok(provider::energy::EnergyConfig {
+        rapl: file.rapl.unwrap_or(defaults.rapl),
+        watts_per_core: figure(
+            "watts_per_core",
+            file.watts_per_core,
+            defaults.watts_per_core,
+        )?,
+        watts_per_gib: figure("watts_per_gib", file.watts_per_gib, defaults.watts_per_gib)?,
+        grams_per_kwh: figure("grams_per_kwh", file.grams_per_kwh, defaults.grams_per_kwh)?,
+    })
 }
 
 /// The idle rules: `[idle]`, then `--dedicated` and `--cpu-percent`, over the defaults.
@@ -241,6 +276,7 @@ mod tests {
         ));
         let c = provider(Some(path), ProviderFlags::default()).unwrap();
         assert_eq!(c.idle, IdleRules::default());
+        assert_eq!(c.energy, provider::energy::EnergyConfig::default());
         assert_eq!(c.coordinator, "http://127.0.0.1:7070");
         assert_eq!(c.price_per_fuel, 1);
     }
@@ -316,6 +352,8 @@ mod tests {
             ("[idle]\nhours = [\"someday\"]", "idle.hours"),
             ("[idle]\nnap = true", "nap"),
             ("operator = \"me\"", "operator"),
+            ("[energy]\nwatts_per_core = -1.0", "energy.watts_per_core"),
+            ("[energy]\ngrams_per_kwh = nan", "energy.grams_per_kwh"),
         ];
         for (text, want) in cases {
             let path = write(dir.path(), text);

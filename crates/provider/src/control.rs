@@ -58,6 +58,11 @@ pub struct LocalStatus {
     pub cpu_percent: u8,
     /// What the sensors see on this machine.
     pub sensors: String,
+    /// The energy and carbon of the tasks this provider ran since it started (CPU tasks; an
+    /// estimate: see `energy_method`).
+    pub energy: crate::energy::EnergyTotals,
+    /// How: measured (RAPL) or estimated (the model, with its figures).
+    pub energy_method: String,
     /// Earned since the first look today (local date), in base units; see `earnings.json`.
     #[serde(with = "engine::types::amount")]
     pub earned_today: u128,

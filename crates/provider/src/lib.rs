@@ -7,6 +7,7 @@
 //! to the queue at once instead of waiting for the heartbeat deadline.
 
 pub mod control;
+pub mod energy;
 pub mod idle;
 mod work;
 
@@ -76,6 +77,8 @@ pub struct ProviderConfig {
     /// Where the idle rules' readings come from: `None`, this machine ([`idle::LinuxSensors`]);
     /// a file, a script of them ([`idle::ScriptedSensors`], for tests).
     pub sensors: Option<PathBuf>,
+    /// How runs' energy and carbon are counted ([`energy`]).
+    pub energy: energy::EnergyConfig,
 }
 
 /// The default of [`ProviderConfig::cache_bytes`]: 20 GiB.
@@ -129,6 +132,7 @@ impl ProviderConfig {
             cache_bytes: DEFAULT_CACHE_BYTES,
             idle: idle::IdleRules::dedicated(),
             sensors: None,
+            energy: energy::EnergyConfig::default(),
         }
     }
 
@@ -416,7 +420,9 @@ pub async fn run(
         config.cache_bytes,
         device,
         config.gpu_software,
+        energy::Meter::new(config.energy.clone()),
     );
+    control.update(|s| s.energy_method = worker.energy_method());
     let mut agent = Agent {
         client,
         identity,
@@ -608,6 +614,7 @@ impl Agent {
                 s.tasks_in_flight = in_flight.len() as u64;
                 s.tasks_run = self.summary.tasks_run;
                 s.tasks_failed = self.summary.tasks_failed;
+                s.energy = self.worker.energy();
             });
             if availability.hand_back && !handed_back {
                 self.hand_back(&mut pending, &mut in_flight).await;

@@ -67,6 +67,9 @@ struct Inner {
     gpu_turn: Mutex<()>,
     /// Admitted shaders, by blob and entry point.
     shaders: Mutex<HashMap<(Hash, String), Arc<gpu::Shader>>>,
+    /// Counts each run's energy, and their sum.
+    meter: crate::energy::Meter,
+    energy: Mutex<crate::energy::EnergyTotals>,
 }
 
 /// How many held blobs a fetch lists.
@@ -98,6 +101,7 @@ impl Worker {
         cache_bytes: u64,
         gpu: Option<Arc<gpu::Gpu>>,
         gpu_software: bool,
+        meter: crate::energy::Meter,
     ) -> Worker {
         let worker = Worker {
             inner: Arc::new(Inner {
@@ -122,6 +126,8 @@ impl Worker {
                 gpu_software,
                 gpu_turn: Mutex::new(()),
                 shaders: Mutex::new(HashMap::new()),
+                meter,
+                energy: Mutex::new(crate::energy::EnergyTotals::default()),
             }),
         };
         // One thread per slot runs tasks back to back: a short task costs no thread hand-off.
@@ -150,6 +156,19 @@ impl Worker {
         });
         drop(queue);
         self.inner.ready.notify_one();
+    }
+
+    /// The energy and carbon of the runs so far.
+    pub fn energy(&self) -> crate::energy::EnergyTotals {
+        self.inner
+            .energy
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    pub fn energy_method(&self) -> String {
+        self.inner.meter.describe()
     }
 
     /// Blobs held locally (most recent first), for the scheduler.
@@ -670,7 +689,15 @@ impl Inner {
             .block_on(self.prepare(task))
             .and_then(|(module, run, private)| {
                 let _entered = runtime.enter();
-                let report = run_retrying_host_failures(&self.sandbox, &module, &run)?;
+                let metered = self.meter.start();
+                let report = run_retrying_host_failures(&self.sandbox, &module, &run);
+                let energy = self.meter.finish(metered, run.memory_limit_bytes);
+                let report = report?;
+                tracing::debug!(task = %task.task, joules = energy.joules, source = ?energy.source, "energy");
+                self.energy
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .add(&energy);
                 // A private run's opened inputs go as soon as it ends.
                 let key = private.map(|p| p.key);
                 runtime.block_on(self.finish(task, report, key.as_ref()))
@@ -1061,6 +1088,7 @@ mod tests {
             1 << 20,
             Some(Arc::new(device)),
             true,
+            crate::energy::Meter::new(crate::energy::EnergyConfig::default()),
         );
         let first = worker.inner.device().unwrap();
         assert!(Arc::ptr_eq(&first, &worker.inner.device().unwrap()));

@@ -8,8 +8,10 @@
 use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-/// Busy time a throttled run accumulates before it rests (its rest is in proportion).
+/// CPU time a throttled run accumulates before it rests (its rest is in proportion).
 const DUTY_SLICE: Duration = Duration::from_millis(20);
+/// How often a throttled run looks at its CPU clock (a file read), at most.
+const DUTY_LOOK: Duration = Duration::from_millis(2);
 
 /// Pauses, throttles and stops the runs of a sandbox ([`crate::SandboxConfig::gate`]); shared
 /// (`Arc`) by the sandbox and whoever controls it.
@@ -72,7 +74,9 @@ impl Gate {
     }
 
     /// Limits each run to `percent` of a core's time (1 to 100; 100: no limit): after every
-    /// 20 ms or so of work it rests in proportion.
+    /// 20 ms or so of CPU time it rests in proportion. CPU time, not wall time: on a busy
+    /// machine a run waiting for a core is not working, and its share stays `percent` of the
+    /// time it runs or rests.
     pub fn set_duty(&self, percent: u8) {
         self.state().duty_percent = percent.clamp(1, 100);
         self.changed.notify_all();
@@ -115,19 +119,37 @@ pub(crate) struct Pacer {
     gate: Option<std::sync::Arc<Gate>>,
     /// The gate's stop generation when the run started.
     stops: u64,
+    /// When it last looked at its CPU clock.
+    looked: Instant,
+    /// Its thread's CPU time when it last rested (or started).
+    rested: Option<Duration>,
+    /// Where there is no CPU clock: the time not held since it last rested, and when it last
+    /// left a checkpoint.
+    worked: Duration,
     since: Instant,
-    busy: Duration,
     pub(crate) held: Duration,
 }
 
+/// The calling thread's CPU time (`/proc/thread-self/schedstat`: nanoseconds on a CPU); `None`
+/// where the kernel does not say.
+pub fn thread_cpu() -> Option<Duration> {
+    let text = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    let ns: u64 = text.split_whitespace().next()?.parse().ok()?;
+    Some(Duration::from_nanos(ns))
+}
+
 impl Pacer {
+    /// On the thread that will run the guest.
     pub(crate) fn new(gate: Option<std::sync::Arc<Gate>>) -> Pacer {
         let stops = gate.as_ref().map_or(0, |g| g.stops());
+        let throttled = gate.as_ref().is_some_and(|g| g.duty_percent() < 100);
         Pacer {
             gate,
             stops,
+            looked: Instant::now(),
+            rested: if throttled { thread_cpu() } else { None },
+            worked: Duration::ZERO,
             since: Instant::now(),
-            busy: Duration::ZERO,
             held: Duration::ZERO,
         }
     }
@@ -139,12 +161,26 @@ impl Pacer {
             return true;
         };
         let now = Instant::now();
-        self.busy += now.saturating_duration_since(self.since);
+        self.worked += now.saturating_duration_since(self.since);
         let duty = u32::from(gate.duty_percent());
-        if duty < 100 && self.busy >= DUTY_SLICE {
-            let rest = self.busy * (100 - duty) / duty;
-            std::thread::sleep(rest);
-            self.busy = Duration::ZERO;
+        if duty < 100 && now.saturating_duration_since(self.looked) >= DUTY_LOOK {
+            self.looked = now;
+            // Its work since it last rested: its thread's CPU time (a run keeps its thread),
+            // or where that cannot be read, the time that passed not held.
+            let cpu = thread_cpu();
+            let work = match (cpu, self.rested) {
+                (Some(cpu), Some(rested)) => cpu.saturating_sub(rested),
+                (Some(_), None) => {
+                    self.rested = cpu;
+                    Duration::ZERO
+                }
+                (None, _) => self.worked,
+            };
+            if work >= DUTY_SLICE {
+                std::thread::sleep(work * (100 - duty) / duty);
+                self.rested = cpu;
+                self.worked = Duration::ZERO;
+            }
         }
         let open = gate.wait_open(Some(self.stops));
         let after = Instant::now();

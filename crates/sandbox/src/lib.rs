@@ -34,7 +34,7 @@ mod workdir;
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub use crate::gate::Gate;
+pub use crate::gate::{Gate, thread_cpu};
 pub use crate::sandbox::{Prepared, Sandbox};
 
 /// Bytes of guest stderr kept in [`RunReport::stderr`]; later writes fail with `EIO`.

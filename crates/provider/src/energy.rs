@@ -1,0 +1,286 @@
+//! The energy a provider's runs use, and its carbon: measured where the machine lets it be
+//! read (RAPL, `/sys/class/powercap`), else estimated by a documented model in the style of the
+//! Green Algorithms calculator (Lannelongue et al., 2021): the run's CPU time × power per core,
+//! plus its memory × wall time × power per GiB. Both are estimates and say which they are.
+//!
+//! A run's CPU time is its slot thread's (`/proc/thread-self/schedstat`, nanoseconds): every
+//! task runs on one slot thread from start to end. With RAPL, the package energy over the run
+//! is shared among everything that ran meanwhile in proportion to CPU time, so the run is given
+//! its share.
+
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+/// The model's defaults: a core of a current desktop or server CPU at full load (TDP divided by
+/// cores is 5–15 W; Green Algorithms' generic value is about 12 W), and memory power per GiB
+/// (Green Algorithms: 0.3725 W per GB).
+pub const DEFAULT_WATTS_PER_CORE: f64 = 12.0;
+pub const DEFAULT_WATTS_PER_GIB: f64 = 0.4;
+/// The world's average carbon intensity of electricity, grams of CO₂e per kWh (IEA/Ember,
+/// about 480 in 2023): what a provider assumes unless its owner says what its electricity is.
+pub const DEFAULT_GRAMS_PER_KWH: f64 = 480.0;
+
+/// How a provider turns runs into energy and carbon.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EnergyConfig {
+    pub watts_per_core: f64,
+    pub watts_per_gib: f64,
+    /// The carbon intensity of this machine's electricity (grams of CO₂e per kWh).
+    pub grams_per_kwh: f64,
+    /// Read RAPL when it can be read (`false`: always the model).
+    pub rapl: bool,
+}
+
+impl Default for EnergyConfig {
+    fn default() -> Self {
+        EnergyConfig {
+            watts_per_core: DEFAULT_WATTS_PER_CORE,
+            watts_per_gib: DEFAULT_WATTS_PER_GIB,
+            grams_per_kwh: DEFAULT_GRAMS_PER_KWH,
+            rapl: true,
+        }
+    }
+}
+
+/// Where an energy figure comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Source {
+    /// The CPU package's energy counters, shared by CPU time.
+    Rapl,
+    /// CPU time × power per core + memory × time × power per GiB.
+    Model,
+}
+
+/// The energy of one run.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RunEnergy {
+    pub joules: f64,
+    pub grams_co2e: f64,
+    pub source: Source,
+    pub cpu: Duration,
+}
+
+/// The package energy counters RAPL exposes (one per CPU package).
+#[derive(Clone, Debug)]
+struct Rapl {
+    /// `energy_uj` files and each counter's range (it wraps).
+    counters: Vec<(PathBuf, u64)>,
+}
+
+impl Rapl {
+    fn find() -> Option<Rapl> {
+        let mut counters = Vec::new();
+        for entry in std::fs::read_dir("/sys/class/powercap").ok()?.flatten() {
+            let dir = entry.path();
+            let name = std::fs::read_to_string(dir.join("name")).unwrap_or_default();
+            // Packages only: their sub-zones (core, uncore, dram) are parts of them.
+            if !name.trim().starts_with("package") {
+                continue;
+            }
+            let file = dir.join("energy_uj");
+            // Often readable by root only (since 2020): then the model.
+            if std::fs::read_to_string(&file).is_err() {
+                continue;
+            }
+            let range = std::fs::read_to_string(dir.join("max_energy_range_uj"))
+                .ok()
+                .and_then(|s| s.trim().parse().ok())
+                .unwrap_or(u64::MAX);
+            counters.push((file, range));
+        }
+        (!counters.is_empty()).then_some(Rapl { counters })
+    }
+
+    fn read(&self) -> Option<Vec<u64>> {
+        self.counters
+            .iter()
+            .map(|(f, _)| std::fs::read_to_string(f).ok()?.trim().parse().ok())
+            .collect()
+    }
+
+    /// Microjoules between two readings, counters that wrapped included.
+    fn delta(&self, before: &[u64], after: &[u64]) -> u64 {
+        self.counters
+            .iter()
+            .zip(before.iter().zip(after))
+            .map(|((_, range), (b, a))| {
+                if a >= b {
+                    a - b
+                } else {
+                    range.saturating_sub(*b).saturating_add(*a)
+                }
+            })
+            .fold(0u64, u64::saturating_add)
+    }
+}
+
+/// A provider's energy meter, shared by its slots.
+#[derive(Clone, Debug)]
+pub struct Meter {
+    config: EnergyConfig,
+    rapl: Option<Rapl>,
+}
+
+/// What [`Meter::start`] noted when a run began.
+pub struct Start {
+    at: Instant,
+    thread_cpu: Option<Duration>,
+    rapl: Option<Vec<u64>>,
+    busy: Option<Duration>,
+}
+
+impl Meter {
+    pub fn new(config: EnergyConfig) -> Meter {
+        let rapl = if config.rapl { Rapl::find() } else { None };
+        Meter { config, rapl }
+    }
+
+    pub fn source(&self) -> Source {
+        if self.rapl.is_some() {
+            Source::Rapl
+        } else {
+            Source::Model
+        }
+    }
+
+    /// What the meter does here, in words.
+    pub fn describe(&self) -> String {
+        match self.source() {
+            Source::Rapl => format!(
+                "measured: RAPL package energy shared by CPU time; {} g CO2e/kWh",
+                self.config.grams_per_kwh
+            ),
+            Source::Model => format!(
+                "estimated: CPU time x {} W per core + memory x {} W per GiB; {} g CO2e/kWh",
+                self.config.watts_per_core, self.config.watts_per_gib, self.config.grams_per_kwh
+            ),
+        }
+    }
+
+    /// Called on the slot thread as a run begins.
+    pub fn start(&self) -> Start {
+        Start {
+            at: Instant::now(),
+            thread_cpu: thread_cpu(),
+            rapl: self.rapl.as_ref().and_then(Rapl::read),
+            busy: self.rapl.as_ref().and_then(|_| machine_busy()),
+        }
+    }
+
+    /// Called on the same thread as the run ends; `memory_bytes`: the memory the run was
+    /// given.
+    pub fn finish(&self, start: Start, memory_bytes: u64) -> RunEnergy {
+        let wall = start.at.elapsed();
+        let cpu = match (start.thread_cpu, thread_cpu()) {
+            (Some(a), Some(b)) => b.saturating_sub(a),
+            // No per-thread clock: the run was busy all along (an upper bound).
+            _ => wall,
+        };
+        let measured = (|| {
+            let rapl = self.rapl.as_ref()?;
+            let micro = rapl.delta(start.rapl.as_ref()?, &rapl.read()?);
+            let busy = machine_busy()?.checked_sub(start.busy?)?;
+            // The machine's busy time is counted in ticks: never less than this run's own.
+            let share = cpu.as_secs_f64() / busy.max(cpu).as_secs_f64().max(1e-9);
+            Some(micro as f64 / 1e6 * share)
+        })();
+        let (joules, source) = match measured {
+            Some(j) => (j, Source::Rapl),
+            None => (
+                cpu.as_secs_f64() * self.config.watts_per_core
+                    + memory_bytes as f64 / f64::from(1u32 << 30)
+                        * wall.as_secs_f64()
+                        * self.config.watts_per_gib,
+                Source::Model,
+            ),
+        };
+        RunEnergy {
+            joules,
+            grams_co2e: joules / 3.6e6 * self.config.grams_per_kwh,
+            source,
+            cpu,
+        }
+    }
+}
+
+use sandbox::thread_cpu;
+
+/// The whole machine's busy CPU time so far (`/proc/stat`, at 100 ticks a second).
+fn machine_busy() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let fields: Vec<u64> = stat
+        .lines()
+        .next()?
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|f| f.parse().ok())
+        .collect();
+    let total: u64 = fields.iter().take(8).sum();
+    let idle = fields.get(3).copied().unwrap_or(0) + fields.get(4).copied().unwrap_or(0);
+    Some(Duration::from_millis(total.saturating_sub(idle) * 10))
+}
+
+/// Energy and carbon so far, kept by the provider for `gridmint provider status`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct EnergyTotals {
+    pub runs: u64,
+    pub kwh: f64,
+    pub grams_co2e: f64,
+}
+
+impl EnergyTotals {
+    pub fn add(&mut self, run: &RunEnergy) {
+        self.runs += 1;
+        self.kwh += run.joules / 3.6e6;
+        self.grams_co2e += run.grams_co2e;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spin(d: Duration) {
+        let start = Instant::now();
+        let mut x = 0u64;
+        while start.elapsed() < d {
+            x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
+        }
+    }
+
+    #[test]
+    fn the_model_charges_cpu_time_and_memory_and_a_sleeping_run_costs_memory_only() {
+        let meter = Meter::new(EnergyConfig {
+            rapl: false,
+            ..EnergyConfig::default()
+        });
+        assert_eq!(meter.source(), Source::Model);
+        let outer = Instant::now();
+        let start = meter.start();
+        spin(Duration::from_millis(300));
+        let busy = meter.finish(start, 1 << 30);
+        let wall = outer.elapsed().as_secs_f64();
+        assert_eq!(busy.source, Source::Model);
+        // Its CPU time at 12 W, plus its time × 1 GiB × 0.4 W.
+        assert!(busy.cpu > Duration::from_millis(50), "{busy:?}");
+        let memory = busy.joules - busy.cpu.as_secs_f64() * 12.0;
+        assert!((0.0..=wall * 0.4).contains(&memory), "{busy:?} in {wall} s");
+        assert!((busy.grams_co2e - busy.joules / 3.6e6 * 480.0).abs() < 1e-12);
+
+        let start = meter.start();
+        std::thread::sleep(Duration::from_millis(200));
+        let idle = meter.finish(start, 1 << 30);
+        assert!(idle.cpu < Duration::from_millis(20), "{idle:?}");
+        assert!(idle.joules < 0.4, "{idle:?}");
+    }
+
+    #[test]
+    fn wrapped_rapl_counters_count_across_the_wrap() {
+        let rapl = Rapl {
+            counters: vec![(PathBuf::new(), 1000), (PathBuf::new(), 1000)],
+        };
+        assert_eq!(rapl.delta(&[990, 100], &[10, 150]), 20 + 50);
+    }
+}
