@@ -192,23 +192,20 @@ impl Control {
         }
     }
 
-    /// Serves the socket until dropped. `Err`: it could not be made (another provider runs in
-    /// this data directory, or the path is unusable).
-    pub fn listen(self: &Arc<Self>) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    /// Serves the socket until dropped.
+    pub fn listen(self: &Arc<Self>) -> Result<tokio::task::JoinHandle<()>, ListenError> {
         let path = self.data_dir.join(SOCKET);
         if path.exists() {
             // Left by a provider that did not stop cleanly, unless one still answers on it.
             if std::os::unix::net::UnixStream::connect(&path).is_ok() {
-                anyhow::bail!(
-                    "another provider is running with data directory {}",
-                    self.data_dir.display()
-                );
+                return Err(ListenError::Running(self.data_dir.clone()));
             }
-            std::fs::remove_file(&path)?;
+            std::fs::remove_file(&path).map_err(ListenError::Socket)?;
         }
-        let listener = tokio::net::UnixListener::bind(&path)?;
+        let listener = tokio::net::UnixListener::bind(&path).map_err(ListenError::Socket)?;
         use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+            .map_err(ListenError::Socket)?;
         let control = self.clone();
         Ok(tokio::spawn(async move {
             loop {
@@ -278,6 +275,30 @@ impl Control {
 }
 
 use tokio::io::AsyncReadExt as _;
+
+/// Why [`Control::listen`] has no socket.
+#[derive(Debug)]
+pub enum ListenError {
+    /// Another provider answers on this data directory's socket.
+    Running(PathBuf),
+    /// The socket could not be made (a path too long for one, a read-only directory).
+    Socket(std::io::Error),
+}
+
+impl std::fmt::Display for ListenError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ListenError::Running(dir) => write!(
+                f,
+                "another provider is running with data directory {}",
+                dir.display()
+            ),
+            ListenError::Socket(e) => write!(f, "the control socket: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for ListenError {}
 
 /// The file that keeps what the provider had earned when it first looked today.
 pub const EARNINGS: &str = "earnings.json";

@@ -380,8 +380,14 @@ impl LinuxSensors {
     }
 
     fn logind_idle(&mut self) -> Option<Duration> {
+        // Asked once a second; where it does not answer (no logind, no session), once a minute.
         if let Some((at, answer)) = self.logind
-            && at.elapsed() < Duration::from_secs(1)
+            && at.elapsed()
+                < if answer.is_some() {
+                    Duration::from_secs(1)
+                } else {
+                    Duration::from_secs(60)
+                }
         {
             return answer;
         }
@@ -412,7 +418,7 @@ pub fn process_cpu_ticks(stat: &Path) -> Option<u64> {
 /// logind's idle hint for this user: `Some(0)` while the session is not idle, the time since
 /// it went idle when it is; `None` where logind does not answer.
 fn logind_idle() -> Option<Duration> {
-    // SAFETY-free: the uid from /proc/self/status rather than libc.
+    // The uid from /proc/self/status (no unsafe libc call).
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let uid = status
         .lines()
@@ -456,7 +462,8 @@ fn logind_idle() -> Option<Duration> {
 }
 
 /// The time since the last input on a terminal of this machine (the kernel sets a terminal's
-/// access time when it is read), if any can be looked at.
+/// access time when it is read — to within 8 seconds, so as not to tell keystroke timings), if
+/// any can be looked at.
 fn terminal_idle() -> Option<Duration> {
     let mut latest: Option<std::time::SystemTime> = None;
     let mut look = |dir: &str, prefix: &str| {

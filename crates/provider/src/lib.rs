@@ -292,7 +292,7 @@ pub async fn run(
     let control = control::Control::new(gate.clone(), &config.data_dir);
     let _socket = match control.listen() {
         Ok(task) => Some(AbortOnDrop(task)),
-        Err(e) if e.to_string().starts_with("another provider") => return Err(e),
+        Err(e @ control::ListenError::Running(_)) => return Err(e.into()),
         Err(e) => {
             tracing::warn!(error = %e, "no control socket: `gridmint provider status|pause|resume` will not reach this provider");
             None
