@@ -267,8 +267,14 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         .saturating_sub(treasury_before)
         .saturating_sub(fees);
     stop_tx.send(true).ok();
+    let mut energy = provider::energy::EnergyTotals::default();
+    let mut energy_method = String::new();
     for p in providers {
-        p.await.context("provider task panicked")??;
+        let summary = p.await.context("provider task panicked")??;
+        energy.runs += summary.energy.runs;
+        energy.kwh += summary.energy.kwh;
+        energy.grams_co2e += summary.energy.grams_co2e;
+        energy_method = summary.energy_method;
     }
     coord.shutdown().await;
     // The coordinator sealed its last block on shutdown: check the whole chain offline.
@@ -303,6 +309,12 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
                 "least_first_word": best,
             })),
             "providers": views,
+            "energy": {
+                "runs": energy.runs,
+                "kwh": energy.kwh,
+                "grams_co2e": energy.grams_co2e,
+                "method": energy_method,
+            },
             "chain": chain,
             "escrow_locked": money.locked.to_string(),
             "paid_to_providers": money.paid_net.to_string(),
@@ -375,6 +387,14 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             "the treasury also collected {} in fees per action ({} for each stake, registration and job)",
             Tokens(action_fees),
             Tokens(network.action_fee)
+        );
+        println!(
+            "energy: the providers' {} CPU runs used {:.1} J ({:.7} kWh), {:.4} g CO2e ({})",
+            energy.runs,
+            energy.kwh * 3.6e6,
+            energy.kwh,
+            energy.grams_co2e,
+            energy_method
         );
         println!("{}", crate::chain::summary(&chain));
         println!("done in {:.1}s", started.elapsed().as_secs_f64());

@@ -272,6 +272,9 @@ pub struct Summary {
     pub id: Option<AccountId>,
     pub tasks_run: u64,
     pub tasks_failed: u64,
+    /// The energy and carbon of its CPU runs, and how they were counted.
+    pub energy: energy::EnergyTotals,
+    pub energy_method: String,
 }
 
 /// Runs a provider until `shutdown` resolves, then leaves gracefully.
@@ -446,6 +449,8 @@ pub async fn run(
     }
     control.remove_socket();
     result?;
+    agent.summary.energy = agent.worker.energy();
+    agent.summary.energy_method = agent.worker.energy_method();
     Ok(agent.summary)
 }
 

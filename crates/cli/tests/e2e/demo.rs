@@ -38,6 +38,11 @@ fn the_demo_pays_its_providers_and_its_chain_verifies_afterwards() {
     assert_eq!(search["least_nonce"], 1099, "{search}");
     assert_eq!(search["least_first_word"], 27564, "{search}");
     assert_eq!(summary["jobs"].as_array().unwrap().len(), 3);
+    // The providers count their CPU runs' energy (issue 19): every run, a positive estimate.
+    let energy = &summary["energy"];
+    assert!(energy["runs"].as_u64().unwrap() > 0, "{energy}");
+    assert!(energy["kwh"].as_f64().unwrap() > 0.0, "{energy}");
+    assert!(energy["grams_co2e"].as_f64().unwrap() > 0.0, "{energy}");
 
     let locked = amount(&summary["escrow_locked"]);
     let paid = amount(&summary["paid_to_providers"]);
