@@ -424,6 +424,7 @@ pub async fn run(
         device,
         config.gpu_software,
         energy::Meter::new(config.energy.clone()),
+        config.memory_bytes,
     );
     control.update(|s| s.energy_method = worker.energy_method());
     let mut agent = Agent {

@@ -67,6 +67,8 @@ struct Inner {
     gpu_turn: Mutex<()>,
     /// Admitted shaders, by blob and entry point.
     shaders: Mutex<HashMap<(Hash, String), Arc<gpu::Shader>>>,
+    /// The memory all running tasks together may be given (the provider's `memory`).
+    memory: MemoryBudget,
     /// Counts each run's energy, and their sum.
     meter: crate::energy::Meter,
     energy: Mutex<crate::energy::EnergyTotals>,
@@ -102,6 +104,7 @@ impl Worker {
         gpu: Option<Arc<gpu::Gpu>>,
         gpu_software: bool,
         meter: crate::energy::Meter,
+        memory_bytes: u64,
     ) -> Worker {
         let worker = Worker {
             inner: Arc::new(Inner {
@@ -126,6 +129,7 @@ impl Worker {
                 gpu_software,
                 gpu_turn: Mutex::new(()),
                 shaders: Mutex::new(HashMap::new()),
+                memory: MemoryBudget::new(memory_bytes),
                 meter,
                 energy: Mutex::new(crate::energy::EnergyTotals::default()),
             }),
@@ -305,11 +309,67 @@ fn run_lane(inner: &std::sync::Weak<Inner>, runtime: &tokio::runtime::Handle) {
             continue;
         }
         let id = task.task;
+        // The memory the task may use, out of what all running tasks together may (a GPU
+        // task's limit is its device memory).
+        let _memory = strong.memory.take(if task.gpu.is_some() {
+            0
+        } else {
+            task.limits.memory_bytes
+        });
         let report = strong.execute(&task, runtime);
         tracing::debug!(task = %id, outcome = %report.outcome, fuel = report.fuel_used, "task finished");
         if generation == strong.generation.load(Ordering::SeqCst) {
             let _ = done.send(report);
         }
+    }
+}
+
+/// The memory the provider offers to tasks, shared by the tasks running at once: a slot whose
+/// task would take more than is left waits until enough comes back (a task asking for more
+/// than all of it — the network never sends one — runs alone).
+struct MemoryBudget {
+    total: u64,
+    used: Mutex<u64>,
+    returned: Condvar,
+}
+
+/// Memory a running task holds, given back when dropped.
+struct MemoryHeld<'a> {
+    budget: &'a MemoryBudget,
+    bytes: u64,
+}
+
+impl MemoryBudget {
+    fn new(total: u64) -> MemoryBudget {
+        MemoryBudget {
+            total,
+            used: Mutex::new(0),
+            returned: Condvar::new(),
+        }
+    }
+
+    fn take(&self, bytes: u64) -> MemoryHeld<'_> {
+        let used = self.used.lock().unwrap_or_else(|p| p.into_inner());
+        let mut used = self
+            .returned
+            .wait_while(used, |used| {
+                *used > 0 && used.saturating_add(bytes) > self.total
+            })
+            .unwrap_or_else(|p| p.into_inner());
+        *used = used.saturating_add(bytes);
+        MemoryHeld {
+            budget: self,
+            bytes,
+        }
+    }
+}
+
+impl Drop for MemoryHeld<'_> {
+    fn drop(&mut self) {
+        let mut used = self.budget.used.lock().unwrap_or_else(|p| p.into_inner());
+        *used = used.saturating_sub(self.bytes);
+        drop(used);
+        self.budget.returned.notify_all();
     }
 }
 
@@ -1089,6 +1149,7 @@ mod tests {
             Some(Arc::new(device)),
             true,
             crate::energy::Meter::new(crate::energy::EnergyConfig::default()),
+            1 << 30,
         );
         let first = worker.inner.device().unwrap();
         assert!(Arc::ptr_eq(&first, &worker.inner.device().unwrap()));
@@ -1106,6 +1167,30 @@ mod tests {
             offer.fingerprint.0,
             gpu::fingerprint(&second, engine::FINGERPRINT_CHALLENGE).unwrap()
         );
+    }
+
+    #[test]
+    fn running_tasks_share_the_memory_offered_and_wait_for_it() {
+        let budget = Arc::new(MemoryBudget::new(100));
+        let first = budget.take(60);
+        let (tx, rx) = std::sync::mpsc::channel();
+        let waiter = {
+            let budget = budget.clone();
+            std::thread::spawn(move || {
+                let _held = budget.take(60);
+                tx.send(()).unwrap();
+            })
+        };
+        // 60 + 60 > 100: the second waits while the first runs.
+        assert!(rx.recv_timeout(Duration::from_millis(200)).is_err());
+        let small = budget.take(40);
+        drop(first);
+        rx.recv_timeout(Duration::from_secs(5))
+            .expect("taken once the first gave it back");
+        waiter.join().unwrap();
+        drop(small);
+        // More than all of it runs alone rather than never.
+        let _alone = budget.take(500);
     }
 
     fn colluder(turncoat: bool) -> Faulty {
