@@ -26,7 +26,9 @@ pub enum ProviderCommand {
     /// Show what the provider running on this machine is doing: working, waiting for work or
     /// suspended (and why), its tasks, today's and total earnings, reputation and stake
     Status {
-        /// The running provider's data directory [default: gridmint-data/provider]
+        /// The running provider's data directory [default: the data_dir of
+        /// ~/.config/gridmint/provider.toml where that exists (install-service), else
+        /// gridmint-data/provider]
         #[arg(long)]
         data_dir: Option<PathBuf>,
         #[arg(long)]
@@ -35,7 +37,9 @@ pub enum ProviderCommand {
     /// Suspend the provider running on this machine until `resume`: its tasks pause where they
     /// are and it takes no new work (past its grace period it hands them back)
     Pause {
-        /// The running provider's data directory [default: gridmint-data/provider]
+        /// The running provider's data directory [default: the data_dir of
+        /// ~/.config/gridmint/provider.toml where that exists (install-service), else
+        /// gridmint-data/provider]
         #[arg(long)]
         data_dir: Option<PathBuf>,
         #[arg(long)]
@@ -43,7 +47,9 @@ pub enum ProviderCommand {
     },
     /// Let a paused provider work again (when its idle rules allow)
     Resume {
-        /// The running provider's data directory [default: gridmint-data/provider]
+        /// The running provider's data directory [default: the data_dir of
+        /// ~/.config/gridmint/provider.toml where that exists (install-service), else
+        /// gridmint-data/provider]
         #[arg(long)]
         data_dir: Option<PathBuf>,
         #[arg(long)]
@@ -86,8 +92,11 @@ pub fn parse_rate(s: &str) -> Result<f64, String> {
 pub async fn run(cmd: ProviderCommand) -> anyhow::Result<()> {
     use provider::control::Request;
     let local = |data_dir: Option<PathBuf>, request: Request, json: bool| async move {
-        let dir =
-            data_dir.unwrap_or_else(|| PathBuf::from(crate::provider_config::DEFAULT_DATA_DIR));
+        let dir = match data_dir {
+            Some(dir) => dir,
+            None => service_data_dir()
+                .unwrap_or_else(|| PathBuf::from(crate::provider_config::DEFAULT_DATA_DIR)),
+        };
         let status = provider::control::ask(&dir, &request).await?;
         if json {
             println!("{}", serde_json::to_string_pretty(&status)?);
@@ -132,6 +141,22 @@ pub async fn run(cmd: ProviderCommand) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// The data directory of the provider `install-service` set up, where there is one.
+fn service_data_dir() -> Option<PathBuf> {
+    let config = crate::service::default_config().ok()?;
+    if !config.exists() {
+        return None;
+    }
+    let flags = crate::provider_config::ProviderFlags {
+        // The file's network does not matter here.
+        coordinator: Some(String::new()),
+        ..Default::default()
+    };
+    crate::provider_config::provider(Some(&config), flags)
+        .ok()
+        .map(|c| c.data_dir)
 }
 
 /// The human-readable form of `gridmint provider status`.

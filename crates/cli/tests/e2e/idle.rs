@@ -373,6 +373,14 @@ fn install_service_writes_a_unit_and_a_config_that_work() {
         "data_dir = \"{}\"",
         data_home.join("gridmint/provider").display()
     )));
+    // `provider status` with no --data-dir asks the provider that config file runs.
+    let ran = w.cli_env(&["provider", "status"], &env).fails();
+    assert!(
+        ran.stderr
+            .contains(&data_home.join("gridmint/provider").display().to_string()),
+        "{}",
+        ran.stderr
+    );
     // Where systemd is installed, it finds nothing wrong with the unit.
     if let Ok(out) = std::process::Command::new("systemd-analyze")
         .args(["verify"])
