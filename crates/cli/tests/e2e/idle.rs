@@ -122,6 +122,7 @@ fn a_suspended_provider_pauses_its_task_in_place_takes_no_work_and_finishes_alik
     sense(&sensors, r#"{"idle_seconds": 0}"#);
     let (s, took) = wait_status(&w, &dir, "suspended", |s| s["state"] == "suspended");
     assert_eq!(reasons(&s), ["owner_active"], "{s}");
+    eprintln!("suspended {took:?} after the input (status polled through the CLI)");
     assert!(
         took < Duration::from_secs(2),
         "suspended {took:?} after the input"
@@ -239,6 +240,7 @@ fn a_provider_suspended_past_its_grace_period_hands_its_task_back_and_it_complet
     sense(&sensors, r#"{"idle_seconds": 0}"#);
     let (s, took) = wait_status(&w, &dir, "handed back", |s| s["state"] == "handed_back");
     assert!(took >= Duration::from_secs(2), "handed back after {took:?}");
+    eprintln!("handed back {took:?} after the input (grace 2 s)");
     assert_eq!(s["tasks_in_flight"], 0, "{s}");
     assert_eq!(
         c.http.provider(id).map(|v| v.status),
