@@ -209,17 +209,8 @@ use sandbox::thread_cpu;
 
 /// The whole machine's busy CPU time so far (`/proc/stat`, at 100 ticks a second).
 fn machine_busy() -> Option<Duration> {
-    let stat = std::fs::read_to_string("/proc/stat").ok()?;
-    let fields: Vec<u64> = stat
-        .lines()
-        .next()?
-        .split_whitespace()
-        .skip(1)
-        .filter_map(|f| f.parse().ok())
-        .collect();
-    let total: u64 = fields.iter().take(8).sum();
-    let idle = fields.get(3).copied().unwrap_or(0) + fields.get(4).copied().unwrap_or(0);
-    Some(Duration::from_millis(total.saturating_sub(idle) * 10))
+    let (busy, _) = crate::idle::machine_ticks()?;
+    Some(Duration::from_millis(busy.saturating_mul(10)))
 }
 
 /// Energy and carbon so far, kept by the provider for `gridmint provider status`.

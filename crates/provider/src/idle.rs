@@ -365,18 +365,10 @@ impl LinuxSensors {
         }
     }
 
-    /// (busy, total) jiffies of the machine and this process's own.
+    /// (busy, total) ticks of the machine and this process's own.
     fn cpu() -> Option<(u64, u64, u64)> {
-        let stat = std::fs::read_to_string("/proc/stat").ok()?;
-        let line = stat.lines().next()?;
-        let fields: Vec<u64> = line
-            .split_whitespace()
-            .skip(1)
-            .filter_map(|f| f.parse().ok())
-            .collect();
-        let total: u64 = fields.iter().take(8).sum();
-        let idle = fields.get(3).copied().unwrap_or(0) + fields.get(4).copied().unwrap_or(0);
-        Some((total.saturating_sub(idle), total, own_cpu_ticks()?))
+        let (busy, total) = machine_ticks()?;
+        Some((busy, total, own_cpu_ticks()?))
     }
 
     fn logind_idle(&mut self) -> Option<Duration> {
@@ -396,6 +388,22 @@ impl LinuxSensors {
         self.logind = Some((Instant::now(), answer));
         answer
     }
+}
+
+/// The whole machine's busy and total CPU time so far, in clock ticks (`/proc/stat`; idle and
+/// I/O wait are not busy).
+pub fn machine_ticks() -> Option<(u64, u64)> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let fields: Vec<u64> = stat
+        .lines()
+        .next()?
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|f| f.parse().ok())
+        .collect();
+    let total: u64 = fields.iter().take(8).sum();
+    let idle = fields.get(3).copied().unwrap_or(0) + fields.get(4).copied().unwrap_or(0);
+    Some((total.saturating_sub(idle), total))
 }
 
 /// This process's user and system CPU time, in clock ticks (`/proc/self/stat`).

@@ -92,14 +92,13 @@ fn ticks_per_second() -> f64 {
         .unwrap_or(100.0)
 }
 
-#[test]
-fn a_suspended_provider_pauses_its_task_in_place_takes_no_work_and_finishes_alike() {
-    let w = World::new();
-    let c = w.coordinator(&[]);
+/// A one-slot provider whose idle rules are `config`'s and whose sensors are scripted (idle at
+/// first), active on `c`: it, its data dir and its sensors' script.
+fn scripted_provider(w: &World, c: &Coordinator, config: &str) -> (Provider, PathBuf, PathBuf) {
     let (dir, id) = w.provider_dir();
     let sensors = w.root().join("sensors.json");
     sense(&sensors, r#"{"idle_seconds": 3600}"#);
-    let config = w.write("provider.toml", "[idle]\nhours = [\"mon-fri\"]\n");
+    let config = w.write("provider.toml", config);
     let p = w.spawn_provider(
         &c.url,
         &dir,
@@ -113,6 +112,14 @@ fn a_suspended_provider_pauses_its_task_in_place_takes_no_work_and_finishes_alik
         ],
     );
     p.wait_active(&c.http);
+    (p, dir, sensors)
+}
+
+#[test]
+fn a_suspended_provider_pauses_its_task_in_place_takes_no_work_and_finishes_alike() {
+    let w = World::new();
+    let c = w.coordinator(&[]);
+    let (p, dir, sensors) = scripted_provider(&w, &c, "[idle]\nhours = [\"mon-fri\"]\n");
     let pid = p.proc.pid();
 
     // A long task starts; the owner touches the keyboard.
@@ -216,23 +223,8 @@ fn a_suspended_provider_pauses_its_task_in_place_takes_no_work_and_finishes_alik
 fn a_provider_suspended_past_its_grace_period_hands_its_task_back_and_it_completes_elsewhere() {
     let w = World::new();
     let c = w.coordinator(&[]);
-    let (dir, id) = w.provider_dir();
-    let sensors = w.root().join("sensors.json");
-    sense(&sensors, r#"{"idle_seconds": 3600}"#);
-    let config = w.write("provider.toml", "[idle]\ngrace = \"2s\"\n");
-    let mut p = w.spawn_provider(
-        &c.url,
-        &dir,
-        id,
-        1,
-        &[
-            "--sensors",
-            sensors.to_str().unwrap(),
-            "--config",
-            config.to_str().unwrap(),
-        ],
-    );
-    p.wait_active(&c.http);
+    let (mut p, dir, sensors) = scripted_provider(&w, &c, "[idle]\ngrace = \"2s\"\n");
+    let id = p.id;
     let job = w.submit(&c.url, &long_job(&w, "a.toml"));
     wait_status(&w, &dir, "working", |s| s["state"] == "working");
     // Another provider joins; the owner of the first comes back to work.
