@@ -170,6 +170,38 @@ fn actions() -> Vec<(&'static str, Signed<Action>)> {
                 },
             },
         ),
+        (
+            "report_metered_results",
+            Action::ReportMeteredResults {
+                reports: vec![engine::TaskReport {
+                    task: engine::TaskId { job: 1, index: 0 },
+                    outcome: engine::TaskOutcome::Success,
+                    output_hash: engine::Hash([5; 32]),
+                    output_size: 12,
+                    fuel_used: 1_000,
+                }],
+                energy: vec![engine::EnergyReport {
+                    millijoules: 1_234,
+                    method: engine::EnergyMethod::Measured,
+                }],
+            },
+        ),
+        (
+            "announce",
+            Action::Announce(engine::Announcement {
+                suspended: vec![engine::Suspension::OwnerActive, engine::Suspension::OnBattery],
+                grams_per_kwh: Some(30),
+            }),
+        ),
+        (
+            "submit_with_preferences",
+            Action::SubmitWithPreferences {
+                preferences: engine::JobPreferences {
+                    prefer_low_carbon: true,
+                },
+                submission: Box::new(Action::SubmitJob(job_spec())),
+            },
+        ),
     ];
     bodies
         .into_iter()
@@ -329,8 +361,8 @@ fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
     let mut state = initial_state();
     out.push((
         "snapshot",
-        "initial.v13".into(),
-        [&[12u8][..], &postcard(&state)].concat(),
+        "initial.v14".into(),
+        [&[13u8][..], &postcard(&state)].concat(),
     ));
     for (_, entry) in &entries[..4] {
         if let Err(e) = state.apply(entry) {
@@ -339,14 +371,14 @@ fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
     }
     out.push((
         "snapshot",
-        "with_job.v13".into(),
-        [&[12u8][..], &postcard(&state)].concat(),
+        "with_job.v14".into(),
+        [&[13u8][..], &postcard(&state)].concat(),
     ));
 
     out.push((
         "stored_genesis",
-        "dev.v5".into(),
-        [&[4u8][..], &postcard(&gridmint_fuzz::genesis())].concat(),
+        "dev.v6".into(),
+        [&[5u8][..], &postcard(&gridmint_fuzz::genesis())].concat(),
     ));
     let example_genesis = genesis::parse_network(
         std::str::from_utf8(&example("examples/genesis.toml")).expect("UTF-8"),
@@ -355,8 +387,8 @@ fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
     .0;
     out.push((
         "stored_genesis",
-        "example.v5".into(),
-        [&[4u8][..], &postcard(&example_genesis)].concat(),
+        "example.v6".into(),
+        [&[5u8][..], &postcard(&example_genesis)].concat(),
     ));
 
     for name in [
@@ -454,8 +486,8 @@ fn decodes(target: &str, bytes: &[u8]) -> bool {
         }
         "block" => store::SqliteLog::decode_block(1, bytes)
             .is_ok_and(|b| api::chain::block_signature_ok(&b)),
-        "snapshot" => store::decode_snapshot(&bytes[1..], u32::from(bytes[0] % 13) + 1).is_ok(),
-        "stored_genesis" => store::decode_genesis(&bytes[1..], u32::from(bytes[0] % 5) + 1)
+        "snapshot" => store::decode_snapshot(&bytes[1..], u32::from(bytes[0] % 14) + 1).is_ok(),
+        "stored_genesis" => store::decode_genesis(&bytes[1..], u32::from(bytes[0] % 6) + 1)
             .is_ok_and(|g| engine::State::from_genesis(&g).is_ok()),
         "job_spec" => jobspec::load(text(), &AnyFile, 1_000).is_ok(),
         "genesis_toml" => genesis::parse_network(text()).is_ok_and(|(g, set)| {

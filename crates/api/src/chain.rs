@@ -595,6 +595,7 @@ mod tests {
             rules: engine::RULES,
             action_fee: 0,
             storage: None,
+            carbon: None,
         })
         .expect("a valid genesis")
     }

@@ -423,6 +423,13 @@ pub struct JobView {
     /// The GPU class a one-class GPU job runs on, once one of its tasks was taken (rules 23).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gpu_class: Option<String>,
+    /// Rules 24: the energy and carbon of its accepted runs, as their providers reported them
+    /// (estimates: see `engine::energy`); absent on a network before rules 24.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub energy: Option<engine::JobEnergy>,
+    /// Rules 24: it prefers providers with low-carbon electricity.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub prefer_low_carbon: bool,
 }
 
 /// What is public of a private job's sealing.
@@ -475,6 +482,13 @@ pub struct ProviderView {
     /// buffer; absent for a provider that takes no GPU tasks.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gpu_offer: Option<engine::GpuOffer>,
+    /// Rules 24: why it announced it is suspended (it takes no new work); empty: it may work.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub suspended: Vec<engine::Suspension>,
+    /// Rules 24: the carbon intensity of its electricity, grams of CO₂e per kWh (announced, or
+    /// the network's table's for its region).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grams_per_kwh: Option<u32>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -578,6 +592,13 @@ pub struct NetworkView {
     /// that prices it takes jobs only with a storage claim ([`JobSpec::blobs`](engine::JobSpec)).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub storage: Option<engine::StorageParams>,
+    /// The version of the engine's rules the network runs (0 from a coordinator that did not
+    /// say).
+    #[serde(default)]
+    pub rules: u32,
+    /// Rules 24: carbon intensity of electricity per region (grams of CO₂e per kWh).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub carbon: Option<engine::CarbonTable>,
 }
 
 mod optional_amount {

@@ -42,6 +42,21 @@ struct GenesisFile {
     /// Rules 10: what a job's storage costs (default: no deposit).
     #[serde(default)]
     storage: Option<StorageFile>,
+    /// Rules 24: carbon intensity of electricity per region (default: the engine's table).
+    #[serde(default)]
+    carbon: Option<CarbonFile>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CarbonFile {
+    /// Grams of CO₂e per kWh for a region the table does not list (default: the world's
+    /// average, 480).
+    #[serde(default)]
+    default: Option<u32>,
+    /// Grams of CO₂e per kWh per region, added to (or replacing) the engine's table.
+    #[serde(default)]
+    regions: BTreeMap<String, u32>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -205,6 +220,14 @@ pub fn parse_network(text: &str) -> anyhow::Result<(Genesis, ValidatorSet)> {
                 })
             })
             .transpose()?,
+        carbon: file.carbon.map(|c| {
+            let mut table = engine::CarbonTable::default();
+            if let Some(default) = c.default {
+                table.default_grams_per_kwh = default;
+            }
+            table.regions.extend(c.regions);
+            table
+        }),
     };
     genesis.validate().map_err(|e| anyhow::anyhow!(e))?;
     Ok((genesis, validators))

@@ -785,6 +785,8 @@ mod tests {
             private: None,
             gpu: None,
             gpu_class: None,
+            energy: None,
+            prefer_low_carbon: false,
         }
     }
 

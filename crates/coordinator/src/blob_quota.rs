@@ -14,7 +14,7 @@
 //! stored and fresh, or gone).
 
 use crate::error::ApiError;
-use engine::{AccountId, Action, Hash, Input};
+use engine::{AccountId, Hash, Input};
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Mutex;
@@ -176,8 +176,8 @@ impl BlobQuota {
                     t.forget(&hash);
                 }
             }
-            Action::ReportResults(reports) => {
-                for r in reports {
+            body if body.reports().is_some() => {
+                for r in body.reports().unwrap_or_default() {
                     t.forget(&r.output_hash);
                 }
             }
@@ -396,7 +396,7 @@ mod tests {
         q.logged(&Input::Signed(engine::Signed {
             signer: a,
             nonce: 1,
-            body: Action::SubmitJob(spec),
+            body: engine::Action::SubmitJob(spec),
             signature: engine::Sig([0; 64]),
         }));
         assert!(

@@ -102,9 +102,10 @@ pub struct Checkpoint {
 /// state format 8; 8: its state with the private jobs' sealings of rules 13, state format 9; 9:
 /// its state with the reopened results of rules 16, state format 10; 10: its state with the
 /// disputes of rules 18, state format 11; 11: its state with the corrections after delivery of
-/// rules 19, state format 12; 12: its state with the GPU jobs of rules 23, state format 13).
-/// Its first field in every format, so a reader names both versions when they differ.
-pub const CHECKPOINT_VERSION: u32 = 12;
+/// rules 19, state format 12; 12: its state with the GPU jobs of rules 23, state format 13;
+/// 13: its state with the energy and announcements of rules 24, state format 14). Its first
+/// field in every format, so a reader names both versions when they differ.
+pub const CHECKPOINT_VERSION: u32 = 13;
 
 /// What committing one input gave: its seq and events, or why it was refused.
 pub type Committed = Result<(u64, Vec<Event>), ApiError>;

@@ -939,7 +939,7 @@ async fn admit_report(shared: &Shared, action: &Action) -> ApiResult<()> {
 /// The distinct outputs of a report's results (successes, and exit statuses their jobs take as
 /// answers), each with a task that returned it.
 fn report_outputs(action: &Action, shared: &Shared) -> Vec<(Hash, engine::TaskId)> {
-    let Action::ReportResults(reports) = action else {
+    let Some(reports) = action.reports() else {
         return Vec::new();
     };
     let node = shared.node();
@@ -1127,7 +1127,7 @@ async fn action(
     })
     .await?;
     admit_action(&signed.body)?;
-    if !matches!(signed.body, Action::ReportResults(_)) {
+    if signed.body.reports().is_none() {
         shared.limits.admit_actions(&signed.signer, 1)?;
     }
     admit_report(&shared, &signed.body).await?;
@@ -1254,7 +1254,7 @@ async fn action_batch(
     // Each signer's actions count against its rate limit together; reports go free.
     let mut per_signer: std::collections::BTreeMap<AccountId, usize> = Default::default();
     for signed in checked.iter().flatten() {
-        if !matches!(signed.body, Action::ReportResults(_)) {
+        if signed.body.reports().is_none() {
             *per_signer.entry(signed.signer).or_default() += 1;
         }
     }
@@ -1268,8 +1268,7 @@ async fn action_batch(
     for item in checked {
         match item {
             Ok(signed)
-                if limited.contains_key(&signed.signer)
-                    && !matches!(signed.body, Action::ReportResults(_)) =>
+                if limited.contains_key(&signed.signer) && signed.body.reports().is_none() =>
             {
                 let again = match &limited[&signed.signer] {
                     ApiError::RateLimited {
@@ -1470,9 +1469,10 @@ async fn exchange(
         read_large_body(&shared, peer, body, shared.config.max_request_bytes).await?;
     let ex: Exchange = parse_large(bytes, parse_json).await?;
     if let Some(report) = &ex.report {
-        if !matches!(report.body, engine::Action::ReportResults(_)) {
+        if report.body.reports().is_none() {
             return Err(ApiError::BadRequest(
-                "an exchange carries a ReportResults action".into(),
+                "an exchange carries a report (a ReportResults or ReportMeteredResults action)"
+                    .into(),
             ));
         }
         if report.signer != ex.fetch.signer {

@@ -250,6 +250,8 @@ pub fn job(
             }),
         gpu: state.gpu_job(job.id).cloned(),
         gpu_class: state.gpu_class(job.id).map(str::to_string),
+        energy: (state.rules >= 24).then(|| state.job_energy(job.id)),
+        prefer_low_carbon: state.prefers_low_carbon(job.id),
     }
 }
 
@@ -262,6 +264,12 @@ pub fn provider(state: &State, p: &Provider) -> ProviderView {
         audit_bps: state.audit_bps(&p.id),
         audit_floor_bps: state.audit_floor_bps(&p.id),
         gpu_offer: state.gpu_offer(&p.id).cloned(),
+        suspended: if state.is_suspended(&p.id) {
+            state.energy.providers[&p.id].suspended.clone()
+        } else {
+            Vec::new()
+        },
+        grams_per_kwh: (state.rules >= 24).then(|| state.grams_per_kwh_of(p)),
         id: p.id,
         spec: p.spec.clone(),
         status: p.status,
@@ -329,5 +337,7 @@ pub fn network(state: &State, genesis_hash: Hash) -> NetworkView {
             0
         },
         storage: state.storage.params.clone(),
+        rules: state.rules,
+        carbon: (state.rules >= 24).then(|| state.energy.table.clone()),
     }
 }

@@ -124,6 +124,21 @@ pub enum Action {
         job: JobId,
         recipients: Vec<crate::private::Recipient>,
     },
+    /// Rules 24: results of tasks the signing provider ran, each with the energy its run used
+    /// (`energy[i]` is `reports[i]`'s; see [`crate::energy`]).
+    ReportMeteredResults {
+        reports: Vec<TaskReport>,
+        energy: Vec<crate::energy::EnergyReport>,
+    },
+    /// Rules 24: the signing provider says whether (and why) it is suspended and what its
+    /// electricity's carbon intensity is (see [`crate::energy::Announcement`]).
+    Announce(crate::energy::Announcement),
+    /// Rules 24: a job submission (any of the `Submit…` actions but this one) with what the job
+    /// asks of the scheduler beyond it.
+    SubmitWithPreferences {
+        preferences: crate::energy::JobPreferences,
+        submission: Box<Action>,
+    },
 }
 
 impl SignedBody for Action {
@@ -131,9 +146,27 @@ impl SignedBody for Action {
 }
 
 impl Action {
+    /// The results a report carries (`ReportResults`, or rules 24's `ReportMeteredResults`).
+    pub fn reports(&self) -> Option<&[TaskReport]> {
+        match self {
+            Action::ReportResults(reports) | Action::ReportMeteredResults { reports, .. } => {
+                Some(reports)
+            }
+            _ => None,
+        }
+    }
+
+    /// The submission itself: the one a `SubmitWithPreferences` wraps, or this action.
+    pub fn unwrapped(&self) -> &Action {
+        match self {
+            Action::SubmitWithPreferences { submission, .. } => submission,
+            other => other,
+        }
+    }
+
     /// The job a submission carries, with its storage claim if it has one.
     pub fn submission(&self) -> Option<(&JobSpec, Option<&crate::storage::StorageClaim>)> {
-        match self {
+        match self.unwrapped() {
             Action::SubmitJob(spec) => Some((spec, None)),
             Action::SubmitJobWithStorage { spec, storage } => Some((spec, Some(storage))),
             Action::SubmitJobWithOptions { spec, storage, .. }
@@ -146,7 +179,7 @@ impl Action {
 
     /// The files a submission carries (rules 12), if it carries any.
     pub fn submission_files(&self) -> Option<&crate::files::JobFiles> {
-        match self {
+        match self.unwrapped() {
             Action::SubmitJobWithFiles { files, .. } | Action::SubmitPrivateJob { files, .. } => {
                 Some(files)
             }
@@ -156,7 +189,7 @@ impl Action {
 
     /// The options a submission carries (rules 11), if it carries any.
     pub fn submission_options(&self) -> Option<&crate::options::JobOptions> {
-        match self {
+        match self.unwrapped() {
             Action::SubmitJobWithOptions { options, .. }
             | Action::SubmitJobWithFiles { options, .. }
             | Action::SubmitPrivateJob { options, .. } => Some(options),
@@ -166,7 +199,7 @@ impl Action {
 
     /// The GPU declaration of a GPU job's submission (rules 23).
     pub fn submission_gpu(&self) -> Option<&crate::gpu::GpuJob> {
-        match self {
+        match self.unwrapped() {
             Action::SubmitGpuJob { gpu, .. } => Some(gpu),
             _ => None,
         }
@@ -174,7 +207,7 @@ impl Action {
 
     /// The sealing of a private job's submission (rules 13).
     pub fn submission_sealing(&self) -> Option<&crate::private::Sealing> {
-        match self {
+        match self.unwrapped() {
             Action::SubmitPrivateJob { sealing, .. } => Some(sealing),
             _ => None,
         }
@@ -534,6 +567,11 @@ pub enum Event {
         job: JobId,
         results: u32,
     },
+    /// Rules 24: a provider announced why it is suspended (none: it may work).
+    ProviderAnnounced {
+        provider: AccountId,
+        suspended: Vec<crate::energy::Suspension>,
+    },
 }
 
 /// Why an input was refused. A rejected input changes nothing and is never logged.
@@ -640,4 +678,14 @@ pub enum Rejection {
         "this network charges a deposit for a job's storage: submit it with a storage claim (SubmitJobWithStorage; gridmint job submit does)"
     )]
     StorageUnclaimed,
+    /// Rules 24: a report whose energy figures do not fit its results.
+    #[error("invalid report: {0}")]
+    InvalidReport(String),
+    /// Rules 24: a provider's announcement that cannot be.
+    #[error("invalid announcement: {0}")]
+    InvalidAnnouncement(String),
+    /// Rules 24: the provider announced that it is suspended; it takes no work until it
+    /// announces otherwise.
+    #[error("provider {0} is suspended by its owner's rules")]
+    ProviderSuspended(AccountId),
 }

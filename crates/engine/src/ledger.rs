@@ -135,6 +135,10 @@ pub struct Genesis {
     /// see [`crate::storage`]). `None`: no deposit, as for a genesis written before the field.
     #[serde(default)]
     pub storage: Option<crate::storage::StorageParams>,
+    /// Rules 24: the carbon intensity of electricity per region (see [`crate::energy`]);
+    /// `None`: [`crate::CarbonTable::default`].
+    #[serde(default)]
+    pub carbon: Option<crate::energy::CarbonTable>,
 }
 
 fn first_rules() -> u32 {
@@ -152,6 +156,7 @@ impl Genesis {
             rules: crate::RULES,
             action_fee: DEV_ACTION_FEE,
             storage: Some(crate::storage::StorageParams::dev()),
+            carbon: None,
         }
     }
 
@@ -164,6 +169,9 @@ impl Genesis {
                 crate::FIRST_RULES,
                 crate::RULES
             ));
+        }
+        if let Some(table) = &self.carbon {
+            table.validate()?;
         }
         let p = &self.params;
         if p.chain_id.is_empty() || p.chain_id.len() > 64 {
@@ -395,6 +403,7 @@ impl State {
         state.rules = genesis.rules;
         state.action_fee = genesis.action_fee;
         state.storage.params = genesis.storage.clone();
+        state.energy.table = genesis.carbon.clone().unwrap_or_default();
         Ok(state)
     }
 

@@ -151,13 +151,22 @@
 ///   its device's largest buffer and measured GPU fuel per millisecond); only providers with one
 ///   take GPU tasks, and the scheduler estimates a GPU task's time from the offer. Inputs apply
 ///   as under 22 otherwise.
-pub const RULES: u32 = 23;
+/// - 24: energy, carbon and availability ([`energy`]): a provider may report each run's energy
+///   with its result (`Action::ReportMeteredResults`), kept with its electricity's carbon
+///   intensity (announced, or the genesis's table's for its region) so that a job's energy and
+///   carbon are the sums over its accepted runs; a provider may announce that it is suspended
+///   (`Action::Announce`), and the scheduler then gives it no work and does not count on it
+///   (`State::counts_on`) until it announces otherwise, registers again, leaves or is lost; a
+///   job may prefer low-carbon providers (`Action::SubmitWithPreferences`), softly. Inputs
+///   apply as under 23 otherwise.
+pub const RULES: u32 = 24;
 /// The rules of a network whose genesis predates the version.
 pub const FIRST_RULES: u32 = 1;
 
 pub mod audit;
 pub mod chain;
 pub mod command;
+pub mod energy;
 pub mod files;
 pub mod gpu;
 pub mod ledger;
@@ -178,6 +187,10 @@ pub use chain::{
 pub use command::{
     Action, Entry, Event, FETCH_CACHED_MAX, Input, LeaderCommand, Rejection, Request, Signed,
     SignedBody, WAITING_MAX, Waiting, WorkFetch,
+};
+pub use energy::{
+    Announcement, CarbonTable, EnergyMethod, EnergyReport, JobEnergy, JobPreferences, RunEnergy,
+    Suspension,
 };
 pub use files::{
     Files, JobFiles, MAX_MOUNT_DEPTH, MAX_MOUNT_PATH, MAX_MOUNTS, MAX_SCRATCH_BYTES, Mount,

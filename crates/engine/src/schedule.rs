@@ -25,7 +25,7 @@
 //! 5. Trusted providers take re-executions (`recheck`) first: their results settle them sooner.
 
 use crate::command::{Event, FETCH_CACHED_MAX, Rejection, Request, Signed, WAITING_MAX, WorkFetch};
-use crate::state::{Applied, Job, Provider, ProviderStatus, State};
+use crate::state::{Applied, Job, Provider, State};
 use crate::types::{AccountId, Hash, JobId, TaskId, Time};
 use crate::verify::RunOutcome;
 use serde::{Deserialize, Serialize};
@@ -85,6 +85,9 @@ pub const W_FAIR: u64 = 4_000;
 pub const W_CACHED: u64 = 1_000;
 pub const W_NEAR: u64 = 600;
 pub const W_INPUTS: u64 = 300;
+/// Rules 24: a job that prefers low-carbon providers, for a provider whose electricity is
+/// under the carbon table's default: above the locality terms together, under fair share.
+pub const W_LOW_CARBON: u64 = 2_000;
 
 /// Suitability weights ([`State::suitability`]), out of 1000.
 pub const S_SPEED: u64 = 400;
@@ -92,6 +95,9 @@ pub const S_REPUTATION: u64 = 200;
 pub const S_PRICE: u64 = 150;
 pub const S_NEAR: u64 = 150;
 pub const S_CACHED: u64 = 100;
+/// Rules 24: for a job that prefers low-carbon providers, on top of the others: the whole of
+/// it for electricity without carbon, none at the carbon table's default or above.
+pub const S_CARBON: u64 = 600;
 
 /// What the state does not know at the moment of a fetch: the time, and from the [`WorkFetch`]
 /// entry, which blobs the providers hold and who else waits.
@@ -214,7 +220,7 @@ impl State {
         let Some(p) = self.providers.get(&provider) else {
             return Vec::new();
         };
-        if p.status != ProviderStatus::Active || !self.has_min_stake(&provider) {
+        if !self.counts_on(p) || !self.has_min_stake(&provider) {
             return Vec::new();
         }
         let capacity = self.room(p).saturating_sub(p.running.len());
@@ -391,7 +397,7 @@ impl State {
             return false;
         }
         self.providers.values().any(|q| {
-            q.status == ProviderStatus::Active
+            self.counts_on(q)
                 && q.operator() != mine
                 && !failed_by(q.operator())
                 && self.job_rules(q, job).is_ok()
@@ -478,7 +484,7 @@ impl State {
         }
         let faster = self.providers.values().any(|q| {
             q.id != p.id
-                && q.status == ProviderStatus::Active
+                && self.counts_on(q)
                 && self.finishes_in_time(q, job, now)
                 && self.job_rules(q, job).is_ok()
         });
@@ -644,6 +650,9 @@ impl State {
         {
             score = score.saturating_add(W_INPUTS);
         }
+        if self.prefers_low_carbon(job.id) && self.low_carbon(p) {
+            score = score.saturating_add(W_LOW_CARBON);
+        }
         score
     }
 
@@ -687,11 +696,23 @@ impl State {
         } else {
             0
         };
+        // Rules 24: how far under the table's default its electricity is.
+        let carbon = if self.prefers_low_carbon(job.id) {
+            let reference = u64::from(self.energy.table.default_grams_per_kwh);
+            reference
+                .saturating_sub(u64::from(self.grams_per_kwh_of(q)))
+                .saturating_mul(S_CARBON)
+                .checked_div(reference)
+                .unwrap_or(0)
+        } else {
+            0
+        };
         speed
             .saturating_add(reputation)
             .saturating_add(price)
             .saturating_add(near)
             .saturating_add(cached)
+            .saturating_add(carbon)
     }
 
     /// Whether `job` is held back from `p` for a waiting provider that suits it clearly better.
@@ -718,7 +739,7 @@ impl State {
             .take(64)
             .filter_map(|q| self.providers.get(q))
             .filter(|q| {
-                q.status == ProviderStatus::Active
+                self.counts_on(q)
                     && q.running.len() < q.spec.slots as usize
                     && self.has_min_stake(&q.id)
             })
@@ -891,7 +912,7 @@ impl State {
         let free: usize = self
             .providers
             .values()
-            .filter(|p| p.status == ProviderStatus::Active && self.has_min_stake(&p.id))
+            .filter(|p| self.counts_on(p) && self.has_min_stake(&p.id))
             .map(|p| (p.spec.slots as usize).saturating_sub(p.running.len()))
             .fold(0, usize::saturating_add);
         if free == 0 {

@@ -323,6 +323,10 @@ pub struct State {
     /// [`crate::gpu`]). Hashed only under rules 23 and later.
     #[serde(default)]
     pub gpu: crate::gpu::GpuJobs,
+    /// Rules 24: runs' energy, the carbon table, providers' announcements and jobs' preferences
+    /// (see [`crate::energy`]). Hashed only under rules 24 and later.
+    #[serde(default)]
+    pub energy: crate::energy::Energy,
     /// Derived from `jobs`, never stored nor hashed: each provider's accepted map results
     /// ([`crate::audit::Accepted`]).
     #[serde(skip)]
@@ -374,9 +378,10 @@ impl Serialize for HashView<'_> {
             disputes,
             corrected,
             gpu,
+            energy,
             accepted: _,
         } = self.state;
-        let mut t = serializer.serialize_tuple(25)?;
+        let mut t = serializer.serialize_tuple(26)?;
         t.serialize_element(config)?;
         t.serialize_element(ledger)?;
         t.serialize_element(verify)?;
@@ -427,6 +432,9 @@ impl Serialize for HashView<'_> {
         if *rules >= 23 {
             t.serialize_element(gpu)?;
         }
+        if *rules >= 24 {
+            t.serialize_element(energy)?;
+        }
         t.end()
     }
 }
@@ -461,6 +469,7 @@ impl State {
             disputes: Default::default(),
             corrected: Default::default(),
             gpu: Default::default(),
+            energy: Default::default(),
             accepted: Default::default(),
         }
     }
@@ -597,13 +606,13 @@ impl State {
     /// report only the work it was given, and its stake may be all it holds), and so is the
     /// faucet (it fills empty accounts).
     fn action_fee_for(&self, action: &Action) -> Amount {
-        if self.rules < 8 || matches!(action, Action::ReportResults(_) | Action::Faucet) {
+        if self.rules < 8 || action.reports().is_some() || matches!(action, Action::Faucet) {
             return 0;
         }
         self.action_fee
     }
 
-    fn apply_action(&mut self, who: AccountId, action: &Action, now: Time) -> Applied {
+    pub(crate) fn apply_action(&mut self, who: AccountId, action: &Action, now: Time) -> Applied {
         let events = match action {
             Action::RegisterProvider(spec) => {
                 let events = self.register(who, spec, now)?;
@@ -651,6 +660,14 @@ impl State {
             Action::Stake { amount } => self.stake(who, *amount)?,
             Action::Unstake { amount } => self.unstake(who, *amount, now)?,
             Action::ValidatorVote(change) => self.vote_validator(who, change)?,
+            Action::ReportMeteredResults { reports, energy } => {
+                self.report_metered(who, reports, energy, now)?
+            }
+            Action::Announce(announcement) => self.announce(who, announcement)?,
+            Action::SubmitWithPreferences {
+                preferences,
+                submission,
+            } => self.submit_with_preferences(who, preferences, submission, now)?,
         };
         Ok(events)
     }
@@ -713,7 +730,11 @@ impl State {
             Some(provider) => {
                 provider.spec = spec.clone();
                 provider.status = ProviderStatus::Active;
-                std::mem::take(&mut provider.running)
+                let running = std::mem::take(&mut provider.running);
+                if self.rules >= 24 {
+                    self.end_suspension(&who);
+                }
+                running
             }
             None => {
                 self.providers.insert(
@@ -766,6 +787,9 @@ impl State {
             provider.stats.times_lost = provider.stats.times_lost.saturating_add(1);
         }
         let running = std::mem::take(&mut provider.running);
+        if self.rules >= 24 {
+            self.end_suspension(&who);
+        }
         let mut events = Vec::new();
         let requeued = self.requeue(who, running, now, &mut events)?;
         // Rules 9: replicas held for trusted providers only may have lost their last possible
@@ -1241,6 +1265,9 @@ impl State {
         if provider.status != ProviderStatus::Active {
             return Err(Rejection::ProviderInactive(who));
         }
+        if self.is_suspended(&who) {
+            return Err(Rejection::ProviderSuspended(who));
+        }
         if tasks.is_empty() {
             return Err(Rejection::Empty("no tasks to assign".into()));
         }
@@ -1313,7 +1340,7 @@ impl State {
         Ok(events)
     }
 
-    fn report(&mut self, who: AccountId, reports: &[TaskReport], now: Time) -> Applied {
+    pub(crate) fn report(&mut self, who: AccountId, reports: &[TaskReport], now: Time) -> Applied {
         if !self.providers.contains_key(&who) {
             return Err(Rejection::UnknownProvider(who));
         }

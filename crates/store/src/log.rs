@@ -386,6 +386,11 @@ impl SqliteLog {
                  seq   INTEGER PRIMARY KEY,
                  state BLOB NOT NULL
              );
+             -- State format 14 (the state gained its energy and announcements, rules 24).
+             CREATE TABLE IF NOT EXISTS snapshots_v14 (
+                 seq   INTEGER PRIMARY KEY,
+                 state BLOB NOT NULL
+             );
              CREATE TABLE IF NOT EXISTS blocks (
                  height INTEGER PRIMARY KEY,
                  block  BLOB NOT NULL
@@ -749,6 +754,7 @@ fn log_length(conn: &Connection) -> rusqlite::Result<u64> {
         "snapshots_v11",
         "snapshots_v12",
         "snapshots_v13",
+        "snapshots_v14",
     ] {
         let exists: i64 = conn.query_row(
             "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = ?1",
@@ -800,11 +806,12 @@ fn insert_entry(
     Ok(())
 }
 
-/// Meta key of the genesis, format 5 (with the storage deposit's price). Format 4 (`genesis_v4`,
-/// with the fee per action) had no price, format 3 (`genesis_v3`, with the rules version) had no
+/// Meta key of the genesis, format 6 (with the carbon table). Format 5 (`genesis_v5`, with the
+/// storage deposit's price) had no table, format 4 (`genesis_v4`, with the fee per action) had
+/// no price, format 3 (`genesis_v3`, with the rules version) had no
 /// fee, and formats 2 (`genesis_v2`, with validators) and 1 (`genesis`) are read and converted
 /// too: they ran the first rules.
-const GENESIS_KEY: &str = "genesis_v5";
+const GENESIS_KEY: &str = "genesis_v6";
 
 /// The genesis as format 1 stored it (before validators).
 #[derive(serde::Deserialize)]
@@ -825,7 +832,7 @@ struct GenesisV2 {
     validators: engine::Validators,
 }
 
-/// Decodes a stored genesis of `format` (1 to 5), converting the older formats. Public for the
+/// Decodes a stored genesis of `format` (1 to 6), converting the older formats. Public for the
 /// fuzz targets (`fuzz/`).
 pub fn decode_genesis(bytes: &[u8], format: u32) -> Result<Genesis, postcard::Error> {
     let v2 = match format {
@@ -840,15 +847,19 @@ pub fn decode_genesis(bytes: &[u8], format: u32) -> Result<Genesis, postcard::Er
             }
         }
         2 => postcard::from_bytes(bytes)?,
-        // Format 3 is format 4 without the trailing fee per action, which was none, and format
-        // 4 is format 5 without the trailing storage price, which was none.
-        3 | 4 => {
-            let mut v5 = bytes.to_vec();
+        // Format 3 is format 4 without the trailing fee per action, which was none, format 4
+        // is format 5 without the trailing storage price, which was none, and format 5 is
+        // format 6 without the trailing carbon table, which was the default.
+        3..=5 => {
+            let mut v6 = bytes.to_vec();
             if format == 3 {
-                v5.extend(encode(&0u128));
+                v6.extend(encode(&0u128));
             }
-            v5.extend(encode(&None::<engine::StorageParams>));
-            return postcard::from_bytes(&v5);
+            if format <= 4 {
+                v6.extend(encode(&None::<engine::StorageParams>));
+            }
+            v6.extend(encode(&None::<engine::CarbonTable>));
+            return postcard::from_bytes(&v6);
         }
         _ => return postcard::from_bytes(bytes),
     };
@@ -861,6 +872,7 @@ pub fn decode_genesis(bytes: &[u8], format: u32) -> Result<Genesis, postcard::Er
         rules: engine::FIRST_RULES,
         action_fee: 0,
         storage: None,
+        carbon: None,
     })
 }
 
@@ -874,8 +886,8 @@ pub fn decode_genesis(bytes: &[u8], format: u32) -> Result<Genesis, postcard::Er
 /// `private`, empty before rules 13, format 9 is format 10 without the trailing `reopened`,
 /// empty before rules 16, format 10 is format 11 without the trailing `disputes`, empty
 /// before rules 18, format 11 is format 12 without the trailing `corrected`, empty before
-/// rules 19, and format 12 is format 13 without the trailing `gpu`, empty before rules 23:
-/// their encodings are appended (the migration).
+/// rules 19, format 12 is format 13 without the trailing `gpu`, empty before rules 23, and
+/// format 13 is format 14 without the trailing `energy`, empty before rules 24: their encodings are appended (the migration).
 ///
 /// Public for the fuzz targets (`fuzz/`).
 pub fn decode_snapshot(bytes: &[u8], format: u32) -> Result<State, postcard::Error> {
@@ -917,6 +929,9 @@ pub fn decode_snapshot(bytes: &[u8], format: u32) -> Result<State, postcard::Err
     }
     if format <= 12 {
         v5.extend(encode(&engine::gpu::GpuJobs::default()));
+    }
+    if format <= 13 {
+        v5.extend(encode(&engine::energy::Energy::default()));
     }
     postcard::from_bytes(&v5)
 }
@@ -1000,18 +1015,18 @@ impl CommandLog for SqliteLog {
             .transaction()
             .map_err(|e| sqlite_err(&self.path, e))?;
         tx.execute(
-            "INSERT OR REPLACE INTO snapshots_v13 (seq, state) VALUES (?1, ?2)",
+            "INSERT OR REPLACE INTO snapshots_v14 (seq, state) VALUES (?1, ?2)",
             params![to_sql(seq), encode(state)],
         )
         .and_then(|_| {
             tx.query_row(
-                "SELECT max(seq) FROM snapshots_v13 WHERE seq <= ?1",
+                "SELECT max(seq) FROM snapshots_v14 WHERE seq <= ?1",
                 params![to_sql(through)],
                 |r| r.get::<_, Option<i64>>(0),
             )
         })
         .and_then(|keep| match keep {
-            Some(keep) => tx.execute("DELETE FROM snapshots_v13 WHERE seq < ?1", params![keep]),
+            Some(keep) => tx.execute("DELETE FROM snapshots_v14 WHERE seq < ?1", params![keep]),
             // None old enough yet: every snapshot stays.
             None => Ok(0),
         })
@@ -1019,15 +1034,16 @@ impl CommandLog for SqliteLog {
             // At most `KEPT_SNAPSHOTS` (rows that stopped being written, a failed history
             // writer, do not keep every snapshot: a replay then starts from the genesis).
             tx.execute(
-                "DELETE FROM snapshots_v13 WHERE seq < (SELECT seq FROM snapshots_v13
+                "DELETE FROM snapshots_v14 WHERE seq < (SELECT seq FROM snapshots_v14
                      ORDER BY seq DESC LIMIT 1 OFFSET ?1)",
                 params![KEPT_SNAPSHOTS - 1],
             )
         })
         .and_then(|_| {
             // Those of the older formats are never read again (`snapshot_at_or_before` reads
-            // format 13 first, and they are older).
+            // format 14 first, and they are older).
             for table in [
+                "snapshots_v13",
                 "snapshots_v12",
                 "snapshots_v11",
                 "snapshots_v10",
@@ -1051,10 +1067,14 @@ impl CommandLog for SqliteLog {
     }
 
     fn snapshot_at_or_before(&self, seq: u64) -> Result<Option<(u64, State)>, StoreError> {
-        // Formats 12 and 13 keep several snapshots (a log written in format 12 may still hold
-        // them until its first format-13 snapshot); logs written before format 12 hold one at
-        // most.
-        for (table, format) in [("snapshots_v13", 13), ("snapshots_v12", 12)] {
+        // Formats 12 to 14 keep several snapshots (a log written in an older one may still hold
+        // them until its first snapshot in the newest); logs written before format 12 hold one
+        // at most.
+        for (table, format) in [
+            ("snapshots_v14", 14),
+            ("snapshots_v13", 13),
+            ("snapshots_v12", 12),
+        ] {
             if !self.has_table(table)? {
                 continue;
             }
@@ -1082,9 +1102,10 @@ impl CommandLog for SqliteLog {
     }
 
     fn latest_snapshot(&self) -> Result<Option<(u64, State)>, StoreError> {
-        // Format 13 first; a log written before it may hold a format-12, 11, 10, 9, 8, 7, 6, 5,
-        // 4, 3, 2 or 1 snapshot instead.
+        // Format 14 first; a log written before it may hold a format-13, 12, 11, 10, 9, 8, 7, 6,
+        // 5, 4, 3, 2 or 1 snapshot instead.
         for (table, format) in [
+            ("snapshots_v14", 14),
             ("snapshots_v13", 13),
             ("snapshots_v12", 12),
             ("snapshots_v11", 11),
@@ -1430,7 +1451,8 @@ impl CommandLog for SqliteLog {
             return Ok(None);
         }
         for (key, format) in [
-            (GENESIS_KEY, 5),
+            (GENESIS_KEY, 6),
+            ("genesis_v5", 5),
             ("genesis_v4", 4),
             ("genesis_v3", 3),
             ("genesis_v2", 2),
@@ -1724,7 +1746,8 @@ mod tests {
                     + encode(&engine::Reopened::default()).len()
                     + encode(&std::collections::BTreeSet::<engine::TaskId>::new()).len()
                     + encode(&std::collections::BTreeMap::<engine::JobId, u32>::new()).len()
-                    + encode(&engine::GpuJobs::default()).len();
+                    + encode(&engine::GpuJobs::default()).len()
+                    + encode(&engine::energy::Energy::default()).len();
                 let full = full[..full.len() - cut].to_vec();
                 let (key, table, old_genesis, old_state) = if format == 1 {
                     let cut = encode(&engine::Validators::default()).len() + rules.len();
@@ -1775,7 +1798,7 @@ mod tests {
             let (seq, read) = log.latest_snapshot().unwrap().unwrap();
             assert_eq!((seq, read.hash()), (1, hash_then), "format {format}");
             assert_eq!(read, state, "format {format}");
-            // A new snapshot is written in format 13 and replaces the old one.
+            // A new snapshot is written in format 14 and replaces the old one.
             log.save_snapshot(1, &state).unwrap();
             for table in [
                 "snapshots",
@@ -1790,6 +1813,7 @@ mod tests {
                 "snapshots_v10",
                 "snapshots_v11",
                 "snapshots_v12",
+                "snapshots_v13",
             ] {
                 let old: i64 = log
                     .conn
@@ -1806,14 +1830,14 @@ mod tests {
     }
 
     #[test]
-    fn format_3_to_12_snapshots_read_with_what_they_lacked_and_are_replaced_by_format_13() {
-        for format in [3u32, 4, 5, 6, 7, 8, 9, 10, 11, 12] {
+    fn format_3_to_13_snapshots_read_with_what_they_lacked_and_are_replaced_by_format_14() {
+        for format in [3u32, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13] {
             let dir = tempfile::tempdir().unwrap();
             let mut genesis = Genesis::dev(AccountId([9; 32]));
             // The rules of the formats' times: 4 (format 3), 7 (format 4), 9 (format 5), 10
             // (format 6), 11 (format 7), 12 (format 8), 15 (format 9), 17 (format 10), 18
-            // (format 11) and 22 (format 12).
-            genesis.rules = [4, 7, 9, 10, 11, 12, 15, 17, 18, 22][format as usize - 3];
+            // (format 11), 22 (format 12) and 23 (format 13).
+            genesis.rules = [4, 7, 9, 10, 11, 12, 15, 17, 18, 22, 23][format as usize - 3];
             genesis.action_fee = if format >= 5 { 3 } else { 0 };
             if format < 6 {
                 genesis.storage = None;
@@ -1824,17 +1848,19 @@ mod tests {
             state.apply(&register(1, 1)).unwrap();
             let hash_then = state.hash();
             let mut log = SqliteLog::open(dir.path()).unwrap();
-            // The genesis as genesis format 3 wrote it (without the trailing fee per action and
-            // storage price), or format 4 (without the storage price).
+            // The genesis as genesis format 3 wrote it (without the trailing fee per action,
+            // storage price and carbon table), format 4 (without the storage price and the
+            // table) or format 5 (without the table).
             let full_genesis = encode(&genesis);
             let fee = encode(&0u128);
             let no_price = encode(&None::<engine::StorageParams>);
+            let no_table = encode(&None::<engine::CarbonTable>);
             let (key, cut) = if format >= 6 {
-                ("genesis_v5", 0)
+                ("genesis_v5", no_table.len())
             } else if format == 5 {
-                ("genesis_v4", no_price.len())
+                ("genesis_v4", no_price.len() + no_table.len())
             } else {
-                ("genesis_v3", fee.len() + no_price.len())
+                ("genesis_v3", fee.len() + no_price.len() + no_table.len())
             };
             log.conn
                 .execute(
@@ -1843,7 +1869,10 @@ mod tests {
                 )
                 .unwrap();
             let full = encode(&state);
-            let mut cut = encode(&engine::GpuJobs::default()).len();
+            let mut cut = encode(&engine::energy::Energy::default()).len();
+            if format <= 12 {
+                cut += encode(&engine::GpuJobs::default()).len();
+            }
             if format <= 11 {
                 cut += encode(&std::collections::BTreeMap::<engine::JobId, u32>::new()).len();
             }
@@ -2510,7 +2539,7 @@ mod history_format_tests {
         }
         log.conn
             .execute(
-                "INSERT INTO snapshots_v13 (seq, state) VALUES (3, ?1)",
+                "INSERT INTO snapshots_v14 (seq, state) VALUES (3, ?1)",
                 [encode(&at_three)],
             )
             .unwrap();
@@ -2532,7 +2561,7 @@ mod history_format_tests {
         }
         let kept: Vec<i64> = log
             .conn
-            .prepare("SELECT seq FROM snapshots_v13 ORDER BY seq")
+            .prepare("SELECT seq FROM snapshots_v14 ORDER BY seq")
             .unwrap()
             .query_map([], |r| r.get(0))
             .unwrap()

@@ -133,6 +133,13 @@ enum Op {
     Faucet {
         who: u8,
     },
+    /// Rules 24: a provider announces whether (and why: a bitmask) it is suspended and its
+    /// carbon intensity (above the most allowed now and then).
+    Announce {
+        p: u8,
+        reasons: u8,
+        grams: Option<u32>,
+    },
     Stake {
         who: u8,
         amount: u128,
@@ -275,6 +282,7 @@ fn genesis_of(validators: bool) -> Genesis {
             retention_ms: 50,
             max_output_bytes: 12,
         }),
+        carbon: None,
     }
 }
 
@@ -397,6 +405,8 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (prop_oneof![4 => Just(true), 1 => Just(false)], proptest::collection::vec(any::<u8>(), 1..3))
             .prop_map(|(all, picks)| Op::ReleaseStorage { all, picks }),
         3 => ledger_op(),
+        3 => (0..4u8, prop_oneof![2 => Just(0u8), 1 => any::<u8>()], proptest::option::of(prop_oneof![9 => 0..1000u32, 1 => 1990..2010u32]))
+            .prop_map(|(p, reasons, grams)| Op::Announce { p, reasons, grams }),
     ]
 }
 
@@ -710,6 +720,17 @@ fn build(s: &State, step: &Step, time: Time) -> Built {
                 ))
             } else if s.storage.params.is_none() || *redundancy % 29 == 0 {
                 Ok(action(requester(*owner), Action::SubmitJob(spec)))
+            } else if *redundancy % 5 == 3 {
+                // Rules 24: a job that prefers low-carbon providers.
+                Ok(action(
+                    requester(*owner),
+                    Action::SubmitWithPreferences {
+                        preferences: engine::JobPreferences {
+                            prefer_low_carbon: true,
+                        },
+                        submission: Box::new(Action::SubmitJobWithStorage { spec, storage }),
+                    },
+                ))
             } else {
                 Ok(action(
                     requester(*owner),
@@ -790,8 +811,32 @@ fn build(s: &State, step: &Step, time: Time) -> Built {
                         fuel_used: 10,
                     }
                 })
-                .collect();
-            Ok(action(who, Action::ReportResults(reports)))
+                .collect::<Vec<TaskReport>>();
+            // Rules 24: most reports carry their runs' energy; now and then a figure above the
+            // most one run may use (refused).
+            match s.applied % 4 {
+                0 => Ok(action(who, Action::ReportResults(reports))),
+                kind => {
+                    let energy = (0..reports.len())
+                        .map(|n| engine::EnergyReport {
+                            millijoules: if kind == 3 && n == 0 {
+                                engine::energy::MAX_RUN_MILLIJOULES + 1
+                            } else {
+                                1_000 * (n as u64 + 1) + s.applied
+                            },
+                            method: if n % 2 == 0 {
+                                engine::EnergyMethod::Modelled
+                            } else {
+                                engine::EnergyMethod::Measured
+                            },
+                        })
+                        .collect();
+                    Ok(action(
+                        who,
+                        Action::ReportMeteredResults { reports, energy },
+                    ))
+                }
+            }
         }
         Op::Expire { job } => Err(LeaderCommand::ExpireJob {
             job: job_id(s, *job),
@@ -907,6 +952,34 @@ fn build(s: &State, step: &Step, time: Time) -> Built {
             },
         )),
         Op::Faucet { who } => Ok(action(anyone(*who), Action::Faucet)),
+        Op::Announce { p, reasons, grams } => {
+            use engine::Suspension::*;
+            let all = [
+                OwnerActive,
+                OtherLoad,
+                OnBattery,
+                BatteryLow,
+                OutsideHours,
+                Paused,
+            ];
+            let mut suspended: Vec<engine::Suspension> = all
+                .iter()
+                .enumerate()
+                .filter(|(n, _)| reasons & (1 << n) != 0)
+                .map(|(_, r)| *r)
+                .collect();
+            // Bit 7: a reason given twice (refused).
+            if reasons & 0x80 != 0 && !suspended.is_empty() {
+                suspended.push(suspended[0]);
+            }
+            Ok(action(
+                provider(*p),
+                Action::Announce(engine::Announcement {
+                    suspended,
+                    grams_per_kwh: *grams,
+                }),
+            ))
+        }
         Op::Stake { who, amount } => Ok(action(provider(*who), Action::Stake { amount: *amount })),
         Op::Unstake { who, amount } => {
             Ok(action(provider(*who), Action::Unstake { amount: *amount }))
@@ -991,6 +1064,39 @@ fn lost_input(s: &State, who: AccountId, time: Time) -> Input {
 
 /// Everything that must hold of any reachable state.
 fn check_invariants(s: &State) -> Result<(), TestCaseError> {
+    // Rules 24: a run's energy is kept only for a provider that ran the task; a suspended
+    // provider is active and gets nothing from a pick; a job's energy counts each accepted
+    // run once, reported or not.
+    prop_assert!(s.rules >= 24 || (s.energy.runs.is_empty() && s.energy.providers.is_empty()));
+    for (task, runs) in &s.energy.runs {
+        let t = &s.jobs[&task.job].tasks[task.index as usize];
+        for who in runs.keys() {
+            prop_assert!(
+                t.runs.iter().any(|r| r.provider == *who),
+                "energy of a run of {} that {} never ran",
+                task,
+                who
+            );
+        }
+    }
+    for p in s.providers.values() {
+        if s.is_suspended(&p.id) {
+            prop_assert_eq!(p.status, ProviderStatus::Active);
+            prop_assert!(s.pick(p.id, 8).is_empty());
+        }
+    }
+    for (id, job) in &s.jobs {
+        let accepted: u64 = job
+            .tasks
+            .iter()
+            .filter(|t| t.state == TaskState::Done)
+            .filter_map(|t| t.result.as_ref())
+            .map(|r| r.providers.len() as u64)
+            .sum();
+        let energy = s.job_energy(*id);
+        prop_assert_eq!(energy.runs + energy.unreported, accepted);
+        prop_assert!(energy.measured <= energy.runs);
+    }
     // Rules 10: storage belongs to existing jobs, only under rules 10; a released one's job ended.
     prop_assert!(s.rules >= 10 || s.storage.jobs.is_empty());
     for (id, storage) in &s.storage.jobs {
@@ -1899,6 +2005,14 @@ fn check_events(
                     "{} was not accepted alone",
                     task
                 );
+            }
+            Event::ProviderAnnounced {
+                provider,
+                suspended,
+            } => {
+                prop_assert!(after.rules >= 24);
+                prop_assert_eq!(after.providers[provider].status, ProviderStatus::Active);
+                prop_assert_eq!(after.is_suspended(provider), !suspended.is_empty());
             }
             Event::JobReopened { job, results } => {
                 prop_assert!(after.rules >= 19);

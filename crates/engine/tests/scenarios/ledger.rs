@@ -34,6 +34,7 @@ fn genesis(faucet: bool) -> Genesis {
         rules: engine::RULES,
         action_fee: 0,
         storage: None,
+        carbon: None,
     }
 }
 

@@ -4,6 +4,7 @@
 mod answers;
 mod assign;
 mod descriptor;
+mod energy;
 mod fetch;
 mod files;
 mod gpu;

@@ -28,6 +28,7 @@ fn world() -> World {
             rules: engine::RULES,
             action_fee: 0,
             storage: None,
+            carbon: None,
         }
     });
     w.money_events = true;

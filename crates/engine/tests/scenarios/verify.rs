@@ -44,6 +44,7 @@ fn world(verification: VerifyParams) -> World {
         rules: engine::RULES,
         action_fee: 0,
         storage: None,
+        carbon: None,
     });
     w.verify_events = true;
     w.money_events = true;

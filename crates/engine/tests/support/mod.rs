@@ -210,6 +210,7 @@ impl World {
             rules: engine::RULES,
             action_fee: 0,
             storage: None,
+            carbon: None,
         })
     }
 
