@@ -180,10 +180,10 @@ fn actions() -> Vec<(&'static str, Signed<Action>)> {
                     output_size: 12,
                     fuel_used: 1_000,
                 }],
-                energy: vec![engine::EnergyReport {
+                energy: vec![Some(engine::EnergyReport {
                     millijoules: 1_234,
                     method: engine::EnergyMethod::Measured,
-                }],
+                })],
             },
         ),
         (

@@ -880,9 +880,20 @@ impl Client {
         results: Vec<TaskReport>,
         fetch: Request,
     ) -> Result<ExchangeResponse, ClientError> {
-        let report = (!results.is_empty()).then(|| who.sign(Action::ReportResults(results)));
+        let report = (!results.is_empty()).then_some(Action::ReportResults(results));
+        self.exchange_report(who, report, fetch).await
+    }
+
+    /// [`Client::exchange`] with the report given as its action: `ReportResults`, or rules
+    /// 24's `ReportMeteredResults` (with each run's energy).
+    pub async fn exchange_report(
+        &self,
+        who: &Identity,
+        report: Option<Action>,
+        fetch: Request,
+    ) -> Result<ExchangeResponse, ClientError> {
         let body = Exchange {
-            report,
+            report: report.map(|action| who.sign(action)),
             fetch: who.sign(fetch),
         };
         self.post("/v1/work/exchange", &body).await

@@ -331,12 +331,17 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             .flatten()
         {
             println!(
-                "job {}: {} tasks in {} runs ({:.2} per task, {})",
+                "job {}: {} tasks in {} runs ({:.2} per task, {}){}",
                 v.id,
                 v.tasks_done,
                 v.executions,
                 v.executions as f64 / v.tasks_done.max(1) as f64,
-                requester::redundancy(v.redundancy)
+                requester::redundancy(v.redundancy),
+                v.energy
+                    .as_ref()
+                    .and_then(requester::energy_summary)
+                    .map(|e| format!("; {e}"))
+                    .unwrap_or_default()
             );
         }
         println!("work done, reputation and earnings per provider:");

@@ -198,6 +198,9 @@ pub struct RequirementsFile {
     pub gpu: bool,
     /// Region where the job's data lives: providers there are preferred.
     pub region: Option<String>,
+    /// Prefer providers with low-carbon electricity (rules 24; a soft preference).
+    #[serde(default)]
+    pub prefer_low_carbon: bool,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -392,6 +395,8 @@ pub struct LoadedJob {
     pub clear: Vec<engine::Hash>,
     /// A GPU job's declaration (rules 23): the spec's module is then its shader.
     pub gpu: Option<engine::GpuJob>,
+    /// What it asks of the scheduler beyond its spec (rules 24; the default: nothing).
+    pub preferences: engine::JobPreferences,
 }
 
 /// Reads the files a job spec refers to. Paths are as written in the spec.
@@ -747,6 +752,9 @@ pub fn load(text: &str, files: &dyn Files, now: Time) -> anyhow::Result<LoadedJo
         files: job_files,
         clear,
         gpu,
+        preferences: engine::JobPreferences {
+            prefer_low_carbon: file.requirements.prefer_low_carbon,
+        },
     })
 }
 

@@ -38,7 +38,8 @@ pub struct EnergyFile {
     pub watts_per_core: Option<f64>,
     /// The model's power per GiB of memory, in watts (0.4).
     pub watts_per_gib: Option<f64>,
-    /// Grams of CO2e per kWh of this machine's electricity (480, the world's average).
+    /// Grams of CO2e per kWh of this machine's electricity, announced to the network (default:
+    /// the network's figure for the provider's region).
     pub grams_per_kwh: Option<f64>,
 }
 
@@ -194,7 +195,19 @@ fn energy(file: &EnergyFile) -> anyhow::Result<provider::energy::EnergyConfig> {
             defaults.watts_per_core,
         )?,
         watts_per_gib: figure("watts_per_gib", file.watts_per_gib, defaults.watts_per_gib)?,
-        grams_per_kwh: figure("grams_per_kwh", file.grams_per_kwh, defaults.grams_per_kwh)?,
+        grams_per_kwh: match file.grams_per_kwh {
+            Some(v)
+                if v.is_finite()
+                    && (0.0..=f64::from(engine::energy::MAX_GRAMS_PER_KWH)).contains(&v) =>
+            {
+                Some(v)
+            }
+            Some(v) => bail!(
+                "energy.grams_per_kwh = {v} is not a figure from 0 to {}",
+                engine::energy::MAX_GRAMS_PER_KWH
+            ),
+            None => defaults.grams_per_kwh,
+        },
     })
 }
 

@@ -267,6 +267,21 @@ pub async fn submit(
             sealing,
         ),
     };
+    // Rules 24: what the job asks of the scheduler beyond its spec wraps the submission.
+    let action = if job.preferences == engine::JobPreferences::default() {
+        action
+    } else {
+        anyhow::ensure!(
+            network.rules >= 24,
+            "this network runs rules {}, which take no job preferences (prefer_low_carbon \
+             needs 24)",
+            network.rules
+        );
+        engine::Action::SubmitWithPreferences {
+            preferences: job.preferences,
+            submission: Box::new(action),
+        }
+    };
     for blob in job.blobs {
         client
             .put_blob(who, blob)
@@ -488,6 +503,12 @@ pub fn describe(view: &JobView) -> String {
             }
         ));
     }
+    if let Some(energy) = view.energy.as_ref().and_then(energy_summary) {
+        money.push_str(&format!("; {energy}"));
+    }
+    if view.prefer_low_carbon {
+        money.push_str("; prefers low-carbon providers");
+    }
     let mut line = describe_status(view, &money);
     // Only a job still gathering its map results has any (rules 16), so this goes after
     // whatever the status line says, running or not.
@@ -541,6 +562,47 @@ fn storage_summary(storage: &engine::JobStorage) -> String {
             storage.claim.input_bytes, storage.claim.output_bytes
         ),
     }
+}
+
+/// `x` with three significant digits (`0.0000123`, `4.56`, `789`).
+pub fn significant(x: f64) -> String {
+    if x == 0.0 || !x.is_finite() {
+        return "0".into();
+    }
+    let digits = (2 - x.abs().log10().floor() as i32).max(0) as usize;
+    format!("{x:.digits$}")
+}
+
+/// A job's energy and carbon in words (rules 24), `None` before it has an accepted run:
+/// "energy 0.0000123 kWh, 0.00591 g CO2e (40 runs, estimated)".
+pub fn energy_summary(energy: &engine::JobEnergy) -> Option<String> {
+    if energy.runs == 0 && energy.unreported == 0 {
+        return None;
+    }
+    if energy.runs == 0 {
+        return Some(format!(
+            "energy not known: none of its {} accepted runs was metered (GPU runs are not yet)",
+            energy.unreported
+        ));
+    }
+    let kwh = energy.millijoules as f64 / engine::energy::MILLIJOULES_PER_KWH as f64;
+    let grams = energy.co2e_micrograms as f64 / 1e6;
+    let how = match (energy.measured, energy.runs) {
+        (_, 0) => "none reported".to_string(),
+        (0, _) => "estimated".to_string(),
+        (m, r) if m == r => "measured".to_string(),
+        (m, _) => format!("{m} measured, the others estimated"),
+    };
+    let unreported = match energy.unreported {
+        0 => String::new(),
+        n => format!(", {n} without a figure"),
+    };
+    Some(format!(
+        "energy {} kWh, {} g CO2e ({} runs, {how}{unreported})",
+        significant(kwh),
+        significant(grams),
+        energy.runs
+    ))
 }
 
 fn describe_status(view: &JobView, money: &str) -> String {
@@ -790,6 +852,42 @@ mod tests {
         }
     }
 
+    /// `job status` gives a job's energy and carbon (rules 24) with three significant digits,
+    /// how they were found, and nothing before a run was accepted.
+    #[test]
+    fn a_jobs_energy_is_told_in_kwh_and_grams() {
+        let mut view = running_view(0);
+        view.energy = Some(engine::JobEnergy::default());
+        assert!(!describe(&view).contains("energy"));
+        view.energy = Some(engine::JobEnergy {
+            millijoules: 44_280,
+            co2e_micrograms: 5_904,
+            runs: 12,
+            measured: 0,
+            unreported: 0,
+        });
+        view.prefer_low_carbon = true;
+        view.status = JobStatus::Completed;
+        let line = describe(&view);
+        assert!(
+            line.contains(
+                "; energy 0.0000123 kWh, 0.00590 g CO2e (12 runs, estimated); prefers low-carbon providers"
+            ),
+            "{line}"
+        );
+        let mixed = engine::JobEnergy {
+            millijoules: 3_600_000_000,
+            co2e_micrograms: 480_000_000,
+            runs: 3,
+            measured: 1,
+            unreported: 2,
+        };
+        assert_eq!(
+            energy_summary(&mixed).unwrap(),
+            "energy 1.00 kWh, 480 g CO2e (3 runs, 1 measured, the others estimated, 2 without a figure)"
+        );
+    }
+
     /// `job status` says how many of a running job's results were reopened (rules 16), and
     /// nothing of it when none was.
     #[test]
@@ -900,6 +998,7 @@ mod tests {
             },
             clear: vec![h(&lib)],
             gpu: None,
+            preferences: Default::default(),
         };
         let key = JobKey::generate();
         seal_job(&mut job, &key).unwrap();

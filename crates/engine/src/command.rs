@@ -125,10 +125,11 @@ pub enum Action {
         recipients: Vec<crate::private::Recipient>,
     },
     /// Rules 24: results of tasks the signing provider ran, each with the energy its run used
-    /// (`energy[i]` is `reports[i]`'s; see [`crate::energy`]).
+    /// (`energy[i]` is `reports[i]`'s, `None` where the provider did not meter the run; see
+    /// [`crate::energy`]).
     ReportMeteredResults {
         reports: Vec<TaskReport>,
-        energy: Vec<crate::energy::EnergyReport>,
+        energy: Vec<Option<crate::energy::EnergyReport>>,
     },
     /// Rules 24: the signing provider says whether (and why) it is suspended and what its
     /// electricity's carbon intensity is (see [`crate::energy::Announcement`]).

@@ -2,7 +2,8 @@
 //!
 //! - **Energy in reports.** A provider reports each run's energy with its result, signed, in
 //!   `Action::ReportMeteredResults` ([`EnergyReport`]: millijoules, and whether the provider's
-//!   CPU energy counters measured it or its power model estimated it). It is an estimate either
+//!   CPU energy counters measured it or its power model estimated it; none for a run it did not
+//!   meter, a GPU run today). It is an estimate either
 //!   way, and nothing pays by it: the engine keeps it ([`Energy::runs`]) with the carbon
 //!   intensity of the provider's electricity at the time ([`RunEnergy::grams_per_kwh`]).
 //!   A job's energy ([`State::job_energy`]) is the sum over its accepted runs — the runs of the
@@ -249,7 +250,8 @@ pub struct JobEnergy {
     pub runs: u64,
     /// Of those, the ones measured rather than modelled.
     pub measured: u64,
-    /// Accepted runs reported without energy (by a provider from before rules 24).
+    /// Accepted runs reported without energy (a run its provider did not meter, or reported by
+    /// a provider from before rules 24).
     pub unreported: u64,
 }
 
@@ -357,7 +359,7 @@ impl State {
         &mut self,
         who: AccountId,
         reports: &[TaskReport],
-        energy: &[EnergyReport],
+        energy: &[Option<EnergyReport>],
         now: Time,
     ) -> Result<Vec<Event>, Rejection> {
         self.needs_energy_rules("energy in reports")?;
@@ -368,7 +370,11 @@ impl State {
                 energy.len()
             )));
         }
-        if let Some(e) = energy.iter().find(|e| e.millijoules > MAX_RUN_MILLIJOULES) {
+        if let Some(e) = energy
+            .iter()
+            .flatten()
+            .find(|e| e.millijoules > MAX_RUN_MILLIJOULES)
+        {
             return Err(Rejection::InvalidReport(format!(
                 "a run's energy of {} mJ is above the most one run may use ({MAX_RUN_MILLIJOULES} mJ)",
                 e.millijoules
@@ -389,7 +395,7 @@ impl State {
             .unwrap_or(self.energy.table.default_grams_per_kwh);
         let events = self.report(who, reports, now)?;
         for ((r, e), held) in reports.iter().zip(energy).zip(held) {
-            if held {
+            if let (Some(e), true) = (e, held) {
                 self.energy.runs.entry(r.task).or_default().insert(
                     who,
                     RunEnergy {

@@ -18,7 +18,8 @@ use std::time::{Duration, Instant};
 pub const DEFAULT_WATTS_PER_CORE: f64 = 12.0;
 pub const DEFAULT_WATTS_PER_GIB: f64 = 0.4;
 /// The world's average carbon intensity of electricity, grams of CO₂e per kWh (IEA/Ember,
-/// about 480 in 2023): what a provider assumes unless its owner says what its electricity is.
+/// about 480 in 2023): what a provider assumes until it knows better — its owner's figure, or
+/// the network's for its region ([`Meter::set_grams_per_kwh`]).
 pub const DEFAULT_GRAMS_PER_KWH: f64 = 480.0;
 
 /// How a provider turns runs into energy and carbon.
@@ -26,8 +27,10 @@ pub const DEFAULT_GRAMS_PER_KWH: f64 = 480.0;
 pub struct EnergyConfig {
     pub watts_per_core: f64,
     pub watts_per_gib: f64,
-    /// The carbon intensity of this machine's electricity (grams of CO₂e per kWh).
-    pub grams_per_kwh: f64,
+    /// The carbon intensity of this machine's electricity (grams of CO₂e per kWh), where its
+    /// owner knows it: announced to the network (rules 24), which counts the carbon of this
+    /// provider's runs by it. `None`: the network's table's figure for its region.
+    pub grams_per_kwh: Option<f64>,
     /// Read RAPL when it can be read (`false`: always the model).
     pub rapl: bool,
 }
@@ -37,7 +40,7 @@ impl Default for EnergyConfig {
         EnergyConfig {
             watts_per_core: DEFAULT_WATTS_PER_CORE,
             watts_per_gib: DEFAULT_WATTS_PER_GIB,
-            grams_per_kwh: DEFAULT_GRAMS_PER_KWH,
+            grams_per_kwh: None,
             rapl: true,
         }
     }
@@ -121,6 +124,9 @@ impl Rapl {
 pub struct Meter {
     config: EnergyConfig,
     rapl: Option<Rapl>,
+    /// The intensity its carbon figures use (an `f64`'s bits): the owner's, else the
+    /// network's for its region once known, else [`DEFAULT_GRAMS_PER_KWH`].
+    grams_per_kwh: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// What [`Meter::start`] noted when a run began.
@@ -134,7 +140,28 @@ pub struct Start {
 impl Meter {
     pub fn new(config: EnergyConfig) -> Meter {
         let rapl = if config.rapl { Rapl::find() } else { None };
-        Meter { config, rapl }
+        let grams = config.grams_per_kwh.unwrap_or(DEFAULT_GRAMS_PER_KWH);
+        Meter {
+            config,
+            rapl,
+            grams_per_kwh: std::sync::Arc::new(std::sync::atomic::AtomicU64::new(grams.to_bits())),
+        }
+    }
+
+    /// The intensity its carbon figures use (grams of CO₂e per kWh).
+    pub fn grams_per_kwh(&self) -> f64 {
+        f64::from_bits(
+            self.grams_per_kwh
+                .load(std::sync::atomic::Ordering::Relaxed),
+        )
+    }
+
+    /// The network's intensity for this provider: used unless its owner gave one.
+    pub fn set_grams_per_kwh(&self, grams: f64) {
+        if self.config.grams_per_kwh.is_none() {
+            self.grams_per_kwh
+                .store(grams.to_bits(), std::sync::atomic::Ordering::Relaxed);
+        }
     }
 
     pub fn source(&self) -> Source {
@@ -150,11 +177,13 @@ impl Meter {
         match self.source() {
             Source::Rapl => format!(
                 "measured: RAPL package energy shared by CPU time; {} g CO2e/kWh",
-                self.config.grams_per_kwh
+                self.grams_per_kwh()
             ),
             Source::Model => format!(
                 "estimated: CPU time x {} W per core + memory x {} W per GiB; {} g CO2e/kWh",
-                self.config.watts_per_core, self.config.watts_per_gib, self.config.grams_per_kwh
+                self.config.watts_per_core,
+                self.config.watts_per_gib,
+                self.grams_per_kwh()
             ),
         }
     }
@@ -198,7 +227,7 @@ impl Meter {
         };
         RunEnergy {
             joules,
-            grams_co2e: joules / 3.6e6 * self.config.grams_per_kwh,
+            grams_co2e: joules / 3.6e6 * self.grams_per_kwh(),
             source,
             cpu,
         }
@@ -219,6 +248,24 @@ pub struct EnergyTotals {
     pub runs: u64,
     pub kwh: f64,
     pub grams_co2e: f64,
+}
+
+impl RunEnergy {
+    /// The run's energy as a report carries it (rules 24): whole millijoules.
+    pub fn report(&self) -> engine::EnergyReport {
+        let millijoules = (self.joules * 1000.0).round();
+        engine::EnergyReport {
+            millijoules: if millijoules.is_finite() && millijoules > 0.0 {
+                (millijoules as u64).min(engine::energy::MAX_RUN_MILLIJOULES)
+            } else {
+                0
+            },
+            method: match self.source {
+                Source::Rapl => engine::EnergyMethod::Measured,
+                Source::Model => engine::EnergyMethod::Modelled,
+            },
+        }
+    }
 }
 
 impl EnergyTotals {

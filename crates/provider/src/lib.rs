@@ -13,7 +13,7 @@ mod work;
 
 use anyhow::Context;
 use api::{Client, ClientError, Identity};
-use engine::{AccountId, Action, ProviderSpec, TaskId, TaskReport, Tokens};
+use engine::{AccountId, Action, ProviderSpec, TaskId, Tokens};
 use sandbox::{Sandbox, SandboxConfig, TaskRun};
 use std::collections::HashSet;
 use std::future::Future;
@@ -436,6 +436,12 @@ pub async fn run(
         summary: Summary::default(),
         availability: control.subscribe(),
         control: control.clone(),
+        rules: 0,
+        grams_per_kwh: config.energy.grams_per_kwh.map(|g| {
+            g.round()
+                .clamp(0.0, f64::from(engine::energy::MAX_GRAMS_PER_KWH)) as u32
+        }),
+        announced: Announced::default(),
     };
     tokio::pin!(shutdown);
     let result = tokio::select! {
@@ -475,14 +481,41 @@ struct Agent {
     /// Whether the owner's rules let it work now ([`control::Control::supervise`]).
     availability: tokio::sync::watch::Receiver<control::Availability>,
     control: Arc<control::Control>,
+    /// The network's rules version (from its view; 0 until known).
+    rules: u32,
+    /// The carbon intensity its owner gave, announced to the network (rules 24).
+    grams_per_kwh: Option<u32>,
+    /// What the network was last told of this provider (rules 24): its suspension's reasons
+    /// and its intensity. A registration ends a suspension: reset then.
+    announced: Announced,
+}
+
+/// What a provider announced (rules 24): why it is suspended, and its carbon intensity.
+type Announced = (Vec<engine::Suspension>, Option<u32>);
+
+/// The reason the network is told for an owner's rule that suspended the provider.
+fn suspension(reason: &idle::Reason) -> engine::Suspension {
+    match reason {
+        idle::Reason::PausedByOwner => engine::Suspension::Paused,
+        idle::Reason::OwnerActive { .. } => engine::Suspension::OwnerActive,
+        idle::Reason::BusyMachine { .. } => engine::Suspension::OtherLoad,
+        idle::Reason::OnBattery => engine::Suspension::OnBattery,
+        idle::Reason::BatteryLow { .. } => engine::Suspension::BatteryLow,
+        idle::Reason::OutsideHours => engine::Suspension::OutsideHours,
+    }
 }
 
 impl Agent {
     /// Bonds what is missing of the network's minimum stake from the balance, first asking the
     /// faucet for it on a development network.
-    async fn ensure_stake(&self) -> anyhow::Result<()> {
+    async fn ensure_stake(&mut self) -> anyhow::Result<()> {
         let me = self.identity.id();
         let network = self.client.network().await?;
+        self.rules = network.rules;
+        if let Some(table) = &network.carbon {
+            self.worker
+                .set_grams_per_kwh(f64::from(table.grams_per_kwh(&self.spec.region)));
+        }
         let account = self.client.account(me).await?;
         let need = network.min_stake.saturating_sub(account.bonded);
         if need == 0 {
@@ -557,6 +590,8 @@ impl Agent {
                         "registered"
                     );
                     self.summary.id = Some(self.identity.id());
+                    // A registration ends any suspension the network knew of.
+                    self.announced = Announced::default();
                     return Ok(());
                 }
                 Err(e) if e.is_transient() => {
@@ -582,11 +617,11 @@ impl Agent {
                 ));
             }
         }
-        let (done_tx, mut done_rx) = mpsc::unbounded_channel::<TaskReport>();
+        let (done_tx, mut done_rx) = mpsc::unbounded_channel::<work::Done>();
         // Tasks assigned to us that we have not reported yet: running, waiting for a slot, or
         // finished and about to be reported.
         let mut in_flight: HashSet<TaskId> = HashSet::new();
-        let mut pending: Vec<TaskReport> = Vec::new();
+        let mut pending: Vec<work::Done> = Vec::new();
         let mut heartbeat_every = Duration::from_secs(2);
         let mut last_contact = Instant::now();
         let mut backoff = Duration::from_millis(100);
@@ -622,6 +657,9 @@ impl Agent {
                 s.tasks_failed = self.summary.tasks_failed;
                 s.energy = self.worker.energy();
             });
+            if !handed_back {
+                self.announce(&availability).await;
+            }
             if availability.hand_back && !handed_back {
                 self.hand_back(&mut pending, &mut in_flight).await;
                 handed_back = true;
@@ -675,12 +713,12 @@ impl Agent {
                     };
                     let resp = self
                         .client
-                        .exchange(&self.identity, pending.clone(), request)
+                        .exchange_report(&self.identity, self.report(&pending), request)
                         .await?;
                     last_contact = Instant::now();
                     for r in pending.drain(..) {
-                        in_flight.remove(&r.task);
-                        if r.outcome == engine::TaskOutcome::Success {
+                        in_flight.remove(&r.report.task);
+                        if r.report.outcome == engine::TaskOutcome::Success {
                             self.summary.tasks_run += 1;
                         } else {
                             self.summary.tasks_failed += 1;
@@ -754,7 +792,7 @@ impl Agent {
                 Err(e) if e.status() == Some(422) => {
                     tracing::error!(error = %e, "request rejected; dropping it");
                     for r in pending.drain(..) {
-                        in_flight.remove(&r.task);
+                        in_flight.remove(&r.report.task);
                     }
                 }
                 Err(e) => return Err(e).context("talking to the coordinator"),
@@ -762,9 +800,61 @@ impl Agent {
         }
     }
 
+    /// The report of `finished`, if anything finished: with each run's energy where the
+    /// network's rules take it (24), a run the meter did not measure given as unknown.
+    fn report(&self, finished: &[work::Done]) -> Option<Action> {
+        if finished.is_empty() {
+            return None;
+        }
+        let reports = finished.iter().map(|d| d.report.clone()).collect();
+        Some(if self.rules >= 24 {
+            Action::ReportMeteredResults {
+                reports,
+                energy: finished.iter().map(|d| d.energy).collect(),
+            }
+        } else {
+            Action::ReportResults(reports)
+        })
+    }
+
+    /// Tells the network (rules 24) whether and why the owner's rules suspend this provider,
+    /// and its carbon intensity, when that differs from what it last said. A failure is logged
+    /// and tried again on the next turn of the loop, except a refusal (a fee it cannot pay),
+    /// which is not retried until what it would say changes.
+    async fn announce(&mut self, availability: &control::Availability) {
+        if self.rules < 24 {
+            return;
+        }
+        let mut suspended: Vec<engine::Suspension> =
+            availability.reasons.iter().map(suspension).collect();
+        suspended.sort();
+        suspended.dedup();
+        let now: Announced = (suspended, self.grams_per_kwh);
+        if now == self.announced {
+            return;
+        }
+        let action = Action::Announce(engine::Announcement {
+            suspended: now.0.clone(),
+            grams_per_kwh: now.1,
+        });
+        match self.client.action(&self.identity, action).await {
+            Ok(_) => {
+                tracing::info!(suspended = ?now.0, grams_per_kwh = ?now.1, "told the network");
+                self.announced = now;
+            }
+            Err(e) if e.is_transient() => {
+                tracing::warn!(error = %e, "could not tell the network whether it is suspended; retrying");
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "the network refused this provider's announcement");
+                self.announced = now;
+            }
+        }
+    }
+
     /// Suspended past the grace period: reports what finished, stops the paused runs and leaves
     /// the network, which hands its other tasks to other providers at once.
-    async fn hand_back(&mut self, pending: &mut Vec<TaskReport>, in_flight: &mut HashSet<TaskId>) {
+    async fn hand_back(&mut self, pending: &mut Vec<work::Done>, in_flight: &mut HashSet<TaskId>) {
         if !pending.is_empty() {
             let request = api::wire::Request::Fetch {
                 max: 0,
@@ -774,12 +864,12 @@ impl Agent {
             };
             match self
                 .client
-                .exchange(&self.identity, pending.clone(), request)
+                .exchange_report(&self.identity, self.report(pending), request)
                 .await
             {
                 Ok(_) => {
                     for r in pending.iter() {
-                        if r.outcome == engine::TaskOutcome::Success {
+                        if r.report.outcome == engine::TaskOutcome::Success {
                             self.summary.tasks_run += 1;
                         } else {
                             self.summary.tasks_failed += 1;

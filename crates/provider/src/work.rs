@@ -150,7 +150,7 @@ impl Worker {
     }
 
     /// Queues `task` for the next free slot; its report arrives on `done`.
-    pub fn spawn(&self, task: TaskDescriptor, done: UnboundedSender<TaskReport>) {
+    pub fn spawn(&self, task: TaskDescriptor, done: UnboundedSender<Done>) {
         let generation = self.inner.generation.load(Ordering::SeqCst);
         let mut queue = self.inner.queue.lock().unwrap_or_else(|p| p.into_inner());
         queue.push_back(Queued {
@@ -160,6 +160,12 @@ impl Worker {
         });
         drop(queue);
         self.inner.ready.notify_one();
+    }
+
+    /// The network's carbon intensity for this provider (grams of CO₂e per kWh): what its
+    /// energy totals count carbon by, unless its owner gave one.
+    pub fn set_grams_per_kwh(&self, grams: f64) {
+        self.inner.meter.set_grams_per_kwh(grams);
     }
 
     /// The energy and carbon of the runs so far.
@@ -275,7 +281,15 @@ impl PrivateRun {
 struct Queued {
     generation: u64,
     task: TaskDescriptor,
-    done: UnboundedSender<TaskReport>,
+    done: UnboundedSender<Done>,
+}
+
+/// A finished task: its report, and the energy its run used where the run was metered (a CPU
+/// run; not a GPU run, nor a task that failed before its guest ran).
+#[derive(Clone, Debug)]
+pub struct Done {
+    pub report: TaskReport,
+    pub energy: Option<engine::EnergyReport>,
 }
 
 /// A slot's thread: takes queued tasks in order and runs each to its report, until the worker
@@ -316,10 +330,10 @@ fn run_lane(inner: &std::sync::Weak<Inner>, runtime: &tokio::runtime::Handle) {
         } else {
             task.limits.memory_bytes
         });
-        let report = strong.execute(&task, runtime);
-        tracing::debug!(task = %id, outcome = %report.outcome, fuel = report.fuel_used, "task finished");
+        let finished = strong.execute(&task, runtime);
+        tracing::debug!(task = %id, outcome = %finished.report.outcome, fuel = finished.report.fuel_used, "task finished");
         if generation == strong.generation.load(Ordering::SeqCst) {
-            let _ = done.send(report);
+            let _ = done.send(finished);
         }
     }
 }
@@ -738,13 +752,17 @@ impl Inner {
     /// Runs `task` to its report on the calling thread (a slot's): the downloads and the upload
     /// on `runtime`, the sandbox between them outside any async context (WASI's synchronous
     /// host calls block on the runtime themselves).
-    fn execute(&self, task: &TaskDescriptor, runtime: &tokio::runtime::Handle) -> TaskReport {
+    fn execute(&self, task: &TaskDescriptor, runtime: &tokio::runtime::Handle) -> Done {
         let _pinned = Pinned::new(self, task);
         if let Some(spec) = &task.gpu {
-            return self
-                .execute_gpu(task, spec, runtime)
-                .unwrap_or_else(|why| failure(task, why));
+            return Done {
+                report: self
+                    .execute_gpu(task, spec, runtime)
+                    .unwrap_or_else(|why| failure(task, why)),
+                energy: None,
+            };
         }
+        let mut metered_energy = None;
         let report = runtime
             .block_on(self.prepare(task))
             .and_then(|(module, run, private)| {
@@ -752,6 +770,7 @@ impl Inner {
                 let metered = self.meter.start();
                 let report = run_retrying_host_failures(&self.sandbox, &module, &run);
                 let energy = self.meter.finish(metered, run.memory_limit_bytes);
+                metered_energy = Some(energy.report());
                 let report = report?;
                 tracing::debug!(task = %task.task, joules = energy.joules, source = ?energy.source, "energy");
                 self.energy
@@ -762,7 +781,10 @@ impl Inner {
                 let key = private.map(|p| p.key);
                 runtime.block_on(self.finish(task, report, key.as_ref()))
             });
-        report.unwrap_or_else(|why| failure(task, why))
+        Done {
+            report: report.unwrap_or_else(|why| failure(task, why)),
+            energy: metered_energy,
+        }
     }
 
     /// The module and the run of `task`, with its inputs downloaded — and, for a private job,

@@ -119,8 +119,16 @@ fn scripted_provider(w: &World, c: &Coordinator, config: &str) -> (Provider, Pat
 fn a_suspended_provider_pauses_its_task_in_place_takes_no_work_and_finishes_alike() {
     let w = World::new();
     let c = w.coordinator(&[]);
-    let (p, dir, sensors) = scripted_provider(&w, &c, "[idle]\nhours = [\"mon-fri\"]\n");
+    let (p, dir, sensors) = scripted_provider(
+        &w,
+        &c,
+        "[idle]\nhours = [\"mon-fri\"]\n[energy]\ngrams_per_kwh = 30\n",
+    );
     let pid = p.proc.pid();
+    // Its owner's carbon intensity, announced (rules 24).
+    let view = c.http.provider(p.id).unwrap();
+    assert_eq!(view.grams_per_kwh, Some(30), "{view:?}");
+    assert!(view.suspended.is_empty());
 
     // A long task starts; the owner touches the keyboard.
     let first = w.submit(&c.url, &long_job(&w, "a.toml"));
@@ -135,6 +143,15 @@ fn a_suspended_provider_pauses_its_task_in_place_takes_no_work_and_finishes_alik
         "suspended {took:?} after the input"
     );
     assert_eq!(s["tasks_in_flight"], 1, "{s}");
+    // The network is told, and why (rules 24): the scheduler counts on it no more.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while c.http.provider(p.id).unwrap().suspended.is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(
+        c.http.provider(p.id).unwrap().suspended,
+        [engine::Suspension::OwnerActive]
+    );
 
     // Paused in place: for longer than the whole task takes, it uses next to no CPU and the
     // job does not finish.
@@ -168,7 +185,16 @@ fn a_suspended_provider_pauses_its_task_in_place_takes_no_work_and_finishes_alik
     sense(&sensors, r#"{"idle_seconds": 3600, "on_battery": true}"#);
     let (s, _) = wait_status(&w, &dir, "on battery", |s| s["state"] == "suspended");
     assert_eq!(reasons(&s), ["on_battery"]);
-    let third = w.submit(&c.url, &w.write("c.toml", pi_spec(1000, 1)));
+    // A job that prefers low-carbon providers (rules 24): this one's 30 g/kWh is, when it may
+    // work again.
+    let third = w.submit(
+        &c.url,
+        &w.write(
+            "c.toml",
+            pi_spec(1000, 1) + "\n[requirements]\nprefer_low_carbon = true\n",
+        ),
+    );
+    assert!(c.http.job(third).prefer_low_carbon);
     std::thread::sleep(Duration::from_secs(3));
     let view = c.http.job_with_tasks(third);
     assert_eq!(view.tasks[0].state, "queued", "{view:?}");
@@ -217,6 +243,50 @@ fn a_suspended_provider_pauses_its_task_in_place_takes_no_work_and_finishes_alik
     assert_eq!(s["energy"]["runs"], 3, "{s}");
     assert!(s["energy"]["kwh"].as_f64().unwrap() > 0.0, "{s}");
     assert!(reasons(&s).is_empty());
+    assert!(c.http.provider(p.id).unwrap().suspended.is_empty());
+
+    // Each job's energy is its accepted run's, signed in the provider's report (rules 24), and
+    // its carbon that energy at the intensity the provider announced; together they are what
+    // the provider counted.
+    let mut millijoules = 0;
+    for job in [first, again, third] {
+        let view = c.http.job(job);
+        let energy = view.energy.expect("a job's energy");
+        assert_eq!((energy.runs, energy.unreported), (1, 0), "{view:?}");
+        // The two long runs took seconds of a core; the third, a thousand samples, less than
+        // a millijoule.
+        assert!(energy.millijoules > 0 || job == third, "{view:?}");
+        assert_eq!(
+            u128::from(energy.co2e_micrograms),
+            u128::from(energy.millijoules) * 30 / 3600
+        );
+        millijoules += energy.millijoules;
+    }
+    let counted = s["energy"]["kwh"].as_f64().unwrap() * 3.6e9;
+    assert!(
+        (millijoules as f64 - counted).abs() <= 3.0,
+        "jobs {millijoules} mJ, provider {counted} mJ"
+    );
+    let json = w
+        .cli(&[
+            "job",
+            "status",
+            &first.to_string(),
+            "--coordinator",
+            &c.url,
+            "--json",
+        ])
+        .ok()
+        .json();
+    assert_eq!(json["energy"]["runs"], 1, "{json}");
+    let text = w
+        .cli(&["job", "status", &first.to_string(), "--coordinator", &c.url])
+        .ok()
+        .stdout;
+    assert!(
+        text.contains("kWh") && text.contains("g CO2e (1 runs"),
+        "{text}"
+    );
 }
 
 #[test]

@@ -818,17 +818,21 @@ fn build(s: &State, step: &Step, time: Time) -> Built {
                 0 => Ok(action(who, Action::ReportResults(reports))),
                 kind => {
                     let energy = (0..reports.len())
-                        .map(|n| engine::EnergyReport {
-                            millijoules: if kind == 3 && n == 0 {
-                                engine::energy::MAX_RUN_MILLIJOULES + 1
-                            } else {
-                                1_000 * (n as u64 + 1) + s.applied
-                            },
-                            method: if n % 2 == 0 {
-                                engine::EnergyMethod::Modelled
-                            } else {
-                                engine::EnergyMethod::Measured
-                            },
+                        .map(|n| {
+                            (n != 1 || !s.applied.is_multiple_of(3)).then_some(
+                                engine::EnergyReport {
+                                    millijoules: if kind == 3 && n == 0 {
+                                        engine::energy::MAX_RUN_MILLIJOULES + 1
+                                    } else {
+                                        1_000 * (n as u64 + 1) + s.applied
+                                    },
+                                    method: if (n as u64 + s.applied).is_multiple_of(2) {
+                                        engine::EnergyMethod::Modelled
+                                    } else {
+                                        engine::EnergyMethod::Measured
+                                    },
+                                },
+                            )
                         })
                         .collect();
                     Ok(action(

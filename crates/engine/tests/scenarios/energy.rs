@@ -12,9 +12,11 @@ fn metered(reports: Vec<TaskReport>, millijoules: &[u64], method: EnergyMethod) 
     Action::ReportMeteredResults {
         energy: millijoules
             .iter()
-            .map(|mj| EnergyReport {
-                millijoules: *mj,
-                method,
+            .map(|mj| {
+                Some(EnergyReport {
+                    millijoules: *mj,
+                    method,
+                })
             })
             .collect(),
         reports,
