@@ -394,7 +394,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             Tokens(network.action_fee)
         );
         println!(
-            "energy: the providers' {} CPU runs used {:.1} J ({:.7} kWh), {:.4} g CO2e ({})",
+            "energy: the providers' {} runs used {:.1} J ({:.7} kWh), {:.4} g CO2e ({})",
             energy.runs,
             energy.kwh * 3.6e6,
             energy.kwh,

@@ -241,16 +241,40 @@ pub fn describe(v: &ProviderView) -> String {
         }
         (None, _) => String::new(),
     };
+    // Rules 24: what it announced.
+    let suspended = if v.suspended.is_empty() {
+        String::new()
+    } else {
+        let why: Vec<String> = v
+            .suspended
+            .iter()
+            .map(|r| {
+                serde_json::to_value(r)
+                    .ok()
+                    .and_then(|v| v.as_str().map(|s| s.replace('_', " ")))
+                    .unwrap_or_default()
+            })
+            .collect();
+        format!(
+            "suspended  by its owner's rules ({}): it takes no new work\n",
+            why.join(", ")
+        )
+    };
+    let carbon = v
+        .grams_per_kwh
+        .map(|g| format!("carbon     {g} g CO2e per kWh of its electricity\n"))
+        .unwrap_or_default();
     format!(
         "provider   {id}\n\
          status     {status:?}, {running} running of {slots} slots, region {region}, operator {operator}\n\
+         {suspended}\
          reputation {score}/{MAX_SCORE}, {trust} (streak {streak})\n\
          results    {verified} verified by other providers, {alone} accepted alone, {rejected} rejected\n\
          audits     {passed} passed since its last rejection; a lone result is audited with \
          probability {audit}% (floor {floor}%)\n\
          work       {done} runs completed, {failed} failed, {fuel} fuel\n\
          money      earned {earned}, bonded {bonded}, slashed {slashed} in {times} slashes\n\
-         price      {price} base units per fuel, benchmark {bench}\n{gpu}",
+         price      {price} base units per fuel, benchmark {bench}\n{carbon}{gpu}",
         id = v.id,
         status = v.status,
         running = v.running,

@@ -38,6 +38,9 @@ pub struct EnergyFile {
     pub watts_per_core: Option<f64>,
     /// The model's power per GiB of memory, in watts (0.4).
     pub watts_per_gib: Option<f64>,
+    /// The GPU's power while it runs a task, in watts (default: 200 for a discrete GPU, 15
+    /// for an integrated one, every core at `watts_per_core` for a software one).
+    pub gpu_watts: Option<f64>,
     /// Grams of CO2e per kWh of this machine's electricity, announced to the network (default:
     /// the network's figure for the provider's region).
     pub grams_per_kwh: Option<f64>,
@@ -195,6 +198,11 @@ fn energy(file: &EnergyFile) -> anyhow::Result<provider::energy::EnergyConfig> {
             defaults.watts_per_core,
         )?,
         watts_per_gib: figure("watts_per_gib", file.watts_per_gib, defaults.watts_per_gib)?,
+        gpu_watts: match file.gpu_watts {
+            Some(v) if v.is_finite() && (0.0..=10_000.0).contains(&v) => Some(v),
+            Some(v) => bail!("energy.gpu_watts = {v} is not a figure from 0 to 10000"),
+            None => defaults.gpu_watts,
+        },
         grams_per_kwh: match file.grams_per_kwh {
             Some(v)
                 if v.is_finite()

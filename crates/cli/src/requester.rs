@@ -581,7 +581,7 @@ pub fn energy_summary(energy: &engine::JobEnergy) -> Option<String> {
     }
     if energy.runs == 0 {
         return Some(format!(
-            "energy not known: none of its {} accepted runs was metered (GPU runs are not yet)",
+            "energy not known: none of its {} accepted runs was metered",
             energy.unreported
         ));
     }

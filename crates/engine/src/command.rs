@@ -138,8 +138,48 @@ pub enum Action {
     /// asks of the scheduler beyond it.
     SubmitWithPreferences {
         preferences: crate::energy::JobPreferences,
+        /// Decoded one level deep only: a wrapper inside a wrapper is refused as it is read,
+        /// so no input can nest them until decoding runs out of stack.
+        #[serde(with = "one_level")]
         submission: Box<Action>,
     },
+}
+
+/// The submission inside `Action::SubmitWithPreferences`, decoded only where no other is being
+/// decoded around it on this thread.
+mod one_level {
+    use super::Action;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+    use std::cell::Cell;
+
+    thread_local! {
+        static INSIDE: Cell<bool> = const { Cell::new(false) };
+    }
+
+    /// Leaves the wrapper (restores the flag) however its decoding ends.
+    struct Inside;
+
+    impl Drop for Inside {
+        fn drop(&mut self) {
+            INSIDE.with(|c| c.set(false));
+        }
+    }
+
+    pub fn serialize<S: Serializer>(action: &Action, serializer: S) -> Result<S::Ok, S::Error> {
+        action.serialize(serializer)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Box<Action>, D::Error> {
+        if INSIDE.with(|c| c.replace(true)) {
+            return Err(serde::de::Error::custom(
+                "a submission with preferences inside another one",
+            ));
+        }
+        let _inside = Inside;
+        Action::deserialize(deserializer).map(Box::new)
+    }
 }
 
 impl SignedBody for Action {

@@ -3,7 +3,7 @@
 //! - **Energy in reports.** A provider reports each run's energy with its result, signed, in
 //!   `Action::ReportMeteredResults` ([`EnergyReport`]: millijoules, and whether the provider's
 //!   CPU energy counters measured it or its power model estimated it; none for a run it did not
-//!   meter, a GPU run today). It is an estimate either
+//!   meter, such as a task that failed before its guest ran). It is an estimate either
 //!   way, and nothing pays by it: the engine keeps it ([`Energy::runs`]) with the carbon
 //!   intensity of the provider's electricity at the time ([`RunEnergy::grams_per_kwh`]).
 //!   A job's energy ([`State::job_energy`]) is the sum over its accepted runs — the runs of the
@@ -504,6 +504,50 @@ mod tests {
             grams_per_kwh: MAX_GRAMS_PER_KWH,
         };
         assert_eq!(max.co2e_micrograms(), 20_000_000_000);
+    }
+
+    /// A submission with preferences wraps one submission: one wrapped in another is refused as
+    /// it is decoded (so no input nests them deep enough to exhaust the stack), and one level
+    /// decodes as it was.
+    #[test]
+    fn preferences_wrap_one_level_only_when_decoded() {
+        use crate::command::Action;
+        let spec = crate::types::JobSpec {
+            module: crate::types::Hash([1; 32]),
+            tasks: vec![Default::default()],
+            limits: crate::types::Limits {
+                fuel: 1,
+                memory_bytes: 1 << 20,
+                wall_ms: 1,
+            },
+            deadline: 1,
+            max_price: 1,
+            output: crate::types::OutputSource::Stdout,
+            aggregate: crate::types::Aggregate::Concat,
+            redundancy: Default::default(),
+            requirements: Default::default(),
+        };
+        let wrap = |inner: Action| Action::SubmitWithPreferences {
+            preferences: JobPreferences {
+                prefer_low_carbon: true,
+            },
+            submission: Box::new(inner),
+        };
+        let once = wrap(Action::SubmitJob(spec));
+        let json = serde_json::to_string(&once).unwrap();
+        assert_eq!(serde_json::from_str::<Action>(&json).unwrap(), once);
+        let bytes = postcard::to_stdvec(&once).unwrap();
+        assert_eq!(postcard::from_bytes::<Action>(&bytes).unwrap(), once);
+        let twice = wrap(once);
+        let json = serde_json::to_string(&twice).unwrap();
+        let e = serde_json::from_str::<Action>(&json).unwrap_err();
+        assert!(e.to_string().contains("inside another"), "{e}");
+        assert!(postcard::from_bytes::<Action>(&postcard::to_stdvec(&twice).unwrap()).is_err());
+        // The refusal leaves nothing behind: the next one decodes.
+        assert!(
+            serde_json::from_str::<Action>(&serde_json::to_string(&wrap(Action::Faucet)).unwrap())
+                .is_ok()
+        );
     }
 
     #[test]

@@ -17,6 +17,12 @@ use std::time::{Duration, Instant};
 /// (Green Algorithms: 0.3725 W per GB).
 pub const DEFAULT_WATTS_PER_CORE: f64 = 12.0;
 pub const DEFAULT_WATTS_PER_GIB: f64 = 0.4;
+/// The model's power of a GPU busy with a compute dispatch, by kind, where its owner does not
+/// say (`gpu_watts`): a discrete card's board power under compute load (a mid-range one draws
+/// 150–250 W; Green Algorithms lists most between 70 and 300 W), an integrated GPU's share of
+/// its package. A software adapter (lavapipe) is the CPU: every core at the per-core figure.
+pub const DEFAULT_DISCRETE_GPU_WATTS: f64 = 200.0;
+pub const DEFAULT_INTEGRATED_GPU_WATTS: f64 = 15.0;
 /// The world's average carbon intensity of electricity, grams of CO₂e per kWh (IEA/Ember,
 /// about 480 in 2023): what a provider assumes until it knows better — its owner's figure, or
 /// the network's for its region ([`Meter::set_grams_per_kwh`]).
@@ -33,6 +39,9 @@ pub struct EnergyConfig {
     pub grams_per_kwh: Option<f64>,
     /// Read RAPL when it can be read (`false`: always the model).
     pub rapl: bool,
+    /// The power of this machine's GPU while it runs a task, in watts (`None`: by its kind,
+    /// [`DEFAULT_DISCRETE_GPU_WATTS`] and the others).
+    pub gpu_watts: Option<f64>,
 }
 
 impl Default for EnergyConfig {
@@ -42,6 +51,7 @@ impl Default for EnergyConfig {
             watts_per_gib: DEFAULT_WATTS_PER_GIB,
             grams_per_kwh: None,
             rapl: true,
+            gpu_watts: None,
         }
     }
 }
@@ -188,6 +198,28 @@ impl Meter {
         }
     }
 
+    /// A GPU run's energy, by the model (no GPU reports its own energy through wgpu): the
+    /// device's power — its owner's `gpu_watts`, else by `device_type` (wgpu's: `DiscreteGpu`,
+    /// `IntegratedGpu`, `Cpu` for a software adapter, which runs on every core) — for the time
+    /// the dispatch took, `busy`.
+    pub fn gpu_run(&self, device_type: &str, busy: Duration) -> RunEnergy {
+        let watts = self.config.gpu_watts.unwrap_or(match device_type {
+            "IntegratedGpu" => DEFAULT_INTEGRATED_GPU_WATTS,
+            "Cpu" => {
+                self.config.watts_per_core
+                    * std::thread::available_parallelism().map_or(1, |n| n.get()) as f64
+            }
+            _ => DEFAULT_DISCRETE_GPU_WATTS,
+        });
+        let joules = busy.as_secs_f64() * watts;
+        RunEnergy {
+            joules,
+            grams_co2e: joules / 3.6e6 * self.grams_per_kwh(),
+            source: Source::Model,
+            cpu: Duration::ZERO,
+        }
+    }
+
     /// Called on the slot thread as a run begins.
     pub fn start(&self) -> Start {
         Start {
@@ -320,5 +352,25 @@ mod tests {
             counters: vec![(PathBuf::new(), 1000), (PathBuf::new(), 1000)],
         };
         assert_eq!(rapl.delta(&[990, 100], &[10, 150]), 20 + 50);
+    }
+
+    #[test]
+    fn a_gpu_runs_energy_is_its_power_for_the_dispatchs_time() {
+        let meter = Meter::new(EnergyConfig::default());
+        let second = Duration::from_secs(1);
+        assert_eq!(meter.gpu_run("DiscreteGpu", second).joules, 200.0);
+        assert_eq!(meter.gpu_run("IntegratedGpu", second).joules, 15.0);
+        let cores = std::thread::available_parallelism().unwrap().get() as f64;
+        assert_eq!(meter.gpu_run("Cpu", second).joules, 12.0 * cores);
+        let own = Meter::new(EnergyConfig {
+            gpu_watts: Some(320.0),
+            grams_per_kwh: Some(100.0),
+            ..EnergyConfig::default()
+        });
+        let run = own.gpu_run("DiscreteGpu", Duration::from_millis(500));
+        assert_eq!(run.joules, 160.0);
+        assert!((run.grams_co2e - 160.0 / 3.6e6 * 100.0).abs() < 1e-12);
+        assert_eq!(run.report().millijoules, 160_000);
+        assert_eq!(run.report().method, engine::EnergyMethod::Modelled);
     }
 }

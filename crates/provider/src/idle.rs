@@ -564,6 +564,138 @@ impl Sensors for LinuxSensors {
     }
 }
 
+/// macOS: the owner's input from the HID system's idle time (`ioreg`), power from `pmset`,
+/// other programs' load from `ps` (each process's recent share of a core, less this one's).
+/// Each tool runs at most once every two seconds; a tool that is missing or says something
+/// else gives no reading.
+pub struct MacSensors {
+    last: Option<(Instant, Readings)>,
+    cores: f64,
+}
+
+impl Default for MacSensors {
+    fn default() -> Self {
+        MacSensors::new()
+    }
+}
+
+impl MacSensors {
+    pub fn new() -> MacSensors {
+        MacSensors {
+            last: None,
+            cores: std::thread::available_parallelism().map_or(1, |n| n.get()) as f64,
+        }
+    }
+}
+
+fn run(program: &str, args: &[&str]) -> Option<String> {
+    let out = std::process::Command::new(program)
+        .args(args)
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// The time since the last keyboard or mouse input, from `ioreg -c IOHIDSystem -d 4 -r -k
+/// HIDIdleTime`: a line `"HIDIdleTime" = NANOSECONDS`.
+pub fn parse_hid_idle(ioreg: &str) -> Option<Duration> {
+    ioreg.lines().find_map(|line| {
+        let (key, value) = line.split_once('=')?;
+        (key.trim()
+            .trim_matches(|c| c == '|' || c == ' ' || c == '"')
+            == "HIDIdleTime")
+            .then(|| value.trim().parse::<u64>().ok().map(Duration::from_nanos))?
+    })
+}
+
+/// Power from `pmset -g batt`: "Now drawing from 'Battery Power'" (or 'AC Power') and a
+/// battery line with its charge ("\t85%;"); `None` without a battery.
+pub fn parse_pmset(pmset: &str) -> Option<Power> {
+    let percent = pmset.lines().find_map(|line| {
+        let (before, _) = line.split_once("%;")?;
+        before
+            .rsplit(|c: char| !c.is_ascii_digit())
+            .next()?
+            .parse::<u8>()
+            .ok()
+    });
+    let source = pmset.lines().next()?;
+    let on_battery = source.contains("'Battery Power'");
+    if percent.is_none() && !on_battery {
+        return None;
+    }
+    Some(Power {
+        on_battery,
+        battery_percent: percent,
+    })
+}
+
+/// Other programs' share of the machine from `ps -A -o %cpu=,pid=` (each process's recent
+/// share of one core, in percent), less process `own`, over `cores` cores.
+pub fn parse_ps_load(ps: &str, own: u32, cores: f64) -> Option<f64> {
+    let mut total = 0.0;
+    let mut seen = false;
+    for line in ps.lines() {
+        let mut fields = line.split_whitespace();
+        let (Some(cpu), Some(pid)) = (fields.next(), fields.next()) else {
+            continue;
+        };
+        let (Ok(cpu), Ok(pid)) = (cpu.replace(',', ".").parse::<f64>(), pid.parse::<u32>()) else {
+            continue;
+        };
+        seen = true;
+        if pid != own {
+            total += cpu;
+        }
+    }
+    seen.then(|| (total / cores.max(1.0)).clamp(0.0, 100.0))
+}
+
+impl Sensors for MacSensors {
+    fn read(&mut self) -> Readings {
+        if let Some((at, readings)) = &self.last
+            && at.elapsed() < Duration::from_secs(2)
+        {
+            return readings.clone();
+        }
+        let readings = Readings {
+            idle_for: run(
+                "ioreg",
+                &["-c", "IOHIDSystem", "-d", "4", "-r", "-k", "HIDIdleTime"],
+            )
+            .as_deref()
+            .and_then(parse_hid_idle),
+            other_load_percent: run("ps", &["-A", "-o", "%cpu=,pid="])
+                .as_deref()
+                .and_then(|ps| parse_ps_load(ps, std::process::id(), self.cores)),
+            power: run("pmset", &["-g", "batt"])
+                .as_deref()
+                .and_then(parse_pmset),
+            local: Some(WeekTime::now_local()),
+        };
+        self.last = Some((Instant::now(), readings.clone()));
+        readings
+    }
+
+    fn describe(&self) -> String {
+        "owner input from the HID idle time (ioreg); load from ps; power from pmset".into()
+    }
+}
+
+/// This platform's sensors: macOS's there, Linux's elsewhere (which read nothing on another
+/// system: every rule that needs a reading then never suspends; the schedule, the CPU share
+/// and pause still hold).
+pub fn platform_sensors() -> Box<dyn Sensors> {
+    if cfg!(target_os = "macos") {
+        Box::new(MacSensors::new())
+    } else {
+        Box::new(LinuxSensors::new())
+    }
+}
+
 /// Readings written in a JSON file by a test (or a script), read again at every look: keys
 /// `idle_seconds`, `other_load_percent`, `on_battery`, `battery_percent`, `weekday` (0 =
 /// Monday) and `minute`; a missing key is a reading the machine cannot make (the local time:
@@ -617,6 +749,48 @@ impl Sensors for ScriptedSensors {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// macOS's tools as they answer (samples from macOS 14): the parsers read them, and
+    /// anything else reads as nothing known.
+    #[test]
+    fn macos_tools_answers_are_read() {
+        let ioreg = "+-o IOHIDSystem  <class IOHIDSystem, id 0x100000465, registered, matched, active, busy 0 (0 ms), retain 26>\n    {\n      \"HIDIdleTime\" = 2135741291\n    }\n";
+        assert_eq!(
+            parse_hid_idle(ioreg),
+            Some(Duration::from_nanos(2_135_741_291))
+        );
+        assert_eq!(
+            parse_hid_idle("  | |   \"HIDIdleTime\" = 0"),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(parse_hid_idle("no such key"), None);
+
+        let battery = "Now drawing from 'Battery Power'\n -InternalBattery-0 (id=4653155)\t85%; discharging; 4:12 remaining present: true\n";
+        assert_eq!(
+            parse_pmset(battery),
+            Some(Power {
+                on_battery: true,
+                battery_percent: Some(85),
+            })
+        );
+        let mains = "Now drawing from 'AC Power'\n -InternalBattery-0 (id=4653155)\t100%; charged; 0:00 remaining present: true\n";
+        assert_eq!(
+            parse_pmset(mains),
+            Some(Power {
+                on_battery: false,
+                battery_percent: Some(100),
+            })
+        );
+        // A desktop: no battery.
+        assert_eq!(parse_pmset("Now drawing from 'AC Power'\n"), None);
+        assert_eq!(parse_pmset(""), None);
+
+        let ps = "  0.0     1\n 12.5   345\n 50,0   999\n 80.0  4242\n";
+        // 62.5% of one core by the others, on 4 cores; process 4242 is the provider.
+        assert_eq!(parse_ps_load(ps, 4242, 4.0), Some(62.5 / 4.0));
+        assert_eq!(parse_ps_load("", 1, 4.0), None);
+        assert_eq!(parse_ps_load("900.0 7\n", 1, 4.0), Some(100.0));
+    }
 
     fn at(weekday: u32, hh: u32, mm: u32) -> WeekTime {
         WeekTime {

@@ -272,7 +272,7 @@ pub struct Summary {
     pub id: Option<AccountId>,
     pub tasks_run: u64,
     pub tasks_failed: u64,
-    /// The energy and carbon of its CPU runs, and how they were counted.
+    /// The energy and carbon of its runs (a GPU run's by the model), and how they were counted.
     pub energy: energy::EnergyTotals,
     pub energy_method: String,
 }
@@ -351,7 +351,7 @@ pub async fn run(
     let client = Client::new(&config.coordinator);
     let sensors: Box<dyn idle::Sensors> = match &config.sensors {
         Some(path) => Box::new(idle::ScriptedSensors { path: path.clone() }),
-        None => Box::new(idle::LinuxSensors::new()),
+        None => idle::platform_sensors(),
     };
     control.update(|s| {
         s.provider = Some(identity.id());

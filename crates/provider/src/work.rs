@@ -755,11 +755,13 @@ impl Inner {
     fn execute(&self, task: &TaskDescriptor, runtime: &tokio::runtime::Handle) -> Done {
         let _pinned = Pinned::new(self, task);
         if let Some(spec) = &task.gpu {
+            let mut energy = None;
+            let report = self
+                .execute_gpu(task, spec, runtime, &mut energy)
+                .unwrap_or_else(|why| failure(task, why));
             return Done {
-                report: self
-                    .execute_gpu(task, spec, runtime)
-                    .unwrap_or_else(|why| failure(task, why)),
-                energy: None,
+                report,
+                energy: energy.map(|e: crate::energy::RunEnergy| e.report()),
             };
         }
         let mut metered_energy = None;
@@ -890,6 +892,7 @@ impl Inner {
         task: &TaskDescriptor,
         spec: &engine::GpuJob,
         runtime: &tokio::runtime::Handle,
+        energy: &mut Option<crate::energy::RunEnergy>,
     ) -> Result<TaskReport, String> {
         let shader = runtime.block_on(self.shader(task.module, &spec.entry))?;
         let mut buffers = Vec::with_capacity(spec.buffers.len());
@@ -927,13 +930,24 @@ impl Inner {
         let result = {
             let _turn = self.gpu_turn.lock().unwrap_or_else(|p| p.into_inner());
             let device = self.device()?;
-            match device.run(&shader, &run) {
+            // The dispatch's time on the device (the turn held: no other GPU task meanwhile).
+            let busy = Instant::now();
+            let result = match device.run(&shader, &run) {
                 // Lost during the run (a driver reset): once more on the device opened again.
                 Err(gpu::GpuError::Device(_)) if device.is_lost() => {
                     self.device()?.run(&shader, &run)
                 }
                 other => other,
-            }
+            };
+            let run_energy = self
+                .meter
+                .gpu_run(&device.adapter().device_type, busy.elapsed());
+            self.energy
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .add(&run_energy);
+            *energy = Some(run_energy);
+            result
         };
         let report = match result {
             Ok(report) => gpu_report(report, started.elapsed(), task.output_limit),

@@ -136,6 +136,12 @@ fn the_gpu_examples_run_on_gpu_providers_only_verified_by_replicas() {
         view.fuel_used
     );
     assert_eq!(words(&w.results(&c.url, hash)), expected_search());
+    // Each accepted GPU run's energy was reported (rules 24): modelled, the device's power
+    // (a software one: every core) for the dispatch's time.
+    let energy = view.energy.expect("the job's energy");
+    assert_eq!(energy.unreported, 0, "{energy:?}");
+    assert!(energy.runs >= 4 && energy.measured == 0, "{energy:?}");
+    assert!(energy.millijoules > 0, "{energy:?}");
 
     // C = A x B_i, exactly: the entries are small integers.
     let read = |name: &str| -> Vec<f32> {

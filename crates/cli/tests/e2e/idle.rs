@@ -152,6 +152,21 @@ fn a_suspended_provider_pauses_its_task_in_place_takes_no_work_and_finishes_alik
         c.http.provider(p.id).unwrap().suspended,
         [engine::Suspension::OwnerActive]
     );
+    let info = w
+        .cli(&[
+            "provider",
+            "info",
+            &p.id.to_string(),
+            "--coordinator",
+            &c.url,
+        ])
+        .ok()
+        .stdout;
+    assert!(
+        info.contains("suspended  by its owner's rules (owner active)")
+            && info.contains("carbon     30 g CO2e per kWh"),
+        "{info}"
+    );
 
     // Paused in place: for longer than the whole task takes, it uses next to no CPU and the
     // job does not finish.
