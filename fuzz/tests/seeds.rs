@@ -189,7 +189,10 @@ fn actions() -> Vec<(&'static str, Signed<Action>)> {
         (
             "announce",
             Action::Announce(engine::Announcement {
-                suspended: vec![engine::Suspension::OwnerActive, engine::Suspension::OnBattery],
+                suspended: vec![
+                    engine::Suspension::OwnerActive,
+                    engine::Suspension::OnBattery,
+                ],
                 grams_per_kwh: Some(30),
             }),
         ),
