@@ -236,6 +236,9 @@ struct ProviderArgs {
     /// The share of a core's time each task slot may use, 1 to 100 [default: 100]
     #[arg(long, value_parser = clap::value_parser!(u8).range(1..=100))]
     cpu_percent: Option<u8>,
+    /// Serve this provider's Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9101)
+    #[arg(long, value_name = "ADDR")]
+    metrics: Option<std::net::SocketAddr>,
     /// For tests: read the idle rules' sensors (owner activity, load, battery, time) from this
     /// JSON file, again at every look
     #[arg(long, hide = true)]
@@ -524,6 +527,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     operator: args.operator,
                     dedicated: args.dedicated,
                     cpu_percent: args.cpu_percent,
+                    metrics: args.metrics,
                 },
             )?;
             config.gpu_software = args.gpu_software;

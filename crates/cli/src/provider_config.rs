@@ -24,6 +24,8 @@ pub struct ProviderFile {
     pub gpu: Option<String>,
     pub no_gpu: Option<bool>,
     pub operator: Option<String>,
+    /// Where to serve the provider's Prometheus metrics ("127.0.0.1:9101"; default: nowhere).
+    pub metrics: Option<std::net::SocketAddr>,
     pub idle: IdleFile,
     pub energy: EnergyFile,
 }
@@ -84,6 +86,7 @@ pub struct ProviderFlags {
     pub operator: Option<engine::AccountId>,
     pub dedicated: bool,
     pub cpu_percent: Option<u8>,
+    pub metrics: Option<std::net::SocketAddr>,
 }
 
 /// The default data directory.
@@ -175,6 +178,7 @@ pub fn provider(
         };
         config.idle = idle_rules(&file.idle, flags.dedicated, flags.cpu_percent)?;
         config.energy = energy(&file.energy)?;
+        config.metrics = flags.metrics.or(file.metrics);
         Ok(config)
     };
     match path {

@@ -12,6 +12,7 @@ pub mod consensus;
 mod error;
 pub mod https;
 pub mod limits;
+mod metrics;
 mod node;
 mod peers;
 pub mod proposal;
@@ -160,6 +161,8 @@ pub(crate) struct Shared {
     quota: Arc<blob_quota::BlobQuota>,
     /// Chunked uploads in progress.
     uploads: uploads::Uploads,
+    /// What `GET /metrics` counts as it happens (the node holds the same handles).
+    live: metrics::Live,
 }
 
 /// Reads that may hold or wait for the node lock at once. They run on the blocking pool; the
@@ -334,6 +337,7 @@ pub async fn start(config: CoordinatorConfig, listen: SocketAddr) -> anyhow::Res
         ))),
         None => None,
     };
+    let live_metrics = node.live.clone();
     let node = Arc::new(Mutex::new(node));
     let work = Arc::new(Notify::new());
     let mut replicated_by = None;
@@ -399,6 +403,7 @@ pub async fn start(config: CoordinatorConfig, listen: SocketAddr) -> anyhow::Res
         limits,
         quota,
         uploads,
+        live: live_metrics,
     });
     match std::net::UdpSocket::bind(addr) {
         Ok(socket) => {

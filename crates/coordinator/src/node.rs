@@ -38,6 +38,8 @@ pub struct Soft {
 
 pub struct Node {
     pub state: State,
+    /// Commit and append timings for `GET /metrics`.
+    pub live: crate::metrics::Live,
     log: Box<dyn CommandLog>,
     soft: HashMap<AccountId, Soft>,
     /// Blobs each provider said it holds in its latest fetch (soft: for the scheduler).
@@ -246,6 +248,7 @@ impl Node {
             .pop()
             .map_or_else(|| fresh.validators.set.clone(), |c| c.validators.set);
         Ok(Node {
+            live: crate::metrics::Live::default(),
             sealed_set,
             quota: None,
             state,
@@ -541,6 +544,7 @@ impl Node {
 
     /// Applies `input` and makes it durable before returning. A rejection changes nothing.
     pub fn commit(&mut self, input: Input) -> Result<(u64, Vec<Event>), ApiError> {
+        let started = Instant::now();
         let entry = Entry {
             time: now_ms(),
             input,
@@ -548,8 +552,12 @@ impl Node {
         let events = self.state.apply(&entry)?;
         self.tell_quota(&entry.input, &events);
         let history = self.history_rows(&events);
-        match self.log.append_with_history(&entry, &history) {
+        let appending = Instant::now();
+        let appended = self.log.append_with_history(&entry, &history);
+        self.live.append(appending.elapsed());
+        match appended {
             Ok(seq) => {
+                self.live.commit(started.elapsed());
                 self.announce(&events);
                 if seq % self.snapshot_every == 0
                     && let Err(e) = self.log.save_snapshot(seq, &self.state)
@@ -579,8 +587,11 @@ impl Node {
     /// input, in order. If that transaction fails, the state is rebuilt from the log and every
     /// accepted input is answered `Unavailable`.
     pub fn commit_batch(&mut self, inputs: Vec<Input>) -> Vec<Committed> {
+        let started = Instant::now();
         let staged = self.apply_batch(inputs);
-        self.append_staged(staged)
+        let committed = self.append_staged(staged);
+        self.live.commit(started.elapsed());
+        committed
     }
 
     /// The first half of [`Node::commit_batch`]: applies every input, makes nothing durable.
@@ -683,11 +694,15 @@ impl Node {
     ) -> crate::proposal::Results {
         let Staged { outcomes, entries } = staged;
         let count = entries.len();
+        let appending = Instant::now();
         let appended = match (entries.is_empty(), marker) {
             (true, _) => Ok(self.log.len()),
             (false, Some((key, value))) => self.log.append_batch_marked(entries, key, value),
             (false, None) => self.log.append_batch_with_history(entries),
         };
+        if count > 0 {
+            self.live.append(appending.elapsed());
+        }
         match appended {
             Ok(last) => {
                 let before = last.saturating_sub(count as u64);

@@ -137,6 +137,17 @@ impl Node {
         proposal: Proposal,
         marker: Option<(&str, &[u8])>,
     ) -> Result<Outcome, ExecuteError> {
+        let started = std::time::Instant::now();
+        let outcome = self.execute_timed(proposal, marker);
+        self.live.commit(started.elapsed());
+        outcome
+    }
+
+    fn execute_timed(
+        &mut self,
+        proposal: Proposal,
+        marker: Option<(&str, &[u8])>,
+    ) -> Result<Outcome, ExecuteError> {
         match proposal {
             Proposal::Inputs { time, inputs } => {
                 let mut staged = Staged::default();

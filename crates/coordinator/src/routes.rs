@@ -66,6 +66,13 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/v1/chain/validators", get(chain_validators))
         .route("/v1/chain/signatures", get(chain_signatures))
         .route("/v1/chain/checkpoint", get(chain_checkpoint))
+        .route("/metrics", get(metrics))
+        // Every routed request counted by its route's pattern (a 404 has none: not counted;
+        // a request refused by the rate limit below never reaches a route).
+        .route_layer(axum::middleware::from_fn_with_state(
+            shared.clone(),
+            count_request,
+        ))
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
         // Bodies are read by the handlers themselves, with their own limits and JSON errors.
         .layer(axum::extract::DefaultBodyLimit::disable())
@@ -74,6 +81,47 @@ pub fn router(shared: Arc<Shared>) -> Router {
             rate_limited,
         ))
         .with_state(shared)
+}
+
+/// Counts a routed request in `gridmint_http_requests_total` once it is answered.
+async fn count_request(
+    State(shared): S,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
+    let method = request.method().as_str().to_string();
+    let response = next.run(request).await;
+    shared
+        .live
+        .http_requests
+        .get_or_create(&crate::metrics::HttpLabels {
+            route,
+            method,
+            status: response.status().as_u16(),
+        })
+        .inc();
+    response
+}
+
+/// `GET /metrics`: Prometheus metrics, OpenMetrics text (see [`crate::metrics`]).
+async fn metrics(State(shared): S) -> ApiResult<axum::response::Response> {
+    let snapshot = shared
+        .read(|_, node| crate::metrics::Snapshot::of(node))
+        .await?;
+    let text = crate::metrics::encode(snapshot, &shared.live)
+        .map_err(|e| ApiError::Unavailable(format!("encoding the metrics: {e}")))?;
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response())
 }
 
 /// Answers `429 rate_limited` (with `Retry-After`) to a read or a write over its address's rate

@@ -9,6 +9,7 @@
 pub mod control;
 pub mod energy;
 pub mod idle;
+pub mod metrics;
 mod work;
 
 use anyhow::Context;
@@ -79,6 +80,8 @@ pub struct ProviderConfig {
     pub sensors: Option<PathBuf>,
     /// How runs' energy and carbon are counted ([`energy`]).
     pub energy: energy::EnergyConfig,
+    /// Where to serve its Prometheus metrics (`GET /metrics`, [`metrics`]); `None`: nowhere.
+    pub metrics: Option<std::net::SocketAddr>,
 }
 
 /// The default of [`ProviderConfig::cache_bytes`]: 20 GiB.
@@ -133,6 +136,7 @@ impl ProviderConfig {
             idle: idle::IdleRules::dedicated(),
             sensors: None,
             energy: energy::EnergyConfig::default(),
+            metrics: None,
         }
     }
 
@@ -370,6 +374,17 @@ pub async fn run(
             .clone()
             .watch_standing(client.clone(), identity.id()),
     ));
+    let _metrics = match config.metrics {
+        Some(addr) => {
+            let listener = metrics::bind(addr).await?;
+            tracing::info!(addr = %listener.local_addr()?, "metrics at /metrics");
+            Some(AbortOnDrop(tokio::spawn(metrics::serve(
+                listener,
+                control.clone(),
+            ))))
+        }
+        None => None,
+    };
     let spec = ProviderSpec {
         slots: config.slots.max(1),
         cores: cores(),

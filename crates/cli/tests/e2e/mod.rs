@@ -12,6 +12,7 @@ mod jobs;
 mod keys;
 mod ledger;
 mod load;
+mod metrics;
 mod options;
 mod private;
 mod recovery;
