@@ -240,3 +240,97 @@ fn bad_requests_are_refused_with_their_status_and_change_nothing() {
     refused(w.block_on(raw.get("/v1/jobs/999")), 404, "not_found");
     unchanged(&s1, &c.http.status(), "a read after the replay");
 }
+
+/// Rules 24's inputs over HTTP: a report whose energy figures do not fit its results, an
+/// announcement that cannot be, and preferences wrapped in preferences are refused with a typed
+/// error (never a 5xx) and change nothing; the good ones go through.
+#[test]
+fn energy_announcements_and_preferences_that_cannot_be_are_refused() {
+    let w = World::new();
+    let c = w.coordinator(&[]);
+    let raw = Raw {
+        http: reqwest::Client::new(),
+        base: c.url.clone(),
+    };
+    crate::support::poll("the beacon commitment", crate::support::WAIT, || {
+        (c.http.status().log_length >= 1).then_some(())
+    });
+    let provider = c.provider_by_hand();
+    // An account that is not a provider, with the fee to pay.
+    let stranger = Identity::generate();
+    w.block_on(c.http.client.action(&stranger, Action::Faucet))
+        .expect("the dev faucet");
+    let post = |who: &Identity, action: Action| {
+        let signed = who.sign(action);
+        w.block_on(raw.post_action(serde_json::to_vec(&signed).unwrap()))
+    };
+    let s0 = c.http.status();
+    let report = engine::TaskReport {
+        task: engine::TaskId { job: 1, index: 0 },
+        outcome: engine::TaskOutcome::OutOfFuel,
+        output_hash: engine::Hash([0; 32]),
+        output_size: 0,
+        fuel_used: 1,
+    };
+    // More figures than results.
+    let got = post(
+        &provider,
+        Action::ReportMeteredResults {
+            reports: vec![report.clone()],
+            energy: vec![None, None],
+        },
+    );
+    refused(got, 422, "rejected");
+    unchanged(
+        &s0,
+        &c.http.status(),
+        "a report with two figures for one result",
+    );
+    let twice = post(
+        &provider,
+        Action::Announce(engine::Announcement {
+            suspended: vec![engine::Suspension::Paused, engine::Suspension::Paused],
+            grams_per_kwh: None,
+        }),
+    );
+    refused(twice, 422, "rejected");
+    let dirty = post(
+        &provider,
+        Action::Announce(engine::Announcement {
+            suspended: vec![],
+            grams_per_kwh: Some(5_000),
+        }),
+    );
+    refused(dirty, 422, "rejected");
+    // Not a provider.
+    refused(
+        post(&stranger, Action::Announce(engine::Announcement::default())),
+        404,
+        "not_found",
+    );
+    unchanged(&s0, &c.http.status(), "announcements that cannot be");
+    // Preferences around preferences: refused as the body is read.
+    let spec = job_spec(engine::Hash([2; 32]));
+    let wrap = |inner: Action| Action::SubmitWithPreferences {
+        preferences: engine::JobPreferences {
+            prefer_low_carbon: true,
+        },
+        submission: Box::new(inner),
+    };
+    let nested = wrap(wrap(Action::SubmitJob(spec)));
+    refused(post(&stranger, nested), 400, "bad_request");
+    unchanged(&s0, &c.http.status(), "nested preferences");
+
+    // A good announcement is logged, and the network sees it.
+    let (status, _) = post(
+        &provider,
+        Action::Announce(engine::Announcement {
+            suspended: vec![engine::Suspension::OutsideHours],
+            grams_per_kwh: Some(25),
+        }),
+    );
+    assert_eq!(status, 200);
+    let view = c.http.provider(provider.id()).unwrap();
+    assert_eq!(view.suspended, [engine::Suspension::OutsideHours]);
+    assert_eq!(view.grams_per_kwh, Some(25));
+}
