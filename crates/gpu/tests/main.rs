@@ -1129,3 +1129,62 @@ fn a_lost_device_says_so_and_a_new_one_runs_the_task_alike() {
     let again = Gpu::open().unwrap();
     assert_eq!(again.run(&shader, &t).unwrap(), before);
 }
+
+const COPY: &str = r#"
+@group(0) @binding(0) var<storage, read> src: array<u32>;
+@group(0) @binding(1) var<storage, read_write> dst: array<u32>;
+
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) id: vec3<u32>) {
+    if (id.x < arrayLength(&dst)) {
+        dst[id.x] = src[id.x];
+    }
+}
+"#;
+
+/// Writes nothing unless told to (its flag is never set here): what it returns is what its
+/// buffers held before it ran.
+const PEEK: &str = r#"
+@group(0) @binding(0) var<storage, read> flag: array<u32>;
+@group(0) @binding(1) var<storage, read_write> dst: array<u32>;
+
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) id: vec3<u32>) {
+    if (flag[id.x] == 0xdeadbeefu) {
+        dst[id.x] = 1u;
+    }
+}
+"#;
+
+/// Buffers are reused from task to task (a pool per device), and nothing of one task reaches
+/// the next: a task that writes nothing gets back the zeros it declared, never the secret the
+/// task before it held in buffers of the same size.
+#[test]
+fn a_reused_buffer_carries_nothing_of_the_task_before() {
+    // A size no other test uses, so this test's buffers go back and forth between its tasks.
+    const N: usize = 777 * 64;
+    let copy = admit(COPY, "main").unwrap();
+    let peek = admit(PEEK, "main").unwrap();
+    let secret: Vec<u32> = (0..N as u32).map(|i| i ^ 0x5ec2_e700).collect();
+    for _ in 0..3 {
+        let leak = run(
+            &copy,
+            &task(
+                [777, 1, 1],
+                vec![input(0, words(&secret)), output(1, N * 4)],
+                1 << 30,
+            ),
+        );
+        assert_eq!(leak.outputs, vec![(1, words(&secret))]);
+        let after = run(
+            &peek,
+            &task(
+                [777, 1, 1],
+                vec![input(0, vec![0; N * 4]), output(1, N * 4)],
+                1 << 30,
+            ),
+        );
+        assert_eq!(after.outcome, GpuOutcome::Completed);
+        assert_eq!(after.outputs, vec![(1, vec![0; N * 4])]);
+    }
+}
