@@ -110,8 +110,17 @@ pub enum Suspension {
     Paused,
 }
 
-/// The most reasons one announcement gives (each at most once).
-pub const MAX_SUSPENSIONS: usize = 6;
+impl Suspension {
+    /// Every reason, in order.
+    pub const ALL: [Suspension; 6] = [
+        Suspension::OwnerActive,
+        Suspension::OtherLoad,
+        Suspension::OnBattery,
+        Suspension::BatteryLow,
+        Suspension::OutsideHours,
+        Suspension::Paused,
+    ];
+}
 
 /// What a provider tells the network about itself now (rules 24, `Action::Announce`).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -310,13 +319,7 @@ impl State {
         announcement: &Announcement,
     ) -> Result<Vec<Event>, Rejection> {
         self.needs_energy_rules("provider announcements")?;
-        let provider = self
-            .providers
-            .get(&who)
-            .ok_or(Rejection::UnknownProvider(who))?;
-        if provider.status != ProviderStatus::Active {
-            return Err(Rejection::ProviderInactive(who));
-        }
+        self.active_provider(&who)?;
         let mut reasons = announcement.suspended.clone();
         reasons.sort();
         reasons.dedup();

@@ -770,13 +770,7 @@ impl State {
         status: ProviderStatus,
         now: Time,
     ) -> Applied {
-        let provider = self
-            .providers
-            .get_mut(&who)
-            .ok_or(Rejection::UnknownProvider(who))?;
-        if provider.status != ProviderStatus::Active {
-            return Err(Rejection::ProviderInactive(who));
-        }
+        let provider = self.active_provider(&who)?;
         let was_trusted = provider.reputation.streak >= self.verify.trust_after;
         let provider = self
             .providers
@@ -1257,14 +1251,20 @@ impl State {
         }
     }
 
-    pub(crate) fn assign(&mut self, who: AccountId, tasks: &[TaskId], now: Time) -> Applied {
+    /// Provider `who`, if it is active; else why not.
+    pub(crate) fn active_provider(&self, who: &AccountId) -> Result<&Provider, Rejection> {
         let provider = self
             .providers
-            .get(&who)
-            .ok_or(Rejection::UnknownProvider(who))?;
+            .get(who)
+            .ok_or(Rejection::UnknownProvider(*who))?;
         if provider.status != ProviderStatus::Active {
-            return Err(Rejection::ProviderInactive(who));
+            return Err(Rejection::ProviderInactive(*who));
         }
+        Ok(provider)
+    }
+
+    pub(crate) fn assign(&mut self, who: AccountId, tasks: &[TaskId], now: Time) -> Applied {
+        let provider = self.active_provider(&who)?;
         if self.is_suspended(&who) {
             return Err(Rejection::ProviderSuspended(who));
         }

@@ -957,16 +957,7 @@ fn build(s: &State, step: &Step, time: Time) -> Built {
         )),
         Op::Faucet { who } => Ok(action(anyone(*who), Action::Faucet)),
         Op::Announce { p, reasons, grams } => {
-            use engine::Suspension::*;
-            let all = [
-                OwnerActive,
-                OtherLoad,
-                OnBattery,
-                BatteryLow,
-                OutsideHours,
-                Paused,
-            ];
-            let mut suspended: Vec<engine::Suspension> = all
+            let mut suspended: Vec<engine::Suspension> = engine::Suspension::ALL
                 .iter()
                 .enumerate()
                 .filter(|(n, _)| reasons & (1 << n) != 0)
