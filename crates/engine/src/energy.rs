@@ -18,7 +18,8 @@
 //!   ([`State::counts_on`]: it is not a provider that could take a task instead of another, a
 //!   faster provider to wait for, nor a free slot for a speculative replica), while its runs in
 //!   flight stay its own — it still reports them. It announces when it may work again, and
-//!   registering again (or leaving, or being lost) ends the suspension.
+//!   registering again (or leaving, or being lost) ends the suspension, and forgets the
+//!   intensity it announced: a provider announces again once registered.
 //! - **Low-carbon jobs.** A job submitted with [`JobPreferences::prefer_low_carbon`]
 //!   (`Action::SubmitWithPreferences`) prefers providers with cleaner electricity, softly: a
 //!   provider whose intensity is under the table's default takes it before other work of equal
@@ -349,11 +350,10 @@ impl State {
         }])
     }
 
-    /// Ends `who`'s suspension (rules 24): it registered again, left or was lost.
-    pub(crate) fn end_suspension(&mut self, who: &AccountId) {
-        if let Some(p) = self.energy.providers.get_mut(who) {
-            p.suspended.clear();
-        }
+    /// Forgets what `who` announced (rules 24) — its suspension and its intensity: it
+    /// registered again, left or was lost, and announces again once registered.
+    pub(crate) fn forget_announcement(&mut self, who: &AccountId) {
+        self.energy.providers.remove(who);
     }
 
     /// Applies `Action::ReportMeteredResults`: the reports as `Action::ReportResults` applies

@@ -732,7 +732,7 @@ impl State {
                 provider.status = ProviderStatus::Active;
                 let running = std::mem::take(&mut provider.running);
                 if self.rules >= 24 {
-                    self.end_suspension(&who);
+                    self.forget_announcement(&who);
                 }
                 running
             }
@@ -782,7 +782,7 @@ impl State {
         }
         let running = std::mem::take(&mut provider.running);
         if self.rules >= 24 {
-            self.end_suspension(&who);
+            self.forget_announcement(&who);
         }
         let mut events = Vec::new();
         let requeued = self.requeue(who, running, now, &mut events)?;

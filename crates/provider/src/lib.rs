@@ -501,7 +501,7 @@ struct Agent {
     /// The carbon intensity its owner gave, announced to the network (rules 24).
     grams_per_kwh: Option<u32>,
     /// What the network was last told of this provider (rules 24): its suspension's reasons
-    /// and its intensity. A registration ends a suspension: reset then.
+    /// and its intensity. A registration makes the network forget both: reset then.
     announced: Announced,
 }
 

@@ -217,7 +217,8 @@ fn bad_reports_announcements_and_preferences_are_refused() {
 }
 
 /// A suspended provider gets no work and is not waited for, but still reports what it ran;
-/// announcing again, registering again or leaving ends the suspension.
+/// announcing again, registering again or leaving ends the suspension (and forgets the
+/// announced intensity).
 #[test]
 fn a_suspended_provider_takes_no_work_and_is_not_counted_on() {
     let mut w = World::new();
@@ -263,10 +264,13 @@ fn a_suspended_provider_takes_no_work_and_is_not_counted_on() {
     assert!(!w.state.is_suspended(&acct(2)));
     w.act(
         acct(2),
-        announce(&[Suspension::OutsideHours, Suspension::Paused], None),
+        announce(&[Suspension::OutsideHours, Suspension::Paused], Some(20)),
     );
+    assert_eq!(w.state.grams_per_kwh_of(w.provider(acct(2))), 20);
     w.register(acct(2), fast);
     assert!(!w.state.is_suspended(&acct(2)));
+    // Its intensity is forgotten too (eu-west's again) until it announces it again.
+    assert_eq!(w.state.grams_per_kwh_of(w.provider(acct(2))), 280);
     w.act(acct(2), announce(&[Suspension::OnBattery], None));
     w.act(acct(2), Action::LeaveProvider);
     assert!(!w.state.is_suspended(&acct(2)));
