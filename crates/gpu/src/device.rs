@@ -48,28 +48,10 @@ pub struct Gpu {
     adapter: Adapter,
     limits: wgpu::Limits,
     pipelines: Mutex<HashMap<[u8; 32], Arc<Pipeline>>>,
-    /// Buffers of finished runs, kept for the next ([`Gpu::buffer`]).
-    pool: Mutex<BufferPool>,
     /// Set when the device is lost (a driver reset after a watchdog timeout, a removed GPU):
     /// every later run fails, so its owner opens a new one ([`Gpu::is_lost`]).
     lost: Arc<std::sync::atomic::AtomicBool>,
 }
-
-/// Buffers a finished run no longer needs, by size and usage, for the next runs: creating a
-/// buffer is a good part of a small task's cost. A buffer is reused only at its exact size and
-/// usage, and every run writes each buffer it is given in full before its shader or the
-/// readback sees it (its inputs or zeros; the meter; the readback's copies cover it), so
-/// nothing of one task — a private job's data included — reaches another. Buffers of a run that
-/// failed or timed out (the device may still be using them) are dropped, not kept.
-#[derive(Default)]
-struct BufferPool {
-    free: HashMap<(u64, u32), Vec<wgpu::Buffer>>,
-    bytes: u64,
-}
-
-/// The most bytes of buffers kept, and of one size and usage.
-const POOL_BYTES: u64 = 256 << 20;
-const POOL_PER_KIND: usize = 16;
 
 impl std::fmt::Debug for Gpu {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -157,7 +139,6 @@ impl Gpu {
             queue,
             limits,
             pipelines: Mutex::new(HashMap::new()),
-            pool: Mutex::new(BufferPool::default()),
             lost,
         })
     }
@@ -303,49 +284,14 @@ impl Gpu {
     /// (which maps it at creation, and panics when the device is lost meanwhile), a failure
     /// here is an error the run's error scope reports.
     fn filled(&self, bytes: &[u8], usage: wgpu::BufferUsages, label: Option<&str>) -> wgpu::Buffer {
-        let buffer = self.buffer(
-            bytes.len() as u64,
-            usage | wgpu::BufferUsages::COPY_DST,
+        let buffer = self.device.create_buffer(&wgpu::BufferDescriptor {
             label,
-        );
+            size: bytes.len() as u64,
+            usage: usage | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
         self.queue.write_buffer(&buffer, 0, bytes);
         buffer
-    }
-
-    /// A buffer of `size` bytes for `usage`: one a finished run gave back, else a new one.
-    fn buffer(&self, size: u64, usage: wgpu::BufferUsages, label: Option<&str>) -> wgpu::Buffer {
-        let kept = {
-            let mut pool = self.pool.lock().unwrap_or_else(|p| p.into_inner());
-            let found = pool.free.get_mut(&(size, usage.bits())).and_then(Vec::pop);
-            if found.is_some() {
-                pool.bytes = pool.bytes.saturating_sub(size);
-            }
-            found
-        };
-        kept.unwrap_or_else(|| {
-            self.device.create_buffer(&wgpu::BufferDescriptor {
-                label,
-                size,
-                usage,
-                mapped_at_creation: false,
-            })
-        })
-    }
-
-    /// Keeps the buffers of a run that completed, within the pool's bounds.
-    fn give_back(&self, buffers: impl IntoIterator<Item = wgpu::Buffer>) {
-        let mut pool = self.pool.lock().unwrap_or_else(|p| p.into_inner());
-        for buffer in buffers {
-            let size = buffer.size();
-            if pool.bytes.saturating_add(size) > POOL_BYTES {
-                continue;
-            }
-            let kind = pool.free.entry((size, buffer.usage().bits())).or_default();
-            if kind.len() < POOL_PER_KIND {
-                kind.push(buffer);
-                pool.bytes = pool.bytes.saturating_add(size);
-            }
-        }
     }
 
     /// Runs `task` with `shader`. A shader's failure is the report's outcome; `Err` means the
@@ -413,11 +359,12 @@ impl Gpu {
                 .iter()
                 .map(|(b, _)| b.bytes.len() as u64)
                 .sum::<u64>();
-        let readback = self.buffer(
-            readback_len,
-            wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-            Some("readback"),
-        );
+        let readback = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("readback"),
+            size: readback_len,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
         let mut encoder = self
             .device
             .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None });
@@ -494,17 +441,6 @@ impl Gpu {
             at += len;
         }
         out.sort_by_key(|(binding, _)| *binding);
-        drop(data);
-        readback.unmap();
-        drop(outputs);
-        drop(task_group);
-        drop(meter_group);
-        self.give_back(
-            buffers
-                .into_iter()
-                .map(|(_, buffer)| buffer)
-                .chain([meter, readback]),
-        );
         Ok(GpuReport {
             outcome,
             fuel,
