@@ -586,6 +586,11 @@ impl State {
     /// operator). Such a job waits — for more providers, or until its deadline — so the
     /// requester is told at submission and in the job's status. `None` for a finished job.
     pub fn job_outlook(&self, id: crate::types::JobId) -> Option<String> {
+        fn reach(operators: &std::collections::BTreeMap<AccountId, u32>) -> u32 {
+            operators
+                .values()
+                .fold(0u32, |sum, w| sum.saturating_add(*w))
+        }
         let job = self.jobs.get(&id).filter(|j| !j.status.is_finished())?;
         let (need, how) = match job.spec.redundancy {
             Redundancy::Fixed { quorum, .. } => (quorum, format!("{quorum} matching results")),
@@ -599,24 +604,38 @@ impl State {
         };
         // Per eligible operator, the most weight one replica of a task on it can carry; the
         // scan stops as soon as they reach the quorum (a healthy network looks at a few).
-        let mut operators: std::collections::BTreeMap<AccountId, u32> = Default::default();
-        let reach = |operators: &std::collections::BTreeMap<AccountId, u32>| {
+        // Rules 24: first among the providers that may work now, then with the suspended ones
+        // too (a suspension is expected to end: the job waits for it, and says so).
+        let eligible = |with_suspended: bool| {
+            let mut operators: std::collections::BTreeMap<AccountId, u32> = Default::default();
+            for p in self.providers.values() {
+                let able = if with_suspended {
+                    p.status == crate::state::ProviderStatus::Active
+                } else {
+                    self.counts_on(p)
+                };
+                if !able || self.job_rules(p, job).is_err() {
+                    continue;
+                }
+                let w = self.weight(job.spec.redundancy, &p.id);
+                let best = operators.entry(p.operator()).or_default();
+                *best = (*best).max(w);
+                if reach(&operators) >= need {
+                    break;
+                }
+            }
             operators
-                .values()
-                .fold(0u32, |sum, w| sum.saturating_add(*w))
         };
-        for p in self.providers.values() {
-            if p.status != crate::state::ProviderStatus::Active || self.job_rules(p, job).is_err() {
-                continue;
-            }
-            let w = self.weight(job.spec.redundancy, &p.id);
-            let best = operators.entry(p.operator()).or_default();
-            *best = (*best).max(w);
-            if reach(&operators) >= need {
-                return None;
-            }
+        if reach(&eligible(false)) >= need {
+            return None;
         }
+        let operators = eligible(true);
         let reach = reach(&operators);
+        if reach >= need {
+            return Some(
+                "the providers that can run this job's tasks are suspended by their owners' rules now (they are in use, on battery or outside their hours): it waits until enough of them may work again, or until its deadline".into(),
+            );
+        }
         if operators.is_empty() {
             return Some(
                 "no active provider can run this job's tasks now (requirements, memory, price or stake): it waits for one until its deadline".into(),

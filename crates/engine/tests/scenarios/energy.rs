@@ -223,8 +223,10 @@ fn bad_reports_announcements_and_preferences_are_refused() {
 fn a_suspended_provider_takes_no_work_and_is_not_counted_on() {
     let mut w = World::new();
     w.register(acct(1), provider_spec());
+    // Fast, and the only one with 4 GiB.
     let fast = ProviderSpec {
         benchmark_score: 10_000,
+        memory_bytes: 4 << 30,
         ..provider_spec()
     };
     w.register(acct(2), fast.clone());
@@ -260,8 +262,24 @@ fn a_suspended_provider_takes_no_work_and_is_not_counted_on() {
         ),
     );
     assert_eq!(w.job(first).status, engine::JobStatus::Completed);
+    // A job only the suspended provider can run says so while it waits.
+    let big = engine::JobSpec {
+        limits: engine::Limits {
+            memory_bytes: 2 << 30,
+            ..limits()
+        },
+        ..job_spec(1)
+    };
+    let waiting = w.submit(acct(9), big);
+    assert!(w.state.job_outlook(job).is_none());
+    let outlook = w.state.job_outlook(waiting).expect("a warning");
+    assert!(
+        outlook.contains("suspended by their owners' rules"),
+        "{outlook}"
+    );
     w.act(acct(2), announce(&[], None));
     assert!(!w.state.is_suspended(&acct(2)));
+    assert_eq!(w.state.job_outlook(waiting), None);
     w.act(
         acct(2),
         announce(&[Suspension::OutsideHours, Suspension::Paused], Some(20)),
