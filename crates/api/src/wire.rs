@@ -18,6 +18,7 @@
 //! | `POST /v1/work/ping`          | [`Ping`]               | [`HeartbeatResponse`]|
 //! | `GET  /v1/jobs/{id}`          | `?tasks=true&tasks_from=I&tasks_limit=N` (a page of per-task detail), `?wait_ms=N` (long poll until finished) | [`JobView`] |
 //! | `GET  /v1/jobs/{id}/output`   |                        | bytes                |
+//! | `GET  /v1/jobs`               | `?before=ID&limit=N&owner=ACCOUNT` (newest first) | [`JobsPage`] |
 //! | `GET  /v1/providers`          | `?after=ID&limit=N`    | `Vec<ProviderView>`  |
 //! | `GET  /v1/providers/{id}`     |                        | [`ProviderView`]     |
 //! | `GET  /v1/accounts/{id}`      |                        | [`AccountView`]      |
@@ -27,10 +28,14 @@
 //! | `GET  /v1/chain`              |                        | [`ChainView`]        |
 //! | `GET  /v1/chain/blocks`       | `?from=H&limit=N`      | `Vec<Block>`         |
 //! | `GET  /v1/chain/entries`      | `?from=SEQ&limit=N`    | `Vec<RawEntry>`      |
+//! | `GET  /v1/chain/inputs`       | `?from=SEQ&limit=N` (at most 200) | `Vec<`[`EntryView`]`>`: the entries decoded |
 //! | `GET  /v1/chain/validators`   |                        | `ValidatorSet`       |
 //! | `GET  /v1/chain/signatures`   | `?from=H&limit=N` (blocks) | `Vec<`[`BlockSignature`]`>` |
 //! | `POST /v1/chain/evidence`     | `Equivocation`         | [`ActionResponse`]   |
 //! | `GET  /v1/chain/checkpoint`   | (validators)           | postcard `coordinator::node::Checkpoint` |
+//! | `GET  /v1/events`             | (server-sent events)   | a [`Pulse`] (`event: pulse`) at most once a second, when it changed |
+//! | `GET  /v1/pulses`             |                        | `Vec<`[`PulsePoint`]`>`: one every 5 s over the last hour |
+//! | `GET  /`, `/console/{file}`   |                        | the web console (HTML, script, style) |
 //!
 //! Writes (`/v1/actions*`, `/v1/work/*`, `/v1/chain/evidence`) go to the leader of a validator set: another validator
 //! answers `307` with `Location` and [`HEADER_LEADER`] (or `503 not_leader` during an election).
@@ -667,6 +672,93 @@ mod job_status_json {
             Kind::Cancelled => JobStatus::Cancelled,
         })
     }
+}
+
+/// A page of jobs, newest first (`GET /v1/jobs`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobsPage {
+    /// Without per-task detail.
+    pub jobs: Vec<JobView>,
+    /// Pass as `before` for the next (older) page; absent when there is none. A page may be
+    /// short, or empty, and still have a next one: with `owner`, a page looks at no more than
+    /// [`JOBS_SCAN_MAX`] jobs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_before: Option<JobId>,
+}
+
+/// `?before=&limit=&owner=` of `GET /v1/jobs`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobsQuery {
+    /// Only jobs with a smaller id (default: from the newest).
+    #[serde(default)]
+    pub before: Option<JobId>,
+    /// At most this many (default 50, at most [`JOBS_PAGE_MAX`]).
+    #[serde(default)]
+    pub limit: Option<u32>,
+    /// Only this account's jobs (hex account id).
+    #[serde(default)]
+    pub owner: Option<String>,
+}
+
+/// The most jobs in one answer of `GET /v1/jobs`.
+pub const JOBS_PAGE_MAX: u32 = 200;
+/// The most jobs one answer of `GET /v1/jobs` looks at (with an `owner`, most may not be theirs).
+pub const JOBS_SCAN_MAX: u32 = 10_000;
+
+/// One log entry decoded (`GET /v1/chain/inputs`): for people and explorers. A verifier checks
+/// [`RawEntry`]'s bytes instead.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EntryView {
+    pub seq: u64,
+    /// The entry's time (ms since the Unix epoch), as the leader stamped it.
+    pub time: Time,
+    /// `action` (a signed action), `leader` (a leader's command), `evidence`, `lost` or `fetch`.
+    pub kind: String,
+    /// The signer of an action or a fetch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signer: Option<AccountId>,
+    /// The action's or command's name, such as `submit_job` or `assign`.
+    pub name: String,
+    /// The whole input, as JSON.
+    pub input: engine::Input,
+}
+
+/// The most decoded entries in one answer of `GET /v1/chain/inputs`.
+pub const INPUTS_PAGE_MAX: u32 = 200;
+
+/// What `GET /v1/events` streams: the network's vital signs, from the state a validator has
+/// applied (the same figures as `/metrics`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pulse {
+    /// Entries in the command log, and the last block's height.
+    pub log_length: u64,
+    pub block_height: u64,
+    /// The state's time (that of the last input applied).
+    pub now: Time,
+    /// Providers by state: `active`, `suspended`, `left`, `lost`.
+    pub providers: BTreeMap<String, u64>,
+    /// Slots of the providers the scheduler counts on: busy, and in all.
+    pub slots_busy: u64,
+    pub slots_total: u64,
+    /// Tasks waiting for a provider (the queue).
+    pub tasks_queued: u64,
+    pub runs_in_flight: u64,
+    /// Runs ended, over all providers: with results accepted, and failed.
+    pub runs_completed: u64,
+    pub runs_failed: u64,
+    /// Jobs by status.
+    pub jobs: BTreeMap<String, u64>,
+    /// Results by how verification settled them: `verified`, `accepted_alone`, `rejected`.
+    pub results: BTreeMap<String, u64>,
+    pub slashes: u64,
+}
+
+/// A pulse as it was at `at` (the coordinator's clock, ms since the Unix epoch):
+/// `GET /v1/pulses`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PulsePoint {
+    pub at: Time,
+    pub pulse: Pulse,
 }
 
 /// The most blocks or entries one chain page holds.

@@ -26,6 +26,10 @@ pub struct DemoArgs {
     /// Print a JSON summary instead of text
     #[arg(long)]
     pub json: bool,
+    /// Keep the network running once the demo's jobs are done, to look at it in the web console
+    /// (the URL printed) or with other commands; Ctrl-C stops it
+    #[arg(long)]
+    pub keep: bool,
 }
 
 /// The example specs and every file they name, compiled into the binary.
@@ -133,7 +137,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let coord = coordinator::start(config, "127.0.0.1:0".parse()?).await?;
     let url = coord.url();
     say(format!(
-        "coordinator listening on {url} (data in {})",
+        "coordinator listening on {url} (data in {}); web console: {url}/",
         data_dir.display()
     ));
 
@@ -266,6 +270,16 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         .balance
         .saturating_sub(treasury_before)
         .saturating_sub(fees);
+    if args.keep {
+        // (printed even with --json: the summary is not written until the network stops)
+        eprintln!(
+            "the network keeps running: open {url}/ in a browser to see it (the web console), or \
+             use it with GRIDMINT_COORDINATOR={url} gridmint …; Ctrl-C stops it"
+        );
+        tokio::signal::ctrl_c()
+            .await
+            .context("waiting for Ctrl-C")?;
+    }
     stop_tx.send(true).ok();
     let mut energy = provider::energy::EnergyTotals::default();
     let mut energy_method = String::new();

@@ -9,6 +9,7 @@
 pub mod bench_support;
 pub mod blob_quota;
 pub mod consensus;
+mod console;
 mod error;
 pub mod https;
 pub mod limits;
@@ -163,6 +164,8 @@ pub(crate) struct Shared {
     uploads: uploads::Uploads,
     /// What `GET /metrics` counts as it happens (the node holds the same handles).
     live: metrics::Live,
+    /// What `GET /v1/events` streams, and the streams open.
+    pulses: console::Pulses,
 }
 
 /// Reads that may hold or wait for the node lock at once. They run on the blocking pool; the
@@ -404,6 +407,7 @@ pub async fn start(config: CoordinatorConfig, listen: SocketAddr) -> anyhow::Res
         quota,
         uploads,
         live: live_metrics,
+        pulses: console::Pulses::default(),
     });
     match std::net::UdpSocket::bind(addr) {
         Ok(socket) => {
@@ -427,6 +431,7 @@ pub async fn start(config: CoordinatorConfig, listen: SocketAddr) -> anyhow::Res
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let timers = tokio::spawn(timers(shared.clone()));
     let sealer = tokio::spawn(sealer(shared.clone()));
+    let beat = tokio::spawn(console::beat(Arc::downgrade(&shared)));
     // Unreferenced blobs past their expiry are deleted; the rate limits' tables forget clients
     // that went quiet, once a minute.
     let forget = {
@@ -494,6 +499,7 @@ pub async fn start(config: CoordinatorConfig, listen: SocketAddr) -> anyhow::Res
         timers.abort();
         sealer.abort();
         forget.abort();
+        beat.abort();
         if let Some(c) = certifier {
             c.abort();
         }

@@ -52,6 +52,11 @@ pub fn router(shared: Arc<Shared>) -> Router {
             "/v1/uploads/{hash}",
             get(upload_status).post(start_upload).put(put_chunk),
         )
+        .route("/", get(crate::console::index))
+        .route("/console/{file}", get(crate::console::asset))
+        .route("/v1/events", get(crate::console::events))
+        .route("/v1/pulses", get(crate::console::pulses))
+        .route("/v1/jobs", get(jobs))
         .route("/v1/jobs/{id}", get(job))
         .route("/v1/jobs/{id}/output", get(job_output))
         .route("/v1/providers", get(providers))
@@ -63,6 +68,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/v1/chain", get(chain))
         .route("/v1/chain/blocks", get(chain_blocks))
         .route("/v1/chain/entries", get(chain_entries))
+        .route("/v1/chain/inputs", get(chain_inputs))
         .route("/v1/chain/validators", get(chain_validators))
         .route("/v1/chain/signatures", get(chain_signatures))
         .route("/v1/chain/checkpoint", get(chain_checkpoint))
@@ -1774,6 +1780,43 @@ async fn job(
     }
 }
 
+/// `GET /v1/jobs`: a page of jobs, newest first, without per-task detail.
+async fn jobs(
+    State(shared): S,
+    query: Result<Query<api::wire::JobsQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Json<api::wire::JobsPage>> {
+    let Query(q) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let owner: Option<AccountId> = q
+        .owner
+        .as_deref()
+        .map(|o| parse_id("owner account id", o))
+        .transpose()?;
+    let limit = q.limit.unwrap_or(50).clamp(1, api::wire::JOBS_PAGE_MAX) as usize;
+    let before = q.before.unwrap_or(JobId::MAX);
+    let page = shared
+        .read(move |_, node| {
+            let mut jobs = Vec::new();
+            let mut next_before = None;
+            for (looked, (id, job)) in node.state.jobs.range(..before).rev().enumerate() {
+                if jobs.len() == limit || looked == api::wire::JOBS_SCAN_MAX as usize {
+                    next_before = Some(*id + 1);
+                    break;
+                }
+                if owner.is_none_or(|o| o == job.owner) {
+                    jobs.push(views::job(
+                        &node.state,
+                        job,
+                        None,
+                        node.state.job_outlook(*id),
+                    ));
+                }
+            }
+            api::wire::JobsPage { jobs, next_before }
+        })
+        .await?;
+    Ok(Json(page))
+}
+
 /// Job `id`, or a 404 naming it.
 fn job_of(node: &crate::node::Node, id: JobId) -> ApiResult<&engine::Job> {
     node.state
@@ -1830,7 +1873,37 @@ async fn job_output(State(shared): S, Path(id): Path<String>) -> ApiResult<impl 
     })
     .await
     .map_err(|e| ApiError::Unavailable(e.to_string()))??;
-    Ok(([(header::CONTENT_TYPE, "application/octet-stream")], out))
+    // A browser shows an image output as one (the console's job page does), and saves anything
+    // else: the type follows the bytes' own signature, never anything a requester declared.
+    let kind = output_type(&out);
+    Ok((
+        [
+            (header::CONTENT_TYPE, kind),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+            (
+                header::CONTENT_DISPOSITION,
+                if kind == "application/octet-stream" {
+                    "attachment"
+                } else {
+                    "inline"
+                },
+            ),
+        ],
+        out,
+    ))
+}
+
+/// The media type of a job's output: PNG, JPEG or GIF by their signatures, else bytes.
+fn output_type(bytes: &[u8]) -> &'static str {
+    if bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
+        "image/png"
+    } else if bytes.starts_with(&[0xff, 0xd8, 0xff]) {
+        "image/jpeg"
+    } else if bytes.starts_with(b"GIF87a") || bytes.starts_with(b"GIF89a") {
+        "image/gif"
+    } else {
+        "application/octet-stream"
+    }
 }
 
 #[derive(serde::Deserialize)]
@@ -2144,6 +2217,28 @@ async fn chain_entries(
             .map(|(seq, bytes)| RawEntry::new(*seq, bytes))
             .collect(),
     ))
+}
+
+/// `GET /v1/chain/inputs`: log entries decoded, for people and explorers.
+async fn chain_inputs(
+    State(shared): S,
+    page: Result<Query<ChainPage>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Json<Vec<api::wire::EntryView>>> {
+    let (after, limit) = chain_page(page)?;
+    let limit = limit.min(api::wire::INPUTS_PAGE_MAX as usize);
+    let entries = shared
+        .read(move |_, node| node.raw_entries(after, limit))
+        .await?
+        .map_err(|e| ApiError::Unavailable(e.to_string()))?;
+    entries
+        .iter()
+        .map(|(seq, bytes)| {
+            let entry = store::decode_entry(*seq, bytes)
+                .map_err(|e| ApiError::Unavailable(format!("entry {seq}: {e}")))?;
+            Ok(views::entry(*seq, entry))
+        })
+        .collect::<ApiResult<Vec<_>>>()
+        .map(Json)
 }
 
 #[cfg(test)]

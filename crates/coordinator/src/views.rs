@@ -341,3 +341,39 @@ pub fn network(state: &State, genesis_hash: Hash) -> NetworkView {
         carbon: (state.rules >= 24).then(|| state.energy.table.clone()),
     }
 }
+
+/// A log entry decoded, for `GET /v1/chain/inputs`.
+pub fn entry(seq: u64, entry: engine::Entry) -> api::wire::EntryView {
+    use engine::Input;
+    let (kind, signer, name) = match &entry.input {
+        Input::Signed(s) => ("action", Some(s.signer), variant(&s.body)),
+        Input::Leader(c) => ("leader", None, variant(c)),
+        Input::Evidence(_) => ("evidence", None, "equivocation".to_string()),
+        Input::Lost(_) => ("lost", None, "provider_lost".to_string()),
+        Input::Fetch(f) => (
+            "fetch",
+            match f.fetches.as_slice() {
+                [one] => Some(one.signer),
+                _ => None,
+            },
+            format!("{} fetches", f.fetches.len()),
+        ),
+    };
+    api::wire::EntryView {
+        seq,
+        time: entry.time,
+        kind: kind.to_string(),
+        signer,
+        name,
+        input: entry.input,
+    }
+}
+
+/// The name serde gives an externally tagged enum's variant (`submit_job`).
+fn variant(value: &impl serde::Serialize) -> String {
+    match serde_json::to_value(value) {
+        Ok(serde_json::Value::String(name)) => name,
+        Ok(serde_json::Value::Object(map)) => map.keys().next().cloned().unwrap_or_default(),
+        _ => String::new(),
+    }
+}

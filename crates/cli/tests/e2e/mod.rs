@@ -3,6 +3,7 @@
 mod cache;
 mod chain;
 mod cli;
+mod console;
 mod demo;
 mod gpu;
 mod hostile;
