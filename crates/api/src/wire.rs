@@ -74,6 +74,7 @@ pub const HEADER_SIGNER: &str = "x-gridmint-signer";
 /// One validator's signature of one block: part of the block's quorum certificate
 /// (`GET /v1/chain/signatures?from=H&limit=N`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct BlockSignature {
     pub height: u64,
     pub validator: AccountId,
@@ -94,6 +95,7 @@ pub const HEADER_SIGNATURE: &str = "x-gridmint-signature";
 pub use engine::Request;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ErrorBody {
     /// Short machine-readable kind, e.g. `bad_signature`, `rejected`, `not_found`.
     pub error: String,
@@ -103,6 +105,7 @@ pub struct ErrorBody {
 
 /// A chunked upload (`/v1/uploads/{hash}`): how many of its `size` bytes the coordinator holds.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct UploadView {
     pub hash: Hash,
     pub size: u64,
@@ -110,12 +113,14 @@ pub struct UploadView {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct BlobStored {
     pub hash: Hash,
     pub size: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ActionResponse {
     /// Position of the accepted action in the command log (1-based).
     pub seq: u64,
@@ -144,6 +149,7 @@ pub const ACTION_BATCH_MAX: usize = 4096;
 /// What became of one action of a batch: accepted like a single action (`{seq, events}`), or
 /// refused with the error a single action would have got (`{error, detail}`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(untagged)]
 pub enum BatchOutcome {
     Accepted(ActionResponse),
@@ -160,6 +166,7 @@ impl BatchOutcome {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FetchResponse {
     pub tasks: Vec<TaskDescriptor>,
     /// How often the provider must heartbeat.
@@ -172,6 +179,7 @@ pub struct FetchResponse {
 /// `POST /v1/work/exchange`: a provider's report of finished tasks and its next fetch, in one
 /// round trip. The report is signed before the fetch (its nonce is the lower).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Exchange {
     /// A `ReportResults` action, if anything finished.
     pub report: Option<Signed<Action>>,
@@ -180,6 +188,7 @@ pub struct Exchange {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ExchangeResponse {
     /// The log position of the report, if one came.
     pub reported: Option<u64>,
@@ -191,6 +200,7 @@ pub struct ExchangeResponse {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct HeartbeatResponse {
     pub heartbeat_interval_ms: u64,
     /// Silence longer than this and the provider is declared lost.
@@ -298,12 +308,14 @@ impl PingAck {
 /// answer to the provider's last signed request, instead of a signature. Refused (401) after a
 /// coordinator restart: send a signed heartbeat to get a new token.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Ping {
     pub provider: AccountId,
     pub token: Hash,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StatusView {
     /// The state's time: that of the last input applied.
     pub now: Time,
@@ -336,6 +348,7 @@ pub struct StatusView {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TaskView {
     pub task: TaskId,
     /// `queued`, `running`, `done`, `failed` or `dropped`.
@@ -357,12 +370,14 @@ pub struct TaskView {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct JobView {
     pub id: JobId,
     pub owner: AccountId,
     /// `"status": "running" | "reducing" | "completed" | "failed" | "cancelled"`, and `"reason"`
     /// when failed.
     #[serde(flatten, with = "job_status_json")]
+    #[cfg_attr(feature = "openapi", schema(value_type = job_status_json::Repr))]
     pub status: JobStatus,
     /// Map tasks plus the reduce task once it exists.
     pub tasks_total: u64,
@@ -439,6 +454,7 @@ pub struct JobView {
 
 /// What is public of a private job's sealing.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PrivateView {
     /// Derived from the job key (`api::private::JobKey::check`): names the key a requester
     /// keeps for the job.
@@ -458,6 +474,7 @@ impl JobView {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ProviderView {
     pub id: AccountId,
     pub spec: ProviderSpec,
@@ -470,6 +487,7 @@ pub struct ProviderView {
     pub trusted: bool,
     /// Bonded stake.
     #[serde(with = "engine::types::amount")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub bonded: Amount,
     /// Audits it passed since it last lost a quorum (rules 5; public, like everything here:
     /// anyone replaying the chain can count them).
@@ -497,35 +515,43 @@ pub struct ProviderView {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AccountView {
     pub id: AccountId,
     /// Highest nonce used in a logged action.
     pub nonce: u64,
     /// Spendable.
     #[serde(with = "engine::types::amount")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub balance: Amount,
     /// Bonded as provider stake.
     #[serde(with = "engine::types::amount")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub bonded: Amount,
     /// Unstaked, waiting out the unbonding delay (still slashable).
     pub unbonding: Vec<UnbondingView>,
     /// Locked in the escrow of the account's unfinished jobs.
     #[serde(with = "engine::types::amount")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub in_escrow: Amount,
     /// Held as the storage deposits of the account's jobs not yet released (rules 10).
     #[serde(default, with = "engine::types::amount")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub in_storage: Amount,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct UnbondingView {
     #[serde(with = "engine::types::amount")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub amount: Amount,
     pub release_at: Time,
 }
 
 /// A page of an account's history, newest first.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct HistoryPage {
     pub account: AccountId,
     pub items: Vec<HistoryItem>,
@@ -534,6 +560,7 @@ pub struct HistoryPage {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct HistoryItem {
     /// The log entry that caused it.
     pub seq: u64,
@@ -543,6 +570,7 @@ pub struct HistoryItem {
 
 /// `?before=&limit=` of the history pages.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct HistoryQuery {
     #[serde(default)]
     pub before: Option<u64>,
@@ -566,6 +594,7 @@ fn history_page() -> u32 {
 
 /// The network's token and economic rules, and where its supply is.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct NetworkView {
     pub chain_id: String,
     pub token: String,
@@ -574,6 +603,7 @@ pub struct NetworkView {
     pub treasury: AccountId,
     pub fee_bps: u32,
     #[serde(with = "engine::types::amount")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub min_stake: Amount,
     pub slash_fraction_bps: u32,
     pub slash_requester_bps: u32,
@@ -581,17 +611,22 @@ pub struct NetworkView {
     pub unbonding_delay_ms: u64,
     /// The faucet's amount per request; absent without a faucet.
     #[serde(default, with = "optional_amount")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     pub faucet: Option<Amount>,
     #[serde(with = "engine::types::amount")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub supply_genesis: Amount,
     #[serde(with = "engine::types::amount")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub supply_minted: Amount,
     #[serde(with = "engine::types::amount")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub supply_burned: Amount,
     /// Redundancy, trust and spot-check rules.
     pub verification: engine::VerifyParams,
     /// What each logged action costs its signer (rules 8; reports and the faucet are free).
     #[serde(default, with = "engine::types::amount")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub action_fee: Amount,
     /// What a job's storage costs (rules 10); absent where storage takes no deposit. A network
     /// that prices it takes jobs only with a storage claim ([`JobSpec::blobs`](engine::JobSpec)).
@@ -624,13 +659,15 @@ mod optional_amount {
 
 /// The JSON shape of a job's status in [`JobView`]: flat `status` and `reason` fields, easier for
 /// clients than the engine's own (externally tagged) encoding.
-mod job_status_json {
+pub mod job_status_json {
     use engine::JobStatus;
     use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
     #[derive(Serialize, Deserialize)]
+    #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+    #[cfg_attr(feature = "openapi", schema(as = JobStatusKind))]
     #[serde(rename_all = "snake_case")]
-    enum Kind {
+    pub enum Kind {
         Running,
         Reducing,
         Completed,
@@ -638,8 +675,11 @@ mod job_status_json {
         Cancelled,
     }
 
+    /// A job's status: `reason` only when it failed.
     #[derive(Serialize, Deserialize)]
-    struct Repr {
+    #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+    #[cfg_attr(feature = "openapi", schema(as = JobStatusFields))]
+    pub struct Repr {
         status: Kind,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         reason: Option<String>,
@@ -676,6 +716,7 @@ mod job_status_json {
 
 /// A page of jobs, newest first (`GET /v1/jobs`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct JobsPage {
     /// Without per-task detail.
     pub jobs: Vec<JobView>,
@@ -688,6 +729,7 @@ pub struct JobsPage {
 
 /// `?before=&limit=&owner=` of `GET /v1/jobs`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct JobsQuery {
     /// Only jobs with a smaller id (default: from the newest).
     #[serde(default)]
@@ -708,6 +750,7 @@ pub const JOBS_SCAN_MAX: u32 = 10_000;
 /// One log entry decoded (`GET /v1/chain/inputs`): for people and explorers. A verifier checks
 /// [`RawEntry`]'s bytes instead.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EntryView {
     pub seq: u64,
     /// The entry's time (ms since the Unix epoch), as the leader stamped it.
@@ -729,6 +772,7 @@ pub const INPUTS_PAGE_MAX: u32 = 200;
 /// What `GET /v1/events` streams: the network's vital signs, from the state a validator has
 /// applied (the same figures as `/metrics`).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Pulse {
     /// Entries in the command log, and the last block's height.
     pub log_length: u64,
@@ -756,6 +800,7 @@ pub struct Pulse {
 /// A pulse as it was at `at` (the coordinator's clock, ms since the Unix epoch):
 /// `GET /v1/pulses`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PulsePoint {
     pub at: Time,
     pub pulse: Pulse,
@@ -766,6 +811,7 @@ pub const CHAIN_PAGE_MAX: u32 = 1000;
 
 /// Where the coordinator's chain stands.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ChainView {
     /// Height of the last block (0: no block yet).
     pub height: u64,
@@ -786,6 +832,7 @@ pub struct ChainView {
 /// One log entry exactly as stored: its postcard bytes, hex-encoded, so that a remote verifier
 /// checks the very bytes the Merkle roots are over.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RawEntry {
     pub seq: u64,
     pub bytes_hex: String,
@@ -807,6 +854,7 @@ impl RawEntry {
 
 /// `?from=&limit=` of the chain pages.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ChainPage {
     #[serde(default = "first")]
     pub from: u64,

@@ -15,6 +15,7 @@ pub mod https;
 pub mod limits;
 mod metrics;
 mod node;
+mod openapi;
 mod peers;
 pub mod proposal;
 pub mod raft;

@@ -56,6 +56,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/console/{file}", get(crate::console::asset))
         .route("/v1/events", get(crate::console::events))
         .route("/v1/pulses", get(crate::console::pulses))
+        .route("/v1/openapi.json", get(crate::openapi::serve))
         .route("/v1/jobs", get(jobs))
         .route("/v1/jobs/{id}", get(job))
         .route("/v1/jobs/{id}/output", get(job_output))
@@ -1748,9 +1749,10 @@ const MAX_JOB_WAIT: Duration = Duration::from_secs(60);
 async fn job(
     State(shared): S,
     Path(id): Path<String>,
-    Query(q): Query<JobQuery>,
+    query: Result<Query<JobQuery>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<Json<JobView>> {
     let id: JobId = parse_id("job id", &id)?;
+    let Query(q) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     let deadline = tokio::time::Instant::now() + Duration::from_millis(q.wait_ms).min(MAX_JOB_WAIT);
     let finished = shared.node().jobs_finished.clone();
     loop {

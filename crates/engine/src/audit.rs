@@ -37,6 +37,7 @@ pub const AUDIT_HALVING: u32 = 4;
 
 /// The audit state (rules 5; empty, and left out of the state hash, before).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Audits {
     /// The current leader's commitment: the BLAKE3 hash of the secret its next reveal must be.
     pub commit: Option<Hash>,
@@ -47,6 +48,7 @@ pub struct Audits {
     /// Tasks whose only result, a trusted provider's, waits for the next reveal to decide whether
     /// it is audited, with that provider.
     #[serde(with = "by_task")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<Object>))]
     pub awaiting: BTreeMap<TaskId, AccountId>,
     /// Tasks whose lone result the draw did not pick: it is accepted alone.
     pub cleared: BTreeSet<TaskId>,
@@ -54,6 +56,7 @@ pub struct Audits {
     /// the task had then. The task is accepted only with a run started after the draw among the
     /// agreeing ones; the provider passes the audit when its result is among them too.
     #[serde(with = "by_task")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<Object>))]
     pub auditing: BTreeMap<TaskId, Audit>,
     /// Audits each provider passed since it last lost a quorum.
     pub passed: BTreeMap<AccountId, u32>,
@@ -61,6 +64,7 @@ pub struct Audits {
 
 /// An audit drawn on a task (see [`Audits::auditing`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Audit {
     pub provider: AccountId,
     /// Runs of the task when the audit was drawn: an auditor's run comes after them.
@@ -85,10 +89,12 @@ impl Default for Audits {
 /// (backtracking, see `State::reopen_lone_results` in `verify.rs`). Empty, and left out of the
 /// state hash, before rules 16.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Reopened {
     /// Each reopened task, with the provider whose lone result it was accepted on (paid for it
     /// then, and not paid again when another run confirms it).
     #[serde(with = "by_task")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<Object>))]
     pub tasks: BTreeMap<TaskId, AccountId>,
 }
 

@@ -22,6 +22,7 @@ const HEADER_HASH_DOMAIN: &[u8] = b"gridmint/v1/block-hash";
 
 /// What the validator signs about a batch of log entries.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct BlockHeader {
     /// 1 for the first block; each block is its predecessor's height plus one.
     pub height: u64,
@@ -51,6 +52,7 @@ impl SignedBody for BlockHeader {
 
 /// A sealed, signed block. It carries the header only; the entries stay in the log.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Block {
     pub header: BlockHeader,
     pub signature: Sig,
@@ -117,6 +119,7 @@ impl BlockHeader {
 /// joining validator walks these from its genesis set to a checkpoint's block, each certified by
 /// the set the previous one proved, so a checkpoint is anchored however much the set changed.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SetChange {
     pub block: Block,
     /// The validators field of the state after `block`.
@@ -144,6 +147,7 @@ impl Block {
 
 /// One member of a network's validator set, as its genesis declares it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Validator {
     /// The validator's account: its key signs blocks and consensus messages.
     pub account: AccountId,
@@ -154,11 +158,13 @@ pub struct Validator {
     /// Stake bonded for it at genesis: slashable like a provider's (see
     /// [`crate::validators`]), and counted in the genesis supply.
     #[serde(default, with = "crate::types::amount")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub stake: crate::types::Amount,
 }
 
 /// The validators of a network, in genesis order. Empty for a single coordinator.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ValidatorSet {
     pub validators: Vec<Validator>,
 }

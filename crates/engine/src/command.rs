@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 /// the body type, the signer, the nonce and the body, all postcard-encoded — canonical because the
 /// encoding of a typed value is unique.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Signed<T> {
     pub signer: AccountId,
     /// Strictly increasing per signer: a request whose nonce is not above the last one seen is a replay.
@@ -35,6 +36,7 @@ impl<T: SignedBody> Signed<T> {
 
 /// State changes an account asks for. These enter the log signed.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Action {
     /// Register (or re-register, updating the spec) the signer as a provider.
@@ -51,6 +53,7 @@ pub enum Action {
     Transfer {
         to: AccountId,
         #[serde(with = "crate::types::amount")]
+        #[cfg_attr(feature = "openapi", schema(value_type = String))]
         amount: Amount,
     },
     /// Development networks only: credit the signer the faucet amount.
@@ -58,11 +61,13 @@ pub enum Action {
     /// Bond `amount` of the signer's balance as provider stake.
     Stake {
         #[serde(with = "crate::types::amount")]
+        #[cfg_attr(feature = "openapi", schema(value_type = String))]
         amount: Amount,
     },
     /// Start unbonding `amount` of the signer's stake; it is released after the unbonding delay.
     Unstake {
         #[serde(with = "crate::types::amount")]
+        #[cfg_attr(feature = "openapi", schema(value_type = String))]
         amount: Amount,
     },
     /// A validator's vote for a change to the validator set (made once a majority of the voting
@@ -141,6 +146,7 @@ pub enum Action {
         /// Decoded one level deep only: a wrapper inside a wrapper is refused as it is read,
         /// so no input can nest them until decoding runs out of stack.
         #[serde(with = "one_level")]
+        #[cfg_attr(feature = "openapi", schema(no_recursion))]
         submission: Box<Action>,
     },
 }
@@ -266,6 +272,7 @@ impl Action {
 /// Decisions that depend on timing, made by the coordinator (the leader) and logged so that replay
 /// never re-decides them.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum LeaderCommand {
     /// Hand these queued tasks to this provider.
@@ -303,6 +310,7 @@ pub enum LeaderCommand {
 // Most inputs are signed actions, so boxing the large variant would only add an allocation.
 #[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Input {
     Signed(Signed<Action>),
@@ -322,6 +330,7 @@ pub enum Input {
 /// Signed requests that are not actions: a provider asks for work, proves it is alive, or asks
 /// to store a blob. Only fetches are ever logged (inside an [`Input::Fetch`]).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Request {
     /// A provider asks for up to `max` tasks, waiting up to `wait_ms` for work to appear. `held`
@@ -368,6 +377,7 @@ pub const WAITING_MAX: usize = 64;
 /// The only thing here that is not signed by the provider concerned is `waiting`: the leader's
 /// view of who else waits, which the scheduler's hold rule compares against.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct WorkFetch {
     pub fetches: Vec<Signed<Request>>,
     pub waiting: Vec<Waiting>,
@@ -375,6 +385,7 @@ pub struct WorkFetch {
 
 /// A provider waiting for work, and which of the blobs the scheduler looks at it holds.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Waiting {
     pub provider: AccountId,
     pub cached: Vec<Hash>,
@@ -382,6 +393,7 @@ pub struct Waiting {
 
 /// A log entry: an input with the time the leader accepted it at.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Entry {
     pub time: Time,
     pub input: Input,
@@ -389,6 +401,7 @@ pub struct Entry {
 
 /// What happened as a result of an input.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case", tag = "event")]
 pub enum Event {
     ProviderRegistered {
@@ -490,11 +503,13 @@ pub enum Event {
         from: AccountId,
         to: AccountId,
         #[serde(with = "crate::types::amount")]
+        #[cfg_attr(feature = "openapi", schema(value_type = String))]
         amount: Amount,
     },
     FaucetPaid {
         to: AccountId,
         #[serde(with = "crate::types::amount")]
+        #[cfg_attr(feature = "openapi", schema(value_type = String))]
         amount: Amount,
     },
     /// The job's worst-case cost left its owner's balance.
@@ -502,6 +517,7 @@ pub enum Event {
         job: JobId,
         owner: AccountId,
         #[serde(with = "crate::types::amount")]
+        #[cfg_attr(feature = "openapi", schema(value_type = String))]
         amount: Amount,
     },
     /// An accepted result was paid from the job's escrow: `amount` to the provider and `fee` to
@@ -510,8 +526,10 @@ pub enum Event {
         task: TaskId,
         provider: AccountId,
         #[serde(with = "crate::types::amount")]
+        #[cfg_attr(feature = "openapi", schema(value_type = String))]
         amount: Amount,
         #[serde(with = "crate::types::amount")]
+        #[cfg_attr(feature = "openapi", schema(value_type = String))]
         fee: Amount,
     },
     /// Rules 10: a job's storage deposit was locked from its owner.
@@ -519,6 +537,7 @@ pub enum Event {
         job: JobId,
         owner: AccountId,
         #[serde(with = "crate::types::amount")]
+        #[cfg_attr(feature = "openapi", schema(value_type = String))]
         amount: Amount,
         /// The bytes it pays for: inputs plus every task's output room.
         bytes: u64,
@@ -529,6 +548,7 @@ pub enum Event {
         job: JobId,
         owner: AccountId,
         #[serde(with = "crate::types::amount")]
+        #[cfg_attr(feature = "openapi", schema(value_type = String))]
         amount: Amount,
     },
     /// What a finished job's escrow still held went back to its owner.
@@ -536,25 +556,30 @@ pub enum Event {
         job: JobId,
         owner: AccountId,
         #[serde(with = "crate::types::amount")]
+        #[cfg_attr(feature = "openapi", schema(value_type = String))]
         amount: Amount,
     },
     Staked {
         account: AccountId,
         #[serde(with = "crate::types::amount")]
+        #[cfg_attr(feature = "openapi", schema(value_type = String))]
         amount: Amount,
         /// Bonded stake after this.
         #[serde(with = "crate::types::amount")]
+        #[cfg_attr(feature = "openapi", schema(value_type = String))]
         bonded: Amount,
     },
     UnbondingStarted {
         account: AccountId,
         #[serde(with = "crate::types::amount")]
+        #[cfg_attr(feature = "openapi", schema(value_type = String))]
         amount: Amount,
         release_at: Time,
     },
     StakeReleased {
         account: AccountId,
         #[serde(with = "crate::types::amount")]
+        #[cfg_attr(feature = "openapi", schema(value_type = String))]
         amount: Amount,
     },
     /// A provider lost `amount` of stake for a wrong result.
@@ -563,12 +588,16 @@ pub enum Event {
         /// The owner of the job the wrong result was for.
         requester: AccountId,
         #[serde(with = "crate::types::amount")]
+        #[cfg_attr(feature = "openapi", schema(value_type = String))]
         amount: Amount,
         #[serde(with = "crate::types::amount")]
+        #[cfg_attr(feature = "openapi", schema(value_type = String))]
         to_requester: Amount,
         #[serde(with = "crate::types::amount")]
+        #[cfg_attr(feature = "openapi", schema(value_type = String))]
         to_treasury: Amount,
         #[serde(with = "crate::types::amount")]
+        #[cfg_attr(feature = "openapi", schema(value_type = String))]
         burned: Amount,
         evidence: SlashEvidence,
     },
@@ -589,16 +618,20 @@ pub enum Event {
         validator: AccountId,
         height: u64,
         #[serde(with = "crate::types::amount")]
+        #[cfg_attr(feature = "openapi", schema(value_type = String))]
         amount: Amount,
         #[serde(with = "crate::types::amount")]
+        #[cfg_attr(feature = "openapi", schema(value_type = String))]
         to_treasury: Amount,
         #[serde(with = "crate::types::amount")]
+        #[cfg_attr(feature = "openapi", schema(value_type = String))]
         burned: Amount,
     },
     /// Rules 8: the signer of a logged action paid the network's fee per action to the treasury.
     ActionFeePaid {
         payer: AccountId,
         #[serde(with = "crate::types::amount")]
+        #[cfg_attr(feature = "openapi", schema(value_type = String))]
         amount: Amount,
     },
     /// Rules 19: a completed job runs again: `results` of the results it delivered were reopened
@@ -617,6 +650,7 @@ pub enum Event {
 
 /// Why an input was refused. A rejected input changes nothing and is never logged.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case", tag = "rejection", content = "detail")]
 pub enum Rejection {
     #[error("nonce {got} is not above the last nonce {last} of this account (replayed request?)")]
@@ -658,15 +692,19 @@ pub enum Rejection {
     #[error("insufficient funds: needs {need} base units, {available} available")]
     InsufficientFunds {
         #[serde(with = "crate::types::amount")]
+        #[cfg_attr(feature = "openapi", schema(value_type = String))]
         need: Amount,
         #[serde(with = "crate::types::amount")]
+        #[cfg_attr(feature = "openapi", schema(value_type = String))]
         available: Amount,
     },
     #[error("insufficient stake: {bonded} base units bonded, {need} needed")]
     InsufficientStake {
         #[serde(with = "crate::types::amount")]
+        #[cfg_attr(feature = "openapi", schema(value_type = String))]
         bonded: Amount,
         #[serde(with = "crate::types::amount")]
+        #[cfg_attr(feature = "openapi", schema(value_type = String))]
         need: Amount,
     },
     #[error("invalid amount: {0}")]
@@ -707,8 +745,10 @@ pub enum Rejection {
     )]
     FeeUnpaid {
         #[serde(with = "crate::types::amount")]
+        #[cfg_attr(feature = "openapi", schema(value_type = String))]
         fee: Amount,
         #[serde(with = "crate::types::amount")]
+        #[cfg_attr(feature = "openapi", schema(value_type = String))]
         available: Amount,
     },
     /// Rules 10: a job's storage cannot be released (yet).

@@ -49,6 +49,7 @@ pub const WORLD_GRAMS_PER_KWH: u32 = 480;
 
 /// How a run's energy was found.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum EnergyMethod {
     /// Read from the CPU package's energy counters (RAPL), shared among what ran meanwhile by
@@ -60,6 +61,7 @@ pub enum EnergyMethod {
 
 /// A run's energy as its provider reports it (rules 24), beside its [`TaskReport`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EnergyReport {
     pub millijoules: u64,
     pub method: EnergyMethod,
@@ -68,6 +70,7 @@ pub struct EnergyReport {
 /// A run's energy as the engine keeps it: as reported, with the carbon intensity in force for
 /// its provider when it reported.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RunEnergy {
     pub millijoules: u64,
     pub method: EnergyMethod,
@@ -95,6 +98,7 @@ fn micrograms(scaled: u128) -> u64 {
 
 /// Why a provider is suspended, as it announces it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Suspension {
     /// Its owner is using the machine.
@@ -125,6 +129,7 @@ impl Suspension {
 
 /// What a provider tells the network about itself now (rules 24, `Action::Announce`).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Announcement {
     /// Why it is suspended; empty: it may work.
     pub suspended: Vec<Suspension>,
@@ -135,6 +140,7 @@ pub struct Announcement {
 
 /// What a job asks of the scheduler beyond its spec (rules 24, `Action::SubmitWithPreferences`).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct JobPreferences {
     /// Prefer providers with low-carbon electricity (a soft preference: see the module docs).
     pub prefer_low_carbon: bool,
@@ -142,6 +148,7 @@ pub struct JobPreferences {
 
 /// Carbon intensity of electricity per region (grams of CO₂e per kWh), fixed at genesis.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CarbonTable {
     /// For a region the table does not list: the reference a low-carbon provider is under.
     pub default_grams_per_kwh: u32,
@@ -232,6 +239,7 @@ impl CarbonTable {
 
 /// What a provider announced (rules 24).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ProviderEnergy {
     pub suspended: Vec<Suspension>,
     pub grams_per_kwh: Option<u32>,
@@ -239,6 +247,7 @@ pub struct ProviderEnergy {
 
 /// Rules 24's part of the state: see the module docs.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Energy {
     /// The network's carbon table (from the genesis).
     pub table: CarbonTable,
@@ -246,6 +255,7 @@ pub struct Energy {
     pub providers: BTreeMap<AccountId, ProviderEnergy>,
     /// Each task's reported runs' energy, by provider (its latest reported run).
     #[serde(with = "crate::audit::by_task")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<Object>))]
     pub runs: BTreeMap<TaskId, BTreeMap<AccountId, RunEnergy>>,
     /// Jobs that prefer low-carbon providers.
     pub low_carbon: BTreeSet<JobId>,
@@ -253,6 +263,7 @@ pub struct Energy {
 
 /// A job's energy and carbon: the sum over its accepted runs ([`State::job_energy`]).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct JobEnergy {
     pub millijoules: u64,
     pub co2e_micrograms: u64,

@@ -34,6 +34,7 @@ pub const MAX_SCRATCH_BYTES: u64 = 4 << 30;
 
 /// A directory tree mounted read-only at `path`.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Mount {
     /// Where the guest sees the tree: an absolute path such as `/usr/local/lib`.
     pub path: String,
@@ -43,6 +44,7 @@ pub struct Mount {
 
 /// An empty writable directory at `path`, of at most `bytes` bytes.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Scratch {
     pub path: String,
     pub bytes: u64,
@@ -51,6 +53,7 @@ pub struct Scratch {
 /// What a job's program sees beyond its input files (rules 12). Always encoded in full: log
 /// entries are postcard.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct JobFiles {
     /// Directory trees mounted read-only, sorted by path once normalised.
     pub mounts: Vec<Mount>,
@@ -60,6 +63,7 @@ pub struct JobFiles {
 
 /// Every job's [`JobFiles`] where it has any (rules 12; empty before).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Files {
     pub jobs: BTreeMap<JobId, JobFiles>,
 }

@@ -60,6 +60,7 @@ pub const FINGERPRINT_CHALLENGE: u64 = 0x6772_6964_6d69_6e74;
 
 /// How a GPU job runs its shader (rules 23). Always encoded in full: log entries are postcard.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct GpuJob {
     /// The compute entry point of the shader.
     pub entry: String,
@@ -73,6 +74,7 @@ pub struct GpuJob {
 
 /// One buffer of a GPU job: `@group(0) @binding(binding)`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct GpuBuffer {
     pub binding: u32,
     pub fill: GpuFill,
@@ -82,6 +84,7 @@ pub struct GpuBuffer {
 
 /// What a buffer holds before the dispatch.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum GpuFill {
     /// The bytes of the task's input file of this name (every map task must have one).
     Input(String),
@@ -173,6 +176,7 @@ impl GpuJob {
 /// What a provider's GPU offers (rules 23, `Action::RegisterGpuProvider`). Always encoded in
 /// full: log entries are postcard.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct GpuOffer {
     /// GPU fuel its device burns per millisecond on the benchmark shader (at least 1).
     pub fuel_per_ms: u64,
@@ -185,11 +189,13 @@ pub struct GpuOffer {
     /// What it asks per unit of GPU fuel (its CPU price, `ProviderSpec::price_per_fuel`, is for
     /// WebAssembly tasks).
     #[serde(with = "crate::types::amount")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub price_per_fuel: crate::types::Amount,
 }
 
 /// The GPU jobs and offers (rules 23; empty before).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct GpuJobs {
     /// Every GPU job's declaration, normalised.
     pub jobs: BTreeMap<JobId, GpuJob>,

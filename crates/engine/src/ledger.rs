@@ -35,6 +35,7 @@ pub const DEV_ACTION_FEE: Amount = 100_000;
 /// is taken; of that, `requester_bps` goes to the job's owner (the party the wrong result was
 /// delivered to), `treasury_bps` to the treasury, and the rest is burned.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SlashParams {
     pub fraction_bps: u32,
     pub requester_bps: u32,
@@ -43,15 +44,18 @@ pub struct SlashParams {
 
 /// The faucet of a development network.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FaucetParams {
     /// Credited per request. A request is refused while the caller's balance is already at least
     /// this much, so the faucet tops accounts up rather than filling them without bound.
     #[serde(with = "crate::types::amount")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub amount: Amount,
 }
 
 /// The economic rules of a network, fixed at genesis and part of the state (so of its hash).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LedgerParams {
     /// Names the network; a different chain id gives a different genesis hash.
     pub chain_id: String,
@@ -61,6 +65,7 @@ pub struct LedgerParams {
     pub fee_bps: u32,
     /// Bonded stake a provider needs to register and to be given work.
     #[serde(with = "crate::types::amount")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub min_stake: Amount,
     pub slash: SlashParams,
     /// How long unstaked tokens stay slashable before they can be released.
@@ -111,6 +116,7 @@ impl LedgerParams {
 
 /// Everything a network starts from. [`State::from_genesis`] turns it into the initial state.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Genesis {
     pub params: LedgerParams,
     /// Initial balances.
@@ -130,6 +136,7 @@ pub struct Genesis {
     /// (reports of assigned work and the faucet are free). Zero for a genesis written before
     /// the field existed.
     #[serde(default, with = "crate::types::amount")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub action_fee: Amount,
     /// Rules 10: what a job's storage costs (a deposit, returned when the storage is released;
     /// see [`crate::storage`]). `None`: no deposit, as for a genesis written before the field.
@@ -229,15 +236,19 @@ impl Genesis {
 
 /// Where the tokens are, in aggregate.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Supply {
     /// Allocated at genesis.
     #[serde(with = "crate::types::amount")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub genesis: Amount,
     /// Created by the faucet since.
     #[serde(with = "crate::types::amount")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub minted: Amount,
     /// Destroyed by slashing since.
     #[serde(with = "crate::types::amount")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub burned: Amount,
 }
 
@@ -252,26 +263,33 @@ impl Supply {
 
 /// Stake on its way out: still slashable until `release_at`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Unbonding {
     #[serde(with = "crate::types::amount")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub amount: Amount,
     pub release_at: Time,
 }
 
 /// A job's locked funds. `locked − paid − refunded` is what it still holds.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Escrow {
     /// The worst-case cost, taken from the owner at submission.
     #[serde(with = "crate::types::amount")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub locked: Amount,
     /// Paid out for accepted results (provider share and fee together).
     #[serde(with = "crate::types::amount")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub paid: Amount,
     /// The part of `paid` that went to the treasury as fees.
     #[serde(with = "crate::types::amount")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub fees: Amount,
     /// Returned to the owner when the job ended.
     #[serde(with = "crate::types::amount")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub refunded: Amount,
 }
 
@@ -287,6 +305,7 @@ impl Escrow {
 /// The case against a provider: its result for a task against the result the verification agreed
 /// on. Both results entered the log as signed `ReportResults` actions; this names them.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SlashEvidence {
     pub task: TaskId,
     /// The output hash the slashed provider signed.

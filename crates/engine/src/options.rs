@@ -30,6 +30,7 @@ pub const MAX_ENTRY_LEN: usize = 128;
 
 /// What a job says beyond its spec (rules 11). Always encoded in full: log entries are postcard.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct JobOptions {
     /// The exit statuses that are a successful answer. Empty means 0 alone.
     #[serde(default)]
@@ -98,12 +99,14 @@ impl JobOptions {
 /// Every job's options where they are not the default, and the statuses of accepted results
 /// that were not 0 (rules 11; empty before).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Options {
     /// Jobs submitted with options other than the default: their options, normalised
     /// ([`JobOptions::normalised`]).
     pub jobs: BTreeMap<JobId, JobOptions>,
     /// Accepted results whose runs exited with a status other than 0.
     #[serde(with = "crate::audit::by_task")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<Object>))]
     pub statuses: BTreeMap<TaskId, i32>,
 }
 

@@ -43,17 +43,20 @@ pub const MAX_WRAPPED_KEY: usize = 256;
 
 /// The job key wrapped to one provider.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Recipient {
     pub provider: AccountId,
     /// The key, sealed to the provider's X25519 key (derived from its ed25519 identity); opaque
     /// to the engine.
     #[serde(with = "hex_bytes")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub wrapped: Vec<u8>,
 }
 
 /// How a private job's key reaches its providers (rules 13). Always encoded in full: log entries
 /// are postcard.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Sealing {
     /// A value derived from the job key (a keyed hash, revealing nothing of the key): a provider
     /// runs the job only with a key that derives this, so all its providers hold the same key.
@@ -139,6 +142,7 @@ impl Sealing {
 
 /// Every private job's sealing (rules 13; empty before).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Private {
     pub jobs: BTreeMap<JobId, Sealing>,
 }

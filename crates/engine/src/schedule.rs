@@ -33,6 +33,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 /// The scheduler's tunables, fixed at genesis (`[scheduling]` in a genesis file).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default, deny_unknown_fields)]
 pub struct ScheduleParams {
     /// Tasks a provider may hold beyond its slots, per slot (its local queue).

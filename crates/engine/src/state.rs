@@ -20,6 +20,7 @@ use std::io::Write as _;
 
 /// Bounds on what one job may ask for. Part of the state so that replay uses the rules in force.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EngineConfig {
     pub max_tasks_per_job: u32,
     pub max_args_bytes_per_task: u64,
@@ -50,20 +51,24 @@ impl Default for EngineConfig {
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Account {
     /// Highest nonce used in a logged action.
     pub nonce: u64,
     /// Spendable tokens, in base units.
     #[serde(with = "crate::types::amount")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub balance: Amount,
     /// Stake bonded as a provider: slashable, and needed to be given work.
     #[serde(with = "crate::types::amount")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub bonded: Amount,
     /// Stake on its way back to the balance, still slashable until released.
     pub unbonding: Vec<Unbonding>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ProviderStatus {
     Active,
@@ -72,6 +77,7 @@ pub enum ProviderStatus {
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ProviderStats {
     pub tasks_completed: u64,
     pub tasks_failed: u64,
@@ -79,6 +85,7 @@ pub struct ProviderStats {
     pub times_lost: u64,
     /// Paid for accepted results, after fees.
     #[serde(with = "crate::types::amount")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub earned: Amount,
     pub times_slashed: u64,
     /// Runs it did not report by their deadline.
@@ -86,10 +93,12 @@ pub struct ProviderStats {
     pub tasks_timed_out: u64,
     /// Stake lost to slashing.
     #[serde(with = "crate::types::amount")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub slashed: Amount,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Provider {
     pub id: AccountId,
     pub spec: ProviderSpec,
@@ -108,6 +117,7 @@ impl Provider {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 // Externally tagged (serde's default): postcard, used for snapshots, cannot decode internally
 // tagged enums.
 #[serde(rename_all = "snake_case")]
@@ -125,6 +135,7 @@ pub enum TaskState {
 
 /// The accepted result of a task.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TaskResult {
     /// The providers whose matching results were accepted (one when accepted alone).
     pub providers: Vec<AccountId>,
@@ -134,6 +145,7 @@ pub struct TaskResult {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Task {
     pub state: TaskState,
     /// Runs that ended in failure.
@@ -179,6 +191,7 @@ impl Task {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum JobStatus {
     /// Map tasks in progress.
@@ -202,6 +215,7 @@ impl JobStatus {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Job {
     pub id: JobId,
     pub owner: AccountId,
@@ -245,6 +259,7 @@ impl Job {
 
 /// The whole network state.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct State {
     pub config: EngineConfig,
     /// The economic rules, fixed at genesis.
@@ -285,6 +300,7 @@ pub struct State {
     /// (from [`Genesis::action_fee`](crate::Genesis::action_fee); reports of assigned work and
     /// the faucet are free). Hashed only under rules 8 and later.
     #[serde(default, with = "crate::types::amount")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub action_fee: Amount,
     /// Rules 10: storage deposits (see [`crate::storage`]). Hashed only under rules 10 and later.
     #[serde(default)]

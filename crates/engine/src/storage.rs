@@ -19,9 +19,11 @@ use std::collections::BTreeMap;
 
 /// What storage costs on a network (genesis, rules 10).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StorageParams {
     /// Deposit per KiB (rounded up) of a job's storage: its inputs plus its tasks' output room.
     #[serde(with = "crate::types::amount")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub deposit_per_kib: Amount,
     /// How long a job's blobs stay stored after the job ended, unless its owner releases them
     /// first.
@@ -51,6 +53,7 @@ impl StorageParams {
 
 /// What a job's owner declares about its storage when submitting it (rules 10).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StorageClaim {
     /// Total size of the distinct blobs the spec names (module, inputs, stdin, reduce module).
     pub input_bytes: u64,
@@ -72,9 +75,11 @@ impl StorageClaim {
 
 /// A job's storage: its owner's claim, the deposit it locked, and when it was released.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct JobStorage {
     pub claim: StorageClaim,
     #[serde(with = "crate::types::amount")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub deposit: Amount,
     /// Set once released: the deposit went back to the owner and the job names no blob.
     pub released_at: Option<Time>,
@@ -82,6 +87,7 @@ pub struct JobStorage {
 
 /// The network's storage rules and every job's storage (rules 10; empty before).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Storage {
     /// `None`: this network takes no deposit (its jobs are submitted without a claim).
     pub params: Option<StorageParams>,

@@ -75,6 +75,21 @@ macro_rules! byte_id {
             }
         }
 
+        /// In JSON: the bytes as lower-case hex.
+        #[cfg(feature = "openapi")]
+        impl utoipa::PartialSchema for $name {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                utoipa::openapi::ObjectBuilder::new()
+                    .schema_type(utoipa::openapi::schema::Type::String)
+                    .pattern(Some(format!("^[0-9a-fA-F]{{{}}}$", 2 * $len)))
+                    .description(Some(stringify!($name)))
+                    .into()
+            }
+        }
+
+        #[cfg(feature = "openapi")]
+        impl utoipa::ToSchema for $name {}
+
         impl fmt::Debug for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 self.with_hex(|hex| {
@@ -171,6 +186,7 @@ impl Hash {
 /// A task inside a job. `index` counts the job's map tasks from 0; the reduce task, if the job has one,
 /// has index `tasks.len()`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TaskId {
     pub job: JobId,
     pub index: u32,
@@ -184,6 +200,7 @@ impl fmt::Display for TaskId {
 
 /// What a provider declares about itself when it registers.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ProviderSpec {
     /// Concurrent task slots the provider offers (normally its core count).
     pub slots: u32,
@@ -212,6 +229,7 @@ impl ProviderSpec {
 
 /// Resource limits for one task run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Limits {
     /// Wasm fuel (roughly: instructions) the task may burn.
     pub fuel: u64,
@@ -223,6 +241,7 @@ pub struct Limits {
 
 /// A file visible to the guest under `name` (a plain file name), with the content of blob `hash`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct InputFile {
     pub name: String,
     pub hash: Hash,
@@ -230,6 +249,7 @@ pub struct InputFile {
 
 /// One map task of a job.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TaskSpec {
     pub args: Vec<String>,
     #[serde(default)]
@@ -242,6 +262,7 @@ pub struct TaskSpec {
 
 /// Where a task's result comes from.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum OutputSource {
     Stdout,
@@ -251,6 +272,7 @@ pub enum OutputSource {
 
 /// How the outputs of a job's tasks become the job's output.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Aggregate {
     /// The outputs, concatenated in task order.
@@ -262,6 +284,7 @@ pub enum Aggregate {
 
 /// The reduce step of a job.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ReduceSpec {
     pub module: Hash,
     #[serde(default)]
@@ -271,6 +294,7 @@ pub struct ReduceSpec {
 
 /// Everything a requester says about a job.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct JobSpec {
     pub module: Hash,
     pub tasks: Vec<TaskSpec>,
@@ -308,6 +332,7 @@ impl JobSpec {
 
 /// What a job needs of a provider beyond memory (in [`Limits`]) and price.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Requirements {
     /// Least number of cores (0: any).
     #[serde(default)]
@@ -323,6 +348,7 @@ pub struct Requirements {
 /// How many independent runs back a task's result before it is accepted and paid. Replicas of one
 /// task always run on distinct providers of distinct operators.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Redundancy {
     /// The network's policy ([`crate::VerifyParams`]): a trusted provider's result is accepted
@@ -338,6 +364,7 @@ pub enum Redundancy {
 
 /// How a task run ended, as the provider reports it (mirrors the sandbox's outcome).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum TaskOutcome {
     /// Exited with status 0: the output is the result.
@@ -367,6 +394,7 @@ impl fmt::Display for TaskOutcome {
 
 /// A provider's report on one task it ran.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TaskReport {
     pub task: TaskId,
     pub outcome: TaskOutcome,
@@ -377,6 +405,7 @@ pub struct TaskReport {
 
 /// What a provider needs to run a task: derived from the job by [`crate::State::task_descriptor`].
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TaskDescriptor {
     pub task: TaskId,
     pub module: Hash,

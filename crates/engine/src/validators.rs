@@ -27,6 +27,7 @@ use std::collections::BTreeMap;
 /// value adds nothing to the state hash (see [`State::hash`]), so networks from before validators
 /// keep their hashes.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Validators {
     /// Who they are, with voting power and stake, in genesis order.
     pub set: ValidatorSet,
@@ -43,6 +44,7 @@ pub struct Validators {
 /// A change to the validator set, made once validators holding more than half of the voting
 /// power vote for it (`Action::ValidatorVote`; governance will take this over later).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ValidatorChange {
     /// A new member. Its account must have at least the minimum stake bonded when the change is
@@ -98,6 +100,7 @@ impl Validators {
 /// timeout, as of `at` (its own clock). A provider is declared lost only on such statements
 /// from validators holding a majority of the voting power ([`Lost`]).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Silence {
     pub provider: AccountId,
     pub at: Time,
@@ -114,6 +117,7 @@ pub const SILENCE_MAX_SKEW_MS: u64 = 30_000;
 /// shell checks every signature before the input is applied (and `chain verify` again); the
 /// engine checks the rest ([`State::apply_lost`]).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Lost {
     pub provider: AccountId,
     pub attestations: Vec<crate::command::Signed<Silence>>,
@@ -121,6 +125,7 @@ pub struct Lost {
 
 /// A block header with one validator's signature of it (see [`crate::Block`] for what is signed).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SignedHeader {
     pub header: BlockHeader,
     pub signature: Sig,
@@ -128,6 +133,7 @@ pub struct SignedHeader {
 
 /// The case against a validator: its signatures of two different headers of one height.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Equivocation {
     pub validator: AccountId,
     pub first: SignedHeader,

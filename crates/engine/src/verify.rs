@@ -32,6 +32,7 @@ use std::collections::BTreeSet;
 
 /// The network's verification rules, fixed at genesis.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default, deny_unknown_fields)]
 pub struct VerifyParams {
     /// Consecutive verified results after which a provider is trusted (BOINC's adaptive
@@ -90,6 +91,7 @@ pub const MAX_SCORE: u32 = 1_000;
 
 /// A provider's standing, changed only by the rules in this module.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Reputation {
     /// 0 to [`MAX_SCORE`]: each verified result closes a tenth of the gap to the maximum; each
     /// lost quorum divides it by four.
@@ -107,6 +109,7 @@ pub struct Reputation {
 
 /// One run of a task on one provider.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Run {
     pub provider: AccountId,
     pub started: Time,
@@ -117,6 +120,7 @@ pub struct Run {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum RunOutcome {
     Running,

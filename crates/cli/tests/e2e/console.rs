@@ -32,6 +32,15 @@ fn the_console_and_its_feeds_are_served() {
     let other = w.submit(&c.url, &w.write("pi2.toml", pi_spec(10_000, 2)));
     c.http.wait_completed(other);
 
+    // The API's description: OpenAPI 3.1, every route (the contract test in CI, `.ci/contract`,
+    // checks the answers against it).
+    let (status, doc) = json(&w, &format!("{}/v1/openapi.json", c.url));
+    assert_eq!((status, doc["openapi"].as_str()), (200, Some("3.1.0")));
+    for route in ["/v1/jobs/{id}", "/v1/actions", "/v1/events", "/"] {
+        assert!(doc["paths"].get(route).is_some(), "{route}");
+    }
+    assert!(doc["components"]["schemas"].get("JobView").is_some());
+
     // The page, its script and style, under a policy that runs nothing but its own files.
     let page = get(&w, &format!("{}/", c.url));
     assert_eq!(page.status().as_u16(), 200);
