@@ -1,5 +1,5 @@
-//! Feeds a job spec file (TOML) to the CLI's parser `jobspec::load` (`crates/cli/src/jobspec.rs`,
-//! compiled in; what `gridmint job submit` calls), every file it names reading as a few bytes.
+//! Feeds a job spec file (TOML) to the parser `jobspec::load` (`crates/jobspec`,
+//! what `gridmint job submit` and the Python SDK call), every file it names reading as a few bytes.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;

@@ -1,15 +1,14 @@
-//! What the fuzz targets (`fuzz_targets/`) share: the CLI's job spec and genesis parsers, compiled
-//! in from `crates/cli/src` (the CLI is a binary crate, so they cannot be imported), and the
+//! What the fuzz targets (`fuzz_targets/`) share: the job spec parser (`crates/jobspec`), the
+//! CLI's genesis parser, compiled in from `crates/cli/src` (the CLI is a binary crate, so it
+//! cannot be imported), and the
 //! initial state that decoded inputs are applied to. `tests/seeds.rs` writes and checks the seed
 //! corpus (`corpus/<target>/`).
 
 use engine::{AccountId, Genesis, State};
 use std::sync::OnceLock;
 
-/// The CLI's job spec parser, `crates/cli/src/jobspec.rs`, as the `gridmint` binary compiles it.
-#[path = "../../crates/cli/src/jobspec.rs"]
-#[allow(dead_code, clippy::all)]
-pub mod jobspec;
+/// The job spec parser the CLI and the Python SDK use (`crates/jobspec`).
+pub use jobspec;
 
 /// The CLI's genesis file parser, `crates/cli/src/genesis.rs`, as the `gridmint` binary compiles it.
 #[path = "../../crates/cli/src/genesis.rs"]

@@ -2,8 +2,8 @@
 //! given as a flag, and a flag wins over the file; anything in neither gets the default that works
 //! on a laptop. `examples/coordinator.toml` lists every key.
 
-use crate::jobspec::Size;
 use anyhow::{Context, bail};
+use jobspec::Size;
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

@@ -3,11 +3,11 @@
 //! Mandelbrot example jobs, and the GPU hash search where the machine has a GPU (or Mesa's
 //! software Vulkan driver, which the providers here offer as one).
 
-use crate::jobspec::{self, Embedded};
 use crate::requester;
 use anyhow::Context;
 use api::{Client, Identity};
 use engine::Tokens;
+use jobspec::{self, Embedded};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Instant;

@@ -215,7 +215,7 @@ pub fn parse_network(text: &str) -> anyhow::Result<(Genesis, ValidatorSet)> {
                     deposit_per_kib: tokens("storage.deposit_per_kib", &s.deposit_per_kib)?,
                     retention_ms: u64::try_from(retention.as_millis())
                         .context("storage.retention is too long")?,
-                    max_output_bytes: crate::jobspec::parse_size(&s.max_output)
+                    max_output_bytes: jobspec::parse_size(&s.max_output)
                         .context("storage.max_output")?,
                 })
             })

@@ -7,7 +7,6 @@ mod demo;
 mod genesis;
 mod gpu_bench;
 mod heartbeat_bench;
-mod jobspec;
 mod kernels_bench;
 mod ledger_bench;
 mod provider_cmd;

@@ -2,8 +2,8 @@
 //! Every key is optional; a flag wins over the file; anything in neither gets the default.
 //! `examples/provider.toml` lists and explains every key.
 
-use crate::jobspec::Size;
 use anyhow::{Context, bail};
+use jobspec::Size;
 use provider::idle::{IdleRules, Schedule};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};

@@ -1,6 +1,5 @@
 //! The requester side: the requester's key, submitting a loaded job and waiting for it.
 
-use crate::jobspec::{self, LoadedJob};
 use anyhow::Context;
 use api::private::JobKey;
 use api::wire::JobView;
@@ -8,6 +7,7 @@ use api::{Client, Identity};
 use bytes::Bytes;
 use engine::{JobId, JobStatus, Tokens};
 use indicatif::{ProgressBar, ProgressStyle};
+use jobspec::{self, LoadedJob};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 

@@ -381,6 +381,25 @@ pub enum AggregateKind {
     Reduce,
 }
 
+/// Admits a GPU job's shader as the network will (a bad shader is named before anything is
+/// sent), and says whether it computes with integers only.
+#[cfg(feature = "gpu")]
+fn integer_only(source: &str, file: &GpuFile) -> anyhow::Result<bool> {
+    let admitted = gpu::admit(source, &file.entry)
+        .map_err(|e| anyhow!("{e}"))
+        .with_context(|| format!("shader {}", file.shader))?;
+    Ok(admitted.integer_only)
+}
+
+#[cfg(not(feature = "gpu"))]
+fn integer_only(_: &str, file: &GpuFile) -> anyhow::Result<bool> {
+    bail!(
+        "shader {}: GPU jobs are submitted with the gridmint command line (this build reads \
+         job specs without the GPU sandbox that admits shaders)",
+        file.shader
+    )
+}
+
 /// A job ready to submit: the spec, every blob it refers to, its output limit per task and its
 /// options.
 pub struct LoadedJob {
@@ -495,6 +514,12 @@ fn substitute(template: &str, vars: &[(&str, u64)]) -> String {
 /// Parses spec `text`, reading referenced files through `files`.
 pub fn load(text: &str, files: &dyn Files, now: Time) -> anyhow::Result<LoadedJob> {
     let file: JobFile = toml::from_str(text).context("parsing TOML")?;
+    load_file(file, files, now)
+}
+
+/// [`load`] of a spec already read (from TOML, or the same fields as JSON: the Python SDK's
+/// dicts).
+pub fn load_file(file: JobFile, files: &dyn Files, now: Time) -> anyhow::Result<LoadedJob> {
     let mut blobs = Blobs {
         files,
         by_path: HashMap::new(),
@@ -512,11 +537,7 @@ pub fn load(text: &str, files: &dyn Files, now: Time) -> anyhow::Result<LoadedJo
                 .unwrap_or_default();
             let source = std::str::from_utf8(&source)
                 .with_context(|| format!("shader {}: not UTF-8 text", gpu.shader))?;
-            // Admitted here as the network will: a bad shader is named before anything is sent.
-            let admitted = gpu::admit(source, &gpu.entry)
-                .map_err(|e| anyhow!("{e}"))
-                .with_context(|| format!("shader {}", gpu.shader))?;
-            (hash, Some(admitted))
+            (hash, Some(integer_only(source, gpu)?))
         }
         (Some(_), Some(_)) => bail!("a job has a module or a [gpu] shader, not both"),
         (None, None) => bail!("no module: name one (module = \"x.wasm\"), or a [gpu] shader"),
@@ -643,8 +664,8 @@ pub fn load(text: &str, files: &dyn Files, now: Time) -> anyhow::Result<LoadedJo
         }
     };
 
-    let gpu = match (&file.gpu, &shader) {
-        (Some(g), Some(shader)) => {
+    let gpu = match (&file.gpu, shader) {
+        (Some(g), Some(integer_only)) => {
             ensure!(
                 file.success_exits.is_empty() && file.entry.is_none(),
                 "a GPU job has no exit statuses or module entry (its entry point is [gpu] entry)"
@@ -654,7 +675,7 @@ pub fn load(text: &str, files: &dyn Files, now: Time) -> anyhow::Result<LoadedJo
                 "a GPU job mounts no directories (its buffers are its files)"
             );
             ensure!(
-                g.one_class != Some(false) || shader.integer_only,
+                g.one_class != Some(false) || integer_only,
                 "one_class = false: the shader uses floats, whose bits may differ between kinds \
                  of GPU, so its results must come from one class"
             );
@@ -678,7 +699,7 @@ pub fn load(text: &str, files: &dyn Files, now: Time) -> anyhow::Result<LoadedJo
                 entry: g.entry.clone(),
                 workgroups: g.workgroups,
                 buffers,
-                one_class: g.one_class.unwrap_or(!shader.integer_only),
+                one_class: g.one_class.unwrap_or(!integer_only),
             })
         }
         _ => None,

@@ -1,0 +1,179 @@
+"""Gridmint from Python: submit jobs to a compute network, follow them, fetch their outputs, and
+move tokens.
+
+    import gridmint
+    net = gridmint.connect("http://127.0.0.1:7070")    # key: $GRIDMINT_HOME/requester.key
+    net.faucet()                                        # development networks only
+    job = net.submit("examples/pi.toml")                # or a dict with the same fields
+    print(net.wait(job)["status"], net.output(job).decode())
+
+Keys, signing and the job spec reader are the Rust ones (``gridmint._native``, built from the
+``api`` and ``jobspec`` crates): what this sends is byte for byte what ``gridmint job submit``
+sends, and a key file works with both.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence, Union
+
+from ._native import GridmintError, Session
+
+__all__ = ["Network", "GridmintError", "connect", "default_key_path"]
+
+Spec = Union[str, os.PathLike, Mapping[str, Any]]
+
+FINISHED = ("completed", "failed", "cancelled")
+
+
+def default_key_path() -> Path:
+    """The requester key the CLI uses: ``$GRIDMINT_HOME/requester.key`` (``~/.gridmint``)."""
+    home = os.environ.get("GRIDMINT_HOME")
+    base = Path(home) if home else Path.home() / ".gridmint"
+    return base / "requester.key"
+
+
+def connect(url: str | None = None, key: str | os.PathLike | None = None) -> "Network":
+    """A network at ``url`` (default ``$GRIDMINT_COORDINATOR``, else http://127.0.0.1:7070),
+    acting as the account whose key is in ``key`` (created if missing)."""
+    return Network(url, key)
+
+
+class Network:
+    """A coordinator of a Gridmint network, and the account this session acts as."""
+
+    def __init__(self, url: str | None = None, key: str | os.PathLike | None = None):
+        self.url = url or os.environ.get("GRIDMINT_COORDINATOR") or "http://127.0.0.1:7070"
+        self.key = Path(key) if key is not None else default_key_path()
+        self.key.parent.mkdir(parents=True, exist_ok=True)
+        self._s = Session(self.url, self.key)
+
+    def __repr__(self) -> str:
+        return f"Network({self.url!r}, account={self.account[:12]}…)"
+
+    # ---- the network and accounts ---------------------------------------------------------
+
+    @property
+    def account(self) -> str:
+        """This session's account id (hex)."""
+        return self._s.account
+
+    def status(self) -> dict:
+        return json.loads(self._s.status())
+
+    def network(self) -> dict:
+        """The network's token, fees, stake and verification rules."""
+        return json.loads(self._s.network())
+
+    def balance(self, account: str | None = None) -> dict:
+        """An account's view (this one's by default): ``balance``, ``bonded``, ``in_escrow``…
+        as decimal strings of base units (10^9 per GRID)."""
+        return json.loads(self._s.account_view(account))
+
+    def faucet(self) -> dict:
+        """Tokens from a development network's faucet."""
+        return json.loads(self._s.faucet())
+
+    def transfer(self, to: str, amount: Union[str, int, float]) -> dict:
+        """Sends ``amount`` GRID (``"1.5"``, or a number) to account ``to``."""
+        return json.loads(self._s.transfer(to, str(amount)))
+
+    # ---- jobs -----------------------------------------------------------------------------
+
+    def submit(self, spec: Spec, base_dir: str | os.PathLike | None = None) -> int:
+        """Submits a job and returns its id. ``spec`` is a job spec file (TOML, as
+        ``gridmint job submit`` reads it) or a dict with the same fields, whose paths are
+        relative to ``base_dir`` (default: the current directory)."""
+        if isinstance(spec, Mapping):
+            base = Path(base_dir) if base_dir is not None else Path.cwd()
+            return self._s.submit_json(json.dumps(dict(spec)), base)
+        return self._s.submit_file(Path(spec))
+
+    def job(self, job: int, tasks: bool = False) -> dict:
+        """A job's view (with a page of per-task detail when ``tasks``)."""
+        return json.loads(self._s.job(int(job), tasks))
+
+    def wait(self, job: int, progress: bool = True, timeout: float | None = None) -> dict:
+        """Waits until the job finishes and returns its view; shows a progress bar on stderr
+        unless ``progress`` is false. Raises ``GridmintError`` if it failed or was cancelled,
+        ``TimeoutError`` after ``timeout`` seconds."""
+        started = time.monotonic()
+        bar = _Bar(job) if progress else None
+        while True:
+            view = self.job(job)
+            if bar:
+                bar.show(view)
+            if view["status"] in FINISHED:
+                break
+            if timeout is not None and time.monotonic() - started > timeout:
+                raise TimeoutError(f"job {job} is still {view['status']} after {timeout} s")
+            # A long poll: answered when the job finishes, or after a second with its progress.
+            json.loads(self._s.job(int(job), False, 1000))
+        if bar:
+            bar.done()
+        if view["status"] != "completed":
+            raise GridmintError(f"job {job} {view['status']}: {view.get('reason', '')}".rstrip(": "))
+        return view
+
+    def output(self, job: int) -> bytes:
+        """A completed job's output (its tasks' outputs joined, or its reduce task's)."""
+        return self._s.output(int(job))
+
+    def task_outputs(self, job: int) -> list[bytes]:
+        """A completed job's tasks' outputs, in task order (a reduce task, if the job has one,
+        last)."""
+        view = self.job(job, tasks=True)
+        missing = [t["task"]["index"] for t in view["tasks"] if not t.get("output_hash")]
+        if missing:
+            raise GridmintError(f"job {job}: tasks {missing} have no accepted output")
+        tasks = sorted(view["tasks"], key=lambda t: t["task"]["index"])
+        return [self._s.blob(t["output_hash"]) for t in tasks]
+
+    def map(
+        self,
+        module: str | os.PathLike,
+        arg_sets: Iterable[Sequence[Any]],
+        progress: bool = True,
+        **options: Any,
+    ) -> list[bytes]:
+        """Runs the wasm ``module`` once per argument set, as one job's tasks, and returns their
+        outputs in the order of ``arg_sets``. ``options`` are job spec fields (``fuel``,
+        ``memory``, ``timeout``, ``max_price``, ``redundancy``, …)."""
+        tasks = [{"args": [str(a) for a in args]} for args in arg_sets]
+        if not tasks:
+            return []
+        module = Path(module).resolve()
+        spec = {"module": module.name, "task": tasks, **options}
+        job = self.submit(spec, base_dir=module.parent)
+        self.wait(job, progress=progress)
+        return self.task_outputs(job)[: len(tasks)]
+
+
+class _Bar:
+    """A progress bar on stderr, redrawn in place."""
+
+    def __init__(self, job: int):
+        self.job = job
+        self.shown = False
+        self.tty = sys.stderr.isatty()
+
+    def show(self, view: dict) -> None:
+        total, done = view["tasks_total"], view["tasks_done"]
+        width = 30
+        filled = width * done // total if total else 0
+        line = f"job {self.job} [{'#' * filled}{'.' * (width - filled)}] {done}/{total} tasks, {view['status']}"
+        if self.tty:
+            sys.stderr.write("\r" + line)
+        elif not self.shown or view["status"] in FINISHED:
+            sys.stderr.write(line + "\n")
+        sys.stderr.flush()
+        self.shown = True
+
+    def done(self) -> None:
+        if self.tty:
+            sys.stderr.write("\n")
+            sys.stderr.flush()

@@ -1,0 +1,236 @@
+//! `gridmint._native`: what the Python SDK takes from Rust — the key files, the signing and the
+//! HTTP client of the `api` crate, and the job spec reader of the `jobspec` crate — so that a
+//! Python submission is byte for byte what the CLI would send. Views cross as JSON text (the
+//! API's own JSON), which the Python side parses.
+
+use anyhow::Context;
+use api::{Client, Identity};
+use bytes::Bytes;
+use pyo3::exceptions::PyRuntimeError;
+use pyo3::prelude::*;
+use pyo3::types::PyBytes;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pyo3::create_exception!(_native, GridmintError, PyRuntimeError);
+
+fn fail(e: impl std::fmt::Display) -> PyErr {
+    GridmintError::new_err(e.to_string())
+}
+
+fn json<T: serde::Serialize>(value: &T) -> PyResult<String> {
+    serde_json::to_string(value).map_err(fail)
+}
+
+/// Files of a job spec, relative to a directory (mounted trees are the CLI's).
+struct Dir(PathBuf);
+
+impl jobspec::Files for Dir {
+    fn read(&self, path: &str) -> anyhow::Result<Bytes> {
+        let full = self.0.join(path);
+        std::fs::read(&full)
+            .map(Bytes::from)
+            .with_context(|| format!("reading {}", full.display()))
+    }
+}
+
+fn now_ms() -> engine::Time {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// A connection to a coordinator, acting as one account.
+#[pyclass(module = "gridmint._native")]
+struct Session {
+    rt: tokio::runtime::Runtime,
+    client: Client,
+    me: Identity,
+}
+
+impl Session {
+    fn run<T>(
+        &self,
+        py: Python<'_>,
+        fut: impl Future<Output = anyhow::Result<T>> + Send,
+    ) -> PyResult<T>
+    where
+        T: Send,
+    {
+        // The GIL is let go while the network is waited for.
+        py.detach(|| self.rt.block_on(fut))
+            .map_err(|e| fail(format!("{e:#}")))
+    }
+
+    async fn submit(&self, job: jobspec::LoadedJob) -> anyhow::Result<engine::JobId> {
+        if job.gpu.is_some() {
+            anyhow::bail!("GPU jobs are submitted with the gridmint command line");
+        }
+        let network = self
+            .client
+            .network()
+            .await
+            .context("reading the network's rules")?;
+        let input_bytes = api::weigh(&job.spec, &job.files, &job.blobs)
+            .map_err(|hash| anyhow::anyhow!("the job names blob {hash} but has not read it"))?;
+        let action = api::job_submission(
+            network.storage.as_ref(),
+            job.spec,
+            input_bytes,
+            job.output_limit,
+            job.options,
+            job.files,
+            None,
+        );
+        let action = if job.preferences == engine::JobPreferences::default() {
+            action
+        } else {
+            engine::Action::SubmitWithPreferences {
+                preferences: job.preferences,
+                submission: Box::new(action),
+            }
+        };
+        for blob in job.blobs {
+            self.client
+                .upload(&self.me, blob)
+                .await
+                .context("uploading a blob")?;
+        }
+        let resp = self
+            .client
+            .action(&self.me, action)
+            .await
+            .map_err(|e| anyhow::anyhow!("submitting the job: {e}"))?;
+        resp.submitted_job()
+            .context("the coordinator accepted the job but reported no job id")
+    }
+}
+
+#[pymethods]
+impl Session {
+    /// `url`: the coordinator; `key`: the account's key file, created if missing (the CLI's
+    /// format: the same file works with `gridmint`).
+    #[new]
+    fn new(url: &str, key: PathBuf) -> PyResult<Self> {
+        api::tls::install_provider();
+        let me = Identity::load_or_create(&key)
+            .map_err(|e| fail(format!("key {}: {e}", key.display())))?;
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .map_err(fail)?;
+        let client = {
+            let _guard = rt.enter();
+            Client::new(url)
+        };
+        Ok(Session { rt, client, me })
+    }
+
+    /// The account's id (hex).
+    #[getter]
+    fn account(&self) -> String {
+        self.me.id().to_hex()
+    }
+
+    fn status(&self, py: Python<'_>) -> PyResult<String> {
+        let view = self.run(py, async { Ok(self.client.status().await?) })?;
+        json(&view)
+    }
+
+    fn network(&self, py: Python<'_>) -> PyResult<String> {
+        let view = self.run(py, async { Ok(self.client.network().await?) })?;
+        json(&view)
+    }
+
+    /// An account's view (this one's by default).
+    #[pyo3(signature = (id=None))]
+    fn account_view(&self, py: Python<'_>, id: Option<&str>) -> PyResult<String> {
+        let id = match id {
+            Some(hex) => engine::AccountId::from_hex(hex)
+                .map_err(|e| fail(format!("account id {hex:?}: {e}")))?,
+            None => self.me.id(),
+        };
+        let view = self.run(py, async { Ok(self.client.account(id).await?) })?;
+        json(&view)
+    }
+
+    /// A development network's faucet, to this account.
+    fn faucet(&self, py: Python<'_>) -> PyResult<String> {
+        let resp = self.run(py, async {
+            Ok(self.client.action(&self.me, engine::Action::Faucet).await?)
+        })?;
+        json(&resp)
+    }
+
+    /// Sends `amount` (GRID as a decimal string, such as "1.5") to account `to`.
+    fn transfer(&self, py: Python<'_>, to: &str, amount: &str) -> PyResult<String> {
+        let to =
+            engine::AccountId::from_hex(to).map_err(|e| fail(format!("account id {to:?}: {e}")))?;
+        let amount =
+            engine::parse_tokens(amount).map_err(|e| fail(format!("amount {amount:?}: {e}")))?;
+        let resp = self.run(py, async {
+            Ok(self
+                .client
+                .action(&self.me, engine::Action::Transfer { to, amount })
+                .await?)
+        })?;
+        json(&resp)
+    }
+
+    /// Submits the job spec file at `path` (TOML, as `gridmint job submit` reads it).
+    fn submit_file(&self, py: Python<'_>, path: PathBuf) -> PyResult<u64> {
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| fail(format!("reading job spec {}: {e}", path.display())))?;
+        let dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();
+        let job = jobspec::load(&text, &Dir(dir), now_ms())
+            .map_err(|e| fail(format!("job spec {}: {e:#}", path.display())))?;
+        self.run(py, self.submit(job))
+    }
+
+    /// Submits a job spec given as JSON (the spec file's fields), its paths relative to `base`.
+    fn submit_json(&self, py: Python<'_>, spec: &str, base: PathBuf) -> PyResult<u64> {
+        let file: jobspec::JobFile =
+            serde_json::from_str(spec).map_err(|e| fail(format!("job spec: {e}")))?;
+        let job = jobspec::load_file(file, &Dir(base), now_ms())
+            .map_err(|e| fail(format!("job spec: {e:#}")))?;
+        self.run(py, self.submit(job))
+    }
+
+    /// A job's view, with a page of per-task detail when `tasks`; waits up to `wait_ms` for it
+    /// to finish.
+    #[pyo3(signature = (id, tasks=false, wait_ms=0))]
+    fn job(&self, py: Python<'_>, id: u64, tasks: bool, wait_ms: u64) -> PyResult<String> {
+        let view = self.run(py, async {
+            Ok(if wait_ms > 0 {
+                self.client
+                    .job_wait(id, Duration::from_millis(wait_ms))
+                    .await?
+            } else {
+                self.client.job(id, tasks).await?
+            })
+        })?;
+        json(&view)
+    }
+
+    /// A completed job's output.
+    fn output<'py>(&self, py: Python<'py>, id: u64) -> PyResult<Bound<'py, PyBytes>> {
+        let bytes = self.run(py, async { Ok(self.client.job_output(id).await?) })?;
+        Ok(PyBytes::new(py, &bytes))
+    }
+
+    /// A blob's bytes, by its hash.
+    fn blob<'py>(&self, py: Python<'py>, hash: &str) -> PyResult<Bound<'py, PyBytes>> {
+        let hash =
+            engine::Hash::from_hex(hash).map_err(|e| fail(format!("blob hash {hash:?}: {e}")))?;
+        let bytes = self.run(py, async { Ok(self.client.get_blob(hash).await?) })?;
+        Ok(PyBytes::new(py, &bytes))
+    }
+}
+
+#[pymodule]
+fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<Session>()?;
+    m.add("GridmintError", m.py().get_type::<GridmintError>())?;
+    Ok(())
+}

@@ -1,0 +1,142 @@
+"""The Python SDK against a real network: a `gridmint coordinator --dev` and three providers,
+started as processes from the binary in $GRIDMINT_BIN (default: the repository's
+target/debug/gridmint, which `cargo test` builds)."""
+
+import json
+import math
+import os
+import socket
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+import gridmint
+
+REPO = Path(__file__).resolve().parents[3]
+BIN = Path(os.environ.get("GRIDMINT_BIN", REPO / "target" / "debug" / "gridmint"))
+PI = REPO / "examples" / "pi.toml"
+PI_WASM = REPO / "guests" / "pi.wasm"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def url(tmp_path_factory):
+    assert BIN.exists(), f"{BIN} is missing: build it with `cargo build -p cli` or set GRIDMINT_BIN"
+    root = tmp_path_factory.mktemp("network")
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    procs = []
+    logs = []
+
+    def spawn(name, *args):
+        log = open(root / f"{name}.log", "w")
+        logs.append(log)
+        procs.append(subprocess.Popen([str(BIN), *args], stdout=log, stderr=subprocess.STDOUT,
+                                      env={**os.environ, "GRIDMINT_HOME": str(root / "home")}))
+
+    spawn("coordinator", "coordinator", "--dev", "--listen", f"127.0.0.1:{port}",
+          "--data-dir", str(root / "coordinator"))
+    for _ in range(100):
+        try:
+            urllib.request.urlopen(f"{url}/v1/status", timeout=1)
+            break
+        except OSError:
+            time.sleep(0.1)
+    for i in range(3):
+        spawn(f"provider-{i}", "provider", "--dedicated", "--coordinator", url,
+              "--data-dir", str(root / f"provider-{i}"), "--slots", "1")
+    for _ in range(300):
+        status = json.load(urllib.request.urlopen(f"{url}/v1/status", timeout=5))
+        if status["providers_active"] == 3:
+            break
+        time.sleep(0.1)
+    yield url
+    for p in procs:
+        p.terminate()
+    for p in procs:
+        p.wait(timeout=30)
+    for log in logs:
+        log.close()
+
+
+@pytest.fixture
+def net(url, tmp_path):
+    net = gridmint.connect(url, key=tmp_path / "requester.key")
+    net.faucet()
+    return net
+
+
+def test_the_pi_job_in_five_lines(url, tmp_path, monkeypatch):
+    monkeypatch.setenv("GRIDMINT_HOME", str(tmp_path))
+    net = gridmint.connect(url)
+    net.faucet()
+    job = net.submit(PI)
+    assert net.wait(job, progress=False)["status"] == "completed"
+    hits, samples = (sum(int(line.split()[i]) for line in net.output(job).decode().splitlines())
+                     for i in (0, 1))
+    assert abs(4 * hits / samples - math.pi) < 0.01
+    # The key it made is where, and what, the CLI reads.
+    assert (tmp_path / "requester.key").exists()
+    cli = subprocess.run([str(BIN), "keys", "--json"], capture_output=True, text=True, check=True,
+                         env={**os.environ, "GRIDMINT_HOME": str(tmp_path)})
+    assert json.loads(cli.stdout)["account"] == net.account
+
+
+def test_map_returns_outputs_in_the_order_of_the_argument_sets(net):
+    forward = net.map(PI_WASM, [[2000, seed] for seed in (1, 2, 3)], progress=False,
+                      fuel=200_000_000)
+    backward = net.map(PI_WASM, [[2000, seed] for seed in (3, 2, 1)], progress=False,
+                       fuel=200_000_000)
+    assert len(forward) == 3
+    assert backward == list(reversed(forward))
+    for out in forward:
+        hits, samples = out.decode().split()
+        assert int(samples) == 2000 and 0 < int(hits) < 2000
+
+
+def test_a_dict_spec_is_the_spec_file_s_fields(net):
+    job = net.submit({"module": PI_WASM.name, "fuel": 200_000_000,
+                      "task": [{"args": ["1000", "7"]}, {"args": ["1000", "8"]}]},
+                     base_dir=PI_WASM.parent)
+    view = net.wait(job, progress=False)
+    assert view["tasks_total"] == 2
+    assert len(net.task_outputs(job)) == 2
+    assert net.output(job) == b"".join(net.task_outputs(job))
+
+
+def test_progress_is_shown(net, capsys):
+    job = net.submit(PI)
+    net.wait(job)
+    assert "24/24 tasks, completed" in capsys.readouterr().err
+
+
+def test_wallet(net, url, tmp_path):
+    other = gridmint.connect(url, key=tmp_path / "other.key")
+    before = int(other.balance()["balance"])
+    net.transfer(other.account, "1.5")
+    assert int(other.balance()["balance"]) == before + 1_500_000_000
+    assert int(net.balance(other.account)["balance"]) == before + 1_500_000_000
+
+
+def test_bad_input_is_a_clear_error_and_changes_nothing(net, url, tmp_path):
+    other = gridmint.connect(url, key=tmp_path / "other.key").account
+    balance = net.balance()
+    with pytest.raises(gridmint.GridmintError, match="unknown field"):
+        net.submit({"module": PI_WASM.name, "tsk": []}, base_dir=PI_WASM.parent)
+    with pytest.raises(gridmint.GridmintError, match="nope.wasm"):
+        net.submit({"module": "nope.wasm", "task": [{"args": []}]})
+    with pytest.raises(gridmint.GridmintError, match="account id"):
+        net.transfer("not-an-account", "1")
+    with pytest.raises(gridmint.GridmintError, match="insufficient_funds"):
+        net.transfer(other, "1000000000")
+    with pytest.raises(gridmint.GridmintError, match="not_found|unknown job"):
+        net.job(999_999)
+    assert net.balance()["balance"] == balance["balance"]
