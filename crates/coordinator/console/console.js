@@ -411,10 +411,13 @@ function historyTable(items, self) {
 }
 
 async function providerPage(id) {
-  const [p, items] = await Promise.all([api(`/v1/providers/${encodeURIComponent(id)}`), history(id, 5000)]);
-  // Earnings over time: the running sum of its task payments, oldest first.
+  // (one page, 500 items: the page is redrawn on every pulse)
+  const [p, items] = await Promise.all([api(`/v1/providers/${encodeURIComponent(id)}`), history(id, 500)]);
+  // Earnings over time: the running sum of its task payments in the history read, oldest first
+  // (counted from what it had earned before them, so the line ends at its total).
   const paid = items.filter((i) => i.event.event === "task_paid" && i.event.provider === id).reverse();
-  let sum = 0n;
+  let sum = BigInt(p.stats.earned) - paid.reduce((a, i) => a + BigInt(i.event.amount), 0n);
+  if (sum < 0n) sum = 0n;
   const points = paid.map((i) => { sum += BigInt(i.event.amount); return [i.time, Number(sum) / 1e9]; });
   const slashes = items.filter((i) => i.event.event === "slashed" && i.event.provider === id);
   return h("div", { "data-testid": "provider" },

@@ -82,6 +82,27 @@ class Network:
         """Sends ``amount`` GRID (``"1.5"``, or a number) to account ``to``."""
         return json.loads(self._s.transfer(to, str(amount)))
 
+    def stake(self, amount: Union[str, int, float]) -> dict:
+        """Bonds ``amount`` GRID of the balance as provider stake."""
+        return json.loads(self._s.stake(str(amount)))
+
+    def unstake(self, amount: Union[str, int, float]) -> dict:
+        """Starts unbonding ``amount`` GRID of stake (released after the unbonding delay)."""
+        return json.loads(self._s.unstake(str(amount)))
+
+    def history(self, account: str | None = None, limit: int = 50) -> list[dict]:
+        """An account's history (this one's by default), newest first: every item's ``seq``,
+        ``time`` and ``event`` (``transferred``, ``escrow_locked``, ``task_paid``, …)."""
+        items: list[dict] = []
+        before = None
+        while len(items) < limit:
+            page = json.loads(self._s.history(account, before, min(500, limit - len(items))))
+            items.extend(page["items"])
+            before = page.get("next_before")
+            if before is None:
+                break
+        return items[:limit]
+
     # ---- jobs -----------------------------------------------------------------------------
 
     def submit(self, spec: Spec, base_dir: str | os.PathLike | None = None) -> int:
@@ -92,6 +113,10 @@ class Network:
             base = Path(base_dir) if base_dir is not None else Path.cwd()
             return self._s.submit_json(json.dumps(dict(spec)), base)
         return self._s.submit_file(Path(spec))
+
+    def cancel(self, job: int) -> dict:
+        """Cancels one of this account's unfinished jobs."""
+        return json.loads(self._s.cancel(int(job)))
 
     def job(self, job: int, tasks: bool = False) -> dict:
         """A job's view (with a page of per-task detail when ``tasks``)."""

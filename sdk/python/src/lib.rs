@@ -178,6 +178,62 @@ impl Session {
         json(&resp)
     }
 
+    /// Bonds `amount` GRID of the balance as stake (`unstake` starts unbonding it).
+    fn stake(&self, py: Python<'_>, amount: &str) -> PyResult<String> {
+        let amount =
+            engine::parse_tokens(amount).map_err(|e| fail(format!("amount {amount:?}: {e}")))?;
+        let resp = self.run(py, async {
+            Ok(self
+                .client
+                .action(&self.me, engine::Action::Stake { amount })
+                .await?)
+        })?;
+        json(&resp)
+    }
+
+    fn unstake(&self, py: Python<'_>, amount: &str) -> PyResult<String> {
+        let amount =
+            engine::parse_tokens(amount).map_err(|e| fail(format!("amount {amount:?}: {e}")))?;
+        let resp = self.run(py, async {
+            Ok(self
+                .client
+                .action(&self.me, engine::Action::Unstake { amount })
+                .await?)
+        })?;
+        json(&resp)
+    }
+
+    /// Cancels one of this account's unfinished jobs (what its escrow holds comes back).
+    fn cancel(&self, py: Python<'_>, job: u64) -> PyResult<String> {
+        let resp = self.run(py, async {
+            Ok(self
+                .client
+                .action(&self.me, engine::Action::CancelJob(job))
+                .await?)
+        })?;
+        json(&resp)
+    }
+
+    /// A page of an account's history (this one's by default), newest first.
+    #[pyo3(signature = (id=None, before=None, limit=50))]
+    fn history(
+        &self,
+        py: Python<'_>,
+        id: Option<&str>,
+        before: Option<u64>,
+        limit: u32,
+    ) -> PyResult<String> {
+        let id = match id {
+            Some(hex) => engine::AccountId::from_hex(hex)
+                .map_err(|e| fail(format!("account id {hex:?}: {e}")))?,
+            None => self.me.id(),
+        };
+        let page = self.run(py, async {
+            Ok(self.client.history(id, before, limit).await?)
+        })?;
+        json(&page)
+    }
+
     /// Submits the job spec file at `path` (TOML, as `gridmint job submit` reads it).
     fn submit_file(&self, py: Python<'_>, path: PathBuf) -> PyResult<u64> {
         let text = std::fs::read_to_string(&path)

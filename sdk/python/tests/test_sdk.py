@@ -126,6 +126,30 @@ def test_wallet(net, url, tmp_path):
     assert int(net.balance(other.account)["balance"]) == before + 1_500_000_000
 
 
+def test_stake_and_history(net):
+    net.stake("100")
+    assert int(net.balance()["bonded"]) == 100_000_000_000
+    net.unstake("40")
+    view = net.balance()
+    assert int(view["bonded"]) == 60_000_000_000
+    assert [int(u["amount"]) for u in view["unbonding"]] == [40_000_000_000]
+    kinds = [item["event"]["event"] for item in net.history()]
+    assert "staked" in kinds and "unbonding_started" in kinds and "faucet_paid" in kinds
+
+
+def test_a_job_can_be_cancelled(net):
+    job = net.submit({"module": PI_WASM.name, "fuel": 200_000_000, "deadline": "10m",
+                      "requirements": {"region": "nowhere"},
+                      "task": [{"args": ["1000", "1"]}]}, base_dir=PI_WASM.parent)
+    locked = int(net.balance()["in_escrow"])
+    assert locked > 0
+    net.cancel(job)
+    assert net.job(job)["status"] == "cancelled"
+    assert int(net.balance()["in_escrow"]) == 0
+    with pytest.raises(gridmint.GridmintError, match="cancelled"):
+        net.wait(job, progress=False)
+
+
 def test_bad_input_is_a_clear_error_and_changes_nothing(net, url, tmp_path):
     other = gridmint.connect(url, key=tmp_path / "other.key").account
     balance = net.balance()
