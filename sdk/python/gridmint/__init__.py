@@ -21,9 +21,9 @@ import time
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence, Union
 
-from ._native import GridmintError, Session
+from ._native import GridmintError, Session, set_trust
 
-__all__ = ["Network", "GridmintError", "connect", "default_key_path"]
+__all__ = ["Network", "GridmintError", "connect", "default_key_path", "set_trust"]
 
 Spec = Union[str, os.PathLike, Mapping[str, Any]]
 
@@ -37,9 +37,31 @@ def default_key_path() -> Path:
     return base / "requester.key"
 
 
-def connect(url: str | None = None, key: str | os.PathLike | None = None) -> "Network":
+def connect(
+    url: str | None = None,
+    key: str | os.PathLike | None = None,
+    pin: str | Sequence[str] | None = None,
+    ca: str | os.PathLike | None = None,
+    plain_http: bool | None = None,
+) -> "Network":
     """A network at ``url`` (default ``$GRIDMINT_COORDINATOR``, else http://127.0.0.1:7070),
-    acting as the account whose key is in ``key`` (created if missing)."""
+    acting as the account whose key is in ``key`` (created if missing).
+
+    Over HTTPS, as the CLI: ``pin`` trusts the coordinator certificate whose key has this pin
+    (``sha256/...``, printed by the coordinator and kept in its data dir as ``tls/pin``; or a
+    list), ``ca`` the certificates a CA in that PEM file issued; ``plain_http`` allows plain
+    HTTP beyond loopback. Each defaults to ``$GRIDMINT_PIN`` (comma-separated),
+    ``$GRIDMINT_CA`` and ``$GRIDMINT_PLAIN_HTTP``; without any, the system's roots. The trust is
+    the process's, like the CLI's: it holds for every session made after."""
+    if pin is None and os.environ.get("GRIDMINT_PIN"):
+        pin = [p for p in os.environ["GRIDMINT_PIN"].split(",") if p.strip()]
+    if ca is None and os.environ.get("GRIDMINT_CA"):
+        ca = os.environ["GRIDMINT_CA"]
+    if plain_http is None:
+        plain_http = os.environ.get("GRIDMINT_PLAIN_HTTP", "").lower() in ("1", "true", "yes")
+    pins = [pin] if isinstance(pin, str) else list(pin or [])
+    if pins or ca is not None or plain_http:
+        set_trust([p.strip() for p in pins], None if ca is None else Path(ca), bool(plain_http))
     return Network(url, key)
 
 

@@ -284,9 +284,21 @@ impl Session {
     }
 }
 
+/// What this process's sessions trust, as the CLI's `--pin`, `--ca` and `--plain-http` say:
+/// certificates whose key has one of `pins`, or issued by the CA in the PEM file `ca`; plain
+/// HTTP beyond loopback only with `plain_http`. Without it: the system's roots, and plain HTTP
+/// to loopback only.
+#[pyfunction]
+#[pyo3(signature = (pins=Vec::new(), ca=None, plain_http=false))]
+fn set_trust(pins: Vec<String>, ca: Option<PathBuf>, plain_http: bool) -> PyResult<()> {
+    let trust = api::tls::Trust::load(ca.as_deref(), &pins, plain_http).map_err(fail)?;
+    api::tls::set_trust(trust).map_err(fail)
+}
+
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Session>()?;
+    m.add_function(wrap_pyfunction!(set_trust, m)?)?;
     m.add("GridmintError", m.py().get_type::<GridmintError>())?;
     Ok(())
 }

@@ -164,3 +164,34 @@ def test_bad_input_is_a_clear_error_and_changes_nothing(net, url, tmp_path):
     with pytest.raises(gridmint.GridmintError, match="not_found|unknown job"):
         net.job(999_999)
     assert net.balance()["balance"] == balance["balance"]
+
+
+def test_https_with_the_coordinator_s_pin(tmp_path):
+    """A coordinator serving TLS is reached by pinning its key, as with the CLI's --pin; a
+    session that trusts nothing of it is refused and told the pin it would need."""
+    port = free_port()
+    data = tmp_path / "coordinator"
+    log = open(tmp_path / "tls.log", "w")
+    proc = subprocess.Popen([str(BIN), "coordinator", "--dev", "--tls", "--listen",
+                             f"127.0.0.1:{port}", "--data-dir", str(data)],
+                            stdout=log, stderr=subprocess.STDOUT)
+    try:
+        for _ in range(100):
+            if (data / "tls" / "pin").exists():
+                break
+            time.sleep(0.1)
+        time.sleep(0.5)
+        pin = (data / "tls" / "pin").read_text().strip()
+        url = f"https://127.0.0.1:{port}"
+        with pytest.raises(gridmint.GridmintError, match="sha256/"):
+            gridmint.connect(url, key=tmp_path / "a.key").status()
+        net = gridmint.connect(url, key=tmp_path / "a.key", pin=pin)
+        assert net.status()["log_length"] >= 0
+        net.faucet()
+        assert int(net.balance()["balance"]) > 0
+    finally:
+        # The trust is the process's: back to the default for the other tests.
+        gridmint.set_trust([], None, False)
+        proc.terminate()
+        proc.wait(timeout=30)
+        log.close()
