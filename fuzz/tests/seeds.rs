@@ -205,6 +205,32 @@ fn actions() -> Vec<(&'static str, Signed<Action>)> {
                 submission: Box::new(Action::SubmitJob(job_spec())),
             },
         ),
+        (
+            "delegate",
+            Action::Delegate {
+                provider: engine::AccountId([1; 32]),
+                amount: 5_000_000_000,
+            },
+        ),
+        (
+            "undelegate",
+            Action::Undelegate {
+                provider: engine::AccountId([1; 32]),
+                amount: 1_000_000_000,
+            },
+        ),
+        (
+            "withdraw_rewards",
+            Action::WithdrawRewards {
+                provider: engine::AccountId([1; 32]),
+            },
+        ),
+        (
+            "set_commission",
+            Action::SetCommission {
+                commission_bps: 1_500,
+            },
+        ),
     ];
     bodies
         .into_iter()
@@ -364,8 +390,8 @@ fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
     let mut state = initial_state();
     out.push((
         "snapshot",
-        "initial.v14".into(),
-        [&[13u8][..], &postcard(&state)].concat(),
+        "initial.v15".into(),
+        [&[14u8][..], &postcard(&state)].concat(),
     ));
     for (_, entry) in &entries[..4] {
         if let Err(e) = state.apply(entry) {
@@ -374,8 +400,8 @@ fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
     }
     out.push((
         "snapshot",
-        "with_job.v14".into(),
-        [&[13u8][..], &postcard(&state)].concat(),
+        "with_job.v15".into(),
+        [&[14u8][..], &postcard(&state)].concat(),
     ));
 
     out.push((
@@ -489,7 +515,7 @@ fn decodes(target: &str, bytes: &[u8]) -> bool {
         }
         "block" => store::SqliteLog::decode_block(1, bytes)
             .is_ok_and(|b| api::chain::block_signature_ok(&b)),
-        "snapshot" => store::decode_snapshot(&bytes[1..], u32::from(bytes[0] % 14) + 1).is_ok(),
+        "snapshot" => store::decode_snapshot(&bytes[1..], u32::from(bytes[0] % 15) + 1).is_ok(),
         "stored_genesis" => store::decode_genesis(&bytes[1..], u32::from(bytes[0] % 6) + 1)
             .is_ok_and(|g| engine::State::from_genesis(&g).is_ok()),
         "job_spec" => jobspec::load(text(), &AnyFile, 1_000).is_ok(),

@@ -105,9 +105,10 @@ pub struct Checkpoint {
 /// its state with the reopened results of rules 16, state format 10; 10: its state with the
 /// disputes of rules 18, state format 11; 11: its state with the corrections after delivery of
 /// rules 19, state format 12; 12: its state with the GPU jobs of rules 23, state format 13;
-/// 13: its state with the energy and announcements of rules 24, state format 14). Its first
-/// field in every format, so a reader names both versions when they differ.
-pub const CHECKPOINT_VERSION: u32 = 13;
+/// 13: its state with the energy and announcements of rules 24, state format 14; 14: its state
+/// with the delegations of rules 25, state format 15). Its first field in every format, so a
+/// reader names both versions when they differ.
+pub const CHECKPOINT_VERSION: u32 = 14;
 
 /// What committing one input gave: its seq and events, or why it was refused.
 pub type Committed = Result<(u64, Vec<Event>), ApiError>;

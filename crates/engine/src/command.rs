@@ -149,6 +149,27 @@ pub enum Action {
         #[cfg_attr(feature = "openapi", schema(no_recursion))]
         submission: Box<Action>,
     },
+    /// Rules 25: the signer backs `provider` with `amount` of its balance (see
+    /// [`crate::delegation`]).
+    Delegate {
+        provider: AccountId,
+        #[serde(with = "crate::types::amount")]
+        #[cfg_attr(feature = "openapi", schema(value_type = String))]
+        amount: Amount,
+    },
+    /// Rules 25: the signer takes `amount` of its delegation to `provider` back (released after
+    /// the unbonding delay, slashable until then).
+    Undelegate {
+        provider: AccountId,
+        #[serde(with = "crate::types::amount")]
+        #[cfg_attr(feature = "openapi", schema(value_type = String))]
+        amount: Amount,
+    },
+    /// Rules 25: the signer withdraws what its delegation to `provider` earned.
+    WithdrawRewards { provider: AccountId },
+    /// Rules 25: the signing provider's commission, in basis points of each payment it earns,
+    /// kept before its delegators share the rest.
+    SetCommission { commission_bps: u32 },
 }
 
 /// The submission inside `Action::SubmitWithPreferences`, decoded only where no other is being
@@ -646,6 +667,66 @@ pub enum Event {
         provider: AccountId,
         suspended: Vec<crate::energy::Suspension>,
     },
+    /// Rules 25: `delegator` backed `provider` with `amount`, buying `shares` of its pool.
+    Delegated {
+        delegator: AccountId,
+        provider: AccountId,
+        #[serde(with = "crate::types::amount")]
+        #[cfg_attr(feature = "openapi", schema(value_type = String))]
+        amount: Amount,
+        #[serde(with = "crate::types::amount")]
+        #[cfg_attr(feature = "openapi", schema(value_type = String))]
+        shares: u128,
+    },
+    /// Rules 25: `delegator` took `amount` back from `provider`'s pool; released at
+    /// `release_at`.
+    Undelegated {
+        delegator: AccountId,
+        provider: AccountId,
+        #[serde(with = "crate::types::amount")]
+        #[cfg_attr(feature = "openapi", schema(value_type = String))]
+        amount: Amount,
+        release_at: Time,
+    },
+    /// Rules 25: of a payment `provider` earned, `amount` went to its delegators (after its
+    /// `commission`); `TaskPaid` says what it kept.
+    DelegatorsPaid {
+        provider: AccountId,
+        #[serde(with = "crate::types::amount")]
+        #[cfg_attr(feature = "openapi", schema(value_type = String))]
+        amount: Amount,
+        #[serde(with = "crate::types::amount")]
+        #[cfg_attr(feature = "openapi", schema(value_type = String))]
+        commission: Amount,
+    },
+    /// Rules 25: `delegator` was paid `amount` of rewards from `provider`'s pool.
+    RewardsWithdrawn {
+        delegator: AccountId,
+        provider: AccountId,
+        #[serde(with = "crate::types::amount")]
+        #[cfg_attr(feature = "openapi", schema(value_type = String))]
+        amount: Amount,
+    },
+    /// Rules 25: a slash of `provider` took `amount` from its pool (within `Slashed`'s amount).
+    DelegationSlashed {
+        provider: AccountId,
+        #[serde(with = "crate::types::amount")]
+        #[cfg_attr(feature = "openapi", schema(value_type = String))]
+        amount: Amount,
+    },
+    /// Rules 25: what rounding left in `provider`'s pool when its last share left, paid to the
+    /// treasury.
+    RewardDustSwept {
+        provider: AccountId,
+        #[serde(with = "crate::types::amount")]
+        #[cfg_attr(feature = "openapi", schema(value_type = String))]
+        amount: Amount,
+    },
+    /// Rules 25: `provider` set its commission.
+    CommissionSet {
+        provider: AccountId,
+        commission_bps: u32,
+    },
 }
 
 /// Why an input was refused. A rejected input changes nothing and is never logged.
@@ -769,4 +850,10 @@ pub enum Rejection {
     /// announces otherwise.
     #[error("provider {0} is suspended by its owner's rules")]
     ProviderSuspended(AccountId),
+    /// Rules 25: the signer has no delegation to this provider.
+    #[error("no delegation to provider {provider}")]
+    NotDelegated { provider: AccountId },
+    /// Rules 25: a commission out of bounds or changed too fast.
+    #[error("invalid commission: {0}")]
+    InvalidCommission(String),
 }

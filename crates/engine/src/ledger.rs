@@ -452,6 +452,7 @@ impl State {
             held = add(held, job.escrow.held())?;
         }
         held = add(held, self.storage.held().ok_or("deposits overflow")?)?;
+        held = add(held, self.delegation_held().ok_or("delegations overflow")?)?;
         let total = self.supply.total().ok_or("supply underflows")?;
         if held == total {
             Ok(total)
@@ -475,7 +476,7 @@ impl State {
         maps.checked_add(reduce)?.checked_mul(spec.max_price)
     }
 
-    fn require_funds(&self, who: &AccountId, need: Amount) -> Result<(), Rejection> {
+    pub(crate) fn require_funds(&self, who: &AccountId, need: Amount) -> Result<(), Rejection> {
         let available = self.balance(who);
         if available < need {
             return Err(Rejection::InsufficientFunds { need, available });
@@ -602,7 +603,12 @@ impl State {
             .providers
             .get(&who)
             .is_some_and(|p| p.status == crate::state::ProviderStatus::Active);
-        if active && rest < self.ledger.min_stake {
+        let backing = if self.rules >= 25 {
+            self.delegated_to(&who)
+        } else {
+            0
+        };
+        if active && rest.saturating_add(backing) < self.ledger.min_stake {
             return Err(Rejection::StakeLocked(format!(
                 "an active provider must keep at least {} bonded; leave the network first",
                 Tokens(self.ledger.min_stake)
@@ -623,21 +629,28 @@ impl State {
 
     /// Unbonding stake of `who` whose delay has passed by `now`.
     pub fn releasable(&self, who: &AccountId, now: Time) -> Amount {
-        self.accounts.get(who).map_or(0, |a| {
+        let own = self.accounts.get(who).map_or(0, |a| {
             a.unbonding
                 .iter()
                 .filter(|u| u.release_at <= now)
                 .fold(0, |sum: Amount, u| sum.saturating_add(u.amount))
-        })
+        });
+        // Rules 25: and what it undelegated (no pool exists before).
+        own.saturating_add(self.releasable_delegations(who, now))
     }
 
     /// Accounts with unbonding stake releasable at `now` (the leader releases them).
     pub fn releasable_accounts(&self, now: Time) -> Vec<AccountId> {
-        self.accounts
+        let mut accounts: Vec<AccountId> = self
+            .accounts
             .iter()
             .filter(|(_, a)| a.unbonding.iter().any(|u| u.release_at <= now))
             .map(|(id, _)| *id)
-            .collect()
+            .collect();
+        accounts.extend(self.releasable_delegators(now));
+        accounts.sort();
+        accounts.dedup();
+        accounts
     }
 
     pub(crate) fn release(&mut self, who: AccountId, now: Time) -> Result<Vec<Event>, Rejection> {
@@ -651,6 +664,7 @@ impl State {
         if let Some(account) = self.accounts.get_mut(&who) {
             account.unbonding.retain(|u| u.release_at > now);
         }
+        self.drop_released_delegations(&who, now);
         self.credit(&who, amount)?;
         Ok(vec![Event::StakeReleased {
             account: who,
@@ -681,9 +695,10 @@ impl State {
         provider: AccountId,
         fuel: u64,
         share: u32,
-    ) -> Result<Option<Event>, Rejection> {
+        now: Time,
+    ) -> Result<Vec<Event>, Rejection> {
         let Some(j) = self.jobs.get(&job) else {
-            return Ok(None);
+            return Ok(Vec::new());
         };
         let limit = self.task_fuel_limit(j, task.index);
         let price = self
@@ -712,17 +727,21 @@ impl State {
                 .checked_add(fee)
                 .ok_or_else(|| overflow("escrow"))?;
         }
-        self.credit(&provider, net)?;
+        // Rules 25: its delegators' share goes to its pool (`net` is all the provider's before).
+        let (kept, delegators) = self.share_payment(provider, net, now)?;
+        self.credit(&provider, kept)?;
         self.credit(&treasury, fee)?;
         if let Some(p) = self.providers.get_mut(&provider) {
-            p.stats.earned = p.stats.earned.saturating_add(net);
+            p.stats.earned = p.stats.earned.saturating_add(kept);
         }
-        Ok(Some(Event::TaskPaid {
+        let mut events = vec![Event::TaskPaid {
             task,
             provider,
-            amount: net,
+            amount: kept,
             fee,
-        }))
+        }];
+        events.extend(delegators);
+        Ok(events)
     }
 
     /// Returns what a finished job's escrow still holds to its owner.
@@ -786,7 +805,20 @@ impl State {
         } else {
             params.fraction_bps
         };
-        let amount = bps_of(stake, fraction).ok_or_else(|| overflow("slash"))?;
+        let own = bps_of(stake, fraction).ok_or_else(|| overflow("slash"))?;
+        // Rules 25: the same fraction of its pool, bonded and unbonding (none before).
+        let pooled = if self.rules >= 25 {
+            self.pool(&provider).map_or(Ok(0), |p| {
+                let mut sum = bps_of(p.tokens, fraction);
+                for u in &p.unbonding {
+                    sum = sum.and_then(|s| s.checked_add(bps_of(u.amount, fraction)?));
+                }
+                sum.ok_or_else(|| overflow("slash"))
+            })?
+        } else {
+            0
+        };
+        let amount = own.checked_add(pooled).ok_or_else(|| overflow("slash"))?;
         let to_requester = bps_of(amount, params.requester_bps).ok_or_else(|| overflow("slash"))?;
         let to_treasury = bps_of(amount, params.treasury_bps).ok_or_else(|| overflow("slash"))?;
         let burned = amount
@@ -798,7 +830,10 @@ impl State {
             .burned
             .checked_add(burned)
             .ok_or_else(|| overflow("burn"))?;
-        self.take_stake(provider, amount);
+        self.take_stake(provider, own);
+        if pooled > 0 {
+            self.slash_pool(provider, fraction)?;
+        }
         self.supply.burned = new_burned;
         self.credit(&requester, to_requester)?;
         self.credit(&treasury, to_treasury)?;
@@ -806,7 +841,7 @@ impl State {
             p.stats.times_slashed = p.stats.times_slashed.saturating_add(1);
             p.stats.slashed = p.stats.slashed.saturating_add(amount);
         }
-        Ok(vec![Event::Slashed {
+        let mut events = vec![Event::Slashed {
             provider,
             requester,
             amount,
@@ -814,7 +849,14 @@ impl State {
             to_treasury,
             burned,
             evidence,
-        }])
+        }];
+        if pooled > 0 {
+            events.push(Event::DelegationSlashed {
+                provider,
+                amount: pooled,
+            });
+        }
+        Ok(events)
     }
 
     /// The accounts whose balance or stake `event` changes: what an account's history lists.
@@ -846,6 +888,27 @@ impl State {
                 [Some(*validator), Some(self.ledger.treasury), None]
             }
             Event::ActionFeePaid { payer, .. } => [Some(*payer), Some(self.ledger.treasury), None],
+            Event::Delegated {
+                delegator,
+                provider,
+                ..
+            }
+            | Event::Undelegated {
+                delegator,
+                provider,
+                ..
+            }
+            | Event::RewardsWithdrawn {
+                delegator,
+                provider,
+                ..
+            } => [Some(*delegator), Some(*provider), None],
+            Event::DelegatorsPaid { provider, .. }
+            | Event::DelegationSlashed { provider, .. }
+            | Event::CommissionSet { provider, .. } => [Some(*provider), None, None],
+            Event::RewardDustSwept { provider, .. } => {
+                [Some(*provider), Some(self.ledger.treasury), None]
+            }
             _ => [None, None, None],
         };
         accounts.into_iter().flatten()
@@ -853,7 +916,17 @@ impl State {
 
     /// Whether `who` has the bonded stake a provider needs to be given work.
     pub fn has_min_stake(&self, who: &AccountId) -> bool {
-        self.bonded(who) >= self.ledger.min_stake
+        self.backing(who) >= self.ledger.min_stake
+    }
+
+    /// The bonded stake behind provider `who`: its own, and under rules 25 its delegators'.
+    pub fn backing(&self, who: &AccountId) -> Amount {
+        let own = self.bonded(who);
+        if self.rules >= 25 {
+            own.saturating_add(self.delegated_to(who))
+        } else {
+            own
+        }
     }
 }
 

@@ -159,13 +159,23 @@
 ///   (`State::counts_on`) until it announces otherwise, registers again, leaves or is lost; a
 ///   job may prefer low-carbon providers (`Action::SubmitWithPreferences`), softly. Inputs
 ///   apply as under 23 otherwise.
-pub const RULES: u32 = 24;
+/// - 25: delegated staking ([`delegation`]): any account may back an active provider with
+///   its tokens (`Action::Delegate`), buying shares of the provider's pool; the pool's bonded
+///   tokens count toward the provider's minimum stake; of each payment the provider earns, its
+///   commission (`Action::SetCommission`, at most 50%, raised by at most 5 points a day while it
+///   has delegators) and its own stake's share stay with it and the pool's share goes to its
+///   delegators, pro rata by an exact reward index (`Action::WithdrawRewards`); a slash takes
+///   the same fraction of the pool, bonded and unbonding, as of the provider's own stake;
+///   undelegated tokens (`Action::Undelegate`) wait out the unbonding delay and are released
+///   with the account's own. Inputs apply as under 24 otherwise.
+pub const RULES: u32 = 25;
 /// The rules of a network whose genesis predates the version.
 pub const FIRST_RULES: u32 = 1;
 
 pub mod audit;
 pub mod chain;
 pub mod command;
+pub mod delegation;
 pub mod energy;
 pub mod files;
 pub mod gpu;
@@ -187,6 +197,10 @@ pub use chain::{
 pub use command::{
     Action, Entry, Event, FETCH_CACHED_MAX, Input, LeaderCommand, Rejection, Request, Signed,
     SignedBody, WAITING_MAX, Waiting, WorkFetch,
+};
+pub use delegation::{
+    COMMISSION_PERIOD_MS, COMMISSION_STEP_BPS, DEFAULT_COMMISSION_BPS, Delegation, Delegations,
+    INDEX_SCALE, MAX_COMMISSION_BPS, MIN_DELEGATION_DIVISOR, Pool, PoolUnbonding, Sample,
 };
 pub use energy::{
     Announcement, CarbonTable, EnergyMethod, EnergyReport, JobEnergy, JobPreferences, RunEnergy,

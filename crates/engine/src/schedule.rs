@@ -517,7 +517,7 @@ impl State {
         if !self.has_min_stake(&p.id) {
             return Err(format!(
                 "provider has {} bonded, below the minimum stake {}",
-                self.bonded(&p.id),
+                self.backing(&p.id),
                 self.ledger.min_stake
             ));
         }

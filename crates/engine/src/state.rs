@@ -343,6 +343,10 @@ pub struct State {
     /// (see [`crate::energy`]). Hashed only under rules 24 and later.
     #[serde(default)]
     pub energy: crate::energy::Energy,
+    /// Rules 25: delegators' pools and delegations (see [`crate::delegation`]). Hashed only
+    /// under rules 25 and later.
+    #[serde(default)]
+    pub delegation: crate::delegation::Delegations,
     /// Derived from `jobs`, never stored nor hashed: each provider's accepted map results
     /// ([`crate::audit::Accepted`]).
     #[serde(skip)]
@@ -395,9 +399,10 @@ impl Serialize for HashView<'_> {
             corrected,
             gpu,
             energy,
+            delegation,
             accepted: _,
         } = self.state;
-        let mut t = serializer.serialize_tuple(26)?;
+        let mut t = serializer.serialize_tuple(27)?;
         t.serialize_element(config)?;
         t.serialize_element(ledger)?;
         t.serialize_element(verify)?;
@@ -451,6 +456,9 @@ impl Serialize for HashView<'_> {
         if *rules >= 24 {
             t.serialize_element(energy)?;
         }
+        if *rules >= 25 {
+            t.serialize_element(delegation)?;
+        }
         t.end()
     }
 }
@@ -486,6 +494,7 @@ impl State {
             corrected: Default::default(),
             gpu: Default::default(),
             energy: Default::default(),
+            delegation: Default::default(),
             accepted: Default::default(),
         }
     }
@@ -684,6 +693,14 @@ impl State {
                 preferences,
                 submission,
             } => self.submit_with_preferences(who, preferences, submission, now)?,
+            Action::Delegate { provider, amount } => self.delegate(who, *provider, *amount)?,
+            Action::Undelegate { provider, amount } => {
+                self.undelegate(who, *provider, *amount, now)?
+            }
+            Action::WithdrawRewards { provider } => self.withdraw_rewards(who, *provider)?,
+            Action::SetCommission { commission_bps } => {
+                self.set_commission(who, *commission_bps, now)?
+            }
         };
         Ok(events)
     }

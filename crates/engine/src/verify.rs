@@ -1659,7 +1659,7 @@ impl State {
             if reopened == Some(*member) || paid_before.contains(member) {
                 continue;
             }
-            events.extend(self.pay(id.job, id, *member, fuel_used, share)?);
+            events.extend(self.pay(id.job, id, *member, fuel_used, share, now)?);
         }
         // Rules 5, adaptive policy: a loser's stake is slashed only when the winners outweigh
         // its group by a full quorum (`decisive`); a narrower win still rejects it, unpaid and

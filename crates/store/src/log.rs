@@ -391,6 +391,11 @@ impl SqliteLog {
                  seq   INTEGER PRIMARY KEY,
                  state BLOB NOT NULL
              );
+             -- State format 15 (the state gained its delegations, rules 25).
+             CREATE TABLE IF NOT EXISTS snapshots_v15 (
+                 seq   INTEGER PRIMARY KEY,
+                 state BLOB NOT NULL
+             );
              CREATE TABLE IF NOT EXISTS blocks (
                  height INTEGER PRIMARY KEY,
                  block  BLOB NOT NULL
@@ -755,6 +760,7 @@ fn log_length(conn: &Connection) -> rusqlite::Result<u64> {
         "snapshots_v12",
         "snapshots_v13",
         "snapshots_v14",
+        "snapshots_v15",
     ] {
         let exists: i64 = conn.query_row(
             "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = ?1",
@@ -887,7 +893,9 @@ pub fn decode_genesis(bytes: &[u8], format: u32) -> Result<Genesis, postcard::Er
 /// empty before rules 16, format 10 is format 11 without the trailing `disputes`, empty
 /// before rules 18, format 11 is format 12 without the trailing `corrected`, empty before
 /// rules 19, format 12 is format 13 without the trailing `gpu`, empty before rules 23, and
-/// format 13 is format 14 without the trailing `energy`, empty before rules 24: their encodings are appended (the migration).
+/// format 13 is format 14 without the trailing `energy`, empty before rules 24, and format 14
+/// is format 15 without the trailing `delegation`, empty before rules 25: their encodings are
+/// appended (the migration).
 ///
 /// Public for the fuzz targets (`fuzz/`).
 pub fn decode_snapshot(bytes: &[u8], format: u32) -> Result<State, postcard::Error> {
@@ -932,6 +940,9 @@ pub fn decode_snapshot(bytes: &[u8], format: u32) -> Result<State, postcard::Err
     }
     if format <= 13 {
         v5.extend(encode(&engine::energy::Energy::default()));
+    }
+    if format <= 14 {
+        v5.extend(encode(&engine::Delegations::default()));
     }
     postcard::from_bytes(&v5)
 }
@@ -1015,18 +1026,18 @@ impl CommandLog for SqliteLog {
             .transaction()
             .map_err(|e| sqlite_err(&self.path, e))?;
         tx.execute(
-            "INSERT OR REPLACE INTO snapshots_v14 (seq, state) VALUES (?1, ?2)",
+            "INSERT OR REPLACE INTO snapshots_v15 (seq, state) VALUES (?1, ?2)",
             params![to_sql(seq), encode(state)],
         )
         .and_then(|_| {
             tx.query_row(
-                "SELECT max(seq) FROM snapshots_v14 WHERE seq <= ?1",
+                "SELECT max(seq) FROM snapshots_v15 WHERE seq <= ?1",
                 params![to_sql(through)],
                 |r| r.get::<_, Option<i64>>(0),
             )
         })
         .and_then(|keep| match keep {
-            Some(keep) => tx.execute("DELETE FROM snapshots_v14 WHERE seq < ?1", params![keep]),
+            Some(keep) => tx.execute("DELETE FROM snapshots_v15 WHERE seq < ?1", params![keep]),
             // None old enough yet: every snapshot stays.
             None => Ok(0),
         })
@@ -1034,15 +1045,16 @@ impl CommandLog for SqliteLog {
             // At most `KEPT_SNAPSHOTS` (rows that stopped being written, a failed history
             // writer, do not keep every snapshot: a replay then starts from the genesis).
             tx.execute(
-                "DELETE FROM snapshots_v14 WHERE seq < (SELECT seq FROM snapshots_v14
+                "DELETE FROM snapshots_v15 WHERE seq < (SELECT seq FROM snapshots_v15
                      ORDER BY seq DESC LIMIT 1 OFFSET ?1)",
                 params![KEPT_SNAPSHOTS - 1],
             )
         })
         .and_then(|_| {
             // Those of the older formats are never read again (`snapshot_at_or_before` reads
-            // format 14 first, and they are older).
+            // format 15 first, and they are older).
             for table in [
+                "snapshots_v14",
                 "snapshots_v13",
                 "snapshots_v12",
                 "snapshots_v11",
@@ -1071,6 +1083,7 @@ impl CommandLog for SqliteLog {
         // them until its first snapshot in the newest); logs written before format 12 hold one
         // at most.
         for (table, format) in [
+            ("snapshots_v15", 15),
             ("snapshots_v14", 14),
             ("snapshots_v13", 13),
             ("snapshots_v12", 12),
@@ -1102,9 +1115,10 @@ impl CommandLog for SqliteLog {
     }
 
     fn latest_snapshot(&self) -> Result<Option<(u64, State)>, StoreError> {
-        // Format 14 first; a log written before it may hold a format-13, 12, 11, 10, 9, 8, 7, 6,
-        // 5, 4, 3, 2 or 1 snapshot instead.
+        // Format 15 first; a log written before it may hold a format-14, 13, 12, 11, 10, 9, 8, 7,
+        // 6, 5, 4, 3, 2 or 1 snapshot instead.
         for (table, format) in [
+            ("snapshots_v15", 15),
             ("snapshots_v14", 14),
             ("snapshots_v13", 13),
             ("snapshots_v12", 12),
@@ -1747,7 +1761,8 @@ mod tests {
                     + encode(&std::collections::BTreeSet::<engine::TaskId>::new()).len()
                     + encode(&std::collections::BTreeMap::<engine::JobId, u32>::new()).len()
                     + encode(&engine::GpuJobs::default()).len()
-                    + encode(&engine::energy::Energy::default()).len();
+                    + encode(&engine::energy::Energy::default()).len()
+                    + encode(&engine::Delegations::default()).len();
                 let full = full[..full.len() - cut].to_vec();
                 let (key, table, old_genesis, old_state) = if format == 1 {
                     let cut = encode(&engine::Validators::default()).len() + rules.len();
@@ -1798,7 +1813,7 @@ mod tests {
             let (seq, read) = log.latest_snapshot().unwrap().unwrap();
             assert_eq!((seq, read.hash()), (1, hash_then), "format {format}");
             assert_eq!(read, state, "format {format}");
-            // A new snapshot is written in format 14 and replaces the old one.
+            // A new snapshot is written in format 15 and replaces the old one.
             log.save_snapshot(1, &state).unwrap();
             for table in [
                 "snapshots",
@@ -1814,6 +1829,7 @@ mod tests {
                 "snapshots_v11",
                 "snapshots_v12",
                 "snapshots_v13",
+                "snapshots_v14",
             ] {
                 let old: i64 = log
                     .conn
@@ -1830,14 +1846,14 @@ mod tests {
     }
 
     #[test]
-    fn format_3_to_13_snapshots_read_with_what_they_lacked_and_are_replaced_by_format_14() {
-        for format in [3u32, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13] {
+    fn format_3_to_14_snapshots_read_with_what_they_lacked_and_are_replaced_by_format_15() {
+        for format in [3u32, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14] {
             let dir = tempfile::tempdir().unwrap();
             let mut genesis = Genesis::dev(AccountId([9; 32]));
             // The rules of the formats' times: 4 (format 3), 7 (format 4), 9 (format 5), 10
             // (format 6), 11 (format 7), 12 (format 8), 15 (format 9), 17 (format 10), 18
-            // (format 11), 22 (format 12) and 23 (format 13).
-            genesis.rules = [4, 7, 9, 10, 11, 12, 15, 17, 18, 22, 23][format as usize - 3];
+            // (format 11), 22 (format 12), 23 (format 13) and 24 (format 14).
+            genesis.rules = [4, 7, 9, 10, 11, 12, 15, 17, 18, 22, 23, 24][format as usize - 3];
             genesis.action_fee = if format >= 5 { 3 } else { 0 };
             if format < 6 {
                 genesis.storage = None;
@@ -1869,7 +1885,10 @@ mod tests {
                 )
                 .unwrap();
             let full = encode(&state);
-            let mut cut = encode(&engine::energy::Energy::default()).len();
+            let mut cut = encode(&engine::Delegations::default()).len();
+            if format <= 13 {
+                cut += encode(&engine::energy::Energy::default()).len();
+            }
             if format <= 12 {
                 cut += encode(&engine::GpuJobs::default()).len();
             }
@@ -2539,7 +2558,7 @@ mod history_format_tests {
         }
         log.conn
             .execute(
-                "INSERT INTO snapshots_v14 (seq, state) VALUES (3, ?1)",
+                "INSERT INTO snapshots_v15 (seq, state) VALUES (3, ?1)",
                 [encode(&at_three)],
             )
             .unwrap();
@@ -2561,7 +2580,7 @@ mod history_format_tests {
         }
         let kept: Vec<i64> = log
             .conn
-            .prepare("SELECT seq FROM snapshots_v14 ORDER BY seq")
+            .prepare("SELECT seq FROM snapshots_v15 ORDER BY seq")
             .unwrap()
             .query_map([], |r| r.get(0))
             .unwrap()

@@ -151,6 +151,27 @@ enum Op {
     Release {
         who: u8,
     },
+    /// Rules 25: `anyone(who)` backs `provider(p)`.
+    Delegate {
+        who: u8,
+        p: u8,
+        amount: u128,
+    },
+    /// Rules 25: `anyone(who)` takes back `amount` (or, with `all`, its whole delegation).
+    Undelegate {
+        who: u8,
+        p: u8,
+        amount: u128,
+        all: bool,
+    },
+    WithdrawRewards {
+        who: u8,
+        p: u8,
+    },
+    SetCommission {
+        p: u8,
+        bps: u32,
+    },
     /// Evidence that `anyone(who)` signed two headers at `height` (the same header twice when
     /// `same`: not evidence). Signatures are the shell's to check, not the engine's.
     Equivocate {
@@ -303,6 +324,13 @@ fn ledger_op() -> impl Strategy<Value = Op> {
         2 => (0..4u8, amount()).prop_map(|(who, amount)| Op::Stake { who, amount }),
         1 => (0..4u8, amount()).prop_map(|(who, amount)| Op::Unstake { who, amount }),
         1 => any::<u8>().prop_map(|who| Op::Release { who }),
+        3 => (any::<u8>(), 0..4u8, prop_oneof![3 => 1..400u128, 1 => amount()])
+            .prop_map(|(who, p, amount)| Op::Delegate { who, p, amount }),
+        2 => (any::<u8>(), 0..4u8, amount(), any::<bool>())
+            .prop_map(|(who, p, amount, all)| Op::Undelegate { who, p, amount, all }),
+        1 => (any::<u8>(), 0..4u8).prop_map(|(who, p)| Op::WithdrawRewards { who, p }),
+        1 => (0..4u8, prop_oneof![3 => 0..6_000u32, 1 => Just(u32::MAX)])
+            .prop_map(|(p, bps)| Op::SetCommission { p, bps }),
         1 => (any::<u8>(), 1..4u8, prop_oneof![5 => Just(false), 1 => Just(true)])
             .prop_map(|(who, height, same)| Op::Equivocate { who, height, same }),
         2 => (any::<u8>(), any::<u8>(), any::<bool>())
@@ -982,6 +1010,43 @@ fn build(s: &State, step: &Step, time: Time) -> Built {
         Op::Release { who } => Err(LeaderCommand::ReleaseStake {
             account: anyone(*who),
         }),
+        Op::Delegate { who, p, amount } => Ok(action(
+            anyone(*who),
+            Action::Delegate {
+                provider: provider(*p),
+                amount: *amount,
+            },
+        )),
+        Op::Undelegate {
+            who,
+            p,
+            amount,
+            all,
+        } => {
+            let (who, provider) = (anyone(*who), provider(*p));
+            let amount = match s.pool(&provider) {
+                Some(pool) if *all => s
+                    .delegations_of(&who)
+                    .iter()
+                    .find(|(q, _)| *q == provider)
+                    .and_then(|(_, d)| pool.value(d.shares))
+                    .unwrap_or(*amount),
+                _ => *amount,
+            };
+            Ok(action(who, Action::Undelegate { provider, amount }))
+        }
+        Op::WithdrawRewards { who, p } => Ok(action(
+            anyone(*who),
+            Action::WithdrawRewards {
+                provider: provider(*p),
+            },
+        )),
+        Op::SetCommission { p, bps } => Ok(action(
+            provider(*p),
+            Action::SetCommission {
+                commission_bps: *bps,
+            },
+        )),
         Op::Equivocate { .. } => unreachable!("built above"),
         Op::ValidatorVote { who, target, add } => {
             let account = anyone(*target);
@@ -1059,6 +1124,52 @@ fn lost_input(s: &State, who: AccountId, time: Time) -> Input {
 
 /// Everything that must hold of any reachable state.
 fn check_invariants(s: &State) -> Result<(), TestCaseError> {
+    // Rules 25: a pool's shares are its delegations', its delegators are counted, and its
+    // rewards cover what every delegation could withdraw (exact to the base unit: rounding
+    // leaves dust in the pool, never a claim the pool cannot pay).
+    prop_assert!(s.rules >= 25 || s.delegation == engine::Delegations::default());
+    for (provider, pool) in &s.delegation.pools {
+        let mut shares = 0u128;
+        let mut delegators = 0u32;
+        let mut owed = 0u128;
+        for (delegator, by_provider) in &s.delegation.delegations {
+            if let Some(d) = by_provider.get(provider) {
+                prop_assert!(
+                    d.shares > 0,
+                    "{:?} holds no shares of {:?}",
+                    delegator,
+                    provider
+                );
+                prop_assert!(d.index <= pool.reward_index);
+                shares += d.shares;
+                delegators += 1;
+                owed += s.pending_rewards(delegator, provider);
+            }
+        }
+        prop_assert_eq!(shares, pool.shares, "shares of {:?}", provider);
+        prop_assert_eq!(delegators, pool.delegators);
+        prop_assert!(
+            owed <= pool.rewards,
+            "{:?} owes {} holding {}",
+            provider,
+            owed,
+            pool.rewards
+        );
+        if pool.shares == 0 {
+            prop_assert_eq!(pool.tokens, 0);
+            prop_assert_eq!(pool.rewards, 0);
+        }
+        // What the delegations are worth never exceeds what the pool holds.
+        let worth: u128 = s
+            .delegation
+            .delegations
+            .values()
+            .filter_map(|d| d.get(provider))
+            .map(|d| pool.value(d.shares).unwrap())
+            .sum();
+        prop_assert!(worth <= pool.tokens);
+        prop_assert!(pool.commission_bps <= engine::MAX_COMMISSION_BPS);
+    }
     // Rules 24: a run's energy is kept only for a provider that ran the task; a suspended
     // provider is active and gets nothing from a pick; a job's energy counts each accepted
     // run once, reported or not.
@@ -1530,7 +1641,7 @@ fn check_money(before: &State, after: &State, events: &[Event]) -> Result<(), Te
     for p in after.providers.values() {
         if !p.running.is_empty() {
             prop_assert!(
-                after.bonded(&p.id) >= MIN_STAKE
+                after.backing(&p.id) >= MIN_STAKE
                     || before.providers[&p.id].running.len() >= p.running.len(),
                 "{:?} was given work without the minimum stake",
                 p.id
@@ -1547,7 +1658,7 @@ fn check_events(
     entry: &Entry,
     events: &[Event],
 ) -> Result<(), TestCaseError> {
-    for event in events {
+    for (i, event) in events.iter().enumerate() {
         match event {
             Event::TasksAssigned { provider, tasks } => {
                 for t in tasks {
@@ -1785,8 +1896,27 @@ fn check_events(
                     }
                 };
                 prop_assert!(share > 0, "{} paid without a result", task);
-                prop_assert_eq!(amount + fee, 10 * price / share, "{} paid", task);
-                prop_assert_eq!(*fee, (amount + fee) * 700 / 10_000);
+                // Rules 25: the delegators' share follows, out of the provider's net.
+                let pooled = match events.get(i + 1) {
+                    Some(Event::DelegatorsPaid {
+                        provider: q,
+                        amount,
+                        commission,
+                    }) if q == provider => {
+                        let pool = &before.delegation.pools[provider];
+                        let net = 10 * price / share - fee;
+                        prop_assert_eq!(
+                            *commission,
+                            net * u128::from(pool.commission_bps) / 10_000
+                        );
+                        let backing = before.bonded(provider) + pool.tokens;
+                        prop_assert_eq!(*amount, (net - commission) * pool.tokens / backing);
+                        *amount
+                    }
+                    _ => 0,
+                };
+                prop_assert_eq!(amount + pooled + fee, 10 * price / share, "{} paid", task);
+                prop_assert_eq!(*fee, (amount + pooled + fee) * 700 / 10_000);
             }
             Event::EscrowRefunded { job, amount, .. } => {
                 let j = &after.jobs[job];
@@ -1816,6 +1946,94 @@ fn check_events(
                 prop_assert_eq!(after.bonded(account), before.bonded(account) - amount);
                 prop_assert_eq!(*release_at, after.now + 40);
             }
+            Event::Delegated {
+                delegator,
+                provider,
+                amount,
+                ..
+            } => {
+                prop_assert!(after.rules >= 25);
+                prop_assert!(*amount >= after.min_delegation());
+                prop_assert_eq!(
+                    after.delegated_to(provider),
+                    before.delegated_to(provider) + amount
+                );
+                prop_assert!(delegator != provider);
+                // Its rewards so far were paid before the shares were bought.
+                prop_assert_eq!(after.pending_rewards(delegator, provider), 0);
+            }
+            Event::Undelegated {
+                delegator,
+                provider,
+                amount,
+                release_at,
+            } => {
+                prop_assert_eq!(*release_at, after.now + 40);
+                let released: u128 = after.delegation.pools[provider]
+                    .unbonding
+                    .iter()
+                    .filter(|u| u.delegator == *delegator && u.release_at == *release_at)
+                    .map(|u| u.amount)
+                    .sum();
+                prop_assert!(released >= *amount);
+                prop_assert_eq!(after.pending_rewards(delegator, provider), 0);
+            }
+            Event::RewardsWithdrawn {
+                delegator,
+                provider,
+                amount,
+            } => {
+                prop_assert!(*amount > 0);
+                prop_assert_eq!(after.pending_rewards(delegator, provider), 0);
+            }
+            Event::DelegatorsPaid { provider, .. } => {
+                // Only right after the provider's own payment (checked there).
+                let after_pay = matches!(
+                    i.checked_sub(1).and_then(|j| events.get(j)),
+                    Some(Event::TaskPaid { provider: q, .. }) if q == provider
+                );
+                prop_assert!(after_pay, "delegators of {:?} paid alone", provider);
+            }
+            Event::RewardDustSwept { provider, amount } => {
+                prop_assert!(*amount > 0);
+                prop_assert_eq!(after.delegation.pools[provider].shares, 0);
+            }
+            Event::DelegationSlashed { provider, amount } => {
+                let before_pool = &before.delegation.pools[provider];
+                let after_pool = &after.delegation.pools[provider];
+                let held = |p: &engine::Pool| {
+                    p.tokens + p.unbonding.iter().map(|u| u.amount).sum::<u128>()
+                };
+                // An entry may slash a provider more than once (each escalating).
+                let taken: u128 = events
+                    .iter()
+                    .filter_map(|e| match e {
+                        Event::DelegationSlashed {
+                            provider: q,
+                            amount,
+                        } if q == provider => Some(*amount),
+                        _ => None,
+                    })
+                    .sum();
+                prop_assert!(*amount > 0);
+                prop_assert_eq!(held(after_pool) + taken, held(before_pool));
+                prop_assert_eq!(after_pool.shares, before_pool.shares);
+            }
+            Event::CommissionSet {
+                provider,
+                commission_bps,
+            } => {
+                prop_assert!(*commission_bps <= engine::MAX_COMMISSION_BPS);
+                prop_assert_eq!(
+                    after.delegation.pools[provider].commission_bps,
+                    *commission_bps
+                );
+                let was = before
+                    .pool(provider)
+                    .map_or(engine::DEFAULT_COMMISSION_BPS, |p| p.commission_bps);
+                let had = before.pool(provider).is_some_and(|p| p.delegators > 0);
+                prop_assert!(!had || *commission_bps <= was + engine::COMMISSION_STEP_BPS);
+            }
             Event::StakeReleased { account, amount } => {
                 prop_assert_eq!(after.balance(account), before.balance(account) + amount);
                 prop_assert_eq!(after.releasable(account, after.now), 0);
@@ -1826,9 +2044,14 @@ fn check_events(
                 evidence,
                 ..
             } => {
+                // Rules 25: and its pool's, bonded and unbonding.
+                let pooled = before.pool(provider).map_or(0, |p| {
+                    p.tokens + p.unbonding.iter().map(|u| u.amount).sum::<u128>()
+                });
                 prop_assert!(
                     *amount
                         <= before.bonded(provider)
+                            + pooled
                             + before.accounts.get(provider).map_or(0, |a| a
                                 .unbonding
                                 .iter()
@@ -2071,10 +2294,12 @@ proptest! {
     fn random_command_sequences_keep_invariants_and_replay(
         // Every provider stakes and tries to register first, so that most cases get to
         // assignments.
+        // Rules 25: and the rich requester backs it, so that slashes reach delegators.
         prologue in [0u8, 1, 2, 3].map(|p| {
             (
                 step_with(Just(Op::Stake { who: p, amount: 60 })),
                 step_with(register(Just(p))),
+                step_with(Just(Op::Delegate { who: 4, p, amount: 40 })),
             )
         }),
         steps in proptest::collection::vec(step(), 0..90),
@@ -2084,7 +2309,7 @@ proptest! {
     ) {
         let all: Vec<Step> = prologue
             .into_iter()
-            .flat_map(|(stake, register)| [stake, register])
+            .flat_map(|(stake, register, delegate)| [stake, register, delegate])
             .chain(steps)
             .collect();
         run(&all, validators)?;
@@ -2303,6 +2528,22 @@ fn verification_walk(
             ),
             time,
         )?;
+        // Rules 25: every other provider is backed by a delegator, who shares its slashes.
+        if p % 2 == 0 {
+            let n = next(&s, acct(11));
+            apply(
+                &mut s,
+                signed(
+                    acct(11),
+                    n,
+                    Action::Delegate {
+                        provider: who,
+                        amount: 300,
+                    },
+                ),
+                time,
+            )?;
+        }
     }
     let lies = |s: &State, who: &AccountId| {
         cheat.contains(who) || (turncoats.contains(who) && s.is_trusted(who))

@@ -3,6 +3,7 @@
 
 mod answers;
 mod assign;
+mod delegation;
 mod descriptor;
 mod energy;
 mod fetch;

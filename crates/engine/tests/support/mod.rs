@@ -190,6 +190,12 @@ pub fn is_money_event(event: &Event) -> bool {
             | Event::StakeReleased { .. }
             | Event::Slashed { .. }
             | Event::ActionFeePaid { .. }
+            | Event::Delegated { .. }
+            | Event::Undelegated { .. }
+            | Event::DelegatorsPaid { .. }
+            | Event::RewardsWithdrawn { .. }
+            | Event::DelegationSlashed { .. }
+            | Event::RewardDustSwept { .. }
     )
 }
 
