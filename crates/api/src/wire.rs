@@ -512,6 +512,81 @@ pub struct ProviderView {
     /// the network's table's for its region).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub grams_per_kwh: Option<u32>,
+    /// Rules 25: who backs it and what backing it has paid (absent for a provider nobody has
+    /// backed and that set no commission).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backing: Option<BackingView>,
+}
+
+/// Rules 25: the stake behind a provider and what it paid its delegators, from the chain.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct BackingView {
+    /// Its own bonded stake.
+    #[serde(with = "engine::types::amount")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub own: Amount,
+    /// Bonded by its delegators (counted toward its minimum stake).
+    #[serde(with = "engine::types::amount")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub delegated: Amount,
+    pub delegators: u32,
+    /// Its cut of each payment before its delegators share the rest, in basis points.
+    pub commission_bps: u32,
+    /// Undelegated, waiting out the unbonding delay (still slashable).
+    #[serde(with = "engine::types::amount")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub unbonding: Amount,
+    /// Paid to its delegators, ever.
+    #[serde(with = "engine::types::amount")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub rewards_paid: Amount,
+    /// Kept as commission, ever.
+    #[serde(with = "engine::types::amount")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub commission_earned: Amount,
+    /// Taken from its delegators by slashes, ever.
+    #[serde(with = "engine::types::amount")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub slashed: Amount,
+    /// What a token delegated over the last day earned, in basis points of the token (realised,
+    /// from the chain's reward index; absent before a day of history).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub return_day_bps: Option<u64>,
+    /// The same over the last week.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub return_week_bps: Option<u64>,
+}
+
+/// Rules 25: one of an account's delegations.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct DelegationView {
+    pub provider: AccountId,
+    /// What its shares are worth now.
+    #[serde(with = "engine::types::amount")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub amount: Amount,
+    #[serde(with = "engine::types::amount")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub shares: u128,
+    /// Earned and not withdrawn.
+    #[serde(with = "engine::types::amount")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub rewards: Amount,
+    /// The provider's commission.
+    pub commission_bps: u32,
+}
+
+/// Rules 25: undelegated tokens on their way back.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct DelegationUnbondingView {
+    pub provider: AccountId,
+    #[serde(with = "engine::types::amount")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub amount: Amount,
+    pub release_at: Time,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -538,6 +613,12 @@ pub struct AccountView {
     #[serde(default, with = "engine::types::amount")]
     #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub in_storage: Amount,
+    /// Rules 25: its delegations, by provider.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub delegations: Vec<DelegationView>,
+    /// Rules 25: what it undelegated and has not been released yet.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub delegation_unbonding: Vec<DelegationUnbondingView>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -264,6 +264,29 @@ pub fn describe(v: &ProviderView) -> String {
         .grams_per_kwh
         .map(|g| format!("carbon     {g} g CO2e per kWh of its electricity\n"))
         .unwrap_or_default();
+    // Rules 25: who backs it.
+    let backing = v
+        .backing
+        .as_ref()
+        .map(|b| {
+            let pct = |bps: u64| format!("{}%", bps as f64 / 100.0);
+            let ret = |r: Option<u64>| r.map_or("n/a".into(), pct);
+            format!(
+                "backing    {} delegated by {} delegator(s), {} unbonding; commission {}\n\
+                 yield      {} paid to delegators ({} kept as commission, {} slashed from them); \
+                 realised {} over a day, {} over a week\n",
+                Tokens(b.delegated),
+                b.delegators,
+                Tokens(b.unbonding),
+                pct(u64::from(b.commission_bps)),
+                Tokens(b.rewards_paid),
+                Tokens(b.commission_earned),
+                Tokens(b.slashed),
+                ret(b.return_day_bps),
+                ret(b.return_week_bps),
+            )
+        })
+        .unwrap_or_default();
     format!(
         "provider   {id}\n\
          status     {status:?}, {running} running of {slots} slots, region {region}, operator {operator}\n\
@@ -274,7 +297,7 @@ pub fn describe(v: &ProviderView) -> String {
          probability {audit}% (floor {floor}%)\n\
          work       {done} runs completed, {failed} failed, {fuel} fuel\n\
          money      earned {earned}, bonded {bonded}, slashed {slashed} in {times} slashes\n\
-         price      {price} base units per fuel, benchmark {bench}\n{carbon}{gpu}",
+         price      {price} base units per fuel, benchmark {bench}\n{carbon}{backing}{gpu}",
         id = v.id,
         status = v.status,
         running = v.running,

@@ -3,7 +3,7 @@
 
 use crate::requester;
 use anyhow::Context;
-use api::wire::{AccountView, HistoryItem, NetworkView};
+use api::wire::{AccountView, BackingView, DelegationView, HistoryItem, NetworkView};
 use api::{Client, Identity};
 use engine::{AccountId, Action, Amount, Event, Tokens, parse_tokens};
 use std::path::PathBuf;
@@ -48,6 +48,50 @@ pub enum WalletCommand {
         #[command(flatten)]
         opts: Opts,
     },
+    /// Back a provider with tokens: you share its payments (after its commission) and its
+    /// slashes; its backing counts as its stake
+    Delegate {
+        provider: AccountId,
+        #[arg(value_parser = parse_amount)]
+        amount: Amount,
+        #[command(flatten)]
+        opts: Opts,
+    },
+    /// Take tokens back from a provider you back; they return after the unbonding delay and
+    /// can be slashed until then
+    Undelegate {
+        provider: AccountId,
+        /// How much (default with --all: everything)
+        #[arg(value_parser = parse_amount, required_unless_present = "all")]
+        amount: Option<Amount>,
+        /// Everything delegated to this provider
+        #[arg(long, conflicts_with = "amount")]
+        all: bool,
+        #[command(flatten)]
+        opts: Opts,
+    },
+    /// Your delegations: what each is worth, what it earned, and each provider's realised
+    /// return over the last day and week (default: your own account)
+    Rewards {
+        account: Option<AccountId>,
+        #[command(flatten)]
+        opts: Opts,
+    },
+    /// Withdraw what your delegations earned (one provider, or all)
+    WithdrawRewards {
+        provider: Option<AccountId>,
+        #[command(flatten)]
+        opts: Opts,
+    },
+    /// Providers: set your commission, the part of each payment you keep before your
+    /// delegators share the rest ("12.5%" or basis points "1250"; at most 50%; with delegators
+    /// it rises at most 5 points a day)
+    Commission {
+        #[arg(value_parser = parse_commission)]
+        commission: u32,
+        #[command(flatten)]
+        opts: Opts,
+    },
     /// Development networks only: get tokens from the faucet
     Faucet {
         #[command(flatten)]
@@ -88,6 +132,28 @@ impl Opts {
 
 fn parse_amount(s: &str) -> Result<Amount, String> {
     parse_tokens(s)
+}
+
+/// A commission in basis points: "12.5%" or "1250".
+fn parse_commission(s: &str) -> Result<u32, String> {
+    let bad =
+        || format!("{s:?} is not a commission: give a percentage (\"12.5%\") or basis points");
+    match s.trim().strip_suffix('%') {
+        Some(percent) => {
+            let value: f64 = percent.trim().parse().map_err(|_| bad())?;
+            if !(0.0..=100.0).contains(&value) {
+                return Err(bad());
+            }
+            let bps = (value * 100.0).round();
+            if (bps - value * 100.0).abs() > 1e-6 {
+                return Err(format!(
+                    "{s:?}: a commission is in whole basis points (0.01%)"
+                ));
+            }
+            Ok(bps as u32)
+        }
+        None => s.trim().parse().map_err(|_| bad()),
+    }
 }
 
 pub async fn run(cmd: WalletCommand) -> anyhow::Result<()> {
@@ -171,6 +237,107 @@ pub async fn run(cmd: WalletCommand) -> anyhow::Result<()> {
                 }
             }
         }
+        WalletCommand::Delegate {
+            provider,
+            amount,
+            opts,
+        } => {
+            let me = opts.identity()?;
+            let resp = act(&opts, &me, Action::Delegate { provider, amount }).await?;
+            print_events(&opts, &me.id(), &resp)?;
+        }
+        WalletCommand::Undelegate {
+            provider,
+            amount,
+            all,
+            opts,
+        } => {
+            let me = opts.identity()?;
+            let amount = match amount {
+                Some(amount) if !all => amount,
+                _ => {
+                    let view = Client::new(&opts.coordinator).account(me.id()).await?;
+                    view.delegations
+                        .iter()
+                        .find(|d| d.provider == provider)
+                        .map(|d| d.amount)
+                        .with_context(|| format!("you have no delegation to {provider}"))?
+                }
+            };
+            let resp = act(&opts, &me, Action::Undelegate { provider, amount }).await?;
+            print_events(&opts, &me.id(), &resp)?;
+        }
+        WalletCommand::Rewards { account, opts } => {
+            let client = Client::new(&opts.coordinator);
+            let id = match account {
+                Some(id) => id,
+                None => opts.identity()?.id(),
+            };
+            let view = client.account(id).await?;
+            let mut rows = Vec::new();
+            for d in &view.delegations {
+                let backing = client
+                    .provider(d.provider)
+                    .await
+                    .ok()
+                    .and_then(|p| p.backing);
+                rows.push((d, backing));
+            }
+            if opts.json {
+                let json: Vec<serde_json::Value> = rows
+                    .iter()
+                    .map(|(d, b)| {
+                        serde_json::json!({
+                            "delegation": d,
+                            "backing": b,
+                        })
+                    })
+                    .collect();
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&serde_json::json!({
+                        "account": id,
+                        "delegations": json,
+                        "unbonding": view.delegation_unbonding,
+                    }))?
+                );
+            } else {
+                print_rewards(&view, &rows);
+            }
+        }
+        WalletCommand::WithdrawRewards { provider, opts } => {
+            let me = opts.identity()?;
+            let providers: Vec<AccountId> = match provider {
+                Some(p) => vec![p],
+                None => Client::new(&opts.coordinator)
+                    .account(me.id())
+                    .await?
+                    .delegations
+                    .iter()
+                    .filter(|d| d.rewards > 0)
+                    .map(|d| d.provider)
+                    .collect(),
+            };
+            if providers.is_empty() && !opts.json {
+                println!("nothing to withdraw");
+            }
+            for provider in providers {
+                let resp = act(&opts, &me, Action::WithdrawRewards { provider }).await?;
+                print_events(&opts, &me.id(), &resp)?;
+            }
+        }
+        WalletCommand::Commission { commission, opts } => {
+            let me = opts.identity()?;
+            let resp = act(
+                &opts,
+                &me,
+                Action::SetCommission {
+                    commission_bps: commission,
+                },
+            )
+            .await?;
+            print_events(&opts, &me.id(), &resp)?;
+        }
         WalletCommand::Faucet { opts } => {
             let me = opts.identity()?;
             let resp = act(&opts, &me, Action::Faucet).await?;
@@ -205,6 +372,69 @@ async fn act(
     })
 }
 
+/// The response as JSON, or its events as history lines.
+fn print_events(
+    opts: &Opts,
+    me: &AccountId,
+    resp: &api::wire::ActionResponse,
+) -> anyhow::Result<()> {
+    if opts.json {
+        println!("{}", serde_json::to_string(resp)?);
+    } else {
+        for e in &resp.events {
+            if !matches!(e, Event::ActionFeePaid { .. }) {
+                println!("{}", describe(me, e).trim_start());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A percentage of basis points ("12.5%").
+fn percent(bps: u64) -> String {
+    format!("{}%", bps as f64 / 100.0)
+}
+
+fn print_rewards(view: &AccountView, rows: &[(&DelegationView, Option<BackingView>)]) {
+    if rows.is_empty() && view.delegation_unbonding.is_empty() {
+        println!("{} backs no provider", view.id);
+        return;
+    }
+    for (d, backing) in rows {
+        println!("provider   {}", d.provider);
+        println!("  delegated   {}", Tokens(d.amount));
+        println!("  rewards     {} (withdraw-rewards)", Tokens(d.rewards));
+        println!("  commission  {}", percent(u64::from(d.commission_bps)));
+        if let Some(b) = backing {
+            let ret = |r: Option<u64>| r.map_or("not a full period yet".into(), percent);
+            println!(
+                "  backing     {} own + {} from {} delegator(s)",
+                Tokens(b.own),
+                Tokens(b.delegated),
+                b.delegators
+            );
+            println!(
+                "  realised    {} over the last day, {} over the last week",
+                ret(b.return_day_bps),
+                ret(b.return_week_bps)
+            );
+            println!(
+                "  paid        {} to delegators ever; {} slashed from them",
+                Tokens(b.rewards_paid),
+                Tokens(b.slashed)
+            );
+        }
+    }
+    for u in &view.delegation_unbonding {
+        println!(
+            "unbonding  {} from {} (released at {})",
+            Tokens(u.amount),
+            u.provider,
+            format_time(u.release_at)
+        );
+    }
+}
+
 fn print_balance(view: &AccountView, network: &NetworkView) {
     println!("account    {}", view.id);
     println!("balance    {}", Tokens(view.balance));
@@ -213,6 +443,22 @@ fn print_balance(view: &AccountView, network: &NetworkView) {
         println!(
             "unbonding  {} (released at {})",
             Tokens(u.amount),
+            format_time(u.release_at)
+        );
+    }
+    for d in &view.delegations {
+        println!(
+            "delegated  {} to {} (rewards {})",
+            Tokens(d.amount),
+            d.provider,
+            Tokens(d.rewards)
+        );
+    }
+    for u in &view.delegation_unbonding {
+        println!(
+            "unbonding  {} from {} (released at {})",
+            Tokens(u.amount),
+            u.provider,
             format_time(u.release_at)
         );
     }
@@ -373,6 +619,69 @@ pub fn describe(me: &AccountId, event: &Event) -> String {
                 short(payer)
             )
         }
+        Event::Delegated {
+            provider, amount, ..
+        } => format!("{:>22}  delegated to {}", minus(*amount), short(provider)),
+        Event::Undelegated {
+            delegator,
+            provider,
+            amount,
+            release_at,
+        } if delegator == me => format!(
+            "{:>22}  undelegating {} from {} until {}",
+            "",
+            Tokens(*amount),
+            short(provider),
+            format_time(*release_at)
+        ),
+        Event::Undelegated {
+            delegator, amount, ..
+        } => format!(
+            "{:>22}  {} undelegated {}",
+            "",
+            short(delegator),
+            Tokens(*amount)
+        ),
+        Event::RewardsWithdrawn {
+            delegator,
+            provider,
+            amount,
+        } if delegator == me => format!(
+            "{:>22}  rewards from backing {}",
+            plus(*amount),
+            short(provider)
+        ),
+        Event::RewardsWithdrawn {
+            delegator, amount, ..
+        } => format!(
+            "{:>22}  {} withdrew {} of rewards",
+            "",
+            short(delegator),
+            Tokens(*amount)
+        ),
+        Event::DelegatorsPaid {
+            amount, commission, ..
+        } => format!(
+            "{:>22}  {} to delegators (commission {})",
+            "",
+            Tokens(*amount),
+            Tokens(*commission)
+        ),
+        Event::DelegationSlashed { amount, .. } => {
+            format!("{:>22}  {} slashed from delegators", "", Tokens(*amount))
+        }
+        Event::RewardDustSwept {
+            provider, amount, ..
+        } => format!(
+            "{:>22}  rounding dust of {}'s pool to the treasury",
+            plus(*amount),
+            short(provider)
+        ),
+        Event::CommissionSet { commission_bps, .. } => format!(
+            "{:>22}  commission set to {}",
+            "",
+            percent(u64::from(*commission_bps))
+        ),
         other => format!("{other:?}"),
     }
 }
@@ -403,5 +712,27 @@ mod tests {
         };
         assert!(describe(&a, &paid).contains("paid for task 3.1"));
         assert!(describe(&b, &paid).contains("+0.000000005 GRID  protocol fee"));
+        let withdrawn = Event::RewardsWithdrawn {
+            delegator: a,
+            provider: b,
+            amount: 2_000_000_000,
+        };
+        assert!(describe(&a, &withdrawn).contains("+2 GRID  rewards from backing 020202"));
+        let set = Event::CommissionSet {
+            provider: b,
+            commission_bps: 1_250,
+        };
+        assert!(describe(&b, &set).contains("commission set to 12.5%"));
+    }
+
+    #[test]
+    fn commissions_parse_as_percentages_or_basis_points() {
+        assert_eq!(parse_commission("12.5%"), Ok(1_250));
+        assert_eq!(parse_commission(" 20 % "), Ok(2_000));
+        assert_eq!(parse_commission("0%"), Ok(0));
+        assert_eq!(parse_commission("1250"), Ok(1_250));
+        for bad in ["12.345%", "-1%", "101%", "abc", "1.5", ""] {
+            assert!(parse_commission(bad).is_err(), "{bad}");
+        }
     }
 }

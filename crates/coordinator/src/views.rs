@@ -1,7 +1,8 @@
 //! Read-only views of engine state, as served by the API.
 
 use api::wire::{
-    AccountView, JobView, NetworkView, ProviderView, StatusView, TaskView, UnbondingView,
+    AccountView, BackingView, DelegationUnbondingView, DelegationView, JobView, NetworkView,
+    ProviderView, StatusView, TaskView, UnbondingView,
 };
 use engine::{
     AccountId, DECIMALS, Hash, Job, JobStatus, Provider, ProviderStatus, RunOutcome, State,
@@ -270,6 +271,18 @@ pub fn provider(state: &State, p: &Provider) -> ProviderView {
             Vec::new()
         },
         grams_per_kwh: (state.rules >= 24).then(|| state.grams_per_kwh_of(p)),
+        backing: state.pool(&p.id).map(|pool| BackingView {
+            own: state.bonded(&p.id),
+            delegated: pool.tokens,
+            delegators: pool.delegators,
+            commission_bps: pool.commission_bps,
+            unbonding: pool.unbonding_total().unwrap_or_default(),
+            rewards_paid: pool.rewards_total,
+            commission_earned: pool.commission_total,
+            slashed: pool.slashed_total,
+            return_day_bps: pool.return_bps(state.now, DAY_MS),
+            return_week_bps: pool.return_bps(state.now, 7 * DAY_MS),
+        }),
         id: p.id,
         spec: p.spec.clone(),
         status: p.status,
@@ -309,8 +322,34 @@ pub fn account(state: &State, id: AccountId) -> AccountView {
             .collect(),
         in_escrow,
         in_storage,
+        delegations: state
+            .delegations_of(&id)
+            .into_iter()
+            .filter_map(|(provider, d)| {
+                let pool = state.pool(&provider)?;
+                Some(DelegationView {
+                    provider,
+                    amount: pool.value(d.shares).unwrap_or(0),
+                    shares: d.shares,
+                    rewards: state.pending_rewards(&id, &provider),
+                    commission_bps: pool.commission_bps,
+                })
+            })
+            .collect(),
+        delegation_unbonding: state
+            .delegation_unbonding(&id)
+            .into_iter()
+            .map(|(provider, u)| DelegationUnbondingView {
+                provider,
+                amount: u.amount,
+                release_at: u.release_at,
+            })
+            .collect(),
     }
 }
+
+/// A day in milliseconds (the realised returns' periods).
+const DAY_MS: u64 = 86_400_000;
 
 pub fn network(state: &State, genesis_hash: Hash) -> NetworkView {
     let p = &state.ledger;

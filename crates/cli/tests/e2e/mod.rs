@@ -4,6 +4,7 @@ mod cache;
 mod chain;
 mod cli;
 mod console;
+mod delegation;
 mod demo;
 mod gpu;
 mod hostile;
