@@ -231,6 +231,27 @@ fn actions() -> Vec<(&'static str, Signed<Action>)> {
                 commission_bps: 1_500,
             },
         ),
+        (
+            "propose",
+            Action::Propose {
+                title: "lower the fee to 2%".into(),
+                changes: vec![
+                    engine::ParamChange::FeeBps { bps: 200 },
+                    engine::ParamChange::TreasurySpend {
+                        to: engine::AccountId([2; 32]),
+                        amount: 1_000_000_000,
+                    },
+                ],
+                deposit: 100_000_000_000,
+            },
+        ),
+        (
+            "vote",
+            Action::Vote {
+                proposal: 1,
+                option: engine::VoteOption::NoWithVeto,
+            },
+        ),
     ];
     bodies
         .into_iter()

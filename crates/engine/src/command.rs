@@ -170,6 +170,20 @@ pub enum Action {
     /// Rules 25: the signing provider's commission, in basis points of each payment it earns,
     /// kept before its delegators share the rest.
     SetCommission { commission_bps: u32 },
+    /// Rules 25: the signer proposes `changes` (see [`crate::gov`]), holding `deposit` until the
+    /// proposal is decided.
+    Propose {
+        title: String,
+        changes: Vec<crate::gov::ParamChange>,
+        #[serde(with = "crate::types::amount")]
+        #[cfg_attr(feature = "openapi", schema(value_type = String))]
+        deposit: Amount,
+    },
+    /// Rules 25: the signer votes on an open proposal (again: its vote changes).
+    Vote {
+        proposal: u64,
+        option: crate::gov::VoteOption,
+    },
 }
 
 /// The submission inside `Action::SubmitWithPreferences`, decoded only where no other is being
@@ -727,6 +741,50 @@ pub enum Event {
         provider: AccountId,
         commission_bps: u32,
     },
+    /// Rules 25: `proposer` opened proposal `proposal`, holding `deposit`, for votes until
+    /// `voting_end`.
+    Proposed {
+        proposal: u64,
+        proposer: AccountId,
+        #[serde(with = "crate::types::amount")]
+        #[cfg_attr(feature = "openapi", schema(value_type = String))]
+        deposit: Amount,
+        voting_end: Time,
+    },
+    /// Rules 25: `voter` voted on `proposal`.
+    Voted {
+        proposal: u64,
+        voter: AccountId,
+        option: crate::gov::VoteOption,
+    },
+    /// Rules 25: a decided proposal's deposit went back to its proposer.
+    DepositReturned {
+        proposal: u64,
+        proposer: AccountId,
+        #[serde(with = "crate::types::amount")]
+        #[cfg_attr(feature = "openapi", schema(value_type = String))]
+        amount: Amount,
+    },
+    /// Rules 25: a vetoed proposal's deposit was burned.
+    DepositBurned {
+        proposal: u64,
+        #[serde(with = "crate::types::amount")]
+        #[cfg_attr(feature = "openapi", schema(value_type = String))]
+        amount: Amount,
+    },
+    /// Rules 25: a passed proposal paid `amount` from the treasury to `to`.
+    TreasurySpent {
+        to: AccountId,
+        #[serde(with = "crate::types::amount")]
+        #[cfg_attr(feature = "openapi", schema(value_type = String))]
+        amount: Amount,
+    },
+    /// Rules 25: voting on `proposal` ended; `status` is what was decided (a passed one's
+    /// changes took effect at this entry).
+    ProposalDecided {
+        proposal: u64,
+        status: crate::gov::ProposalStatus,
+    },
 }
 
 /// Why an input was refused. A rejected input changes nothing and is never logged.
@@ -856,4 +914,9 @@ pub enum Rejection {
     /// Rules 25: a commission out of bounds or changed too fast.
     #[error("invalid commission: {0}")]
     InvalidCommission(String),
+    /// Rules 25: a proposal or vote that cannot be.
+    #[error("invalid proposal: {0}")]
+    InvalidProposal(String),
+    #[error("unknown proposal {0}")]
+    UnknownProposal(u64),
 }

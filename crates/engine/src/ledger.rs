@@ -453,6 +453,7 @@ impl State {
         }
         held = add(held, self.storage.held().ok_or("deposits overflow")?)?;
         held = add(held, self.delegation_held().ok_or("delegations overflow")?)?;
+        held = add(held, self.deposits_held().ok_or("deposits overflow")?)?;
         let total = self.supply.total().ok_or("supply underflows")?;
         if held == total {
             Ok(total)
@@ -909,6 +910,10 @@ impl State {
             Event::RewardDustSwept { provider, .. } => {
                 [Some(*provider), Some(self.ledger.treasury), None]
             }
+            Event::Proposed { proposer, .. } | Event::DepositReturned { proposer, .. } => {
+                [Some(*proposer), None, None]
+            }
+            Event::TreasurySpent { to, .. } => [Some(*to), Some(self.ledger.treasury), None],
             _ => [None, None, None],
         };
         accounts.into_iter().flatten()

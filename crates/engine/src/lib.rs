@@ -167,7 +167,10 @@
 ///   delegators, pro rata by an exact reward index (`Action::WithdrawRewards`); a slash takes
 ///   the same fraction of the pool, bonded and unbonding, as of the provider's own stake;
 ///   undelegated tokens (`Action::Undelegate`) wait out the unbonding delay and are released
-///   with the account's own. Inputs apply as under 24 otherwise.
+///   with the account's own; governance ([`gov`]): stake-weighted proposals
+///   (`Action::Propose`, `Action::Vote`) change the network's parameters or spend from the
+///   treasury, decided at the first entry after their voting period ends. Inputs apply as under
+///   24 otherwise.
 pub const RULES: u32 = 25;
 /// The rules of a network whose genesis predates the version.
 pub const FIRST_RULES: u32 = 1;
@@ -178,6 +181,7 @@ pub mod command;
 pub mod delegation;
 pub mod energy;
 pub mod files;
+pub mod gov;
 pub mod gpu;
 pub mod ledger;
 pub mod options;
@@ -209,6 +213,10 @@ pub use energy::{
 pub use files::{
     Files, JobFiles, MAX_MOUNT_DEPTH, MAX_MOUNT_PATH, MAX_MOUNTS, MAX_SCRATCH_BYTES, Mount,
     Scratch, submission_blobs,
+};
+pub use gov::{
+    GovParams, Governance, MAX_CHANGES, MAX_OPEN, MAX_TITLE, ParamChange, Proposal, ProposalStatus,
+    Tally, VoteOption,
 };
 pub use gpu::{
     FINGERPRINT_CHALLENGE, GpuBuffer, GpuFill, GpuJob, GpuJobs, GpuOffer, MAX_GPU_BINDING,

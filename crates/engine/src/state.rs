@@ -347,6 +347,10 @@ pub struct State {
     /// under rules 25 and later.
     #[serde(default)]
     pub delegation: crate::delegation::Delegations,
+    /// Rules 25: proposals and the governance parameters (see [`crate::gov`]). Hashed only under
+    /// rules 25 and later.
+    #[serde(default)]
+    pub governance: crate::gov::Governance,
     /// Derived from `jobs`, never stored nor hashed: each provider's accepted map results
     /// ([`crate::audit::Accepted`]).
     #[serde(skip)]
@@ -400,9 +404,10 @@ impl Serialize for HashView<'_> {
             gpu,
             energy,
             delegation,
+            governance,
             accepted: _,
         } = self.state;
-        let mut t = serializer.serialize_tuple(27)?;
+        let mut t = serializer.serialize_tuple(28)?;
         t.serialize_element(config)?;
         t.serialize_element(ledger)?;
         t.serialize_element(verify)?;
@@ -458,6 +463,7 @@ impl Serialize for HashView<'_> {
         }
         if *rules >= 25 {
             t.serialize_element(delegation)?;
+            t.serialize_element(governance)?;
         }
         t.end()
     }
@@ -495,6 +501,7 @@ impl State {
             gpu: Default::default(),
             energy: Default::default(),
             delegation: Default::default(),
+            governance: Default::default(),
             accepted: Default::default(),
         }
     }
@@ -578,6 +585,9 @@ impl State {
                 self.resettle_disputes(Some(&slashed), now, &mut events)?;
             }
         }
+        // Rules 25: proposals whose voting ended are decided at the first entry applied at or
+        // after the end, after its own effects.
+        events.extend(self.decide_proposals(now)?);
         self.now = now;
         self.applied = self.applied.saturating_add(1);
         Ok(events)
@@ -701,6 +711,12 @@ impl State {
             Action::SetCommission { commission_bps } => {
                 self.set_commission(who, *commission_bps, now)?
             }
+            Action::Propose {
+                title,
+                changes,
+                deposit,
+            } => self.propose(who, title, changes, *deposit, now)?,
+            Action::Vote { proposal, option } => self.vote(who, *proposal, *option, now)?,
         };
         Ok(events)
     }

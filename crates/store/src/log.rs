@@ -391,7 +391,7 @@ impl SqliteLog {
                  seq   INTEGER PRIMARY KEY,
                  state BLOB NOT NULL
              );
-             -- State format 15 (the state gained its delegations, rules 25).
+             -- State format 15 (the state gained its delegations and governance, rules 25).
              CREATE TABLE IF NOT EXISTS snapshots_v15 (
                  seq   INTEGER PRIMARY KEY,
                  state BLOB NOT NULL
@@ -894,8 +894,8 @@ pub fn decode_genesis(bytes: &[u8], format: u32) -> Result<Genesis, postcard::Er
 /// before rules 18, format 11 is format 12 without the trailing `corrected`, empty before
 /// rules 19, format 12 is format 13 without the trailing `gpu`, empty before rules 23, and
 /// format 13 is format 14 without the trailing `energy`, empty before rules 24, and format 14
-/// is format 15 without the trailing `delegation`, empty before rules 25: their encodings are
-/// appended (the migration).
+/// is format 15 without the trailing `delegation` and `governance`, empty before rules 25: their
+/// encodings are appended (the migration).
 ///
 /// Public for the fuzz targets (`fuzz/`).
 pub fn decode_snapshot(bytes: &[u8], format: u32) -> Result<State, postcard::Error> {
@@ -943,6 +943,7 @@ pub fn decode_snapshot(bytes: &[u8], format: u32) -> Result<State, postcard::Err
     }
     if format <= 14 {
         v5.extend(encode(&engine::Delegations::default()));
+        v5.extend(encode(&engine::Governance::default()));
     }
     postcard::from_bytes(&v5)
 }
@@ -1762,7 +1763,8 @@ mod tests {
                     + encode(&std::collections::BTreeMap::<engine::JobId, u32>::new()).len()
                     + encode(&engine::GpuJobs::default()).len()
                     + encode(&engine::energy::Energy::default()).len()
-                    + encode(&engine::Delegations::default()).len();
+                    + encode(&engine::Delegations::default()).len()
+                    + encode(&engine::Governance::default()).len();
                 let full = full[..full.len() - cut].to_vec();
                 let (key, table, old_genesis, old_state) = if format == 1 {
                     let cut = encode(&engine::Validators::default()).len() + rules.len();
@@ -1885,7 +1887,8 @@ mod tests {
                 )
                 .unwrap();
             let full = encode(&state);
-            let mut cut = encode(&engine::Delegations::default()).len();
+            let mut cut = encode(&engine::Delegations::default()).len()
+                + encode(&engine::Governance::default()).len();
             if format <= 13 {
                 cut += encode(&engine::energy::Energy::default()).len();
             }

@@ -172,6 +172,19 @@ enum Op {
         p: u8,
         bps: u32,
     },
+    /// Rules 25: `anyone(who)` proposes a change of kind `kind` with `deposit`.
+    Propose {
+        who: u8,
+        kind: u8,
+        value: u32,
+        deposit: u128,
+    },
+    /// Rules 25: `anyone(who)` votes on the proposal picked by `proposal`.
+    Vote {
+        who: u8,
+        proposal: u8,
+        option: u8,
+    },
     /// Evidence that `anyone(who)` signed two headers at `height` (the same header twice when
     /// `same`: not evidence). Signatures are the shell's to check, not the engine's.
     Equivocate {
@@ -316,6 +329,16 @@ fn amount() -> impl Strategy<Value = u128> {
     ]
 }
 
+/// Rules 25: proposals and votes (the voting period is a second on this network).
+fn gov_op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        1 => (any::<u8>(), 0..6u8, 0..12_000u32, prop_oneof![3 => 50..200u128, 1 => amount()])
+            .prop_map(|(who, kind, value, deposit)| Op::Propose { who, kind, value, deposit }),
+        3 => (any::<u8>(), any::<u8>(), 0..4u8)
+            .prop_map(|(who, proposal, option)| Op::Vote { who, proposal, option }),
+    ]
+}
+
 fn ledger_op() -> impl Strategy<Value = Op> {
     prop_oneof![
         2 => (any::<u8>(), any::<u8>(), amount())
@@ -433,6 +456,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (prop_oneof![4 => Just(true), 1 => Just(false)], proptest::collection::vec(any::<u8>(), 1..3))
             .prop_map(|(all, picks)| Op::ReleaseStorage { all, picks }),
         3 => ledger_op(),
+        3 => gov_op(),
         3 => (0..4u8, prop_oneof![2 => Just(0u8), 1 => any::<u8>()], proptest::option::of(prop_oneof![9 => 0..1000u32, 1 => 1990..2010u32]))
             .prop_map(|(p, reasons, grams)| Op::Announce { p, reasons, grams }),
     ]
@@ -1041,6 +1065,66 @@ fn build(s: &State, step: &Step, time: Time) -> Built {
                 provider: provider(*p),
             },
         )),
+        Op::Propose {
+            who,
+            kind,
+            value,
+            deposit,
+        } => {
+            let change = match kind {
+                0 => engine::ParamChange::FeeBps { bps: *value },
+                1 => engine::ParamChange::MinStake {
+                    amount: u128::from(*value % 100),
+                },
+                2 => engine::ParamChange::ActionFee {
+                    amount: u128::from(*value % 5),
+                },
+                3 => engine::ParamChange::UnbondingDelay {
+                    ms: u64::from(*value),
+                },
+                4 => engine::ParamChange::TreasurySpend {
+                    to: anyone(*who),
+                    amount: u128::from(*value),
+                },
+                _ => engine::ParamChange::Verification(VerifyParams {
+                    spot_check_bps: *value,
+                    ..s.verify.clone()
+                }),
+            };
+            Ok(action(
+                anyone(*who),
+                Action::Propose {
+                    title: format!("change {kind}"),
+                    changes: vec![change],
+                    deposit: *deposit,
+                },
+            ))
+        }
+        Op::Vote {
+            who,
+            proposal,
+            option,
+        } => {
+            // Mostly an open one.
+            let ids: Vec<u64> = s
+                .governance
+                .proposals
+                .values()
+                .filter(|p| p.status == engine::ProposalStatus::Voting || *proposal < 16)
+                .map(|p| p.id)
+                .collect();
+            let proposal = match ids.len() {
+                0 => u64::from(*proposal),
+                n => ids[*proposal as usize % n],
+            };
+            let option = [
+                engine::VoteOption::Yes,
+                engine::VoteOption::No,
+                engine::VoteOption::Abstain,
+                engine::VoteOption::NoWithVeto,
+            ][*option as usize % 4];
+            Ok(action(anyone(*who), Action::Vote { proposal, option }))
+        }
         Op::SetCommission { p, bps } => Ok(action(
             provider(*p),
             Action::SetCommission {
@@ -1602,6 +1686,8 @@ fn check_money(before: &State, after: &State, events: &[Event]) -> Result<(), Te
         .iter()
         .map(|e| match e {
             Event::Slashed { burned, .. } | Event::ValidatorSlashed { burned, .. } => *burned,
+            // Rules 25: a vetoed proposal's deposit.
+            Event::DepositBurned { amount, .. } => *amount,
             _ => 0,
         })
         .sum();
@@ -2018,6 +2104,65 @@ fn check_events(
                 prop_assert!(*amount > 0);
                 prop_assert_eq!(held(after_pool) + taken, held(before_pool));
                 prop_assert_eq!(after_pool.shares, before_pool.shares);
+            }
+            Event::Proposed {
+                proposal,
+                deposit,
+                voting_end,
+                ..
+            } => {
+                prop_assert!(*deposit >= before.gov_params().min_deposit);
+                let p = &after.governance.proposals[proposal];
+                prop_assert_eq!(p.voting_end, *voting_end);
+                prop_assert!(!before.governance.proposals.contains_key(proposal));
+            }
+            Event::Voted {
+                proposal,
+                voter,
+                option,
+            } => {
+                prop_assert_eq!(
+                    after.governance.proposals[proposal].votes.get(voter),
+                    Some(option)
+                );
+                prop_assert_eq!(
+                    &before.governance.proposals[proposal].status,
+                    &engine::ProposalStatus::Voting
+                );
+            }
+            Event::DepositReturned {
+                proposal, amount, ..
+            }
+            | Event::DepositBurned { proposal, amount } => {
+                let p = &after.governance.proposals[proposal];
+                prop_assert_eq!(p.deposit, *amount);
+                prop_assert_eq!(
+                    &before.governance.proposals[proposal].status,
+                    &engine::ProposalStatus::Voting
+                );
+                prop_assert!(p.voting_end <= after.now);
+                let burned = matches!(event, Event::DepositBurned { .. });
+                prop_assert_eq!(burned, p.status == engine::ProposalStatus::Vetoed);
+            }
+            Event::TreasurySpent { .. } => {
+                let passed = events.iter().any(|e| {
+                    matches!(
+                        e,
+                        Event::ProposalDecided {
+                            status: engine::ProposalStatus::Passed,
+                            ..
+                        }
+                    )
+                });
+                prop_assert!(passed, "a treasury spend without a passed proposal");
+            }
+            Event::ProposalDecided { proposal, status } => {
+                let p = &after.governance.proposals[proposal];
+                prop_assert_eq!(&p.status, status);
+                prop_assert!(p.tally.is_some());
+                let t = p.tally.as_ref().unwrap();
+                prop_assert!(t.yes + t.no + t.abstain + t.veto <= t.total);
+                prop_assert!(*status != engine::ProposalStatus::Voting);
             }
             Event::CommissionSet {
                 provider,

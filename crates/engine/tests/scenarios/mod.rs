@@ -8,6 +8,7 @@ mod descriptor;
 mod energy;
 mod fetch;
 mod files;
+mod gov;
 mod gpu;
 mod jobs;
 mod ledger;

@@ -1,0 +1,617 @@
+//! On-chain governance (rules 25): stake-weighted proposals that change the network's parameters
+//! or spend from the treasury, Cosmos-style.
+//!
+//! Anyone may propose (`Action::Propose`) with a deposit of at least the governance parameters'
+//! `min_deposit`, held by the proposal. During the voting period any account with voting power
+//! votes (`Action::Vote`: yes, no, abstain, or no with veto), and may change its vote. Voting
+//! power is bonded stake: an account's own, plus — for a provider — the tokens its delegators
+//! have in its pool, except those of delegators who voted themselves, whose delegations count
+//! for their own vote instead. Power is counted when the voting period ends, from the stake
+//! then.
+//!
+//! The tally happens at the first entry applied at or after the period's end (so no one decides
+//! when: every validator tallies at the same entry), after that entry's own effects:
+//! - fewer than `quorum_bps` of all voting power voted: rejected, deposit returned;
+//! - more than `veto_bps` of the votes cast are vetoes: rejected, deposit **burned** (the one way
+//!   governance changes the supply);
+//! - yes is more than `threshold_bps` of yes + no + veto: **passed**, deposit returned, and the
+//!   changes take effect at once, at that entry, in order (a treasury spend the treasury cannot
+//!   pay fails the proposal's execution and changes nothing);
+//! - otherwise rejected, deposit returned.
+//!
+//! A change is checked when it is proposed (the parameters it gives must be valid, as a genesis
+//! is checked) and again when it passes (against the parameters then); a change that no longer
+//! fits fails the execution as a whole. Jobs already running pay the fee in force when each
+//! result is paid; stake and slash rules apply from the next stake, unstake or slash.
+
+use crate::command::{Event, Rejection};
+use crate::ledger::{BPS, Tokens};
+use crate::state::State;
+use crate::types::{AccountId, Amount, Time};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// The most changes one proposal carries.
+pub const MAX_CHANGES: usize = 16;
+/// The longest title.
+pub const MAX_TITLE: usize = 200;
+/// The most proposals open at once (each is state every validator keeps and tallies).
+pub const MAX_OPEN: usize = 64;
+
+/// How proposals are decided; themselves a parameter proposals may change.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct GovParams {
+    /// The least deposit a proposal must hold.
+    #[serde(with = "crate::types::amount")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub min_deposit: Amount,
+    /// How long a proposal is open for votes.
+    pub voting_period_ms: u64,
+    /// Of all voting power, the share that must vote.
+    pub quorum_bps: u32,
+    /// Of yes + no + veto, the share yes must exceed.
+    pub threshold_bps: u32,
+    /// Of the votes cast, the share of vetoes that rejects and burns the deposit.
+    pub veto_bps: u32,
+}
+
+impl GovParams {
+    /// The parameters a network starts with: a deposit of the minimum stake, voting for as long
+    /// as unbonding takes (at least a second), and Cosmos's quorum (33.4%), threshold (50%) and
+    /// veto (33.4%).
+    pub fn for_ledger(ledger: &crate::LedgerParams) -> GovParams {
+        GovParams {
+            min_deposit: ledger.min_stake.max(1),
+            voting_period_ms: ledger.unbonding_delay_ms.clamp(1_000, 365 * 86_400_000),
+            quorum_bps: 3_340,
+            threshold_bps: 5_000,
+            veto_bps: 3_340,
+        }
+    }
+
+    pub fn validate(&self) -> Result<(), String> {
+        if self.min_deposit == 0 {
+            return Err("min_deposit must be positive".into());
+        }
+        if !(1_000..=365 * 86_400_000).contains(&self.voting_period_ms) {
+            return Err("voting_period_ms must be from a second to a year".into());
+        }
+        for (name, bps) in [
+            ("quorum_bps", self.quorum_bps),
+            ("threshold_bps", self.threshold_bps),
+            ("veto_bps", self.veto_bps),
+        ] {
+            if bps == 0 || bps > BPS {
+                return Err(format!("{name} {bps} must be from 1 to {BPS}"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One change a proposal makes when it passes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case", tag = "change")]
+pub enum ParamChange {
+    /// The protocol fee, in basis points of each task payment.
+    FeeBps { bps: u32 },
+    /// The bonded stake a provider needs.
+    MinStake {
+        #[serde(with = "crate::types::amount")]
+        #[cfg_attr(feature = "openapi", schema(value_type = String))]
+        amount: Amount,
+    },
+    /// What every logged action costs its signer.
+    ActionFee {
+        #[serde(with = "crate::types::amount")]
+        #[cfg_attr(feature = "openapi", schema(value_type = String))]
+        amount: Amount,
+    },
+    /// How long unstaked and undelegated tokens stay slashable.
+    UnbondingDelay { ms: u64 },
+    /// How a slash is sized and split.
+    Slash(crate::ledger::SlashParams),
+    /// What the faucet gives (development networks only: a network without one gets none).
+    FaucetAmount {
+        #[serde(with = "crate::types::amount")]
+        #[cfg_attr(feature = "openapi", schema(value_type = String))]
+        amount: Amount,
+    },
+    /// The verification rules (trust, spot checks, quorums).
+    Verification(crate::verify::VerifyParams),
+    /// How proposals are decided.
+    Governance(GovParams),
+    /// Pays `amount` from the treasury to `to`.
+    TreasurySpend {
+        to: AccountId,
+        #[serde(with = "crate::types::amount")]
+        #[cfg_attr(feature = "openapi", schema(value_type = String))]
+        amount: Amount,
+    },
+}
+
+/// A vote.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum VoteOption {
+    Yes,
+    No,
+    Abstain,
+    /// No, and the proposal should not have been made: enough of these burn its deposit.
+    NoWithVeto,
+}
+
+/// Where a proposal stands.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case", tag = "status", content = "why")]
+pub enum ProposalStatus {
+    Voting,
+    /// Passed and its changes took effect.
+    Passed,
+    /// Passed, but a change could not be made then (nothing changed).
+    Failed(String),
+    Rejected(String),
+    /// Rejected by vetoes; its deposit was burned.
+    Vetoed,
+}
+
+/// Voting power per option, in base units of stake.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Tally {
+    #[serde(with = "crate::types::amount")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub yes: Amount,
+    #[serde(with = "crate::types::amount")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub no: Amount,
+    #[serde(with = "crate::types::amount")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub abstain: Amount,
+    #[serde(with = "crate::types::amount")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub veto: Amount,
+    /// All voting power there was.
+    #[serde(with = "crate::types::amount")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub total: Amount,
+}
+
+/// A proposal.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Proposal {
+    pub id: u64,
+    pub proposer: AccountId,
+    pub title: String,
+    pub changes: Vec<ParamChange>,
+    /// Held by the proposal until it is decided.
+    #[serde(with = "crate::types::amount")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub deposit: Amount,
+    pub submitted_at: Time,
+    pub voting_end: Time,
+    pub votes: BTreeMap<AccountId, VoteOption>,
+    pub status: ProposalStatus,
+    /// Counted when voting ended.
+    pub tally: Option<Tally>,
+    /// When it was decided.
+    pub decided_at: Option<Time>,
+}
+
+/// Governance's part of the state.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Governance {
+    /// `None`: [`GovParams::for_ledger`] of the network's ledger parameters.
+    pub params: Option<GovParams>,
+    pub proposals: BTreeMap<u64, Proposal>,
+    pub next_id: u64,
+}
+
+fn overflow(what: &str) -> Rejection {
+    Rejection::TooLarge(format!("{what} would overflow"))
+}
+
+impl State {
+    /// The governance parameters in force.
+    pub fn gov_params(&self) -> GovParams {
+        self.governance
+            .params
+            .clone()
+            .unwrap_or_else(|| GovParams::for_ledger(&self.ledger))
+    }
+
+    /// Deposits held by proposals still voting (the supply equation's governance term).
+    pub(crate) fn deposits_held(&self) -> Option<Amount> {
+        self.governance
+            .proposals
+            .values()
+            .filter(|p| p.status == ProposalStatus::Voting)
+            .try_fold(0u128, |s, p| s.checked_add(p.deposit))
+    }
+
+    /// Whether `change` would leave valid parameters, applied to the ones in force now.
+    fn check_change(&self, change: &ParamChange) -> Result<(), String> {
+        let mut ledger = self.ledger.clone();
+        match change {
+            ParamChange::FeeBps { bps } => ledger.fee_bps = *bps,
+            ParamChange::MinStake { .. } | ParamChange::ActionFee { .. } => {}
+            ParamChange::UnbondingDelay { ms } => {
+                if *ms > 365 * 86_400_000 {
+                    return Err("an unbonding delay is at most a year".into());
+                }
+            }
+            ParamChange::Slash(slash) => ledger.slash = slash.clone(),
+            ParamChange::FaucetAmount { amount } => match &mut ledger.faucet {
+                Some(f) => f.amount = *amount,
+                None => return Err("this network has no faucet".into()),
+            },
+            ParamChange::Verification(v) => return v.validate(),
+            ParamChange::Governance(g) => return g.validate(),
+            ParamChange::TreasurySpend { amount, .. } => {
+                if *amount == 0 {
+                    return Err("a treasury spend of nothing".into());
+                }
+            }
+        }
+        // The ledger's rules, as a genesis is checked.
+        let genesis = crate::Genesis {
+            params: ledger,
+            allocations: Default::default(),
+            engine: self.config.clone(),
+            verification: self.verify.clone(),
+            validators: Default::default(),
+            rules: self.rules,
+            action_fee: self.action_fee,
+            storage: None,
+            carbon: None,
+        };
+        genesis.validate()
+    }
+
+    /// `Action::Propose`.
+    pub(crate) fn propose(
+        &mut self,
+        who: AccountId,
+        title: &str,
+        changes: &[ParamChange],
+        deposit: Amount,
+        now: Time,
+    ) -> Result<Vec<Event>, Rejection> {
+        self.needs_governance()?;
+        let invalid = |why: String| Err(Rejection::InvalidProposal(why));
+        if title.trim().is_empty() || title.len() > MAX_TITLE {
+            return invalid(format!("a title of 1 to {MAX_TITLE} bytes"));
+        }
+        if changes.is_empty() || changes.len() > MAX_CHANGES {
+            return invalid(format!("1 to {MAX_CHANGES} changes"));
+        }
+        for (i, change) in changes.iter().enumerate() {
+            if let Err(why) = self.check_change(change) {
+                return invalid(format!("change {}: {why}", i.saturating_add(1)));
+            }
+        }
+        let params = self.gov_params();
+        if deposit < params.min_deposit {
+            return invalid(format!(
+                "a deposit of at least {}",
+                Tokens(params.min_deposit)
+            ));
+        }
+        let open = self
+            .governance
+            .proposals
+            .values()
+            .filter(|p| p.status == ProposalStatus::Voting)
+            .count();
+        if open >= MAX_OPEN {
+            return invalid(format!("{MAX_OPEN} proposals are open already"));
+        }
+        self.require_funds(&who, deposit)?;
+        let voting_end = now
+            .checked_add(params.voting_period_ms)
+            .ok_or_else(|| overflow("the voting period"))?;
+        let id = self
+            .governance
+            .next_id
+            .checked_add(1)
+            .ok_or_else(|| overflow("proposal ids"))?;
+        self.debit(&who, deposit)?;
+        self.governance.next_id = id;
+        self.governance.proposals.insert(
+            id,
+            Proposal {
+                id,
+                proposer: who,
+                title: title.to_string(),
+                changes: changes.to_vec(),
+                deposit,
+                submitted_at: now,
+                voting_end,
+                votes: BTreeMap::new(),
+                status: ProposalStatus::Voting,
+                tally: None,
+                decided_at: None,
+            },
+        );
+        Ok(vec![Event::Proposed {
+            proposal: id,
+            proposer: who,
+            deposit,
+            voting_end,
+        }])
+    }
+
+    /// `Action::Vote`.
+    pub(crate) fn vote(
+        &mut self,
+        who: AccountId,
+        proposal: u64,
+        option: VoteOption,
+        now: Time,
+    ) -> Result<Vec<Event>, Rejection> {
+        self.needs_governance()?;
+        let Some(p) = self.governance.proposals.get(&proposal) else {
+            return Err(Rejection::UnknownProposal(proposal));
+        };
+        if p.status != ProposalStatus::Voting || now >= p.voting_end {
+            return Err(Rejection::InvalidProposal(format!(
+                "proposal {proposal} is not open for votes"
+            )));
+        }
+        if self.voting_power_base(&who) == 0 {
+            return Err(Rejection::InvalidProposal(
+                "no voting power: votes are weighed by bonded or delegated stake".into(),
+            ));
+        }
+        if let Some(p) = self.governance.proposals.get_mut(&proposal) {
+            p.votes.insert(who, option);
+        }
+        Ok(vec![Event::Voted {
+            proposal,
+            voter: who,
+            option,
+        }])
+    }
+
+    fn needs_governance(&self) -> Result<(), Rejection> {
+        if self.rules < 25 {
+            return Err(Rejection::NeedsRules {
+                what: "governance".into(),
+                needs: 25,
+                runs: self.rules,
+            });
+        }
+        Ok(())
+    }
+
+    /// What stake `who` holds in its own right: bonded, its delegations' worth, and (a
+    /// provider) its pool.
+    fn voting_power_base(&self, who: &AccountId) -> Amount {
+        let delegated: Amount = self
+            .delegations_of(who)
+            .iter()
+            .filter_map(|(p, d)| self.pool(p)?.value(d.shares))
+            .fold(0, |s: Amount, v| s.saturating_add(v));
+        self.bonded(who)
+            .saturating_add(delegated)
+            .saturating_add(self.delegated_to(who))
+    }
+
+    /// Counts proposal `id`'s votes by the stake there is now.
+    pub fn proposal_tally(&self, id: u64) -> Option<Tally> {
+        let p = self.governance.proposals.get(&id)?;
+        let mut tally = Tally {
+            total: self
+                .accounts
+                .values()
+                .fold(0u128, |s, a| s.saturating_add(a.bonded))
+                .saturating_add(
+                    self.delegation
+                        .pools
+                        .values()
+                        .fold(0u128, |s, pool| s.saturating_add(pool.tokens)),
+                ),
+            ..Tally::default()
+        };
+        for (voter, option) in &p.votes {
+            // Its own stake, its delegations (it voted itself), and its pool but for the
+            // delegators who voted themselves.
+            let mut power = self.bonded(voter);
+            for (provider, d) in self.delegations_of(voter) {
+                let worth = self.pool(&provider).and_then(|pool| pool.value(d.shares));
+                power = power.saturating_add(worth.unwrap_or(0));
+            }
+            if let Some(pool) = self.pool(voter) {
+                let mut inherited = pool.tokens;
+                for delegator in p.votes.keys() {
+                    if let Some(d) = self
+                        .delegation
+                        .delegations
+                        .get(delegator)
+                        .and_then(|d| d.get(voter))
+                    {
+                        inherited = inherited.saturating_sub(pool.value(d.shares).unwrap_or(0));
+                    }
+                }
+                power = power.saturating_add(inherited);
+            }
+            let slot = match option {
+                VoteOption::Yes => &mut tally.yes,
+                VoteOption::No => &mut tally.no,
+                VoteOption::Abstain => &mut tally.abstain,
+                VoteOption::NoWithVeto => &mut tally.veto,
+            };
+            *slot = slot.saturating_add(power);
+        }
+        Some(tally)
+    }
+
+    /// Decides every proposal whose voting ended by `now` (called after each applied input).
+    pub(crate) fn decide_proposals(&mut self, now: Time) -> Result<Vec<Event>, Rejection> {
+        if self.rules < 25 {
+            return Ok(Vec::new());
+        }
+        let due: Vec<u64> = self
+            .governance
+            .proposals
+            .values()
+            .filter(|p| p.status == ProposalStatus::Voting && p.voting_end <= now)
+            .map(|p| p.id)
+            .collect();
+        let mut events = Vec::new();
+        for id in due {
+            events.extend(self.decide(id, now)?);
+        }
+        Ok(events)
+    }
+
+    fn decide(&mut self, id: u64, now: Time) -> Result<Vec<Event>, Rejection> {
+        let Some(tally) = self.proposal_tally(id) else {
+            return Ok(Vec::new());
+        };
+        let Some(p) = self.governance.proposals.get(&id).cloned() else {
+            return Ok(Vec::new());
+        };
+        let params = self.gov_params();
+        let voted = tally
+            .yes
+            .saturating_add(tally.no)
+            .saturating_add(tally.abstain)
+            .saturating_add(tally.veto);
+        let share = |part: Amount, of: Amount, bps: u32| -> bool {
+            // part / of > bps / BPS, exactly (of > 0).
+            of > 0 && part.saturating_mul(Amount::from(BPS)) > of.saturating_mul(Amount::from(bps))
+        };
+        let quorum = tally.total > 0
+            && voted.saturating_mul(Amount::from(BPS))
+                >= tally.total.saturating_mul(Amount::from(params.quorum_bps));
+        let (mut status, burn) = if !quorum {
+            (ProposalStatus::Rejected("no quorum".into()), false)
+        } else if share(tally.veto, voted, params.veto_bps) {
+            (ProposalStatus::Vetoed, true)
+        } else if share(
+            tally.yes,
+            tally
+                .yes
+                .saturating_add(tally.no)
+                .saturating_add(tally.veto),
+            params.threshold_bps,
+        ) {
+            (ProposalStatus::Passed, false)
+        } else {
+            (
+                ProposalStatus::Rejected("below the threshold".into()),
+                false,
+            )
+        };
+        let mut events = Vec::new();
+        if burn {
+            let burned = self
+                .supply
+                .burned
+                .checked_add(p.deposit)
+                .ok_or_else(|| overflow("burn"))?;
+            self.supply.burned = burned;
+            events.push(Event::DepositBurned {
+                proposal: id,
+                amount: p.deposit,
+            });
+        } else {
+            self.credit(&p.proposer, p.deposit)?;
+            events.push(Event::DepositReturned {
+                proposal: id,
+                proposer: p.proposer,
+                amount: p.deposit,
+            });
+        }
+        if status == ProposalStatus::Passed {
+            match self.execute(&p.changes) {
+                Ok(mut done) => events.append(&mut done),
+                Err(why) => status = ProposalStatus::Failed(why),
+            }
+        }
+        if let Some(p) = self.governance.proposals.get_mut(&id) {
+            p.status = status.clone();
+            p.tally = Some(tally);
+            p.decided_at = Some(now);
+        }
+        events.push(Event::ProposalDecided {
+            proposal: id,
+            status,
+        });
+        Ok(events)
+    }
+
+    /// Makes a passed proposal's changes, all or none.
+    fn execute(&mut self, changes: &[ParamChange]) -> Result<Vec<Event>, String> {
+        let mut next = self.clone();
+        let mut events = Vec::new();
+        for change in changes {
+            next.check_change(change)?;
+            match change {
+                ParamChange::FeeBps { bps } => next.ledger.fee_bps = *bps,
+                ParamChange::MinStake { amount } => next.ledger.min_stake = *amount,
+                ParamChange::ActionFee { amount } => next.action_fee = *amount,
+                ParamChange::UnbondingDelay { ms } => next.ledger.unbonding_delay_ms = *ms,
+                ParamChange::Slash(slash) => next.ledger.slash = slash.clone(),
+                ParamChange::FaucetAmount { amount } => {
+                    if let Some(f) = next.ledger.faucet.as_mut() {
+                        f.amount = *amount;
+                    }
+                }
+                ParamChange::Verification(v) => next.verify = v.clone(),
+                ParamChange::Governance(g) => next.governance.params = Some(g.clone()),
+                ParamChange::TreasurySpend { to, amount } => {
+                    let treasury = next.ledger.treasury;
+                    next.transfer(treasury, *to, *amount)
+                        .map_err(|e| format!("the treasury cannot pay: {e}"))?;
+                    events.push(Event::TreasurySpent {
+                        to: *to,
+                        amount: *amount,
+                    });
+                }
+            }
+        }
+        *self = next;
+        Ok(events)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parameters_are_checked() {
+        let ok = GovParams::for_ledger(&crate::LedgerParams::dev(AccountId([1; 32])));
+        assert_eq!(ok.validate(), Ok(()));
+        assert_eq!(ok.min_deposit, crate::tokens(100));
+        assert_eq!(ok.voting_period_ms, 60_000);
+        for bad in [
+            GovParams {
+                min_deposit: 0,
+                ..ok.clone()
+            },
+            GovParams {
+                voting_period_ms: 10,
+                ..ok.clone()
+            },
+            GovParams {
+                quorum_bps: 0,
+                ..ok.clone()
+            },
+            GovParams {
+                veto_bps: 10_001,
+                ..ok.clone()
+            },
+        ] {
+            assert!(bad.validate().is_err(), "{bad:?}");
+        }
+    }
+}

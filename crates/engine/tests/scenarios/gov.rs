@@ -1,0 +1,357 @@
+//! Governance (rules 25): proposals, stake-weighted votes (delegators through their provider
+//! unless they vote themselves), quorum, threshold and veto, changes that take effect at the
+//! tally — mid-job included — and treasury spends. Every test checks the supply.
+
+use crate::support::*;
+use engine::{
+    AccountId, Action, Event, Genesis, GovParams, LedgerParams, ParamChange, ProposalStatus,
+    ProviderSpec, Rejection, SlashParams, VoteOption,
+};
+
+const TREASURY: AccountId = AccountId([0xEE; 32]);
+const PROVIDER: AccountId = AccountId([1; 32]);
+const OWNER: AccountId = AccountId([9; 32]);
+/// The voting period: the unbonding delay, at least a second.
+const PERIOD: u64 = 1_000;
+
+/// A 10% fee, a minimum stake of 100 (so a deposit of 100), unbonding 50 ms (so voting 1 s);
+/// accounts 1 to 9 hold 100,000,000 and the treasury 1,000.
+fn genesis() -> Genesis {
+    let mut allocations: std::collections::BTreeMap<AccountId, u128> =
+        (1..=9).map(|n| (acct(n), 100_000_000)).collect();
+    allocations.insert(TREASURY, 1_000);
+    Genesis {
+        params: LedgerParams {
+            chain_id: "gov".into(),
+            treasury: TREASURY,
+            fee_bps: 1_000,
+            min_stake: 100,
+            slash: SlashParams {
+                fraction_bps: 5_000,
+                requester_bps: 5_000,
+                treasury_bps: 2_500,
+            },
+            unbonding_delay_ms: 50,
+            faucet: None,
+        },
+        allocations,
+        engine: Default::default(),
+        verification: Default::default(),
+        validators: Default::default(),
+        rules: engine::RULES,
+        action_fee: 0,
+        storage: None,
+        carbon: None,
+    }
+}
+
+/// Provider 1 with 100 of its own bonded; accounts 2 and 3 stake 100 and 200 (voting power
+/// without being providers); account 5 backs the provider with 300.
+fn world() -> World {
+    let mut w = World::with_genesis(&genesis());
+    w.money_events = true;
+    w.act(PROVIDER, Action::Stake { amount: 100 });
+    w.register(
+        PROVIDER,
+        ProviderSpec {
+            price_per_fuel: 3,
+            ..provider_spec()
+        },
+    );
+    w.act(acct(2), Action::Stake { amount: 100 });
+    w.act(acct(3), Action::Stake { amount: 200 });
+    w.act(
+        acct(5),
+        Action::Delegate {
+            provider: PROVIDER,
+            amount: 300,
+        },
+    );
+    w
+}
+
+fn propose(w: &mut World, who: AccountId, changes: Vec<ParamChange>) -> u64 {
+    let events = w.act(
+        who,
+        Action::Propose {
+            title: "a change".into(),
+            changes,
+            deposit: 100,
+        },
+    );
+    match events[0] {
+        Event::Proposed { proposal, .. } => proposal,
+        ref other => panic!("{other:?}"),
+    }
+}
+
+fn vote(w: &mut World, who: AccountId, proposal: u64, option: VoteOption) {
+    w.act(who, Action::Vote { proposal, option });
+}
+
+/// Moves past the voting period and applies one input (a transfer) so the tally runs; its
+/// events.
+fn end_voting(w: &mut World) -> Vec<Event> {
+    w.time += PERIOD;
+    w.act(
+        acct(8),
+        Action::Transfer {
+            to: acct(7),
+            amount: 1,
+        },
+    )
+}
+
+#[track_caller]
+fn supply(w: &World) {
+    assert_eq!(w.state.check_supply().unwrap(), 900_001_000);
+}
+
+#[test]
+fn a_passed_proposal_lowers_the_fee_for_payments_after_it_even_mid_job() {
+    let mut w = world();
+    // Voting power: 100 + 300 delegated (provider 1), 100 (account 2), 200 (account 3): 700.
+    let id = propose(&mut w, acct(2), vec![ParamChange::FeeBps { bps: 200 }]);
+    assert_eq!(w.state.balance(&acct(2)), 100_000_000 - 100 - 100);
+    supply(&w);
+    let mut spec = job_spec(2);
+    spec.deadline = w.time + 1_000_000;
+    let job = w.submit(OWNER, spec);
+    w.assign(PROVIDER, &[tid(job, 0), tid(job, 1)]);
+    let events = w.report(PROVIDER, vec![success(tid(job, 0), 1, 1_000)]);
+    assert!(matches!(events[1], Event::TaskPaid { fee: 300, .. }));
+    // The provider (400 with its delegator's) says yes: 400 of 700 voted, all yes.
+    vote(&mut w, PROVIDER, id, VoteOption::Yes);
+    vote(&mut w, acct(3), id, VoteOption::Abstain);
+    let events = end_voting(&mut w);
+    assert_eq!(
+        events[1..],
+        [
+            Event::DepositReturned {
+                proposal: id,
+                proposer: acct(2),
+                amount: 100
+            },
+            Event::ProposalDecided {
+                proposal: id,
+                status: ProposalStatus::Passed
+            },
+        ]
+    );
+    let p = &w.state.governance.proposals[&id];
+    let tally = p.tally.clone().unwrap();
+    assert_eq!((tally.yes, tally.abstain, tally.total), (400, 200, 700));
+    assert_eq!(w.state.ledger.fee_bps, 200);
+    // The same job's next payment pays the new fee: 3,000 × 2% = 60.
+    let events = w.report(PROVIDER, vec![success(tid(job, 1), 1, 1_000)]);
+    assert!(
+        matches!(events[1], Event::TaskPaid { fee: 60, .. }),
+        "{events:?}"
+    );
+    // A decided proposal takes no more votes.
+    assert!(matches!(
+        w.act_rejected(
+            acct(3),
+            Action::Vote {
+                proposal: id,
+                option: VoteOption::No
+            }
+        ),
+        Rejection::InvalidProposal(_)
+    ));
+    supply(&w);
+}
+
+#[test]
+fn a_delegator_who_votes_takes_its_stake_out_of_its_providers_vote() {
+    let mut w = world();
+    let id = propose(&mut w, acct(2), vec![ParamChange::MinStake { amount: 50 }]);
+    vote(&mut w, PROVIDER, id, VoteOption::Yes);
+    vote(&mut w, acct(5), id, VoteOption::No);
+    vote(&mut w, acct(2), id, VoteOption::No);
+    let tally = w.state.proposal_tally(id).unwrap();
+    // The provider keeps its own 100; its delegator's 300 count as the delegator's no.
+    assert_eq!((tally.yes, tally.no, tally.total), (100, 400, 700));
+    let events = end_voting(&mut w);
+    assert!(events.contains(&Event::ProposalDecided {
+        proposal: id,
+        status: ProposalStatus::Rejected("below the threshold".into())
+    }));
+    assert_eq!(w.state.ledger.min_stake, 100);
+    // A vote may be changed while voting is open.
+    let id = propose(&mut w, acct(2), vec![ParamChange::MinStake { amount: 50 }]);
+    vote(&mut w, acct(5), id, VoteOption::No);
+    vote(&mut w, acct(5), id, VoteOption::Yes);
+    vote(&mut w, acct(3), id, VoteOption::Yes);
+    end_voting(&mut w);
+    assert_eq!(w.state.ledger.min_stake, 50);
+    supply(&w);
+}
+
+#[test]
+fn without_quorum_a_proposal_fails_and_vetoes_burn_its_deposit() {
+    let mut w = world();
+    let id = propose(&mut w, acct(2), vec![ParamChange::FeeBps { bps: 0 }]);
+    // 200 of 700 is below a third.
+    vote(&mut w, acct(3), id, VoteOption::Yes);
+    let events = end_voting(&mut w);
+    assert!(events.contains(&Event::ProposalDecided {
+        proposal: id,
+        status: ProposalStatus::Rejected("no quorum".into())
+    }));
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, Event::DepositReturned { .. }))
+    );
+    assert_eq!(w.state.ledger.fee_bps, 1_000);
+    supply(&w);
+
+    let id = propose(&mut w, acct(2), vec![ParamChange::FeeBps { bps: 0 }]);
+    vote(&mut w, acct(3), id, VoteOption::Yes);
+    vote(&mut w, PROVIDER, id, VoteOption::NoWithVeto);
+    let events = end_voting(&mut w);
+    assert!(events.contains(&Event::DepositBurned {
+        proposal: id,
+        amount: 100
+    }));
+    assert_eq!(
+        w.state.governance.proposals[&id].status,
+        ProposalStatus::Vetoed
+    );
+    assert_eq!(w.state.supply.burned, 100);
+    assert_eq!(w.state.check_supply().unwrap(), 900_001_000 - 100);
+}
+
+#[test]
+fn treasury_spends_and_governance_parameters_change_by_vote() {
+    let mut w = world();
+    let params = GovParams {
+        voting_period_ms: 5_000,
+        ..w.state.gov_params()
+    };
+    let id = propose(
+        &mut w,
+        acct(2),
+        vec![
+            ParamChange::TreasurySpend {
+                to: acct(7),
+                amount: 600,
+            },
+            ParamChange::Governance(params.clone()),
+        ],
+    );
+    vote(&mut w, PROVIDER, id, VoteOption::Yes);
+    let events = end_voting(&mut w);
+    assert!(events.contains(&Event::TreasurySpent {
+        to: acct(7),
+        amount: 600
+    }));
+    assert_eq!(w.state.balance(&TREASURY), 400);
+    assert_eq!(w.state.gov_params(), params);
+    // More than the treasury holds: passed, but nothing changes (all or nothing).
+    let id = propose(
+        &mut w,
+        acct(2),
+        vec![
+            ParamChange::FeeBps { bps: 1 },
+            ParamChange::TreasurySpend {
+                to: acct(7),
+                amount: 1_000,
+            },
+        ],
+    );
+    vote(&mut w, PROVIDER, id, VoteOption::Yes);
+    w.time += 4_000;
+    let events = end_voting(&mut w);
+    assert!(
+        events.iter().any(|e| matches!(
+            e,
+            Event::ProposalDecided {
+                status: ProposalStatus::Failed(_),
+                ..
+            }
+        )),
+        "{events:?}"
+    );
+    assert_eq!(w.state.ledger.fee_bps, 1_000);
+    assert_eq!(w.state.balance(&TREASURY), 400);
+    supply(&w);
+}
+
+#[test]
+fn bad_proposals_and_votes_are_refused_and_change_nothing() {
+    let mut w = world();
+    let good = vec![ParamChange::FeeBps { bps: 500 }];
+    let propose_with = |title: &str, changes: Vec<ParamChange>, deposit| Action::Propose {
+        title: title.into(),
+        changes,
+        deposit,
+    };
+    for (action, what) in [
+        (propose_with("", good.clone(), 100), "empty title"),
+        (propose_with("x", vec![], 100), "no change"),
+        (propose_with("x", good.clone(), 99), "deposit too small"),
+        (
+            propose_with("x", vec![ParamChange::FeeBps { bps: 10_001 }], 100),
+            "fee over 100%",
+        ),
+        (
+            propose_with("x", vec![ParamChange::FaucetAmount { amount: 5 }], 100),
+            "no faucet",
+        ),
+        (
+            propose_with(
+                "x",
+                vec![ParamChange::Governance(GovParams {
+                    quorum_bps: 0,
+                    ..w.state.gov_params()
+                })],
+                100,
+            ),
+            "no quorum",
+        ),
+        (
+            propose_with("x", vec![ParamChange::FeeBps { bps: 1 }; 17], 100),
+            "too many changes",
+        ),
+    ] {
+        let r = w.act_rejected(acct(2), action);
+        assert!(matches!(r, Rejection::InvalidProposal(_)), "{what}: {r:?}");
+    }
+    assert!(matches!(
+        w.act_rejected(acct(10), propose_with("x", good.clone(), 100)),
+        Rejection::InsufficientFunds { .. }
+    ));
+    assert!(matches!(
+        w.act_rejected(
+            acct(2),
+            Action::Vote {
+                proposal: 9,
+                option: VoteOption::Yes
+            }
+        ),
+        Rejection::UnknownProposal(9)
+    ));
+    let id = propose(&mut w, acct(2), good);
+    // No stake, no vote.
+    assert!(matches!(
+        w.act_rejected(
+            acct(8),
+            Action::Vote {
+                proposal: id,
+                option: VoteOption::Yes
+            }
+        ),
+        Rejection::InvalidProposal(_)
+    ));
+    supply(&w);
+    let mut old = world().under_rules(24);
+    assert!(matches!(
+        old.act_rejected(
+            acct(2),
+            propose_with("x", vec![ParamChange::FeeBps { bps: 1 }], 100)
+        ),
+        Rejection::NeedsRules { needs: 25, .. }
+    ));
+}
