@@ -962,6 +962,16 @@ impl Client {
         self.get(&format!("/v1/providers/{id}")).await
     }
 
+    /// Rules 25: the governance parameters and the newest proposals.
+    pub async fn proposals(&self) -> Result<crate::wire::GovernanceView, ClientError> {
+        self.get("/v1/proposals").await
+    }
+
+    /// Rules 25: one proposal and its tally.
+    pub async fn proposal(&self, id: u64) -> Result<crate::wire::ProposalView, ClientError> {
+        self.get(&format!("/v1/proposals/{id}")).await
+    }
+
     pub async fn account(&self, id: AccountId) -> Result<AccountView, ClientError> {
         self.get(&format!("/v1/accounts/{id}")).await
     }

@@ -558,6 +558,27 @@ pub struct BackingView {
     pub return_week_bps: Option<u64>,
 }
 
+/// Rules 25: a governance proposal, with its tally (the final one once decided, else what the
+/// votes weigh now).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ProposalView {
+    pub proposal: engine::Proposal,
+    pub tally: engine::Tally,
+}
+
+/// Rules 25: the governance parameters in force and the newest proposals.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct GovernanceView {
+    pub params: engine::GovParams,
+    /// Newest first, at most [`PROPOSALS_PAGE_MAX`].
+    pub proposals: Vec<ProposalView>,
+}
+
+/// The most proposals `GET /v1/proposals` lists.
+pub const PROPOSALS_PAGE_MAX: usize = 200;
+
 /// Rules 25: one of an account's delegations.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

@@ -5,6 +5,7 @@ mod chain;
 mod config;
 mod demo;
 mod genesis;
+mod gov;
 mod gpu_bench;
 mod heartbeat_bench;
 mod kernels_bench;
@@ -90,6 +91,9 @@ enum Command {
     /// Balances, transfers, history, staking and the dev faucet
     #[command(subcommand)]
     Wallet(wallet::WalletCommand),
+    /// Governance: propose parameter changes and treasury spends, vote with your stake
+    #[command(subcommand)]
+    Gov(gov::GovCommand),
     /// Simulate a whole network in virtual time, the real engine deciding (see docs/simulation.md)
     Sim(sim_cmd::SimArgs),
     /// The validator set, and votes to add or remove a validator
@@ -599,6 +603,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Wallet(cmd) => {
             init_tracing("warn");
             wallet::run(cmd).await
+        }
+        Command::Gov(cmd) => {
+            init_tracing("warn");
+            gov::run(cmd).await
         }
         Command::Sim(args) => tokio::task::block_in_place(|| sim_cmd::run(args)),
         Command::Validator(cmd) => {

@@ -101,14 +101,14 @@ pub enum WalletCommand {
 
 /// Options every wallet command takes.
 #[derive(clap::Args, Debug)]
-pub struct Opts {
+pub(crate) struct Opts {
     /// Coordinator URL, or a validator set's URLs separated by commas
     #[arg(
         long = "coordinator",
         env = "GRIDMINT_COORDINATOR",
         default_value = "http://127.0.0.1:7070"
     )]
-    coordinator: String,
+    pub(crate) coordinator: String,
     /// Key file to act as (default: the requester key in $GRIDMINT_HOME or ~/.gridmint)
     #[arg(long, conflicts_with = "data_dir")]
     key: Option<PathBuf>,
@@ -116,11 +116,11 @@ pub struct Opts {
     #[arg(long)]
     data_dir: Option<PathBuf>,
     #[arg(long)]
-    json: bool,
+    pub(crate) json: bool,
 }
 
 impl Opts {
-    fn identity(&self) -> anyhow::Result<Identity> {
+    pub(crate) fn identity(&self) -> anyhow::Result<Identity> {
         let path = match (&self.key, &self.data_dir) {
             (Some(key), _) => key.clone(),
             (None, Some(dir)) => dir.join("provider.key"),
@@ -130,12 +130,12 @@ impl Opts {
     }
 }
 
-fn parse_amount(s: &str) -> Result<Amount, String> {
+pub(crate) fn parse_amount(s: &str) -> Result<Amount, String> {
     parse_tokens(s)
 }
 
 /// A commission in basis points: "12.5%" or "1250".
-fn parse_commission(s: &str) -> Result<u32, String> {
+pub(crate) fn parse_commission(s: &str) -> Result<u32, String> {
     let bad =
         || format!("{s:?} is not a commission: give a percentage (\"12.5%\") or basis points");
     match s.trim().strip_suffix('%') {
@@ -356,7 +356,7 @@ pub async fn run(cmd: WalletCommand) -> anyhow::Result<()> {
 }
 
 /// Signs and sends `action`, turning the coordinator's refusals into plain sentences.
-async fn act(
+pub(crate) async fn act(
     opts: &Opts,
     me: &Identity,
     action: Action,
@@ -686,7 +686,7 @@ pub fn describe(me: &AccountId, event: &Event) -> String {
     }
 }
 
-fn format_time(ms: u64) -> String {
+pub(crate) fn format_time(ms: u64) -> String {
     humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_millis(ms)).to_string()
 }
 

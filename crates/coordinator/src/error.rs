@@ -70,9 +70,9 @@ impl From<Rejection> for ApiError {
     fn from(r: Rejection) -> Self {
         match r {
             Rejection::StaleNonce { .. } => ApiError::Replay(r.to_string()),
-            Rejection::UnknownJob(_) | Rejection::UnknownProvider(_) => {
-                ApiError::NotFound(r.to_string())
-            }
+            Rejection::UnknownJob(_)
+            | Rejection::UnknownProvider(_)
+            | Rejection::UnknownProposal(_) => ApiError::NotFound(r.to_string()),
             other => ApiError::Rejected(other),
         }
     }
@@ -104,6 +104,15 @@ impl ApiError {
                     (StatusCode::UNPROCESSABLE_ENTITY, "storage_unclaimed")
                 }
                 Rejection::StorageHeld(_) => (StatusCode::CONFLICT, "storage_held"),
+                Rejection::InvalidProposal(_) => {
+                    (StatusCode::UNPROCESSABLE_ENTITY, "invalid_proposal")
+                }
+                Rejection::InvalidCommission(_) => {
+                    (StatusCode::UNPROCESSABLE_ENTITY, "invalid_commission")
+                }
+                Rejection::NotDelegated { .. } => {
+                    (StatusCode::UNPROCESSABLE_ENTITY, "not_delegated")
+                }
                 _ => (StatusCode::UNPROCESSABLE_ENTITY, "rejected"),
             },
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),

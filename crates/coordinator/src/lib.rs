@@ -1146,6 +1146,10 @@ async fn timers(shared: Arc<Shared>) {
                     .into_iter()
                     .map(|account| Input::Leader(LeaderCommand::ReleaseStake { account })),
             );
+            // Rules 25: proposals whose vote ended, when nothing else brings an entry.
+            if node.state.rules >= 25 && node.state.proposals_due(time) {
+                inputs.push(Input::Leader(LeaderCommand::DecideProposals));
+            }
             // Rules 10: the storage of jobs over for the retention time (a bounded command;
             // the rest go at the next tick).
             let mut releasable = node.state.releasable_storage(time);
@@ -1219,6 +1223,13 @@ async fn timers(shared: Arc<Shared>) {
                 }
                 (LeaderCommand::ReleaseStorage { jobs }, Ok(_)) => {
                     tracing::info!(?jobs, "retention over: jobs' storage released");
+                }
+                (LeaderCommand::DecideProposals, Ok((_, events))) => {
+                    for event in events {
+                        if let engine::Event::ProposalDecided { proposal, status } = event {
+                            tracing::info!(proposal, ?status, "governance: proposal decided");
+                        }
+                    }
                 }
                 (command, Err(e)) => {
                     tracing::error!(?command, error = ?e, "a timer decision was refused");

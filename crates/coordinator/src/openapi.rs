@@ -730,6 +730,32 @@ fn routes(s: &mut Schemas) -> Vec<Route> {
         },
         Route {
             method: Get,
+            path: "/v1/proposals",
+            summary: "Governance (rules 25): the parameters in force and the newest proposals with their tallies",
+            params: vec![],
+            body: None,
+            ok: vec![(
+                200,
+                "the governance",
+                Some(Body::Json(s.of::<wire::GovernanceView>())),
+            )],
+            errors: vec![],
+        },
+        Route {
+            method: Get,
+            path: "/v1/proposals/{id}",
+            summary: "A proposal (rules 25): its changes, votes, status and tally",
+            params: vec![path("id", unsigned(), "the proposal's number")],
+            body: None,
+            ok: vec![(
+                200,
+                "the proposal",
+                Some(Body::Json(s.of::<wire::ProposalView>())),
+            )],
+            errors: vec![400, 404],
+        },
+        Route {
+            method: Get,
             path: "/v1/chain/genesis",
             summary: "The genesis the network started from",
             params: vec![],

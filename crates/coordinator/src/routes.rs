@@ -65,6 +65,8 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/v1/accounts/{id}", get(account))
         .route("/v1/accounts/{id}/history", get(history))
         .route("/v1/network", get(network))
+        .route("/v1/proposals", get(proposals))
+        .route("/v1/proposals/{id}", get(proposal))
         .route("/v1/chain/genesis", get(genesis))
         .route("/v1/chain", get(chain))
         .route("/v1/chain/blocks", get(chain_blocks))
@@ -1956,6 +1958,29 @@ async fn provider(State(shared): S, Path(id): Path<String>) -> ApiResult<Json<Pr
                 .get(&id)
                 .ok_or_else(|| ApiError::NotFound(format!("unknown provider {id}")))?;
             Ok::<_, ApiError>(views::provider(&node.state, p))
+        })
+        .await??;
+    Ok(Json(view))
+}
+
+/// Rules 25: the governance parameters and the newest proposals.
+async fn proposals(State(shared): S) -> ApiResult<Json<api::wire::GovernanceView>> {
+    let view = shared
+        .read(move |_, node| views::governance(&node.state))
+        .await?;
+    Ok(Json(view))
+}
+
+/// Rules 25: one proposal and its tally.
+async fn proposal(
+    State(shared): S,
+    Path(id): Path<String>,
+) -> ApiResult<Json<api::wire::ProposalView>> {
+    let id: u64 = parse_id("proposal id", &id)?;
+    let view = shared
+        .read(move |_, node| {
+            views::proposal(&node.state, id)
+                .ok_or_else(|| ApiError::NotFound(format!("unknown proposal {id}")))
         })
         .await??;
     Ok(Json(view))

@@ -348,6 +348,31 @@ pub fn account(state: &State, id: AccountId) -> AccountView {
     }
 }
 
+/// Rules 25: proposal `id` with its tally (final, or as the votes weigh now).
+pub fn proposal(state: &State, id: u64) -> Option<api::wire::ProposalView> {
+    let proposal = state.governance.proposals.get(&id)?.clone();
+    let tally = match &proposal.tally {
+        Some(t) => t.clone(),
+        None => state.proposal_tally(id)?,
+    };
+    Some(api::wire::ProposalView { proposal, tally })
+}
+
+/// Rules 25: the governance parameters and the newest proposals.
+pub fn governance(state: &State) -> api::wire::GovernanceView {
+    api::wire::GovernanceView {
+        params: state.gov_params(),
+        proposals: state
+            .governance
+            .proposals
+            .keys()
+            .rev()
+            .take(api::wire::PROPOSALS_PAGE_MAX)
+            .filter_map(|id| proposal(state, *id))
+            .collect(),
+    }
+}
+
 /// A day in milliseconds (the realised returns' periods).
 const DAY_MS: u64 = 86_400_000;
 

@@ -339,6 +339,9 @@ pub enum LeaderCommand {
     /// Rules 10: these jobs have been over for the retention time: their storage is released
     /// and their deposits returned ([`crate::storage`]).
     ReleaseStorage { jobs: Vec<JobId> },
+    /// Rules 25: voting on a proposal has ended and no other entry has come since to decide it
+    /// (see [`crate::gov`]): an entry that only decides the proposals due. Refused when none is.
+    DecideProposals,
 }
 
 /// One input to the state machine.

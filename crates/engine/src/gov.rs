@@ -93,7 +93,8 @@ impl GovParams {
 /// One change a proposal makes when it passes.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[serde(rename_all = "snake_case", tag = "change")]
+// Externally tagged: the log's encoding (postcard) cannot read internally tagged enums.
+#[serde(rename_all = "snake_case")]
 pub enum ParamChange {
     /// The protocol fee, in basis points of each task payment.
     FeeBps { bps: u32 },
@@ -147,7 +148,7 @@ pub enum VoteOption {
 /// Where a proposal stands.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[serde(rename_all = "snake_case", tag = "status", content = "why")]
+#[serde(rename_all = "snake_case")]
 pub enum ProposalStatus {
     Voting,
     /// Passed and its changes took effect.
@@ -452,6 +453,15 @@ impl State {
         Some(tally)
     }
 
+    /// Whether a proposal's voting has ended by `now` and it is not decided yet (the leader then
+    /// logs `LeaderCommand::DecideProposals` if nothing else comes).
+    pub fn proposals_due(&self, now: Time) -> bool {
+        self.governance
+            .proposals
+            .values()
+            .any(|p| p.status == ProposalStatus::Voting && p.voting_end <= now)
+    }
+
     /// Decides every proposal whose voting ended by `now` (called after each applied input).
     pub(crate) fn decide_proposals(&mut self, now: Time) -> Result<Vec<Event>, Rejection> {
         if self.rules < 25 {
@@ -586,6 +596,65 @@ impl State {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The log and snapshots are postcard: every governance type must read back from it.
+    #[test]
+    fn proposals_and_votes_read_back_from_the_logs_encoding() {
+        let action = crate::Action::Propose {
+            title: "t".into(),
+            changes: vec![
+                ParamChange::FeeBps { bps: 1 },
+                ParamChange::Slash(crate::SlashParams {
+                    fraction_bps: 1,
+                    requester_bps: 2,
+                    treasury_bps: 3,
+                }),
+                ParamChange::TreasurySpend {
+                    to: AccountId([2; 32]),
+                    amount: 5,
+                },
+            ],
+            deposit: 7,
+        };
+        let bytes = postcard::to_stdvec(&action).unwrap();
+        assert_eq!(
+            postcard::from_bytes::<crate::Action>(&bytes).unwrap(),
+            action
+        );
+        let mut governance = Governance::default();
+        for (id, status) in [
+            ProposalStatus::Voting,
+            ProposalStatus::Passed,
+            ProposalStatus::Failed("x".into()),
+            ProposalStatus::Rejected("y".into()),
+            ProposalStatus::Vetoed,
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            governance.proposals.insert(
+                id as u64,
+                Proposal {
+                    id: id as u64,
+                    proposer: AccountId([1; 32]),
+                    title: "t".into(),
+                    changes: vec![ParamChange::MinStake { amount: 1 }],
+                    deposit: 1,
+                    submitted_at: 0,
+                    voting_end: 1,
+                    votes: [(AccountId([3; 32]), VoteOption::NoWithVeto)].into(),
+                    status,
+                    tally: Some(Tally::default()),
+                    decided_at: Some(2),
+                },
+            );
+        }
+        let bytes = postcard::to_stdvec(&governance).unwrap();
+        assert_eq!(
+            postcard::from_bytes::<Governance>(&bytes).unwrap(),
+            governance
+        );
+    }
 
     #[test]
     fn parameters_are_checked() {

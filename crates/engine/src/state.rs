@@ -748,6 +748,16 @@ impl State {
             LeaderCommand::Speculate { tasks } => self.speculate(tasks, now),
             LeaderCommand::Beacon { reveal, commit } => self.beacon(*reveal, *commit, now),
             LeaderCommand::ReleaseStorage { jobs } => self.release_storages(jobs, now),
+            // Decided after every applied input (`State::apply`); this one only makes an entry.
+            LeaderCommand::DecideProposals => {
+                if self.rules >= 25 && self.proposals_due(now) {
+                    Ok(Vec::new())
+                } else {
+                    Err(Rejection::InvalidProposal(
+                        "no proposal's voting has ended".into(),
+                    ))
+                }
+            }
         }
     }
 

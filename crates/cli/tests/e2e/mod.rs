@@ -6,6 +6,7 @@ mod cli;
 mod console;
 mod delegation;
 mod demo;
+mod gov;
 mod gpu;
 mod hostile;
 mod http;

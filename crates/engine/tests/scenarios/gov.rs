@@ -4,8 +4,8 @@
 
 use crate::support::*;
 use engine::{
-    AccountId, Action, Event, Genesis, GovParams, LedgerParams, ParamChange, ProposalStatus,
-    ProviderSpec, Rejection, SlashParams, VoteOption,
+    AccountId, Action, Event, Genesis, GovParams, LeaderCommand, LedgerParams, ParamChange,
+    ProposalStatus, ProviderSpec, Rejection, SlashParams, VoteOption,
 };
 
 const TREASURY: AccountId = AccountId([0xEE; 32]);
@@ -185,6 +185,36 @@ fn a_delegator_who_votes_takes_its_stake_out_of_its_providers_vote() {
     vote(&mut w, acct(3), id, VoteOption::Yes);
     end_voting(&mut w);
     assert_eq!(w.state.ledger.min_stake, 50);
+    supply(&w);
+}
+
+#[test]
+fn the_leader_makes_an_entry_to_decide_only_when_a_vote_has_ended() {
+    let mut w = world();
+    assert!(matches!(
+        w.lead_rejected(LeaderCommand::DecideProposals),
+        Rejection::InvalidProposal(_)
+    ));
+    let id = propose(&mut w, acct(2), vec![ParamChange::FeeBps { bps: 300 }]);
+    vote(&mut w, PROVIDER, id, VoteOption::Yes);
+    w.time += PERIOD - 1;
+    assert!(!w.state.proposals_due(w.time));
+    assert!(matches!(
+        w.lead_rejected(LeaderCommand::DecideProposals),
+        Rejection::InvalidProposal(_)
+    ));
+    w.time += 1;
+    assert!(w.state.proposals_due(w.time));
+    let events = w.lead(LeaderCommand::DecideProposals);
+    assert_eq!(
+        events.last(),
+        Some(&Event::ProposalDecided {
+            proposal: id,
+            status: ProposalStatus::Passed
+        })
+    );
+    assert_eq!(w.state.ledger.fee_bps, 300);
+    assert!(!w.state.proposals_due(w.time));
     supply(&w);
 }
 

@@ -1,0 +1,333 @@
+//! `gridmint gov`: stake-weighted proposals to change the network's parameters or spend from the
+//! treasury (rules 25; see `engine::gov`), and votes on them.
+
+use crate::wallet::{Opts, act, format_time, parse_amount, parse_commission};
+use anyhow::Context;
+use api::Client;
+use api::wire::ProposalView;
+use engine::{AccountId, Action, Amount, Event, ParamChange, ProposalStatus, Tokens, VoteOption};
+use std::time::Duration;
+
+#[derive(clap::Subcommand, Debug)]
+pub enum GovCommand {
+    /// Propose parameter changes and treasury spends; the deposit is held until the vote ends
+    /// (returned unless vetoed)
+    Propose(Box<ProposeArgs>),
+    /// Vote on an open proposal with your stake (a delegator's vote replaces its provider's for
+    /// its delegation); vote again to change it
+    Vote {
+        proposal: u64,
+        #[arg(value_enum)]
+        option: VoteArg,
+        #[command(flatten)]
+        opts: Opts,
+    },
+    /// The governance parameters and the newest proposals
+    List {
+        #[command(flatten)]
+        opts: Opts,
+    },
+    /// One proposal: its changes, votes and tally
+    Show {
+        proposal: u64,
+        #[command(flatten)]
+        opts: Opts,
+    },
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+pub enum VoteArg {
+    Yes,
+    No,
+    Abstain,
+    /// No, and burn the proposal's deposit
+    Veto,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ProposeArgs {
+    /// What the proposal is about, in a line
+    #[arg(long)]
+    title: String,
+    /// The deposit it holds (default: the least the network takes)
+    #[arg(long, value_parser = parse_amount)]
+    deposit: Option<Amount>,
+    /// The protocol fee on each task payment ("2%" or basis points)
+    #[arg(long, value_parser = parse_commission)]
+    fee: Option<u32>,
+    /// The stake a provider needs
+    #[arg(long, value_parser = parse_amount)]
+    min_stake: Option<Amount>,
+    /// What each logged action costs its signer
+    #[arg(long, value_parser = parse_amount)]
+    action_fee: Option<Amount>,
+    /// How long unstaked tokens stay slashable ("10m", "7days")
+    #[arg(long, value_parser = humantime::parse_duration)]
+    unbonding: Option<Duration>,
+    /// The share of lone trusted results spot-checked ("5%" or basis points)
+    #[arg(long, value_parser = parse_commission)]
+    spot_check: Option<u32>,
+    /// What the faucet gives (development networks)
+    #[arg(long, value_parser = parse_amount)]
+    faucet: Option<Amount>,
+    /// How long later proposals are open for votes
+    #[arg(long, value_parser = humantime::parse_duration)]
+    voting_period: Option<Duration>,
+    /// Of all voting power, the share that must vote ("33.4%")
+    #[arg(long, value_parser = parse_commission)]
+    quorum: Option<u32>,
+    /// Pay from the treasury: ACCOUNT=AMOUNT (repeatable)
+    #[arg(long, value_parser = parse_spend)]
+    spend: Vec<(AccountId, Amount)>,
+    #[command(flatten)]
+    opts: Opts,
+}
+
+fn parse_spend(s: &str) -> Result<(AccountId, Amount), String> {
+    let (to, amount) = s
+        .split_once('=')
+        .ok_or_else(|| format!("{s:?}: give ACCOUNT=AMOUNT"))?;
+    let to: AccountId = to
+        .trim()
+        .parse()
+        .map_err(|_| format!("{to:?} is not an account"))?;
+    Ok((to, parse_amount(amount.trim())?))
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+pub async fn run(cmd: GovCommand) -> anyhow::Result<()> {
+    match cmd {
+        GovCommand::Propose(args) => propose(*args).await,
+        GovCommand::Vote {
+            proposal,
+            option,
+            opts,
+        } => {
+            let me = opts.identity()?;
+            let option = match option {
+                VoteArg::Yes => VoteOption::Yes,
+                VoteArg::No => VoteOption::No,
+                VoteArg::Abstain => VoteOption::Abstain,
+                VoteArg::Veto => VoteOption::NoWithVeto,
+            };
+            let resp = act(&opts, &me, Action::Vote { proposal, option }).await?;
+            if opts.json {
+                println!("{}", serde_json::to_string(&resp)?);
+            } else {
+                println!("voted {option:?} on proposal {proposal}");
+            }
+            Ok(())
+        }
+        GovCommand::List { opts } => {
+            let view = Client::new(&opts.coordinator).proposals().await?;
+            if opts.json {
+                println!("{}", serde_json::to_string_pretty(&view)?);
+                return Ok(());
+            }
+            let p = &view.params;
+            println!(
+                "governance: deposit {}, voting {}, quorum {}, threshold {}, veto {}",
+                Tokens(p.min_deposit),
+                humantime::format_duration(Duration::from_millis(p.voting_period_ms)),
+                percent(p.quorum_bps),
+                percent(p.threshold_bps),
+                percent(p.veto_bps)
+            );
+            if view.proposals.is_empty() {
+                println!("no proposals");
+            }
+            for v in &view.proposals {
+                println!("{}", summary(v));
+            }
+            Ok(())
+        }
+        GovCommand::Show { proposal, opts } => {
+            let v = Client::new(&opts.coordinator).proposal(proposal).await?;
+            if opts.json {
+                println!("{}", serde_json::to_string_pretty(&v)?);
+                return Ok(());
+            }
+            println!("{}", summary(&v));
+            for change in &v.proposal.changes {
+                println!("  change  {}", describe_change(change));
+            }
+            let t = &v.tally;
+            println!(
+                "  tally   yes {}, no {}, abstain {}, veto {} of {} voting power",
+                Tokens(t.yes),
+                Tokens(t.no),
+                Tokens(t.abstain),
+                Tokens(t.veto),
+                Tokens(t.total)
+            );
+            for (voter, option) in &v.proposal.votes {
+                println!("  vote    {voter} {option:?}");
+            }
+            Ok(())
+        }
+    }
+}
+
+async fn propose(args: ProposeArgs) -> anyhow::Result<()> {
+    let opts = &args.opts;
+    let client = Client::new(&opts.coordinator);
+    let network = client.network().await?;
+    let gov = client.proposals().await?.params;
+    let mut changes = Vec::new();
+    if let Some(bps) = args.fee {
+        changes.push(ParamChange::FeeBps { bps });
+    }
+    if let Some(amount) = args.min_stake {
+        changes.push(ParamChange::MinStake { amount });
+    }
+    if let Some(amount) = args.action_fee {
+        changes.push(ParamChange::ActionFee { amount });
+    }
+    if let Some(d) = args.unbonding {
+        changes.push(ParamChange::UnbondingDelay { ms: millis(d) });
+    }
+    if let Some(bps) = args.spot_check {
+        changes.push(ParamChange::Verification(engine::VerifyParams {
+            spot_check_bps: bps,
+            ..network.verification.clone()
+        }));
+    }
+    if let Some(amount) = args.faucet {
+        changes.push(ParamChange::FaucetAmount { amount });
+    }
+    if args.voting_period.is_some() || args.quorum.is_some() {
+        let mut next = gov.clone();
+        if let Some(d) = args.voting_period {
+            next.voting_period_ms = millis(d);
+        }
+        if let Some(q) = args.quorum {
+            next.quorum_bps = q;
+        }
+        changes.push(ParamChange::Governance(next));
+    }
+    for (to, amount) in &args.spend {
+        changes.push(ParamChange::TreasurySpend {
+            to: *to,
+            amount: *amount,
+        });
+    }
+    anyhow::ensure!(
+        !changes.is_empty(),
+        "a proposal needs a change: --fee, --min-stake, --action-fee, --unbonding, --spot-check, \
+         --faucet, --voting-period, --quorum or --spend"
+    );
+    let me = opts.identity()?;
+    let deposit = args.deposit.unwrap_or(gov.min_deposit);
+    let resp = act(
+        opts,
+        &me,
+        Action::Propose {
+            title: args.title.clone(),
+            changes,
+            deposit,
+        },
+    )
+    .await
+    .context("proposing")?;
+    if opts.json {
+        println!("{}", serde_json::to_string(&resp)?);
+        return Ok(());
+    }
+    for e in &resp.events {
+        if let Event::Proposed {
+            proposal,
+            voting_end,
+            ..
+        } = e
+        {
+            println!(
+                "proposal {proposal}: open for votes until {} (deposit {} held)",
+                format_time(*voting_end),
+                Tokens(deposit)
+            );
+        }
+    }
+    Ok(())
+}
+
+fn percent(bps: u32) -> String {
+    format!("{}%", f64::from(bps) / 100.0)
+}
+
+fn summary(v: &ProposalView) -> String {
+    let p = &v.proposal;
+    let status = match &p.status {
+        ProposalStatus::Voting => format!("voting until {}", format_time(p.voting_end)),
+        ProposalStatus::Passed => "passed".into(),
+        ProposalStatus::Failed(why) => format!("passed, not executed: {why}"),
+        ProposalStatus::Rejected(why) => format!("rejected: {why}"),
+        ProposalStatus::Vetoed => "vetoed (deposit burned)".into(),
+    };
+    format!(
+        "#{:<4} {status:<40} {}  (yes {}, no {}, veto {})",
+        p.id,
+        p.title,
+        Tokens(v.tally.yes),
+        Tokens(v.tally.no),
+        Tokens(v.tally.veto)
+    )
+}
+
+fn describe_change(change: &ParamChange) -> String {
+    match change {
+        ParamChange::FeeBps { bps } => format!("protocol fee {}", percent(*bps)),
+        ParamChange::MinStake { amount } => format!("minimum stake {}", Tokens(*amount)),
+        ParamChange::ActionFee { amount } => format!("fee per action {}", Tokens(*amount)),
+        ParamChange::UnbondingDelay { ms } => format!(
+            "unbonding delay {}",
+            humantime::format_duration(Duration::from_millis(*ms))
+        ),
+        ParamChange::Slash(s) => format!(
+            "slash {} (requester {}, treasury {})",
+            percent(s.fraction_bps),
+            percent(s.requester_bps),
+            percent(s.treasury_bps)
+        ),
+        ParamChange::FaucetAmount { amount } => format!("faucet {}", Tokens(*amount)),
+        ParamChange::Verification(v) => format!(
+            "verification: spot checks {}, trust after {}",
+            percent(v.spot_check_bps),
+            v.trust_after
+        ),
+        ParamChange::Governance(g) => format!(
+            "governance: deposit {}, voting {}, quorum {}, threshold {}, veto {}",
+            Tokens(g.min_deposit),
+            humantime::format_duration(Duration::from_millis(g.voting_period_ms)),
+            percent(g.quorum_bps),
+            percent(g.threshold_bps),
+            percent(g.veto_bps)
+        ),
+        ParamChange::TreasurySpend { to, amount } => {
+            format!("pay {} from the treasury to {to}", Tokens(*amount))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spends_parse() {
+        let to = AccountId([7; 32]);
+        assert_eq!(parse_spend(&format!("{to}=1.5")), Ok((to, 1_500_000_000)));
+        assert!(parse_spend("nope").is_err());
+        assert!(parse_spend("abc=1").is_err());
+    }
+
+    #[test]
+    fn changes_read_in_words() {
+        assert_eq!(
+            describe_change(&ParamChange::FeeBps { bps: 250 }),
+            "protocol fee 2.5%"
+        );
+    }
+}
