@@ -8,18 +8,7 @@ use engine::{Event, tokens};
 
 /// `gridmint wallet ARGS --coordinator URL --json`, parsed.
 fn wallet(w: &World, url: &str, args: &[&str]) -> serde_json::Value {
-    let mut all = vec!["wallet"];
-    all.extend_from_slice(args);
-    all.extend_from_slice(&["--coordinator", url, "--json"]);
-    w.cli(&all).ok().json()
-}
-
-fn amount(v: &serde_json::Value, key: &str) -> u128 {
-    v[key]
-        .as_str()
-        .unwrap_or_else(|| panic!("{key} is not a string in {v}"))
-        .parse()
-        .unwrap()
+    w.cli_json(url, &[&["wallet"], args].concat())
 }
 
 #[test]
@@ -211,18 +200,5 @@ fn a_delegator_backs_a_provider_earns_its_share_withdraws_and_leaves() {
     let network = w.block_on(c.http.client.network()).unwrap();
     assert_eq!(network.supply_burned, 0);
     drop(p);
-    let mut c = c;
-    c.proc.terminate();
-    c.proc.wait_exit(WAIT);
-    let verified = w
-        .cli(&[
-            "chain",
-            "verify",
-            "--data-dir",
-            c.data_dir.to_str().unwrap(),
-            "--json",
-        ])
-        .ok()
-        .json();
-    assert_eq!(verified["ok"], true);
+    w.verify_offline(c);
 }

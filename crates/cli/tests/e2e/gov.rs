@@ -8,9 +8,7 @@ use engine::{AccountId, Event};
 use std::time::{Duration, Instant};
 
 fn cli_json(w: &World, url: &str, args: &[&str]) -> serde_json::Value {
-    let mut all = args.to_vec();
-    all.extend_from_slice(&["--coordinator", url, "--json"]);
-    w.cli(&all).ok().json()
+    w.cli_json(url, args)
 }
 
 #[test]
@@ -156,18 +154,5 @@ amount = "1000"
 
     // The chain replays offline across the change.
     drop(p);
-    let mut c = c;
-    c.proc.terminate();
-    c.proc.wait_exit(WAIT);
-    let verified = w
-        .cli(&[
-            "chain",
-            "verify",
-            "--data-dir",
-            c.data_dir.to_str().unwrap(),
-            "--json",
-        ])
-        .ok()
-        .json();
-    assert_eq!(verified["ok"], true);
+    w.verify_offline(c);
 }

@@ -9,19 +9,7 @@ use std::time::Duration;
 
 /// `gridmint wallet ARGS --coordinator URL --json`, parsed.
 fn wallet(w: &World, url: &str, args: &[&str]) -> serde_json::Value {
-    let mut all = vec!["wallet"];
-    all.extend_from_slice(args);
-    all.extend_from_slice(&["--coordinator", url, "--json"]);
-    w.cli(&all).ok().json()
-}
-
-/// An amount field of a JSON view (a decimal string of base units).
-fn amount(v: &serde_json::Value, key: &str) -> u128 {
-    v[key]
-        .as_str()
-        .unwrap_or_else(|| panic!("{key} is not a string in {v}"))
-        .parse()
-        .unwrap()
+    w.cli_json(url, &[&["wallet"], args].concat())
 }
 
 fn balance(w: &World, url: &str, who: &AccountId) -> serde_json::Value {
@@ -228,21 +216,7 @@ fn a_dev_network_pays_providers_charges_escrow_and_refunds_the_rest() {
 
     // The whole chain replays to the same balances offline.
     drop(p);
-    let mut c = c;
-    c.proc.terminate();
-    c.proc.wait_exit(WAIT);
-    let data_dir = c.data_dir.clone();
-    let verified = w
-        .cli(&[
-            "chain",
-            "verify",
-            "--data-dir",
-            data_dir.to_str().unwrap(),
-            "--json",
-        ])
-        .ok()
-        .json();
-    assert_eq!(verified["ok"], true);
+    w.verify_offline(c);
 }
 
 #[test]

@@ -514,6 +514,31 @@ impl World {
         }
     }
 
+    /// `gridmint ARGS --coordinator URL --json` (a `wallet`, `gov`… command), parsed.
+    pub fn cli_json(&self, url: &str, args: &[&str]) -> serde_json::Value {
+        let mut all = args.to_vec();
+        all.extend_from_slice(&["--coordinator", url, "--json"]);
+        self.cli(&all).ok().json()
+    }
+
+    /// Stops the coordinator and replays its chain offline (`gridmint chain verify --data-dir`),
+    /// which must succeed.
+    pub fn verify_offline(&self, mut c: Coordinator) {
+        c.proc.terminate();
+        c.proc.wait_exit(WAIT);
+        let verified = self
+            .cli(&[
+                "chain",
+                "verify",
+                "--data-dir",
+                c.data_dir.to_str().unwrap(),
+                "--json",
+            ])
+            .ok()
+            .json();
+        assert_eq!(verified["ok"], true, "{verified}");
+    }
+
     /// `gridmint wallet faucet` for the requester key: tops it up on a dev network (refused, and
     /// ignored, when it already holds the faucet amount).
     pub fn fund_requester(&self, url: &str) {
@@ -791,6 +816,15 @@ pub fn pi_line(samples: u64, seed: u64) -> String {
 
 /// The concatenated output of a pi job with `args = [samples, "{i}"]` over `range = [0, tasks]`.
 /// An account some key signs for (transfers go only to such accounts), fixed by `seed`.
+/// An amount field of a JSON view (a decimal string of base units).
+pub fn amount(v: &serde_json::Value, key: &str) -> u128 {
+    v[key]
+        .as_str()
+        .unwrap_or_else(|| panic!("{key} is not a string in {v}"))
+        .parse()
+        .unwrap()
+}
+
 pub fn account(seed: u8) -> engine::AccountId {
     api::Identity::from_secret([seed; 32]).id()
 }

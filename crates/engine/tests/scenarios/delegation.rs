@@ -3,41 +3,15 @@
 //! Every test sees the money events and checks that the supply is conserved.
 
 use crate::support::*;
-use engine::{
-    AccountId, Action, Event, Genesis, LeaderCommand, LedgerParams, ProviderSpec, Rejection,
-    SlashParams,
-};
+use engine::{AccountId, Action, Event, Genesis, LeaderCommand, ProviderSpec, Rejection};
 
 const TREASURY: AccountId = AccountId([0xEE; 32]);
 const PROVIDER: AccountId = AccountId([1; 32]);
 const DELEGATOR: AccountId = AccountId([5; 32]);
 const OWNER: AccountId = AccountId([9; 32]);
 
-/// A 10% fee, a minimum stake of 100, a 50-ms unbonding delay; accounts 1 to 9 hold 100,000,000.
 fn genesis() -> Genesis {
-    Genesis {
-        params: LedgerParams {
-            chain_id: "delegation".into(),
-            treasury: TREASURY,
-            fee_bps: 1_000,
-            min_stake: 100,
-            slash: SlashParams {
-                fraction_bps: 5_000,
-                requester_bps: 5_000,
-                treasury_bps: 2_500,
-            },
-            unbonding_delay_ms: 50,
-            faucet: None,
-        },
-        allocations: (1..=9).map(|n| (acct(n), 100_000_000)).collect(),
-        engine: Default::default(),
-        verification: Default::default(),
-        validators: Default::default(),
-        rules: engine::RULES,
-        action_fee: 0,
-        storage: None,
-        carbon: None,
-    }
+    ledger_genesis(TREASURY)
 }
 
 /// Provider 1 with its own 100 staked, at 3 per fuel.

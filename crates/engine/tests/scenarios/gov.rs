@@ -4,8 +4,8 @@
 
 use crate::support::*;
 use engine::{
-    AccountId, Action, Event, Genesis, GovParams, LeaderCommand, LedgerParams, ParamChange,
-    ProposalStatus, ProviderSpec, Rejection, SlashParams, VoteOption,
+    AccountId, Action, Event, Genesis, GovParams, LeaderCommand, ParamChange, ProposalStatus,
+    ProviderSpec, Rejection, VoteOption,
 };
 
 const TREASURY: AccountId = AccountId([0xEE; 32]);
@@ -14,35 +14,12 @@ const OWNER: AccountId = AccountId([9; 32]);
 /// The voting period: the unbonding delay, at least a second.
 const PERIOD: u64 = 1_000;
 
-/// A 10% fee, a minimum stake of 100 (so a deposit of 100), unbonding 50 ms (so voting 1 s);
-/// accounts 1 to 9 hold 100,000,000 and the treasury 1,000.
+/// [`ledger_genesis`], the treasury holding 1,000 (votes last a second: the unbonding delay,
+/// at least a second).
 fn genesis() -> Genesis {
-    let mut allocations: std::collections::BTreeMap<AccountId, u128> =
-        (1..=9).map(|n| (acct(n), 100_000_000)).collect();
-    allocations.insert(TREASURY, 1_000);
-    Genesis {
-        params: LedgerParams {
-            chain_id: "gov".into(),
-            treasury: TREASURY,
-            fee_bps: 1_000,
-            min_stake: 100,
-            slash: SlashParams {
-                fraction_bps: 5_000,
-                requester_bps: 5_000,
-                treasury_bps: 2_500,
-            },
-            unbonding_delay_ms: 50,
-            faucet: None,
-        },
-        allocations,
-        engine: Default::default(),
-        verification: Default::default(),
-        validators: Default::default(),
-        rules: engine::RULES,
-        action_fee: 0,
-        storage: None,
-        carbon: None,
-    }
+    let mut g = ledger_genesis(TREASURY);
+    g.allocations.insert(TREASURY, 1_000);
+    g
 }
 
 /// Provider 1 with 100 of its own bonded; accounts 2 and 3 stake 100 and 200 (voting power

@@ -4,38 +4,17 @@
 
 use crate::support::*;
 use engine::{
-    AccountId, Action, Event, FaucetParams, Genesis, JobStatus, LeaderCommand, LedgerParams,
-    ProviderSpec, Rejection, SlashParams, State, TaskOutcome,
+    AccountId, Action, Event, FaucetParams, Genesis, JobStatus, LeaderCommand, ProviderSpec,
+    Rejection, State, TaskOutcome,
 };
 
 const TREASURY: AccountId = AccountId([0xEE; 32]);
 
-/// A network with a 10% fee, a minimum stake of 100, a 50-ms unbonding delay and a faucet of
-/// 1,000; accounts 1 to 9 start with 100,000,000.
+/// [`ledger_genesis`], with a faucet of 1,000 when `faucet`.
 fn genesis(faucet: bool) -> Genesis {
-    Genesis {
-        params: LedgerParams {
-            chain_id: "test".into(),
-            treasury: TREASURY,
-            fee_bps: 1_000,
-            min_stake: 100,
-            slash: SlashParams {
-                fraction_bps: 5_000,
-                requester_bps: 5_000,
-                treasury_bps: 2_500,
-            },
-            unbonding_delay_ms: 50,
-            faucet: faucet.then_some(FaucetParams { amount: 1_000 }),
-        },
-        allocations: (1..=9).map(|n| (acct(n), 100_000_000)).collect(),
-        engine: Default::default(),
-        verification: Default::default(),
-        validators: Default::default(),
-        rules: engine::RULES,
-        action_fee: 0,
-        storage: None,
-        carbon: None,
-    }
+    let mut g = ledger_genesis(TREASURY);
+    g.params.faucet = faucet.then_some(FaucetParams { amount: 1_000 });
+    g
 }
 
 fn world(faucet: bool) -> World {

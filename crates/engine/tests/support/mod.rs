@@ -12,6 +12,35 @@ use engine::{
     TaskReport, TaskSpec, TaskState, Time,
 };
 
+/// The money scenarios' network (ledger, delegation, governance): a 10% fee, a minimum stake of
+/// 100, half the stake slashed (half of that to the requester, a quarter to the treasury), a 50-ms
+/// unbonding delay, no faucet; accounts 1 to 9 hold 100,000,000. Current rules, no fee per action.
+pub fn ledger_genesis(treasury: AccountId) -> Genesis {
+    Genesis {
+        params: LedgerParams {
+            chain_id: "test".into(),
+            treasury,
+            fee_bps: 1_000,
+            min_stake: 100,
+            slash: engine::SlashParams {
+                fraction_bps: 5_000,
+                requester_bps: 5_000,
+                treasury_bps: 2_500,
+            },
+            unbonding_delay_ms: 50,
+            faucet: None,
+        },
+        allocations: (1..=9).map(|n| (acct(n), 100_000_000)).collect(),
+        engine: Default::default(),
+        verification: Default::default(),
+        validators: Default::default(),
+        rules: engine::RULES,
+        action_fee: 0,
+        storage: None,
+        carbon: None,
+    }
+}
+
 /// The account whose key is `n` repeated.
 pub fn acct(n: u8) -> AccountId {
     AccountId([n; 32])
