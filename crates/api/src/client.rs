@@ -962,6 +962,11 @@ impl Client {
         self.get(&format!("/v1/providers/{id}")).await
     }
 
+    /// Rules 25: the price index.
+    pub async fn market(&self) -> Result<crate::wire::MarketView, ClientError> {
+        self.get("/v1/market").await
+    }
+
     /// Rules 25: the governance parameters and the newest proposals.
     pub async fn proposals(&self) -> Result<crate::wire::GovernanceView, ClientError> {
         self.get("/v1/proposals").await

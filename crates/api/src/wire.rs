@@ -576,6 +576,13 @@ pub struct GovernanceView {
     pub proposals: Vec<ProposalView>,
 }
 
+/// Rules 25: the price index, per resource class (`cpu`, `gpu`, `cpu@REGION`, `gpu@REGION`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct MarketView {
+    pub classes: Vec<engine::PriceIndex>,
+}
+
 /// The most proposals `GET /v1/proposals` lists.
 pub const PROPOSALS_PAGE_MAX: usize = 200;
 

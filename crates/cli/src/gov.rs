@@ -253,6 +253,37 @@ async fn propose(args: ProposeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `gridmint market`: the price index.
+pub async fn market(coordinator: &str, json: bool) -> anyhow::Result<()> {
+    let view = Client::new(coordinator).market().await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&view)?);
+        return Ok(());
+    }
+    if view.classes.is_empty() {
+        println!("no accepted work has been paid yet");
+        return Ok(());
+    }
+    println!(
+        "{:<24} {:>9} {:>12} {:>12} {:>12} {:>12}  since",
+        "class", "payments", "median", "mean", "low", "high"
+    );
+    for i in &view.classes {
+        println!(
+            "{:<24} {:>9} {:>12} {:>12} {:>12} {:>12}  {}",
+            i.class,
+            i.payments,
+            i.median,
+            i.mean,
+            i.low,
+            i.high,
+            format_time(i.since)
+        );
+    }
+    println!("(base units per fuel; a job may ask max_price = \"market + 10%\")");
+    Ok(())
+}
+
 fn percent(bps: u32) -> String {
     format!("{}%", f64::from(bps) / 100.0)
 }

@@ -91,6 +91,18 @@ enum Command {
     /// Balances, transfers, history, staking and the dev faucet
     #[command(subcommand)]
     Wallet(wallet::WalletCommand),
+    /// The price index: what accepted work was recently paid per fuel, per class and region
+    Market {
+        /// Coordinator URL, or a validator set's URLs separated by commas
+        #[arg(
+            long = "coordinator",
+            env = "GRIDMINT_COORDINATOR",
+            default_value = "http://127.0.0.1:7070"
+        )]
+        coordinator: String,
+        #[arg(long)]
+        json: bool,
+    },
     /// Governance: propose parameter changes and treasury spends, vote with your stake
     #[command(subcommand)]
     Gov(gov::GovCommand),
@@ -603,6 +615,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Wallet(cmd) => {
             init_tracing("warn");
             wallet::run(cmd).await
+        }
+        Command::Market { coordinator, json } => {
+            init_tracing("warn");
+            gov::market(&coordinator, json).await
         }
         Command::Gov(cmd) => {
             init_tracing("warn");

@@ -217,6 +217,19 @@ pub async fn submit(
         .network()
         .await
         .context("reading the network's rules")?;
+    // Rules 25: `max_price = "market + 10%"` is resolved from the price index now.
+    if let Some(market) = job.market_price {
+        let indexes = client
+            .market()
+            .await
+            .context("reading the price index (max_price follows the market)")?;
+        jobspec::resolve_market_price(&mut job, &indexes.classes)?;
+        eprintln!(
+            "max_price: market + {}% = {} base units per fuel",
+            f64::from(market.plus_bps) / 100.0,
+            job.spec.max_price
+        );
+    }
     if job.gpu.is_some() && private.is_some() {
         anyhow::bail!(
             "a GPU job cannot be private yet: its buffers are filled from inputs in the clear"
@@ -999,6 +1012,7 @@ mod tests {
             clear: vec![h(&lib)],
             gpu: None,
             preferences: Default::default(),
+            market_price: None,
         };
         let key = JobKey::generate();
         seal_job(&mut job, &key).unwrap();

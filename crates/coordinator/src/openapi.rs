@@ -730,6 +730,19 @@ fn routes(s: &mut Schemas) -> Vec<Route> {
         },
         Route {
             method: Get,
+            path: "/v1/market",
+            summary: "The price index (rules 25): recent prices per fuel of accepted work, per resource class and region",
+            params: vec![],
+            body: None,
+            ok: vec![(
+                200,
+                "the price index",
+                Some(Body::Json(s.of::<wire::MarketView>())),
+            )],
+            errors: vec![],
+        },
+        Route {
+            method: Get,
             path: "/v1/proposals",
             summary: "Governance (rules 25): the parameters in force and the newest proposals with their tallies",
             params: vec![],

@@ -66,6 +66,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/v1/accounts/{id}/history", get(history))
         .route("/v1/network", get(network))
         .route("/v1/proposals", get(proposals))
+        .route("/v1/market", get(market))
         .route("/v1/proposals/{id}", get(proposal))
         .route("/v1/chain/genesis", get(genesis))
         .route("/v1/chain", get(chain))
@@ -1960,6 +1961,16 @@ async fn provider(State(shared): S, Path(id): Path<String>) -> ApiResult<Json<Pr
             Ok::<_, ApiError>(views::provider(&node.state, p))
         })
         .await??;
+    Ok(Json(view))
+}
+
+/// Rules 25: the price index.
+async fn market(State(shared): S) -> ApiResult<Json<api::wire::MarketView>> {
+    let view = shared
+        .read(move |_, node| api::wire::MarketView {
+            classes: node.state.price_indexes(),
+        })
+        .await?;
     Ok(Json(view))
 }
 

@@ -707,6 +707,24 @@ impl State {
             .get(&provider)
             .map_or(0, |p| self.price_per_fuel(p, j, Some(task.index)))
             .min(j.spec.max_price);
+        // Rules 25: the price index. A GPU job's map tasks are GPU work.
+        if self.rules >= 25
+            && let Some(p) = self.providers.get(&provider)
+        {
+            let gpu =
+                self.gpu.jobs.contains_key(&job) && (task.index as usize) < j.spec.tasks.len();
+            let region = p.spec.region.clone();
+            let clearing = crate::market::Clearing {
+                price,
+                fuel: fuel.min(limit),
+                at: now,
+            };
+            self.market
+                .record(if gpu { "gpu" } else { "cpu" }, &region, clearing);
+        }
+        let Some(j) = self.jobs.get(&job) else {
+            return Ok(Vec::new());
+        };
         let gross = Amount::from(fuel.min(limit))
             .checked_mul(price)
             .ok_or_else(|| overflow("payment"))?

@@ -169,8 +169,9 @@
 ///   undelegated tokens (`Action::Undelegate`) wait out the unbonding delay and are released
 ///   with the account's own; governance ([`gov`]): stake-weighted proposals
 ///   (`Action::Propose`, `Action::Vote`) change the network's parameters or spend from the
-///   treasury, decided at the first entry after their voting period ends. Inputs apply as under
-///   24 otherwise.
+///   treasury, decided at the first entry after their voting period ends; a price index
+///   ([`market`]): each payment's price per fuel is kept per resource class. Inputs apply as
+///   under 24 otherwise.
 pub const RULES: u32 = 25;
 /// The rules of a network whose genesis predates the version.
 pub const FIRST_RULES: u32 = 1;
@@ -184,6 +185,7 @@ pub mod files;
 pub mod gov;
 pub mod gpu;
 pub mod ledger;
+pub mod market;
 pub mod options;
 pub mod private;
 pub mod schedule;
@@ -226,6 +228,7 @@ pub use ledger::{
     BASE_UNITS_PER_TOKEN, DECIMALS, DEV_ACTION_FEE, Escrow, FaucetParams, Genesis, LedgerParams,
     SlashEvidence, SlashParams, Supply, TOKEN_SYMBOL, Tokens, Unbonding, parse_tokens, tokens,
 };
+pub use market::{Clearing, MARKET_REGIONS, MARKET_WINDOW, Market, PriceIndex};
 pub use options::{JobOptions, MAX_ENTRY_LEN, MAX_EXIT_STATUS, MAX_SUCCESS_EXITS, Options};
 pub use private::{MAX_CLEAR, MAX_RECIPIENTS, MAX_WRAPPED_KEY, Private, Recipient, Sealing};
 pub use schedule::{Dispatch, ScheduleParams};

@@ -351,6 +351,10 @@ pub struct State {
     /// rules 25 and later.
     #[serde(default)]
     pub governance: crate::gov::Governance,
+    /// Rules 25: the price index, recent payments per resource class (see [`crate::market`]).
+    /// Hashed only under rules 25 and later.
+    #[serde(default)]
+    pub market: crate::market::Market,
     /// Derived from `jobs`, never stored nor hashed: each provider's accepted map results
     /// ([`crate::audit::Accepted`]).
     #[serde(skip)]
@@ -405,9 +409,10 @@ impl Serialize for HashView<'_> {
             energy,
             delegation,
             governance,
+            market,
             accepted: _,
         } = self.state;
-        let mut t = serializer.serialize_tuple(28)?;
+        let mut t = serializer.serialize_tuple(29)?;
         t.serialize_element(config)?;
         t.serialize_element(ledger)?;
         t.serialize_element(verify)?;
@@ -464,6 +469,7 @@ impl Serialize for HashView<'_> {
         if *rules >= 25 {
             t.serialize_element(delegation)?;
             t.serialize_element(governance)?;
+            t.serialize_element(market)?;
         }
         t.end()
     }
@@ -502,6 +508,7 @@ impl State {
             energy: Default::default(),
             delegation: Default::default(),
             governance: Default::default(),
+            market: Default::default(),
             accepted: Default::default(),
         }
     }

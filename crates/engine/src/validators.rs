@@ -486,6 +486,7 @@ mod tests {
         audits.extend(postcard::to_stdvec(&crate::energy::Energy::default()).unwrap());
         audits.extend(postcard::to_stdvec(&crate::delegation::Delegations::default()).unwrap());
         audits.extend(postcard::to_stdvec(&crate::gov::Governance::default()).unwrap());
+        audits.extend(postcard::to_stdvec(&crate::market::Market::default()).unwrap());
         let full = postcard::to_stdvec(&plain).unwrap();
         let mut tail = postcard::to_stdvec(&Validators::default()).unwrap();
         tail.extend(postcard::to_stdvec(&crate::FIRST_RULES).unwrap());
@@ -545,6 +546,7 @@ mod tests {
         audits.extend(postcard::to_stdvec(&state.energy).unwrap());
         audits.extend(postcard::to_stdvec(&state.delegation).unwrap());
         audits.extend(postcard::to_stdvec(&state.governance).unwrap());
+        audits.extend(postcard::to_stdvec(&state.market).unwrap());
         let at = encoded.len() - audits.len() - rules.len() - field.len();
         assert_eq!(&encoded[at..at + field.len()], &field[..]);
         let mut without = encoded[..at].to_vec();

@@ -97,9 +97,10 @@ pub struct JobFile {
     /// Deadline of the whole job, counted from submission.
     #[serde(default = "default_deadline")]
     pub deadline: String,
-    /// The most the job pays per unit of fuel, in base units.
+    /// The most the job pays per unit of fuel, in base units; or `"market"`, `"market + 10%"`:
+    /// the network's recent median price of its class (rules 25), read when it is submitted.
     #[serde(default = "default_price")]
-    pub max_price: u128,
+    pub max_price: MaxPrice,
     #[serde(default)]
     pub output: OutputFile,
     /// The most output one task may return (default: `api::DEFAULT_OUTPUT_LIMIT`, or the
@@ -255,8 +256,94 @@ fn default_timeout() -> String {
 fn default_deadline() -> String {
     "1h".into()
 }
-fn default_price() -> u128 {
-    1
+fn default_price() -> MaxPrice {
+    MaxPrice::Fixed(1)
+}
+
+/// `max_price` as written: a number of base units per fuel, or a text (`"12"`, `"market"`,
+/// `"market + 10%"`).
+#[derive(Debug, Deserialize, Clone, PartialEq, Eq)]
+#[serde(untagged)]
+pub enum MaxPrice {
+    /// (TOML's integers are 64-bit, and an untagged enum reads no wider.)
+    Fixed(u64),
+    Text(String),
+}
+
+/// A price relative to the market: its median plus `plus_bps` basis points.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MarketPrice {
+    pub plus_bps: u32,
+}
+
+impl MaxPrice {
+    /// The fixed price, or the market's.
+    fn read(&self) -> anyhow::Result<Result<u128, MarketPrice>> {
+        let text = match self {
+            MaxPrice::Fixed(n) => return Ok(Ok(u128::from(*n))),
+            MaxPrice::Text(t) => t.trim(),
+        };
+        if let Ok(n) = text.parse::<u128>() {
+            return Ok(Ok(n));
+        }
+        let bad = || {
+            anyhow!("max_price {text:?}: give base units per fuel, \"market\" or \"market + 10%\"")
+        };
+        let rest = text.strip_prefix("market").ok_or_else(bad)?.trim();
+        if rest.is_empty() {
+            return Ok(Err(MarketPrice { plus_bps: 0 }));
+        }
+        let percent = rest
+            .strip_prefix('+')
+            .and_then(|r| r.trim().strip_suffix('%'))
+            .ok_or_else(bad)?
+            .trim();
+        let value: f64 = percent.parse().map_err(|_| bad())?;
+        if !(0.0..=1000.0).contains(&value) {
+            bail!("max_price {text:?}: from market + 0% to market + 1000%");
+        }
+        Ok(Err(MarketPrice {
+            plus_bps: (value * 100.0).round() as u32,
+        }))
+    }
+}
+
+/// Sets the price of a job whose `max_price` follows the market: the median of its class in
+/// `indexes` (`GET /v1/market`) — `gpu` for a GPU job, else `cpu`; at its required region if it
+/// names one and that region has payments — plus its margin, rounded up. A job with a fixed
+/// price is left alone.
+pub fn resolve_market_price(
+    job: &mut LoadedJob,
+    indexes: &[engine::PriceIndex],
+) -> anyhow::Result<()> {
+    let Some(market) = job.market_price else {
+        return Ok(());
+    };
+    let kind = if job.gpu.is_some() { "gpu" } else { "cpu" };
+    let regional = job
+        .spec
+        .requirements
+        .region
+        .as_ref()
+        .map(|r| format!("{kind}@{r}"));
+    let find = |class: &str| indexes.iter().find(|i| i.class == class);
+    let index = regional
+        .as_deref()
+        .and_then(find)
+        .or_else(|| find(kind))
+        .ok_or_else(|| {
+            anyhow!(
+                "max_price follows the market, but the network has no recent {kind} payments: \
+                 give a number"
+            )
+        })?;
+    let scaled = index
+        .median
+        .checked_mul(u128::from(10_000 + market.plus_bps))
+        .ok_or_else(|| anyhow!("the market price overflows"))?;
+    job.spec.max_price = scaled.div_ceil(10_000).max(1);
+    job.market_price = None;
+    Ok(())
 }
 
 #[derive(Debug, Deserialize, Clone)]
@@ -416,6 +503,9 @@ pub struct LoadedJob {
     pub gpu: Option<engine::GpuJob>,
     /// What it asks of the scheduler beyond its spec (rules 24; the default: nothing).
     pub preferences: engine::JobPreferences,
+    /// `max_price` follows the market (rules 25): `spec.max_price` is 0 until
+    /// [`resolve_market_price`] sets it, which a submission must call first.
+    pub market_price: Option<MarketPrice>,
 }
 
 /// Reads the files a job spec refers to. Paths are as written in the spec.
@@ -739,6 +829,7 @@ pub fn load_file(file: JobFile, files: &dyn Files, now: Time) -> anyhow::Result<
         .normalised()
         .map_err(|e| anyhow!("{e}"))
         .context("job files ([[mount]], [scratch])")?;
+    let price = file.max_price.read()?;
     let requirements = engine::Requirements {
         cores: file.requirements.cores,
         // A GPU job runs only where there is a GPU (the engine holds it to that anyway).
@@ -750,7 +841,7 @@ pub fn load_file(file: JobFile, files: &dyn Files, now: Time) -> anyhow::Result<
         tasks,
         limits,
         deadline,
-        max_price: file.max_price,
+        max_price: price.unwrap_or(0),
         output,
         aggregate,
         redundancy: file.redundancy.to_spec()?,
@@ -776,6 +867,7 @@ pub fn load_file(file: JobFile, files: &dyn Files, now: Time) -> anyhow::Result<
         preferences: engine::JobPreferences {
             prefer_low_carbon: file.requirements.prefer_low_carbon,
         },
+        market_price: price.err(),
     })
 }
 
@@ -789,6 +881,57 @@ mod tests {
             ("r.wasm", &b"\0asm\x01\0\0\0r"[..]),
             ("data/a.txt", &b"hello"[..]),
         ]))
+    }
+
+    #[test]
+    fn a_max_price_may_follow_the_market() {
+        let spec = |price: &str, region: &str| {
+            load(
+                &format!(
+                    "module = \"m.wasm\"\nmax_price = {price}\n[tasks]\nrange = [0, 1]\n\
+                     [requirements]\n{region}"
+                ),
+                &files(),
+                1000,
+            )
+        };
+        let index = |class: &str, median| engine::PriceIndex {
+            class: class.into(),
+            payments: 3,
+            median,
+            mean: median,
+            low: median,
+            high: median,
+            since: 0,
+        };
+        let market = [index("cpu", 100), index("cpu@eu", 40), index("gpu", 7)];
+        for (price, region, want) in [
+            ("\"market + 10%\"", "", 110),
+            ("\"market\"", "", 100),
+            ("\"market+2.5%\"", "", 103),
+            ("\"market + 10%\"", "region = \"eu\"", 44),
+            // No payments at that region: the class's.
+            ("\"market + 10%\"", "region = \"us\"", 110),
+            ("\"12\"", "", 12),
+            ("12", "", 12),
+        ] {
+            let mut job = spec(price, region).unwrap();
+            jobspec_resolve(&mut job, &market);
+            assert_eq!(job.spec.max_price, want, "{price} {region}");
+        }
+        // A fixed price needs no market; a market price without one is refused with advice.
+        let mut job = spec("\"market\"", "").unwrap();
+        assert_eq!(job.market_price, Some(MarketPrice { plus_bps: 0 }));
+        let err = resolve_market_price(&mut job, &[index("gpu", 7)]).unwrap_err();
+        assert!(err.to_string().contains("give a number"), "{err}");
+        for bad in ["\"market - 5%\"", "\"cheap\"", "\"market + 2000%\"", "-1"] {
+            assert!(spec(bad, "").is_err(), "{bad}");
+        }
+    }
+
+    fn jobspec_resolve(job: &mut LoadedJob, market: &[engine::PriceIndex]) {
+        resolve_market_price(job, market).unwrap();
+        assert_eq!(job.market_price, None);
     }
 
     #[test]

@@ -894,8 +894,8 @@ pub fn decode_genesis(bytes: &[u8], format: u32) -> Result<Genesis, postcard::Er
 /// before rules 18, format 11 is format 12 without the trailing `corrected`, empty before
 /// rules 19, format 12 is format 13 without the trailing `gpu`, empty before rules 23, and
 /// format 13 is format 14 without the trailing `energy`, empty before rules 24, and format 14
-/// is format 15 without the trailing `delegation` and `governance`, empty before rules 25: their
-/// encodings are appended (the migration).
+/// is format 15 without the trailing `delegation`, `governance` and `market`, empty before rules
+/// 25: their encodings are appended (the migration).
 ///
 /// Public for the fuzz targets (`fuzz/`).
 pub fn decode_snapshot(bytes: &[u8], format: u32) -> Result<State, postcard::Error> {
@@ -944,6 +944,7 @@ pub fn decode_snapshot(bytes: &[u8], format: u32) -> Result<State, postcard::Err
     if format <= 14 {
         v5.extend(encode(&engine::Delegations::default()));
         v5.extend(encode(&engine::Governance::default()));
+        v5.extend(encode(&engine::Market::default()));
     }
     postcard::from_bytes(&v5)
 }
@@ -1764,7 +1765,8 @@ mod tests {
                     + encode(&engine::GpuJobs::default()).len()
                     + encode(&engine::energy::Energy::default()).len()
                     + encode(&engine::Delegations::default()).len()
-                    + encode(&engine::Governance::default()).len();
+                    + encode(&engine::Governance::default()).len()
+                    + encode(&engine::Market::default()).len();
                 let full = full[..full.len() - cut].to_vec();
                 let (key, table, old_genesis, old_state) = if format == 1 {
                     let cut = encode(&engine::Validators::default()).len() + rules.len();
@@ -1888,7 +1890,8 @@ mod tests {
                 .unwrap();
             let full = encode(&state);
             let mut cut = encode(&engine::Delegations::default()).len()
-                + encode(&engine::Governance::default()).len();
+                + encode(&engine::Governance::default()).len()
+                + encode(&engine::Market::default()).len();
             if format <= 13 {
                 cut += encode(&engine::energy::Energy::default()).len();
             }

@@ -62,7 +62,7 @@ impl Session {
             .map_err(|e| fail(format!("{e:#}")))
     }
 
-    async fn submit(&self, job: jobspec::LoadedJob) -> anyhow::Result<engine::JobId> {
+    async fn submit(&self, mut job: jobspec::LoadedJob) -> anyhow::Result<engine::JobId> {
         if job.gpu.is_some() {
             anyhow::bail!("GPU jobs are submitted with the gridmint command line");
         }
@@ -71,6 +71,15 @@ impl Session {
             .network()
             .await
             .context("reading the network's rules")?;
+        // Rules 25: `max_price = "market + 10%"` is resolved from the price index now.
+        if job.market_price.is_some() {
+            let indexes = self
+                .client
+                .market()
+                .await
+                .context("reading the price index (max_price follows the market)")?;
+            jobspec::resolve_market_price(&mut job, &indexes.classes)?;
+        }
         let input_bytes = api::weigh(&job.spec, &job.files, &job.blobs)
             .map_err(|hash| anyhow::anyhow!("the job names blob {hash} but has not read it"))?;
         let action = api::job_submission(

@@ -1,7 +1,8 @@
 //! Governance (rules 25) through real processes: on a network whose votes last 3 s, a staker
 //! proposes a lower protocol fee with `gridmint gov propose`, votes for it, the network decides it
 //! at the first entry after the vote ends, and jobs after that pay the new fee; bad proposals and
-//! votes change nothing; the chain replays offline across the change.
+//! votes change nothing; the price index shows those payments and a job priced "market + 150%"
+//! locks what that resolves to; the chain replays offline across the change.
 
 use crate::support::*;
 use engine::{AccountId, Event};
@@ -151,6 +152,31 @@ amount = "1000"
         listed.contains("passed") && listed.contains("Lower the fee"),
         "{listed}"
     );
+
+    // The price index saw those payments at the provider's price, 1 per fuel; a job may follow
+    // it: "market + 150%" is 2.5, rounded up to 3, which its escrow locks for every task.
+    let market = cli_json(&w, &c.url, &["market"]);
+    let cpu = market["classes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["class"] == "cpu")
+        .unwrap_or_else(|| panic!("no cpu class in {market}"))
+        .clone();
+    assert_eq!(
+        (cpu["median"].as_str(), cpu["high"].as_str()),
+        (Some("1"), Some("1"))
+    );
+    assert!(cpu["payments"].as_u64().unwrap() >= 3, "{cpu}");
+    let text = w.cli(&["market", "--coordinator", &c.url]).ok().stdout;
+    assert!(text.contains("cpu") && text.contains("median"), "{text}");
+    let spec = w.write(
+        "pi-market.toml",
+        pi_spec(10_000, 2).replace("max_price = 1", "max_price = \"market + 150%\""),
+    );
+    let job = w.submit(&c.url, &spec);
+    let view = c.http.wait_completed(job);
+    assert_eq!(view.escrow.locked, 3 * 2 * (10_000 * 1000 + 100_000_000));
 
     // The chain replays offline across the change.
     drop(p);

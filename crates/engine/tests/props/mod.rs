@@ -1212,6 +1212,24 @@ fn check_invariants(s: &State) -> Result<(), TestCaseError> {
     // rewards cover what every delegation could withdraw (exact to the base unit: rounding
     // leaves dust in the pool, never a claim the pool cannot pay).
     prop_assert!(s.rules >= 25 || s.delegation == engine::Delegations::default());
+    // Rules 25: the price index keeps a bounded window per class, and a class's regional
+    // windows hold no more payments than the class's own has seen.
+    prop_assert!(s.rules >= 25 || s.market.classes.is_empty());
+    for (class, ring) in &s.market.classes {
+        prop_assert!(
+            !ring.is_empty() && ring.len() <= engine::MARKET_WINDOW,
+            "{}",
+            class
+        );
+        prop_assert!(
+            ring.windows(2).all(|w| w[0].at <= w[1].at),
+            "{} out of order",
+            class
+        );
+        let kind = class.split('@').next().unwrap();
+        prop_assert!(kind == "cpu" || kind == "gpu", "{}", class);
+        prop_assert!(s.market.classes.contains_key(kind));
+    }
     for (provider, pool) in &s.delegation.pools {
         let mut shares = 0u128;
         let mut delegators = 0u32;
@@ -2002,6 +2020,20 @@ fn check_events(
                     _ => 0,
                 };
                 prop_assert_eq!(amount + pooled + fee, 10 * price / share, "{} paid", task);
+                // Rules 25: recorded in the price index at the price paid.
+                if after.rules >= 25 {
+                    let kind = if after.gpu.jobs.contains_key(&task.job)
+                        && (task.index as usize) < job.spec.tasks.len()
+                    {
+                        "gpu"
+                    } else {
+                        "cpu"
+                    };
+                    let recorded = after.market.classes[kind]
+                        .iter()
+                        .any(|c| c.price == price && c.at == after.now);
+                    prop_assert!(recorded, "{} paid at {} but not in the index", task, price);
+                }
                 prop_assert_eq!(*fee, (amount + pooled + fee) * 700 / 10_000);
             }
             Event::EscrowRefunded { job, amount, .. } => {
