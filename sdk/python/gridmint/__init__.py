@@ -30,6 +30,19 @@ Spec = Union[str, os.PathLike, Mapping[str, Any]]
 FINISHED = ("completed", "failed", "cancelled")
 
 
+def _base_units(amount: Union[str, int, float]) -> str:
+    """``amount`` GRID (``"1.5"``, or a number) as the API's decimal string of base units."""
+    from decimal import Decimal, InvalidOperation
+
+    try:
+        units = Decimal(str(amount)) * 10**9
+    except InvalidOperation:
+        raise ValueError(f"{amount!r} is not an amount of GRID") from None
+    if units < 0 or units != units.to_integral_value():
+        raise ValueError(f"{amount!r} is not a whole number of base units (10^-9 GRID)")
+    return str(int(units))
+
+
 def default_key_path() -> Path:
     """The requester key the CLI uses: ``$GRIDMINT_HOME/requester.key`` (``~/.gridmint``)."""
     home = os.environ.get("GRIDMINT_HOME")
@@ -111,6 +124,41 @@ class Network:
     def unstake(self, amount: Union[str, int, float]) -> dict:
         """Starts unbonding ``amount`` GRID of stake (released after the unbonding delay)."""
         return json.loads(self._s.unstake(str(amount)))
+
+    def _act(self, body: dict) -> dict:
+        return json.loads(self._s.action(json.dumps(body)))
+
+    def delegate(self, provider: str, amount: Union[str, int, float]) -> dict:
+        """Backs ``provider`` with ``amount`` GRID: its payments (after its commission) and its
+        slashes are shared with you (rules 25)."""
+        return self._act({"delegate": {"provider": provider, "amount": _base_units(amount)}})
+
+    def undelegate(self, provider: str, amount: Union[str, int, float]) -> dict:
+        """Takes ``amount`` GRID back from ``provider`` (released after the unbonding delay)."""
+        return self._act({"undelegate": {"provider": provider, "amount": _base_units(amount)}})
+
+    def withdraw_rewards(self, provider: str) -> dict:
+        """Pays what the delegation to ``provider`` earned to the balance."""
+        return self._act({"withdraw_rewards": {"provider": provider}})
+
+    def rewards(self) -> list[dict]:
+        """This account's delegations: ``provider``, ``amount`` (worth now), ``rewards``
+        (withdrawable), ``commission_bps``; amounts in base units."""
+        return self.balance().get("delegations", [])
+
+    def vote(self, proposal: int, option: str) -> dict:
+        """Votes ``yes``, ``no``, ``abstain`` or ``no_with_veto`` on a proposal with this
+        account's stake."""
+        return self._act({"vote": {"proposal": proposal, "option": option}})
+
+    def proposals(self) -> dict:
+        """The governance parameters and the newest proposals with their tallies."""
+        return json.loads(self._s.proposals())
+
+    def market(self) -> list[dict]:
+        """The price index: per class (``cpu``, ``gpu``, ``cpu@REGION``…) the ``median``,
+        ``mean``, ``low`` and ``high`` price per fuel of recent accepted work."""
+        return json.loads(self._s.market())["classes"]
 
     def history(self, account: str | None = None, limit: int = 50) -> list[dict]:
         """An account's history (this one's by default), newest first: every item's ``seq``,

@@ -212,6 +212,29 @@ impl Session {
         json(&resp)
     }
 
+    /// Signs and sends an action given as the API's JSON (`{"delegate": {...}}`, `{"vote": ...}`):
+    /// the wallet, delegation and governance actions the Python layer builds.
+    fn action(&self, py: Python<'_>, body: &str) -> PyResult<String> {
+        let action: engine::Action =
+            serde_json::from_str(body).map_err(|e| fail(format!("action {body:?}: {e}")))?;
+        let resp = self.run(py, async {
+            Ok(self.client.action(&self.me, action).await?)
+        })?;
+        json(&resp)
+    }
+
+    /// The price index (rules 25).
+    fn market(&self, py: Python<'_>) -> PyResult<String> {
+        let view = self.run(py, async { Ok(self.client.market().await?) })?;
+        json(&view)
+    }
+
+    /// The governance parameters and the newest proposals (rules 25).
+    fn proposals(&self, py: Python<'_>) -> PyResult<String> {
+        let view = self.run(py, async { Ok(self.client.proposals().await?) })?;
+        json(&view)
+    }
+
     /// Cancels one of this account's unfinished jobs (what its escrow holds comes back).
     fn cancel(&self, py: Python<'_>, job: u64) -> PyResult<String> {
         let resp = self.run(py, async {

@@ -137,6 +137,32 @@ def test_stake_and_history(net):
     assert "staked" in kinds and "unbonding_started" in kinds and "faucet_paid" in kinds
 
 
+def test_delegation_rewards_and_the_market(net):
+    providers = json.load(urllib.request.urlopen(f"{net.url}/v1/providers", timeout=5))
+    provider = providers[0]["id"]
+    net.delegate(provider, "200")
+    [d] = net.rewards()
+    assert d["provider"] == provider and int(d["amount"]) == 200_000_000_000
+    # Its share of the provider's payments from a job it helps pay for.
+    job = net.submit(PI)
+    net.wait(job, progress=False)
+    earned = int(net.rewards()[0]["rewards"])
+    if earned:
+        net.withdraw_rewards(provider)
+        assert int(net.rewards()[0]["rewards"]) == 0
+    cpu = [c for c in net.market() if c["class"] == "cpu"]
+    assert cpu and int(cpu[0]["median"]) >= 1
+    net.undelegate(provider, "200")
+    view = net.balance()
+    assert "delegations" not in view
+    assert int(view["delegation_unbonding"][0]["amount"]) == 200_000_000_000
+    with pytest.raises(ValueError, match="base units"):
+        net.delegate(provider, "0.0000000001")
+    with pytest.raises(gridmint.GridmintError, match="unknown proposal"):
+        net.vote(999, "yes")
+    assert net.proposals()["params"]["quorum_bps"] == 3340
+
+
 def test_a_job_can_be_cancelled(net):
     job = net.submit({"module": PI_WASM.name, "fuel": 200_000_000, "deadline": "10m",
                       "requirements": {"region": "nowhere"},
