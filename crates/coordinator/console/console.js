@@ -440,6 +440,8 @@ async function providerPage(id) {
         ["Price per fuel", `${p.spec.price_per_fuel} base units`],
         p.spec.operator ? ["Operator", accountLink(p.spec.operator)] : null,
         p.grams_per_kwh !== undefined ? ["Carbon", `${p.grams_per_kwh} g CO₂e per kWh`] : null,
+        p.backing ? ["Backing", `${grid(p.backing.delegated)} from ${num(p.backing.delegators)} delegator(s), commission ${p.backing.commission_bps / 100}%`] : null,
+        p.backing ? ["Delegators' yield", `${grid(p.backing.rewards_paid)} paid; realised ${p.backing.return_day_bps === undefined ? "–" : p.backing.return_day_bps / 100 + "%"} over a day, ${p.backing.return_week_bps === undefined ? "–" : p.backing.return_week_bps / 100 + "%"} over a week`] : null,
         p.suspended && p.suspended.length ? ["Suspended", p.suspended.join(", ")] : null,
       ])),
       h("div", { class: "panel" },
