@@ -252,6 +252,34 @@ fn actions() -> Vec<(&'static str, Signed<Action>)> {
                 option: engine::VoteOption::NoWithVeto,
             },
         ),
+        (
+            "reserve",
+            Action::Reserve(engine::reserve::ReservationSpec {
+                slots: 4,
+                cores: 8,
+                memory_bytes: 16 << 30,
+                gpu: true,
+                region: Some("eu-west".into()),
+                period_ms: 3_600_000,
+                periods: 24,
+                price_per_slot: 5_000_000_000,
+            }),
+        ),
+        (
+            "accept_reservation",
+            Action::AcceptReservation {
+                reservation: 1,
+                slots: 2,
+            },
+        ),
+        (
+            "cancel_reservation",
+            Action::CancelReservation { reservation: 1 },
+        ),
+        (
+            "leave_reservation",
+            Action::LeaveReservation { reservation: 1 },
+        ),
     ];
     bodies
         .into_iter()
@@ -411,8 +439,8 @@ fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
     let mut state = initial_state();
     out.push((
         "snapshot",
-        "initial.v15".into(),
-        [&[14u8][..], &postcard(&state)].concat(),
+        "initial.v16".into(),
+        [&[15u8][..], &postcard(&state)].concat(),
     ));
     for (_, entry) in &entries[..4] {
         if let Err(e) = state.apply(entry) {
@@ -421,8 +449,8 @@ fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
     }
     out.push((
         "snapshot",
-        "with_job.v15".into(),
-        [&[14u8][..], &postcard(&state)].concat(),
+        "with_job.v16".into(),
+        [&[15u8][..], &postcard(&state)].concat(),
     ));
 
     out.push((
@@ -536,7 +564,7 @@ fn decodes(target: &str, bytes: &[u8]) -> bool {
         }
         "block" => store::SqliteLog::decode_block(1, bytes)
             .is_ok_and(|b| api::chain::block_signature_ok(&b)),
-        "snapshot" => store::decode_snapshot(&bytes[1..], u32::from(bytes[0] % 15) + 1).is_ok(),
+        "snapshot" => store::decode_snapshot(&bytes[1..], u32::from(bytes[0] % 16) + 1).is_ok(),
         "stored_genesis" => store::decode_genesis(&bytes[1..], u32::from(bytes[0] % 6) + 1)
             .is_ok_and(|g| engine::State::from_genesis(&g).is_ok()),
         "job_spec" => jobspec::load(text(), &AnyFile, 1_000).is_ok(),

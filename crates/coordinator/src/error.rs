@@ -72,7 +72,8 @@ impl From<Rejection> for ApiError {
             Rejection::StaleNonce { .. } => ApiError::Replay(r.to_string()),
             Rejection::UnknownJob(_)
             | Rejection::UnknownProvider(_)
-            | Rejection::UnknownProposal(_) => ApiError::NotFound(r.to_string()),
+            | Rejection::UnknownProposal(_)
+            | Rejection::UnknownReservation(_) => ApiError::NotFound(r.to_string()),
             other => ApiError::Rejected(other),
         }
     }
@@ -113,6 +114,10 @@ impl ApiError {
                 Rejection::NotDelegated { .. } => {
                     (StatusCode::UNPROCESSABLE_ENTITY, "not_delegated")
                 }
+                Rejection::InvalidReservation(_) => {
+                    (StatusCode::UNPROCESSABLE_ENTITY, "invalid_reservation")
+                }
+                Rejection::NotReservationOwner(_) => (StatusCode::FORBIDDEN, "not_owner"),
                 _ => (StatusCode::UNPROCESSABLE_ENTITY, "rejected"),
             },
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),

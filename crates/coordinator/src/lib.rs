@@ -1150,6 +1150,10 @@ async fn timers(shared: Arc<Shared>) {
             if node.state.rules >= 25 && node.state.proposals_due(time) {
                 inputs.push(Input::Leader(LeaderCommand::DecideProposals));
             }
+            // Rules 26: offers that lapsed and lease periods that ended, likewise.
+            if node.state.reservations_due(time) {
+                inputs.push(Input::Leader(LeaderCommand::SettleReservations));
+            }
             // Rules 10: the storage of jobs over for the retention time (a bounded command;
             // the rest go at the next tick).
             let mut releasable = node.state.releasable_storage(time);
@@ -1230,6 +1234,32 @@ async fn timers(shared: Arc<Shared>) {
                             tracing::info!(proposal, ?status, "governance: proposal decided");
                         }
                     }
+                }
+                (LeaderCommand::SettleReservations, Ok((_, events))) => {
+                    for event in events {
+                        match event {
+                            engine::Event::ReservationPaid {
+                                reservation,
+                                provider,
+                                period,
+                                ..
+                            } => {
+                                tracing::info!(reservation, %provider, period, "reservation: period paid");
+                            }
+                            engine::Event::LeaseEnded {
+                                reservation,
+                                provider,
+                                reason,
+                            } => {
+                                tracing::info!(reservation, %provider, ?reason, "reservation: lease ended");
+                            }
+                            _ => {}
+                        }
+                    }
+                }
+                // An earlier entry of this tick decided or settled them already.
+                (LeaderCommand::DecideProposals | LeaderCommand::SettleReservations, Err(e)) => {
+                    tracing::debug!(error = ?e, "nothing left to decide or settle");
                 }
                 (command, Err(e)) => {
                     tracing::error!(?command, error = ?e, "a timer decision was refused");

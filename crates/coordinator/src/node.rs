@@ -106,9 +106,10 @@ pub struct Checkpoint {
 /// disputes of rules 18, state format 11; 11: its state with the corrections after delivery of
 /// rules 19, state format 12; 12: its state with the GPU jobs of rules 23, state format 13;
 /// 13: its state with the energy and announcements of rules 24, state format 14; 14: its state
-/// with the delegations of rules 25, state format 15). Its first field in every format, so a
+/// with the delegations of rules 25, state format 15; 15: its state with the reservations of
+/// rules 26, state format 16). Its first field in every format, so a
 /// reader names both versions when they differ.
-pub const CHECKPOINT_VERSION: u32 = 14;
+pub const CHECKPOINT_VERSION: u32 = 15;
 
 /// What committing one input gave: its seq and events, or why it was refused.
 pub type Committed = Result<(u64, Vec<Event>), ApiError>;

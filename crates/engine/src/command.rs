@@ -184,6 +184,16 @@ pub enum Action {
         proposal: u64,
         option: crate::gov::VoteOption,
     },
+    /// Rules 26: the signer reserves task slots (see [`crate::reserve`]), the first period of
+    /// every slot prepaid.
+    Reserve(crate::reserve::ReservationSpec),
+    /// Rules 26: the signing provider leases `slots` of reservation `reservation`'s open slots
+    /// at its price.
+    AcceptReservation { reservation: u64, slots: u32 },
+    /// Rules 26: the reservation's owner cancels it: open slots refunded now, leases not renewed.
+    CancelReservation { reservation: u64 },
+    /// Rules 26: the signing provider gives its lease up now, its current period refunded.
+    LeaveReservation { reservation: u64 },
 }
 
 /// The submission inside `Action::SubmitWithPreferences`, decoded only where no other is being
@@ -342,6 +352,9 @@ pub enum LeaderCommand {
     /// Rules 25: voting on a proposal has ended and no other entry has come since to decide it
     /// (see [`crate::gov`]): an entry that only decides the proposals due. Refused when none is.
     DecideProposals,
+    /// Rules 26: an offer lapsed or a lease's period ended and no other entry has come since to
+    /// settle it (see [`crate::reserve`]). Refused when nothing is due.
+    SettleReservations,
 }
 
 /// One input to the state machine.
@@ -788,6 +801,74 @@ pub enum Event {
         proposal: u64,
         status: crate::gov::ProposalStatus,
     },
+    /// Rules 26: `owner` reserved `slots`, holding `held` (their first period) until they are
+    /// accepted or `open_until`.
+    Reserved {
+        reservation: u64,
+        owner: AccountId,
+        slots: u32,
+        #[serde(with = "crate::types::amount")]
+        #[cfg_attr(feature = "openapi", schema(value_type = String))]
+        held: Amount,
+        open_until: Time,
+    },
+    /// Rules 26: `provider` leased `slots` of the reservation; its first period ends at
+    /// `period_end`.
+    ReservationAccepted {
+        reservation: u64,
+        provider: AccountId,
+        slots: u32,
+        period_end: Time,
+    },
+    /// Rules 26: the owner cancelled the reservation.
+    ReservationCancelled {
+        reservation: u64,
+    },
+    /// Rules 26: `provider` was paid for holding its leased slots through `period` (`amount`
+    /// kept after the `fee` and its delegators' share, which `DelegatorsPaid` follows with).
+    ReservationPaid {
+        reservation: u64,
+        provider: AccountId,
+        period: u32,
+        #[serde(with = "crate::types::amount")]
+        #[cfg_attr(feature = "openapi", schema(value_type = String))]
+        amount: Amount,
+        #[serde(with = "crate::types::amount")]
+        #[cfg_attr(feature = "openapi", schema(value_type = String))]
+        fee: Amount,
+    },
+    /// Rules 26: `amount` of the reservation's escrow went back to `owner`.
+    ReservationRefunded {
+        reservation: u64,
+        owner: AccountId,
+        #[serde(with = "crate::types::amount")]
+        #[cfg_attr(feature = "openapi", schema(value_type = String))]
+        amount: Amount,
+    },
+    /// Rules 26: `provider`'s lease went on into `period`, `amount` taken from the owner's
+    /// balance for it.
+    ReservationRenewed {
+        reservation: u64,
+        provider: AccountId,
+        period: u32,
+        #[serde(with = "crate::types::amount")]
+        #[cfg_attr(feature = "openapi", schema(value_type = String))]
+        amount: Amount,
+        period_end: Time,
+    },
+    /// Rules 26: `provider`'s lease of the reservation ended.
+    LeaseEnded {
+        reservation: u64,
+        provider: AccountId,
+        reason: crate::reserve::LeaseEnd,
+    },
+    /// Rules 26: an accepted result of `task` that `provider` ran in a lease of the task's
+    /// owner: paid by the reservation, not from the job's escrow.
+    TaskCovered {
+        task: TaskId,
+        provider: AccountId,
+        reservation: u64,
+    },
 }
 
 /// Why an input was refused. A rejected input changes nothing and is never logged.
@@ -922,4 +1003,11 @@ pub enum Rejection {
     InvalidProposal(String),
     #[error("unknown proposal {0}")]
     UnknownProposal(u64),
+    /// Rules 26: a reservation, acceptance or cancellation that cannot be.
+    #[error("invalid reservation: {0}")]
+    InvalidReservation(String),
+    #[error("unknown reservation {0}")]
+    UnknownReservation(u64),
+    #[error("reservation {0} belongs to another account")]
+    NotReservationOwner(u64),
 }

@@ -812,7 +812,7 @@ mod tests {
             genesis.allocations.insert(who, tokens(1_000));
         }
         let mut s = State::from_genesis(&genesis).unwrap();
-        assert_eq!(s.rules, 25);
+        assert_eq!(s.rules, crate::RULES);
         act(
             &mut s,
             provider,

@@ -454,6 +454,10 @@ impl State {
         held = add(held, self.storage.held().ok_or("deposits overflow")?)?;
         held = add(held, self.delegation_held().ok_or("delegations overflow")?)?;
         held = add(held, self.deposits_held().ok_or("deposits overflow")?)?;
+        held = add(
+            held,
+            self.reservations.held().ok_or("reservations overflow")?,
+        )?;
         let total = self.supply.total().ok_or("supply underflows")?;
         if held == total {
             Ok(total)
@@ -701,6 +705,10 @@ impl State {
         let Some(j) = self.jobs.get(&job) else {
             return Ok(Vec::new());
         };
+        // Rules 26: the owner's lease on this provider pays for it (see `crate::reserve`).
+        if let Some(reservation) = self.covering_lease(&provider, &j.owner) {
+            return Ok(vec![self.cover_task(reservation, task, provider)]);
+        }
         let limit = self.task_fuel_limit(j, task.index);
         let price = self
             .providers

@@ -172,7 +172,14 @@
 ///   treasury, decided at the first entry after their voting period ends; a price index
 ///   ([`market`]): each payment's price per fuel is kept per resource class. Inputs apply as
 ///   under 24 otherwise.
-pub const RULES: u32 = 25;
+/// - 26: reserved capacity ([`reserve`]): a requester reserves slots for periods at a price per
+///   slot per period (`Action::Reserve`, the first period prepaid), providers that meet its
+///   requirements lease them (`Action::AcceptReservation`); the scheduler gives the leased
+///   slots to the requester's tasks first and to no one else's, those tasks are paid by the
+///   lease, and each period is paid to the provider at its end whether used or not (refunded
+///   when the provider missed it); cancellation by either side (`Action::CancelReservation`,
+///   `Action::LeaveReservation`). Inputs apply as under 25 otherwise.
+pub const RULES: u32 = 26;
 /// The rules of a network whose genesis predates the version.
 pub const FIRST_RULES: u32 = 1;
 
@@ -188,6 +195,7 @@ pub mod ledger;
 pub mod market;
 pub mod options;
 pub mod private;
+pub mod reserve;
 pub mod schedule;
 pub mod state;
 pub mod storage;

@@ -23,6 +23,10 @@
 //!    queue of up to `prefetch_ms` of estimated work per slot (at most `queue_per_slot` tasks per
 //!    slot), so a fast provider is not idle while its report and next fetch cross the network.
 //! 5. Trusted providers take re-executions (`recheck`) first: their results settle them sooner.
+//! 6. Rules 26, reserved capacity ([`crate::reserve`]): where `p` leases slots to a requester,
+//!    that requester's jobs go before all others (never held back) into the leased slots and
+//!    their local queue, and everyone else's fit in `p`'s unleased slots only
+//!    ([`State::lease_allowances`]; `assign` enforces the same split).
 
 use crate::command::{Event, FETCH_CACHED_MAX, Rejection, Request, Signed, WAITING_MAX, WorkFetch};
 use crate::state::{Applied, Job, Provider, State};
@@ -89,6 +93,9 @@ pub const W_INPUTS: u64 = 300;
 /// Rules 24: a job that prefers low-carbon providers, for a provider whose electricity is
 /// under the carbon table's default: above the locality terms together, under fair share.
 pub const W_LOW_CARBON: u64 = 2_000;
+/// Rules 26: a job whose owner leases slots of the provider: before everything else, urgent
+/// jobs included (the slots are that requester's).
+pub const W_RESERVED: u64 = 16_000;
 
 /// Suitability weights ([`State::suitability`]), out of 1000.
 pub const S_SPEED: u64 = 400;
@@ -232,6 +239,16 @@ impl State {
         if limit == 0 {
             return out;
         }
+        // Rules 26: the requesters leasing slots of `p` and what each may still be given, and
+        // what everyone else may (`None`): see `crate::reserve`.
+        let leased = if self.rules >= 26 {
+            self.reservations.leased_by_owner(&provider)
+        } else {
+            BTreeMap::new()
+        };
+        let mut allow = self.lease_allowances(p, &leased);
+        let pool_of = |owner: &AccountId| leased.contains_key(owner).then_some(*owner);
+        let owner_of = |id: &TaskId| self.jobs.get(&id.job).map(|j| j.owner);
         // Re-executions first for a trusted provider, and for an anchor the disputes only it
         // may take (rules 18), in task order with the rest, as when they waited among them.
         if self.is_trusted(&provider) {
@@ -245,7 +262,13 @@ impl State {
                 if out.len() >= free.min(limit) {
                     break;
                 }
-                if self.fits(p, *id).is_ok() && !self.retake_barred(p, *id) {
+                let room = |allow: &mut Option<BTreeMap<Option<AccountId>, usize>>| {
+                    allow.as_mut().is_none_or(|a| {
+                        let left = owner_of(id).and_then(|o| a.get_mut(&pool_of(&o)));
+                        left.is_some_and(|n| n.checked_sub(1).map(|m| *n = m).is_some())
+                    })
+                };
+                if self.fits(p, *id).is_ok() && !self.retake_barred(p, *id) && room(&mut allow) {
                     out.push(*id);
                 }
             }
@@ -258,6 +281,7 @@ impl State {
             .filter(|job| self.fits_job(p, job, ctx.now).is_ok())
             .filter(|job| {
                 !self.may_hold(job, ctx)
+                    || leased.contains_key(&job.owner)
                     || !self.held_for(
                         p,
                         job,
@@ -288,6 +312,9 @@ impl State {
                 if let Some(job) = self.jobs.get(&c.job) {
                     let behind = service.get(&c.owner).copied().unwrap_or(0);
                     c.score = self.job_score(p, job, behind, least, ctx);
+                    if leased.contains_key(&c.owner) {
+                        c.score = c.score.saturating_add(W_RESERVED);
+                    }
                 }
             }
             // Ties go to the less-served requester, then to the older job.
@@ -310,10 +337,21 @@ impl State {
                 break;
             }
             let owners = service.len().max(1);
-            let chunk = want.saturating_sub(out.len()).div_ceil(owners).max(1);
+            let mut chunk = want.saturating_sub(out.len()).div_ceil(owners).max(1);
+            let pool = pool_of(&best.owner);
+            if let Some(a) = &allow {
+                chunk = chunk.min(a.get(&pool).copied().unwrap_or(0));
+                if chunk == 0 {
+                    best.exhausted = true;
+                    continue;
+                }
+            }
             let before = out.len();
             self.take_from_job(p, best.job, chunk, &mut out, ctx);
             let taken = out.len().saturating_sub(before);
+            if let Some(left) = allow.as_mut().and_then(|a| a.get_mut(&pool)) {
+                *left = left.saturating_sub(taken);
+            }
             if taken < chunk {
                 best.exhausted = true;
             }
@@ -326,6 +364,39 @@ impl State {
             }
         }
         out
+    }
+
+    /// Rules 26: where `p` leases slots (`leased`: slots per requester), how many more tasks
+    /// each leasing requester (`Some`) and everyone else together (`None`) may be given: its
+    /// slots and their local queue, less what it holds already. `None` where nothing is leased.
+    pub(crate) fn lease_allowances(
+        &self,
+        p: &Provider,
+        leased: &BTreeMap<AccountId, u32>,
+    ) -> Option<BTreeMap<Option<AccountId>, usize>> {
+        if leased.is_empty() {
+            return None;
+        }
+        let per_slot = (self.config.schedule.queue_per_slot as usize).saturating_add(1);
+        let mut used: BTreeMap<Option<AccountId>, usize> = BTreeMap::new();
+        for t in &p.running {
+            let owner = self.jobs.get(&t.job).map(|j| j.owner);
+            let pool = owner.filter(|o| leased.contains_key(o));
+            let n = used.entry(pool).or_default();
+            *n = n.saturating_add(1);
+        }
+        let left = |pool: Option<AccountId>, slots: u32| {
+            (slots as usize)
+                .saturating_mul(per_slot)
+                .saturating_sub(used.get(&pool).copied().unwrap_or(0))
+        };
+        let total = leased.values().fold(0u32, |s, k| s.saturating_add(*k));
+        let mut out: BTreeMap<Option<AccountId>, usize> = leased
+            .iter()
+            .map(|(owner, slots)| (Some(*owner), left(Some(*owner), *slots)))
+            .collect();
+        out.insert(None, left(None, p.spec.slots.saturating_sub(total)));
+        Some(out)
     }
 
     /// [`State::pick_tasks`] at the state's time, knowing no caches and no waiting providers.
@@ -543,7 +614,8 @@ impl State {
             ));
         }
         let price = self.price_per_fuel(p, job, None);
-        if price > job.spec.max_price {
+        // Rules 26: a lease of the job's owner pays for its tasks on `p`, whatever its price.
+        if price > job.spec.max_price && self.covering_lease(&p.id, &job.owner).is_none() {
             return Err(format!(
                 "provider asks {price} per fuel, job pays at most {}",
                 job.spec.max_price

@@ -355,6 +355,10 @@ pub struct State {
     /// Hashed only under rules 25 and later.
     #[serde(default)]
     pub market: crate::market::Market,
+    /// Rules 26: reservations of capacity and their leases (see [`crate::reserve`]). Hashed
+    /// only under rules 26 and later.
+    #[serde(default)]
+    pub reservations: crate::reserve::Reservations,
     /// Derived from `jobs`, never stored nor hashed: each provider's accepted map results
     /// ([`crate::audit::Accepted`]).
     #[serde(skip)]
@@ -410,9 +414,10 @@ impl Serialize for HashView<'_> {
             delegation,
             governance,
             market,
+            reservations,
             accepted: _,
         } = self.state;
-        let mut t = serializer.serialize_tuple(29)?;
+        let mut t = serializer.serialize_tuple(30)?;
         t.serialize_element(config)?;
         t.serialize_element(ledger)?;
         t.serialize_element(verify)?;
@@ -471,6 +476,9 @@ impl Serialize for HashView<'_> {
             t.serialize_element(governance)?;
             t.serialize_element(market)?;
         }
+        if *rules >= 26 {
+            t.serialize_element(reservations)?;
+        }
         t.end()
     }
 }
@@ -509,6 +517,7 @@ impl State {
             delegation: Default::default(),
             governance: Default::default(),
             market: Default::default(),
+            reservations: Default::default(),
             accepted: Default::default(),
         }
     }
@@ -595,6 +604,8 @@ impl State {
         // Rules 25: proposals whose voting ended are decided at the first entry applied at or
         // after the end, after its own effects.
         events.extend(self.decide_proposals(now)?);
+        // Rules 26: likewise, offers that lapsed and lease periods that ended.
+        events.extend(self.settle_reservations(now)?);
         self.now = now;
         self.applied = self.applied.saturating_add(1);
         Ok(events)
@@ -724,6 +735,16 @@ impl State {
                 deposit,
             } => self.propose(who, title, changes, *deposit, now)?,
             Action::Vote { proposal, option } => self.vote(who, *proposal, *option, now)?,
+            Action::Reserve(spec) => self.reserve(who, spec, now)?,
+            Action::AcceptReservation { reservation, slots } => {
+                self.accept_reservation(who, *reservation, *slots, now)?
+            }
+            Action::CancelReservation { reservation } => {
+                self.cancel_reservation(who, *reservation, now)?
+            }
+            Action::LeaveReservation { reservation } => {
+                self.leave_reservation(who, *reservation, now)?
+            }
         };
         Ok(events)
     }
@@ -765,6 +786,16 @@ impl State {
                     ))
                 }
             }
+            // Settled after every applied input (`State::apply`); this one only makes an entry.
+            LeaderCommand::SettleReservations => {
+                if self.reservations_due(now) {
+                    Ok(Vec::new())
+                } else {
+                    Err(Rejection::InvalidReservation(
+                        "no offer lapsed and no period ended".into(),
+                    ))
+                }
+            }
         }
     }
 
@@ -791,6 +822,13 @@ impl State {
                 bonded: self.bonded(&who),
                 need: self.ledger.min_stake,
             });
+        }
+        let leased = self.reservations.leased_slots(&who);
+        if spec.slots < leased {
+            return Err(Rejection::InvalidProviderSpec(format!(
+                "the provider holds {leased} leased slots: it keeps at least as many (leave a \
+                 reservation first)"
+            )));
         }
         let requeued = match self.providers.get_mut(&who) {
             Some(provider) => {
@@ -843,6 +881,11 @@ impl State {
             .get_mut(&who)
             .ok_or(Rejection::UnknownProvider(who))?;
         provider.status = status;
+        // Rules 26: its leases missed their periods.
+        self.leases_missed(&who);
+        let Some(provider) = self.providers.get_mut(&who) else {
+            return Err(Rejection::UnknownProvider(who));
+        };
         if status == ProviderStatus::Lost {
             provider.stats.times_lost = provider.stats.times_lost.saturating_add(1);
         }
@@ -1362,6 +1405,27 @@ impl State {
             self.fits(provider, *id)
                 .map_err(|why| Rejection::TaskDoesNotFit { task: *id, why })?;
         }
+        // Rules 26: leased slots take their requester's tasks only, and the rest everyone
+        // else's (see `crate::reserve`).
+        if self.rules >= 26 {
+            let leased = self.reservations.leased_by_owner(&who);
+            if let Some(mut allow) = self.lease_allowances(provider, &leased) {
+                for id in tasks {
+                    let owner = self.jobs.get(&id.job).map(|j| j.owner);
+                    let pool = owner.filter(|o| leased.contains_key(o));
+                    let left = allow.get_mut(&pool).filter(|n| **n > 0).ok_or_else(|| {
+                        Rejection::TaskDoesNotFit {
+                            task: *id,
+                            why: match pool {
+                                Some(_) => "its owner's leased slots are full".into(),
+                                None => "the provider's other slots are leased".into(),
+                            },
+                        }
+                    })?;
+                    *left = left.saturating_sub(1);
+                }
+            }
+        }
         if let Some(p) = self.providers.get_mut(&who) {
             p.running.extend(tasks.iter().copied());
         }
@@ -1681,6 +1745,10 @@ impl State {
             let waited = now.saturating_sub(run.started);
             if let Some(p) = self.providers.get_mut(&who) {
                 p.stats.tasks_timed_out = p.stats.tasks_timed_out.saturating_add(1);
+            }
+            // Rules 26: a lease whose reserved run timed out missed its period.
+            if let Some(owner) = self.jobs.get(&id.job).map(|j| j.owner) {
+                self.lease_missed(&who, &owner);
             }
             let reason = format!("timed out: provider {who} did not report within {waited} ms");
             self.attempt_failed(*id, who, reason, now, &mut events)?;

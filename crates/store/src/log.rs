@@ -396,6 +396,11 @@ impl SqliteLog {
                  seq   INTEGER PRIMARY KEY,
                  state BLOB NOT NULL
              );
+             -- State format 16 (the state gained its reservations, rules 26).
+             CREATE TABLE IF NOT EXISTS snapshots_v16 (
+                 seq   INTEGER PRIMARY KEY,
+                 state BLOB NOT NULL
+             );
              CREATE TABLE IF NOT EXISTS blocks (
                  height INTEGER PRIMARY KEY,
                  block  BLOB NOT NULL
@@ -761,6 +766,7 @@ fn log_length(conn: &Connection) -> rusqlite::Result<u64> {
         "snapshots_v13",
         "snapshots_v14",
         "snapshots_v15",
+        "snapshots_v16",
     ] {
         let exists: i64 = conn.query_row(
             "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = ?1",
@@ -895,7 +901,8 @@ pub fn decode_genesis(bytes: &[u8], format: u32) -> Result<Genesis, postcard::Er
 /// rules 19, format 12 is format 13 without the trailing `gpu`, empty before rules 23, and
 /// format 13 is format 14 without the trailing `energy`, empty before rules 24, and format 14
 /// is format 15 without the trailing `delegation`, `governance` and `market`, empty before rules
-/// 25: their encodings are appended (the migration).
+/// 25, and format 15 is format 16 without the trailing `reservations`, empty before rules 26:
+/// their encodings are appended (the migration).
 ///
 /// Public for the fuzz targets (`fuzz/`).
 pub fn decode_snapshot(bytes: &[u8], format: u32) -> Result<State, postcard::Error> {
@@ -945,6 +952,9 @@ pub fn decode_snapshot(bytes: &[u8], format: u32) -> Result<State, postcard::Err
         v5.extend(encode(&engine::Delegations::default()));
         v5.extend(encode(&engine::Governance::default()));
         v5.extend(encode(&engine::Market::default()));
+    }
+    if format <= 15 {
+        v5.extend(encode(&engine::reserve::Reservations::default()));
     }
     postcard::from_bytes(&v5)
 }
@@ -1028,18 +1038,18 @@ impl CommandLog for SqliteLog {
             .transaction()
             .map_err(|e| sqlite_err(&self.path, e))?;
         tx.execute(
-            "INSERT OR REPLACE INTO snapshots_v15 (seq, state) VALUES (?1, ?2)",
+            "INSERT OR REPLACE INTO snapshots_v16 (seq, state) VALUES (?1, ?2)",
             params![to_sql(seq), encode(state)],
         )
         .and_then(|_| {
             tx.query_row(
-                "SELECT max(seq) FROM snapshots_v15 WHERE seq <= ?1",
+                "SELECT max(seq) FROM snapshots_v16 WHERE seq <= ?1",
                 params![to_sql(through)],
                 |r| r.get::<_, Option<i64>>(0),
             )
         })
         .and_then(|keep| match keep {
-            Some(keep) => tx.execute("DELETE FROM snapshots_v15 WHERE seq < ?1", params![keep]),
+            Some(keep) => tx.execute("DELETE FROM snapshots_v16 WHERE seq < ?1", params![keep]),
             // None old enough yet: every snapshot stays.
             None => Ok(0),
         })
@@ -1047,15 +1057,16 @@ impl CommandLog for SqliteLog {
             // At most `KEPT_SNAPSHOTS` (rows that stopped being written, a failed history
             // writer, do not keep every snapshot: a replay then starts from the genesis).
             tx.execute(
-                "DELETE FROM snapshots_v15 WHERE seq < (SELECT seq FROM snapshots_v15
+                "DELETE FROM snapshots_v16 WHERE seq < (SELECT seq FROM snapshots_v16
                      ORDER BY seq DESC LIMIT 1 OFFSET ?1)",
                 params![KEPT_SNAPSHOTS - 1],
             )
         })
         .and_then(|_| {
             // Those of the older formats are never read again (`snapshot_at_or_before` reads
-            // format 15 first, and they are older).
+            // format 16 first, and they are older).
             for table in [
+                "snapshots_v15",
                 "snapshots_v14",
                 "snapshots_v13",
                 "snapshots_v12",
@@ -1081,10 +1092,11 @@ impl CommandLog for SqliteLog {
     }
 
     fn snapshot_at_or_before(&self, seq: u64) -> Result<Option<(u64, State)>, StoreError> {
-        // Formats 12 to 14 keep several snapshots (a log written in an older one may still hold
+        // Formats 12 to 16 keep several snapshots (a log written in an older one may still hold
         // them until its first snapshot in the newest); logs written before format 12 hold one
         // at most.
         for (table, format) in [
+            ("snapshots_v16", 16),
             ("snapshots_v15", 15),
             ("snapshots_v14", 14),
             ("snapshots_v13", 13),
@@ -1117,9 +1129,10 @@ impl CommandLog for SqliteLog {
     }
 
     fn latest_snapshot(&self) -> Result<Option<(u64, State)>, StoreError> {
-        // Format 15 first; a log written before it may hold a format-14, 13, 12, 11, 10, 9, 8, 7,
+        // Format 16 first; a log written before it may hold a format-15, 14, 13, 12, 11, 10, 9, 8, 7,
         // 6, 5, 4, 3, 2 or 1 snapshot instead.
         for (table, format) in [
+            ("snapshots_v16", 16),
             ("snapshots_v15", 15),
             ("snapshots_v14", 14),
             ("snapshots_v13", 13),
@@ -1766,7 +1779,8 @@ mod tests {
                     + encode(&engine::energy::Energy::default()).len()
                     + encode(&engine::Delegations::default()).len()
                     + encode(&engine::Governance::default()).len()
-                    + encode(&engine::Market::default()).len();
+                    + encode(&engine::Market::default()).len()
+                    + encode(&engine::reserve::Reservations::default()).len();
                 let full = full[..full.len() - cut].to_vec();
                 let (key, table, old_genesis, old_state) = if format == 1 {
                     let cut = encode(&engine::Validators::default()).len() + rules.len();
@@ -1817,7 +1831,7 @@ mod tests {
             let (seq, read) = log.latest_snapshot().unwrap().unwrap();
             assert_eq!((seq, read.hash()), (1, hash_then), "format {format}");
             assert_eq!(read, state, "format {format}");
-            // A new snapshot is written in format 15 and replaces the old one.
+            // A new snapshot is written in format 16 and replaces the old one.
             log.save_snapshot(1, &state).unwrap();
             for table in [
                 "snapshots",
@@ -1834,6 +1848,7 @@ mod tests {
                 "snapshots_v12",
                 "snapshots_v13",
                 "snapshots_v14",
+                "snapshots_v15",
             ] {
                 let old: i64 = log
                     .conn
@@ -1850,14 +1865,14 @@ mod tests {
     }
 
     #[test]
-    fn format_3_to_14_snapshots_read_with_what_they_lacked_and_are_replaced_by_format_15() {
-        for format in [3u32, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14] {
+    fn format_3_to_15_snapshots_read_with_what_they_lacked_and_are_replaced_by_format_16() {
+        for format in [3u32, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15] {
             let dir = tempfile::tempdir().unwrap();
             let mut genesis = Genesis::dev(AccountId([9; 32]));
             // The rules of the formats' times: 4 (format 3), 7 (format 4), 9 (format 5), 10
             // (format 6), 11 (format 7), 12 (format 8), 15 (format 9), 17 (format 10), 18
-            // (format 11), 22 (format 12), 23 (format 13) and 24 (format 14).
-            genesis.rules = [4, 7, 9, 10, 11, 12, 15, 17, 18, 22, 23, 24][format as usize - 3];
+            // (format 11), 22 (format 12), 23 (format 13), 24 (format 14) and 25 (format 15).
+            genesis.rules = [4, 7, 9, 10, 11, 12, 15, 17, 18, 22, 23, 24, 25][format as usize - 3];
             genesis.action_fee = if format >= 5 { 3 } else { 0 };
             if format < 6 {
                 genesis.storage = None;
@@ -1889,9 +1904,12 @@ mod tests {
                 )
                 .unwrap();
             let full = encode(&state);
-            let mut cut = encode(&engine::Delegations::default()).len()
-                + encode(&engine::Governance::default()).len()
-                + encode(&engine::Market::default()).len();
+            let mut cut = encode(&engine::reserve::Reservations::default()).len();
+            if format <= 14 {
+                cut += encode(&engine::Delegations::default()).len()
+                    + encode(&engine::Governance::default()).len()
+                    + encode(&engine::Market::default()).len();
+            }
             if format <= 13 {
                 cut += encode(&engine::energy::Energy::default()).len();
             }
@@ -2564,7 +2582,7 @@ mod history_format_tests {
         }
         log.conn
             .execute(
-                "INSERT INTO snapshots_v15 (seq, state) VALUES (3, ?1)",
+                "INSERT INTO snapshots_v16 (seq, state) VALUES (3, ?1)",
                 [encode(&at_three)],
             )
             .unwrap();
@@ -2586,7 +2604,7 @@ mod history_format_tests {
         }
         let kept: Vec<i64> = log
             .conn
-            .prepare("SELECT seq FROM snapshots_v15 ORDER BY seq")
+            .prepare("SELECT seq FROM snapshots_v16 ORDER BY seq")
             .unwrap()
             .query_map([], |r| r.get(0))
             .unwrap()

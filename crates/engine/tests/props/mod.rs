@@ -185,6 +185,36 @@ enum Op {
         proposal: u8,
         option: u8,
     },
+    /// Rules 26: `requester(who)` (or, now and then, `anyone(who)`) reserves `slots` slots (in
+    /// the providers' region when `region`) for `periods` periods of `period_ms` at `price` per
+    /// slot per period.
+    Reserve {
+        who: u8,
+        slots: u32,
+        periods: u32,
+        period_ms: u64,
+        price: u128,
+        region: bool,
+    },
+    /// Rules 26: `provider(p)` accepts `slots` of the reservation picked by `pick`.
+    AcceptReservation {
+        p: u8,
+        pick: u8,
+        slots: u32,
+    },
+    /// Rules 26: `anyone(who)` cancels the reservation picked by `pick` (mostly its owner).
+    CancelReservation {
+        by_owner: bool,
+        who: u8,
+        pick: u8,
+    },
+    /// Rules 26: `provider(p)` leaves the reservation picked by `pick`.
+    LeaveReservation {
+        p: u8,
+        pick: u8,
+    },
+    /// Rules 26: the leader's settlement entry (refused unless something is due).
+    SettleReservations,
     /// Evidence that `anyone(who)` signed two headers at `height` (the same header twice when
     /// `same`: not evidence). Signatures are the shell's to check, not the engine's.
     Equivocate {
@@ -339,6 +369,20 @@ fn gov_op() -> impl Strategy<Value = Op> {
     ]
 }
 
+/// Rules 26: reservations, leases and their settlement.
+fn reserve_op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        2 => (any::<u8>(), prop_oneof![9 => 1..4u32, 1 => 0..100u32], prop_oneof![9 => 1..4u32, 1 => Just(0u32)], prop_oneof![Just(1_000u64), Just(2_000u64), Just(600_000u64)], prop_oneof![6 => 1..300u128, 1 => amount()], any::<bool>())
+            .prop_map(|(who, slots, periods, period_ms, price, region)| Op::Reserve { who, slots, periods, period_ms, price, region }),
+        3 => (0..4u8, any::<u8>(), prop_oneof![9 => 1..3u32, 1 => 0..6u32])
+            .prop_map(|(p, pick, slots)| Op::AcceptReservation { p, pick, slots }),
+        1 => (prop_oneof![4 => Just(true), 1 => Just(false)], any::<u8>(), any::<u8>())
+            .prop_map(|(by_owner, who, pick)| Op::CancelReservation { by_owner, who, pick }),
+        1 => (0..4u8, any::<u8>()).prop_map(|(p, pick)| Op::LeaveReservation { p, pick }),
+        1 => Just(Op::SettleReservations),
+    ]
+}
+
 fn ledger_op() -> impl Strategy<Value = Op> {
     prop_oneof![
         2 => (any::<u8>(), any::<u8>(), amount())
@@ -457,6 +501,7 @@ fn op() -> impl Strategy<Value = Op> {
             .prop_map(|(all, picks)| Op::ReleaseStorage { all, picks }),
         3 => ledger_op(),
         3 => gov_op(),
+        3 => reserve_op(),
         3 => (0..4u8, prop_oneof![2 => Just(0u8), 1 => any::<u8>()], proptest::option::of(prop_oneof![9 => 0..1000u32, 1 => 1990..2010u32]))
             .prop_map(|(p, reasons, grams)| Op::Announce { p, reasons, grams }),
     ]
@@ -1031,6 +1076,62 @@ fn build(s: &State, step: &Step, time: Time) -> Built {
         Op::Unstake { who, amount } => {
             Ok(action(provider(*who), Action::Unstake { amount: *amount }))
         }
+        Op::Reserve {
+            who,
+            slots,
+            periods,
+            period_ms,
+            price,
+            region,
+        } => Ok(action(
+            // Mostly those who submit jobs, so that leases cover tasks.
+            if *who < 200 {
+                requester(*who)
+            } else {
+                anyone(*who)
+            },
+            Action::Reserve(engine::reserve::ReservationSpec {
+                slots: *slots,
+                cores: 0,
+                memory_bytes: 0,
+                gpu: false,
+                region: region.then(|| "r".to_string()),
+                period_ms: *period_ms,
+                periods: *periods,
+                price_per_slot: *price,
+            }),
+        )),
+        Op::AcceptReservation { p, pick, slots } => Ok(action(
+            provider(*p),
+            Action::AcceptReservation {
+                reservation: pick_reservation(s, *pick),
+                slots: *slots,
+            },
+        )),
+        Op::CancelReservation {
+            by_owner,
+            who,
+            pick,
+        } => {
+            let reservation = pick_reservation(s, *pick);
+            let owner = s
+                .reservations
+                .reservations
+                .get(&reservation)
+                .map(|r| r.owner);
+            let who = match owner {
+                Some(owner) if *by_owner => owner,
+                _ => anyone(*who),
+            };
+            Ok(action(who, Action::CancelReservation { reservation }))
+        }
+        Op::LeaveReservation { p, pick } => Ok(action(
+            provider(*p),
+            Action::LeaveReservation {
+                reservation: pick_reservation(s, *pick),
+            },
+        )),
+        Op::SettleReservations => Err(LeaderCommand::SettleReservations),
         Op::Release { who } => Err(LeaderCommand::ReleaseStake {
             account: anyone(*who),
         }),
@@ -1207,7 +1308,51 @@ fn lost_input(s: &State, who: AccountId, time: Time) -> Input {
 }
 
 /// Everything that must hold of any reachable state.
+/// Rules 26: a reservation id drawn from `pick`: mostly a live one, sometimes any (or none).
+fn pick_reservation(s: &State, pick: u8) -> u64 {
+    let live: Vec<u64> = s
+        .reservations
+        .reservations
+        .values()
+        .filter(|r| r.ended.is_none() || pick >= 240)
+        .map(|r| r.id)
+        .collect();
+    match live.len() {
+        0 => u64::from(pick % 3),
+        n => live[pick as usize % n],
+    }
+}
+
 fn check_invariants(s: &State) -> Result<(), TestCaseError> {
+    // Rules 26: every reservation holds exactly its open slots' and current periods' price,
+    // no provider leases more slots than it has, and the next due time is the earliest.
+    prop_assert!(s.rules >= 26 || s.reservations == engine::reserve::Reservations::default());
+    for r in s.reservations.reservations.values() {
+        prop_assert_eq!(
+            r.open_held,
+            r.spec.price_per_slot * u128::from(r.open_slots)
+        );
+        let leases = s.reservations.leases_of(r.id);
+        let leased: u32 = leases.iter().map(|(_, l)| l.slots).sum();
+        prop_assert!(r.open_slots + leased <= r.spec.slots);
+        prop_assert_eq!(r.ended.is_some(), r.open_slots == 0 && leases.is_empty());
+        for (_, l) in &leases {
+            prop_assert_eq!(l.held, r.spec.price_per_slot * u128::from(l.slots));
+            prop_assert!(l.period < r.spec.periods);
+            prop_assert!(s.reservations.next_due <= Some(l.period_start + r.spec.period_ms));
+        }
+        if r.open_slots > 0 {
+            prop_assert!(s.reservations.next_due <= Some(r.open_until));
+        }
+    }
+    for (p, leases) in &s.reservations.leases {
+        prop_assert!(!leases.is_empty());
+        prop_assert!(
+            s.reservations.leased_slots(p) <= s.providers[p].spec.slots,
+            "{:?} leases more slots than it has",
+            p
+        );
+    }
     // Rules 25: a pool's shares are its delegations', its delegators are counted, and its
     // rewards cover what every delegation could withdraw (exact to the base unit: rounding
     // leaves dust in the pool, never a claim the pool cannot pay).
@@ -1950,7 +2095,42 @@ fn check_events(
                             _ => 0,
                         })
                         .sum();
-                    paid + received
+                    // Rules 25 and 26: what the entry's decisions of proposals and settlement of
+                    // reservations moved (after its own effect: a transfer may leave too little
+                    // for the next period).
+                    let settled: i128 = events
+                        .iter()
+                        .map(|e| match e {
+                            Event::ReservationRenewed {
+                                reservation,
+                                amount,
+                                ..
+                            } if before.reservations.reservations[reservation].owner == *who => {
+                                -(*amount as i128)
+                            }
+                            Event::ReservationRefunded { owner, amount, .. } if owner == who => {
+                                *amount as i128
+                            }
+                            Event::ReservationPaid {
+                                provider, amount, ..
+                            } if provider == who => *amount as i128,
+                            Event::ReservationPaid { fee, .. } if *who == after.ledger.treasury => {
+                                *fee as i128
+                            }
+                            // Rules 25: likewise its decision of proposals.
+                            Event::DepositReturned {
+                                proposer, amount, ..
+                            } if proposer == who => *amount as i128,
+                            Event::TreasurySpent { to, amount } if to == who => *amount as i128,
+                            Event::TreasurySpent { amount, .. }
+                                if *who == after.ledger.treasury =>
+                            {
+                                -(*amount as i128)
+                            }
+                            _ => 0,
+                        })
+                        .sum();
+                    paid + received + settled
                 };
                 prop_assert_eq!(
                     after.balance(from) as i128,
@@ -2077,8 +2257,12 @@ fn check_events(
                     before.delegated_to(provider) + amount
                 );
                 prop_assert!(delegator != provider);
-                // Its rewards so far were paid before the shares were bought.
-                prop_assert_eq!(after.pending_rewards(delegator, provider), 0);
+                // Its rewards so far were paid before the shares were bought (rules 26: unless
+                // the entry's settlement of reservations paid the pool since).
+                let paid_since = events[i..].iter().any(
+                    |e| matches!(e, Event::DelegatorsPaid { provider: p, .. } if p == provider),
+                );
+                prop_assert!(paid_since || after.pending_rewards(delegator, provider) == 0);
             }
             Event::Undelegated {
                 delegator,
@@ -2108,7 +2292,8 @@ fn check_events(
                 // Only right after the provider's own payment (checked there).
                 let after_pay = matches!(
                     i.checked_sub(1).and_then(|j| events.get(j)),
-                    Some(Event::TaskPaid { provider: q, .. }) if q == provider
+                    Some(Event::TaskPaid { provider: q, .. }
+                        | Event::ReservationPaid { provider: q, .. }) if q == provider
                 );
                 prop_assert!(after_pay, "delegators of {:?} paid alone", provider);
             }
@@ -2187,6 +2372,117 @@ fn check_events(
                     )
                 });
                 prop_assert!(passed, "a treasury spend without a passed proposal");
+            }
+            Event::Reserved {
+                reservation,
+                owner,
+                slots,
+                held,
+                ..
+            } => {
+                let r = &after.reservations.reservations[reservation];
+                prop_assert!(!before.reservations.reservations.contains_key(reservation));
+                prop_assert_eq!(r.owner, *owner);
+                prop_assert_eq!(*held, r.spec.price_per_slot * u128::from(*slots));
+            }
+            Event::ReservationAccepted {
+                reservation,
+                provider,
+                slots,
+                ..
+            } => {
+                let Input::Signed(signed) = &entry.input else {
+                    return Err(TestCaseError::fail("an acceptance not signed"));
+                };
+                prop_assert_eq!(signed.signer, *provider);
+                let r = &before.reservations.reservations[reservation];
+                prop_assert!(r.owner != *provider && !r.cancelled && *slots <= r.open_slots);
+                prop_assert!(r.spec.admits(&before.providers[provider].spec).is_ok());
+                prop_assert!(before.has_min_stake(provider));
+            }
+            Event::ReservationPaid {
+                reservation,
+                provider,
+                period,
+                amount,
+                fee,
+            } => {
+                // The period's escrow, all of it: the fee, the pool's share, the rest kept.
+                // (Several periods may have ended by this entry: each is paid in turn.)
+                let lease = &before.reservations.leases[provider][reservation];
+                prop_assert!(*period >= lease.period);
+                let pooled = match events.get(i + 1) {
+                    Some(Event::DelegatorsPaid {
+                        provider: p,
+                        amount,
+                        ..
+                    }) if p == provider => *amount,
+                    _ => 0,
+                };
+                prop_assert_eq!(*amount + *fee + pooled, lease.held);
+                prop_assert!(!lease.missed);
+                prop_assert_eq!(
+                    after.providers[provider].status,
+                    engine::ProviderStatus::Active
+                );
+            }
+            Event::ReservationRenewed {
+                reservation,
+                provider,
+                period,
+                amount,
+                ..
+            } => {
+                // (It may run out within the same entry: several periods ended at once.)
+                let was = &before.reservations.leases[provider][reservation];
+                let r = &before.reservations.reservations[reservation];
+                prop_assert!(*period > was.period && *period < r.spec.periods);
+                prop_assert_eq!(*amount, was.held);
+                prop_assert!(!r.cancelled);
+            }
+            Event::ReservationCancelled { reservation } => {
+                let Input::Signed(signed) = &entry.input else {
+                    return Err(TestCaseError::fail("a cancellation not signed"));
+                };
+                prop_assert_eq!(
+                    signed.signer,
+                    before.reservations.reservations[reservation].owner
+                );
+            }
+            Event::ReservationRefunded {
+                reservation,
+                owner,
+                amount,
+            } => {
+                let r = &after.reservations.reservations.get(reservation);
+                prop_assert!(r.is_none_or(|r| r.owner == *owner && r.refunded >= *amount));
+                prop_assert!(*amount > 0);
+            }
+            Event::LeaseEnded {
+                reservation,
+                provider,
+                ..
+            } => {
+                prop_assert!(before.reservations.leases[provider].contains_key(reservation));
+                prop_assert!(
+                    after
+                        .reservations
+                        .leases
+                        .get(provider)
+                        .is_none_or(|m| !m.contains_key(reservation))
+                );
+            }
+            Event::TaskCovered {
+                task,
+                provider,
+                reservation,
+            } => {
+                let job = &before.jobs[&task.job];
+                prop_assert_eq!(
+                    before.covering_lease(provider, &job.owner),
+                    Some(*reservation)
+                );
+                prop_assert_eq!(after.jobs[&task.job].escrow.paid, job.escrow.paid);
             }
             Event::ProposalDecided { proposal, status } => {
                 let p = &after.governance.proposals[proposal];
@@ -2487,6 +2783,47 @@ proptest! {
         let all: Vec<Step> = prologue
             .into_iter()
             .flat_map(|(stake, register, delegate)| [stake, register, delegate])
+            .chain(steps)
+            .collect();
+        run(&all, validators)?;
+    }
+
+    /// Rules 26: as above, with a requester's lease on provider 0 and a job of its from the
+    /// start, so that its tasks run covered, periods are paid and renewed, and leases end in every way.
+    #[test]
+    fn random_sequences_around_a_lease_keep_invariants_and_replay(
+        prologue in [0u8, 1, 2, 3].map(|p| {
+            (
+                step_with(Just(Op::Stake { who: p, amount: 60 })),
+                step_with(register(Just(p))),
+            )
+        }),
+        lease in (step_with(Just(Op::Reserve {
+            who: 0,
+            slots: 2,
+            periods: 3,
+            period_ms: 600_000,
+            price: 50,
+            region: false,
+        })), step_with(Just(Op::AcceptReservation { p: 0, pick: 0, slots: 1 })),
+            // A job of its that only the lease pays for, trusting one result.
+            step_with(Just(Op::Submit {
+                owner: 0,
+                tasks: 3,
+                reduce: false,
+                memory: 16 * MIB,
+                reduce_memory: 16 * MIB,
+                max_price: 0,
+                deadline_in: 300,
+                redundancy: 0,
+            }))),
+        steps in proptest::collection::vec(step(), 0..90),
+        validators in any::<bool>(),
+    ) {
+        let all: Vec<Step> = prologue
+            .into_iter()
+            .flat_map(|(stake, register)| [stake, register])
+            .chain([lease.0, lease.1, lease.2])
             .chain(steps)
             .collect();
         run(&all, validators)?;

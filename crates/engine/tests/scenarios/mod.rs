@@ -18,6 +18,7 @@ mod outlook;
 mod private;
 mod providers;
 mod reports;
+mod reserve;
 mod schedule;
 mod storage;
 mod verify;
