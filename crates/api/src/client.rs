@@ -977,6 +977,29 @@ impl Client {
         self.get(&format!("/v1/proposals/{id}")).await
     }
 
+    /// Rules 26: the newest reservations, of `owner` only and/or leased by `provider` only.
+    pub async fn reservations(
+        &self,
+        owner: Option<AccountId>,
+        provider: Option<AccountId>,
+    ) -> Result<Vec<crate::wire::ReservationView>, ClientError> {
+        let query: Vec<String> = [("owner", owner), ("provider", provider)]
+            .into_iter()
+            .filter_map(|(k, v)| v.map(|v| format!("{k}={v}")))
+            .collect();
+        if query.is_empty() {
+            self.get("/v1/reservations").await
+        } else {
+            self.get(&format!("/v1/reservations?{}", query.join("&")))
+                .await
+        }
+    }
+
+    /// Rules 26: one reservation and its leases.
+    pub async fn reservation(&self, id: u64) -> Result<crate::wire::ReservationView, ClientError> {
+        self.get(&format!("/v1/reservations/{id}")).await
+    }
+
     pub async fn account(&self, id: AccountId) -> Result<AccountView, ClientError> {
         self.get(&format!("/v1/accounts/{id}")).await
     }

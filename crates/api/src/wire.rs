@@ -24,6 +24,8 @@
 //! | `GET  /v1/accounts/{id}`      |                        | [`AccountView`]      |
 //! | `GET  /v1/accounts/{id}/history` | `?before=SEQ&limit=N` | [`HistoryPage`]     |
 //! | `GET  /v1/network`            |                        | [`NetworkView`]      |
+//! | `GET  /v1/reservations`       | `?owner=ACCOUNT&provider=ACCOUNT` (newest first, at most 200) | `Vec<`[`ReservationView`]`>` |
+//! | `GET  /v1/reservations/{id}`  |                        | [`ReservationView`] or 404 |
 //! | `GET  /v1/chain/genesis`      |                        | `Genesis`            |
 //! | `GET  /v1/chain`              |                        | [`ChainView`]        |
 //! | `GET  /v1/chain/blocks`       | `?from=H&limit=N`      | `Vec<Block>`         |
@@ -585,6 +587,107 @@ pub struct MarketView {
 
 /// The most proposals `GET /v1/proposals` lists.
 pub const PROPOSALS_PAGE_MAX: usize = 200;
+
+/// Rules 26: where a reservation stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum ReservationStatus {
+    /// Offered: no provider has accepted a slot yet.
+    Open,
+    /// At least one provider holds a lease of it.
+    Active,
+    /// Its owner cancelled it: its leases run to the end of their current period.
+    Cancelling,
+    /// Nothing is open and no lease runs any more.
+    Ended,
+}
+
+/// Rules 26: one provider's lease of a reservation's slots.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct LeaseView {
+    pub provider: AccountId,
+    pub slots: u32,
+    /// Which period runs now, from 0.
+    pub period: u32,
+    pub period_start: Time,
+    /// When the current period ends (it is then paid, or refunded when missed).
+    pub period_end: Time,
+    /// The current period's prepaid escrow: `slots × price_per_slot`.
+    #[serde(with = "engine::types::amount")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub held: Amount,
+    /// The provider missed this period: it is refunded and the lease ends.
+    pub missed: bool,
+}
+
+/// Rules 26: a reservation of capacity, its spec and what its escrow did.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ReservationView {
+    pub id: u64,
+    pub owner: AccountId,
+    /// Slots reserved, over one or more providers.
+    pub slots: u32,
+    /// Least cores a slot's provider has (0: any).
+    pub cores: u32,
+    /// Least memory a slot's provider has, in bytes (0: any).
+    pub memory_bytes: u64,
+    /// Only providers that declare a GPU.
+    pub gpu: bool,
+    /// Only providers in this region.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    pub period_ms: u64,
+    /// Periods a lease runs.
+    pub periods: u32,
+    /// What one slot costs per period.
+    #[serde(with = "engine::types::amount")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub price_per_slot: Amount,
+    pub created: Time,
+    /// Slots not accepted by then are refunded.
+    pub open_until: Time,
+    /// Slots no provider has accepted yet.
+    pub open_slots: u32,
+    /// Their prepaid escrow.
+    #[serde(with = "engine::types::amount")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub open_held: Amount,
+    pub cancelled: bool,
+    /// Paid to providers so far (before fees).
+    #[serde(with = "engine::types::amount")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub paid: Amount,
+    /// Refunded to the owner so far.
+    #[serde(with = "engine::types::amount")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub refunded: Amount,
+    /// The owner's tasks that leased slots ran (paid by the reservation, not by their jobs).
+    pub tasks_covered: u64,
+    /// When it ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended: Option<Time>,
+    pub status: ReservationStatus,
+    /// The leases running now, by provider.
+    pub leases: Vec<LeaseView>,
+}
+
+/// The most reservations `GET /v1/reservations` lists.
+pub const RESERVATIONS_PAGE_MAX: usize = 200;
+
+/// `?owner=&provider=` of `GET /v1/reservations`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ReservationsQuery {
+    /// Only this account's reservations (hex account id).
+    #[serde(default)]
+    pub owner: Option<String>,
+    /// Only the reservations this provider holds a lease of now (hex account id).
+    #[serde(default)]
+    pub provider: Option<String>,
+}
 
 /// Rules 25: one of an account's delegations.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

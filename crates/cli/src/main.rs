@@ -14,6 +14,7 @@ mod provider_cmd;
 mod provider_config;
 mod reads_bench;
 mod requester;
+mod reserve;
 mod service;
 mod sim_cmd;
 mod soak_bench;
@@ -106,6 +107,10 @@ enum Command {
     /// Governance: propose parameter changes and treasury spends, vote with your stake
     #[command(subcommand)]
     Gov(gov::GovCommand),
+    /// Reserved capacity: reserve task slots for periods at a price per slot per period, and
+    /// (providers) lease them
+    #[command(subcommand)]
+    Reserve(reserve::ReserveCommand),
     /// Simulate a whole network in virtual time, the real engine deciding (see docs/simulation.md)
     Sim(sim_cmd::SimArgs),
     /// The validator set, and votes to add or remove a validator
@@ -623,6 +628,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Gov(cmd) => {
             init_tracing("warn");
             gov::run(cmd).await
+        }
+        Command::Reserve(cmd) => {
+            init_tracing("warn");
+            reserve::run(cmd).await
         }
         Command::Sim(args) => tokio::task::block_in_place(|| sim_cmd::run(args)),
         Command::Validator(cmd) => {

@@ -363,9 +363,15 @@ pub(crate) async fn act(
 ) -> anyhow::Result<api::wire::ActionResponse> {
     let client = Client::new(&opts.coordinator);
     client.action(me, action).await.map_err(|e| {
-        let hint = match e.status() {
-            Some(402) => " (see `gridmint wallet balance`)",
-            Some(403) => " (the faucet exists only on networks started with --dev)",
+        let code = match &e {
+            api::ClientError::Api { body, .. } => body.error.as_str(),
+            _ => "",
+        };
+        let hint = match (e.status(), code) {
+            (Some(402), _) => " (see `gridmint wallet balance`)",
+            (Some(403), "faucet_disabled") => {
+                " (the faucet exists only on networks started with --dev)"
+            }
             _ => "",
         };
         anyhow::anyhow!("{e}{hint}")
@@ -682,6 +688,60 @@ pub fn describe(me: &AccountId, event: &Event) -> String {
             "",
             percent(u64::from(*commission_bps))
         ),
+        Event::Reserved {
+            reservation, held, ..
+        } => format!(
+            "{:>22}  first period of reservation {reservation} prepaid",
+            minus(*held)
+        ),
+        Event::ReservationPaid {
+            reservation,
+            provider,
+            period,
+            amount,
+            fee,
+        } if provider == me => format!(
+            "{:>22}  paid for period {} of reservation {reservation} (fee {})",
+            plus(*amount),
+            period + 1,
+            Tokens(*fee)
+        ),
+        Event::ReservationPaid {
+            reservation, fee, ..
+        } => format!(
+            "{:>22}  protocol fee on reservation {reservation}",
+            plus(*fee)
+        ),
+        Event::ReservationRefunded {
+            reservation,
+            amount,
+            ..
+        } => format!(
+            "{:>22}  refunded by reservation {reservation}",
+            plus(*amount)
+        ),
+        Event::ReservationRenewed {
+            reservation,
+            provider,
+            period,
+            amount,
+            ..
+        } if provider == me => format!(
+            "{:>22}  reservation {reservation} renewed into period {} ({} held for it)",
+            "",
+            period + 1,
+            Tokens(*amount)
+        ),
+        Event::ReservationRenewed {
+            reservation,
+            period,
+            amount,
+            ..
+        } => format!(
+            "{:>22}  period {} of reservation {reservation} prepaid",
+            minus(*amount),
+            period + 1
+        ),
         other => format!("{other:?}"),
     }
 }
@@ -723,6 +783,18 @@ mod tests {
             commission_bps: 1_250,
         };
         assert!(describe(&b, &set).contains("commission set to 12.5%"));
+        let period = Event::ReservationPaid {
+            reservation: 4,
+            provider: a,
+            period: 0,
+            amount: 4_750_000_000,
+            fee: 250_000_000,
+        };
+        assert!(
+            describe(&a, &period)
+                .contains("+4.75 GRID  paid for period 1 of reservation 4 (fee 0.25 GRID)")
+        );
+        assert!(describe(&b, &period).contains("+0.25 GRID  protocol fee on reservation 4"));
     }
 
     #[test]

@@ -769,6 +769,39 @@ fn routes(s: &mut Schemas) -> Vec<Route> {
         },
         Route {
             method: Get,
+            path: "/v1/reservations",
+            summary: "Reserved capacity (rules 26): the newest reservations with their leases",
+            params: vec![
+                query("owner", account(), "only this account's reservations"),
+                query(
+                    "provider",
+                    account(),
+                    "only the reservations this provider holds a lease of now",
+                ),
+            ],
+            body: None,
+            ok: vec![(
+                200,
+                "newest first, at most 200",
+                Some(Body::Json(s.list::<wire::ReservationView>())),
+            )],
+            errors: vec![400],
+        },
+        Route {
+            method: Get,
+            path: "/v1/reservations/{id}",
+            summary: "A reservation (rules 26): its spec, status, escrow and leases",
+            params: vec![path("id", unsigned(), "the reservation's number")],
+            body: None,
+            ok: vec![(
+                200,
+                "the reservation",
+                Some(Body::Json(s.of::<wire::ReservationView>())),
+            )],
+            errors: vec![400, 404],
+        },
+        Route {
+            method: Get,
             path: "/v1/chain/genesis",
             summary: "The genesis the network started from",
             params: vec![],

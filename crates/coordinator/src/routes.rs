@@ -68,6 +68,8 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/v1/proposals", get(proposals))
         .route("/v1/market", get(market))
         .route("/v1/proposals/{id}", get(proposal))
+        .route("/v1/reservations", get(reservations))
+        .route("/v1/reservations/{id}", get(reservation))
         .route("/v1/chain/genesis", get(genesis))
         .route("/v1/chain", get(chain))
         .route("/v1/chain/blocks", get(chain_blocks))
@@ -1992,6 +1994,47 @@ async fn proposal(
         .read(move |_, node| {
             views::proposal(&node.state, id)
                 .ok_or_else(|| ApiError::NotFound(format!("unknown proposal {id}")))
+        })
+        .await??;
+    Ok(Json(view))
+}
+
+/// Rules 26: the newest reservations, of an owner and/or leased by a provider.
+async fn reservations(
+    State(shared): S,
+    query: Result<Query<api::wire::ReservationsQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Json<Vec<api::wire::ReservationView>>> {
+    let Query(q) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let owner: Option<AccountId> = q
+        .owner
+        .as_deref()
+        .map(|o| parse_id("owner account id", o))
+        .transpose()?;
+    let provider: Option<AccountId> = q
+        .provider
+        .as_deref()
+        .map(|p| parse_id("provider account id", p))
+        .transpose()?;
+    let views = shared
+        .read(move |_, node| views::reservations(&node.state, owner, provider))
+        .await?;
+    Ok(Json(views))
+}
+
+/// Rules 26: one reservation and its leases.
+async fn reservation(
+    State(shared): S,
+    Path(id): Path<String>,
+) -> ApiResult<Json<api::wire::ReservationView>> {
+    let id: u64 = parse_id("reservation id", &id)?;
+    let view = shared
+        .read(move |_, node| {
+            node.state
+                .reservations
+                .reservations
+                .get(&id)
+                .map(|r| views::reservation(&node.state, r))
+                .ok_or_else(|| ApiError::NotFound(format!("unknown reservation {id}")))
         })
         .await??;
     Ok(Json(view))

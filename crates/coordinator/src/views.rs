@@ -373,6 +373,78 @@ pub fn governance(state: &State) -> api::wire::GovernanceView {
     }
 }
 
+/// Rules 26: reservation `r` and its leases running now.
+pub fn reservation(state: &State, r: &engine::reserve::Reservation) -> api::wire::ReservationView {
+    use api::wire::{LeaseView, ReservationStatus};
+    let leases: Vec<LeaseView> = state
+        .reservations
+        .leases_of(r.id)
+        .into_iter()
+        .map(|(provider, l)| LeaseView {
+            provider,
+            slots: l.slots,
+            period: l.period,
+            period_start: l.period_start,
+            period_end: l.period_start.saturating_add(r.spec.period_ms),
+            held: l.held,
+            missed: l.missed,
+        })
+        .collect();
+    let status = if r.ended.is_some() {
+        ReservationStatus::Ended
+    } else if r.cancelled {
+        ReservationStatus::Cancelling
+    } else if leases.is_empty() {
+        ReservationStatus::Open
+    } else {
+        ReservationStatus::Active
+    };
+    let s = &r.spec;
+    api::wire::ReservationView {
+        id: r.id,
+        owner: r.owner,
+        slots: s.slots,
+        cores: s.cores,
+        memory_bytes: s.memory_bytes,
+        gpu: s.gpu,
+        region: s.region.clone(),
+        period_ms: s.period_ms,
+        periods: s.periods,
+        price_per_slot: s.price_per_slot,
+        created: r.created,
+        open_until: r.open_until,
+        open_slots: r.open_slots,
+        open_held: r.open_held,
+        cancelled: r.cancelled,
+        paid: r.paid,
+        refunded: r.refunded,
+        tasks_covered: r.tasks_covered,
+        ended: r.ended,
+        status,
+        leases,
+    }
+}
+
+/// Rules 26: the newest reservations (at most [`api::wire::RESERVATIONS_PAGE_MAX`]), of `owner`
+/// only and/or of those `provider` holds a lease of now only.
+pub fn reservations(
+    state: &State,
+    owner: Option<AccountId>,
+    provider: Option<AccountId>,
+) -> Vec<api::wire::ReservationView> {
+    let leased = provider.map(|p| state.reservations.leases.get(&p));
+    state
+        .reservations
+        .reservations
+        .values()
+        .rev()
+        .filter(|r| owner.is_none_or(|o| o == r.owner))
+        .filter(|r| leased.is_none_or(|m| m.is_some_and(|m| m.contains_key(&r.id))))
+        .take(api::wire::RESERVATIONS_PAGE_MAX)
+        .map(|r| reservation(state, r))
+        .collect()
+}
+
 /// A day in milliseconds (the realised returns' periods).
 const DAY_MS: u64 = 86_400_000;
 

@@ -845,10 +845,11 @@ pub enum Event {
         #[cfg_attr(feature = "openapi", schema(value_type = String))]
         amount: Amount,
     },
-    /// Rules 26: `provider`'s lease went on into `period`, `amount` taken from the owner's
-    /// balance for it.
+    /// Rules 26: `provider`'s lease went on into `period`, `amount` taken from `owner`'s balance
+    /// for it.
     ReservationRenewed {
         reservation: u64,
+        owner: AccountId,
         provider: AccountId,
         period: u32,
         #[serde(with = "crate::types::amount")]

@@ -940,6 +940,13 @@ impl State {
                 [Some(*proposer), None, None]
             }
             Event::TreasurySpent { to, .. } => [Some(*to), Some(self.ledger.treasury), None],
+            Event::Reserved { owner, .. }
+            | Event::ReservationRefunded { owner, .. }
+            | Event::ReservationRenewed { owner, .. } => [Some(*owner), None, None],
+            Event::ReservationPaid { provider, fee, .. } if *fee > 0 => {
+                [Some(*provider), Some(self.ledger.treasury), None]
+            }
+            Event::ReservationPaid { provider, .. } => [Some(*provider), None, None],
             _ => [None, None, None],
         };
         accounts.into_iter().flatten()

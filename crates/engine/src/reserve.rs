@@ -476,7 +476,10 @@ impl State {
         if r.owner != who {
             return Err(Rejection::NotReservationOwner(id));
         }
-        if r.cancelled || r.ended.is_some() {
+        if r.ended.is_some() {
+            return Err(invalid(format!("reservation {id} has ended")));
+        }
+        if r.cancelled {
             return Err(invalid(format!("reservation {id} is already cancelled")));
         }
         r.cancelled = true;
@@ -711,6 +714,7 @@ impl State {
                     }
                     events.push(Event::ReservationRenewed {
                         reservation: id,
+                        owner,
                         provider,
                         period: next,
                         amount: cost,

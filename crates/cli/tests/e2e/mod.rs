@@ -19,6 +19,7 @@ mod metrics;
 mod options;
 mod private;
 mod recovery;
+mod reserve;
 mod runtimes;
 mod schedule;
 mod sim;

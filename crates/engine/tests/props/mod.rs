@@ -2101,11 +2101,7 @@ fn check_events(
                     let settled: i128 = events
                         .iter()
                         .map(|e| match e {
-                            Event::ReservationRenewed {
-                                reservation,
-                                amount,
-                                ..
-                            } if before.reservations.reservations[reservation].owner == *who => {
+                            Event::ReservationRenewed { owner, amount, .. } if owner == who => {
                                 -(*amount as i128)
                             }
                             Event::ReservationRefunded { owner, amount, .. } if owner == who => {
@@ -2428,6 +2424,7 @@ fn check_events(
             }
             Event::ReservationRenewed {
                 reservation,
+                owner,
                 provider,
                 period,
                 amount,
@@ -2436,6 +2433,7 @@ fn check_events(
                 // (It may run out within the same entry: several periods ended at once.)
                 let was = &before.reservations.leases[provider][reservation];
                 let r = &before.reservations.reservations[reservation];
+                prop_assert_eq!(r.owner, *owner);
                 prop_assert!(*period > was.period && *period < r.spec.periods);
                 prop_assert_eq!(*amount, was.held);
                 prop_assert!(!r.cancelled);

@@ -140,6 +140,7 @@ fn a_lease_covers_its_owners_tasks_and_is_paid_every_period_used_or_not() {
             },
             Event::ReservationRenewed {
                 reservation: id,
+                owner: OWNER,
                 provider: PROVIDER,
                 period: 1,
                 amount: 1_000,
