@@ -79,8 +79,47 @@ pub struct ProposeArgs {
     /// Pay from the treasury: ACCOUNT=AMOUNT (repeatable)
     #[arg(long, value_parser = parse_spend)]
     spend: Vec<(AccountId, Amount)>,
+    /// Add a validator (it must have the minimum stake bonded when the vote passes):
+    /// ACCOUNT=http://host:port, power 1, or ACCOUNT=http://host:port,POWER (repeatable)
+    #[arg(long, value_parser = parse_validator)]
+    add_validator: Vec<engine::Validator>,
+    /// Remove a validator: its account (repeatable)
+    #[arg(long)]
+    remove_validator: Vec<AccountId>,
     #[command(flatten)]
     opts: Opts,
+}
+
+fn parse_validator(s: &str) -> Result<engine::Validator, String> {
+    let (account, rest) = s
+        .split_once('=')
+        .ok_or_else(|| format!("{s:?}: give ACCOUNT=http://host:port[,POWER]"))?;
+    let account: AccountId = account
+        .trim()
+        .parse()
+        .map_err(|_| format!("{account:?} is not an account"))?;
+    let (address, power) = match rest.rsplit_once(',') {
+        Some((address, power)) => (
+            address,
+            power
+                .trim()
+                .parse::<u64>()
+                .map_err(|_| format!("{power:?} is not a voting power"))?,
+        ),
+        None => (rest, 1),
+    };
+    let address = address.trim();
+    if !(address.starts_with("http://") || address.starts_with("https://")) {
+        return Err(format!(
+            "{address:?}: give the validator's http://host:port"
+        ));
+    }
+    Ok(engine::Validator {
+        account,
+        power,
+        address: address.to_string(),
+        stake: 0,
+    })
 }
 
 fn parse_spend(s: &str) -> Result<(AccountId, Amount), String> {
@@ -208,6 +247,16 @@ async fn propose(args: ProposeArgs) -> anyhow::Result<()> {
         }
         changes.push(ParamChange::Governance(next));
     }
+    for v in &args.add_validator {
+        changes.push(ParamChange::Validator(engine::ValidatorChange::Add(
+            v.clone(),
+        )));
+    }
+    for account in &args.remove_validator {
+        changes.push(ParamChange::Validator(engine::ValidatorChange::Remove(
+            *account,
+        )));
+    }
     for (to, amount) in &args.spend {
         changes.push(ParamChange::TreasurySpend {
             to: *to,
@@ -217,7 +266,7 @@ async fn propose(args: ProposeArgs) -> anyhow::Result<()> {
     anyhow::ensure!(
         !changes.is_empty(),
         "a proposal needs a change: --fee, --min-stake, --action-fee, --unbonding, --spot-check, \
-         --faucet, --voting-period, --quorum or --spend"
+         --faucet, --voting-period, --quorum, --spend, --add-validator or --remove-validator"
     );
     let me = opts.identity()?;
     let deposit = args.deposit.unwrap_or(gov.min_deposit);
@@ -339,6 +388,13 @@ fn describe_change(change: &ParamChange) -> String {
         ParamChange::TreasurySpend { to, amount } => {
             format!("pay {} from the treasury to {to}", Tokens(*amount))
         }
+        ParamChange::Validator(engine::ValidatorChange::Add(v)) => format!(
+            "add validator {} (power {}) at {}",
+            v.account, v.power, v.address
+        ),
+        ParamChange::Validator(engine::ValidatorChange::Remove(account)) => {
+            format!("remove validator {account}")
+        }
     }
 }
 
@@ -352,6 +408,15 @@ mod tests {
         assert_eq!(parse_spend(&format!("{to}=1.5")), Ok((to, 1_500_000_000)));
         assert!(parse_spend("nope").is_err());
         assert!(parse_spend("abc=1").is_err());
+        let v = parse_validator(&format!("{to}=http://10.0.0.5:7700,3")).unwrap();
+        assert_eq!(
+            (v.account, v.power, v.address.as_str()),
+            (to, 3, "http://10.0.0.5:7700")
+        );
+        let v = parse_validator(&format!("{to}=http://10.0.0.5:7700")).unwrap();
+        assert_eq!(v.power, 1);
+        assert!(parse_validator(&format!("{to}=10.0.0.5:7700")).is_err());
+        assert!(parse_validator(&format!("{to}=http://h:1,x")).is_err());
     }
 
     #[test]

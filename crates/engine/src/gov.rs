@@ -1,5 +1,5 @@
 //! On-chain governance (rules 25): stake-weighted proposals that change the network's parameters
-//! or spend from the treasury, Cosmos-style.
+//! or spend from the treasury, Cosmos-style, and (rules 26) change the validator set.
 //!
 //! Anyone may propose (`Action::Propose`) with a deposit of at least the governance parameters'
 //! `min_deposit`, held by the proposal. During the voting period any account with voting power
@@ -131,6 +131,10 @@ pub enum ParamChange {
         #[cfg_attr(feature = "openapi", schema(value_type = String))]
         amount: Amount,
     },
+    /// Rules 26: adds a validator to the set or removes one, as a majority of the set's own
+    /// votes would (`Action::ValidatorVote`), with the same checks; an added validator must
+    /// have the minimum stake bonded when the proposal passes.
+    Validator(crate::validators::ValidatorChange),
 }
 
 /// A vote.
@@ -258,6 +262,19 @@ impl State {
                 if *amount == 0 {
                     return Err("a treasury spend of nothing".into());
                 }
+            }
+            ParamChange::Validator(change) => {
+                if self.rules < 26 {
+                    return Err(format!(
+                        "the validator set changes by governance under rules 26; this network \
+                         runs rules {}",
+                        self.rules
+                    ));
+                }
+                if self.validators.set.validators.is_empty() {
+                    return Err("this network has no validator set (one coordinator)".into());
+                }
+                return self.check_validator_change(change);
             }
         }
         // The ledger's rules, as a genesis is checked.
@@ -584,6 +601,31 @@ impl State {
                     events.push(Event::TreasurySpent {
                         to: *to,
                         amount: *amount,
+                    });
+                }
+                ParamChange::Validator(change) => {
+                    if let crate::validators::ValidatorChange::Add(v) = change
+                        && next.bonded(&v.account) < next.ledger.min_stake
+                    {
+                        return Err(format!(
+                            "{} has {} bonded, below the minimum stake {}",
+                            v.account,
+                            Tokens(next.bonded(&v.account)),
+                            Tokens(next.ledger.min_stake)
+                        ));
+                    }
+                    let set = &mut next.validators.set.validators;
+                    match change {
+                        crate::validators::ValidatorChange::Add(v) => set.push(v.clone()),
+                        crate::validators::ValidatorChange::Remove(account) => {
+                            set.retain(|m| m.account != *account)
+                        }
+                    }
+                    next.validators.pending.retain(|(c, _)| c != change);
+                    events.push(Event::ValidatorSetChanged {
+                        change: change.clone(),
+                        validators: u32::try_from(next.validators.set.validators.len())
+                            .unwrap_or(u32::MAX),
                     });
                 }
             }

@@ -269,47 +269,8 @@ impl State {
         if set.get(&who).is_none() {
             return Err(Rejection::NotAValidator(who));
         }
-        let invalid = |why: String| Err(Rejection::InvalidValidatorChange(why));
-        match change {
-            ValidatorChange::Add(v) => {
-                if set.get(&v.account).is_some() {
-                    return invalid(format!("{} is already a validator", v.account));
-                }
-                if v.stake != 0 {
-                    return invalid(
-                        "a validator added later bonds its own stake: stake must be 0".into(),
-                    );
-                }
-                let mut grown = set.clone();
-                grown.validators.push(v.clone());
-                if let Err(e) = grown.validate() {
-                    return invalid(e);
-                }
-                if self.validators.equivocated.contains_key(&v.account) {
-                    return invalid(format!("{} was slashed for equivocation", v.account));
-                }
-            }
-            ValidatorChange::Remove(account) => {
-                if set.get(account).is_none() {
-                    return invalid(format!("{account} is not a validator"));
-                }
-                if set.validators.len() == 1 {
-                    return invalid("the last validator cannot leave".into());
-                }
-                // Rules 4: the block that removes it is certified by the set before it, and
-                // the removed validator no longer signs: the others must hold a majority.
-                let total = set.total_power();
-                let leaving = set.get(account).map_or(0, |(_, v)| v.power);
-                let left = total.saturating_sub(leaving);
-                if self.rules >= 4 && u128::from(left) * 2 <= u128::from(total) {
-                    return invalid(format!(
-                        "removing {account} would leave the others {left} of {total} voting \
-                         power, and the block that removes it could not be certified (a \
-                         majority of the set before it must sign it)"
-                    ));
-                }
-            }
-        }
+        self.check_validator_change(change)
+            .map_err(Rejection::InvalidValidatorChange)?;
         let mut votes = self
             .validators
             .pending
@@ -365,6 +326,51 @@ impl State {
             self.validators.pending.push((change.clone(), votes));
         }
         Ok(events)
+    }
+
+    /// Whether `change` could be made to the validator set now (by the set's votes or, rules
+    /// 26, a passed proposal).
+    pub(crate) fn check_validator_change(&self, change: &ValidatorChange) -> Result<(), String> {
+        let set = &self.validators.set;
+        match change {
+            ValidatorChange::Add(v) => {
+                if set.get(&v.account).is_some() {
+                    return Err(format!("{} is already a validator", v.account));
+                }
+                if v.stake != 0 {
+                    return Err(
+                        "a validator added later bonds its own stake: stake must be 0".into(),
+                    );
+                }
+                let mut grown = set.clone();
+                grown.validators.push(v.clone());
+                grown.validate()?;
+                if self.validators.equivocated.contains_key(&v.account) {
+                    return Err(format!("{} was slashed for equivocation", v.account));
+                }
+            }
+            ValidatorChange::Remove(account) => {
+                if set.get(account).is_none() {
+                    return Err(format!("{account} is not a validator"));
+                }
+                if set.validators.len() == 1 {
+                    return Err("the last validator cannot leave".into());
+                }
+                // Rules 4: the block that removes it is certified by the set before it, and
+                // the removed validator no longer signs: the others must hold a majority.
+                let total = set.total_power();
+                let leaving = set.get(account).map_or(0, |(_, v)| v.power);
+                let left = total.saturating_sub(leaving);
+                if self.rules >= 4 && u128::from(left) * 2 <= u128::from(total) {
+                    return Err(format!(
+                        "removing {account} would leave the others {left} of {total} voting \
+                         power, and the block that removes it could not be certified (a \
+                         majority of the set before it must sign it)"
+                    ));
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Bonded plus unbonding stake of `who`.

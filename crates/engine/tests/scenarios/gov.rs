@@ -362,3 +362,118 @@ fn bad_proposals_and_votes_are_refused_and_change_nothing() {
         Rejection::NeedsRules { needs: 25, .. }
     ));
 }
+
+#[test]
+fn a_passed_proposal_changes_the_validator_set() {
+    let validator = |n: u8| engine::Validator {
+        account: acct(n),
+        power: 1,
+        address: format!("http://10.0.0.{n}:7700"),
+        stake: 0,
+    };
+    let mut g = genesis();
+    g.validators = engine::Validators::new(engine::ValidatorSet {
+        validators: vec![validator(20), validator(21), validator(22)],
+    });
+    let mut w = World::with_genesis(&g);
+    w.money_events = true;
+    w.act(acct(2), Action::Stake { amount: 100 });
+    w.act(acct(6), Action::Stake { amount: 100 });
+    let add = engine::ValidatorChange::Add(validator(6));
+    let id = propose(&mut w, acct(2), vec![ParamChange::Validator(add.clone())]);
+    vote(&mut w, acct(2), id, VoteOption::Yes);
+    let events = end_voting(&mut w);
+    assert!(events.contains(&Event::ValidatorSetChanged {
+        change: add,
+        validators: 4
+    }));
+    assert!(events.contains(&Event::ProposalDecided {
+        proposal: id,
+        status: ProposalStatus::Passed
+    }));
+    assert!(w.state.validators.set.get(&acct(6)).is_some());
+
+    // Removing one by vote of the stakers, as the set's majority could.
+    let remove = engine::ValidatorChange::Remove(acct(20));
+    let id = propose(
+        &mut w,
+        acct(2),
+        vec![ParamChange::Validator(remove.clone())],
+    );
+    vote(&mut w, acct(2), id, VoteOption::Yes);
+    let events = end_voting(&mut w);
+    assert!(events.contains(&Event::ValidatorSetChanged {
+        change: remove,
+        validators: 3
+    }));
+    assert!(w.state.validators.set.get(&acct(20)).is_none());
+
+    // The set's own rules hold: nobody twice, no stake claimed, a majority left; and an added
+    // validator without the minimum stake fails the execution.
+    let bad: Vec<(engine::ValidatorChange, &str)> = vec![
+        (engine::ValidatorChange::Add(validator(6)), "already"),
+        (
+            engine::ValidatorChange::Add(engine::Validator {
+                stake: 5,
+                ..validator(7)
+            }),
+            "stake",
+        ),
+        (engine::ValidatorChange::Remove(acct(20)), "not a validator"),
+    ];
+    for (change, word) in bad {
+        let r = w.act_rejected(
+            acct(2),
+            Action::Propose {
+                title: "bad".into(),
+                changes: vec![ParamChange::Validator(change)],
+                deposit: 100,
+            },
+        );
+        assert!(
+            matches!(&r, Rejection::InvalidProposal(why) if why.contains(word)),
+            "{r:?}"
+        );
+    }
+    let id = propose(
+        &mut w,
+        acct(2),
+        vec![ParamChange::Validator(engine::ValidatorChange::Add(
+            validator(7),
+        ))],
+    );
+    vote(&mut w, acct(2), id, VoteOption::Yes);
+    let events = end_voting(&mut w);
+    assert!(events.iter().any(|e| matches!(
+        e,
+        Event::ProposalDecided { status: ProposalStatus::Failed(why), .. } if why.contains("minimum stake")
+    )));
+    assert!(w.state.validators.set.get(&acct(7)).is_none());
+
+    // A network of one coordinator has no set to change, and rules 25 none by governance.
+    let mut single = world();
+    let r = single.act_rejected(
+        acct(2),
+        Action::Propose {
+            title: "add".into(),
+            changes: vec![ParamChange::Validator(engine::ValidatorChange::Add(
+                validator(6),
+            ))],
+            deposit: 100,
+        },
+    );
+    assert!(matches!(&r, Rejection::InvalidProposal(why) if why.contains("no validator set")));
+    let mut old = World::with_genesis(&g).under_rules(25);
+    old.act(acct(2), Action::Stake { amount: 100 });
+    let r = old.act_rejected(
+        acct(2),
+        Action::Propose {
+            title: "add".into(),
+            changes: vec![ParamChange::Validator(engine::ValidatorChange::Add(
+                validator(6),
+            ))],
+            deposit: 100,
+        },
+    );
+    assert!(matches!(&r, Rejection::InvalidProposal(why) if why.contains("rules 26")));
+}
