@@ -178,7 +178,9 @@
 ///   slots to the requester's tasks first and to no one else's, those tasks are paid by the
 ///   lease, and each period is paid to the provider at its end whether used or not (refunded
 ///   when the provider missed it); cancellation by either side (`Action::CancelReservation`,
-///   `Action::LeaveReservation`). Inputs apply as under 25 otherwise.
+///   `Action::LeaveReservation`); governance may change the validator set
+///   (`ParamChange::Validator`); beyond one task per slot a provider holds work worth at most
+///   `HOLD_PER_BACKING` times its backing. Inputs apply as under 25 otherwise.
 pub const RULES: u32 = 26;
 /// The rules of a network whose genesis predates the version.
 pub const FIRST_RULES: u32 = 1;

@@ -27,6 +27,9 @@
 //!    that requester's jobs go before all others (never held back) into the leased slots and
 //!    their local queue, and everyone else's fit in `p`'s unleased slots only
 //!    ([`State::lease_allowances`]; `assign` enforces the same split).
+//! 7. Rules 26, backing: beyond one task per slot, what `p` holds is bounded by its backing
+//!    ([`State::within_backing`]: worst-case payments at most [`HOLD_PER_BACKING`] times its
+//!    own and delegated stake, where the network asks for stake).
 
 use crate::command::{Event, FETCH_CACHED_MAX, Rejection, Request, Signed, WAITING_MAX, WorkFetch};
 use crate::state::{Applied, Job, Provider, State};
@@ -93,6 +96,11 @@ pub const W_INPUTS: u64 = 300;
 /// Rules 24: a job that prefers low-carbon providers, for a provider whose electricity is
 /// under the carbon table's default: above the locality terms together, under fair share.
 pub const W_LOW_CARBON: u64 = 2_000;
+/// Rules 26: beyond one task per slot, a provider holds work whose worst-case payments add up
+/// to at most this many times its backing (its own bonded stake and its delegators'), where the
+/// network asks for stake: what it could be paid for results not yet checked stays within
+/// reach of a slash, and delegators' backing is what lets it hold more.
+pub const HOLD_PER_BACKING: u128 = 100;
 /// Rules 26: a job whose owner leases slots of the provider: before everything else, urgent
 /// jobs included (the slots are that requester's).
 pub const W_RESERVED: u64 = 16_000;
@@ -298,6 +306,7 @@ impl State {
             })
             .collect();
         if candidates.is_empty() {
+            self.keep_within_backing(p, &mut out);
             return out;
         }
         // Service so far per requester, updated as this batch is handed out.
@@ -363,6 +372,7 @@ impl State {
                 *entry = entry.saturating_add(cost);
             }
         }
+        self.keep_within_backing(p, &mut out);
         out
     }
 
@@ -397,6 +407,61 @@ impl State {
             .collect();
         out.insert(None, left(None, p.spec.slots.saturating_sub(total)));
         Some(out)
+    }
+
+    /// Rules 26: the most `p` may hold in worst-case payments beyond one task per slot (see
+    /// [`HOLD_PER_BACKING`]); `None` where the network asks for no stake.
+    pub fn hold_limit(&self, p: &Provider) -> Option<crate::types::Amount> {
+        if self.rules < 26 || self.ledger.min_stake == 0 {
+            return None;
+        }
+        Some(self.backing(&p.id).saturating_mul(HOLD_PER_BACKING))
+    }
+
+    /// Rules 26: the most task `id` could pay `p`: its fuel limit at `p`'s price (within the
+    /// job's `max_price`); nothing where a lease of `p` covers it.
+    pub fn at_risk(&self, p: &Provider, id: TaskId) -> crate::types::Amount {
+        let Some(job) = self.jobs.get(&id.job) else {
+            return 0;
+        };
+        if self.covering_lease(&p.id, &job.owner).is_some() {
+            return 0;
+        }
+        let price = self
+            .price_per_fuel(p, job, Some(id.index))
+            .min(job.spec.max_price);
+        crate::types::Amount::from(self.task_fuel_limit(job, id.index)).saturating_mul(price)
+    }
+
+    /// Rules 26: how many of `tasks`, in order, `p` may take on top of what it holds: any that
+    /// keep it within one task per slot, and beyond that as long as the worst-case payments of
+    /// all it would hold stay within [`State::hold_limit`].
+    pub fn within_backing(&self, p: &Provider, tasks: &[TaskId]) -> usize {
+        let Some(limit) = self.hold_limit(p) else {
+            return tasks.len();
+        };
+        let slots = p.spec.slots as usize;
+        let mut held = p.running.len();
+        let mut risk = p
+            .running
+            .iter()
+            .fold(0u128, |sum, id| sum.saturating_add(self.at_risk(p, *id)));
+        tasks
+            .iter()
+            .take_while(|id| {
+                held = held.saturating_add(1);
+                risk = risk.saturating_add(self.at_risk(p, **id));
+                held <= slots || risk <= limit
+            })
+            .count()
+    }
+
+    /// Cuts `picked` where `p`'s backing stops covering it ([`State::within_backing`]).
+    fn keep_within_backing(&self, p: &Provider, picked: &mut Vec<TaskId>) {
+        if !picked.is_empty() {
+            let keep = self.within_backing(p, picked);
+            picked.truncate(keep);
+        }
     }
 
     /// [`State::pick_tasks`] at the state's time, knowing no caches and no waiting providers.

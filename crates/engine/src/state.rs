@@ -1405,6 +1405,19 @@ impl State {
             self.fits(provider, *id)
                 .map_err(|why| Rejection::TaskDoesNotFit { task: *id, why })?;
         }
+        // Rules 26: beyond one task per slot, no more work at risk than its backing covers.
+        let covered = self.within_backing(provider, tasks);
+        if let Some(id) = tasks.get(covered) {
+            return Err(Rejection::TaskDoesNotFit {
+                task: *id,
+                why: format!(
+                    "beyond one task per slot, a provider holds work worth at most {} times its \
+                     backing ({}); it would hold more",
+                    crate::schedule::HOLD_PER_BACKING,
+                    crate::ledger::Tokens(self.backing(&who))
+                ),
+            });
+        }
         // Rules 26: leased slots take their requester's tasks only, and the rest everyone
         // else's (see `crate::reserve`).
         if self.rules >= 26 {

@@ -1920,6 +1920,27 @@ fn check_events(
     for (i, event) in events.iter().enumerate() {
         match event {
             Event::TasksAssigned { provider, tasks } => {
+                // Rules 26: within the room its backing buys (rules 15: or its quota).
+                let held = after.providers[provider].running.len();
+                prop_assert!(
+                    held <= before.room(&before.providers[provider])
+                        || held <= before.providers[provider].running.len(),
+                    "{:?} holds {} tasks, room for {}",
+                    provider,
+                    held,
+                    before.room(&before.providers[provider])
+                );
+                // Rules 26: beyond a task per slot, within what its backing covers.
+                let p = &after.providers[provider];
+                let risk: u128 = p.running.iter().map(|t| after.at_risk(p, *t)).sum();
+                prop_assert!(
+                    held <= before.providers[provider].running.len()
+                        || held <= p.spec.slots as usize
+                        || after.hold_limit(p).is_none_or(|limit| risk <= limit),
+                    "{:?} holds {} at risk, beyond its backing",
+                    provider,
+                    risk
+                );
                 for t in tasks {
                     prop_assert!(before.offered(t));
                     // Rules 6: one offered among the re-executions alone goes to a trusted

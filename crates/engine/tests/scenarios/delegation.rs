@@ -445,3 +445,44 @@ fn before_rules_25_there_is_no_delegation() {
         Rejection::NeedsRules { needs: 25, .. }
     ));
 }
+
+#[test]
+fn backing_bounds_the_work_a_provider_holds_beyond_its_slots() {
+    let mut w = world();
+    // Tasks of 1,000 fuel at 3 per fuel: 3,000 each at risk. The provider's own 100 covers
+    // 100 × 100 = 10,000 of work: three tasks.
+    let mut spec = job_spec(40);
+    spec.limits.fuel = 1_000;
+    let job = w.submit(OWNER, spec);
+    let p = w.provider(PROVIDER);
+    assert_eq!(w.state.hold_limit(p), Some(10_000));
+    assert_eq!(w.state.at_risk(p, tid(job, 0)), 3_000);
+    // Its four slots it always fills; beyond them, only as far as its backing covers.
+    let all: Vec<_> = (0..40).map(|i| tid(job, i)).collect();
+    assert_eq!(w.state.within_backing(p, &all), 4);
+    assert_eq!(w.state.pick(PROVIDER, 40).len(), 4);
+    let r = w.lead_rejected(LeaderCommand::AssignTasks {
+        provider: PROVIDER,
+        tasks: all[..5].to_vec(),
+    });
+    assert!(
+        matches!(&r, Rejection::TaskDoesNotFit { task, why } if *task == tid(job, 4) && why.contains("backing")),
+        "{r:?}"
+    );
+    w.assign(PROVIDER, &all[..4]);
+    // Delegators backing it with 200 more let it hold 30,000: ten tasks.
+    w.act(
+        DELEGATOR,
+        Action::Delegate {
+            provider: PROVIDER,
+            amount: 200,
+        },
+    );
+    assert_eq!(w.state.pick(PROVIDER, 40), all[4..10]);
+    w.assign(PROVIDER, &all[4..10]);
+    assert!(w.state.pick(PROVIDER, 40).is_empty());
+    // Under rules 25, or on a network that asks for no stake, backing bounds nothing.
+    let old = world().under_rules(25);
+    assert_eq!(old.state.hold_limit(old.provider(PROVIDER)), None);
+    supply(&w);
+}

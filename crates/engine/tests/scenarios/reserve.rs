@@ -213,6 +213,8 @@ fn unleased_slots_take_other_work_and_the_owner_gets_its_leased_share_first() {
             ..provider_spec()
         },
     );
+    // Enough backing for all it can hold (`State::within_backing`).
+    w.act(PROVIDER, Action::Stake { amount: 50_000_000 });
     let id = reserve(&mut w, spec(1));
     accept(&mut w, PROVIDER, id, 1);
     let other = job(&mut w, REQUESTER, 1_000, 10);
