@@ -16,12 +16,15 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 import time
+from datetime import timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence, Union
 
-from ._native import GridmintError, Session, set_trust
+from ._native import GridmintError, Session, parse_size, set_trust
 
 __all__ = ["Network", "GridmintError", "connect", "default_key_path", "set_trust"]
 
@@ -41,6 +44,47 @@ def _base_units(amount: Union[str, int, float]) -> str:
     if units < 0 or units != units.to_integral_value():
         raise ValueError(f"{amount!r} is not a whole number of base units (10^-9 GRID)")
     return str(int(units))
+
+
+_UNITS_MS = {
+    "ms": 1, "msec": 1, "millis": 1, "millisecond": 1, "milliseconds": 1,
+    "s": 1_000, "sec": 1_000, "secs": 1_000, "second": 1_000, "seconds": 1_000,
+    "m": 60_000, "min": 60_000, "mins": 60_000, "minute": 60_000, "minutes": 60_000,
+    "h": 3_600_000, "hr": 3_600_000, "hrs": 3_600_000, "hour": 3_600_000, "hours": 3_600_000,
+    "d": 86_400_000, "day": 86_400_000, "days": 86_400_000,
+    "w": 604_800_000, "week": 604_800_000, "weeks": 604_800_000,
+}
+
+
+def _millis(duration: Union[str, int, float, timedelta]) -> int:
+    """``duration`` in whole milliseconds: seconds as a number (or a string of one), a
+    ``timedelta``, or a string as the CLI writes one (``"2s"``, ``"30m"``, ``"1h 30m"``,
+    ``"1day"``, ``"500ms"``)."""
+    if isinstance(duration, timedelta):
+        duration = duration.total_seconds()
+    if isinstance(duration, bool):
+        raise TypeError(f"{duration!r} is not a duration")
+    if isinstance(duration, str) and re.fullmatch(r"\s*\d+(?:\.\d+)?\s*", duration):
+        duration = float(duration) if "." in duration else int(duration)
+    if isinstance(duration, (int, float)):
+        ms = Decimal(str(duration)) * 1000
+    elif isinstance(duration, str):
+        text = duration.strip().lower()
+        parts = re.findall(r"(\d+(?:\.\d+)?)\s*([a-z]+)", text)
+        if not parts or re.sub(r"(\d+(?:\.\d+)?)\s*([a-z]+)", "", text).strip():
+            raise ValueError(f"{duration!r} is not a duration (expected e.g. \"1h\" or \"30s\")")
+        ms = Decimal(0)
+        for number, unit in parts:
+            if unit not in _UNITS_MS:
+                raise ValueError(f"unknown time unit {unit!r} in {duration!r} (ms, s, m, h, d, w)")
+            ms += Decimal(number) * _UNITS_MS[unit]
+    else:
+        raise TypeError(f"{duration!r} is not a duration")
+    if ms < 0:
+        raise ValueError(f"{duration!r} is not a duration: it is negative")
+    if ms != ms.to_integral_value():
+        raise ValueError(f"{duration!r} is not a whole number of milliseconds")
+    return int(ms)
 
 
 def default_key_path() -> Path:
@@ -172,6 +216,74 @@ class Network:
             if before is None:
                 break
         return items[:limit]
+
+    # ---- reserved capacity (rules 26) -----------------------------------------------------
+
+    def reserve(
+        self,
+        slots: int,
+        period: Union[str, int, float, timedelta],
+        periods: int,
+        price: Union[str, int, float],
+        cores: int = 0,
+        memory: Union[str, int, None] = None,
+        gpu: bool = False,
+        region: str | None = None,
+    ) -> int:
+        """Reserves ``slots`` task slots for ``periods`` periods of ``period`` (seconds, or
+        ``"1h"``, ``"30s"``…; at least a second) at ``price`` GRID per slot per period, and
+        returns the reservation's id. Every slot's first period is prepaid now; slots no provider
+        accepts within a period are refunded. Only providers with at least ``cores`` cores and
+        ``memory`` (bytes, or ``"4GiB"``), a GPU with ``gpu``, in ``region`` if given, may accept
+        them. While a provider holds a lease of it, this account's tasks run first in the leased
+        slots and are paid by the reservation, not from their jobs' escrow."""
+        if isinstance(memory, str):
+            memory = parse_size(memory)
+        spec = {
+            "slots": int(slots),
+            "cores": int(cores),
+            "memory_bytes": int(memory or 0),
+            "gpu": bool(gpu),
+            "region": region,
+            "period_ms": _millis(period),
+            "periods": int(periods),
+            "price_per_slot": _base_units(price),
+        }
+        resp = self._act({"reserve": spec})
+        for event in resp["events"]:
+            if event["event"] == "reserved":
+                return int(event["reservation"])
+        raise GridmintError("the coordinator accepted the reservation but reported no id")
+
+    def accept_reservation(self, reservation: int, slots: int) -> dict:
+        """Providers (a session with the provider's key, ``provider.key`` in its data dir):
+        leases ``slots`` open slots of ``reservation``, paid its price per slot at the end of
+        every period held (less the protocol fee), used or not."""
+        return self._act({"accept_reservation": {"reservation": int(reservation),
+                                                 "slots": int(slots)}})
+
+    def cancel_reservation(self, reservation: int) -> dict:
+        """Cancels this account's ``reservation``: open slots are refunded now; every lease runs
+        to the end of its current period (and is paid for it) and is not renewed."""
+        return self._act({"cancel_reservation": {"reservation": int(reservation)}})
+
+    def leave_reservation(self, reservation: int) -> dict:
+        """Providers: gives up this provider's lease of ``reservation`` now; its current period
+        goes back to the requester in full."""
+        return self._act({"leave_reservation": {"reservation": int(reservation)}})
+
+    def reservations(self, owner: str | None = None, provider: str | None = None) -> list[dict]:
+        """The newest reservations (at most 200), newest first: of account ``owner`` only and/or
+        those provider ``provider`` holds a lease of now. Each as ``reservation()`` gives it."""
+        return json.loads(self._s.reservations(owner, provider))
+
+    def reservation(self, id: int) -> dict:
+        """One reservation: ``owner``, ``slots``, its requirements, ``period_ms``, ``periods``,
+        ``price_per_slot``, ``open_slots``, ``open_held``, ``paid``, ``refunded`` (base units),
+        ``status`` (``open``, ``active``, ``cancelling``, ``ended``) and ``leases`` (per provider:
+        ``slots``, ``period``, ``period_end``, ``held``…). Raises ``GridmintError`` with
+        ``code == "not_found"`` for an unknown id."""
+        return json.loads(self._s.reservation(int(id)))
 
     # ---- jobs -----------------------------------------------------------------------------
 

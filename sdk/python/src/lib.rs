@@ -18,6 +18,31 @@ fn fail(e: impl std::fmt::Display) -> PyErr {
     GridmintError::new_err(e.to_string())
 }
 
+/// `e` as a `GridmintError`; when the coordinator refused the request, with its `code` (the
+/// API's `error`: `not_found`, `not_owner`, `insufficient_funds`…) and HTTP `status`.
+fn failure(py: Python<'_>, e: &anyhow::Error) -> PyErr {
+    let err = fail(format!("{e:#}"));
+    let refusal = e
+        .chain()
+        .find_map(|c| match c.downcast_ref::<api::ClientError>() {
+            Some(api::ClientError::Api { status, body, .. }) => {
+                Some((*status, body.error.as_str()))
+            }
+            _ => None,
+        });
+    if let Some((status, code)) = refusal {
+        let value = err.value(py);
+        // Setting an attribute of a fresh exception instance does not fail.
+        let _ = value.setattr("code", code);
+        let _ = value.setattr("status", status);
+    }
+    err
+}
+
+fn account_id(hex: &str) -> PyResult<engine::AccountId> {
+    engine::AccountId::from_hex(hex).map_err(|e| fail(format!("account id {hex:?}: {e}")))
+}
+
 fn json<T: serde::Serialize>(value: &T) -> PyResult<String> {
     serde_json::to_string(value).map_err(fail)
 }
@@ -59,7 +84,7 @@ impl Session {
     {
         // The GIL is let go while the network is waited for.
         py.detach(|| self.rt.block_on(fut))
-            .map_err(|e| fail(format!("{e:#}")))
+            .map_err(|e| failure(py, &e))
     }
 
     async fn submit(&self, mut job: jobspec::LoadedJob) -> anyhow::Result<engine::JobId> {
@@ -235,6 +260,29 @@ impl Session {
         json(&view)
     }
 
+    /// Rules 26: the newest reservations (at most 200), of `owner` only and/or leased by
+    /// `provider` only (hex account ids).
+    #[pyo3(signature = (owner=None, provider=None))]
+    fn reservations(
+        &self,
+        py: Python<'_>,
+        owner: Option<&str>,
+        provider: Option<&str>,
+    ) -> PyResult<String> {
+        let owner = owner.map(account_id).transpose()?;
+        let provider = provider.map(account_id).transpose()?;
+        let views = self.run(py, async {
+            Ok(self.client.reservations(owner, provider).await?)
+        })?;
+        json(&views)
+    }
+
+    /// Rules 26: one reservation and its leases.
+    fn reservation(&self, py: Python<'_>, id: u64) -> PyResult<String> {
+        let view = self.run(py, async { Ok(self.client.reservation(id).await?) })?;
+        json(&view)
+    }
+
     /// Cancels one of this account's unfinished jobs (what its escrow holds comes back).
     fn cancel(&self, py: Python<'_>, job: u64) -> PyResult<String> {
         let resp = self.run(py, async {
@@ -327,10 +375,21 @@ fn set_trust(pins: Vec<String>, ca: Option<PathBuf>, plain_http: bool) -> PyResu
     api::tls::set_trust(trust).map_err(fail)
 }
 
+/// A size as a job spec writes it ("4GiB", "512MB", "1024") in bytes.
+#[pyfunction]
+fn parse_size(size: &str) -> PyResult<u64> {
+    jobspec::parse_size(size).map_err(|e| pyo3::exceptions::PyValueError::new_err(format!("{e:#}")))
+}
+
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Session>()?;
     m.add_function(wrap_pyfunction!(set_trust, m)?)?;
-    m.add("GridmintError", m.py().get_type::<GridmintError>())?;
+    let error = m.py().get_type::<GridmintError>();
+    // What a refusal by the coordinator sets on the instance; `None` for any other failure.
+    error.setattr("code", m.py().None())?;
+    error.setattr("status", m.py().None())?;
+    m.add("GridmintError", error)?;
+    m.add_function(wrap_pyfunction!(parse_size, m)?)?;
     Ok(())
 }

@@ -28,7 +28,9 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def url(tmp_path_factory):
+def network(tmp_path_factory):
+    """The network's URL and the directory its processes keep their data in (the providers'
+    in `provider-0`… with their keys, `provider.key`)."""
     assert BIN.exists(), f"{BIN} is missing: build it with `cargo build -p cli` or set GRIDMINT_BIN"
     root = tmp_path_factory.mktemp("network")
     port = free_port()
@@ -58,13 +60,18 @@ def url(tmp_path_factory):
         if status["providers_active"] == 3:
             break
         time.sleep(0.1)
-    yield url
+    yield url, root
     for p in procs:
         p.terminate()
     for p in procs:
         p.wait(timeout=30)
     for log in logs:
         log.close()
+
+
+@pytest.fixture(scope="module")
+def url(network):
+    return network[0]
 
 
 @pytest.fixture
@@ -190,6 +197,79 @@ def test_bad_input_is_a_clear_error_and_changes_nothing(net, url, tmp_path):
     with pytest.raises(gridmint.GridmintError, match="not_found|unknown job"):
         net.job(999_999)
     assert net.balance()["balance"] == balance["balance"]
+
+
+def test_a_reservation_is_leased_cancelled_and_ends(net, network, tmp_path):
+    """Rules 26 from Python: a requester reserves two slots and a provider (with its own key)
+    leases one; a stranger may not cancel; the owner cancels, the open slot is refunded at once,
+    the lease runs out its period and is paid for it, and the reservation ends."""
+    url, root = network
+    provider = gridmint.connect(url, key=root / "provider-2" / "provider.key")
+    assert provider.account in {p["id"] for p in
+                                json.load(urllib.request.urlopen(f"{url}/v1/providers", timeout=5))}
+    price = 5_000_000_000
+    fee = int(net.network()["action_fee"])
+    before = int(net.balance()["balance"])
+
+    # Both slots' first periods are prepaid; nobody holds a lease yet.
+    rid = net.reserve(2, "3s", 3, "5")
+    view = net.reservation(rid)
+    assert (view["owner"], view["slots"], view["period_ms"], view["periods"]) == \
+        (net.account, 2, 3000, 3)
+    assert (view["status"], view["open_slots"], view["leases"]) == ("open", 2, [])
+    assert int(view["price_per_slot"]) == price and int(view["open_held"]) == 2 * price
+    assert int(net.balance()["balance"]) == before - 2 * price - fee
+
+    # The provider leases one slot (offers stay open for one period: it answers within it).
+    accepted = provider.accept_reservation(rid, 1)
+    assert any(e["event"] == "reservation_accepted" for e in accepted["events"])
+    view = net.reservation(rid)
+    assert view["status"] == "active" and view["open_slots"] == 1
+    [lease] = view["leases"]
+    assert (lease["provider"], lease["slots"]) == (provider.account, 1)
+    assert rid in [r["id"] for r in net.reservations(owner=net.account)]
+    assert [r["id"] for r in net.reservations(provider=provider.account)] == [rid]
+    assert rid in [r["id"] for r in net.reservations()]
+
+    # Only the owner cancels; an unknown reservation is not found. Neither changes anything.
+    with pytest.raises(gridmint.GridmintError, match="not_owner") as refused:
+        provider.cancel_reservation(rid)
+    assert (refused.value.code, refused.value.status) == ("not_owner", 403)
+    with pytest.raises(gridmint.GridmintError, match="not_found") as unknown:
+        net.reservation(999_999)
+    assert (unknown.value.code, unknown.value.status) == ("not_found", 404)
+    assert gridmint.GridmintError("local").code is None
+    assert net.reservation(rid)["status"] == "active"
+
+    # The owner cancels: the open slot comes back now, the lease runs out its period.
+    cancelled = net.cancel_reservation(rid)
+    refunds = [int(e["amount"]) for e in cancelled["events"] if e["event"] == "reservation_refunded"]
+    assert refunds == [price]
+    view = net.reservation(rid)
+    assert view["status"] == "cancelling" and view["cancelled"]
+    assert (view["open_slots"], int(view["open_held"]), int(view["refunded"])) == (0, 0, price)
+    assert len(view["leases"]) == 1
+
+    deadline = time.monotonic() + 30
+    while view["status"] != "ended":
+        assert time.monotonic() < deadline, f"never ended: {view}"
+        time.sleep(0.2)
+        view = net.reservation(rid)
+    assert view["leases"] == [] and view.get("ended")
+    # The provider was paid every period it held the slot (a renewal, if one came before the
+    # cancellation, was taken from the balance); the slot nobody took was refunded in full.
+    paid, refunded = int(view["paid"]), int(view["refunded"])
+    assert paid >= price and paid % price == 0 and refunded == price
+    assert int(net.balance()["balance"]) == before - paid - 2 * fee
+    assert provider.reservations(provider=provider.account) == []
+    kinds = {item["event"]["event"] for item in net.history()}
+    assert {"reserved", "reservation_refunded"} <= kinds
+
+    # Bad input is refused before anything is signed.
+    with pytest.raises(ValueError, match="duration"):
+        net.reserve(1, "soon", 1, "1")
+    with pytest.raises(ValueError, match="base units"):
+        net.reserve(1, 60, 1, "0.0000000001")
 
 
 def test_https_with_the_coordinator_s_pin(tmp_path):
