@@ -253,6 +253,22 @@ fn actions() -> Vec<(&'static str, Signed<Action>)> {
             },
         ),
         (
+            "propose_with_delay",
+            Action::ProposeWithDelay {
+                title: "add a validator a day after the vote".into(),
+                changes: vec![engine::ParamChange::Validator(
+                    engine::ValidatorChange::Add(engine::Validator {
+                        account: engine::AccountId([4; 32]),
+                        power: 2,
+                        address: "http://10.0.0.4:7700".into(),
+                        stake: 0,
+                    }),
+                )],
+                deposit: 100_000_000_000,
+                delay_ms: 86_400_000,
+            },
+        ),
+        (
             "reserve",
             Action::Reserve(engine::reserve::ReservationSpec {
                 slots: 4,

@@ -567,6 +567,10 @@ pub struct BackingView {
 pub struct ProposalView {
     pub proposal: engine::Proposal,
     pub tally: engine::Tally,
+    /// Rules 26: when its changes take effect, where its proposer stated a delay (until they
+    /// have).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub effective_at: Option<engine::Time>,
 }
 
 /// Rules 25: the governance parameters in force and the newest proposals.

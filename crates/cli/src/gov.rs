@@ -86,6 +86,10 @@ pub struct ProposeArgs {
     /// Remove a validator: its account (repeatable)
     #[arg(long)]
     remove_validator: Vec<AccountId>,
+    /// If it passes, make the changes this long after the vote ends rather than at once
+    /// ("1h", "2days"; at most a year)
+    #[arg(long, value_parser = humantime::parse_duration)]
+    delay: Option<Duration>,
     #[command(flatten)]
     opts: Opts,
 }
@@ -273,10 +277,18 @@ async fn propose(args: ProposeArgs) -> anyhow::Result<()> {
     let resp = act(
         opts,
         &me,
-        Action::Propose {
-            title: args.title.clone(),
-            changes,
-            deposit,
+        match args.delay {
+            None => Action::Propose {
+                title: args.title.clone(),
+                changes,
+                deposit,
+            },
+            Some(d) => Action::ProposeWithDelay {
+                title: args.title.clone(),
+                changes,
+                deposit,
+                delay_ms: millis(d),
+            },
         },
     )
     .await
@@ -297,6 +309,12 @@ async fn propose(args: ProposeArgs) -> anyhow::Result<()> {
                 format_time(*voting_end),
                 Tokens(deposit)
             );
+            if let Some(d) = args.delay {
+                println!(
+                    "if it passes, its changes take effect at {}",
+                    format_time(voting_end.saturating_add(millis(d)))
+                );
+            }
         }
     }
     Ok(())
@@ -340,11 +358,19 @@ fn percent(bps: u32) -> String {
 fn summary(v: &ProposalView) -> String {
     let p = &v.proposal;
     let status = match &p.status {
-        ProposalStatus::Voting => format!("voting until {}", format_time(p.voting_end)),
+        ProposalStatus::Voting => match v.effective_at {
+            Some(at) => format!(
+                "voting until {}, effective {}",
+                format_time(p.voting_end),
+                format_time(at)
+            ),
+            None => format!("voting until {}", format_time(p.voting_end)),
+        },
         ProposalStatus::Passed => "passed".into(),
         ProposalStatus::Failed(why) => format!("passed, not executed: {why}"),
         ProposalStatus::Rejected(why) => format!("rejected: {why}"),
         ProposalStatus::Vetoed => "vetoed (deposit burned)".into(),
+        ProposalStatus::Scheduled { at } => format!("passed, takes effect at {}", format_time(*at)),
     };
     format!(
         "#{:<4} {status:<40} {}  (yes {}, no {}, veto {})",

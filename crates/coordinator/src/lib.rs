@@ -1154,6 +1154,11 @@ async fn timers(shared: Arc<Shared>) {
             if node.state.reservations_due(time) {
                 inputs.push(Input::Leader(LeaderCommand::SettleReservations));
             }
+            // Rules 26: a change of the validator set a passed proposal queued, once the last
+            // change is sealed (one per block).
+            if node.state.validator_change_queued() && !node.set_changed_since_block() {
+                inputs.push(Input::Leader(LeaderCommand::ChangeValidators));
+            }
             // Rules 10: the storage of jobs over for the retention time (a bounded command;
             // the rest go at the next tick).
             let mut releasable = node.state.releasable_storage(time);
@@ -1252,6 +1257,27 @@ async fn timers(shared: Arc<Shared>) {
                                 reason,
                             } => {
                                 tracing::info!(reservation, %provider, ?reason, "reservation: lease ended");
+                            }
+                            _ => {}
+                        }
+                    }
+                }
+                (LeaderCommand::ChangeValidators, Ok((_, events))) => {
+                    for event in events {
+                        match event {
+                            engine::Event::ValidatorSetChanged { change, validators } => {
+                                tracing::info!(
+                                    ?change,
+                                    validators,
+                                    "governance: validator set changed"
+                                );
+                            }
+                            engine::Event::ValidatorChangeDropped { change, why } => {
+                                tracing::warn!(
+                                    ?change,
+                                    why,
+                                    "governance: a validator change could not be made"
+                                );
                             }
                             _ => {}
                         }

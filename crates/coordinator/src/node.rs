@@ -515,6 +515,12 @@ impl Node {
     /// The recorded validator set changes at blocks below `height`, each with every signature
     /// of its block this validator holds: how a joining validator anchors a checkpoint at
     /// `height` in its genesis set.
+    /// Whether the validator set changed since the last sealed block (a second change must
+    /// wait for the next block: each block is certified by the set before it).
+    pub fn set_changed_since_block(&self) -> bool {
+        self.state.validators.set != self.sealed_set
+    }
+
     pub fn set_changes_below(&self, height: u64) -> Result<Vec<SetChange>, StoreError> {
         let mut changes = self.log.set_changes()?;
         changes.retain(|c| c.block.header.height < height);
@@ -649,11 +655,13 @@ impl Node {
         // Rules 4: at most one change of the validator set per block, so that the set before
         // each block (which certifies it) is known from the block before. The same log gives
         // every validator the same blocks, so they all refuse alike.
-        if let Input::Signed(signed) = &input
-            && matches!(signed.body, engine::Action::ValidatorVote(_))
-            && self.state.rules >= 4
-            && self.state.validators.set != self.sealed_set
-        {
+        let changes_set = match &input {
+            Input::Signed(signed) => matches!(signed.body, engine::Action::ValidatorVote(_)),
+            // Rules 26: a change of the set a passed proposal queued.
+            Input::Leader(cmd) => matches!(cmd, engine::LeaderCommand::ChangeValidators),
+            _ => false,
+        };
+        if changes_set && self.state.rules >= 4 && self.set_changed_since_block() {
             staged
                 .outcomes
                 .push(Err(Refusal::Rejected(Rejection::InvalidValidatorChange(

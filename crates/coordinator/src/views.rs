@@ -355,7 +355,12 @@ pub fn proposal(state: &State, id: u64) -> Option<api::wire::ProposalView> {
         Some(t) => t.clone(),
         None => state.proposal_tally(id)?,
     };
-    Some(api::wire::ProposalView { proposal, tally })
+    let effective_at = state.gov_schedule.effective_at.get(&id).copied();
+    Some(api::wire::ProposalView {
+        proposal,
+        tally,
+        effective_at,
+    })
 }
 
 /// Rules 25: the governance parameters and the newest proposals.

@@ -184,6 +184,16 @@ pub enum Action {
         proposal: u64,
         option: crate::gov::VoteOption,
     },
+    /// Rules 26: as `Action::Propose`, its changes (if it passes) taking effect `delay_ms` after
+    /// its vote ends rather than at once.
+    ProposeWithDelay {
+        title: String,
+        changes: Vec<crate::gov::ParamChange>,
+        #[serde(with = "crate::types::amount")]
+        #[cfg_attr(feature = "openapi", schema(value_type = String))]
+        deposit: Amount,
+        delay_ms: u64,
+    },
     /// Rules 26: the signer reserves task slots (see [`crate::reserve`]), the first period of
     /// every slot prepaid.
     Reserve(crate::reserve::ReservationSpec),
@@ -355,6 +365,10 @@ pub enum LeaderCommand {
     /// Rules 26: an offer lapsed or a lease's period ended and no other entry has come since to
     /// settle it (see [`crate::reserve`]). Refused when nothing is due.
     SettleReservations,
+    /// Rules 26: applies the first change of the validator set that passed proposals queued
+    /// (see [`crate::gov::Schedule`]); the leader sends it only once the block before has been
+    /// sealed with the set unchanged since. Refused when none is queued.
+    ChangeValidators,
 }
 
 /// One input to the state machine.
@@ -798,6 +812,23 @@ pub enum Event {
     /// Rules 25: voting on `proposal` ended; `status` is what was decided (a passed one's
     /// changes took effect at this entry).
     ProposalDecided {
+        proposal: u64,
+        status: crate::gov::ProposalStatus,
+    },
+    /// Rules 26: a passed proposal queued `change` of the validator set, which the leader
+    /// applies at the next block (`ValidatorSetChanged` then, or `ValidatorChangeDropped`).
+    ValidatorChangeQueued {
+        change: crate::validators::ValidatorChange,
+    },
+    /// Rules 26: a queued change of the validator set could no longer be made when its turn
+    /// came.
+    ValidatorChangeDropped {
+        change: crate::validators::ValidatorChange,
+        why: String,
+    },
+    /// Rules 26: the changes of a proposal that passed with a stated time were made at it
+    /// (`Passed`) or could not be (`Failed`, nothing changed).
+    ProposalExecuted {
         proposal: u64,
         status: crate::gov::ProposalStatus,
     },

@@ -37,6 +37,8 @@ pub const MAX_CHANGES: usize = 16;
 pub const MAX_TITLE: usize = 200;
 /// The most proposals open at once (each is state every validator keeps and tallies).
 pub const MAX_OPEN: usize = 64;
+/// Rules 26: the longest a passed proposal's changes may wait after its vote ends.
+pub const MAX_DELAY_MS: u64 = 365 * 86_400_000;
 
 /// How proposals are decided; themselves a parameter proposals may change.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -132,8 +134,9 @@ pub enum ParamChange {
         amount: Amount,
     },
     /// Rules 26: adds a validator to the set or removes one, as a majority of the set's own
-    /// votes would (`Action::ValidatorVote`), with the same checks; an added validator must
-    /// have the minimum stake bonded when the proposal passes.
+    /// votes would (`Action::ValidatorVote`), with the same checks. A passed proposal queues
+    /// it; the leader applies it at the next block (one change of the set per block), checked
+    /// again then — an added validator must have the minimum stake bonded by that time.
     Validator(crate::validators::ValidatorChange),
 }
 
@@ -162,6 +165,11 @@ pub enum ProposalStatus {
     Rejected(String),
     /// Rejected by vetoes; its deposit was burned.
     Vetoed,
+    /// Rules 26: passed (its deposit returned); its changes take effect at the first entry at
+    /// or after `at`, as its proposer stated, and it is then `Passed` or `Failed`.
+    Scheduled {
+        at: Time,
+    },
 }
 
 /// Voting power per option, in base units of stake.
@@ -206,6 +214,20 @@ pub struct Proposal {
     pub tally: Option<Tally>,
     /// When it was decided.
     pub decided_at: Option<Time>,
+}
+
+/// Rules 26: what passed proposals still have to do.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Schedule {
+    /// When proposals made with a delay take effect (proposal → time), from the proposal until
+    /// its changes are made or it is rejected.
+    pub effective_at: BTreeMap<u64, Time>,
+    /// Changes of the validator set that passed proposals made, in order: the leader applies
+    /// them one per block (`LeaderCommand::ChangeValidators`), as the set's own votes are —
+    /// each block is certified by the set before it, so the set may change only once between
+    /// blocks. Each is checked again when applied.
+    pub validator_changes: Vec<crate::validators::ValidatorChange>,
 }
 
 /// Governance's part of the state.
@@ -299,10 +321,21 @@ impl State {
         title: &str,
         changes: &[ParamChange],
         deposit: Amount,
+        delay_ms: Option<u64>,
         now: Time,
     ) -> Result<Vec<Event>, Rejection> {
         self.needs_governance()?;
         let invalid = |why: String| Err(Rejection::InvalidProposal(why));
+        if delay_ms.is_some() && self.rules < 26 {
+            return Err(Rejection::NeedsRules {
+                what: "proposals that take effect after a delay".into(),
+                needs: 26,
+                runs: self.rules,
+            });
+        }
+        if delay_ms.is_some_and(|d| d > MAX_DELAY_MS) {
+            return invalid("a delay of at most a year after the vote".into());
+        }
         if title.trim().is_empty() || title.len() > MAX_TITLE {
             return invalid(format!("a title of 1 to {MAX_TITLE} bytes"));
         }
@@ -339,8 +372,19 @@ impl State {
             .next_id
             .checked_add(1)
             .ok_or_else(|| overflow("proposal ids"))?;
+        let effective_at = match delay_ms {
+            Some(d) => Some(
+                voting_end
+                    .checked_add(d)
+                    .ok_or_else(|| overflow("the delay"))?,
+            ),
+            None => None,
+        };
         self.debit(&who, deposit)?;
         self.governance.next_id = id;
+        if let Some(at) = effective_at {
+            self.gov_schedule.effective_at.insert(id, at);
+        }
         self.governance.proposals.insert(
             id,
             Proposal {
@@ -477,6 +521,56 @@ impl State {
             .proposals
             .values()
             .any(|p| p.status == ProposalStatus::Voting && p.voting_end <= now)
+            || self.changes_due(now).next().is_some()
+    }
+
+    /// Rules 26: passed proposals whose stated time has come by `now`.
+    fn changes_due(&self, now: Time) -> impl Iterator<Item = u64> + '_ {
+        self.gov_schedule
+            .effective_at
+            .iter()
+            .filter(move |(id, at)| {
+                **at <= now
+                    && self
+                        .governance
+                        .proposals
+                        .get(id)
+                        .is_some_and(|p| matches!(p.status, ProposalStatus::Scheduled { .. }))
+            })
+            .map(|(id, _)| *id)
+    }
+
+    /// Rules 26: makes the changes of passed proposals whose stated time has come, each all or
+    /// none.
+    fn take_effect(&mut self, now: Time) -> Result<Vec<Event>, Rejection> {
+        let due: Vec<u64> = self.changes_due(now).collect();
+        let mut events = Vec::new();
+        for id in due {
+            self.gov_schedule.effective_at.remove(&id);
+            let Some(changes) = self
+                .governance
+                .proposals
+                .get(&id)
+                .map(|p| p.changes.clone())
+            else {
+                continue;
+            };
+            let status = match self.execute(&changes) {
+                Ok(mut done) => {
+                    events.append(&mut done);
+                    ProposalStatus::Passed
+                }
+                Err(why) => ProposalStatus::Failed(why),
+            };
+            if let Some(p) = self.governance.proposals.get_mut(&id) {
+                p.status = status.clone();
+            }
+            events.push(Event::ProposalExecuted {
+                proposal: id,
+                status,
+            });
+        }
+        Ok(events)
     }
 
     /// Decides every proposal whose voting ended by `now` (called after each applied input).
@@ -494,6 +588,9 @@ impl State {
         let mut events = Vec::new();
         for id in due {
             events.extend(self.decide(id, now)?);
+        }
+        if !self.gov_schedule.effective_at.is_empty() {
+            events.extend(self.take_effect(now)?);
         }
         Ok(events)
     }
@@ -557,10 +654,20 @@ impl State {
                 amount: p.deposit,
             });
         }
-        if status == ProposalStatus::Passed {
-            match self.execute(&p.changes) {
-                Ok(mut done) => events.append(&mut done),
-                Err(why) => status = ProposalStatus::Failed(why),
+        // Rules 26: a proposal that stated a later time waits for it.
+        let scheduled = self.gov_schedule.effective_at.get(&id).copied();
+        match scheduled {
+            Some(at) if status == ProposalStatus::Passed && at > now => {
+                status = ProposalStatus::Scheduled { at };
+            }
+            _ => {
+                self.gov_schedule.effective_at.remove(&id);
+                if status == ProposalStatus::Passed {
+                    match self.execute(&p.changes) {
+                        Ok(mut done) => events.append(&mut done),
+                        Err(why) => status = ProposalStatus::Failed(why),
+                    }
+                }
             }
         }
         if let Some(p) = self.governance.proposals.get_mut(&id) {
@@ -573,6 +680,47 @@ impl State {
             status,
         });
         Ok(events)
+    }
+
+    /// Whether a passed proposal's change of the validator set waits for the leader.
+    pub fn validator_change_queued(&self) -> bool {
+        !self.gov_schedule.validator_changes.is_empty()
+    }
+
+    /// `LeaderCommand::ChangeValidators`: applies the first change of the validator set that
+    /// passed proposals queued, or drops it if it can no longer be made (another change came
+    /// first, or an added validator lacks the minimum stake).
+    pub(crate) fn change_validators(&mut self) -> Result<Vec<Event>, Rejection> {
+        let Some(change) = self.gov_schedule.validator_changes.first().cloned() else {
+            return Err(Rejection::InvalidValidatorChange(
+                "no change of the validator set is waiting".into(),
+            ));
+        };
+        self.gov_schedule.validator_changes.remove(0);
+        let mut why = self.check_validator_change(&change).err();
+        if let crate::validators::ValidatorChange::Add(v) = &change
+            && self.bonded(&v.account) < self.ledger.min_stake
+        {
+            why.get_or_insert(format!(
+                "{} has {} bonded, below the minimum stake {}",
+                v.account,
+                Tokens(self.bonded(&v.account)),
+                Tokens(self.ledger.min_stake)
+            ));
+        }
+        if let Some(why) = why {
+            return Ok(vec![Event::ValidatorChangeDropped { change, why }]);
+        }
+        let set = &mut self.validators.set.validators;
+        match &change {
+            crate::validators::ValidatorChange::Add(v) => set.push(v.clone()),
+            crate::validators::ValidatorChange::Remove(account) => {
+                set.retain(|m| m.account != *account)
+            }
+        }
+        self.validators.pending.retain(|(c, _)| *c != change);
+        let validators = u32::try_from(self.validators.set.validators.len()).unwrap_or(u32::MAX);
+        Ok(vec![Event::ValidatorSetChanged { change, validators }])
     }
 
     /// Makes a passed proposal's changes, all or none.
@@ -604,28 +752,9 @@ impl State {
                     });
                 }
                 ParamChange::Validator(change) => {
-                    if let crate::validators::ValidatorChange::Add(v) = change
-                        && next.bonded(&v.account) < next.ledger.min_stake
-                    {
-                        return Err(format!(
-                            "{} has {} bonded, below the minimum stake {}",
-                            v.account,
-                            Tokens(next.bonded(&v.account)),
-                            Tokens(next.ledger.min_stake)
-                        ));
-                    }
-                    let set = &mut next.validators.set.validators;
-                    match change {
-                        crate::validators::ValidatorChange::Add(v) => set.push(v.clone()),
-                        crate::validators::ValidatorChange::Remove(account) => {
-                            set.retain(|m| m.account != *account)
-                        }
-                    }
-                    next.validators.pending.retain(|(c, _)| c != change);
-                    events.push(Event::ValidatorSetChanged {
+                    next.gov_schedule.validator_changes.push(change.clone());
+                    events.push(Event::ValidatorChangeQueued {
                         change: change.clone(),
-                        validators: u32::try_from(next.validators.set.validators.len())
-                            .unwrap_or(u32::MAX),
                     });
                 }
             }

@@ -179,7 +179,9 @@
 ///   lease, and each period is paid to the provider at its end whether used or not (refunded
 ///   when the provider missed it); cancellation by either side (`Action::CancelReservation`,
 ///   `Action::LeaveReservation`); governance may change the validator set
-///   (`ParamChange::Validator`); beyond one task per slot a provider holds work worth at most
+///   (`ParamChange::Validator`, applied by `LeaderCommand::ChangeValidators` one per block) and
+///   state a delay before a passed proposal takes effect (`Action::ProposeWithDelay`); beyond
+///   one task per slot a provider holds work worth at most
 ///   `HOLD_PER_BACKING` times its backing. Inputs apply as under 25 otherwise.
 pub const RULES: u32 = 26;
 /// The rules of a network whose genesis predates the version.
@@ -227,8 +229,8 @@ pub use files::{
     Scratch, submission_blobs,
 };
 pub use gov::{
-    GovParams, Governance, MAX_CHANGES, MAX_OPEN, MAX_TITLE, ParamChange, Proposal, ProposalStatus,
-    Tally, VoteOption,
+    GovParams, Governance, MAX_CHANGES, MAX_DELAY_MS, MAX_OPEN, MAX_TITLE, ParamChange, Proposal,
+    ProposalStatus, Tally, VoteOption,
 };
 pub use gpu::{
     FINGERPRINT_CHALLENGE, GpuBuffer, GpuFill, GpuJob, GpuJobs, GpuOffer, MAX_GPU_BINDING,

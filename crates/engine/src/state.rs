@@ -359,6 +359,10 @@ pub struct State {
     /// only under rules 26 and later.
     #[serde(default)]
     pub reservations: crate::reserve::Reservations,
+    /// Rules 26: when passed proposals made with a delay take effect (see [`crate::gov`]).
+    /// Hashed only under rules 26 and later.
+    #[serde(default)]
+    pub gov_schedule: crate::gov::Schedule,
     /// Derived from `jobs`, never stored nor hashed: each provider's accepted map results
     /// ([`crate::audit::Accepted`]).
     #[serde(skip)]
@@ -415,9 +419,10 @@ impl Serialize for HashView<'_> {
             governance,
             market,
             reservations,
+            gov_schedule,
             accepted: _,
         } = self.state;
-        let mut t = serializer.serialize_tuple(30)?;
+        let mut t = serializer.serialize_tuple(31)?;
         t.serialize_element(config)?;
         t.serialize_element(ledger)?;
         t.serialize_element(verify)?;
@@ -478,6 +483,7 @@ impl Serialize for HashView<'_> {
         }
         if *rules >= 26 {
             t.serialize_element(reservations)?;
+            t.serialize_element(gov_schedule)?;
         }
         t.end()
     }
@@ -518,6 +524,7 @@ impl State {
             governance: Default::default(),
             market: Default::default(),
             reservations: Default::default(),
+            gov_schedule: Default::default(),
             accepted: Default::default(),
         }
     }
@@ -733,7 +740,13 @@ impl State {
                 title,
                 changes,
                 deposit,
-            } => self.propose(who, title, changes, *deposit, now)?,
+            } => self.propose(who, title, changes, *deposit, None, now)?,
+            Action::ProposeWithDelay {
+                title,
+                changes,
+                deposit,
+                delay_ms,
+            } => self.propose(who, title, changes, *deposit, Some(*delay_ms), now)?,
             Action::Vote { proposal, option } => self.vote(who, *proposal, *option, now)?,
             Action::Reserve(spec) => self.reserve(who, spec, now)?,
             Action::AcceptReservation { reservation, slots } => {
@@ -786,6 +799,7 @@ impl State {
                     ))
                 }
             }
+            LeaderCommand::ChangeValidators => self.change_validators(),
             // Settled after every applied input (`State::apply`); this one only makes an entry.
             LeaderCommand::SettleReservations => {
                 if self.reservations_due(now) {

@@ -494,6 +494,7 @@ mod tests {
         audits.extend(postcard::to_stdvec(&crate::gov::Governance::default()).unwrap());
         audits.extend(postcard::to_stdvec(&crate::market::Market::default()).unwrap());
         audits.extend(postcard::to_stdvec(&crate::reserve::Reservations::default()).unwrap());
+        audits.extend(postcard::to_stdvec(&crate::gov::Schedule::default()).unwrap());
         let full = postcard::to_stdvec(&plain).unwrap();
         let mut tail = postcard::to_stdvec(&Validators::default()).unwrap();
         tail.extend(postcard::to_stdvec(&crate::FIRST_RULES).unwrap());
@@ -555,6 +556,7 @@ mod tests {
         audits.extend(postcard::to_stdvec(&state.governance).unwrap());
         audits.extend(postcard::to_stdvec(&state.market).unwrap());
         audits.extend(postcard::to_stdvec(&state.reservations).unwrap());
+        audits.extend(postcard::to_stdvec(&state.gov_schedule).unwrap());
         let at = encoded.len() - audits.len() - rules.len() - field.len();
         assert_eq!(&encoded[at..at + field.len()], &field[..]);
         let mut without = encoded[..at].to_vec();

@@ -396,7 +396,7 @@ impl SqliteLog {
                  seq   INTEGER PRIMARY KEY,
                  state BLOB NOT NULL
              );
-             -- State format 16 (the state gained its reservations, rules 26).
+             -- State format 16 (the state gained its reservations and governance schedule, rules 26).
              CREATE TABLE IF NOT EXISTS snapshots_v16 (
                  seq   INTEGER PRIMARY KEY,
                  state BLOB NOT NULL
@@ -901,7 +901,8 @@ pub fn decode_genesis(bytes: &[u8], format: u32) -> Result<Genesis, postcard::Er
 /// rules 19, format 12 is format 13 without the trailing `gpu`, empty before rules 23, and
 /// format 13 is format 14 without the trailing `energy`, empty before rules 24, and format 14
 /// is format 15 without the trailing `delegation`, `governance` and `market`, empty before rules
-/// 25, and format 15 is format 16 without the trailing `reservations`, empty before rules 26:
+/// 25, and format 15 is format 16 without the trailing `reservations` and `gov_schedule`,
+/// empty before rules 26:
 /// their encodings are appended (the migration).
 ///
 /// Public for the fuzz targets (`fuzz/`).
@@ -955,6 +956,7 @@ pub fn decode_snapshot(bytes: &[u8], format: u32) -> Result<State, postcard::Err
     }
     if format <= 15 {
         v5.extend(encode(&engine::reserve::Reservations::default()));
+        v5.extend(encode(&engine::gov::Schedule::default()));
     }
     postcard::from_bytes(&v5)
 }
@@ -1780,7 +1782,8 @@ mod tests {
                     + encode(&engine::Delegations::default()).len()
                     + encode(&engine::Governance::default()).len()
                     + encode(&engine::Market::default()).len()
-                    + encode(&engine::reserve::Reservations::default()).len();
+                    + encode(&engine::reserve::Reservations::default()).len()
+                    + encode(&engine::gov::Schedule::default()).len();
                 let full = full[..full.len() - cut].to_vec();
                 let (key, table, old_genesis, old_state) = if format == 1 {
                     let cut = encode(&engine::Validators::default()).len() + rules.len();
@@ -1904,7 +1907,8 @@ mod tests {
                 )
                 .unwrap();
             let full = encode(&state);
-            let mut cut = encode(&engine::reserve::Reservations::default()).len();
+            let mut cut = encode(&engine::reserve::Reservations::default()).len()
+                + encode(&engine::gov::Schedule::default()).len();
             if format <= 14 {
                 cut += encode(&engine::Delegations::default()).len()
                     + encode(&engine::Governance::default()).len()

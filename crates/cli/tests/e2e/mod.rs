@@ -7,6 +7,7 @@ mod console;
 mod delegation;
 mod demo;
 mod gov;
+mod gov_validators;
 mod gpu;
 mod hostile;
 mod http;

@@ -15,9 +15,9 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 /// A cluster of validators started by the test, each a `gridmint coordinator` on its own data dir.
-struct Cluster {
-    genesis: PathBuf,
-    validators: Vec<Option<Coordinator>>,
+pub(crate) struct Cluster {
+    pub(crate) genesis: PathBuf,
+    pub(crate) validators: Vec<Option<Coordinator>>,
     dirs: Vec<PathBuf>,
     /// Where each listens (`host:port`).
     listens: Vec<String>,
@@ -84,7 +84,7 @@ impl Cluster {
         Cluster::start_with(w, listens, addresses, gates).spawn_all(w)
     }
 
-    fn start_with(
+    pub(crate) fn start_with(
         w: &World,
         listens: Vec<String>,
         addresses: Vec<String>,
@@ -135,7 +135,7 @@ impl Cluster {
     }
 
     /// Starts every validator (after [`Cluster::start_with`] wrote the genesis).
-    fn spawn_all(mut self, w: &World) -> Cluster {
+    pub(crate) fn spawn_all(mut self, w: &World) -> Cluster {
         for i in 0..self.dirs.len() {
             let v = self.spawn(w, i);
             self.validators.push(Some(v));
@@ -164,7 +164,7 @@ impl Cluster {
     }
 
     /// Validator `i`'s account.
-    fn account(&self, i: usize) -> engine::AccountId {
+    pub(crate) fn account(&self, i: usize) -> engine::AccountId {
         api::Identity::load_or_create(&self.dirs[i].join("validator.key"))
             .unwrap()
             .id()
@@ -194,7 +194,7 @@ impl Cluster {
     }
 
     /// Every validator's URL, comma-separated: what providers and requesters are given.
-    fn urls(&self) -> String {
+    pub(crate) fn urls(&self) -> String {
         self.addresses.join(",")
     }
 
@@ -203,7 +203,7 @@ impl Cluster {
     }
 
     /// The position of the validator that says it leads, once one does and the others agree.
-    fn leader(&self) -> usize {
+    pub(crate) fn leader(&self) -> usize {
         poll("a leader that every running validator knows", WAIT, || {
             let statuses: Vec<(usize, StatusView)> = self
                 .validators
@@ -238,7 +238,7 @@ impl Cluster {
 /// in this run uses (`127.A.B.i`): a port chosen free stays free until the validator binds it,
 /// whatever other tests (and the validators' own outgoing connections, which leave from their
 /// listen address) do meanwhile.
-fn fresh_listens(n: usize) -> Vec<String> {
+pub(crate) fn fresh_listens(n: usize) -> Vec<String> {
     static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     let k = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let a = 1 + std::process::id() % 200;

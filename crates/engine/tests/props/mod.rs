@@ -178,6 +178,8 @@ enum Op {
         kind: u8,
         value: u32,
         deposit: u128,
+        /// Rules 26: its changes wait this long after the vote.
+        delay_ms: Option<u64>,
     },
     /// Rules 25: `anyone(who)` votes on the proposal picked by `proposal`.
     Vote {
@@ -215,6 +217,8 @@ enum Op {
     },
     /// Rules 26: the leader's settlement entry (refused unless something is due).
     SettleReservations,
+    /// Rules 26: the leader applies a validator change a passed proposal queued.
+    ChangeValidators,
     /// Evidence that `anyone(who)` signed two headers at `height` (the same header twice when
     /// `same`: not evidence). Signatures are the shell's to check, not the engine's.
     Equivocate {
@@ -362,8 +366,8 @@ fn amount() -> impl Strategy<Value = u128> {
 /// Rules 25: proposals and votes (the voting period is a second on this network).
 fn gov_op() -> impl Strategy<Value = Op> {
     prop_oneof![
-        1 => (any::<u8>(), 0..7u8, 0..12_000u32, prop_oneof![3 => 50..200u128, 1 => amount()])
-            .prop_map(|(who, kind, value, deposit)| Op::Propose { who, kind, value, deposit }),
+        1 => (any::<u8>(), 0..7u8, 0..12_000u32, prop_oneof![3 => 50..200u128, 1 => amount()], prop_oneof![2 => Just(None), 1 => (0..4_000u64).prop_map(Some)])
+            .prop_map(|(who, kind, value, deposit, delay_ms)| Op::Propose { who, kind, value, deposit, delay_ms }),
         3 => (any::<u8>(), any::<u8>(), 0..4u8)
             .prop_map(|(who, proposal, option)| Op::Vote { who, proposal, option }),
     ]
@@ -380,6 +384,7 @@ fn reserve_op() -> impl Strategy<Value = Op> {
             .prop_map(|(by_owner, who, pick)| Op::CancelReservation { by_owner, who, pick }),
         1 => (0..4u8, any::<u8>()).prop_map(|(p, pick)| Op::LeaveReservation { p, pick }),
         1 => Just(Op::SettleReservations),
+        1 => Just(Op::ChangeValidators),
     ]
 }
 
@@ -1132,6 +1137,7 @@ fn build(s: &State, step: &Step, time: Time) -> Built {
             },
         )),
         Op::SettleReservations => Err(LeaderCommand::SettleReservations),
+        Op::ChangeValidators => Err(LeaderCommand::ChangeValidators),
         Op::Release { who } => Err(LeaderCommand::ReleaseStake {
             account: anyone(*who),
         }),
@@ -1171,6 +1177,7 @@ fn build(s: &State, step: &Step, time: Time) -> Built {
             kind,
             value,
             deposit,
+            delay_ms,
         } => {
             let change = match kind {
                 0 => engine::ParamChange::FeeBps { bps: *value },
@@ -1202,12 +1209,21 @@ fn build(s: &State, step: &Step, time: Time) -> Built {
                     ..s.verify.clone()
                 }),
             };
+            let title = format!("change {kind}");
             Ok(action(
                 anyone(*who),
-                Action::Propose {
-                    title: format!("change {kind}"),
-                    changes: vec![change],
-                    deposit: *deposit,
+                match delay_ms {
+                    None => Action::Propose {
+                        title,
+                        changes: vec![change],
+                        deposit: *deposit,
+                    },
+                    Some(delay_ms) => Action::ProposeWithDelay {
+                        title,
+                        changes: vec![change],
+                        deposit: *deposit,
+                        delay_ms: *delay_ms,
+                    },
                 },
             ))
         }
@@ -2241,7 +2257,12 @@ fn check_events(
                         .any(|c| c.price == price && c.at == after.now);
                     prop_assert!(recorded, "{} paid at {} but not in the index", task, price);
                 }
-                prop_assert_eq!(*fee, (amount + pooled + fee) * 700 / 10_000);
+                // The fee in force when the entry was applied (a proposal decided at its end
+                // may change it for later payments).
+                prop_assert_eq!(
+                    *fee,
+                    (amount + pooled + fee) * u128::from(before.ledger.fee_bps) / 10_000
+                );
             }
             Event::EscrowRefunded { job, amount, .. } => {
                 let j = &after.jobs[job];
@@ -2269,7 +2290,9 @@ fn check_events(
                 release_at,
             } => {
                 prop_assert_eq!(after.bonded(account), before.bonded(account) - amount);
-                prop_assert_eq!(*release_at, after.now + 40);
+                // The unbonding delay in force when the entry was applied (governance may
+                // change it at the entry's end).
+                prop_assert_eq!(*release_at, after.now + before.ledger.unbonding_delay_ms);
             }
             Event::Delegated {
                 delegator,
@@ -2297,7 +2320,7 @@ fn check_events(
                 amount,
                 release_at,
             } => {
-                prop_assert_eq!(*release_at, after.now + 40);
+                prop_assert_eq!(*release_at, after.now + before.ledger.unbonding_delay_ms);
                 let released: u128 = after.delegation.pools[provider]
                     .unbonding
                     .iter()
@@ -2393,6 +2416,9 @@ fn check_events(
                     matches!(
                         e,
                         Event::ProposalDecided {
+                            status: engine::ProposalStatus::Passed,
+                            ..
+                        } | Event::ProposalExecuted {
                             status: engine::ProposalStatus::Passed,
                             ..
                         }
@@ -2512,6 +2538,30 @@ fn check_events(
                     Some(*reservation)
                 );
                 prop_assert_eq!(after.jobs[&task.job].escrow.paid, job.escrow.paid);
+            }
+            Event::ValidatorChangeQueued { change } => {
+                // A passed proposal queued it, at the entry that decided or scheduled it.
+                prop_assert!(after.gov_schedule.validator_changes.contains(change));
+                prop_assert!(after.validators.set.validate().is_ok());
+            }
+            Event::ValidatorChangeDropped { change, why } => {
+                prop_assert!(matches!(
+                    entry.input,
+                    Input::Leader(LeaderCommand::ChangeValidators)
+                ));
+                prop_assert_eq!(before.gov_schedule.validator_changes.first(), Some(change));
+                prop_assert_eq!(&before.validators.set, &after.validators.set);
+                prop_assert!(!why.is_empty());
+            }
+            Event::ProposalExecuted { proposal, status } => {
+                let p = &after.governance.proposals[proposal];
+                prop_assert_eq!(&p.status, status);
+                let was_due = matches!(
+                    before.governance.proposals[proposal].status,
+                    engine::ProposalStatus::Scheduled { at } if at <= entry.time.max(before.now)
+                );
+                prop_assert!(was_due);
+                prop_assert!(!after.gov_schedule.effective_at.contains_key(proposal));
             }
             Event::ProposalDecided { proposal, status } => {
                 let p = &after.governance.proposals[proposal];
@@ -2818,6 +2868,36 @@ proptest! {
         let all: Vec<Step> = prologue
             .into_iter()
             .flat_map(|(stake, register, delegate)| [stake, register, delegate])
+            .chain(steps)
+            .collect();
+        run(&all, validators)?;
+    }
+
+    /// Rules 26: as above, after a rich delegator proposed a fee change that takes effect a
+    /// while after its vote, and voted for it: it passes, waits, and takes effect (or fails)
+    /// among random inputs.
+    #[test]
+    fn random_sequences_around_a_scheduled_proposal_keep_invariants_and_replay(
+        prologue in [0u8, 1, 2, 3].map(|p| {
+            (
+                step_with(Just(Op::Stake { who: p, amount: 60 })),
+                step_with(register(Just(p))),
+            )
+        }),
+        proposal in (
+            step_with(Just(Op::Delegate { who: 4, p: 0, amount: 100_000 })),
+            step_with((0..7u8, 0..12_000u32, 2_000..20_000u64).prop_map(|(kind, value, delay)| {
+                Op::Propose { who: 4, kind, value, deposit: 100, delay_ms: Some(delay) }
+            })),
+            step_with(Just(Op::Vote { who: 4, proposal: 0, option: 0 })),
+        ),
+        steps in proptest::collection::vec(step(), 0..90),
+        validators in any::<bool>(),
+    ) {
+        let all: Vec<Step> = prologue
+            .into_iter()
+            .flat_map(|(stake, register)| [stake, register])
+            .chain([proposal.0, proposal.1, proposal.2])
             .chain(steps)
             .collect();
         run(&all, validators)?;

@@ -140,6 +140,108 @@ fn a_passed_proposal_lowers_the_fee_for_payments_after_it_even_mid_job() {
 }
 
 #[test]
+fn a_proposal_with_a_stated_delay_takes_effect_then_and_not_at_the_vote() {
+    let mut w = world();
+    let events = w.act(
+        acct(2),
+        Action::ProposeWithDelay {
+            title: "2% from an hour after the vote".into(),
+            changes: vec![ParamChange::FeeBps { bps: 200 }],
+            deposit: 100,
+            delay_ms: 3_600_000,
+        },
+    );
+    let (id, voting_end) = match events[0] {
+        Event::Proposed {
+            proposal,
+            voting_end,
+            ..
+        } => (proposal, voting_end),
+        ref other => panic!("{other:?}"),
+    };
+    let at = voting_end + 3_600_000;
+    assert_eq!(w.state.gov_schedule.effective_at[&id], at);
+    vote(&mut w, PROVIDER, id, VoteOption::Yes);
+    let events = end_voting(&mut w);
+    // Passed (deposit back), but the fee stays until the stated time.
+    assert!(events.contains(&Event::ProposalDecided {
+        proposal: id,
+        status: ProposalStatus::Scheduled { at }
+    }));
+    assert!(events.contains(&Event::DepositReturned {
+        proposal: id,
+        proposer: acct(2),
+        amount: 100
+    }));
+    assert_eq!(w.state.ledger.fee_bps, 1_000);
+    let mut spec = job_spec(2);
+    spec.deadline = w.time + 10_000_000;
+    let job = w.submit(OWNER, spec);
+    w.assign(PROVIDER, &[tid(job, 0), tid(job, 1)]);
+    let events = w.report(PROVIDER, vec![success(tid(job, 0), 1, 1_000)]);
+    assert!(matches!(events[1], Event::TaskPaid { fee: 300, .. }));
+    assert!(!w.state.proposals_due(at - 1));
+    assert!(w.state.proposals_due(at));
+    assert!(matches!(
+        w.lead_rejected(LeaderCommand::DecideProposals),
+        Rejection::InvalidProposal(_)
+    ));
+    // At the stated time, the first entry makes the change (the leader's, when none other
+    // comes), and payments after it pay the new fee.
+    w.time = at;
+    let events = w.lead(LeaderCommand::DecideProposals);
+    assert_eq!(
+        events,
+        [Event::ProposalExecuted {
+            proposal: id,
+            status: ProposalStatus::Passed
+        }]
+    );
+    assert_eq!(w.state.ledger.fee_bps, 200);
+    assert!(w.state.gov_schedule.effective_at.is_empty());
+    let events = w.report(PROVIDER, vec![success(tid(job, 1), 1, 1_000)]);
+    assert!(matches!(events[1], Event::TaskPaid { fee: 60, .. }));
+    supply(&w);
+
+    // A rejected one never takes effect; a delay over a year, or under rules 25, is refused.
+    let id = match w.act(
+        acct(2),
+        Action::ProposeWithDelay {
+            title: "t".into(),
+            changes: vec![ParamChange::FeeBps { bps: 100 }],
+            deposit: 100,
+            delay_ms: 10,
+        },
+    )[0]
+    {
+        Event::Proposed { proposal, .. } => proposal,
+        ref other => panic!("{other:?}"),
+    };
+    end_voting(&mut w);
+    assert!(matches!(
+        w.state.governance.proposals[&id].status,
+        ProposalStatus::Rejected(_)
+    ));
+    assert!(w.state.gov_schedule.effective_at.is_empty());
+    let late = Action::ProposeWithDelay {
+        title: "t".into(),
+        changes: vec![ParamChange::FeeBps { bps: 100 }],
+        deposit: 100,
+        delay_ms: engine::MAX_DELAY_MS + 1,
+    };
+    assert!(matches!(
+        w.act_rejected(acct(2), late.clone()),
+        Rejection::InvalidProposal(_)
+    ));
+    let mut old = world().under_rules(25);
+    assert!(matches!(
+        old.act_rejected(acct(2), late),
+        Rejection::NeedsRules { needs: 26, .. }
+    ));
+    supply(&w);
+}
+
+#[test]
 fn a_delegator_who_votes_takes_its_stake_out_of_its_providers_vote() {
     let mut w = world();
     let id = propose(&mut w, acct(2), vec![ParamChange::MinStake { amount: 50 }]);
@@ -383,15 +485,29 @@ fn a_passed_proposal_changes_the_validator_set() {
     let id = propose(&mut w, acct(2), vec![ParamChange::Validator(add.clone())]);
     vote(&mut w, acct(2), id, VoteOption::Yes);
     let events = end_voting(&mut w);
-    assert!(events.contains(&Event::ValidatorSetChanged {
-        change: add,
-        validators: 4
+    assert!(events.contains(&Event::ValidatorChangeQueued {
+        change: add.clone()
     }));
     assert!(events.contains(&Event::ProposalDecided {
         proposal: id,
         status: ProposalStatus::Passed
     }));
+    // Queued: the leader applies it once the block before is sealed (one change per block).
+    assert!(w.state.validators.set.get(&acct(6)).is_none());
+    assert!(w.state.proposals_due(w.time) || w.state.validator_change_queued());
+    let events = w.lead(LeaderCommand::ChangeValidators);
+    assert_eq!(
+        events,
+        [Event::ValidatorSetChanged {
+            change: add,
+            validators: 4
+        }]
+    );
     assert!(w.state.validators.set.get(&acct(6)).is_some());
+    assert!(matches!(
+        w.lead_rejected(LeaderCommand::ChangeValidators),
+        Rejection::InvalidValidatorChange(_)
+    ));
 
     // Removing one by vote of the stakers, as the set's majority could.
     let remove = engine::ValidatorChange::Remove(acct(20));
@@ -401,15 +517,19 @@ fn a_passed_proposal_changes_the_validator_set() {
         vec![ParamChange::Validator(remove.clone())],
     );
     vote(&mut w, acct(2), id, VoteOption::Yes);
-    let events = end_voting(&mut w);
-    assert!(events.contains(&Event::ValidatorSetChanged {
-        change: remove,
-        validators: 3
-    }));
+    end_voting(&mut w);
+    let events = w.lead(LeaderCommand::ChangeValidators);
+    assert_eq!(
+        events,
+        [Event::ValidatorSetChanged {
+            change: remove,
+            validators: 3
+        }]
+    );
     assert!(w.state.validators.set.get(&acct(20)).is_none());
 
     // The set's own rules hold: nobody twice, no stake claimed, a majority left; and an added
-    // validator without the minimum stake fails the execution.
+    // validator without the minimum stake when its turn comes is dropped.
     let bad: Vec<(engine::ValidatorChange, &str)> = vec![
         (engine::ValidatorChange::Add(validator(6)), "already"),
         (
@@ -443,12 +563,14 @@ fn a_passed_proposal_changes_the_validator_set() {
         ))],
     );
     vote(&mut w, acct(2), id, VoteOption::Yes);
-    let events = end_voting(&mut w);
-    assert!(events.iter().any(|e| matches!(
-        e,
-        Event::ProposalDecided { status: ProposalStatus::Failed(why), .. } if why.contains("minimum stake")
-    )));
+    end_voting(&mut w);
+    let events = w.lead(LeaderCommand::ChangeValidators);
+    assert!(
+        matches!(&events[..], [Event::ValidatorChangeDropped { why, .. }] if why.contains("minimum stake")),
+        "{events:?}"
+    );
     assert!(w.state.validators.set.get(&acct(7)).is_none());
+    assert!(!w.state.validator_change_queued());
 
     // A network of one coordinator has no set to change, and rules 25 none by governance.
     let mut single = world();
