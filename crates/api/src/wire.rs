@@ -754,6 +754,10 @@ pub struct AccountView {
     /// Rules 25: what it undelegated and has not been released yet.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub delegation_unbonding: Vec<DelegationUnbondingView>,
+    /// Rules 26: held by its reservations (open slots' and current periods' escrow).
+    #[serde(default, with = "engine::types::amount")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub in_reservations: Amount,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -475,6 +475,12 @@ fn print_balance(view: &AccountView, network: &NetworkView) {
             Tokens(view.in_storage)
         );
     }
+    if view.in_reservations > 0 {
+        println!(
+            "reserved   {} (prepaid periods of your reservations)",
+            Tokens(view.in_reservations)
+        );
+    }
     println!(
         "network    {} (fee {}%, minimum stake {}{})",
         network.chain_id,

@@ -412,7 +412,11 @@ function historyTable(items, self) {
 
 async function providerPage(id) {
   // (one page, 500 items: the page is redrawn on every pulse)
-  const [p, items] = await Promise.all([api(`/v1/providers/${encodeURIComponent(id)}`), history(id, 500)]);
+  const [p, items, leased] = await Promise.all([
+    api(`/v1/providers/${encodeURIComponent(id)}`), history(id, 500),
+    api(`/v1/reservations?provider=${encodeURIComponent(id)}`)]);
+  // Its leases (rules 26): the slots it holds for requesters' reservations.
+  const leases = leased.flatMap((r) => r.leases.filter((l) => l.provider === id).map((l) => [r, l]));
   // Earnings over time: the running sum of its task payments in the history read, oldest first
   // (counted from what it had earned before them, so the line ends at its total).
   const paid = items.filter((i) => i.event.event === "task_paid" && i.event.provider === id).reverse();
@@ -442,6 +446,8 @@ async function providerPage(id) {
         p.grams_per_kwh !== undefined ? ["Carbon", `${p.grams_per_kwh} g CO₂e per kWh`] : null,
         p.backing ? ["Backing", `${grid(p.backing.delegated)} from ${num(p.backing.delegators)} delegator(s), commission ${p.backing.commission_bps / 100}%`] : null,
         p.backing ? ["Delegators' yield", `${grid(p.backing.rewards_paid)} paid; realised ${p.backing.return_day_bps === undefined ? "–" : p.backing.return_day_bps / 100 + "%"} over a day, ${p.backing.return_week_bps === undefined ? "–" : p.backing.return_week_bps / 100 + "%"} over a week`] : null,
+        leases.length ? ["Leased", h("span", { "data-testid": "provider-leases" }, leases.map(([r, l]) =>
+          `${num(l.slots)} slot(s) to reservation ${r.id} (${grid(r.price_per_slot)} a slot a period, period ${num(l.period + 1)} of ${num(r.periods)})`).join("; "))] : null,
         p.suspended && p.suspended.length ? ["Suspended", p.suspended.join(", ")] : null,
       ])),
       h("div", { class: "panel" },
@@ -463,7 +469,8 @@ async function accountPage(id) {
       card("Balance", grid(a.balance), `nonce ${a.nonce}`, "card-balance"),
       card("Bonded", grid(a.bonded), a.unbonding.length ? `${a.unbonding.length} unbonding` : "", "card-bonded"),
       card("In escrow", grid(a.in_escrow), "of unfinished jobs", "card-escrow"),
-      card("Storage deposits", grid(a.in_storage), "", "card-storage")),
+      card("Storage deposits", grid(a.in_storage), "", "card-storage"),
+      card("Reserved", grid(a.in_reservations || "0"), "prepaid periods of its reservations", "card-reserved")),
     h("p", {}, h("span", { class: "mono" }, a.id), " · ", h("a", { href: `#/jobs?owner=${a.id}` }, "its jobs")),
     h("h2", {}, "History"),
     historyTable(items, id));

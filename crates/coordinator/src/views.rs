@@ -307,6 +307,19 @@ pub fn account(state: &State, id: AccountId) -> AccountView {
             s.released_at.is_none() && state.jobs.get(job).is_some_and(|j| j.owner == id)
         })
         .fold(0u128, |sum, (_, s)| sum.saturating_add(s.deposit));
+    let reservations = &state.reservations;
+    let in_reservations = reservations
+        .reservations
+        .values()
+        .filter(|r| r.owner == id)
+        .fold(0u128, |sum, r| {
+            reservations
+                .leases_of(r.id)
+                .iter()
+                .fold(sum.saturating_add(r.open_held), |s, (_, l)| {
+                    s.saturating_add(l.held)
+                })
+        });
     AccountView {
         id,
         nonce: account.nonce,
@@ -345,6 +358,7 @@ pub fn account(state: &State, id: AccountId) -> AccountView {
                 release_at: u.release_at,
             })
             .collect(),
+        in_reservations,
     }
 }
 

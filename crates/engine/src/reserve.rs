@@ -320,6 +320,15 @@ impl State {
         Ok(())
     }
 
+    /// Reservation `id`, for an action on it (rules 26).
+    fn reservation_for(&self, id: u64) -> Result<&Reservation, Rejection> {
+        self.needs_reservations()?;
+        self.reservations
+            .reservations
+            .get(&id)
+            .ok_or(Rejection::UnknownReservation(id))
+    }
+
     /// `Action::Reserve`: the offer, its open slots' first period prepaid.
     pub(crate) fn reserve(
         &mut self,
@@ -383,12 +392,7 @@ impl State {
         slots: u32,
         now: Time,
     ) -> Result<Vec<Event>, Rejection> {
-        self.needs_reservations()?;
-        let r = self
-            .reservations
-            .reservations
-            .get(&id)
-            .ok_or(Rejection::UnknownReservation(id))?;
+        let r = self.reservation_for(id)?;
         let p = self.active_provider(&who)?;
         if r.ended.is_some() || r.cancelled || now >= r.open_until {
             return Err(invalid(format!("reservation {id} takes no acceptance")));
@@ -467,12 +471,7 @@ impl State {
         id: u64,
         now: Time,
     ) -> Result<Vec<Event>, Rejection> {
-        self.needs_reservations()?;
-        let r = self
-            .reservations
-            .reservations
-            .get_mut(&id)
-            .ok_or(Rejection::UnknownReservation(id))?;
+        let r = self.reservation_for(id)?;
         if r.owner != who {
             return Err(Rejection::NotReservationOwner(id));
         }
@@ -482,7 +481,9 @@ impl State {
         if r.cancelled {
             return Err(invalid(format!("reservation {id} is already cancelled")));
         }
-        r.cancelled = true;
+        if let Some(r) = self.reservations.reservations.get_mut(&id) {
+            r.cancelled = true;
+        }
         let mut events = vec![Event::ReservationCancelled { reservation: id }];
         events.extend(self.refund_open(id)?);
         self.end_if_done(id, now);
@@ -497,10 +498,7 @@ impl State {
         id: u64,
         now: Time,
     ) -> Result<Vec<Event>, Rejection> {
-        self.needs_reservations()?;
-        if !self.reservations.reservations.contains_key(&id) {
-            return Err(Rejection::UnknownReservation(id));
-        }
+        self.reservation_for(id)?;
         let lease = self
             .reservations
             .leases

@@ -16,23 +16,7 @@ fn cli_json(w: &World, url: &str, args: &[&str]) -> serde_json::Value {
 fn a_proposal_lowers_the_fee_and_later_jobs_pay_the_new_fee() {
     let w = World::new();
     let treasury = AccountId([0x77; 32]);
-    let genesis = w.write(
-        "genesis.toml",
-        format!(
-            r#"chain_id = "gov-e2e"
-treasury = "{treasury}"
-fee_bps = 500
-min_stake = "100"
-unbonding_delay = "3s"
-[slash]
-fraction_bps = 1000
-requester_bps = 5000
-treasury_bps = 5000
-[faucet]
-amount = "1000"
-"#
-        ),
-    );
+    let genesis = w.money_genesis("gov-e2e", treasury);
     let c = w.coordinator(&["--genesis", genesis.to_str().unwrap()]);
     let (provider_dir, provider_id) = w.provider_dir();
     let p = w.provider_in(&c.url, &provider_dir, provider_id, 2);

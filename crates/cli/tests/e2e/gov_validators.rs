@@ -5,7 +5,7 @@
 //! original three out: the consensus membership drops it and the rest go on, the chain verifying
 //! across both changes. Proposing to add a validator already in the set is refused (422).
 
-use super::validators::{Cluster, fresh_listens};
+use super::validators::{Cluster, fresh_listens, verified_and_signed_by};
 use crate::support::{WAIT, World, poll};
 
 /// `gridmint gov propose --title TITLE CHANGE... --json` as the staker, then its yes vote: the
@@ -194,34 +194,5 @@ fn a_passed_proposal_adds_a_validator_that_catches_up_and_another_removes_one() 
     w.cli_json(&urls, &["wallet", "transfer", &friend, "1"]);
     // The whole chain verifies from genesis, certificates checked against the set as it
     // changed, and the newcomer is at the same state, signing.
-    poll(
-        "the chain to verify, final, and the newcomer to agree",
-        WAIT,
-        || {
-            let r = w
-                .cli(&[
-                    "chain",
-                    "verify",
-                    "--coordinator",
-                    &leader_http.client.base(),
-                    "--json",
-                ])
-                .ok()
-                .json();
-            let mine = newcomer.http.status();
-            (r["ok"] == true
-                && r["uncertified_blocks"] == 0
-                && r["tail_entries"] == 0
-                && r["state_hash"] == serde_json::json!(mine.state_hash))
-            .then_some(())
-        },
-    );
-    let height = w.block_on(newcomer.http.client.chain()).unwrap().height;
-    let sigs = w
-        .block_on(newcomer.http.client.chain_signatures(height, 1))
-        .unwrap();
-    assert!(
-        sigs.iter().any(|s| s.validator.to_hex() == account),
-        "the newcomer signs the blocks: {sigs:?}"
-    );
+    verified_and_signed_by(&w, &leader_http, &newcomer, &account);
 }

@@ -37,23 +37,7 @@ fn event<'a>(resp: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
 fn a_reservation_runs_its_owners_work_pays_its_provider_per_period_and_ends() {
     let w = World::new();
     let treasury = AccountId([0x77; 32]);
-    let genesis = w.write(
-        "genesis.toml",
-        format!(
-            r#"chain_id = "reserve-e2e"
-treasury = "{treasury}"
-fee_bps = 500
-min_stake = "100"
-unbonding_delay = "3s"
-[slash]
-fraction_bps = 1000
-requester_bps = 5000
-treasury_bps = 5000
-[faucet]
-amount = "1000"
-"#
-        ),
-    );
+    let genesis = w.money_genesis("reserve-e2e", treasury);
     let c = w.coordinator(&["--genesis", genesis.to_str().unwrap()]);
     let url = c.url.as_str();
     // A (one slot, in eu) meets the reservation's region; B (in us) does not.
@@ -99,6 +83,12 @@ amount = "1000"
     let id = reserved["reservation"].as_u64().unwrap();
     assert_eq!(reserved["held"], (2 * price).to_string());
     let ids = id.to_string();
+    let reserving = w.cli_json(url, &["wallet", "balance"]);
+    assert_eq!(
+        reserving["in_reservations"],
+        (2 * price).to_string(),
+        "{reserving}"
+    );
 
     // B is in the wrong region: 422 invalid_reservation, and nothing changed. (Offers stay open
     // for one period: B and A answer within it.)

@@ -1397,36 +1397,7 @@ fn a_validator_voted_in_catches_up_and_one_voted_out_leaves() {
         .ok();
     // The whole chain verifies from genesis (on a validator that holds all of it), certificates
     // checked against the set as it changed, and the newcomer is at the same state, signing.
-    poll(
-        "the chain to verify, final, and the newcomer to agree",
-        WAIT,
-        || {
-            let r = w
-                .cli(&[
-                    "chain",
-                    "verify",
-                    "--coordinator",
-                    &leader_http.client.base(),
-                    "--json",
-                ])
-                .ok()
-                .json();
-            let mine = newcomer.http.status();
-            (r["ok"] == true
-                && r["uncertified_blocks"] == 0
-                && r["tail_entries"] == 0
-                && r["state_hash"] == serde_json::json!(mine.state_hash))
-            .then_some(())
-        },
-    );
-    let height = w.block_on(newcomer.http.client.chain()).unwrap().height;
-    let sigs = w
-        .block_on(newcomer.http.client.chain_signatures(height, 1))
-        .unwrap();
-    assert!(
-        sigs.iter().any(|s| s.validator.to_hex() == account),
-        "the newcomer signs the blocks: {sigs:?}"
-    );
+    verified_and_signed_by(&w, &leader_http, &newcomer, &account);
 
     // The other original validator is voted out too: of the genesis set only the leader is
     // left, so no majority of the genesis set signs blocks any more.
@@ -1939,5 +1910,46 @@ fn a_predicting_cheater_is_caught_and_its_lies_are_corrected_even_after_delivery
         p.reputation.rejected,
         exposed.len(),
         lines.join("\n")
+    );
+}
+
+/// The whole chain verifies on `leader` (final: no uncertified block, no tail), at the state
+/// `newcomer` (a validator that joined, account `account`) is at, and the newcomer signs the
+/// latest block.
+pub(crate) fn verified_and_signed_by(
+    w: &World,
+    leader: &crate::support::Http,
+    newcomer: &Coordinator,
+    account: &str,
+) {
+    poll(
+        "the chain to verify, final, and the newcomer to agree",
+        WAIT,
+        || {
+            let r = w
+                .cli(&[
+                    "chain",
+                    "verify",
+                    "--coordinator",
+                    &leader.client.base(),
+                    "--json",
+                ])
+                .ok()
+                .json();
+            let mine = newcomer.http.status();
+            (r["ok"] == true
+                && r["uncertified_blocks"] == 0
+                && r["tail_entries"] == 0
+                && r["state_hash"] == serde_json::json!(mine.state_hash))
+            .then_some(())
+        },
+    );
+    let height = w.block_on(newcomer.http.client.chain()).unwrap().height;
+    let sigs = w
+        .block_on(newcomer.http.client.chain_signatures(height, 1))
+        .unwrap();
+    assert!(
+        sigs.iter().any(|s| s.validator.to_hex() == account),
+        "the newcomer signs the blocks: {sigs:?}"
     );
 }

@@ -246,6 +246,29 @@ impl World {
         path
     }
 
+    /// A genesis file for the economy's tests: a 5% fee to `treasury`, a minimum stake of 100,
+    /// votes and unbonding of 3 s, a tenth of a stake slashed (half to the requester, half to
+    /// the treasury), a faucet of 1,000.
+    pub fn money_genesis(&self, chain_id: &str, treasury: engine::AccountId) -> PathBuf {
+        self.write(
+            "genesis.toml",
+            format!(
+                r#"chain_id = "{chain_id}"
+treasury = "{treasury}"
+fee_bps = 500
+min_stake = "100"
+unbonding_delay = "3s"
+[slash]
+fraction_bps = 1000
+requester_bps = 5000
+treasury_bps = 5000
+[faucet]
+amount = "1000"
+"#
+            ),
+        )
+    }
+
     /// `gridmint` with the test's environment: isolated home, no inherited coordinator URL.
     pub fn command(&self) -> Command {
         let mut cmd = Command::new(GRIDMINT);
