@@ -455,8 +455,8 @@ fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
     let mut state = initial_state();
     out.push((
         "snapshot",
-        "initial.v16".into(),
-        [&[15u8][..], &postcard(&state)].concat(),
+        "initial.v17".into(),
+        [&[16u8][..], &postcard(&state)].concat(),
     ));
     for (_, entry) in &entries[..4] {
         if let Err(e) = state.apply(entry) {
@@ -465,14 +465,14 @@ fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
     }
     out.push((
         "snapshot",
-        "with_job.v16".into(),
-        [&[15u8][..], &postcard(&state)].concat(),
+        "with_job.v17".into(),
+        [&[16u8][..], &postcard(&state)].concat(),
     ));
 
     out.push((
         "stored_genesis",
-        "dev.v6".into(),
-        [&[5u8][..], &postcard(&gridmint_fuzz::genesis())].concat(),
+        "dev.v7".into(),
+        [&[6u8][..], &postcard(&gridmint_fuzz::genesis())].concat(),
     ));
     let example_genesis = genesis::parse_network(
         std::str::from_utf8(&example("examples/genesis.toml")).expect("UTF-8"),
@@ -481,8 +481,8 @@ fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
     .0;
     out.push((
         "stored_genesis",
-        "example.v6".into(),
-        [&[5u8][..], &postcard(&example_genesis)].concat(),
+        "example.v7".into(),
+        [&[6u8][..], &postcard(&example_genesis)].concat(),
     ));
 
     for name in [
@@ -580,8 +580,8 @@ fn decodes(target: &str, bytes: &[u8]) -> bool {
         }
         "block" => store::SqliteLog::decode_block(1, bytes)
             .is_ok_and(|b| api::chain::block_signature_ok(&b)),
-        "snapshot" => store::decode_snapshot(&bytes[1..], u32::from(bytes[0] % 16) + 1).is_ok(),
-        "stored_genesis" => store::decode_genesis(&bytes[1..], u32::from(bytes[0] % 6) + 1)
+        "snapshot" => store::decode_snapshot(&bytes[1..], u32::from(bytes[0] % 17) + 1).is_ok(),
+        "stored_genesis" => store::decode_genesis(&bytes[1..], u32::from(bytes[0] % 7) + 1)
             .is_ok_and(|g| engine::State::from_genesis(&g).is_ok()),
         "job_spec" => jobspec::load(text(), &AnyFile, 1_000).is_ok(),
         "genesis_toml" => genesis::parse_network(text()).is_ok_and(|(g, set)| {

@@ -596,6 +596,7 @@ mod tests {
             action_fee: 0,
             storage: None,
             carbon: None,
+            staking: None,
         })
         .expect("a valid genesis")
     }

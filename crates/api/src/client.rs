@@ -972,6 +972,11 @@ impl Client {
         self.get("/v1/proposals").await
     }
 
+    /// Rules 27: the validators, their backing and earnings.
+    pub async fn validators(&self) -> Result<crate::wire::ValidatorsView, ClientError> {
+        self.get("/v1/validators").await
+    }
+
     /// Rules 25: one proposal and its tally.
     pub async fn proposal(&self, id: u64) -> Result<crate::wire::ProposalView, ClientError> {
         self.get(&format!("/v1/proposals/{id}")).await

@@ -26,6 +26,7 @@
 //! | `GET  /v1/network`            |                        | [`NetworkView`]      |
 //! | `GET  /v1/reservations`       | `?owner=ACCOUNT&provider=ACCOUNT` (newest first, at most 200) | `Vec<`[`ReservationView`]`>` |
 //! | `GET  /v1/reservations/{id}`  |                        | [`ReservationView`] or 404 |
+//! | `GET  /v1/validators`         |                        | [`ValidatorsView`] (rules 27) |
 //! | `GET  /v1/chain/genesis`      |                        | `Genesis`            |
 //! | `GET  /v1/chain`              |                        | [`ChainView`]        |
 //! | `GET  /v1/chain/blocks`       | `?from=H&limit=N`      | `Vec<Block>`         |
@@ -580,6 +581,57 @@ pub struct GovernanceView {
     pub params: engine::GovParams,
     /// Newest first, at most [`PROPOSALS_PAGE_MAX`].
     pub proposals: Vec<ProposalView>,
+    /// Rules 27: the staking rules in force (a proposal's `staking` change replaces them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub staking: Option<engine::StakingParams>,
+    /// Rules 27: the scheduler's tunables in force (a proposal's `scheduling` change replaces
+    /// them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scheduling: Option<engine::ScheduleParams>,
+    /// Rules 26: changes of the validator set passed proposals queued, in the order the leader
+    /// applies them (one per block).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub validator_changes_queued: Vec<engine::ValidatorChange>,
+}
+
+/// Rules 27: the validators, what backs each and what each earned, and the payout of their
+/// share of the fees (`GET /v1/validators`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ValidatorsView {
+    /// The staking rules in force (`None` before rules 27: validators earn nothing).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub staking: Option<engine::StakingParams>,
+    /// Fees the treasury collected since the last payout (the validators get
+    /// `staking.validator_fee_bps` of them).
+    #[serde(with = "engine::types::amount")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub fees_collected: Amount,
+    /// When the next payout is due (if fees were collected by then).
+    pub next_payout_at: Option<Time>,
+    /// In the set's order; empty on a single coordinator.
+    pub validators: Vec<ValidatorView>,
+}
+
+/// Rules 27: one validator.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ValidatorView {
+    pub account: AccountId,
+    /// Where it listens.
+    pub address: String,
+    pub power: u64,
+    /// Its own bonded stake.
+    #[serde(with = "engine::types::amount")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub bonded: Amount,
+    /// Its share of fees, ever (its delegators' part included).
+    #[serde(with = "engine::types::amount")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub earned: Amount,
+    /// Who backs it (absent when nobody has and it set no commission).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backing: Option<BackingView>,
 }
 
 /// Rules 25: the price index, per resource class (`cpu`, `gpu`, `cpu@REGION`, `gpu@REGION`).
@@ -758,6 +810,10 @@ pub struct AccountView {
     #[serde(default, with = "engine::types::amount")]
     #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub in_reservations: Amount,
+    /// Rules 25: the pool that backs this account, if it is a provider or (rules 27) a
+    /// validator someone delegated to or that set a commission.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backing: Option<BackingView>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -4,8 +4,8 @@
 
 use anyhow::{Context, bail};
 use engine::{
-    AccountId, EngineConfig, FaucetParams, Genesis, LedgerParams, SlashParams, Validator,
-    ValidatorSet, Validators, VerifyParams, parse_tokens,
+    AccountId, EngineConfig, FaucetParams, Genesis, LedgerParams, SlashParams, StakingParams,
+    Validator, ValidatorSet, Validators, VerifyParams, parse_tokens,
 };
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -45,6 +45,69 @@ struct GenesisFile {
     /// Rules 24: carbon intensity of electricity per region (default: the engine's table).
     #[serde(default)]
     carbon: Option<CarbonFile>,
+    /// Rules 27: delegation and the validators' share of fees (default: the engine's rules for
+    /// the minimum stake, `engine::StakingParams::for_min_stake`).
+    #[serde(default)]
+    staking: Option<StakingFile>,
+}
+
+/// `[staking]`: every key optional; a missing one takes `StakingParams::for_min_stake`'s value.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StakingFile {
+    /// The least that can be delegated at once (tokens; default: a hundredth of `min_stake`).
+    #[serde(default)]
+    min_delegation: Option<String>,
+    /// The highest commission a provider or validator may set (default 5000: 50%).
+    #[serde(default)]
+    max_commission_bps: Option<u32>,
+    /// The most a commission may rise at once while its pool has delegators (default 500).
+    #[serde(default)]
+    commission_step_bps: Option<u32>,
+    /// How long after a raise the next may come while its pool has delegators (default "1d").
+    #[serde(default)]
+    commission_period: Option<String>,
+    /// The validators' share of every fee the treasury collects (default 5000: half).
+    #[serde(default)]
+    validator_fee_bps: Option<u32>,
+    /// How often the validators' share is paid out (default "1m"; a second to a year).
+    #[serde(default)]
+    validator_payout_every: Option<String>,
+}
+
+impl StakingFile {
+    /// The staking rules: the file's keys over the defaults for `min_stake`.
+    fn params(&self, min_stake: u128) -> anyhow::Result<StakingParams> {
+        let defaults = StakingParams::for_min_stake(min_stake);
+        Ok(StakingParams {
+            min_delegation: match &self.min_delegation {
+                Some(amount) => tokens("staking.min_delegation", amount)?,
+                None => defaults.min_delegation,
+            },
+            max_commission_bps: self
+                .max_commission_bps
+                .unwrap_or(defaults.max_commission_bps),
+            commission_step_bps: self
+                .commission_step_bps
+                .unwrap_or(defaults.commission_step_bps),
+            commission_period_ms: match &self.commission_period {
+                Some(d) => millis("staking.commission_period", d)?,
+                None => defaults.commission_period_ms,
+            },
+            validator_fee_bps: self.validator_fee_bps.unwrap_or(defaults.validator_fee_bps),
+            validator_payout_every_ms: match &self.validator_payout_every {
+                Some(d) => millis("staking.validator_payout_every", d)?,
+                None => defaults.validator_payout_every_ms,
+            },
+        })
+    }
+}
+
+/// A humantime duration (`"1d"`, `"90s"`) in milliseconds; errors name `key`.
+fn millis(key: &str, value: &str) -> anyhow::Result<u64> {
+    let d = humantime::parse_duration(value)
+        .with_context(|| format!("{key} = {value:?} is not a duration like \"1d\""))?;
+    u64::try_from(d.as_millis()).with_context(|| format!("{key} = {value:?} is too long"))
 }
 
 #[derive(Debug, Deserialize)]
@@ -157,12 +220,18 @@ pub fn parse_network(text: &str) -> anyhow::Result<(Genesis, ValidatorSet)> {
     }
     // A new network runs the engine's current rules.
     let rules = file.rules.unwrap_or(engine::RULES);
+    let min_stake = tokens("min_stake", &file.min_stake)?;
+    let staking = file
+        .staking
+        .as_ref()
+        .map(|s| s.params(min_stake))
+        .transpose()?;
     let genesis = Genesis {
         params: LedgerParams {
             chain_id: file.chain_id,
             treasury: file.treasury,
             fee_bps: file.fee_bps,
-            min_stake: tokens("min_stake", &file.min_stake)?,
+            min_stake,
             slash: SlashParams {
                 fraction_bps: file.slash.fraction_bps,
                 requester_bps: file.slash.requester_bps,
@@ -196,6 +265,7 @@ pub fn parse_network(text: &str) -> anyhow::Result<(Genesis, ValidatorSet)> {
             }
         },
         rules,
+        staking,
         action_fee: file
             .action_fee
             .as_deref()
@@ -295,6 +365,34 @@ treasury_bps = 5000
     }
 
     #[test]
+    fn the_examples_commented_staking_section_shows_the_defaults() {
+        let path = Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../examples/genesis.toml"
+        ));
+        let text = std::fs::read_to_string(path).unwrap();
+        let mut staking = false;
+        let uncommented: String = text
+            .lines()
+            .map(|line| {
+                if line == "# [staking]" {
+                    staking = true;
+                } else if !line.starts_with("# ") {
+                    staking = false;
+                }
+                let line = if staking { &line[2..] } else { line };
+                format!("{line}\n")
+            })
+            .collect();
+        assert!(uncommented.contains("\n[staking]\nmin_delegation"));
+        let g = parse(&uncommented).unwrap();
+        assert_eq!(
+            g.staking,
+            Some(StakingParams::for_min_stake(g.params.min_stake))
+        );
+    }
+
+    #[test]
     fn mistakes_name_the_key() {
         let base = MINIMAL;
         assert!(parse(base).is_ok());
@@ -365,6 +463,93 @@ treasury_bps = 5000
             (
                 format!("rules = 9\n{}", storage("1", "1d", "1MiB")),
                 "need rules 10",
+            ),
+        ] {
+            let err = format!("{:#}", parse(&text).unwrap_err());
+            assert!(err.contains(want), "{err:?} should mention {want:?}");
+        }
+    }
+
+    #[test]
+    fn staking_rules_default_to_the_minimum_stakes_take_tokens_and_durations_and_need_rules_27() {
+        assert_eq!(parse(MINIMAL).unwrap().staking, None);
+        // An empty section: the defaults for the minimum stake of 10 (a tenth of a token).
+        let empty = parse(&format!("{MINIMAL}[staking]\n")).unwrap();
+        assert_eq!(
+            empty.staking,
+            Some(StakingParams::for_min_stake(tokens(10)))
+        );
+        assert_eq!(
+            empty.staking.unwrap().min_delegation,
+            tokens(10) / engine::MIN_DELEGATION_DIVISOR
+        );
+        let every = format!(
+            "{MINIMAL}[staking]\nmin_delegation = \"2.5\"\nmax_commission_bps = 2000\n\
+             commission_step_bps = 250\ncommission_period = \"12h\"\nvalidator_fee_bps = 3000\n\
+             validator_payout_every = \"1s\"\n"
+        );
+        assert_eq!(
+            parse(&every).unwrap().staking,
+            Some(StakingParams {
+                min_delegation: 2_500_000_000,
+                max_commission_bps: 2_000,
+                commission_step_bps: 250,
+                commission_period_ms: 12 * 3600 * 1000,
+                validator_fee_bps: 3_000,
+                validator_payout_every_ms: 1_000,
+            })
+        );
+        // One key given: the others are the defaults.
+        let one = parse(&format!(
+            "{MINIMAL}[staking]\nvalidator_payout_every = \"10s\"\n"
+        ))
+        .unwrap();
+        assert_eq!(
+            one.staking,
+            Some(StakingParams {
+                validator_payout_every_ms: 10_000,
+                ..StakingParams::for_min_stake(tokens(10))
+            })
+        );
+        let staking = |body: &str| format!("{MINIMAL}[staking]\n{body}\n");
+        for (text, want) in [
+            (
+                staking("min_delegation = \"lots\""),
+                "staking.min_delegation",
+            ),
+            (staking("min_delegation = \"0\""), "staking.min_delegation"),
+            (
+                staking("max_commission_bps = 10001"),
+                "staking.max_commission_bps",
+            ),
+            (
+                staking("commission_step_bps = 20000"),
+                "staking.commission_step_bps",
+            ),
+            (
+                staking("validator_fee_bps = 10001"),
+                "staking.validator_fee_bps",
+            ),
+            (
+                staking("commission_period = \"soon\""),
+                "staking.commission_period",
+            ),
+            (
+                staking("commission_period = \"400days\""),
+                "staking.commission_period",
+            ),
+            (
+                staking("validator_payout_every = \"later\""),
+                "staking.validator_payout_every",
+            ),
+            (
+                staking("validator_payout_every = \"500ms\""),
+                "staking.validator_payout_every",
+            ),
+            (staking("validator_fee = 1"), "validator_fee"),
+            (
+                format!("rules = 26\n{}", staking("validator_fee_bps = 1000")),
+                "staking parameters need rules 27",
             ),
         ] {
             let err = format!("{:#}", parse(&text).unwrap_err());

@@ -5,7 +5,10 @@ use crate::wallet::{Opts, act, format_time, parse_amount, parse_commission};
 use anyhow::Context;
 use api::Client;
 use api::wire::ProposalView;
-use engine::{AccountId, Action, Amount, Event, ParamChange, ProposalStatus, Tokens, VoteOption};
+use engine::{
+    AccountId, Action, Amount, Event, ParamChange, ProposalStatus, ScheduleParams, StakingParams,
+    Tokens, VoteOption,
+};
 use std::time::Duration;
 
 #[derive(clap::Subcommand, Debug)]
@@ -91,7 +94,154 @@ pub struct ProposeArgs {
     #[arg(long, value_parser = humantime::parse_duration)]
     delay: Option<Duration>,
     #[command(flatten)]
+    staking: StakingFlags,
+    #[command(flatten)]
+    scheduling: SchedulingFlags,
+    #[command(flatten)]
     opts: Opts,
+}
+
+/// Rules 27: changes to the scheduler's tunables; any given make one
+/// `ParamChange::Scheduling`, the tunables in force with these replaced.
+#[derive(clap::Args, Debug, Default)]
+struct SchedulingFlags {
+    /// Tasks a provider may hold beyond its slots, per slot (1 to 4096)
+    #[arg(long)]
+    queue_per_slot: Option<u32>,
+    /// Estimated work per slot given beyond a provider's free slots ("20ms"; at most a minute)
+    #[arg(long, value_parser = humantime::parse_duration)]
+    prefetch: Option<Duration>,
+    /// How long a new job's tasks may wait for a better-suited provider ("250ms")
+    #[arg(long, value_parser = humantime::parse_duration)]
+    hold: Option<Duration>,
+    /// How much more suitable (percent, 100 to 1000) a waiting provider must be to hold a job
+    #[arg(long)]
+    hold_margin_pct: Option<u32>,
+    /// A job whose deadline is closer than this is urgent ("1m"; at most a day)
+    #[arg(long, value_parser = humantime::parse_duration)]
+    urgent: Option<Duration>,
+    /// How long after a run's wall limit before it is timed out ("10s"; a second to a day)
+    #[arg(long, value_parser = humantime::parse_duration)]
+    timeout_grace: Option<Duration>,
+}
+
+impl SchedulingFlags {
+    /// The change these flags make to `in_force` (`None` before rules 27), if any flag is given.
+    fn change(&self, in_force: Option<&ScheduleParams>) -> anyhow::Result<Option<ParamChange>> {
+        let SchedulingFlags {
+            queue_per_slot,
+            prefetch,
+            hold,
+            hold_margin_pct,
+            urgent,
+            timeout_grace,
+        } = self;
+        if queue_per_slot.is_none()
+            && prefetch.is_none()
+            && hold.is_none()
+            && hold_margin_pct.is_none()
+            && urgent.is_none()
+            && timeout_grace.is_none()
+        {
+            return Ok(None);
+        }
+        let mut next = in_force
+            .context("this network's scheduler is not governed (that came with rules 27)")?
+            .clone();
+        if let Some(n) = queue_per_slot {
+            next.queue_per_slot = *n;
+        }
+        if let Some(d) = prefetch {
+            next.prefetch_ms = millis(*d);
+        }
+        if let Some(d) = hold {
+            next.hold_ms = millis(*d);
+        }
+        if let Some(pct) = hold_margin_pct {
+            next.hold_margin_pct = *pct;
+        }
+        if let Some(d) = urgent {
+            next.urgent_ms = millis(*d);
+        }
+        if let Some(d) = timeout_grace {
+            next.timeout_grace_ms = millis(*d);
+        }
+        next.validate().map_err(|e| anyhow::anyhow!(e))?;
+        Ok(Some(ParamChange::Scheduling(next)))
+    }
+}
+
+/// Rules 27: changes to the staking rules; any given make one `ParamChange::Staking`, the rules
+/// in force with these replaced.
+#[derive(clap::Args, Debug, Default)]
+struct StakingFlags {
+    /// The least that can be delegated at once
+    #[arg(long, value_parser = parse_amount)]
+    min_delegation: Option<Amount>,
+    /// The highest commission a provider or validator may set ("20%" or basis points); pools
+    /// above it are cut to it
+    #[arg(long, value_parser = parse_commission)]
+    max_commission: Option<u32>,
+    /// The most a commission may rise at once while its pool has delegators ("5%")
+    #[arg(long, value_parser = parse_commission)]
+    commission_step: Option<u32>,
+    /// How long after a raise of a commission the next may come while its pool has delegators
+    /// ("1d")
+    #[arg(long, value_parser = humantime::parse_duration)]
+    commission_period: Option<Duration>,
+    /// The validators' share of every fee the treasury collects ("50%")
+    #[arg(long, value_parser = parse_commission)]
+    validator_fee_share: Option<u32>,
+    /// How often the validators' share of the fees is paid out ("1m"; a second to a year)
+    #[arg(long, value_parser = humantime::parse_duration)]
+    validator_payout_every: Option<Duration>,
+}
+
+impl StakingFlags {
+    /// The change these flags make to `in_force` (the rules the network has now; `None` before
+    /// rules 27), if any flag is given.
+    fn change(&self, in_force: Option<&StakingParams>) -> anyhow::Result<Option<ParamChange>> {
+        let StakingFlags {
+            min_delegation,
+            max_commission,
+            commission_step,
+            commission_period,
+            validator_fee_share,
+            validator_payout_every,
+        } = self;
+        if min_delegation.is_none()
+            && max_commission.is_none()
+            && commission_step.is_none()
+            && commission_period.is_none()
+            && validator_fee_share.is_none()
+            && validator_payout_every.is_none()
+        {
+            return Ok(None);
+        }
+        let mut next = in_force
+            .context("this network has no staking rules to change (they came with rules 27)")?
+            .clone();
+        if let Some(amount) = min_delegation {
+            next.min_delegation = *amount;
+        }
+        if let Some(bps) = max_commission {
+            next.max_commission_bps = *bps;
+        }
+        if let Some(bps) = commission_step {
+            next.commission_step_bps = *bps;
+        }
+        if let Some(d) = commission_period {
+            next.commission_period_ms = millis(*d);
+        }
+        if let Some(bps) = validator_fee_share {
+            next.validator_fee_bps = *bps;
+        }
+        if let Some(d) = validator_payout_every {
+            next.validator_payout_every_ms = millis(*d);
+        }
+        next.validate().map_err(|e| anyhow::anyhow!(e))?;
+        Ok(Some(ParamChange::Staking(next)))
+    }
 }
 
 fn parse_validator(s: &str) -> Result<engine::Validator, String> {
@@ -179,6 +329,18 @@ pub async fn run(cmd: GovCommand) -> anyhow::Result<()> {
                 percent(p.threshold_bps),
                 percent(p.veto_bps)
             );
+            if let Some(s) = &view.staking {
+                println!("{}", describe_change(&ParamChange::Staking(s.clone())));
+            }
+            if let Some(s) = &view.scheduling {
+                println!("{}", describe_change(&ParamChange::Scheduling(s.clone())));
+            }
+            for change in &view.validator_changes_queued {
+                println!(
+                    "queued: {} (passed; the leader makes one change of the set per block)",
+                    describe_change(&ParamChange::Validator(change.clone()))
+                );
+            }
             if view.proposals.is_empty() {
                 println!("no proposals");
             }
@@ -218,7 +380,8 @@ async fn propose(args: ProposeArgs) -> anyhow::Result<()> {
     let opts = &args.opts;
     let client = Client::new(&opts.coordinator);
     let network = client.network().await?;
-    let gov = client.proposals().await?.params;
+    let governance = client.proposals().await?;
+    let gov = governance.params;
     let mut changes = Vec::new();
     if let Some(bps) = args.fee {
         changes.push(ParamChange::FeeBps { bps });
@@ -261,6 +424,12 @@ async fn propose(args: ProposeArgs) -> anyhow::Result<()> {
             *account,
         )));
     }
+    if let Some(change) = args.staking.change(governance.staking.as_ref())? {
+        changes.push(change);
+    }
+    if let Some(change) = args.scheduling.change(governance.scheduling.as_ref())? {
+        changes.push(change);
+    }
     for (to, amount) in &args.spend {
         changes.push(ParamChange::TreasurySpend {
             to: *to,
@@ -270,7 +439,9 @@ async fn propose(args: ProposeArgs) -> anyhow::Result<()> {
     anyhow::ensure!(
         !changes.is_empty(),
         "a proposal needs a change: --fee, --min-stake, --action-fee, --unbonding, --spot-check, \
-         --faucet, --voting-period, --quorum, --spend, --add-validator or --remove-validator"
+         --faucet, --voting-period, --quorum, --spend, --add-validator, --remove-validator, \
+         --min-delegation, --max-commission, --commission-step, --commission-period, \
+         --validator-fee-share or --validator-payout-every"
     );
     let me = opts.identity()?;
     let deposit = args.deposit.unwrap_or(gov.min_deposit);
@@ -421,12 +592,33 @@ fn describe_change(change: &ParamChange) -> String {
         ParamChange::Validator(engine::ValidatorChange::Remove(account)) => {
             format!("remove validator {account}")
         }
+        ParamChange::Scheduling(s) => format!(
+            "scheduling: queue {} per slot, prefetch {}, hold {} at a margin of {}%, urgent \
+             within {}, timeout grace {}",
+            s.queue_per_slot,
+            humantime::format_duration(Duration::from_millis(s.prefetch_ms)),
+            humantime::format_duration(Duration::from_millis(s.hold_ms)),
+            s.hold_margin_pct,
+            humantime::format_duration(Duration::from_millis(s.urgent_ms)),
+            humantime::format_duration(Duration::from_millis(s.timeout_grace_ms))
+        ),
+        ParamChange::Staking(s) => format!(
+            "staking: minimum delegation {}, commission at most {} (rising at most {} per {}), \
+             validators' share of fees {} paid every {}",
+            Tokens(s.min_delegation),
+            percent(s.max_commission_bps),
+            percent(s.commission_step_bps),
+            humantime::format_duration(Duration::from_millis(s.commission_period_ms)),
+            percent(s.validator_fee_bps),
+            humantime::format_duration(Duration::from_millis(s.validator_payout_every_ms))
+        ),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::Parser;
 
     #[test]
     fn spends_parse() {
@@ -443,6 +635,120 @@ mod tests {
         assert_eq!(v.power, 1);
         assert!(parse_validator(&format!("{to}=10.0.0.5:7700")).is_err());
         assert!(parse_validator(&format!("{to}=http://h:1,x")).is_err());
+    }
+
+    /// The staking and scheduling flags as `gov propose` parses them.
+    #[derive(clap::Parser, Debug)]
+    struct Flags {
+        #[command(flatten)]
+        staking: StakingFlags,
+        #[command(flatten)]
+        scheduling: SchedulingFlags,
+    }
+
+    #[test]
+    fn scheduling_flags_replace_their_fields_of_the_tunables_in_force() {
+        let flags = |args: &[&str]| {
+            Flags::try_parse_from([&["propose"][..], args].concat())
+                .unwrap()
+                .scheduling
+        };
+        let in_force = ScheduleParams::default();
+        assert_eq!(flags(&[]).change(Some(&in_force)).unwrap(), None);
+        assert_eq!(
+            flags(&[
+                "--queue-per-slot",
+                "16",
+                "--prefetch",
+                "50ms",
+                "--hold",
+                "1s",
+                "--hold-margin-pct",
+                "150",
+                "--urgent",
+                "2m",
+                "--timeout-grace",
+                "30s",
+            ])
+            .change(Some(&in_force))
+            .unwrap(),
+            Some(ParamChange::Scheduling(ScheduleParams {
+                queue_per_slot: 16,
+                prefetch_ms: 50,
+                hold_ms: 1_000,
+                hold_margin_pct: 150,
+                urgent_ms: 120_000,
+                timeout_grace_ms: 30_000,
+            }))
+        );
+        let err = flags(&["--hold", "1s"]).change(None).unwrap_err();
+        assert!(err.to_string().contains("rules 27"), "{err}");
+        let err = flags(&["--queue-per-slot", "0"])
+            .change(Some(&in_force))
+            .unwrap_err();
+        assert!(err.to_string().contains("queue_per_slot"), "{err}");
+    }
+
+    fn staking_flags(args: &[&str]) -> StakingFlags {
+        Flags::try_parse_from([&["propose"][..], args].concat())
+            .unwrap()
+            .staking
+    }
+
+    #[test]
+    fn staking_flags_replace_their_fields_of_the_rules_in_force() {
+        let in_force = StakingParams {
+            commission_step_bps: 1_000,
+            validator_payout_every_ms: 1_000,
+            ..StakingParams::for_min_stake(100_000_000_000)
+        };
+        assert_eq!(staking_flags(&[]).change(Some(&in_force)).unwrap(), None);
+        assert_eq!(
+            staking_flags(&["--max-commission", "20%"])
+                .change(Some(&in_force))
+                .unwrap(),
+            Some(ParamChange::Staking(StakingParams {
+                max_commission_bps: 2_000,
+                ..in_force.clone()
+            }))
+        );
+        assert_eq!(
+            staking_flags(&[
+                "--min-delegation",
+                "2",
+                "--max-commission",
+                "3000",
+                "--commission-step",
+                "2.5%",
+                "--commission-period",
+                "12h",
+                "--validator-fee-share",
+                "40%",
+                "--validator-payout-every",
+                "5m",
+            ])
+            .change(Some(&in_force))
+            .unwrap(),
+            Some(ParamChange::Staking(StakingParams {
+                min_delegation: 2_000_000_000,
+                max_commission_bps: 3_000,
+                commission_step_bps: 250,
+                commission_period_ms: 12 * 3_600_000,
+                validator_fee_bps: 4_000,
+                validator_payout_every_ms: 300_000,
+            }))
+        );
+        // Before rules 27 there is nothing to change; a payout period under a second is refused
+        // before anything is signed.
+        let err = staking_flags(&["--max-commission", "20%"])
+            .change(None)
+            .unwrap_err();
+        assert!(err.to_string().contains("rules 27"), "{err}");
+        let err = staking_flags(&["--validator-payout-every", "10ms"])
+            .change(Some(&in_force))
+            .unwrap_err();
+        assert!(err.to_string().contains("validator_payout_every"), "{err}");
+        assert!(Flags::try_parse_from(["propose", "--validator-fee-share", "120%"]).is_err());
     }
 
     #[test]

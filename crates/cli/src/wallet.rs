@@ -48,44 +48,49 @@ pub enum WalletCommand {
         #[command(flatten)]
         opts: Opts,
     },
-    /// Back a provider with tokens: you share its payments (after its commission) and its
-    /// slashes; its backing counts as its stake
+    /// Back a provider or a validator with tokens: you share its payments — a provider's for
+    /// work, a validator's share of the fees — after its commission, and its slashes; its
+    /// backing counts as its stake
     Delegate {
+        /// The provider's or validator's account
         provider: AccountId,
         #[arg(value_parser = parse_amount)]
         amount: Amount,
         #[command(flatten)]
         opts: Opts,
     },
-    /// Take tokens back from a provider you back; they return after the unbonding delay and
-    /// can be slashed until then
+    /// Take tokens back from a provider or validator you back; they return after the unbonding
+    /// delay and can be slashed until then
     Undelegate {
+        /// The provider's or validator's account
         provider: AccountId,
         /// How much (default with --all: everything)
         #[arg(value_parser = parse_amount, required_unless_present = "all")]
         amount: Option<Amount>,
-        /// Everything delegated to this provider
+        /// Everything delegated to this provider or validator
         #[arg(long, conflicts_with = "amount")]
         all: bool,
         #[command(flatten)]
         opts: Opts,
     },
-    /// Your delegations: what each is worth, what it earned, and each provider's realised
-    /// return over the last day and week (default: your own account)
+    /// Your delegations: what each is worth, what it earned, and each provider's or validator's
+    /// realised return over the last day and week (default: your own account)
     Rewards {
         account: Option<AccountId>,
         #[command(flatten)]
         opts: Opts,
     },
-    /// Withdraw what your delegations earned (one provider, or all)
+    /// Withdraw what your delegations earned (from one provider or validator, or all)
     WithdrawRewards {
+        /// The provider's or validator's account (default: every delegation with rewards)
         provider: Option<AccountId>,
         #[command(flatten)]
         opts: Opts,
     },
     /// Providers: set your commission, the part of each payment you keep before your
-    /// delegators share the rest ("12.5%" or basis points "1250"; at most 50%; with delegators
-    /// it rises at most 5 points a day)
+    /// delegators share the rest ("12.5%" or basis points "1250"; at most the network's maximum,
+    /// 50% unless governance changed it; with delegators it rises at most 5 points a day by
+    /// default). Validators: `gridmint validator commission`
     Commission {
         #[arg(value_parser = parse_commission)]
         commission: u32,
@@ -276,11 +281,12 @@ pub async fn run(cmd: WalletCommand) -> anyhow::Result<()> {
             let view = client.account(id).await?;
             let mut rows = Vec::new();
             for d in &view.delegations {
+                // The pool backing the account, provider or validator alike.
                 let backing = client
-                    .provider(d.provider)
+                    .account(d.provider)
                     .await
                     .ok()
-                    .and_then(|p| p.backing);
+                    .and_then(|a| a.backing);
                 rows.push((d, backing));
             }
             if opts.json {
@@ -302,7 +308,17 @@ pub async fn run(cmd: WalletCommand) -> anyhow::Result<()> {
                     }))?
                 );
             } else {
-                print_rewards(&view, &rows);
+                // Which of them are validators (none where the network predates rules 27).
+                let validators: Vec<AccountId> = if rows.is_empty() {
+                    Vec::new()
+                } else {
+                    client
+                        .validators()
+                        .await
+                        .map(|v| v.validators.iter().map(|v| v.account).collect())
+                        .unwrap_or_default()
+                };
+                print_rewards(&view, &rows, &validators);
             }
         }
         WalletCommand::WithdrawRewards { provider, opts } => {
@@ -401,13 +417,21 @@ fn percent(bps: u64) -> String {
     format!("{}%", bps as f64 / 100.0)
 }
 
-fn print_rewards(view: &AccountView, rows: &[(&DelegationView, Option<BackingView>)]) {
+fn print_rewards(
+    view: &AccountView,
+    rows: &[(&DelegationView, Option<BackingView>)],
+    validators: &[AccountId],
+) {
     if rows.is_empty() && view.delegation_unbonding.is_empty() {
-        println!("{} backs no provider", view.id);
+        println!("{} backs no provider or validator", view.id);
         return;
     }
     for (d, backing) in rows {
-        println!("provider   {}", d.provider);
+        if validators.contains(&d.provider) {
+            println!("validator  {}", d.provider);
+        } else {
+            println!("provider   {}", d.provider);
+        }
         println!("  delegated   {}", Tokens(d.amount));
         println!("  rewards     {} (withdraw-rewards)", Tokens(d.rewards));
         println!("  commission  {}", percent(u64::from(d.commission_bps)));
@@ -748,6 +772,22 @@ pub fn describe(me: &AccountId, event: &Event) -> String {
             minus(*amount),
             period + 1
         ),
+        Event::ValidatorPaid {
+            validator,
+            amount,
+            share,
+        } if validator == me => format!(
+            "{:>22}  validator reward (share {})",
+            plus(*amount),
+            Tokens(*share)
+        ),
+        Event::ValidatorPaid {
+            validator, share, ..
+        } => format!(
+            "{:>22}  validators' share of fees paid to {}",
+            minus(*share),
+            short(validator)
+        ),
         other => format!("{other:?}"),
     }
 }
@@ -801,6 +841,16 @@ mod tests {
                 .contains("+4.75 GRID  paid for period 1 of reservation 4 (fee 0.25 GRID)")
         );
         assert!(describe(&b, &period).contains("+0.25 GRID  protocol fee on reservation 4"));
+        let reward = Event::ValidatorPaid {
+            validator: a,
+            amount: 900_000_000,
+            share: 1_000_000_000,
+        };
+        assert!(describe(&a, &reward).contains("+0.9 GRID  validator reward (share 1 GRID)"));
+        assert!(
+            describe(&b, &reward)
+                .contains("-1 GRID  validators' share of fees paid to 010101010101…")
+        );
     }
 
     #[test]

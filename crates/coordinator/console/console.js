@@ -87,6 +87,36 @@ function badge(text, kind) {
   return h("span", { class: `badge ${kind || text}` }, text);
 }
 
+/** Basis points as a percentage: 3340 → "33.4%". */
+function bps(n) {
+  if (n === undefined || n === null) return "–";
+  return `${(Number(n) / 100).toLocaleString("en-US", { maximumFractionDigits: 2 })}%`;
+}
+
+/** A length of time in ms, in its largest whole-ish unit: "7 d", "1.5 h", "30 s". */
+function span(ms) {
+  if (ms === undefined || ms === null) return "–";
+  const units = [[86_400_000, "d"], [3_600_000, "h"], [60_000, "min"], [1000, "s"]];
+  for (const [size, unit] of units) {
+    if (ms >= size) return `${(ms / size).toLocaleString("en-US", { maximumFractionDigits: 1 })} ${unit}`;
+  }
+  return `${num(ms)} ms`;
+}
+
+/** A time relative to the network's clock: "in 5 min" or "5 min ago". */
+function relative(ms, now) {
+  if (!ms || !now) return "";
+  return ms >= now ? `in ${span(ms - now)}` : ago(ms, now);
+}
+
+/** part of whole (decimal strings of base units) as a percentage with one decimal. */
+function share(part, whole) {
+  const w = BigInt(whole || 0);
+  if (w === 0n) return "–";
+  const tenths = (BigInt(part || 0) * 1000n) / w;
+  return `${(Number(tenths) / 10).toFixed(1)}%`;
+}
+
 function accountLink(id, providers) {
   if (!id) return "–";
   const isProvider = providers ? providers.has(id) : false;
@@ -463,6 +493,7 @@ async function providerPage(id) {
 
 async function accountPage(id) {
   const [a, items] = await Promise.all([api(`/v1/accounts/${encodeURIComponent(id)}`), history(id, 500)]);
+  const b = a.backing;
   return h("div", { "data-testid": "account" },
     h("h1", {}, "Account ", h("span", { class: "mono" }, short(a.id))),
     h("div", { class: "cards" },
@@ -472,6 +503,17 @@ async function accountPage(id) {
       card("Storage deposits", grid(a.in_storage), "", "card-storage"),
       card("Reserved", grid(a.in_reservations || "0"), "prepaid periods of its reservations", "card-reserved")),
     h("p", {}, h("span", { class: "mono" }, a.id), " · ", h("a", { href: `#/jobs?owner=${a.id}` }, "its jobs")),
+    b ? h("div", { class: "panel", "data-testid": "account-backing" },
+      h("p", {}, `Backed by ${num(b.delegators)} delegator${b.delegators === 1 ? "" : "s"}: `, grid(b.delegated),
+        ` delegated, commission ${bps(b.commission_bps)}.`),
+      facts([
+        ["Own stake", grid(b.own)],
+        ["Unbonding", grid(b.unbonding)],
+        ["Paid to delegators", grid(b.rewards_paid)],
+        ["Commission earned", grid(b.commission_earned)],
+        ["Slashed from delegators", grid(b.slashed)],
+        ["Realised return", `${b.return_day_bps === undefined ? "–" : bps(b.return_day_bps)} over a day, ${b.return_week_bps === undefined ? "–" : bps(b.return_week_bps)} over a week`],
+      ])) : null,
     h("h2", {}, "History"),
     historyTable(items, id));
 }
@@ -494,6 +536,202 @@ async function chainPage(params) {
     h("h2", {}, "Blocks"),
     blocksTable(blocks.slice().reverse(), status.clock || status.now),
     h("div", { class: "pager" }, from > 1 ? h("a", { href: `#/chain?to=${from - 1}` }, "older →") : null));
+}
+
+// ---- governance and validators (rules 25–27) -----------------------------------------------
+
+function proposalStatus(status) {
+  if (typeof status === "string") {
+    const kind = { voting: "running", passed: "ok", vetoed: "bad" }[status];
+    return badge(status, kind || "");
+  }
+  const [k] = Object.keys(status || {});
+  const v = status[k];
+  if (k === "scheduled") return badge("scheduled", "queued");
+  const b = badge(k, k === "failed" || k === "rejected" ? "bad" : "warn");
+  return typeof v === "string" && v ? h("span", { title: v }, b, " ", h("span", { class: "muted" }, v)) : b;
+}
+
+function govParamsText(g) {
+  return `deposit ${grid(g.min_deposit)}, voting ${span(g.voting_period_ms)}, quorum ${bps(g.quorum_bps)}, ` +
+    `threshold ${bps(g.threshold_bps)}, veto ${bps(g.veto_bps)}`;
+}
+
+function stakingParamsText(st) {
+  return `minimum delegation ${grid(st.min_delegation)}, commission at most ${bps(st.max_commission_bps)} ` +
+    `(rising by at most ${bps(st.commission_step_bps)} every ${span(st.commission_period_ms)}), ` +
+    `validators' share of fees ${bps(st.validator_fee_bps)} paid every ${span(st.validator_payout_every_ms)}`;
+}
+
+function schedulingParamsText(sc) {
+  return `queue ${num(sc.queue_per_slot)} per slot, prefetch ${span(sc.prefetch_ms)}, hold ${span(sc.hold_ms)} ` +
+    `at a margin of ${num(sc.hold_margin_pct)}%, urgent within ${span(sc.urgent_ms)}, timeout grace ${span(sc.timeout_grace_ms)}`;
+}
+
+function validatorChangeSummary(c) {
+  if (c && c.add) {
+    const v = c.add;
+    return ["add validator ", accountLink(v.account), ` (power ${num(v.power)}${v.address ? `, ${v.address}` : ""})`];
+  }
+  if (c && c.remove) return ["remove validator ", accountLink(c.remove)];
+  return JSON.stringify(c);
+}
+
+/** One change a proposal makes (engine::ParamChange, externally tagged), in words. */
+function changeSummary(c) {
+  if (typeof c === "string") return c.replaceAll("_", " ");
+  const [k] = Object.keys(c || {});
+  const v = c[k];
+  switch (k) {
+    case "fee_bps": return `protocol fee → ${bps(v.bps)}`;
+    case "min_stake": return `minimum stake → ${grid(v.amount)}`;
+    case "action_fee": return `fee per action → ${grid(v.amount)}`;
+    case "unbonding_delay": return `unbonding delay → ${span(v.ms)}`;
+    case "faucet_amount": return `faucet → ${grid(v.amount)}`;
+    case "slash": return `slash ${bps(v.fraction_bps)} of stake (requester ${bps(v.requester_bps)}, treasury ${bps(v.treasury_bps)})`;
+    case "verification": return `verification: trust after ${num(v.trust_after)}, spot checks ${bps(v.spot_check_bps)}, ` +
+      `quorum weight ${num(v.quorum_weight)}, trusted weight ${num(v.trusted_weight)}, at most ${num(v.max_results)} results`;
+    case "governance": return `governance: ${govParamsText(v)}`;
+    case "staking": return `staking: ${stakingParamsText(v)}`;
+    case "scheduling": return `scheduling: ${schedulingParamsText(v)}`;
+    case "treasury_spend": return ["pay ", grid(v.amount), " from the treasury to ", accountLink(v.to)];
+    case "validator": return validatorChangeSummary(v);
+    default: return JSON.stringify(c);
+  }
+}
+
+function changesCell(changes) {
+  if (!changes || !changes.length) return "–";
+  if (changes.length === 1) return changeSummary(changes[0]);
+  return h("ul", { class: "changes" }, changes.map((c) => h("li", {}, changeSummary(c))));
+}
+
+/** Turnout of all voting power, then each option's share of the votes cast. */
+function tallyCell(t) {
+  if (!t) return "–";
+  const voted = [t.yes, t.no, t.abstain, t.veto].reduce((a, x) => a + BigInt(x || 0), 0n);
+  const turnout = `turnout ${share(voted, t.total)}`;
+  if (voted === 0n) return h("span", { class: "muted" }, `no votes yet (${turnout})`);
+  return h("span", { title: `of ${grid(t.total)} voting power` },
+    `yes ${share(t.yes, voted)} · no ${share(t.no, voted)} · abstain ${share(t.abstain, voted)} · veto ${share(t.veto, voted)}`,
+    h("br"), h("span", { class: "muted" }, turnout));
+}
+
+function validatorsSection(view, status) {
+  const now = status.clock || status.now;
+  const vs = view.validators || [];
+  const st = view.staking;
+  const total = vs.reduce((a, v) => a + Number(v.power), 0);
+  const due = st ? (BigInt(view.fees_collected || 0) * BigInt(st.validator_fee_bps)) / 10_000n : null;
+  return h("div", { "data-testid": "validators-section" },
+    h("h2", {}, "Validators"),
+    vs.length
+      ? table(["Validator", ["Power", "num"], ["Own stake", "num"], ["Delegated", "num"], ["Commission", "num"], ["Earned", "num"], "Address"],
+        vs.map((v) => {
+          const b = v.backing;
+          return h("tr", { "data-testid": `validator-row-${v.account}` },
+            h("td", {}, accountLink(v.account), v.account === status.leader ? [" ", badge("leader", "ok")] : null),
+            h("td", { class: "num" }, num(v.power), total ? h("span", { class: "muted" }, ` (${(100 * Number(v.power) / total).toFixed(1)}%)`) : null),
+            h("td", { class: "num" }, grid(b ? b.own : v.bonded)),
+            h("td", { class: "num" }, b ? [grid(b.delegated), h("br"), h("span", { class: "muted" }, `${num(b.delegators)} delegator(s)`)] : "–"),
+            h("td", { class: "num" }, b ? bps(b.commission_bps) : "–"),
+            h("td", { class: "num" }, grid(v.earned)),
+            h("td", { class: "mono" }, v.address));
+        }), "validators-table")
+      : h("p", { class: "muted", "data-testid": "no-validators" },
+        "One coordinator: no validator set. It signs every block itself and earns no share of the fees."),
+    h("div", { class: "panel", "data-testid": "validator-fees" }, facts([
+      ["Fees collected since the last payout", grid(view.fees_collected)],
+      ["Validators' share", !st ? "none (before rules 27 validators earn nothing)"
+        : vs.length ? [bps(st.validator_fee_bps), " of the fees: ", grid(due.toString()), " so far"]
+          : `${bps(st.validator_fee_bps)} of the fees, but with no validator set it stays with the treasury`],
+      ["Next payout", nextPayout(view, vs, now)],
+    ])));
+}
+
+/** When the validators are paid next: due at the first entry at or after `next_payout_at` once
+ * fees were collected (engine `validator_payout_due`), never without a validator set. */
+function nextPayout(view, vs, now) {
+  if (!view.staking || view.next_payout_at === undefined || view.next_payout_at === null) return "–";
+  if (!vs.length) return "never: no validator set to pay";
+  const at = view.next_payout_at;
+  const fees = BigInt(view.fees_collected || 0) > 0n;
+  if (now && at <= now) return fees ? "due now (at the next entry)" : "at the first entry after a fee is collected";
+  return `${when(at)} (${relative(at, now)})${fees ? "" : ", if a fee is collected by then"}`;
+}
+
+async function governancePage() {
+  const [gov, vals, status] = await Promise.all([api("/v1/proposals"), api("/v1/validators"), api("/v1/status")]);
+  const now = status.clock || status.now;
+  const proposals = gov.proposals || [];
+  const scheduled = proposals.filter((p) => p.proposal.status && p.proposal.status.scheduled)
+    .sort((a, b) => (a.effective_at ?? a.proposal.status.scheduled.at) - (b.effective_at ?? b.proposal.status.scheduled.at));
+  const queued = gov.validator_changes_queued || [];
+  const g = gov.params;
+  const st = gov.staking;
+  return h("div", { "data-testid": "governance" },
+    h("h1", {}, "Governance"),
+    h("div", { class: "split" },
+      h("div", { class: "panel", "data-testid": "gov-params" },
+        h("h2", {}, "Governance parameters"),
+        facts([
+          ["Minimum deposit", grid(g.min_deposit)],
+          ["Voting period", span(g.voting_period_ms)],
+          ["Quorum", bps(g.quorum_bps)],
+          ["Threshold", bps(g.threshold_bps)],
+          ["Veto", bps(g.veto_bps)],
+        ])),
+      h("div", { class: "panel", "data-testid": "staking-params" },
+        h("h2", {}, "Staking parameters"),
+        st ? facts([
+          ["Minimum delegation", grid(st.min_delegation)],
+          ["Maximum commission", bps(st.max_commission_bps)],
+          ["Commission rises", `by at most ${bps(st.commission_step_bps)} every ${span(st.commission_period_ms)}`],
+          ["Validators' share of fees", bps(st.validator_fee_bps)],
+          ["Paid every", span(st.validator_payout_every_ms)],
+        ]) : h("p", { class: "muted" }, "None on this network's rules (before rules 27).")),
+      gov.scheduling ? h("div", { class: "panel", "data-testid": "scheduling-params" },
+        h("h2", {}, "Scheduler"),
+        facts([
+          ["Local queue", `${num(gov.scheduling.queue_per_slot)} tasks per slot`],
+          ["Prefetch", span(gov.scheduling.prefetch_ms)],
+          ["Hold for a better provider", `${span(gov.scheduling.hold_ms)} at a ${num(gov.scheduling.hold_margin_pct)}% margin`],
+          ["Urgent within", span(gov.scheduling.urgent_ms)],
+          ["Timeout grace", span(gov.scheduling.timeout_grace_ms)],
+        ])) : null),
+    h("h2", {}, "Schedule"),
+    h("div", { class: "panel", "data-testid": "schedule" },
+      scheduled.length || queued.length ? [
+        scheduled.length ? h("ul", { class: "schedule" }, scheduled.map((p) => {
+          const at = p.effective_at ?? p.proposal.status.scheduled.at;
+          return h("li", { "data-testid": `scheduled-${p.proposal.id}` },
+            h("strong", {}, when(at)), ` (${relative(at, now)}): proposal #${p.proposal.id} “${p.proposal.title}” — `,
+            changesCell(p.proposal.changes));
+        })) : null,
+        queued.length ? [
+          h("p", {}, "Validator-set changes queued (the leader makes one per block):"),
+          h("ol", { "data-testid": "validator-changes" }, queued.map((c) => h("li", {}, validatorChangeSummary(c)))),
+        ] : null,
+      ] : h("p", { class: "muted" }, "Nothing scheduled: no passed proposal is waiting to take effect and no validator-set change is queued.")),
+    h("h2", {}, `Proposals (${proposals.length})`),
+    table([["Id", "num"], "Title", "Status", "Changes", "Tally", "Voting ends", "Effective"], proposals.map((p) => {
+      const pr = p.proposal;
+      return h("tr", { "data-testid": `proposal-row-${pr.id}` },
+        h("td", { class: "num" }, `#${pr.id}`),
+        h("td", {}, pr.title, h("br"), h("span", { class: "muted" }, "by ", accountLink(pr.proposer), ", deposit ", grid(pr.deposit))),
+        h("td", {}, proposalStatus(pr.status)),
+        h("td", {}, changesCell(pr.changes)),
+        h("td", {}, tallyCell(p.tally)),
+        h("td", { title: relative(pr.voting_end, now) }, when(pr.voting_end)),
+        h("td", {}, p.effective_at ? [when(p.effective_at), pr.status === "voting" ? h("span", { class: "muted" }, " if passed") : null]
+          : pr.status === "passed" ? "in force" : "–"));
+    }), "proposals-table"),
+    validatorsSection(vals, status));
+}
+
+async function validatorsPage() {
+  const [vals, status] = await Promise.all([api("/v1/validators"), api("/v1/status")]);
+  return h("div", { "data-testid": "validators" }, validatorsSection(vals, status));
 }
 
 function entryRow(e) {
@@ -571,8 +809,10 @@ const routes = [
   [/^\/jobs\/(\d+)$/, (m, q) => jobPage(m[1], q), "jobs", true],
   [/^\/providers$/, () => providersPage(), "providers", true],
   [/^\/providers\/([0-9a-f]{64})$/, (m) => providerPage(m[1]), "providers", true],
-  [/^\/accounts\/([0-9a-f]{64})$/, (m) => accountPage(m[1]), "chain", true],
+  [/^\/accounts?\/([0-9a-f]{64})$/, (m) => accountPage(m[1]), "chain", true],
   [/^\/chain$/, (m, q) => chainPage(q), "chain", true],
+  [/^\/governance$/, () => governancePage(), "governance", true],
+  [/^\/validators$/, () => validatorsPage(), "validators", true],
   [/^\/blocks\/(\d+)$/, (m) => blockPage(m[1]), "chain", false],
   [/^\/entries\/(\d+)$/, (m) => entryPage(m[1]), "chain", false],
   [/^\/search$/, (m, q) => searchPage(q), "", false],

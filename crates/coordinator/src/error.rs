@@ -73,7 +73,8 @@ impl From<Rejection> for ApiError {
             Rejection::UnknownJob(_)
             | Rejection::UnknownProvider(_)
             | Rejection::UnknownProposal(_)
-            | Rejection::UnknownReservation(_) => ApiError::NotFound(r.to_string()),
+            | Rejection::UnknownReservation(_)
+            | Rejection::NotBackable(_) => ApiError::NotFound(r.to_string()),
             other => ApiError::Rejected(other),
         }
     }

@@ -1150,8 +1150,9 @@ async fn timers(shared: Arc<Shared>) {
             if node.state.rules >= 25 && node.state.proposals_due(time) {
                 inputs.push(Input::Leader(LeaderCommand::DecideProposals));
             }
-            // Rules 26: offers that lapsed and lease periods that ended, likewise.
-            if node.state.reservations_due(time) {
+            // Rules 26: offers that lapsed and lease periods that ended, likewise; rules 27: and
+            // the validators' payout of their share of the fees.
+            if node.state.reservations_due(time) || node.state.validator_payout_due(time) {
                 inputs.push(Input::Leader(LeaderCommand::SettleReservations));
             }
             // Rules 26: a change of the validator set a passed proposal queued, once the last

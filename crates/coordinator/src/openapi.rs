@@ -743,6 +743,19 @@ fn routes(s: &mut Schemas) -> Vec<Route> {
         },
         Route {
             method: Get,
+            path: "/v1/validators",
+            summary: "Validators (rules 27): each one's power, own stake, backing and share of fees earned, and the next payout of the validators' share",
+            params: vec![],
+            body: None,
+            ok: vec![(
+                200,
+                "the validators",
+                Some(Body::Json(s.of::<wire::ValidatorsView>())),
+            )],
+            errors: vec![],
+        },
+        Route {
+            method: Get,
             path: "/v1/proposals",
             summary: "Governance (rules 25): the parameters in force and the newest proposals with their tallies",
             params: vec![],

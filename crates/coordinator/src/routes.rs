@@ -65,6 +65,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/v1/accounts/{id}", get(account))
         .route("/v1/accounts/{id}/history", get(history))
         .route("/v1/network", get(network))
+        .route("/v1/validators", get(validators))
         .route("/v1/proposals", get(proposals))
         .route("/v1/market", get(market))
         .route("/v1/proposals/{id}", get(proposal))
@@ -1972,6 +1973,14 @@ async fn market(State(shared): S) -> ApiResult<Json<api::wire::MarketView>> {
         .read(move |_, node| api::wire::MarketView {
             classes: node.state.price_indexes(),
         })
+        .await?;
+    Ok(Json(view))
+}
+
+/// Rules 27: the validators, what backs each and what each earned.
+async fn validators(State(shared): S) -> ApiResult<Json<api::wire::ValidatorsView>> {
+    let view = shared
+        .read(move |_, node| views::validators(&node.state))
         .await?;
     Ok(Json(view))
 }

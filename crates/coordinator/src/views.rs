@@ -271,24 +271,63 @@ pub fn provider(state: &State, p: &Provider) -> ProviderView {
             Vec::new()
         },
         grams_per_kwh: (state.rules >= 24).then(|| state.grams_per_kwh_of(p)),
-        backing: state.pool(&p.id).map(|pool| BackingView {
-            own: state.bonded(&p.id),
-            delegated: pool.tokens,
-            delegators: pool.delegators,
-            commission_bps: pool.commission_bps,
-            unbonding: pool.unbonding_total().unwrap_or_default(),
-            rewards_paid: pool.rewards_total,
-            commission_earned: pool.commission_total,
-            slashed: pool.slashed_total,
-            return_day_bps: pool.return_bps(state.now, DAY_MS),
-            return_week_bps: pool.return_bps(state.now, 7 * DAY_MS),
-        }),
+        backing: backing(state, &p.id),
         id: p.id,
         spec: p.spec.clone(),
         status: p.status,
         registered_at: p.registered_at,
         running: p.running.len() as u64,
         stats: p.stats.clone(),
+    }
+}
+
+/// The pool backing `id` (a provider or a validator), if it has one.
+pub fn backing(state: &State, id: &AccountId) -> Option<BackingView> {
+    state.pool(id).map(|pool| BackingView {
+        own: state.bonded(id),
+        delegated: pool.tokens,
+        delegators: pool.delegators,
+        commission_bps: pool.commission_bps,
+        unbonding: pool.unbonding_total().unwrap_or_default(),
+        rewards_paid: pool.rewards_total,
+        commission_earned: pool.commission_total,
+        slashed: pool.slashed_total,
+        return_day_bps: pool.return_bps(state.now, DAY_MS),
+        return_week_bps: pool.return_bps(state.now, 7 * DAY_MS),
+    })
+}
+
+/// Rules 27: the validators, their backing and earnings, and the fees' next payout.
+pub fn validators(state: &State) -> api::wire::ValidatorsView {
+    let staking = (state.rules >= 27).then(|| state.staking_params());
+    api::wire::ValidatorsView {
+        next_payout_at: staking.as_ref().map(|s| {
+            state
+                .staking
+                .last_payout
+                .saturating_add(s.validator_payout_every_ms)
+        }),
+        staking,
+        fees_collected: state.staking.fees_collected,
+        validators: state
+            .validators
+            .set
+            .validators
+            .iter()
+            .map(|v| api::wire::ValidatorView {
+                account: v.account,
+                address: v.address.clone(),
+                power: v.power,
+                bonded: state.bonded(&v.account),
+                earned: state
+                    .staking
+                    .validator_earned
+                    .get(&v.account)
+                    .copied()
+                    .unwrap_or(0),
+                backing: backing(state, &v.account),
+            })
+            .collect(),
     }
 }
 
@@ -359,6 +398,7 @@ pub fn account(state: &State, id: AccountId) -> AccountView {
             })
             .collect(),
         in_reservations,
+        backing: backing(state, &id),
     }
 }
 
@@ -389,6 +429,9 @@ pub fn governance(state: &State) -> api::wire::GovernanceView {
             .take(api::wire::PROPOSALS_PAGE_MAX)
             .filter_map(|id| proposal(state, *id))
             .collect(),
+        staking: (state.rules >= 27).then(|| state.staking_params()),
+        scheduling: (state.rules >= 27).then(|| state.config.schedule.clone()),
+        validator_changes_queued: state.gov_schedule.validator_changes.clone(),
     }
 }
 

@@ -363,7 +363,8 @@ pub enum LeaderCommand {
     /// (see [`crate::gov`]): an entry that only decides the proposals due. Refused when none is.
     DecideProposals,
     /// Rules 26: an offer lapsed or a lease's period ended and no other entry has come since to
-    /// settle it (see [`crate::reserve`]). Refused when nothing is due.
+    /// settle it (see [`crate::reserve`]); rules 27: or the validators' payout of their share of
+    /// the fees is due (see [`crate::delegation`]). Refused when nothing is due.
     SettleReservations,
     /// Rules 26: applies the first change of the validator set that passed proposals queued
     /// (see [`crate::gov::Schedule`]); the leader sends it only once the block before has been
@@ -901,6 +902,18 @@ pub enum Event {
         provider: AccountId,
         reservation: u64,
     },
+    /// Rules 27: `validator`'s part of the validators' share of the fees, `share`, paid from the
+    /// treasury: `amount` to its balance (its commission and its own stake's part), the rest to
+    /// its delegators (a `DelegatorsPaid` follows).
+    ValidatorPaid {
+        validator: AccountId,
+        #[serde(with = "crate::types::amount")]
+        #[cfg_attr(feature = "openapi", schema(value_type = String))]
+        amount: Amount,
+        #[serde(with = "crate::types::amount")]
+        #[cfg_attr(feature = "openapi", schema(value_type = String))]
+        share: Amount,
+    },
 }
 
 /// Why an input was refused. A rejected input changes nothing and is never logged.
@@ -1042,4 +1055,7 @@ pub enum Rejection {
     UnknownReservation(u64),
     #[error("reservation {0} belongs to another account")]
     NotReservationOwner(u64),
+    /// Rules 27: a delegation to an account that is neither an active provider nor a validator.
+    #[error("{0} is neither a provider nor a validator: nobody can delegate to it")]
+    NotBackable(AccountId),
 }

@@ -30,6 +30,16 @@
 //! **Stake that backs a provider counts as its stake**: its pool's bonded tokens count toward
 //! the minimum stake it needs to register and to be given work ([`State::has_min_stake`]), so
 //! delegators decide whom the network trusts with work.
+//!
+//! **Rules 27: validators.** A pool may back a validator as well as a provider (one pool per
+//! account, whatever it does). Validators are paid [`StakingParams::validator_fee_bps`] of every
+//! protocol fee and action fee the treasury collects: the fees are counted as they come
+//! ([`Staking::fees_collected`]) and paid out of the treasury at the first entry at least
+//! [`StakingParams::validator_payout_every_ms`] after the last payout, and before any change of
+//! the set by vote or proposal, split by voting power and then, like a provider's payment,
+//! between the validator's commission, its own bonded stake and its pool. An equivocation slash
+//! takes the same fraction of its pool. The constants above are the rules-25 values; under rules
+//! 27 they are governance parameters ([`StakingParams`], `ParamChange::Staking`).
 
 use crate::command::{Event, Rejection};
 use crate::ledger::{BPS, Tokens, Unbonding, bps_of};
@@ -56,6 +66,87 @@ pub const COMMISSION_PERIOD_MS: u64 = 86_400_000;
 pub const SAMPLE_EVERY_MS: u64 = 3_600_000;
 /// How long samples are kept: eight days (the return over a week needs one a week old).
 pub const SAMPLES_KEPT_MS: u64 = 8 * 86_400_000;
+
+/// Rules 27: the staking rules in force, which governance may change (`ParamChange::Staking`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct StakingParams {
+    /// The least that can be delegated at once.
+    #[serde(with = "crate::types::amount")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub min_delegation: Amount,
+    /// The highest commission a provider or validator may set, in basis points.
+    pub max_commission_bps: u32,
+    /// The most a commission may rise at once while its pool has delegators.
+    pub commission_step_bps: u32,
+    /// How long after a raise the next may come while the pool has delegators.
+    pub commission_period_ms: u64,
+    /// The validators' share of every fee the treasury collects, in basis points.
+    pub validator_fee_bps: u32,
+    /// How often the validators' share is paid out (at the first entry at least this long
+    /// after the last payout).
+    pub validator_payout_every_ms: u64,
+}
+
+/// The longest `StakingParams::commission_period_ms` and `validator_payout_every_ms`: a year.
+const LONGEST_STAKING_PERIOD_MS: u64 = 365 * 86_400_000;
+
+impl StakingParams {
+    /// The defaults for a network whose minimum stake is `min_stake`: the rules-25 constants,
+    /// a minimum delegation of a hundredth of the minimum stake, and half of every fee paid to
+    /// the validators every minute.
+    pub fn for_min_stake(min_stake: Amount) -> StakingParams {
+        StakingParams {
+            min_delegation: (min_stake / MIN_DELEGATION_DIVISOR).max(1),
+            max_commission_bps: MAX_COMMISSION_BPS,
+            commission_step_bps: COMMISSION_STEP_BPS,
+            commission_period_ms: COMMISSION_PERIOD_MS,
+            validator_fee_bps: 5_000,
+            validator_payout_every_ms: 60_000,
+        }
+    }
+
+    /// Checks that the rules make sense; the message names the offending field.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.min_delegation == 0 {
+            return Err("staking.min_delegation must be at least one base unit".into());
+        }
+        for (name, bps) in [
+            ("max_commission_bps", self.max_commission_bps),
+            ("commission_step_bps", self.commission_step_bps),
+            ("validator_fee_bps", self.validator_fee_bps),
+        ] {
+            if bps > BPS {
+                return Err(format!("staking.{name} {bps} is above {BPS}"));
+            }
+        }
+        if self.commission_period_ms > LONGEST_STAKING_PERIOD_MS {
+            return Err("staking.commission_period_ms is longer than a year".into());
+        }
+        if !(1_000..=LONGEST_STAKING_PERIOD_MS).contains(&self.validator_payout_every_ms) {
+            return Err("staking.validator_payout_every_ms must be from a second to a year".into());
+        }
+        Ok(())
+    }
+}
+
+/// Rules 27: the staking parameters and the validators' payouts.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Staking {
+    /// Set by the genesis or governance; `None`: [`StakingParams::for_min_stake`] of the
+    /// minimum stake in force.
+    pub params: Option<StakingParams>,
+    /// Fees the treasury collected since the validators were last paid (a count, not a place
+    /// tokens are: they are in the treasury's balance until paid out).
+    #[serde(with = "crate::types::amount")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub fees_collected: Amount,
+    /// When the validators were last paid.
+    pub last_payout: Time,
+    /// What each validator earned from fees, ever (its delegators' share included).
+    pub validator_earned: BTreeMap<AccountId, Amount>,
+}
 
 /// Every pool and every delegation.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -227,10 +318,116 @@ impl Pool {
 }
 
 impl State {
-    /// The least that can be delegated at once: a hundredth of the minimum stake, at least one
-    /// base unit.
+    /// The least that can be delegated at once: under rules 27 the governance parameter, before
+    /// a hundredth of the minimum stake, at least one base unit.
     pub fn min_delegation(&self) -> Amount {
-        (self.ledger.min_stake / MIN_DELEGATION_DIVISOR).max(1)
+        self.staking_params().min_delegation
+    }
+
+    /// The staking rules in force: under rules 27 the state's (governance may change them),
+    /// before the rules-25 constants, with no share of fees for validators.
+    pub fn staking_params(&self) -> StakingParams {
+        if self.rules >= 27 {
+            self.staking
+                .params
+                .clone()
+                .unwrap_or_else(|| StakingParams::for_min_stake(self.ledger.min_stake))
+        } else {
+            StakingParams {
+                validator_fee_bps: 0,
+                ..StakingParams::for_min_stake(self.ledger.min_stake)
+            }
+        }
+    }
+
+    /// Whether `who` may have a pool backing it: an active provider, or (rules 27) a member of
+    /// the validator set.
+    fn backable(&self, who: &AccountId) -> Result<(), Rejection> {
+        if self.rules >= 27 && self.validators.set.get(who).is_some() {
+            return Ok(());
+        }
+        match self.providers.get(who) {
+            None if self.rules >= 27 => Err(Rejection::NotBackable(*who)),
+            None => Err(Rejection::UnknownProvider(*who)),
+            Some(p) if p.status != ProviderStatus::Active => Err(Rejection::ProviderInactive(*who)),
+            Some(_) => Ok(()),
+        }
+    }
+
+    /// Rules 27: counts a fee the treasury collected toward the validators' next payout.
+    pub(crate) fn count_fee(&mut self, fee: Amount) -> Result<(), Rejection> {
+        if self.rules >= 27 && !self.validators.set.validators.is_empty() && fee > 0 {
+            self.staking.fees_collected = self
+                .staking
+                .fees_collected
+                .checked_add(fee)
+                .ok_or_else(|| overflow("fees"))?;
+        }
+        Ok(())
+    }
+
+    /// Rules 27: whether the validators are due their share of the fees at `now`.
+    pub fn validator_payout_due(&self, now: Time) -> bool {
+        self.rules >= 27
+            && self.staking.fees_collected > 0
+            && !self.validators.set.validators.is_empty()
+            && now
+                >= self
+                    .staking
+                    .last_payout
+                    .saturating_add(self.staking_params().validator_payout_every_ms)
+    }
+
+    /// Rules 27: pays the validators their share of the fees collected since the last payout
+    /// (when due, or at once with `now_anyway`, before the set changes), from the treasury, by
+    /// voting power; each validator's share is split as a provider's payment is
+    /// ([`State::share_payment`]). What rounding leaves stays with the treasury.
+    pub(crate) fn pay_validators(
+        &mut self,
+        now: Time,
+        now_anyway: bool,
+    ) -> Result<Vec<Event>, Rejection> {
+        let due = self.validator_payout_due(now)
+            || (now_anyway && self.rules >= 27 && self.staking.fees_collected > 0);
+        if !due {
+            return Ok(Vec::new());
+        }
+        let treasury = self.ledger.treasury;
+        let total = bps_of(
+            self.staking.fees_collected,
+            self.staking_params().validator_fee_bps,
+        )
+        .ok_or_else(|| overflow("the validators' share"))?
+        .min(self.balance(&treasury));
+        let power = u128::from(self.validators.set.total_power());
+        let members: Vec<(AccountId, u128)> = self
+            .validators
+            .set
+            .validators
+            .iter()
+            .map(|v| (v.account, u128::from(v.power)))
+            .collect();
+        let mut events = Vec::new();
+        for (validator, weight) in members {
+            let share = mul_div(total, weight, power).unwrap_or(0);
+            if share == 0 {
+                continue;
+            }
+            self.debit(&treasury, share)?;
+            let (kept, delegators) = self.share_payment(validator, share, now)?;
+            self.credit(&validator, kept)?;
+            let earned = self.staking.validator_earned.entry(validator).or_default();
+            *earned = earned.saturating_add(share);
+            events.push(Event::ValidatorPaid {
+                validator,
+                amount: kept,
+                share,
+            });
+            events.extend(delegators);
+        }
+        self.staking.fees_collected = 0;
+        self.staking.last_payout = now;
+        Ok(events)
     }
 
     /// The pool of `provider`, if it has one.
@@ -379,13 +576,7 @@ impl State {
                 "a provider backs itself with its own stake (stake), not a delegation".into(),
             ));
         }
-        match self.providers.get(&provider) {
-            None => return Err(Rejection::UnknownProvider(provider)),
-            Some(p) if p.status != ProviderStatus::Active => {
-                return Err(Rejection::ProviderInactive(provider));
-            }
-            Some(_) => {}
-        }
+        self.backable(&provider)?;
         self.require_funds(&who, amount)?;
         let pool = self
             .delegation
@@ -604,31 +795,40 @@ impl State {
         now: Time,
     ) -> Result<Vec<Event>, Rejection> {
         self.needs_delegation("a commission")?;
-        if !self.providers.contains_key(&who) {
+        let validator = self.rules >= 27 && self.validators.set.get(&who).is_some();
+        if !validator && !self.providers.contains_key(&who) {
             return Err(Rejection::UnknownProvider(who));
         }
-        if bps > MAX_COMMISSION_BPS {
+        let params = self.staking_params();
+        if bps > params.max_commission_bps {
             return Err(Rejection::InvalidCommission(format!(
-                "{bps} basis points is above the most a provider may take, {MAX_COMMISSION_BPS}"
+                "{bps} basis points is above the most a provider may take, {}",
+                params.max_commission_bps
             )));
         }
         let pool = self.delegation.pools.get(&who).cloned().unwrap_or_default();
         let raise = bps.saturating_sub(pool.commission_bps);
         if pool.delegators > 0 && raise > 0 {
-            if raise > COMMISSION_STEP_BPS {
+            if raise > params.commission_step_bps {
                 return Err(Rejection::InvalidCommission(format!(
-                    "with delegators, a commission rises at most {COMMISSION_STEP_BPS} basis \
-                     points at a time (from {} to at most {})",
+                    "with delegators, a commission rises at most {} basis points at a time \
+                     (from {} to at most {})",
+                    params.commission_step_bps,
                     pool.commission_bps,
-                    pool.commission_bps.saturating_add(COMMISSION_STEP_BPS)
+                    pool.commission_bps
+                        .saturating_add(params.commission_step_bps)
                 )));
             }
             if let Some(at) = pool.raised_at
-                && now < at.saturating_add(COMMISSION_PERIOD_MS)
+                && now < at.saturating_add(params.commission_period_ms)
             {
+                let every = match params.commission_period_ms {
+                    COMMISSION_PERIOD_MS => "once a day".to_string(),
+                    ms => format!("once every {ms} ms"),
+                };
                 return Err(Rejection::InvalidCommission(format!(
-                    "with delegators, a commission rises at most once a day (next at {} ms)",
-                    at.saturating_add(COMMISSION_PERIOD_MS)
+                    "with delegators, a commission rises at most {every} (next at {} ms)",
+                    at.saturating_add(params.commission_period_ms)
                 )));
             }
         }
@@ -713,6 +913,21 @@ impl State {
                 commission,
             }),
         ))
+    }
+
+    /// What a slash of `fraction_bps` would take from `who`'s pool, bonded and unbonding.
+    pub(crate) fn pool_slash(
+        &self,
+        who: &AccountId,
+        fraction_bps: u32,
+    ) -> Result<Amount, Rejection> {
+        self.pool(who).map_or(Ok(0), |p| {
+            let mut sum = bps_of(p.tokens, fraction_bps);
+            for u in &p.unbonding {
+                sum = sum.and_then(|s| s.checked_add(bps_of(u.amount, fraction_bps)?));
+            }
+            sum.ok_or_else(|| overflow("slash"))
+        })
     }
 
     /// Takes `fraction_bps` of `provider`'s pool, bonded and unbonding, for a slash: how much.

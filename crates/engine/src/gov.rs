@@ -138,6 +138,13 @@ pub enum ParamChange {
     /// it; the leader applies it at the next block (one change of the set per block), checked
     /// again then — an added validator must have the minimum stake bonded by that time.
     Validator(crate::validators::ValidatorChange),
+    /// Rules 27: the staking rules (minimum delegation, commission bounds, the validators' share
+    /// of fees and how often it is paid). Pools above a lowered maximum commission are cut to it.
+    Staking(crate::delegation::StakingParams),
+    /// Rules 27: the scheduler's tunables (the local queue per slot, prefetch, holding back for
+    /// a better-suited provider, urgency, the timeout grace), within
+    /// [`crate::ScheduleParams::validate`]'s bounds.
+    Scheduling(crate::schedule::ScheduleParams),
 }
 
 /// A vote.
@@ -280,6 +287,26 @@ impl State {
             },
             ParamChange::Verification(v) => return v.validate(),
             ParamChange::Governance(g) => return g.validate(),
+            ParamChange::Staking(staking) => {
+                if self.rules < 27 {
+                    return Err(format!(
+                        "the staking rules are governance parameters under rules 27; this \
+                         network runs rules {}",
+                        self.rules
+                    ));
+                }
+                return staking.validate();
+            }
+            ParamChange::Scheduling(schedule) => {
+                if self.rules < 27 {
+                    return Err(format!(
+                        "the scheduler's tunables are governance parameters under rules 27; \
+                         this network runs rules {}",
+                        self.rules
+                    ));
+                }
+                return schedule.validate();
+            }
             ParamChange::TreasurySpend { amount, .. } => {
                 if *amount == 0 {
                     return Err("a treasury spend of nothing".into());
@@ -310,6 +337,7 @@ impl State {
             action_fee: self.action_fee,
             storage: None,
             carbon: None,
+            staking: None,
         };
         genesis.validate()
     }
@@ -690,7 +718,7 @@ impl State {
     /// `LeaderCommand::ChangeValidators`: applies the first change of the validator set that
     /// passed proposals queued, or drops it if it can no longer be made (another change came
     /// first, or an added validator lacks the minimum stake).
-    pub(crate) fn change_validators(&mut self) -> Result<Vec<Event>, Rejection> {
+    pub(crate) fn change_validators(&mut self, now: Time) -> Result<Vec<Event>, Rejection> {
         let Some(change) = self.gov_schedule.validator_changes.first().cloned() else {
             return Err(Rejection::InvalidValidatorChange(
                 "no change of the validator set is waiting".into(),
@@ -699,18 +727,20 @@ impl State {
         self.gov_schedule.validator_changes.remove(0);
         let mut why = self.check_validator_change(&change).err();
         if let crate::validators::ValidatorChange::Add(v) = &change
-            && self.bonded(&v.account) < self.ledger.min_stake
+            && self.validator_stake(&v.account) < self.ledger.min_stake
         {
             why.get_or_insert(format!(
                 "{} has {} bonded, below the minimum stake {}",
                 v.account,
-                Tokens(self.bonded(&v.account)),
+                Tokens(self.validator_stake(&v.account)),
                 Tokens(self.ledger.min_stake)
             ));
         }
         if let Some(why) = why {
             return Ok(vec![Event::ValidatorChangeDropped { change, why }]);
         }
+        // Rules 27: the fees collected so far are the set's before the change.
+        let mut events = self.pay_validators(now, true)?;
         let set = &mut self.validators.set.validators;
         match &change {
             crate::validators::ValidatorChange::Add(v) => set.push(v.clone()),
@@ -720,7 +750,8 @@ impl State {
         }
         self.validators.pending.retain(|(c, _)| *c != change);
         let validators = u32::try_from(self.validators.set.validators.len()).unwrap_or(u32::MAX);
-        Ok(vec![Event::ValidatorSetChanged { change, validators }])
+        events.push(Event::ValidatorSetChanged { change, validators });
+        Ok(events)
     }
 
     /// Makes a passed proposal's changes, all or none.
@@ -742,6 +773,19 @@ impl State {
                 }
                 ParamChange::Verification(v) => next.verify = v.clone(),
                 ParamChange::Governance(g) => next.governance.params = Some(g.clone()),
+                ParamChange::Staking(staking) => {
+                    next.staking.params = Some(staking.clone());
+                    for (account, pool) in next.delegation.pools.iter_mut() {
+                        if pool.commission_bps > staking.max_commission_bps {
+                            pool.commission_bps = staking.max_commission_bps;
+                            events.push(Event::CommissionSet {
+                                provider: *account,
+                                commission_bps: staking.max_commission_bps,
+                            });
+                        }
+                    }
+                }
+                ParamChange::Scheduling(schedule) => next.config.schedule = schedule.clone(),
                 ParamChange::TreasurySpend { to, amount } => {
                     let treasury = next.ledger.treasury;
                     next.transfer(treasury, *to, *amount)

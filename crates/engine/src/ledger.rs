@@ -146,6 +146,10 @@ pub struct Genesis {
     /// `None`: [`crate::CarbonTable::default`].
     #[serde(default)]
     pub carbon: Option<crate::energy::CarbonTable>,
+    /// Rules 27: the staking rules (minimum delegation, commission bounds, the validators'
+    /// share of fees and how often it is paid); `None`: [`crate::StakingParams::for_min_stake`].
+    #[serde(default)]
+    pub staking: Option<crate::delegation::StakingParams>,
 }
 
 fn first_rules() -> u32 {
@@ -164,6 +168,7 @@ impl Genesis {
             action_fee: DEV_ACTION_FEE,
             storage: Some(crate::storage::StorageParams::dev()),
             carbon: None,
+            staking: None,
         }
     }
 
@@ -179,6 +184,15 @@ impl Genesis {
         }
         if let Some(table) = &self.carbon {
             table.validate()?;
+        }
+        if let Some(staking) = &self.staking {
+            if self.rules < 27 {
+                return Err(format!(
+                    "staking parameters need rules 27 or later; this genesis names rules {}",
+                    self.rules
+                ));
+            }
+            staking.validate()?;
         }
         let p = &self.params;
         if p.chain_id.is_empty() || p.chain_id.len() > 64 {
@@ -423,6 +437,7 @@ impl State {
         state.action_fee = genesis.action_fee;
         state.storage.params = genesis.storage.clone();
         state.energy.table = genesis.carbon.clone().unwrap_or_default();
+        state.staking.params = genesis.staking.clone();
         Ok(state)
     }
 
@@ -758,6 +773,7 @@ impl State {
         let (kept, delegators) = self.share_payment(provider, net, now)?;
         self.credit(&provider, kept)?;
         self.credit(&treasury, fee)?;
+        self.count_fee(fee)?;
         if let Some(p) = self.providers.get_mut(&provider) {
             p.stats.earned = p.stats.earned.saturating_add(kept);
         }
@@ -835,13 +851,7 @@ impl State {
         let own = bps_of(stake, fraction).ok_or_else(|| overflow("slash"))?;
         // Rules 25: the same fraction of its pool, bonded and unbonding (none before).
         let pooled = if self.rules >= 25 {
-            self.pool(&provider).map_or(Ok(0), |p| {
-                let mut sum = bps_of(p.tokens, fraction);
-                for u in &p.unbonding {
-                    sum = sum.and_then(|s| s.checked_add(bps_of(u.amount, fraction)?));
-                }
-                sum.ok_or_else(|| overflow("slash"))
-            })?
+            self.pool_slash(&provider, fraction)?
         } else {
             0
         };
@@ -947,6 +957,9 @@ impl State {
                 [Some(*provider), Some(self.ledger.treasury), None]
             }
             Event::ReservationPaid { provider, .. } => [Some(*provider), None, None],
+            Event::ValidatorPaid { validator, .. } => {
+                [Some(*validator), Some(self.ledger.treasury), None]
+            }
             _ => [None, None, None],
         };
         accounts.into_iter().flatten()

@@ -183,7 +183,16 @@
 ///   state a delay before a passed proposal takes effect (`Action::ProposeWithDelay`); beyond
 ///   one task per slot a provider holds work worth at most
 ///   `HOLD_PER_BACKING` times its backing. Inputs apply as under 25 otherwise.
-pub const RULES: u32 = 26;
+/// - 27: validators earn and can be backed ([`delegation`]): `StakingParams::validator_fee_bps`
+///   of every fee the treasury collects is paid out to the validators by voting power (at most
+///   every `validator_payout_every_ms`, and before the set changes by vote or proposal), each
+///   share split like a provider's payment between commission, own stake and pool; any account
+///   may delegate to a validator (`Action::Delegate`), whose pool counts toward the stake it
+///   needs to join and loses the same fraction as the validator in an equivocation slash; the
+///   staking rules (minimum delegation, commission bounds, the validators' share and payout
+///   period) are governance parameters (`ParamChange::Staking`, or the genesis's), and so are
+///   the scheduler's tunables (`ParamChange::Scheduling`). Inputs apply as under 26 otherwise.
+pub const RULES: u32 = 27;
 /// The rules of a network whose genesis predates the version.
 pub const FIRST_RULES: u32 = 1;
 
@@ -218,7 +227,8 @@ pub use command::{
 };
 pub use delegation::{
     COMMISSION_PERIOD_MS, COMMISSION_STEP_BPS, DEFAULT_COMMISSION_BPS, Delegation, Delegations,
-    INDEX_SCALE, MAX_COMMISSION_BPS, MIN_DELEGATION_DIVISOR, Pool, PoolUnbonding, Sample,
+    INDEX_SCALE, MAX_COMMISSION_BPS, MIN_DELEGATION_DIVISOR, Pool, PoolUnbonding, Sample, Staking,
+    StakingParams,
 };
 pub use energy::{
     Announcement, CarbonTable, EnergyMethod, EnergyReport, JobEnergy, JobPreferences, RunEnergy,

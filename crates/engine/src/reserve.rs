@@ -739,6 +739,7 @@ impl State {
         self.credit(&provider, kept)?;
         let treasury = self.ledger.treasury;
         self.credit(&treasury, fee)?;
+        self.count_fee(fee)?;
         if let Some(p) = self.providers.get_mut(&provider) {
             p.stats.earned = p.stats.earned.saturating_add(kept);
         }

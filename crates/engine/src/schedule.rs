@@ -38,7 +38,8 @@ use crate::verify::RunOutcome;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
-/// The scheduler's tunables, fixed at genesis (`[scheduling]` in a genesis file).
+/// The scheduler's tunables, set at genesis (`[scheduling]` in a genesis file) and, under rules
+/// 27, by governance (`ParamChange::Scheduling`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default, deny_unknown_fields)]
@@ -66,6 +67,30 @@ impl Default for ScheduleParams {
 }
 
 impl ScheduleParams {
+    /// Rules 27: the bounds a governance proposal's tunables must keep (a network's genesis
+    /// may set any): a local queue of 1 to 4,096 tasks per slot, prefetch and hold at most a
+    /// minute, a margin of 100% to 1,000%, urgency at most a day, grace from a second to a day.
+    pub fn validate(&self) -> Result<(), String> {
+        const MINUTE: u64 = 60_000;
+        const DAY: u64 = 86_400_000;
+        if !(1..=4_096).contains(&self.queue_per_slot) {
+            return Err("scheduling.queue_per_slot must be from 1 to 4096".into());
+        }
+        if self.prefetch_ms > MINUTE || self.hold_ms > MINUTE {
+            return Err("scheduling.prefetch_ms and hold_ms are at most a minute".into());
+        }
+        if !(100..=1_000).contains(&self.hold_margin_pct) {
+            return Err("scheduling.hold_margin_pct must be from 100 to 1000".into());
+        }
+        if self.urgent_ms > DAY {
+            return Err("scheduling.urgent_ms is at most a day".into());
+        }
+        if !(1_000..=DAY).contains(&self.timeout_grace_ms) {
+            return Err("scheduling.timeout_grace_ms must be from a second to a day".into());
+        }
+        Ok(())
+    }
+
     /// The defaults a network created under rules `rules` got: a genesis file that names an
     /// older rules version and no `[scheduling]` gets its network's tunables back.
     pub fn for_rules(rules: u32) -> Self {

@@ -363,6 +363,10 @@ pub struct State {
     /// Hashed only under rules 26 and later.
     #[serde(default)]
     pub gov_schedule: crate::gov::Schedule,
+    /// Rules 27: the staking parameters in force and the validators' payouts (see
+    /// [`crate::delegation`]). Hashed only under rules 27 and later.
+    #[serde(default)]
+    pub staking: crate::delegation::Staking,
     /// Derived from `jobs`, never stored nor hashed: each provider's accepted map results
     /// ([`crate::audit::Accepted`]).
     #[serde(skip)]
@@ -420,9 +424,10 @@ impl Serialize for HashView<'_> {
             market,
             reservations,
             gov_schedule,
+            staking,
             accepted: _,
         } = self.state;
-        let mut t = serializer.serialize_tuple(31)?;
+        let mut t = serializer.serialize_tuple(32)?;
         t.serialize_element(config)?;
         t.serialize_element(ledger)?;
         t.serialize_element(verify)?;
@@ -485,6 +490,9 @@ impl Serialize for HashView<'_> {
             t.serialize_element(reservations)?;
             t.serialize_element(gov_schedule)?;
         }
+        if *rules >= 27 {
+            t.serialize_element(staking)?;
+        }
         t.end()
     }
 }
@@ -525,6 +533,7 @@ impl State {
             market: Default::default(),
             reservations: Default::default(),
             gov_schedule: Default::default(),
+            staking: Default::default(),
             accepted: Default::default(),
         }
     }
@@ -613,6 +622,8 @@ impl State {
         events.extend(self.decide_proposals(now)?);
         // Rules 26: likewise, offers that lapsed and lease periods that ended.
         events.extend(self.settle_reservations(now)?);
+        // Rules 27: and the validators' share of the fees, when its payout is due.
+        events.extend(self.pay_validators(now, false)?);
         self.now = now;
         self.applied = self.applied.saturating_add(1);
         Ok(events)
@@ -653,6 +664,7 @@ impl State {
         if fee > 0 {
             let treasury = self.ledger.treasury;
             self.credit(&treasury, fee)?;
+            self.count_fee(fee)?;
             events.push(Event::ActionFeePaid {
                 payer: who,
                 amount: fee,
@@ -719,7 +731,7 @@ impl State {
             Action::Faucet => self.faucet(who)?,
             Action::Stake { amount } => self.stake(who, *amount)?,
             Action::Unstake { amount } => self.unstake(who, *amount, now)?,
-            Action::ValidatorVote(change) => self.vote_validator(who, change)?,
+            Action::ValidatorVote(change) => self.vote_validator(who, change, now)?,
             Action::ReportMeteredResults { reports, energy } => {
                 self.report_metered(who, reports, energy, now)?
             }
@@ -799,10 +811,10 @@ impl State {
                     ))
                 }
             }
-            LeaderCommand::ChangeValidators => self.change_validators(),
+            LeaderCommand::ChangeValidators => self.change_validators(now),
             // Settled after every applied input (`State::apply`); this one only makes an entry.
             LeaderCommand::SettleReservations => {
-                if self.reservations_due(now) {
+                if self.reservations_due(now) || self.validator_payout_due(now) {
                     Ok(Vec::new())
                 } else {
                     Err(Rejection::InvalidReservation(

@@ -175,7 +175,17 @@ impl State {
             return Err(Rejection::NotAValidator(ev.validator));
         }
         let stake = self.stake_of(&ev.validator)?;
-        let amount = bps_of(stake, self.validators.equivocation_bps)
+        let fraction = self.validators.equivocation_bps;
+        let own = bps_of(stake, fraction)
+            .ok_or_else(|| Rejection::TooLarge("the slash would overflow".into()))?;
+        // Rules 27: its delegators' pool loses the same fraction, bonded and unbonding.
+        let pooled = if self.rules >= 27 {
+            self.pool_slash(&ev.validator, fraction)?
+        } else {
+            0
+        };
+        let amount = own
+            .checked_add(pooled)
             .ok_or_else(|| Rejection::TooLarge("the slash would overflow".into()))?;
         let to_treasury = bps_of(amount, self.ledger.slash.treasury_bps)
             .ok_or_else(|| Rejection::TooLarge("the slash would overflow".into()))?;
@@ -192,7 +202,10 @@ impl State {
             .checked_add(to_treasury)
             .ok_or_else(|| Rejection::TooLarge("the treasury's balance would overflow".into()))?;
         // Nothing can fail from here on.
-        self.take_stake(ev.validator, amount);
+        self.take_stake(ev.validator, own);
+        if pooled > 0 {
+            self.slash_pool(ev.validator, fraction)?;
+        }
         self.supply.burned = new_burned;
         self.credit(&treasury, to_treasury)?;
         self.validators.equivocated.insert(ev.validator, height);
@@ -203,6 +216,12 @@ impl State {
             to_treasury,
             burned,
         }];
+        if pooled > 0 {
+            events.push(Event::DelegationSlashed {
+                provider: ev.validator,
+                amount: pooled,
+            });
+        }
         // It also leaves the set (unless it is the last one): its votes no longer count.
         if self.validators.set.validators.len() > 1 {
             self.validators
@@ -264,6 +283,7 @@ impl State {
         &mut self,
         who: AccountId,
         change: &ValidatorChange,
+        now: Time,
     ) -> Result<Vec<Event>, Rejection> {
         let set = &self.validators.set;
         if set.get(&who).is_none() {
@@ -291,20 +311,26 @@ impl State {
         let approved = set.is_quorum(members.iter().copied());
         if approved
             && let ValidatorChange::Add(v) = change
-            && self.bonded(&v.account) < self.ledger.min_stake
+            && self.validator_stake(&v.account) < self.ledger.min_stake
         {
             return Err(Rejection::InsufficientStake {
-                bonded: self.bonded(&v.account),
+                bonded: self.validator_stake(&v.account),
                 need: self.ledger.min_stake,
             });
         }
-        // Nothing can fail from here on.
-        let mut events = vec![Event::ValidatorVoted {
+        // Rules 27: the fees collected so far are the set's before the change (the payout moves
+        // what the treasury holds, so it fails only on an overflow no supply can reach).
+        let mut events = if approved {
+            self.pay_validators(now, true)?
+        } else {
+            Vec::new()
+        };
+        events.push(Event::ValidatorVoted {
             validator: who,
             change: change.clone(),
             power,
             total,
-        }];
+        });
         self.validators.pending.retain(|(c, _)| c != change);
         if approved {
             match change {
@@ -371,6 +397,16 @@ impl State {
             }
         }
         Ok(())
+    }
+
+    /// The stake that lets `who` join the validator set: its own bonded stake, and under rules
+    /// 27 its delegators' too.
+    pub(crate) fn validator_stake(&self, who: &AccountId) -> Amount {
+        if self.rules >= 27 {
+            self.backing(who)
+        } else {
+            self.bonded(who)
+        }
     }
 
     /// Bonded plus unbonding stake of `who`.
@@ -495,6 +531,7 @@ mod tests {
         audits.extend(postcard::to_stdvec(&crate::market::Market::default()).unwrap());
         audits.extend(postcard::to_stdvec(&crate::reserve::Reservations::default()).unwrap());
         audits.extend(postcard::to_stdvec(&crate::gov::Schedule::default()).unwrap());
+        audits.extend(postcard::to_stdvec(&crate::delegation::Staking::default()).unwrap());
         let full = postcard::to_stdvec(&plain).unwrap();
         let mut tail = postcard::to_stdvec(&Validators::default()).unwrap();
         tail.extend(postcard::to_stdvec(&crate::FIRST_RULES).unwrap());
@@ -557,6 +594,7 @@ mod tests {
         audits.extend(postcard::to_stdvec(&state.market).unwrap());
         audits.extend(postcard::to_stdvec(&state.reservations).unwrap());
         audits.extend(postcard::to_stdvec(&state.gov_schedule).unwrap());
+        audits.extend(postcard::to_stdvec(&state.staking).unwrap());
         let at = encoded.len() - audits.len() - rules.len() - field.len();
         assert_eq!(&encoded[at..at + field.len()], &field[..]);
         let mut without = encoded[..at].to_vec();

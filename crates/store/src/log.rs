@@ -401,6 +401,12 @@ impl SqliteLog {
                  seq   INTEGER PRIMARY KEY,
                  state BLOB NOT NULL
              );
+             -- State format 17 (the state gained its staking parameters and validator payouts,
+             -- rules 27).
+             CREATE TABLE IF NOT EXISTS snapshots_v17 (
+                 seq   INTEGER PRIMARY KEY,
+                 state BLOB NOT NULL
+             );
              CREATE TABLE IF NOT EXISTS blocks (
                  height INTEGER PRIMARY KEY,
                  block  BLOB NOT NULL
@@ -767,6 +773,7 @@ fn log_length(conn: &Connection) -> rusqlite::Result<u64> {
         "snapshots_v14",
         "snapshots_v15",
         "snapshots_v16",
+        "snapshots_v17",
     ] {
         let exists: i64 = conn.query_row(
             "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = ?1",
@@ -818,12 +825,13 @@ fn insert_entry(
     Ok(())
 }
 
-/// Meta key of the genesis, format 6 (with the carbon table). Format 5 (`genesis_v5`, with the
-/// storage deposit's price) had no table, format 4 (`genesis_v4`, with the fee per action) had
+/// Meta key of the genesis, format 7 (with the staking parameters). Format 6 (`genesis_v6`,
+/// with the carbon table) had none, format 5 (`genesis_v5`, with the storage deposit's price)
+/// had no table, format 4 (`genesis_v4`, with the fee per action) had
 /// no price, format 3 (`genesis_v3`, with the rules version) had no
 /// fee, and formats 2 (`genesis_v2`, with validators) and 1 (`genesis`) are read and converted
 /// too: they ran the first rules.
-const GENESIS_KEY: &str = "genesis_v6";
+const GENESIS_KEY: &str = "genesis_v7";
 
 /// The genesis as format 1 stored it (before validators).
 #[derive(serde::Deserialize)]
@@ -844,7 +852,7 @@ struct GenesisV2 {
     validators: engine::Validators,
 }
 
-/// Decodes a stored genesis of `format` (1 to 6), converting the older formats. Public for the
+/// Decodes a stored genesis of `format` (1 to 7), converting the older formats. Public for the
 /// fuzz targets (`fuzz/`).
 pub fn decode_genesis(bytes: &[u8], format: u32) -> Result<Genesis, postcard::Error> {
     let v2 = match format {
@@ -860,18 +868,22 @@ pub fn decode_genesis(bytes: &[u8], format: u32) -> Result<Genesis, postcard::Er
         }
         2 => postcard::from_bytes(bytes)?,
         // Format 3 is format 4 without the trailing fee per action, which was none, format 4
-        // is format 5 without the trailing storage price, which was none, and format 5 is
-        // format 6 without the trailing carbon table, which was the default.
-        3..=5 => {
-            let mut v6 = bytes.to_vec();
+        // is format 5 without the trailing storage price, which was none, format 5 is format 6
+        // without the trailing carbon table, which was the default, and format 6 is format 7
+        // without the trailing staking parameters, which were the defaults.
+        3..=6 => {
+            let mut v7 = bytes.to_vec();
             if format == 3 {
-                v6.extend(encode(&0u128));
+                v7.extend(encode(&0u128));
             }
             if format <= 4 {
-                v6.extend(encode(&None::<engine::StorageParams>));
+                v7.extend(encode(&None::<engine::StorageParams>));
             }
-            v6.extend(encode(&None::<engine::CarbonTable>));
-            return postcard::from_bytes(&v6);
+            if format <= 5 {
+                v7.extend(encode(&None::<engine::CarbonTable>));
+            }
+            v7.extend(encode(&None::<engine::StakingParams>));
+            return postcard::from_bytes(&v7);
         }
         _ => return postcard::from_bytes(bytes),
     };
@@ -885,6 +897,7 @@ pub fn decode_genesis(bytes: &[u8], format: u32) -> Result<Genesis, postcard::Er
         action_fee: 0,
         storage: None,
         carbon: None,
+        staking: None,
     })
 }
 
@@ -902,7 +915,8 @@ pub fn decode_genesis(bytes: &[u8], format: u32) -> Result<Genesis, postcard::Er
 /// format 13 is format 14 without the trailing `energy`, empty before rules 24, and format 14
 /// is format 15 without the trailing `delegation`, `governance` and `market`, empty before rules
 /// 25, and format 15 is format 16 without the trailing `reservations` and `gov_schedule`,
-/// empty before rules 26:
+/// empty before rules 26, and format 16 is format 17 without the trailing `staking`, empty
+/// before rules 27:
 /// their encodings are appended (the migration).
 ///
 /// Public for the fuzz targets (`fuzz/`).
@@ -957,6 +971,9 @@ pub fn decode_snapshot(bytes: &[u8], format: u32) -> Result<State, postcard::Err
     if format <= 15 {
         v5.extend(encode(&engine::reserve::Reservations::default()));
         v5.extend(encode(&engine::gov::Schedule::default()));
+    }
+    if format <= 16 {
+        v5.extend(encode(&engine::Staking::default()));
     }
     postcard::from_bytes(&v5)
 }
@@ -1040,18 +1057,18 @@ impl CommandLog for SqliteLog {
             .transaction()
             .map_err(|e| sqlite_err(&self.path, e))?;
         tx.execute(
-            "INSERT OR REPLACE INTO snapshots_v16 (seq, state) VALUES (?1, ?2)",
+            "INSERT OR REPLACE INTO snapshots_v17 (seq, state) VALUES (?1, ?2)",
             params![to_sql(seq), encode(state)],
         )
         .and_then(|_| {
             tx.query_row(
-                "SELECT max(seq) FROM snapshots_v16 WHERE seq <= ?1",
+                "SELECT max(seq) FROM snapshots_v17 WHERE seq <= ?1",
                 params![to_sql(through)],
                 |r| r.get::<_, Option<i64>>(0),
             )
         })
         .and_then(|keep| match keep {
-            Some(keep) => tx.execute("DELETE FROM snapshots_v16 WHERE seq < ?1", params![keep]),
+            Some(keep) => tx.execute("DELETE FROM snapshots_v17 WHERE seq < ?1", params![keep]),
             // None old enough yet: every snapshot stays.
             None => Ok(0),
         })
@@ -1059,15 +1076,16 @@ impl CommandLog for SqliteLog {
             // At most `KEPT_SNAPSHOTS` (rows that stopped being written, a failed history
             // writer, do not keep every snapshot: a replay then starts from the genesis).
             tx.execute(
-                "DELETE FROM snapshots_v16 WHERE seq < (SELECT seq FROM snapshots_v16
+                "DELETE FROM snapshots_v17 WHERE seq < (SELECT seq FROM snapshots_v17
                      ORDER BY seq DESC LIMIT 1 OFFSET ?1)",
                 params![KEPT_SNAPSHOTS - 1],
             )
         })
         .and_then(|_| {
             // Those of the older formats are never read again (`snapshot_at_or_before` reads
-            // format 16 first, and they are older).
+            // format 17 first, and they are older).
             for table in [
+                "snapshots_v16",
                 "snapshots_v15",
                 "snapshots_v14",
                 "snapshots_v13",
@@ -1094,10 +1112,11 @@ impl CommandLog for SqliteLog {
     }
 
     fn snapshot_at_or_before(&self, seq: u64) -> Result<Option<(u64, State)>, StoreError> {
-        // Formats 12 to 16 keep several snapshots (a log written in an older one may still hold
+        // Formats 12 to 17 keep several snapshots (a log written in an older one may still hold
         // them until its first snapshot in the newest); logs written before format 12 hold one
         // at most.
         for (table, format) in [
+            ("snapshots_v17", 17),
             ("snapshots_v16", 16),
             ("snapshots_v15", 15),
             ("snapshots_v14", 14),
@@ -1131,9 +1150,10 @@ impl CommandLog for SqliteLog {
     }
 
     fn latest_snapshot(&self) -> Result<Option<(u64, State)>, StoreError> {
-        // Format 16 first; a log written before it may hold a format-15, 14, 13, 12, 11, 10, 9, 8, 7,
-        // 6, 5, 4, 3, 2 or 1 snapshot instead.
+        // Format 17 first; a log written before it may hold a format-16, 15, 14, 13, 12, 11, 10,
+        // 9, 8, 7, 6, 5, 4, 3, 2 or 1 snapshot instead.
         for (table, format) in [
+            ("snapshots_v17", 17),
             ("snapshots_v16", 16),
             ("snapshots_v15", 15),
             ("snapshots_v14", 14),
@@ -1482,7 +1502,8 @@ impl CommandLog for SqliteLog {
             return Ok(None);
         }
         for (key, format) in [
-            (GENESIS_KEY, 6),
+            (GENESIS_KEY, 7),
+            ("genesis_v6", 6),
             ("genesis_v5", 5),
             ("genesis_v4", 4),
             ("genesis_v3", 3),
@@ -1783,7 +1804,8 @@ mod tests {
                     + encode(&engine::Governance::default()).len()
                     + encode(&engine::Market::default()).len()
                     + encode(&engine::reserve::Reservations::default()).len()
-                    + encode(&engine::gov::Schedule::default()).len();
+                    + encode(&engine::gov::Schedule::default()).len()
+                    + encode(&engine::Staking::default()).len();
                 let full = full[..full.len() - cut].to_vec();
                 let (key, table, old_genesis, old_state) = if format == 1 {
                     let cut = encode(&engine::Validators::default()).len() + rules.len();
@@ -1834,7 +1856,7 @@ mod tests {
             let (seq, read) = log.latest_snapshot().unwrap().unwrap();
             assert_eq!((seq, read.hash()), (1, hash_then), "format {format}");
             assert_eq!(read, state, "format {format}");
-            // A new snapshot is written in format 16 and replaces the old one.
+            // A new snapshot is written in format 17 and replaces the old one.
             log.save_snapshot(1, &state).unwrap();
             for table in [
                 "snapshots",
@@ -1852,6 +1874,7 @@ mod tests {
                 "snapshots_v13",
                 "snapshots_v14",
                 "snapshots_v15",
+                "snapshots_v16",
             ] {
                 let old: i64 = log
                     .conn
@@ -1868,14 +1891,16 @@ mod tests {
     }
 
     #[test]
-    fn format_3_to_15_snapshots_read_with_what_they_lacked_and_are_replaced_by_format_16() {
-        for format in [3u32, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15] {
+    fn format_3_to_16_snapshots_read_with_what_they_lacked_and_are_replaced_by_format_17() {
+        for format in [3u32, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16] {
             let dir = tempfile::tempdir().unwrap();
             let mut genesis = Genesis::dev(AccountId([9; 32]));
             // The rules of the formats' times: 4 (format 3), 7 (format 4), 9 (format 5), 10
             // (format 6), 11 (format 7), 12 (format 8), 15 (format 9), 17 (format 10), 18
-            // (format 11), 22 (format 12), 23 (format 13), 24 (format 14) and 25 (format 15).
-            genesis.rules = [4, 7, 9, 10, 11, 12, 15, 17, 18, 22, 23, 24, 25][format as usize - 3];
+            // (format 11), 22 (format 12), 23 (format 13), 24 (format 14), 25 (format 15) and 26
+            // (format 16).
+            genesis.rules =
+                [4, 7, 9, 10, 11, 12, 15, 17, 18, 22, 23, 24, 25, 26][format as usize - 3];
             genesis.action_fee = if format >= 5 { 3 } else { 0 };
             if format < 6 {
                 genesis.storage = None;
@@ -1887,18 +1912,25 @@ mod tests {
             let hash_then = state.hash();
             let mut log = SqliteLog::open(dir.path()).unwrap();
             // The genesis as genesis format 3 wrote it (without the trailing fee per action,
-            // storage price and carbon table), format 4 (without the storage price and the
-            // table) or format 5 (without the table).
+            // storage price, carbon table and staking parameters), format 4 (without the
+            // storage price, the table and the parameters), format 5 (without the table and the
+            // parameters) or format 6 (without the parameters).
             let full_genesis = encode(&genesis);
             let fee = encode(&0u128);
             let no_price = encode(&None::<engine::StorageParams>);
             let no_table = encode(&None::<engine::CarbonTable>);
-            let (key, cut) = if format >= 6 {
-                ("genesis_v5", no_table.len())
+            let no_staking = encode(&None::<engine::StakingParams>).len();
+            let (key, cut) = if format >= 16 {
+                ("genesis_v6", no_staking)
+            } else if format >= 6 {
+                ("genesis_v5", no_table.len() + no_staking)
             } else if format == 5 {
-                ("genesis_v4", no_price.len() + no_table.len())
+                ("genesis_v4", no_price.len() + no_table.len() + no_staking)
             } else {
-                ("genesis_v3", fee.len() + no_price.len() + no_table.len())
+                (
+                    "genesis_v3",
+                    fee.len() + no_price.len() + no_table.len() + no_staking,
+                )
             };
             log.conn
                 .execute(
@@ -1907,8 +1939,11 @@ mod tests {
                 )
                 .unwrap();
             let full = encode(&state);
-            let mut cut = encode(&engine::reserve::Reservations::default()).len()
-                + encode(&engine::gov::Schedule::default()).len();
+            let mut cut = encode(&engine::Staking::default()).len();
+            if format <= 15 {
+                cut += encode(&engine::reserve::Reservations::default()).len()
+                    + encode(&engine::gov::Schedule::default()).len();
+            }
             if format <= 14 {
                 cut += encode(&engine::Delegations::default()).len()
                     + encode(&engine::Governance::default()).len()
@@ -2586,7 +2621,7 @@ mod history_format_tests {
         }
         log.conn
             .execute(
-                "INSERT INTO snapshots_v16 (seq, state) VALUES (3, ?1)",
+                "INSERT INTO snapshots_v17 (seq, state) VALUES (3, ?1)",
                 [encode(&at_three)],
             )
             .unwrap();
@@ -2608,7 +2643,7 @@ mod history_format_tests {
         }
         let kept: Vec<i64> = log
             .conn
-            .prepare("SELECT seq FROM snapshots_v16 ORDER BY seq")
+            .prepare("SELECT seq FROM snapshots_v17 ORDER BY seq")
             .unwrap()
             .query_map([], |r| r.get(0))
             .unwrap()

@@ -150,7 +150,9 @@ class Network:
 
     def balance(self, account: str | None = None) -> dict:
         """An account's view (this one's by default): ``balance``, ``bonded``, ``in_escrow``…
-        as decimal strings of base units (10^9 per GRID)."""
+        as decimal strings of base units (10^9 per GRID); for a provider or validator that is
+        backed, ``backing`` (``own``, ``delegated``, ``delegators``, ``commission_bps``,
+        ``rewards_paid``, ``return_day_bps``…)."""
         return json.loads(self._s.account_view(account))
 
     def faucet(self) -> dict:
@@ -162,7 +164,7 @@ class Network:
         return json.loads(self._s.transfer(to, str(amount)))
 
     def stake(self, amount: Union[str, int, float]) -> dict:
-        """Bonds ``amount`` GRID of the balance as provider stake."""
+        """Bonds ``amount`` GRID of the balance as stake (a provider's, or a validator's)."""
         return json.loads(self._s.stake(str(amount)))
 
     def unstake(self, amount: Union[str, int, float]) -> dict:
@@ -173,21 +175,26 @@ class Network:
         return json.loads(self._s.action(json.dumps(body)))
 
     def delegate(self, provider: str, amount: Union[str, int, float]) -> dict:
-        """Backs ``provider`` with ``amount`` GRID: its payments (after its commission) and its
-        slashes are shared with you (rules 25)."""
+        """Backs ``provider`` — a provider's or a validator's account (rules 27) — with
+        ``amount`` GRID: its payments or share of fees (after its commission) and its slashes are
+        shared with you (rules 25). An account that is neither: ``GridmintError`` with
+        ``status == 404``."""
         return self._act({"delegate": {"provider": provider, "amount": _base_units(amount)}})
 
     def undelegate(self, provider: str, amount: Union[str, int, float]) -> dict:
-        """Takes ``amount`` GRID back from ``provider`` (released after the unbonding delay)."""
+        """Takes ``amount`` GRID back from ``provider`` (the provider or validator delegated
+        to; released after the unbonding delay)."""
         return self._act({"undelegate": {"provider": provider, "amount": _base_units(amount)}})
 
     def withdraw_rewards(self, provider: str) -> dict:
-        """Pays what the delegation to ``provider`` earned to the balance."""
+        """Pays what the delegation to ``provider`` (a provider or validator) earned to the
+        balance."""
         return self._act({"withdraw_rewards": {"provider": provider}})
 
     def rewards(self) -> list[dict]:
-        """This account's delegations: ``provider``, ``amount`` (worth now), ``rewards``
-        (withdrawable), ``commission_bps``; amounts in base units."""
+        """This account's delegations: ``provider`` (the provider or validator backed),
+        ``amount`` (worth now), ``rewards`` (withdrawable), ``commission_bps``; amounts in base
+        units."""
         return self.balance().get("delegations", [])
 
     def vote(self, proposal: int, option: str) -> dict:
@@ -196,8 +203,17 @@ class Network:
         return self._act({"vote": {"proposal": proposal, "option": option}})
 
     def proposals(self) -> dict:
-        """The governance parameters and the newest proposals with their tallies."""
+        """The governance parameters and the newest proposals with their tallies; under rules
+        27 also ``staking`` (the staking rules in force) and ``validator_changes_queued``."""
         return json.loads(self._s.proposals())
+
+    def validators(self) -> dict:
+        """The validators (rules 27): ``validators`` (each one's ``account``, ``address``,
+        ``power``, ``bonded``, ``earned`` and ``backing`` if backed; empty on a single
+        coordinator), ``staking`` (``min_delegation``, ``max_commission_bps``,
+        ``validator_fee_bps``, ``validator_payout_every_ms``…), ``fees_collected`` since the
+        last payout and ``next_payout_at``; amounts in base units."""
+        return json.loads(self._s.validators())
 
     def market(self) -> list[dict]:
         """The price index: per class (``cpu``, ``gpu``, ``cpu@REGION``…) the ``median``,

@@ -260,6 +260,13 @@ impl Session {
         json(&view)
     }
 
+    /// Rules 27: the validators (power, own stake, backing, share of fees earned), the staking
+    /// rules in force and the next payout of the validators' share of fees.
+    fn validators(&self, py: Python<'_>) -> PyResult<String> {
+        let view = self.run(py, async { Ok(self.client.validators().await?) })?;
+        json(&view)
+    }
+
     /// Rules 26: the newest reservations (at most 200), of `owner` only and/or leased by
     /// `provider` only (hex account ids).
     #[pyo3(signature = (owner=None, provider=None))]

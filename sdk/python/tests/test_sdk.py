@@ -170,6 +170,20 @@ def test_delegation_rewards_and_the_market(net):
     assert net.proposals()["params"]["quorum_bps"] == 3340
 
 
+def test_validators_and_delegating_to_neither_provider_nor_validator(net, url, tmp_path):
+    """Rules 27: a single coordinator has no validators but the staking rules are shown; backing
+    an account that is neither a provider nor a validator is not found and changes nothing."""
+    view = net.validators()
+    assert view["validators"] == []
+    assert view["staking"]["validator_fee_bps"] == 5000
+    stranger = gridmint.connect(url, key=tmp_path / "stranger.key").account
+    balance = net.balance()["balance"]
+    with pytest.raises(gridmint.GridmintError) as refused:
+        net.delegate(stranger, "10")
+    assert (refused.value.status, refused.value.code) == (404, "not_found")
+    assert net.balance()["balance"] == balance and "delegations" not in net.balance()
+
+
 def test_a_job_can_be_cancelled(net):
     job = net.submit({"module": PI_WASM.name, "fuel": 200_000_000, "deadline": "10m",
                       "requirements": {"region": "nowhere"},

@@ -49,11 +49,8 @@ fn the_console_and_its_feeds_are_served() {
         .unwrap()
         .to_string();
     assert!(policy.contains("script-src 'self'"), "{policy}");
-    assert!(
-        w.block_on(page.text())
-            .unwrap()
-            .contains("/console/console.js")
-    );
+    let index = w.block_on(page.text()).unwrap();
+    assert!(index.contains("/console/console.js"));
     for (file, kind) in [
         ("console.js", "text/javascript"),
         ("console.css", "text/css"),
@@ -67,6 +64,34 @@ fn the_console_and_its_feeds_are_served() {
                 .starts_with(kind)
         );
     }
+    // Governance and the validators (rules 25–27), and the console's page of them. A single
+    // coordinator has no validator set: the list is empty, the parameters are the defaults.
+    let script = w
+        .block_on(get(&w, &format!("{}/console/console.js", c.url)).text())
+        .unwrap();
+    for feed in ["/v1/proposals", "/v1/validators"] {
+        assert!(script.contains(feed), "console.js never reads {feed}");
+    }
+    for link in ["#/governance", "#/validators"] {
+        assert!(index.contains(link), "the console's nav has no {link}");
+    }
+    let (status, gov) = json(&w, &format!("{}/v1/proposals", c.url));
+    assert_eq!(status, 200, "{gov}");
+    assert_eq!(gov["params"]["quorum_bps"], 3_340, "{gov}");
+    for field in [
+        "min_deposit",
+        "voting_period_ms",
+        "threshold_bps",
+        "veto_bps",
+    ] {
+        assert!(gov["params"].get(field).is_some(), "{field}: {gov}");
+    }
+    assert!(gov["proposals"].as_array().unwrap().is_empty(), "{gov}");
+    let (status, vals) = json(&w, &format!("{}/v1/validators", c.url));
+    assert_eq!(status, 200, "{vals}");
+    assert!(vals["validators"].as_array().unwrap().is_empty(), "{vals}");
+    assert!(vals["fees_collected"].is_string(), "{vals}");
+
     let (status, body) = json(&w, &format!("{}/console/../Cargo.toml", c.url));
     assert_eq!((status, body["error"].as_str()), (404, Some("not_found")));
     let (status, _) = json(&w, &format!("{}/console/secret.key", c.url));
@@ -270,4 +295,56 @@ fn a_person_follows_a_job_in_the_console() {
     ] {
         assert!(shots.join(format!("{name}.png")).exists(), "{name}.png");
     }
+
+    // The governance page, from the nav: the parameters in force and, on this one coordinator,
+    // no validator set.
+    let out = Command::new("node")
+        .current_dir(repo().join("tests/browser"))
+        .args(["--input-type=module", "-e", GOVERNANCE_VISIT, &c.url])
+        .arg(&shots)
+        .output()
+        .expect("running node");
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success() && said.contains("governance page passed"),
+        "the governance page (screenshots in {}):\n{said}",
+        shots.display()
+    );
+    assert!(shots.join("7-governance.png").exists());
 }
+
+/// `node -e` (run in `tests/browser`, for its `playwright-core`): opens the governance page from
+/// the nav and reads its parameters and validators. Arguments: coordinator URL, screenshot dir.
+const GOVERNANCE_VISIT: &str = r#"
+import { chromium } from "playwright-core";
+import { existsSync } from "node:fs";
+const [url, shots] = process.argv.slice(1);
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM ||
+    ["/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome"].find(existsSync),
+  args: ["--no-sandbox", "--disable-dev-shm-usage"],
+});
+const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
+const problems = [];
+page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
+page.on("console", (m) => { if (m.type() === "error") problems.push(`console error: ${m.text()}`); });
+try {
+  await page.goto(`${url}/`);
+  await page.getByTestId("network").waitFor();
+  await page.getByRole("link", { name: "Governance", exact: true }).click();
+  const params = await page.getByTestId("gov-params").innerText();
+  if (!params.includes("Quorum") || !params.includes("33.4%")) throw new Error(`the parameters read: ${params}`);
+  const none = await page.getByTestId("no-validators").innerText();
+  if (!none.includes("One coordinator: no validator set")) throw new Error(`the validators read: ${none}`);
+  await page.getByTestId("proposals-table").waitFor();
+  await page.screenshot({ path: `${shots}/7-governance.png`, fullPage: true });
+  if (problems.length) throw new Error(problems.join("; "));
+  console.log("governance page passed");
+} finally {
+  await browser.close();
+}
+"#;

@@ -27,5 +27,6 @@ mod sim;
 mod storage;
 mod tls;
 mod uploads;
+mod validator_rewards;
 mod validators;
 mod verify;

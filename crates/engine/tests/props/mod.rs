@@ -255,6 +255,12 @@ fn provider(p: u8) -> AccountId {
     acct(1 + p % 4)
 }
 
+/// Rules 25 and 27: an account a pool may back: a provider, or account 13, a validator that
+/// is no provider.
+fn backed(p: u8) -> AccountId {
+    if p % 5 == 4 { acct(13) } else { provider(p) }
+}
+
 fn requester(n: u8) -> AccountId {
     // Mostly dedicated requesters; sometimes a provider submits too.
     [acct(11), acct(12), acct(13), acct(1), acct(2)][n as usize % 5]
@@ -351,6 +357,13 @@ fn genesis_of(validators: bool) -> Genesis {
             max_output_bytes: 12,
         }),
         carbon: None,
+        // Rules 27: the validators' share of fees is paid out every second (so the long pauses
+        // reach payouts), and a commission may rise every 50 ms.
+        staking: validators.then(|| engine::StakingParams {
+            validator_payout_every_ms: 1_000,
+            commission_period_ms: 50,
+            ..engine::StakingParams::for_min_stake(MIN_STAKE)
+        }),
     }
 }
 
@@ -366,7 +379,7 @@ fn amount() -> impl Strategy<Value = u128> {
 /// Rules 25: proposals and votes (the voting period is a second on this network).
 fn gov_op() -> impl Strategy<Value = Op> {
     prop_oneof![
-        1 => (any::<u8>(), 0..7u8, 0..12_000u32, prop_oneof![3 => 50..200u128, 1 => amount()], prop_oneof![2 => Just(None), 1 => (0..4_000u64).prop_map(Some)])
+        1 => (any::<u8>(), 0..9u8, 0..12_000u32, prop_oneof![3 => 50..200u128, 1 => amount()], prop_oneof![2 => Just(None), 1 => (0..4_000u64).prop_map(Some)])
             .prop_map(|(who, kind, value, deposit, delay_ms)| Op::Propose { who, kind, value, deposit, delay_ms }),
         3 => (any::<u8>(), any::<u8>(), 0..4u8)
             .prop_map(|(who, proposal, option)| Op::Vote { who, proposal, option }),
@@ -396,12 +409,12 @@ fn ledger_op() -> impl Strategy<Value = Op> {
         2 => (0..4u8, amount()).prop_map(|(who, amount)| Op::Stake { who, amount }),
         1 => (0..4u8, amount()).prop_map(|(who, amount)| Op::Unstake { who, amount }),
         1 => any::<u8>().prop_map(|who| Op::Release { who }),
-        3 => (any::<u8>(), 0..4u8, prop_oneof![3 => 1..400u128, 1 => amount()])
+        3 => (any::<u8>(), 0..5u8, prop_oneof![3 => 1..400u128, 1 => amount()])
             .prop_map(|(who, p, amount)| Op::Delegate { who, p, amount }),
-        2 => (any::<u8>(), 0..4u8, amount(), any::<bool>())
+        2 => (any::<u8>(), 0..5u8, amount(), any::<bool>())
             .prop_map(|(who, p, amount, all)| Op::Undelegate { who, p, amount, all }),
-        1 => (any::<u8>(), 0..4u8).prop_map(|(who, p)| Op::WithdrawRewards { who, p }),
-        1 => (0..4u8, prop_oneof![3 => 0..6_000u32, 1 => Just(u32::MAX)])
+        1 => (any::<u8>(), 0..5u8).prop_map(|(who, p)| Op::WithdrawRewards { who, p }),
+        1 => (0..5u8, prop_oneof![3 => 0..6_000u32, 1 => Just(u32::MAX)])
             .prop_map(|(p, bps)| Op::SetCommission { p, bps }),
         1 => (any::<u8>(), 1..4u8, prop_oneof![5 => Just(false), 1 => Just(true)])
             .prop_map(|(who, height, same)| Op::Equivocate { who, height, same }),
@@ -1144,7 +1157,7 @@ fn build(s: &State, step: &Step, time: Time) -> Built {
         Op::Delegate { who, p, amount } => Ok(action(
             anyone(*who),
             Action::Delegate {
-                provider: provider(*p),
+                provider: backed(*p),
                 amount: *amount,
             },
         )),
@@ -1154,7 +1167,7 @@ fn build(s: &State, step: &Step, time: Time) -> Built {
             amount,
             all,
         } => {
-            let (who, provider) = (anyone(*who), provider(*p));
+            let (who, provider) = (anyone(*who), backed(*p));
             let amount = match s.pool(&provider) {
                 Some(pool) if *all => s
                     .delegations_of(&who)
@@ -1169,7 +1182,7 @@ fn build(s: &State, step: &Step, time: Time) -> Built {
         Op::WithdrawRewards { who, p } => Ok(action(
             anyone(*who),
             Action::WithdrawRewards {
-                provider: provider(*p),
+                provider: backed(*p),
             },
         )),
         Op::Propose {
@@ -1204,6 +1217,23 @@ fn build(s: &State, step: &Step, time: Time) -> Built {
                     }),
                 ),
                 6 => engine::ParamChange::Validator(engine::ValidatorChange::Remove(anyone(*who))),
+                // Rules 27: the staking rules (the commission bounds and the validators' share;
+                // out of bounds now and then).
+                7 => engine::ParamChange::Staking(engine::StakingParams {
+                    max_commission_bps: *value,
+                    commission_step_bps: value % 1_000,
+                    validator_fee_bps: value % 10_001,
+                    min_delegation: u128::from(*value % 3),
+                    ..s.staking_params()
+                }),
+                // Rules 27: the scheduler's tunables (the queue per slot and the hold; out of
+                // bounds now and then).
+                8 => engine::ParamChange::Scheduling(engine::ScheduleParams {
+                    queue_per_slot: value % 6,
+                    hold_ms: u64::from(*value) * 10,
+                    timeout_grace_ms: 1_000,
+                    ..s.config.schedule.clone()
+                }),
                 _ => engine::ParamChange::Verification(VerifyParams {
                     spot_check_bps: *value,
                     ..s.verify.clone()
@@ -1253,7 +1283,7 @@ fn build(s: &State, step: &Step, time: Time) -> Built {
             Ok(action(anyone(*who), Action::Vote { proposal, option }))
         }
         Op::SetCommission { p, bps } => Ok(action(
-            provider(*p),
+            backed(*p),
             Action::SetCommission {
                 commission_bps: *bps,
             },
@@ -1441,7 +1471,7 @@ fn check_invariants(s: &State) -> Result<(), TestCaseError> {
             .map(|d| pool.value(d.shares).unwrap())
             .sum();
         prop_assert!(worth <= pool.tokens);
-        prop_assert!(pool.commission_bps <= engine::MAX_COMMISSION_BPS);
+        prop_assert!(pool.commission_bps <= s.staking_params().max_commission_bps);
     }
     // Rules 24: a run's energy is kept only for a provider that ran the task; a suspended
     // provider is active and gets nothing from a pick; a job's energy counts each accepted
@@ -2170,6 +2200,13 @@ fn check_events(
                             {
                                 -(*amount as i128)
                             }
+                            // Rules 27: the validators' payout, from the treasury.
+                            Event::ValidatorPaid {
+                                validator, amount, ..
+                            } if validator == who => *amount as i128,
+                            Event::ValidatorPaid { share, .. } if *who == after.ledger.treasury => {
+                                -(*share as i128)
+                            }
                             _ => 0,
                         })
                         .sum();
@@ -2343,9 +2380,79 @@ fn check_events(
                 let after_pay = matches!(
                     i.checked_sub(1).and_then(|j| events.get(j)),
                     Some(Event::TaskPaid { provider: q, .. }
-                        | Event::ReservationPaid { provider: q, .. }) if q == provider
+                        | Event::ReservationPaid { provider: q, .. }
+                        | Event::ValidatorPaid { validator: q, .. }) if q == provider
                 );
                 prop_assert!(after_pay, "delegators of {:?} paid alone", provider);
+            }
+            Event::ValidatorPaid {
+                validator,
+                amount,
+                share,
+            } => {
+                prop_assert!(before.rules >= 27 && *share > 0 && amount <= share);
+                // Paid before a change of the set (by the set before it), else at the end of
+                // the entry (by the set after it).
+                let forced = events[i..]
+                    .iter()
+                    .any(|e| matches!(e, Event::ValidatorSetChanged { .. }));
+                let at = if forced { before } else { after };
+                let (set, params) = (&at.validators.set, at.staking_params());
+                let power = set.get(validator).map(|(_, v)| v.power);
+                prop_assert!(power.is_some(), "{:?} paid, not a validator", validator);
+                // Its part of the validators' share of the fees counted since the last payout
+                // (what the treasury could pay of it: all, unless a spend took it).
+                let fees: u128 = before.staking.fees_collected
+                    + events[..i]
+                        .iter()
+                        .map(|e| match e {
+                            Event::TaskPaid { fee, .. } | Event::ReservationPaid { fee, .. } => {
+                                *fee
+                            }
+                            Event::ActionFeePaid { amount, .. } => *amount,
+                            _ => 0,
+                        })
+                        .sum::<u128>();
+                let due = fees * u128::from(params.validator_fee_bps) / 10_000
+                    * u128::from(power.unwrap())
+                    / u128::from(set.total_power());
+                let spent = events
+                    .iter()
+                    .any(|e| matches!(e, Event::TreasurySpent { .. }));
+                prop_assert!(
+                    *share == due || (spent && *share < due),
+                    "{} of {}",
+                    share,
+                    due
+                );
+                // Split as a provider's payment: commission, own stake, pool.
+                let pooled = match events.get(i + 1) {
+                    Some(Event::DelegatorsPaid {
+                        provider: q,
+                        amount,
+                        commission,
+                    }) if q == validator => {
+                        let pool = &at.delegation.pools[validator];
+                        prop_assert_eq!(
+                            *commission,
+                            share * u128::from(pool.commission_bps) / 10_000
+                        );
+                        let backing = at.bonded(validator) + pool.tokens;
+                        prop_assert_eq!(*amount, (share - commission) * pool.tokens / backing);
+                        *amount
+                    }
+                    _ => 0,
+                };
+                prop_assert_eq!(amount + pooled, *share);
+                let earned = |s: &State| {
+                    s.staking
+                        .validator_earned
+                        .get(validator)
+                        .copied()
+                        .unwrap_or(0)
+                };
+                prop_assert_eq!(earned(after), earned(before) + share);
+                prop_assert_eq!(after.staking.last_payout, after.now);
             }
             Event::RewardDustSwept { provider, amount } => {
                 prop_assert!(*amount > 0);
@@ -2575,7 +2682,7 @@ fn check_events(
                 provider,
                 commission_bps,
             } => {
-                prop_assert!(*commission_bps <= engine::MAX_COMMISSION_BPS);
+                prop_assert!(*commission_bps <= after.staking_params().max_commission_bps);
                 prop_assert_eq!(
                     after.delegation.pools[provider].commission_bps,
                     *commission_bps
@@ -2584,7 +2691,9 @@ fn check_events(
                     .pool(provider)
                     .map_or(engine::DEFAULT_COMMISSION_BPS, |p| p.commission_bps);
                 let had = before.pool(provider).is_some_and(|p| p.delegators > 0);
-                prop_assert!(!had || *commission_bps <= was + engine::COMMISSION_STEP_BPS);
+                prop_assert!(
+                    !had || *commission_bps <= was + before.staking_params().commission_step_bps
+                );
             }
             Event::StakeReleased { account, amount } => {
                 prop_assert_eq!(after.balance(account), before.balance(account) + amount);
@@ -2654,7 +2763,13 @@ fn check_events(
                 match change {
                     engine::ValidatorChange::Add(v) => {
                         prop_assert!(after.validators.set.get(&v.account).is_some());
-                        prop_assert!(after.bonded(&v.account) >= after.ledger.min_stake);
+                        // Rules 27: its delegators' stake counts.
+                        let stake = if after.rules >= 27 {
+                            after.backing(&v.account)
+                        } else {
+                            after.bonded(&v.account)
+                        };
+                        prop_assert!(stake >= after.ledger.min_stake);
                     }
                     engine::ValidatorChange::Remove(a) => {
                         prop_assert!(after.validators.set.get(a).is_none());
@@ -2679,7 +2794,16 @@ fn check_events(
                 prop_assert!(!before.validators.equivocated.contains_key(validator));
                 prop_assert!(after.validators.equivocated.contains_key(validator));
                 prop_assert_eq!(amount, &(to_treasury + burned));
-                prop_assert_eq!(stake(after) + amount, stake(before));
+                // Rules 27: its pool's part follows.
+                let pooled = match events.get(i + 1) {
+                    Some(Event::DelegationSlashed {
+                        provider: q,
+                        amount,
+                    }) if q == validator => *amount,
+                    _ => 0,
+                };
+                prop_assert!(pooled == 0 || after.rules >= 27);
+                prop_assert_eq!(stake(after) + amount - pooled, stake(before));
             }
             Event::ResultRejected {
                 task,

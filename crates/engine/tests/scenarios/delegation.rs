@@ -271,7 +271,8 @@ fn bad_delegations_are_refused_and_change_nothing() {
                 provider: acct(8),
                 amount: 10,
             },
-            |r| matches!(r, Rejection::UnknownProvider(_)),
+            // Rules 27: neither a provider nor a validator (before, an unknown provider).
+            |r| matches!(r, Rejection::NotBackable(_)),
         ),
         (
             PROVIDER,

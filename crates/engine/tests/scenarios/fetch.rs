@@ -201,6 +201,7 @@ fn a_validator_set_takes_no_assignment_or_loss_on_the_leaders_word() {
         action_fee: 0,
         storage: None,
         carbon: None,
+        staking: None,
     };
     genesis.params.min_stake = 0;
     let mut w = World::with_genesis(&genesis);

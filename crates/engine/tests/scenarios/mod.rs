@@ -21,4 +21,5 @@ mod reports;
 mod reserve;
 mod schedule;
 mod storage;
+mod validator_rewards;
 mod verify;

@@ -29,6 +29,7 @@ fn world() -> World {
             action_fee: 0,
             storage: None,
             carbon: None,
+            staking: None,
         }
     });
     w.money_events = true;

@@ -45,6 +45,7 @@ fn world(verification: VerifyParams) -> World {
         action_fee: 0,
         storage: None,
         carbon: None,
+        staking: None,
     });
     w.verify_events = true;
     w.money_events = true;

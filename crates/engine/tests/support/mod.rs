@@ -38,6 +38,7 @@ pub fn ledger_genesis(treasury: AccountId) -> Genesis {
         action_fee: 0,
         storage: None,
         carbon: None,
+        staking: None,
     }
 }
 
@@ -246,6 +247,7 @@ impl World {
             action_fee: 0,
             storage: None,
             carbon: None,
+            staking: None,
         })
     }
 
