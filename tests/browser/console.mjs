@@ -120,6 +120,15 @@ try {
   await page.getByTestId(`job-row-${job}`).waitFor();
   await shot("6-jobs");
 
+  step = "open the governance page";
+  await page.getByRole("link", { name: "Governance", exact: true }).click();
+  const params = await page.getByTestId("gov-params").innerText();
+  check(params.includes("Quorum") && params.includes("33.4%"), `the parameters read: ${params}`);
+  const none = await page.getByTestId("no-validators").innerText();
+  check(none.includes("One coordinator: no validator set"), `the validators read: ${none}`);
+  await page.getByTestId("proposals-table").waitFor();
+  await shot("7-governance");
+
   step = "no errors";
   check(problems.length === 0, problems.join("; "));
   console.log("console test passed");

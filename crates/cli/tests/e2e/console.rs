@@ -292,59 +292,8 @@ fn a_person_follows_a_job_in_the_console() {
         "4-provider",
         "5-block",
         "6-jobs",
+        "7-governance",
     ] {
         assert!(shots.join(format!("{name}.png")).exists(), "{name}.png");
     }
-
-    // The governance page, from the nav: the parameters in force and, on this one coordinator,
-    // no validator set.
-    let out = Command::new("node")
-        .current_dir(repo().join("tests/browser"))
-        .args(["--input-type=module", "-e", GOVERNANCE_VISIT, &c.url])
-        .arg(&shots)
-        .output()
-        .expect("running node");
-    let said = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        out.status.success() && said.contains("governance page passed"),
-        "the governance page (screenshots in {}):\n{said}",
-        shots.display()
-    );
-    assert!(shots.join("7-governance.png").exists());
 }
-
-/// `node -e` (run in `tests/browser`, for its `playwright-core`): opens the governance page from
-/// the nav and reads its parameters and validators. Arguments: coordinator URL, screenshot dir.
-const GOVERNANCE_VISIT: &str = r#"
-import { chromium } from "playwright-core";
-import { existsSync } from "node:fs";
-const [url, shots] = process.argv.slice(1);
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM ||
-    ["/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome"].find(existsSync),
-  args: ["--no-sandbox", "--disable-dev-shm-usage"],
-});
-const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
-const problems = [];
-page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
-page.on("console", (m) => { if (m.type() === "error") problems.push(`console error: ${m.text()}`); });
-try {
-  await page.goto(`${url}/`);
-  await page.getByTestId("network").waitFor();
-  await page.getByRole("link", { name: "Governance", exact: true }).click();
-  const params = await page.getByTestId("gov-params").innerText();
-  if (!params.includes("Quorum") || !params.includes("33.4%")) throw new Error(`the parameters read: ${params}`);
-  const none = await page.getByTestId("no-validators").innerText();
-  if (!none.includes("One coordinator: no validator set")) throw new Error(`the validators read: ${none}`);
-  await page.getByTestId("proposals-table").waitFor();
-  await page.screenshot({ path: `${shots}/7-governance.png`, fullPage: true });
-  if (problems.length) throw new Error(problems.join("; "));
-  console.log("governance page passed");
-} finally {
-  await browser.close();
-}
-"#;

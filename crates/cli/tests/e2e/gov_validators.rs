@@ -10,7 +10,7 @@ use crate::support::{WAIT, World, poll};
 
 /// `gridmint gov propose --title TITLE CHANGE... --json` as the staker, then its yes vote: the
 /// proposal's id.
-fn propose_and_vote(w: &World, urls: &str, title: &str, change: &[&str]) -> u64 {
+pub(super) fn propose_and_vote(w: &World, urls: &str, title: &str, change: &[&str]) -> u64 {
     let proposed = w.cli_json(
         urls,
         &[&["gov", "propose", "--title", title][..], change].concat(),
@@ -28,7 +28,7 @@ fn propose_and_vote(w: &World, urls: &str, title: &str, change: &[&str]) -> u64 
 }
 
 /// Waits until proposal `id` is decided (at the first entry after its vote ends); its view.
-fn decided(w: &World, urls: &str, id: u64) -> serde_json::Value {
+pub(super) fn decided(w: &World, urls: &str, id: u64) -> serde_json::Value {
     poll("the proposal to be decided", WAIT, || {
         let v = w.cli_json(urls, &["gov", "show", &id.to_string()]);
         (v["proposal"]["status"] != "voting").then_some(v)

@@ -8,6 +8,7 @@
 //! 20%: `gridmint validator commission 30%` is refused, 20% accepted. Delegating to an account
 //! that is neither provider nor validator is refused (404). The chain verifies offline.
 
+use super::gov_validators::{decided, propose_and_vote};
 use super::validators::{Cluster, fresh_listens};
 use crate::support::{WAIT, World, amount, poll};
 use api::wire::{HistoryItem, ValidatorsView};
@@ -296,30 +297,8 @@ fn validators_are_paid_a_share_of_the_fees_that_their_delegators_share() {
     assert_eq!(after, before + pending - FEE);
 
     // Governance lowers the highest commission to 20%; the rest of the rules stay.
-    let proposed = w.cli_json(
-        &urls,
-        &[
-            "gov",
-            "propose",
-            "--title",
-            "Cap commissions",
-            "--max-commission",
-            "20%",
-        ],
-    );
-    let id = proposed["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["event"] == "proposed")
-        .unwrap_or_else(|| panic!("no proposed event: {proposed}"))["proposal"]
-        .as_u64()
-        .unwrap();
-    w.cli_json(&urls, &["gov", "vote", &id.to_string(), "yes"]);
-    let decided = poll("the proposal to be decided", WAIT, || {
-        let v = w.cli_json(&leader_url, &["gov", "show", &id.to_string()]);
-        (v["proposal"]["status"] != "voting").then_some(v)
-    });
+    let id = propose_and_vote(&w, &urls, "Cap commissions", &["--max-commission", "20%"]);
+    let decided = decided(&w, &leader_url, id);
     assert_eq!(decided["proposal"]["status"], "passed", "{decided}");
     let gov = w.cli_json(&leader_url, &["gov", "list"]);
     assert_eq!(gov["staking"]["max_commission_bps"], 2_000, "{gov}");

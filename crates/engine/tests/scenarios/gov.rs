@@ -47,25 +47,6 @@ fn world() -> World {
     w
 }
 
-fn propose(w: &mut World, who: AccountId, changes: Vec<ParamChange>) -> u64 {
-    let events = w.act(
-        who,
-        Action::Propose {
-            title: "a change".into(),
-            changes,
-            deposit: 100,
-        },
-    );
-    match events[0] {
-        Event::Proposed { proposal, .. } => proposal,
-        ref other => panic!("{other:?}"),
-    }
-}
-
-fn vote(w: &mut World, who: AccountId, proposal: u64, option: VoteOption) {
-    w.act(who, Action::Vote { proposal, option });
-}
-
 /// Moves past the voting period and applies one input (a transfer) so the tally runs; its
 /// events.
 fn end_voting(w: &mut World) -> Vec<Event> {
@@ -88,7 +69,7 @@ fn supply(w: &World) {
 fn a_passed_proposal_lowers_the_fee_for_payments_after_it_even_mid_job() {
     let mut w = world();
     // Voting power: 100 + 300 delegated (provider 1), 100 (account 2), 200 (account 3): 700.
-    let id = propose(&mut w, acct(2), vec![ParamChange::FeeBps { bps: 200 }]);
+    let id = w.propose(acct(2), vec![ParamChange::FeeBps { bps: 200 }]);
     assert_eq!(w.state.balance(&acct(2)), 100_000_000 - 100 - 100);
     supply(&w);
     let mut spec = job_spec(2);
@@ -98,8 +79,8 @@ fn a_passed_proposal_lowers_the_fee_for_payments_after_it_even_mid_job() {
     let events = w.report(PROVIDER, vec![success(tid(job, 0), 1, 1_000)]);
     assert!(matches!(events[1], Event::TaskPaid { fee: 300, .. }));
     // The provider (400 with its delegator's) says yes: 400 of 700 voted, all yes.
-    vote(&mut w, PROVIDER, id, VoteOption::Yes);
-    vote(&mut w, acct(3), id, VoteOption::Abstain);
+    w.vote(PROVIDER, id, VoteOption::Yes);
+    w.vote(acct(3), id, VoteOption::Abstain);
     let events = end_voting(&mut w);
     assert_eq!(
         events[1..],
@@ -161,7 +142,7 @@ fn a_proposal_with_a_stated_delay_takes_effect_then_and_not_at_the_vote() {
     };
     let at = voting_end + 3_600_000;
     assert_eq!(w.state.gov_schedule.effective_at[&id], at);
-    vote(&mut w, PROVIDER, id, VoteOption::Yes);
+    w.vote(PROVIDER, id, VoteOption::Yes);
     let events = end_voting(&mut w);
     // Passed (deposit back), but the fee stays until the stated time.
     assert!(events.contains(&Event::ProposalDecided {
@@ -244,10 +225,10 @@ fn a_proposal_with_a_stated_delay_takes_effect_then_and_not_at_the_vote() {
 #[test]
 fn a_delegator_who_votes_takes_its_stake_out_of_its_providers_vote() {
     let mut w = world();
-    let id = propose(&mut w, acct(2), vec![ParamChange::MinStake { amount: 50 }]);
-    vote(&mut w, PROVIDER, id, VoteOption::Yes);
-    vote(&mut w, acct(5), id, VoteOption::No);
-    vote(&mut w, acct(2), id, VoteOption::No);
+    let id = w.propose(acct(2), vec![ParamChange::MinStake { amount: 50 }]);
+    w.vote(PROVIDER, id, VoteOption::Yes);
+    w.vote(acct(5), id, VoteOption::No);
+    w.vote(acct(2), id, VoteOption::No);
     let tally = w.state.proposal_tally(id).unwrap();
     // The provider keeps its own 100; its delegator's 300 count as the delegator's no.
     assert_eq!((tally.yes, tally.no, tally.total), (100, 400, 700));
@@ -258,10 +239,10 @@ fn a_delegator_who_votes_takes_its_stake_out_of_its_providers_vote() {
     }));
     assert_eq!(w.state.ledger.min_stake, 100);
     // A vote may be changed while voting is open.
-    let id = propose(&mut w, acct(2), vec![ParamChange::MinStake { amount: 50 }]);
-    vote(&mut w, acct(5), id, VoteOption::No);
-    vote(&mut w, acct(5), id, VoteOption::Yes);
-    vote(&mut w, acct(3), id, VoteOption::Yes);
+    let id = w.propose(acct(2), vec![ParamChange::MinStake { amount: 50 }]);
+    w.vote(acct(5), id, VoteOption::No);
+    w.vote(acct(5), id, VoteOption::Yes);
+    w.vote(acct(3), id, VoteOption::Yes);
     end_voting(&mut w);
     assert_eq!(w.state.ledger.min_stake, 50);
     supply(&w);
@@ -274,8 +255,8 @@ fn the_leader_makes_an_entry_to_decide_only_when_a_vote_has_ended() {
         w.lead_rejected(LeaderCommand::DecideProposals),
         Rejection::InvalidProposal(_)
     ));
-    let id = propose(&mut w, acct(2), vec![ParamChange::FeeBps { bps: 300 }]);
-    vote(&mut w, PROVIDER, id, VoteOption::Yes);
+    let id = w.propose(acct(2), vec![ParamChange::FeeBps { bps: 300 }]);
+    w.vote(PROVIDER, id, VoteOption::Yes);
     w.time += PERIOD - 1;
     assert!(!w.state.proposals_due(w.time));
     assert!(matches!(
@@ -300,9 +281,9 @@ fn the_leader_makes_an_entry_to_decide_only_when_a_vote_has_ended() {
 #[test]
 fn without_quorum_a_proposal_fails_and_vetoes_burn_its_deposit() {
     let mut w = world();
-    let id = propose(&mut w, acct(2), vec![ParamChange::FeeBps { bps: 0 }]);
+    let id = w.propose(acct(2), vec![ParamChange::FeeBps { bps: 0 }]);
     // 200 of 700 is below a third.
-    vote(&mut w, acct(3), id, VoteOption::Yes);
+    w.vote(acct(3), id, VoteOption::Yes);
     let events = end_voting(&mut w);
     assert!(events.contains(&Event::ProposalDecided {
         proposal: id,
@@ -316,9 +297,9 @@ fn without_quorum_a_proposal_fails_and_vetoes_burn_its_deposit() {
     assert_eq!(w.state.ledger.fee_bps, 1_000);
     supply(&w);
 
-    let id = propose(&mut w, acct(2), vec![ParamChange::FeeBps { bps: 0 }]);
-    vote(&mut w, acct(3), id, VoteOption::Yes);
-    vote(&mut w, PROVIDER, id, VoteOption::NoWithVeto);
+    let id = w.propose(acct(2), vec![ParamChange::FeeBps { bps: 0 }]);
+    w.vote(acct(3), id, VoteOption::Yes);
+    w.vote(PROVIDER, id, VoteOption::NoWithVeto);
     let events = end_voting(&mut w);
     assert!(events.contains(&Event::DepositBurned {
         proposal: id,
@@ -339,8 +320,7 @@ fn treasury_spends_and_governance_parameters_change_by_vote() {
         voting_period_ms: 5_000,
         ..w.state.gov_params()
     };
-    let id = propose(
-        &mut w,
+    let id = w.propose(
         acct(2),
         vec![
             ParamChange::TreasurySpend {
@@ -350,7 +330,7 @@ fn treasury_spends_and_governance_parameters_change_by_vote() {
             ParamChange::Governance(params.clone()),
         ],
     );
-    vote(&mut w, PROVIDER, id, VoteOption::Yes);
+    w.vote(PROVIDER, id, VoteOption::Yes);
     let events = end_voting(&mut w);
     assert!(events.contains(&Event::TreasurySpent {
         to: acct(7),
@@ -359,8 +339,7 @@ fn treasury_spends_and_governance_parameters_change_by_vote() {
     assert_eq!(w.state.balance(&TREASURY), 400);
     assert_eq!(w.state.gov_params(), params);
     // More than the treasury holds: passed, but nothing changes (all or nothing).
-    let id = propose(
-        &mut w,
+    let id = w.propose(
         acct(2),
         vec![
             ParamChange::FeeBps { bps: 1 },
@@ -370,7 +349,7 @@ fn treasury_spends_and_governance_parameters_change_by_vote() {
             },
         ],
     );
-    vote(&mut w, PROVIDER, id, VoteOption::Yes);
+    w.vote(PROVIDER, id, VoteOption::Yes);
     w.time += 4_000;
     let events = end_voting(&mut w);
     assert!(
@@ -442,7 +421,7 @@ fn bad_proposals_and_votes_are_refused_and_change_nothing() {
         ),
         Rejection::UnknownProposal(9)
     ));
-    let id = propose(&mut w, acct(2), good);
+    let id = w.propose(acct(2), good);
     // No stake, no vote.
     assert!(matches!(
         w.act_rejected(
@@ -482,8 +461,8 @@ fn a_passed_proposal_changes_the_validator_set() {
     w.act(acct(2), Action::Stake { amount: 100 });
     w.act(acct(6), Action::Stake { amount: 100 });
     let add = engine::ValidatorChange::Add(validator(6));
-    let id = propose(&mut w, acct(2), vec![ParamChange::Validator(add.clone())]);
-    vote(&mut w, acct(2), id, VoteOption::Yes);
+    let id = w.propose(acct(2), vec![ParamChange::Validator(add.clone())]);
+    w.vote(acct(2), id, VoteOption::Yes);
     let events = end_voting(&mut w);
     assert!(events.contains(&Event::ValidatorChangeQueued {
         change: add.clone()
@@ -511,12 +490,8 @@ fn a_passed_proposal_changes_the_validator_set() {
 
     // Removing one by vote of the stakers, as the set's majority could.
     let remove = engine::ValidatorChange::Remove(acct(20));
-    let id = propose(
-        &mut w,
-        acct(2),
-        vec![ParamChange::Validator(remove.clone())],
-    );
-    vote(&mut w, acct(2), id, VoteOption::Yes);
+    let id = w.propose(acct(2), vec![ParamChange::Validator(remove.clone())]);
+    w.vote(acct(2), id, VoteOption::Yes);
     end_voting(&mut w);
     let events = w.lead(LeaderCommand::ChangeValidators);
     assert_eq!(
@@ -555,14 +530,13 @@ fn a_passed_proposal_changes_the_validator_set() {
             "{r:?}"
         );
     }
-    let id = propose(
-        &mut w,
+    let id = w.propose(
         acct(2),
         vec![ParamChange::Validator(engine::ValidatorChange::Add(
             validator(7),
         ))],
     );
-    vote(&mut w, acct(2), id, VoteOption::Yes);
+    w.vote(acct(2), id, VoteOption::Yes);
     end_voting(&mut w);
     let events = w.lead(LeaderCommand::ChangeValidators);
     assert!(

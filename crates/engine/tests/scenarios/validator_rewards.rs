@@ -83,21 +83,7 @@ fn earn(w: &mut World) {
     spec.deadline = w.time + 1_000_000;
     let job = w.submit(OWNER, spec);
     // A validator set assigns work only on a provider's own signed fetch.
-    let fetch = engine::Signed {
-        signer: PROVIDER,
-        nonce: w.state.nonce(&PROVIDER) + 1,
-        body: engine::Request::Fetch {
-            max: 1,
-            wait_ms: 0,
-            held: Vec::new(),
-            cached: Vec::new(),
-        },
-        signature: engine::Sig([0; 64]),
-    };
-    w.accept(Input::Fetch(Box::new(engine::WorkFetch {
-        fetches: vec![fetch],
-        waiting: Vec::new(),
-    })));
+    w.fetch(PROVIDER, 1);
     assert_eq!(w.running(PROVIDER), [tid(job, 0)]);
     let events = w.report(PROVIDER, vec![success(tid(job, 0), 1, 1_000)]);
     assert!(
@@ -393,32 +379,15 @@ fn governance_changes_the_staking_rules_and_the_schedulers_tunables() {
         urgent_ms: 5_000,
         ..w.state.config.schedule.clone()
     };
-    let events = w.act(
+    let id = w.propose(
         V20,
-        Action::Propose {
-            title: "staking".into(),
-            changes: vec![
-                ParamChange::Staking(rules.clone()),
-                ParamChange::Scheduling(schedule.clone()),
-            ],
-            deposit: 100,
-        },
+        vec![
+            ParamChange::Staking(rules.clone()),
+            ParamChange::Scheduling(schedule.clone()),
+        ],
     );
-    let id = events
-        .iter()
-        .find_map(|e| match e {
-            Event::Proposed { proposal, .. } => Some(*proposal),
-            _ => None,
-        })
-        .unwrap();
     // Validator 20's own 100 and its pool's 300 are over the quorum of a third.
-    w.act(
-        V20,
-        Action::Vote {
-            proposal: id,
-            option: VoteOption::Yes,
-        },
-    );
+    w.vote(V20, id, VoteOption::Yes);
     w.time += w.state.gov_params().voting_period_ms;
     let events = w.lead(LeaderCommand::DecideProposals);
     assert!(events.contains(&Event::CommissionSet {
@@ -457,52 +426,39 @@ fn governance_changes_the_staking_rules_and_the_schedulers_tunables() {
     }));
 
     // Refused: rules out of bounds, and under rules 26.
-    for bad in [
-        engine::ScheduleParams {
+    let bad = [
+        ParamChange::Scheduling(engine::ScheduleParams {
             hold_margin_pct: 99,
             ..schedule.clone()
-        },
-        engine::ScheduleParams {
+        }),
+        ParamChange::Scheduling(engine::ScheduleParams {
             queue_per_slot: 0,
             ..schedule.clone()
-        },
-        engine::ScheduleParams {
+        }),
+        ParamChange::Scheduling(engine::ScheduleParams {
             timeout_grace_ms: 10,
             ..schedule.clone()
-        },
-    ] {
-        assert!(matches!(
-            w.act_rejected(
-                V20,
-                Action::Propose {
-                    title: "bad".into(),
-                    changes: vec![ParamChange::Scheduling(bad)],
-                    deposit: 100,
-                }
-            ),
-            Rejection::InvalidProposal(_)
-        ));
-    }
-    for bad in [
-        StakingParams {
+        }),
+        ParamChange::Staking(StakingParams {
             validator_fee_bps: 10_001,
             ..rules.clone()
-        },
-        StakingParams {
+        }),
+        ParamChange::Staking(StakingParams {
             min_delegation: 0,
             ..rules.clone()
-        },
-        StakingParams {
+        }),
+        ParamChange::Staking(StakingParams {
             validator_payout_every_ms: 999,
             ..rules.clone()
-        },
-    ] {
+        }),
+    ];
+    for change in bad {
         assert!(matches!(
             w.act_rejected(
                 V20,
                 Action::Propose {
                     title: "bad".into(),
-                    changes: vec![ParamChange::Staking(bad)],
+                    changes: vec![change],
                     deposit: 100,
                 }
             ),
@@ -514,28 +470,22 @@ fn governance_changes_the_staking_rules_and_the_schedulers_tunables() {
         ..genesis()
     })
     .under_rules(26);
-    assert!(matches!(
-        old.act_rejected(
-            V20,
-            Action::Propose {
-                title: "x".into(),
-                changes: vec![ParamChange::Staking(rules)],
-                deposit: 100,
-            }
-        ),
-        Rejection::InvalidProposal(_)
-    ));
-    assert!(matches!(
-        old.act_rejected(
-            V20,
-            Action::Propose {
-                title: "x".into(),
-                changes: vec![ParamChange::Scheduling(schedule)],
-                deposit: 100,
-            }
-        ),
-        Rejection::InvalidProposal(_)
-    ));
+    for change in [
+        ParamChange::Staking(rules),
+        ParamChange::Scheduling(schedule),
+    ] {
+        assert!(matches!(
+            old.act_rejected(
+                V20,
+                Action::Propose {
+                    title: "x".into(),
+                    changes: vec![change],
+                    deposit: 100,
+                }
+            ),
+            Rejection::InvalidProposal(_)
+        ));
+    }
     // And under rules 26 a validator that is no provider cannot be backed, nor is paid.
     assert!(matches!(
         old.act_rejected(

@@ -1379,22 +1379,7 @@ fn make_validator(w: &mut World, who: u8) {
 /// reports output `out` for it, which must be `task`.
 fn fetch_run(w: &mut World, who: u8, task: TaskId, out: u8) -> Vec<Event> {
     let signer = acct(who);
-    let nonce = w.state.accounts.get(&signer).map_or(0, |a| a.nonce) + 1;
-    let fetch = engine::Signed {
-        signer,
-        nonce,
-        body: engine::Request::Fetch {
-            max: 1,
-            wait_ms: 0,
-            held: Vec::new(),
-            cached: Vec::new(),
-        },
-        signature: engine::Sig([0; 64]),
-    };
-    w.accept(engine::Input::Fetch(Box::new(engine::WorkFetch {
-        fetches: vec![fetch],
-        waiting: Vec::new(),
-    })));
+    w.fetch(signer, 1);
     assert_eq!(w.running(signer), vec![task], "{who} fetched");
     w.report(signer, vec![success(task, out, FUEL)])
 }

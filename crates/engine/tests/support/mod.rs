@@ -337,6 +337,50 @@ impl World {
         self.reject(Input::Leader(cmd))
     }
 
+    /// `who` proposes `changes` with a deposit of 100; the proposal's id.
+    #[track_caller]
+    pub fn propose(&mut self, who: AccountId, changes: Vec<engine::ParamChange>) -> u64 {
+        let events = self.act(
+            who,
+            Action::Propose {
+                title: "a change".into(),
+                changes,
+                deposit: 100,
+            },
+        );
+        match events[0] {
+            Event::Proposed { proposal, .. } => proposal,
+            ref other => panic!("{other:?}"),
+        }
+    }
+
+    /// `who` votes `option` on `proposal`.
+    #[track_caller]
+    pub fn vote(&mut self, who: AccountId, proposal: u64, option: engine::VoteOption) {
+        self.act(who, Action::Vote { proposal, option });
+    }
+
+    /// `provider` fetches up to `max` tasks on its own signed request (a validator set assigns
+    /// no other way); the entry's events.
+    #[track_caller]
+    pub fn fetch(&mut self, provider: AccountId, max: u32) -> Vec<Event> {
+        let fetch = engine::Signed {
+            signer: provider,
+            nonce: self.state.nonce(&provider) + 1,
+            body: engine::Request::Fetch {
+                max,
+                wait_ms: 0,
+                held: Vec::new(),
+                cached: Vec::new(),
+            },
+            signature: engine::Sig([0; 64]),
+        };
+        self.accept(Input::Fetch(Box::new(engine::WorkFetch {
+            fetches: vec![fetch],
+            waiting: Vec::new(),
+        })))
+    }
+
     /// Registers `who` with `spec`.
     #[track_caller]
     pub fn register(&mut self, who: AccountId, spec: ProviderSpec) -> Vec<Event> {
