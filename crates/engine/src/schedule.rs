@@ -467,6 +467,10 @@ impl State {
         };
         let slots = p.spec.slots as usize;
         let mut held = p.running.len();
+        if held.saturating_add(tasks.len()) <= slots {
+            // All within one task per slot: no need to add up what it holds.
+            return tasks.len();
+        }
         let mut risk = p
             .running
             .iter()
