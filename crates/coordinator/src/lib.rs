@@ -531,9 +531,10 @@ pub async fn start(config: CoordinatorConfig, listen: SocketAddr) -> anyhow::Res
 /// validators (`GET /v1/chain/checkpoint`) instead of replaying the whole log: the state at a
 /// block boundary, whose hash it checks against the block, whose block carries signatures of
 /// validators holding a majority of the voting power both of the checkpoint's set and of the
-/// genesis set (the trust anchor), on the same network (the genesis rules agree). Then it
-/// follows the log from the checkpoint's consensus position. If no validator gives a checkpoint
-/// that holds, it replays the log from genesis instead (logged).
+/// genesis set (the trust anchor), on the same network (the genesis rules agree, but for what
+/// governance may have changed since). Then it follows the log from the checkpoint's consensus
+/// position. If no validator gives a checkpoint that holds, it replays the log from genesis
+/// instead (logged).
 async fn join_from_checkpoint(
     log: &mut SqliteLog,
     dir: &std::path::Path,
@@ -646,9 +647,33 @@ fn check_checkpoint(
             node::CHECKPOINT_VERSION
         ));
     }
-    let same_network = c.state.ledger == fresh.ledger
-        && c.state.config == fresh.config
-        && c.state.verify == fresh.verify
+    // The genesis's rules, but for what governance may have changed since: the ledger and
+    // verification parameters under rules 25, the scheduler's tunables under rules 27.
+    let (ledger, verify, config) = if fresh.rules >= 25 {
+        (
+            c.state.ledger.chain_id == fresh.ledger.chain_id
+                && c.state.ledger.treasury == fresh.ledger.treasury,
+            true,
+            if fresh.rules >= 27 {
+                engine::EngineConfig {
+                    schedule: fresh.config.schedule.clone(),
+                    ..c.state.config.clone()
+                } == fresh.config
+            } else {
+                c.state.config == fresh.config
+            },
+        )
+    } else {
+        (
+            c.state.ledger == fresh.ledger,
+            c.state.verify == fresh.verify,
+            c.state.config == fresh.config,
+        )
+    };
+    let same_network = ledger
+        && verify
+        && config
+        && c.state.rules == fresh.rules
         && c.state.supply.genesis == fresh.supply.genesis;
     if !same_network {
         return Err("the checkpoint is of another network (its genesis rules differ)".into());
@@ -1259,6 +1284,11 @@ async fn timers(shared: Arc<Shared>) {
                             } => {
                                 tracing::info!(reservation, %provider, ?reason, "reservation: lease ended");
                             }
+                            engine::Event::ValidatorPaid {
+                                validator, share, ..
+                            } => {
+                                tracing::info!(%validator, share = %engine::Tokens(share), "validators: share of the fees paid");
+                            }
                             _ => {}
                         }
                     }
@@ -1453,6 +1483,35 @@ mod checkpoint_tests {
         other.ledger.chain_id = "another".into();
         let err = check_checkpoint(good.clone(), &set, &other).unwrap_err();
         assert!(err.contains("another network"), "{err}");
+
+        // Governance changed the fee, the verification rules (rules 25) and the scheduler
+        // (rules 27) since the genesis: still this network.
+        let mut later = fresh.clone();
+        later.ledger.fee_bps += 1;
+        later.verify.spot_check_bps += 1;
+        later.config.schedule.hold_ms += 1;
+        assert!(check_checkpoint(good.clone(), &set, &later).is_ok());
+        // What no governance changes still tells networks apart.
+        for other in [
+            {
+                let mut s = fresh.clone();
+                s.rules -= 1;
+                s
+            },
+            {
+                let mut s = fresh.clone();
+                s.ledger.treasury = AccountId([0x99; 32]);
+                s
+            },
+            {
+                let mut s = fresh.clone();
+                s.config.max_attempts += 1;
+                s
+            },
+        ] {
+            let err = check_checkpoint(good.clone(), &set, &other).unwrap_err();
+            assert!(err.contains("another network"), "{err}");
+        }
 
         let mut future = good;
         future.version += 1;

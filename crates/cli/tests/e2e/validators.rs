@@ -1922,28 +1922,42 @@ pub(crate) fn verified_and_signed_by(
     newcomer: &Coordinator,
     account: &str,
 ) {
-    poll(
-        "the chain to verify, final, and the newcomer to agree",
-        WAIT,
-        || {
-            let r = w
-                .cli(&[
-                    "chain",
-                    "verify",
-                    "--coordinator",
-                    &leader.client.base(),
-                    "--json",
-                ])
-                .ok()
-                .json();
-            let mine = newcomer.http.status();
-            (r["ok"] == true
-                && r["uncertified_blocks"] == 0
-                && r["tail_entries"] == 0
-                && r["state_hash"] == serde_json::json!(mine.state_hash))
-            .then_some(())
-        },
-    );
+    // What the last try saw, for the message if it never agrees.
+    let last = std::cell::RefCell::new(String::new());
+    let agreed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        // Twice the usual wait: the newcomer catches up and signs while every other test of
+        // the suite competes for the CPU (once over a minute in CI).
+        poll(
+            "the chain to verify, final, and the newcomer to agree",
+            2 * WAIT,
+            || {
+                let r = w
+                    .cli(&[
+                        "chain",
+                        "verify",
+                        "--coordinator",
+                        &leader.client.base(),
+                        "--json",
+                    ])
+                    .ok()
+                    .json();
+                let mine = newcomer.http.status();
+                *last.borrow_mut() = format!("verify: {r}\nnewcomer: {mine:?}");
+                (r["ok"] == true
+                    && r["uncertified_blocks"] == 0
+                    && r["tail_entries"] == 0
+                    && r["state_hash"] == serde_json::json!(mine.state_hash))
+                .then_some(())
+            },
+        )
+    }));
+    if agreed.is_err() {
+        panic!(
+            "the chain never verified final with the newcomer agreeing; last seen:\n{}\nleader: {:?}",
+            last.borrow(),
+            leader.status()
+        );
+    }
     let height = w.block_on(newcomer.http.client.chain()).unwrap().height;
     let sigs = w
         .block_on(newcomer.http.client.chain_signatures(height, 1))
