@@ -296,6 +296,20 @@ fn actions() -> Vec<(&'static str, Signed<Action>)> {
             "leave_reservation",
             Action::LeaveReservation { reservation: 1 },
         ),
+        (
+            "challenge_gpu_class",
+            Action::ChallengeGpuClass {
+                provider: engine::AccountId([7; 32]),
+                challenge: 0x0123_4567_89ab_cdef,
+                commitment: engine::Hash([9; 32]),
+            },
+        ),
+        (
+            "answer_gpu_class",
+            Action::AnswerGpuClass {
+                answer: engine::Hash([5; 32]),
+            },
+        ),
     ];
     bodies
         .into_iter()
@@ -455,8 +469,8 @@ fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
     let mut state = initial_state();
     out.push((
         "snapshot",
-        "initial.v17".into(),
-        [&[16u8][..], &postcard(&state)].concat(),
+        "initial.v18".into(),
+        [&[17u8][..], &postcard(&state)].concat(),
     ));
     for (_, entry) in &entries[..4] {
         if let Err(e) = state.apply(entry) {
@@ -465,8 +479,8 @@ fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
     }
     out.push((
         "snapshot",
-        "with_job.v17".into(),
-        [&[16u8][..], &postcard(&state)].concat(),
+        "with_job.v18".into(),
+        [&[17u8][..], &postcard(&state)].concat(),
     ));
 
     out.push((
@@ -580,7 +594,7 @@ fn decodes(target: &str, bytes: &[u8]) -> bool {
         }
         "block" => store::SqliteLog::decode_block(1, bytes)
             .is_ok_and(|b| api::chain::block_signature_ok(&b)),
-        "snapshot" => store::decode_snapshot(&bytes[1..], u32::from(bytes[0] % 17) + 1).is_ok(),
+        "snapshot" => store::decode_snapshot(&bytes[1..], u32::from(bytes[0] % 18) + 1).is_ok(),
         "stored_genesis" => store::decode_genesis(&bytes[1..], u32::from(bytes[0] % 7) + 1)
             .is_ok_and(|g| engine::State::from_genesis(&g).is_ok()),
         "job_spec" => jobspec::load(text(), &AnyFile, 1_000).is_ok(),

@@ -977,6 +977,30 @@ impl Client {
         self.get("/v1/validators").await
     }
 
+    /// Rules 28: the proven GPU classes and the claims waiting to be proven, of `class` only
+    /// and/or of `provider` only.
+    pub async fn gpu_classes(
+        &self,
+        class: Option<&str>,
+        provider: Option<AccountId>,
+    ) -> Result<crate::wire::GpuClassesView, ClientError> {
+        // A class names a device and its driver: spaces, commas, parentheses, encoded here.
+        let mut url = reqwest::Url::parse("http://localhost/v1/gpu/classes").expect("a valid URL");
+        {
+            let mut query = url.query_pairs_mut();
+            if let Some(class) = class {
+                query.append_pair("class", class);
+            }
+            if let Some(provider) = provider {
+                query.append_pair("provider", &provider.to_string());
+            }
+        }
+        match url.query().filter(|q| !q.is_empty()) {
+            Some(query) => self.get(&format!("/v1/gpu/classes?{query}")).await,
+            None => self.get("/v1/gpu/classes").await,
+        }
+    }
+
     /// Rules 25: one proposal and its tally.
     pub async fn proposal(&self, id: u64) -> Result<crate::wire::ProposalView, ClientError> {
         self.get(&format!("/v1/proposals/{id}")).await

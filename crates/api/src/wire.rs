@@ -27,6 +27,7 @@
 //! | `GET  /v1/reservations`       | `?owner=ACCOUNT&provider=ACCOUNT` (newest first, at most 200) | `Vec<`[`ReservationView`]`>` |
 //! | `GET  /v1/reservations/{id}`  |                        | [`ReservationView`] or 404 |
 //! | `GET  /v1/validators`         |                        | [`ValidatorsView`] (rules 27) |
+//! | `GET  /v1/gpu/classes`        | `?class=CLASS&provider=ACCOUNT` | [`GpuClassesView`] (rules 28) |
 //! | `GET  /v1/chain/genesis`      |                        | `Genesis`            |
 //! | `GET  /v1/chain`              |                        | [`ChainView`]        |
 //! | `GET  /v1/chain/blocks`       | `?from=H&limit=N`      | `Vec<Block>`         |
@@ -519,6 +520,14 @@ pub struct ProviderView {
     /// backed and that set no commission).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backing: Option<BackingView>,
+    /// Its GPU class, once proven (rules 28; before, any offer's): what one-class GPU jobs
+    /// match. Absent without a GPU offer, and while its claim is pending.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpu_class: Option<String>,
+    /// Rules 28: the class it claims while no member has proven it yet (see
+    /// `GET /v1/gpu/classes`); it takes no one-class GPU tasks meanwhile.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpu_class_pending: Option<String>,
 }
 
 /// Rules 25: the stake behind a provider and what it paid its delegators, from the chain.
@@ -732,6 +741,73 @@ pub struct ReservationView {
 
 /// The most reservations `GET /v1/reservations` lists.
 pub const RESERVATIONS_PAGE_MAX: usize = 200;
+
+/// Rules 28: who proved which GPU class, and the claims waiting to be proven
+/// (`GET /v1/gpu/classes`, see `engine::gpu_class`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct GpuClassesView {
+    /// The network's time, to compare a challenge's `due` with.
+    pub now: Time,
+    /// Providers whose class is proven, in the order of their ids.
+    pub proven: Vec<ProvenClassView>,
+    /// Providers whose claimed class is not proven yet, in the order of their ids.
+    pub pending: Vec<PendingClassView>,
+}
+
+/// Rules 28: a provider's proven GPU class.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ProvenClassView {
+    pub provider: AccountId,
+    pub class: String,
+    /// The member whose check it passed; absent: it founded the class.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<AccountId>,
+    pub at: Time,
+}
+
+/// Rules 28: a provider's claim to a GPU class, waiting for a member to prove it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PendingClassView {
+    pub provider: AccountId,
+    /// Its operator: a member of the same operator may not check it.
+    pub operator: AccountId,
+    pub class: String,
+    pub since: Time,
+    /// Members that checked it already (each may once); their checks failed or are open.
+    pub checked_by: Vec<AccountId>,
+    /// The open check, if any (one past `due` may be replaced by another member's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub challenge: Option<ClassChallengeView>,
+}
+
+/// Rules 28: a check waiting for the pending provider's answer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ClassChallengeView {
+    pub checker: AccountId,
+    /// What the pending provider's device must fingerprint (`gpu::fingerprint`).
+    pub challenge: u64,
+    /// `engine::class_commitment` of the checker's own answer.
+    pub commitment: Hash,
+    pub at: Time,
+    /// The answer must be logged before then.
+    pub due: Time,
+}
+
+/// `?class=&provider=` of `GET /v1/gpu/classes`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct GpuClassesQuery {
+    /// Only the members of this class and the claims to it (the exact class string).
+    #[serde(default)]
+    pub class: Option<String>,
+    /// Only this provider's entry (hex account id).
+    #[serde(default)]
+    pub provider: Option<String>,
+}
 
 /// `?owner=&provider=` of `GET /v1/reservations`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

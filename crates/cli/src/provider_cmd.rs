@@ -5,7 +5,7 @@
 use crate::CoordinatorUrl;
 use anyhow::Context;
 use api::Client;
-use api::wire::ProviderView;
+use api::wire::{GpuClassesView, ProviderView};
 use engine::{AccountId, MAX_SCORE, Tokens};
 use std::path::PathBuf;
 
@@ -132,11 +132,18 @@ pub async fn run(cmd: ProviderCommand) -> anyhow::Result<()> {
                 }
                 (None, None) => anyhow::bail!("name a provider: an account id or --data-dir DIR"),
             };
-            let view = Client::new(&coordinator.url).provider(id).await?;
+            let client = Client::new(&coordinator.url);
+            let view = client.provider(id).await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&view)?);
             } else {
-                print!("{}", describe(&view));
+                // Rules 28: where its claim to a GPU class stands.
+                let classes = if view.gpu_class.is_some() || view.gpu_class_pending.is_some() {
+                    Some(client.gpu_classes(None, Some(id)).await?)
+                } else {
+                    None
+                };
+                print!("{}", describe(&view, classes.as_ref()));
             }
             Ok(())
         }
@@ -221,8 +228,39 @@ pub fn describe_local(s: &provider::control::LocalStatus) -> String {
     out
 }
 
-/// The human-readable form of `gridmint provider info`.
-pub fn describe(v: &ProviderView) -> String {
+/// Rules 28: the line of `gridmint provider info` on its GPU class, from `GET /v1/gpu/classes`
+/// of the provider.
+fn describe_class(id: AccountId, classes: &GpuClassesView) -> String {
+    if let Some(p) = classes.proven.iter().find(|p| p.provider == id) {
+        return match p.by {
+            Some(by) => format!("gpu class  proven by {by}'s check\n"),
+            None => "gpu class  proven: it founded the class (no member could check it)\n".into(),
+        };
+    }
+    let Some(p) = classes.pending.iter().find(|p| p.provider == id) else {
+        return String::new();
+    };
+    let open = p.challenge.as_ref().filter(|c| classes.now < c.due);
+    let failed = p
+        .checked_by
+        .len()
+        .saturating_sub(usize::from(open.is_some()));
+    let checking = open.map_or_else(String::new, |c| {
+        format!(
+            "; {} is checking it (answer due in {} s)",
+            c.checker,
+            c.due.saturating_sub(classes.now).div_ceil(1000)
+        )
+    });
+    format!(
+        "gpu class  pending: no member has proven it yet (no float GPU tasks); {failed} check(s) \
+         failed{checking}\n"
+    )
+}
+
+/// The human-readable form of `gridmint provider info` (`classes`: the provider's entry of
+/// `GET /v1/gpu/classes`, where it has a GPU class).
+pub fn describe(v: &ProviderView, classes: Option<&GpuClassesView>) -> String {
     let r = &v.reputation;
     let s = &v.stats;
     let operator = match v.spec.operator {
@@ -240,7 +278,7 @@ pub fn describe(v: &ProviderView) -> String {
             format!("gpu        {gpu} (declared, no device offered: no GPU tasks)\n")
         }
         (None, _) => String::new(),
-    };
+    } + &classes.map_or_else(String::new, |c| describe_class(v.id, c));
     // Rules 24: what it announced.
     let suspended = if v.suspended.is_empty() {
         String::new()

@@ -119,6 +119,9 @@ impl ApiError {
                     (StatusCode::UNPROCESSABLE_ENTITY, "invalid_reservation")
                 }
                 Rejection::NotReservationOwner(_) => (StatusCode::FORBIDDEN, "not_owner"),
+                Rejection::InvalidClassCheck(_) => {
+                    (StatusCode::UNPROCESSABLE_ENTITY, "invalid_class_check")
+                }
                 _ => (StatusCode::UNPROCESSABLE_ENTITY, "rejected"),
             },
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),

@@ -108,9 +108,9 @@ pub struct Checkpoint {
 /// 13: its state with the energy and announcements of rules 24, state format 14; 14: its state
 /// with the delegations of rules 25, state format 15; 15: its state with the reservations of
 /// rules 26, state format 16; 16: its state with the staking rules and validator payouts of
-/// rules 27, state format 17). Its first field in every format, so a reader names both
-/// versions when they differ.
-pub const CHECKPOINT_VERSION: u32 = 16;
+/// rules 27, state format 17; 17: its state with the GPU classes of rules 28, state format
+/// 18). Its first field in every format, so a reader names both versions when they differ.
+pub const CHECKPOINT_VERSION: u32 = 17;
 
 /// What committing one input gave: its seq and events, or why it was refused.
 pub type Committed = Result<(u64, Vec<Event>), ApiError>;

@@ -756,6 +756,26 @@ fn routes(s: &mut Schemas) -> Vec<Route> {
         },
         Route {
             method: Get,
+            path: "/v1/gpu/classes",
+            summary: "GPU classes (rules 28): the providers whose class is proven (founded, or by whose check) and the claims waiting for a member to check them, with any open challenge",
+            params: vec![
+                query(
+                    "class",
+                    string(),
+                    "only the members of this class and the claims to it (the exact class string)",
+                ),
+                query("provider", account(), "only this provider's entry"),
+            ],
+            body: None,
+            ok: vec![(
+                200,
+                "proven and pending, each in the order of provider ids",
+                Some(Body::Json(s.of::<wire::GpuClassesView>())),
+            )],
+            errors: vec![400],
+        },
+        Route {
+            method: Get,
             path: "/v1/proposals",
             summary: "Governance (rules 25): the parameters in force and the newest proposals with their tallies",
             params: vec![],

@@ -66,6 +66,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/v1/accounts/{id}/history", get(history))
         .route("/v1/network", get(network))
         .route("/v1/validators", get(validators))
+        .route("/v1/gpu/classes", get(gpu_classes))
         .route("/v1/proposals", get(proposals))
         .route("/v1/market", get(market))
         .route("/v1/proposals/{id}", get(proposal))
@@ -1981,6 +1982,23 @@ async fn market(State(shared): S) -> ApiResult<Json<api::wire::MarketView>> {
 async fn validators(State(shared): S) -> ApiResult<Json<api::wire::ValidatorsView>> {
     let view = shared
         .read(move |_, node| views::validators(&node.state))
+        .await?;
+    Ok(Json(view))
+}
+
+/// Rules 28: the proven GPU classes and the claims waiting to be proven.
+async fn gpu_classes(
+    State(shared): S,
+    query: Result<Query<api::wire::GpuClassesQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Json<api::wire::GpuClassesView>> {
+    let Query(q) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let provider: Option<AccountId> = q
+        .provider
+        .as_deref()
+        .map(|p| parse_id("provider account id", p))
+        .transpose()?;
+    let view = shared
+        .read(move |_, node| views::gpu_classes(&node.state, q.class.as_deref(), provider))
         .await?;
     Ok(Json(view))
 }

@@ -272,12 +272,66 @@ pub fn provider(state: &State, p: &Provider) -> ProviderView {
         },
         grams_per_kwh: (state.rules >= 24).then(|| state.grams_per_kwh_of(p)),
         backing: backing(state, &p.id),
+        gpu_class: state.gpu_class_of(&p.id),
+        gpu_class_pending: state.gpu_class_pending(&p.id).map(|c| c.class.clone()),
         id: p.id,
         spec: p.spec.clone(),
         status: p.status,
         registered_at: p.registered_at,
         running: p.running.len() as u64,
         stats: p.stats.clone(),
+    }
+}
+
+/// Rules 28: the proven GPU classes and the pending claims, of class `class` only and/or of
+/// provider `provider` only.
+pub fn gpu_classes(
+    state: &State,
+    class: Option<&str>,
+    provider: Option<AccountId>,
+) -> api::wire::GpuClassesView {
+    let wanted = |p: &AccountId, c: &str| {
+        provider.is_none_or(|want| want == *p) && class.is_none_or(|want| want == c)
+    };
+    let classes = state.gpu_classes();
+    api::wire::GpuClassesView {
+        now: state.now,
+        proven: classes
+            .proven
+            .iter()
+            .filter(|(p, c)| wanted(p, &c.class))
+            .map(|(p, c)| api::wire::ProvenClassView {
+                provider: *p,
+                class: c.class.clone(),
+                by: c.by,
+                at: c.at,
+            })
+            .collect(),
+        pending: classes
+            .pending
+            .iter()
+            .filter(|(p, c)| wanted(p, &c.class))
+            .map(|(p, c)| api::wire::PendingClassView {
+                provider: *p,
+                operator: state
+                    .providers
+                    .get(p)
+                    .map_or(*p, |pr| pr.spec.operator_of(*p)),
+                class: c.class.clone(),
+                since: c.since,
+                checked_by: c.checked_by.iter().copied().collect(),
+                challenge: c
+                    .challenge
+                    .as_ref()
+                    .map(|open| api::wire::ClassChallengeView {
+                        checker: open.checker,
+                        challenge: open.challenge,
+                        commitment: open.commitment,
+                        at: open.at,
+                        due: open.due(),
+                    }),
+            })
+            .collect(),
     }
 }
 

@@ -204,6 +204,17 @@ pub enum Action {
     CancelReservation { reservation: u64 },
     /// Rules 26: the signing provider gives its lease up now, its current period refunded.
     LeaveReservation { reservation: u64 },
+    /// Rules 28: the signing provider, a proven member of the GPU class `provider` claims,
+    /// checks the claim: `provider`'s device must fingerprint `challenge` to an answer whose
+    /// [`crate::gpu_class::class_commitment`] is `commitment` (see [`crate::gpu_class`]).
+    ChallengeGpuClass {
+        provider: AccountId,
+        challenge: u64,
+        commitment: Hash,
+    },
+    /// Rules 28: the signing provider answers its open class check with its device's
+    /// fingerprint of the challenge.
+    AnswerGpuClass { answer: Hash },
 }
 
 /// The submission inside `Action::SubmitWithPreferences`, decoded only where no other is being
@@ -914,6 +925,29 @@ pub enum Event {
         #[cfg_attr(feature = "openapi", schema(value_type = String))]
         share: Amount,
     },
+    /// Rules 28: `provider`'s claim to GPU class `class` waits for a member to check it.
+    GpuClassPending {
+        provider: AccountId,
+        class: String,
+    },
+    /// Rules 28: `provider`'s class is proven: it passed `by`'s check, or (`None`) it founded
+    /// the class.
+    GpuClassProven {
+        provider: AccountId,
+        class: String,
+        by: Option<AccountId>,
+    },
+    /// Rules 28: `checker` checks `provider`'s claim with `challenge`.
+    GpuClassChallenged {
+        provider: AccountId,
+        checker: AccountId,
+        challenge: u64,
+    },
+    /// Rules 28: `provider`'s answer did not match `checker`'s; it stays pending.
+    GpuClassCheckFailed {
+        provider: AccountId,
+        checker: AccountId,
+    },
 }
 
 /// Why an input was refused. A rejected input changes nothing and is never logged.
@@ -1058,4 +1092,7 @@ pub enum Rejection {
     /// Rules 27: a delegation to an account that is neither an active provider nor a validator.
     #[error("{0} is neither a provider nor a validator: nobody can delegate to it")]
     NotBackable(AccountId),
+    /// Rules 28: a GPU class check or answer that cannot be.
+    #[error("invalid GPU class check: {0}")]
+    InvalidClassCheck(String),
 }

@@ -26,9 +26,11 @@
 //! functions). Two devices share a class only if they name the same GPU *and* compute the
 //! challenge bit for bit alike, so a device that rounds differently under the same name (another
 //! driver build, a misreported version) is a class of its own instead of spoiling one, and no
-//! registration can poison a class for the others. A provider that copies another's name and
-//! fingerprint without the device returns results that disagree with its class's, and is
-//! slashed for them like any other wrong result.
+//! registration can poison a class for the others. The fixed challenge is public, so a
+//! provider could copy another's name and fingerprint without the device; under rules 28 a
+//! claimed class counts only once a member of the class has checked it with a challenge of its
+//! own ([`crate::gpu_class`]). Before, such a copy was caught only when its results disagreed
+//! with its class's, and slashed for them like any other wrong result.
 //!
 //! **GPU offers.** A provider that can run GPU tasks registers with `Action::RegisterGpuProvider`,
 //! which adds a [`GpuOffer`] to its spec: its device's largest buffer and its measured speed in
@@ -218,14 +220,12 @@ impl State {
     }
 
     /// Provider `p`'s GPU class: its declared GPU and its offer's fingerprint; `None` without
-    /// both.
+    /// both, and under rules 28 also while its claim is not proven ([`crate::gpu_class`]).
     pub fn gpu_class_of(&self, p: &AccountId) -> Option<String> {
-        let declared = self.providers.get(p)?.spec.gpu.as_ref()?;
-        let offer = self.gpu.offers.get(p)?;
-        Some(format!(
-            "{declared}, fingerprint {}",
-            &offer.fingerprint.to_hex()[..16]
-        ))
+        if self.rules >= 28 {
+            return self.gpu_classes.proven.get(p).map(|c| c.class.clone());
+        }
+        self.claimed_gpu_class(p)
     }
 
     /// Provider `p`'s GPU offer, if it registered with one.
@@ -304,6 +304,12 @@ impl State {
             (Some(class), Some(own)) if gpu.one_class && *class != own => Err(format!(
                 "the job's float results come from one GPU class ({class}); the provider's is {own}"
             )),
+            // Rules 28: a class not proven yet (before, every offer had one).
+            (_, None) if gpu.one_class => Err(
+                "the job's float results come from one GPU class, and the provider's claim to \
+                 its class is not proven yet"
+                    .into(),
+            ),
             _ => Ok(()),
         }
     }
@@ -345,14 +351,18 @@ impl State {
                 "a GPU offer's speed and memory must be positive".into(),
             ));
         }
-        let events = self.register(who, spec, now)?;
+        let mut events = self.register(who, spec, now)?;
         self.gpu.offers.insert(who, offer.clone());
+        if self.rules >= 28 {
+            events.extend(self.claim_gpu_class(who, now));
+        }
         Ok(events)
     }
 
     /// Rules 23: a provider registered again without a GPU offer withdrew the one it had.
     pub(crate) fn withdraw_gpu_offer(&mut self, who: &AccountId) {
         self.gpu.offers.remove(who);
+        self.drop_gpu_class(who);
     }
 
     /// Rules 23: submits `spec` as a GPU job (its module is a WGSL shader run as `gpu` says),

@@ -192,7 +192,12 @@
 ///   staking rules (minimum delegation, commission bounds, the validators' share and payout
 ///   period) are governance parameters (`ParamChange::Staking`, or the genesis's), and so are
 ///   the scheduler's tunables (`ParamChange::Scheduling`). Inputs apply as under 26 otherwise.
-pub const RULES: u32 = 27;
+/// - 28: a provider's GPU class counts only once proven ([`gpu_class`]): the first of a class
+///   founds it, anyone after is checked by a member (`Action::ChallengeGpuClass`, a challenge
+///   and a commitment to the member's answer; `Action::AnswerGpuClass`, the answer within
+///   `CLASS_ANSWER_MS`), and a float GPU job's tasks go only to providers of a proven class.
+///   Inputs apply as under 27 otherwise.
+pub const RULES: u32 = 28;
 /// The rules of a network whose genesis predates the version.
 pub const FIRST_RULES: u32 = 1;
 
@@ -204,6 +209,7 @@ pub mod energy;
 pub mod files;
 pub mod gov;
 pub mod gpu;
+pub mod gpu_class;
 pub mod ledger;
 pub mod market;
 pub mod options;
@@ -245,6 +251,9 @@ pub use gov::{
 pub use gpu::{
     FINGERPRINT_CHALLENGE, GpuBuffer, GpuFill, GpuJob, GpuJobs, GpuOffer, MAX_GPU_BINDING,
     MAX_GPU_BUFFERS, MAX_GPU_ENTRY, MAX_GPU_WORKGROUPS,
+};
+pub use gpu_class::{
+    CLASS_ANSWER_MS, ClassChallenge, GpuClasses, PendingClass, ProvenClass, class_commitment,
 };
 pub use ledger::{
     BASE_UNITS_PER_TOKEN, DECIMALS, DEV_ACTION_FEE, Escrow, FaucetParams, Genesis, LedgerParams,

@@ -367,6 +367,10 @@ pub struct State {
     /// [`crate::delegation`]). Hashed only under rules 27 and later.
     #[serde(default)]
     pub staking: crate::delegation::Staking,
+    /// Rules 28: providers' proven and pending GPU classes (see [`crate::gpu_class`]). Hashed
+    /// only under rules 28 and later.
+    #[serde(default)]
+    pub gpu_classes: crate::gpu_class::GpuClasses,
     /// Derived from `jobs`, never stored nor hashed: each provider's accepted map results
     /// ([`crate::audit::Accepted`]).
     #[serde(skip)]
@@ -425,9 +429,10 @@ impl Serialize for HashView<'_> {
             reservations,
             gov_schedule,
             staking,
+            gpu_classes,
             accepted: _,
         } = self.state;
-        let mut t = serializer.serialize_tuple(32)?;
+        let mut t = serializer.serialize_tuple(33)?;
         t.serialize_element(config)?;
         t.serialize_element(ledger)?;
         t.serialize_element(verify)?;
@@ -493,6 +498,9 @@ impl Serialize for HashView<'_> {
         if *rules >= 27 {
             t.serialize_element(staking)?;
         }
+        if *rules >= 28 {
+            t.serialize_element(gpu_classes)?;
+        }
         t.end()
     }
 }
@@ -534,6 +542,7 @@ impl State {
             reservations: Default::default(),
             gov_schedule: Default::default(),
             staking: Default::default(),
+            gpu_classes: Default::default(),
             accepted: Default::default(),
         }
     }
@@ -770,6 +779,12 @@ impl State {
             Action::LeaveReservation { reservation } => {
                 self.leave_reservation(who, *reservation, now)?
             }
+            Action::ChallengeGpuClass {
+                provider,
+                challenge,
+                commitment,
+            } => self.challenge_gpu_class(who, *provider, *challenge, *commitment, now)?,
+            Action::AnswerGpuClass { answer } => self.answer_gpu_class(who, *answer, now)?,
         };
         Ok(events)
     }

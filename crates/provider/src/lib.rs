@@ -6,6 +6,7 @@
 //! tasks and report back over a channel. On shutdown it leaves, which hands tasks in flight back
 //! to the queue at once instead of waiting for the heartbeat deadline.
 
+mod classes;
 pub mod control;
 pub mod energy;
 pub mod idle;
@@ -457,6 +458,7 @@ pub async fn run(
                 .clamp(0.0, f64::from(engine::energy::MAX_GRAMS_PER_KWH)) as u32
         }),
         announced: Announced::default(),
+        classes: classes::ClassChecks::default(),
     };
     tokio::pin!(shutdown);
     let result = tokio::select! {
@@ -503,6 +505,8 @@ struct Agent {
     /// What the network was last told of this provider (rules 24): its suspension's reasons
     /// and its intensity. A registration makes the network forget both: reset then.
     announced: Announced,
+    /// Its part in proving GPU classes (rules 28).
+    classes: classes::ClassChecks,
 }
 
 /// What a provider announced (rules 24): why it is suspended, and its carbon intensity.
@@ -633,6 +637,9 @@ impl Agent {
             }
         }
         let (done_tx, mut done_rx) = mpsc::unbounded_channel::<work::Done>();
+        // Rules 28: fingerprints computed for GPU class checks, logged here (one signer).
+        let (class_tx, mut class_rx) = mpsc::unbounded_channel::<classes::Computed>();
+        let mut computed: Vec<classes::Computed> = Vec::new();
         // Tasks assigned to us that we have not reported yet: running, waiting for a slot, or
         // finished and about to be reported.
         let mut in_flight: HashSet<TaskId> = HashSet::new();
@@ -691,6 +698,17 @@ impl Agent {
                 session = None;
                 last_contact = Instant::now();
                 continue;
+            }
+            // Rules 28: answers and checks of GPU classes (not while the owner's rules suspend
+            // it: the device is theirs then).
+            if !suspended {
+                while let Ok(c) = class_rx.try_recv() {
+                    computed.push(c);
+                }
+                for c in computed.drain(..) {
+                    self.log_class_step(c).await;
+                }
+                self.look_at_classes(&class_tx).await;
             }
             // Pings go where requests go: after a failover, to the new leader.
             if self.client.base() != udp_base {
@@ -770,6 +788,11 @@ impl Agent {
                 } else {
                     (pending_since + REPORT_DELAY).min(due)
                 };
+                // Rules 28: waking up to look at the GPU classes again.
+                let wake_at = match self.classes.due() {
+                    Some(look) if !suspended => flush_at.min(look),
+                    _ => flush_at,
+                };
                 tokio::select! {
                     Some(report) = done_rx.recv() => {
                         if pending.is_empty() {
@@ -778,7 +801,8 @@ impl Agent {
                         pending.push(report);
                         starved = false;
                     }
-                    () = tokio::time::sleep_until(flush_at.into()) => {
+                    Some(c) = class_rx.recv() => computed.push(c),
+                    () = tokio::time::sleep_until(wake_at.into()) => {
                         if pending.is_empty() && Instant::now() >= due {
                             let resp = self.heartbeat(session, &mut udp).await?;
                             session = resp.or(session);

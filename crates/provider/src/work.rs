@@ -181,6 +181,22 @@ impl Worker {
         self.inner.meter.describe()
     }
 
+    /// Rules 28: this provider's GPU device's fingerprint of `challenge` (`gpu::fingerprint`),
+    /// computed on a blocking thread in the device's turn (between GPU tasks, like one of
+    /// them); an error without a device.
+    pub async fn gpu_fingerprint(&self, challenge: u64) -> Result<Hash, String> {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            let _turn = inner.gpu_turn.lock().unwrap_or_else(|p| p.into_inner());
+            let device = inner.device()?;
+            gpu::fingerprint(&device, challenge)
+                .map(Hash)
+                .map_err(|e| format!("GPU fingerprint: {e}"))
+        })
+        .await
+        .map_err(|e| format!("GPU fingerprint: {e}"))?
+    }
+
     /// Blobs held locally (most recent first), for the scheduler.
     pub fn cached(&self) -> Vec<Hash> {
         let local = self.inner.local.lock().unwrap_or_else(|p| p.into_inner());

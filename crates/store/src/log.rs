@@ -407,6 +407,11 @@ impl SqliteLog {
                  seq   INTEGER PRIMARY KEY,
                  state BLOB NOT NULL
              );
+             -- State format 18 (the state gained its proven and pending GPU classes, rules 28).
+             CREATE TABLE IF NOT EXISTS snapshots_v18 (
+                 seq   INTEGER PRIMARY KEY,
+                 state BLOB NOT NULL
+             );
              CREATE TABLE IF NOT EXISTS blocks (
                  height INTEGER PRIMARY KEY,
                  block  BLOB NOT NULL
@@ -774,6 +779,7 @@ fn log_length(conn: &Connection) -> rusqlite::Result<u64> {
         "snapshots_v15",
         "snapshots_v16",
         "snapshots_v17",
+        "snapshots_v18",
     ] {
         let exists: i64 = conn.query_row(
             "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = ?1",
@@ -916,7 +922,8 @@ pub fn decode_genesis(bytes: &[u8], format: u32) -> Result<Genesis, postcard::Er
 /// is format 15 without the trailing `delegation`, `governance` and `market`, empty before rules
 /// 25, and format 15 is format 16 without the trailing `reservations` and `gov_schedule`,
 /// empty before rules 26, and format 16 is format 17 without the trailing `staking`, empty
-/// before rules 27:
+/// before rules 27, and format 17 is format 18 without the trailing `gpu_classes`, empty
+/// before rules 28:
 /// their encodings are appended (the migration).
 ///
 /// Public for the fuzz targets (`fuzz/`).
@@ -974,6 +981,9 @@ pub fn decode_snapshot(bytes: &[u8], format: u32) -> Result<State, postcard::Err
     }
     if format <= 16 {
         v5.extend(encode(&engine::Staking::default()));
+    }
+    if format <= 17 {
+        v5.extend(encode(&engine::GpuClasses::default()));
     }
     postcard::from_bytes(&v5)
 }
@@ -1057,18 +1067,18 @@ impl CommandLog for SqliteLog {
             .transaction()
             .map_err(|e| sqlite_err(&self.path, e))?;
         tx.execute(
-            "INSERT OR REPLACE INTO snapshots_v17 (seq, state) VALUES (?1, ?2)",
+            "INSERT OR REPLACE INTO snapshots_v18 (seq, state) VALUES (?1, ?2)",
             params![to_sql(seq), encode(state)],
         )
         .and_then(|_| {
             tx.query_row(
-                "SELECT max(seq) FROM snapshots_v17 WHERE seq <= ?1",
+                "SELECT max(seq) FROM snapshots_v18 WHERE seq <= ?1",
                 params![to_sql(through)],
                 |r| r.get::<_, Option<i64>>(0),
             )
         })
         .and_then(|keep| match keep {
-            Some(keep) => tx.execute("DELETE FROM snapshots_v17 WHERE seq < ?1", params![keep]),
+            Some(keep) => tx.execute("DELETE FROM snapshots_v18 WHERE seq < ?1", params![keep]),
             // None old enough yet: every snapshot stays.
             None => Ok(0),
         })
@@ -1076,15 +1086,16 @@ impl CommandLog for SqliteLog {
             // At most `KEPT_SNAPSHOTS` (rows that stopped being written, a failed history
             // writer, do not keep every snapshot: a replay then starts from the genesis).
             tx.execute(
-                "DELETE FROM snapshots_v17 WHERE seq < (SELECT seq FROM snapshots_v17
+                "DELETE FROM snapshots_v18 WHERE seq < (SELECT seq FROM snapshots_v18
                      ORDER BY seq DESC LIMIT 1 OFFSET ?1)",
                 params![KEPT_SNAPSHOTS - 1],
             )
         })
         .and_then(|_| {
             // Those of the older formats are never read again (`snapshot_at_or_before` reads
-            // format 17 first, and they are older).
+            // format 18 first, and they are older).
             for table in [
+                "snapshots_v17",
                 "snapshots_v16",
                 "snapshots_v15",
                 "snapshots_v14",
@@ -1112,10 +1123,11 @@ impl CommandLog for SqliteLog {
     }
 
     fn snapshot_at_or_before(&self, seq: u64) -> Result<Option<(u64, State)>, StoreError> {
-        // Formats 12 to 17 keep several snapshots (a log written in an older one may still hold
+        // Formats 12 to 18 keep several snapshots (a log written in an older one may still hold
         // them until its first snapshot in the newest); logs written before format 12 hold one
         // at most.
         for (table, format) in [
+            ("snapshots_v18", 18),
             ("snapshots_v17", 17),
             ("snapshots_v16", 16),
             ("snapshots_v15", 15),
@@ -1150,9 +1162,10 @@ impl CommandLog for SqliteLog {
     }
 
     fn latest_snapshot(&self) -> Result<Option<(u64, State)>, StoreError> {
-        // Format 17 first; a log written before it may hold a format-16, 15, 14, 13, 12, 11, 10,
+        // Format 18 first; a log written before it may hold a format-17, 16, 15, 14, 13, 12, 11, 10,
         // 9, 8, 7, 6, 5, 4, 3, 2 or 1 snapshot instead.
         for (table, format) in [
+            ("snapshots_v18", 18),
             ("snapshots_v17", 17),
             ("snapshots_v16", 16),
             ("snapshots_v15", 15),
@@ -1805,7 +1818,8 @@ mod tests {
                     + encode(&engine::Market::default()).len()
                     + encode(&engine::reserve::Reservations::default()).len()
                     + encode(&engine::gov::Schedule::default()).len()
-                    + encode(&engine::Staking::default()).len();
+                    + encode(&engine::Staking::default()).len()
+                    + encode(&engine::GpuClasses::default()).len();
                 let full = full[..full.len() - cut].to_vec();
                 let (key, table, old_genesis, old_state) = if format == 1 {
                     let cut = encode(&engine::Validators::default()).len() + rules.len();
@@ -1856,7 +1870,7 @@ mod tests {
             let (seq, read) = log.latest_snapshot().unwrap().unwrap();
             assert_eq!((seq, read.hash()), (1, hash_then), "format {format}");
             assert_eq!(read, state, "format {format}");
-            // A new snapshot is written in format 17 and replaces the old one.
+            // A new snapshot is written in format 18 and replaces the old one.
             log.save_snapshot(1, &state).unwrap();
             for table in [
                 "snapshots",
@@ -1875,6 +1889,7 @@ mod tests {
                 "snapshots_v14",
                 "snapshots_v15",
                 "snapshots_v16",
+                "snapshots_v17",
             ] {
                 let old: i64 = log
                     .conn
@@ -1891,16 +1906,16 @@ mod tests {
     }
 
     #[test]
-    fn format_3_to_16_snapshots_read_with_what_they_lacked_and_are_replaced_by_format_17() {
-        for format in [3u32, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16] {
+    fn format_3_to_17_snapshots_read_with_what_they_lacked_and_are_replaced_by_format_18() {
+        for format in [3u32, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17] {
             let dir = tempfile::tempdir().unwrap();
             let mut genesis = Genesis::dev(AccountId([9; 32]));
             // The rules of the formats' times: 4 (format 3), 7 (format 4), 9 (format 5), 10
             // (format 6), 11 (format 7), 12 (format 8), 15 (format 9), 17 (format 10), 18
-            // (format 11), 22 (format 12), 23 (format 13), 24 (format 14), 25 (format 15) and 26
-            // (format 16).
+            // (format 11), 22 (format 12), 23 (format 13), 24 (format 14), 25 (format 15), 26
+            // (format 16) and 27 (format 17).
             genesis.rules =
-                [4, 7, 9, 10, 11, 12, 15, 17, 18, 22, 23, 24, 25, 26][format as usize - 3];
+                [4, 7, 9, 10, 11, 12, 15, 17, 18, 22, 23, 24, 25, 26, 27][format as usize - 3];
             genesis.action_fee = if format >= 5 { 3 } else { 0 };
             if format < 6 {
                 genesis.storage = None;
@@ -1920,7 +1935,9 @@ mod tests {
             let no_price = encode(&None::<engine::StorageParams>);
             let no_table = encode(&None::<engine::CarbonTable>);
             let no_staking = encode(&None::<engine::StakingParams>).len();
-            let (key, cut) = if format >= 16 {
+            let (key, cut) = if format >= 17 {
+                ("genesis_v7", 0)
+            } else if format >= 16 {
                 ("genesis_v6", no_staking)
             } else if format >= 6 {
                 ("genesis_v5", no_table.len() + no_staking)
@@ -1939,7 +1956,10 @@ mod tests {
                 )
                 .unwrap();
             let full = encode(&state);
-            let mut cut = encode(&engine::Staking::default()).len();
+            let mut cut = encode(&engine::GpuClasses::default()).len();
+            if format <= 16 {
+                cut += encode(&engine::Staking::default()).len();
+            }
             if format <= 15 {
                 cut += encode(&engine::reserve::Reservations::default()).len()
                     + encode(&engine::gov::Schedule::default()).len();
@@ -2621,7 +2641,7 @@ mod history_format_tests {
         }
         log.conn
             .execute(
-                "INSERT INTO snapshots_v17 (seq, state) VALUES (3, ?1)",
+                "INSERT INTO snapshots_v18 (seq, state) VALUES (3, ?1)",
                 [encode(&at_three)],
             )
             .unwrap();
@@ -2643,7 +2663,7 @@ mod history_format_tests {
         }
         let kept: Vec<i64> = log
             .conn
-            .prepare("SELECT seq FROM snapshots_v17 ORDER BY seq")
+            .prepare("SELECT seq FROM snapshots_v18 ORDER BY seq")
             .unwrap()
             .query_map([], |r| r.get(0))
             .unwrap()

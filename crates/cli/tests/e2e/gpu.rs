@@ -2,12 +2,17 @@
 //! lavapipe, a real Vulkan device on the CPU, which `.ci/run` installs): the examples a user
 //! submits run on them, verified by replicas as any job is, and never on a provider without a
 //! GPU; a shader or a declaration the GPU sandbox would refuse is refused at submission with a
-//! typed 4xx and changes nothing.
+//! typed 4xx and changes nothing. Rules 28: the first GPU provider founds its class and proves
+//! the next ones' by checking them; a provider that copies a member's declared GPU and offer
+//! without the device stays pending and gets no float task.
 
 use crate::support::*;
 use api::Identity;
 use bytes::Bytes;
-use engine::{Action, GpuBuffer, GpuFill, GpuJob, InputFile, JobSpec, Limits, TaskSpec};
+use engine::{
+    AccountId, Action, Event, GpuBuffer, GpuFill, GpuJob, InputFile, JobSpec, Limits, ProviderSpec,
+    TaskSpec,
+};
 use std::path::{Path, PathBuf};
 
 fn example(name: &str) -> PathBuf {
@@ -96,6 +101,14 @@ fn the_gpu_examples_run_on_gpu_providers_only_verified_by_replicas() {
         ])
         .ok();
     assert!(info.stdout.contains("GPU fuel/ms"), "{}", info.stdout);
+    // Rules 28: the first GPU provider founded the class (each started once the one before
+    // was active).
+    assert!(
+        info.stdout
+            .contains("gpu class  proven: it founded the class"),
+        "{}",
+        info.stdout
+    );
 
     // The hash search as a user submits it (the network's adaptive verification: new
     // providers' results are confirmed by others).
@@ -125,6 +138,27 @@ fn the_gpu_examples_run_on_gpu_providers_only_verified_by_replicas() {
         }
     }
     assert!(replicated, "no result was confirmed by a replica");
+    // Rules 28: the float jobs ran on proven classes: the first provider founded its class and
+    // members' checks proved the others within seconds.
+    let classes = poll("every GPU provider's class proven", WAIT, || {
+        let view = w.block_on(c.http.client.gpu_classes(None, None)).unwrap();
+        (view.proven.len() == gpus.len()).then_some(view)
+    });
+    assert!(classes.pending.is_empty(), "{classes:?}");
+    for p in &classes.proven {
+        if p.provider == gpus[0].id {
+            assert_eq!(p.by, None, "{classes:?}");
+        } else {
+            let by = p.by.expect("proven by a member's check");
+            assert!(
+                by != p.provider && gpus.iter().any(|g| g.id == by),
+                "{classes:?}"
+            );
+        }
+        let view = c.http.provider(p.provider).unwrap();
+        assert_eq!(view.gpu_class.as_ref(), Some(&p.class));
+        assert_eq!(view.gpu_class_pending, None);
+    }
     // GPU fuel is paid at the providers' GPU price (each task once, split among the replicas
     // that confirmed it, rounded down).
     let view = c.http.job(hash);
@@ -442,4 +476,242 @@ fn bad_shaders_and_declarations_are_refused_at_submission_and_change_nothing() {
         .block_on(c.http.client.action(&me, good))
         .expect("a good GPU job");
     assert!(job.submitted_job().is_some());
+}
+
+/// The refusal `action` by `who` must get: 422 `invalid_class_check`, its detail saying `says`.
+fn refused_class_check(c: &Coordinator, who: &Identity, action: Action, says: &str) {
+    let err = c
+        .http
+        .block_on(c.http.client.action(who, action.clone()))
+        .expect_err("refused");
+    assert_eq!(err.status(), Some(422), "{action:?}: {err}");
+    let api::ClientError::Api { body, .. } = &err else {
+        panic!("{err}");
+    };
+    assert_eq!(body.error, "invalid_class_check", "{body:?}");
+    assert!(body.detail.contains(says), "{says}: {body:?}");
+}
+
+/// `provider`'s pending claim, once `until` holds of it.
+fn pending_claim(
+    c: &Coordinator,
+    provider: AccountId,
+    what: &str,
+    until: impl Fn(&api::wire::PendingClassView) -> bool,
+) -> api::wire::PendingClassView {
+    poll(what, WAIT, || {
+        let view = c
+            .http
+            .block_on(c.http.client.gpu_classes(None, Some(provider)))
+            .unwrap();
+        assert!(view.proven.is_empty(), "{view:?}");
+        view.pending.into_iter().next().filter(|p| until(p))
+    })
+}
+
+#[test]
+fn a_gpu_class_is_proven_by_a_members_check_and_a_copied_claim_is_not() {
+    let w = World::new();
+    let c = w.coordinator(&[]);
+    let client = &c.http.client;
+    let classes =
+        |provider: Option<AccountId>| w.block_on(client.gpu_classes(None, provider)).unwrap();
+    // The first GPU provider founds its class: nobody could check it.
+    let first = w.provider_with(&c, 1, &["--gpu-software"]);
+    let founded = poll("the first provider's class", WAIT, || {
+        classes(Some(first.id)).proven.into_iter().next()
+    });
+    assert_eq!(founded.by, None, "{founded:?}");
+    let class = founded.class.clone();
+    // The second claims the same class and is proven by the first's check (a challenge only
+    // its device could answer).
+    let second = w.provider_with(&c, 1, &["--gpu-software"]);
+    let proven = poll("the second provider's class proven", WAIT, || {
+        classes(Some(second.id)).proven.into_iter().next()
+    });
+    assert_eq!(
+        (proven.class.as_str(), proven.by),
+        (class.as_str(), Some(first.id))
+    );
+    let info = |id: AccountId| {
+        w.cli(&["provider", "info", &id.to_hex(), "--coordinator", &c.url])
+            .ok()
+            .stdout
+    };
+    let said = info(second.id);
+    assert!(
+        said.contains(&format!("gpu class  proven by {}'s check", first.id)),
+        "{said}"
+    );
+
+    // A provider that copies the declared GPU and the offer (its fingerprint of the public
+    // challenge) without the device: its claim waits to be proven.
+    let real = c.http.provider(first.id).unwrap();
+    let fake = Identity::generate();
+    w.block_on(client.action(&fake, Action::Faucet)).unwrap();
+    let stake = Action::Stake {
+        amount: engine::tokens(100),
+    };
+    w.block_on(client.action(&fake, stake)).unwrap();
+    let spec = ProviderSpec {
+        slots: 2,
+        // More than any real provider here: only it fits the jobs below.
+        cores: 64,
+        memory_bytes: 1 << 30,
+        gpu: real.spec.gpu.clone(),
+        benchmark_score: 100_000,
+        region: "local".into(),
+        price_per_fuel: 1,
+        operator: None,
+    };
+    let offer = engine::GpuOffer {
+        price_per_fuel: 1,
+        ..real.gpu_offer.clone().unwrap()
+    };
+    let registered = w
+        .block_on(client.action(&fake, Action::RegisterGpuProvider { spec, gpu: offer }))
+        .unwrap();
+    assert!(
+        registered.events.iter().any(|e| matches!(
+            e,
+            Event::GpuClassPending { provider, class: claimed }
+                if *provider == fake.id() && *claimed == class
+        )),
+        "{registered:?}"
+    );
+    let view = c.http.provider(fake.id()).unwrap();
+    assert_eq!(
+        (view.gpu_class, view.gpu_class_pending.as_ref()),
+        (None, Some(&class))
+    );
+    // The class's entries, by the class (a string with spaces and commas).
+    let of_class = w.block_on(client.gpu_classes(Some(&class), None)).unwrap();
+    let members: Vec<AccountId> = of_class.proven.iter().map(|p| p.provider).collect();
+    let mut want = vec![first.id, second.id];
+    want.sort();
+    assert_eq!(members, want, "{of_class:?}");
+    assert_eq!(of_class.pending.len(), 1, "{of_class:?}");
+
+    // A member checks it; a wrong answer fails the check (200: logged), and the claim stays
+    // pending for the other member to try.
+    let mut checkers = Vec::new();
+    for round in 0..2 {
+        let open = pending_claim(&c, fake.id(), "a member's check of the copied claim", |p| {
+            p.challenge
+                .as_ref()
+                .is_some_and(|ch| !checkers.contains(&ch.checker))
+        });
+        let checker = open.challenge.as_ref().unwrap().checker;
+        assert!(checker == first.id || checker == second.id, "{open:?}");
+        w.block_on(client.heartbeat(&fake)).unwrap();
+        let answered = w
+            .block_on(client.action(
+                &fake,
+                Action::AnswerGpuClass {
+                    answer: engine::Hash([7; 32]),
+                },
+            ))
+            .unwrap();
+        assert!(
+            answered.events.contains(&Event::GpuClassCheckFailed {
+                provider: fake.id(),
+                checker,
+            }),
+            "{answered:?}"
+        );
+        checkers.push(checker);
+        let after = pending_claim(&c, fake.id(), "the failed check", |_| true);
+        assert_eq!(after.class, class);
+        assert!(after.checked_by.contains(&checker), "{after:?}");
+        // Cleared (the other member may have opened its own already).
+        assert!(
+            after
+                .challenge
+                .as_ref()
+                .is_none_or(|ch| ch.checker != checker),
+            "round {round}: {after:?}"
+        );
+    }
+    // Both members checked it: nothing is open, and nobody may check it again.
+    let settled = pending_claim(&c, fake.id(), "both checks failed", |p| {
+        p.challenge.is_none() && p.checked_by.len() == 2
+    });
+    assert_eq!(c.http.provider(fake.id()).unwrap().gpu_class, None);
+
+    // Refusals, which change nothing: an answer with no open check; a check by an account
+    // that is no proven member of the class (a stranger, the claimant itself).
+    let stranger = Identity::generate();
+    w.block_on(client.action(&stranger, Action::Faucet))
+        .unwrap();
+    let before = (
+        classes(None),
+        w.block_on(client.account(stranger.id())).unwrap(),
+    );
+    refused_class_check(
+        &c,
+        &fake,
+        Action::AnswerGpuClass {
+            answer: engine::Hash([7; 32]),
+        },
+        "no open class check",
+    );
+    for who in [&stranger, &fake] {
+        refused_class_check(
+            &c,
+            who,
+            Action::ChallengeGpuClass {
+                provider: fake.id(),
+                challenge: 42,
+                commitment: engine::Hash([1; 32]),
+            },
+            "only an active provider of another operator whose class is proven",
+        );
+    }
+    let after = (
+        classes(None),
+        w.block_on(client.account(stranger.id())).unwrap(),
+    );
+    assert_eq!(
+        (&after.0.proven, &after.0.pending, &after.1),
+        (&before.0.proven, &before.0.pending, &before.1)
+    );
+    assert_eq!(after.0.pending, vec![settled]);
+
+    // A float (one-class) job only it could run (by its cores) gets no task to it; an
+    // integer-only GPU job alike does.
+    let network = w.block_on(client.network()).unwrap();
+    let submit = |shader: &str, one_class: bool| {
+        let hash = w
+            .block_on(client.put_blob(&stranger, Bytes::from(shader.as_bytes().to_vec())))
+            .unwrap();
+        let mut spec = gpu_spec(hash, None);
+        spec.requirements.cores = 64;
+        let action = api::gpu_submission(
+            network.storage.as_ref(),
+            spec,
+            shader.len() as u64,
+            None,
+            declaration(vec![out(0, 16)], one_class),
+        );
+        w.block_on(client.action(&stranger, action))
+            .unwrap()
+            .submitted_job()
+            .expect("a job")
+    };
+    w.block_on(client.heartbeat(&fake)).unwrap();
+    let floats = submit(FLOATS, true);
+    let integers = submit(WRITES, false);
+    let fetched = w
+        .block_on(client.fetch(&fake, 2, std::time::Duration::ZERO, vec![], vec![]))
+        .unwrap();
+    let jobs: Vec<_> = fetched.tasks.iter().map(|t| t.task.job).collect();
+    assert_eq!(jobs, vec![integers], "{fetched:?}");
+    let view = c.http.job_with_tasks(floats);
+    assert!(view.tasks.iter().all(|t| t.runs.is_empty()), "{view:?}");
+    let said = info(fake.id());
+    assert!(
+        said.contains("gpu class  pending: no member has proven it yet")
+            && said.contains("2 check(s) failed"),
+        "{said}"
+    );
 }

@@ -45,6 +45,19 @@ enum Op {
     Leave {
         p: u8,
     },
+    /// Rules 28: `checker` checks `p`'s claim to its GPU class with `challenge`, committed to
+    /// what every device of the simulation answers ([`device_answer`]).
+    ChallengeClass {
+        checker: u8,
+        p: u8,
+        challenge: u8,
+    },
+    /// Rules 28: `p` answers its open check as if it had been given `challenge` (right exactly
+    /// when that is the open one's).
+    AnswerClass {
+        p: u8,
+        challenge: u8,
+    },
     Lost {
         p: u8,
     },
@@ -367,6 +380,11 @@ fn genesis_of(validators: bool) -> Genesis {
     }
 }
 
+/// Rules 28: what a simulated device answers to a class check's challenge (all alike).
+fn device_answer(challenge: u64) -> engine::Hash {
+    engine::Hash::of(&challenge.to_le_bytes())
+}
+
 fn amount() -> impl Strategy<Value = u128> {
     prop_oneof![
         4 => 1..100u128,
@@ -462,6 +480,15 @@ fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         2 => register(0..4u8),
         1 => (0..4u8).prop_map(|p| Op::Leave { p }),
+        // Mostly between providers 1 and 3 (who claim one class).
+        2 => (
+            prop_oneof![4 => prop_oneof![Just(1u8), Just(3u8)], 1 => 0..4u8],
+            prop_oneof![4 => prop_oneof![Just(1u8), Just(3u8)], 1 => 0..4u8],
+            0..2u8,
+        )
+            .prop_map(|(checker, p, challenge)| Op::ChallengeClass { checker, p, challenge }),
+        2 => (prop_oneof![4 => prop_oneof![Just(1u8), Just(3u8)], 1 => 0..4u8], 0..2u8)
+            .prop_map(|(p, challenge)| Op::AnswerClass { p, challenge }),
         1 => (0..4u8).prop_map(|p| Op::Lost { p }),
         4 => (
             any::<u8>(),
@@ -662,11 +689,12 @@ fn build(s: &State, step: &Step, time: Time) -> Built {
                 slots: *slots,
                 cores: 4,
                 memory_bytes: *memory,
-                // Rules 23: providers 1 and 2 declare GPUs of two classes (4 and 5: the same
-                // as 1 and 2 under the modulo), and offer them (a speed, and a memory that now
-                // and then is too small for the jobs' limits) unless slots is 3.
+                // Rules 23: providers 1 and 2 declare GPUs of two classes, 3 the same as 1
+                // (under rules 28 it has to prove it), and offer them (a speed, and a memory
+                // that now and then is too small for the jobs' limits) unless slots is 3.
                 gpu: match p % 3 {
                     1 => Some("GPU A (class a)".into()),
+                    0 if *p == 3 => Some("GPU A (class a)".into()),
                     2 => Some("GPU B (class b)".into()),
                     _ => None,
                 },
@@ -693,6 +721,28 @@ fn build(s: &State, step: &Step, time: Time) -> Built {
             Ok(action(provider(*p), body))
         }
         Op::Leave { p } => Ok(action(provider(*p), Action::LeaveProvider)),
+        Op::ChallengeClass {
+            checker,
+            p,
+            challenge,
+        } => Ok(action(
+            provider(*checker),
+            Action::ChallengeGpuClass {
+                provider: provider(*p),
+                challenge: u64::from(*challenge),
+                commitment: engine::class_commitment(
+                    &provider(*p),
+                    u64::from(*challenge),
+                    &device_answer(u64::from(*challenge)),
+                ),
+            },
+        )),
+        Op::AnswerClass { p, challenge } => Ok(action(
+            provider(*p),
+            Action::AnswerGpuClass {
+                answer: device_answer(u64::from(*challenge)),
+            },
+        )),
         // A validator set declares a provider lost on its validators' attestations.
         Op::Lost { p } if !s.validators.set.validators.is_empty() => {
             return Built {
@@ -1578,6 +1628,32 @@ fn check_invariants(s: &State) -> Result<(), TestCaseError> {
     for id in s.gpu.classes.keys() {
         prop_assert!(s.gpu.jobs.get(id).is_some_and(|g| g.one_class));
     }
+    // Rules 28: a claim is proven or pending, never both, and only with an offer of that
+    // class; an open check is by a member that checked it, not the provider itself.
+    let classes = s.gpu_classes();
+    prop_assert!(s.rules >= 28 || (classes.proven.is_empty() && classes.pending.is_empty()));
+    for (p, proven) in &classes.proven {
+        prop_assert!(!classes.pending.contains_key(p));
+        prop_assert!(s.gpu_offer(p).is_some(), "{:?} proven without an offer", p);
+        prop_assert_eq!(s.gpu_class_of(p), Some(proven.class.clone()));
+        prop_assert!(proven.by != Some(*p));
+    }
+    for (p, pending) in &classes.pending {
+        prop_assert!(s.gpu_offer(p).is_some(), "{:?} pending without an offer", p);
+        prop_assert_eq!(s.gpu_class_of(p), None);
+        if let Some(open) = &pending.challenge {
+            prop_assert!(open.checker != *p && pending.checked_by.contains(&open.checker));
+        }
+    }
+    if s.rules >= 28 {
+        for p in s.gpu.offers.keys() {
+            prop_assert!(
+                classes.proven.contains_key(p) || classes.pending.contains_key(p),
+                "{:?} offers a GPU with no claim",
+                p
+            );
+        }
+    }
     // Rules 5: the audit bookkeeping names open tasks only (it is forgotten when they end).
     for t in s
         .audits
@@ -2385,6 +2461,69 @@ fn check_events(
                 );
                 prop_assert!(after_pay, "delegators of {:?} paid alone", provider);
             }
+            Event::GpuClassPending { provider, class } => {
+                prop_assert!(before.rules >= 28);
+                let pending = after.gpu_class_pending(provider);
+                prop_assert_eq!(pending.map(|p| &p.class), Some(class));
+                // A member of another operator could have checked it.
+                let operator = after.providers[provider].spec.operator_of(*provider);
+                let member = after.gpu_classes().proven.iter().any(|(m, c)| {
+                    &c.class == class
+                        && after.providers[m].status == engine::ProviderStatus::Active
+                        && after.providers[m].spec.operator_of(*m) != operator
+                });
+                prop_assert!(member, "{:?} pending with nobody to check it", provider);
+            }
+            Event::GpuClassProven {
+                provider,
+                class,
+                by,
+            } => {
+                prop_assert!(before.rules >= 28);
+                prop_assert_eq!(after.gpu_class_of(provider), Some(class.clone()));
+                prop_assert_eq!(after.gpu_classes().proven[provider].by, *by);
+                if let Some(checker) = by {
+                    // It answered the open check of `checker` right, in time.
+                    let open = before
+                        .gpu_class_pending(provider)
+                        .and_then(|p| p.challenge.clone());
+                    prop_assert!(
+                        open.as_ref()
+                            .is_some_and(|o| o.checker == *checker && after.now < o.due()),
+                        "{:?} proven without {:?}'s open check",
+                        provider,
+                        checker
+                    );
+                    let answered = matches!(&entry.input, Input::Signed(s) if matches!(
+                        &s.body,
+                        Action::AnswerGpuClass { answer } if engine::class_commitment(
+                            provider, open.as_ref().unwrap().challenge, answer
+                        ) == open.as_ref().unwrap().commitment
+                    ));
+                    prop_assert!(answered);
+                }
+            }
+            Event::GpuClassChallenged {
+                provider,
+                checker,
+                challenge,
+            } => {
+                let open = after
+                    .gpu_class_pending(provider)
+                    .and_then(|p| p.challenge.clone());
+                prop_assert!(open.is_some_and(|o| o.checker == *checker
+                    && o.challenge == *challenge
+                    && o.at == after.now));
+                prop_assert_eq!(
+                    before.gpu_class_of(checker),
+                    Some(before.gpu_class_pending(provider).unwrap().class.clone())
+                );
+            }
+            Event::GpuClassCheckFailed { provider, checker } => {
+                let pending = after.gpu_class_pending(provider).unwrap();
+                prop_assert!(pending.challenge.is_none() && pending.checked_by.contains(checker));
+                prop_assert_eq!(after.gpu_class_of(provider), None);
+            }
             Event::ValidatorPaid {
                 validator,
                 amount,
@@ -2419,8 +2558,19 @@ fn check_events(
                 let spent = events
                     .iter()
                     .any(|e| matches!(e, Event::TreasurySpent { .. }));
+                // Or the treasury (an account like any other) held less than the share: what
+                // it holds now and what it paid the validators in this entry, at most.
+                let paid: u128 = events
+                    .iter()
+                    .map(|e| match e {
+                        Event::ValidatorPaid { share, .. } => *share,
+                        _ => 0,
+                    })
+                    .sum();
+                let short = after.balance(&after.ledger.treasury) + paid
+                    < fees * u128::from(params.validator_fee_bps) / 10_000;
                 prop_assert!(
-                    *share == due || (spent && *share < due),
+                    *share == due || ((spent || short) && *share < due),
                     "{} of {}",
                     share,
                     due

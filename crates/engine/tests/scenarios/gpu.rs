@@ -37,6 +37,22 @@ fn register_gpu(w: &mut World, who: AccountId, class: &str, fuel_per_ms: u64) {
     );
 }
 
+/// Rules 28: `checker`, a proven member of the class `who` claims, checks it, and `who`
+/// answers right: `who`'s class is proven.
+pub(super) fn prove(w: &mut World, checker: AccountId, who: AccountId) {
+    let answer = hash(0xa5);
+    w.act(
+        checker,
+        Action::ChallengeGpuClass {
+            provider: who,
+            challenge: 7,
+            commitment: engine::class_commitment(&who, 7, &answer),
+        },
+    );
+    w.act(who, Action::AnswerGpuClass { answer });
+    assert!(w.state.gpu_class_of(&who).is_some());
+}
+
 /// `n` tasks, each with an input `data`.
 fn spec(n: usize) -> JobSpec {
     let mut spec = job_spec(n);
@@ -145,6 +161,7 @@ fn a_float_jobs_replicas_come_from_the_class_its_first_provider_declared() {
     register_gpu(&mut w, acct(2), a, 1000);
     register_gpu(&mut w, acct(3), b, 1000);
     register_gpu(&mut w, acct(4), a, 1000);
+    prove(&mut w, acct(2), acct(4));
     let mut spec = spec(2);
     spec.redundancy = Redundancy::Fixed {
         quorum: 2,
@@ -300,6 +317,7 @@ fn a_device_that_computes_differently_under_the_same_name_is_a_class_of_its_own(
         },
     );
     register_gpu(&mut w, acct(4), name, 1000);
+    prove(&mut w, acct(2), acct(4));
     assert_ne!(
         w.state.gpu_class_of(&acct(2)),
         w.state.gpu_class_of(&acct(3))
@@ -386,4 +404,292 @@ fn a_cpu_jobs_suitability_compares_benchmark_scores_as_before() {
         w.state.suitability(q, &w.state.jobs[&job], 20, &ctx)
     };
     assert_eq!(suits(3) - suits(2), 200);
+}
+
+// Rules 28: a claimed class counts once proven (`engine::gpu_class`).
+
+const A: &str = "GPU A (10de:2684 550.1 Vulkan)";
+
+fn challenge(provider: AccountId, challenge: u64, answer: engine::Hash) -> Action {
+    Action::ChallengeGpuClass {
+        provider,
+        challenge,
+        commitment: engine::class_commitment(&provider, challenge, &answer),
+    }
+}
+
+#[track_caller]
+fn invalid_check(w: &mut World, who: AccountId, action: Action, why: &str) {
+    let rejection = w.act_rejected(who, action);
+    assert!(
+        matches!(&rejection, Rejection::InvalidClassCheck(says) if says.contains(why)),
+        "{rejection}"
+    );
+}
+
+#[test]
+fn the_first_of_a_class_founds_it_and_a_member_proves_the_next() {
+    let mut w = World::new();
+    let events = w.act(
+        acct(2),
+        Action::RegisterGpuProvider {
+            spec: gpu_provider(A),
+            gpu: offer(1000),
+        },
+    );
+    let class = w.state.gpu_class_of(&acct(2)).expect("founded");
+    assert!(
+        events.contains(&engine::Event::GpuClassProven {
+            provider: acct(2),
+            class: class.clone(),
+            by: None,
+        }),
+        "{events:?}"
+    );
+    // Provider 3 claims the same class (a copy of 2's name and fingerprint would look alike).
+    let events = w.act(
+        acct(3),
+        Action::RegisterGpuProvider {
+            spec: gpu_provider(A),
+            gpu: offer(1000),
+        },
+    );
+    assert!(events.contains(&engine::Event::GpuClassPending {
+        provider: acct(3),
+        class: class.clone(),
+    }));
+    assert_eq!(w.state.gpu_class_of(&acct(3)), None);
+
+    // A float job: 2 pins the class; 3 takes none of it until proven, but takes integer work.
+    let mut two = spec(1);
+    two.redundancy = Redundancy::Fixed {
+        quorum: 2,
+        max_results: 2,
+    };
+    let float = submit(&mut w, two, declaration(true));
+    let integer = submit(&mut w, spec(1), declaration(false));
+    w.assign(acct(2), &[tid(float, 0)]);
+    assert_eq!(w.state.pick(acct(3), 8), vec![tid(integer, 0)]);
+    refused(&mut w, acct(3), tid(float, 0), "not proven yet");
+
+    // 2 checks 3 with a challenge, committed to its own answer; 3 answers the same.
+    let answer = hash(0x31);
+    let events = w.act(acct(2), challenge(acct(3), 99, answer));
+    assert_eq!(
+        events,
+        vec![engine::Event::GpuClassChallenged {
+            provider: acct(3),
+            checker: acct(2),
+            challenge: 99,
+        }]
+    );
+    let open = w.state.gpu_class_pending(&acct(3)).unwrap();
+    assert_eq!(
+        open.challenge.as_ref().unwrap().due(),
+        w.time + engine::CLASS_ANSWER_MS
+    );
+    w.time += 1000;
+    let events = w.act(acct(3), Action::AnswerGpuClass { answer });
+    assert_eq!(
+        events,
+        vec![engine::Event::GpuClassProven {
+            provider: acct(3),
+            class: class.clone(),
+            by: Some(acct(2)),
+        }]
+    );
+    assert_eq!(w.state.gpu_class_of(&acct(3)), Some(class.clone()));
+    assert!(w.state.gpu_class_pending(&acct(3)).is_none());
+    assert!(w.state.pick(acct(3), 8).contains(&tid(float, 0)));
+
+    // Registering again with the same class keeps it proven.
+    let events = w.act(
+        acct(3),
+        Action::RegisterGpuProvider {
+            spec: gpu_provider(A),
+            gpu: offer(2000),
+        },
+    );
+    assert!(
+        !events
+            .iter()
+            .any(|e| matches!(e, engine::Event::GpuClassPending { .. })),
+        "{events:?}"
+    );
+    assert_eq!(w.state.gpu_class_of(&acct(3)), Some(class));
+    // Another fingerprint is another class, which 3 founds; withdrawing the offer drops it.
+    w.act(
+        acct(3),
+        Action::RegisterGpuProvider {
+            spec: gpu_provider(A),
+            gpu: GpuOffer {
+                fingerprint: hash(0xf3),
+                ..offer(1000)
+            },
+        },
+    );
+    let other = w.state.gpu_class_of(&acct(3)).unwrap();
+    assert!(other.contains("fingerprint f3f3"), "{other}");
+    w.register(acct(3), gpu_provider(A));
+    assert_eq!(w.state.gpu_class_of(&acct(3)), None);
+    assert!(!w.state.gpu_classes().proven.contains_key(&acct(3)));
+}
+
+#[test]
+fn a_wrong_or_late_answer_fails_the_check_and_each_member_checks_once() {
+    let mut w = World::new();
+    for p in [2, 3, 4] {
+        register_gpu(&mut w, acct(p), A, 1000);
+    }
+    prove(&mut w, acct(2), acct(3));
+    // 4 is pending; 2 and 3 are members.
+    let events = w.act(acct(2), challenge(acct(4), 5, hash(0x41)));
+    assert_eq!(events.len(), 1);
+    // One check at a time, until it is due.
+    invalid_check(
+        &mut w,
+        acct(3),
+        challenge(acct(4), 6, hash(0x41)),
+        "is answering",
+    );
+    // A wrong answer: the check failed, 4 stays pending.
+    let events = w.act(acct(4), Action::AnswerGpuClass { answer: hash(0x42) });
+    assert_eq!(
+        events,
+        vec![engine::Event::GpuClassCheckFailed {
+            provider: acct(4),
+            checker: acct(2),
+        }]
+    );
+    assert_eq!(w.state.gpu_class_of(&acct(4)), None);
+    invalid_check(
+        &mut w,
+        acct(4),
+        Action::AnswerGpuClass { answer: hash(0x41) },
+        "no open class check",
+    );
+    // 2 checked 4 already; 3 may.
+    invalid_check(
+        &mut w,
+        acct(2),
+        challenge(acct(4), 8, hash(0x41)),
+        "checked",
+    );
+    w.act(acct(3), challenge(acct(4), 9, hash(0x43)));
+    // Too late: refused, and the check stays open until another member replaces it.
+    w.time += engine::CLASS_ANSWER_MS;
+    invalid_check(
+        &mut w,
+        acct(4),
+        Action::AnswerGpuClass { answer: hash(0x43) },
+        "was due at",
+    );
+    assert_eq!(w.state.gpu_class_of(&acct(4)), None);
+    // Registering again starts the claim over: 2 may check once more, and 4 passes.
+    register_gpu(&mut w, acct(4), A, 1000);
+    assert!(
+        w.state
+            .gpu_class_pending(&acct(4))
+            .unwrap()
+            .checked_by
+            .is_empty()
+    );
+    prove(&mut w, acct(2), acct(4));
+}
+
+#[test]
+fn only_an_active_proven_member_of_another_operator_may_check() {
+    let mut w = World::new();
+    let with_operator = |operator: u8| Action::RegisterGpuProvider {
+        spec: ProviderSpec {
+            operator: Some(acct(operator)),
+            ..gpu_provider(A)
+        },
+        gpu: offer(1000),
+    };
+    register_gpu(&mut w, acct(2), "GPU B", 1000);
+    register_gpu(&mut w, acct(3), A, 1000);
+    register_gpu(&mut w, acct(4), A, 1000);
+    // 5 runs for 3's operator: nobody else could check it, so it founds the class too.
+    w.act(acct(5), with_operator(3));
+    assert_eq!(w.state.gpu_classes().proven[&acct(5)].by, None);
+    // 6 runs for 4's operator: 3 and 5 may check it.
+    w.act(acct(6), with_operator(4));
+    assert!(w.state.gpu_class_pending(&acct(6)).is_some());
+    let before = w.state.hash();
+    // Of another class, pending itself, a stranger, the provider itself.
+    invalid_check(&mut w, acct(2), challenge(acct(4), 1, hash(1)), "proven");
+    invalid_check(&mut w, acct(6), challenge(acct(4), 1, hash(1)), "proven");
+    invalid_check(&mut w, acct(9), challenge(acct(4), 1, hash(1)), "proven");
+    invalid_check(&mut w, acct(4), challenge(acct(4), 1, hash(1)), "proven");
+    // Nobody waits: a founder, or an account without a claim.
+    invalid_check(
+        &mut w,
+        acct(4),
+        challenge(acct(3), 1, hash(1)),
+        "no class waiting",
+    );
+    invalid_check(
+        &mut w,
+        acct(3),
+        challenge(acct(9), 1, hash(1)),
+        "no class waiting",
+    );
+    assert_eq!(w.state.hash(), before);
+    // Once proven, 4 still may not check its own operator's 6.
+    prove(&mut w, acct(5), acct(4));
+    invalid_check(
+        &mut w,
+        acct(4),
+        challenge(acct(6), 1, hash(1)),
+        "another operator",
+    );
+    // A member that left checks nobody, and nobody checks a provider that left.
+    w.act(acct(3), Action::LeaveProvider);
+    invalid_check(&mut w, acct(3), challenge(acct(6), 1, hash(1)), "active");
+    w.act(acct(6), Action::LeaveProvider);
+    invalid_check(
+        &mut w,
+        acct(5),
+        challenge(acct(6), 1, hash(1)),
+        "not active",
+    );
+    w.act(acct(6), with_operator(4));
+    prove(&mut w, acct(5), acct(6));
+}
+
+#[test]
+fn before_rules_28_every_offer_counts_at_once_and_checks_are_refused() {
+    let mut w = World::new().under_rules(27);
+    register_gpu(&mut w, acct(2), A, 1000);
+    register_gpu(&mut w, acct(3), A, 1000);
+    assert_eq!(
+        w.state.gpu_class_of(&acct(2)),
+        w.state.gpu_class_of(&acct(3))
+    );
+    assert!(w.state.gpu_classes().proven.is_empty());
+    for (who, action) in [
+        (acct(2), challenge(acct(3), 1, hash(1))),
+        (acct(3), Action::AnswerGpuClass { answer: hash(1) }),
+    ] {
+        let rejection = w.act_rejected(who, action);
+        assert!(
+            matches!(rejection, Rejection::NeedsRules { needs: 28, .. }),
+            "{rejection}"
+        );
+    }
+}
+
+#[test]
+fn proven_and_pending_claims_are_part_of_the_state_hash() {
+    let mut a = World::new();
+    let mut b = World::new();
+    for w in [&mut a, &mut b] {
+        register_gpu(w, acct(2), A, 1000);
+        register_gpu(w, acct(3), A, 1000);
+    }
+    assert_eq!(a.state.hash(), b.state.hash());
+    a.act(acct(2), challenge(acct(3), 1, hash(1)));
+    b.act(acct(2), challenge(acct(3), 2, hash(1)));
+    assert_ne!(a.state.hash(), b.state.hash());
 }
