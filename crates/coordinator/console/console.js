@@ -470,6 +470,8 @@ async function providerPage(id) {
         ["Region", p.spec.region],
         ["Slots", `${num(p.running)} busy of ${num(p.spec.slots)} (${num(p.spec.cores)} cores, ${(p.spec.memory_bytes / 2 ** 30).toFixed(1)} GiB)`],
         ["GPU", p.spec.gpu || "none"],
+        p.gpu_class ? ["GPU class", h("span", { "data-testid": "provider-gpu-class" }, `${p.gpu_class} (proven)`)] : null,
+        p.gpu_class_pending ? ["GPU class", h("span", { "data-testid": "provider-gpu-class" }, `${p.gpu_class_pending} (claimed: waiting for a member's check)`)] : null,
         ["Benchmark", num(p.spec.benchmark_score)],
         ["Price per fuel", `${p.spec.price_per_fuel} base units`],
         p.spec.operator ? ["Operator", accountLink(p.spec.operator)] : null,

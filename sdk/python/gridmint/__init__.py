@@ -215,6 +215,14 @@ class Network:
         last payout and ``next_payout_at``; amounts in base units."""
         return json.loads(self._s.validators())
 
+    def gpu_classes(self, cls: str | None = None, provider: str | None = None) -> dict:
+        """GPU classes (rules 28): ``proven`` (each ``provider``, ``class``, ``by`` — the member
+        whose check it passed, absent for the class's founder — and ``at``) and ``pending``
+        claims (``provider``, ``operator``, ``class``, ``since``, ``checked_by`` and the open
+        ``challenge`` with its ``checker`` and ``due``), of class ``cls`` and/or of ``provider``
+        only; ``now`` is the network's time. A float GPU job runs only on proven classes."""
+        return json.loads(self._s.gpu_classes(cls, provider))
+
     def market(self) -> list[dict]:
         """The price index: per class (``cpu``, ``gpu``, ``cpu@REGION``…) the ``median``,
         ``mean``, ``low`` and ``high`` price per fuel of recent accepted work."""

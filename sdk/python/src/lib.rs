@@ -267,6 +267,22 @@ impl Session {
         json(&view)
     }
 
+    /// Rules 28: proven and pending GPU classes, of `class` only and/or of `provider` only
+    /// (a hex account id).
+    #[pyo3(signature = (class=None, provider=None))]
+    fn gpu_classes(
+        &self,
+        py: Python<'_>,
+        class: Option<&str>,
+        provider: Option<&str>,
+    ) -> PyResult<String> {
+        let provider = provider.map(account_id).transpose()?;
+        let view = self.run(py, async {
+            Ok(self.client.gpu_classes(class, provider).await?)
+        })?;
+        json(&view)
+    }
+
     /// Rules 26: the newest reservations (at most 200), of `owner` only and/or leased by
     /// `provider` only (hex account ids).
     #[pyo3(signature = (owner=None, provider=None))]

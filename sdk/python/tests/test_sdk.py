@@ -184,6 +184,18 @@ def test_validators_and_delegating_to_neither_provider_nor_validator(net, url, t
     assert net.balance()["balance"] == balance and "delegations" not in net.balance()
 
 
+def test_gpu_classes_on_a_network_without_gpus(net):
+    """Rules 28: these providers offer no GPU, so nobody claims a class; a malformed provider
+    id is refused before anything is sent."""
+    view = net.gpu_classes()
+    assert (view["proven"], view["pending"]) == ([], [])
+    assert view["now"] > 0
+    filtered = net.gpu_classes(cls="GPU A (10de:2684)", provider=net.account)
+    assert (filtered["proven"], filtered["pending"]) == ([], [])
+    with pytest.raises(gridmint.GridmintError, match="account id"):
+        net.gpu_classes(provider="not-hex")
+
+
 def test_a_job_can_be_cancelled(net):
     job = net.submit({"module": PI_WASM.name, "fuel": 200_000_000, "deadline": "10m",
                       "requirements": {"region": "nowhere"},
