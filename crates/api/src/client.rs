@@ -1001,6 +1001,21 @@ impl Client {
         }
     }
 
+    /// Rules 28: what `member` has to do for `class`: its own entry, and the pending claims to
+    /// the class (at most [`crate::wire::MAX_CLASS_CLAIMS`], the oldest first).
+    pub async fn gpu_class_work(
+        &self,
+        class: &str,
+        member: AccountId,
+    ) -> Result<crate::wire::GpuClassesView, ClientError> {
+        let mut url = reqwest::Url::parse("http://localhost/v1/gpu/classes").expect("a valid URL");
+        url.query_pairs_mut()
+            .append_pair("class", class)
+            .append_pair("member", &member.to_string());
+        self.get(&format!("/v1/gpu/classes?{}", url.query().unwrap_or("")))
+            .await
+    }
+
     /// Rules 25: one proposal and its tally.
     pub async fn proposal(&self, id: u64) -> Result<crate::wire::ProposalView, ClientError> {
         self.get(&format!("/v1/proposals/{id}")).await

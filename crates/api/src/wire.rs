@@ -27,7 +27,7 @@
 //! | `GET  /v1/reservations`       | `?owner=ACCOUNT&provider=ACCOUNT` (newest first, at most 200) | `Vec<`[`ReservationView`]`>` |
 //! | `GET  /v1/reservations/{id}`  |                        | [`ReservationView`] or 404 |
 //! | `GET  /v1/validators`         |                        | [`ValidatorsView`] (rules 27) |
-//! | `GET  /v1/gpu/classes`        | `?class=CLASS&provider=ACCOUNT` | [`GpuClassesView`] (rules 28) |
+//! | `GET  /v1/gpu/classes`        | `?class=CLASS&provider=ACCOUNT&member=ACCOUNT` | [`GpuClassesView`] (rules 28) |
 //! | `GET  /v1/chain/genesis`      |                        | `Genesis`            |
 //! | `GET  /v1/chain`              |                        | [`ChainView`]        |
 //! | `GET  /v1/chain/blocks`       | `?from=H&limit=N`      | `Vec<Block>`         |
@@ -797,7 +797,7 @@ pub struct ClassChallengeView {
     pub due: Time,
 }
 
-/// `?class=&provider=` of `GET /v1/gpu/classes`.
+/// `?class=&provider=&member=` of `GET /v1/gpu/classes`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct GpuClassesQuery {
@@ -807,7 +807,15 @@ pub struct GpuClassesQuery {
     /// Only this provider's entry (hex account id).
     #[serde(default)]
     pub provider: Option<String>,
+    /// What this member has to do (hex account id): of the proven entries only its own, and
+    /// every pending claim (at most [`MAX_CLASS_CLAIMS`], the oldest first). What a provider
+    /// polls with its class: the answer does not grow with the class's members.
+    #[serde(default)]
+    pub member: Option<String>,
 }
+
+/// The most pending claims `GET /v1/gpu/classes?member=` returns (the oldest first).
+pub const MAX_CLASS_CLAIMS: usize = 256;
 
 /// `?owner=&provider=` of `GET /v1/reservations`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -765,6 +765,11 @@ fn routes(s: &mut Schemas) -> Vec<Route> {
                     "only the members of this class and the claims to it (the exact class string)",
                 ),
                 query("provider", account(), "only this provider's entry"),
+                query(
+                    "member",
+                    account(),
+                    "of the proven entries only this member's own, and the pending claims (at most 256, the oldest first): what a provider has to do",
+                ),
             ],
             body: None,
             ok: vec![(

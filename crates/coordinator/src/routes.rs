@@ -1997,8 +1997,13 @@ async fn gpu_classes(
         .as_deref()
         .map(|p| parse_id("provider account id", p))
         .transpose()?;
+    let member: Option<AccountId> = q
+        .member
+        .as_deref()
+        .map(|p| parse_id("member account id", p))
+        .transpose()?;
     let view = shared
-        .read(move |_, node| views::gpu_classes(&node.state, q.class.as_deref(), provider))
+        .read(move |_, node| views::gpu_classes(&node.state, q.class.as_deref(), provider, member))
         .await?;
     Ok(Json(view))
 }

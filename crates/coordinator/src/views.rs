@@ -284,22 +284,35 @@ pub fn provider(state: &State, p: &Provider) -> ProviderView {
 }
 
 /// Rules 28: the proven GPU classes and the pending claims, of class `class` only and/or of
-/// provider `provider` only.
+/// provider `provider` only; with `member`, of the proven entries only the member's own, and
+/// at most [`api::wire::MAX_CLASS_CLAIMS`] pending claims, the oldest first (what a provider
+/// polls: it does not grow with the class's members).
 pub fn gpu_classes(
     state: &State,
     class: Option<&str>,
     provider: Option<AccountId>,
+    member: Option<AccountId>,
 ) -> api::wire::GpuClassesView {
     let wanted = |p: &AccountId, c: &str| {
         provider.is_none_or(|want| want == *p) && class.is_none_or(|want| want == c)
     };
     let classes = state.gpu_classes();
+    let mut pending: Vec<_> = classes
+        .pending
+        .iter()
+        .filter(|(p, c)| wanted(p, &c.class))
+        .collect();
+    if let Some(member) = member {
+        // Its own claim first, then the oldest.
+        pending.sort_by_key(|(p, c)| (**p != member, c.since, **p));
+        pending.truncate(api::wire::MAX_CLASS_CLAIMS);
+    }
     api::wire::GpuClassesView {
         now: state.now,
         proven: classes
             .proven
             .iter()
-            .filter(|(p, c)| wanted(p, &c.class))
+            .filter(|(p, c)| wanted(p, &c.class) && member.is_none_or(|m| m == **p))
             .map(|(p, c)| api::wire::ProvenClassView {
                 provider: *p,
                 class: c.class.clone(),
@@ -307,10 +320,8 @@ pub fn gpu_classes(
                 at: c.at,
             })
             .collect(),
-        pending: classes
-            .pending
-            .iter()
-            .filter(|(p, c)| wanted(p, &c.class))
+        pending: pending
+            .into_iter()
             .map(|(p, c)| api::wire::PendingClassView {
                 provider: *p,
                 operator: state

@@ -1043,7 +1043,7 @@ pub enum Rejection {
     NeedsRules { what: String, needs: u32, runs: u32 },
     /// Rules 8: the signer cannot pay the network's fee per logged action.
     #[error(
-        "cannot pay the fee per action: needs {fee} base units, {available} available (every logged action but reports and the faucet pays it)"
+        "cannot pay the fee per action: needs {fee} base units, {available} available (every logged action but reports, the faucet and GPU class checks pays it)"
     )]
     FeeUnpaid {
         #[serde(with = "crate::types::amount")]

@@ -16,7 +16,8 @@
 //!   `Action::ChallengeGpuClass`). The pending provider then has [`CLASS_ANSWER_MS`] to log
 //!   its device's answer in the clear (`Action::AnswerGpuClass`); the engine hashes it the same
 //!   way and compares. Equal: the provider is proven. Different (or no answer in time): the
-//!   check failed and another member may try.
+//!   check failed and another member may try, up to [`MAX_CLASS_CHECKS`] checks a claim.
+//!   Checks and answers pay no fee per action (a member serves the network by checking).
 //!
 //! The checker commits before the answer is public, so it cannot vouch by copying; the
 //! pending provider sees only a hash of a 256-bit answer to a challenge it could not predict,
@@ -37,6 +38,10 @@ use std::collections::{BTreeMap, BTreeSet};
 
 /// How long a challenged provider has to answer, in milliseconds.
 pub const CLASS_ANSWER_MS: u64 = 60_000;
+/// The most checks one claim gets (failed, unanswered or open); it registers again to be
+/// checked again. Checks are free (`Action::ChallengeGpuClass` pays no fee per action), so
+/// this bounds what one registration can make the members log.
+pub const MAX_CLASS_CHECKS: usize = 3;
 
 /// Proven and pending GPU classes (rules 28; empty before).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -242,6 +247,12 @@ impl State {
         }
         if pending.checked_by.contains(&checker) {
             return Err(invalid(format!("{checker} checked {provider} already")));
+        }
+        if pending.checked_by.len() >= MAX_CLASS_CHECKS {
+            return Err(invalid(format!(
+                "{provider}'s claim had its {MAX_CLASS_CHECKS} checks: it registers again to be \
+                 checked again"
+            )));
         }
         if let Some(open) = &pending.challenge
             && now < open.due()

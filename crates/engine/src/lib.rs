@@ -195,7 +195,8 @@
 /// - 28: a provider's GPU class counts only once proven ([`gpu_class`]): the first of a class
 ///   founds it, anyone after is checked by a member (`Action::ChallengeGpuClass`, a challenge
 ///   and a commitment to the member's answer; `Action::AnswerGpuClass`, the answer within
-///   `CLASS_ANSWER_MS`), and a float GPU job's tasks go only to providers of a proven class.
+///   `CLASS_ANSWER_MS`; at most `MAX_CLASS_CHECKS` checks a claim; neither pays the fee per
+///   action), and a float GPU job's tasks go only to providers of a proven class.
 ///   Inputs apply as under 27 otherwise.
 pub const RULES: u32 = 28;
 /// The rules of a network whose genesis predates the version.
@@ -253,7 +254,8 @@ pub use gpu::{
     MAX_GPU_BUFFERS, MAX_GPU_ENTRY, MAX_GPU_WORKGROUPS,
 };
 pub use gpu_class::{
-    CLASS_ANSWER_MS, ClassChallenge, GpuClasses, PendingClass, ProvenClass, class_commitment,
+    CLASS_ANSWER_MS, ClassChallenge, GpuClasses, MAX_CLASS_CHECKS, PendingClass, ProvenClass,
+    class_commitment,
 };
 pub use ledger::{
     BASE_UNITS_PER_TOKEN, DECIMALS, DEV_ACTION_FEE, Escrow, FaucetParams, Genesis, LedgerParams,

@@ -684,10 +684,18 @@ impl State {
     }
 
     /// Rules 8: what `action` costs its signer to have logged. Reports are free (a provider can
-    /// report only the work it was given, and its stake may be all it holds), and so is the
-    /// faucet (it fills empty accounts).
+    /// report only the work it was given, and its stake may be all it holds), and so are the
+    /// faucet (it fills empty accounts) and (rules 28) GPU class checks and answers.
     fn action_fee_for(&self, action: &Action) -> Amount {
-        if self.rules < 8 || action.reports().is_some() || matches!(action, Action::Faucet) {
+        // Rules 28: GPU class checks and answers are a service to the network (a member checks
+        // whoever claims its class), bounded by the claims (`MAX_CLASS_CHECKS` each).
+        if self.rules < 8
+            || action.reports().is_some()
+            || matches!(
+                action,
+                Action::Faucet | Action::ChallengeGpuClass { .. } | Action::AnswerGpuClass { .. }
+            )
+        {
             return 0;
         }
         self.action_fee

@@ -1,7 +1,8 @@
 //! Rules 28: a provider with a GPU offer takes part in proving GPU classes (`engine::gpu_class`).
 //!
 //! About once a [`CLASS_LOOK_EVERY`] the control loop reads `GET /v1/gpu/classes` (one read:
-//! this provider's entry until it knows the class it claims, then that class's entries) and
+//! this provider's entry until it knows the class it claims, then its entry and the claims to
+//! that class, `?class=&member=`, which does not grow with the class's members) and
 //! - while its own claim is pending, answers an open check it has not answered yet with its
 //!   device's fingerprint of the check's challenge (`Action::AnswerGpuClass`);
 //! - once its class is proven, checks each claim to the same class that it has not checked yet
@@ -164,11 +165,13 @@ impl Agent {
         self.classes.next = Some(now + CLASS_LOOK_EVERY);
         let me = self.identity.id();
         let class = self.classes.class.clone();
-        let view = match self
-            .client
-            .gpu_classes(class.as_deref(), class.is_none().then_some(me))
-            .await
-        {
+        // Its own entry until it knows its class; then its own entry and the claims to the
+        // class (not the other members: the answer does not grow with them).
+        let read = match class.as_deref() {
+            Some(class) => self.client.gpu_class_work(class, me).await,
+            None => self.client.gpu_classes(None, Some(me)).await,
+        };
+        let view = match read {
             Ok(view) => view,
             Err(e) => {
                 tracing::debug!(error = %e, "reading the GPU classes");

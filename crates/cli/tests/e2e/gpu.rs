@@ -591,6 +591,20 @@ fn a_gpu_class_is_proven_by_a_members_check_and_a_copied_claim_is_not() {
     want.sort();
     assert_eq!(members, want, "{of_class:?}");
     assert_eq!(of_class.pending.len(), 1, "{of_class:?}");
+    // What a member polls: its own entry and the claims, not the other members.
+    let work = w
+        .block_on(client.gpu_class_work(&class, second.id))
+        .unwrap();
+    assert_eq!(
+        work.proven.iter().map(|p| p.provider).collect::<Vec<_>>(),
+        [second.id],
+        "{work:?}"
+    );
+    assert_eq!(
+        work.pending.iter().map(|p| p.provider).collect::<Vec<_>>(),
+        [fake.id()],
+        "{work:?}"
+    );
 
     // A member checks it; a wrong answer fails the check (200: logged), and the claim stays
     // pending for the other member to try.

@@ -1644,6 +1644,7 @@ fn check_invariants(s: &State) -> Result<(), TestCaseError> {
         if let Some(open) = &pending.challenge {
             prop_assert!(open.checker != *p && pending.checked_by.contains(&open.checker));
         }
+        prop_assert!(pending.checked_by.len() <= engine::MAX_CLASS_CHECKS);
     }
     if s.rules >= 28 {
         for p in s.gpu.offers.keys() {
@@ -2039,6 +2040,14 @@ fn check_events(
     entry: &Entry,
     events: &[Event],
 ) -> Result<(), TestCaseError> {
+    // Rules 16: tasks whose result this entry reopened (after accepting it, perhaps).
+    let reopened: std::collections::BTreeSet<engine::TaskId> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::ResultReopened { task, .. } => Some(*task),
+            _ => None,
+        })
+        .collect();
     for (i, event) in events.iter().enumerate() {
         match event {
             Event::TasksAssigned { provider, tasks } => {
@@ -2100,10 +2109,14 @@ fn check_events(
                 prop_assert_eq!(*payer, signed.signer);
                 prop_assert_eq!(*amount, before.action_fee);
                 prop_assert!(before.rules >= 8 && before.action_fee > 0);
-                prop_assert!(!matches!(
+                let free = matches!(
                     signed.body,
-                    Action::ReportResults(_) | Action::Faucet
-                ));
+                    Action::ReportResults(_)
+                        | Action::Faucet
+                        | Action::ChallengeGpuClass { .. }
+                        | Action::AnswerGpuClass { .. }
+                );
+                prop_assert!(!free, "a fee paid for a free action");
             }
             Event::JobSubmitted { job, tasks, .. } => {
                 prop_assert_eq!(*job, before.next_job);
@@ -2310,6 +2323,11 @@ fn check_events(
                 amount,
                 fee,
             } => {
+                // Rules 16: a result accepted, paid and reopened in one entry (one of its
+                // providers caught lying later in the entry) is judged by the reopening's checks.
+                if reopened.contains(task) {
+                    continue;
+                }
                 let job = &after.jobs[&task.job];
                 // Rules 23: a GPU job's map task pays the provider's GPU price.
                 let price = after
@@ -2441,7 +2459,12 @@ fn check_events(
                     .map(|u| u.amount)
                     .sum();
                 prop_assert!(released >= *amount);
-                prop_assert_eq!(after.pending_rewards(delegator, provider), 0);
+                // Its rewards were paid out first (unless the pool earned since, in this entry:
+                // a reservation's settlement, rules 26, or the validators' payout, rules 27).
+                let paid_since = events[i..].iter().any(
+                    |e| matches!(e, Event::DelegatorsPaid { provider: p, .. } if p == provider),
+                );
+                prop_assert!(paid_since || after.pending_rewards(delegator, provider) == 0);
             }
             Event::RewardsWithdrawn {
                 delegator,
@@ -2987,7 +3010,9 @@ fn check_events(
                     .state
                     .clone();
                 prop_assert!(
-                    state == TaskState::Done || (state == TaskState::Failed && after.rules >= 3),
+                    state == TaskState::Done
+                        || (state == TaskState::Failed && after.rules >= 3)
+                        || reopened.contains(task),
                     "{} rejected a result while {:?}",
                     task,
                     state
@@ -3033,9 +3058,16 @@ fn check_events(
                             .is_some_and(|r| r.providers == [*provider])
                     })
                 };
+                // Accepted earlier in this entry: alone, or (rules 19) by providers all caught
+                // lying by now.
                 let accepted_now = events.iter().any(|e| {
                     matches!(e, Event::TaskAccepted { task: t, providers, .. }
-                        if t == task && providers == &[*provider])
+                        if t == task && (providers == &[*provider]
+                            || (after.rules >= 19
+                                && providers.contains(provider)
+                                && providers
+                                    .iter()
+                                    .all(|m| after.providers[m].stats.times_slashed > 0))))
                 });
                 // Rules 19: or agreed on by providers all caught lying by now.
                 let on_caught = after.rules >= 19

@@ -659,6 +659,41 @@ fn only_an_active_proven_member_of_another_operator_may_check() {
 }
 
 #[test]
+fn a_claim_gets_at_most_three_checks_and_they_pay_no_fee_per_action() {
+    let mut genesis = ledger_genesis(acct(99));
+    genesis.action_fee = 2;
+    genesis.params.min_stake = 0;
+    let mut w = World::with_genesis(&genesis);
+    for p in [2, 3, 5, 6, 7, 4] {
+        register_gpu(&mut w, acct(p), A, 1000);
+    }
+    // 2 founded the class; 3, 5, 6 and 7 are proven by its checks, 4 waits.
+    for p in [3, 5, 6, 7] {
+        prove(&mut w, acct(2), acct(p));
+    }
+    let balances = |w: &World| [2, 3, 4, 5, 6, 7].map(|p| w.state.balance(&acct(p)));
+    let before = balances(&w);
+    for (n, checker) in [2, 3, 5].into_iter().enumerate() {
+        w.act(acct(checker), challenge(acct(4), n as u64, hash(0x50)));
+        let events = w.act(acct(4), Action::AnswerGpuClass { answer: hash(0x51) });
+        assert!(
+            matches!(events[..], [engine::Event::GpuClassCheckFailed { .. }]),
+            "{events:?}"
+        );
+    }
+    assert_eq!(balances(&w), before, "class checks and answers are free");
+    invalid_check(
+        &mut w,
+        acct(6),
+        challenge(acct(4), 9, hash(0x50)),
+        "had its 3 checks",
+    );
+    // Registering again (which pays) starts the claim over.
+    register_gpu(&mut w, acct(4), A, 1000);
+    prove(&mut w, acct(7), acct(4));
+}
+
+#[test]
 fn before_rules_28_every_offer_counts_at_once_and_checks_are_refused() {
     let mut w = World::new().under_rules(27);
     register_gpu(&mut w, acct(2), A, 1000);
