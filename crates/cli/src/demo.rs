@@ -10,7 +10,7 @@ use engine::Tokens;
 use jobspec::{self, Embedded};
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 #[derive(clap::Args, Debug)]
 pub struct DemoArgs {
@@ -169,7 +169,15 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         if funded { " (from the faucet)" } else { "" }
     ));
 
-    // Jobs are submitted right away; providers register as they finish their benchmark.
+    // Providers register as they finish their benchmark (a second or so): the first job waits
+    // for them, so that it is not submitted to a network with nobody to run it (its outlook
+    // would warn so). Submitted anyway after a minute: then the warning says why it waits.
+    let registering = Instant::now();
+    while client.status().await?.providers_active < u64::from(args.providers)
+        && registering.elapsed() < Duration::from_secs(60)
+    {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let pi_job =
         jobspec::load(PI_SPEC, &files, coordinator::now_ms()).context("examples/pi.toml")?;
     let pi_tasks = pi_job.spec.tasks.len();

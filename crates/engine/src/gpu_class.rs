@@ -200,6 +200,18 @@ impl State {
         }
     }
 
+    /// Whether this network's rules have class checks (28 and later).
+    fn class_checks_allowed(&self) -> Result<(), Rejection> {
+        if self.rules < 28 {
+            return Err(Rejection::NeedsRules {
+                what: "a GPU class check".into(),
+                needs: 28,
+                runs: self.rules,
+            });
+        }
+        Ok(())
+    }
+
     /// Rules 28: provider `who` has no GPU offer any more.
     pub(crate) fn drop_gpu_class(&mut self, who: &AccountId) {
         self.gpu_classes.proven.remove(who);
@@ -216,13 +228,7 @@ impl State {
         commitment: Hash,
         now: Time,
     ) -> Result<Vec<Event>, Rejection> {
-        if self.rules < 28 {
-            return Err(Rejection::NeedsRules {
-                what: "a GPU class check".into(),
-                needs: 28,
-                runs: self.rules,
-            });
-        }
+        self.class_checks_allowed()?;
         let Some(pending) = self.gpu_classes.pending.get(&provider) else {
             return Err(invalid(format!(
                 "provider {provider} has no class waiting to be proven"
@@ -286,13 +292,7 @@ impl State {
         answer: Hash,
         now: Time,
     ) -> Result<Vec<Event>, Rejection> {
-        if self.rules < 28 {
-            return Err(Rejection::NeedsRules {
-                what: "a GPU class check".into(),
-                needs: 28,
-                runs: self.rules,
-            });
-        }
+        self.class_checks_allowed()?;
         let Some(open) = self
             .gpu_classes
             .pending

@@ -16,7 +16,7 @@ fn the_demo_pays_its_providers_and_its_chain_verifies_afterwards() {
     let w = World::new();
     let data = w.dir("demo");
     let png = w.dir("out").join("demo.png");
-    let summary = w
+    let run = w
         .cli(&[
             "demo",
             "--data-dir",
@@ -25,8 +25,8 @@ fn the_demo_pays_its_providers_and_its_chain_verifies_afterwards() {
             png.to_str().unwrap(),
             "--json",
         ])
-        .ok()
-        .json();
+        .ok();
+    let summary = run.json();
     let pi = summary["pi"].as_f64().unwrap();
     assert!((pi - std::f64::consts::PI).abs() < 0.01, "pi = {pi}");
     assert!(std::fs::read(&png).unwrap().starts_with(b"\x89PNG"));
@@ -96,4 +96,26 @@ fn the_demo_pays_its_providers_and_its_chain_verifies_afterwards() {
         .json();
     assert_eq!(verified["ok"], true);
     assert_eq!(verified["state_hash"], summary["chain"]["state_hash"]);
+}
+
+/// What a new user sees first: the human summary, and no warning that nobody can run a job (its
+/// jobs are submitted once its providers are there).
+#[test]
+fn the_demos_own_words_carry_no_warning() {
+    let w = World::new();
+    let data = w.dir("demo");
+    let png = w.dir("out").join("demo.png");
+    let run = w
+        .cli(&[
+            "demo",
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--out",
+            png.to_str().unwrap(),
+        ])
+        .ok();
+    let said = format!("{}{}", run.stdout, run.stderr);
+    assert!(said.contains("chain verified"), "{said}");
+    // (The requester's warnings about a job's outlook start its lines so.)
+    assert!(!said.lines().any(|l| l.starts_with("warning:")), "{said}");
 }
