@@ -11,22 +11,26 @@ fn amount(v: &serde_json::Value) -> u128 {
         .unwrap()
 }
 
+/// `gridmint demo` with its data in `data` and its picture in `png`, and `extra` arguments;
+/// it must succeed.
+fn demo(w: &World, data: &std::path::Path, png: &std::path::Path, extra: &[&str]) -> Ran {
+    let mut args = vec![
+        "demo",
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--out",
+        png.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    w.cli(&args).ok()
+}
+
 #[test]
 fn the_demo_pays_its_providers_and_its_chain_verifies_afterwards() {
     let w = World::new();
     let data = w.dir("demo");
     let png = w.dir("out").join("demo.png");
-    let run = w
-        .cli(&[
-            "demo",
-            "--data-dir",
-            data.to_str().unwrap(),
-            "--out",
-            png.to_str().unwrap(),
-            "--json",
-        ])
-        .ok();
-    let summary = run.json();
+    let summary = demo(&w, &data, &png, &["--json"]).json();
     let pi = summary["pi"].as_f64().unwrap();
     assert!((pi - std::f64::consts::PI).abs() < 0.01, "pi = {pi}");
     assert!(std::fs::read(&png).unwrap().starts_with(b"\x89PNG"));
@@ -105,15 +109,7 @@ fn the_demos_own_words_carry_no_warning() {
     let w = World::new();
     let data = w.dir("demo");
     let png = w.dir("out").join("demo.png");
-    let run = w
-        .cli(&[
-            "demo",
-            "--data-dir",
-            data.to_str().unwrap(),
-            "--out",
-            png.to_str().unwrap(),
-        ])
-        .ok();
+    let run = demo(&w, &data, &png, &[]);
     let said = format!("{}{}", run.stdout, run.stderr);
     assert!(said.contains("chain verified"), "{said}");
     // (The requester's warnings about a job's outlook start its lines so.)
