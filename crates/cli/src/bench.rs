@@ -712,12 +712,14 @@ struct InstantiationResult {
     runs: usize,
     pooling: RunTimes,
     on_demand: RunTimes,
+    /// In a worker process (`gridmint sandbox-worker`), as a provider runs its tasks.
+    workers: RunTimes,
     bare: RunTimes,
 }
 
 fn instantiation_bench(plan: &Plan) -> anyhow::Result<InstantiationResult> {
     eprintln!(
-        "instantiation: {} no-op runs each (pooling, on-demand, bare wasmtime), interleaved",
+        "instantiation: {} no-op runs each (pooling, on-demand, worker process, bare wasmtime), interleaved",
         plan.noop_runs
     );
     let pooled = Sandbox::new(SandboxConfig::default())?;
@@ -725,9 +727,14 @@ fn instantiation_bench(plan: &Plan) -> anyhow::Result<InstantiationResult> {
         pooling: false,
         ..SandboxConfig::default()
     })?;
+    let workers = Sandbox::new(SandboxConfig {
+        worker: crate::sandbox_worker(),
+        ..SandboxConfig::default()
+    })?;
     let baseline = Baseline::new()?;
     let pooled_module = pooled.prepare(NOOP_WASM)?;
     let on_demand_module = on_demand.prepare(NOOP_WASM)?;
+    let workers_module = workers.prepare(NOOP_WASM)?;
     let bare_module = baseline.compile(NOOP_WASM)?;
     let task = TaskRun::default();
 
@@ -766,23 +773,27 @@ fn instantiation_bench(plan: &Plan) -> anyhow::Result<InstantiationResult> {
     for _ in 0..(plan.noop_runs / 10).max(20) {
         run_sandbox(&pooled, &pooled_module, None)?;
         run_sandbox(&on_demand, &on_demand_module, None)?;
+        run_sandbox(&workers, &workers_module, None)?;
         run_bare(None)?;
     }
     let mut result = InstantiationResult {
         runs: plan.noop_runs,
         pooling: RunTimes::new(plan.noop_runs),
         on_demand: RunTimes::new(plan.noop_runs),
+        workers: RunTimes::new(plan.noop_runs),
         bare: RunTimes::new(plan.noop_runs),
     };
     for _ in 0..plan.noop_runs {
         run_sandbox(&pooled, &pooled_module, Some(&mut result.pooling))?;
         run_sandbox(&on_demand, &on_demand_module, Some(&mut result.on_demand))?;
+        run_sandbox(&workers, &workers_module, Some(&mut result.workers))?;
         run_bare(Some(&mut result.bare))?;
     }
     eprintln!(
-        "instantiation: p50 pooling {:.1} µs, on-demand {:.1} µs, bare {:.1} µs",
+        "instantiation: p50 pooling {:.1} µs, on-demand {:.1} µs, worker process {:.1} µs, bare {:.1} µs",
         us(median(&result.pooling.call)),
         us(median(&result.on_demand.call)),
+        us(median(&result.workers.call)),
         us(median(&result.bare.call)),
     );
     Ok(result)
@@ -1216,6 +1227,7 @@ impl Report {
         for (name, t) in [
             ("sandbox, pooling", &i.pooling),
             ("sandbox, on-demand", &i.on_demand),
+            ("sandbox, worker", &i.workers),
             ("bare wasmtime", &i.bare),
         ] {
             let _ = writeln!(
@@ -1269,6 +1281,7 @@ impl Report {
                 "runs": i.runs,
                 "pooling": i.pooling.json(),
                 "on_demand": i.on_demand.json(),
+                "worker_process": i.workers.json(),
                 "bare_wasmtime": i.bare.json(),
                 "goal_p50_us": GOAL_INSTANTIATE_US,
             },

@@ -146,6 +146,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     for i in 1..=args.providers {
         let mut cfg = provider::ProviderConfig::new(&url, data_dir.join(format!("provider-{i}")));
         cfg.slots = 1;
+        cfg.sandbox_worker = crate::sandbox_worker();
         // The demo shows a GPU job wherever a Vulkan device exists: Mesa's software one
         // (lavapipe) counts here.
         cfg.gpu_software = true;

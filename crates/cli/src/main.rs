@@ -116,6 +116,20 @@ enum Command {
     /// The validator set, and votes to add or remove a validator
     #[command(subcommand)]
     Validator(validator_cmd::ValidatorCommand),
+    /// A provider's sandbox worker process: runs guests for the provider that started it
+    /// (`sandbox::worker::serve`, requests on stdin, replies on stdout)
+    #[command(hide = true)]
+    SandboxWorker,
+}
+
+/// How a provider in this binary starts its sandbox's worker processes (`gridmint
+/// sandbox-worker`); `None` where this executable cannot be found (guests then run in-thread).
+pub fn sandbox_worker() -> Option<sandbox::WorkerCommand> {
+    let program = std::env::current_exe().ok()?;
+    Some(sandbox::WorkerCommand {
+        program,
+        args: vec!["sandbox-worker".into()],
+    })
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -458,11 +472,16 @@ fn main() -> anyhow::Result<()> {
             std::env::set_var("NODEVICE_SELECT", "1")
         };
     }
+    let cli = Cli::parse();
+    if let Command::SandboxWorker = cli.command {
+        // No runtime and nothing else on stdout: it carries the replies.
+        return sandbox::worker::serve().context("sandbox worker");
+    }
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?
-        .block_on(run(Cli::parse()))
+        .block_on(run(cli))
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -638,6 +657,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             init_tracing("warn");
             validator_cmd::run(cmd).await
         }
+        Command::SandboxWorker => unreachable!("served before the runtime starts"),
     }
 }
 

@@ -138,6 +138,7 @@ pub fn provider(
             .or_else(|| file.data_dir.as_ref().map(|d| base.join(d)))
             .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
         let mut config = provider::ProviderConfig::new(&coordinator, data_dir);
+        config.sandbox_worker = crate::sandbox_worker();
         if let Some(slots) = flags.slots.or(file.slots) {
             if slots == 0 {
                 bail!("slots = 0: a provider needs at least one task slot");

@@ -770,20 +770,26 @@ impl State {
         provider: AccountId,
     ) -> Result<Vec<Event>, Rejection> {
         self.needs_delegation("delegation")?;
-        if self
+        let Some(d) = self
             .delegation
             .delegations
             .get(&who)
             .and_then(|d| d.get(&provider))
-            .is_none()
-        {
+        else {
             return Err(Rejection::NotDelegated { provider });
-        }
-        let events = self.settle_rewards(who, provider)?;
-        if events.is_empty() {
+        };
+        // Nothing to pay is refused before anything changes: settling would move the
+        // delegation's reward index even when its pending rewards round down to nothing, and
+        // a rejection must change no state (the leader applies to its live state and logs only
+        // what it accepts).
+        let pending = match self.delegation.pools.get(&provider) {
+            Some(pool) => pool.pending(d).ok_or_else(|| overflow("rewards"))?,
+            None => 0,
+        };
+        if pending == 0 {
             return Err(Rejection::NothingToRelease(who));
         }
-        Ok(events)
+        self.settle_rewards(who, provider)
     }
 
     /// `Action::SetCommission`: the signing provider's cut of its payments before its

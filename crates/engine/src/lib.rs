@@ -198,7 +198,14 @@
 ///   `CLASS_ANSWER_MS`; at most `MAX_CLASS_CHECKS` checks a claim; neither pays the fee per
 ///   action), and a float GPU job's tasks go only to providers of a proven class.
 ///   Inputs apply as under 27 otherwise.
-pub const RULES: u32 = 28;
+/// - 29: tasks run under sandbox profile 5: profile 4, except that the module charges each call
+///   of a host function itself (`sandbox::HOSTCALL_FUEL`) and nothing else counts as one
+///   (profile 4's host charged wasmtime's internal calls too, such as `memory.grow` and bulk
+///   memory operations, against a counter the module had not stored, so its count depended on
+///   where the host's slices of fuel ended). Fuel is wasmtime's for the module's own
+///   instructions plus the host calls', the same in-thread and in a provider's worker
+///   processes. Inputs apply as under 28 otherwise.
+pub const RULES: u32 = 29;
 /// The rules of a network whose genesis predates the version.
 pub const FIRST_RULES: u32 = 1;
 

@@ -1968,12 +1968,14 @@ impl State {
         })
     }
 
-    /// Rules 20 to 22: the sandbox profile every task of this network runs under (4 from rules
-    /// 22: float vectors' NaNs made canonical where observable too; 3 from rules 21: fuel
+    /// Rules 20 to 29: the sandbox profile every task of this network runs under (5 from rules
+    /// 29: host calls charged by the module, nothing else charged as one; 4 from rules 22: float vectors' NaNs made canonical where observable too; 3 from rules 21: fuel
     /// metered by the module's rewrite, counted loops charged once; 2 from rules 20: NaNs made
     /// canonical where observable; 1 before: after every float instruction).
     pub fn sandbox_profile(&self) -> u32 {
-        if self.rules >= 22 {
+        if self.rules >= 29 {
+            5
+        } else if self.rules >= 22 {
             4
         } else if self.rules >= 21 {
             3

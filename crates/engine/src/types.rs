@@ -440,7 +440,7 @@ pub struct TaskDescriptor {
     pub private: Option<crate::private::Sealing>,
     /// Rules 20: the sandbox profile the task runs under (how its floats are made deterministic,
     /// which fixes the fuel it counts: `sandbox::Profile`), the same for every task of a
-    /// network: 4 under rules 22 (float vectors' NaNs canonical where observable), 3 under
+    /// network: 5 under rules 29 (host calls charged by the module), 4 under rules 22 (float vectors' NaNs canonical where observable), 3 under
     /// rules 21 (fuel metered by the module's rewrite), 2 under rules 20, 1
     /// before (and where a descriptor does not say).
     #[serde(default = "first_profile")]

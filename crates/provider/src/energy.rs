@@ -231,11 +231,18 @@ impl Meter {
     }
 
     /// Called on the same thread as the run ends; `memory_bytes`: the memory the run was
-    /// given.
-    pub fn finish(&self, start: Start, memory_bytes: u64) -> RunEnergy {
+    /// given; `guest_cpu`: the CPU time the sandbox counted for the guest, where it ran
+    /// elsewhere than this thread (a worker process), else this thread's is the run's.
+    pub fn finish(
+        &self,
+        start: Start,
+        memory_bytes: u64,
+        guest_cpu: Option<Duration>,
+    ) -> RunEnergy {
         let wall = start.at.elapsed();
-        let cpu = match (start.thread_cpu, thread_cpu()) {
-            (Some(a), Some(b)) => b.saturating_sub(a),
+        let cpu = match (guest_cpu, start.thread_cpu, thread_cpu()) {
+            (Some(cpu), _, _) => cpu,
+            (None, Some(a), Some(b)) => b.saturating_sub(a),
             // No per-thread clock: the run was busy all along (an upper bound).
             _ => wall,
         };
@@ -330,7 +337,7 @@ mod tests {
         let outer = Instant::now();
         let start = meter.start();
         spin(Duration::from_millis(300));
-        let busy = meter.finish(start, 1 << 30);
+        let busy = meter.finish(start, 1 << 30, None);
         let wall = outer.elapsed().as_secs_f64();
         assert_eq!(busy.source, Source::Model);
         // Its CPU time at 12 W, plus its time × 1 GiB × 0.4 W.
@@ -341,7 +348,7 @@ mod tests {
 
         let start = meter.start();
         std::thread::sleep(Duration::from_millis(200));
-        let idle = meter.finish(start, 1 << 30);
+        let idle = meter.finish(start, 1 << 30, None);
         assert!(idle.cpu < Duration::from_millis(20), "{idle:?}");
         assert!(idle.joules < 0.4, "{idle:?}");
     }

@@ -406,21 +406,51 @@ pub fn machine_ticks() -> Option<(u64, u64)> {
     Some((total.saturating_sub(idle), total))
 }
 
-/// This process's user and system CPU time, in clock ticks (`/proc/self/stat`).
+/// This process's user and system CPU time and its children's — the sandbox's worker processes,
+/// which run its guests: the live ones' (`/proc/self/task/*/children`) and the ended ones'
+/// (`cutime`, `cstime`) — in clock ticks (`/proc/self/stat`).
 pub fn own_cpu_ticks() -> Option<u64> {
-    process_cpu_ticks(Path::new("/proc/self/stat"))
+    let text = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let (own, ended) = stat_ticks(&text)?;
+    let live: u64 = child_pids()
+        .into_iter()
+        .filter_map(|pid| process_cpu_ticks(Path::new(&format!("/proc/{pid}/stat"))))
+        .sum();
+    Some(own + ended + live)
+}
+
+/// The processes this one started that are alive (`/proc/self/task/*/children`).
+fn child_pids() -> Vec<u32> {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return Vec::new();
+    };
+    tasks
+        .flatten()
+        .filter_map(|task| std::fs::read_to_string(task.path().join("children")).ok())
+        .flat_map(|list| {
+            list.split_whitespace()
+                .filter_map(|pid| pid.parse().ok())
+                .collect::<Vec<u32>>()
+        })
+        .collect()
 }
 
 /// A process's user and system CPU time in clock ticks, from its `/proc/PID/stat`.
 pub fn process_cpu_ticks(stat: &Path) -> Option<u64> {
     let text = std::fs::read_to_string(stat).ok()?;
+    stat_ticks(&text).map(|(own, _)| own)
+}
+
+/// A `/proc/PID/stat` line's CPU time in clock ticks: the process's own (user and system),
+/// and its ended children's.
+fn stat_ticks(text: &str) -> Option<(u64, u64)> {
     // The command name may hold spaces and parentheses: fields count from the last ')'.
     let rest = &text[text.rfind(')')? + 1..];
     let fields: Vec<&str> = rest.split_whitespace().collect();
-    // utime and stime are fields 14 and 15 of the whole line: 12 and 13 after the name.
-    let utime: u64 = fields.get(11)?.parse().ok()?;
-    let stime: u64 = fields.get(12)?.parse().ok()?;
-    Some(utime + stime)
+    // utime, stime, cutime and cstime are fields 14 to 17 of the whole line: 12 to 15 after
+    // the name.
+    let field = |i: usize| fields.get(i)?.parse::<u64>().ok();
+    Some((field(11)? + field(12)?, field(13)? + field(14)?))
 }
 
 /// logind's idle hint for this user: `Some(0)` while the session is not idle, the time since
@@ -633,8 +663,9 @@ pub fn parse_pmset(pmset: &str) -> Option<Power> {
     })
 }
 
-/// Other programs' share of the machine from `ps -A -o %cpu=,pid=` (each process's recent
-/// share of one core, in percent), less process `own`, over `cores` cores.
+/// Other programs' share of the machine from `ps -A -o %cpu=,pid=,ppid=` (each process's
+/// recent share of one core, in percent), less process `own` and its children (the sandbox's
+/// worker processes), over `cores` cores.
 pub fn parse_ps_load(ps: &str, own: u32, cores: f64) -> Option<f64> {
     let mut total = 0.0;
     let mut seen = false;
@@ -646,8 +677,9 @@ pub fn parse_ps_load(ps: &str, own: u32, cores: f64) -> Option<f64> {
         let (Ok(cpu), Ok(pid)) = (cpu.replace(',', ".").parse::<f64>(), pid.parse::<u32>()) else {
             continue;
         };
+        let parent = fields.next().and_then(|p| p.parse::<u32>().ok());
         seen = true;
-        if pid != own {
+        if pid != own && parent != Some(own) {
             total += cpu;
         }
     }

@@ -83,6 +83,9 @@ pub struct ProviderConfig {
     pub energy: energy::EnergyConfig,
     /// Where to serve its Prometheus metrics (`GET /metrics`, [`metrics`]); `None`: nowhere.
     pub metrics: Option<std::net::SocketAddr>,
+    /// How to start the sandbox's worker processes (`sandbox::SandboxConfig::worker`; `gridmint
+    /// provider`: `gridmint sandbox-worker`); `None`: guests run on the provider's own threads.
+    pub sandbox_worker: Option<sandbox::WorkerCommand>,
 }
 
 /// The default of [`ProviderConfig::cache_bytes`]: 20 GiB.
@@ -138,6 +141,7 @@ impl ProviderConfig {
             sensors: None,
             energy: energy::EnergyConfig::default(),
             metrics: None,
+            sandbox_worker: None,
         }
     }
 
@@ -309,6 +313,7 @@ pub async fn run(
     let sandbox = Arc::new(Sandbox::new(SandboxConfig {
         code_cache: Some(config.data_dir.join("compiled")),
         gate: Some(gate),
+        worker: config.sandbox_worker.clone(),
         ..SandboxConfig::default()
     })?);
     let score = {

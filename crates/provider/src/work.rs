@@ -484,6 +484,7 @@ fn gpu_report(
         outcome,
         fuel_used: report.fuel,
         wall_time,
+        cpu_time: None,
         stderr: Vec::new(),
     }
 }
@@ -787,7 +788,10 @@ impl Inner {
                 let _entered = runtime.enter();
                 let metered = self.meter.start();
                 let report = run_retrying_host_failures(&self.sandbox, &module, &run);
-                let energy = self.meter.finish(metered, run.memory_limit_bytes);
+                // The guest's CPU time as the sandbox counted it (in a worker process, not
+                // on this thread).
+                let cpu = report.as_ref().ok().and_then(|r| r.cpu_time);
+                let energy = self.meter.finish(metered, run.memory_limit_bytes, cpu);
                 metered_energy = Some(energy.report());
                 let report = report?;
                 tracing::debug!(task = %task.task, joules = energy.joules, source = ?energy.source, "energy");

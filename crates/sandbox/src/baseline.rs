@@ -96,13 +96,15 @@ impl Settings {
         Settings {
             fuel: match profile {
                 Profile::EveryFloat | Profile::ObservedNans => Fuel::Wasmtime,
-                Profile::CountedLoops | Profile::TrackedVectors => Fuel::Hoisted,
+                Profile::CountedLoops | Profile::TrackedVectors | Profile::GuestCharged => {
+                    Fuel::Hoisted
+                }
             },
             epochs: false,
             nans: match profile {
                 Profile::EveryFloat => Nans::EveryFloat,
                 Profile::ObservedNans | Profile::CountedLoops => Nans::Observed,
-                Profile::TrackedVectors => Nans::Tracked,
+                Profile::TrackedVectors | Profile::GuestCharged => Nans::Tracked,
             },
         }
     }
@@ -212,6 +214,7 @@ impl Baseline {
                 &binary,
                 self.settings.fuel != Fuel::Rewritten,
                 self.settings.fuel != Fuel::HoistedTrapping,
+                false,
             )
             .map_err(SandboxError::InvalidModule)?;
             binary = metered.into();

@@ -9,7 +9,7 @@ use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 /// CPU time a throttled run accumulates before it rests (its rest is in proportion).
-const DUTY_SLICE: Duration = Duration::from_millis(20);
+pub(crate) const DUTY_SLICE: Duration = Duration::from_millis(20);
 /// How often a throttled run looks at its CPU clock (a file read), at most.
 const DUTY_LOOK: Duration = Duration::from_millis(2);
 
@@ -108,7 +108,7 @@ impl Gate {
         }
     }
 
-    fn stops(&self) -> u64 {
+    pub(crate) fn stops(&self) -> u64 {
         self.state().stops
     }
 }

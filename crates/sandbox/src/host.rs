@@ -40,6 +40,13 @@ pub(crate) struct GuestFuel {
     /// The module's marker of a call to refuel (found with the counter).
     pub(crate) refueling: Option<Global>,
     pub(crate) reserve: u64,
+    /// The most fuel the counter holds at once: [`crate::sandbox::YIELD_FUEL`], so that the
+    /// host is called (and looks at the clock) that often, or all of it where checks trap
+    /// instead of calling the host (a worker process's runs, [`arm`]).
+    slice: u64,
+    /// The module charges its host calls (profile 5): the host charges only a call the module
+    /// marked (through a table or a reference).
+    module_charges: bool,
 }
 
 impl GuestFuel {
@@ -49,20 +56,88 @@ impl GuestFuel {
             global: None,
             refueling: None,
             reserve: limit,
+            slice: crate::sandbox::YIELD_FUEL,
+            module_charges: false,
+        }
+    }
+
+    /// Whether the module charges its host calls ([`crate::Profile::charges_calls`]).
+    pub(crate) fn charged_by_module(self, yes: bool) -> GuestFuel {
+        GuestFuel {
+            module_charges: yes,
+            ..self
+        }
+    }
+
+    /// For a module whose checks trap: [`arm`] puts all of `limit` in the counter.
+    pub(crate) fn whole(limit: u64) -> GuestFuel {
+        GuestFuel {
+            slice: i64::MAX as u64,
+            ..GuestFuel::new(limit)
         }
     }
 }
 
-/// Whether the host call about to run is the meter's refuel, which costs nothing: the first
-/// host call of a run always is (the check on entry to the first function), and later ones are
-/// marked by the module.
-fn refueling(cx: &mut StoreContextMut<'_, HostState>) -> bool {
-    let Some(fuel) = cx.data().fuel.as_ref() else {
+/// Before the entry of a module whose checks trap (`meter::meter_with` without refuel) is
+/// called: finds its counter and marker and puts all the fuel in the counter, as the first
+/// refuel would put a slice there.
+pub(crate) fn arm(
+    instance: &wasmtime::Instance,
+    mut cx: impl AsContextMut<Data = HostState>,
+) -> wasmtime::Result<()> {
+    let mut cx = cx.as_context_mut();
+    let mut find = |name| {
+        instance
+            .get_global(&mut cx, name)
+            .ok_or_else(|| wasmtime::Error::msg(format!("{name} is missing")))
+    };
+    let global = find(crate::meter::FUEL_GLOBAL)?;
+    let refueling = find(crate::meter::REFUELING_GLOBAL)?;
+    let left = match cx.data_mut().fuel.as_mut() {
+        Some(fuel) => {
+            fuel.global = Some(global);
+            fuel.refueling = Some(refueling);
+            fuel.reserve
+        }
+        None => {
+            return Err(wasmtime::Error::msg(
+                "a trapping run without a fuel counter",
+            ));
+        }
+    };
+    set_fuel_left(&mut cx, left)
+}
+
+/// Whether the run's last trap was a check of a module whose checks trap, finding no fuel left
+/// (the module marks it as it marks a call to refuel).
+pub(crate) fn check_trapped(mut cx: impl AsContextMut<Data = HostState>) -> bool {
+    let mut cx = cx.as_context_mut();
+    let Some(marker) = cx.data().fuel.as_ref().and_then(|f| f.refueling) else {
         return false;
     };
+    marker.get(&mut cx).i32() == Some(1)
+}
+
+/// Whether the host charges [`HOSTCALL_FUEL`] for its entry about to run. Under profiles 1 to 4
+/// for every entry but the meter's refuel (the first entry of a run always is: the check on
+/// entry to the first function; later ones are marked by the module), wasmtime's libcalls
+/// included; under profile 5 only for a call the module marked (through a table or a
+/// reference: it charged the others itself).
+fn host_charges(cx: &mut StoreContextMut<'_, HostState>) -> bool {
+    let Some(fuel) = cx.data().fuel.as_ref() else {
+        return true;
+    };
+    let module_charges = fuel.module_charges;
     match fuel.refueling {
-        None => true,
-        Some(marker) => marker.get(&mut *cx).i32() == Some(1),
+        None => false,
+        Some(marker) => {
+            let mark = marker.get(&mut *cx).i32();
+            if module_charges {
+                mark == Some(2)
+            } else {
+                mark != Some(1)
+            }
+        }
     }
 }
 
@@ -88,9 +163,9 @@ pub(crate) fn set_fuel_left(
     let Some(global) = cx.data().fuel.as_ref().map(|f| f.global) else {
         return cx.set_fuel(left);
     };
-    let slice = match global {
-        Some(_) => left.min(crate::sandbox::YIELD_FUEL),
-        None => 0,
+    let slice = match (global, cx.data().fuel.as_ref()) {
+        (Some(_), Some(fuel)) => left.min(fuel.slice),
+        _ => 0,
     };
     if let Some(fuel) = cx.data_mut().fuel.as_mut() {
         fuel.reserve = left - slice;
@@ -334,7 +409,7 @@ pub(crate) fn charge_hostcall(
         if cx.data_mut().watchdog.expired() {
             return Err(Trap::Interrupt.into());
         }
-        if !refueling(&mut cx) {
+        if host_charges(&mut cx) {
             charge(&mut cx, HOSTCALL_FUEL)?;
         }
     }

@@ -30,6 +30,7 @@ mod quota;
 mod sandbox;
 pub mod tree;
 mod workdir;
+pub mod worker;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -90,20 +91,31 @@ pub enum Profile {
     /// follows each vector's lane shape through the operand stack and locals (`lanes.rs`).
     /// Outputs are profile 3's but for the sign of a NaN whose sign a vector `neg` or `abs`
     /// changed; the fuel of a module with float SIMD code differs.
-    #[default]
     TrackedVectors,
+    /// 5: profile 4, except that the module charges [`HOSTCALL_FUEL`] for each call of an
+    /// import itself (with a check before it; through a table or a reference, it marks the call
+    /// and the host charges it), and nothing else counts as a host call. Under profiles 3 and 4
+    /// the host charged every entry into it — wasmtime's libcalls too (`memory.grow`, bulk
+    /// memory and table operations), where the module had not stored its counter — so a run's
+    /// fuel depended on where the host's slices of it ended. Under profile 5 it does not: a run
+    /// in a worker process, whose checks trap and whose fuel is one slice
+    /// ([`SandboxConfig::worker`]), counts what an in-thread run counts (wasmtime's fuel for
+    /// the module's own instructions, plus [`HOSTCALL_FUEL`] per host call).
+    #[default]
+    GuestCharged,
 }
 
 impl Profile {
     /// The profile a new network runs.
-    pub const LATEST: Profile = Profile::TrackedVectors;
+    pub const LATEST: Profile = Profile::GuestCharged;
 
     /// Every profile this build runs, oldest first.
-    pub const ALL: [Profile; 4] = [
+    pub const ALL: [Profile; 5] = [
         Profile::EveryFloat,
         Profile::ObservedNans,
         Profile::CountedLoops,
         Profile::TrackedVectors,
+        Profile::GuestCharged,
     ];
 
     /// The profile's number, as the rules carry it.
@@ -113,6 +125,7 @@ impl Profile {
             Profile::ObservedNans => 2,
             Profile::CountedLoops => 3,
             Profile::TrackedVectors => 4,
+            Profile::GuestCharged => 5,
         }
     }
 
@@ -123,14 +136,24 @@ impl Profile {
             2 => Some(Profile::ObservedNans),
             3 => Some(Profile::CountedLoops),
             4 => Some(Profile::TrackedVectors),
+            5 => Some(Profile::GuestCharged),
             _ => None,
         }
     }
 
-    /// Whether the module is rewritten to meter its own fuel (profiles 3 and 4) instead of
+    /// Whether the module is rewritten to meter its own fuel (profiles 3 to 5) instead of
     /// wasmtime metering it.
     pub fn meters_itself(self) -> bool {
-        matches!(self, Profile::CountedLoops | Profile::TrackedVectors)
+        matches!(
+            self,
+            Profile::CountedLoops | Profile::TrackedVectors | Profile::GuestCharged
+        )
+    }
+
+    /// Whether the module charges its host calls itself (profile 5): its runs count the same
+    /// fuel in-thread and in a worker process.
+    pub fn charges_calls(self) -> bool {
+        self == Profile::GuestCharged
     }
 }
 
@@ -155,6 +178,25 @@ pub struct SandboxConfig {
     /// Pauses, throttles or stops this sandbox's runs ([`Gate`]; `None`: never held). A
     /// provider's owner holds it: runs pause in place while the machine is in use.
     pub gate: Option<std::sync::Arc<Gate>>,
+    /// Run guests in worker processes started by this command (which must call
+    /// [`worker::serve`]) instead of on the calling thread: `None` (the default) runs them
+    /// in-thread. A worker's guests check their fuel without calling the host (a check that
+    /// finds none left traps), and the sandbox bounds their wall time, pauses and throttles them
+    /// with the operating system's signals (`SIGKILL`, `SIGSTOP`/`SIGCONT`): the same outputs
+    /// and fuel as in-thread runs, without the cost of a call at every check (`gridmint bench
+    /// --only kernels`). A provider started by `gridmint provider` runs its tasks this way.
+    /// Runs that cannot (a profile before 5, whose fuel depends on the host's slices; a module
+    /// with a start function; a fuel limit above `i64::MAX`; a platform without signals) stay
+    /// in-thread.
+    pub worker: Option<WorkerCommand>,
+}
+
+/// How to start a worker process ([`SandboxConfig::worker`]): `program args..`, with the
+/// sandbox's requests on its stdin and its replies on its stdout.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkerCommand {
+    pub program: PathBuf,
+    pub args: Vec<String>,
 }
 
 impl Default for SandboxConfig {
@@ -164,12 +206,13 @@ impl Default for SandboxConfig {
             pooling: true,
             code_cache: None,
             gate: None,
+            worker: None,
         }
     }
 }
 
 /// One execution of a prepared module.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct TaskRun {
     /// `argv[1..]`; `argv[0]` is always `"task"`.
     pub args: Vec<String>,
@@ -246,7 +289,7 @@ impl Default for TaskRun {
 }
 
 /// Where a task's result bytes come from.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum OutputSource {
     /// Everything the guest wrote to stdout.
     #[default]
@@ -256,7 +299,7 @@ pub enum OutputSource {
 }
 
 /// What one run produced.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RunReport {
     /// How the guest ended.
     pub outcome: Outcome,
@@ -275,13 +318,16 @@ pub struct RunReport {
     pub fuel_used: u64,
     /// Host time spent instantiating and running the guest.
     pub wall_time: Duration,
+    /// CPU time the guest's thread used (in a worker process, the worker's), for what a run
+    /// costs its host (energy); `None` where the platform does not say.
+    pub cpu_time: Option<Duration>,
     /// The first [`STDERR_CAPTURE_BYTES`] of the guest's stderr; diagnostics only, not
     /// part of the output hash.
     pub stderr: Vec<u8>,
 }
 
 /// How a guest run ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Outcome {
     /// The guest returned from `_start` (0) or called `proc_exit(n)`. 0 is success.
     Exited(i32),

@@ -62,25 +62,29 @@ pub struct MeterStats {
 }
 
 /// `wasm` (a valid module) metered by instructions; `hoist` charges simple counted loops once.
-/// `Err` for what the rewrite does not meter (legacy exception handling, a name clash with its
-/// own import or export) and for a module wasmparser cannot read.
-pub(crate) fn meter(wasm: &[u8], hoist: bool) -> Result<(Vec<u8>, MeterStats), String> {
-    meter_with(wasm, hoist, true)
-}
-
-/// [`meter`]; without `refuel`, a check that finds the counter at zero traps (`unreachable`)
-/// instead of calling the host, which then must put all the fuel in one slice and has no
-/// wall-clock bound: for measuring what the calls at checks cost the code around them
-/// (`gridmint bench --only kernels`, `+htrap`), never for running tasks.
+/// With `refuel`, a check that finds the counter at zero calls the host's refuel (the next slice,
+/// the watchdog); without, it sets the refuel marker and traps (`unreachable`): the host then
+/// puts all the fuel in one slice, and reads a trap with the marker set as out of fuel (a worker
+/// process's runs, whose wall time the sandbox bounds from outside: `worker.rs`; and `gridmint
+/// bench --only kernels`, `+htrap`). With `calls` (profile 5), the module charges
+/// [`crate::HOSTCALL_FUEL`] itself for every call of an imported function: where it calls one by
+/// its index, as the call's cost, with a check before it; through a table or a reference, it
+/// marks the call (the marker at 2, cleared on entry to any of its own functions such a call can
+/// reach and after the call) for the host to charge. Nothing else the module does is a host call
+/// then (wasmtime's libcalls, such as `memory.grow` and bulk operations, enter the host without a
+/// call and are not charged as one). `Err` for what the rewrite does not meter (legacy exception
+/// handling, a name clash with its own import or export) and for a module wasmparser cannot read.
 pub(crate) fn meter_with(
     wasm: &[u8],
     hoist: bool,
     refuel: bool,
+    calls: bool,
 ) -> Result<(Vec<u8>, MeterStats), String> {
     let scan = Scan::of(wasm)?;
     let mut rewriter = Rewriter {
         scan,
         refuel,
+        calls,
         hoist,
         next: 0,
         emitted: [false; 4],
@@ -111,6 +115,12 @@ struct Scan {
     memory64: Vec<bool>,
     /// Whether each table has 64-bit indices.
     table64: Vec<bool>,
+    /// Functions a call through a table or a reference may reach: those in element segments or
+    /// named by `ref.func`.
+    escaped: std::collections::HashSet<u32>,
+    /// Whether some function tail-calls through a table or a reference (which leaves the
+    /// host-call marker set when the callee is an import).
+    tail_indirect: bool,
 }
 
 impl Scan {
@@ -123,6 +133,8 @@ impl Scan {
             params,
             memory64: Vec::new(),
             table64: Vec::new(),
+            escaped: Default::default(),
+            tail_indirect: false,
         };
         let err = |e: wasmparser::BinaryReaderError| format!("cannot read the module: {e}");
         for payload in Parser::new(0).parse_all(wasm) {
@@ -150,7 +162,43 @@ impl Scan {
                         }
                     }
                 }
-                Payload::GlobalSection(reader) => scan.globals += reader.count(),
+                Payload::GlobalSection(reader) => {
+                    scan.globals += reader.count();
+                    for global in reader {
+                        scan.escape_in(global.map_err(err)?.init_expr.get_operators_reader())?;
+                    }
+                }
+                Payload::ElementSection(reader) => {
+                    for element in reader {
+                        match element.map_err(err)?.items {
+                            wasmparser::ElementItems::Functions(functions) => {
+                                for function in functions {
+                                    scan.escaped.insert(function.map_err(err)?);
+                                }
+                            }
+                            wasmparser::ElementItems::Expressions(_, exprs) => {
+                                for expr in exprs {
+                                    scan.escape_in(expr.map_err(err)?.get_operators_reader())?;
+                                }
+                            }
+                        }
+                    }
+                }
+                Payload::CodeSectionEntry(body) => {
+                    let mut reader = body.get_operators_reader().map_err(err)?;
+                    while !reader.eof() {
+                        match reader.read().map_err(err)? {
+                            Operator::RefFunc { function_index } => {
+                                scan.escaped.insert(function_index);
+                            }
+                            Operator::ReturnCallIndirect { .. }
+                            | Operator::ReturnCallRef { .. } => {
+                                scan.tail_indirect = true;
+                            }
+                            _ => {}
+                        }
+                    }
+                }
                 Payload::MemorySection(reader) => {
                     for memory in reader {
                         scan.memory64.push(memory.map_err(err)?.memory64);
@@ -173,6 +221,19 @@ impl Scan {
             }
         }
         Ok(scan)
+    }
+
+    /// Functions named by `ref.func` in a constant expression.
+    fn escape_in(&mut self, mut reader: wasmparser::OperatorsReader<'_>) -> Result<(), String> {
+        while !reader.eof() {
+            if let Operator::RefFunc { function_index } = reader
+                .read()
+                .map_err(|e| format!("cannot read the module: {e}"))?
+            {
+                self.escaped.insert(function_index);
+            }
+        }
+        Ok(())
     }
 
     /// The refuel import's index (the first after the module's own imports).
@@ -230,6 +291,8 @@ struct Rewriter {
     scan: Scan,
     /// Checks call the host's refuel (else they trap).
     refuel: bool,
+    /// Host calls are charged by the module ([`meter_with`]).
+    calls: bool,
     hoist: bool,
     /// The defined function whose body comes next.
     next: usize,
@@ -383,6 +446,7 @@ impl Reencode for Rewriter {
         func: wasmparser::FunctionBody<'_>,
     ) -> Result<(), ReencodeError<String>> {
         let params = self.scan.params.get(self.next).copied();
+        let index = self.scan.imported_funcs + u32::try_from(self.next).unwrap_or(u32::MAX);
         self.next += 1;
         let (mut locals, count) = crate::canon::body_locals(self, params, &func)?;
         let scratch = Scratch {
@@ -416,6 +480,10 @@ impl Reencode for Rewriter {
         };
         body.out.push(Instruction::GlobalGet(body.global));
         body.out.push(Instruction::LocalSet(scratch.fuel));
+        if self.calls && self.scan.escaped.contains(&index) {
+            // Reached, maybe, by a call the host would charge: this one is the module's own.
+            body.mark(0);
+        }
         body.check();
         self.emit(&mut body, &ops, self.hoist)?;
 
@@ -496,6 +564,15 @@ impl Body<'_> {
         }
     }
 
+    /// Sets the marker (1: a call of refuel, or a check that traps; 2: a call through a table
+    /// or a reference, which the host charges when it reaches an import; 0: neither).
+    fn mark(&mut self, value: i32) {
+        self.out.extend([
+            Instruction::I32Const(value),
+            Instruction::GlobalSet(self.global + 1),
+        ]);
+    }
+
     /// Reads the counter back after something else may have changed it.
     fn reload(&mut self) {
         self.out.push(Instruction::GlobalGet(self.global));
@@ -518,15 +595,13 @@ impl Body<'_> {
     /// Stores the counter, calls the host's refuel (marked as such) and reads the counter back.
     fn refuel_call(&mut self) {
         self.save();
+        // The marker tells the host that the call (or the trap) is the meter's own.
+        self.mark(1);
         if self.trap {
             self.out.push(Instruction::Unreachable);
             return;
         }
-        self.out.extend([
-            Instruction::I32Const(1),
-            Instruction::GlobalSet(self.global + 1),
-            Instruction::Call(self.refuel),
-        ]);
+        self.out.push(Instruction::Call(self.refuel));
         self.reload();
     }
 }
@@ -782,6 +857,18 @@ impl Rewriter {
                     body.out.push(instruction);
                     body.depth += 1;
                 }
+                O::Call { function_index } | O::ReturnCall { function_index }
+                    if self.calls && *function_index < self.scan.imported_funcs =>
+                {
+                    // A host call, charged here, with a check before the host runs.
+                    body.acc += crate::HOSTCALL_FUEL as i64;
+                    body.check();
+                    body.save();
+                    body.out.push(instruction);
+                    if matches!(op, O::Call { .. }) {
+                        body.reload();
+                    }
+                }
                 O::Unreachable
                 | O::Return
                 | O::ReturnCall { .. }
@@ -794,7 +881,26 @@ impl Rewriter {
                 O::ReturnCallIndirect { .. } | O::ReturnCallRef { .. } => {
                     body.flush();
                     body.save();
+                    if self.calls {
+                        body.mark(2);
+                    }
                     body.out.push(instruction);
+                }
+                O::CallIndirect { .. } | O::CallRef { .. } if self.calls => {
+                    body.flush();
+                    body.save();
+                    body.mark(2);
+                    body.out.push(instruction);
+                    body.mark(0);
+                    body.reload();
+                }
+                O::Call { .. } if self.calls && self.scan.tail_indirect => {
+                    // The callee may leave the marker set by a tail call to an import.
+                    body.flush();
+                    body.save();
+                    body.out.push(instruction);
+                    body.mark(0);
+                    body.reload();
                 }
                 O::Call { .. } | O::CallIndirect { .. } | O::CallRef { .. } => {
                     body.flush();
@@ -1058,8 +1164,8 @@ mod tests {
         let engine = wasmtime::Engine::default();
         for (path, wasm) in crate::canon::tests::committed_guests() {
             for hoist in [false, true] {
-                let (metered, stats) =
-                    meter(&wasm, hoist).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                let (metered, stats) = meter_with(&wasm, hoist, true, false)
+                    .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
                 wasmtime::Module::validate(&engine, &metered)
                     .unwrap_or_else(|e| panic!("{} (hoist {hoist}): {e:#}", path.display()));
                 let kernel = path.parent().is_some_and(|d| d.ends_with("kernels"));

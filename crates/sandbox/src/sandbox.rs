@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use wasmtime::{
     Config, Engine, ExternType, InstanceAllocationStrategy, InstancePre, Linker, Module, OptLevel,
@@ -46,10 +46,16 @@ pub(crate) const YIELD_FUEL: u64 = 1_000_000;
 pub struct Sandbox {
     /// One engine per [`Profile`] (by [`profile_slot`]), [`Profile::LATEST`]'s built with the
     /// sandbox, the other the first time a module is prepared for it.
-    runtimes: [OnceLock<Result<Runtime, String>>; 4],
+    runtimes: [OnceLock<Result<Runtime, String>>; 5],
     config: SandboxConfig,
     cache: Mutex<ModuleCache>,
     compiled: AtomicU64,
+    /// The sandbox of a worker process ([`crate::worker::serve`]): modules are metered with
+    /// checks that trap instead of calling the host, runs get all their fuel at once and have
+    /// no wall-clock bound of their own (the parent's signals bound them).
+    trapping: bool,
+    /// Worker processes between runs ([`SandboxConfig::worker`]).
+    pub(crate) workers: crate::worker::Pool,
 }
 
 /// The engine of one [`Profile`] and its WASI linker.
@@ -65,6 +71,7 @@ fn profile_slot(profile: Profile) -> usize {
         Profile::ObservedNans => 1,
         Profile::CountedLoops => 2,
         Profile::TrackedVectors => 3,
+        Profile::GuestCharged => 4,
     }
 }
 
@@ -78,6 +85,10 @@ struct PreparedInner {
     pre: InstancePre<HostState>,
     hash: [u8; 32],
     profile: Profile,
+    /// The module's bytes, where its runs go to worker processes ([`SandboxConfig::worker`]):
+    /// a profile that meters itself and no start function (the counter is armed after
+    /// instantiation).
+    for_workers: Option<Arc<[u8]>>,
 }
 
 impl Prepared {
@@ -177,14 +188,14 @@ pub(crate) fn engine_config(profile: Profile) -> Config {
 }
 
 impl Runtime {
-    fn new(config: &SandboxConfig, profile: Profile) -> Result<Runtime, SandboxError> {
+    fn new(config: &SandboxConfig, profile: Profile, slots: u32) -> Result<Runtime, SandboxError> {
         let mut wasm = engine_config(profile);
         if config.pooling {
             let mut pool = PoolingAllocationConfig::default();
-            pool.total_core_instances(POOL_SLOTS)
-                .total_stacks(POOL_SLOTS)
-                .total_memories(POOL_SLOTS)
-                .total_tables(POOL_SLOTS)
+            pool.total_core_instances(slots)
+                .total_stacks(slots)
+                .total_memories(slots)
+                .total_tables(slots)
                 .max_memories_per_module(MAX_MEMORIES)
                 .max_tables_per_module(1)
                 .table_elements(MAX_TABLE_ELEMENTS)
@@ -223,11 +234,23 @@ impl Sandbox {
     /// optimised Cranelift) and its WASI p1 linker; the other profile's engine is built when a
     /// module is first prepared for it.
     pub fn new(config: SandboxConfig) -> Result<Sandbox, SandboxError> {
+        Sandbox::build(config, false)
+    }
+
+    /// A worker process's sandbox ([`crate::worker::serve`]): one run at a time, checks that
+    /// trap.
+    pub(crate) fn trapping(config: SandboxConfig) -> Result<Sandbox, SandboxError> {
+        Sandbox::build(config, true)
+    }
+
+    fn build(config: SandboxConfig, trapping: bool) -> Result<Sandbox, SandboxError> {
         let sandbox = Sandbox {
             runtimes: Default::default(),
             config,
             cache: Mutex::new(ModuleCache::default()),
             compiled: AtomicU64::new(0),
+            trapping,
+            workers: Default::default(),
         };
         sandbox.runtime(Profile::LATEST)?;
         Ok(sandbox)
@@ -235,8 +258,10 @@ impl Sandbox {
 
     /// `profile`'s engine and linker, built the first time they are needed.
     fn runtime(&self, profile: Profile) -> Result<&Runtime, SandboxError> {
+        // A worker runs one guest at a time.
+        let slots = if self.trapping { 2 } else { POOL_SLOTS };
         self.runtimes[profile_slot(profile)]
-            .get_or_init(|| Runtime::new(&self.config, profile).map_err(|e| e.to_string()))
+            .get_or_init(|| Runtime::new(&self.config, profile, slots).map_err(|e| e.to_string()))
             .as_ref()
             .map_err(|e| SandboxError::Setup(e.clone()))
     }
@@ -244,6 +269,16 @@ impl Sandbox {
     /// The configuration this sandbox was built with.
     pub fn config(&self) -> &SandboxConfig {
         &self.config
+    }
+
+    /// Worker processes waiting for a run ([`SandboxConfig::worker`]).
+    pub fn idle_workers(&self) -> usize {
+        self.workers.idle()
+    }
+
+    /// The module with this hash prepared for `profile`, if the cache holds it.
+    pub(crate) fn cached(&self, hash: [u8; 32], profile: Profile) -> Option<Prepared> {
+        self.lock_cache().get(&(hash, profile))
     }
 
     /// How many modules this sandbox has compiled (cache hits do not count).
@@ -268,10 +303,14 @@ impl Sandbox {
         let invalid = |e: wasmtime::Error| SandboxError::InvalidModule(format!("{e:#}"));
         let module = match profile {
             Profile::EveryFloat => Module::from_binary(&runtime.engine, wasm).map_err(invalid)?,
-            Profile::ObservedNans | Profile::CountedLoops | Profile::TrackedVectors => {
+            Profile::ObservedNans
+            | Profile::CountedLoops
+            | Profile::TrackedVectors
+            | Profile::GuestCharged => {
                 // The rewrite reads a valid module: errors are the module's own, as written.
                 Module::validate(&runtime.engine, wasm).map_err(invalid)?;
-                let vectors = if profile == Profile::TrackedVectors {
+                let vectors = if matches!(profile, Profile::TrackedVectors | Profile::GuestCharged)
+                {
                     crate::canon::Vectors::WhereObserved
                 } else {
                     crate::canon::Vectors::AtOnce
@@ -279,9 +318,14 @@ impl Sandbox {
                 let mut rewritten = crate::canon::canonicalize_observed_nans(wasm, vectors)
                     .map_err(SandboxError::InvalidModule)?;
                 if profile.meters_itself() {
-                    rewritten = crate::meter::meter(&rewritten, true)
-                        .map_err(SandboxError::InvalidModule)?
-                        .0;
+                    rewritten = crate::meter::meter_with(
+                        &rewritten,
+                        true,
+                        !self.trapping,
+                        profile.charges_calls(),
+                    )
+                    .map_err(SandboxError::InvalidModule)?
+                    .0;
                 }
                 Module::from_binary(&runtime.engine, &rewritten).map_err(invalid)?
             }
@@ -308,9 +352,31 @@ impl Sandbox {
             .unwrap_or(&runtime.linker)
             .instantiate_pre(&module)
             .map_err(invalid)?;
+        let has_start = wasmparser::Parser::new(0)
+            .parse_all(wasm)
+            .any(|payload| matches!(payload, Ok(wasmparser::Payload::StartSection { .. })));
+        if self.trapping && (has_start || !profile.charges_calls()) {
+            // A start function would run before the counter is armed; an older profile's fuel
+            // depends on the slices an in-thread run takes.
+            return Err(SandboxError::Setup(format!(
+                "a worker runs modules without a start function under profile 5 (this one: \
+                 profile {}, start function: {has_start})",
+                profile.number()
+            )));
+        }
+        let for_workers = (self.config.worker.is_some()
+            && crate::worker::SUPPORTED
+            && profile.charges_calls()
+            && !has_start)
+            .then(|| Arc::<[u8]>::from(wasm));
         self.compiled.fetch_add(1, Ordering::Relaxed);
         let prepared = Prepared {
-            inner: Arc::new(PreparedInner { pre, hash, profile }),
+            inner: Arc::new(PreparedInner {
+                pre,
+                hash,
+                profile,
+                for_workers,
+            }),
         };
         Ok(self.lock_cache().insert(prepared))
     }
@@ -332,6 +398,11 @@ impl Sandbox {
     pub fn run(&self, module: &Prepared, task: &TaskRun) -> Result<RunReport, SandboxError> {
         validate_task(task)?;
         let entry = Entry::of(module.inner.pre.module(), task.entry.as_deref())?;
+        if let (Some(command), Some(wasm)) = (&self.config.worker, &module.inner.for_workers)
+            && i64::try_from(task.fuel_limit).is_ok()
+        {
+            return crate::worker::run(self, command, module, wasm, task);
+        }
         let max_output = task
             .max_output_bytes
             .map_or(self.config.max_output_bytes, |cap| {
@@ -424,16 +495,24 @@ impl Sandbox {
                 limits,
                 usize::try_from(task.memory_limit_bytes).unwrap_or(usize::MAX),
             ),
-            watchdog: Watchdog::new(task.wall_limit, self.config.gate.clone()),
+            // A worker's parent bounds its wall time.
+            watchdog: if self.trapping {
+                Watchdog::new(Duration::MAX, None)
+            } else {
+                Watchdog::new(task.wall_limit, self.config.gate.clone())
+            },
             files: Default::default(),
             disk: crate::quota::DiskWatch::new(watched),
             // The module's own counter starts at zero, all the fuel in reserve: the check on
             // entry to the first function takes the first slice from it.
-            fuel: module
-                .inner
-                .profile
-                .meters_itself()
-                .then(|| GuestFuel::new(task.fuel_limit)),
+            fuel: module.inner.profile.meters_itself().then(|| {
+                let fuel = if self.trapping {
+                    GuestFuel::whole(task.fuel_limit)
+                } else {
+                    GuestFuel::new(task.fuel_limit)
+                };
+                fuel.charged_by_module(module.inner.profile.charges_calls())
+            }),
         };
         let mut store = Store::new(module.inner.pre.module().engine(), state);
         store.limiter(|s| &mut s.limiter);
@@ -448,14 +527,23 @@ impl Sandbox {
         }
 
         let started = Instant::now();
+        let cpu_before = crate::gate::thread_cpu();
         store.data_mut().watchdog.start();
-        // No deadline for a limit past the end of time (the watchdog still counts it).
-        let deadline = started.checked_add(task.wall_limit);
+        // No deadline for a limit past the end of time (the watchdog still counts it), nor in a
+        // worker.
+        let deadline = match self.trapping {
+            true => None,
+            false => started.checked_add(task.wall_limit),
+        };
         let pre = &module.inner.pre;
         let pacer = store.data().watchdog.pacer.clone();
+        let trapping = self.trapping;
         let result = drive(
             async {
                 let instance = pre.instantiate_async(&mut store).await?;
+                if trapping {
+                    crate::host::arm(&instance, &mut store)?;
+                }
                 entry.call(&instance, &mut store).await
             },
             // At each yield: held while the gate is paused (time not counted), ended when it
@@ -477,6 +565,9 @@ impl Sandbox {
             }
         };
         let wall_time = started.elapsed();
+        let cpu_time = cpu_before
+            .zip(crate::gate::thread_cpu())
+            .map(|(before, after)| after.saturating_sub(before));
 
         let fuel_left = crate::host::fuel_left(&mut store).unwrap_or(0);
         let fuel_used = task.fuel_limit.saturating_sub(fuel_left);
@@ -489,6 +580,12 @@ impl Sandbox {
             return Err(SandboxError::Host(why));
         }
         let mut outcome = classify(result, store.data());
+        if self.trapping
+            && matches!(outcome, Outcome::Trap(_))
+            && crate::host::check_trapped(&mut store)
+        {
+            outcome = Outcome::OutOfFuel;
+        }
         drop(store);
 
         let stdout = stdout.contents().to_vec();
@@ -548,6 +645,7 @@ impl Sandbox {
             output_hash,
             fuel_used,
             wall_time,
+            cpu_time,
             stderr,
         })
     }

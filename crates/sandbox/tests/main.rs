@@ -5,6 +5,7 @@
 mod interpreters;
 mod nans;
 mod paused;
+mod workers;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

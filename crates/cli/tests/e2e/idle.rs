@@ -76,9 +76,30 @@ fn reasons(s: &serde_json::Value) -> Vec<String> {
         .collect()
 }
 
-/// CPU ticks (user + system) of process `pid` so far.
+/// CPU ticks (user + system) of process `pid` and of its live children (the sandbox's worker
+/// processes, which run its guests) so far.
 fn cpu_ticks(pid: u32) -> u64 {
-    provider::idle::process_cpu_ticks(Path::new(&format!("/proc/{pid}/stat"))).expect("/proc")
+    let ticks = |pid: u32| {
+        provider::idle::process_cpu_ticks(Path::new(&format!("/proc/{pid}/stat"))).unwrap_or(0)
+    };
+    ticks(pid) + children(pid).into_iter().map(ticks).sum::<u64>()
+}
+
+/// The live children of process `pid`.
+fn children(pid: u32) -> Vec<u32> {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .map(|tasks| {
+            tasks
+                .flatten()
+                .filter_map(|t| std::fs::read_to_string(t.path().join("children")).ok())
+                .flat_map(|list| {
+                    list.split_whitespace()
+                        .filter_map(|c| c.parse().ok())
+                        .collect::<Vec<u32>>()
+                })
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 fn ticks_per_second() -> f64 {
@@ -347,17 +368,18 @@ fn a_provider_held_to_half_a_core_uses_half_a_core() {
     wait_status(&w, &dir, "working", |s| s["state"] == "working");
     std::thread::sleep(Duration::from_secs(1));
     let pid = p.proc.pid();
-    // The slot's thread, which runs the task: its time on a CPU and its time waiting for one
-    // (/proc/PID/task/TID/schedstat). Time spent waiting for a core while other tests keep the
-    // machine busy is neither work nor rest, so the share is of the time it worked or rested.
-    let slot = std::fs::read_dir(format!("/proc/{pid}/task"))
-        .unwrap()
-        .flatten()
-        .find(|t| {
-            std::fs::read_to_string(t.path().join("comm")).is_ok_and(|c| c.trim() == "slot-0")
+    // The sandbox's worker process, which runs the task: its thread's time on a CPU and its
+    // time waiting for one (/proc/PID/schedstat). Time spent waiting for a core while other
+    // tests keep the machine busy is neither work nor rest, so the share is of the time it
+    // worked or rested (stopped by the provider's signals, or sleeping).
+    let worker = children(pid)
+        .into_iter()
+        .find(|c| {
+            std::fs::read(format!("/proc/{c}/cmdline"))
+                .is_ok_and(|cmd| String::from_utf8_lossy(&cmd).contains("sandbox-worker"))
         })
-        .expect("the provider's slot thread")
-        .path();
+        .expect("the provider's sandbox worker process");
+    let slot = Path::new(&format!("/proc/{worker}")).to_path_buf();
     let sched = || -> (f64, f64) {
         let text = std::fs::read_to_string(slot.join("schedstat")).unwrap();
         let f: Vec<f64> = text

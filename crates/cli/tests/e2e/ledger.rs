@@ -257,7 +257,13 @@ treasury_bps = 5000
     assert_eq!(network.faucet, None);
     assert_eq!(network.supply_genesis, tokens(500));
 
-    let s0 = c.http.status();
+    // The leader's first entry (the audit beacon's commitment) comes at its first tick, which
+    // on a loaded machine may come after this point: wait for it, so that nothing but the
+    // refused requests below could change the log.
+    let s0 = poll("the leader's first entry", Duration::from_secs(30), || {
+        let s = c.http.status();
+        (s.log_length >= 1).then_some(s)
+    });
     let faucet = w
         .cli(&["wallet", "faucet", "--coordinator", &c.url])
         .fails();

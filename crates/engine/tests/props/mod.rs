@@ -2347,9 +2347,14 @@ fn check_events(
                                 && matches!(r.outcome, RunOutcome::Failure { .. })
                         });
                         prop_assert!(reported, "{} paid {} for no failure", task, provider);
+                        // Rules 26: a member on a lease is covered by its reservation
+                        // (`TaskCovered`) and still counts as a share.
                         events
                             .iter()
-                            .filter(|e| matches!(e, Event::TaskPaid { task: t, .. } if t == task))
+                            .filter(|e| {
+                                matches!(e, Event::TaskPaid { task: t, .. }
+                                    | Event::TaskCovered { task: t, .. } if t == task)
+                            })
                             .count() as u128
                     }
                 };
@@ -2817,7 +2822,36 @@ fn check_events(
                     before.covering_lease(provider, &job.owner),
                     Some(*reservation)
                 );
-                prop_assert_eq!(after.jobs[&task.job].escrow.paid, job.escrow.paid);
+                // The covered run draws nothing from the escrow; the job's other payments in
+                // this entry do (a verified failure's members share one payment, some of them
+                // paid, some covered by a lease).
+                let paid_here: u128 = events
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, e)| match e {
+                        Event::TaskPaid {
+                            task: t,
+                            provider: q,
+                            amount,
+                            fee,
+                        } if t.job == task.job => {
+                            let pooled = match events.get(i + 1) {
+                                Some(Event::DelegatorsPaid {
+                                    provider: p,
+                                    amount,
+                                    ..
+                                }) if p == q => *amount,
+                                _ => 0,
+                            };
+                            Some(amount + fee + pooled)
+                        }
+                        _ => None,
+                    })
+                    .sum();
+                prop_assert_eq!(
+                    after.jobs[&task.job].escrow.paid,
+                    job.escrow.paid + paid_here
+                );
             }
             Event::ValidatorChangeQueued { change } => {
                 // A passed proposal queued it, at the entry that decided or scheduled it.

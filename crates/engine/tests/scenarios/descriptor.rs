@@ -35,7 +35,7 @@ fn map_descriptor_comes_from_the_job_spec() {
             mounts: Vec::new(),
             scratch: None,
             private: None,
-            profile: 4,
+            profile: 5,
             gpu: None,
         }
     );
@@ -85,11 +85,14 @@ fn seeds_differ_between_tasks_and_are_stable() {
 
 #[test]
 fn the_sandbox_profile_follows_the_rules() {
-    // Rules 22: profile 4 (float vectors' NaNs canonical where observable); rules 21: profile
+    // Rules 29: profile 5 (host calls charged by the module); rules 22: profile 4 (float
+    // vectors' NaNs canonical where observable); rules 21: profile
     // 3 (the module meters itself); rules 20: profile 2 (NaNs canonical where observable);
     // before, profile 1.
     for (rules, profile) in [
-        (engine::RULES, 4),
+        (engine::RULES, 5),
+        (29, 5),
+        (28, 4),
         (22, 4),
         (21, 3),
         (20, 2),

@@ -87,7 +87,7 @@ fn reduce_runs_after_the_maps_over_their_outputs() {
             mounts: Vec::new(),
             scratch: None,
             private: None,
-            profile: 4,
+            profile: 5,
             gpu: None,
         })
     );

@@ -196,11 +196,12 @@ fn a_flipped_sign_is_canonicalized_only_where_observed() {
             0xfff8_0000_0000_0000,
             0x7ff8_0000_0000_0000,
             0x7ff8_0000_0000_0000,
+            0x7ff8_0000_0000_0000,
             0x7ff8_0000_0000_0000
         ]
     );
     // The same as f64x2: profiles 2 and 3 canonicalize the division at once, as Cranelift does
-    // under profile 1, and `neg` flips that; profile 4 canonicalizes at the store.
+    // under profile 1, and `neg` flips that; profiles 4 and 5 canonicalize at the store.
     let vector = bits_per_profile(
         r#"(local $zero v128)
            (v128.store (i32.const 0x3000)
@@ -212,6 +213,7 @@ fn a_flipped_sign_is_canonicalized_only_where_observed() {
             0xfff8_0000_0000_0000,
             0xfff8_0000_0000_0000,
             0xfff8_0000_0000_0000,
+            0x7ff8_0000_0000_0000,
             0x7ff8_0000_0000_0000
         ]
     );
@@ -228,7 +230,7 @@ fn the_latest_profile_is_what_prepare_uses_and_profiles_are_numbered() {
         assert_eq!(Profile::from_number(profile.number()), Some(profile));
     }
     assert_eq!(Profile::from_number(0), None);
-    assert_eq!(Profile::from_number(5), None);
+    assert_eq!(Profile::from_number(6), None);
 }
 
 /// Float vectors whose NaN bits reach memory by every path profile 4 follows them on (a loop's
