@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// The benchmark kernel with enough iterations to run for a few hundred milliseconds.
-fn long_task() -> (Vec<u8>, TaskRun) {
+pub(crate) fn long_task() -> (Vec<u8>, TaskRun) {
     let wasm = repo_guest("bench.wasm").expect("guests/bench.wasm is committed");
     let run = TaskRun {
         args: vec!["30000000".into()],
@@ -39,30 +39,41 @@ fn a_run_paused_in_place_ends_as_if_it_never_paused_and_the_pause_is_not_wall_ti
         let plain = sandbox.run(&module, &run).expect("run");
         assert_eq!(plain.outcome, Outcome::Exited(0), "{profile:?}");
 
-        // Paused 50 ms into the run, for longer than its whole wall limit.
-        let pauser = {
-            let gate = gate.clone();
-            std::thread::spawn(move || {
-                std::thread::sleep(Duration::from_millis(50));
-                gate.pause();
-                let held = Instant::now();
-                std::thread::sleep(Duration::from_millis(2500));
-                gate.resume();
-                held.elapsed()
-            })
-        };
-        let started = Instant::now();
-        let paused = sandbox.run(&module, &run).expect("run");
-        let took = started.elapsed();
-        let held = pauser.join().unwrap();
-        assert!(
-            took >= held,
-            "{profile:?}: the run did not wait for the pause ({took:?})"
-        );
+        let paused = paused_run(&gate, &sandbox, &module, &run);
         assert_eq!(paused.outcome, Outcome::Exited(0), "{profile:?}");
         assert_eq!(paused.output, plain.output, "{profile:?}");
         assert_eq!(paused.fuel_used, plain.fuel_used, "{profile:?}");
     }
+}
+
+/// `module` run once with its gate paused 50 ms into the run, for longer than its whole wall
+/// limit; the run must have waited for the pause.
+pub(crate) fn paused_run(
+    gate: &Arc<Gate>,
+    sandbox: &Sandbox,
+    module: &sandbox::Prepared,
+    run: &TaskRun,
+) -> sandbox::RunReport {
+    let pauser = {
+        let gate = gate.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(50));
+            gate.pause();
+            let held = Instant::now();
+            std::thread::sleep(Duration::from_millis(2500));
+            gate.resume();
+            held.elapsed()
+        })
+    };
+    let started = Instant::now();
+    let paused = sandbox.run(module, run).expect("run");
+    let took = started.elapsed();
+    let held = pauser.join().unwrap();
+    assert!(
+        took >= held,
+        "the run did not wait for the pause ({took:?})"
+    );
+    paused
 }
 
 #[test]

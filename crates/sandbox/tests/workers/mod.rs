@@ -335,39 +335,14 @@ fn what_cannot_go_to_a_worker_runs_in_thread_alike() {
 
 #[test]
 fn a_paused_gate_stops_the_worker_in_place_and_a_stop_kills_it() {
-    let wasm = repo_guest("bench.wasm").expect("guests/bench.wasm is committed");
-    let run = TaskRun {
-        args: vec!["30000000".into()],
-        fuel_limit: 50_000_000_000,
-        // Shorter than the pause below: paused time must not count.
-        wall_limit: Duration::from_secs(2),
-        ..task()
-    };
+    // Its wall limit is shorter than the pause: paused time must not count.
+    let (wasm, run) = super::paused::long_task();
     let gate = Arc::new(Gate::new());
     let workers = with_workers(Some(gate.clone()));
     let module: Prepared = workers.prepare(&wasm).expect("prepare");
     let plain = workers.run(&module, &run).expect("run");
     assert_eq!(plain.outcome, Outcome::Exited(0));
-
-    let pauser = {
-        let gate = gate.clone();
-        std::thread::spawn(move || {
-            std::thread::sleep(Duration::from_millis(50));
-            gate.pause();
-            let held = Instant::now();
-            std::thread::sleep(Duration::from_millis(2500));
-            gate.resume();
-            held.elapsed()
-        })
-    };
-    let started = Instant::now();
-    let paused = workers.run(&module, &run).expect("run");
-    let took = started.elapsed();
-    let held = pauser.join().unwrap();
-    assert!(
-        took >= held,
-        "the run did not wait for the pause ({took:?})"
-    );
+    let paused = super::paused::paused_run(&gate, &workers, &module, &run);
     assert_eq!(seen(&paused), seen(&plain));
 
     gate.pause();
