@@ -412,16 +412,16 @@ pub fn machine_ticks() -> Option<(u64, u64)> {
 pub fn own_cpu_ticks() -> Option<u64> {
     let text = std::fs::read_to_string("/proc/self/stat").ok()?;
     let (own, ended) = stat_ticks(&text)?;
-    let live: u64 = child_pids()
+    let live: u64 = child_pids("self")
         .into_iter()
         .filter_map(|pid| process_cpu_ticks(Path::new(&format!("/proc/{pid}/stat"))))
         .sum();
     Some(own + ended + live)
 }
 
-/// The processes this one started that are alive (`/proc/self/task/*/children`).
-fn child_pids() -> Vec<u32> {
-    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+/// The live children of process `pid` (a number, or `self`): `/proc/PID/task/*/children`.
+pub fn child_pids(pid: &str) -> Vec<u32> {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
         return Vec::new();
     };
     tasks

@@ -87,19 +87,7 @@ fn cpu_ticks(pid: u32) -> u64 {
 
 /// The live children of process `pid`.
 fn children(pid: u32) -> Vec<u32> {
-    std::fs::read_dir(format!("/proc/{pid}/task"))
-        .map(|tasks| {
-            tasks
-                .flatten()
-                .filter_map(|t| std::fs::read_to_string(t.path().join("children")).ok())
-                .flat_map(|list| {
-                    list.split_whitespace()
-                        .filter_map(|c| c.parse().ok())
-                        .collect::<Vec<u32>>()
-                })
-                .collect()
-        })
-        .unwrap_or_default()
+    provider::idle::child_pids(&pid.to_string())
 }
 
 fn ticks_per_second() -> f64 {
