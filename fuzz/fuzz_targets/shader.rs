@@ -1,13 +1,12 @@
-//! Feeds WGSL text to `gpu::admit` (rules 23: what a coordinator checks a GPU job's shader with
-//! at submission, and a provider before it runs one): naga's parser and validator, the network's
-//! rules, the metering pass and its second validation. Any panic is a crash.
+//! Feeds shader bytes to `gpu::admit_bytes` (rules 23: what a coordinator checks a GPU job's
+//! shader with at submission, and a provider before it runs one): the language detected from
+//! the bytes (WGSL, GLSL or SPIR-V), naga's front end and validator behind the bounds that keep
+//! its recursion off the stack's end, the network's rules, the metering pass and its second
+//! validation. Any panic or abort is a crash.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(text) = std::str::from_utf8(data) else {
-        return;
-    };
-    let _ = gpu::admit(text, "main");
+    let _ = gpu::admit_bytes(data, "main");
 });

@@ -1,5 +1,5 @@
 //! Feeds the stored bytes of a state snapshot to `store::decode_snapshot` (the migration from
-//! every older state format, then postcard): the first byte picks the format (1 to 18), the
+//! every older state format, then postcard): the first byte picks the format (1 to 19), the
 //! rest is the snapshot. A decoded state is hashed, as recovery does.
 #![no_main]
 
@@ -9,7 +9,7 @@ fuzz_target!(|data: &[u8]| {
     let Some((format, bytes)) = data.split_first() else {
         return;
     };
-    let format = u32::from(*format % 18) + 1;
+    let format = u32::from(*format % 19) + 1;
     if let Ok(state) = store::decode_snapshot(bytes, format) {
         state.hash();
     }

@@ -310,6 +310,41 @@ fn actions() -> Vec<(&'static str, Signed<Action>)> {
                 answer: engine::Hash([5; 32]),
             },
         ),
+        (
+            "submit_gpu_job_with_tolerance",
+            Action::SubmitGpuJobWithTolerance {
+                spec: job_spec(),
+                storage: None,
+                gpu: engine::GpuJob {
+                    entry: "main".into(),
+                    workgroups: [16, 1, 1],
+                    buffers: vec![engine::GpuBuffer {
+                        binding: 0,
+                        fill: engine::GpuFill::Zeroed(64),
+                        output: true,
+                    }],
+                    one_class: false,
+                },
+                tolerance: engine::Tolerance {
+                    max_ulps: 4,
+                    near_zero: 0x3586_37bd,
+                },
+            },
+        ),
+        (
+            "report_results_with_outputs",
+            Action::ReportResultsWithOutputs {
+                reports: vec![engine::TaskReport {
+                    task: engine::TaskId { job: 1, index: 0 },
+                    outcome: engine::TaskOutcome::Success,
+                    output_hash: engine::Hash::of(&[0, 0, 0x80, 0x3f]),
+                    output_size: 4,
+                    fuel_used: 1_000,
+                }],
+                energy: vec![None],
+                outputs: vec![Some(engine::Output(vec![0, 0, 0x80, 0x3f]))],
+            },
+        ),
     ];
     bodies
         .into_iter()
@@ -469,8 +504,8 @@ fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
     let mut state = initial_state();
     out.push((
         "snapshot",
-        "initial.v18".into(),
-        [&[17u8][..], &postcard(&state)].concat(),
+        "initial.v19".into(),
+        [&[18u8][..], &postcard(&state)].concat(),
     ));
     for (_, entry) in &entries[..4] {
         if let Err(e) = state.apply(entry) {
@@ -479,8 +514,8 @@ fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
     }
     out.push((
         "snapshot",
-        "with_job.v18".into(),
-        [&[17u8][..], &postcard(&state)].concat(),
+        "with_job.v19".into(),
+        [&[18u8][..], &postcard(&state)].concat(),
     ));
 
     out.push((
@@ -559,6 +594,12 @@ fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
             example(&format!("guests/gpu/{name}.wgsl")),
         ));
     }
+    // GLSL, detected by its `#version` (`gpu::language`).
+    out.push((
+        "shader",
+        "matmul.comp".into(),
+        example("guests/gpu/matmul.comp"),
+    ));
 
     for name in ["noop", "pi", "wc_reduce"] {
         out.push((
@@ -594,7 +635,7 @@ fn decodes(target: &str, bytes: &[u8]) -> bool {
         }
         "block" => store::SqliteLog::decode_block(1, bytes)
             .is_ok_and(|b| api::chain::block_signature_ok(&b)),
-        "snapshot" => store::decode_snapshot(&bytes[1..], u32::from(bytes[0] % 18) + 1).is_ok(),
+        "snapshot" => store::decode_snapshot(&bytes[1..], u32::from(bytes[0] % 19) + 1).is_ok(),
         "stored_genesis" => store::decode_genesis(&bytes[1..], u32::from(bytes[0] % 7) + 1)
             .is_ok_and(|g| engine::State::from_genesis(&g).is_ok()),
         "job_spec" => jobspec::load(text(), &AnyFile, 1_000).is_ok(),
@@ -602,7 +643,7 @@ fn decodes(target: &str, bytes: &[u8]) -> bool {
             set.validate().is_ok() && engine::State::from_genesis(&g).is_ok()
         }),
         "wasm_admission" => wasmparser::validate(bytes).is_ok(),
-        "shader" => gpu::admit(text(), "main").is_ok(),
+        "shader" => gpu::admit_bytes(bytes, "main").is_ok(),
         "udp_ping" => {
             api::wire::SealedPing::from_datagram(bytes).is_some()
                 || api::wire::PingAck::from_datagram(bytes).is_some()

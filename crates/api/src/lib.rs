@@ -50,19 +50,30 @@ pub mod submit {
     }
 
     /// Rules 23: the action submitting `spec` as a GPU job run as `gpu` declares, with a storage
-    /// claim as [`job_submission`] makes one where the network prices storage.
+    /// claim as [`job_submission`] makes one where the network prices storage (rules 30: with
+    /// `tolerance`, one whose results agree within it).
     pub fn gpu_submission(
         storage: Option<&StorageParams>,
         spec: JobSpec,
         input_bytes: u64,
         output_limit: Option<u64>,
         gpu: engine::GpuJob,
+        tolerance: Option<engine::Tolerance>,
     ) -> Action {
         let storage = storage.map(|params| StorageClaim {
             input_bytes,
             output_bytes: output_limit.unwrap_or(DEFAULT_OUTPUT_LIMIT.min(params.max_output_bytes)),
         });
-        Action::SubmitGpuJob { spec, storage, gpu }
+        match tolerance {
+            // Rules 30: its results agree within the tolerance, from any GPU.
+            Some(tolerance) => Action::SubmitGpuJobWithTolerance {
+                spec,
+                storage,
+                gpu,
+                tolerance,
+            },
+            None => Action::SubmitGpuJob { spec, storage, gpu },
+        }
     }
 
     /// The action submitting `spec` to a network whose storage costs `storage`

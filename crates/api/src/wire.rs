@@ -447,6 +447,9 @@ pub struct JobView {
     /// The GPU class a one-class GPU job runs on, once one of its tasks was taken (rules 23).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gpu_class: Option<String>,
+    /// Rules 30: the tolerance a GPU job's results agree within, from any GPU.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpu_tolerance: Option<engine::Tolerance>,
     /// Rules 24: the energy and carbon of its accepted runs, as their providers reported them
     /// (estimates: see `engine::energy`); absent on a network before rules 24.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -269,6 +269,7 @@ pub async fn submit(
             input_bytes,
             job.output_limit,
             gpu,
+            job.tolerance,
         ),
         None => api::job_submission(
             network.storage.as_ref(),
@@ -510,6 +511,15 @@ pub fn describe(view: &JobView) -> String {
             "; GPU job (entry `{}`, {x}x{y}x{z} workgroups, {})",
             gpu.entry,
             match (&view.gpu_class, gpu.one_class) {
+                // Rules 30.
+                (_, false) if let Some(t) = view.gpu_tolerance => format!(
+                    "float results: any GPU, agreeing within {} ULPs{}",
+                    t.max_ulps,
+                    match f32::from_bits(t.near_zero) {
+                        0.0 => String::new(),
+                        zero => format!(" or both within {zero:e} of zero"),
+                    }
+                ),
                 (_, false) => "integer results: any GPU".to_string(),
                 (Some(class), true) => format!("float results: one GPU class, {class}"),
                 (None, true) => "float results: one GPU class, the first provider's".to_string(),
@@ -860,6 +870,7 @@ mod tests {
             private: None,
             gpu: None,
             gpu_class: None,
+            gpu_tolerance: None,
             energy: None,
             prefer_low_carbon: false,
         }
@@ -1011,6 +1022,7 @@ mod tests {
             },
             clear: vec![h(&lib)],
             gpu: None,
+            tolerance: None,
             preferences: Default::default(),
             market_price: None,
         };

@@ -109,8 +109,9 @@ pub struct Checkpoint {
 /// with the delegations of rules 25, state format 15; 15: its state with the reservations of
 /// rules 26, state format 16; 16: its state with the staking rules and validator payouts of
 /// rules 27, state format 17; 17: its state with the GPU classes of rules 28, state format
-/// 18). Its first field in every format, so a reader names both versions when they differ.
-pub const CHECKPOINT_VERSION: u32 = 17;
+/// 18; 18: its state with the tolerant GPU jobs of rules 30, state format 19). Its first field
+/// in every format, so a reader names both versions when they differ.
+pub const CHECKPOINT_VERSION: u32 = 18;
 
 /// What committing one input gave: its seq and events, or why it was refused.
 pub type Committed = Result<(u64, Vec<Event>), ApiError>;

@@ -854,14 +854,20 @@ fn admit_module(shared: &Shared, hash: &Hash, what: &str, entry: Option<&str>) -
     })
 }
 
-/// Rules 23: a GPU job's shader is present, is WGSL the providers' GPU sandbox admits
-/// (`gpu::admit`: naga's validation, the network's rules, metering), and its declared buffers
+/// Rules 23: a GPU job's shader is present, is a shader (WGSL, GLSL or SPIR-V) the providers'
+/// GPU sandbox admits (`gpu::admit_bytes`: naga's validation, the network's rules, metering),
+/// and its declared buffers
 /// are exactly the ones the entry point uses: an input or zeroed buffer at least as large as
 /// the binding's type needs, outputs only where the shader may write, and a shader with
 /// floats only in a job that runs on one class. So a GPU job the network takes never fails on
 /// every provider for its shader or its buffers. Checked on every validator alike (a pure
 /// function of the shader's bytes and the declaration).
-fn admit_shader(shared: &Shared, spec: &JobSpec, gpu: &engine::GpuJob) -> ApiResult<()> {
+fn admit_shader(
+    shared: &Shared,
+    spec: &JobSpec,
+    gpu: &engine::GpuJob,
+    tolerance: Option<&engine::Tolerance>,
+) -> ApiResult<()> {
     // The engine's own check first (it would refuse the same), so that the declaration's
     // mistakes are named as such.
     let gpu = gpu
@@ -873,16 +879,14 @@ fn admit_shader(shared: &Shared, spec: &JobSpec, gpu: &engine::GpuJob) -> ApiRes
         .get(&hash)
         .map_err(|e| ApiError::Unavailable(e.to_string()))?
         .ok_or_else(|| ApiError::NotFound(format!("shader {hash} has not been uploaded")))?;
-    let source = std::str::from_utf8(&bytes)
-        .map_err(|e| ApiError::InvalidShader(format!("shader {hash} is not UTF-8 text: {e}")))?;
-    // naga is not known to panic on any input, but a shader is outside bytes: a panic would
-    // be a crash of a handler, never an answer.
-    let admitted = std::panic::catch_unwind(|| gpu::admit(source, &gpu.entry))
+    // WGSL, GLSL or SPIR-V, told from the bytes. `gpu::admit_bytes` catches naga's panics
+    // itself; a panic here would be a crash of a handler, never an answer.
+    let admitted = std::panic::catch_unwind(|| gpu::admit_bytes(&bytes, &gpu.entry))
         .map_err(|_| {
             ApiError::InvalidShader(format!("shader {hash}: the shader compiler failed on it"))
         })?
         .map_err(|e| ApiError::InvalidShader(format!("shader {hash}: {e}")))?;
-    check_buffers(shared, spec, &gpu, &admitted)
+    check_buffers(shared, spec, &gpu, &admitted, tolerance)
         .map_err(|e| ApiError::InvalidShader(format!("shader {hash}: {e}")))
 }
 
@@ -892,6 +896,7 @@ fn check_buffers(
     spec: &JobSpec,
     gpu: &engine::GpuJob,
     shader: &gpu::Shader,
+    tolerance: Option<&engine::Tolerance>,
 ) -> Result<(), String> {
     let declared: Vec<u32> = gpu.buffers.iter().map(|b| b.binding).collect();
     let used: Vec<u32> = shader.bindings.iter().map(|b| b.binding).collect();
@@ -901,12 +906,28 @@ fn check_buffers(
             gpu.entry
         ));
     }
-    if !shader.integer_only && !gpu.one_class {
+    if !shader.integer_only && !gpu.one_class && tolerance.is_none() {
         return Err(
             "the shader computes with floats, whose bits may differ between kinds of GPU: \
-             declare the job one-class (its results then all come from one GPU class)"
+             declare the job one-class (its results then all come from one GPU class) or give \
+             it a tolerance (its f32 outputs are then compared within it)"
                 .into(),
         );
+    }
+    // Rules 30: a tolerance compares outputs as f32 values, which the engine keeps while the
+    // job runs.
+    if tolerance.is_some()
+        && let Some((buffer, _)) = gpu
+            .buffers
+            .iter()
+            .zip(&shader.bindings)
+            .find(|(b, binding)| b.output && !binding.floats_only)
+    {
+        return Err(format!(
+            "binding {} is an output of a job with a tolerance, and its type holds more than \
+             f32 values (a tolerance compares f32 values only)",
+            buffer.binding
+        ));
     }
     for (buffer, binding) in gpu.buffers.iter().zip(&shader.bindings) {
         if buffer.output && binding.kind != gpu::BindingKind::ReadWrite {
@@ -946,16 +967,7 @@ fn check_buffers(
     // a run to it).
     for (i, task) in spec.tasks.iter().enumerate() {
         let bytes = gpu.buffers.iter().fold(0u64, |sum, b| {
-            let size = match &b.fill {
-                engine::GpuFill::Zeroed(size) => *size,
-                engine::GpuFill::Input(name) => task
-                    .inputs
-                    .iter()
-                    .find(|f| &f.name == name)
-                    .and_then(|f| shared.blobs.size(&f.hash))
-                    .unwrap_or(0),
-            };
-            sum.saturating_add(size)
+            sum.saturating_add(buffer_size(shared, task, b))
         });
         if bytes > spec.limits.memory_bytes {
             return Err(format!(
@@ -963,8 +975,35 @@ fn check_buffers(
                 spec.limits.memory_bytes
             ));
         }
+        let output = gpu
+            .buffers
+            .iter()
+            .filter(|b| b.output)
+            .fold(0u64, |sum, b| {
+                sum.saturating_add(buffer_size(shared, task, b))
+            });
+        if tolerance.is_some() && output > engine::MAX_TOLERANT_OUTPUT {
+            return Err(format!(
+                "task {i}'s output buffers take {output} bytes; a job with a tolerance may \
+                 return at most {} per task (the network compares them value by value)",
+                engine::MAX_TOLERANT_OUTPUT
+            ));
+        }
     }
     Ok(())
+}
+
+/// The bytes buffer `b` of a GPU job's task `task` takes.
+fn buffer_size(shared: &Shared, task: &engine::TaskSpec, b: &engine::GpuBuffer) -> u64 {
+    match &b.fill {
+        engine::GpuFill::Zeroed(size) => *size,
+        engine::GpuFill::Input(name) => task
+            .inputs
+            .iter()
+            .find(|f| &f.name == name)
+            .and_then(|f| shared.blobs.size(&f.hash))
+            .unwrap_or(0),
+    }
 }
 
 /// Everything a job refers to must already be stored, so that providers can always fetch it.
@@ -1036,7 +1075,9 @@ fn admit_submission(shared: &Shared, action: &Action) -> ApiResult<()> {
         entry,
         action.submission_files(),
         action.submission_sealing(),
-        action.submission_gpu(),
+        action
+            .submission_gpu()
+            .map(|gpu| (gpu, action.submission_tolerance())),
     )?;
     if let Some(claim) = claim {
         let mut weighed: u64 = 0;
@@ -1064,7 +1105,7 @@ fn admit_job(
     entry: Option<&str>,
     files: Option<&engine::JobFiles>,
     sealing: Option<&engine::Sealing>,
-    gpu: Option<&engine::GpuJob>,
+    gpu: Option<(&engine::GpuJob, Option<&engine::Tolerance>)>,
 ) -> ApiResult<()> {
     // First: a blob touched here cannot expire before the job is logged (`blob_quota`).
     shared.quota.touch(engine::submission_blobs(spec, files));
@@ -1085,8 +1126,8 @@ fn admit_job(
         }
     }
     // Rules 23: a GPU job's shader, checked against its inputs' sizes (present by now).
-    if let Some(gpu) = gpu {
-        admit_shader(shared, spec, gpu)?;
+    if let Some((gpu, tolerance)) = gpu {
+        admit_shader(shared, spec, gpu, tolerance)?;
     }
     if let Some(files) = files {
         // The engine's own check first (it would refuse the same), so that a bad path is named
@@ -1533,7 +1574,7 @@ async fn exchange(
     if let Some(report) = &ex.report {
         if report.body.reports().is_none() {
             return Err(ApiError::BadRequest(
-                "an exchange carries a report (a ReportResults or ReportMeteredResults action)"
+                "an exchange carries a report (a ReportResults, ReportMeteredResults or ReportResultsWithOutputs action)"
                     .into(),
             ));
         }

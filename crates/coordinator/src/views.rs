@@ -251,6 +251,7 @@ pub fn job(
             }),
         gpu: state.gpu_job(job.id).cloned(),
         gpu_class: state.gpu_class(job.id).map(str::to_string),
+        gpu_tolerance: state.tolerance(job.id).copied(),
         energy: (state.rules >= 24).then(|| state.job_energy(job.id)),
         prefer_low_carbon: state.prefers_low_carbon(job.id),
     }

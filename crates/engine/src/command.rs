@@ -215,6 +215,23 @@ pub enum Action {
     /// Rules 28: the signing provider answers its open class check with its device's
     /// fingerprint of the challenge.
     AnswerGpuClass { answer: Hash },
+    /// Rules 30: submit a GPU job owned by the signer, as [`Action::SubmitGpuJob`], whose
+    /// results agree within `tolerance` from any GPU (see [`crate::tolerance`]).
+    SubmitGpuJobWithTolerance {
+        spec: JobSpec,
+        storage: Option<crate::storage::StorageClaim>,
+        gpu: crate::gpu::GpuJob,
+        tolerance: crate::tolerance::Tolerance,
+    },
+    /// Rules 30: results of tasks the signing provider ran, as
+    /// [`Action::ReportMeteredResults`], with the output of each result of a job compared within
+    /// a tolerance (`outputs[i]` is `reports[i]`'s; `None` for any other: see
+    /// [`crate::tolerance`]).
+    ReportResultsWithOutputs {
+        reports: Vec<TaskReport>,
+        energy: Vec<Option<crate::energy::EnergyReport>>,
+        outputs: Vec<Option<crate::tolerance::Output>>,
+    },
 }
 
 /// The submission inside `Action::SubmitWithPreferences`, decoded only where no other is being
@@ -259,12 +276,13 @@ impl SignedBody for Action {
 }
 
 impl Action {
-    /// The results a report carries (`ReportResults`, or rules 24's `ReportMeteredResults`).
+    /// The results a report carries (`ReportResults`, rules 24's `ReportMeteredResults` or rules
+    /// 30's `ReportResultsWithOutputs`).
     pub fn reports(&self) -> Option<&[TaskReport]> {
         match self {
-            Action::ReportResults(reports) | Action::ReportMeteredResults { reports, .. } => {
-                Some(reports)
-            }
+            Action::ReportResults(reports)
+            | Action::ReportMeteredResults { reports, .. }
+            | Action::ReportResultsWithOutputs { reports, .. } => Some(reports),
             _ => None,
         }
     }
@@ -285,7 +303,10 @@ impl Action {
             Action::SubmitJobWithOptions { spec, storage, .. }
             | Action::SubmitJobWithFiles { spec, storage, .. }
             | Action::SubmitPrivateJob { spec, storage, .. }
-            | Action::SubmitGpuJob { spec, storage, .. } => Some((spec, storage.as_ref())),
+            | Action::SubmitGpuJob { spec, storage, .. }
+            | Action::SubmitGpuJobWithTolerance { spec, storage, .. } => {
+                Some((spec, storage.as_ref()))
+            }
             _ => None,
         }
     }
@@ -313,7 +334,17 @@ impl Action {
     /// The GPU declaration of a GPU job's submission (rules 23).
     pub fn submission_gpu(&self) -> Option<&crate::gpu::GpuJob> {
         match self.unwrapped() {
-            Action::SubmitGpuJob { gpu, .. } => Some(gpu),
+            Action::SubmitGpuJob { gpu, .. } | Action::SubmitGpuJobWithTolerance { gpu, .. } => {
+                Some(gpu)
+            }
+            _ => None,
+        }
+    }
+
+    /// The tolerance of a GPU job's submission that declares one (rules 30).
+    pub fn submission_tolerance(&self) -> Option<&crate::tolerance::Tolerance> {
+        match self.unwrapped() {
+            Action::SubmitGpuJobWithTolerance { tolerance, .. } => Some(tolerance),
             _ => None,
         }
     }

@@ -205,7 +205,12 @@
 ///   where the host's slices of fuel ended). Fuel is wasmtime's for the module's own
 ///   instructions plus the host calls', the same in-thread and in a provider's worker
 ///   processes. Inputs apply as under 28 otherwise.
-pub const RULES: u32 = 29;
+/// - 30: a float GPU job may declare a tolerance instead of one class ([`tolerance`]:
+///   `Action::SubmitGpuJobWithTolerance`): its tasks run on any GPU provider, its providers
+///   report results with their outputs (`Action::ReportResultsWithOutputs`), and a result
+///   agrees with a group when its `f32` values are within the tolerance of the group's first
+///   result's (same size, fuel and status). Inputs apply as under 29 otherwise.
+pub const RULES: u32 = 30;
 /// The rules of a network whose genesis predates the version.
 pub const FIRST_RULES: u32 = 1;
 
@@ -226,6 +231,7 @@ pub mod reserve;
 pub mod schedule;
 pub mod state;
 pub mod storage;
+pub mod tolerance;
 pub mod types;
 pub mod validators;
 pub mod verify;
@@ -274,6 +280,7 @@ pub use private::{MAX_CLEAR, MAX_RECIPIENTS, MAX_WRAPPED_KEY, Private, Recipient
 pub use schedule::{Dispatch, ScheduleParams};
 pub use state::{EngineConfig, Job, JobStatus, Provider, ProviderStatus, State, Task, TaskState};
 pub use storage::{JobStorage, Storage, StorageClaim, StorageParams};
+pub use tolerance::{MAX_TOLERANT_OUTPUT, MAX_ULPS, Output, Tolerance, Tolerances};
 pub use types::*;
 pub use validators::{
     Equivocation, Lost, SILENCE_MAX_SKEW_MS, SignedHeader, Silence, ValidatorChange, Validators,

@@ -48,7 +48,7 @@ pub struct Recipient {
     pub provider: AccountId,
     /// The key, sealed to the provider's X25519 key (derived from its ed25519 identity); opaque
     /// to the engine.
-    #[serde(with = "hex_bytes")]
+    #[serde(with = "crate::types::hex_bytes")]
     #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub wrapped: Vec<u8>,
 }
@@ -246,28 +246,6 @@ impl State {
         let events = self.submit_with_files(owner, spec, storage, options, files, now)?;
         self.private.jobs.insert(job, sealing);
         Ok(events)
-    }
-}
-
-/// Bytes as a hex string in human-readable encodings (JSON), as a length and the bytes in postcard.
-mod hex_bytes {
-    use serde::{Deserialize, Deserializer, Serialize, Serializer};
-
-    pub fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
-        if s.is_human_readable() {
-            s.serialize_str(&hex::encode(bytes))
-        } else {
-            bytes.serialize(s)
-        }
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
-        if d.is_human_readable() {
-            let s = String::deserialize(d)?;
-            hex::decode(s).map_err(serde::de::Error::custom)
-        } else {
-            Vec::<u8>::deserialize(d)
-        }
     }
 }
 

@@ -371,6 +371,10 @@ pub struct State {
     /// only under rules 28 and later.
     #[serde(default)]
     pub gpu_classes: crate::gpu_class::GpuClasses,
+    /// Rules 30: tolerant GPU jobs and the outputs their comparisons need (see
+    /// [`crate::tolerance`]). Hashed only under rules 30 and later.
+    #[serde(default)]
+    pub tolerances: crate::tolerance::Tolerances,
     /// Derived from `jobs`, never stored nor hashed: each provider's accepted map results
     /// ([`crate::audit::Accepted`]).
     #[serde(skip)]
@@ -430,9 +434,10 @@ impl Serialize for HashView<'_> {
             gov_schedule,
             staking,
             gpu_classes,
+            tolerances,
             accepted: _,
         } = self.state;
-        let mut t = serializer.serialize_tuple(33)?;
+        let mut t = serializer.serialize_tuple(34)?;
         t.serialize_element(config)?;
         t.serialize_element(ledger)?;
         t.serialize_element(verify)?;
@@ -501,6 +506,9 @@ impl Serialize for HashView<'_> {
         if *rules >= 28 {
             t.serialize_element(gpu_classes)?;
         }
+        if *rules >= 30 {
+            t.serialize_element(tolerances)?;
+        }
         t.end()
     }
 }
@@ -543,6 +551,7 @@ impl State {
             gov_schedule: Default::default(),
             staking: Default::default(),
             gpu_classes: Default::default(),
+            tolerances: Default::default(),
             accepted: Default::default(),
         }
     }
@@ -740,9 +749,20 @@ impl State {
             Action::SubmitGpuJob { spec, storage, gpu } => {
                 self.submit_gpu(who, spec, storage.as_ref(), gpu, now)?
             }
+            Action::SubmitGpuJobWithTolerance {
+                spec,
+                storage,
+                gpu,
+                tolerance,
+            } => {
+                self.submit_gpu_with_tolerance(who, spec, storage.as_ref(), gpu, tolerance, now)?
+            }
             Action::SealJobTo { job, recipients } => self.seal_job_to(who, *job, recipients)?,
             Action::ReleaseJob(job) => self.release_storage(*job, who, now)?,
-            Action::ReportResults(reports) => self.report(who, reports, now)?,
+            Action::ReportResults(reports) => {
+                self.refuse_without_outputs(reports)?;
+                self.report(who, reports, now)?
+            }
             Action::CancelJob(job) => self.cancel(who, *job, now)?,
             Action::Transfer { to, amount } => self.transfer(who, *to, *amount)?,
             Action::Faucet => self.faucet(who)?,
@@ -750,8 +770,14 @@ impl State {
             Action::Unstake { amount } => self.unstake(who, *amount, now)?,
             Action::ValidatorVote(change) => self.vote_validator(who, change, now)?,
             Action::ReportMeteredResults { reports, energy } => {
+                self.refuse_without_outputs(reports)?;
                 self.report_metered(who, reports, energy, now)?
             }
+            Action::ReportResultsWithOutputs {
+                reports,
+                energy,
+                outputs,
+            } => self.report_with_outputs(who, reports, energy, outputs, now)?,
             Action::Announce(announcement) => self.announce(who, announcement)?,
             Action::SubmitWithPreferences {
                 preferences,
@@ -1272,6 +1298,8 @@ impl State {
         let keep = if self.correctable(id) {
             self.correction_reserve(id)?
         } else {
+            // Rules 30: its results are final.
+            self.forget_outputs(id);
             0
         };
         events.extend(self.refund_keeping(id, keep)?);
@@ -1927,6 +1955,10 @@ impl State {
                 private: self.job_sealing(id.job).cloned(),
                 profile: self.sandbox_profile(),
                 gpu: self.gpu_job(id.job).cloned(),
+                tolerance: self
+                    .is_tolerant(id)
+                    .then(|| self.tolerance(id.job).copied())
+                    .flatten(),
             });
         }
         let Aggregate::Reduce(reduce) = &job.spec.aggregate else {
@@ -1965,6 +1997,7 @@ impl State {
             private: self.job_sealing(id.job).cloned(),
             profile: self.sandbox_profile(),
             gpu: None,
+            tolerance: None,
         })
     }
 

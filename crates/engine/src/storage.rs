@@ -268,6 +268,8 @@ impl State {
             // Its results are final now: nothing of it can be reopened any more.
             self.accepted.forget_job(job);
         }
+        // Rules 30: nor compared again.
+        self.forget_outputs(id);
         self.credit(&owner, amount)?;
         let mut events = vec![Event::StorageReleased {
             job: id,

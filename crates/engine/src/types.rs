@@ -449,6 +449,11 @@ pub struct TaskDescriptor {
     /// the provider dispatches as it says, instead of a WebAssembly module.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gpu: Option<crate::gpu::GpuJob>,
+    /// Rules 30: the tolerance a map task's results are compared within
+    /// ([`crate::tolerance`]): the provider reports its result with its output
+    /// (`Action::ReportResultsWithOutputs`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tolerance: Option<crate::tolerance::Tolerance>,
 }
 
 /// The sandbox profile of a network before rules 20.
@@ -512,6 +517,28 @@ pub mod amount {
             d.deserialize_any(V)
         } else {
             d.deserialize_u128(V)
+        }
+    }
+}
+
+/// Bytes as a hex string in human-readable encodings (JSON), as a length and the bytes in postcard.
+pub(crate) mod hex_bytes {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        if s.is_human_readable() {
+            s.serialize_str(&hex::encode(bytes))
+        } else {
+            bytes.serialize(s)
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        if d.is_human_readable() {
+            let s = String::deserialize(d)?;
+            hex::decode(s).map_err(serde::de::Error::custom)
+        } else {
+            Vec::<u8>::deserialize(d)
         }
     }
 }

@@ -533,6 +533,7 @@ mod tests {
         audits.extend(postcard::to_stdvec(&crate::gov::Schedule::default()).unwrap());
         audits.extend(postcard::to_stdvec(&crate::delegation::Staking::default()).unwrap());
         audits.extend(postcard::to_stdvec(&crate::gpu_class::GpuClasses::default()).unwrap());
+        audits.extend(postcard::to_stdvec(&crate::tolerance::Tolerances::default()).unwrap());
         let full = postcard::to_stdvec(&plain).unwrap();
         let mut tail = postcard::to_stdvec(&Validators::default()).unwrap();
         tail.extend(postcard::to_stdvec(&crate::FIRST_RULES).unwrap());
@@ -597,6 +598,7 @@ mod tests {
         audits.extend(postcard::to_stdvec(&state.gov_schedule).unwrap());
         audits.extend(postcard::to_stdvec(&state.staking).unwrap());
         audits.extend(postcard::to_stdvec(&state.gpu_classes).unwrap());
+        audits.extend(postcard::to_stdvec(&state.tolerances).unwrap());
         let at = encoded.len() - audits.len() - rules.len() - field.len();
         assert_eq!(&encoded[at..at + field.len()], &field[..]);
         let mut without = encoded[..at].to_vec();

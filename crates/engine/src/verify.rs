@@ -439,6 +439,20 @@ impl State {
         self.rules >= 7 && p.reputation.rejected == 0 && self.validators.set.get(&p.id).is_some()
     }
 
+    /// The output hash of the result `who` returned for task `id`, if it returned one.
+    fn returned_output(&self, id: TaskId, who: &AccountId) -> Option<Hash> {
+        self.jobs
+            .get(&id.job)?
+            .tasks
+            .get(id.index as usize)?
+            .runs
+            .iter()
+            .rev()
+            .find(|r| r.provider == *who)
+            .and_then(|r| r.returned())
+            .map(|r| r.0)
+    }
+
     pub(crate) fn weight(&self, policy: Redundancy, provider: &AccountId) -> u32 {
         match policy {
             Redundancy::Fixed { .. } => 1,
@@ -499,8 +513,15 @@ impl State {
                 }
                 RunOutcome::Returned { .. } | RunOutcome::Answered { .. } => {
                     if let Some((output_hash, output_size, fuel_used, w, status)) = run.returned() {
-                        tally.join(
+                        // Rules 30: a tolerant task's result joins the first group it agrees
+                        // with (the state holds outputs for tolerant jobs only).
+                        let key = self.tolerant_key(
+                            id,
                             (output_hash, output_size, fuel_used, status),
+                            tally.groups.iter().filter(|g| !g.failed).map(|g| g.key),
+                        );
+                        tally.join(
+                            key,
                             None,
                             run.provider,
                             (w >= trusted_weight, credible(&run.provider)),
@@ -1678,6 +1699,13 @@ impl State {
             })
             .collect();
         for (loser, wrong, decisive) in losers {
+            // Rules 30: a tolerant group's key is its first result's; each loser's own output
+            // is the evidence against it.
+            let wrong = if self.is_tolerant(id) {
+                self.returned_output(id, &loser).unwrap_or(wrong)
+            } else {
+                wrong
+            };
             events.push(Event::ResultRejected {
                 task: id,
                 provider: loser,

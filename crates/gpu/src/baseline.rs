@@ -6,5 +6,5 @@ use crate::{GpuError, Shader};
 /// [`crate::admit`] without the meter pass: the same checks, the shader as written. Its runs
 /// report no fuel, and an endless loop runs until the task's timeout (or the driver stops it).
 pub fn admit_unmetered(source: &str, entry: &str) -> Result<Shader, GpuError> {
-    crate::admit::admit_with(source, entry, false)
+    crate::admit::admit_with(source.as_bytes(), entry, false)
 }

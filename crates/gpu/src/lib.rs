@@ -1,7 +1,8 @@
 //! Deterministic, metered, contained execution of compute shaders on a GPU.
 //!
-//! This is the only crate in Gridmint that knows `wgpu` and `naga`. [`admit`] parses a WGSL
-//! shader, validates it, holds it to the rules that keep its output a function of its inputs
+//! This is the only crate in Gridmint that knows `wgpu` and `naga`. [`admit_bytes`] parses a
+//! shader in WGSL, GLSL or SPIR-V (the language told from the bytes: [`language`], `front.rs`),
+//! validates it, holds it to the rules that keep its output a function of its inputs
 //! (`admit.rs`) and meters it (`meter.rs`, a naga IR pass: every invocation counts its work and
 //! stops at its share of the task's fuel). A [`Gpu`] owns one device (made once per provider:
 //! 40–350 ms) and a cache of pipelines; [`Gpu::run`] binds the task's buffers, dispatches, and
@@ -22,27 +23,31 @@ pub mod baseline;
 mod class;
 #[cfg(feature = "device")]
 mod device;
+mod front;
 mod meter;
 
 use std::time::Duration;
 
-pub use admit::{BindingKind, Shader, ShaderBinding, admit};
+pub use admit::{BindingKind, Shader, ShaderBinding, admit, admit_bytes};
 #[cfg(feature = "device")]
 pub use class::fingerprint;
 #[cfg(feature = "device")]
 pub use device::{Adapter, Gpu, adapters};
+pub use front::{ShaderLanguage, language};
 pub use meter::MAX_INVOCATION_FUEL;
 
 /// Why a shader or a task was not run.
 #[derive(Debug, thiserror::Error)]
 pub enum GpuError {
-    /// The source is not WGSL.
+    /// The bytes are not a shader in the language they were told to be (WGSL, GLSL, SPIR-V:
+    /// [`language`]), or naga's front end failed on them.
     #[error("the shader does not parse:\n{0}")]
     Parse(String),
     /// naga's validation failed (types, uniformity, a capability the network does not allow).
     #[error("the shader is not valid:\n{0}")]
     Invalid(String),
-    /// The shader is valid WGSL but breaks a rule of the network (see `admit`).
+    /// The shader is valid but breaks a rule of the network (see `admit`), or is beyond what
+    /// naga's GLSL and SPIR-V front ends are given (see `front.rs`).
     #[error("the shader is refused: {0}")]
     Refused(String),
     /// The task does not fit its shader or the device (buffers, sizes, dispatch).

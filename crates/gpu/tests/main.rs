@@ -1189,3 +1189,275 @@ fn a_reused_buffer_carries_nothing_of_the_task_before() {
         assert_eq!(after.outputs, vec![(1, vec![0; N * 4])]);
     }
 }
+
+// Shaders in GLSL and SPIR-V (the language told from the bytes): the same IR rules, the same
+// results; hostile bytes are typed errors, never a panic or an overflowed stack.
+
+const MATMUL_GLSL: &str = include_str!("../../../guests/gpu/matmul.comp");
+
+/// `module` written as SPIR-V (little-endian words) by naga's back end.
+fn spirv_of(wgsl: &str) -> Vec<u8> {
+    let module = naga::front::wgsl::parse_str(wgsl).unwrap();
+    let info = naga::valid::Validator::new(
+        naga::valid::ValidationFlags::all(),
+        naga::valid::Capabilities::empty(),
+    )
+    .validate(&module)
+    .unwrap();
+    let words =
+        naga::back::spv::write_vec(&module, &info, &naga::back::spv::Options::default(), None)
+            .unwrap();
+    words.iter().flat_map(|w| w.to_le_bytes()).collect()
+}
+
+#[test]
+fn a_glsl_and_a_spirv_matrix_product_compute_what_the_wgsl_one_does() {
+    let wgsl = admit(MATMUL, "main").unwrap();
+    let glsl = gpu::admit_bytes(MATMUL_GLSL.as_bytes(), "main").unwrap();
+    let spirv = gpu::admit_bytes(&spirv_of(MATMUL), "main").unwrap();
+    assert_eq!(wgsl.language, gpu::ShaderLanguage::Wgsl);
+    assert_eq!(glsl.language, gpu::ShaderLanguage::Glsl);
+    assert_eq!(spirv.language, gpu::ShaderLanguage::SpirV);
+    // The same interface: bindings, kinds, sizes, workgroup.
+    for other in [&glsl, &spirv] {
+        assert_eq!(other.bindings, wgsl.bindings);
+        assert_eq!(other.workgroup_size, wgsl.workgroup_size);
+        assert_eq!(other.integer_only, wgsl.integer_only);
+        assert_ne!(other.hash, wgsl.hash);
+    }
+    let (t, expected) = matmul_task(1 << 40);
+    let w = run(&wgsl, &t);
+    assert_eq!(w.outcome, GpuOutcome::Completed);
+    assert_eq!(w.outputs, vec![(3, floats(&expected))]);
+    let g = run(&glsl, &t);
+    let s = run(&spirv, &t);
+    for (name, r) in [("GLSL", &g), ("SPIR-V", &s)] {
+        assert_eq!(r.outcome, GpuOutcome::Completed, "{name}");
+        assert_eq!(r.outputs, w.outputs, "{name}");
+        assert!(r.fuel > 0, "{name}");
+        // Fuel counts naga's IR, which each front end shapes its own way (GLSL's and SPIR-V's
+        // entry points copy their builtins into globals and call the body as a function): the
+        // same computation, a count of its own, repeatable.
+        assert_eq!(run(if name == "GLSL" { &glsl } else { &spirv }, &t), *r);
+    }
+    println!("fuel: WGSL {}, GLSL {}, SPIR-V {}", w.fuel, g.fuel, s.fuel);
+    // The fuel bounds a GLSL run as it does a WGSL one: half of it runs out.
+    let (short, _) = matmul_task(g.fuel / 2);
+    assert_eq!(run(&glsl, &short).outcome, GpuOutcome::OutOfFuel);
+}
+
+/// A SPIR-V module of one compute entry point `main` whose body is `depth` selection
+/// constructs, each nested in the one before (hand-assembled: naga's back end recurses as deep).
+fn nested_spirv(depth: u32) -> Vec<u8> {
+    let op = |code: u32, operands: &[u32]| {
+        let mut v = vec![((operands.len() as u32 + 1) << 16) | code];
+        v.extend_from_slice(operands);
+        v
+    };
+    let (void, func, boolean, yes, main) = (1, 2, 3, 4, 5);
+    let label = |i: u32| 6 + i;
+    let merge = |i: u32| 6 + depth + 1 + i;
+    let mut w = vec![0x0723_0203, 0x0001_0000, 0, 6 + 2 * depth + 2, 0];
+    w.extend(op(17, &[1])); // OpCapability Shader
+    w.extend(op(14, &[0, 1])); // OpMemoryModel Logical GLSL450
+    w.extend(op(15, &[5, main, u32::from_le_bytes(*b"main"), 0])); // OpEntryPoint GLCompute
+    w.extend(op(16, &[main, 17, 1, 1, 1])); // OpExecutionMode LocalSize 1 1 1
+    w.extend(op(19, &[void])); // OpTypeVoid
+    w.extend(op(33, &[func, void])); // OpTypeFunction
+    w.extend(op(20, &[boolean])); // OpTypeBool
+    w.extend(op(41, &[boolean, yes])); // OpConstantTrue
+    w.extend(op(54, &[void, main, 0, func])); // OpFunction
+    for i in 0..depth {
+        w.extend(op(248, &[label(i)])); // OpLabel
+        w.extend(op(247, &[merge(i), 0])); // OpSelectionMerge
+        w.extend(op(250, &[yes, label(i + 1), merge(i)])); // OpBranchConditional
+    }
+    w.extend(op(248, &[label(depth)]));
+    for i in (0..depth).rev() {
+        w.extend(op(249, &[merge(i)])); // OpBranch
+        w.extend(op(248, &[merge(i)]));
+    }
+    w.extend(op(253, &[])); // OpReturn
+    w.extend(op(56, &[])); // OpFunctionEnd
+    w.iter().flat_map(|w| w.to_le_bytes()).collect()
+}
+
+/// `bytes` admitted: `Ok`, or one of the errors of a bad shader (never a panic, never the host's
+/// errors).
+fn admitted_or_typed(bytes: &[u8]) -> Result<Shader, String> {
+    match gpu::admit_bytes(bytes, "main") {
+        Ok(shader) => Ok(shader),
+        Err(e @ (GpuError::Parse(_) | GpuError::Invalid(_) | GpuError::Refused(_))) => {
+            Err(e.to_string())
+        }
+        Err(e) => panic!("not a shader's error: {e:?}"),
+    }
+}
+
+#[test]
+fn hostile_glsl_and_spirv_are_typed_errors() {
+    let spirv = spirv_of(MATMUL);
+    let glsl = |body: &str| {
+        format!(
+            "#version 450\nlayout(local_size_x = 4) in;\n\
+             layout(std430, set = 0, binding = 0) buffer O {{ uint o[]; }};\n{body}"
+        )
+    };
+    let mut big_endian: Vec<u8> = spirv
+        .chunks_exact(4)
+        .flat_map(|w| [w[3], w[2], w[1], w[0]])
+        .collect();
+    big_endian.truncate(64);
+    let mut garbage = spirv[..4].to_vec();
+    let mut x = 0x9e37_79b9u32;
+    for _ in 0..64 {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        garbage.extend(x.to_le_bytes());
+    }
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        (
+            "truncated SPIR-V",
+            spirv[..spirv.len() / 2 / 4 * 4].to_vec(),
+            "parse",
+        ),
+        (
+            "SPIR-V of a part word",
+            spirv[..spirv.len() - 3].to_vec(),
+            "whole number",
+        ),
+        ("SPIR-V: the magic alone", spirv[..4].to_vec(), "parse"),
+        ("big-endian SPIR-V", big_endian, "big-endian"),
+        ("garbage after the magic", garbage, "parse"),
+        (
+            "non-UTF-8 WGSL",
+            vec![0xff, 0xfe, 0x00, 0x01, b'f', b'n'],
+            "UTF-8",
+        ),
+        (
+            "GLSL with a syntax error",
+            glsl("void main() { o[0] = ; }").into_bytes(),
+            "parse",
+        ),
+        (
+            "GLSL with a texture and a sampler",
+            glsl(
+                "layout(set = 0, binding = 1) uniform texture2D t;\n\
+                 layout(set = 0, binding = 2) uniform sampler s;\n\
+                 void main() { o[0] = uint(texelFetch(sampler2D(t, s), ivec2(0), 0).x); }",
+            )
+            .into_bytes(),
+            "storage and uniform buffers",
+        ),
+        (
+            "GLSL with a storage image",
+            glsl(
+                "layout(set = 0, binding = 1, r32f) uniform image2D img;\n\
+                 void main() { imageStore(img, ivec2(0), vec4(1.0)); }",
+            )
+            .into_bytes(),
+            "storage and uniform buffers",
+        ),
+        (
+            "GLSL with a second descriptor set",
+            glsl(
+                "layout(std430, set = 1, binding = 0) buffer P { uint p[]; };\n\
+                 void main() { o[0] = p[0]; }",
+            )
+            .into_bytes(),
+            "@group(1) (GLSL: set = 1)",
+        ),
+        (
+            "GLSL with push constants",
+            glsl("layout(push_constant) uniform P { uint k; } pc;\nvoid main() { o[0] = pc.k; }")
+                .into_bytes(),
+            "invalid",
+        ),
+        (
+            "GLSL that recurses (naga's validator would panic)",
+            glsl("void f();\nvoid f() { f(); }\nvoid main() { f(); }").into_bytes(),
+            "recursion",
+        ),
+        (
+            "GLSL with a macro",
+            glsl("#define N 4u\nvoid main() { o[0] = N; }").into_bytes(),
+            "#define",
+        ),
+        (
+            "GLSL with a line continuation",
+            glsl("void main() { o[0] = \\\n 1u; }").into_bytes(),
+            "continuation",
+        ),
+        (
+            "GLSL nested past the limit",
+            glsl(&format!(
+                "void main() {{ o[0] = {}1u{}; }}",
+                "(".repeat(3000),
+                ")".repeat(3000)
+            ))
+            .into_bytes(),
+            "nesting too deep",
+        ),
+        (
+            "GLSL: a long chain of unary operators",
+            glsl(&format!(
+                "void main() {{ int x = {}1; o[0] = uint(x); }}",
+                "-".repeat(5000)
+            ))
+            .into_bytes(),
+            "nesting too deep",
+        ),
+        (
+            "GLSL: an else-if chain past the limit",
+            glsl(&format!(
+                "void main() {{ if (o[1] == 0u) o[0] = 1u; {} }}",
+                "else if (o[1] == 1u) o[0] = 1u; ".repeat(600)
+            ))
+            .into_bytes(),
+            "nesting too deep",
+        ),
+        (
+            "GLSL without a compute entry point",
+            b"#version 450\nlayout(std430, binding = 0) buffer O { uint o[]; };\n".to_vec(),
+            "parse",
+        ),
+        (
+            "SPIR-V nested 2,000 deep",
+            nested_spirv(2000),
+            "nested more than 256",
+        ),
+        (
+            "SPIR-V of too many branches",
+            nested_spirv(3000),
+            "structured branches",
+        ),
+    ];
+    for (what, bytes, says) in cases {
+        let err = admitted_or_typed(&bytes)
+            .err()
+            .unwrap_or_else(|| panic!("{what}: admitted"));
+        assert!(err.contains(says), "{what}: {err}");
+    }
+    // Nesting within the limits is admitted (and does not overflow the admission's stack).
+    admitted_or_typed(&nested_spirv(200)).expect("SPIR-V nested 200 deep");
+    let deep = glsl(&format!(
+        "void main() {{ o[0] = {}1u{}; }}",
+        "(".repeat(300),
+        ")".repeat(300)
+    ));
+    admitted_or_typed(deep.as_bytes()).expect("GLSL nested 300 deep");
+
+    // Every prefix and many one-byte changes of a SPIR-V module: a shader or a typed error.
+    for end in (0..spirv.len()).step_by(52) {
+        let _ = admitted_or_typed(&spirv[..end]);
+    }
+    let mut x = 1u32;
+    for _ in 0..300 {
+        x = x.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+        let mut bytes = spirv.clone();
+        let at = 20 + (x >> 8) as usize % (bytes.len() - 20);
+        bytes[at] = (x >> 24) as u8;
+        let _ = admitted_or_typed(&bytes);
+    }
+}

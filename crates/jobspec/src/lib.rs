@@ -44,15 +44,20 @@
 //! max_results = 3                #   most results collected before the task fails
 //! ```
 //!
-//! A GPU job (rules 23) names a WGSL compute shader instead of a module:
+//! A GPU job (rules 23) names a compute shader instead of a module: WGSL, GLSL (`.comp`,
+//! `.glsl`: a file that begins with `#version`) or SPIR-V (`.spv`), the language told from the
+//! file's bytes, not its name:
 //!
 //! ```toml
 //! [gpu]
 //! shader = "../guests/gpu/sha256-search.wgsl"
-//! entry = "main"                 # the compute entry point (default "main")
+//! entry = "main"                 # the compute entry point (default "main"; GLSL's is "main")
 //! workgroups = [64, 1, 1]        # dispatched per task
 //! # one_class = true             # run every task on one GPU class: the default exactly when
-//!                                # the shader uses floats (and then required)
+//!                                # the shader uses floats (and then required, unless:)
+//! # [gpu.tolerance]              # f32 outputs agree within this, from any GPU (rules 30)
+//! # ulps = 4                     #   at most 4 representable values apart,
+//! # near_zero = 1e-6             #   or both within 1e-6 of zero
 //!
 //! [[gpu.buffer]]                 # every buffer the entry point uses, @group(0) @binding(n)
 //! binding = 0
@@ -135,19 +140,33 @@ pub struct JobFile {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GpuFile {
-    /// Path of the WGSL shader.
+    /// Path of the shader: WGSL, GLSL or SPIR-V (told from its bytes).
     pub shader: String,
     #[serde(default = "default_gpu_entry")]
     pub entry: String,
     pub workgroups: [u32; 3],
-    /// Whether every task runs on one GPU class (default: exactly when the shader uses floats).
+    /// Whether every task runs on one GPU class (default: exactly when the shader uses floats
+    /// and no tolerance is given).
     pub one_class: Option<bool>,
+    /// Rules 30: results agree within this instead, from any GPU.
+    pub tolerance: Option<ToleranceFile>,
     #[serde(default)]
     pub buffer: Vec<GpuBufferFile>,
 }
 
 fn default_gpu_entry() -> String {
     "main".into()
+}
+
+/// How close two results' `f32` outputs must be to agree (rules 30).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ToleranceFile {
+    /// Units in the last place two values may differ by.
+    pub ulps: u32,
+    /// Two values both at most this far from zero agree too (default 0).
+    #[serde(default)]
+    pub near_zero: f32,
 }
 
 /// One buffer: `input` (a task input's name) or `size` (zeros).
@@ -469,17 +488,18 @@ pub enum AggregateKind {
 }
 
 /// Admits a GPU job's shader as the network will (a bad shader is named before anything is
-/// sent), and says whether it computes with integers only.
+/// sent), and says whether it computes with integers only. The shader's language (WGSL, GLSL,
+/// SPIR-V) is told from its bytes, whatever the file's name.
 #[cfg(feature = "gpu")]
-fn integer_only(source: &str, file: &GpuFile) -> anyhow::Result<bool> {
-    let admitted = gpu::admit(source, &file.entry)
+fn integer_only(source: &[u8], file: &GpuFile) -> anyhow::Result<bool> {
+    let admitted = gpu::admit_bytes(source, &file.entry)
         .map_err(|e| anyhow!("{e}"))
         .with_context(|| format!("shader {}", file.shader))?;
     Ok(admitted.integer_only)
 }
 
 #[cfg(not(feature = "gpu"))]
-fn integer_only(_: &str, file: &GpuFile) -> anyhow::Result<bool> {
+fn integer_only(_: &[u8], file: &GpuFile) -> anyhow::Result<bool> {
     bail!(
         "shader {}: GPU jobs are submitted with the gridmint command line (this build reads \
          job specs without the GPU sandbox that admits shaders)",
@@ -501,6 +521,8 @@ pub struct LoadedJob {
     pub clear: Vec<engine::Hash>,
     /// A GPU job's declaration (rules 23): the spec's module is then its shader.
     pub gpu: Option<engine::GpuJob>,
+    /// A GPU job's tolerance (rules 30): its results agree within it, from any GPU.
+    pub tolerance: Option<engine::Tolerance>,
     /// What it asks of the scheduler beyond its spec (rules 24; the default: nothing).
     pub preferences: engine::JobPreferences,
     /// `max_price` follows the market (rules 25): `spec.max_price` is 0 until
@@ -625,9 +647,7 @@ pub fn load_file(file: JobFile, files: &dyn Files, now: Time) -> anyhow::Result<
                 .find(|b| Hash::of(b) == hash)
                 .cloned()
                 .unwrap_or_default();
-            let source = std::str::from_utf8(&source)
-                .with_context(|| format!("shader {}: not UTF-8 text", gpu.shader))?;
-            (hash, Some(integer_only(source, gpu)?))
+            (hash, Some(integer_only(&source, gpu)?))
         }
         (Some(_), Some(_)) => bail!("a job has a module or a [gpu] shader, not both"),
         (None, None) => bail!("no module: name one (module = \"x.wasm\"), or a [gpu] shader"),
@@ -765,9 +785,15 @@ pub fn load_file(file: JobFile, files: &dyn Files, now: Time) -> anyhow::Result<
                 "a GPU job mounts no directories (its buffers are its files)"
             );
             ensure!(
-                g.one_class != Some(false) || integer_only,
+                g.one_class != Some(false) || integer_only || g.tolerance.is_some(),
                 "one_class = false: the shader uses floats, whose bits may differ between kinds \
-                 of GPU, so its results must come from one class"
+                 of GPU, so its results must come from one class (or agree within a \
+                 [gpu.tolerance])"
+            );
+            ensure!(
+                g.one_class != Some(true) || g.tolerance.is_none(),
+                "one_class = true and a [gpu.tolerance]: results agree within a tolerance from \
+                 any GPU, or exactly on one class, not both"
             );
             let mut buffers = Vec::new();
             for b in &g.buffer {
@@ -789,10 +815,31 @@ pub fn load_file(file: JobFile, files: &dyn Files, now: Time) -> anyhow::Result<
                 entry: g.entry.clone(),
                 workgroups: g.workgroups,
                 buffers,
-                one_class: g.one_class.unwrap_or(!integer_only),
+                one_class: g
+                    .one_class
+                    .unwrap_or(!integer_only && g.tolerance.is_none()),
             })
         }
         _ => None,
+    };
+    let tolerance = match file.gpu.as_ref().and_then(|g| g.tolerance.as_ref()) {
+        Some(t) => {
+            ensure!(
+                t.near_zero.is_finite() && t.near_zero >= 0.0,
+                "[gpu.tolerance] near_zero must be a finite number of at least 0, not {}",
+                t.near_zero
+            );
+            let tolerance = engine::Tolerance {
+                max_ulps: t.ulps,
+                // -0.0 is 0 too.
+                near_zero: t.near_zero.to_bits() & 0x7fff_ffff,
+            };
+            tolerance
+                .check()
+                .map_err(|e| anyhow!("[gpu.tolerance]: {e}"))?;
+            Some(tolerance)
+        }
+        None => None,
     };
     let options = engine::JobOptions {
         success_exits: file.success_exits.clone(),
@@ -864,6 +911,7 @@ pub fn load_file(file: JobFile, files: &dyn Files, now: Time) -> anyhow::Result<
         files: job_files,
         clear,
         gpu,
+        tolerance,
         preferences: engine::JobPreferences {
             prefer_low_carbon: file.requirements.prefer_low_carbon,
         },
@@ -981,6 +1029,39 @@ mod tests {
     }
 
     #[test]
+    fn a_tolerance_makes_a_float_gpu_job_run_on_any_class() {
+        let tolerant = |extra: &str| {
+            gpu_spec("floats.wgsl", "").replace(
+                "workgroups = [2, 1, 1]\n",
+                &format!("entry = \"go\"\nworkgroups = [2, 1, 1]\n{extra}[gpu.tolerance]\nulps = 4\nnear_zero = 1e-6\n"),
+            )
+        };
+        let job = load(&tolerant(""), &gpu_files(), 0).unwrap();
+        assert!(!job.gpu.unwrap().one_class);
+        assert_eq!(
+            job.tolerance,
+            Some(engine::Tolerance {
+                max_ulps: 4,
+                near_zero: 1e-6f32.to_bits(),
+            })
+        );
+        // Without one, no tolerance.
+        let spec = gpu_spec("floats.wgsl", "").replace("workgroups", "entry = \"go\"\nworkgroups");
+        assert_eq!(load(&spec, &gpu_files(), 0).unwrap().tolerance, None);
+        let table = [
+            (tolerant("one_class = true\n"), "not both"),
+            (tolerant("").replace("ulps = 4", "ulps = 8388609"), "ULPs"),
+            (tolerant("").replace("1e-6", "-1.0"), "near_zero must be"),
+            (tolerant("").replace("1e-6", "inf"), "near_zero must be"),
+            (tolerant("").replace("ulps = 4", "ulps = -1"), "ulps"),
+        ];
+        for (spec, says) in table {
+            let err = format!("{:#}", load(&spec, &gpu_files(), 0).err().expect(&spec));
+            assert!(err.contains(says), "{says}: {err}\n{spec}");
+        }
+    }
+
+    #[test]
     fn a_gpu_section_makes_a_gpu_job_one_class_exactly_when_its_shader_has_floats() {
         let ints = load(&gpu_spec("ints.wgsl", ""), &gpu_files(), 0).unwrap();
         let gpu = ints.gpu.unwrap();
@@ -1027,6 +1108,92 @@ mod tests {
         for (spec, says) in table {
             let err = format!("{:#}", load(&spec, &gpu_files(), 0).err().expect(&spec));
             assert!(err.contains(says), "{says}: {err}\n{spec}");
+        }
+    }
+
+    const INTS_GLSL: &[u8] = b"#version 450
+layout(local_size_x = 1) in;
+layout(std430, set = 0, binding = 0) readonly buffer X { uint x[]; };
+layout(std430, set = 0, binding = 1) buffer Y { uint y[]; };
+void main() { y[gl_GlobalInvocationID.x] = x[gl_GlobalInvocationID.x]; }";
+
+    /// The least SPIR-V compute shader: an entry point `main` that returns.
+    #[cfg(feature = "gpu")]
+    const EMPTY_SPIRV: &[u32] = &[
+        0x0723_0203,
+        0x0001_0000,
+        0,
+        7,
+        0, // header
+        0x0002_0011,
+        1, // OpCapability Shader
+        0x0003_000e,
+        0,
+        1, // OpMemoryModel Logical GLSL450
+        0x0005_000f,
+        5,
+        5,
+        0x6e69_616d,
+        0, // OpEntryPoint GLCompute %5 "main"
+        0x0006_0010,
+        5,
+        17,
+        1,
+        1,
+        1, // OpExecutionMode %5 LocalSize 1 1 1
+        0x0002_0013,
+        1, // %1 = OpTypeVoid
+        0x0003_0021,
+        2,
+        1, // %2 = OpTypeFunction %1
+        0x0005_0036,
+        1,
+        5,
+        0,
+        2, // %5 = OpFunction %1 None %2
+        0x0002_00f8,
+        6,           // %6 = OpLabel
+        0x0001_00fd, // OpReturn
+        0x0001_0038, // OpFunctionEnd
+    ];
+
+    #[cfg(feature = "gpu")]
+    #[test]
+    fn a_gpu_shader_is_wgsl_glsl_or_spirv_told_from_its_bytes_not_its_name() {
+        let words = EMPTY_SPIRV;
+        let spirv: &'static [u8] = words
+            .iter()
+            .flat_map(|w| w.to_le_bytes())
+            .collect::<Vec<_>>()
+            .leak();
+        let big_endian: &'static [u8] = words
+            .iter()
+            .flat_map(|w| w.to_be_bytes())
+            .collect::<Vec<_>>()
+            .leak();
+        let files = Embedded(HashMap::from([
+            ("ints.comp", INTS_GLSL),
+            ("glsl-named.wgsl", INTS_GLSL),
+            ("empty.spv", spirv),
+            ("big-endian.spv", big_endian),
+            ("binary.wgsl", &[0xff, 0xfe, 0, 1][..]),
+            ("data/a.txt", &b"0123"[..]),
+        ]));
+        for (shader, bytes) in [
+            ("ints.comp", INTS_GLSL),
+            ("glsl-named.wgsl", INTS_GLSL),
+            ("empty.spv", spirv),
+        ] {
+            let job = load(&gpu_spec(shader, ""), &files, 0).unwrap_or_else(|e| panic!("{e:#}"));
+            assert_eq!(job.spec.module, Hash::of(bytes), "{shader}");
+            assert!(!job.gpu.unwrap().one_class, "{shader}: no floats");
+        }
+        for (shader, says) in [("big-endian.spv", "big-endian"), ("binary.wgsl", "UTF-8")] {
+            let err = format!(
+                "{:#}",
+                load(&gpu_spec(shader, ""), &files, 0).err().expect(shader)
+            );
+            assert!(err.contains(says), "{shader}: {err}");
         }
     }
 

@@ -851,6 +851,14 @@ impl Agent {
             return None;
         }
         let reports = finished.iter().map(|d| d.report.clone()).collect();
+        // Rules 30: results compared within a tolerance go with their outputs.
+        if finished.iter().any(|d| d.output.is_some()) {
+            return Some(Action::ReportResultsWithOutputs {
+                reports,
+                energy: finished.iter().map(|d| d.energy).collect(),
+                outputs: finished.iter().map(|d| d.output.clone()).collect(),
+            });
+        }
         Some(if self.rules >= 24 {
             Action::ReportMeteredResults {
                 reports,

@@ -306,6 +306,8 @@ struct Queued {
 pub struct Done {
     pub report: TaskReport,
     pub energy: Option<engine::EnergyReport>,
+    /// Rules 30: a result of a task compared within a tolerance goes with its output.
+    pub output: Option<engine::Output>,
 }
 
 /// A slot's thread: takes queued tasks in order and runs each to its report, until the worker
@@ -773,12 +775,13 @@ impl Inner {
         let _pinned = Pinned::new(self, task);
         if let Some(spec) = &task.gpu {
             let mut energy = None;
-            let report = self
+            let (report, output) = self
                 .execute_gpu(task, spec, runtime, &mut energy)
-                .unwrap_or_else(|why| failure(task, why));
+                .unwrap_or_else(|why| (failure(task, why), None));
             return Done {
                 report,
                 energy: energy.map(|e: crate::energy::RunEnergy| e.report()),
+                output,
             };
         }
         let mut metered_energy = None;
@@ -803,9 +806,11 @@ impl Inner {
                 let key = private.map(|p| p.key);
                 runtime.block_on(self.finish(task, report, key.as_ref()))
             });
+        let (report, output) = report.unwrap_or_else(|why| (failure(task, why), None));
         Done {
-            report: report.unwrap_or_else(|why| failure(task, why)),
+            report,
             energy: metered_energy,
+            output,
         }
     }
 
@@ -913,7 +918,7 @@ impl Inner {
         spec: &engine::GpuJob,
         runtime: &tokio::runtime::Handle,
         energy: &mut Option<crate::energy::RunEnergy>,
-    ) -> Result<TaskReport, String> {
+    ) -> Result<(TaskReport, Option<engine::Output>), String> {
         let shader = runtime.block_on(self.shader(task.module, &spec.entry))?;
         let mut buffers = Vec::with_capacity(spec.buffers.len());
         for b in &spec.buffers {
@@ -969,10 +974,21 @@ impl Inner {
             *energy = Some(run_energy);
             result
         };
+        // Rules 30: the network compares a tolerant task's outputs itself, up to a size.
+        let output_limit = match task.tolerance {
+            Some(_) => Some(
+                task.output_limit
+                    .unwrap_or(u64::MAX)
+                    .min(engine::MAX_TOLERANT_OUTPUT),
+            ),
+            None => task.output_limit,
+        };
         let report = match result {
-            Ok(report) => gpu_report(report, started.elapsed(), task.output_limit),
+            Ok(report) => gpu_report(report, started.elapsed(), output_limit),
             // A task that does not fit its shader or the device fails the same everywhere.
-            Err(e @ gpu::GpuError::InvalidTask(_)) => return Ok(failure(task, e.to_string())),
+            Err(e @ gpu::GpuError::InvalidTask(_)) => {
+                return Ok((failure(task, e.to_string()), None));
+            }
             Err(e) => return Err(format!("GPU: {e}")),
         };
         runtime.block_on(self.finish(task, report, None))
@@ -1003,8 +1019,8 @@ impl Inner {
         }
     }
 
-    /// Shader `hash` admitted for `entry` (`gpu::admit`: validated, held to the network's rules,
-    /// metered), kept for the next task.
+    /// Shader `hash` (WGSL, GLSL or SPIR-V) admitted for `entry` (`gpu::admit_bytes`: validated,
+    /// held to the network's rules, metered), kept for the next task.
     async fn shader(&self, hash: Hash, entry: &str) -> Result<Arc<gpu::Shader>, String> {
         let key = (hash, entry.to_string());
         if let Some(shader) = self
@@ -1017,10 +1033,8 @@ impl Inner {
         }
         let bytes = self.blob(hash).await?;
         self.held(hash);
-        let source =
-            String::from_utf8(bytes.to_vec()).map_err(|e| format!("shader {hash}: {e}"))?;
         let entry = entry.to_string();
-        let shader = tokio::task::spawn_blocking(move || gpu::admit(&source, &entry))
+        let shader = tokio::task::spawn_blocking(move || gpu::admit_bytes(&bytes, &entry))
             .await
             .map_err(|e| format!("admitting shader {hash}: {e}"))?
             .map_err(|e| format!("shader {hash}: {e}"))?;
@@ -1046,7 +1060,7 @@ impl Inner {
         task: &TaskDescriptor,
         report: sandbox::RunReport,
         key: Option<&JobKey>,
-    ) -> Result<TaskReport, String> {
+    ) -> Result<(TaskReport, Option<engine::Output>), String> {
         let outcome = match report.outcome {
             Outcome::Exited(0) => TaskOutcome::Success,
             Outcome::Exited(code) => TaskOutcome::Exit(code),
@@ -1140,13 +1154,20 @@ impl Inner {
                 }
             }
         }
-        Ok(TaskReport {
-            task: task.task,
-            outcome,
-            output_hash,
-            output_size: output.len() as u64,
-            fuel_used: report.fuel_used,
-        })
+        let size = output.len() as u64;
+        // Rules 30: the engine compares a tolerant task's results by their values.
+        let values =
+            (task.tolerance.is_some() && answered(&outcome)).then_some(engine::Output(output));
+        Ok((
+            TaskReport {
+                task: task.task,
+                outcome,
+                output_hash,
+                output_size: size,
+                fuel_used: report.fuel_used,
+            },
+            values,
+        ))
     }
 }
 

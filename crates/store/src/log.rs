@@ -412,6 +412,11 @@ impl SqliteLog {
                  seq   INTEGER PRIMARY KEY,
                  state BLOB NOT NULL
              );
+             -- State format 19 (the state gained tolerant GPU jobs and their outputs, rules 30).
+             CREATE TABLE IF NOT EXISTS snapshots_v19 (
+                 seq   INTEGER PRIMARY KEY,
+                 state BLOB NOT NULL
+             );
              CREATE TABLE IF NOT EXISTS blocks (
                  height INTEGER PRIMARY KEY,
                  block  BLOB NOT NULL
@@ -780,6 +785,7 @@ fn log_length(conn: &Connection) -> rusqlite::Result<u64> {
         "snapshots_v16",
         "snapshots_v17",
         "snapshots_v18",
+        "snapshots_v19",
     ] {
         let exists: i64 = conn.query_row(
             "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = ?1",
@@ -923,7 +929,8 @@ pub fn decode_genesis(bytes: &[u8], format: u32) -> Result<Genesis, postcard::Er
 /// 25, and format 15 is format 16 without the trailing `reservations` and `gov_schedule`,
 /// empty before rules 26, and format 16 is format 17 without the trailing `staking`, empty
 /// before rules 27, and format 17 is format 18 without the trailing `gpu_classes`, empty
-/// before rules 28:
+/// before rules 28, and format 18 is format 19 without the trailing `tolerances`, empty before
+/// rules 30:
 /// their encodings are appended (the migration).
 ///
 /// Public for the fuzz targets (`fuzz/`).
@@ -984,6 +991,9 @@ pub fn decode_snapshot(bytes: &[u8], format: u32) -> Result<State, postcard::Err
     }
     if format <= 17 {
         v5.extend(encode(&engine::GpuClasses::default()));
+    }
+    if format <= 18 {
+        v5.extend(encode(&engine::Tolerances::default()));
     }
     postcard::from_bytes(&v5)
 }
@@ -1067,18 +1077,18 @@ impl CommandLog for SqliteLog {
             .transaction()
             .map_err(|e| sqlite_err(&self.path, e))?;
         tx.execute(
-            "INSERT OR REPLACE INTO snapshots_v18 (seq, state) VALUES (?1, ?2)",
+            "INSERT OR REPLACE INTO snapshots_v19 (seq, state) VALUES (?1, ?2)",
             params![to_sql(seq), encode(state)],
         )
         .and_then(|_| {
             tx.query_row(
-                "SELECT max(seq) FROM snapshots_v18 WHERE seq <= ?1",
+                "SELECT max(seq) FROM snapshots_v19 WHERE seq <= ?1",
                 params![to_sql(through)],
                 |r| r.get::<_, Option<i64>>(0),
             )
         })
         .and_then(|keep| match keep {
-            Some(keep) => tx.execute("DELETE FROM snapshots_v18 WHERE seq < ?1", params![keep]),
+            Some(keep) => tx.execute("DELETE FROM snapshots_v19 WHERE seq < ?1", params![keep]),
             // None old enough yet: every snapshot stays.
             None => Ok(0),
         })
@@ -1086,15 +1096,16 @@ impl CommandLog for SqliteLog {
             // At most `KEPT_SNAPSHOTS` (rows that stopped being written, a failed history
             // writer, do not keep every snapshot: a replay then starts from the genesis).
             tx.execute(
-                "DELETE FROM snapshots_v18 WHERE seq < (SELECT seq FROM snapshots_v18
+                "DELETE FROM snapshots_v19 WHERE seq < (SELECT seq FROM snapshots_v19
                      ORDER BY seq DESC LIMIT 1 OFFSET ?1)",
                 params![KEPT_SNAPSHOTS - 1],
             )
         })
         .and_then(|_| {
             // Those of the older formats are never read again (`snapshot_at_or_before` reads
-            // format 18 first, and they are older).
+            // format 19 first, and they are older).
             for table in [
+                "snapshots_v18",
                 "snapshots_v17",
                 "snapshots_v16",
                 "snapshots_v15",
@@ -1123,10 +1134,11 @@ impl CommandLog for SqliteLog {
     }
 
     fn snapshot_at_or_before(&self, seq: u64) -> Result<Option<(u64, State)>, StoreError> {
-        // Formats 12 to 18 keep several snapshots (a log written in an older one may still hold
+        // Formats 12 to 19 keep several snapshots (a log written in an older one may still hold
         // them until its first snapshot in the newest); logs written before format 12 hold one
         // at most.
         for (table, format) in [
+            ("snapshots_v19", 19),
             ("snapshots_v18", 18),
             ("snapshots_v17", 17),
             ("snapshots_v16", 16),
@@ -1162,9 +1174,10 @@ impl CommandLog for SqliteLog {
     }
 
     fn latest_snapshot(&self) -> Result<Option<(u64, State)>, StoreError> {
-        // Format 18 first; a log written before it may hold a format-17, 16, 15, 14, 13, 12, 11, 10,
+        // Format 19 first; a log written before it may hold a format-18, 17, 16, 15, 14, 13, 12, 11, 10,
         // 9, 8, 7, 6, 5, 4, 3, 2 or 1 snapshot instead.
         for (table, format) in [
+            ("snapshots_v19", 19),
             ("snapshots_v18", 18),
             ("snapshots_v17", 17),
             ("snapshots_v16", 16),
@@ -1819,7 +1832,8 @@ mod tests {
                     + encode(&engine::reserve::Reservations::default()).len()
                     + encode(&engine::gov::Schedule::default()).len()
                     + encode(&engine::Staking::default()).len()
-                    + encode(&engine::GpuClasses::default()).len();
+                    + encode(&engine::GpuClasses::default()).len()
+                    + encode(&engine::Tolerances::default()).len();
                 let full = full[..full.len() - cut].to_vec();
                 let (key, table, old_genesis, old_state) = if format == 1 {
                     let cut = encode(&engine::Validators::default()).len() + rules.len();
@@ -1870,7 +1884,7 @@ mod tests {
             let (seq, read) = log.latest_snapshot().unwrap().unwrap();
             assert_eq!((seq, read.hash()), (1, hash_then), "format {format}");
             assert_eq!(read, state, "format {format}");
-            // A new snapshot is written in format 18 and replaces the old one.
+            // A new snapshot is written in format 19 and replaces the old one.
             log.save_snapshot(1, &state).unwrap();
             for table in [
                 "snapshots",
@@ -1890,6 +1904,7 @@ mod tests {
                 "snapshots_v15",
                 "snapshots_v16",
                 "snapshots_v17",
+                "snapshots_v18",
             ] {
                 let old: i64 = log
                     .conn
@@ -1906,16 +1921,16 @@ mod tests {
     }
 
     #[test]
-    fn format_3_to_17_snapshots_read_with_what_they_lacked_and_are_replaced_by_format_18() {
-        for format in [3u32, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17] {
+    fn format_3_to_18_snapshots_read_with_what_they_lacked_and_are_replaced_by_format_19() {
+        for format in [3u32, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18] {
             let dir = tempfile::tempdir().unwrap();
             let mut genesis = Genesis::dev(AccountId([9; 32]));
             // The rules of the formats' times: 4 (format 3), 7 (format 4), 9 (format 5), 10
             // (format 6), 11 (format 7), 12 (format 8), 15 (format 9), 17 (format 10), 18
             // (format 11), 22 (format 12), 23 (format 13), 24 (format 14), 25 (format 15), 26
-            // (format 16) and 27 (format 17).
+            // (format 16), 27 (format 17) and 28 (format 18).
             genesis.rules =
-                [4, 7, 9, 10, 11, 12, 15, 17, 18, 22, 23, 24, 25, 26, 27][format as usize - 3];
+                [4, 7, 9, 10, 11, 12, 15, 17, 18, 22, 23, 24, 25, 26, 27, 28][format as usize - 3];
             genesis.action_fee = if format >= 5 { 3 } else { 0 };
             if format < 6 {
                 genesis.storage = None;
@@ -1956,7 +1971,10 @@ mod tests {
                 )
                 .unwrap();
             let full = encode(&state);
-            let mut cut = encode(&engine::GpuClasses::default()).len();
+            let mut cut = encode(&engine::Tolerances::default()).len();
+            if format <= 17 {
+                cut += encode(&engine::GpuClasses::default()).len();
+            }
             if format <= 16 {
                 cut += encode(&engine::Staking::default()).len();
             }
@@ -2641,7 +2659,7 @@ mod history_format_tests {
         }
         log.conn
             .execute(
-                "INSERT INTO snapshots_v18 (seq, state) VALUES (3, ?1)",
+                "INSERT INTO snapshots_v19 (seq, state) VALUES (3, ?1)",
                 [encode(&at_three)],
             )
             .unwrap();
@@ -2663,7 +2681,7 @@ mod history_format_tests {
         }
         let kept: Vec<i64> = log
             .conn
-            .prepare("SELECT seq FROM snapshots_v18 ORDER BY seq")
+            .prepare("SELECT seq FROM snapshots_v19 ORDER BY seq")
             .unwrap()
             .query_map([], |r| r.get(0))
             .unwrap()

@@ -117,13 +117,22 @@ fn the_gpu_examples_run_on_gpu_providers_only_verified_by_replicas() {
     let matmul = w.submit(&c.url, &example("gpu-matmul.toml"));
     let mlp = w.submit(&c.url, &example("gpu-mlp.toml"));
     let render = w.submit(&c.url, &example("gpu-mandelbrot.toml"));
+    // Rules 30: the same products with a tolerance instead of one class.
+    let any = w.submit(&c.url, &example("gpu-matmul-any.toml"));
+    // The same products again, the shader in GLSL (guests/gpu/matmul.comp).
+    let glsl = w.submit(&c.url, &example("gpu-matmul-glsl.toml"));
     // New providers' results are confirmed by replicas (until they are trusted).
     let mut replicated = false;
-    for job in [hash, matmul, mlp, render] {
+    for job in [hash, matmul, mlp, render, any, glsl] {
         let view = c.http.wait_job(job);
         assert_eq!(view.status, engine::JobStatus::Completed, "{view:?}");
         let view = c.http.job_with_tasks(job);
-        assert_eq!(view.gpu_class.is_some(), job != hash, "{view:?}");
+        assert_eq!(
+            view.gpu_class.is_some(),
+            job != hash && job != any,
+            "{view:?}"
+        );
+        assert_eq!(view.gpu_tolerance.is_some(), job == any, "{view:?}");
         // The map tasks (the render's reduce is a WebAssembly task: it may run anywhere).
         let maps = if job == mlp { 1 } else { 4 };
         for task in view.tasks.iter().take(maps) {
@@ -197,6 +206,20 @@ fn the_gpu_examples_run_on_gpu_providers_only_verified_by_replicas() {
         }
     }
     assert_eq!(w.results(&c.url, matmul), want);
+    assert_eq!(w.results(&c.url, glsl), want);
+    // Rules 30: the tolerant job's results, reported with their outputs and compared value by
+    // value, are the same products (one device here: they agree exactly too).
+    assert_eq!(w.results(&c.url, any), want);
+    let status = w
+        .cli(&["job", "status", &any.to_string(), "--coordinator", &c.url])
+        .ok();
+    assert!(
+        status
+            .stdout
+            .contains("float results: any GPU, agreeing within 4 ULPs or both within 1e-6 of zero"),
+        "{}",
+        status.stdout
+    );
     let status = w
         .cli(&[
             "job",
@@ -341,6 +364,16 @@ fn bad_shaders_and_declarations_are_refused_at_submission_and_change_nothing() {
         storage: None,
         gpu,
     };
+    // Rules 30.
+    let tolerant = |spec: JobSpec, gpu: GpuJob, max_ulps: u32| Action::SubmitGpuJobWithTolerance {
+        spec,
+        storage: None,
+        gpu,
+        tolerance: engine::Tolerance {
+            max_ulps,
+            near_zero: 0,
+        },
+    };
     let table: Vec<(Action, u16, &str, &str)> = vec![
         (
             submit(
@@ -445,6 +478,48 @@ fn bad_shaders_and_declarations_are_refused_at_submission_and_change_nothing() {
             "rejected",
             "binds no buffer",
         ),
+        // Rules 30: a tolerance compares f32 outputs, at most 64 KiB of them per task, and is
+        // not one class too.
+        (
+            tolerant(
+                gpu_spec(writes, None),
+                declaration(vec![out(0, 16)], false),
+                4,
+            ),
+            422,
+            "invalid_shader",
+            "more than f32 values",
+        ),
+        (
+            tolerant(
+                gpu_spec(floats, None),
+                declaration(vec![out(0, 128 << 10)], false),
+                4,
+            ),
+            422,
+            "invalid_shader",
+            "at most 65536",
+        ),
+        (
+            tolerant(
+                gpu_spec(floats, None),
+                declaration(vec![out(0, 16)], true),
+                4,
+            ),
+            422,
+            "rejected",
+            "within a tolerance or on one class",
+        ),
+        (
+            tolerant(
+                gpu_spec(floats, None),
+                declaration(vec![out(0, 16)], false),
+                engine::MAX_ULPS + 1,
+            ),
+            422,
+            "rejected",
+            "ULPs",
+        ),
     ];
     let before = c.http.status();
     for (action, status, kind, says) in table {
@@ -471,6 +546,7 @@ fn bad_shaders_and_declarations_are_refused_at_submission_and_change_nothing() {
         WRITES.len() as u64,
         None,
         declaration(vec![out(0, 16)], false),
+        None,
     );
     let job = w
         .block_on(c.http.client.action(&me, good))
@@ -706,6 +782,7 @@ fn a_gpu_class_is_proven_by_a_members_check_and_a_copied_claim_is_not() {
             shader.len() as u64,
             None,
             declaration(vec![out(0, 16)], one_class),
+            None,
         );
         w.block_on(client.action(&stranger, action))
             .unwrap()

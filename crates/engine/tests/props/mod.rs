@@ -866,21 +866,33 @@ fn build(s: &State, step: &Step, time: Time) -> Built {
                 } else {
                     engine::GpuFill::Zeroed(64)
                 };
+                let gpu = engine::GpuJob {
+                    entry: "main".into(),
+                    workgroups: [2, 1, 1],
+                    buffers: vec![engine::GpuBuffer {
+                        binding: 0,
+                        fill,
+                        output: true,
+                    }],
+                    one_class: *owner % 2 == 1,
+                };
+                let storage = claimed.then_some(storage);
+                // Rules 30: now and then one whose results agree within a tolerance (refused
+                // with one class).
                 Ok(action(
                     requester(*owner),
-                    Action::SubmitGpuJob {
-                        spec,
-                        storage: claimed.then_some(storage),
-                        gpu: engine::GpuJob {
-                            entry: "main".into(),
-                            workgroups: [2, 1, 1],
-                            buffers: vec![engine::GpuBuffer {
-                                binding: 0,
-                                fill,
-                                output: true,
-                            }],
-                            one_class: *owner % 2 == 1,
-                        },
+                    if *owner % 3 == 0 {
+                        Action::SubmitGpuJobWithTolerance {
+                            spec,
+                            storage,
+                            gpu,
+                            tolerance: engine::Tolerance {
+                                max_ulps: 2,
+                                near_zero: 0,
+                            },
+                        }
+                    } else {
+                        Action::SubmitGpuJob { spec, storage, gpu }
                     },
                 ))
             } else if s.storage.params.is_none() || *redundancy % 29 == 0 {
@@ -977,9 +989,41 @@ fn build(s: &State, step: &Step, time: Time) -> Built {
                     }
                 })
                 .collect::<Vec<TaskReport>>();
+            // Rules 30: a tolerant task's successes carry their outputs, two f32 values: an
+            // honest one per task, a wrong one either 1 ULP off (it agrees) or far off.
+            let mut reports = reports;
+            let outputs: Vec<Option<engine::Output>> = reports
+                .iter_mut()
+                .enumerate()
+                .map(|(n, r)| {
+                    if !s.is_tolerant(r.task) || r.outcome != TaskOutcome::Success {
+                        return None;
+                    }
+                    let v =
+                        1.0 + f32::from((r.task.job as u8).wrapping_mul(8) ^ r.task.index as u8);
+                    let wrong = r.output_hash.0[0] & 0x80 != 0;
+                    let first = match (wrong, n % 2) {
+                        (false, _) => v,
+                        (true, 0) => f32::from_bits(v.to_bits() + 1),
+                        (true, _) => v + 100.0,
+                    };
+                    let bytes: Vec<u8> = [first, -v].iter().flat_map(|x| x.to_le_bytes()).collect();
+                    r.output_hash = engine::Hash::of(&bytes);
+                    r.output_size = bytes.len() as u64;
+                    Some(engine::Output(bytes))
+                })
+                .collect();
             // Rules 24: most reports carry their runs' energy; now and then a figure above the
             // most one run may use (refused).
             match s.applied % 4 {
+                kind if kind != 0 && outputs.iter().any(Option::is_some) => Ok(action(
+                    who,
+                    Action::ReportResultsWithOutputs {
+                        energy: vec![None; reports.len()],
+                        reports,
+                        outputs,
+                    },
+                )),
                 0 => Ok(action(who, Action::ReportResults(reports))),
                 kind => {
                     let energy = (0..reports.len())
@@ -2477,7 +2521,12 @@ fn check_events(
                 amount,
             } => {
                 prop_assert!(*amount > 0);
-                prop_assert_eq!(after.pending_rewards(delegator, provider), 0);
+                // Nothing left to withdraw (unless the pool earned since, in this entry, as
+                // for `Undelegated`).
+                let paid_since = events[i..].iter().any(
+                    |e| matches!(e, Event::DelegatorsPaid { provider: p, .. } if p == provider),
+                );
+                prop_assert!(paid_since || after.pending_rewards(delegator, provider) == 0);
             }
             Event::DelegatorsPaid { provider, .. } => {
                 // Only right after the provider's own payment (checked there).
@@ -2927,6 +2976,21 @@ fn check_events(
                                 .sum())
                 );
                 prop_assert_ne!(evidence.wrong_output, evidence.agreed_output);
+                // Rules 30: a tolerant task's loser is slashed only for an output outside the
+                // tolerance of the agreed one.
+                if let (Some(tolerance), Some(outputs)) = (
+                    before.tolerance(evidence.task.job),
+                    after
+                        .tolerances
+                        .outputs
+                        .get(&evidence.task)
+                        .or(before.tolerances.outputs.get(&evidence.task)),
+                ) && let (Some(wrong), Some(agreed)) = (
+                    outputs.get(&evidence.wrong_output),
+                    outputs.get(&evidence.agreed_output),
+                ) {
+                    prop_assert!(!tolerance.agree(&wrong.0, &agreed.0));
+                }
                 prop_assert!(!evidence.agreeing.contains(provider));
                 // Rules 13: a private job's verdicts never slash (its requester chose the jury).
                 prop_assert!(

@@ -37,6 +37,7 @@ fn map_descriptor_comes_from_the_job_spec() {
             private: None,
             profile: 5,
             gpu: None,
+            tolerance: None,
         }
     );
     assert_eq!(

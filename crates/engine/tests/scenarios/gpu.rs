@@ -27,7 +27,7 @@ fn offer(fuel_per_ms: u64) -> GpuOffer {
 }
 
 /// `who` registers with a GPU of `class` and an offer of `fuel_per_ms`.
-fn register_gpu(w: &mut World, who: AccountId, class: &str, fuel_per_ms: u64) {
+pub(super) fn register_gpu(w: &mut World, who: AccountId, class: &str, fuel_per_ms: u64) {
     w.act(
         who,
         Action::RegisterGpuProvider {
@@ -54,7 +54,7 @@ pub(super) fn prove(w: &mut World, checker: AccountId, who: AccountId) {
 }
 
 /// `n` tasks, each with an input `data`.
-fn spec(n: usize) -> JobSpec {
+pub(super) fn spec(n: usize) -> JobSpec {
     let mut spec = job_spec(n);
     for (i, task) in spec.tasks.iter_mut().enumerate() {
         task.inputs.push(InputFile {
@@ -65,7 +65,7 @@ fn spec(n: usize) -> JobSpec {
     spec
 }
 
-fn declaration(one_class: bool) -> GpuJob {
+pub(super) fn declaration(one_class: bool) -> GpuJob {
     GpuJob {
         entry: "main".into(),
         workgroups: [8, 1, 1],

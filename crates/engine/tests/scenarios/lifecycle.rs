@@ -89,6 +89,7 @@ fn reduce_runs_after_the_maps_over_their_outputs() {
             private: None,
             profile: 5,
             gpu: None,
+            tolerance: None,
         })
     );
 

@@ -21,5 +21,6 @@ mod reports;
 mod reserve;
 mod schedule;
 mod storage;
+mod tolerance;
 mod validator_rewards;
 mod verify;
