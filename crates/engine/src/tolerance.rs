@@ -134,6 +134,7 @@ pub struct Tolerances {
     pub jobs: BTreeMap<JobId, Tolerance>,
     /// Each distinct output reported for a map task of a tolerant job, by its hash, while the
     /// job may still change (see the module docs).
+    #[serde(with = "crate::audit::by_task")]
     #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub outputs: BTreeMap<TaskId, BTreeMap<Hash, Output>>,
 }

@@ -427,3 +427,50 @@ fn a_correctable_jobs_outputs_are_kept_until_its_storage_is_released() {
     // The tolerance stays: it describes the job.
     assert_eq!(w.state.tolerance(job), Some(&tolerance()));
 }
+
+proptest::proptest! {
+    /// Three providers' results of one task, each its own distance from a random output: the
+    /// task settles as grouping by the first agreeing result says (2 of at most 3).
+    #[test]
+    fn results_group_with_the_first_result_they_agree_with(
+        base in proptest::collection::vec(-1e3f32..1e3, 1..5),
+        offsets in proptest::collection::vec(0u32..10, 3),
+    ) {
+        let (mut w, job) = network(1, TWO_OF_THREE);
+        let t0 = tid(job, 0);
+        let outputs: Vec<Vec<f32>> = offsets.iter().map(|o| off(&base, *o)).collect();
+        let agree = |i: usize, j: usize| {
+            tolerance().agree(&bytes(&outputs[i]), &bytes(&outputs[j]))
+        };
+        // The model: the second result joins the first's group or starts its own; the third
+        // joins the first group it agrees with.
+        let want: Option<(usize, Vec<u8>)> = if agree(1, 0) {
+            Some((0, vec![2, 3]))
+        } else if agree(2, 0) {
+            Some((0, vec![2, 4]))
+        } else if agree(2, 1) {
+            Some((1, vec![3, 4]))
+        } else {
+            None
+        };
+        for (i, p) in [2u8, 3, 4].into_iter().enumerate() {
+            if w.job(job).tasks[0].result.is_some() || w.job(job).status.is_finished() {
+                break;
+            }
+            w.assign(acct(p), &[t0]);
+            w.act(acct(p), with_outputs(vec![result(t0, &outputs[i], 50)]));
+        }
+        let got = w.job(job).tasks[0].result.clone();
+        match want {
+            Some((first, members)) => {
+                let got = got.expect("accepted");
+                proptest::prop_assert_eq!(got.output_hash, Hash::of(&bytes(&outputs[first])));
+                proptest::prop_assert_eq!(
+                    got.providers,
+                    members.into_iter().map(acct).collect::<Vec<_>>()
+                );
+            }
+            None => proptest::prop_assert!(got.is_none()),
+        }
+    }
+}
