@@ -209,7 +209,9 @@
 ///   `Action::SubmitGpuJobWithTolerance`): its tasks run on any GPU provider, its providers
 ///   report results with their outputs (`Action::ReportResultsWithOutputs`), and a result
 ///   agrees with a group when its `f32` values are within the tolerance of the group's first
-///   result's (same size, fuel and status). Inputs apply as under 29 otherwise.
+///   result's (same size, fuel and status). An assignment settles its tasks once all its runs
+///   are started (before, settling one could settle another that then got the provider's run:
+///   a done task still running). Inputs apply as under 29 otherwise.
 pub const RULES: u32 = 30;
 /// The rules of a network whose genesis predates the version.
 pub const FIRST_RULES: u32 = 1;

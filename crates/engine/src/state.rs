@@ -1555,7 +1555,17 @@ impl State {
             if self.rules >= 23 {
                 self.pin_gpu_class(id.job, &who);
             }
-            self.settle(*id, now, &mut events)?;
+            if self.rules < 30 {
+                self.settle(*id, now, &mut events)?;
+            }
+        }
+        // Rules 30: settled once every run is started. Settling one task may settle another
+        // (a loser distrusted re-settles its other open tasks); before, a task settled so could
+        // then get this provider's run pushed onto it, done and still running.
+        if self.rules >= 30 {
+            for id in tasks {
+                self.settle(*id, now, &mut events)?;
+            }
         }
         Ok(events)
     }
