@@ -18,6 +18,20 @@ fn example(path: &str) -> Vec<u8> {
     std::fs::read(root().join(path)).unwrap_or_else(|e| panic!("reading {path}: {e}"))
 }
 
+/// A GPU job of 16 workgroups writing one zeroed buffer.
+fn gpu_job(one_class: bool) -> engine::GpuJob {
+    engine::GpuJob {
+        entry: "main".into(),
+        workgroups: [16, 1, 1],
+        buffers: vec![engine::GpuBuffer {
+            binding: 0,
+            fill: engine::GpuFill::Zeroed(64),
+            output: true,
+        }],
+        one_class,
+    }
+}
+
 fn provider_spec() -> ProviderSpec {
     ProviderSpec {
         slots: 4,
@@ -158,16 +172,7 @@ fn actions() -> Vec<(&'static str, Signed<Action>)> {
             Action::SubmitGpuJob {
                 spec: job_spec(),
                 storage: None,
-                gpu: engine::GpuJob {
-                    entry: "main".into(),
-                    workgroups: [16, 1, 1],
-                    buffers: vec![engine::GpuBuffer {
-                        binding: 0,
-                        fill: engine::GpuFill::Zeroed(64),
-                        output: true,
-                    }],
-                    one_class: true,
-                },
+                gpu: gpu_job(true),
             },
         ),
         (
@@ -315,16 +320,7 @@ fn actions() -> Vec<(&'static str, Signed<Action>)> {
             Action::SubmitGpuJobWithTolerance {
                 spec: job_spec(),
                 storage: None,
-                gpu: engine::GpuJob {
-                    entry: "main".into(),
-                    workgroups: [16, 1, 1],
-                    buffers: vec![engine::GpuBuffer {
-                        binding: 0,
-                        fill: engine::GpuFill::Zeroed(64),
-                        output: true,
-                    }],
-                    one_class: false,
-                },
+                gpu: gpu_job(false),
                 tolerance: engine::Tolerance {
                     max_ulps: 4,
                     near_zero: 0x3586_37bd,
